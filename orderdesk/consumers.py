@@ -1,0 +1,130 @@
+"""Idempotent durable JetStream consumers.
+
+Each subscription is a durable pull consumer with one filter subject, made at
+start-up. A message is handled in one transaction together with an inbox row
+(consumer, event id): a repeat finds the row, is acked and skipped. The ack comes
+only after the commit; a passing failure is nak'ed with a growing delay, and after
+the last delivery the message is parked on the dead-letter stream and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from orderdesk import events, logs, metrics
+from orderdesk.db import Database, Tx, insert_ignoring_conflicts, utcnow
+from orderdesk.outbox import inbox_table
+from orderdesk.v1 import events_pb2
+
+log = logging.getLogger("orderdesk.consumers")
+
+Handler = Callable[[Tx, events_pb2.Event], Awaitable[None]]
+
+
+@dataclass
+class Subscription:
+    durable: str          # consumer name, unique across the suite, e.g. "shipping-order-allocated"
+    filter_subject: str   # e.g. "orderdesk.order.*.allocated"
+    handler: Handler
+    max_deliver: int = 8
+    ack_wait: float = 30.0
+    batch: int = 64
+
+
+class EventConsumer:
+    def __init__(self, db: Database, js, subscription: Subscription):
+        self.db = db
+        self.js = js
+        self.sub = subscription
+        self._stopping = False
+        self._psub = None
+
+    async def start(self) -> None:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        config = ConsumerConfig(
+            durable_name=self.sub.durable,
+            filter_subject=self.sub.filter_subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.sub.ack_wait,
+            max_deliver=self.sub.max_deliver,
+            max_ack_pending=10_000,
+        )
+        self._psub = await self.js.pull_subscribe(
+            self.sub.filter_subject, durable=self.sub.durable, stream=events.STREAM, config=config
+        )
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def run(self) -> None:
+        from nats.errors import TimeoutError as NatsTimeout
+
+        if self._psub is None:
+            await self.start()
+        while not self._stopping:
+            try:
+                messages = await self._psub.fetch(self.sub.batch, timeout=1.0)
+            except (TimeoutError, NatsTimeout):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection trouble: the client reconnects; try again shortly
+                log.warning("fetch failed for %s: %s", self.sub.durable, exc)
+                await asyncio.sleep(1.0)
+                continue
+            # In order: events of one order arrive in publish order and are applied so.
+            for msg in messages:
+                await self.handle(msg)
+
+    async def handle(self, msg) -> None:
+        try:
+            event = events_pb2.Event.FromString(msg.data)
+        except Exception:
+            log.error("undecodable message on %s, dead-lettering", msg.subject)
+            await self._dead_letter(msg, "undecodable")
+            return
+        token = logs.correlation_id.set(event.correlation_id)
+        try:
+            async with self.db.transaction() as tx:
+                inserted = await tx.conn.execute(
+                    insert_ignoring_conflicts(
+                        self.db.dialect,
+                        inbox_table,
+                        {"consumer": self.sub.durable, "event_id": event.event_id, "processed_at": utcnow()},
+                    )
+                )
+                if inserted.rowcount == 0:
+                    outcome = "duplicate"
+                else:
+                    await self.sub.handler(tx, event)
+                    outcome = "handled"
+            await msg.ack()
+            metrics.EVENTS_CONSUMED.labels(self.sub.durable, outcome).inc()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            delivered = msg.metadata.num_delivered if msg.metadata else 1
+            if delivered >= self.sub.max_deliver:
+                log.error("%s gave up on %s after %d deliveries: %s", self.sub.durable, event.type, delivered, exc)
+                await self._dead_letter(msg, repr(exc))
+            else:
+                delay = min(0.5 * 2 ** (delivered - 1), 30.0)
+                log.warning("%s failed on %s (delivery %d), retry in %.1fs: %s",
+                            self.sub.durable, event.type, delivered, delay, exc)
+                metrics.EVENTS_CONSUMED.labels(self.sub.durable, "retried").inc()
+                await msg.nak(delay=delay)
+        finally:
+            logs.correlation_id.reset(token)
+
+    async def _dead_letter(self, msg, error: str) -> None:
+        headers = dict(msg.headers or {})
+        headers.update({"Orderdesk-Original-Subject": msg.subject, "Orderdesk-Error": error[:500]})
+        await self.js.publish(f"{events.DLQ_ROOT}.{self.sub.durable}", msg.data, headers=headers)
+        await msg.term() if hasattr(msg, "term") else await msg.ack()
+        metrics.DEAD_LETTERS.labels(self.sub.durable).inc()
+        metrics.EVENTS_CONSUMED.labels(self.sub.durable, "dead_lettered").inc()

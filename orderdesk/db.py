@@ -1,0 +1,121 @@
+"""Async SQLAlchemy 2 (Core) for every service: SQLite by default, PostgreSQL by URL.
+
+A `Database.transaction()` yields a `Tx` whose `emit()` writes events into the
+outbox table in the same transaction as the state change: there is no other way
+to publish, so no status change can commit without its event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import DateTime, TypeDecorator
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to UtcDateTime")
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value
+
+
+def create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # One connection: SQLite has a single writer anyway, and queueing in the pool
+        # is cheaper and safer than SQLITE_BUSY retries across connections.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True)
+
+
+class Tx:
+    """One database transaction: the connection plus the events it will publish."""
+
+    def __init__(self, conn: AsyncConnection):
+        self.conn = conn
+        self.emitted = 0
+
+    async def emit(self, event) -> None:
+        from orderdesk import outbox
+
+        await outbox.append(self.conn, event)
+        self.emitted += 1
+
+    async def execute(self, statement, params=None):
+        return await self.conn.execute(statement, params) if params is not None else await self.conn.execute(statement)
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_commit_with_events(self, listener: Callable[[], None]) -> None:
+        """The outbox relay registers here to wake as soon as events are committed."""
+        self._listeners.append(listener)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self.engine.begin() as conn:
+            tx = Tx(conn)
+            yield tx
+        if tx.emitted:
+            for listener in self._listeners:
+                listener()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def insert_ignoring_conflicts(dialect_name: str, table: Table, values: dict[str, Any] | list[dict[str, Any]]):
+    """INSERT ... ON CONFLICT DO NOTHING on either backend; rowcount tells if it inserted."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).values(values).on_conflict_do_nothing()
+
+
+def upsert(dialect_name: str, table: Table, values: dict[str, Any], keys: list[str], update: list[str]):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(values)
+    return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})

@@ -1,0 +1,109 @@
+"""The event stream: one JetStream stream for every fact orderdesk publishes.
+
+Subjects: orderdesk.<aggregate>.<key>.<event>, where <key> is the order id for
+order, shipment and return events (so `orderdesk.*.<order_id>.>` follows one
+order) and the SKU for stock events. Examples:
+    orderdesk.order.ORD-1a2b.confirmed
+    orderdesk.shipment.ORD-1a2b.shipped
+    orderdesk.return.ORD-1a2b.refunded
+    orderdesk.stock.BRK-001.restocked
+Dead letters go to the stream ORDERDESK_DLQ under dlq.orderdesk.<consumer>.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from orderdesk.config import env
+from orderdesk.v1 import events_pb2
+
+STREAM = "ORDERDESK"
+SUBJECT_ROOT = "orderdesk"
+DLQ_STREAM = "ORDERDESK_DLQ"
+DLQ_ROOT = "dlq.orderdesk"
+# Longer than the relay's longest retry gap (30 s) many times over; consumers
+# de-duplicate by event id as well, so a later re-publish still has no effect.
+DUPLICATE_WINDOW_SECONDS = float(env("ORDERDESK_DUPLICATE_WINDOW_SECONDS", "900"))
+MAX_AGE_SECONDS = float(env("ORDERDESK_STREAM_MAX_AGE_SECONDS", str(7 * 24 * 3600)))
+
+
+def subject(event: events_pb2.Event) -> str:
+    key = event.order_id or event.aggregate_id
+    name = event.type.split(".", 1)[1] if "." in event.type else event.type
+    return f"{SUBJECT_ROOT}.{event.aggregate_type}.{_token(key)}.{name}"
+
+
+def _token(value: str) -> str:
+    # Subject tokens cannot hold '.', '*', '>' or white space; ids never should, but be safe.
+    return "".join("_" if ch in ".*> \t" else ch for ch in value) or "_"
+
+
+def timestamp(at: dt.datetime | None = None) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime((at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
+    return ts
+
+
+def new_event(
+    type: str,
+    *,
+    aggregate_id: str,
+    version: int,
+    order_id: str = "",
+    actor: str = "",
+    reason: str = "",
+    at: dt.datetime | None = None,
+    **payload,
+) -> events_pb2.Event:
+    """Builds an Event; `payload` is one of order=, shipment=, return_=, stock=."""
+    aggregate_type = type.split(".", 1)[0]
+    if "return_" in payload:
+        payload["return"] = payload.pop("return_")
+    from orderdesk import logs
+
+    return events_pb2.Event(
+        event_id=str(uuid.uuid4()),
+        type=type,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        order_id=order_id,
+        occurred_at=timestamp(at),
+        correlation_id=logs.correlation_id.get(),
+        actor=actor,
+        reason=reason,
+        **payload,
+    )
+
+
+async def ensure_streams(js) -> None:
+    """Creates or updates the streams; every process calls this at start-up."""
+    from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+
+    configs = [
+        StreamConfig(
+            name=STREAM,
+            subjects=[f"{SUBJECT_ROOT}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=MAX_AGE_SECONDS,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        ),
+        StreamConfig(
+            name=DLQ_STREAM,
+            subjects=[f"{DLQ_ROOT}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=30 * 24 * 3600,
+        ),
+    ]
+    for config in configs:
+        try:
+            await js.add_stream(config)
+        except Exception as exc:  # already there with other settings: update in place
+            if "already in use" not in str(exc) and "exists" not in str(exc):
+                raise
+            await js.update_stream(config)

@@ -1,0 +1,182 @@
+"""Transactional outbox and its relay to JetStream.
+
+A state change and its event rows commit together (`Tx.emit`). The relay then
+publishes pending rows in id order with `Nats-Msg-Id` = event id, so a
+re-publish after a crash is dropped by JetStream's duplicate window, marks them
+published after the ack, and retries with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    select,
+    update,
+)
+
+from orderdesk import events, metrics
+from orderdesk.db import Database, UtcDateTime, utcnow
+
+log = logging.getLogger("orderdesk.outbox")
+
+messaging_metadata = MetaData()
+
+outbox_table = Table(
+    "outbox",
+    messaging_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("subject", String(255), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("published_at", UtcDateTime, nullable=True),
+    Index("ix_outbox_pending", "published_at", "id"),
+)
+
+inbox_table = Table(
+    "inbox",
+    messaging_metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("processed_at", UtcDateTime, nullable=False),
+)
+
+
+def create_messaging_tables(op) -> None:
+    """Called from each service's first migration: every service has an outbox and an inbox."""
+    for table in (outbox_table, inbox_table):
+        op.create_table(table.name, *[c.copy() for c in table.columns])
+    op.create_index("ix_outbox_pending", "outbox", ["published_at", "id"])
+
+
+async def append(conn, event) -> None:
+    await conn.execute(
+        outbox_table.insert().values(
+            event_id=event.event_id,
+            subject=events.subject(event),
+            payload=event.SerializeToString(),
+            created_at=utcnow(),
+        )
+    )
+
+
+class OutboxRelay:
+    BATCH = 500
+    MAX_BACKOFF = 30.0
+    POLL_SECONDS = 1.0
+    KEEP_PUBLISHED_SECONDS = 3600.0
+
+    def __init__(self, db: Database, js, service: str):
+        self.db = db
+        self.js = js
+        self.service = service
+        self._wake = asyncio.Event()
+        self._stopping = False
+        db.on_commit_with_events(self._wake.set)
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.1
+        last_cleanup = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            try:
+                published = await self.publish_pending()
+                backoff = 0.1
+                if loop.time() - last_cleanup > 60:
+                    await self._delete_old_published()
+                    last_cleanup = loop.time()
+                if published >= self.BATCH:
+                    continue  # more waiting: no sleep
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                metrics.OUTBOX_PUBLISH_ERRORS.labels(self.service).inc()
+                log.warning("outbox publish failed, retrying in %.1fs: %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.MAX_BACKOFF)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.POLL_SECONDS)
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(outbox_table.c.id, outbox_table.c.event_id, outbox_table.c.subject, outbox_table.c.payload)
+                    .where(outbox_table.c.published_at.is_(None))
+                    .order_by(outbox_table.c.id)
+                    .limit(self.BATCH)
+                )
+            ).all()
+        if not rows:
+            await self._update_backlog()
+            return 0
+        # Publishes start in id order on one connection, so JetStream stores them in
+        # that order; acks are awaited together. A failure stops the batch and the
+        # unacknowledged rows are retried (duplicates are dropped by Nats-Msg-Id).
+        results = await asyncio.gather(
+            *[self.js.publish(r.subject, r.payload, headers={"Nats-Msg-Id": r.event_id}) for r in rows],
+            return_exceptions=True,
+        )
+        done = []
+        failure = None
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = result
+                break
+            done.append(row.id)
+        if done:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(update(outbox_table).where(outbox_table.c.id.in_(done)).values(published_at=utcnow()))
+            metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
+        await self._update_backlog()
+        if failure is not None:
+            raise failure
+        return len(done)
+
+    async def _update_backlog(self) -> None:
+        async with self.db.read() as conn:
+            count, oldest = (
+                await conn.execute(
+                    select(func.count(), func.min(outbox_table.c.created_at)).where(outbox_table.c.published_at.is_(None))
+                )
+            ).one()
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(count)
+        if oldest is not None and oldest.tzinfo is None:
+            from datetime import UTC
+
+            oldest = oldest.replace(tzinfo=UTC)
+        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set((utcnow() - oldest).total_seconds() if oldest else 0)
+
+    async def _delete_old_published(self) -> None:
+        from datetime import timedelta
+
+        cutoff = utcnow() - timedelta(seconds=self.KEEP_PUBLISHED_SECONDS)
+        async with self.db.engine.begin() as conn:
+            await conn.execute(delete(outbox_table).where(outbox_table.c.published_at < cutoff))
+
+    async def pending_count(self) -> int:
+        async with self.db.read() as conn:
+            return (await conn.execute(select(func.count()).where(outbox_table.c.published_at.is_(None)))).scalar_one()

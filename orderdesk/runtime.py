@@ -1,0 +1,217 @@
+"""A service process: database, NATS, outbox relay, consumers and one grpc.aio server.
+
+Every service's __main__ reads like this:
+
+    async def main():
+        rt = ServiceRuntime("orders", MIGRATIONS)
+        await rt.start()
+        rt.add_servicer(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersApi(...), "OrdersService")
+        rt.subscribe(Subscription("orders-shipment-events", "orderdesk.shipment.>", handler))
+        await rt.serve()
+
+    run(main)
+
+`serve()` runs until SIGTERM/SIGINT, then: health NOT_SERVING, stop the gRPC
+server with a grace period, stop consumers and tasks, flush the outbox, drain
+NATS, close the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import _async as health_async
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from orderdesk import errors, events, logs, metrics, migrations, rpc
+from orderdesk.config import Settings
+from orderdesk.consumers import EventConsumer, Subscription
+from orderdesk.db import Database
+from orderdesk.outbox import OutboxRelay
+
+GRACE_SECONDS = 5.0
+PACKAGE = "orderdesk.v1"
+
+
+class ServiceRuntime:
+    def __init__(self, name: str, migrations_dir: Path | None):
+        self.name = name
+        self.settings = Settings.from_env(name)
+        self.log = logs.setup(name)
+        self.migrations_dir = migrations_dir
+        self.db: Database | None = None
+        self.nc = None
+        self.js = None
+        self.relay: OutboxRelay | None = None
+        self.server = grpc.aio.server(
+            interceptors=[ErrorsAndMetrics(name)],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+        )
+        self.health = health_async.HealthServicer()
+        self._service_names: list[str] = []
+        self._consumers: list[EventConsumer] = []
+        self._tasks: list[Callable[[], Awaitable[None]]] = []
+        self._running: list[asyncio.Task] = []
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stop = asyncio.Event()
+
+    # --- start-up ----------------------------------------------------------
+    async def start(self) -> None:
+        self.db = Database(self.settings.database_url)
+        if self.migrations_dir is not None:
+            await migrations.upgrade(self.db.engine, self.migrations_dir)
+        await self.connect_nats()
+        self.relay = OutboxRelay(self.db, self.js, self.name)
+
+    async def connect_nats(self) -> None:
+        import nats
+
+        async def _disconnected():
+            self.log.warning("nats disconnected")
+
+        async def _reconnected():
+            self.log.info("nats reconnected")
+
+        self.nc = await nats.connect(
+            self.settings.nats_url,
+            name=f"orderdesk-{self.name}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            disconnected_cb=_disconnected,
+            reconnected_cb=_reconnected,
+        )
+        self.js = self.nc.jetstream(timeout=5)
+        await events.ensure_streams(self.js)
+
+    def channel(self, peer: str) -> grpc.aio.Channel:
+        """A cached channel to another service (deadlines are set per call)."""
+        if peer not in self._channels:
+            self._channels[peer] = grpc.aio.insecure_channel(
+                self.settings.peers[peer],
+                options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
+            )
+        return self._channels[peer]
+
+    def add_servicer(self, add_to_server, servicer, service_name: str) -> None:
+        add_to_server(servicer, self.server)
+        self._service_names.append(f"{PACKAGE}.{service_name}")
+
+    def subscribe(self, subscription: Subscription) -> None:
+        self._consumers.append(EventConsumer(self.db, self.js, subscription))
+
+    def add_task(self, task: Callable[[], Awaitable[None]]) -> None:
+        """A background loop (e.g. the allocation worker) that runs until shutdown."""
+        self._tasks.append(task)
+
+    # --- running -----------------------------------------------------------
+    async def serve(self) -> None:
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            self.server,
+        )
+        self.server.add_insecure_port(self.settings.grpc_addr)
+        metrics.serve(self.settings.metrics_port)
+        for consumer in self._consumers:
+            await consumer.start()
+        await self.server.start()
+        self._running = [asyncio.create_task(self.relay.run(), name="outbox-relay")]
+        self._running += [asyncio.create_task(c.run(), name=c.sub.durable) for c in self._consumers]
+        self._running += [asyncio.create_task(t(), name=getattr(t, "__name__", "task")) for t in self._tasks]
+        for name in ("", *self._service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        self.log.info("serving", extra=logs.fields(addr=self.settings.grpc_addr, metrics_port=self.settings.metrics_port))
+        await self._stop.wait()
+        await self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        self.log.info("shutting down")
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(GRACE_SECONDS)
+        for consumer in self._consumers:
+            consumer.stop()
+        self.relay.stop()
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        try:  # one last flush so a clean stop leaves nothing behind
+            await asyncio.wait_for(self.relay.publish_pending(), 5)
+        except Exception as exc:
+            self.log.warning("outbox not flushed at shutdown (the next start publishes it): %s", exc)
+        for ch in self._channels.values():
+            await ch.close()
+        try:
+            await asyncio.wait_for(self.nc.drain(), 5)
+        except Exception:
+            pass
+        await self.db.close()
+        self.log.info("stopped")
+
+
+class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
+    """Maps domain errors to rich gRPC status, times every call, carries the correlation id."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self.log = logging.getLogger(f"{service}.grpc")
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        cid = metadata.get("x-correlation-id", "")
+        inner = handler.unary_unary
+        service, log = self.service, self.log
+
+        async def wrapped(request, context):
+            token = logs.correlation_id.set(cid or uuid.uuid4().hex)
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await inner(request, context)
+            except errors.DomainError as exc:
+                code = exc.code
+                await context.abort_with_status(rpc.to_status(exc))
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception as exc:
+                if context.code() not in (None, grpc.StatusCode.OK):  # the servicer aborted on purpose
+                    code = context.code().name
+                    raise
+                code = "INTERNAL"
+                log.exception("unhandled error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})")
+            finally:
+                metrics.GRPC_HANDLED.labels(service, method, code).inc()
+                metrics.GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
+                logs.correlation_id.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable without it
+        asyncio.run(main())

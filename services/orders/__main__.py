@@ -1,0 +1,26 @@
+"""python -m services.orders: the orders service process."""
+
+from pathlib import Path
+
+from orderdesk.runtime import ServiceRuntime, run
+from orderdesk.v1 import inventory_pb2_grpc, orders_pb2_grpc
+from services.orders import consumers
+from services.orders.api import OrdersApi
+from services.orders.service import Allocator, OrdersService
+
+
+async def main() -> None:
+    rt = ServiceRuntime("orders", Path(__file__).parent / "migrations")
+    await rt.start()
+    service = OrdersService(rt.db)
+    allocator = Allocator(service, inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory")),
+                          rt.settings.rpc_timeout)
+    rt.add_servicer(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersApi(service), "OrdersService")
+    for subscription in consumers.subscriptions(service, allocator):
+        rt.subscribe(subscription)
+    rt.add_task(allocator.run)
+    await rt.serve()
+
+
+if __name__ == "__main__":
+    run(main)

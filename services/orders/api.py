@@ -1,0 +1,46 @@
+"""OrdersService over gRPC: protobuf in, use case, protobuf out. Errors are domain errors."""
+
+from __future__ import annotations
+
+from orderdesk import errors
+from orderdesk.v1 import orders_pb2, orders_pb2_grpc
+from services.orders.proto import order_to_proto
+from services.orders.service import OrdersService
+
+
+def _require(value: str, field: str) -> None:
+    if not value:
+        raise errors.InvalidArgument(f"{field} is required", [errors.FieldViolation(field, "required")])
+
+
+class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
+    def __init__(self, service: OrdersService):
+        self.service = service
+
+    async def CreateOrder(self, request, context):
+        _require(request.order_id, "order_id")
+        _require(request.customer_id, "customer_id")
+        return order_to_proto(await self.service.create(request))
+
+    async def GetOrder(self, request, context):
+        _require(request.order_id, "order_id")
+        return order_to_proto(await self.service.get(request.order_id, request.partner_id))
+
+    async def ListOrders(self, request, context):
+        items, cursor = await self.service.list(request.partner_id, request.status, request.limit, request.cursor)
+        return orders_pb2.ListOrdersResponse(items=[order_to_proto(o) for o in items], next_cursor=cursor)
+
+    async def CancelOrder(self, request, context):
+        return await self._decide(request, "cancel")
+
+    async def ApproveOrder(self, request, context):
+        return await self._decide(request, "approve")
+
+    async def RejectOrder(self, request, context):
+        return await self._decide(request, "reject")
+
+    async def _decide(self, request, decision: str):
+        _require(request.order_id, "order_id")
+        actor = request.actor.id or request.partner_id or "unknown"
+        order = await self.service.decide(request.order_id, request.partner_id, decision, actor, request.actor.reason)
+        return order_to_proto(order)

@@ -1,0 +1,24 @@
+"""Orders reacts to shipping's and returns' facts, and to restocks (backorders)."""
+
+from __future__ import annotations
+
+from orderdesk.consumers import Subscription
+from orderdesk.db import Tx
+from services.orders.service import Allocator, OrdersService
+
+
+def subscriptions(service: OrdersService, allocator: Allocator) -> list[Subscription]:
+    async def on_shipment(tx: Tx, event) -> None:
+        await service.record_shipment(tx, event.shipment.shipment)
+
+    async def on_return_refunded(tx: Tx, event) -> None:
+        await service.record_return(tx, getattr(getattr(event, "return"), "return"))
+
+    async def on_stock_added(tx: Tx, event) -> None:
+        allocator.wake(scheduled=True)  # a backordered order may now be reservable
+
+    return [
+        Subscription("orders-shipment-events", "orderdesk.shipment.>", on_shipment),
+        Subscription("orders-return-refunded", "orderdesk.return.*.refunded", on_return_refunded),
+        Subscription("orders-stock-restocked", "orderdesk.stock.*.restocked", on_stock_added),
+    ]

@@ -1,0 +1,277 @@
+"""The order aggregate and its lifecycle: plain Python, no I/O.
+
+    received ─┬─> confirmed ─┬─> allocated ──> partially_shipped ──> shipped ──> completed
+              │              └─> scheduled ─┘ (backorder; allocated once every line is reserved)
+              └─> on_hold ──> confirmed | rejected
+    cancelled: from received, on_hold, confirmed, scheduled, allocated (nothing shipped yet)
+
+Every transition bumps the version and appends a history entry (time, actor,
+reason); `Order.transitions` collects the ones not yet published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from orderdesk.errors import FailedPrecondition, InvalidArgument
+
+
+class Status(StrEnum):
+    RECEIVED = "received"
+    ON_HOLD = "on_hold"
+    CONFIRMED = "confirmed"
+    SCHEDULED = "scheduled"
+    ALLOCATED = "allocated"
+    PARTIALLY_SHIPPED = "partially_shipped"
+    SHIPPED = "shipped"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+S = Status
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    S.RECEIVED: frozenset({S.ON_HOLD, S.CONFIRMED, S.REJECTED, S.CANCELLED}),
+    S.ON_HOLD: frozenset({S.CONFIRMED, S.REJECTED, S.CANCELLED}),
+    S.CONFIRMED: frozenset({S.SCHEDULED, S.ALLOCATED, S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.ALLOCATED, S.CANCELLED}),
+    S.ALLOCATED: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED, S.CANCELLED}),
+    S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED}),
+    S.SHIPPED: frozenset({S.COMPLETED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REJECTED: frozenset(),
+}
+TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+# Orders the allocation worker reserves stock for.
+AWAITING_STOCK = (S.CONFIRMED, S.SCHEDULED)
+# Shipment statuses that mean the goods have left the warehouse.
+LEFT_WAREHOUSE = ("shipped", "delivered")
+
+
+@dataclass
+class Line:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    allocated: int = 0
+    shipped: int = 0
+    delivered: int = 0
+    returned: int = 0
+
+    @property
+    def amount(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    status: Status
+    at: dt.datetime
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Allocation:
+    sku: str
+    warehouse: str
+    quantity: int
+
+
+@dataclass
+class ShipmentView:
+    """The order's copy of a shipment, kept current from shipping's events."""
+
+    shipment_id: str
+    warehouse: str
+    status: str
+    carrier: str = ""
+    tracking_number: str = ""
+    lines: dict[str, int] = field(default_factory=dict)
+    on_time: bool | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    previous: Status | None
+    status: Status
+    version: int
+    entry: HistoryEntry
+
+
+@dataclass
+class Order:
+    order_id: str
+    partner_id: str
+    channel: str
+    external_ref: str
+    customer_id: str
+    ship_to: dict[str, str]
+    lines: list[Line]
+    requested_delivery_date: str
+    payment_terms: str
+    currency: str
+    priority: int
+    status: Status = S.RECEIVED
+    version: int = 0
+    hold_reasons: list[dict[str, str]] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+    allocations: list[Allocation] = field(default_factory=list)
+    shipments: dict[str, ShipmentView] = field(default_factory=dict)
+    created_at: dt.datetime | None = None
+    # Not persisted: what changed since load, for the store and the outbox.
+    transitions: list[Transition] = field(default_factory=list, repr=False)
+    loaded_version: int = field(default=0, repr=False)
+
+    # --- creation ----------------------------------------------------------
+    @classmethod
+    def receive(cls, *, at: dt.datetime, actor: str, hold_reasons: list[dict[str, str]], **fields) -> Order:
+        """A new order from intake: received, then confirmed at once or held with reasons."""
+        lines = fields["lines"]
+        if not lines:
+            raise InvalidArgument("an order needs at least one line", reason="no_lines")
+        order = cls(**fields, created_at=at)
+        order._move(S.RECEIVED, at, actor, "submitted")
+        if hold_reasons:
+            order.hold_reasons = list(hold_reasons)
+            order._move(S.ON_HOLD, at, "system", "; ".join(r["code"] for r in hold_reasons))
+        else:
+            order._move(S.CONFIRMED, at, "system", "auto-approved: every check passed")
+        return order
+
+    # --- decisions by people ---------------------------------------------------
+    def approve(self, at: dt.datetime, actor: str, note: str) -> None:
+        self._require(S.ON_HOLD, "approve_only_on_hold", "only a held order can be approved")
+        self._move(S.CONFIRMED, at, actor, note or "approved")
+
+    def reject(self, at: dt.datetime, actor: str, reason: str) -> None:
+        self._require(S.ON_HOLD, "reject_only_on_hold", "only a held order can be rejected")
+        self._move(S.REJECTED, at, actor, reason or "rejected")
+
+    def cancel(self, at: dt.datetime, actor: str, reason: str) -> None:
+        if any(line.shipped for line in self.lines) or any(
+            s.status in LEFT_WAREHOUSE for s in self.shipments.values()
+        ):
+            raise FailedPrecondition(
+                "the order has shipped goods; cancel is no longer possible (use a return)",
+                rule="cancel_before_shipment", subject=self.order_id,
+            )
+        if S.CANCELLED not in TRANSITIONS[self.status]:
+            raise FailedPrecondition(
+                f"an order that is {self.status} cannot be cancelled", rule="cancel_not_allowed_in_status",
+                subject=self.order_id,
+            )
+        self._move(S.CANCELLED, at, actor, reason or "cancelled")
+
+    # --- supply ----------------------------------------------------------------
+    def apply_reservation(self, at: dt.datetime, allocations: list[Allocation], backordered: dict[str, int]) -> None:
+        """Inventory's answer: allocated when every line is covered, else scheduled (backorder)."""
+        if self.status not in AWAITING_STOCK:
+            raise FailedPrecondition(
+                f"stock is reserved only for confirmed or scheduled orders, not {self.status}",
+                rule="reserve_only_when_awaiting_stock", subject=self.order_id,
+            )
+        self.allocations = list(allocations)
+        reserved: dict[str, int] = {}
+        for a in allocations:
+            reserved[a.sku] = reserved.get(a.sku, 0) + a.quantity
+        for line in self.lines:
+            # Lines of one SKU share its reservation in line order.
+            take = min(line.quantity, reserved.get(line.sku, 0))
+            line.allocated = take
+            reserved[line.sku] = reserved.get(line.sku, 0) - take
+        complete = all(line.allocated >= line.quantity for line in self.lines) and not any(backordered.values())
+        if complete:
+            self._move(S.ALLOCATED, at, "system", "every line reserved")
+        elif self.status is not S.SCHEDULED:
+            missing = ", ".join(f"{sku} x{qty}" for sku, qty in sorted(backordered.items()) if qty)
+            self._move(S.SCHEDULED, at, "system", f"backordered: {missing}")
+        else:
+            self.version += 1  # allocation changed, status did not
+
+    def expected_shipments(self) -> set[str]:
+        return {a.warehouse for a in self.allocations if a.quantity > 0}
+
+    # --- fulfilment ------------------------------------------------------------
+    def record_shipment(self, at: dt.datetime, view: ShipmentView) -> None:
+        """A shipment step from shipping; derives line quantities and the order status."""
+        self.shipments[view.shipment_id] = view
+        live = [s for s in self.shipments.values() if s.status != "cancelled"]
+        for line in self.lines:
+            line.shipped = line.delivered = 0
+        remaining_shipped: dict[str, int] = {}
+        remaining_delivered: dict[str, int] = {}
+        for s in live:
+            for sku, qty in s.lines.items():
+                if s.status in LEFT_WAREHOUSE:
+                    remaining_shipped[sku] = remaining_shipped.get(sku, 0) + qty
+                if s.status == "delivered":
+                    remaining_delivered[sku] = remaining_delivered.get(sku, 0) + qty
+        for line in self.lines:
+            line.shipped = min(line.quantity, remaining_shipped.get(line.sku, 0))
+            remaining_shipped[line.sku] = remaining_shipped.get(line.sku, 0) - line.shipped
+            line.delivered = min(line.quantity, remaining_delivered.get(line.sku, 0))
+            remaining_delivered[line.sku] = remaining_delivered.get(line.sku, 0) - line.delivered
+
+        if self.status in TERMINAL:
+            self.version += 1
+            return
+        expected = self.expected_shipments()
+        by_warehouse = {s.warehouse: s for s in live}
+        all_shipped = bool(expected) and all(
+            w in by_warehouse and by_warehouse[w].status in LEFT_WAREHOUSE for w in expected
+        )
+        all_delivered = all_shipped and all(by_warehouse[w].status == "delivered" for w in expected)
+        any_shipped = any(s.status in LEFT_WAREHOUSE for s in live)
+        changed = False
+        if any_shipped and not all_shipped and self.status is S.ALLOCATED:
+            self._move(S.PARTIALLY_SHIPPED, at, "system", f"shipment {view.shipment_id} {view.status}")
+            changed = True
+        if all_shipped and self.status in (S.ALLOCATED, S.PARTIALLY_SHIPPED):
+            self._move(S.SHIPPED, at, "system", "every shipment has left the warehouse")
+            changed = True
+        if all_delivered and self.status is S.SHIPPED:
+            self._move(S.COMPLETED, at, "system", "every shipment delivered")
+            changed = True
+        if not changed:
+            self.version += 1
+
+    @property
+    def delivered_on_time(self) -> bool:
+        return all(s.on_time is not False for s in self.shipments.values() if s.status == "delivered")
+
+    def record_return(self, returned: dict[str, int]) -> None:
+        """Units accepted back by a return (inspected), per SKU."""
+        for line in self.lines:
+            take = min(returned.get(line.sku, 0), line.delivered - line.returned)
+            if take > 0:
+                line.returned += take
+                returned[line.sku] -= take
+        self.version += 1
+
+    # --- reads -----------------------------------------------------------------
+    @property
+    def total_amount(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal("0"))
+
+    # --- the one way a status changes ---------------------------------------------
+    def _require(self, status: Status, rule: str, message: str) -> None:
+        if self.status is not status:
+            raise FailedPrecondition(f"{message}; the order is {self.status}", rule=rule, subject=self.order_id)
+
+    def _move(self, to: Status, at: dt.datetime, actor: str, reason: str) -> None:
+        previous = self.status if self.history else None
+        if previous is not None and to not in TRANSITIONS[previous]:
+            raise FailedPrecondition(
+                f"an order cannot go from {previous} to {to}", rule=f"transition_{previous}_to_{to}",
+                subject=self.order_id,
+            )
+        entry = HistoryEntry(status=to, at=at, actor=actor, reason=reason)
+        self.status = to
+        self.version += 1
+        self.history.append(entry)
+        self.transitions.append(Transition(previous, to, self.version, entry))

@@ -1,0 +1,52 @@
+"""Order aggregate <-> protobuf messages (used by the API and for events)."""
+
+from __future__ import annotations
+
+from orderdesk.events import timestamp
+from orderdesk.v1 import common_pb2, orders_pb2
+from services.orders.domain import Order
+
+ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country", "phone")
+
+
+def address_to_dict(address: common_pb2.Address) -> dict[str, str]:
+    return {f: getattr(address, f) for f in ADDRESS_FIELDS}
+
+
+def order_to_proto(order: Order) -> orders_pb2.Order:
+    return orders_pb2.Order(
+        order_id=order.order_id,
+        partner_id=order.partner_id,
+        channel=order.channel,
+        external_ref=order.external_ref,
+        customer_id=order.customer_id,
+        ship_to=common_pb2.Address(**{f: order.ship_to.get(f, "") for f in ADDRESS_FIELDS}),
+        lines=[
+            orders_pb2.OrderLine(
+                sku=line.sku, quantity=line.quantity, unit_price=str(line.unit_price),
+                allocated_quantity=line.allocated, shipped_quantity=line.shipped,
+                delivered_quantity=line.delivered, returned_quantity=line.returned,
+            )
+            for line in order.lines
+        ],
+        requested_delivery_date=order.requested_delivery_date,
+        payment_terms=order.payment_terms,
+        status=order.status.value,
+        version=order.version,
+        hold_reasons=[common_pb2.Reason(**r) for r in order.hold_reasons],
+        history=[
+            common_pb2.StatusChange(status=h.status.value, at=timestamp(h.at), actor=h.actor, reason=h.reason)
+            for h in order.history
+        ],
+        shipments=[
+            orders_pb2.ShipmentSummary(
+                shipment_id=s.shipment_id, warehouse=s.warehouse, status=s.status, carrier=s.carrier,
+                tracking_number=s.tracking_number,
+            )
+            for s in order.shipments.values()
+        ],
+        allocations=[orders_pb2.Allocation(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity) for a in order.allocations],
+        priority=order.priority,
+        currency=order.currency,
+        total_amount=str(order.total_amount),
+    )

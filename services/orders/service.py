@@ -1,0 +1,277 @@
+"""Orders' use cases: load the aggregate, apply a domain rule, save it with its events.
+
+Each use case is one transaction: the order row (guarded by its version) and the
+outbox rows for every transition commit together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+import grpc
+from sqlalchemy.exc import IntegrityError
+
+from orderdesk import errors, events, metrics, rpc
+from orderdesk.db import Database, Tx, utcnow
+from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
+from services.orders.domain import AWAITING_STOCK, Allocation, Line, Order, ShipmentView, Status
+from services.orders.proto import address_to_dict, order_to_proto
+from services.orders.store import OrderRepository
+
+log = logging.getLogger("orders.service")
+
+
+async def publish_transitions(tx: Tx, order: Order) -> None:
+    """One event per status change, in order; each carries the order as it now is."""
+    snapshot = order_to_proto(order) if order.transitions else None
+    for t in order.transitions:
+        await tx.emit(
+            events.new_event(
+                f"order.{t.status.value}",
+                aggregate_id=order.order_id,
+                version=t.version,
+                order_id=order.order_id,
+                actor=t.entry.actor,
+                reason=t.entry.reason,
+                at=t.entry.at,
+                order=events_pb2.OrderEvent(
+                    status=t.status.value, previous_status=t.previous.value if t.previous else "", order=snapshot
+                ),
+            )
+        )
+
+
+def count_transitions(order: Order) -> None:
+    for t in order.transitions:
+        metrics.ORDER_TRANSITIONS.labels(t.status.value).inc()
+        if t.status is Status.COMPLETED:
+            metrics.ORDERS_COMPLETED.labels(str(order.delivered_on_time).lower()).inc()
+
+
+class OrdersService:
+    def __init__(self, db: Database, clock: Callable[[], dt.datetime] = utcnow):
+        self.db = db
+        self.clock = clock
+        self.on_confirmed: Callable[[], None] = lambda: None
+
+    async def create(self, req: orders_pb2.CreateOrderRequest) -> Order:
+        """Idempotent by order id: intake may call again after a crash or a timeout."""
+        async with self.db.read() as conn:
+            existing = await OrderRepository(conn).get(req.order_id)
+        if existing is not None:
+            return existing
+        order = Order.receive(
+            at=self.clock(),
+            actor=req.partner_id,
+            hold_reasons=[{"code": r.code, "message": r.message, "field": r.field} for r in req.hold_reasons],
+            order_id=req.order_id,
+            partner_id=req.partner_id,
+            channel=req.channel or "api",
+            external_ref=req.external_ref,
+            customer_id=req.customer_id,
+            ship_to=address_to_dict(req.ship_to),
+            lines=[Line(sku=line.sku, quantity=line.quantity, unit_price=Decimal(line.unit_price)) for line in req.lines],
+            requested_delivery_date=req.requested_delivery_date,
+            payment_terms=req.payment_terms,
+            currency=req.currency or "USD",
+            priority=req.priority,
+        )
+        try:
+            async with self.db.transaction() as tx:
+                await OrderRepository(tx.conn).add(order)
+                await publish_transitions(tx, order)
+        except IntegrityError:  # the same order id created concurrently: return that one
+            async with self.db.read() as conn:
+                existing = await OrderRepository(conn).get(req.order_id)
+            if existing is None:
+                raise
+            return existing
+        count_transitions(order)
+        if order.status is Status.CONFIRMED:
+            self.on_confirmed()
+        return order
+
+    async def get(self, order_id: str, partner_id: str) -> Order:
+        async with self.db.read() as conn:
+            order = await OrderRepository(conn).get(order_id, partner_id)
+        if order is None:
+            raise errors.NotFound(f"order {order_id} not found")
+        return order
+
+    async def list(self, partner_id: str, status: str, limit: int, cursor: str) -> tuple[list[Order], str]:
+        if status and status not in {s.value for s in Status}:
+            raise errors.InvalidArgument(
+                f"unknown status {status!r}", [errors.FieldViolation("status", "not an order status")]
+            )
+        limit = limit or 50
+        if not 1 <= limit <= 500:
+            raise errors.InvalidArgument("limit must be 1..500", [errors.FieldViolation("limit", "must be 1..500")])
+        try:
+            before = int(cursor) if cursor else None
+        except ValueError:
+            raise errors.InvalidArgument("bad cursor", [errors.FieldViolation("cursor", "not a cursor we issued")]) from None
+        async with self.db.read() as conn:
+            items, next_seq = await OrderRepository(conn).list(
+                partner_id=partner_id, status=status, limit=limit, before_seq=before
+            )
+        return items, str(next_seq) if next_seq is not None else ""
+
+    async def decide(self, order_id: str, partner_id: str, decision: str, actor: str, reason: str) -> Order:
+        """approve | reject | cancel, retried once or twice if another writer got there first."""
+        for attempt in range(3):
+            try:
+                async with self.db.transaction() as tx:
+                    repo = OrderRepository(tx.conn)
+                    order = await repo.get(order_id, partner_id)
+                    if order is None:
+                        raise errors.NotFound(f"order {order_id} not found")
+                    getattr(order, decision)(self.clock(), actor, reason)
+                    await repo.save(order)
+                    await publish_transitions(tx, order)
+                break
+            except errors.Conflict:
+                if attempt == 2:
+                    raise
+        count_transitions(order)
+        if order.status is Status.CONFIRMED:
+            self.on_confirmed()
+        return order
+
+    async def apply_to_order(self, tx: Tx, order_id: str, change: Callable[[Order], None]) -> Order | None:
+        """For consumers: apply a change inside the consumer's transaction."""
+        repo = OrderRepository(tx.conn)
+        order = await repo.get(order_id)
+        if order is None:
+            return None
+        change(order)
+        await repo.save(order)
+        await publish_transitions(tx, order)
+        count_transitions(order)
+        return order
+
+    async def record_shipment(self, tx: Tx, shipment) -> None:
+        view = ShipmentView(
+            shipment_id=shipment.shipment_id, warehouse=shipment.warehouse, status=shipment.status,
+            carrier=shipment.carrier, tracking_number=shipment.tracking_number,
+            lines={line.sku: line.quantity for line in shipment.lines},
+            on_time=shipment.on_time if shipment.status == "delivered" else None,
+        )
+        await self.apply_to_order(tx, shipment.order_id, lambda o: o.record_shipment(self.clock(), view))
+
+    async def record_return(self, tx: Tx, ret) -> None:
+        returned = {}
+        for line in ret.lines:
+            returned[line.sku] = returned.get(line.sku, 0) + line.restocked_quantity + line.scrapped_quantity
+        await self.apply_to_order(tx, ret.order_id, lambda o: o.record_return(returned))
+
+
+class Allocator:
+    """Reserves stock for confirmed orders, highest priority first; retries backorders.
+
+    Safe to repeat: inventory's Reserve is target-state (reserve up to the line
+    quantity) and refuses orders it already released, so a crash between the
+    call and the save, or a cancel racing the call, leaves no stray reservation.
+    """
+
+    BATCH = 256
+    CONCURRENCY = 16
+    RETRY_SCHEDULED_SECONDS = 30.0
+
+    def __init__(self, service: OrdersService, inventory, timeout: float):
+        self.service = service
+        self.inventory = inventory
+        self.timeout = timeout
+        self._wake = asyncio.Event()
+        self._scheduled_due = True
+        service.on_confirmed = self.wake
+
+    def wake(self, *, scheduled: bool = False) -> None:
+        self._scheduled_due = self._scheduled_due or scheduled
+        self._wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_scheduled = loop.time()
+        gate = asyncio.Semaphore(self.CONCURRENCY)
+        while True:
+            include_scheduled = self._scheduled_due or loop.time() - last_scheduled > self.RETRY_SCHEDULED_SECONDS
+            self._scheduled_due = False
+            self._wake.clear()
+            try:
+                async with self.service.db.read() as conn:
+                    ids = await OrderRepository(conn).awaiting_stock(limit=self.BATCH, include_scheduled=include_scheduled)
+                if include_scheduled:
+                    last_scheduled = loop.time()
+
+                async def one(order_id: str) -> bool:
+                    async with gate:
+                        return await self.allocate(order_id)
+
+                # Started in priority order; with scarce stock the first callers win.
+                results = await asyncio.gather(*[one(i) for i in ids], return_exceptions=True)
+                for r in results:
+                    if isinstance(r, Exception):
+                        log.warning("allocation failed: %s", r)
+                progressed = any(r is True for r in results)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("allocator pass failed")
+                progressed = False
+            if progressed and len(ids) >= self.BATCH:
+                continue
+            if not progressed and ids:
+                await asyncio.sleep(0.5)  # inventory down or nothing reservable: do not spin
+            try:
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+            except TimeoutError:
+                pass
+
+    async def allocate(self, order_id: str) -> bool:
+        """Reserves stock for one order; True if its status moved on."""
+        async with self.service.db.read() as conn:
+            order = await OrderRepository(conn).get(order_id)
+        if order is None or order.status not in AWAITING_STOCK:
+            return False
+        wanted: dict[str, int] = {}
+        for line in order.lines:
+            wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        try:
+            answer = await self.inventory.Reserve(
+                inventory_pb2.ReserveRequest(
+                    order_id=order_id,
+                    lines=[inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in wanted.items()],
+                    priority=order.priority,
+                ),
+                timeout=self.timeout,
+                metadata=rpc.metadata(),
+            )
+        except grpc.RpcError as exc:
+            if exc.code() is grpc.StatusCode.FAILED_PRECONDITION:
+                return False  # inventory released this order (it was cancelled meanwhile)
+            raise
+        allocations = [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
+        backordered = {b.sku: b.quantity for b in answer.backordered}
+        still_short = any(backordered.values())
+        if order.status is Status.SCHEDULED and still_short and allocations == order.allocations:
+            return False  # still short by the same amount: nothing to record
+        for attempt in range(3):
+            try:
+                async with self.service.db.transaction() as tx:
+                    repo = OrderRepository(tx.conn)
+                    order = await repo.get(order_id)
+                    if order is None or order.status not in AWAITING_STOCK:
+                        return False
+                    order.apply_reservation(self.service.clock(), allocations, backordered)
+                    await repo.save(order)
+                    await publish_transitions(tx, order)
+                count_transitions(order)
+                return bool(order.transitions)
+            except errors.Conflict:
+                if attempt == 2:
+                    raise
+        return False

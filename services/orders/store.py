@@ -1,0 +1,224 @@
+"""Orders' tables and the repository for the order aggregate (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    select,
+    update,
+)
+
+from orderdesk.db import UtcDateTime, utcnow
+from orderdesk.errors import Conflict
+from services.orders.domain import AWAITING_STOCK, Allocation, HistoryEntry, Line, Order, ShipmentView, Status
+
+metadata = MetaData()
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # stable cursor for listings
+    Column("order_id", String(40), nullable=False, unique=True),
+    Column("partner_id", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("external_ref", String(128), nullable=False),
+    Column("customer_id", String(64), nullable=False),
+    Column("ship_to", JSON, nullable=False),
+    Column("requested_delivery_date", String(10), nullable=False),
+    Column("payment_terms", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("hold_reasons", JSON, nullable=False),
+    Column("allocations", JSON, nullable=False),
+    Column("shipments", JSON, nullable=False),
+    Column("total_amount", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_orders_partner_seq", "partner_id", "seq"),
+    Index("ix_orders_status_priority", "status", "priority", "seq"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_id", String(40), ForeignKey("orders.order_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", String(32), nullable=False),
+    Column("allocated", Integer, nullable=False),
+    Column("shipped", Integer, nullable=False),
+    Column("delivered", Integer, nullable=False),
+    Column("returned", Integer, nullable=False),
+)
+
+order_history = Table(
+    "order_history",
+    metadata,
+    Column("order_id", String(40), ForeignKey("orders.order_id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("status", String(24), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", String(1000), nullable=False),
+)
+
+
+def _order_row(order: Order) -> dict:
+    return {
+        "status": order.status.value,
+        "version": order.version,
+        "hold_reasons": order.hold_reasons,
+        "allocations": [[a.sku, a.warehouse, a.quantity] for a in order.allocations],
+        "shipments": [
+            {
+                "shipment_id": s.shipment_id, "warehouse": s.warehouse, "status": s.status, "carrier": s.carrier,
+                "tracking_number": s.tracking_number, "lines": s.lines, "on_time": s.on_time,
+            }
+            for s in order.shipments.values()
+        ],
+        "total_amount": str(order.total_amount),
+        "updated_at": utcnow(),
+    }
+
+
+def _line_row(order_id: str, no: int, line: Line) -> dict:
+    return {
+        "order_id": order_id, "line_no": no, "sku": line.sku, "quantity": line.quantity,
+        "unit_price": str(line.unit_price), "allocated": line.allocated, "shipped": line.shipped,
+        "delivered": line.delivered, "returned": line.returned,
+    }
+
+
+class OrderRepository:
+    """Loads and saves whole orders; saves are guarded by the version read."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    async def add(self, order: Order) -> None:
+        await self.conn.execute(
+            orders.insert().values(
+                order_id=order.order_id, partner_id=order.partner_id, channel=order.channel,
+                external_ref=order.external_ref, customer_id=order.customer_id, ship_to=order.ship_to,
+                requested_delivery_date=order.requested_delivery_date, payment_terms=order.payment_terms,
+                currency=order.currency, priority=order.priority, created_at=order.created_at, **_order_row(order),
+            )
+        )
+        await self.conn.execute(
+            order_lines.insert(), [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)]
+        )
+        await self._append_history(order)
+
+    async def save(self, order: Order) -> None:
+        result = await self.conn.execute(
+            update(orders)
+            .where(and_(orders.c.order_id == order.order_id, orders.c.version == order.loaded_version))
+            .values(**_order_row(order))
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"order {order.order_id} was changed concurrently; retry")
+        for i, line in enumerate(order.lines):
+            await self.conn.execute(
+                update(order_lines)
+                .where(and_(order_lines.c.order_id == order.order_id, order_lines.c.line_no == i))
+                .values(allocated=line.allocated, shipped=line.shipped, delivered=line.delivered,
+                        returned=line.returned)
+            )
+        await self._append_history(order)
+
+    async def _append_history(self, order: Order) -> None:
+        if order.transitions:
+            await self.conn.execute(
+                order_history.insert(),
+                [
+                    {"order_id": order.order_id, "version": t.version, "status": t.status.value, "at": t.entry.at,
+                     "actor": t.entry.actor, "reason": t.entry.reason}
+                    for t in order.transitions
+                ],
+            )
+
+    async def get(self, order_id: str, partner_id: str = "") -> Order | None:
+        query = select(orders).where(orders.c.order_id == order_id)
+        if partner_id:
+            query = query.where(orders.c.partner_id == partner_id)
+        row = (await self.conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return (await self._hydrate([row]))[0]
+
+    async def list(self, *, partner_id: str, status: str, limit: int, before_seq: int | None) -> tuple[list[Order], int | None]:
+        query = select(orders).order_by(orders.c.seq.desc()).limit(limit + 1)
+        if partner_id:
+            query = query.where(orders.c.partner_id == partner_id)
+        if status:
+            query = query.where(orders.c.status == status)
+        if before_seq is not None:
+            query = query.where(orders.c.seq < before_seq)
+        rows = (await self.conn.execute(query)).mappings().all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_seq = rows[-1]["seq"] if more and rows else None
+        return await self._hydrate(rows), next_seq
+
+    async def awaiting_stock(self, *, limit: int, include_scheduled: bool) -> list[str]:
+        """Order ids to reserve stock for, highest priority first, then first come."""
+        statuses = [s.value for s in AWAITING_STOCK] if include_scheduled else [Status.CONFIRMED.value]
+        rows = await self.conn.execute(
+            select(orders.c.order_id)
+            .where(orders.c.status.in_(statuses))
+            .order_by(orders.c.priority.desc(), orders.c.seq)
+            .limit(limit)
+        )
+        return [r.order_id for r in rows]
+
+    async def _hydrate(self, rows) -> list[Order]:
+        if not rows:
+            return []
+        ids = [r["order_id"] for r in rows]
+        line_rows = (
+            await self.conn.execute(
+                select(order_lines).where(order_lines.c.order_id.in_(ids)).order_by(order_lines.c.line_no)
+            )
+        ).mappings().all()
+        history_rows = (
+            await self.conn.execute(
+                select(order_history).where(order_history.c.order_id.in_(ids)).order_by(order_history.c.version)
+            )
+        ).mappings().all()
+        lines: dict[str, list[Line]] = {i: [] for i in ids}
+        for r in line_rows:
+            lines[r["order_id"]].append(
+                Line(sku=r["sku"], quantity=r["quantity"], unit_price=Decimal(r["unit_price"]), allocated=r["allocated"],
+                     shipped=r["shipped"], delivered=r["delivered"], returned=r["returned"])
+            )
+        history: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
+        for r in history_rows:
+            history[r["order_id"]].append(HistoryEntry(Status(r["status"]), r["at"], r["actor"], r["reason"]))
+        result = []
+        for r in rows:
+            order = Order(
+                order_id=r["order_id"], partner_id=r["partner_id"], channel=r["channel"],
+                external_ref=r["external_ref"], customer_id=r["customer_id"], ship_to=r["ship_to"],
+                lines=lines[r["order_id"]], requested_delivery_date=r["requested_delivery_date"],
+                payment_terms=r["payment_terms"], currency=r["currency"], priority=r["priority"],
+                status=Status(r["status"]), version=r["version"], hold_reasons=r["hold_reasons"],
+                history=history[r["order_id"]],
+                allocations=[Allocation(*a) for a in r["allocations"]],
+                shipments={s["shipment_id"]: ShipmentView(**s) for s in r["shipments"]},
+                created_at=r["created_at"], loaded_version=r["version"],
+            )
+            result.append(order)
+        return result
