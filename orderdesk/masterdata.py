@@ -1,0 +1,233 @@
+"""Master data in the CSV import format (see demo/ and the README's "Master data").
+
+Parsing is plain Python: each kind becomes a list of frozen records, and every
+bad cell is reported with its row and column, so an import is all or nothing.
+The owning services store the records: customers and products in intake, stock
+and warehouses in inventory (warehouses also in shipping), partners in the gateway.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from orderdesk.errors import FieldViolation, InvalidArgument
+
+KINDS = ("customers", "products", "stock", "warehouses", "partners")
+TIERS = ("strategic", "key", "standard", "new")
+
+
+@dataclass(frozen=True)
+class Customer:
+    customer_id: str
+    name: str
+    tier: str
+    status: str                     # active | blocked
+    credit_limit: Decimal
+    currency: str
+    payment_terms: tuple[str, ...]  # allowed terms, e.g. ("NET30",) or ("PREPAID",)
+    email: str
+    phone: str
+    ship_to_line1: str
+    ship_to_city: str
+    ship_to_postal_code: str
+    ship_to_country: str
+
+
+@dataclass(frozen=True)
+class Product:
+    sku: str
+    name: str
+    unit_price: Decimal
+    currency: str
+    make_to_order: bool
+    production_lead_time_days: int
+    min_order_qty: int
+    order_multiple: int
+    status: str                     # active | discontinued
+
+
+@dataclass(frozen=True)
+class StockRow:
+    sku: str
+    warehouse: str
+    on_hand: int
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    warehouse: str
+    name: str
+    country: str
+    cutoff_hour_utc: int
+    transit_days_domestic: int
+    transit_days_international: int
+
+
+@dataclass(frozen=True)
+class Partner:
+    partner_id: str
+    name: str
+    api_key: str
+    scopes: tuple[str, ...]
+
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": (
+        "customer_id", "name", "tier", "status", "credit_limit", "currency", "payment_terms", "email", "phone",
+        "ship_to_line1", "ship_to_city", "ship_to_postal_code", "ship_to_country",
+    ),
+    "products": (
+        "sku", "name", "unit_price", "currency", "make_to_order", "production_lead_time_days", "min_order_qty",
+        "order_multiple", "status",
+    ),
+    "stock": ("sku", "warehouse", "on_hand"),
+    "warehouses": (
+        "warehouse", "name", "country", "cutoff_hour_utc", "transit_days_domestic", "transit_days_international",
+    ),
+    "partners": ("partner_id", "name", "api_key", "scopes"),
+}
+SCOPES = ("orders", "returns", "fulfillment", "admin")
+
+
+class _Row:
+    """Reads typed cells from one CSV row, collecting violations instead of stopping."""
+
+    def __init__(self, number: int, cells: dict[str, str], violations: list[FieldViolation]):
+        self.number = number
+        self.cells = cells
+        self.violations = violations
+
+    def _bad(self, column: str, description: str) -> None:
+        self.violations.append(FieldViolation(f"row {self.number}.{column}", description))
+
+    def text(self, column: str, *, required: bool = True) -> str:
+        value = (self.cells.get(column) or "").strip()
+        if required and not value:
+            self._bad(column, "required")
+        return value
+
+    def choice(self, column: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(column).lower()
+        if value and value not in allowed:
+            self._bad(column, f"must be one of {', '.join(allowed)}")
+        return value
+
+    def integer(self, column: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+        raw = self.text(column)
+        try:
+            value = int(raw)
+        except ValueError:
+            if raw:
+                self._bad(column, "must be a whole number")
+            return minimum
+        if value < minimum or (maximum is not None and value > maximum):
+            self._bad(column, f"must be between {minimum} and {maximum if maximum is not None else 'any'}")
+        return value
+
+    def decimal(self, column: str) -> Decimal:
+        raw = self.text(column)
+        try:
+            value = Decimal(raw)
+            if not value.is_finite() or value < 0:
+                raise InvalidOperation
+        except InvalidOperation:
+            if raw:
+                self._bad(column, "must be a non-negative decimal number")
+            return Decimal(0)
+        return value
+
+    def boolean(self, column: str) -> bool:
+        value = self.text(column).lower()
+        if value in ("true", "yes", "1"):
+            return True
+        if value in ("false", "no", "0"):
+            return False
+        if value:
+            self._bad(column, "must be true or false")
+        return False
+
+    def words(self, column: str) -> tuple[str, ...]:
+        return tuple(w for w in self.text(column).replace(";", " ").replace("|", " ").split() if w)
+
+
+def _customer(r: _Row) -> Customer:
+    return Customer(
+        customer_id=r.text("customer_id"), name=r.text("name"), tier=r.choice("tier", TIERS),
+        status=r.choice("status", ("active", "blocked")), credit_limit=r.decimal("credit_limit"),
+        currency=r.text("currency").upper(), payment_terms=tuple(t.upper() for t in r.words("payment_terms")),
+        email=r.text("email", required=False), phone=r.text("phone", required=False),
+        ship_to_line1=r.text("ship_to_line1", required=False), ship_to_city=r.text("ship_to_city", required=False),
+        ship_to_postal_code=r.text("ship_to_postal_code", required=False),
+        ship_to_country=r.text("ship_to_country", required=False).upper(),
+    )
+
+
+def _product(r: _Row) -> Product:
+    return Product(
+        sku=r.text("sku"), name=r.text("name"), unit_price=r.decimal("unit_price"), currency=r.text("currency").upper(),
+        make_to_order=r.boolean("make_to_order"),
+        production_lead_time_days=r.integer("production_lead_time_days", minimum=0),
+        min_order_qty=r.integer("min_order_qty", minimum=1), order_multiple=r.integer("order_multiple", minimum=1),
+        status=r.choice("status", ("active", "discontinued")),
+    )
+
+
+def _stock(r: _Row) -> StockRow:
+    return StockRow(sku=r.text("sku"), warehouse=r.text("warehouse"), on_hand=r.integer("on_hand", minimum=0))
+
+
+def _warehouse(r: _Row) -> Warehouse:
+    return Warehouse(
+        warehouse=r.text("warehouse"), name=r.text("name"), country=r.text("country").upper(),
+        cutoff_hour_utc=r.integer("cutoff_hour_utc", minimum=0, maximum=23),
+        transit_days_domestic=r.integer("transit_days_domestic", minimum=0),
+        transit_days_international=r.integer("transit_days_international", minimum=0),
+    )
+
+
+def _partner(r: _Row) -> Partner:
+    scopes = r.words("scopes")
+    for scope in scopes:
+        if scope not in SCOPES:
+            r._bad("scopes", f"unknown scope {scope!r}; known: {', '.join(SCOPES)}")
+    if not scopes:
+        r._bad("scopes", "at least one scope")
+    return Partner(partner_id=r.text("partner_id"), name=r.text("name"), api_key=r.text("api_key"), scopes=scopes)
+
+
+_PARSERS = {"customers": _customer, "products": _product, "stock": _stock, "warehouses": _warehouse,
+            "partners": _partner}
+_KEYS = {"customers": ("customer_id",), "products": ("sku",), "stock": ("sku", "warehouse"),
+         "warehouses": ("warehouse",), "partners": ("partner_id",)}
+
+
+def parse(kind: str, text: str) -> list:
+    """Parses one CSV document of `kind`; raises InvalidArgument listing every bad cell."""
+    if kind not in _PARSERS:
+        raise InvalidArgument(f"unknown kind {kind!r}", [FieldViolation("kind", f"one of {', '.join(KINDS)}")])
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = tuple(h.strip() for h in (reader.fieldnames or ()))
+    missing = [c for c in COLUMNS[kind] if c not in header]
+    if missing:
+        raise InvalidArgument(
+            f"{kind} CSV is missing columns: {', '.join(missing)}",
+            [FieldViolation(f"header.{c}", "missing column") for c in missing],
+        )
+    violations: list[FieldViolation] = []
+    records = []
+    seen: dict[tuple, int] = {}
+    for number, cells in enumerate(reader, start=2):  # row 1 is the header
+        cells = {(k or "").strip(): v for k, v in cells.items()}
+        row = _Row(number, cells, violations)
+        record = _PARSERS[kind](row)
+        key = tuple(getattr(record, k) for k in _KEYS[kind])
+        if key in seen:
+            violations.append(FieldViolation(f"row {number}", f"duplicate of row {seen[key]}"))
+        seen[key] = number
+        records.append(record)
+    if violations:
+        raise InvalidArgument(f"{kind} CSV has {len(violations)} problem(s); nothing was imported", violations)
+    return records
