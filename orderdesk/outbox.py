@@ -57,7 +57,7 @@ inbox_table = Table(
 def create_messaging_tables(op) -> None:
     """Called from each service's first migration: every service has an outbox and an inbox."""
     for table in (outbox_table, inbox_table):
-        op.create_table(table.name, *[c.copy() for c in table.columns])
+        op.create_table(table.name, *[c._copy() for c in table.columns])
     op.create_index("ix_outbox_pending", "outbox", ["published_at", "id"])
 
 

