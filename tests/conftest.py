@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from orderdesk import localservers, migrations
+from orderdesk.localservers import create_postgres_database, drop_postgres_database
 from orderdesk.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,32 +75,6 @@ def postgres_admin_url(tmp_path_factory):
     yield server.url
     server.stop()
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def create_postgres_database(admin_url: str, name: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = admin_url.rsplit("/", 1)[0]
-    return f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://")
-
-
-async def drop_postgres_database(admin_url: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,0 +1,226 @@
+"""Starts the whole suite as real processes: `make run`, the end-to-end tests and the benchmark.
+
+    python -m orderdesk.devstack run     # NATS if none answers, five services, gateway, demo data;
+                                         # in the foreground until Ctrl-C
+
+Each service and the gateway is its own process (`python -m services.<name>`,
+`python -m gateway`) with its own database, configured only by environment
+variables, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orderdesk import localservers
+from orderdesk.config import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPONENTS = (*SERVICES, "gateway")
+
+
+@dataclass
+class Process:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    nats_url: str
+    database_urls: dict[str, str] = field(default_factory=dict)  # component -> URL; default SQLite in data_dir
+    default_ports: bool = False   # True: the documented ports (make run); False: free ports (tests)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.ports: dict[str, int] = {}
+        self.metrics_ports: dict[str, int] = {}
+        for name in COMPONENTS:
+            grpc_default = 8080 if name == "gateway" else DEFAULT_GRPC_PORTS[name]
+            self.ports[name] = grpc_default if self.default_ports else localservers.free_port()
+            self.metrics_ports[name] = DEFAULT_METRICS_PORTS[name] if self.default_ports else localservers.free_port()
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERDESK_")}
+        env.update(
+            ORDERDESK_NATS_URL=self.nats_url,
+            ORDERDESK_DATA_DIR=str(self.data_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        for name in COMPONENTS:
+            env[f"ORDERDESK_{name.upper()}_ADDR"] = self.addr(name)
+            env[f"ORDERDESK_{name.upper()}_METRICS_PORT"] = str(self.metrics_ports[name])
+            if name in self.database_urls:
+                env[f"ORDERDESK_{name.upper()}_DATABASE_URL"] = self.database_urls[name]
+        env["ORDERDESK_GATEWAY_URL"] = self.gateway_url
+        env.update(self.extra_env)
+        return env
+
+    def _process(self, name: str) -> Process:
+        module = "gateway" if name == "gateway" else f"services.{name}"
+        return Process(name, [sys.executable, "-m", module], self.env(), self.data_dir / "logs" / f"{name}.log")
+
+    def start(self, timeout: float = 60) -> Stack:
+        for name in COMPONENTS:
+            self.processes[name] = self._process(name)
+            self.processes[name].start()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60, names: tuple[str, ...] = COMPONENTS) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while pending:
+            name = pending[0]
+            proc = self.processes[name]
+            if not proc.alive():
+                raise RuntimeError(f"{name} exited during start-up:\n{self.tail(name)}")
+            if self.ready(name):
+                pending.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready after {timeout}s:\n{self.tail(name)}")
+            time.sleep(0.1)
+
+    def ready(self, name: str) -> bool:
+        if name == "gateway":
+            try:
+                with urllib.request.urlopen(f"{self.gateway_url}/healthz", timeout=2) as resp:
+                    return resp.status == 200
+            except Exception:
+                return False
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(self.addr(name)) as channel:
+            try:
+                answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                return answer.status == health_pb2.HealthCheckResponse.SERVING
+            except grpc.RpcError:
+                return False
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        path = self.data_dir / "logs" / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def load_demo_data(self, folder: Path = ROOT / "demo") -> None:
+        subprocess.run(
+            [sys.executable, "-m", "orderdesk.cli", "import-demo", "--dir", str(folder)],
+            env=self.env(), cwd=ROOT, check=True,
+        )
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.processes[name]
+        if proc.alive():
+            proc.popen.send_signal(sig)
+            proc.popen.wait(30)
+
+    def restart(self, name: str, timeout: float = 60) -> None:
+        self.kill(name, signal.SIGTERM)
+        self.processes[name] = self._process(name)
+        self.processes[name].start()
+        self.wait_ready(timeout, (name,))
+
+    def stop(self) -> None:
+        # Gateway first (no new requests), then the services.
+        for name in ("gateway", *SERVICES):
+            proc = self.processes.get(name)
+            if proc and proc.alive():
+                proc.popen.send_signal(signal.SIGTERM)
+        for proc in self.processes.values():
+            if proc.popen is None:
+                continue
+            try:
+                proc.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait(5)
+
+
+def _run(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir)
+    nats_url = os.environ.get("ORDERDESK_NATS_URL", "nats://127.0.0.1:4222")
+    local_nats = None
+    if not localservers.answers(nats_url):
+        port = int(nats_url.rsplit(":", 1)[-1]) if nats_url.rsplit(":", 1)[-1].isdigit() else 4222
+        print(f"no NATS at {nats_url}: starting nats-server (JetStream) from the venv", flush=True)
+        local_nats = localservers.LocalNats(data_dir / "nats", port=port).start()
+        nats_url = local_nats.url
+    stack = Stack(data_dir=data_dir, nats_url=nats_url, default_ports=True,
+                  database_urls={k[len("ORDERDESK_"):-len("_DATABASE_URL")].lower(): v for k, v in os.environ.items()
+                                 if k.startswith("ORDERDESK_") and k.endswith("_DATABASE_URL")})
+    stopping = {"now": False}
+
+    def _stop(*_):
+        stopping["now"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        print("starting intake, orders, inventory, shipping, returns and the gateway ...", flush=True)
+        stack.start()
+        if not args.no_demo:
+            stack.load_demo_data()
+        print(
+            f"\norderdesk is running: gateway {stack.gateway_url}  (logs in {data_dir}/logs)\n"
+            f"  curl -s {stack.gateway_url}/healthz\n"
+            f"  curl -s -H 'Authorization: Bearer demo-admin-key' {stack.gateway_url}/v1/inventory/BRK-001\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while not stopping["now"]:
+            for name, proc in stack.processes.items():
+                if not proc.alive():
+                    print(f"{name} exited unexpectedly:\n{stack.tail(name)}", flush=True)
+                    stopping["now"] = True
+            time.sleep(0.5)
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+        if local_nats:
+            local_nats.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orderdesk.devstack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the whole suite in the foreground")
+    run.add_argument("--data-dir", default=os.environ.get("ORDERDESK_DATA_DIR", "var"))
+    run.add_argument("--no-demo", action="store_true", help="do not load the demo master data")
+    args = parser.parse_args(argv)
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
