@@ -1,0 +1,42 @@
+# orderdesk — one command to set up and run, one to test.
+#   make run     set up (venv, install, generate protos), then start NATS if none answers,
+#                the five services and the gateway on http://127.0.0.1:8080 with the demo data
+#   make test    set up, then the whole test suite (unit, integration on SQLite and PostgreSQL, e2e)
+#   make bench   benchmark figures (printed, never asserted)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: setup protos run test unit bench lint clean
+
+setup: $(STAMP) protos
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+protos: $(STAMP)
+	$(BIN)/python -m orderdesk.protos
+
+run: setup
+	$(BIN)/python -m orderdesk.devstack run
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit -q
+
+bench: setup
+	$(BIN)/python -m bench
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf var orderdesk/v1 build *.egg-info

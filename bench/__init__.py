@@ -1,0 +1,1 @@
+"""`make bench`: figures for the order path, printed, never asserted (see bench/__main__.py)."""

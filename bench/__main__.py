@@ -1,0 +1,182 @@
+"""`make bench`: concurrent partners against the running suite, and the floor, in one run.
+
+Starts a private NATS and the whole suite (SQLite by default;
+ORDERDESK_BENCH_BACKEND=postgresql with ORDERDESK_TEST_POSTGRES_URL for PostgreSQL),
+drives POST /v1/orders from many concurrent partners for a fixed time, then the
+same load against the floor (same hops and commits, no business logic), and prints:
+accepted orders/s end to end, p50/p99 latency, and how fast accepted orders were
+allocated (reserved) behind the API.
+
+    python -m bench [--seconds 15] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from orderdesk import localservers
+from orderdesk.devstack import ROOT, Stack
+
+BENCH_SKUS = [f"BENCH-{n:03d}" for n in range(20)]
+CUSTOMERS = [f"C{n:04d}" for n in (1, 2, 3, 5, 6)]  # standard, active, NET30 in the demo data
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def drive(url: str, key: str, seconds: float, concurrency: int, body_for) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    accepted: list[str] = []
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def partner(n: int) -> None:
+            i = 0
+            while time.perf_counter() < deadline:
+                i += 1
+                started = time.perf_counter()
+                headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": f"bench-{n}-{i}-{uuid.uuid4().hex[:8]}"}
+                try:
+                    async with session.post(f"{url}/v1/orders", json=body_for(n, i), headers=headers) as resp:
+                        data = await resp.json(content_type=None)
+                        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                        if resp.status == 201:
+                            accepted.append(data["order_id"])
+                except Exception:
+                    statuses[0] = statuses.get(0, 0) + 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*[partner(n) for n in range(concurrency)])
+        elapsed = time.perf_counter() - started
+    return {
+        "elapsed": elapsed, "accepted": len(accepted), "ids": accepted, "statuses": statuses,
+        "rate": len(accepted) / elapsed, "p50": percentile(latencies, 50) * 1000, "p99": percentile(latencies, 99) * 1000,
+    }
+
+
+def order_body(n: int, i: int) -> dict:
+    return {
+        "external_ref": f"BENCH-{n}-{i}",
+        "customer_id": CUSTOMERS[(n + i) % len(CUSTOMERS)],
+        "lines": [{"sku": BENCH_SKUS[(n * 7 + i) % len(BENCH_SKUS)], "quantity": 1, "unit_price": "10.00"}],
+        "payment_terms": "NET30",
+    }
+
+
+def seed_bench_products(stack: Stack) -> None:
+    products = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
+    products += "".join(f"{s},Bench part,10.00,USD,false,1,1,1,active\n" for s in BENCH_SKUS)
+    stock = "sku,warehouse,on_hand\n" + "".join(f"{s},{w},1000000\n" for s in BENCH_SKUS for w in ("WH-CHI", "WH-HAM"))
+    folder = Path(stack.data_dir) / "bench-data"
+    folder.mkdir(exist_ok=True)
+    (folder / "products.csv").write_text(products)
+    (folder / "stock.csv").write_text(stock)
+    for kind in ("products", "stock"):
+        subprocess.run([sys.executable, "-m", "orderdesk.cli", "import", kind, str(folder / f"{kind}.csv")],
+                       env=stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def metric_total(port: int, name: str, label: str) -> float:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") and label in line)
+
+
+def wait_allocated(stack: Stack, target: int, timeout: float = 120) -> float:
+    """Seconds until `target` orders have been allocated (from orders' own counter)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if metric_total(stack.metrics_ports["orders"], "orderdesk_order_status_transitions_total",
+                        'status="allocated"') >= target:
+            return time.perf_counter() - started
+        time.sleep(0.2)
+    return float("nan")
+
+
+def start_floor(folder: Path) -> tuple[str, list[subprocess.Popen]]:
+    ports = [localservers.free_port() for _ in range(3)]
+    py = sys.executable
+    procs = [
+        subprocess.Popen([py, "-m", "bench.floor", "hop", "--listen", f"127.0.0.1:{ports[2]}",
+                          "--db", f"sqlite+aiosqlite:///{folder}/floor-b.db"], cwd=ROOT),
+        subprocess.Popen([py, "-m", "bench.floor", "hop", "--listen", f"127.0.0.1:{ports[1]}",
+                          "--db", f"sqlite+aiosqlite:///{folder}/floor-a.db", "--next", f"127.0.0.1:{ports[2]}"], cwd=ROOT),
+        subprocess.Popen([py, "-m", "bench.floor", "http", "--listen", f"127.0.0.1:{ports[0]}",
+                          "--next", f"127.0.0.1:{ports[1]}"], cwd=ROOT),
+    ]
+    url = f"http://127.0.0.1:{ports[0]}"
+    deadline = time.monotonic() + 30
+    while not localservers.answers(url):
+        if time.monotonic() > deadline:
+            raise RuntimeError("floor did not start")
+        time.sleep(0.1)
+    time.sleep(1.0)
+    return url, procs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "15")))
+    parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", "64")))
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-"))
+    nats_server = localservers.LocalNats(folder / "nats").start()
+    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url)
+    floor_procs: list[subprocess.Popen] = []
+    try:
+        stack.start()
+        stack.load_demo_data()
+        seed_bench_products(stack)
+        # Warm-up: connections, caches, SQLite pages.
+        asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
+        before = metric_total(stack.metrics_ports["orders"], "orderdesk_order_status_transitions_total",
+                              'status="allocated"')
+        real = asyncio.run(drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body))
+        drain = wait_allocated(stack, before + real["accepted"])
+        allocated_rate = real["accepted"] / (real["elapsed"] + drain) if drain == drain else float("nan")
+
+        floor_url, floor_procs = start_floor(folder)
+        asyncio.run(drive(floor_url, "none", 2, 8, order_body))
+        floor = asyncio.run(drive(floor_url, "none", args.seconds, args.concurrency, order_body))
+
+        print()
+        print(f"orderdesk bench: {args.concurrency} concurrent partners, {args.seconds:.0f}s per run, SQLite, "
+              f"{os.cpu_count()} cores")
+        print(f"{'path':<34}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}  statuses")
+        for name, r in (("orders end to end (gateway)", real), ("floor (same hops+commits, no logic)", floor)):
+            print(f"{name:<34}{r['rate']:>12.0f}{r['p50']:>10.1f}{r['p99']:>10.1f}"
+                  f"{sum(r['statuses'].values()):>10}  {dict(sorted(r['statuses'].items()))}")
+        print(f"end to end / floor: {real['rate'] / floor['rate']:.2f}")
+        print(f"allocated behind the API: all {real['accepted']} accepted orders reserved {drain:.1f}s after the load "
+              f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)")
+        return 0
+    finally:
+        for p in floor_procs:
+            p.terminate()
+        stack.stop()
+        nats_server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The floor: the same process hops and database commits as an order's path, with no business logic.
+
+Real path:  HTTP -> gateway -gRPC-> intake (1 commit) -gRPC-> orders (1 commit, + outbox row)
+Floor path: HTTP -> floor-http -gRPC-> floor-hop A (1 commit) -gRPC-> floor-hop B (1 commit)
+
+    python -m bench.floor hop  --listen 127.0.0.1:P --db URL [--next 127.0.0.1:Q]
+    python -m bench.floor http --listen 127.0.0.1:P --next 127.0.0.1:Q
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+
+import grpc
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
+
+from orderdesk.db import Database
+from orderdesk.runtime import run
+
+METHOD = "/bench.Floor/Hop"
+metadata = MetaData()
+rows = Table(
+    "floor_rows", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("payload", LargeBinary, nullable=False),
+)
+
+
+def _identity(b: bytes) -> bytes:
+    return b
+
+
+async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
+    db = Database(db_url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    downstream = grpc.aio.insecure_channel(next_addr).unary_unary(
+        METHOD, request_serializer=_identity, response_deserializer=_identity
+    ) if next_addr else None
+
+    async def handle(request: bytes, context) -> bytes:
+        async with db.transaction() as tx:
+            await tx.conn.execute(rows.insert().values(key=uuid.uuid4().hex, payload=request))
+        if downstream is not None:
+            return await downstream(request, timeout=5)
+        return request
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([
+        grpc.method_handlers_generic_handler(
+            "bench.Floor", {"Hop": grpc.unary_unary_rpc_method_handler(handle, _identity, _identity)}
+        )
+    ])
+    server.add_insecure_port(listen)
+    await server.start()
+    await server.wait_for_termination()
+
+
+def http(listen: str, next_addr: str) -> None:
+    import uvicorn
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+    state: dict = {}
+
+    @app.post("/v1/orders", status_code=201)
+    async def create(request: Request):
+        body = await request.body()
+        if "stub" not in state:
+            state["stub"] = grpc.aio.insecure_channel(next_addr).unary_unary(
+                METHOD, request_serializer=_identity, response_deserializer=_identity
+            )
+        await state["stub"](body, timeout=5)
+        return JSONResponse({"order_id": uuid.uuid4().hex, "status": "confirmed"}, status_code=201)
+
+    host, port = listen.rsplit(":", 1)
+    uvicorn.run(app, host=host, port=int(port), log_level="warning", loop="uvloop", http="httptools")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=("hop", "http"))
+    parser.add_argument("--listen", required=True)
+    parser.add_argument("--db")
+    parser.add_argument("--next")
+    args = parser.parse_args()
+    if args.mode == "hop":
+        run(lambda: hop(args.listen, args.db, args.next))
+    else:
+        http(args.listen, args.next)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The whole suite as real processes: five services, the gateway, NATS, real databases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import aiohttp
+import nats
+import pytest
+
+from orderdesk import events
+from orderdesk.devstack import Stack
+from orderdesk.localservers import create_postgres_database, drop_postgres_database
+
+COMPONENTS_WITH_DB = ("intake", "orders", "inventory", "shipping", "returns", "gateway")
+KEYS = {"shop": "demo-shop-key", "edi": "demo-edi-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
+
+
+async def _fresh_streams(nats_url: str) -> None:
+    """A shared test NATS may hold another run's stream and durable consumers: start clean."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    for stream in (events.STREAM, events.DLQ_STREAM):
+        try:
+            await js.delete_stream(stream)
+        except Exception:
+            pass
+    await nc.drain()
+
+
+@pytest.fixture(scope="session")
+async def stack(nats_url, tmp_path_factory, request):
+    """E2E backend: SQLite files by default; ORDERDESK_TEST_E2E_BACKEND=postgresql puts every database on PostgreSQL."""
+    await _fresh_streams(nats_url)
+    database_urls: dict[str, str] = {}
+    admin = None
+    if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
+        admin = request.getfixturevalue("postgres_admin_url")
+        if admin is None:
+            pytest.skip("ORDERDESK_TEST_E2E_BACKEND=postgresql but no PostgreSQL is available")
+        run = uuid.uuid4().hex[:8]
+        for name in COMPONENTS_WITH_DB:
+            database_urls[name] = await create_postgres_database(admin, f"odt_{run}_{name}")
+    suite = Stack(data_dir=tmp_path_factory.mktemp("stack"), nats_url=nats_url, database_urls=database_urls)
+    try:
+        await asyncio.to_thread(suite.start)
+        await asyncio.to_thread(suite.load_demo_data)
+        yield suite
+    finally:
+        await asyncio.to_thread(suite.stop)
+        for url in database_urls.values():
+            await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
+
+
+class Partner:
+    """A partner system talking to the gateway with its API key."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str, key: str):
+        self.session, self.base, self.key = session, base, key
+
+    async def request(self, method: str, path: str, *, json=None, data=None, headers=None):
+        h = {"Authorization": f"Bearer {self.key}", **(headers or {})}
+        async with self.session.request(method, self.base + path, json=json, data=data, headers=h) as resp:
+            body = await resp.json(content_type=None) if resp.content_length != 0 else None
+            return resp.status, body, resp.headers
+
+    async def get(self, path: str):
+        return await self.request("GET", path)
+
+    async def post(self, path: str, json=None, **kw):
+        return await self.request("POST", path, json=json, **kw)
+
+
+@pytest.fixture(scope="session")
+async def http():
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def shop(stack, http):
+    return Partner(http, stack.gateway_url, KEYS["shop"])
+
+
+@pytest.fixture(scope="session")
+def edi(stack, http):
+    return Partner(http, stack.gateway_url, KEYS["edi"])
+
+
+@pytest.fixture(scope="session")
+def warehouse_operator(stack, http):
+    return Partner(http, stack.gateway_url, KEYS["3pl"])
+
+
+@pytest.fixture(scope="session")
+def admin(stack, http):
+    return Partner(http, stack.gateway_url, KEYS["admin"])
+
+
+@pytest.fixture(scope="session")
+async def nc(stack):
+    conn = await nats.connect(stack.nats_url)
+    yield conn
+    await conn.drain()
+
+
+async def _eventually(check, timeout: float = 30.0, interval: float = 0.1):
+    """Polls an async `check` until it returns a truthy value; returns that value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def eventually():
+    """`await eventually(async_check)`: polls until the check returns something truthy."""
+    return _eventually
