@@ -1,0 +1,49 @@
+"""Intake's messages <-> domain values."""
+
+from __future__ import annotations
+
+from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
+from services.intake.domain import (
+    ADDRESS_FIELDS,
+    DEFAULT_CHANNEL,
+    Decision,
+    Reason,
+    Submission,
+    SubmittedLine,
+)
+
+
+def submission_from_proto(req: intake_pb2.SubmitOrderRequest) -> Submission:
+    return Submission(
+        partner_id=req.partner_id,
+        idempotency_key=req.idempotency_key,
+        channel=req.channel or DEFAULT_CHANNEL,
+        external_ref=req.external_ref,
+        customer_id=req.customer_id,
+        ship_to={f: getattr(req.ship_to, f) for f in ADDRESS_FIELDS},
+        lines=tuple(SubmittedLine(line.sku, line.quantity, line.unit_price) for line in req.lines),
+        requested_delivery_date=req.requested_delivery_date,
+        payment_terms=req.payment_terms,
+    )
+
+
+def reason_to_proto(reason: Reason) -> common_pb2.Reason:
+    return common_pb2.Reason(code=reason.code, message=reason.message, field=reason.field)
+
+
+def create_order_request(order_id: str, s: Submission, d: Decision) -> orders_pb2.CreateOrderRequest:
+    return orders_pb2.CreateOrderRequest(
+        order_id=order_id,
+        partner_id=s.partner_id,
+        channel=s.channel,
+        external_ref=s.external_ref,
+        customer_id=s.customer_id,
+        ship_to=common_pb2.Address(**d.ship_to),
+        lines=[orders_pb2.OrderLine(sku=line.sku, quantity=line.quantity, unit_price=str(line.unit_price))
+               for line in d.lines],
+        requested_delivery_date=s.requested_delivery_date,
+        payment_terms=d.payment_terms,
+        hold_reasons=[reason_to_proto(r) for r in d.hold_reasons],
+        priority=d.priority,
+        currency=d.currency,
+    )

@@ -1,0 +1,42 @@
+"""Intake's messages <-> domain values, no I/O."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
+from services.intake import domain
+from services.intake.proto import create_order_request, submission_from_proto
+
+
+def test_a_request_without_channel_or_ship_to_reads_as_api_with_an_empty_address():
+    s = submission_from_proto(intake_pb2.SubmitOrderRequest(
+        partner_id="P1", idempotency_key="k", customer_id="C1",
+        lines=[intake_pb2.SubmitLine(sku="A", quantity=2, unit_price="1.50")],
+    ))
+    assert s.channel == "api"
+    assert s.ship_to == {f: "" for f in domain.ADDRESS_FIELDS}
+    assert s.lines == (domain.SubmittedLine("A", 2, "1.50"),)
+
+
+def test_the_create_order_request_carries_the_decision():
+    s = submission_from_proto(intake_pb2.SubmitOrderRequest(
+        partner_id="P1", idempotency_key="k", channel="batch", external_ref="PO-9", customer_id="C1",
+        ship_to=common_pb2.Address(name="N", line1="L", city="C", country="DE"),
+        lines=[intake_pb2.SubmitLine(sku="A", quantity=2, unit_price="1.50")],
+        requested_delivery_date="2026-07-01", payment_terms="net30",
+    ))
+    decision = domain.Decision(
+        lines=(domain.OrderLine("A", 2, Decimal("1.50")),), ship_to=dict(s.ship_to), payment_terms="NET30",
+        currency="USD", priority=142, hold_reasons=(domain.Reason("price_mismatch", "m", "lines[0].unit_price"),),
+    )
+    req = create_order_request("ORD-1", s, decision)
+    again = orders_pb2.CreateOrderRequest.FromString(req.SerializeToString())
+    assert again == req
+    assert (req.order_id, req.partner_id, req.channel, req.external_ref, req.customer_id) == (
+        "ORD-1", "P1", "batch", "PO-9", "C1")
+    assert [(line.sku, line.quantity, line.unit_price) for line in req.lines] == [("A", 2, "1.50")]
+    assert (req.payment_terms, req.currency, req.priority, req.requested_delivery_date) == (
+        "NET30", "USD", 142, "2026-07-01")
+    assert req.ship_to.country == "DE"
+    assert [(r.code, r.field) for r in req.hold_reasons] == [("price_mismatch", "lines[0].unit_price")]
