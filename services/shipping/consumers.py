@@ -1,0 +1,25 @@
+"""Shipping reacts to orders' facts: allocated orders get shipments, cancelled ones lose them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from orderdesk.consumers import Subscription
+from orderdesk.db import Tx
+from services.shipping.service import ShippingService
+
+
+def subscriptions(service: ShippingService) -> list[Subscription]:
+    async def on_order_allocated(tx: Tx, event) -> None:
+        # The promise counts from the moment of allocation, not from when we heard of it.
+        allocated_at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else None
+        await service.create_for_allocated_order(tx, event.order.order, allocated_at)
+
+    async def on_order_cancelled(tx: Tx, event) -> None:
+        reason = f"order cancelled: {event.reason}" if event.reason else "order cancelled"
+        await service.cancel_for_order(tx, event.order_id or event.order.order.order_id, event.actor or "system", reason)
+
+    return [
+        Subscription("shipping-order-allocated", "orderdesk.order.*.allocated", on_order_allocated),
+        Subscription("shipping-order-cancelled", "orderdesk.order.*.cancelled", on_order_cancelled),
+    ]

@@ -1,0 +1,243 @@
+"""The shipment aggregate, its steps and the delivery promise: plain Python, no I/O.
+
+    pending ──> picked ──> packed ──> shipped ──> delivered
+                  └─────────────────────┘ (shipped may follow picked: pack-and-ship stations
+                                           and carriers that pack at the dock report no "packed")
+    cancelled: from pending, picked or packed (the order was cancelled before anything left)
+
+A 3PL retries: reporting the step a shipment is already in returns it unchanged.
+Going backwards, skipping a step (other than packed) or acting on a cancelled
+shipment is refused with FailedPrecondition. Every change bumps the version;
+`Shipment.changes` collects the ones not yet published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from orderdesk.masterdata import Warehouse  # the imported record: country, cut-off hour, transit days
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    PICKED = "picked"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+S = Status
+# The steps a warehouse or carrier reports, in their only order.
+PROGRESS = (S.PENDING, S.PICKED, S.PACKED, S.SHIPPED, S.DELIVERED)
+STEPS = frozenset({S.PICKED, S.PACKED, S.SHIPPED, S.DELIVERED})
+# Which status each reported step may follow (besides a repeat of itself).
+STEP_FOLLOWS: dict[Status, frozenset[Status]] = {
+    S.PICKED: frozenset({S.PENDING}),
+    S.PACKED: frozenset({S.PICKED}),
+    S.SHIPPED: frozenset({S.PICKED, S.PACKED}),
+    S.DELIVERED: frozenset({S.SHIPPED}),
+}
+# Before these, nothing has left the warehouse and a cancelled order still stops the shipment.
+CANCELLABLE = frozenset({S.PENDING, S.PICKED, S.PACKED})
+
+# Promise when shipping has no master data for the warehouse.
+DEFAULT_TRANSIT_DAYS = 5
+
+
+# --- the delivery promise ------------------------------------------------------
+def ship_date(allocated_at: dt.datetime, warehouse: Warehouse) -> dt.date:
+    """Same day when allocated before the cut-off hour (UTC), else the next day.
+
+    At the cut-off hour itself the day's last pick wave has gone: it ships tomorrow.
+    Calendar days: the warehouses ship every day (no weekend or holiday calendar yet).
+    """
+    at = allocated_at.astimezone(dt.UTC)
+    day = at.date()
+    return day + dt.timedelta(days=1) if at.hour >= warehouse.cutoff_hour_utc else day
+
+
+def promised_delivery_date(
+    *,
+    allocated_at: dt.datetime,
+    warehouse: Warehouse | None,
+    destination_country: str,
+    requested_delivery_date: str = "",
+) -> str:
+    """The date promised to the customer (YYYY-MM-DD).
+
+    The date the customer asked for is the promise when the order has one; else
+    ship date plus transit days, domestic when the goods stay in the warehouse's
+    country (an unknown destination counts as international: the longer, safer
+    promise); DEFAULT_TRANSIT_DAYS after allocation for a warehouse we know nothing of.
+    """
+    requested = parse_date(requested_delivery_date)
+    if requested is not None:
+        return requested.isoformat()
+    if warehouse is None:
+        return (allocated_at.astimezone(dt.UTC).date() + dt.timedelta(days=DEFAULT_TRANSIT_DAYS)).isoformat()
+    domestic = bool(destination_country) and destination_country.upper() == warehouse.country.upper()
+    transit = warehouse.transit_days_domestic if domestic else warehouse.transit_days_international
+    return (ship_date(allocated_at, warehouse) + dt.timedelta(days=transit)).isoformat()
+
+
+def parse_date(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+# --- splitting an allocated order ------------------------------------------------
+def shipment_id_for(order_id: str, warehouse: str) -> str:
+    """Deterministic, so a redelivered allocation event finds the shipment it made before."""
+    return f"SHP-{order_id.removeprefix('ORD-')}-{warehouse}"
+
+
+def split_by_warehouse(allocations: list[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
+    """(sku, warehouse, quantity) reservations -> {warehouse: {sku: quantity}}, in first-seen order."""
+    plan: dict[str, dict[str, int]] = {}
+    for sku, warehouse, quantity in allocations:
+        if quantity <= 0:
+            continue
+        lines = plan.setdefault(warehouse, {})
+        lines[sku] = lines.get(sku, 0) + quantity
+    return plan
+
+
+# --- the aggregate -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Change:
+    """One status change, to publish as shipment.<status>."""
+
+    status: Status
+    version: int
+    at: dt.datetime
+    actor: str
+    reason: str
+
+    @property
+    def event_name(self) -> str:
+        """shipment.created for the new (pending) shipment, else shipment.<status>."""
+        return "created" if self.status is S.PENDING else self.status.value
+
+
+@dataclass
+class Shipment:
+    shipment_id: str
+    order_id: str
+    partner_id: str
+    warehouse: str
+    lines: dict[str, int]
+    promised_delivery_date: str
+    status: Status = S.PENDING
+    carrier: str = ""
+    tracking_number: str = ""
+    delivered_on: str = ""
+    on_time: bool | None = None
+    version: int = 0
+    created_at: dt.datetime | None = None
+    # Not persisted: what changed since load, for the store and the outbox.
+    changes: list[Change] = field(default_factory=list, repr=False)
+    loaded_version: int = field(default=0, repr=False)
+
+    @classmethod
+    def create(cls, *, at: dt.datetime, **fields) -> Shipment:
+        shipment = cls(**fields, created_at=at)
+        shipment._change(S.PENDING, at, "system", "order allocated")
+        return shipment
+
+    def record(
+        self, step: str, *, at: dt.datetime, actor: str, carrier: str = "", tracking_number: str = ""
+    ) -> bool:
+        """A step reported by the warehouse or carrier; False when it repeats the current one."""
+        to = check_step(step, carrier, tracking_number)
+        if self.status is S.CANCELLED:
+            raise FailedPrecondition(
+                f"shipment {self.shipment_id} was cancelled; nothing more can be recorded",
+                rule="shipment_cancelled", subject=self.shipment_id,
+            )
+        if to is self.status:
+            return False  # a retry of the step already recorded
+        if PROGRESS.index(to) < PROGRESS.index(self.status):
+            raise FailedPrecondition(
+                f"shipment {self.shipment_id} is already {self.status}; it cannot go back to {to}",
+                rule="shipment_step_backwards", subject=self.shipment_id,
+            )
+        if self.status not in STEP_FOLLOWS[to]:
+            allowed = " or ".join(sorted(STEP_FOLLOWS[to]))
+            raise FailedPrecondition(
+                f"{to} must follow {allowed}; shipment {self.shipment_id} is {self.status}",
+                rule="shipment_step_skipped", subject=self.shipment_id,
+            )
+        if to is S.SHIPPED:
+            self.carrier, self.tracking_number = carrier.strip(), tracking_number.strip()
+        if to is S.DELIVERED:
+            delivered_on = at.astimezone(dt.UTC).date()
+            self.delivered_on = delivered_on.isoformat()
+            self.on_time = delivered_on <= dt.date.fromisoformat(self.promised_delivery_date)
+        self._change(to, at, actor or "unknown", _reason(to, self))
+        return True
+
+    @property
+    def cancellable(self) -> bool:
+        return self.status in CANCELLABLE
+
+    def cancel(self, at: dt.datetime, actor: str, reason: str) -> bool:
+        """Stops a shipment whose goods are still in the warehouse; False if already cancelled."""
+        if self.status is S.CANCELLED:
+            return False
+        if not self.cancellable:
+            raise FailedPrecondition(
+                f"shipment {self.shipment_id} is {self.status}; goods that left cannot be cancelled",
+                rule="cancel_before_shipment", subject=self.shipment_id,
+            )
+        self._change(S.CANCELLED, at, actor, reason or "order cancelled")
+        return True
+
+    def _change(self, to: Status, at: dt.datetime, actor: str, reason: str) -> None:
+        self.status = to
+        self.version += 1
+        self.changes.append(Change(to, self.version, at, actor, reason))
+
+
+def check_step(step: str, carrier: str = "", tracking_number: str = "") -> Status:
+    """The reported step as a status; bad input is refused before any state is looked at."""
+    to = parse_step(step)
+    if to is S.SHIPPED:
+        require_carrier(carrier, tracking_number)
+    return to
+
+
+def parse_step(step: str) -> Status:
+    try:
+        status = Status(step)
+    except ValueError:
+        status = None
+    if status not in STEPS:
+        raise InvalidArgument(
+            f"unknown shipment event type {step!r}",
+            [FieldViolation("type", "must be one of picked, packed, shipped, delivered", "unknown_type")],
+        )
+    return status
+
+
+def require_carrier(carrier: str, tracking_number: str) -> None:
+    violations = [
+        FieldViolation(name, "required when the shipment is shipped", "required")
+        for name, value in (("carrier", carrier), ("tracking_number", tracking_number))
+        if not value.strip()
+    ]
+    if violations:
+        raise InvalidArgument("a shipped event needs the carrier and the tracking number", violations)
+
+
+def _reason(to: Status, shipment: Shipment) -> str:
+    if to is S.SHIPPED:
+        return f"{shipment.carrier} {shipment.tracking_number}"
+    if to is S.DELIVERED:
+        return f"delivered {shipment.delivered_on} ({'on time' if shipment.on_time else 'late'})"
+    return to.value

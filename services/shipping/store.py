@@ -1,0 +1,180 @@
+"""Shipping's tables and the repository for shipments and warehouses (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    select,
+    update,
+)
+
+from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
+from orderdesk.errors import Conflict
+from services.shipping.domain import Shipment, Status, Warehouse
+
+metadata = MetaData()
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("shipment_id", String(80), primary_key=True),
+    Column("order_id", String(40), nullable=False),
+    Column("partner_id", String(64), nullable=False),
+    Column("warehouse", String(32), nullable=False),
+    Column("lines", JSON, nullable=False),  # [[sku, quantity], ...]: fixed when the shipment is made
+    Column("promised_delivery_date", String(10), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("carrier", String(64), nullable=False),
+    Column("tracking_number", String(128), nullable=False),
+    Column("delivered_on", String(10), nullable=False),
+    Column("on_time", Boolean, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_shipments_order", "order_id"),
+)
+
+# Shipping's memory of each order it has heard of. Both order consumers lock this row,
+# so an allocation and a cancellation of one order handled at the same time (they come
+# through separate durable consumers) are applied one after the other, never interleaved.
+order_states = Table(
+    "order_states",
+    metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("cancelled", Boolean, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+warehouses = Table(
+    "warehouses",
+    metadata,
+    Column("warehouse", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("country", String(16), nullable=False),
+    Column("cutoff_hour_utc", Integer, nullable=False),
+    Column("transit_days_domestic", Integer, nullable=False),
+    Column("transit_days_international", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+def _shipment_row(shipment: Shipment) -> dict:
+    return {
+        "status": shipment.status.value,
+        "carrier": shipment.carrier,
+        "tracking_number": shipment.tracking_number,
+        "delivered_on": shipment.delivered_on,
+        "on_time": shipment.on_time,
+        "version": shipment.version,
+        "updated_at": utcnow(),
+    }
+
+
+def _shipment(row) -> Shipment:
+    return Shipment(
+        shipment_id=row["shipment_id"], order_id=row["order_id"], partner_id=row["partner_id"],
+        warehouse=row["warehouse"], lines={sku: qty for sku, qty in row["lines"]},
+        promised_delivery_date=row["promised_delivery_date"], status=Status(row["status"]),
+        carrier=row["carrier"], tracking_number=row["tracking_number"], delivered_on=row["delivered_on"],
+        on_time=row["on_time"], version=row["version"], created_at=row["created_at"], loaded_version=row["version"],
+    )
+
+
+class ShipmentRepository:
+    """Loads and saves whole shipments; saves are guarded by the version read."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    async def add(self, shipment: Shipment) -> bool:
+        """Inserts the shipment unless one with its id exists; True if it was new."""
+        result = await self.conn.execute(
+            insert_ignoring_conflicts(
+                self.dialect,
+                shipments,
+                {
+                    "shipment_id": shipment.shipment_id, "order_id": shipment.order_id,
+                    "partner_id": shipment.partner_id, "warehouse": shipment.warehouse,
+                    "lines": [[sku, qty] for sku, qty in shipment.lines.items()],
+                    "promised_delivery_date": shipment.promised_delivery_date, "created_at": shipment.created_at,
+                    **_shipment_row(shipment),
+                },
+            )
+        )
+        return result.rowcount == 1
+
+    async def save(self, shipment: Shipment) -> None:
+        result = await self.conn.execute(
+            update(shipments)
+            .where(and_(shipments.c.shipment_id == shipment.shipment_id,
+                        shipments.c.version == shipment.loaded_version))
+            .values(**_shipment_row(shipment))
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"shipment {shipment.shipment_id} was changed concurrently; retry")
+
+    async def get(self, shipment_id: str, partner_id: str = "") -> Shipment | None:
+        query = select(shipments).where(shipments.c.shipment_id == shipment_id)
+        if partner_id:
+            query = query.where(shipments.c.partner_id == partner_id)
+        row = (await self.conn.execute(query)).mappings().first()
+        return _shipment(row) if row is not None else None
+
+    async def for_order(self, order_id: str, partner_id: str = "") -> list[Shipment]:
+        query = select(shipments).where(shipments.c.order_id == order_id).order_by(shipments.c.shipment_id)
+        if partner_id:
+            query = query.where(shipments.c.partner_id == partner_id)
+        return [_shipment(row) for row in (await self.conn.execute(query)).mappings()]
+
+    # --- the per-order gate ------------------------------------------------------
+    async def open_for_shipments(self, order_id: str) -> bool:
+        """False if the order was cancelled already; else True, holding the order's row until commit."""
+        await self.conn.execute(
+            insert_ignoring_conflicts(
+                self.dialect, order_states, {"order_id": order_id, "cancelled": False, "updated_at": utcnow()}
+            )
+        )
+        # The conditional update takes the row lock (PostgreSQL waits here for a cancel in flight).
+        result = await self.conn.execute(
+            update(order_states)
+            .where(and_(order_states.c.order_id == order_id, order_states.c.cancelled.is_(False)))
+            .values(updated_at=utcnow())
+        )
+        return result.rowcount == 1
+
+    async def mark_cancelled(self, order_id: str) -> None:
+        """Remembers the cancel (a late allocation creates nothing), waiting for a creation in flight."""
+        await self.conn.execute(
+            upsert(self.dialect, order_states, {"order_id": order_id, "cancelled": True, "updated_at": utcnow()},
+                   keys=["order_id"], update=["cancelled", "updated_at"])
+        )
+
+
+class WarehouseRepository:
+    def __init__(self, conn):
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    async def get(self, code: str) -> Warehouse | None:
+        row = (await self.conn.execute(select(warehouses).where(warehouses.c.warehouse == code))).mappings().first()
+        if row is None:
+            return None
+        return Warehouse(**{k: row[k] for k in Warehouse.__dataclass_fields__})
+
+    async def save_all(self, records: list[Warehouse]) -> None:
+        now = utcnow()
+        columns = list(Warehouse.__dataclass_fields__)
+        for record in records:
+            values = {c: getattr(record, c) for c in columns} | {"updated_at": now}
+            await self.conn.execute(
+                upsert(self.dialect, warehouses, values, keys=["warehouse"], update=[*columns[1:], "updated_at"])
+            )

@@ -1,0 +1,258 @@
+"""Shipping on a real database (SQLite and PostgreSQL): consumers, steps, versions, promises, scoping."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+
+from orderdesk import errors, events
+from orderdesk.outbox import outbox_table
+from orderdesk.v1 import common_pb2, events_pb2, orders_pb2, shipping_pb2
+from services.shipping.consumers import subscriptions
+from services.shipping.service import ShippingService
+from services.shipping.store import ShipmentRepository
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "shipping" / "migrations"
+DEMO_WAREHOUSES = (Path(__file__).resolve().parents[3] / "demo" / "warehouses.csv").read_text()
+ALLOCATED_AT = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)  # before Hamburg's 14:00, after Shanghai's 09:00
+NOW = dt.datetime(2026, 12, 1, 10, 0, 5, tzinfo=dt.UTC)
+
+
+def new_order_id() -> str:
+    return f"ORD-T{uuid.uuid4().hex[:12].upper()}"
+
+
+def allocated_event(order_id: str, *, partner: str = "P-SHOP", country: str = "DE", requested: str = "",
+                    allocations=(("A", "WH-HAM", 3), ("B", "WH-SHA", 2), ("A", "WH-SHA", 1))) -> events_pb2.Event:
+    order = orders_pb2.Order(
+        order_id=order_id, partner_id=partner, status="allocated", requested_delivery_date=requested,
+        ship_to=common_pb2.Address(country=country),
+        allocations=[orders_pb2.Allocation(sku=s, warehouse=w, quantity=q) for s, w, q in allocations],
+    )
+    return events.new_event("order.allocated", aggregate_id=order_id, version=3, order_id=order_id,
+                            actor="system", at=ALLOCATED_AT,
+                            order=events_pb2.OrderEvent(status="allocated", order=order))
+
+
+def cancelled_event(order_id: str) -> events_pb2.Event:
+    return events.new_event("order.cancelled", aggregate_id=order_id, version=4, order_id=order_id,
+                            actor="P-SHOP", reason="customer changed mind",
+                            order=events_pb2.OrderEvent(status="cancelled", previous_status="allocated"))
+
+
+@pytest.fixture
+async def shipping(make_database):
+    db = await make_database(MIGRATIONS)
+    service = ShippingService(db, clock=lambda: NOW)
+    await service.import_master_data("warehouses", DEMO_WAREHOUSES)
+    return service
+
+
+async def deliver(service: ShippingService, event: events_pb2.Event, durable: str) -> None:
+    """What the runtime's consumer does: the handler inside one transaction."""
+    handler = {s.durable: s.handler for s in subscriptions(service)}[durable]
+    async with service.db.transaction() as tx:
+        await handler(tx, event)
+
+
+async def shipment_events(service: ShippingService, order_id: str) -> list[events_pb2.Event]:
+    async with service.db.read() as conn:
+        rows = await conn.execute(
+            select(outbox_table.c.payload).where(outbox_table.c.subject.like(f"orderdesk.shipment.{order_id}.%"))
+            .order_by(outbox_table.c.id)
+        )
+        return [events_pb2.Event.FromString(r.payload) for r in rows]
+
+
+def metric(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_an_allocated_order_gets_one_shipment_per_warehouse_and_a_redelivery_creates_nothing(shipping):
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id), "shipping-order-allocated")
+    # The same fact again under a new event id (a re-publish): the inbox does not catch it, the ids do.
+    await deliver(shipping, allocated_event(order_id), "shipping-order-allocated")
+
+    items = {s.warehouse: s for s in await shipping.list_for_order(order_id, "")}
+    assert set(items) == {"WH-HAM", "WH-SHA"}
+    ham, sha = items["WH-HAM"], items["WH-SHA"]
+    assert ham.shipment_id == f"SHP-{order_id.removeprefix('ORD-')}-WH-HAM"
+    assert (ham.lines, sha.lines) == ({"A": 3}, {"B": 2, "A": 1})
+    assert ham.status.value == "pending" and ham.version == 1 and ham.partner_id == "P-SHOP"
+    assert ham.promised_delivery_date == "2026-12-03"  # same day, 2 days domestic
+    assert sha.promised_delivery_date == "2026-12-11"  # after the 09:00 cut-off: ships the 2nd, 9 days abroad
+
+    published = await shipment_events(shipping, order_id)
+    assert sorted(e.type for e in published) == ["shipment.created", "shipment.created"]
+    assert {e.shipment.shipment.shipment_id for e in published} == {ham.shipment_id, sha.shipment_id}
+    assert all(e.aggregate_version == 1 and e.order_id == order_id for e in published)
+
+
+async def test_the_requested_date_wins_and_an_unknown_warehouse_gets_the_default(shipping):
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id, requested="2027-01-20", allocations=[("A", "WH-HAM", 1)]),
+                  "shipping-order-allocated")
+    other = new_order_id()
+    await deliver(shipping, allocated_event(other, allocations=[("A", "WH-NEW", 1)]), "shipping-order-allocated")
+    assert (await shipping.list_for_order(order_id, ""))[0].promised_delivery_date == "2027-01-20"
+    assert (await shipping.list_for_order(other, ""))[0].promised_delivery_date == "2026-12-06"
+
+
+async def test_steps_in_order_with_versions_retries_and_refusals(shipping):
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 2)]), "shipping-order-allocated")
+    sid = (await shipping.list_for_order(order_id, ""))[0].shipment_id
+    shipped_before = metric("orderdesk_shipment_events_total", type="shipped")
+
+    assert (await shipping.record_event(sid, "picked", actor="3pl")).version == 2
+    with pytest.raises(errors.FailedPrecondition) as err:
+        await shipping.record_event(sid, "delivered", actor="3pl")
+    assert err.value.rule == "shipment_step_skipped"
+    assert (await shipping.record_event(sid, "packed", actor="3pl")).version == 3
+    with pytest.raises(errors.FailedPrecondition) as err:
+        await shipping.record_event(sid, "picked", actor="3pl")
+    assert err.value.rule == "shipment_step_backwards"
+    with pytest.raises(errors.InvalidArgument) as bad:
+        await shipping.record_event(sid, "shipped", carrier="DHL", actor="3pl")
+    assert [v.field for v in bad.value.violations] == ["tracking_number"]
+    shipped = await shipping.record_event(sid, "shipped", carrier="DHL", tracking_number="TRK-1", actor="3pl")
+    assert (shipped.version, shipped.carrier, shipped.tracking_number) == (4, "DHL", "TRK-1")
+    again = await shipping.record_event(sid, "shipped", carrier="DHL", tracking_number="TRK-1", actor="3pl")
+    assert again.version == 4  # a 3PL's retry: unchanged, nothing published
+
+    published = await shipment_events(shipping, order_id)
+    assert [(e.type, e.aggregate_version) for e in published] == [
+        ("shipment.created", 1), ("shipment.picked", 2), ("shipment.packed", 3), ("shipment.shipped", 4),
+    ]
+    assert published[-1].shipment.shipment.tracking_number == "TRK-1"
+    assert published[-1].actor == "3pl"
+    assert metric("orderdesk_shipment_events_total", type="shipped") == shipped_before + 1
+
+    with pytest.raises(errors.InvalidArgument) as bad:
+        await shipping.record_event(sid, "lost", actor="3pl")
+    assert [v.field for v in bad.value.violations] == ["type"]
+    with pytest.raises(errors.NotFound):
+        await shipping.record_event("SHP-NOPE-WH-HAM", "picked", actor="3pl")
+
+
+async def test_a_stale_version_is_a_conflict(shipping):
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 2)]), "shipping-order-allocated")
+    sid = (await shipping.list_for_order(order_id, ""))[0].shipment_id
+    async with shipping.db.read() as conn:
+        first = await ShipmentRepository(conn).get(sid)
+        second = await ShipmentRepository(conn).get(sid)
+    first.record("picked", at=NOW, actor="a")
+    second.record("picked", at=NOW, actor="b")
+    async with shipping.db.transaction() as tx:
+        await ShipmentRepository(tx.conn).save(first)
+    with pytest.raises(errors.Conflict):
+        async with shipping.db.transaction() as tx:
+            await ShipmentRepository(tx.conn).save(second)
+
+
+@pytest.mark.parametrize(("delivered_at", "on_time"), [
+    (dt.datetime(2026, 12, 3, 18, 0, tzinfo=dt.UTC), True),
+    (dt.datetime(2026, 12, 4, 0, 1, tzinfo=dt.UTC), False),
+])
+async def test_delivered_records_the_date_and_the_on_time_flag(shipping, delivered_at, on_time):
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 2)]), "shipping-order-allocated")
+    sid = (await shipping.list_for_order(order_id, ""))[0].shipment_id  # promised 2026-12-03
+    label = str(on_time).lower()
+    before = metric("orderdesk_shipments_delivered_total", on_time=label)
+    await shipping.record_event(sid, "picked", actor="3pl")
+    await shipping.record_event(sid, "shipped", carrier="UPS", tracking_number="1Z", actor="3pl")
+    delivered = await shipping.record_event(sid, "delivered", occurred_at=delivered_at, actor="carrier")
+    assert delivered.delivered_on == delivered_at.date().isoformat() and delivered.on_time is on_time
+    stored = await shipping.get(sid, "")
+    assert (stored.status.value, stored.delivered_on, stored.on_time) == ("delivered", delivered.delivered_on, on_time)
+    assert metric("orderdesk_shipments_delivered_total", on_time=label) == before + 1
+    last = (await shipment_events(shipping, order_id))[-1]
+    assert last.type == "shipment.delivered" and last.shipment.shipment.on_time is on_time
+
+
+async def test_a_cancelled_order_cancels_what_has_not_shipped(shipping):
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id), "shipping-order-allocated")
+    by_wh = {s.warehouse: s.shipment_id for s in await shipping.list_for_order(order_id, "")}
+    await shipping.record_event(by_wh["WH-HAM"], "picked", actor="3pl")
+    await shipping.record_event(by_wh["WH-HAM"], "shipped", carrier="DHL", tracking_number="T", actor="3pl")
+    await shipping.record_event(by_wh["WH-SHA"], "picked", actor="3pl")
+
+    await deliver(shipping, cancelled_event(order_id), "shipping-order-cancelled")
+    await deliver(shipping, cancelled_event(order_id), "shipping-order-cancelled")  # a repeat changes nothing
+    statuses = {s.warehouse: s.status.value for s in await shipping.list_for_order(order_id, "")}
+    assert statuses == {"WH-HAM": "shipped", "WH-SHA": "cancelled"}
+    cancels = [e for e in await shipment_events(shipping, order_id) if e.type == "shipment.cancelled"]
+    assert len(cancels) == 1 and "customer changed mind" in cancels[0].reason
+    with pytest.raises(errors.FailedPrecondition) as err:
+        await shipping.record_event(by_wh["WH-SHA"], "packed", actor="3pl")
+    assert err.value.rule == "shipment_cancelled"
+
+
+async def test_a_cancel_seen_before_the_allocation_means_no_shipments(shipping):
+    order_id = new_order_id()
+    await deliver(shipping, cancelled_event(order_id), "shipping-order-cancelled")
+    await deliver(shipping, allocated_event(order_id), "shipping-order-allocated")
+    assert await shipping.list_for_order(order_id, "") == []
+    assert await shipment_events(shipping, order_id) == []
+
+
+async def test_allocation_and_cancel_at_the_same_time_leave_nothing_to_ship(shipping):
+    """The two consumers are independent; whichever commits first, no pending shipment survives."""
+    for _ in range(5):
+        order_id = new_order_id()
+        await asyncio.gather(
+            deliver(shipping, allocated_event(order_id), "shipping-order-allocated"),
+            deliver(shipping, cancelled_event(order_id), "shipping-order-cancelled"),
+        )
+        assert all(s.status.value == "cancelled" for s in await shipping.list_for_order(order_id, ""))
+
+
+async def test_partners_reach_only_their_own_shipments(shipping):
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id, partner="P-SHOP", allocations=[("A", "WH-HAM", 1)]),
+                  "shipping-order-allocated")
+    sid = (await shipping.list_for_order(order_id, "P-SHOP"))[0].shipment_id
+    assert (await shipping.get(sid, "P-SHOP")).shipment_id == sid
+    assert (await shipping.get(sid, "")).shipment_id == sid  # fulfillment and admin reach every order
+    with pytest.raises(errors.NotFound):
+        await shipping.get(sid, "P-OTHER")
+    assert await shipping.list_for_order(order_id, "P-OTHER") == []
+
+
+async def test_only_warehouses_are_imported(shipping):
+    with pytest.raises(errors.InvalidArgument) as err:
+        await shipping.import_master_data("products", "sku\nA\n")
+    assert [v.field for v in err.value.violations] == ["kind"]
+    with pytest.raises(errors.InvalidArgument):
+        await shipping.import_master_data("warehouses", "warehouse,name\nWH-X,X\n")  # missing columns
+    changed = DEMO_WAREHOUSES.replace("WH-HAM,Hamburg DC,DE,14,2,6", "WH-HAM,Hamburg DC,DE,14,1,6")
+    assert await shipping.import_master_data("warehouses", changed) == 3
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 1)]), "shipping-order-allocated")
+    assert (await shipping.list_for_order(order_id, ""))[0].promised_delivery_date == "2026-12-02"
+
+
+async def test_the_api_speaks_protobuf(shipping):
+    from services.shipping.api import ShippingApi
+
+    api = ShippingApi(shipping)
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 1)]), "shipping-order-allocated")
+    listed = await api.ListShipments(shipping_pb2.ListShipmentsRequest(order_id=order_id), None)
+    assert [s.status for s in listed.items] == ["pending"]
+    request = shipping_pb2.ShipmentEventRequest(shipment_id=listed.items[0].shipment_id, type="picked", actor="3pl")
+    assert (await api.RecordShipmentEvent(request, None)).status == "picked"
+    with pytest.raises(errors.InvalidArgument):
+        await api.ListShipments(shipping_pb2.ListShipmentsRequest(), None)
+    async with shipping.db.read() as conn:
+        assert (await conn.execute(select(func.count()).select_from(outbox_table))).scalar() >= 2

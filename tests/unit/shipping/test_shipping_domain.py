@@ -1,0 +1,259 @@
+"""Shipping's domain rules: the step state machine, cancellation, promises, splitting by warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orderdesk.errors import FailedPrecondition, InvalidArgument
+from orderdesk.masterdata import Warehouse
+from services.shipping.domain import (
+    DEFAULT_TRANSIT_DAYS,
+    PROGRESS,
+    STEP_FOLLOWS,
+    Shipment,
+    Status,
+    promised_delivery_date,
+    ship_date,
+    shipment_id_for,
+    split_by_warehouse,
+)
+
+T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+HAMBURG = Warehouse("WH-HAM", "Hamburg DC", "DE", cutoff_hour_utc=14, transit_days_domestic=2,
+                    transit_days_international=6)
+
+
+def new_shipment(promised: str = "2026-12-05") -> Shipment:
+    return Shipment.create(
+        at=T0, shipment_id="SHP-1-WH-HAM", order_id="ORD-1", partner_id="P1", warehouse="WH-HAM",
+        lines={"A": 2}, promised_delivery_date=promised,
+    )
+
+
+def shipment_in(status: Status) -> Shipment:
+    s = new_shipment()
+    path = {Status.PENDING: [], Status.PICKED: ["picked"], Status.PACKED: ["picked", "packed"],
+            Status.SHIPPED: ["picked", "packed", "shipped"],
+            Status.DELIVERED: ["picked", "packed", "shipped", "delivered"]}
+    if status is Status.CANCELLED:
+        s.cancel(T0, "system", "order cancelled")
+        return s
+    for step in path[status]:
+        s.record(step, at=T0, actor="3pl", carrier="DHL", tracking_number="TRK1")
+    return s
+
+
+# --- the state machine --------------------------------------------------------------
+def test_new_shipment_is_pending_with_a_created_change():
+    s = new_shipment()
+    assert s.status is Status.PENDING and s.version == 1
+    assert [c.event_name for c in s.changes] == ["created"]
+
+
+def test_the_full_path_bumps_the_version_once_per_step():
+    s = new_shipment()
+    for step in ("picked", "packed", "shipped", "delivered"):
+        assert s.record(step, at=T0, actor="3pl", carrier="DHL", tracking_number="TRK1")
+    assert s.status is Status.DELIVERED and s.version == 5
+    assert [c.event_name for c in s.changes] == ["created", "picked", "packed", "shipped", "delivered"]
+    assert (s.carrier, s.tracking_number) == ("DHL", "TRK1")
+
+
+def test_shipped_may_follow_picked_without_packed():
+    s = shipment_in(Status.PICKED)
+    assert s.record("shipped", at=T0, actor="3pl", carrier="UPS", tracking_number="1Z")
+    assert s.status is Status.SHIPPED
+
+
+@pytest.mark.parametrize("status", [Status.PICKED, Status.PACKED, Status.SHIPPED, Status.DELIVERED])
+def test_repeating_the_current_step_changes_nothing(status):
+    s = shipment_in(status)
+    version, changes = s.version, len(s.changes)
+    assert s.record(status.value, at=T0, actor="3pl", carrier="DHL", tracking_number="TRK2") is False
+    assert (s.version, len(s.changes), s.status) == (version, changes, status)
+    if status in (Status.SHIPPED, Status.DELIVERED):
+        assert s.tracking_number == "TRK1"  # a retry does not rewrite what was recorded
+
+
+@pytest.mark.parametrize(
+    ("current", "step"),
+    [(Status.PACKED, "picked"), (Status.SHIPPED, "packed"), (Status.SHIPPED, "picked"),
+     (Status.DELIVERED, "shipped"), (Status.DELIVERED, "picked")],
+)
+def test_going_backwards_is_refused(current, step):
+    s = shipment_in(current)
+    with pytest.raises(FailedPrecondition) as err:
+        s.record(step, at=T0, actor="3pl", carrier="DHL", tracking_number="TRK1")
+    assert err.value.rule == "shipment_step_backwards"
+    assert s.status is current
+
+
+@pytest.mark.parametrize(
+    ("current", "step"),
+    [(Status.PENDING, "packed"), (Status.PENDING, "shipped"), (Status.PENDING, "delivered"),
+     (Status.PICKED, "delivered"), (Status.PACKED, "delivered")],
+)
+def test_skipping_a_step_is_refused(current, step):
+    s = shipment_in(current)
+    with pytest.raises(FailedPrecondition) as err:
+        s.record(step, at=T0, actor="3pl", carrier="DHL", tracking_number="TRK1")
+    assert err.value.rule == "shipment_step_skipped"
+
+
+@pytest.mark.parametrize("step", ["picked", "packed", "shipped", "delivered"])
+def test_a_cancelled_shipment_takes_no_steps(step):
+    s = shipment_in(Status.CANCELLED)
+    with pytest.raises(FailedPrecondition) as err:
+        s.record(step, at=T0, actor="3pl", carrier="DHL", tracking_number="TRK1")
+    assert err.value.rule == "shipment_cancelled"
+
+
+@pytest.mark.parametrize("step", ["", "returned", "PICKED", "pending", "cancelled"])
+def test_unknown_types_are_invalid_arguments_on_type(step):
+    with pytest.raises(InvalidArgument) as err:
+        new_shipment().record(step, at=T0, actor="3pl")
+    assert [v.field for v in err.value.violations] == ["type"]
+
+
+@pytest.mark.parametrize(
+    ("carrier", "tracking", "missing"),
+    [("", "", ["carrier", "tracking_number"]), ("DHL", "", ["tracking_number"]), ("  ", "T1", ["carrier"])],
+)
+def test_shipped_names_each_missing_field(carrier, tracking, missing):
+    s = shipment_in(Status.PACKED)
+    with pytest.raises(InvalidArgument) as err:
+        s.record("shipped", at=T0, actor="3pl", carrier=carrier, tracking_number=tracking)
+    assert [v.field for v in err.value.violations] == missing
+    assert s.status is Status.PACKED
+
+
+@pytest.mark.parametrize(
+    ("delivered_at", "on_time"),
+    [(dt.datetime(2026, 12, 4, 23, 59, tzinfo=dt.UTC), True),
+     (dt.datetime(2026, 12, 5, 23, 59, tzinfo=dt.UTC), True),
+     (dt.datetime(2026, 12, 6, 0, 0, tzinfo=dt.UTC), False),
+     # 01:00 on the 6th in Berlin is still the 5th in UTC: the UTC date counts.
+     (dt.datetime(2026, 12, 6, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))), True)],
+)
+def test_delivered_records_the_utc_date_and_whether_it_kept_the_promise(delivered_at, on_time):
+    s = shipment_in(Status.SHIPPED)
+    s.record("delivered", at=delivered_at, actor="carrier")
+    assert s.delivered_on == delivered_at.astimezone(dt.UTC).date().isoformat()
+    assert s.on_time is on_time
+
+
+@pytest.mark.parametrize("status", [Status.PENDING, Status.PICKED, Status.PACKED])
+def test_cancel_before_anything_left(status):
+    s = shipment_in(status)
+    assert s.cancellable and s.cancel(T0, "system", "order cancelled")
+    assert s.status is Status.CANCELLED and s.changes[-1].event_name == "cancelled"
+    assert s.cancel(T0, "system", "again") is False  # a second cancel is a no-op
+
+
+@pytest.mark.parametrize("status", [Status.SHIPPED, Status.DELIVERED])
+def test_cancel_refused_once_shipped(status):
+    s = shipment_in(status)
+    assert not s.cancellable
+    with pytest.raises(FailedPrecondition) as err:
+        s.cancel(T0, "system", "too late")
+    assert err.value.rule == "cancel_before_shipment"
+
+
+STEP_NAMES = ["picked", "packed", "shipped", "delivered"]
+
+
+@given(st.lists(st.sampled_from(STEP_NAMES), max_size=12))
+def test_any_sequence_of_reports_moves_only_forward_along_the_allowed_edges(steps):
+    """Whatever a 3PL sends, in whatever order, the shipment never goes back or jumps a step."""
+    s = new_shipment()
+    for step in steps:
+        before, version = s.status, s.version
+        try:
+            changed = s.record(step, at=T0, actor="3pl", carrier="DHL", tracking_number="TRK1")
+        except FailedPrecondition:
+            assert (s.status, s.version) == (before, version)
+            continue
+        if changed:
+            assert before in STEP_FOLLOWS[s.status]
+            assert PROGRESS.index(s.status) > PROGRESS.index(before)
+            assert s.version == version + 1
+        else:
+            assert s.status is before and s.status.value == step and s.version == version
+    assert [c.version for c in s.changes] == list(range(1, s.version + 1))
+
+
+# --- delivery promises ------------------------------------------------------------------
+def at_hour(hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 12, 1, hour, minute, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("allocated", "ships"),
+    [(at_hour(0), "2026-12-01"), (at_hour(13, 59), "2026-12-01"), (at_hour(14), "2026-12-02"),
+     (at_hour(23, 59), "2026-12-02")],
+)
+def test_allocated_at_or_after_the_cut_off_ships_the_next_day(allocated, ships):
+    assert ship_date(allocated, HAMBURG).isoformat() == ships
+
+
+def test_domestic_and_international_transit():
+    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="DE") == "2026-12-03"
+    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="de") == "2026-12-03"
+    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="US") == "2026-12-07"
+    assert promised_delivery_date(allocated_at=at_hour(15), warehouse=HAMBURG, destination_country="US") == "2026-12-08"
+    # No destination country: the longer, international promise.
+    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="") == "2026-12-07"
+
+
+def test_the_requested_date_is_the_promise_when_set():
+    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="DE",
+                                  requested_delivery_date="2027-01-15") == "2027-01-15"
+    # A date we cannot read is ignored rather than promised.
+    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="DE",
+                                  requested_delivery_date="next week") == "2026-12-03"
+
+
+def test_an_unknown_warehouse_promises_the_default_days():
+    assert promised_delivery_date(allocated_at=at_hour(22), warehouse=None, destination_country="DE") == (
+        dt.date(2026, 12, 1) + dt.timedelta(days=DEFAULT_TRANSIT_DAYS)
+    ).isoformat()
+
+
+@given(
+    allocated=st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2035, 1, 1),
+                           timezones=st.just(dt.UTC)),
+    cutoff=st.integers(0, 23), domestic=st.integers(0, 10), international=st.integers(0, 30),
+    same_country=st.booleans(),
+)
+def test_a_promise_is_transit_days_after_the_day_of_shipping(allocated, cutoff, domestic, international,
+                                                              same_country):
+    wh = Warehouse("W", "W", "DE", cutoff, domestic, international)
+    promise = dt.date.fromisoformat(promised_delivery_date(
+        allocated_at=allocated, warehouse=wh, destination_country="DE" if same_country else "FR"))
+    lead = (promise - allocated.date()).days
+    transit = domestic if same_country else international
+    assert lead == transit + (1 if allocated.hour >= cutoff else 0)
+
+
+# --- one shipment per warehouse -------------------------------------------------------------
+def test_ids_are_deterministic_per_order_and_warehouse():
+    assert shipment_id_for("ORD-7F3A", "WH-HAM") == "SHP-7F3A-WH-HAM"
+    assert shipment_id_for("7F3A", "WH-HAM") == "SHP-7F3A-WH-HAM"
+
+
+def test_allocations_are_grouped_by_warehouse_and_empty_ones_dropped():
+    plan = split_by_warehouse([("A", "WH-HAM", 3), ("B", "WH-CHI", 2), ("A", "WH-CHI", 1), ("C", "WH-HAM", 0),
+                               ("A", "WH-HAM", 1)])
+    assert plan == {"WH-HAM": {"A": 4}, "WH-CHI": {"B": 2, "A": 1}}
+
+
+@given(st.lists(st.tuples(st.sampled_from("ABC"), st.sampled_from(["W1", "W2", "W3"]), st.integers(0, 5))))
+def test_splitting_keeps_every_allocated_unit(allocations):
+    plan = split_by_warehouse(allocations)
+    for sku in "ABC":
+        assert sum(lines.get(sku, 0) for lines in plan.values()) == sum(q for s, _, q in allocations if s == sku)
+    assert all(q > 0 for lines in plan.values() for q in lines.values())
