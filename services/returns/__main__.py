@@ -1,0 +1,23 @@
+"""python -m services.returns: the returns service process."""
+
+from pathlib import Path
+
+from orderdesk.runtime import ServiceRuntime, run
+from orderdesk.v1 import orders_pb2_grpc, returns_pb2_grpc
+from services.returns import consumers
+from services.returns.api import ReturnsApi
+from services.returns.service import ReturnsService
+
+
+async def main() -> None:
+    rt = ServiceRuntime("returns", Path(__file__).parent / "migrations")
+    await rt.start()
+    service = ReturnsService(rt.db, orders_pb2_grpc.OrdersServiceStub(rt.channel("orders")), rt.settings.rpc_timeout)
+    rt.add_servicer(returns_pb2_grpc.add_ReturnsServiceServicer_to_server, ReturnsApi(service), "ReturnsService")
+    for subscription in consumers.subscriptions(service):
+        rt.subscribe(subscription)
+    await rt.serve()
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,38 @@
+"""ReturnsService over gRPC: protobuf in, use case, protobuf out. Errors are domain errors."""
+
+from __future__ import annotations
+
+from orderdesk import errors
+from orderdesk.v1 import returns_pb2_grpc
+from services.returns.domain import Inspection
+from services.returns.proto import return_to_proto
+from services.returns.service import ReturnsService
+
+
+def _require(value: str, field: str) -> None:
+    if not value:
+        raise errors.InvalidArgument(f"{field} is required", [errors.FieldViolation(field, "required")])
+
+
+class ReturnsApi(returns_pb2_grpc.ReturnsServiceServicer):
+    def __init__(self, service: ReturnsService):
+        self.service = service
+
+    async def CreateReturn(self, request, context):
+        _require(request.order_id, "order_id")
+        return return_to_proto(await self.service.create(request))
+
+    async def GetReturn(self, request, context):
+        _require(request.rma_id, "rma_id")
+        return return_to_proto(await self.service.get(request.rma_id, request.partner_id))
+
+    async def ReceiveReturn(self, request, context):
+        _require(request.rma_id, "rma_id")
+        actor = request.actor or request.partner_id or "unknown"
+        return return_to_proto(await self.service.receive(request.rma_id, request.partner_id, actor))
+
+    async def InspectReturn(self, request, context):
+        _require(request.rma_id, "rma_id")
+        actor = request.actor or request.partner_id or "unknown"
+        inspections = [Inspection(line.sku, line.quantity, line.outcome) for line in request.lines]
+        return return_to_proto(await self.service.inspect(request.rma_id, request.partner_id, inspections, actor))

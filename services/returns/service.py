@@ -1,0 +1,167 @@
+"""Returns' use cases: load the RMA, apply a domain rule, save it with its events.
+
+Each use case is one transaction: the return row (guarded by its version) and the
+outbox rows for its changes commit together. Authorising asks orders (gRPC, with
+the caller's partner scope) what was delivered before the transaction begins, so
+no lock is held across a remote call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+
+import grpc
+from sqlalchemy.exc import IntegrityError
+
+from orderdesk import errors, events, metrics, rpc
+from orderdesk.db import Database, Tx, utcnow
+from orderdesk.v1 import events_pb2, orders_pb2, returns_pb2
+from services.returns.domain import (
+    Inspection,
+    RequestedLine,
+    Return,
+    Status,
+    check_idempotency_key,
+    key_reused,
+    new_rma_id,
+    request_hash,
+    summarise_order,
+)
+from services.returns.proto import return_to_proto
+from services.returns.store import IdempotencyClaim, ReturnRepository
+
+
+async def publish_changes(tx: Tx, ret: Return) -> None:
+    """One event per change, in order; each carries the return as it now is."""
+    snapshot = return_to_proto(ret) if ret.changes else None
+    for change in ret.changes:
+        await tx.emit(
+            events.new_event(
+                f"return.{change.status.value}",
+                aggregate_id=ret.rma_id,
+                version=change.version,
+                order_id=ret.order_id,
+                actor=change.actor,
+                reason=change.reason,
+                at=change.at,
+                return_=events_pb2.ReturnEvent(**{"return": snapshot}),
+            )
+        )
+
+
+def count_changes(ret: Return) -> None:
+    for change in ret.changes:
+        metrics.RETURN_STEPS.labels(change.status.value).inc()
+        if change.status is Status.REFUNDED:
+            metrics.REFUNDED_AMOUNT.inc(float(ret.refund_amount))
+
+
+class ReturnsService:
+    def __init__(self, db: Database, orders, timeout: float, clock: Callable[[], dt.datetime] = utcnow):
+        """`orders` is an OrdersService stub (or anything with the same async GetOrder)."""
+        self.db = db
+        self.orders = orders
+        self.timeout = timeout
+        self.clock = clock
+
+    async def create(self, req: returns_pb2.CreateReturnRequest) -> Return:
+        """Authorises a return of delivered goods; the same idempotency key returns the first RMA."""
+        requested = [RequestedLine(line.sku, line.quantity, line.reason) for line in req.lines]
+        claim = IdempotencyClaim(req.partner_id, req.idempotency_key,
+                                 request_hash(req.order_id, requested, req.resolution))
+        if claim.key:
+            check_idempotency_key(claim.key)
+            async with self.db.read() as conn:
+                first = await _first_with_key(ReturnRepository(conn), claim)
+            if first is not None:
+                return first  # a replay: orders need not be asked again
+        order = await self._get_order(req.order_id, req.partner_id)
+        ordered = summarise_order(
+            [(line.sku, line.delivered_quantity, Decimal(line.unit_price or "0")) for line in order.lines],
+            [(a.sku, a.warehouse) for a in order.allocations],
+        )
+        try:
+            async with self.db.transaction() as tx:
+                repo = ReturnRepository(tx.conn)
+                await repo.lock_order(order.order_id)
+                # Under the lock: the same request sent twice at once finds the first one here.
+                first = await _first_with_key(repo, claim) if claim.key else None
+                if first is not None:
+                    return first
+                ret = Return.authorize(
+                    rma_id=new_rma_id(), order_id=order.order_id, partner_id=order.partner_id, ordered=ordered,
+                    authorised=await repo.authorised_quantities(order.order_id), requested=requested,
+                    resolution=req.resolution, at=self.clock(), actor=req.partner_id or "unknown",
+                )
+                await repo.add(ret, claim)
+                await publish_changes(tx, ret)
+        except IntegrityError:  # the same key used at once for another order: the one that committed stands
+            if not claim.key:
+                raise
+            async with self.db.read() as conn:
+                first = await _first_with_key(ReturnRepository(conn), claim)
+            if first is None:
+                raise
+            return first
+        count_changes(ret)
+        return ret
+
+    async def _get_order(self, order_id: str, partner_id: str) -> orders_pb2.Order:
+        if not order_id:
+            raise errors.InvalidArgument("order_id is required", [errors.FieldViolation("order_id", "required")])
+        try:
+            return await self.orders.GetOrder(
+                orders_pb2.GetOrderRequest(order_id=order_id, partner_id=partner_id),
+                timeout=self.timeout, metadata=rpc.metadata(),
+            )
+        except grpc.RpcError as exc:
+            if exc.code() is grpc.StatusCode.NOT_FOUND:  # absent, or another partner's: the same answer
+                raise errors.NotFound(f"order {order_id} not found") from None
+            raise errors.Unavailable(
+                f"orders could not be asked about order {order_id} ({exc.code().name}); try again"
+            ) from exc
+
+    async def receive(self, rma_id: str, partner_id: str, actor: str) -> Return:
+        return await self._change(rma_id, partner_id, lambda ret: ret.receive(self.clock(), actor))
+
+    async def inspect(self, rma_id: str, partner_id: str, inspections: list[Inspection], actor: str) -> Return:
+        return await self._change(rma_id, partner_id, lambda ret: ret.inspect(inspections, self.clock(), actor))
+
+    async def _change(self, rma_id: str, partner_id: str, change: Callable[[Return], bool]) -> Return:
+        """Load, change, save with events; retried once or twice if another writer got there first."""
+        for attempt in range(3):
+            try:
+                async with self.db.transaction() as tx:
+                    repo = ReturnRepository(tx.conn)
+                    ret = await repo.get(rma_id, partner_id)
+                    if ret is None:
+                        raise errors.NotFound(f"return {rma_id} not found")
+                    if change(ret):
+                        await repo.save(ret)
+                        await publish_changes(tx, ret)
+                break
+            except errors.Conflict:
+                if attempt == 2:
+                    raise
+        count_changes(ret)
+        return ret
+
+    async def get(self, rma_id: str, partner_id: str) -> Return:
+        async with self.db.read() as conn:
+            ret = await ReturnRepository(conn).get(rma_id, partner_id)
+        if ret is None:
+            raise errors.NotFound(f"return {rma_id} not found")
+        return ret
+
+
+async def _first_with_key(repo: ReturnRepository, claim: IdempotencyClaim) -> Return | None:
+    """The RMA this caller first made with this key; the key with another body is refused."""
+    found = await repo.by_idempotency_key(claim.scope, claim.key)
+    if found is None:
+        return None
+    first, first_hash = found
+    if first_hash != claim.request_hash:
+        raise key_reused()
+    return first

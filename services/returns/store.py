@@ -1,0 +1,185 @@
+"""Returns' tables and the repository for the return aggregate (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    func,
+    select,
+    update,
+)
+
+from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, utcnow
+from orderdesk.errors import Conflict
+from services.returns.domain import Return, ReturnLine, Status
+
+metadata = MetaData()
+
+returns = Table(
+    "returns",
+    metadata,
+    Column("rma_id", String(40), primary_key=True),
+    Column("order_id", String(40), nullable=False),
+    Column("partner_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("resolution", String(16), nullable=False),
+    Column("refund_amount", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    # The caller's scope and key: the same key from the same caller finds the first RMA.
+    Column("idempotency_scope", String(64), nullable=False),
+    Column("idempotency_key", String(128), nullable=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_returns_order", "order_id"),
+    UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_returns_idempotency"),
+)
+
+return_lines = Table(
+    "return_lines",
+    metadata,
+    Column("rma_id", String(40), ForeignKey("returns.rma_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("reason", String(1000), nullable=False),
+    Column("unit_price", String(32), nullable=False),
+    Column("warehouse", String(32), nullable=False),
+    Column("restocked", Integer, nullable=False),
+    Column("scrapped", Integer, nullable=False),
+)
+
+# One row per order that has returns. Authorising a return first bumps this row, which
+# holds its lock until commit: two returns on one order are authorised one after the
+# other, each seeing what the other took (never both from the same delivered units).
+return_orders = Table(
+    "return_orders",
+    metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    scope: str
+    key: str
+    request_hash: str
+
+
+def _return_row(ret: Return) -> dict:
+    return {
+        "status": ret.status.value,
+        "refund_amount": str(ret.refund_amount),
+        "version": ret.version,
+        "updated_at": utcnow(),
+    }
+
+
+class ReturnRepository:
+    """Loads and saves whole returns; saves are guarded by the version read."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    async def lock_order(self, order_id: str) -> None:
+        """Serialises authorisations per order: waits for any other one in flight, then holds the row."""
+        await self.conn.execute(
+            insert_ignoring_conflicts(self.dialect, return_orders,
+                                      {"order_id": order_id, "version": 0, "updated_at": utcnow()})
+        )
+        await self.conn.execute(
+            update(return_orders).where(return_orders.c.order_id == order_id)
+            .values(version=return_orders.c.version + 1, updated_at=utcnow())
+        )
+
+    async def authorised_quantities(self, order_id: str) -> dict[str, int]:
+        """Units per SKU on every RMA of the order (call after lock_order for a stable answer)."""
+        rows = await self.conn.execute(
+            select(return_lines.c.sku, func.sum(return_lines.c.quantity))
+            .select_from(return_lines.join(returns, returns.c.rma_id == return_lines.c.rma_id))
+            .where(returns.c.order_id == order_id)
+            .group_by(return_lines.c.sku)
+        )
+        return {sku: int(total) for sku, total in rows}
+
+    async def add(self, ret: Return, claim: IdempotencyClaim) -> None:
+        await self.conn.execute(
+            returns.insert().values(
+                rma_id=ret.rma_id, order_id=ret.order_id, partner_id=ret.partner_id, resolution=ret.resolution,
+                idempotency_scope=claim.scope, idempotency_key=claim.key or None, request_hash=claim.request_hash,
+                created_at=ret.created_at, **_return_row(ret),
+            )
+        )
+        await self.conn.execute(
+            return_lines.insert(),
+            [
+                {"rma_id": ret.rma_id, "line_no": i, "sku": line.sku, "quantity": line.quantity,
+                 "reason": line.reason, "unit_price": str(line.unit_price), "warehouse": line.warehouse,
+                 "restocked": line.restocked, "scrapped": line.scrapped}
+                for i, line in enumerate(ret.lines)
+            ],
+        )
+
+    async def save(self, ret: Return) -> None:
+        result = await self.conn.execute(
+            update(returns)
+            .where(and_(returns.c.rma_id == ret.rma_id, returns.c.version == ret.loaded_version))
+            .values(**_return_row(ret))
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"return {ret.rma_id} was changed concurrently; retry")
+        for i, line in enumerate(ret.lines):
+            await self.conn.execute(
+                update(return_lines)
+                .where(and_(return_lines.c.rma_id == ret.rma_id, return_lines.c.line_no == i))
+                .values(restocked=line.restocked, scrapped=line.scrapped)
+            )
+
+    async def get(self, rma_id: str, partner_id: str = "") -> Return | None:
+        query = select(returns).where(returns.c.rma_id == rma_id)
+        if partner_id:
+            query = query.where(returns.c.partner_id == partner_id)
+        row = (await self.conn.execute(query)).mappings().first()
+        return await self._hydrate(row) if row is not None else None
+
+    async def by_idempotency_key(self, scope: str, key: str) -> tuple[Return, str] | None:
+        """The RMA first made with this key by this caller, and the hash of that request."""
+        row = (
+            await self.conn.execute(
+                select(returns).where(and_(returns.c.idempotency_scope == scope, returns.c.idempotency_key == key))
+            )
+        ).mappings().first()
+        return (await self._hydrate(row), row["request_hash"]) if row is not None else None
+
+    async def _hydrate(self, row) -> Return:
+        line_rows = (
+            await self.conn.execute(
+                select(return_lines).where(return_lines.c.rma_id == row["rma_id"]).order_by(return_lines.c.line_no)
+            )
+        ).mappings().all()
+        return Return(
+            rma_id=row["rma_id"], order_id=row["order_id"], partner_id=row["partner_id"],
+            resolution=row["resolution"], status=Status(row["status"]),
+            refund_amount=Decimal(row["refund_amount"]), version=row["version"], created_at=row["created_at"],
+            loaded_version=row["version"],
+            lines=[
+                ReturnLine(sku=r["sku"], quantity=r["quantity"], reason=r["reason"],
+                           unit_price=Decimal(r["unit_price"]), warehouse=r["warehouse"],
+                           restocked=r["restocked"], scrapped=r["scrapped"])
+                for r in line_rows
+            ],
+        )
