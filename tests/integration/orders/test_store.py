@@ -1,0 +1,114 @@
+"""Orders on a real database (SQLite and PostgreSQL): creation, versions, history, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from orderdesk import errors
+from orderdesk.outbox import outbox_table
+from orderdesk.v1 import common_pb2, events_pb2, orders_pb2, shipping_pb2
+from services.orders.service import OrdersService
+from services.orders.store import OrderRepository
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
+
+
+def request(order_id: str, partner: str = "P-SHOP", hold: bool = False) -> orders_pb2.CreateOrderRequest:
+    return orders_pb2.CreateOrderRequest(
+        order_id=order_id, partner_id=partner, channel="api", external_ref="PO-1", customer_id="C0001",
+        ship_to=common_pb2.Address(name="N", line1="L", city="C", postal_code="1", country="US"),
+        lines=[orders_pb2.OrderLine(sku="A", quantity=2, unit_price="3.25")],
+        hold_reasons=[common_pb2.Reason(code="price_mismatch", message="m", field="lines[0].unit_price")] if hold else [],
+        priority=100, currency="USD",
+    )
+
+
+@pytest.fixture
+async def orders(make_database):
+    return OrdersService(await make_database(MIGRATIONS))
+
+
+async def published(service) -> list[events_pb2.Event]:
+    async with service.db.read() as conn:
+        rows = (await conn.execute(outbox_table.select().order_by(outbox_table.c.id))).all()
+    return [events_pb2.Event.FromString(r.payload) for r in rows]
+
+
+async def test_create_is_idempotent_and_writes_history_and_events(orders):
+    first = await orders.create(request("ORD-1"))
+    again = await orders.create(request("ORD-1"))
+    assert first.order_id == again.order_id and again.version == first.version
+    loaded = await orders.get("ORD-1", "P-SHOP")
+    assert [h.status.value for h in loaded.history] == ["received", "confirmed"]
+    assert str(loaded.total_amount) == "6.50" and loaded.ship_to["country"] == "US"
+    assert [e.type for e in await published(orders)] == ["order.received", "order.confirmed"]
+
+
+async def test_concurrent_creates_of_one_id_make_one_order(orders):
+    results = await asyncio.gather(*[orders.create(request("ORD-RACE")) for _ in range(8)])
+    assert {r.order_id for r in results} == {"ORD-RACE"}
+    async with orders.db.read() as conn:
+        listed, _ = await OrderRepository(conn).list(partner_id="", status="", limit=50, before_seq=None)
+    assert len(listed) == 1
+
+
+async def test_partner_scope_and_listing_with_cursor(orders):
+    for n in range(5):
+        await orders.create(request(f"ORD-{n}"))
+    await orders.create(request("ORD-EDI", partner="P-EDI"))
+    with pytest.raises(errors.NotFound):
+        await orders.get("ORD-EDI", "P-SHOP")
+    page, cursor = await orders.list("P-SHOP", "", 3, "")
+    rest, end = await orders.list("P-SHOP", "", 3, cursor)
+    assert [o.order_id for o in page + rest] == ["ORD-4", "ORD-3", "ORD-2", "ORD-1", "ORD-0"]
+    assert end == ""
+    held, _ = await orders.list("", "on_hold", 10, "")
+    assert held == []
+    with pytest.raises(errors.InvalidArgument):
+        await orders.list("", "nonsense", 10, "")
+
+
+async def test_decisions_are_versioned_and_published(orders):
+    await orders.create(request("ORD-H", hold=True))
+    with pytest.raises(errors.NotFound):
+        await orders.decide("ORD-H", "P-EDI", "cancel", "P-EDI", "not mine")
+    order = await orders.decide("ORD-H", "", "approve", "desk", "checked")
+    assert order.status.value == "confirmed"
+    with pytest.raises(errors.FailedPrecondition):
+        await orders.decide("ORD-H", "", "approve", "desk", "twice")
+    types = [e.type for e in await published(orders)]
+    assert types == ["order.received", "order.on_hold", "order.confirmed"]
+
+
+async def test_stale_save_is_refused(orders):
+    await orders.create(request("ORD-V"))
+    async with orders.db.read() as conn:
+        a = await OrderRepository(conn).get("ORD-V")
+        b = await OrderRepository(conn).get("ORD-V")
+    a.cancel(a.created_at, "x", "first")
+    b.cancel(b.created_at, "y", "second")
+    async with orders.db.transaction() as tx:
+        await OrderRepository(tx.conn).save(a)
+    with pytest.raises(errors.Conflict):
+        async with orders.db.transaction() as tx:
+            await OrderRepository(tx.conn).save(b)
+
+
+async def test_shipment_events_move_the_order(orders):
+    from services.orders.domain import Allocation
+
+    await orders.create(request("ORD-S"))
+    async with orders.db.transaction() as tx:
+        await orders.apply_to_order(
+            tx, "ORD-S", lambda o: o.apply_reservation(o.created_at, [Allocation("A", "W1", 2)], {}))
+    for status in ("created", "shipped", "delivered"):
+        shipment = shipping_pb2.Shipment(shipment_id="SHP-1", order_id="ORD-S", warehouse="W1", status=status,
+                                         lines=[shipping_pb2.ShipmentLine(sku="A", quantity=2)], on_time=True)
+        async with orders.db.transaction() as tx:
+            await orders.record_shipment(tx, shipment)
+    order = await orders.get("ORD-S", "")
+    assert order.status.value == "completed" and order.lines[0].delivered == 2
+    assert [e.type for e in await published(orders)][-3:] == ["order.allocated", "order.shipped", "order.completed"]
