@@ -71,3 +71,9 @@ class Unavailable(DomainError):
     reason = "unavailable"
 
 
+
+
+def require(value: str, field: str) -> None:
+    """A required request field: empty is an InvalidArgument naming the field."""
+    if not value:
+        raise InvalidArgument(f"{field} is required", [FieldViolation(field, "required")])

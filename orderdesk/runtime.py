@@ -62,6 +62,7 @@ class ServiceRuntime:
         self._running: list[asyncio.Task] = []
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stop = asyncio.Event()
+        self._closing = False
 
     # --- start-up ----------------------------------------------------------
     async def start(self) -> None:
@@ -75,7 +76,8 @@ class ServiceRuntime:
         import nats
 
         async def _disconnected():
-            self.log.warning("nats disconnected")
+            if not self._closing:
+                self.log.warning("nats disconnected")
 
         async def _reconnected():
             self.log.info("nats reconnected")
@@ -154,10 +156,12 @@ class ServiceRuntime:
             self.log.warning("outbox not flushed at shutdown (the next start publishes it): %s", exc)
         for ch in self._channels.values():
             await ch.close()
+        # Consumers are stopped and the outbox flushed: nothing left to drain, so just close.
+        self._closing = True
         try:
-            await asyncio.wait_for(self.nc.drain(), 5)
-        except Exception:
-            pass
+            await asyncio.wait_for(self.nc.close(), 5)
+        except Exception as exc:
+            self.log.warning("nats close: %s", exc)
         await self.db.close()
         self.log.info("stopped")
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from orderdesk import errors
+from orderdesk.errors import require
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
 from services.orders.proto import order_to_proto
 from services.orders.service import OrdersService
-
-
-def _require(value: str, field: str) -> None:
-    if not value:
-        raise errors.InvalidArgument(f"{field} is required", [errors.FieldViolation(field, "required")])
 
 
 class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
@@ -18,12 +13,12 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         self.service = service
 
     async def CreateOrder(self, request, context):
-        _require(request.order_id, "order_id")
-        _require(request.customer_id, "customer_id")
+        require(request.order_id, "order_id")
+        require(request.customer_id, "customer_id")
         return order_to_proto(await self.service.create(request))
 
     async def GetOrder(self, request, context):
-        _require(request.order_id, "order_id")
+        require(request.order_id, "order_id")
         return order_to_proto(await self.service.get(request.order_id, request.partner_id))
 
     async def ListOrders(self, request, context):
@@ -40,7 +35,7 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         return await self._decide(request, "reject")
 
     async def _decide(self, request, decision: str):
-        _require(request.order_id, "order_id")
+        require(request.order_id, "order_id")
         actor = request.actor.id or request.partner_id or "unknown"
         order = await self.service.decide(request.order_id, request.partner_id, decision, actor, request.actor.reason)
         return order_to_proto(order)

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from orderdesk import errors
+from orderdesk.errors import require
 from orderdesk.v1 import returns_pb2_grpc
 from services.returns.domain import Inspection
 from services.returns.proto import return_to_proto
 from services.returns.service import ReturnsService
-
-
-def _require(value: str, field: str) -> None:
-    if not value:
-        raise errors.InvalidArgument(f"{field} is required", [errors.FieldViolation(field, "required")])
 
 
 class ReturnsApi(returns_pb2_grpc.ReturnsServiceServicer):
@@ -19,20 +14,20 @@ class ReturnsApi(returns_pb2_grpc.ReturnsServiceServicer):
         self.service = service
 
     async def CreateReturn(self, request, context):
-        _require(request.order_id, "order_id")
+        require(request.order_id, "order_id")
         return return_to_proto(await self.service.create(request))
 
     async def GetReturn(self, request, context):
-        _require(request.rma_id, "rma_id")
+        require(request.rma_id, "rma_id")
         return return_to_proto(await self.service.get(request.rma_id, request.partner_id))
 
     async def ReceiveReturn(self, request, context):
-        _require(request.rma_id, "rma_id")
+        require(request.rma_id, "rma_id")
         actor = request.actor or request.partner_id or "unknown"
         return return_to_proto(await self.service.receive(request.rma_id, request.partner_id, actor))
 
     async def InspectReturn(self, request, context):
-        _require(request.rma_id, "rma_id")
+        require(request.rma_id, "rma_id")
         actor = request.actor or request.partner_id or "unknown"
         inspections = [Inspection(line.sku, line.quantity, line.outcome) for line in request.lines]
         return return_to_proto(await self.service.inspect(request.rma_id, request.partner_id, inspections, actor))
