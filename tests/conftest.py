@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from orderdesk import localservers, migrations
-from orderdesk.localservers import create_postgres_database, drop_postgres_database
 from orderdesk.db import Database
+from orderdesk.localservers import create_postgres_database, drop_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 

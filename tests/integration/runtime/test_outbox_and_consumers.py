@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import nats
 import pytest
@@ -12,9 +13,6 @@ from orderdesk import events
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.outbox import OutboxRelay, outbox_table
 from orderdesk.v1 import events_pb2
-from services.orders.store import metadata  # noqa: F401  (any service's migrations carry the outbox)
-
-from pathlib import Path
 
 ORDERS_MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
 
@@ -25,7 +23,7 @@ async def js(nats_url):
     js = nc.jetstream()
     await events.ensure_streams(js)
     yield js
-    await nc.drain()
+    await nc.close()
 
 
 def _event(order_id: str, n: int) -> events_pb2.Event:
@@ -98,5 +96,6 @@ async def test_consumer_applies_each_event_once_and_dead_letters_poison(make_dat
     finally:
         consumer.stop()
         task.cancel()
+        await js.delete_consumer(events.STREAM, durable)  # leave a shared test server as we found it
     assert events_pb2.Event.FromString(parked.data).aggregate_version == 4
     assert sorted(applied) == [1, 2, 3]
