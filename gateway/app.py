@@ -1,0 +1,76 @@
+"""create_app(settings): the partner REST API as an ASGI app (FastAPI), wired to the services and the key store."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway import errors
+from gateway.api import router
+from gateway.auth import Authenticator, KeyCache
+from gateway.backends import Backends
+from gateway.middleware import GatewayMiddleware
+from gateway.store import PartnerStore
+from orderdesk import logs
+from orderdesk.config import Settings
+from orderdesk.errors import DomainError
+
+log = logging.getLogger("gateway")
+
+DESCRIPTION = """\
+The partner API of orderdesk. Authenticate with `Authorization: Bearer <api key>`.
+Scopes: `orders` and `returns` (sales channels: only the orders they submitted; others' are 404),
+`fulfillment` (every order's shipments and returns), `admin` (everything).
+Errors are `application/problem+json` (RFC 9457) with `errors[].field` naming each offending input.
+Every response carries `X-Correlation-Id` (yours, if you sent one).
+"""
+
+
+def problem_response(problem: errors.Problem) -> JSONResponse:
+    return JSONResponse(problem.body(logs.correlation_id.get()), status_code=problem.status,
+                        media_type=errors.PROBLEM_MEDIA_TYPE, headers=problem.headers or None)
+
+
+def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = await PartnerStore.open(settings.database_url)
+        backends = Backends(settings)
+        app.state.store = store
+        app.state.backends = backends
+        app.state.authenticator = Authenticator(store.principal, key_cache or KeyCache())
+        log.info("gateway ready", extra=logs.fields(peers=settings.peers))
+        try:
+            yield
+        finally:
+            await backends.close()
+            await store.close()
+
+    app = FastAPI(title="orderdesk partner API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.include_router(router)
+    app.add_middleware(GatewayMiddleware)
+
+    @app.exception_handler(errors.Problem)
+    async def _problem(request: Request, exc: errors.Problem):
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return problem_response(errors.from_validation_errors(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        problem = errors.http_status(exc.status_code, str(exc.detail))
+        problem.headers.update(exc.headers or {})
+        return problem_response(problem)
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError):
+        return problem_response(errors.from_domain_error(exc))
+
+    return app

@@ -1,0 +1,73 @@
+"""The services behind the gateway: one grpc.aio channel each, a deadline on every call.
+
+`Backends.call` is the one way a handler talks to a service: it sends the
+correlation id along and turns a failed call into a Problem (gateway.errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.errors import from_rpc_failure
+from orderdesk import rpc
+from orderdesk.config import SERVICES, Settings
+from orderdesk.v1 import (
+    intake_pb2_grpc,
+    inventory_pb2_grpc,
+    orders_pb2_grpc,
+    returns_pb2_grpc,
+    shipping_pb2_grpc,
+)
+
+log = logging.getLogger("gateway.backends")
+HEALTH_TIMEOUT = 1.0
+
+
+class Backends:
+    def __init__(self, settings: Settings):
+        self.timeout = settings.rpc_timeout
+        self.channels: dict[str, grpc.aio.Channel] = {
+            name: grpc.aio.insecure_channel(
+                settings.peers[name],
+                options=[("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+            )
+            for name in SERVICES
+        }
+        self.intake = intake_pb2_grpc.IntakeServiceStub(self.channels["intake"])
+        self.orders = orders_pb2_grpc.OrdersServiceStub(self.channels["orders"])
+        self.inventory = inventory_pb2_grpc.InventoryServiceStub(self.channels["inventory"])
+        self.shipping = shipping_pb2_grpc.ShippingServiceStub(self.channels["shipping"])
+        self.returns = returns_pb2_grpc.ReturnsServiceStub(self.channels["returns"])
+
+    async def call(self, method, request, *, field_aliases: Mapping[str, str] | None = None):
+        """`await backends.call(backends.orders.GetOrder, request)`: the answer, or a Problem raised."""
+        try:
+            return await method(request, timeout=self.timeout, metadata=rpc.metadata())
+        except grpc.RpcError as exc:
+            failure = rpc.describe(exc)
+            problem = from_rpc_failure(failure, field_aliases)
+            if problem.status >= 500:
+                log.warning("gRPC call failed: %s %s", failure.code.name, failure.message)
+            raise problem from None
+
+    async def health(self) -> dict[str, str]:
+        """Each service's standard gRPC health answer, asked concurrently with a short deadline."""
+
+        async def check(name: str) -> str:
+            try:
+                answer = await health_pb2_grpc.HealthStub(self.channels[name]).Check(
+                    health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT, metadata=rpc.metadata())
+                return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+            except grpc.RpcError:
+                return "UNREACHABLE"
+
+        answers = await asyncio.gather(*(check(name) for name in SERVICES))
+        return dict(zip(SERVICES, answers, strict=True))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self.channels.values()), return_exceptions=True)

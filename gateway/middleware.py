@@ -1,0 +1,111 @@
+"""One plain ASGI middleware around every request: correlation id, body size limit, metrics, last-resort 500.
+
+Plain ASGI (not BaseHTTPMiddleware) because it runs on the hot path and must not
+copy the request. It sits outside routing, so it reads the matched route's
+*template* after the app has routed ("/v1/orders/{order_id}"), never the raw path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from fastapi import HTTPException
+
+from gateway.errors import PROBLEM_MEDIA_TYPE, internal
+from orderdesk import logs, metrics
+
+log = logging.getLogger("gateway.http")
+
+JSON_BODY_LIMIT = 1024 * 1024          # 1 MiB: far above any real order
+CSV_BODY_LIMIT = 20 * 1024 * 1024      # 20 MiB: a full master data file
+CSV_PATH_PREFIX = "/v1/admin/import/"
+UNMATCHED_ROUTE = "unmatched"          # bounded label for paths no route serves
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def correlation_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """The caller's X-Correlation-Id when it is sane, else a fresh one (it ends up in logs and events)."""
+    for name, value in headers:
+        if name == b"x-correlation-id":
+            text = value.decode("latin-1")
+            if _CORRELATION_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+def body_limit_for(path: str) -> int:
+    return CSV_BODY_LIMIT if path.startswith(CSV_PATH_PREFIX) else JSON_BODY_LIMIT
+
+
+def too_large(limit: int) -> HTTPException:
+    # fastapi's HTTPException: FastAPI re-raises it as is while reading a body (any other error becomes a 400).
+    return HTTPException(413, f"the request body is larger than {limit} bytes")
+
+
+class GatewayMiddleware:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope.get("headers") or []
+        cid = correlation_id_from(headers)
+        token = logs.correlation_id.set(cid)
+        started = time.perf_counter()
+        limit = body_limit_for(scope["path"])
+        declared = next((v for k, v in headers if k == b"content-length"), b"")
+        state = {"status": 500, "started": False, "received": 0,
+                 "over": declared.isdigit() and int(declared) > limit}
+
+        async def limited_receive():
+            # A declared length over the limit is refused before a byte is read.
+            if state["over"]:
+                raise too_large(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > limit:
+                    state["over"] = True
+                    raise too_large(limit)
+            return message
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                state["status"], state["started"] = message["status"], True
+                message["headers"] = [*message.get("headers", ()), (b"x-correlation-id", cid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", extra=logs.fields(method=scope["method"], route=_route(scope)))
+            if state["started"]:
+                raise
+            await _send_problem(send_with_id, internal().status, internal().body(cid))
+        finally:
+            route = _route(scope)
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"  # labels stay bounded
+            metrics.HTTP_REQUESTS.labels(method, route, str(state["status"])).inc()
+            metrics.HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
+            logs.correlation_id.reset(token)
+
+
+def _route(scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or UNMATCHED_ROUTE
+
+
+async def _send_problem(send, status: int, body: dict) -> None:
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                            (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,316 @@
+"""Request and response bodies of the partner API (the OpenAPI document is generated from these).
+
+Requests check shape and type only (a quantity is a whole number, a price is a
+decimal *string*, no unknown fields); the business rules live in the services,
+which answer with field paths the partner recognises ("lines[0].quantity").
+Responses are built from the services' protobuf messages by the from_proto
+constructors below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from orderdesk.v1 import common_pb2, intake_pb2, inventory_pb2, orders_pb2, returns_pb2, shipping_pb2
+
+Text = Annotated[str, Field(max_length=200)]
+Note = Annotated[str, Field(max_length=1000)]
+Quantity = Annotated[int, Field(strict=True, description="a whole number of units")]
+Money = Annotated[str, Field(description='decimal string, e.g. "12.50"', examples=["12.50"])]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests ----------------------------------------------------------------------------
+class Address(Request):
+    name: Text = ""
+    line1: Text = ""
+    city: Text = ""
+    postal_code: Text = ""
+    country: Text = Field("", description="ISO 3166-1 alpha-2, e.g. DE")
+    phone: Text = ""
+
+    @classmethod
+    def from_proto(cls, a: common_pb2.Address) -> Address:
+        return cls(name=a.name, line1=a.line1, city=a.city, postal_code=a.postal_code, country=a.country,
+                   phone=a.phone)
+
+
+class OrderLineIn(Request):
+    sku: Text
+    quantity: Quantity
+    unit_price: Money
+
+
+class OrderSubmission(Request):
+    external_ref: Text = Field("", description="the partner's own reference, e.g. its PO number")
+    customer_id: Text
+    ship_to: Address | None = Field(None, description="default: the customer's address")
+    lines: list[OrderLineIn]
+    requested_delivery_date: str = Field("", description="YYYY-MM-DD", max_length=10)
+    payment_terms: Text = ""
+
+    def to_proto(self, partner_id: str, idempotency_key: str) -> intake_pb2.SubmitOrderRequest:
+        return intake_pb2.SubmitOrderRequest(
+            partner_id=partner_id, idempotency_key=idempotency_key, channel="api",
+            external_ref=self.external_ref, customer_id=self.customer_id,
+            ship_to=common_pb2.Address(**self.ship_to.model_dump()) if self.ship_to else None,
+            lines=[intake_pb2.SubmitLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
+                   for line in self.lines],
+            requested_delivery_date=self.requested_delivery_date, payment_terms=self.payment_terms,
+        )
+
+
+class CancelRequest(Request):
+    reason: Note = ""
+
+
+class ApproveRequest(Request):
+    note: Note = ""
+
+
+class RejectRequest(Request):
+    reason: Note = ""
+
+
+class ShipmentEventIn(Request):
+    type: Literal["picked", "packed", "shipped", "delivered"]
+    carrier: Text = Field("", description="required when type is shipped")
+    tracking_number: Text = Field("", description="required when type is shipped")
+    occurred_at: AwareDatetime | None = Field(None, description="RFC 3339; default: now")
+
+
+class ReturnLineIn(Request):
+    sku: Text
+    quantity: Quantity
+    reason: Note = ""
+
+
+class ReturnRequest(Request):
+    lines: list[ReturnLineIn]
+    resolution: Literal["refund"] = "refund"
+
+
+class InspectionLineIn(Request):
+    sku: Text
+    quantity: Quantity
+    outcome: Literal["restock", "scrap"]
+
+
+class InspectionRequest(Request):
+    lines: list[InspectionLineIn]
+
+
+# --- responses ---------------------------------------------------------------------------
+def _instant(ts) -> dt.datetime | None:
+    return ts.ToDatetime(tzinfo=dt.UTC) if ts.seconds or ts.nanos else None
+
+
+class HoldReason(BaseModel):
+    code: str = Field(description='machine-readable, e.g. "price_mismatch"')
+    message: str
+    field: str = Field(description='path of the offending field, e.g. "lines[0].unit_price"')
+
+    @classmethod
+    def from_proto(cls, r: common_pb2.Reason) -> HoldReason:
+        return cls(code=r.code, message=r.message, field=r.field)
+
+
+class OrderAccepted(BaseModel):
+    order_id: str
+    status: str
+    hold_reasons: list[HoldReason]
+    replayed: bool = Field(description="true when this Idempotency-Key was seen before: the first answer again")
+
+
+class OrderLineOut(BaseModel):
+    sku: str
+    quantity: int
+    unit_price: Money
+    allocated_quantity: int
+    shipped_quantity: int
+    delivered_quantity: int
+    returned_quantity: int
+
+
+class ShipmentSummary(BaseModel):
+    shipment_id: str
+    warehouse: str
+    status: str
+    carrier: str
+    tracking_number: str
+
+
+class StatusChange(BaseModel):
+    status: str
+    at: dt.datetime | None = Field(description="RFC 3339, UTC")
+    actor: str
+    reason: str
+
+
+class AllocationOut(BaseModel):
+    sku: str
+    warehouse: str
+    quantity: int
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    partner_id: str
+    channel: str
+    external_ref: str
+    customer_id: str
+    status: str = Field(description="received | on_hold | confirmed | scheduled | allocated | partially_shipped | "
+                                    "shipped | completed | cancelled | rejected")
+    version: int
+    priority: int
+    currency: str
+    total_amount: Money
+    payment_terms: str
+    requested_delivery_date: str
+    ship_to: Address
+    lines: list[OrderLineOut]
+    hold_reasons: list[HoldReason]
+    shipments: list[ShipmentSummary]
+    allocations: list[AllocationOut]
+    history: list[StatusChange]
+
+    @classmethod
+    def from_proto(cls, o: orders_pb2.Order) -> OrderOut:
+        return cls(
+            order_id=o.order_id, partner_id=o.partner_id, channel=o.channel, external_ref=o.external_ref,
+            customer_id=o.customer_id, status=o.status, version=o.version, priority=o.priority, currency=o.currency,
+            total_amount=o.total_amount, payment_terms=o.payment_terms,
+            requested_delivery_date=o.requested_delivery_date, ship_to=Address.from_proto(o.ship_to),
+            lines=[OrderLineOut(sku=x.sku, quantity=x.quantity, unit_price=x.unit_price,
+                                allocated_quantity=x.allocated_quantity, shipped_quantity=x.shipped_quantity,
+                                delivered_quantity=x.delivered_quantity, returned_quantity=x.returned_quantity)
+                   for x in o.lines],
+            hold_reasons=[HoldReason.from_proto(r) for r in o.hold_reasons],
+            shipments=[ShipmentSummary(shipment_id=s.shipment_id, warehouse=s.warehouse, status=s.status,
+                                       carrier=s.carrier, tracking_number=s.tracking_number) for s in o.shipments],
+            allocations=[AllocationOut(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity) for a in o.allocations],
+            history=[StatusChange(status=h.status, at=_instant(h.at), actor=h.actor, reason=h.reason)
+                     for h in o.history],
+        )
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+class ShipmentLineOut(BaseModel):
+    sku: str
+    quantity: int
+
+
+class ShipmentOut(BaseModel):
+    shipment_id: str
+    order_id: str
+    warehouse: str
+    status: str = Field(description="pending | picked | packed | shipped | delivered | cancelled")
+    carrier: str
+    tracking_number: str
+    lines: list[ShipmentLineOut]
+    promised_delivery_date: str
+    delivered_on: str
+    on_time: bool | None = Field(description="null until delivered")
+    version: int
+    created_at: dt.datetime | None
+
+    @classmethod
+    def from_proto(cls, s: shipping_pb2.Shipment) -> ShipmentOut:
+        return cls(
+            shipment_id=s.shipment_id, order_id=s.order_id, warehouse=s.warehouse, status=s.status,
+            carrier=s.carrier, tracking_number=s.tracking_number,
+            lines=[ShipmentLineOut(sku=x.sku, quantity=x.quantity) for x in s.lines],
+            promised_delivery_date=s.promised_delivery_date, delivered_on=s.delivered_on,
+            on_time=s.on_time if s.status == "delivered" else None, version=s.version,
+            created_at=_instant(s.created_at),
+        )
+
+
+class ShipmentList(BaseModel):
+    items: list[ShipmentOut]
+
+
+class ReturnLineOut(BaseModel):
+    sku: str
+    quantity: int
+    reason: str
+    unit_price: Money
+    warehouse: str
+    restocked_quantity: int
+    scrapped_quantity: int
+
+
+class ReturnOut(BaseModel):
+    rma_id: str
+    order_id: str
+    status: str = Field(description="authorized | received | refunded")
+    resolution: str
+    lines: list[ReturnLineOut]
+    refund_amount: Money
+    version: int
+
+    @classmethod
+    def from_proto(cls, r: returns_pb2.Return) -> ReturnOut:
+        return cls(
+            rma_id=r.rma_id, order_id=r.order_id, status=r.status, resolution=r.resolution,
+            lines=[ReturnLineOut(sku=x.sku, quantity=x.quantity, reason=x.reason, unit_price=x.unit_price,
+                                 warehouse=x.warehouse, restocked_quantity=x.restocked_quantity,
+                                 scrapped_quantity=x.scrapped_quantity) for x in r.lines],
+            refund_amount=r.refund_amount, version=r.version,
+        )
+
+
+class WarehouseStockOut(BaseModel):
+    warehouse: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class StockLevelOut(BaseModel):
+    sku: str
+    warehouses: list[WarehouseStockOut]
+
+    @classmethod
+    def from_proto(cls, s: inventory_pb2.StockLevel) -> StockLevelOut:
+        return cls(sku=s.sku, warehouses=[
+            WarehouseStockOut(warehouse=w.warehouse, on_hand=w.on_hand, reserved=w.reserved, available=w.available)
+            for w in s.warehouses])
+
+
+class ImportResult(BaseModel):
+    kind: Literal["customers", "products", "stock", "warehouses", "partners"]
+    rows: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    services: dict[str, str] = Field(description="per backend: SERVING, NOT_SERVING, UNKNOWN or UNREACHABLE; "
+                                                 "'store' is the gateway's own database")
+
+
+# --- problem+json (documentation of the error body) ---------------------------------------
+class ProblemField(BaseModel):
+    field: str = Field(description='path of the offending input, e.g. "lines[0].quantity" or "Idempotency-Key"')
+    message: str
+    reason: str | None = None
+
+
+class ProblemDocument(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemField] | None = None
+    rule: str | None = Field(None, description="on 409 for a state that forbids the change: the rule that refused")
+    correlation_id: str | None = None

@@ -1,0 +1,347 @@
+"""The `orderdesk` command: master data import, API keys, and the order desk's daily work.
+
+    orderdesk import <kind> <file.csv>        customers | products | stock | warehouses | partners
+    orderdesk import-demo [--dir demo]        all five, in dependency order
+    orderdesk keys create --partner P --name N --scopes orders,returns [--partner-name "Webshop"]
+    orderdesk keys list [--partner P]  |  orderdesk keys revoke --partner P --name N
+    orderdesk orders list [--status on_hold] [--limit 50] [--json]
+    orderdesk orders show ORDER_ID [--json]
+    orderdesk orders approve ORDER_ID --note "..."  |  orderdesk orders reject ORDER_ID --reason "..."
+
+Imports and keys talk to the services over gRPC and to the gateway's key store
+directly (so an operator can bootstrap the first admin key before any key exists);
+`orders` goes through the gateway's HTTP API with ORDERDESK_API_KEY, like any partner.
+Configuration comes from the same environment variables as the services
+(ORDERDESK_<SERVICE>_ADDR, ORDERDESK_GATEWAY_DATABASE_URL, ORDERDESK_GATEWAY_URL).
+Exit status: 0 done, 1 refused or failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from orderdesk import errors, masterdata
+from orderdesk.config import Settings, database_url, env
+
+DEMO_ORDER = ("warehouses", "customers", "products", "stock", "partners")  # stock needs warehouses
+IMPORT_TIMEOUT = 120.0  # a large CSV takes longer than an ordinary call's deadline
+
+
+class CliError(Exception):
+    """A failure worth one clear line (plus details) and exit status 1."""
+
+    def __init__(self, message: str, details: Sequence[str] = ()):
+        super().__init__(message)
+        self.details = list(details)
+
+
+# --- master data -----------------------------------------------------------------------------
+def _owners(kind: str) -> list[str]:
+    return {"customers": ["intake"], "products": ["intake"], "stock": ["inventory"],
+            "warehouses": ["inventory", "shipping"], "partners": []}[kind]
+
+
+async def import_csv(kind: str, text: str, settings: Settings) -> int:
+    """Loads one CSV into the services that own it (partners: the gateway's key store)."""
+    if kind == "partners":
+        from gateway.store import PartnerStore
+
+        store = await PartnerStore.open(database_url("gateway"))
+        try:
+            return await store.import_partners(masterdata.parse(kind, text))
+        finally:
+            await store.close()
+
+    import grpc
+
+    from orderdesk import rpc
+    from orderdesk.v1 import common_pb2, intake_pb2_grpc, inventory_pb2_grpc, shipping_pb2_grpc
+
+    stubs = {"intake": intake_pb2_grpc.IntakeServiceStub, "inventory": inventory_pb2_grpc.InventoryServiceStub,
+             "shipping": shipping_pb2_grpc.ShippingServiceStub}
+    rows = 0
+    for service in _owners(kind):
+        address = settings.peers[service]
+        async with grpc.aio.insecure_channel(address) as channel:
+            try:
+                answer = await stubs[service](channel).ImportMasterData(
+                    common_pb2.ImportCsvRequest(kind=kind, csv=text),
+                    timeout=max(settings.rpc_timeout, IMPORT_TIMEOUT), wait_for_ready=True)
+            except grpc.RpcError as exc:
+                failure = rpc.describe(exc)
+                if failure.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise CliError(f"{service} at {address} did not answer ({failure.code.name}); is it running?") \
+                        from None
+                raise CliError(f"{service} refused the {kind} import: {failure.message}",
+                               [f"{v.field}: {v.description}" for v in failure.violations]) from None
+        rows = answer.rows
+    return rows
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{path} is not UTF-8 text") from None
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    rows = asyncio.run(import_csv(args.kind, _read(args.file), Settings.from_env("cli")))
+    print(f"imported {rows} {args.kind}")
+    return 0
+
+
+def cmd_import_demo(args: argparse.Namespace) -> int:
+    folder = Path(args.dir)
+    settings = Settings.from_env("cli")
+
+    async def load_all() -> None:
+        for kind in DEMO_ORDER:
+            rows = await import_csv(kind, _read(str(folder / f"{kind}.csv")), settings)
+            print(f"imported {rows} {kind}", flush=True)
+
+    asyncio.run(load_all())
+    return 0
+
+
+# --- API keys --------------------------------------------------------------------------------
+async def _with_store(action):
+    from gateway.store import PartnerStore
+
+    store = await PartnerStore.open(database_url("gateway"))
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from gateway.auth import parse_scopes
+
+    try:
+        scopes = parse_scopes(args.scopes)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    key = asyncio.run(_with_store(lambda store: store.create_key(args.partner, args.name, scopes,
+                                                                 partner_name=args.partner_name)))
+    print(key)
+    print(f"(API key {args.name!r} for {args.partner} with scopes {', '.join(scopes)}; it is shown only now, "
+          "store it safely)", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    keys = asyncio.run(_with_store(lambda store: store.list_keys(args.partner or "")))
+    rows = [(k.partner_id, k.name, " ".join(k.scopes), k.source, k.hash_prefix, k.created_at) for k in keys]
+    print(table(("PARTNER", "NAME", "SCOPES", "SOURCE", "SHA256", "CREATED"), rows))
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    count = asyncio.run(_with_store(lambda store: store.revoke_keys(args.partner, args.name)))
+    if not count:
+        raise CliError(f"no key named {args.name!r} for partner {args.partner}")
+    print(f"revoked {count} key(s) (the gateway forgets cached keys within seconds)")
+    return 0
+
+
+# --- orders, through the gateway ----------------------------------------------------------------
+class Gateway:
+    """A tiny client of the partner API (standard library only)."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float = 30.0):
+        self.base_url, self.api_key, self.timeout = base_url.rstrip("/"), api_key, timeout
+
+    @classmethod
+    def from_env(cls) -> Gateway:
+        key = os.environ.get("ORDERDESK_API_KEY", "")
+        if not key:
+            raise CliError("set ORDERDESK_API_KEY to an API key (create one with: orderdesk keys create ...)")
+        return cls(env("ORDERDESK_GATEWAY_URL", "http://127.0.0.1:8080"), key)
+
+    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.api_key}", "Accept": "application/json",
+            **({"Content-Type": "application/json"} if data is not None else {})})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise problem_error(exc.code, exc.read()) from None
+        except urllib.error.URLError as exc:
+            raise CliError(f"cannot reach the gateway at {self.base_url}: {exc.reason}") from None
+        except TimeoutError:
+            raise CliError(f"the gateway at {self.base_url} did not answer within {self.timeout:.0f}s") from None
+
+
+def problem_error(status: int, payload: bytes) -> CliError:
+    """A problem+json answer as one readable line plus one line per offending field."""
+    try:
+        problem = json.loads(payload)
+    except ValueError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    title = problem.get("title") or f"HTTP {status}"
+    detail = problem.get("detail") or ""
+    details = [f"{e.get('field')}: {e.get('message')}" for e in problem.get("errors") or []]
+    if problem.get("rule"):
+        details.append(f"rule: {problem['rule']}")
+    return CliError(f"{status} {title}" + (f": {detail}" if detail and detail != title else ""), details)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+def _holds(order: dict) -> str:
+    return ",".join(r["code"] for r in order.get("hold_reasons") or [])
+
+
+def format_order(order: dict) -> str:
+    out = [
+        f"order     {order['order_id']}  ({order['status']}, version {order['version']})",
+        f"partner   {order.get('partner_id', '')}   external ref {order.get('external_ref') or '-'}",
+        f"customer  {order['customer_id']}   terms {order.get('payment_terms') or '-'}   "
+        f"delivery {order.get('requested_delivery_date') or '-'}",
+        f"total     {order.get('total_amount', '')} {order.get('currency', '')}   priority {order.get('priority', '')}",
+        "",
+        table(("SKU", "QTY", "PRICE", "ALLOCATED", "SHIPPED", "DELIVERED", "RETURNED"),
+              [(x["sku"], x["quantity"], x["unit_price"], x["allocated_quantity"], x["shipped_quantity"],
+                x.get("delivered_quantity", ""), x["returned_quantity"]) for x in order["lines"]]),
+    ]
+    if order.get("hold_reasons"):
+        out += ["", table(("HOLD", "FIELD", "MESSAGE"),
+                          [(r["code"], r["field"], r["message"]) for r in order["hold_reasons"]])]
+    if order.get("shipments"):
+        out += ["", table(("SHIPMENT", "WAREHOUSE", "STATUS", "CARRIER", "TRACKING"),
+                          [(s["shipment_id"], s["warehouse"], s["status"], s["carrier"], s["tracking_number"])
+                           for s in order["shipments"]])]
+    out += ["", table(("AT", "STATUS", "ACTOR", "REASON"),
+                      [(h["at"], h["status"], h["actor"], h["reason"]) for h in order.get("history") or []])]
+    return "\n".join(out)
+
+
+def _emit(args: argparse.Namespace, data: dict, text: str) -> int:
+    print(json.dumps(data, indent=2) if args.json else text)
+    return 0
+
+
+def cmd_orders_list(args: argparse.Namespace) -> int:
+    query = {"limit": str(args.limit)}
+    if args.status:
+        query["status"] = args.status
+    page = Gateway.from_env().request("GET", "/v1/orders?" + urllib.parse.urlencode(query))
+    rows = [(o["order_id"], o["status"], o["customer_id"], o.get("external_ref", ""),
+             f"{o.get('total_amount', '')} {o.get('currency', '')}".strip(), len(o["lines"]), _holds(o))
+            for o in page["items"]]
+    text = table(("ORDER", "STATUS", "CUSTOMER", "EXTERNAL REF", "TOTAL", "LINES", "HOLD REASONS"), rows)
+    if page.get("next_cursor"):
+        text += f"\n(more: the next page starts at cursor {page['next_cursor']})"
+    return _emit(args, page, text)
+
+
+def _order_path(order_id: str, action: str = "") -> str:
+    return f"/v1/orders/{urllib.parse.quote(order_id, safe='')}" + (f"/{action}" if action else "")
+
+
+def cmd_orders_show(args: argparse.Namespace) -> int:
+    order = Gateway.from_env().request("GET", _order_path(args.order_id))
+    return _emit(args, order, format_order(order))
+
+
+def cmd_orders_approve(args: argparse.Namespace) -> int:
+    order = Gateway.from_env().request("POST", _order_path(args.order_id, "approve"), {"note": args.note})
+    return _emit(args, order, f"{order['order_id']} is {order['status']}")
+
+
+def cmd_orders_reject(args: argparse.Namespace) -> int:
+    order = Gateway.from_env().request("POST", _order_path(args.order_id, "reject"), {"reason": args.reason})
+    return _emit(args, order, f"{order['order_id']} is {order['status']}")
+
+
+# --- the parser ------------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="orderdesk", description="orderdesk: master data, API keys and held orders")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    imp = sub.add_parser("import", help="import one master data CSV")
+    imp.add_argument("kind", choices=masterdata.KINDS)
+    imp.add_argument("file", help="path of the CSV file")
+    imp.set_defaults(run=cmd_import)
+
+    demo = sub.add_parser("import-demo", help="import the demo master data (warehouses, customers, products, "
+                                              "stock, partners)")
+    demo.add_argument("--dir", default="demo", help="folder with the five CSV files (default: demo)")
+    demo.set_defaults(run=cmd_import_demo)
+
+    keys = sub.add_parser("keys", help="API keys of partners").add_subparsers(dest="keys_command", required=True,
+                                                                              metavar="ACTION")
+    create = keys.add_parser("create", help="create a key; it is printed once and stored only as a hash")
+    create.add_argument("--partner", required=True, help="partner id, e.g. P-ADMIN")
+    create.add_argument("--name", required=True, help="what the key is for, e.g. alice or erp-prod")
+    create.add_argument("--scopes", required=True, help=f"comma separated: {', '.join(masterdata.SCOPES)}")
+    create.add_argument("--partner-name", help="create the partner with this name if it does not exist yet")
+    create.set_defaults(run=cmd_keys_create)
+    listing = keys.add_parser("list", help="list keys (never the keys themselves)")
+    listing.add_argument("--partner")
+    listing.set_defaults(run=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="delete a partner's key(s) by name")
+    revoke.add_argument("--partner", required=True)
+    revoke.add_argument("--name", required=True)
+    revoke.set_defaults(run=cmd_keys_revoke)
+
+    orders = sub.add_parser("orders", help="orders, through the gateway (ORDERDESK_API_KEY)").add_subparsers(
+        dest="orders_command", required=True, metavar="ACTION")
+    ol = orders.add_parser("list", help="list orders, newest first")
+    ol.add_argument("--status", help="e.g. on_hold")
+    ol.add_argument("--limit", type=int, default=50)
+    show = orders.add_parser("show", help="one order with lines, shipments and history")
+    show.add_argument("order_id")
+    approve = orders.add_parser("approve", help="release a held order (admin key)")
+    approve.add_argument("order_id")
+    approve.add_argument("--note", default="", help="why, for the history")
+    reject = orders.add_parser("reject", help="reject a held order (admin key)")
+    reject.add_argument("order_id")
+    reject.add_argument("--reason", required=True, help="why, for the history and the partner")
+    for action, run in ((ol, cmd_orders_list), (show, cmd_orders_show), (approve, cmd_orders_approve),
+                        (reject, cmd_orders_reject)):
+        action.add_argument("--json", action="store_true", help="machine-readable output")
+        action.set_defaults(run=run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for line in exc.details:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    except errors.DomainError as exc:  # from the key store or CSV parsing
+        print(f"error: {exc.message}", file=sys.stderr)
+        for v in getattr(exc, "violations", []):
+            print(f"  {v.field}: {v.description}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
