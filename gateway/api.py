@@ -72,8 +72,10 @@ async def submit_order(
                                  field_aliases=INTAKE_FIELDS)
     if answer.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return models.OrderAccepted(order_id=answer.order_id, status=answer.status, replayed=answer.replayed,
-                                hold_reasons=[models.HoldReason.from_proto(r) for r in answer.hold_reasons])
+    return models.OrderAccepted(
+        order_id=answer.order_id, status=answer.status, replayed=answer.replayed, priority=answer.priority,
+        hold_reasons=[models.HoldReason.from_proto(r) for r in answer.hold_reasons],
+        proposals=[models.DeliveryProposal.from_proto(p) for p in answer.proposals])
 
 
 @router.get("/v1/orders", response_model=models.OrderPage, tags=["orders"], responses=_problem_responses(*COMMON),

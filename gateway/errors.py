@@ -93,8 +93,8 @@ def internal() -> Problem:
 def field_path(loc: Sequence[str | int]) -> str:
     """("body", "lines", 0, "quantity") -> "lines[0].quantity"; ("header", "Idempotency-Key") -> "Idempotency-Key"."""
     parts = list(loc)
-    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
-        parts = parts[1:]
+    if len(parts) > 1 and parts[0] in ("body", "query", "path", "header", "cookie") and not isinstance(parts[1], int):
+        parts = parts[1:]  # the source goes, unless an index follows it ("body[17]": a JSON error's position)
     path = ""
     for part in parts:
         if isinstance(part, int):
@@ -105,8 +105,8 @@ def field_path(loc: Sequence[str | int]) -> str:
 
 
 def from_validation_errors(raw: Sequence[Mapping[str, Any]]) -> Problem:
-    errors = [FieldError(field_path(e.get("loc", ())), str(e.get("msg", "invalid")), str(e.get("type", "")))
-              for e in raw]
+    errors = [FieldError("body" if e.get("type") == "json_invalid" else field_path(e.get("loc", ())),
+                         str(e.get("msg", "invalid")), str(e.get("type", ""))) for e in raw]
     return validation(errors, f"the request has {len(errors)} problem(s); nothing was changed")
 
 

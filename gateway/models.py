@@ -54,6 +54,7 @@ class OrderSubmission(Request):
     lines: list[OrderLineIn]
     requested_delivery_date: str = Field("", description="YYYY-MM-DD", max_length=10)
     payment_terms: Text = ""
+    urgent: Annotated[bool, Field(strict=True, description="ask for expedited handling")] = False
 
     def to_proto(self, partner_id: str, idempotency_key: str) -> intake_pb2.SubmitOrderRequest:
         return intake_pb2.SubmitOrderRequest(
@@ -63,6 +64,7 @@ class OrderSubmission(Request):
             lines=[intake_pb2.SubmitLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
                    for line in self.lines],
             requested_delivery_date=self.requested_delivery_date, payment_terms=self.payment_terms,
+            urgent=self.urgent,
         )
 
 
@@ -121,10 +123,30 @@ class HoldReason(BaseModel):
         return cls(code=r.code, message=r.message, field=r.field)
 
 
+class ProposalPart(BaseModel):
+    sku: str
+    quantity: int
+    delivery_date: str
+
+
+class DeliveryProposal(BaseModel):
+    kind: str = Field(description="earliest_date | split")
+    delivery_date: str = Field(description="earliest_date: the date for the whole order")
+    parts: list[ProposalPart] = Field(description="split: deliveries by date")
+
+    @classmethod
+    def from_proto(cls, p: common_pb2.DeliveryProposal) -> DeliveryProposal:
+        return cls(kind=p.kind, delivery_date=p.delivery_date,
+                   parts=[ProposalPart(sku=x.sku, quantity=x.quantity, delivery_date=x.delivery_date)
+                          for x in p.parts])
+
+
 class OrderAccepted(BaseModel):
     order_id: str
     status: str
     hold_reasons: list[HoldReason]
+    proposals: list[DeliveryProposal] = Field(description="when the requested delivery date cannot be met")
+    priority: int
     replayed: bool = Field(description="true when this Idempotency-Key was seen before: the first answer again")
 
 
@@ -169,6 +191,7 @@ class OrderOut(BaseModel):
                                     "shipped | completed | cancelled | rejected")
     version: int
     priority: int
+    urgent: bool
     currency: str
     total_amount: Money
     payment_terms: str
@@ -176,6 +199,7 @@ class OrderOut(BaseModel):
     ship_to: Address
     lines: list[OrderLineOut]
     hold_reasons: list[HoldReason]
+    proposals: list[DeliveryProposal]
     shipments: list[ShipmentSummary]
     allocations: list[AllocationOut]
     history: list[StatusChange]
@@ -184,7 +208,8 @@ class OrderOut(BaseModel):
     def from_proto(cls, o: orders_pb2.Order) -> OrderOut:
         return cls(
             order_id=o.order_id, partner_id=o.partner_id, channel=o.channel, external_ref=o.external_ref,
-            customer_id=o.customer_id, status=o.status, version=o.version, priority=o.priority, currency=o.currency,
+            customer_id=o.customer_id, status=o.status, version=o.version, priority=o.priority, urgent=o.urgent,
+            currency=o.currency,
             total_amount=o.total_amount, payment_terms=o.payment_terms,
             requested_delivery_date=o.requested_delivery_date, ship_to=Address.from_proto(o.ship_to),
             lines=[OrderLineOut(sku=x.sku, quantity=x.quantity, unit_price=x.unit_price,
@@ -192,6 +217,7 @@ class OrderOut(BaseModel):
                                 delivered_quantity=x.delivered_quantity, returned_quantity=x.returned_quantity)
                    for x in o.lines],
             hold_reasons=[HoldReason.from_proto(r) for r in o.hold_reasons],
+            proposals=[DeliveryProposal.from_proto(p) for p in o.proposals],
             shipments=[ShipmentSummary(shipment_id=s.shipment_id, warehouse=s.warehouse, status=s.status,
                                        carrier=s.carrier, tracking_number=s.tracking_number) for s in o.shipments],
             allocations=[AllocationOut(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity) for a in o.allocations],

@@ -34,6 +34,7 @@ from orderdesk.config import Settings, database_url, env
 
 DEMO_ORDER = ("warehouses", "customers", "products", "stock", "partners")  # stock needs warehouses
 IMPORT_TIMEOUT = 120.0  # a large CSV takes longer than an ordinary call's deadline
+CONNECT_TIMEOUT = 10.0
 
 
 class CliError(Exception):
@@ -73,9 +74,13 @@ async def import_csv(kind: str, text: str, settings: Settings) -> int:
         address = settings.peers[service]
         async with grpc.aio.insecure_channel(address) as channel:
             try:
+                # Wait a little for a service that is still starting, but not the whole import's deadline.
+                await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT)
+            except TimeoutError:
+                raise CliError(f"{service} at {address} did not answer; is it running?") from None
+            try:
                 answer = await stubs[service](channel).ImportMasterData(
-                    common_pb2.ImportCsvRequest(kind=kind, csv=text),
-                    timeout=max(settings.rpc_timeout, IMPORT_TIMEOUT), wait_for_ready=True)
+                    common_pb2.ImportCsvRequest(kind=kind, csv=text), timeout=max(settings.rpc_timeout, IMPORT_TIMEOUT))
             except grpc.RpcError as exc:
                 failure = rpc.describe(exc)
                 if failure.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
