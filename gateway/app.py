@@ -36,6 +36,22 @@ def problem_response(problem: errors.Problem) -> JSONResponse:
                         media_type=errors.PROBLEM_MEDIA_TYPE, headers=problem.headers or None)
 
 
+def _document_bearer_auth(app: FastAPI) -> None:
+    """The API key scheme in the OpenAPI document: every operation needs it except those that say otherwise."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = build()
+            document.setdefault("components", {})["securitySchemes"] = {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <api key>"}}
+            document["security"] = [{"apiKey": []}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -54,6 +70,7 @@ def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> Fast
     app = FastAPI(title="orderdesk partner API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
     app.add_middleware(GatewayMiddleware)
+    _document_bearer_auth(app)
 
     @app.exception_handler(errors.Problem)
     async def _problem(request: Request, exc: errors.Problem):
