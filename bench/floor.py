@@ -13,6 +13,8 @@ import argparse
 import uuid
 
 import grpc
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 
 from orderdesk.db import Database
@@ -60,8 +62,6 @@ async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
 
 def http(listen: str, next_addr: str) -> None:
     import uvicorn
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
 
     app = FastAPI()
     state: dict = {}
