@@ -109,9 +109,12 @@ async def test_order_goes_from_submission_to_completed(shop, warehouse_operator,
     assert done["lines"][0]["shipped_quantity"] == 8
     assert {s["status"] for s in done["shipments"]} == {"delivered"}
     assert all(s["carrier"] == "DHL" and s["tracking_number"] for s in done["shipments"])
-    levels = await stock(admin, sku)  # shipped units leave the books
-    assert sum(w["on_hand"] for w in levels.values()) == 2
-    assert sum(w["reserved"] for w in levels.values()) == 0
+
+    async def shipped_units_left_the_books():  # inventory hears of shipments through its consumer
+        levels = await stock(admin, sku)
+        return sum(w["on_hand"] for w in levels.values()) == 2 and sum(w["reserved"] for w in levels.values()) == 0
+
+    await eventually(shipped_units_left_the_books)
 
 
 async def test_return_is_refunded_and_restocked(shop, warehouse_operator, admin, eventually):
