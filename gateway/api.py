@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import errors, models
+from gateway import models, problems
 from gateway.auth import Principal
 from gateway.backends import Backends
 from orderdesk import masterdata
@@ -23,7 +23,7 @@ def _problem_responses(*codes: int) -> dict:
                  409: "the state forbids it (see `rule`)", 413: "body too large", 415: "send text/csv",
                  422: "invalid input; `errors` names each field", 503: "a service did not answer; retry"}
     return {c: {"model": models.ProblemDocument, "description": described[c],
-                "content": {errors.PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}}
+                "content": {problems.PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}}
             for c in codes}
 
 
@@ -229,11 +229,11 @@ async def import_master_data(kind: ImportKind, request: Request, who: Principal 
     services = backends(request)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in CSV_MEDIA_TYPES:
-        raise errors.http_status(415, "send the CSV document as the body with 'Content-Type: text/csv'")
+        raise problems.http_status(415, "send the CSV document as the body with 'Content-Type: text/csv'")
     try:
         text = (await request.body()).decode("utf-8")
     except UnicodeDecodeError:
-        raise errors.validation([errors.FieldError("body", "the CSV must be UTF-8 text")]) from None
+        raise problems.validation([problems.FieldError("body", "the CSV must be UTF-8 text")]) from None
     if kind == "partners":
         # Partners live in the gateway's own store; parse errors are domain errors (422 with row paths).
         rows = await request.app.state.store.import_partners(masterdata.parse(kind, text))

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import errors
+from gateway import problems
 from gateway.api import router
 from gateway.auth import Authenticator, KeyCache
 from gateway.backends import Backends
@@ -31,9 +31,9 @@ Every response carries `X-Correlation-Id` (yours, if you sent one).
 """
 
 
-def problem_response(problem: errors.Problem) -> JSONResponse:
+def problem_response(problem: problems.Problem) -> JSONResponse:
     return JSONResponse(problem.body(logs.correlation_id.get()), status_code=problem.status,
-                        media_type=errors.PROBLEM_MEDIA_TYPE, headers=problem.headers or None)
+                        media_type=problems.PROBLEM_MEDIA_TYPE, headers=problem.headers or None)
 
 
 def _document_bearer_auth(app: FastAPI) -> None:
@@ -72,22 +72,22 @@ def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> Fast
     app.add_middleware(GatewayMiddleware)
     _document_bearer_auth(app)
 
-    @app.exception_handler(errors.Problem)
-    async def _problem(request: Request, exc: errors.Problem):
+    @app.exception_handler(problems.Problem)
+    async def _problem(request: Request, exc: problems.Problem):
         return problem_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        return problem_response(errors.from_validation_errors(exc.errors()))
+        return problem_response(problems.from_validation_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        problem = errors.http_status(exc.status_code, str(exc.detail))
+        problem = problems.http_status(exc.status_code, str(exc.detail))
         problem.headers.update(exc.headers or {})
         return problem_response(problem)
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):
-        return problem_response(errors.from_domain_error(exc))
+        return problem_response(problems.from_domain_error(exc))
 
     return app

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from gateway.errors import forbidden, unauthenticated
+from gateway.problems import forbidden, unauthenticated
 from orderdesk.masterdata import SCOPES
 
 KEY_PREFIX = "odk_"

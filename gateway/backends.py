@@ -1,7 +1,7 @@
 """The services behind the gateway: one grpc.aio channel each, a deadline on every call.
 
 `Backends.call` is the one way a handler talks to a service: it sends the
-correlation id along and turns a failed call into a Problem (gateway.errors).
+correlation id along and turns a failed call into a Problem (gateway.problems).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.errors import from_rpc_failure
+from gateway.problems import from_rpc_failure
 from orderdesk import rpc
 from orderdesk.config import SERVICES, Settings
 from orderdesk.v1 import (

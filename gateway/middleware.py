@@ -15,7 +15,7 @@ import uuid
 
 from fastapi import HTTPException
 
-from gateway.errors import PROBLEM_MEDIA_TYPE, internal
+from gateway.problems import PROBLEM_MEDIA_TYPE, internal
 from orderdesk import logs, metrics
 
 log = logging.getLogger("gateway.http")

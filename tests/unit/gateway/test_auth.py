@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from gateway.auth import Authenticator, KeyCache, Principal, bearer_token, hash_key, new_key, parse_scopes
-from gateway.errors import Problem
+from gateway.problems import Problem
 
 
 def principal(*scopes: str, partner: str = "P-SHOP") -> Principal:

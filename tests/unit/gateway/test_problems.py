@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from gateway import errors
+from gateway import problems
 from orderdesk import errors as domain
 from orderdesk.rpc import RpcFailure
 
@@ -28,11 +28,11 @@ def failure(code: grpc.StatusCode, message: str = "m", reason: str = "r", violat
     (grpc.StatusCode.PERMISSION_DENIED, 500),  # the services never refuse the gateway: a bug, not the partner's
 ])
 def test_status_codes(code, status):
-    assert errors.from_rpc_failure(failure(code)).status == status
+    assert problems.from_rpc_failure(failure(code)).status == status
 
 
 def test_field_violations_keep_their_paths_and_aliases_rename_service_fields():
-    problem = errors.from_rpc_failure(
+    problem = problems.from_rpc_failure(
         failure(grpc.StatusCode.INVALID_ARGUMENT, "2 problems", violations=[
             domain.FieldViolation("lines[0].quantity", "must be positive", "not_positive"),
             domain.FieldViolation("idempotency_key", "required", "required"),
@@ -49,7 +49,7 @@ def test_field_violations_keep_their_paths_and_aliases_rename_service_fields():
 
 
 def test_failed_precondition_names_the_rule():
-    body = errors.from_rpc_failure(failure(grpc.StatusCode.FAILED_PRECONDITION, "shipped", "cancel_before_shipment"))\
+    body = problems.from_rpc_failure(failure(grpc.StatusCode.FAILED_PRECONDITION, "shipped", "cancel_before_shipment"))\
         .body()
     assert body["rule"] == "cancel_before_shipment" and body["status"] == 409
 
@@ -57,23 +57,23 @@ def test_failed_precondition_names_the_rule():
 def test_transport_messages_never_reach_the_partner():
     # No ErrorInfo reason: the text came from the gRPC library and may name hosts.
     bare = failure(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; 10.1.2.3:50052", reason="")
-    problem = errors.from_rpc_failure(bare)
+    problem = problems.from_rpc_failure(bare)
     assert problem.status == 503 and "10.1.2.3" not in str(problem.body())
     assert problem.headers["Retry-After"] == "1"
-    internal = errors.from_rpc_failure(failure(grpc.StatusCode.INTERNAL, "internal error (KeyError) at db.py:12"))
+    internal = problems.from_rpc_failure(failure(grpc.StatusCode.INTERNAL, "internal error (KeyError) at db.py:12"))
     assert "KeyError" not in str(internal.body()) and internal.status == 500
 
 
 def test_domain_messages_are_kept():
-    problem = errors.from_rpc_failure(failure(grpc.StatusCode.NOT_FOUND, "order ORD-1 not found", "not_found"))
+    problem = problems.from_rpc_failure(failure(grpc.StatusCode.NOT_FOUND, "order ORD-1 not found", "not_found"))
     assert problem.body()["detail"] == "order ORD-1 not found"
 
 
 def test_domain_errors_raised_in_the_gateway_map_the_same_way():
-    problem = errors.from_domain_error(domain.InvalidArgument("bad csv", [domain.FieldViolation("row 2.scopes", "x")]))
+    problem = problems.from_domain_error(domain.InvalidArgument("bad csv", [domain.FieldViolation("row 2.scopes", "x")]))
     assert problem.status == 422 and [e.field for e in problem.errors] == ["row 2.scopes"]
-    assert errors.from_domain_error(domain.NotFound("nope")).status == 404
-    assert errors.from_domain_error(domain.FailedPrecondition("no", rule="r1")).rule == "r1"
+    assert problems.from_domain_error(domain.NotFound("nope")).status == 404
+    assert problems.from_domain_error(domain.FailedPrecondition("no", rule="r1")).rule == "r1"
 
 
 @pytest.mark.parametrize("loc, path", [
@@ -87,11 +87,11 @@ def test_domain_errors_raised_in_the_gateway_map_the_same_way():
     (("body", 17), "body[17]"),  # a JSON decode error at position 17
 ])
 def test_field_paths_of_validation_errors(loc, path):
-    assert errors.field_path(loc) == path
+    assert problems.field_path(loc) == path
 
 
 def test_validation_errors_become_one_problem():
-    problem = errors.from_validation_errors([
+    problem = problems.from_validation_errors([
         {"loc": ("body", "lines", 0, "unit_price"), "msg": "Input should be a valid string", "type": "string_type"},
         {"loc": ("header", "Idempotency-Key"), "msg": "Field required", "type": "missing"},
     ])
