@@ -123,6 +123,11 @@ class Order:
     allocations: list[Allocation] = field(default_factory=list)
     shipments: dict[str, ShipmentView] = field(default_factory=dict)
     created_at: dt.datetime | None = None
+    # From intake, kept as given: delivery proposals when the requested date is infeasible
+    # ({"kind", "delivery_date", "parts": [{"sku", "quantity", "delivery_date"}]}) and the
+    # partner's urgent flag (already reflected in priority; stored so the desk sees why).
+    proposals: list[dict] = field(default_factory=list)
+    urgent: bool = False
     # Not persisted: what changed since load, for the store and the outbox.
     transitions: list[Transition] = field(default_factory=list, repr=False)
     loaded_version: int = field(default=0, repr=False)

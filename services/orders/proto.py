@@ -49,4 +49,21 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         priority=order.priority,
         currency=order.currency,
         total_amount=str(order.total_amount),
+        proposals=[proposal_to_proto(p) for p in order.proposals],
+        urgent=order.urgent,
+    )
+
+
+def proposal_to_dict(proposal: common_pb2.DeliveryProposal) -> dict:
+    return {
+        "kind": proposal.kind,
+        "delivery_date": proposal.delivery_date,
+        "parts": [{"sku": p.sku, "quantity": p.quantity, "delivery_date": p.delivery_date} for p in proposal.parts],
+    }
+
+
+def proposal_to_proto(proposal: dict) -> common_pb2.DeliveryProposal:
+    return common_pb2.DeliveryProposal(
+        kind=proposal["kind"], delivery_date=proposal["delivery_date"],
+        parts=[common_pb2.ProposalPart(**part) for part in proposal["parts"]],
     )

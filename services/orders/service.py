@@ -19,7 +19,7 @@ from orderdesk import errors, events, metrics, rpc
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.orders.domain import AWAITING_STOCK, Allocation, Line, Order, ShipmentView, Status
-from services.orders.proto import address_to_dict, order_to_proto
+from services.orders.proto import address_to_dict, order_to_proto, proposal_to_dict
 from services.orders.store import OrderRepository
 
 log = logging.getLogger("orders.service")
@@ -79,6 +79,8 @@ class OrdersService:
             payment_terms=req.payment_terms,
             currency=req.currency or "USD",
             priority=req.priority,
+            proposals=[proposal_to_dict(p) for p in req.proposals],
+            urgent=req.urgent,
         )
         try:
             async with self.db.transaction() as tx:

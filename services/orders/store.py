@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -44,6 +45,8 @@ orders = Table(
     Column("allocations", JSON, nullable=False),
     Column("shipments", JSON, nullable=False),
     Column("total_amount", String(32), nullable=False),
+    Column("proposals", JSON, nullable=False),  # migration 0002
+    Column("urgent", Boolean, nullable=False),  # migration 0002
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
@@ -114,7 +117,8 @@ class OrderRepository:
                 order_id=order.order_id, partner_id=order.partner_id, channel=order.channel,
                 external_ref=order.external_ref, customer_id=order.customer_id, ship_to=order.ship_to,
                 requested_delivery_date=order.requested_delivery_date, payment_terms=order.payment_terms,
-                currency=order.currency, priority=order.priority, created_at=order.created_at, **_order_row(order),
+                currency=order.currency, priority=order.priority, proposals=order.proposals, urgent=order.urgent,
+                created_at=order.created_at, **_order_row(order),
             )
         )
         await self.conn.execute(
@@ -218,6 +222,7 @@ class OrderRepository:
                 history=history[r["order_id"]],
                 allocations=[Allocation(*a) for a in r["allocations"]],
                 shipments={s["shipment_id"]: ShipmentView(**s) for s in r["shipments"]},
+                proposals=r["proposals"], urgent=r["urgent"],
                 created_at=r["created_at"], loaded_version=r["version"],
             )
             result.append(order)

@@ -112,3 +112,27 @@ async def test_shipment_events_move_the_order(orders):
     order = await orders.get("ORD-S", "")
     assert order.status.value == "completed" and order.lines[0].delivered == 2
     assert [e.type for e in await published(orders)][-3:] == ["order.allocated", "order.shipped", "order.completed"]
+
+
+async def test_proposals_and_the_urgent_flag_are_stored_and_published(orders):
+    req = request("ORD-P", hold=True)
+    req.urgent = True
+    req.proposals.add(kind="earliest_date", delivery_date="2026-06-20")
+    req.proposals.add(kind="split", parts=[
+        common_pb2.ProposalPart(sku="A", quantity=1, delivery_date="2026-06-10"),
+        common_pb2.ProposalPart(sku="A", quantity=1, delivery_date="2026-06-20"),
+    ])
+    await orders.create(req)
+    loaded = await orders.get("ORD-P", "")
+    assert loaded.urgent is True
+    assert loaded.proposals == [
+        {"kind": "earliest_date", "delivery_date": "2026-06-20", "parts": []},
+        {"kind": "split", "delivery_date": "", "parts": [
+            {"sku": "A", "quantity": 1, "delivery_date": "2026-06-10"},
+            {"sku": "A", "quantity": 1, "delivery_date": "2026-06-20"},
+        ]},
+    ]
+    snapshot = (await published(orders))[-1].order.order
+    assert snapshot.urgent and list(snapshot.proposals) == list(req.proposals)
+    plain = await orders.create(request("ORD-PLAIN"))
+    assert plain.proposals == [] and plain.urgent is False

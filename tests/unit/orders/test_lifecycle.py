@@ -163,3 +163,21 @@ def test_any_sequence_of_commands_only_takes_allowed_transitions(held, actions):
         assert after in TRANSITIONS[before]
     assert order.status is history[-1]
     assert all(line.shipped <= line.quantity and line.delivered <= line.shipped for line in order.lines)
+
+
+def test_proposals_and_urgent_round_trip_through_the_order_message():
+    from orderdesk.v1 import common_pb2
+    from services.orders.proto import order_to_proto, proposal_to_dict, proposal_to_proto
+
+    split = common_pb2.DeliveryProposal(kind="split", parts=[
+        common_pb2.ProposalPart(sku="A", quantity=2, delivery_date="2026-06-10"),
+        common_pb2.ProposalPart(sku="A", quantity=1, delivery_date="2026-06-30"),
+    ])
+    earliest = common_pb2.DeliveryProposal(kind="earliest_date", delivery_date="2026-06-30")
+    order = new_order()
+    order.proposals = [proposal_to_dict(earliest), proposal_to_dict(split)]
+    order.urgent = True
+    message = order_to_proto(order)
+    assert list(message.proposals) == [earliest, split] and message.urgent
+    assert proposal_to_proto(proposal_to_dict(split)) == split
+    assert not order_to_proto(new_order()).urgent and not order_to_proto(new_order()).proposals
