@@ -8,6 +8,7 @@ to publish, so no status change can commit without its event.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,7 +49,12 @@ def create_engine(url: str) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # One connection: SQLite has a single writer anyway, and queueing in the pool
         # is cheaper and safer than SQLITE_BUSY retries across connections.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+        options: dict = {}
+        if os.environ.get("ORDERDESK_SQLITE_DRIVER", "inline") == "inline":
+            from orderdesk import sqlite_inline
+
+            options["async_creator"] = sqlite_inline.async_creator(parsed.database or ":memory:")
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **options)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
