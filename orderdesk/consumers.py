@@ -70,6 +70,7 @@ class EventConsumer:
             try:
                 messages = await self._psub.fetch(self.sub.batch, timeout=1.0)
             except (TimeoutError, NatsTimeout):
+                metrics.CONSUMER_PENDING.labels(self.sub.durable).set(0)  # caught up
                 continue
             except asyncio.CancelledError:
                 raise
@@ -80,6 +81,8 @@ class EventConsumer:
             # In order: events of one order arrive in publish order and are applied so.
             for msg in messages:
                 await self.handle(msg)
+            if messages and messages[-1].metadata:  # what the stream still holds for us: the lag
+                metrics.CONSUMER_PENDING.labels(self.sub.durable).set(messages[-1].metadata.num_pending)
 
     async def handle(self, msg) -> None:
         try:

@@ -28,6 +28,8 @@ DLQ_ROOT = "dlq.orderdesk"
 # de-duplicate by event id as well, so a later re-publish still has no effect.
 DUPLICATE_WINDOW_SECONDS = float(env("ORDERDESK_DUPLICATE_WINDOW_SECONDS", "900"))
 MAX_AGE_SECONDS = float(env("ORDERDESK_STREAM_MAX_AGE_SECONDS", str(7 * 24 * 3600)))
+# 3 on a three-server JetStream cluster (production), 1 on a single server (default).
+STREAM_REPLICAS = int(env("ORDERDESK_STREAM_REPLICAS", "1"))
 
 
 def subject(event: events_pb2.Event) -> str:
@@ -91,6 +93,7 @@ async def ensure_streams(js) -> None:
             storage=StorageType.FILE,
             max_age=MAX_AGE_SECONDS,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=STREAM_REPLICAS,
         ),
         StreamConfig(
             name=DLQ_STREAM,
@@ -98,6 +101,7 @@ async def ensure_streams(js) -> None:
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=30 * 24 * 3600,
+            num_replicas=STREAM_REPLICAS,
         ),
     ]
     for config in configs:
