@@ -2,8 +2,9 @@
 
 Parsing is plain Python: each kind becomes a list of frozen records, and every
 bad cell is reported with its row and column, so an import is all or nothing.
-The owning services store the records: customers and products in intake, stock
-and warehouses in inventory (warehouses also in shipping), partners in the gateway.
+The owning services store the records: customers, products and customer-specific
+prices in intake, stock and warehouses in inventory (warehouses also in shipping and
+intake), partners in the gateway.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from orderdesk.errors import FieldViolation, InvalidArgument
 
-KINDS = ("customers", "products", "stock", "warehouses", "partners")
+KINDS = ("customers", "products", "stock", "warehouses", "partners", "prices")
 TIERS = ("strategic", "key", "standard", "new")
 
 
@@ -67,6 +68,16 @@ class Warehouse:
 
 
 @dataclass(frozen=True)
+class CustomerPrice:
+    """A customer-specific price: replaces the list price for this customer and SKU."""
+
+    customer_id: str
+    sku: str
+    unit_price: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
 class Partner:
     partner_id: str
     name: str
@@ -88,6 +99,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "warehouse", "name", "country", "cutoff_hour_utc", "transit_days_domestic", "transit_days_international",
     ),
     "partners": ("partner_id", "name", "api_key", "scopes"),
+    "prices": ("customer_id", "sku", "unit_price", "currency"),
 }
 SCOPES = ("orders", "returns", "fulfillment", "admin")
 
@@ -198,10 +210,15 @@ def _partner(r: _Row) -> Partner:
     return Partner(partner_id=r.text("partner_id"), name=r.text("name"), api_key=r.text("api_key"), scopes=scopes)
 
 
+def _price(r: _Row) -> CustomerPrice:
+    return CustomerPrice(customer_id=r.text("customer_id"), sku=r.text("sku"), unit_price=r.decimal("unit_price"),
+                         currency=r.text("currency").upper())
+
+
 _PARSERS = {"customers": _customer, "products": _product, "stock": _stock, "warehouses": _warehouse,
-            "partners": _partner}
+            "partners": _partner, "prices": _price}
 _KEYS = {"customers": ("customer_id",), "products": ("sku",), "stock": ("sku", "warehouse"),
-         "warehouses": ("warehouse",), "partners": ("partner_id",)}
+         "warehouses": ("warehouse",), "partners": ("partner_id",), "prices": ("customer_id", "sku")}
 
 
 def parse(kind: str, text: str) -> list:

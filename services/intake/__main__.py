@@ -1,19 +1,26 @@
 """python -m services.intake: the intake service process."""
 
+import os
 from pathlib import Path
 
 from orderdesk.runtime import ServiceRuntime, run
-from orderdesk.v1 import intake_pb2_grpc, orders_pb2_grpc
+from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc
+from services.intake import consumers
 from services.intake.api import IntakeApi
+from services.intake.domain import IntakeConfig
 from services.intake.service import IntakeService
 
 
 async def main() -> None:
+    config = IntakeConfig.from_env(os.environ)  # before start-up: a bad setting stops the process at once
     rt = ServiceRuntime("intake", Path(__file__).parent / "migrations")
     await rt.start()
     orders = orders_pb2_grpc.OrdersServiceStub(rt.channel("orders"))
-    service = IntakeService(rt.db, orders, rt.settings.rpc_timeout)
+    inventory = inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory"))
+    service = IntakeService(rt.db, orders, rt.settings.rpc_timeout, inventory=inventory, config=config)
     rt.add_servicer(intake_pb2_grpc.add_IntakeServiceServicer_to_server, IntakeApi(service), "IntakeService")
+    for subscription in consumers.subscriptions(service):
+        rt.subscribe(subscription)
     await rt.serve()
 
 

@@ -18,6 +18,8 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
             status=submitted.order.status,
             hold_reasons=submitted.order.hold_reasons,
             replayed=submitted.replayed,
+            proposals=submitted.order.proposals,
+            priority=submitted.order.priority,
         )
 
     async def ImportMasterData(self, request, context):

@@ -7,6 +7,7 @@ from services.intake.domain import (
     ADDRESS_FIELDS,
     DEFAULT_CHANNEL,
     Decision,
+    Proposal,
     Reason,
     Submission,
     SubmittedLine,
@@ -24,11 +25,21 @@ def submission_from_proto(req: intake_pb2.SubmitOrderRequest) -> Submission:
         lines=tuple(SubmittedLine(line.sku, line.quantity, line.unit_price) for line in req.lines),
         requested_delivery_date=req.requested_delivery_date,
         payment_terms=req.payment_terms,
+        urgent=req.urgent,
     )
 
 
 def reason_to_proto(reason: Reason) -> common_pb2.Reason:
     return common_pb2.Reason(code=reason.code, message=reason.message, field=reason.field)
+
+
+def proposal_to_proto(proposal: Proposal) -> common_pb2.DeliveryProposal:
+    return common_pb2.DeliveryProposal(
+        kind=proposal.kind,
+        delivery_date=proposal.delivery_date.isoformat() if proposal.delivery_date else "",
+        parts=[common_pb2.ProposalPart(sku=p.sku, quantity=p.quantity, delivery_date=p.delivery_date.isoformat())
+               for p in proposal.parts],
+    )
 
 
 def create_order_request(order_id: str, s: Submission, d: Decision) -> orders_pb2.CreateOrderRequest:
@@ -46,4 +57,6 @@ def create_order_request(order_id: str, s: Submission, d: Decision) -> orders_pb
         hold_reasons=[reason_to_proto(r) for r in d.hold_reasons],
         priority=d.priority,
         currency=d.currency,
+        proposals=[proposal_to_proto(p) for p in d.proposals],
+        urgent=d.urgent,
     )

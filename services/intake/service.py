@@ -1,32 +1,51 @@
-"""Intake's use cases: import master data; check an order, de-duplicate it by key, hand it to orders.
+"""Intake's use cases: import master data; check an order, de-duplicate it, hand it to orders.
 
-SubmitOrder in three steps:
-1. read the customer and the products, decide (refuse, approve or hold) and build
-   the CreateOrderRequest with a fresh order id;
-2. one transaction claims the (partner, idempotency key) row, storing the request
-   hash and the CreateOrderRequest bytes. If the key was claimed before, the
-   stored request wins: same hash -> a replay, another hash -> refused;
-3. call orders.CreateOrder with the request that holds the key. CreateOrder is
-   idempotent by order id, so a replay, or a retry after a crash between 2 and 3,
+SubmitOrder in four steps:
+1. a key seen before is answered from what it stored: the same body replays the
+   first order (no checks run again), another body is refused;
+2. read the customer, products, customer prices, open credit exposure and, when a
+   delivery date is requested, the warehouses and each stocked SKU's stock
+   (inventory.GetStock, with a deadline); decide (refuse, approve or hold) and
+   build the CreateOrderRequest with a fresh order id;
+3. one transaction claims the partner's external reference (a second key for it
+   adds the hold reason duplicate_external_ref), re-checks the credit of an order
+   about to be approved under a lock on the customer (so a burst cannot overshoot
+   the limit), claims the (partner, idempotency key) row with the request hash and
+   the CreateOrderRequest bytes, and books an approved order's amount as open
+   exposure. If the key was claimed meanwhile, the stored request wins: same hash ->
+   a replay, another hash -> refused, and the transaction leaves nothing behind;
+4. call orders.CreateOrder with the request that holds the key. CreateOrder is
+   idempotent by order id, so a replay, or a retry after a crash between 3 and 4,
    re-sends the same bytes and gets the same order back, never a second one.
+
+Open exposure is then kept current by the consumer of orders' events
+(record_order_event; see consumers.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 import grpc
 
 from orderdesk import errors, masterdata, metrics, rpc
-from orderdesk.db import Database, utcnow
-from orderdesk.v1 import orders_pb2
+from orderdesk.db import Database, Tx, utcnow
+from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.intake import domain
-from services.intake.domain import Submission
+from services.intake.domain import Decision, IntakeConfig, Submission
 from services.intake.proto import create_order_request
-from services.intake.store import IdempotencyRecord, IdempotencyRepository, MasterDataRepository
+from services.intake.store import (
+    ExposureRepository,
+    ExternalRefRepository,
+    IdempotencyRecord,
+    IdempotencyRepository,
+    MasterDataRepository,
+)
 
 log = logging.getLogger("intake.service")
 
@@ -39,7 +58,7 @@ TRANSIENT = frozenset({
 
 @dataclass(frozen=True)
 class Submitted:
-    order: orders_pb2.Order   # as the orders service answered: status and hold reasons are its own
+    order: orders_pb2.Order   # as the orders service answered: status, hold reasons, proposals are its own
     replayed: bool
 
 
@@ -51,59 +70,138 @@ class IntakeService:
         rpc_timeout: float,
         clock: Callable[[], dt.datetime] = utcnow,
         new_order_id: Callable[[], str] = domain.new_order_id,
+        *,
+        inventory=None,  # inventory_pb2_grpc.InventoryServiceStub (GetStock); None: dates are not verified
+        config: IntakeConfig | None = None,
     ):
         self.db = db
         self.orders = orders
+        self.inventory = inventory
         self.rpc_timeout = rpc_timeout
         self.clock = clock
         self.new_order_id = new_order_id
+        self.config = config or IntakeConfig()
 
     # --- master data ---------------------------------------------------------------
     async def import_master_data(self, kind: str, text: str) -> int:
-        """Upserts customers or products by key, all rows or none; returns the number of rows."""
+        """Upserts customers, products, customer prices or warehouses by key, all rows or none."""
         domain.check_master_kind(kind)
         records = masterdata.parse(kind, text)
         domain.check_master_records(kind, records)
         async with self.db.transaction() as tx:
             repo = MasterDataRepository(tx.conn)
-            if kind == "customers":
-                await repo.upsert_customers(records)
-            else:
-                await repo.upsert_products(records)
+            upsert = {"customers": repo.upsert_customers, "products": repo.upsert_products,
+                      "prices": repo.upsert_prices, "warehouses": repo.upsert_warehouses}[kind]
+            await upsert(records)
         log.info("imported %d %s", len(records), kind)
         return len(records)
 
     # --- orders --------------------------------------------------------------------
     async def submit(self, s: Submission) -> Submitted:
         channel = domain.metric_channel(s.channel)
+        async with self.db.read() as conn:
+            seen = await IdempotencyRepository(conn).get(s.partner_id, s.idempotency_key) if s.idempotency_key else None
+        if seen is not None:
+            return await self._replay(seen, s, channel)
         try:
-            async with self.db.read() as conn:
-                repo = MasterDataRepository(conn)
-                customer = await repo.customer(s.customer_id) if s.customer_id else None
-                products = await repo.products({line.sku for line in s.lines if line.sku})
-            decision = domain.decide(s, customer, products, self.clock().date())
-        except errors.InvalidArgument:
+            decision = await self._decide(s)
+        except (errors.InvalidArgument, errors.FailedPrecondition):
             metrics.ORDERS_RECEIVED.labels(channel, "invalid").inc()
             raise
 
-        fresh = IdempotencyRecord(
-            partner_id=s.partner_id,
-            idempotency_key=s.idempotency_key,
-            request_hash=domain.request_hash(s),
-            order_id=(order_id := self.new_order_id()),
-            create_request=create_order_request(order_id, s, decision).SerializeToString(),
-        )
-        async with self.db.transaction() as tx:
-            holder = await IdempotencyRepository(tx.conn).claim(fresh)
-        replayed = holder.order_id != fresh.order_id  # the key was claimed before, by this request or another
-        if replayed and holder.request_hash != fresh.request_hash:
+        order_id = self.new_order_id()
+        try:
+            async with self.db.transaction() as tx:
+                decision = await self._check_claims(tx, s, order_id, decision)
+                fresh = IdempotencyRecord(
+                    partner_id=s.partner_id,
+                    idempotency_key=s.idempotency_key,
+                    request_hash=domain.request_hash(s),
+                    order_id=order_id,
+                    create_request=create_order_request(order_id, s, decision).SerializeToString(),
+                )
+                holder = await IdempotencyRepository(tx.conn).claim(fresh)
+                replayed = holder.order_id != fresh.order_id  # claimed meanwhile, by this request or another
+                if replayed and holder.request_hash != fresh.request_hash:
+                    raise domain.key_reused()  # rolls back the reference claimed above
+                if not replayed and decision.approved and decision.counts_as_credit:
+                    await ExposureRepository(tx.conn).open_approved(order_id, s.customer_id, decision.amount)
+        except errors.InvalidArgument:
             metrics.ORDERS_RECEIVED.labels(channel, "invalid").inc()
-            raise domain.key_reused()
+            raise
 
         order = await self._create_order(orders_pb2.CreateOrderRequest.FromString(holder.create_request))
         outcome = "replayed" if replayed else "approved" if decision.approved else "held"
         metrics.ORDERS_RECEIVED.labels(channel, outcome).inc()
         return Submitted(order=order, replayed=replayed)
+
+    async def _replay(self, seen: IdempotencyRecord, s: Submission, channel: str) -> Submitted:
+        if seen.request_hash != domain.request_hash(s):
+            metrics.ORDERS_RECEIVED.labels(channel, "invalid").inc()
+            raise domain.key_reused()
+        order = await self._create_order(orders_pb2.CreateOrderRequest.FromString(seen.create_request))
+        metrics.ORDERS_RECEIVED.labels(channel, "replayed").inc()
+        return Submitted(order=order, replayed=True)
+
+    async def _decide(self, s: Submission) -> Decision:
+        now = self.clock()
+        async with self.db.read() as conn:
+            repo = MasterDataRepository(conn)
+            customer = await repo.customer(s.customer_id) if s.customer_id else None
+            products = await repo.products({line.sku for line in s.lines if line.sku})
+            # Refuse a malformed request before any further look-up or call.
+            domain.check_structure(s, customer, products, now.astimezone(dt.UTC).date())
+            assert customer is not None
+            skus = {line.sku for line in s.lines}
+            prices = await repo.customer_prices(customer.customer_id, skus)
+            exposure = await ExposureRepository(conn).open_exposure(customer.customer_id)
+            warehouses = await repo.warehouses() if s.requested_delivery_date else {}
+        stock = None
+        if warehouses:
+            stock = await self._stock({sku for sku in skus if not products[sku].make_to_order})
+        facts = domain.Facts(now=now, prices=prices, warehouses=warehouses, stock=stock, open_exposure=exposure)
+        return domain.decide(s, customer, products, facts, self.config)
+
+    async def _check_claims(self, tx: Tx, s: Submission, order_id: str, decision: Decision) -> Decision:
+        """The checks that must hold under concurrency: the partner's reference, and credit."""
+        if s.external_ref:
+            first = await ExternalRefRepository(tx.conn).claim(s.partner_id, s.external_ref, s.idempotency_key,
+                                                               order_id)
+            if first.idempotency_key != s.idempotency_key:
+                decision = decision.held_also_for(domain.duplicate_external_ref(s.external_ref, first.order_id))
+        if decision.approved and decision.counts_as_credit:
+            masterdata_repo = MasterDataRepository(tx.conn)
+            await masterdata_repo.lock_customer(s.customer_id)
+            customer = await masterdata_repo.customer(s.customer_id)
+            exposure = await ExposureRepository(tx.conn).open_exposure(s.customer_id)
+            for reason in domain.credit_reasons(customer, decision.payment_terms, decision.amount, exposure):
+                decision = decision.held_also_for(reason)
+        return decision
+
+    async def _stock(self, skus: set[str]) -> Mapping[str, Mapping[str, int]] | None:
+        """Available units per warehouse for each SKU; an unknown SKU has none. None if inventory failed."""
+        if self.inventory is None:
+            return None
+
+        async def one(sku: str) -> dict[str, int]:
+            try:
+                level = await self.inventory.GetStock(inventory_pb2.GetStockRequest(sku=sku),
+                                                      timeout=self.rpc_timeout, metadata=rpc.metadata())
+            except grpc.RpcError as exc:
+                if rpc.describe(exc).code is grpc.StatusCode.NOT_FOUND:
+                    return {}
+                raise
+            return {w.warehouse: w.available for w in level.warehouses}
+
+        ordered = sorted(skus)
+        try:
+            levels = await asyncio.gather(*[one(sku) for sku in ordered])
+        except grpc.RpcError as exc:
+            failure = rpc.describe(exc)
+            log.warning("inventory.GetStock failed: %s %s; the delivery date is left to the desk",
+                        failure.code, failure.message)
+            return None
+        return dict(zip(ordered, levels, strict=True))
 
     async def _create_order(self, request: orders_pb2.CreateOrderRequest) -> orders_pb2.Order:
         try:
@@ -118,3 +216,15 @@ class IntakeService:
                     "send the same request with the same Idempotency-Key again"
                 ) from exc
             raise
+
+    # --- credit exposure from orders' events ------------------------------------------
+    async def record_order_event(self, tx: Tx, event: events_pb2.Event) -> None:
+        """Keeps one order's exposure row current; stale and repeated events change nothing."""
+        state = domain.exposure_state(event.order.status)
+        order = event.order.order
+        if state is None or not order.order_id or order.payment_terms.upper() == domain.PREPAID:
+            return
+        amount = Decimal(order.total_amount) if order.total_amount else domain.order_amount(
+            [domain.OrderLine(line.sku, line.quantity, Decimal(line.unit_price or "0")) for line in order.lines])
+        await ExposureRepository(tx.conn).record(
+            order.order_id, order.customer_id, amount, state == "open", event.aggregate_version)

@@ -1,4 +1,5 @@
-"""Intake's tables: the master data it checks orders against, and the idempotency keys it has seen."""
+"""Intake's tables: the master data it checks orders against, the idempotency keys and partner
+references it has seen, and the open credit exposure of each customer's orders."""
 
 from __future__ import annotations
 
@@ -6,19 +7,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
     and_,
+    func,
     select,
+    update,
 )
 
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
-from orderdesk.masterdata import Customer, Product
+from orderdesk.masterdata import Customer, CustomerPrice, Product, Warehouse
 
 metadata = MetaData()
 
@@ -71,6 +76,57 @@ idempotency_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# --- migration 0002 ---------------------------------------------------------------------------
+customer_prices = Table(
+    "customer_prices",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("unit_price", String, nullable=False),  # a decimal string
+    Column("currency", String, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Intake's copy of the warehouses (inventory's master data): cut-off and transit days for date checks.
+warehouses = Table(
+    "warehouses",
+    metadata,
+    Column("warehouse", String(64), primary_key=True),
+    Column("name", String, nullable=False),
+    Column("country", String, nullable=False),
+    Column("cutoff_hour_utc", Integer, nullable=False),
+    Column("transit_days_domestic", Integer, nullable=False),
+    Column("transit_days_international", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The first (partner, external_ref): the primary key decides a race between two
+# submissions of one reference under different idempotency keys.
+external_refs = Table(
+    "external_refs",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("external_ref", String(128), primary_key=True),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("order_id", String(40), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# One row per order that uses the customer's credit. Amounts in millionths (prices have at
+# most 6 decimals) so the database sums them exactly on both backends. `version` is the
+# order's aggregate version of the last event applied; intake's own row at approval is 0.
+order_exposure = Table(
+    "order_exposure",
+    metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("open", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_order_exposure_customer_open", "customer_id", "open"),
+)
+
 # Rows per statement: keeps a big import well under PostgreSQL's 32767 bind parameters.
 UPSERT_CHUNK = 500
 
@@ -90,7 +146,7 @@ class MasterDataRepository:
             }
             for c in records
         ]
-        await self._upsert(customers, rows, "customer_id")
+        await self._upsert(customers, rows, ["customer_id"])
 
     async def upsert_products(self, records: list[Product]) -> None:
         now = utcnow()
@@ -103,13 +159,32 @@ class MasterDataRepository:
             }
             for p in records
         ]
-        await self._upsert(products, rows, "sku")
+        await self._upsert(products, rows, ["sku"])
 
-    async def _upsert(self, table: Table, rows: list[dict], key: str) -> None:
-        columns = [c.name for c in table.columns if c.name != key]
+    async def upsert_prices(self, records: list[CustomerPrice]) -> None:
+        now = utcnow()
+        rows = [
+            {"customer_id": p.customer_id, "sku": p.sku, "unit_price": str(p.unit_price), "currency": p.currency,
+             "updated_at": now}
+            for p in records
+        ]
+        await self._upsert(customer_prices, rows, ["customer_id", "sku"])
+
+    async def upsert_warehouses(self, records: list[Warehouse]) -> None:
+        now = utcnow()
+        rows = [
+            {"warehouse": w.warehouse, "name": w.name, "country": w.country, "cutoff_hour_utc": w.cutoff_hour_utc,
+             "transit_days_domestic": w.transit_days_domestic,
+             "transit_days_international": w.transit_days_international, "updated_at": now}
+            for w in records
+        ]
+        await self._upsert(warehouses, rows, ["warehouse"])
+
+    async def _upsert(self, table: Table, rows: list[dict], keys: list[str]) -> None:
+        columns = [c.name for c in table.columns if c.name not in keys]
         for start in range(0, len(rows), UPSERT_CHUNK):
             chunk = rows[start : start + UPSERT_CHUNK]
-            await self.conn.execute(upsert(self.conn.dialect.name, table, chunk, [key], columns))
+            await self.conn.execute(upsert(self.conn.dialect.name, table, chunk, keys, columns))
 
     async def customer(self, customer_id: str) -> Customer | None:
         row = (await self.conn.execute(select(customers).where(customers.c.customer_id == customer_id))).mappings().first()
@@ -132,6 +207,40 @@ class MasterDataRepository:
                 sku=r["sku"], name=r["name"], unit_price=Decimal(r["unit_price"]), currency=r["currency"],
                 make_to_order=r["make_to_order"], production_lead_time_days=r["production_lead_time_days"],
                 min_order_qty=r["min_order_qty"], order_multiple=r["order_multiple"], status=r["status"],
+            )
+            for r in rows
+        }
+
+
+    async def lock_customer(self, customer_id: str) -> None:
+        """Row lock on PostgreSQL (SQLite transactions are serial already): one credit decision at a time."""
+        await self.conn.execute(
+            select(customers.c.customer_id).where(customers.c.customer_id == customer_id).with_for_update()
+        )
+
+    async def customer_prices(self, customer_id: str, skus: set[str]) -> dict[str, CustomerPrice]:
+        if not skus:
+            return {}
+        rows = (
+            await self.conn.execute(
+                select(customer_prices).where(
+                    and_(customer_prices.c.customer_id == customer_id, customer_prices.c.sku.in_(sorted(skus)))
+                )
+            )
+        ).mappings().all()
+        return {
+            r["sku"]: CustomerPrice(customer_id=r["customer_id"], sku=r["sku"], unit_price=Decimal(r["unit_price"]),
+                                    currency=r["currency"])
+            for r in rows
+        }
+
+    async def warehouses(self) -> dict[str, Warehouse]:
+        rows = (await self.conn.execute(select(warehouses))).mappings().all()
+        return {
+            r["warehouse"]: Warehouse(
+                warehouse=r["warehouse"], name=r["name"], country=r["country"], cutoff_hour_utc=r["cutoff_hour_utc"],
+                transit_days_domestic=r["transit_days_domestic"],
+                transit_days_international=r["transit_days_international"],
             )
             for r in rows
         }
@@ -189,3 +298,94 @@ class IdempotencyRepository:
             partner_id=row["partner_id"], idempotency_key=row["idempotency_key"], request_hash=row["request_hash"],
             order_id=row["order_id"], create_request=bytes(row["create_request"]),
         )
+
+
+@dataclass(frozen=True)
+class ExternalRefHolder:
+    idempotency_key: str
+    order_id: str
+
+
+class ExternalRefRepository:
+    def __init__(self, conn):
+        self.conn = conn
+
+    async def claim(self, partner_id: str, external_ref: str, idempotency_key: str, order_id: str) -> ExternalRefHolder:
+        """Records the reference unless the partner sent it before; returns who holds it."""
+        inserted = await self.conn.execute(
+            insert_ignoring_conflicts(
+                self.conn.dialect.name,
+                external_refs,
+                {"partner_id": partner_id, "external_ref": external_ref, "idempotency_key": idempotency_key,
+                 "order_id": order_id, "created_at": utcnow()},
+            )
+        )
+        if inserted.rowcount == 1:
+            return ExternalRefHolder(idempotency_key, order_id)
+        row = (
+            await self.conn.execute(
+                select(external_refs.c.idempotency_key, external_refs.c.order_id).where(
+                    and_(external_refs.c.partner_id == partner_id, external_refs.c.external_ref == external_ref)
+                )
+            )
+        ).first()
+        return ExternalRefHolder(row.idempotency_key, row.order_id)
+
+
+MICROS = Decimal(1_000_000)
+# Far above any credit limit; keeps one absurd order from overflowing a 64-bit sum.
+MAX_AMOUNT_MICROS = 10**18
+
+
+def to_micros(amount: Decimal) -> int:
+    return min(int((amount * MICROS).to_integral_value()), MAX_AMOUNT_MICROS)
+
+
+class ExposureRepository:
+    """The customers' open orders by amount, as intake approved them and as orders reports them since."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    async def open_exposure(self, customer_id: str) -> Decimal:
+        total = (
+            await self.conn.execute(
+                select(func.coalesce(func.sum(order_exposure.c.amount_micros), 0)).where(
+                    and_(order_exposure.c.customer_id == customer_id, order_exposure.c.open.is_(True))
+                )
+            )
+        ).scalar_one()
+        return Decimal(int(total)) / MICROS
+
+    async def open_approved(self, order_id: str, customer_id: str, amount: Decimal) -> None:
+        """An order intake just approved counts at once, before any event about it (version 0)."""
+        await self.conn.execute(
+            insert_ignoring_conflicts(
+                self.conn.dialect.name,
+                order_exposure,
+                {"order_id": order_id, "customer_id": customer_id, "amount_micros": to_micros(amount), "open": True,
+                 "version": 0, "updated_at": utcnow()},
+            )
+        )
+
+    async def record(self, order_id: str, customer_id: str, amount: Decimal, is_open: bool, version: int) -> bool:
+        """Applies an order event's state unless a newer one was applied; True when it changed the row."""
+        values = {"customer_id": customer_id, "amount_micros": to_micros(amount), "open": is_open, "version": version,
+                  "updated_at": utcnow()}
+        inserted = await self.conn.execute(
+            insert_ignoring_conflicts(self.conn.dialect.name, order_exposure, {"order_id": order_id, **values})
+        )
+        if inserted.rowcount == 1:
+            return True
+        updated = await self.conn.execute(
+            update(order_exposure)
+            .where(and_(order_exposure.c.order_id == order_id, order_exposure.c.version < version))
+            .values(**values)
+        )
+        return updated.rowcount == 1
+
+    async def get(self, order_id: str) -> tuple[str, Decimal, bool, int] | None:
+        row = (await self.conn.execute(select(order_exposure).where(order_exposure.c.order_id == order_id))).first()
+        if row is None:
+            return None
+        return row.customer_id, Decimal(row.amount_micros) / MICROS, bool(row.open), row.version

@@ -17,8 +17,9 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from orderdesk import errors
-from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
+from orderdesk import errors, masterdata
+from orderdesk.v1 import common_pb2, intake_pb2, inventory_pb2, orders_pb2
+from services.intake.domain import IntakeConfig
 from services.intake.proto import submission_from_proto
 from services.intake.service import IntakeService
 from services.intake.store import (
@@ -45,6 +46,14 @@ class Unavailable(grpc.RpcError):
         return "connection refused"
 
 
+class NotFound(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.NOT_FOUND
+
+    def details(self):
+        return "no stock records"
+
+
 class FakeOrders:
     """CreateOrder as orders implements it: a repeat of an order id returns the stored order."""
 
@@ -64,17 +73,46 @@ class FakeOrders:
             self.orders[request.order_id] = orders_pb2.Order(
                 order_id=request.order_id, partner_id=request.partner_id, customer_id=request.customer_id,
                 status="on_hold" if request.hold_reasons else "confirmed", hold_reasons=request.hold_reasons,
-                priority=request.priority, currency=request.currency,
+                priority=request.priority, currency=request.currency, proposals=request.proposals,
+                urgent=request.urgent, external_ref=request.external_ref, payment_terms=request.payment_terms,
+                lines=request.lines,
             )
         return self.orders[request.order_id]
 
 
-async def intake(make_database, orders: FakeOrders | None = None, *, demo: bool = True):
+class FakeInventory:
+    """GetStock as inventory answers it, from the demo stock: NOT_FOUND for a SKU without records."""
+
+    def __init__(self, stock: dict[str, dict[str, int]] | None = None, fail: bool = False):
+        if stock is None:
+            stock = {}
+            for row in masterdata.parse("stock", (DEMO / "stock.csv").read_text()):
+                stock.setdefault(row.sku, {})[row.warehouse] = row.on_hand
+        self.stock = stock
+        self.fail = fail
+        self.asked: list[str] = []
+
+    async def GetStock(self, request, timeout=None, metadata=None):  # noqa: ASYNC109 (the gRPC stub signature)
+        assert timeout, "every outgoing call has a deadline"
+        self.asked.append(request.sku)
+        if self.fail:
+            raise Unavailable()
+        if request.sku not in self.stock:
+            raise NotFound()
+        return inventory_pb2.StockLevel(sku=request.sku, warehouses=[
+            inventory_pb2.WarehouseStock(warehouse=w, on_hand=q, available=q) for w, q in self.stock[request.sku].items()
+        ])
+
+
+async def intake(make_database, orders: FakeOrders | None = None, *, demo: bool = True,
+                 inventory: FakeInventory | None = None, config: IntakeConfig | None = None):
     db = await make_database(MIGRATIONS)
-    service = IntakeService(db, orders or FakeOrders(), rpc_timeout=2.0, clock=lambda: NOON)
+    service = IntakeService(db, orders or FakeOrders(), rpc_timeout=2.0, clock=lambda: NOON,
+                            inventory=inventory or FakeInventory(), config=config)
     if demo:
         assert await service.import_master_data("customers", (DEMO / "customers.csv").read_text()) == 60
         assert await service.import_master_data("products", (DEMO / "products.csv").read_text()) == 200
+        assert await service.import_master_data("warehouses", (DEMO / "warehouses.csv").read_text()) == 3
     return service
 
 

@@ -17,6 +17,8 @@ from services.intake import domain
 from services.intake.domain import Submission, SubmittedLine
 
 TODAY = dt.date(2026, 6, 1)
+NOW = dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)
+FACTS = domain.Facts(now=NOW)
 EMPTY_ADDRESS = {f: "" for f in domain.ADDRESS_FIELDS}
 
 
@@ -63,14 +65,18 @@ def fields(s: Submission, **kw) -> list[str]:
     return [f for f, _ in violations(s, **kw)]
 
 
+def reasons_of(s: Submission, c: Customer, products, facts: domain.Facts = FACTS, config=None) -> list[domain.Reason]:
+    return domain.hold_reasons(s, c, products, facts, config)[0]
+
+
 def codes(s: Submission, c: Customer | None = None, products=None) -> list[str]:
-    return [r.code for r in domain.hold_reasons(s, c or customer(), products or CATALOGUE)]
+    return [r.code for r in reasons_of(s, c or customer(), products or CATALOGUE)]
 
 
 # --- structure ---------------------------------------------------------------------------
 def test_a_clean_order_has_no_violations_and_no_hold_reasons():
     assert violations(submission()) == []
-    decision = domain.decide(submission(), customer(), CATALOGUE, TODAY)
+    decision = domain.decide(submission(), customer(), CATALOGUE, FACTS)
     assert decision.approved and decision.hold_reasons == ()
     assert decision.lines == (domain.OrderLine("SKU-1", 2, Decimal("12.50")),)
     assert decision.currency == "USD" and decision.payment_terms == "NET30"
@@ -175,7 +181,7 @@ def test_every_violation_is_reported_at_once():
         lines=(SubmittedLine("NOPE", 0, "ten"), SubmittedLine("SKU-1", 1, "12.50")),
     )
     with pytest.raises(InvalidArgument) as err:
-        domain.decide(s, None, CATALOGUE, TODAY)
+        domain.decide(s, None, CATALOGUE, FACTS)
     assert [v.field for v in err.value.violations] == [
         "idempotency_key", "customer_id", "requested_delivery_date",
         "lines[0].sku", "lines[0].quantity", "lines[0].unit_price",
@@ -185,19 +191,19 @@ def test_every_violation_is_reported_at_once():
 
 # --- hold reasons ----------------------------------------------------------------------------
 def test_a_blocked_customer_is_held():
-    reasons = domain.hold_reasons(submission(), customer(status="blocked"), CATALOGUE)
+    reasons = reasons_of(submission(), customer(status="blocked"), CATALOGUE)
     assert [(r.code, r.field) for r in reasons] == [("customer_blocked", "customer_id")]
 
 
 def test_a_discontinued_sku_is_held_on_its_line():
     products = dict(CATALOGUE, **{"SKU-2": product("SKU-2", unit_price=Decimal("3"), status="discontinued")})
     lines = (SubmittedLine("SKU-1", 1, "12.50"), SubmittedLine("SKU-2", 1, "3"))
-    reasons = domain.hold_reasons(submission(lines=lines), customer(), products)
+    reasons = reasons_of(submission(lines=lines), customer(), products)
     assert [(r.code, r.field) for r in reasons] == [("sku_discontinued", "lines[1].sku")]
 
 
 def test_a_price_other_than_the_list_price_is_held_saying_both_prices():
-    reasons = domain.hold_reasons(submission(lines=(SubmittedLine("SKU-1", 1, "9.99"),)), customer(), CATALOGUE)
+    reasons = reasons_of(submission(lines=(SubmittedLine("SKU-1", 1, "9.99"),)), customer(), CATALOGUE)
     assert [(r.code, r.field) for r in reasons] == [("price_mismatch", "lines[0].unit_price")]
     assert "12.50" in reasons[0].message and "9.99" in reasons[0].message
 
@@ -220,13 +226,13 @@ def test_below_the_minimum_order_quantity_is_held():
 
 def test_a_quantity_off_the_order_multiple_is_held():
     products = {"SKU-1": product(order_multiple=5)}
-    reasons = domain.hold_reasons(submission(lines=(SubmittedLine("SKU-1", 7, "12.50"),)), customer(), products)
+    reasons = reasons_of(submission(lines=(SubmittedLine("SKU-1", 7, "12.50"),)), customer(), products)
     assert [(r.code, r.field) for r in reasons] == [("not_order_multiple", "lines[0].quantity")]
     assert codes(submission(lines=(SubmittedLine("SKU-1", 15, "12.50"),)), products=products) == []
 
 
 def test_payment_terms_must_be_among_the_customers_allowed_ones():
-    reasons = domain.hold_reasons(submission(payment_terms="NET90"), customer(), CATALOGUE)
+    reasons = reasons_of(submission(payment_terms="NET90"), customer(), CATALOGUE)
     assert [(r.code, r.field) for r in reasons] == [("payment_terms_not_allowed", "payment_terms")]
     assert "NET30" in reasons[0].message
     assert codes(submission(payment_terms="net45")) == []  # terms compare case-insensitively
@@ -234,20 +240,19 @@ def test_payment_terms_must_be_among_the_customers_allowed_ones():
 
 def test_empty_payment_terms_default_to_the_customers_first_allowed_term():
     assert codes(submission(payment_terms="")) == []
-    decision = domain.decide(submission(payment_terms=""), customer(payment_terms=("PREPAID", "NET30")), CATALOGUE,
-                             TODAY)
+    decision = domain.decide(submission(payment_terms=""), customer(payment_terms=("PREPAID", "NET30")), CATALOGUE, FACTS)
     assert decision.payment_terms == "PREPAID"
-    assert domain.decide(submission(payment_terms="net45"), customer(), CATALOGUE, TODAY).payment_terms == "NET45"
+    assert domain.decide(submission(payment_terms="net45"), customer(), CATALOGUE, FACTS).payment_terms == "NET45"
 
 
 def test_a_product_priced_in_another_currency_is_held_without_a_price_comparison():
     products = {"SKU-1": product(currency="EUR", unit_price=Decimal("99"))}
-    reasons = domain.hold_reasons(submission(), customer(), products)
+    reasons = reasons_of(submission(), customer(), products)
     assert [(r.code, r.field) for r in reasons] == [("currency_mismatch", "lines[0].sku")]
 
 
 def test_the_order_is_in_the_customers_currency():
-    decision = domain.decide(submission(), customer(currency="EUR"), {"SKU-1": product(currency="EUR")}, TODAY)
+    decision = domain.decide(submission(), customer(currency="EUR"), {"SKU-1": product(currency="EUR")}, FACTS)
     assert decision.currency == "EUR" and decision.approved
 
 
@@ -271,19 +276,19 @@ def test_each_broken_rule_gives_exactly_its_reason_in_a_stable_order(broken, lin
     lines.insert(line_index, SubmittedLine("BAD", quantity, "9.00" if "mispriced" in broken else "10.00"))
     s = submission(lines=tuple(lines), payment_terms="NET90" if "terms" in broken else "NET45")
     c = customer(status="blocked" if "blocked" in broken else "active")
-    reasons = domain.hold_reasons(s, c, dict(CATALOGUE, BAD=bad))
+    reasons = reasons_of(s, c, dict(CATALOGUE, BAD=bad))
 
     order = ["blocked", "terms", "discontinued", "mispriced", "below_min", "off_multiple"]
     assert [r.code for r in reasons] == [EXPECTED_CODE[rule] for rule in order if rule in broken]
     for r in reasons:
         assert r.field == "customer_id" or r.field == "payment_terms" or r.field.startswith(f"lines[{line_index}].")
         assert r.message
-    assert domain.decide(s, c, dict(CATALOGUE, BAD=bad), TODAY).approved == (not broken)
+    assert domain.decide(s, c, dict(CATALOGUE, BAD=bad), FACTS).approved == (not broken)
 
 
 # --- ship_to -------------------------------------------------------------------------------
 def test_an_empty_ship_to_is_the_customers_default_address():
-    decision = domain.decide(submission(), customer(), CATALOGUE, TODAY)
+    decision = domain.decide(submission(), customer(), CATALOGUE, FACTS)
     assert decision.ship_to == {
         "name": "Acme Ltd", "line1": "1 Harbour Road", "city": "Austin", "postal_code": "73301", "country": "US",
         "phone": "+1-555-0100",
@@ -292,7 +297,7 @@ def test_an_empty_ship_to_is_the_customers_default_address():
 
 def test_a_given_ship_to_is_kept_with_its_country_upper_case():
     given_address = dict(EMPTY_ADDRESS, name="Dock 4", line1="Hafenstr. 1", city="Hamburg", country="de")
-    decision = domain.decide(submission(ship_to=given_address), customer(), CATALOGUE, TODAY)
+    decision = domain.decide(submission(ship_to=given_address), customer(), CATALOGUE, FACTS)
     assert decision.ship_to == dict(given_address, country="DE")
 
 
@@ -332,7 +337,7 @@ def test_within_a_tier_a_sooner_date_never_ranks_lower(tier, sooner, days_later)
 
 def test_decide_takes_the_priority_from_tier_and_requested_date():
     s = submission(requested_delivery_date="2026-06-11")
-    assert domain.decide(s, customer(tier="key"), CATALOGUE, TODAY).priority == 280
+    assert domain.decide(s, customer(tier="key"), CATALOGUE, FACTS).priority == 280
 
 
 # --- request hash ------------------------------------------------------------------------
@@ -400,10 +405,10 @@ def test_metric_channels_stay_bounded():
     assert domain.metric_channel("anything else") == "other"
 
 
-def test_intake_imports_only_customers_and_products():
-    domain.check_master_kind("customers")
-    domain.check_master_kind("products")
-    for kind in ("stock", "warehouses", "partners", ""):
+def test_intake_imports_customers_products_prices_and_warehouses_only():
+    for kind in ("customers", "products", "prices", "warehouses"):
+        domain.check_master_kind(kind)
+    for kind in ("stock", "partners", ""):
         with pytest.raises(InvalidArgument) as err:
             domain.check_master_kind(kind)
         assert [v.field for v in err.value.violations] == ["kind"]
