@@ -62,6 +62,11 @@ RESERVATIONS = Counter(
     "orderdesk_stock_reservations_total", "Reserve calls by outcome (full, partial, none)", ["outcome"],
 )
 UNITS_RESERVED = Counter("orderdesk_stock_units_reserved_total", "Units reserved", [])
+STOCK_UNITS_MOVED = Counter(
+    "orderdesk_stock_units_moved_total",
+    "Units inventory moved after reserving them: released (cancel), shipped (consumed), restocked (receipts, returns)",
+    ["movement"],
+)
 SHIPMENT_EVENTS = Counter("orderdesk_shipment_events_total", "Shipment steps recorded", ["type"])
 SHIPMENTS_DELIVERED = Counter(
     "orderdesk_shipments_delivered_total", "Shipments delivered, by whether by the promised date", ["on_time"],

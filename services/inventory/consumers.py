@@ -1,4 +1,10 @@
-"""Inventory reacts to cancellations (release), shipments (consume) and refunds (restock)."""
+"""Inventory reacts to cancellations (release), shipments (consume) and refunds (restock).
+
+Each handler runs in the consumer's transaction with its inbox row, so a redelivered
+event changes nothing. A movement the books cannot make (a shipment of units the order
+does not hold) raises StockBookError: the message is retried and then dead-lettered,
+never applied by letting stock go negative.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,9 @@ from services.inventory.service import InventoryService
 
 def subscriptions(service: InventoryService) -> list[Subscription]:
     async def on_order_cancelled(tx: Tx, event) -> None:
-        await service.release(tx, event.order_id)
+        # Also when the order holds nothing yet: it is remembered as released, so a Reserve
+        # still in flight from orders' allocator is refused instead of reserving for a dead order.
+        await service.release(tx, event.order_id or event.aggregate_id)
 
     async def on_shipment_shipped(tx: Tx, event) -> None:
         await service.consume_shipment(tx, event.shipment.shipment)

@@ -1,17 +1,32 @@
-"""Inventory rules: how a shortfall is split across warehouses, and the stock book's arithmetic.
+"""Inventory's rules: the stock book's arithmetic, how a shortfall is split across
+warehouses, and what one order holds. Plain Python, no I/O.
 
-Plain Python, no I/O. The store applies these decisions with guarded SQL updates
-(`... WHERE on_hand - reserved >= :q`), so a plan made from a stale read can lose a
-race but can never oversell: the loser re-plans from fresh numbers.
+The store applies every decision with a guarded SQL update whose WHERE clause is
+the same rule as the guard here (`StockLevel.reserve` <-> `... WHERE on_hand -
+reserved >= :q`), so the database refuses anything these rules would refuse,
+whatever the caller read before.
+
+An order's reservations are target-state: Reserve says "hold N of this SKU for
+this order" and only the difference to what the order already holds (or has
+already shipped) is reserved or given back, so a repeated call changes nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 
+class StockBookError(Exception):
+    """An event asks for a stock movement the books cannot make (for example a shipment of
+    units that were never reserved). Never applied by going negative: the consumer retries
+    it and then parks it on the dead-letter stream for a person to look at."""
+
+
+# --- one stock row: a SKU at a warehouse ---------------------------------------------------
 @dataclass(frozen=True)
 class StockLevel:
     warehouse: str
@@ -22,12 +37,41 @@ class StockLevel:
     def available(self) -> int:
         return self.on_hand - self.reserved
 
+    # Each guard below is repeated as the WHERE clause of the matching store update.
+    def reserve(self, quantity: int) -> StockLevel:
+        if quantity <= 0 or self.available < quantity:
+            raise StockBookError(f"cannot reserve {quantity} at {self.warehouse}: {self.available} available")
+        return replace(self, reserved=self.reserved + quantity)
 
+    def unreserve(self, quantity: int) -> StockLevel:
+        if quantity <= 0 or self.reserved < quantity:
+            raise StockBookError(f"cannot release {quantity} at {self.warehouse}: {self.reserved} reserved")
+        return replace(self, reserved=self.reserved - quantity)
+
+    def consume(self, quantity: int) -> StockLevel:
+        """Shipped units leave the building: they stop being reserved and on hand."""
+        if quantity <= 0 or self.reserved < quantity:
+            raise StockBookError(f"cannot ship {quantity} at {self.warehouse}: {self.reserved} reserved")
+        return replace(self, on_hand=self.on_hand - quantity, reserved=self.reserved - quantity)
+
+    def receive(self, quantity: int) -> StockLevel:
+        if quantity <= 0:
+            raise StockBookError(f"a receipt adds a positive quantity, not {quantity}")
+        return replace(self, on_hand=self.on_hand + quantity)
+
+    def count(self, on_hand: int) -> StockLevel:
+        """A stock count (master data import) sets on hand, never below what is promised to orders."""
+        if on_hand < self.reserved:
+            raise StockBookError(f"on hand {on_hand} at {self.warehouse} is less than the {self.reserved} reserved")
+        return replace(self, on_hand=on_hand)
+
+
+# --- allocation strategy ----------------------------------------------------------------------
 def plan_allocation(needed: int, available: dict[str, int]) -> list[tuple[str, int]]:
-    """Where to reserve `needed` units, given what each warehouse has available.
+    """Where to reserve `needed` units of one SKU, given what each warehouse has available.
 
     1. One warehouse that covers everything (one shipment): the one with the most
-       available, ties by warehouse code, so repeated plans are stable.
+       available, ties broken by warehouse code, so repeated plans are stable.
     2. Otherwise split: take from the warehouses with the most available first
        (fewest shipments for the quantity), as far as stock goes.
     What cannot be covered is left out; the caller reports it as backordered.
@@ -47,35 +91,125 @@ def plan_allocation(needed: int, available: dict[str, int]) -> list[tuple[str, i
     return plan
 
 
-def validate_reserve_lines(lines: list[tuple[str, int]]) -> dict[str, int]:
-    """Reserve request lines -> requested total per SKU; bad lines are refused together."""
-    violations = []
+# --- the request --------------------------------------------------------------------------------
+# The widths of the store's key columns: a longer value is the caller's mistake, not a database error.
+MAX_LENGTH = {"order_id": 40, "sku": 64, "warehouse": 32, "reference": 200}
+
+
+def _text(violations: list[FieldViolation], path: str, value: str, kind: str) -> None:
+    if not value:
+        violations.append(FieldViolation(path, "required"))
+    elif len(value) > MAX_LENGTH[kind]:
+        violations.append(FieldViolation(path, f"at most {MAX_LENGTH[kind]} characters", "too_long"))
+
+
+def validate_reserve_lines(order_id: str, lines: list[tuple[str, int]]) -> dict[str, int]:
+    """Reserve request -> requested total per SKU; every bad field is reported together."""
+    violations: list[FieldViolation] = []
+    _text(violations, "order_id", order_id, "order_id")
+    if not lines:
+        violations.append(FieldViolation("lines", "at least one line"))
     wanted: dict[str, int] = {}
     for i, (sku, quantity) in enumerate(lines):
-        if not sku:
-            violations.append(FieldViolation(f"lines[{i}].sku", "required"))
+        _text(violations, f"lines[{i}].sku", sku, "sku")
         if quantity <= 0:
             violations.append(FieldViolation(f"lines[{i}].quantity", "must be positive"))
         wanted[sku] = wanted.get(sku, 0) + quantity
-    if not lines:
-        violations.append(FieldViolation("lines", "at least one line"))
     if violations:
         raise InvalidArgument("invalid reserve request", violations)
     return wanted
 
 
-class OrderHold:
-    """What one order holds, per SKU and warehouse, and whether it may still hold anything."""
+def check_column_widths(records: list, columns: dict[str, int]) -> None:
+    """Imported rows whose codes would not fit the store's columns (row 1 is the CSV header)."""
+    violations = [
+        FieldViolation(f"row {number}.{column}", f"at most {width} characters", "too_long")
+        for number, record in enumerate(records, start=2)
+        for column, width in columns.items()
+        if len(getattr(record, column)) > width
+    ]
+    if violations:
+        raise InvalidArgument(f"{len(violations)} value(s) too long; nothing was imported", violations)
 
-    ACTIVE, RELEASED, CONSUMED = "active", "released", "consumed"
 
-    def __init__(self, order_id: str, state: str, held: dict[tuple[str, str], int]):
-        self.order_id = order_id
-        self.state = state
-        self.held = dict(held)
+def require_known_skus(lines: list[tuple[str, int]], known: Iterable[str]) -> None:
+    """A SKU inventory keeps no stock record of is a caller's mistake, not a backorder."""
+    known = set(known)
+    violations = [
+        FieldViolation(f"lines[{i}].sku", f"unknown SKU {sku!r}: no stock record in any warehouse", "unknown_sku")
+        for i, (sku, _) in enumerate(lines)
+        if sku not in known
+    ]
+    if violations:
+        raise InvalidArgument("the request names SKUs inventory does not stock", violations)
+
+
+def validate_restock(sku: str, warehouse: str, quantity: int, reference: str) -> None:
+    violations: list[FieldViolation] = []
+    _text(violations, "sku", sku, "sku")
+    _text(violations, "warehouse", warehouse, "warehouse")
+    if quantity <= 0:
+        violations.append(FieldViolation("quantity", "must be positive"))
+    _text(violations, "reference", reference, "reference")
+    if violations:
+        raise InvalidArgument("invalid restock", violations)
+
+
+def unknown_warehouse(warehouse: str, field_path: str = "warehouse") -> InvalidArgument:
+    return InvalidArgument(
+        f"unknown warehouse {warehouse!r}",
+        [FieldViolation(field_path, f"unknown warehouse {warehouse!r}; import warehouses first", "unknown_warehouse")],
+    )
+
+
+def reference_reused(reference: str) -> InvalidArgument:
+    """The same receipt reference with other contents: refused, the first receipt stands."""
+    return InvalidArgument(
+        f"receipt {reference!r} was already applied with another SKU, warehouse or quantity",
+        [FieldViolation("reference", "already used for a different receipt", "reference_reused")],
+        reason="reference_reused",
+    )
+
+
+# --- what one order holds --------------------------------------------------------------------------
+class OrderState(StrEnum):
+    ACTIVE = "active"        # may hold reservations; Reserve adjusts them
+    RELEASED = "released"    # cancelled: everything given back, later Reserves refused
+    CONSUMED = "consumed"    # everything it held has shipped
+
+
+Key = tuple[str, str]  # (sku, warehouse)
+
+
+@dataclass(frozen=True)
+class ReservationPlan:
+    """What a Reserve call changes: units given back, units newly reserved, and what is missing."""
+
+    release: list[tuple[str, str, int]] = field(default_factory=list)   # (sku, warehouse, quantity)
+    reserve: list[tuple[str, str, int]] = field(default_factory=list)   # (sku, warehouse, quantity)
+    backordered: dict[str, int] = field(default_factory=dict)           # sku -> missing units
+
+    @property
+    def units_reserved(self) -> int:
+        return sum(q for _, _, q in self.reserve)
+
+    @property
+    def changes_nothing(self) -> bool:
+        return not self.release and not self.reserve
+
+
+@dataclass
+class OrderReservations:
+    """One order's reservations per (sku, warehouse), the units of it already shipped, and its state."""
+
+    order_id: str
+    state: OrderState = OrderState.ACTIVE
+    held: dict[Key, int] = field(default_factory=dict)
+    shipped: dict[Key, int] = field(default_factory=dict)
+    priority: int = 0  # the order's priority as orders last sent it (for filling backorders later)
 
     def require_reservable(self) -> None:
-        if self.state == self.RELEASED:
+        if self.state is OrderState.RELEASED:
             raise FailedPrecondition(
                 f"order {self.order_id} was released (cancelled); nothing more is reserved for it",
                 rule="order_released", subject=self.order_id,
@@ -84,19 +218,85 @@ class OrderHold:
     def held_for(self, sku: str) -> int:
         return sum(q for (s, _), q in self.held.items() if s == sku)
 
-    def excess(self, sku: str, requested: int) -> list[tuple[str, int]]:
-        """Reservations to give back when the order now wants less than it holds (smallest first)."""
-        over = self.held_for(sku) - requested
-        give_back = []
-        for (s, warehouse), qty in sorted(self.held.items(), key=lambda kv: (kv[1], kv[0][1])):
-            if s != sku or over <= 0:
-                continue
-            take = min(qty, over)
-            give_back.append((warehouse, take))
-            over -= take
-        return give_back
+    def shipped_for(self, sku: str) -> int:
+        return sum(q for (s, _), q in self.shipped.items() if s == sku)
+
+    def skus(self) -> set[str]:
+        return {s for (s, _), q in self.held.items() if q > 0}
+
+    def plan(self, wanted: dict[str, int], available: dict[str, dict[str, int]]) -> ReservationPlan:
+        """Target state: hold min(requested, reservable) of each wanted SKU, nothing of any other.
+
+        Units already shipped for the order count towards its request (they were reserved
+        once and must not be reserved again). `available` is per SKU, per warehouse.
+        """
+        self.require_reservable()
+        release: list[tuple[str, str, int]] = []
+        reserve: list[tuple[str, str, int]] = []
+        backordered: dict[str, int] = {}
+        for sku in sorted(set(wanted) | self.skus()):
+            target = max(wanted.get(sku, 0) - self.shipped_for(sku), 0)
+            over = self.held_for(sku) - target
+            if over > 0:  # wants less than it holds: give back the smallest reservations first
+                for (s, warehouse), qty in sorted(self.held.items(), key=lambda kv: (kv[1], kv[0][1])):
+                    if s != sku or qty <= 0 or over <= 0:
+                        continue
+                    take = min(qty, over)
+                    release.append((sku, warehouse, take))
+                    over -= take
+            elif over < 0:
+                missing = -over
+                for warehouse, qty in plan_allocation(missing, available.get(sku, {})):
+                    reserve.append((sku, warehouse, qty))
+                    missing -= qty
+                if missing > 0:
+                    backordered[sku] = missing
+        return ReservationPlan(release=release, reserve=reserve, backordered=backordered)
+
+    def apply(self, plan: ReservationPlan) -> None:
+        for sku, warehouse, qty in plan.release:
+            self._take((sku, warehouse), qty)
+        for sku, warehouse, qty in plan.reserve:
+            self.held[(sku, warehouse)] = self.held.get((sku, warehouse), 0) + qty
+        if plan.reserve and self.state is OrderState.CONSUMED:
+            self.state = OrderState.ACTIVE
+
+    def release_all(self) -> list[tuple[str, str, int]]:
+        """The order is cancelled: every reservation goes back; the order stays released."""
+        given_back = sorted((sku, wh, q) for (sku, wh), q in self.held.items() if q > 0)
+        self.held.clear()
+        self.state = OrderState.RELEASED
+        return given_back
+
+    def ship(self, sku: str, warehouse: str, quantity: int) -> None:
+        """Units of a shipment left `warehouse`: they move from held to shipped."""
+        if quantity <= 0:
+            raise StockBookError(f"a shipment line needs a positive quantity, not {quantity} of {sku}")
+        if self.held.get((sku, warehouse), 0) < quantity:
+            raise StockBookError(
+                f"order {self.order_id} holds {self.held.get((sku, warehouse), 0)} of {sku} at {warehouse}, "
+                f"a shipment of {quantity} cannot be consumed"
+            )
+        self._take((sku, warehouse), quantity)
+        self.shipped[(sku, warehouse)] = self.shipped.get((sku, warehouse), 0) + quantity
+        if not self.skus() and self.state is OrderState.ACTIVE:
+            self.state = OrderState.CONSUMED
+
+    def reservations(self) -> list[tuple[str, str, int]]:
+        return sorted((sku, wh, q) for (sku, wh), q in self.held.items() if q > 0)
+
+    def _take(self, key: Key, qty: int) -> None:
+        left = self.held.get(key, 0) - qty
+        if left < 0:
+            raise StockBookError(f"order {self.order_id} holds fewer than {qty} of {key[0]} at {key[1]}")
+        if left:
+            self.held[key] = left
+        else:
+            self.held.pop(key, None)
 
 
-def validate_quantity(quantity: int, field: str = "quantity") -> None:
-    if quantity <= 0:
-        raise InvalidArgument(f"{field} must be positive", [FieldViolation(field, "must be positive")])
+def reservation_outcome(plan: ReservationPlan, order: OrderReservations) -> str:
+    """full: nothing missing; partial: something held, something missing; none: nothing held."""
+    if not plan.backordered:
+        return "full"
+    return "partial" if order.held else "none"

@@ -1,4 +1,4 @@
-"""inventory: warehouses, stock, order holds, reservations, receipts, outbox and inbox
+"""inventory: warehouses, stock, event versions, order states, reservations, receipts, outbox and inbox
 
 Revision ID: 0001
 """
@@ -34,9 +34,15 @@ def upgrade() -> None:
         sa.CheckConstraint("on_hand >= reserved", name="ck_stock_on_hand_covers_reserved"),
     )
     op.create_table(
-        "order_holds",
+        "sku_versions",
+        sa.Column("sku", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+    )
+    op.create_table(
+        "order_states",
         sa.Column("order_id", sa.String(40), primary_key=True),
         sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("priority", sa.Integer, nullable=False),
         sa.Column("updated_at", UtcDateTime, nullable=False),
     )
     op.create_table(
@@ -45,7 +51,9 @@ def upgrade() -> None:
         sa.Column("sku", sa.String(64), primary_key=True),
         sa.Column("warehouse", sa.String(32), primary_key=True),
         sa.Column("quantity", sa.Integer, nullable=False),
+        sa.Column("shipped", sa.Integer, nullable=False),
         sa.CheckConstraint("quantity >= 0", name="ck_reservation_not_negative"),
+        sa.CheckConstraint("shipped >= 0", name="ck_reservation_shipped_not_negative"),
     )
     op.create_table(
         "receipts",
@@ -59,5 +67,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("inbox", "outbox", "receipts", "reservations", "order_holds", "stock", "warehouses"):
+    for table in ("inbox", "outbox", "receipts", "reservations", "order_states", "sku_versions", "stock",
+                  "warehouses"):
         op.drop_table(table)
