@@ -11,7 +11,8 @@ Plain Python, no I/O. Two kinds of findings, kept apart on purpose:
   reasons and the desk approves or rejects it.
 
 Hold reason codes (stable: partners and the desk's filters match on them), in the
-order they are reported, with the field path each names:
+order they are reported (the line rules line by line, in this order within a line),
+with the field path each names:
 
   customer_blocked           customer_id              the customer is blocked (policy "hold"; "refuse"
                                                       refuses the order with FAILED_PRECONDITION instead)

@@ -40,3 +40,29 @@ def test_the_create_order_request_carries_the_decision():
         "NET30", "USD", 142, "2026-07-01")
     assert req.ship_to.country == "DE"
     assert [(r.code, r.field) for r in req.hold_reasons] == [("price_mismatch", "lines[0].unit_price")]
+
+
+def test_urgent_and_proposals_travel_to_orders():
+    import datetime as dt
+
+    s = submission_from_proto(intake_pb2.SubmitOrderRequest(
+        partner_id="P1", idempotency_key="k", customer_id="C1", urgent=True,
+        lines=[intake_pb2.SubmitLine(sku="A", quantity=3, unit_price="1.50")], requested_delivery_date="2026-06-05",
+    ))
+    assert s.urgent
+    decision = domain.Decision(
+        lines=(domain.OrderLine("A", 3, Decimal("1.50")),), ship_to={f: "" for f in domain.ADDRESS_FIELDS},
+        payment_terms="NET30", currency="USD", priority=199,
+        hold_reasons=(domain.Reason("delivery_date_infeasible", "m", "requested_delivery_date"),),
+        proposals=(
+            domain.Proposal("earliest_date", delivery_date=dt.date(2026, 6, 9)),
+            domain.Proposal("split", parts=(domain.ProposalPart("A", 1, dt.date(2026, 6, 5)),
+                                            domain.ProposalPart("A", 2, dt.date(2026, 6, 9)))),
+        ),
+        urgent=True,
+    )
+    req = create_order_request("ORD-2", s, decision)
+    assert req.urgent and req.priority == 199
+    assert [(p.kind, p.delivery_date) for p in req.proposals] == [("earliest_date", "2026-06-09"), ("split", "")]
+    assert [(p.sku, p.quantity, p.delivery_date) for p in req.proposals[1].parts] == [
+        ("A", 1, "2026-06-05"), ("A", 2, "2026-06-09")]
