@@ -13,7 +13,6 @@ already shipped) is reserved or given back, so a repeated call changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -130,18 +129,6 @@ def check_column_widths(records: list, columns: dict[str, int]) -> None:
     ]
     if violations:
         raise InvalidArgument(f"{len(violations)} value(s) too long; nothing was imported", violations)
-
-
-def require_known_skus(lines: list[tuple[str, int]], known: Iterable[str]) -> None:
-    """A SKU inventory keeps no stock record of is a caller's mistake, not a backorder."""
-    known = set(known)
-    violations = [
-        FieldViolation(f"lines[{i}].sku", f"unknown SKU {sku!r}: no stock record in any warehouse", "unknown_sku")
-        for i, (sku, _) in enumerate(lines)
-        if sku not in known
-    ]
-    if violations:
-        raise InvalidArgument("the request names SKUs inventory does not stock", violations)
 
 
 def validate_restock(sku: str, warehouse: str, quantity: int, reference: str) -> None:

@@ -22,7 +22,6 @@ from services.inventory.domain import (
     StockLevel,
     check_column_widths,
     reference_reused,
-    require_known_skus,
     reservation_outcome,
     unknown_warehouse,
     validate_reserve_lines,
@@ -89,7 +88,8 @@ class InventoryService:
         available: dict[str, dict[str, int]] = {}
         for sku in sorted(set(wanted) | order.skus()):
             available[sku] = {lv.warehouse: lv.available for lv in await repo.lock_levels(sku)}
-        require_known_skus(lines, (sku for sku, levels in available.items() if levels))
+        # A SKU with no stock record anywhere is simply not in stock yet: backordered, not an
+        # error (intake has checked it against the catalogue; a receipt creates its first record).
         plan = order.plan(wanted, available)
         for sku, warehouse, qty in plan.release:
             await repo.unreserve(order_id, sku, warehouse, qty)

@@ -126,13 +126,11 @@ async def test_backorder_fills_after_restock(inventory):
     assert again.reservations == [("S1", "WH-CHI", 2), ("S1", "WH-HAM", 3)]
 
 
-async def test_unknown_sku_is_invalid_and_reserves_nothing(inventory):
+async def test_never_stocked_sku_is_backordered_not_refused(inventory):
     await put_stock(inventory, "S1", WH_CHI=5)
-    with pytest.raises(errors.InvalidArgument) as err:
-        await inventory.reserve("O1", [("S1", 2), ("NEVER-STOCKED", 2)])
-    assert [v.field for v in err.value.violations] == ["lines[1].sku"]
-    assert await by_wh(inventory, "S1") == {"WH-CHI": (5, 0)}
-    assert await order_state(inventory, "O1") is None  # the whole call rolled back
+    result = await inventory.reserve("O1", [("S1", 2), ("NEVER-STOCKED", 2)])
+    assert result.backordered == {"NEVER-STOCKED": 2}
+    assert result.reservations == [("S1", "WH-CHI", 2)]
     with pytest.raises(errors.InvalidArgument):
         await inventory.reserve("O1", [("S1", 0)])
 

@@ -11,7 +11,6 @@ from services.inventory.domain import (
     StockBookError,
     StockLevel,
     plan_allocation,
-    require_known_skus,
     validate_reserve_lines,
     validate_restock,
 )
@@ -88,14 +87,6 @@ def test_reserve_lines_are_summed_per_sku_and_validated_together():
     with pytest.raises(InvalidArgument) as err:
         validate_reserve_lines("O" * 41, [("S" * 65, 1)])
     assert [v.field for v in err.value.violations] == ["order_id", "lines[0].sku"]
-
-
-def test_unknown_skus_are_named_by_line():
-    require_known_skus([("A", 1), ("B", 2)], {"A", "B", "C"})
-    with pytest.raises(InvalidArgument) as err:
-        require_known_skus([("A", 1), ("X", 2), ("Y", 1)], {"A"})
-    assert [v.field for v in err.value.violations] == ["lines[1].sku", "lines[2].sku"]
-    assert err.value.violations[0].reason == "unknown_sku"
 
 
 def test_restock_request_checks():
