@@ -117,8 +117,9 @@ async def intake(make_database, orders: FakeOrders | None = None, *, demo: bool 
 
 
 def request(key: str | None = None, partner: str = "P-SHOP", **changes) -> intake_pb2.SubmitOrderRequest:
-    fields = dict(
-        partner_id=partner, idempotency_key=key or uuid.uuid4().hex, channel="api", external_ref="PO-1",
+    key = key or uuid.uuid4().hex
+    fields = dict(  # one reference per key: a second key for one reference is held as a duplicate
+        partner_id=partner, idempotency_key=key, channel="api", external_ref=f"PO-{key}"[:128],
         customer_id="C0001", lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=2, unit_price="31.57")],
         payment_terms="NET30",
     )

@@ -1,0 +1,311 @@
+"""Intake's checks on a real database (SQLite and PostgreSQL): credit exposure kept from orders' events,
+duplicate partner references, customer prices and warehouses imported and used, delivery dates with
+inventory's stock, the blocked-customer policy."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from orderdesk import errors
+from orderdesk.v1 import events_pb2, intake_pb2, orders_pb2
+from services.intake import consumers
+from services.intake.domain import AutoApprovalPolicy, IntakeConfig
+from services.intake.store import ExposureRepository, MasterDataRepository, external_refs, order_exposure
+from tests.integration.intake.test_intake_service import (
+    DEMO,
+    NOON,
+    FakeInventory,
+    FakeOrders,
+    count,
+    intake,
+    request,
+    submit,
+)
+
+C0001_LIMIT = Decimal(50000)  # demo: standard, NET30
+
+
+def codes(done) -> list[str]:
+    return [r.code for r in done.order.hold_reasons]
+
+
+def order_event(order_id: str, status: str, version: int, amount: str = "100.00", customer: str = "C0001",
+                terms: str = "NET30") -> events_pb2.Event:
+    return events_pb2.Event(
+        event_id=f"{order_id}-{version}", type=f"order.{status}", aggregate_type="order", aggregate_id=order_id,
+        aggregate_version=version, order_id=order_id,
+        order=events_pb2.OrderEvent(status=status, order=orders_pb2.Order(
+            order_id=order_id, customer_id=customer, total_amount=amount, payment_terms=terms, status=status)),
+    )
+
+
+async def deliver(service, *events) -> None:
+    (subscription,) = consumers.subscriptions(service)
+    assert (subscription.durable, subscription.filter_subject) == ("intake-order-exposure", "orderdesk.order.>")
+    for event in events:
+        async with service.db.transaction() as tx:
+            await subscription.handler(tx, event)
+
+
+async def exposure(service, customer: str = "C0001") -> Decimal:
+    async with service.db.read() as conn:
+        return await ExposureRepository(conn).open_exposure(customer)
+
+
+# --- exposure from orders' events ---------------------------------------------------------------
+async def test_order_events_open_and_close_exposure(make_database):
+    service = await intake(make_database)
+    await deliver(service, order_event("ORD-A", "received", 1), order_event("ORD-A", "confirmed", 2, "1200.50"))
+    await deliver(service, order_event("ORD-B", "received", 1), order_event("ORD-B", "on_hold", 2, "700"))
+    assert await exposure(service) == Decimal("1200.50")  # a held order is no exposure yet
+    await deliver(service, order_event("ORD-B", "confirmed", 3, "700"), order_event("ORD-B", "allocated", 4, "700"))
+    assert await exposure(service) == Decimal("1900.50")
+    await deliver(service, order_event("ORD-A", "shipped", 5, "1200.50"), order_event("ORD-A", "completed", 6, "1200.50"))
+    await deliver(service, order_event("ORD-B", "cancelled", 5, "700"))
+    assert await exposure(service) == 0
+    assert await exposure(service, "C0002") == 0
+
+
+async def test_stale_and_repeated_events_change_nothing(make_database):
+    service = await intake(make_database)
+    await deliver(service, order_event("ORD-S", "confirmed", 2, "500"), order_event("ORD-S", "cancelled", 4, "500"))
+    await deliver(service, order_event("ORD-S", "allocated", 3, "500"), order_event("ORD-S", "confirmed", 2, "500"),
+                  order_event("ORD-S", "cancelled", 4, "500"))
+    assert await exposure(service) == 0
+    async with service.db.read() as conn:
+        assert await ExposureRepository(conn).get("ORD-S") == ("C0001", Decimal(500), False, 4)
+
+
+async def test_prepaid_orders_never_count_as_exposure(make_database):
+    service = await intake(make_database)
+    await deliver(service, order_event("ORD-P", "confirmed", 2, "999", terms="PREPAID"))
+    assert await exposure(service) == 0 and await count(service.db, order_exposure) == 0
+
+
+async def test_an_approved_order_counts_at_once_and_events_take_over(make_database):
+    service = await intake(make_database)
+    done = await submit(service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=10, unit_price="31.57")]))
+    assert codes(done) == []
+    assert await exposure(service) == Decimal("315.70")
+    order_id = done.order.order_id
+    await deliver(service, order_event(order_id, "received", 1, "315.70"), order_event(order_id, "confirmed", 2, "315.70"))
+    assert await exposure(service) == Decimal("315.70")
+    await deliver(service, order_event(order_id, "cancelled", 3, "315.70"))
+    assert await exposure(service) == 0
+
+
+async def test_a_held_order_books_no_exposure(make_database):
+    service = await intake(make_database)
+    done = await submit(service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=1, unit_price="1.00")]))
+    assert codes(done) == ["price_mismatch"]
+    assert await count(service.db, order_exposure) == 0
+
+
+async def test_open_orders_plus_this_one_beyond_the_limit_are_held(make_database):
+    service = await intake(make_database)
+    await deliver(service, order_event("ORD-OLD", "allocated", 3, "49900.00"))
+    small = await submit(service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=3, unit_price="31.57")]))
+    assert codes(small) == []                                   # 49900 + 94.71 fits
+    big = await submit(service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=3, unit_price="31.57")]))
+    assert codes(big) == ["credit_limit_exceeded"]              # 49994.71 + 94.71 does not
+    assert "49994.71" in big.order.hold_reasons[0].message and "50000" in big.order.hold_reasons[0].message
+
+
+async def test_a_burst_from_one_customer_cannot_overshoot_the_limit(make_database):
+    service = await intake(make_database)
+    await deliver(service, order_event("ORD-OLD", "confirmed", 2, "49000.00"))
+    line = [intake_pb2.SubmitLine(sku="BRK-001", quantity=10, unit_price="31.57")]  # 315.70 each: 3 fit in 1000
+    answers = await asyncio.gather(*[submit(service, request(external_ref=f"PO-{n}", lines=line)) for n in range(8)])
+    approved = [a for a in answers if not codes(a)]
+    assert len(approved) == 3
+    assert all(codes(a) == ["credit_limit_exceeded"] for a in answers if codes(a))
+    assert await exposure(service) == Decimal("49000.00") + 3 * Decimal("315.70")
+    assert await exposure(service) <= C0001_LIMIT
+
+
+async def test_prepaid_customers_are_not_credit_checked(make_database):
+    service = await intake(make_database, config=IntakeConfig(auto_approval=AutoApprovalPolicy(review_new_customers=False)))
+    done = await submit(service, request(customer_id="C0007", payment_terms=""))  # new, PREPAID, credit limit 0
+    assert codes(done) == [] and await count(service.db, order_exposure) == 0
+    net = await submit(service, request(customer_id="C0007", payment_terms="NET30"))
+    assert codes(net) == ["payment_terms_not_allowed"]
+
+
+async def test_new_customers_are_held_for_review_by_default(make_database):
+    service = await intake(make_database)
+    done = await submit(service, request(customer_id="C0007", payment_terms=""))
+    assert [(r.code, r.field) for r in done.order.hold_reasons] == [("new_customer_review", "customer_id")]
+
+
+# --- duplicate partner references ----------------------------------------------------------------------
+async def test_a_partner_reference_sent_again_under_another_key_is_held(make_database):
+    service = await intake(make_database)
+    first = await submit(service, request(key="k1", external_ref="PO-77"))
+    again = await submit(service, request(key="k1", external_ref="PO-77"))
+    assert again.replayed and codes(again) == []             # a replay is never a duplicate
+    second = await submit(service, request(key="k2", external_ref="PO-77"))
+    assert [(r.code, r.field) for r in second.order.hold_reasons] == [("duplicate_external_ref", "external_ref")]
+    assert first.order.order_id in second.order.hold_reasons[0].message
+    other_partner = await submit(service, request(key="k3", external_ref="PO-77", partner="P-EDI"))
+    assert codes(other_partner) == []
+    no_ref = [await submit(service, request(external_ref="")) for _ in range(2)]
+    assert [codes(d) for d in no_ref] == [[], []]
+
+
+async def test_one_reference_raced_under_many_keys_passes_once(make_database):
+    service = await intake(make_database)
+    answers = await asyncio.gather(*[submit(service, request(key=f"race-{n}", external_ref="PO-RACE")) for n in range(6)])
+    assert sorted(len(codes(a)) for a in answers) == [0, 1, 1, 1, 1, 1]
+    assert await count(service.db, external_refs) == 1
+
+
+async def test_a_reused_key_leaves_no_reference_behind(make_database):
+    service = await intake(make_database)
+    await submit(service, request(key="k-same", external_ref="PO-1"))
+    with pytest.raises(errors.InvalidArgument):
+        await submit(service, request(key="k-same", external_ref="PO-2"))
+    async with service.db.read() as conn:
+        refs = (await conn.execute(select(external_refs.c.external_ref))).scalars().all()
+    assert refs == ["PO-1"]
+
+
+# --- customer prices ---------------------------------------------------------------------------------
+PRICES_HEADER = "customer_id,sku,unit_price,currency\n"
+
+
+async def test_customer_prices_import_and_replace_the_list_price(make_database):
+    service = await intake(make_database)
+    assert await service.import_master_data("prices", PRICES_HEADER + "C0001,BRK-001,29.90,USD\nC0002,BRK-001,30,USD\n") == 2
+    line = lambda price: [intake_pb2.SubmitLine(sku="BRK-001", quantity=1, unit_price=price)]  # noqa: E731
+    assert codes(await submit(service, request(lines=line("29.90")))) == []
+    assert codes(await submit(service, request(lines=line("31.57")))) == ["price_mismatch"]  # the list price
+    assert codes(await submit(service, request(customer_id="C0003", lines=line("31.57")))) == []
+    # a second import updates by (customer, sku)
+    await service.import_master_data("prices", PRICES_HEADER + "C0001,BRK-001,28.00,usd\n")
+    async with service.db.read() as conn:
+        prices = await MasterDataRepository(conn).customer_prices("C0001", {"BRK-001", "BRK-002"})
+    assert {sku: (str(p.unit_price), p.currency) for sku, p in prices.items()} == {"BRK-001": ("28.00", "USD")}
+
+
+async def test_a_bad_prices_csv_imports_nothing(make_database):
+    service = await intake(make_database)
+    with pytest.raises(errors.InvalidArgument) as err:
+        await service.import_master_data("prices", PRICES_HEADER + "C0001,BRK-001,1,USD\nC0001,BRK-002,free,USD\n")
+    assert [v.field for v in err.value.violations] == ["row 3.unit_price"]
+    async with service.db.read() as conn:
+        assert await MasterDataRepository(conn).customer_prices("C0001", {"BRK-001"}) == {}
+
+
+async def test_the_price_tolerance_applies(make_database):
+    service = await intake(make_database, config=IntakeConfig(price_tolerance=Decimal("0.10")))
+    near = [intake_pb2.SubmitLine(sku="BRK-001", quantity=1, unit_price="31.50")]
+    assert codes(await submit(service, request(lines=near))) == []
+
+
+# --- warehouses and delivery dates ------------------------------------------------------------------------
+async def test_warehouses_import_and_read_back(make_database):
+    service = await intake(make_database)
+    await service.import_master_data(
+        "warehouses", "warehouse,name,country,cutoff_hour_utc,transit_days_domestic,transit_days_international\n"
+                      "WH-HAM,Hamburg DC,de,15,1,5\n")
+    async with service.db.read() as conn:
+        found = await MasterDataRepository(conn).warehouses()
+    assert sorted(found) == ["WH-CHI", "WH-HAM", "WH-SHA"]
+    assert (found["WH-HAM"].country, found["WH-HAM"].cutoff_hour_utc, found["WH-HAM"].transit_days_domestic) == (
+        "DE", 15, 1)
+
+
+def dated(date: str, sku: str = "BRK-001", quantity: int = 10, price: str = "31.57", **changes):
+    return request(requested_delivery_date=date, lines=[intake_pb2.SubmitLine(sku=sku, quantity=quantity,
+                                                                               unit_price=price)], **changes)
+
+
+async def test_a_feasible_date_is_approved_after_asking_inventory(make_database):
+    inventory = FakeInventory()
+    service = await intake(make_database, inventory=inventory)
+    # C0001 ships to FR. At 12:00 UTC Hamburg (cut-off 14) ships today, 6 days international: June 7.
+    done = await submit(service, dated("2026-06-07"))
+    assert codes(done) == [] and inventory.asked == ["BRK-001"]
+
+
+async def test_an_infeasible_date_is_held_with_proposals_passed_to_orders(make_database):
+    orders = FakeOrders()
+    inventory = FakeInventory({"BRK-001": {"WH-HAM": 4, "WH-SHA": 100}})
+    service = await intake(make_database, orders, inventory=inventory)
+    done = await submit(service, dated("2026-06-07"))
+    assert [(r.code, r.field) for r in done.order.hold_reasons] == [("delivery_date_infeasible",
+                                                                      "requested_delivery_date")]
+    # 4 from Hamburg by June 7; the rest from Shanghai (cut-off 9 passed: ships June 2, +9 days) on June 11.
+    earliest, split = done.order.proposals
+    assert (earliest.kind, earliest.delivery_date) == ("earliest_date", "2026-06-11")
+    assert split.kind == "split"
+    assert [(p.sku, p.quantity, p.delivery_date) for p in split.parts] == [
+        ("BRK-001", 4, "2026-06-07"), ("BRK-001", 6, "2026-06-11")]
+    sent = orders_pb2.CreateOrderRequest.FromString(orders.calls[0])
+    assert list(sent.proposals) == list(done.order.proposals)
+
+
+async def test_an_sku_inventory_does_not_know_has_no_stock(make_database):
+    service = await intake(make_database, inventory=FakeInventory({}))
+    done = await submit(service, dated("2026-06-07"))  # BRK-001: lead time 7 + fastest transit to FR 6
+    assert codes(done) == ["delivery_date_infeasible"]
+    assert [(p.kind, p.delivery_date) for p in done.order.proposals] == [("earliest_date", "2026-06-14")]
+
+
+async def test_make_to_order_products_need_no_stock_call(make_database):
+    inventory = FakeInventory()
+    service = await intake(make_database, inventory=inventory)
+    mto = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
+    await service.import_master_data("products", mto + "MTO-1,Made to order,100.00,USD,true,21,1,1,active\n")
+    done = await submit(service, dated("2026-06-28", sku="MTO-1", quantity=1, price="100.00"))
+    assert codes(done) == [] and inventory.asked == []
+
+
+async def test_when_inventory_fails_the_date_is_left_to_the_desk(make_database):
+    service = await intake(make_database, inventory=FakeInventory(fail=True))
+    done = await submit(service, dated("2026-06-30"))
+    assert codes(done) == ["delivery_date_unverified"]
+
+
+async def test_a_past_date_is_refused_before_asking_anyone(make_database):
+    inventory, orders = FakeInventory(), FakeOrders()
+    service = await intake(make_database, orders, inventory=inventory)
+    with pytest.raises(errors.InvalidArgument) as err:
+        await submit(service, dated("2026-05-31"))
+    assert [(v.field, v.reason) for v in err.value.violations] == [("requested_delivery_date", "in_the_past")]
+    assert inventory.asked == [] and orders.calls == []
+    assert NOON.date() == dt.date(2026, 6, 1)
+
+
+async def test_no_date_asks_no_stock(make_database):
+    inventory = FakeInventory()
+    service = await intake(make_database, inventory=inventory)
+    assert codes(await submit(service, request())) == [] and inventory.asked == []
+
+
+# --- blocked policy, urgent priority ----------------------------------------------------------------------
+async def test_a_blocked_customer_is_refused_when_the_policy_says_so(make_database):
+    orders = FakeOrders()
+    service = await intake(make_database, orders, config=IntakeConfig(blocked_policy="refuse"))
+    with pytest.raises(errors.FailedPrecondition) as err:
+        await submit(service, request(customer_id="C0029"))
+    assert err.value.rule == "customer_blocked" and orders.calls == []
+
+
+async def test_urgent_orders_carry_the_flag_and_a_higher_priority(make_database):
+    orders = FakeOrders()
+    service = await intake(make_database, orders)
+    done = await submit(service, request(urgent=True))
+    sent = orders_pb2.CreateOrderRequest.FromString(orders.calls[0])
+    assert sent.urgent and sent.priority == 191 and done.order.priority == 191
+
+
+async def test_the_demo_data_imports_into_intake(make_database):
+    service = await intake(make_database, demo=False)
+    for kind in ("customers", "products", "warehouses"):
+        assert await service.import_master_data(kind, (DEMO / f"{kind}.csv").read_text()) > 0
