@@ -180,6 +180,8 @@ class IntakeService:
 
     async def _stock(self, skus: set[str]) -> Mapping[str, Mapping[str, int]] | None:
         """Available units per warehouse for each SKU; an unknown SKU has none. None if inventory failed."""
+        if not skus:
+            return {}  # only made-to-order products: nothing to ask
         if self.inventory is None:
             return None
 
