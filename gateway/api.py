@@ -216,7 +216,7 @@ async def get_stock(sku: Annotated[str, Path(max_length=64)], request: Request, 
         await services.call(services.inventory.GetStock, inventory_pb2.GetStockRequest(sku=sku)))
 
 
-ImportKind = Literal["customers", "products", "stock", "warehouses", "partners"]
+ImportKind = Literal["customers", "products", "prices", "stock", "warehouses", "partners"]
 
 
 @router.post(
@@ -240,12 +240,9 @@ async def import_master_data(kind: ImportKind, request: Request, who: Principal 
         request.app.state.authenticator.cache.clear()  # a changed key or scope counts at once here
         return models.ImportResult(kind=kind, rows=rows)
     document = common_pb2.ImportCsvRequest(kind=kind, csv=text)
-    owners = {"customers": [services.intake], "products": [services.intake], "stock": [services.inventory],
-              # shipping keeps its own copy of warehouses (cut-off, transit days) for delivery promises
-              "warehouses": [services.inventory, services.shipping]}[kind]
     rows = 0
-    for stub in owners:
-        rows = (await services.call(stub.ImportMasterData, document)).rows
+    for owner in masterdata.OWNERS[kind]:
+        rows = (await services.call(getattr(services, owner).ImportMasterData, document)).rows
     return models.ImportResult(kind=kind, rows=rows)
 
 

@@ -1,6 +1,6 @@
 """The `orderdesk` command: master data import, API keys, and the order desk's daily work.
 
-    orderdesk import <kind> <file.csv>        customers | products | stock | warehouses | partners
+    orderdesk import <kind> <file.csv>        customers | products | prices | stock | warehouses | partners
     orderdesk import-demo [--dir demo]        all five, in dependency order
     orderdesk keys create --partner P --name N --scopes orders,returns [--partner-name "Webshop"]
     orderdesk keys list [--partner P]  |  orderdesk keys revoke --partner P --name N
@@ -47,8 +47,7 @@ class CliError(Exception):
 
 # --- master data -----------------------------------------------------------------------------
 def _owners(kind: str) -> list[str]:
-    return {"customers": ["intake"], "products": ["intake"], "stock": ["inventory"],
-            "warehouses": ["inventory", "shipping"], "partners": []}[kind]
+    return [owner for owner in masterdata.OWNERS[kind] if owner != "gateway"]
 
 
 async def import_csv(kind: str, text: str, settings: Settings) -> int:

@@ -16,6 +16,17 @@ from decimal import Decimal, InvalidOperation
 
 from orderdesk.errors import FieldViolation, InvalidArgument
 
+# Which component stores each kind (the gateway keeps partners and their hashed keys);
+# an import goes to every owner, in this order.
+OWNERS: dict[str, tuple[str, ...]] = {
+    "customers": ("intake",),
+    "products": ("intake",),
+    "prices": ("intake",),
+    "stock": ("inventory",),
+    # inventory for stock rows, shipping for delivery promises, intake for delivery-date checks
+    "warehouses": ("inventory", "shipping", "intake"),
+    "partners": ("gateway",),
+}
 KINDS = ("customers", "products", "stock", "warehouses", "partners", "prices")
 TIERS = ("strategic", "key", "standard", "new")
 

@@ -45,7 +45,7 @@ async def test_import_demo_loads_every_kind_in_order(fakes, tmp_path, monkeypatc
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[-1] for line in out] == ["warehouses", "customers", "products", "stock", "partners"]
     assert fakes.inventory.imports == ["warehouses", "stock"] and fakes.shipping.imports == ["warehouses"]
-    assert [r.kind for r in fakes.intake.imports] == ["customers", "products"]
+    assert [r.kind for r in fakes.intake.imports] == ["warehouses", "customers", "products"]
 
 
 async def test_import_reports_bad_rows_and_unreachable_services(tmp_path, monkeypatch, capsys):

@@ -239,7 +239,8 @@ async def test_imports_go_to_the_owning_services(gateway, fakes):
     assert code == 200 and answer == {"kind": "warehouses", "rows": 1}
     assert fakes.inventory.imports == ["warehouses"] and fakes.shipping.imports == ["warehouses"]
     await gateway.call("POST", "/v1/admin/import/products", ADMIN, data="h\na\nb\n", headers=csv)
-    assert [r.kind for r in fakes.intake.imports] == ["products"]
+    await gateway.call("POST", "/v1/admin/import/prices", ADMIN, data="h\na\n", headers=csv)
+    assert [r.kind for r in fakes.intake.imports] == ["warehouses", "products", "prices"]
     code, problem, _ = await gateway.call("POST", "/v1/admin/import/planets", ADMIN, data="h\n", headers=csv)
     assert code == 422 and fields(problem) == ["kind"]
     code, problem, headers = await gateway.call("POST", "/v1/admin/import/stock", ADMIN, data="h\n",
