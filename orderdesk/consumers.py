@@ -41,6 +41,8 @@ class EventConsumer:
         self.sub = subscription
         self._stopping = False
         self._psub = None
+        # INSERT ... ON CONFLICT DO NOTHING into the inbox, built once (parameters per message).
+        self._claim = insert_ignoring_conflicts(db.dialect, inbox_table)
 
     async def start(self) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -95,11 +97,7 @@ class EventConsumer:
         try:
             async with self.db.transaction() as tx:
                 inserted = await tx.conn.execute(
-                    insert_ignoring_conflicts(
-                        self.db.dialect,
-                        inbox_table,
-                        {"consumer": self.sub.durable, "event_id": event.event_id, "processed_at": utcnow()},
-                    )
+                    self._claim, {"consumer": self.sub.durable, "event_id": event.event_id, "processed_at": utcnow()}
                 )
                 if inserted.rowcount == 0:
                     outcome = "duplicate"

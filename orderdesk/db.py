@@ -115,10 +115,16 @@ class Database:
         await self.engine.dispose()
 
 
-def insert_ignoring_conflicts(dialect_name: str, table: Table, values: dict[str, Any] | list[dict[str, Any]]):
-    """INSERT ... ON CONFLICT DO NOTHING on either backend; rowcount tells if it inserted."""
+def insert_ignoring_conflicts(dialect_name: str, table: Table, values: dict[str, Any] | list[dict[str, Any]] | None = None):
+    """INSERT ... ON CONFLICT DO NOTHING on either backend; rowcount tells if it inserted.
+
+    Without `values` the statement is a template to execute with parameters: build it
+    once and reuse it on hot paths (SQLAlchemy then compiles it once)."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).values(values).on_conflict_do_nothing()
+    statement = dialect.insert(table)
+    if values is not None:
+        statement = statement.values(values)
+    return statement.on_conflict_do_nothing()
 
 
 def upsert(dialect_name: str, table: Table, values: dict[str, Any], keys: list[str], update: list[str]):

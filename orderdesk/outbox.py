@@ -61,14 +61,14 @@ def create_messaging_tables(op) -> None:
     op.create_index("ix_outbox_pending", "outbox", ["published_at", "id"])
 
 
+_INSERT = outbox_table.insert()  # built once: SQLAlchemy caches its compiled form
+
+
 async def append(conn, event) -> None:
     await conn.execute(
-        outbox_table.insert().values(
-            event_id=event.event_id,
-            subject=events.subject(event),
-            payload=event.SerializeToString(),
-            created_at=utcnow(),
-        )
+        _INSERT,
+        {"event_id": event.event_id, "subject": events.subject(event), "payload": event.SerializeToString(),
+         "created_at": utcnow()},
     )
 
 
