@@ -131,3 +131,19 @@ def upsert(dialect_name: str, table: Table, values: dict[str, Any], keys: list[s
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     stmt = dialect.insert(table).values(values)
     return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+
+
+async def update_versioned(conn, table: Table, key_column, key, loaded_version: int, values: dict[str, Any],
+                           what: str) -> None:
+    """Saves an aggregate's row only if nobody changed it since it was read (optimistic version column).
+
+    A lost race raises Conflict (gRPC ABORTED): the use case reloads and tries again, or the caller does."""
+    from sqlalchemy import update
+
+    from orderdesk.errors import Conflict
+
+    result = await conn.execute(
+        update(table).where(key_column == key, table.c.version == loaded_version).values(**values)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"{what} was changed concurrently; retry")

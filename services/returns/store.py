@@ -20,8 +20,7 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, utcnow
-from orderdesk.errors import Conflict
+from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, update_versioned, utcnow
 from services.returns.domain import Return, ReturnLine, Status
 
 metadata = MetaData()
@@ -135,13 +134,8 @@ class ReturnRepository:
         )
 
     async def save(self, ret: Return) -> None:
-        result = await self.conn.execute(
-            update(returns)
-            .where(and_(returns.c.rma_id == ret.rma_id, returns.c.version == ret.loaded_version))
-            .values(**_return_row(ret))
-        )
-        if result.rowcount != 1:
-            raise Conflict(f"return {ret.rma_id} was changed concurrently; retry")
+        await update_versioned(self.conn, returns, returns.c.rma_id, ret.rma_id, ret.loaded_version,
+                               _return_row(ret), f"return {ret.rma_id}")
         for i, line in enumerate(ret.lines):
             await self.conn.execute(
                 update(return_lines)

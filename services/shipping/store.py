@@ -16,8 +16,7 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
-from orderdesk.errors import Conflict
+from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
 from services.shipping.domain import Shipment, Status, Warehouse
 
 metadata = MetaData()
@@ -113,14 +112,8 @@ class ShipmentRepository:
         return result.rowcount == 1
 
     async def save(self, shipment: Shipment) -> None:
-        result = await self.conn.execute(
-            update(shipments)
-            .where(and_(shipments.c.shipment_id == shipment.shipment_id,
-                        shipments.c.version == shipment.loaded_version))
-            .values(**_shipment_row(shipment))
-        )
-        if result.rowcount != 1:
-            raise Conflict(f"shipment {shipment.shipment_id} was changed concurrently; retry")
+        await update_versioned(self.conn, shipments, shipments.c.shipment_id, shipment.shipment_id,
+                               shipment.loaded_version, _shipment_row(shipment), f"shipment {shipment.shipment_id}")
 
     async def get(self, shipment_id: str, partner_id: str = "") -> Shipment | None:
         query = select(shipments).where(shipments.c.shipment_id == shipment_id)
