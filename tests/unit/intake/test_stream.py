@@ -1,0 +1,141 @@
+"""SubmitOrderStream driven directly: ordering, the bound on orders in flight, one result per order."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import grpc
+import pytest
+
+from orderdesk import errors
+from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
+from services.intake.api import IntakeApi
+from services.intake.service import Submitted
+
+
+class StubService:
+    """Answers by customer id: "bad" -> InvalidArgument, "boom" -> a bug, "blocked" -> FailedPrecondition."""
+
+    def __init__(self):
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.channels: list[str] = []
+        self.calls = 0
+
+    async def submit(self, s):
+        self.calls += 1
+        self.channels.append(s.channel)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(random.random() / 200)  # finish out of order
+            if s.customer_id == "bad":
+                raise errors.InvalidArgument("the order has problems", [
+                    errors.FieldViolation("lines[0].quantity", "must be a positive whole number", "not_positive"),
+                    errors.FieldViolation("customer_id", "unknown customer", "unknown_customer")])
+            if s.customer_id == "blocked":
+                raise errors.FailedPrecondition("the customer is blocked", rule="customer_blocked")
+            if s.customer_id == "boom":
+                raise RuntimeError("database exploded at 10.0.0.7")
+            order = orders_pb2.Order(
+                order_id=f"ORD-{s.external_ref}", status="on_hold", priority=120,
+                hold_reasons=[common_pb2.Reason(code="price_mismatch", message="m", field="lines[0].unit_price")])
+            return Submitted(order=order, replayed=s.idempotency_key == "seen")
+        finally:
+            self.in_flight -= 1
+
+
+async def requests(items):
+    for item in items:
+        yield item
+        await asyncio.sleep(0)
+
+
+def order(n: int, customer: str = "C1", **kw) -> intake_pb2.SubmitOrderRequest:
+    fields = {"partner_id": "P1", "idempotency_key": f"k{n}", "external_ref": str(n), "customer_id": customer,
+              "lines": [intake_pb2.SubmitLine(sku="A", quantity=1, unit_price="1.00")], **kw}
+    return intake_pb2.SubmitOrderRequest(**fields)
+
+
+async def run(api: IntakeApi, items) -> list[intake_pb2.SubmitOrderResult]:
+    return [r async for r in api.SubmitOrderStream(requests(items), None)]
+
+
+async def test_results_come_back_in_the_order_sent_with_a_bound_on_orders_in_flight():
+    service = StubService()
+    results = await run(IntakeApi(service, in_flight=8), [order(n) for n in range(200)])
+    assert [r.index for r in results] == list(range(200))
+    assert [r.accepted.order_id for r in results] == [f"ORD-{n}" for n in range(200)]
+    assert 1 < service.most_in_flight <= 8
+    assert set(service.channels) == {"grpc"}
+
+
+async def test_an_accepted_result_is_what_submit_order_answers():
+    service = StubService()
+    api = IntakeApi(service)
+    single = await api.SubmitOrder(order(1, idempotency_key="seen"), None)
+    [result] = await run(api, [order(1, idempotency_key="seen")])
+    assert result.HasField("accepted") and result.accepted == single
+    assert (single.order_id, single.status, single.priority, single.replayed) == ("ORD-1", "on_hold", 120, True)
+    assert [r.code for r in single.hold_reasons] == ["price_mismatch"]
+
+
+async def test_a_bad_order_refuses_only_itself():
+    service = StubService()
+    items = [order(0), order(1, "bad"), order(2), order(3, "blocked"), order(4, "boom"), order(5)]
+    results = await run(IntakeApi(service), items)
+    assert [r.HasField("accepted") for r in results] == [True, False, True, False, False, True]
+    assert [r.error_code for r in results] == ["", "INVALID_ARGUMENT", "", "FAILED_PRECONDITION", "INTERNAL", ""]
+    bad = results[1]
+    assert bad.error_message == "the order has problems"
+    assert [(e.field, e.code, e.message) for e in bad.errors] == [
+        ("lines[0].quantity", "not_positive", "must be a positive whole number"),
+        ("customer_id", "unknown_customer", "unknown customer")]
+    assert results[3].error_message == "the customer is blocked"
+    assert "10.0.0.7" not in results[4].error_message  # a bug's text stays in our logs
+
+
+async def test_the_channel_a_partner_sets_is_kept():
+    service = StubService()
+    await run(IntakeApi(service), [order(0, channel="batch"), order(1)])
+    assert sorted(service.channels) == ["batch", "grpc"]
+
+
+async def test_an_empty_stream_answers_nothing():
+    assert await run(IntakeApi(StubService()), []) == []
+
+
+class FailingRpc(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.NOT_FOUND
+
+    def details(self):
+        return "orders at 10.0.0.9 said no"
+
+    def trailing_metadata(self):
+        return ()
+
+
+async def test_a_peer_refusal_is_that_order_s_error_without_transport_details():
+    class Service(StubService):
+        async def submit(self, s):
+            raise FailingRpc()
+
+    [result] = await run(IntakeApi(Service()), [order(0)])
+    assert result.error_code == "NOT_FOUND"
+    assert "10.0.0.9" not in result.error_message
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+async def test_a_slow_first_order_does_not_hold_back_the_others_beyond_the_bound(in_flight):
+    class Service(StubService):
+        async def submit(self, s):
+            if s.external_ref == "0":
+                await asyncio.sleep(0.05)
+            return await super().submit(s)
+
+    service = Service()
+    results = await run(IntakeApi(service, in_flight=in_flight), [order(n) for n in range(10)])
+    assert [r.index for r in results] == list(range(10))
+    assert service.calls == 10
