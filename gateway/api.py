@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import models, problems
+from gateway import batches, csv_orders, models, problems
 from gateway.auth import Principal
 from gateway.backends import Backends
 from orderdesk import masterdata
@@ -75,6 +75,45 @@ async def submit_order(
         order_id=answer.order_id, status=answer.status, replayed=answer.replayed, priority=answer.priority,
         hold_reasons=[models.HoldReason.from_proto(r) for r in answer.hold_reasons],
         proposals=[models.DeliveryProposal.from_proto(p) for p in answer.proposals])
+
+
+@router.post("/v1/orders/batch", response_model=models.BatchAnswer, tags=["orders"],
+             responses=_problem_responses(*COMMON, 413),
+             summary=f"Submit up to {models.MAX_BATCH_ORDERS} orders, each with its idempotency_key "
+                     "(a bad order is refused on its own; 200 with a result per order)")
+async def submit_batch(body: models.BatchSubmission, request: Request, who: Principal = scoped(ORDERS)):
+    return await batches.submit(backends(request), batches.from_batch(who.partner_id, body.orders))
+
+
+@router.post(
+    "/v1/orders/csv", response_model=models.BatchAnswer, tags=["orders"],
+    responses=_problem_responses(*COMMON, 413, 415),
+    summary="Submit orders from CSV, one row per order line, grouped by external_ref "
+            "(a bad row refuses its order only; the same file with the same Idempotency-Key creates nothing)",
+    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def submit_csv(
+    request: Request,
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=100,
+                                           description='each order\'s key is "<this>:<external_ref>"')],
+    who: Principal = scoped(ORDERS),
+):
+    text = await _csv_text(request)
+    try:
+        parsed = csv_orders.parse(text)
+    except csv_orders.CsvDocumentError as exc:
+        raise problems.validation(exc.errors, "the CSV cannot be read; nothing was submitted") from None
+    return await batches.submit(backends(request), batches.from_csv(who.partner_id, idempotency_key, parsed))
+
+
+async def _csv_text(request: Request) -> str:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in CSV_MEDIA_TYPES:
+        raise problems.http_status(415, "send the CSV document as the body with 'Content-Type: text/csv'")
+    try:
+        return (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise problems.validation([problems.FieldError("body", "the CSV must be UTF-8 text")]) from None
 
 
 @router.get("/v1/orders", response_model=models.OrderPage, tags=["orders"], responses=_problem_responses(*COMMON),
@@ -227,13 +266,7 @@ ImportKind = Literal["customers", "products", "prices", "stock", "warehouses", "
 )
 async def import_master_data(kind: ImportKind, request: Request, who: Principal = scoped(ADMIN)):
     services = backends(request)
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in CSV_MEDIA_TYPES:
-        raise problems.http_status(415, "send the CSV document as the body with 'Content-Type: text/csv'")
-    try:
-        text = (await request.body()).decode("utf-8")
-    except UnicodeDecodeError:
-        raise problems.validation([problems.FieldError("body", "the CSV must be UTF-8 text")]) from None
+    text = await _csv_text(request)
     if kind == "partners":
         # Partners live in the gateway's own store; parse errors are domain errors (422 with row paths).
         rows = await request.app.state.store.import_partners(masterdata.parse(kind, text))

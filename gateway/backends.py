@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -26,6 +26,7 @@ from orderdesk.v1 import (
 
 log = logging.getLogger("gateway.backends")
 HEALTH_TIMEOUT = 1.0
+STREAM_ORDERS_PER_DEADLINE = 50  # intake checks 32 at once; 50 per deadline leaves room for a slow database
 
 
 class Backends:
@@ -53,6 +54,24 @@ class Backends:
             problem = from_rpc_failure(failure, field_aliases)
             if problem.status >= 500:
                 log.warning("gRPC call failed: %s %s", failure.code.name, failure.message)
+            raise problem from None
+
+    async def stream(self, method, requests: Sequence, *, field_aliases: Mapping[str, str] | None = None) -> list:
+        """`await backends.stream(backends.intake.SubmitOrderStream, requests)`: every answer, or a Problem raised.
+
+        One stream for the whole batch; its deadline grows with the batch (one call's
+        deadline per STREAM_ORDERS_PER_DEADLINE requests), a stream that fails midway is a 503.
+        """
+        if not requests:
+            return []
+        timeout = self.timeout * (1 + len(requests) / STREAM_ORDERS_PER_DEADLINE)
+        try:
+            call = method(iter(requests), timeout=timeout, metadata=rpc.metadata())
+            return [answer async for answer in call]
+        except grpc.RpcError as exc:
+            failure = rpc.describe(exc)
+            problem = from_rpc_failure(failure, field_aliases)
+            log.warning("gRPC stream failed: %s %s", failure.code.name, failure.message)
             raise problem from None
 
     async def health(self) -> dict[str, str]:

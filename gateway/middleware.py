@@ -22,7 +22,10 @@ log = logging.getLogger("gateway.http")
 
 JSON_BODY_LIMIT = 1024 * 1024          # 1 MiB: far above any real order
 CSV_BODY_LIMIT = 20 * 1024 * 1024      # 20 MiB: a full master data file
+BATCH_BODY_LIMIT = 8 * 1024 * 1024     # 8 MiB: 1,000 orders of a few lines each
 CSV_PATH_PREFIX = "/v1/admin/import/"
+ORDERS_CSV_PATH = "/v1/orders/csv"
+ORDERS_BATCH_PATH = "/v1/orders/batch"
 UNMATCHED_ROUTE = "unmatched"          # bounded label for paths no route serves
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -40,7 +43,9 @@ def correlation_id_from(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 def body_limit_for(path: str) -> int:
-    return CSV_BODY_LIMIT if path.startswith(CSV_PATH_PREFIX) else JSON_BODY_LIMIT
+    if path.startswith(CSV_PATH_PREFIX) or path == ORDERS_CSV_PATH:
+        return CSV_BODY_LIMIT
+    return BATCH_BODY_LIMIT if path == ORDERS_BATCH_PATH else JSON_BODY_LIMIT
 
 
 def too_large(limit: int) -> HTTPException:

@@ -10,7 +10,7 @@ constructors below.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -56,9 +56,9 @@ class OrderSubmission(Request):
     payment_terms: Text = ""
     urgent: Annotated[bool, Field(strict=True, description="ask for expedited handling")] = False
 
-    def to_proto(self, partner_id: str, idempotency_key: str) -> intake_pb2.SubmitOrderRequest:
+    def to_proto(self, partner_id: str, idempotency_key: str, channel: str = "api") -> intake_pb2.SubmitOrderRequest:
         return intake_pb2.SubmitOrderRequest(
-            partner_id=partner_id, idempotency_key=idempotency_key, channel="api",
+            partner_id=partner_id, idempotency_key=idempotency_key, channel=channel,
             external_ref=self.external_ref, customer_id=self.customer_id,
             ship_to=common_pb2.Address(**self.ship_to.model_dump()) if self.ship_to else None,
             lines=[intake_pb2.SubmitLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
@@ -66,6 +66,21 @@ class OrderSubmission(Request):
             requested_delivery_date=self.requested_delivery_date, payment_terms=self.payment_terms,
             urgent=self.urgent,
         )
+
+
+MAX_BATCH_ORDERS = 1000
+
+
+class BatchOrder(OrderSubmission):
+    idempotency_key: str = Field(min_length=1, max_length=200,
+                                 description="your unique id for this order; the same batch again creates nothing")
+
+
+class BatchSubmission(Request):
+    # Raw objects: each order is validated on its own (BatchOrder), so a bad one refuses only itself.
+    orders: list[Any] = Field(min_length=1, max_length=MAX_BATCH_ORDERS,
+                              description=f"up to {MAX_BATCH_ORDERS} orders, each a POST /v1/orders body "
+                                          "plus its idempotency_key (see BatchOrder)")
 
 
 class CancelRequest(Request):
@@ -148,6 +163,29 @@ class OrderAccepted(BaseModel):
     proposals: list[DeliveryProposal] = Field(description="when the requested delivery date cannot be met")
     priority: int
     replayed: bool = Field(description="true when this Idempotency-Key was seen before: the first answer again")
+
+
+class BatchError(BaseModel):
+    field: str = Field(description='e.g. "orders[3].lines[0].quantity" or "row 7.quantity"')
+    message: str
+
+
+class BatchResult(BaseModel):
+    index: int = Field(description="position of the order in the batch (CSV: in order of first appearance), from 0")
+    external_ref: str | None = Field(None, description="CSV uploads: the order's external_ref")
+    status: Literal["accepted", "refused"]
+    order_id: str = ""
+    order_status: str = Field("", description="accepted orders: confirmed, on_hold, ...")
+    replayed: bool = Field(False, description="the idempotency key was seen before: the first answer again")
+    hold_reasons: list[HoldReason] = []
+    error_code: str = Field("", description='refused orders: e.g. "INVALID_ARGUMENT"')
+    errors: list[BatchError] = Field([], description="refused orders: each offending field")
+
+
+class BatchAnswer(BaseModel):
+    results: list[BatchResult]
+    accepted: int
+    refused: int
 
 
 class OrderLineOut(BaseModel):

@@ -54,6 +54,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self.keys: dict[tuple[str, str], tuple[bytes, intake_pb2.SubmitOrderResponse]] = {}
         self.requests: list[intake_pb2.SubmitOrderRequest] = []
         self.imports: list[common_pb2.ImportCsvRequest] = []
+        self.streams = 0
 
     async def SubmitOrder(self, request, context):
         self.requests.append(request)
@@ -73,6 +74,21 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         answer = intake_pb2.SubmitOrderResponse(order_id=f"ORD-{len(self.keys) + 1}", status="confirmed")
         self.keys[(request.partner_id, request.idempotency_key)] = (body, answer)
         return answer
+
+    async def SubmitOrderStream(self, request_iterator, context):
+        """Each order as SubmitOrder answers it; a refusal is that order's result (like the real intake)."""
+        self.streams += 1
+        index = 0
+        async for request in request_iterator:
+            try:
+                accepted = await self.SubmitOrder(request, context)
+                yield intake_pb2.SubmitOrderResult(index=index, accepted=accepted)
+            except errors.InvalidArgument as exc:
+                yield intake_pb2.SubmitOrderResult(
+                    index=index, error_code=exc.code, error_message=exc.message,
+                    errors=[common_pb2.Reason(code=v.reason, message=v.description, field=v.field)
+                            for v in exc.violations])
+            index += 1
 
     async def ImportMasterData(self, request, context):
         self.imports.append(request)
