@@ -16,6 +16,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests check rules, not speed: no per-example deadline (a loaded CI machine would
+# otherwise turn a slow example into a failure).
+settings.register_profile("orderdesk", deadline=None)
+settings.load_profile("orderdesk")
 
 from orderdesk import localservers, migrations
 from orderdesk.db import Database
