@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from orderdesk import localservers, migrations
+from orderdesk.db import Database
+from orderdesk.localservers import create_postgres_database, drop_postgres_database
+
 # Property tests check rules, not speed: no per-example deadline (a loaded CI machine would
 # otherwise turn a slow example into a failure).
 settings.register_profile("orderdesk", deadline=None)
 settings.load_profile("orderdesk")
-
-from orderdesk import localservers, migrations
-from orderdesk.db import Database
-from orderdesk.localservers import create_postgres_database, drop_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
