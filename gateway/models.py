@@ -80,7 +80,7 @@ class BatchSubmission(Request):
     # Raw objects: each order is validated on its own (BatchOrder), so a bad one refuses only itself.
     orders: list[Any] = Field(min_length=1, max_length=MAX_BATCH_ORDERS,
                               description=f"up to {MAX_BATCH_ORDERS} orders, each a POST /v1/orders body "
-                                          "plus its idempotency_key (see BatchOrder)")
+                                          "(OrderSubmission) plus a required idempotency_key")
 
 
 class CancelRequest(Request):
