@@ -19,6 +19,7 @@ NATS, close the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -175,13 +176,17 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
         method = handler_call_details.method.rsplit("/", 1)[-1]
         metadata = dict(handler_call_details.invocation_metadata or ())
         cid = metadata.get("x-correlation-id", "")
-        inner = handler.unary_unary
         service, log = self.service, self.log
+        if handler.stream_stream is not None:
+            return self._stream_stream(handler, method, cid)
+        if handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
 
         async def wrapped(request, context):
             token = logs.correlation_id.set(cid or uuid.uuid4().hex)
@@ -208,6 +213,34 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                 logs.correlation_id.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(
+            wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
+
+    def _stream_stream(self, handler, method: str, cid: str):
+        """Streams answer per message (errors travel inside the results); time and count the whole stream."""
+        inner, service, log = handler.stream_stream, self.service, self.log
+
+        async def wrapped(requests, context):
+            token = logs.correlation_id.set(cid or uuid.uuid4().hex)
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                async for answer in inner(requests, context):
+                    yield answer
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception:
+                code = "INTERNAL"
+                log.exception("unhandled error in stream %s", method)
+                raise
+            finally:
+                metrics.GRPC_HANDLED.labels(service, method, code).inc()
+                metrics.GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
+                with contextlib.suppress(ValueError):  # a generator may be closed from another context
+                    logs.correlation_id.reset(token)
+
+        return grpc.stream_stream_rpc_method_handler(
             wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
         )
 
