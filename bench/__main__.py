@@ -42,6 +42,7 @@ async def drive(url: str, key: str, seconds: float, concurrency: int, body_for) 
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     accepted: list[str] = []
+    decisions: dict[str, int] = {}
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
@@ -58,6 +59,7 @@ async def drive(url: str, key: str, seconds: float, concurrency: int, body_for) 
                         statuses[resp.status] = statuses.get(resp.status, 0) + 1
                         if resp.status == 201:
                             accepted.append(data["order_id"])
+                            decisions[data.get("status", "?")] = decisions.get(data.get("status", "?"), 0) + 1
                 except Exception:
                     statuses[0] = statuses.get(0, 0) + 1
                     continue
@@ -67,14 +69,17 @@ async def drive(url: str, key: str, seconds: float, concurrency: int, body_for) 
         await asyncio.gather(*[partner(n) for n in range(concurrency)])
         elapsed = time.perf_counter() - started
     return {
-        "elapsed": elapsed, "accepted": len(accepted), "ids": accepted, "statuses": statuses,
+        "elapsed": elapsed, "accepted": len(accepted), "ids": accepted, "statuses": statuses, "decisions": decisions,
         "rate": len(accepted) / elapsed, "p50": percentile(latencies, 50) * 1000, "p99": percentile(latencies, 99) * 1000,
     }
 
 
+RUN = uuid.uuid4().hex[:6]  # partner references are unique per run (a repeat would be held as a duplicate)
+
+
 def order_body(n: int, i: int) -> dict:
     return {
-        "external_ref": f"BENCH-{n}-{i}",
+        "external_ref": f"BENCH-{RUN}-{n}-{i}-{uuid.uuid4().hex[:6]}",
         "customer_id": CUSTOMERS[(n + i) % len(CUSTOMERS)],
         "lines": [{"sku": BENCH_SKUS[(n * 7 + i) % len(BENCH_SKUS)], "quantity": 1, "unit_price": "10.00"}],
         "payment_terms": "NET30",
@@ -153,8 +158,9 @@ def main() -> int:
         before = metric_total(stack.metrics_ports["orders"], "orderdesk_order_status_transitions_total",
                               'status="allocated"')
         real = asyncio.run(drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body))
-        drain = wait_allocated(stack, before + real["accepted"])
-        allocated_rate = real["accepted"] / (real["elapsed"] + drain) if drain == drain else float("nan")
+        confirmed = real["decisions"].get("confirmed", 0)
+        drain = wait_allocated(stack, before + confirmed)
+        allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
 
         floor_url, floor_procs = start_floor(folder)
         asyncio.run(drive(floor_url, "none", 2, 8, order_body))
@@ -168,7 +174,8 @@ def main() -> int:
             print(f"{name:<34}{r['rate']:>12.0f}{r['p50']:>10.1f}{r['p99']:>10.1f}"
                   f"{sum(r['statuses'].values()):>10}  {dict(sorted(r['statuses'].items()))}")
         print(f"end to end / floor: {real['rate'] / floor['rate']:.2f}")
-        print(f"allocated behind the API: all {real['accepted']} accepted orders reserved {drain:.1f}s after the load "
+        print(f"decisions: {real['decisions']}")
+        print(f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
               f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)")
         return 0
     finally:
