@@ -117,17 +117,22 @@ async def _csv_text(request: Request) -> str:
 
 
 @router.get("/v1/orders", response_model=models.OrderPage, tags=["orders"], responses=_problem_responses(*COMMON),
-            summary="Your orders, newest first (admin: every partner's)")
+            summary="Your orders, newest first or by priority (admin: every partner's; "
+                    "?status=on_hold&order_by=priority is the desk's work queue)")
 async def list_orders(
     request: Request,
     status: Annotated[str, Query(max_length=32, description="e.g. on_hold")] = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str, Query(max_length=64)] = "",
+    hold_reason: Annotated[str, Query(max_length=64, description="only orders held for this reason code")] = "",
+    order_by: Annotated[Literal["newest", "priority"], Query(description="newest first, or highest priority first")
+                        ] = "newest",
     who: Principal = scoped(ORDERS, RETURNS),
 ):
     services = backends(request)
     page = await services.call(services.orders.ListOrders, orders_pb2.ListOrdersRequest(
-        partner_id=who.order_scope, status=status, limit=limit, cursor=cursor))
+        partner_id=who.order_scope, status=status, limit=limit, cursor=cursor, hold_reason=hold_reason,
+        order_by=order_by))
     return models.OrderPage(items=[models.OrderOut.from_proto(o) for o in page.items],
                             next_cursor=page.next_cursor or None)
 

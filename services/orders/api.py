@@ -22,7 +22,8 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         return order_to_proto(await self.service.get(request.order_id, request.partner_id))
 
     async def ListOrders(self, request, context):
-        items, cursor = await self.service.list(request.partner_id, request.status, request.limit, request.cursor)
+        items, cursor = await self.service.list(request.partner_id, request.status, request.limit, request.cursor,
+                                                hold_reason=request.hold_reason, order_by=request.order_by)
         return orders_pb2.ListOrdersResponse(items=[order_to_proto(o) for o in items], next_cursor=cursor)
 
     async def CancelOrder(self, request, context):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from orderdesk.errors import FailedPrecondition, InvalidArgument
+from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 
 class Status(StrEnum):
@@ -280,3 +280,44 @@ class Order:
         self.version += 1
         self.history.append(entry)
         self.transitions.append(Transition(previous, to, self.version, entry))
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How a page of orders is chosen: newest first, or the desk's queue (priority, then first come).
+
+    Cursors name the last order of the previous page: "<seq>" newest first, "p<priority>.<seq>"
+    by priority; a cursor from one ordering is refused by the other."""
+
+    by_priority: bool = False
+    hold_reason: str = ""
+    after: tuple[int, int] | None = None  # (priority, seq) of the previous page's last order
+
+    ORDERINGS = ("newest", "priority")
+
+    @classmethod
+    def parse(cls, order_by: str, hold_reason: str, cursor: str) -> Listing:
+        violations = []
+        if order_by and order_by not in cls.ORDERINGS:
+            violations.append(FieldViolation("order_by", "one of newest, priority"))
+        if hold_reason and not all(ch.islower() or ch == "_" for ch in hold_reason):
+            violations.append(FieldViolation("hold_reason", "a hold reason code such as price_mismatch"))
+        by_priority = order_by == "priority"
+        after = None
+        if cursor:
+            try:
+                if by_priority:
+                    if not cursor.startswith("p"):
+                        raise ValueError
+                    priority, seq = cursor[1:].split(".")
+                    after = (int(priority), int(seq))
+                else:
+                    after = (0, int(cursor))
+            except ValueError:
+                violations.append(FieldViolation("cursor", "not a cursor issued for this ordering"))
+        if violations:
+            raise InvalidArgument("invalid listing", violations)
+        return cls(by_priority=by_priority, hold_reason=hold_reason, after=after)
+
+    def cursor_after(self, priority: int, seq: int) -> str:
+        return f"p{priority}.{seq}" if self.by_priority else str(seq)

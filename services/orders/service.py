@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from orderdesk import errors, events, metrics, rpc
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
-from services.orders.domain import AWAITING_STOCK, Allocation, Line, Order, ShipmentView, Status
+from services.orders.domain import AWAITING_STOCK, Allocation, Line, Listing, Order, ShipmentView, Status
 from services.orders.proto import address_to_dict, order_to_proto, proposal_to_dict
 from services.orders.store import OrderRepository
 
@@ -104,7 +104,8 @@ class OrdersService:
             raise errors.NotFound(f"order {order_id} not found")
         return order
 
-    async def list(self, partner_id: str, status: str, limit: int, cursor: str) -> tuple[list[Order], str]:
+    async def list(self, partner_id: str, status: str, limit: int, cursor: str, *, hold_reason: str = "",
+                   order_by: str = "") -> tuple[list[Order], str]:
         if status and status not in {s.value for s in Status}:
             raise errors.InvalidArgument(
                 f"unknown status {status!r}", [errors.FieldViolation("status", "not an order status")]
@@ -112,15 +113,9 @@ class OrdersService:
         limit = limit or 50
         if not 1 <= limit <= 500:
             raise errors.InvalidArgument("limit must be 1..500", [errors.FieldViolation("limit", "must be 1..500")])
-        try:
-            before = int(cursor) if cursor else None
-        except ValueError:
-            raise errors.InvalidArgument("bad cursor", [errors.FieldViolation("cursor", "not a cursor we issued")]) from None
+        listing = Listing.parse(order_by, hold_reason, cursor)
         async with self.db.read() as conn:
-            items, next_seq = await OrderRepository(conn).list(
-                partner_id=partner_id, status=status, limit=limit, before_seq=before
-            )
-        return items, str(next_seq) if next_seq is not None else ""
+            return await OrderRepository(conn).list(partner_id=partner_id, status=status, limit=limit, listing=listing)
 
     async def decide(self, order_id: str, partner_id: str, decision: str, actor: str, reason: str) -> Order:
         """approve | reject | cancel, retried once or twice if another writer got there first."""

@@ -14,14 +14,26 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     and_,
+    cast,
+    or_,
     select,
     update,
 )
 
 from orderdesk.db import UtcDateTime, utcnow
 from orderdesk.errors import Conflict
-from services.orders.domain import AWAITING_STOCK, Allocation, HistoryEntry, Line, Order, ShipmentView, Status
+from services.orders.domain import (
+    AWAITING_STOCK,
+    Allocation,
+    HistoryEntry,
+    Line,
+    Listing,
+    Order,
+    ShipmentView,
+    Status,
+)
 
 metadata = MetaData()
 
@@ -163,19 +175,32 @@ class OrderRepository:
             return None
         return (await self._hydrate([row]))[0]
 
-    async def list(self, *, partner_id: str, status: str, limit: int, before_seq: int | None) -> tuple[list[Order], int | None]:
-        query = select(orders).order_by(orders.c.seq.desc()).limit(limit + 1)
+    async def list(self, *, partner_id: str, status: str, limit: int, listing: Listing) -> tuple[list[Order], str]:
+        """One page of orders in the listing's order; returns the orders and the next page's cursor."""
+        query = select(orders).limit(limit + 1)
+        if listing.by_priority:  # the desk's queue: highest priority first, then first come
+            query = query.order_by(orders.c.priority.desc(), orders.c.seq)
+            if listing.after is not None:
+                priority, seq = listing.after
+                query = query.where(or_(orders.c.priority < priority,
+                                        and_(orders.c.priority == priority, orders.c.seq > seq)))
+        else:
+            query = query.order_by(orders.c.seq.desc())
+            if listing.after is not None:
+                query = query.where(orders.c.seq < listing.after[1])
         if partner_id:
             query = query.where(orders.c.partner_id == partner_id)
         if status:
             query = query.where(orders.c.status == status)
-        if before_seq is not None:
-            query = query.where(orders.c.seq < before_seq)
+        if listing.hold_reason:
+            # hold_reasons is a JSON list serialised by json.dumps on both backends: match the quoted code.
+            code = listing.hold_reason.replace("_", "\\_")
+            query = query.where(cast(orders.c.hold_reasons, Text).like(f'%"code": "{code}"%', escape="\\"))
         rows = (await self.conn.execute(query)).mappings().all()
         more = len(rows) > limit
         rows = rows[:limit]
-        next_seq = rows[-1]["seq"] if more and rows else None
-        return await self._hydrate(rows), next_seq
+        cursor = listing.cursor_after(rows[-1]["priority"], rows[-1]["seq"]) if more and rows else ""
+        return await self._hydrate(rows), cursor
 
     async def awaiting_stock(self, *, limit: int, include_scheduled: bool) -> list[str]:
         """Order ids to reserve stock for, highest priority first, then first come."""

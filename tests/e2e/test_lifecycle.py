@@ -349,3 +349,20 @@ async def test_one_orders_events_arrive_on_jetstream_in_order(shop, warehouse_op
     assert shipment_types == ["shipment.created", "shipment.picked", "shipment.packed", "shipment.shipped",
                               "shipment.delivered"]
     assert all(e.order_id == order_id and e.event_id for e in seen)
+
+
+async def test_the_desk_lists_held_orders_by_priority_and_reason(shop, admin):
+    sku = new_sku()
+    await add_product(admin, sku, stock={"WH-CHI": 5})
+    _, blocked, _ = await submit(shop, order_body(sku, 1, customer=BLOCKED_CUSTOMER))
+    _, mispriced, _ = await submit(shop, order_body(sku, 1, price="9.99"))
+    code, page, _ = await admin.get("/v1/orders?status=on_hold&order_by=priority&hold_reason=price_mismatch&limit=500")
+    assert code == 200, page
+    ids = [o["order_id"] for o in page["items"]]
+    assert mispriced["order_id"] in ids and blocked["order_id"] not in ids
+    assert all(any(r["code"] == "price_mismatch" for r in o["hold_reasons"]) for o in page["items"])
+    code, queue, _ = await admin.get("/v1/orders?status=on_hold&order_by=priority&limit=500")
+    priorities = [o["priority"] for o in queue["items"]]
+    assert priorities == sorted(priorities, reverse=True)
+    code, problem, _ = await admin.get("/v1/orders?order_by=cheapest")
+    assert code == 422 and problem["errors"][0]["field"].endswith("order_by")

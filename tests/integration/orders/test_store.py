@@ -50,8 +50,7 @@ async def test_create_is_idempotent_and_writes_history_and_events(orders):
 async def test_concurrent_creates_of_one_id_make_one_order(orders):
     results = await asyncio.gather(*[orders.create(request("ORD-RACE")) for _ in range(8)])
     assert {r.order_id for r in results} == {"ORD-RACE"}
-    async with orders.db.read() as conn:
-        listed, _ = await OrderRepository(conn).list(partner_id="", status="", limit=50, before_seq=None)
+    listed, _ = await orders.list("", "", 50, "")
     assert len(listed) == 1
 
 
@@ -136,3 +135,30 @@ async def test_proposals_and_the_urgent_flag_are_stored_and_published(orders):
     assert snapshot.urgent and list(snapshot.proposals) == list(req.proposals)
     plain = await orders.create(request("ORD-PLAIN"))
     assert plain.proposals == [] and plain.urgent is False
+
+
+def held(order_id: str, code: str, priority: int) -> orders_pb2.CreateOrderRequest:
+    req = request(order_id, hold=True)
+    req.hold_reasons[0].code = code
+    req.priority = priority
+    return req
+
+
+async def test_the_desks_queue_by_priority_and_reason_with_cursors(orders):
+    await orders.create(held("ORD-A", "price_mismatch", 100))
+    await orders.create(held("ORD-B", "customer_blocked", 300))
+    await orders.create(held("ORD-C", "price_mismatch", 300))
+    await orders.create(held("ORD-D", "pricexmismatch", 200))  # '_' must not act as a LIKE wildcard
+    await orders.create(request("ORD-E"))  # confirmed, not in the queue
+    page, cursor = await orders.list("", "on_hold", 2, "", order_by="priority")
+    rest, end = await orders.list("", "on_hold", 2, cursor, order_by="priority")
+    assert [o.order_id for o in page + rest] == ["ORD-B", "ORD-C", "ORD-D", "ORD-A"] and end == ""
+    mismatched, _ = await orders.list("", "on_hold", 10, "", order_by="priority", hold_reason="price_mismatch")
+    assert [o.order_id for o in mismatched] == ["ORD-C", "ORD-A"]
+    with pytest.raises(errors.InvalidArgument) as err:
+        await orders.list("", "", 10, cursor, order_by="newest")  # a priority cursor in the other ordering
+    assert err.value.violations[0].field == "cursor"
+    with pytest.raises(errors.InvalidArgument):
+        await orders.list("", "", 10, "", order_by="cheapest")
+    with pytest.raises(errors.InvalidArgument):
+        await orders.list("", "", 10, "", hold_reason="x%")

@@ -181,3 +181,15 @@ def test_proposals_and_urgent_round_trip_through_the_order_message():
     assert list(message.proposals) == [earliest, split] and message.urgent
     assert proposal_to_proto(proposal_to_dict(split)) == split
     assert not order_to_proto(new_order()).urgent and not order_to_proto(new_order()).proposals
+
+
+def test_listing_cursors_belong_to_their_ordering():
+    from services.orders.domain import Listing
+
+    queue = Listing.parse("priority", "price_mismatch", "")
+    assert queue.by_priority and queue.cursor_after(300, 17) == "p300.17"
+    assert Listing.parse("priority", "", "p300.17").after == (300, 17)
+    assert Listing.parse("", "", "17").after == (0, 17)
+    for order_by, cursor in (("priority", "17"), ("newest", "p300.17"), ("priority", "p1"), ("sideways", "")):
+        with pytest.raises(InvalidArgument):
+            Listing.parse(order_by, "", cursor)
