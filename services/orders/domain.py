@@ -17,6 +17,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from services.orders.changes import ChangeRecord
+from services.orders.exceptions import OrderException
 
 
 class Status(StrEnum):
@@ -128,8 +130,14 @@ class Order:
     # partner's urgent flag (already reflected in priority; stored so the desk sees why).
     proposals: list[dict] = field(default_factory=list)
     urgent: bool = False
+    # Change requests accepted (before/after) and exceptions (services/orders/changes.py, exceptions.py).
+    change_log: list[ChangeRecord] = field(default_factory=list)
+    exceptions: list[OrderException] = field(default_factory=list)
     # Not persisted: what changed since load, for the store and the outbox.
     transitions: list[Transition] = field(default_factory=list, repr=False)
+    # Not persisted: facts besides status changes to publish (("changed", ChangeRecord) | ("exception", ...)).
+    notices: list[tuple] = field(default_factory=list, repr=False)
+    lines_changed: bool = field(default=False, repr=False)
     loaded_version: int = field(default=0, repr=False)
 
     # --- creation ----------------------------------------------------------
@@ -259,6 +267,11 @@ class Order:
         self.version += 1
 
     # --- reads -----------------------------------------------------------------
+    @property
+    def at_risk(self) -> bool:
+        """An open exception puts the order at risk until the desk resolves it."""
+        return any(e.open for e in self.exceptions)
+
     @property
     def total_amount(self) -> Decimal:
         return sum((line.amount for line in self.lines), Decimal("0"))

@@ -1,0 +1,335 @@
+"""Change requests on a placed order: the policy table and how a change is applied. Plain Python, no I/O.
+
+The policy table (POLICY) says, for each order status and change type, until which
+shipment step the change is allowed, and which rule refuses it afterwards:
+
+| status            | ship_to            | quantity            | add_line / remove_line | cancel_lines / cancel      |
+|-------------------|--------------------|---------------------|------------------------|----------------------------|
+| received, on_hold,| yes                | yes                 | yes                    | yes                        |
+| confirmed,        |                    |                     |                        |                            |
+| scheduled         |                    |                     |                        |                            |
+| allocated         | until a shipment   | until the line's    | until any shipment is  | until a shipment has       |
+|                   | is packed          | shipment is picked  | picked                 | shipped                    |
+| partially_shipped | no (address_until_packed) | no (quantity_until_picked) | no (lines_until_picking) | no (cancel_before_shipment) |
+| shipped, completed| no: returns only (returns_only_after_shipment)                                                      |
+| cancelled,        | no: the order is closed (order_closed)                                                              |
+| rejected          |                                                                                                     |
+
+A refusal is FailedPrecondition(rule=...), which the gateway answers as 409 with `rule`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import IntEnum, StrEnum
+
+from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
+
+
+class ChangeType(StrEnum):
+    SHIP_TO = "ship_to"
+    QUANTITY = "quantity"          # a line's quantity up or down
+    ADD_LINE = "add_line"
+    REMOVE_LINE = "remove_line"
+    CANCEL_LINES = "cancel_lines"  # cancel some units of given lines
+    CANCEL = "cancel"              # the whole order (Order.cancel)
+
+
+class Stage(IntEnum):
+    """How far the goods concerned have gone through the warehouse."""
+
+    NONE = 0      # no shipment yet, or pending
+    PICKED = 1
+    PACKED = 2
+    SHIPPED = 3   # shipped or delivered: the goods left the warehouse
+
+
+SHIPMENT_STAGE = {"pending": Stage.NONE, "picked": Stage.PICKED, "packed": Stage.PACKED,
+                  "shipped": Stage.SHIPPED, "delivered": Stage.SHIPPED}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Allowed while the goods concerned are before `until`; else refused by `rule`."""
+
+    until: Stage | None  # None: never allowed
+    rule: str
+
+    def refuses(self, stage: Stage) -> bool:
+        return self.until is None or stage >= self.until
+
+
+ALWAYS = Stage.SHIPPED + 1  # beyond every stage: always allowed
+
+C = ChangeType
+_OPEN = {c: Policy(ALWAYS, "always_allowed") for c in C}
+_ALLOCATED = {
+    C.SHIP_TO: Policy(Stage.PACKED, "address_until_packed"),
+    C.QUANTITY: Policy(Stage.PICKED, "quantity_until_picked"),
+    C.ADD_LINE: Policy(Stage.PICKED, "lines_until_picking"),
+    C.REMOVE_LINE: Policy(Stage.PICKED, "lines_until_picking"),
+    C.CANCEL_LINES: Policy(Stage.SHIPPED, "cancel_before_shipment"),
+    C.CANCEL: Policy(Stage.SHIPPED, "cancel_before_shipment"),
+}
+_PARTIALLY_SHIPPED = {c: Policy(None, p.rule) for c, p in _ALLOCATED.items()}
+_SHIPPED = {c: Policy(None, "returns_only_after_shipment") for c in C}
+_CLOSED = {c: Policy(None, "order_closed") for c in C}
+
+# Status values as strings, so this module does not import the aggregate (domain imports us).
+POLICY: dict[str, dict[ChangeType, Policy]] = {
+    "received": _OPEN, "on_hold": _OPEN, "confirmed": _OPEN, "scheduled": _OPEN,
+    "allocated": _ALLOCATED,
+    "partially_shipped": _PARTIALLY_SHIPPED,
+    "shipped": _SHIPPED, "completed": _SHIPPED,
+    "cancelled": _CLOSED, "rejected": _CLOSED,
+}
+
+
+def refusing_rule(status: str, change: ChangeType, stage: Stage) -> str | None:
+    """The rule that refuses `change` on an order in `status` whose goods are at `stage`; None if allowed."""
+    policy = POLICY[status][change]
+    return policy.rule if policy.refuses(stage) else None
+
+
+def check_allowed(status: str, change: ChangeType, stage: Stage, order_id: str = "") -> None:
+    rule = refusing_rule(status, change, stage)
+    if rule is not None:
+        raise FailedPrecondition(
+            f"a {change.value} change is not allowed on an order that is {status}"
+            + (f" with goods {stage.name.lower()}" if stage is not Stage.NONE else ""),
+            rule=rule, subject=order_id,
+        )
+
+
+# --- the request -------------------------------------------------------------------------
+ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country", "phone")
+
+
+@dataclass(frozen=True)
+class NewLine:
+    sku: str
+    quantity: int
+    unit_price: str
+
+
+@dataclass
+class ChangeRequest:
+    """What a partner asks to change. `quantities`: sku -> new quantity (0 removes the line);
+    `cancel`: sku -> units to cancel (cancel_lines)."""
+
+    ship_to: dict[str, str] | None = None
+    quantities: dict[str, int] = field(default_factory=dict)
+    add_lines: list[NewLine] = field(default_factory=list)
+    remove_skus: list[str] = field(default_factory=list)
+    cancel: dict[str, int] = field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.ship_to is not None or self.quantities or self.add_lines or self.remove_skus or self.cancel)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str   # "ship_to.city", "lines[SKU-1].quantity", "lines[SKU-2]"
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """One accepted change request: who, when, why, and each field before and after."""
+
+    version: int
+    at: dt.datetime
+    actor: str
+    kinds: tuple[str, ...]
+    reason: str
+    changes: tuple[FieldChange, ...]
+
+    def to_json(self) -> dict:
+        return {"version": self.version, "at": self.at.isoformat(), "actor": self.actor, "kinds": list(self.kinds),
+                "reason": self.reason, "changes": [[c.field, c.before, c.after] for c in self.changes]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> ChangeRecord:
+        return cls(version=d["version"], at=dt.datetime.fromisoformat(d["at"]), actor=d["actor"],
+                   kinds=tuple(d["kinds"]), reason=d["reason"], changes=tuple(FieldChange(*c) for c in d["changes"]))
+
+
+def describe(changes: tuple[FieldChange, ...] | list[FieldChange]) -> str:
+    return "; ".join(f"{c.field}: {c.before or '-'} -> {c.after or '-'}" for c in changes)
+
+
+def validate(request: ChangeRequest, line_skus: list[str]) -> None:
+    """Shape and reference checks, every bad field reported together (before any state rule)."""
+    violations: list[FieldViolation] = []
+    if request.empty:
+        violations.append(FieldViolation("body", "nothing to change", "empty_change"))
+    if request.ship_to is not None:
+        if set(request.ship_to) - set(ADDRESS_FIELDS):
+            violations.append(FieldViolation("ship_to", "unknown address field"))
+        for name in ("line1", "city", "country"):
+            if not request.ship_to.get(name, "").strip():
+                violations.append(FieldViolation(f"ship_to.{name}", "required", "required"))
+        country = request.ship_to.get("country", "")
+        if country and (len(country) != 2 or not country.isalpha()):
+            violations.append(FieldViolation("ship_to.country", "ISO 3166-1 alpha-2, e.g. DE"))
+    known = set(line_skus)
+    duplicated = {s for s in known if line_skus.count(s) > 1}
+    for i, (sku, qty) in enumerate(request.quantities.items()):
+        _existing(violations, f"lines[{i}]", sku, known, duplicated)
+        if qty < 0:
+            violations.append(FieldViolation(f"lines[{i}].quantity", "0 or more (0 removes the line)"))
+    for i, sku in enumerate(request.remove_skus):
+        _existing(violations, f"remove_lines[{i}]", sku, known, duplicated)
+    for i, (sku, qty) in enumerate(request.cancel.items()):
+        _existing(violations, f"lines[{i}]", sku, known, duplicated)
+        if qty <= 0:
+            violations.append(FieldViolation(f"lines[{i}].quantity", "units to cancel: 1 or more"))
+    for i, line in enumerate(request.add_lines):
+        if not line.sku:
+            violations.append(FieldViolation(f"add_lines[{i}].sku", "required", "required"))
+        elif line.sku in known:
+            violations.append(FieldViolation(f"add_lines[{i}].sku", "the order has this SKU; change its quantity",
+                                             "duplicate_sku"))
+        if line.quantity <= 0:
+            violations.append(FieldViolation(f"add_lines[{i}].quantity", "must be positive"))
+        try:
+            if Decimal(line.unit_price) < 0:
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            violations.append(FieldViolation(f"add_lines[{i}].unit_price", 'a decimal string, e.g. "12.50"'))
+    if len({line.sku for line in request.add_lines}) != len(request.add_lines):
+        violations.append(FieldViolation("add_lines", "each SKU once", "duplicate_sku"))
+    if violations:
+        raise InvalidArgument("invalid change request; nothing was changed", violations)
+
+
+def _existing(violations: list[FieldViolation], path: str, sku: str, known: set[str], duplicated: set[str]) -> None:
+    if sku not in known:
+        violations.append(FieldViolation(f"{path}.sku", f"the order has no line for {sku!r}", "unknown_line"))
+    elif sku in duplicated:
+        violations.append(FieldViolation(f"{path}.sku", f"the order has several lines of {sku!r}", "ambiguous_line"))
+
+
+def kinds_of(request: ChangeRequest, current: dict[str, int]) -> list[tuple[ChangeType, str | None]]:
+    """The change types a request makes, each with the SKU it concerns (None: the whole order)."""
+    kinds: list[tuple[ChangeType, str | None]] = []
+    if request.ship_to is not None:
+        kinds.append((C.SHIP_TO, None))
+    for sku, qty in request.quantities.items():
+        if qty == 0:
+            kinds.append((C.REMOVE_LINE, sku))
+        elif qty != current.get(sku):
+            kinds.append((C.QUANTITY, sku))
+    kinds.extend((C.ADD_LINE, None) for _ in request.add_lines)
+    kinds.extend((C.REMOVE_LINE, sku) for sku in request.remove_skus)
+    kinds.extend((C.CANCEL_LINES, sku) for sku in request.cancel)
+    return kinds
+
+
+# --- applying a change to the order ---------------------------------------------------------------
+ORDER_WIDE = frozenset({C.SHIP_TO, C.ADD_LINE, C.REMOVE_LINE, C.CANCEL})
+
+
+def stage_of(shipments, sku: str | None = None) -> Stage:
+    """How far the goods have gone: the furthest live shipment (of `sku`, when given)."""
+    stages = [SHIPMENT_STAGE.get(s.status, Stage.NONE) for s in shipments
+              if s.status != "cancelled" and (sku is None or sku in s.lines)]
+    return max(stages, default=Stage.NONE)
+
+
+def check_request(order, request: ChangeRequest) -> list[tuple[ChangeType, str | None]]:
+    """Validates the request and checks each change it makes against the policy table."""
+    validate(request, [line.sku for line in order.lines])
+    current = {line.sku: line.quantity for line in order.lines}
+    kinds = kinds_of(request, current)
+    shipments = list(order.shipments.values())
+    for kind, sku in kinds:
+        stage = stage_of(shipments, None if kind in ORDER_WIDE else sku)
+        check_allowed(order.status.value, kind, stage, order.order_id)
+    return kinds
+
+
+def apply_change(order, request: ChangeRequest, *, at: dt.datetime, actor: str) -> ChangeRecord | None:
+    """Applies an allowed change; returns what changed (None when the request changes nothing).
+
+    Bumps the version once, appends the record to the order's change log and notes it
+    for the outbox (order.changed). Cancelling every remaining unit is a cancel of the order.
+    """
+    from services.orders.domain import Line  # the aggregate imports this module
+
+    kinds = check_request(order, request)
+    changes: list[FieldChange] = []
+    lines = {line.sku: line for line in order.lines}
+    targets = {sku: qty for sku, qty in request.quantities.items()}
+    for sku in request.remove_skus:
+        targets[sku] = 0
+    violations: list[FieldViolation] = []
+    for i, (sku, units) in enumerate(request.cancel.items()):
+        line = lines[sku]
+        left = targets.get(sku, line.quantity) - units
+        if left < line.shipped:
+            violations.append(FieldViolation(f"lines[{i}].quantity",
+                                             f"at most {line.quantity - line.shipped} unit(s) of {sku} can be cancelled",
+                                             "more_than_open"))
+        targets[sku] = left
+    for i, (sku, qty) in enumerate(request.quantities.items()):
+        if qty < lines[sku].shipped:
+            violations.append(FieldViolation(f"lines[{i}].quantity", f"{lines[sku].shipped} already shipped",
+                                             "below_shipped"))
+    if violations:
+        raise InvalidArgument("invalid change request; nothing was changed", violations)
+    if request.ship_to is not None:
+        address = {f: request.ship_to.get(f, "").strip() for f in ADDRESS_FIELDS}
+        for f in ADDRESS_FIELDS:
+            if order.ship_to.get(f, "") != address[f]:
+                changes.append(FieldChange(f"ship_to.{f}", order.ship_to.get(f, ""), address[f]))
+        order.ship_to = address
+    for sku, qty in targets.items():
+        line = lines[sku]
+        if qty == line.quantity:
+            continue
+        if qty == 0:
+            changes.append(FieldChange(f"lines[{sku}]", f"{line.quantity} x {line.unit_price}", ""))
+        else:
+            changes.append(FieldChange(f"lines[{sku}].quantity", str(line.quantity), str(qty)))
+        line.quantity = qty
+    kept = [line for line in order.lines if line.quantity > 0]
+    for new_line in request.add_lines:
+        kept.append(Line(sku=new_line.sku, quantity=new_line.quantity, unit_price=Decimal(new_line.unit_price)))
+        changes.append(FieldChange(f"lines[{new_line.sku}]", "", f"{new_line.quantity} x {new_line.unit_price}"))
+    if not kept:
+        if request.cancel and not request.quantities and not request.remove_skus and not request.add_lines:
+            order.cancel(at, actor, request.reason or "every line cancelled")
+            return None
+        raise FailedPrecondition("an order keeps at least one line; cancel the order instead",
+                                 rule="order_needs_a_line", subject=order.order_id)
+    if not changes:
+        return None
+    if len(kept) != len(order.lines) or request.add_lines or any(c.field.startswith("lines") for c in changes):
+        order.lines_changed = True
+    order.lines = kept
+    order.version += 1
+    record = ChangeRecord(version=order.version, at=at, actor=actor,
+                          kinds=tuple(dict.fromkeys(k.value for k, _ in kinds)), reason=request.reason,
+                          changes=tuple(changes))
+    order.change_log.append(record)
+    order.notices.append(("changed", record))
+    return record
+
+
+def needs_review(record: ChangeRecord) -> bool:
+    """Price, credit and delivery date are intake's checks: they can only get worse when the order
+    grows (more units, a new line) or goes elsewhere (a new address); shrinking needs no review."""
+    for c in record.changes:
+        if c.field.startswith("ship_to."):
+            return True
+        if c.field.startswith("lines[") and not c.before:
+            return True  # a new line
+        if c.field.endswith(".quantity") and int(c.after) > int(c.before):
+            return True
+    return False

@@ -1,0 +1,208 @@
+"""Exceptions on an order (what went wrong in supply or delivery) and how the desk resolves them. Plain Python.
+
+    open ──resolve(action)──> resolved
+
+An order with an open exception is at risk. Each type allows the resolutions that make
+sense for it (RESOLUTIONS); the resolution is recorded with who, when, the action and
+its details (e.g. the customer's consent for a substitute SKU).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+
+
+class ExceptionType(StrEnum):
+    PRODUCTION_DELAY = "production_delay"
+    STOCK_SHORTAGE_AT_PICK = "stock_shortage_at_pick"
+    CARRIER_DELAY = "carrier_delay"
+    LOST_PARCEL = "lost_parcel"
+    QUALITY_REWORK = "quality_rework"
+
+
+class Action(StrEnum):
+    REALLOCATE = "reallocate"            # release at the short warehouse, reserve elsewhere
+    CHANGE_CARRIER = "change_carrier"    # a shipment not yet delivered goes with another carrier
+    RESHIP = "reship"                    # send the units again (a lost parcel)
+    SUBSTITUTE = "substitute"            # an equivalent SKU, with the customer's consent
+    SPLIT_DELIVERY = "split_delivery"    # deliver what is there now, the rest later
+    ACCEPT_DELAY = "accept_delay"        # the customer accepts the new expected date
+
+
+T, A = ExceptionType, Action
+RESOLUTIONS: dict[ExceptionType, frozenset[Action]] = {
+    T.PRODUCTION_DELAY: frozenset({A.REALLOCATE, A.SUBSTITUTE, A.SPLIT_DELIVERY, A.ACCEPT_DELAY}),
+    T.STOCK_SHORTAGE_AT_PICK: frozenset({A.REALLOCATE, A.SUBSTITUTE, A.SPLIT_DELIVERY, A.ACCEPT_DELAY}),
+    T.CARRIER_DELAY: frozenset({A.CHANGE_CARRIER, A.ACCEPT_DELAY}),
+    T.LOST_PARCEL: frozenset({A.RESHIP, A.CHANGE_CARRIER}),
+    T.QUALITY_REWORK: frozenset({A.REALLOCATE, A.SUBSTITUTE, A.SPLIT_DELIVERY, A.ACCEPT_DELAY}),
+}
+# What each type must name, so a resolution has something to act on.
+NEEDS = {
+    T.STOCK_SHORTAGE_AT_PICK: ("sku", "warehouse", "quantity"),
+    T.LOST_PARCEL: ("shipment_id",),
+    T.CARRIER_DELAY: ("shipment_id",),
+}
+ACTION_NEEDS = {
+    A.CHANGE_CARRIER: ("carrier", "tracking_number"),
+    A.SUBSTITUTE: ("substitute_sku", "customer_consent"),
+}
+
+
+def parse_date(value: str, path: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat() if value else ""
+    except ValueError:
+        raise InvalidArgument(f"{path} must be YYYY-MM-DD", [FieldViolation(path, "a date YYYY-MM-DD")]) from None
+
+
+@dataclass
+class Resolution:
+    action: Action
+    at: dt.datetime
+    actor: str
+    note: str = ""
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class OrderException:
+    exception_id: str
+    type: ExceptionType
+    cause: str
+    opened_at: dt.datetime
+    opened_by: str
+    source: str = "desk"           # desk | warehouse | shipping
+    expected_date: str = ""        # the new expected delivery date, when known
+    sku: str = ""
+    warehouse: str = ""
+    quantity: int = 0
+    shipment_id: str = ""
+    resolution: Resolution | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.resolution is None
+
+    @classmethod
+    def create(cls, *, exception_id: str, type: str, cause: str, at: dt.datetime, actor: str, source: str = "desk",
+               expected_date: str = "", sku: str = "", warehouse: str = "", quantity: int = 0,
+               shipment_id: str = "") -> OrderException:
+        violations: list[FieldViolation] = []
+        try:
+            kind = ExceptionType(type)
+        except ValueError:
+            kind = None
+            violations.append(FieldViolation("type", "one of " + ", ".join(t.value for t in T), "unknown_type"))
+        if not cause.strip():
+            violations.append(FieldViolation("cause", "required: what happened", "required"))
+        if quantity < 0:
+            violations.append(FieldViolation("quantity", "0 or more"))
+        given = {"sku": sku, "warehouse": warehouse, "quantity": quantity, "shipment_id": shipment_id}
+        for name in NEEDS.get(kind, ()):
+            if not given[name]:
+                violations.append(FieldViolation(name, f"required for {type}", "required"))
+        try:
+            expected = parse_date(expected_date, "expected_date")
+        except InvalidArgument as exc:
+            violations.extend(exc.violations)
+            expected = ""
+        if violations:
+            raise InvalidArgument("invalid exception; nothing was recorded", violations)
+        return cls(exception_id=exception_id, type=kind, cause=cause.strip(), opened_at=at, opened_by=actor,
+                   source=source, expected_date=expected, sku=sku, warehouse=warehouse, quantity=quantity,
+                   shipment_id=shipment_id)
+
+    def check_resolution(self, action: str, details: dict[str, str]) -> Action:
+        """The action as an Action if this exception can be resolved with it (else a precise error)."""
+        if not self.open:
+            raise FailedPrecondition(f"exception {self.exception_id} is already resolved ({self.resolution.action})",
+                                     rule="exception_already_resolved", subject=self.exception_id)
+        try:
+            chosen = Action(action)
+        except ValueError:
+            raise InvalidArgument(f"unknown action {action!r}", [
+                FieldViolation("action", "one of " + ", ".join(a.value for a in A), "unknown_action")]) from None
+        if chosen not in RESOLUTIONS[self.type]:
+            allowed = ", ".join(sorted(a.value for a in RESOLUTIONS[self.type]))
+            raise FailedPrecondition(f"a {self.type} exception is resolved by {allowed}, not {chosen}",
+                                     rule=f"resolution_not_for_{self.type}", subject=self.exception_id)
+        missing = [FieldViolation(name, f"required for {chosen}", "required")
+                   for name in ACTION_NEEDS.get(chosen, ()) if not details.get(name, "").strip()]
+        if chosen is A.SUBSTITUTE and details.get("customer_consent", "").strip().lower() in ("false", "no", "0"):
+            missing.append(FieldViolation("customer_consent", "the customer must consent to a substitute",
+                                          "consent_required"))
+        if missing:
+            raise InvalidArgument(f"{chosen} needs more details", missing)
+        return chosen
+
+    def resolve(self, action: Action, *, at: dt.datetime, actor: str, note: str, details: dict[str, str]) -> None:
+        self.check_resolution(action.value, details)
+        self.resolution = Resolution(action, at, actor, note, dict(details))
+
+    # --- storage --------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        r = self.resolution
+        return {
+            "exception_id": self.exception_id, "type": self.type.value, "cause": self.cause,
+            "opened_at": self.opened_at.isoformat(), "opened_by": self.opened_by, "source": self.source,
+            "expected_date": self.expected_date, "sku": self.sku, "warehouse": self.warehouse,
+            "quantity": self.quantity, "shipment_id": self.shipment_id,
+            "resolution": None if r is None else {"action": r.action.value, "at": r.at.isoformat(), "actor": r.actor,
+                                                  "note": r.note, "details": r.details},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> OrderException:
+        r = d.get("resolution")
+        return cls(
+            exception_id=d["exception_id"], type=ExceptionType(d["type"]), cause=d["cause"],
+            opened_at=dt.datetime.fromisoformat(d["opened_at"]), opened_by=d["opened_by"], source=d["source"],
+            expected_date=d["expected_date"], sku=d["sku"], warehouse=d["warehouse"], quantity=d["quantity"],
+            shipment_id=d["shipment_id"],
+            resolution=None if r is None else Resolution(Action(r["action"]), dt.datetime.fromisoformat(r["at"]),
+                                                         r["actor"], r["note"], r["details"]),
+        )
+
+
+def find(exceptions: list[OrderException], exception_id: str) -> OrderException:
+    for e in exceptions:
+        if e.exception_id == exception_id:
+            return e
+    raise NotFound(f"exception {exception_id} not found")
+
+
+# --- on the order ------------------------------------------------------------------------------------
+# Resolutions after which the date the exception announced still holds (the goods still come late).
+DATE_STANDS = frozenset({A.ACCEPT_DELAY, A.SPLIT_DELIVERY})
+
+
+def record(order, exception: OrderException) -> None:
+    """An exception is recorded on the order (version bumped, published as order.exception)."""
+    if any(e.exception_id == exception.exception_id for e in order.exceptions):
+        return  # a repeat (e.g. the same shipping event again): recorded once
+    order.exceptions.append(exception)
+    order.version += 1
+    order.notices.append(("exception", exception, "opened"))
+
+
+def resolve(order, exception_id: str, action: str, *, at: dt.datetime, actor: str, note: str = "",
+            details: dict[str, str] | None = None) -> OrderException:
+    exception = find(order.exceptions, exception_id)
+    chosen = exception.check_resolution(action, details or {})
+    exception.resolve(chosen, at=at, actor=actor, note=note, details=details or {})
+    order.version += 1
+    order.notices.append(("exception", exception, "resolved"))
+    return exception
+
+
+def expected_date(exceptions: list[OrderException]) -> str:
+    """The delivery date the customer should now expect: the latest one announced by an exception
+    that is open or was resolved by accepting the delay; "" when no exception moved it."""
+    dates = [e.expected_date for e in exceptions
+             if e.expected_date and (e.open or e.resolution.action in DATE_STANDS)]
+    return max(dates, default="")
