@@ -4,6 +4,14 @@ A state change and its event rows commit together (`Tx.emit`). The relay then
 publishes pending rows in id order with `Nats-Msg-Id` = event id, so a
 re-publish after a crash is dropped by JetStream's duplicate window, marks them
 published after the ack, and retries with capped exponential backoff.
+
+Replicas: one relay per service database publishes at a time, the holder of the
+lease `outbox-<service>` (orderdesk.leases: a PostgreSQL advisory lock; SQLite is one
+process). Another replica takes over within seconds when the holder dies. The other
+replicas' commits poke the holder over core NATS. Even an overlap (a holder that lost
+its lease mid-batch) keeps each aggregate's order: both publish the oldest pending rows
+first, JetStream keeps the first copy of each event id, and a row is marked only after
+its ack.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk import events, metrics
+from orderdesk import events, leases, metrics
 from orderdesk.db import Database, UtcDateTime, utcnow
 
 log = logging.getLogger("orderdesk.outbox")
@@ -78,18 +86,31 @@ class OutboxRelay:
     POLL_SECONDS = 1.0
     KEEP_PUBLISHED_SECONDS = 3600.0
 
-    def __init__(self, db: Database, js, service: str):
+    def __init__(self, db: Database, js, service: str, *, nc=None, lease: leases.Lease | None = None):
         self.db = db
         self.js = js
         self.service = service
         self._wake = asyncio.Event()
         self._stopping = False
-        db.on_commit_with_events(self._wake.set)
+        self._held_at_stop = False
+        self.lease = lease or leases.for_database(db.url, f"outbox-{service}")
+        self.wakeup = leases.Wakeup(nc, f"outbox-{service}", lambda _payload: self._wake.set(), self.lease)
+        db.on_commit_with_events(self.wakeup.poke)
 
     def notify(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
+        """Relays while this replica holds the service's outbox lease; waits for it otherwise."""
+        await self.wakeup.start()
+        await leases.run_while_held(self.lease, self._relay, service=self.service)
+
+    @property
+    def may_flush(self) -> bool:
+        """A final flush at shutdown: only by the replica that held the lease (or the only one)."""
+        return not self.lease.exclusive or self._held_at_stop
+
+    async def _relay(self) -> None:
         backoff = 0.1
         last_cleanup = 0.0
         loop = asyncio.get_running_loop()
@@ -117,6 +138,7 @@ class OutboxRelay:
                 pass
 
     def stop(self) -> None:
+        self._held_at_stop = self.lease.held
         self._stopping = True
         self._wake.set()
 

@@ -32,7 +32,7 @@ from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from orderdesk import errors, events, logs, metrics, migrations, rpc
+from orderdesk import errors, events, leases, logs, metrics, migrations, rpc
 from orderdesk.config import Settings
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
@@ -71,7 +71,7 @@ class ServiceRuntime:
         if self.migrations_dir is not None:
             await migrations.upgrade(self.db.engine, self.migrations_dir)
         await self.connect_nats()
-        self.relay = OutboxRelay(self.db, self.js, self.name)
+        self.relay = OutboxRelay(self.db, self.js, self.name, nc=self.nc)
 
     async def connect_nats(self) -> None:
         import nats
@@ -114,6 +114,22 @@ class ServiceRuntime:
         """A background loop (e.g. the allocation worker) that runs until shutdown."""
         self._tasks.append(task)
 
+    def add_singleton(self, job: str, task: Callable[[], Awaitable[None]],
+                      on_wake: Callable[[bytes], None]) -> leases.Wakeup:
+        """A background loop that ONE replica runs at a time (the holder of lease `job`, see orderdesk.leases).
+
+        Returns the job's Wakeup: `poke()` from any replica wakes the holder (`on_wake` runs there)."""
+        lease = leases.for_database(self.settings.database_url, job)
+        wakeup = leases.Wakeup(self.nc, job, on_wake, lease)
+
+        async def singleton() -> None:
+            await wakeup.start()
+            await leases.run_while_held(lease, task, service=self.name)
+
+        singleton.__name__ = job
+        self._tasks.append(singleton)
+        return wakeup
+
     # --- running -----------------------------------------------------------
     async def serve(self) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -148,11 +164,13 @@ class ServiceRuntime:
         for consumer in self._consumers:
             consumer.stop()
         self.relay.stop()
+        held = self.relay.may_flush
         for task in self._running:
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
-        try:  # one last flush so a clean stop leaves nothing behind
-            await asyncio.wait_for(self.relay.publish_pending(), 5)
+        try:  # one last flush so a clean stop leaves nothing behind (the lease holder's job under replicas)
+            if held:
+                await asyncio.wait_for(self.relay.publish_pending(), 5)
         except Exception as exc:
             self.log.warning("outbox not flushed at shutdown (the next start publishes it): %s", exc)
         for ch in self._channels.values():

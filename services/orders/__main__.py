@@ -18,7 +18,13 @@ async def main() -> None:
     rt.add_servicer(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersApi(service), "OrdersService")
     for subscription in consumers.subscriptions(service, allocator):
         rt.subscribe(subscription)
-    rt.add_task(allocator.run)
+    # One replica allocates at a time (priority order holds across replicas); any replica's
+    # confirmed order or restock wakes it (orderdesk.leases).
+    local_wake = allocator.wake
+    wakeup = rt.add_singleton("orders-allocator", allocator.run,
+                              lambda payload: local_wake(scheduled=payload == b"scheduled"))
+    allocator.wake = lambda *, scheduled=False: wakeup.poke(b"scheduled" if scheduled else b"")
+    service.on_confirmed = allocator.wake
     await rt.serve()
 
 
