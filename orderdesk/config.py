@@ -4,8 +4,11 @@ ORDERDESK_NATS_URL                 nats://127.0.0.1:4222
 ORDERDESK_DATA_DIR                 ./var (SQLite files live here)
 ORDERDESK_<SERVICE>_DATABASE_URL   default sqlite+aiosqlite:///<data dir>/<service>.db
 ORDERDESK_<SERVICE>_ADDR           gRPC listen/dial address, default 127.0.0.1:<port>
+ORDERDESK_<SERVICE>_TARGET         how others dial the service when it differs from ADDR (replicas):
+                                   "127.0.0.1:50052,127.0.0.1:50062" (round robin) or a gRPC target
 ORDERDESK_<SERVICE>_METRICS_PORT   Prometheus /metrics port (0 disables)
 ORDERDESK_RPC_TIMEOUT              deadline of every outgoing gRPC call, seconds
+ORDERDESK_WEBHOOK_*                the notifier's delivery settings (see WebhookSettings)
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SERVICES = ("intake", "orders", "inventory", "shipping", "returns")
-DEFAULT_GRPC_PORTS = {"intake": 50051, "orders": 50052, "inventory": 50053, "shipping": 50054, "returns": 50055}
+DEFAULT_GRPC_PORTS = {"intake": 50051, "orders": 50052, "inventory": 50053, "shipping": 50054, "returns": 50055,
+                      "notifier": 50056}
 DEFAULT_METRICS_PORTS = {
     "intake": 9101,
     "orders": 9102,
     "inventory": 9103,
     "shipping": 9104,
     "returns": 9105,
+    "notifier": 9106,
     "gateway": 9100,
 }
 
@@ -33,6 +38,23 @@ def env(name: str, default: str) -> str:
 
 def service_addr(service: str) -> str:
     return env(f"ORDERDESK_{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_GRPC_PORTS[service]}")
+
+
+def service_target(service: str) -> str:
+    """How other processes reach a service: its TARGET (replicas: a comma-separated list), else its ADDR."""
+    return env(f"ORDERDESK_{service.upper()}_TARGET", service_addr(service))
+
+
+def grpc_target(target: str) -> tuple[str, list[tuple[str, str]]]:
+    """A dial target and its channel options. A list of host:port (one per replica) becomes an `ipv4:`
+    target balanced round robin over every address; `dns:///name:port` (a headless Kubernetes Service)
+    is balanced round robin over what the name resolves to; one address is dialled as it is."""
+    if "," in target:
+        return "ipv4:" + ",".join(a.strip() for a in target.split(",") if a.strip()), [
+            ("grpc.lb_policy_name", "round_robin")]
+    if target.startswith("dns:"):
+        return target, [("grpc.lb_policy_name", "round_robin")]
+    return target, []
 
 
 def data_dir() -> Path:
@@ -75,5 +97,32 @@ class Settings:
             grpc_addr=service_addr(component) if component in SERVICES else "",
             metrics_port=int(env(f"ORDERDESK_{component.upper()}_METRICS_PORT", str(metrics_default))),
             rpc_timeout=float(env("ORDERDESK_RPC_TIMEOUT", "5")),
-            peers={name: service_addr(name) for name in SERVICES},
+            peers={name: service_target(name) for name in SERVICES},
+        )
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    return env(name, "true" if default else "false").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The notifier's delivery settings (README "Webhooks and the event feed")."""
+
+    allow_private: bool      # ORDERDESK_WEBHOOKS_ALLOW_PRIVATE: loopback/private targets allowed (demo, tests)
+    max_attempts: int        # ORDERDESK_WEBHOOK_MAX_ATTEMPTS: attempts per round before a delivery is parked
+    backoff: float           # ORDERDESK_WEBHOOK_BACKOFF_SECONDS: first retry delay, doubled each time
+    max_backoff: float       # ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS: cap of one retry delay
+    timeout: float           # ORDERDESK_WEBHOOK_TIMEOUT_SECONDS: one POST, connect to last byte
+    concurrency: int         # ORDERDESK_WEBHOOK_CONCURRENCY: POSTs in flight across all endpoints
+
+    @classmethod
+    def from_env(cls) -> WebhookSettings:
+        return cls(
+            allow_private=env_bool("ORDERDESK_WEBHOOKS_ALLOW_PRIVATE"),
+            max_attempts=int(env("ORDERDESK_WEBHOOK_MAX_ATTEMPTS", "8")),
+            backoff=float(env("ORDERDESK_WEBHOOK_BACKOFF_SECONDS", "1")),
+            max_backoff=float(env("ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS", "600")),
+            timeout=float(env("ORDERDESK_WEBHOOK_TIMEOUT_SECONDS", "10")),
+            concurrency=int(env("ORDERDESK_WEBHOOK_CONCURRENCY", "64")),
         )

@@ -75,6 +75,7 @@ class Tx:
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
         self.emitted = 0
+        self.after_commit: list[Callable[[], None]] = []  # called once the transaction has committed
 
     async def emit(self, event) -> None:
         from orderdesk import outbox
@@ -102,6 +103,8 @@ class Database:
         async with self.engine.begin() as conn:
             tx = Tx(conn)
             yield tx
+        for callback in tx.after_commit:
+            callback()
         if tx.emitted:
             for listener in self._listeners:
                 listener()

@@ -62,13 +62,27 @@ ORDERS_COMPLETED = Counter(
     "orderdesk_orders_completed_total", "Orders completed (all shipments delivered), by on-time delivery",
     ["on_time"],
 )
+ORDER_CHANGES = Counter(
+    "orderdesk_order_changes_total", "Change requests on placed orders by outcome", ["outcome"]
+)  # outcome: accepted | refused | stale
+ORDER_EXCEPTIONS = Counter(
+    "orderdesk_order_exceptions_total", "Exceptions on orders opened and resolved", ["type", "step"]
+)
 RESERVATIONS = Counter(
     "orderdesk_stock_reservations_total", "Reserve calls by outcome (full, partial, none)", ["outcome"],
 )
 UNITS_RESERVED = Counter("orderdesk_stock_units_reserved_total", "Units reserved", [])
+BACKORDER_UNITS_FILLED = Counter(
+    "orderdesk_backorder_units_filled_total", "Backordered units reserved when stock arrived (receipts, production, "
+    "returns, counts, cancellations), in priority order", [],
+)
+PRODUCTION_RUNS = Counter(
+    "orderdesk_production_runs_total", "Production runs planned for backorders and completed", ["step"],
+)  # step: planned | completed
 STOCK_UNITS_MOVED = Counter(
     "orderdesk_stock_units_moved_total",
-    "Units inventory moved after reserving them: released (cancel), shipped (consumed), restocked (receipts, returns)",
+    "Units inventory moved after reserving them: released (cancel), shipped (consumed), restocked (receipts, returns), "
+    "written_off (a shortage found at picking)",
     ["movement"],
 )
 SHIPMENT_EVENTS = Counter("orderdesk_shipment_events_total", "Shipment steps recorded", ["type"])
@@ -77,6 +91,54 @@ SHIPMENTS_DELIVERED = Counter(
 )
 RETURN_STEPS = Counter("orderdesk_return_steps_total", "Return authorisation steps", ["step"])
 REFUNDED_AMOUNT = Counter("orderdesk_refunded_amount_total", "Refunded money, in order currency units", [])
+
+# The desk's numbers (README "The desk's numbers": each report formula with its PromQL twin).
+LINES_FIRST_ALLOCATED = Counter(
+    "orderdesk_order_lines_first_allocated_total",
+    "Order lines at their order's first reservation, by whether it covered the whole line", ["filled"],
+)
+UNITS_FIRST_ALLOCATED = Counter(
+    "orderdesk_order_units_first_allocated_total",
+    "Ordered units at their order's first reservation: filled (reserved) or short (backordered)", ["outcome"],
+)
+ORDER_HOLD_REASONS = Counter(
+    "orderdesk_order_hold_reasons_total", "Reasons given to orders put on hold, by intake's reason code", ["reason"],
+)
+ORDER_CANCELLATIONS = Counter(
+    "orderdesk_order_cancellations_total",
+    "Orders cancelled, by reason class (the code the reason starts with, else other)", ["reason"],
+)
+UNITS_DELIVERED = Counter("orderdesk_order_units_delivered_total", "Units delivered by orders as they complete", [])
+UNITS_RETURNED = Counter(
+    "orderdesk_order_units_returned_total", "Units taken back by refunded returns, by reason class", ["reason"],
+)
+ORDER_CYCLE_SECONDS = Histogram(
+    "orderdesk_order_cycle_seconds",
+    "Order cycle times: received_to_confirmed, confirmed_to_shipped, shipped_to_delivered, received_to_delivered",
+    ["stage"],
+    buckets=(1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 2 * 86400.0, 3 * 86400.0,
+             5 * 86400.0, 7 * 86400.0, 14 * 86400.0, 30 * 86400.0),
+)
+
+# --- notifications (webhooks and the event feed) -------------------------------------------------
+FEED_APPENDED = Counter("orderdesk_feed_events_appended_total", "Events appended to partners' feeds", ["aggregate"])
+WEBHOOK_DELIVERIES = Counter(
+    "orderdesk_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (delivered, retry, failed, parked, gone)", ["outcome"],
+)
+WEBHOOK_ATTEMPT_LATENCY = Histogram(
+    "orderdesk_webhook_attempt_duration_seconds", "Time of one webhook POST until the receiver answered", [],
+    buckets=LATENCY_BUCKETS,
+)
+WEBHOOK_EVENT_TO_DELIVERY = Histogram(
+    "orderdesk_webhook_event_to_delivery_seconds", "From the event's occurrence to its successful delivery", [],
+    buckets=(*LATENCY_BUCKETS, 30.0, 60.0, 300.0, 900.0, 3600.0),
+)
+WEBHOOK_PARKED = Gauge("orderdesk_webhook_parked_deliveries", "Deliveries parked after their last retry (replayable)")
+WEBHOOK_PENDING = Gauge("orderdesk_webhook_pending_deliveries", "Deliveries waiting for their (next) attempt")
+WEBHOOK_FEED_LAG = Gauge(
+    "orderdesk_webhook_feed_lag_events", "Largest number of feed entries an active endpoint has not taken on yet",
+)
 
 
 def serve(port: int) -> None:

@@ -1,0 +1,296 @@
+"""The notifier's rules, plain Python with no I/O: signatures, the retry policy, the SSRF guard,
+endpoint input checks and the JSON body a webhook carries.
+
+Signature: `Orderdesk-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` keyed
+with the endpoint's secret; receivers recompute it over the raw bytes and refuse old timestamps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from google.protobuf.json_format import MessageToDict
+
+from orderdesk.errors import FieldViolation, InvalidArgument
+
+SIGNATURE_HEADER = "Orderdesk-Signature"
+EVENT_ID_HEADER = "Orderdesk-Event-Id"
+EVENT_TYPE_HEADER = "Orderdesk-Event-Type"
+SEQUENCE_HEADER = "Orderdesk-Sequence"              # the partner's feed sequence
+ORDER_SEQUENCE_HEADER = "Orderdesk-Order-Sequence"  # 1, 2, 3 ... per order: the order's own sequence
+SECRET_PREFIX = "whsec_"
+MIN_SECRET_LENGTH = 16
+MAX_SECRET_LENGTH = 200
+MAX_URL_LENGTH = 2000
+MAX_EVENT_TYPES = 50
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+# --- signatures ----------------------------------------------------------------------------------
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The hex HMAC-SHA256 of "<t>.<raw body>"."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signature_header(secret: str, timestamp: int, body: bytes) -> str:
+    return f"t={timestamp},v1={signature(secret, timestamp, body)}"
+
+
+def verify(secret: str, header: str, body: bytes, now: float, tolerance: float = DEFAULT_TOLERANCE_SECONDS) -> bool:
+    """What a receiver does: parse the header, check the timestamp is recent, compare in constant time.
+
+    Several v1= values are accepted (a sender may sign with an old and a new secret while rotating)."""
+    timestamp, candidates = None, []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            timestamp = int(value)
+        elif key == "v1" and value:
+            candidates.append(value)
+    if timestamp is None or not candidates or abs(now - timestamp) > tolerance:
+        return False
+    expected = signature(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, c) for c in candidates)
+
+
+# --- the retry policy ----------------------------------------------------------------------------
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"       # network error, 5xx or 429: try again after `delay`
+    FAILED = "failed"     # another 4xx (or 3xx): the receiver refused it; never retried by itself
+    PARKED = "parked"     # retryable, but the last attempt is spent: parked until replayed
+    GONE = "gone"         # 410: the endpoint is disabled, nothing else is touched
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8          # attempts per round, the first included
+    base_delay: float = 1.0        # seconds before the 2nd attempt; doubled each time
+    max_delay: float = 600.0       # cap of one backoff step
+    max_retry_after: float = 3600.0  # a Retry-After longer than this is capped
+
+    def backoff(self, attempt: int) -> float:
+        """Delay after the `attempt`-th failed attempt (1-based): base * 2^(attempt-1), capped."""
+        return min(self.base_delay * 2 ** max(attempt - 1, 0), self.max_delay)
+
+    def decide(self, status: int | None, attempt: int, retry_after: float | None = None) -> Decision:
+        """`status` None means no HTTP answer (connection refused, timeout, TLS ...)."""
+        if status is not None and 200 <= status < 300:
+            return Decision(Outcome.DELIVERED)
+        if status == 410:
+            return Decision(Outcome.GONE)
+        retryable = status is None or status == 429 or status >= 500
+        if not retryable:
+            return Decision(Outcome.FAILED)
+        if attempt >= self.max_attempts:
+            return Decision(Outcome.PARKED)
+        if retry_after is not None and status in (429, 503):
+            return Decision(Outcome.RETRY, min(max(retry_after, 0.0), self.max_retry_after))
+        return Decision(Outcome.RETRY, self.backoff(attempt))
+
+
+def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
+    """Retry-After as delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max((when - now).total_seconds(), 0.0)
+
+
+# --- the SSRF guard ------------------------------------------------------------------------------
+def address_refused(address: str) -> str:
+    """Why a resolved address may not be a webhook target ("" when it may)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for check, why in ((ip.is_loopback, "loopback"), (ip.is_link_local, "link-local"),
+                       (ip.is_multicast, "multicast"), (ip.is_unspecified, "unspecified"),
+                       (ip.is_private, "private"), (ip.is_reserved, "reserved"),
+                       (not ip.is_global, "not globally routable")):
+        if check:
+            return why
+    return ""
+
+
+def refused_targets(addresses: Iterable[str], allow_private: bool) -> list[tuple[str, str]]:
+    """The (address, reason) pairs a target resolves to that are refused; [] means the target is allowed.
+
+    Every address counts: a name resolving to one public and one private address is refused,
+    or an attacker's DNS could pick the private one at connect time."""
+    if allow_private:
+        return []
+    return [(a, why) for a in addresses if (why := address_refused(a))]
+
+
+def check_url(url: str) -> tuple[str, int]:
+    """An endpoint URL's syntax: http(s), a host, no credentials; returns (host, port)."""
+    violations = []
+    parts = urlsplit(url) if len(url) <= MAX_URL_LENGTH else None
+    if parts is None:
+        violations.append(FieldViolation("url", f"at most {MAX_URL_LENGTH} characters"))
+    elif parts.scheme not in ("http", "https"):
+        violations.append(FieldViolation("url", "must be an http:// or https:// URL"))
+    elif not parts.hostname:
+        violations.append(FieldViolation("url", "must name a host"))
+    elif parts.username or parts.password:
+        violations.append(FieldViolation("url", "must not carry credentials; use the signature to authenticate us"))
+    elif parts.fragment:
+        violations.append(FieldViolation("url", "must not have a #fragment"))
+    if violations:
+        raise InvalidArgument("the webhook URL is not usable", violations)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise InvalidArgument("the webhook URL is not usable", [FieldViolation("url", "bad port")]) from None
+    return parts.hostname, port
+
+
+# --- endpoint input ------------------------------------------------------------------------------
+EVENT_TYPE_PATTERN = re.compile(r"^(\*|[a-z][a-z_]*\.(\*|[a-z][a-z_]*))$")
+
+
+def check_event_types(types: Iterable[str]) -> list[str]:
+    """"order.confirmed", "shipment.*" or "*"; at least one, duplicates dropped."""
+    types = list(dict.fromkeys(types))
+    violations = [FieldViolation(f"event_types[{i}]", "expected '<aggregate>.<event>', '<aggregate>.*' or '*'")
+                  for i, t in enumerate(types) if not EVENT_TYPE_PATTERN.match(t)]
+    if not types:
+        violations.append(FieldViolation("event_types", "name at least one event type, or '*' for all"))
+    if len(types) > MAX_EVENT_TYPES:
+        violations.append(FieldViolation("event_types", f"at most {MAX_EVENT_TYPES}"))
+    if violations:
+        raise InvalidArgument("the event types are not usable", violations)
+    return types
+
+
+def check_secret(secret: str) -> str:
+    if not secret:
+        return new_secret()
+    if not (MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH) or not secret.isprintable() or " " in secret:
+        raise InvalidArgument("the secret is not usable", [FieldViolation(
+            "secret", f"{MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} printable characters without spaces")])
+    return secret
+
+
+def matches(event_type: str, patterns: Iterable[str]) -> bool:
+    aggregate = event_type.split(".", 1)[0]
+    return any(p == "*" or p == event_type or p == f"{aggregate}.*" for p in patterns)
+
+
+# --- what an event means to a partner ------------------------------------------------------------
+def partner_of(event) -> str:
+    """The partner an event names in its payload (order events always do); "" when it names none."""
+    kind = event.WhichOneof("payload")
+    if kind == "order":
+        return event.order.order.partner_id
+    if kind == "shipment":
+        return event.shipment.shipment.partner_id
+    if kind == "return":
+        return _payload(event).partner_id
+    return ""
+
+
+def _payload(event):
+    kind = event.WhichOneof("payload")
+    holder = getattr(event, kind) if kind else None
+    if holder is None:
+        return None
+    # OrderEvent.order, ShipmentEvent.shipment, ReturnEvent.return: the one message field inside
+    for field in holder.DESCRIPTOR.fields:
+        if field.message_type is not None and not _repeated(field):
+            return getattr(holder, field.name)
+    return holder
+
+
+def _repeated(field) -> bool:
+    flag = getattr(field, "is_repeated", None)  # newer protobuf; `label` on older ones
+    return flag if flag is not None else field.label == field.LABEL_REPEATED
+
+
+def _field(message, name: str, default=""):
+    """A field that may not exist yet in this proto version (other issues add them): default then."""
+    if message is None or name not in message.DESCRIPTOR.fields_by_name:
+        return default
+    return getattr(message, name)
+
+
+def summary(event) -> dict:
+    """The few facts a partner needs first for this event type, beside the full `data`."""
+    kind = event.WhichOneof("payload")
+    facts: dict = {}
+    if kind == "order":
+        order = event.order.order
+        facts["status"] = event.order.status
+        if event.order.previous_status:
+            facts["previous_status"] = event.order.previous_status
+        expected = (_field(order, "expected_delivery_date") or _field(order, "promised_delivery_date")
+                    or order.requested_delivery_date)
+        if expected:
+            facts["expected_date"] = expected
+        if event.type == "order.on_hold" or event.order.status == "on_hold":
+            facts["reasons"] = [MessageToDict(r, preserving_proto_field_name=True) for r in order.hold_reasons]
+    elif kind == "shipment":
+        shipment = event.shipment.shipment
+        facts.update(shipment_id=shipment.shipment_id, status=shipment.status)
+        for name in ("carrier", "tracking_number", "promised_delivery_date", "delivered_on"):
+            if getattr(shipment, name):
+                facts[name] = getattr(shipment, name)
+        if shipment.status == "delivered":
+            facts["on_time"] = shipment.on_time
+    elif kind == "return":
+        ret = _payload(event)
+        facts.update(rma_id=ret.rma_id, status=ret.status)
+        if event.type == "return.refunded" or ret.status == "refunded":
+            facts["amount"] = ret.refund_amount
+    return facts
+
+
+def body(event, sequence: int, order_sequence: int) -> bytes:
+    """The JSON document a webhook POSTs (and the feed serves), mapped generically from the Event envelope,
+    so a new event type flows without code changes. Stable key order: the bytes are signed."""
+    payload = _payload(event)
+    document = {
+        "id": event.event_id,
+        "type": event.type,
+        "sequence": sequence,
+        "order_id": event.order_id,
+        "order_sequence": order_sequence,
+        "occurred_at": event.occurred_at.ToDatetime(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "actor": event.actor or None,
+        "reason": event.reason or None,
+        **summary(event),
+        "data": MessageToDict(payload, preserving_proto_field_name=True) if payload is not None else {},
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()

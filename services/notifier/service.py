@@ -1,0 +1,253 @@
+"""The notifier's use cases: keep each partner's feed, manage its webhook endpoints, replay deliveries.
+
+Each use case is one transaction. The feed is appended by a JetStream consumer (consumers.py) inside the
+consumer's inbox transaction, so an event is appended exactly once; after the commit the delivery
+workers of that partner and any long-polling feed readers are woken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import socket
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from orderdesk import logs, metrics
+from orderdesk.db import Database, Tx
+from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from orderdesk.v1 import events_pb2
+from services.notifier import domain
+from services.notifier.store import (
+    ACTIVE,
+    DELIVERY_STATUSES,
+    DISABLED,
+    PAUSED,
+    EndpointRow,
+    NotifierRepository,
+)
+
+log = logging.getLogger("notifier.service")
+MAX_FEED_PAGE = 500
+MAX_WAIT_SECONDS = 30.0
+MAX_DELIVERY_PAGE = 200
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """Every address a host name resolves to (an IP literal resolves to itself)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+class NotifierService:
+    def __init__(self, db: Database, *, allow_private: bool, resolver: Resolver = resolve):
+        self.db = db
+        self.allow_private = allow_private
+        self.resolver = resolver
+        self._feed_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.listeners: list[Callable[[str], None]] = []           # partner_id: its feed grew
+        self.endpoint_listeners: list[Callable[[str], None]] = []  # endpoint_id: created, resumed, replayed ...
+
+    # --- the feed (the consumer's handler) -----------------------------------------------------
+    async def on_event(self, tx: Tx, event: events_pb2.Event) -> None:
+        """Appends an event about a partner's order to that partner's feed; other events are ignored."""
+        repo = NotifierRepository(tx.conn)
+        kind = event.WhichOneof("payload")
+        if kind == "order" and event.order_id:
+            partner = domain.partner_of(event)
+            if partner:
+                await repo.remember_order(event.order_id, partner)
+        elif event.order_id:
+            # Shipment and return events: the order's partner as learnt from its order events.
+            partner = await repo.partner_of_order(event.order_id) or domain.partner_of(event)
+        else:
+            partner = ""
+        if not partner:
+            return  # stock events and the like concern no partner
+        occurred = event.occurred_at.ToDatetime(dt.UTC)
+        await repo.append(partner, event.event_id, event.type, event.order_id, occurred,
+                          lambda seq, order_seq: domain.body(event, seq, order_seq))
+        metrics.FEED_APPENDED.labels(event.aggregate_type or "unknown").inc()
+        tx.after_commit.append(lambda: self.feed_grew(partner))
+
+    def feed_grew(self, partner_id: str) -> None:
+        for waiter in self._feed_waiters.get(partner_id, ()):
+            waiter.set()
+        for listener in self.listeners:
+            listener(partner_id)
+
+    async def read_feed(self, partner_id: str, after: int, limit: int, wait: float) -> tuple[list, int]:
+        """Entries after `after` (oldest first) and the partner's head; with `wait`, a long poll."""
+        if after < 0:
+            raise InvalidArgument("after must not be negative", [FieldViolation("after", "must be >= 0")])
+        limit = min(limit or 100, MAX_FEED_PAGE)
+        wait = min(max(wait, 0.0), MAX_WAIT_SECONDS)
+        waiter = asyncio.Event()
+        self._feed_waiters[partner_id].add(waiter)  # before reading: an append in between is not missed
+        try:
+            deadline = asyncio.get_running_loop().time() + wait
+            while True:
+                async with self.db.read() as conn:
+                    repo = NotifierRepository(conn)
+                    entries = await repo.read_feed(partner_id, after, limit)
+                    head = await repo.head(partner_id)
+                remaining = deadline - asyncio.get_running_loop().time()
+                if entries or remaining <= 0:
+                    return entries, head
+                waiter.clear()
+                try:
+                    await asyncio.wait_for(waiter.wait(), remaining)
+                except TimeoutError:
+                    pass
+        finally:
+            self._feed_waiters[partner_id].discard(waiter)
+            if not self._feed_waiters[partner_id]:
+                self._feed_waiters.pop(partner_id, None)
+
+    # --- endpoints --------------------------------------------------------------------------------
+    async def check_target(self, url: str) -> None:
+        host, port = domain.check_url(url)
+        try:
+            addresses = await self.resolver(host, port)
+        except OSError:
+            raise InvalidArgument("the webhook URL is not usable",
+                                  [FieldViolation("url", f"the host {host!r} does not resolve")]) from None
+        refused = domain.refused_targets(addresses, self.allow_private)
+        if refused:
+            address, why = refused[0]
+            raise InvalidArgument("the webhook URL is not usable", [FieldViolation(
+                "url", f"{host} resolves to a {why} address ({address}); webhooks go to public addresses only",
+                reason="forbidden_target")])
+
+    async def create_endpoint(self, partner_id: str, url: str, event_types: list[str],
+                              secret: str) -> tuple[EndpointRow, str]:
+        _require_partner(partner_id)
+        types = domain.check_event_types(event_types)
+        secret = domain.check_secret(secret)
+        await self.check_target(url)
+        async with self.db.transaction() as tx:
+            endpoint = await NotifierRepository(tx.conn).add_endpoint(partner_id, url, types, secret)
+        log.info("webhook endpoint created", extra=logs.fields(endpoint_id=endpoint.endpoint_id, partner_id=partner_id))
+        self._endpoint_changed(endpoint.endpoint_id)
+        return endpoint, secret
+
+    async def endpoints(self, partner_id: str) -> tuple[list[EndpointRow], dict[str, int]]:
+        _require_partner(partner_id)
+        async with self.db.read() as conn:
+            repo = NotifierRepository(conn)
+            return await repo.endpoints_of(partner_id), await repo.parked_counts(partner_id)
+
+    async def endpoint(self, endpoint_id: str, partner_id: str) -> tuple[EndpointRow, int]:
+        async with self.db.read() as conn:
+            repo = NotifierRepository(conn)
+            found = await _found(repo, endpoint_id, partner_id)
+            return found, (await repo.parked_counts(partner_id)).get(endpoint_id, 0)
+
+    async def pause(self, endpoint_id: str, partner_id: str) -> EndpointRow:
+        return await self._set_status(endpoint_id, partner_id, PAUSED)
+
+    async def resume(self, endpoint_id: str, partner_id: str) -> EndpointRow:
+        """Active again (also after a 410 disabled it); what came meanwhile is delivered from the cursor on."""
+        return await self._set_status(endpoint_id, partner_id, ACTIVE)
+
+    async def disable(self, endpoint_id: str, reason: str) -> None:
+        async with self.db.transaction() as tx:
+            await NotifierRepository(tx.conn).set_endpoint(endpoint_id, status=DISABLED, disabled_reason=reason[:500])
+
+    async def _set_status(self, endpoint_id: str, partner_id: str, status: str) -> EndpointRow:
+        async with self.db.transaction() as tx:
+            repo = NotifierRepository(tx.conn)
+            await _found(repo, endpoint_id, partner_id)
+            await repo.set_endpoint(endpoint_id, status=status, disabled_reason="")
+            endpoint = await repo.endpoint(endpoint_id)
+        self._endpoint_changed(endpoint_id)
+        return endpoint
+
+    async def rotate_secret(self, endpoint_id: str, partner_id: str) -> tuple[EndpointRow, str]:
+        secret = domain.new_secret()
+        async with self.db.transaction() as tx:
+            repo = NotifierRepository(tx.conn)
+            await _found(repo, endpoint_id, partner_id)
+            await repo.set_endpoint(endpoint_id, secret=secret)
+            endpoint = await repo.endpoint(endpoint_id)
+        log.info("webhook secret rotated", extra=logs.fields(endpoint_id=endpoint_id))
+        return endpoint, secret
+
+    async def delete(self, endpoint_id: str, partner_id: str) -> None:
+        async with self.db.transaction() as tx:
+            repo = NotifierRepository(tx.conn)
+            await _found(repo, endpoint_id, partner_id)
+            await repo.delete_endpoint(endpoint_id)
+        self._endpoint_changed(endpoint_id)
+
+    # --- deliveries -------------------------------------------------------------------------------
+    async def deliveries(self, endpoint_id: str, partner_id: str, status: str, limit: int,
+                         cursor: str) -> tuple[list, dict[str, list], str]:
+        if status and status not in DELIVERY_STATUSES:
+            raise InvalidArgument("unknown delivery status", [FieldViolation(
+                "status", f"one of {', '.join(DELIVERY_STATUSES)}")])
+        if cursor and not cursor.isdigit():
+            raise InvalidArgument("bad cursor", [FieldViolation("cursor", "use next_cursor of the previous page")])
+        limit = min(limit or 50, MAX_DELIVERY_PAGE)
+        async with self.db.read() as conn:
+            repo = NotifierRepository(conn)
+            await _found(repo, endpoint_id, partner_id)
+            rows = await repo.list_deliveries(endpoint_id, status, limit + 1, int(cursor) if cursor else None)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            attempts = await repo.attempts_of([r["delivery_id"] for r in rows])
+        return rows, attempts, (str(rows[-1]["sequence"]) if more else "")
+
+    async def replay(self, endpoint_id: str, partner_id: str, delivery_id: str):
+        async with self.db.transaction() as tx:
+            repo = NotifierRepository(tx.conn)
+            await _found(repo, endpoint_id, partner_id)
+            if await repo.delivery(endpoint_id, delivery_id) is None:
+                raise NotFound(f"delivery {delivery_id} not found")
+            await repo.replay(endpoint_id, delivery_id)
+            row = await repo.delivery(endpoint_id, delivery_id)
+            attempts = await repo.attempts_of([delivery_id])
+        self._endpoint_changed(endpoint_id)
+        return row, attempts[delivery_id]
+
+    async def replay_range(self, endpoint_id: str, partner_id: str, first: int, last: int) -> int:
+        violations = []
+        if first < 1:
+            violations.append(FieldViolation("from_sequence", "must be >= 1"))
+        if last < first:
+            violations.append(FieldViolation("to_sequence", "must be >= from_sequence"))
+        if violations:
+            raise InvalidArgument("bad replay range", violations)
+        if last - first > 100_000:
+            raise InvalidArgument("bad replay range", [FieldViolation("to_sequence", "at most 100000 at once")])
+        async with self.db.transaction() as tx:
+            repo = NotifierRepository(tx.conn)
+            endpoint = await _found(repo, endpoint_id, partner_id)
+            if endpoint.status == DISABLED:
+                raise FailedPrecondition("the endpoint is disabled (it answered 410 Gone); resume it first",
+                                         rule="endpoint_disabled", subject=endpoint_id)
+            replayed = await repo.replay_range(endpoint, first, last, domain.matches)
+        self._endpoint_changed(endpoint_id)
+        return replayed
+
+    def _endpoint_changed(self, endpoint_id: str) -> None:
+        for listener in self.endpoint_listeners:
+            listener(endpoint_id)
+
+
+def _require_partner(partner_id: str) -> None:
+    if not partner_id:
+        raise InvalidArgument("partner_id is required", [FieldViolation("partner_id", "required")])
+
+
+async def _found(repo: NotifierRepository, endpoint_id: str, partner_id: str) -> EndpointRow:
+    """The partner's endpoint; another partner's is NOT_FOUND like a missing one."""
+    _require_partner(partner_id)
+    endpoint = await repo.endpoint(endpoint_id, partner_id)
+    if endpoint is None:
+        raise NotFound(f"webhook endpoint {endpoint_id} not found")
+    return endpoint
+

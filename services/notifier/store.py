@@ -1,0 +1,364 @@
+"""The notifier's tables and repository (SQLAlchemy Core): partners' feeds, endpoints, deliveries, attempts.
+
+- `feed`: every event about a partner's orders, numbered 1, 2, 3 ... per partner (`feed_heads` holds
+  the counter; its row is updated first, so concurrent appends for one partner queue on its lock).
+- `order_partners`: order id -> partner, learnt from order events (order.received always comes first),
+  and the order's own event counter (the order sequence a receiver can order by).
+- `endpoints`: a partner's webhook targets; `cursor` is the last feed sequence the endpoint has
+  taken on (turned into delivery rows); a lease lets one notifier replica work an endpoint at a time.
+- `deliveries` (one per endpoint and feed sequence) and `delivery_attempts` (the log, per attempt).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+
+from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, utcnow
+
+metadata = MetaData()
+
+order_partners = Table(
+    "order_partners",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("partner_id", String(64), nullable=False),
+    Column("last_sequence", BigInteger, nullable=False),
+)
+
+feed_heads = Table(
+    "feed_heads",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("last_sequence", BigInteger, nullable=False),
+)
+
+feed = Table(
+    "feed",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("sequence", BigInteger, primary_key=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("order_sequence", BigInteger, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("appended_at", UtcDateTime, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("endpoint_id", String(40), primary_key=True),
+    Column("partner_id", String(64), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("event_types", Text, nullable=False),  # space-separated patterns
+    Column("secret", String(200), nullable=False),  # needed to sign; never returned after create/rotate
+    Column("status", String(16), nullable=False),
+    Column("disabled_reason", String(500), nullable=False),
+    Column("cursor", BigInteger, nullable=False),
+    Column("lease_owner", String(64), nullable=False),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_endpoints_partner", "partner_id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("delivery_id", String(40), primary_key=True),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("partner_id", String(64), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("total_attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=False),
+    Column("last_error", String(500), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    UniqueConstraint("endpoint_id", "sequence", name="uq_deliveries_endpoint_sequence"),
+    Index("ix_deliveries_endpoint_status", "endpoint_id", "status", "sequence"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("delivery_id", String(40), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("error", String(500), nullable=False),
+    Column("response_excerpt", String(500), nullable=False),
+)
+
+ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
+PENDING, DELIVERED, FAILED, PARKED = "pending", "delivered", "failed", "parked"
+DELIVERY_STATUSES = (PENDING, DELIVERED, FAILED, PARKED)
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    endpoint_id: str
+    partner_id: str
+    url: str
+    event_types: tuple[str, ...]
+    secret: str
+    status: str
+    disabled_reason: str
+    cursor: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, row) -> EndpointRow:
+        return cls(row["endpoint_id"], row["partner_id"], row["url"], tuple(row["event_types"].split()),
+                   row["secret"], row["status"], row["disabled_reason"], row["cursor"], row["created_at"],
+                   row["updated_at"])
+
+
+def new_endpoint_id() -> str:
+    return "whe_" + uuid.uuid4().hex[:20]
+
+
+def new_delivery_id() -> str:
+    return "dlv_" + uuid.uuid4().hex[:24]
+
+
+class NotifierRepository:
+    def __init__(self, conn):
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    # --- the feed ---------------------------------------------------------------------------------
+    async def remember_order(self, order_id: str, partner_id: str) -> None:
+        await self.conn.execute(insert_ignoring_conflicts(
+            self.dialect, order_partners, {"order_id": order_id, "partner_id": partner_id, "last_sequence": 0}))
+
+    async def partner_of_order(self, order_id: str) -> str:
+        return (await self.conn.execute(
+            select(order_partners.c.partner_id).where(order_partners.c.order_id == order_id))).scalar() or ""
+
+    async def _bump(self, table, key_column, key, values: dict) -> int:
+        """+1 on a counter row (made at 0 when absent) and its new value; the update holds the row lock."""
+        await self.conn.execute(insert_ignoring_conflicts(self.dialect, table, {**values, "last_sequence": 0}))
+        await self.conn.execute(update(table).where(key_column == key)
+                                .values(last_sequence=table.c.last_sequence + 1))
+        return (await self.conn.execute(select(table.c.last_sequence).where(key_column == key))).scalar_one()
+
+    async def append(self, partner_id: str, event_id: str, type: str, order_id: str, occurred_at: dt.datetime,
+                     body_for) -> tuple[int, int]:
+        """Appends one event to the partner's feed: (sequence, order sequence). `body_for(seq, order_seq)`
+        makes the JSON body, which carries both numbers."""
+        order_sequence = 0
+        if order_id:
+            order_sequence = await self._bump(order_partners, order_partners.c.order_id, order_id,
+                                              {"order_id": order_id, "partner_id": partner_id})
+        sequence = await self._bump(feed_heads, feed_heads.c.partner_id, partner_id, {"partner_id": partner_id})
+        await self.conn.execute(feed.insert().values(
+            partner_id=partner_id, sequence=sequence, event_id=event_id, type=type, order_id=order_id,
+            order_sequence=order_sequence, occurred_at=occurred_at, appended_at=utcnow(),
+            body=body_for(sequence, order_sequence).decode()))
+        return sequence, order_sequence
+
+    async def head(self, partner_id: str) -> int:
+        return (await self.conn.execute(
+            select(feed_heads.c.last_sequence).where(feed_heads.c.partner_id == partner_id))).scalar() or 0
+
+    async def read_feed(self, partner_id: str, after: int, limit: int, to: int | None = None) -> list:
+        query = select(feed).where(feed.c.partner_id == partner_id, feed.c.sequence > after)
+        if to is not None:
+            query = query.where(feed.c.sequence <= to)
+        return (await self.conn.execute(query.order_by(feed.c.sequence).limit(limit))).mappings().all()
+
+    # --- endpoints --------------------------------------------------------------------------------
+    async def add_endpoint(self, partner_id: str, url: str, event_types: list[str], secret: str) -> EndpointRow:
+        now = utcnow()
+        endpoint_id = new_endpoint_id()
+        # A new endpoint receives what happens from now on: its cursor starts at the feed's head.
+        await self.conn.execute(endpoints.insert().values(
+            endpoint_id=endpoint_id, partner_id=partner_id, url=url, event_types=" ".join(event_types),
+            secret=secret, status=ACTIVE, disabled_reason="", cursor=await self.head(partner_id), lease_owner="",
+            lease_until=None, created_at=now, updated_at=now))
+        return await self.endpoint(endpoint_id, partner_id)
+
+    async def endpoint(self, endpoint_id: str, partner_id: str | None = None) -> EndpointRow | None:
+        query = select(endpoints).where(endpoints.c.endpoint_id == endpoint_id)
+        if partner_id is not None:
+            query = query.where(endpoints.c.partner_id == partner_id)
+        row = (await self.conn.execute(query)).mappings().first()
+        return EndpointRow.of(row) if row else None
+
+    async def endpoints_of(self, partner_id: str) -> list[EndpointRow]:
+        rows = (await self.conn.execute(select(endpoints).where(endpoints.c.partner_id == partner_id)
+                                        .order_by(endpoints.c.created_at, endpoints.c.endpoint_id))).mappings()
+        return [EndpointRow.of(r) for r in rows]
+
+    async def active_endpoint_ids(self) -> list[str]:
+        return list((await self.conn.execute(
+            select(endpoints.c.endpoint_id).where(endpoints.c.status == ACTIVE))).scalars())
+
+    async def set_endpoint(self, endpoint_id: str, **values) -> None:
+        await self.conn.execute(update(endpoints).where(endpoints.c.endpoint_id == endpoint_id)
+                                .values(updated_at=utcnow(), **values))
+
+    async def delete_endpoint(self, endpoint_id: str) -> None:
+        ids = select(deliveries.c.delivery_id).where(deliveries.c.endpoint_id == endpoint_id)
+        await self.conn.execute(delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(ids)))
+        await self.conn.execute(delete(deliveries).where(deliveries.c.endpoint_id == endpoint_id))
+        await self.conn.execute(delete(endpoints).where(endpoints.c.endpoint_id == endpoint_id))
+
+    async def take_lease(self, endpoint_id: str, owner: str, seconds: float) -> bool:
+        """One notifier replica works an endpoint at a time: the lease is free, expired, or already ours."""
+        now = utcnow()
+        result = await self.conn.execute(
+            update(endpoints)
+            .where(endpoints.c.endpoint_id == endpoint_id,
+                   or_(endpoints.c.lease_owner == owner, endpoints.c.lease_owner == "",
+                       endpoints.c.lease_until.is_(None), endpoints.c.lease_until < now))
+            .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds)))
+        return result.rowcount == 1
+
+    async def parked_counts(self, partner_id: str) -> dict[str, int]:
+        rows = await self.conn.execute(
+            select(deliveries.c.endpoint_id, func.count()).where(deliveries.c.partner_id == partner_id,
+                                                                  deliveries.c.status == PARKED)
+            .group_by(deliveries.c.endpoint_id))
+        return {endpoint_id: count for endpoint_id, count in rows}
+
+    # --- deliveries -------------------------------------------------------------------------------
+    async def take_on(self, endpoint: EndpointRow, matches, batch: int = 200) -> int:
+        """Turns the feed entries after the endpoint's cursor into pending deliveries (those whose type the
+        endpoint wants) and moves the cursor past them. Returns how many entries were looked at."""
+        entries = await self.read_feed(endpoint.partner_id, endpoint.cursor, batch)
+        if not entries:
+            return 0
+        now = utcnow()
+        rows = [{"delivery_id": new_delivery_id(), "endpoint_id": endpoint.endpoint_id,
+                 "partner_id": endpoint.partner_id, "sequence": e["sequence"], "event_id": e["event_id"],
+                 "event_type": e["type"], "order_id": e["order_id"], "status": PENDING, "attempts": 0,
+                 "total_attempts": 0, "next_attempt_at": now, "last_status_code": 0, "last_error": "",
+                 "occurred_at": e["occurred_at"], "created_at": now, "updated_at": now, "delivered_at": None}
+                for e in entries if matches(e["type"], endpoint.event_types)]
+        if rows:
+            await self.conn.execute(insert_ignoring_conflicts(self.dialect, deliveries), rows)
+        # Guarded by the cursor read: a concurrent take-on (another replica) moves it only once.
+        await self.conn.execute(update(endpoints).where(endpoints.c.endpoint_id == endpoint.endpoint_id,
+                                                        endpoints.c.cursor == endpoint.cursor)
+                                .values(cursor=entries[-1]["sequence"]))
+        return len(entries)
+
+    async def next_pending(self, endpoint_id: str):
+        """The endpoint's oldest pending delivery with its body: deliveries go strictly in feed order."""
+        query = (select(deliveries, feed.c.body, feed.c.order_sequence)
+                 .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id,
+                                  feed.c.sequence == deliveries.c.sequence))
+                 .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == PENDING)
+                 .order_by(deliveries.c.sequence).limit(1))
+        return (await self.conn.execute(query)).mappings().first()
+
+    async def record_attempt(self, delivery_id: str, attempt_no: int, *, status_code: int, latency_ms: float,
+                             error: str, excerpt: str, new_status: str, attempts: int,
+                             next_attempt_at: dt.datetime | None) -> None:
+        now = utcnow()
+        await self.conn.execute(delivery_attempts.insert().values(
+            delivery_id=delivery_id, attempt=attempt_no, at=now, status_code=status_code, latency_ms=latency_ms,
+            error=error[:500], response_excerpt=excerpt[:500]))
+        await self.conn.execute(update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(
+            status=new_status, attempts=attempts, total_attempts=attempt_no, next_attempt_at=next_attempt_at,
+            last_status_code=status_code, last_error=error[:500], updated_at=now,
+            delivered_at=now if new_status == DELIVERED else None))
+
+    async def list_deliveries(self, endpoint_id: str, status: str, limit: int, before: int | None) -> list:
+        query = select(deliveries).where(deliveries.c.endpoint_id == endpoint_id)
+        if status:
+            query = query.where(deliveries.c.status == status)
+        if before is not None:
+            query = query.where(deliveries.c.sequence < before)
+        return (await self.conn.execute(query.order_by(deliveries.c.sequence.desc()).limit(limit))).mappings().all()
+
+    async def attempts_of(self, delivery_ids: list[str]) -> dict[str, list]:
+        found: dict[str, list] = {d: [] for d in delivery_ids}
+        if delivery_ids:
+            rows = await self.conn.execute(select(delivery_attempts)
+                                           .where(delivery_attempts.c.delivery_id.in_(delivery_ids))
+                                           .order_by(delivery_attempts.c.delivery_id, delivery_attempts.c.attempt))
+            for row in rows.mappings():
+                found[row["delivery_id"]].append(row)
+        return found
+
+    async def delivery(self, endpoint_id: str, delivery_id: str):
+        return (await self.conn.execute(select(deliveries).where(
+            deliveries.c.endpoint_id == endpoint_id, deliveries.c.delivery_id == delivery_id))).mappings().first()
+
+    async def replay(self, endpoint_id: str, delivery_id: str) -> None:
+        """A new round for one delivery: pending now, attempts counted from zero (the log keeps the old ones)."""
+        await self.conn.execute(update(deliveries).where(
+            deliveries.c.endpoint_id == endpoint_id, deliveries.c.delivery_id == delivery_id,
+            deliveries.c.status != PENDING).values(status=PENDING, attempts=0, next_attempt_at=utcnow(),
+                                                    updated_at=utcnow()))
+
+    async def replay_range(self, endpoint: EndpointRow, first: int, last: int, matches) -> int:
+        """Every matching feed entry in [first, last] up to the cursor is sent again: existing deliveries
+        start a new round, entries from before the endpoint existed get a delivery. Entries past the
+        cursor are not touched: they are on their way anyway."""
+        last = min(last, endpoint.cursor)
+        if last < first:
+            return 0
+        now = utcnow()
+        result = await self.conn.execute(update(deliveries).where(
+            deliveries.c.endpoint_id == endpoint.endpoint_id, deliveries.c.sequence.between(first, last),
+            deliveries.c.status != PENDING).values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now))
+        replayed = result.rowcount
+        entries = await self.read_feed(endpoint.partner_id, first - 1, 100_000, to=last)
+        rows = [{"delivery_id": new_delivery_id(), "endpoint_id": endpoint.endpoint_id,
+                 "partner_id": endpoint.partner_id, "sequence": e["sequence"], "event_id": e["event_id"],
+                 "event_type": e["type"], "order_id": e["order_id"], "status": PENDING, "attempts": 0,
+                 "total_attempts": 0, "next_attempt_at": now, "last_status_code": 0, "last_error": "",
+                 "occurred_at": e["occurred_at"], "created_at": now, "updated_at": now, "delivered_at": None}
+                for e in entries if matches(e["type"], endpoint.event_types)]
+        for row in rows:  # one by one: rowcount tells which were new
+            result = await self.conn.execute(insert_ignoring_conflicts(self.dialect, deliveries, row))
+            replayed += max(result.rowcount, 0)
+        return replayed
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self.conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status))
+        return {status: count for status, count in rows}
+
+    async def lag(self) -> int:
+        """The largest number of feed entries an active endpoint has not yet taken on."""
+        rows = await self.conn.execute(
+            select(func.max(feed_heads.c.last_sequence - endpoints.c.cursor))
+            .select_from(endpoints.join(feed_heads, feed_heads.c.partner_id == endpoints.c.partner_id))
+            .where(endpoints.c.status == ACTIVE))
+        return int(rows.scalar() or 0)

@@ -1,0 +1,293 @@
+"""The notifier on a real database (SQLite and PostgreSQL): the feed appended once per event through the
+consumer's inbox, endpoints' cursors, parking and replay, and the delivery workers against a local receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from orderdesk import errors, events
+from orderdesk.config import WebhookSettings
+from orderdesk.consumers import EventConsumer, Subscription
+from orderdesk.v1 import events_pb2, orders_pb2, shipping_pb2
+from services.notifier import domain
+from services.notifier.delivery import Dispatcher
+from services.notifier.service import NotifierService
+from services.notifier.store import DELIVERED, FAILED, PARKED, PENDING, NotifierRepository
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "notifier" / "migrations"
+
+
+class Msg:
+    """A JetStream message as the consumer sees it."""
+
+    def __init__(self, event: events_pb2.Event):
+        self.data = event.SerializeToString()
+        self.subject = events.subject(event)
+        self.headers = {}
+        self.metadata = None
+        self.acked = False
+
+    async def ack(self):
+        self.acked = True
+
+    async def nak(self, delay=None):
+        raise AssertionError("nak'ed")
+
+
+async def public_only(host: str, port: int) -> list[str]:
+    return ["93.184.216.34"]
+
+
+def order_event(order_id: str, partner: str, status: str, version: int) -> events_pb2.Event:
+    order = orders_pb2.Order(order_id=order_id, partner_id=partner, status=status)
+    return events.new_event(f"order.{status}", aggregate_id=order_id, version=version, order_id=order_id,
+                            order=events_pb2.OrderEvent(status=status, order=order))
+
+
+def shipment_event(order_id: str, status: str) -> events_pb2.Event:
+    # partner_id left empty on purpose: the notifier maps it from the order events it has seen
+    shipment = shipping_pb2.Shipment(shipment_id=f"SHP-{order_id}", order_id=order_id, status=status,
+                                     carrier="DHL", tracking_number="T1")
+    return events.new_event(f"shipment.{status}", aggregate_id=f"SHP-{order_id}", version=2, order_id=order_id,
+                            shipment=events_pb2.ShipmentEvent(shipment=shipment))
+
+
+@pytest.fixture
+async def notifier(make_database):
+    db = await make_database(MIGRATIONS)
+    service = NotifierService(db, allow_private=False, resolver=public_only)
+    consumer = EventConsumer(db, None, Subscription("notifier-feed", "orderdesk.>", service.on_event))
+    return db, service, consumer
+
+
+async def feed_of(service, partner: str) -> list:
+    entries, _ = await service.read_feed(partner, 0, 500, 0)
+    return entries
+
+
+async def test_the_feed_numbers_each_partners_events_once_and_maps_shipments_to_the_orders_partner(notifier):
+    db, service, consumer = notifier
+    a, b = "ORD-A1", "ORD-B1"
+    received_a = order_event(a, "P-SHOP", "received", 1)
+    sent = [received_a, order_event(b, "P-EDI", "received", 1), order_event(a, "P-SHOP", "confirmed", 2),
+            received_a,  # a redelivery: the inbox skips it
+            shipment_event(a, "shipped"),
+            events.new_event("stock.restocked", aggregate_id="SKU", version=1, stock=events_pb2.StockEvent(sku="SKU"))]
+    for event in sent:
+        msg = Msg(event)
+        await consumer.handle(msg)
+        assert msg.acked
+    shop = await feed_of(service, "P-SHOP")
+    assert [(e["sequence"], e["type"], e["order_sequence"]) for e in shop] == [
+        (1, "order.received", 1), (2, "order.confirmed", 2), (3, "shipment.shipped", 3)]
+    body = json.loads(shop[2]["body"])
+    assert body["sequence"] == 3 and body["order_sequence"] == 3 and body["carrier"] == "DHL"
+    assert [(e["sequence"], e["order_id"]) for e in await feed_of(service, "P-EDI")] == [(1, b)]
+    entries, head = await service.read_feed("P-SHOP", 2, 10, 0)
+    assert [e["sequence"] for e in entries] == [3] and head == 3
+    assert await feed_of(service, "P-NOBODY") == []
+
+
+async def test_a_long_poll_wakes_when_the_partners_feed_grows(notifier):
+    db, service, consumer = notifier
+    reader = asyncio.create_task(service.read_feed("P-SHOP", 0, 10, 10))
+    await asyncio.sleep(0.2)
+    assert not reader.done()
+    await consumer.handle(Msg(order_event("ORD-W1", "P-SHOP", "received", 1)))
+    entries, head = await asyncio.wait_for(reader, 5)  # woken, not timed out (it would wait 10 s)
+    assert [e["order_id"] for e in entries] == ["ORD-W1"] and head == 1
+
+
+async def test_endpoints_take_on_matching_entries_after_their_cursor_in_order_and_park_and_replay(notifier):
+    db, service, consumer = notifier
+    await consumer.handle(Msg(order_event("ORD-OLD", "P-SHOP", "received", 1)))  # before the endpoint existed
+    endpoint, secret = await service.create_endpoint("P-SHOP", "https://hooks.example.com/in",
+                                                     ["order.confirmed", "shipment.*"], "")
+    assert secret.startswith("whsec_") and endpoint.cursor == 1
+    for event in [order_event("ORD-1", "P-SHOP", "received", 1), order_event("ORD-1", "P-SHOP", "confirmed", 2),
+                  shipment_event("ORD-1", "shipped"), order_event("ORD-2", "P-EDI", "received", 1)]:
+        await consumer.handle(Msg(event))
+    async with db.transaction() as tx:
+        repo = NotifierRepository(tx.conn)
+        assert await repo.take_on(await repo.endpoint(endpoint.endpoint_id), domain.matches) == 3
+        assert await repo.take_on(await repo.endpoint(endpoint.endpoint_id), domain.matches) == 0
+        assert (await repo.endpoint(endpoint.endpoint_id)).cursor == 4
+    async with db.read() as conn:
+        first = await NotifierRepository(conn).next_pending(endpoint.endpoint_id)
+    assert (first["sequence"], first["event_type"]) == (3, "order.confirmed")
+    assert json.loads(first["body"])["type"] == "order.confirmed"
+
+    async with db.transaction() as tx:  # the first is delivered; the second is retried, then parked
+        repo = NotifierRepository(tx.conn)
+        await repo.record_attempt(first["delivery_id"], 1, status_code=200, latency_ms=3.0, error="", excerpt="ok",
+                                  new_status=DELIVERED, attempts=1, next_attempt_at=None)
+        second = await repo.next_pending(endpoint.endpoint_id)
+        assert second["sequence"] == 4
+        await repo.record_attempt(second["delivery_id"], 1, status_code=503, latency_ms=2.0, error="",
+                                  excerpt="busy", new_status=PENDING, attempts=1,
+                                  next_attempt_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60))
+        await repo.record_attempt(second["delivery_id"], 2, status_code=0, latency_ms=1.0,
+                                  error="ClientConnectorError: refused", excerpt="", new_status=PARKED, attempts=2,
+                                  next_attempt_at=None)
+        assert await repo.next_pending(endpoint.endpoint_id) is None
+    rows, attempts, cursor = await service.deliveries(endpoint.endpoint_id, "P-SHOP", PARKED, 50, "")
+    assert [r["sequence"] for r in rows] == [4] and cursor == ""
+    assert [(a["attempt"], a["status_code"]) for a in attempts[rows[0]["delivery_id"]]] == [(1, 503), (2, 0)]
+    found, parked = await service.endpoint(endpoint.endpoint_id, "P-SHOP")
+    assert parked == 1
+
+    row, log = await service.replay(endpoint.endpoint_id, "P-SHOP", rows[0]["delivery_id"])
+    assert row["status"] == PENDING and row["attempts"] == 0 and len(log) == 2  # the log is kept
+
+    # A range from before the endpoint existed: the old order.received does not match, nothing new for it;
+    # the delivered order.confirmed starts a new round.
+    assert await service.replay_range(endpoint.endpoint_id, "P-SHOP", 1, 3) == 1
+    all_rows, _, _ = await service.deliveries(endpoint.endpoint_id, "P-SHOP", "", 50, "")
+    assert {r["sequence"]: r["status"] for r in all_rows} == {3: PENDING, 4: PENDING}
+    with pytest.raises(errors.InvalidArgument) as caught:
+        await service.replay_range(endpoint.endpoint_id, "P-SHOP", 5, 2)
+    assert caught.value.violations[0].field == "to_sequence"
+
+
+async def test_another_partners_endpoint_is_not_found(notifier):
+    db, service, consumer = notifier
+    endpoint, _ = await service.create_endpoint("P-SHOP", "https://hooks.example.com/in", ["*"], "")
+    for call in (service.endpoint(endpoint.endpoint_id, "P-EDI"), service.pause(endpoint.endpoint_id, "P-EDI"),
+                 service.rotate_secret(endpoint.endpoint_id, "P-EDI"), service.delete(endpoint.endpoint_id, "P-EDI"),
+                 service.deliveries(endpoint.endpoint_id, "P-EDI", "", 10, ""),
+                 service.replay_range(endpoint.endpoint_id, "P-EDI", 1, 2)):
+        with pytest.raises(errors.NotFound):
+            await call
+    assert (await service.endpoints("P-EDI"))[0] == []
+    assert [e.endpoint_id for e in (await service.endpoints("P-SHOP"))[0]] == [endpoint.endpoint_id]
+
+
+async def test_private_targets_are_refused_unless_allowed(make_database):
+    db = await make_database(MIGRATIONS)
+
+    async def loopback(host, port):
+        return ["127.0.0.1"]
+
+    strict = NotifierService(db, allow_private=False, resolver=loopback)
+    with pytest.raises(errors.InvalidArgument) as caught:
+        await strict.create_endpoint("P-SHOP", "http://internal.example/hook", ["*"], "")
+    assert caught.value.violations[0].field == "url" and "loopback" in caught.value.violations[0].description
+    relaxed = NotifierService(db, allow_private=True, resolver=loopback)
+    endpoint, _ = await relaxed.create_endpoint("P-SHOP", "http://internal.example/hook", ["*"], "")
+    assert endpoint.status == "active"
+
+
+# --- the workers against a local receiver ---------------------------------------------------------
+class Receiver:
+    """A partner's webhook receiver: answers from a script of statuses (then 200), verifies signatures."""
+
+    def __init__(self, secret_holder: dict, script: list[int] | None = None):
+        self.secret_holder = secret_holder
+        self.script = list(script or [])
+        self.got: list[dict] = []
+        self.statuses: list[int] = []
+        self.bad_signatures = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        if not domain.verify(self.secret_holder["secret"], request.headers[domain.SIGNATURE_HEADER], raw,
+                             now=dt.datetime.now(dt.UTC).timestamp()):
+            self.bad_signatures += 1
+        status = self.script.pop(0) if self.script else 200
+        self.statuses.append(status)
+        if status == 200:
+            self.got.append({"body": json.loads(raw), "headers": dict(request.headers)})
+        return web.Response(status=status, text=f"answer {status}")
+
+
+async def serve(receiver: Receiver) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}/hook"
+
+
+def settings(**overrides) -> WebhookSettings:
+    values = dict(allow_private=True, max_attempts=3, backoff=0.05, max_backoff=0.2, timeout=2.0, concurrency=8)
+    return WebhookSettings(**{**values, **overrides})
+
+
+async def until(check, timeout=15.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("not reached in time")
+
+
+async def test_workers_deliver_in_order_retry_park_replay_and_stop_on_410(make_database):
+    db = await make_database(MIGRATIONS)
+    service = NotifierService(db, allow_private=True)
+    consumer = EventConsumer(db, None, Subscription("notifier-feed", "orderdesk.>", service.on_event))
+    dispatcher = Dispatcher(db, service, settings())
+    held_secret: dict = {}
+    flaky = Receiver(held_secret, script=[500, 500])          # fails twice, then takes everything
+    gone = Receiver({"secret": "whsec_unused_0000000000"}, script=[410])
+    runners = []
+    runner, flaky_url = await serve(flaky)
+    runners.append(runner)
+    runner, gone_url = await serve(gone)
+    runners.append(runner)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        endpoint, held_secret["secret"] = await service.create_endpoint("P-SHOP", flaky_url, ["order.*"], "")
+        gone_endpoint, _ = await service.create_endpoint("P-SHOP", gone_url, ["*"], "")
+        dead_endpoint, _ = await service.create_endpoint("P-SHOP", "http://127.0.0.1:9/closed", ["*"], "")
+        order_id = f"ORD-{uuid.uuid4().hex[:8]}"
+        for n, status in enumerate(("received", "confirmed", "allocated"), start=1):
+            await consumer.handle(Msg(order_event(order_id, "P-SHOP", status, n)))
+
+        async def flaky_has_all():
+            return len(flaky.got) == 3
+        await until(flaky_has_all)
+        assert [g["body"]["type"] for g in flaky.got] == ["order.received", "order.confirmed", "order.allocated"]
+        assert [g["headers"][domain.ORDER_SEQUENCE_HEADER] for g in flaky.got] == ["1", "2", "3"]
+        assert flaky.statuses == [500, 500, 200, 200, 200] and flaky.bad_signatures == 0
+
+        async def dead_parked():
+            rows, _, _ = await service.deliveries(dead_endpoint.endpoint_id, "P-SHOP", PARKED, 10, "")
+            return len(rows) == 3
+        await until(dead_parked)
+        rows, attempts, _ = await service.deliveries(dead_endpoint.endpoint_id, "P-SHOP", PARKED, 10, "")
+        assert all(len(attempts[r["delivery_id"]]) == 3 and attempts[r["delivery_id"]][0]["error"] for r in rows)
+
+        async def gone_disabled():
+            found, _ = await service.endpoint(gone_endpoint.endpoint_id, "P-SHOP")
+            return found.status == "disabled"
+        await until(gone_disabled)
+        gone_rows, _, _ = await service.deliveries(gone_endpoint.endpoint_id, "P-SHOP", "", 10, "")
+        first_gone = gone_rows[-1]  # newest first: the last row is the first event
+        assert (first_gone["status"], first_gone["last_status_code"]) == (FAILED, 410)
+        assert all(r["status"] == PENDING for r in gone_rows[:-1])
+        assert gone.statuses == [410]  # nothing more was sent to it
+
+        # The flaky endpoint is unaffected and keeps receiving; a replay sends the first event again.
+        first = (await service.deliveries(endpoint.endpoint_id, "P-SHOP", DELIVERED, 10, ""))[0][-1]
+        await service.replay(endpoint.endpoint_id, "P-SHOP", first["delivery_id"])
+
+        async def replayed():
+            return len(flaky.got) == 4
+        await until(replayed)
+        assert flaky.got[3]["body"]["sequence"] == first["sequence"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for r in runners:
+            await r.cleanup()

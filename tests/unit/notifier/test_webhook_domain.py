@@ -1,0 +1,256 @@
+"""The notifier's rules without I/O: signatures, retry policy, SSRF guard, endpoint input, payload mapping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orderdesk import events
+from orderdesk.errors import InvalidArgument
+from orderdesk.v1 import common_pb2, events_pb2, orders_pb2, returns_pb2, shipping_pb2
+from services.notifier import domain
+from services.notifier.domain import Outcome, RetryPolicy
+
+SECRET = "whsec_test_secret_0123456789"
+NOW = 1_800_000_000
+
+
+# --- signatures ----------------------------------------------------------------------------------
+def test_the_signature_header_is_t_and_the_hex_hmac_of_t_dot_body():
+    body = b'{"id":"e1","type":"order.confirmed"}'
+    header = domain.signature_header(SECRET, NOW, body)
+    expected = hmac.new(SECRET.encode(), f"{NOW}.".encode() + body, hashlib.sha256).hexdigest()
+    assert header == f"t={NOW},v1={expected}"
+    assert len(expected) == 64
+
+
+def test_a_receiver_verifies_the_signature_and_refuses_tampering_other_keys_and_old_timestamps():
+    body = b'{"a":1}'
+    header = domain.signature_header(SECRET, NOW, body)
+    assert domain.verify(SECRET, header, body, now=NOW + 10)
+    assert not domain.verify(SECRET, header, b'{"a":2}', now=NOW)               # body changed
+    assert not domain.verify("whsec_another_secret_xxxxxx", header, body, now=NOW)  # other key
+    assert not domain.verify(SECRET, header, body, now=NOW + 301)                # replayed too late
+    assert not domain.verify(SECRET, header.replace(f"t={NOW}", f"t={NOW + 1}"), body, now=NOW)  # t is signed
+    assert not domain.verify(SECRET, "v1=" + "0" * 64, body, now=NOW)            # no timestamp
+    assert not domain.verify(SECRET, "garbage", body, now=NOW)
+
+
+def test_several_v1_values_verify_while_a_secret_rotates():
+    body = b"{}"
+    old = domain.signature(SECRET, NOW, body)
+    new = domain.signature("whsec_new_secret_0123456789", NOW, body)
+    header = f"t={NOW},v1={new},v1={old}"
+    assert domain.verify(SECRET, header, body, now=NOW)
+    assert domain.verify("whsec_new_secret_0123456789", header, body, now=NOW)
+
+
+@given(st.binary(max_size=200), st.integers(min_value=0, max_value=2**40))
+def test_any_body_signed_verifies(body, t):
+    assert domain.verify(SECRET, domain.signature_header(SECRET, t, body), body, now=t)
+
+
+def test_generated_secrets_are_long_random_and_prefixed():
+    a, b = domain.new_secret(), domain.new_secret()
+    assert a != b and a.startswith("whsec_") and len(a) >= 40
+
+
+# --- the retry policy ----------------------------------------------------------------------------
+POLICY = RetryPolicy(max_attempts=5, base_delay=1.0, max_delay=10.0)
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
+def test_2xx_is_delivered(status):
+    assert POLICY.decide(status, 1).outcome is Outcome.DELIVERED
+
+
+@pytest.mark.parametrize("status", [None, 500, 502, 503, 504, 429])
+def test_network_errors_5xx_and_429_are_retried_with_exponential_backoff(status):
+    assert [POLICY.decide(status, n).delay for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert all(POLICY.decide(status, n).outcome is Outcome.RETRY for n in (1, 2, 3, 4))
+
+
+@pytest.mark.parametrize("status", [None, 500, 429])
+def test_after_the_last_attempt_the_delivery_is_parked(status):
+    assert POLICY.decide(status, 5).outcome is Outcome.PARKED
+    assert POLICY.decide(status, 9).outcome is Outcome.PARKED
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 409, 413, 422, 301, 302, 307])
+def test_other_4xx_and_redirects_fail_at_once_and_are_never_retried(status):
+    assert POLICY.decide(status, 1) == domain.Decision(Outcome.FAILED)
+
+
+def test_410_gone_disables_the_endpoint():
+    assert POLICY.decide(410, 1).outcome is Outcome.GONE
+
+
+def test_the_backoff_is_capped():
+    assert RetryPolicy(max_attempts=30, base_delay=1.0, max_delay=10.0).decide(500, 20).delay == 10.0
+
+
+def test_retry_after_is_honoured_on_429_and_503_and_capped():
+    assert POLICY.decide(429, 1, retry_after=7.0) == domain.Decision(Outcome.RETRY, 7.0)
+    assert POLICY.decide(503, 2, retry_after=0.0) == domain.Decision(Outcome.RETRY, 0.0)
+    assert POLICY.decide(429, 1, retry_after=10**9).delay == POLICY.max_retry_after
+    assert POLICY.decide(500, 1, retry_after=7.0).delay == 1.0  # only 429 and 503 carry it
+    assert POLICY.decide(429, 5, retry_after=1.0).outcome is Outcome.PARKED
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    now = dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC)
+    assert domain.parse_retry_after("120", now) == 120.0
+    assert domain.parse_retry_after("Fri, 27 Nov 2026 12:00:30 GMT", now) == 30.0
+    assert domain.parse_retry_after("Fri, 27 Nov 2026 11:00:00 GMT", now) == 0.0  # in the past: now
+    assert domain.parse_retry_after("soon", now) is None
+    assert domain.parse_retry_after(None, now) is None
+
+
+# --- the SSRF guard ------------------------------------------------------------------------------
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "127.1.2.3", "::1", "10.0.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254", "fe80::1",
+    "fc00::1", "224.0.0.1", "ff02::1", "0.0.0.0", "::", "100.64.0.1", "240.0.0.1", "::ffff:127.0.0.1",
+    "::ffff:10.1.2.3", "198.18.0.1",
+])
+def test_loopback_private_link_local_multicast_and_reserved_addresses_are_refused(address):
+    assert domain.address_refused(address)
+    assert domain.refused_targets([address], allow_private=False)
+    assert domain.refused_targets([address], allow_private=True) == []
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "1.1.1.1"])
+def test_public_addresses_are_allowed(address):
+    assert domain.address_refused(address) == ""
+    assert domain.refused_targets([address], allow_private=False) == []
+
+
+def test_a_name_with_one_private_address_among_public_ones_is_refused():
+    refused = domain.refused_targets(["93.184.216.34", "10.0.0.1"], allow_private=False)
+    assert refused == [("10.0.0.1", "private")]
+
+
+def test_the_reason_names_the_kind_of_address():
+    assert domain.address_refused("127.0.0.1") == "loopback"
+    assert domain.address_refused("169.254.169.254") == "link-local"
+    assert domain.address_refused("10.1.1.1") == "private"
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "example.com/hook", "http:///nohost",
+                                 "https://user:pw@example.com/hook", "https://example.com/a#frag",
+                                 "https://example.com:99999/", "https://example.com/" + "a" * 2100])
+def test_unusable_urls_are_refused_naming_the_url_field(url):
+    with pytest.raises(InvalidArgument) as caught:
+        domain.check_url(url)
+    assert caught.value.violations[0].field == "url"
+
+
+def test_usable_urls_give_host_and_port():
+    assert domain.check_url("https://hooks.example.com/orderdesk") == ("hooks.example.com", 443)
+    assert domain.check_url("http://127.0.0.1:8081/in") == ("127.0.0.1", 8081)
+
+
+# --- endpoint input ------------------------------------------------------------------------------
+def test_event_types_are_exact_wildcards_per_aggregate_or_everything():
+    assert domain.check_event_types(["order.confirmed", "shipment.*", "order.confirmed"]) == [
+        "order.confirmed", "shipment.*"]
+    with pytest.raises(InvalidArgument) as caught:
+        domain.check_event_types(["order.confirmed", "Order Confirmed", "order"])
+    assert [v.field for v in caught.value.violations] == ["event_types[1]", "event_types[2]"]
+    with pytest.raises(InvalidArgument):
+        domain.check_event_types([])
+
+
+def test_matching():
+    assert domain.matches("order.confirmed", ["order.confirmed"])
+    assert domain.matches("order.exception", ["order.*"])  # a new type flows to a wildcard
+    assert domain.matches("return.refunded", ["*"])
+    assert not domain.matches("order.confirmed", ["shipment.*", "order.scheduled"])
+
+
+def test_secrets_given_must_be_long_enough_and_are_generated_when_absent():
+    assert domain.check_secret("").startswith("whsec_")
+    assert domain.check_secret("a-partner-chosen-secret") == "a-partner-chosen-secret"
+    for bad in ("short", "has spaces in the secret", "x" * 201):
+        with pytest.raises(InvalidArgument):
+            domain.check_secret(bad)
+
+
+# --- payload mapping -----------------------------------------------------------------------------
+AT = dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.UTC)
+
+
+def order_event(type_: str, status: str, **order_fields) -> events_pb2.Event:
+    order = orders_pb2.Order(order_id="ORD-1", partner_id="P-SHOP", status=status, **order_fields)
+    return events.new_event(type_, aggregate_id="ORD-1", version=2, order_id="ORD-1", at=AT, actor="desk",
+                            order=events_pb2.OrderEvent(status=status, previous_status="received", order=order))
+
+
+def decoded(event, sequence=7, order_sequence=2) -> dict:
+    return json.loads(domain.body(event, sequence, order_sequence))
+
+
+def test_an_order_event_carries_id_type_sequences_time_and_the_order():
+    event = order_event("order.confirmed", "confirmed", requested_delivery_date="2026-12-01")
+    doc = decoded(event)
+    assert doc["id"] == event.event_id and doc["type"] == "order.confirmed"
+    assert (doc["sequence"], doc["order_sequence"], doc["order_id"]) == (7, 2, "ORD-1")
+    assert doc["occurred_at"] == "2026-11-27T09:30:00Z"
+    assert doc["status"] == "confirmed" and doc["previous_status"] == "received"
+    assert doc["expected_date"] == "2026-12-01"
+    assert doc["data"]["partner_id"] == "P-SHOP" and doc["data"]["order_id"] == "ORD-1"
+    assert domain.partner_of(event) == "P-SHOP"
+
+
+def test_on_hold_names_the_reasons():
+    event = order_event("order.on_hold", "on_hold",
+                        hold_reasons=[common_pb2.Reason(code="credit_limit", message="over the limit")])
+    assert decoded(event)["reasons"] == [{"code": "credit_limit", "message": "over the limit"}]
+
+
+def test_shipped_carries_carrier_tracking_and_promised_date_and_delivered_on_time():
+    shipment = shipping_pb2.Shipment(shipment_id="SHP-1", order_id="ORD-1", status="shipped", carrier="DHL",
+                                     tracking_number="JD0001", promised_delivery_date="2026-12-02",
+                                     partner_id="P-SHOP")
+    event = events.new_event("shipment.shipped", aggregate_id="SHP-1", version=3, order_id="ORD-1", at=AT,
+                             shipment=events_pb2.ShipmentEvent(shipment=shipment))
+    doc = decoded(event)
+    assert (doc["carrier"], doc["tracking_number"], doc["promised_delivery_date"]) == ("DHL", "JD0001", "2026-12-02")
+    assert domain.partner_of(event) == "P-SHOP"
+    shipment.status, shipment.delivered_on, shipment.on_time = "delivered", "2026-12-01", True
+    event = events.new_event("shipment.delivered", aggregate_id="SHP-1", version=4, order_id="ORD-1", at=AT,
+                             shipment=events_pb2.ShipmentEvent(shipment=shipment))
+    doc = decoded(event)
+    assert doc["on_time"] is True and doc["delivered_on"] == "2026-12-01"
+
+
+def test_refunded_carries_the_amount():
+    ret = returns_pb2.Return(rma_id="RMA-1", order_id="ORD-1", partner_id="P-SHOP", status="refunded",
+                             refund_amount="25.00")
+    event = events.new_event("return.refunded", aggregate_id="RMA-1", version=3, order_id="ORD-1", at=AT,
+                             return_=events_pb2.ReturnEvent(**{"return": ret}))
+    doc = decoded(event)
+    assert doc["amount"] == "25.00" and doc["rma_id"] == "RMA-1" and doc["data"]["refund_amount"] == "25.00"
+    assert domain.partner_of(event) == "P-SHOP"
+
+
+def test_an_event_type_nobody_mapped_flows_through_generically():
+    event = order_event("order.exception", "allocated")
+    doc = decoded(event)
+    assert doc["type"] == "order.exception" and doc["status"] == "allocated" and doc["data"]["order_id"] == "ORD-1"
+
+
+def test_stock_events_name_no_partner():
+    event = events.new_event("stock.restocked", aggregate_id="SKU-1", version=1,
+                             stock=events_pb2.StockEvent(sku="SKU-1", warehouse="WH", on_hand=5))
+    assert domain.partner_of(event) == ""
+
+
+def test_the_body_is_deterministic_bytes():
+    event = order_event("order.confirmed", "confirmed")
+    assert domain.body(event, 1, 1) == domain.body(event, 1, 1)
