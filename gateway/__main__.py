@@ -1,5 +1,8 @@
 """python -m gateway: the partner REST API on ORDERDESK_GATEWAY_ADDR (default 127.0.0.1:8080).
 
+Prometheus /metrics is served on its own port (ORDERDESK_GATEWAY_METRICS_PORT, default 9100), like the
+services', never on the partners' port.
+
 uvicorn with uvloop and httptools. SIGTERM/SIGINT: stop accepting, finish the
 requests in flight (up to GRACE_SECONDS), close the gRPC channels and the database.
 """
@@ -11,7 +14,7 @@ import signal
 import uvicorn
 
 from gateway.app import create_app
-from orderdesk import logs
+from orderdesk import logs, metrics
 from orderdesk.config import Settings, env
 
 GRACE_SECONDS = 10
@@ -35,7 +38,8 @@ def main() -> None:
     # these no-op handlers make that final re-raise a clean exit (status 0) instead of a kill.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    log.info("listening", extra=logs.fields(addr=f"{host}:{port}"))
+    metrics.serve(settings.metrics_port)
+    log.info("listening", extra=logs.fields(addr=f"{host}:{port}", metrics_port=settings.metrics_port))
     uvicorn.Server(config).run()
     log.info("stopped")
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import batches, csv_orders, models, problems
 from gateway.auth import Principal
@@ -299,6 +297,7 @@ async def healthz(request: Request, response: Response):
     return models.Health(status="ok" if healthy else "degraded", services=checks)
 
 
-@router.get("/metrics", include_in_schema=False)
-async def prometheus_metrics():
-    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+@router.get("/livez", tags=["operations"], openapi_extra={"security": []}, response_model=models.Live,
+            summary="This process answers (liveness: no backend is asked)")
+async def livez() -> models.Live:
+    return models.Live()

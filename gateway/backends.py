@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.problems import from_rpc_failure
 from orderdesk import rpc
-from orderdesk.config import SERVICES, Settings
+from orderdesk.config import SERVICES, Settings, grpc_target
 from orderdesk.v1 import (
     intake_pb2_grpc,
     inventory_pb2_grpc,
@@ -32,18 +32,18 @@ STREAM_ORDERS_PER_DEADLINE = 50  # intake checks 32 at once; 50 per deadline lea
 class Backends:
     def __init__(self, settings: Settings):
         self.timeout = settings.rpc_timeout
-        self.channels: dict[str, grpc.aio.Channel] = {
-            name: grpc.aio.insecure_channel(
-                settings.peers[name],
-                options=[("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
-            )
-            for name in SERVICES
-        }
+        self.channels: dict[str, grpc.aio.Channel] = {name: self._channel(settings.peers[name]) for name in SERVICES}
         self.intake = intake_pb2_grpc.IntakeServiceStub(self.channels["intake"])
         self.orders = orders_pb2_grpc.OrdersServiceStub(self.channels["orders"])
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(self.channels["inventory"])
         self.shipping = shipping_pb2_grpc.ShippingServiceStub(self.channels["shipping"])
         self.returns = returns_pb2_grpc.ReturnsServiceStub(self.channels["returns"])
+
+    @staticmethod
+    def _channel(peer: str) -> grpc.aio.Channel:
+        target, balancing = grpc_target(peer)  # replicas: round robin over every address
+        return grpc.aio.insecure_channel(target, options=[
+            ("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 16 * 1024 * 1024), *balancing])
 
     async def call(self, method, request, *, field_aliases: Mapping[str, str] | None = None):
         """`await backends.call(backends.orders.GetOrder, request)`: the answer, or a Problem raised."""

@@ -363,6 +363,10 @@ class Health(BaseModel):
                                                  "'store' is the gateway's own database")
 
 
+class Live(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
 # --- problem+json (documentation of the error body) ---------------------------------------
 class ProblemField(BaseModel):
     field: str = Field(description='path of the offending input, e.g. "lines[0].quantity" or "Idempotency-Key"')

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orderdesk import errors, masterdata
-from orderdesk.config import Settings, database_url, env
+from orderdesk.config import Settings, database_url, env, grpc_target
 
 DEMO_ORDER = ("warehouses", "customers", "products", "stock", "partners")  # stock needs warehouses
 IMPORT_TIMEOUT = 120.0  # a large CSV takes longer than an ordinary call's deadline
@@ -71,7 +71,8 @@ async def import_csv(kind: str, text: str, settings: Settings) -> int:
     rows = 0
     for service in _owners(kind):
         address = settings.peers[service]
-        async with grpc.aio.insecure_channel(address) as channel:
+        target, balancing = grpc_target(address)
+        async with grpc.aio.insecure_channel(target, options=balancing) as channel:
             try:
                 # Wait a little for a service that is still starting, but not the whole import's deadline.
                 await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT)

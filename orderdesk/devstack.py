@@ -2,10 +2,17 @@
 
     python -m orderdesk.devstack run     # NATS if none answers, five services, gateway, demo data;
                                          # in the foreground until Ctrl-C
+    python -m orderdesk.devstack run --replicas 2   # two processes of every service on PostgreSQL
 
 Each service and the gateway is its own process (`python -m services.<name>`,
 `python -m gateway`) with its own database, configured only by environment
 variables, exactly as in production.
+
+Replicas (`Stack(replicas=2)`): every service runs as that many processes named
+`<service>-1`, `<service>-2`, each with its own gRPC and metrics port, all on the
+service's one PostgreSQL database (SQLite cannot be shared by processes). The others
+dial a service through ORDERDESK_<SERVICE>_TARGET, the list of its replicas' addresses,
+balanced round robin by gRPC. The gateway stays one process.
 """
 
 from __future__ import annotations
@@ -51,16 +58,41 @@ class Stack:
     default_ports: bool = False   # True: the documented ports (make run); False: free ports (tests)
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
+    replicas: int = 1             # processes per service (>1 needs PostgreSQL for every service)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        if self.replicas > 1:
+            on_sqlite = [s for s in SERVICES if not self.database_urls.get(s, "").startswith("postgres")]
+            if on_sqlite:
+                raise ValueError(f"replicas need PostgreSQL (SQLite cannot be shared across processes): "
+                                 f"no PostgreSQL URL for {', '.join(on_sqlite)}")
+        # Per process ("orders" alone, or "orders-1", "orders-2"); a component's name also maps to its first process.
         self.ports: dict[str, int] = {}
         self.metrics_ports: dict[str, int] = {}
+        self.component_of: dict[str, str] = {}
         for name in COMPONENTS:
             grpc_default = 8080 if name == "gateway" else DEFAULT_GRPC_PORTS[name]
-            self.ports[name] = grpc_default if self.default_ports else localservers.free_port()
-            self.metrics_ports[name] = DEFAULT_METRICS_PORTS[name] if self.default_ports else localservers.free_port()
+            for n, instance in enumerate(self.instances(name)):
+                # Documented ports for the first replica; further replicas 10 above per replica.
+                self.ports[instance] = grpc_default + 10 * n if self.default_ports else localservers.free_port()
+                self.metrics_ports[instance] = (DEFAULT_METRICS_PORTS[name] + 10 * n if self.default_ports
+                                                else localservers.free_port())
+                self.component_of[instance] = name
+            first = self.instances(name)[0]
+            self.ports.setdefault(name, self.ports[first])
+            self.metrics_ports.setdefault(name, self.metrics_ports[first])
+
+    def instances(self, component: str) -> list[str]:
+        """The process names of a component: itself, or <component>-1 … -N for replicated services."""
+        if component == "gateway" or self.replicas == 1:
+            return [component]
+        return [f"{component}-{n}" for n in range(1, self.replicas + 1)]
+
+    @property
+    def all_instances(self) -> list[str]:
+        return [i for name in COMPONENTS for i in self.instances(name)]
 
     @property
     def gateway_url(self) -> str:
@@ -69,16 +101,24 @@ class Stack:
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
 
-    def env(self) -> dict[str, str]:
+    def target(self, component: str) -> str:
+        """How other processes dial a component: its one address, or the list of its replicas'."""
+        return ",".join(self.addr(i) for i in self.instances(component))
+
+    def env(self, instance: str | None = None) -> dict[str, str]:
+        """The environment of a process (`instance`), or of a client of the suite (the CLI) when None."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERDESK_")}
         env.update(
             ORDERDESK_NATS_URL=self.nats_url,
             ORDERDESK_DATA_DIR=str(self.data_dir),
             PYTHONUNBUFFERED="1",
         )
+        own = self.component_of.get(instance or "", "")
         for name in COMPONENTS:
-            env[f"ORDERDESK_{name.upper()}_ADDR"] = self.addr(name)
-            env[f"ORDERDESK_{name.upper()}_METRICS_PORT"] = str(self.metrics_ports[name])
+            env[f"ORDERDESK_{name.upper()}_ADDR"] = self.addr(instance if name == own else name)
+            env[f"ORDERDESK_{name.upper()}_METRICS_PORT"] = str(self.metrics_ports[instance if name == own else name])
+            if len(self.instances(name)) > 1:
+                env[f"ORDERDESK_{name.upper()}_TARGET"] = self.target(name)
             if name in self.database_urls:
                 env[f"ORDERDESK_{name.upper()}_DATABASE_URL"] = self.database_urls[name]
         env["ORDERDESK_GATEWAY_URL"] = self.gateway_url
@@ -86,19 +126,20 @@ class Stack:
         return env
 
     def _process(self, name: str) -> Process:
-        module = "gateway" if name == "gateway" else f"services.{name}"
-        return Process(name, [sys.executable, "-m", module], self.env(), self.data_dir / "logs" / f"{name}.log")
+        component = self.component_of[name]
+        module = "gateway" if component == "gateway" else f"services.{component}"
+        return Process(name, [sys.executable, "-m", module], self.env(name), self.data_dir / "logs" / f"{name}.log")
 
     def start(self, timeout: float = 60) -> Stack:
-        for name in COMPONENTS:
+        for name in self.all_instances:
             self.processes[name] = self._process(name)
             self.processes[name].start()
         self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout: float = 60, names: tuple[str, ...] = COMPONENTS) -> None:
+    def wait_ready(self, timeout: float = 60, names: tuple[str, ...] | None = None) -> None:
         deadline = time.monotonic() + timeout
-        pending = list(names)
+        pending = list(names or self.all_instances)
         while pending:
             name = pending[0]
             proc = self.processes[name]
@@ -112,7 +153,7 @@ class Stack:
             time.sleep(0.1)
 
     def ready(self, name: str) -> bool:
-        if name == "gateway":
+        if self.component_of.get(name) == "gateway":
             try:
                 with urllib.request.urlopen(f"{self.gateway_url}/healthz", timeout=2) as resp:
                     return resp.status == 200
@@ -144,15 +185,16 @@ class Stack:
             proc.popen.send_signal(sig)
             proc.popen.wait(30)
 
-    def restart(self, name: str, timeout: float = 60) -> None:
-        self.kill(name, signal.SIGTERM)
+    def restart(self, name: str, timeout: float = 60, *, sig: int = signal.SIGTERM) -> None:
+        """Stops a process (SIGTERM, or `sig=signal.SIGKILL` for a crash) and starts it again."""
+        self.kill(name, sig)
         self.processes[name] = self._process(name)
         self.processes[name].start()
         self.wait_ready(timeout, (name,))
 
     def stop(self) -> None:
         # Gateway first (no new requests), then the services.
-        for name in ("gateway", *SERVICES):
+        for name in ("gateway", *[i for s in SERVICES for i in self.instances(s)]):
             proc = self.processes.get(name)
             if proc and proc.alive():
                 proc.popen.send_signal(signal.SIGTERM)
@@ -166,6 +208,27 @@ class Stack:
                 proc.popen.wait(5)
 
 
+def postgres_databases(admin_url: str, prefix: str = "orderdesk") -> dict[str, str]:
+    """One database per component (`<prefix>_<component>`) on the server of `admin_url`, made if missing."""
+    import asyncio
+
+    import asyncpg
+
+    async def ensure() -> dict[str, str]:
+        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+            for name in COMPONENTS:
+                if f"{prefix}_{name}" not in existing:
+                    await conn.execute(f'CREATE DATABASE "{prefix}_{name}"')
+        finally:
+            await conn.close()
+        base = admin_url.rsplit("/", 1)[0]
+        return {name: f"{base}/{prefix}_{name}" for name in COMPONENTS}
+
+    return asyncio.run(ensure())
+
+
 def _run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir)
     nats_url = os.environ.get("ORDERDESK_NATS_URL", "nats://127.0.0.1:4222")
@@ -175,9 +238,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"no NATS at {nats_url}: starting nats-server (JetStream) from the venv", flush=True)
         local_nats = localservers.LocalNats(data_dir / "nats", port=port).start()
         nats_url = local_nats.url
-    stack = Stack(data_dir=data_dir, nats_url=nats_url, default_ports=True,
-                  database_urls={k[len("ORDERDESK_"):-len("_DATABASE_URL")].lower(): v for k, v in os.environ.items()
-                                 if k.startswith("ORDERDESK_") and k.endswith("_DATABASE_URL")})
+    database_urls = {k[len("ORDERDESK_"):-len("_DATABASE_URL")].lower(): v for k, v in os.environ.items()
+                     if k.startswith("ORDERDESK_") and k.endswith("_DATABASE_URL")}
+    local_pg = None
+    if args.postgres:
+        database_urls = {**postgres_databases(args.postgres), **database_urls}
+    elif args.replicas > 1 and not all(database_urls.get(s, "").startswith("postgres") for s in SERVICES):
+        print("replicas need PostgreSQL: starting a throw-away cluster (use --postgres URL for yours)", flush=True)
+        local_pg = localservers.LocalPostgres(data_dir.resolve() / "pg").start()
+        database_urls = {**postgres_databases(local_pg.url), **database_urls}
+    stack = Stack(data_dir=data_dir, nats_url=nats_url, default_ports=True, database_urls=database_urls,
+                  replicas=args.replicas)
     stopping = {"now": False}
 
     def _stop(*_):
@@ -186,7 +257,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        print("starting intake, orders, inventory, shipping, returns and the gateway ...", flush=True)
+        print(f"starting {', '.join(SERVICES)} ({args.replicas} each) and the gateway ...", flush=True)
         stack.start()
         if not args.no_demo:
             stack.load_demo_data()
@@ -208,6 +279,8 @@ def _run(args: argparse.Namespace) -> int:
         stack.stop()
         if local_nats:
             local_nats.stop()
+        if local_pg:
+            local_pg.stop()
         print("stopped", flush=True)
     return 0
 
@@ -218,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the whole suite in the foreground")
     run.add_argument("--data-dir", default=os.environ.get("ORDERDESK_DATA_DIR", "var"))
     run.add_argument("--no-demo", action="store_true", help="do not load the demo master data")
+    run.add_argument("--replicas", type=int, default=1, help="processes per service (more than 1 needs PostgreSQL)")
+    run.add_argument("--postgres", default="", help="admin URL of a PostgreSQL server: one database per "
+                                                    "component (orderdesk_<name>), made if missing")
     args = parser.parse_args(argv)
     return _run(args)
 

@@ -33,7 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from orderdesk import errors, events, leases, logs, metrics, migrations, rpc
-from orderdesk.config import Settings
+from orderdesk.config import Settings, grpc_target
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
 from orderdesk.outbox import OutboxRelay
@@ -97,9 +97,9 @@ class ServiceRuntime:
     def channel(self, peer: str) -> grpc.aio.Channel:
         """A cached channel to another service (deadlines are set per call)."""
         if peer not in self._channels:
+            target, balancing = grpc_target(self.settings.peers[peer])  # replicas: round robin over them
             self._channels[peer] = grpc.aio.insecure_channel(
-                self.settings.peers[peer],
-                options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
+                target, options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1), *balancing],
             )
         return self._channels[peer]
 

@@ -69,6 +69,13 @@ async def test_each_process_serves_its_metrics(stack, shop, warehouse_operator, 
         text = scrape(f"http://127.0.0.1:{port[name]}/metrics")
         assert re.search(r"^orderdesk_outbox_backlog_events\{", text, re.M), name
         assert "orderdesk_grpc_server_handling_seconds_bucket" in text or name == "returns", name
-    gateway = scrape(f"{stack.gateway_url}/metrics")
+    gateway = scrape(f"http://127.0.0.1:{port['gateway']}/metrics")  # its own port, not the partners'
     assert value(gateway, "orderdesk_http_requests_total", route="/v1/orders", status="201") >= 1
     assert "orderdesk_http_request_duration_seconds_bucket" in gateway
+
+
+async def test_gateway_metrics_are_not_on_the_partner_port(stack, shop):
+    status, body, headers = await shop.get("/metrics")
+    assert status == 404 and headers["content-type"].startswith("application/problem+json")
+    status, body, _ = await shop.get("/livez")
+    assert (status, body) == (200, {"status": "ok"})

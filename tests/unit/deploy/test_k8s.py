@@ -134,16 +134,18 @@ def test_every_component_is_deployed_hardened_probed_and_budgeted():
         assert tmp and all("emptyDir" in v for v in pod["volumes"] if v["name"] in tmp), f"{name}: /tmp emptyDir"
         assert container["resources"]["requests"] and container["resources"]["limits"], name
         assert "replicas" not in deployment["spec"], f"{name}: the HPA owns the replica count"
+        env = {e["name"]: e["value"] for e in container["env"]}
+        metrics_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+        assert env[f"ORDERDESK_{name.upper()}_METRICS_PORT"] == str(metrics_port), name
         if name == "gateway":
             assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-            assert "httpGet" in container["livenessProbe"]
+            assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+            http_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
+            assert metrics_port != http_port, "the gateway's metrics must not be on the partners' port"
         else:
             grpc_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert container[probe]["grpc"]["port"] == grpc_port, f"{name} {probe}"
-            env = {e["name"]: e["value"] for e in container["env"]}
-            metrics_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
-            assert env[f"ORDERDESK_{name.upper()}_METRICS_PORT"] == str(metrics_port)
             assert env[f"ORDERDESK_{name.upper()}_ADDR"].endswith(f":{grpc_port}")
         assert selects(services[name]["spec"]["selector"], labels), name
         assert selects(pdbs[name]["spec"]["selector"]["matchLabels"], labels), name
@@ -227,9 +229,8 @@ def test_every_component_reaches_dns_and_postgres_and_services_reach_nats():
         ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
         assert {53, 5432} <= ports, name
         assert (4222 in ports) == (name != "gateway"), name
-        if name != "gateway":
-            scrape = [r for r in policy["spec"]["ingress"] if any(p["port"] == 9100 for p in r["ports"])]
-            assert scrape, f"{name}: Prometheus cannot scrape the metrics port"
+        scrape = [r for r in policy["spec"]["ingress"] if any(p["port"] == 9100 for p in r["ports"])]
+        assert scrape and all(r.get("from") for r in scrape), f"{name}: Prometheus (only) scrapes the metrics port"
 
 
 # --- overlays --------------------------------------------------------------------------------------------
