@@ -137,10 +137,12 @@ async def list_orders(
 
 @router.get("/v1/orders/{order_id}", response_model=models.OrderOut, tags=["orders"],
             responses=_problem_responses(*COMMON, 404))
-async def get_order(order_id: OrderId, request: Request, who: Principal = scoped(ORDERS, RETURNS)):
+async def get_order(order_id: OrderId, request: Request, response: Response,
+                    who: Principal = scoped(ORDERS, RETURNS)):
     services = backends(request)
     order = await services.call(services.orders.GetOrder,
                                 orders_pb2.GetOrderRequest(order_id=order_id, partner_id=who.order_scope))
+    response.headers["ETag"] = f'"{order.version}"'  # send it back as If-Match to change the order
     return models.OrderOut.from_proto(order)
 
 
@@ -152,10 +154,16 @@ async def _decide(services: Backends, method, order_id: str, who: Principal, rea
 
 @router.post("/v1/orders/{order_id}/cancel", response_model=models.OrderOut, tags=["orders"],
              responses=_problem_responses(*COMMON, 404, 409),
-             summary="Cancel an order and release its stock (409 once anything has shipped)")
-async def cancel_order(order_id: OrderId, request: Request, body: models.CancelRequest | None = None,
+             summary="Cancel an order and release its stock (409 once anything has shipped); with `lines`, "
+                     "cancel only those units")
+async def cancel_order(order_id: OrderId, request: Request, response: Response,
+                       body: models.CancelRequest | None = None,
+                       if_match: Annotated[str | None, Header(alias="If-Match", max_length=40)] = None,
                        who: Principal = scoped(ORDERS)):
     services = backends(request)
+    if body is not None and body.lines:
+        from gateway.changes import cancel_lines  # gateway.changes builds on this module
+        return await cancel_lines(order_id, body.lines, body.reason, request, response, if_match, who)
     return await _decide(services, services.orders.CancelOrder, order_id, who, body.reason if body else "")
 
 

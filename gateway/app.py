@@ -14,6 +14,7 @@ from gateway import problems
 from gateway.api import router
 from gateway.auth import Authenticator, KeyCache
 from gateway.backends import Backends
+from gateway.changes import router as changes_router
 from gateway.middleware import GatewayMiddleware
 from gateway.store import PartnerStore
 from orderdesk import logs
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> Fast
 
     app = FastAPI(title="orderdesk partner API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
+    app.include_router(changes_router)
     app.add_middleware(GatewayMiddleware)
     _document_bearer_auth(app)
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from gateway.change_models import CancelLineIn, ChangeEntryOut, ExceptionOut
 from orderdesk.v1 import common_pb2, intake_pb2, inventory_pb2, orders_pb2, returns_pb2, shipping_pb2
 
 Text = Annotated[str, Field(max_length=200)]
@@ -85,6 +86,9 @@ class BatchSubmission(Request):
 
 class CancelRequest(Request):
     reason: Note = ""
+    lines: list[CancelLineIn] | None = Field(
+        None, max_length=500, description="cancel only these units (by SKU); absent: the whole order. "
+                                          "Honours If-Match when sent")
 
 
 class ApproveRequest(Request):
@@ -241,6 +245,11 @@ class OrderOut(BaseModel):
     shipments: list[ShipmentSummary]
     allocations: list[AllocationOut]
     history: list[StatusChange]
+    # Change requests and exceptions (gateway/change_models.py)
+    changes: list[ChangeEntryOut] = Field([], description="accepted change requests: who, when, before and after")
+    exceptions: list[ExceptionOut] = Field([], description="exceptions, open and resolved")
+    at_risk: bool = Field(False, description="true while an exception is open")
+    exception_expected_date: str = Field("", description="the delivery date an exception announced (YYYY-MM-DD)")
 
     @classmethod
     def from_proto(cls, o: orders_pb2.Order) -> OrderOut:
@@ -261,6 +270,9 @@ class OrderOut(BaseModel):
             allocations=[AllocationOut(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity) for a in o.allocations],
             history=[StatusChange(status=h.status, at=_instant(h.at), actor=h.actor, reason=h.reason)
                      for h in o.history],
+            changes=[ChangeEntryOut.from_proto(c) for c in o.changes],
+            exceptions=[ExceptionOut.from_proto(e) for e in o.exceptions], at_risk=o.at_risk,
+            exception_expected_date=o.exception_expected_date,
         )
 
 

@@ -21,6 +21,22 @@ from orderdesk.v1 import events_pb2
 
 log = logging.getLogger("orderdesk.consumers")
 
+# TEST ONLY (the fault suite): "<durable>:<n>" makes that consumer fail the first n deliveries of every
+# message, as a flaky dependency would; the retries then succeed. Never set in production.
+FAULT_ENV = "ORDERDESK_FAULT_FAIL_FIRST_DELIVERIES"
+
+
+class InjectedFault(RuntimeError):
+    """A failure the fault suite asked for (see FAULT_ENV)."""
+
+
+def injected_failures(durable: str) -> int:
+    import os
+
+    spec = os.environ.get(FAULT_ENV, "")
+    name, _, count = spec.rpartition(":")
+    return int(count) if spec and name == durable and count.isdigit() else 0
+
 Handler = Callable[[Tx, events_pb2.Event], Awaitable[None]]
 
 
@@ -43,6 +59,10 @@ class EventConsumer:
         self._psub = None
         # INSERT ... ON CONFLICT DO NOTHING into the inbox, built once (parameters per message).
         self._claim = insert_ignoring_conflicts(db.dialect, inbox_table)
+        self._fail_first = injected_failures(subscription.durable)
+        if self._fail_first:
+            log.warning("%s: TEST fault injection, failing the first %d deliveries of every message",
+                        subscription.durable, self._fail_first)
 
     async def start(self) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -93,8 +113,12 @@ class EventConsumer:
             log.error("undecodable message on %s, dead-lettering", msg.subject)
             await self._dead_letter(msg, "undecodable")
             return
-        token = logs.correlation_id.set(event.correlation_id)
+        # The request's correlation id (NATS header, else the event's own field) goes into this
+        # consumer's logs and into the events its handler emits.
+        token = logs.correlation_id.set((msg.headers or {}).get(events.CORRELATION_HEADER) or event.correlation_id)
         try:
+            if self._fail_first and msg.metadata and msg.metadata.num_delivered <= self._fail_first:
+                raise InjectedFault(f"injected failure of delivery {msg.metadata.num_delivered}")
             async with self.db.transaction() as tx:
                 inserted = await tx.conn.execute(
                     self._claim, {"consumer": self.sub.durable, "event_id": event.event_id, "processed_at": utcnow()}

@@ -32,6 +32,14 @@ MAX_AGE_SECONDS = float(env("ORDERDESK_STREAM_MAX_AGE_SECONDS", str(7 * 24 * 360
 STREAM_REPLICAS = int(env("ORDERDESK_STREAM_REPLICAS", "1"))
 
 
+# The correlation id rides in the event and, for tools that read headers only, in this NATS header.
+CORRELATION_HEADER = "Orderdesk-Correlation-Id"
+
+
+def correlation_id_of(payload: bytes) -> str:
+    return events_pb2.Event.FromString(payload).correlation_id
+
+
 def subject(event: events_pb2.Event) -> str:
     key = event.order_id or event.aggregate_id
     name = event.type.split(".", 1)[1] if "." in event.type else event.type

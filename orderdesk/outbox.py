@@ -80,6 +80,15 @@ async def append(conn, event) -> None:
     )
 
 
+def _headers(row) -> dict[str, str]:
+    """Nats-Msg-Id (JetStream drops a re-publish) and the correlation id of the request that caused the event."""
+    headers = {"Nats-Msg-Id": row.event_id}
+    cid = events.correlation_id_of(row.payload)
+    if cid:
+        headers[events.CORRELATION_HEADER] = cid
+    return headers
+
+
 class OutboxRelay:
     BATCH = 500
     MAX_BACKOFF = 30.0
@@ -159,7 +168,7 @@ class OutboxRelay:
         # that order; acks are awaited together. A failure stops the batch and the
         # unacknowledged rows are retried (duplicates are dropped by Nats-Msg-Id).
         results = await asyncio.gather(
-            *[self.js.publish(r.subject, r.payload, headers={"Nats-Msg-Id": r.event_id}) for r in rows],
+            *[self.js.publish(r.subject, r.payload, headers=_headers(r)) for r in rows],
             return_exceptions=True,
         )
         done = []

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 from orderdesk.runtime import ServiceRuntime, run
-from orderdesk.v1 import inventory_pb2_grpc, orders_pb2_grpc
+from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc
 from services.orders import consumers
 from services.orders.api import OrdersApi
+from services.orders.desk import Desk
 from services.orders.service import Allocator, OrdersService
 
 
@@ -15,7 +16,10 @@ async def main() -> None:
     service = OrdersService(rt.db)
     allocator = Allocator(service, inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory")),
                           rt.settings.rpc_timeout)
-    rt.add_servicer(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersApi(service), "OrdersService")
+    desk = Desk(service, allocator.inventory, rt.settings.rpc_timeout,
+                intake=intake_pb2_grpc.IntakeServiceStub(rt.channel("intake")),
+                wake_allocator=lambda **kw: allocator.wake(**kw))  # late-bound: the lease replaces wake below
+    rt.add_servicer(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersApi(service, desk), "OrdersService")
     for subscription in consumers.subscriptions(service, allocator):
         rt.subscribe(subscription)
     # One replica allocates at a time (priority order holds across replicas); any replica's

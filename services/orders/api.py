@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from orderdesk.errors import require
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
+from services.orders.desk import Desk
 from services.orders.proto import order_to_proto
 from services.orders.service import OrdersService
 
 
 class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, service: OrdersService):
+    def __init__(self, service: OrdersService, desk: Desk | None = None):
         self.service = service
+        self.desk = desk
+
+    # --- change requests and exceptions (services/orders/desk.py) ---------------------------
+    async def ChangeOrder(self, request, context):
+        require(request.order_id, "order_id")
+        return order_to_proto(await self.desk.change(request))
+
+    async def RecordException(self, request, context):
+        require(request.order_id, "order_id")
+        return order_to_proto(await self.desk.record_exception(request))
+
+    async def ResolveException(self, request, context):
+        require(request.order_id, "order_id")
+        require(request.exception_id, "exception_id")
+        return order_to_proto(await self.desk.resolve_exception(request))
 
     async def CreateOrder(self, request, context):
         require(request.order_id, "order_id")

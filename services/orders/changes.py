@@ -333,3 +333,43 @@ def needs_review(record: ChangeRecord) -> bool:
         if c.field.endswith(".quantity") and int(c.after) > int(c.before):
             return True
     return False
+
+
+# --- where the order's stock is held ---------------------------------------------------------------
+def _where(allocations, sku: str) -> str:
+    return ", ".join(f"{a.warehouse} x{a.quantity}" for a in sorted(allocations, key=lambda a: a.warehouse)
+                     if a.sku == sku and a.quantity > 0)
+
+
+def set_allocations(order, allocations) -> list[FieldChange]:
+    """The order's reservations as inventory now holds them; returns what moved, per SKU."""
+    skus = sorted({a.sku for a in order.allocations} | {a.sku for a in allocations})
+    changes = [FieldChange(f"allocations[{sku}]", _where(order.allocations, sku), _where(allocations, sku))
+               for sku in skus if _where(order.allocations, sku) != _where(allocations, sku)]
+    order.allocations = [a for a in allocations if a.quantity > 0]
+    reserved: dict[str, int] = {}
+    for a in order.allocations:
+        reserved[a.sku] = reserved.get(a.sku, 0) + a.quantity
+    for line in order.lines:  # lines of one SKU share its reservation in line order
+        line.allocated = min(line.quantity, reserved.get(line.sku, 0))
+        reserved[line.sku] = reserved.get(line.sku, 0) - line.allocated
+    return changes
+
+
+def record_allocation_change(order, allocations, *, actor: str | None = None, at: dt.datetime | None = None,
+                             reason: str = "") -> None:
+    """With no actor: part of the change request just applied (its record gains the moves).
+    With an actor: a change of its own (a re-allocation by the desk), recorded and published."""
+    moved = set_allocations(order, allocations)
+    if not moved:
+        return
+    if actor is None:
+        last = order.change_log[-1]
+        amended = ChangeRecord(last.version, last.at, last.actor, last.kinds, last.reason, last.changes + tuple(moved))
+        order.change_log[-1] = amended
+        order.notices = [("changed", amended) if n[0] == "changed" and n[1] is last else n for n in order.notices]
+        return
+    order.version += 1
+    record = ChangeRecord(order.version, at, actor, ("allocation",), reason, tuple(moved))
+    order.change_log.append(record)
+    order.notices.append(("changed", record))

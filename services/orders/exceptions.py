@@ -187,7 +187,7 @@ def record(order, exception: OrderException) -> None:
         return  # a repeat (e.g. the same shipping event again): recorded once
     order.exceptions.append(exception)
     order.version += 1
-    order.notices.append(("exception", exception, "opened"))
+    order.notices.append(("exception", exception, "opened", order.version))
 
 
 def resolve(order, exception_id: str, action: str, *, at: dt.datetime, actor: str, note: str = "",
@@ -196,7 +196,7 @@ def resolve(order, exception_id: str, action: str, *, at: dt.datetime, actor: st
     chosen = exception.check_resolution(action, details or {})
     exception.resolve(chosen, at=at, actor=actor, note=note, details=details or {})
     order.version += 1
-    order.notices.append(("exception", exception, "resolved"))
+    order.notices.append(("exception", exception, "resolved", order.version))
     return exception
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from orderdesk.events import timestamp
 from orderdesk.v1 import common_pb2, orders_pb2
+from services.orders import exceptions as order_exceptions
+from services.orders.changes import ChangeRecord
 from services.orders.domain import Order
+from services.orders.exceptions import OrderException
 
 ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country", "phone")
 
@@ -51,6 +54,30 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         total_amount=str(order.total_amount),
         proposals=[proposal_to_proto(p) for p in order.proposals],
         urgent=order.urgent,
+        changes=[change_to_proto(c) for c in order.change_log],
+        exceptions=[exception_to_proto(e) for e in order.exceptions],
+        at_risk=order.at_risk,
+        exception_expected_date=order_exceptions.expected_date(order.exceptions),
+    )
+
+
+def field_changes_to_proto(changes) -> list[orders_pb2.FieldChange]:
+    return [orders_pb2.FieldChange(field=c.field, before=c.before, after=c.after) for c in changes]
+
+
+def change_to_proto(c: ChangeRecord) -> orders_pb2.ChangeEntry:
+    return orders_pb2.ChangeEntry(version=c.version, at=timestamp(c.at), actor=c.actor, kinds=list(c.kinds),
+                                  reason=c.reason, changes=field_changes_to_proto(c.changes))
+
+
+def exception_to_proto(e: OrderException) -> orders_pb2.OrderException:
+    r = e.resolution
+    return orders_pb2.OrderException(
+        exception_id=e.exception_id, type=e.type.value, cause=e.cause, expected_date=e.expected_date,
+        status="open" if e.open else "resolved", opened_at=timestamp(e.opened_at), opened_by=e.opened_by,
+        source=e.source, sku=e.sku, warehouse=e.warehouse, quantity=e.quantity, shipment_id=e.shipment_id,
+        resolution=None if r is None else orders_pb2.ExceptionResolution(
+            action=r.action.value, at=timestamp(r.at), actor=r.actor, note=r.note, details=r.details),
     )
 
 

@@ -20,6 +20,7 @@ from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.orders.domain import AWAITING_STOCK, Allocation, Line, Listing, Order, ShipmentView, Status
 from services.orders.proto import address_to_dict, order_to_proto, proposal_to_dict
+from services.orders.notices import publish_notices
 from services.orders.store import OrderRepository
 
 log = logging.getLogger("orders.service")
@@ -43,6 +44,7 @@ async def publish_transitions(tx: Tx, order: Order) -> None:
                 ),
             )
         )
+    await publish_notices(tx, order, snapshot)  # order.changed / order.exception (issue 4)
 
 
 def count_transitions(order: Order) -> None:

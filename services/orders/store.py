@@ -24,6 +24,7 @@ from sqlalchemy import (
 
 from orderdesk.db import UtcDateTime, utcnow
 from orderdesk.errors import Conflict
+from services.orders.changes import ChangeRecord
 from services.orders.domain import (
     AWAITING_STOCK,
     Allocation,
@@ -34,6 +35,7 @@ from services.orders.domain import (
     ShipmentView,
     Status,
 )
+from services.orders.exceptions import OrderException
 
 metadata = MetaData()
 
@@ -59,6 +61,8 @@ orders = Table(
     Column("total_amount", String(32), nullable=False),
     Column("proposals", JSON, nullable=False),  # migration 0002
     Column("urgent", Boolean, nullable=False),  # migration 0002
+    Column("change_log", JSON, nullable=False),  # migration 0003: accepted change requests
+    Column("exceptions", JSON, nullable=False),  # migration 0003
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
@@ -105,6 +109,9 @@ def _order_row(order: Order) -> dict:
             for s in order.shipments.values()
         ],
         "total_amount": str(order.total_amount),
+        "change_log": [c.to_json() for c in order.change_log],
+        "exceptions": [e.to_json() for e in order.exceptions],
+        "ship_to": order.ship_to,
         "updated_at": utcnow(),
     }
 
@@ -127,7 +134,7 @@ class OrderRepository:
         await self.conn.execute(
             orders.insert().values(
                 order_id=order.order_id, partner_id=order.partner_id, channel=order.channel,
-                external_ref=order.external_ref, customer_id=order.customer_id, ship_to=order.ship_to,
+                external_ref=order.external_ref, customer_id=order.customer_id,
                 requested_delivery_date=order.requested_delivery_date, payment_terms=order.payment_terms,
                 currency=order.currency, priority=order.priority, proposals=order.proposals, urgent=order.urgent,
                 created_at=order.created_at, **_order_row(order),
@@ -146,6 +153,12 @@ class OrderRepository:
         )
         if result.rowcount != 1:
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
+        if order.lines_changed:  # a change request: the lines are rewritten (numbers follow the new order)
+            await self.conn.execute(order_lines.delete().where(order_lines.c.order_id == order.order_id))
+            await self.conn.execute(
+                order_lines.insert(), [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)]
+            )
+            order.lines_changed = False
         for i, line in enumerate(order.lines):
             await self.conn.execute(
                 update(order_lines)
@@ -248,6 +261,8 @@ class OrderRepository:
                 allocations=[Allocation(*a) for a in r["allocations"]],
                 shipments={s["shipment_id"]: ShipmentView(**s) for s in r["shipments"]},
                 proposals=r["proposals"], urgent=r["urgent"],
+                change_log=[ChangeRecord.from_json(c) for c in r["change_log"]],
+                exceptions=[OrderException.from_json(e) for e in r["exceptions"]],
                 created_at=r["created_at"], loaded_version=r["version"],
             )
             result.append(order)

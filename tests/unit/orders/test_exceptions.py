@@ -35,7 +35,7 @@ def test_an_open_exception_flags_the_order_at_risk_and_moves_the_date():
     v = o.version
     ex.record(o, delay())
     assert o.at_risk and o.version == v + 1 and ex.expected_date(o.exceptions) == "2026-12-20"
-    assert o.notices == [("exception", o.exceptions[0], "opened")]
+    assert o.notices == [("exception", o.exceptions[0], "opened", v + 1)]
     ex.record(o, delay())  # the same exception again: recorded once
     assert len(o.exceptions) == 1 and o.version == v + 1
 

@@ -1,0 +1,118 @@
+"""Change requests and exceptions of Partner API v1 (issue 4).
+
+    PATCH /v1/orders/{id}                         change ship-to, quantities, add/remove lines (If-Match required)
+    POST  /v1/orders/{id}/cancel  {"lines": ...}  cancel given units (gateway.api's route calls cancel_lines)
+    POST  /v1/orders/{id}/exceptions              record an exception (the desk, warehouse operators)
+    POST  /v1/orders/{id}/exceptions/{eid}/resolve  the desk's resolution
+
+The order answer carries `ETag: "<version>"`; `If-Match` with another version is 412, a PATCH
+without it is 428. A change the order's status forbids is 409 with the refusing `rule`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Request, Response
+
+from gateway import change_models as cm
+from gateway import models, problems
+from gateway.api import ADMIN, COMMON, FULFILLMENT, ORDERS, OrderId, _problem_responses, backends, scoped
+from gateway.auth import Principal
+from orderdesk.v1 import common_pb2, orders_pb2
+
+router = APIRouter()
+IF_MATCH = Header(alias="If-Match", max_length=40, description='the order\'s version as its ETag, e.g. "7"')
+CHANGE_RESPONSES = {**_problem_responses(*COMMON, 404, 409),
+                    412: {"model": models.ProblemDocument, "description": "If-Match names an older version"},
+                    428: {"model": models.ProblemDocument, "description": "send If-Match with the order's ETag"}}
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(value: str | None, *, required: bool) -> int:
+    """'"7"', 'W/"7"' or '7' -> 7; absent -> 0 (no check) unless required (428)."""
+    if not value:
+        if required:
+            raise problems.Problem(428, "Precondition Required",
+                                   "send If-Match with the order's ETag (GET /v1/orders/{order_id})",
+                                   "precondition-required")
+        return 0
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or int(text) <= 0:
+        raise problems.validation([problems.FieldError("If-Match", 'the order\'s ETag, e.g. "7"')])
+    return int(text)
+
+
+async def change_call(request: Request, response: Response, change: orders_pb2.ChangeOrderRequest) -> models.OrderOut:
+    services = backends(request)
+    try:
+        order = await services.call(services.orders.ChangeOrder, change)
+    except problems.Problem as problem:
+        if problem.rule == "stale_version":
+            problem.status, problem.title, problem.slug = 412, "Precondition Failed", "stale-version"
+        raise
+    response.headers["ETag"] = etag(order.version)
+    return models.OrderOut.from_proto(order)
+
+
+@router.patch("/v1/orders/{order_id}", response_model=models.OrderOut, tags=["orders"], responses=CHANGE_RESPONSES,
+              summary="Change an order: ship-to, line quantities, add or remove lines (If-Match: its ETag). "
+                      "What each status allows: README 'Change requests'")
+async def change_order(order_id: OrderId, body: cm.OrderPatch, request: Request, response: Response,
+                       if_match: Annotated[str | None, IF_MATCH] = None, who: Principal = scoped(ORDERS)):
+    version = parse_if_match(if_match, required=True)
+    change = orders_pb2.ChangeOrderRequest(
+        order_id=order_id, partner_id=who.order_scope, expected_version=version,
+        actor=common_pb2.Actor(id=who.partner_id, reason=body.reason),
+        lines=[orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity) for x in body.lines],
+        add_lines=[orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity, unit_price=x.unit_price)
+                   for x in body.add_lines],
+        remove_lines=body.remove_lines,
+    )
+    if body.ship_to is not None:
+        change.change_ship_to = True
+        change.ship_to.CopyFrom(common_pb2.Address(**body.ship_to.model_dump()))
+    return await change_call(request, response, change)
+
+
+async def cancel_lines(order_id: str, lines: list[cm.CancelLineIn], reason: str, request: Request,
+                       response: Response, if_match: str | None, who: Principal) -> models.OrderOut:
+    """POST /v1/orders/{id}/cancel with lines: cancels those units (If-Match honoured when sent)."""
+    return await change_call(request, response, orders_pb2.ChangeOrderRequest(
+        order_id=order_id, partner_id=who.order_scope, expected_version=parse_if_match(if_match, required=False),
+        actor=common_pb2.Actor(id=who.partner_id, reason=reason),
+        cancel_lines=[orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity) for x in lines]))
+
+
+@router.post("/v1/orders/{order_id}/exceptions", status_code=201, response_model=models.OrderOut, tags=["order desk"],
+             responses=_problem_responses(*COMMON, 404),
+             summary="Record an exception on an order (the desk, or a warehouse operator reporting a picking "
+                     "shortage); the order is at risk until it is resolved")
+async def record_exception(order_id: OrderId, body: cm.ExceptionIn, request: Request, response: Response,
+                           who: Principal = scoped(FULFILLMENT)):
+    services = backends(request)
+    order = await services.call(services.orders.RecordException, orders_pb2.RecordExceptionRequest(
+        order_id=order_id, partner_id=who.fulfillment_scope, actor=common_pb2.Actor(id=who.partner_id),
+        type=body.type, cause=body.cause, expected_date=body.expected_date, sku=body.sku, warehouse=body.warehouse,
+        quantity=body.quantity, shipment_id=body.shipment_id,
+        source="desk" if ADMIN in who.scopes else "warehouse"))
+    response.headers["ETag"] = etag(order.version)
+    return models.OrderOut.from_proto(order)
+
+
+@router.post("/v1/orders/{order_id}/exceptions/{exception_id}/resolve", response_model=models.OrderOut,
+             tags=["order desk"], responses=_problem_responses(*COMMON, 404, 409),
+             summary="Resolve an exception (admin): reallocate, change_carrier, reship, substitute (with the "
+                     "customer's consent), split_delivery or accept_delay")
+async def resolve_exception(order_id: OrderId, exception_id: Annotated[str, Path(max_length=40)],
+                            body: cm.ResolutionIn, request: Request, response: Response,
+                            who: Principal = scoped(ADMIN)):
+    services = backends(request)
+    order = await services.call(services.orders.ResolveException, orders_pb2.ResolveExceptionRequest(
+        order_id=order_id, partner_id=who.order_scope, exception_id=exception_id,
+        actor=common_pb2.Actor(id=who.partner_id), action=body.action, note=body.note, details=body.details))
+    response.headers["ETag"] = etag(order.version)
+    return models.OrderOut.from_proto(order)
