@@ -19,8 +19,8 @@ from orderdesk import errors, events, metrics, rpc
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.orders.domain import AWAITING_STOCK, Allocation, Line, Listing, Order, ShipmentView, Status
-from services.orders.proto import address_to_dict, order_to_proto, proposal_to_dict
 from services.orders.notices import publish_notices
+from services.orders.proto import address_to_dict, order_to_proto, proposal_to_dict
 from services.orders.store import OrderRepository
 
 log = logging.getLogger("orders.service")
