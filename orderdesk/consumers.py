@@ -45,6 +45,8 @@ class Subscription:
     durable: str          # consumer name, unique across the suite, e.g. "shipping-order-allocated"
     filter_subject: str   # e.g. "orderdesk.order.*.allocated"
     handler: Handler
+    # Optional: events the handler would ignore anyway are acked without a transaction.
+    wants: Callable[[events_pb2.Event], bool] | None = None
     max_deliver: int = 8
     ack_wait: float = 30.0
     batch: int = 64
@@ -112,6 +114,10 @@ class EventConsumer:
         except Exception:
             log.error("undecodable message on %s, dead-lettering", msg.subject)
             await self._dead_letter(msg, "undecodable")
+            return
+        if self.sub.wants is not None and not self.sub.wants(event):
+            await msg.ack()
+            metrics.EVENTS_CONSUMED.labels(self.sub.durable, "ignored").inc()
             return
         # The request's correlation id (NATS header, else the event's own field) goes into this
         # consumer's logs and into the events its handler emits.

@@ -107,11 +107,14 @@ class Stack:
 
     def env(self, instance: str | None = None) -> dict[str, str]:
         """The environment of a process (`instance`), or of a client of the suite (the CLI) when None."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERDESK_")}
+        # The suite's processes are configured here alone, except for the profiler switch (see runtime.run).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERDESK_") or k == "ORDERDESK_PROFILE"}
         env.update(
             ORDERDESK_NATS_URL=self.nats_url,
             ORDERDESK_DATA_DIR=str(self.data_dir),
             PYTHONUNBUFFERED="1",
+            # The demo and the tests register receivers on this machine (production refuses private targets).
+            ORDERDESK_WEBHOOKS_ALLOW_PRIVATE="true",
         )
         own = self.component_of.get(instance or "", "")
         for name in COMPONENTS:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -264,9 +266,23 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
-    try:
-        import uvloop
+    """Runs a process's main on uvloop. ORDERDESK_PROFILE=<dir> profiles it (cProfile, written at exit)."""
+    profile_dir = os.environ.get("ORDERDESK_PROFILE")
+    profiler = None
+    if profile_dir:
+        import cProfile
 
-        uvloop.run(main())
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable without it
-        asyncio.run(main())
+        profiler = cProfile.Profile()
+        profiler.enable()
+    try:
+        try:
+            import uvloop
+
+            uvloop.run(main())
+        except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable without it
+            asyncio.run(main())
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            name = Path(sys.argv[0]).parent.name or "proc"  # python -m services.orders -> "orders"
+            profiler.dump_stats(os.path.join(profile_dir, f"{name}-{os.getpid()}.prof"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orderdesk.consumers import Subscription
 from orderdesk.db import Tx
+from services.intake import domain
 from services.intake.service import IntakeService
 
 
@@ -11,4 +12,7 @@ def subscriptions(service: IntakeService) -> list[Subscription]:
     async def on_order_event(tx: Tx, event) -> None:
         await service.record_order_event(tx, event)
 
-    return [Subscription("intake-order-exposure", "orderdesk.order.>", on_order_event)]
+    def changes_exposure(event) -> bool:
+        return domain.exposure_changes(event.type, event.order.status, event.order.previous_status)
+
+    return [Subscription("intake-order-exposure", "orderdesk.order.>", on_order_event, wants=changes_exposure)]

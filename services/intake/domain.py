@@ -219,6 +219,7 @@ class IntakeConfig:
     blocked_policy: str = "hold"                  # ORDERDESK_INTAKE_BLOCKED_POLICY
     price_tolerance: Decimal = Decimal(0)         # ORDERDESK_INTAKE_PRICE_TOLERANCE (absolute, per unit)
     auto_approval: AutoApprovalPolicy = field(default_factory=AutoApprovalPolicy)
+    masterdata_ttl_seconds: float = 5.0           # ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS (see cache.py)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IntakeConfig:
@@ -233,8 +234,15 @@ class IntakeConfig:
         review_new = get("ORDERDESK_INTAKE_REVIEW_NEW_CUSTOMERS", "true").lower()
         if review_new not in ("true", "false", "1", "0", "yes", "no"):
             raise ValueError("ORDERDESK_INTAKE_REVIEW_NEW_CUSTOMERS must be true or false")
+        try:
+            ttl = float(get("ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS", "5"))
+        except ValueError:
+            ttl = -1.0
+        if not 0 <= ttl <= 3600:
+            raise ValueError("ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS must be a number of seconds from 0 to 3600")
         return cls(
             blocked_policy=policy,
+            masterdata_ttl_seconds=ttl,
             price_tolerance=_amount(get("ORDERDESK_INTAKE_PRICE_TOLERANCE", "0"), "ORDERDESK_INTAKE_PRICE_TOLERANCE"),
             auto_approval=AutoApprovalPolicy(
                 review_new_customers=review_new in ("true", "1", "yes"),
@@ -655,6 +663,13 @@ def credit_reasons(customer: Customer, terms: str, amount: Decimal, open_exposur
         "customer_id")]
 
 
+def credit_race(customer: Customer) -> Reason:
+    """Other approvals used the credit between the check and the booking (their total is not known here)."""
+    return Reason("credit_limit_exceeded",
+                  f"orders approved at the same moment used the credit limit {customer.credit_limit} "
+                  f"{customer.currency} of customer {customer.customer_id}", "customer_id")
+
+
 # What an order's status means for its customer's credit: open orders are exposure
 # (confirmed, not yet completed); received and on_hold orders are not yet, and a later
 # confirmed event opens them; completed, cancelled and rejected ones close it.
@@ -669,6 +684,16 @@ def exposure_state(status: str) -> str | None:
     if status in EXPOSURE_CLOSED:
         return "closed"
     return None
+
+
+def exposure_changes(event_type: str, status: str, previous_status: str) -> bool:
+    """Whether an order event can change the customer's exposure: a move between open and
+    closed (or into either), or a change of the order's lines. The consumer skips the rest
+    (e.g. confirmed -> allocated) without opening a transaction."""
+    if event_type == "order.changed":
+        return True
+    state = exposure_state(status)
+    return state is not None and state != exposure_state(previous_status)
 
 
 # --- 3. priority -------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.intake import domain
 from services.intake.domain import Decision, IntakeConfig, Submission
+from services.intake.cache import MasterDataCache
 from services.intake.proto import create_order_request
 from services.intake.store import (
     ExposureRepository,
@@ -54,6 +55,11 @@ TRANSIENT = frozenset({
     grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.ABORTED,
 })
+
+
+class _ClaimedMeanwhile(Exception):
+    def __init__(self, holder: IdempotencyRecord):
+        self.holder = holder
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class IntakeService:
         self.clock = clock
         self.new_order_id = new_order_id
         self.config = config or IntakeConfig()
+        self.masterdata = MasterDataCache(self.config.masterdata_ttl_seconds)
 
     # --- master data ---------------------------------------------------------------
     async def import_master_data(self, kind: str, text: str) -> int:
@@ -93,6 +100,7 @@ class IntakeService:
             upsert = {"customers": repo.upsert_customers, "products": repo.upsert_products,
                       "prices": repo.upsert_prices, "warehouses": repo.upsert_warehouses}[kind]
             await upsert(records)
+        self.masterdata.clear()
         log.info("imported %d %s", len(records), kind)
         return len(records)
 
@@ -121,19 +129,19 @@ class IntakeService:
                     create_request=create_order_request(order_id, s, decision).SerializeToString(),
                 )
                 holder = await IdempotencyRepository(tx.conn).claim(fresh)
-                replayed = holder.order_id != fresh.order_id  # claimed meanwhile, by this request or another
-                if replayed and holder.request_hash != fresh.request_hash:
-                    raise domain.key_reused()  # rolls back the reference claimed above
-                if not replayed and decision.approved and decision.counts_as_credit:
-                    await ExposureRepository(tx.conn).open_approved(order_id, s.customer_id, decision.amount)
+                if holder.order_id != fresh.order_id:
+                    # Claimed meanwhile, by this request or another: undo this attempt's claims and
+                    # credit booking, and answer as the holder's replay (or refuse a changed body).
+                    raise _ClaimedMeanwhile(holder)
+        except _ClaimedMeanwhile as meanwhile:
+            return await self._replay(meanwhile.holder, s, channel)
         except errors.InvalidArgument:
             metrics.ORDERS_RECEIVED.labels(channel, "invalid").inc()
             raise
 
-        order = await self._create_order(orders_pb2.CreateOrderRequest.FromString(holder.create_request))
-        outcome = "replayed" if replayed else "approved" if decision.approved else "held"
-        metrics.ORDERS_RECEIVED.labels(channel, outcome).inc()
-        return Submitted(order=order, replayed=replayed)
+        order = await self._create_order(orders_pb2.CreateOrderRequest.FromString(fresh.create_request))
+        metrics.ORDERS_RECEIVED.labels(channel, "approved" if decision.approved else "held").inc()
+        return Submitted(order=order, replayed=False)
 
     async def _replay(self, seen: IdempotencyRecord, s: Submission, channel: str) -> Submitted:
         if seen.request_hash != domain.request_hash(s):
@@ -147,15 +155,15 @@ class IntakeService:
         now = self.clock()
         async with self.db.read() as conn:
             repo = MasterDataRepository(conn)
-            customer = await repo.customer(s.customer_id) if s.customer_id else None
-            products = await repo.products({line.sku for line in s.lines if line.sku})
+            customer = await self.masterdata.customer(repo, s.customer_id) if s.customer_id else None
+            products = await self.masterdata.products(repo, {line.sku for line in s.lines if line.sku})
             # Refuse a malformed request before any further look-up or call.
             domain.check_structure(s, customer, products, now.astimezone(dt.UTC).date())
             assert customer is not None
             skus = {line.sku for line in s.lines}
-            prices = await repo.customer_prices(customer.customer_id, skus)
+            prices = await self.masterdata.customer_prices(repo, customer.customer_id, skus)
             exposure = await ExposureRepository(conn).open_exposure(customer.customer_id)
-            warehouses = await repo.warehouses() if s.requested_delivery_date else {}
+            warehouses = await self.masterdata.warehouses(repo) if s.requested_delivery_date else {}
         stock = None
         if warehouses:
             stock = await self._stock({sku for sku in skus if not products[sku].make_to_order})
@@ -163,19 +171,24 @@ class IntakeService:
         return domain.decide(s, customer, products, facts, self.config)
 
     async def _check_claims(self, tx: Tx, s: Submission, order_id: str, decision: Decision) -> Decision:
-        """The checks that must hold under concurrency: the partner's reference, and credit."""
+        """The checks that must hold under concurrency: the partner's reference, and credit.
+
+        An approved order's amount is booked as open exposure here, by a conditional
+        upsert that refuses to pass the credit limit: a burst of orders cannot overshoot
+        it, and a refused booking holds the order for credit with today's figures."""
         if s.external_ref:
             first = await ExternalRefRepository(tx.conn).claim(s.partner_id, s.external_ref, s.idempotency_key,
                                                                order_id)
             if first.idempotency_key != s.idempotency_key:
                 decision = decision.held_also_for(domain.duplicate_external_ref(s.external_ref, first.order_id))
         if decision.approved and decision.counts_as_credit:
-            masterdata_repo = MasterDataRepository(tx.conn)
-            await masterdata_repo.lock_customer(s.customer_id)
-            customer = await masterdata_repo.customer(s.customer_id)
-            exposure = await ExposureRepository(tx.conn).open_exposure(s.customer_id)
-            for reason in domain.credit_reasons(customer, decision.payment_terms, decision.amount, exposure):
-                decision = decision.held_also_for(reason)
+            customer = await self.masterdata.customer(MasterDataRepository(tx.conn), s.customer_id)
+            exposure = ExposureRepository(tx.conn)
+            if not await exposure.book_within_limit(order_id, s.customer_id, decision.amount, customer.credit_limit):
+                current = await exposure.open_exposure(s.customer_id)
+                reasons = domain.credit_reasons(customer, decision.payment_terms, decision.amount, current)
+                for reason in reasons or [domain.credit_race(customer)]:
+                    decision = decision.held_also_for(reason)
         return decision
 
     async def _stock(self, skus: set[str]) -> Mapping[str, Mapping[str, int]] | None:

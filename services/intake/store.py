@@ -127,6 +127,18 @@ order_exposure = Table(
     Index("ix_order_exposure_customer_open", "customer_id", "open"),
 )
 
+# --- migration 0003 ---------------------------------------------------------------------------
+# Each customer's open exposure as a running total (the sum of its open order_exposure rows),
+# so a credit decision reads one row instead of summing every open order, and an approval
+# books its amount with one conditional upsert that cannot overshoot the limit.
+customer_exposure = Table(
+    "customer_exposure",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("open_micros", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
 # Rows per statement: keeps a big import well under PostgreSQL's 32767 bind parameters.
 UPSERT_CHUNK = 500
 
@@ -212,22 +224,14 @@ class MasterDataRepository:
         }
 
 
-    async def lock_customer(self, customer_id: str) -> None:
-        """Row lock on PostgreSQL (SQLite transactions are serial already): one credit decision at a time."""
-        await self.conn.execute(
-            select(customers.c.customer_id).where(customers.c.customer_id == customer_id).with_for_update()
-        )
-
-    async def customer_prices(self, customer_id: str, skus: set[str]) -> dict[str, CustomerPrice]:
-        if not skus:
+    async def customer_prices(self, customer_id: str, skus: set[str] | None) -> dict[str, CustomerPrice]:
+        """The customer's prices for `skus`, or its whole price list when `skus` is None."""
+        if skus is not None and not skus:
             return {}
-        rows = (
-            await self.conn.execute(
-                select(customer_prices).where(
-                    and_(customer_prices.c.customer_id == customer_id, customer_prices.c.sku.in_(sorted(skus)))
-                )
-            )
-        ).mappings().all()
+        query = select(customer_prices).where(customer_prices.c.customer_id == customer_id)
+        if skus is not None:
+            query = query.where(customer_prices.c.sku.in_(sorted(skus)))
+        rows = (await self.conn.execute(query)).mappings().all()
         return {
             r["sku"]: CustomerPrice(customer_id=r["customer_id"], sku=r["sku"], unit_price=Decimal(r["unit_price"]),
                                     currency=r["currency"])
@@ -342,50 +346,112 @@ def to_micros(amount: Decimal) -> int:
 
 
 class ExposureRepository:
-    """The customers' open orders by amount, as intake approved them and as orders reports them since."""
+    """The customers' open orders by amount, as intake approved them and as orders reports them since.
+
+    order_exposure holds one row per order; customer_exposure the running total of each
+    customer's open rows. Every change to an order's row adjusts the total in the same
+    transaction, so the two always agree."""
 
     def __init__(self, conn):
         self.conn = conn
+        self._statements = _exposure_statements(conn.dialect.name)
 
     async def open_exposure(self, customer_id: str) -> Decimal:
-        total = (
-            await self.conn.execute(
-                select(func.coalesce(func.sum(order_exposure.c.amount_micros), 0)).where(
-                    and_(order_exposure.c.customer_id == customer_id, order_exposure.c.open.is_(True))
-                )
-            )
-        ).scalar_one()
-        return Decimal(int(total)) / MICROS
+        total = (await self.conn.execute(self._statements.total, {"customer_id": customer_id})).scalar()
+        return Decimal(int(total or 0)) / MICROS
 
-    async def open_approved(self, order_id: str, customer_id: str, amount: Decimal) -> None:
-        """An order intake just approved counts at once, before any event about it (version 0)."""
-        await self.conn.execute(
-            insert_ignoring_conflicts(
-                self.conn.dialect.name,
-                order_exposure,
-                {"order_id": order_id, "customer_id": customer_id, "amount_micros": to_micros(amount), "open": True,
-                 "version": 0, "updated_at": utcnow()},
-            )
+    async def book_within_limit(self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal) -> bool:
+        """Books an order intake just approved (version 0) if the customer's open total stays within
+        `limit`; False, booking nothing, when it would not. One conditional upsert decides, so
+        concurrent approvals cannot overshoot (PostgreSQL re-checks the condition after the row lock)."""
+        micros = to_micros(amount)
+        booked = await self.conn.execute(
+            self._statements.book,
+            {"customer_id": customer_id, "open_micros": micros, "updated_at": utcnow(), "limit": to_micros(limit)},
         )
+        if booked.rowcount != 1:
+            return False
+        await self.conn.execute(self._statements.add_order, {
+            "order_id": order_id, "customer_id": customer_id, "amount_micros": micros, "open": True, "version": 0,
+            "updated_at": utcnow()})
+        return True
 
     async def record(self, order_id: str, customer_id: str, amount: Decimal, is_open: bool, version: int) -> bool:
         """Applies an order event's state unless a newer one was applied; True when it changed the row."""
-        values = {"customer_id": customer_id, "amount_micros": to_micros(amount), "open": is_open, "version": version,
-                  "updated_at": utcnow()}
-        inserted = await self.conn.execute(
-            insert_ignoring_conflicts(self.conn.dialect.name, order_exposure, {"order_id": order_id, **values})
-        )
-        if inserted.rowcount == 1:
-            return True
-        updated = await self.conn.execute(
-            update(order_exposure)
-            .where(and_(order_exposure.c.order_id == order_id, order_exposure.c.version < version))
-            .values(**values)
-        )
-        return updated.rowcount == 1
+        micros = to_micros(amount)
+        row = (await self.conn.execute(self._statements.order_row, {"order_id": order_id})).first()
+        values = {"order_id": order_id, "customer_id": customer_id, "amount_micros": micros, "open": is_open,
+                  "version": version, "updated_at": utcnow()}
+        if row is None:
+            await self.conn.execute(self._statements.add_order, values)
+            delta = micros if is_open else 0
+        elif row.version >= version:
+            return False
+        else:
+            await self.conn.execute(self._statements.update_order,
+                                    {"oid": order_id, **{k: v for k, v in values.items() if k != "order_id"}})
+            delta = (micros if is_open else 0) - (row.amount_micros if row.open else 0)
+            if row.customer_id != customer_id:  # not expected; keep both totals right if it happens
+                await self._adjust(row.customer_id, -(row.amount_micros if row.open else 0))
+                delta = micros if is_open else 0
+        if delta:
+            await self._adjust(customer_id, delta)
+        return True
+
+    async def _adjust(self, customer_id: str, delta_micros: int) -> None:
+        await self.conn.execute(self._statements.adjust,
+                                {"customer_id": customer_id, "open_micros": delta_micros, "updated_at": utcnow()})
 
     async def get(self, order_id: str) -> tuple[str, Decimal, bool, int] | None:
         row = (await self.conn.execute(select(order_exposure).where(order_exposure.c.order_id == order_id))).first()
         if row is None:
             return None
         return row.customer_id, Decimal(row.amount_micros) / MICROS, bool(row.open), row.version
+
+
+@dataclass(frozen=True)
+class _ExposureStatements:
+    total: object
+    book: object
+    add_order: object
+    order_row: object
+    update_order: object
+    adjust: object
+
+
+_EXPOSURE_STATEMENTS: dict[str, _ExposureStatements] = {}
+
+
+def _exposure_statements(dialect_name: str) -> _ExposureStatements:
+    """Built once per dialect: these run for every order (see orderdesk.db on statement reuse)."""
+    if dialect_name not in _EXPOSURE_STATEMENTS:
+        from sqlalchemy import bindparam
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        book = dialect.insert(customer_exposure)
+        book = book.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={"open_micros": customer_exposure.c.open_micros + book.excluded.open_micros,
+                  "updated_at": book.excluded.updated_at},
+            where=customer_exposure.c.open_micros + book.excluded.open_micros <= bindparam("limit"),
+        )
+        adjust = dialect.insert(customer_exposure)
+        adjust = adjust.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={"open_micros": customer_exposure.c.open_micros + adjust.excluded.open_micros,
+                  "updated_at": adjust.excluded.updated_at},
+        )
+        _EXPOSURE_STATEMENTS[dialect_name] = _ExposureStatements(
+            total=select(customer_exposure.c.open_micros).where(
+                customer_exposure.c.customer_id == bindparam("customer_id")),
+            book=book,
+            add_order=insert_ignoring_conflicts(dialect_name, order_exposure),
+            order_row=select(order_exposure.c.customer_id, order_exposure.c.amount_micros, order_exposure.c.open,
+                             order_exposure.c.version).where(order_exposure.c.order_id == bindparam("order_id")),
+            # Executed with the new column values as parameters; "oid" names the row (a bind parameter
+            # may not share a name with a column the statement sets).
+            update_order=update(order_exposure).where(order_exposure.c.order_id == bindparam("oid")),
+            adjust=adjust,
+        )
+    return _EXPOSURE_STATEMENTS[dialect_name]
