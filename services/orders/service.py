@@ -61,11 +61,10 @@ class OrdersService:
         self.on_confirmed: Callable[[], None] = lambda: None
 
     async def create(self, req: orders_pb2.CreateOrderRequest) -> Order:
-        """Idempotent by order id: intake may call again after a crash or a timeout."""
-        async with self.db.read() as conn:
-            existing = await OrderRepository(conn).get(req.order_id)
-        if existing is not None:
-            return existing
+        """Idempotent by order id: intake may call again after a crash or a timeout.
+
+        The insert itself detects a repeat (the order id is unique): a first call, the
+        common case, costs no read."""
         order = Order.receive(
             at=self.clock(),
             actor=req.partner_id,
@@ -88,7 +87,7 @@ class OrdersService:
             async with self.db.transaction() as tx:
                 await OrderRepository(tx.conn).add(order)
                 await publish_transitions(tx, order)
-        except IntegrityError:  # the same order id created concurrently: return that one
+        except IntegrityError:  # this order id exists (a repeat, or a concurrent first call): return that one
             async with self.db.read() as conn:
                 existing = await OrderRepository(conn).get(req.order_id)
             if existing is None:

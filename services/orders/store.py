@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     cast,
     or_,
     select,
@@ -124,6 +125,24 @@ def _line_row(order_id: str, no: int, line: Line) -> dict:
     }
 
 
+def _counts(line: Line) -> tuple[int, int, int, int]:
+    return line.allocated, line.shipped, line.delivered, line.returned
+
+
+# The statements every order goes through, built once (SQLAlchemy then skips building and
+# compiling them per call). "oid", "pid", "no", "loaded" name the row; a bind parameter may
+# not share a name with a column the statement sets.
+_ORDER = select(orders).where(orders.c.order_id == bindparam("oid"))
+_ORDER_OF_PARTNER = _ORDER.where(orders.c.partner_id == bindparam("pid"))
+_LINES_OF = (select(order_lines).where(order_lines.c.order_id.in_(bindparam("ids", expanding=True)))
+             .order_by(order_lines.c.line_no))
+_HISTORY_OF = (select(order_history).where(order_history.c.order_id.in_(bindparam("ids", expanding=True)))
+               .order_by(order_history.c.version))
+_SAVE_ORDER = update(orders).where(orders.c.order_id == bindparam("oid"), orders.c.version == bindparam("loaded"))
+_SAVE_LINE = update(order_lines).where(order_lines.c.order_id == bindparam("oid"),
+                                       order_lines.c.line_no == bindparam("no"))
+
+
 class OrderRepository:
     """Loads and saves whole orders; saves are guarded by the version read."""
 
@@ -147,9 +166,7 @@ class OrderRepository:
 
     async def save(self, order: Order) -> None:
         result = await self.conn.execute(
-            update(orders)
-            .where(and_(orders.c.order_id == order.order_id, orders.c.version == order.loaded_version))
-            .values(**_order_row(order))
+            _SAVE_ORDER, {"oid": order.order_id, "loaded": order.loaded_version, **_order_row(order)}
         )
         if result.rowcount != 1:
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
@@ -159,13 +176,17 @@ class OrderRepository:
                 order_lines.insert(), [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)]
             )
             order.lines_changed = False
-        for i, line in enumerate(order.lines):
-            await self.conn.execute(
-                update(order_lines)
-                .where(and_(order_lines.c.order_id == order.order_id, order_lines.c.line_no == i))
-                .values(allocated=line.allocated, shipped=line.shipped, delivered=line.delivered,
-                        returned=line.returned)
-            )
+        else:  # only the lines whose counts moved since the load (most events touch none)
+            loaded = getattr(order, "_loaded_counts", None)
+            changed = [
+                {"oid": order.order_id, "no": i, "allocated": line.allocated, "shipped": line.shipped,
+                 "delivered": line.delivered, "returned": line.returned}
+                for i, line in enumerate(order.lines)
+                if loaded is None or i >= len(loaded) or loaded[i] != _counts(line)
+            ]
+            if changed:
+                await self.conn.execute(_SAVE_LINE, changed)
+        order._loaded_counts = [_counts(line) for line in order.lines]
         await self._append_history(order)
 
     async def _append_history(self, order: Order) -> None:
@@ -180,10 +201,11 @@ class OrderRepository:
             )
 
     async def get(self, order_id: str, partner_id: str = "") -> Order | None:
-        query = select(orders).where(orders.c.order_id == order_id)
         if partner_id:
-            query = query.where(orders.c.partner_id == partner_id)
-        row = (await self.conn.execute(query)).mappings().first()
+            found = await self.conn.execute(_ORDER_OF_PARTNER, {"oid": order_id, "pid": partner_id})
+        else:
+            found = await self.conn.execute(_ORDER, {"oid": order_id})
+        row = found.mappings().first()
         if row is None:
             return None
         return (await self._hydrate([row]))[0]
@@ -230,16 +252,8 @@ class OrderRepository:
         if not rows:
             return []
         ids = [r["order_id"] for r in rows]
-        line_rows = (
-            await self.conn.execute(
-                select(order_lines).where(order_lines.c.order_id.in_(ids)).order_by(order_lines.c.line_no)
-            )
-        ).mappings().all()
-        history_rows = (
-            await self.conn.execute(
-                select(order_history).where(order_history.c.order_id.in_(ids)).order_by(order_history.c.version)
-            )
-        ).mappings().all()
+        line_rows = (await self.conn.execute(_LINES_OF, {"ids": ids})).mappings().all()
+        history_rows = (await self.conn.execute(_HISTORY_OF, {"ids": ids})).mappings().all()
         lines: dict[str, list[Line]] = {i: [] for i in ids}
         for r in line_rows:
             lines[r["order_id"]].append(
@@ -265,5 +279,6 @@ class OrderRepository:
                 exceptions=[OrderException.from_json(e) for e in r["exceptions"]],
                 created_at=r["created_at"], loaded_version=r["version"],
             )
+            order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines
             result.append(order)
         return result
