@@ -290,6 +290,26 @@ async def import_master_data(kind: ImportKind, request: Request, who: Principal 
     return models.ImportResult(kind=kind, rows=rows)
 
 
+# --- the desk's numbers (admin) ---------------------------------------------------------------
+@router.get("/v1/reports/kpis", response_model=models.KpiReportOut, tags=["order desk"],
+            responses=_problem_responses(*COMMON),
+            summary="The desk's numbers for a period: volume, value, fill, on-time, cancellations, holds, cycle "
+                    "times, sellers, returns (admin; formulas in the README)")
+async def kpi_report(
+    request: Request,
+    from_: Annotated[str, Query(alias="from", max_length=40,
+                                description="YYYY-MM-DD or RFC 3339 (included); default: 30 days before `to`")] = "",
+    to: Annotated[str, Query(max_length=40, description="YYYY-MM-DD (that day included) or RFC 3339 (excluded); "
+                                                        "default: now")] = "",
+    group_by: Annotated[str, Query(max_length=16, description="day | week | month | customer | channel")] = "",
+    who: Principal = scoped(ADMIN),
+):
+    services = backends(request)
+    report = await services.call(services.orders.GetKpiReport,
+                                 orders_pb2.KpiReportRequest(**{"from": from_}, to=to, group_by=group_by))
+    return models.KpiReportOut.from_proto(report)
+
+
 # --- operations --------------------------------------------------------------------------
 @router.get("/healthz", response_model=models.Health, tags=["operations"], openapi_extra={"security": []},
             responses={503: {"model": models.Health, "description": "some backend is not serving"}})

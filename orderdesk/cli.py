@@ -7,6 +7,7 @@
     orderdesk orders list [--status on_hold] [--limit 50] [--json]
     orderdesk orders show ORDER_ID [--json]
     orderdesk orders approve ORDER_ID --note "..."  |  orderdesk orders reject ORDER_ID --reason "..."
+    orderdesk report [--from 2026-11-01] [--to 2026-11-30] [--group-by day|week|month|customer|channel] [--csv]
 
 Imports and keys talk to the services over gRPC and to the gateway's key store
 directly (so an operator can bootstrap the first admin key before any key exists);
@@ -279,6 +280,101 @@ def cmd_orders_reject(args: argparse.Namespace) -> int:
     return _emit(args, order, f"{order['order_id']} is {order['status']}")
 
 
+# --- the desk's numbers ----------------------------------------------------------------------------
+HEADLINE_FIGURES = ("orders_received", "order_value", "lines_first_allocated", "lines_filled", "line_fill_rate",
+                    "units_first_allocated", "units_filled", "unit_fill_rate", "orders_delivered", "orders_on_time",
+                    "on_time_rate", "orders_cancelled", "cancellation_rate", "orders_held", "hold_rate")
+REPORT_SECTIONS = (  # (section, columns after the key) of the detail tables, in print order
+    ("cancellations_by_reason", ("orders", "units")), ("cancellations_by_sku", ("units", "base_units", "rate")),
+    ("holds_by_reason", ("orders",)), ("best_sellers", ("currency", "units", "value")),
+    ("slow_sellers", ("currency", "units", "value")), ("returns_by_sku", ("units", "base_units", "rate")),
+    ("returns_by_reason", ("orders", "units")),
+)
+
+
+def _pct(rate: float | None, part: int, whole: int) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}% ({part}/{whole})"
+
+
+def _money(values: list[dict]) -> str:
+    return ", ".join(f"{m['amount']} {m['currency']}" for m in values) or "0"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def format_report(report: dict) -> str:
+    """The report for people: the headline per group, then cycle times and the detail tables."""
+    heads = [report["total"]] + report["groups"]
+    out = [f"the desk's numbers from {report['from']} to {report['to']} (events in the period)", "",
+           table(("GROUP", "ORDERS", "VALUE", "FILL LINES", "FILL UNITS", "ON TIME", "CANCELLED", "HELD"),
+                 [(h["key"] or "total", h["orders_received"], _money(h["order_value"]),
+                   _pct(h["line_fill_rate"], h["lines_filled"], h["lines_first_allocated"]),
+                   _pct(h["unit_fill_rate"], h["units_filled"], h["units_first_allocated"]),
+                   _pct(h["on_time_rate"], h["orders_on_time"], h["orders_delivered"]),
+                   _pct(h["cancellation_rate"], h["orders_cancelled"], h["orders_received"]),
+                   _pct(h["hold_rate"], h["orders_held"], h["orders_received"])) for h in heads]),
+           "", table(("CYCLE TIME", "ORDERS", "AVERAGE", "P90"),
+                     [(c["stage"].replace("_to_", " -> "), c["count"], _duration(c["average_seconds"]),
+                       _duration(c["p90_seconds"])) for c in report["cycle_times"]])]
+    for section, columns in REPORT_SECTIONS:
+        rows = report[section]
+        key = "sku" if "sku" in (rows[0] if rows else {"sku": 1}) else "reason"
+        shown = [(r[key], *("-" if r[c] is None else f"{r[c] * 100:.1f}%" if c == "rate" else r[c]
+                            for c in columns)) for r in rows]
+        out += ["", f"{section.replace('_', ' ')}:" + ("" if rows else " none"),
+                *([table((key.upper(), *(c.upper() for c in columns)), shown)] if rows else [])]
+    return "\n".join(out)
+
+
+def report_csv(report: dict) -> str:
+    """The report as one tidy CSV (section, group, item, figure, value) for spreadsheets; empty value = null."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("section", "group", "item", "figure", "value"))
+    cell = lambda v: "" if v is None else v  # noqa: E731
+    for h in [report["total"]] + report["groups"]:
+        group = h["key"] or "total"
+        for figure in HEADLINE_FIGURES:
+            if figure == "order_value":
+                for m in h["order_value"]:
+                    writer.writerow(("headline", group, m["currency"], figure, m["amount"]))
+            else:
+                writer.writerow(("headline", group, "", figure, cell(h[figure])))
+    for c in report["cycle_times"]:
+        for figure in ("count", "average_seconds", "p90_seconds"):
+            writer.writerow(("cycle_time", "", c["stage"], figure, cell(c[figure])))
+    for section, columns in REPORT_SECTIONS:
+        for r in report[section]:
+            item = r.get("sku", r.get("reason"))
+            for figure in columns:
+                if figure != "currency":
+                    writer.writerow((section, r.get("currency", ""), item, figure, cell(r[figure])))
+    return buffer.getvalue()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    query = {k: v for k, v in (("from", args.from_), ("to", args.to), ("group_by", args.group_by)) if v}
+    report = Gateway.from_env().request("GET", "/v1/reports/kpis" + ("?" + urllib.parse.urlencode(query) if query
+                                                                      else ""))
+    if args.csv:
+        sys.stdout.write(report_csv(report))
+        return 0
+    return _emit(args, report, format_report(report))
+
+
 # --- the parser ------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="orderdesk", description="orderdesk: master data, API keys and held orders")
@@ -327,6 +423,15 @@ def parser() -> argparse.ArgumentParser:
                         (reject, cmd_orders_reject)):
         action.add_argument("--json", action="store_true", help="machine-readable output")
         action.set_defaults(run=run)
+
+    report = sub.add_parser("report", help="the desk's numbers for a period, through the gateway (admin key)")
+    report.add_argument("--from", dest="from_", default="", help="YYYY-MM-DD or RFC 3339 (default: 30 days ago)")
+    report.add_argument("--to", default="", help="YYYY-MM-DD (that day included) or RFC 3339 (default: now)")
+    report.add_argument("--group-by", default="", choices=("", "day", "week", "month", "customer", "channel"))
+    output = report.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="CSV for spreadsheets (section,group,item,figure,value)")
+    output.add_argument("--json", action="store_true", help="machine-readable output")
+    report.set_defaults(run=cmd_report)
     return p
 
 

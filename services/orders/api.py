@@ -5,6 +5,7 @@ from __future__ import annotations
 from orderdesk.errors import require
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
 from services.orders.desk import Desk
+from services.orders.kpi_proto import report_to_proto
 from services.orders.proto import order_to_proto
 from services.orders.service import OrdersService
 
@@ -50,6 +51,9 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
 
     async def RejectOrder(self, request, context):
         return await self._decide(request, "reject")
+
+    async def GetKpiReport(self, request, context):
+        return report_to_proto(await self.service.kpi_report(getattr(request, "from"), request.to, request.group_by))
 
     async def _decide(self, request, decision: str):
         require(request.order_id, "order_id")

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from orderdesk import errors, events, metrics, rpc
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
+from services.orders import kpi_store, kpis
 from services.orders.domain import AWAITING_STOCK, Allocation, Line, Listing, Order, ShipmentView, Status
 from services.orders.notices import publish_notices
 from services.orders.proto import address_to_dict, order_to_proto, proposal_to_dict
@@ -44,6 +45,7 @@ async def publish_transitions(tx: Tx, order: Order) -> None:
                 ),
             )
         )
+    await kpi_store.record(tx.conn, order.order_id, kpis.facts_of(order))  # the desk's numbers' ledger
     await publish_notices(tx, order, snapshot)  # order.changed / order.exception (issue 4)
 
 
@@ -52,6 +54,7 @@ def count_transitions(order: Order) -> None:
         metrics.ORDER_TRANSITIONS.labels(t.status.value).inc()
         if t.status is Status.COMPLETED:
             metrics.ORDERS_COMPLETED.labels(str(order.delivered_on_time).lower()).inc()
+    kpi_store.count_metrics(order, kpis.facts_of(order))
 
 
 class OrdersService:
@@ -118,6 +121,14 @@ class OrdersService:
         async with self.db.read() as conn:
             return await OrderRepository(conn).list(partner_id=partner_id, status=status, limit=limit, listing=listing)
 
+    async def kpi_report(self, start: str, end: str, group_by: str) -> kpis.KpiReport:
+        """The desk's numbers for a period, from the history and the order_facts ledger (read only)."""
+        period = kpis.parse_period(start, end, group_by, now=self.clock())
+        async with self.db.read() as conn:
+            gathered = await kpi_store.gather(conn, period.start, period.end)
+            skus = await kpi_store.known_skus(conn)
+        return kpis.compute_report(gathered, period, skus)
+
     async def decide(self, order_id: str, partner_id: str, decision: str, actor: str, reason: str) -> Order:
         """approve | reject | cancel, retried once or twice if another writer got there first."""
         for attempt in range(3):
@@ -164,7 +175,11 @@ class OrdersService:
         returned = {}
         for line in ret.lines:
             returned[line.sku] = returned.get(line.sku, 0) + line.restocked_quantity + line.scrapped_quantity
-        await self.apply_to_order(tx, ret.order_id, lambda o: o.record_return(returned))
+        order = await self.apply_to_order(tx, ret.order_id, lambda o: o.record_return(returned))
+        if order is not None:  # the returned units by reason, for the desk's numbers
+            facts = kpis.return_facts(ret.rma_id, ret.lines, self.clock())
+            if await kpi_store.record(tx.conn, ret.order_id, facts, count_new=True):
+                kpi_store.count_returns(facts)
 
 
 class Allocator:

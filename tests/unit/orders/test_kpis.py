@@ -239,3 +239,27 @@ def test_return_lines_become_returned_rows():
                                        ReturnLine("C", "changed my mind", 1, 0)], T0)
     assert [(f.line_no, f.sku, f.quantity, f.code, f.ref) for f in rows] == [
         (0, "A", 2, "defective", "RMA-9"), (2, "C", 1, "other", "RMA-9")]
+
+
+def test_the_report_through_protobuf_the_gateway_model_and_the_csv():
+    import csv
+    import io
+
+    from gateway.models import KpiReportOut
+    from orderdesk.cli import format_report, report_csv
+    from services.orders.kpi_proto import report_to_proto
+
+    period = parse_period("2026-11-01", "2026-11-30", "customer", now=T0)
+    body = KpiReportOut.from_proto(report_to_proto(compute_report(HISTORY, period, ["W"]))).model_dump(mode="json")
+    assert (body["from"], body["to"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+    assert body["total"]["order_value"] == [{"currency": "EUR", "amount": "12"}, {"currency": "USD", "amount": "71"}]
+    c3 = next(g for g in body["groups"] if g["key"] == "C3")
+    assert c3["line_fill_rate"] is None and c3["on_time_rate"] is None and c3["hold_rate"] == 1.0  # null, not 0
+    cells = {(r["section"], r["group"], r["item"], r["figure"]): r["value"]
+             for r in csv.DictReader(io.StringIO(report_csv(body)))}
+    assert cells[("headline", "total", "", "cancellation_rate")] == "0.25"
+    assert cells[("headline", "C3", "", "line_fill_rate")] == ""
+    assert cells[("best_sellers", "USD", "X", "units")] == "6"
+    assert cells[("cycle_time", "", "shipped_to_delivered", "p90_seconds")] == "604800.0"
+    text = format_report(body)
+    assert "66.7% (2/3)" in text and "price_mismatch" in text

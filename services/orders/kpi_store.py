@@ -1,0 +1,132 @@
+"""The desk's numbers at the edges: the order_facts ledger, the query that gathers a period's facts,
+and the Prometheus counters fed from the very same rows (so dashboard and report agree).
+
+Ledger rows are written in the transaction that makes the change (see service.publish_transitions
+and service.record_return); a repeat of the same row (same order, kind, ref, line) is ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, select, union
+
+from orderdesk import metrics
+from orderdesk.db import UtcDateTime, insert_ignoring_conflicts
+from services.orders import kpis
+from services.orders.kpis import Fact, LineFacts, OrderFacts, StatusAt
+from services.orders.store import metadata, order_history, order_lines, orders
+
+order_facts = Table(
+    "order_facts",
+    metadata,
+    Column("order_id", String(40), ForeignKey("orders.order_id"), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("ref", String(64), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("filled", Integer, nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_order_facts_at", "at"),
+)
+CHUNK = 500  # orders hydrated per query
+
+
+async def record(conn, order_id: str, facts: Iterable[Fact], *, count_new: bool = False) -> int:
+    """Appends ledger rows (a repeated row is ignored). With count_new, rows go one at a time and the
+    number of new ones is returned; otherwise one batch (the hot path: first reservations)."""
+    rows = [{"order_id": order_id, "kind": f.kind, "ref": f.ref, "line_no": f.line_no, "sku": f.sku,
+             "quantity": f.quantity, "filled": f.filled, "code": f.code, "reason": f.reason, "at": f.at}
+            for f in facts]
+    if not rows:
+        return 0
+    statement = insert_ignoring_conflicts(conn.dialect.name, order_facts)
+    if not count_new:
+        await conn.execute(statement, rows)
+        return len(rows)
+    return sum([(await conn.execute(statement, row)).rowcount == 1 for row in rows])
+
+
+def count_metrics(order, facts: Iterable[Fact]) -> None:
+    """The counters behind the PromQL of README "The desk's numbers", from the ledger rows and the
+    transitions of one saved change (orderdesk_order_status_transitions_total is counted beside)."""
+    for f in facts:
+        if f.kind == "first_allocation":
+            metrics.LINES_FIRST_ALLOCATED.labels(str(f.filled >= f.quantity).lower()).inc()
+            metrics.UNITS_FIRST_ALLOCATED.labels("filled").inc(min(f.filled, f.quantity))
+            metrics.UNITS_FIRST_ALLOCATED.labels("short").inc(max(f.quantity - f.filled, 0))
+        elif f.kind == "held":
+            metrics.ORDER_HOLD_REASONS.labels(f.code).inc()
+    for t in order.transitions:
+        status = t.status.value
+        if status == "cancelled":
+            metrics.ORDER_CANCELLATIONS.labels(kpis.reason_class(t.entry.reason, kpis.CANCEL_REASONS)).inc()
+        if status == "completed":
+            metrics.UNITS_DELIVERED.inc(sum(line.delivered for line in order.lines))
+        if status in ("confirmed", "shipped", "completed"):
+            history = [StatusAt(h.status.value, h.at) for h in order.history]
+            facts_view = OrderFacts(order.order_id, "", "", "", status, tuple(history), ())
+            for stage, (end, seconds) in kpis.stage_ends(facts_view).items():
+                if end == t.entry.at and _first_entry_is(order, stage, t.entry):
+                    metrics.ORDER_CYCLE_SECONDS.labels(stage).observe(seconds)
+
+
+def _first_entry_is(order, stage: str, entry) -> bool:
+    """A stage ends at the FIRST entry of its end status; only that transition observes it."""
+    end_status = {"received_to_confirmed": "confirmed", "confirmed_to_shipped": "shipped"}.get(stage, "completed")
+    return next((h for h in order.history if h.status.value == end_status), None) is entry
+
+
+def count_returns(facts: Iterable[Fact]) -> None:
+    """Returned units by reason class, counted when orders records the refunded return."""
+    for f in facts:
+        metrics.UNITS_RETURNED.labels(f.code).inc(f.quantity)
+
+
+async def gather(conn, start: dt.datetime, end: dt.datetime) -> list[OrderFacts]:
+    """Every order with a status change or a ledger row in [start, end), with its whole story."""
+    touched = union(
+        select(order_history.c.order_id).where(order_history.c.at >= start, order_history.c.at < end),
+        select(order_facts.c.order_id).where(order_facts.c.at >= start, order_facts.c.at < end),
+    ).subquery()
+    ids = sorted(r[0] for r in await conn.execute(select(touched.c.order_id)))
+    result: list[OrderFacts] = []
+    for i in range(0, len(ids), CHUNK):
+        result += await _hydrate(conn, ids[i:i + CHUNK])
+    return result
+
+
+async def known_skus(conn) -> list[str]:
+    """Every SKU ever ordered (orders has no product master: this stands in for it in slow sellers)."""
+    return [r[0] for r in await conn.execute(select(order_lines.c.sku).distinct())]
+
+
+async def _hydrate(conn, ids: list[str]) -> list[OrderFacts]:
+    heads = (await conn.execute(
+        select(orders.c.order_id, orders.c.customer_id, orders.c.channel, orders.c.currency, orders.c.status,
+               orders.c.shipments).where(orders.c.order_id.in_(ids)))).mappings().all()
+    lines: dict[str, list[LineFacts]] = {i: [] for i in ids}
+    for r in (await conn.execute(select(order_lines).where(order_lines.c.order_id.in_(ids))
+                                 .order_by(order_lines.c.order_id, order_lines.c.line_no))).mappings():
+        lines[r["order_id"]].append(LineFacts(r["sku"], r["quantity"], Decimal(r["unit_price"]), r["delivered"]))
+    history: dict[str, list[StatusAt]] = {i: [] for i in ids}
+    for r in (await conn.execute(select(order_history.c.order_id, order_history.c.status, order_history.c.at)
+                                 .where(order_history.c.order_id.in_(ids))
+                                 .order_by(order_history.c.order_id, order_history.c.version))).mappings():
+        history[r["order_id"]].append(StatusAt(r["status"], r["at"]))
+    facts: dict[str, list[Fact]] = {i: [] for i in ids}
+    for r in (await conn.execute(select(order_facts).where(order_facts.c.order_id.in_(ids))
+                                 .order_by(order_facts.c.order_id, order_facts.c.at))).mappings():
+        facts[r["order_id"]].append(Fact(r["kind"], r["at"], r["line_no"], r["sku"], r["quantity"], r["filled"],
+                                         r["code"], r["reason"], r["ref"]))
+    return [
+        OrderFacts(h["order_id"], h["customer_id"], h["channel"], h["currency"], h["status"],
+                   tuple(history[h["order_id"]]), tuple(lines[h["order_id"]]), tuple(facts[h["order_id"]]),
+                   on_time=all(s.get("on_time") is not False for s in h["shipments"] if s.get("status") == "delivered"))
+        for h in heads
+    ]
