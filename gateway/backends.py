@@ -19,6 +19,7 @@ from orderdesk.config import SERVICES, Settings, grpc_target
 from orderdesk.v1 import (
     intake_pb2_grpc,
     inventory_pb2_grpc,
+    notifier_pb2_grpc,
     orders_pb2_grpc,
     returns_pb2_grpc,
     shipping_pb2_grpc,
@@ -38,6 +39,7 @@ class Backends:
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(self.channels["inventory"])
         self.shipping = shipping_pb2_grpc.ShippingServiceStub(self.channels["shipping"])
         self.returns = returns_pb2_grpc.ReturnsServiceStub(self.channels["returns"])
+        self.notifier = notifier_pb2_grpc.NotifierServiceStub(self.channels["notifier"])
 
     @staticmethod
     def _channel(peer: str) -> grpc.aio.Channel:
@@ -45,10 +47,13 @@ class Backends:
         return grpc.aio.insecure_channel(target, options=[
             ("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 16 * 1024 * 1024), *balancing])
 
-    async def call(self, method, request, *, field_aliases: Mapping[str, str] | None = None):
-        """`await backends.call(backends.orders.GetOrder, request)`: the answer, or a Problem raised."""
+    async def call(self, method, request, *, field_aliases: Mapping[str, str] | None = None,
+                   timeout: float | None = None):
+        """`await backends.call(backends.orders.GetOrder, request)`: the answer, or a Problem raised.
+
+        `timeout` replaces the usual deadline for a call that waits on purpose (a long poll)."""
         try:
-            return await method(request, timeout=self.timeout, metadata=rpc.metadata())
+            return await method(request, timeout=timeout or self.timeout, metadata=rpc.metadata())
         except grpc.RpcError as exc:
             failure = rpc.describe(exc)
             problem = from_rpc_failure(failure, field_aliases)

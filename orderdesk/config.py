@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SERVICES = ("intake", "orders", "inventory", "shipping", "returns")
+SERVICES = ("intake", "orders", "inventory", "shipping", "returns", "notifier")
 DEFAULT_GRPC_PORTS = {"intake": 50051, "orders": 50052, "inventory": 50053, "shipping": 50054, "returns": 50055,
                       "notifier": 50056}
 DEFAULT_METRICS_PORTS = {

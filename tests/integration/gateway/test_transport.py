@@ -48,7 +48,7 @@ async def test_a_key_without_the_scope_is_403(gateway):
 async def test_open_endpoints_need_no_key(gateway):
     code, body, _ = await gateway.call("GET", "/healthz")
     assert code == 200 and body["status"] == "ok", body
-    assert set(body["services"]) == {"intake", "orders", "inventory", "shipping", "returns", "store"}
+    assert set(body["services"]) == {"intake", "orders", "inventory", "shipping", "returns", "notifier", "store"}
     assert (await gateway.call("GET", "/openapi.json"))[0] == 200
     assert (await gateway.call("GET", "/metrics"))[0] == 200
 
