@@ -17,6 +17,7 @@ from gateway.backends import Backends
 from gateway.changes import router as changes_router
 from gateway.middleware import GatewayMiddleware
 from gateway.store import PartnerStore
+from gateway.supply import router as supply_router
 from gateway.webhooks import router as webhooks_router
 from orderdesk import logs
 from orderdesk.config import Settings
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> Fast
 
     app = FastAPI(title="orderdesk partner API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
+    app.include_router(supply_router)
     app.include_router(webhooks_router)
     app.include_router(changes_router)
     app.add_middleware(GatewayMiddleware)

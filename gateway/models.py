@@ -250,13 +250,17 @@ class OrderOut(BaseModel):
     exceptions: list[ExceptionOut] = Field([], description="exceptions, open and resolved")
     at_risk: bool = Field(False, description="true while an exception is open")
     exception_expected_date: str = Field("", description="the delivery date an exception announced (YYYY-MM-DD)")
+    expected_ship_date: str = Field("", description="scheduled (backordered): when the missing units are due "
+                                                    "in a warehouse (YYYY-MM-DD); empty when allocated or unknown")
+    expected_delivery_date: str = Field("", description="scheduled: the delivery date that gives (ship date + transit)")
 
     @classmethod
     def from_proto(cls, o: orders_pb2.Order) -> OrderOut:
         return cls(
             order_id=o.order_id, partner_id=o.partner_id, channel=o.channel, external_ref=o.external_ref,
             customer_id=o.customer_id, status=o.status, version=o.version, priority=o.priority, urgent=o.urgent,
-            currency=o.currency,
+            currency=o.currency, expected_ship_date=o.expected_ship_date,
+            expected_delivery_date=o.expected_delivery_date,
             total_amount=o.total_amount, payment_terms=o.payment_terms,
             requested_delivery_date=o.requested_delivery_date, ship_to=Address.from_proto(o.ship_to),
             lines=[OrderLineOut(sku=x.sku, quantity=x.quantity, unit_price=x.unit_price,

@@ -3,7 +3,7 @@
 Parsing is plain Python: each kind becomes a list of frozen records, and every
 bad cell is reported with its row and column, so an import is all or nothing.
 The owning services store the records: customers, products and customer-specific
-prices in intake, stock and warehouses in inventory (warehouses also in shipping and
+prices in intake (products' supply attributes also in inventory), stock and warehouses in inventory (warehouses also in shipping and
 intake), partners in the gateway.
 """
 
@@ -20,7 +20,7 @@ from orderdesk.errors import FieldViolation, InvalidArgument
 # an import goes to every owner, in this order.
 OWNERS: dict[str, tuple[str, ...]] = {
     "customers": ("intake",),
-    "products": ("intake",),
+    "products": ("intake", "inventory"),  # inventory: make-to-order and lead time, for production runs
     "prices": ("intake",),
     "stock": ("inventory",),
     # inventory for stock rows, shipping for delivery promises, intake for delivery-date checks

@@ -76,6 +76,10 @@ BACKORDER_UNITS_FILLED = Counter(
     "orderdesk_backorder_units_filled_total", "Backordered units reserved when stock arrived (receipts, production, "
     "returns, counts, cancellations), in priority order", [],
 )
+RESERVE_RETRIES = Counter(
+    "orderdesk_stock_reserve_retries_total", "Reserve attempts retried because a guarded stock update refused a "
+    "plan made from levels another replica changed meanwhile", [],
+)
 PRODUCTION_RUNS = Counter(
     "orderdesk_production_runs_total", "Production runs planned for backorders and completed", ["step"],
 )  # step: planned | completed

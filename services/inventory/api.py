@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from orderdesk.errors import require
 from orderdesk.v1 import common_pb2, inventory_pb2, inventory_pb2_grpc
 from services.inventory import reallocation
-from services.inventory.proto import reserve_response, stock_level_to_proto
+from services.inventory.proto import atp_to_proto, reserve_response, run_to_proto, stock_level_to_proto
 from services.inventory.service import InventoryService
 
 
@@ -15,7 +17,9 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
 
     async def Reserve(self, request, context):
         result = await self.service.reserve(
-            request.order_id, [(line.sku, line.quantity) for line in request.lines], request.priority
+            request.order_id, [(line.sku, line.quantity) for line in request.lines], request.priority,
+            country=request.ship_to_country,
+            placed_at=request.placed_at.ToDatetime(tzinfo=dt.UTC) if request.HasField("placed_at") else None,
         )
         return reserve_response(result)
 
@@ -35,3 +39,13 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
 
     async def ImportMasterData(self, request, context):
         return common_pb2.ImportCsvResponse(rows=await self.service.import_csv(request.kind, request.csv))
+
+    async def ListProduction(self, request, context):
+        runs = await self.service.production(request.sku, request.status)
+        return inventory_pb2.ListProductionResponse(runs=[run_to_proto(r, s) for r, s in runs])
+
+    async def CompleteProduction(self, request, context):
+        return run_to_proto(*await self.service.complete_production(request.production_id))
+
+    async def GetAvailableToPromise(self, request, context):
+        return atp_to_proto(await self.service.available_to_promise(request.sku))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from itertools import combinations
 
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
@@ -66,28 +67,100 @@ class StockLevel:
 
 
 # --- allocation strategy ----------------------------------------------------------------------
-def plan_allocation(needed: int, available: dict[str, int]) -> list[tuple[str, int]]:
-    """Where to reserve `needed` units of one SKU, given what each warehouse has available.
+# Exhaustive search over warehouse sets up to this many candidates (2^12 sets of a few
+# additions each: well under a millisecond); beyond it a greedy cover is used.
+EXHAUSTIVE_WAREHOUSES = 12
+UNKNOWN_TRANSIT = 10_000  # a warehouse with no transit figure is the last choice, never excluded
 
-    1. One warehouse that covers everything (one shipment): the one with the most
-       available, ties broken by warehouse code, so repeated plans are stable.
-    2. Otherwise split: take from the warehouses with the most available first
-       (fewest shipments for the quantity), as far as stock goes.
+
+def plan_order_allocation(
+    missing: dict[str, int],
+    available: dict[str, dict[str, int]],
+    transit: dict[str, int] | None = None,
+    already: frozenset[str] | set[str] = frozenset(),
+) -> list[tuple[str, str, int]]:
+    """Where to reserve an order's missing units: [(sku, warehouse, quantity)] by SKU, nearest first.
+
+    The strategy, in order of importance:
+    0. Never leave a unit backordered that some warehouse could supply (cover the most).
+    1. Prefer one warehouse that can ship the whole order (one shipment).
+    2. Otherwise the fewest shipments: the smallest set of warehouses that covers as
+       much as all of them together. Warehouses already holding units for the order
+       (`already`) ship anyway, so they cost no extra shipment.
+    3. Then the nearest: the smallest total transit days to the ship-to country
+       (`transit`, per warehouse; unknown = last choice).
+    4. Then the most available (leaves stock where it is plentiful), then warehouse code,
+       so the same inputs always give the same plan.
+    Within the chosen set, each SKU is taken from the nearest warehouse first.
     What cannot be covered is left out; the caller reports it as backordered.
+    Never more than `available` per warehouse, never more than `missing` per SKU.
     """
-    if needed <= 0:
+    transit = transit or {}
+    need = {sku: q for sku, q in missing.items() if q > 0}
+    stock = {
+        sku: {wh: q for wh, q in available.get(sku, {}).items() if q > 0}
+        for sku in need
+    }
+    candidates = sorted({wh for levels in stock.values() for wh in levels})
+    if not candidates:
         return []
-    ranked = sorted(((wh, qty) for wh, qty in available.items() if qty > 0), key=lambda x: (-x[1], x[0]))
-    if ranked and ranked[0][1] >= needed:
-        return [(ranked[0][0], needed)]
-    plan, remaining = [], needed
-    for warehouse, qty in ranked:
-        take = min(qty, remaining)
-        plan.append((warehouse, take))
-        remaining -= take
-        if remaining == 0:
-            break
+
+    def days(wh: str) -> int:
+        return transit.get(wh, UNKNOWN_TRANSIT)
+
+    def covered(chosen: tuple[str, ...]) -> int:
+        return sum(min(q, sum(stock[sku].get(wh, 0) for wh in chosen)) for sku, q in need.items())
+
+    def rank(chosen: tuple[str, ...]) -> tuple:
+        return (
+            len(set(chosen) - set(already)),
+            len(chosen),
+            sum(days(wh) for wh in chosen),
+            -sum(stock[sku].get(wh, 0) for sku in need for wh in chosen),
+            chosen,
+        )
+
+    best_cover = covered(tuple(candidates))
+    if len(candidates) <= EXHAUSTIVE_WAREHOUSES:
+        best: tuple[str, ...] | None = None
+        for size in range(1, len(candidates) + 1):
+            for chosen in combinations(candidates, size):
+                if covered(chosen) == best_cover and (best is None or rank(chosen) < rank(best)):
+                    best = chosen
+        chosen_set: tuple[str, ...] = best or tuple(candidates)
+    else:  # greedy set cover: each step adds the warehouse that covers the most of what is left
+        picked: list[str] = []
+        while covered(tuple(picked)) < best_cover:
+            picked.append(min(
+                (wh for wh in candidates if wh not in picked),
+                key=lambda wh: (-covered((*picked, wh)), wh not in already, days(wh), wh),
+            ))
+        chosen_set = tuple(sorted(picked))
+
+    plan: list[tuple[str, str, int]] = []
+    for sku, q in sorted(need.items()):
+        left = q
+        for wh in sorted(chosen_set, key=lambda w: (days(w), -stock[sku].get(w, 0), w)):
+            take = min(left, stock[sku].get(wh, 0))
+            if take > 0:
+                plan.append((sku, wh, take))
+                left -= take
+            if not left:
+                break
     return plan
+
+
+def plan_allocation(needed: int, available: dict[str, int], transit: dict[str, int] | None = None) -> list[tuple[str, int]]:
+    """One SKU's plan under the same strategy, in the order units are taken (nearest first)."""
+    plan = plan_order_allocation({"_": needed}, {"_": available}, transit)
+    days = transit or {}
+    return sorted(((wh, q) for _, wh, q in plan),
+                  key=lambda x: (days.get(x[0], UNKNOWN_TRANSIT), -available.get(x[0], 0), x[0]))
+
+
+def transit_days(country: str, warehouse_country: str, domestic: int, international: int) -> int:
+    """Days from a warehouse to the ship-to country (the rule intake promises dates with)."""
+    return domestic if country and warehouse_country.upper() == country.upper() else international
 
 
 # --- the request --------------------------------------------------------------------------------
@@ -211,16 +284,20 @@ class OrderReservations:
     def skus(self) -> set[str]:
         return {s for (s, _), q in self.held.items() if q > 0}
 
-    def plan(self, wanted: dict[str, int], available: dict[str, dict[str, int]]) -> ReservationPlan:
+    def plan(
+        self, wanted: dict[str, int], available: dict[str, dict[str, int]], transit: dict[str, int] | None = None
+    ) -> ReservationPlan:
         """Target state: hold min(requested, reservable) of each wanted SKU, nothing of any other.
 
         Units already shipped for the order count towards its request (they were reserved
-        once and must not be reserved again). `available` is per SKU, per warehouse.
+        once and must not be reserved again). `available` is per SKU, per warehouse;
+        `transit` the days from each warehouse to the order's ship-to country. Missing
+        units of all SKUs are placed together (`plan_order_allocation`), so the order ships
+        from as few warehouses as the stock allows.
         """
         self.require_reservable()
         release: list[tuple[str, str, int]] = []
-        reserve: list[tuple[str, str, int]] = []
-        backordered: dict[str, int] = {}
+        missing: dict[str, int] = {}
         for sku in sorted(set(wanted) | self.skus()):
             target = max(wanted.get(sku, 0) - self.shipped_for(sku), 0)
             over = self.held_for(sku) - target
@@ -232,12 +309,13 @@ class OrderReservations:
                     release.append((sku, warehouse, take))
                     over -= take
             elif over < 0:
-                missing = -over
-                for warehouse, qty in plan_allocation(missing, available.get(sku, {})):
-                    reserve.append((sku, warehouse, qty))
-                    missing -= qty
-                if missing > 0:
-                    backordered[sku] = missing
+                missing[sku] = -over
+        already = {wh for (_, wh), q in self.held.items() if q > 0}
+        reserve = plan_order_allocation(missing, available, transit, already)
+        backordered = dict(missing)
+        for sku, _, qty in reserve:
+            backordered[sku] -= qty
+        backordered = {sku: q for sku, q in backordered.items() if q > 0}
         return ReservationPlan(release=release, reserve=reserve, backordered=backordered)
 
     def apply(self, plan: ReservationPlan) -> None:

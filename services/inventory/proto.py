@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from orderdesk.v1 import inventory_pb2
 from services.inventory.domain import StockLevel
-from services.inventory.service import ReserveResult
+from services.inventory.service import Atp, ReserveResult
+from services.inventory.supply import Run
 
 
 def stock_level_to_proto(sku: str, levels: list[StockLevel]) -> inventory_pb2.StockLevel:
@@ -22,4 +23,26 @@ def reserve_response(result: ReserveResult) -> inventory_pb2.ReserveResponse:
     return inventory_pb2.ReserveResponse(
         reservations=[inventory_pb2.Reservation(sku=s, warehouse=w, quantity=q) for s, w, q in result.reservations],
         backordered=[inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in sorted(result.backordered.items())],
+        expected_date=result.expected_date,
+        expected_delivery_date=result.expected_delivery_date,
+    )
+
+
+def run_to_proto(run: Run, status: str) -> inventory_pb2.ProductionRun:
+    return inventory_pb2.ProductionRun(
+        production_id=run.production_id, sku=run.sku, warehouse=run.warehouse, quantity=run.quantity,
+        expected_date=run.expected_date.isoformat(), status=status,
+    )
+
+
+def atp_to_proto(atp: Atp) -> inventory_pb2.AvailableToPromise:
+    return inventory_pb2.AvailableToPromise(
+        sku=atp.sku, available_now=atp.available_now, backordered=atp.backordered, in_production=atp.in_production,
+        dates=[
+            inventory_pb2.AtpDate(
+                date=p.date.isoformat(), quantity=p.total,
+                warehouses=[inventory_pb2.AtpWarehouse(warehouse=w, quantity=q) for w, q in p.by_warehouse.items()],
+            )
+            for p in atp.points
+        ],
     )

@@ -8,10 +8,14 @@ a plan that did not hold could never oversell.
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orderdesk import errors, events, masterdata, metrics
-from orderdesk.db import Database, Tx
+from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2
 from services.inventory.domain import (
     MAX_LENGTH,
@@ -21,19 +25,32 @@ from services.inventory.domain import (
     StockBookError,
     StockLevel,
     check_column_widths,
+    plan_order_allocation,
     reference_reused,
     reservation_outcome,
+    transit_days,
     unknown_warehouse,
     validate_reserve_lines,
     validate_restock,
 )
 from services.inventory.store import StockRepository
+from services.inventory.supply import (
+    AtpPoint,
+    Run,
+    available_to_promise,
+    fill_order,
+    promise_backorders,
+    run_date,
+    uncovered,
+    validate_production_id,
+)
 
 # A guard that refuses a locked plan means a writer bypassed the lock; start over a few times.
 RESERVE_ATTEMPTS = 3
-INVENTORY_KINDS = ("stock", "warehouses")
+INVENTORY_KINDS = ("stock", "warehouses", "products")
 IMPORT_WIDTHS = {
     "stock": {"sku": MAX_LENGTH["sku"], "warehouse": MAX_LENGTH["warehouse"]},
+    "products": {"sku": MAX_LENGTH["sku"]},
     "warehouses": {"warehouse": MAX_LENGTH["warehouse"], "name": 200, "country": 2},
 }
 
@@ -42,6 +59,17 @@ IMPORT_WIDTHS = {
 class ReserveResult:
     reservations: list[tuple[str, str, int]]  # (sku, warehouse, quantity) the order holds now
     backordered: dict[str, int]               # sku -> units still missing
+    expected_date: str = ""                   # ISO date the missing units are due ("" unknown / none)
+    expected_delivery_date: str = ""          # expected_date + transit to the ship-to country
+
+
+@dataclass(frozen=True)
+class Atp:
+    sku: str
+    available_now: int
+    backordered: int
+    in_production: int
+    points: list[AtpPoint]
 
 
 @dataclass(frozen=True)
@@ -52,24 +80,54 @@ class Receipt:
     reference: str
 
 
+def new_production_id() -> str:
+    """PRD-<milliseconds><random>: ids sort in creation order (runs of one date are used in that order)."""
+    return f"PRD-{int(time.time() * 1000):011x}{uuid.uuid4().hex[:8]}"
+
+
+# Warehouses (country, transit days) change only by import: read at most this often per process.
+WAREHOUSE_CACHE_SECONDS = 5.0
+
+
 class InventoryService:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, clock: Callable[[], dt.datetime] = utcnow):
         self.db = db
+        self.clock = clock
+        self._warehouses: tuple[float, list] | None = None
+
+    async def _warehouse_rows(self, repo: StockRepository) -> list:
+        now = time.monotonic()
+        if self._warehouses is None or now - self._warehouses[0] > WAREHOUSE_CACHE_SECONDS:
+            self._warehouses = (now, await repo.warehouse_rows())
+        return self._warehouses[1]
+
+    async def _transit(self, repo: StockRepository, country: str) -> dict[str, int]:
+        """Days from each known warehouse to the ship-to country."""
+        return {w.warehouse: transit_days(country, w.country, w.transit_days_domestic, w.transit_days_international)
+                for w in await self._warehouse_rows(repo)}
 
     def _repo(self, tx_or_conn) -> StockRepository:
         return StockRepository(getattr(tx_or_conn, "conn", tx_or_conn), self.db.dialect)
 
     # --- reservations ---------------------------------------------------------------------------
-    async def reserve(self, order_id: str, lines: list[tuple[str, int]], priority: int = 0) -> ReserveResult:
-        """Makes the order hold min(requested, reservable) of each SKU (target state)."""
+    async def reserve(self, order_id: str, lines: list[tuple[str, int]], priority: int = 0, *,
+                      country: str = "", placed_at: dt.datetime | None = None) -> ReserveResult:
+        """Makes the order hold min(requested, reservable) of each SKU (target state); what is missing
+        is backordered, covered by production runs where the product has a lead time, and dated."""
         wanted = validate_reserve_lines(order_id, lines)
         for attempt in range(RESERVE_ATTEMPTS):
+            # Optimistic first (plan from unlocked levels; the guarded updates refuse a plan that
+            # no longer holds), locked on the last attempt, which therefore always goes through.
+            locked = attempt == RESERVE_ATTEMPTS - 1
             try:
                 async with self.db.transaction() as tx:
-                    order, plan = await self._reserve_in(tx, order_id, lines, wanted, priority)
+                    order, plan = await self._reserve_in(tx, order_id, lines, wanted, priority, country, placed_at,
+                                                         locked=locked)
+                    dates = await self._promise(tx, order_id, plan.backordered, country) if plan.backordered else ("", "")
                 break
             except errors.Conflict:
-                if attempt == RESERVE_ATTEMPTS - 1:
+                metrics.RESERVE_RETRIES.inc()
+                if locked:
                     raise
         metrics.RESERVATIONS.labels(reservation_outcome(plan, order)).inc()
         if plan.units_reserved:
@@ -77,36 +135,156 @@ class InventoryService:
         released = sum(q for _, _, q in plan.release)
         if released:
             metrics.STOCK_UNITS_MOVED.labels("released").inc(released)
-        return ReserveResult(order.reservations(), plan.backordered)
+        return ReserveResult(order.reservations(), plan.backordered, *dates)
 
     async def _reserve_in(
-        self, tx: Tx, order_id: str, lines: list[tuple[str, int]], wanted: dict[str, int], priority: int
+        self, tx: Tx, order_id: str, lines: list[tuple[str, int]], wanted: dict[str, int], priority: int,
+        country: str = "", placed_at: dt.datetime | None = None, *, locked: bool = True,
     ) -> tuple[OrderReservations, ReservationPlan]:
+        """The order's row is locked first. Stock rows are touched last, in (sku, warehouse) order,
+        so under contention a hot stock row is locked only from its guarded update to the commit."""
         repo = self._repo(tx)
-        order = await repo.lock_order(order_id, priority)
+        order = await repo.lock_order(order_id, priority, country=country, placed_at=placed_at)
         order.require_reservable()
-        available: dict[str, dict[str, int]] = {}
-        for sku in sorted(set(wanted) | order.skus()):
-            available[sku] = {lv.warehouse: lv.available for lv in await repo.lock_levels(sku)}
         # A SKU with no stock record anywhere is simply not in stock yet: backordered, not an
         # error (intake has checked it against the catalogue; a receipt creates its first record).
-        plan = order.plan(wanted, available)
+        available = await repo.available(sorted(set(wanted) | order.skus()), lock=locked)
+        plan = order.plan(wanted, available, await self._transit(repo, country))
+        state_before = order.state
         for sku, warehouse, qty in plan.release:
-            await repo.unreserve(order_id, sku, warehouse, qty)
+            await repo.unhold(order_id, sku, warehouse, qty)
         for sku, warehouse, qty in plan.reserve:
-            await repo.reserve(order_id, sku, warehouse, qty)
+            await repo.hold(order_id, sku, warehouse, qty)
         order.apply(plan)
-        if not plan.changes_nothing or order.priority != priority:
+        if order.state is not state_before or order.priority != priority:
             order.priority = priority
             await repo.save_order_state(order)
+        if plan.release:
             await repo.drop_empty_reservations(order_id)
+        before = {} if repo.created_order else await repo.order_backorders(order_id)
+        if before != plan.backordered:
+            for sku in sorted(set(before) | set(plan.backordered)):
+                await repo.set_backorder(order_id, sku, plan.backordered.get(sku, 0))
+        moves = sorted([(sku, wh, -qty) for sku, wh, qty in plan.release] + list(plan.reserve))
+        for sku, warehouse, delta in moves:  # the stock rows, last and in lock order
+            if delta > 0:
+                await repo.take_stock(sku, warehouse, delta)
+            else:
+                await repo.return_stock(sku, warehouse, -delta)
         return order, plan
+
+    # --- backorders and production ------------------------------------------------------------------
+    async def _promise(self, tx: Tx, order_id: str, backordered: dict[str, int], country: str) -> tuple[str, str]:
+        """Plans production for what open runs do not cover, then dates the order's backorders:
+        (expected date in a warehouse, expected delivery date), "" when some SKU has no run."""
+        repo = self._repo(tx)
+        transit = await self._transit(repo, country)
+        today = self.clock().date()
+        ready: list[dt.date] = []
+        delivered: list[dt.date] = []
+        for sku in sorted(backordered):
+            await repo.lock_sku(sku)  # one planner per SKU at a time, also across replicas
+            runs = await repo.open_runs(sku)
+            waiting = await repo.backorders_for([sku])
+            product = await repo.product(sku)
+            short = uncovered(waiting, runs)
+            if short and product is not None and transit:
+                nearest = min(transit, key=lambda wh: (transit[wh], wh))
+                run = Run(new_production_id(), sku, nearest, short, run_date(today, product[1], runs))
+                await repo.add_run(run)
+                runs.append(run)
+                metrics.PRODUCTION_RUNS.labels("planned").inc()
+            promise = promise_backorders(waiting, runs).get(order_id)
+            if promise is None:
+                return "", ""
+            ready.append(promise.date)
+            delivered.append(promise.date + dt.timedelta(days=transit.get(promise.warehouse, 0)))
+        return max(ready).isoformat(), max(delivered).isoformat()
+
+    async def _lock_waiting(self, repo: StockRepository, skus: list[str], also: tuple[str, ...] = ()) -> None:
+        """The store's lock order for a fill: orders waiting for these SKUs (and `also`), then
+        every stock row of the SKUs, before any row is changed."""
+        waiting = [b.order_id for b in await repo.backorders_for(skus)]
+        await repo.lock_orders(waiting + list(also))
+        for sku in sorted(set(skus)):
+            await repo.lock_levels(sku)
+
+    async def _fill(self, tx: Tx, skus: list[str]) -> int:
+        """Backorders of these SKUs take what is available now, highest priority first, first come
+        within a priority; each from the warehouses the strategy picks for its ship-to country.
+        The caller has taken the locks (`_lock_waiting`). Returns the units reserved."""
+        repo = self._repo(tx)
+        filled = 0
+        for b in fill_order(await repo.backorders_for(skus)):
+            available = {lv.warehouse: lv.available for lv in await repo.levels(b.sku)}
+            if not any(q > 0 for q in available.values()):
+                continue
+            already = await repo.held_warehouses(b.order_id)
+            plan = plan_order_allocation({b.sku: b.quantity}, {b.sku: available},
+                                         await self._transit(repo, b.country), already)
+            taken = 0
+            for sku, warehouse, qty in plan:
+                await repo.reserve(b.order_id, sku, warehouse, qty)
+                taken += qty
+            if taken:
+                await repo.set_backorder(b.order_id, b.sku, b.quantity - taken)
+                await repo.reactivate(b.order_id)
+                filled += taken
+        if filled:
+            metrics.UNITS_RESERVED.inc(filled)
+            metrics.BACKORDER_UNITS_FILLED.inc(filled)
+        return filled
+
+    async def complete_production(self, production_id: str) -> tuple[Run, str]:
+        """A run is finished: its units are received into its warehouse once (reference
+        production:<id>) and fill backorders in priority order; a repeat changes nothing."""
+        validate_production_id(production_id)
+        async with self.db.transaction() as tx:
+            repo = self._repo(tx)
+            found = await repo.run(production_id)
+            if found is None:
+                raise errors.NotFound(f"production run {production_id} not found")
+            run, status = found
+            if status == "completed":
+                return run, status
+            await self.receive(tx, [Receipt(run.sku, run.warehouse, run.quantity, f"production:{production_id}")])
+            if await repo.complete_run(production_id):  # the run's row last: nothing else locks it
+                metrics.PRODUCTION_RUNS.labels("completed").inc()
+            return run, "completed"
+
+    async def production(self, sku: str = "", status: str = "") -> list[tuple[Run, str]]:
+        if status not in ("", "open", "completed"):
+            raise errors.InvalidArgument("unknown status", [errors.FieldViolation("status", "open or completed")])
+        async with self.db.read() as conn:
+            return await self._repo(conn).runs(sku, status, limit=500)
+
+    async def available_to_promise(self, sku: str) -> Atp:
+        if not sku:
+            raise errors.InvalidArgument("sku is required", [errors.FieldViolation("sku", "required")])
+        if len(sku) > MAX_LENGTH["sku"]:
+            raise errors.InvalidArgument("sku too long", [errors.FieldViolation("sku", "at most 64 characters", "too_long")])
+        async with self.db.read() as conn:
+            repo = self._repo(conn)
+            levels = await repo.levels(sku)
+            runs = await repo.open_runs(sku)
+            owed = await repo.backordered_units(sku)
+            product = await repo.product(sku)
+        if not levels and not runs and product is None and not owed:
+            raise errors.NotFound(f"SKU {sku!r} has no stock, production or product record in inventory")
+        available = {lv.warehouse: max(lv.available, 0) for lv in levels}
+        points = available_to_promise(self.clock().date(), available, runs, owed)
+        return Atp(sku, sum(available.values()), owed, sum(r.quantity for r in runs), points)
 
     async def release(self, tx: Tx, order_id: str) -> int:
         """The order is cancelled: give everything back and refuse any later Reserve for it.
         Runs in the consumer's transaction; returns the units released."""
         repo = self._repo(tx)
+        # What it holds, read before locking, so the orders waiting for those SKUs are locked
+        # with it in the store's lock order; the units it gives back fill their backorders.
+        skus = await repo.held_skus(order_id)
+        await self._lock_waiting(repo, skus, also=(order_id,))
         order = await repo.lock_order(order_id)
+        await repo.clear_backorders(order_id)
         if order.state is OrderState.RELEASED and not order.held:
             return 0
         given_back = order.release_all()
@@ -117,6 +295,7 @@ class InventoryService:
         units = sum(q for _, _, q in given_back)
         if units:
             metrics.STOCK_UNITS_MOVED.labels("released").inc(units)
+            await self._fill(tx, sorted({sku for sku, _, _ in given_back}))
         return units
 
     async def consume_shipment(self, tx: Tx, shipment) -> None:
@@ -159,6 +338,7 @@ class InventoryService:
         """Applies receipts not applied before, then publishes one stock.restocked per receipt.
         Stock rows first, then the SKUs' event counters, both sorted: the store's lock order."""
         repo = self._repo(tx)
+        await self._lock_waiting(repo, sorted({r.sku for r in receipts}))
         known = await repo.warehouse_codes()
         applied: list[tuple[Receipt, StockLevel]] = []
         for receipt in sorted(receipts, key=lambda r: (r.sku, r.warehouse, r.reference)):
@@ -169,7 +349,10 @@ class InventoryService:
                     raise reference_reused(receipt.reference)
                 continue  # applied before: a retry
             applied.append((receipt, await repo.receive(receipt.sku, receipt.warehouse, receipt.quantity)))
-        for receipt, level in sorted(applied, key=lambda a: a[0].sku):
+        if applied:  # backorders first, so no new order can take what they wait for
+            await self._fill(tx, sorted({r.sku for r, _ in applied}))
+        for receipt, _ in sorted(applied, key=lambda a: a[0].sku):
+            level = await repo.level(receipt.sku, receipt.warehouse)
             await self._emit_restocked(tx, receipt.sku, level, receipt.quantity)
         if applied:
             metrics.STOCK_UNITS_MOVED.labels("restocked").inc(sum(r.quantity for r, _ in applied))
@@ -196,7 +379,7 @@ class InventoryService:
         """Master data inventory owns. All or nothing: any bad row refuses the whole file."""
         if kind not in INVENTORY_KINDS:
             raise errors.InvalidArgument(
-                f"inventory imports stock and warehouses, not {kind!r}",
+                f"inventory imports stock, warehouses and products, not {kind!r}",
                 [errors.FieldViolation("kind", "one of " + ", ".join(INVENTORY_KINDS))],
             )
         records = masterdata.parse(kind, text)
@@ -205,6 +388,10 @@ class InventoryService:
             if kind == "warehouses":
                 for w in records:
                     await self._repo(tx).upsert_warehouse(dict(w.__dict__))
+                self._warehouses = None
+            elif kind == "products":  # the supply attributes only; intake keeps the catalogue
+                for p in records:
+                    await self._repo(tx).upsert_product(p.sku, p.make_to_order, p.production_lead_time_days)
             else:
                 await self._count_stock(tx, records)
         return len(records)
@@ -212,6 +399,7 @@ class InventoryService:
     async def _count_stock(self, tx: Tx, rows: list[masterdata.StockRow]) -> None:
         """Sets on hand per SKU and warehouse; a rise publishes stock.restocked (backorders may fill)."""
         repo = self._repo(tx)
+        await self._lock_waiting(repo, sorted({row.sku for row in rows}))
         known = await repo.warehouse_codes()
         violations: list[errors.FieldViolation] = []
         risen: list[tuple[str, StockLevel, int]] = []
@@ -231,5 +419,7 @@ class InventoryService:
         if violations:  # raising rolls the whole import back
             violations.sort(key=lambda v: int(v.field.split(" ")[1].split(".")[0]))
             raise errors.InvalidArgument("stock import refused; nothing was imported", violations)
+        if risen:
+            await self._fill(tx, sorted({sku for sku, _, _ in risen}))
         for sku, level, delta in sorted(risen, key=lambda r: r[0]):
-            await self._emit_restocked(tx, sku, level, delta)
+            await self._emit_restocked(tx, sku, await repo.level(sku, level.warehouse), delta)

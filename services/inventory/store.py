@@ -5,13 +5,20 @@ Every change to a stock row is a conditional UPDATE whose WHERE clause is the ru
 CHECK constraints repeat the invariants (reserved >= 0, on_hand >= reserved).
 
 Lock order, the same in every transaction so PostgreSQL never deadlocks:
-    order_states row (one order) -> stock rows by (sku, warehouse) -> sku_versions rows by sku.
+    order_states rows (by order id) -> stock rows by (sku, warehouse) -> sku_versions rows by sku
+    -> production_runs row.
+Reserve plans from unlocked levels and updates its stock rows last (a hot row is locked only
+from its guarded update to the commit); a guard that refuses is retried, the last time with
+the levels locked first (FOR UPDATE), so it always goes through.
 SQLite runs each service on one connection, so its transactions are serial anyway.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     Integer,
@@ -24,9 +31,13 @@ from sqlalchemy import (
     update,
 )
 
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
 from orderdesk.errors import Conflict
 from services.inventory.domain import OrderReservations, OrderState, StockBookError, StockLevel
+from services.inventory.supply import Backorder, Run
 
 metadata = MetaData()
 
@@ -66,6 +77,8 @@ order_states = Table(
     Column("state", String(16), nullable=False),  # active | released | consumed
     Column("priority", Integer, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("country", String(2), nullable=False),  # ship-to, for the nearest warehouse (0002)
+    Column("placed_at", UtcDateTime, nullable=True),  # first come within a priority (0002)
 )
 
 reservations = Table(
@@ -90,6 +103,37 @@ receipts = Table(
 )
 
 
+# Supply (migration 0002). Products: the supply attributes of the catalogue (intake owns the rest).
+products = Table(
+    "products", metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("make_to_order", Boolean, nullable=False),
+    Column("lead_time_days", Integer, nullable=False),
+)
+
+# What an active order still misses of a SKU after its last Reserve (or fill).
+backorders = Table(
+    "backorders", metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    CheckConstraint("quantity > 0", name="ck_backorder_positive"),
+)
+
+production_runs = Table(
+    "production_runs", metadata,
+    Column("production_id", String(40), primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("warehouse", String(32), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("expected_date", String(10), nullable=False),  # ISO date
+    Column("status", String(16), nullable=False),          # open | completed
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime, nullable=True),
+    CheckConstraint("quantity > 0", name="ck_production_positive"),
+)
+
+
 def _at(sku: str, warehouse: str):
     return and_(stock.c.sku == sku, stock.c.warehouse == warehouse)
 
@@ -102,6 +146,7 @@ class StockRepository:
     def __init__(self, conn, dialect: str):
         self.conn = conn
         self.dialect = dialect
+        self.created_order = False
 
     # --- reads -------------------------------------------------------------------------------
     async def levels(self, sku: str) -> list[StockLevel]:
@@ -124,26 +169,42 @@ class StockRepository:
         )
         return [StockLevel(r.warehouse, r.on_hand, r.reserved) for r in rows]
 
+    async def available(self, skus: list[str], *, lock: bool) -> dict[str, dict[str, int]]:
+        """Available per SKU and warehouse, in one query; `lock`: FOR UPDATE in (sku, warehouse) order."""
+        query = (select(stock.c.sku, stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
+                 .where(stock.c.sku.in_(skus)).order_by(stock.c.sku, stock.c.warehouse))
+        result: dict[str, dict[str, int]] = {sku: {} for sku in skus}
+        for r in await self.conn.execute(query.with_for_update() if lock else query):
+            result[r.sku][r.warehouse] = r.on_hand - r.reserved
+        return result
+
     async def warehouse_codes(self) -> set[str]:
         return set((await self.conn.execute(select(warehouses.c.warehouse))).scalars())
 
     # --- one order, locked for the transaction ---------------------------------------------------
-    async def lock_order(self, order_id: str, priority: int = 0) -> OrderReservations:
+    async def lock_order(self, order_id: str, priority: int = 0, *, country: str = "",
+                         placed_at: dt.datetime | None = None) -> OrderReservations:
         """Creates the order's state row if absent and locks it (PostgreSQL: FOR UPDATE)."""
-        await self.conn.execute(
+        now = utcnow()
+        created = await self.conn.execute(
             insert_ignoring_conflicts(
                 self.dialect, order_states,
                 {"order_id": order_id, "state": OrderState.ACTIVE.value, "priority": priority,
-                 "updated_at": utcnow()},
+                 "updated_at": now, "country": country[:2], "placed_at": placed_at or now},
             )
         )
+        self.created_order = created.rowcount == 1  # a first Reserve: it has no reservations or backorders yet
         row = (
             await self.conn.execute(
-                select(order_states.c.state, order_states.c.priority)
+                select(order_states.c.state, order_states.c.priority, order_states.c.country)
                 .where(order_states.c.order_id == order_id).with_for_update()
             )
         ).one()
-        rows = await self.conn.execute(
+        if country and row.country != country[:2]:  # the ship-to changed: nearest warehouses change too
+            await self.conn.execute(
+                update(order_states).where(order_states.c.order_id == order_id).values(country=country[:2])
+            )
+        rows = [] if self.created_order else await self.conn.execute(
             select(reservations.c.sku, reservations.c.warehouse, reservations.c.quantity, reservations.c.shipped)
             .where(reservations.c.order_id == order_id)
         )
@@ -181,6 +242,45 @@ class StockRepository:
                 reservations.insert().values(order_id=order_id, sku=sku, warehouse=warehouse, quantity=quantity,
                                              shipped=0)
             )
+
+    # The two halves of reserve/unreserve, for Reserve, which touches the stock rows last.
+    async def hold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
+        """Adds to the order's reservation row, creating it if absent (one statement)."""
+        dialect = pg_dialect if self.dialect == "postgresql" else sqlite_dialect
+        statement = dialect.insert(reservations).values(
+            order_id=order_id, sku=sku, warehouse=warehouse, quantity=quantity, shipped=0)
+        await self.conn.execute(statement.on_conflict_do_update(
+            index_elements=["order_id", "sku", "warehouse"],
+            set_={"quantity": reservations.c.quantity + statement.excluded.quantity},
+        ))
+
+    async def unhold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
+        taken = await self.conn.execute(
+            update(reservations)
+            .where(_reservation(order_id, sku, warehouse), reservations.c.quantity >= quantity)
+            .values(quantity=reservations.c.quantity - quantity)
+        )
+        if taken.rowcount != 1:
+            raise StockBookError(f"order {order_id} holds fewer than {quantity} of {sku} at {warehouse}")
+
+    async def take_stock(self, sku: str, warehouse: str, quantity: int) -> None:
+        """Guarded: refused (Conflict, the caller retries) unless `quantity` is still available."""
+        result = await self.conn.execute(
+            update(stock)
+            .where(_at(sku, warehouse), stock.c.on_hand - stock.c.reserved >= quantity)
+            .values(reserved=stock.c.reserved + quantity, version=stock.c.version + 1)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"{sku} at {warehouse} no longer has {quantity} available; retry")
+
+    async def return_stock(self, sku: str, warehouse: str, quantity: int) -> None:
+        result = await self.conn.execute(
+            update(stock)
+            .where(_at(sku, warehouse), stock.c.reserved >= quantity)
+            .values(reserved=stock.c.reserved - quantity, version=stock.c.version + 1)
+        )
+        if result.rowcount != 1:
+            raise StockBookError(f"{sku} at {warehouse} has fewer than {quantity} reserved to release")
 
     async def unreserve(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
         taken = await self.conn.execute(
@@ -292,3 +392,135 @@ class StockRepository:
                 reservations.c.order_id == order_id, reservations.c.quantity == 0, reservations.c.shipped == 0
             )
         )
+
+    # --- supply: locks, backorders, products, production runs --------------------------------------
+    async def lock_orders(self, order_ids: list[str]) -> None:
+        """Locks existing order rows in order-id order (the store's lock order, before any stock row)."""
+        if order_ids:
+            await self.conn.execute(
+                select(order_states.c.order_id).where(order_states.c.order_id.in_(sorted(set(order_ids))))
+                .order_by(order_states.c.order_id).with_for_update()
+            )
+
+    async def lock_sku(self, sku: str) -> None:
+        """Serialises production planning for a SKU (its event-counter row; last in the lock order)."""
+        await self.conn.execute(insert_ignoring_conflicts(self.dialect, sku_versions, {"sku": sku, "version": 0}))
+        await self.conn.execute(select(sku_versions.c.sku).where(sku_versions.c.sku == sku).with_for_update())
+
+    async def order_backorders(self, order_id: str) -> dict[str, int]:
+        rows = await self.conn.execute(
+            select(backorders.c.sku, backorders.c.quantity).where(backorders.c.order_id == order_id)
+        )
+        return {r.sku: r.quantity for r in rows}
+
+    async def set_backorder(self, order_id: str, sku: str, quantity: int) -> None:
+        if quantity > 0:
+            await self.conn.execute(
+                upsert(self.dialect, backorders, {"order_id": order_id, "sku": sku, "quantity": quantity},
+                       ["order_id", "sku"], ["quantity"])
+            )
+        else:
+            await self.conn.execute(
+                delete(backorders).where(backorders.c.order_id == order_id, backorders.c.sku == sku)
+            )
+
+    async def clear_backorders(self, order_id: str) -> None:
+        await self.conn.execute(delete(backorders).where(backorders.c.order_id == order_id))
+
+    async def backorders_for(self, skus: list[str]) -> list[Backorder]:
+        """Open backorders of active orders for these SKUs (any order; the caller sorts them)."""
+        if not skus:
+            return []
+        rows = await self.conn.execute(
+            select(backorders.c.order_id, backorders.c.sku, backorders.c.quantity, order_states.c.priority,
+                   order_states.c.placed_at, order_states.c.updated_at, order_states.c.country)
+            .join(order_states, order_states.c.order_id == backorders.c.order_id)
+            .where(backorders.c.sku.in_(sorted(set(skus))), order_states.c.state != OrderState.RELEASED.value)
+        )
+        return [Backorder(r.order_id, r.sku, r.quantity, r.priority, r.placed_at or r.updated_at, r.country)
+                for r in rows]
+
+    async def backordered_units(self, sku: str) -> int:
+        rows = await self.conn.execute(
+            select(backorders.c.quantity)
+            .join(order_states, order_states.c.order_id == backorders.c.order_id)
+            .where(backorders.c.sku == sku, order_states.c.state != OrderState.RELEASED.value)
+        )
+        return sum(rows.scalars())
+
+    async def held_skus(self, order_id: str) -> list[str]:
+        rows = await self.conn.execute(
+            select(reservations.c.sku).where(reservations.c.order_id == order_id, reservations.c.quantity > 0)
+        )
+        return sorted(set(rows.scalars()))
+
+    async def held_warehouses(self, order_id: str) -> set[str]:
+        rows = await self.conn.execute(
+            select(reservations.c.warehouse).where(reservations.c.order_id == order_id, reservations.c.quantity > 0)
+        )
+        return set(rows.scalars())
+
+    async def reactivate(self, order_id: str) -> None:
+        """A fill reserved for an order whose earlier units had all shipped: it holds stock again."""
+        await self.conn.execute(
+            update(order_states)
+            .where(order_states.c.order_id == order_id, order_states.c.state == OrderState.CONSUMED.value)
+            .values(state=OrderState.ACTIVE.value, updated_at=utcnow())
+        )
+
+    async def product(self, sku: str) -> tuple[bool, int] | None:
+        row = (await self.conn.execute(
+            select(products.c.make_to_order, products.c.lead_time_days).where(products.c.sku == sku)
+        )).first()
+        return (row.make_to_order, row.lead_time_days) if row else None
+
+    async def upsert_product(self, sku: str, make_to_order: bool, lead_time_days: int) -> None:
+        await self.conn.execute(upsert(
+            self.dialect, products, {"sku": sku, "make_to_order": make_to_order, "lead_time_days": lead_time_days},
+            ["sku"], ["make_to_order", "lead_time_days"],
+        ))
+
+    async def warehouse_rows(self) -> list:
+        return list(await self.conn.execute(
+            select(warehouses.c.warehouse, warehouses.c.country, warehouses.c.transit_days_domestic,
+                   warehouses.c.transit_days_international).order_by(warehouses.c.warehouse)
+        ))
+
+    async def open_runs(self, sku: str) -> list[Run]:
+        rows = await self.conn.execute(
+            select(production_runs).where(production_runs.c.sku == sku, production_runs.c.status == "open")
+            .order_by(production_runs.c.expected_date, production_runs.c.production_id)
+        )
+        return [_run(r) for r in rows]
+
+    async def add_run(self, run: Run) -> None:
+        await self.conn.execute(production_runs.insert().values(
+            production_id=run.production_id, sku=run.sku, warehouse=run.warehouse, quantity=run.quantity,
+            expected_date=run.expected_date.isoformat(), status="open", created_at=utcnow(),
+        ))
+
+    async def run(self, production_id: str) -> tuple[Run, str] | None:
+        row = (await self.conn.execute(
+            select(production_runs).where(production_runs.c.production_id == production_id)
+        )).first()
+        return (_run(row), row.status) if row else None
+
+    async def complete_run(self, production_id: str) -> bool:
+        result = await self.conn.execute(
+            update(production_runs)
+            .where(production_runs.c.production_id == production_id, production_runs.c.status == "open")
+            .values(status="completed", completed_at=utcnow())
+        )
+        return result.rowcount == 1
+
+    async def runs(self, sku: str = "", status: str = "", limit: int = 100) -> list[tuple[Run, str]]:
+        query = select(production_runs).order_by(production_runs.c.expected_date, production_runs.c.production_id)
+        if sku:
+            query = query.where(production_runs.c.sku == sku)
+        if status:
+            query = query.where(production_runs.c.status == status)
+        return [(_run(r), r.status) for r in await self.conn.execute(query.limit(limit))]
+
+
+def _run(row) -> Run:
+    return Run(row.production_id, row.sku, row.warehouse, row.quantity, dt.date.fromisoformat(row.expected_date))

@@ -1,0 +1,127 @@
+"""Inventory's supply rules: backorders, production runs and available-to-promise. Plain Python, no I/O.
+
+- A backorder is what an order still misses of one SKU after Reserve (target minus held
+  minus shipped). Backorders are filled, and promised future supply, in *fill order*:
+  highest priority first, first come (the order's placement time) within a priority,
+  order id last so the order is total.
+- A production run makes units of one SKU into one warehouse by an expected date. Short
+  lines (and make-to-order products, which are short by nature) create runs for what the
+  open runs do not already cover. A run's date is today + the product's lead time, but
+  never before the latest open run of the SKU: a production line works its queue in
+  order, so a new run cannot overtake one already planned.
+- Each backorder gets the date of the run whose cumulative quantity covers it in fill
+  order; the order's expected date is the latest of its SKUs', plus transit from the
+  run's warehouse to the ship-to country for the expected delivery date.
+- Available-to-promise at a date: available now plus the runs due by then, minus every
+  open backorder (they are already promised that supply, earliest supply first).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from orderdesk.errors import FieldViolation, InvalidArgument
+
+
+@dataclass(frozen=True)
+class Backorder:
+    order_id: str
+    sku: str
+    quantity: int                 # units still missing
+    priority: int
+    placed_at: dt.datetime
+    country: str = ""             # ship-to country (nearest-warehouse choice when filled)
+
+
+def fill_order(backorders: list[Backorder]) -> list[Backorder]:
+    """Highest priority first, first come within a priority, then order id."""
+    return sorted(backorders, key=lambda b: (-b.priority, b.placed_at, b.order_id))
+
+
+@dataclass(frozen=True)
+class Run:
+    """A production run (open: units still to come)."""
+
+    production_id: str
+    sku: str
+    warehouse: str
+    quantity: int
+    expected_date: dt.date
+
+
+def run_date(today: dt.date, lead_time_days: int, open_runs: list[Run]) -> dt.date:
+    """today + lead time, but not before the latest open run of the SKU (the line's queue)."""
+    earliest = today + dt.timedelta(days=max(lead_time_days, 0))
+    latest_open = max((r.expected_date for r in open_runs), default=earliest)
+    return max(earliest, latest_open)
+
+
+def uncovered(backorders: list[Backorder], open_runs: list[Run]) -> int:
+    """Units of one SKU that no open run covers yet: what a new run must make."""
+    return max(sum(b.quantity for b in backorders) - sum(r.quantity for r in open_runs), 0)
+
+
+@dataclass(frozen=True)
+class Promise:
+    date: dt.date
+    warehouse: str
+
+
+def promise_backorders(backorders: list[Backorder], open_runs: list[Run]) -> dict[str, Promise | None]:
+    """Order id -> the date (and run warehouse) its backorder of this SKU is covered, in fill order;
+    None when the open runs do not reach it (no production planned for it)."""
+    runs = sorted(open_runs, key=lambda r: (r.expected_date, r.production_id))
+    promised: dict[str, Promise | None] = {}
+    supply, i = 0, 0
+    demand = 0
+    for b in fill_order(backorders):
+        demand += b.quantity
+        while supply < demand and i < len(runs):
+            supply += runs[i].quantity
+            i += 1
+        promised[b.order_id] = Promise(runs[i - 1].expected_date, runs[i - 1].warehouse) if supply >= demand and i else None
+    return promised
+
+
+# --- available to promise --------------------------------------------------------------------------
+@dataclass
+class AtpPoint:
+    date: dt.date
+    total: int                                              # promisable by this date, all warehouses
+    by_warehouse: dict[str, int] = field(default_factory=dict)
+
+
+def available_to_promise(
+    today: dt.date, available: dict[str, int], open_runs: list[Run], backordered: int
+) -> list[AtpPoint]:
+    """Cumulative promisable quantity at today and at each date a run is due.
+
+    Supply is consumed by the open backorders first, earliest supply first (stock now,
+    then runs by date; warehouse code within a date), so a number here is free to promise
+    to a new order. Dates only increase and so do the quantities (all demand is known now).
+    """
+    supplies: list[tuple[dt.date, str, int]] = [(today, wh, q) for wh, q in sorted(available.items()) if q > 0]
+    supplies += sorted((max(r.expected_date, today), r.warehouse, r.quantity) for r in open_runs if r.quantity > 0)
+    owed = max(backordered, 0)
+    points: list[AtpPoint] = []
+    free: dict[str, int] = {}
+    dates = sorted({today} | {d for d, _, _ in supplies})
+    for date in dates:
+        for d, wh, q in supplies:
+            if d != date:
+                continue
+            take = min(owed, q)
+            owed -= take
+            free[wh] = free.get(wh, 0) + q - take
+        points.append(AtpPoint(date, sum(free.values()), {wh: q for wh, q in sorted(free.items())}))
+    return points
+
+
+# --- requests ----------------------------------------------------------------------------------------
+def validate_production_id(production_id: str) -> None:
+    if not production_id:
+        raise InvalidArgument("production_id is required", [FieldViolation("production_id", "required")])
+    if len(production_id) > 40:
+        raise InvalidArgument("production_id too long",
+                              [FieldViolation("production_id", "at most 40 characters", "too_long")])

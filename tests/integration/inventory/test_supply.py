@@ -1,0 +1,267 @@
+"""Supply on a real database (SQLite and PostgreSQL): backorders filled by receipts, production
+completion and cancellations in priority order; production runs and their dates; available to
+promise; and two inventory replicas (two engines) on one PostgreSQL never overselling."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from orderdesk import errors
+from orderdesk.db import Database
+from services.inventory.service import InventoryService
+from services.inventory.store import backorders, production_runs, reservations, stock
+
+ROOT = Path(__file__).resolve().parents[3]
+MIGRATIONS = ROOT / "services" / "inventory" / "migrations"
+WAREHOUSES = (ROOT / "demo" / "warehouses.csv").read_text()  # SHA (CN), HAM (DE), CHI (US)
+NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+TODAY = NOW.date()
+PRODUCTS = (
+    "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
+    "MTO-1,Made to order,10.00,USD,true,10,1,1,active\n"
+    "STK-1,Stocked,5.00,USD,false,7,1,1,active\n"
+)
+
+
+def placed(minutes: int) -> dt.datetime:
+    return NOW - dt.timedelta(minutes=minutes)
+
+
+@pytest.fixture
+async def inventory(make_database):
+    service = InventoryService(await make_database(MIGRATIONS), clock=lambda: NOW)
+    await service.import_csv("warehouses", WAREHOUSES)
+    await service.import_csv("products", PRODUCTS)
+    return service
+
+
+async def put_stock(service, sku: str, **per_warehouse: int) -> None:
+    rows = "".join(f"{sku},{wh.replace('_', '-')},{q}\n" for wh, q in per_warehouse.items())
+    await service.import_csv("stock", "sku,warehouse,on_hand\n" + rows)
+
+
+async def held(service, order_id: str) -> dict[str, int]:
+    async with service.db.read() as conn:
+        rows = await conn.execute(select(reservations.c.sku, func.sum(reservations.c.quantity).label("q"))
+                                  .where(reservations.c.order_id == order_id).group_by(reservations.c.sku))
+        return {r.sku: r.q for r in rows if r.q}
+
+
+async def missing(service, order_id: str) -> dict[str, int]:
+    async with service.db.read() as conn:
+        rows = await conn.execute(select(backorders.c.sku, backorders.c.quantity).where(backorders.c.order_id == order_id))
+        return {r.sku: r.quantity for r in rows}
+
+
+async def runs(service, sku: str) -> list:
+    async with service.db.read() as conn:
+        return (await conn.execute(select(production_runs).where(production_runs.c.sku == sku)
+                                   .order_by(production_runs.c.expected_date, production_runs.c.created_at))).all()
+
+
+async def books_balance(service) -> None:
+    """Every stock row: 0 <= reserved <= on hand, and reserved is exactly the orders' reservations there."""
+    async with service.db.read() as conn:
+        rows = (await conn.execute(select(stock))).all()
+        held_at = {(r.sku, r.warehouse): r.total for r in await conn.execute(
+            select(reservations.c.sku, reservations.c.warehouse, func.sum(reservations.c.quantity).label("total"))
+            .group_by(reservations.c.sku, reservations.c.warehouse))}
+    for r in rows:
+        assert 0 <= r.reserved <= r.on_hand
+        assert r.reserved == held_at.get((r.sku, r.warehouse), 0), (r.sku, r.warehouse)
+
+
+# --- strategy with real warehouses --------------------------------------------------------------------
+async def test_the_whole_order_ships_from_one_warehouse_nearest_to_the_customer(inventory):
+    await put_stock(inventory, "A", WH_CHI=10, WH_HAM=10, WH_SHA=10)
+    await put_stock(inventory, "B", WH_CHI=1, WH_HAM=10, WH_SHA=10)
+    us = await inventory.reserve("O-US", [("A", 2), ("B", 2)], country="US")  # CHI lacks B: one warehouse anyway
+    assert {w for _, w, _ in us.reservations} == {"WH-HAM"}  # HAM 8 days to the US, SHA 9
+    cn = await inventory.reserve("O-CN", [("A", 2), ("B", 2)], country="CN")
+    assert {w for _, w, _ in cn.reservations} == {"WH-SHA"}
+    de = await inventory.reserve("O-DE", [("A", 1)], country="DE")
+    assert de.reservations == [("A", "WH-HAM", 1)]
+
+
+# --- receipts fill backorders in priority order -----------------------------------------------------------
+async def test_a_receipt_fills_backorders_highest_priority_first_then_first_come_and_once(inventory):
+    await put_stock(inventory, "STK-1", WH_HAM=0)
+    low = await inventory.reserve("O-LOW", [("STK-1", 3)], priority=1, placed_at=placed(30), country="DE")
+    late = await inventory.reserve("O-HIGH-LATE", [("STK-1", 3)], priority=5, placed_at=placed(5), country="DE")
+    early = await inventory.reserve("O-HIGH-EARLY", [("STK-1", 3)], priority=5, placed_at=placed(10), country="DE")
+    assert low.backordered == late.backordered == early.backordered == {"STK-1": 3}
+
+    await inventory.restock("STK-1", "WH-HAM", 7, "GRN-1")
+    assert await held(inventory, "O-HIGH-EARLY") == {"STK-1": 3}
+    assert await held(inventory, "O-HIGH-LATE") == {"STK-1": 3}
+    assert await held(inventory, "O-LOW") == {"STK-1": 1}
+    assert await missing(inventory, "O-LOW") == {"STK-1": 2}
+    assert await missing(inventory, "O-HIGH-EARLY") == {} == await missing(inventory, "O-HIGH-LATE")
+
+    await inventory.restock("STK-1", "WH-HAM", 7, "GRN-1")  # the same receipt again: nothing
+    assert await held(inventory, "O-LOW") == {"STK-1": 1}
+    with pytest.raises(errors.InvalidArgument):
+        await inventory.restock("STK-1", "WH-HAM", 8, "GRN-1")  # same reference, other contents
+    levels = {lv.warehouse: (lv.on_hand, lv.reserved) for lv in await inventory.levels("STK-1")}
+    assert levels["WH-HAM"] == (7, 7)
+    # the orders' own Reserve (target state) now reports what was filled, nothing more
+    again = await inventory.reserve("O-HIGH-EARLY", [("STK-1", 3)], priority=5, country="DE")
+    assert again.reservations == [("STK-1", "WH-HAM", 3)] and not again.backordered
+    await books_balance(inventory)
+
+
+async def test_a_cancellation_gives_its_units_to_the_next_backorder(inventory):
+    await put_stock(inventory, "A", WH_CHI=4)
+    await inventory.reserve("O1", [("A", 4)], priority=1, placed_at=placed(10))
+    await inventory.reserve("O2", [("A", 2)], priority=1, placed_at=placed(5))
+    await inventory.reserve("O3", [("A", 2)], priority=3, placed_at=placed(1))
+    async with inventory.db.transaction() as tx:
+        assert await inventory.release(tx, "O1") == 4
+    assert await held(inventory, "O3") == {"A": 2} and await held(inventory, "O2") == {"A": 2}
+    assert await missing(inventory, "O1") == {}
+    await books_balance(inventory)
+
+
+async def test_a_stock_count_that_rises_fills_backorders(inventory):
+    await put_stock(inventory, "A", WH_CHI=0)
+    await inventory.reserve("O1", [("A", 2)])
+    await put_stock(inventory, "A", WH_CHI=5)
+    assert await held(inventory, "O1") == {"A": 2}
+    await books_balance(inventory)
+
+
+# --- production ---------------------------------------------------------------------------------------------
+async def test_make_to_order_lines_plan_a_run_with_the_lead_time_and_date_the_order(inventory):
+    r1 = await inventory.reserve("O1", [("MTO-1", 4)], priority=2, placed_at=placed(10), country="US")
+    (run1,) = await runs(inventory, "MTO-1")
+    assert (run1.warehouse, run1.quantity, run1.status) == ("WH-CHI", 4, "open")  # nearest to the US
+    assert run1.expected_date == (TODAY + dt.timedelta(days=10)).isoformat()
+    assert r1.backordered == {"MTO-1": 4}
+    assert r1.expected_date == run1.expected_date
+    assert r1.expected_delivery_date == (TODAY + dt.timedelta(days=10 + 3)).isoformat()  # CHI domestic: 3 days
+
+    again = await inventory.reserve("O1", [("MTO-1", 4)], priority=2, country="US")  # a repeat plans nothing new
+    assert again.expected_date == r1.expected_date and len(await runs(inventory, "MTO-1")) == 1
+
+    r2 = await inventory.reserve("O2", [("MTO-1", 2)], priority=1, placed_at=placed(5), country="DE")
+    assert len(await runs(inventory, "MTO-1")) == 2
+    # a new run never finishes before the open one: same date here (same lead time, same day)
+    assert r2.expected_date == run1.expected_date
+    assert r2.expected_delivery_date == (TODAY + dt.timedelta(days=10 + 2)).isoformat()  # second run lands at HAM
+
+    # completion: the units arrive once and go to the backorders in priority order
+    run, status = await inventory.complete_production(run1.production_id)
+    assert status == "completed" and run.quantity == 4
+    assert await held(inventory, "O1") == {"MTO-1": 4}  # priority 2 first
+    assert await missing(inventory, "O2") == {"MTO-1": 2}
+    assert (await inventory.complete_production(run1.production_id))[1] == "completed"  # a repeat: nothing
+    assert {lv.warehouse: lv.on_hand for lv in await inventory.levels("MTO-1")} == {"WH-CHI": 4}
+    with pytest.raises(errors.NotFound):
+        await inventory.complete_production("PRD-nope")
+    assert [s for _, s in await inventory.production(sku="MTO-1")] == ["completed", "open"]
+    await books_balance(inventory)
+
+
+async def test_a_priority_order_overtakes_a_lower_one_for_the_earliest_run(inventory):
+    await inventory.reserve("O-LOW", [("MTO-1", 3)], priority=1, placed_at=placed(10), country="US")
+    high = await inventory.reserve("O-HIGH", [("MTO-1", 3)], priority=9, placed_at=placed(1), country="US")
+    first, second = await runs(inventory, "MTO-1")
+    assert high.expected_date == first.expected_date  # the first 3 units made go to priority 9
+    assert first.expected_date <= second.expected_date
+
+
+async def test_a_product_inventory_has_no_record_of_is_backordered_without_a_date(inventory):
+    result = await inventory.reserve("O1", [("UNKNOWN-SKU", 2)])
+    assert result.backordered == {"UNKNOWN-SKU": 2} and result.expected_date == "" == result.expected_delivery_date
+    assert await runs(inventory, "UNKNOWN-SKU") == []
+
+
+# --- available to promise -------------------------------------------------------------------------------------
+async def test_available_to_promise_nets_backorders_against_the_earliest_supply(inventory):
+    await put_stock(inventory, "STK-1", WH_HAM=5, WH_CHI=2)
+    await inventory.reserve("O1", [("STK-1", 10)], priority=1, country="DE")  # takes 7, misses 3 -> run of 3
+    atp = await inventory.available_to_promise("STK-1")
+    assert (atp.available_now, atp.backordered, atp.in_production) == (0, 3, 3)
+    assert [(p.date, p.total) for p in atp.points] == [(TODAY, 0), (TODAY + dt.timedelta(days=7), 0)]
+    await inventory.restock("STK-1", "WH-SHA", 10, "GRN-2")  # 3 of it fill O1, 7 are free now
+    atp = await inventory.available_to_promise("STK-1")
+    assert (atp.available_now, atp.backordered) == (7, 0)
+    assert [(p.date, p.total, p.by_warehouse) for p in atp.points] == [
+        (TODAY, 7, {"WH-SHA": 7}), (TODAY + dt.timedelta(days=7), 10, {"WH-HAM": 3, "WH-SHA": 7})]
+    with pytest.raises(errors.NotFound):
+        await inventory.available_to_promise("NEVER-HEARD-OF")
+
+
+# --- two replicas on one PostgreSQL --------------------------------------------------------------------------
+@pytest.fixture
+async def two_replicas(make_database, backend):
+    if backend != "postgresql":
+        pytest.skip("replicas share one PostgreSQL database (SQLite is one file per process)")
+    first = InventoryService(await make_database(MIGRATIONS), clock=lambda: NOW)
+    second = InventoryService(Database(first.db.url), clock=lambda: NOW)  # its own engine and pool
+    await first.import_csv("warehouses", WAREHOUSES)
+    await first.import_csv("products", PRODUCTS)
+    yield first, second
+    await second.db.close()
+
+
+async def test_two_replicas_reserving_for_200_orders_over_scarce_stock_oversell_nothing(two_replicas):
+    first, second = two_replicas
+    on_hand = {("A", "WH-CHI"): 40, ("A", "WH-HAM"): 30, ("A", "WH-SHA"): 20,
+               ("B", "WH-CHI"): 25, ("B", "WH-HAM"): 25, ("B", "WH-SHA"): 10}
+    for (sku, wh), q in on_hand.items():
+        await put_stock(first, sku, **{wh.replace("-", "_"): q})
+    rng = random.Random(4)
+    wanted = {f"O{n:03d}": {"A": rng.randint(1, 3), "B": rng.randint(0, 2)} for n in range(200)}
+    countries = ["US", "DE", "CN", "FR"]
+
+    async def one(n: int, order_id: str):
+        replica = first if n % 2 else second
+        lines = [(sku, q) for sku, q in wanted[order_id].items() if q]
+        return await replica.reserve(order_id, lines, priority=rng.randint(0, 3), country=countries[n % 4],
+                                     placed_at=placed(n))
+
+    results = dict(zip(wanted, await asyncio.gather(*[one(n, o) for n, o in enumerate(wanted)]), strict=True))
+    # a third pass from the other replica changes nothing (target state)
+    async with first.db.read() as conn:
+        rows = {(r.sku, r.warehouse): r for r in (await conn.execute(select(stock))).all()}
+    for key, q in on_hand.items():
+        row = rows[key]
+        assert row.on_hand == q                         # nothing shipped, nothing invented
+        assert 0 <= row.reserved <= row.on_hand          # never oversold
+    for sku in ("A", "B"):
+        total_on_hand = sum(q for (s, _), q in on_hand.items() if s == sku)
+        total_wanted = sum(w[sku] for w in wanted.values())
+        reserved = sum(r.reserved for (s, _), r in rows.items() if s == sku)
+        assert reserved == min(total_on_hand, total_wanted)  # scarce: every unit went to some order
+        held_total = sum(q for r in results.values() for s, _, q in r.reservations if s == sku)
+        backordered_total = sum(r.backordered.get(sku, 0) for r in results.values())
+        assert held_total == reserved and held_total + backordered_total == total_wanted
+    for order_id, r in results.items():  # each order: what it holds + what it misses = what it asked for
+        for sku, q in wanted[order_id].items():
+            assert sum(x for s, _, x in r.reservations if s == sku) + r.backordered.get(sku, 0) == q
+        assert await missing(first, order_id) == r.backordered
+    await books_balance(first)
+    # production planned for the shortfall exactly once per unit, whichever replica saw it
+    async with first.db.read() as conn:
+        planned = (await conn.execute(select(func.coalesce(func.sum(production_runs.c.quantity), 0))
+                                      .where(production_runs.c.sku == "STK-1"))).scalar_one()
+    assert planned == 0  # A and B have no product record: no runs, backorders wait for receipts
+
+
+async def test_two_replicas_plan_production_once_for_concurrent_shortfalls(two_replicas):
+    first, second = two_replicas
+    calls = [(first if n % 2 else second).reserve(f"O{n}", [("MTO-1", 2)], priority=n % 3, country="US",
+                                                   placed_at=placed(n)) for n in range(40)]
+    results = await asyncio.gather(*calls)
+    async with first.db.read() as conn:
+        planned = (await conn.execute(select(func.sum(production_runs.c.quantity))
+                                      .where(production_runs.c.sku == "MTO-1"))).scalar_one()
+    assert planned == 80  # every missing unit covered once, no run twice
+    assert all(r.expected_date for r in results)
