@@ -8,6 +8,7 @@ and service.record_return); a repeat of the same row (same order, kind, ref, lin
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -45,11 +46,16 @@ async def record(conn, order_id: str, facts: Iterable[Fact], *, count_new: bool 
             for f in facts]
     if not rows:
         return 0
-    statement = insert_ignoring_conflicts(conn.dialect.name, order_facts)
+    statement = _insert(conn.dialect.name)
     if not count_new:
         await conn.execute(statement, rows)
         return len(rows)
     return sum([(await conn.execute(statement, row)).rowcount == 1 for row in rows])
+
+
+@functools.cache
+def _insert(dialect_name: str):
+    return insert_ignoring_conflicts(dialect_name, order_facts)  # built once, executed with parameters
 
 
 def count_metrics(order, facts: Iterable[Fact]) -> None:

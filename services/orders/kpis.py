@@ -307,6 +307,13 @@ def compute_report(orders: Iterable[OrderFacts], period: Period, known_skus: Ite
             for h in heads(order, received):
                 h.orders_received += 1
                 h.order_value[order.currency] = h.order_value.get(order.currency, Decimal("0")) + amount
+            # Ordered = the lines as they are now plus what change requests cancelled from them.
+            trimmed: dict[str, int] = defaultdict(int)
+            for fact in order.facts:
+                if fact.kind == "cancelled" and fact.ref.startswith("change-"):
+                    trimmed[fact.sku] += fact.quantity
+            for sku, units in trimmed.items():
+                ordered_units[sku] += units
             for line in order.lines:
                 ordered_units[line.sku] += line.quantity
                 if order.status not in ("cancelled", "rejected"):
@@ -403,6 +410,33 @@ def facts_of(order) -> list[Fact]:
                 rows += [Fact("first_allocation", at, i, line.sku, line.quantity, filled=min(line.allocated,
                                                                                               line.quantity))
                          for i, line in enumerate(order.lines)]
+    for notice in getattr(order, "notices", ()):  # change requests (services.orders.changes) not yet saved
+        if notice[0] == "changed" and tuple(notice[1].kinds) == ("cancel_lines",):
+            rows += change_cancellations(notice[1])
+    return rows
+
+
+LINE_FIELD = re.compile(r"^lines\[(?P<sku>.+)\](?P<quantity>\.quantity)?$")
+
+
+def change_cancellations(record) -> list[Fact]:
+    """A change request that only cancels units of some lines (a ChangeRecord: version, at, reason, changes
+    with "lines[SKU].quantity" before -> after, or "lines[SKU]" "3 x 9.50" -> "" when the line went):
+    one `cancelled` row per line for the units it lost, under ref "change-v<version>"."""
+    code = reason_class(record.reason, CANCEL_REASONS)
+    rows = []
+    for i, c in enumerate(record.changes):
+        m = LINE_FIELD.match(c.field)
+        if not m:
+            continue
+        try:
+            before = int(c.before if m["quantity"] else c.before.split(" x ")[0])
+            after = int(c.after) if m["quantity"] and c.after else 0
+        except ValueError:
+            continue
+        if before > after:
+            rows.append(Fact("cancelled", record.at, i, m["sku"], before - after, code=code,
+                             reason=record.reason[:200], ref=f"change-v{record.version}"))
     return rows
 
 

@@ -127,7 +127,8 @@ class OrdersService:
         async with self.db.read() as conn:
             gathered = await kpi_store.gather(conn, period.start, period.end)
             skus = await kpi_store.known_skus(conn)
-        return kpis.compute_report(gathered, period, skus)
+        # A long period is a lot of arithmetic: off the event loop, so gRPC calls keep being served.
+        return await asyncio.to_thread(kpis.compute_report, gathered, period, skus)
 
     async def decide(self, order_id: str, partner_id: str, decision: str, actor: str, reason: str) -> Order:
         """approve | reject | cancel, retried once or twice if another writer got there first."""

@@ -126,3 +126,21 @@ async def test_a_scripted_month_is_recorded_and_gathered(setup):
     gathered, october = await report(orders, "2026-10-01", "2026-10-31", "day")
     assert [o.order_id for o in gathered] == ["ORD-OLD"]
     assert [(g.key, g.orders_received) for g in october.groups] == [("2026-10-01", 1)]
+
+
+async def test_units_cancelled_by_a_change_request_are_in_the_ledger(setup):
+    from services.orders.desk import Desk
+
+    orders, clock = setup
+    await orders.create(request("ORD-P", quantity=5))
+    desk = Desk(orders, inventory=None, timeout=1.0)
+    clock.now = T1 + HOUR
+    await desk.change(orders_pb2.ChangeOrderRequest(
+        order_id="ORD-P", partner_id="P-SHOP", actor=common_pb2.Actor(id="P-SHOP", reason="out_of_stock: only 2"),
+        cancel_lines=[orders_pb2.ChangeLine(sku="A", quantity=3)]))
+    rows = await ledger(orders)
+    assert [r[:6] for r in rows] == [("ORD-P", "cancelled", "A", 3, 0, "out_of_stock")]
+    _, kpis = await report(orders)
+    # 3 of the 5 units ordered were cancelled; the order itself lives on (not a cancelled order).
+    assert [(r.sku, r.units, r.base_units) for r in kpis.cancellations_by_sku] == [("A", 3, 5)]
+    assert kpis.total.orders_cancelled == 0 and [(s.sku, s.units) for s in kpis.best_sellers] == [("A", 2)]

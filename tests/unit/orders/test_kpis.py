@@ -263,3 +263,30 @@ def test_the_report_through_protobuf_the_gateway_model_and_the_csv():
     assert cells[("cycle_time", "", "shipped_to_delivered", "p90_seconds")] == "604800.0"
     text = format_report(body)
     assert "66.7% (2/3)" in text and "price_mismatch" in text
+
+
+def test_units_cancelled_by_a_change_request_count_for_their_sku_and_reason():
+    from services.orders.changes import ChangeRecord, FieldChange
+
+    record = ChangeRecord(version=4, at=T0 + DAY, actor="P-SHOP", kinds=("cancel_lines",),
+                          reason="out_of_stock: partial", changes=(
+                              FieldChange("lines[X].quantity", "5", "2"), FieldChange("lines[Y]", "1 x 5.00", "")))
+    rows = kpis.change_cancellations(record)
+    assert [(f.sku, f.quantity, f.code, f.ref, f.at) for f in rows] == [
+        ("X", 3, "out_of_stock", "change-v4", T0 + DAY), ("Y", 1, "out_of_stock", "change-v4", T0 + DAY)]
+
+    class Pending:  # an order with a saved-but-unpublished change request (Order.notices)
+        transitions: list = []
+        notices = [("changed", record)]
+
+    assert kpis.facts_of(Pending()) == rows
+    Pending.notices = [("changed", ChangeRecord(5, T0, "P", ("quantity",), "", (FieldChange("lines[X].quantity", "5",
+                                                                                             "2"),)))]
+    assert kpis.facts_of(Pending()) == []  # a quantity change is not a cancellation
+    # X was ordered 5 and is now 2 after the change: 3 of the 5 ordered units were cancelled, order not cancelled.
+    trimmed = order("T", "C1", "api", "USD", "confirmed", [("received", T0), ("confirmed", T0)],
+                    [LineFacts("X", 2, Decimal("1"))], rows[:1])
+    report = compute_report([trimmed], NOVEMBER)
+    assert [(r.sku, r.units, r.base_units, r.rate) for r in report.cancellations_by_sku] == [("X", 3, 5, 0.6)]
+    assert [(r.reason, r.orders, r.units) for r in report.cancellations_by_reason] == [("out_of_stock", 1, 3)]
+    assert report.total.orders_cancelled == 0 and report.total.cancellation_rate == 0.0
