@@ -115,6 +115,7 @@ class WebhookSettings:
     max_backoff: float       # ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS: cap of one retry delay
     timeout: float           # ORDERDESK_WEBHOOK_TIMEOUT_SECONDS: one POST, connect to last byte
     concurrency: int         # ORDERDESK_WEBHOOK_CONCURRENCY: POSTs in flight across all endpoints
+    endpoint_concurrency: int = 4  # ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY: POSTs in flight per endpoint
 
     @classmethod
     def from_env(cls) -> WebhookSettings:
@@ -125,4 +126,5 @@ class WebhookSettings:
             max_backoff=float(env("ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS", "600")),
             timeout=float(env("ORDERDESK_WEBHOOK_TIMEOUT_SECONDS", "10")),
             concurrency=int(env("ORDERDESK_WEBHOOK_CONCURRENCY", "64")),
+            endpoint_concurrency=int(env("ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY", "4")),
         )

@@ -1,10 +1,11 @@
 """Webhook delivery: one worker task per active endpoint, POSTs with aiohttp, the attempt log.
 
 Each endpoint is worked on its own: its worker takes feed entries after the endpoint's cursor on as
-pending deliveries and POSTs them strictly in feed order (so in order per order), one at a time. A
-delivery waiting for its retry holds back only its own endpoint; all POSTs share a bounded number of
-connections (ORDERDESK_WEBHOOK_CONCURRENCY), so a slow or dead endpoint never delays other partners,
-and the order flow never waits for the notifier at all (it only reads JetStream).
+pending deliveries and POSTs them in feed order per order: only an order's oldest pending delivery may
+go, so a delivery waiting for its retry holds back the later events of its own order on its own
+endpoint, nothing else. Up to ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY orders' deliveries are in flight per
+endpoint, and all POSTs share ORDERDESK_WEBHOOK_CONCURRENCY connections, so a slow or dead endpoint never
+delays other partners; the order flow never waits for the notifier at all (it only reads JetStream).
 
 Targets are checked again at connect time (the resolver refuses private addresses unless allowed),
 so a name that resolved to a public address at registration cannot be re-pointed at the network later.
@@ -87,6 +88,7 @@ class Dispatcher:
         self.owner = f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.session: aiohttp.ClientSession | None = None
         self.slots = asyncio.Semaphore(settings.concurrency)
+        self.per_endpoint = max(settings.endpoint_concurrency, 1)
         self.workers: dict[str, asyncio.Task] = {}
         self.wakes: dict[str, asyncio.Event] = {}
         self.partners: dict[str, str] = {}  # endpoint -> partner, to wake a partner's workers
@@ -182,16 +184,18 @@ class Dispatcher:
                 self.partners[endpoint_id] = endpoint.partner_id
                 took = await repo.take_on(endpoint, domain.matches)
             async with self.db.read() as conn:
-                delivery = await NotifierRepository(conn).next_pending(endpoint_id)
-            if delivery is None:
-                if not took:
-                    await _wait(wake, IDLE_POLL_SECONDS)
+                heads = await NotifierRepository(conn).heads(endpoint_id, 64)
+            now = utcnow()
+            due = [d for d in heads if d["next_attempt_at"] is None or d["next_attempt_at"] <= now]
+            if not due:
+                if took:
+                    continue
+                waits = [(d["next_attempt_at"] - now).total_seconds() for d in heads]
+                await _wait(wake, min([*waits, IDLE_POLL_SECONDS if not heads else LEASE_SECONDS / 3]))
                 continue
-            due_in = (delivery["next_attempt_at"] - utcnow()).total_seconds() if delivery["next_attempt_at"] else 0
-            if due_in > 0:  # head of line waits for its retry: order per order is kept
-                await _wait(wake, min(due_in, LEASE_SECONDS / 3))
-                continue
-            if await self.attempt(endpoint, delivery) is Outcome.GONE:
+            # Heads of different orders go together (at most per_endpoint); one order's events stay in order.
+            outcomes = await asyncio.gather(*(self.attempt(endpoint, d) for d in due[: self.per_endpoint]))
+            if Outcome.GONE in outcomes:
                 return
 
     async def attempt(self, endpoint, delivery) -> Outcome:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     delete,
+    exists,
     func,
     or_,
     select,
@@ -107,6 +108,7 @@ deliveries = Table(
     Column("delivered_at", UtcDateTime, nullable=True),
     UniqueConstraint("endpoint_id", "sequence", name="uq_deliveries_endpoint_sequence"),
     Index("ix_deliveries_endpoint_status", "endpoint_id", "status", "sequence"),
+    Index("ix_deliveries_endpoint_order", "endpoint_id", "order_id", "status", "sequence"),
 )
 
 delivery_attempts = Table(
@@ -277,14 +279,20 @@ class NotifierRepository:
                                 .values(cursor=entries[-1]["sequence"]))
         return len(entries)
 
-    async def next_pending(self, endpoint_id: str):
-        """The endpoint's oldest pending delivery with its body: deliveries go strictly in feed order."""
+    async def heads(self, endpoint_id: str, limit: int) -> list:
+        """The endpoint's pending deliveries that may go now order-wise, oldest first, with their bodies:
+        each order's oldest pending delivery only, so an order's events arrive in order while a retry of
+        one order never holds back the others. (Whether each is due yet is the caller's look.)"""
+        earlier = deliveries.alias("earlier")
+        earlier_pending = exists().where(
+            earlier.c.endpoint_id == deliveries.c.endpoint_id, earlier.c.order_id == deliveries.c.order_id,
+            earlier.c.status == PENDING, earlier.c.sequence < deliveries.c.sequence)
         query = (select(deliveries, feed.c.body, feed.c.order_sequence)
                  .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id,
                                   feed.c.sequence == deliveries.c.sequence))
-                 .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == PENDING)
-                 .order_by(deliveries.c.sequence).limit(1))
-        return (await self.conn.execute(query)).mappings().first()
+                 .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == PENDING, ~earlier_pending)
+                 .order_by(deliveries.c.sequence).limit(limit))
+        return (await self.conn.execute(query)).mappings().all()
 
     async def record_attempt(self, delivery_id: str, attempt_no: int, *, status_code: int, latency_ms: float,
                              error: str, excerpt: str, new_status: str, attempts: int,

@@ -120,15 +120,17 @@ async def test_endpoints_take_on_matching_entries_after_their_cursor_in_order_an
         assert await repo.take_on(await repo.endpoint(endpoint.endpoint_id), domain.matches) == 0
         assert (await repo.endpoint(endpoint.endpoint_id)).cursor == 4
     async with db.read() as conn:
-        first = await NotifierRepository(conn).next_pending(endpoint.endpoint_id)
-    assert (first["sequence"], first["event_type"]) == (3, "order.confirmed")
+        heads = await NotifierRepository(conn).heads(endpoint.endpoint_id, 10)
+    # One order, so one head: its oldest pending delivery (the shipment event waits behind it).
+    assert [(h["sequence"], h["event_type"]) for h in heads] == [(3, "order.confirmed")]
+    first = heads[0]
     assert json.loads(first["body"])["type"] == "order.confirmed"
 
     async with db.transaction() as tx:  # the first is delivered; the second is retried, then parked
         repo = NotifierRepository(tx.conn)
         await repo.record_attempt(first["delivery_id"], 1, status_code=200, latency_ms=3.0, error="", excerpt="ok",
                                   new_status=DELIVERED, attempts=1, next_attempt_at=None)
-        second = await repo.next_pending(endpoint.endpoint_id)
+        (second,) = await repo.heads(endpoint.endpoint_id, 10)
         assert second["sequence"] == 4
         await repo.record_attempt(second["delivery_id"], 1, status_code=503, latency_ms=2.0, error="",
                                   excerpt="busy", new_status=PENDING, attempts=1,
@@ -136,7 +138,7 @@ async def test_endpoints_take_on_matching_entries_after_their_cursor_in_order_an
         await repo.record_attempt(second["delivery_id"], 2, status_code=0, latency_ms=1.0,
                                   error="ClientConnectorError: refused", excerpt="", new_status=PARKED, attempts=2,
                                   next_attempt_at=None)
-        assert await repo.next_pending(endpoint.endpoint_id) is None
+        assert await repo.heads(endpoint.endpoint_id, 10) == []
     rows, attempts, cursor = await service.deliveries(endpoint.endpoint_id, "P-SHOP", PARKED, 50, "")
     assert [r["sequence"] for r in rows] == [4] and cursor == ""
     assert [(a["attempt"], a["status_code"]) for a in attempts[rows[0]["delivery_id"]]] == [(1, 503), (2, 0)]
@@ -154,6 +156,35 @@ async def test_endpoints_take_on_matching_entries_after_their_cursor_in_order_an
     with pytest.raises(errors.InvalidArgument) as caught:
         await service.replay_range(endpoint.endpoint_id, "P-SHOP", 5, 2)
     assert caught.value.violations[0].field == "to_sequence"
+
+
+async def test_a_retrying_order_holds_back_only_its_own_later_events(notifier):
+    db, service, consumer = notifier
+    endpoint, _ = await service.create_endpoint("P-SHOP", "https://hooks.example.com/in", ["order.*"], "")
+    for event in [order_event("ORD-X", "P-SHOP", "received", 1), order_event("ORD-Y", "P-SHOP", "received", 1),
+                  order_event("ORD-X", "P-SHOP", "confirmed", 2), order_event("ORD-Y", "P-SHOP", "confirmed", 2)]:
+        await consumer.handle(Msg(event))
+    async with db.transaction() as tx:
+        repo = NotifierRepository(tx.conn)
+        await repo.take_on(await repo.endpoint(endpoint.endpoint_id), domain.matches)
+        heads = await repo.heads(endpoint.endpoint_id, 10)
+        assert [(h["order_id"], h["event_type"]) for h in heads] == [("ORD-X", "order.received"),
+                                                                    ("ORD-Y", "order.received")]
+        # ORD-X's first event waits for a retry; ORD-Y's is delivered: ORD-Y's next may go, ORD-X's may not.
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+        await repo.record_attempt(heads[0]["delivery_id"], 1, status_code=503, latency_ms=1, error="", excerpt="",
+                                  new_status=PENDING, attempts=1, next_attempt_at=later)
+        await repo.record_attempt(heads[1]["delivery_id"], 1, status_code=200, latency_ms=1, error="", excerpt="",
+                                  new_status=DELIVERED, attempts=1, next_attempt_at=None)
+        heads = await repo.heads(endpoint.endpoint_id, 10)
+        assert [(h["order_id"], h["event_type"]) for h in heads] == [("ORD-X", "order.received"),
+                                                                    ("ORD-Y", "order.confirmed")]
+        # Parked, the held event lets the order's next one go (the cursor moves on).
+        await repo.record_attempt(heads[0]["delivery_id"], 2, status_code=0, latency_ms=1, error="refused",
+                                  excerpt="", new_status=PARKED, attempts=2, next_attempt_at=None)
+        heads = await repo.heads(endpoint.endpoint_id, 10)
+        assert [(h["order_id"], h["event_type"]) for h in heads] == [("ORD-X", "order.confirmed"),
+                                                                    ("ORD-Y", "order.confirmed")]
 
 
 async def test_another_partners_endpoint_is_not_found(notifier):
