@@ -130,6 +130,10 @@ class Order:
     # partner's urgent flag (already reflected in priority; stored so the desk sees why).
     proposals: list[dict] = field(default_factory=list)
     urgent: bool = False
+    # Supply (from inventory's Reserve answer): while scheduled, when the backordered units are
+    # due in a warehouse and the delivery date that gives; "" when allocated or unknown.
+    expected_ship_date: str = ""
+    expected_delivery_date: str = ""
     # Change requests accepted (before/after) and exceptions (services/orders/changes.py, exceptions.py).
     change_log: list[ChangeRecord] = field(default_factory=list)
     exceptions: list[OrderException] = field(default_factory=list)
@@ -181,8 +185,10 @@ class Order:
         self._move(S.CANCELLED, at, actor, reason or "cancelled")
 
     # --- supply ----------------------------------------------------------------
-    def apply_reservation(self, at: dt.datetime, allocations: list[Allocation], backordered: dict[str, int]) -> None:
-        """Inventory's answer: allocated when every line is covered, else scheduled (backorder)."""
+    def apply_reservation(self, at: dt.datetime, allocations: list[Allocation], backordered: dict[str, int],
+                          expected: tuple[str, str] = ("", "")) -> None:
+        """Inventory's answer: allocated when every line is covered, else scheduled (backorder)
+        with the dates inventory expects the missing units (`expected`: ship date, delivery date)."""
         if self.status not in AWAITING_STOCK:
             raise FailedPrecondition(
                 f"stock is reserved only for confirmed or scheduled orders, not {self.status}",
@@ -198,11 +204,13 @@ class Order:
             line.allocated = take
             reserved[line.sku] = reserved.get(line.sku, 0) - take
         complete = all(line.allocated >= line.quantity for line in self.lines) and not any(backordered.values())
+        self.expected_ship_date, self.expected_delivery_date = ("", "") if complete else expected
         if complete:
             self._move(S.ALLOCATED, at, "system", "every line reserved")
         elif self.status is not S.SCHEDULED:
             missing = ", ".join(f"{sku} x{qty}" for sku, qty in sorted(backordered.items()) if qty)
-            self._move(S.SCHEDULED, at, "system", f"backordered: {missing}")
+            when = f"; expected delivery {expected[1]}" if expected[1] else ""
+            self._move(S.SCHEDULED, at, "system", f"backordered: {missing}{when}")
         else:
             self.version += 1  # allocation changed, status did not
 

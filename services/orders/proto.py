@@ -54,6 +54,8 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         total_amount=str(order.total_amount),
         proposals=[proposal_to_proto(p) for p in order.proposals],
         urgent=order.urgent,
+        expected_ship_date=order.expected_ship_date,
+        expected_delivery_date=order.expected_delivery_date,
         changes=[change_to_proto(c) for c in order.change_log],
         exceptions=[exception_to_proto(e) for e in order.exceptions],
         at_risk=order.at_risk,

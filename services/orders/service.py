@@ -260,6 +260,8 @@ class Allocator:
                     order_id=order_id,
                     lines=[inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in wanted.items()],
                     priority=order.priority,
+                    ship_to_country=order.ship_to.get("country", ""),
+                    placed_at=events.timestamp(order.created_at) if order.created_at else None,
                 ),
                 timeout=self.timeout,
                 metadata=rpc.metadata(),
@@ -271,8 +273,10 @@ class Allocator:
         allocations = [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
         backordered = {b.sku: b.quantity for b in answer.backordered}
         still_short = any(backordered.values())
-        if order.status is Status.SCHEDULED and still_short and allocations == order.allocations:
-            return False  # still short by the same amount: nothing to record
+        expected = (answer.expected_date, answer.expected_delivery_date)
+        if (order.status is Status.SCHEDULED and still_short and allocations == order.allocations
+                and expected == (order.expected_ship_date, order.expected_delivery_date)):
+            return False  # still short by the same amount, same dates: nothing to record
         for attempt in range(3):
             try:
                 async with self.service.db.transaction() as tx:
@@ -280,7 +284,7 @@ class Allocator:
                     order = await repo.get(order_id)
                     if order is None or order.status not in AWAITING_STOCK:
                         return False
-                    order.apply_reservation(self.service.clock(), allocations, backordered)
+                    order.apply_reservation(self.service.clock(), allocations, backordered, expected)
                     await repo.save(order)
                     await publish_transitions(tx, order)
                 count_transitions(order)

@@ -64,6 +64,8 @@ orders = Table(
     Column("urgent", Boolean, nullable=False),  # migration 0002
     Column("change_log", JSON, nullable=False),  # migration 0003: accepted change requests
     Column("exceptions", JSON, nullable=False),  # migration 0003
+    Column("expected_ship_date", String(10), nullable=False),      # migration 0005: backorder dates
+    Column("expected_delivery_date", String(10), nullable=False),  # migration 0005
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
@@ -113,6 +115,8 @@ def _order_row(order: Order) -> dict:
         "change_log": [c.to_json() for c in order.change_log],
         "exceptions": [e.to_json() for e in order.exceptions],
         "ship_to": order.ship_to,
+        "expected_ship_date": order.expected_ship_date,
+        "expected_delivery_date": order.expected_delivery_date,
         "updated_at": utcnow(),
     }
 
@@ -277,6 +281,7 @@ class OrderRepository:
                 proposals=r["proposals"], urgent=r["urgent"],
                 change_log=[ChangeRecord.from_json(c) for c in r["change_log"]],
                 exceptions=[OrderException.from_json(e) for e in r["exceptions"]],
+                expected_ship_date=r["expected_ship_date"], expected_delivery_date=r["expected_delivery_date"],
                 created_at=r["created_at"], loaded_version=r["version"],
             )
             order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines
