@@ -112,6 +112,10 @@ ORDER_CANCELLATIONS = Counter(
     "orderdesk_order_cancellations_total",
     "Orders cancelled, by reason class (the code the reason starts with, else other)", ["reason"],
 )
+UNITS_CANCELLED = Counter(
+    "orderdesk_order_units_cancelled_total",
+    "Ordered units cancelled (whole orders, and lines cut by change requests), by reason class", ["reason"],
+)
 UNITS_DELIVERED = Counter("orderdesk_order_units_delivered_total", "Units delivered by orders as they complete", [])
 UNITS_RETURNED = Counter(
     "orderdesk_order_units_returned_total", "Units taken back by refunded returns, by reason class", ["reason"],

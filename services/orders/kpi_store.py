@@ -68,6 +68,8 @@ def count_metrics(order, facts: Iterable[Fact]) -> None:
             metrics.UNITS_FIRST_ALLOCATED.labels("short").inc(max(f.quantity - f.filled, 0))
         elif f.kind == "held":
             metrics.ORDER_HOLD_REASONS.labels(f.code).inc()
+        elif f.kind == "cancelled":
+            metrics.UNITS_CANCELLED.labels(f.code).inc(f.quantity)
     for t in order.transitions:
         status = t.status.value
         if status == "cancelled":

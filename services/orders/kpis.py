@@ -67,7 +67,8 @@ class Fact:
     """One row of the order_facts ledger.
 
     kind: first_allocation (quantity ordered, filled = allocated by the order's first reservation),
-    cancelled (quantity not shipped when the order was cancelled; code = reason class),
+    cancelled (quantity not shipped when the order was cancelled, ref ""; or units a change request cut from a
+    line, ref "change-v<version>"; code = reason class),
     held (one per hold reason; code = reason code), returned (quantity taken back; code = reason class).
     """
 
@@ -351,7 +352,8 @@ def compute_report(orders: Iterable[OrderFacts], period: Period, known_skus: Ite
             elif fact.kind == "cancelled":
                 cancelled_units[fact.sku] += fact.quantity
                 cancel_reasons[fact.code][1] += fact.quantity
-                cancelled_orders[fact.code].add(order.order_id)
+                if not fact.ref:  # the order itself was cancelled (not just some units by a change request)
+                    cancelled_orders[fact.code].add(order.order_id)
             elif fact.kind == "held":
                 hold_reasons[fact.code] += 1
             elif fact.kind == "returned":

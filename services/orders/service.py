@@ -45,7 +45,9 @@ async def publish_transitions(tx: Tx, order: Order) -> None:
                 ),
             )
         )
-    await kpi_store.record(tx.conn, order.order_id, kpis.facts_of(order))  # the desk's numbers' ledger
+    # The desk's numbers' ledger; kept on the order for count_transitions (notices are gone by then).
+    order.kpi_facts = kpis.facts_of(order)
+    await kpi_store.record(tx.conn, order.order_id, order.kpi_facts)
     await publish_notices(tx, order, snapshot)  # order.changed / order.exception (issue 4)
 
 
@@ -54,7 +56,7 @@ def count_transitions(order: Order) -> None:
         metrics.ORDER_TRANSITIONS.labels(t.status.value).inc()
         if t.status is Status.COMPLETED:
             metrics.ORDERS_COMPLETED.labels(str(order.delivered_on_time).lower()).inc()
-    kpi_store.count_metrics(order, kpis.facts_of(order))
+    kpi_store.count_metrics(order, getattr(order, "kpi_facts", None) or kpis.facts_of(order))
 
 
 class OrdersService:

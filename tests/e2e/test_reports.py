@@ -42,6 +42,7 @@ def counters(text: str) -> dict[str, float]:
         "units_filled": value(text, "orderdesk_order_units_first_allocated_total", outcome="filled"),
         "hold_price_mismatch": value(text, "orderdesk_order_hold_reasons_total", reason="price_mismatch"),
         "cancel_out_of_stock": value(text, "orderdesk_order_cancellations_total", reason="out_of_stock"),
+        "cancelled_units_out_of_stock": value(text, "orderdesk_order_units_cancelled_total", reason="out_of_stock"),
         "delivered_units": value(text, "orderdesk_order_units_delivered_total"),
         "returned_damaged": value(text, "orderdesk_order_units_returned_total", reason="damaged"),
     }
@@ -153,7 +154,7 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     assert (moved["completed"], moved["on_time"]) == (t["orders_delivered"], t["orders_on_time"])
     assert (moved["lines"], moved["lines_filled"]) == (t["lines_first_allocated"], t["lines_filled"])
     assert (moved["units"], moved["units_filled"]) == (t["units_first_allocated"], t["units_filled"])
-    assert (moved["hold_price_mismatch"], moved["cancel_out_of_stock"]) == (1, 1)
+    assert (moved["hold_price_mismatch"], moved["cancel_out_of_stock"], moved["cancelled_units_out_of_stock"]) == (1, 1, 6)
     assert (moved["delivered_units"], moved["returned_damaged"]) == (5, 1)
     for stage in STAGES:
         assert moved[f"{stage}_count"] == stages[stage]["count"], stage
