@@ -186,4 +186,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Supply: reservations/s under contention, two inventory replicas on one PostgreSQL (own processes).
+    from bench import supply
+
+    sys.exit(status or supply.main([]))
