@@ -201,7 +201,8 @@ async def record_shipment_event(shipment_id: Annotated[str, Path(max_length=80)]
                                 request: Request, who: Principal = scoped(FULFILLMENT)):
     services = backends(request)
     request = shipping_pb2.ShipmentEventRequest(shipment_id=shipment_id, type=body.type, carrier=body.carrier,
-                                                tracking_number=body.tracking_number, actor=who.partner_id)
+                                                tracking_number=body.tracking_number, actor=who.partner_id,
+                                                cause=body.cause, expected_delivery_date=body.expected_delivery_date)
     if body.occurred_at is not None:
         request.occurred_at.FromDatetime(body.occurred_at)
     return models.ShipmentOut.from_proto(await services.call(services.shipping.RecordShipmentEvent, request))

@@ -100,9 +100,13 @@ class RejectRequest(Request):
 
 
 class ShipmentEventIn(Request):
-    type: Literal["picked", "packed", "shipped", "delivered"]
+    type: Literal["picked", "packed", "shipped", "delivered", "delayed", "lost"] = Field(
+        description="a step, or a carrier's tracking event on a shipped parcel (delayed, lost: the order gets an "
+                    "exception and is at risk)")
     carrier: Text = Field("", description="required when type is shipped")
     tracking_number: Text = Field("", description="required when type is shipped")
+    cause: Note = Field("", description="delayed, lost: what the carrier reported")
+    expected_delivery_date: str = Field("", max_length=10, description="delayed: the new date, YYYY-MM-DD")
     occurred_at: AwareDatetime | None = Field(None, description="RFC 3339; default: now")
 
 
@@ -303,6 +307,7 @@ class ShipmentOut(BaseModel):
     on_time: bool | None = Field(description="null until delivered")
     version: int
     created_at: dt.datetime | None
+    expected_delivery_date: str = Field("", description="the carrier's revised date after a delay")
 
     @classmethod
     def from_proto(cls, s: shipping_pb2.Shipment) -> ShipmentOut:
@@ -312,7 +317,7 @@ class ShipmentOut(BaseModel):
             lines=[ShipmentLineOut(sku=x.sku, quantity=x.quantity) for x in s.lines],
             promised_delivery_date=s.promised_delivery_date, delivered_on=s.delivered_on,
             on_time=s.on_time if s.status == "delivered" else None, version=s.version,
-            created_at=_instant(s.created_at),
+            created_at=_instant(s.created_at), expected_delivery_date=s.expected_delivery_date,
         )
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from orderdesk.consumers import Subscription
 from orderdesk.db import Tx
+from services.orders import exceptions
 from services.orders.service import Allocator, OrdersService
 
 
 def subscriptions(service: OrdersService, allocator: Allocator) -> list[Subscription]:
     async def on_shipment(tx: Tx, event) -> None:
         await service.record_shipment(tx, event.shipment.shipment)
+        exception = exceptions.from_tracking_event(event)  # a carrier's delay or lost parcel
+        if exception is not None:
+            await service.apply_to_order(tx, event.shipment.shipment.order_id,
+                                         lambda order: exceptions.record(order, exception))
 
     async def on_return_refunded(tx: Tx, event) -> None:
         await service.record_return(tx, getattr(getattr(event, "return"), "return"))

@@ -13,6 +13,8 @@ event), and are recorded on the exception.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -82,9 +84,29 @@ class Desk:
         self.intake = intake
         self.timeout = timeout
         self.wake_allocator = wake_allocator or (lambda **_: None)
+        self._locks: dict[str, list] = {}  # order id -> [lock, users]
 
     # --- change requests ----------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, order_id: str):
+        """Change requests and resolutions of one order run one after the other in this process, so a
+        stale editor is refused before anything is reserved (the version guard still decides across
+        replicas, and a loser then puts the reservation back as the saved order needs it)."""
+        entry = self._locks.setdefault(order_id, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[order_id]
+
     async def change(self, req: orders_pb2.ChangeOrderRequest) -> Order:
+        async with self._one_at_a_time(req.order_id):
+            return await self._change(req)
+
+    async def _change(self, req: orders_pb2.ChangeOrderRequest) -> Order:
         actor = req.actor.id or req.partner_id or "unknown"
         request = change_request(req)
         for attempt in range(ATTEMPTS):
@@ -111,8 +133,8 @@ class Desk:
                     await OrderRepository(tx.conn).save(order)
                     await publish_transitions(tx, order)
             except errors.Conflict:
-                if reserved:
-                    await self._reserve(order, before)  # give the reservation back as it was
+                if reserved:  # another writer saved first: hold what the order as saved needs
+                    await self._reserve(order, wanted(await self._load(req.order_id, req.partner_id)))
                 if req.expected_version or attempt == ATTEMPTS - 1:
                     raise stale(order, req.expected_version) from None
                 continue
@@ -189,6 +211,10 @@ class Desk:
         await self.service.apply_to_order(tx, order_id, lambda order: ex.record(order, exception))
 
     async def resolve_exception(self, req: orders_pb2.ResolveExceptionRequest) -> Order:
+        async with self._one_at_a_time(req.order_id):
+            return await self._resolve_exception(req)
+
+    async def _resolve_exception(self, req: orders_pb2.ResolveExceptionRequest) -> Order:
         actor = req.actor.id or req.partner_id or "unknown"
         details = dict(req.details)
         order = await self._load(req.order_id, req.partner_id)

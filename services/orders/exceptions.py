@@ -206,3 +206,22 @@ def expected_date(exceptions: list[OrderException]) -> str:
     dates = [e.expected_date for e in exceptions
              if e.expected_date and (e.open or e.resolution.action in DATE_STANDS)]
     return max(dates, default="")
+
+
+# --- from shipping's tracking events -------------------------------------------------------------
+TRACKING_TYPES = {"shipment.delayed": T.CARRIER_DELAY, "shipment.lost": T.LOST_PARCEL}
+
+
+def from_tracking_event(event) -> OrderException | None:
+    """shipment.delayed / shipment.lost -> the exception to record (its id follows the event, so a
+    redelivered event records nothing new)."""
+    kind = TRACKING_TYPES.get(event.type)
+    if kind is None:
+        return None
+    shipment = event.shipment.shipment
+    at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else dt.datetime.now(dt.UTC)
+    return OrderException(
+        exception_id=f"EX-{shipment.shipment_id}-{event.aggregate_version}", type=kind,
+        cause=event.reason or kind.value, opened_at=at, opened_by=event.actor or "carrier", source="shipping",
+        expected_date=shipment.expected_delivery_date if kind is T.CARRIER_DELAY else "",
+        shipment_id=shipment.shipment_id)

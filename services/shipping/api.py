@@ -30,6 +30,7 @@ class ShippingApi(shipping_pb2_grpc.ShippingServiceServicer):
         shipment = await self.service.record_event(
             request.shipment_id, request.type, carrier=request.carrier, tracking_number=request.tracking_number,
             occurred_at=occurred_at, actor=request.actor or "unknown",
+            cause=request.cause, expected_delivery_date=request.expected_delivery_date,
         )
         return shipment_to_proto(shipment)
 

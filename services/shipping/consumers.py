@@ -6,6 +6,7 @@ import datetime as dt
 
 from orderdesk.consumers import Subscription
 from orderdesk.db import Tx
+from services.shipping import changes
 from services.shipping.service import ShippingService
 
 
@@ -19,7 +20,15 @@ def subscriptions(service: ShippingService) -> list[Subscription]:
         reason = f"order cancelled: {event.reason}" if event.reason else "order cancelled"
         await service.cancel_for_order(tx, event.order_id or event.order.order.order_id, event.actor or "system", reason)
 
+    async def on_order_changed(tx: Tx, event) -> None:
+        await changes.follow_order_change(service, tx, event)
+
+    async def on_order_exception(tx: Tx, event) -> None:
+        await changes.follow_resolution(service, tx, event)
+
     return [
         Subscription("shipping-order-allocated", "orderdesk.order.*.allocated", on_order_allocated),
         Subscription("shipping-order-cancelled", "orderdesk.order.*.cancelled", on_order_cancelled),
+        Subscription("shipping-order-changed", "orderdesk.order.*.changed", on_order_changed),
+        Subscription("shipping-order-exception", "orderdesk.order.*.exception", on_order_exception),
     ]

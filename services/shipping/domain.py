@@ -41,6 +41,8 @@ STEP_FOLLOWS: dict[Status, frozenset[Status]] = {
     S.SHIPPED: frozenset({S.PICKED, S.PACKED}),
     S.DELIVERED: frozenset({S.SHIPPED}),
 }
+# A carrier's tracking events on a shipped parcel: no status change, an exception for the order.
+TRACKING = ("delayed", "lost")
 # Before these, nothing has left the warehouse and a cancelled order still stops the shipment.
 CANCELLABLE = frozenset({S.PENDING, S.PICKED, S.PACKED})
 
@@ -118,10 +120,14 @@ class Change:
     at: dt.datetime
     actor: str
     reason: str
+    event: str = ""  # a change that is not a step: updated | carrier_changed | delayed | lost
 
     @property
     def event_name(self) -> str:
-        """shipment.created for the new (pending) shipment, else shipment.<status>."""
+        """shipment.created for the new (pending) shipment, shipment.<event> for a change that is
+        not a step, else shipment.<status>."""
+        if self.event:
+            return self.event
         return "created" if self.status is S.PENDING else self.status.value
 
 
@@ -138,6 +144,7 @@ class Shipment:
     tracking_number: str = ""
     delivered_on: str = ""
     on_time: bool | None = None
+    expected_delivery_date: str = ""  # a carrier's revised date (tracking event "delayed")
     version: int = 0
     created_at: dt.datetime | None = None
     # Not persisted: what changed since load, for the store and the outbox.
@@ -197,6 +204,53 @@ class Shipment:
             )
         self._change(S.CANCELLED, at, actor, reason or "order cancelled")
         return True
+
+    # --- changes that are not steps (issue 4: change requests and exceptions) -----------------
+    def revise(self, lines: dict[str, int], *, at: dt.datetime, actor: str, reason: str) -> bool:
+        """The order changed: the goods to ship from this warehouse are now `lines`. Only while the
+        goods are still in the warehouse; False when nothing changes."""
+        lines = {sku: qty for sku, qty in lines.items() if qty > 0}
+        if lines == self.lines:
+            return False
+        if not self.cancellable:
+            raise FailedPrecondition(
+                f"shipment {self.shipment_id} is {self.status}; its lines can no longer change",
+                rule="shipment_left_warehouse", subject=self.shipment_id)
+        self.lines = lines
+        self._note("updated", at, actor, reason)
+        return True
+
+    def change_carrier(self, carrier: str, tracking_number: str, *, at: dt.datetime, actor: str) -> bool:
+        """Another carrier takes the parcel (the desk's resolution of a carrier exception)."""
+        require_carrier(carrier, tracking_number)
+        if self.status in (S.DELIVERED, S.CANCELLED):
+            raise FailedPrecondition(f"shipment {self.shipment_id} is {self.status}; its carrier cannot change",
+                                     rule="carrier_change_not_possible", subject=self.shipment_id)
+        if (self.carrier, self.tracking_number) == (carrier.strip(), tracking_number.strip()):
+            return False
+        before = f"{self.carrier} {self.tracking_number}".strip() or "none"
+        self.carrier, self.tracking_number = carrier.strip(), tracking_number.strip()
+        self._note("carrier_changed", at, actor, f"{before} -> {self.carrier} {self.tracking_number}")
+        return True
+
+    def report(self, kind: str, *, at: dt.datetime, actor: str, cause: str, expected_delivery_date: str = "") -> bool:
+        """A carrier's tracking event on a shipped parcel: delayed (with the new date) or lost."""
+        if self.status is not S.SHIPPED:
+            raise FailedPrecondition(f"only a shipped parcel can be {kind}; shipment {self.shipment_id} is "
+                                     f"{self.status}", rule="tracking_needs_shipped", subject=self.shipment_id)
+        if kind == "delayed":
+            if not parse_date(expected_delivery_date):
+                raise InvalidArgument("a delay needs the new expected date", [
+                    FieldViolation("expected_delivery_date", "required for delayed: YYYY-MM-DD", "required")])
+            if expected_delivery_date == self.expected_delivery_date:
+                return False  # the same delay reported again
+            self.expected_delivery_date = expected_delivery_date
+        self._note(kind, at, actor, cause.strip() or kind)
+        return True
+
+    def _note(self, event: str, at: dt.datetime, actor: str, reason: str) -> None:
+        self.version += 1
+        self.changes.append(Change(self.status, self.version, at, actor or "unknown", reason, event))
 
     def _change(self, to: Status, at: dt.datetime, actor: str, reason: str) -> None:
         self.status = to

@@ -19,6 +19,7 @@ def shipment_to_proto(shipment: Shipment) -> shipping_pb2.Shipment:
         promised_delivery_date=shipment.promised_delivery_date,
         delivered_on=shipment.delivered_on,
         on_time=bool(shipment.on_time),
+        expected_delivery_date=shipment.expected_delivery_date,
         version=shipment.version,
         partner_id=shipment.partner_id,
         created_at=timestamp(shipment.created_at) if shipment.created_at else None,

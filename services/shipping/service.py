@@ -14,7 +14,9 @@ from collections.abc import Callable
 from orderdesk import errors, events, masterdata, metrics
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, orders_pb2
+from services.shipping import changes
 from services.shipping.domain import (
+    TRACKING,
     Shipment,
     Status,
     check_step,
@@ -125,8 +127,14 @@ class ShippingService:
         tracking_number: str = "",
         occurred_at: dt.datetime | None = None,
         actor: str = "",
+        cause: str = "",
+        expected_delivery_date: str = "",
     ) -> Shipment:
-        """picked | packed | shipped | delivered, retried once or twice if another writer got there first."""
+        """picked | packed | shipped | delivered, retried once or twice if another writer got there first.
+        delayed | lost are a carrier's tracking events (services/shipping/changes.py)."""
+        if step in TRACKING:
+            return await changes.record_tracking(self, shipment_id, step, at=occurred_at or self.clock(), actor=actor,
+                                                 cause=cause, expected_delivery_date=expected_delivery_date)
         check_step(step, carrier, tracking_number)
         at = occurred_at or self.clock()
         for attempt in range(3):

@@ -28,13 +28,14 @@ shipments = Table(
     Column("order_id", String(40), nullable=False),
     Column("partner_id", String(64), nullable=False),
     Column("warehouse", String(32), nullable=False),
-    Column("lines", JSON, nullable=False),  # [[sku, quantity], ...]: fixed when the shipment is made
+    Column("lines", JSON, nullable=False),  # [[sku, quantity], ...]: revised while still in the warehouse
     Column("promised_delivery_date", String(10), nullable=False),
     Column("status", String(16), nullable=False),
     Column("carrier", String(64), nullable=False),
     Column("tracking_number", String(128), nullable=False),
     Column("delivered_on", String(10), nullable=False),
     Column("on_time", Boolean, nullable=True),
+    Column("expected_delivery_date", String(10), nullable=False),  # migration 0002: a carrier's revised date
     Column("version", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -72,6 +73,8 @@ def _shipment_row(shipment: Shipment) -> dict:
         "tracking_number": shipment.tracking_number,
         "delivered_on": shipment.delivered_on,
         "on_time": shipment.on_time,
+        "lines": [[sku, qty] for sku, qty in shipment.lines.items()],  # revised by order changes
+        "expected_delivery_date": shipment.expected_delivery_date,
         "version": shipment.version,
         "updated_at": utcnow(),
     }
@@ -83,7 +86,7 @@ def _shipment(row) -> Shipment:
         warehouse=row["warehouse"], lines={sku: qty for sku, qty in row["lines"]},
         promised_delivery_date=row["promised_delivery_date"], status=Status(row["status"]),
         carrier=row["carrier"], tracking_number=row["tracking_number"], delivered_on=row["delivered_on"],
-        on_time=row["on_time"], version=row["version"], created_at=row["created_at"], loaded_version=row["version"],
+        on_time=row["on_time"], expected_delivery_date=row["expected_delivery_date"], version=row["version"], created_at=row["created_at"], loaded_version=row["version"],
     )
 
 

@@ -136,7 +136,7 @@ async def test_steps_in_order_with_versions_retries_and_refusals(shipping):
     assert metric("orderdesk_shipment_events_total", type="shipped") == shipped_before + 1
 
     with pytest.raises(errors.InvalidArgument) as bad:
-        await shipping.record_event(sid, "lost", actor="3pl")
+        await shipping.record_event(sid, "teleported", actor="3pl")
     assert [v.field for v in bad.value.violations] == ["type"]
     with pytest.raises(errors.NotFound):
         await shipping.record_event("SHP-NOPE-WH-HAM", "picked", actor="3pl")

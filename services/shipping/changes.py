@@ -1,0 +1,135 @@
+"""Shipping's side of change requests and exceptions (issue 4).
+
+- order.changed: the order's lines or reservations moved, so the shipments follow. Per warehouse
+  of the order's allocation: a shipment still in the warehouse gets the new lines, a missing one
+  is created, one whose warehouse holds nothing any more is cancelled. A shipment that left is
+  never touched (orders' policy refuses such changes; a late one here is logged and skipped).
+- order.exception resolved with change_carrier: the named shipment gets the new carrier and
+  tracking number. With reship: a new shipment per warehouse of "reship_lines" (held by
+  inventory for it), with its own id, so the lost parcel's shipment stays as it was.
+- delayed / lost tracking events on a shipped parcel (RecordShipmentEvent): shipment.delayed /
+  shipment.lost, which orders records as carrier_delay / lost_parcel exceptions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from orderdesk import errors
+from orderdesk.db import Tx
+from services.shipping.domain import (
+    Shipment,
+    Status,
+    promised_delivery_date,
+    shipment_id_for,
+    split_by_warehouse,
+)
+from services.shipping.store import ShipmentRepository, WarehouseRepository
+
+log = logging.getLogger("shipping.changes")
+
+
+async def _save(service, tx: Tx, repo: ShipmentRepository, shipment: Shipment) -> None:
+    from services.shipping.service import count_changes, publish_changes  # the service imports this module
+
+    await repo.save(shipment)
+    await publish_changes(tx, shipment)
+    count_changes(shipment)
+
+
+async def _create(service, tx: Tx, repo: ShipmentRepository, order, shipment_id: str, warehouse: str,
+                  lines: dict[str, int], reason: str) -> None:
+    from services.shipping.service import count_changes, publish_changes
+
+    shipment = Shipment.create(
+        at=service.clock(), shipment_id=shipment_id, order_id=order.order_id, partner_id=order.partner_id,
+        warehouse=warehouse, lines=lines,
+        promised_delivery_date=promised_delivery_date(
+            allocated_at=service.clock(), warehouse=await WarehouseRepository(tx.conn).get(warehouse),
+            destination_country=order.ship_to.country, requested_delivery_date=order.requested_delivery_date))
+    shipment.changes[-1] = dataclasses.replace(shipment.changes[-1], reason=reason)  # why it was made
+    if await repo.add(shipment):
+        await publish_changes(tx, shipment)
+        count_changes(shipment)
+
+
+async def follow_order_change(service, tx: Tx, event) -> None:
+    """An order.changed event: shipments follow the order's allocation (only once it is allocated)."""
+    order = event.order.order
+    if order.status != "allocated":
+        return  # before allocation there are no shipments; after shipping nothing may change
+    repo = ShipmentRepository(tx.conn)
+    if not await repo.open_for_shipments(order.order_id):
+        return
+    plan = split_by_warehouse([(a.sku, a.warehouse, a.quantity) for a in order.allocations])
+    existing = await repo.for_order(order.order_id)
+    live = {s.warehouse: s for s in existing if s.status is not Status.CANCELLED and "-R" not in s.shipment_id[-4:]}
+    reason = f"order changed: {event.reason}" if event.reason else "order changed"
+    actor = event.actor or "system"
+    for warehouse, lines in plan.items():
+        shipment = live.get(warehouse)
+        if shipment is None:
+            base = shipment_id_for(order.order_id, warehouse)
+            taken = {s.shipment_id for s in existing}
+            shipment_id = base if base not in taken else next(
+                f"{base}-{n}" for n in range(2, 100) if f"{base}-{n}" not in taken)
+            await _create(service, tx, repo, order, shipment_id, warehouse, lines, reason)
+        elif shipment.cancellable:
+            if shipment.revise(lines, at=service.clock(), actor=actor, reason=reason):
+                await _save(service, tx, repo, shipment)
+        elif shipment.lines != lines:
+            log.warning("order %s changed after shipment %s left; not applied", order.order_id, shipment.shipment_id)
+    for warehouse, shipment in live.items():
+        if warehouse not in plan and shipment.cancellable:
+            if shipment.cancel(service.clock(), actor, f"{reason} (nothing left to ship from {warehouse})"):
+                await _save(service, tx, repo, shipment)
+
+
+async def follow_resolution(service, tx: Tx, event) -> None:
+    """An order.exception event: act on change_carrier and reship resolutions."""
+    exception = event.order.exception
+    if exception.status != "resolved":
+        return
+    action, details = exception.resolution.action, dict(exception.resolution.details)
+    repo = ShipmentRepository(tx.conn)
+    actor = exception.resolution.actor or "desk"
+    if action == "change_carrier":
+        shipment = await repo.get(details.get("shipment_id") or exception.shipment_id)
+        if shipment is None:
+            log.warning("carrier change for unknown shipment %s", details.get("shipment_id"))
+            return
+        if shipment.change_carrier(details.get("carrier", ""), details.get("tracking_number", ""),
+                                   at=service.clock(), actor=actor):
+            await _save(service, tx, repo, shipment)
+    elif action == "reship":
+        plan: dict[str, dict[str, int]] = {}
+        for part in filter(None, details.get("reship_lines", "").split(";")):
+            where, qty = part.rsplit("=", 1)
+            sku, warehouse = where.rsplit("@", 1)
+            plan.setdefault(warehouse, {})[sku] = int(qty)
+        existing = {s.shipment_id for s in await repo.for_order(event.order_id)}
+        for warehouse, lines in plan.items():
+            base = f"{shipment_id_for(event.order_id, warehouse)}-R"
+            shipment_id = next(f"{base}{n}" for n in range(1, 100) if f"{base}{n}" not in existing)
+            await _create(service, tx, repo, event.order.order, shipment_id, warehouse, lines,
+                          f"reship for {exception.exception_id} ({exception.shipment_id} {exception.type})")
+
+
+async def record_tracking(service, shipment_id: str, kind: str, *, at, actor: str, cause: str,
+                          expected_delivery_date: str) -> Shipment:
+    for attempt in range(3):
+        try:
+            async with service.db.transaction() as tx:
+                repo = ShipmentRepository(tx.conn)
+                shipment = await repo.get(shipment_id)
+                if shipment is None:
+                    raise errors.NotFound(f"shipment {shipment_id} not found")
+                if shipment.report(kind, at=at, actor=actor, cause=cause,
+                                   expected_delivery_date=expected_delivery_date):
+                    await _save(service, tx, repo, shipment)
+            return shipment
+        except errors.Conflict:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
