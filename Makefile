@@ -2,7 +2,8 @@
 #   make run     set up (venv, install, generate protos), then start NATS if none answers,
 #                the five services and the gateway on http://127.0.0.1:8080 with the demo data
 #   make test    set up, then the whole test suite (unit, integration on SQLite and PostgreSQL, e2e)
-#   make bench   benchmark figures (printed, never asserted)
+#   make bench   benchmark figures (printed, never asserted); REPLICAS=2 runs two processes per service
+#   make faults  the fault suite, full form (REPLICAS=2 by default): kill -9, outages, then the books
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +11,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: setup protos run test unit bench lint clean
+REPLICAS ?=
+
+.PHONY: setup protos run test unit bench faults lint clean
 
 setup: $(STAMP) protos
 
@@ -33,7 +36,10 @@ unit: setup
 	$(BIN)/python -m pytest tests/unit -q
 
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(REPLICAS),--replicas $(REPLICAS))
+
+faults: setup
+	$(BIN)/python -m tests.faults --replicas $(or $(REPLICAS),2)
 
 lint: setup
 	$(BIN)/ruff check .

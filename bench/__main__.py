@@ -107,12 +107,17 @@ def metric_total(port: int, name: str, label: str) -> float:
                if line.startswith(name + "{") and label in line)
 
 
+def allocated_total(stack: Stack) -> float:
+    """Orders allocated so far, from orders' own counter (summed over its replicas: one of them allocates)."""
+    return sum(metric_total(stack.metrics_ports[i], "orderdesk_order_status_transitions_total", 'status="allocated"')
+               for i in stack.instances("orders"))
+
+
 def wait_allocated(stack: Stack, target: int, timeout: float = 120) -> float:
     """Seconds until `target` orders have been allocated (from orders' own counter)."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
-        if metric_total(stack.metrics_ports["orders"], "orderdesk_order_status_transitions_total",
-                        'status="allocated"') >= target:
+        if allocated_total(stack) >= target:
             return time.perf_counter() - started
         time.sleep(0.2)
     return float("nan")
@@ -143,11 +148,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "15")))
     parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", "64")))
+    parser.add_argument("--replicas", type=int, default=int(os.environ.get("BENCH_REPLICAS", "1")),
+                        help="processes per service; more than 1 runs on a throw-away PostgreSQL cluster")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-"))
     nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url)
+    local_pg, database_urls, backend = None, {}, "SQLite"
+    if args.replicas > 1:  # replicas share one database per service: PostgreSQL
+        from orderdesk.devstack import postgres_databases
+
+        local_pg = localservers.LocalPostgres(Path(tempfile.mkdtemp(prefix="orderdesk-bench-pg-"))).start()
+        database_urls, backend = postgres_databases(local_pg.url), f"PostgreSQL, {args.replicas} replicas per service"
+    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, database_urls=database_urls,
+                  replicas=args.replicas)
     floor_procs: list[subprocess.Popen] = []
     try:
         stack.start()
@@ -155,8 +169,7 @@ def main() -> int:
         seed_bench_products(stack)
         # Warm-up: connections, caches, SQLite pages.
         asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
-        before = metric_total(stack.metrics_ports["orders"], "orderdesk_order_status_transitions_total",
-                              'status="allocated"')
+        before = allocated_total(stack)
         real = asyncio.run(drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body))
         confirmed = real["decisions"].get("confirmed", 0)
         drain = wait_allocated(stack, before + confirmed)
@@ -167,7 +180,7 @@ def main() -> int:
         floor = asyncio.run(drive(floor_url, "none", args.seconds, args.concurrency, order_body))
 
         print()
-        print(f"orderdesk bench: {args.concurrency} concurrent partners, {args.seconds:.0f}s per run, SQLite, "
+        print(f"orderdesk bench: {args.concurrency} concurrent partners, {args.seconds:.0f}s per run, {backend}, "
               f"{os.cpu_count()} cores")
         print(f"{'path':<34}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}  statuses")
         for name, r in (("orders end to end (gateway)", real), ("floor (same hops+commits, no logic)", floor)):
@@ -183,6 +196,8 @@ def main() -> int:
             p.terminate()
         stack.stop()
         nats_server.stop()
+        if local_pg is not None:
+            local_pg.stop()
 
 
 if __name__ == "__main__":

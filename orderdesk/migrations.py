@@ -13,6 +13,8 @@ from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+MIGRATION_LOCK_KEY = 0x6F72646D6967  # "ordmig": one lock per database, held until the migration commits
+
 
 def alembic_config(migrations_dir: Path, url: str) -> Config:
     cfg = Config()
@@ -29,6 +31,9 @@ async def upgrade(engine: AsyncEngine, migrations_dir: Path) -> None:
         command.upgrade(cfg, "head")
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas start together: one migrates while the others wait here, then find nothing to do.
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         await conn.run_sync(_run)
 
 

@@ -95,6 +95,7 @@ class ShipmentView:
     tracking_number: str = ""
     lines: dict[str, int] = field(default_factory=dict)
     on_time: bool | None = None
+    version: int = 0  # shipping's version of the shipment: an older event never overwrites a newer one
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,9 @@ class Order:
     # --- fulfilment ------------------------------------------------------------
     def record_shipment(self, at: dt.datetime, view: ShipmentView) -> None:
         """A shipment step from shipping; derives line quantities and the order status."""
+        known = self.shipments.get(view.shipment_id)
+        if known is not None and view.version and known.version >= view.version:
+            return  # stale or repeated (events of one shipment may arrive out of order: retries, replicas)
         self.shipments[view.shipment_id] = view
         live = [s for s in self.shipments.values() if s.status != "cancelled"]
         for line in self.lines:

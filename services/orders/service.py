@@ -170,7 +170,7 @@ class OrdersService:
             shipment_id=shipment.shipment_id, warehouse=shipment.warehouse, status=shipment.status,
             carrier=shipment.carrier, tracking_number=shipment.tracking_number,
             lines={line.sku: line.quantity for line in shipment.lines},
-            on_time=shipment.on_time if shipment.status == "delivered" else None,
+            on_time=shipment.on_time if shipment.status == "delivered" else None, version=shipment.version,
         )
         await self.apply_to_order(tx, shipment.order_id, lambda o: o.record_shipment(self.clock(), view))
 
@@ -179,6 +179,10 @@ class OrdersService:
         for line in ret.lines:
             returned[line.sku] = returned.get(line.sku, 0) + line.restocked_quantity + line.scrapped_quantity
         order = await self.apply_to_order(tx, ret.order_id, lambda o: o.record_return(returned))
+        if order is not None and any(left > 0 for left in returned.values()):
+            # The refund overtook the delivery (another consumer, no order between them): roll back and let
+            # the consumer retry once the delivery is recorded, instead of dropping the returned units.
+            raise errors.Conflict(f"order {ret.order_id}: delivery of returned units not recorded yet; retry")
         if order is not None:  # the returned units by reason, for the desk's numbers
             facts = kpis.return_facts(ret.rma_id, ret.lines, self.clock())
             if await kpi_store.record(tx.conn, ret.order_id, facts, count_new=True):

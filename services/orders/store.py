@@ -107,7 +107,7 @@ def _order_row(order: Order) -> dict:
         "shipments": [
             {
                 "shipment_id": s.shipment_id, "warehouse": s.warehouse, "status": s.status, "carrier": s.carrier,
-                "tracking_number": s.tracking_number, "lines": s.lines, "on_time": s.on_time,
+                "tracking_number": s.tracking_number, "lines": s.lines, "on_time": s.on_time, "version": s.version,
             }
             for s in order.shipments.values()
         ],
