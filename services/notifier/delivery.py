@@ -183,8 +183,7 @@ class Dispatcher:
                     return
                 self.partners[endpoint_id] = endpoint.partner_id
                 took = await repo.take_on(endpoint, domain.matches)
-            async with self.db.read() as conn:
-                heads = await NotifierRepository(conn).heads(endpoint_id, 64)
+                heads = await repo.heads(endpoint_id, 64)
             now = utcnow()
             due = [d for d in heads if d["next_attempt_at"] is None or d["next_attempt_at"] <= now]
             if not due:

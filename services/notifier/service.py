@@ -57,9 +57,7 @@ class NotifierService:
         repo = NotifierRepository(tx.conn)
         kind = event.WhichOneof("payload")
         if kind == "order" and event.order_id:
-            partner = domain.partner_of(event)
-            if partner:
-                await repo.remember_order(event.order_id, partner)
+            partner = domain.partner_of(event)  # the append below records order -> partner
         elif event.order_id:
             # Shipment and return events: the order's partner as learnt from its order events.
             partner = await repo.partner_of_order(event.order_id) or domain.partner_of(event)

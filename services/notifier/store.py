@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -123,6 +124,16 @@ delivery_attempts = Table(
     Column("response_excerpt", String(500), nullable=False),
 )
 
+# Hot-path statements, built once (SQLAlchemy then compiles each once) and executed with parameters.
+_BUMP_ORDER = (update(order_partners).where(order_partners.c.order_id == bindparam("key"))
+               .values(last_sequence=order_partners.c.last_sequence + 1).returning(order_partners.c.last_sequence))
+_MAKE_ORDER = order_partners.insert()
+_BUMP_HEAD = (update(feed_heads).where(feed_heads.c.partner_id == bindparam("key"))
+              .values(last_sequence=feed_heads.c.last_sequence + 1).returning(feed_heads.c.last_sequence))
+_MAKE_HEAD = feed_heads.insert()
+_INSERT_FEED = feed.insert()
+_PARTNER_OF_ORDER = select(order_partners.c.partner_id).where(order_partners.c.order_id == bindparam("key"))
+
 ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
 PENDING, DELIVERED, FAILED, PARKED = "pending", "delivered", "failed", "parked"
 DELIVERY_STATUSES = (PENDING, DELIVERED, FAILED, PARKED)
@@ -162,20 +173,17 @@ class NotifierRepository:
         self.dialect = conn.dialect.name
 
     # --- the feed ---------------------------------------------------------------------------------
-    async def remember_order(self, order_id: str, partner_id: str) -> None:
-        await self.conn.execute(insert_ignoring_conflicts(
-            self.dialect, order_partners, {"order_id": order_id, "partner_id": partner_id, "last_sequence": 0}))
-
     async def partner_of_order(self, order_id: str) -> str:
-        return (await self.conn.execute(
-            select(order_partners.c.partner_id).where(order_partners.c.order_id == order_id))).scalar() or ""
+        return (await self.conn.execute(_PARTNER_OF_ORDER, {"key": order_id})).scalar() or ""
 
-    async def _bump(self, table, key_column, key, values: dict) -> int:
-        """+1 on a counter row (made at 0 when absent) and its new value; the update holds the row lock."""
-        await self.conn.execute(insert_ignoring_conflicts(self.dialect, table, {**values, "last_sequence": 0}))
-        await self.conn.execute(update(table).where(key_column == key)
-                                .values(last_sequence=table.c.last_sequence + 1))
-        return (await self.conn.execute(select(table.c.last_sequence).where(key_column == key))).scalar_one()
+    async def _bump(self, bump, make, key: str, row: dict) -> int:
+        """+1 on a counter row and its new value (UPDATE ... RETURNING: one statement on the hot path);
+        an absent row is made at 1. The update holds the row lock until commit."""
+        value = (await self.conn.execute(bump, {"key": key})).scalar()
+        if value is None:
+            await self.conn.execute(make, {**row, "last_sequence": 1})
+            value = 1
+        return value
 
     async def append(self, partner_id: str, event_id: str, type: str, order_id: str, occurred_at: dt.datetime,
                      body_for) -> tuple[int, int]:
@@ -183,13 +191,13 @@ class NotifierRepository:
         makes the JSON body, which carries both numbers."""
         order_sequence = 0
         if order_id:
-            order_sequence = await self._bump(order_partners, order_partners.c.order_id, order_id,
+            order_sequence = await self._bump(_BUMP_ORDER, _MAKE_ORDER, order_id,
                                               {"order_id": order_id, "partner_id": partner_id})
-        sequence = await self._bump(feed_heads, feed_heads.c.partner_id, partner_id, {"partner_id": partner_id})
-        await self.conn.execute(feed.insert().values(
-            partner_id=partner_id, sequence=sequence, event_id=event_id, type=type, order_id=order_id,
-            order_sequence=order_sequence, occurred_at=occurred_at, appended_at=utcnow(),
-            body=body_for(sequence, order_sequence).decode()))
+        sequence = await self._bump(_BUMP_HEAD, _MAKE_HEAD, partner_id, {"partner_id": partner_id})
+        await self.conn.execute(_INSERT_FEED, {
+            "partner_id": partner_id, "sequence": sequence, "event_id": event_id, "type": type, "order_id": order_id,
+            "order_sequence": order_sequence, "occurred_at": occurred_at, "appended_at": utcnow(),
+            "body": body_for(sequence, order_sequence).decode()})
         return sequence, order_sequence
 
     async def head(self, partner_id: str) -> int:

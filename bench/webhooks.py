@@ -1,0 +1,204 @@
+"""Webhooks under the order benchmark: order throughput without and with registered webhook endpoints
+(one of them dead), and event-to-webhook latency while orders pour in.
+
+100 partners each place orders and each has one endpoint for all its events ("*"): 99 answer 204 from a
+local receiver process, one points at a closed port (its deliveries retry, then park). The same partners
+and load run first without endpoints, then with them; the drop in accepted orders/s is reported.
+
+    python -m bench.webhooks receive --port N --stats FILE   # the receiver (started by run())
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from orderdesk import localservers
+from orderdesk.devstack import ROOT, Stack
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def seed_partners(stack: Stack, folder: Path, count: int) -> list[str]:
+    keys = [f"bench-hook-key-{n:03d}-{uuid.uuid4().hex[:6]}" for n in range(count)]
+    text = "partner_id,name,api_key,scopes\n" + "".join(
+        f"P-HOOK-{n:03d},Bench partner {n},{key},orders\n" for n, key in enumerate(keys))
+    path = folder / "hook-partners.csv"
+    path.write_text(text)
+    subprocess.run([sys.executable, "-m", "orderdesk.cli", "import", "partners", str(path)],
+                   env=stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return keys
+
+
+async def drive_keys(url: str, keys: list[str], seconds: float, concurrency: int, body_for) -> dict:
+    """Like bench's drive(), each request from the next of many partners."""
+    accepted, statuses = 0, {}
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def client(n: int) -> None:
+            nonlocal accepted
+            i = 0
+            while time.perf_counter() < deadline:
+                i += 1
+                key = keys[(n * 7 + i) % len(keys)]
+                headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex}
+                try:
+                    async with session.post(f"{url}/v1/orders", json=body_for(n, i), headers=headers) as resp:
+                        await resp.read()
+                        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                        accepted += resp.status == 201
+                except Exception:
+                    statuses[0] = statuses.get(0, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*[client(n) for n in range(concurrency)])
+        elapsed = time.perf_counter() - started
+    return {"accepted": accepted, "rate": accepted / elapsed, "statuses": statuses}
+
+
+async def register(url: str, keys: list[str], receiver_port: int, dead_port: int) -> None:
+    async with aiohttp.ClientSession() as session:
+        for n, key in enumerate(keys):
+            port = dead_port if n == len(keys) - 1 else receiver_port
+            async with session.post(f"{url}/v1/webhooks", headers={"Authorization": f"Bearer {key}"},
+                                    json={"url": f"http://127.0.0.1:{port}/in/{n}", "event_types": ["*"]}) as resp:
+                if resp.status != 201:
+                    raise RuntimeError(f"webhook registration failed: {resp.status} {await resp.text()}")
+
+
+def received(stats: Path) -> int:
+    try:
+        return json.loads(stats.read_text())["count"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def notifier_metrics(stack: Stack) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_ports['notifier']}/metrics", timeout=5).read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(("orderdesk_webhook_", "orderdesk_feed_events_appended_total")):
+            name, _, value = line.rpartition(" ")
+            found[name] = found.get(name, 0.0) + float(value)
+            if "{" in name:  # also summed over labels
+                bare = name.split("{", 1)[0]
+                found[bare] = found.get(bare, 0.0) + float(value)
+    return found
+
+
+def run(stack: Stack, folder: Path, seconds: float, concurrency: int, body_for, endpoints: int = 100) -> dict:
+    keys = seed_partners(stack, folder, endpoints)
+    asyncio.run(drive_keys(stack.gateway_url, keys, 2, 8, body_for))  # warm-up: the new partners' keys
+    without = asyncio.run(drive_keys(stack.gateway_url, keys, seconds, concurrency, body_for))
+
+    port, dead_port = localservers.free_port(), localservers.free_port()
+    stats = folder / "hook-receiver.json"
+    receiver = subprocess.Popen([sys.executable, "-m", "bench.webhooks", "receive", "--port", str(port),
+                                 "--stats", str(stats)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while not localservers.answers(f"http://127.0.0.1:{port}"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("webhook receiver did not start")
+            time.sleep(0.1)
+        asyncio.run(register(stack.gateway_url, keys, port, dead_port))
+        with_hooks = asyncio.run(drive_keys(stack.gateway_url, keys, seconds, concurrency, body_for))
+        stopped = time.monotonic()
+        last, last_change = received(stats), time.monotonic()
+        while time.monotonic() - last_change < 3 and time.monotonic() - stopped < 180:  # let deliveries catch up
+            time.sleep(0.5)
+            now = received(stats)
+            if now != last:
+                last, last_change = now, time.monotonic()
+        drain = last_change - stopped
+        figures = notifier_metrics(stack)
+    finally:
+        receiver.send_signal(signal.SIGTERM)
+        receiver.wait(30)
+    latencies = json.loads(stats.read_text()).get("latencies", [])
+    return {"endpoints": endpoints, "without": without, "with": with_hooks, "latencies": latencies,
+            "drain": drain, "metrics": figures}
+
+
+def report(r: dict) -> None:
+    without, with_hooks = r["without"]["rate"], r["with"]["rate"]
+    drop = (without - with_hooks) / without if without else float("nan")
+    lat = r["latencies"]
+    m = r["metrics"]
+    outcome = {k.split('outcome="')[1].split('"')[0]: v for k, v in m.items()
+               if k.startswith("orderdesk_webhook_deliveries_total{")}
+    print(f"webhooks: {r['endpoints']} partners placing orders, one endpoint each for every event (one dead)")
+    print(f"  orders/s without endpoints {without:.0f}, with {with_hooks:.0f}: drop {drop:.1%} "
+          f"(statuses {dict(sorted(r['with']['statuses'].items()))})")
+    print(f"  event-to-webhook latency p50 {percentile(lat, 50) * 1000:.0f} ms, p99 {percentile(lat, 99) * 1000:.0f} ms "
+          f"over {len(lat)} deliveries; the receiver was still catching up {r['drain']:.1f}s after the load stopped")
+    print(f"  notifier: {m.get('orderdesk_feed_events_appended_total', 0):.0f} events in feeds; attempts by outcome "
+          f"{ {k: int(v) for k, v in sorted(outcome.items())} }; parked now "
+          f"{m.get('orderdesk_webhook_parked_deliveries', 0):.0f}, feed lag {m.get('orderdesk_webhook_feed_lag_events', 0):.0f}")
+
+
+# --- the receiver process ---------------------------------------------------------------------------
+def receive(port: int, stats: Path) -> None:
+    from aiohttp import web
+
+    latencies: list[float] = []
+
+    def write(document: dict) -> None:  # small files, rarely: fine on the loop
+        stats.write_text(json.dumps(document))
+
+    async def handle(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        occurred = dt.datetime.fromisoformat(body["occurred_at"].replace("Z", "+00:00")).timestamp()
+        latencies.append(time.time() - occurred)
+        return web.Response(status=204)
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/in/{n}", handle)
+        app.router.add_get("/", ping)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        while not stop.is_set():
+            write({"count": len(latencies)})
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except TimeoutError:
+                pass
+        write({"count": len(latencies), "latencies": latencies})
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.webhooks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("receive")
+    rec.add_argument("--port", type=int, required=True)
+    rec.add_argument("--stats", type=Path, required=True)
+    args = parser.parse_args()
+    receive(args.port, args.stats)
