@@ -10,7 +10,7 @@ from gateway import batches, csv_orders, models, problems
 from gateway.auth import Principal
 from gateway.backends import Backends
 from orderdesk import masterdata
-from orderdesk.v1 import common_pb2, inventory_pb2, orders_pb2, returns_pb2, shipping_pb2
+from orderdesk.v1 import common_pb2, intake_pb2, inventory_pb2, orders_pb2, returns_pb2, shipping_pb2
 
 ORDERS, RETURNS, FULFILLMENT, ADMIN = "orders", "returns", "fulfillment", "admin"
 CSV_MEDIA_TYPES = ("text/csv", "text/plain", "application/csv")
@@ -168,11 +168,18 @@ async def cancel_order(order_id: OrderId, request: Request, response: Response,
 
 
 @router.post("/v1/orders/{order_id}/approve", response_model=models.OrderOut, tags=["order desk"],
-             responses=_problem_responses(*COMMON, 404, 409), summary="Release a held order (admin)")
+             responses=_problem_responses(*COMMON, 404, 409),
+             summary="Release a held order (admin): stock and credit are checked again; optionally accept its "
+                     "earliest-date or split proposal")
 async def approve_order(order_id: OrderId, request: Request, body: models.ApproveRequest | None = None,
                         who: Principal = scoped(ADMIN)):
     services = backends(request)
-    return await _decide(services, services.orders.ApproveOrder, order_id, who, body.note if body else "")
+    body = body or models.ApproveRequest()
+    # Intake re-checks stock and credit on the order as approved, then orders releases it.
+    order = await services.call(services.intake.ApproveHeldOrder, intake_pb2.ApproveHeldOrderRequest(
+        order_id=order_id, actor=common_pb2.Actor(id=who.partner_id, reason=body.note),
+        accept_proposal=body.accept_proposal or "", acknowledge=body.acknowledge))
+    return models.OrderOut.from_proto(order)
 
 
 @router.post("/v1/orders/{order_id}/reject", response_model=models.OrderOut, tags=["order desk"],

@@ -92,7 +92,14 @@ class CancelRequest(Request):
 
 
 class ApproveRequest(Request):
-    note: Note = ""
+    note: Note = Field("", description="why the desk approves; kept in the order's history")
+    accept_proposal: Literal["earliest_date", "split"] | None = Field(
+        None, description="accept the order's proposal of this kind: the whole order on the earliest date, or a "
+                          "split (this order keeps what arrives by the requested date; each later date becomes an "
+                          "order of its own, linked by split_from/split_into)")
+    acknowledge: list[Annotated[str, Field(max_length=64)]] = Field(
+        [], max_length=20, description="reason codes the approver accepts knowingly when the re-check of stock and "
+                                       "credit finds them (otherwise such a finding refuses the approval with 409)")
 
 
 class RejectRequest(Request):
@@ -257,6 +264,8 @@ class OrderOut(BaseModel):
     expected_ship_date: str = Field("", description="scheduled (backordered): when the missing units are due "
                                                     "in a warehouse (YYYY-MM-DD); empty when allocated or unknown")
     expected_delivery_date: str = Field("", description="scheduled: the delivery date that gives (ship date + transit)")
+    split_from: str = Field("", description="an accepted split: the order this later delivery was split from")
+    split_into: list[str] = Field([], description="an accepted split: the orders of the later deliveries")
 
     @classmethod
     def from_proto(cls, o: orders_pb2.Order) -> OrderOut:
@@ -281,6 +290,7 @@ class OrderOut(BaseModel):
             changes=[ChangeEntryOut.from_proto(c) for c in o.changes],
             exceptions=[ExceptionOut.from_proto(e) for e in o.exceptions], at_risk=o.at_risk,
             exception_expected_date=o.exception_expected_date,
+            split_from=o.split_from, split_into=list(o.split_into),
         )
 
 

@@ -271,8 +271,58 @@ def cmd_orders_show(args: argparse.Namespace) -> int:
 
 
 def cmd_orders_approve(args: argparse.Namespace) -> int:
-    order = Gateway.from_env().request("POST", _order_path(args.order_id, "approve"), {"note": args.note})
-    return _emit(args, order, f"{order['order_id']} is {order['status']}")
+    body: dict = {"note": args.note, "acknowledge": args.acknowledge or []}
+    if args.accept:
+        body["accept_proposal"] = args.accept
+    order = Gateway.from_env().request("POST", _order_path(args.order_id, "approve"), body)
+    text = f"{order['order_id']} is {order['status']}"
+    if order.get("split_into"):
+        text += f"; later deliveries: {', '.join(order['split_into'])}"
+    return _emit(args, order, text)
+
+
+# --- the desk's work queue ----------------------------------------------------------------------
+def _proposals(order: dict) -> str:
+    found = []
+    for p in order.get("proposals") or []:
+        if p["kind"] == "earliest_date":
+            found.append(f"earliest_date {p['delivery_date']}")
+        else:
+            days = sorted({part["delivery_date"] for part in p.get("parts", [])})
+            found.append(f"split {'+'.join(days)}")
+    return ", ".join(found)
+
+
+def cmd_queue_list(args: argparse.Namespace) -> int:
+    """Held orders, highest priority first (first come within a priority): the order the desk works them in."""
+    query = {"status": "on_hold", "order_by": "priority", "limit": str(args.limit)}
+    if args.reason:
+        query["hold_reason"] = args.reason
+    if args.cursor:
+        query["cursor"] = args.cursor
+    page = Gateway.from_env().request("GET", "/v1/orders?" + urllib.parse.urlencode(query))
+    rows = [(o["priority"], o["order_id"], o["customer_id"], f"{o['total_amount']} {o['currency']}",
+             o.get("requested_delivery_date") or "-", _holds(o), _proposals(o) or "-") for o in page["items"]]
+    text = table(("PRIORITY", "ORDER", "CUSTOMER", "TOTAL", "DELIVERY", "HOLD REASONS", "PROPOSALS"), rows)
+    if not rows:
+        text = "the queue is empty" + (f" for {args.reason}" if args.reason else "")
+    if page.get("next_cursor"):
+        text += f"\n(more: orderdesk queue list --cursor {page['next_cursor']})"
+    return _emit(args, page, text)
+
+
+def cmd_queue_show(args: argparse.Namespace) -> int:
+    order = Gateway.from_env().request("GET", _order_path(args.order_id))
+    text = format_order(order)
+    for p in order.get("proposals") or []:
+        if p["kind"] == "earliest_date":
+            text += f"\n\nproposal earliest_date: the whole order on {p['delivery_date']}"
+        else:
+            text += "\n\nproposal split:\n" + table(
+                ("DELIVERY", "SKU", "QTY"), [(x["delivery_date"], x["sku"], x["quantity"]) for x in p["parts"]])
+    if order.get("proposals") and order["status"] == "on_hold":
+        text += "\n\naccept one: orderdesk queue approve ORDER --accept earliest_date|split --note ..."
+    return _emit(args, order, text)
 
 
 def cmd_orders_reject(args: argparse.Namespace) -> int:
@@ -414,15 +464,36 @@ def parser() -> argparse.ArgumentParser:
     show = orders.add_parser("show", help="one order with lines, shipments and history")
     show.add_argument("order_id")
     approve = orders.add_parser("approve", help="release a held order (admin key)")
-    approve.add_argument("order_id")
-    approve.add_argument("--note", default="", help="why, for the history")
     reject = orders.add_parser("reject", help="reject a held order (admin key)")
-    reject.add_argument("order_id")
-    reject.add_argument("--reason", required=True, help="why, for the history and the partner")
     for action, run in ((ol, cmd_orders_list), (show, cmd_orders_show), (approve, cmd_orders_approve),
                         (reject, cmd_orders_reject)):
         action.add_argument("--json", action="store_true", help="machine-readable output")
         action.set_defaults(run=run)
+
+    queue = sub.add_parser("queue", help="the desk's work queue of held orders (admin key)").add_subparsers(
+        dest="queue_command", required=True, metavar="ACTION")
+    ql = queue.add_parser("list", help="held orders, highest priority first, with their reasons and proposals")
+    ql.add_argument("--reason", default="", help="only orders held for this reason code, e.g. credit_limit_exceeded")
+    ql.add_argument("--limit", type=int, default=50)
+    ql.add_argument("--cursor", default="", help="the next page, as printed")
+    qshow = queue.add_parser("show", help="one held order with its reasons and proposals")
+    qshow.add_argument("order_id")
+    qapprove = queue.add_parser("approve", help="release it: stock and credit are checked again first")
+    qreject = queue.add_parser("reject", help="reject it with a reason")
+    for action, run in ((ql, cmd_queue_list), (qshow, cmd_queue_show), (qapprove, cmd_orders_approve),
+                        (qreject, cmd_orders_reject)):
+        action.add_argument("--json", action="store_true", help="machine-readable output")
+        action.set_defaults(run=run)
+    for action in (approve, qapprove):
+        action.add_argument("order_id")
+        action.add_argument("--note", default="", help="why, for the history")
+        action.add_argument("--accept", choices=("earliest_date", "split"),
+                            help="accept the order's proposal: the earliest date, or a split into one order per date")
+        action.add_argument("--acknowledge", action="append", metavar="CODE",
+                            help="a reason code the re-check may find that you accept (repeatable)")
+    for action in (reject, qreject):
+        action.add_argument("order_id")
+        action.add_argument("--reason", required=True, help="why, for the history and the partner")
 
     report = sub.add_parser("report", help="the desk's numbers for a period, through the gateway (admin key)")
     report.add_argument("--from", dest="from_", default="", help="YYYY-MM-DD or RFC 3339 (default: 30 days ago)")

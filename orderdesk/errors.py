@@ -53,10 +53,12 @@ class FailedPrecondition(DomainError):
     code = "FAILED_PRECONDITION"
     reason = "failed_precondition"
 
-    def __init__(self, message: str, *, rule: str, subject: str = ""):
+    def __init__(self, message: str, *, rule: str, subject: str = "",
+                 violations: list[FieldViolation] | None = None):
         super().__init__(message, reason=rule)
         self.rule = rule
         self.subject = subject
+        self.violations = violations or []  # optional: what exactly failed, field by field
 
 
 class Conflict(DomainError):

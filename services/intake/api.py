@@ -10,7 +10,7 @@ import grpc
 
 from orderdesk import errors, rpc
 from orderdesk.v1 import common_pb2, intake_pb2, intake_pb2_grpc
-from services.intake import review
+from services.intake import approval, review
 from services.intake.proto import submission_from_proto
 from services.intake.service import IntakeService, Submitted
 
@@ -122,6 +122,9 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
         reasons = await review.review_change(self.service, request)
         return intake_pb2.ReviewChangeResponse(
             hold_reasons=[common_pb2.Reason(code=r.code, message=r.message, field=r.field) for r in reasons])
+
+    async def ApproveHeldOrder(self, request, context):
+        return await approval.approve_held(self.service, request)
 
     async def ImportMasterData(self, request, context):
         rows = await self.service.import_master_data(request.kind, request.csv)

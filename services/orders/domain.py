@@ -69,6 +69,27 @@ class Line:
         return self.unit_price * self.quantity
 
 
+ACCEPTABLE_PROPOSALS = ("", "earliest_date", "split")
+
+
+def split_parts(proposal: dict, lines: list[Line]) -> dict[str, list[tuple[str, int]]] | None:
+    """A split proposal's parts by delivery date ({date: [(sku, quantity)]}), or None if
+    they do not add up to the order's quantities (the order changed since the proposal)."""
+    wanted: dict[str, int] = {}
+    for line in lines:
+        wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+    proposed: dict[str, int] = {}
+    by_date: dict[str, list[tuple[str, int]]] = {}
+    for part in proposal.get("parts", []):
+        if part["quantity"] <= 0 or not part["delivery_date"]:
+            return None
+        proposed[part["sku"]] = proposed.get(part["sku"], 0) + part["quantity"]
+        by_date.setdefault(part["delivery_date"], []).append((part["sku"], part["quantity"]))
+    if proposed != wanted or len(by_date) < 2:
+        return None
+    return by_date
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     status: Status
@@ -138,6 +159,9 @@ class Order:
     # Change requests accepted (before/after) and exceptions (services/orders/changes.py, exceptions.py).
     change_log: list[ChangeRecord] = field(default_factory=list)
     exceptions: list[OrderException] = field(default_factory=list)
+    # An accepted split proposal: the later deliveries are orders of their own, linked both ways.
+    split_from: str = ""
+    split_into: list[str] = field(default_factory=list)
     # Not persisted: what changed since load, for the store and the outbox.
     transitions: list[Transition] = field(default_factory=list, repr=False)
     # Not persisted: facts besides status changes to publish (("changed", ChangeRecord) | ("exception", ...)).
@@ -162,9 +186,64 @@ class Order:
         return order
 
     # --- decisions by people ---------------------------------------------------
-    def approve(self, at: dt.datetime, actor: str, note: str) -> None:
+    def approve(self, at: dt.datetime, actor: str, note: str, accept_proposal: str = "") -> list[Order]:
+        """Releases a held order. With an accepted proposal it first takes the proposed date
+        (earliest_date), or keeps the first date's quantities and splits the later dates off
+        into orders of their own (split), confirmed with it. Returns the orders split off."""
         self._require(S.ON_HOLD, "approve_only_on_hold", "only a held order can be approved")
-        self._move(S.CONFIRMED, at, actor, note or "approved")
+        if accept_proposal not in ACCEPTABLE_PROPOSALS:
+            raise InvalidArgument(
+                f"accept_proposal must be one of {', '.join(k for k in ACCEPTABLE_PROPOSALS if k)}",
+                [FieldViolation("accept_proposal", f"unknown proposal kind {accept_proposal!r}")])
+        reason = note or "approved"
+        split_off: list[Order] = []
+        if accept_proposal == "earliest_date":
+            proposal = self._proposal("earliest_date")
+            reason += (f"; accepted the earliest date {proposal['delivery_date']} "
+                       f"(requested {self.requested_delivery_date or 'none'})")
+            self.requested_delivery_date = proposal["delivery_date"]
+        elif accept_proposal == "split":
+            split_off = self._split(self._proposal("split"), at, actor, note)
+            reason += "; accepted a split: " + "; ".join(
+                f"{o.order_id} delivers {', '.join(f'{l.sku} x{l.quantity}' for l in o.lines)} "
+                f"on {o.requested_delivery_date}" for o in split_off)
+        self._move(S.CONFIRMED, at, actor, reason)
+        return split_off
+
+    def _proposal(self, kind: str) -> dict:
+        for proposal in self.proposals:
+            if proposal.get("kind") == kind:
+                return proposal
+        raise FailedPrecondition(f"order {self.order_id} has no {kind} proposal to accept",
+                                 rule="no_such_proposal", subject=self.order_id)
+
+    def _split(self, proposal: dict, at: dt.datetime, actor: str, note: str) -> list[Order]:
+        by_date = split_parts(proposal, self.lines)
+        if by_date is None:
+            raise FailedPrecondition(
+                f"the split proposal of order {self.order_id} no longer matches its lines",
+                rule="proposal_stale", subject=self.order_id)
+        prices = {}
+        for line in self.lines:
+            prices.setdefault(line.sku, line.unit_price)
+        dates = sorted(by_date)
+        self.lines = [Line(sku, qty, prices[sku]) for sku, qty in by_date[dates[0]]]
+        self.lines_changed = True
+        self.requested_delivery_date = dates[0]
+        split_off = []
+        for n, date in enumerate(dates[1:], start=2):
+            child = Order(
+                order_id=f"{self.order_id}-{n}", partner_id=self.partner_id, channel=self.channel,
+                external_ref=f"{self.external_ref}/{n}" if self.external_ref else "", customer_id=self.customer_id,
+                ship_to=dict(self.ship_to), lines=[Line(sku, qty, prices[sku]) for sku, qty in by_date[date]],
+                requested_delivery_date=date, payment_terms=self.payment_terms, currency=self.currency,
+                priority=self.priority, urgent=self.urgent, split_from=self.order_id, created_at=at,
+            )
+            child._move(S.RECEIVED, at, actor, f"split from {self.order_id}: its delivery of {date}")
+            child._move(S.CONFIRMED, at, actor, note or "approved with the split")
+            split_off.append(child)
+        self.split_into = [o.order_id for o in split_off]
+        return split_off
 
     def reject(self, at: dt.datetime, actor: str, reason: str) -> None:
         self._require(S.ON_HOLD, "reject_only_on_hold", "only a held order can be rejected")

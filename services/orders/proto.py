@@ -60,6 +60,8 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         exceptions=[exception_to_proto(e) for e in order.exceptions],
         at_risk=order.at_risk,
         exception_expected_date=order_exceptions.expected_date(order.exceptions),
+        split_from=order.split_from,
+        split_into=order.split_into,
     )
 
 

@@ -132,8 +132,16 @@ class OrdersService:
         # A long period is a lot of arithmetic: off the event loop, so gRPC calls keep being served.
         return await asyncio.to_thread(kpis.compute_report, gathered, period, skus)
 
-    async def decide(self, order_id: str, partner_id: str, decision: str, actor: str, reason: str) -> Order:
-        """approve | reject | cancel, retried once or twice if another writer got there first."""
+    async def decide(self, order_id: str, partner_id: str, decision: str, actor: str, reason: str,
+                     accept_proposal: str = "") -> Order:
+        """approve | reject | cancel, retried once or twice if another writer got there first.
+
+        An approval may accept a proposal; a split's later deliveries are created as orders of
+        their own in the same transaction, so the parent and its parts commit together."""
+        if accept_proposal and decision != "approve":
+            raise errors.InvalidArgument("only an approval can accept a proposal",
+                                         [errors.FieldViolation("accept_proposal", "only with approve")])
+        split_off: list[Order] = []
         for attempt in range(3):
             try:
                 async with self.db.transaction() as tx:
@@ -141,13 +149,21 @@ class OrdersService:
                     order = await repo.get(order_id, partner_id)
                     if order is None:
                         raise errors.NotFound(f"order {order_id} not found")
-                    getattr(order, decision)(self.clock(), actor, reason)
+                    if decision == "approve":
+                        split_off = order.approve(self.clock(), actor, reason, accept_proposal)
+                    else:
+                        getattr(order, decision)(self.clock(), actor, reason)
                     await repo.save(order)
                     await publish_transitions(tx, order)
+                    for part in split_off:
+                        await repo.add(part)
+                        await publish_transitions(tx, part)
                 break
             except errors.Conflict:
                 if attempt == 2:
                     raise
+        for part in split_off:
+            count_transitions(part)
         count_transitions(order)
         if order.status is Status.CONFIRMED:
             self.on_confirmed()

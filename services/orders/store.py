@@ -66,6 +66,8 @@ orders = Table(
     Column("exceptions", JSON, nullable=False),  # migration 0003
     Column("expected_ship_date", String(10), nullable=False),      # migration 0005: backorder dates
     Column("expected_delivery_date", String(10), nullable=False),  # migration 0005
+    Column("split_from", String(40), nullable=False),  # migration 0006: split deliveries
+    Column("split_into", JSON, nullable=False),        # migration 0006
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
@@ -117,6 +119,7 @@ def _order_row(order: Order) -> dict:
         "ship_to": order.ship_to,
         "expected_ship_date": order.expected_ship_date,
         "expected_delivery_date": order.expected_delivery_date,
+        "split_into": order.split_into,
         "updated_at": utcnow(),
     }
 
@@ -160,6 +163,7 @@ class OrderRepository:
                 external_ref=order.external_ref, customer_id=order.customer_id,
                 requested_delivery_date=order.requested_delivery_date, payment_terms=order.payment_terms,
                 currency=order.currency, priority=order.priority, proposals=order.proposals, urgent=order.urgent,
+                split_from=order.split_from,
                 created_at=order.created_at, **_order_row(order),
             )
         )
@@ -282,6 +286,7 @@ class OrderRepository:
                 change_log=[ChangeRecord.from_json(c) for c in r["change_log"]],
                 exceptions=[OrderException.from_json(e) for e in r["exceptions"]],
                 expected_ship_date=r["expected_ship_date"], expected_delivery_date=r["expected_delivery_date"],
+                split_from=r["split_from"], split_into=r["split_into"],
                 created_at=r["created_at"], loaded_version=r["version"],
             )
             order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines

@@ -1,0 +1,87 @@
+"""The desk approves a held order (intake's ApproveHeldOrder).
+
+While an order waits on hold, stock and credit move on. Before orders releases it, intake
+runs again the checks that can have changed (domain.RECHECKED_ON_APPROVAL) on the order as
+it will be approved: on its own date, the accepted earliest date, or each date of an
+accepted split. A finding the order was not held for, and that the approver did not
+acknowledge, refuses the approval and nothing changes; otherwise orders approves it,
+recording who decided and why (the note, and what the re-check found and was accepted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from orderdesk import errors, rpc
+from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
+from services.intake import domain
+from services.intake.store import ExposureRepository, MasterDataRepository
+
+
+def _proposals(order: orders_pb2.Order) -> list[domain.Proposal]:
+    found = []
+    for p in order.proposals:
+        parts = tuple(domain.ProposalPart(part.sku, part.quantity, domain.parse_date(part.delivery_date))
+                      for part in p.parts if domain.parse_date(part.delivery_date) is not None)
+        found.append(domain.Proposal(p.kind, domain.parse_date(p.delivery_date), parts))
+    return found
+
+
+async def recheck(service, order: orders_pb2.Order, accept_proposal: str) -> list[domain.Reason]:
+    """The reasons the order, approved as asked, would be held for now (stock and credit only)."""
+    now = service.clock()
+    lines = [domain.OrderLine(line.sku, line.quantity, Decimal(line.unit_price or "0")) for line in order.lines]
+    deliveries = domain.deliveries_to_check(lines, order.requested_delivery_date, accept_proposal,
+                                            _proposals(order))
+    async with service.db.read() as conn:
+        repo = MasterDataRepository(conn)
+        customer = await service.masterdata.customer(repo, order.customer_id)
+        if customer is None:
+            raise errors.FailedPrecondition(f"customer {order.customer_id} is no longer known",
+                                            rule="customer_unknown", subject=order.order_id)
+        products = await service.masterdata.products(repo, {line.sku for line in lines})
+        warehouses = await service.masterdata.warehouses(repo) if deliveries else {}
+        exposure = await ExposureRepository(conn).open_exposure(customer.customer_id)
+    reasons: list[domain.Reason] = []
+    today = now.astimezone(dt.UTC).date()
+    stocked = {line.sku for _, group in deliveries for line in group
+               if line.sku in products and not products[line.sku].make_to_order}
+    stock = await service._stock(stocked) if deliveries and stocked else {}
+    for date, group in deliveries:
+        if date < today or any(line.sku not in products for line in group):
+            reasons.append(domain.Reason("delivery_date_infeasible", f"{date} can no longer be met",
+                                         "requested_delivery_date"))
+            continue
+        found, _ = domain.delivery_reasons(date, group, products, stock, warehouses, order.ship_to.country, now)
+        reasons += found
+    reasons += domain.credit_reasons(customer, order.payment_terms, domain.order_amount(lines), exposure)
+    return reasons
+
+
+async def approve_held(service, request: intake_pb2.ApproveHeldOrderRequest) -> orders_pb2.Order:
+    errors.require(request.order_id, "order_id")
+    order = await service.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=request.order_id),
+                                          timeout=service.rpc_timeout, metadata=rpc.metadata())
+    if order.status != "on_hold":
+        raise errors.FailedPrecondition(f"only a held order can be approved; {order.order_id} is {order.status}",
+                                        rule="approve_only_on_hold", subject=order.order_id)
+    if request.accept_proposal and request.accept_proposal not in {p.kind for p in order.proposals}:
+        raise errors.FailedPrecondition(f"order {order.order_id} has no {request.accept_proposal} proposal",
+                                        rule="no_such_proposal", subject=order.order_id)
+    found = await recheck(service, order, request.accept_proposal)
+    new = domain.approval_findings([r.code for r in order.hold_reasons], found, list(request.acknowledge))
+    if new:
+        raise errors.FailedPrecondition(
+            f"order {order.order_id} was not approved: since it was held, "
+            + "; ".join(f"{r.code}: {r.message}" for r in new)
+            + ". Approve again acknowledging these codes to go ahead.",
+            rule="approval_recheck_failed", subject=order.order_id,
+            violations=[errors.FieldViolation(r.field, r.message, r.code) for r in new])
+    note = request.actor.reason or "approved"
+    still = sorted({r.code for r in found})
+    note += f" (re-checked: {', '.join(still)} accepted)" if still else " (re-checked: stock and credit ok)"
+    return await service.orders.ApproveOrder(
+        orders_pb2.OrderDecisionRequest(order_id=order.order_id, accept_proposal=request.accept_proposal,
+                                        actor=common_pb2.Actor(id=request.actor.id, reason=note)),
+        timeout=service.rpc_timeout, metadata=rpc.metadata())
