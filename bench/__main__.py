@@ -26,7 +26,6 @@ import aiohttp
 
 from orderdesk import localservers
 from orderdesk.devstack import ROOT, Stack
-from bench import webhooks
 
 BENCH_SKUS = [f"BENCH-{n:03d}" for n in range(20)]
 CUSTOMERS = [f"C{n:04d}" for n in (1, 2, 3, 5, 6)]  # standard, active, NET30 in the demo data
@@ -151,8 +150,6 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", "64")))
     parser.add_argument("--replicas", type=int, default=int(os.environ.get("BENCH_REPLICAS", "1")),
                         help="processes per service; more than 1 runs on a throw-away PostgreSQL cluster")
-    parser.add_argument("--webhook-endpoints", type=int, default=int(os.environ.get("BENCH_WEBHOOK_ENDPOINTS", "100")),
-                        help="partners with one webhook endpoint each, one dead (0: skip the webhook runs)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-"))
@@ -178,10 +175,6 @@ def main() -> int:
         drain = wait_allocated(stack, before + confirmed)
         allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
 
-        hooks = None
-        if args.webhook_endpoints:
-            hooks = webhooks.run(stack, folder, args.seconds, args.concurrency, order_body, args.webhook_endpoints)
-
         floor_url, floor_procs = start_floor(folder)
         asyncio.run(drive(floor_url, "none", 2, 8, order_body))
         floor = asyncio.run(drive(floor_url, "none", args.seconds, args.concurrency, order_body))
@@ -197,8 +190,6 @@ def main() -> int:
         print(f"decisions: {real['decisions']}")
         print(f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
               f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)")
-        if hooks is not None:
-            webhooks.report(hooks)
         return 0
     finally:
         for p in floor_procs:
