@@ -51,6 +51,14 @@ async def publish_transitions(tx: Tx, order: Order) -> None:
     await publish_notices(tx, order, snapshot)  # order.changed / order.exception (issue 4)
 
 
+def quantities(order: Order) -> dict[str, int]:
+    """Units per SKU over the order's lines: what inventory is asked to hold for it."""
+    wanted: dict[str, int] = {}
+    for line in order.lines:
+        wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+    return wanted
+
+
 def count_transitions(order: Order) -> None:
     for t in order.transitions:
         metrics.ORDER_TRANSITIONS.labels(t.status.value).inc()
@@ -273,9 +281,7 @@ class Allocator:
             order = await OrderRepository(conn).get(order_id)
         if order is None or order.status not in AWAITING_STOCK:
             return False
-        wanted: dict[str, int] = {}
-        for line in order.lines:
-            wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        wanted = quantities(order)
         try:
             answer = await self.inventory.Reserve(
                 inventory_pb2.ReserveRequest(
@@ -306,6 +312,8 @@ class Allocator:
                     order = await repo.get(order_id)
                     if order is None or order.status not in AWAITING_STOCK:
                         return False
+                    if quantities(order) != wanted:
+                        return False  # a change request moved the lines meanwhile: the next pass reserves them
                     order.apply_reservation(self.service.clock(), allocations, backordered, expected)
                     await repo.save(order)
                     await publish_transitions(tx, order)

@@ -159,3 +159,29 @@ async def test_exception_lifecycle_and_reallocation(orders):
     with pytest.raises(errors.InvalidArgument):
         await desk.record_exception(orders_pb2.RecordExceptionRequest(order_id="ORD-C5", type="lost_parcel",
                                                                       cause="gone", shipment_id="SHP-NOPE"))
+
+
+async def test_a_change_while_the_allocator_reserves_is_not_overwritten(orders):
+    """The allocator asked inventory for the old quantities; the change lands before it saves: it saves
+    nothing, and its next pass reserves the new quantities."""
+    from services.orders.service import Allocator
+
+    inventory = FakeInventory({"A": 10, "B": 10})
+    desk = Desk(orders, inventory, 1.0)
+    order = await orders.create(create("ORD-C6"))
+    reserve = inventory.Reserve
+
+    async def reserve_then_change(request, timeout=None, metadata=None):
+        inventory.Reserve = reserve  # once
+        answer = await reserve(request, timeout, metadata)
+        await desk.change(change("ORD-C6", order.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=1)]))
+        return answer
+
+    inventory.Reserve = reserve_then_change
+    allocator = Allocator(orders, inventory, 1.0)
+    assert not await allocator.allocate("ORD-C6")
+    assert (await orders.get("ORD-C6", "")).status.value == "confirmed"
+    assert await allocator.allocate("ORD-C6")
+    allocated = await orders.get("ORD-C6", "")
+    assert allocated.status.value == "allocated"
+    assert {(a.sku, a.quantity) for a in allocated.allocations} == {("A", 1), ("B", 1)}
