@@ -107,12 +107,17 @@ class Desk:
             return await self._change(req)
 
     async def _change(self, req: orders_pb2.ChangeOrderRequest) -> Order:
-        actor = req.actor.id or req.partner_id or "unknown"
-        request = change_request(req)
+        return await self._apply(req.order_id, req.partner_id, req.expected_version, change_request(req),
+                                 req.actor.id or req.partner_id or "unknown")
+
+    async def _apply(self, order_id: str, partner_id: str, expected_version: int, request: ChangeRequest,
+                     actor: str, then: Callable[[Order], object] | None = None) -> Order:
+        """One change request: policy, intake's review, reservation, then save with its events.
+        `then` runs on the changed order before the save (a resolution recorded with its change)."""
         for attempt in range(ATTEMPTS):
-            order = await self._load(req.order_id, req.partner_id)
-            if req.expected_version and order.version != req.expected_version:
-                raise stale(order, req.expected_version)
+            order = await self._load(order_id, partner_id)
+            if expected_version and order.version != expected_version:
+                raise stale(order, expected_version)
             before = wanted(order)
             previous_total = str(order.total_amount)
             try:
@@ -120,7 +125,7 @@ class Desk:
             except errors.FailedPrecondition:
                 metrics.ORDER_CHANGES.labels("refused").inc()
                 raise
-            if record is None and not order.transitions:
+            if record is None and not order.transitions and then is None:
                 return order  # nothing to change
             if record is not None and needs_review(record):
                 await self._review(order, record, before, previous_total)
@@ -128,15 +133,17 @@ class Desk:
             if record is not None and order.lines_changed and order.status is Status.ALLOCATED:
                 await self._reserve_or_refuse(order, before)
                 reserved = True
+            if then is not None:
+                then(order)
             try:
                 async with self.service.db.transaction() as tx:
                     await OrderRepository(tx.conn).save(order)
                     await publish_transitions(tx, order)
             except errors.Conflict:
                 if reserved:  # another writer saved first: hold what the order as saved needs
-                    await self._reserve(order, wanted(await self._load(req.order_id, req.partner_id)))
-                if req.expected_version or attempt == ATTEMPTS - 1:
-                    raise stale(order, req.expected_version) from None
+                    await self._reserve(order, wanted(await self._load(order_id, partner_id)))
+                if expected_version or attempt == ATTEMPTS - 1:
+                    raise stale(order, expected_version) from None
                 continue
             break
         count_transitions(order)
@@ -225,6 +232,8 @@ class Desk:
             allocations = await self._reallocate(order, exception)
         elif action is ex.Action.RESHIP:
             details["reship_lines"] = await self._reserve_reship(order, exception)
+        elif action is ex.Action.SUBSTITUTE:
+            return await self._substitute(order, exception, req, actor, details)
         elif action is ex.Action.CHANGE_CARRIER:
             details.setdefault("shipment_id", exception.shipment_id)
             if not details["shipment_id"]:
@@ -239,6 +248,27 @@ class Desk:
                        details=details)
 
         return await self._update(req.order_id, req.partner_id, resolve)
+
+    async def _substitute(self, order: Order, exception: ex.OrderException, req, actor: str,
+                          details: dict[str, str]) -> Order:
+        """The customer agreed to an equivalent SKU: the exception's line becomes a line of the substitute
+        (same quantity and price), as a change request would (policy, intake's review, reservation), and
+        the resolution is saved with it."""
+        line = next((x for x in order.lines if x.sku == exception.sku), None)
+        if line is None:
+            raise errors.FailedPrecondition("substitution needs the exception to name a line of the order (sku)",
+                                            rule="substitute_needs_sku", subject=exception.exception_id)
+        substitute = details["substitute_sku"].strip()
+        request = ChangeRequest(remove_skus=[line.sku],
+                                add_lines=[NewLine(substitute, line.quantity, str(line.unit_price))],
+                                reason=f"substitute {substitute} for {line.sku} ({exception.exception_id}); "
+                                       f"consent: {details['customer_consent']}")
+
+        def resolve(o: Order) -> None:
+            ex.resolve(o, exception.exception_id, ex.Action.SUBSTITUTE.value, at=self.service.clock(), actor=actor,
+                       note=req.note, details=details)
+
+        return await self._apply(order.order_id, req.partner_id, 0, request, actor, then=resolve)
 
     async def _reallocate(self, order: Order, exception: ex.OrderException) -> list[Allocation]:
         if not (exception.sku and exception.warehouse and exception.quantity):

@@ -18,7 +18,8 @@ async def publish_notices(tx: Tx, order, snapshot=None) -> None:
     if not order.notices:
         return
     snapshot = snapshot or order_to_proto(order)
-    expected = order_exceptions.expected_date(order.exceptions)
+    # The date an exception announced, else the backorder's expected delivery date (supply), if any.
+    expected = order_exceptions.expected_date(order.exceptions) or getattr(order, "expected_delivery_date", "")
     for notice in order.notices:
         if notice[0] == "changed":
             record = notice[1]

@@ -249,22 +249,34 @@ async def _level_is(admin, sku, **expected):
     return all(level[k] == v for k, v in expected.items())
 
 
-async def test_substitute_needs_the_customers_consent_and_is_recorded(shop, admin, eventually):
-    sku = new_sku()
+async def test_substitute_needs_the_customers_consent_and_replaces_the_line(shop, warehouse_operator, admin,
+                                                                            eventually):
+    sku, equivalent = new_sku(), new_sku()
     await add_product(admin, sku, {"WH-HAM": 5})
-    order_id = await submit(shop, sku, 1)
+    await add_product(admin, equivalent, {"WH-HAM": 5})
+    order_id = await submit(shop, sku, 2)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated" and o["shipments"])
     code, order, _ = await admin.post(f"/v1/orders/{order_id}/exceptions", json={
-        "type": "quality_rework", "cause": "finish out of tolerance", "expected_date": "2027-02-01"})
+        "type": "quality_rework", "cause": "finish out of tolerance", "expected_date": "2027-02-01", "sku": sku})
     assert code == 201, order
     eid = order["exceptions"][0]["exception_id"]
     code, problem, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve",
-                                        json={"action": "substitute", "details": {"substitute_sku": "EQ-1"}})
+                                        json={"action": "substitute", "details": {"substitute_sku": equivalent}})
     assert code == 422 and problem["errors"][0]["field"] == "customer_consent", problem
-    code, resolved, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve", json={
-        "action": "substitute",
-        "details": {"substitute_sku": "EQ-1", "customer_consent": "email from buyer 2026-11-26 10:02"}})
-    assert code == 200 and resolved["at_risk"] is False, resolved
-    details = resolved["exceptions"][0]["resolution"]["details"]
-    assert details["customer_consent"].startswith("email") and details["substitute_sku"] == "EQ-1"
     code, problem, _ = await shop.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve", json={"action": "reship"})
     assert code == 403
+    code, resolved, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve", json={
+        "action": "substitute",
+        "details": {"substitute_sku": equivalent, "customer_consent": "email from buyer 2026-11-26 10:02"}})
+    assert code == 200 and resolved["at_risk"] is False, resolved
+    details = resolved["exceptions"][0]["resolution"]["details"]
+    assert details["customer_consent"].startswith("email") and details["substitute_sku"] == equivalent
+    assert [(x["sku"], x["quantity"], x["unit_price"], x["allocated_quantity"]) for x in resolved["lines"]] == [
+        (equivalent, 2, "10.00", 2)]
+    entry = resolved["changes"][-1]
+    assert "consent: email" in entry["reason"] and {c["field"] for c in entry["changes"]} >= {
+        f"lines[{sku}]", f"lines[{equivalent}]"}
+    assert (await levels(admin, sku))["WH-HAM"]["reserved"] == 0
+    assert (await levels(admin, equivalent))["WH-HAM"]["reserved"] == 2
+    await shipments_of(warehouse_operator, order_id, eventually,
+                       lambda items: items[0]["lines"] == [{"sku": equivalent, "quantity": 2}])

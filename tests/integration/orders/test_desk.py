@@ -185,3 +185,21 @@ async def test_a_change_while_the_allocator_reserves_is_not_overwritten(orders):
     allocated = await orders.get("ORD-C6", "")
     assert allocated.status.value == "allocated"
     assert {(a.sku, a.quantity) for a in allocated.allocations} == {("A", 1), ("B", 1)}
+
+
+async def test_substitute_replaces_the_line_and_records_the_consent(orders):
+    inventory = FakeInventory({"A": 2, "B": 1, "A2": 5})
+    desk = Desk(orders, inventory, 1.0, intake=FakeIntake())
+    await allocated(orders, "ORD-C7", inventory)
+    order = await desk.record_exception(orders_pb2.RecordExceptionRequest(
+        order_id="ORD-C7", type="quality_rework", cause="scratched", sku="A"))
+    eid = order.exceptions[0].exception_id
+    done = await desk.resolve_exception(orders_pb2.ResolveExceptionRequest(
+        order_id="ORD-C7", exception_id=eid, action="substitute",
+        details={"substitute_sku": "A2", "customer_consent": "phone call 10:00"}))
+    assert [(x.sku, x.quantity, str(x.unit_price), x.allocated) for x in done.lines] == [("B", 1, "1.00", 1),
+                                                                                      ("A2", 2, "3.25", 2)]
+    assert not done.at_risk and done.exceptions[0].resolution.details["customer_consent"] == "phone call 10:00"
+    assert [r.sku for r in inventory.calls[-1].lines] == ["A2", "B"]
+    types = [e.type for e in await published(orders)]
+    assert types[-2:] == ["order.changed", "order.exception"]
