@@ -39,6 +39,7 @@ from services.notifier.store import ACTIVE, DELIVERED, DISABLED, FAILED, PARKED,
 log = logging.getLogger("notifier.delivery")
 
 LEASE_SECONDS = 30.0
+TAKE_ON_BATCH = 200
 IDLE_POLL_SECONDS = 2.0       # wake-ups come from the feed at once; this only catches other replicas' work
 RECONCILE_SECONDS = 2.0
 GAUGE_SECONDS = 5.0
@@ -182,7 +183,7 @@ class Dispatcher:
                 if endpoint is None or endpoint.status != ACTIVE:
                     return
                 self.partners[endpoint_id] = endpoint.partner_id
-                took = await repo.take_on(endpoint, domain.matches)
+                took = await repo.take_on(endpoint, domain.matches, TAKE_ON_BATCH)
                 heads = await repo.heads(endpoint_id, 64)
             now = utcnow()
             due = [d for d in heads if d["next_attempt_at"] is None or d["next_attempt_at"] <= now]
@@ -193,9 +194,12 @@ class Dispatcher:
                 await _wait(wake, min([*waits, IDLE_POLL_SECONDS if not heads else LEASE_SECONDS / 3]))
                 continue
             # Heads of different orders go together (at most per_endpoint); one order's events stay in order.
-            outcomes = await asyncio.gather(*(self.attempt(endpoint, d) for d in due[: self.per_endpoint]))
+            batch = due[: self.per_endpoint]
+            outcomes = await asyncio.gather(*(self.attempt(endpoint, d) for d in batch))
             if Outcome.GONE in outcomes:
                 return
+            if len(heads) == len(batch) and took < TAKE_ON_BATCH and Outcome.RETRY not in outcomes:
+                await _wait(wake, IDLE_POLL_SECONDS)  # all sent; nothing more until the feed grows
 
     async def attempt(self, endpoint, delivery) -> Outcome:
         body = delivery["body"].encode()

@@ -246,17 +246,32 @@ def _field(message, name: str, default=""):
     return getattr(message, name)
 
 
+def _envelope_extras(event) -> dict:
+    """Every field of the event's payload holder beside the aggregate itself (OrderEvent.changes,
+    OrderEvent.exception ... and whatever is added later), so new facts reach partners unmapped."""
+    kind = event.WhichOneof("payload")
+    if not kind:
+        return {}
+    holder = getattr(event, kind)
+    extras = MessageToDict(holder, preserving_proto_field_name=True)
+    for field in holder.DESCRIPTOR.fields:
+        if field.message_type is not None and not _repeated(field) and field.message_type.name in (
+                "Order", "Shipment", "Return"):
+            extras.pop(field.name, None)
+    return extras
+
+
 def summary(event) -> dict:
     """The few facts a partner needs first for this event type, beside the full `data`."""
     kind = event.WhichOneof("payload")
-    facts: dict = {}
+    facts: dict = _envelope_extras(event)
     if kind == "order":
         order = event.order.order
         facts["status"] = event.order.status
         if event.order.previous_status:
             facts["previous_status"] = event.order.previous_status
-        expected = (_field(order, "expected_delivery_date") or _field(order, "promised_delivery_date")
-                    or order.requested_delivery_date)
+        expected = (_field(event.order, "expected_date") or _field(order, "exception_expected_date")
+                    or _field(order, "expected_delivery_date") or order.requested_delivery_date)
         if expected:
             facts["expected_date"] = expected
         if event.type == "order.on_hold" or event.order.status == "on_hold":

@@ -134,6 +134,28 @@ _MAKE_HEAD = feed_heads.insert()
 _INSERT_FEED = feed.insert()
 _PARTNER_OF_ORDER = select(order_partners.c.partner_id).where(order_partners.c.order_id == bindparam("key"))
 
+_EARLIER = deliveries.alias("earlier")
+# Each order's oldest pending delivery (see heads()).
+_HEADS = (select(deliveries, feed.c.body, feed.c.order_sequence)
+          .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence))
+          .where(deliveries.c.endpoint_id == bindparam("key"), deliveries.c.status == "pending",
+                 ~exists().where(_EARLIER.c.endpoint_id == deliveries.c.endpoint_id,
+                                 _EARLIER.c.order_id == deliveries.c.order_id, _EARLIER.c.status == "pending",
+                                 _EARLIER.c.sequence < deliveries.c.sequence))
+          .order_by(deliveries.c.sequence).limit(bindparam("limit")))
+_ENDPOINT = select(endpoints).where(endpoints.c.endpoint_id == bindparam("key"))
+_FEED_AFTER = (select(feed).where(feed.c.partner_id == bindparam("key"), feed.c.sequence > bindparam("after"))
+               .order_by(feed.c.sequence).limit(bindparam("limit")))
+_MOVE_CURSOR = (update(endpoints).where(endpoints.c.endpoint_id == bindparam("key"),
+                                        endpoints.c.cursor == bindparam("seen"))
+                .values(cursor=bindparam("to")))
+_INSERT_ATTEMPT = delivery_attempts.insert()
+_AFTER_ATTEMPT = (update(deliveries).where(deliveries.c.delivery_id == bindparam("key"))
+                  .values(status=bindparam("new_status"), attempts=bindparam("round"),
+                          total_attempts=bindparam("total"), next_attempt_at=bindparam("next_at"),
+                          last_status_code=bindparam("code"), last_error=bindparam("err"),
+                          updated_at=bindparam("now"), delivered_at=bindparam("done_at")))
+
 ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
 PENDING, DELIVERED, FAILED, PARKED = "pending", "delivered", "failed", "parked"
 DELIVERY_STATUSES = (PENDING, DELIVERED, FAILED, PARKED)
@@ -222,10 +244,11 @@ class NotifierRepository:
         return await self.endpoint(endpoint_id, partner_id)
 
     async def endpoint(self, endpoint_id: str, partner_id: str | None = None) -> EndpointRow | None:
-        query = select(endpoints).where(endpoints.c.endpoint_id == endpoint_id)
-        if partner_id is not None:
-            query = query.where(endpoints.c.partner_id == partner_id)
-        row = (await self.conn.execute(query)).mappings().first()
+        if partner_id is None:  # the workers' hot path
+            row = (await self.conn.execute(_ENDPOINT, {"key": endpoint_id})).mappings().first()
+        else:
+            row = (await self.conn.execute(select(endpoints).where(
+                endpoints.c.endpoint_id == endpoint_id, endpoints.c.partner_id == partner_id))).mappings().first()
         return EndpointRow.of(row) if row else None
 
     async def endpoints_of(self, partner_id: str) -> list[EndpointRow]:
@@ -269,7 +292,8 @@ class NotifierRepository:
     async def take_on(self, endpoint: EndpointRow, matches, batch: int = 200) -> int:
         """Turns the feed entries after the endpoint's cursor into pending deliveries (those whose type the
         endpoint wants) and moves the cursor past them. Returns how many entries were looked at."""
-        entries = await self.read_feed(endpoint.partner_id, endpoint.cursor, batch)
+        entries = (await self.conn.execute(
+            _FEED_AFTER, {"key": endpoint.partner_id, "after": endpoint.cursor, "limit": batch})).mappings().all()
         if not entries:
             return 0
         now = utcnow()
@@ -282,37 +306,27 @@ class NotifierRepository:
         if rows:
             await self.conn.execute(insert_ignoring_conflicts(self.dialect, deliveries), rows)
         # Guarded by the cursor read: a concurrent take-on (another replica) moves it only once.
-        await self.conn.execute(update(endpoints).where(endpoints.c.endpoint_id == endpoint.endpoint_id,
-                                                        endpoints.c.cursor == endpoint.cursor)
-                                .values(cursor=entries[-1]["sequence"]))
+        await self.conn.execute(_MOVE_CURSOR, {"key": endpoint.endpoint_id, "seen": endpoint.cursor,
+                                               "to": entries[-1]["sequence"]})
         return len(entries)
 
     async def heads(self, endpoint_id: str, limit: int) -> list:
         """The endpoint's pending deliveries that may go now order-wise, oldest first, with their bodies:
         each order's oldest pending delivery only, so an order's events arrive in order while a retry of
         one order never holds back the others. (Whether each is due yet is the caller's look.)"""
-        earlier = deliveries.alias("earlier")
-        earlier_pending = exists().where(
-            earlier.c.endpoint_id == deliveries.c.endpoint_id, earlier.c.order_id == deliveries.c.order_id,
-            earlier.c.status == PENDING, earlier.c.sequence < deliveries.c.sequence)
-        query = (select(deliveries, feed.c.body, feed.c.order_sequence)
-                 .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id,
-                                  feed.c.sequence == deliveries.c.sequence))
-                 .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == PENDING, ~earlier_pending)
-                 .order_by(deliveries.c.sequence).limit(limit))
-        return (await self.conn.execute(query)).mappings().all()
+        return (await self.conn.execute(_HEADS, {"key": endpoint_id, "limit": limit})).mappings().all()
 
     async def record_attempt(self, delivery_id: str, attempt_no: int, *, status_code: int, latency_ms: float,
                              error: str, excerpt: str, new_status: str, attempts: int,
                              next_attempt_at: dt.datetime | None) -> None:
         now = utcnow()
-        await self.conn.execute(delivery_attempts.insert().values(
-            delivery_id=delivery_id, attempt=attempt_no, at=now, status_code=status_code, latency_ms=latency_ms,
-            error=error[:500], response_excerpt=excerpt[:500]))
-        await self.conn.execute(update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(
-            status=new_status, attempts=attempts, total_attempts=attempt_no, next_attempt_at=next_attempt_at,
-            last_status_code=status_code, last_error=error[:500], updated_at=now,
-            delivered_at=now if new_status == DELIVERED else None))
+        await self.conn.execute(_INSERT_ATTEMPT, {
+            "delivery_id": delivery_id, "attempt": attempt_no, "at": now, "status_code": status_code,
+            "latency_ms": latency_ms, "error": error[:500], "response_excerpt": excerpt[:500]})
+        await self.conn.execute(_AFTER_ATTEMPT, {
+            "key": delivery_id, "new_status": new_status, "round": attempts, "total": attempt_no,
+            "next_at": next_attempt_at, "code": status_code, "err": error[:500], "now": now,
+            "done_at": now if new_status == DELIVERED else None})
 
     async def list_deliveries(self, endpoint_id: str, status: str, limit: int, before: int | None) -> list:
         query = select(deliveries).where(deliveries.c.endpoint_id == endpoint_id)
