@@ -96,4 +96,13 @@ def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> Fast
     async def _domain(request: Request, exc: DomainError):
         return problem_response(problems.from_domain_error(exc))
 
+    @app.exception_handler(ValueError)
+    async def _unencodable(request: Request, exc: ValueError):
+        # Backstop for input the models let through but no protobuf message can carry (a number beyond int64,
+        # a lone surrogate): the caller's input, so 422 rather than a 500. Any other ValueError is a bug: 500.
+        if isinstance(exc, UnicodeEncodeError) or str(exc).startswith("Value out of range"):
+            return problem_response(problems.validation(
+                [problems.FieldError("body", "a number is too large or a text is not valid Unicode")]))
+        raise exc
+
     return app

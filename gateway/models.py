@@ -12,19 +12,32 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from gateway.change_models import CancelLineIn, ChangeEntryOut, ExceptionOut
 from orderdesk.v1 import common_pb2, intake_pb2, inventory_pb2, orders_pb2, returns_pb2, shipping_pb2
 
 Text = Annotated[str, Field(max_length=200)]
 Note = Annotated[str, Field(max_length=1000)]
-Quantity = Annotated[int, Field(strict=True, description="a whole number of units")]
+# int64 on the wire: a bigger number is refused here (the services decide what is sensible).
+Quantity = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1, description="a whole number of units")]
 Money = Annotated[str, Field(description='decimal string, e.g. "12.50"', examples=["12.50"])]
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value):
+        """JSON can carry lone surrogates ("\\ud800") that no UTF-8 message can: refuse them with the field's path."""
+        for text in (value if isinstance(value, list) else [value]):
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("text must be valid Unicode (a lone surrogate was sent)") from None
+        return value
 
 
 # --- requests ----------------------------------------------------------------------------
