@@ -194,6 +194,8 @@ class StockRepository:
             )
         )
         self.created_order = created.rowcount == 1  # a first Reserve: it has no reservations or backorders yet
+        if self.created_order:  # the new row is ours (locked by the insert) and holds what we just wrote
+            return OrderReservations(order_id, OrderState.ACTIVE, {}, {}, priority=priority)
         row = (
             await self.conn.execute(
                 select(order_states.c.state, order_states.c.priority, order_states.c.country)
@@ -204,7 +206,7 @@ class StockRepository:
             await self.conn.execute(
                 update(order_states).where(order_states.c.order_id == order_id).values(country=country[:2])
             )
-        rows = [] if self.created_order else await self.conn.execute(
+        rows = await self.conn.execute(
             select(reservations.c.sku, reservations.c.warehouse, reservations.c.quantity, reservations.c.shipped)
             .where(reservations.c.order_id == order_id)
         )
