@@ -44,7 +44,7 @@ async def test_import_demo_loads_every_kind_in_order(fakes, tmp_path, monkeypatc
     assert await run("import-demo", "--dir", str(DEMO)) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[-1] for line in out] == ["warehouses", "customers", "products", "stock", "partners"]
-    assert fakes.inventory.imports == ["warehouses", "stock"] and fakes.shipping.imports == ["warehouses"]
+    assert fakes.inventory.imports == ["warehouses", "products", "stock"] and fakes.shipping.imports == ["warehouses"]
     assert [r.kind for r in fakes.intake.imports] == ["warehouses", "customers", "products"]
 
 
