@@ -149,10 +149,14 @@ class Book:
     def fill(self, sku: str) -> None:
         waiting = [Backorder(o, s, q, self.orders[o].priority, T0 + dt.timedelta(seconds=self.placed[o]))
                    for (o, s), q in self.missing.items() if s == sku and self.orders[o].state is not OrderState.RELEASED]
+        left_short = False
         for b in fill_order(waiting):
             o = self.orders[b.order_id]
             already = {wh for (_, wh), q in o.held.items() if q}
-            for s, wh, q in plan_order_allocation({sku: b.quantity}, {sku: self.available(sku)}, TRANSIT, already):
+            plan = plan_order_allocation({sku: b.quantity}, {sku: self.available(sku)}, TRANSIT, already)
+            assert not (left_short and plan), "a later backorder got units while an earlier one stayed short"
+            left_short = left_short or sum(q for *_, q in plan) < b.quantity
+            for s, wh, q in plan:
                 self.levels[(s, wh)] = self.levels[(s, wh)].reserve(q)
                 o.held[(s, wh)] = o.held.get((s, wh), 0) + q
                 self.missing[(b.order_id, sku)] -= q
