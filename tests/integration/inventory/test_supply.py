@@ -265,3 +265,25 @@ async def test_two_replicas_plan_production_once_for_concurrent_shortfalls(two_r
                                       .where(production_runs.c.sku == "MTO-1"))).scalar_one()
     assert planned == 80  # every missing unit covered once, no run twice
     assert all(r.expected_date for r in results)
+
+
+async def test_a_plan_from_stale_levels_is_refused_by_the_guard_and_retried_locked(inventory, monkeypatch):
+    """What another replica would cause: the unlocked read shows units that are gone. The guarded
+    update refuses, nothing is oversold, and the locked retry reserves what is really there."""
+    from orderdesk import metrics
+    from services.inventory.store import StockRepository
+
+    await put_stock(inventory, "A", WH_CHI=3)
+    real = StockRepository.available
+
+    async def stale(self, skus, *, lock):
+        levels = await real(self, skus, lock=lock)
+        return levels if lock else {sku: {wh: q + 5 for wh, q in per.items()} for sku, per in levels.items()}
+
+    monkeypatch.setattr(StockRepository, "available", stale)
+    retries = metrics.RESERVE_RETRIES._value.get()
+    result = await inventory.reserve("O1", [("A", 6)])
+    assert result.reservations == [("A", "WH-CHI", 3)] and result.backordered == {"A": 3}
+    assert metrics.RESERVE_RETRIES._value.get() == retries + 2  # both optimistic attempts refused
+    assert {lv.warehouse: (lv.on_hand, lv.reserved) for lv in await inventory.levels("A")} == {"WH-CHI": (3, 3)}
+    await books_balance(inventory)
