@@ -76,12 +76,22 @@ class Tx:
         self.conn = conn
         self.emitted = 0
         self.after_commit: list[Callable[[], None]] = []  # called once the transaction has committed
+        self._outbox_rows: list[dict] = []
 
     async def emit(self, event) -> None:
+        """The event's outbox row, written with the transaction's others in one statement just
+        before it commits (so it commits with the state change, or not at all)."""
         from orderdesk import outbox
 
-        await outbox.append(self.conn, event)
+        self._outbox_rows.append(outbox.row(event))
         self.emitted += 1
+
+    async def flush_outbox(self) -> None:
+        from orderdesk import outbox
+
+        if self._outbox_rows:
+            rows, self._outbox_rows = self._outbox_rows, []
+            await outbox.append_rows(self.conn, rows)
 
     async def execute(self, statement, params=None):
         return await self.conn.execute(statement, params) if params is not None else await self.conn.execute(statement)
@@ -103,6 +113,7 @@ class Database:
         async with self.engine.begin() as conn:
             tx = Tx(conn)
             yield tx
+            await tx.flush_outbox()  # skipped when the body raised: everything rolls back
         for callback in tx.after_commit:
             callback()
         if tx.emitted:

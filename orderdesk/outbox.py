@@ -72,12 +72,18 @@ def create_messaging_tables(op) -> None:
 _INSERT = outbox_table.insert()  # built once: SQLAlchemy caches its compiled form
 
 
+def row(event) -> dict:
+    return {"event_id": event.event_id, "subject": events.subject(event), "payload": event.SerializeToString(),
+            "created_at": utcnow()}
+
+
+async def append_rows(conn, rows: list[dict]) -> None:
+    """One statement for a transaction's events (executemany keeps their order, so ids follow emit order)."""
+    await conn.execute(_INSERT, rows)
+
+
 async def append(conn, event) -> None:
-    await conn.execute(
-        _INSERT,
-        {"event_id": event.event_id, "subject": events.subject(event), "payload": event.SerializeToString(),
-         "created_at": utcnow()},
-    )
+    await append_rows(conn, [row(event)])
 
 
 def _headers(row) -> dict[str, str]:
