@@ -176,6 +176,9 @@ def test_the_config_points_at_the_services_nats_and_postgres():
     for name in SERVICES:
         host, _, port = config[f"ORDERDESK_{name.upper()}_ADDR"].rpartition(":")
         assert host == name and int(port) in {p["port"] for p in services[name]["spec"]["ports"]}
+        # Replicas: callers balance over every ready pod of a headless Service (README "Replicas").
+        assert config[f"ORDERDESK_{name.upper()}_TARGET"] == f"dns:///{name}:{port}"
+        assert services[name]["spec"]["clusterIP"] == "None", name
     assert urlparse(config["ORDERDESK_NATS_URL"]).hostname.split(".")[1] == "nats"  # the namespace the policies open
     (cluster,) = by_kind(docs, "Cluster").values()
     databases = {d["spec"]["name"]: d for d in by_kind(docs, "Database").values()}
