@@ -3,7 +3,9 @@ make-to-order product scheduled with its production date and completed, availabl
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -140,3 +142,37 @@ async def test_available_to_promise_answers_partners_with_the_orders_scope(shop,
     assert status == 403, body
     status, body, _ = await shop.get("/v1/inventory/NO-SUCH-SKU-EVER/atp")
     assert status == 404, body
+
+
+async def test_the_cli_receives_lists_completes_and_answers_atp(stack, shop, admin, eventually, monkeypatch, capsys):
+    from orderdesk import cli
+
+    sku = new_sku("CLI")
+    await add_product(admin, sku, make_to_order=True, lead_time_days=4)
+    order_id = await submit(shop, sku, 3)
+    await wait_status(shop, order_id, "scheduled", eventually)
+    monkeypatch.setenv("ORDERDESK_GATEWAY_URL", stack.gateway_url)
+    monkeypatch.setenv("ORDERDESK_API_KEY", "demo-admin-key")
+
+    async def run(*argv: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(cli.main, list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, _ = await run("supply", "production", "--sku", sku, "--status", "open", "--json")
+    assert code == 0
+    (run_,) = json.loads(out)["items"]
+    code, out, _ = await run("supply", "atp", sku)
+    assert code == 0 and f"{sku}: 0 available now, 3 owed to backorders, 3 in production" in out
+    code, out, _ = await run("supply", "complete", run_["production_id"])
+    assert code == 0 and "completed: 3 x" in out
+    await wait_status(shop, order_id, "allocated", eventually)
+    code, out, _ = await run("supply", "receive", "--warehouse", "WH-CHI", "--sku", sku, "--quantity", "2",
+                             "--reference", f"GRN-{uuid.uuid4().hex[:8]}")
+    assert code == 0 and "WH-CHI" in out
+    code, _, err = await run("supply", "receive", "--warehouse", "WH-NOPE", "--sku", sku, "--quantity", "2",
+                             "--reference", f"GRN-{uuid.uuid4().hex[:8]}")
+    assert code == 1 and "warehouse" in err
+    monkeypatch.setenv("ORDERDESK_API_KEY", "demo-shop-key")
+    code, _, err = await run("supply", "complete", run_["production_id"])
+    assert code == 1 and "403" in err
