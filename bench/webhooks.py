@@ -5,6 +5,7 @@
 local receiver process, one points at a closed port (its deliveries retry, then park). The same partners
 and load run first without endpoints, then with them; the drop in accepted orders/s is reported.
 
+    python -m bench.webhooks run [--seconds 15] [--concurrency 64] [--endpoints 100]   # these runs alone
     python -m bench.webhooks receive --port N --stats FILE   # the receiver (started by run())
 """
 
@@ -194,11 +195,41 @@ def receive(port: int, stats: Path) -> None:
     asyncio.run(main())
 
 
+def standalone(seconds: float, concurrency: int, endpoints: int) -> None:
+    """The webhook runs on their own: a private NATS, the suite on SQLite, the bench products."""
+    import os
+    import tempfile
+
+    from bench.__main__ import order_body, seed_bench_products
+
+    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-hooks-"))
+    nats_server = localservers.LocalNats(folder / "nats").start()
+    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url)
+    try:
+        stack.start()
+        stack.load_demo_data()
+        seed_bench_products(stack)
+        result = run(stack, folder, seconds, concurrency, order_body, endpoints)
+        print(f"\norderdesk webhook bench: {concurrency} concurrent clients, {seconds:.0f}s per run, SQLite, "
+              f"{os.cpu_count()} cores")
+        report(result)
+    finally:
+        stack.stop()
+        nats_server.stop()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.webhooks")
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("receive")
     rec.add_argument("--port", type=int, required=True)
     rec.add_argument("--stats", type=Path, required=True)
+    alone = sub.add_parser("run")
+    alone.add_argument("--seconds", type=float, default=15)
+    alone.add_argument("--concurrency", type=int, default=64)
+    alone.add_argument("--endpoints", type=int, default=100)
     args = parser.parse_args()
-    receive(args.port, args.stats)
+    if args.command == "receive":
+        receive(args.port, args.stats)
+    else:
+        standalone(args.seconds, args.concurrency, args.endpoints)

@@ -7,5 +7,10 @@ from orderdesk.consumers import Subscription
 from services.notifier.service import NotifierService
 
 
+def about_an_order(event) -> bool:
+    """Stock events and the like concern no partner: acked without a transaction."""
+    return bool(event.order_id)
+
+
 def subscriptions(service: NotifierService) -> list[Subscription]:
-    return [Subscription("notifier-feed", "orderdesk.>", service.on_event, batch=256)]
+    return [Subscription("notifier-feed", "orderdesk.>", service.on_event, wants=about_an_order, batch=256)]
