@@ -1,8 +1,10 @@
 """python -m services.notifier: partners' event feeds and webhook deliveries."""
 
+import asyncio
 from pathlib import Path
 
 from orderdesk.config import WebhookSettings
+from orderdesk.consumers import EventConsumer
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import notifier_pb2_grpc
 from services.notifier import consumers
@@ -17,9 +19,18 @@ async def main() -> None:
     settings = WebhookSettings.from_env()
     service = NotifierService(rt.db, allow_private=settings.allow_private)
     rt.add_servicer(notifier_pb2_grpc.add_NotifierServiceServicer_to_server, NotifierApi(service), "NotifierService")
-    for subscription in consumers.subscriptions(service):
-        rt.subscribe(subscription)
-    rt.add_task(Dispatcher(rt.db, service, settings).run)
+    # One replica at a time appends to the feeds and delivers (a lease, see orderdesk.leases): a durable
+    # consumer shared by replicas could append two events of one order out of order. Every replica
+    # answers the API; the holder picks up others' changes by polling (endpoints, replays: seconds).
+    feed = [EventConsumer(rt.db, rt.js, subscription) for subscription in consumers.subscriptions(service)]
+    dispatcher = Dispatcher(rt.db, service, settings)
+
+    async def feed_and_deliver() -> None:
+        for consumer in feed:
+            await consumer.start()
+        await asyncio.gather(*(consumer.run() for consumer in feed), dispatcher.run())
+
+    rt.add_singleton("notifier", feed_and_deliver, on_wake=lambda _payload: None)
     await rt.serve()
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger("notifier.service")
 MAX_FEED_PAGE = 500
 MAX_WAIT_SECONDS = 30.0
 MAX_DELIVERY_PAGE = 200
+FEED_POLL_SECONDS = 1.0
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -96,8 +97,8 @@ class NotifierService:
                 if entries or remaining <= 0:
                     return entries, head
                 waiter.clear()
-                try:
-                    await asyncio.wait_for(waiter.wait(), remaining)
+                try:  # woken by an append here; polled too, for appends made by another replica
+                    await asyncio.wait_for(waiter.wait(), min(remaining, FEED_POLL_SECONDS))
                 except TimeoutError:
                     pass
         finally:
