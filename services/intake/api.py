@@ -17,9 +17,9 @@ from services.intake.service import IntakeService, Submitted
 log = logging.getLogger("intake.grpc")
 
 STREAM_CHANNEL = "grpc"
-# Orders of one stream checked at the same time: enough to hide the round trips to
-# orders and inventory, few enough that one partner's surge cannot take every connection.
-STREAM_IN_FLIGHT = 32
+# Orders of one stream taken at once (a chunk: one transaction, one call to orders): large
+# enough to amortise both, small enough that one partner's surge cannot hold intake for long.
+STREAM_IN_FLIGHT = 100
 
 
 def accepted_to_proto(submitted: Submitted) -> intake_pb2.SubmitOrderResponse:
@@ -64,59 +64,75 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
         return accepted_to_proto(await self.service.submit(submission_from_proto(request)))
 
     async def SubmitOrderStream(self, request_iterator, context) -> AsyncIterator[intake_pb2.SubmitOrderResult]:
-        """Each order on its own (a bad one refuses only itself), up to `in_flight` at once, answered in order.
+        """Orders in chunks as they arrive (up to `in_flight` at once), answered in the order sent.
 
-        The runtime's interceptor wraps unary calls only, so every error is turned
-        into that order's result here and the stream itself always completes.
-        """
-        slots = asyncio.Semaphore(self.in_flight)
-
-        async def one(index: int, request: intake_pb2.SubmitOrderRequest) -> intake_pb2.SubmitOrderResult:
-            try:
-                if not request.channel:
-                    request.channel = STREAM_CHANNEL
-                submitted = await self.service.submit(submission_from_proto(request))
-                return intake_pb2.SubmitOrderResult(index=index, accepted=accepted_to_proto(submitted))
-            except asyncio.CancelledError:
-                raise
-            except errors.DomainError as exc:
-                return refused_to_proto(index, exc)
-            except grpc.RpcError as exc:
-                return refused_to_proto(index, exc)
-            except Exception as exc:
-                log.exception("unhandled error in SubmitOrderStream (order %d)", index)
-                return refused_to_proto(index, exc)
-            finally:
-                slots.release()
-
-        # Reading ahead stops at `in_flight` unanswered orders; answers leave in the order sent.
-        pending: asyncio.Queue[asyncio.Task | None] = asyncio.Queue()
+        A chunk is what has arrived by the time the previous one is done: its orders are
+        checked, claimed in one transaction and entered with one orders.CreateOrders call
+        (IntakeService.submit_many), which is most of the saving of a stream over single
+        calls. The runtime's interceptor wraps unary calls only, so every error is turned
+        into that order's result here and the stream itself always completes."""
+        arrived: asyncio.Queue[intake_pb2.SubmitOrderRequest | None] = asyncio.Queue(maxsize=2 * self.in_flight)
 
         async def read() -> None:
             try:
-                index = 0
                 async for request in request_iterator:
-                    await slots.acquire()
-                    await pending.put(asyncio.create_task(one(index, request)))
-                    index += 1
+                    await arrived.put(request)
             finally:
-                await pending.put(None)
+                await arrived.put(None)
 
         reader = asyncio.create_task(read())
-        started: list[asyncio.Task] = []
+        index = 0
         try:
-            while (task := await pending.get()) is not None:
-                started.append(task)
-                yield await task
-                started.pop()
+            ended = False
+            while not ended:
+                first = await arrived.get()
+                if first is None:
+                    break
+                chunk = [first]
+                while len(chunk) < self.in_flight:
+                    if arrived.empty():
+                        await asyncio.sleep(0)  # let the reader hand over what the transport holds
+                        if arrived.empty():
+                            break
+                    following = arrived.get_nowait()
+                    if following is None:
+                        ended = True
+                        break
+                    chunk.append(following)
+                for answer in await self._submit_chunk(chunk):
+                    yield self._result(index, answer)
+                    index += 1
             await reader  # a broken request stream surfaces here
         finally:
             reader.cancel()
-            for task in started:
-                task.cancel()
-            while not pending.empty():
-                if (task := pending.get_nowait()) is not None:
-                    task.cancel()
+
+    async def _submit_chunk(self, chunk: list[intake_pb2.SubmitOrderRequest]) -> list:
+        for request in chunk:
+            if not request.channel:
+                request.channel = STREAM_CHANNEL
+        try:
+            return await self.service.submit_many([submission_from_proto(r) for r in chunk])
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # something broke for the chunk as a whole: each order on its own then
+            log.exception("a chunk of %d orders failed; submitting them one by one", len(chunk))
+            answers = []
+            for request in chunk:
+                try:
+                    answers.append(await self.service.submit(submission_from_proto(request)))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    answers.append(exc)
+            return answers
+
+    @staticmethod
+    def _result(index: int, answer) -> intake_pb2.SubmitOrderResult:
+        if isinstance(answer, Submitted):
+            return intake_pb2.SubmitOrderResult(index=index, accepted=accepted_to_proto(answer))
+        if not isinstance(answer, errors.DomainError | grpc.RpcError):
+            log.error("unhandled error in SubmitOrderStream (order %d): %r", index, answer)
+        return refused_to_proto(index, answer)
 
     async def ReviewChange(self, request, context):
         reasons = await review.review_change(self.service, request)

@@ -143,6 +143,79 @@ class IntakeService:
         metrics.ORDERS_RECEIVED.labels(channel, "approved" if decision.approved else "held").inc()
         return Submitted(order=order, replayed=False)
 
+    async def submit_many(self, subs: list[Submission]) -> list[Submitted | Exception]:
+        """A stream's or batch's orders in one go, answered in order (an order's refusal is its
+        answer, an Exception). Each is decided on its own; the claims of all of them commit in one
+        transaction and orders enters them in one CreateOrders call. Anything out of the common
+        case (a key seen before, a key or reference claimed meanwhile) goes through `submit`, one
+        order at a time, so replays and races keep exactly the single order's rules."""
+        answers: list[Submitted | Exception | None] = [None] * len(subs)
+        single: list[int] = []
+        by_partner: dict[str, list[int]] = {}
+        for i, s in enumerate(subs):
+            by_partner.setdefault(s.partner_id, []).append(i)
+        async with self.db.read() as conn:
+            repo = IdempotencyRepository(conn)
+            for partner, indexes in by_partner.items():
+                seen = await repo.seen(partner, [subs[i].idempotency_key for i in indexes if subs[i].idempotency_key])
+                single += [i for i in indexes if subs[i].idempotency_key in seen]
+        planned: list[tuple[int, Decision]] = []
+        for i, s in enumerate(subs):
+            if i in single:
+                continue
+            try:
+                planned.append((i, await self._decide(s)))
+            except (errors.InvalidArgument, errors.FailedPrecondition) as exc:
+                metrics.ORDERS_RECEIVED.labels(domain.metric_channel(s.channel), "invalid").inc()
+                answers[i] = exc
+        requests: list[orders_pb2.CreateOrderRequest] = []
+        decisions: list[Decision] = []
+        try:
+            async with self.db.transaction() as tx:
+                keys = IdempotencyRepository(tx.conn)
+                for i, decision in planned:
+                    s = subs[i]
+                    order_id = self.new_order_id()
+                    decision = await self._check_claims(tx, s, order_id, decision)
+                    request = create_order_request(order_id, s, decision)
+                    holder = await keys.claim(IdempotencyRecord(
+                        partner_id=s.partner_id, idempotency_key=s.idempotency_key, request_hash=domain.request_hash(s),
+                        order_id=order_id, create_request=request.SerializeToString()))
+                    if holder.order_id != order_id:
+                        raise _ClaimedMeanwhile(holder)  # a repeat inside the batch, or a race: one by one
+                    requests.append(request)
+                    decisions.append(decision)
+        except (_ClaimedMeanwhile, errors.InvalidArgument):
+            single += [i for i, _ in planned]
+            planned, requests, decisions = [], [], []
+        if requests:
+            try:
+                created = list((await self.orders.CreateOrders(
+                    orders_pb2.CreateOrdersRequest(orders=requests), timeout=self.rpc_timeout * 4,
+                    metadata=rpc.metadata())).orders)
+            except grpc.RpcError as exc:
+                failure = rpc.describe(exc)
+                log.warning("orders.CreateOrders of %d failed: %s %s", len(requests), failure.code, failure.message)
+                created = []
+                for request in requests:  # each is claimed with its request: one by one completes or explains it
+                    try:
+                        created.append(await self._create_order(request))
+                    except Exception as one:  # noqa: BLE001 - the order's own answer
+                        created.append(one)
+            for (i, decision), order in zip(planned, created, strict=True):
+                if isinstance(order, Exception):
+                    answers[i] = order
+                    continue
+                channel = domain.metric_channel(subs[i].channel)
+                metrics.ORDERS_RECEIVED.labels(channel, "approved" if decision.approved else "held").inc()
+                answers[i] = Submitted(order=order, replayed=False)
+        for i in sorted(single):
+            try:
+                answers[i] = await self.submit(subs[i])
+            except (errors.DomainError, grpc.RpcError) as exc:
+                answers[i] = exc
+        return answers  # type: ignore[return-value]
+
     async def _replay(self, seen: IdempotencyRecord, s: Submission, channel: str) -> Submitted:
         if seen.request_hash != domain.request_hash(s):
             metrics.ORDERS_RECEIVED.labels(channel, "invalid").inc()

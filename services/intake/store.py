@@ -287,6 +287,15 @@ class IdempotencyRepository:
             raise RuntimeError("idempotency key conflict without a row")
         return existing
 
+    async def seen(self, partner_id: str, keys: list[str]) -> set[str]:
+        """Which of the partner's `keys` are already claimed."""
+        if not keys:
+            return set()
+        rows = await self.conn.execute(
+            select(idempotency_keys.c.idempotency_key).where(
+                and_(idempotency_keys.c.partner_id == partner_id, idempotency_keys.c.idempotency_key.in_(keys))))
+        return {r.idempotency_key for r in rows}
+
     async def get(self, partner_id: str, idempotency_key: str) -> IdempotencyRecord | None:
         row = (
             await self.conn.execute(

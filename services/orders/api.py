@@ -34,6 +34,13 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         require(request.customer_id, "customer_id")
         return order_to_proto(await self.service.create(request))
 
+    async def CreateOrders(self, request, context):
+        for n, one in enumerate(request.orders):
+            require(one.order_id, f"orders[{n}].order_id")
+            require(one.customer_id, f"orders[{n}].customer_id")
+        created = await self.service.create_many(list(request.orders))
+        return orders_pb2.CreateOrdersResponse(orders=[order_to_proto(o) for o in created])
+
     async def GetOrder(self, request, context):
         require(request.order_id, "order_id")
         return order_to_proto(await self.service.get(request.order_id, request.partner_id))

@@ -78,7 +78,48 @@ class OrdersService:
 
         The insert itself detects a repeat (the order id is unique): a first call, the
         common case, costs no read."""
-        order = Order.receive(
+        order = self._receive(req)
+        try:
+            async with self.db.transaction() as tx:
+                await OrderRepository(tx.conn).add(order)
+                await publish_transitions(tx, order)
+        except IntegrityError:  # this order id exists (a repeat, or a concurrent first call): return that one
+            async with self.db.read() as conn:
+                existing = await OrderRepository(conn).get(req.order_id)
+            if existing is None:
+                raise
+            return existing
+        count_transitions(order)
+        if order.status is Status.CONFIRMED:
+            self.on_confirmed()
+        return order
+
+    async def create_many(self, reqs: list[orders_pb2.CreateOrderRequest]) -> list[Order]:
+        """Many orders in one transaction (intake's streams and batches), in request order.
+
+        Idempotent per order id like `create`: if any of them exists already (a retry), the
+        transaction rolls back and each is created, or found, on its own."""
+        if not reqs:
+            return []
+        new = [self._receive(req) for req in reqs]
+        if len({o.order_id for o in new}) != len(new):
+            raise errors.InvalidArgument("the same order id twice in one call",
+                                         [errors.FieldViolation("orders", "order ids must be unique")])
+        try:
+            async with self.db.transaction() as tx:
+                await OrderRepository(tx.conn).add_many(new)
+                for order in new:
+                    await publish_transitions(tx, order)
+        except IntegrityError:
+            return [await self.create(req) for req in reqs]
+        for order in new:
+            count_transitions(order)
+        if any(order.status is Status.CONFIRMED for order in new):
+            self.on_confirmed()
+        return new
+
+    def _receive(self, req: orders_pb2.CreateOrderRequest) -> Order:
+        return Order.receive(
             at=self.clock(),
             actor=req.partner_id,
             hold_reasons=[{"code": r.code, "message": r.message, "field": r.field} for r in req.hold_reasons],
@@ -96,20 +137,6 @@ class OrdersService:
             proposals=[proposal_to_dict(p) for p in req.proposals],
             urgent=req.urgent,
         )
-        try:
-            async with self.db.transaction() as tx:
-                await OrderRepository(tx.conn).add(order)
-                await publish_transitions(tx, order)
-        except IntegrityError:  # this order id exists (a repeat, or a concurrent first call): return that one
-            async with self.db.read() as conn:
-                existing = await OrderRepository(conn).get(req.order_id)
-            if existing is None:
-                raise
-            return existing
-        count_transitions(order)
-        if order.status is Status.CONFIRMED:
-            self.on_confirmed()
-        return order
 
     async def get(self, order_id: str, partner_id: str) -> Order:
         async with self.db.read() as conn:

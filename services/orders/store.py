@@ -132,6 +132,11 @@ def _line_row(order_id: str, no: int, line: Line) -> dict:
     }
 
 
+def _history_row(order: Order, t) -> dict:
+    return {"order_id": order.order_id, "version": t.version, "status": t.status.value, "at": t.entry.at,
+            "actor": t.entry.actor, "reason": t.entry.reason}
+
+
 def _counts(line: Line) -> tuple[int, int, int, int]:
     return line.allocated, line.shipped, line.delivered, line.returned
 
@@ -145,6 +150,9 @@ _LINES_OF = (select(order_lines).where(order_lines.c.order_id.in_(bindparam("ids
              .order_by(order_lines.c.line_no))
 _HISTORY_OF = (select(order_history).where(order_history.c.order_id.in_(bindparam("ids", expanding=True)))
                .order_by(order_history.c.version))
+_INSERT_ORDER = orders.insert()
+_INSERT_LINE = order_lines.insert()
+_INSERT_HISTORY = order_history.insert()
 _SAVE_ORDER = update(orders).where(orders.c.order_id == bindparam("oid"), orders.c.version == bindparam("loaded"))
 _SAVE_LINE = update(order_lines).where(order_lines.c.order_id == bindparam("oid"),
                                        order_lines.c.line_no == bindparam("no"))
@@ -157,20 +165,22 @@ class OrderRepository:
         self.conn = conn
 
     async def add(self, order: Order) -> None:
-        await self.conn.execute(
-            orders.insert().values(
-                order_id=order.order_id, partner_id=order.partner_id, channel=order.channel,
-                external_ref=order.external_ref, customer_id=order.customer_id,
-                requested_delivery_date=order.requested_delivery_date, payment_terms=order.payment_terms,
-                currency=order.currency, priority=order.priority, proposals=order.proposals, urgent=order.urgent,
-                split_from=order.split_from,
-                created_at=order.created_at, **_order_row(order),
-            )
-        )
-        await self.conn.execute(
-            order_lines.insert(), [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)]
-        )
-        await self._append_history(order)
+        await self.add_many([order])
+
+    async def add_many(self, new_orders: list[Order]) -> None:
+        """New orders with their lines and history: three statements however many orders."""
+        await self.conn.execute(_INSERT_ORDER, [
+            {"order_id": o.order_id, "partner_id": o.partner_id, "channel": o.channel, "external_ref": o.external_ref,
+             "customer_id": o.customer_id, "requested_delivery_date": o.requested_delivery_date,
+             "payment_terms": o.payment_terms, "currency": o.currency, "priority": o.priority,
+             "proposals": o.proposals, "urgent": o.urgent, "split_from": o.split_from, "created_at": o.created_at,
+             **_order_row(o)}
+            for o in new_orders])
+        await self.conn.execute(_INSERT_LINE, [
+            _line_row(o.order_id, i, line) for o in new_orders for i, line in enumerate(o.lines)])
+        history = [_history_row(o, t) for o in new_orders for t in o.transitions]
+        if history:
+            await self.conn.execute(_INSERT_HISTORY, history)
 
     async def save(self, order: Order) -> None:
         result = await self.conn.execute(
@@ -199,14 +209,7 @@ class OrderRepository:
 
     async def _append_history(self, order: Order) -> None:
         if order.transitions:
-            await self.conn.execute(
-                order_history.insert(),
-                [
-                    {"order_id": order.order_id, "version": t.version, "status": t.status.value, "at": t.entry.at,
-                     "actor": t.entry.actor, "reason": t.entry.reason}
-                    for t in order.transitions
-                ],
-            )
+            await self.conn.execute(_INSERT_HISTORY, [_history_row(order, t) for t in order.transitions])
 
     async def get(self, order_id: str, partner_id: str = "") -> Order | None:
         if partner_id:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
@@ -21,8 +22,9 @@ from orderdesk import errors, masterdata
 from orderdesk.v1 import common_pb2, intake_pb2, inventory_pb2, orders_pb2
 from services.intake.domain import IntakeConfig
 from services.intake.proto import submission_from_proto
-from services.intake.service import IntakeService
+from services.intake.service import IntakeService, Submitted
 from services.intake.store import (
+    ExposureRepository,
     IdempotencyRecord,
     IdempotencyRepository,
     MasterDataRepository,
@@ -78,6 +80,11 @@ class FakeOrders:
                 lines=request.lines,
             )
         return self.orders[request.order_id]
+
+    async def CreateOrders(self, request, timeout=None, metadata=None):  # noqa: ASYNC109 (the gRPC stub signature)
+        self.batches = getattr(self, "batches", 0) + 1
+        return orders_pb2.CreateOrdersResponse(
+            orders=[await self.CreateOrder(one, timeout=timeout) for one in request.orders])
 
 
 class FakeInventory:
@@ -308,3 +315,47 @@ async def test_a_retry_after_orders_failed_completes_the_claimed_order(make_data
     done = await submit(service, request(key="k-crash"))
     assert done.replayed and done.order.status == "confirmed"
     assert orders.calls[0] == orders.calls[1] and list(orders.orders) == [done.order.order_id]
+
+
+# --- streams and batches: many orders at once ---------------------------------------------------
+async def test_many_orders_at_once_commit_together_and_keep_each_order_s_rules(make_database):
+    orders = FakeOrders()
+    service = await intake(make_database, orders)
+    replayed = await submit(service, request("K-SEEN"))
+    subs = [submission_from_proto(r) for r in [
+        request("K-1"),
+        request("K-SEEN"),                                                  # a key seen before: replayed
+        request("K-2", customer_id="C9999"),                                # refused: unknown customer
+        request("K-3", lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=2, unit_price="1.00")]),  # held
+        request("K-4"),
+    ]]
+    batches_before = getattr(orders, "batches", 0)
+    answers = await service.submit_many(subs)
+    assert orders.batches == batches_before + 1                             # one CreateOrders for the plain ones
+    assert isinstance(answers[0], Submitted) and answers[0].order.status == "confirmed"
+    assert answers[1].replayed and answers[1].order.order_id == replayed.order.order_id
+    assert isinstance(answers[2], errors.InvalidArgument)
+    assert [r.code for r in answers[3].order.hold_reasons] == ["price_mismatch"]
+    assert answers[4].order.status == "confirmed" and not answers[4].replayed
+    assert await count(service.db, idempotency_keys) == 4                  # K-SEEN, K-1, K-3, K-4
+    async with service.db.read() as conn:
+        assert await ExposureRepository(conn).open_exposure("C0001") == 3 * Decimal("63.14")
+    # The same chunk again: every order is a replay of its first answer, nothing new is made.
+    again = await service.submit_many(subs)
+    assert [a.order.order_id for a in again if isinstance(a, Submitted)] == [
+        a.order.order_id for a in answers if isinstance(a, Submitted)]
+    assert all(a.replayed for a in again if isinstance(a, Submitted))
+    assert len(orders.orders) == 4
+
+
+async def test_a_key_twice_in_one_chunk_falls_back_to_one_by_one(make_database):
+    orders = FakeOrders()
+    service = await intake(make_database, orders)
+    same = request("K-TWICE")
+    changed = request("K-TWICE", lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=3, unit_price="31.57")])
+    first, repeat, reused = await service.submit_many([submission_from_proto(r) for r in (same, same, changed)])
+    assert not first.replayed and repeat.replayed and repeat.order.order_id == first.order.order_id
+    assert isinstance(reused, errors.InvalidArgument)                        # another body under the same key
+    assert len(orders.orders) == 1
+    async with service.db.read() as conn:
+        assert await ExposureRepository(conn).open_exposure("C0001") == Decimal("63.14")

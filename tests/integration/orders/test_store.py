@@ -47,6 +47,25 @@ async def test_create_is_idempotent_and_writes_history_and_events(orders):
     assert [e.type for e in await published(orders)] == ["order.received", "order.confirmed"]
 
 
+async def test_many_orders_in_one_call_and_a_retry_of_them_makes_nothing_new(orders):
+    created = await orders.create_many([request("ORD-M1"), request("ORD-M2", hold=True), request("ORD-M3")])
+    assert [(o.order_id, o.status.value) for o in created] == [
+        ("ORD-M1", "confirmed"), ("ORD-M2", "on_hold"), ("ORD-M3", "confirmed")]
+    # A retry with one new order among them: the known ones come back as stored, the new one is made.
+    again = await orders.create_many([request("ORD-M1"), request("ORD-M4"), request("ORD-M3")])
+    assert [o.order_id for o in again] == ["ORD-M1", "ORD-M4", "ORD-M3"]
+    listed, _ = await orders.list("", "", 50, "")
+    assert sorted(o.order_id for o in listed) == ["ORD-M1", "ORD-M2", "ORD-M3", "ORD-M4"]
+    loaded = await orders.get("ORD-M2", "")
+    assert [h.status.value for h in loaded.history] == ["received", "on_hold"] and len(loaded.lines) == 1
+    # Each order's events in its own order, none twice.
+    types = [(e.order_id, e.type) for e in await published(orders)]
+    assert len(types) == len(set(types)) == 8
+    assert types.index(("ORD-M1", "order.received")) < types.index(("ORD-M1", "order.confirmed"))
+    with pytest.raises(errors.InvalidArgument):
+        await orders.create_many([request("ORD-X"), request("ORD-X")])
+
+
 async def test_concurrent_creates_of_one_id_make_one_order(orders):
     results = await asyncio.gather(*[orders.create(request("ORD-RACE")) for _ in range(8)])
     assert {r.order_id for r in results} == {"ORD-RACE"}

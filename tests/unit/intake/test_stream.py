@@ -1,4 +1,4 @@
-"""SubmitOrderStream driven directly: ordering, the bound on orders in flight, one result per order."""
+"""SubmitOrderStream driven directly: ordering, the bound on orders taken at once (a chunk), one result per order."""
 
 from __future__ import annotations
 
@@ -44,6 +44,10 @@ class StubService:
             return Submitted(order=order, replayed=s.idempotency_key == "seen")
         finally:
             self.in_flight -= 1
+
+    async def submit_many(self, subs):
+        """As IntakeService.submit_many answers: one result per order, a refusal as its exception."""
+        return list(await asyncio.gather(*[self.submit(s) for s in subs], return_exceptions=True))
 
 
 async def requests(items):
