@@ -155,11 +155,12 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-"))
     nats_server = localservers.LocalNats(folder / "nats").start()
     local_pg, database_urls, backend = None, {}, "SQLite"
-    if args.replicas > 1:  # replicas share one database per service: PostgreSQL
+    if args.replicas > 1 or os.environ.get("ORDERDESK_BENCH_BACKEND") == "postgresql":  # replicas need PostgreSQL
         from orderdesk.devstack import postgres_databases
 
         local_pg = localservers.LocalPostgres(Path(tempfile.mkdtemp(prefix="orderdesk-bench-pg-"))).start()
-        database_urls, backend = postgres_databases(local_pg.url), f"PostgreSQL, {args.replicas} replicas per service"
+        database_urls = postgres_databases(local_pg.url)
+        backend = f"PostgreSQL, {args.replicas} replica(s) per service"
     stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, database_urls=database_urls,
                   replicas=args.replicas)
     floor_procs: list[subprocess.Popen] = []
