@@ -38,10 +38,9 @@ from services.inventory.supply import (
     AtpPoint,
     Run,
     available_to_promise,
+    covering_run,
     fill_order,
-    promise_backorders,
     run_date,
-    uncovered,
     validate_production_id,
 )
 
@@ -185,16 +184,16 @@ class InventoryService:
         for sku in sorted(backordered):
             await repo.lock_sku(sku)  # one planner per SKU at a time, also across replicas
             runs = await repo.open_runs(sku)
-            waiting = await repo.backorders_for([sku])
-            product = await repo.product(sku)
-            short = uncovered(waiting, runs)
-            if short and product is not None and transit:
+            through, total = await repo.backorder_demand(sku, order_id)
+            short = max(total - sum(r.quantity for r in runs), 0)  # what no open run covers yet (`uncovered`)
+            product = await repo.product(sku) if short else None
+            if product is not None and transit:
                 nearest = min(transit, key=lambda wh: (transit[wh], wh))
                 run = Run(new_production_id(), sku, nearest, short, run_date(today, product[1], runs))
                 await repo.add_run(run)
                 runs.append(run)
                 metrics.PRODUCTION_RUNS.labels("planned").inc()
-            promise = promise_backorders(waiting, runs).get(order_id)
+            promise = covering_run(through, runs)
             if promise is None:
                 return "", ""
             ready.append(promise.date)

@@ -26,11 +26,13 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    case,
     delete,
+    func,
+    or_,
     select,
     update,
 )
-
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
@@ -441,6 +443,28 @@ class StockRepository:
         )
         return [Backorder(r.order_id, r.sku, r.quantity, r.priority, r.placed_at or r.updated_at, r.country)
                 for r in rows]
+
+    async def backorder_demand(self, sku: str, order_id: str) -> tuple[int, int]:
+        """(units owed to this SKU's backorders up to and including `order_id`'s in fill order,
+        units owed to all of them), summed in the database: no rows travel."""
+        me = (await self.conn.execute(
+            select(order_states.c.priority, order_states.c.placed_at, order_states.c.updated_at)
+            .where(order_states.c.order_id == order_id)
+        )).one()
+        my_time = me.placed_at or me.updated_at
+        placed = func.coalesce(order_states.c.placed_at, order_states.c.updated_at, type_=UtcDateTime)
+        ahead = or_(
+            order_states.c.priority > me.priority,
+            and_(order_states.c.priority == me.priority,
+                 or_(placed < my_time, and_(placed == my_time, order_states.c.order_id <= order_id))),
+        )
+        row = (await self.conn.execute(
+            select(func.coalesce(func.sum(case((ahead, backorders.c.quantity), else_=0)), 0).label("through"),
+                   func.coalesce(func.sum(backorders.c.quantity), 0).label("total"))
+            .select_from(backorders.join(order_states, order_states.c.order_id == backorders.c.order_id))
+            .where(backorders.c.sku == sku, order_states.c.state != OrderState.RELEASED.value)
+        )).one()
+        return int(row.through), int(row.total)
 
     async def backordered_units(self, sku: str) -> int:
         rows = await self.conn.execute(

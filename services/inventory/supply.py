@@ -68,19 +68,26 @@ class Promise:
     warehouse: str
 
 
+def covering_run(demand: int, open_runs: list[Run]) -> Promise | None:
+    """The date (and warehouse) of the run by which the open runs, earliest first, have made
+    `demand` units: the promise for a backorder that is owed `demand` units counting every
+    backorder before it in fill order and itself. None when the runs never reach it."""
+    made = 0
+    for r in sorted(open_runs, key=lambda r: (r.expected_date, r.production_id)):
+        made += r.quantity
+        if made >= demand:
+            return Promise(r.expected_date, r.warehouse)
+    return None
+
+
 def promise_backorders(backorders: list[Backorder], open_runs: list[Run]) -> dict[str, Promise | None]:
-    """Order id -> the date (and run warehouse) its backorder of this SKU is covered, in fill order;
-    None when the open runs do not reach it (no production planned for it)."""
-    runs = sorted(open_runs, key=lambda r: (r.expected_date, r.production_id))
+    """Order id -> the promise for its backorder of this SKU, each owed everything before it in fill
+    order (the store computes one order's `demand` with a SUM in SQL and calls covering_run)."""
     promised: dict[str, Promise | None] = {}
-    supply, i = 0, 0
     demand = 0
     for b in fill_order(backorders):
         demand += b.quantity
-        while supply < demand and i < len(runs):
-            supply += runs[i].quantity
-            i += 1
-        promised[b.order_id] = Promise(runs[i - 1].expected_date, runs[i - 1].warehouse) if supply >= demand and i else None
+        promised[b.order_id] = covering_run(demand, open_runs)
     return promised
 
 

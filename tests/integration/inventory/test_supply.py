@@ -287,3 +287,21 @@ async def test_a_plan_from_stale_levels_is_refused_by_the_guard_and_retried_lock
     assert metrics.RESERVE_RETRIES._value.get() == retries + 2  # both optimistic attempts refused
     assert {lv.warehouse: (lv.on_hand, lv.reserved) for lv in await inventory.levels("A")} == {"WH-CHI": (3, 3)}
     await books_balance(inventory)
+
+
+async def test_the_demand_ahead_summed_in_sql_follows_the_fill_order(inventory):
+    from services.inventory.store import StockRepository
+    from services.inventory.supply import fill_order
+
+    rng = random.Random(11)
+    for n in range(30):  # ties in priority and in placement time, so every tie-break is exercised
+        await inventory.reserve(f"O{n:02d}", [("NEVER-STOCKED", rng.randint(1, 5))], priority=rng.randint(0, 2),
+                                placed_at=placed(rng.randint(0, 4)))
+    async with inventory.db.read() as conn:
+        repo = StockRepository(conn, inventory.db.dialect)
+        ordered = fill_order(await repo.backorders_for(["NEVER-STOCKED"]))
+        total = sum(b.quantity for b in ordered)
+        through = 0
+        for b in ordered:
+            through += b.quantity
+            assert await repo.backorder_demand("NEVER-STOCKED", b.order_id) == (through, total), b.order_id
