@@ -44,6 +44,9 @@ EVENTS_CONSUMED = Counter(
 )
 DEAD_LETTERS = Counter("orderdesk_dead_letters_total", "Events parked on the dead-letter stream", ["consumer"])
 CONSUMER_PENDING = Gauge("orderdesk_consumer_pending_events", "Events waiting for a consumer (lag)", ["consumer"])
+ALLOCATION_HELD = Gauge(
+    "orderdesk_allocation_held", "1 while the allocator holds off because orders are surging (services/orders/surge.py)",
+)
 LEASE_HELD = Gauge(
     "orderdesk_lease_held", "1 while this replica holds the lease of a singleton job (outbox relay, allocator)",
     ["service", "job"],

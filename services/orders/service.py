@@ -23,6 +23,7 @@ from services.orders.domain import AWAITING_STOCK, Allocation, Line, Listing, Or
 from services.orders.notices import publish_notices
 from services.orders.proto import address_to_dict, order_to_proto, proposal_to_dict
 from services.orders.store import OrderRepository
+from services.orders.surge import SurgeGate
 
 log = logging.getLogger("orders.service")
 
@@ -72,6 +73,7 @@ class OrdersService:
         self.db = db
         self.clock = clock
         self.on_confirmed: Callable[[], None] = lambda: None
+        self.on_arrived: Callable[[int], None] = lambda count: None  # the allocator's surge gate counts them
 
     async def create(self, req: orders_pb2.CreateOrderRequest) -> Order:
         """Idempotent by order id: intake may call again after a crash or a timeout.
@@ -79,6 +81,7 @@ class OrdersService:
         The insert itself detects a repeat (the order id is unique): a first call, the
         common case, costs no read."""
         order = self._receive(req)
+        self.on_arrived(1)
         try:
             async with self.db.transaction() as tx:
                 await OrderRepository(tx.conn).add(order)
@@ -102,6 +105,7 @@ class OrdersService:
         if not reqs:
             return []
         new = [self._receive(req) for req in reqs]
+        self.on_arrived(len(new))
         if len({o.order_id for o in new}) != len(new):
             raise errors.InvalidArgument("the same order id twice in one call",
                                          [errors.FieldViolation("orders", "order ids must be unique")])
@@ -252,13 +256,15 @@ class Allocator:
     CONCURRENCY = 16
     RETRY_SCHEDULED_SECONDS = 30.0
 
-    def __init__(self, service: OrdersService, inventory, timeout: float):
+    def __init__(self, service: OrdersService, inventory, timeout: float, surge: SurgeGate | None = None):
         self.service = service
         self.inventory = inventory
         self.timeout = timeout
         self._wake = asyncio.Event()
         self._scheduled_due = True
         service.on_confirmed = self.wake
+        self.surge = surge or SurgeGate(rate=0, max_defer=0)
+        service.on_arrived = lambda count: self.surge.arrived(count, asyncio.get_running_loop().time())
 
     def wake(self, *, scheduled: bool = False) -> None:
         self._scheduled_due = self._scheduled_due or scheduled
@@ -269,6 +275,11 @@ class Allocator:
         last_scheduled = loop.time()
         gate = asyncio.Semaphore(self.CONCURRENCY)
         while True:
+            if self.surge.hold(loop.time()):  # orders are pouring in: take them first, allocate by priority after
+                metrics.ALLOCATION_HELD.set(1)
+                await asyncio.sleep(0.25)
+                continue
+            metrics.ALLOCATION_HELD.set(0)
             include_scheduled = self._scheduled_due or loop.time() - last_scheduled > self.RETRY_SCHEDULED_SECONDS
             self._scheduled_due = False
             self._wake.clear()
