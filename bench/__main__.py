@@ -24,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench import surge
 from orderdesk import localservers
 from orderdesk.devstack import ROOT, Stack
 
@@ -140,8 +141,22 @@ def start_floor(folder: Path) -> tuple[str, list[subprocess.Popen]]:
         if time.monotonic() > deadline:
             raise RuntimeError("floor did not start")
         time.sleep(0.1)
-    time.sleep(1.0)
+    while not _floor_answers_an_order(url):  # the whole chain is up, not just its HTTP end
+        if time.monotonic() > deadline:
+            raise RuntimeError("floor did not start")
+        time.sleep(0.2)
     return url, procs
+
+
+def _floor_answers_an_order(url: str) -> bool:
+    import urllib.request
+
+    try:
+        request = urllib.request.Request(f"{url}/v1/orders", data=b"{}", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        return urllib.request.urlopen(request, timeout=5).status == 201
+    except Exception:
+        return False
 
 
 def main() -> int:
@@ -150,6 +165,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", "64")))
     parser.add_argument("--replicas", type=int, default=int(os.environ.get("BENCH_REPLICAS", "1")),
                         help="processes per service; more than 1 runs on a throw-away PostgreSQL cluster")
+    parser.add_argument("--surge-orders", type=int, default=int(os.environ.get("BENCH_SURGE_ORDERS", "20000")),
+                        help="orders in the surge scenario (0: skip it)")
+    parser.add_argument("--surge-batch", type=int, default=500, help="orders per batch request in the surge")
+    parser.add_argument("--surge-connections", type=int, default=4, help="batch requests in flight in the surge")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-"))
@@ -176,6 +195,11 @@ def main() -> int:
         drain = wait_allocated(stack, before + confirmed)
         allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
 
+        surged = None
+        if args.surge_orders:
+            surge.seed_scarce(stack, folder)
+            surged = surge.run_surge(stack, BENCH_SKUS, args.surge_orders, args.surge_batch, args.surge_connections)
+
         floor_url, floor_procs = start_floor(folder)
         asyncio.run(drive(floor_url, "none", 2, 8, order_body))
         floor = asyncio.run(drive(floor_url, "none", args.seconds, args.concurrency, order_body))
@@ -191,6 +215,8 @@ def main() -> int:
         print(f"decisions: {real['decisions']}")
         print(f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
               f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)")
+        if surged is not None:
+            surge.report(surged, floor["rate"])
         return 0
     finally:
         for p in floor_procs:
