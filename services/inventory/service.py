@@ -189,10 +189,17 @@ class InventoryService:
             product = await repo.product(sku) if short else None
             if product is not None and transit:
                 nearest = min(transit, key=lambda wh: (transit[wh], wh))
-                run = Run(new_production_id(), sku, nearest, short, run_date(today, product[1], runs))
-                await repo.add_run(run)
-                runs.append(run)
-                metrics.PRODUCTION_RUNS.labels("planned").inc()
+                due = run_date(today, product[1], runs)
+                last = runs[-1] if runs else None  # open runs come sorted by date, then id
+                if last is not None and (last.expected_date, last.warehouse) == (due, nearest):
+                    # the same day into the same warehouse: the queued run grows (one run per day, not per order)
+                    await repo.grow_run(last.production_id, short)
+                    runs[-1] = Run(last.production_id, sku, nearest, last.quantity + short, due)
+                else:
+                    run = Run(new_production_id(), sku, nearest, short, due)
+                    await repo.add_run(run)
+                    runs.append(run)
+                    metrics.PRODUCTION_RUNS.labels("planned").inc()
             promise = covering_run(through, runs)
             if promise is None:
                 return "", ""
@@ -235,9 +242,19 @@ class InventoryService:
         return filled
 
     async def complete_production(self, production_id: str) -> tuple[Run, str]:
-        """A run is finished: its units are received into its warehouse once (reference
-        production:<id>) and fill backorders in priority order; a repeat changes nothing."""
+        """A run is finished: its units are received once into its warehouse (reference
+        production:<id>) and fill backorders in priority order; a repeat changes nothing. A run
+        that a planner grew between our read and our update is tried again with its new size."""
         validate_production_id(production_id)
+        for attempt in range(RESERVE_ATTEMPTS):
+            try:
+                return await self._complete_production(production_id)
+            except errors.Conflict:
+                if attempt == RESERVE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _complete_production(self, production_id: str) -> tuple[Run, str]:
         async with self.db.transaction() as tx:
             repo = self._repo(tx)
             found = await repo.run(production_id)
@@ -247,9 +264,14 @@ class InventoryService:
             if status == "completed":
                 return run, status
             await self.receive(tx, [Receipt(run.sku, run.warehouse, run.quantity, f"production:{production_id}")])
-            if await repo.complete_run(production_id):  # the run's row last: nothing else locks it
+            if await repo.complete_run(production_id, run.quantity):  # the run's row last
                 metrics.PRODUCTION_RUNS.labels("completed").inc()
-            return run, "completed"
+                return run, "completed"
+            now = await repo.run(production_id)
+            if now is not None and now[1] == "completed":  # completed by a concurrent call: ours was a repeat
+                return now
+            # it grew meanwhile: roll everything back and receive its new size
+            raise errors.Conflict(f"production run {production_id} changed while completing; retry")
 
     async def production(self, sku: str = "", status: str = "") -> list[tuple[Run, str]]:
         if status not in ("", "open", "completed"):

@@ -525,16 +525,25 @@ class StockRepository:
             expected_date=run.expected_date.isoformat(), status="open", created_at=utcnow(),
         ))
 
+    async def grow_run(self, production_id: str, quantity: int) -> None:
+        await self.conn.execute(
+            update(production_runs)
+            .where(production_runs.c.production_id == production_id, production_runs.c.status == "open")
+            .values(quantity=production_runs.c.quantity + quantity)
+        )
+
     async def run(self, production_id: str) -> tuple[Run, str] | None:
         row = (await self.conn.execute(
             select(production_runs).where(production_runs.c.production_id == production_id)
         )).first()
         return (_run(row), row.status) if row else None
 
-    async def complete_run(self, production_id: str) -> bool:
+    async def complete_run(self, production_id: str, quantity: int) -> bool:
+        """Guarded by the quantity received: False if the run was completed or grew meanwhile."""
         result = await self.conn.execute(
             update(production_runs)
-            .where(production_runs.c.production_id == production_id, production_runs.c.status == "open")
+            .where(production_runs.c.production_id == production_id, production_runs.c.status == "open",
+                   production_runs.c.quantity == quantity)
             .values(status="completed", completed_at=utcnow())
         )
         return result.rowcount == 1

@@ -169,11 +169,27 @@ async def test_make_to_order_lines_plan_a_run_with_the_lead_time_and_date_the_or
 
 
 async def test_a_priority_order_overtakes_a_lower_one_for_the_earliest_run(inventory):
-    await inventory.reserve("O-LOW", [("MTO-1", 3)], priority=1, placed_at=placed(10), country="US")
+    low = await inventory.reserve("O-LOW", [("MTO-1", 3)], priority=1, placed_at=placed(10), country="US")
+    await inventory.import_csv("products", PRODUCTS.replace("true,10,", "true,20,"))  # the lead time grows
     high = await inventory.reserve("O-HIGH", [("MTO-1", 3)], priority=9, placed_at=placed(1), country="US")
     first, second = await runs(inventory, "MTO-1")
-    assert high.expected_date == first.expected_date  # the first 3 units made go to priority 9
-    assert first.expected_date <= second.expected_date
+    assert first.expected_date == (TODAY + dt.timedelta(days=10)).isoformat() == low.expected_date
+    assert second.expected_date == (TODAY + dt.timedelta(days=20)).isoformat()
+    assert high.expected_date == first.expected_date  # the first units made go to priority 9
+    again = await inventory.reserve("O-LOW", [("MTO-1", 3)], priority=1, country="US")
+    assert again.expected_date == second.expected_date  # the lower order now waits for the later run
+
+
+async def test_orders_of_one_day_share_one_run_per_warehouse(inventory):
+    for n in range(5):
+        await inventory.reserve(f"O{n}", [("MTO-1", 2)], priority=1, placed_at=placed(n), country="US")
+    (run,) = await runs(inventory, "MTO-1")
+    assert (run.quantity, run.warehouse) == (10, "WH-CHI")
+    await inventory.reserve("O-DE", [("MTO-1", 1)], priority=1, country="DE")
+    assert sorted((r.warehouse, r.quantity) for r in await runs(inventory, "MTO-1")) == [("WH-CHI", 10), ("WH-HAM", 1)]
+    _, status = await inventory.complete_production(run.production_id)
+    assert status == "completed"
+    assert {lv.warehouse: (lv.on_hand, lv.reserved) for lv in await inventory.levels("MTO-1")} == {"WH-CHI": (10, 10)}
 
 
 async def test_a_product_inventory_has_no_record_of_is_backordered_without_a_date(inventory):
@@ -305,3 +321,26 @@ async def test_the_demand_ahead_summed_in_sql_follows_the_fill_order(inventory):
         for b in ordered:
             through += b.quantity
             assert await repo.backorder_demand("NEVER-STOCKED", b.order_id) == (through, total), b.order_id
+
+
+async def test_a_run_that_grew_while_completing_is_received_at_its_new_size(inventory, monkeypatch):
+    from services.inventory.store import StockRepository
+    from services.inventory.supply import Run
+
+    await inventory.reserve("O1", [("MTO-1", 4)], country="US")
+    (run,) = await runs(inventory, "MTO-1")
+    real, calls = StockRepository.run, []
+
+    async def read_before_it_grew(self, production_id):
+        found = await real(self, production_id)
+        calls.append(production_id)
+        if len(calls) == 1:  # what a completion read just before a planner added 1 unit to the run
+            r, status = found
+            return Run(r.production_id, r.sku, r.warehouse, r.quantity - 1, r.expected_date), status
+        return found
+
+    monkeypatch.setattr(StockRepository, "run", read_before_it_grew)
+    done, status = await inventory.complete_production(run.production_id)
+    assert status == "completed" and done.quantity == 4
+    assert {lv.warehouse: lv.on_hand for lv in await inventory.levels("MTO-1")} == {"WH-CHI": 4}
+    await books_balance(inventory)
