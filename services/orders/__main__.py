@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from orderdesk.runtime import ServiceRuntime, run
-from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc
+from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc, shipping_pb2_grpc
 from services.orders import consumers
 from services.orders.api import OrdersApi
 from services.orders.desk import Desk
@@ -20,6 +20,7 @@ async def main() -> None:
                           rt.settings.rpc_timeout, SurgeGate.from_env(os.environ))
     desk = Desk(service, allocator.inventory, rt.settings.rpc_timeout,
                 intake=intake_pb2_grpc.IntakeServiceStub(rt.channel("intake")),
+                shipping=shipping_pb2_grpc.ShippingServiceStub(rt.channel("shipping")),
                 wake_allocator=lambda **kw: allocator.wake(**kw))  # late-bound: the lease replaces wake below
     rt.add_servicer(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersApi(service, desk), "OrdersService")
     for subscription in consumers.subscriptions(service, allocator):

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 
 from orderdesk import errors, metrics, rpc
-from orderdesk.v1 import intake_pb2, inventory_pb2, orders_pb2
+from orderdesk.v1 import intake_pb2, inventory_pb2, orders_pb2, shipping_pb2
 from services.orders import exceptions as ex
 from services.orders.changes import (
     ChangeRequest,
@@ -29,7 +29,7 @@ from services.orders.changes import (
     needs_review,
     record_allocation_change,
 )
-from services.orders.domain import Allocation, Order, Status
+from services.orders.domain import Allocation, Order, ShipmentView, Status
 from services.orders.proto import order_to_proto
 from services.orders.service import OrdersService, count_transitions, publish_transitions
 from services.orders.store import OrderRepository
@@ -77,11 +77,12 @@ def stale(order: Order, expected: int) -> errors.FailedPrecondition:
 
 
 class Desk:
-    def __init__(self, service: OrdersService, inventory, timeout: float, *, intake=None,
+    def __init__(self, service: OrdersService, inventory, timeout: float, *, intake=None, shipping=None,
                  wake_allocator: Callable[..., None] | None = None):
         self.service = service
         self.inventory = inventory
         self.intake = intake
+        self.shipping = shipping
         self.timeout = timeout
         self.wake_allocator = wake_allocator or (lambda **_: None)
         self._locks: dict[str, list] = {}  # order id -> [lock, users]
@@ -120,6 +121,7 @@ class Desk:
                 raise stale(order, expected_version)
             before = wanted(order)
             previous_total = str(order.total_amount)
+            await self._current_shipments(order)
             try:
                 record = apply_change(order, request, at=self.service.clock(), actor=actor)
             except errors.FailedPrecondition:
@@ -150,6 +152,22 @@ class Desk:
         if order.status in (Status.CONFIRMED, Status.SCHEDULED):
             self.wake_allocator(scheduled=True)  # the allocator reserves the new quantities
         return order
+
+    async def _current_shipments(self, order: Order) -> None:
+        """The policy table looks at how far the goods are; orders' copy of the shipments follows shipping's
+        events and may lag a step, so an allocated order asks shipping (with a deadline) first. In memory only:
+        the copy itself still changes only from shipping's events."""
+        if self.shipping is None or order.status is not Status.ALLOCATED or not order.shipments:
+            return
+        answer = await self.shipping.ListShipments(shipping_pb2.ListShipmentsRequest(order_id=order.order_id),
+                                                   timeout=self.timeout, metadata=rpc.metadata())
+        for s in answer.items:
+            view = order.shipments.get(s.shipment_id)
+            if view is None:
+                order.shipments[s.shipment_id] = ShipmentView(s.shipment_id, s.warehouse, s.status,
+                                                              lines={x.sku: x.quantity for x in s.lines})
+            else:
+                view.status = s.status
 
     async def _review(self, order: Order, record, before: dict[str, int], previous_total: str) -> None:
         """Intake's checks on the changed order (price, credit, delivery date, address); a failure

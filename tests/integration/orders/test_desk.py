@@ -203,3 +203,35 @@ async def test_substitute_replaces_the_line_and_records_the_consent(orders):
     assert [r.sku for r in inventory.calls[-1].lines] == ["A2", "B"]
     types = [e.type for e in await published(orders)]
     assert types[-2:] == ["order.changed", "order.exception"]
+
+
+class FakeShipping:
+    def __init__(self, status: str):
+        self.status = status
+
+    async def ListShipments(self, request, timeout=None, metadata=None):
+        from orderdesk.v1 import shipping_pb2
+        return shipping_pb2.ListShipmentsResponse(items=[shipping_pb2.Shipment(
+            shipment_id="SHP-C8-W1", order_id=request.order_id, warehouse="W1", status=self.status,
+            lines=[shipping_pb2.ShipmentLine(sku="A", quantity=2)])])
+
+
+async def test_policy_uses_shippings_current_steps_not_a_lagging_copy(orders):
+    """Orders' copy says pending; shipping has packed already: the address change is refused."""
+    from services.orders.domain import ShipmentView
+
+    inventory = FakeInventory({"A": 2, "B": 1})
+    await allocated(orders, "ORD-C8", inventory)
+    async with orders.db.transaction() as tx:
+        await orders.apply_to_order(tx, "ORD-C8", lambda o: o.record_shipment(
+            o.created_at, ShipmentView("SHP-C8-W1", "W1", "pending", lines={"A": 2})))
+    order = await orders.get("ORD-C8", "")
+    new_address = common_pb2.Address(name="N", line1="2 Rue", city="Paris", postal_code="75001", country="FR")
+    desk = Desk(orders, inventory, 1.0, shipping=FakeShipping("packed"))
+    with pytest.raises(errors.FailedPrecondition) as refused:
+        await desk.change(change("ORD-C8", order.version, ship_to=new_address, change_ship_to=True))
+    assert refused.value.rule == "address_until_packed"
+    assert (await orders.get("ORD-C8", "")).shipments["SHP-C8-W1"].status == "pending"  # the copy is untouched
+    desk = Desk(orders, inventory, 1.0, shipping=FakeShipping("pending"))
+    changed = await desk.change(change("ORD-C8", order.version, ship_to=new_address, change_ship_to=True))
+    assert changed.ship_to["city"] == "Paris"
