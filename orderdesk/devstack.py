@@ -137,7 +137,7 @@ class Stack:
         for name in self.all_instances:
             self.processes[name] = self._process(name)
             self.processes[name].start()
-        self.wait_ready(timeout)
+        self.wait_ready(timeout * self.replicas)  # N times the processes starting on the same cores
         return self
 
     def wait_ready(self, timeout: float = 60, names: tuple[str, ...] | None = None) -> None:
