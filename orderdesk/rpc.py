@@ -75,6 +75,27 @@ def describe(error: grpc.RpcError) -> RpcFailure:
     return failure
 
 
+def passed_on(error: grpc.RpcError) -> Exception:
+    """A peer's refusal as the same domain error, so a service can answer its own caller with it
+    (its message only when the peer marked it as its own domain error). Anything else, a bug or
+    a transport failure of the peer, is returned unchanged or as Unavailable."""
+    failure = describe(error)
+    message = failure.message if failure.reason else "a service behind this one refused the request"
+    code = failure.code
+    if code is grpc.StatusCode.NOT_FOUND:
+        return errors.NotFound(message)
+    if code is grpc.StatusCode.FAILED_PRECONDITION:
+        return errors.FailedPrecondition(message, rule=failure.reason or "failed_precondition",
+                                         violations=failure.violations)
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        return errors.InvalidArgument(message, failure.violations)
+    if code is grpc.StatusCode.ABORTED:
+        return errors.Conflict(message)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        return errors.Unavailable("a service behind this one did not answer in time; try again")
+    return error
+
+
 def metadata() -> tuple[tuple[str, str], ...]:
     """Metadata for calls to other services: the correlation id goes along."""
     cid = logs.correlation_id.get()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import grpc
+
 from orderdesk import errors, rpc
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
 from services.intake import domain
@@ -61,8 +63,7 @@ async def recheck(service, order: orders_pb2.Order, accept_proposal: str) -> lis
 
 async def approve_held(service, request: intake_pb2.ApproveHeldOrderRequest) -> orders_pb2.Order:
     errors.require(request.order_id, "order_id")
-    order = await service.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=request.order_id),
-                                          timeout=service.rpc_timeout, metadata=rpc.metadata())
+    order = await _ask(service, service.orders.GetOrder, orders_pb2.GetOrderRequest(order_id=request.order_id))
     if order.status != "on_hold":
         raise errors.FailedPrecondition(f"only a held order can be approved; {order.order_id} is {order.status}",
                                         rule="approve_only_on_hold", subject=order.order_id)
@@ -81,7 +82,14 @@ async def approve_held(service, request: intake_pb2.ApproveHeldOrderRequest) -> 
     note = request.actor.reason or "approved"
     still = sorted({r.code for r in found})
     note += f" (re-checked: {', '.join(still)} accepted)" if still else " (re-checked: stock and credit ok)"
-    return await service.orders.ApproveOrder(
-        orders_pb2.OrderDecisionRequest(order_id=order.order_id, accept_proposal=request.accept_proposal,
-                                        actor=common_pb2.Actor(id=request.actor.id, reason=note)),
-        timeout=service.rpc_timeout, metadata=rpc.metadata())
+    return await _ask(service, service.orders.ApproveOrder, orders_pb2.OrderDecisionRequest(
+        order_id=order.order_id, accept_proposal=request.accept_proposal,
+        actor=common_pb2.Actor(id=request.actor.id, reason=note)))
+
+
+async def _ask(service, method, request):
+    """A call to orders whose refusal (not found, not on hold, a lost race) is passed on as ours."""
+    try:
+        return await method(request, timeout=service.rpc_timeout, metadata=rpc.metadata())
+    except grpc.RpcError as exc:
+        raise rpc.passed_on(exc) from exc

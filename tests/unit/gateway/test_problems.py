@@ -98,3 +98,31 @@ def test_validation_errors_become_one_problem():
     assert problem.status == 422
     assert [(e.field, e.reason) for e in problem.errors] == [("lines[0].unit_price", "string_type"),
                                                              ("Idempotency-Key", "missing")]
+
+
+def test_a_peer_refusal_is_passed_on_as_the_same_domain_error():
+    import grpc
+
+    from orderdesk import errors as domain
+    from orderdesk import rpc
+
+    class Failed(grpc.RpcError):
+        def __init__(self, error):
+            self.status = rpc.to_status(error)
+
+        def code(self):
+            return self.status.code
+
+        def details(self):
+            return self.status.details
+
+        def trailing_metadata(self):
+            return self.status.trailing_metadata
+
+    refused = rpc.passed_on(Failed(domain.FailedPrecondition("not on hold", rule="approve_only_on_hold")))
+    assert isinstance(refused, domain.FailedPrecondition) and refused.rule == "approve_only_on_hold"
+    assert refused.message == "not on hold"
+    missing = rpc.passed_on(Failed(domain.NotFound("order 0 not found")))
+    assert isinstance(missing, domain.NotFound) and missing.message == "order 0 not found"
+    bad = rpc.passed_on(Failed(domain.InvalidArgument("bad", [domain.FieldViolation("x", "y", "z")])))
+    assert isinstance(bad, domain.InvalidArgument) and bad.violations[0].field == "x"
