@@ -21,6 +21,7 @@ from tests.e2e.test_metrics import value
 
 pytestmark = pytest.mark.e2e
 
+CUSTOMER = "C0005"  # no other e2e test orders for this customer: its group holds only this test's orders
 STAGES = ("received_to_confirmed", "confirmed_to_shipped", "shipped_to_delivered", "received_to_delivered")
 
 
@@ -61,14 +62,19 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     ok_sku, scarce_sku = f"KPI-{uuid.uuid4().hex[:8].upper()}", f"KPI-{uuid.uuid4().hex[:8].upper()}"
     await add_product(admin, ok_sku, price="5.00", stock={"WH-CHI": 100})
     await add_product(admin, scarce_sku, price="7.00", stock={"WH-CHI": 2})
-    await asyncio.sleep(0.05)
+
+    async def quiet():  # earlier tests' orders still waiting for their first reservation would count in the window
+        code, page, _ = await admin.get("/v1/orders?status=confirmed&limit=1")
+        return code == 200 and not page["items"]
+
+    await eventually(quiet, timeout=120)
     before = counters(scrape(metrics_url))
     start = dt.datetime.now(dt.UTC)
 
     # 1. delivered on time; 2. delivered, then one unit returned as damaged.
     delivered = []
     for quantity in (2, 3):
-        code, created, _ = await submit(shop, order_body(ok_sku, quantity, price="5.00"))
+        code, created, _ = await submit(shop, order_body(ok_sku, quantity, price="5.00", customer=CUSTOMER))
         assert code == 201 and created["status"] == "confirmed", created
         await wait_status(shop, created["order_id"], "allocated", eventually)
         await ship_everything(shop, warehouse_operator, created["order_id"], eventually)
@@ -89,7 +95,7 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     await eventually(returned_on_order)
 
     # 3. short on the scarce SKU at its first reservation (2 of 5), then cancelled by the customer.
-    body = order_body(ok_sku, 1, price="5.00")
+    body = order_body(ok_sku, 1, price="5.00", customer=CUSTOMER)
     body["lines"].append({"sku": scarce_sku, "quantity": 5, "unit_price": "7.00"})
     code, created, _ = await submit(shop, body)
     assert code == 201 and created["status"] == "confirmed", created
@@ -100,7 +106,7 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     assert code == 200 and cancelled["status"] == "cancelled", cancelled
 
     # 4. held: the price differs from the customer's.
-    code, held, _ = await submit(shop, order_body(ok_sku, 1, price="4.00"))
+    code, held, _ = await submit(shop, order_body(ok_sku, 1, price="4.00", customer=CUSTOMER))
     assert code == 201 and held["status"] == "on_hold", held
     assert [r["code"] for r in held["hold_reasons"]] == ["price_mismatch"]
 
@@ -137,11 +143,12 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     assert 0 < stages["received_to_delivered"]["average_seconds"] < (end - start).total_seconds()
     assert stages["received_to_delivered"]["p90_seconds"] >= stages["received_to_delivered"]["average_seconds"]
 
-    # Grouped by channel: one group (api) equal to the total.
-    code, by_channel, _ = await admin.get(f"/v1/reports/kpis?{query}&group_by=channel")
-    assert code == 200 and [g["key"] for g in by_channel["groups"]] == ["api"], by_channel
-    assert {k: v for k, v in by_channel["groups"][0].items() if k != "key"} == {
-        k: v for k, v in t.items() if k != "key"}
+    # Grouped by channel and by customer: one group each (api, this test's customer), equal to the total.
+    for group_by, key in (("channel", "api"), ("customer", CUSTOMER)):
+        code, grouped, _ = await admin.get(f"/v1/reports/kpis?{query}&group_by={group_by}")
+        assert code == 200 and [g["key"] for g in grouped["groups"]] == [key], grouped
+        assert {k: v for k, v in grouped["groups"][0].items() if k != "key"} == {
+            k: v for k, v in t.items() if k != "key"}
 
     # The SRE's counters moved by exactly the report's figures.
     async def metrics_caught_up():
