@@ -91,13 +91,17 @@ async def cancel_lines(order_id: str, lines: list[cm.CancelLineIn], reason: str,
              responses=_problem_responses(*COMMON, 404),
              summary="Record an exception on an order (the desk, or a warehouse operator reporting a picking "
                      "shortage); the order is at risk until it is resolved")
-async def record_exception(order_id: OrderId, body: cm.ExceptionIn, request: Request, response: Response,
-                           who: Principal = scoped(FULFILLMENT)):
+async def record_exception(
+    order_id: OrderId, body: cm.ExceptionIn, request: Request, response: Response,
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", max_length=200,
+                                           description="optional: a retry with it records nothing new")] = "",
+    who: Principal = scoped(FULFILLMENT),
+):
     services = backends(request)
     order = await services.call(services.orders.RecordException, orders_pb2.RecordExceptionRequest(
         order_id=order_id, partner_id=who.fulfillment_scope, actor=common_pb2.Actor(id=who.partner_id),
         type=body.type, cause=body.cause, expected_date=body.expected_date, sku=body.sku, warehouse=body.warehouse,
-        quantity=body.quantity, shipment_id=body.shipment_id,
+        quantity=body.quantity, shipment_id=body.shipment_id, idempotency_key=idempotency_key,
         source="desk" if ADMIN in who.scopes else "warehouse"))
     response.headers["ETag"] = etag(order.version)
     return models.OrderOut.from_proto(order)

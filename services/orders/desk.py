@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -67,6 +68,14 @@ def reshipped(order: Order) -> dict[str, int]:
                 sku = where.rsplit("@", 1)[0]
                 units[sku] = units.get(sku, 0) + int(qty)
     return units
+
+
+def exception_id(req: orders_pb2.RecordExceptionRequest) -> str:
+    """From the caller's idempotency key when it sent one (a retry finds the exception it recorded), else new."""
+    if not req.idempotency_key:
+        return f"EX-{uuid.uuid4().hex[:12]}"
+    digest = hashlib.sha256(f"{req.order_id}\n{req.partner_id}\n{req.idempotency_key}".encode()).hexdigest()
+    return f"EX-{digest[:12]}"
 
 
 def stale(order: Order, expected: int) -> errors.FailedPrecondition:
@@ -213,7 +222,7 @@ class Desk:
     # --- exceptions -------------------------------------------------------------------------
     async def record_exception(self, req: orders_pb2.RecordExceptionRequest) -> Order:
         exception = ex.OrderException.create(
-            exception_id=f"EX-{uuid.uuid4().hex[:12]}", type=req.type, cause=req.cause, at=self.service.clock(),
+            exception_id=exception_id(req), type=req.type, cause=req.cause, at=self.service.clock(),
             actor=req.actor.id or req.partner_id or "unknown", source=req.source or "desk",
             expected_date=req.expected_date, sku=req.sku, warehouse=req.warehouse, quantity=req.quantity,
             shipment_id=req.shipment_id)

@@ -91,11 +91,14 @@ async def test_production_delay_moves_the_expected_date_and_flags_the_order(shop
     code, problem, _ = await admin.post(f"/v1/orders/{order_id}/exceptions",
                                         json={"type": "production_delay", "cause": " ", "expected_date": "soon"})
     assert code == 422 and {e["field"] for e in problem["errors"]} == {"cause", "expected_date"}, problem
-    code, order, _ = await admin.post(f"/v1/orders/{order_id}/exceptions", json={
-        "type": "production_delay", "cause": "moulding press down for two weeks", "expected_date": "2027-01-15",
-        "sku": sku})
+    delay = {"type": "production_delay", "cause": "moulding press down for two weeks",
+             "expected_date": "2027-01-15", "sku": sku}
+    key = {"Idempotency-Key": f"delay-{order_id}"}
+    code, order, _ = await admin.post(f"/v1/orders/{order_id}/exceptions", json=delay, headers=key)
     assert code == 201, order
     assert order["at_risk"] is True and order["exception_expected_date"] == "2027-01-15"
+    code, again, _ = await admin.post(f"/v1/orders/{order_id}/exceptions", json=delay, headers=key)  # a retry
+    assert code == 201 and again["exceptions"] == order["exceptions"] and len(again["exceptions"]) == 1
 
     code, seen_by_shop, _ = await shop.get(f"/v1/orders/{order_id}")
     assert code == 200 and seen_by_shop["at_risk"] is True

@@ -235,3 +235,17 @@ async def test_policy_uses_shippings_current_steps_not_a_lagging_copy(orders):
     desk = Desk(orders, inventory, 1.0, shipping=FakeShipping("pending"))
     changed = await desk.change(change("ORD-C8", order.version, ship_to=new_address, change_ship_to=True))
     assert changed.ship_to["city"] == "Paris"
+
+
+async def test_an_exception_recorded_again_with_its_key_is_recorded_once(orders):
+    desk = Desk(orders, FakeInventory({}), 1.0)
+    await orders.create(create("ORD-C9"))
+    req = orders_pb2.RecordExceptionRequest(order_id="ORD-C9", type="production_delay", cause="late",
+                                            expected_date="2027-01-01", idempotency_key="k-1")
+    first = await desk.record_exception(req)
+    again = await desk.record_exception(req)
+    assert [e.exception_id for e in again.exceptions] == [e.exception_id for e in first.exceptions]
+    assert again.version == first.version
+    other = await desk.record_exception(orders_pb2.RecordExceptionRequest(
+        order_id="ORD-C9", type="production_delay", cause="later", idempotency_key="k-2"))
+    assert len(other.exceptions) == 2
