@@ -400,8 +400,9 @@ def facts_of(order) -> list[Fact]:
     for t in order.transitions:
         status, at = t.status.value, t.entry.at
         if status == "on_hold":
-            rows += [Fact("held", at, i, code=hold_code(r.get("code", "")), reason=r.get("message", "")[:200])
-                     for i, r in enumerate(order.hold_reasons)]
+            # ref: the hold's version, so an order held again (re-checked on approval) keeps both holds' rows.
+            rows += [Fact("held", at, i, code=hold_code(r.get("code", "")), reason=r.get("message", "")[:200],
+                          ref=f"v{t.version}") for i, r in enumerate(order.hold_reasons)]
         elif status == "cancelled":
             code = reason_class(t.entry.reason, CANCEL_REASONS)
             rows += [Fact("cancelled", at, i, line.sku, line.quantity - line.shipped, code=code,

@@ -222,8 +222,8 @@ def test_first_reservation_records_what_it_covered_and_later_ones_nothing():
 def test_holds_and_cancellations_record_their_reasons():
     o = new_order(hold=[{"code": "price_mismatch", "message": "m", "field": "f"},
                         {"code": "credit_limit_exceeded", "message": "c", "field": ""}])
-    assert [(f.kind, f.code) for f in kpis.facts_of(o)] == [("held", "price_mismatch"),
-                                                             ("held", "credit_limit_exceeded")]
+    assert [(f.kind, f.code, f.ref) for f in kpis.facts_of(o)] == [("held", "price_mismatch", "v2"),
+                                                                    ("held", "credit_limit_exceeded", "v2")]
     saved(o).cancel(T0 + DAY, "P-SHOP", "out_of_stock: waited too long")
     assert [(f.kind, f.sku, f.quantity, f.code) for f in kpis.facts_of(o)] == [
         ("cancelled", "A", 3, "out_of_stock"), ("cancelled", "B", 2, "out_of_stock")]
