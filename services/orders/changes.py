@@ -283,6 +283,13 @@ def apply_change(order, request: ChangeRequest, *, at: dt.datetime, actor: str) 
                                              "below_shipped"))
     if violations:
         raise InvalidArgument("invalid change request; nothing was changed", violations)
+    # Decide before touching anything, so a refused request leaves the order as it was.
+    if not request.add_lines and all(targets.get(line.sku, line.quantity) <= 0 for line in order.lines):
+        if request.cancel and not request.quantities and not request.remove_skus and request.ship_to is None:
+            order.cancel(at, actor, request.reason or "every line cancelled")
+            return None
+        raise FailedPrecondition("an order keeps at least one line; cancel the order instead",
+                                 rule="order_needs_a_line", subject=order.order_id)
     if request.ship_to is not None:
         address = {f: request.ship_to.get(f, "").strip() for f in ADDRESS_FIELDS}
         for f in ADDRESS_FIELDS:
@@ -302,12 +309,6 @@ def apply_change(order, request: ChangeRequest, *, at: dt.datetime, actor: str) 
     for new_line in request.add_lines:
         kept.append(Line(sku=new_line.sku, quantity=new_line.quantity, unit_price=Decimal(new_line.unit_price)))
         changes.append(FieldChange(f"lines[{new_line.sku}]", "", f"{new_line.quantity} x {new_line.unit_price}"))
-    if not kept:
-        if request.cancel and not request.quantities and not request.remove_skus and not request.add_lines:
-            order.cancel(at, actor, request.reason or "every line cancelled")
-            return None
-        raise FailedPrecondition("an order keeps at least one line; cancel the order instead",
-                                 rule="order_needs_a_line", subject=order.order_id)
     if not changes:
         return None
     if len(kept) != len(order.lines) or request.add_lines or any(c.field.startswith("lines") for c in changes):

@@ -196,3 +196,56 @@ def test_any_quantity_change_keeps_totals_consistent(quantities, status):
         assert quantities == {k: v for k, v in {"A": 3, "B": 1}.items() if k in quantities}
     else:
         assert o.change_log[-1] is record and o.version == record.version
+
+
+# --- the change log tells the whole story ---------------------------------------------------------------
+def replay(lines: dict[str, int], log) -> dict[str, int]:
+    """Rebuilds the quantities from the original ones and the log's before/after alone."""
+    state = dict(lines)
+    for record in log:
+        for c in record.changes:
+            if c.field.endswith(".quantity"):
+                sku = c.field[len("lines["):-len("].quantity")]
+                assert state[sku] == int(c.before)
+                state[sku] = int(c.after)
+            elif c.field.startswith("lines["):
+                sku = c.field[len("lines["):-1]
+                if c.after:
+                    assert sku not in state and not c.before
+                    state[sku] = int(c.after.split(" x ")[0])
+                else:
+                    assert state[sku] == int(c.before.split(" x ")[0])
+                    del state[sku]
+    return state
+
+
+requests = st.one_of(
+    st.builds(lambda sku, q: ChangeRequest(quantities={sku: q}), st.sampled_from("ABCD"), st.integers(0, 9)),
+    st.builds(lambda sku, q: ChangeRequest(add_lines=[NewLine(sku, q, "1.00")]), st.sampled_from("ABCD"),
+              st.integers(1, 9)),
+    st.builds(lambda sku: ChangeRequest(remove_skus=[sku]), st.sampled_from("ABCD")),
+    st.builds(lambda sku, q: ChangeRequest(cancel={sku: q}), st.sampled_from("ABCD"), st.integers(1, 9)),
+)
+
+
+@given(st.lists(requests, max_size=12))
+def test_the_change_log_replays_to_the_order_as_it_is(sequence):
+    o = order()
+    original = {line.sku: line.quantity for line in o.lines}
+    for request in sequence:
+        version = o.version
+        try:
+            record = apply_change(o, request, at=NOW, actor="P")
+        except (InvalidArgument, FailedPrecondition):
+            assert o.version == version  # a refused request changes nothing
+            continue
+        if o.status is Status.CANCELLED:
+            break
+        if record is None:
+            assert o.version == version
+        else:
+            assert o.version == version + 1 == record.version
+    if o.status is not Status.CANCELLED:
+        assert replay(original, o.change_log) == {line.sku: line.quantity for line in o.lines}
+        assert all(line.quantity > 0 for line in o.lines) and o.lines
+        assert [r.version for r in o.change_log] == sorted({r.version for r in o.change_log})
