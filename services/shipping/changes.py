@@ -1,8 +1,9 @@
 """Shipping's side of change requests and exceptions (issue 4).
 
-- order.changed: the order's lines or reservations moved, so the shipments follow. Per warehouse
-  of the order's allocation: a shipment still in the warehouse gets the new lines, a missing one
-  is created, one whose warehouse holds nothing any more is cancelled. A shipment that left is
+- order.changed: the order's lines, reservations or address moved, so the shipments follow. Per
+  warehouse of the order's allocation: a shipment still in the warehouse gets the new lines (and a
+  new promised date when the destination country changed), a missing one is created, one whose
+  warehouse holds nothing any more is cancelled. A shipment that left is
   never touched (orders' policy refuses such changes; a late one here is logged and skipped).
 - order.exception resolved with change_carrier: the named shipment gets the new carrier and
   tracking number. With reship: a new shipment per warehouse of "reship_lines" (held by
@@ -66,6 +67,7 @@ async def follow_order_change(service, tx: Tx, event) -> None:
     existing = await repo.for_order(order.order_id)
     live = {s.warehouse: s for s in existing if s.status is not Status.CANCELLED and "-R" not in s.shipment_id[-4:]}
     reason = f"order changed: {event.reason}" if event.reason else "order changed"
+    new_country = any(c.field == "ship_to.country" for c in event.order.changes)
     actor = event.actor or "system"
     for warehouse, lines in plan.items():
         shipment = live.get(warehouse)
@@ -76,7 +78,14 @@ async def follow_order_change(service, tx: Tx, event) -> None:
                 f"{base}-{n}" for n in range(2, 100) if f"{base}-{n}" not in taken)
             await _create(service, tx, repo, order, shipment_id, warehouse, lines, reason)
         elif shipment.cancellable:
-            if shipment.revise(lines, at=service.clock(), actor=actor, reason=reason):
+            promise = ""
+            if new_country:  # transit days depend on the destination: promise again, from the shipment's making
+                promise = promised_delivery_date(
+                    allocated_at=shipment.created_at or service.clock(),
+                    warehouse=await WarehouseRepository(tx.conn).get(warehouse),
+                    destination_country=order.ship_to.country, requested_delivery_date=order.requested_delivery_date)
+            if shipment.revise(lines, at=service.clock(), actor=actor, reason=reason,
+                               promised_delivery_date=promise):
                 await _save(service, tx, repo, shipment)
         elif shipment.lines != lines:
             log.warning("order %s changed after shipment %s left; not applied", order.order_id, shipment.shipment_id)

@@ -206,17 +206,20 @@ class Shipment:
         return True
 
     # --- changes that are not steps (issue 4: change requests and exceptions) -----------------
-    def revise(self, lines: dict[str, int], *, at: dt.datetime, actor: str, reason: str) -> bool:
-        """The order changed: the goods to ship from this warehouse are now `lines`. Only while the
-        goods are still in the warehouse; False when nothing changes."""
+    def revise(self, lines: dict[str, int], *, at: dt.datetime, actor: str, reason: str,
+               promised_delivery_date: str = "") -> bool:
+        """The order changed: the goods to ship from this warehouse are now `lines` (and, after a new
+        address, the promise is `promised_delivery_date`). Only while the goods are still in the
+        warehouse; False when nothing changes."""
         lines = {sku: qty for sku, qty in lines.items() if qty > 0}
-        if lines == self.lines:
+        promise = promised_delivery_date or self.promised_delivery_date
+        if lines == self.lines and promise == self.promised_delivery_date:
             return False
         if not self.cancellable:
             raise FailedPrecondition(
                 f"shipment {self.shipment_id} is {self.status}; its lines can no longer change",
                 rule="shipment_left_warehouse", subject=self.shipment_id)
-        self.lines = lines
+        self.lines, self.promised_delivery_date = lines, promise
         self._note("updated", at, actor, reason)
         return True
 

@@ -74,6 +74,7 @@ def _shipment_row(shipment: Shipment) -> dict:
         "delivered_on": shipment.delivered_on,
         "on_time": shipment.on_time,
         "lines": [[sku, qty] for sku, qty in shipment.lines.items()],  # revised by order changes
+        "promised_delivery_date": shipment.promised_delivery_date,     # and by a new address
         "expected_delivery_date": shipment.expected_delivery_date,
         "version": shipment.version,
         "updated_at": utcnow(),

@@ -145,3 +145,19 @@ async def test_tracking_events_carrier_change_and_reship(shipping):
     now = await shipments(shipping, order_id)
     reship = now[f"{sid}-R1"]
     assert reship.lines == {"A": 3} and reship.status.value == "pending" and now[sid].status.value == "shipped"
+
+
+async def test_a_new_country_gives_a_new_promise(shipping):
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id, allocations=(("A", "WH-HAM", 3),)), "shipping-order-allocated")
+    [before] = (await shipments(shipping, order_id)).values()
+    event = changed_event(order_id, (("A", "WH-HAM", 3),))
+    event.order.order.ship_to.country = "CN"
+    event.order.changes.add(field="ship_to.country", before="DE", after="CN")
+    await deliver(shipping, event, "shipping-order-changed")
+    [after] = (await shipments(shipping, order_id)).values()
+    assert after.lines == before.lines
+    # Hamburg: 2 days domestic (DE), 6 international
+    assert (dt.date.fromisoformat(after.promised_delivery_date)
+            - dt.date.fromisoformat(before.promised_delivery_date)).days == 4
+    assert [e.type for e in await shipment_events(shipping, order_id)][-1] == "shipment.updated"
