@@ -24,9 +24,10 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import surge
 from orderdesk import localservers
+from bench import surge
 from orderdesk.devstack import ROOT, Stack
+from bench import webhooks
 
 BENCH_SKUS = [f"BENCH-{n:03d}" for n in range(20)]
 CUSTOMERS = [f"C{n:04d}" for n in (1, 2, 3, 5, 6)]  # standard, active, NET30 in the demo data
@@ -169,6 +170,8 @@ def main() -> int:
                         help="orders in the surge scenario (0: skip it)")
     parser.add_argument("--surge-batch", type=int, default=500, help="orders per batch request in the surge")
     parser.add_argument("--surge-connections", type=int, default=4, help="batch requests in flight in the surge")
+    parser.add_argument("--webhook-endpoints", type=int, default=int(os.environ.get("BENCH_WEBHOOK_ENDPOINTS", "100")),
+                        help="partners with one webhook endpoint each, one dead (0: skip the webhook runs)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-"))
@@ -200,6 +203,10 @@ def main() -> int:
             surge.seed_scarce(stack, folder)
             surged = surge.run_surge(stack, BENCH_SKUS, args.surge_orders, args.surge_batch, args.surge_connections)
 
+        hooks = None
+        if args.webhook_endpoints:
+            hooks = webhooks.run(stack, folder, args.seconds, args.concurrency, order_body, args.webhook_endpoints)
+
         floor_url, floor_procs = start_floor(folder)
         asyncio.run(drive(floor_url, "none", 2, 8, order_body))
         floor = asyncio.run(drive(floor_url, "none", args.seconds, args.concurrency, order_body))
@@ -215,6 +222,8 @@ def main() -> int:
         print(f"decisions: {real['decisions']}")
         print(f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
               f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)")
+        if hooks is not None:
+            webhooks.report(hooks)
         if surged is not None:
             surge.report(surged, floor["rate"])
         return 0

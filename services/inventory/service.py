@@ -19,6 +19,7 @@ from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2
 from services.inventory.domain import (
     MAX_LENGTH,
+    UNKNOWN_TRANSIT,
     OrderReservations,
     OrderState,
     ReservationPlan,
@@ -36,6 +37,7 @@ from services.inventory.domain import (
 from services.inventory.store import StockRepository
 from services.inventory.supply import (
     AtpPoint,
+    Promise,
     Run,
     available_to_promise,
     covering_run,
@@ -161,15 +163,17 @@ class InventoryService:
         if plan.release:
             await repo.drop_empty_reservations(order_id)
         before = {} if repo.created_order else await repo.order_backorders(order_id)
-        if before != plan.backordered:
-            for sku in sorted(set(before) | set(plan.backordered)):
-                await repo.set_backorder(order_id, sku, plan.backordered.get(sku, 0))
         moves = sorted([(sku, wh, -qty) for sku, wh, qty in plan.release] + list(plan.reserve))
         for sku, warehouse, delta in moves:  # the stock rows, last and in lock order
             if delta > 0:
                 await repo.take_stock(sku, warehouse, delta)
             else:
                 await repo.return_stock(sku, warehouse, -delta)
+        if before != plan.backordered:  # after the stock rows: the SKUs' totals come later in the lock order
+            changed = sorted(set(before) | set(plan.backordered))
+            for sku in changed:
+                await repo.set_backorder(order_id, sku, plan.backordered.get(sku, 0))
+            await repo.add_backordered({sku: plan.backordered.get(sku, 0) - before.get(sku, 0) for sku in changed})
         return order, plan
 
     # --- backorders and production ------------------------------------------------------------------
@@ -184,7 +188,7 @@ class InventoryService:
         for sku in sorted(backordered):
             await repo.lock_sku(sku)  # one planner per SKU at a time, also across replicas
             runs = await repo.open_runs(sku)
-            through, total = await repo.backorder_demand(sku, order_id)
+            total = await repo.backordered_total(sku)
             short = max(total - sum(r.quantity for r in runs), 0)  # what no open run covers yet (`uncovered`)
             product = await repo.product(sku) if short else None
             if product is not None and transit:
@@ -200,12 +204,28 @@ class InventoryService:
                     await repo.add_run(run)
                     runs.append(run)
                     metrics.PRODUCTION_RUNS.labels("planned").inc()
-            promise = covering_run(through, runs)
+            promise = await self._covering(repo, sku, order_id, backordered[sku], total, runs, transit)
             if promise is None:
                 return "", ""
             ready.append(promise.date)
             delivered.append(promise.date + dt.timedelta(days=transit.get(promise.warehouse, 0)))
         return max(ready).isoformat(), max(delivered).isoformat()
+
+    @staticmethod
+    async def _covering(repo: StockRepository, sku: str, order_id: str, own: int, total: int, runs: list[Run],
+                        transit: dict[str, int]) -> Promise | None:
+        """The run that covers the order's place in the fill order. Its place is summed in SQL only
+        when it matters: when the run covering its own units and the run covering every backorder
+        fall on different dates (otherwise every backorder gets that date, from the run nearest it)."""
+        if not runs:
+            return None
+        best, worst = covering_run(own, runs), covering_run(total, runs)
+        if best is not None and worst is not None and best.date == worst.date:
+            same_day = [r for r in runs if r.expected_date == best.date]
+            nearest = min(same_day, key=lambda r: (transit.get(r.warehouse, UNKNOWN_TRANSIT), r.production_id))
+            return Promise(best.date, nearest.warehouse)
+        through, _ = await repo.backorder_demand(sku, order_id)
+        return covering_run(through, runs)
 
     async def _lock_waiting(self, repo: StockRepository, skus: list[str], also: tuple[str, ...] = ()) -> None:
         """The store's lock order for a fill: orders waiting for these SKUs (and `also`), then
@@ -221,6 +241,7 @@ class InventoryService:
         The caller has taken the locks (`_lock_waiting`). Returns the units reserved."""
         repo = self._repo(tx)
         filled = 0
+        deltas: dict[str, int] = {}
         for b in fill_order(await repo.backorders_for(skus)):
             available = {lv.warehouse: lv.available for lv in await repo.levels(b.sku)}
             if not any(q > 0 for q in available.values()):
@@ -236,6 +257,8 @@ class InventoryService:
                 await repo.set_backorder(b.order_id, b.sku, b.quantity - taken)
                 await repo.reactivate(b.order_id)
                 filled += taken
+                deltas[b.sku] = deltas.get(b.sku, 0) - taken
+        await repo.add_backordered(deltas)
         if filled:
             metrics.UNITS_RESERVED.inc(filled)
             metrics.BACKORDER_UNITS_FILLED.inc(filled)
@@ -305,8 +328,9 @@ class InventoryService:
         skus = await repo.held_skus(order_id)
         await self._lock_waiting(repo, skus, also=(order_id,))
         order = await repo.lock_order(order_id)
-        await repo.clear_backorders(order_id)
+        cleared = await repo.clear_backorders(order_id)
         if order.state is OrderState.RELEASED and not order.held:
+            await repo.add_backordered({sku: -q for sku, q in cleared.items()})
             return 0
         given_back = order.release_all()
         for sku, warehouse, qty in given_back:
@@ -317,6 +341,7 @@ class InventoryService:
         if units:
             metrics.STOCK_UNITS_MOVED.labels("released").inc(units)
             await self._fill(tx, sorted({sku for sku, _, _ in given_back}))
+        await repo.add_backordered({sku: -q for sku, q in cleared.items()})
         return units
 
     async def consume_shipment(self, tx: Tx, shipment) -> None:

@@ -70,6 +70,8 @@ sku_versions = Table(
     "sku_versions", metadata,
     Column("sku", String(64), primary_key=True),
     Column("version", Integer, nullable=False),
+    # Units owed to the SKU's open backorders, kept as a running total (migration 0003).
+    Column("backordered", Integer, nullable=False),
 )
 
 # One row per order inventory has heard of; locking it serialises the order's changes.
@@ -378,7 +380,7 @@ class StockRepository:
         return row.sku, row.warehouse, row.quantity
 
     async def next_event_version(self, sku: str) -> int:
-        await self.conn.execute(insert_ignoring_conflicts(self.dialect, sku_versions, {"sku": sku, "version": 0}))
+        await self.conn.execute(insert_ignoring_conflicts(self.dialect, sku_versions, {"sku": sku, "version": 0, "backordered": 0}))
         await self.conn.execute(
             update(sku_versions).where(sku_versions.c.sku == sku).values(version=sku_versions.c.version + 1)
         )
@@ -408,7 +410,7 @@ class StockRepository:
 
     async def lock_sku(self, sku: str) -> None:
         """Serialises production planning for a SKU (its event-counter row; last in the lock order)."""
-        await self.conn.execute(insert_ignoring_conflicts(self.dialect, sku_versions, {"sku": sku, "version": 0}))
+        await self.conn.execute(insert_ignoring_conflicts(self.dialect, sku_versions, {"sku": sku, "version": 0, "backordered": 0}))
         await self.conn.execute(select(sku_versions.c.sku).where(sku_versions.c.sku == sku).with_for_update())
 
     async def order_backorders(self, order_id: str) -> dict[str, int]:
@@ -428,8 +430,26 @@ class StockRepository:
                 delete(backorders).where(backorders.c.order_id == order_id, backorders.c.sku == sku)
             )
 
-    async def clear_backorders(self, order_id: str) -> None:
-        await self.conn.execute(delete(backorders).where(backorders.c.order_id == order_id))
+    async def clear_backorders(self, order_id: str) -> dict[str, int]:
+        """Deletes the order's backorders; returns what they were (for the SKUs' totals)."""
+        cleared = await self.order_backorders(order_id)
+        if cleared:
+            await self.conn.execute(delete(backorders).where(backorders.c.order_id == order_id))
+        return cleared
+
+    async def add_backordered(self, deltas: dict[str, int]) -> None:
+        """Moves the SKUs' running totals, in SKU order (their rows come last in the lock order)."""
+        for sku in sorted(deltas):
+            if deltas[sku]:
+                await self.conn.execute(insert_ignoring_conflicts(
+                    self.dialect, sku_versions, {"sku": sku, "version": 0, "backordered": 0}))
+                await self.conn.execute(
+                    update(sku_versions).where(sku_versions.c.sku == sku)
+                    .values(backordered=sku_versions.c.backordered + deltas[sku]))
+
+    async def backordered_total(self, sku: str) -> int:
+        return (await self.conn.execute(
+            select(sku_versions.c.backordered).where(sku_versions.c.sku == sku))).scalar_one_or_none() or 0
 
     async def backorders_for(self, skus: list[str]) -> list[Backorder]:
         """Open backorders of active orders for these SKUs (any order; the caller sorts them)."""

@@ -55,6 +55,11 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self.requests: list[intake_pb2.SubmitOrderRequest] = []
         self.imports: list[common_pb2.ImportCsvRequest] = []
         self.streams = 0
+        self.approvals: list[intake_pb2.ApproveHeldOrderRequest] = []
+
+    async def ApproveHeldOrder(self, request, context):
+        self.approvals.append(request)
+        raise errors.Conflict("order was changed concurrently; retry")
 
     async def SubmitOrder(self, request, context):
         self.requests.append(request)

@@ -162,9 +162,9 @@ async def test_failed_precondition_is_409_with_the_rule(gateway):
 async def test_aborted_is_409_and_decisions_carry_the_actor(gateway, fakes):
     code, problem, _ = await gateway.call("POST", "/v1/orders/ORD-EDI/approve", ADMIN, json={"note": "checked"})
     assert code == 409 and problem["type"].endswith("/concurrent-change") and "rule" not in problem
-    decision, request = fakes.orders.decisions[-1]
-    assert decision == "approve" and request.partner_id == "" and request.actor.id == "P-ADMIN"
-    assert request.actor.reason == "checked"
+    request = fakes.intake.approvals[-1]  # approval goes through intake, which re-checks stock and credit
+    assert request.order_id == "ORD-EDI" and request.actor.id == "P-ADMIN" and request.actor.reason == "checked"
+    assert request.accept_proposal == "" and list(request.acknowledge) == []
     code, order, _ = await gateway.call("POST", "/v1/orders/ORD-EDI/reject", ADMIN)  # no body at all
     assert code == 200 and order["order_id"] == "ORD-EDI"
 

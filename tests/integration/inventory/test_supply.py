@@ -15,7 +15,14 @@ from sqlalchemy import func, select
 from orderdesk import errors
 from orderdesk.db import Database
 from services.inventory.service import InventoryService
-from services.inventory.store import backorders, production_runs, reservations, stock
+from services.inventory.store import (
+    backorders,
+    order_states,
+    production_runs,
+    reservations,
+    sku_versions,
+    stock,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 MIGRATIONS = ROOT / "services" / "inventory" / "migrations"
@@ -75,6 +82,14 @@ async def books_balance(service) -> None:
     for r in rows:
         assert 0 <= r.reserved <= r.on_hand
         assert r.reserved == held_at.get((r.sku, r.warehouse), 0), (r.sku, r.warehouse)
+    async with service.db.read() as conn:  # each SKU's running total of backordered units is the sum
+        totals = {r.sku: r.backordered for r in await conn.execute(select(sku_versions))}
+        owed = {r.sku: r.q for r in await conn.execute(
+            select(backorders.c.sku, func.sum(backorders.c.quantity).label("q"))
+            .join(order_states, order_states.c.order_id == backorders.c.order_id)
+            .where(order_states.c.state != "released").group_by(backorders.c.sku))}
+    for sku in set(totals) | set(owed):
+        assert totals.get(sku, 0) == owed.get(sku, 0), sku
 
 
 # --- strategy with real warehouses --------------------------------------------------------------------
@@ -281,6 +296,7 @@ async def test_two_replicas_plan_production_once_for_concurrent_shortfalls(two_r
                                       .where(production_runs.c.sku == "MTO-1"))).scalar_one()
     assert planned == 80  # every missing unit covered once, no run twice
     assert all(r.expected_date for r in results)
+    await books_balance(first)
 
 
 async def test_a_plan_from_stale_levels_is_refused_by_the_guard_and_retried_locked(inventory, monkeypatch):

@@ -254,3 +254,13 @@ def test_stock_events_name_no_partner():
 def test_the_body_is_deterministic_bytes():
     event = order_event("order.confirmed", "confirmed")
     assert domain.body(event, 1, 1) == domain.body(event, 1, 1)
+
+
+def test_an_exception_carries_what_changed_and_the_new_expected_date_from_the_event():
+    event = order_event("order.exception", "allocated", requested_delivery_date="2026-12-01")
+    event.order.expected_date = "2026-12-09"
+    event.order.changes.add(field="expected_delivery_date", before="2026-12-01", after="2026-12-09")
+    doc = decoded(event)
+    assert doc["expected_date"] == "2026-12-09"  # the event's, not the requested date
+    assert doc["changes"] == [{"field": "expected_delivery_date", "before": "2026-12-01", "after": "2026-12-09"}]
+    assert "order" not in doc and doc["data"]["order_id"] == "ORD-1"  # the order is in data, once
