@@ -235,12 +235,13 @@ class InventoryService:
         for sku in sorted(set(skus)):
             await repo.lock_levels(sku)
 
-    async def _fill(self, tx: Tx, skus: list[str]) -> int:
+    async def _fill(self, tx: Tx, skus: list[str]) -> dict[str, list[str]]:
         """Backorders of these SKUs take what is available now, highest priority first, first come
         within a priority; each from the warehouses the strategy picks for its ship-to country.
-        The caller has taken the locks (`_lock_waiting`). Returns the units reserved."""
+        The caller has taken the locks (`_lock_waiting`). Returns the filled order ids per SKU."""
         repo = self._repo(tx)
         filled = 0
+        filled_orders: dict[str, list[str]] = {}
         deltas: dict[str, int] = {}
         for b in fill_order(await repo.backorders_for(skus)):
             available = {lv.warehouse: lv.available for lv in await repo.levels(b.sku)}
@@ -257,12 +258,13 @@ class InventoryService:
                 await repo.set_backorder(b.order_id, b.sku, b.quantity - taken)
                 await repo.reactivate(b.order_id)
                 filled += taken
+                filled_orders.setdefault(b.sku, []).append(b.order_id)
                 deltas[b.sku] = deltas.get(b.sku, 0) - taken
         await repo.add_backordered(deltas)
         if filled:
             metrics.UNITS_RESERVED.inc(filled)
             metrics.BACKORDER_UNITS_FILLED.inc(filled)
-        return filled
+        return filled_orders
 
     async def complete_production(self, production_id: str) -> tuple[Run, str]:
         """A run is finished: its units are received once into its warehouse (reference
@@ -395,20 +397,23 @@ class InventoryService:
                     raise reference_reused(receipt.reference)
                 continue  # applied before: a retry
             applied.append((receipt, await repo.receive(receipt.sku, receipt.warehouse, receipt.quantity)))
+        filled: dict[str, list[str]] = {}
         if applied:  # backorders first, so no new order can take what they wait for
-            await self._fill(tx, sorted({r.sku for r, _ in applied}))
+            filled = await self._fill(tx, sorted({r.sku for r, _ in applied}))
         for receipt, _ in sorted(applied, key=lambda a: a[0].sku):
             level = await repo.level(receipt.sku, receipt.warehouse)
-            await self._emit_restocked(tx, receipt.sku, level, receipt.quantity)
+            await self._emit_restocked(tx, receipt.sku, level, receipt.quantity, filled.get(receipt.sku, []))
         if applied:
             metrics.STOCK_UNITS_MOVED.labels("restocked").inc(sum(r.quantity for r, _ in applied))
 
-    async def _emit_restocked(self, tx: Tx, sku: str, level: StockLevel, delta: int) -> None:
+    async def _emit_restocked(self, tx: Tx, sku: str, level: StockLevel, delta: int,
+                              filled_order_ids: list[str] = ()) -> None:
         await tx.emit(events.new_event(
             "stock.restocked", aggregate_id=sku, version=await self._repo(tx).next_event_version(sku),
             reason=f"+{delta} at {level.warehouse}",
             stock=events_pb2.StockEvent(sku=sku, warehouse=level.warehouse, on_hand=level.on_hand,
-                                        reserved=level.reserved, delta=delta),
+                                        reserved=level.reserved, delta=delta,
+                                        filled_order_ids=list(filled_order_ids)),
         ))
 
     # --- reads and master data ---------------------------------------------------------------------
@@ -465,7 +470,6 @@ class InventoryService:
         if violations:  # raising rolls the whole import back
             violations.sort(key=lambda v: int(v.field.split(" ")[1].split(".")[0]))
             raise errors.InvalidArgument("stock import refused; nothing was imported", violations)
-        if risen:
-            await self._fill(tx, sorted({sku for sku, _, _ in risen}))
+        filled = await self._fill(tx, sorted({sku for sku, _, _ in risen})) if risen else {}
         for sku, level, delta in sorted(risen, key=lambda r: r[0]):
-            await self._emit_restocked(tx, sku, await repo.level(sku, level.warehouse), delta)
+            await self._emit_restocked(tx, sku, await repo.level(sku, level.warehouse), delta, filled.get(sku, []))

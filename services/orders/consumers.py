@@ -21,6 +21,9 @@ def subscriptions(service: OrdersService, allocator: Allocator) -> list[Subscrip
 
     async def on_stock_added(tx: Tx, event) -> None:
         allocator.wake(scheduled=True)  # a backordered order may now be reservable
+        filled = list(event.stock.filled_order_ids)
+        if filled:  # inventory reserved for these backorders already: record it for them at once
+            tx.after_commit.append(lambda: allocator.allocate_soon(filled))
 
     return [
         Subscription("orders-shipment-events", "orderdesk.shipment.>", on_shipment),

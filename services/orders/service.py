@@ -262,6 +262,7 @@ class Allocator:
         self.timeout = timeout
         self._wake = asyncio.Event()
         self._scheduled_due = True
+        self._tasks: set[asyncio.Task] = set()
         service.on_confirmed = self.wake
         self.surge = surge or SurgeGate(rate=0, max_defer=0)
         service.on_arrived = lambda count: self.surge.arrived(count, asyncio.get_running_loop().time())
@@ -269,6 +270,21 @@ class Allocator:
     def wake(self, *, scheduled: bool = False) -> None:
         self._scheduled_due = self._scheduled_due or scheduled
         self._wake.set()
+
+    def allocate_soon(self, order_ids: list[str]) -> None:
+        """Orders whose backorders inventory filled: their Reserve only confirms what they hold now,
+        so any replica may record it at once (a long queue of hopeless backorders ahead of them in
+        the scheduled pass does not delay them)."""
+        async def run() -> None:
+            for order_id in order_ids:
+                try:
+                    await self.allocate(order_id)
+                except Exception as exc:  # the scheduled pass retries it
+                    log.warning("allocation of filled order %s failed: %s", order_id, exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

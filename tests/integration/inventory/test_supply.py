@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 
 from orderdesk import errors
 from orderdesk.db import Database
+from orderdesk.outbox import outbox_table
+from orderdesk.v1 import events_pb2
 from services.inventory.service import InventoryService
 from services.inventory.store import (
     backorders,
@@ -118,6 +120,11 @@ async def test_a_receipt_fills_backorders_highest_priority_first_then_first_come
     assert await held(inventory, "O-LOW") == {"STK-1": 1}
     assert await missing(inventory, "O-LOW") == {"STK-1": 2}
     assert await missing(inventory, "O-HIGH-EARLY") == {} == await missing(inventory, "O-HIGH-LATE")
+
+    async with inventory.db.read() as conn:  # the restocked event names the filled orders, in fill order
+        payloads = [r.payload for r in await conn.execute(select(outbox_table).order_by(outbox_table.c.id))]
+    restocked = [e for e in map(events_pb2.Event.FromString, payloads) if e.type == "stock.restocked"]
+    assert list(restocked[-1].stock.filled_order_ids) == ["O-HIGH-EARLY", "O-HIGH-LATE", "O-LOW"]
 
     await inventory.restock("STK-1", "WH-HAM", 7, "GRN-1")  # the same receipt again: nothing
     assert await held(inventory, "O-LOW") == {"STK-1": 1}
