@@ -204,3 +204,18 @@ async def test_accepting_the_earliest_date_moves_the_whole_order(shop, admin, ev
     assert code == 200 and body["status"] == "confirmed" and body["requested_delivery_date"] == earliest, body
     code, bad, _ = await admin.post(f"/v1/orders/{held['order_id']}/approve", json={"accept_proposal": "later"})
     assert code == 422 and bad["errors"][0]["field"].endswith("accept_proposal"), bad
+
+
+async def test_a_date_intake_cannot_verify_is_held_for_the_desk(stack, shop, admin):
+    """delivery_date_unverified: inventory does not answer, so the date waits for a person."""
+    import signal
+
+    sku = await product(admin, stock={"WH-CHI": 10})
+    date = (dt.date.today() + dt.timedelta(days=20)).isoformat()
+    await asyncio.to_thread(stack.kill, "inventory", signal.SIGTERM)
+    try:
+        code, held, _ = await submit(shop, order_body(sku, 1, requested_delivery_date=date))
+    finally:
+        await asyncio.to_thread(stack.restart, "inventory")
+    assert code == 201 and codes(held) == ["delivery_date_unverified"], held
+    assert held["hold_reasons"][0]["field"] == "requested_delivery_date"
