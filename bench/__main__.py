@@ -24,10 +24,9 @@ from pathlib import Path
 
 import aiohttp
 
+from bench import surge, webhooks
 from orderdesk import localservers
-from bench import surge
 from orderdesk.devstack import ROOT, Stack
-from bench import webhooks
 
 BENCH_SKUS = [f"BENCH-{n:03d}" for n in range(20)]
 CUSTOMERS = [f"C{n:04d}" for n in (1, 2, 3, 5, 6)]  # standard, active, NET30 in the demo data

@@ -37,8 +37,8 @@ from orderdesk import errors, masterdata, metrics, rpc
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.intake import domain
-from services.intake.domain import Decision, IntakeConfig, Submission
 from services.intake.cache import MasterDataCache
+from services.intake.domain import Decision, IntakeConfig, Submission
 from services.intake.proto import create_order_request
 from services.intake.store import (
     ExposureRepository,

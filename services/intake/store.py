@@ -17,7 +17,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    func,
     select,
     update,
 )

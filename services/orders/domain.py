@@ -205,7 +205,7 @@ class Order:
         elif accept_proposal == "split":
             split_off = self._split(self._proposal("split"), at, actor, note)
             reason += "; accepted a split: " + "; ".join(
-                f"{o.order_id} delivers {', '.join(f'{l.sku} x{l.quantity}' for l in o.lines)} "
+                f"{o.order_id} delivers {', '.join(f'{line.sku} x{line.quantity}' for line in o.lines)} "
                 f"on {o.requested_delivery_date}" for o in split_off)
         self._move(S.CONFIRMED, at, actor, reason)
         return split_off

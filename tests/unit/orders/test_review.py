@@ -45,11 +45,11 @@ def test_accepting_the_earliest_date_moves_the_whole_order():
 def test_accepting_a_split_keeps_the_first_date_and_splits_the_rest_off():
     order = held()
     (later,) = order.approve(NOW, "desk-anna", "ok", "split")
-    assert [(l.sku, l.quantity) for l in order.lines] == [("A", 2), ("B", 1)] and order.lines_changed
+    assert [(x.sku, x.quantity) for x in order.lines] == [("A", 2), ("B", 1)] and order.lines_changed
     assert order.requested_delivery_date == "2026-12-01" and order.split_into == ["ORD-1-2"]
     assert order.total_amount == Decimal("15.00")
     assert later.order_id == "ORD-1-2" and later.split_from == "ORD-1" and later.external_ref == "PO-1/2"
-    assert [(l.sku, l.quantity, l.unit_price) for l in later.lines] == [("A", 3, Decimal("2.50"))]
+    assert [(x.sku, x.quantity, x.unit_price) for x in later.lines] == [("A", 3, Decimal("2.50"))]
     assert later.requested_delivery_date == "2026-12-20" and later.status is Status.CONFIRMED
     assert (later.priority, later.urgent, later.customer_id, later.partner_id) == (140, True, "C1", "P-SHOP")
     assert [t.status.value for t in later.transitions] == ["received", "confirmed"]
