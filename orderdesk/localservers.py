@@ -126,6 +126,7 @@ class LocalPostgres:
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
             shutil.chown(self.data_dir, "postgres")
             self._as = ["runuser", "-u", "postgres", "--"]
+            _let_others_through(self.data_dir)
         self._run(str(self.bin / "initdb"), "-D", str(self.data_dir / "pg"), "-U", "postgres", "-A", "trust")
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data_dir / "pg"), "-l", str(self.data_dir / "pg.log"), "-w",
@@ -145,6 +146,21 @@ class LocalPostgres:
         if self.bin is not None and (self.data_dir / "pg").exists():
             subprocess.run([*self._as, str(self.bin / "pg_ctl"), "-D", str(self.data_dir / "pg"), "-m", "fast", "stop"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _let_others_through(path: Path) -> None:
+    """The postgres user must reach its data directory: temporary folders (mkdtemp: 0700, owned by
+    root) on the way get the search bit for others (only below the system's temporary directory)."""
+    import stat
+    import tempfile
+
+    temp = Path(tempfile.gettempdir()).resolve()
+    for parent in path.resolve().parents:
+        if parent == temp or temp not in parent.parents:
+            break
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
 
 
 def docker_available() -> bool:
