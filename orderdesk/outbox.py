@@ -82,10 +82,6 @@ async def append_rows(conn, rows: list[dict]) -> None:
     await conn.execute(_INSERT, rows)
 
 
-async def append(conn, event) -> None:
-    await append_rows(conn, [row(event)])
-
-
 def _headers(row) -> dict[str, str]:
     """Nats-Msg-Id (JetStream drops a re-publish) and the correlation id of the request that caused the event."""
     headers = {"Nats-Msg-Id": row.event_id}

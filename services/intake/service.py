@@ -150,7 +150,7 @@ class IntakeService:
         case (a key seen before, a key or reference claimed meanwhile) goes through `submit`, one
         order at a time, so replays and races keep exactly the single order's rules."""
         answers: list[Submitted | Exception | None] = [None] * len(subs)
-        single: list[int] = []
+        single: set[int] = set()  # orders that go through `submit`, one by one
         by_partner: dict[str, list[int]] = {}
         for i, s in enumerate(subs):
             by_partner.setdefault(s.partner_id, []).append(i)
@@ -158,7 +158,7 @@ class IntakeService:
             repo = IdempotencyRepository(conn)
             for partner, indexes in by_partner.items():
                 seen = await repo.seen(partner, [subs[i].idempotency_key for i in indexes if subs[i].idempotency_key])
-                single += [i for i in indexes if subs[i].idempotency_key in seen]
+                single.update(i for i in indexes if subs[i].idempotency_key in seen)
         planned: list[tuple[int, Decision]] = []
         for i, s in enumerate(subs):
             if i in single:
@@ -169,7 +169,7 @@ class IntakeService:
                 metrics.ORDERS_RECEIVED.labels(domain.metric_channel(s.channel), "invalid").inc()
                 answers[i] = exc
         requests: list[orders_pb2.CreateOrderRequest] = []
-        decisions: list[Decision] = []
+        decisions: list[Decision] = []  # as the claims left them (held for credit or a duplicate reference)
         try:
             async with self.db.transaction() as tx:
                 keys = IdempotencyRepository(tx.conn)
@@ -186,7 +186,7 @@ class IntakeService:
                     requests.append(request)
                     decisions.append(decision)
         except (_ClaimedMeanwhile, errors.InvalidArgument):
-            single += [i for i, _ in planned]
+            single.update(i for i, _ in planned)
             planned, requests, decisions = [], [], []
         if requests:
             try:
@@ -202,7 +202,7 @@ class IntakeService:
                         created.append(await self._create_order(request))
                     except Exception as one:  # noqa: BLE001 - the order's own answer
                         created.append(one)
-            for (i, decision), order in zip(planned, created, strict=True):
+            for (i, _), decision, order in zip(planned, decisions, created, strict=True):
                 if isinstance(order, Exception):
                     answers[i] = order
                     continue

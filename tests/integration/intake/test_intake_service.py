@@ -359,3 +359,13 @@ async def test_a_key_twice_in_one_chunk_falls_back_to_one_by_one(make_database):
     assert len(orders.orders) == 1
     async with service.db.read() as conn:
         assert await ExposureRepository(conn).open_exposure("C0001") == Decimal("63.14")
+
+
+async def test_a_chunk_counts_each_order_as_its_claims_decided(make_database):
+    service = await intake(make_database)
+    approved, held = received("approved"), received("held")
+    first, second = await service.submit_many([submission_from_proto(r) for r in (
+        request("K-REF-1"), request("K-REF-2", external_ref="PO-K-REF-1"))])  # the same reference again
+    assert [r.code for r in second.order.hold_reasons] == ["duplicate_external_ref"]
+    assert not first.order.hold_reasons
+    assert (received("approved") - approved, received("held") - held) == (1, 1)
