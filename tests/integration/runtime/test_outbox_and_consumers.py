@@ -78,7 +78,9 @@ async def test_consumer_applies_each_event_once_and_dead_letters_poison(make_dat
         applied.append(event.aggregate_version)
 
     durable = f"test-{uuid.uuid4().hex[:8]}"
-    sub = Subscription(durable, f"orderdesk.order.{order_id}.>", handler, max_deliver=3)
+    # A short ack wait: should a delivery go astray under load (a pull request the client gave up
+    # on), the server sends it again within seconds rather than after the default 30.
+    sub = Subscription(durable, f"orderdesk.order.{order_id}.>", handler, max_deliver=4, ack_wait=4.0)
     consumer = EventConsumer(db, js, sub)
     await consumer.start()
     first = _event(order_id, 1)
@@ -88,8 +90,8 @@ async def test_consumer_applies_each_event_once_and_dead_letters_poison(make_dat
     dlq = await js.subscribe(f"{events.DLQ_ROOT}.{durable}", deliver_policy="all")
     task = asyncio.create_task(consumer.run())
     try:
-        parked = await dlq.next_msg(timeout=15)
-        for _ in range(100):
+        parked = await dlq.next_msg(timeout=30)
+        for _ in range(200):
             if 3 in applied:
                 break
             await asyncio.sleep(0.1)
