@@ -18,10 +18,8 @@ import contextlib
 import datetime as dt
 import ipaddress
 import logging
-import os
 import socket
 import time
-import uuid
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -38,7 +36,7 @@ from services.notifier.store import ACTIVE, DELIVERED, DISABLED, FAILED, PARKED,
 
 log = logging.getLogger("notifier.delivery")
 
-LEASE_SECONDS = 30.0
+MAX_WAIT_SECONDS = 10.0      # longest sleep of a worker with retries scheduled (re-reads then)
 TAKE_ON_BATCH = 200
 IDLE_POLL_SECONDS = 2.0       # wake-ups come from the feed at once; this only catches other replicas' work
 RECONCILE_SECONDS = 2.0
@@ -86,7 +84,6 @@ class Dispatcher:
         self.settings = settings
         self.policy = domain.RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.backoff,
                                          max_delay=settings.max_backoff)
-        self.owner = f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.session: aiohttp.ClientSession | None = None
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.per_endpoint = max(settings.endpoint_concurrency, 1)
@@ -165,17 +162,9 @@ class Dispatcher:
 
     # --- one endpoint -------------------------------------------------------------------------------
     async def work(self, endpoint_id: str) -> None:
+        # One dispatcher runs at a time (the notifier's singleton lease), so no lock per endpoint is needed.
         wake = self.wakes[endpoint_id]
-        loop = asyncio.get_running_loop()
-        leased_at = -LEASE_SECONDS
         while True:
-            if loop.time() - leased_at > LEASE_SECONDS / 3:
-                async with self.db.transaction() as tx:
-                    leased = await NotifierRepository(tx.conn).take_lease(endpoint_id, self.owner, LEASE_SECONDS)
-                if not leased:  # another replica works this endpoint
-                    await _wait(wake, LEASE_SECONDS / 3)
-                    continue
-                leased_at = loop.time()
             wake.clear()
             async with self.db.transaction() as tx:
                 repo = NotifierRepository(tx.conn)
@@ -191,7 +180,7 @@ class Dispatcher:
                 if took:
                     continue
                 waits = [(d["next_attempt_at"] - now).total_seconds() for d in heads]
-                await _wait(wake, min([*waits, IDLE_POLL_SECONDS if not heads else LEASE_SECONDS / 3]))
+                await _wait(wake, min([*waits, IDLE_POLL_SECONDS if not heads else MAX_WAIT_SECONDS]))
                 continue
             # Heads of different orders go together (at most per_endpoint); one order's events stay in order.
             batch = due[: self.per_endpoint]

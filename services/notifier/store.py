@@ -5,7 +5,8 @@
 - `order_partners`: order id -> partner, learnt from order events (order.received always comes first),
   and the order's own event counter (the order sequence a receiver can order by).
 - `endpoints`: a partner's webhook targets; `cursor` is the last feed sequence the endpoint has
-  taken on (turned into delivery rows); a lease lets one notifier replica work an endpoint at a time.
+  taken on (turned into delivery rows). (lease_owner/lease_until are unused: one notifier replica
+  delivers at a time, under the runtime's singleton lease.)
 - `deliveries` (one per endpoint and feed sequence) and `delivery_attempts` (the log, per attempt).
 """
 
@@ -31,7 +32,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    or_,
     select,
     update,
 )
@@ -269,17 +269,6 @@ class NotifierRepository:
         await self.conn.execute(delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(ids)))
         await self.conn.execute(delete(deliveries).where(deliveries.c.endpoint_id == endpoint_id))
         await self.conn.execute(delete(endpoints).where(endpoints.c.endpoint_id == endpoint_id))
-
-    async def take_lease(self, endpoint_id: str, owner: str, seconds: float) -> bool:
-        """One notifier replica works an endpoint at a time: the lease is free, expired, or already ours."""
-        now = utcnow()
-        result = await self.conn.execute(
-            update(endpoints)
-            .where(endpoints.c.endpoint_id == endpoint_id,
-                   or_(endpoints.c.lease_owner == owner, endpoints.c.lease_owner == "",
-                       endpoints.c.lease_until.is_(None), endpoints.c.lease_until < now))
-            .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds)))
-        return result.rowcount == 1
 
     async def parked_counts(self, partner_id: str) -> dict[str, int]:
         rows = await self.conn.execute(
