@@ -101,3 +101,49 @@ async def test_consumer_applies_each_event_once_and_dead_letters_poison(make_dat
         await js.delete_consumer(events.STREAM, durable)  # leave a shared test server as we found it
     assert events_pb2.Event.FromString(parked.data).aggregate_version == 4
     assert sorted(applied) == [1, 2, 3]
+
+
+async def test_group_commit_applies_a_batch_in_one_transaction_and_falls_back_one_by_one(make_database, js):
+    """group_commit: a fetched batch commits once; when one event fails, the batch is rolled back and
+    handled one by one, so every event still takes effect exactly once and only the failing one is retried."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    committed: list[tuple[int, object]] = []  # (version, the transaction that applied it), once committed
+    failures = {"left": 1}
+
+    async def handler(tx, event):
+        if event.aggregate_version == 5 and failures["left"] > 0:
+            failures["left"] -= 1
+            raise RuntimeError("passing failure")
+        version = event.aggregate_version
+        tx.after_commit.append(lambda: committed.append((version, tx)))  # kept alive: ids stay distinct
+
+    durable = f"test-{uuid.uuid4().hex[:8]}"
+    consumer = EventConsumer(db, js, Subscription(durable, f"orderdesk.order.{order_id}.>", handler,
+                                                  group_commit=True, batch=64))
+    await consumer.start()
+    first = _event(order_id, 1)
+    for e in [first, first, _event(order_id, 2), _event(order_id, 3)]:
+        await js.publish(events.subject(e), e.SerializeToString())
+    task = asyncio.create_task(consumer.run())
+    try:
+        for _ in range(100):
+            if len(committed) == 3:
+                break
+            await asyncio.sleep(0.05)
+        # One fetch, one transaction for the three (the duplicate of the first skipped by the inbox).
+        assert [v for v, _ in committed] == [1, 2, 3]
+        assert len({id(tx) for _, tx in committed}) == 1
+        for e in [_event(order_id, 4), _event(order_id, 5), _event(order_id, 6)]:
+            await js.publish(events.subject(e), e.SerializeToString())
+        for _ in range(200):
+            if len(committed) == 6:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        consumer.stop()
+        task.cancel()
+        await js.delete_consumer(events.STREAM, durable)
+    # 5 failed inside the second batch: nothing of that batch was kept, then each went alone (5 retried).
+    assert sorted(v for v, _ in committed) == [1, 2, 3, 4, 5, 6]
+    assert len({id(tx) for v, tx in committed if v >= 4}) == 3
