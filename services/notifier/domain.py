@@ -253,12 +253,15 @@ def _envelope_extras(event) -> dict:
     if not kind:
         return {}
     holder = getattr(event, kind)
-    extras = MessageToDict(holder, preserving_proto_field_name=True)
-    for field in holder.DESCRIPTOR.fields:
-        if field.message_type is not None and not _repeated(field) and field.message_type.name in (
-                "Order", "Shipment", "Return"):
-            extras.pop(field.name, None)
-    return extras
+    aggregates = [field.name for field in holder.DESCRIPTOR.fields if field.message_type is not None
+                  and not _repeated(field) and field.message_type.name in ("Order", "Shipment", "Return")]
+    if aggregates:  # converted once, under `data`: a copy without it here (JSON-mapping it is the costly part)
+        copy = type(holder)()
+        copy.CopyFrom(holder)
+        for name in aggregates:
+            copy.ClearField(name)
+        holder = copy
+    return MessageToDict(holder, preserving_proto_field_name=True)
 
 
 def summary(event) -> dict:

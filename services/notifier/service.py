@@ -25,6 +25,7 @@ from services.notifier.store import (
     DISABLED,
     PAUSED,
     EndpointRow,
+    FeedEntry,
     NotifierRepository,
 )
 
@@ -71,6 +72,36 @@ class NotifierService:
                           lambda seq, order_seq: domain.body(event, seq, order_seq))
         metrics.FEED_APPENDED.labels(event.aggregate_type or "unknown").inc()
         tx.after_commit.append(lambda: self.feed_grew(partner))
+
+    async def on_events(self, tx: Tx, batch: list[events_pb2.Event]) -> None:
+        """on_event for a consumer batch, in one go (same feed, same numbers)."""
+        repo = NotifierRepository(tx.conn)
+        learnt = await repo.partners_of_orders({e.order_id for e in batch if e.order_id and e.WhichOneof("payload") != "order"})
+        entries, kinds = [], []
+        for event in batch:
+            if event.WhichOneof("payload") == "order" and event.order_id:
+                partner = domain.partner_of(event)
+                learnt.setdefault(event.order_id, partner)  # the first order event records the order's partner
+            elif event.order_id:
+                partner = learnt.get(event.order_id) or domain.partner_of(event)
+            else:
+                partner = ""
+            if not partner:
+                continue
+            entries.append(FeedEntry(partner, event.event_id, event.type, event.order_id,
+                                     event.occurred_at.ToDatetime(dt.UTC),
+                                     lambda seq, order_seq, event=event: domain.body(event, seq, order_seq)))
+            kinds.append(event.aggregate_type or "unknown")
+        if entries:
+            await repo.append_many(entries)
+            partners = {e.partner_id for e in entries}
+            tx.after_commit.append(lambda: self._appended(kinds, partners))
+
+    def _appended(self, kinds: list[str], partners: set[str]) -> None:
+        for kind in kinds:
+            metrics.FEED_APPENDED.labels(kind).inc()
+        for partner_id in partners:
+            self.feed_grew(partner_id)
 
     def feed_grew(self, partner_id: str) -> None:
         for waiter in self._feed_waiters.get(partner_id, ()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -110,6 +111,7 @@ deliveries = Table(
     UniqueConstraint("endpoint_id", "sequence", name="uq_deliveries_endpoint_sequence"),
     Index("ix_deliveries_endpoint_status", "endpoint_id", "status", "sequence"),
     Index("ix_deliveries_endpoint_order", "endpoint_id", "order_id", "status", "sequence"),
+    Index("ix_deliveries_status_due", "status", "next_attempt_at"),
 )
 
 delivery_attempts = Table(
@@ -132,6 +134,10 @@ _BUMP_HEAD = (update(feed_heads).where(feed_heads.c.partner_id == bindparam("key
               .values(last_sequence=feed_heads.c.last_sequence + 1).returning(feed_heads.c.last_sequence))
 _MAKE_HEAD = feed_heads.insert()
 _INSERT_FEED = feed.insert()
+_SET_ORDER = (update(order_partners).where(order_partners.c.order_id == bindparam("key"))
+              .values(last_sequence=bindparam("to")))
+_SET_HEAD = (update(feed_heads).where(feed_heads.c.partner_id == bindparam("key"))
+             .values(last_sequence=bindparam("to")))
 _PARTNER_OF_ORDER = select(order_partners.c.partner_id).where(order_partners.c.order_id == bindparam("key"))
 
 _EARLIER = deliveries.alias("earlier")
@@ -143,6 +149,35 @@ _HEADS = (select(deliveries, feed.c.body, feed.c.order_sequence)
                                  _EARLIER.c.order_id == deliveries.c.order_id, _EARLIER.c.status == "pending",
                                  _EARLIER.c.sequence < deliveries.c.sequence))
           .order_by(deliveries.c.sequence).limit(bindparam("limit")))
+# Across all active endpoints: each order's oldest pending delivery that is due, at most `per_endpoint`
+# per endpoint (the earliest due first), so an endpoint with many retries due cannot crowd out the others.
+_DUE_RANKED = (select(deliveries.c.delivery_id,
+                      func.row_number().over(partition_by=deliveries.c.endpoint_id,
+                                             order_by=(deliveries.c.next_attempt_at, deliveries.c.sequence))
+                      .label("rank"))
+               .join(endpoints, and_(endpoints.c.endpoint_id == deliveries.c.endpoint_id, endpoints.c.status == "active"))
+               .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= bindparam("now"),
+                      ~exists().where(_EARLIER.c.endpoint_id == deliveries.c.endpoint_id,
+                                      _EARLIER.c.order_id == deliveries.c.order_id, _EARLIER.c.status == "pending",
+                                      _EARLIER.c.sequence < deliveries.c.sequence))
+               .subquery())
+_DUE_HEADS = (select(deliveries, feed.c.body, feed.c.order_sequence, endpoints.c.url, endpoints.c.secret)
+              .join(_DUE_RANKED, _DUE_RANKED.c.delivery_id == deliveries.c.delivery_id)
+              .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence))
+              .join(endpoints, endpoints.c.endpoint_id == deliveries.c.endpoint_id)
+              .where(_DUE_RANKED.c.rank <= bindparam("per_endpoint"))
+              .order_by(deliveries.c.next_attempt_at, deliveries.c.sequence))
+# Only a head waiting for its retry has a next attempt in the future: the earliest is the next wake-up.
+_NEXT_DUE = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == "pending",
+                                                                  deliveries.c.next_attempt_at > bindparam("now"))
+# Feed entries not yet taken on by the active endpoints of their partner (up to `batch` per endpoint).
+_NOT_TAKEN_ON = (select(endpoints.c.endpoint_id, endpoints.c.event_types, endpoints.c.cursor, feed.c.partner_id,
+                        feed.c.sequence, feed.c.event_id, feed.c.type, feed.c.order_id, feed.c.occurred_at)
+                 .join(feed_heads, feed_heads.c.partner_id == endpoints.c.partner_id)
+                 .join(feed, and_(feed.c.partner_id == endpoints.c.partner_id, feed.c.sequence > endpoints.c.cursor,
+                                  feed.c.sequence <= endpoints.c.cursor + bindparam("batch")))
+                 .where(endpoints.c.status == "active", endpoints.c.cursor < feed_heads.c.last_sequence)
+                 .order_by(endpoints.c.endpoint_id, feed.c.sequence))
 _ENDPOINT = select(endpoints).where(endpoints.c.endpoint_id == bindparam("key"))
 _FEED_AFTER = (select(feed).where(feed.c.partner_id == bindparam("key"), feed.c.sequence > bindparam("after"))
                .order_by(feed.c.sequence).limit(bindparam("limit")))
@@ -179,6 +214,41 @@ class EndpointRow:
         return cls(row["endpoint_id"], row["partner_id"], row["url"], tuple(row["event_types"].split()),
                    row["secret"], row["status"], row["disabled_reason"], row["cursor"], row["created_at"],
                    row["updated_at"])
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """An event to append to a partner's feed; body_for(sequence, order_sequence) makes its JSON."""
+    partner_id: str
+    event_id: str
+    type: str
+    order_id: str
+    occurred_at: dt.datetime
+    body_for: Callable[[int, int], bytes]
+
+
+@dataclass
+class Attempt:
+    """One POST's outcome, as the attempt log and the delivery row record it."""
+    delivery_id: str
+    attempt_no: int          # over the delivery's whole life (replays continue the count)
+    status_code: int         # 0: no HTTP answer
+    latency_ms: float
+    error: str
+    excerpt: str
+    new_status: str
+    attempts: int            # in the current round (what the retry policy counts)
+    next_attempt_at: dt.datetime | None
+    at: dt.datetime | None = None
+
+
+def _pending(endpoint_id: str, entry, now: dt.datetime) -> dict:
+    """A new pending delivery of a feed entry to an endpoint."""
+    return {"delivery_id": new_delivery_id(), "endpoint_id": endpoint_id, "partner_id": entry["partner_id"],
+            "sequence": entry["sequence"], "event_id": entry["event_id"], "event_type": entry["type"],
+            "order_id": entry["order_id"], "status": PENDING, "attempts": 0, "total_attempts": 0,
+            "next_attempt_at": now, "last_status_code": 0, "last_error": "", "occurred_at": entry["occurred_at"],
+            "created_at": now, "updated_at": now, "delivered_at": None}
 
 
 def new_endpoint_id() -> str:
@@ -222,6 +292,51 @@ class NotifierRepository:
             "body": body_for(sequence, order_sequence).decode()})
         return sequence, order_sequence
 
+    async def append_many(self, entries: list[FeedEntry]) -> None:
+        """append() for many events at once (a consumer batch): the counters are read once, numbered here,
+        and written back with one statement each. Only the notifier's one feed writer appends (the
+        singleton lease); should another ever race it, the feed's key (partner, sequence) refuses the
+        second and its batch is retried event by event."""
+        order_ids = list({e.order_id for e in entries if e.order_id})
+        partner_ids = list({e.partner_id for e in entries})
+        order_seq = dict((await self.conn.execute(select(order_partners.c.order_id, order_partners.c.last_sequence)
+                                                  .where(order_partners.c.order_id.in_(order_ids)))).all())
+        heads = dict((await self.conn.execute(select(feed_heads.c.partner_id, feed_heads.c.last_sequence)
+                                              .where(feed_heads.c.partner_id.in_(partner_ids)))).all())
+        known_orders, known_partners = set(order_seq), set(heads)
+        new_orders: dict[str, str] = {}
+        now = utcnow()
+        rows = []
+        for e in entries:
+            order_sequence = 0
+            if e.order_id:
+                order_sequence = order_seq[e.order_id] = order_seq.get(e.order_id, 0) + 1
+                if e.order_id not in known_orders:
+                    new_orders.setdefault(e.order_id, e.partner_id)
+            sequence = heads[e.partner_id] = heads.get(e.partner_id, 0) + 1
+            rows.append({"partner_id": e.partner_id, "sequence": sequence, "event_id": e.event_id, "type": e.type,
+                         "order_id": e.order_id, "order_sequence": order_sequence, "occurred_at": e.occurred_at,
+                         "appended_at": now, "body": e.body_for(sequence, order_sequence).decode()})
+        if new_orders:
+            await self.conn.execute(_MAKE_ORDER, [{"order_id": o, "partner_id": p, "last_sequence": order_seq[o]}
+                                                  for o, p in new_orders.items()])
+        moved = [{"key": o, "to": order_seq[o]} for o in order_ids if o in known_orders]
+        if moved:
+            await self.conn.execute(_SET_ORDER, moved)
+        fresh = [{"partner_id": p, "last_sequence": heads[p]} for p in partner_ids if p not in known_partners]
+        if fresh:
+            await self.conn.execute(_MAKE_HEAD, fresh)
+        moved = [{"key": p, "to": heads[p]} for p in partner_ids if p in known_partners]
+        if moved:
+            await self.conn.execute(_SET_HEAD, moved)
+        await self.conn.execute(_INSERT_FEED, rows)
+
+    async def partners_of_orders(self, order_ids) -> dict[str, str]:
+        if not order_ids:
+            return {}
+        return dict((await self.conn.execute(select(order_partners.c.order_id, order_partners.c.partner_id)
+                                             .where(order_partners.c.order_id.in_(list(order_ids))))).all())
+
     async def head(self, partner_id: str) -> int:
         return (await self.conn.execute(
             select(feed_heads.c.last_sequence).where(feed_heads.c.partner_id == partner_id))).scalar() or 0
@@ -256,9 +371,11 @@ class NotifierRepository:
                                         .order_by(endpoints.c.created_at, endpoints.c.endpoint_id))).mappings()
         return [EndpointRow.of(r) for r in rows]
 
-    async def active_endpoint_ids(self) -> list[str]:
-        return list((await self.conn.execute(
-            select(endpoints.c.endpoint_id).where(endpoints.c.status == ACTIVE))).scalars())
+    async def active_endpoints(self, endpoint_ids) -> dict[str, EndpointRow]:
+        """Those of the given endpoints that are active, by id."""
+        rows = await self.conn.execute(select(endpoints).where(endpoints.c.endpoint_id.in_(list(endpoint_ids)),
+                                                               endpoints.c.status == ACTIVE))
+        return {row["endpoint_id"]: EndpointRow.of(row) for row in rows.mappings()}
 
     async def set_endpoint(self, endpoint_id: str, **values) -> None:
         await self.conn.execute(update(endpoints).where(endpoints.c.endpoint_id == endpoint_id)
@@ -286,12 +403,7 @@ class NotifierRepository:
         if not entries:
             return 0
         now = utcnow()
-        rows = [{"delivery_id": new_delivery_id(), "endpoint_id": endpoint.endpoint_id,
-                 "partner_id": endpoint.partner_id, "sequence": e["sequence"], "event_id": e["event_id"],
-                 "event_type": e["type"], "order_id": e["order_id"], "status": PENDING, "attempts": 0,
-                 "total_attempts": 0, "next_attempt_at": now, "last_status_code": 0, "last_error": "",
-                 "occurred_at": e["occurred_at"], "created_at": now, "updated_at": now, "delivered_at": None}
-                for e in entries if matches(e["type"], endpoint.event_types)]
+        rows = [_pending(endpoint.endpoint_id, e, now) for e in entries if matches(e["type"], endpoint.event_types)]
         if rows:
             await self.conn.execute(insert_ignoring_conflicts(self.dialect, deliveries), rows)
         # Guarded by the cursor read: a concurrent take-on (another replica) moves it only once.
@@ -305,17 +417,54 @@ class NotifierRepository:
         one order never holds back the others. (Whether each is due yet is the caller's look.)"""
         return (await self.conn.execute(_HEADS, {"key": endpoint_id, "limit": limit})).mappings().all()
 
+    async def take_on_all(self, matches, batch: int = 500) -> bool:
+        """take_on for every active endpoint at once (three statements whatever their number); True when
+        some endpoint has more than `batch` entries left (call again)."""
+        rows = (await self.conn.execute(_NOT_TAKEN_ON, {"batch": batch})).mappings().all()
+        if not rows:
+            return False
+        now = utcnow()
+        new, moves = [], {}
+        for e in rows:
+            if matches(e["type"], tuple(e["event_types"].split())):
+                new.append(_pending(e["endpoint_id"], e, now))
+            moves[e["endpoint_id"]] = {"key": e["endpoint_id"], "seen": e["cursor"], "to": e["sequence"]}
+        if new:
+            await self.conn.execute(insert_ignoring_conflicts(self.dialect, deliveries), new)
+        await self.conn.execute(_MOVE_CURSOR, list(moves.values()))
+        return any(m["to"] - m["seen"] >= batch for m in moves.values())
+
+    async def due_heads(self, now: dt.datetime, per_endpoint: int) -> list:
+        """What may be POSTed now over all active endpoints (see _DUE_RANKED), with bodies, earliest due first."""
+        return (await self.conn.execute(_DUE_HEADS, {"now": now, "per_endpoint": per_endpoint})).mappings().all()
+
+    async def next_due(self, now: dt.datetime) -> dt.datetime | None:
+        return (await self.conn.execute(_NEXT_DUE, {"now": now})).scalar()
+
     async def record_attempt(self, delivery_id: str, attempt_no: int, *, status_code: int, latency_ms: float,
                              error: str, excerpt: str, new_status: str, attempts: int,
                              next_attempt_at: dt.datetime | None) -> None:
-        now = utcnow()
-        await self.conn.execute(_INSERT_ATTEMPT, {
-            "delivery_id": delivery_id, "attempt": attempt_no, "at": now, "status_code": status_code,
-            "latency_ms": latency_ms, "error": error[:500], "response_excerpt": excerpt[:500]})
-        await self.conn.execute(_AFTER_ATTEMPT, {
-            "key": delivery_id, "new_status": new_status, "round": attempts, "total": attempt_no,
-            "next_at": next_attempt_at, "code": status_code, "err": error[:500], "now": now,
-            "done_at": now if new_status == DELIVERED else None})
+        await self.record_attempts([Attempt(delivery_id, attempt_no, status_code, latency_ms, error, excerpt,
+                                            new_status, attempts, next_attempt_at)])
+
+    async def record_attempts(self, done: list[Attempt]) -> list[Attempt]:
+        """Logs attempts and moves their deliveries on (two statements for any number). Attempts whose
+        delivery is gone meanwhile (the endpoint was deleted) are dropped; the recorded ones are returned."""
+        if not done:
+            return []
+        existing = set((await self.conn.execute(select(deliveries.c.delivery_id).where(
+            deliveries.c.delivery_id.in_([a.delivery_id for a in done])))).scalars())
+        done = [a for a in done if a.delivery_id in existing]
+        if done:
+            now = utcnow()
+            await self.conn.execute(_INSERT_ATTEMPT, [{
+                "delivery_id": a.delivery_id, "attempt": a.attempt_no, "at": a.at or now, "status_code": a.status_code,
+                "latency_ms": a.latency_ms, "error": a.error[:500], "response_excerpt": a.excerpt[:500]} for a in done])
+            await self.conn.execute(_AFTER_ATTEMPT, [{
+                "key": a.delivery_id, "new_status": a.new_status, "round": a.attempts, "total": a.attempt_no,
+                "next_at": a.next_attempt_at, "code": a.status_code, "err": a.error[:500], "now": now,
+                "done_at": (a.at or now) if a.new_status == DELIVERED else None} for a in done])
+        return done
 
     async def list_deliveries(self, endpoint_id: str, status: str, limit: int, before: int | None) -> list:
         query = select(deliveries).where(deliveries.c.endpoint_id == endpoint_id)
@@ -359,12 +508,7 @@ class NotifierRepository:
             deliveries.c.status != PENDING).values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now))
         replayed = result.rowcount
         entries = await self.read_feed(endpoint.partner_id, first - 1, 100_000, to=last)
-        rows = [{"delivery_id": new_delivery_id(), "endpoint_id": endpoint.endpoint_id,
-                 "partner_id": endpoint.partner_id, "sequence": e["sequence"], "event_id": e["event_id"],
-                 "event_type": e["type"], "order_id": e["order_id"], "status": PENDING, "attempts": 0,
-                 "total_attempts": 0, "next_attempt_at": now, "last_status_code": 0, "last_error": "",
-                 "occurred_at": e["occurred_at"], "created_at": now, "updated_at": now, "delivered_at": None}
-                for e in entries if matches(e["type"], endpoint.event_types)]
+        rows = [_pending(endpoint.endpoint_id, e, now) for e in entries if matches(e["type"], endpoint.event_types)]
         for row in rows:  # one by one: rowcount tells which were new
             result = await self.conn.execute(insert_ignoring_conflicts(self.dialect, deliveries, row))
             replayed += max(result.rowcount, 0)

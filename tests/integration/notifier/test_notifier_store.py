@@ -95,6 +95,40 @@ async def test_the_feed_numbers_each_partners_events_once_and_maps_shipments_to_
     assert await feed_of(service, "P-NOBODY") == []
 
 
+async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_database):
+    """The feed consumer's group commit (on_events) numbers and maps exactly as on_event does, also for a
+    shipment whose order was learnt earlier in the same batch, and for orders already known before it."""
+    one_by_one, together = await make_database(MIGRATIONS), await make_database(MIGRATIONS)
+    earlier = [order_event("ORD-K", "P-SHOP", "received", 1)]
+    batch = [order_event("ORD-N", "P-SHOP", "received", 1), shipment_event("ORD-K", "shipped"),
+             order_event("ORD-N", "P-SHOP", "confirmed", 2), order_event("ORD-E", "P-EDI", "received", 1),
+             shipment_event("ORD-N", "packed"), shipment_event("ORD-UNKNOWN", "packed"),
+             events.new_event("stock.restocked", aggregate_id="SKU", version=1, stock=events_pb2.StockEvent(sku="SKU"))]
+    feeds = []
+    for db, batched in ((one_by_one, False), (together, True)):
+        service = NotifierService(db, allow_private=False, resolver=public_only)
+        for event in earlier:
+            async with db.transaction() as tx:
+                await service.on_event(tx, event)
+        async with db.transaction() as tx:
+            if batched:
+                await service.on_events(tx, batch)
+            else:
+                for event in batch:
+                    await service.on_event(tx, event)
+        feeds.append({p: [(e["sequence"], e["order_id"], e["type"], e["order_sequence"], e["body"])
+                          for e in await feed_of(service, p)] for p in ("P-SHOP", "P-EDI")})
+    assert feeds[0] == feeds[1]
+    assert [(s, o, n) for s, o, _t, n, _b in feeds[1]["P-SHOP"]] == [
+        (1, "ORD-K", 1), (2, "ORD-N", 1), (3, "ORD-K", 2), (4, "ORD-N", 2), (5, "ORD-N", 3)]
+    # and the next single append continues the numbers the batch left
+    service = NotifierService(together, allow_private=False, resolver=public_only)
+    async with together.transaction() as tx:
+        await service.on_event(tx, order_event("ORD-N", "P-SHOP", "allocated", 3))
+    last = (await feed_of(service, "P-SHOP"))[-1]
+    assert (last["sequence"], last["order_sequence"]) == (6, 4)
+
+
 async def test_a_long_poll_wakes_when_the_partners_feed_grows(notifier):
     db, service, consumer = notifier
     reader = asyncio.create_task(service.read_feed("P-SHOP", 0, 10, 10))
@@ -185,6 +219,35 @@ async def test_a_retrying_order_holds_back_only_its_own_later_events(notifier):
         heads = await repo.heads(endpoint.endpoint_id, 10)
         assert [(h["order_id"], h["event_type"]) for h in heads] == [("ORD-X", "order.confirmed"),
                                                                     ("ORD-Y", "order.confirmed")]
+
+
+async def test_one_round_takes_on_for_every_endpoint_and_a_busy_endpoint_cannot_crowd_out_the_others(notifier):
+    """take_on_all moves every lagging endpoint's cursor in one go; due_heads gives each endpoint at most
+    `per_endpoint` heads (earliest due first), so one endpoint with many retries due leaves room for others."""
+    db, service, consumer = notifier
+    busy, _ = await service.create_endpoint("P-SHOP", "https://hooks.example.com/busy", ["order.*"], "")
+    quiet, _ = await service.create_endpoint("P-EDI", "https://hooks.example.com/quiet", ["order.confirmed"], "")
+    for n in range(6):
+        await consumer.handle(Msg(order_event(f"ORD-S{n}", "P-SHOP", "received", 1)))
+    await consumer.handle(Msg(order_event("ORD-E1", "P-EDI", "received", 1)))  # not wanted by `quiet`
+    await consumer.handle(Msg(order_event("ORD-E1", "P-EDI", "confirmed", 2)))
+    async with db.transaction() as tx:
+        repo = NotifierRepository(tx.conn)
+        assert await repo.take_on_all(domain.matches, batch=4) is True   # busy has 6 new: 4 now, 2 left
+        assert await repo.take_on_all(domain.matches, batch=4) is False
+        assert await repo.take_on_all(domain.matches, batch=4) is False  # nothing new: nothing happens
+        assert (await repo.endpoint(busy.endpoint_id)).cursor == 6
+        assert (await repo.endpoint(quiet.endpoint_id)).cursor == 2
+        heads = await repo.due_heads(dt.datetime.now(dt.UTC), per_endpoint=2)
+    by_endpoint = {}
+    for h in heads:
+        by_endpoint.setdefault(h["endpoint_id"], []).append(h["order_id"])
+    assert by_endpoint == {busy.endpoint_id: ["ORD-S0", "ORD-S1"], quiet.endpoint_id: ["ORD-E1"]}
+    assert {h["url"] for h in heads} == {"https://hooks.example.com/busy", "https://hooks.example.com/quiet"}
+    await service.pause(busy.endpoint_id, "P-SHOP")  # a paused endpoint's deliveries wait
+    async with db.read() as conn:
+        heads = await NotifierRepository(conn).due_heads(dt.datetime.now(dt.UTC), per_endpoint=2)
+    assert [h["endpoint_id"] for h in heads] == [quiet.endpoint_id]
 
 
 async def test_another_partners_endpoint_is_not_found(notifier):
