@@ -169,18 +169,22 @@ def restock(stack: Stack, quantity: int, reference: str) -> None:
     asyncio.run(call())
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far (Linux /proc), None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(stack: Stack) -> dict[str, float]:
     """CPU time (user + system) each process of the suite has used so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
     used = {}
     for name, proc in stack.processes.items():
-        if proc.popen is None:
-            continue
-        try:
-            fields = Path(f"/proc/{proc.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        used[name] = (int(fields[11]) + int(fields[12])) / ticks
+        seconds = process_cpu_seconds(proc.popen.pid) if proc.popen is not None else None
+        if seconds is not None:
+            used[name] = seconds
     return used
 
 

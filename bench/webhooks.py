@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.surge import cpu_seconds, process_cpu_seconds
 from orderdesk import localservers
 from orderdesk.devstack import ROOT, Stack
 
@@ -108,7 +109,9 @@ def notifier_metrics(stack: Stack) -> dict[str, float]:
 def run(stack: Stack, folder: Path, seconds: float, concurrency: int, body_for, endpoints: int = 100) -> dict:
     keys = seed_partners(stack, folder, endpoints)
     asyncio.run(drive_keys(stack.gateway_url, keys, 2, 8, body_for))  # warm-up: the new partners' keys
+    before = cpu_seconds(stack)
     without = asyncio.run(drive_keys(stack.gateway_url, keys, seconds, concurrency, body_for))
+    without["cpu"] = _used_since(before, cpu_seconds(stack))
 
     port, dead_port = localservers.free_port(), localservers.free_port()
     stats = folder / "hook-receiver.json"
@@ -121,7 +124,10 @@ def run(stack: Stack, folder: Path, seconds: float, concurrency: int, body_for, 
                 raise RuntimeError("webhook receiver did not start")
             time.sleep(0.1)
         asyncio.run(register(stack.gateway_url, keys, port, dead_port))
+        before, receiver_before = cpu_seconds(stack), process_cpu_seconds(receiver.pid) or 0.0
         with_hooks = asyncio.run(drive_keys(stack.gateway_url, keys, seconds, concurrency, body_for))
+        with_hooks["cpu"] = _used_since(before, cpu_seconds(stack))
+        with_hooks["cpu"]["(receiver)"] = (process_cpu_seconds(receiver.pid) or 0.0) - receiver_before
         stopped = time.monotonic()
         last, last_change = received(stats), time.monotonic()
         while time.monotonic() - last_change < 3 and time.monotonic() - stopped < 180:  # let deliveries catch up
@@ -139,6 +145,15 @@ def run(stack: Stack, folder: Path, seconds: float, concurrency: int, body_for, 
             "drain": drain, "metrics": figures}
 
 
+def _used_since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: seconds - before.get(name, 0.0) for name, seconds in after.items()}
+
+
+def _per_order(run: dict) -> str:
+    accepted = max(run["accepted"], 1)
+    return ", ".join(f"{name} {seconds / accepted * 1000:.1f}" for name, seconds in sorted(run["cpu"].items()))
+
+
 def report(r: dict) -> None:
     without, with_hooks = r["without"]["rate"], r["with"]["rate"]
     drop = (without - with_hooks) / without if without else float("nan")
@@ -149,6 +164,9 @@ def report(r: dict) -> None:
     print(f"webhooks: {r['endpoints']} partners placing orders, one endpoint each for every event (one dead)")
     print(f"  orders/s without endpoints {without:.0f}, with {with_hooks:.0f}: drop {drop:.1%} "
           f"(statuses {dict(sorted(r['with']['statuses'].items()))})")
+    print(f"  CPU ms per accepted order without endpoints: {_per_order(r['without'])}")
+    print(f"  CPU ms per accepted order with endpoints:    {_per_order(r['with'])}")
+    print("  (the receiver stands in for 99 partners' servers; on these shared cores its CPU is taken from the suite)")
     print(f"  event-to-webhook latency p50 {percentile(lat, 50) * 1000:.0f} ms, p99 {percentile(lat, 99) * 1000:.0f} ms "
           f"over {len(lat)} deliveries; the receiver was still catching up {r['drain']:.1f}s after the load stopped")
     print(f"  notifier: {m.get('orderdesk_feed_events_appended_total', 0):.0f} events in feeds; attempts by outcome "
