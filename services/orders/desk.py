@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import logging
 import uuid
@@ -76,6 +77,10 @@ def exception_id(req: orders_pb2.RecordExceptionRequest) -> str:
         return f"EX-{uuid.uuid4().hex[:12]}"
     digest = hashlib.sha256(f"{req.order_id}\n{req.partner_id}\n{req.idempotency_key}".encode()).hexdigest()
     return f"EX-{digest[:12]}"
+
+
+def _because(what: str, note: str) -> str:
+    return f"{what}: {note}" if note else what
 
 
 def stale(order: Order, expected: int) -> errors.FailedPrecondition:
@@ -261,6 +266,10 @@ class Desk:
             details["reship_lines"] = await self._reserve_reship(order, exception)
         elif action is ex.Action.SUBSTITUTE:
             return await self._substitute(order, exception, req, actor, details)
+        elif action is ex.Action.SPLIT_DELIVERY:
+            return await self._split_delivery(order, exception, req, actor, details)
+        elif action is ex.Action.ACCEPT_DELAY:
+            details["expected_date"] = ex.accepted_date(exception, details)
         elif action is ex.Action.CHANGE_CARRIER:
             details.setdefault("shipment_id", exception.shipment_id)
             if not details["shipment_id"]:
@@ -271,6 +280,9 @@ class Desk:
             if allocations is not None:
                 record_allocation_change(o, allocations, actor=actor, at=self.service.clock(),
                                          reason=f"re-allocated for {exception.exception_id}")
+            if action is ex.Action.ACCEPT_DELAY:  # the accepted date becomes the promise
+                o.accept_delay(details["expected_date"], at=self.service.clock(), actor=actor,
+                               reason=_because(f"delay accepted ({exception.exception_id})", req.note))
             ex.resolve(o, req.exception_id, req.action, at=self.service.clock(), actor=actor, note=req.note,
                        details=details)
 
@@ -296,6 +308,59 @@ class Desk:
                        note=req.note, details=details)
 
         return await self._apply(order.order_id, req.partner_id, 0, request, actor, then=resolve)
+
+    async def _split_delivery(self, order: Order, exception: ex.OrderException, req, actor: str,
+                              details: dict[str, str]) -> Order:
+        """Deliver what is reserved now, the rest later as a linked order (Order.split_delivery).
+
+        Inventory is asked what it holds for the order now (Reserve with the same target), then to hold
+        only that (the order's backorder goes); the order, its new linked order and the resolution commit
+        together. The allocator then reserves the linked order (backordered, filled by receipts by
+        priority). A failure after inventory was asked gives the order its reservation back."""
+        order.check_split_delivery()
+        now = await self._reserve(order, wanted(order))
+        held = [Allocation(r.sku, r.warehouse, r.quantity) for r in now.reservations]
+        date = exception.expected_date or order.expected_delivery_date
+        reason = _because(f"split delivery for {exception.exception_id}", req.note)
+        copy.deepcopy(order).split_delivery(held, at=self.service.clock(), actor=actor, delivery_date=date,
+                                            reason=reason)  # refused (nothing to split) before anything moves
+        kept: dict[str, int] = {}
+        for a in held:
+            kept[a.sku] = kept.get(a.sku, 0) + a.quantity
+        answer = await self._reserve(order, kept)
+        allocations = [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
+        try:
+            for attempt in range(ATTEMPTS):
+                try:
+                    async with self.service.db.transaction() as tx:
+                        repo = OrderRepository(tx.conn)
+                        parent = await repo.get(order.order_id, req.partner_id)
+                        if parent is None:
+                            raise errors.NotFound(f"order {order.order_id} not found")
+                        child = parent.split_delivery(allocations, at=self.service.clock(), actor=actor,
+                                                      delivery_date=date, reason=reason)
+                        ex.resolve(parent, exception.exception_id, ex.Action.SPLIT_DELIVERY.value,
+                                   at=self.service.clock(), actor=actor, note=req.note,
+                                   details={**details, "split_into": child.order_id})
+                        await repo.save(parent)
+                        await publish_transitions(tx, parent)
+                        await repo.add(child)
+                        await publish_transitions(tx, child)
+                    break
+                except errors.Conflict:
+                    if attempt == ATTEMPTS - 1:
+                        raise
+        except Exception:
+            with contextlib.suppress(Exception):  # the order as saved keeps what it holds and its backorder
+                await self._reserve(order, wanted(await self._load(order.order_id, req.partner_id)))
+            raise
+        # The allocator may have asked for the whole order meanwhile: the parent holds only what it keeps.
+        with contextlib.suppress(Exception):
+            await self._reserve(parent, wanted(parent))
+        count_transitions(parent)
+        count_transitions(child)
+        self.wake_allocator(scheduled=True)  # the linked order is reserved (or backordered) by priority
+        return parent
 
     async def _reallocate(self, order: Order, exception: ex.OrderException) -> list[Allocation]:
         if not (exception.sku and exception.warehouse and exception.quantity):
