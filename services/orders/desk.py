@@ -7,8 +7,9 @@ holds stock, then save the order with its order.changed event in one transaction
 race after inventory was asked gives the old reservation back.
 
 Exceptions are recorded on the order (order.exception); resolutions act through inventory
-(re-allocate, reship) or shipping (change carrier and reship, from the order.exception
-event), and are recorded on the exception.
+(re-allocate, reship, split delivery) or shipping (change carrier, reship and accept delay, from
+the order.exception event), and are recorded on the exception. A split delivery creates the linked
+order with the parent in one transaction; an accepted delay moves the order's promised date.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable
+
+import grpc
 
 from orderdesk import errors, metrics, rpc
 from orderdesk.v1 import intake_pb2, inventory_pb2, orders_pb2, shipping_pb2
@@ -314,20 +317,36 @@ class Desk:
         """Deliver what is reserved now, the rest later as a linked order (Order.split_delivery).
 
         Inventory is asked what it holds for the order now (Reserve with the same target), then to hold
-        only that (the order's backorder goes); the order, its new linked order and the resolution commit
+        only that (the order's backorder goes); for an allocated order short at picking, the missing
+        units are written off at the short warehouse instead (Reallocate, write_off_only). The order, its new linked order and the resolution commit
         together. The allocator then reserves the linked order (backordered, filled by receipts by
         priority). A failure after inventory was asked gives the order its reservation back."""
         order.check_split_delivery()
-        now = await self._reserve(order, wanted(order))
-        held = [Allocation(r.sku, r.warehouse, r.quantity) for r in now.reservations]
         date = exception.expected_date or order.expected_delivery_date
         reason = _because(f"split delivery for {exception.exception_id}", req.note)
-        copy.deepcopy(order).split_delivery(held, at=self.service.clock(), actor=actor, delivery_date=date,
-                                            reason=reason)  # refused (nothing to split) before anything moves
-        kept: dict[str, int] = {}
-        for a in held:
-            kept[a.sku] = kept.get(a.sku, 0) + a.quantity
-        answer = await self._reserve(order, kept)
+
+        def dry_run(held: list[Allocation]) -> None:  # refused (nothing to split) before anything moves
+            copy.deepcopy(order).split_delivery(held, at=self.service.clock(), actor=actor, delivery_date=date,
+                                                reason=reason)
+
+        if order.status is Status.ALLOCATED and exception.type is ex.ExceptionType.STOCK_SHORTAGE_AT_PICK:
+            # Units the books show are not on the shelf: inventory releases and writes them off at the
+            # short warehouse (reserving nothing elsewhere); the order keeps the rest of its reservation.
+            short = (exception.sku, exception.warehouse)
+            dry_run([Allocation(a.sku, a.warehouse, a.quantity - exception.quantity * ((a.sku, a.warehouse) == short))
+                     for a in order.allocations])
+            answer = await self._inventory_reallocate(
+                inventory_pb2.ReallocateRequest(order_id=order.order_id, sku=exception.sku,
+                                                warehouse=exception.warehouse, quantity=exception.quantity,
+                                                reference=exception.exception_id, write_off_only=True))
+        else:
+            now = await self._reserve(order, wanted(order))
+            held = [Allocation(r.sku, r.warehouse, r.quantity) for r in now.reservations]
+            dry_run(held)
+            kept: dict[str, int] = {}
+            for a in held:
+                kept[a.sku] = kept.get(a.sku, 0) + a.quantity
+            answer = await self._reserve(order, kept)
         allocations = [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
         try:
             for attempt in range(ATTEMPTS):
@@ -367,11 +386,17 @@ class Desk:
             raise errors.FailedPrecondition(
                 "re-allocation needs the exception's SKU, warehouse and quantity",
                 rule="reallocate_needs_sku_warehouse_quantity", subject=exception.exception_id)
-        answer = await self.inventory.Reallocate(
+        answer = await self._inventory_reallocate(
             inventory_pb2.ReallocateRequest(order_id=order.order_id, sku=exception.sku, warehouse=exception.warehouse,
-                                            quantity=exception.quantity, reference=exception.exception_id),
-            timeout=self.timeout, metadata=rpc.metadata())
+                                            quantity=exception.quantity, reference=exception.exception_id))
         return [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
+
+    async def _inventory_reallocate(self, request: inventory_pb2.ReallocateRequest) -> inventory_pb2.ReserveResponse:
+        """Inventory's refusals (no_stock_elsewhere, not_held_at_warehouse) reach the desk as they are (409)."""
+        try:
+            return await self.inventory.Reallocate(request, timeout=self.timeout, metadata=rpc.metadata())
+        except grpc.RpcError as exc:
+            raise rpc.passed_on(exc) from exc
 
     async def _reserve_reship(self, order: Order, exception: ex.OrderException) -> str:
         """Reserves the lost shipment's units again (shipped units count towards Reserve's target,

@@ -51,6 +51,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 # Orders the allocation worker reserves stock for.
 AWAITING_STOCK = (S.CONFIRMED, S.SCHEDULED)
+# Orders a split delivery can divide: waiting for stock, or allocated with the goods still in the warehouse.
+SPLITTABLE = (S.CONFIRMED, S.SCHEDULED, S.ALLOCATED)
 # Shipment statuses that mean the goods have left the warehouse.
 LEFT_WAREHOUSE = ("shipped", "delivered")
 
@@ -272,19 +274,16 @@ class Order:
 
     # --- resolutions of exceptions that change the order (issue 4) ------------------------
     def check_split_delivery(self) -> None:
-        """Before inventory is asked: only an order still waiting for some of its stock can split."""
-        if self.status is S.ALLOCATED:
-            raise FailedPrecondition(
-                f"every line of order {self.order_id} is reserved: nothing is missing to deliver later",
-                rule="split_nothing_missing", subject=self.order_id)
-        if self.status not in AWAITING_STOCK:
+        """Before inventory is asked: an order still waiting for some of its stock, or an allocated one
+        whose goods are still in the warehouse (units found missing at picking), can split."""
+        if self.status not in SPLITTABLE:
             raise FailedPrecondition(f"an order that is {self.status} can no longer be split",
                                      rule="split_not_allowed_in_status", subject=self.order_id)
 
     def split_delivery(self, allocations: list[Allocation], *, at: dt.datetime, actor: str, delivery_date: str,
                        reason: str) -> Order:
         """Deliver what is reserved now (`allocations`: what inventory holds for the order), the rest later:
-        this order keeps the reserved units and is allocated; a new linked order (`<id>-<n>`, confirmed,
+        this order keeps the reserved units and is (or stays) allocated; a new linked order (`<id>-<n>`, confirmed,
         same customer, ship-to, prices, terms and priority) gets the rest, due `delivery_date`.
         Returns the new order. Refused when nothing is reserved or nothing is missing."""
         self.check_split_delivery()
@@ -322,7 +321,8 @@ class Order:
         changes.extend(set_allocations(self, allocations))
         self.split_into = [*self.split_into, child.order_id]
         self.expected_ship_date = self.expected_delivery_date = ""
-        self._move(S.ALLOCATED, at, actor, f"split delivery: ships what is reserved now; the rest in {child.order_id}")
+        if self.status is not S.ALLOCATED:
+            self._move(S.ALLOCATED, at, actor, f"split delivery: ships what is reserved now; the rest in {child.order_id}")
         self.version += 1
         record = ChangeRecord(self.version, at, actor, ("split_delivery",), reason, tuple(changes))
         self.change_log.append(record)

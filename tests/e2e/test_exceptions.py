@@ -419,3 +419,43 @@ async def test_accepting_a_carrier_delay_moves_the_promise(shop, warehouse_opera
     # on time is measured against the accepted date: the shipment's promise follows
     await shipments_of(warehouse_operator, order_id, eventually,
                        lambda items: items[0]["promised_delivery_date"] == "2027-01-20")
+
+
+async def test_units_missing_at_picking_are_split_off_and_come_later(shop, warehouse_operator, admin, eventually):
+    sku = new_sku()
+    await add_product(admin, sku, {"WH-HAM": 5})
+    order_id = await submit(shop, sku, 5)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
+    [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
+    await step(warehouse_operator, shipment["shipment_id"], "picked")
+    code, reported, _ = await warehouse_operator.post(f"/v1/orders/{order_id}/exceptions", json={
+        "type": "stock_shortage_at_pick", "cause": "2 missing in the bin", "sku": sku, "warehouse": "WH-HAM",
+        "quantity": 2})
+    assert code == 201, reported
+    eid = reported["exceptions"][0]["exception_id"]
+    code, problem, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve",
+                                        json={"action": "reallocate"})
+    assert code == 409 and problem["rule"] == "no_stock_elsewhere", problem  # nowhere else: split instead
+
+    code, parent, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve",
+                                       json={"action": "split_delivery"})
+    assert code == 200, parent
+    assert parent["status"] == "allocated" and not parent["at_risk"] and parent["split_into"] == [f"{order_id}-2"]
+    assert [(x["sku"], x["quantity"]) for x in parent["lines"]] == [(sku, 3)]
+    assert {wh: (lv["on_hand"], lv["reserved"]) for wh, lv in (await levels(admin, sku)).items()} == {
+        "WH-HAM": (3, 3)}  # the missing units are written off, the parent holds the 3 on the shelf
+    # the picked shipment now carries the 3 and ships them
+    [shipment] = await shipments_of(warehouse_operator, order_id, eventually,
+                                    lambda items: items[0]["lines"] == [{"sku": sku, "quantity": 3}])
+    for kind in ("packed", "shipped", "delivered"):
+        await step(warehouse_operator, shipment["shipment_id"], kind)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "completed")
+
+    child = await wait_for(shop, f"{order_id}-2", eventually, lambda o: o["status"] == "scheduled")
+    assert [(x["sku"], x["quantity"]) for x in child["lines"]] == [(sku, 2)]
+    code, body, _ = await admin.post("/v1/admin/receipts", json={
+        "warehouse": "WH-HAM", "sku": sku, "quantity": 2, "reference": f"GRN-{uuid.uuid4().hex[:8]}"})
+    assert code == 200, body
+    await wait_for(shop, f"{order_id}-2", eventually, lambda o: o["status"] == "allocated")
+    [later] = await shipments_of(warehouse_operator, f"{order_id}-2", eventually)
+    assert later["lines"] == [{"sku": sku, "quantity": 2}]

@@ -86,12 +86,25 @@ def test_nothing_to_split_is_refused_and_changes_nothing(held, rule):
     assert order.split_into == [] and order.change_log == []
 
 
-def test_an_order_past_waiting_for_stock_cannot_split():
+def test_units_missing_at_picking_split_off_an_allocated_order():
     order = scheduled(held=(("A", "WH-HAM", 5), ("B", "WH-HAM", 2)))
     assert order.status is Status.ALLOCATED
-    with pytest.raises(FailedPrecondition) as refused:
-        order.check_split_delivery()
+    order.check_split_delivery()
+    with pytest.raises(FailedPrecondition) as refused:  # everything held: nothing to deliver later
+        order.split_delivery(order.allocations, at=NOW, actor="d", delivery_date="", reason="")
     assert refused.value.rule == "split_nothing_missing"
+    v = order.version
+    # 2 of A were not on the shelf (written off): the order ships 3 of A and the 2 of B, the rest comes later
+    child = order.split_delivery([Allocation("A", "WH-HAM", 3), Allocation("B", "WH-HAM", 2)], at=NOW, actor="d",
+                                 delivery_date="2027-01-15", reason="short at pick")
+    assert order.status is Status.ALLOCATED and order.transitions == [] and order.version == v + 1
+    assert [(x.sku, x.quantity) for x in order.lines] == [("A", 3), ("B", 2)]
+    assert [(x.sku, x.quantity) for x in child.lines] == [("A", 2)]
+    assert {c.field: c.after for c in order.change_log[-1].changes}["allocations[A]"] == "WH-HAM x3"
+
+
+def test_a_cancelled_order_cannot_split():
+    order = scheduled(held=(("A", "WH-HAM", 5), ("B", "WH-HAM", 2)))
     order.cancel(NOW, "desk", "no longer needed")
     with pytest.raises(FailedPrecondition) as refused:
         order.split_delivery([Allocation("A", "WH-HAM", 1)], at=NOW, actor="d", delivery_date="", reason="")
