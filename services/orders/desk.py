@@ -318,9 +318,10 @@ class Desk:
 
         Inventory is asked what it holds for the order now (Reserve with the same target), then to hold
         only that (the order's backorder goes); for an allocated order short at picking, the missing
-        units are written off at the short warehouse instead (Reallocate, write_off_only). The order, its new linked order and the resolution commit
-        together. The allocator then reserves the linked order (backordered, filled by receipts by
-        priority). A failure after inventory was asked gives the order its reservation back."""
+        units are written off at the short warehouse instead (Reallocate, write_off_only). The order,
+        its new linked order and the resolution commit together. The allocator then reserves the
+        linked order (backordered, filled by receipts by priority). A failure after inventory was
+        asked gives the order as saved its reservation back (Reserve for its lines)."""
         order.check_split_delivery()
         date = exception.expected_date or order.expected_delivery_date
         reason = _because(f"split delivery for {exception.exception_id}", req.note)
