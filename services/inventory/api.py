@@ -33,7 +33,8 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
 
     async def Reallocate(self, request, context):
         held = await reallocation.reallocate(self.service.db, request.order_id, request.sku, request.warehouse,
-                                             request.quantity, request.reference)
+                                             request.quantity, request.reference,
+                                             write_off_only=request.write_off_only)
         return inventory_pb2.ReserveResponse(
             reservations=[inventory_pb2.Reservation(sku=s, warehouse=w, quantity=q) for s, w, q in held])
 

@@ -7,7 +7,8 @@ same quantity is reserved for the order at other warehouses by the usual strateg
 (plan_allocation). When the other warehouses cannot cover it all, nothing changes and
 the call is refused (rule no_stock_elsewhere), so the desk can choose another resolution.
 The write-off is recorded once per reference (the exception id) in the receipts book as
-a negative receipt, so a retried call changes nothing.
+a negative receipt, so a retried call changes nothing. A split delivery (write_off_only) releases
+and writes off the missing units without reserving them elsewhere: a new linked order asks for them.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ def check_request(order_id: str, sku: str, warehouse: str, quantity: int, refere
 
 
 async def reallocate(db: Database, order_id: str, sku: str, warehouse: str, quantity: int,
-                     reference: str) -> list[tuple[str, str, int]]:
-    """Moves `quantity` of the order's `sku` away from `warehouse`; returns what the order holds now."""
+                     reference: str, *, write_off_only: bool = False) -> list[tuple[str, str, int]]:
+    """Moves `quantity` of the order's `sku` away from `warehouse`; returns what the order holds now.
+    With `write_off_only` (a split delivery) the units are released and written off, nothing is
+    reserved elsewhere: the order holds less."""
     check_request(order_id, sku, warehouse, quantity, reference)
     async with db.transaction() as tx:
         repo = StockRepository(tx.conn, db.dialect)
@@ -45,8 +48,8 @@ async def reallocate(db: Database, order_id: str, sku: str, warehouse: str, quan
                 f"order {order_id} holds {held_here} of {sku} at {warehouse}, not {quantity}",
                 rule="not_held_at_warehouse", subject=order_id)
         elsewhere = {wh: lv.available for wh, lv in levels.items() if wh != warehouse}
-        picks = plan_allocation(quantity, elsewhere)
-        if sum(q for _, q in picks) < quantity:
+        picks = [] if write_off_only else plan_allocation(quantity, elsewhere)
+        if not write_off_only and sum(q for _, q in picks) < quantity:
             raise errors.FailedPrecondition(
                 f"the other warehouses have {sum(max(a, 0) for a in elsewhere.values())} of {sku} available, "
                 f"not {quantity}", rule="no_stock_elsewhere", subject=order_id)

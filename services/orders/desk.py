@@ -7,18 +7,22 @@ holds stock, then save the order with its order.changed event in one transaction
 race after inventory was asked gives the old reservation back.
 
 Exceptions are recorded on the order (order.exception); resolutions act through inventory
-(re-allocate, reship) or shipping (change carrier and reship, from the order.exception
-event), and are recorded on the exception.
+(re-allocate, reship, split delivery) or shipping (change carrier, reship and accept delay, from
+the order.exception event), and are recorded on the exception. A split delivery creates the linked
+order with the parent in one transaction; an accepted delay moves the order's promised date.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import logging
 import uuid
 from collections.abc import Callable
+
+import grpc
 
 from orderdesk import errors, metrics, rpc
 from orderdesk.v1 import intake_pb2, inventory_pb2, orders_pb2, shipping_pb2
@@ -76,6 +80,10 @@ def exception_id(req: orders_pb2.RecordExceptionRequest) -> str:
         return f"EX-{uuid.uuid4().hex[:12]}"
     digest = hashlib.sha256(f"{req.order_id}\n{req.partner_id}\n{req.idempotency_key}".encode()).hexdigest()
     return f"EX-{digest[:12]}"
+
+
+def _because(what: str, note: str) -> str:
+    return f"{what}: {note}" if note else what
 
 
 def stale(order: Order, expected: int) -> errors.FailedPrecondition:
@@ -261,6 +269,10 @@ class Desk:
             details["reship_lines"] = await self._reserve_reship(order, exception)
         elif action is ex.Action.SUBSTITUTE:
             return await self._substitute(order, exception, req, actor, details)
+        elif action is ex.Action.SPLIT_DELIVERY:
+            return await self._split_delivery(order, exception, req, actor, details)
+        elif action is ex.Action.ACCEPT_DELAY:
+            details["expected_date"] = ex.accepted_date(exception, details)
         elif action is ex.Action.CHANGE_CARRIER:
             details.setdefault("shipment_id", exception.shipment_id)
             if not details["shipment_id"]:
@@ -271,6 +283,9 @@ class Desk:
             if allocations is not None:
                 record_allocation_change(o, allocations, actor=actor, at=self.service.clock(),
                                          reason=f"re-allocated for {exception.exception_id}")
+            if action is ex.Action.ACCEPT_DELAY:  # the accepted date becomes the promise
+                o.accept_delay(details["expected_date"], at=self.service.clock(), actor=actor,
+                               reason=_because(f"delay accepted ({exception.exception_id})", req.note))
             ex.resolve(o, req.exception_id, req.action, at=self.service.clock(), actor=actor, note=req.note,
                        details=details)
 
@@ -297,16 +312,92 @@ class Desk:
 
         return await self._apply(order.order_id, req.partner_id, 0, request, actor, then=resolve)
 
+    async def _split_delivery(self, order: Order, exception: ex.OrderException, req, actor: str,
+                              details: dict[str, str]) -> Order:
+        """Deliver what is reserved now, the rest later as a linked order (Order.split_delivery).
+
+        Inventory is asked what it holds for the order now (Reserve with the same target), then to hold
+        only that (the order's backorder goes); for an allocated order short at picking, the missing
+        units are written off at the short warehouse instead (Reallocate, write_off_only). The order,
+        its new linked order and the resolution commit together. The allocator then reserves the
+        linked order (backordered, filled by receipts by priority). A failure after inventory was
+        asked gives the order as saved its reservation back (Reserve for its lines)."""
+        order.check_split_delivery()
+        date = exception.expected_date or order.expected_delivery_date
+        reason = _because(f"split delivery for {exception.exception_id}", req.note)
+
+        def dry_run(held: list[Allocation]) -> None:  # refused (nothing to split) before anything moves
+            copy.deepcopy(order).split_delivery(held, at=self.service.clock(), actor=actor, delivery_date=date,
+                                                reason=reason)
+
+        if order.status is Status.ALLOCATED and exception.type is ex.ExceptionType.STOCK_SHORTAGE_AT_PICK:
+            # Units the books show are not on the shelf: inventory releases and writes them off at the
+            # short warehouse (reserving nothing elsewhere); the order keeps the rest of its reservation.
+            short = (exception.sku, exception.warehouse)
+            dry_run([Allocation(a.sku, a.warehouse, a.quantity - exception.quantity * ((a.sku, a.warehouse) == short))
+                     for a in order.allocations])
+            answer = await self._inventory_reallocate(
+                inventory_pb2.ReallocateRequest(order_id=order.order_id, sku=exception.sku,
+                                                warehouse=exception.warehouse, quantity=exception.quantity,
+                                                reference=exception.exception_id, write_off_only=True))
+        else:
+            now = await self._reserve(order, wanted(order))
+            held = [Allocation(r.sku, r.warehouse, r.quantity) for r in now.reservations]
+            dry_run(held)
+            kept: dict[str, int] = {}
+            for a in held:
+                kept[a.sku] = kept.get(a.sku, 0) + a.quantity
+            answer = await self._reserve(order, kept)
+        allocations = [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
+        try:
+            for attempt in range(ATTEMPTS):
+                try:
+                    async with self.service.db.transaction() as tx:
+                        repo = OrderRepository(tx.conn)
+                        parent = await repo.get(order.order_id, req.partner_id)
+                        if parent is None:
+                            raise errors.NotFound(f"order {order.order_id} not found")
+                        child = parent.split_delivery(allocations, at=self.service.clock(), actor=actor,
+                                                      delivery_date=date, reason=reason)
+                        ex.resolve(parent, exception.exception_id, ex.Action.SPLIT_DELIVERY.value,
+                                   at=self.service.clock(), actor=actor, note=req.note,
+                                   details={**details, "split_into": child.order_id})
+                        await repo.save(parent)
+                        await publish_transitions(tx, parent)
+                        await repo.add(child)
+                        await publish_transitions(tx, child)
+                    break
+                except errors.Conflict:
+                    if attempt == ATTEMPTS - 1:
+                        raise
+        except Exception:
+            with contextlib.suppress(Exception):  # the order as saved keeps what it holds and its backorder
+                await self._reserve(order, wanted(await self._load(order.order_id, req.partner_id)))
+            raise
+        # The allocator may have asked for the whole order meanwhile: the parent holds only what it keeps.
+        with contextlib.suppress(Exception):
+            await self._reserve(parent, wanted(parent))
+        count_transitions(parent)
+        count_transitions(child)
+        self.wake_allocator(scheduled=True)  # the linked order is reserved (or backordered) by priority
+        return parent
+
     async def _reallocate(self, order: Order, exception: ex.OrderException) -> list[Allocation]:
         if not (exception.sku and exception.warehouse and exception.quantity):
             raise errors.FailedPrecondition(
                 "re-allocation needs the exception's SKU, warehouse and quantity",
                 rule="reallocate_needs_sku_warehouse_quantity", subject=exception.exception_id)
-        answer = await self.inventory.Reallocate(
+        answer = await self._inventory_reallocate(
             inventory_pb2.ReallocateRequest(order_id=order.order_id, sku=exception.sku, warehouse=exception.warehouse,
-                                            quantity=exception.quantity, reference=exception.exception_id),
-            timeout=self.timeout, metadata=rpc.metadata())
+                                            quantity=exception.quantity, reference=exception.exception_id))
         return [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
+
+    async def _inventory_reallocate(self, request: inventory_pb2.ReallocateRequest) -> inventory_pb2.ReserveResponse:
+        """Inventory's refusals (no_stock_elsewhere, not_held_at_warehouse) reach the desk as they are (409)."""
+        try:
+            return await self.inventory.Reallocate(request, timeout=self.timeout, metadata=rpc.metadata())
+        except grpc.RpcError as exc:
+            raise rpc.passed_on(exc) from exc
 
     async def _reserve_reship(self, order: Order, exception: ex.OrderException) -> str:
         """Reserves the lost shipment's units again (shipped units count towards Reserve's target,

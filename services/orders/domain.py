@@ -12,12 +12,13 @@ reason); `Order.transitions` collects the ones not yet published.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from services.orders.changes import ChangeRecord
+from services.orders.changes import ChangeRecord, FieldChange, set_allocations
 from services.orders.exceptions import OrderException
 
 
@@ -50,6 +51,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 # Orders the allocation worker reserves stock for.
 AWAITING_STOCK = (S.CONFIRMED, S.SCHEDULED)
+# Orders a split delivery can divide: waiting for stock, or allocated with the goods still in the warehouse.
+SPLITTABLE = (S.CONFIRMED, S.SCHEDULED, S.ALLOCATED)
 # Shipment statuses that mean the goods have left the warehouse.
 LEFT_WAREHOUSE = ("shipped", "delivered")
 
@@ -88,6 +91,30 @@ def split_parts(proposal: dict, lines: list[Line]) -> dict[str, list[tuple[str, 
     if proposed != wanted or len(by_date) < 2:
         return None
     return by_date
+
+
+def split_quantities(lines: list[Line], held: dict[str, int]) -> tuple[list[Line], list[Line]]:
+    """A split delivery's arithmetic: the lines of what is held now (`held`: units per SKU, shared by
+    the lines of one SKU in line order) and the lines of the rest. Per SKU the two add up to the
+    order's quantity; neither has a line of 0 units."""
+    left = dict(held)
+    kept: list[Line] = []
+    rest: list[Line] = []
+    for line in lines:
+        take = max(0, min(line.quantity, left.get(line.sku, 0)))
+        left[line.sku] = left.get(line.sku, 0) - take
+        if take:
+            kept.append(Line(line.sku, take, line.unit_price, allocated=take))
+        if line.quantity > take:
+            rest.append(Line(line.sku, line.quantity - take, line.unit_price))
+    return kept, rest
+
+
+def _units(lines: list[Line]) -> dict[str, int]:
+    units: dict[str, int] = {}
+    for line in lines:
+        units[line.sku] = units.get(line.sku, 0) + line.quantity
+    return units
 
 
 @dataclass(frozen=True)
@@ -244,6 +271,77 @@ class Order:
             split_off.append(child)
         self.split_into = [o.order_id for o in split_off]
         return split_off
+
+    # --- resolutions of exceptions that change the order (issue 4) ------------------------
+    def check_split_delivery(self) -> None:
+        """Before inventory is asked: an order still waiting for some of its stock, or an allocated one
+        whose goods are still in the warehouse (units found missing at picking), can split."""
+        if self.status not in SPLITTABLE:
+            raise FailedPrecondition(f"an order that is {self.status} can no longer be split",
+                                     rule="split_not_allowed_in_status", subject=self.order_id)
+
+    def split_delivery(self, allocations: list[Allocation], *, at: dt.datetime, actor: str, delivery_date: str,
+                       reason: str) -> Order:
+        """Deliver what is reserved now (`allocations`: what inventory holds for the order), the rest later:
+        this order keeps the reserved units and is (or stays) allocated; a new linked order (`<id>-<n>`, confirmed,
+        same customer, ship-to, prices, terms and priority) gets the rest, due `delivery_date`.
+        Returns the new order. Refused when nothing is reserved or nothing is missing."""
+        self.check_split_delivery()
+        held: dict[str, int] = {}
+        for a in allocations:
+            held[a.sku] = held.get(a.sku, 0) + a.quantity
+        kept, rest = split_quantities(self.lines, held)
+        if not rest:
+            raise FailedPrecondition(f"every unit of order {self.order_id} is reserved: nothing to deliver later",
+                                     rule="split_nothing_missing", subject=self.order_id)
+        if not kept:
+            raise FailedPrecondition(f"nothing of order {self.order_id} is reserved: nothing to deliver now",
+                                     rule="split_nothing_allocated", subject=self.order_id)
+        n = next(n for n in itertools.count(2) if f"{self.order_id}-{n}" not in self.split_into)
+        child = Order(
+            order_id=f"{self.order_id}-{n}", partner_id=self.partner_id, channel=self.channel,
+            external_ref=f"{self.external_ref}/{n}" if self.external_ref else "", customer_id=self.customer_id,
+            ship_to=dict(self.ship_to), lines=rest, requested_delivery_date=delivery_date or self.requested_delivery_date,
+            payment_terms=self.payment_terms, currency=self.currency, priority=self.priority, urgent=self.urgent,
+            split_from=self.order_id, created_at=at,
+        )
+        when = f" on {child.requested_delivery_date}" if child.requested_delivery_date else " later"
+        child._move(S.RECEIVED, at, actor, f"split from {self.order_id}: the units missing there, delivered{when}")
+        child._move(S.CONFIRMED, at, actor, reason or "split delivery")
+
+        before, after = _units(self.lines), _units(kept)
+        prices = {line.sku: line.unit_price for line in self.lines}
+        changes = [FieldChange(f"lines[{sku}].quantity", str(qty), str(after[sku])) if sku in after
+                   else FieldChange(f"lines[{sku}]", f"{qty} x {prices[sku]}", "")
+                   for sku, qty in before.items() if after.get(sku) != qty]
+        changes.append(FieldChange("split_into", ", ".join(self.split_into),
+                                   ", ".join([*self.split_into, child.order_id])))
+        self.lines = kept
+        self.lines_changed = True
+        changes.extend(set_allocations(self, allocations))
+        self.split_into = [*self.split_into, child.order_id]
+        self.expected_ship_date = self.expected_delivery_date = ""
+        if self.status is not S.ALLOCATED:
+            self._move(S.ALLOCATED, at, actor, f"split delivery: ships what is reserved now; the rest in {child.order_id}")
+        self.version += 1
+        record = ChangeRecord(self.version, at, actor, ("split_delivery",), reason, tuple(changes))
+        self.change_log.append(record)
+        self.notices.append(("changed", record))
+        return child
+
+    def accept_delay(self, date: str, *, at: dt.datetime, actor: str, reason: str) -> None:
+        """The customer accepts a later date: it becomes the date promised (on time is measured against it)."""
+        if self.status in TERMINAL:
+            raise FailedPrecondition(f"order {self.order_id} is {self.status}; its date no longer changes",
+                                     rule="order_closed", subject=self.order_id)
+        if not date or date == self.requested_delivery_date:
+            return
+        change = FieldChange("requested_delivery_date", self.requested_delivery_date, date)
+        self.requested_delivery_date = date
+        self.version += 1
+        record = ChangeRecord(self.version, at, actor, ("accept_delay",), reason, (change,))
+        self.change_log.append(record)
+        self.notices.append(("changed", record))
 
     def reject(self, at: dt.datetime, actor: str, reason: str) -> None:
         self._require(S.ON_HOLD, "reject_only_on_hold", "only a held order can be rejected")

@@ -178,7 +178,8 @@ def find(exceptions: list[OrderException], exception_id: str) -> OrderException:
 
 # --- on the order ------------------------------------------------------------------------------------
 # Resolutions after which the date the exception announced still holds (the goods still come late).
-DATE_STANDS = frozenset({A.ACCEPT_DELAY, A.SPLIT_DELIVERY})
+# Not a split delivery: the order then ships what it has, the late units are a linked order's.
+DATE_STANDS = frozenset({A.ACCEPT_DELAY})
 
 
 def record(order, exception: OrderException) -> None:
@@ -198,6 +199,16 @@ def resolve(order, exception_id: str, action: str, *, at: dt.datetime, actor: st
     order.version += 1
     order.notices.append(("exception", exception, "resolved", order.version))
     return exception
+
+
+def accepted_date(exception: OrderException, details: dict[str, str]) -> str:
+    """The date an accept_delay makes the promise: the one the exception announced, else
+    details.expected_date (a delay recorded without a date)."""
+    date = exception.expected_date or parse_date(details.get("expected_date", "").strip(), "details.expected_date")
+    if not date:
+        raise InvalidArgument("accept_delay needs the new date the customer accepts", [
+            FieldViolation("details.expected_date", "required: the exception names no new date", "required")])
+    return date
 
 
 def expected_date(exceptions: list[OrderException]) -> str:

@@ -6,7 +6,8 @@
   warehouse holds nothing any more is cancelled. A shipment that left is
   never touched (orders' policy refuses such changes; a late one here is logged and skipped).
 - order.exception resolved with change_carrier: the named shipment gets the new carrier and
-  tracking number. With reship: a new shipment per warehouse of "reship_lines" (held by
+  tracking number. With accept_delay: the shipments not yet delivered are promised the accepted
+  date (on time is measured against it). With reship: a new shipment per warehouse of "reship_lines" (held by
   inventory for it), with its own id, so the lost parcel's shipment stays as it was.
 - delayed / lost tracking events on a shipped parcel (RecordShipmentEvent): shipment.delayed /
   shipment.lost, which orders records as carrier_delay / lost_parcel exceptions.
@@ -96,7 +97,7 @@ async def follow_order_change(service, tx: Tx, event) -> None:
 
 
 async def follow_resolution(service, tx: Tx, event) -> None:
-    """An order.exception event: act on change_carrier and reship resolutions."""
+    """An order.exception event: act on change_carrier, accept_delay and reship resolutions."""
     exception = event.order.exception
     if exception.status != "resolved":
         return
@@ -111,6 +112,12 @@ async def follow_resolution(service, tx: Tx, event) -> None:
         if shipment.change_carrier(details.get("carrier", ""), details.get("tracking_number", ""),
                                    at=service.clock(), actor=actor):
             await _save(service, tx, repo, shipment)
+    elif action == "accept_delay":  # the accepted date is the promise of what has not been delivered yet
+        date = details.get("expected_date") or exception.expected_date
+        for shipment in await repo.for_order(event.order_id):
+            if shipment.repromise(date, at=service.clock(), actor=actor,
+                                  reason=f"delay accepted ({exception.exception_id})"):
+                await _save(service, tx, repo, shipment)
     elif action == "reship":
         plan: dict[str, dict[str, int]] = {}
         for part in filter(None, details.get("reship_lines", "").split(";")):

@@ -236,6 +236,15 @@ class Shipment:
         self._note("carrier_changed", at, actor, f"{before} -> {self.carrier} {self.tracking_number}")
         return True
 
+    def repromise(self, date: str, *, at: dt.datetime, actor: str, reason: str) -> bool:
+        """The customer accepted a later date (the desk's accept_delay): it is the promise now, so the
+        delivery is on time against it. Until delivered; False when nothing changes."""
+        if self.status in (S.DELIVERED, S.CANCELLED) or not parse_date(date) or date == self.promised_delivery_date:
+            return False
+        before, self.promised_delivery_date = self.promised_delivery_date, date
+        self._note("updated", at, actor, f"{reason}: promised {before} -> {date}")
+        return True
+
     def report(self, kind: str, *, at: dt.datetime, actor: str, cause: str, expected_delivery_date: str = "") -> bool:
         """A carrier's tracking event on a shipped parcel: delayed (with the new date) or lost."""
         if self.status is not S.SHIPPED:

@@ -114,6 +114,8 @@ async def test_production_delay_moves_the_expected_date_and_flags_the_order(shop
                                          json={"action": "accept_delay", "note": "customer agreed by phone"})
     assert code == 200 and resolved["at_risk"] is False, resolved
     assert resolved["exception_expected_date"] == "2027-01-15"  # the delay was accepted: the date stands
+    assert resolved["requested_delivery_date"] == "2027-01-15"  # and is the promise now
+    assert resolved["changes"][-1]["kinds"] == ["accept_delay"]
     done = resolved["exceptions"][0]
     assert done["status"] == "resolved" and done["resolution"]["action"] == "accept_delay"
     assert done["resolution"]["note"] == "customer agreed by phone" and done["resolution"]["actor"]
@@ -283,3 +285,177 @@ async def test_substitute_needs_the_customers_consent_and_replaces_the_line(shop
     assert (await levels(admin, equivalent))["WH-HAM"]["reserved"] == 2
     await shipments_of(warehouse_operator, order_id, eventually,
                        lambda items: items[0]["lines"] == [{"sku": equivalent, "quantity": 2}])
+
+
+async def atp(shop, sku: str) -> dict:
+    code, body, _ = await shop.get(f"/v1/inventory/{sku}/atp")
+    assert code == 200, body
+    return body
+
+
+async def test_split_delivery_ships_what_is_there_and_the_rest_as_a_linked_order(shop, warehouse_operator, admin, nc,
+                                                                                eventually):
+    sku = new_sku()
+    await add_product(admin, sku, {"WH-HAM": 3})
+    order_id = await submit(shop, sku, 5)  # 3 in stock, 2 backordered
+    child_id = f"{order_id}-2"
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "scheduled")
+    assert (await atp(shop, sku))["backordered"] == 2
+    changed, sub = await collect(nc, f"orderdesk.order.{order_id}.changed")
+    child_events, child_sub = await collect(nc, f"orderdesk.order.{child_id}.*")
+    code, order, _ = await admin.post(f"/v1/orders/{order_id}/exceptions", json={
+        "type": "production_delay", "cause": "moulding press down", "expected_date": "2027-01-15", "sku": sku})
+    assert code == 201, order
+    eid = order["exceptions"][0]["exception_id"]
+
+    code, parent, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve",
+                                       json={"action": "split_delivery", "note": "customer takes 3 now"})
+    assert code == 200, parent
+    assert parent["status"] == "allocated" and parent["at_risk"] is False and parent["split_into"] == [child_id]
+    assert [(x["sku"], x["quantity"], x["allocated_quantity"]) for x in parent["lines"]] == [(sku, 3, 3)]
+    assert parent["exception_expected_date"] == ""  # the late units are the linked order's now
+    entry = parent["changes"][-1]
+    assert entry["kinds"] == ["split_delivery"] and "customer takes 3 now" in entry["reason"]
+    assert {c["field"]: (c["before"], c["after"]) for c in entry["changes"]}[f"lines[{sku}].quantity"] == ("5", "3")
+    assert {"field": "split_into", "before": "", "after": child_id} in entry["changes"]
+    resolution = parent["exceptions"][0]["resolution"]
+    assert resolution["action"] == "split_delivery" and resolution["details"]["split_into"] == child_id
+    code, problem, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve",
+                                        json={"action": "split_delivery"})
+    assert code == 409 and problem["rule"] == "exception_already_resolved", problem
+
+    _, child, _ = await shop.get(f"/v1/orders/{child_id}")  # the partner sees its later delivery too
+    assert child["split_from"] == order_id and child["requested_delivery_date"] == "2027-01-15"
+    assert [(x["sku"], x["quantity"], x["unit_price"]) for x in child["lines"]] == [(sku, 2, "10.00")]
+    assert (child["customer_id"], child["payment_terms"], child["priority"]) == (
+        CUSTOMER, parent["payment_terms"], parent["priority"])
+    await wait_for(shop, child_id, eventually, lambda o: o["status"] == "scheduled")
+    # inventory: the parent holds its 3, the 2 owed are the linked order's (nothing doubled, nothing lost)
+    assert (await levels(admin, sku))["WH-HAM"]["reserved"] == 3
+    assert (await atp(shop, sku))["backordered"] == 2
+
+    event = await eventually(lambda: _first(changed))
+    assert {(c.field, c.after) for c in event.order.changes} >= {("split_into", child_id),
+                                                                 (f"lines[{sku}].quantity", "3")}
+    await eventually(lambda: _nth(child_events, 2))
+    assert [e.type for e in child_events[:3]] == ["order.received", "order.confirmed", "order.scheduled"]
+    await sub.unsubscribe()
+    await child_sub.unsubscribe()
+
+    # the parent ships what it has
+    [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
+    assert shipment["lines"] == [{"sku": sku, "quantity": 3}]
+    for kind in ("picked", "packed", "shipped", "delivered"):
+        await step(warehouse_operator, shipment["shipment_id"], kind)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "completed")
+
+    # the rest arrives: the receipt fills the linked order's backorder, which then ships
+    code, body, _ = await admin.post("/v1/admin/receipts", json={
+        "warehouse": "WH-HAM", "sku": sku, "quantity": 2, "reference": f"GRN-{uuid.uuid4().hex[:8]}"})
+    assert code == 200, body
+    await wait_for(shop, child_id, eventually, lambda o: o["status"] == "allocated")
+    assert (await atp(shop, sku))["backordered"] == 0
+    [later] = await shipments_of(warehouse_operator, child_id, eventually)
+    assert later["lines"] == [{"sku": sku, "quantity": 2}] and later["promised_delivery_date"] == "2027-01-15"
+    for kind in ("picked", "packed", "shipped", "delivered"):
+        await step(warehouse_operator, later["shipment_id"], kind)
+    await wait_for(shop, child_id, eventually, lambda o: o["status"] == "completed")
+    await eventually(lambda: _level_is(admin, sku, on_hand=0, reserved=0))
+
+
+async def test_split_delivery_is_refused_when_there_is_nothing_to_split(shop, admin, eventually):
+    sku = new_sku()
+    await add_product(admin, sku, {})  # nothing in stock: nothing to deliver now
+    order_id = await submit(shop, sku, 2)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "scheduled")
+    code, order, _ = await admin.post(f"/v1/orders/{order_id}/exceptions", json={
+        "type": "production_delay", "cause": "press down", "expected_date": "2027-01-15", "sku": sku})
+    assert code == 201, order
+    eid = order["exceptions"][0]["exception_id"]
+    code, problem, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve",
+                                        json={"action": "split_delivery"})
+    assert code == 409 and problem["rule"] == "split_nothing_allocated", problem
+    _, after, _ = await admin.get(f"/v1/orders/{order_id}")
+    assert after["status"] == "scheduled" and after["at_risk"] and after["split_into"] == []
+    assert [(x["sku"], x["quantity"]) for x in after["lines"]] == [(sku, 2)]
+    assert (await atp(shop, sku))["backordered"] == 2  # the backorder stays the order's
+
+    full = new_sku()
+    await add_product(admin, full, {"WH-HAM": 5})  # everything reserved: nothing missing
+    order_id = await submit(shop, full, 2)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
+    code, order, _ = await admin.post(f"/v1/orders/{order_id}/exceptions", json={
+        "type": "quality_rework", "cause": "finish out of tolerance", "expected_date": "2027-02-01", "sku": full})
+    eid = order["exceptions"][0]["exception_id"]
+    code, problem, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve",
+                                        json={"action": "split_delivery"})
+    assert code == 409 and problem["rule"] == "split_nothing_missing", problem
+    assert (await levels(admin, full))["WH-HAM"]["reserved"] == 2
+
+
+async def test_accepting_a_carrier_delay_moves_the_promise(shop, warehouse_operator, admin, nc, eventually):
+    sku = new_sku()
+    await add_product(admin, sku, {"WH-HAM": 5})
+    order_id = await submit(shop, sku, 2)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
+    [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
+    sid = shipment["shipment_id"]
+    for kind in ("picked", "packed", "shipped"):
+        await step(warehouse_operator, sid, kind)
+    await step(warehouse_operator, sid, "delayed", cause="storm closes the hub", expected_delivery_date="2027-01-20")
+    order = await wait_for(shop, order_id, eventually, lambda o: o["at_risk"])
+    changed, sub = await collect(nc, f"orderdesk.order.{order_id}.changed")
+    code, resolved, _ = await admin.post(
+        f"/v1/orders/{order_id}/exceptions/{order['exceptions'][0]['exception_id']}/resolve",
+        json={"action": "accept_delay", "note": "customer agreed"})
+    assert code == 200 and resolved["at_risk"] is False, resolved
+    assert resolved["requested_delivery_date"] == "2027-01-20"
+    entry = resolved["changes"][-1]
+    assert entry["kinds"] == ["accept_delay"] and entry["changes"] == [
+        {"field": "requested_delivery_date", "before": order["requested_delivery_date"], "after": "2027-01-20"}]
+    event = await eventually(lambda: _first(changed))
+    assert event.order.order.requested_delivery_date == "2027-01-20" and event.order.expected_date == "2027-01-20"
+    await sub.unsubscribe()
+    # on time is measured against the accepted date: the shipment's promise follows
+    await shipments_of(warehouse_operator, order_id, eventually,
+                       lambda items: items[0]["promised_delivery_date"] == "2027-01-20")
+
+
+async def test_units_missing_at_picking_are_split_off_and_come_later(shop, warehouse_operator, admin, eventually):
+    sku = new_sku()
+    await add_product(admin, sku, {"WH-HAM": 5})
+    order_id = await submit(shop, sku, 5)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
+    [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
+    await step(warehouse_operator, shipment["shipment_id"], "picked")
+    code, reported, _ = await warehouse_operator.post(f"/v1/orders/{order_id}/exceptions", json={
+        "type": "stock_shortage_at_pick", "cause": "2 missing in the bin", "sku": sku, "warehouse": "WH-HAM",
+        "quantity": 2})
+    assert code == 201, reported
+    eid = reported["exceptions"][0]["exception_id"]
+    code, problem, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve",
+                                        json={"action": "reallocate"})
+    assert code == 409 and problem["rule"] == "no_stock_elsewhere", problem  # nowhere else: split instead
+
+    code, parent, _ = await admin.post(f"/v1/orders/{order_id}/exceptions/{eid}/resolve",
+                                       json={"action": "split_delivery"})
+    assert code == 200, parent
+    assert parent["status"] == "allocated" and not parent["at_risk"] and parent["split_into"] == [f"{order_id}-2"]
+    assert [(x["sku"], x["quantity"]) for x in parent["lines"]] == [(sku, 3)]
+    assert {wh: (lv["on_hand"], lv["reserved"]) for wh, lv in (await levels(admin, sku)).items()} == {
+        "WH-HAM": (3, 3)}  # the missing units are written off, the parent holds the 3 on the shelf
+    # the picked shipment now carries the 3 and ships them
+    [shipment] = await shipments_of(warehouse_operator, order_id, eventually,
+                                    lambda items: items[0]["lines"] == [{"sku": sku, "quantity": 3}])
+    for kind in ("packed", "shipped", "delivered"):
+        await step(warehouse_operator, shipment["shipment_id"], kind)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "completed")
+
+    child = await wait_for(shop, f"{order_id}-2", eventually, lambda o: o["status"] == "scheduled")
+    assert [(x["sku"], x["quantity"]) for x in child["lines"]] == [(sku, 2)]
+    code, body, _ = await admin.post("/v1/admin/receipts", json={
+        "warehouse": "WH-HAM", "sku": sku, "quantity": 2, "reference": f"GRN-{uuid.uuid4().hex[:8]}"})
+    assert code == 200, body
+    await wait_for(shop, f"{order_id}-2", eventually, lambda o: o["status"] == "allocated")
+    [later] = await shipments_of(warehouse_operator, f"{order_id}-2", eventually)
+    assert later["lines"] == [{"sku": sku, "quantity": 2}]

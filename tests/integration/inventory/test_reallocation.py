@@ -59,3 +59,16 @@ async def test_refused_when_the_others_cannot_cover_it(inventory):
     with pytest.raises(errors.InvalidArgument) as bad:
         await reallocate(inventory.db, "ORD-2", "R-1", "", 0, "")
     assert {v.field for v in bad.value.violations} == {"warehouse", "quantity", "reference"}
+
+
+async def test_a_split_delivery_writes_the_short_units_off_and_reserves_nothing_elsewhere(inventory):
+    held = (await inventory.reserve("ORD-4", [("R-1", 4)])).reservations
+    [(_, short, _)] = held
+    before = await levels(inventory)
+    now = await reallocate(inventory.db, "ORD-4", "R-1", short, 3, "EX-4", write_off_only=True)
+    assert now == [("R-1", short, 1)]  # the order holds less: the 3 go to a linked order
+    after = await levels(inventory)
+    assert after[short] == (before[short][0] - 3, before[short][1] - 3)
+    assert {wh: lv for wh, lv in after.items() if wh != short} == {wh: lv for wh, lv in before.items() if wh != short}
+    assert await reallocate(inventory.db, "ORD-4", "R-1", short, 3, "EX-4", write_off_only=True) == now  # a retry
+    assert await levels(inventory) == after

@@ -62,3 +62,16 @@ def test_tracking_events_only_on_a_shipped_parcel():
     assert s.report("lost", at=NOW, actor="carrier", cause="not scanned")
     assert [c.event_name for c in s.changes] == ["delayed", "lost"] and s.status is Status.SHIPPED
     assert s.expected_delivery_date == "2026-12-09"
+
+
+@pytest.mark.parametrize("status", ["pending", "packed", "shipped"])
+def test_an_accepted_delay_is_the_promise_until_delivered(status):
+    s = shipment(status)
+    assert s.repromise("2026-12-20", at=NOW, actor="desk", reason="delay accepted (EX-1)")
+    assert s.promised_delivery_date == "2026-12-20" and [c.event_name for c in s.changes] == ["updated"]
+    assert "2026-12-05 -> 2026-12-20" in s.changes[0].reason
+    assert not s.repromise("2026-12-20", at=NOW, actor="desk", reason="again")
+    if status == "shipped":
+        s.record("delivered", at=dt.datetime(2026, 12, 18, 9, tzinfo=dt.UTC), actor="carrier")
+        assert s.on_time is True  # late against the first promise, on time against the accepted one
+    assert not shipment("delivered").repromise("2026-12-20", at=NOW, actor="desk", reason="late")
