@@ -147,17 +147,22 @@ class Dispatcher:
     async def round(self) -> float:
         """One transaction: record, take on, pick. Returns how long to sleep unless woken."""
         finished, self.finished = self.finished, []
-        async with self.db.transaction() as tx:
-            repo = NotifierRepository(tx.conn)
-            recorded = {a.delivery_id for a in await repo.record_attempts([f[0] for f in finished])}
-            for attempt, endpoint, _delivery, outcome in finished:
-                if outcome is Outcome.GONE and attempt.delivery_id in recorded:
-                    await repo.set_endpoint(endpoint.endpoint_id, status=DISABLED, disabled_reason=(
-                        f"the receiver answered 410 Gone at {utcnow().isoformat()}"))
-            more_to_take = await repo.take_on_all(domain.matches, TAKE_ON_BATCH)
-            now = utcnow()
-            heads = await repo.due_heads(now, self.per_endpoint) if len(self.in_flight) < self.settings.concurrency else []
-            next_due = await repo.next_due(now)
+        try:
+            async with self.db.transaction() as tx:
+                repo = NotifierRepository(tx.conn)
+                recorded = {a.delivery_id for a in await repo.record_attempts([f[0] for f in finished])}
+                for attempt, endpoint, _delivery, outcome in finished:
+                    if outcome is Outcome.GONE and attempt.delivery_id in recorded:
+                        await repo.set_endpoint(endpoint.endpoint_id, status=DISABLED, disabled_reason=(
+                            f"the receiver answered 410 Gone at {utcnow().isoformat()}"))
+                more_to_take = await repo.take_on_all(domain.matches, TAKE_ON_BATCH)
+                now = utcnow()
+                room = len(self.in_flight) < self.settings.concurrency
+                heads = await repo.due_heads(now, self.per_endpoint) if room else []
+                next_due = await repo.next_due(now)
+        except BaseException:
+            self.finished[:0] = finished  # not recorded: the next round tries again (they stay in flight till then)
+            raise
         for attempt, endpoint, delivery, outcome in finished:
             self.in_flight.pop(attempt.delivery_id, None)
             self.observe(attempt, endpoint, delivery, outcome)

@@ -17,9 +17,9 @@ from orderdesk.config import WebhookSettings
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.v1 import events_pb2, orders_pb2, shipping_pb2
 from services.notifier import domain
-from services.notifier.delivery import Dispatcher
+from services.notifier.delivery import Dispatcher, Target
 from services.notifier.service import NotifierService
-from services.notifier.store import DELIVERED, FAILED, PARKED, PENDING, NotifierRepository
+from services.notifier.store import DELIVERED, FAILED, PARKED, PENDING, Attempt, NotifierRepository
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "notifier" / "migrations"
 
@@ -385,3 +385,34 @@ async def test_workers_deliver_in_order_retry_park_replay_and_stop_on_410(make_d
         await asyncio.gather(task, return_exceptions=True)
         for r in runners:
             await r.cleanup()
+
+
+async def test_an_attempt_whose_round_failed_is_recorded_by_the_next(notifier, monkeypatch):
+    """The POST happened; if the round that should record it fails (database away), the outcome is kept
+    and recorded by the next round rather than lost (which would leave the delivery in flight for good)."""
+    db, service, consumer = notifier
+    endpoint, _ = await service.create_endpoint("P-SHOP", "https://hooks.example.com/in", ["order.*"], "")
+    await consumer.handle(Msg(order_event("ORD-R", "P-SHOP", "received", 1)))
+    dispatcher = Dispatcher(db, service, settings())
+    async with db.transaction() as tx:
+        repo = NotifierRepository(tx.conn)
+        await repo.take_on(await repo.endpoint(endpoint.endpoint_id), domain.matches)
+        (head,) = await repo.heads(endpoint.endpoint_id, 10)
+    dispatcher.in_flight[head["delivery_id"]] = endpoint.endpoint_id
+    target = Target(endpoint.endpoint_id, endpoint.url, "whsec_x")
+    dispatcher.finished.append((Attempt(head["delivery_id"], 1, 204, 1.0, "", "", DELIVERED, 1, None,
+                                        at=dt.datetime.now(dt.UTC)), target, dict(head), domain.Outcome.DELIVERED))
+    real = NotifierRepository.take_on_all
+
+    async def database_away(self, *args, **kwargs):
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(NotifierRepository, "take_on_all", database_away)
+    with pytest.raises(ConnectionError):
+        await dispatcher.round()
+    assert head["delivery_id"] in dispatcher.in_flight and len(dispatcher.finished) == 1
+    monkeypatch.setattr(NotifierRepository, "take_on_all", real)
+    await dispatcher.round()
+    assert dispatcher.in_flight == {} and dispatcher.finished == []
+    rows, attempts, _ = await service.deliveries(endpoint.endpoint_id, "P-SHOP", DELIVERED, 10, "")
+    assert [r["delivery_id"] for r in rows] == [head["delivery_id"]] and len(attempts[head["delivery_id"]]) == 1
