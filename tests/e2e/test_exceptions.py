@@ -214,7 +214,8 @@ async def test_carrier_delay_from_tracking_then_carrier_changed(shop, warehouse_
     await wait_for(shop, order_id, eventually, lambda o: o["shipments"][0]["carrier"] == "UPS")
 
 
-async def test_lost_parcel_is_reshipped_and_the_order_completes(shop, warehouse_operator, admin, eventually):
+async def shipped_order(shop, warehouse_operator, admin, eventually) -> tuple[str, str, str]:
+    """An order of 2 of a new SKU (5 at WH-HAM), picked, packed and shipped: (order id, shipment id, SKU)."""
     sku = new_sku()
     await add_product(admin, sku, {"WH-HAM": 5})
     order_id = await submit(shop, sku, 2)
@@ -224,6 +225,11 @@ async def test_lost_parcel_is_reshipped_and_the_order_completes(shop, warehouse_
     for kind in ("picked", "packed", "shipped"):
         await step(warehouse_operator, sid, kind)
     await wait_for(shop, order_id, eventually, lambda o: o["status"] == "shipped")
+    return order_id, sid, sku
+
+
+async def test_lost_parcel_is_reshipped_and_the_order_completes(shop, warehouse_operator, admin, eventually):
+    order_id, sid, sku = await shipped_order(shop, warehouse_operator, admin, eventually)
     await step(warehouse_operator, sid, "lost", cause="parcel not scanned since the hub")
     order = await wait_for(shop, order_id, eventually, lambda o: o["at_risk"])
     [exception] = order["exceptions"]
@@ -394,14 +400,7 @@ async def test_split_delivery_is_refused_when_there_is_nothing_to_split(shop, ad
 
 
 async def test_accepting_a_carrier_delay_moves_the_promise(shop, warehouse_operator, admin, nc, eventually):
-    sku = new_sku()
-    await add_product(admin, sku, {"WH-HAM": 5})
-    order_id = await submit(shop, sku, 2)
-    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
-    [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
-    sid = shipment["shipment_id"]
-    for kind in ("picked", "packed", "shipped"):
-        await step(warehouse_operator, sid, kind)
+    order_id, sid, sku = await shipped_order(shop, warehouse_operator, admin, eventually)
     await step(warehouse_operator, sid, "delayed", cause="storm closes the hub", expected_delivery_date="2027-01-20")
     order = await wait_for(shop, order_id, eventually, lambda o: o["at_risk"])
     changed, sub = await collect(nc, f"orderdesk.order.{order_id}.changed")
