@@ -43,9 +43,8 @@ class Backends:
 
     @staticmethod
     def _channel(peer: str) -> grpc.aio.Channel:
-        target, balancing = grpc_target(peer)  # replicas: round robin over every address
-        return grpc.aio.insecure_channel(target, options=[
-            ("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 16 * 1024 * 1024), *balancing])
+        target, options = grpc_target(peer)  # replicas: round robin over every address
+        return grpc.aio.insecure_channel(target, options=[*options, ("grpc.max_receive_message_length", 16 * 1024 * 1024)])
 
     async def call(self, method, request, *, field_aliases: Mapping[str, str] | None = None,
                    timeout: float | None = None):

@@ -73,8 +73,8 @@ async def import_csv(kind: str, text: str, settings: Settings) -> int:
     rows = 0
     for service in _owners(kind):
         address = settings.peers[service]
-        target, balancing = grpc_target(address)
-        async with grpc.aio.insecure_channel(target, options=balancing) as channel:
+        target, options = grpc_target(address)
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
             try:
                 # Wait a little for a service that is still starting, but not the whole import's deadline.
                 await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT)

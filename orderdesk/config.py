@@ -45,16 +45,27 @@ def service_target(service: str) -> str:
     return env(f"ORDERDESK_{service.upper()}_TARGET", service_addr(service))
 
 
-def grpc_target(target: str) -> tuple[str, list[tuple[str, str]]]:
-    """A dial target and its channel options. A list of host:port (one per replica) becomes an `ipv4:`
-    target balanced round robin over every address; `dns:///name:port` (a headless Kubernetes Service)
-    is balanced round robin over what the name resolves to; one address is dialled as it is."""
+# Every channel between processes: keepalives, and a restarted peer used again within seconds
+# (gRPC's default reconnect backoff grows to 120 s, leaving callers failing long after the peer is back).
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.min_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+]
+
+
+def grpc_target(target: str) -> tuple[str, list[tuple[str, str | int]]]:
+    """A dial target and its channel options (CHANNEL_OPTIONS and the balancing). A list of host:port
+    (one per replica) becomes an `ipv4:` target balanced round robin over every address;
+    `dns:///name:port` (a headless Kubernetes Service) is balanced round robin over what the name
+    resolves to; one address is dialled as it is."""
+    round_robin = [("grpc.lb_policy_name", "round_robin")]
     if "," in target:
-        return "ipv4:" + ",".join(a.strip() for a in target.split(",") if a.strip()), [
-            ("grpc.lb_policy_name", "round_robin")]
+        return "ipv4:" + ",".join(a.strip() for a in target.split(",") if a.strip()), [*CHANNEL_OPTIONS, *round_robin]
     if target.startswith("dns:"):
-        return target, [("grpc.lb_policy_name", "round_robin")]
-    return target, []
+        return target, [*CHANNEL_OPTIONS, *round_robin]
+    return target, list(CHANNEL_OPTIONS)
 
 
 def data_dir() -> Path:

@@ -99,10 +99,8 @@ class ServiceRuntime:
     def channel(self, peer: str) -> grpc.aio.Channel:
         """A cached channel to another service (deadlines are set per call)."""
         if peer not in self._channels:
-            target, balancing = grpc_target(self.settings.peers[peer])  # replicas: round robin over them
-            self._channels[peer] = grpc.aio.insecure_channel(
-                target, options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1), *balancing],
-            )
+            target, options = grpc_target(self.settings.peers[peer])  # replicas: round robin over them
+            self._channels[peer] = grpc.aio.insecure_channel(target, options=[*options, ("grpc.enable_retries", 1)])
         return self._channels[peer]
 
     def add_servicer(self, add_to_server, servicer, service_name: str) -> None:

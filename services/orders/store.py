@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     or_,
     select,
@@ -249,12 +250,15 @@ class OrderRepository:
         return await self._hydrate(rows), cursor
 
     async def awaiting_stock(self, *, limit: int, include_scheduled: bool) -> list[str]:
-        """Order ids to reserve stock for, highest priority first, then first come."""
+        """Order ids to reserve stock for: confirmed ones before retries of backordered (scheduled) ones,
+        each highest priority first, then first come. New orders never wait behind a long tail of
+        backorders (inventory fills those by priority itself when stock arrives)."""
         statuses = [s.value for s in AWAITING_STOCK] if include_scheduled else [Status.CONFIRMED.value]
         rows = await self.conn.execute(
             select(orders.c.order_id)
             .where(orders.c.status.in_(statuses))
-            .order_by(orders.c.priority.desc(), orders.c.seq)
+            .order_by(case((orders.c.status == Status.CONFIRMED.value, 0), else_=1), orders.c.priority.desc(),
+                      orders.c.seq)
             .limit(limit)
         )
         return [r.order_id for r in rows]

@@ -205,7 +205,7 @@ async def test_accepting_the_earliest_date_moves_the_whole_order(shop, admin, ev
     assert code == 422 and bad["errors"][0]["field"].endswith("accept_proposal"), bad
 
 
-async def test_a_date_intake_cannot_verify_is_held_for_the_desk(stack, shop, admin):
+async def test_a_date_intake_cannot_verify_is_held_for_the_desk(stack, shop, admin, eventually):
     """delivery_date_unverified: inventory does not answer, so the date waits for a person."""
     import signal
 
@@ -218,3 +218,8 @@ async def test_a_date_intake_cannot_verify_is_held_for_the_desk(stack, shop, adm
         await asyncio.to_thread(stack.restart, "inventory")
     assert code == 201 and codes(held) == ["delivery_date_unverified"], held
     assert held["hold_reasons"][0]["field"] == "requested_delivery_date"
+    # Inventory is back: the others dial it again within seconds (not after gRPC's default backoff of up
+    # to two minutes), so the next order is allocated as usual.
+    code, body, _ = await submit(shop, order_body(sku, 1))
+    assert code == 201, body
+    await wait_status(shop, body["order_id"], "allocated", eventually)

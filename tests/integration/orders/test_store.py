@@ -181,3 +181,25 @@ async def test_the_desks_queue_by_priority_and_reason_with_cursors(orders):
         await orders.list("", "", 10, "", order_by="cheapest")
     with pytest.raises(errors.InvalidArgument):
         await orders.list("", "", 10, "", hold_reason="x%")
+
+
+async def test_new_orders_come_before_retries_of_backorders(orders):
+    """The allocator's work list: confirmed orders first (by priority, then first come), then scheduled
+    (backordered) ones; so a new order never waits behind a batch-full of hopeless backorders."""
+    for n, priority in enumerate((400, 390, 380)):
+        req = request(f"ORD-BACK{n}")
+        req.priority = priority
+        await orders.create(req)
+        async with orders.db.transaction() as tx:
+            repo = OrderRepository(tx.conn)
+            order = await repo.get(f"ORD-BACK{n}")
+            order.apply_reservation(orders.clock(), [], {"A": 2}, ("2027-01-10", "2027-01-12"))
+            await repo.save(order)
+    for order_id, priority in (("ORD-NEW-LOW", 100), ("ORD-NEW-HIGH", 300)):
+        req = request(order_id)
+        req.priority = priority
+        await orders.create(req)
+    async with orders.db.read() as conn:
+        repo = OrderRepository(conn)
+        assert await repo.awaiting_stock(limit=3, include_scheduled=True) == ["ORD-NEW-HIGH", "ORD-NEW-LOW", "ORD-BACK0"]
+        assert await repo.awaiting_stock(limit=10, include_scheduled=False) == ["ORD-NEW-HIGH", "ORD-NEW-LOW"]
