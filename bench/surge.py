@@ -275,3 +275,38 @@ def seed_scarce(stack: Stack, folder: Path) -> None:
     for kind, name in (("products", "scarce-products.csv"), ("stock", "scarce-stock.csv")):
         subprocess.run([sys.executable, "-m", "orderdesk.cli", "import", kind, str(folder / name)],
                        env=stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def main() -> int:
+    """The surge on its own: `python -m bench.surge [--orders 5000]` (SQLite, one replica each)."""
+    import argparse
+    import tempfile
+
+    from bench.__main__ import BENCH_SKUS, seed_bench_products
+    from orderdesk import localservers
+
+    parser = argparse.ArgumentParser(prog="python -m bench.surge")
+    parser.add_argument("--orders", type=int, default=int(os.environ.get("BENCH_SURGE_ORDERS", "5000")))
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="orderdesk-surge-"))
+    nats_server = localservers.LocalNats(folder / "nats").start()
+    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url)
+    try:
+        stack.start()
+        stack.load_demo_data()
+        seed_bench_products(stack)
+        seed_scarce(stack, folder)
+        r = run_surge(stack, BENCH_SKUS, args.orders, args.batch, args.connections)
+        report(r, r["rate"])
+        print(f"  allocation rate behind the API: {r['accepted'] / r['settle']:.0f} orders/s "
+              f"({r['accepted']:,} orders allocated or scheduled in {r['settle']:.1f}s)")
+        return 0
+    finally:
+        stack.stop()
+        nats_server.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
