@@ -196,7 +196,9 @@ def run_surge(stack: Stack, skus: list[str], total: int, batch_size: int, connec
     sent = asyncio.run(submit_all(stack.gateway_url, key, orders, batch_size, connections))
     cpu_during = {n: t - cpu_before.get(n, 0.0) for n, t in cpu_seconds(stack).items()}
     accepted_at = time.perf_counter()
+    cpu_accepted = cpu_seconds(stack)
     settle = asyncio.run(wait_until_none(stack.gateway_url, admin_key, "confirmed", timeout=900))
+    cpu_settling = {n: t - cpu_accepted.get(n, 0.0) for n, t in cpu_seconds(stack).items()}
     scarce_refs = {o["external_ref"] for o in orders if o["lines"][0]["sku"] == SCARCE_SKU}
     supply = len(scarce_refs) // 4
     restock(stack, supply, f"surge-{run}")
@@ -240,6 +242,7 @@ def run_surge(stack: Stack, skus: list[str], total: int, batch_size: int, connec
         "by_priority": {p: dict(c) for p, c in sorted(by_priority.items(), reverse=True)},
         "inversions": inversions, "replayed": sum(1 for _ in again["accepted"]), "replays_new": replays_new,
         "cpu_ms_per_order": {n: 1000 * t / max(len(accepted), 1) for n, t in sorted(cpu_during.items())},
+        "settle_cpu_ms_per_order": {n: 1000 * t / max(len(accepted), 1) for n, t in sorted(cpu_settling.items())},
     }
 
 
@@ -256,6 +259,9 @@ def report(r: dict, floor_rate: float) -> None:
           f"statuses {r['statuses']}; the first {r['replayed']} sent again: {r['replays_new']} new")
     print(f"  behind the API: every order allocated or scheduled {r['settle']:.1f}s after the last was accepted; "
           f"all settled {r['drained']:.1f}s after")
+    cpu = r["settle_cpu_ms_per_order"]
+    print(f"  CPU until every order was allocated or scheduled, ms per order: {sum(cpu.values()):.1f} = "
+          + ", ".join(f"{n} {ms:.1f}" for n, ms in cpu.items() if ms >= 0.05))
     print(f"  scarce stock: {r['scarce_orders']} orders wanted {SCARCE_SKU}, a receipt brought {r['supply']}; "
           f"served by priority (highest first):")
     for priority, c in r["by_priority"].items():
