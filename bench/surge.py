@@ -318,10 +318,14 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=int(os.environ.get("BENCH_SURGE_ORDERS", "5000")))
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--hold-allocation", action="store_true",
+                        help="the allocator waits until no order has come for a second: the whole surge is one "
+                             "backlog (its rate then does not depend on how fast orders came in)")
     args = parser.parse_args()
+    hold = {"ORDERDESK_ALLOCATOR_SURGE_RATE": "1", "ORDERDESK_ALLOCATOR_SURGE_MAX_DEFER_SECONDS": "1000000"}
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-surge-"))
     nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url)
+    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, extra_env=hold if args.hold_allocation else {})
     try:
         stack.start()
         stack.load_demo_data()
