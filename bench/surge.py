@@ -178,6 +178,20 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def reserved_total(stack: Stack) -> int:
+    """Orders that left `confirmed` for allocated or scheduled so far, from orders' own counters."""
+    import urllib.request
+
+    total = 0.0
+    for instance in stack.instances("orders"):
+        text = urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_ports[instance]}/metrics", timeout=5).read()
+        for line in text.decode().splitlines():
+            if line.startswith("orderdesk_order_status_transitions_total{") and (
+                    'status="allocated"' in line or 'status="scheduled"' in line):
+                total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
 def cpu_seconds(stack: Stack) -> dict[str, float]:
     """CPU time (user + system) each process of the suite has used so far."""
     used = {}
@@ -193,10 +207,15 @@ def run_surge(stack: Stack, skus: list[str], total: int, batch_size: int, connec
     run = uuid.uuid4().hex[:6]
     orders = surge_orders(run, total, skus)
     cpu_before = cpu_seconds(stack)
+    reserved_start = reserved_total(stack)
     sent = asyncio.run(submit_all(stack.gateway_url, key, orders, batch_size, connections))
     cpu_during = {n: t - cpu_before.get(n, 0.0) for n, t in cpu_seconds(stack).items()}
     accepted_at = time.perf_counter()
+    cpu_accepted = cpu_seconds(stack)
+    reserved_before = reserved_total(stack)  # the allocator may have started while orders came in
     settle = asyncio.run(wait_until_none(stack.gateway_url, admin_key, "confirmed", timeout=900))
+    cpu_settling = {n: t - cpu_accepted.get(n, 0.0) for n, t in cpu_seconds(stack).items()}
+    reserved_after = reserved_total(stack)
     scarce_refs = {o["external_ref"] for o in orders if o["lines"][0]["sku"] == SCARCE_SKU}
     supply = len(scarce_refs) // 4
     restock(stack, supply, f"surge-{run}")
@@ -240,6 +259,10 @@ def run_surge(stack: Stack, skus: list[str], total: int, batch_size: int, connec
         "by_priority": {p: dict(c) for p, c in sorted(by_priority.items(), reverse=True)},
         "inversions": inversions, "replayed": sum(1 for _ in again["accepted"]), "replays_new": replays_new,
         "cpu_ms_per_order": {n: 1000 * t / max(len(accepted), 1) for n, t in sorted(cpu_during.items())},
+        "settle_cpu_ms_per_order": {n: 1000 * t / max(reserved_after - reserved_before, 1)
+                                    for n, t in sorted(cpu_settling.items())},
+        "reserved_while_accepting": reserved_before - reserved_start,
+        "reserved_after_accepting": reserved_after - reserved_before,
     }
 
 
@@ -256,6 +279,12 @@ def report(r: dict, floor_rate: float) -> None:
           f"statuses {r['statuses']}; the first {r['replayed']} sent again: {r['replays_new']} new")
     print(f"  behind the API: every order allocated or scheduled {r['settle']:.1f}s after the last was accepted; "
           f"all settled {r['drained']:.1f}s after")
+    backlog = r["reserved_after_accepting"]
+    print(f"  allocation: {r['reserved_while_accepting']:,} orders allocated or scheduled while orders came in, "
+          f"the backlog of {backlog:,} after that in {r['settle']:.1f}s = {backlog / r['settle']:.0f} orders/s")
+    cpu = r["settle_cpu_ms_per_order"]
+    print(f"  CPU per backlog order while it was allocated, ms: {sum(cpu.values()):.1f} = "
+          + ", ".join(f"{n} {ms:.1f}" for n, ms in cpu.items() if ms >= 0.05))
     print(f"  scarce stock: {r['scarce_orders']} orders wanted {SCARCE_SKU}, a receipt brought {r['supply']}; "
           f"served by priority (highest first):")
     for priority, c in r["by_priority"].items():
@@ -275,3 +304,40 @@ def seed_scarce(stack: Stack, folder: Path) -> None:
     for kind, name in (("products", "scarce-products.csv"), ("stock", "scarce-stock.csv")):
         subprocess.run([sys.executable, "-m", "orderdesk.cli", "import", kind, str(folder / name)],
                        env=stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def main() -> int:
+    """The surge on its own: `python -m bench.surge [--orders 5000]` (SQLite, one replica each)."""
+    import argparse
+    import tempfile
+
+    from bench.__main__ import BENCH_SKUS, seed_bench_products
+    from orderdesk import localservers
+
+    parser = argparse.ArgumentParser(prog="python -m bench.surge")
+    parser.add_argument("--orders", type=int, default=int(os.environ.get("BENCH_SURGE_ORDERS", "5000")))
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--hold-allocation", action="store_true",
+                        help="the allocator waits until no order has come for a second: the whole surge is one "
+                             "backlog (its rate then does not depend on how fast orders came in)")
+    args = parser.parse_args()
+    hold = {"ORDERDESK_ALLOCATOR_SURGE_RATE": "1", "ORDERDESK_ALLOCATOR_SURGE_MAX_DEFER_SECONDS": "1000000"}
+    folder = Path(tempfile.mkdtemp(prefix="orderdesk-surge-"))
+    nats_server = localservers.LocalNats(folder / "nats").start()
+    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, extra_env=hold if args.hold_allocation else {})
+    try:
+        stack.start()
+        stack.load_demo_data()
+        seed_bench_products(stack)
+        seed_scarce(stack, folder)
+        r = run_surge(stack, BENCH_SKUS, args.orders, args.batch, args.connections)
+        report(r, r["rate"])
+        return 0
+    finally:
+        stack.stop()
+        nats_server.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

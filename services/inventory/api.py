@@ -8,7 +8,7 @@ from orderdesk.errors import require
 from orderdesk.v1 import common_pb2, inventory_pb2, inventory_pb2_grpc
 from services.inventory import reallocation
 from services.inventory.proto import atp_to_proto, reserve_response, run_to_proto, stock_level_to_proto
-from services.inventory.service import InventoryService
+from services.inventory.service import InventoryService, ReserveCall, ReserveResult
 
 
 class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
@@ -22,6 +22,21 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
             placed_at=request.placed_at.ToDatetime(tzinfo=dt.UTC) if request.HasField("placed_at") else None,
         )
         return reserve_response(result)
+
+    async def ReserveMany(self, request, context):
+        calls = [
+            ReserveCall(r.order_id, [(line.sku, line.quantity) for line in r.lines], r.priority, r.ship_to_country,
+                        r.placed_at.ToDatetime(tzinfo=dt.UTC) if r.HasField("placed_at") else None)
+            for r in request.orders
+        ]
+        results = await self.service.reserve_many(calls)
+        return inventory_pb2.ReserveManyResponse(results=[
+            inventory_pb2.ReserveResult(order_id=call.order_id, response=reserve_response(result))
+            if isinstance(result, ReserveResult) else
+            inventory_pb2.ReserveResult(order_id=call.order_id, error_code=result.code, error_reason=result.reason,
+                                        error_message=result.message)
+            for call, result in zip(calls, results, strict=True)
+        ])
 
     async def GetStock(self, request, context):
         require(request.sku, "sku")

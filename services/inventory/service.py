@@ -65,6 +65,20 @@ class ReserveResult:
 
 
 @dataclass(frozen=True)
+class ReserveCall:
+    """One order's Reserve request, as ReserveMany receives it."""
+
+    order_id: str
+    lines: list[tuple[str, int]]
+    priority: int = 0
+    country: str = ""
+    placed_at: dt.datetime | None = None
+
+
+MAX_RESERVE_MANY = 500
+
+
+@dataclass(frozen=True)
 class Atp:
     sku: str
     available_now: int
@@ -130,6 +144,11 @@ class InventoryService:
                 metrics.RESERVE_RETRIES.inc()
                 if locked:
                     raise
+        return self._reserved(order, plan, dates)
+
+    @staticmethod
+    def _reserved(order: OrderReservations, plan: ReservationPlan, dates: tuple[str, str]) -> ReserveResult:
+        """A committed Reserve: counted, and its answer."""
         metrics.RESERVATIONS.labels(reservation_outcome(plan, order)).inc()
         if plan.units_reserved:
             metrics.UNITS_RESERVED.inc(plan.units_reserved)
@@ -137,6 +156,59 @@ class InventoryService:
         if released:
             metrics.STOCK_UNITS_MOVED.labels("released").inc(released)
         return ReserveResult(order.reservations(), plan.backordered, *dates)
+
+    async def reserve_many(self, calls: list[ReserveCall]) -> list[ReserveResult | errors.DomainError]:
+        """Each order's Reserve, in the given order (the caller's priority order), each on its own:
+        one result per call, either its ReserveResult or the domain error Reserve would have raised.
+
+        SQLite (one connection: transactions are serial anyway): the valid calls in one transaction,
+        which saves a commit per order; if any of them is refused there (released meanwhile) it all
+        rolls back and each runs in its own transaction, as Reserve does. PostgreSQL: one transaction
+        per order, in order, so no transaction holds more than one order's locks and two replicas
+        keep the store's lock order."""
+        if len(calls) > MAX_RESERVE_MANY:
+            raise errors.InvalidArgument(f"at most {MAX_RESERVE_MANY} orders per call", [
+                errors.FieldViolation("orders", f"at most {MAX_RESERVE_MANY}", "too_many")])
+        seen: set[str] = set()
+        for n, call in enumerate(calls):
+            if call.order_id in seen:
+                raise errors.InvalidArgument("the same order twice in one call", [
+                    errors.FieldViolation(f"orders[{n}].order_id", "each order once per call", "duplicate")])
+            seen.add(call.order_id)
+        results: list[ReserveResult | errors.DomainError | None] = [None] * len(calls)
+        valid: list[tuple[int, ReserveCall, dict[str, int]]] = []
+        for n, call in enumerate(calls):
+            try:
+                valid.append((n, call, validate_reserve_lines(call.order_id, call.lines)))
+            except errors.InvalidArgument as exc:
+                results[n] = exc
+        if self.db.dialect == "sqlite" and len(valid) > 1:
+            try:
+                together = await self._reserve_together(valid)
+            except errors.DomainError:
+                pass  # one of them was refused: all rolled back, each on its own below
+            else:
+                for (n, _, _), result in zip(valid, together, strict=True):
+                    results[n] = result
+                return results  # type: ignore[return-value]
+        for n, call, _ in valid:
+            try:
+                results[n] = await self.reserve(call.order_id, call.lines, call.priority, country=call.country,
+                                                placed_at=call.placed_at)
+            except errors.DomainError as exc:
+                results[n] = exc
+        return results  # type: ignore[return-value]
+
+    async def _reserve_together(self, valid: list[tuple[int, ReserveCall, dict[str, int]]]) -> list[ReserveResult]:
+        done = []
+        async with self.db.transaction() as tx:
+            for _, call, wanted in valid:
+                order, plan = await self._reserve_in(tx, call.order_id, call.lines, wanted, call.priority,
+                                                     call.country, call.placed_at, locked=False)
+                dates = (await self._promise(tx, call.order_id, plan.backordered, call.country)
+                         if plan.backordered else ("", ""))
+                done.append((order, plan, dates))
+        return [self._reserved(order, plan, dates) for order, plan, dates in done]
 
     async def _reserve_in(
         self, tx: Tx, order_id: str, lines: list[tuple[str, int]], wanted: dict[str, int], priority: int,

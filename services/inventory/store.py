@@ -16,6 +16,7 @@ SQLite runs each service on one connection, so its transactions are serial anywa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from sqlalchemy import (
     Boolean,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -138,6 +140,39 @@ production_runs = Table(
 )
 
 
+# Reserve's hot statements, built once (SQLAlchemy then compiles each once and reuses it): building
+# a statement per call cost more than executing it when the allocator reserves a backlog.
+_AVAILABLE = (select(stock.c.sku, stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
+              .where(stock.c.sku.in_(bindparam("skus", expanding=True))).order_by(stock.c.sku, stock.c.warehouse))
+_AVAILABLE_LOCKED = _AVAILABLE.with_for_update()
+_ORDER_STATE = (select(order_states.c.state, order_states.c.priority, order_states.c.country)
+                .where(order_states.c.order_id == bindparam("oid")).with_for_update())
+_ORDER_HELD = (select(reservations.c.sku, reservations.c.warehouse, reservations.c.quantity, reservations.c.shipped)
+               .where(reservations.c.order_id == bindparam("oid")))
+_ORDER_BACKORDERS = select(backorders.c.sku, backorders.c.quantity).where(backorders.c.order_id == bindparam("oid"))
+_TAKE_STOCK = (update(stock)
+               .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"),
+                      stock.c.on_hand - stock.c.reserved >= bindparam("b_qty"))
+               .values(reserved=stock.c.reserved + bindparam("b_qty"), version=stock.c.version + 1))
+
+
+@functools.cache
+def _new_order_state(dialect: str):
+    return insert_ignoring_conflicts(dialect, order_states)
+
+
+@functools.cache
+def _hold(dialect: str):
+    """Adds to the order's reservation row, creating it if absent (one statement)."""
+    statement = (pg_dialect if dialect == "postgresql" else sqlite_dialect).insert(reservations).values(
+        order_id=bindparam("b_order"), sku=bindparam("b_sku"), warehouse=bindparam("b_wh"),
+        quantity=bindparam("b_qty"), shipped=0)
+    return statement.on_conflict_do_update(
+        index_elements=["order_id", "sku", "warehouse"],
+        set_={"quantity": reservations.c.quantity + statement.excluded.quantity},
+    )
+
+
 def _at(sku: str, warehouse: str):
     return and_(stock.c.sku == sku, stock.c.warehouse == warehouse)
 
@@ -175,10 +210,8 @@ class StockRepository:
 
     async def available(self, skus: list[str], *, lock: bool) -> dict[str, dict[str, int]]:
         """Available per SKU and warehouse, in one query; `lock`: FOR UPDATE in (sku, warehouse) order."""
-        query = (select(stock.c.sku, stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
-                 .where(stock.c.sku.in_(skus)).order_by(stock.c.sku, stock.c.warehouse))
         result: dict[str, dict[str, int]] = {sku: {} for sku in skus}
-        for r in await self.conn.execute(query.with_for_update() if lock else query):
+        for r in await self.conn.execute(_AVAILABLE_LOCKED if lock else _AVAILABLE, {"skus": list(skus)}):
             result[r.sku][r.warehouse] = r.on_hand - r.reserved
         return result
 
@@ -191,29 +224,19 @@ class StockRepository:
         """Creates the order's state row if absent and locks it (PostgreSQL: FOR UPDATE)."""
         now = utcnow()
         created = await self.conn.execute(
-            insert_ignoring_conflicts(
-                self.dialect, order_states,
-                {"order_id": order_id, "state": OrderState.ACTIVE.value, "priority": priority,
-                 "updated_at": now, "country": country[:2], "placed_at": placed_at or now},
-            )
+            _new_order_state(self.dialect),
+            {"order_id": order_id, "state": OrderState.ACTIVE.value, "priority": priority,
+             "updated_at": now, "country": country[:2], "placed_at": placed_at or now},
         )
         self.created_order = created.rowcount == 1  # a first Reserve: it has no reservations or backorders yet
         if self.created_order:  # the new row is ours (locked by the insert) and holds what we just wrote
             return OrderReservations(order_id, OrderState.ACTIVE, {}, {}, priority=priority)
-        row = (
-            await self.conn.execute(
-                select(order_states.c.state, order_states.c.priority, order_states.c.country)
-                .where(order_states.c.order_id == order_id).with_for_update()
-            )
-        ).one()
+        row = (await self.conn.execute(_ORDER_STATE, {"oid": order_id})).one()
         if country and row.country != country[:2]:  # the ship-to changed: nearest warehouses change too
             await self.conn.execute(
                 update(order_states).where(order_states.c.order_id == order_id).values(country=country[:2])
             )
-        rows = await self.conn.execute(
-            select(reservations.c.sku, reservations.c.warehouse, reservations.c.quantity, reservations.c.shipped)
-            .where(reservations.c.order_id == order_id)
-        )
+        rows = await self.conn.execute(_ORDER_HELD, {"oid": order_id})
         held, shipped = {}, {}
         for r in rows:
             if r.quantity:
@@ -252,13 +275,8 @@ class StockRepository:
     # The two halves of reserve/unreserve, for Reserve, which touches the stock rows last.
     async def hold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
         """Adds to the order's reservation row, creating it if absent (one statement)."""
-        dialect = pg_dialect if self.dialect == "postgresql" else sqlite_dialect
-        statement = dialect.insert(reservations).values(
-            order_id=order_id, sku=sku, warehouse=warehouse, quantity=quantity, shipped=0)
-        await self.conn.execute(statement.on_conflict_do_update(
-            index_elements=["order_id", "sku", "warehouse"],
-            set_={"quantity": reservations.c.quantity + statement.excluded.quantity},
-        ))
+        await self.conn.execute(_hold(self.dialect), {"b_order": order_id, "b_sku": sku, "b_wh": warehouse,
+                                                      "b_qty": quantity})
 
     async def unhold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
         taken = await self.conn.execute(
@@ -271,11 +289,7 @@ class StockRepository:
 
     async def take_stock(self, sku: str, warehouse: str, quantity: int) -> None:
         """Guarded: refused (Conflict, the caller retries) unless `quantity` is still available."""
-        result = await self.conn.execute(
-            update(stock)
-            .where(_at(sku, warehouse), stock.c.on_hand - stock.c.reserved >= quantity)
-            .values(reserved=stock.c.reserved + quantity, version=stock.c.version + 1)
-        )
+        result = await self.conn.execute(_TAKE_STOCK, {"b_sku": sku, "b_wh": warehouse, "b_qty": quantity})
         if result.rowcount != 1:
             raise Conflict(f"{sku} at {warehouse} no longer has {quantity} available; retry")
 
@@ -414,9 +428,7 @@ class StockRepository:
         await self.conn.execute(select(sku_versions.c.sku).where(sku_versions.c.sku == sku).with_for_update())
 
     async def order_backorders(self, order_id: str) -> dict[str, int]:
-        rows = await self.conn.execute(
-            select(backorders.c.sku, backorders.c.quantity).where(backorders.c.order_id == order_id)
-        )
+        rows = await self.conn.execute(_ORDER_BACKORDERS, {"oid": order_id})
         return {r.sku: r.quantity for r in rows}
 
     async def set_backorder(self, order_id: str, sku: str, quantity: int) -> None:

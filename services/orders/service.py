@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 import grpc
@@ -253,7 +254,8 @@ class Allocator:
     """
 
     BATCH = 256
-    CONCURRENCY = 16
+    CHUNK = 64  # orders per ReserveMany call
+    CONCURRENCY = 16  # Reserve calls in flight when inventory has no ReserveMany
     RETRY_SCHEDULED_SECONDS = 30.0
 
     def __init__(self, service: OrdersService, inventory, timeout: float, surge: SurgeGate | None = None):
@@ -289,7 +291,6 @@ class Allocator:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         last_scheduled = loop.time()
-        gate = asyncio.Semaphore(self.CONCURRENCY)
         while True:
             if self.surge.hold(loop.time()):  # orders are pouring in: take them first, allocate by priority after
                 metrics.ALLOCATION_HELD.set(1)
@@ -299,35 +300,139 @@ class Allocator:
             include_scheduled = self._scheduled_due or loop.time() - last_scheduled > self.RETRY_SCHEDULED_SECONDS
             self._scheduled_due = False
             self._wake.clear()
+            found = 0
             try:
                 async with self.service.db.read() as conn:
-                    ids = await OrderRepository(conn).awaiting_stock(limit=self.BATCH, include_scheduled=include_scheduled)
+                    repo = OrderRepository(conn)
+                    ids = await repo.awaiting_stock(limit=self.BATCH, include_scheduled=include_scheduled)
+                    backlog = await repo.get_many(ids)
+                found = len(ids)
                 if include_scheduled:
                     last_scheduled = loop.time()
-
-                async def one(order_id: str) -> bool:
-                    async with gate:
-                        return await self.allocate(order_id)
-
-                # Started in priority order; with scarce stock the first callers win.
-                results = await asyncio.gather(*[one(i) for i in ids], return_exceptions=True)
-                for r in results:
-                    if isinstance(r, Exception):
-                        log.warning("allocation failed: %s", r)
-                progressed = any(r is True for r in results)
+                progressed = await self.allocate_many(backlog) > 0
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("allocator pass failed")
                 progressed = False
-            if progressed and len(ids) >= self.BATCH:
+            if progressed and found >= self.BATCH:
                 continue
-            if not progressed and ids:
+            if not progressed and found:
                 await asyncio.sleep(0.5)  # inventory down or nothing reservable: do not spin
             try:
                 await asyncio.wait_for(self._wake.wait(), 1.0)
             except TimeoutError:
                 pass
+
+    async def allocate_many(self, backlog: list[Order]) -> int:
+        """Reserves stock for these orders in the given order (highest priority first): ReserveMany
+        in chunks, one after another, so scarce stock goes to the first; each chunk's answers are
+        saved in one transaction while the next chunk is reserved. Returns the orders that moved on."""
+        todo = [o for o in backlog if o.status in AWAITING_STOCK]
+        progressed = 0
+        saving: asyncio.Task | None = None
+        try:
+            for start in range(0, len(todo), self.CHUNK):
+                chunk = todo[start:start + self.CHUNK]
+                requests = [self._reserve_request(o) for o in chunk]
+                try:
+                    answer = await self.inventory.ReserveMany(
+                        inventory_pb2.ReserveManyRequest(orders=requests),
+                        timeout=self.timeout * max(1.0, len(chunk) / self.CONCURRENCY),  # as much per order as before
+                        metadata=rpc.metadata())
+                except grpc.RpcError as exc:
+                    if exc.code() is not grpc.StatusCode.UNIMPLEMENTED:
+                        raise
+                    # an inventory from before ReserveMany (a rolling upgrade): one call per order
+                    return progressed + await self._allocate_each([o.order_id for o in todo[start:]])
+                if len(answer.results) != len(chunk):
+                    raise RuntimeError(f"ReserveMany answered {len(answer.results)} of {len(chunk)} orders")
+                if saving is not None:
+                    previous, saving = saving, None
+                    progressed += await previous
+                saving = asyncio.get_running_loop().create_task(self._record_chunk(chunk, answer.results))
+        finally:
+            if saving is not None:
+                progressed += await saving
+        return progressed
+
+    async def _allocate_each(self, order_ids: list[str]) -> int:
+        gate = asyncio.Semaphore(self.CONCURRENCY)
+
+        async def one(order_id: str) -> bool:
+            async with gate:
+                return await self.allocate(order_id)
+
+        # Started in priority order; with scarce stock the first callers win.
+        results = await asyncio.gather(*[one(i) for i in order_ids], return_exceptions=True)
+        for r in results:
+            if isinstance(r, Exception):
+                log.warning("allocation failed: %s", r)
+        return sum(1 for r in results if r is True)
+
+    @staticmethod
+    def _reserve_request(order: Order) -> inventory_pb2.ReserveRequest:
+        return inventory_pb2.ReserveRequest(
+            order_id=order.order_id,
+            lines=[inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in quantities(order).items()],
+            priority=order.priority,
+            ship_to_country=order.ship_to.get("country", ""),
+            placed_at=events.timestamp(order.created_at) if order.created_at else None,
+        )
+
+    @staticmethod
+    def _answer(order: Order, answer: inventory_pb2.ReserveResponse) -> _Reserved | None:
+        """Inventory's answer for the order as read before the call; None when there is nothing to record."""
+        allocations = [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
+        backordered = {b.sku: b.quantity for b in answer.backordered}
+        expected = (answer.expected_date, answer.expected_delivery_date)
+        if (order.status is Status.SCHEDULED and any(backordered.values()) and allocations == order.allocations
+                and expected == (order.expected_ship_date, order.expected_delivery_date)):
+            return None  # still short by the same amount, same dates: nothing to record
+        return _Reserved(order.order_id, quantities(order), allocations, backordered, expected)
+
+    async def _record_chunk(self, chunk: list[Order], results) -> int:
+        """The answers for a chunk in one transaction, each order checked as `_record` does; if another
+        writer changed one of them meanwhile, each is recorded on its own (the others are not lost)."""
+        pending: list[_Reserved] = []
+        for order, result in zip(chunk, results, strict=True):
+            if result.order_id != order.order_id:
+                raise RuntimeError(f"ReserveMany answered {result.order_id} for {order.order_id}")
+            if result.error_code:
+                if result.error_code != "FAILED_PRECONDITION":  # that one: released (cancelled) meanwhile
+                    log.warning("allocation of %s failed: %s %s", order.order_id, result.error_code,
+                                result.error_message)
+                continue
+            reserved = self._answer(order, result.response)
+            if reserved is not None:
+                pending.append(reserved)
+        if not pending:
+            return 0
+        try:
+            changed: list[Order] = []
+            async with self.service.db.transaction() as tx:
+                repo = OrderRepository(tx.conn)
+                current = {o.order_id: o for o in await repo.get_many([r.order_id for r in pending])}
+                for reserved in pending:
+                    order = current.get(reserved.order_id)
+                    if order is None or order.status not in AWAITING_STOCK or quantities(order) != reserved.wanted:
+                        continue  # cancelled, or a change request moved the lines: the next pass reserves them
+                    order.apply_reservation(self.service.clock(), reserved.allocations, reserved.backordered,
+                                            reserved.expected)
+                    await repo.save(order)
+                    await publish_transitions(tx, order)
+                    changed.append(order)
+        except errors.Conflict:
+            moved = 0
+            for reserved in pending:
+                try:
+                    moved += await self._record(reserved)
+                except Exception as exc:  # the next pass reserves it again (Reserve is target-state)
+                    log.warning("recording the allocation of %s failed: %s", reserved.order_id, exc)
+            return moved
+        for order in changed:
+            count_transitions(order)
+        return sum(1 for order in changed if order.transitions)
 
     async def allocate(self, order_id: str) -> bool:
         """Reserves stock for one order; True if its status moved on."""
@@ -335,40 +440,28 @@ class Allocator:
             order = await OrderRepository(conn).get(order_id)
         if order is None or order.status not in AWAITING_STOCK:
             return False
-        wanted = quantities(order)
         try:
-            answer = await self.inventory.Reserve(
-                inventory_pb2.ReserveRequest(
-                    order_id=order_id,
-                    lines=[inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in wanted.items()],
-                    priority=order.priority,
-                    ship_to_country=order.ship_to.get("country", ""),
-                    placed_at=events.timestamp(order.created_at) if order.created_at else None,
-                ),
-                timeout=self.timeout,
-                metadata=rpc.metadata(),
-            )
+            answer = await self.inventory.Reserve(self._reserve_request(order), timeout=self.timeout,
+                                                  metadata=rpc.metadata())
         except grpc.RpcError as exc:
             if exc.code() is grpc.StatusCode.FAILED_PRECONDITION:
                 return False  # inventory released this order (it was cancelled meanwhile)
             raise
-        allocations = [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
-        backordered = {b.sku: b.quantity for b in answer.backordered}
-        still_short = any(backordered.values())
-        expected = (answer.expected_date, answer.expected_delivery_date)
-        if (order.status is Status.SCHEDULED and still_short and allocations == order.allocations
-                and expected == (order.expected_ship_date, order.expected_delivery_date)):
-            return False  # still short by the same amount, same dates: nothing to record
+        reserved = self._answer(order, answer)
+        return reserved is not None and await self._record(reserved)
+
+    async def _record(self, reserved: _Reserved) -> bool:
         for attempt in range(3):
             try:
                 async with self.service.db.transaction() as tx:
                     repo = OrderRepository(tx.conn)
-                    order = await repo.get(order_id)
+                    order = await repo.get(reserved.order_id)
                     if order is None or order.status not in AWAITING_STOCK:
                         return False
-                    if quantities(order) != wanted:
+                    if quantities(order) != reserved.wanted:
                         return False  # a change request moved the lines meanwhile: the next pass reserves them
-                    order.apply_reservation(self.service.clock(), allocations, backordered, expected)
+                    order.apply_reservation(self.service.clock(), reserved.allocations, reserved.backordered,
+                                            reserved.expected)
                     await repo.save(order)
                     await publish_transitions(tx, order)
                 count_transitions(order)
@@ -377,3 +470,14 @@ class Allocator:
                 if attempt == 2:
                     raise
         return False
+
+
+@dataclass(frozen=True)
+class _Reserved:
+    """What inventory now holds for an order, and the lines it was asked for."""
+
+    order_id: str
+    wanted: dict[str, int]
+    allocations: list[Allocation]
+    backordered: dict[str, int]
+    expected: tuple[str, str]

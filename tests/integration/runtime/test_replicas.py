@@ -163,6 +163,10 @@ class CountingInventory:
         finally:
             self.in_flight.discard(request.order_id)
 
+    async def ReserveMany(self, request, timeout=None, metadata=None):  # noqa: N802 - gRPC stub method name
+        return inventory_pb2.ReserveManyResponse(results=[
+            inventory_pb2.ReserveResult(order_id=r.order_id, response=await self.Reserve(r)) for r in request.orders])
+
 
 def _order(order_id: str, priority: int) -> orders_pb2.CreateOrderRequest:
     return orders_pb2.CreateOrderRequest(

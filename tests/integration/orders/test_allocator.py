@@ -1,0 +1,184 @@
+"""The allocator's batched pass on a real database (SQLite and PostgreSQL), with a fake inventory:
+ReserveMany in chunks in priority order, each chunk's answers saved in one transaction with their
+events, and every per-order check of a single allocation kept."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import grpc
+import pytest
+
+from orderdesk import errors
+from orderdesk.v1 import inventory_pb2, orders_pb2
+from services.orders.desk import Desk
+from services.orders.service import Allocator, OrdersService
+from services.orders.store import OrderRepository
+from tests.integration.orders.test_desk import MIGRATIONS, change, create, published
+
+
+class BatchInventory:
+    """ReserveMany over a shared pool per SKU, taken in call order (so the first in a call win)."""
+
+    def __init__(self, stock: dict[str, int], released=(), refused=()):
+        self.stock = dict(stock)
+        self.held: dict[str, dict[str, int]] = {}
+        self.released = set(released)
+        self.refused = set(refused)
+        self.chunks: list[list[str]] = []
+        self.singles: list[str] = []
+        self.before_answer = None  # called with the chunk's ids before it is answered
+
+    def _reserve(self, request) -> inventory_pb2.ReserveResponse:
+        held = self.held.setdefault(request.order_id, {})
+        response = inventory_pb2.ReserveResponse()
+        for line in request.lines:
+            have = held.get(line.sku, 0)
+            take = max(0, min(line.quantity - have, self.stock.get(line.sku, 0)))
+            self.stock[line.sku] = self.stock.get(line.sku, 0) - take
+            held[line.sku] = have + take
+            response.reservations.add(sku=line.sku, warehouse="W1", quantity=held[line.sku])
+            if held[line.sku] < line.quantity:
+                response.backordered.add(sku=line.sku, quantity=line.quantity - held[line.sku])
+        return response
+
+    async def ReserveMany(self, request, timeout=None, metadata=None):  # noqa: N802 - gRPC stub method name
+        ids = [r.order_id for r in request.orders]
+        self.chunks.append(ids)
+        if self.before_answer is not None:
+            await self.before_answer(ids)
+        answer = inventory_pb2.ReserveManyResponse()
+        for r in request.orders:
+            if r.order_id in self.released:
+                answer.results.add(order_id=r.order_id, error_code="FAILED_PRECONDITION", error_reason="order_released")
+            elif r.order_id in self.refused:
+                answer.results.add(order_id=r.order_id, error_code="INVALID_ARGUMENT", error_message="bad")
+            else:
+                answer.results.add(order_id=r.order_id, response=self._reserve(r))
+        return answer
+
+    async def Reserve(self, request, timeout=None, metadata=None):  # noqa: N802 - gRPC stub method name
+        self.singles.append(request.order_id)
+        return self._reserve(request)
+
+
+class Unimplemented(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.UNIMPLEMENTED
+
+
+class OldInventory(BatchInventory):
+    """An inventory from before ReserveMany."""
+
+    async def ReserveMany(self, request, timeout=None, metadata=None):  # noqa: N802
+        raise Unimplemented()
+
+
+@pytest.fixture
+async def orders(make_database):
+    return OrdersService(await make_database(MIGRATIONS))
+
+
+def order(order_id: str, priority: int, sku: str = "A", quantity: int = 1) -> orders_pb2.CreateOrderRequest:
+    request = create(order_id)
+    request.priority = priority
+    del request.lines[:]
+    request.lines.add(sku=sku, quantity=quantity, unit_price="1.00")
+    return request
+
+
+async def one_pass(allocator: Allocator, orders: OrdersService) -> int:
+    """What Allocator.run does in one pass: the backlog by priority in one read, then allocate_many."""
+    async with orders.db.read() as conn:
+        repo = OrderRepository(conn)
+        backlog = await repo.get_many(await repo.awaiting_stock(limit=Allocator.BATCH, include_scheduled=True))
+    return await allocator.allocate_many(backlog)
+
+
+async def statuses(orders: OrdersService, ids) -> dict[str, str]:
+    async with orders.db.read() as conn:
+        return {o.order_id: o.status.value for o in await OrderRepository(conn).get_many(list(ids))}
+
+
+async def test_the_backlog_is_reserved_highest_priority_first_in_chunks_and_saved_with_its_events(orders):
+    priorities = {f"ORD-P{n}": p for n, p in enumerate([5, 90, 5, 40, 90, 10, 70, 5, 40, 1])}
+    for order_id, priority in priorities.items():
+        await orders.create(order(order_id, priority))
+    inventory = BatchInventory({"A": 4})
+    allocator = Allocator(orders, inventory, 1.0)
+    allocator.CHUNK = 3
+    assert await one_pass(allocator, orders) == 10
+    called = [o for chunk in inventory.chunks for o in chunk]
+    # highest priority first, first come within a priority, in chunks of 3, one chunk at a time
+    assert called == sorted(priorities, key=lambda o: (-priorities[o], int(o[5:])))
+    assert [len(c) for c in inventory.chunks] == [3, 3, 3, 1]
+    assert not inventory.singles
+    now = await statuses(orders, priorities)
+    assert {o for o, s in now.items() if s == "allocated"} == set(called[:4])  # the scarce stock: the top 4
+    assert {o for o, s in now.items() if s == "scheduled"} == set(called[4:])
+    events = [e for e in await published(orders) if e.type in ("order.allocated", "order.scheduled")]
+    assert Counter(e.order_id for e in events) == Counter(list(priorities))  # each status change once, with its event
+    for e in events:
+        assert e.type == f"order.{now[e.order_id]}" and e.order.order.status == now[e.order_id]
+    # a second pass: still short by the same amount, nothing to record, no event
+    assert await one_pass(allocator, orders) == 0
+    assert len([e for e in await published(orders) if e.type.startswith("order.s")]) == 6
+
+
+async def test_a_cancel_or_change_racing_a_chunk_is_respected_and_the_others_are_saved(orders):
+    for n in range(6):
+        await orders.create(order(f"ORD-R{n}", 100 - n))
+    inventory = BatchInventory({"A": 100}, released={"ORD-R3"}, refused={"ORD-R4"})
+    desk = Desk(orders, inventory, 1.0)
+
+    async def race(ids):
+        if "ORD-R1" in ids:  # while inventory reserves the chunk: a cancel and a change request land
+            inventory.before_answer = None
+            await orders.decide("ORD-R1", "P-SHOP", "cancel", "P-SHOP", "not needed")
+            current = await orders.get("ORD-R2", "")
+            await desk.change(change("ORD-R2", current.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=3)]))
+
+    inventory.before_answer = race
+    allocator = Allocator(orders, inventory, 1.0)
+    assert await one_pass(allocator, orders) == 2
+    assert await statuses(orders, [f"ORD-R{n}" for n in range(6)]) == {
+        "ORD-R0": "allocated", "ORD-R1": "cancelled", "ORD-R2": "confirmed",  # saved nothing for the old lines
+        "ORD-R3": "confirmed", "ORD-R4": "confirmed", "ORD-R5": "allocated"}
+    inventory.released.clear()
+    inventory.refused.clear()
+    assert await one_pass(allocator, orders) == 3  # the next pass reserves the new quantities
+    changed = await orders.get("ORD-R2", "")
+    assert changed.status.value == "allocated" and [(a.sku, a.quantity) for a in changed.allocations] == [("A", 3)]
+    assert inventory.chunks[-1] == ["ORD-R2", "ORD-R3", "ORD-R4"]
+
+
+async def test_a_conflict_saving_one_order_of_a_chunk_loses_none_of_them(orders, monkeypatch):
+    ids = [f"ORD-K{n}" for n in range(5)]
+    for n, order_id in enumerate(ids):
+        await orders.create(order(order_id, 50 - n))
+    save = OrderRepository.save
+    raised = []
+
+    async def save_once_in_conflict(self, o):
+        if o.order_id == "ORD-K2" and not raised:  # another writer got there first, once
+            raised.append(o.order_id)
+            raise errors.Conflict("ORD-K2 was changed concurrently; retry")
+        return await save(self, o)
+
+    monkeypatch.setattr(OrderRepository, "save", save_once_in_conflict)
+    inventory = BatchInventory({"A": 100})
+    assert await one_pass(Allocator(orders, inventory, 1.0), orders) == 5
+    assert raised == ["ORD-K2"]
+    assert set((await statuses(orders, ids)).values()) == {"allocated"}
+    allocated_events = [e.order_id for e in await published(orders) if e.type == "order.allocated"]
+    assert sorted(allocated_events) == ids  # once each: the rolled-back chunk published nothing
+
+
+async def test_an_inventory_without_reserve_many_gets_one_reserve_per_order(orders):
+    ids = [f"ORD-U{n}" for n in range(4)]
+    for n, order_id in enumerate(ids):
+        await orders.create(order(order_id, n))
+    inventory = OldInventory({"A": 100})
+    assert await one_pass(Allocator(orders, inventory, 1.0), orders) == 4
+    assert sorted(inventory.singles) == ids
+    assert set((await statuses(orders, ids)).values()) == {"allocated"}
