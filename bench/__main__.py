@@ -197,14 +197,16 @@ def main() -> int:
         drain = wait_allocated(stack, before + confirmed)
         allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
 
+        # The webhook runs before the surge: each of its runs starts from a suite that has caught up
+        # (see webhooks.wait_quiet), which after 20,000 orders would take minutes.
+        hooks = None
+        if args.webhook_endpoints:
+            hooks = webhooks.run(stack, folder, args.seconds, args.concurrency, order_body, args.webhook_endpoints)
+
         surged = None
         if args.surge_orders:
             surge.seed_scarce(stack, folder)
             surged = surge.run_surge(stack, BENCH_SKUS, args.surge_orders, args.surge_batch, args.surge_connections)
-
-        hooks = None
-        if args.webhook_endpoints:
-            hooks = webhooks.run(stack, folder, args.seconds, args.concurrency, order_body, args.webhook_endpoints)
 
         floor_url, floor_procs = start_floor(folder)
         asyncio.run(drive(floor_url, "none", 2, 8, order_body))

@@ -50,7 +50,7 @@ from services.notifier.store import (
 log = logging.getLogger("notifier.delivery")
 
 MAX_WAIT_SECONDS = 2.0       # longest sleep between rounds: catches endpoints changed by another replica
-MIN_ROUND_SECONDS = 0.05     # wake-ups within this gather into one round (one commit for many events)
+MIN_ROUND_SECONDS = 0.1      # wake-ups within this gather into one round (one commit for many events)
 TAKE_ON_BATCH = 500
 GAUGE_SECONDS = 5.0
 EXCERPT_BYTES = 500
