@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 
 from orderdesk import events, leases, metrics
+from orderdesk.aio import wait_event
 from orderdesk.db import Database, UtcDateTime, utcnow
 
 log = logging.getLogger("orderdesk.outbox")
@@ -143,10 +144,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, self.MAX_BACKOFF)
                 continue
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.POLL_SECONDS)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self.POLL_SECONDS)
 
     def stop(self) -> None:
         self._held_at_stop = self.lease.held

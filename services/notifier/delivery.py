@@ -17,7 +17,6 @@ so a name that resolved to a public address at registration cannot be re-pointed
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import functools
 import ipaddress
@@ -32,6 +31,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
 from orderdesk import logs, metrics
+from orderdesk.aio import wait_event
 from orderdesk.config import WebhookSettings
 from orderdesk.db import Database, utcnow
 from services.notifier import domain
@@ -136,7 +136,7 @@ class Dispatcher:
                 except Exception as exc:  # the database was busy or away: the next round tries again
                     log.warning("webhook dispatcher: %s", exc)
                     wait = 1.0
-                await _wait(self._wake, wait)
+                await wait_event(self._wake, wait)
                 await asyncio.sleep(max(MIN_ROUND_SECONDS - (loop.time() - started), 0))
         finally:
             for task in self.tasks:
@@ -248,7 +248,3 @@ class Dispatcher:
                 endpoint_id=endpoint.endpoint_id, delivery_id=attempt.delivery_id,
                 status_code=attempt.status_code, error=attempt.error[:200]))
 
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)

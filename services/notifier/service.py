@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from orderdesk import logs, metrics
+from orderdesk.aio import wait_event
 from orderdesk.db import Database, Tx
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from orderdesk.v1 import events_pb2
@@ -128,10 +129,8 @@ class NotifierService:
                 if entries or remaining <= 0:
                     return entries, head
                 waiter.clear()
-                try:  # woken by an append here; polled too, for appends made by another replica
-                    await asyncio.wait_for(waiter.wait(), min(remaining, FEED_POLL_SECONDS))
-                except TimeoutError:
-                    pass
+                # woken by an append here; polled too, for appends made by another replica
+                await wait_event(waiter, min(remaining, FEED_POLL_SECONDS))
         finally:
             self._feed_waiters[partner_id].discard(waiter)
             if not self._feed_waiters[partner_id]:

@@ -17,6 +17,7 @@ import grpc
 from sqlalchemy.exc import IntegrityError
 
 from orderdesk import errors, events, metrics, rpc
+from orderdesk.aio import wait_event
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.orders import kpi_store, kpis
@@ -319,10 +320,7 @@ class Allocator:
                 continue
             if not progressed and found:
                 await asyncio.sleep(0.5)  # inventory down or nothing reservable: do not spin
-            try:
-                await asyncio.wait_for(self._wake.wait(), 1.0)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, 1.0)
 
     async def allocate_many(self, backlog: list[Order]) -> int:
         """Reserves stock for these orders in the given order (highest priority first): ReserveMany
