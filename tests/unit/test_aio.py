@@ -19,14 +19,14 @@ async def test_a_cancel_as_the_event_is_set_stops_the_loop():
         event = asyncio.Event()
         rounds = 0
 
-        async def loop():
+        async def loop(event: asyncio.Event):
             nonlocal rounds
             while True:
                 rounds += 1
                 await wait_event(event, 10)
                 event.clear()
 
-        task = asyncio.create_task(loop())
+        task = asyncio.create_task(loop(event))
         await asyncio.sleep(0)  # the loop waits now
         event.set()
         task.cancel()
