@@ -39,6 +39,12 @@ def injected_failures(durable: str) -> int:
     name, _, count = spec.rpartition(":")
     return int(count) if spec and name == durable and count.isdigit() else 0
 
+def _correlation_id(msg, event: events_pb2.Event) -> str:
+    """The request's correlation id (NATS header, else the event's own field): it goes into the
+    consumer's logs and into the events its handler emits."""
+    return (msg.headers or {}).get(events.CORRELATION_HEADER) or event.correlation_id
+
+
 Handler = Callable[[Tx, events_pb2.Event], Awaitable[None]]
 BatchHandler = Callable[[Tx, list[events_pb2.Event]], Awaitable[None]]
 
@@ -129,9 +135,7 @@ class EventConsumer:
             await msg.ack()
             metrics.EVENTS_CONSUMED.labels(self.sub.durable, "ignored").inc()
             return
-        # The request's correlation id (NATS header, else the event's own field) goes into this
-        # consumer's logs and into the events its handler emits.
-        token = logs.correlation_id.set((msg.headers or {}).get(events.CORRELATION_HEADER) or event.correlation_id)
+        token = logs.correlation_id.set(_correlation_id(msg, event))
         try:
             if self._fail_first and msg.metadata and msg.metadata.num_delivered <= self._fail_first:
                 raise InjectedFault(f"injected failure of delivery {msg.metadata.num_delivered}")
@@ -179,8 +183,7 @@ class EventConsumer:
                         await self.sub.batch_handler(tx, [event for _msg, event in fresh])
                 else:
                     for msg, event in fresh:
-                        token = logs.correlation_id.set(
-                            (msg.headers or {}).get(events.CORRELATION_HEADER) or event.correlation_id)
+                        token = logs.correlation_id.set(_correlation_id(msg, event))
                         try:
                             await self.sub.handler(tx, event)
                         finally:
@@ -199,15 +202,15 @@ class EventConsumer:
     async def _claim_all(self, tx: Tx, decoded, outcomes: list[str]) -> list:
         """Inbox rows for a batch in two statements; the wanted events not handled before, in order.
         (A claim racing another replica's fails the insert: the batch then goes one by one.)"""
-        wanted = [(msg, event) for msg, event in decoded if self.sub.wants is None or self.sub.wants(event)]
-        ids = list(dict.fromkeys(event.event_id for _msg, event in wanted))
+        wanted = [self.sub.wants is None or self.sub.wants(event) for _msg, event in decoded]
+        ids = list(dict.fromkeys(event.event_id for (_msg, event), want in zip(decoded, wanted, strict=True) if want))
         seen = set()
         if ids:
             seen = set((await tx.conn.execute(select(inbox_table.c.event_id).where(
                 inbox_table.c.consumer == self.sub.durable, inbox_table.c.event_id.in_(ids)))).scalars())
         fresh = []
-        for msg, event in decoded:
-            if self.sub.wants is not None and not self.sub.wants(event):
+        for (msg, event), want in zip(decoded, wanted, strict=True):
+            if not want:
                 outcomes.append("ignored")
             elif event.event_id in seen:
                 outcomes.append("duplicate")
