@@ -222,6 +222,24 @@ def partner_of(event) -> str:
     return ""
 
 
+def feed_partner(event, known: dict[str, str]) -> str:
+    """The partner whose feed an event goes to; "" for none (stock events and the like). An order event
+    names its partner (and `known`, order id -> partner, learns it for the order's later events);
+    shipment and return events go to their order's partner as known, else to the one they name."""
+    if event.WhichOneof("payload") == "order" and event.order_id:
+        partner = partner_of(event)
+        known.setdefault(event.order_id, partner)
+        return partner
+    if event.order_id:
+        return known.get(event.order_id) or partner_of(event)
+    return ""
+
+
+def orders_to_look_up(events) -> set[str]:
+    """The orders whose partner feed_partner needs from earlier events (those of non-order events)."""
+    return {e.order_id for e in events if e.order_id and e.WhichOneof("payload") != "order"}
+
+
 def _payload(event):
     kind = event.WhichOneof("payload")
     holder = getattr(event, kind) if kind else None

@@ -58,14 +58,7 @@ class NotifierService:
     async def on_event(self, tx: Tx, event: events_pb2.Event) -> None:
         """Appends an event about a partner's order to that partner's feed; other events are ignored."""
         repo = NotifierRepository(tx.conn)
-        kind = event.WhichOneof("payload")
-        if kind == "order" and event.order_id:
-            partner = domain.partner_of(event)  # the append below records order -> partner
-        elif event.order_id:
-            # Shipment and return events: the order's partner as learnt from its order events.
-            partner = await repo.partner_of_order(event.order_id) or domain.partner_of(event)
-        else:
-            partner = ""
+        partner = domain.feed_partner(event, await repo.partners_of_orders(domain.orders_to_look_up([event])))
         if not partner:
             return  # stock events and the like concern no partner
         occurred = event.occurred_at.ToDatetime(dt.UTC)
@@ -77,16 +70,10 @@ class NotifierService:
     async def on_events(self, tx: Tx, batch: list[events_pb2.Event]) -> None:
         """on_event for a consumer batch, in one go (same feed, same numbers)."""
         repo = NotifierRepository(tx.conn)
-        learnt = await repo.partners_of_orders({e.order_id for e in batch if e.order_id and e.WhichOneof("payload") != "order"})
+        known = await repo.partners_of_orders(domain.orders_to_look_up(batch))
         entries, kinds = [], []
         for event in batch:
-            if event.WhichOneof("payload") == "order" and event.order_id:
-                partner = domain.partner_of(event)
-                learnt.setdefault(event.order_id, partner)  # the first order event records the order's partner
-            elif event.order_id:
-                partner = learnt.get(event.order_id) or domain.partner_of(event)
-            else:
-                partner = ""
+            partner = domain.feed_partner(event, known)  # learns the partner of orders first seen here
             if not partner:
                 continue
             entries.append(FeedEntry(partner, event.event_id, event.type, event.order_id,

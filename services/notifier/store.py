@@ -138,7 +138,6 @@ _SET_ORDER = (update(order_partners).where(order_partners.c.order_id == bindpara
               .values(last_sequence=bindparam("to")))
 _SET_HEAD = (update(feed_heads).where(feed_heads.c.partner_id == bindparam("key"))
              .values(last_sequence=bindparam("to")))
-_PARTNER_OF_ORDER = select(order_partners.c.partner_id).where(order_partners.c.order_id == bindparam("key"))
 
 _EARLIER = deliveries.alias("earlier")
 # Each order's oldest pending delivery (see heads()).
@@ -265,9 +264,6 @@ class NotifierRepository:
         self.dialect = conn.dialect.name
 
     # --- the feed ---------------------------------------------------------------------------------
-    async def partner_of_order(self, order_id: str) -> str:
-        return (await self.conn.execute(_PARTNER_OF_ORDER, {"key": order_id})).scalar() or ""
-
     async def _bump(self, bump, make, key: str, row: dict) -> int:
         """+1 on a counter row and its new value (UPDATE ... RETURNING: one statement on the hot path);
         an absent row is made at 1. The update holds the row lock until commit."""

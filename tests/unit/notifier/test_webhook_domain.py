@@ -264,3 +264,22 @@ def test_an_exception_carries_what_changed_and_the_new_expected_date_from_the_ev
     assert doc["expected_date"] == "2026-12-09"  # the event's, not the requested date
     assert doc["changes"] == [{"field": "expected_delivery_date", "before": "2026-12-01", "after": "2026-12-09"}]
     assert "order" not in doc and doc["data"]["order_id"] == "ORD-1"  # the order is in data, once
+
+
+def test_an_event_goes_to_its_orders_partner_as_learnt_from_the_orders_events():
+    def order_event(order_id: str, partner: str):
+        return events.new_event("order.received", aggregate_id=order_id, version=1, order_id=order_id,
+                                order=events_pb2.OrderEvent(order=orders_pb2.Order(order_id=order_id, partner_id=partner)))
+
+    def shipment_event(order_id: str, partner: str = ""):
+        shipment = shipping_pb2.Shipment(shipment_id=f"SHP-{order_id}", order_id=order_id, partner_id=partner)
+        return events.new_event("shipment.packed", aggregate_id=f"SHP-{order_id}", version=1, order_id=order_id,
+                                shipment=events_pb2.ShipmentEvent(shipment=shipment))
+
+    stock = events.new_event("stock.restocked", aggregate_id="SKU", version=1, stock=events_pb2.StockEvent(sku="SKU"))
+    batch = [order_event("ORD-N", "P-SHOP"), shipment_event("ORD-N"), shipment_event("ORD-K"),
+             shipment_event("ORD-X", "P-EDI"), shipment_event("ORD-Y"), stock]
+    assert domain.orders_to_look_up(batch) == {"ORD-N", "ORD-K", "ORD-X", "ORD-Y"}
+    known = {"ORD-K": "P-OLD"}  # learnt before this batch
+    assert [domain.feed_partner(e, known) for e in batch] == ["P-SHOP", "P-SHOP", "P-OLD", "P-EDI", "", ""]
+    assert known == {"ORD-K": "P-OLD", "ORD-N": "P-SHOP"}
