@@ -413,13 +413,8 @@ class Allocator:
                 current = {o.order_id: o for o in await repo.get_many([r.order_id for r in pending])}
                 for reserved in pending:
                     order = current.get(reserved.order_id)
-                    if order is None or order.status not in AWAITING_STOCK or quantities(order) != reserved.wanted:
-                        continue  # cancelled, or a change request moved the lines: the next pass reserves them
-                    order.apply_reservation(self.service.clock(), reserved.allocations, reserved.backordered,
-                                            reserved.expected)
-                    await repo.save(order)
-                    await publish_transitions(tx, order)
-                    changed.append(order)
+                    if await self._apply(tx, repo, order, reserved):
+                        changed.append(order)
         except errors.Conflict:
             moved = 0
             for reserved in pending:
@@ -448,20 +443,25 @@ class Allocator:
         reserved = self._answer(order, answer)
         return reserved is not None and await self._record(reserved)
 
+    async def _apply(self, tx, repo: OrderRepository, order: Order | None, reserved: _Reserved) -> bool:
+        """Records inventory's answer on the order as read in this transaction, with its events; False when
+        it no longer applies: gone, no longer awaiting stock, or a change request moved the lines meanwhile
+        (the next pass reserves them)."""
+        if order is None or order.status not in AWAITING_STOCK or quantities(order) != reserved.wanted:
+            return False
+        order.apply_reservation(self.service.clock(), reserved.allocations, reserved.backordered, reserved.expected)
+        await repo.save(order)
+        await publish_transitions(tx, order)
+        return True
+
     async def _record(self, reserved: _Reserved) -> bool:
         for attempt in range(3):
             try:
                 async with self.service.db.transaction() as tx:
                     repo = OrderRepository(tx.conn)
                     order = await repo.get(reserved.order_id)
-                    if order is None or order.status not in AWAITING_STOCK:
+                    if not await self._apply(tx, repo, order, reserved):
                         return False
-                    if quantities(order) != reserved.wanted:
-                        return False  # a change request moved the lines meanwhile: the next pass reserves them
-                    order.apply_reservation(self.service.clock(), reserved.allocations, reserved.backordered,
-                                            reserved.expected)
-                    await repo.save(order)
-                    await publish_transitions(tx, order)
                 count_transitions(order)
                 return bool(order.transitions)
             except errors.Conflict:
