@@ -181,12 +181,7 @@ async def test_picking_shortage_is_reallocated_from_another_warehouse(shop, ware
 
 
 async def test_carrier_delay_from_tracking_then_carrier_changed(shop, warehouse_operator, admin, eventually):
-    sku = new_sku()
-    await add_product(admin, sku, {"WH-HAM": 5})
-    order_id = await submit(shop, sku, 2)
-    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
-    [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
-    sid = shipment["shipment_id"]
+    order_id, sid, _sku = await allocated_order(shop, warehouse_operator, admin, eventually)
     await step(warehouse_operator, sid, "picked")
     code, problem, _ = await warehouse_operator.post(f"/v1/shipments/{sid}/events", json={
         "type": "delayed", "cause": "storm", "expected_delivery_date": "2027-01-20"})
@@ -214,14 +209,20 @@ async def test_carrier_delay_from_tracking_then_carrier_changed(shop, warehouse_
     await wait_for(shop, order_id, eventually, lambda o: o["shipments"][0]["carrier"] == "UPS")
 
 
-async def shipped_order(shop, warehouse_operator, admin, eventually) -> tuple[str, str, str]:
-    """An order of 2 of a new SKU (5 at WH-HAM), picked, packed and shipped: (order id, shipment id, SKU)."""
+async def allocated_order(shop, warehouse_operator, admin, eventually, quantity: int = 2) -> tuple[str, str, str]:
+    """An order for `quantity` of a new SKU (5 at WH-HAM), allocated, with its one shipment:
+    (order id, shipment id, SKU)."""
     sku = new_sku()
     await add_product(admin, sku, {"WH-HAM": 5})
-    order_id = await submit(shop, sku, 2)
+    order_id = await submit(shop, sku, quantity)
     await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
     [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
-    sid = shipment["shipment_id"]
+    return order_id, shipment["shipment_id"], sku
+
+
+async def shipped_order(shop, warehouse_operator, admin, eventually) -> tuple[str, str, str]:
+    """allocated_order, then picked, packed and shipped: (order id, shipment id, SKU)."""
+    order_id, sid, sku = await allocated_order(shop, warehouse_operator, admin, eventually)
     for kind in ("picked", "packed", "shipped"):
         await step(warehouse_operator, sid, kind)
     await wait_for(shop, order_id, eventually, lambda o: o["status"] == "shipped")
@@ -421,12 +422,8 @@ async def test_accepting_a_carrier_delay_moves_the_promise(shop, warehouse_opera
 
 
 async def test_units_missing_at_picking_are_split_off_and_come_later(shop, warehouse_operator, admin, eventually):
-    sku = new_sku()
-    await add_product(admin, sku, {"WH-HAM": 5})
-    order_id = await submit(shop, sku, 5)
-    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
-    [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
-    await step(warehouse_operator, shipment["shipment_id"], "picked")
+    order_id, sid, sku = await allocated_order(shop, warehouse_operator, admin, eventually, quantity=5)
+    await step(warehouse_operator, sid, "picked")
     code, reported, _ = await warehouse_operator.post(f"/v1/orders/{order_id}/exceptions", json={
         "type": "stock_shortage_at_pick", "cause": "2 missing in the bin", "sku": sku, "warehouse": "WH-HAM",
         "quantity": 2})
