@@ -12,13 +12,15 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import DateTime, TypeDecorator
+
+R = TypeVar("R")
 
 
 def utcnow() -> dt.datetime:
@@ -69,11 +71,36 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True)
 
 
-class Tx:
-    """One database transaction: the connection plus the events it will publish."""
+class Work:
+    """One unit of work on the database: its connection and the repositories that hang on it.
 
-    def __init__(self, conn: AsyncConnection):
+    A use case asks for a repository with `work.repo(OrderRepository)` instead of building
+    one on a connection, so a unit test can hand it a fake unit of work with in-memory
+    repositories (tests/unit/fakes.py). The repository classes are the keys; the database
+    they were handed in to (`Database(repositories=...)`) may map a key to another factory.
+    """
+
+    def __init__(self, conn: AsyncConnection, factories: dict[type, Callable[[AsyncConnection], Any]] | None = None):
         self.conn = conn
+        self._factories = factories or {}
+        self._repos: dict[type, Any] = {}
+
+    def repo(self, kind: type[R]) -> R:
+        """The repository `kind` on this unit of work (one instance per unit of work)."""
+        found = self._repos.get(kind)
+        if found is None:
+            found = self._repos[kind] = self._factories.get(kind, kind)(self.conn)
+        return found
+
+    async def execute(self, statement, params=None):
+        return await self.conn.execute(statement, params) if params is not None else await self.conn.execute(statement)
+
+
+class Tx(Work):
+    """One database transaction: the connection, its repositories and the events it will publish."""
+
+    def __init__(self, conn: AsyncConnection, factories: dict[type, Callable[[AsyncConnection], Any]] | None = None):
+        super().__init__(conn, factories)
         self.emitted = 0
         self.after_commit: list[Callable[[], None]] = []  # called once the transaction has committed
         self._outbox_rows: list[dict] = []
@@ -93,15 +120,15 @@ class Tx:
             rows, self._outbox_rows = self._outbox_rows, []
             await outbox.append_rows(self.conn, rows)
 
-    async def execute(self, statement, params=None):
-        return await self.conn.execute(statement, params) if params is not None else await self.conn.execute(statement)
-
 
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, repositories: dict[type, Callable[[AsyncConnection], Any]] | None = None):
+        """`repositories` maps a repository class to another factory (rarely needed: by default
+        `work.repo(X)` builds X on the unit of work's connection)."""
         self.url = url
         self.engine = create_engine(url)
         self.dialect = self.engine.dialect.name
+        self.repositories = dict(repositories or {})
         self._listeners: list[Callable[[], None]] = []
 
     def on_commit_with_events(self, listener: Callable[[], None]) -> None:
@@ -111,7 +138,7 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         async with self.engine.begin() as conn:
-            tx = Tx(conn)
+            tx = Tx(conn, self.repositories)
             yield tx
             await tx.flush_outbox()  # skipped when the body raised: everything rolls back
         for callback in tx.after_commit:
@@ -122,8 +149,15 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads that are not a use case's (reports, feeds, health)."""
         async with self.engine.connect() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Work]:
+        """A read-only unit of work: `work.repo(X)` as in a transaction, nothing written."""
+        async with self.engine.connect() as conn:
+            yield Work(conn, self.repositories)
 
     async def close(self) -> None:
         await self.engine.dispose()

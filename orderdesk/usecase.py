@@ -1,0 +1,106 @@
+"""The two shapes every service's use cases share, written once.
+
+1. Load an aggregate, change it, save it with its version, publish its changes — and
+   when another writer saved first (the version guard raised Conflict), do it all again
+   on a fresh read:
+
+       async def work(tx: Tx) -> Shipment:
+           shipment = await tx.repo(ShipmentRepository).get(shipment_id)
+           ...
+           return shipment
+
+       shipment = await retrying(self.db, work)
+
+2. Publish what an aggregate recorded: one event per change, each carrying the aggregate
+   as it now is (built once), counted in the service's metrics once the transaction has
+   committed (a rolled-back attempt counts nothing):
+
+       await publish(tx, shipment.changes, aggregate_id=..., order_id=...,
+                     payload=lambda: {"shipment": events_pb2.ShipmentEvent(shipment=to_proto(shipment))},
+                     count=count_change)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from orderdesk import errors, events
+
+T = TypeVar("T")
+C = TypeVar("C", bound="Recorded")
+
+ATTEMPTS = 3
+
+
+class UnitsOfWork(Protocol):
+    """What a use case needs of a database: `orderdesk.db.Database`, or a fake in unit tests."""
+
+    def transaction(self) -> Any: ...
+
+
+async def retrying(db: UnitsOfWork, work: Callable[[Any], Awaitable[T]], *, attempts: int = ATTEMPTS) -> T:
+    """Runs `work(tx)` in a transaction; a lost race (Conflict) runs it again from a fresh read,
+    at most `attempts` times in all, then lets the Conflict (gRPC ABORTED) reach the caller."""
+    for attempt in range(attempts):
+        try:
+            async with db.transaction() as tx:
+                return await work(tx)
+        except errors.Conflict:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+class Recorded(Protocol):
+    """A change an aggregate recorded about itself, to publish as one event."""
+
+    @property
+    def event_type(self) -> str: ...  # "shipment.shipped", "order.changed"
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def at(self) -> dt.datetime: ...
+
+
+async def publish(
+    tx: Any,
+    changes: Sequence[C],
+    *,
+    aggregate_id: str,
+    order_id: str,
+    payload: Callable[[C, Any], dict[str, Any]],
+    snapshot: Callable[[], Any],
+    count: Callable[[C], None] | None = None,
+) -> None:
+    """One outbox event per change, in order. `snapshot()` (the aggregate as it now is) is built
+    once and only when there is something to publish; `payload(change, snapshot)` gives the event's
+    body keywords (order=, shipment=, return_=, stock=). `count(change)` runs after the commit."""
+    if not changes:
+        return
+    state = snapshot()
+    for change in changes:
+        await tx.emit(
+            events.new_event(
+                change.event_type,
+                aggregate_id=aggregate_id,
+                version=change.version,
+                order_id=order_id,
+                actor=change.actor,
+                reason=change.reason,
+                at=change.at,
+                **payload(change, state),
+            )
+        )
+    if count is not None:
+        published = list(changes)
+        tx.after_commit.append(lambda: [count(change) for change in published])

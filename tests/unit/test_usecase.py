@@ -1,0 +1,108 @@
+"""The shared use-case shapes: retry on a lost race, publish recorded changes, count after commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pytest
+
+from orderdesk import errors
+from orderdesk.usecase import publish, retrying
+from tests.unit.fakes import FakeDatabase
+
+AT = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+
+
+@dataclass
+class Step:
+    event_type: str
+    version: int
+    actor: str = "desk"
+    reason: str = ""
+    at: dt.datetime = AT
+
+
+async def test_retrying_runs_again_after_a_conflict_and_returns_the_answer():
+    db = FakeDatabase({})
+    tries = []
+
+    async def work(tx):
+        tries.append(tx)
+        if len(tries) < 3:
+            raise errors.Conflict("someone else saved first")
+        return "saved"
+
+    assert await retrying(db, work) == "saved"
+    assert len(tries) == 3 and db.committed == 1 and db.rolled_back == 2
+
+
+async def test_retrying_gives_up_after_the_last_attempt():
+    db = FakeDatabase({})
+
+    async def work(tx):
+        raise errors.Conflict("always late")
+
+    with pytest.raises(errors.Conflict):
+        await retrying(db, work, attempts=2)
+    assert db.rolled_back == 2 and db.committed == 0
+
+
+async def test_other_errors_are_not_retried():
+    db = FakeDatabase({})
+    calls = 0
+
+    async def work(tx):
+        nonlocal calls
+        calls += 1
+        raise errors.NotFound("no such shipment")
+
+    with pytest.raises(errors.NotFound):
+        await retrying(db, work)
+    assert calls == 1
+
+
+async def test_publish_emits_one_event_per_change_with_one_snapshot_and_counts_after_commit():
+    db = FakeDatabase({})
+    counted, snapshots = [], []
+
+    def snapshot():
+        snapshots.append(1)
+        return "state"
+
+    async def work(tx):
+        await publish(
+            tx, [Step("return.received", 2), Step("return.refunded", 3)], aggregate_id="RMA-1", order_id="ORD-1",
+            snapshot=snapshot, payload=lambda change, state: {}, count=lambda change: counted.append(change.version),
+        )
+        assert counted == []  # not before the commit
+        return tx
+
+    await retrying(db, work)
+    assert [(e.type, e.aggregate_version, e.order_id, e.actor) for e in db.events] == [
+        ("return.received", 2, "ORD-1", "desk"), ("return.refunded", 3, "ORD-1", "desk")]
+    assert counted == [2, 3] and snapshots == [1]
+
+
+async def test_publish_with_nothing_recorded_builds_nothing():
+    db = FakeDatabase({})
+
+    async def work(tx):
+        await publish(tx, [], aggregate_id="x", order_id="x", snapshot=lambda: 1 / 0, payload=lambda c, s: {})
+
+    await retrying(db, work)
+    assert db.events == []
+
+
+async def test_a_rolled_back_attempt_counts_nothing():
+    db = FakeDatabase({})
+    counted = []
+
+    async def work(tx):
+        await publish(tx, [Step("return.received", 2)], aggregate_id="RMA-1", order_id="ORD-1",
+                      snapshot=lambda: None, payload=lambda c, s: {}, count=lambda c: counted.append(c))
+        raise errors.NotFound("then it fails")
+
+    with pytest.raises(errors.NotFound):
+        await retrying(db, work)
+    assert counted == [] and db.events == []
