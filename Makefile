@@ -27,7 +27,7 @@ protos: $(STAMP)
 	$(BIN)/python -m orderdesk.protos
 
 run: setup
-	$(BIN)/python -m orderdesk.devstack run
+	$(BIN)/python -m devtools.devstack run
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -25,8 +25,8 @@ from pathlib import Path
 import aiohttp
 
 from bench import surge, webhooks
-from orderdesk import localservers
-from orderdesk.devstack import ROOT, Stack
+from devtools import localservers
+from devtools.devstack import ROOT, Stack
 
 BENCH_SKUS = [f"BENCH-{n:03d}" for n in range(20)]
 CUSTOMERS = [f"C{n:04d}" for n in (1, 2, 3, 5, 6)]  # standard, active, NET30 in the demo data
@@ -96,7 +96,7 @@ def seed_bench_products(stack: Stack) -> None:
     (folder / "products.csv").write_text(products)
     (folder / "stock.csv").write_text(stock)
     for kind in ("products", "stock"):
-        subprocess.run([sys.executable, "-m", "orderdesk.cli", "import", kind, str(folder / f"{kind}.csv")],
+        subprocess.run([sys.executable, "-m", "cli", "import", kind, str(folder / f"{kind}.csv")],
                        env=stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -177,7 +177,7 @@ def main() -> int:
     nats_server = localservers.LocalNats(folder / "nats").start()
     local_pg, database_urls, backend = None, {}, "SQLite"
     if args.replicas > 1 or os.environ.get("ORDERDESK_BENCH_BACKEND") == "postgresql":  # replicas need PostgreSQL
-        from orderdesk.devstack import postgres_databases
+        from devtools.devstack import postgres_databases
 
         local_pg = localservers.LocalPostgres(Path(tempfile.mkdtemp(prefix="orderdesk-bench-pg-"))).start()
         database_urls = postgres_databases(local_pg.url)

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import grpc
 
-from orderdesk import localservers
-from orderdesk.devstack import Process, Stack
+from devtools import localservers
+from devtools.devstack import Process, Stack
 from orderdesk.v1 import common_pb2, inventory_pb2, inventory_pb2_grpc
 
 HOT_SKUS = [f"HOT-{n}" for n in range(4)]

@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 
-from orderdesk.devstack import ROOT, Stack
+from devtools.devstack import ROOT, Stack
 from orderdesk.v1 import inventory_pb2, inventory_pb2_grpc
 
 SCARCE_SKU = "BENCH-SCARCE"
@@ -302,7 +302,7 @@ def seed_scarce(stack: Stack, folder: Path) -> None:
     (folder / "scarce-products.csv").write_text(products)
     (folder / "scarce-stock.csv").write_text(f"sku,warehouse,on_hand\n{SCARCE_SKU},WH-CHI,0\n")
     for kind, name in (("products", "scarce-products.csv"), ("stock", "scarce-stock.csv")):
-        subprocess.run([sys.executable, "-m", "orderdesk.cli", "import", kind, str(folder / name)],
+        subprocess.run([sys.executable, "-m", "cli", "import", kind, str(folder / name)],
                        env=stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -312,7 +312,7 @@ def main() -> int:
     import tempfile
 
     from bench.__main__ import BENCH_SKUS, seed_bench_products
-    from orderdesk import localservers
+    from devtools import localservers
 
     parser = argparse.ArgumentParser(prog="python -m bench.surge")
     parser.add_argument("--orders", type=int, default=int(os.environ.get("BENCH_SURGE_ORDERS", "5000")))

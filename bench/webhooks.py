@@ -28,8 +28,8 @@ from pathlib import Path
 import aiohttp
 
 from bench.surge import cpu_seconds, process_cpu_seconds
-from orderdesk import localservers
-from orderdesk.devstack import ROOT, Stack
+from devtools import localservers
+from devtools.devstack import ROOT, Stack
 
 MIN_RUN_SECONDS = 30.0  # a drop of a few percent is lost in the noise of shorter runs on shared cores
 
@@ -47,7 +47,7 @@ def seed_partners(stack: Stack, folder: Path, count: int) -> list[str]:
         f"P-HOOK-{n:03d},Bench partner {n},{key},orders\n" for n, key in enumerate(keys))
     path = folder / "hook-partners.csv"
     path.write_text(text)
-    subprocess.run([sys.executable, "-m", "orderdesk.cli", "import", "partners", str(path)],
+    subprocess.run([sys.executable, "-m", "cli", "import", "partners", str(path)],
                    env=stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return keys
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from orderdesk import localservers, migrations
+from devtools import localservers
+from orderdesk import migrations
 from orderdesk.db import Database
-from orderdesk.localservers import create_postgres_database, drop_postgres_database
+from devtools.localservers import create_postgres_database, drop_postgres_database
 
 # Property tests check rules, not speed: no per-example deadline (a loaded CI machine would
 # otherwise turn a slow example into a failure).

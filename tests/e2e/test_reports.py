@@ -171,7 +171,7 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     # The CLI's CSV for spreadsheets says the same.
     env = {**os.environ, **stack.env(), "ORDERDESK_API_KEY": "demo-admin-key"}
     done = await asyncio.to_thread(subprocess.run, [
-        sys.executable, "-m", "orderdesk.cli", "report", "--from", rfc3339(start), "--to", rfc3339(end), "--csv"],
+        sys.executable, "-m", "cli", "report", "--from", rfc3339(start), "--to", rfc3339(end), "--csv"],
         env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
@@ -187,7 +187,7 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     assert cells[("returns_by_sku", "", ok_sku, "rate")] == "0.2"
     assert cells[("cycle_time", "", "shipped_to_delivered", "count")] == "2"
     people = await asyncio.to_thread(subprocess.run, [
-        sys.executable, "-m", "orderdesk.cli", "report", "--from", rfc3339(start), "--to", rfc3339(end)],
+        sys.executable, "-m", "cli", "report", "--from", rfc3339(start), "--to", rfc3339(end)],
         env=env, capture_output=True, text=True, timeout=60)
     assert people.returncode == 0 and "75.0% (3/4)" in people.stdout, people.stdout + people.stderr
 

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from orderdesk.devstack import ROOT
+from devtools.devstack import ROOT
 from tests.e2e.test_lifecycle import new_sku, order_body, submit, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +44,7 @@ async def product(admin, *, price="10.00", currency="USD", lead_days=3, min_qty=
 
 def cli(stack, *args: str) -> subprocess.CompletedProcess:
     env = {**stack.env(), "ORDERDESK_API_KEY": "demo-admin-key", "ORDERDESK_GATEWAY_URL": stack.gateway_url}
-    return subprocess.run([sys.executable, "-m", "orderdesk.cli", *args], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
 
 

@@ -145,7 +145,7 @@ async def test_available_to_promise_answers_partners_with_the_orders_scope(shop,
 
 
 async def test_the_cli_receives_lists_completes_and_answers_atp(stack, shop, admin, eventually, monkeypatch, capsys):
-    from orderdesk import cli
+    import cli.main as cli
 
     sku = new_sku("CLI")
     await add_product(admin, sku, make_to_order=True, lead_time_days=4)

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from orderdesk import localservers
+from devtools import localservers
 from services.notifier import domain
 
 pytestmark = pytest.mark.e2e

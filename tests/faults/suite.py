@@ -23,10 +23,11 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from orderdesk import events, localservers
+from devtools import localservers
+from orderdesk import events
 from orderdesk.config import SERVICES
 from orderdesk.consumers import FAULT_ENV
-from orderdesk.devstack import Stack, postgres_databases
+from devtools.devstack import Stack, postgres_databases
 
 KEYS = {"shop": "demo-shop-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
 WAREHOUSES = ("WH-CHI", "WH-HAM")
@@ -98,7 +99,7 @@ class Environment:
         import subprocess
         import sys
 
-        from orderdesk.devstack import ROOT
+        from devtools.devstack import ROOT
 
         folder = self.folder / "seed"
         folder.mkdir(exist_ok=True)
@@ -109,7 +110,7 @@ class Environment:
             f"{s},{w},{units_per_place if s != PROBE_SKU else 1_000_000}\n" for s in [*SKUS, PROBE_SKU]
             for w in WAREHOUSES))
         for kind in ("products", "stock"):
-            subprocess.run([sys.executable, "-m", "orderdesk.cli", "import", kind, str(folder / f"{kind}.csv")],
+            subprocess.run([sys.executable, "-m", "cli", "import", kind, str(folder / f"{kind}.csv")],
                            env=self.stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
     def stop(self) -> None:

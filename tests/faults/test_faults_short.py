@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from orderdesk import localservers
+from devtools import localservers
 from tests.faults.__main__ import short_plan
 from tests.faults.suite import report, run_suite
 

@@ -23,7 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.app import create_app
 from gateway.auth import KeyCache
 from gateway.store import PartnerStore
-from orderdesk import errors, localservers
+from devtools import localservers
+from orderdesk import errors
 from orderdesk.config import SERVICES, Settings
 from orderdesk.masterdata import parse
 from orderdesk.runtime import ErrorsAndMetrics

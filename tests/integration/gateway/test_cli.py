@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gateway.auth import hash_key
 from gateway.store import PartnerStore
-from orderdesk.cli import main
+from cli.main import main
 
 DEMO = Path(__file__).resolve().parents[3] / "demo"
 
@@ -56,7 +56,7 @@ async def test_import_reports_bad_rows_and_unreachable_services(tmp_path, monkey
     assert "row 2.scopes" in capsys.readouterr().err
     monkeypatch.setenv("ORDERDESK_INVENTORY_ADDR", "127.0.0.1:1")
     monkeypatch.setenv("ORDERDESK_RPC_TIMEOUT", "0.5")
-    monkeypatch.setattr("orderdesk.cli.CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr("cli.main.CONNECT_TIMEOUT", 0.5)
     assert await run("import", "stock", str(DEMO / "stock.csv")) == 1
     assert "did not answer" in capsys.readouterr().err
     assert await run("import", "stock", str(tmp_path / "missing.csv")) == 1

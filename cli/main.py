@@ -8,7 +8,7 @@
     orderdesk orders show ORDER_ID [--json]
     orderdesk orders approve ORDER_ID --note "..."  |  orderdesk orders reject ORDER_ID --reason "..."
     orderdesk report [--from 2026-11-01] [--to 2026-11-30] [--group-by day|week|month|customer|channel] [--csv]
-    orderdesk supply receive|production|complete|atp …   receipts, production runs, ATP (orderdesk/cli_supply.py)
+    orderdesk supply receive|production|complete|atp …   receipts, production runs, ATP (cli/supply.py)
 
 Imports and keys talk to the services over gRPC and to the gateway's key store
 directly (so an operator can bootstrap the first admin key before any key exists);
@@ -505,7 +505,7 @@ def parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="machine-readable output")
     report.set_defaults(run=cmd_report)
 
-    from orderdesk import cli_supply  # receipts, production, ATP (its own module)
+    from cli import supply as cli_supply  # receipts, production, ATP (its own module)
 
     cli_supply.register(sub)
     return p

@@ -1,8 +1,8 @@
 """Starts the whole suite as real processes: `make run`, the end-to-end tests and the benchmark.
 
-    python -m orderdesk.devstack run     # NATS if none answers, five services, gateway, demo data;
+    python -m devtools.devstack run     # NATS if none answers, five services, gateway, demo data;
                                          # in the foreground until Ctrl-C
-    python -m orderdesk.devstack run --replicas 2   # two processes of every service on PostgreSQL
+    python -m devtools.devstack run --replicas 2   # two processes of every service on PostgreSQL
 
 Each service and the gateway is its own process (`python -m services.<name>`,
 `python -m gateway`) with its own database, configured only by environment
@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orderdesk import localservers
+from devtools import localservers
 from orderdesk.config import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +178,7 @@ class Stack:
 
     def load_demo_data(self, folder: Path = ROOT / "demo") -> None:
         subprocess.run(
-            [sys.executable, "-m", "orderdesk.cli", "import-demo", "--dir", str(folder)],
+            [sys.executable, "-m", "cli", "import-demo", "--dir", str(folder)],
             env=self.env(), cwd=ROOT, check=True,
         )
 
@@ -289,7 +289,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orderdesk.devstack")
+    parser = argparse.ArgumentParser(prog="python -m devtools.devstack")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the whole suite in the foreground")
     run.add_argument("--data-dir", default=os.environ.get("ORDERDESK_DATA_DIR", "var"))

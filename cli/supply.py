@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import urllib.parse
 
-from orderdesk.cli import Gateway, _emit, table
+from cli.main import Gateway, _emit, table
 
 
 def _levels(level: dict) -> str:
