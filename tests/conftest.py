@@ -19,9 +19,9 @@ import pytest
 from hypothesis import settings
 
 from devtools import localservers
+from devtools.localservers import create_postgres_database, drop_postgres_database
 from orderdesk import migrations
 from orderdesk.db import Database
-from devtools.localservers import create_postgres_database, drop_postgres_database
 
 # Property tests check rules, not speed: no per-example deadline (a loaded CI machine would
 # otherwise turn a slow example into a failure).

@@ -10,9 +10,9 @@ import aiohttp
 import nats
 import pytest
 
-from orderdesk import events
 from devtools.devstack import Stack
 from devtools.localservers import create_postgres_database, drop_postgres_database
+from orderdesk import events
 
 COMPONENTS_WITH_DB = ("intake", "orders", "inventory", "shipping", "returns", "notifier", "gateway")
 # Webhook retries in tenths of seconds, so a parked delivery is seen within the test (production: seconds to minutes).

@@ -24,10 +24,10 @@ import aiohttp
 import asyncpg
 
 from devtools import localservers
+from devtools.devstack import Stack, postgres_databases
 from orderdesk import events
 from orderdesk.config import SERVICES
 from orderdesk.consumers import FAULT_ENV
-from devtools.devstack import Stack, postgres_databases
 
 KEYS = {"shop": "demo-shop-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
 WAREHOUSES = ("WH-CHI", "WH-HAM")

@@ -20,10 +20,10 @@ import uvicorn
 from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devtools import localservers
 from gateway.app import create_app
 from gateway.auth import KeyCache
 from gateway.store import PartnerStore
-from devtools import localservers
 from orderdesk import errors
 from orderdesk.config import SERVICES, Settings
 from orderdesk.masterdata import parse

@@ -6,9 +6,9 @@ import asyncio
 import json
 from pathlib import Path
 
+from cli.main import main
 from gateway.auth import hash_key
 from gateway.store import PartnerStore
-from cli.main import main
 
 DEMO = Path(__file__).resolve().parents[3] / "demo"
 
