@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools import localservers
+from devtools.supervisor import CrashLoop, Supervisor
 from orderdesk.config import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,8 +136,7 @@ class Stack:
 
     def start(self, timeout: float = 60) -> Stack:
         for name in self.all_instances:
-            self.processes[name] = self._process(name)
-            self.processes[name].start()
+            self.start_process(name)
         self.wait_ready(timeout * self.replicas)  # N times the processes starting on the same cores
         return self
 
@@ -182,6 +182,11 @@ class Stack:
             env=self.env(), cwd=ROOT, check=True,
         )
 
+    def start_process(self, name: str) -> None:
+        """Starts one process of the suite (again), without waiting for it to be ready."""
+        self.processes[name] = self._process(name)
+        self.processes[name].start()
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.processes[name]
         if proc.alive():
@@ -191,8 +196,7 @@ class Stack:
     def restart(self, name: str, timeout: float = 60, *, sig: int = signal.SIGTERM) -> None:
         """Stops a process (SIGTERM, or `sig=signal.SIGKILL` for a crash) and starts it again."""
         self.kill(name, sig)
-        self.processes[name] = self._process(name)
-        self.processes[name].start()
+        self.start_process(name)
         self.wait_ready(timeout, (name,))
 
     def stop(self) -> None:
@@ -253,6 +257,7 @@ def _run(args: argparse.Namespace) -> int:
     stack = Stack(data_dir=data_dir, nats_url=nats_url, default_ports=True, database_urls=database_urls,
                   replicas=args.replicas)
     stopping = {"now": False}
+    status = 0
 
     def _stop(*_):
         stopping["now"] = True
@@ -271,12 +276,13 @@ def _run(args: argparse.Namespace) -> int:
             "Press Ctrl-C to stop.",
             flush=True,
         )
-        while not stopping["now"]:
-            for name, proc in stack.processes.items():
-                if not proc.alive():
-                    print(f"{name} exited unexpectedly:\n{stack.tail(name)}", flush=True)
-                    stopping["now"] = True
-            time.sleep(0.5)
+        supervisor = Supervisor(stack, say=lambda text: print(text, flush=True),
+                                metrics_port=int(os.environ.get("ORDERDESK_SUPERVISOR_METRICS_PORT", "9109")))
+        try:
+            supervisor.run(lambda: stopping["now"])
+        except CrashLoop as exc:
+            print(f"\n!!! {exc}\nstopping the suite", flush=True)
+            status = 1
     finally:
         print("stopping ...", flush=True)
         stack.stop()
@@ -285,7 +291,7 @@ def _run(args: argparse.Namespace) -> int:
         if local_pg:
             local_pg.stop()
         print("stopped", flush=True)
-    return 0
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ ORDERDESK_DATA_DIR                 ./var (SQLite files live here)
 ORDERDESK_<SERVICE>_DATABASE_URL   default sqlite+aiosqlite:///<data dir>/<service>.db
 ORDERDESK_<SERVICE>_ADDR           gRPC listen/dial address, default 127.0.0.1:<port>
 ORDERDESK_<SERVICE>_TARGET         how others dial the service when it differs from ADDR (replicas):
-                                   "127.0.0.1:50052,127.0.0.1:50062" (round robin) or a gRPC target
+                                   "127.0.0.1:15052,127.0.0.1:15062" (round robin) or a gRPC target
 ORDERDESK_<SERVICE>_METRICS_PORT   Prometheus /metrics port (0 disables)
 ORDERDESK_RPC_TIMEOUT              deadline of every outgoing gRPC call, seconds
 ORDERDESK_WEBHOOK_*                the notifier's delivery settings (see WebhookSettings)
@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SERVICES = ("intake", "orders", "inventory", "shipping", "returns", "notifier")
-DEFAULT_GRPC_PORTS = {"intake": 50051, "orders": 50052, "inventory": 50053, "shipping": 50054, "returns": 50055,
-                      "notifier": 50056}
+# Below Linux's ephemeral range (32768-60999, /proc/sys/net/ipv4/ip_local_port_range), where an outgoing
+# connection could already hold a listening port we want (50051-50056 once kept orders from starting).
+DEFAULT_GRPC_PORTS = {"intake": 15051, "orders": 15052, "inventory": 15053, "shipping": 15054, "returns": 15055,
+                      "notifier": 15056}
 DEFAULT_METRICS_PORTS = {
     "intake": 9101,
     "orders": 9102,

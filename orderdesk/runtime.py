@@ -34,7 +34,7 @@ from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from orderdesk import errors, events, leases, logs, metrics, migrations, rpc
+from orderdesk import errors, events, leases, logs, metrics, migrations, ports, rpc
 from orderdesk.config import Settings, grpc_target
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
@@ -137,7 +137,10 @@ class ServiceRuntime:
             [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
             self.server,
         )
-        self.server.add_insecure_port(self.settings.grpc_addr)
+        try:
+            self.server.add_insecure_port(self.settings.grpc_addr)
+        except RuntimeError as exc:  # grpc says only "failed to bind": say what holds the port
+            raise ports.bind_error(self.settings.grpc_addr, exc) from None
         metrics.serve(self.settings.metrics_port)
         for consumer in self._consumers:
             await consumer.start()
