@@ -102,7 +102,14 @@ order_history = Table(
 
 
 def _order_row(order: Order) -> dict:
+    """Every field the domain may change after the order is created (tests/integration/orders/
+    test_saved_fields.py changes each one and reads it back, so a new field cannot be forgotten here)."""
     return {
+        "requested_delivery_date": order.requested_delivery_date,
+        "payment_terms": order.payment_terms,
+        "priority": order.priority,
+        "proposals": order.proposals,
+        "urgent": order.urgent,
         "status": order.status.value,
         "version": order.version,
         "hold_reasons": order.hold_reasons,
@@ -173,10 +180,8 @@ class OrderRepository:
         """New orders with their lines and history: three statements however many orders."""
         await self.conn.execute(_INSERT_ORDER, [
             {"order_id": o.order_id, "partner_id": o.partner_id, "channel": o.channel, "external_ref": o.external_ref,
-             "customer_id": o.customer_id, "requested_delivery_date": o.requested_delivery_date,
-             "payment_terms": o.payment_terms, "currency": o.currency, "priority": o.priority,
-             "proposals": o.proposals, "urgent": o.urgent, "split_from": o.split_from, "created_at": o.created_at,
-             **_order_row(o)}
+             "customer_id": o.customer_id, "currency": o.currency, "split_from": o.split_from,
+             "created_at": o.created_at, **_order_row(o)}
             for o in new_orders])
         await self.conn.execute(_INSERT_LINE, [
             _line_row(o.order_id, i, line) for o in new_orders for i, line in enumerate(o.lines)])
