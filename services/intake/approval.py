@@ -36,15 +36,15 @@ async def recheck(service, order: orders_pb2.Order, accept_proposal: str) -> lis
     lines = [domain.OrderLine(line.sku, line.quantity, Decimal(line.unit_price or "0")) for line in order.lines]
     deliveries = domain.deliveries_to_check(lines, order.requested_delivery_date, accept_proposal,
                                             _proposals(order))
-    async with service.db.read() as conn:
-        repo = MasterDataRepository(conn)
+    async with service.db.reading() as work:
+        repo = work.repo(MasterDataRepository)
         customer = await service.masterdata.customer(repo, order.customer_id)
         if customer is None:
             raise errors.FailedPrecondition(f"customer {order.customer_id} is no longer known",
                                             rule="customer_unknown", subject=order.order_id)
         products = await service.masterdata.products(repo, {line.sku for line in lines})
         warehouses = await service.masterdata.warehouses(repo) if deliveries else {}
-        exposure = await ExposureRepository(conn).open_exposure(customer.customer_id)
+        exposure = await work.repo(ExposureRepository).open_exposure(customer.customer_id)
     reasons: list[domain.Reason] = []
     today = now.astimezone(dt.UTC).date()
     stocked = {line.sku for _, group in deliveries for line in group

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from orderdesk.domain import address_dict
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
 from services.intake.domain import (
-    ADDRESS_FIELDS,
     DEFAULT_CHANNEL,
     Decision,
     Proposal,
@@ -21,7 +21,7 @@ def submission_from_proto(req: intake_pb2.SubmitOrderRequest) -> Submission:
         channel=req.channel or DEFAULT_CHANNEL,
         external_ref=req.external_ref,
         customer_id=req.customer_id,
-        ship_to={f: getattr(req.ship_to, f) for f in ADDRESS_FIELDS},
+        ship_to=address_dict(req.ship_to),
         lines=tuple(SubmittedLine(line.sku, line.quantity, line.unit_price) for line in req.lines),
         requested_delivery_date=req.requested_delivery_date,
         payment_terms=req.payment_terms,

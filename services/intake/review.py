@@ -1,4 +1,4 @@
-"""Intake's checks on a change request (issue 4): orders asks before it accepts a change.
+"""Intake's checks on a change request: orders asks before it accepts a change.
 
 Only the checks a change can make fail run, on the order as it would be after the change:
 the prices of its lines (customer price list, tolerance), the customer's credit for the new
@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from orderdesk import errors
+from orderdesk.domain import address_dict
 from orderdesk.v1 import intake_pb2
 from services.intake import domain
 from services.intake.store import ExposureRepository, MasterDataRepository
@@ -20,7 +21,7 @@ def _submission(order, lines) -> domain.Submission:
     return domain.Submission(
         partner_id=order.partner_id, idempotency_key="review", channel="api", external_ref="",
         customer_id=order.customer_id,
-        ship_to={f: getattr(order.ship_to, f) for f in domain.ADDRESS_FIELDS},
+        ship_to=address_dict(order.ship_to),
         lines=tuple(domain.SubmittedLine(sku, qty, price) for sku, qty, price in lines),
         requested_delivery_date=order.requested_delivery_date, payment_terms=order.payment_terms)
 
@@ -29,8 +30,8 @@ async def review_change(service, request: intake_pb2.ReviewChangeRequest) -> lis
     order = request.order
     now = service.clock()
     s = _submission(order, [(line.sku, line.quantity, line.unit_price) for line in order.lines])
-    async with service.db.read() as conn:
-        repo = MasterDataRepository(conn)
+    async with service.db.reading() as work:
+        repo = work.repo(MasterDataRepository)
         customer = await repo.customer(order.customer_id)
         products = await repo.products({line.sku for line in order.lines})
         if customer is None:
@@ -40,7 +41,7 @@ async def review_change(service, request: intake_pb2.ReviewChangeRequest) -> lis
         if unknown:
             raise errors.InvalidArgument("the changed order names unknown products", unknown)
         prices = await repo.customer_prices(customer.customer_id, {line.sku for line in order.lines})
-        exposure = await ExposureRepository(conn).open_exposure(customer.customer_id)
+        exposure = await work.repo(ExposureRepository).open_exposure(customer.customer_id)
         requested = domain.parse_date(order.requested_delivery_date)
         check_date = bool(request.added) and requested is not None and requested >= now.date()
         warehouses = await repo.warehouses() if check_date else {}

@@ -35,6 +35,7 @@ import grpc
 
 from orderdesk import errors, masterdata, metrics, rpc
 from orderdesk.db import Database, Tx, utcnow
+from orderdesk.idempotency import key_reused
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.intake import domain
 from services.intake.cache import MasterDataCache
@@ -96,7 +97,7 @@ class IntakeService:
         records = masterdata.parse(kind, text)
         domain.check_master_records(kind, records)
         async with self.db.transaction() as tx:
-            repo = MasterDataRepository(tx.conn)
+            repo = tx.repo(MasterDataRepository)
             upsert = {"customers": repo.upsert_customers, "products": repo.upsert_products,
                       "prices": repo.upsert_prices, "warehouses": repo.upsert_warehouses}[kind]
             await upsert(records)
@@ -107,8 +108,8 @@ class IntakeService:
     # --- orders --------------------------------------------------------------------
     async def submit(self, s: Submission) -> Submitted:
         channel = domain.metric_channel(s.channel)
-        async with self.db.read() as conn:
-            seen = await IdempotencyRepository(conn).get(s.partner_id, s.idempotency_key) if s.idempotency_key else None
+        async with self.db.reading() as work:
+            seen = await work.repo(IdempotencyRepository).get(s.partner_id, s.idempotency_key) if s.idempotency_key else None
         if seen is not None:
             return await self._replay(seen, s, channel)
         try:
@@ -128,7 +129,7 @@ class IntakeService:
                     order_id=order_id,
                     create_request=create_order_request(order_id, s, decision).SerializeToString(),
                 )
-                holder = await IdempotencyRepository(tx.conn).claim(fresh)
+                holder = await tx.repo(IdempotencyRepository).claim(fresh)
                 if holder.order_id != fresh.order_id:
                     # Claimed meanwhile, by this request or another: undo this attempt's claims and
                     # credit booking, and answer as the holder's replay (or refuse a changed body).
@@ -154,8 +155,8 @@ class IntakeService:
         by_partner: dict[str, list[int]] = {}
         for i, s in enumerate(subs):
             by_partner.setdefault(s.partner_id, []).append(i)
-        async with self.db.read() as conn:
-            repo = IdempotencyRepository(conn)
+        async with self.db.reading() as work:
+            repo = work.repo(IdempotencyRepository)
             for partner, indexes in by_partner.items():
                 seen = await repo.seen(partner, [subs[i].idempotency_key for i in indexes if subs[i].idempotency_key])
                 single.update(i for i in indexes if subs[i].idempotency_key in seen)
@@ -172,7 +173,7 @@ class IntakeService:
         decisions: list[Decision] = []  # as the claims left them (held for credit or a duplicate reference)
         try:
             async with self.db.transaction() as tx:
-                keys = IdempotencyRepository(tx.conn)
+                keys = tx.repo(IdempotencyRepository)
                 for i, decision in planned:
                     s = subs[i]
                     order_id = self.new_order_id()
@@ -219,15 +220,15 @@ class IntakeService:
     async def _replay(self, seen: IdempotencyRecord, s: Submission, channel: str) -> Submitted:
         if seen.request_hash != domain.request_hash(s):
             metrics.ORDERS_RECEIVED.labels(channel, "invalid").inc()
-            raise domain.key_reused()
+            raise key_reused("order")
         order = await self._create_order(orders_pb2.CreateOrderRequest.FromString(seen.create_request))
         metrics.ORDERS_RECEIVED.labels(channel, "replayed").inc()
         return Submitted(order=order, replayed=True)
 
     async def _decide(self, s: Submission) -> Decision:
         now = self.clock()
-        async with self.db.read() as conn:
-            repo = MasterDataRepository(conn)
+        async with self.db.reading() as work:
+            repo = work.repo(MasterDataRepository)
             customer = await self.masterdata.customer(repo, s.customer_id) if s.customer_id else None
             products = await self.masterdata.products(repo, {line.sku for line in s.lines if line.sku})
             # Refuse a malformed request before any further look-up or call.
@@ -235,7 +236,7 @@ class IntakeService:
             assert customer is not None
             skus = {line.sku for line in s.lines}
             prices = await self.masterdata.customer_prices(repo, customer.customer_id, skus)
-            exposure = await ExposureRepository(conn).open_exposure(customer.customer_id)
+            exposure = await work.repo(ExposureRepository).open_exposure(customer.customer_id)
             warehouses = await self.masterdata.warehouses(repo) if s.requested_delivery_date else {}
         stock = None
         if warehouses:
@@ -250,13 +251,13 @@ class IntakeService:
         upsert that refuses to pass the credit limit: a burst of orders cannot overshoot
         it, and a refused booking holds the order for credit with today's figures."""
         if s.external_ref:
-            first = await ExternalRefRepository(tx.conn).claim(s.partner_id, s.external_ref, s.idempotency_key,
+            first = await tx.repo(ExternalRefRepository).claim(s.partner_id, s.external_ref, s.idempotency_key,
                                                                order_id)
             if first.idempotency_key != s.idempotency_key:
                 decision = decision.held_also_for(domain.duplicate_external_ref(s.external_ref, first.order_id))
         if decision.approved and decision.counts_as_credit:
-            customer = await self.masterdata.customer(MasterDataRepository(tx.conn), s.customer_id)
-            exposure = ExposureRepository(tx.conn)
+            customer = await self.masterdata.customer(tx.repo(MasterDataRepository), s.customer_id)
+            exposure = tx.repo(ExposureRepository)
             if not await exposure.book_within_limit(order_id, s.customer_id, decision.amount, customer.credit_limit):
                 current = await exposure.open_exposure(s.customer_id)
                 reasons = domain.credit_reasons(customer, decision.payment_terms, decision.amount, current)
@@ -314,5 +315,5 @@ class IntakeService:
             return
         amount = Decimal(order.total_amount) if order.total_amount else domain.order_amount(
             [domain.OrderLine(line.sku, line.quantity, Decimal(line.unit_price or "0")) for line in order.lines])
-        await ExposureRepository(tx.conn).record(
+        await tx.repo(ExposureRepository).record(
             order.order_id, order.customer_id, amount, state == "open", event.aggregate_version)

@@ -1,11 +1,11 @@
-"""Intake's checks on a real database (SQLite and PostgreSQL): credit exposure kept from orders' events,
-duplicate partner references, customer prices and warehouses imported and used, delivery dates with
-inventory's stock, the blocked-customer policy."""
+"""Intake's checks on a real database (SQLite and PostgreSQL): credit exposure kept from orders' events
+and booked under the credit limit, duplicate partner references under races and rollbacks, customer
+prices and warehouses imported and read back. The rules these feed are tested on a fake unit of work in
+tests/unit/intake/test_service.py."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -14,24 +14,17 @@ from sqlalchemy import select
 from orderdesk import errors
 from orderdesk.v1 import events_pb2, intake_pb2, orders_pb2
 from services.intake import consumers
-from services.intake.domain import AutoApprovalPolicy, IntakeConfig
 from services.intake.store import ExposureRepository, MasterDataRepository, external_refs, order_exposure
 from tests.integration.intake.test_intake_service import (
     DEMO,
-    NOON,
-    FakeInventory,
-    FakeOrders,
     count,
     intake,
     request,
     submit,
 )
+from tests.unit.intake.test_service import codes
 
 C0001_LIMIT = Decimal(50000)  # demo: standard, NET30
-
-
-def codes(done) -> list[str]:
-    return [r.code for r in done.order.hold_reasons]
 
 
 def order_event(order_id: str, status: str, version: int, amount: str = "100.00", customer: str = "C0001",
@@ -99,13 +92,6 @@ async def test_an_approved_order_counts_at_once_and_events_take_over(make_databa
     assert await exposure(service) == 0
 
 
-async def test_a_held_order_books_no_exposure(make_database):
-    service = await intake(make_database)
-    done = await submit(service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=1, unit_price="1.00")]))
-    assert codes(done) == ["price_mismatch"]
-    assert await count(service.db, order_exposure) == 0
-
-
 async def test_open_orders_plus_this_one_beyond_the_limit_are_held(make_database):
     service = await intake(make_database)
     await deliver(service, order_event("ORD-OLD", "allocated", 3, "49900.00"))
@@ -128,35 +114,7 @@ async def test_a_burst_from_one_customer_cannot_overshoot_the_limit(make_databas
     assert await exposure(service) <= C0001_LIMIT
 
 
-async def test_prepaid_customers_are_not_credit_checked(make_database):
-    service = await intake(make_database, config=IntakeConfig(auto_approval=AutoApprovalPolicy(review_new_customers=False)))
-    done = await submit(service, request(customer_id="C0007", payment_terms=""))  # new, PREPAID, credit limit 0
-    assert codes(done) == [] and await count(service.db, order_exposure) == 0
-    net = await submit(service, request(customer_id="C0007", payment_terms="NET30"))
-    assert codes(net) == ["payment_terms_not_allowed"]
-
-
-async def test_new_customers_are_held_for_review_by_default(make_database):
-    service = await intake(make_database)
-    done = await submit(service, request(customer_id="C0007", payment_terms=""))
-    assert [(r.code, r.field) for r in done.order.hold_reasons] == [("new_customer_review", "customer_id")]
-
-
 # --- duplicate partner references ----------------------------------------------------------------------
-async def test_a_partner_reference_sent_again_under_another_key_is_held(make_database):
-    service = await intake(make_database)
-    first = await submit(service, request(key="k1", external_ref="PO-77"))
-    again = await submit(service, request(key="k1", external_ref="PO-77"))
-    assert again.replayed and codes(again) == []             # a replay is never a duplicate
-    second = await submit(service, request(key="k2", external_ref="PO-77"))
-    assert [(r.code, r.field) for r in second.order.hold_reasons] == [("duplicate_external_ref", "external_ref")]
-    assert first.order.order_id in second.order.hold_reasons[0].message
-    other_partner = await submit(service, request(key="k3", external_ref="PO-77", partner="P-EDI"))
-    assert codes(other_partner) == []
-    no_ref = [await submit(service, request(external_ref="")) for _ in range(2)]
-    assert [codes(d) for d in no_ref] == [[], []]
-
-
 async def test_one_reference_raced_under_many_keys_passes_once(make_database):
     service = await intake(make_database)
     answers = await asyncio.gather(*[submit(service, request(key=f"race-{n}", external_ref="PO-RACE")) for n in range(6)])
@@ -201,13 +159,7 @@ async def test_a_bad_prices_csv_imports_nothing(make_database):
         assert await MasterDataRepository(conn).customer_prices("C0001", {"BRK-001"}) == {}
 
 
-async def test_the_price_tolerance_applies(make_database):
-    service = await intake(make_database, config=IntakeConfig(price_tolerance=Decimal("0.10")))
-    near = [intake_pb2.SubmitLine(sku="BRK-001", quantity=1, unit_price="31.50")]
-    assert codes(await submit(service, request(lines=near))) == []
-
-
-# --- warehouses and delivery dates ------------------------------------------------------------------------
+# --- warehouses --------------------------------------------------------------------------------------------
 async def test_warehouses_import_and_read_back(make_database):
     service = await intake(make_database)
     await service.import_master_data(
@@ -220,91 +172,7 @@ async def test_warehouses_import_and_read_back(make_database):
         "DE", 15, 1)
 
 
-def dated(date: str, sku: str = "BRK-001", quantity: int = 10, price: str = "31.57", **changes):
-    return request(requested_delivery_date=date, lines=[intake_pb2.SubmitLine(sku=sku, quantity=quantity,
-                                                                               unit_price=price)], **changes)
-
-
-async def test_a_feasible_date_is_approved_after_asking_inventory(make_database):
-    inventory = FakeInventory()
-    service = await intake(make_database, inventory=inventory)
-    # C0001 ships to FR. At 12:00 UTC Hamburg (cut-off 14) ships today, 6 days international: June 7.
-    done = await submit(service, dated("2026-06-07"))
-    assert codes(done) == [] and inventory.asked == ["BRK-001"]
-
-
-async def test_an_infeasible_date_is_held_with_proposals_passed_to_orders(make_database):
-    orders = FakeOrders()
-    inventory = FakeInventory({"BRK-001": {"WH-HAM": 4, "WH-SHA": 100}})
-    service = await intake(make_database, orders, inventory=inventory)
-    done = await submit(service, dated("2026-06-07"))
-    assert [(r.code, r.field) for r in done.order.hold_reasons] == [("delivery_date_infeasible",
-                                                                      "requested_delivery_date")]
-    # 4 from Hamburg by June 7; the rest from Shanghai (cut-off 9 passed: ships June 2, +9 days) on June 11.
-    earliest, split = done.order.proposals
-    assert (earliest.kind, earliest.delivery_date) == ("earliest_date", "2026-06-11")
-    assert split.kind == "split"
-    assert [(p.sku, p.quantity, p.delivery_date) for p in split.parts] == [
-        ("BRK-001", 4, "2026-06-07"), ("BRK-001", 6, "2026-06-11")]
-    sent = orders_pb2.CreateOrderRequest.FromString(orders.calls[0])
-    assert list(sent.proposals) == list(done.order.proposals)
-
-
-async def test_an_sku_inventory_does_not_know_has_no_stock(make_database):
-    service = await intake(make_database, inventory=FakeInventory({}))
-    done = await submit(service, dated("2026-06-07"))  # BRK-001: lead time 7 + fastest transit to FR 6
-    assert codes(done) == ["delivery_date_infeasible"]
-    assert [(p.kind, p.delivery_date) for p in done.order.proposals] == [("earliest_date", "2026-06-14")]
-
-
-async def test_make_to_order_products_need_no_stock_call(make_database):
-    inventory = FakeInventory()
-    service = await intake(make_database, inventory=inventory)
-    mto = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
-    await service.import_master_data("products", mto + "MTO-1,Made to order,100.00,USD,true,21,1,1,active\n")
-    done = await submit(service, dated("2026-06-28", sku="MTO-1", quantity=1, price="100.00"))
-    assert codes(done) == [] and inventory.asked == []
-
-
-async def test_when_inventory_fails_the_date_is_left_to_the_desk(make_database):
-    service = await intake(make_database, inventory=FakeInventory(fail=True))
-    done = await submit(service, dated("2026-06-30"))
-    assert codes(done) == ["delivery_date_unverified"]
-
-
-async def test_a_past_date_is_refused_before_asking_anyone(make_database):
-    inventory, orders = FakeInventory(), FakeOrders()
-    service = await intake(make_database, orders, inventory=inventory)
-    with pytest.raises(errors.InvalidArgument) as err:
-        await submit(service, dated("2026-05-31"))
-    assert [(v.field, v.reason) for v in err.value.violations] == [("requested_delivery_date", "in_the_past")]
-    assert inventory.asked == [] and orders.calls == []
-    assert NOON.date() == dt.date(2026, 6, 1)
-
-
-async def test_no_date_asks_no_stock(make_database):
-    inventory = FakeInventory()
-    service = await intake(make_database, inventory=inventory)
-    assert codes(await submit(service, request())) == [] and inventory.asked == []
-
-
-# --- blocked policy, urgent priority ----------------------------------------------------------------------
-async def test_a_blocked_customer_is_refused_when_the_policy_says_so(make_database):
-    orders = FakeOrders()
-    service = await intake(make_database, orders, config=IntakeConfig(blocked_policy="refuse"))
-    with pytest.raises(errors.FailedPrecondition) as err:
-        await submit(service, request(customer_id="C0029"))
-    assert err.value.rule == "customer_blocked" and orders.calls == []
-
-
-async def test_urgent_orders_carry_the_flag_and_a_higher_priority(make_database):
-    orders = FakeOrders()
-    service = await intake(make_database, orders)
-    done = await submit(service, request(urgent=True))
-    sent = orders_pb2.CreateOrderRequest.FromString(orders.calls[0])
-    assert sent.urgent and sent.priority == 191 and done.order.priority == 191
-
-
+# --- the demo data ---------------------------------------------------------------------------------------
 async def test_the_demo_data_imports_into_intake(make_database):
     service = await intake(make_database, demo=False)
     for kind in ("customers", "products", "warehouses"):

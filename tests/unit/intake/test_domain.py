@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orderdesk.errors import InvalidArgument
+from orderdesk.idempotency import key_reused
 from orderdesk.masterdata import Customer, Product
 from services.intake import domain
 from services.intake.domain import Submission, SubmittedLine
@@ -347,6 +348,18 @@ def test_the_hash_ignores_the_idempotency_key_only():
     assert re.fullmatch(r"[0-9a-f]{64}", domain.request_hash(a))
 
 
+def test_the_hash_of_a_fixed_request_stays_the_same_so_stored_keys_still_replay():
+    # Computed by the hash as it was when these keys were first stored: a change to the
+    # canonical form or its encoding would refuse every replay of a stored key.
+    s = Submission(
+        "P-SHOP", "key-1", "api", "PO-1", "C0001",
+        {"name": "Zo\u00eb M\u00fcller", "line1": "1 Stra\u00dfe", "city": "K\u00f6ln", "country": "DE"},
+        (SubmittedLine("BRK-001", 2, "31.57"), SubmittedLine("BRK-002", 10, "12.50")), "2026-06-11", "NET30")
+    assert domain.request_hash(s) == "cf6178fec2a1b98ef934f33b610d2a923791bc2c4d8a90ffc5534fc8bfb0ae2b"
+    urgent = dataclasses.replace(s, urgent=True, ship_to={})
+    assert domain.request_hash(urgent) == "a224920470cdaa3b046f0ce58cc8cfc004001a0b86d206907c9562bf1dffdabf"
+
+
 def test_the_hash_does_not_depend_on_how_the_address_mapping_was_built():
     address = {"country": "DE", "name": "Dock 4", "line1": "Hafenstr. 1", "city": "Hamburg"}
     reordered = dict(reversed(list(address.items())))
@@ -388,7 +401,7 @@ def test_equal_hashes_mean_equal_requests_apart_from_the_key(a, b):
 
 
 def test_key_reuse_is_an_invalid_argument_on_the_idempotency_key_header():
-    error = domain.key_reused()
+    error = key_reused("order")
     assert error.reason == "idempotency_key_reused"
     assert [(v.field, v.reason) for v in error.violations] == [("Idempotency-Key", "idempotency_key_reused")]
 

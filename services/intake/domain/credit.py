@@ -1,0 +1,62 @@
+"""Credit: an order's amount on top of the customer's open exposure must stay within its credit
+limit (hold reason credit_limit_exceeded; prepaid orders are exempt), and which order events
+open or close that exposure."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from orderdesk.masterdata import Customer
+from services.intake.domain.submission import PREPAID, Reason
+from services.intake.domain.terms import prepaid_only
+
+
+def credit_exempt(customer: Customer, terms: str) -> bool:
+    """Prepaid orders use no credit: the customer pays before anything ships."""
+    return terms == PREPAID or prepaid_only(customer)
+
+
+def credit_reasons(customer: Customer, terms: str, amount: Decimal, open_exposure: Decimal) -> list[Reason]:
+    if credit_exempt(customer, terms):
+        return []
+    total = open_exposure + amount
+    if total <= customer.credit_limit:
+        return []
+    return [Reason(
+        "credit_limit_exceeded",
+        f"open orders {open_exposure} + this order {amount} = {total} {customer.currency} exceeds the credit "
+        f"limit {customer.credit_limit} of customer {customer.customer_id} by {total - customer.credit_limit}",
+        "customer_id")]
+
+
+def credit_race(customer: Customer) -> Reason:
+    """Other approvals used the credit between the check and the booking (their total is not known here)."""
+    return Reason("credit_limit_exceeded",
+                  f"orders approved at the same moment used the credit limit {customer.credit_limit} "
+                  f"{customer.currency} of customer {customer.customer_id}", "customer_id")
+
+
+# What an order's status means for its customer's credit: open orders are exposure
+# (confirmed, not yet completed); received and on_hold orders are not yet, and a later
+# confirmed event opens them; completed, cancelled and rejected ones close it.
+EXPOSURE_OPEN = frozenset({"confirmed", "scheduled", "allocated", "partially_shipped", "shipped"})
+EXPOSURE_CLOSED = frozenset({"completed", "cancelled", "rejected"})
+
+
+def exposure_state(status: str) -> str | None:
+    """"open", "closed", or None for a status that changes nothing."""
+    if status in EXPOSURE_OPEN:
+        return "open"
+    if status in EXPOSURE_CLOSED:
+        return "closed"
+    return None
+
+
+def exposure_changes(event_type: str, status: str, previous_status: str) -> bool:
+    """Whether an order event can change the customer's exposure: a move between open and
+    closed (or into either), or a change of the order's lines. The consumer skips the rest
+    (e.g. confirmed -> allocated) without opening a transaction."""
+    if event_type == "order.changed":
+        return True
+    state = exposure_state(status)
+    return state is not None and state != exposure_state(previous_status)
