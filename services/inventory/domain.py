@@ -1,10 +1,10 @@
 """Inventory's rules: the stock book's arithmetic, how a shortfall is split across
 warehouses, and what one order holds. Plain Python, no I/O.
 
-The store applies every decision with a guarded SQL update whose WHERE clause is
-the same rule as the guard here (`StockLevel.reserve` <-> `... WHERE on_hand -
-reserved >= :q`), so the database refuses anything these rules would refuse,
-whatever the caller read before.
+The stock book's rules (`may_reserve`, `may_release`, `may_ship`, `may_count`) are
+written once, here: `StockLevel` applies them to numbers, and the store hands them its
+columns to get the WHERE clause of each guarded UPDATE, so the database refuses exactly
+what they refuse, whatever the caller read before.
 
 An order's reservations are target-state: Reserve says "hold N of this SKU for
 this order" and only the difference to what the order already holds (or has
@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import combinations
+from typing import Any
 
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
@@ -27,6 +28,26 @@ class StockBookError(Exception):
 
 
 # --- one stock row: a SKU at a warehouse ---------------------------------------------------
+# Each rule is the condition for moving `quantity` on a row, as a tuple of comparisons that
+# all must hold. Only comparison and arithmetic operators, so the same function gives a bool
+# for a StockLevel's numbers and a SQL condition for the store's columns (store/levels.py).
+def may_reserve(on_hand: Any, reserved: Any, quantity: Any) -> tuple[Any, ...]:
+    return (on_hand - reserved >= quantity,)
+
+
+def may_release(on_hand: Any, reserved: Any, quantity: Any) -> tuple[Any, ...]:
+    return (reserved >= quantity,)
+
+
+def may_ship(on_hand: Any, reserved: Any, quantity: Any) -> tuple[Any, ...]:
+    return (reserved >= quantity, on_hand >= quantity)
+
+
+def may_count(on_hand: Any, reserved: Any, counted: Any) -> tuple[Any, ...]:
+    """A stock count (master data import) sets on hand, never below what is promised to orders."""
+    return (reserved <= counted,)
+
+
 @dataclass(frozen=True)
 class StockLevel:
     warehouse: str
@@ -37,20 +58,20 @@ class StockLevel:
     def available(self) -> int:
         return self.on_hand - self.reserved
 
-    # Each guard below is repeated as the WHERE clause of the matching store update.
+    # A movement is of a positive quantity; the rule decides whether the row allows it.
     def reserve(self, quantity: int) -> StockLevel:
-        if quantity <= 0 or self.available < quantity:
+        if quantity <= 0 or not all(may_reserve(self.on_hand, self.reserved, quantity)):
             raise StockBookError(f"cannot reserve {quantity} at {self.warehouse}: {self.available} available")
         return replace(self, reserved=self.reserved + quantity)
 
     def unreserve(self, quantity: int) -> StockLevel:
-        if quantity <= 0 or self.reserved < quantity:
+        if quantity <= 0 or not all(may_release(self.on_hand, self.reserved, quantity)):
             raise StockBookError(f"cannot release {quantity} at {self.warehouse}: {self.reserved} reserved")
         return replace(self, reserved=self.reserved - quantity)
 
     def consume(self, quantity: int) -> StockLevel:
         """Shipped units leave the building: they stop being reserved and on hand."""
-        if quantity <= 0 or self.reserved < quantity:
+        if quantity <= 0 or not all(may_ship(self.on_hand, self.reserved, quantity)):
             raise StockBookError(f"cannot ship {quantity} at {self.warehouse}: {self.reserved} reserved")
         return replace(self, on_hand=self.on_hand - quantity, reserved=self.reserved - quantity)
 
@@ -60,8 +81,8 @@ class StockLevel:
         return replace(self, on_hand=self.on_hand + quantity)
 
     def count(self, on_hand: int) -> StockLevel:
-        """A stock count (master data import) sets on hand, never below what is promised to orders."""
-        if on_hand < self.reserved:
+        """Sets on hand to what a stock count found."""
+        if not all(may_count(self.on_hand, self.reserved, on_hand)):
             raise StockBookError(f"on hand {on_hand} at {self.warehouse} is less than the {self.reserved} reserved")
         return replace(self, on_hand=on_hand)
 

@@ -1,4 +1,4 @@
-"""Re-allocation after a shortage found at picking (issue 4, exceptions).
+"""Re-allocation after a shortage found at picking (an exception the desk resolves).
 
 The warehouse reports that units the books show are not on the shelf. In one transaction:
 the order's reservation of those units at the short warehouse is released, the missing
@@ -36,7 +36,7 @@ async def reallocate(db: Database, order_id: str, sku: str, warehouse: str, quan
     reserved elsewhere: the order holds less."""
     check_request(order_id, sku, warehouse, quantity, reference)
     async with db.transaction() as tx:
-        repo = StockRepository(tx.conn, db.dialect)
+        repo = tx.repo(StockRepository)
         order = await repo.lock_order(order_id)
         order.require_reservable()
         levels = {lv.warehouse: lv for lv in await repo.lock_levels(sku)}

@@ -1,9 +1,11 @@
 """Inventory's use cases, one transaction each: reserve, release, consume, restock, import.
 
-Reserve locks the order's state row, then the stock rows of every SKU involved (in SKU
-and warehouse order), plans from those numbers with the domain's rules and applies the
-plan with guarded updates. The lock makes the plan hold; the guards make sure that even
-a plan that did not hold could never oversell.
+Reserve locks the order's state row, plans from the stock levels with the domain's rules
+and applies the plan with guarded updates, touching the stock rows last. The guards make
+sure that a plan from numbers another writer changed meanwhile never oversells: it is
+refused and tried again, the last time with the SKUs' stock rows locked before planning,
+so that attempt's plan holds. Repositories come from the unit of work
+(`tx.repo(StockRepository)`), so a use case also runs against a fake one in unit tests.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 from orderdesk import errors, events, masterdata, metrics
 from orderdesk.db import Database, Tx, utcnow
+from orderdesk.domain import units_per_sku
+from orderdesk.usecase import retrying
 from orderdesk.v1 import events_pb2
 from services.inventory.domain import (
     MAX_LENGTH,
@@ -121,30 +125,30 @@ class InventoryService:
         return {w.warehouse: transit_days(country, w.country, w.transit_days_domestic, w.transit_days_international)
                 for w in await self._warehouse_rows(repo)}
 
-    def _repo(self, tx_or_conn) -> StockRepository:
-        return StockRepository(getattr(tx_or_conn, "conn", tx_or_conn), self.db.dialect)
-
     # --- reservations ---------------------------------------------------------------------------
     async def reserve(self, order_id: str, lines: list[tuple[str, int]], priority: int = 0, *,
                       country: str = "", placed_at: dt.datetime | None = None) -> ReserveResult:
         """Makes the order hold min(requested, reservable) of each SKU (target state); what is missing
         is backordered, covered by production runs where the product has a lead time, and dated."""
         wanted = validate_reserve_lines(order_id, lines)
-        for attempt in range(RESERVE_ATTEMPTS):
+        attempts = 0
+
+        async def attempt(tx: Tx) -> tuple[OrderReservations, ReservationPlan, tuple[str, str]]:
+            nonlocal attempts
+            attempts += 1
             # Optimistic first (plan from unlocked levels; the guarded updates refuse a plan that
             # no longer holds), locked on the last attempt, which therefore always goes through.
-            locked = attempt == RESERVE_ATTEMPTS - 1
+            locked = attempts == RESERVE_ATTEMPTS
             try:
-                async with self.db.transaction() as tx:
-                    order, plan = await self._reserve_in(tx, order_id, lines, wanted, priority, country, placed_at,
-                                                         locked=locked)
-                    dates = await self._promise(tx, order_id, plan.backordered, country) if plan.backordered else ("", "")
-                break
+                order, plan = await self._reserve_in(tx, order_id, lines, wanted, priority, country, placed_at,
+                                                     locked=locked)
+                dates = await self._promise(tx, order_id, plan.backordered, country) if plan.backordered else ("", "")
             except errors.Conflict:
                 metrics.RESERVE_RETRIES.inc()
-                if locked:
-                    raise
-        return self._reserved(order, plan, dates)
+                raise
+            return order, plan, dates
+
+        return self._reserved(*await retrying(self.db, attempt, attempts=RESERVE_ATTEMPTS))
 
     @staticmethod
     def _reserved(order: OrderReservations, plan: ReservationPlan, dates: tuple[str, str]) -> ReserveResult:
@@ -216,7 +220,7 @@ class InventoryService:
     ) -> tuple[OrderReservations, ReservationPlan]:
         """The order's row is locked first. Stock rows are touched last, in (sku, warehouse) order,
         so under contention a hot stock row is locked only from its guarded update to the commit."""
-        repo = self._repo(tx)
+        repo = tx.repo(StockRepository)
         order = await repo.lock_order(order_id, priority, country=country, placed_at=placed_at)
         order.require_reservable()
         # A SKU with no stock record anywhere is simply not in stock yet: backordered, not an
@@ -252,7 +256,7 @@ class InventoryService:
     async def _promise(self, tx: Tx, order_id: str, backordered: dict[str, int], country: str) -> tuple[str, str]:
         """Plans production for what open runs do not cover, then dates the order's backorders:
         (expected date in a warehouse, expected delivery date), "" when some SKU has no run."""
-        repo = self._repo(tx)
+        repo = tx.repo(StockRepository)
         transit = await self._transit(repo, country)
         today = self.clock().date()
         ready: list[dt.date] = []
@@ -311,7 +315,7 @@ class InventoryService:
         """Backorders of these SKUs take what is available now, highest priority first, first come
         within a priority; each from the warehouses the strategy picks for its ship-to country.
         The caller has taken the locks (`_lock_waiting`). Returns the filled order ids per SKU."""
-        repo = self._repo(tx)
+        repo = tx.repo(StockRepository)
         filled = 0
         filled_orders: dict[str, list[str]] = {}
         deltas: dict[str, int] = {}
@@ -343,17 +347,9 @@ class InventoryService:
         production:<id>) and fill backorders in priority order; a repeat changes nothing. A run
         that a planner grew between our read and our update is tried again with its new size."""
         validate_production_id(production_id)
-        for attempt in range(RESERVE_ATTEMPTS):
-            try:
-                return await self._complete_production(production_id)
-            except errors.Conflict:
-                if attempt == RESERVE_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
 
-    async def _complete_production(self, production_id: str) -> tuple[Run, str]:
-        async with self.db.transaction() as tx:
-            repo = self._repo(tx)
+        async def complete(tx: Tx) -> tuple[Run, str]:
+            repo = tx.repo(StockRepository)
             found = await repo.run(production_id)
             if found is None:
                 raise errors.NotFound(f"production run {production_id} not found")
@@ -370,19 +366,21 @@ class InventoryService:
             # it grew meanwhile: roll everything back and receive its new size
             raise errors.Conflict(f"production run {production_id} changed while completing; retry")
 
+        return await retrying(self.db, complete, attempts=RESERVE_ATTEMPTS)
+
     async def production(self, sku: str = "", status: str = "") -> list[tuple[Run, str]]:
         if status not in ("", "open", "completed"):
             raise errors.InvalidArgument("unknown status", [errors.FieldViolation("status", "open or completed")])
-        async with self.db.read() as conn:
-            return await self._repo(conn).runs(sku, status, limit=500)
+        async with self.db.reading() as work:
+            return await work.repo(StockRepository).runs(sku, status, limit=500)
 
     async def available_to_promise(self, sku: str) -> Atp:
         if not sku:
             raise errors.InvalidArgument("sku is required", [errors.FieldViolation("sku", "required")])
         if len(sku) > MAX_LENGTH["sku"]:
             raise errors.InvalidArgument("sku too long", [errors.FieldViolation("sku", "at most 64 characters", "too_long")])
-        async with self.db.read() as conn:
-            repo = self._repo(conn)
+        async with self.db.reading() as work:
+            repo = work.repo(StockRepository)
             levels = await repo.levels(sku)
             runs = await repo.open_runs(sku)
             owed = await repo.backordered_units(sku)
@@ -396,7 +394,7 @@ class InventoryService:
     async def release(self, tx: Tx, order_id: str) -> int:
         """The order is cancelled: give everything back and refuse any later Reserve for it.
         Runs in the consumer's transaction; returns the units released."""
-        repo = self._repo(tx)
+        repo = tx.repo(StockRepository)
         # What it holds, read before locking, so the orders waiting for those SKUs are locked
         # with it in the store's lock order; the units it gives back fill their backorders.
         skus = await repo.held_skus(order_id)
@@ -421,10 +419,8 @@ class InventoryService:
     async def consume_shipment(self, tx: Tx, shipment) -> None:
         """A shipment left its warehouse: its lines' reserved units leave the books.
         A line the order does not hold raises StockBookError (retried, then dead-lettered)."""
-        quantities: dict[str, int] = {}
-        for line in shipment.lines:
-            quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
-        repo = self._repo(tx)
+        quantities = units_per_sku(shipment.lines)
+        repo = tx.repo(StockRepository)
         order = await repo.lock_order(shipment.order_id)
         state_before = order.state
         for sku, qty in sorted(quantities.items()):
@@ -440,7 +436,7 @@ class InventoryService:
         validate_restock(sku, warehouse, quantity, reference)
         async with self.db.transaction() as tx:
             await self.receive(tx, [Receipt(sku, warehouse, quantity, reference)])
-            return await self._repo(tx).levels(sku)
+            return await tx.repo(StockRepository).levels(sku)
 
     async def restock_return(self, tx: Tx, ret) -> None:
         """A refunded return: each line's restocked units go back to the line's warehouse."""
@@ -457,7 +453,7 @@ class InventoryService:
     async def receive(self, tx: Tx, receipts: list[Receipt]) -> None:
         """Applies receipts not applied before, then publishes one stock.restocked per receipt.
         Stock rows first, then the SKUs' event counters, both sorted: the store's lock order."""
-        repo = self._repo(tx)
+        repo = tx.repo(StockRepository)
         await self._lock_waiting(repo, sorted({r.sku for r in receipts}))
         known = await repo.warehouse_codes()
         applied: list[tuple[Receipt, StockLevel]] = []
@@ -481,7 +477,7 @@ class InventoryService:
     async def _emit_restocked(self, tx: Tx, sku: str, level: StockLevel, delta: int,
                               filled_order_ids: list[str] = ()) -> None:
         await tx.emit(events.new_event(
-            "stock.restocked", aggregate_id=sku, version=await self._repo(tx).next_event_version(sku),
+            "stock.restocked", aggregate_id=sku, version=await tx.repo(StockRepository).next_event_version(sku),
             reason=f"+{delta} at {level.warehouse}",
             stock=events_pb2.StockEvent(sku=sku, warehouse=level.warehouse, on_hand=level.on_hand,
                                         reserved=level.reserved, delta=delta,
@@ -492,8 +488,8 @@ class InventoryService:
     async def levels(self, sku: str) -> list[StockLevel]:
         if not sku:
             raise errors.InvalidArgument("sku is required", [errors.FieldViolation("sku", "required")])
-        async with self.db.read() as conn:
-            levels = await self._repo(conn).levels(sku)
+        async with self.db.reading() as work:
+            levels = await work.repo(StockRepository).levels(sku)
         if not levels:
             raise errors.NotFound(f"no stock records for SKU {sku!r}")
         return levels
@@ -508,20 +504,21 @@ class InventoryService:
         records = masterdata.parse(kind, text)
         check_column_widths(records, IMPORT_WIDTHS[kind])
         async with self.db.transaction() as tx:
+            repo = tx.repo(StockRepository)
             if kind == "warehouses":
                 for w in records:
-                    await self._repo(tx).upsert_warehouse(dict(w.__dict__))
+                    await repo.upsert_warehouse(dict(w.__dict__))
                 self._warehouses = None
             elif kind == "products":  # the supply attributes only; intake keeps the catalogue
                 for p in records:
-                    await self._repo(tx).upsert_product(p.sku, p.make_to_order, p.production_lead_time_days)
+                    await repo.upsert_product(p.sku, p.make_to_order, p.production_lead_time_days)
             else:
                 await self._count_stock(tx, records)
         return len(records)
 
     async def _count_stock(self, tx: Tx, rows: list[masterdata.StockRow]) -> None:
         """Sets on hand per SKU and warehouse; a rise publishes stock.restocked (backorders may fill)."""
-        repo = self._repo(tx)
+        repo = tx.repo(StockRepository)
         await self._lock_waiting(repo, sorted({row.sku for row in rows}))
         known = await repo.warehouse_codes()
         violations: list[errors.FieldViolation] = []

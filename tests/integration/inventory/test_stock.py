@@ -13,9 +13,9 @@ from orderdesk import errors, events
 from orderdesk.outbox import outbox_table
 from orderdesk.v1 import events_pb2, orders_pb2, returns_pb2, shipping_pb2
 from services.inventory import consumers
-from services.inventory.domain import StockBookError
+from services.inventory.domain import StockBookError, StockLevel
 from services.inventory.service import InventoryService
-from services.inventory.store import order_states, reservations, stock
+from services.inventory.store import StockRepository, order_states, reservations, stock
 
 ROOT = Path(__file__).resolve().parents[3]
 MIGRATIONS = ROOT / "services" / "inventory" / "migrations"
@@ -295,3 +295,51 @@ async def test_concurrent_cancel_and_reserve_leave_nothing_reserved_for_a_releas
     await asyncio.gather(*calls)
     assert await by_wh(inventory, "S1") == {"WH-CHI": (10, 0)}
     await books_balance(inventory)
+
+
+async def test_the_store_guards_refuse_exactly_what_the_stock_rules_refuse(make_database):
+    """The domain's rules (StockLevel) and the store's guarded updates, which take their WHERE
+    clauses from the same rules, agree on every small row: same refusals, same levels after."""
+    db = await make_database(MIGRATIONS)
+
+    async def counted(repo: StockRepository, q: int) -> None:
+        if (await repo.count("G", "WH", q))[1] is None:
+            raise StockBookError("count refused")
+
+    moves = {
+        "reserve": (StockLevel.reserve, lambda repo, q: repo.take_stock("G", "WH", q), range(1, 4)),
+        "release": (StockLevel.unreserve, lambda repo, q: repo.return_stock("G", "WH", q), range(1, 4)),
+        "ship": (StockLevel.consume, lambda repo, q: repo.consume("O", "G", "WH", q), range(1, 4)),
+        "count": (StockLevel.count, counted, range(0, 4)),
+    }
+    refusals = 0
+    for name, (rule, guarded, quantities) in moves.items():
+        for on_hand in range(3):
+            for reserved in range(on_hand + 1):
+                for q in quantities:
+                    try:
+                        expected: StockLevel | None = rule(StockLevel("WH", on_hand, reserved), q)
+                    except StockBookError:
+                        expected, refusals = None, refusals + 1
+                    try:
+                        async with db.transaction() as tx:
+                            await tx.execute(stock.insert().values(sku="G", warehouse="WH", on_hand=on_hand,
+                                                                   reserved=reserved, version=0))
+                            await tx.execute(reservations.insert().values(order_id="O", sku="G", warehouse="WH",
+                                                                          quantity=reserved, shipped=0))
+                            await guarded(tx.repo(StockRepository), q)
+                            got: StockLevel | None = await tx.repo(StockRepository).level("G", "WH")
+                            raise _RolledBack(got)
+                    except _RolledBack as done:
+                        got = done.level
+                    except (errors.Conflict, StockBookError):
+                        got = None
+                    assert got == expected, (name, on_hand, reserved, q)
+    assert refusals > 10  # the grid reaches the refusals, not only the moves that go through
+
+
+class _RolledBack(Exception):
+    """Carries a level out of a transaction that is then rolled back (the next case starts clean)."""
+
+    def __init__(self, level: StockLevel):
+        self.level = level

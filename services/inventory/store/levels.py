@@ -1,0 +1,139 @@
+"""Stock levels: reading the rows of a SKU, the guarded changes to one row (reserve, release,
+receive, count), the receipts book that applies each receipt once, and the SKUs' event versions.
+
+Every change to a stock row is a conditional UPDATE whose WHERE clause is the domain's rule
+(`may_reserve`, `may_release`, `may_count`, given the columns), and its rowcount says whether
+the rule held.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, select, update
+
+from orderdesk.db import insert_ignoring_conflicts, utcnow
+from orderdesk.errors import Conflict
+from services.inventory.domain import StockBookError, StockLevel, may_count, may_release, may_reserve
+from services.inventory.store.base import RepositoryBase, at
+from services.inventory.store.tables import receipts, sku_versions, stock
+
+# Reserve's hot statements, built once (SQLAlchemy then compiles each once and reuses it): building
+# a statement per call cost more than executing it when the allocator reserves a backlog.
+_AVAILABLE = (select(stock.c.sku, stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
+              .where(stock.c.sku.in_(bindparam("skus", expanding=True))).order_by(stock.c.sku, stock.c.warehouse))
+_AVAILABLE_LOCKED = _AVAILABLE.with_for_update()
+_TAKE_STOCK = (update(stock)
+               .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"),
+                      *may_reserve(stock.c.on_hand, stock.c.reserved, bindparam("b_qty")))
+               .values(reserved=stock.c.reserved + bindparam("b_qty"), version=stock.c.version + 1))
+
+
+class StockLevels(RepositoryBase):
+    # --- reads -------------------------------------------------------------------------------
+    async def levels(self, sku: str) -> list[StockLevel]:
+        rows = await self.conn.execute(
+            select(stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
+            .where(stock.c.sku == sku).order_by(stock.c.warehouse)
+        )
+        return [StockLevel(r.warehouse, r.on_hand, r.reserved) for r in rows]
+
+    async def level(self, sku: str, warehouse: str) -> StockLevel:
+        row = (await self.conn.execute(select(stock.c.on_hand, stock.c.reserved).where(at(sku, warehouse)))).one()
+        return StockLevel(warehouse, row.on_hand, row.reserved)
+
+    async def lock_levels(self, sku: str) -> list[StockLevel]:
+        """The SKU's stock rows, locked in warehouse order until the transaction ends (PostgreSQL),
+        so a plan made from these numbers still holds when its guarded updates run."""
+        rows = await self.conn.execute(
+            select(stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
+            .where(stock.c.sku == sku).order_by(stock.c.warehouse).with_for_update()
+        )
+        return [StockLevel(r.warehouse, r.on_hand, r.reserved) for r in rows]
+
+    async def available(self, skus: list[str], *, lock: bool) -> dict[str, dict[str, int]]:
+        """Available per SKU and warehouse, in one query; `lock`: FOR UPDATE in (sku, warehouse) order."""
+        result: dict[str, dict[str, int]] = {sku: {} for sku in skus}
+        for r in await self.conn.execute(_AVAILABLE_LOCKED if lock else _AVAILABLE, {"skus": list(skus)}):
+            result[r.sku][r.warehouse] = r.on_hand - r.reserved
+        return result
+
+    # --- guarded changes to one row ----------------------------------------------------------------
+    async def take_stock(self, sku: str, warehouse: str, quantity: int) -> None:
+        """Guarded: refused (Conflict, the caller retries) unless `quantity` is still available."""
+        result = await self.conn.execute(_TAKE_STOCK, {"b_sku": sku, "b_wh": warehouse, "b_qty": quantity})
+        if result.rowcount != 1:
+            # Only a plan from stale numbers gets here (another writer took the units first);
+            # the guard refused, nothing was oversold: retry.
+            raise Conflict(f"{sku} at {warehouse} no longer has {quantity} available; retry")
+
+    async def return_stock(self, sku: str, warehouse: str, quantity: int) -> None:
+        result = await self.conn.execute(
+            update(stock)
+            .where(at(sku, warehouse), *may_release(stock.c.on_hand, stock.c.reserved, quantity))
+            .values(reserved=stock.c.reserved - quantity, version=stock.c.version + 1)
+        )
+        if result.rowcount != 1:
+            raise StockBookError(f"{sku} at {warehouse} has fewer than {quantity} reserved to release")
+
+    async def receive(self, sku: str, warehouse: str, quantity: int) -> StockLevel:
+        """Adds to on hand (a new SKU/warehouse pair starts at zero); returns the new level."""
+        await self._ensure_row(sku, warehouse)
+        await self.conn.execute(
+            update(stock).where(at(sku, warehouse))
+            .values(on_hand=stock.c.on_hand + quantity, version=stock.c.version + 1)
+        )
+        return await self.level(sku, warehouse)
+
+    async def count(self, sku: str, warehouse: str, on_hand: int) -> tuple[StockLevel, StockLevel | None]:
+        """A stock count sets on hand unless that is below what is reserved.
+        Returns (level before, level after or None when refused)."""
+        await self._ensure_row(sku, warehouse)
+        row = (
+            await self.conn.execute(
+                select(stock.c.on_hand, stock.c.reserved).where(at(sku, warehouse)).with_for_update()
+            )
+        ).one()
+        before = StockLevel(warehouse, row.on_hand, row.reserved)
+        if row.on_hand == on_hand:
+            return before, before
+        result = await self.conn.execute(
+            update(stock).where(at(sku, warehouse), *may_count(stock.c.on_hand, stock.c.reserved, on_hand))
+            .values(on_hand=on_hand, version=stock.c.version + 1)
+        )
+        if result.rowcount != 1:
+            return before, None
+        return before, await self.level(sku, warehouse)
+
+    async def _ensure_row(self, sku: str, warehouse: str) -> None:
+        await self.conn.execute(
+            insert_ignoring_conflicts(
+                self.dialect, stock, {"sku": sku, "warehouse": warehouse, "on_hand": 0, "reserved": 0, "version": 0}
+            )
+        )
+
+    # --- receipts and event versions --------------------------------------------------------------
+    async def record_receipt(self, reference: str, sku: str, warehouse: str, quantity: int) -> bool:
+        """True for a new receipt; False for a repeat of one applied before. The same reference
+        with other contents is refused by the caller (see `receipt`)."""
+        result = await self.conn.execute(
+            insert_ignoring_conflicts(
+                self.dialect, receipts,
+                {"reference": reference, "sku": sku, "warehouse": warehouse, "quantity": quantity,
+                 "received_at": utcnow()},
+            )
+        )
+        return result.rowcount == 1
+
+    async def receipt(self, reference: str) -> tuple[str, str, int]:
+        row = (
+            await self.conn.execute(
+                select(receipts.c.sku, receipts.c.warehouse, receipts.c.quantity).where(receipts.c.reference == reference)
+            )
+        ).one()
+        return row.sku, row.warehouse, row.quantity
+
+    async def next_event_version(self, sku: str) -> int:
+        await self._ensure_sku_row(sku)
+        await self.conn.execute(
+            update(sku_versions).where(sku_versions.c.sku == sku).values(version=sku_versions.c.version + 1)
+        )
+        return (await self.conn.execute(select(sku_versions.c.version).where(sku_versions.c.sku == sku))).scalar_one()

@@ -1,0 +1,160 @@
+"""Orders and their reservations: the order's state row (created and locked first in every
+transaction that changes the order), the reservation rows per (sku, warehouse), and the moves
+that change a reservation together with its stock row (reserve, unreserve, consume).
+
+A reservation row changes only while its order's row is locked, so nobody else writes it
+meanwhile; its guards (`quantity >= :q`) refuse giving back or shipping more than it holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from orderdesk.db import insert_ignoring_conflicts, utcnow
+from services.inventory.domain import OrderReservations, OrderState, StockBookError, may_ship
+from services.inventory.store.base import at, reservation_of
+from services.inventory.store.levels import StockLevels
+from services.inventory.store.tables import order_states, reservations, stock
+
+# Reserve's hot statements, built once (see levels.py).
+_ORDER_STATE = (select(order_states.c.state, order_states.c.priority, order_states.c.country)
+                .where(order_states.c.order_id == bindparam("oid")).with_for_update())
+_ORDER_HELD = (select(reservations.c.sku, reservations.c.warehouse, reservations.c.quantity, reservations.c.shipped)
+               .where(reservations.c.order_id == bindparam("oid")))
+
+
+@functools.cache
+def _new_order_state(dialect: str):
+    return insert_ignoring_conflicts(dialect, order_states)
+
+
+@functools.cache
+def _hold(dialect: str):
+    """Adds to the order's reservation row, creating it if absent (one statement)."""
+    statement = (pg_dialect if dialect == "postgresql" else sqlite_dialect).insert(reservations).values(
+        order_id=bindparam("b_order"), sku=bindparam("b_sku"), warehouse=bindparam("b_wh"),
+        quantity=bindparam("b_qty"), shipped=0)
+    return statement.on_conflict_do_update(
+        index_elements=["order_id", "sku", "warehouse"],
+        set_={"quantity": reservations.c.quantity + statement.excluded.quantity},
+    )
+
+
+class Reservations(StockLevels):
+    # --- one order, locked for the transaction ---------------------------------------------------
+    async def lock_order(self, order_id: str, priority: int = 0, *, country: str = "",
+                         placed_at: dt.datetime | None = None) -> OrderReservations:
+        """Creates the order's state row if absent and locks it (PostgreSQL: FOR UPDATE)."""
+        now = utcnow()
+        created = await self.conn.execute(
+            _new_order_state(self.dialect),
+            {"order_id": order_id, "state": OrderState.ACTIVE.value, "priority": priority,
+             "updated_at": now, "country": country[:2], "placed_at": placed_at or now},
+        )
+        self.created_order = created.rowcount == 1  # a first Reserve: it has no reservations or backorders yet
+        if self.created_order:  # the new row is ours (locked by the insert) and holds what we just wrote
+            return OrderReservations(order_id, OrderState.ACTIVE, {}, {}, priority=priority)
+        row = (await self.conn.execute(_ORDER_STATE, {"oid": order_id})).one()
+        if country and row.country != country[:2]:  # the ship-to changed: nearest warehouses change too
+            await self.conn.execute(
+                update(order_states).where(order_states.c.order_id == order_id).values(country=country[:2])
+            )
+        rows = await self.conn.execute(_ORDER_HELD, {"oid": order_id})
+        held, shipped = {}, {}
+        for r in rows:
+            if r.quantity:
+                held[(r.sku, r.warehouse)] = r.quantity
+            if r.shipped:
+                shipped[(r.sku, r.warehouse)] = r.shipped
+        return OrderReservations(order_id, OrderState(row.state), held, shipped, priority=row.priority)
+
+    async def lock_orders(self, order_ids: list[str]) -> None:
+        """Locks existing order rows in order-id order (the store's lock order, before any stock row)."""
+        if order_ids:
+            await self.conn.execute(
+                select(order_states.c.order_id).where(order_states.c.order_id.in_(sorted(set(order_ids))))
+                .order_by(order_states.c.order_id).with_for_update()
+            )
+
+    async def save_order_state(self, order: OrderReservations) -> None:
+        await self.conn.execute(
+            update(order_states).where(order_states.c.order_id == order.order_id)
+            .values(state=order.state.value, priority=order.priority, updated_at=utcnow())
+        )
+
+    async def reactivate(self, order_id: str) -> None:
+        """A fill reserved for an order whose earlier units had all shipped: it holds stock again."""
+        await self.conn.execute(
+            update(order_states)
+            .where(order_states.c.order_id == order_id, order_states.c.state == OrderState.CONSUMED.value)
+            .values(state=OrderState.ACTIVE.value, updated_at=utcnow())
+        )
+
+    # --- what the order holds --------------------------------------------------------------------
+    async def held_skus(self, order_id: str) -> list[str]:
+        rows = await self.conn.execute(
+            select(reservations.c.sku).where(reservations.c.order_id == order_id, reservations.c.quantity > 0)
+        )
+        return sorted(set(rows.scalars()))
+
+    async def held_warehouses(self, order_id: str) -> set[str]:
+        rows = await self.conn.execute(
+            select(reservations.c.warehouse).where(reservations.c.order_id == order_id, reservations.c.quantity > 0)
+        )
+        return set(rows.scalars())
+
+    async def drop_empty_reservations(self, order_id: str) -> None:
+        await self.conn.execute(
+            delete(reservations).where(
+                reservations.c.order_id == order_id, reservations.c.quantity == 0, reservations.c.shipped == 0
+            )
+        )
+
+    # The reservation row alone, for Reserve, which touches the stock rows last (take_stock, return_stock).
+    async def hold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
+        """Adds to the order's reservation row, creating it if absent (one statement)."""
+        await self.conn.execute(_hold(self.dialect), {"b_order": order_id, "b_sku": sku, "b_wh": warehouse,
+                                                      "b_qty": quantity})
+
+    async def unhold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
+        taken = await self.conn.execute(
+            update(reservations)
+            .where(reservation_of(order_id, sku, warehouse), reservations.c.quantity >= quantity)
+            .values(quantity=reservations.c.quantity - quantity)
+        )
+        if taken.rowcount != 1:
+            raise StockBookError(f"order {order_id} holds fewer than {quantity} of {sku} at {warehouse}")
+
+    # --- a reservation and its stock row together --------------------------------------------------
+    async def reserve(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
+        # The stock rows are locked and the plan came from them, so only a concurrent writer that
+        # bypassed the lock is refused by take_stock (Conflict: nothing was oversold, retry).
+        await self.take_stock(sku, warehouse, quantity)
+        await self.hold(order_id, sku, warehouse, quantity)
+
+    async def unreserve(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
+        await self.unhold(order_id, sku, warehouse, quantity)
+        await self.return_stock(sku, warehouse, quantity)
+
+    async def consume(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
+        """Shipped units leave the books: the order's reservation, reserved and on hand all drop."""
+        taken = await self.conn.execute(
+            update(reservations)
+            .where(reservation_of(order_id, sku, warehouse), reservations.c.quantity >= quantity)
+            .values(quantity=reservations.c.quantity - quantity, shipped=reservations.c.shipped + quantity)
+        )
+        if taken.rowcount != 1:
+            raise StockBookError(f"order {order_id} holds fewer than {quantity} of {sku} at {warehouse} to ship")
+        result = await self.conn.execute(
+            update(stock)
+            .where(at(sku, warehouse), *may_ship(stock.c.on_hand, stock.c.reserved, quantity))
+            .values(on_hand=stock.c.on_hand - quantity, reserved=stock.c.reserved - quantity,
+                    version=stock.c.version + 1)
+        )
+        if result.rowcount != 1:
+            raise StockBookError(f"{sku} at {warehouse} has fewer than {quantity} reserved to ship")
