@@ -156,9 +156,10 @@ class Shipment:
     loaded_version: int = field(default=0, repr=False)
 
     @classmethod
-    def create(cls, *, at: dt.datetime, **fields) -> Shipment:
+    def create(cls, *, at: dt.datetime, reason: str = "order allocated", **fields) -> Shipment:
+        """A new pending shipment; `reason` says why it was made (an allocation, a change, a reship)."""
         shipment = cls(**fields, created_at=at)
-        shipment._change(Status.PENDING, at, "system", "order allocated")
+        shipment._change(Status.PENDING, at, "system", reason)
         return shipment
 
     def record(

@@ -17,7 +17,6 @@ records as carrier_delay / lost_parcel exceptions.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from orderdesk.db import Tx
@@ -37,19 +36,6 @@ log = logging.getLogger("shipping.revisions")
 async def _save(tx: Tx, repo: ShipmentRepository, shipment: Shipment) -> None:
     await repo.save(shipment)
     await publish_changes(tx, shipment)
-
-
-async def _create(service: ShippingService, tx: Tx, repo: ShipmentRepository, order, shipment_id: str,
-                  warehouse: str, lines: dict[str, int], reason: str) -> None:
-    shipment = Shipment.create(
-        at=service.clock(), shipment_id=shipment_id, order_id=order.order_id, partner_id=order.partner_id,
-        warehouse=warehouse, lines=lines,
-        promised_delivery_date=promised_delivery_date(
-            allocated_at=service.clock(), warehouse=await tx.repo(WarehouseRepository).get(warehouse),
-            destination_country=order.ship_to.country, requested_delivery_date=order.requested_delivery_date))
-    shipment.changes[-1] = dataclasses.replace(shipment.changes[-1], reason=reason)  # why it was made
-    if await repo.add(shipment):
-        await publish_changes(tx, shipment)
 
 
 async def follow_order_change(service: ShippingService, tx: Tx, event) -> None:
@@ -73,7 +59,7 @@ async def follow_order_change(service: ShippingService, tx: Tx, event) -> None:
             taken = {s.shipment_id for s in existing}
             shipment_id = base if base not in taken else next(
                 f"{base}-{n}" for n in range(2, 100) if f"{base}-{n}" not in taken)
-            await _create(service, tx, repo, order, shipment_id, warehouse, lines, reason)
+            await service.add_shipment(tx, order, shipment_id, warehouse, lines, reason=reason)
         elif shipment.cancellable:
             promise = ""
             if new_country:  # transit days depend on the destination: promise again, from the shipment's making
@@ -124,5 +110,6 @@ async def follow_resolution(service: ShippingService, tx: Tx, event) -> None:
         for warehouse, lines in plan.items():
             base = f"{shipment_id_for(event.order_id, warehouse)}-R"
             shipment_id = next(f"{base}{n}" for n in range(1, 100) if f"{base}{n}" not in existing)
-            await _create(service, tx, repo, event.order.order, shipment_id, warehouse, lines,
-                          f"reship for {exception.exception_id} ({exception.shipment_id} {exception.type})")
+            await service.add_shipment(
+                tx, event.order.order, shipment_id, warehouse, lines,
+                reason=f"reship for {exception.exception_id} ({exception.shipment_id} {exception.type})")

@@ -68,32 +68,37 @@ class ShippingService:
         self, tx: Tx, order: orders_pb2.Order, allocated_at: dt.datetime | None = None
     ) -> list[Shipment]:
         """One shipment per warehouse of the allocation; a repeat creates nothing (deterministic ids)."""
-        repo = tx.repo(ShipmentRepository)
-        if not await repo.open_for_shipments(order.order_id):
+        if not await tx.repo(ShipmentRepository).open_for_shipments(order.order_id):
             return []  # cancelled before we saw the allocation: nothing to ship
         allocated_at = allocated_at or self.clock()
-        warehouses = tx.repo(WarehouseRepository)
         plan = split_by_warehouse([(a.sku, a.warehouse, a.quantity) for a in order.allocations])
         created = []
         for warehouse, lines in plan.items():
-            shipment = Shipment.create(
-                at=self.clock(),
-                shipment_id=shipment_id_for(order.order_id, warehouse),
-                order_id=order.order_id,
-                partner_id=order.partner_id,
-                warehouse=warehouse,
-                lines=lines,
-                promised_delivery_date=promised_delivery_date(
-                    allocated_at=allocated_at,
-                    warehouse=await warehouses.get(warehouse),
-                    destination_country=order.ship_to.country,
-                    requested_delivery_date=order.requested_delivery_date,
-                ),
-            )
-            if await repo.add(shipment):
-                await publish_changes(tx, shipment)
+            shipment = await self.add_shipment(tx, order, shipment_id_for(order.order_id, warehouse), warehouse,
+                                               lines, allocated_at=allocated_at)
+            if shipment is not None:
                 created.append(shipment)
         return created
+
+    async def add_shipment(self, tx: Tx, order: orders_pb2.Order, shipment_id: str, warehouse: str,
+                           lines: dict[str, int], *, allocated_at: dt.datetime | None = None,
+                           reason: str = "order allocated") -> Shipment | None:
+        """A new pending shipment of `lines` from `warehouse`, promised from `allocated_at` (now by
+        default) and published as shipment.created; None when one with its id exists already."""
+        shipment = Shipment.create(
+            at=self.clock(), reason=reason, shipment_id=shipment_id, order_id=order.order_id,
+            partner_id=order.partner_id, warehouse=warehouse, lines=lines,
+            promised_delivery_date=promised_delivery_date(
+                allocated_at=allocated_at or self.clock(),
+                warehouse=await tx.repo(WarehouseRepository).get(warehouse),
+                destination_country=order.ship_to.country,
+                requested_delivery_date=order.requested_delivery_date,
+            ),
+        )
+        if not await tx.repo(ShipmentRepository).add(shipment):
+            return None
+        await publish_changes(tx, shipment)
+        return shipment
 
     async def cancel_for_order(self, tx: Tx, order_id: str, actor: str, reason: str) -> list[Shipment]:
         """Cancels the order's shipments whose goods are still in the warehouse."""
