@@ -149,7 +149,7 @@ class Dispatcher:
         finished, self.finished = self.finished, []
         try:
             async with self.db.transaction() as tx:
-                repo = NotifierRepository(tx.conn)
+                repo = tx.repo(NotifierRepository)
                 recorded = {a.delivery_id for a in await repo.record_attempts([f[0] for f in finished])}
                 for attempt, endpoint, _delivery, outcome in finished:
                     if outcome is Outcome.GONE and attempt.delivery_id in recorded:
@@ -191,8 +191,8 @@ class Dispatcher:
             task.add_done_callback(self.tasks.discard)
 
     async def update_gauges(self) -> None:
-        async with self.db.read() as conn:
-            repo = NotifierRepository(conn)
+        async with self.db.reading() as work:
+            repo = work.repo(NotifierRepository)
             counts = await repo.count_by_status()
             lag = await repo.lag()
         metrics.WEBHOOK_PARKED.set(counts.get(PARKED, 0))

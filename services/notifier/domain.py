@@ -168,7 +168,7 @@ def check_url(url: str) -> tuple[str, int]:
         violations.append(FieldViolation("url", "must not carry credentials; use the signature to authenticate us"))
     elif parts.fragment:
         violations.append(FieldViolation("url", "must not have a #fragment"))
-    if violations:
+    if violations or parts is None or not parts.hostname:  # (the last two are among the violations)
         raise InvalidArgument("the webhook URL is not usable", violations)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -257,13 +257,6 @@ def _repeated(field) -> bool:
     return flag if flag is not None else field.label == field.LABEL_REPEATED
 
 
-def _field(message, name: str, default=""):
-    """A field that may not exist yet in this proto version (other issues add them): default then."""
-    if message is None or name not in message.DESCRIPTOR.fields_by_name:
-        return default
-    return getattr(message, name)
-
-
 def _envelope_extras(event) -> dict:
     """Every field of the event's payload holder beside the aggregate itself (OrderEvent.changes,
     OrderEvent.exception ... and whatever is added later), so new facts reach partners unmapped."""
@@ -291,8 +284,8 @@ def summary(event) -> dict:
         facts["status"] = event.order.status
         if event.order.previous_status:
             facts["previous_status"] = event.order.previous_status
-        expected = (_field(event.order, "expected_date") or _field(order, "exception_expected_date")
-                    or _field(order, "expected_delivery_date") or order.requested_delivery_date)
+        expected = (event.order.expected_date or order.exception_expected_date
+                    or order.expected_delivery_date or order.requested_delivery_date)
         if expected:
             facts["expected_date"] = expected
         if event.type == "order.on_hold" or event.order.status == "on_hold":

@@ -57,7 +57,7 @@ class NotifierService:
     # --- the feed (the consumer's handler) -----------------------------------------------------
     async def on_event(self, tx: Tx, event: events_pb2.Event) -> None:
         """Appends an event about a partner's order to that partner's feed; other events are ignored."""
-        repo = NotifierRepository(tx.conn)
+        repo = tx.repo(NotifierRepository)
         partner = domain.feed_partner(event, await repo.partners_of_orders(domain.orders_to_look_up([event])))
         if not partner:
             return  # stock events and the like concern no partner
@@ -69,7 +69,7 @@ class NotifierService:
 
     async def on_events(self, tx: Tx, batch: list[events_pb2.Event]) -> None:
         """on_event for a consumer batch, in one go (same feed, same numbers)."""
-        repo = NotifierRepository(tx.conn)
+        repo = tx.repo(NotifierRepository)
         known = await repo.partners_of_orders(domain.orders_to_look_up(batch))
         entries, kinds = [], []
         for event in batch:
@@ -108,8 +108,8 @@ class NotifierService:
         try:
             deadline = asyncio.get_running_loop().time() + wait
             while True:
-                async with self.db.read() as conn:
-                    repo = NotifierRepository(conn)
+                async with self.db.reading() as work:
+                    repo = work.repo(NotifierRepository)
                     entries = await repo.read_feed(partner_id, after, limit)
                     head = await repo.head(partner_id)
                 remaining = deadline - asyncio.get_running_loop().time()
@@ -145,20 +145,20 @@ class NotifierService:
         secret = domain.check_secret(secret)
         await self.check_target(url)
         async with self.db.transaction() as tx:
-            endpoint = await NotifierRepository(tx.conn).add_endpoint(partner_id, url, types, secret)
+            endpoint = await tx.repo(NotifierRepository).add_endpoint(partner_id, url, types, secret)
         log.info("webhook endpoint created", extra=logs.fields(endpoint_id=endpoint.endpoint_id, partner_id=partner_id))
         self._endpoint_changed(endpoint.endpoint_id)
         return endpoint, secret
 
     async def endpoints(self, partner_id: str) -> tuple[list[EndpointRow], dict[str, int]]:
         _require_partner(partner_id)
-        async with self.db.read() as conn:
-            repo = NotifierRepository(conn)
+        async with self.db.reading() as work:
+            repo = work.repo(NotifierRepository)
             return await repo.endpoints_of(partner_id), await repo.parked_counts(partner_id)
 
     async def endpoint(self, endpoint_id: str, partner_id: str) -> tuple[EndpointRow, int]:
-        async with self.db.read() as conn:
-            repo = NotifierRepository(conn)
+        async with self.db.reading() as work:
+            repo = work.repo(NotifierRepository)
             found = await _found(repo, endpoint_id, partner_id)
             return found, (await repo.parked_counts(partner_id)).get(endpoint_id, 0)
 
@@ -171,11 +171,11 @@ class NotifierService:
 
     async def disable(self, endpoint_id: str, reason: str) -> None:
         async with self.db.transaction() as tx:
-            await NotifierRepository(tx.conn).set_endpoint(endpoint_id, status=DISABLED, disabled_reason=reason[:500])
+            await tx.repo(NotifierRepository).set_endpoint(endpoint_id, status=DISABLED, disabled_reason=reason[:500])
 
     async def _set_status(self, endpoint_id: str, partner_id: str, status: str) -> EndpointRow:
         async with self.db.transaction() as tx:
-            repo = NotifierRepository(tx.conn)
+            repo = tx.repo(NotifierRepository)
             await _found(repo, endpoint_id, partner_id)
             await repo.set_endpoint(endpoint_id, status=status, disabled_reason="")
             endpoint = await repo.endpoint(endpoint_id)
@@ -185,7 +185,7 @@ class NotifierService:
     async def rotate_secret(self, endpoint_id: str, partner_id: str) -> tuple[EndpointRow, str]:
         secret = domain.new_secret()
         async with self.db.transaction() as tx:
-            repo = NotifierRepository(tx.conn)
+            repo = tx.repo(NotifierRepository)
             await _found(repo, endpoint_id, partner_id)
             await repo.set_endpoint(endpoint_id, secret=secret)
             endpoint = await repo.endpoint(endpoint_id)
@@ -194,7 +194,7 @@ class NotifierService:
 
     async def delete(self, endpoint_id: str, partner_id: str) -> None:
         async with self.db.transaction() as tx:
-            repo = NotifierRepository(tx.conn)
+            repo = tx.repo(NotifierRepository)
             await _found(repo, endpoint_id, partner_id)
             await repo.delete_endpoint(endpoint_id)
         self._endpoint_changed(endpoint_id)
@@ -208,8 +208,8 @@ class NotifierService:
         if cursor and not cursor.isdigit():
             raise InvalidArgument("bad cursor", [FieldViolation("cursor", "use next_cursor of the previous page")])
         limit = min(limit or 50, MAX_DELIVERY_PAGE)
-        async with self.db.read() as conn:
-            repo = NotifierRepository(conn)
+        async with self.db.reading() as work:
+            repo = work.repo(NotifierRepository)
             await _found(repo, endpoint_id, partner_id)
             rows = await repo.list_deliveries(endpoint_id, status, limit + 1, int(cursor) if cursor else None)
             more = len(rows) > limit
@@ -219,7 +219,7 @@ class NotifierService:
 
     async def replay(self, endpoint_id: str, partner_id: str, delivery_id: str):
         async with self.db.transaction() as tx:
-            repo = NotifierRepository(tx.conn)
+            repo = tx.repo(NotifierRepository)
             await _found(repo, endpoint_id, partner_id)
             if await repo.delivery(endpoint_id, delivery_id) is None:
                 raise NotFound(f"delivery {delivery_id} not found")
@@ -240,7 +240,7 @@ class NotifierService:
         if last - first > 100_000:
             raise InvalidArgument("bad replay range", [FieldViolation("to_sequence", "at most 100000 at once")])
         async with self.db.transaction() as tx:
-            repo = NotifierRepository(tx.conn)
+            repo = tx.repo(NotifierRepository)
             endpoint = await _found(repo, endpoint_id, partner_id)
             if endpoint.status == DISABLED:
                 raise FailedPrecondition("the endpoint is disabled (it answered 410 Gone); resume it first",

@@ -14,13 +14,13 @@ refunded RMA, changes nothing (a warehouse retries). Every change bumps the vers
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import secrets
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from orderdesk import idempotency
+from orderdesk.domain import units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 
@@ -34,7 +34,6 @@ RESOLUTIONS = ("refund",)  # exchange is later work
 OUTCOMES = ("restock", "scrap")
 CENTS = Decimal("0.01")
 MAX_REASON_LENGTH = 1000
-MAX_KEY_LENGTH = 128
 
 
 def new_rma_id() -> str:
@@ -94,31 +93,12 @@ class Inspection:
 
 
 def request_hash(order_id: str, lines: list[RequestedLine], resolution: str) -> str:
-    """sha256 of a CreateReturn request without its idempotency key, in canonical JSON."""
-    canonical = {
+    """The hash stored with a CreateReturn's idempotency key: its body without the key."""
+    return idempotency.request_hash({
         "order_id": order_id,
         "lines": [[line.sku, line.quantity, line.reason] for line in lines],
         "resolution": resolution,
-    }
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def check_idempotency_key(key: str) -> None:
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidArgument(
-            "the Idempotency-Key is too long",
-            [FieldViolation("Idempotency-Key", f"at most {MAX_KEY_LENGTH} characters", "too_long")],
-        )
-
-
-def key_reused() -> InvalidArgument:
-    """The same idempotency key with a different body: refused, the first RMA stands."""
-    return InvalidArgument(
-        "this Idempotency-Key was already used for a different return; use a new key for a new return",
-        [FieldViolation("Idempotency-Key", "already used with another request body", "idempotency_key_reused")],
-        reason="idempotency_key_reused",
-    )
+    })
 
 
 # --- the aggregate ----------------------------------------------------------------------------
@@ -142,6 +122,10 @@ class Change:
     at: dt.datetime
     actor: str
     reason: str
+
+    @property
+    def event_type(self) -> str:
+        return f"return.{self.status.value}"
 
 
 @dataclass
@@ -228,10 +212,7 @@ class Return:
         return ret
 
     def authorised_by_sku(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for line in self.lines:
-            totals[line.sku] = totals.get(line.sku, 0) + line.quantity
-        return totals
+        return units_per_sku(self.lines)
 
     # --- receipt ----------------------------------------------------------------
     def receive(self, at: dt.datetime, actor: str) -> bool:
@@ -306,11 +287,9 @@ class Return:
         return {sku: (r, s) for sku, (r, s) in totals.items()}
 
     def _recorded_outcome(self) -> dict[str, tuple[int, int]]:
-        recorded: dict[str, tuple[int, int]] = {}
-        for line in self.lines:
-            r, s = recorded.get(line.sku, (0, 0))
-            recorded[line.sku] = (r + line.restocked, s + line.scrapped)
-        return recorded
+        restocked = units_per_sku(self.lines, lambda line: line.restocked)
+        scrapped = units_per_sku(self.lines, lambda line: line.scrapped)
+        return {sku: (restocked[sku], scrapped[sku]) for sku in restocked}
 
     def _change(self, to: Status, at: dt.datetime, actor: str, reason: str) -> None:
         self.status = to

@@ -15,16 +15,15 @@ from decimal import Decimal
 import grpc
 from sqlalchemy.exc import IntegrityError
 
-from orderdesk import errors, events, metrics, rpc
+from orderdesk import errors, idempotency, metrics, rpc, usecase
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, orders_pb2, returns_pb2
 from services.returns.domain import (
+    Change,
     Inspection,
     RequestedLine,
     Return,
     Status,
-    check_idempotency_key,
-    key_reused,
     new_rma_id,
     request_hash,
     summarise_order,
@@ -34,28 +33,20 @@ from services.returns.store import IdempotencyClaim, ReturnRepository
 
 
 async def publish_changes(tx: Tx, ret: Return) -> None:
-    """One event per change, in order; each carries the return as it now is."""
-    snapshot = return_to_proto(ret) if ret.changes else None
-    for change in ret.changes:
-        await tx.emit(
-            events.new_event(
-                f"return.{change.status.value}",
-                aggregate_id=ret.rma_id,
-                version=change.version,
-                order_id=ret.order_id,
-                actor=change.actor,
-                reason=change.reason,
-                at=change.at,
-                return_=events_pb2.ReturnEvent(**{"return": snapshot}),
-            )
-        )
+    """One event per recorded change, in order, each carrying the return as it now is; counted
+    in the metrics once the transaction has committed."""
+    await usecase.publish(
+        tx, ret.changes, aggregate_id=ret.rma_id, order_id=ret.order_id,
+        snapshot=lambda: return_to_proto(ret),
+        payload=lambda change, snapshot: {"return_": events_pb2.ReturnEvent(**{"return": snapshot})},
+        count=lambda change: count_change(ret, change),
+    )
 
 
-def count_changes(ret: Return) -> None:
-    for change in ret.changes:
-        metrics.RETURN_STEPS.labels(change.status.value).inc()
-        if change.status is Status.REFUNDED:
-            metrics.REFUNDED_AMOUNT.inc(float(ret.refund_amount))
+def count_change(ret: Return, change: Change) -> None:
+    metrics.RETURN_STEPS.labels(change.status.value).inc()
+    if change.status is Status.REFUNDED:
+        metrics.REFUNDED_AMOUNT.inc(float(ret.refund_amount))
 
 
 class ReturnsService:
@@ -72,9 +63,9 @@ class ReturnsService:
         claim = IdempotencyClaim(req.partner_id, req.idempotency_key,
                                  request_hash(req.order_id, requested, req.resolution))
         if claim.key:
-            check_idempotency_key(claim.key)
-            async with self.db.read() as conn:
-                first = await _first_with_key(ReturnRepository(conn), claim)
+            idempotency.check_key(claim.key)
+            async with self.db.reading() as work:
+                first = await _first_with_key(work.repo(ReturnRepository), claim)
             if first is not None:
                 return first  # a replay: orders need not be asked again
         order = await self._get_order(req.order_id, req.partner_id)
@@ -84,7 +75,7 @@ class ReturnsService:
         )
         try:
             async with self.db.transaction() as tx:
-                repo = ReturnRepository(tx.conn)
+                repo = tx.repo(ReturnRepository)
                 await repo.lock_order(order.order_id)
                 # Under the lock: the same request sent twice at once finds the first one here.
                 first = await _first_with_key(repo, claim) if claim.key else None
@@ -100,12 +91,11 @@ class ReturnsService:
         except IntegrityError:  # the same key used at once for another order: the one that committed stands
             if not claim.key:
                 raise
-            async with self.db.read() as conn:
-                first = await _first_with_key(ReturnRepository(conn), claim)
+            async with self.db.reading() as work:
+                first = await _first_with_key(work.repo(ReturnRepository), claim)
             if first is None:
                 raise
             return first
-        count_changes(ret)
         return ret
 
     async def _get_order(self, order_id: str, partner_id: str) -> orders_pb2.Order:
@@ -130,27 +120,24 @@ class ReturnsService:
         return await self._change(rma_id, partner_id, lambda ret: ret.inspect(inspections, self.clock(), actor))
 
     async def _change(self, rma_id: str, partner_id: str, change: Callable[[Return], bool]) -> Return:
-        """Load, change, save with events; retried once or twice if another writer got there first."""
-        for attempt in range(3):
-            try:
-                async with self.db.transaction() as tx:
-                    repo = ReturnRepository(tx.conn)
-                    ret = await repo.get(rma_id, partner_id)
-                    if ret is None:
-                        raise errors.NotFound(f"return {rma_id} not found")
-                    if change(ret):
-                        await repo.save(ret)
-                        await publish_changes(tx, ret)
-                break
-            except errors.Conflict:
-                if attempt == 2:
-                    raise
-        count_changes(ret)
-        return ret
+        """Load, change, save with its events (`change` says whether anything changed); retried
+        once or twice if another writer got there first."""
+
+        async def work(tx: Tx) -> Return:
+            repo = tx.repo(ReturnRepository)
+            ret = await repo.get(rma_id, partner_id)
+            if ret is None:
+                raise errors.NotFound(f"return {rma_id} not found")
+            if change(ret):
+                await repo.save(ret)
+                await publish_changes(tx, ret)
+            return ret
+
+        return await usecase.retrying(self.db, work)
 
     async def get(self, rma_id: str, partner_id: str) -> Return:
-        async with self.db.read() as conn:
-            ret = await ReturnRepository(conn).get(rma_id, partner_id)
+        async with self.db.reading() as work:
+            ret = await work.repo(ReturnRepository).get(rma_id, partner_id)
         if ret is None:
             raise errors.NotFound(f"return {rma_id} not found")
         return ret
@@ -163,5 +150,5 @@ async def _first_with_key(repo: ReturnRepository, claim: IdempotencyClaim) -> Re
         return None
     first, first_hash = found
     if first_hash != claim.request_hash:
-        raise key_reused()
+        raise idempotency.key_reused("return")
     return first

@@ -6,7 +6,7 @@ import datetime as dt
 
 from orderdesk.consumers import Subscription
 from orderdesk.db import Tx
-from services.shipping import changes
+from services.shipping import revisions
 from services.shipping.service import ShippingService
 
 
@@ -21,10 +21,10 @@ def subscriptions(service: ShippingService) -> list[Subscription]:
         await service.cancel_for_order(tx, event.order_id or event.order.order.order_id, event.actor or "system", reason)
 
     async def on_order_changed(tx: Tx, event) -> None:
-        await changes.follow_order_change(service, tx, event)
+        await revisions.follow_order_change(service, tx, event)
 
     async def on_order_exception(tx: Tx, event) -> None:
-        await changes.follow_resolution(service, tx, event)
+        await revisions.follow_resolution(service, tx, event)
 
     return [
         Subscription("shipping-order-allocated", "orderdesk.order.*.allocated", on_order_allocated),

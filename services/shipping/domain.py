@@ -30,21 +30,20 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
-S = Status
 # The steps a warehouse or carrier reports, in their only order.
-PROGRESS = (S.PENDING, S.PICKED, S.PACKED, S.SHIPPED, S.DELIVERED)
-STEPS = frozenset({S.PICKED, S.PACKED, S.SHIPPED, S.DELIVERED})
+PROGRESS = (Status.PENDING, Status.PICKED, Status.PACKED, Status.SHIPPED, Status.DELIVERED)
+STEPS = frozenset({Status.PICKED, Status.PACKED, Status.SHIPPED, Status.DELIVERED})
 # Which status each reported step may follow (besides a repeat of itself).
 STEP_FOLLOWS: dict[Status, frozenset[Status]] = {
-    S.PICKED: frozenset({S.PENDING}),
-    S.PACKED: frozenset({S.PICKED}),
-    S.SHIPPED: frozenset({S.PICKED, S.PACKED}),
-    S.DELIVERED: frozenset({S.SHIPPED}),
+    Status.PICKED: frozenset({Status.PENDING}),
+    Status.PACKED: frozenset({Status.PICKED}),
+    Status.SHIPPED: frozenset({Status.PICKED, Status.PACKED}),
+    Status.DELIVERED: frozenset({Status.SHIPPED}),
 }
 # A carrier's tracking events on a shipped parcel: no status change, an exception for the order.
 TRACKING = ("delayed", "lost")
 # Before these, nothing has left the warehouse and a cancelled order still stops the shipment.
-CANCELLABLE = frozenset({S.PENDING, S.PICKED, S.PACKED})
+CANCELLABLE = frozenset({Status.PENDING, Status.PICKED, Status.PACKED})
 
 # Promise when shipping has no master data for the warehouse.
 DEFAULT_TRANSIT_DAYS = 5
@@ -124,11 +123,16 @@ class Change:
 
     @property
     def event_name(self) -> str:
-        """shipment.created for the new (pending) shipment, shipment.<event> for a change that is
-        not a step, else shipment.<status>."""
+        """created for the new (pending) shipment, the event for a change that is not a step,
+        else the status reached (the metrics' label)."""
         if self.event:
             return self.event
-        return "created" if self.status is S.PENDING else self.status.value
+        return "created" if self.status is Status.PENDING else self.status.value
+
+    @property
+    def event_type(self) -> str:
+        """The event it is published as: shipment.<event_name>."""
+        return f"shipment.{self.event_name}"
 
 
 @dataclass
@@ -139,7 +143,7 @@ class Shipment:
     warehouse: str
     lines: dict[str, int]
     promised_delivery_date: str
-    status: Status = S.PENDING
+    status: Status = Status.PENDING
     carrier: str = ""
     tracking_number: str = ""
     delivered_on: str = ""
@@ -152,9 +156,10 @@ class Shipment:
     loaded_version: int = field(default=0, repr=False)
 
     @classmethod
-    def create(cls, *, at: dt.datetime, **fields) -> Shipment:
+    def create(cls, *, at: dt.datetime, reason: str = "order allocated", **fields) -> Shipment:
+        """A new pending shipment; `reason` says why it was made (an allocation, a change, a reship)."""
         shipment = cls(**fields, created_at=at)
-        shipment._change(S.PENDING, at, "system", "order allocated")
+        shipment._change(Status.PENDING, at, "system", reason)
         return shipment
 
     def record(
@@ -162,7 +167,7 @@ class Shipment:
     ) -> bool:
         """A step reported by the warehouse or carrier; False when it repeats the current one."""
         to = check_step(step, carrier, tracking_number)
-        if self.status is S.CANCELLED:
+        if self.status is Status.CANCELLED:
             raise FailedPrecondition(
                 f"shipment {self.shipment_id} was cancelled; nothing more can be recorded",
                 rule="shipment_cancelled", subject=self.shipment_id,
@@ -180,9 +185,9 @@ class Shipment:
                 f"{to} must follow {allowed}; shipment {self.shipment_id} is {self.status}",
                 rule="shipment_step_skipped", subject=self.shipment_id,
             )
-        if to is S.SHIPPED:
+        if to is Status.SHIPPED:
             self.carrier, self.tracking_number = carrier.strip(), tracking_number.strip()
-        if to is S.DELIVERED:
+        if to is Status.DELIVERED:
             delivered_on = at.astimezone(dt.UTC).date()
             self.delivered_on = delivered_on.isoformat()
             self.on_time = delivered_on <= dt.date.fromisoformat(self.promised_delivery_date)
@@ -195,17 +200,17 @@ class Shipment:
 
     def cancel(self, at: dt.datetime, actor: str, reason: str) -> bool:
         """Stops a shipment whose goods are still in the warehouse; False if already cancelled."""
-        if self.status is S.CANCELLED:
+        if self.status is Status.CANCELLED:
             return False
         if not self.cancellable:
             raise FailedPrecondition(
                 f"shipment {self.shipment_id} is {self.status}; goods that left cannot be cancelled",
                 rule="cancel_before_shipment", subject=self.shipment_id,
             )
-        self._change(S.CANCELLED, at, actor, reason or "order cancelled")
+        self._change(Status.CANCELLED, at, actor, reason or "order cancelled")
         return True
 
-    # --- changes that are not steps (issue 4: change requests and exceptions) -----------------
+    # --- changes that are not steps (change requests, exception resolutions, tracking) ---------
     def revise(self, lines: dict[str, int], *, at: dt.datetime, actor: str, reason: str,
                promised_delivery_date: str = "") -> bool:
         """The order changed: the goods to ship from this warehouse are now `lines` (and, after a new
@@ -226,7 +231,7 @@ class Shipment:
     def change_carrier(self, carrier: str, tracking_number: str, *, at: dt.datetime, actor: str) -> bool:
         """Another carrier takes the parcel (the desk's resolution of a carrier exception)."""
         require_carrier(carrier, tracking_number)
-        if self.status in (S.DELIVERED, S.CANCELLED):
+        if self.status in (Status.DELIVERED, Status.CANCELLED):
             raise FailedPrecondition(f"shipment {self.shipment_id} is {self.status}; its carrier cannot change",
                                      rule="carrier_change_not_possible", subject=self.shipment_id)
         if (self.carrier, self.tracking_number) == (carrier.strip(), tracking_number.strip()):
@@ -239,7 +244,7 @@ class Shipment:
     def repromise(self, date: str, *, at: dt.datetime, actor: str, reason: str) -> bool:
         """The customer accepted a later date (the desk's accept_delay): it is the promise now, so the
         delivery is on time against it. Until delivered; False when nothing changes."""
-        if self.status in (S.DELIVERED, S.CANCELLED) or not parse_date(date) or date == self.promised_delivery_date:
+        if self.status in (Status.DELIVERED, Status.CANCELLED) or not parse_date(date) or date == self.promised_delivery_date:
             return False
         before, self.promised_delivery_date = self.promised_delivery_date, date
         self._note("updated", at, actor, f"{reason}: promised {before} -> {date}")
@@ -247,7 +252,7 @@ class Shipment:
 
     def report(self, kind: str, *, at: dt.datetime, actor: str, cause: str, expected_delivery_date: str = "") -> bool:
         """A carrier's tracking event on a shipped parcel: delayed (with the new date) or lost."""
-        if self.status is not S.SHIPPED:
+        if self.status is not Status.SHIPPED:
             raise FailedPrecondition(f"only a shipped parcel can be {kind}; shipment {self.shipment_id} is "
                                      f"{self.status}", rule="tracking_needs_shipped", subject=self.shipment_id)
         if kind == "delayed":
@@ -273,17 +278,14 @@ class Shipment:
 def check_step(step: str, carrier: str = "", tracking_number: str = "") -> Status:
     """The reported step as a status; bad input is refused before any state is looked at."""
     to = parse_step(step)
-    if to is S.SHIPPED:
+    if to is Status.SHIPPED:
         require_carrier(carrier, tracking_number)
     return to
 
 
 def parse_step(step: str) -> Status:
-    try:
-        status = Status(step)
-    except ValueError:
-        status = None
-    if status not in STEPS:
+    status = next((reported for reported in STEPS if reported.value == step), None)
+    if status is None:
         raise InvalidArgument(
             f"unknown shipment event type {step!r}",
             [FieldViolation("type", "must be one of picked, packed, shipped, delivered", "unknown_type")],
@@ -302,8 +304,8 @@ def require_carrier(carrier: str, tracking_number: str) -> None:
 
 
 def _reason(to: Status, shipment: Shipment) -> str:
-    if to is S.SHIPPED:
+    if to is Status.SHIPPED:
         return f"{shipment.carrier} {shipment.tracking_number}"
-    if to is S.DELIVERED:
+    if to is Status.DELIVERED:
         return f"delivered {shipment.delivered_on} ({'on time' if shipment.on_time else 'late'})"
     return to.value

@@ -1,9 +1,9 @@
 """Shipping's use cases: load the shipment, apply a domain rule, save it with its events.
 
 Each use case is one transaction: the shipment row (guarded by its version) and the
-outbox rows for its changes commit together. The two order consumers run inside
-the consumer's transaction, so the inbox row, the shipments and their events commit
-as one.
+outbox rows for its changes commit together. The order consumers run inside the
+consumer's transaction, so the inbox row, the shipments and their events commit as
+one (the reactions to order changes and resolutions are in revisions.py).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from orderdesk import errors, events, masterdata, metrics
+from orderdesk import errors, masterdata, metrics, usecase
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, orders_pb2
-from services.shipping import changes
 from services.shipping.domain import (
     TRACKING,
+    Change,
     Shipment,
     Status,
     check_step,
@@ -29,28 +29,20 @@ from services.shipping.store import ShipmentRepository, WarehouseRepository
 
 
 async def publish_changes(tx: Tx, shipment: Shipment) -> None:
-    """One event per change, in order; each carries the shipment as it now is."""
-    snapshot = shipment_to_proto(shipment) if shipment.changes else None
-    for change in shipment.changes:
-        await tx.emit(
-            events.new_event(
-                f"shipment.{change.event_name}",
-                aggregate_id=shipment.shipment_id,
-                version=change.version,
-                order_id=shipment.order_id,
-                actor=change.actor,
-                reason=change.reason,
-                at=change.at,
-                shipment=events_pb2.ShipmentEvent(shipment=snapshot),
-            )
-        )
+    """One event per recorded change, in order, each carrying the shipment as it now is; counted
+    in the metrics once the transaction has committed."""
+    await usecase.publish(
+        tx, shipment.changes, aggregate_id=shipment.shipment_id, order_id=shipment.order_id,
+        snapshot=lambda: shipment_to_proto(shipment),
+        payload=lambda change, snapshot: {"shipment": events_pb2.ShipmentEvent(shipment=snapshot)},
+        count=lambda change: count_change(shipment, change),
+    )
 
 
-def count_changes(shipment: Shipment) -> None:
-    for change in shipment.changes:
-        metrics.SHIPMENT_EVENTS.labels(change.event_name).inc()
-        if change.status is Status.DELIVERED:
-            metrics.SHIPMENTS_DELIVERED.labels(str(bool(shipment.on_time)).lower()).inc()
+def count_change(shipment: Shipment, change: Change) -> None:
+    metrics.SHIPMENT_EVENTS.labels(change.event_name).inc()
+    if change.status is Status.DELIVERED:
+        metrics.SHIPMENTS_DELIVERED.labels(str(bool(shipment.on_time)).lower()).inc()
 
 
 class ShippingService:
@@ -68,7 +60,7 @@ class ShippingService:
             )
         records = masterdata.parse(kind, text)
         async with self.db.transaction() as tx:
-            await WarehouseRepository(tx.conn).save_all(records)
+            await tx.repo(WarehouseRepository).save_all(records)
         return len(records)
 
     # --- reactions to orders (inside the consumer's transaction) ------------------
@@ -76,44 +68,47 @@ class ShippingService:
         self, tx: Tx, order: orders_pb2.Order, allocated_at: dt.datetime | None = None
     ) -> list[Shipment]:
         """One shipment per warehouse of the allocation; a repeat creates nothing (deterministic ids)."""
-        repo = ShipmentRepository(tx.conn)
-        if not await repo.open_for_shipments(order.order_id):
+        if not await tx.repo(ShipmentRepository).open_for_shipments(order.order_id):
             return []  # cancelled before we saw the allocation: nothing to ship
         allocated_at = allocated_at or self.clock()
-        warehouses = WarehouseRepository(tx.conn)
         plan = split_by_warehouse([(a.sku, a.warehouse, a.quantity) for a in order.allocations])
         created = []
         for warehouse, lines in plan.items():
-            shipment = Shipment.create(
-                at=self.clock(),
-                shipment_id=shipment_id_for(order.order_id, warehouse),
-                order_id=order.order_id,
-                partner_id=order.partner_id,
-                warehouse=warehouse,
-                lines=lines,
-                promised_delivery_date=promised_delivery_date(
-                    allocated_at=allocated_at,
-                    warehouse=await warehouses.get(warehouse),
-                    destination_country=order.ship_to.country,
-                    requested_delivery_date=order.requested_delivery_date,
-                ),
-            )
-            if await repo.add(shipment):
-                await publish_changes(tx, shipment)
-                count_changes(shipment)
+            shipment = await self.add_shipment(tx, order, shipment_id_for(order.order_id, warehouse), warehouse,
+                                               lines, allocated_at=allocated_at)
+            if shipment is not None:
                 created.append(shipment)
         return created
 
+    async def add_shipment(self, tx: Tx, order: orders_pb2.Order, shipment_id: str, warehouse: str,
+                           lines: dict[str, int], *, allocated_at: dt.datetime | None = None,
+                           reason: str = "order allocated") -> Shipment | None:
+        """A new pending shipment of `lines` from `warehouse`, promised from `allocated_at` (now by
+        default) and published as shipment.created; None when one with its id exists already."""
+        shipment = Shipment.create(
+            at=self.clock(), reason=reason, shipment_id=shipment_id, order_id=order.order_id,
+            partner_id=order.partner_id, warehouse=warehouse, lines=lines,
+            promised_delivery_date=promised_delivery_date(
+                allocated_at=allocated_at or self.clock(),
+                warehouse=await tx.repo(WarehouseRepository).get(warehouse),
+                destination_country=order.ship_to.country,
+                requested_delivery_date=order.requested_delivery_date,
+            ),
+        )
+        if not await tx.repo(ShipmentRepository).add(shipment):
+            return None
+        await publish_changes(tx, shipment)
+        return shipment
+
     async def cancel_for_order(self, tx: Tx, order_id: str, actor: str, reason: str) -> list[Shipment]:
         """Cancels the order's shipments whose goods are still in the warehouse."""
-        repo = ShipmentRepository(tx.conn)
+        repo = tx.repo(ShipmentRepository)
         await repo.mark_cancelled(order_id)
         cancelled = []
         for shipment in await repo.for_order(order_id):
             if shipment.cancellable and shipment.cancel(self.clock(), actor, reason):
                 await repo.save(shipment)
                 await publish_changes(tx, shipment)
-                count_changes(shipment)
                 cancelled.append(shipment)
         return cancelled
 
@@ -130,38 +125,39 @@ class ShippingService:
         cause: str = "",
         expected_delivery_date: str = "",
     ) -> Shipment:
-        """picked | packed | shipped | delivered, retried once or twice if another writer got there first.
-        delayed | lost are a carrier's tracking events (services/shipping/changes.py)."""
-        if step in TRACKING:
-            return await changes.record_tracking(self, shipment_id, step, at=occurred_at or self.clock(), actor=actor,
-                                                 cause=cause, expected_delivery_date=expected_delivery_date)
-        check_step(step, carrier, tracking_number)
+        """picked | packed | shipped | delivered, or a carrier's tracking event on a shipped parcel
+        (delayed | lost); retried once or twice if another writer got there first."""
         at = occurred_at or self.clock()
-        for attempt in range(3):
-            try:
-                async with self.db.transaction() as tx:
-                    repo = ShipmentRepository(tx.conn)
-                    shipment = await repo.get(shipment_id)
-                    if shipment is None:
-                        raise errors.NotFound(f"shipment {shipment_id} not found")
-                    if shipment.record(step, at=at, actor=actor, carrier=carrier, tracking_number=tracking_number):
-                        await repo.save(shipment)
-                        await publish_changes(tx, shipment)
-                break
-            except errors.Conflict:
-                if attempt == 2:
-                    raise
-        count_changes(shipment)
-        return shipment
+        if step in TRACKING:
+            return await self._change(shipment_id, lambda shipment: shipment.report(
+                step, at=at, actor=actor, cause=cause, expected_delivery_date=expected_delivery_date))
+        check_step(step, carrier, tracking_number)  # bad input is refused before the shipment is read
+        return await self._change(shipment_id, lambda shipment: shipment.record(
+            step, at=at, actor=actor, carrier=carrier, tracking_number=tracking_number))
+
+    async def _change(self, shipment_id: str, change: Callable[[Shipment], bool]) -> Shipment:
+        """Load, change, save with its events (`change` says whether anything changed)."""
+
+        async def work(tx: Tx) -> Shipment:
+            repo = tx.repo(ShipmentRepository)
+            shipment = await repo.get(shipment_id)
+            if shipment is None:
+                raise errors.NotFound(f"shipment {shipment_id} not found")
+            if change(shipment):
+                await repo.save(shipment)
+                await publish_changes(tx, shipment)
+            return shipment
+
+        return await usecase.retrying(self.db, work)
 
     # --- reads -------------------------------------------------------------------------
     async def get(self, shipment_id: str, partner_id: str) -> Shipment:
-        async with self.db.read() as conn:
-            shipment = await ShipmentRepository(conn).get(shipment_id, partner_id)
+        async with self.db.reading() as work:
+            shipment = await work.repo(ShipmentRepository).get(shipment_id, partner_id)
         if shipment is None:
             raise errors.NotFound(f"shipment {shipment_id} not found")
         return shipment
 
     async def list_for_order(self, order_id: str, partner_id: str) -> list[Shipment]:
-        async with self.db.read() as conn:
-            return await ShipmentRepository(conn).for_order(order_id, partner_id)
+        async with self.db.reading() as work:
+            return await work.repo(ShipmentRepository).for_order(order_id, partner_id)

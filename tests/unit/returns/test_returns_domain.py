@@ -239,3 +239,9 @@ def test_request_hash_changes_with_the_body_only():
     assert a == request_hash("ORD-1", [RequestedLine("A", 1, "damaged")], "refund")
     assert a != request_hash("ORD-1", [RequestedLine("A", 2, "damaged")], "refund")
     assert a != request_hash("ORD-2", [RequestedLine("A", 1, "damaged")], "refund")
+
+
+def test_request_hash_is_the_one_stored_keys_were_made_with():
+    """Keys stored before the hash moved to orderdesk.idempotency must still replay: the same bytes."""
+    lines = [RequestedLine("A", 1, "damaged"), RequestedLine("B", 2, "größe falsch")]
+    assert request_hash("ORD-1", lines, "refund") == "b2e71aa57fbffe2b2a5045189e888c6b8172ffbfb2e2ec87c788d1c8a68fdce7"
