@@ -410,6 +410,8 @@ async def test_accepting_a_carrier_delay_moves_the_promise(shop, warehouse_opera
         json={"action": "accept_delay", "note": "customer agreed"})
     assert code == 200 and resolved["at_risk"] is False, resolved
     assert resolved["requested_delivery_date"] == "2027-01-20"
+    _, again, _ = await admin.get(f"/v1/orders/{order_id}")  # read back: the accepted date was saved
+    assert again["requested_delivery_date"] == "2027-01-20" and again["at_risk"] is False, again
     entry = resolved["changes"][-1]
     assert entry["kinds"] == ["accept_delay"] and entry["changes"] == [
         {"field": "requested_delivery_date", "before": order["requested_delivery_date"], "after": "2027-01-20"}]

@@ -193,7 +193,7 @@ async def test_a_split_proposal_accepted_from_the_cli_gives_two_deliveries(stack
     assert one[0]["promised_delivery_date"] <= date < two[0]["promised_delivery_date"]
 
 
-async def test_accepting_the_earliest_date_moves_the_whole_order(shop, admin, eventually):
+async def test_accepting_the_earliest_date_moves_the_whole_order(stack, shop, admin, eventually):
     sku = await product(admin, lead_days=20)
     date = (dt.date.today() + dt.timedelta(days=10)).isoformat()
     _, held, _ = await submit(shop, order_body(sku, 2, requested_delivery_date=date))
@@ -201,6 +201,10 @@ async def test_accepting_the_earliest_date_moves_the_whole_order(shop, admin, ev
     code, body, _ = await admin.post(f"/v1/orders/{held['order_id']}/approve",
                                      json={"accept_proposal": "earliest_date", "note": "ok"})
     assert code == 200 and body["status"] == "confirmed" and body["requested_delivery_date"] == earliest, body
+    # What the desk was told sticks: read again after orders has restarted, the order keeps the new date.
+    await asyncio.to_thread(stack.restart, "orders")
+    code, again, _ = await admin.get(f"/v1/orders/{held['order_id']}")
+    assert code == 200 and again["requested_delivery_date"] == earliest, again
     code, bad, _ = await admin.post(f"/v1/orders/{held['order_id']}/approve", json={"accept_proposal": "later"})
     assert code == 422 and bad["errors"][0]["field"].endswith("accept_proposal"), bad
 
