@@ -1,49 +1,63 @@
-"""The order's facts besides status changes: order.changed and order.exception events (outbox).
+"""What each of the order's recorded events carries on the wire, and what it counts once committed.
 
-Each carries the order as it now is, what changed (before/after) and the delivery date
-the customer should now expect, so a partner's system hears about every material change.
+Every event carries the order as it now is. A status change (order.<status>) names the status
+before; order.changed and order.exception carry what changed (before/after) or the exception,
+and the delivery date the customer should now expect, so a partner's system hears about every
+material change.
 """
 
 from __future__ import annotations
 
-from orderdesk import events, metrics
-from orderdesk.db import Tx
-from orderdesk.v1 import events_pb2
+from dataclasses import dataclass
+from typing import Any
+
+from orderdesk import metrics
+from orderdesk.v1 import events_pb2, orders_pb2
 from services.orders import exceptions as order_exceptions
-from services.orders.changes import describe
+from services.orders.domain import ExceptionOpened, ExceptionResolved, Order, OrderChanged, Status, Transition
 from services.orders.proto import exception_to_proto, field_changes_to_proto, order_to_proto
 
 
-async def publish_notices(tx: Tx, order, snapshot=None) -> None:
-    if not order.notices:
-        return
-    snapshot = snapshot or order_to_proto(order)
-    # The date an exception announced, else the backorder's expected delivery date (supply), if any.
-    expected = order_exceptions.expected_date(order.exceptions) or getattr(order, "expected_delivery_date", "")
-    for notice in order.notices:
-        if notice[0] == "changed":
-            record = notice[1]
-            await tx.emit(events.new_event(
-                "order.changed", aggregate_id=order.order_id, version=record.version, order_id=order.order_id,
-                actor=record.actor, reason=(record.reason + ": " if record.reason else "") + describe(record.changes),
-                at=record.at,
-                order=events_pb2.OrderEvent(status=order.status.value, previous_status=order.status.value,
-                                            order=snapshot, changes=field_changes_to_proto(record.changes),
-                                            expected_date=expected),
-            ))
+@dataclass(frozen=True)
+class Snapshot:
+    """The order as it now is, built once per publish."""
+
+    order: orders_pb2.Order
+    status: str
+    expected_date: str  # the date an exception announced, else the backorder's expected delivery date, if any
+
+
+def snapshot(order: Order) -> Snapshot:
+    expected = order_exceptions.expected_date(order.exceptions) or order.expected_delivery_date
+    return Snapshot(order_to_proto(order), order.status.value, expected)
+
+
+def payload(event: Any, state: Snapshot) -> dict[str, Any]:
+    """The event's body (orderdesk.usecase.publish's `payload`)."""
+    if isinstance(event, Transition):
+        return {"order": events_pb2.OrderEvent(status=event.status.value,
+                                               previous_status=event.previous.value if event.previous else "",
+                                               order=state.order)}
+    body = events_pb2.OrderEvent(status=state.status, previous_status=state.status, order=state.order,
+                                 expected_date=state.expected_date)
+    if isinstance(event, OrderChanged):
+        body.changes.extend(field_changes_to_proto(event.record.changes))
+    else:
+        body.exception.CopyFrom(exception_to_proto(event.exception))
+    return {"order": body}
+
+
+def count(order: Order):
+    """The metrics of one published event, counted once its transaction committed (`publish`'s `count`)."""
+    def counted(event: Any) -> None:
+        if isinstance(event, Transition):
+            metrics.ORDER_TRANSITIONS.labels(event.status.value).inc()
+            if event.status is Status.COMPLETED:
+                metrics.ORDERS_COMPLETED.labels(str(order.delivered_on_time).lower()).inc()
+        elif isinstance(event, OrderChanged):
             metrics.ORDER_CHANGES.labels("accepted").inc()
-        else:
-            _, exception, what, version = notice
-            at, actor = ((exception.opened_at, exception.opened_by) if what == "opened"
-                         else (exception.resolution.at, exception.resolution.actor))
-            reason = (f"{exception.type} opened: {exception.cause}" if what == "opened"
-                      else f"{exception.type} resolved: {exception.resolution.action}")
-            await tx.emit(events.new_event(
-                "order.exception", aggregate_id=order.order_id, version=version, order_id=order.order_id,
-                actor=actor, reason=reason, at=at,
-                order=events_pb2.OrderEvent(status=order.status.value, previous_status=order.status.value,
-                                            order=snapshot, expected_date=expected,
-                                            exception=exception_to_proto(exception)),
-            ))
-            metrics.ORDER_EXCEPTIONS.labels(exception.type.value, what).inc()
-    order.notices.clear()
+        elif isinstance(event, ExceptionOpened):
+            metrics.ORDER_EXCEPTIONS.labels(event.exception.type.value, "opened").inc()
+        elif isinstance(event, ExceptionResolved):
+            metrics.ORDER_EXCEPTIONS.labels(event.exception.type.value, "resolved").inc()
+    return counted
