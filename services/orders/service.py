@@ -36,7 +36,8 @@ async def publish_transitions(tx: Tx, order: Order) -> None:
     metric is counted once the transaction has committed. Writes the desk's numbers' ledger rows too."""
     # Kept on the order for count_transitions, after the commit.
     order.kpi_facts = kpis.facts_of(order)
-    await kpi_store.record(tx.conn, order.order_id, order.kpi_facts)
+    if order.kpi_facts:
+        await kpi_store.record(tx.conn, order.order_id, order.kpi_facts)
     await usecase.publish(tx, [*order.transitions, *order.events], aggregate_id=order.order_id,
                           order_id=order.order_id, snapshot=lambda: notices.snapshot(order), payload=notices.payload,
                           count=notices.count(order))
