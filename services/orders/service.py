@@ -21,7 +21,7 @@ from orderdesk.aio import wait_event
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.domain import units_per_sku
 from orderdesk.v1 import inventory_pb2, orders_pb2
-from services.orders import kpi_store, kpis, notices
+from services.orders import event_payloads, kpi_store, kpis
 from services.orders.domain import AWAITING_STOCK, Allocation, Line, Listing, Order, ShipmentView, Status
 from services.orders.proto import address_to_dict, proposal_to_dict
 from services.orders.store import OrderRepository
@@ -39,8 +39,9 @@ async def publish_transitions(tx: Tx, order: Order) -> None:
     if order.kpi_facts:
         await kpi_store.record(tx.conn, order.order_id, order.kpi_facts)
     await usecase.publish(tx, [*order.transitions, *order.events], aggregate_id=order.order_id,
-                          order_id=order.order_id, snapshot=lambda: notices.snapshot(order), payload=notices.payload,
-                          count=notices.count(order))
+                          order_id=order.order_id, snapshot=lambda: event_payloads.snapshot(order),
+                          payload=event_payloads.payload,
+                          count=event_payloads.count(order))
 
 
 def quantities(order: Order) -> dict[str, int]:

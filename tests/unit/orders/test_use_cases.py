@@ -12,7 +12,9 @@ import pytest
 from orderdesk import errors
 from orderdesk.domain import address_dict
 from orderdesk.v1 import common_pb2, orders_pb2
+from services.orders import exceptions as ex
 from services.orders.change_requests import ChangeRequests
+from services.orders.changes import ChangeRequest
 from services.orders.domain import Allocation, Line, Order
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.service import OrdersService
@@ -155,3 +157,29 @@ async def test_an_exception_recorded_again_with_its_key_is_recorded_once(db, rep
     other = await resolutions.record(orders_pb2.RecordExceptionRequest(
         order_id="ORD-C9", type="production_delay", cause="later", idempotency_key="k-2"))
     assert len(other.exceptions) == 2
+
+
+async def test_the_orders_events_are_counted_once_committed_and_not_when_rolled_back(db, repo):
+    from orderdesk import metrics
+    from services.orders.service import publish_transitions
+
+    def counted() -> tuple[float, float]:
+        return (metrics.ORDER_CHANGES.labels("accepted")._value.get(),
+                metrics.ORDER_EXCEPTIONS.labels("production_delay", "opened")._value.get())
+
+    order = placed(repo, "ORD-M1")
+    order.change(ChangeRequest(quantities={"A": 1}), at=NOW, actor="P")
+    order.record_exception(ex.OrderException.create(exception_id="EX-M", type="production_delay", cause="late",
+                                                    at=NOW, actor="desk"))
+    before = counted()
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await publish_transitions(tx, order)
+            raise RuntimeError("the save failed after the events were written")
+    assert counted() == before and db.events == []
+    async with db.transaction() as tx:
+        await publish_transitions(tx, order)
+    assert counted() == (before[0] + 1, before[1] + 1)
+    assert [(e.type, e.aggregate_version) for e in db.events] == [
+        ("order.changed", order.version - 1), ("order.exception", order.version)]
+    assert db.events[0].order.changes[0].field == "lines[A].quantity" and db.events[1].order.exception.cause == "late"
