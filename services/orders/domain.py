@@ -96,16 +96,25 @@ def split_parts(proposal: dict, lines: list[Line]) -> dict[str, list[tuple[str, 
     return by_date
 
 
+def in_line_order(lines: list[Line], units: dict[str, int]) -> list[int]:
+    """How `units` (per SKU: reserved, shipped, delivered, held) fall to the order's lines: the lines
+    of one SKU share its units in line order, each up to its quantity."""
+    left = dict(units)
+    shares = []
+    for line in lines:
+        take = max(0, min(line.quantity, left.get(line.sku, 0)))
+        left[line.sku] = left.get(line.sku, 0) - take
+        shares.append(take)
+    return shares
+
+
 def split_quantities(lines: list[Line], held: dict[str, int]) -> tuple[list[Line], list[Line]]:
     """A split delivery's arithmetic: the lines of what is held now (`held`: units per SKU, shared by
     the lines of one SKU in line order) and the lines of the rest. Per SKU the two add up to the
     order's quantity; neither has a line of 0 units."""
-    left = dict(held)
     kept: list[Line] = []
     rest: list[Line] = []
-    for line in lines:
-        take = max(0, min(line.quantity, left.get(line.sku, 0)))
-        left[line.sku] = left.get(line.sku, 0) - take
+    for line, take in zip(lines, in_line_order(lines, held), strict=True):
         if take:
             kept.append(Line(line.sku, take, line.unit_price, allocated=take))
         if line.quantity > take:
@@ -114,12 +123,9 @@ def split_quantities(lines: list[Line], held: dict[str, int]) -> tuple[list[Line
 
 
 def share_reservation(lines: list[Line], allocations: Iterable[Allocation]) -> None:
-    """Sets each line's allocated units from what is reserved for the order: the lines of one SKU
-    share its reservation in line order."""
-    reserved = units_per_sku(allocations)
-    for line in lines:
-        line.allocated = min(line.quantity, reserved.get(line.sku, 0))
-        reserved[line.sku] = reserved.get(line.sku, 0) - line.allocated
+    """Sets each line's allocated units from what is reserved for the order (in line order per SKU)."""
+    for line, allocated in zip(lines, in_line_order(lines, units_per_sku(allocations)), strict=True):
+        line.allocated = allocated
 
 
 def _where(allocations: Iterable[Allocation], sku: str) -> str:
@@ -596,21 +602,17 @@ class Order:
             return  # stale or repeated (events of one shipment may arrive out of order: retries, replicas)
         self.shipments[view.shipment_id] = view
         live = [s for s in self.shipments.values() if s.status != "cancelled"]
-        for line in self.lines:
-            line.shipped = line.delivered = 0
-        remaining_shipped: dict[str, int] = {}
-        remaining_delivered: dict[str, int] = {}
+        shipped: dict[str, int] = {}
+        delivered: dict[str, int] = {}
         for s in live:
             for sku, qty in s.lines.items():
                 if s.status in LEFT_WAREHOUSE:
-                    remaining_shipped[sku] = remaining_shipped.get(sku, 0) + qty
+                    shipped[sku] = shipped.get(sku, 0) + qty
                 if s.status == "delivered":
-                    remaining_delivered[sku] = remaining_delivered.get(sku, 0) + qty
-        for line in self.lines:
-            line.shipped = min(line.quantity, remaining_shipped.get(line.sku, 0))
-            remaining_shipped[line.sku] = remaining_shipped.get(line.sku, 0) - line.shipped
-            line.delivered = min(line.quantity, remaining_delivered.get(line.sku, 0))
-            remaining_delivered[line.sku] = remaining_delivered.get(line.sku, 0) - line.delivered
+                    delivered[sku] = delivered.get(sku, 0) + qty
+        for line, line_shipped, line_delivered in zip(self.lines, in_line_order(self.lines, shipped),
+                                                      in_line_order(self.lines, delivered), strict=True):
+            line.shipped, line.delivered = line_shipped, line_delivered
 
         if self.status in TERMINAL:
             self.version += 1
