@@ -265,7 +265,7 @@ class ExceptionResolved:
         return self.resolution.at
 
 
-OrderEvent = OrderChanged | ExceptionOpened | ExceptionResolved
+RecordedEvent = OrderChanged | ExceptionOpened | ExceptionResolved  # besides Transition
 
 
 @dataclass
@@ -306,7 +306,7 @@ class Order:
     # Not persisted: what changed since load, for the store and the outbox: status changes, and the
     # order's other events (changes accepted, exceptions opened or resolved), each in the order made.
     transitions: list[Transition] = field(default_factory=list, repr=False)
-    events: list[OrderEvent] = field(default_factory=list, repr=False)
+    events: list[RecordedEvent] = field(default_factory=list, repr=False)
     lines_changed: bool = field(default=False, repr=False)
     loaded_version: int = field(default=0, repr=False)
 

@@ -8,13 +8,22 @@ material change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from orderdesk import metrics
 from orderdesk.v1 import events_pb2, orders_pb2
 from services.orders import exceptions as order_exceptions
-from services.orders.domain import ExceptionOpened, ExceptionResolved, Order, OrderChanged, Status, Transition
+from services.orders.domain import (
+    ExceptionOpened,
+    ExceptionResolved,
+    Order,
+    OrderChanged,
+    RecordedEvent,
+    Status,
+    Transition,
+)
 from services.orders.proto import exception_to_proto, field_changes_to_proto, order_to_proto
 
 
@@ -32,7 +41,7 @@ def snapshot(order: Order) -> Snapshot:
     return Snapshot(order_to_proto(order), order.status.value, expected)
 
 
-def payload(event: Any, state: Snapshot) -> dict[str, Any]:
+def payload(event: Transition | RecordedEvent, state: Snapshot) -> dict[str, Any]:
     """The event's body (orderdesk.usecase.publish's `payload`)."""
     if isinstance(event, Transition):
         return {"order": events_pb2.OrderEvent(status=event.status.value,
@@ -47,9 +56,9 @@ def payload(event: Any, state: Snapshot) -> dict[str, Any]:
     return {"order": body}
 
 
-def count(order: Order):
+def count(order: Order) -> Callable[[Transition | RecordedEvent], None]:
     """The metrics of one published event, counted once its transaction committed (`publish`'s `count`)."""
-    def counted(event: Any) -> None:
+    def counted(event: Transition | RecordedEvent) -> None:
         if isinstance(event, Transition):
             metrics.ORDER_TRANSITIONS.labels(event.status.value).inc()
             if event.status is Status.COMPLETED:
