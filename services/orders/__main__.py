@@ -7,7 +7,8 @@ from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc, shipping_pb2_grpc
 from services.orders import consumers
 from services.orders.api import OrdersApi
-from services.orders.desk import Desk
+from services.orders.change_requests import ChangeRequests
+from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.service import Allocator, OrdersService
 from services.orders.surge import SurgeGate
 
@@ -18,11 +19,17 @@ async def main() -> None:
     service = OrdersService(rt.db)
     allocator = Allocator(service, inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory")),
                           rt.settings.rpc_timeout, SurgeGate.from_env(os.environ))
-    desk = Desk(service, allocator.inventory, rt.settings.rpc_timeout,
-                intake=intake_pb2_grpc.IntakeServiceStub(rt.channel("intake")),
-                shipping=shipping_pb2_grpc.ShippingServiceStub(rt.channel("shipping")),
-                wake_allocator=lambda **kw: allocator.wake(**kw))  # late-bound: the lease replaces wake below
-    rt.add_servicer(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersApi(service, desk), "OrdersService")
+    def wake_allocator(**kw) -> None:  # late-bound: the lease replaces allocator.wake below
+        allocator.wake(**kw)
+
+    change_requests = ChangeRequests(service, allocator.inventory, rt.settings.rpc_timeout,
+                                     intake=intake_pb2_grpc.IntakeServiceStub(rt.channel("intake")),
+                                     shipping=shipping_pb2_grpc.ShippingServiceStub(rt.channel("shipping")),
+                                     wake_allocator=wake_allocator)
+    resolutions = ExceptionResolutions(service, allocator.inventory, rt.settings.rpc_timeout,
+                                       change_requests=change_requests, wake_allocator=wake_allocator)
+    rt.add_servicer(orders_pb2_grpc.add_OrdersServiceServicer_to_server,
+                    OrdersApi(service, change_requests, resolutions), "OrdersService")
     for subscription in consumers.subscriptions(service, allocator):
         rt.subscribe(subscription)
     # One replica allocates at a time (priority order holds across replicas); any replica's

@@ -4,30 +4,33 @@ from __future__ import annotations
 
 from orderdesk.errors import require
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
-from services.orders.desk import Desk
+from services.orders.change_requests import ChangeRequests
+from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.kpi_proto import report_to_proto
 from services.orders.proto import order_to_proto
 from services.orders.service import OrdersService
 
 
 class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, service: OrdersService, desk: Desk | None = None):
+    def __init__(self, service: OrdersService, change_requests: ChangeRequests,
+                 exception_resolutions: ExceptionResolutions):
         self.service = service
-        self.desk = desk
+        self.change_requests = change_requests
+        self.exception_resolutions = exception_resolutions
 
-    # --- change requests and exceptions (services/orders/desk.py) ---------------------------
+    # --- change requests and exceptions (change_requests.py, exception_resolutions.py) ---------------
     async def ChangeOrder(self, request, context):
         require(request.order_id, "order_id")
-        return order_to_proto(await self.desk.change(request))
+        return order_to_proto(await self.change_requests.change(request))
 
     async def RecordException(self, request, context):
         require(request.order_id, "order_id")
-        return order_to_proto(await self.desk.record_exception(request))
+        return order_to_proto(await self.exception_resolutions.record(request))
 
     async def ResolveException(self, request, context):
         require(request.order_id, "order_id")
         require(request.exception_id, "exception_id")
-        return order_to_proto(await self.desk.resolve_exception(request))
+        return order_to_proto(await self.exception_resolutions.resolve(request))
 
     async def CreateOrder(self, request, context):
         require(request.order_id, "order_id")

@@ -1,4 +1,6 @@
-"""Change requests on a placed order: the policy table and how a change is applied. Plain Python, no I/O.
+"""Change requests on a placed order: the policy table and the request's checks. Plain Python, no I/O.
+
+`Order.change` (services/orders/domain.py) applies a request these checks allowed.
 
 The policy table (POLICY) says, for each order status and change type, until which
 shipment step the change is allowed, and which rule refuses it afterwards:
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum, StrEnum
 
+from orderdesk.domain import ADDRESS_FIELDS
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 
@@ -54,7 +57,7 @@ SHIPMENT_STAGE = {"pending": Stage.NONE, "picked": Stage.PICKED, "packed": Stage
 class Policy:
     """Allowed while the goods concerned are before `until`; else refused by `rule`."""
 
-    until: Stage | None  # None: never allowed
+    until: int | None  # a Stage, or ALWAYS (beyond every stage); None: never allowed
     rule: str
 
     def refuses(self, stage: Stage) -> bool:
@@ -62,20 +65,18 @@ class Policy:
 
 
 ALWAYS = Stage.SHIPPED + 1  # beyond every stage: always allowed
-
-C = ChangeType
-_OPEN = {c: Policy(ALWAYS, "always_allowed") for c in C}
+_OPEN = {c: Policy(ALWAYS, "always_allowed") for c in ChangeType}
 _ALLOCATED = {
-    C.SHIP_TO: Policy(Stage.PACKED, "address_until_packed"),
-    C.QUANTITY: Policy(Stage.PICKED, "quantity_until_picked"),
-    C.ADD_LINE: Policy(Stage.PICKED, "lines_until_picking"),
-    C.REMOVE_LINE: Policy(Stage.PICKED, "lines_until_picking"),
-    C.CANCEL_LINES: Policy(Stage.SHIPPED, "cancel_before_shipment"),
-    C.CANCEL: Policy(Stage.SHIPPED, "cancel_before_shipment"),
+    ChangeType.SHIP_TO: Policy(Stage.PACKED, "address_until_packed"),
+    ChangeType.QUANTITY: Policy(Stage.PICKED, "quantity_until_picked"),
+    ChangeType.ADD_LINE: Policy(Stage.PICKED, "lines_until_picking"),
+    ChangeType.REMOVE_LINE: Policy(Stage.PICKED, "lines_until_picking"),
+    ChangeType.CANCEL_LINES: Policy(Stage.SHIPPED, "cancel_before_shipment"),
+    ChangeType.CANCEL: Policy(Stage.SHIPPED, "cancel_before_shipment"),
 }
 _PARTIALLY_SHIPPED = {c: Policy(None, p.rule) for c, p in _ALLOCATED.items()}
-_SHIPPED = {c: Policy(None, "returns_only_after_shipment") for c in C}
-_CLOSED = {c: Policy(None, "order_closed") for c in C}
+_SHIPPED = {c: Policy(None, "returns_only_after_shipment") for c in ChangeType}
+_CLOSED = {c: Policy(None, "order_closed") for c in ChangeType}
 
 # Status values as strings, so this module does not import the aggregate (domain imports us).
 POLICY: dict[str, dict[ChangeType, Policy]] = {
@@ -104,7 +105,6 @@ def check_allowed(status: str, change: ChangeType, stage: Stage, order_id: str =
 
 
 # --- the request -------------------------------------------------------------------------
-ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country", "phone")
 
 
 @dataclass(frozen=True)
@@ -219,20 +219,20 @@ def kinds_of(request: ChangeRequest, current: dict[str, int]) -> list[tuple[Chan
     """The change types a request makes, each with the SKU it concerns (None: the whole order)."""
     kinds: list[tuple[ChangeType, str | None]] = []
     if request.ship_to is not None:
-        kinds.append((C.SHIP_TO, None))
+        kinds.append((ChangeType.SHIP_TO, None))
     for sku, qty in request.quantities.items():
         if qty == 0:
-            kinds.append((C.REMOVE_LINE, sku))
+            kinds.append((ChangeType.REMOVE_LINE, sku))
         elif qty != current.get(sku):
-            kinds.append((C.QUANTITY, sku))
-    kinds.extend((C.ADD_LINE, None) for _ in request.add_lines)
-    kinds.extend((C.REMOVE_LINE, sku) for sku in request.remove_skus)
-    kinds.extend((C.CANCEL_LINES, sku) for sku in request.cancel)
+            kinds.append((ChangeType.QUANTITY, sku))
+    kinds.extend((ChangeType.ADD_LINE, None) for _ in request.add_lines)
+    kinds.extend((ChangeType.REMOVE_LINE, sku) for sku in request.remove_skus)
+    kinds.extend((ChangeType.CANCEL_LINES, sku) for sku in request.cancel)
     return kinds
 
 
-# --- applying a change to the order ---------------------------------------------------------------
-ORDER_WIDE = frozenset({C.SHIP_TO, C.ADD_LINE, C.REMOVE_LINE, C.CANCEL})
+# --- checking a change against the order ---------------------------------------------------------
+ORDER_WIDE = frozenset({ChangeType.SHIP_TO, ChangeType.ADD_LINE, ChangeType.REMOVE_LINE, ChangeType.CANCEL})
 
 
 def stage_of(shipments, sku: str | None = None) -> Stage:
@@ -254,23 +254,16 @@ def check_request(order, request: ChangeRequest) -> list[tuple[ChangeType, str |
     return kinds
 
 
-def apply_change(order, request: ChangeRequest, *, at: dt.datetime, actor: str) -> ChangeRecord | None:
-    """Applies an allowed change; returns what changed (None when the request changes nothing).
-
-    Bumps the version once, appends the record to the order's change log and notes it
-    for the outbox (order.changed). Cancelling every remaining unit is a cancel of the order.
-    """
-    from services.orders.domain import Line  # the aggregate imports this module
-
-    kinds = check_request(order, request)
-    changes: list[FieldChange] = []
-    lines = {line.sku: line for line in order.lines}
-    targets = {sku: qty for sku, qty in request.quantities.items()}
+def target_quantities(lines, request: ChangeRequest) -> dict[str, int]:
+    """The quantity each line the request names is to have (sku -> units; 0 removes the line).
+    Refuses, every bad line together, to go below what has already shipped."""
+    by_sku = {line.sku: line for line in lines}
+    targets = dict(request.quantities)
     for sku in request.remove_skus:
         targets[sku] = 0
     violations: list[FieldViolation] = []
     for i, (sku, units) in enumerate(request.cancel.items()):
-        line = lines[sku]
+        line = by_sku[sku]
         left = targets.get(sku, line.quantity) - units
         if left < line.shipped:
             violations.append(FieldViolation(f"lines[{i}].quantity",
@@ -278,49 +271,18 @@ def apply_change(order, request: ChangeRequest, *, at: dt.datetime, actor: str) 
                                              "more_than_open"))
         targets[sku] = left
     for i, (sku, qty) in enumerate(request.quantities.items()):
-        if qty < lines[sku].shipped:
-            violations.append(FieldViolation(f"lines[{i}].quantity", f"{lines[sku].shipped} already shipped",
+        if qty < by_sku[sku].shipped:
+            violations.append(FieldViolation(f"lines[{i}].quantity", f"{by_sku[sku].shipped} already shipped",
                                              "below_shipped"))
     if violations:
         raise InvalidArgument("invalid change request; nothing was changed", violations)
-    # Decide before touching anything, so a refused request leaves the order as it was.
-    if not request.add_lines and all(targets.get(line.sku, line.quantity) <= 0 for line in order.lines):
-        if request.cancel and not request.quantities and not request.remove_skus and request.ship_to is None:
-            order.cancel(at, actor, request.reason or "every line cancelled")
-            return None
-        raise FailedPrecondition("an order keeps at least one line; cancel the order instead",
-                                 rule="order_needs_a_line", subject=order.order_id)
-    if request.ship_to is not None:
-        address = {f: request.ship_to.get(f, "").strip() for f in ADDRESS_FIELDS}
-        for f in ADDRESS_FIELDS:
-            if order.ship_to.get(f, "") != address[f]:
-                changes.append(FieldChange(f"ship_to.{f}", order.ship_to.get(f, ""), address[f]))
-        order.ship_to = address
-    for sku, qty in targets.items():
-        line = lines[sku]
-        if qty == line.quantity:
-            continue
-        if qty == 0:
-            changes.append(FieldChange(f"lines[{sku}]", f"{line.quantity} x {line.unit_price}", ""))
-        else:
-            changes.append(FieldChange(f"lines[{sku}].quantity", str(line.quantity), str(qty)))
-        line.quantity = qty
-    kept = [line for line in order.lines if line.quantity > 0]
-    for new_line in request.add_lines:
-        kept.append(Line(sku=new_line.sku, quantity=new_line.quantity, unit_price=Decimal(new_line.unit_price)))
-        changes.append(FieldChange(f"lines[{new_line.sku}]", "", f"{new_line.quantity} x {new_line.unit_price}"))
-    if not changes:
-        return None
-    if len(kept) != len(order.lines) or request.add_lines or any(c.field.startswith("lines") for c in changes):
-        order.lines_changed = True
-    order.lines = kept
-    order.version += 1
-    record = ChangeRecord(version=order.version, at=at, actor=actor,
-                          kinds=tuple(dict.fromkeys(k.value for k, _ in kinds)), reason=request.reason,
-                          changes=tuple(changes))
-    order.change_log.append(record)
-    order.notices.append(("changed", record))
-    return record
+    return targets
+
+
+def only_cancels(request: ChangeRequest) -> bool:
+    """A request that only cancels units: cancelling every remaining unit is a cancel of the order."""
+    return bool(request.cancel) and not (request.quantities or request.remove_skus or request.ship_to is not None
+                                         or request.add_lines)
 
 
 def needs_review(record: ChangeRecord) -> bool:
@@ -334,43 +296,3 @@ def needs_review(record: ChangeRecord) -> bool:
         if c.field.endswith(".quantity") and int(c.after) > int(c.before):
             return True
     return False
-
-
-# --- where the order's stock is held ---------------------------------------------------------------
-def _where(allocations, sku: str) -> str:
-    return ", ".join(f"{a.warehouse} x{a.quantity}" for a in sorted(allocations, key=lambda a: a.warehouse)
-                     if a.sku == sku and a.quantity > 0)
-
-
-def set_allocations(order, allocations) -> list[FieldChange]:
-    """The order's reservations as inventory now holds them; returns what moved, per SKU."""
-    skus = sorted({a.sku for a in order.allocations} | {a.sku for a in allocations})
-    changes = [FieldChange(f"allocations[{sku}]", _where(order.allocations, sku), _where(allocations, sku))
-               for sku in skus if _where(order.allocations, sku) != _where(allocations, sku)]
-    order.allocations = [a for a in allocations if a.quantity > 0]
-    reserved: dict[str, int] = {}
-    for a in order.allocations:
-        reserved[a.sku] = reserved.get(a.sku, 0) + a.quantity
-    for line in order.lines:  # lines of one SKU share its reservation in line order
-        line.allocated = min(line.quantity, reserved.get(line.sku, 0))
-        reserved[line.sku] = reserved.get(line.sku, 0) - line.allocated
-    return changes
-
-
-def record_allocation_change(order, allocations, *, actor: str | None = None, at: dt.datetime | None = None,
-                             reason: str = "") -> None:
-    """With no actor: part of the change request just applied (its record gains the moves).
-    With an actor: a change of its own (a re-allocation by the desk), recorded and published."""
-    moved = set_allocations(order, allocations)
-    if not moved:
-        return
-    if actor is None:
-        last = order.change_log[-1]
-        amended = ChangeRecord(last.version, last.at, last.actor, last.kinds, last.reason, last.changes + tuple(moved))
-        order.change_log[-1] = amended
-        order.notices = [("changed", amended) if n[0] == "changed" and n[1] is last else n for n in order.notices]
-        return
-    order.version += 1
-    record = ChangeRecord(order.version, at, actor, ("allocation",), reason, tuple(moved))
-    order.change_log.append(record)
-    order.notices.append(("changed", record))

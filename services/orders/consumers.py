@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from orderdesk.consumers import Subscription
 from orderdesk.db import Tx
-from services.orders import exceptions
+from services.orders.exceptions import ExceptionType, OrderException
 from services.orders.service import Allocator, OrdersService
+
+TRACKING_TYPES = {"shipment.delayed": ExceptionType.CARRIER_DELAY, "shipment.lost": ExceptionType.LOST_PARCEL}
+
+
+def exception_of(event, now: dt.datetime) -> OrderException | None:
+    """shipment.delayed / shipment.lost -> the exception to record (its id follows the event, so a
+    redelivered event records nothing new)."""
+    kind = TRACKING_TYPES.get(event.type)
+    if kind is None:
+        return None
+    shipment = event.shipment.shipment
+    at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else now
+    return OrderException(
+        exception_id=f"EX-{shipment.shipment_id}-{event.aggregate_version}", type=kind,
+        cause=event.reason or kind.value, opened_at=at, opened_by=event.actor or "carrier", source="shipping",
+        expected_date=shipment.expected_delivery_date if kind is ExceptionType.CARRIER_DELAY else "",
+        shipment_id=shipment.shipment_id)
 
 
 def subscriptions(service: OrdersService, allocator: Allocator) -> list[Subscription]:
     async def on_shipment(tx: Tx, event) -> None:
         await service.record_shipment(tx, event.shipment.shipment)
-        exception = exceptions.from_tracking_event(event)  # a carrier's delay or lost parcel
+        exception = exception_of(event, service.clock())  # a carrier's delay or lost parcel
         if exception is not None:
             await service.apply_to_order(tx, event.shipment.shipment.order_id,
-                                         lambda order: exceptions.record(order, exception))
+                                         lambda order: order.record_exception(exception))
 
     async def on_return_refunded(tx: Tx, event) -> None:
         await service.record_return(tx, getattr(getattr(event, "return"), "return"))

@@ -5,21 +5,27 @@
               └─> on_hold ──> confirmed | rejected
     cancelled: from received, on_hold, confirmed, scheduled, allocated (nothing shipped yet)
 
-Every transition bumps the version and appends a history entry (time, actor,
-reason); `Order.transitions` collects the ones not yet published.
+The order changes only through its own methods. Each change bumps the version and records a
+typed event not yet published: a status change (`Transition`, with its history entry: time, actor,
+reason) in `Order.transitions`; an accepted change (`OrderChanged`, also written to the change log)
+and an exception opened or resolved (`ExceptionOpened`, `ExceptionResolved`) in `Order.events`.
+The caller passes the time (`at`); nothing here reads a clock or parses a message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from orderdesk.domain import ADDRESS_FIELDS, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from services.orders.changes import ChangeRecord, FieldChange, set_allocations
-from services.orders.exceptions import OrderException
+from services.orders import changes as change_rules
+from services.orders.changes import ChangeRecord, ChangeRequest, FieldChange, describe
+from services.orders.exceptions import OrderException, Resolution, find
 
 
 class Status(StrEnum):
@@ -35,24 +41,23 @@ class Status(StrEnum):
     REJECTED = "rejected"
 
 
-S = Status
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    S.RECEIVED: frozenset({S.ON_HOLD, S.CONFIRMED, S.REJECTED, S.CANCELLED}),
-    S.ON_HOLD: frozenset({S.CONFIRMED, S.REJECTED, S.CANCELLED}),
-    S.CONFIRMED: frozenset({S.SCHEDULED, S.ALLOCATED, S.CANCELLED}),
-    S.SCHEDULED: frozenset({S.ALLOCATED, S.CANCELLED}),
-    S.ALLOCATED: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED, S.CANCELLED}),
-    S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED}),
-    S.SHIPPED: frozenset({S.COMPLETED}),
-    S.COMPLETED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.REJECTED: frozenset(),
+    Status.RECEIVED: frozenset({Status.ON_HOLD, Status.CONFIRMED, Status.REJECTED, Status.CANCELLED}),
+    Status.ON_HOLD: frozenset({Status.CONFIRMED, Status.REJECTED, Status.CANCELLED}),
+    Status.CONFIRMED: frozenset({Status.SCHEDULED, Status.ALLOCATED, Status.CANCELLED}),
+    Status.SCHEDULED: frozenset({Status.ALLOCATED, Status.CANCELLED}),
+    Status.ALLOCATED: frozenset({Status.PARTIALLY_SHIPPED, Status.SHIPPED, Status.CANCELLED}),
+    Status.PARTIALLY_SHIPPED: frozenset({Status.SHIPPED}),
+    Status.SHIPPED: frozenset({Status.COMPLETED}),
+    Status.COMPLETED: frozenset(),
+    Status.CANCELLED: frozenset(),
+    Status.REJECTED: frozenset(),
 }
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 # Orders the allocation worker reserves stock for.
-AWAITING_STOCK = (S.CONFIRMED, S.SCHEDULED)
+AWAITING_STOCK = (Status.CONFIRMED, Status.SCHEDULED)
 # Orders a split delivery can divide: waiting for stock, or allocated with the goods still in the warehouse.
-SPLITTABLE = (S.CONFIRMED, S.SCHEDULED, S.ALLOCATED)
+SPLITTABLE = (Status.CONFIRMED, Status.SCHEDULED, Status.ALLOCATED)
 # Shipment statuses that mean the goods have left the warehouse.
 LEFT_WAREHOUSE = ("shipped", "delivered")
 
@@ -78,9 +83,7 @@ ACCEPTABLE_PROPOSALS = ("", "earliest_date", "split")
 def split_parts(proposal: dict, lines: list[Line]) -> dict[str, list[tuple[str, int]]] | None:
     """A split proposal's parts by delivery date ({date: [(sku, quantity)]}), or None if
     they do not add up to the order's quantities (the order changed since the proposal)."""
-    wanted: dict[str, int] = {}
-    for line in lines:
-        wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+    wanted = units_per_sku(lines)
     proposed: dict[str, int] = {}
     by_date: dict[str, list[tuple[str, int]]] = {}
     for part in proposal.get("parts", []):
@@ -93,16 +96,25 @@ def split_parts(proposal: dict, lines: list[Line]) -> dict[str, list[tuple[str, 
     return by_date
 
 
+def in_line_order(lines: list[Line], units: dict[str, int]) -> list[int]:
+    """How `units` (per SKU: reserved, shipped, delivered, held) fall to the order's lines: the lines
+    of one SKU share its units in line order, each up to its quantity."""
+    left = dict(units)
+    shares = []
+    for line in lines:
+        take = max(0, min(line.quantity, left.get(line.sku, 0)))
+        left[line.sku] = left.get(line.sku, 0) - take
+        shares.append(take)
+    return shares
+
+
 def split_quantities(lines: list[Line], held: dict[str, int]) -> tuple[list[Line], list[Line]]:
     """A split delivery's arithmetic: the lines of what is held now (`held`: units per SKU, shared by
     the lines of one SKU in line order) and the lines of the rest. Per SKU the two add up to the
     order's quantity; neither has a line of 0 units."""
-    left = dict(held)
     kept: list[Line] = []
     rest: list[Line] = []
-    for line in lines:
-        take = max(0, min(line.quantity, left.get(line.sku, 0)))
-        left[line.sku] = left.get(line.sku, 0) - take
+    for line, take in zip(lines, in_line_order(lines, held), strict=True):
         if take:
             kept.append(Line(line.sku, take, line.unit_price, allocated=take))
         if line.quantity > take:
@@ -110,11 +122,15 @@ def split_quantities(lines: list[Line], held: dict[str, int]) -> tuple[list[Line
     return kept, rest
 
 
-def _units(lines: list[Line]) -> dict[str, int]:
-    units: dict[str, int] = {}
-    for line in lines:
-        units[line.sku] = units.get(line.sku, 0) + line.quantity
-    return units
+def share_reservation(lines: list[Line], allocations: Iterable[Allocation]) -> None:
+    """Sets each line's allocated units from what is reserved for the order (in line order per SKU)."""
+    for line, allocated in zip(lines, in_line_order(lines, units_per_sku(allocations)), strict=True):
+        line.allocated = allocated
+
+
+def _where(allocations: Iterable[Allocation], sku: str) -> str:
+    return ", ".join(f"{a.warehouse} x{a.quantity}" for a in sorted(allocations, key=lambda a: a.warehouse)
+                     if a.sku == sku and a.quantity > 0)
 
 
 @dataclass(frozen=True)
@@ -146,12 +162,110 @@ class ShipmentView:
     version: int = 0  # shipping's version of the shipment: an older event never overwrites a newer one
 
 
+# --- what the order records about itself, published as events (orderdesk.usecase.publish) ---------
 @dataclass(frozen=True)
 class Transition:
+    """A status change: order.<status>."""
+
     previous: Status | None
     status: Status
     version: int
     entry: HistoryEntry
+
+    @property
+    def event_type(self) -> str:
+        return f"order.{self.status.value}"
+
+    @property
+    def actor(self) -> str:
+        return self.entry.actor
+
+    @property
+    def reason(self) -> str:
+        return self.entry.reason
+
+    @property
+    def at(self) -> dt.datetime:
+        return self.entry.at
+
+
+@dataclass(frozen=True)
+class OrderChanged:
+    """An accepted change (a change request, a re-allocation, a split, an accepted delay): order.changed."""
+
+    record: ChangeRecord
+
+    @property
+    def event_type(self) -> str:
+        return "order.changed"
+
+    @property
+    def version(self) -> int:
+        return self.record.version
+
+    @property
+    def actor(self) -> str:
+        return self.record.actor
+
+    @property
+    def reason(self) -> str:
+        return (self.record.reason + ": " if self.record.reason else "") + describe(self.record.changes)
+
+    @property
+    def at(self) -> dt.datetime:
+        return self.record.at
+
+
+@dataclass(frozen=True)
+class ExceptionOpened:
+    """An exception recorded on the order: order.exception."""
+
+    exception: OrderException
+    version: int
+
+    @property
+    def event_type(self) -> str:
+        return "order.exception"
+
+    @property
+    def actor(self) -> str:
+        return self.exception.opened_by
+
+    @property
+    def reason(self) -> str:
+        return f"{self.exception.type} opened: {self.exception.cause}"
+
+    @property
+    def at(self) -> dt.datetime:
+        return self.exception.opened_at
+
+
+@dataclass(frozen=True)
+class ExceptionResolved:
+    """An exception resolved by the desk: order.exception."""
+
+    exception: OrderException
+    resolution: Resolution
+    version: int
+
+    @property
+    def event_type(self) -> str:
+        return "order.exception"
+
+    @property
+    def actor(self) -> str:
+        return self.resolution.actor
+
+    @property
+    def reason(self) -> str:
+        return f"{self.exception.type} resolved: {self.resolution.action}"
+
+    @property
+    def at(self) -> dt.datetime:
+        return self.resolution.at
+
+
+RecordedEvent = OrderChanged | ExceptionOpened | ExceptionResolved  # besides Transition
 
 
 @dataclass
@@ -167,7 +281,7 @@ class Order:
     payment_terms: str
     currency: str
     priority: int
-    status: Status = S.RECEIVED
+    status: Status = Status.RECEIVED
     version: int = 0
     hold_reasons: list[dict[str, str]] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
@@ -189,10 +303,10 @@ class Order:
     # An accepted split proposal: the later deliveries are orders of their own, linked both ways.
     split_from: str = ""
     split_into: list[str] = field(default_factory=list)
-    # Not persisted: what changed since load, for the store and the outbox.
+    # Not persisted: what changed since load, for the store and the outbox: status changes, and the
+    # order's other events (changes accepted, exceptions opened or resolved), each in the order made.
     transitions: list[Transition] = field(default_factory=list, repr=False)
-    # Not persisted: facts besides status changes to publish (("changed", ChangeRecord) | ("exception", ...)).
-    notices: list[tuple] = field(default_factory=list, repr=False)
+    events: list[RecordedEvent] = field(default_factory=list, repr=False)
     lines_changed: bool = field(default=False, repr=False)
     loaded_version: int = field(default=0, repr=False)
 
@@ -204,12 +318,12 @@ class Order:
         if not lines:
             raise InvalidArgument("an order needs at least one line", reason="no_lines")
         order = cls(**fields, created_at=at)
-        order._move(S.RECEIVED, at, actor, "submitted")
+        order._move(Status.RECEIVED, at, actor, "submitted")
         if hold_reasons:
             order.hold_reasons = list(hold_reasons)
-            order._move(S.ON_HOLD, at, "system", "; ".join(r["code"] for r in hold_reasons))
+            order._move(Status.ON_HOLD, at, "system", "; ".join(r["code"] for r in hold_reasons))
         else:
-            order._move(S.CONFIRMED, at, "system", "auto-approved: every check passed")
+            order._move(Status.CONFIRMED, at, "system", "auto-approved: every check passed")
         return order
 
     # --- decisions by people ---------------------------------------------------
@@ -217,7 +331,7 @@ class Order:
         """Releases a held order. With an accepted proposal it first takes the proposed date
         (earliest_date), or keeps the first date's quantities and splits the later dates off
         into orders of their own (split), confirmed with it. Returns the orders split off."""
-        self._require(S.ON_HOLD, "approve_only_on_hold", "only a held order can be approved")
+        self._require(Status.ON_HOLD, "approve_only_on_hold", "only a held order can be approved")
         if accept_proposal not in ACCEPTABLE_PROPOSALS:
             raise InvalidArgument(
                 f"accept_proposal must be one of {', '.join(k for k in ACCEPTABLE_PROPOSALS if k)}",
@@ -234,7 +348,7 @@ class Order:
             reason += "; accepted a split: " + "; ".join(
                 f"{o.order_id} delivers {', '.join(f'{line.sku} x{line.quantity}' for line in o.lines)} "
                 f"on {o.requested_delivery_date}" for o in split_off)
-        self._move(S.CONFIRMED, at, actor, reason)
+        self._move(Status.CONFIRMED, at, actor, reason)
         return split_off
 
     def _proposal(self, kind: str) -> dict:
@@ -250,29 +364,134 @@ class Order:
             raise FailedPrecondition(
                 f"the split proposal of order {self.order_id} no longer matches its lines",
                 rule="proposal_stale", subject=self.order_id)
-        prices = {}
+        prices: dict[str, Decimal] = {}
         for line in self.lines:
             prices.setdefault(line.sku, line.unit_price)
         dates = sorted(by_date)
         self.lines = [Line(sku, qty, prices[sku]) for sku, qty in by_date[dates[0]]]
         self.lines_changed = True
         self.requested_delivery_date = dates[0]
-        split_off = []
-        for n, date in enumerate(dates[1:], start=2):
-            child = Order(
-                order_id=f"{self.order_id}-{n}", partner_id=self.partner_id, channel=self.channel,
-                external_ref=f"{self.external_ref}/{n}" if self.external_ref else "", customer_id=self.customer_id,
-                ship_to=dict(self.ship_to), lines=[Line(sku, qty, prices[sku]) for sku, qty in by_date[date]],
-                requested_delivery_date=date, payment_terms=self.payment_terms, currency=self.currency,
-                priority=self.priority, urgent=self.urgent, split_from=self.order_id, created_at=at,
-            )
-            child._move(S.RECEIVED, at, actor, f"split from {self.order_id}: its delivery of {date}")
-            child._move(S.CONFIRMED, at, actor, note or "approved with the split")
-            split_off.append(child)
+        split_off = [
+            self._linked_order(n, [Line(sku, qty, prices[sku]) for sku, qty in by_date[date]], date, at=at, actor=actor,
+                               received=f"split from {self.order_id}: its delivery of {date}",
+                               confirmed=note or "approved with the split")
+            for n, date in enumerate(dates[1:], start=2)]
         self.split_into = [o.order_id for o in split_off]
         return split_off
 
-    # --- resolutions of exceptions that change the order (issue 4) ------------------------
+    def _linked_order(self, n: int, lines: list[Line], delivery_date: str, *, at: dt.datetime, actor: str,
+                      received: str, confirmed: str) -> Order:
+        """A later delivery of this order as an order of its own (`<id>-<n>`, confirmed): same partner,
+        customer, ship-to, terms and priority, linked back by `split_from`."""
+        child = Order(
+            order_id=f"{self.order_id}-{n}", partner_id=self.partner_id, channel=self.channel,
+            external_ref=f"{self.external_ref}/{n}" if self.external_ref else "", customer_id=self.customer_id,
+            ship_to=dict(self.ship_to), lines=lines, requested_delivery_date=delivery_date,
+            payment_terms=self.payment_terms, currency=self.currency, priority=self.priority, urgent=self.urgent,
+            split_from=self.order_id, created_at=at,
+        )
+        child._move(Status.RECEIVED, at, actor, received)
+        child._move(Status.CONFIRMED, at, actor, confirmed)
+        return child
+
+    # --- change requests ---------------------------------------------------------------------
+    def change(self, request: ChangeRequest, *, at: dt.datetime, actor: str) -> ChangeRecord | None:
+        """Applies a change request the policy table allows (services/orders/changes.py); returns what
+        changed, also written to the change log and recorded as OrderChanged (None when the request
+        changes nothing). Cancelling every remaining unit is a cancel of the order."""
+        kinds = change_rules.check_request(self, request)
+        targets = change_rules.target_quantities(self.lines, request)
+        # Decide before touching anything, so a refused request leaves the order as it was.
+        if not request.add_lines and all(targets.get(line.sku, line.quantity) <= 0 for line in self.lines):
+            if change_rules.only_cancels(request):
+                self.cancel(at, actor, request.reason or "every line cancelled")
+                return None
+            raise FailedPrecondition("an order keeps at least one line; cancel the order instead",
+                                     rule="order_needs_a_line", subject=self.order_id)
+        changes: list[FieldChange] = []
+        if request.ship_to is not None:
+            address = {f: request.ship_to.get(f, "").strip() for f in ADDRESS_FIELDS}
+            changes += [FieldChange(f"ship_to.{f}", self.ship_to.get(f, ""), address[f])
+                        for f in ADDRESS_FIELDS if self.ship_to.get(f, "") != address[f]]
+            self.ship_to = address
+        lines = {line.sku: line for line in self.lines}
+        for sku, qty in targets.items():
+            line = lines[sku]
+            if qty == line.quantity:
+                continue
+            if qty == 0:
+                changes.append(FieldChange(f"lines[{sku}]", f"{line.quantity} x {line.unit_price}", ""))
+            else:
+                changes.append(FieldChange(f"lines[{sku}].quantity", str(line.quantity), str(qty)))
+            line.quantity = qty
+        kept = [line for line in self.lines if line.quantity > 0]
+        for new_line in request.add_lines:
+            kept.append(Line(sku=new_line.sku, quantity=new_line.quantity, unit_price=Decimal(new_line.unit_price)))
+            changes.append(FieldChange(f"lines[{new_line.sku}]", "", f"{new_line.quantity} x {new_line.unit_price}"))
+        if not changes:
+            return None
+        if len(kept) != len(self.lines) or request.add_lines or any(c.field.startswith("lines") for c in changes):
+            self.lines_changed = True
+        self.lines = kept
+        return self._record_change(tuple(dict.fromkeys(k.value for k, _ in kinds)), changes, at=at, actor=actor,
+                                   reason=request.reason)
+
+    def follow_reservation(self, allocations: list[Allocation]) -> None:
+        """The reservation inventory now holds after the change request just applied: the change's
+        record (and its OrderChanged) gains where the stock moved."""
+        moved = self._set_allocations(allocations)
+        if not moved:
+            return
+        last = self.change_log[-1]
+        amended = ChangeRecord(last.version, last.at, last.actor, last.kinds, last.reason, last.changes + tuple(moved))
+        self.change_log[-1] = amended
+        self.events = [OrderChanged(amended) if isinstance(e, OrderChanged) and e.record is last else e
+                       for e in self.events]
+
+    def reallocate(self, allocations: list[Allocation], *, at: dt.datetime, actor: str, reason: str) -> None:
+        """The desk moved the order's stock (a re-allocation): a change of its own when anything moved."""
+        moved = self._set_allocations(allocations)
+        if moved:
+            self._record_change(("allocation",), moved, at=at, actor=actor, reason=reason)
+
+    def _set_allocations(self, allocations: list[Allocation]) -> list[FieldChange]:
+        """The order's reservations as inventory now holds them; returns what moved, per SKU."""
+        skus = sorted({a.sku for a in self.allocations} | {a.sku for a in allocations})
+        moved = [FieldChange(f"allocations[{sku}]", _where(self.allocations, sku), _where(allocations, sku))
+                 for sku in skus if _where(self.allocations, sku) != _where(allocations, sku)]
+        self.allocations = [a for a in allocations if a.quantity > 0]
+        share_reservation(self.lines, self.allocations)
+        return moved
+
+    def _record_change(self, kinds: tuple[str, ...], changes: list[FieldChange], *, at: dt.datetime, actor: str,
+                       reason: str) -> ChangeRecord:
+        self.version += 1
+        record = ChangeRecord(self.version, at, actor, kinds, reason, tuple(changes))
+        self.change_log.append(record)
+        self.events.append(OrderChanged(record))
+        return record
+
+    # --- exceptions ---------------------------------------------------------------------------
+    def record_exception(self, exception: OrderException) -> None:
+        """An exception is recorded on the order (published as order.exception); a repeat (e.g. the same
+        shipping event again) is recorded once."""
+        if any(e.exception_id == exception.exception_id for e in self.exceptions):
+            return
+        self.exceptions.append(exception)
+        self.version += 1
+        self.events.append(ExceptionOpened(exception, self.version))
+
+    def resolve_exception(self, exception_id: str, action: str, *, at: dt.datetime, actor: str, note: str = "",
+                          details: dict[str, str] | None = None) -> OrderException:
+        exception = find(self.exceptions, exception_id)
+        chosen = exception.check_resolution(action, details or {})
+        exception.resolve(chosen, at=at, actor=actor, note=note, details=details or {})
+        assert exception.resolution is not None
+        self.version += 1
+        self.events.append(ExceptionResolved(exception, exception.resolution, self.version))
+        return exception
+
+    # --- resolutions of exceptions that change the order ------------------------------------------
     def check_split_delivery(self) -> None:
         """Before inventory is asked: an order still waiting for some of its stock, or an allocated one
         whose goods are still in the warehouse (units found missing at picking), can split."""
@@ -287,10 +506,7 @@ class Order:
         same customer, ship-to, prices, terms and priority) gets the rest, due `delivery_date`.
         Returns the new order. Refused when nothing is reserved or nothing is missing."""
         self.check_split_delivery()
-        held: dict[str, int] = {}
-        for a in allocations:
-            held[a.sku] = held.get(a.sku, 0) + a.quantity
-        kept, rest = split_quantities(self.lines, held)
+        kept, rest = split_quantities(self.lines, units_per_sku(allocations))
         if not rest:
             raise FailedPrecondition(f"every unit of order {self.order_id} is reserved: nothing to deliver later",
                                      rule="split_nothing_missing", subject=self.order_id)
@@ -298,18 +514,13 @@ class Order:
             raise FailedPrecondition(f"nothing of order {self.order_id} is reserved: nothing to deliver now",
                                      rule="split_nothing_allocated", subject=self.order_id)
         n = next(n for n in itertools.count(2) if f"{self.order_id}-{n}" not in self.split_into)
-        child = Order(
-            order_id=f"{self.order_id}-{n}", partner_id=self.partner_id, channel=self.channel,
-            external_ref=f"{self.external_ref}/{n}" if self.external_ref else "", customer_id=self.customer_id,
-            ship_to=dict(self.ship_to), lines=rest, requested_delivery_date=delivery_date or self.requested_delivery_date,
-            payment_terms=self.payment_terms, currency=self.currency, priority=self.priority, urgent=self.urgent,
-            split_from=self.order_id, created_at=at,
-        )
-        when = f" on {child.requested_delivery_date}" if child.requested_delivery_date else " later"
-        child._move(S.RECEIVED, at, actor, f"split from {self.order_id}: the units missing there, delivered{when}")
-        child._move(S.CONFIRMED, at, actor, reason or "split delivery")
+        date = delivery_date or self.requested_delivery_date
+        when = f" on {date}" if date else " later"
+        child = self._linked_order(n, rest, date, at=at, actor=actor,
+                                   received=f"split from {self.order_id}: the units missing there, delivered{when}",
+                                   confirmed=reason or "split delivery")
 
-        before, after = _units(self.lines), _units(kept)
+        before, after = units_per_sku(self.lines), units_per_sku(kept)
         prices = {line.sku: line.unit_price for line in self.lines}
         changes = [FieldChange(f"lines[{sku}].quantity", str(qty), str(after[sku])) if sku in after
                    else FieldChange(f"lines[{sku}]", f"{qty} x {prices[sku]}", "")
@@ -318,15 +529,13 @@ class Order:
                                    ", ".join([*self.split_into, child.order_id])))
         self.lines = kept
         self.lines_changed = True
-        changes.extend(set_allocations(self, allocations))
+        changes.extend(self._set_allocations(allocations))
         self.split_into = [*self.split_into, child.order_id]
         self.expected_ship_date = self.expected_delivery_date = ""
-        if self.status is not S.ALLOCATED:
-            self._move(S.ALLOCATED, at, actor, f"split delivery: ships what is reserved now; the rest in {child.order_id}")
-        self.version += 1
-        record = ChangeRecord(self.version, at, actor, ("split_delivery",), reason, tuple(changes))
-        self.change_log.append(record)
-        self.notices.append(("changed", record))
+        if self.status is not Status.ALLOCATED:
+            self._move(Status.ALLOCATED, at, actor,
+                       f"split delivery: ships what is reserved now; the rest in {child.order_id}")
+        self._record_change(("split_delivery",), changes, at=at, actor=actor, reason=reason)
         return child
 
     def accept_delay(self, date: str, *, at: dt.datetime, actor: str, reason: str) -> None:
@@ -338,14 +547,11 @@ class Order:
             return
         change = FieldChange("requested_delivery_date", self.requested_delivery_date, date)
         self.requested_delivery_date = date
-        self.version += 1
-        record = ChangeRecord(self.version, at, actor, ("accept_delay",), reason, (change,))
-        self.change_log.append(record)
-        self.notices.append(("changed", record))
+        self._record_change(("accept_delay",), [change], at=at, actor=actor, reason=reason)
 
     def reject(self, at: dt.datetime, actor: str, reason: str) -> None:
-        self._require(S.ON_HOLD, "reject_only_on_hold", "only a held order can be rejected")
-        self._move(S.REJECTED, at, actor, reason or "rejected")
+        self._require(Status.ON_HOLD, "reject_only_on_hold", "only a held order can be rejected")
+        self._move(Status.REJECTED, at, actor, reason or "rejected")
 
     def cancel(self, at: dt.datetime, actor: str, reason: str) -> None:
         if any(line.shipped for line in self.lines) or any(
@@ -355,12 +561,12 @@ class Order:
                 "the order has shipped goods; cancel is no longer possible (use a return)",
                 rule="cancel_before_shipment", subject=self.order_id,
             )
-        if S.CANCELLED not in TRANSITIONS[self.status]:
+        if Status.CANCELLED not in TRANSITIONS[self.status]:
             raise FailedPrecondition(
                 f"an order that is {self.status} cannot be cancelled", rule="cancel_not_allowed_in_status",
                 subject=self.order_id,
             )
-        self._move(S.CANCELLED, at, actor, reason or "cancelled")
+        self._move(Status.CANCELLED, at, actor, reason or "cancelled")
 
     # --- supply ----------------------------------------------------------------
     def apply_reservation(self, at: dt.datetime, allocations: list[Allocation], backordered: dict[str, int],
@@ -373,22 +579,15 @@ class Order:
                 rule="reserve_only_when_awaiting_stock", subject=self.order_id,
             )
         self.allocations = list(allocations)
-        reserved: dict[str, int] = {}
-        for a in allocations:
-            reserved[a.sku] = reserved.get(a.sku, 0) + a.quantity
-        for line in self.lines:
-            # Lines of one SKU share its reservation in line order.
-            take = min(line.quantity, reserved.get(line.sku, 0))
-            line.allocated = take
-            reserved[line.sku] = reserved.get(line.sku, 0) - take
+        share_reservation(self.lines, allocations)
         complete = all(line.allocated >= line.quantity for line in self.lines) and not any(backordered.values())
         self.expected_ship_date, self.expected_delivery_date = ("", "") if complete else expected
         if complete:
-            self._move(S.ALLOCATED, at, "system", "every line reserved")
-        elif self.status is not S.SCHEDULED:
+            self._move(Status.ALLOCATED, at, "system", "every line reserved")
+        elif self.status is not Status.SCHEDULED:
             missing = ", ".join(f"{sku} x{qty}" for sku, qty in sorted(backordered.items()) if qty)
             when = f"; expected delivery {expected[1]}" if expected[1] else ""
-            self._move(S.SCHEDULED, at, "system", f"backordered: {missing}{when}")
+            self._move(Status.SCHEDULED, at, "system", f"backordered: {missing}{when}")
         else:
             self.version += 1  # allocation changed, status did not
 
@@ -403,21 +602,17 @@ class Order:
             return  # stale or repeated (events of one shipment may arrive out of order: retries, replicas)
         self.shipments[view.shipment_id] = view
         live = [s for s in self.shipments.values() if s.status != "cancelled"]
-        for line in self.lines:
-            line.shipped = line.delivered = 0
-        remaining_shipped: dict[str, int] = {}
-        remaining_delivered: dict[str, int] = {}
+        shipped: dict[str, int] = {}
+        delivered: dict[str, int] = {}
         for s in live:
             for sku, qty in s.lines.items():
                 if s.status in LEFT_WAREHOUSE:
-                    remaining_shipped[sku] = remaining_shipped.get(sku, 0) + qty
+                    shipped[sku] = shipped.get(sku, 0) + qty
                 if s.status == "delivered":
-                    remaining_delivered[sku] = remaining_delivered.get(sku, 0) + qty
-        for line in self.lines:
-            line.shipped = min(line.quantity, remaining_shipped.get(line.sku, 0))
-            remaining_shipped[line.sku] = remaining_shipped.get(line.sku, 0) - line.shipped
-            line.delivered = min(line.quantity, remaining_delivered.get(line.sku, 0))
-            remaining_delivered[line.sku] = remaining_delivered.get(line.sku, 0) - line.delivered
+                    delivered[sku] = delivered.get(sku, 0) + qty
+        for line, line_shipped, line_delivered in zip(self.lines, in_line_order(self.lines, shipped),
+                                                      in_line_order(self.lines, delivered), strict=True):
+            line.shipped, line.delivered = line_shipped, line_delivered
 
         if self.status in TERMINAL:
             self.version += 1
@@ -430,14 +625,14 @@ class Order:
         all_delivered = all_shipped and all(by_warehouse[w].status == "delivered" for w in expected)
         any_shipped = any(s.status in LEFT_WAREHOUSE for s in live)
         changed = False
-        if any_shipped and not all_shipped and self.status is S.ALLOCATED:
-            self._move(S.PARTIALLY_SHIPPED, at, "system", f"shipment {view.shipment_id} {view.status}")
+        if any_shipped and not all_shipped and self.status is Status.ALLOCATED:
+            self._move(Status.PARTIALLY_SHIPPED, at, "system", f"shipment {view.shipment_id} {view.status}")
             changed = True
-        if all_shipped and self.status in (S.ALLOCATED, S.PARTIALLY_SHIPPED):
-            self._move(S.SHIPPED, at, "system", "every shipment has left the warehouse")
+        if all_shipped and self.status in (Status.ALLOCATED, Status.PARTIALLY_SHIPPED):
+            self._move(Status.SHIPPED, at, "system", "every shipment has left the warehouse")
             changed = True
-        if all_delivered and self.status is S.SHIPPED:
-            self._move(S.COMPLETED, at, "system", "every shipment delivered")
+        if all_delivered and self.status is Status.SHIPPED:
+            self._move(Status.COMPLETED, at, "system", "every shipment delivered")
             changed = True
         if not changed:
             self.version += 1

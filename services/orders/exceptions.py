@@ -4,7 +4,8 @@
 
 An order with an open exception is at risk. Each type allows the resolutions that make
 sense for it (RESOLUTIONS); the resolution is recorded with who, when, the action and
-its details (e.g. the customer's consent for a substitute SKU).
+its details (e.g. the customer's consent for a substitute SKU). The order records and resolves
+its exceptions itself (Order.record_exception, Order.resolve_exception).
 """
 
 from __future__ import annotations
@@ -33,23 +34,24 @@ class Action(StrEnum):
     ACCEPT_DELAY = "accept_delay"        # the customer accepts the new expected date
 
 
-T, A = ExceptionType, Action
+# Resolutions of a shortage: move the stock, change what is delivered, or when.
+_SUPPLY = frozenset({Action.REALLOCATE, Action.SUBSTITUTE, Action.SPLIT_DELIVERY, Action.ACCEPT_DELAY})
 RESOLUTIONS: dict[ExceptionType, frozenset[Action]] = {
-    T.PRODUCTION_DELAY: frozenset({A.REALLOCATE, A.SUBSTITUTE, A.SPLIT_DELIVERY, A.ACCEPT_DELAY}),
-    T.STOCK_SHORTAGE_AT_PICK: frozenset({A.REALLOCATE, A.SUBSTITUTE, A.SPLIT_DELIVERY, A.ACCEPT_DELAY}),
-    T.CARRIER_DELAY: frozenset({A.CHANGE_CARRIER, A.ACCEPT_DELAY}),
-    T.LOST_PARCEL: frozenset({A.RESHIP, A.CHANGE_CARRIER}),
-    T.QUALITY_REWORK: frozenset({A.REALLOCATE, A.SUBSTITUTE, A.SPLIT_DELIVERY, A.ACCEPT_DELAY}),
+    ExceptionType.PRODUCTION_DELAY: _SUPPLY,
+    ExceptionType.STOCK_SHORTAGE_AT_PICK: _SUPPLY,
+    ExceptionType.CARRIER_DELAY: frozenset({Action.CHANGE_CARRIER, Action.ACCEPT_DELAY}),
+    ExceptionType.LOST_PARCEL: frozenset({Action.RESHIP, Action.CHANGE_CARRIER}),
+    ExceptionType.QUALITY_REWORK: _SUPPLY,
 }
 # What each type must name, so a resolution has something to act on.
-NEEDS = {
-    T.STOCK_SHORTAGE_AT_PICK: ("sku", "warehouse", "quantity"),
-    T.LOST_PARCEL: ("shipment_id",),
-    T.CARRIER_DELAY: ("shipment_id",),
+NEEDS: dict[ExceptionType, tuple[str, ...]] = {
+    ExceptionType.STOCK_SHORTAGE_AT_PICK: ("sku", "warehouse", "quantity"),
+    ExceptionType.LOST_PARCEL: ("shipment_id",),
+    ExceptionType.CARRIER_DELAY: ("shipment_id",),
 }
-ACTION_NEEDS = {
-    A.CHANGE_CARRIER: ("carrier", "tracking_number"),
-    A.SUBSTITUTE: ("substitute_sku", "customer_consent"),
+ACTION_NEEDS: dict[Action, tuple[str, ...]] = {
+    Action.CHANGE_CARRIER: ("carrier", "tracking_number"),
+    Action.SUBSTITUTE: ("substitute_sku", "customer_consent"),
 }
 
 
@@ -93,17 +95,18 @@ class OrderException:
                expected_date: str = "", sku: str = "", warehouse: str = "", quantity: int = 0,
                shipment_id: str = "") -> OrderException:
         violations: list[FieldViolation] = []
+        kind: ExceptionType | None = None
         try:
             kind = ExceptionType(type)
         except ValueError:
-            kind = None
-            violations.append(FieldViolation("type", "one of " + ", ".join(t.value for t in T), "unknown_type"))
+            violations.append(FieldViolation("type", "one of " + ", ".join(t.value for t in ExceptionType),
+                                             "unknown_type"))
         if not cause.strip():
             violations.append(FieldViolation("cause", "required: what happened", "required"))
         if quantity < 0:
             violations.append(FieldViolation("quantity", "0 or more"))
         given = {"sku": sku, "warehouse": warehouse, "quantity": quantity, "shipment_id": shipment_id}
-        for name in NEEDS.get(kind, ()):
+        for name in NEEDS.get(kind, ()) if kind is not None else ():
             if not given[name]:
                 violations.append(FieldViolation(name, f"required for {type}", "required"))
         try:
@@ -111,7 +114,7 @@ class OrderException:
         except InvalidArgument as exc:
             violations.extend(exc.violations)
             expected = ""
-        if violations:
+        if violations or kind is None:
             raise InvalidArgument("invalid exception; nothing was recorded", violations)
         return cls(exception_id=exception_id, type=kind, cause=cause.strip(), opened_at=at, opened_by=actor,
                    source=source, expected_date=expected, sku=sku, warehouse=warehouse, quantity=quantity,
@@ -119,21 +122,21 @@ class OrderException:
 
     def check_resolution(self, action: str, details: dict[str, str]) -> Action:
         """The action as an Action if this exception can be resolved with it (else a precise error)."""
-        if not self.open:
+        if self.resolution is not None:
             raise FailedPrecondition(f"exception {self.exception_id} is already resolved ({self.resolution.action})",
                                      rule="exception_already_resolved", subject=self.exception_id)
         try:
             chosen = Action(action)
         except ValueError:
             raise InvalidArgument(f"unknown action {action!r}", [
-                FieldViolation("action", "one of " + ", ".join(a.value for a in A), "unknown_action")]) from None
+                FieldViolation("action", "one of " + ", ".join(a.value for a in Action), "unknown_action")]) from None
         if chosen not in RESOLUTIONS[self.type]:
             allowed = ", ".join(sorted(a.value for a in RESOLUTIONS[self.type]))
             raise FailedPrecondition(f"a {self.type} exception is resolved by {allowed}, not {chosen}",
                                      rule=f"resolution_not_for_{self.type}", subject=self.exception_id)
         missing = [FieldViolation(name, f"required for {chosen}", "required")
                    for name in ACTION_NEEDS.get(chosen, ()) if not details.get(name, "").strip()]
-        if chosen is A.SUBSTITUTE and details.get("customer_consent", "").strip().lower() in ("false", "no", "0"):
+        if chosen is Action.SUBSTITUTE and details.get("customer_consent", "").strip().lower() in ("false", "no", "0"):
             missing.append(FieldViolation("customer_consent", "the customer must consent to a substitute",
                                           "consent_required"))
         if missing:
@@ -176,29 +179,10 @@ def find(exceptions: list[OrderException], exception_id: str) -> OrderException:
     raise NotFound(f"exception {exception_id} not found")
 
 
-# --- on the order ------------------------------------------------------------------------------------
+# --- on the order (Order.record_exception, Order.resolve_exception) ------------------------------------
 # Resolutions after which the date the exception announced still holds (the goods still come late).
 # Not a split delivery: the order then ships what it has, the late units are a linked order's.
-DATE_STANDS = frozenset({A.ACCEPT_DELAY})
-
-
-def record(order, exception: OrderException) -> None:
-    """An exception is recorded on the order (version bumped, published as order.exception)."""
-    if any(e.exception_id == exception.exception_id for e in order.exceptions):
-        return  # a repeat (e.g. the same shipping event again): recorded once
-    order.exceptions.append(exception)
-    order.version += 1
-    order.notices.append(("exception", exception, "opened", order.version))
-
-
-def resolve(order, exception_id: str, action: str, *, at: dt.datetime, actor: str, note: str = "",
-            details: dict[str, str] | None = None) -> OrderException:
-    exception = find(order.exceptions, exception_id)
-    chosen = exception.check_resolution(action, details or {})
-    exception.resolve(chosen, at=at, actor=actor, note=note, details=details or {})
-    order.version += 1
-    order.notices.append(("exception", exception, "resolved", order.version))
-    return exception
+DATE_STANDS = frozenset({Action.ACCEPT_DELAY})
 
 
 def accepted_date(exception: OrderException, details: dict[str, str]) -> str:
@@ -215,24 +199,5 @@ def expected_date(exceptions: list[OrderException]) -> str:
     """The delivery date the customer should now expect: the latest one announced by an exception
     that is open or was resolved by accepting the delay; "" when no exception moved it."""
     dates = [e.expected_date for e in exceptions
-             if e.expected_date and (e.open or e.resolution.action in DATE_STANDS)]
+             if e.expected_date and (e.resolution is None or e.resolution.action in DATE_STANDS)]
     return max(dates, default="")
-
-
-# --- from shipping's tracking events -------------------------------------------------------------
-TRACKING_TYPES = {"shipment.delayed": T.CARRIER_DELAY, "shipment.lost": T.LOST_PARCEL}
-
-
-def from_tracking_event(event) -> OrderException | None:
-    """shipment.delayed / shipment.lost -> the exception to record (its id follows the event, so a
-    redelivered event records nothing new)."""
-    kind = TRACKING_TYPES.get(event.type)
-    if kind is None:
-        return None
-    shipment = event.shipment.shipment
-    at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else dt.datetime.now(dt.UTC)
-    return OrderException(
-        exception_id=f"EX-{shipment.shipment_id}-{event.aggregate_version}", type=kind,
-        cause=event.reason or kind.value, opened_at=at, opened_by=event.actor or "carrier", source="shipping",
-        expected_date=shipment.expected_delivery_date if kind is T.CARRIER_DELAY else "",
-        shipment_id=shipment.shipment_id)

@@ -413,9 +413,10 @@ def facts_of(order) -> list[Fact]:
                 rows += [Fact("first_allocation", at, i, line.sku, line.quantity, filled=min(line.allocated,
                                                                                               line.quantity))
                          for i, line in enumerate(order.lines)]
-    for notice in getattr(order, "notices", ()):  # change requests (services.orders.changes) not yet saved
-        if notice[0] == "changed" and tuple(notice[1].kinds) == ("cancel_lines",):
-            rows += change_cancellations(notice[1])
+    for event in getattr(order, "events", ()):  # change requests (Order.change, OrderChanged) not yet saved
+        record = getattr(event, "record", None)
+        if record is not None and tuple(record.kinds) == ("cancel_lines",):
+            rows += change_cancellations(record)
     return rows
 
 

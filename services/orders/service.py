@@ -16,14 +16,14 @@ from decimal import Decimal
 import grpc
 from sqlalchemy.exc import IntegrityError
 
-from orderdesk import errors, events, metrics, rpc
+from orderdesk import errors, events, metrics, rpc, usecase
 from orderdesk.aio import wait_event
 from orderdesk.db import Database, Tx, utcnow
-from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
-from services.orders import kpi_store, kpis
+from orderdesk.domain import units_per_sku
+from orderdesk.v1 import inventory_pb2, orders_pb2
+from services.orders import event_payloads, kpi_store, kpis
 from services.orders.domain import AWAITING_STOCK, Allocation, Line, Listing, Order, ShipmentView, Status
-from services.orders.notices import publish_notices
-from services.orders.proto import address_to_dict, order_to_proto, proposal_to_dict
+from services.orders.proto import address_to_dict, proposal_to_dict
 from services.orders.store import OrderRepository
 from services.orders.surge import SurgeGate
 
@@ -31,42 +31,27 @@ log = logging.getLogger("orders.service")
 
 
 async def publish_transitions(tx: Tx, order: Order) -> None:
-    """One event per status change, in order; each carries the order as it now is."""
-    snapshot = order_to_proto(order) if order.transitions else None
-    for t in order.transitions:
-        await tx.emit(
-            events.new_event(
-                f"order.{t.status.value}",
-                aggregate_id=order.order_id,
-                version=t.version,
-                order_id=order.order_id,
-                actor=t.entry.actor,
-                reason=t.entry.reason,
-                at=t.entry.at,
-                order=events_pb2.OrderEvent(
-                    status=t.status.value, previous_status=t.previous.value if t.previous else "", order=snapshot
-                ),
-            )
-        )
-    # The desk's numbers' ledger; kept on the order for count_transitions (notices are gone by then).
+    """Publishes what the order recorded since it was loaded: one event per status change, then one per
+    other event (order.changed, order.exception), each carrying the order as it now is; each event's
+    metric is counted once the transaction has committed. Writes the desk's numbers' ledger rows too."""
+    # Kept on the order for count_transitions, after the commit.
     order.kpi_facts = kpis.facts_of(order)
-    await kpi_store.record(tx.conn, order.order_id, order.kpi_facts)
-    await publish_notices(tx, order, snapshot)  # order.changed / order.exception (issue 4)
+    if order.kpi_facts:
+        await kpi_store.record(tx.conn, order.order_id, order.kpi_facts)
+    await usecase.publish(tx, [*order.transitions, *order.events], aggregate_id=order.order_id,
+                          order_id=order.order_id, snapshot=lambda: event_payloads.snapshot(order),
+                          payload=event_payloads.payload,
+                          count=event_payloads.count(order))
 
 
 def quantities(order: Order) -> dict[str, int]:
     """Units per SKU over the order's lines: what inventory is asked to hold for it."""
-    wanted: dict[str, int] = {}
-    for line in order.lines:
-        wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
-    return wanted
+    return units_per_sku(order.lines)
 
 
 def count_transitions(order: Order) -> None:
-    for t in order.transitions:
-        metrics.ORDER_TRANSITIONS.labels(t.status.value).inc()
-        if t.status is Status.COMPLETED:
-            metrics.ORDERS_COMPLETED.labels(str(order.delivered_on_time).lower()).inc()
+    """The desk's numbers' metrics of a saved change, once committed (each event's own metric is
+    counted by publish_transitions)."""
     kpi_store.count_metrics(order, getattr(order, "kpi_facts", None) or kpis.facts_of(order))
 
 
@@ -183,26 +168,25 @@ class OrdersService:
             raise errors.InvalidArgument("only an approval can accept a proposal",
                                          [errors.FieldViolation("accept_proposal", "only with approve")])
         split_off: list[Order] = []
-        for attempt in range(3):
-            try:
-                async with self.db.transaction() as tx:
-                    repo = OrderRepository(tx.conn)
-                    order = await repo.get(order_id, partner_id)
-                    if order is None:
-                        raise errors.NotFound(f"order {order_id} not found")
-                    if decision == "approve":
-                        split_off = order.approve(self.clock(), actor, reason, accept_proposal)
-                    else:
-                        getattr(order, decision)(self.clock(), actor, reason)
-                    await repo.save(order)
-                    await publish_transitions(tx, order)
-                    for part in split_off:
-                        await repo.add(part)
-                        await publish_transitions(tx, part)
-                break
-            except errors.Conflict:
-                if attempt == 2:
-                    raise
+
+        async def work(tx: Tx) -> Order:
+            nonlocal split_off
+            repo = tx.repo(OrderRepository)
+            order = await repo.get(order_id, partner_id)
+            if order is None:
+                raise errors.NotFound(f"order {order_id} not found")
+            if decision == "approve":
+                split_off = order.approve(self.clock(), actor, reason, accept_proposal)
+            else:
+                getattr(order, decision)(self.clock(), actor, reason)
+            await repo.save(order)
+            await publish_transitions(tx, order)
+            for part in split_off:
+                await repo.add(part)
+                await publish_transitions(tx, part)
+            return order
+
+        order = await usecase.retrying(self.db, work)
         for part in split_off:
             count_transitions(part)
         count_transitions(order)
@@ -212,7 +196,7 @@ class OrdersService:
 
     async def apply_to_order(self, tx: Tx, order_id: str, change: Callable[[Order], None]) -> Order | None:
         """For consumers: apply a change inside the consumer's transaction."""
-        repo = OrderRepository(tx.conn)
+        repo = tx.repo(OrderRepository)
         order = await repo.get(order_id)
         if order is None:
             return None

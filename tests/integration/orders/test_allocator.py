@@ -11,7 +11,7 @@ import pytest
 
 from orderdesk import errors
 from orderdesk.v1 import inventory_pb2, orders_pb2
-from services.orders.desk import Desk
+from services.orders.change_requests import ChangeRequests
 from services.orders.service import Allocator, OrdersService
 from services.orders.store import OrderRepository
 from tests.integration.orders.test_desk import MIGRATIONS, change, create, published
@@ -129,14 +129,14 @@ async def test_a_cancel_or_change_racing_a_chunk_is_respected_and_the_others_are
     for n in range(6):
         await orders.create(order(f"ORD-R{n}", 100 - n))
     inventory = BatchInventory({"A": 100}, released={"ORD-R3"}, refused={"ORD-R4"})
-    desk = Desk(orders, inventory, 1.0)
+    changes = ChangeRequests(orders, inventory, 1.0)
 
     async def race(ids):
         if "ORD-R1" in ids:  # while inventory reserves the chunk: a cancel and a change request land
             inventory.before_answer = None
             await orders.decide("ORD-R1", "P-SHOP", "cancel", "P-SHOP", "not needed")
             current = await orders.get("ORD-R2", "")
-            await desk.change(change("ORD-R2", current.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=3)]))
+            await changes.change(change("ORD-R2", current.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=3)]))
 
     inventory.before_answer = race
     allocator = Allocator(orders, inventory, 1.0)

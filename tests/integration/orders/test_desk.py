@@ -1,4 +1,6 @@
-"""Change requests and exceptions on a real database (SQLite and PostgreSQL), with fake inventory/intake stubs."""
+"""Change requests and exceptions on a real database (SQLite and PostgreSQL), with fake inventory/intake stubs.
+
+The use cases' own logic is tested without a database in tests/unit/orders/test_use_cases.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import pytest
 from orderdesk import errors
 from orderdesk.outbox import outbox_table
 from orderdesk.v1 import common_pb2, events_pb2, intake_pb2, inventory_pb2, orders_pb2
-from services.orders.desk import Desk
+from services.orders.change_requests import ChangeRequests
+from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.service import OrdersService
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
@@ -61,6 +64,12 @@ def change(order_id: str, version: int, **kw) -> orders_pb2.ChangeOrderRequest:
                                          actor=common_pb2.Actor(id="P-SHOP", reason="buyer asked"), **kw)
 
 
+def use_cases(orders: OrdersService, inventory, **clients) -> tuple[ChangeRequests, ExceptionResolutions]:
+    """The change requests and exception resolutions of the orders service, as its __main__ wires them."""
+    changes = ChangeRequests(orders, inventory, 1.0, **clients)
+    return changes, ExceptionResolutions(orders, inventory, 1.0, change_requests=changes)
+
+
 @pytest.fixture
 async def orders(make_database):
     return OrdersService(await make_database(MIGRATIONS))
@@ -79,86 +88,26 @@ async def allocated(orders: OrdersService, order_id: str, inventory: FakeInvento
     return await orders.get(order_id, "")
 
 
-async def test_change_is_saved_with_before_after_and_published(orders):
-    intake = FakeIntake()
-    desk = Desk(orders, FakeInventory({}), 1.0, intake=intake)
-    order = await orders.create(create("ORD-C1"))
-    changed = await desk.change(change("ORD-C1", order.version,
-                                       lines=[orders_pb2.ChangeLine(sku="A", quantity=5)], remove_lines=["B"],
-                                       add_lines=[orders_pb2.ChangeLine(sku="C", quantity=1, unit_price="2.00")]))
-    loaded = await orders.get("ORD-C1", "P-SHOP")
-    assert [(x.sku, x.quantity) for x in loaded.lines] == [("A", 5), ("C", 1)]
-    assert loaded.version == changed.version == order.version + 1
-    assert {(c.field, c.before, c.after) for c in loaded.change_log[0].changes} == {
-        ("lines[A].quantity", "2", "5"), ("lines[B]", "1 x 1.00", ""), ("lines[C]", "", "1 x 2.00")}
-    assert intake.requests and [(a.sku, a.quantity) for a in intake.requests[0].added] == [("A", 3), ("C", 1)]
-    assert intake.requests[0].previous_total == "7.50"
-    event = (await published(orders))[-1]
-    assert event.type == "order.changed" and event.aggregate_version == loaded.version
-    assert {c.field for c in event.order.changes} == {"lines[A].quantity", "lines[B]", "lines[C]"}
-    assert event.order.order.lines[0].quantity == 5
-
-
-async def test_stale_version_and_failed_review_change_nothing(orders):
-    desk = Desk(orders, FakeInventory({}), 1.0,
-                intake=FakeIntake([common_pb2.Reason(code="credit_limit_exceeded", message="too much")]))
-    order = await orders.create(create("ORD-C2"))
-    with pytest.raises(errors.FailedPrecondition) as stale:
-        await desk.change(change("ORD-C2", order.version - 1, lines=[orders_pb2.ChangeLine(sku="A", quantity=1)]))
-    assert stale.value.rule == "stale_version"
-    with pytest.raises(errors.FailedPrecondition) as refused:
-        await desk.change(change("ORD-C2", order.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=9)]))
-    assert refused.value.rule == "change_fails_check" and "credit_limit_exceeded" in refused.value.message
-    loaded = await orders.get("ORD-C2", "")
-    assert loaded.version == order.version and loaded.lines[0].quantity == 2 and not loaded.change_log
-    # A decrease needs no review: accepted.
-    await desk.change(change("ORD-C2", order.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=1)]))
-
-
 async def test_allocated_order_re_reserves_or_refuses(orders):
     inventory = FakeInventory({"A": 4, "B": 1})
-    desk = Desk(orders, inventory, 1.0)
+    changes, resolutions = use_cases(orders, inventory)
     order = await allocated(orders, "ORD-C3", inventory)
-    changed = await desk.change(change("ORD-C3", order.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=4)]))
+    changed = await changes.change(change("ORD-C3", order.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=4)]))
     assert changed.lines[0].allocated == 4 and changed.status.value == "allocated"
     assert [r.quantity for r in inventory.calls[-1].lines] == [4, 1]
     with pytest.raises(errors.FailedPrecondition) as refused:
-        await desk.change(change("ORD-C3", changed.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=6)]))
+        await changes.change(change("ORD-C3", changed.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=6)]))
     assert refused.value.rule == "change_needs_stock"
     assert [r.quantity for r in inventory.calls[-1].lines] == [4, 1]  # the reservation is put back
 
 
 async def test_cancel_every_line_cancels_the_order(orders):
-    desk = Desk(orders, FakeInventory({}), 1.0)
+    changes, resolutions = use_cases(orders, FakeInventory({}))
     await orders.create(create("ORD-C4"))
-    cancelled = await desk.change(change("ORD-C4", 0, cancel_lines=[orders_pb2.ChangeLine(sku="A", quantity=2),
+    cancelled = await changes.change(change("ORD-C4", 0, cancel_lines=[orders_pb2.ChangeLine(sku="A", quantity=2),
                                                                      orders_pb2.ChangeLine(sku="B", quantity=1)]))
     assert cancelled.status.value == "cancelled"
     assert (await published(orders))[-1].type == "order.cancelled"
-
-
-async def test_exception_lifecycle_and_reallocation(orders):
-    inventory = FakeInventory({"A": 2, "B": 1})
-    desk = Desk(orders, inventory, 1.0)
-    await allocated(orders, "ORD-C5", inventory)
-    order = await desk.record_exception(orders_pb2.RecordExceptionRequest(
-        order_id="ORD-C5", actor=common_pb2.Actor(id="P-3PL"), type="stock_shortage_at_pick", cause="bin empty",
-        sku="A", warehouse="W1", quantity=2, expected_date="2026-12-24", source="warehouse"))
-    assert order.at_risk and order.exceptions[0].source == "warehouse"
-    loaded = await orders.get("ORD-C5", "")
-    assert loaded.at_risk and loaded.exceptions[0].expected_date == "2026-12-24"
-    eid = loaded.exceptions[0].exception_id
-    resolved = await desk.resolve_exception(orders_pb2.ResolveExceptionRequest(
-        order_id="ORD-C5", exception_id=eid, actor=common_pb2.Actor(id="desk"), action="reallocate"))
-    assert not resolved.at_risk
-    assert {(a.sku, a.warehouse, a.quantity) for a in resolved.allocations} == {("A", "W2", 2)}
-    types = [e.type for e in await published(orders)]
-    assert types[-3:] == ["order.exception", "order.changed", "order.exception"]
-    last = (await published(orders))[-1]
-    assert last.order.exception.status == "resolved" and last.order.exception.resolution.action == "reallocate"
-    with pytest.raises(errors.InvalidArgument):
-        await desk.record_exception(orders_pb2.RecordExceptionRequest(order_id="ORD-C5", type="lost_parcel",
-                                                                      cause="gone", shipment_id="SHP-NOPE"))
 
 
 async def test_a_change_while_the_allocator_reserves_is_not_overwritten(orders):
@@ -167,14 +116,14 @@ async def test_a_change_while_the_allocator_reserves_is_not_overwritten(orders):
     from services.orders.service import Allocator
 
     inventory = FakeInventory({"A": 10, "B": 10})
-    desk = Desk(orders, inventory, 1.0)
+    changes, resolutions = use_cases(orders, inventory)
     order = await orders.create(create("ORD-C6"))
     reserve = inventory.Reserve
 
     async def reserve_then_change(request, timeout=None, metadata=None):
         inventory.Reserve = reserve  # once
         answer = await reserve(request, timeout, metadata)
-        await desk.change(change("ORD-C6", order.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=1)]))
+        await changes.change(change("ORD-C6", order.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=1)]))
         return answer
 
     inventory.Reserve = reserve_then_change
@@ -189,12 +138,12 @@ async def test_a_change_while_the_allocator_reserves_is_not_overwritten(orders):
 
 async def test_substitute_replaces_the_line_and_records_the_consent(orders):
     inventory = FakeInventory({"A": 2, "B": 1, "A2": 5})
-    desk = Desk(orders, inventory, 1.0, intake=FakeIntake())
+    changes, resolutions = use_cases(orders, inventory, intake=FakeIntake())
     await allocated(orders, "ORD-C7", inventory)
-    order = await desk.record_exception(orders_pb2.RecordExceptionRequest(
+    order = await resolutions.record(orders_pb2.RecordExceptionRequest(
         order_id="ORD-C7", type="quality_rework", cause="scratched", sku="A"))
     eid = order.exceptions[0].exception_id
-    done = await desk.resolve_exception(orders_pb2.ResolveExceptionRequest(
+    done = await resolutions.resolve(orders_pb2.ResolveExceptionRequest(
         order_id="ORD-C7", exception_id=eid, action="substitute",
         details={"substitute_sku": "A2", "customer_consent": "phone call 10:00"}))
     assert [(x.sku, x.quantity, str(x.unit_price), x.allocated) for x in done.lines] == [("B", 1, "1.00", 1),
@@ -227,25 +176,11 @@ async def test_policy_uses_shippings_current_steps_not_a_lagging_copy(orders):
             o.created_at, ShipmentView("SHP-C8-W1", "W1", "pending", lines={"A": 2})))
     order = await orders.get("ORD-C8", "")
     new_address = common_pb2.Address(name="N", line1="2 Rue", city="Paris", postal_code="75001", country="FR")
-    desk = Desk(orders, inventory, 1.0, shipping=FakeShipping("packed"))
+    changes, resolutions = use_cases(orders, inventory, shipping=FakeShipping("packed"))
     with pytest.raises(errors.FailedPrecondition) as refused:
-        await desk.change(change("ORD-C8", order.version, ship_to=new_address, change_ship_to=True))
+        await changes.change(change("ORD-C8", order.version, ship_to=new_address, change_ship_to=True))
     assert refused.value.rule == "address_until_packed"
     assert (await orders.get("ORD-C8", "")).shipments["SHP-C8-W1"].status == "pending"  # the copy is untouched
-    desk = Desk(orders, inventory, 1.0, shipping=FakeShipping("pending"))
-    changed = await desk.change(change("ORD-C8", order.version, ship_to=new_address, change_ship_to=True))
+    changes, resolutions = use_cases(orders, inventory, shipping=FakeShipping("pending"))
+    changed = await changes.change(change("ORD-C8", order.version, ship_to=new_address, change_ship_to=True))
     assert changed.ship_to["city"] == "Paris"
-
-
-async def test_an_exception_recorded_again_with_its_key_is_recorded_once(orders):
-    desk = Desk(orders, FakeInventory({}), 1.0)
-    await orders.create(create("ORD-C9"))
-    req = orders_pb2.RecordExceptionRequest(order_id="ORD-C9", type="production_delay", cause="late",
-                                            expected_date="2027-01-01", idempotency_key="k-1")
-    first = await desk.record_exception(req)
-    again = await desk.record_exception(req)
-    assert [e.exception_id for e in again.exceptions] == [e.exception_id for e in first.exceptions]
-    assert again.version == first.version
-    other = await desk.record_exception(orders_pb2.RecordExceptionRequest(
-        order_id="ORD-C9", type="production_delay", cause="later", idempotency_key="k-2"))
-    assert len(other.exceptions) == 2

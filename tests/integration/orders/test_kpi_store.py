@@ -129,13 +129,13 @@ async def test_a_scripted_month_is_recorded_and_gathered(setup):
 
 
 async def test_units_cancelled_by_a_change_request_are_in_the_ledger(setup):
-    from services.orders.desk import Desk
+    from services.orders.change_requests import ChangeRequests
 
     orders, clock = setup
     await orders.create(request("ORD-P", quantity=5))
-    desk = Desk(orders, inventory=None, timeout=1.0)
+    changes = ChangeRequests(orders, inventory=None, timeout=1.0)
     clock.now = T1 + HOUR
-    await desk.change(orders_pb2.ChangeOrderRequest(
+    await changes.change(orders_pb2.ChangeOrderRequest(
         order_id="ORD-P", partner_id="P-SHOP", actor=common_pb2.Actor(id="P-SHOP", reason="out_of_stock: only 2"),
         cancel_lines=[orders_pb2.ChangeLine(sku="A", quantity=3)]))
     rows = await ledger(orders)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from orderdesk.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.orders import exceptions as ex
-from services.orders.domain import Line, Order
+from services.orders.domain import ExceptionOpened, Line, Order
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
@@ -33,56 +33,56 @@ def test_an_open_exception_flags_the_order_at_risk_and_moves_the_date():
     o = order()
     assert not o.at_risk and ex.expected_date(o.exceptions) == ""
     v = o.version
-    ex.record(o, delay())
+    o.record_exception(delay())
     assert o.at_risk and o.version == v + 1 and ex.expected_date(o.exceptions) == "2026-12-20"
-    assert o.notices == [("exception", o.exceptions[0], "opened", v + 1)]
-    ex.record(o, delay())  # the same exception again: recorded once
+    assert o.events == [ExceptionOpened(o.exceptions[0], v + 1)]
+    o.record_exception(delay())  # the same exception again: recorded once
     assert len(o.exceptions) == 1 and o.version == v + 1
 
 
 def test_resolution_is_recorded_and_clears_the_risk():
     o = order()
-    ex.record(o, delay())
-    resolved = ex.resolve(o, "EX-1", "accept_delay", at=NOW, actor="desk-1", note="customer agreed")
+    o.record_exception(delay())
+    resolved = o.resolve_exception("EX-1", "accept_delay", at=NOW, actor="desk-1", note="customer agreed")
     assert not o.at_risk and resolved.resolution.actor == "desk-1" and resolved.resolution.note == "customer agreed"
     assert ex.expected_date(o.exceptions) == "2026-12-20"  # the delay was accepted: the date stands
     with pytest.raises(FailedPrecondition) as again:
-        ex.resolve(o, "EX-1", "accept_delay", at=NOW, actor="desk")
+        o.resolve_exception("EX-1", "accept_delay", at=NOW, actor="desk")
     assert again.value.rule == "exception_already_resolved"
 
 
 def test_reallocation_ends_the_moved_date():
     o = order()
-    ex.record(o, delay())
-    ex.resolve(o, "EX-1", "reallocate", at=NOW, actor="desk")
+    o.record_exception(delay())
+    o.resolve_exception("EX-1", "reallocate", at=NOW, actor="desk")
     assert ex.expected_date(o.exceptions) == ""
 
 
 def test_each_type_only_takes_its_resolutions():
     o = order()
-    ex.record(o, ex.OrderException.create(exception_id="EX-2", type="carrier_delay", cause="storm", at=NOW,
+    o.record_exception(ex.OrderException.create(exception_id="EX-2", type="carrier_delay", cause="storm", at=NOW,
                                           actor="shipping", shipment_id="SHP-1"))
     with pytest.raises(FailedPrecondition) as refused:
-        ex.resolve(o, "EX-2", "reallocate", at=NOW, actor="desk")
+        o.resolve_exception("EX-2", "reallocate", at=NOW, actor="desk")
     assert refused.value.rule == "resolution_not_for_carrier_delay"
     with pytest.raises(InvalidArgument) as missing:
-        ex.resolve(o, "EX-2", "change_carrier", at=NOW, actor="desk", details={"carrier": "UPS"})
+        o.resolve_exception("EX-2", "change_carrier", at=NOW, actor="desk", details={"carrier": "UPS"})
     assert [v.field for v in missing.value.violations] == ["tracking_number"]
     with pytest.raises(InvalidArgument):
-        ex.resolve(o, "EX-2", "teleport", at=NOW, actor="desk")
+        o.resolve_exception("EX-2", "teleport", at=NOW, actor="desk")
     with pytest.raises(NotFound):
-        ex.resolve(o, "EX-9", "accept_delay", at=NOW, actor="desk")
+        o.resolve_exception("EX-9", "accept_delay", at=NOW, actor="desk")
     assert o.at_risk
 
 
 def test_substitute_needs_the_customers_consent():
     o = order()
-    ex.record(o, delay())
+    o.record_exception(delay())
     for details in ({"substitute_sku": "A2"}, {"substitute_sku": "A2", "customer_consent": "no"}):
         with pytest.raises(InvalidArgument) as refused:
-            ex.resolve(o, "EX-1", "substitute", at=NOW, actor="desk", details=details)
+            o.resolve_exception("EX-1", "substitute", at=NOW, actor="desk", details=details)
         assert refused.value.violations[-1].field == "customer_consent"
-    ex.resolve(o, "EX-1", "substitute", at=NOW, actor="desk",
+    o.resolve_exception("EX-1", "substitute", at=NOW, actor="desk",
                details={"substitute_sku": "A2", "customer_consent": "email 2026-11-26 from buyer"})
     assert o.exceptions[0].resolution.details["customer_consent"].startswith("email")
 
@@ -107,11 +107,11 @@ def test_storage_round_trip():
 def test_at_risk_exactly_while_some_exception_is_open(plan):
     o = order()
     for n, (kind, close) in enumerate(plan):
-        ex.record(o, ex.OrderException.create(
+        o.record_exception(ex.OrderException.create(
             exception_id=f"E{n}", type=kind.value, cause="c", at=NOW, actor="a", sku="A", warehouse="W",
             quantity=1, shipment_id="S"))
         if close:
             action = sorted(ex.RESOLUTIONS[kind])[0]
             details = {"carrier": "UPS", "tracking_number": "1", "substitute_sku": "A2", "customer_consent": "yes"}
-            ex.resolve(o, f"E{n}", action.value, at=NOW, actor="desk", details=details)
+            o.resolve_exception(f"E{n}", action.value, at=NOW, actor="desk", details=details)
     assert o.at_risk == any(not close for _, close in plan)

@@ -267,6 +267,7 @@ def test_the_report_through_protobuf_the_gateway_model_and_the_csv():
 
 def test_units_cancelled_by_a_change_request_count_for_their_sku_and_reason():
     from services.orders.changes import ChangeRecord, FieldChange
+    from services.orders.domain import OrderChanged
 
     record = ChangeRecord(version=4, at=T0 + DAY, actor="P-SHOP", kinds=("cancel_lines",),
                           reason="out_of_stock: partial", changes=(
@@ -275,12 +276,12 @@ def test_units_cancelled_by_a_change_request_count_for_their_sku_and_reason():
     assert [(f.sku, f.quantity, f.code, f.ref, f.at) for f in rows] == [
         ("X", 3, "out_of_stock", "change-v4", T0 + DAY), ("Y", 1, "out_of_stock", "change-v4", T0 + DAY)]
 
-    class Pending:  # an order with a saved-but-unpublished change request (Order.notices)
+    class Pending:  # an order with a saved-but-unpublished change request (Order.events)
         transitions: list = []
-        notices = [("changed", record)]
+        events = [OrderChanged(record)]
 
     assert kpis.facts_of(Pending()) == rows
-    Pending.notices = [("changed", ChangeRecord(5, T0, "P", ("quantity",), "", (FieldChange("lines[X].quantity", "5",
+    Pending.events = [OrderChanged(ChangeRecord(5, T0, "P", ("quantity",), "", (FieldChange("lines[X].quantity", "5",
                                                                                              "2"),)))]
     assert kpis.facts_of(Pending()) == []  # a quantity change is not a cancellation
     # X was ordered 5 and is now 2 after the change: 3 of the 5 ordered units were cancelled, order not cancelled.

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orderdesk.errors import FailedPrecondition
-from services.orders.domain import Allocation, Line, Order, Status, split_quantities
+from services.orders.domain import Allocation, Line, Order, OrderChanged, Status, split_quantities
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
@@ -61,7 +61,7 @@ def test_the_reserved_units_stay_and_the_rest_becomes_a_linked_order():
     fields = {c.field: (c.before, c.after) for c in record.changes}
     assert fields["lines[A].quantity"] == ("5", "3") and fields["lines[B]"] == ("2 x 10", "")
     assert fields["split_into"] == ("", "ORD-1-2")
-    assert order.notices == [("changed", record)]
+    assert order.events == [OrderChanged(record)]
 
 
 def test_a_second_split_gets_the_next_number():
@@ -157,7 +157,7 @@ def test_accepting_a_delay_moves_the_promise_and_records_it():
     [record] = order.change_log
     assert record.kinds == ("accept_delay",) and [(c.field, c.before, c.after) for c in record.changes] == [
         ("requested_delivery_date", "2026-12-01", "2027-01-15")]
-    assert order.notices == [("changed", record)] and order.transitions == []
+    assert order.events == [OrderChanged(record)] and order.transitions == []
     order.accept_delay("2027-01-15", at=NOW, actor="desk", reason="again")  # the same date: nothing new
     assert order.version == v + 1 and len(order.change_log) == 1
     order.cancel(NOW, "desk", "gone")
@@ -186,7 +186,7 @@ def test_after_a_split_the_announced_date_is_the_linked_orders_not_the_parents()
     from services.orders import exceptions as ex
 
     order = scheduled()
-    ex.record(order, ex.OrderException.create(exception_id="EX-1", type="production_delay", cause="press", at=NOW,
+    order.record_exception(ex.OrderException.create(exception_id="EX-1", type="production_delay", cause="press", at=NOW,
                                               actor="desk", expected_date="2027-01-15"))
-    ex.resolve(order, "EX-1", "split_delivery", at=NOW, actor="desk")
+    order.resolve_exception("EX-1", "split_delivery", at=NOW, actor="desk")
     assert ex.expected_date(order.exceptions) == "" and not order.at_risk
