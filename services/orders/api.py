@@ -5,7 +5,7 @@ from __future__ import annotations
 from orderdesk.errors import require
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
 from services.orders.desk import Desk
-from services.orders.kpi_proto import report_to_proto
+from services.orders.kpi import report_to_proto
 from services.orders.proto import order_to_proto
 from services.orders.service import OrdersService
 

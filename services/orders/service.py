@@ -20,8 +20,9 @@ from orderdesk import errors, events, metrics, rpc
 from orderdesk.aio import wait_event
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
-from services.orders import kpi_store, kpis
 from services.orders.domain import AWAITING_STOCK, Allocation, Line, Listing, Order, ShipmentView, Status
+from services.orders.kpi import rules as kpis
+from services.orders.kpi import store as kpi_store
 from services.orders.notices import publish_notices
 from services.orders.proto import address_to_dict, order_to_proto, proposal_to_dict
 from services.orders.store import OrderRepository
@@ -167,9 +168,10 @@ class OrdersService:
     async def kpi_report(self, start: str, end: str, group_by: str) -> kpis.KpiReport:
         """The desk's numbers for a period, from the history and the order_facts ledger (read only)."""
         period = kpis.parse_period(start, end, group_by, now=self.clock())
-        async with self.db.read() as conn:
-            gathered = await kpi_store.gather(conn, period.start, period.end)
-            skus = await kpi_store.known_skus(conn)
+        async with self.db.reading() as work:
+            ledger = work.repo(kpi_store.KpiLedger)
+            gathered = await ledger.gather(period.start, period.end)
+            skus = await ledger.known_skus()
         # A long period is a lot of arithmetic: off the event loop, so gRPC calls keep being served.
         return await asyncio.to_thread(kpis.compute_report, gathered, period, skus)
 
@@ -242,7 +244,7 @@ class OrdersService:
             raise errors.Conflict(f"order {ret.order_id}: delivery of returned units not recorded yet; retry")
         if order is not None:  # the returned units by reason, for the desk's numbers
             facts = kpis.return_facts(ret.rma_id, ret.lines, self.clock())
-            if await kpi_store.record(tx.conn, ret.order_id, facts, count_new=True):
+            if await tx.repo(kpi_store.KpiLedger).record(ret.order_id, facts, count_new=True):
                 kpi_store.count_returns(facts)
 
 
