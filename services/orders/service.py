@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -25,8 +24,6 @@ from services.orders.kpi import store as kpi_store
 from services.orders.notices import publish_notices
 from services.orders.proto import address_to_dict, order_to_proto, proposal_to_dict
 from services.orders.store import OrderRepository
-
-log = logging.getLogger("orders.service")
 
 
 async def publish_transitions(tx: Tx, order: Order) -> None:

@@ -11,8 +11,9 @@ from decimal import Decimal
 import pytest
 
 from orderdesk import errors, events
-from orderdesk.v1 import inventory_pb2
+from orderdesk.v1 import events_pb2, inventory_pb2
 from services.orders import allocator as allocator_module
+from services.orders import consumers
 from services.orders.allocator import Allocator
 from services.orders.domain import Line, Order
 from services.orders.store import OrderRepository
@@ -163,3 +164,22 @@ async def test_an_order_that_is_gone_or_changed_lines_meanwhile_records_nothing(
     assert await allocator.allocate_many(backlog) == 0
     assert repo.rows["ORD-1"].status.value == "confirmed" and published(db) == []
     assert await allocator.allocate("ORD-404") is False and inventory.singles == []
+
+
+async def test_a_restock_wakes_the_allocator_and_records_the_filled_backorders_once_committed():
+    woken: list[dict] = []
+    filled: list[list[str]] = []
+    handlers = {s.durable: s.handler for s in consumers.subscriptions(
+        service=None, wake_allocator=lambda **kw: woken.append(kw), allocate_soon=filled.append)}
+    restocked = events_pb2.Event(type="stock.restocked", stock=events_pb2.StockEvent(filled_order_ids=["ORD-1", "ORD-2"]))
+    db = FakeDatabase({})
+
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await handlers["orders-stock-restocked"](tx, restocked)
+            raise RuntimeError("the consumer's transaction rolls back")
+    assert filled == []  # nothing reserved is recorded for a restock that was not handled
+
+    async with db.transaction() as tx:
+        await handlers["orders-stock-restocked"](tx, restocked)
+    assert woken == [{"scheduled": True}] * 2 and filled == [["ORD-1", "ORD-2"]]
