@@ -6,39 +6,39 @@ from pathlib import Path
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc, shipping_pb2_grpc
 from services.orders import consumers
+from services.orders.allocator import Allocator
 from services.orders.api import OrdersApi
 from services.orders.change_requests import ChangeRequests
 from services.orders.exception_resolutions import ExceptionResolutions
-from services.orders.service import Allocator, OrdersService
+from services.orders.service import OrdersService
 from services.orders.surge import SurgeGate
 
 
 async def main() -> None:
     rt = ServiceRuntime("orders", Path(__file__).parent / "migrations")
     await rt.start()
-    service = OrdersService(rt.db)
-    allocator = Allocator(service, inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory")),
-                          rt.settings.rpc_timeout, SurgeGate.from_env(os.environ))
-    def wake_allocator(**kw) -> None:  # late-bound: the lease replaces allocator.wake below
-        allocator.wake(**kw)
+    inventory = inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory"))
+    allocator = Allocator(rt.db, inventory, rt.settings.rpc_timeout, surge=SurgeGate.from_env(os.environ))
+    # One replica allocates at a time (priority order holds across replicas); any replica's
+    # confirmed order, change or restock pokes the holder (orderdesk.leases), whose allocator wakes.
+    wakeup = rt.add_singleton("orders-allocator", allocator.run,
+                              lambda payload: allocator.wake(scheduled=payload == b"scheduled"))
 
-    change_requests = ChangeRequests(service, allocator.inventory, rt.settings.rpc_timeout,
+    def wake_allocator(*, scheduled: bool = False) -> None:
+        wakeup.poke(b"scheduled" if scheduled else b"")
+
+    service = OrdersService(rt.db, on_confirmed=wake_allocator, on_arrived=allocator.orders_arrived)
+    change_requests = ChangeRequests(service, inventory, rt.settings.rpc_timeout,
                                      intake=intake_pb2_grpc.IntakeServiceStub(rt.channel("intake")),
                                      shipping=shipping_pb2_grpc.ShippingServiceStub(rt.channel("shipping")),
                                      wake_allocator=wake_allocator)
-    resolutions = ExceptionResolutions(service, allocator.inventory, rt.settings.rpc_timeout,
+    resolutions = ExceptionResolutions(service, inventory, rt.settings.rpc_timeout,
                                        change_requests=change_requests, wake_allocator=wake_allocator)
     rt.add_servicer(orders_pb2_grpc.add_OrdersServiceServicer_to_server,
                     OrdersApi(service, change_requests, resolutions), "OrdersService")
-    for subscription in consumers.subscriptions(service, allocator):
+    for subscription in consumers.subscriptions(service, wake_allocator=wake_allocator,
+                                                allocate_soon=allocator.allocate_soon):
         rt.subscribe(subscription)
-    # One replica allocates at a time (priority order holds across replicas); any replica's
-    # confirmed order or restock wakes it (orderdesk.leases).
-    local_wake = allocator.wake
-    wakeup = rt.add_singleton("orders-allocator", allocator.run,
-                              lambda payload: local_wake(scheduled=payload == b"scheduled"))
-    allocator.wake = lambda *, scheduled=False: wakeup.poke(b"scheduled" if scheduled else b"")
-    service.on_confirmed = allocator.wake
     await rt.serve()
 
 

@@ -6,7 +6,7 @@ from orderdesk.errors import require
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
 from services.orders.change_requests import ChangeRequests
 from services.orders.exception_resolutions import ExceptionResolutions
-from services.orders.kpi_proto import report_to_proto
+from services.orders.kpi import report_to_proto
 from services.orders.proto import order_to_proto
 from services.orders.service import OrdersService
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from orderdesk.consumers import Subscription
 from orderdesk.db import Tx
 from services.orders.exceptions import ExceptionType, OrderException
-from services.orders.service import Allocator, OrdersService
+from services.orders.service import OrdersService
 
 TRACKING_TYPES = {"shipment.delayed": ExceptionType.CARRIER_DELAY, "shipment.lost": ExceptionType.LOST_PARCEL}
 
@@ -27,7 +28,11 @@ def exception_of(event, now: dt.datetime) -> OrderException | None:
         shipment_id=shipment.shipment_id)
 
 
-def subscriptions(service: OrdersService, allocator: Allocator) -> list[Subscription]:
+def subscriptions(service: OrdersService, *, wake_allocator: Callable[..., None],
+                  allocate_soon: Callable[[list[str]], None]) -> list[Subscription]:
+    """`wake_allocator(scheduled=True)` starts a pass over the backorders too; `allocate_soon(ids)`
+    records at once the reservations inventory made for these backorders."""
+
     async def on_shipment(tx: Tx, event) -> None:
         await service.record_shipment(tx, event.shipment.shipment)
         exception = exception_of(event, service.clock())  # a carrier's delay or lost parcel
@@ -39,10 +44,10 @@ def subscriptions(service: OrdersService, allocator: Allocator) -> list[Subscrip
         await service.record_return(tx, getattr(getattr(event, "return"), "return"))
 
     async def on_stock_added(tx: Tx, event) -> None:
-        allocator.wake(scheduled=True)  # a backordered order may now be reservable
+        wake_allocator(scheduled=True)  # a backordered order may now be reservable
         filled = list(event.stock.filled_order_ids)
         if filled:  # inventory reserved for these backorders already: record it for them at once
-            tx.after_commit.append(lambda: allocator.allocate_soon(filled))
+            tx.after_commit.append(lambda: allocate_soon(filled))
 
     return [
         Subscription("orders-shipment-events", "orderdesk.shipment.>", on_shipment),

@@ -11,8 +11,9 @@ import pytest
 
 from orderdesk import errors
 from orderdesk.v1 import inventory_pb2, orders_pb2
+from services.orders.allocator import Allocator
 from services.orders.change_requests import ChangeRequests
-from services.orders.service import Allocator, OrdersService
+from services.orders.service import OrdersService
 from services.orders.store import OrderRepository
 from tests.integration.orders.test_desk import MIGRATIONS, change, create, published
 
@@ -87,12 +88,9 @@ def order(order_id: str, priority: int, sku: str = "A", quantity: int = 1) -> or
     return request
 
 
-async def one_pass(allocator: Allocator, orders: OrdersService) -> int:
+async def one_pass(allocator: Allocator) -> int:
     """What Allocator.run does in one pass: the backlog by priority in one read, then allocate_many."""
-    async with orders.db.read() as conn:
-        repo = OrderRepository(conn)
-        backlog = await repo.get_many(await repo.awaiting_stock(limit=Allocator.BATCH, include_scheduled=True))
-    return await allocator.allocate_many(backlog)
+    return await allocator.allocate_many(await allocator.backlog(include_scheduled=True))
 
 
 async def statuses(orders: OrdersService, ids) -> dict[str, str]:
@@ -105,9 +103,9 @@ async def test_the_backlog_is_reserved_highest_priority_first_in_chunks_and_save
     for order_id, priority in priorities.items():
         await orders.create(order(order_id, priority))
     inventory = BatchInventory({"A": 4})
-    allocator = Allocator(orders, inventory, 1.0)
+    allocator = Allocator(orders.db, inventory, 1.0, clock=orders.clock)
     allocator.CHUNK = 3
-    assert await one_pass(allocator, orders) == 10
+    assert await one_pass(allocator) == 10
     called = [o for chunk in inventory.chunks for o in chunk]
     # highest priority first, first come within a priority, in chunks of 3, one chunk at a time
     assert called == sorted(priorities, key=lambda o: (-priorities[o], int(o[5:])))
@@ -121,7 +119,7 @@ async def test_the_backlog_is_reserved_highest_priority_first_in_chunks_and_save
     for e in events:
         assert e.type == f"order.{now[e.order_id]}" and e.order.order.status == now[e.order_id]
     # a second pass: still short by the same amount, nothing to record, no event
-    assert await one_pass(allocator, orders) == 0
+    assert await one_pass(allocator) == 0
     assert len([e for e in await published(orders) if e.type.startswith("order.s")]) == 6
 
 
@@ -139,14 +137,14 @@ async def test_a_cancel_or_change_racing_a_chunk_is_respected_and_the_others_are
             await changes.change(change("ORD-R2", current.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=3)]))
 
     inventory.before_answer = race
-    allocator = Allocator(orders, inventory, 1.0)
-    assert await one_pass(allocator, orders) == 2
+    allocator = Allocator(orders.db, inventory, 1.0, clock=orders.clock)
+    assert await one_pass(allocator) == 2
     assert await statuses(orders, [f"ORD-R{n}" for n in range(6)]) == {
         "ORD-R0": "allocated", "ORD-R1": "cancelled", "ORD-R2": "confirmed",  # saved nothing for the old lines
         "ORD-R3": "confirmed", "ORD-R4": "confirmed", "ORD-R5": "allocated"}
     inventory.released.clear()
     inventory.refused.clear()
-    assert await one_pass(allocator, orders) == 3  # the next pass reserves the new quantities
+    assert await one_pass(allocator) == 3  # the next pass reserves the new quantities
     changed = await orders.get("ORD-R2", "")
     assert changed.status.value == "allocated" and [(a.sku, a.quantity) for a in changed.allocations] == [("A", 3)]
     assert inventory.chunks[-1] == ["ORD-R2", "ORD-R3", "ORD-R4"]
@@ -167,7 +165,7 @@ async def test_a_conflict_saving_one_order_of_a_chunk_loses_none_of_them(orders,
 
     monkeypatch.setattr(OrderRepository, "save", save_once_in_conflict)
     inventory = BatchInventory({"A": 100})
-    assert await one_pass(Allocator(orders, inventory, 1.0), orders) == 5
+    assert await one_pass(Allocator(orders.db, inventory, 1.0, clock=orders.clock)) == 5
     assert raised == ["ORD-K2"]
     assert set((await statuses(orders, ids)).values()) == {"allocated"}
     allocated_events = [e.order_id for e in await published(orders) if e.type == "order.allocated"]
@@ -179,6 +177,6 @@ async def test_an_inventory_without_reserve_many_gets_one_reserve_per_order(orde
     for n, order_id in enumerate(ids):
         await orders.create(order(order_id, n))
     inventory = OldInventory({"A": 100})
-    assert await one_pass(Allocator(orders, inventory, 1.0), orders) == 4
+    assert await one_pass(Allocator(orders.db, inventory, 1.0, clock=orders.clock)) == 4
     assert sorted(inventory.singles) == ids
     assert set((await statuses(orders, ids)).values()) == {"allocated"}

@@ -82,9 +82,9 @@ async def published(service) -> list[events_pb2.Event]:
 
 
 async def allocated(orders: OrdersService, order_id: str, inventory: FakeInventory):
-    from services.orders.service import Allocator
+    from services.orders.allocator import Allocator
     await orders.create(create(order_id))
-    assert await Allocator(orders, inventory, 1.0).allocate(order_id)
+    assert await Allocator(orders.db, inventory, 1.0, clock=orders.clock).allocate(order_id)
     return await orders.get(order_id, "")
 
 
@@ -113,7 +113,7 @@ async def test_cancel_every_line_cancels_the_order(orders):
 async def test_a_change_while_the_allocator_reserves_is_not_overwritten(orders):
     """The allocator asked inventory for the old quantities; the change lands before it saves: it saves
     nothing, and its next pass reserves the new quantities."""
-    from services.orders.service import Allocator
+    from services.orders.allocator import Allocator
 
     inventory = FakeInventory({"A": 10, "B": 10})
     changes, resolutions = use_cases(orders, inventory)
@@ -127,7 +127,7 @@ async def test_a_change_while_the_allocator_reserves_is_not_overwritten(orders):
         return answer
 
     inventory.Reserve = reserve_then_change
-    allocator = Allocator(orders, inventory, 1.0)
+    allocator = Allocator(orders.db, inventory, 1.0, clock=orders.clock)
     assert not await allocator.allocate("ORD-C6")
     assert (await orders.get("ORD-C6", "")).status.value == "confirmed"
     assert await allocator.allocate("ORD-C6")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from orderdesk.v1 import common_pb2, orders_pb2, returns_pb2, shipping_pb2
-from services.orders import kpi_store
 from services.orders.domain import Allocation
-from services.orders.kpis import compute_report, parse_period
+from services.orders.kpi import store as kpi_store
+from services.orders.kpi.rules import compute_report, parse_period
 from services.orders.service import OrdersService
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"

@@ -19,7 +19,8 @@ from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
 from orderdesk.outbox import OutboxRelay
 from orderdesk.v1 import common_pb2, events_pb2, inventory_pb2, orders_pb2
-from services.orders.service import Allocator, OrdersService
+from services.orders.allocator import Allocator
+from services.orders.service import OrdersService
 from services.orders.store import OrderRepository
 
 ORDERS_MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
@@ -187,7 +188,7 @@ async def test_allocators_of_two_replicas_reserve_each_order_once_by_priority_an
     replicas = []
     for _ in range(_replica_count(db)):
         replica_db = Database(db.url)
-        allocator = Allocator(OrdersService(replica_db), inventory, timeout=5)
+        allocator = Allocator(replica_db, inventory, timeout=5)
         lease = leases.for_database(db.url, "orders-allocator")
         replicas.append((replica_db, allocator, lease,
                          asyncio.create_task(leases.run_while_held(lease, allocator.run, service="orders"))))

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from orderdesk.errors import InvalidArgument
-from services.orders import kpis
 from services.orders.domain import Allocation, Line, Order
-from services.orders.kpis import Fact, LineFacts, OrderFacts, StatusAt, compute_report, p90, parse_period
+from services.orders.kpi import rules as kpis
+from services.orders.kpi.rules import Fact, LineFacts, OrderFacts, StatusAt, compute_report, p90, parse_period
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
@@ -247,7 +247,7 @@ def test_the_report_through_protobuf_the_gateway_model_and_the_csv():
 
     from cli.main import format_report, report_csv
     from gateway.models import KpiReportOut
-    from services.orders.kpi_proto import report_to_proto
+    from services.orders.kpi import report_to_proto
 
     period = parse_period("2026-11-01", "2026-11-30", "customer", now=T0)
     body = KpiReportOut.from_proto(report_to_proto(compute_report(HISTORY, period, ["W"]))).model_dump(mode="json")

@@ -3,6 +3,7 @@ and the Prometheus counters fed from the very same rows (so dashboard and report
 
 Ledger rows are written in the transaction that makes the change (see service.publish_transitions
 and service.record_return); a repeat of the same row (same order, kind, ref, line) is ignored.
+Use cases reach the ledger as a repository on their unit of work: `tx.repo(KpiLedger)`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, select
 
 from orderdesk import metrics
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts
-from services.orders import kpis
-from services.orders.kpis import Fact, LineFacts, OrderFacts, StatusAt
+from services.orders.kpi import rules
+from services.orders.kpi.rules import Fact, LineFacts, OrderFacts, StatusAt
 from services.orders.store import metadata, order_history, order_lines, orders
 
 order_facts = Table(
@@ -53,6 +54,22 @@ async def record(conn, order_id: str, facts: Iterable[Fact], *, count_new: bool 
     return sum([(await conn.execute(statement, row)).rowcount == 1 for row in rows])
 
 
+class KpiLedger:
+    """The order_facts ledger as a repository on a unit of work (`tx.repo(KpiLedger)`)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    async def record(self, order_id: str, facts: Iterable[Fact], *, count_new: bool = False) -> int:
+        return await record(self.conn, order_id, facts, count_new=count_new)
+
+    async def gather(self, start: dt.datetime, end: dt.datetime) -> list[OrderFacts]:
+        return await gather(self.conn, start, end)
+
+    async def known_skus(self) -> list[str]:
+        return await known_skus(self.conn)
+
+
 @functools.cache
 def _insert(dialect_name: str):
     return insert_ignoring_conflicts(dialect_name, order_facts)  # built once, executed with parameters
@@ -73,13 +90,13 @@ def count_metrics(order, facts: Iterable[Fact]) -> None:
     for t in order.transitions:
         status = t.status.value
         if status == "cancelled":
-            metrics.ORDER_CANCELLATIONS.labels(kpis.reason_class(t.entry.reason, kpis.CANCEL_REASONS)).inc()
+            metrics.ORDER_CANCELLATIONS.labels(rules.reason_class(t.entry.reason, rules.CANCEL_REASONS)).inc()
         if status == "completed":
             metrics.UNITS_DELIVERED.inc(sum(line.delivered for line in order.lines))
         if status in ("confirmed", "shipped", "completed"):
             history = [StatusAt(h.status.value, h.at) for h in order.history]
             facts_view = OrderFacts(order.order_id, "", "", "", status, tuple(history), ())
-            for stage, (end, seconds) in kpis.stage_ends(facts_view).items():
+            for stage, (end, seconds) in rules.stage_ends(facts_view).items():
                 if end == t.entry.at and _first_entry_is(order, stage, t.entry):
                     metrics.ORDER_CYCLE_SECONDS.labels(stage).observe(seconds)
 

@@ -6,7 +6,7 @@ Prometheus counters count when they happen (see `facts_of` and `count_metrics`),
 ratio over a window and the report over the same window agree. Formulas: README "The desk's
 numbers" and the docstring of each figure below.
 
-Inputs are plain records (`OrderFacts`) built by `kpi_store` from the orders' history, lines
+Inputs are plain records (`OrderFacts`) built by `kpi.store` from the orders' history, lines
 and the `order_facts` ledger; the output is a `KpiReport` dataclass. Rates are None (not 0)
 when their denominator is 0.
 """

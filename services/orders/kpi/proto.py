@@ -1,9 +1,9 @@
-"""The KPI report (services.orders.kpis) as protobuf: rates absent (not 0) when undefined."""
+"""The KPI report (kpi.rules.KpiReport) as protobuf: rates absent (not 0) when undefined."""
 
 from __future__ import annotations
 
 from orderdesk.v1 import orders_pb2
-from services.orders.kpis import Headline, KpiReport, ReasonCount, SkuRate, SkuSales
+from services.orders.kpi.rules import Headline, KpiReport, ReasonCount, SkuRate, SkuSales
 
 
 def _optional(**values) -> dict:
