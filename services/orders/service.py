@@ -34,7 +34,7 @@ async def publish_transitions(tx: Tx, order: Order) -> None:
     # Kept on the order for count_transitions, after the commit.
     order.kpi_facts = kpis.facts_of(order)
     if order.kpi_facts:
-        await kpi_store.record(tx.conn, order.order_id, order.kpi_facts)
+        await tx.repo(kpi_store.KpiLedger).record(order.order_id, order.kpi_facts)
     await usecase.publish(tx, [*order.transitions, *order.events], aggregate_id=order.order_id,
                           order_id=order.order_id, snapshot=lambda: event_payloads.snapshot(order),
                           payload=event_payloads.payload,

@@ -10,12 +10,12 @@ from decimal import Decimal
 
 import pytest
 
-from orderdesk import errors, events
+from orderdesk import errors
 from orderdesk.v1 import events_pb2, inventory_pb2
-from services.orders import allocator as allocator_module
 from services.orders import consumers
 from services.orders.allocator import Allocator
 from services.orders.domain import Line, Order
+from services.orders.kpi.store import KpiLedger
 from services.orders.store import OrderRepository
 from tests.unit.fakes import FakeDatabase
 
@@ -96,17 +96,19 @@ class ScarceInventory:
         return self._reserve(request)
 
 
-@pytest.fixture(autouse=True)
-def published_as_plain_events(monkeypatch):
-    """The order's status changes as plain events on the fake unit of work (the real publisher also
-    writes the KPI ledger through the connection, which a fake unit of work does not have)."""
+class FakeLedger:
+    """The KPI ledger the publisher writes to, in memory."""
 
-    async def publish(tx, order: Order) -> None:
-        for t in order.transitions:
-            await tx.emit(events.new_event(f"order.{t.status.value}", aggregate_id=order.order_id,
-                                           version=t.version, order_id=order.order_id))
+    def __init__(self):
+        self.facts: dict[str, list] = {}
 
-    monkeypatch.setattr(allocator_module, "publish_transitions", publish)
+    async def record(self, order_id, facts, *, count_new=False) -> int:
+        self.facts.setdefault(order_id, []).extend(facts)
+        return len(facts)
+
+
+def fake_db(orders: FakeOrders | None = None) -> FakeDatabase:
+    return FakeDatabase({OrderRepository: orders or FakeOrders([]), KpiLedger: FakeLedger()})
 
 
 def published(db: FakeDatabase) -> list[tuple[str, str]]:
@@ -116,7 +118,7 @@ def published(db: FakeDatabase) -> list[tuple[str, str]]:
 async def test_the_backlog_is_reserved_in_its_order_in_chunks_and_scarce_stock_goes_to_the_first():
     backlog = [confirmed(f"ORD-{n:03d}", priority=1000 - n) for n in range(Allocator.CHUNK * 2 + 2)]
     repo = FakeOrders(backlog)
-    db = FakeDatabase({OrderRepository: repo})
+    db = fake_db(repo)
     inventory = ScarceInventory(units=Allocator.CHUNK + 10)
 
     moved = await Allocator(db, inventory, 1.0, clock=lambda: NOW).allocate_many(backlog)
@@ -134,7 +136,7 @@ async def test_the_backlog_is_reserved_in_its_order_in_chunks_and_scarce_stock_g
 async def test_orders_no_longer_awaiting_stock_are_not_reserved():
     backlog = [confirmed("ORD-1", 10), confirmed("ORD-2", 5)]
     backlog[0].cancel(NOW, "desk", "customer_request")
-    db = FakeDatabase({OrderRepository: FakeOrders(backlog)})
+    db = fake_db(FakeOrders(backlog))
     inventory = ScarceInventory(units=5)
 
     assert await Allocator(db, inventory, 1.0, clock=lambda: NOW).allocate_many(backlog) == 1
@@ -144,7 +146,7 @@ async def test_orders_no_longer_awaiting_stock_are_not_reserved():
 async def test_a_lost_race_recording_one_order_is_retried_from_a_fresh_read():
     repo = FakeOrders([confirmed("ORD-1", 10, quantity=2)])
     repo.lose_next_save.add("ORD-1")
-    db = FakeDatabase({OrderRepository: repo})
+    db = fake_db(repo)
     inventory = ScarceInventory(units=5)
 
     assert await Allocator(db, inventory, 1.0, clock=lambda: NOW).allocate("ORD-1")
@@ -155,7 +157,7 @@ async def test_a_lost_race_recording_one_order_is_retried_from_a_fresh_read():
 
 async def test_an_order_that_is_gone_or_changed_lines_meanwhile_records_nothing():
     repo = FakeOrders([confirmed("ORD-1", 10, quantity=2)])
-    db = FakeDatabase({OrderRepository: repo})
+    db = fake_db(repo)
     inventory = ScarceInventory(units=5)
     allocator = Allocator(db, inventory, 1.0, clock=lambda: NOW)
     backlog = await repo.get_many(["ORD-1"])
@@ -172,7 +174,7 @@ async def test_a_restock_wakes_the_allocator_and_records_the_filled_backorders_o
     handlers = {s.durable: s.handler for s in consumers.subscriptions(
         service=None, wake_allocator=lambda **kw: woken.append(kw), allocate_soon=filled.append)}
     restocked = events_pb2.Event(type="stock.restocked", stock=events_pb2.StockEvent(filled_order_ids=["ORD-1", "ORD-2"]))
-    db = FakeDatabase({})
+    db = fake_db()
 
     with pytest.raises(RuntimeError):
         async with db.transaction() as tx:
