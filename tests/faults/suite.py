@@ -72,6 +72,7 @@ class Tally:
     delivered: set[str] = field(default_factory=set)                   # every shipment delivered (we said so)
     returned: dict[str, int] = field(default_factory=dict)             # order id -> units refunded & restocked
     operator_gave_up: list[str] = field(default_factory=list)
+    failed_calls: int = 0                                              # any partner call: 5xx or no answer
 
 
 class Environment:
@@ -152,6 +153,8 @@ class Load:
                 status, body = await self.request(key, method, path, json_body=json_body, headers=headers)
             except (aiohttp.ClientError, TimeoutError):
                 status, body = 0, None
+            if status not in ok and not 400 <= status < 500:
+                self.tally.failed_calls += 1
             if record:
                 self.tally.attempts.append((time.monotonic(), "ok" if status in ok else
                                             "refused" if 400 <= status < 500 else "error"))
@@ -577,6 +580,7 @@ def report(faults_list: list[FaultRecord], tally: Tally, books: Books, figures: 
             f"faults injected          {len(faults_list)}",
             f"requests sent            {requests} (order submissions, retries included; "
             f"{sum(1 for _, o in tally.attempts if o == 'error')} failed and were retried)",
+            f"partner calls failed     {tally.failed_calls} (every call: orders, shipments, returns; each retried)",
             f"orders acknowledged      {books.acknowledged}",
             f"lost                     {len(books.lost)}",
             f"duplicated               {len(books.duplicated) + tally.replay_mismatch}",
