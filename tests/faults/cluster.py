@@ -143,7 +143,7 @@ class ClusterChecker(Checker):
 
     env: ClusterEnvironment
 
-    async def connect(self, component: str):  # type: ignore[override]
+    async def connect(self, component: str):
         if self.env.pg:
             return await super().connect(component)
         return SqliteConnection(self.env.stack.data_dir / f"{component}.db")
