@@ -3,7 +3,8 @@
 #                the five services and the gateway on http://127.0.0.1:8080 with the demo data
 #   make test    set up, then the whole test suite (unit, integration on SQLite and PostgreSQL, e2e)
 #   make bench   benchmark figures (printed, never asserted); REPLICAS=2 runs two processes per service
-#   make faults  the fault suite, full form (REPLICAS=2 by default): kill -9, outages, then the books
+#   make faults  the fault suite, full form (REPLICAS=2 by default): kill -9, outages, then the books;
+#                NATS_CLUSTER=1: on a three-node JetStream cluster, kill -9 of one node, then another
 
 PYTHON ?= python3
 VENV   := .venv
@@ -39,7 +40,7 @@ bench: setup
 	$(BIN)/python -m bench $(if $(REPLICAS),--replicas $(REPLICAS))
 
 faults: setup
-	$(BIN)/python -m tests.faults --replicas $(or $(REPLICAS),2)
+	$(BIN)/python -m tests.faults --replicas $(or $(REPLICAS),2) $(if $(NATS_CLUSTER),--nats-cluster)
 
 lint: setup
 	$(BIN)/ruff check .

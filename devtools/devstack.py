@@ -29,7 +29,7 @@ from pathlib import Path
 
 from devtools import localservers
 from devtools.supervisor import CrashLoop, Supervisor
-from orderdesk.config import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES
+from orderdesk.config import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, nats_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = (*SERVICES, "gateway")
@@ -240,7 +240,7 @@ def _run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir)
     nats_url = os.environ.get("ORDERDESK_NATS_URL", "nats://127.0.0.1:4222")
     local_nats = None
-    if not localservers.answers(nats_url):
+    if not any(localservers.answers(url) for url in nats_servers(nats_url)):
         port = int(nats_url.rsplit(":", 1)[-1]) if nats_url.rsplit(":", 1)[-1].isdigit() else 4222
         print(f"no NATS at {nats_url}: starting nats-server (JetStream) from the venv", flush=True)
         local_nats = localservers.LocalNats(data_dir / "nats", port=port).start()

@@ -1,6 +1,6 @@
 """Configuration from environment variables, one place for every process.
 
-ORDERDESK_NATS_URL                 nats://127.0.0.1:4222
+ORDERDESK_NATS_URL                 nats://127.0.0.1:4222; a JetStream cluster: every node, comma-separated
 ORDERDESK_DATA_DIR                 ./var (SQLite files live here)
 ORDERDESK_<SERVICE>_DATABASE_URL   default sqlite+aiosqlite:///<data dir>/<service>.db
 ORDERDESK_<SERVICE>_ADDR           gRPC listen/dial address, default 127.0.0.1:<port>
@@ -68,6 +68,15 @@ def grpc_target(target: str) -> tuple[str, list[tuple[str, str | int]]]:
     if target.startswith("dns:"):
         return target, [*CHANNEL_OPTIONS, *round_robin]
     return target, list(CHANNEL_OPTIONS)
+
+
+def nats_servers(url: str) -> list[str]:
+    """ORDERDESK_NATS_URL as the list nats-py connects to: one URL, or several comma-separated (the nodes of
+    a JetStream cluster: a client whose server dies reconnects to another)."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("ORDERDESK_NATS_URL is empty: give nats://host:port, or several comma-separated")
+    return servers
 
 
 def data_dir() -> Path:

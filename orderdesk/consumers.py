@@ -93,9 +93,9 @@ class EventConsumer:
             max_deliver=self.sub.max_deliver,
             max_ack_pending=10_000,
         )
-        self._psub = await self.js.pull_subscribe(
-            self.sub.filter_subject, durable=self.sub.durable, stream=events.STREAM, config=config
-        )
+        self._psub = await events.while_jetstream_settles(
+            f"consumer {self.sub.durable}", lambda: self.js.pull_subscribe(
+                self.sub.filter_subject, durable=self.sub.durable, stream=events.STREAM, config=config))
 
     def stop(self) -> None:
         self._stopping = True

@@ -89,6 +89,30 @@ def new_event(
     )
 
 
+async def while_jetstream_settles(what: str, call, *, within: float = 60.0, pause: float = 1.0):
+    """`call()`, a JetStream API request made at start-up, again while the API does not answer yet: on a
+    cluster it can be without a leader for a few seconds (a node just died or joined) or slow on a busy
+    host. Gives up with the last error after `within` seconds; any other error is raised at once."""
+    import asyncio
+    import logging
+    import time
+
+    from nats.errors import NoRespondersError
+    from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await call()
+        except (NatsTimeout, NoRespondersError, NoStreamResponseError, ServiceUnavailableError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            logging.getLogger("orderdesk.events").warning("%s: JetStream not answering yet (%s), retrying",
+                                                          what, type(exc).__name__)
+            await asyncio.sleep(pause)
+
+
 async def ensure_streams(js) -> None:
     """Creates or updates the streams; every process calls this at start-up."""
     from nats.js.api import RetentionPolicy, StorageType, StreamConfig
@@ -113,9 +137,13 @@ async def ensure_streams(js) -> None:
         ),
     ]
     for config in configs:
-        try:
-            await js.add_stream(config)
-        except Exception as exc:  # already there with other settings: update in place
-            if "already in use" not in str(exc) and "exists" not in str(exc):
-                raise
-            await js.update_stream(config)
+        await while_jetstream_settles(f"stream {config.name}", lambda config=config: _add_or_update(js, config))
+
+
+async def _add_or_update(js, config) -> None:
+    try:
+        await js.add_stream(config)
+    except Exception as exc:  # already there with other settings: update in place
+        if "already in use" not in str(exc) and "exists" not in str(exc):
+            raise
+        await js.update_stream(config)

@@ -35,7 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from orderdesk import errors, events, leases, logs, metrics, migrations, ports, rpc
-from orderdesk.config import Settings, grpc_target
+from orderdesk.config import Settings, grpc_target, nats_servers
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
 from orderdesk.outbox import OutboxRelay
@@ -86,7 +86,7 @@ class ServiceRuntime:
             self.log.info("nats reconnected")
 
         self.nc = await nats.connect(
-            self.settings.nats_url,
+            nats_servers(self.settings.nats_url),  # a cluster: every node, reconnecting to another
             name=f"orderdesk-{self.name}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,

@@ -26,7 +26,7 @@ import asyncpg
 from devtools import localservers
 from devtools.devstack import Stack, postgres_databases
 from orderdesk import events
-from orderdesk.config import SERVICES
+from orderdesk.config import SERVICES, nats_servers
 from orderdesk.consumers import FAULT_ENV
 
 KEYS = {"shop": "demo-shop-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
@@ -72,6 +72,7 @@ class Tally:
     delivered: set[str] = field(default_factory=set)                   # every shipment delivered (we said so)
     returned: dict[str, int] = field(default_factory=dict)             # order id -> units refunded & restocked
     operator_gave_up: list[str] = field(default_factory=list)
+    failed_calls: int = 0                                              # any partner call: 5xx or no answer
 
 
 class Environment:
@@ -152,6 +153,8 @@ class Load:
                 status, body = await self.request(key, method, path, json_body=json_body, headers=headers)
             except (aiohttp.ClientError, TimeoutError):
                 status, body = 0, None
+            if status not in ok and not 400 <= status < 500:
+                self.tally.failed_calls += 1
             if record:
                 self.tally.attempts.append((time.monotonic(), "ok" if status in ok else
                                             "refused" if 400 <= status < 500 else "error"))
@@ -358,7 +361,7 @@ class Checker:
         import nats
 
         started = time.monotonic()
-        nc = await nats.connect(self.env.nats.url)
+        nc = await nats.connect(nats_servers(self.env.nats.url))
         js = nc.jetstream()
         quiet = 0
         try:
@@ -487,7 +490,7 @@ class Checker:
         """Every event id once in the stream; dead letters counted."""
         import nats
 
-        nc = await nats.connect(self.env.nats.url)
+        nc = await nats.connect(nats_servers(self.env.nats.url))
         js = nc.jetstream()
         try:
             books.dead_letters = (await js.stream_info(events.DLQ_STREAM)).state.messages
@@ -507,14 +510,16 @@ class Checker:
             await nc.close()
 
 
-async def run_suite(plan: Plan, *, log=print) -> tuple[list[FaultRecord], Tally, Books, dict]:
+async def run_suite(plan: Plan, *, log=print, env: Environment | None = None, faults: type[Faults] = Faults,
+                    checker: type[Checker] = Checker) -> tuple[list[FaultRecord], Tally, Books, dict]:
+    """The suite on `env` (default: one NATS and PostgreSQL) with `faults`' schedule, then `checker`'s books."""
     run = uuid.uuid4().hex[:6].upper()
-    env = Environment(plan.replicas)
+    env = env or Environment(plan.replicas)
     started = time.monotonic()
     faults_list = []
     try:
         await asyncio.to_thread(env.start)
-        fault_plan = Faults(env, plan)
+        fault_plan = faults(env, plan)
         schedule = fault_plan.schedule()
         # Enough stock for most orders (and a shortage near the end: backorders must not oversell).
         duration_guess = len(schedule) * (plan.gap + 10) + plan.nats_down + plan.flaky_seconds
@@ -554,9 +559,9 @@ async def run_suite(plan: Plan, *, log=print) -> tuple[list[FaultRecord], Tally,
             window = [o for t, o in load.tally.attempts if record.started <= t < end]
             record.requests, record.acknowledged = len(window), window.count("ok")
             record.errors = window.count("error")
-        checker = Checker(env, load.tally, initial, run)
-        settle = await checker.settle(plan.settle_timeout)
-        books = await checker.check()
+        books_checker = checker(env, load.tally, initial, run)
+        settle = await books_checker.settle(plan.settle_timeout)
+        books = await books_checker.check()
         figures = {"seconds": time.monotonic() - started, "settle": settle, "run": run}
         return faults_list, load.tally, books, figures
     finally:
@@ -575,6 +580,7 @@ def report(faults_list: list[FaultRecord], tally: Tally, books: Books, figures: 
             f"faults injected          {len(faults_list)}",
             f"requests sent            {requests} (order submissions, retries included; "
             f"{sum(1 for _, o in tally.attempts if o == 'error')} failed and were retried)",
+            f"partner calls failed     {tally.failed_calls} (every call: orders, shipments, returns; each retried)",
             f"orders acknowledged      {books.acknowledged}",
             f"lost                     {len(books.lost)}",
             f"duplicated               {len(books.duplicated) + tally.replay_mismatch}",
