@@ -131,10 +131,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from gateway import keys
 
     try:
-        key, scopes = asyncio.run(_with_store(lambda store: keys.create_key(
-            store, args.partner, args.name, args.scopes, partner_name=args.partner_name)))
+        scopes = keys.parse_scopes(args.scopes)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    key = asyncio.run(_with_store(lambda store: keys.create_key(store, args.partner, args.name, scopes,
+                                                                partner_name=args.partner_name)))
     print(key)
     print(f"(API key {args.name!r} for {args.partner} with scopes {', '.join(scopes)}; it is shown only now, "
           "store it safely)", file=sys.stderr)

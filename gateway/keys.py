@@ -7,14 +7,14 @@ Partners and keys live in the gateway's own database; nothing else in orderdesk 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from gateway.auth import parse_scopes
+from gateway.auth import parse_scopes  # "orders,returns" -> ("orders", "returns"); ValueError if unknown
 from gateway.store import KeyInfo, PartnerStore
 from orderdesk import masterdata
 
-__all__ = ["KeyInfo", "create_key", "import_partners", "list_keys", "opened", "revoke_keys"]
+__all__ = ["KeyInfo", "create_key", "import_partners", "list_keys", "opened", "parse_scopes", "revoke_keys"]
 
 
 @asynccontextmanager
@@ -32,12 +32,11 @@ async def import_partners(store: PartnerStore, csv_text: str) -> int:
     return await store.import_partners(masterdata.parse("partners", csv_text))
 
 
-async def create_key(store: PartnerStore, partner_id: str, name: str, scopes: str, *,
-                     partner_name: str | None = None) -> tuple[str, tuple[str, ...]]:
-    """A new key (shown only now) and the scopes it was given. "orders,returns" or "orders returns";
-    an unknown scope raises ValueError. With `partner_name`, an unknown partner is created."""
-    wanted = parse_scopes(scopes)
-    return await store.create_key(partner_id, name, wanted, partner_name=partner_name), wanted
+async def create_key(store: PartnerStore, partner_id: str, name: str, scopes: Sequence[str], *,
+                     partner_name: str | None = None) -> str:
+    """A new key, returned only now (the store keeps its hash). With `partner_name`, an unknown partner is
+    created with these scopes: how an operator bootstraps the first admin key."""
+    return await store.create_key(partner_id, name, scopes, partner_name=partner_name)
 
 
 async def list_keys(store: PartnerStore, partner_id: str = "") -> list[KeyInfo]:
