@@ -54,7 +54,6 @@ async def get_stock(sku: Annotated[str, Path(max_length=64)], request: Request, 
         await services.call(services.inventory.GetStock, inventory_pb2.GetStockRequest(sku=sku)))
 
 
-
 @router.post(
     "/v1/admin/import/{kind}", response_model=ImportResult, tags=["order desk"],
     responses=problem_responses(*COMMON, 413, 415),

@@ -89,7 +89,6 @@ async def create_return(
     return ReturnOut.from_proto(ret)
 
 
-
 @router.get("/v1/returns/{rma_id}", response_model=ReturnOut, tags=["returns"],
             responses=problem_responses(*COMMON, 404))
 async def get_return(rma_id: RmaId, request: Request, who: Principal = scoped(ORDERS, RETURNS, FULFILLMENT)):
