@@ -2,6 +2,9 @@
 #   make run     set up (venv, install, generate protos), then start NATS if none answers,
 #                the five services and the gateway on http://127.0.0.1:8080 with the demo data
 #   make test    set up, then the whole test suite (unit, integration on SQLite and PostgreSQL, e2e)
+#   make unit | integration | e2e   one part of it (PYTEST_ARGS="-x -k name" narrows it further)
+#   make lint    ruff check, ruff format --check and mypy: each runs, the target fails if any failed
+#   make format  ruff format over the tree (then `make lint`)
 #   make bench   benchmark figures (printed, never asserted); REPLICAS=2 runs two processes per service
 #   make faults  the fault suite, full form (REPLICAS=2 by default): kill -9, outages, then the books;
 #                NATS_CLUSTER=1: on a three-node JetStream cluster, kill -9 of one node, then another
@@ -14,7 +17,7 @@ PYTEST_ARGS ?=
 
 REPLICAS ?=
 
-.PHONY: setup protos run test unit bench faults lint clean
+.PHONY: setup protos run test unit integration e2e bench faults lint format clean
 
 setup: $(STAMP) protos
 
@@ -34,7 +37,13 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: setup
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/python -m pytest tests/integration -q $(PYTEST_ARGS)
+
+e2e: setup
+	$(BIN)/python -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench $(if $(REPLICAS),--replicas $(REPLICAS))
@@ -43,7 +52,14 @@ faults: setup
 	$(BIN)/python -m tests.faults --replicas $(or $(REPLICAS),2) $(if $(NATS_CLUSTER),--nats-cluster)
 
 lint: setup
-	$(BIN)/ruff check .
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
+
+format: setup
+	$(BIN)/ruff format .
 
 clean:
 	rm -rf var orderdesk/v1 build *.egg-info

@@ -11,7 +11,7 @@
     orderdesk supply receive|production|complete|atp …   receipts, production runs, ATP (cli/supply.py)
 
 Imports and keys talk to the services over gRPC and to the gateway's key store
-directly (so an operator can bootstrap the first admin key before any key exists);
+through gateway.keys (so an operator can bootstrap the first admin key before any key exists);
 `orders` goes through the gateway's HTTP API with ORDERDESK_API_KEY, like any partner.
 Configuration comes from the same environment variables as the services
 (ORDERDESK_<SERVICE>_ADDR, ORDERDESK_GATEWAY_DATABASE_URL, ORDERDESK_GATEWAY_URL).
@@ -55,13 +55,10 @@ def _owners(kind: str) -> list[str]:
 async def import_csv(kind: str, text: str, settings: Settings) -> int:
     """Loads one CSV into the services that own it (partners: the gateway's key store)."""
     if kind == "partners":
-        from gateway.store import PartnerStore
+        from gateway import keys
 
-        store = await PartnerStore.open(database_url("gateway"))
-        try:
-            return await store.import_partners(masterdata.parse(kind, text))
-        finally:
-            await store.close()
+        async with keys.opened(database_url("gateway")) as store:
+            return await keys.import_partners(store, text)
 
     import grpc
 
@@ -124,24 +121,21 @@ def cmd_import_demo(args: argparse.Namespace) -> int:
 
 # --- API keys --------------------------------------------------------------------------------
 async def _with_store(action):
-    from gateway.store import PartnerStore
+    from gateway import keys
 
-    store = await PartnerStore.open(database_url("gateway"))
-    try:
+    async with keys.opened(database_url("gateway")) as store:
         return await action(store)
-    finally:
-        await store.close()
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    from gateway.auth import parse_scopes
+    from gateway import keys
 
     try:
-        scopes = parse_scopes(args.scopes)
+        scopes = keys.parse_scopes(args.scopes)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    key = asyncio.run(_with_store(lambda store: store.create_key(args.partner, args.name, scopes,
-                                                                 partner_name=args.partner_name)))
+    key = asyncio.run(_with_store(lambda store: keys.create_key(store, args.partner, args.name, scopes,
+                                                                partner_name=args.partner_name)))
     print(key)
     print(f"(API key {args.name!r} for {args.partner} with scopes {', '.join(scopes)}; it is shown only now, "
           "store it safely)", file=sys.stderr)
@@ -149,14 +143,18 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    keys = asyncio.run(_with_store(lambda store: store.list_keys(args.partner or "")))
-    rows = [(k.partner_id, k.name, " ".join(k.scopes), k.source, k.hash_prefix, k.created_at) for k in keys]
+    from gateway import keys
+
+    listed = asyncio.run(_with_store(lambda store: keys.list_keys(store, args.partner or "")))
+    rows = [(k.partner_id, k.name, " ".join(k.scopes), k.source, k.hash_prefix, k.created_at) for k in listed]
     print(table(("PARTNER", "NAME", "SCOPES", "SOURCE", "SHA256", "CREATED"), rows))
     return 0
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    count = asyncio.run(_with_store(lambda store: store.revoke_keys(args.partner, args.name)))
+    from gateway import keys
+
+    count = asyncio.run(_with_store(lambda store: keys.revoke_keys(store, args.partner, args.name)))
     if not count:
         raise CliError(f"no key named {args.name!r} for partner {args.partner}")
     print(f"revoked {count} key(s) (the gateway forgets cached keys within seconds)")

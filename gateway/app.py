@@ -10,15 +10,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import problems
-from gateway.api import router
+from gateway import (
+    admin,
+    changes,
+    operations,
+    orders,
+    problems,
+    reports,
+    returns,
+    shipments,
+    supply,
+    webhooks,
+)
 from gateway.auth import Authenticator, KeyCache
 from gateway.backends import Backends
-from gateway.changes import router as changes_router
 from gateway.middleware import GatewayMiddleware
 from gateway.store import PartnerStore
-from gateway.supply import router as supply_router
-from gateway.webhooks import router as webhooks_router
 from orderdesk import logs
 from orderdesk.config import Settings
 from orderdesk.errors import DomainError
@@ -71,10 +78,9 @@ def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> Fast
             await store.close()
 
     app = FastAPI(title="orderdesk partner API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
-    app.include_router(router)
-    app.include_router(supply_router)
-    app.include_router(webhooks_router)
-    app.include_router(changes_router)
+    # One router per resource; this order is the order of the paths in the OpenAPI document.
+    for resource in (orders, shipments, returns, admin, reports, operations, supply, webhooks, changes):
+        app.include_router(resource.router)
     app.add_middleware(GatewayMiddleware)
     _document_bearer_auth(app)
 

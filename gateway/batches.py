@@ -13,8 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway import csv_orders, models
+from gateway import csv_orders
 from gateway.backends import Backends
+from gateway.bodies import HoldReason
+from gateway.order_models import BatchAnswer, BatchError, BatchOrder, BatchResult, OrderSubmission
 from gateway.problems import FieldError, field_path
 from orderdesk.v1 import intake_pb2
 
@@ -43,7 +45,7 @@ def from_batch(partner_id: str, raw_orders: Sequence[Any]) -> list[Pending]:
             return f"{prefix}.{path}" if path else prefix
 
         try:
-            order = models.BatchOrder.model_validate(raw)
+            order = BatchOrder.model_validate(raw)
         except ValidationError as exc:
             pending.append(Pending(index, None, _pydantic_errors(exc, where), where=where))
             continue
@@ -66,7 +68,7 @@ def from_csv(partner_id: str, idempotency_key: str, orders: Sequence[csv_orders.
             pending.append(Pending(index, None, list(parsed.errors), parsed.external_ref, where))
             continue
         try:
-            order = models.OrderSubmission.model_validate(parsed.body)
+            order = OrderSubmission.model_validate(parsed.body)
         except ValidationError as exc:
             pending.append(Pending(index, None, _pydantic_errors(exc, where), parsed.external_ref, where))
             continue
@@ -75,32 +77,32 @@ def from_csv(partner_id: str, idempotency_key: str, orders: Sequence[csv_orders.
     return pending
 
 
-def refused(p: Pending, code: str, errors: list[FieldError]) -> models.BatchResult:
-    return models.BatchResult(index=p.index, external_ref=p.external_ref, status="refused", error_code=code,
-                              errors=[models.BatchError(field=e.field, message=e.message) for e in errors])
+def refused(p: Pending, code: str, errors: list[FieldError]) -> BatchResult:
+    return BatchResult(index=p.index, external_ref=p.external_ref, status="refused", error_code=code,
+                              errors=[BatchError(field=e.field, message=e.message) for e in errors])
 
 
-def result(p: Pending, answer: intake_pb2.SubmitOrderResult) -> models.BatchResult:
+def result(p: Pending, answer: intake_pb2.SubmitOrderResult) -> BatchResult:
     """intake's answer for one order, in the partner's terms."""
     if answer.HasField("accepted"):
         a = answer.accepted
-        return models.BatchResult(index=p.index, external_ref=p.external_ref, status="accepted", order_id=a.order_id,
+        return BatchResult(index=p.index, external_ref=p.external_ref, status="accepted", order_id=a.order_id,
                                   order_status=a.status, replayed=a.replayed,
-                                  hold_reasons=[models.HoldReason.from_proto(r) for r in a.hold_reasons])
+                                  hold_reasons=[HoldReason.from_proto(r) for r in a.hold_reasons])
     errors = [FieldError(p.where(e.field), e.message) for e in answer.errors]
     return refused(p, answer.error_code, errors or [FieldError(p.where(""), answer.error_message)])
 
 
-def answer(pending: Sequence[Pending], answers: Sequence[intake_pb2.SubmitOrderResult]) -> models.BatchAnswer:
+def answer(pending: Sequence[Pending], answers: Sequence[intake_pb2.SubmitOrderResult]) -> BatchAnswer:
     """Each order's result in batch order; `answers` are intake's, in the order the valid requests were sent."""
     by_position = iter(answers)
     results = [refused(p, "INVALID_ARGUMENT", p.errors) if p.request is None else result(p, next(by_position))
                for p in pending]
     accepted = sum(r.status == "accepted" for r in results)
-    return models.BatchAnswer(results=results, accepted=accepted, refused=len(results) - accepted)
+    return BatchAnswer(results=results, accepted=accepted, refused=len(results) - accepted)
 
 
-async def submit(services: Backends, pending: Sequence[Pending]) -> models.BatchAnswer:
+async def submit(services: Backends, pending: Sequence[Pending]) -> BatchAnswer:
     requests = [p.request for p in pending if p.request is not None]
     answers = await services.stream(services.intake.SubmitOrderStream, requests)
     if len(answers) != len(requests) or any(a.index != n for n, a in enumerate(answers)):

@@ -1,6 +1,6 @@
 """Supply routes of Partner API v1: receipts, production runs, available-to-promise.
 
-Same shape as gateway.api: authorise, one gRPC call to inventory, shape the answer.
+Same shape as the other route modules: authorise, one gRPC call to inventory, shape the answer.
 Receipts and production are the desk's (admin); ATP is readable by any partner that
 may place orders (it says nothing about other partners' orders, only stock and dates).
 """
@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from gateway.api import ADMIN, COMMON, ORDERS, _problem_responses, backends, scoped
+from gateway.admin import StockLevelOut
 from gateway.auth import Principal
-from gateway.models import StockLevelOut
+from gateway.routing import ADMIN, COMMON, ORDERS, backends, problem_responses, scoped
 from orderdesk.v1 import inventory_pb2
 
 router = APIRouter()
@@ -79,7 +79,7 @@ ProductionId = Annotated[str, Path(max_length=40)]
 
 
 @router.post("/v1/admin/receipts", response_model=StockLevelOut, tags=["order desk"],
-             responses=_problem_responses(*COMMON),
+             responses=problem_responses(*COMMON),
              summary="Goods received at a warehouse: stock rises once per reference and fills backorders by priority")
 async def post_receipt(body: ReceiptIn, request: Request, who: Principal = scoped(ADMIN)):
     services = backends(request)
@@ -88,7 +88,7 @@ async def post_receipt(body: ReceiptIn, request: Request, who: Principal = scope
 
 
 @router.get("/v1/admin/production", response_model=ProductionList, tags=["order desk"],
-            responses=_problem_responses(*COMMON), summary="Production runs planned for backorders")
+            responses=problem_responses(*COMMON), summary="Production runs planned for backorders")
 async def list_production(request: Request, sku: Annotated[str, Query(max_length=64)] = "",
                           status: Literal["", "open", "completed"] = "", who: Principal = scoped(ADMIN)):
     services = backends(request)
@@ -98,7 +98,7 @@ async def list_production(request: Request, sku: Annotated[str, Query(max_length
 
 
 @router.post("/v1/admin/production/{production_id}/complete", response_model=ProductionRunOut,
-             tags=["order desk"], responses=_problem_responses(*COMMON, 404),
+             tags=["order desk"], responses=problem_responses(*COMMON, 404),
              summary="A production run is finished: its units are received once and fill backorders by priority")
 async def complete_production(production_id: ProductionId, request: Request, who: Principal = scoped(ADMIN)):
     services = backends(request)
@@ -107,7 +107,7 @@ async def complete_production(production_id: ProductionId, request: Request, who
 
 
 @router.get("/v1/inventory/{sku}/atp", response_model=AvailableToPromiseOut, tags=["orders"],
-            responses=_problem_responses(*COMMON, 404),
+            responses=problem_responses(*COMMON, 404),
             summary="Available to promise: what quantity of a SKU can be promised by which date")
 async def available_to_promise(sku: Sku, request: Request, who: Principal = scoped(ORDERS)):
     services = backends(request)

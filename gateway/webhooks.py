@@ -14,8 +14,8 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api import COMMON, ORDERS, RETURNS, _problem_responses, backends, scoped
 from gateway.auth import Principal
+from gateway.routing import COMMON, ORDERS, RETURNS, backends, problem_responses, scoped
 from orderdesk.v1 import notifier_pb2
 
 router = APIRouter(tags=["webhooks and events"])
@@ -134,7 +134,7 @@ def _ref(endpoint_id: str, who: Principal) -> notifier_pb2.EndpointRequest:
 
 
 @router.post("/v1/webhooks", status_code=201, response_model=WebhookWithSecret,
-             responses=_problem_responses(*COMMON),
+             responses=problem_responses(*COMMON),
              summary="Register a webhook endpoint (the answer carries the signing secret, shown only this once)")
 async def create_webhook(body: WebhookIn, request: Request, who: Principal = scoped(ORDERS, RETURNS)):
     services = backends(request)
@@ -143,7 +143,7 @@ async def create_webhook(body: WebhookIn, request: Request, who: Principal = sco
     return WebhookWithSecret.from_answer(answer)
 
 
-@router.get("/v1/webhooks", response_model=WebhookList, responses=_problem_responses(*COMMON),
+@router.get("/v1/webhooks", response_model=WebhookList, responses=problem_responses(*COMMON),
             summary="Your webhook endpoints")
 async def list_webhooks(request: Request, who: Principal = scoped(ORDERS, RETURNS)):
     services = backends(request)
@@ -152,14 +152,14 @@ async def list_webhooks(request: Request, who: Principal = scoped(ORDERS, RETURN
     return WebhookList(items=[WebhookOut.from_proto(e) for e in answer.items])
 
 
-@router.get("/v1/webhooks/{endpoint_id}", response_model=WebhookOut, responses=_problem_responses(*COMMON, 404))
+@router.get("/v1/webhooks/{endpoint_id}", response_model=WebhookOut, responses=problem_responses(*COMMON, 404))
 async def get_webhook(endpoint_id: EndpointId, request: Request, who: Principal = scoped(ORDERS, RETURNS)):
     services = backends(request)
     return WebhookOut.from_proto(await services.call(services.notifier.GetEndpoint, _ref(endpoint_id, who)))
 
 
 @router.delete("/v1/webhooks/{endpoint_id}", status_code=204, response_class=Response,
-               responses=_problem_responses(*COMMON, 404), summary="Delete an endpoint and its delivery log")
+               responses=problem_responses(*COMMON, 404), summary="Delete an endpoint and its delivery log")
 async def delete_webhook(endpoint_id: EndpointId, request: Request, who: Principal = scoped(ORDERS, RETURNS)):
     services = backends(request)
     await services.call(services.notifier.DeleteEndpoint, _ref(endpoint_id, who))
@@ -167,7 +167,7 @@ async def delete_webhook(endpoint_id: EndpointId, request: Request, who: Princip
 
 
 @router.post("/v1/webhooks/{endpoint_id}/pause", response_model=WebhookOut,
-             responses=_problem_responses(*COMMON, 404),
+             responses=problem_responses(*COMMON, 404),
              summary="Stop deliveries; events keep collecting in your feed and follow on resume")
 async def pause_webhook(endpoint_id: EndpointId, request: Request, who: Principal = scoped(ORDERS, RETURNS)):
     services = backends(request)
@@ -175,7 +175,7 @@ async def pause_webhook(endpoint_id: EndpointId, request: Request, who: Principa
 
 
 @router.post("/v1/webhooks/{endpoint_id}/resume", response_model=WebhookOut,
-             responses=_problem_responses(*COMMON, 404),
+             responses=problem_responses(*COMMON, 404),
              summary="Deliver again (also after a 410 Gone disabled the endpoint), from where it stopped")
 async def resume_webhook(endpoint_id: EndpointId, request: Request, who: Principal = scoped(ORDERS, RETURNS)):
     services = backends(request)
@@ -183,7 +183,7 @@ async def resume_webhook(endpoint_id: EndpointId, request: Request, who: Princip
 
 
 @router.post("/v1/webhooks/{endpoint_id}/rotate-secret", response_model=WebhookWithSecret,
-             responses=_problem_responses(*COMMON, 404),
+             responses=problem_responses(*COMMON, 404),
              summary="A new signing secret, shown only in this answer; the old one stops at once")
 async def rotate_webhook_secret(endpoint_id: EndpointId, request: Request, who: Principal = scoped(ORDERS, RETURNS)):
     services = backends(request)
@@ -192,7 +192,7 @@ async def rotate_webhook_secret(endpoint_id: EndpointId, request: Request, who: 
 
 # --- deliveries ----------------------------------------------------------------------------------
 @router.get("/v1/webhooks/{endpoint_id}/deliveries", response_model=DeliveryPage,
-            responses=_problem_responses(*COMMON, 404),
+            responses=problem_responses(*COMMON, 404),
             summary="The delivery log, newest first, with every attempt (status, latency, response excerpt)")
 async def list_deliveries(
     endpoint_id: EndpointId, request: Request,
@@ -208,7 +208,7 @@ async def list_deliveries(
 
 
 @router.post("/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/replay", response_model=DeliveryOut,
-             responses=_problem_responses(*COMMON, 404), summary="Send one delivery again (a new round of retries)")
+             responses=problem_responses(*COMMON, 404), summary="Send one delivery again (a new round of retries)")
 async def replay_delivery(endpoint_id: EndpointId, delivery_id: DeliveryId, request: Request,
                           who: Principal = scoped(ORDERS, RETURNS)):
     services = backends(request)
@@ -219,7 +219,7 @@ async def replay_delivery(endpoint_id: EndpointId, delivery_id: DeliveryId, requ
 
 
 @router.post("/v1/webhooks/{endpoint_id}/replay", response_model=ReplayRangeOut,
-             responses=_problem_responses(*COMMON, 404, 409),
+             responses=problem_responses(*COMMON, 404, 409),
              summary="Send every event of a sequence range again (those this endpoint wants)")
 async def replay_range(endpoint_id: EndpointId, body: ReplayRangeIn, request: Request,
                        who: Principal = scoped(ORDERS, RETURNS)):
@@ -233,7 +233,7 @@ async def replay_range(endpoint_id: EndpointId, body: ReplayRangeIn, request: Re
 # --- the event feed ------------------------------------------------------------------------------
 @router.get(
     "/v1/events", response_model=EventPage, responses={
-        **_problem_responses(*COMMON),
+        **problem_responses(*COMMON),
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
               "description": "JSON page, or with `Accept: text/event-stream` a stream of `id: <sequence>` events"}},
     summary="Your ordered event feed after a sequence: a long poll (?wait=) or Server-Sent Events "

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -20,6 +21,9 @@ from orderdesk import events, logs, metrics
 from orderdesk.db import Database, Tx, insert_ignoring_conflicts, utcnow
 from orderdesk.outbox import inbox_table
 from orderdesk.v1 import events_pb2
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
 
 log = logging.getLogger("orderdesk.consumers")
 
@@ -73,7 +77,7 @@ class EventConsumer:
         self.js = js
         self.sub = subscription
         self._stopping = False
-        self._psub = None
+        self._psub: JetStreamContext.PullSubscription | None = None
         # INSERT ... ON CONFLICT DO NOTHING into the inbox, built once (parameters per message).
         self._claim = insert_ignoring_conflicts(db.dialect, inbox_table)
         self._fail_first = injected_failures(subscription.durable)
@@ -105,9 +109,11 @@ class EventConsumer:
 
         if self._psub is None:
             await self.start()
+        psub = self._psub
+        assert psub is not None, "start() subscribes"
         while not self._stopping:
             try:
-                messages = await self._psub.fetch(self.sub.batch, timeout=1.0)
+                messages = await psub.fetch(self.sub.batch, timeout=1.0)
             except (TimeoutError, NatsTimeout):
                 metrics.CONSUMER_PENDING.labels(self.sub.durable).set(0)  # caught up
                 continue

@@ -23,7 +23,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -129,7 +130,7 @@ def for_database(database_url: str, name: str) -> Lease:
     return Lease(name)
 
 
-async def run_while_held(lease: Lease, work: Callable[[], Awaitable[None]], *, service: str = "") -> None:
+async def run_while_held(lease: Lease, work: Callable[[], Coroutine[Any, Any, None]], *, service: str = "") -> None:
     """Runs `work()` whenever `lease` is held and cancels it the moment the lease is lost; until cancelled
     or until `work()` returns (a clean stop)."""
     gauge = metrics.LEASE_HELD.labels(service or "-", lease.name)

@@ -61,8 +61,12 @@ def run_env(target_metadata: MetaData) -> None:
     else:  # the alembic command line: make our own async engine
         import asyncio
 
+        url = config.get_main_option("sqlalchemy.url")
+        if not url:
+            raise RuntimeError("alembic: set sqlalchemy.url (the service's database URL)")
+
         async def _main():
-            engine = create_async_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+            engine = create_async_engine(url, poolclass=pool.NullPool)
             async with engine.begin() as conn:
                 await conn.run_sync(_configure_and_run)
             await engine.dispose()

@@ -16,7 +16,8 @@ ERROR_DOMAIN = "orderdesk.io"
 
 def to_status(error: errors.DomainError) -> grpc.Status:
     details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)]
-    if getattr(error, "violations", None):  # InvalidArgument, and a FailedPrecondition that itemises
+    if isinstance(error, errors.InvalidArgument | errors.FailedPrecondition) and error.violations:
+        # InvalidArgument, and a FailedPrecondition that itemises
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[

@@ -26,8 +26,9 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from grpc_health.v1 import _async as health_async
@@ -40,8 +41,20 @@ from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
 from orderdesk.outbox import OutboxRelay
 
+if TYPE_CHECKING:
+    from nats.aio.client import Client as Nats
+    from nats.js import JetStreamContext
+
 GRACE_SECONDS = 5.0
 PACKAGE = "orderdesk.v1"
+Job = Callable[[], Coroutine[Any, Any, None]]  # an async function run as a task of its own
+T = TypeVar("T")
+
+
+def _started(value: T | None, what: str) -> T:
+    if value is None:
+        raise RuntimeError(f"the runtime's {what} exists only after start()")
+    return value
 
 
 class ServiceRuntime:
@@ -50,10 +63,11 @@ class ServiceRuntime:
         self.settings = Settings.from_env(name)
         self.log = logs.setup(name)
         self.migrations_dir = migrations_dir
-        self.db: Database | None = None
-        self.nc = None
-        self.js = None
-        self.relay: OutboxRelay | None = None
+        # Made by start(); the properties below refuse to hand them out before.
+        self._db: Database | None = None
+        self._nc: Nats | None = None
+        self._js: JetStreamContext | None = None
+        self._relay: OutboxRelay | None = None
         self.server = grpc.aio.server(
             interceptors=[ErrorsAndMetrics(name)],
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
@@ -61,19 +75,35 @@ class ServiceRuntime:
         self.health = health_async.HealthServicer()
         self._service_names: list[str] = []
         self._consumers: list[EventConsumer] = []
-        self._tasks: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: list[Job] = []
         self._running: list[asyncio.Task] = []
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stop = asyncio.Event()
         self._closing = False
 
+    @property
+    def db(self) -> Database:
+        return _started(self._db, "database")
+
+    @property
+    def nc(self) -> Nats:
+        return _started(self._nc, "NATS connection")
+
+    @property
+    def js(self) -> JetStreamContext:
+        return _started(self._js, "JetStream context")
+
+    @property
+    def relay(self) -> OutboxRelay:
+        return _started(self._relay, "outbox relay")
+
     # --- start-up ----------------------------------------------------------
     async def start(self) -> None:
-        self.db = Database(self.settings.database_url)
+        self._db = Database(self.settings.database_url)
         if self.migrations_dir is not None:
-            await migrations.upgrade(self.db.engine, self.migrations_dir)
+            await migrations.upgrade(self._db.engine, self.migrations_dir)
         await self.connect_nats()
-        self.relay = OutboxRelay(self.db, self.js, self.name, nc=self.nc)
+        self._relay = OutboxRelay(self._db, self.js, self.name, nc=self.nc)
 
     async def connect_nats(self) -> None:
         import nats
@@ -85,7 +115,7 @@ class ServiceRuntime:
         async def _reconnected():
             self.log.info("nats reconnected")
 
-        self.nc = await nats.connect(
+        self._nc = nc = await nats.connect(
             nats_servers(self.settings.nats_url),  # a cluster: every node, reconnecting to another
             name=f"orderdesk-{self.name}",
             max_reconnect_attempts=-1,
@@ -93,8 +123,8 @@ class ServiceRuntime:
             disconnected_cb=_disconnected,
             reconnected_cb=_reconnected,
         )
-        self.js = self.nc.jetstream(timeout=5)
-        await events.ensure_streams(self.js)
+        self._js = js = nc.jetstream(timeout=5)
+        await events.ensure_streams(js)
 
     def channel(self, peer: str) -> grpc.aio.Channel:
         """A cached channel to another service (deadlines are set per call)."""
@@ -110,11 +140,11 @@ class ServiceRuntime:
     def subscribe(self, subscription: Subscription) -> None:
         self._consumers.append(EventConsumer(self.db, self.js, subscription))
 
-    def add_task(self, task: Callable[[], Awaitable[None]]) -> None:
+    def add_task(self, task: Job) -> None:
         """A background loop (e.g. the allocation worker) that runs until shutdown."""
         self._tasks.append(task)
 
-    def add_singleton(self, job: str, task: Callable[[], Awaitable[None]],
+    def add_singleton(self, job: str, task: Job,
                       on_wake: Callable[[bytes], None]) -> leases.Wakeup:
         """A background loop that ONE replica runs at a time (the holder of lease `job`, see orderdesk.leases).
 
@@ -266,9 +296,9 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
         )
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
+def run(main: Job) -> None:
     """Runs a process's main on uvloop. ORDERDESK_PROFILE=<dir> profiles it (cProfile, written at exit)."""
-    profile_dir = os.environ.get("ORDERDESK_PROFILE")
+    profile_dir = os.environ.get("ORDERDESK_PROFILE", "")
     profiler = None
     if profile_dir:
         import cProfile

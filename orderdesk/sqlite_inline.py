@@ -97,7 +97,7 @@ class _RunNow:
 class InlineConnection:
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
-        self._connection = conn  # SQLAlchemy checks this to know the connection is open
+        self._connection: sqlite3.Connection | None = conn  # SQLAlchemy checks this to know the connection is open
         self._tx = _RunNow()
 
     @property
@@ -135,6 +135,7 @@ def async_creator(database: str):
 
     async def connect() -> InlineConnection:
         # check_same_thread=False: the pool may close a connection from another thread at exit.
-        return InlineConnection(sqlite3.connect(database, check_same_thread=False, isolation_level=""))
+        # DEFERRED: sqlite3 opens transactions with BEGIN DEFERRED, the same as its default plain BEGIN.
+        return InlineConnection(sqlite3.connect(database, check_same_thread=False, isolation_level="DEFERRED"))
 
     return connect

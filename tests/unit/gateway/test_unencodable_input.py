@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from gateway import models
+from gateway import order_models
 
 
 def body(**line) -> dict:
@@ -15,19 +15,19 @@ def body(**line) -> dict:
 
 def test_a_quantity_beyond_int64_is_refused_on_its_field():
     with pytest.raises(ValidationError) as err:
-        models.OrderSubmission.model_validate(body(quantity=-175340186989176415516864473464832))
+        order_models.OrderSubmission.model_validate(body(quantity=-175340186989176415516864473464832))
     assert [e["loc"] for e in err.value.errors()] == [("lines", 0, "quantity")]
-    assert models.OrderSubmission.model_validate(body(quantity=2**63 - 1)).lines[0].quantity == 2**63 - 1
+    assert order_models.OrderSubmission.model_validate(body(quantity=2**63 - 1)).lines[0].quantity == 2**63 - 1
 
 
 @pytest.mark.parametrize("text", ["\ud800", "ok\udfffok", "J\ud9f0\udf58"])
 def test_a_lone_surrogate_is_refused_on_its_field(text):
     with pytest.raises(ValidationError) as err:
-        models.OrderSubmission.model_validate(body(sku=text))
+        order_models.OrderSubmission.model_validate(body(sku=text))
     assert [e["loc"] for e in err.value.errors()] == [("lines", 0, "sku")]
     with pytest.raises(ValidationError):
-        models.ApproveRequest.model_validate({"acknowledge": [text]})
+        order_models.ApproveRequest.model_validate({"acknowledge": [text]})
 
 
 def test_ordinary_unicode_passes():
-    assert models.OrderSubmission.model_validate(body(sku="Ölfilter-𝔸")).lines[0].sku == "Ölfilter-𝔸"
+    assert order_models.OrderSubmission.model_validate(body(sku="Ölfilter-𝔸")).lines[0].sku == "Ölfilter-𝔸"

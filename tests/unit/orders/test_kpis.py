@@ -246,7 +246,7 @@ def test_the_report_through_protobuf_the_gateway_model_and_the_csv():
     import io
 
     from cli.main import format_report, report_csv
-    from gateway.models import KpiReportOut
+    from gateway.reports import KpiReportOut
     from services.orders.kpi import report_to_proto
 
     period = parse_period("2026-11-01", "2026-11-30", "customer", now=T0)
