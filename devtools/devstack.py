@@ -30,6 +30,7 @@ from pathlib import Path
 from devtools import localservers
 from devtools.supervisor import CrashLoop, Supervisor
 from orderdesk.config import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, nats_servers
+from orderdesk.parsing import whole_number
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = (*SERVICES, "gateway")
@@ -241,7 +242,7 @@ def _run(args: argparse.Namespace) -> int:
     nats_url = os.environ.get("ORDERDESK_NATS_URL", "nats://127.0.0.1:4222")
     local_nats = None
     if not any(localservers.answers(url) for url in nats_servers(nats_url)):
-        port = int(nats_url.rsplit(":", 1)[-1]) if nats_url.rsplit(":", 1)[-1].isdigit() else 4222
+        port = whole_number(nats_url.rsplit(":", 1)[-1]) or 4222
         print(f"no NATS at {nats_url}: starting nats-server (JetStream) from the venv", flush=True)
         local_nats = localservers.LocalNats(data_dir / "nats", port=port).start()
         nats_url = local_nats.url

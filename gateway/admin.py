@@ -38,7 +38,7 @@ class StockLevelOut(BaseModel):
 
 
 class ImportResult(BaseModel):
-    kind: Literal["customers", "products", "stock", "warehouses", "partners"]
+    kind: ImportKind  # the same kinds the route takes (prices were missing here: the answer was a 500)
     rows: int
 
 

@@ -21,6 +21,7 @@ from gateway.auth import Principal
 from gateway.bodies import Address, ChangeQuantity, Note, ProblemDocument, RequestBody, Text
 from gateway.order_models import CancelLineIn, OrderOut
 from gateway.routing import ADMIN, COMMON, FULFILLMENT, ORDERS, OrderId, backends, problem_responses, scoped
+from orderdesk.parsing import whole_number
 from orderdesk.v1 import common_pb2, orders_pb2
 
 
@@ -90,21 +91,27 @@ def parse_if_match(value: str | None, *, required: bool) -> int:
                                    "precondition-required")
         return 0
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit() or int(text) <= 0:
+    version = whole_number(text)
+    if version is None or version <= 0:
         raise problems.validation([problems.FieldError("If-Match", 'the order\'s ETag, e.g. "7"')])
-    return int(text)
+    return version
 
 
-async def change_call(request: Request, response: Response, change: orders_pb2.ChangeOrderRequest) -> OrderOut:
+async def guarded_call(request: Request, response: Response, method, message) -> OrderOut:
+    """A call guarded by the order's version (If-Match): a stale one is 412; the answer carries the new ETag."""
     services = backends(request)
     try:
-        order = await services.call(services.orders.ChangeOrder, change)
+        order = await services.call(method, message)
     except problems.Problem as problem:
         if problem.rule == "stale_version":
             problem.status, problem.title, problem.slug = 412, "Precondition Failed", "stale-version"
         raise
     response.headers["ETag"] = etag(order.version)
     return OrderOut.from_proto(order)
+
+
+async def change_call(request: Request, response: Response, change: orders_pb2.ChangeOrderRequest) -> OrderOut:
+    return await guarded_call(request, response, backends(request).orders.ChangeOrder, change)
 
 
 @router.patch("/v1/orders/{order_id}", response_model=OrderOut, tags=["orders"], responses=CHANGE_RESPONSES,

@@ -17,6 +17,7 @@ from fastapi import HTTPException
 
 from gateway.problems import PROBLEM_MEDIA_TYPE, internal
 from orderdesk import logs, metrics
+from orderdesk.parsing import whole_number
 
 log = logging.getLogger("gateway.http")
 
@@ -66,9 +67,9 @@ class GatewayMiddleware:
         token = logs.correlation_id.set(cid)
         started = time.perf_counter()
         limit = body_limit_for(scope["path"])
-        declared = next((v for k, v in headers if k == b"content-length"), b"")
+        declared = whole_number(next((v for k, v in headers if k == b"content-length"), b"").decode("latin-1"))
         state = {"status": 500, "started": False, "received": 0,
-                 "over": declared.isdigit() and int(declared) > limit}
+                 "over": declared is not None and declared > limit}
 
         async def limited_receive():
             # A declared length over the limit is refused before a byte is read.

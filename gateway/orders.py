@@ -11,7 +11,7 @@ from gateway import batches, csv_orders, problems
 from gateway.auth import Principal
 from gateway.backends import Backends
 from gateway.bodies import DeliveryProposal, HoldReason
-from gateway.changes import cancel_lines, etag
+from gateway.changes import cancel_lines, etag, guarded_call, parse_if_match
 from gateway.order_models import (
     MAX_BATCH_ORDERS,
     ApproveRequest,
@@ -131,17 +131,19 @@ async def _decide(services: Backends, method, order_id: str, who: Principal, rea
 
 
 @router.post("/v1/orders/{order_id}/cancel", response_model=OrderOut, tags=["orders"],
-             responses=problem_responses(*COMMON, 404, 409),
+             responses=problem_responses(*COMMON, 404, 409, 412),
              summary="Cancel an order and release its stock (409 once anything has shipped); with `lines`, "
                      "cancel only those units")
 async def cancel_order(order_id: OrderId, request: Request, response: Response,
                        body: CancelRequest | None = None,
                        if_match: Annotated[str | None, Header(alias="If-Match", max_length=40)] = None,
                        who: Principal = scoped(ORDERS)):
-    services = backends(request)
     if body is not None and body.lines:
         return await cancel_lines(order_id, body.lines, body.reason, request, response, if_match, who)
-    return await _decide(services, services.orders.CancelOrder, order_id, who, body.reason if body else "")
+    # If-Match is honoured when sent: a cancel based on a stale read of the order is 412, nothing changes.
+    return await guarded_call(request, response, backends(request).orders.CancelOrder, orders_pb2.OrderDecisionRequest(
+        order_id=order_id, partner_id=who.order_scope, expected_version=parse_if_match(if_match, required=False),
+        actor=common_pb2.Actor(id=who.partner_id, reason=body.reason if body else "")))
 
 
 @router.post("/v1/orders/{order_id}/approve", response_model=OrderOut, tags=["order desk"],

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.auth import Principal
 from gateway.routing import COMMON, ORDERS, RETURNS, backends, problem_responses, scoped
+from orderdesk.parsing import whole_number
 from orderdesk.v1 import notifier_pb2
 
 router = APIRouter(tags=["webhooks and events"])
@@ -249,7 +250,8 @@ async def read_events(
 ):
     services = backends(request)
     if "text/event-stream" in accept:
-        start = int(last_event_id) if last_event_id.isdigit() else after
+        resumed = whole_number(last_event_id)  # an unreadable id resumes from `after`, as no id does
+        start = after if resumed is None else resumed
         return StreamingResponse(_sse(request, who.partner_id, start, limit), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     answer = await _read(services, who.partner_id, after, limit, wait)

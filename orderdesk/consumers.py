@@ -20,6 +20,7 @@ from sqlalchemy import select
 from orderdesk import events, logs, metrics
 from orderdesk.db import Database, Tx, insert_ignoring_conflicts, utcnow
 from orderdesk.outbox import inbox_table
+from orderdesk.parsing import whole_number
 from orderdesk.v1 import events_pb2
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def injected_failures(durable: str) -> int:
 
     spec = os.environ.get(FAULT_ENV, "")
     name, _, count = spec.rpartition(":")
-    return int(count) if spec and name == durable and count.isdigit() else 0
+    return (whole_number(count) or 0) if spec and name == durable else 0
 
 def _correlation_id(msg, event: events_pb2.Event) -> str:
     """The request's correlation id (NATS header, else the event's own field): it goes into the

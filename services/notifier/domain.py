@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from google.protobuf.json_format import MessageToDict
 
 from orderdesk.errors import FieldViolation, InvalidArgument
+from orderdesk.parsing import whole_number
 
 SIGNATURE_HEADER = "Orderdesk-Signature"
 EVENT_ID_HEADER = "Orderdesk-Event-Id"
@@ -58,8 +59,8 @@ def verify(secret: str, header: str, body: bytes, now: float, tolerance: float =
     timestamp, candidates = None, []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
-            timestamp = int(value)
+        if key == "t" and whole_number(value) is not None:
+            timestamp = whole_number(value)
         elif key == "v1" and value:
             candidates.append(value)
     if timestamp is None or not candidates or abs(now - timestamp) > tolerance:
@@ -115,8 +116,9 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = whole_number(value)
+    if seconds is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

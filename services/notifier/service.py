@@ -18,6 +18,7 @@ from orderdesk import logs, metrics
 from orderdesk.aio import wait_event
 from orderdesk.db import Database, Tx
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from orderdesk.parsing import whole_number
 from orderdesk.v1 import events_pb2
 from services.notifier import domain
 from services.notifier.store import (
@@ -205,7 +206,7 @@ class NotifierService:
         if status and status not in DELIVERY_STATUSES:
             raise InvalidArgument("unknown delivery status", [FieldViolation(
                 "status", f"one of {', '.join(DELIVERY_STATUSES)}")])
-        if cursor and not cursor.isdigit():
+        if cursor and whole_number(cursor) is None:
             raise InvalidArgument("bad cursor", [FieldViolation("cursor", "use next_cursor of the previous page")])
         limit = min(limit or 50, MAX_DELIVERY_PAGE)
         async with self.db.reading() as work:

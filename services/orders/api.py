@@ -69,5 +69,6 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         require(request.order_id, "order_id")
         actor = request.actor.id or request.partner_id or "unknown"
         order = await self.service.decide(request.order_id, request.partner_id, decision, actor, request.actor.reason,
-                                          accept_proposal=request.accept_proposal)
+                                          accept_proposal=request.accept_proposal,
+                                          expected_version=request.expected_version)
         return order_to_proto(order)

@@ -19,7 +19,7 @@ from orderdesk.v1 import intake_pb2, inventory_pb2, orders_pb2, shipping_pb2
 from services.orders.changes import ChangeRecord, ChangeRequest, NewLine, needs_review
 from services.orders.domain import Allocation, Order, ShipmentView, Status
 from services.orders.proto import order_to_proto
-from services.orders.service import OrdersService, count_transitions, publish_transitions, quantities
+from services.orders.service import OrdersService, count_transitions, publish_transitions, quantities, stale
 from services.orders.store import OrderRepository
 
 
@@ -32,13 +32,6 @@ def change_request(req: orders_pb2.ChangeOrderRequest) -> ChangeRequest:
         cancel={line.sku: line.quantity for line in req.cancel_lines},
         reason=req.actor.reason,
     )
-
-
-def stale(order: Order, expected: int) -> errors.FailedPrecondition:
-    metrics.ORDER_CHANGES.labels("stale").inc()
-    return errors.FailedPrecondition(
-        f"order {order.order_id} is at version {order.version}, not {expected}; read it again and retry",
-        rule="stale_version", subject=order.order_id)
 
 
 async def load(db, order_id: str, partner_id: str) -> Order:

@@ -23,6 +23,7 @@ from enum import StrEnum
 
 from orderdesk.domain import ADDRESS_FIELDS, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from orderdesk.parsing import whole_number
 from services.orders import changes as change_rules
 from services.orders.changes import ChangeRecord, ChangeRequest, FieldChange, describe
 from services.orders.exceptions import OrderException, Resolution, find
@@ -706,10 +707,15 @@ class Listing:
                 if by_priority:
                     if not cursor.startswith("p"):
                         raise ValueError
-                    priority, seq = cursor[1:].split(".")
-                    after = (int(priority), int(seq))
+                    priority, seq = (whole_number(part) for part in cursor[1:].split("."))
+                    if priority is None or seq is None:
+                        raise ValueError
+                    after = (priority, seq)
                 else:
-                    after = (0, int(cursor))
+                    seq = whole_number(cursor)
+                    if seq is None:
+                        raise ValueError
+                    after = (0, seq)
             except ValueError:
                 violations.append(FieldViolation("cursor", "not a cursor issued for this ordering"))
         if violations:

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from orderdesk import errors, usecase
+from orderdesk import errors, metrics, usecase
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.domain import units_per_sku
 from orderdesk.v1 import orders_pb2
@@ -25,6 +25,13 @@ from services.orders.kpi import rules as kpis
 from services.orders.kpi import store as kpi_store
 from services.orders.proto import address_to_dict, proposal_to_dict
 from services.orders.store import OrderRepository
+
+
+def stale(order: Order, expected: int) -> errors.FailedPrecondition:
+    metrics.ORDER_CHANGES.labels("stale").inc()
+    return errors.FailedPrecondition(
+        f"order {order.order_id} is at version {order.version}, not {expected}; read it again and retry",
+        rule="stale_version", subject=order.order_id)
 
 
 async def publish_transitions(tx: Tx, order: Order) -> None:
@@ -166,8 +173,11 @@ class OrdersService:
         return await asyncio.to_thread(kpis.compute_report, gathered, period, skus)
 
     async def decide(self, order_id: str, partner_id: str, decision: str, actor: str, reason: str,
-                     accept_proposal: str = "") -> Order:
+                     accept_proposal: str = "", expected_version: int = 0) -> Order:
         """approve | reject | cancel, retried once or twice if another writer got there first.
+
+        With `expected_version` the decision is refused (stale_version) when the order has moved on
+        since the caller read it, as a change request with If-Match is.
 
         An approval may accept a proposal; a split's later deliveries are created as orders of
         their own in the same transaction, so the parent and its parts commit together."""
@@ -182,6 +192,8 @@ class OrdersService:
             order = await repo.get(order_id, partner_id)
             if order is None:
                 raise errors.NotFound(f"order {order_id} not found")
+            if expected_version and order.version != expected_version:
+                raise stale(order, expected_version)
             if decision == "approve":
                 split_off = order.approve(self.clock(), actor, reason, accept_proposal)
             else:

@@ -42,7 +42,7 @@ def plausible_phone(text: str) -> bool:
     """An optional leading +, then 6 to 15 digits (E.164 allows 15) with spaces, dashes, dots, brackets."""
     digits = _PHONE_PUNCTUATION.sub("", text.strip())
     digits = digits[1:] if digits.startswith("+") else digits
-    return digits.isdigit() and 6 <= len(digits) <= 15
+    return digits.isascii() and digits.isdigit() and 6 <= len(digits) <= 15
 
 
 def contact_reasons(customer: Customer, address: Mapping[str, str]) -> list[Reason]:
