@@ -3,6 +3,7 @@
     orderdesk backup DEST                    while the suite runs; DEST is a new (or empty) folder
     orderdesk restore SRC [--force] [--no-stream-reset]
                                              into a STOPPED suite (refused while a process answers)
+    orderdesk restore --recovered-to TIME    after CloudNativePG recovered the cluster to TIME (Kubernetes)
 
 One point for the whole suite. Each service has its own database and they talk through events, so copies
 taken one after the other would not fit together (inventory could hold a reservation for an order the
@@ -151,9 +152,7 @@ class Frozen:
                 if not tables:
                     raise CliError(f"{t.component}: the database {make_url(t.url).database} has no tables; "
                                    "has the service ever started?")
-                await conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
-                await conn.execute("BEGIN")
-                await conn.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
+                await lock_all(conn, t, tables)
             for t in all_targets:
                 if not t.is_sqlite:
                     continue
@@ -190,6 +189,26 @@ class Frozen:
             conn.close()
         for conn in self.pg.values():
             await conn.close()
+
+
+async def lock_all(conn, t: Target, tables: list[str]) -> None:
+    """Every table of one database at once, or none: NOWAIT, retried. Waiting for one table while holding
+    another would deadlock with a service transaction that wrote them in the other order (PostgreSQL then
+    aborts one of the two); a writer waits at most for our few milliseconds."""
+    import asyncpg
+
+    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    while True:
+        await conn.execute("BEGIN")
+        try:
+            await conn.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE NOWAIT")
+            return
+        except asyncpg.LockNotAvailableError:
+            await conn.execute("ROLLBACK")
+            if time.monotonic() > deadline:
+                raise CliError(f"{t.component}: could not pause writes for {LOCK_TIMEOUT_SECONDS}s "
+                               "(a long transaction holds its tables); try again") from None
+            await asyncio.sleep(0.005)
 
 
 def _revision(execute, t: Target) -> str:
@@ -464,8 +483,33 @@ async def reset_stream_check(nats_url: str) -> None:
     await nc.close()
 
 
+async def after_recovery(point: dt.datetime, *, force: bool = False, stream_reset: bool = True) -> dict:
+    """The suite's half of a restore the database operator made (CloudNativePG's point-in-time recovery
+    of the cluster): the outbox rows near the point re-armed, the stream reset."""
+    if not force and (running := answering()):
+        raise CliError("refusing while the suite runs: nothing was changed", [f"answering: {r}" for r in running])
+    nats_url = env("ORDERDESK_NATS_URL", "nats://127.0.0.1:4222")
+    if stream_reset:
+        await reset_stream_check(nats_url)
+    since = point - dt.timedelta(seconds=REPUBLISH_SECONDS)
+    rearmed = {t.component: await rearm_outbox(t, since) for t in targets()}
+    deleted = await reset_stream(nats_url) if stream_reset else False
+    return {"point": point.isoformat(), "rearmed": rearmed, "stream_deleted": deleted}
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
-    done = asyncio.run(restore(Path(args.src), force=args.force, stream_reset=not args.no_stream_reset))
+    if (args.src is None) == (args.recovered_to is None):
+        raise CliError("give a backup folder, or --recovered-to TIME after the database operator's recovery")
+    if args.recovered_to is not None:
+        try:
+            point = dt.datetime.fromisoformat(args.recovered_to.replace("Z", "+00:00"))
+        except ValueError:
+            raise CliError(f"--recovered-to {args.recovered_to!r} is not an ISO 8601 time") from None
+        if point.tzinfo is None:
+            raise CliError("--recovered-to needs a time zone (for example 2026-12-01T02:00:00Z)")
+        done = asyncio.run(after_recovery(point, force=args.force, stream_reset=not args.no_stream_reset))
+    else:
+        done = asyncio.run(restore(Path(args.src), force=args.force, stream_reset=not args.no_stream_reset))
     print(f"restored the suite to {done['point']}; "
           f"{sum(done['rearmed'].values())} events will be published again at start"
           + ("; the event stream was deleted (re-created at start)" if done["stream_deleted"] else ""))
@@ -477,7 +521,10 @@ def register(sub) -> None:
     backup.add_argument("dest", help="a new or empty folder")
     backup.set_defaults(run=cmd_backup)
     restore_cmd = sub.add_parser("restore", help="bring a stopped suite back to a backup's point")
-    restore_cmd.add_argument("src", help="a folder made by orderdesk backup")
+    restore_cmd.add_argument("src", nargs="?", help="a folder made by orderdesk backup")
+    restore_cmd.add_argument("--recovered-to", metavar="TIME",
+                             help="no folder: the databases were recovered to TIME by the database operator "
+                                  "(CloudNativePG); only re-arm the outboxes and reset the stream")
     restore_cmd.add_argument("--force", action="store_true",
                              help="skip the check that no process answers (you stopped them yourself)")
     restore_cmd.add_argument("--no-stream-reset", action="store_true",

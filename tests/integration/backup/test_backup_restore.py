@@ -226,3 +226,16 @@ async def test_restore_is_refused_while_the_suite_answers(suite, tmp_path):
     assert done.returncode == 1
     assert "while the suite runs" in done.stderr and "gateway at" in done.stderr
     assert await state(urls) == before
+
+
+async def test_after_the_operators_recovery_the_outboxes_are_rearmed_and_the_stream_reset(suite, nats_url):
+    environment, urls = suite
+    await fill(urls)
+    await make_stream(nats_url)
+    point = dt.datetime.now(dt.UTC).isoformat()
+    done = cli(environment, "restore", "--recovered-to", point)
+    assert done.returncode == 0, done.stderr
+    for service in SERVICES:
+        assert await outbox(urls[service]) == {f"{service}-recent": False, f"{service}-old": True,
+                                               f"{service}-pending": False}
+    assert not await stream_exists(nats_url)
