@@ -33,7 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from devtools.devstack import ROOT, Stack, postgres_databases
-from orderdesk.config import SERVICES
+from orderdesk.config import SERVICES, normalize_database_url
 from orderdesk.consumers import FAULT_ENV
 from tests.faults.suite import FLAKY_CONSUMER, Environment, Load, Plan
 
@@ -112,8 +112,8 @@ class BackupEnvironment(Environment):
         self.stack.start(timeout=180)
 
     def url(self, component: str) -> str:
-        return self.stack.database_urls.get(component) or \
-            f"sqlite+aiosqlite:///{self.stack.data_dir / (component + '.db')}"
+        return normalize_database_url(self.stack.database_urls.get(component) or
+                                      f"sqlite+aiosqlite:///{self.stack.data_dir / (component + '.db')}")
 
     def cli(self, *args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "cli", *args], env=self.stack.env(), cwd=ROOT,
