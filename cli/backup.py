@@ -380,14 +380,15 @@ async def restore_postgres(src: Path, entry: dict, t: Target) -> None:
     name = make_url(t.url).database
     admin = make_url(t.libpq_url).set(database="postgres").render_as_string(hide_password=False)
     conn = await asyncpg.connect(admin)
-    try:  # a destroyed database is made again, an existing one emptied: the restore is the whole database
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+    try:  # a destroyed database is made again (needs CREATEDB); an existing one keeps its owner and grants
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
     done = await asyncio.to_thread(subprocess.run, [
-        binary, "--no-owner", "--exit-on-error", "--single-transaction", f"--dbname={t.libpq_url}",
-        str(src / entry["file"])], capture_output=True, text=True)
+        binary, "--no-owner", "--exit-on-error", "--single-transaction", *(("--clean", "--if-exists") if exists else ()),
+        f"--dbname={t.libpq_url}", str(src / entry["file"])], capture_output=True, text=True)
     if done.returncode:
         raise CliError(f"pg_restore of {t.component} failed", done.stderr.strip().splitlines()[-5:])
 

@@ -107,9 +107,16 @@ class BackupEnvironment(Environment):
         """The restored suite: the same databases and NATS, fresh ports (the old ones may be taken by now),
         no injected failures."""
         old = self.stack
-        self.stack = Stack(data_dir=old.data_dir, nats_url=old.nats_url, database_urls=old.database_urls,
-                           replicas=old.replicas, extra_env={"ORDERDESK_RPC_TIMEOUT": "3"})
-        self.stack.start(timeout=180)
+        for attempt in range(3):  # a free port picked now may be taken by another program before it binds
+            self.stack = Stack(data_dir=old.data_dir, nats_url=old.nats_url, database_urls=old.database_urls,
+                               replicas=old.replicas, extra_env={"ORDERDESK_RPC_TIMEOUT": "3"})
+            try:
+                self.stack.start(timeout=180)
+                return
+            except RuntimeError:
+                self.stack.stop()
+                if attempt == 2:
+                    raise
 
     def url(self, component: str) -> str:
         return normalize_database_url(self.stack.database_urls.get(component) or
