@@ -240,6 +240,7 @@ def main() -> int:
 if __name__ == "__main__":
     status = main()
     # Supply: reservations/s under contention, two inventory replicas on one PostgreSQL (own processes).
-    from bench import supply
+    from bench import backup, supply
 
-    sys.exit(status or supply.main([]))
+    # Backup: duration and size for 100,000 orders (bench/backup.py says how they are made).
+    sys.exit(status or supply.main([]) or backup.main([]))

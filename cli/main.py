@@ -506,6 +506,9 @@ def parser() -> argparse.ArgumentParser:
     from cli import supply as cli_supply  # receipts, production, ATP (its own module)
 
     cli_supply.register(sub)
+    from cli import backup as cli_backup  # backup and restore (its own module)
+
+    cli_backup.register(sub)
     return p
 
 

@@ -37,3 +37,28 @@ def test_every_component_has_a_probed_hardened_deployment():
 def test_every_deployment_has_a_service():
     services = {d["metadata"]["name"] for d in documents() if d["kind"] == "Service"}
     assert services == {*SERVICES, "gateway"}
+
+
+def test_prod_backs_the_postgres_cluster_up_on_a_schedule():
+    """CloudNativePG's scheduled base backups of the Cluster the postgres component defines, with the WAL
+    archived (README "Backup and restore"); rendered by kubectl when it is installed."""
+    import shutil
+    import subprocess
+
+    prod = BASE.parent / "overlays" / "prod"
+    cluster = yaml.safe_load((BASE.parent / "components" / "postgres" / "cluster.yaml").read_text())
+    scheduled = yaml.safe_load((prod / "backup.yaml").read_text())
+    assert scheduled["kind"] == "ScheduledBackup"
+    assert scheduled["spec"]["cluster"]["name"] == cluster["metadata"]["name"]
+    assert scheduled["spec"]["method"] == "barmanObjectStore"
+    assert len(scheduled["spec"]["schedule"].split()) == 6  # CloudNativePG's schedules start with seconds
+    assert "backup.yaml" in yaml.safe_load((prod / "kustomization.yaml").read_text())["resources"]
+    if shutil.which("kubectl") is None:
+        return
+    rendered = subprocess.run(["kubectl", "kustomize", str(prod)], capture_output=True, text=True, timeout=60,
+                              check=True).stdout
+    docs = {d["kind"]: d for d in yaml.safe_load_all(rendered) if d}
+    store = docs["Cluster"]["spec"]["backup"]["barmanObjectStore"]
+    assert store["destinationPath"].startswith("s3://") and store["wal"]["compression"]
+    assert docs["Cluster"]["spec"]["backup"]["retentionPolicy"]
+    assert docs["ScheduledBackup"]["metadata"]["namespace"] == docs["Cluster"]["metadata"]["namespace"]

@@ -34,6 +34,7 @@ CUSTOM_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): [("spec", "selector"), ("spec", "endpoints")],
     ("postgresql.cnpg.io/v1", "Cluster"): [("spec", "instances"), ("spec", "storage", "size")],
     ("postgresql.cnpg.io/v1", "Database"): [("spec", "name"), ("spec", "owner"), ("spec", "cluster", "name")],
+    ("postgresql.cnpg.io/v1", "ScheduledBackup"): [("spec", "schedule"), ("spec", "method"), ("spec", "cluster", "name")],
 }
 
 
