@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+from orderdesk import retention
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc, shipping_pb2_grpc
 from services.orders import consumers
@@ -15,6 +16,7 @@ from services.orders.surge import SurgeGate
 async def main() -> None:
     rt = ServiceRuntime("orders", Path(__file__).parent / "migrations")
     await rt.start()
+    retention.register(rt)  # inbox and published outbox rows (README "Retention")
     service = OrdersService(rt.db)
     allocator = Allocator(service, inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory")),
                           rt.settings.rpc_timeout, SurgeGate.from_env(os.environ))
