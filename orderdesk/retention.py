@@ -201,8 +201,8 @@ class Pruner:
     FIRST_PASS_SECONDS = 60.0    # after start-up (or the interval, when shorter)
     RETRY_SECONDS = 60.0         # after a failed pass (or the interval, when shorter)
 
-    def __init__(self, db: Database, service: str, settings: RetentionSettings, prunables):
-        self.db = db
+    def __init__(self, db: Database | None, service: str, settings: RetentionSettings, prunables):
+        self.db = db  # None until the runtime has started (register() before rt.start())
         self.service = service
         self.settings = settings
         self.prunables = list(prunables)
@@ -226,6 +226,7 @@ class Pruner:
         return pruned
 
     async def _prune_table(self, p: Prunable, cutoff: dt.datetime) -> int:
+        assert self.db is not None, "the pruner runs on a started runtime's database"
         started = time.perf_counter()
         statement = self._statements[p.what]
         total = 0
@@ -271,11 +272,16 @@ def job_name(service: str) -> str:
 
 def register(rt: ServiceRuntime, *prunables: Prunable, settings: RetentionSettings | None = None) -> Pruner:
     """Prunes the service's inbox, published outbox rows and `prunables`, one replica at a time (the
-    lease). Reads and checks the settings first: a setting that would break a guarantee stops start-up."""
+    lease). Call it before `rt.start()`: the settings are read and checked first, so a setting that would
+    break a guarantee stops the process before it connects to anything."""
     settings = settings or RetentionSettings.from_env()
-    assert rt.db is not None, "register after rt.start()"
     pruner = Pruner(rt.db, rt.name, settings, [*MESSAGING, *prunables])
-    rt.add_singleton(job_name(rt.name), pruner.run, on_wake=lambda _payload: pruner.wake())
+
+    async def prune_while_held() -> None:
+        pruner.db = pruner.db or rt.db  # started by now
+        await pruner.run()
+
+    rt.add_singleton(job_name(rt.name), prune_while_held, on_wake=lambda _payload: pruner.wake())
     return pruner
 
 

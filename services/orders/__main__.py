@@ -15,8 +15,8 @@ from services.orders.surge import SurgeGate
 
 async def main() -> None:
     rt = ServiceRuntime("orders", Path(__file__).parent / "migrations")
-    await rt.start()
     retention.register(rt)  # inbox and published outbox rows (README "Retention")
+    await rt.start()
     service = OrdersService(rt.db)
     allocator = Allocator(service, inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory")),
                           rt.settings.rpc_timeout, SurgeGate.from_env(os.environ))
