@@ -171,3 +171,23 @@ async def _until_async(check, timeout: float = 30.0) -> None:
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "not reached in time"
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("service", ["intake", "orders", "inventory", "shipping", "returns", "notifier"])
+async def test_every_services_migrations_make_the_indexes_its_pruning_walks(make_database, service):
+    db = await make_database(ROOT / "services" / service / "migrations")
+    expected = {"inbox": {"ix_inbox_processed"}}
+    expected |= {"intake": {"idempotency_keys": {"ix_idempotency_keys_created"}},
+                 "returns": {"returns": {"ix_returns_idempotency_age"}},
+                 "notifier": {"feed": {"ix_feed_appended"}, "deliveries": {"ix_deliveries_updated"},
+                              "delivery_attempts": {"ix_delivery_attempts_at"}}}.get(service, {})
+
+    def indexes(sync_conn):
+        from sqlalchemy import inspect
+
+        found = inspect(sync_conn)
+        return {table: {i["name"] for i in found.get_indexes(table)} for table in expected}
+
+    async with db.engine.connect() as conn:
+        found = await conn.run_sync(indexes)
+    assert all(expected[t] <= found[t] for t in expected), found
