@@ -52,6 +52,16 @@ LEASE_HELD = Gauge(
     ["service", "job"],
 )
 
+RETENTION_PRUNED = Counter(
+    "orderdesk_retention_pruned_total",
+    "Rows the retention job pruned (deleted, or for returns' idempotency keys forgotten), by table (orderdesk.retention)",
+    ["service", "what"],
+)
+RETENTION_PASS = Histogram(
+    "orderdesk_retention_pass_seconds", "Time of one retention pass over one table, all its batches",
+    ["service", "what"], buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0),
+)
+
 # --- the business ------------------------------------------------------------
 ORDERS_RECEIVED = Counter(
     "orderdesk_orders_received_total", "Orders received by intake, by channel and outcome (approved, held, invalid, replayed)",

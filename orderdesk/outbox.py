@@ -3,7 +3,8 @@
 A state change and its event rows commit together (`Tx.emit`). The relay then
 publishes pending rows in id order with `Nats-Msg-Id` = event id, so a
 re-publish after a crash is dropped by JetStream's duplicate window, marks them
-published after the ack, and retries with capped exponential backoff.
+published after the ack, and retries with capped exponential backoff. Published rows are
+pruned by orderdesk.retention (ORDERDESK_RETENTION_OUTBOX_DAYS); unpublished ones never.
 
 Replicas: one relay per service database publishes at a time, the holder of the
 lease `outbox-<service>` (orderdesk.leases: a PostgreSQL advisory lock; SQLite is one
@@ -28,7 +29,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    delete,
     func,
     select,
     update,
@@ -60,6 +60,7 @@ inbox_table = Table(
     Column("consumer", String(100), primary_key=True),
     Column("event_id", String(64), primary_key=True),
     Column("processed_at", UtcDateTime, nullable=False),
+    Index("ix_inbox_processed", "processed_at"),  # pruning (orderdesk.retention); made by each service's migration
 )
 
 
@@ -96,7 +97,6 @@ class OutboxRelay:
     BATCH = 500
     MAX_BACKOFF = 30.0
     POLL_SECONDS = 1.0
-    KEEP_PUBLISHED_SECONDS = 3600.0
 
     def __init__(self, db: Database, js, service: str, *, nc=None, lease: leases.Lease | None = None):
         self.db = db
@@ -124,15 +124,10 @@ class OutboxRelay:
 
     async def _relay(self) -> None:
         backoff = 0.1
-        last_cleanup = 0.0
-        loop = asyncio.get_running_loop()
         while not self._stopping:
             try:
                 published = await self.publish_pending()
                 backoff = 0.1
-                if loop.time() - last_cleanup > 60:
-                    await self._delete_old_published()
-                    last_cleanup = loop.time()
                 if published >= self.BATCH:
                     continue  # more waiting: no sleep
             except asyncio.CancelledError:
@@ -200,13 +195,6 @@ class OutboxRelay:
 
             oldest = oldest.replace(tzinfo=UTC)
         metrics.OUTBOX_OLDEST_AGE.labels(self.service).set((utcnow() - oldest).total_seconds() if oldest else 0)
-
-    async def _delete_old_published(self) -> None:
-        from datetime import timedelta
-
-        cutoff = utcnow() - timedelta(seconds=self.KEEP_PUBLISHED_SECONDS)
-        async with self.db.engine.begin() as conn:
-            await conn.execute(delete(outbox_table).where(outbox_table.c.published_at < cutoff))
 
     async def pending_count(self) -> int:
         async with self.db.read() as conn:

@@ -3,9 +3,10 @@
 import os
 from pathlib import Path
 
+from orderdesk import retention
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc
-from services.intake import consumers
+from services.intake import consumers, store
 from services.intake.api import IntakeApi
 from services.intake.domain import IntakeConfig
 from services.intake.service import IntakeService
@@ -14,6 +15,7 @@ from services.intake.service import IntakeService
 async def main() -> None:
     config = IntakeConfig.from_env(os.environ)  # before start-up: a bad setting stops the process at once
     rt = ServiceRuntime("intake", Path(__file__).parent / "migrations")
+    retention.register(rt, *store.PRUNABLE)  # inbox, outbox and idempotency keys (README "Retention")
     await rt.start()
     orders = orders_pb2_grpc.OrdersServiceStub(rt.channel("orders"))
     inventory = inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory"))

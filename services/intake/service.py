@@ -253,8 +253,11 @@ class IntakeService:
         if s.external_ref:
             first = await tx.repo(ExternalRefRepository).claim(s.partner_id, s.external_ref, s.idempotency_key,
                                                                order_id)
-            if first.idempotency_key != s.idempotency_key:
-                decision = decision.held_also_for(domain.duplicate_external_ref(s.external_ref, first.order_id))
+            if first.order_id != order_id:
+                # Sent before: under another key, or under this one after its retention (a race on this key
+                # is answered below as the key's replay, and this attempt is undone).
+                decision = decision.held_also_for(domain.duplicate_external_ref(
+                    s.external_ref, first.order_id, same_key=first.idempotency_key == s.idempotency_key))
         if decision.approved and decision.counts_as_credit:
             customer = await self.masterdata.customer(tx.repo(MasterDataRepository), s.customer_id)
             exposure = tx.repo(ExposureRepository)

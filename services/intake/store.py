@@ -23,6 +23,7 @@ from sqlalchemy import (
 
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
 from orderdesk.masterdata import Customer, CustomerPrice, Product, Warehouse
+from orderdesk.retention import Prunable
 
 metadata = MetaData()
 
@@ -73,7 +74,12 @@ idempotency_keys = Table(
     Column("order_id", String(40), nullable=False),
     Column("create_request", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_idempotency_keys_created", "created_at"),  # migration 0004: retention walks it
 )
+
+# Kept ORDERDESK_RETENTION_IDEMPOTENCY_DAYS, at least as long as a partner may retry (README "Retention");
+# a retry after that makes a new order (held as a duplicate when it repeats its external_ref).
+PRUNABLE = (Prunable("idempotency_keys", idempotency_keys, "created_at", "idempotency_days"),)
 
 # --- migration 0002 ---------------------------------------------------------------------------
 customer_prices = Table(

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from orderdesk import retention
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import inventory_pb2_grpc
 from services.inventory import consumers
@@ -11,6 +12,7 @@ from services.inventory.service import InventoryService
 
 async def main() -> None:
     rt = ServiceRuntime("inventory", Path(__file__).parent / "migrations")
+    retention.register(rt)  # inbox and published outbox rows (README "Retention")
     await rt.start()
     service = InventoryService(rt.db)
     rt.add_servicer(inventory_pb2_grpc.add_InventoryServiceServicer_to_server, InventoryApi(service),

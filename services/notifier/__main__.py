@@ -3,11 +3,12 @@
 import asyncio
 from pathlib import Path
 
+from orderdesk import retention
 from orderdesk.config import WebhookSettings
 from orderdesk.consumers import EventConsumer
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import notifier_pb2_grpc
-from services.notifier import consumers
+from services.notifier import consumers, store
 from services.notifier.api import NotifierApi
 from services.notifier.delivery import Dispatcher
 from services.notifier.service import NotifierService
@@ -15,9 +16,10 @@ from services.notifier.service import NotifierService
 
 async def main() -> None:
     rt = ServiceRuntime("notifier", Path(__file__).parent / "migrations")
+    pruner = retention.register(rt, *store.PRUNABLE)  # feed, deliveries, attempts (README "Retention")
     await rt.start()
     settings = WebhookSettings.from_env()
-    service = NotifierService(rt.db, allow_private=settings.allow_private)
+    service = NotifierService(rt.db, allow_private=settings.allow_private, feed_days=pruner.settings.feed_days)
     rt.add_servicer(notifier_pb2_grpc.add_NotifierServiceServicer_to_server, NotifierApi(service), "NotifierService")
     # One replica at a time appends to the feeds and delivers (a lease, see orderdesk.leases): a durable
     # consumer shared by replicas could append two events of one order out of order. Every replica

@@ -325,3 +325,25 @@ def body(event, sequence: int, order_sequence: int) -> bytes:
         "data": MessageToDict(payload, preserving_proto_field_name=True) if payload is not None else {},
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# --- the replay window (README "Retention") ------------------------------------------------------
+def expired_cursor(after: int, head: int, sequences: list[int]) -> int | None:
+    """Whether a feed read after `after` missed pruned entries: None when not, else the `after` to continue
+    from (just before the oldest entry still kept, or the head when none is).
+
+    `head` is the partner's newest sequence read BEFORE `sequences` (the page read after `after`).
+    Sequences are numbered without gaps and only a prefix of a feed is ever pruned, so a page that does not
+    start at after + 1, or no page although the head is past `after`, means entries were pruned.
+    `after` 0 means "from the oldest kept" and never misses anything."""
+    if after <= 0:
+        return None
+    if sequences:
+        return sequences[0] - 1 if sequences[0] > after + 1 else None
+    return head if head > after else None
+
+
+def expired_cursor_message(after: int, resume_after: int, window_days: float) -> str:
+    kept = f"the feed keeps {window_days:g} days of events" if window_days else "older events were removed"
+    return (f"the events after sequence {after} are no longer kept ({kept}): continue with after={resume_after}, "
+            f"and read the orders themselves (GET /v1/orders/{{id}}) for what happened before")

@@ -47,8 +47,9 @@ async def resolve(host: str, port: int) -> list[str]:
 
 
 class NotifierService:
-    def __init__(self, db: Database, *, allow_private: bool, resolver: Resolver = resolve):
+    def __init__(self, db: Database, *, allow_private: bool, resolver: Resolver = resolve, feed_days: float = 0.0):
         self.db = db
+        self.feed_days = feed_days  # the replay window (ORDERDESK_RETENTION_FEED_DAYS; 0: kept forever)
         self.allow_private = allow_private
         self.resolver = resolver
         self._feed_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
@@ -111,8 +112,11 @@ class NotifierService:
             while True:
                 async with self.db.reading() as work:
                     repo = work.repo(NotifierRepository)
+                    head = await repo.head(partner_id)  # first: entries up to it are committed (no gaps)
                     entries = await repo.read_feed(partner_id, after, limit)
-                    head = await repo.head(partner_id)
+                self._refuse_expired(after, head, entries)
+                if entries:
+                    head = max(head, entries[-1]["sequence"])
                 remaining = deadline - asyncio.get_running_loop().time()
                 if entries or remaining <= 0:
                     return entries, head
@@ -123,6 +127,21 @@ class NotifierService:
             self._feed_waiters[partner_id].discard(waiter)
             if not self._feed_waiters[partner_id]:
                 self._feed_waiters.pop(partner_id, None)
+
+    def _refuse_expired(self, after: int, head: int, entries) -> None:
+        """A cursor older than the replay window is told so, never answered with silently fewer events."""
+        resume_after = domain.expired_cursor(after, head, [e["sequence"] for e in entries[:1]])
+        if resume_after is not None:
+            raise FailedPrecondition(domain.expired_cursor_message(after, resume_after, self.feed_days),
+                                     rule="feed_cursor_expired", subject=str(after))
+
+    async def _refuse_pruned_range(self, repo: NotifierRepository, partner_id: str, first: int) -> None:
+        kept = await repo.first_kept(partner_id)
+        oldest = kept if kept is not None else await repo.head(partner_id) + 1
+        if first < oldest:
+            window = f" (the feed keeps {self.feed_days:g} days of events)" if self.feed_days else ""
+            raise FailedPrecondition(f"the events before sequence {oldest} are no longer kept{window}: replay from "
+                                     f"sequence {oldest} on", rule="replay_window_passed", subject=str(first))
 
     # --- endpoints --------------------------------------------------------------------------------
     async def check_target(self, url: str) -> None:
@@ -177,7 +196,13 @@ class NotifierService:
     async def _set_status(self, endpoint_id: str, partner_id: str, status: str) -> EndpointRow:
         async with self.db.transaction() as tx:
             repo = tx.repo(NotifierRepository)
-            await _found(repo, endpoint_id, partner_id)
+            before = await _found(repo, endpoint_id, partner_id)
+            if status == ACTIVE and before.status != ACTIVE:
+                skipped, failed = await repo.skip_pruned(before)
+                if skipped or failed:
+                    log.warning("webhook endpoint resumed after the replay window: %d feed entries and %d pending "
+                                "deliveries were pruned meanwhile", skipped, failed,
+                                extra=logs.fields(endpoint_id=endpoint_id, partner_id=partner_id))
             await repo.set_endpoint(endpoint_id, status=status, disabled_reason="")
             endpoint = await repo.endpoint(endpoint_id)
         self._endpoint_changed(endpoint_id)
@@ -222,8 +247,11 @@ class NotifierService:
         async with self.db.transaction() as tx:
             repo = tx.repo(NotifierRepository)
             await _found(repo, endpoint_id, partner_id)
-            if await repo.delivery(endpoint_id, delivery_id) is None:
+            found = await repo.delivery(endpoint_id, delivery_id)
+            if found is None:
                 raise NotFound(f"delivery {delivery_id} not found")
+            if not await repo.has_entry(partner_id, found["sequence"]):
+                await self._refuse_pruned_range(repo, partner_id, found["sequence"])
             await repo.replay(endpoint_id, delivery_id)
             row = await repo.delivery(endpoint_id, delivery_id)
             attempts = await repo.attempts_of([delivery_id])
@@ -246,6 +274,7 @@ class NotifierService:
             if endpoint.status == DISABLED:
                 raise FailedPrecondition("the endpoint is disabled (it answered 410 Gone); resume it first",
                                          rule="endpoint_disabled", subject=endpoint_id)
+            await self._refuse_pruned_range(repo, partner_id, first)
             replayed = await repo.replay_range(endpoint, first, last, domain.matches)
         self._endpoint_changed(endpoint_id)
         return replayed

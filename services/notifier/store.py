@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, utcnow
+from orderdesk.retention import Prunable
 
 metadata = MetaData()
 
@@ -68,6 +69,7 @@ feed = Table(
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("appended_at", UtcDateTime, nullable=False),
     Column("body", Text, nullable=False),
+    Index("ix_feed_appended", "appended_at"),  # migration 0004: retention walks it
 )
 
 endpoints = Table(
@@ -112,6 +114,7 @@ deliveries = Table(
     Index("ix_deliveries_endpoint_status", "endpoint_id", "status", "sequence"),
     Index("ix_deliveries_endpoint_order", "endpoint_id", "order_id", "status", "sequence"),
     Index("ix_deliveries_status_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_updated", "updated_at"),  # migration 0004: retention walks it
 )
 
 delivery_attempts = Table(
@@ -124,6 +127,7 @@ delivery_attempts = Table(
     Column("latency_ms", Float, nullable=False),
     Column("error", String(500), nullable=False),
     Column("response_excerpt", String(500), nullable=False),
+    Index("ix_delivery_attempts_at", "at"),  # migration 0004: retention walks it
 )
 
 # Hot-path statements, built once (SQLAlchemy then compiles each once) and executed with parameters.
@@ -193,6 +197,31 @@ _AFTER_ATTEMPT = (update(deliveries).where(deliveries.c.delivery_id == bindparam
 ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
 PENDING, DELIVERED, FAILED, PARKED = "pending", "delivered", "failed", "parked"
 DELIVERY_STATUSES = (PENDING, DELIVERED, FAILED, PARKED)
+
+
+# --- retention (orderdesk.retention; README "Retention") -------------------------------------------
+def _feed_entry_done_with(entry):
+    """A feed entry may go once it is old AND no active endpoint still needs it or anything after it: not
+    yet taken on (cursor before it), or a pending delivery at or before it. So what is pruned is always a
+    prefix of each partner's feed (a reader sees a gap only at its start, see domain.expired_cursor), and
+    a delivery under way keeps its body. Paused and disabled endpoints do not hold the feed: on resume
+    they skip what was pruned meanwhile (NotifierRepository.skip_pruned)."""
+    active = endpoints.alias("holder")
+    return and_(
+        ~exists().where(active.c.partner_id == entry.c.partner_id, active.c.status == ACTIVE,
+                        active.c.cursor < entry.c.sequence),
+        ~exists().where(deliveries.c.partner_id == entry.c.partner_id, deliveries.c.status == PENDING,
+                        deliveries.c.sequence <= entry.c.sequence, deliveries.c.endpoint_id == active.c.endpoint_id,
+                        active.c.status == ACTIVE))
+
+
+PRUNABLE = (
+    Prunable("feed", feed, "appended_at", "feed_days", where=_feed_entry_done_with),
+    # Finished deliveries (a pending one is under way) and the attempt log: what the delivery log shows.
+    Prunable("webhook_deliveries", deliveries, "updated_at", "webhook_attempts_days",
+             where=lambda d: d.c.status != PENDING),
+    Prunable("webhook_attempts", delivery_attempts, "at", "webhook_attempts_days"),
+)
 
 
 @dataclass(frozen=True)
@@ -336,6 +365,31 @@ class NotifierRepository:
     async def head(self, partner_id: str) -> int:
         return (await self.conn.execute(
             select(feed_heads.c.last_sequence).where(feed_heads.c.partner_id == partner_id))).scalar() or 0
+
+    async def first_kept(self, partner_id: str) -> int | None:
+        """The oldest sequence the partner's feed still holds (None: none at all)."""
+        return (await self.conn.execute(select(func.min(feed.c.sequence)).where(feed.c.partner_id == partner_id))).scalar()
+
+    async def has_entry(self, partner_id: str, sequence: int) -> bool:
+        return (await self.conn.execute(select(feed.c.sequence).where(
+            feed.c.partner_id == partner_id, feed.c.sequence == sequence))).first() is not None
+
+    async def skip_pruned(self, endpoint: EndpointRow) -> tuple[int, int]:
+        """For an endpoint about to resume: its cursor moves past entries pruned while it was paused, and its
+        pending deliveries whose entry was pruned fail (they could never be sent, and would hold back their
+        order's later events). Returns (entries skipped, deliveries failed)."""
+        first = await self.first_kept(endpoint.partner_id)
+        floor = (first - 1) if first is not None else await self.head(endpoint.partner_id)
+        skipped = max(floor - endpoint.cursor, 0)
+        if skipped:
+            await self.conn.execute(_MOVE_CURSOR, {"key": endpoint.endpoint_id, "seen": endpoint.cursor, "to": floor})
+        now = utcnow()
+        failed = await self.conn.execute(update(deliveries).where(
+            deliveries.c.endpoint_id == endpoint.endpoint_id, deliveries.c.status == PENDING,
+            ~exists().where(feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence),
+        ).values(status=FAILED, next_attempt_at=None, updated_at=now,
+                 last_error="its event is older than the feed keeps (pruned while the endpoint was not active)"))
+        return skipped, max(failed.rowcount, 0)
 
     async def read_feed(self, partner_id: str, after: int, limit: int, to: int | None = None) -> list:
         query = select(feed).where(feed.c.partner_id == partner_id, feed.c.sequence > after)

@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+from orderdesk import retention
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc, shipping_pb2_grpc
 from services.orders import consumers
@@ -16,6 +17,7 @@ from services.orders.surge import SurgeGate
 
 async def main() -> None:
     rt = ServiceRuntime("orders", Path(__file__).parent / "migrations")
+    retention.register(rt)  # inbox and published outbox rows (README "Retention")
     await rt.start()
     inventory = inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory"))
     allocator = Allocator(rt.db, inventory, rt.settings.rpc_timeout, surge=SurgeGate.from_env(os.environ))

@@ -2,15 +2,17 @@
 
 from pathlib import Path
 
+from orderdesk import retention
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import orders_pb2_grpc, returns_pb2_grpc
-from services.returns import consumers
+from services.returns import consumers, store
 from services.returns.api import ReturnsApi
 from services.returns.service import ReturnsService
 
 
 async def main() -> None:
     rt = ServiceRuntime("returns", Path(__file__).parent / "migrations")
+    retention.register(rt, *store.PRUNABLE)  # inbox, outbox and idempotency keys (README "Retention")
     await rt.start()
     service = ReturnsService(rt.db, orders_pb2_grpc.OrdersServiceStub(rt.channel("orders")), rt.settings.rpc_timeout)
     rt.add_servicer(returns_pb2_grpc.add_ReturnsServiceServicer_to_server, ReturnsApi(service), "ReturnsService")

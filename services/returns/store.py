@@ -17,10 +17,12 @@ from sqlalchemy import (
     and_,
     func,
     select,
+    text,
     update,
 )
 
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, update_versioned, utcnow
+from orderdesk.retention import Prunable
 from services.returns.domain import Return, ReturnLine, Status
 
 metadata = MetaData()
@@ -43,7 +45,13 @@ returns = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_returns_order", "order_id"),
     UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_returns_idempotency"),
+    Index("ix_returns_idempotency_age", "created_at", sqlite_where=text("idempotency_key IS NOT NULL"),
+          postgresql_where=text("idempotency_key IS NOT NULL")),  # migration 0002: retention walks it
 )
+
+# The RMA stays; only its idempotency key is forgotten after ORDERDESK_RETENTION_IDEMPOTENCY_DAYS (at least
+# as long as a partner may retry, README "Retention"). A retry after that is a new request.
+PRUNABLE = (Prunable("idempotency_keys", returns, "created_at", "idempotency_days", forget=("idempotency_key",)),)
 
 return_lines = Table(
     "return_lines",

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from orderdesk import retention
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import shipping_pb2_grpc
 from services.shipping import consumers
@@ -11,6 +12,7 @@ from services.shipping.service import ShippingService
 
 async def main() -> None:
     rt = ServiceRuntime("shipping", Path(__file__).parent / "migrations")
+    retention.register(rt)  # inbox and published outbox rows (README "Retention")
     await rt.start()
     service = ShippingService(rt.db)
     rt.add_servicer(shipping_pb2_grpc.add_ShippingServiceServicer_to_server, ShippingApi(service), "ShippingService")

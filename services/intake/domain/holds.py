@@ -51,8 +51,10 @@ def hold_reasons(
     return reasons, proposals
 
 
-def duplicate_external_ref(external_ref: str, first_order_id: str) -> Reason:
+def duplicate_external_ref(external_ref: str, first_order_id: str, same_key: bool = False) -> Reason:
+    """`same_key`: sent again under its first key after that key's retention (README "Retention")."""
+    how = ("under this Idempotency-Key, longer ago than keys are kept" if same_key
+           else "with another Idempotency-Key")
     return Reason(
         "duplicate_external_ref",
-        f"reference {external_ref!r} was already sent by this partner with another Idempotency-Key "
-        f"(order {first_order_id})", "external_ref")
+        f"reference {external_ref!r} was already sent by this partner {how} (order {first_order_id})", "external_ref")

@@ -153,3 +153,24 @@ async def test_a_key_twice_in_one_chunk_falls_back_to_one_by_one(make_database):
     async with service.db.read() as conn:
         assert await ExposureRepository(conn).open_exposure("C0001") == Decimal("63.14")
 
+
+
+async def test_a_retry_after_its_key_was_pruned_is_held_as_a_duplicate_reference(make_database):
+    """README "Retention": keys go after ORDERDESK_RETENTION_IDEMPOTENCY_DAYS; the same request again after
+    that is a new order, held for the desk because its reference was sent before."""
+    import datetime as dt
+
+    from orderdesk.retention import Pruner, RetentionSettings
+    from services.intake.store import PRUNABLE
+
+    orders = FakeOrders()
+    service = await intake(make_database, orders)
+    first = await submit(service, request(key="k-old"))
+    assert first.order.status == "confirmed" and await count(service.db, idempotency_keys) == 1
+    week = Pruner(service.db, "intake", RetentionSettings(idempotency_days=7), PRUNABLE)
+    assert await week.prune(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=8)) == {"idempotency_keys": 1}
+    again = await submit(service, request(key="k-old"))
+    assert not again.replayed and again.order.order_id != first.order.order_id
+    assert again.order.status == "on_hold"
+    (reason,) = [r for r in again.order.hold_reasons if r.code == "duplicate_external_ref"]
+    assert first.order.order_id in reason.message and "longer ago than keys are kept" in reason.message

@@ -1,0 +1,19 @@
+"""inventory: indexes the retention job's deletes walk (orderdesk.retention)
+
+Revision ID: 0004
+"""
+
+from alembic import op
+
+from orderdesk.retention import create_inbox_age_index, drop_inbox_age_index
+
+revision = "0004"
+down_revision = "0003"
+
+
+def upgrade() -> None:
+    create_inbox_age_index(op)
+
+
+def downgrade() -> None:
+    drop_inbox_age_index(op)
