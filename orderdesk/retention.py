@@ -272,8 +272,8 @@ def job_name(service: str) -> str:
 
 def register(rt: ServiceRuntime, *prunables: Prunable, settings: RetentionSettings | None = None) -> Pruner:
     """Prunes the service's inbox, published outbox rows and `prunables`, one replica at a time (the
-    lease). Call it before `rt.start()`: the settings are read and checked first, so a setting that would
-    break a guarantee stops the process before it connects to anything."""
+    lease). Call it after `rt.start()` (the lease needs the database and NATS); a setting that would
+    break a guarantee stops the process before it serves anything."""
     settings = settings or RetentionSettings.from_env()
     pruner = Pruner(rt.db, rt.name, settings, [*MESSAGING, *prunables])
 

@@ -15,8 +15,8 @@ from services.intake.service import IntakeService
 async def main() -> None:
     config = IntakeConfig.from_env(os.environ)  # before start-up: a bad setting stops the process at once
     rt = ServiceRuntime("intake", Path(__file__).parent / "migrations")
-    retention.register(rt, *store.PRUNABLE)  # inbox, outbox and idempotency keys (README "Retention")
     await rt.start()
+    retention.register(rt, *store.PRUNABLE)  # inbox, outbox and idempotency keys (README "Retention")
     orders = orders_pb2_grpc.OrdersServiceStub(rt.channel("orders"))
     inventory = inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory"))
     service = IntakeService(rt.db, orders, rt.settings.rpc_timeout, inventory=inventory, config=config)

@@ -12,8 +12,8 @@ from services.inventory.service import InventoryService
 
 async def main() -> None:
     rt = ServiceRuntime("inventory", Path(__file__).parent / "migrations")
-    retention.register(rt)  # inbox and published outbox rows (README "Retention")
     await rt.start()
+    retention.register(rt)  # inbox and published outbox rows (README "Retention")
     service = InventoryService(rt.db)
     rt.add_servicer(inventory_pb2_grpc.add_InventoryServiceServicer_to_server, InventoryApi(service),
                     "InventoryService")

@@ -16,8 +16,8 @@ from services.notifier.service import NotifierService
 
 async def main() -> None:
     rt = ServiceRuntime("notifier", Path(__file__).parent / "migrations")
-    pruner = retention.register(rt, *store.PRUNABLE)  # feed, deliveries, attempts (README "Retention")
     await rt.start()
+    pruner = retention.register(rt, *store.PRUNABLE)  # feed, deliveries, attempts (README "Retention")
     settings = WebhookSettings.from_env()
     service = NotifierService(rt.db, allow_private=settings.allow_private, feed_days=pruner.settings.feed_days)
     rt.add_servicer(notifier_pb2_grpc.add_NotifierServiceServicer_to_server, NotifierApi(service), "NotifierService")

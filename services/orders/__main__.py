@@ -17,8 +17,8 @@ from services.orders.surge import SurgeGate
 
 async def main() -> None:
     rt = ServiceRuntime("orders", Path(__file__).parent / "migrations")
-    retention.register(rt)  # inbox and published outbox rows (README "Retention")
     await rt.start()
+    retention.register(rt)  # inbox and published outbox rows (README "Retention")
     inventory = inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory"))
     allocator = Allocator(rt.db, inventory, rt.settings.rpc_timeout, surge=SurgeGate.from_env(os.environ))
     # One replica allocates at a time (priority order holds across replicas); any replica's

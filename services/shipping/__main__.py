@@ -12,8 +12,8 @@ from services.shipping.service import ShippingService
 
 async def main() -> None:
     rt = ServiceRuntime("shipping", Path(__file__).parent / "migrations")
-    retention.register(rt)  # inbox and published outbox rows (README "Retention")
     await rt.start()
+    retention.register(rt)  # inbox and published outbox rows (README "Retention")
     service = ShippingService(rt.db)
     rt.add_servicer(shipping_pb2_grpc.add_ShippingServiceServicer_to_server, ShippingApi(service), "ShippingService")
     for subscription in consumers.subscriptions(service):
