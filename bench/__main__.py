@@ -53,7 +53,10 @@ async def drive(url: str, key: str, seconds: float, concurrency: int, body_for) 
             while time.perf_counter() < deadline:
                 i += 1
                 started = time.perf_counter()
-                headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": f"bench-{n}-{i}-{uuid.uuid4().hex[:8]}"}
+                headers = {
+                    "Authorization": f"Bearer {key}",
+                    "Idempotency-Key": f"bench-{n}-{i}-{uuid.uuid4().hex[:8]}",
+                }
                 try:
                     async with session.post(f"{url}/v1/orders", json=body_for(n, i), headers=headers) as resp:
                         data = await resp.json(content_type=None)
@@ -70,8 +73,14 @@ async def drive(url: str, key: str, seconds: float, concurrency: int, body_for) 
         await asyncio.gather(*[partner(n) for n in range(concurrency)])
         elapsed = time.perf_counter() - started
     return {
-        "elapsed": elapsed, "accepted": len(accepted), "ids": accepted, "statuses": statuses, "decisions": decisions,
-        "rate": len(accepted) / elapsed, "p50": percentile(latencies, 50) * 1000, "p99": percentile(latencies, 99) * 1000,
+        "elapsed": elapsed,
+        "accepted": len(accepted),
+        "ids": accepted,
+        "statuses": statuses,
+        "decisions": decisions,
+        "rate": len(accepted) / elapsed,
+        "p50": percentile(latencies, 50) * 1000,
+        "p99": percentile(latencies, 99) * 1000,
     }
 
 
@@ -90,28 +99,40 @@ def order_body(n: int, i: int) -> dict:
 def seed_bench_products(stack: Stack) -> None:
     products = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
     products += "".join(f"{s},Bench part,10.00,USD,false,1,1,1,active\n" for s in BENCH_SKUS)
-    stock = "sku,warehouse,on_hand\n" + "".join(f"{s},{w},1000000\n" for s in BENCH_SKUS for w in ("WH-CHI", "WH-HAM"))
+    stock = "sku,warehouse,on_hand\n" + "".join(
+        f"{s},{w},1000000\n" for s in BENCH_SKUS for w in ("WH-CHI", "WH-HAM")
+    )
     folder = Path(stack.data_dir) / "bench-data"
     folder.mkdir(exist_ok=True)
     (folder / "products.csv").write_text(products)
     (folder / "stock.csv").write_text(stock)
     for kind in ("products", "stock"):
-        subprocess.run([sys.executable, "-m", "cli", "import", kind, str(folder / f"{kind}.csv")],
-                       env=stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "cli", "import", kind, str(folder / f"{kind}.csv")],
+            env=stack.env(),
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def metric_total(port: int, name: str, label: str) -> float:
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") and label in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") and label in line
+    )
 
 
 def allocated_total(stack: Stack) -> float:
     """Orders allocated so far, from orders' own counter (summed over its replicas: one of them allocates)."""
-    return sum(metric_total(stack.metrics_ports[i], "orderdesk_order_status_transitions_total", 'status="allocated"')
-               for i in stack.instances("orders"))
+    return sum(
+        metric_total(stack.metrics_ports[i], "orderdesk_order_status_transitions_total", 'status="allocated"')
+        for i in stack.instances("orders")
+    )
 
 
 def wait_allocated(stack: Stack, target: int, timeout: float = 120) -> float:
@@ -128,12 +149,47 @@ def start_floor(folder: Path) -> tuple[str, list[subprocess.Popen]]:
     ports = [localservers.free_port() for _ in range(3)]
     py = sys.executable
     procs = [
-        subprocess.Popen([py, "-m", "bench.floor", "hop", "--listen", f"127.0.0.1:{ports[2]}",
-                          "--db", f"sqlite+aiosqlite:///{folder}/floor-b.db"], cwd=ROOT),
-        subprocess.Popen([py, "-m", "bench.floor", "hop", "--listen", f"127.0.0.1:{ports[1]}",
-                          "--db", f"sqlite+aiosqlite:///{folder}/floor-a.db", "--next", f"127.0.0.1:{ports[2]}"], cwd=ROOT),
-        subprocess.Popen([py, "-m", "bench.floor", "http", "--listen", f"127.0.0.1:{ports[0]}",
-                          "--next", f"127.0.0.1:{ports[1]}"], cwd=ROOT),
+        subprocess.Popen(
+            [
+                py,
+                "-m",
+                "bench.floor",
+                "hop",
+                "--listen",
+                f"127.0.0.1:{ports[2]}",
+                "--db",
+                f"sqlite+aiosqlite:///{folder}/floor-b.db",
+            ],
+            cwd=ROOT,
+        ),
+        subprocess.Popen(
+            [
+                py,
+                "-m",
+                "bench.floor",
+                "hop",
+                "--listen",
+                f"127.0.0.1:{ports[1]}",
+                "--db",
+                f"sqlite+aiosqlite:///{folder}/floor-a.db",
+                "--next",
+                f"127.0.0.1:{ports[2]}",
+            ],
+            cwd=ROOT,
+        ),
+        subprocess.Popen(
+            [
+                py,
+                "-m",
+                "bench.floor",
+                "http",
+                "--listen",
+                f"127.0.0.1:{ports[0]}",
+                "--next",
+                f"127.0.0.1:{ports[1]}",
+            ],
+            cwd=ROOT,
+        ),
     ]
     url = f"http://127.0.0.1:{ports[0]}"
     deadline = time.monotonic() + 30
@@ -152,8 +208,9 @@ def _floor_answers_an_order(url: str) -> bool:
     import urllib.request
 
     try:
-        request = urllib.request.Request(f"{url}/v1/orders", data=b"{}", method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{url}/v1/orders", data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+        )
         return urllib.request.urlopen(request, timeout=5).status == 201
     except Exception:
         return False
@@ -163,27 +220,47 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "15")))
     parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", "64")))
-    parser.add_argument("--replicas", type=int, default=int(os.environ.get("BENCH_REPLICAS", "1")),
-                        help="processes per service; more than 1 runs on a throw-away PostgreSQL cluster")
-    parser.add_argument("--surge-orders", type=int, default=int(os.environ.get("BENCH_SURGE_ORDERS", "20000")),
-                        help="orders in the surge scenario (0: skip it)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=int(os.environ.get("BENCH_REPLICAS", "1")),
+        help="processes per service; more than 1 runs on a throw-away PostgreSQL cluster",
+    )
+    parser.add_argument(
+        "--surge-orders",
+        type=int,
+        default=int(os.environ.get("BENCH_SURGE_ORDERS", "20000")),
+        help="orders in the surge scenario (0: skip it)",
+    )
     parser.add_argument("--surge-batch", type=int, default=500, help="orders per batch request in the surge")
-    parser.add_argument("--surge-connections", type=int, default=4, help="batch requests in flight in the surge")
-    parser.add_argument("--webhook-endpoints", type=int, default=int(os.environ.get("BENCH_WEBHOOK_ENDPOINTS", "100")),
-                        help="partners with one webhook endpoint each, one dead (0: skip the webhook runs)")
+    parser.add_argument(
+        "--surge-connections", type=int, default=4, help="batch requests in flight in the surge"
+    )
+    parser.add_argument(
+        "--webhook-endpoints",
+        type=int,
+        default=int(os.environ.get("BENCH_WEBHOOK_ENDPOINTS", "100")),
+        help="partners with one webhook endpoint each, one dead (0: skip the webhook runs)",
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-"))
     nats_server = localservers.LocalNats(folder / "nats").start()
     local_pg, database_urls, backend = None, {}, "SQLite"
-    if args.replicas > 1 or os.environ.get("ORDERDESK_BENCH_BACKEND") == "postgresql":  # replicas need PostgreSQL
+    if (
+        args.replicas > 1 or os.environ.get("ORDERDESK_BENCH_BACKEND") == "postgresql"
+    ):  # replicas need PostgreSQL
         from devtools.devstack import postgres_databases
 
         local_pg = localservers.LocalPostgres(Path(tempfile.mkdtemp(prefix="orderdesk-bench-pg-"))).start()
         database_urls = postgres_databases(local_pg.url)
         backend = f"PostgreSQL, {args.replicas} replica(s) per service"
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, database_urls=database_urls,
-                  replicas=args.replicas)
+    stack = Stack(
+        data_dir=folder / "suite",
+        nats_url=nats_server.url,
+        database_urls=database_urls,
+        replicas=args.replicas,
+    )
     floor_procs: list[subprocess.Popen] = []
     try:
         stack.start()
@@ -192,7 +269,9 @@ def main() -> int:
         # Warm-up: connections, caches, SQLite pages.
         asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
         before = allocated_total(stack)
-        real = asyncio.run(drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body))
+        real = asyncio.run(
+            drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
+        )
         confirmed = real["decisions"].get("confirmed", 0)
         drain = wait_allocated(stack, before + confirmed)
         allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
@@ -201,28 +280,41 @@ def main() -> int:
         # (see webhooks.wait_quiet), which after 20,000 orders would take minutes.
         hooks = None
         if args.webhook_endpoints:
-            hooks = webhooks.run(stack, folder, args.seconds, args.concurrency, order_body, args.webhook_endpoints)
+            hooks = webhooks.run(
+                stack, folder, args.seconds, args.concurrency, order_body, args.webhook_endpoints
+            )
 
         surged = None
         if args.surge_orders:
             surge.seed_scarce(stack, folder)
-            surged = surge.run_surge(stack, BENCH_SKUS, args.surge_orders, args.surge_batch, args.surge_connections)
+            surged = surge.run_surge(
+                stack, BENCH_SKUS, args.surge_orders, args.surge_batch, args.surge_connections
+            )
 
         floor_url, floor_procs = start_floor(folder)
         asyncio.run(drive(floor_url, "none", 2, 8, order_body))
         floor = asyncio.run(drive(floor_url, "none", args.seconds, args.concurrency, order_body))
 
         print()
-        print(f"orderdesk bench: {args.concurrency} concurrent partners, {args.seconds:.0f}s per run, {backend}, "
-              f"{os.cpu_count()} cores")
+        print(
+            f"orderdesk bench: {args.concurrency} concurrent partners, {args.seconds:.0f}s per run, {backend}, "
+            f"{os.cpu_count()} cores"
+        )
         print(f"{'path':<34}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}  statuses")
-        for name, r in (("orders end to end (gateway)", real), ("floor (same hops+commits, no logic)", floor)):
-            print(f"{name:<34}{r['rate']:>12.0f}{r['p50']:>10.1f}{r['p99']:>10.1f}"
-                  f"{sum(r['statuses'].values()):>10}  {dict(sorted(r['statuses'].items()))}")
+        for name, r in (
+            ("orders end to end (gateway)", real),
+            ("floor (same hops+commits, no logic)", floor),
+        ):
+            print(
+                f"{name:<34}{r['rate']:>12.0f}{r['p50']:>10.1f}{r['p99']:>10.1f}"
+                f"{sum(r['statuses'].values()):>10}  {dict(sorted(r['statuses'].items()))}"
+            )
         print(f"end to end / floor: {real['rate'] / floor['rate']:.2f}")
         print(f"decisions: {real['decisions']}")
-        print(f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
-              f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)")
+        print(
+            f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
+            f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)"
+        )
         if hooks is not None:
             webhooks.report(hooks)
         if surged is not None:

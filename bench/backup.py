@@ -36,11 +36,18 @@ def clone_rows(path: Path, copies: int) -> dict[str, int]:
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     grown = {}
     try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                             "AND name NOT LIKE 'sqlite_%' AND name <> 'alembic_version'")]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' AND name <> 'alembic_version'"
+            )
+        ]
         conn.execute("BEGIN IMMEDIATE")
         for table in tables:
-            columns = conn.execute(f'PRAGMA table_info("{table}")').fetchall()  # cid, name, type, notnull, dflt, pk
+            columns = conn.execute(
+                f'PRAGMA table_info("{table}")'
+            ).fetchall()  # cid, name, type, notnull, dflt, pk
             names = [c[1] for c in columns]
             if table == "outbox" or not any(g in names for g in GROWING):  # published rows go after an hour
                 continue
@@ -48,8 +55,11 @@ def clone_rows(path: Path, copies: int) -> dict[str, int]:
             for index in conn.execute(f'PRAGMA index_list("{table}")').fetchall():  # seq, name, unique, …
                 if index[2]:
                     keyed |= {r[2] for r in conn.execute(f'PRAGMA index_info("{index[1]}")')}
-            rowid_alias = [c[1] for c in columns if c[5] and c[2].upper() == "INTEGER"] if len(
-                [c for c in columns if c[5]]) == 1 else []
+            rowid_alias = (
+                [c[1] for c in columns if c[5] and c[2].upper() == "INTEGER"]
+                if len([c for c in columns if c[5]]) == 1
+                else []
+            )
             last = conn.execute(f'SELECT max(rowid) FROM "{table}"').fetchone()[0] or 0
             kept = [n for n in names if n not in rowid_alias]
             for copy in range(1, copies + 1):
@@ -59,11 +69,15 @@ def clone_rows(path: Path, copies: int) -> dict[str, int]:
                         continue
                     integer = "INT" in c[2].upper()
                     if c[1] in keyed or c[1] in GROWING:
-                        values.append(f'"{c[1]}" + {copy * (last + 1)}' if integer else f"\"{c[1]}\" || '-c{copy}'")
+                        values.append(
+                            f'"{c[1]}" + {copy * (last + 1)}' if integer else f"\"{c[1]}\" || '-c{copy}'"
+                        )
                     else:
                         values.append(f'"{c[1]}"')
-                conn.execute(f'INSERT INTO "{table}" ({", ".join(chr(34) + n + chr(34) for n in kept)}) '
-                             f'SELECT {", ".join(values)} FROM "{table}" WHERE rowid <= {last}')
+                conn.execute(
+                    f'INSERT INTO "{table}" ({", ".join(chr(34) + n + chr(34) for n in kept)}) '
+                    f'SELECT {", ".join(values)} FROM "{table}" WHERE rowid <= {last}'
+                )
             grown[table] = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
         conn.execute("COMMIT")
     finally:
@@ -73,8 +87,9 @@ def clone_rows(path: Path, copies: int) -> dict[str, int]:
 
 def cli(stack: Stack, *args: str) -> tuple[float, str]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "cli", *args], env=stack.env(), cwd=ROOT, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", *args], env=stack.env(), cwd=ROOT, capture_output=True, text=True
+    )
     if done.returncode:
         raise RuntimeError(f"orderdesk {' '.join(args)}: {done.stderr}")
     return time.perf_counter() - started, done.stdout
@@ -111,11 +126,17 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop()
         restore_seconds, _ = cli(stack, "restore", str(folder / "backup"))
         print()
-        print(f"orderdesk backup: {orders_rows:,} orders ({real} placed through the gateway, their rows copied "
-              f"{copies} times in {filled:.0f}s), SQLite, 7 databases")
-        print(f"backup   {backup_seconds:>6.1f}s  {manifest['bytes'] / 1e6:>8.1f} MB  writes paused "
-              f"{manifest['writes_paused_seconds'] * 1000:.0f} ms  (the orderdesk backup process, start to end)")
-        print(f"restore  {restore_seconds:>6.1f}s  (stopped suite: checksums, copy, outbox re-armed, stream reset)")
+        print(
+            f"orderdesk backup: {orders_rows:,} orders ({real} placed through the gateway, their rows copied "
+            f"{copies} times in {filled:.0f}s), SQLite, 7 databases"
+        )
+        print(
+            f"backup   {backup_seconds:>6.1f}s  {manifest['bytes'] / 1e6:>8.1f} MB  writes paused "
+            f"{manifest['writes_paused_seconds'] * 1000:.0f} ms  (the orderdesk backup process, start to end)"
+        )
+        print(
+            f"restore  {restore_seconds:>6.1f}s  (stopped suite: checksums, copy, outbox re-armed, stream reset)"
+        )
         for component, entry in manifest["databases"].items():
             print(f"  {component:<10}{entry['bytes'] / 1e6:>8.1f} MB  {entry['seconds']:.2f}s")
         return 0

@@ -23,7 +23,8 @@ from orderdesk.runtime import run
 METHOD = "/bench.Floor/Hop"
 metadata = MetaData()
 rows = Table(
-    "floor_rows", metadata,
+    "floor_rows",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("key", String(64), nullable=False, unique=True),
     Column("payload", LargeBinary, nullable=False),
@@ -38,9 +39,13 @@ async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
     db = Database(db_url)
     async with db.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
-    downstream = grpc.aio.insecure_channel(next_addr).unary_unary(
-        METHOD, request_serializer=_identity, response_deserializer=_identity
-    ) if next_addr else None
+    downstream = (
+        grpc.aio.insecure_channel(next_addr).unary_unary(
+            METHOD, request_serializer=_identity, response_deserializer=_identity
+        )
+        if next_addr
+        else None
+    )
 
     async def handle(request: bytes, context) -> bytes:
         async with db.transaction() as tx:
@@ -50,11 +55,13 @@ async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
         return request
 
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers([
-        grpc.method_handlers_generic_handler(
-            "bench.Floor", {"Hop": grpc.unary_unary_rpc_method_handler(handle, _identity, _identity)}
-        )
-    ])
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "bench.Floor", {"Hop": grpc.unary_unary_rpc_method_handler(handle, _identity, _identity)}
+            )
+        ]
+    )
     server.add_insecure_port(listen)
     await server.start()
     await server.wait_for_termination()

@@ -51,9 +51,14 @@ def start_replicas(folder: Path, nats_url: str, db_url: str) -> tuple[list[Proce
     procs, addrs = [], []
     for n in (1, 2):  # one after the other: the first runs the migrations
         name, port = f"inventory-{n}", localservers.free_port()
-        env = {**stack.env("inventory"), "ORDERDESK_INVENTORY_ADDR": f"127.0.0.1:{port}",
-               "ORDERDESK_INVENTORY_METRICS_PORT": str(localservers.free_port())}
-        proc = Process(name, [sys.executable, "-m", "services.inventory"], env, folder / "logs" / f"{name}.log")
+        env = {
+            **stack.env("inventory"),
+            "ORDERDESK_INVENTORY_ADDR": f"127.0.0.1:{port}",
+            "ORDERDESK_INVENTORY_METRICS_PORT": str(localservers.free_port()),
+        }
+        proc = Process(
+            name, [sys.executable, "-m", "services.inventory"], env, folder / "logs" / f"{name}.log"
+        )
         proc.start()
         procs.append(proc)
         addrs.append(f"127.0.0.1:{port}")
@@ -65,8 +70,9 @@ def start_replicas(folder: Path, nats_url: str, db_url: str) -> tuple[list[Proce
 async def seed(stub, on_hand: dict[tuple[str, str], int], warehouses: str) -> None:
     await stub.ImportMasterData(common_pb2.ImportCsvRequest(kind="warehouses", csv=warehouses), timeout=30)
     rows = "".join(f"{sku},{wh},{q}\n" for (sku, wh), q in on_hand.items())
-    await stub.ImportMasterData(common_pb2.ImportCsvRequest(kind="stock", csv="sku,warehouse,on_hand\n" + rows),
-                                timeout=30)
+    await stub.ImportMasterData(
+        common_pb2.ImportCsvRequest(kind="stock", csv="sku,warehouse,on_hand\n" + rows), timeout=30
+    )
 
 
 async def hot_rows(stubs, seconds: float, concurrency: int) -> dict:
@@ -86,9 +92,15 @@ async def hot_rows(stubs, seconds: float, concurrency: int) -> dict:
             asked[order_id] = lines
             started = time.perf_counter()
             try:
-                answer = await stubs[(n + i) % 2].Reserve(inventory_pb2.ReserveRequest(
-                    order_id=order_id, priority=rng.randint(0, 3), ship_to_country=COUNTRIES[i % 4],
-                    lines=[inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in lines.items()]), timeout=30)
+                answer = await stubs[(n + i) % 2].Reserve(
+                    inventory_pb2.ReserveRequest(
+                        order_id=order_id,
+                        priority=rng.randint(0, 3),
+                        ship_to_country=COUNTRIES[i % 4],
+                        lines=[inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in lines.items()],
+                    ),
+                    timeout=30,
+                )
             except grpc.RpcError:
                 outcomes["error"] += 1
                 continue
@@ -99,26 +111,45 @@ async def hot_rows(stubs, seconds: float, concurrency: int) -> dict:
     started = time.perf_counter()
     await asyncio.gather(*[client(n) for n in range(concurrency)])
     elapsed = time.perf_counter() - started
-    return {"rate": len(latencies) / elapsed, "calls": len(latencies), "p50": percentile(latencies, 50) * 1000,
-            "p99": percentile(latencies, 99) * 1000, "outcomes": outcomes, "elapsed": elapsed}
+    return {
+        "rate": len(latencies) / elapsed,
+        "calls": len(latencies),
+        "p50": percentile(latencies, 50) * 1000,
+        "p99": percentile(latencies, 99) * 1000,
+        "outcomes": outcomes,
+        "elapsed": elapsed,
+    }
 
 
 async def scarce(stubs) -> dict:
     rng = random.Random(7)
     wanted = {f"S{n:03d}-{uuid.uuid4().hex[:6]}": rng.randint(1, 2) for n in range(200)}
     started = time.perf_counter()
-    answers = await asyncio.gather(*[
-        stubs[n % 2].Reserve(inventory_pb2.ReserveRequest(
-            order_id=o, priority=rng.randint(0, 3), lines=[inventory_pb2.ReserveLine(sku="SCARCE", quantity=q)]),
-            timeout=60)
-        for n, (o, q) in enumerate(wanted.items())])
+    answers = await asyncio.gather(
+        *[
+            stubs[n % 2].Reserve(
+                inventory_pb2.ReserveRequest(
+                    order_id=o,
+                    priority=rng.randint(0, 3),
+                    lines=[inventory_pb2.ReserveLine(sku="SCARCE", quantity=q)],
+                ),
+                timeout=60,
+            )
+            for n, (o, q) in enumerate(wanted.items())
+        ]
+    )
     elapsed = time.perf_counter() - started
     held = sum(r.quantity for a in answers for r in a.reservations)
     backordered = sum(b.quantity for a in answers for b in a.backordered)
     for (o, q), a in zip(wanted.items(), answers, strict=True):
         assert sum(r.quantity for r in a.reservations) + sum(b.quantity for b in a.backordered) == q, o
-    return {"orders": len(wanted), "asked": sum(wanted.values()), "held": held, "backordered": backordered,
-            "seconds": elapsed}
+    return {
+        "orders": len(wanted),
+        "asked": sum(wanted.values()),
+        "held": held,
+        "backordered": backordered,
+        "seconds": elapsed,
+    }
 
 
 async def check_books(db_url: str) -> dict:
@@ -127,14 +158,22 @@ async def check_books(db_url: str) -> dict:
     conn = await asyncpg.connect(db_url)
     try:
         rows = await conn.fetch("SELECT sku, warehouse, on_hand, reserved FROM stock")
-        held = {(r["sku"], r["warehouse"]): r["q"] for r in await conn.fetch(
-            "SELECT sku, warehouse, SUM(quantity) AS q FROM reservations GROUP BY sku, warehouse")}
+        held = {
+            (r["sku"], r["warehouse"]): r["q"]
+            for r in await conn.fetch(
+                "SELECT sku, warehouse, SUM(quantity) AS q FROM reservations GROUP BY sku, warehouse"
+            )
+        }
     finally:
         await conn.close()
     oversold = [r for r in rows if not 0 <= r["reserved"] <= r["on_hand"]]
     mismatched = [r for r in rows if r["reserved"] != held.get((r["sku"], r["warehouse"]), 0)]
-    return {"rows": len(rows), "oversold": len(oversold), "mismatched": len(mismatched),
-            "reserved": sum(r["reserved"] for r in rows)}
+    return {
+        "rows": len(rows),
+        "oversold": len(oversold),
+        "mismatched": len(mismatched),
+        "reserved": sum(r["reserved"] for r in rows),
+    }
 
 
 async def run(addrs: list[str], db_url: str, seconds: float, concurrency: int) -> dict:
@@ -183,7 +222,9 @@ def measure(seconds: float, concurrency: int) -> dict | None:
     try:
         db_url = asyncio.run(localservers.create_postgres_database(admin, name))
         procs, addrs = start_replicas(folder, nats_server.url, db_url)
-        return asyncio.run(run(addrs, db_url.replace("postgresql+asyncpg://", "postgresql://"), seconds, concurrency))
+        return asyncio.run(
+            run(addrs, db_url.replace("postgresql+asyncpg://", "postgresql://"), seconds, concurrency)
+        )
     finally:
         for p in procs:
             if p.alive():
@@ -203,14 +244,22 @@ def measure(seconds: float, concurrency: int) -> dict | None:
 def report(result: dict, concurrency: int, seconds: float) -> None:
     hot, short, books = result["hot"], result["scarce"], result["books"]
     print()
-    print(f"supply: two inventory replicas on one PostgreSQL, {concurrency} concurrent Reserve calls, {seconds:.0f}s")
+    print(
+        f"supply: two inventory replicas on one PostgreSQL, {concurrency} concurrent Reserve calls, {seconds:.0f}s"
+    )
     print(f"{'scenario':<42}{'reserves/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'calls':>8}  outcomes")
-    print(f"{'hot rows (4 SKUs x 3 warehouses)':<42}{hot['rate']:>12.0f}{hot['p50']:>10.1f}{hot['p99']:>10.1f}"
-          f"{hot['calls']:>8}  {hot['outcomes']}")
-    print(f"scarce: {short['orders']} orders at once, 150 units: asked {short['asked']}, held {short['held']}, "
-          f"backordered {short['backordered']} in {short['seconds']:.2f}s")
-    print(f"books: {books['rows']} stock rows, oversold {books['oversold']}, reserved != reservations "
-          f"{books['mismatched']}")
+    print(
+        f"{'hot rows (4 SKUs x 3 warehouses)':<42}{hot['rate']:>12.0f}{hot['p50']:>10.1f}{hot['p99']:>10.1f}"
+        f"{hot['calls']:>8}  {hot['outcomes']}"
+    )
+    print(
+        f"scarce: {short['orders']} orders at once, 150 units: asked {short['asked']}, held {short['held']}, "
+        f"backordered {short['backordered']} in {short['seconds']:.2f}s"
+    )
+    print(
+        f"books: {books['rows']} stock rows, oversold {books['oversold']}, reserved != reservations "
+        f"{books['mismatched']}"
+    )
 
 
 if __name__ == "__main__":

@@ -48,13 +48,21 @@ def surge_orders(run: str, total: int, skus: list[str]) -> list[dict]:
     for i in range(total):
         customer, _tier = customers[i % len(customers)]
         scarce = i % 10 == 3
-        orders.append({
-            "idempotency_key": f"surge-{run}-{i}",
-            "external_ref": f"SURGE-{run}-{i}",
-            "customer_id": customer,
-            "lines": [{"sku": SCARCE_SKU if scarce else skus[i % len(skus)], "quantity": 1, "unit_price": "10.00"}],
-            "urgent": i % 7 == 0,
-        })
+        orders.append(
+            {
+                "idempotency_key": f"surge-{run}-{i}",
+                "external_ref": f"SURGE-{run}-{i}",
+                "customer_id": customer,
+                "lines": [
+                    {
+                        "sku": SCARCE_SKU if scarce else skus[i % len(skus)],
+                        "quantity": 1,
+                        "unit_price": "10.00",
+                    }
+                ],
+                "urgent": i % 7 == 0,
+            }
+        )
     return orders
 
 
@@ -66,17 +74,19 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def submit_all(url: str, key: str, orders: list[dict], batch_size: int, connections: int) -> dict:
-    batches = [orders[i:i + batch_size] for i in range(0, len(orders), batch_size)]
+    batches = [orders[i : i + batch_size] for i in range(0, len(orders), batch_size)]
     queue: asyncio.Queue[list[dict]] = asyncio.Queue()
     for b in batches:
         queue.put_nowait(b)
-    accepted: dict[str, str] = {}   # external_ref -> order_id
+    accepted: dict[str, str] = {}  # external_ref -> order_id
     refused: Counter = Counter()
     latencies: list[float] = []
     failures = 0
     headers = {"Authorization": f"Bearer {key}"}
     timeout = aiohttp.ClientTimeout(total=300)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections), timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections), timeout=timeout
+    ) as session:
 
         async def worker() -> None:
             nonlocal failures
@@ -85,8 +95,9 @@ async def submit_all(url: str, key: str, orders: list[dict], batch_size: int, co
                 for attempt in range(5):  # a batch is idempotent: resend it whole after a failure
                     started = time.perf_counter()
                     try:
-                        async with session.post(f"{url}/v1/orders/batch", json={"orders": batch},
-                                                headers=headers) as resp:
+                        async with session.post(
+                            f"{url}/v1/orders/batch", json={"orders": batch}, headers=headers
+                        ) as resp:
                             body = await resp.json(content_type=None)
                             if resp.status != 200:
                                 raise RuntimeError(f"HTTP {resp.status}: {str(body)[:200]}")
@@ -106,12 +117,19 @@ async def submit_all(url: str, key: str, orders: list[dict], batch_size: int, co
         started = time.perf_counter()
         await asyncio.gather(*[worker() for _ in range(connections)])
         elapsed = time.perf_counter() - started
-    return {"accepted": accepted, "refused": refused, "elapsed": elapsed, "batch_latencies": latencies,
-            "failures": failures, "batches": len(batches)}
+    return {
+        "accepted": accepted,
+        "refused": refused,
+        "elapsed": elapsed,
+        "batch_latencies": latencies,
+        "failures": failures,
+        "batches": len(batches),
+    }
 
 
-async def list_orders(session: aiohttp.ClientSession, url: str, key: str, status: str = "",
-                      limit: int = 500) -> list[dict]:
+async def list_orders(
+    session: aiohttp.ClientSession, url: str, key: str, status: str = "", limit: int = 500
+) -> list[dict]:
     items, cursor = [], ""
     while True:
         params = {"limit": str(limit)}
@@ -119,8 +137,9 @@ async def list_orders(session: aiohttp.ClientSession, url: str, key: str, status
             params["status"] = status
         if cursor:
             params["cursor"] = cursor
-        async with session.get(f"{url}/v1/orders", params=params,
-                               headers={"Authorization": f"Bearer {key}"}) as resp:
+        async with session.get(
+            f"{url}/v1/orders", params=params, headers={"Authorization": f"Bearer {key}"}
+        ) as resp:
             page = await resp.json(content_type=None)
             if resp.status != 200:
                 raise RuntimeError(f"listing orders: HTTP {resp.status} {page}")
@@ -135,8 +154,11 @@ async def wait_until_none(url: str, key: str, status: str, timeout: float) -> fl
     started = time.perf_counter()
     async with aiohttp.ClientSession() as session:
         while time.perf_counter() - started < timeout:
-            async with session.get(f"{url}/v1/orders", params={"status": status, "limit": "1"},
-                                   headers={"Authorization": f"Bearer {key}"}) as resp:
+            async with session.get(
+                f"{url}/v1/orders",
+                params={"status": status, "limit": "1"},
+                headers={"Authorization": f"Bearer {key}"},
+            ) as resp:
                 if not (await resp.json(content_type=None))["items"]:
                     return time.perf_counter() - started
             await asyncio.sleep(0.5)
@@ -149,7 +171,9 @@ async def wait_scarce_settled(url: str, key: str, refs: set[str], supply: int, t
     last, still_since = -1, time.perf_counter()
     async with aiohttp.ClientSession() as session:
         while time.perf_counter() - started < timeout:
-            waiting = sum(1 for o in await list_orders(session, url, key, "scheduled") if o["external_ref"] in refs)
+            waiting = sum(
+                1 for o in await list_orders(session, url, key, "scheduled") if o["external_ref"] in refs
+            )
             if waiting <= len(refs) - supply:
                 return time.perf_counter() - started
             if waiting != last:
@@ -164,8 +188,13 @@ def restock(stack: Stack, quantity: int, reference: str) -> None:
     async def call() -> None:
         async with grpc.aio.insecure_channel(stack.addr("inventory")) as channel:
             stub = inventory_pb2_grpc.InventoryServiceStub(channel)
-            await stub.Restock(inventory_pb2.RestockRequest(sku=SCARCE_SKU, warehouse="WH-CHI", quantity=quantity,
-                                                            reference=reference), timeout=10)
+            await stub.Restock(
+                inventory_pb2.RestockRequest(
+                    sku=SCARCE_SKU, warehouse="WH-CHI", quantity=quantity, reference=reference
+                ),
+                timeout=10,
+            )
+
     asyncio.run(call())
 
 
@@ -184,10 +213,13 @@ def reserved_total(stack: Stack) -> int:
 
     total = 0.0
     for instance in stack.instances("orders"):
-        text = urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_ports[instance]}/metrics", timeout=5).read()
+        text = urllib.request.urlopen(
+            f"http://127.0.0.1:{stack.metrics_ports[instance]}/metrics", timeout=5
+        ).read()
         for line in text.decode().splitlines():
             if line.startswith("orderdesk_order_status_transitions_total{") and (
-                    'status="allocated"' in line or 'status="scheduled"' in line):
+                'status="allocated"' in line or 'status="scheduled"' in line
+            ):
                 total += float(line.rsplit(" ", 1)[1])
     return int(total)
 
@@ -202,8 +234,15 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
     return used
 
 
-def run_surge(stack: Stack, skus: list[str], total: int, batch_size: int, connections: int,
-              key: str = "demo-shop-key", admin_key: str = "demo-admin-key") -> dict:
+def run_surge(
+    stack: Stack,
+    skus: list[str],
+    total: int,
+    batch_size: int,
+    connections: int,
+    key: str = "demo-shop-key",
+    admin_key: str = "demo-admin-key",
+) -> dict:
     run = uuid.uuid4().hex[:6]
     orders = surge_orders(run, total, skus)
     cpu_before = cpu_seconds(stack)
@@ -219,13 +258,18 @@ def run_surge(stack: Stack, skus: list[str], total: int, batch_size: int, connec
     scarce_refs = {o["external_ref"] for o in orders if o["lines"][0]["sku"] == SCARCE_SKU}
     supply = len(scarce_refs) // 4
     restock(stack, supply, f"surge-{run}")
-    scarce_wait = asyncio.run(wait_scarce_settled(stack.gateway_url, admin_key, scarce_refs, supply, timeout=300))
+    scarce_wait = asyncio.run(
+        wait_scarce_settled(stack.gateway_url, admin_key, scarce_refs, supply, timeout=300)
+    )
     drained = time.perf_counter() - accepted_at
 
     async def books() -> tuple[list[dict], dict]:
         async with aiohttp.ClientSession() as session:
-            stored = [o for o in await list_orders(session, stack.gateway_url, admin_key)
-                      if o["external_ref"].startswith(f"SURGE-{run}-")]
+            stored = [
+                o
+                for o in await list_orders(session, stack.gateway_url, admin_key)
+                if o["external_ref"].startswith(f"SURGE-{run}-")
+            ]
         # The first batches again: every order is a replay, nothing new is created.
         again = await submit_all(stack.gateway_url, key, orders[: 2 * batch_size], batch_size, 2)
         return stored, again
@@ -250,17 +294,33 @@ def run_surge(stack: Stack, skus: list[str], total: int, batch_size: int, connec
     # An inversion: an order served while a strictly higher-priority one still waits.
     inversions = sum(1 for p in served if unserved and p < max(unserved))
     return {
-        "sent": total, "accepted": len(accepted), "refused": dict(sent["refused"]), "failures": sent["failures"],
-        "elapsed": sent["elapsed"], "rate": len(accepted) / sent["elapsed"], "batch_size": batch_size,
-        "connections": connections, "batch_p50": percentile(sent["batch_latencies"], 50) * 1000,
-        "batch_p99": percentile(sent["batch_latencies"], 99) * 1000, "stored": len(stored),
-        "lost": len(lost), "duplicated": len(duplicated), "statuses": dict(statuses), "settle": settle,
-        "drained": drained, "scarce_wait": scarce_wait, "supply": supply, "scarce_orders": len(scarce),
+        "sent": total,
+        "accepted": len(accepted),
+        "refused": dict(sent["refused"]),
+        "failures": sent["failures"],
+        "elapsed": sent["elapsed"],
+        "rate": len(accepted) / sent["elapsed"],
+        "batch_size": batch_size,
+        "connections": connections,
+        "batch_p50": percentile(sent["batch_latencies"], 50) * 1000,
+        "batch_p99": percentile(sent["batch_latencies"], 99) * 1000,
+        "stored": len(stored),
+        "lost": len(lost),
+        "duplicated": len(duplicated),
+        "statuses": dict(statuses),
+        "settle": settle,
+        "drained": drained,
+        "scarce_wait": scarce_wait,
+        "supply": supply,
+        "scarce_orders": len(scarce),
         "by_priority": {p: dict(c) for p, c in sorted(by_priority.items(), reverse=True)},
-        "inversions": inversions, "replayed": sum(1 for _ in again["accepted"]), "replays_new": replays_new,
+        "inversions": inversions,
+        "replayed": sum(1 for _ in again["accepted"]),
+        "replays_new": replays_new,
         "cpu_ms_per_order": {n: 1000 * t / max(len(accepted), 1) for n, t in sorted(cpu_during.items())},
-        "settle_cpu_ms_per_order": {n: 1000 * t / max(reserved_after - reserved_before, 1)
-                                    for n, t in sorted(cpu_settling.items())},
+        "settle_cpu_ms_per_order": {
+            n: 1000 * t / max(reserved_after - reserved_before, 1) for n, t in sorted(cpu_settling.items())
+        },
         "reserved_while_accepting": reserved_before - reserved_start,
         "reserved_after_accepting": reserved_after - reserved_before,
     }
@@ -269,26 +329,42 @@ def run_surge(stack: Stack, skus: list[str], total: int, batch_size: int, connec
 def report(r: dict, floor_rate: float) -> None:
     print()
     print(f"surge: {r['sent']:,} orders in batches of {r['batch_size']} over {r['connections']} connections")
-    print(f"  accepted {r['accepted']:,} in {r['elapsed']:.1f}s = {r['rate']:.0f} orders/s "
-          f"({r['rate'] / floor_rate:.2f} of the floor's {floor_rate:.0f}/s); batch p50 {r['batch_p50']:.0f} ms, "
-          f"p99 {r['batch_p99']:.0f} ms; refused {r['refused'] or 0}; resent after a failure: {r['failures']}")
+    print(
+        f"  accepted {r['accepted']:,} in {r['elapsed']:.1f}s = {r['rate']:.0f} orders/s "
+        f"({r['rate'] / floor_rate:.2f} of the floor's {floor_rate:.0f}/s); batch p50 {r['batch_p50']:.0f} ms, "
+        f"p99 {r['batch_p99']:.0f} ms; refused {r['refused'] or 0}; resent after a failure: {r['failures']}"
+    )
     cpu = r["cpu_ms_per_order"]
-    print(f"  CPU while accepting, ms per accepted order: {sum(cpu.values()):.1f} = "
-          + ", ".join(f"{n} {ms:.1f}" for n, ms in cpu.items() if ms >= 0.05))
-    print(f"  books: {r['stored']:,} stored, lost {r['lost']}, duplicated {r['duplicated']}, "
-          f"statuses {r['statuses']}; the first {r['replayed']} sent again: {r['replays_new']} new")
-    print(f"  behind the API: every order allocated or scheduled {r['settle']:.1f}s after the last was accepted; "
-          f"all settled {r['drained']:.1f}s after")
+    print(
+        f"  CPU while accepting, ms per accepted order: {sum(cpu.values()):.1f} = "
+        + ", ".join(f"{n} {ms:.1f}" for n, ms in cpu.items() if ms >= 0.05)
+    )
+    print(
+        f"  books: {r['stored']:,} stored, lost {r['lost']}, duplicated {r['duplicated']}, "
+        f"statuses {r['statuses']}; the first {r['replayed']} sent again: {r['replays_new']} new"
+    )
+    print(
+        f"  behind the API: every order allocated or scheduled {r['settle']:.1f}s after the last was accepted; "
+        f"all settled {r['drained']:.1f}s after"
+    )
     backlog = r["reserved_after_accepting"]
-    print(f"  allocation: {r['reserved_while_accepting']:,} orders allocated or scheduled while orders came in, "
-          f"the backlog of {backlog:,} after that in {r['settle']:.1f}s = {backlog / r['settle']:.0f} orders/s")
+    print(
+        f"  allocation: {r['reserved_while_accepting']:,} orders allocated or scheduled while orders came in, "
+        f"the backlog of {backlog:,} after that in {r['settle']:.1f}s = {backlog / r['settle']:.0f} orders/s"
+    )
     cpu = r["settle_cpu_ms_per_order"]
-    print(f"  CPU per backlog order while it was allocated, ms: {sum(cpu.values()):.1f} = "
-          + ", ".join(f"{n} {ms:.1f}" for n, ms in cpu.items() if ms >= 0.05))
-    print(f"  scarce stock: {r['scarce_orders']} orders wanted {SCARCE_SKU}, a receipt brought {r['supply']}; "
-          f"served by priority (highest first):")
+    print(
+        f"  CPU per backlog order while it was allocated, ms: {sum(cpu.values()):.1f} = "
+        + ", ".join(f"{n} {ms:.1f}" for n, ms in cpu.items() if ms >= 0.05)
+    )
+    print(
+        f"  scarce stock: {r['scarce_orders']} orders wanted {SCARCE_SKU}, a receipt brought {r['supply']}; "
+        f"served by priority (highest first):"
+    )
     for priority, c in r["by_priority"].items():
-        print(f"    priority {priority:>4}: {c.get('allocated', 0):>5} served, {c.get('waiting', 0):>5} waiting")
+        print(
+            f"    priority {priority:>4}: {c.get('allocated', 0):>5} served, {c.get('waiting', 0):>5} waiting"
+        )
     print(f"  priority inversions (served while a higher priority waits): {r['inversions']}")
 
 
@@ -297,13 +373,20 @@ def seed_scarce(stack: Stack, folder: Path) -> None:
     import subprocess
     import sys
 
-    products = ("sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,"
-                f"status\n{SCARCE_SKU},Scarce bench part,10.00,USD,false,30,1,1,active\n")
+    products = (
+        "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,"
+        f"status\n{SCARCE_SKU},Scarce bench part,10.00,USD,false,30,1,1,active\n"
+    )
     (folder / "scarce-products.csv").write_text(products)
     (folder / "scarce-stock.csv").write_text(f"sku,warehouse,on_hand\n{SCARCE_SKU},WH-CHI,0\n")
     for kind, name in (("products", "scarce-products.csv"), ("stock", "scarce-stock.csv")):
-        subprocess.run([sys.executable, "-m", "cli", "import", kind, str(folder / name)],
-                       env=stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "cli", "import", kind, str(folder / name)],
+            env=stack.env(),
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def main() -> int:
@@ -318,14 +401,19 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=int(os.environ.get("BENCH_SURGE_ORDERS", "5000")))
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--hold-allocation", action="store_true",
-                        help="the allocator waits until no order has come for a second: the whole surge is one "
-                             "backlog (its rate then does not depend on how fast orders came in)")
+    parser.add_argument(
+        "--hold-allocation",
+        action="store_true",
+        help="the allocator waits until no order has come for a second: the whole surge is one "
+        "backlog (its rate then does not depend on how fast orders came in)",
+    )
     args = parser.parse_args()
     hold = {"ORDERDESK_ALLOCATOR_SURGE_RATE": "1", "ORDERDESK_ALLOCATOR_SURGE_MAX_DEFER_SECONDS": "1000000"}
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-surge-"))
     nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, extra_env=hold if args.hold_allocation else {})
+    stack = Stack(
+        data_dir=folder / "suite", nats_url=nats_server.url, extra_env=hold if args.hold_allocation else {}
+    )
     try:
         stack.start()
         stack.load_demo_data()

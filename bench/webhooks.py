@@ -44,11 +44,17 @@ def percentile(values: list[float], p: float) -> float:
 def seed_partners(stack: Stack, folder: Path, count: int) -> list[str]:
     keys = [f"bench-hook-key-{n:03d}-{uuid.uuid4().hex[:6]}" for n in range(count)]
     text = "partner_id,name,api_key,scopes\n" + "".join(
-        f"P-HOOK-{n:03d},Bench partner {n},{key},orders\n" for n, key in enumerate(keys))
+        f"P-HOOK-{n:03d},Bench partner {n},{key},orders\n" for n, key in enumerate(keys)
+    )
     path = folder / "hook-partners.csv"
     path.write_text(text)
-    subprocess.run([sys.executable, "-m", "cli", "import", "partners", str(path)],
-                   env=stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "cli", "import", "partners", str(path)],
+        env=stack.env(),
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return keys
 
 
@@ -86,8 +92,11 @@ async def register(url: str, keys: list[str], receiver_port: int, dead_port: int
     async with aiohttp.ClientSession() as session:
         for n, key in enumerate(keys):
             port = dead_port if n == len(keys) - 1 else receiver_port
-            async with session.post(f"{url}/v1/webhooks", headers={"Authorization": f"Bearer {key}"},
-                                    json={"url": f"http://127.0.0.1:{port}/in/{n}", "event_types": ["*"]}) as resp:
+            async with session.post(
+                f"{url}/v1/webhooks",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"url": f"http://127.0.0.1:{port}/in/{n}", "event_types": ["*"]},
+            ) as resp:
                 if resp.status != 201:
                     raise RuntimeError(f"webhook registration failed: {resp.status} {await resp.text()}")
                 made.append((key, (await resp.json())["id"]))
@@ -97,8 +106,9 @@ async def register(url: str, keys: list[str], receiver_port: int, dead_port: int
 async def pause(url: str, endpoints: list[tuple[str, str]]) -> None:
     async with aiohttp.ClientSession() as session:
         for key, endpoint_id in endpoints:
-            async with session.post(f"{url}/v1/webhooks/{endpoint_id}/pause",
-                                    headers={"Authorization": f"Bearer {key}"}) as resp:
+            async with session.post(
+                f"{url}/v1/webhooks/{endpoint_id}/pause", headers={"Authorization": f"Bearer {key}"}
+            ) as resp:
                 if resp.status != 200:
                     raise RuntimeError(f"pausing a webhook failed: {resp.status} {await resp.text()}")
 
@@ -111,7 +121,11 @@ def received(stats: Path) -> int:
 
 
 def notifier_metrics(stack: Stack) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_ports['notifier']}/metrics", timeout=5).read().decode()
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_ports['notifier']}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
     found: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith(("orderdesk_webhook_", "orderdesk_feed_events_appended_total")):
@@ -144,10 +158,15 @@ async def wait_quiet(nats_url: str, timeout: float = 600.0) -> float:
         await nc.close()
 
 
-def measured(stack: Stack, keys: list[str], seconds: float, concurrency: int, body_for, receiver=None) -> dict:
+def measured(
+    stack: Stack, keys: list[str], seconds: float, concurrency: int, body_for, receiver=None
+) -> dict:
     """One load run from a suite that has caught up, with the CPU each process used during it."""
     asyncio.run(wait_quiet(stack.nats_url))
-    before, receiver_before = cpu_seconds(stack), (process_cpu_seconds(receiver.pid) or 0.0) if receiver else 0.0
+    before, receiver_before = (
+        cpu_seconds(stack),
+        (process_cpu_seconds(receiver.pid) or 0.0) if receiver else 0.0,
+    )
     result = asyncio.run(drive_keys(stack.gateway_url, keys, seconds, concurrency, body_for))
     result["cpu"] = _used_since(before, cpu_seconds(stack))
     if receiver is not None:
@@ -165,8 +184,10 @@ def run(stack: Stack, folder: Path, seconds: float, concurrency: int, body_for, 
 
     port, dead_port = localservers.free_port(), localservers.free_port()
     stats = folder / "hook-receiver.json"
-    receiver = subprocess.Popen([sys.executable, "-m", "bench.webhooks", "receive", "--port", str(port),
-                                 "--stats", str(stats)], cwd=ROOT)
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "bench.webhooks", "receive", "--port", str(port), "--stats", str(stats)],
+        cwd=ROOT,
+    )
     try:
         deadline = time.monotonic() + 30
         while not localservers.answers(f"http://127.0.0.1:{port}"):
@@ -177,7 +198,9 @@ def run(stack: Stack, folder: Path, seconds: float, concurrency: int, body_for, 
         with_hooks = measured(stack, keys, seconds, concurrency, body_for, receiver)
         stopped = time.monotonic()
         last, last_change = received(stats), time.monotonic()
-        while time.monotonic() - last_change < 3 and time.monotonic() - stopped < 180:  # let deliveries catch up
+        while (
+            time.monotonic() - last_change < 3 and time.monotonic() - stopped < 180
+        ):  # let deliveries catch up
             time.sleep(0.5)
             now = received(stats)
             if now != last:
@@ -190,8 +213,15 @@ def run(stack: Stack, folder: Path, seconds: float, concurrency: int, body_for, 
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(30)
     latencies = json.loads(stats.read_text()).get("latencies", [])
-    return {"endpoints": endpoints, "without": without, "with": with_hooks, "without_again": without_again,
-            "latencies": latencies, "drain": drain, "metrics": figures}
+    return {
+        "endpoints": endpoints,
+        "without": without,
+        "with": with_hooks,
+        "without_again": without_again,
+        "latencies": latencies,
+        "drain": drain,
+        "metrics": figures,
+    }
 
 
 def _used_since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -200,7 +230,9 @@ def _used_since(before: dict[str, float], after: dict[str, float]) -> dict[str, 
 
 def _per_order(run: dict) -> str:
     accepted = max(run["accepted"], 1)
-    return ", ".join(f"{name} {seconds / accepted * 1000:.1f}" for name, seconds in sorted(run["cpu"].items()))
+    return ", ".join(
+        f"{name} {seconds / accepted * 1000:.1f}" for name, seconds in sorted(run["cpu"].items())
+    )
 
 
 def report(r: dict) -> None:
@@ -208,20 +240,31 @@ def report(r: dict) -> None:
     drop = (without - with_hooks) / without if without else float("nan")
     lat = r["latencies"]
     m = r["metrics"]
-    outcome = {k.split('outcome="')[1].split('"')[0]: v for k, v in m.items()
-               if k.startswith("orderdesk_webhook_deliveries_total{")}
+    outcome = {
+        k.split('outcome="')[1].split('"')[0]: v
+        for k, v in m.items()
+        if k.startswith("orderdesk_webhook_deliveries_total{")
+    }
     print(f"webhooks: {r['endpoints']} partners placing orders, one endpoint each for every event (one dead)")
-    print(f"  orders/s without endpoints {r['without']['rate']:.0f}, with {with_hooks:.0f}, without again (paused) "
-          f"{r['without_again']['rate']:.0f}: drop {drop:.1%} against the mean of the runs around it "
-          f"(statuses {dict(sorted(r['with']['statuses'].items()))})")
+    print(
+        f"  orders/s without endpoints {r['without']['rate']:.0f}, with {with_hooks:.0f}, without again (paused) "
+        f"{r['without_again']['rate']:.0f}: drop {drop:.1%} against the mean of the runs around it "
+        f"(statuses {dict(sorted(r['with']['statuses'].items()))})"
+    )
     print(f"  CPU ms per accepted order without endpoints: {_per_order(r['without'])}")
     print(f"  CPU ms per accepted order with endpoints:    {_per_order(r['with'])}")
-    print("  (the receiver stands in for 99 partners' servers; on these shared cores its CPU is taken from the suite)")
-    print(f"  event-to-webhook latency p50 {percentile(lat, 50) * 1000:.0f} ms, p99 {percentile(lat, 99) * 1000:.0f} ms "
-          f"over {len(lat)} deliveries; the receiver was still catching up {r['drain']:.1f}s after the load stopped")
-    print(f"  notifier: {m.get('orderdesk_feed_events_appended_total', 0):.0f} events in feeds; attempts by outcome "
-          f"{ {k: int(v) for k, v in sorted(outcome.items())} }; parked now "
-          f"{m.get('orderdesk_webhook_parked_deliveries', 0):.0f}, feed lag {m.get('orderdesk_webhook_feed_lag_events', 0):.0f}")
+    print(
+        "  (the receiver stands in for 99 partners' servers; on these shared cores its CPU is taken from the suite)"
+    )
+    print(
+        f"  event-to-webhook latency p50 {percentile(lat, 50) * 1000:.0f} ms, p99 {percentile(lat, 99) * 1000:.0f} ms "
+        f"over {len(lat)} deliveries; the receiver was still catching up {r['drain']:.1f}s after the load stopped"
+    )
+    print(
+        f"  notifier: {m.get('orderdesk_feed_events_appended_total', 0):.0f} events in feeds; attempts by outcome "
+        f"{ {k: int(v) for k, v in sorted(outcome.items())} }; parked now "
+        f"{m.get('orderdesk_webhook_parked_deliveries', 0):.0f}, feed lag {m.get('orderdesk_webhook_feed_lag_events', 0):.0f}"
+    )
 
 
 # --- the receiver process ---------------------------------------------------------------------------
@@ -281,8 +324,10 @@ def standalone(seconds: float, concurrency: int, endpoints: int) -> None:
         stack.load_demo_data()
         seed_bench_products(stack)
         result = run(stack, folder, seconds, concurrency, order_body, endpoints)
-        print(f"\norderdesk webhook bench: {concurrency} concurrent clients, {seconds:.0f}s per run, SQLite, "
-              f"{os.cpu_count()} cores")
+        print(
+            f"\norderdesk webhook bench: {concurrency} concurrent clients, {seconds:.0f}s per run, SQLite, "
+            f"{os.cpu_count()} cores"
+        )
         report(result)
     finally:
         stack.stop()

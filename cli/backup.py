@@ -127,8 +127,8 @@ class Frozen:
 
     def __init__(self) -> None:
         self.sqlite: dict[str, sqlite3.Connection] = {}
-        self.pg: dict[str, object] = {}        # component -> asyncpg connection holding the snapshot
-        self.snapshots: dict[str, str] = {}    # component -> exported snapshot id
+        self.pg: dict[str, object] = {}  # component -> asyncpg connection holding the snapshot
+        self.snapshots: dict[str, str] = {}  # component -> exported snapshot id
         self.revisions: dict[str, str] = {}
         self.point = 0.0
         self.frozen_seconds = 0.0
@@ -146,12 +146,18 @@ class Frozen:
                     continue
                 conn = await asyncpg.connect(t.libpq_url)
                 writers_pg.append(conn)
-                tables = [r[0] for r in await conn.fetch(
-                    "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-                    "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")]
+                tables = [
+                    r[0]
+                    for r in await conn.fetch(
+                        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+                        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+                    )
+                ]
                 if not tables:
-                    raise CliError(f"{t.component}: the database {make_url(t.url).database} has no tables; "
-                                   "has the service ever started?")
+                    raise CliError(
+                        f"{t.component}: the database {make_url(t.url).database} has no tables; "
+                        "has the service ever started?"
+                    )
                 await lock_all(conn, t, tables)
             for t in all_targets:
                 if not t.is_sqlite:
@@ -165,7 +171,9 @@ class Frozen:
             self.point = time.time()
             for t in all_targets:
                 if t.is_sqlite:
-                    reader = sqlite3.connect(t.path, isolation_level=None, check_same_thread=False)  # copied in a thread
+                    reader = sqlite3.connect(
+                        t.path, isolation_level=None, check_same_thread=False
+                    )  # copied in a thread
                     self.sqlite[t.component] = reader
                     reader.execute("BEGIN")
                     self.revisions[t.component] = _revision(reader.execute, t)
@@ -206,8 +214,10 @@ async def lock_all(conn, t: Target, tables: list[str]) -> None:
         except asyncpg.LockNotAvailableError:
             await conn.execute("ROLLBACK")
             if time.monotonic() > deadline:
-                raise CliError(f"{t.component}: could not pause writes for {LOCK_TIMEOUT_SECONDS}s "
-                               "(a long transaction holds its tables); try again") from None
+                raise CliError(
+                    f"{t.component}: could not pause writes for {LOCK_TIMEOUT_SECONDS}s "
+                    "(a long transaction holds its tables); try again"
+                ) from None
             await asyncio.sleep(0.005)
 
 
@@ -215,7 +225,9 @@ def _revision(execute, t: Target) -> str:
     try:
         rows = execute("SELECT version_num FROM alembic_version").fetchall()
     except sqlite3.OperationalError:
-        raise CliError(f"{t.component}: {t.path} has no alembic_version table; not an orderdesk database") from None
+        raise CliError(
+            f"{t.component}: {t.path} has no alembic_version table; not an orderdesk database"
+        ) from None
     return ",".join(sorted(r[0] for r in rows))
 
 
@@ -232,8 +244,18 @@ def pg_dump(t: Target, snapshot: str, dest: Path) -> None:
     binary = shutil.which("pg_dump")
     if binary is None:
         raise CliError("pg_dump is not installed (PostgreSQL client tools of the server's major version)")
-    done = subprocess.run([binary, "--format=custom", f"--snapshot={snapshot}", "--no-owner",
-                           f"--file={dest}", f"--dbname={t.libpq_url}"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            binary,
+            "--format=custom",
+            f"--snapshot={snapshot}",
+            "--no-owner",
+            f"--file={dest}",
+            f"--dbname={t.libpq_url}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         raise CliError(f"pg_dump of {t.component} failed", done.stderr.strip().splitlines()[-5:])
 
@@ -245,10 +267,15 @@ def prepare(dest: Path) -> None:
 
 
 def describe(t: Target, path: Path, revision: str, began: float) -> dict:
-    return {"file": t.file_name, "engine": "sqlite" if t.is_sqlite else "postgresql",
-            "database": str(t.path) if t.is_sqlite else make_url(t.url).database,
-            "revision": revision, "bytes": path.stat().st_size, "sha256": sha256(path),
-            "seconds": round(time.time() - began, 3)}
+    return {
+        "file": t.file_name,
+        "engine": "sqlite" if t.is_sqlite else "postgresql",
+        "database": str(t.path) if t.is_sqlite else make_url(t.url).database,
+        "revision": revision,
+        "bytes": path.stat().st_size,
+        "sha256": sha256(path),
+        "seconds": round(time.time() - began, 3),
+    }
 
 
 def write_manifest(dest: Path, manifest: dict) -> None:
@@ -273,18 +300,27 @@ async def take_backup(dest: Path, *, log=print) -> dict:
                 await asyncio.to_thread(copy_sqlite, frozen.sqlite[t.component], path)
             else:
                 await asyncio.to_thread(pg_dump, t, frozen.snapshots[t.component], path)
-            databases[t.component] = await asyncio.to_thread(describe, t, path, frozen.revisions[t.component], began)
-            log(f"{t.component:<10} {databases[t.component]['bytes']:>12,} bytes  "
-                f"revision {frozen.revisions[t.component]}")
+            databases[t.component] = await asyncio.to_thread(
+                describe, t, path, frozen.revisions[t.component], began
+            )
+            log(
+                f"{t.component:<10} {databases[t.component]['bytes']:>12,} bytes  "
+                f"revision {frozen.revisions[t.component]}"
+            )
     finally:
         await frozen.close()
     manifest = {
-        "format": FORMAT, "orderdesk_version": orderdesk_version(),
-        "point": utc(frozen.point), "point_epoch": frozen.point, "writes_paused_seconds": round(frozen.frozen_seconds, 4),
-        "started": utc(started), "finished": utc(time.time()),
-        "bytes": sum(d["bytes"] for d in databases.values()), "databases": databases,
+        "format": FORMAT,
+        "orderdesk_version": orderdesk_version(),
+        "point": utc(frozen.point),
+        "point_epoch": frozen.point,
+        "writes_paused_seconds": round(frozen.frozen_seconds, 4),
+        "started": utc(started),
+        "finished": utc(time.time()),
+        "bytes": sum(d["bytes"] for d in databases.values()),
+        "databases": databases,
         "jetstream": "not backed up: the databases are the truth (outbox rows near the point are re-published "
-                     "on restore, inboxes skip repeats, the stream is re-created at start)",
+        "on restore, inboxes skip repeats, the stream is re-created at start)",
     }
     write_manifest(dest, manifest)
     return manifest
@@ -292,8 +328,10 @@ async def take_backup(dest: Path, *, log=print) -> dict:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     manifest = asyncio.run(take_backup(Path(args.dest)))
-    print(f"backup of {len(manifest['databases'])} databases, {manifest['bytes']:,} bytes, at {manifest['point']} "
-          f"(writes paused {manifest['writes_paused_seconds'] * 1000:.0f} ms) in {args.dest}")
+    print(
+        f"backup of {len(manifest['databases'])} databases, {manifest['bytes']:,} bytes, at {manifest['point']} "
+        f"(writes paused {manifest['writes_paused_seconds'] * 1000:.0f} ms) in {args.dest}"
+    )
     return 0
 
 
@@ -328,9 +366,11 @@ def verify(src: Path, manifest: dict) -> None:
             problems.append(f"{component}: {entry['file']} does not match its checksum (damaged or changed)")
         head = head_revision(component)
         if entry["revision"] != head:
-            problems.append(f"{component}: schema revision {entry['revision']!r}, this orderdesk's is {head!r} "
-                            f"(the backup was made by orderdesk {manifest.get('orderdesk_version')}: restore it "
-                            "with that version, then start this one to upgrade)")
+            problems.append(
+                f"{component}: schema revision {entry['revision']!r}, this orderdesk's is {head!r} "
+                f"(the backup was made by orderdesk {manifest.get('orderdesk_version')}: restore it "
+                "with that version, then start this one to upgrade)"
+            )
     if problems:
         raise CliError("refusing to restore: nothing was changed", problems)
 
@@ -348,7 +388,10 @@ def answering() -> list[str]:
                 health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
                 found.append(f"{service} at {address}")
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE and exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                if (
+                    exc.code() != grpc.StatusCode.UNAVAILABLE
+                    and exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED
+                ):
                     found.append(f"{service} at {address}")
     gateway = env("ORDERDESK_GATEWAY_URL", "http://127.0.0.1:8080")
     try:
@@ -386,9 +429,20 @@ async def restore_postgres(src: Path, entry: dict, t: Target) -> None:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    done = await asyncio.to_thread(subprocess.run, [
-        binary, "--no-owner", "--exit-on-error", "--single-transaction", *(("--clean", "--if-exists") if exists else ()),
-        f"--dbname={t.libpq_url}", str(src / entry["file"])], capture_output=True, text=True)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            binary,
+            "--no-owner",
+            "--exit-on-error",
+            "--single-transaction",
+            *(("--clean", "--if-exists") if exists else ()),
+            f"--dbname={t.libpq_url}",
+            str(src / entry["file"]),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         raise CliError(f"pg_restore of {t.component} failed", done.stderr.strip().splitlines()[-5:])
 
@@ -401,8 +455,10 @@ async def rearm_outbox(t: Target, since: dt.datetime) -> int:
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone():
                 return 0
             # UtcDateTime stores SQLite text as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): it compares as text.
-            count = conn.execute("UPDATE outbox SET published_at = NULL WHERE published_at >= ?",
-                                 (since.strftime("%Y-%m-%d %H:%M:%S.%f"),)).rowcount
+            count = conn.execute(
+                "UPDATE outbox SET published_at = NULL WHERE published_at >= ?",
+                (since.strftime("%Y-%m-%d %H:%M:%S.%f"),),
+            ).rowcount
             conn.commit()
             return count
         finally:
@@ -429,8 +485,10 @@ async def reset_stream(nats_url: str) -> bool:
     try:
         nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False)
     except Exception as exc:
-        raise CliError(f"cannot reach NATS at {nats_url} ({exc.__class__.__name__}) to reset the event stream",
-                       ["start NATS, or pass --no-stream-reset if this NATS has no ORDERDESK stream"]) from None
+        raise CliError(
+            f"cannot reach NATS at {nats_url} ({exc.__class__.__name__}) to reset the event stream",
+            ["start NATS, or pass --no-stream-reset if this NATS has no ORDERDESK stream"],
+        ) from None
     try:
         try:
             await nc.jetstream().delete_stream(events.STREAM)
@@ -447,8 +505,10 @@ async def restore(src: Path, *, force: bool = False, stream_reset: bool = True, 
     if not force:
         running = answering()
         if running:
-            raise CliError("refusing to restore while the suite runs: nothing was changed",
-                           [f"answering: {r}" for r in running] + ["stop every process first"])
+            raise CliError(
+                "refusing to restore while the suite runs: nothing was changed",
+                [f"answering: {r}" for r in running] + ["stop every process first"],
+            )
     nats_url = env("ORDERDESK_NATS_URL", "nats://127.0.0.1:4222")
     if stream_reset:  # reachable before anything changes
         await reset_stream_check(nats_url)
@@ -458,8 +518,10 @@ async def restore(src: Path, *, force: bool = False, stream_reset: bool = True, 
     for t in targets():
         entry = manifest["databases"][t.component]
         if (entry["engine"] == "sqlite") != t.is_sqlite:
-            raise CliError(f"{t.component}: the backup holds a {entry['engine']} database, the configuration "
-                           f"points at {'SQLite' if t.is_sqlite else 'PostgreSQL'} ({t.url})")
+            raise CliError(
+                f"{t.component}: the backup holds a {entry['engine']} database, the configuration "
+                f"points at {'SQLite' if t.is_sqlite else 'PostgreSQL'} ({t.url})"
+            )
     for t in targets():
         entry = manifest["databases"][t.component]
         if t.is_sqlite:
@@ -478,9 +540,11 @@ async def reset_stream_check(nats_url: str) -> None:
     try:
         nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False)
     except Exception as exc:
-        raise CliError(f"cannot reach NATS at {nats_url} ({exc.__class__.__name__}); the restore resets the "
-                       "event stream: nothing was changed",
-                       ["start NATS, or pass --no-stream-reset if this NATS is new (no ORDERDESK stream)"]) from None
+        raise CliError(
+            f"cannot reach NATS at {nats_url} ({exc.__class__.__name__}); the restore resets the "
+            "event stream: nothing was changed",
+            ["start NATS, or pass --no-stream-reset if this NATS is new (no ORDERDESK stream)"],
+        ) from None
     await nc.close()
 
 
@@ -488,7 +552,9 @@ async def after_recovery(point: dt.datetime, *, force: bool = False, stream_rese
     """The suite's half of a restore the database operator made (CloudNativePG's point-in-time recovery
     of the cluster): the outbox rows near the point re-armed, the stream reset."""
     if not force and (running := answering()):
-        raise CliError("refusing while the suite runs: nothing was changed", [f"answering: {r}" for r in running])
+        raise CliError(
+            "refusing while the suite runs: nothing was changed", [f"answering: {r}" for r in running]
+        )
     nats_url = env("ORDERDESK_NATS_URL", "nats://127.0.0.1:4222")
     if stream_reset:
         await reset_stream_check(nats_url)
@@ -511,9 +577,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         done = asyncio.run(after_recovery(point, force=args.force, stream_reset=not args.no_stream_reset))
     else:
         done = asyncio.run(restore(Path(args.src), force=args.force, stream_reset=not args.no_stream_reset))
-    print(f"restored the suite to {done['point']}; "
-          f"{sum(done['rearmed'].values())} events will be published again at start"
-          + ("; the event stream was deleted (re-created at start)" if done["stream_deleted"] else ""))
+    print(
+        f"restored the suite to {done['point']}; "
+        f"{sum(done['rearmed'].values())} events will be published again at start"
+        + ("; the event stream was deleted (re-created at start)" if done["stream_deleted"] else "")
+    )
     return 0
 
 
@@ -523,12 +591,20 @@ def register(sub) -> None:
     backup.set_defaults(run=cmd_backup)
     restore_cmd = sub.add_parser("restore", help="bring a stopped suite back to a backup's point")
     restore_cmd.add_argument("src", nargs="?", help="a folder made by orderdesk backup")
-    restore_cmd.add_argument("--recovered-to", metavar="TIME",
-                             help="no folder: the databases were recovered to TIME by the database operator "
-                                  "(CloudNativePG); only re-arm the outboxes and reset the stream")
-    restore_cmd.add_argument("--force", action="store_true",
-                             help="skip the check that no process answers (you stopped them yourself)")
-    restore_cmd.add_argument("--no-stream-reset", action="store_true",
-                             help="leave NATS alone (only when it is new: no ORDERDESK stream)")
+    restore_cmd.add_argument(
+        "--recovered-to",
+        metavar="TIME",
+        help="no folder: the databases were recovered to TIME by the database operator "
+        "(CloudNativePG); only re-arm the outboxes and reset the stream",
+    )
+    restore_cmd.add_argument(
+        "--force",
+        action="store_true",
+        help="skip the check that no process answers (you stopped them yourself)",
+    )
+    restore_cmd.add_argument(
+        "--no-stream-reset",
+        action="store_true",
+        help="leave NATS alone (only when it is new: no ORDERDESK stream)",
+    )
     restore_cmd.set_defaults(run=cmd_restore)
-

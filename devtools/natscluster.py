@@ -38,12 +38,14 @@ class LocalNatsNode:
     def config(self, sync_always: bool) -> str:
         routes = ", ".join(f'"nats-route://127.0.0.1:{port}"' for port in self.routes)
         sync = "\n  sync_interval: always" if sync_always else ""
-        return (f'server_name: "{self.name}"\n'
-                f"listen: 127.0.0.1:{self.port}\n"
-                f"http: 127.0.0.1:{self.monitor_port}\n"
-                f'jetstream {{\n  store_dir: "{self.store_dir}"{sync}\n}}\n'
-                f'cluster {{\n  name: "{CLUSTER_NAME}"\n  listen: 127.0.0.1:{self.cluster_port}\n'
-                f"  routes: [{routes}]\n}}\n")
+        return (
+            f'server_name: "{self.name}"\n'
+            f"listen: 127.0.0.1:{self.port}\n"
+            f"http: 127.0.0.1:{self.monitor_port}\n"
+            f'jetstream {{\n  store_dir: "{self.store_dir}"{sync}\n}}\n'
+            f'cluster {{\n  name: "{CLUSTER_NAME}"\n  listen: 127.0.0.1:{self.cluster_port}\n'
+            f"  routes: [{routes}]\n}}\n"
+        )
 
     def start(self, sync_always: bool) -> None:
         binary = nats_server_binary()
@@ -52,8 +54,11 @@ class LocalNatsNode:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         config = self.store_dir / "nats-server.conf"
         config.write_text(self.config(sync_always))
-        self.process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
-                                        stderr=open(self.store_dir / "nats-server.log", "ab"))
+        self.process = subprocess.Popen(
+            [binary, "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.store_dir / "nats-server.log", "ab"),
+        )
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -110,10 +115,14 @@ class LocalNatsCluster:
         for node in nodes:
             while not node.healthy():
                 if not node.alive():
-                    raise RuntimeError(f"nats-server {node.name} exited; see {node.store_dir / 'nats-server.log'}")
+                    raise RuntimeError(
+                        f"nats-server {node.name} exited; see {node.store_dir / 'nats-server.log'}"
+                    )
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"nats-server {node.name} not healthy after {timeout:.0f}s: "
-                                       f"{node.monitor('/healthz')}; see {node.store_dir / 'nats-server.log'}")
+                    raise RuntimeError(
+                        f"nats-server {node.name} not healthy after {timeout:.0f}s: "
+                        f"{node.monitor('/healthz')}; see {node.store_dir / 'nats-server.log'}"
+                    )
                 time.sleep(0.1)
 
     def kill(self, n: int) -> None:
@@ -133,7 +142,9 @@ class LocalNatsCluster:
         deadline = started + timeout
         while not self.streams_current():
             if time.monotonic() > deadline:
-                raise RuntimeError(f"nats-server {self.nodes[n].name}: streams not current after {timeout:.0f}s")
+                raise RuntimeError(
+                    f"nats-server {self.nodes[n].name}: streams not current after {timeout:.0f}s"
+                )
             time.sleep(0.2)
         return time.monotonic() - started
 
@@ -142,7 +153,9 @@ class LocalNatsCluster:
         for node in self.nodes:
             if not node.alive():
                 return False
-            for account in node.monitor("/jsz?accounts=true&streams=true&config=true").get("account_details", []):
+            for account in node.monitor("/jsz?accounts=true&streams=true&config=true").get(
+                "account_details", []
+            ):
                 for detail in account.get("stream_detail") or []:
                     cluster = detail.get("cluster", {})
                     if cluster.get("leader") != node.name:

@@ -40,26 +40,42 @@ class RestartPolicy:
 
 class CrashLoop(RuntimeError):
     def __init__(self, name: str, crashes: int, window: float, log_tail: str):
-        super().__init__(f"{name} died {crashes} times within {window:.0f} s: giving up on it. "
-                         f"The end of its log:\n{log_tail}")
+        super().__init__(
+            f"{name} died {crashes} times within {window:.0f} s: giving up on it. "
+            f"The end of its log:\n{log_tail}"
+        )
         self.name = name
 
 
 class Supervisor:
     """Watches a started devtools.devstack.Stack; `check()` once in a while (the caller's loop)."""
 
-    def __init__(self, stack, policy: RestartPolicy | None = None, say: Callable[[str], None] = print,
-                 metrics_port: int = 0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        stack,
+        policy: RestartPolicy | None = None,
+        say: Callable[[str], None] = print,
+        metrics_port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.stack = stack
         self.policy = policy or RestartPolicy()
         self.say = say
         self.clock = clock
         self.restarts_due: dict[str, float] = {}  # process -> when to start it again
         self.registry = CollectorRegistry()
-        self.restarts = Counter("orderdesk_supervisor_restarts", "Processes of the suite started again after dying",
-                                ["process"], registry=self.registry)
-        self.up = Gauge("orderdesk_supervisor_process_up", "1 while a process of the suite runs", ["process"],
-                        registry=self.registry)
+        self.restarts = Counter(
+            "orderdesk_supervisor_restarts",
+            "Processes of the suite started again after dying",
+            ["process"],
+            registry=self.registry,
+        )
+        self.up = Gauge(
+            "orderdesk_supervisor_process_up",
+            "1 while a process of the suite runs",
+            ["process"],
+            registry=self.registry,
+        )
         for name in stack.processes:
             self.up.labels(name).set(1)
         if metrics_port:
@@ -76,9 +92,13 @@ class Supervisor:
             self.up.labels(name).set(0)
             delay = self.policy.delay_after_crash(name, now)
             if delay is None:
-                raise CrashLoop(name, self.policy.loop_crashes, self.policy.loop_window, self.stack.tail(name))
-            self.say(f"!!! {name} died (exit status {code}); starting it again in {delay:.0f} s. "
-                     f"The end of its log:\n{self.stack.tail(name, 12)}")
+                raise CrashLoop(
+                    name, self.policy.loop_crashes, self.policy.loop_window, self.stack.tail(name)
+                )
+            self.say(
+                f"!!! {name} died (exit status {code}); starting it again in {delay:.0f} s. "
+                f"The end of its log:\n{self.stack.tail(name, 12)}"
+            )
             self.restarts_due[name] = now + delay
         for name, due in list(self.restarts_due.items()):
             if due <= now:

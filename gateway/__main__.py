@@ -30,8 +30,16 @@ def main() -> None:
     settings = Settings.from_env("gateway")
     host, port = listen_address()
     config = uvicorn.Config(
-        create_app(settings), host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-        log_config=None, access_log=False, server_header=False, proxy_headers=False,
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
     # uvicorn handles SIGTERM/SIGINT itself and re-raises the signal once it has shut down;

@@ -32,9 +32,15 @@ class StockLevelOut(BaseModel):
 
     @classmethod
     def from_proto(cls, s: inventory_pb2.StockLevel) -> StockLevelOut:
-        return cls(sku=s.sku, warehouses=[
-            WarehouseStockOut(warehouse=w.warehouse, on_hand=w.on_hand, reserved=w.reserved, available=w.available)
-            for w in s.warehouses])
+        return cls(
+            sku=s.sku,
+            warehouses=[
+                WarehouseStockOut(
+                    warehouse=w.warehouse, on_hand=w.on_hand, reserved=w.reserved, available=w.available
+                )
+                for w in s.warehouses
+            ],
+        )
 
 
 class ImportResult(BaseModel):
@@ -46,19 +52,30 @@ class ImportResult(BaseModel):
 router = APIRouter()
 
 
-@router.get("/v1/inventory/{sku}", response_model=StockLevelOut, tags=["order desk"],
-            responses=problem_responses(*COMMON, 404))
-async def get_stock(sku: Annotated[str, Path(max_length=64)], request: Request, who: Principal = scoped(ADMIN)):
+@router.get(
+    "/v1/inventory/{sku}",
+    response_model=StockLevelOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 404),
+)
+async def get_stock(
+    sku: Annotated[str, Path(max_length=64)], request: Request, who: Principal = scoped(ADMIN)
+):
     services = backends(request)
     return StockLevelOut.from_proto(
-        await services.call(services.inventory.GetStock, inventory_pb2.GetStockRequest(sku=sku)))
+        await services.call(services.inventory.GetStock, inventory_pb2.GetStockRequest(sku=sku))
+    )
 
 
 @router.post(
-    "/v1/admin/import/{kind}", response_model=ImportResult, tags=["order desk"],
+    "/v1/admin/import/{kind}",
+    response_model=ImportResult,
+    tags=["order desk"],
     responses=problem_responses(*COMMON, 413, 415),
     summary="Import master data from CSV (all rows or none; every bad cell is reported)",
-    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
 )
 async def import_master_data(kind: ImportKind, request: Request, who: Principal = scoped(ADMIN)):
     services = backends(request)

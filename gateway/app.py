@@ -42,8 +42,12 @@ Every response carries `X-Correlation-Id` (yours, if you sent one).
 
 
 def problem_response(problem: problems.Problem) -> JSONResponse:
-    return JSONResponse(problem.body(logs.correlation_id.get()), status_code=problem.status,
-                        media_type=problems.PROBLEM_MEDIA_TYPE, headers=problem.headers or None)
+    return JSONResponse(
+        problem.body(logs.correlation_id.get()),
+        status_code=problem.status,
+        media_type=problems.PROBLEM_MEDIA_TYPE,
+        headers=problem.headers or None,
+    )
 
 
 def _document_bearer_auth(app: FastAPI) -> None:
@@ -54,7 +58,12 @@ def _document_bearer_auth(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = build()
             document.setdefault("components", {})["securitySchemes"] = {
-                "apiKey": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <api key>"}}
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Authorization: Bearer <api key>",
+                }
+            }
             document["security"] = [{"apiKey": []}]
             app.openapi_schema = document
         return app.openapi_schema
@@ -107,8 +116,11 @@ def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> Fast
         # Backstop for input the models let through but no protobuf message can carry (a number beyond int64,
         # a lone surrogate): the caller's input, so 422 rather than a 500. Any other ValueError is a bug: 500.
         if isinstance(exc, UnicodeEncodeError) or str(exc).startswith("Value out of range"):
-            return problem_response(problems.validation(
-                [problems.FieldError("body", "a number is too large or a text is not valid Unicode")]))
+            return problem_response(
+                problems.validation(
+                    [problems.FieldError("body", "a number is too large or a text is not valid Unicode")]
+                )
+            )
         raise exc
 
     return app

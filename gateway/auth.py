@@ -33,7 +33,7 @@ def new_key() -> str:
 
 
 def parse_scopes(text: str | Iterable[str]) -> tuple[str, ...]:
-    """"orders,returns" or "orders returns" -> ("orders", "returns"); unknown scopes raise ValueError."""
+    """ "orders,returns" or "orders returns" -> ("orders", "returns"); unknown scopes raise ValueError."""
     words = text.replace(",", " ").split() if isinstance(text, str) else list(text)
     unknown = [w for w in words if w not in SCOPES]
     if unknown:
@@ -89,8 +89,13 @@ class KeyCache:
     The size is bounded so a flood of random keys cannot grow it without limit.
     """
 
-    def __init__(self, ttl: float = 5.0, negative_ttl: float = 1.0, max_entries: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        ttl: float = 5.0,
+        negative_ttl: float = 1.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.ttl, self.negative_ttl, self.max_entries, self.clock = ttl, negative_ttl, max_entries, clock
         self._entries: dict[str, tuple[float, Principal | None]] = {}
 
@@ -151,4 +156,3 @@ class Authenticator:
         self.cache.put(key_hash, principal)
         future.set_result(principal)
         return principal
-

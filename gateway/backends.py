@@ -33,7 +33,9 @@ STREAM_ORDERS_PER_DEADLINE = 50  # intake checks 32 at once; 50 per deadline lea
 class Backends:
     def __init__(self, settings: Settings):
         self.timeout = settings.rpc_timeout
-        self.channels: dict[str, grpc.aio.Channel] = {name: self._channel(settings.peers[name]) for name in SERVICES}
+        self.channels: dict[str, grpc.aio.Channel] = {
+            name: self._channel(settings.peers[name]) for name in SERVICES
+        }
         self.intake = intake_pb2_grpc.IntakeServiceStub(self.channels["intake"])
         self.orders = orders_pb2_grpc.OrdersServiceStub(self.channels["orders"])
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(self.channels["inventory"])
@@ -44,10 +46,13 @@ class Backends:
     @staticmethod
     def _channel(peer: str) -> grpc.aio.Channel:
         target, options = grpc_target(peer)  # replicas: round robin over every address
-        return grpc.aio.insecure_channel(target, options=[*options, ("grpc.max_receive_message_length", 16 * 1024 * 1024)])
+        return grpc.aio.insecure_channel(
+            target, options=[*options, ("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        )
 
-    async def call(self, method, request, *, field_aliases: Mapping[str, str] | None = None,
-                   timeout: float | None = None):
+    async def call(
+        self, method, request, *, field_aliases: Mapping[str, str] | None = None, timeout: float | None = None
+    ):
         """`await backends.call(backends.orders.GetOrder, request)`: the answer, or a Problem raised.
 
         `timeout` replaces the usual deadline for a call that waits on purpose (a long poll)."""
@@ -60,7 +65,9 @@ class Backends:
                 log.warning("gRPC call failed: %s %s", failure.code.name, failure.message)
             raise problem from None
 
-    async def stream(self, method, requests: Sequence, *, field_aliases: Mapping[str, str] | None = None) -> list:
+    async def stream(
+        self, method, requests: Sequence, *, field_aliases: Mapping[str, str] | None = None
+    ) -> list:
         """`await backends.stream(backends.intake.SubmitOrderStream, requests)`: every answer, or a Problem raised.
 
         One stream for the whole batch; its deadline grows with the batch (one call's
@@ -84,7 +91,8 @@ class Backends:
         async def check(name: str) -> str:
             try:
                 answer = await health_pb2_grpc.HealthStub(self.channels[name]).Check(
-                    health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT, metadata=rpc.metadata())
+                    health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT, metadata=rpc.metadata()
+                )
                 return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
             except grpc.RpcError:
                 return "UNREACHABLE"

@@ -28,8 +28,8 @@ class Pending:
     index: int
     request: intake_pb2.SubmitOrderRequest | None
     errors: list[FieldError] = field(default_factory=list)
-    external_ref: str | None = None                         # CSV uploads name each order by it
-    where: Callable[[str], str] = lambda path: path         # an intake field path as the partner's path
+    external_ref: str | None = None  # CSV uploads name each order by it
+    where: Callable[[str], str] = lambda path: path  # an intake field path as the partner's path
 
 
 def _pydantic_errors(exc: ValidationError, where: Callable[[str], str]) -> list[FieldError]:
@@ -49,7 +49,9 @@ def from_batch(partner_id: str, raw_orders: Sequence[Any]) -> list[Pending]:
         except ValidationError as exc:
             pending.append(Pending(index, None, _pydantic_errors(exc, where), where=where))
             continue
-        pending.append(Pending(index, order.to_proto(partner_id, order.idempotency_key, channel="batch"), where=where))
+        pending.append(
+            Pending(index, order.to_proto(partner_id, order.idempotency_key, channel="batch"), where=where)
+        )
     return pending
 
 
@@ -61,6 +63,7 @@ def csv_key(idempotency_key: str, external_ref: str) -> str:
 def from_csv(partner_id: str, idempotency_key: str, orders: Sequence[csv_orders.CsvOrder]) -> list[Pending]:
     pending = []
     for index, parsed in enumerate(orders):
+
         def where(path: str, parsed: csv_orders.CsvOrder = parsed) -> str:
             return "Idempotency-Key" if path == "idempotency_key" else parsed.row_path(path)
 
@@ -78,17 +81,28 @@ def from_csv(partner_id: str, idempotency_key: str, orders: Sequence[csv_orders.
 
 
 def refused(p: Pending, code: str, errors: list[FieldError]) -> BatchResult:
-    return BatchResult(index=p.index, external_ref=p.external_ref, status="refused", error_code=code,
-                              errors=[BatchError(field=e.field, message=e.message) for e in errors])
+    return BatchResult(
+        index=p.index,
+        external_ref=p.external_ref,
+        status="refused",
+        error_code=code,
+        errors=[BatchError(field=e.field, message=e.message) for e in errors],
+    )
 
 
 def result(p: Pending, answer: intake_pb2.SubmitOrderResult) -> BatchResult:
     """intake's answer for one order, in the partner's terms."""
     if answer.HasField("accepted"):
         a = answer.accepted
-        return BatchResult(index=p.index, external_ref=p.external_ref, status="accepted", order_id=a.order_id,
-                                  order_status=a.status, replayed=a.replayed,
-                                  hold_reasons=[HoldReason.from_proto(r) for r in a.hold_reasons])
+        return BatchResult(
+            index=p.index,
+            external_ref=p.external_ref,
+            status="accepted",
+            order_id=a.order_id,
+            order_status=a.status,
+            replayed=a.replayed,
+            hold_reasons=[HoldReason.from_proto(r) for r in a.hold_reasons],
+        )
     errors = [FieldError(p.where(e.field), e.message) for e in answer.errors]
     return refused(p, answer.error_code, errors or [FieldError(p.where(""), answer.error_message)])
 
@@ -96,8 +110,10 @@ def result(p: Pending, answer: intake_pb2.SubmitOrderResult) -> BatchResult:
 def answer(pending: Sequence[Pending], answers: Sequence[intake_pb2.SubmitOrderResult]) -> BatchAnswer:
     """Each order's result in batch order; `answers` are intake's, in the order the valid requests were sent."""
     by_position = iter(answers)
-    results = [refused(p, "INVALID_ARGUMENT", p.errors) if p.request is None else result(p, next(by_position))
-               for p in pending]
+    results = [
+        refused(p, "INVALID_ARGUMENT", p.errors) if p.request is None else result(p, next(by_position))
+        for p in pending
+    ]
     accepted = sum(r.status == "accepted" for r in results)
     return BatchAnswer(results=results, accepted=accepted, refused=len(results) - accepted)
 

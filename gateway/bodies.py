@@ -18,7 +18,9 @@ from orderdesk.v1 import common_pb2
 Text = Annotated[str, Field(max_length=200)]
 Note = Annotated[str, Field(max_length=1000)]
 # int64 on the wire: a bigger number is refused here (the services decide what is sensible).
-Quantity = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1, description="a whole number of units")]
+Quantity = Annotated[
+    int, Field(strict=True, ge=-(2**63), le=2**63 - 1, description="a whole number of units")
+]
 # Change requests: a number beyond int64 is refused (422) when the request is encoded for the orders service.
 ChangeQuantity = Annotated[int, Field(strict=True, description="a whole number of units")]
 Money = Annotated[str, Field(description='decimal string, e.g. "12.50"', examples=["12.50"])]
@@ -33,7 +35,7 @@ class RequestBody(BaseModel):
     @classmethod
     def _valid_unicode(cls, value):
         """JSON can carry lone surrogates ("\\ud800") that no UTF-8 message can: refuse them with the field's path."""
-        for text in (value if isinstance(value, list) else [value]):
+        for text in value if isinstance(value, list) else [value]:
             if isinstance(text, str):
                 try:
                     text.encode("utf-8")
@@ -52,8 +54,14 @@ class Address(RequestBody):
 
     @classmethod
     def from_proto(cls, a: common_pb2.Address) -> Address:
-        return cls(name=a.name, line1=a.line1, city=a.city, postal_code=a.postal_code, country=a.country,
-                   phone=a.phone)
+        return cls(
+            name=a.name,
+            line1=a.line1,
+            city=a.city,
+            postal_code=a.postal_code,
+            country=a.country,
+            phone=a.phone,
+        )
 
 
 def instant(ts) -> dt.datetime | None:
@@ -84,14 +92,20 @@ class DeliveryProposal(BaseModel):
 
     @classmethod
     def from_proto(cls, p: common_pb2.DeliveryProposal) -> DeliveryProposal:
-        return cls(kind=p.kind, delivery_date=p.delivery_date,
-                   parts=[ProposalPart(sku=x.sku, quantity=x.quantity, delivery_date=x.delivery_date)
-                          for x in p.parts])
+        return cls(
+            kind=p.kind,
+            delivery_date=p.delivery_date,
+            parts=[
+                ProposalPart(sku=x.sku, quantity=x.quantity, delivery_date=x.delivery_date) for x in p.parts
+            ],
+        )
 
 
 # --- problem+json (documentation of the error body) ---------------------------------------
 class ProblemField(BaseModel):
-    field: str = Field(description='path of the offending input, e.g. "lines[0].quantity" or "Idempotency-Key"')
+    field: str = Field(
+        description='path of the offending input, e.g. "lines[0].quantity" or "Idempotency-Key"'
+    )
     message: str
     reason: str | None = None
 
@@ -102,5 +116,7 @@ class ProblemDocument(BaseModel):
     status: int
     detail: str
     errors: list[ProblemField] | None = None
-    rule: str | None = Field(None, description="on 409 for a state that forbids the change: the rule that refused")
+    rule: str | None = Field(
+        None, description="on 409 for a state that forbids the change: the rule that refused"
+    )
     correlation_id: str | None = None

@@ -45,14 +45,18 @@ class OrderPatch(RequestBody):
     """A change request. Send `If-Match` with the order's version (its ETag)."""
 
     ship_to: AddressIn | None = Field(None, description="the whole new ship-to address")
-    lines: list[LineQuantity] = Field([], max_length=500, description="new quantities of existing lines (by SKU)")
+    lines: list[LineQuantity] = Field(
+        [], max_length=500, description="new quantities of existing lines (by SKU)"
+    )
     add_lines: list[NewLineIn] = Field([], max_length=500)
     remove_lines: list[Text] = Field([], max_length=500, description="SKUs of lines to remove")
     reason: Note = ""
 
 
 class ExceptionIn(RequestBody):
-    type: Literal["production_delay", "stock_shortage_at_pick", "carrier_delay", "lost_parcel", "quality_rework"]
+    type: Literal[
+        "production_delay", "stock_shortage_at_pick", "carrier_delay", "lost_parcel", "quality_rework"
+    ]
     cause: Note
     expected_date: str = Field("", max_length=10, description="the new expected delivery date, YYYY-MM-DD")
     sku: Text = ""
@@ -65,17 +69,21 @@ class ResolutionIn(RequestBody):
     action: Literal["reallocate", "change_carrier", "reship", "substitute", "split_delivery", "accept_delay"]
     note: Note = ""
     details: dict[Annotated[str, Field(max_length=40)], Text] = Field(
-        {}, max_length=20,
+        {},
+        max_length=20,
         description="change_carrier: carrier, tracking_number (shipment_id); substitute: substitute_sku, "
-                    "customer_consent (how the customer agreed)")
+        "customer_consent (how the customer agreed)",
+    )
 
 
 # --- routes ------------------------------------------------------------------------------
 router = APIRouter()
 IF_MATCH = Header(alias="If-Match", max_length=40, description='the order\'s version as its ETag, e.g. "7"')
-CHANGE_RESPONSES = {**problem_responses(*COMMON, 404, 409),
-                    412: {"model": ProblemDocument, "description": "If-Match names an older version"},
-                    428: {"model": ProblemDocument, "description": "send If-Match with the order's ETag"}}
+CHANGE_RESPONSES = {
+    **problem_responses(*COMMON, 404, 409),
+    412: {"model": ProblemDocument, "description": "If-Match names an older version"},
+    428: {"model": ProblemDocument, "description": "send If-Match with the order's ETag"},
+}
 
 
 def etag(version: int) -> str:
@@ -86,9 +94,12 @@ def parse_if_match(value: str | None, *, required: bool) -> int:
     """'"7"', 'W/"7"' or '7' -> 7; absent -> 0 (no check) unless required (428)."""
     if not value:
         if required:
-            raise problems.Problem(428, "Precondition Required",
-                                   "send If-Match with the order's ETag (GET /v1/orders/{order_id})",
-                                   "precondition-required")
+            raise problems.Problem(
+                428,
+                "Precondition Required",
+                "send If-Match with the order's ETag (GET /v1/orders/{order_id})",
+                "precondition-required",
+            )
         return 0
     text = value.strip().removeprefix("W/").strip('"')
     version = whole_number(text)
@@ -110,22 +121,39 @@ async def guarded_call(request: Request, response: Response, method, message) ->
     return OrderOut.from_proto(order)
 
 
-async def change_call(request: Request, response: Response, change: orders_pb2.ChangeOrderRequest) -> OrderOut:
+async def change_call(
+    request: Request, response: Response, change: orders_pb2.ChangeOrderRequest
+) -> OrderOut:
     return await guarded_call(request, response, backends(request).orders.ChangeOrder, change)
 
 
-@router.patch("/v1/orders/{order_id}", response_model=OrderOut, tags=["orders"], responses=CHANGE_RESPONSES,
-              summary="Change an order: ship-to, line quantities, add or remove lines (If-Match: its ETag). "
-                      "What each status allows: README 'Change requests'")
-async def change_order(order_id: OrderId, body: OrderPatch, request: Request, response: Response,
-                       if_match: Annotated[str | None, IF_MATCH] = None, who: Principal = scoped(ORDERS)):
+@router.patch(
+    "/v1/orders/{order_id}",
+    response_model=OrderOut,
+    tags=["orders"],
+    responses=CHANGE_RESPONSES,
+    summary="Change an order: ship-to, line quantities, add or remove lines (If-Match: its ETag). "
+    "What each status allows: README 'Change requests'",
+)
+async def change_order(
+    order_id: OrderId,
+    body: OrderPatch,
+    request: Request,
+    response: Response,
+    if_match: Annotated[str | None, IF_MATCH] = None,
+    who: Principal = scoped(ORDERS),
+):
     version = parse_if_match(if_match, required=True)
     change = orders_pb2.ChangeOrderRequest(
-        order_id=order_id, partner_id=who.order_scope, expected_version=version,
+        order_id=order_id,
+        partner_id=who.order_scope,
+        expected_version=version,
         actor=common_pb2.Actor(id=who.partner_id, reason=body.reason),
         lines=[orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity) for x in body.lines],
-        add_lines=[orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity, unit_price=x.unit_price)
-                   for x in body.add_lines],
+        add_lines=[
+            orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity, unit_price=x.unit_price)
+            for x in body.add_lines
+        ],
         remove_lines=body.remove_lines,
     )
     if body.ship_to is not None:
@@ -134,45 +162,103 @@ async def change_order(order_id: OrderId, body: OrderPatch, request: Request, re
     return await change_call(request, response, change)
 
 
-async def cancel_lines(order_id: str, lines: list[CancelLineIn], reason: str, request: Request,
-                       response: Response, if_match: str | None, who: Principal) -> OrderOut:
+async def cancel_lines(
+    order_id: str,
+    lines: list[CancelLineIn],
+    reason: str,
+    request: Request,
+    response: Response,
+    if_match: str | None,
+    who: Principal,
+) -> OrderOut:
     """POST /v1/orders/{id}/cancel with lines: cancels those units (If-Match honoured when sent)."""
-    return await change_call(request, response, orders_pb2.ChangeOrderRequest(
-        order_id=order_id, partner_id=who.order_scope, expected_version=parse_if_match(if_match, required=False),
-        actor=common_pb2.Actor(id=who.partner_id, reason=reason),
-        cancel_lines=[orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity) for x in lines]))
+    return await change_call(
+        request,
+        response,
+        orders_pb2.ChangeOrderRequest(
+            order_id=order_id,
+            partner_id=who.order_scope,
+            expected_version=parse_if_match(if_match, required=False),
+            actor=common_pb2.Actor(id=who.partner_id, reason=reason),
+            cancel_lines=[orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity) for x in lines],
+        ),
+    )
 
 
-@router.post("/v1/orders/{order_id}/exceptions", status_code=201, response_model=OrderOut, tags=["order desk"],
-             responses=problem_responses(*COMMON, 404),
-             summary="Record an exception on an order (the desk, or a warehouse operator reporting a picking "
-                     "shortage); the order is at risk until it is resolved")
+@router.post(
+    "/v1/orders/{order_id}/exceptions",
+    status_code=201,
+    response_model=OrderOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 404),
+    summary="Record an exception on an order (the desk, or a warehouse operator reporting a picking "
+    "shortage); the order is at risk until it is resolved",
+)
 async def record_exception(
-    order_id: OrderId, body: ExceptionIn, request: Request, response: Response,
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", max_length=200,
-                                           description="optional: a retry with it records nothing new")] = "",
+    order_id: OrderId,
+    body: ExceptionIn,
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            description="optional: a retry with it records nothing new",
+        ),
+    ] = "",
     who: Principal = scoped(FULFILLMENT),
 ):
     services = backends(request)
-    order = await services.call(services.orders.RecordException, orders_pb2.RecordExceptionRequest(
-        order_id=order_id, partner_id=who.fulfillment_scope, actor=common_pb2.Actor(id=who.partner_id),
-        type=body.type, cause=body.cause, expected_date=body.expected_date, sku=body.sku, warehouse=body.warehouse,
-        quantity=body.quantity, shipment_id=body.shipment_id, idempotency_key=idempotency_key,
-        source="desk" if ADMIN in who.scopes else "warehouse"))
+    order = await services.call(
+        services.orders.RecordException,
+        orders_pb2.RecordExceptionRequest(
+            order_id=order_id,
+            partner_id=who.fulfillment_scope,
+            actor=common_pb2.Actor(id=who.partner_id),
+            type=body.type,
+            cause=body.cause,
+            expected_date=body.expected_date,
+            sku=body.sku,
+            warehouse=body.warehouse,
+            quantity=body.quantity,
+            shipment_id=body.shipment_id,
+            idempotency_key=idempotency_key,
+            source="desk" if ADMIN in who.scopes else "warehouse",
+        ),
+    )
     response.headers["ETag"] = etag(order.version)
     return OrderOut.from_proto(order)
 
 
-@router.post("/v1/orders/{order_id}/exceptions/{exception_id}/resolve", response_model=OrderOut,
-             tags=["order desk"], responses=problem_responses(*COMMON, 404, 409),
-             summary="Resolve an exception (admin): reallocate, change_carrier, reship, substitute (with the "
-                     "customer's consent), split_delivery or accept_delay")
-async def resolve_exception(order_id: OrderId, exception_id: Annotated[str, Path(max_length=40)],
-                            body: ResolutionIn, request: Request, response: Response,
-                            who: Principal = scoped(ADMIN)):
+@router.post(
+    "/v1/orders/{order_id}/exceptions/{exception_id}/resolve",
+    response_model=OrderOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="Resolve an exception (admin): reallocate, change_carrier, reship, substitute (with the "
+    "customer's consent), split_delivery or accept_delay",
+)
+async def resolve_exception(
+    order_id: OrderId,
+    exception_id: Annotated[str, Path(max_length=40)],
+    body: ResolutionIn,
+    request: Request,
+    response: Response,
+    who: Principal = scoped(ADMIN),
+):
     services = backends(request)
-    order = await services.call(services.orders.ResolveException, orders_pb2.ResolveExceptionRequest(
-        order_id=order_id, partner_id=who.order_scope, exception_id=exception_id,
-        actor=common_pb2.Actor(id=who.partner_id), action=body.action, note=body.note, details=body.details))
+    order = await services.call(
+        services.orders.ResolveException,
+        orders_pb2.ResolveExceptionRequest(
+            order_id=order_id,
+            partner_id=who.order_scope,
+            exception_id=exception_id,
+            actor=common_pb2.Actor(id=who.partner_id),
+            action=body.action,
+            note=body.note,
+            details=body.details,
+        ),
+    )
     response.headers["ETag"] = etag(order.version)
     return OrderOut.from_proto(order)

@@ -19,8 +19,14 @@ from gateway.problems import FieldError
 
 REQUIRED_COLUMNS = ("external_ref", "customer_id", "sku", "quantity", "unit_price")
 ORDER_COLUMNS = ("customer_id", "requested_delivery_date", "payment_terms", "urgent")
-SHIP_TO_COLUMNS = ("ship_to_name", "ship_to_line1", "ship_to_city", "ship_to_postal_code", "ship_to_country",
-                   "ship_to_phone")
+SHIP_TO_COLUMNS = (
+    "ship_to_name",
+    "ship_to_line1",
+    "ship_to_city",
+    "ship_to_postal_code",
+    "ship_to_country",
+    "ship_to_phone",
+)
 OPTIONAL_COLUMNS = ("requested_delivery_date", "payment_terms", "urgent", *SHIP_TO_COLUMNS)
 KNOWN_COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
 TRUE, FALSE = frozenset({"true", "yes", "1"}), frozenset({"false", "no", "0", ""})
@@ -38,10 +44,10 @@ class CsvDocumentError(ValueError):
 @dataclass
 class CsvOrder:
     external_ref: str
-    rows: list[int] = field(default_factory=list)           # the CSV rows of its lines, in line order
-    body: dict[str, Any] = field(default_factory=dict)      # the POST /v1/orders body (when no errors)
+    rows: list[int] = field(default_factory=list)  # the CSV rows of its lines, in line order
+    body: dict[str, Any] = field(default_factory=dict)  # the POST /v1/orders body (when no errors)
     errors: list[FieldError] = field(default_factory=list)  # "row N.column" paths
-    columns: dict[str, str] = field(default_factory=dict)   # the order-level cells of its first row
+    columns: dict[str, str] = field(default_factory=dict)  # the order-level cells of its first row
 
     def row_path(self, path: str) -> str:
         """A path in the order body ("lines[1].quantity", "ship_to.country") as the CSV cell it came from."""
@@ -105,8 +111,11 @@ def _add_row(order: CsvOrder, number: int, row: dict[str, str]) -> None:
         for column in (*ORDER_COLUMNS, *SHIP_TO_COLUMNS):
             value, expected = row.get(column, ""), order.columns.get(column, "")
             if value and value != expected:
-                order.errors.append(FieldError(
-                    f"row {number}.{column}", f"differs from row {order.rows[0]} of the same external_ref"))
+                order.errors.append(
+                    FieldError(
+                        f"row {number}.{column}", f"differs from row {order.rows[0]} of the same external_ref"
+                    )
+                )
     order.body["lines"].append(_line(order, number, row))
 
 
@@ -142,4 +151,3 @@ def _line(order: CsvOrder, number: int, row: dict[str, str]) -> dict[str, Any]:
     except InvalidOperation:
         order.errors.append(FieldError(f"row {number}.unit_price", 'must be a decimal number, e.g. "12.50"'))
     return line
-

@@ -32,8 +32,9 @@ async def import_partners(store: PartnerStore, csv_text: str) -> int:
     return await store.import_partners(masterdata.parse("partners", csv_text))
 
 
-async def create_key(store: PartnerStore, partner_id: str, name: str, scopes: Sequence[str], *,
-                     partner_name: str | None = None) -> str:
+async def create_key(
+    store: PartnerStore, partner_id: str, name: str, scopes: Sequence[str], *, partner_name: str | None = None
+) -> str:
     """A new key, returned only now (the store keeps its hash). With `partner_name`, an unknown partner is
     created with these scopes: how an operator bootstraps the first admin key."""
     return await store.create_key(partner_id, name, scopes, partner_name=partner_name)

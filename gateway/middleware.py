@@ -21,13 +21,13 @@ from orderdesk.parsing import whole_number
 
 log = logging.getLogger("gateway.http")
 
-JSON_BODY_LIMIT = 1024 * 1024          # 1 MiB: far above any real order
-CSV_BODY_LIMIT = 20 * 1024 * 1024      # 20 MiB: a full master data file
-BATCH_BODY_LIMIT = 8 * 1024 * 1024     # 8 MiB: 1,000 orders of a few lines each
+JSON_BODY_LIMIT = 1024 * 1024  # 1 MiB: far above any real order
+CSV_BODY_LIMIT = 20 * 1024 * 1024  # 20 MiB: a full master data file
+BATCH_BODY_LIMIT = 8 * 1024 * 1024  # 8 MiB: 1,000 orders of a few lines each
 CSV_PATH_PREFIX = "/v1/admin/import/"
 ORDERS_CSV_PATH = "/v1/orders/csv"
 ORDERS_BATCH_PATH = "/v1/orders/batch"
-UNMATCHED_ROUTE = "unmatched"          # bounded label for paths no route serves
+UNMATCHED_ROUTE = "unmatched"  # bounded label for paths no route serves
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -67,9 +67,15 @@ class GatewayMiddleware:
         token = logs.correlation_id.set(cid)
         started = time.perf_counter()
         limit = body_limit_for(scope["path"])
-        declared = whole_number(next((v for k, v in headers if k == b"content-length"), b"").decode("latin-1"))
-        state = {"status": 500, "started": False, "received": 0,
-                 "over": declared is not None and declared > limit}
+        declared = whole_number(
+            next((v for k, v in headers if k == b"content-length"), b"").decode("latin-1")
+        )
+        state = {
+            "status": 500,
+            "started": False,
+            "received": 0,
+            "over": declared is not None and declared > limit,
+        }
 
         async def limited_receive():
             # A declared length over the limit is refused before a byte is read.
@@ -111,7 +117,14 @@ def _route(scope) -> str:
 
 async def _send_problem(send, status: int, body: dict) -> None:
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                            (b"content-length", str(len(payload)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

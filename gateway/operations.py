@@ -11,8 +11,10 @@ from pydantic import BaseModel, Field
 # --- bodies ------------------------------------------------------------------------------
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
-    services: dict[str, str] = Field(description="per backend: SERVING, NOT_SERVING, UNKNOWN or UNREACHABLE; "
-                                                 "'store' is the gateway's own database")
+    services: dict[str, str] = Field(
+        description="per backend: SERVING, NOT_SERVING, UNKNOWN or UNREACHABLE; "
+        "'store' is the gateway's own database"
+    )
 
 
 class Live(BaseModel):
@@ -23,8 +25,13 @@ class Live(BaseModel):
 router = APIRouter()
 
 
-@router.get("/healthz", response_model=Health, tags=["operations"], openapi_extra={"security": []},
-            responses={503: {"model": Health, "description": "some backend is not serving"}})
+@router.get(
+    "/healthz",
+    response_model=Health,
+    tags=["operations"],
+    openapi_extra={"security": []},
+    responses={503: {"model": Health, "description": "some backend is not serving"}},
+)
 async def healthz(request: Request, response: Response):
     checks = await request.app.state.backends.health()
     try:
@@ -37,7 +44,12 @@ async def healthz(request: Request, response: Response):
     return Health(status="ok" if healthy else "degraded", services=checks)
 
 
-@router.get("/livez", tags=["operations"], openapi_extra={"security": []}, response_model=Live,
-            summary="This process answers (liveness: no backend is asked)")
+@router.get(
+    "/livez",
+    tags=["operations"],
+    openapi_extra={"security": []},
+    response_model=Live,
+    summary="This process answers (liveness: no backend is asked)",
+)
 async def livez() -> Live:
     return Live()

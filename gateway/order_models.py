@@ -39,14 +39,22 @@ class OrderSubmission(RequestBody):
     payment_terms: Text = ""
     urgent: Annotated[bool, Field(strict=True, description="ask for expedited handling")] = False
 
-    def to_proto(self, partner_id: str, idempotency_key: str, channel: str = "api") -> intake_pb2.SubmitOrderRequest:
+    def to_proto(
+        self, partner_id: str, idempotency_key: str, channel: str = "api"
+    ) -> intake_pb2.SubmitOrderRequest:
         return intake_pb2.SubmitOrderRequest(
-            partner_id=partner_id, idempotency_key=idempotency_key, channel=channel,
-            external_ref=self.external_ref, customer_id=self.customer_id,
+            partner_id=partner_id,
+            idempotency_key=idempotency_key,
+            channel=channel,
+            external_ref=self.external_ref,
+            customer_id=self.customer_id,
             ship_to=common_pb2.Address(**self.ship_to.model_dump()) if self.ship_to else None,
-            lines=[intake_pb2.SubmitLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
-                   for line in self.lines],
-            requested_delivery_date=self.requested_delivery_date, payment_terms=self.payment_terms,
+            lines=[
+                intake_pb2.SubmitLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
+                for line in self.lines
+            ],
+            requested_delivery_date=self.requested_delivery_date,
+            payment_terms=self.payment_terms,
             urgent=self.urgent,
         )
 
@@ -55,15 +63,21 @@ MAX_BATCH_ORDERS = 1000
 
 
 class BatchOrder(OrderSubmission):
-    idempotency_key: str = Field(min_length=1, max_length=200,
-                                 description="your unique id for this order; the same batch again creates nothing")
+    idempotency_key: str = Field(
+        min_length=1,
+        max_length=200,
+        description="your unique id for this order; the same batch again creates nothing",
+    )
 
 
 class BatchSubmission(RequestBody):
     # Raw objects: each order is validated on its own (BatchOrder), so a bad one refuses only itself.
-    orders: list[Any] = Field(min_length=1, max_length=MAX_BATCH_ORDERS,
-                              description=f"up to {MAX_BATCH_ORDERS} orders, each a POST /v1/orders body "
-                                          "(OrderSubmission) plus a required idempotency_key")
+    orders: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ORDERS,
+        description=f"up to {MAX_BATCH_ORDERS} orders, each a POST /v1/orders body "
+        "(OrderSubmission) plus a required idempotency_key",
+    )
 
 
 class CancelLineIn(RequestBody):
@@ -74,19 +88,26 @@ class CancelLineIn(RequestBody):
 class CancelRequest(RequestBody):
     reason: Note = ""
     lines: list[CancelLineIn] | None = Field(
-        None, max_length=500, description="cancel only these units (by SKU); absent: the whole order. "
-                                          "Honours If-Match when sent")
+        None,
+        max_length=500,
+        description="cancel only these units (by SKU); absent: the whole order. Honours If-Match when sent",
+    )
 
 
 class ApproveRequest(RequestBody):
     note: Note = Field("", description="why the desk approves; kept in the order's history")
     accept_proposal: Literal["earliest_date", "split"] | None = Field(
-        None, description="accept the order's proposal of this kind: the whole order on the earliest date, or a "
-                          "split (this order keeps what arrives by the requested date; each later date becomes an "
-                          "order of its own, linked by split_from/split_into)")
+        None,
+        description="accept the order's proposal of this kind: the whole order on the earliest date, or a "
+        "split (this order keeps what arrives by the requested date; each later date becomes an "
+        "order of its own, linked by split_from/split_into)",
+    )
     acknowledge: list[Annotated[str, Field(max_length=64)]] = Field(
-        [], max_length=20, description="reason codes the approver accepts knowingly when the re-check of stock and "
-                                       "credit finds them (otherwise such a finding refuses the approval with 409)")
+        [],
+        max_length=20,
+        description="reason codes the approver accepts knowingly when the re-check of stock and "
+        "credit finds them (otherwise such a finding refuses the approval with 409)",
+    )
 
 
 class RejectRequest(RequestBody):
@@ -100,7 +121,9 @@ class OrderAccepted(BaseModel):
     hold_reasons: list[HoldReason]
     proposals: list[DeliveryProposal] = Field(description="when the requested delivery date cannot be met")
     priority: int
-    replayed: bool = Field(description="true when this Idempotency-Key was seen before: the first answer again")
+    replayed: bool = Field(
+        description="true when this Idempotency-Key was seen before: the first answer again"
+    )
 
 
 class BatchError(BaseModel):
@@ -109,7 +132,9 @@ class BatchError(BaseModel):
 
 
 class BatchResult(BaseModel):
-    index: int = Field(description="position of the order in the batch (CSV: in order of first appearance), from 0")
+    index: int = Field(
+        description="position of the order in the batch (CSV: in order of first appearance), from 0"
+    )
     external_ref: str | None = Field(None, description="CSV uploads: the order's external_ref")
     status: Literal["accepted", "refused"]
     order_id: str = ""
@@ -173,8 +198,14 @@ class ChangeEntryOut(BaseModel):
 
     @classmethod
     def from_proto(cls, c: orders_pb2.ChangeEntry) -> ChangeEntryOut:
-        return cls(version=c.version, at=instant(c.at), actor=c.actor, kinds=list(c.kinds), reason=c.reason,
-                   changes=[FieldChangeOut(field=x.field, before=x.before, after=x.after) for x in c.changes])
+        return cls(
+            version=c.version,
+            at=instant(c.at),
+            actor=c.actor,
+            kinds=list(c.kinds),
+            reason=c.reason,
+            changes=[FieldChangeOut(field=x.field, before=x.before, after=x.after) for x in c.changes],
+        )
 
 
 class ResolutionOut(BaseModel):
@@ -204,11 +235,24 @@ class ExceptionOut(BaseModel):
     def from_proto(cls, e: orders_pb2.OrderException) -> ExceptionOut:
         r = e.resolution if e.HasField("resolution") else None
         return cls(
-            exception_id=e.exception_id, type=e.type, cause=e.cause, status=e.status, expected_date=e.expected_date,
-            opened_at=instant(e.opened_at), opened_by=e.opened_by, source=e.source, sku=e.sku,
-            warehouse=e.warehouse, quantity=e.quantity, shipment_id=e.shipment_id,
-            resolution=None if r is None else ResolutionOut(action=r.action, at=instant(r.at), actor=r.actor,
-                                                            note=r.note, details=dict(r.details)))
+            exception_id=e.exception_id,
+            type=e.type,
+            cause=e.cause,
+            status=e.status,
+            expected_date=e.expected_date,
+            opened_at=instant(e.opened_at),
+            opened_by=e.opened_by,
+            source=e.source,
+            sku=e.sku,
+            warehouse=e.warehouse,
+            quantity=e.quantity,
+            shipment_id=e.shipment_id,
+            resolution=None
+            if r is None
+            else ResolutionOut(
+                action=r.action, at=instant(r.at), actor=r.actor, note=r.note, details=dict(r.details)
+            ),
+        )
 
 
 class OrderOut(BaseModel):
@@ -217,8 +261,10 @@ class OrderOut(BaseModel):
     channel: str
     external_ref: str
     customer_id: str
-    status: str = Field(description="received | on_hold | confirmed | scheduled | allocated | partially_shipped | "
-                                    "shipped | completed | cancelled | rejected")
+    status: str = Field(
+        description="received | on_hold | confirmed | scheduled | allocated | partially_shipped | "
+        "shipped | completed | cancelled | rejected"
+    )
     version: int
     priority: int
     urgent: bool
@@ -234,40 +280,81 @@ class OrderOut(BaseModel):
     allocations: list[AllocationOut]
     history: list[StatusChange]
     # Change requests and exceptions (gateway.changes)
-    changes: list[ChangeEntryOut] = Field([], description="accepted change requests: who, when, before and after")
+    changes: list[ChangeEntryOut] = Field(
+        [], description="accepted change requests: who, when, before and after"
+    )
     exceptions: list[ExceptionOut] = Field([], description="exceptions, open and resolved")
     at_risk: bool = Field(False, description="true while an exception is open")
-    exception_expected_date: str = Field("", description="the delivery date an exception announced (YYYY-MM-DD)")
-    expected_ship_date: str = Field("", description="scheduled (backordered): when the missing units are due "
-                                                    "in a warehouse (YYYY-MM-DD); empty when allocated or unknown")
-    expected_delivery_date: str = Field("", description="scheduled: the delivery date that gives (ship date + transit)")
+    exception_expected_date: str = Field(
+        "", description="the delivery date an exception announced (YYYY-MM-DD)"
+    )
+    expected_ship_date: str = Field(
+        "",
+        description="scheduled (backordered): when the missing units are due "
+        "in a warehouse (YYYY-MM-DD); empty when allocated or unknown",
+    )
+    expected_delivery_date: str = Field(
+        "", description="scheduled: the delivery date that gives (ship date + transit)"
+    )
     split_from: str = Field("", description="an accepted split: the order this later delivery was split from")
     split_into: list[str] = Field([], description="an accepted split: the orders of the later deliveries")
 
     @classmethod
     def from_proto(cls, o: orders_pb2.Order) -> OrderOut:
         return cls(
-            order_id=o.order_id, partner_id=o.partner_id, channel=o.channel, external_ref=o.external_ref,
-            customer_id=o.customer_id, status=o.status, version=o.version, priority=o.priority, urgent=o.urgent,
-            currency=o.currency, expected_ship_date=o.expected_ship_date,
+            order_id=o.order_id,
+            partner_id=o.partner_id,
+            channel=o.channel,
+            external_ref=o.external_ref,
+            customer_id=o.customer_id,
+            status=o.status,
+            version=o.version,
+            priority=o.priority,
+            urgent=o.urgent,
+            currency=o.currency,
+            expected_ship_date=o.expected_ship_date,
             expected_delivery_date=o.expected_delivery_date,
-            total_amount=o.total_amount, payment_terms=o.payment_terms,
-            requested_delivery_date=o.requested_delivery_date, ship_to=Address.from_proto(o.ship_to),
-            lines=[OrderLineOut(sku=x.sku, quantity=x.quantity, unit_price=x.unit_price,
-                                allocated_quantity=x.allocated_quantity, shipped_quantity=x.shipped_quantity,
-                                delivered_quantity=x.delivered_quantity, returned_quantity=x.returned_quantity)
-                   for x in o.lines],
+            total_amount=o.total_amount,
+            payment_terms=o.payment_terms,
+            requested_delivery_date=o.requested_delivery_date,
+            ship_to=Address.from_proto(o.ship_to),
+            lines=[
+                OrderLineOut(
+                    sku=x.sku,
+                    quantity=x.quantity,
+                    unit_price=x.unit_price,
+                    allocated_quantity=x.allocated_quantity,
+                    shipped_quantity=x.shipped_quantity,
+                    delivered_quantity=x.delivered_quantity,
+                    returned_quantity=x.returned_quantity,
+                )
+                for x in o.lines
+            ],
             hold_reasons=[HoldReason.from_proto(r) for r in o.hold_reasons],
             proposals=[DeliveryProposal.from_proto(p) for p in o.proposals],
-            shipments=[ShipmentSummary(shipment_id=s.shipment_id, warehouse=s.warehouse, status=s.status,
-                                       carrier=s.carrier, tracking_number=s.tracking_number) for s in o.shipments],
-            allocations=[AllocationOut(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity) for a in o.allocations],
-            history=[StatusChange(status=h.status, at=instant(h.at), actor=h.actor, reason=h.reason)
-                     for h in o.history],
+            shipments=[
+                ShipmentSummary(
+                    shipment_id=s.shipment_id,
+                    warehouse=s.warehouse,
+                    status=s.status,
+                    carrier=s.carrier,
+                    tracking_number=s.tracking_number,
+                )
+                for s in o.shipments
+            ],
+            allocations=[
+                AllocationOut(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity) for a in o.allocations
+            ],
+            history=[
+                StatusChange(status=h.status, at=instant(h.at), actor=h.actor, reason=h.reason)
+                for h in o.history
+            ],
             changes=[ChangeEntryOut.from_proto(c) for c in o.changes],
-            exceptions=[ExceptionOut.from_proto(e) for e in o.exceptions], at_risk=o.at_risk,
+            exceptions=[ExceptionOut.from_proto(e) for e in o.exceptions],
+            at_risk=o.at_risk,
             exception_expected_date=o.exception_expected_date,
-            split_from=o.split_from, split_into=list(o.split_into),
+            split_from=o.split_from,
+            split_into=list(o.split_into),
         )
 
 

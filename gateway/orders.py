@@ -41,47 +41,80 @@ INTAKE_FIELDS = {"idempotency_key": "Idempotency-Key"}  # intake's field name ->
 router = APIRouter()
 
 
-@router.post("/v1/orders", status_code=201, response_model=OrderAccepted, tags=["orders"],
-             responses=problem_responses(*COMMON, 413),
-             summary="Submit an order (a replay of the same Idempotency-Key answers 201 with the same order)")
+@router.post(
+    "/v1/orders",
+    status_code=201,
+    response_model=OrderAccepted,
+    tags=["orders"],
+    responses=problem_responses(*COMMON, 413),
+    summary="Submit an order (a replay of the same Idempotency-Key answers 201 with the same order)",
+)
 async def submit_order(
     body: OrderSubmission,
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1,
-                                           description="your unique id for this order; a retry with it creates nothing")],
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            description="your unique id for this order; a retry with it creates nothing",
+        ),
+    ],
     response: Response,
     request: Request,
     who: Principal = scoped(ORDERS),
 ):
     services = backends(request)
-    answer = await services.call(services.intake.SubmitOrder, body.to_proto(who.partner_id, idempotency_key),
-                                 field_aliases=INTAKE_FIELDS)
+    answer = await services.call(
+        services.intake.SubmitOrder,
+        body.to_proto(who.partner_id, idempotency_key),
+        field_aliases=INTAKE_FIELDS,
+    )
     if answer.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return OrderAccepted(
-        order_id=answer.order_id, status=answer.status, replayed=answer.replayed, priority=answer.priority,
+        order_id=answer.order_id,
+        status=answer.status,
+        replayed=answer.replayed,
+        priority=answer.priority,
         hold_reasons=[HoldReason.from_proto(r) for r in answer.hold_reasons],
-        proposals=[DeliveryProposal.from_proto(p) for p in answer.proposals])
+        proposals=[DeliveryProposal.from_proto(p) for p in answer.proposals],
+    )
 
 
-@router.post("/v1/orders/batch", response_model=BatchAnswer, tags=["orders"],
-             responses=problem_responses(*COMMON, 413),
-             summary=f"Submit up to {MAX_BATCH_ORDERS} orders, each with its idempotency_key "
-                     "(a bad order is refused on its own; 200 with a result per order)")
+@router.post(
+    "/v1/orders/batch",
+    response_model=BatchAnswer,
+    tags=["orders"],
+    responses=problem_responses(*COMMON, 413),
+    summary=f"Submit up to {MAX_BATCH_ORDERS} orders, each with its idempotency_key "
+    "(a bad order is refused on its own; 200 with a result per order)",
+)
 async def submit_batch(body: BatchSubmission, request: Request, who: Principal = scoped(ORDERS)):
     return await batches.submit(backends(request), batches.from_batch(who.partner_id, body.orders))
 
 
 @router.post(
-    "/v1/orders/csv", response_model=BatchAnswer, tags=["orders"],
+    "/v1/orders/csv",
+    response_model=BatchAnswer,
+    tags=["orders"],
     responses=problem_responses(*COMMON, 413, 415),
     summary="Submit orders from CSV, one row per order line, grouped by external_ref "
-            "(a bad row refuses its order only; the same file with the same Idempotency-Key creates nothing)",
-    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+    "(a bad row refuses its order only; the same file with the same Idempotency-Key creates nothing)",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
 )
 async def submit_csv(
     request: Request,
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=100,
-                                           description='each order\'s key is "<this>:<external_ref>"')],
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=100,
+            description='each order\'s key is "<this>:<external_ref>"',
+        ),
+    ],
     who: Principal = scoped(ORDERS),
 ):
     text = await csv_text(request)
@@ -92,78 +125,138 @@ async def submit_csv(
     return await batches.submit(backends(request), batches.from_csv(who.partner_id, idempotency_key, parsed))
 
 
-@router.get("/v1/orders", response_model=OrderPage, tags=["orders"], responses=problem_responses(*COMMON),
-            summary="Your orders, newest first or by priority (admin: every partner's; "
-                    "?status=on_hold&order_by=priority is the desk's work queue)")
+@router.get(
+    "/v1/orders",
+    response_model=OrderPage,
+    tags=["orders"],
+    responses=problem_responses(*COMMON),
+    summary="Your orders, newest first or by priority (admin: every partner's; "
+    "?status=on_hold&order_by=priority is the desk's work queue)",
+)
 async def list_orders(
     request: Request,
     status: Annotated[str, Query(max_length=32, description="e.g. on_hold")] = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str, Query(max_length=64)] = "",
-    hold_reason: Annotated[str, Query(max_length=64, description="only orders held for this reason code")] = "",
-    order_by: Annotated[Literal["newest", "priority"], Query(description="newest first, or highest priority first")
-                        ] = "newest",
+    hold_reason: Annotated[
+        str, Query(max_length=64, description="only orders held for this reason code")
+    ] = "",
+    order_by: Annotated[
+        Literal["newest", "priority"], Query(description="newest first, or highest priority first")
+    ] = "newest",
     who: Principal = scoped(ORDERS, RETURNS),
 ):
     services = backends(request)
-    page = await services.call(services.orders.ListOrders, orders_pb2.ListOrdersRequest(
-        partner_id=who.order_scope, status=status, limit=limit, cursor=cursor, hold_reason=hold_reason,
-        order_by=order_by))
-    return OrderPage(items=[OrderOut.from_proto(o) for o in page.items],
-                            next_cursor=page.next_cursor or None)
+    page = await services.call(
+        services.orders.ListOrders,
+        orders_pb2.ListOrdersRequest(
+            partner_id=who.order_scope,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+            hold_reason=hold_reason,
+            order_by=order_by,
+        ),
+    )
+    return OrderPage(items=[OrderOut.from_proto(o) for o in page.items], next_cursor=page.next_cursor or None)
 
 
-@router.get("/v1/orders/{order_id}", response_model=OrderOut, tags=["orders"],
-            responses=problem_responses(*COMMON, 404))
-async def get_order(order_id: OrderId, request: Request, response: Response,
-                    who: Principal = scoped(ORDERS, RETURNS)):
+@router.get(
+    "/v1/orders/{order_id}",
+    response_model=OrderOut,
+    tags=["orders"],
+    responses=problem_responses(*COMMON, 404),
+)
+async def get_order(
+    order_id: OrderId, request: Request, response: Response, who: Principal = scoped(ORDERS, RETURNS)
+):
     services = backends(request)
-    order = await services.call(services.orders.GetOrder,
-                                orders_pb2.GetOrderRequest(order_id=order_id, partner_id=who.order_scope))
+    order = await services.call(
+        services.orders.GetOrder, orders_pb2.GetOrderRequest(order_id=order_id, partner_id=who.order_scope)
+    )
     response.headers["ETag"] = etag(order.version)  # send it back as If-Match to change the order
     return OrderOut.from_proto(order)
 
 
 async def _decide(services: Backends, method, order_id: str, who: Principal, reason: str) -> OrderOut:
-    order = await services.call(method, orders_pb2.OrderDecisionRequest(
-        order_id=order_id, partner_id=who.order_scope, actor=common_pb2.Actor(id=who.partner_id, reason=reason)))
+    order = await services.call(
+        method,
+        orders_pb2.OrderDecisionRequest(
+            order_id=order_id,
+            partner_id=who.order_scope,
+            actor=common_pb2.Actor(id=who.partner_id, reason=reason),
+        ),
+    )
     return OrderOut.from_proto(order)
 
 
-@router.post("/v1/orders/{order_id}/cancel", response_model=OrderOut, tags=["orders"],
-             responses=problem_responses(*COMMON, 404, 409, 412),
-             summary="Cancel an order and release its stock (409 once anything has shipped); with `lines`, "
-                     "cancel only those units")
-async def cancel_order(order_id: OrderId, request: Request, response: Response,
-                       body: CancelRequest | None = None,
-                       if_match: Annotated[str | None, Header(alias="If-Match", max_length=40)] = None,
-                       who: Principal = scoped(ORDERS)):
+@router.post(
+    "/v1/orders/{order_id}/cancel",
+    response_model=OrderOut,
+    tags=["orders"],
+    responses=problem_responses(*COMMON, 404, 409, 412),
+    summary="Cancel an order and release its stock (409 once anything has shipped); with `lines`, "
+    "cancel only those units",
+)
+async def cancel_order(
+    order_id: OrderId,
+    request: Request,
+    response: Response,
+    body: CancelRequest | None = None,
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=40)] = None,
+    who: Principal = scoped(ORDERS),
+):
     if body is not None and body.lines:
         return await cancel_lines(order_id, body.lines, body.reason, request, response, if_match, who)
     # If-Match is honoured when sent: a cancel based on a stale read of the order is 412, nothing changes.
-    return await guarded_call(request, response, backends(request).orders.CancelOrder, orders_pb2.OrderDecisionRequest(
-        order_id=order_id, partner_id=who.order_scope, expected_version=parse_if_match(if_match, required=False),
-        actor=common_pb2.Actor(id=who.partner_id, reason=body.reason if body else "")))
+    return await guarded_call(
+        request,
+        response,
+        backends(request).orders.CancelOrder,
+        orders_pb2.OrderDecisionRequest(
+            order_id=order_id,
+            partner_id=who.order_scope,
+            expected_version=parse_if_match(if_match, required=False),
+            actor=common_pb2.Actor(id=who.partner_id, reason=body.reason if body else ""),
+        ),
+    )
 
 
-@router.post("/v1/orders/{order_id}/approve", response_model=OrderOut, tags=["order desk"],
-             responses=problem_responses(*COMMON, 404, 409),
-             summary="Release a held order (admin): stock and credit are checked again; optionally accept its "
-                     "earliest-date or split proposal")
-async def approve_order(order_id: OrderId, request: Request, body: ApproveRequest | None = None,
-                        who: Principal = scoped(ADMIN)):
+@router.post(
+    "/v1/orders/{order_id}/approve",
+    response_model=OrderOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="Release a held order (admin): stock and credit are checked again; optionally accept its "
+    "earliest-date or split proposal",
+)
+async def approve_order(
+    order_id: OrderId, request: Request, body: ApproveRequest | None = None, who: Principal = scoped(ADMIN)
+):
     services = backends(request)
     body = body or ApproveRequest()
     # Intake re-checks stock and credit on the order as approved, then orders releases it.
-    order = await services.call(services.intake.ApproveHeldOrder, intake_pb2.ApproveHeldOrderRequest(
-        order_id=order_id, actor=common_pb2.Actor(id=who.partner_id, reason=body.note),
-        accept_proposal=body.accept_proposal or "", acknowledge=body.acknowledge))
+    order = await services.call(
+        services.intake.ApproveHeldOrder,
+        intake_pb2.ApproveHeldOrderRequest(
+            order_id=order_id,
+            actor=common_pb2.Actor(id=who.partner_id, reason=body.note),
+            accept_proposal=body.accept_proposal or "",
+            acknowledge=body.acknowledge,
+        ),
+    )
     return OrderOut.from_proto(order)
 
 
-@router.post("/v1/orders/{order_id}/reject", response_model=OrderOut, tags=["order desk"],
-             responses=problem_responses(*COMMON, 404, 409), summary="Reject a held order (admin)")
-async def reject_order(order_id: OrderId, request: Request, body: RejectRequest | None = None,
-                       who: Principal = scoped(ADMIN)):
+@router.post(
+    "/v1/orders/{order_id}/reject",
+    response_model=OrderOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="Reject a held order (admin)",
+)
+async def reject_order(
+    order_id: OrderId, request: Request, body: RejectRequest | None = None, who: Principal = scoped(ADMIN)
+):
     services = backends(request)
     return await _decide(services, services.orders.RejectOrder, order_id, who, body.reason if body else "")

@@ -65,8 +65,12 @@ def unauthenticated(detail: str) -> Problem:
 
 
 def forbidden(needed: Sequence[str]) -> Problem:
-    return Problem(403, "Forbidden", f"this API key lacks the scope for this request (one of: {', '.join(needed)})",
-                   "forbidden")
+    return Problem(
+        403,
+        "Forbidden",
+        f"this API key lacks the scope for this request (one of: {', '.join(needed)})",
+        "forbidden",
+    )
 
 
 def validation(errors: list[FieldError], detail: str = "the request is invalid") -> Problem:
@@ -79,21 +83,34 @@ def too_large(limit: int) -> Problem:
 
 def http_status(status: int, detail: str) -> Problem:
     """Starlette's own HTTP errors (404 for an unknown path, 405, ...) in problem form."""
-    titles = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
-              415: "Unsupported Media Type"}
+    titles = {
+        400: "Bad Request",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        413: "Content Too Large",
+        415: "Unsupported Media Type",
+    }
     return Problem(status, titles.get(status, "Error"), detail, "http-" + str(status))
 
 
 def internal() -> Problem:
-    return Problem(500, "Internal Server Error", "the request failed; the correlation id identifies it in our logs",
-                   "internal")
+    return Problem(
+        500,
+        "Internal Server Error",
+        "the request failed; the correlation id identifies it in our logs",
+        "internal",
+    )
 
 
 # --- field paths of request validation (pydantic / FastAPI) ----------------------------------
 def field_path(loc: Sequence[str | int]) -> str:
     """("body", "lines", 0, "quantity") -> "lines[0].quantity"; ("header", "Idempotency-Key") -> "Idempotency-Key"."""
     parts = list(loc)
-    if len(parts) > 1 and parts[0] in ("body", "query", "path", "header", "cookie") and not isinstance(parts[1], int):
+    if (
+        len(parts) > 1
+        and parts[0] in ("body", "query", "path", "header", "cookie")
+        and not isinstance(parts[1], int)
+    ):
         parts = parts[1:]  # the source goes, unless an index follows it ("body[17]": a JSON error's position)
     path = ""
     for part in parts:
@@ -105,8 +122,14 @@ def field_path(loc: Sequence[str | int]) -> str:
 
 
 def from_validation_errors(raw: Sequence[Mapping[str, Any]]) -> Problem:
-    errors = [FieldError("body" if e.get("type") == "json_invalid" else field_path(e.get("loc", ())),
-                         str(e.get("msg", "invalid")), str(e.get("type", ""))) for e in raw]
+    errors = [
+        FieldError(
+            "body" if e.get("type") == "json_invalid" else field_path(e.get("loc", ())),
+            str(e.get("msg", "invalid")),
+            str(e.get("type", "")),
+        )
+        for e in raw
+    ]
     return validation(errors, f"the request has {len(errors)} problem(s); nothing was changed")
 
 
@@ -146,8 +169,13 @@ def from_rpc_failure(failure: RpcFailure, field_aliases: Mapping[str, str] | Non
     detail = failure.message if trusted and failure.message else _GENERIC_DETAIL.get(status, title)
     aliases = field_aliases or {}
     problem = Problem(
-        status, title, detail, slug,
-        errors=[FieldError(aliases.get(v.field, v.field), v.description, v.reason) for v in failure.violations],
+        status,
+        title,
+        detail,
+        slug,
+        errors=[
+            FieldError(aliases.get(v.field, v.field), v.description, v.reason) for v in failure.violations
+        ],
     )
     if failure.code is grpc.StatusCode.FAILED_PRECONDITION and trusted:
         problem.rule = failure.reason  # FailedPrecondition puts its rule in ErrorInfo.reason
@@ -158,6 +186,10 @@ def from_rpc_failure(failure: RpcFailure, field_aliases: Mapping[str, str] | Non
 
 def from_domain_error(error: domain_errors.DomainError) -> Problem:
     """The same mapping for domain errors raised in the gateway itself (e.g. parsing a partners CSV)."""
-    failure = RpcFailure(code=grpc.StatusCode[error.code], message=error.message, reason=error.reason,
-                         violations=list(getattr(error, "violations", [])))
+    failure = RpcFailure(
+        code=grpc.StatusCode[error.code],
+        message=error.message,
+        reason=error.reason,
+        violations=list(getattr(error, "violations", [])),
+    )
     return from_rpc_failure(failure)

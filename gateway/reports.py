@@ -27,8 +27,10 @@ class KpiMoney(BaseModel):
 
 
 class KpiHeadline(BaseModel):
-    key: str = Field(description='the group: "" for the whole period, else a day (2026-11-26), ISO week (2026-W48), '
-                                 "month (2026-11), customer id or channel")
+    key: str = Field(
+        description='the group: "" for the whole period, else a day (2026-11-26), ISO week (2026-W48), '
+        "month (2026-11), customer id or channel"
+    )
     orders_received: int
     order_value: list[KpiMoney] = Field(description="sum of the received orders' totals, per currency")
     lines_first_allocated: int
@@ -48,19 +50,29 @@ class KpiHeadline(BaseModel):
     @classmethod
     def from_proto(cls, h: orders_pb2.KpiHeadline) -> KpiHeadline:
         return cls(
-            key=h.key, orders_received=h.orders_received,
+            key=h.key,
+            orders_received=h.orders_received,
             order_value=[KpiMoney(currency=m.currency, amount=m.amount) for m in h.order_value],
-            lines_first_allocated=h.lines_first_allocated, lines_filled=h.lines_filled,
-            units_first_allocated=h.units_first_allocated, units_filled=h.units_filled,
-            line_fill_rate=_rate(h, "line_fill_rate"), unit_fill_rate=_rate(h, "unit_fill_rate"),
-            orders_delivered=h.orders_delivered, orders_on_time=h.orders_on_time, on_time_rate=_rate(h, "on_time_rate"),
-            orders_cancelled=h.orders_cancelled, cancellation_rate=_rate(h, "cancellation_rate"),
-            orders_held=h.orders_held, hold_rate=_rate(h, "hold_rate"),
+            lines_first_allocated=h.lines_first_allocated,
+            lines_filled=h.lines_filled,
+            units_first_allocated=h.units_first_allocated,
+            units_filled=h.units_filled,
+            line_fill_rate=_rate(h, "line_fill_rate"),
+            unit_fill_rate=_rate(h, "unit_fill_rate"),
+            orders_delivered=h.orders_delivered,
+            orders_on_time=h.orders_on_time,
+            on_time_rate=_rate(h, "on_time_rate"),
+            orders_cancelled=h.orders_cancelled,
+            cancellation_rate=_rate(h, "cancellation_rate"),
+            orders_held=h.orders_held,
+            hold_rate=_rate(h, "hold_rate"),
         )
 
 
 class KpiCycleTime(BaseModel):
-    stage: Literal["received_to_confirmed", "confirmed_to_shipped", "shipped_to_delivered", "received_to_delivered"]
+    stage: Literal[
+        "received_to_confirmed", "confirmed_to_shipped", "shipped_to_delivered", "received_to_delivered"
+    ]
     count: int
     average_seconds: float | None
     p90_seconds: float | None = Field(description="nearest-rank 90th percentile; null without samples")
@@ -91,7 +103,9 @@ def _reasons(rows) -> list[KpiReasonCount]:
 
 
 def _sku_rates(rows) -> list[KpiSkuRate]:
-    return [KpiSkuRate(sku=x.sku, units=x.units, base_units=x.base_units, rate=_rate(x, "rate")) for x in rows]
+    return [
+        KpiSkuRate(sku=x.sku, units=x.units, base_units=x.base_units, rate=_rate(x, "rate")) for x in rows
+    ]
 
 
 def _sales(rows) -> list[KpiSkuSales]:
@@ -109,8 +123,9 @@ class KpiReportOut(BaseModel):
     cancellations_by_sku: list[KpiSkuRate]
     holds_by_reason: list[KpiReasonCount]
     best_sellers: list[KpiSkuSales]
-    slow_sellers: list[KpiSkuSales] = Field(description="SKUs ever ordered that sold nothing in the period first, "
-                                                        "then the lowest sellers")
+    slow_sellers: list[KpiSkuSales] = Field(
+        description="SKUs ever ordered that sold nothing in the period first, then the lowest sellers"
+    )
     returns_by_sku: list[KpiSkuRate]
     returns_by_reason: list[KpiReasonCount]
 
@@ -119,14 +134,27 @@ class KpiReportOut(BaseModel):
     @classmethod
     def from_proto(cls, r: orders_pb2.KpiReport) -> KpiReportOut:
         return cls(
-            **{"from": getattr(r, "from")}, to=r.to, group_by=r.group_by, total=KpiHeadline.from_proto(r.total),
+            **{"from": getattr(r, "from")},
+            to=r.to,
+            group_by=r.group_by,
+            total=KpiHeadline.from_proto(r.total),
             groups=[KpiHeadline.from_proto(g) for g in r.groups],
-            cycle_times=[KpiCycleTime(stage=c.stage, count=c.count, average_seconds=_rate(c, "average_seconds"),
-                                      p90_seconds=_rate(c, "p90_seconds")) for c in r.cycle_times],
+            cycle_times=[
+                KpiCycleTime(
+                    stage=c.stage,
+                    count=c.count,
+                    average_seconds=_rate(c, "average_seconds"),
+                    p90_seconds=_rate(c, "p90_seconds"),
+                )
+                for c in r.cycle_times
+            ],
             cancellations_by_reason=_reasons(r.cancellations_by_reason),
-            cancellations_by_sku=_sku_rates(r.cancellations_by_sku), holds_by_reason=_reasons(r.holds_by_reason),
-            best_sellers=_sales(r.best_sellers), slow_sellers=_sales(r.slow_sellers),
-            returns_by_sku=_sku_rates(r.returns_by_sku), returns_by_reason=_reasons(r.returns_by_reason),
+            cancellations_by_sku=_sku_rates(r.cancellations_by_sku),
+            holds_by_reason=_reasons(r.holds_by_reason),
+            best_sellers=_sales(r.best_sellers),
+            slow_sellers=_sales(r.slow_sellers),
+            returns_by_sku=_sku_rates(r.returns_by_sku),
+            returns_by_reason=_reasons(r.returns_by_reason),
         )
 
 
@@ -134,20 +162,37 @@ class KpiReportOut(BaseModel):
 router = APIRouter()
 
 
-@router.get("/v1/reports/kpis", response_model=KpiReportOut, tags=["order desk"],
-            responses=problem_responses(*COMMON),
-            summary="The desk's numbers for a period: volume, value, fill, on-time, cancellations, holds, cycle "
-                    "times, sellers, returns (admin; formulas in the README)")
+@router.get(
+    "/v1/reports/kpis",
+    response_model=KpiReportOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON),
+    summary="The desk's numbers for a period: volume, value, fill, on-time, cancellations, holds, cycle "
+    "times, sellers, returns (admin; formulas in the README)",
+)
 async def kpi_report(
     request: Request,
-    from_: Annotated[str, Query(alias="from", max_length=40,
-                                description="YYYY-MM-DD or RFC 3339 (included); default: 30 days before `to`")] = "",
-    to: Annotated[str, Query(max_length=40, description="YYYY-MM-DD (that day included) or RFC 3339 (excluded); "
-                                                        "default: now")] = "",
-    group_by: Annotated[str, Query(max_length=16, description="day | week | month | customer | channel")] = "",
+    from_: Annotated[
+        str,
+        Query(
+            alias="from",
+            max_length=40,
+            description="YYYY-MM-DD or RFC 3339 (included); default: 30 days before `to`",
+        ),
+    ] = "",
+    to: Annotated[
+        str,
+        Query(
+            max_length=40, description="YYYY-MM-DD (that day included) or RFC 3339 (excluded); default: now"
+        ),
+    ] = "",
+    group_by: Annotated[
+        str, Query(max_length=16, description="day | week | month | customer | channel")
+    ] = "",
     who: Principal = scoped(ADMIN),
 ):
     services = backends(request)
-    report = await services.call(services.orders.GetKpiReport,
-                                 orders_pb2.KpiReportRequest(**{"from": from_}, to=to, group_by=group_by))
+    report = await services.call(
+        services.orders.GetKpiReport, orders_pb2.KpiReportRequest(**{"from": from_}, to=to, group_by=group_by)
+    )
     return KpiReportOut.from_proto(report)

@@ -61,11 +61,24 @@ class ReturnOut(BaseModel):
     @classmethod
     def from_proto(cls, r: returns_pb2.Return) -> ReturnOut:
         return cls(
-            rma_id=r.rma_id, order_id=r.order_id, status=r.status, resolution=r.resolution,
-            lines=[ReturnLineOut(sku=x.sku, quantity=x.quantity, reason=x.reason, unit_price=x.unit_price,
-                                 warehouse=x.warehouse, restocked_quantity=x.restocked_quantity,
-                                 scrapped_quantity=x.scrapped_quantity) for x in r.lines],
-            refund_amount=r.refund_amount, version=r.version,
+            rma_id=r.rma_id,
+            order_id=r.order_id,
+            status=r.status,
+            resolution=r.resolution,
+            lines=[
+                ReturnLineOut(
+                    sku=x.sku,
+                    quantity=x.quantity,
+                    reason=x.reason,
+                    unit_price=x.unit_price,
+                    warehouse=x.warehouse,
+                    restocked_quantity=x.restocked_quantity,
+                    scrapped_quantity=x.scrapped_quantity,
+                )
+                for x in r.lines
+            ],
+            refund_amount=r.refund_amount,
+            version=r.version,
         )
 
 
@@ -73,47 +86,93 @@ class ReturnOut(BaseModel):
 router = APIRouter()
 
 
-@router.post("/v1/orders/{order_id}/returns", status_code=201, response_model=ReturnOut, tags=["returns"],
-             responses=problem_responses(*COMMON, 404, 409),
-             summary="Authorise a return of delivered units (422 when more than was delivered)")
+@router.post(
+    "/v1/orders/{order_id}/returns",
+    status_code=201,
+    response_model=ReturnOut,
+    tags=["returns"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="Authorise a return of delivered units (422 when more than was delivered)",
+)
 async def create_return(
-    order_id: OrderId, body: ReturnRequest, request: Request,
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", description="optional: a retry creates nothing")] = "",
+    order_id: OrderId,
+    body: ReturnRequest,
+    request: Request,
+    idempotency_key: Annotated[
+        str, Header(alias="Idempotency-Key", description="optional: a retry creates nothing")
+    ] = "",
     who: Principal = scoped(RETURNS),
 ):
     services = backends(request)
-    ret = await services.call(services.returns.CreateReturn, returns_pb2.CreateReturnRequest(
-        order_id=order_id, partner_id=who.fulfillment_scope, resolution=body.resolution,
-        idempotency_key=idempotency_key,
-        lines=[returns_pb2.ReturnLine(sku=x.sku, quantity=x.quantity, reason=x.reason) for x in body.lines]))
+    ret = await services.call(
+        services.returns.CreateReturn,
+        returns_pb2.CreateReturnRequest(
+            order_id=order_id,
+            partner_id=who.fulfillment_scope,
+            resolution=body.resolution,
+            idempotency_key=idempotency_key,
+            lines=[
+                returns_pb2.ReturnLine(sku=x.sku, quantity=x.quantity, reason=x.reason) for x in body.lines
+            ],
+        ),
+    )
     return ReturnOut.from_proto(ret)
 
 
-@router.get("/v1/returns/{rma_id}", response_model=ReturnOut, tags=["returns"],
-            responses=problem_responses(*COMMON, 404))
+@router.get(
+    "/v1/returns/{rma_id}",
+    response_model=ReturnOut,
+    tags=["returns"],
+    responses=problem_responses(*COMMON, 404),
+)
 async def get_return(rma_id: RmaId, request: Request, who: Principal = scoped(ORDERS, RETURNS, FULFILLMENT)):
     services = backends(request)
-    ret = await services.call(services.returns.GetReturn,
-                              returns_pb2.GetReturnRequest(rma_id=rma_id, partner_id=who.fulfillment_scope))
+    ret = await services.call(
+        services.returns.GetReturn,
+        returns_pb2.GetReturnRequest(rma_id=rma_id, partner_id=who.fulfillment_scope),
+    )
     return ReturnOut.from_proto(ret)
 
 
-@router.post("/v1/returns/{rma_id}/receive", response_model=ReturnOut, tags=["returns"],
-             responses=problem_responses(*COMMON, 404, 409), summary="The returned goods arrived (fulfillment)")
+@router.post(
+    "/v1/returns/{rma_id}/receive",
+    response_model=ReturnOut,
+    tags=["returns"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="The returned goods arrived (fulfillment)",
+)
 async def receive_return(rma_id: RmaId, request: Request, who: Principal = scoped(FULFILLMENT)):
     services = backends(request)
-    ret = await services.call(services.returns.ReceiveReturn, returns_pb2.ReturnActionRequest(
-        rma_id=rma_id, partner_id=who.fulfillment_scope, actor=who.partner_id))
+    ret = await services.call(
+        services.returns.ReceiveReturn,
+        returns_pb2.ReturnActionRequest(
+            rma_id=rma_id, partner_id=who.fulfillment_scope, actor=who.partner_id
+        ),
+    )
     return ReturnOut.from_proto(ret)
 
 
-@router.post("/v1/returns/{rma_id}/inspect", response_model=ReturnOut, tags=["returns"],
-             responses=problem_responses(*COMMON, 404, 409),
-             summary="Inspect each line: restock (back to stock) or scrap; refunds the return (fulfillment)")
-async def inspect_return(rma_id: RmaId, body: InspectionRequest, request: Request,
-                         who: Principal = scoped(FULFILLMENT)):
+@router.post(
+    "/v1/returns/{rma_id}/inspect",
+    response_model=ReturnOut,
+    tags=["returns"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="Inspect each line: restock (back to stock) or scrap; refunds the return (fulfillment)",
+)
+async def inspect_return(
+    rma_id: RmaId, body: InspectionRequest, request: Request, who: Principal = scoped(FULFILLMENT)
+):
     services = backends(request)
-    ret = await services.call(services.returns.InspectReturn, returns_pb2.InspectReturnRequest(
-        rma_id=rma_id, partner_id=who.fulfillment_scope, actor=who.partner_id,
-        lines=[returns_pb2.InspectionLine(sku=x.sku, quantity=x.quantity, outcome=x.outcome) for x in body.lines]))
+    ret = await services.call(
+        services.returns.InspectReturn,
+        returns_pb2.InspectReturnRequest(
+            rma_id=rma_id,
+            partner_id=who.fulfillment_scope,
+            actor=who.partner_id,
+            lines=[
+                returns_pb2.InspectionLine(sku=x.sku, quantity=x.quantity, outcome=x.outcome)
+                for x in body.lines
+            ],
+        ),
+    )
     return ReturnOut.from_proto(ret)

@@ -21,13 +21,27 @@ COMMON = (401, 403, 422, 503)
 
 
 def problem_responses(*codes: int) -> dict:
-    described = {401: "missing or unknown API key", 403: "the key lacks the scope", 404: "not found (or not yours)",
-                 409: "the state forbids it (see `rule`)", 412: "If-Match names an older version of the order",
-                 413: "body too large", 415: "send text/csv",
-                 422: "invalid input; `errors` names each field", 503: "a service did not answer; retry"}
-    return {c: {"model": ProblemDocument, "description": described[c],
-                "content": {problems.PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}}
-            for c in codes}
+    described = {
+        401: "missing or unknown API key",
+        403: "the key lacks the scope",
+        404: "not found (or not yours)",
+        409: "the state forbids it (see `rule`)",
+        412: "If-Match names an older version of the order",
+        413: "body too large",
+        415: "send text/csv",
+        422: "invalid input; `errors` names each field",
+        503: "a service did not answer; retry",
+    }
+    return {
+        c: {
+            "model": ProblemDocument,
+            "description": described[c],
+            "content": {
+                problems.PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}
+            },
+        }
+        for c in codes
+    }
 
 
 def scoped(*needed: str):

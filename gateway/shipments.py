@@ -20,7 +20,8 @@ from orderdesk.v1 import shipping_pb2
 class ShipmentEventIn(RequestBody):
     type: Literal["picked", "packed", "shipped", "delivered", "delayed", "lost"] = Field(
         description="a step, or a carrier's tracking event on a shipped parcel (delayed, lost: the order gets an "
-                    "exception and is at risk)")
+        "exception and is at risk)"
+    )
     carrier: Text = Field("", description="required when type is shipped")
     tracking_number: Text = Field("", description="required when type is shipped")
     cause: Note = Field("", description="delayed, lost: what the carrier reported")
@@ -51,12 +52,19 @@ class ShipmentOut(BaseModel):
     @classmethod
     def from_proto(cls, s: shipping_pb2.Shipment) -> ShipmentOut:
         return cls(
-            shipment_id=s.shipment_id, order_id=s.order_id, warehouse=s.warehouse, status=s.status,
-            carrier=s.carrier, tracking_number=s.tracking_number,
+            shipment_id=s.shipment_id,
+            order_id=s.order_id,
+            warehouse=s.warehouse,
+            status=s.status,
+            carrier=s.carrier,
+            tracking_number=s.tracking_number,
             lines=[ShipmentLineOut(sku=x.sku, quantity=x.quantity) for x in s.lines],
-            promised_delivery_date=s.promised_delivery_date, delivered_on=s.delivered_on,
-            on_time=s.on_time if s.status == "delivered" else None, version=s.version,
-            created_at=instant(s.created_at), expected_delivery_date=s.expected_delivery_date,
+            promised_delivery_date=s.promised_delivery_date,
+            delivered_on=s.delivered_on,
+            on_time=s.on_time if s.status == "delivered" else None,
+            version=s.version,
+            created_at=instant(s.created_at),
+            expected_delivery_date=s.expected_delivery_date,
         )
 
 
@@ -68,25 +76,45 @@ class ShipmentList(BaseModel):
 router = APIRouter()
 
 
-@router.get("/v1/shipments", response_model=ShipmentList, tags=["shipments"],
-            responses=problem_responses(*COMMON))
-async def list_shipments(order_id: Annotated[str, Query(min_length=1, max_length=64)], request: Request,
-                         who: Principal = scoped(ORDERS, RETURNS, FULFILLMENT)):
+@router.get(
+    "/v1/shipments", response_model=ShipmentList, tags=["shipments"], responses=problem_responses(*COMMON)
+)
+async def list_shipments(
+    order_id: Annotated[str, Query(min_length=1, max_length=64)],
+    request: Request,
+    who: Principal = scoped(ORDERS, RETURNS, FULFILLMENT),
+):
     services = backends(request)
-    answer = await services.call(services.shipping.ListShipments, shipping_pb2.ListShipmentsRequest(
-        order_id=order_id, partner_id=who.fulfillment_scope))
+    answer = await services.call(
+        services.shipping.ListShipments,
+        shipping_pb2.ListShipmentsRequest(order_id=order_id, partner_id=who.fulfillment_scope),
+    )
     return ShipmentList(items=[ShipmentOut.from_proto(s) for s in answer.items])
 
 
-@router.post("/v1/shipments/{shipment_id}/events", response_model=ShipmentOut, tags=["shipments"],
-             responses=problem_responses(*COMMON, 404, 409),
-             summary="Record picked, packed, shipped (with carrier and tracking number) or delivered")
-async def record_shipment_event(shipment_id: Annotated[str, Path(max_length=80)], body: ShipmentEventIn,
-                                request: Request, who: Principal = scoped(FULFILLMENT)):
+@router.post(
+    "/v1/shipments/{shipment_id}/events",
+    response_model=ShipmentOut,
+    tags=["shipments"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="Record picked, packed, shipped (with carrier and tracking number) or delivered",
+)
+async def record_shipment_event(
+    shipment_id: Annotated[str, Path(max_length=80)],
+    body: ShipmentEventIn,
+    request: Request,
+    who: Principal = scoped(FULFILLMENT),
+):
     services = backends(request)
-    request = shipping_pb2.ShipmentEventRequest(shipment_id=shipment_id, type=body.type, carrier=body.carrier,
-                                                tracking_number=body.tracking_number, actor=who.partner_id,
-                                                cause=body.cause, expected_delivery_date=body.expected_delivery_date)
+    request = shipping_pb2.ShipmentEventRequest(
+        shipment_id=shipment_id,
+        type=body.type,
+        carrier=body.carrier,
+        tracking_number=body.tracking_number,
+        actor=who.partner_id,
+        cause=body.cause,
+        expected_delivery_date=body.expected_delivery_date,
+    )
     if body.occurred_at is not None:
         request.occurred_at.FromDatetime(body.occurred_at)
     return ShipmentOut.from_proto(await services.call(services.shipping.RecordShipmentEvent, request))

@@ -29,7 +29,8 @@ IMPORTED_KEY_NAME = "csv-import"  # the one key per partner that the partners CS
 metadata = sa.MetaData()
 
 partners = sa.Table(
-    "partners", metadata,
+    "partners",
+    metadata,
     sa.Column("partner_id", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("scopes", sa.String(200), nullable=False),
@@ -37,7 +38,8 @@ partners = sa.Table(
 )
 
 api_keys = sa.Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     sa.Column("key_hash", sa.String(64), primary_key=True),
     sa.Column("partner_id", sa.String(64), sa.ForeignKey("partners.partner_id"), nullable=False, index=True),
     sa.Column("name", sa.String(100), nullable=False),
@@ -83,7 +85,9 @@ class PartnerStore:
     # --- the hot path's miss --------------------------------------------------------------
     async def principal(self, key_hash: str) -> Principal | None:
         query = (
-            sa.select(api_keys.c.partner_id, api_keys.c.name, api_keys.c.scopes, partners.c.scopes.label("allowed"))
+            sa.select(
+                api_keys.c.partner_id, api_keys.c.name, api_keys.c.scopes, partners.c.scopes.label("allowed")
+            )
             .join(partners, partners.c.partner_id == api_keys.c.partner_id)
             .where(api_keys.c.key_hash == key_hash)
         )
@@ -109,33 +113,58 @@ class PartnerStore:
             for row_number, record in enumerate(records, start=2):
                 scopes = " ".join(record.scopes)
                 stmt = _insert(dialect, partners).values(
-                    partner_id=record.partner_id, name=record.name, scopes=scopes, updated_at=now)
-                await conn.execute(stmt.on_conflict_do_update(
-                    index_elements=["partner_id"], set_={"name": stmt.excluded.name, "scopes": stmt.excluded.scopes,
-                                                         "updated_at": stmt.excluded.updated_at}))
+                    partner_id=record.partner_id, name=record.name, scopes=scopes, updated_at=now
+                )
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["partner_id"],
+                        set_={
+                            "name": stmt.excluded.name,
+                            "scopes": stmt.excluded.scopes,
+                            "updated_at": stmt.excluded.updated_at,
+                        },
+                    )
+                )
                 key_hash = hash_key(record.api_key)
-                await conn.execute(api_keys.delete().where(
-                    api_keys.c.partner_id == record.partner_id, api_keys.c.name == IMPORTED_KEY_NAME,
-                    api_keys.c.key_hash != key_hash))
+                await conn.execute(
+                    api_keys.delete().where(
+                        api_keys.c.partner_id == record.partner_id,
+                        api_keys.c.name == IMPORTED_KEY_NAME,
+                        api_keys.c.key_hash != key_hash,
+                    )
+                )
                 stmt = _insert(dialect, api_keys).values(
-                    key_hash=key_hash, partner_id=record.partner_id, name=IMPORTED_KEY_NAME, scopes=scopes,
-                    source="import", created_at=now)
+                    key_hash=key_hash,
+                    partner_id=record.partner_id,
+                    name=IMPORTED_KEY_NAME,
+                    scopes=scopes,
+                    source="import",
+                    created_at=now,
+                )
                 # Conditional upsert: only a key of the same partner is updated; another's is left alone.
-                result = await conn.execute(stmt.on_conflict_do_update(
-                    index_elements=["key_hash"],
-                    set_={"scopes": stmt.excluded.scopes, "name": stmt.excluded.name},
-                    where=api_keys.c.partner_id == stmt.excluded.partner_id,
-                ))
+                result = await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["key_hash"],
+                        set_={"scopes": stmt.excluded.scopes, "name": stmt.excluded.name},
+                        where=api_keys.c.partner_id == stmt.excluded.partner_id,
+                    )
+                )
                 if result.rowcount == 0:
-                    refused.append(FieldViolation(f"row {row_number}.api_key", "already the key of another partner",
-                                                  "key_in_use"))
+                    refused.append(
+                        FieldViolation(
+                            f"row {row_number}.api_key", "already the key of another partner", "key_in_use"
+                        )
+                    )
             if refused:
-                raise InvalidArgument("partners CSV reuses another partner's API key; nothing was imported", refused)
+                raise InvalidArgument(
+                    "partners CSV reuses another partner's API key; nothing was imported", refused
+                )
         return len(records)
 
     # --- keys made by an operator ---------------------------------------------------------
-    async def create_key(self, partner_id: str, name: str, scopes: Sequence[str], *,
-                         partner_name: str | None = None) -> str:
+    async def create_key(
+        self, partner_id: str, name: str, scopes: Sequence[str], *, partner_name: str | None = None
+    ) -> str:
         """Stores a new random key for the partner and returns it (the only time it is seen).
 
         With `partner_name`, an unknown partner is created with these scopes, which is how
@@ -150,22 +179,40 @@ class PartnerStore:
         async with self.db.transaction() as tx:
             conn = tx.conn
             if partner_name:
-                await conn.execute(_insert(conn.dialect.name, partners).values(
-                    partner_id=partner_id, name=partner_name, scopes=" ".join(scopes), updated_at=now,
-                ).on_conflict_do_nothing())
-            allowed = (await conn.execute(
-                sa.select(partners.c.scopes).where(partners.c.partner_id == partner_id))).scalar()
+                await conn.execute(
+                    _insert(conn.dialect.name, partners)
+                    .values(
+                        partner_id=partner_id,
+                        name=partner_name,
+                        scopes=" ".join(scopes),
+                        updated_at=now,
+                    )
+                    .on_conflict_do_nothing()
+                )
+            allowed = (
+                await conn.execute(sa.select(partners.c.scopes).where(partners.c.partner_id == partner_id))
+            ).scalar()
             if allowed is None:
-                raise NotFound(f"unknown partner {partner_id!r}: import it first (orderdesk import partners FILE), "
-                               "or give --partner-name to create it")
+                raise NotFound(
+                    f"unknown partner {partner_id!r}: import it first (orderdesk import partners FILE), "
+                    "or give --partner-name to create it"
+                )
             beyond = [s for s in scopes if s not in allowed.split()]
             if beyond:
                 raise InvalidArgument(
                     f"partner {partner_id} does not have scope(s) {', '.join(beyond)} (it has: {allowed})",
-                    [FieldViolation("scopes", "more than the partner has")])
-            await conn.execute(api_keys.insert().values(
-                key_hash=hash_key(key), partner_id=partner_id, name=name, scopes=" ".join(scopes), source="cli",
-                created_at=now))
+                    [FieldViolation("scopes", "more than the partner has")],
+                )
+            await conn.execute(
+                api_keys.insert().values(
+                    key_hash=hash_key(key),
+                    partner_id=partner_id,
+                    name=name,
+                    scopes=" ".join(scopes),
+                    source="cli",
+                    created_at=now,
+                )
+            )
         return key
 
     async def list_keys(self, partner_id: str = "") -> list[KeyInfo]:
@@ -174,12 +221,21 @@ class PartnerStore:
             query = query.where(api_keys.c.partner_id == partner_id)
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [KeyInfo(r.partner_id, r.name, tuple(r.scopes.split()), r.source, r.key_hash[:12],
-                        r.created_at.isoformat(timespec="seconds")) for r in rows]
+        return [
+            KeyInfo(
+                r.partner_id,
+                r.name,
+                tuple(r.scopes.split()),
+                r.source,
+                r.key_hash[:12],
+                r.created_at.isoformat(timespec="seconds"),
+            )
+            for r in rows
+        ]
 
     async def revoke_keys(self, partner_id: str, name: str) -> int:
         async with self.db.transaction() as tx:
             result = await tx.conn.execute(
-                api_keys.delete().where(api_keys.c.partner_id == partner_id, api_keys.c.name == name))
+                api_keys.delete().where(api_keys.c.partner_id == partner_id, api_keys.c.name == name)
+            )
         return result.rowcount
-

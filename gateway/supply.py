@@ -24,8 +24,11 @@ class ReceiptIn(BaseModel):
     warehouse: str = Field(min_length=1, max_length=32)
     sku: str = Field(min_length=1, max_length=64)
     quantity: int = Field(gt=0, le=1_000_000_000)
-    reference: str = Field(min_length=1, max_length=200,
-                           description="the receipt's unique reference (e.g. the delivery note); a repeat adds nothing")
+    reference: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the receipt's unique reference (e.g. the delivery note); a repeat adds nothing",
+    )
 
 
 class ProductionRunOut(BaseModel):
@@ -38,8 +41,14 @@ class ProductionRunOut(BaseModel):
 
     @classmethod
     def from_proto(cls, r: inventory_pb2.ProductionRun) -> ProductionRunOut:
-        return cls(production_id=r.production_id, sku=r.sku, warehouse=r.warehouse, quantity=r.quantity,
-                   expected_date=r.expected_date, status=r.status)
+        return cls(
+            production_id=r.production_id,
+            sku=r.sku,
+            warehouse=r.warehouse,
+            quantity=r.quantity,
+            expected_date=r.expected_date,
+            status=r.status,
+        )
 
 
 class ProductionList(BaseModel):
@@ -53,7 +62,9 @@ class AtpWarehouseOut(BaseModel):
 
 class AtpDateOut(BaseModel):
     date: str = Field(description="YYYY-MM-DD")
-    quantity: int = Field(description="what a new order can be promised by this date, all warehouses (cumulative)")
+    quantity: int = Field(
+        description="what a new order can be promised by this date, all warehouses (cumulative)"
+    )
     warehouses: list[AtpWarehouseOut]
 
 
@@ -66,50 +77,95 @@ class AvailableToPromiseOut(BaseModel):
 
     @classmethod
     def from_proto(cls, a: inventory_pb2.AvailableToPromise) -> AvailableToPromiseOut:
-        return cls(sku=a.sku, available_now=a.available_now, backordered=a.backordered,
-                   in_production=a.in_production,
-                   dates=[AtpDateOut(date=d.date, quantity=d.quantity,
-                                     warehouses=[AtpWarehouseOut(warehouse=w.warehouse, quantity=w.quantity)
-                                                 for w in d.warehouses])
-                          for d in a.dates])
+        return cls(
+            sku=a.sku,
+            available_now=a.available_now,
+            backordered=a.backordered,
+            in_production=a.in_production,
+            dates=[
+                AtpDateOut(
+                    date=d.date,
+                    quantity=d.quantity,
+                    warehouses=[
+                        AtpWarehouseOut(warehouse=w.warehouse, quantity=w.quantity) for w in d.warehouses
+                    ],
+                )
+                for d in a.dates
+            ],
+        )
 
 
 Sku = Annotated[str, Path(max_length=64)]
 ProductionId = Annotated[str, Path(max_length=40)]
 
 
-@router.post("/v1/admin/receipts", response_model=StockLevelOut, tags=["order desk"],
-             responses=problem_responses(*COMMON),
-             summary="Goods received at a warehouse: stock rises once per reference and fills backorders by priority")
+@router.post(
+    "/v1/admin/receipts",
+    response_model=StockLevelOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON),
+    summary="Goods received at a warehouse: stock rises once per reference and fills backorders by priority",
+)
 async def post_receipt(body: ReceiptIn, request: Request, who: Principal = scoped(ADMIN)):
     services = backends(request)
-    return StockLevelOut.from_proto(await services.call(services.inventory.Restock, inventory_pb2.RestockRequest(
-        sku=body.sku, warehouse=body.warehouse, quantity=body.quantity, reference=body.reference)))
+    return StockLevelOut.from_proto(
+        await services.call(
+            services.inventory.Restock,
+            inventory_pb2.RestockRequest(
+                sku=body.sku, warehouse=body.warehouse, quantity=body.quantity, reference=body.reference
+            ),
+        )
+    )
 
 
-@router.get("/v1/admin/production", response_model=ProductionList, tags=["order desk"],
-            responses=problem_responses(*COMMON), summary="Production runs planned for backorders")
-async def list_production(request: Request, sku: Annotated[str, Query(max_length=64)] = "",
-                          status: Literal["", "open", "completed"] = "", who: Principal = scoped(ADMIN)):
+@router.get(
+    "/v1/admin/production",
+    response_model=ProductionList,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON),
+    summary="Production runs planned for backorders",
+)
+async def list_production(
+    request: Request,
+    sku: Annotated[str, Query(max_length=64)] = "",
+    status: Literal["", "open", "completed"] = "",
+    who: Principal = scoped(ADMIN),
+):
     services = backends(request)
-    answer = await services.call(services.inventory.ListProduction,
-                                 inventory_pb2.ListProductionRequest(sku=sku, status=status))
+    answer = await services.call(
+        services.inventory.ListProduction, inventory_pb2.ListProductionRequest(sku=sku, status=status)
+    )
     return ProductionList(items=[ProductionRunOut.from_proto(r) for r in answer.runs])
 
 
-@router.post("/v1/admin/production/{production_id}/complete", response_model=ProductionRunOut,
-             tags=["order desk"], responses=problem_responses(*COMMON, 404),
-             summary="A production run is finished: its units are received once and fill backorders by priority")
+@router.post(
+    "/v1/admin/production/{production_id}/complete",
+    response_model=ProductionRunOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 404),
+    summary="A production run is finished: its units are received once and fill backorders by priority",
+)
 async def complete_production(production_id: ProductionId, request: Request, who: Principal = scoped(ADMIN)):
     services = backends(request)
-    return ProductionRunOut.from_proto(await services.call(
-        services.inventory.CompleteProduction, inventory_pb2.CompleteProductionRequest(production_id=production_id)))
+    return ProductionRunOut.from_proto(
+        await services.call(
+            services.inventory.CompleteProduction,
+            inventory_pb2.CompleteProductionRequest(production_id=production_id),
+        )
+    )
 
 
-@router.get("/v1/inventory/{sku}/atp", response_model=AvailableToPromiseOut, tags=["orders"],
-            responses=problem_responses(*COMMON, 404),
-            summary="Available to promise: what quantity of a SKU can be promised by which date")
+@router.get(
+    "/v1/inventory/{sku}/atp",
+    response_model=AvailableToPromiseOut,
+    tags=["orders"],
+    responses=problem_responses(*COMMON, 404),
+    summary="Available to promise: what quantity of a SKU can be promised by which date",
+)
 async def available_to_promise(sku: Sku, request: Request, who: Principal = scoped(ORDERS)):
     services = backends(request)
-    return AvailableToPromiseOut.from_proto(await services.call(
-        services.inventory.GetAvailableToPromise, inventory_pb2.GetAvailableToPromiseRequest(sku=sku)))
+    return AvailableToPromiseOut.from_proto(
+        await services.call(
+            services.inventory.GetAvailableToPromise, inventory_pb2.GetAvailableToPromiseRequest(sku=sku)
+        )
+    )

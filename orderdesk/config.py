@@ -20,8 +20,14 @@ from pathlib import Path
 SERVICES = ("intake", "orders", "inventory", "shipping", "returns", "notifier")
 # Below Linux's ephemeral range (32768-60999, /proc/sys/net/ipv4/ip_local_port_range), where an outgoing
 # connection could already hold a listening port we want (50051-50056 once kept orders from starting).
-DEFAULT_GRPC_PORTS = {"intake": 15051, "orders": 15052, "inventory": 15053, "shipping": 15054, "returns": 15055,
-                      "notifier": 15056}
+DEFAULT_GRPC_PORTS = {
+    "intake": 15051,
+    "orders": 15052,
+    "inventory": 15053,
+    "shipping": 15054,
+    "returns": 15055,
+    "notifier": 15056,
+}
 DEFAULT_METRICS_PORTS = {
     "intake": 9101,
     "orders": 9102,
@@ -64,7 +70,10 @@ def grpc_target(target: str) -> tuple[str, list[tuple[str, str | int]]]:
     resolves to; one address is dialled as it is."""
     round_robin = [("grpc.lb_policy_name", "round_robin")]
     if "," in target:
-        return "ipv4:" + ",".join(a.strip() for a in target.split(",") if a.strip()), [*CHANNEL_OPTIONS, *round_robin]
+        return "ipv4:" + ",".join(a.strip() for a in target.split(",") if a.strip()), [
+            *CHANNEL_OPTIONS,
+            *round_robin,
+        ]
     if target.startswith("dns:"):
         return target, [*CHANNEL_OPTIONS, *round_robin]
     return target, list(CHANNEL_OPTIONS)
@@ -131,12 +140,12 @@ def env_bool(name: str, default: bool = False) -> bool:
 class WebhookSettings:
     """The notifier's delivery settings (README "Webhooks and the event feed")."""
 
-    allow_private: bool      # ORDERDESK_WEBHOOKS_ALLOW_PRIVATE: loopback/private targets allowed (demo, tests)
-    max_attempts: int        # ORDERDESK_WEBHOOK_MAX_ATTEMPTS: attempts per round before a delivery is parked
-    backoff: float           # ORDERDESK_WEBHOOK_BACKOFF_SECONDS: first retry delay, doubled each time
-    max_backoff: float       # ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS: cap of one retry delay
-    timeout: float           # ORDERDESK_WEBHOOK_TIMEOUT_SECONDS: one POST, connect to last byte
-    concurrency: int         # ORDERDESK_WEBHOOK_CONCURRENCY: POSTs in flight across all endpoints
+    allow_private: bool  # ORDERDESK_WEBHOOKS_ALLOW_PRIVATE: loopback/private targets allowed (demo, tests)
+    max_attempts: int  # ORDERDESK_WEBHOOK_MAX_ATTEMPTS: attempts per round before a delivery is parked
+    backoff: float  # ORDERDESK_WEBHOOK_BACKOFF_SECONDS: first retry delay, doubled each time
+    max_backoff: float  # ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS: cap of one retry delay
+    timeout: float  # ORDERDESK_WEBHOOK_TIMEOUT_SECONDS: one POST, connect to last byte
+    concurrency: int  # ORDERDESK_WEBHOOK_CONCURRENCY: POSTs in flight across all endpoints
     endpoint_concurrency: int = 4  # ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY: POSTs in flight per endpoint
 
     @classmethod

@@ -44,6 +44,7 @@ def injected_failures(durable: str) -> int:
     name, _, count = spec.rpartition(":")
     return (whole_number(count) or 0) if spec and name == durable else 0
 
+
 def _correlation_id(msg, event: events_pb2.Event) -> str:
     """The request's correlation id (NATS header, else the event's own field): it goes into the
     consumer's logs and into the events its handler emits."""
@@ -56,8 +57,8 @@ BatchHandler = Callable[[Tx, list[events_pb2.Event]], Awaitable[None]]
 
 @dataclass
 class Subscription:
-    durable: str          # consumer name, unique across the suite, e.g. "shipping-order-allocated"
-    filter_subject: str   # e.g. "orderdesk.order.*.allocated"
+    durable: str  # consumer name, unique across the suite, e.g. "shipping-order-allocated"
+    filter_subject: str  # e.g. "orderdesk.order.*.allocated"
     handler: Handler
     # Optional: events the handler would ignore anyway are acked without a transaction.
     wants: Callable[[events_pb2.Event], bool] | None = None
@@ -83,8 +84,11 @@ class EventConsumer:
         self._claim = insert_ignoring_conflicts(db.dialect, inbox_table)
         self._fail_first = injected_failures(subscription.durable)
         if self._fail_first:
-            log.warning("%s: TEST fault injection, failing the first %d deliveries of every message",
-                        subscription.durable, self._fail_first)
+            log.warning(
+                "%s: TEST fault injection, failing the first %d deliveries of every message",
+                subscription.durable,
+                self._fail_first,
+            )
 
     async def start(self) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -99,8 +103,11 @@ class EventConsumer:
             max_ack_pending=10_000,
         )
         self._psub = await events.while_jetstream_settles(
-            f"consumer {self.sub.durable}", lambda: self.js.pull_subscribe(
-                self.sub.filter_subject, durable=self.sub.durable, stream=events.STREAM, config=config))
+            f"consumer {self.sub.durable}",
+            lambda: self.js.pull_subscribe(
+                self.sub.filter_subject, durable=self.sub.durable, stream=events.STREAM, config=config
+            ),
+        )
 
     def stop(self) -> None:
         self._stopping = True
@@ -148,7 +155,8 @@ class EventConsumer:
                 raise InjectedFault(f"injected failure of delivery {msg.metadata.num_delivered}")
             async with self.db.transaction() as tx:
                 inserted = await tx.conn.execute(
-                    self._claim, {"consumer": self.sub.durable, "event_id": event.event_id, "processed_at": utcnow()}
+                    self._claim,
+                    {"consumer": self.sub.durable, "event_id": event.event_id, "processed_at": utcnow()},
                 )
                 if inserted.rowcount == 0:
                     outcome = "duplicate"
@@ -162,12 +170,20 @@ class EventConsumer:
         except Exception as exc:
             delivered = msg.metadata.num_delivered if msg.metadata else 1
             if delivered >= self.sub.max_deliver:
-                log.error("%s gave up on %s after %d deliveries: %s", self.sub.durable, event.type, delivered, exc)
+                log.error(
+                    "%s gave up on %s after %d deliveries: %s", self.sub.durable, event.type, delivered, exc
+                )
                 await self._dead_letter(msg, repr(exc))
             else:
                 delay = min(0.5 * 2 ** (delivered - 1), 30.0)
-                log.warning("%s failed on %s (delivery %d), retry in %.1fs: %s",
-                            self.sub.durable, event.type, delivered, delay, exc)
+                log.warning(
+                    "%s failed on %s (delivery %d), retry in %.1fs: %s",
+                    self.sub.durable,
+                    event.type,
+                    delivered,
+                    delay,
+                    exc,
+                )
                 metrics.EVENTS_CONSUMED.labels(self.sub.durable, "retried").inc()
                 await msg.nak(delay=delay)
         finally:
@@ -198,8 +214,12 @@ class EventConsumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.info("%s: a batch of %d failed together (%s); handling them one by one",
-                     self.sub.durable, len(messages), exc)
+            log.info(
+                "%s: a batch of %d failed together (%s); handling them one by one",
+                self.sub.durable,
+                len(messages),
+                exc,
+            )
             return False
         for msg, outcome in zip(messages, outcomes, strict=True):
             await msg.ack()
@@ -210,11 +230,20 @@ class EventConsumer:
         """Inbox rows for a batch in two statements; the wanted events not handled before, in order.
         (A claim racing another replica's fails the insert: the batch then goes one by one.)"""
         wanted = [self.sub.wants is None or self.sub.wants(event) for _msg, event in decoded]
-        ids = list(dict.fromkeys(event.event_id for (_msg, event), want in zip(decoded, wanted, strict=True) if want))
+        ids = list(
+            dict.fromkeys(event.event_id for (_msg, event), want in zip(decoded, wanted, strict=True) if want)
+        )
         seen = set()
         if ids:
-            seen = set((await tx.conn.execute(select(inbox_table.c.event_id).where(
-                inbox_table.c.consumer == self.sub.durable, inbox_table.c.event_id.in_(ids)))).scalars())
+            seen = set(
+                (
+                    await tx.conn.execute(
+                        select(inbox_table.c.event_id).where(
+                            inbox_table.c.consumer == self.sub.durable, inbox_table.c.event_id.in_(ids)
+                        )
+                    )
+                ).scalars()
+            )
         fresh = []
         for (msg, event), want in zip(decoded, wanted, strict=True):
             if not want:
@@ -227,8 +256,13 @@ class EventConsumer:
                 outcomes.append("handled")
         if fresh:
             now = utcnow()
-            await tx.conn.execute(inbox_table.insert(), [
-                {"consumer": self.sub.durable, "event_id": event.event_id, "processed_at": now} for _m, event in fresh])
+            await tx.conn.execute(
+                inbox_table.insert(),
+                [
+                    {"consumer": self.sub.durable, "event_id": event.event_id, "processed_at": now}
+                    for _m, event in fresh
+                ],
+            )
         return fresh
 
     async def _dead_letter(self, msg, error: str) -> None:

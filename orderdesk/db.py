@@ -80,7 +80,9 @@ class Work:
     they were handed in to (`Database(repositories=...)`) may map a key to another factory.
     """
 
-    def __init__(self, conn: AsyncConnection, factories: dict[type, Callable[[AsyncConnection], Any]] | None = None):
+    def __init__(
+        self, conn: AsyncConnection, factories: dict[type, Callable[[AsyncConnection], Any]] | None = None
+    ):
         self.conn = conn
         self._factories = factories or {}
         self._repos: dict[type, Any] = {}
@@ -93,13 +95,19 @@ class Work:
         return found
 
     async def execute(self, statement, params=None):
-        return await self.conn.execute(statement, params) if params is not None else await self.conn.execute(statement)
+        return (
+            await self.conn.execute(statement, params)
+            if params is not None
+            else await self.conn.execute(statement)
+        )
 
 
 class Tx(Work):
     """One database transaction: the connection, its repositories and the events it will publish."""
 
-    def __init__(self, conn: AsyncConnection, factories: dict[type, Callable[[AsyncConnection], Any]] | None = None):
+    def __init__(
+        self, conn: AsyncConnection, factories: dict[type, Callable[[AsyncConnection], Any]] | None = None
+    ):
         super().__init__(conn, factories)
         self.emitted = 0
         self.after_commit: list[Callable[[], None]] = []  # called once the transaction has committed
@@ -163,7 +171,9 @@ class Database:
         await self.engine.dispose()
 
 
-def insert_ignoring_conflicts(dialect_name: str, table: Table, values: dict[str, Any] | list[dict[str, Any]] | None = None):
+def insert_ignoring_conflicts(
+    dialect_name: str, table: Table, values: dict[str, Any] | list[dict[str, Any]] | None = None
+):
     """INSERT ... ON CONFLICT DO NOTHING on either backend; rowcount tells if it inserted.
 
     Without `values` the statement is a template to execute with parameters: build it
@@ -181,8 +191,9 @@ def upsert(dialect_name: str, table: Table, values: dict[str, Any], keys: list[s
     return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
 
 
-async def update_versioned(conn, table: Table, key_column, key, loaded_version: int, values: dict[str, Any],
-                           what: str) -> None:
+async def update_versioned(
+    conn, table: Table, key_column, key, loaded_version: int, values: dict[str, Any], what: str
+) -> None:
     """Saves an aggregate's row only if nobody changed it since it was read (optimistic version column).
 
     A lost race raises Conflict (gRPC ABORTED): the use case reloads and tries again, or the caller does."""

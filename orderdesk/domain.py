@@ -18,7 +18,9 @@ def address_dict(address: Any) -> dict[str, str]:
     return {f: getattr(address, f, "") for f in ADDRESS_FIELDS}
 
 
-def units_per_sku(lines: Iterable[Any], quantity: Callable[[Any], int] = lambda line: line.quantity) -> dict[str, int]:
+def units_per_sku(
+    lines: Iterable[Any], quantity: Callable[[Any], int] = lambda line: line.quantity
+) -> dict[str, int]:
     """Units per SKU over `lines`, in the order the SKUs first appear (an order may list one SKU twice).
 
     `quantity` picks which of a line's quantities to add (ordered, delivered, restocked, ...)."""

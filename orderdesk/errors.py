@@ -32,7 +32,9 @@ class InvalidArgument(DomainError):
     code = "INVALID_ARGUMENT"
     reason = "invalid_argument"
 
-    def __init__(self, message: str, violations: list[FieldViolation] | None = None, *, reason: str | None = None):
+    def __init__(
+        self, message: str, violations: list[FieldViolation] | None = None, *, reason: str | None = None
+    ):
         super().__init__(message, reason=reason)
         self.violations = violations or []
 
@@ -53,8 +55,9 @@ class FailedPrecondition(DomainError):
     code = "FAILED_PRECONDITION"
     reason = "failed_precondition"
 
-    def __init__(self, message: str, *, rule: str, subject: str = "",
-                 violations: list[FieldViolation] | None = None):
+    def __init__(
+        self, message: str, *, rule: str, subject: str = "", violations: list[FieldViolation] | None = None
+    ):
         super().__init__(message, reason=rule)
         self.rule = rule
         self.subject = subject
@@ -71,8 +74,6 @@ class Conflict(DomainError):
 class Unavailable(DomainError):
     code = "UNAVAILABLE"
     reason = "unavailable"
-
-
 
 
 def require(value: str, field: str) -> None:

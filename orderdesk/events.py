@@ -108,8 +108,9 @@ async def while_jetstream_settles(what: str, call, *, within: float = 60.0, paus
         except (NatsTimeout, NoRespondersError, NoStreamResponseError, ServiceUnavailableError) as exc:
             if time.monotonic() > deadline:
                 raise
-            logging.getLogger("orderdesk.events").warning("%s: JetStream not answering yet (%s), retrying",
-                                                          what, type(exc).__name__)
+            logging.getLogger("orderdesk.events").warning(
+                "%s: JetStream not answering yet (%s), retrying", what, type(exc).__name__
+            )
             await asyncio.sleep(pause)
 
 
@@ -137,7 +138,9 @@ async def ensure_streams(js) -> None:
         ),
     ]
     for config in configs:
-        await while_jetstream_settles(f"stream {config.name}", lambda config=config: _add_or_update(js, config))
+        await while_jetstream_settles(
+            f"stream {config.name}", lambda config=config: _add_or_update(js, config)
+        )
 
 
 async def _add_or_update(js, config) -> None:

@@ -36,6 +36,10 @@ def key_reused(what: str) -> InvalidArgument:
     """The same key with a different body: refused, the first `what` (order, return) stands."""
     return InvalidArgument(
         f"this Idempotency-Key was already used for a different {what}; use a new key for a new {what}",
-        [FieldViolation("Idempotency-Key", "already used with another request body", "idempotency_key_reused")],
+        [
+            FieldViolation(
+                "Idempotency-Key", "already used with another request body", "idempotency_key_reused"
+            )
+        ],
         reason="idempotency_key_reused",
     )

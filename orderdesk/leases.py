@@ -66,7 +66,9 @@ class AdvisoryLease(Lease):
     def __init__(self, name: str, database_url: str):
         super().__init__(name)
         # A stable 64-bit key per job name (the same in every replica and every release).
-        self.key = int.from_bytes(hashlib.sha256(f"orderdesk:{name}".encode()).digest()[:8], "big", signed=True)
+        self.key = int.from_bytes(
+            hashlib.sha256(f"orderdesk:{name}".encode()).digest()[:8], "big", signed=True
+        )
         self.dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn = None
 
@@ -75,18 +77,26 @@ class AdvisoryLease(Lease):
 
         if self._conn is None or self._conn.is_closed():
             self._conn = await asyncpg.connect(
-                self.dsn, timeout=5,
+                self.dsn,
+                timeout=5,
                 # The server notices a vanished holder within ~11 s and frees the lock.
-                server_settings={"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2",
-                                 "tcp_keepalives_count": "3", "application_name": f"orderdesk-lease-{self.name}"},
+                server_settings={
+                    "tcp_keepalives_idle": "5",
+                    "tcp_keepalives_interval": "2",
+                    "tcp_keepalives_count": "3",
+                    "application_name": f"orderdesk-lease-{self.name}",
+                },
             )
         return self._conn
 
     async def acquire(self) -> bool:
         try:
             conn = await self._connect()
-            self.held = bool(await asyncio.wait_for(
-                conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key), self.CHECK_TIMEOUT))
+            self.held = bool(
+                await asyncio.wait_for(
+                    conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key), self.CHECK_TIMEOUT
+                )
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -130,7 +140,9 @@ def for_database(database_url: str, name: str) -> Lease:
     return Lease(name)
 
 
-async def run_while_held(lease: Lease, work: Callable[[], Coroutine[Any, Any, None]], *, service: str = "") -> None:
+async def run_while_held(
+    lease: Lease, work: Callable[[], Coroutine[Any, Any, None]], *, service: str = ""
+) -> None:
     """Runs `work()` whenever `lease` is held and cancels it the moment the lease is lost; until cancelled
     or until `work()` returns (a clean stop)."""
     gauge = metrics.LEASE_HELD.labels(service or "-", lease.name)
@@ -177,6 +189,7 @@ class Wakeup:
 
     async def start(self) -> None:
         if self.lease.exclusive and self.nc is not None:
+
             async def _received(msg) -> None:
                 self.on_wake(msg.data)
 

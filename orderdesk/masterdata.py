@@ -36,7 +36,7 @@ class Customer:
     customer_id: str
     name: str
     tier: str
-    status: str                     # active | blocked
+    status: str  # active | blocked
     credit_limit: Decimal
     currency: str
     payment_terms: tuple[str, ...]  # allowed terms, e.g. ("NET30",) or ("PREPAID",)
@@ -58,7 +58,7 @@ class Product:
     production_lead_time_days: int
     min_order_qty: int
     order_multiple: int
-    status: str                     # active | discontinued
+    status: str  # active | discontinued
 
 
 @dataclass(frozen=True)
@@ -98,16 +98,39 @@ class Partner:
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": (
-        "customer_id", "name", "tier", "status", "credit_limit", "currency", "payment_terms", "email", "phone",
-        "ship_to_line1", "ship_to_city", "ship_to_postal_code", "ship_to_country",
+        "customer_id",
+        "name",
+        "tier",
+        "status",
+        "credit_limit",
+        "currency",
+        "payment_terms",
+        "email",
+        "phone",
+        "ship_to_line1",
+        "ship_to_city",
+        "ship_to_postal_code",
+        "ship_to_country",
     ),
     "products": (
-        "sku", "name", "unit_price", "currency", "make_to_order", "production_lead_time_days", "min_order_qty",
-        "order_multiple", "status",
+        "sku",
+        "name",
+        "unit_price",
+        "currency",
+        "make_to_order",
+        "production_lead_time_days",
+        "min_order_qty",
+        "order_multiple",
+        "status",
     ),
     "stock": ("sku", "warehouse", "on_hand"),
     "warehouses": (
-        "warehouse", "name", "country", "cutoff_hour_utc", "transit_days_domestic", "transit_days_international",
+        "warehouse",
+        "name",
+        "country",
+        "cutoff_hour_utc",
+        "transit_days_domestic",
+        "transit_days_international",
     ),
     "partners": ("partner_id", "name", "api_key", "scopes"),
     "prices": ("customer_id", "sku", "unit_price", "currency"),
@@ -178,11 +201,17 @@ class _Row:
 
 def _customer(r: _Row) -> Customer:
     return Customer(
-        customer_id=r.text("customer_id"), name=r.text("name"), tier=r.choice("tier", TIERS),
-        status=r.choice("status", ("active", "blocked")), credit_limit=r.decimal("credit_limit"),
-        currency=r.text("currency").upper(), payment_terms=tuple(t.upper() for t in r.words("payment_terms")),
-        email=r.text("email", required=False), phone=r.text("phone", required=False),
-        ship_to_line1=r.text("ship_to_line1", required=False), ship_to_city=r.text("ship_to_city", required=False),
+        customer_id=r.text("customer_id"),
+        name=r.text("name"),
+        tier=r.choice("tier", TIERS),
+        status=r.choice("status", ("active", "blocked")),
+        credit_limit=r.decimal("credit_limit"),
+        currency=r.text("currency").upper(),
+        payment_terms=tuple(t.upper() for t in r.words("payment_terms")),
+        email=r.text("email", required=False),
+        phone=r.text("phone", required=False),
+        ship_to_line1=r.text("ship_to_line1", required=False),
+        ship_to_city=r.text("ship_to_city", required=False),
         ship_to_postal_code=r.text("ship_to_postal_code", required=False),
         ship_to_country=r.text("ship_to_country", required=False).upper(),
     )
@@ -190,10 +219,14 @@ def _customer(r: _Row) -> Customer:
 
 def _product(r: _Row) -> Product:
     return Product(
-        sku=r.text("sku"), name=r.text("name"), unit_price=r.decimal("unit_price"), currency=r.text("currency").upper(),
+        sku=r.text("sku"),
+        name=r.text("name"),
+        unit_price=r.decimal("unit_price"),
+        currency=r.text("currency").upper(),
         make_to_order=r.boolean("make_to_order"),
         production_lead_time_days=r.integer("production_lead_time_days", minimum=0),
-        min_order_qty=r.integer("min_order_qty", minimum=1), order_multiple=r.integer("order_multiple", minimum=1),
+        min_order_qty=r.integer("min_order_qty", minimum=1),
+        order_multiple=r.integer("order_multiple", minimum=1),
         status=r.choice("status", ("active", "discontinued")),
     )
 
@@ -204,7 +237,9 @@ def _stock(r: _Row) -> StockRow:
 
 def _warehouse(r: _Row) -> Warehouse:
     return Warehouse(
-        warehouse=r.text("warehouse"), name=r.text("name"), country=r.text("country").upper(),
+        warehouse=r.text("warehouse"),
+        name=r.text("name"),
+        country=r.text("country").upper(),
         cutoff_hour_utc=r.integer("cutoff_hour_utc", minimum=0, maximum=23),
         transit_days_domestic=r.integer("transit_days_domestic", minimum=0),
         transit_days_international=r.integer("transit_days_international", minimum=0),
@@ -218,24 +253,44 @@ def _partner(r: _Row) -> Partner:
             r._bad("scopes", f"unknown scope {scope!r}; known: {', '.join(SCOPES)}")
     if not scopes:
         r._bad("scopes", "at least one scope")
-    return Partner(partner_id=r.text("partner_id"), name=r.text("name"), api_key=r.text("api_key"), scopes=scopes)
+    return Partner(
+        partner_id=r.text("partner_id"), name=r.text("name"), api_key=r.text("api_key"), scopes=scopes
+    )
 
 
 def _price(r: _Row) -> CustomerPrice:
-    return CustomerPrice(customer_id=r.text("customer_id"), sku=r.text("sku"), unit_price=r.decimal("unit_price"),
-                         currency=r.text("currency").upper())
+    return CustomerPrice(
+        customer_id=r.text("customer_id"),
+        sku=r.text("sku"),
+        unit_price=r.decimal("unit_price"),
+        currency=r.text("currency").upper(),
+    )
 
 
-_PARSERS = {"customers": _customer, "products": _product, "stock": _stock, "warehouses": _warehouse,
-            "partners": _partner, "prices": _price}
-_KEYS = {"customers": ("customer_id",), "products": ("sku",), "stock": ("sku", "warehouse"),
-         "warehouses": ("warehouse",), "partners": ("partner_id",), "prices": ("customer_id", "sku")}
+_PARSERS = {
+    "customers": _customer,
+    "products": _product,
+    "stock": _stock,
+    "warehouses": _warehouse,
+    "partners": _partner,
+    "prices": _price,
+}
+_KEYS = {
+    "customers": ("customer_id",),
+    "products": ("sku",),
+    "stock": ("sku", "warehouse"),
+    "warehouses": ("warehouse",),
+    "partners": ("partner_id",),
+    "prices": ("customer_id", "sku"),
+}
 
 
 def parse(kind: str, text: str) -> list:
     """Parses one CSV document of `kind`; raises InvalidArgument listing every bad cell."""
     if kind not in _PARSERS:
-        raise InvalidArgument(f"unknown kind {kind!r}", [FieldViolation("kind", f"one of {', '.join(KINDS)}")])
+        raise InvalidArgument(
+            f"unknown kind {kind!r}", [FieldViolation("kind", f"one of {', '.join(KINDS)}")]
+        )
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = tuple(h.strip() for h in (reader.fieldnames or ()))
     missing = [c for c in COLUMNS[kind] if c not in header]
@@ -257,5 +312,7 @@ def parse(kind: str, text: str) -> list:
         seen[key] = number
         records.append(record)
     if violations:
-        raise InvalidArgument(f"{kind} CSV has {len(violations)} problem(s); nothing was imported", violations)
+        raise InvalidArgument(
+            f"{kind} CSV has {len(violations)} problem(s); nothing was imported", violations
+        )
     return records

@@ -13,42 +13,61 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 # --- transport -------------------------------------------------------------
 GRPC_HANDLED = Counter(
-    "orderdesk_grpc_server_handled_total", "gRPC calls handled, by method and status code",
+    "orderdesk_grpc_server_handled_total",
+    "gRPC calls handled, by method and status code",
     ["service", "method", "code"],
 )
 GRPC_LATENCY = Histogram(
-    "orderdesk_grpc_server_handling_seconds", "gRPC server handling time", ["service", "method"],
+    "orderdesk_grpc_server_handling_seconds",
+    "gRPC server handling time",
+    ["service", "method"],
     buckets=LATENCY_BUCKETS,
 )
 HTTP_REQUESTS = Counter(
-    "orderdesk_http_requests_total", "Gateway HTTP requests, by route template and status", ["method", "route", "status"],
+    "orderdesk_http_requests_total",
+    "Gateway HTTP requests, by route template and status",
+    ["method", "route", "status"],
 )
 HTTP_LATENCY = Histogram(
-    "orderdesk_http_request_duration_seconds", "Gateway HTTP request latency", ["method", "route"],
+    "orderdesk_http_request_duration_seconds",
+    "Gateway HTTP request latency",
+    ["method", "route"],
     buckets=LATENCY_BUCKETS,
 )
 
 # --- events ----------------------------------------------------------------
 OUTBOX_BACKLOG = Gauge("orderdesk_outbox_backlog_events", "Outbox rows not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
-    "orderdesk_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row", ["service"],
+    "orderdesk_outbox_oldest_pending_age_seconds",
+    "Age of the oldest unpublished outbox row",
+    ["service"],
 )
-OUTBOX_PUBLISHED = Counter("orderdesk_outbox_published_total", "Events published from the outbox", ["service"])
+OUTBOX_PUBLISHED = Counter(
+    "orderdesk_outbox_published_total", "Events published from the outbox", ["service"]
+)
 OUTBOX_PUBLISH_ERRORS = Counter(
-    "orderdesk_outbox_publish_errors_total", "Failed publish attempts (retried)", ["service"],
+    "orderdesk_outbox_publish_errors_total",
+    "Failed publish attempts (retried)",
+    ["service"],
 )
 EVENTS_CONSUMED = Counter(
     "orderdesk_events_consumed_total",
     "Events delivered to a consumer, by outcome (handled, duplicate, retried, dead_lettered, ignored)",
     ["consumer", "outcome"],
 )
-DEAD_LETTERS = Counter("orderdesk_dead_letters_total", "Events parked on the dead-letter stream", ["consumer"])
-CONSUMER_PENDING = Gauge("orderdesk_consumer_pending_events", "Events waiting for a consumer (lag)", ["consumer"])
+DEAD_LETTERS = Counter(
+    "orderdesk_dead_letters_total", "Events parked on the dead-letter stream", ["consumer"]
+)
+CONSUMER_PENDING = Gauge(
+    "orderdesk_consumer_pending_events", "Events waiting for a consumer (lag)", ["consumer"]
+)
 ALLOCATION_HELD = Gauge(
-    "orderdesk_allocation_held", "1 while the allocator holds off because orders are surging (services/orders/surge.py)",
+    "orderdesk_allocation_held",
+    "1 while the allocator holds off because orders are surging (services/orders/surge.py)",
 )
 LEASE_HELD = Gauge(
-    "orderdesk_lease_held", "1 while this replica holds the lease of a singleton job (outbox relay, allocator)",
+    "orderdesk_lease_held",
+    "1 while this replica holds the lease of a singleton job (outbox relay, allocator)",
     ["service", "job"],
 )
 
@@ -58,21 +77,26 @@ RETENTION_PRUNED = Counter(
     ["service", "what"],
 )
 RETENTION_PASS = Histogram(
-    "orderdesk_retention_pass_seconds", "Time of one retention pass over one table, all its batches",
-    ["service", "what"], buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0),
+    "orderdesk_retention_pass_seconds",
+    "Time of one retention pass over one table, all its batches",
+    ["service", "what"],
+    buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0),
 )
 
 # --- the business ------------------------------------------------------------
 ORDERS_RECEIVED = Counter(
-    "orderdesk_orders_received_total", "Orders received by intake, by channel and outcome (approved, held, invalid, replayed)",
+    "orderdesk_orders_received_total",
+    "Orders received by intake, by channel and outcome (approved, held, invalid, replayed)",
     ["channel", "outcome"],
 )
 ORDER_TRANSITIONS = Counter(
-    "orderdesk_order_status_transitions_total", "Order status changes, by the status entered (throughput by status)",
+    "orderdesk_order_status_transitions_total",
+    "Order status changes, by the status entered (throughput by status)",
     ["status"],
 )
 ORDERS_COMPLETED = Counter(
-    "orderdesk_orders_completed_total", "Orders completed (all shipments delivered), by on-time delivery",
+    "orderdesk_orders_completed_total",
+    "Orders completed (all shipments delivered), by on-time delivery",
     ["on_time"],
 )
 ORDER_CHANGES = Counter(
@@ -82,19 +106,27 @@ ORDER_EXCEPTIONS = Counter(
     "orderdesk_order_exceptions_total", "Exceptions on orders opened and resolved", ["type", "step"]
 )
 RESERVATIONS = Counter(
-    "orderdesk_stock_reservations_total", "Reserve calls by outcome (full, partial, none)", ["outcome"],
+    "orderdesk_stock_reservations_total",
+    "Reserve calls by outcome (full, partial, none)",
+    ["outcome"],
 )
 UNITS_RESERVED = Counter("orderdesk_stock_units_reserved_total", "Units reserved", [])
 BACKORDER_UNITS_FILLED = Counter(
-    "orderdesk_backorder_units_filled_total", "Backordered units reserved when stock arrived (receipts, production, "
-    "returns, counts, cancellations), in priority order", [],
+    "orderdesk_backorder_units_filled_total",
+    "Backordered units reserved when stock arrived (receipts, production, "
+    "returns, counts, cancellations), in priority order",
+    [],
 )
 RESERVE_RETRIES = Counter(
-    "orderdesk_stock_reserve_retries_total", "Reserve attempts retried because a guarded stock update refused a "
-    "plan made from levels another replica changed meanwhile", [],
+    "orderdesk_stock_reserve_retries_total",
+    "Reserve attempts retried because a guarded stock update refused a "
+    "plan made from levels another replica changed meanwhile",
+    [],
 )
 PRODUCTION_RUNS = Counter(
-    "orderdesk_production_runs_total", "Production runs planned for backorders and completed", ["step"],
+    "orderdesk_production_runs_total",
+    "Production runs planned for backorders and completed",
+    ["step"],
 )  # step: planned | completed
 STOCK_UNITS_MOVED = Counter(
     "orderdesk_stock_units_moved_total",
@@ -104,7 +136,9 @@ STOCK_UNITS_MOVED = Counter(
 )
 SHIPMENT_EVENTS = Counter("orderdesk_shipment_events_total", "Shipment steps recorded", ["type"])
 SHIPMENTS_DELIVERED = Counter(
-    "orderdesk_shipments_delivered_total", "Shipments delivered, by whether by the promised date", ["on_time"],
+    "orderdesk_shipments_delivered_total",
+    "Shipments delivered, by whether by the promised date",
+    ["on_time"],
 )
 RETURN_STEPS = Counter("orderdesk_return_steps_total", "Return authorisation steps", ["step"])
 REFUNDED_AMOUNT = Counter("orderdesk_refunded_amount_total", "Refunded money, in order currency units", [])
@@ -112,53 +146,88 @@ REFUNDED_AMOUNT = Counter("orderdesk_refunded_amount_total", "Refunded money, in
 # The desk's numbers (README "The desk's numbers": each report formula with its PromQL twin).
 LINES_FIRST_ALLOCATED = Counter(
     "orderdesk_order_lines_first_allocated_total",
-    "Order lines at their order's first reservation, by whether it covered the whole line", ["filled"],
+    "Order lines at their order's first reservation, by whether it covered the whole line",
+    ["filled"],
 )
 UNITS_FIRST_ALLOCATED = Counter(
     "orderdesk_order_units_first_allocated_total",
-    "Ordered units at their order's first reservation: filled (reserved) or short (backordered)", ["outcome"],
+    "Ordered units at their order's first reservation: filled (reserved) or short (backordered)",
+    ["outcome"],
 )
 ORDER_HOLD_REASONS = Counter(
-    "orderdesk_order_hold_reasons_total", "Reasons given to orders put on hold, by intake's reason code", ["reason"],
+    "orderdesk_order_hold_reasons_total",
+    "Reasons given to orders put on hold, by intake's reason code",
+    ["reason"],
 )
 ORDER_CANCELLATIONS = Counter(
     "orderdesk_order_cancellations_total",
-    "Orders cancelled, by reason class (the code the reason starts with, else other)", ["reason"],
+    "Orders cancelled, by reason class (the code the reason starts with, else other)",
+    ["reason"],
 )
 UNITS_CANCELLED = Counter(
     "orderdesk_order_units_cancelled_total",
-    "Ordered units cancelled (whole orders, and lines cut by change requests), by reason class", ["reason"],
+    "Ordered units cancelled (whole orders, and lines cut by change requests), by reason class",
+    ["reason"],
 )
-UNITS_DELIVERED = Counter("orderdesk_order_units_delivered_total", "Units delivered by orders as they complete", [])
+UNITS_DELIVERED = Counter(
+    "orderdesk_order_units_delivered_total", "Units delivered by orders as they complete", []
+)
 UNITS_RETURNED = Counter(
-    "orderdesk_order_units_returned_total", "Units taken back by refunded returns, by reason class", ["reason"],
+    "orderdesk_order_units_returned_total",
+    "Units taken back by refunded returns, by reason class",
+    ["reason"],
 )
 ORDER_CYCLE_SECONDS = Histogram(
     "orderdesk_order_cycle_seconds",
     "Order cycle times: received_to_confirmed, confirmed_to_shipped, shipped_to_delivered, received_to_delivered",
     ["stage"],
-    buckets=(1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 2 * 86400.0, 3 * 86400.0,
-             5 * 86400.0, 7 * 86400.0, 14 * 86400.0, 30 * 86400.0),
+    buckets=(
+        1.0,
+        10.0,
+        60.0,
+        300.0,
+        900.0,
+        3600.0,
+        4 * 3600.0,
+        12 * 3600.0,
+        86400.0,
+        2 * 86400.0,
+        3 * 86400.0,
+        5 * 86400.0,
+        7 * 86400.0,
+        14 * 86400.0,
+        30 * 86400.0,
+    ),
 )
 
 # --- notifications (webhooks and the event feed) -------------------------------------------------
-FEED_APPENDED = Counter("orderdesk_feed_events_appended_total", "Events appended to partners' feeds", ["aggregate"])
+FEED_APPENDED = Counter(
+    "orderdesk_feed_events_appended_total", "Events appended to partners' feeds", ["aggregate"]
+)
 WEBHOOK_DELIVERIES = Counter(
     "orderdesk_webhook_deliveries_total",
-    "Webhook delivery attempts by outcome (delivered, retry, failed, parked, gone)", ["outcome"],
+    "Webhook delivery attempts by outcome (delivered, retry, failed, parked, gone)",
+    ["outcome"],
 )
 WEBHOOK_ATTEMPT_LATENCY = Histogram(
-    "orderdesk_webhook_attempt_duration_seconds", "Time of one webhook POST until the receiver answered", [],
+    "orderdesk_webhook_attempt_duration_seconds",
+    "Time of one webhook POST until the receiver answered",
+    [],
     buckets=LATENCY_BUCKETS,
 )
 WEBHOOK_EVENT_TO_DELIVERY = Histogram(
-    "orderdesk_webhook_event_to_delivery_seconds", "From the event's occurrence to its successful delivery", [],
+    "orderdesk_webhook_event_to_delivery_seconds",
+    "From the event's occurrence to its successful delivery",
+    [],
     buckets=(*LATENCY_BUCKETS, 30.0, 60.0, 300.0, 900.0, 3600.0),
 )
-WEBHOOK_PARKED = Gauge("orderdesk_webhook_parked_deliveries", "Deliveries parked after their last retry (replayable)")
+WEBHOOK_PARKED = Gauge(
+    "orderdesk_webhook_parked_deliveries", "Deliveries parked after their last retry (replayable)"
+)
 WEBHOOK_PENDING = Gauge("orderdesk_webhook_pending_deliveries", "Deliveries waiting for their (next) attempt")
 WEBHOOK_FEED_LAG = Gauge(
-    "orderdesk_webhook_feed_lag_events", "Largest number of feed entries an active endpoint has not taken on yet",
+    "orderdesk_webhook_feed_lag_events",
+    "Largest number of feed entries an active endpoint has not taken on yet",
 )
 
 

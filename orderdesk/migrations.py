@@ -52,8 +52,9 @@ def run_env(target_metadata: MetaData) -> None:
             context.run_migrations()
 
     if context.is_offline_mode():
-        context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                          literal_binds=True)
+        context.configure(
+            url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True
+        )
         with context.begin_transaction():
             context.run_migrations()
     elif connection is not None:

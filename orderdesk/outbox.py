@@ -60,7 +60,9 @@ inbox_table = Table(
     Column("consumer", String(100), primary_key=True),
     Column("event_id", String(64), primary_key=True),
     Column("processed_at", UtcDateTime, nullable=False),
-    Index("ix_inbox_processed", "processed_at"),  # pruning (orderdesk.retention); made by each service's migration
+    Index(
+        "ix_inbox_processed", "processed_at"
+    ),  # pruning (orderdesk.retention); made by each service's migration
 )
 
 
@@ -75,8 +77,12 @@ _INSERT = outbox_table.insert()  # built once: SQLAlchemy caches its compiled fo
 
 
 def row(event) -> dict:
-    return {"event_id": event.event_id, "subject": events.subject(event), "payload": event.SerializeToString(),
-            "created_at": utcnow()}
+    return {
+        "event_id": event.event_id,
+        "subject": events.subject(event),
+        "payload": event.SerializeToString(),
+        "created_at": utcnow(),
+    }
 
 
 async def append_rows(conn, rows: list[dict]) -> None:
@@ -150,7 +156,12 @@ class OutboxRelay:
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
-                    select(outbox_table.c.id, outbox_table.c.event_id, outbox_table.c.subject, outbox_table.c.payload)
+                    select(
+                        outbox_table.c.id,
+                        outbox_table.c.event_id,
+                        outbox_table.c.subject,
+                        outbox_table.c.payload,
+                    )
                     .where(outbox_table.c.published_at.is_(None))
                     .order_by(outbox_table.c.id)
                     .limit(self.BATCH)
@@ -175,7 +186,9 @@ class OutboxRelay:
             done.append(row.id)
         if done:
             async with self.db.engine.begin() as conn:
-                await conn.execute(update(outbox_table).where(outbox_table.c.id.in_(done)).values(published_at=utcnow()))
+                await conn.execute(
+                    update(outbox_table).where(outbox_table.c.id.in_(done)).values(published_at=utcnow())
+                )
             metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
         await self._update_backlog()
         if failure is not None:
@@ -186,7 +199,9 @@ class OutboxRelay:
         async with self.db.read() as conn:
             count, oldest = (
                 await conn.execute(
-                    select(func.count(), func.min(outbox_table.c.created_at)).where(outbox_table.c.published_at.is_(None))
+                    select(func.count(), func.min(outbox_table.c.created_at)).where(
+                        outbox_table.c.published_at.is_(None)
+                    )
                 )
             ).one()
         metrics.OUTBOX_BACKLOG.labels(self.service).set(count)
@@ -194,8 +209,12 @@ class OutboxRelay:
             from datetime import UTC
 
             oldest = oldest.replace(tzinfo=UTC)
-        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set((utcnow() - oldest).total_seconds() if oldest else 0)
+        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(
+            (utcnow() - oldest).total_seconds() if oldest else 0
+        )
 
     async def pending_count(self) -> int:
         async with self.db.read() as conn:
-            return (await conn.execute(select(func.count()).where(outbox_table.c.published_at.is_(None)))).scalar_one()
+            return (
+                await conn.execute(select(func.count()).where(outbox_table.c.published_at.is_(None)))
+            ).scalar_one()

@@ -17,7 +17,11 @@ def holder_of(port: int) -> str:
                     name = psutil.Process(conn.pid).name() if conn.pid else "?"
                 except psutil.Error:
                     name = "?"
-                state = "listening" if conn.status == psutil.CONN_LISTEN else f"a connection, {conn.status.lower()}"
+                state = (
+                    "listening"
+                    if conn.status == psutil.CONN_LISTEN
+                    else f"a connection, {conn.status.lower()}"
+                )
                 found.append(f"pid {conn.pid or '?'} ({name}, {state})")
         return "; ".join(sorted(set(found))) or "no process found (a socket still closing, TIME_WAIT?)"
     except Exception as exc:  # no permission to read other users' sockets, or no psutil support
@@ -27,5 +31,7 @@ def holder_of(port: int) -> str:
 def bind_error(addr: str, cause: BaseException) -> RuntimeError:
     port = addr.rsplit(":", 1)[-1]
     holder = holder_of(int(port)) if port.isdecimal() else "unknown"
-    return RuntimeError(f"cannot listen on {addr}: {cause}. Held by: {holder}. Free the port or choose another "
-                        f"address (ORDERDESK_<SERVICE>_ADDR)")
+    return RuntimeError(
+        f"cannot listen on {addr}: {cause}. Held by: {holder}. Free the port or choose another "
+        f"address (ORDERDESK_<SERVICE>_ADDR)"
+    )

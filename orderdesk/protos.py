@@ -43,7 +43,9 @@ def generate() -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed; see the messages above")
-    (OUT_PACKAGE / "__init__.py").write_text('"""Generated from protos/orderdesk/v1 by orderdesk.protos; do not edit."""\n')
+    (OUT_PACKAGE / "__init__.py").write_text(
+        '"""Generated from protos/orderdesk/v1 by orderdesk.protos; do not edit."""\n'
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def inbox_floor_days(stream_max_age: float, duplicate_window: float) -> float:
 class RetentionSettings:
     """ORDERDESK_RETENTION_* (README "Configuration"); days may be fractions, 0 keeps forever."""
 
-    inbox_days: float = field(default=2 * inbox_floor_days(events.MAX_AGE_SECONDS, events.DUPLICATE_WINDOW_SECONDS))
+    inbox_days: float = field(
+        default=2 * inbox_floor_days(events.MAX_AGE_SECONDS, events.DUPLICATE_WINDOW_SECONDS)
+    )
     outbox_days: float = 1.0
     feed_days: float = 14.0
     webhook_attempts_days: float = 14.0
@@ -74,8 +76,13 @@ class RetentionSettings:
     batch: int = 1000
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, stream_max_age: float | None = None,
-                 duplicate_window: float | None = None) -> RetentionSettings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        stream_max_age: float | None = None,
+        duplicate_window: float | None = None,
+    ) -> RetentionSettings:
         """Reads the settings and checks them against the stream's; raises RetentionSettingError naming
         every bad variable."""
         environ = os.environ if environ is None else environ
@@ -107,19 +114,25 @@ class RetentionSettings:
         found = []
         floor = inbox_floor_days(stream_max_age, duplicate_window)
         if stream_max_age <= 0 and self.inbox_days != 0:
-            found.append(f"{env_name('inbox_days')}={self.inbox_days:g}: the stream keeps messages forever "
-                         "(ORDERDESK_STREAM_MAX_AGE_SECONDS=0), so a redelivery can come at any time: the inbox must "
-                         "be kept forever (0)")
+            found.append(
+                f"{env_name('inbox_days')}={self.inbox_days:g}: the stream keeps messages forever "
+                "(ORDERDESK_STREAM_MAX_AGE_SECONDS=0), so a redelivery can come at any time: the inbox must "
+                "be kept forever (0)"
+            )
         elif self.inbox_days != 0 and self.inbox_days < floor:
-            found.append(f"{env_name('inbox_days')}={self.inbox_days:g} is shorter than the stream's max age plus its "
-                         f"duplicate window ({stream_max_age:g} s + {duplicate_window:g} s = {floor:.4g} days): an "
-                         f"event redelivered after its inbox row is pruned would be applied twice; set at least "
-                         f"{math.ceil(floor * 100) / 100:g} or 0 (forever)")
+            found.append(
+                f"{env_name('inbox_days')}={self.inbox_days:g} is shorter than the stream's max age plus its "
+                f"duplicate window ({stream_max_age:g} s + {duplicate_window:g} s = {floor:.4g} days): an "
+                f"event redelivered after its inbox row is pruned would be applied twice; set at least "
+                f"{math.ceil(floor * 100) / 100:g} or 0 (forever)"
+            )
         if self.idempotency_days != 0 and self.idempotency_days < IDEMPOTENCY_RETRY_HORIZON_DAYS:
-            found.append(f"{env_name('idempotency_days')}={self.idempotency_days:g} is shorter than the "
-                         f"{IDEMPOTENCY_RETRY_HORIZON_DAYS:g} day(s) partners may retry with the same Idempotency-Key: "
-                         "a retry would make a second order or return; set at least "
-                         f"{IDEMPOTENCY_RETRY_HORIZON_DAYS:g} or 0 (forever)")
+            found.append(
+                f"{env_name('idempotency_days')}={self.idempotency_days:g} is shorter than the "
+                f"{IDEMPOTENCY_RETRY_HORIZON_DAYS:g} day(s) partners may retry with the same Idempotency-Key: "
+                "a retry would make a second order or return; set at least "
+                f"{IDEMPOTENCY_RETRY_HORIZON_DAYS:g} or 0 (forever)"
+            )
         return found
 
     def keep(self, setting: str) -> dt.timedelta | None:
@@ -163,10 +176,10 @@ class Prunable:
     """A table whose old rows go: those whose `age` column is older than the cut-off of `setting`
     (a RetentionSettings field) and for which `where(row)` holds (built on an alias of the table)."""
 
-    what: str                    # the metric label: inbox, outbox, feed, idempotency_keys ...
+    what: str  # the metric label: inbox, outbox, feed, idempotency_keys ...
     table: Table
-    age: str                     # the timestamp column compared with the cut-off
-    setting: str                 # e.g. "inbox_days"
+    age: str  # the timestamp column compared with the cut-off
+    setting: str  # e.g. "inbox_days"
     where: Callable[[FromClause], ColumnElement[bool]] | None = None
     forget: tuple[str, ...] = ()  # set these columns to NULL instead of deleting the row
 
@@ -181,7 +194,9 @@ class Prunable:
         if self.where is not None:
             conditions.append(self.where(row))
         key = list(self.table.primary_key.columns)
-        victims = select(*[row.c[c.name] for c in key]).where(*conditions).order_by(row.c[self.age]).limit(batch)
+        victims = (
+            select(*[row.c[c.name] for c in key]).where(*conditions).order_by(row.c[self.age]).limit(batch)
+        )
         match = key[0].in_(victims) if len(key) == 1 else tuple_(*key).in_(victims)
         if self.forget:
             return update(self.table).where(match).values({name: None for name in self.forget})
@@ -190,16 +205,18 @@ class Prunable:
 
 INBOX = Prunable("inbox", inbox_table, "processed_at", "inbox_days")
 # Only rows JetStream acknowledged: an unpublished row (published_at NULL) never matches.
-OUTBOX = Prunable("outbox", outbox_table, "published_at", "outbox_days", where=lambda row: row.c.published_at.is_not(None))
+OUTBOX = Prunable(
+    "outbox", outbox_table, "published_at", "outbox_days", where=lambda row: row.c.published_at.is_not(None)
+)
 MESSAGING = (INBOX, OUTBOX)
 
 
 class Pruner:
     """Prunes a service's registered tables: `prune()` is one pass; `run()` passes forever (under the lease)."""
 
-    BATCH_PAUSE_SECONDS = 0.05   # between two statements: the service's own work goes first
-    FIRST_PASS_SECONDS = 60.0    # after start-up (or the interval, when shorter)
-    RETRY_SECONDS = 60.0         # after a failed pass (or the interval, when shorter)
+    BATCH_PAUSE_SECONDS = 0.05  # between two statements: the service's own work goes first
+    FIRST_PASS_SECONDS = 60.0  # after start-up (or the interval, when shorter)
+    RETRY_SECONDS = 60.0  # after a failed pass (or the interval, when shorter)
 
     def __init__(self, db: Database | None, service: str, settings: RetentionSettings, prunables):
         self.db = db  # None until the runtime has started (register() before rt.start())
@@ -262,7 +279,9 @@ class Pruner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("retention pass failed (retried in %.0f s): %s", min(self.RETRY_SECONDS, interval), exc)
+                log.warning(
+                    "retention pass failed (retried in %.0f s): %s", min(self.RETRY_SECONDS, interval), exc
+                )
                 delay = min(self.RETRY_SECONDS, interval)
 
 

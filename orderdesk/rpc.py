@@ -21,7 +21,9 @@ def to_status(error: errors.DomainError) -> grpc.Status:
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description, reason=v.reason)
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description, reason=v.reason
+                    )
                     for v in error.violations
                 ]
             )
@@ -86,13 +88,18 @@ def passed_on(error: grpc.RpcError) -> Exception:
     if code is grpc.StatusCode.NOT_FOUND:
         return errors.NotFound(message)
     if code is grpc.StatusCode.FAILED_PRECONDITION:
-        return errors.FailedPrecondition(message, rule=failure.reason or "failed_precondition",
-                                         violations=failure.violations)
+        return errors.FailedPrecondition(
+            message, rule=failure.reason or "failed_precondition", violations=failure.violations
+        )
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         return errors.InvalidArgument(message, failure.violations)
     if code is grpc.StatusCode.ABORTED:
         return errors.Conflict(message)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED):
+    if code in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ):
         return errors.Unavailable("a service behind this one did not answer in time; try again")
     return error
 

@@ -130,7 +130,9 @@ class ServiceRuntime:
         """A cached channel to another service (deadlines are set per call)."""
         if peer not in self._channels:
             target, options = grpc_target(self.settings.peers[peer])  # replicas: round robin over them
-            self._channels[peer] = grpc.aio.insecure_channel(target, options=[*options, ("grpc.enable_retries", 1)])
+            self._channels[peer] = grpc.aio.insecure_channel(
+                target, options=[*options, ("grpc.enable_retries", 1)]
+            )
         return self._channels[peer]
 
     def add_servicer(self, add_to_server, servicer, service_name: str) -> None:
@@ -144,8 +146,7 @@ class ServiceRuntime:
         """A background loop (e.g. the allocation worker) that runs until shutdown."""
         self._tasks.append(task)
 
-    def add_singleton(self, job: str, task: Job,
-                      on_wake: Callable[[bytes], None]) -> leases.Wakeup:
+    def add_singleton(self, job: str, task: Job, on_wake: Callable[[bytes], None]) -> leases.Wakeup:
         """A background loop that ONE replica runs at a time (the holder of lease `job`, see orderdesk.leases).
 
         Returns the job's Wakeup: `poke()` from any replica wakes the holder (`on_wake` runs there)."""
@@ -164,7 +165,11 @@ class ServiceRuntime:
     async def serve(self) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            [
+                *self._service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             self.server,
         )
         try:
@@ -183,7 +188,10 @@ class ServiceRuntime:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        self.log.info("serving", extra=logs.fields(addr=self.settings.grpc_addr, metrics_port=self.settings.metrics_port))
+        self.log.info(
+            "serving",
+            extra=logs.fields(addr=self.settings.grpc_addr, metrics_port=self.settings.metrics_port),
+        )
         await self._stop.wait()
         await self.shutdown()
 
@@ -264,7 +272,9 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                 logs.correlation_id.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(
-            wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
         )
 
     def _stream_stream(self, handler, method: str, cid: str):
@@ -292,7 +302,9 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                     logs.correlation_id.reset(token)
 
         return grpc.stream_stream_rpc_method_handler(
-            wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
         )
 
 

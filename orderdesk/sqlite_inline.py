@@ -97,7 +97,9 @@ class _RunNow:
 class InlineConnection:
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
-        self._connection: sqlite3.Connection | None = conn  # SQLAlchemy checks this to know the connection is open
+        self._connection: sqlite3.Connection | None = (
+            conn  # SQLAlchemy checks this to know the connection is open
+        )
         self._tx = _RunNow()
 
     @property
@@ -136,6 +138,8 @@ def async_creator(database: str):
     async def connect() -> InlineConnection:
         # check_same_thread=False: the pool may close a connection from another thread at exit.
         # DEFERRED: sqlite3 opens transactions with BEGIN DEFERRED, the same as its default plain BEGIN.
-        return InlineConnection(sqlite3.connect(database, check_same_thread=False, isolation_level="DEFERRED"))
+        return InlineConnection(
+            sqlite3.connect(database, check_same_thread=False, isolation_level="DEFERRED")
+        )
 
     return connect

@@ -61,7 +61,9 @@ def postgres_admin_url(tmp_path_factory):
     if localservers.docker_available():
         from testcontainers.postgres import PostgresContainer
 
-        container = PostgresContainer("postgres:16", username="postgres", password="postgres", dbname="postgres")
+        container = PostgresContainer(
+            "postgres:16", username="postgres", password="postgres", dbname="postgres"
+        )
         container.start()
         yield container.get_connection_url(driver=None)
         container.stop()

@@ -39,20 +39,28 @@ def refused_to_proto(index: int, exc: Exception) -> intake_pb2.SubmitOrderResult
     if isinstance(exc, errors.DomainError):
         violations = getattr(exc, "violations", [])
         return intake_pb2.SubmitOrderResult(
-            index=index, error_code=exc.code, error_message=exc.message,
-            errors=[common_pb2.Reason(code=v.reason, message=v.description, field=v.field) for v in violations],
+            index=index,
+            error_code=exc.code,
+            error_message=exc.message,
+            errors=[
+                common_pb2.Reason(code=v.reason, message=v.description, field=v.field) for v in violations
+            ],
         )
     if isinstance(exc, grpc.RpcError):  # a peer's refusal passed through (e.g. orders.CreateOrder)
         failure = rpc.describe(exc)
         trusted = bool(failure.reason)  # only our own domain messages are fit for the partner
         return intake_pb2.SubmitOrderResult(
-            index=index, error_code=failure.code.name,
+            index=index,
+            error_code=failure.code.name,
             error_message=failure.message if trusted else "a service behind intake refused the order",
-            errors=[common_pb2.Reason(code=v.reason, message=v.description, field=v.field)
-                    for v in failure.violations],
+            errors=[
+                common_pb2.Reason(code=v.reason, message=v.description, field=v.field)
+                for v in failure.violations
+            ],
         )
-    return intake_pb2.SubmitOrderResult(index=index, error_code="INTERNAL",
-                                        error_message=f"internal error ({type(exc).__name__})")
+    return intake_pb2.SubmitOrderResult(
+        index=index, error_code="INTERNAL", error_message=f"internal error ({type(exc).__name__})"
+    )
 
 
 class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
@@ -63,7 +71,9 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
     async def SubmitOrder(self, request, context):
         return accepted_to_proto(await self.service.submit(submission_from_proto(request)))
 
-    async def SubmitOrderStream(self, request_iterator, context) -> AsyncIterator[intake_pb2.SubmitOrderResult]:
+    async def SubmitOrderStream(
+        self, request_iterator, context
+    ) -> AsyncIterator[intake_pb2.SubmitOrderResult]:
         """Orders in chunks as they arrive (up to `in_flight` at once), answered in the order sent.
 
         A chunk is what has arrived by the time the previous one is done: its orders are
@@ -71,7 +81,9 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
         (IntakeService.submit_many), which is most of the saving of a stream over single
         calls. The runtime's interceptor wraps unary calls only, so every error is turned
         into that order's result here and the stream itself always completes."""
-        arrived: asyncio.Queue[intake_pb2.SubmitOrderRequest | None] = asyncio.Queue(maxsize=2 * self.in_flight)
+        arrived: asyncio.Queue[intake_pb2.SubmitOrderRequest | None] = asyncio.Queue(
+            maxsize=2 * self.in_flight
+        )
 
         async def read() -> None:
             try:
@@ -137,7 +149,8 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
     async def ReviewChange(self, request, context):
         reasons = await review.review_change(self.service, request)
         return intake_pb2.ReviewChangeResponse(
-            hold_reasons=[common_pb2.Reason(code=r.code, message=r.message, field=r.field) for r in reasons])
+            hold_reasons=[common_pb2.Reason(code=r.code, message=r.message, field=r.field) for r in reasons]
+        )
 
     async def ApproveHeldOrder(self, request, context):
         return await approval.approve_held(self.service, request)

@@ -24,8 +24,11 @@ from services.intake.store import ExposureRepository, MasterDataRepository
 def _proposals(order: orders_pb2.Order) -> list[domain.Proposal]:
     found = []
     for p in order.proposals:
-        parts = tuple(domain.ProposalPart(part.sku, part.quantity, domain.parse_date(part.delivery_date))
-                      for part in p.parts if domain.parse_date(part.delivery_date) is not None)
+        parts = tuple(
+            domain.ProposalPart(part.sku, part.quantity, domain.parse_date(part.delivery_date))
+            for part in p.parts
+            if domain.parse_date(part.delivery_date) is not None
+        )
         found.append(domain.Proposal(p.kind, domain.parse_date(p.delivery_date), parts))
     return found
 
@@ -33,29 +36,44 @@ def _proposals(order: orders_pb2.Order) -> list[domain.Proposal]:
 async def recheck(service, order: orders_pb2.Order, accept_proposal: str) -> list[domain.Reason]:
     """The reasons the order, approved as asked, would be held for now (stock and credit only)."""
     now = service.clock()
-    lines = [domain.OrderLine(line.sku, line.quantity, Decimal(line.unit_price or "0")) for line in order.lines]
-    deliveries = domain.deliveries_to_check(lines, order.requested_delivery_date, accept_proposal,
-                                            _proposals(order))
+    lines = [
+        domain.OrderLine(line.sku, line.quantity, Decimal(line.unit_price or "0")) for line in order.lines
+    ]
+    deliveries = domain.deliveries_to_check(
+        lines, order.requested_delivery_date, accept_proposal, _proposals(order)
+    )
     async with service.db.reading() as work:
         repo = work.repo(MasterDataRepository)
         customer = await service.masterdata.customer(repo, order.customer_id)
         if customer is None:
-            raise errors.FailedPrecondition(f"customer {order.customer_id} is no longer known",
-                                            rule="customer_unknown", subject=order.order_id)
+            raise errors.FailedPrecondition(
+                f"customer {order.customer_id} is no longer known",
+                rule="customer_unknown",
+                subject=order.order_id,
+            )
         products = await service.masterdata.products(repo, {line.sku for line in lines})
         warehouses = await service.masterdata.warehouses(repo) if deliveries else {}
         exposure = await work.repo(ExposureRepository).open_exposure(customer.customer_id)
     reasons: list[domain.Reason] = []
     today = now.astimezone(dt.UTC).date()
-    stocked = {line.sku for _, group in deliveries for line in group
-               if line.sku in products and not products[line.sku].make_to_order}
+    stocked = {
+        line.sku
+        for _, group in deliveries
+        for line in group
+        if line.sku in products and not products[line.sku].make_to_order
+    }
     stock = await service._stock(stocked) if deliveries and stocked else {}
     for date, group in deliveries:
         if date < today or any(line.sku not in products for line in group):
-            reasons.append(domain.Reason("delivery_date_infeasible", f"{date} can no longer be met",
-                                         "requested_delivery_date"))
+            reasons.append(
+                domain.Reason(
+                    "delivery_date_infeasible", f"{date} can no longer be met", "requested_delivery_date"
+                )
+            )
             continue
-        found, _ = domain.delivery_reasons(date, group, products, stock, warehouses, order.ship_to.country, now)
+        found, _ = domain.delivery_reasons(
+            date, group, products, stock, warehouses, order.ship_to.country, now
+        )
         reasons += found
     reasons += domain.credit_reasons(customer, order.payment_terms, domain.order_amount(lines), exposure)
     return reasons
@@ -63,13 +81,21 @@ async def recheck(service, order: orders_pb2.Order, accept_proposal: str) -> lis
 
 async def approve_held(service, request: intake_pb2.ApproveHeldOrderRequest) -> orders_pb2.Order:
     errors.require(request.order_id, "order_id")
-    order = await _ask(service, service.orders.GetOrder, orders_pb2.GetOrderRequest(order_id=request.order_id))
+    order = await _ask(
+        service, service.orders.GetOrder, orders_pb2.GetOrderRequest(order_id=request.order_id)
+    )
     if order.status != "on_hold":
-        raise errors.FailedPrecondition(f"only a held order can be approved; {order.order_id} is {order.status}",
-                                        rule="approve_only_on_hold", subject=order.order_id)
+        raise errors.FailedPrecondition(
+            f"only a held order can be approved; {order.order_id} is {order.status}",
+            rule="approve_only_on_hold",
+            subject=order.order_id,
+        )
     if request.accept_proposal and request.accept_proposal not in {p.kind for p in order.proposals}:
-        raise errors.FailedPrecondition(f"order {order.order_id} has no {request.accept_proposal} proposal",
-                                        rule="no_such_proposal", subject=order.order_id)
+        raise errors.FailedPrecondition(
+            f"order {order.order_id} has no {request.accept_proposal} proposal",
+            rule="no_such_proposal",
+            subject=order.order_id,
+        )
     found = await recheck(service, order, request.accept_proposal)
     new = domain.approval_findings([r.code for r in order.hold_reasons], found, list(request.acknowledge))
     if new:
@@ -77,14 +103,22 @@ async def approve_held(service, request: intake_pb2.ApproveHeldOrderRequest) -> 
             f"order {order.order_id} was not approved: since it was held, "
             + "; ".join(f"{r.code}: {r.message}" for r in new)
             + ". Approve again acknowledging these codes to go ahead.",
-            rule="approval_recheck_failed", subject=order.order_id,
-            violations=[errors.FieldViolation(r.field, r.message, r.code) for r in new])
+            rule="approval_recheck_failed",
+            subject=order.order_id,
+            violations=[errors.FieldViolation(r.field, r.message, r.code) for r in new],
+        )
     note = request.actor.reason or "approved"
     still = sorted({r.code for r in found})
     note += f" (re-checked: {', '.join(still)} accepted)" if still else " (re-checked: stock and credit ok)"
-    return await _ask(service, service.orders.ApproveOrder, orders_pb2.OrderDecisionRequest(
-        order_id=order.order_id, accept_proposal=request.accept_proposal,
-        actor=common_pb2.Actor(id=request.actor.id, reason=note)))
+    return await _ask(
+        service,
+        service.orders.ApproveOrder,
+        orders_pb2.OrderDecisionRequest(
+            order_id=order.order_id,
+            accept_proposal=request.accept_proposal,
+            actor=common_pb2.Actor(id=request.actor.id, reason=note),
+        ),
+    )
 
 
 async def _ask(service, method, request):

@@ -65,8 +65,9 @@ class MasterDataCache:
             found.update(loaded)
         return found
 
-    async def customer_prices(self, repo: MasterDataRepository, customer_id: str,
-                              skus: set[str]) -> dict[str, CustomerPrice]:
+    async def customer_prices(
+        self, repo: MasterDataRepository, customer_id: str, skus: set[str]
+    ) -> dict[str, CustomerPrice]:
         key = ("prices", customer_id)
         prices = self._get(key)
         if prices is _MISSING:

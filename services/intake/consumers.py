@@ -15,4 +15,6 @@ def subscriptions(service: IntakeService) -> list[Subscription]:
     def changes_exposure(event) -> bool:
         return domain.exposure_changes(event.type, event.order.status, event.order.previous_status)
 
-    return [Subscription("intake-order-exposure", "orderdesk.order.>", on_order_event, wants=changes_exposure)]
+    return [
+        Subscription("intake-order-exposure", "orderdesk.order.>", on_order_event, wants=changes_exposure)
+    ]

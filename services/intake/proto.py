@@ -37,8 +37,10 @@ def proposal_to_proto(proposal: Proposal) -> common_pb2.DeliveryProposal:
     return common_pb2.DeliveryProposal(
         kind=proposal.kind,
         delivery_date=proposal.delivery_date.isoformat() if proposal.delivery_date else "",
-        parts=[common_pb2.ProposalPart(sku=p.sku, quantity=p.quantity, delivery_date=p.delivery_date.isoformat())
-               for p in proposal.parts],
+        parts=[
+            common_pb2.ProposalPart(sku=p.sku, quantity=p.quantity, delivery_date=p.delivery_date.isoformat())
+            for p in proposal.parts
+        ],
     )
 
 
@@ -50,8 +52,10 @@ def create_order_request(order_id: str, s: Submission, d: Decision) -> orders_pb
         external_ref=s.external_ref,
         customer_id=s.customer_id,
         ship_to=common_pb2.Address(**d.ship_to),
-        lines=[orders_pb2.OrderLine(sku=line.sku, quantity=line.quantity, unit_price=str(line.unit_price))
-               for line in d.lines],
+        lines=[
+            orders_pb2.OrderLine(sku=line.sku, quantity=line.quantity, unit_price=str(line.unit_price))
+            for line in d.lines
+        ],
         requested_delivery_date=s.requested_delivery_date,
         payment_terms=d.payment_terms,
         hold_reasons=[reason_to_proto(r) for r in d.hold_reasons],

@@ -19,11 +19,16 @@ from services.intake.store import ExposureRepository, MasterDataRepository
 
 def _submission(order, lines) -> domain.Submission:
     return domain.Submission(
-        partner_id=order.partner_id, idempotency_key="review", channel="api", external_ref="",
+        partner_id=order.partner_id,
+        idempotency_key="review",
+        channel="api",
+        external_ref="",
         customer_id=order.customer_id,
         ship_to=address_dict(order.ship_to),
         lines=tuple(domain.SubmittedLine(sku, qty, price) for sku, qty, price in lines),
-        requested_delivery_date=order.requested_delivery_date, payment_terms=order.payment_terms)
+        requested_delivery_date=order.requested_delivery_date,
+        payment_terms=order.payment_terms,
+    )
 
 
 async def review_change(service, request: intake_pb2.ReviewChangeRequest) -> list[domain.Reason]:
@@ -36,8 +41,11 @@ async def review_change(service, request: intake_pb2.ReviewChangeRequest) -> lis
         products = await repo.products({line.sku for line in order.lines})
         if customer is None:
             raise errors.NotFound(f"customer {order.customer_id} not found")
-        unknown = [errors.FieldViolation(f"lines[{i}].sku", f"unknown SKU {line.sku!r}", "unknown")
-                   for i, line in enumerate(order.lines) if line.sku not in products]
+        unknown = [
+            errors.FieldViolation(f"lines[{i}].sku", f"unknown SKU {line.sku!r}", "unknown")
+            for i, line in enumerate(order.lines)
+            if line.sku not in products
+        ]
         if unknown:
             raise errors.InvalidArgument("the changed order names unknown products", unknown)
         prices = await repo.customer_prices(customer.customer_id, {line.sku for line in order.lines})
@@ -50,18 +58,26 @@ async def review_change(service, request: intake_pb2.ReviewChangeRequest) -> lis
         reasons += domain.address_reasons(domain.ship_to(s.ship_to, customer))
     # Only the lines the change adds to: an untouched line keeps the price it was accepted with.
     touched = {a.sku for a in request.added}
-    reasons += [r for r in domain.line_reasons(s, customer, products, prices, service.config.price_tolerance)
-                if _line_sku(order, r.field) in touched]
+    reasons += [
+        r
+        for r in domain.line_reasons(s, customer, products, prices, service.config.price_tolerance)
+        if _line_sku(order, r.field) in touched
+    ]
     if check_date:
         added = [domain.OrderLine(a.sku, a.quantity, Decimal(0)) for a in request.added]
         stock = await service._stock({a.sku for a in request.added if not products[a.sku].make_to_order})
-        date_reasons, _ = domain.delivery_reasons(requested, added, products, stock, warehouses,
-                                                  order.ship_to.country, now)
+        date_reasons, _ = domain.delivery_reasons(
+            requested, added, products, stock, warehouses, order.ship_to.country, now
+        )
         reasons += date_reasons
     if order.status in domain.EXPOSURE_OPEN:  # the previous total is already counted
         exposure -= Decimal(request.previous_total or "0")
-    reasons += domain.credit_reasons(customer, domain.payment_terms(s, customer),
-                                     domain.order_amount(domain.order_lines(s)), max(exposure, Decimal(0)))
+    reasons += domain.credit_reasons(
+        customer,
+        domain.payment_terms(s, customer),
+        domain.order_amount(domain.order_lines(s)),
+        max(exposure, Decimal(0)),
+    )
     return reasons
 
 
@@ -69,6 +85,6 @@ def _line_sku(order, field_path: str) -> str | None:
     if not field_path.startswith("lines["):
         return None
     try:
-        return order.lines[int(field_path[6:field_path.index("]")])].sku
+        return order.lines[int(field_path[6 : field_path.index("]")])].sku
     except (ValueError, IndexError):
         return None

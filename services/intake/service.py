@@ -52,10 +52,14 @@ from services.intake.store import (
 log = logging.getLogger("intake.service")
 
 # Failures after which the same request may simply be sent again.
-TRANSIENT = frozenset({
-    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED,
-})
+TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+    }
+)
 
 
 class _ClaimedMeanwhile(Exception):
@@ -65,7 +69,7 @@ class _ClaimedMeanwhile(Exception):
 
 @dataclass(frozen=True)
 class Submitted:
-    order: orders_pb2.Order   # as the orders service answered: status, hold reasons, proposals are its own
+    order: orders_pb2.Order  # as the orders service answered: status, hold reasons, proposals are its own
     replayed: bool
 
 
@@ -98,8 +102,12 @@ class IntakeService:
         domain.check_master_records(kind, records)
         async with self.db.transaction() as tx:
             repo = tx.repo(MasterDataRepository)
-            upsert = {"customers": repo.upsert_customers, "products": repo.upsert_products,
-                      "prices": repo.upsert_prices, "warehouses": repo.upsert_warehouses}[kind]
+            upsert = {
+                "customers": repo.upsert_customers,
+                "products": repo.upsert_products,
+                "prices": repo.upsert_prices,
+                "warehouses": repo.upsert_warehouses,
+            }[kind]
             await upsert(records)
         self.masterdata.clear()
         log.info("imported %d %s", len(records), kind)
@@ -109,7 +117,11 @@ class IntakeService:
     async def submit(self, s: Submission) -> Submitted:
         channel = domain.metric_channel(s.channel)
         async with self.db.reading() as work:
-            seen = await work.repo(IdempotencyRepository).get(s.partner_id, s.idempotency_key) if s.idempotency_key else None
+            seen = (
+                await work.repo(IdempotencyRepository).get(s.partner_id, s.idempotency_key)
+                if s.idempotency_key
+                else None
+            )
         if seen is not None:
             return await self._replay(seen, s, channel)
         try:
@@ -158,7 +170,9 @@ class IntakeService:
         async with self.db.reading() as work:
             repo = work.repo(IdempotencyRepository)
             for partner, indexes in by_partner.items():
-                seen = await repo.seen(partner, [subs[i].idempotency_key for i in indexes if subs[i].idempotency_key])
+                seen = await repo.seen(
+                    partner, [subs[i].idempotency_key for i in indexes if subs[i].idempotency_key]
+                )
                 single.update(i for i in indexes if subs[i].idempotency_key in seen)
         planned: list[tuple[int, Decision]] = []
         for i, s in enumerate(subs):
@@ -179,9 +193,15 @@ class IntakeService:
                     order_id = self.new_order_id()
                     decision = await self._check_claims(tx, s, order_id, decision)
                     request = create_order_request(order_id, s, decision)
-                    holder = await keys.claim(IdempotencyRecord(
-                        partner_id=s.partner_id, idempotency_key=s.idempotency_key, request_hash=domain.request_hash(s),
-                        order_id=order_id, create_request=request.SerializeToString()))
+                    holder = await keys.claim(
+                        IdempotencyRecord(
+                            partner_id=s.partner_id,
+                            idempotency_key=s.idempotency_key,
+                            request_hash=domain.request_hash(s),
+                            order_id=order_id,
+                            create_request=request.SerializeToString(),
+                        )
+                    )
                     if holder.order_id != order_id:
                         raise _ClaimedMeanwhile(holder)  # a repeat inside the batch, or a race: one by one
                     requests.append(request)
@@ -191,14 +211,24 @@ class IntakeService:
             planned, requests, decisions = [], [], []
         if requests:
             try:
-                created = list((await self.orders.CreateOrders(
-                    orders_pb2.CreateOrdersRequest(orders=requests), timeout=self.rpc_timeout * 4,
-                    metadata=rpc.metadata())).orders)
+                created = list(
+                    (
+                        await self.orders.CreateOrders(
+                            orders_pb2.CreateOrdersRequest(orders=requests),
+                            timeout=self.rpc_timeout * 4,
+                            metadata=rpc.metadata(),
+                        )
+                    ).orders
+                )
             except grpc.RpcError as exc:
                 failure = rpc.describe(exc)
-                log.warning("orders.CreateOrders of %d failed: %s %s", len(requests), failure.code, failure.message)
+                log.warning(
+                    "orders.CreateOrders of %d failed: %s %s", len(requests), failure.code, failure.message
+                )
                 created = []
-                for request in requests:  # each is claimed with its request: one by one completes or explains it
+                for (
+                    request
+                ) in requests:  # each is claimed with its request: one by one completes or explains it
                     try:
                         created.append(await self._create_order(request))
                     except Exception as one:  # noqa: BLE001 - the order's own answer
@@ -241,7 +271,9 @@ class IntakeService:
         stock = None
         if warehouses:
             stock = await self._stock({sku for sku in skus if not products[sku].make_to_order})
-        facts = domain.Facts(now=now, prices=prices, warehouses=warehouses, stock=stock, open_exposure=exposure)
+        facts = domain.Facts(
+            now=now, prices=prices, warehouses=warehouses, stock=stock, open_exposure=exposure
+        )
         return domain.decide(s, customer, products, facts, self.config)
 
     async def _check_claims(self, tx: Tx, s: Submission, order_id: str, decision: Decision) -> Decision:
@@ -251,17 +283,23 @@ class IntakeService:
         upsert that refuses to pass the credit limit: a burst of orders cannot overshoot
         it, and a refused booking holds the order for credit with today's figures."""
         if s.external_ref:
-            first = await tx.repo(ExternalRefRepository).claim(s.partner_id, s.external_ref, s.idempotency_key,
-                                                               order_id)
+            first = await tx.repo(ExternalRefRepository).claim(
+                s.partner_id, s.external_ref, s.idempotency_key, order_id
+            )
             if first.order_id != order_id:
                 # Sent before: under another key, or under this one after its retention (a race on this key
                 # is answered below as the key's replay, and this attempt is undone).
-                decision = decision.held_also_for(domain.duplicate_external_ref(
-                    s.external_ref, first.order_id, same_key=first.idempotency_key == s.idempotency_key))
+                decision = decision.held_also_for(
+                    domain.duplicate_external_ref(
+                        s.external_ref, first.order_id, same_key=first.idempotency_key == s.idempotency_key
+                    )
+                )
         if decision.approved and decision.counts_as_credit:
             customer = await self.masterdata.customer(tx.repo(MasterDataRepository), s.customer_id)
             exposure = tx.repo(ExposureRepository)
-            if not await exposure.book_within_limit(order_id, s.customer_id, decision.amount, customer.credit_limit):
+            if not await exposure.book_within_limit(
+                order_id, s.customer_id, decision.amount, customer.credit_limit
+            ):
                 current = await exposure.open_exposure(s.customer_id)
                 reasons = domain.credit_reasons(customer, decision.payment_terms, decision.amount, current)
                 for reason in reasons or [domain.credit_race(customer)]:
@@ -277,8 +315,9 @@ class IntakeService:
 
         async def one(sku: str) -> dict[str, int]:
             try:
-                level = await self.inventory.GetStock(inventory_pb2.GetStockRequest(sku=sku),
-                                                      timeout=self.rpc_timeout, metadata=rpc.metadata())
+                level = await self.inventory.GetStock(
+                    inventory_pb2.GetStockRequest(sku=sku), timeout=self.rpc_timeout, metadata=rpc.metadata()
+                )
             except grpc.RpcError as exc:
                 if rpc.describe(exc).code is grpc.StatusCode.NOT_FOUND:
                     return {}
@@ -290,8 +329,11 @@ class IntakeService:
             levels = await asyncio.gather(*[one(sku) for sku in ordered])
         except grpc.RpcError as exc:
             failure = rpc.describe(exc)
-            log.warning("inventory.GetStock failed: %s %s; the delivery date is left to the desk",
-                        failure.code, failure.message)
+            log.warning(
+                "inventory.GetStock failed: %s %s; the delivery date is left to the desk",
+                failure.code,
+                failure.message,
+            )
             return None
         return dict(zip(ordered, levels, strict=True))
 
@@ -300,7 +342,9 @@ class IntakeService:
             return await self.orders.CreateOrder(request, timeout=self.rpc_timeout, metadata=rpc.metadata())
         except grpc.RpcError as exc:
             failure = rpc.describe(exc)
-            log.warning("orders.CreateOrder %s failed: %s %s", request.order_id, failure.code, failure.message)
+            log.warning(
+                "orders.CreateOrder %s failed: %s %s", request.order_id, failure.code, failure.message
+            )
             if failure.code in TRANSIENT:
                 # The key is claimed with this request: the same submission again completes it.
                 raise errors.Unavailable(
@@ -316,7 +360,16 @@ class IntakeService:
         order = event.order.order
         if state is None or not order.order_id or order.payment_terms.upper() == domain.PREPAID:
             return
-        amount = Decimal(order.total_amount) if order.total_amount else domain.order_amount(
-            [domain.OrderLine(line.sku, line.quantity, Decimal(line.unit_price or "0")) for line in order.lines])
+        amount = (
+            Decimal(order.total_amount)
+            if order.total_amount
+            else domain.order_amount(
+                [
+                    domain.OrderLine(line.sku, line.quantity, Decimal(line.unit_price or "0"))
+                    for line in order.lines
+                ]
+            )
+        )
         await tx.repo(ExposureRepository).record(
-            order.order_id, order.customer_id, amount, state == "open", event.aggregate_version)
+            order.order_id, order.customer_id, amount, state == "open", event.aggregate_version
+        )

@@ -156,10 +156,20 @@ class MasterDataRepository:
         now = utcnow()
         rows = [
             {
-                "customer_id": c.customer_id, "name": c.name, "tier": c.tier, "status": c.status,
-                "credit_limit": str(c.credit_limit), "currency": c.currency, "payment_terms": " ".join(c.payment_terms),
-                "email": c.email, "phone": c.phone, "ship_to_line1": c.ship_to_line1, "ship_to_city": c.ship_to_city,
-                "ship_to_postal_code": c.ship_to_postal_code, "ship_to_country": c.ship_to_country, "updated_at": now,
+                "customer_id": c.customer_id,
+                "name": c.name,
+                "tier": c.tier,
+                "status": c.status,
+                "credit_limit": str(c.credit_limit),
+                "currency": c.currency,
+                "payment_terms": " ".join(c.payment_terms),
+                "email": c.email,
+                "phone": c.phone,
+                "ship_to_line1": c.ship_to_line1,
+                "ship_to_city": c.ship_to_city,
+                "ship_to_postal_code": c.ship_to_postal_code,
+                "ship_to_country": c.ship_to_country,
+                "updated_at": now,
             }
             for c in records
         ]
@@ -169,9 +179,15 @@ class MasterDataRepository:
         now = utcnow()
         rows = [
             {
-                "sku": p.sku, "name": p.name, "unit_price": str(p.unit_price), "currency": p.currency,
-                "make_to_order": p.make_to_order, "production_lead_time_days": p.production_lead_time_days,
-                "min_order_qty": p.min_order_qty, "order_multiple": p.order_multiple, "status": p.status,
+                "sku": p.sku,
+                "name": p.name,
+                "unit_price": str(p.unit_price),
+                "currency": p.currency,
+                "make_to_order": p.make_to_order,
+                "production_lead_time_days": p.production_lead_time_days,
+                "min_order_qty": p.min_order_qty,
+                "order_multiple": p.order_multiple,
+                "status": p.status,
                 "updated_at": now,
             }
             for p in records
@@ -181,8 +197,13 @@ class MasterDataRepository:
     async def upsert_prices(self, records: list[CustomerPrice]) -> None:
         now = utcnow()
         rows = [
-            {"customer_id": p.customer_id, "sku": p.sku, "unit_price": str(p.unit_price), "currency": p.currency,
-             "updated_at": now}
+            {
+                "customer_id": p.customer_id,
+                "sku": p.sku,
+                "unit_price": str(p.unit_price),
+                "currency": p.currency,
+                "updated_at": now,
+            }
             for p in records
         ]
         await self._upsert(customer_prices, rows, ["customer_id", "sku"])
@@ -190,9 +211,15 @@ class MasterDataRepository:
     async def upsert_warehouses(self, records: list[Warehouse]) -> None:
         now = utcnow()
         rows = [
-            {"warehouse": w.warehouse, "name": w.name, "country": w.country, "cutoff_hour_utc": w.cutoff_hour_utc,
-             "transit_days_domestic": w.transit_days_domestic,
-             "transit_days_international": w.transit_days_international, "updated_at": now}
+            {
+                "warehouse": w.warehouse,
+                "name": w.name,
+                "country": w.country,
+                "cutoff_hour_utc": w.cutoff_hour_utc,
+                "transit_days_domestic": w.transit_days_domestic,
+                "transit_days_international": w.transit_days_international,
+                "updated_at": now,
+            }
             for w in records
         ]
         await self._upsert(warehouses, rows, ["warehouse"])
@@ -204,30 +231,51 @@ class MasterDataRepository:
             await self.conn.execute(upsert(self.conn.dialect.name, table, chunk, keys, columns))
 
     async def customer(self, customer_id: str) -> Customer | None:
-        row = (await self.conn.execute(select(customers).where(customers.c.customer_id == customer_id))).mappings().first()
+        row = (
+            (await self.conn.execute(select(customers).where(customers.c.customer_id == customer_id)))
+            .mappings()
+            .first()
+        )
         if row is None:
             return None
         return Customer(
-            customer_id=row["customer_id"], name=row["name"], tier=row["tier"], status=row["status"],
-            credit_limit=Decimal(row["credit_limit"]), currency=row["currency"],
-            payment_terms=tuple(row["payment_terms"].split()), email=row["email"], phone=row["phone"],
-            ship_to_line1=row["ship_to_line1"], ship_to_city=row["ship_to_city"],
-            ship_to_postal_code=row["ship_to_postal_code"], ship_to_country=row["ship_to_country"],
+            customer_id=row["customer_id"],
+            name=row["name"],
+            tier=row["tier"],
+            status=row["status"],
+            credit_limit=Decimal(row["credit_limit"]),
+            currency=row["currency"],
+            payment_terms=tuple(row["payment_terms"].split()),
+            email=row["email"],
+            phone=row["phone"],
+            ship_to_line1=row["ship_to_line1"],
+            ship_to_city=row["ship_to_city"],
+            ship_to_postal_code=row["ship_to_postal_code"],
+            ship_to_country=row["ship_to_country"],
         )
 
     async def products(self, skus: set[str]) -> dict[str, Product]:
         if not skus:
             return {}
-        rows = (await self.conn.execute(select(products).where(products.c.sku.in_(sorted(skus))))).mappings().all()
+        rows = (
+            (await self.conn.execute(select(products).where(products.c.sku.in_(sorted(skus)))))
+            .mappings()
+            .all()
+        )
         return {
             r["sku"]: Product(
-                sku=r["sku"], name=r["name"], unit_price=Decimal(r["unit_price"]), currency=r["currency"],
-                make_to_order=r["make_to_order"], production_lead_time_days=r["production_lead_time_days"],
-                min_order_qty=r["min_order_qty"], order_multiple=r["order_multiple"], status=r["status"],
+                sku=r["sku"],
+                name=r["name"],
+                unit_price=Decimal(r["unit_price"]),
+                currency=r["currency"],
+                make_to_order=r["make_to_order"],
+                production_lead_time_days=r["production_lead_time_days"],
+                min_order_qty=r["min_order_qty"],
+                order_multiple=r["order_multiple"],
+                status=r["status"],
             )
             for r in rows
         }
-
 
     async def customer_prices(self, customer_id: str, skus: set[str] | None) -> dict[str, CustomerPrice]:
         """The customer's prices for `skus`, or its whole price list when `skus` is None."""
@@ -238,8 +286,12 @@ class MasterDataRepository:
             query = query.where(customer_prices.c.sku.in_(sorted(skus)))
         rows = (await self.conn.execute(query)).mappings().all()
         return {
-            r["sku"]: CustomerPrice(customer_id=r["customer_id"], sku=r["sku"], unit_price=Decimal(r["unit_price"]),
-                                    currency=r["currency"])
+            r["sku"]: CustomerPrice(
+                customer_id=r["customer_id"],
+                sku=r["sku"],
+                unit_price=Decimal(r["unit_price"]),
+                currency=r["currency"],
+            )
             for r in rows
         }
 
@@ -247,7 +299,10 @@ class MasterDataRepository:
         rows = (await self.conn.execute(select(warehouses))).mappings().all()
         return {
             r["warehouse"]: Warehouse(
-                warehouse=r["warehouse"], name=r["name"], country=r["country"], cutoff_hour_utc=r["cutoff_hour_utc"],
+                warehouse=r["warehouse"],
+                name=r["name"],
+                country=r["country"],
+                cutoff_hour_utc=r["cutoff_hour_utc"],
                 transit_days_domestic=r["transit_days_domestic"],
                 transit_days_international=r["transit_days_international"],
             )
@@ -279,9 +334,12 @@ class IdempotencyRepository:
                 self.conn.dialect.name,
                 idempotency_keys,
                 {
-                    "partner_id": record.partner_id, "idempotency_key": record.idempotency_key,
-                    "request_hash": record.request_hash, "order_id": record.order_id,
-                    "create_request": record.create_request, "created_at": utcnow(),
+                    "partner_id": record.partner_id,
+                    "idempotency_key": record.idempotency_key,
+                    "request_hash": record.request_hash,
+                    "order_id": record.order_id,
+                    "create_request": record.create_request,
+                    "created_at": utcnow(),
                 },
             )
         )
@@ -298,23 +356,36 @@ class IdempotencyRepository:
             return set()
         rows = await self.conn.execute(
             select(idempotency_keys.c.idempotency_key).where(
-                and_(idempotency_keys.c.partner_id == partner_id, idempotency_keys.c.idempotency_key.in_(keys))))
+                and_(
+                    idempotency_keys.c.partner_id == partner_id, idempotency_keys.c.idempotency_key.in_(keys)
+                )
+            )
+        )
         return {r.idempotency_key for r in rows}
 
     async def get(self, partner_id: str, idempotency_key: str) -> IdempotencyRecord | None:
         row = (
-            await self.conn.execute(
-                select(idempotency_keys).where(
-                    and_(idempotency_keys.c.partner_id == partner_id,
-                         idempotency_keys.c.idempotency_key == idempotency_key)
+            (
+                await self.conn.execute(
+                    select(idempotency_keys).where(
+                        and_(
+                            idempotency_keys.c.partner_id == partner_id,
+                            idempotency_keys.c.idempotency_key == idempotency_key,
+                        )
+                    )
                 )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         if row is None:
             return None
         return IdempotencyRecord(
-            partner_id=row["partner_id"], idempotency_key=row["idempotency_key"], request_hash=row["request_hash"],
-            order_id=row["order_id"], create_request=bytes(row["create_request"]),
+            partner_id=row["partner_id"],
+            idempotency_key=row["idempotency_key"],
+            request_hash=row["request_hash"],
+            order_id=row["order_id"],
+            create_request=bytes(row["create_request"]),
         )
 
 
@@ -328,14 +399,21 @@ class ExternalRefRepository:
     def __init__(self, conn):
         self.conn = conn
 
-    async def claim(self, partner_id: str, external_ref: str, idempotency_key: str, order_id: str) -> ExternalRefHolder:
+    async def claim(
+        self, partner_id: str, external_ref: str, idempotency_key: str, order_id: str
+    ) -> ExternalRefHolder:
         """Records the reference unless the partner sent it before; returns who holds it."""
         inserted = await self.conn.execute(
             insert_ignoring_conflicts(
                 self.conn.dialect.name,
                 external_refs,
-                {"partner_id": partner_id, "external_ref": external_ref, "idempotency_key": idempotency_key,
-                 "order_id": order_id, "created_at": utcnow()},
+                {
+                    "partner_id": partner_id,
+                    "external_ref": external_ref,
+                    "idempotency_key": idempotency_key,
+                    "order_id": order_id,
+                    "created_at": utcnow(),
+                },
             )
         )
         if inserted.rowcount == 1:
@@ -343,7 +421,9 @@ class ExternalRefRepository:
         row = (
             await self.conn.execute(
                 select(external_refs.c.idempotency_key, external_refs.c.order_id).where(
-                    and_(external_refs.c.partner_id == partner_id, external_refs.c.external_ref == external_ref)
+                    and_(
+                        external_refs.c.partner_id == partner_id, external_refs.c.external_ref == external_ref
+                    )
                 )
             )
         ).first()
@@ -374,36 +454,61 @@ class ExposureRepository:
         total = (await self.conn.execute(self._statements.total, {"customer_id": customer_id})).scalar()
         return Decimal(int(total or 0)) / MICROS
 
-    async def book_within_limit(self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal) -> bool:
+    async def book_within_limit(
+        self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal
+    ) -> bool:
         """Books an order intake just approved (version 0) if the customer's open total stays within
         `limit`; False, booking nothing, when it would not. One conditional upsert decides, so
         concurrent approvals cannot overshoot (PostgreSQL re-checks the condition after the row lock)."""
         micros = to_micros(amount)
         booked = await self.conn.execute(
             self._statements.book,
-            {"customer_id": customer_id, "open_micros": micros, "updated_at": utcnow(), "limit": to_micros(limit)},
+            {
+                "customer_id": customer_id,
+                "open_micros": micros,
+                "updated_at": utcnow(),
+                "limit": to_micros(limit),
+            },
         )
         if booked.rowcount != 1:
             return False
-        await self.conn.execute(self._statements.add_order, {
-            "order_id": order_id, "customer_id": customer_id, "amount_micros": micros, "open": True, "version": 0,
-            "updated_at": utcnow()})
+        await self.conn.execute(
+            self._statements.add_order,
+            {
+                "order_id": order_id,
+                "customer_id": customer_id,
+                "amount_micros": micros,
+                "open": True,
+                "version": 0,
+                "updated_at": utcnow(),
+            },
+        )
         return True
 
-    async def record(self, order_id: str, customer_id: str, amount: Decimal, is_open: bool, version: int) -> bool:
+    async def record(
+        self, order_id: str, customer_id: str, amount: Decimal, is_open: bool, version: int
+    ) -> bool:
         """Applies an order event's state unless a newer one was applied; True when it changed the row."""
         micros = to_micros(amount)
         row = (await self.conn.execute(self._statements.order_row, {"order_id": order_id})).first()
-        values = {"order_id": order_id, "customer_id": customer_id, "amount_micros": micros, "open": is_open,
-                  "version": version, "updated_at": utcnow()}
+        values = {
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "amount_micros": micros,
+            "open": is_open,
+            "version": version,
+            "updated_at": utcnow(),
+        }
         if row is None:
             await self.conn.execute(self._statements.add_order, values)
             delta = micros if is_open else 0
         elif row.version >= version:
             return False
         else:
-            await self.conn.execute(self._statements.update_order,
-                                    {"oid": order_id, **{k: v for k, v in values.items() if k != "order_id"}})
+            await self.conn.execute(
+                self._statements.update_order,
+                {"oid": order_id, **{k: v for k, v in values.items() if k != "order_id"}},
+            )
             delta = (micros if is_open else 0) - (row.amount_micros if row.open else 0)
             if row.customer_id != customer_id:  # not expected; keep both totals right if it happens
                 await self._adjust(row.customer_id, -(row.amount_micros if row.open else 0))
@@ -413,11 +518,15 @@ class ExposureRepository:
         return True
 
     async def _adjust(self, customer_id: str, delta_micros: int) -> None:
-        await self.conn.execute(self._statements.adjust,
-                                {"customer_id": customer_id, "open_micros": delta_micros, "updated_at": utcnow()})
+        await self.conn.execute(
+            self._statements.adjust,
+            {"customer_id": customer_id, "open_micros": delta_micros, "updated_at": utcnow()},
+        )
 
     async def get(self, order_id: str) -> tuple[str, Decimal, bool, int] | None:
-        row = (await self.conn.execute(select(order_exposure).where(order_exposure.c.order_id == order_id))).first()
+        row = (
+            await self.conn.execute(select(order_exposure).where(order_exposure.c.order_id == order_id))
+        ).first()
         if row is None:
             return None
         return row.customer_id, Decimal(row.amount_micros) / MICROS, bool(row.open), row.version
@@ -446,23 +555,32 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
         book = dialect.insert(customer_exposure)
         book = book.on_conflict_do_update(
             index_elements=["customer_id"],
-            set_={"open_micros": customer_exposure.c.open_micros + book.excluded.open_micros,
-                  "updated_at": book.excluded.updated_at},
+            set_={
+                "open_micros": customer_exposure.c.open_micros + book.excluded.open_micros,
+                "updated_at": book.excluded.updated_at,
+            },
             where=customer_exposure.c.open_micros + book.excluded.open_micros <= bindparam("limit"),
         )
         adjust = dialect.insert(customer_exposure)
         adjust = adjust.on_conflict_do_update(
             index_elements=["customer_id"],
-            set_={"open_micros": customer_exposure.c.open_micros + adjust.excluded.open_micros,
-                  "updated_at": adjust.excluded.updated_at},
+            set_={
+                "open_micros": customer_exposure.c.open_micros + adjust.excluded.open_micros,
+                "updated_at": adjust.excluded.updated_at,
+            },
         )
         _EXPOSURE_STATEMENTS[dialect_name] = _ExposureStatements(
             total=select(customer_exposure.c.open_micros).where(
-                customer_exposure.c.customer_id == bindparam("customer_id")),
+                customer_exposure.c.customer_id == bindparam("customer_id")
+            ),
             book=book,
             add_order=insert_ignoring_conflicts(dialect_name, order_exposure),
-            order_row=select(order_exposure.c.customer_id, order_exposure.c.amount_micros, order_exposure.c.open,
-                             order_exposure.c.version).where(order_exposure.c.order_id == bindparam("order_id")),
+            order_row=select(
+                order_exposure.c.customer_id,
+                order_exposure.c.amount_micros,
+                order_exposure.c.open,
+                order_exposure.c.version,
+            ).where(order_exposure.c.order_id == bindparam("order_id")),
             # Executed with the new column values as parameters; "oid" names the row (a bind parameter
             # may not share a name with a column the statement sets).
             update_order=update(order_exposure).where(order_exposure.c.order_id == bindparam("oid")),

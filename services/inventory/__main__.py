@@ -15,8 +15,9 @@ async def main() -> None:
     await rt.start()
     retention.register(rt)  # inbox and published outbox rows (README "Retention")
     service = InventoryService(rt.db)
-    rt.add_servicer(inventory_pb2_grpc.add_InventoryServiceServicer_to_server, InventoryApi(service),
-                    "InventoryService")
+    rt.add_servicer(
+        inventory_pb2_grpc.add_InventoryServiceServicer_to_server, InventoryApi(service), "InventoryService"
+    )
     for subscription in consumers.subscriptions(service):
         rt.subscribe(subscription)
     await rt.serve()

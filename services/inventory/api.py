@@ -17,7 +17,9 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
 
     async def Reserve(self, request, context):
         result = await self.service.reserve(
-            request.order_id, [(line.sku, line.quantity) for line in request.lines], request.priority,
+            request.order_id,
+            [(line.sku, line.quantity) for line in request.lines],
+            request.priority,
             country=request.ship_to_country,
             placed_at=request.placed_at.ToDatetime(tzinfo=dt.UTC) if request.HasField("placed_at") else None,
         )
@@ -25,33 +27,53 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
 
     async def ReserveMany(self, request, context):
         calls = [
-            ReserveCall(r.order_id, [(line.sku, line.quantity) for line in r.lines], r.priority, r.ship_to_country,
-                        r.placed_at.ToDatetime(tzinfo=dt.UTC) if r.HasField("placed_at") else None)
+            ReserveCall(
+                r.order_id,
+                [(line.sku, line.quantity) for line in r.lines],
+                r.priority,
+                r.ship_to_country,
+                r.placed_at.ToDatetime(tzinfo=dt.UTC) if r.HasField("placed_at") else None,
+            )
             for r in request.orders
         ]
         results = await self.service.reserve_many(calls)
-        return inventory_pb2.ReserveManyResponse(results=[
-            inventory_pb2.ReserveResult(order_id=call.order_id, response=reserve_response(result))
-            if isinstance(result, ReserveResult) else
-            inventory_pb2.ReserveResult(order_id=call.order_id, error_code=result.code, error_reason=result.reason,
-                                        error_message=result.message)
-            for call, result in zip(calls, results, strict=True)
-        ])
+        return inventory_pb2.ReserveManyResponse(
+            results=[
+                inventory_pb2.ReserveResult(order_id=call.order_id, response=reserve_response(result))
+                if isinstance(result, ReserveResult)
+                else inventory_pb2.ReserveResult(
+                    order_id=call.order_id,
+                    error_code=result.code,
+                    error_reason=result.reason,
+                    error_message=result.message,
+                )
+                for call, result in zip(calls, results, strict=True)
+            ]
+        )
 
     async def GetStock(self, request, context):
         require(request.sku, "sku")
         return stock_level_to_proto(request.sku, await self.service.levels(request.sku))
 
     async def Restock(self, request, context):
-        levels = await self.service.restock(request.sku, request.warehouse, request.quantity, request.reference)
+        levels = await self.service.restock(
+            request.sku, request.warehouse, request.quantity, request.reference
+        )
         return stock_level_to_proto(request.sku, levels)
 
     async def Reallocate(self, request, context):
-        held = await reallocation.reallocate(self.service.db, request.order_id, request.sku, request.warehouse,
-                                             request.quantity, request.reference,
-                                             write_off_only=request.write_off_only)
+        held = await reallocation.reallocate(
+            self.service.db,
+            request.order_id,
+            request.sku,
+            request.warehouse,
+            request.quantity,
+            request.reference,
+            write_off_only=request.write_off_only,
+        )
         return inventory_pb2.ReserveResponse(
-            reservations=[inventory_pb2.Reservation(sku=s, warehouse=w, quantity=q) for s, w, q in held])
+            reservations=[inventory_pb2.Reservation(sku=s, warehouse=w, quantity=q) for s, w, q in held]
+        )
 
     async def ImportMasterData(self, request, context):
         return common_pb2.ImportCsvResponse(rows=await self.service.import_csv(request.kind, request.csv))

@@ -83,7 +83,9 @@ class StockLevel:
     def count(self, on_hand: int) -> StockLevel:
         """Sets on hand to what a stock count found."""
         if not all(may_count(self.on_hand, self.reserved, on_hand)):
-            raise StockBookError(f"on hand {on_hand} at {self.warehouse} is less than the {self.reserved} reserved")
+            raise StockBookError(
+                f"on hand {on_hand} at {self.warehouse} is less than the {self.reserved} reserved"
+            )
         return replace(self, on_hand=on_hand)
 
 
@@ -118,10 +120,7 @@ def plan_order_allocation(
     """
     transit = transit or {}
     need = {sku: q for sku, q in missing.items() if q > 0}
-    stock = {
-        sku: {wh: q for wh, q in available.get(sku, {}).items() if q > 0}
-        for sku in need
-    }
+    stock = {sku: {wh: q for wh, q in available.get(sku, {}).items() if q > 0} for sku in need}
     candidates = sorted({wh for levels in stock.values() for wh in levels})
     if not candidates:
         return []
@@ -152,10 +151,12 @@ def plan_order_allocation(
     else:  # greedy set cover: each step adds the warehouse that covers the most of what is left
         picked: list[str] = []
         while covered(tuple(picked)) < best_cover:
-            picked.append(min(
-                (wh for wh in candidates if wh not in picked),
-                key=lambda wh: (-covered((*picked, wh)), wh not in already, days(wh), wh),
-            ))
+            picked.append(
+                min(
+                    (wh for wh in candidates if wh not in picked),
+                    key=lambda wh: (-covered((*picked, wh)), wh not in already, days(wh), wh),
+                )
+            )
         chosen_set = tuple(sorted(picked))
 
     plan: list[tuple[str, str, int]] = []
@@ -171,12 +172,16 @@ def plan_order_allocation(
     return plan
 
 
-def plan_allocation(needed: int, available: dict[str, int], transit: dict[str, int] | None = None) -> list[tuple[str, int]]:
+def plan_allocation(
+    needed: int, available: dict[str, int], transit: dict[str, int] | None = None
+) -> list[tuple[str, int]]:
     """One SKU's plan under the same strategy, in the order units are taken (nearest first)."""
     plan = plan_order_allocation({"_": needed}, {"_": available}, transit)
     days = transit or {}
-    return sorted(((wh, q) for _, wh, q in plan),
-                  key=lambda x: (days.get(x[0], UNKNOWN_TRANSIT), -available.get(x[0], 0), x[0]))
+    return sorted(
+        ((wh, q) for _, wh, q in plan),
+        key=lambda x: (days.get(x[0], UNKNOWN_TRANSIT), -available.get(x[0], 0), x[0]),
+    )
 
 
 def transit_days(country: str, warehouse_country: str, domestic: int, international: int) -> int:
@@ -239,7 +244,11 @@ def validate_restock(sku: str, warehouse: str, quantity: int, reference: str) ->
 def unknown_warehouse(warehouse: str, field_path: str = "warehouse") -> InvalidArgument:
     return InvalidArgument(
         f"unknown warehouse {warehouse!r}",
-        [FieldViolation(field_path, f"unknown warehouse {warehouse!r}; import warehouses first", "unknown_warehouse")],
+        [
+            FieldViolation(
+                field_path, f"unknown warehouse {warehouse!r}; import warehouses first", "unknown_warehouse"
+            )
+        ],
     )
 
 
@@ -254,9 +263,9 @@ def reference_reused(reference: str) -> InvalidArgument:
 
 # --- what one order holds --------------------------------------------------------------------------
 class OrderState(StrEnum):
-    ACTIVE = "active"        # may hold reservations; Reserve adjusts them
-    RELEASED = "released"    # cancelled: everything given back, later Reserves refused
-    CONSUMED = "consumed"    # everything it held has shipped
+    ACTIVE = "active"  # may hold reservations; Reserve adjusts them
+    RELEASED = "released"  # cancelled: everything given back, later Reserves refused
+    CONSUMED = "consumed"  # everything it held has shipped
 
 
 Key = tuple[str, str]  # (sku, warehouse)
@@ -266,9 +275,9 @@ Key = tuple[str, str]  # (sku, warehouse)
 class ReservationPlan:
     """What a Reserve call changes: units given back, units newly reserved, and what is missing."""
 
-    release: list[tuple[str, str, int]] = field(default_factory=list)   # (sku, warehouse, quantity)
-    reserve: list[tuple[str, str, int]] = field(default_factory=list)   # (sku, warehouse, quantity)
-    backordered: dict[str, int] = field(default_factory=dict)           # sku -> missing units
+    release: list[tuple[str, str, int]] = field(default_factory=list)  # (sku, warehouse, quantity)
+    reserve: list[tuple[str, str, int]] = field(default_factory=list)  # (sku, warehouse, quantity)
+    backordered: dict[str, int] = field(default_factory=dict)  # sku -> missing units
 
     @property
     def units_reserved(self) -> int:
@@ -293,7 +302,8 @@ class OrderReservations:
         if self.state is OrderState.RELEASED:
             raise FailedPrecondition(
                 f"order {self.order_id} was released (cancelled); nothing more is reserved for it",
-                rule="order_released", subject=self.order_id,
+                rule="order_released",
+                subject=self.order_id,
             )
 
     def held_for(self, sku: str) -> int:
@@ -306,7 +316,10 @@ class OrderReservations:
         return {s for (s, _), q in self.held.items() if q > 0}
 
     def plan(
-        self, wanted: dict[str, int], available: dict[str, dict[str, int]], transit: dict[str, int] | None = None
+        self,
+        wanted: dict[str, int],
+        available: dict[str, dict[str, int]],
+        transit: dict[str, int] | None = None,
     ) -> ReservationPlan:
         """Target state: hold min(requested, reservable) of each wanted SKU, nothing of any other.
 

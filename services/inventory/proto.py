@@ -12,8 +12,9 @@ def stock_level_to_proto(sku: str, levels: list[StockLevel]) -> inventory_pb2.St
     return inventory_pb2.StockLevel(
         sku=sku,
         warehouses=[
-            inventory_pb2.WarehouseStock(warehouse=lv.warehouse, on_hand=lv.on_hand, reserved=lv.reserved,
-                                         available=lv.available)
+            inventory_pb2.WarehouseStock(
+                warehouse=lv.warehouse, on_hand=lv.on_hand, reserved=lv.reserved, available=lv.available
+            )
             for lv in levels
         ],
     )
@@ -21,8 +22,12 @@ def stock_level_to_proto(sku: str, levels: list[StockLevel]) -> inventory_pb2.St
 
 def reserve_response(result: ReserveResult) -> inventory_pb2.ReserveResponse:
     return inventory_pb2.ReserveResponse(
-        reservations=[inventory_pb2.Reservation(sku=s, warehouse=w, quantity=q) for s, w, q in result.reservations],
-        backordered=[inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in sorted(result.backordered.items())],
+        reservations=[
+            inventory_pb2.Reservation(sku=s, warehouse=w, quantity=q) for s, w, q in result.reservations
+        ],
+        backordered=[
+            inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in sorted(result.backordered.items())
+        ],
         expected_date=result.expected_date,
         expected_delivery_date=result.expected_delivery_date,
     )
@@ -30,18 +35,28 @@ def reserve_response(result: ReserveResult) -> inventory_pb2.ReserveResponse:
 
 def run_to_proto(run: Run, status: str) -> inventory_pb2.ProductionRun:
     return inventory_pb2.ProductionRun(
-        production_id=run.production_id, sku=run.sku, warehouse=run.warehouse, quantity=run.quantity,
-        expected_date=run.expected_date.isoformat(), status=status,
+        production_id=run.production_id,
+        sku=run.sku,
+        warehouse=run.warehouse,
+        quantity=run.quantity,
+        expected_date=run.expected_date.isoformat(),
+        status=status,
     )
 
 
 def atp_to_proto(atp: Atp) -> inventory_pb2.AvailableToPromise:
     return inventory_pb2.AvailableToPromise(
-        sku=atp.sku, available_now=atp.available_now, backordered=atp.backordered, in_production=atp.in_production,
+        sku=atp.sku,
+        available_now=atp.available_now,
+        backordered=atp.backordered,
+        in_production=atp.in_production,
         dates=[
             inventory_pb2.AtpDate(
-                date=p.date.isoformat(), quantity=p.total,
-                warehouses=[inventory_pb2.AtpWarehouse(warehouse=w, quantity=q) for w, q in p.by_warehouse.items()],
+                date=p.date.isoformat(),
+                quantity=p.total,
+                warehouses=[
+                    inventory_pb2.AtpWarehouse(warehouse=w, quantity=q) for w, q in p.by_warehouse.items()
+                ],
             )
             for p in atp.points
         ],

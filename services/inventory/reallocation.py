@@ -20,17 +20,32 @@ from services.inventory.store import StockRepository
 
 
 def check_request(order_id: str, sku: str, warehouse: str, quantity: int, reference: str) -> None:
-    violations = [errors.FieldViolation(name, "required", "required")
-                  for name, value in (("order_id", order_id), ("sku", sku), ("warehouse", warehouse),
-                                      ("reference", reference)) if not value]
+    violations = [
+        errors.FieldViolation(name, "required", "required")
+        for name, value in (
+            ("order_id", order_id),
+            ("sku", sku),
+            ("warehouse", warehouse),
+            ("reference", reference),
+        )
+        if not value
+    ]
     if quantity <= 0:
         violations.append(errors.FieldViolation("quantity", "must be positive"))
     if violations:
         raise errors.InvalidArgument("invalid reallocation", violations)
 
 
-async def reallocate(db: Database, order_id: str, sku: str, warehouse: str, quantity: int,
-                     reference: str, *, write_off_only: bool = False) -> list[tuple[str, str, int]]:
+async def reallocate(
+    db: Database,
+    order_id: str,
+    sku: str,
+    warehouse: str,
+    quantity: int,
+    reference: str,
+    *,
+    write_off_only: bool = False,
+) -> list[tuple[str, str, int]]:
     """Moves `quantity` of the order's `sku` away from `warehouse`; returns what the order holds now.
     With `write_off_only` (a split delivery) the units are released and written off, nothing is
     reserved elsewhere: the order holds less."""
@@ -46,13 +61,18 @@ async def reallocate(db: Database, order_id: str, sku: str, warehouse: str, quan
         if held_here < quantity:
             raise errors.FailedPrecondition(
                 f"order {order_id} holds {held_here} of {sku} at {warehouse}, not {quantity}",
-                rule="not_held_at_warehouse", subject=order_id)
+                rule="not_held_at_warehouse",
+                subject=order_id,
+            )
         elsewhere = {wh: lv.available for wh, lv in levels.items() if wh != warehouse}
         picks = [] if write_off_only else plan_allocation(quantity, elsewhere)
         if not write_off_only and sum(q for _, q in picks) < quantity:
             raise errors.FailedPrecondition(
                 f"the other warehouses have {sum(max(a, 0) for a in elsewhere.values())} of {sku} available, "
-                f"not {quantity}", rule="no_stock_elsewhere", subject=order_id)
+                f"not {quantity}",
+                rule="no_stock_elsewhere",
+                subject=order_id,
+            )
         await repo.unreserve(order_id, sku, warehouse, quantity)
         here = levels[warehouse]
         _, counted = await repo.count(sku, warehouse, here.on_hand - quantity)  # the write-off
@@ -60,7 +80,9 @@ async def reallocate(db: Database, order_id: str, sku: str, warehouse: str, quan
             raise errors.Conflict(f"{sku} at {warehouse} changed meanwhile; retry")
         for wh, qty in picks:
             await repo.reserve(order_id, sku, wh, qty)
-        order.apply(ReservationPlan(release=[(sku, warehouse, quantity)], reserve=[(sku, wh, q) for wh, q in picks]))
+        order.apply(
+            ReservationPlan(release=[(sku, warehouse, quantity)], reserve=[(sku, wh, q) for wh, q in picks])
+        )
         await repo.save_order_state(order)
         await repo.drop_empty_reservations(order_id)
     metrics.STOCK_UNITS_MOVED.labels("written_off").inc(quantity)

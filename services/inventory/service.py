@@ -63,9 +63,9 @@ IMPORT_WIDTHS = {
 @dataclass(frozen=True)
 class ReserveResult:
     reservations: list[tuple[str, str, int]]  # (sku, warehouse, quantity) the order holds now
-    backordered: dict[str, int]               # sku -> units still missing
-    expected_date: str = ""                   # ISO date the missing units are due ("" unknown / none)
-    expected_delivery_date: str = ""          # expected_date + transit to the ship-to country
+    backordered: dict[str, int]  # sku -> units still missing
+    expected_date: str = ""  # ISO date the missing units are due ("" unknown / none)
+    expected_delivery_date: str = ""  # expected_date + transit to the ship-to country
 
 
 @dataclass(frozen=True)
@@ -122,12 +122,23 @@ class InventoryService:
 
     async def _transit(self, repo: StockRepository, country: str) -> dict[str, int]:
         """Days from each known warehouse to the ship-to country."""
-        return {w.warehouse: transit_days(country, w.country, w.transit_days_domestic, w.transit_days_international)
-                for w in await self._warehouse_rows(repo)}
+        return {
+            w.warehouse: transit_days(
+                country, w.country, w.transit_days_domestic, w.transit_days_international
+            )
+            for w in await self._warehouse_rows(repo)
+        }
 
     # --- reservations ---------------------------------------------------------------------------
-    async def reserve(self, order_id: str, lines: list[tuple[str, int]], priority: int = 0, *,
-                      country: str = "", placed_at: dt.datetime | None = None) -> ReserveResult:
+    async def reserve(
+        self,
+        order_id: str,
+        lines: list[tuple[str, int]],
+        priority: int = 0,
+        *,
+        country: str = "",
+        placed_at: dt.datetime | None = None,
+    ) -> ReserveResult:
         """Makes the order hold min(requested, reservable) of each SKU (target state); what is missing
         is backordered, covered by production runs where the product has a lead time, and dated."""
         wanted = validate_reserve_lines(order_id, lines)
@@ -140,9 +151,14 @@ class InventoryService:
             # no longer holds), locked on the last attempt, which therefore always goes through.
             locked = attempts == RESERVE_ATTEMPTS
             try:
-                order, plan = await self._reserve_in(tx, order_id, lines, wanted, priority, country, placed_at,
-                                                     locked=locked)
-                dates = await self._promise(tx, order_id, plan.backordered, country) if plan.backordered else ("", "")
+                order, plan = await self._reserve_in(
+                    tx, order_id, lines, wanted, priority, country, placed_at, locked=locked
+                )
+                dates = (
+                    await self._promise(tx, order_id, plan.backordered, country)
+                    if plan.backordered
+                    else ("", "")
+                )
             except errors.Conflict:
                 metrics.RESERVE_RETRIES.inc()
                 raise
@@ -171,13 +187,17 @@ class InventoryService:
         per order, in order, so no transaction holds more than one order's locks and two replicas
         keep the store's lock order."""
         if len(calls) > MAX_RESERVE_MANY:
-            raise errors.InvalidArgument(f"at most {MAX_RESERVE_MANY} orders per call", [
-                errors.FieldViolation("orders", f"at most {MAX_RESERVE_MANY}", "too_many")])
+            raise errors.InvalidArgument(
+                f"at most {MAX_RESERVE_MANY} orders per call",
+                [errors.FieldViolation("orders", f"at most {MAX_RESERVE_MANY}", "too_many")],
+            )
         seen: set[str] = set()
         for n, call in enumerate(calls):
             if call.order_id in seen:
-                raise errors.InvalidArgument("the same order twice in one call", [
-                    errors.FieldViolation(f"orders[{n}].order_id", "each order once per call", "duplicate")])
+                raise errors.InvalidArgument(
+                    "the same order twice in one call",
+                    [errors.FieldViolation(f"orders[{n}].order_id", "each order once per call", "duplicate")],
+                )
             seen.add(call.order_id)
         results: list[ReserveResult | errors.DomainError | None] = [None] * len(calls)
         valid: list[tuple[int, ReserveCall, dict[str, int]]] = []
@@ -197,26 +217,48 @@ class InventoryService:
                 return results  # type: ignore[return-value]
         for n, call, _ in valid:
             try:
-                results[n] = await self.reserve(call.order_id, call.lines, call.priority, country=call.country,
-                                                placed_at=call.placed_at)
+                results[n] = await self.reserve(
+                    call.order_id, call.lines, call.priority, country=call.country, placed_at=call.placed_at
+                )
             except errors.DomainError as exc:
                 results[n] = exc
         return results  # type: ignore[return-value]
 
-    async def _reserve_together(self, valid: list[tuple[int, ReserveCall, dict[str, int]]]) -> list[ReserveResult]:
+    async def _reserve_together(
+        self, valid: list[tuple[int, ReserveCall, dict[str, int]]]
+    ) -> list[ReserveResult]:
         done = []
         async with self.db.transaction() as tx:
             for _, call, wanted in valid:
-                order, plan = await self._reserve_in(tx, call.order_id, call.lines, wanted, call.priority,
-                                                     call.country, call.placed_at, locked=False)
-                dates = (await self._promise(tx, call.order_id, plan.backordered, call.country)
-                         if plan.backordered else ("", ""))
+                order, plan = await self._reserve_in(
+                    tx,
+                    call.order_id,
+                    call.lines,
+                    wanted,
+                    call.priority,
+                    call.country,
+                    call.placed_at,
+                    locked=False,
+                )
+                dates = (
+                    await self._promise(tx, call.order_id, plan.backordered, call.country)
+                    if plan.backordered
+                    else ("", "")
+                )
                 done.append((order, plan, dates))
         return [self._reserved(order, plan, dates) for order, plan, dates in done]
 
     async def _reserve_in(
-        self, tx: Tx, order_id: str, lines: list[tuple[str, int]], wanted: dict[str, int], priority: int,
-        country: str = "", placed_at: dt.datetime | None = None, *, locked: bool = True,
+        self,
+        tx: Tx,
+        order_id: str,
+        lines: list[tuple[str, int]],
+        wanted: dict[str, int],
+        priority: int,
+        country: str = "",
+        placed_at: dt.datetime | None = None,
+        *,
+        locked: bool = True,
     ) -> tuple[OrderReservations, ReservationPlan]:
         """The order's row is locked first. Stock rows are touched last, in (sku, warehouse) order,
         so under contention a hot stock row is locked only from its guarded update to the commit."""
@@ -249,11 +291,15 @@ class InventoryService:
             changed = sorted(set(before) | set(plan.backordered))
             for sku in changed:
                 await repo.set_backorder(order_id, sku, plan.backordered.get(sku, 0))
-            await repo.add_backordered({sku: plan.backordered.get(sku, 0) - before.get(sku, 0) for sku in changed})
+            await repo.add_backordered(
+                {sku: plan.backordered.get(sku, 0) - before.get(sku, 0) for sku in changed}
+            )
         return order, plan
 
     # --- backorders and production ------------------------------------------------------------------
-    async def _promise(self, tx: Tx, order_id: str, backordered: dict[str, int], country: str) -> tuple[str, str]:
+    async def _promise(
+        self, tx: Tx, order_id: str, backordered: dict[str, int], country: str
+    ) -> tuple[str, str]:
         """Plans production for what open runs do not cover, then dates the order's backorders:
         (expected date in a warehouse, expected delivery date), "" when some SKU has no run."""
         repo = tx.repo(StockRepository)
@@ -288,8 +334,15 @@ class InventoryService:
         return max(ready).isoformat(), max(delivered).isoformat()
 
     @staticmethod
-    async def _covering(repo: StockRepository, sku: str, order_id: str, own: int, total: int, runs: list[Run],
-                        transit: dict[str, int]) -> Promise | None:
+    async def _covering(
+        repo: StockRepository,
+        sku: str,
+        order_id: str,
+        own: int,
+        total: int,
+        runs: list[Run],
+        transit: dict[str, int],
+    ) -> Promise | None:
         """The run that covers the order's place in the fill order. Its place is summed in SQL only
         when it matters: when the run covering its own units and the run covering every backorder
         fall on different dates (otherwise every backorder gets that date, from the run nearest it)."""
@@ -298,7 +351,9 @@ class InventoryService:
         best, worst = covering_run(own, runs), covering_run(total, runs)
         if best is not None and worst is not None and best.date == worst.date:
             same_day = [r for r in runs if r.expected_date == best.date]
-            nearest = min(same_day, key=lambda r: (transit.get(r.warehouse, UNKNOWN_TRANSIT), r.production_id))
+            nearest = min(
+                same_day, key=lambda r: (transit.get(r.warehouse, UNKNOWN_TRANSIT), r.production_id)
+            )
             return Promise(best.date, nearest.warehouse)
         through, _ = await repo.backorder_demand(sku, order_id)
         return covering_run(through, runs)
@@ -324,8 +379,9 @@ class InventoryService:
             if not any(q > 0 for q in available.values()):
                 continue
             already = await repo.held_warehouses(b.order_id)
-            plan = plan_order_allocation({b.sku: b.quantity}, {b.sku: available},
-                                         await self._transit(repo, b.country), already)
+            plan = plan_order_allocation(
+                {b.sku: b.quantity}, {b.sku: available}, await self._transit(repo, b.country), already
+            )
             taken = 0
             for sku, warehouse, qty in plan:
                 await repo.reserve(b.order_id, sku, warehouse, qty)
@@ -356,7 +412,9 @@ class InventoryService:
             run, status = found
             if status == "completed":
                 return run, status
-            await self.receive(tx, [Receipt(run.sku, run.warehouse, run.quantity, f"production:{production_id}")])
+            await self.receive(
+                tx, [Receipt(run.sku, run.warehouse, run.quantity, f"production:{production_id}")]
+            )
             if await repo.complete_run(production_id, run.quantity):  # the run's row last
                 metrics.PRODUCTION_RUNS.labels("completed").inc()
                 return run, "completed"
@@ -370,7 +428,9 @@ class InventoryService:
 
     async def production(self, sku: str = "", status: str = "") -> list[tuple[Run, str]]:
         if status not in ("", "open", "completed"):
-            raise errors.InvalidArgument("unknown status", [errors.FieldViolation("status", "open or completed")])
+            raise errors.InvalidArgument(
+                "unknown status", [errors.FieldViolation("status", "open or completed")]
+            )
         async with self.db.reading() as work:
             return await work.repo(StockRepository).runs(sku, status, limit=500)
 
@@ -378,7 +438,9 @@ class InventoryService:
         if not sku:
             raise errors.InvalidArgument("sku is required", [errors.FieldViolation("sku", "required")])
         if len(sku) > MAX_LENGTH["sku"]:
-            raise errors.InvalidArgument("sku too long", [errors.FieldViolation("sku", "at most 64 characters", "too_long")])
+            raise errors.InvalidArgument(
+                "sku too long", [errors.FieldViolation("sku", "at most 64 characters", "too_long")]
+            )
         async with self.db.reading() as work:
             repo = work.repo(StockRepository)
             levels = await repo.levels(sku)
@@ -460,8 +522,14 @@ class InventoryService:
         for receipt in sorted(receipts, key=lambda r: (r.sku, r.warehouse, r.reference)):
             if receipt.warehouse not in known:
                 raise unknown_warehouse(receipt.warehouse)
-            if not await repo.record_receipt(receipt.reference, receipt.sku, receipt.warehouse, receipt.quantity):
-                if await repo.receipt(receipt.reference) != (receipt.sku, receipt.warehouse, receipt.quantity):
+            if not await repo.record_receipt(
+                receipt.reference, receipt.sku, receipt.warehouse, receipt.quantity
+            ):
+                if await repo.receipt(receipt.reference) != (
+                    receipt.sku,
+                    receipt.warehouse,
+                    receipt.quantity,
+                ):
                     raise reference_reused(receipt.reference)
                 continue  # applied before: a retry
             applied.append((receipt, await repo.receive(receipt.sku, receipt.warehouse, receipt.quantity)))
@@ -474,15 +542,25 @@ class InventoryService:
         if applied:
             metrics.STOCK_UNITS_MOVED.labels("restocked").inc(sum(r.quantity for r, _ in applied))
 
-    async def _emit_restocked(self, tx: Tx, sku: str, level: StockLevel, delta: int,
-                              filled_order_ids: list[str] = ()) -> None:
-        await tx.emit(events.new_event(
-            "stock.restocked", aggregate_id=sku, version=await tx.repo(StockRepository).next_event_version(sku),
-            reason=f"+{delta} at {level.warehouse}",
-            stock=events_pb2.StockEvent(sku=sku, warehouse=level.warehouse, on_hand=level.on_hand,
-                                        reserved=level.reserved, delta=delta,
-                                        filled_order_ids=list(filled_order_ids)),
-        ))
+    async def _emit_restocked(
+        self, tx: Tx, sku: str, level: StockLevel, delta: int, filled_order_ids: list[str] = ()
+    ) -> None:
+        await tx.emit(
+            events.new_event(
+                "stock.restocked",
+                aggregate_id=sku,
+                version=await tx.repo(StockRepository).next_event_version(sku),
+                reason=f"+{delta} at {level.warehouse}",
+                stock=events_pb2.StockEvent(
+                    sku=sku,
+                    warehouse=level.warehouse,
+                    on_hand=level.on_hand,
+                    reserved=level.reserved,
+                    delta=delta,
+                    filled_order_ids=list(filled_order_ids),
+                ),
+            )
+        )
 
     # --- reads and master data ---------------------------------------------------------------------
     async def levels(self, sku: str) -> list[StockLevel]:
@@ -523,17 +601,26 @@ class InventoryService:
         known = await repo.warehouse_codes()
         violations: list[errors.FieldViolation] = []
         risen: list[tuple[str, StockLevel, int]] = []
-        numbered = sorted(enumerate(rows, start=2), key=lambda nr: (nr[1].sku, nr[1].warehouse))  # row 1: header
+        numbered = sorted(
+            enumerate(rows, start=2), key=lambda nr: (nr[1].sku, nr[1].warehouse)
+        )  # row 1: header
         for number, row in numbered:
             if row.warehouse not in known:
-                violations.append(errors.FieldViolation(
-                    f"row {number}.warehouse", f"unknown warehouse {row.warehouse!r}; import warehouses first"))
+                violations.append(
+                    errors.FieldViolation(
+                        f"row {number}.warehouse",
+                        f"unknown warehouse {row.warehouse!r}; import warehouses first",
+                    )
+                )
                 continue
             before, after = await repo.count(row.sku, row.warehouse, row.on_hand)
             if after is None:
-                violations.append(errors.FieldViolation(
-                    f"row {number}.on_hand",
-                    f"{row.on_hand} is less than the {before.reserved} units reserved for orders at {row.warehouse}"))
+                violations.append(
+                    errors.FieldViolation(
+                        f"row {number}.on_hand",
+                        f"{row.on_hand} is less than the {before.reserved} units reserved for orders at {row.warehouse}",
+                    )
+                )
             elif after.on_hand > before.on_hand:
                 risen.append((row.sku, after, after.on_hand - before.on_hand))
         if violations:  # raising rolls the whole import back
@@ -541,4 +628,6 @@ class InventoryService:
             raise errors.InvalidArgument("stock import refused; nothing was imported", violations)
         filled = await self._fill(tx, sorted({sku for sku, _, _ in risen})) if risen else {}
         for sku, level, delta in sorted(risen, key=lambda r: r[0]):
-            await self._emit_restocked(tx, sku, await repo.level(sku, level.warehouse), delta, filled.get(sku, []))
+            await self._emit_restocked(
+                tx, sku, await repo.level(sku, level.warehouse), delta, filled.get(sku, [])
+            )

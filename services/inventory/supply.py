@@ -28,10 +28,10 @@ from orderdesk.errors import FieldViolation, InvalidArgument
 class Backorder:
     order_id: str
     sku: str
-    quantity: int                 # units still missing
+    quantity: int  # units still missing
     priority: int
     placed_at: dt.datetime
-    country: str = ""             # ship-to country (nearest-warehouse choice when filled)
+    country: str = ""  # ship-to country (nearest-warehouse choice when filled)
 
 
 def fill_order(backorders: list[Backorder]) -> list[Backorder]:
@@ -95,7 +95,7 @@ def promise_backorders(backorders: list[Backorder], open_runs: list[Run]) -> dic
 @dataclass
 class AtpPoint:
     date: dt.date
-    total: int                                              # promisable by this date, all warehouses
+    total: int  # promisable by this date, all warehouses
     by_warehouse: dict[str, int] = field(default_factory=dict)
 
 
@@ -108,8 +108,12 @@ def available_to_promise(
     then runs by date; warehouse code within a date), so a number here is free to promise
     to a new order. Dates only increase and so do the quantities (all demand is known now).
     """
-    supplies: list[tuple[dt.date, str, int]] = [(today, wh, q) for wh, q in sorted(available.items()) if q > 0]
-    supplies += sorted((max(r.expected_date, today), r.warehouse, r.quantity) for r in open_runs if r.quantity > 0)
+    supplies: list[tuple[dt.date, str, int]] = [
+        (today, wh, q) for wh, q in sorted(available.items()) if q > 0
+    ]
+    supplies += sorted(
+        (max(r.expected_date, today), r.warehouse, r.quantity) for r in open_runs if r.quantity > 0
+    )
     owed = max(backordered, 0)
     points: list[AtpPoint] = []
     free: dict[str, int] = {}
@@ -130,5 +134,6 @@ def validate_production_id(production_id: str) -> None:
     if not production_id:
         raise InvalidArgument("production_id is required", [FieldViolation("production_id", "required")])
     if len(production_id) > 40:
-        raise InvalidArgument("production_id too long",
-                              [FieldViolation("production_id", "at most 40 characters", "too_long")])
+        raise InvalidArgument(
+            "production_id too long", [FieldViolation("production_id", "at most 40 characters", "too_long")]
+        )

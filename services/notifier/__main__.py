@@ -19,8 +19,12 @@ async def main() -> None:
     await rt.start()
     pruner = retention.register(rt, *store.PRUNABLE)  # feed, deliveries, attempts (README "Retention")
     settings = WebhookSettings.from_env()
-    service = NotifierService(rt.db, allow_private=settings.allow_private, feed_days=pruner.settings.feed_days)
-    rt.add_servicer(notifier_pb2_grpc.add_NotifierServiceServicer_to_server, NotifierApi(service), "NotifierService")
+    service = NotifierService(
+        rt.db, allow_private=settings.allow_private, feed_days=pruner.settings.feed_days
+    )
+    rt.add_servicer(
+        notifier_pb2_grpc.add_NotifierServiceServicer_to_server, NotifierApi(service), "NotifierService"
+    )
     # One replica at a time appends to the feeds and delivers (a lease, see orderdesk.leases): a durable
     # consumer shared by replicas could append two events of one order out of order. Every replica
     # answers the API; the holder picks up others' changes by polling (endpoints, replays: seconds).

@@ -14,14 +14,16 @@ class NotifierApi(notifier_pb2_grpc.NotifierServiceServicer):
 
     async def CreateEndpoint(self, request, context):
         require(request.url, "url")
-        endpoint, secret = await self.service.create_endpoint(request.partner_id, request.url,
-                                                              list(request.event_types), request.secret)
+        endpoint, secret = await self.service.create_endpoint(
+            request.partner_id, request.url, list(request.event_types), request.secret
+        )
         return notifier_pb2.EndpointWithSecret(endpoint=endpoint_to_proto(endpoint), secret=secret)
 
     async def ListEndpoints(self, request, context):
         found, parked = await self.service.endpoints(request.partner_id)
         return notifier_pb2.ListEndpointsResponse(
-            items=[endpoint_to_proto(e, parked.get(e.endpoint_id, 0)) for e in found])
+            items=[endpoint_to_proto(e, parked.get(e.endpoint_id, 0)) for e in found]
+        )
 
     async def GetEndpoint(self, request, context):
         require(request.endpoint_id, "endpoint_id")
@@ -47,25 +49,33 @@ class NotifierApi(notifier_pb2_grpc.NotifierServiceServicer):
 
     async def ListDeliveries(self, request, context):
         require(request.endpoint_id, "endpoint_id")
-        rows, attempts, cursor = await self.service.deliveries(request.endpoint_id, request.partner_id,
-                                                               request.status, request.limit, request.cursor)
+        rows, attempts, cursor = await self.service.deliveries(
+            request.endpoint_id, request.partner_id, request.status, request.limit, request.cursor
+        )
         return notifier_pb2.ListDeliveriesResponse(
-            items=[delivery_to_proto(r, attempts[r["delivery_id"]]) for r in rows], next_cursor=cursor)
+            items=[delivery_to_proto(r, attempts[r["delivery_id"]]) for r in rows], next_cursor=cursor
+        )
 
     async def ReplayDelivery(self, request, context):
         require(request.endpoint_id, "endpoint_id")
         require(request.delivery_id, "delivery_id")
-        row, attempts = await self.service.replay(request.endpoint_id, request.partner_id, request.delivery_id)
+        row, attempts = await self.service.replay(
+            request.endpoint_id, request.partner_id, request.delivery_id
+        )
         return delivery_to_proto(row, attempts)
 
     async def ReplayRange(self, request, context):
         require(request.endpoint_id, "endpoint_id")
-        replayed = await self.service.replay_range(request.endpoint_id, request.partner_id,
-                                                   request.from_sequence, request.to_sequence)
+        replayed = await self.service.replay_range(
+            request.endpoint_id, request.partner_id, request.from_sequence, request.to_sequence
+        )
         return notifier_pb2.ReplayRangeResponse(replayed=replayed)
 
     async def ReadFeed(self, request, context):
         require(request.partner_id, "partner_id")
-        entries, head = await self.service.read_feed(request.partner_id, request.after_sequence, request.limit,
-                                                     request.wait_seconds)
-        return notifier_pb2.ReadFeedResponse(entries=[feed_entry_to_proto(e) for e in entries], last_sequence=head)
+        entries, head = await self.service.read_feed(
+            request.partner_id, request.after_sequence, request.limit, request.wait_seconds
+        )
+        return notifier_pb2.ReadFeedResponse(
+            entries=[feed_entry_to_proto(e) for e in entries], last_sequence=head
+        )

@@ -13,5 +13,14 @@ def about_an_order(event) -> bool:
 
 
 def subscriptions(service: NotifierService) -> list[Subscription]:
-    return [Subscription("notifier-feed", "orderdesk.>", service.on_event, wants=about_an_order, batch=256,
-                         group_commit=True, batch_handler=service.on_events)]
+    return [
+        Subscription(
+            "notifier-feed",
+            "orderdesk.>",
+            service.on_event,
+            wants=about_an_order,
+            batch=256,
+            group_commit=True,
+            batch_handler=service.on_events,
+        )
+    ]

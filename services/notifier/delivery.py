@@ -49,15 +49,20 @@ from services.notifier.store import (
 
 log = logging.getLogger("notifier.delivery")
 
-MAX_WAIT_SECONDS = 2.0       # longest sleep between rounds: catches endpoints changed by another replica
-MIN_ROUND_SECONDS = 0.1      # wake-ups within this gather into one round (one commit for many events)
+MAX_WAIT_SECONDS = 2.0  # longest sleep between rounds: catches endpoints changed by another replica
+MIN_ROUND_SECONDS = 0.1  # wake-ups within this gather into one round (one commit for many events)
 TAKE_ON_BATCH = 500
 GAUGE_SECONDS = 5.0
 EXCERPT_BYTES = 500
 USER_AGENT = "orderdesk-webhooks/1"
 
-STATUS_AFTER = {Outcome.DELIVERED: DELIVERED, Outcome.RETRY: PENDING, Outcome.FAILED: FAILED,
-                Outcome.PARKED: PARKED, Outcome.GONE: FAILED}
+STATUS_AFTER = {
+    Outcome.DELIVERED: DELIVERED,
+    Outcome.RETRY: PENDING,
+    Outcome.FAILED: FAILED,
+    Outcome.PARKED: PARKED,
+    Outcome.GONE: FAILED,
+}
 
 
 class GuardedResolver(AbstractResolver):
@@ -82,6 +87,7 @@ class GuardedResolver(AbstractResolver):
 @dataclass(frozen=True)
 class Target:
     """Where and how one delivery is POSTed (read with the delivery, so a rotated secret applies at once)."""
+
     endpoint_id: str
     url: str
     secret: str
@@ -103,23 +109,29 @@ class Dispatcher:
     def __init__(self, db: Database, service: NotifierService, settings: WebhookSettings):
         self.db = db
         self.settings = settings
-        self.policy = domain.RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.backoff,
-                                         max_delay=settings.max_backoff)
+        self.policy = domain.RetryPolicy(
+            max_attempts=settings.max_attempts, base_delay=settings.backoff, max_delay=settings.max_backoff
+        )
         self.session: aiohttp.ClientSession | None = None
         self.per_endpoint = max(settings.endpoint_concurrency, 1)
-        self.in_flight: dict[str, str] = {}      # delivery id -> endpoint id, until its attempt is recorded
+        self.in_flight: dict[str, str] = {}  # delivery id -> endpoint id, until its attempt is recorded
         self.finished: list[tuple[Attempt, Target, dict, Outcome]] = []  # to record in the next round
         self.tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
-        service.listeners.append(lambda _partner_id: self._wake.set())          # a feed grew
+        service.listeners.append(lambda _partner_id: self._wake.set())  # a feed grew
         service.endpoint_listeners.append(lambda _endpoint_id: self._wake.set())  # created, resumed, replayed
 
     async def run(self) -> None:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.settings.allow_private),
-                                         limit=self.settings.concurrency, ttl_dns_cache=60)
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(self.settings.allow_private),
+            limit=self.settings.concurrency,
+            ttl_dns_cache=60,
+        )
         self.session = aiohttp.ClientSession(
-            connector=connector, headers={"User-Agent": USER_AGENT},
-            timeout=aiohttp.ClientTimeout(total=self.settings.timeout))
+            connector=connector,
+            headers={"User-Agent": USER_AGENT},
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+        )
         loop = asyncio.get_running_loop()
         last_gauges = 0.0
         try:
@@ -153,15 +165,20 @@ class Dispatcher:
                 recorded = {a.delivery_id for a in await repo.record_attempts([f[0] for f in finished])}
                 for attempt, endpoint, _delivery, outcome in finished:
                     if outcome is Outcome.GONE and attempt.delivery_id in recorded:
-                        await repo.set_endpoint(endpoint.endpoint_id, status=DISABLED, disabled_reason=(
-                            f"the receiver answered 410 Gone at {utcnow().isoformat()}"))
+                        await repo.set_endpoint(
+                            endpoint.endpoint_id,
+                            status=DISABLED,
+                            disabled_reason=(f"the receiver answered 410 Gone at {utcnow().isoformat()}"),
+                        )
                 more_to_take = await repo.take_on_all(domain.matches, TAKE_ON_BATCH)
                 now = utcnow()
                 room = len(self.in_flight) < self.settings.concurrency
                 heads = await repo.due_heads(now, self.per_endpoint) if room else []
                 next_due = await repo.next_due(now)
         except BaseException:
-            self.finished[:0] = finished  # not recorded: the next round tries again (they stay in flight till then)
+            self.finished[:0] = (
+                finished  # not recorded: the next round tries again (they stay in flight till then)
+            )
             raise
         for attempt, endpoint, delivery, outcome in finished:
             self.in_flight.pop(attempt.delivery_id, None)
@@ -217,7 +234,9 @@ class Dispatcher:
             refused = literal_refused(endpoint.url, self.settings.allow_private)
             if refused:
                 raise OSError(refused)
-            async with self.session.post(endpoint.url, data=body, headers=headers, allow_redirects=False) as resp:
+            async with self.session.post(
+                endpoint.url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
                 status = resp.status
                 excerpt = (await resp.content.read(EXCERPT_BYTES)).decode("utf-8", errors="replace")
                 retry_after = domain.parse_retry_after(resp.headers.get("Retry-After"), utcnow())
@@ -231,8 +250,18 @@ class Dispatcher:
         decision = self.policy.decide(status, round_attempt, retry_after)
         now = utcnow()
         next_at = now + dt.timedelta(seconds=decision.delay) if decision.outcome is Outcome.RETRY else None
-        attempt = Attempt(delivery["delivery_id"], delivery["total_attempts"] + 1, status or 0, latency * 1000,
-                          error, excerpt, STATUS_AFTER[decision.outcome], round_attempt, next_at, at=now)
+        attempt = Attempt(
+            delivery["delivery_id"],
+            delivery["total_attempts"] + 1,
+            status or 0,
+            latency * 1000,
+            error,
+            excerpt,
+            STATUS_AFTER[decision.outcome],
+            round_attempt,
+            next_at,
+            at=now,
+        )
         self.finished.append((attempt, endpoint, delivery, decision.outcome))
         self._wake.set()
 
@@ -242,9 +271,17 @@ class Dispatcher:
         if attempt.status_code:
             metrics.WEBHOOK_ATTEMPT_LATENCY.observe(attempt.latency_ms / 1000)
         if outcome is Outcome.DELIVERED:
-            metrics.WEBHOOK_EVENT_TO_DELIVERY.observe(max((attempt.at - delivery["occurred_at"]).total_seconds(), 0))
+            metrics.WEBHOOK_EVENT_TO_DELIVERY.observe(
+                max((attempt.at - delivery["occurred_at"]).total_seconds(), 0)
+            )
         elif outcome in (Outcome.PARKED, Outcome.GONE, Outcome.FAILED):
-            log.warning("webhook delivery %s", outcome.value, extra=logs.fields(
-                endpoint_id=endpoint.endpoint_id, delivery_id=attempt.delivery_id,
-                status_code=attempt.status_code, error=attempt.error[:200]))
-
+            log.warning(
+                "webhook delivery %s",
+                outcome.value,
+                extra=logs.fields(
+                    endpoint_id=endpoint.endpoint_id,
+                    delivery_id=attempt.delivery_id,
+                    status_code=attempt.status_code,
+                    error=attempt.error[:200],
+                ),
+            )

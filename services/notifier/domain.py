@@ -28,7 +28,7 @@ from orderdesk.parsing import whole_number
 SIGNATURE_HEADER = "Orderdesk-Signature"
 EVENT_ID_HEADER = "Orderdesk-Event-Id"
 EVENT_TYPE_HEADER = "Orderdesk-Event-Type"
-SEQUENCE_HEADER = "Orderdesk-Sequence"              # the partner's feed sequence
+SEQUENCE_HEADER = "Orderdesk-Sequence"  # the partner's feed sequence
 ORDER_SEQUENCE_HEADER = "Orderdesk-Order-Sequence"  # 1, 2, 3 ... per order: the order's own sequence
 SECRET_PREFIX = "whsec_"
 MIN_SECRET_LENGTH = 16
@@ -52,7 +52,9 @@ def signature_header(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={signature(secret, timestamp, body)}"
 
 
-def verify(secret: str, header: str, body: bytes, now: float, tolerance: float = DEFAULT_TOLERANCE_SECONDS) -> bool:
+def verify(
+    secret: str, header: str, body: bytes, now: float, tolerance: float = DEFAULT_TOLERANCE_SECONDS
+) -> bool:
     """What a receiver does: parse the header, check the timestamp is recent, compare in constant time.
 
     Several v1= values are accepted (a sender may sign with an old and a new secret while rotating)."""
@@ -72,10 +74,10 @@ def verify(secret: str, header: str, body: bytes, now: float, tolerance: float =
 # --- the retry policy ----------------------------------------------------------------------------
 class Outcome(StrEnum):
     DELIVERED = "delivered"
-    RETRY = "retry"       # network error, 5xx or 429: try again after `delay`
-    FAILED = "failed"     # another 4xx (or 3xx): the receiver refused it; never retried by itself
-    PARKED = "parked"     # retryable, but the last attempt is spent: parked until replayed
-    GONE = "gone"         # 410: the endpoint is disabled, nothing else is touched
+    RETRY = "retry"  # network error, 5xx or 429: try again after `delay`
+    FAILED = "failed"  # another 4xx (or 3xx): the receiver refused it; never retried by itself
+    PARKED = "parked"  # retryable, but the last attempt is spent: parked until replayed
+    GONE = "gone"  # 410: the endpoint is disabled, nothing else is touched
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,9 @@ class Decision:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 8          # attempts per round, the first included
-    base_delay: float = 1.0        # seconds before the 2nd attempt; doubled each time
-    max_delay: float = 600.0       # cap of one backoff step
+    max_attempts: int = 8  # attempts per round, the first included
+    base_delay: float = 1.0  # seconds before the 2nd attempt; doubled each time
+    max_delay: float = 600.0  # cap of one backoff step
     max_retry_after: float = 3600.0  # a Retry-After longer than this is capped
 
     def backoff(self, attempt: int) -> float:
@@ -137,10 +139,15 @@ def address_refused(address: str) -> str:
         return "not an IP address"
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    for check, why in ((ip.is_loopback, "loopback"), (ip.is_link_local, "link-local"),
-                       (ip.is_multicast, "multicast"), (ip.is_unspecified, "unspecified"),
-                       (ip.is_private, "private"), (ip.is_reserved, "reserved"),
-                       (not ip.is_global, "not globally routable")):
+    for check, why in (
+        (ip.is_loopback, "loopback"),
+        (ip.is_link_local, "link-local"),
+        (ip.is_multicast, "multicast"),
+        (ip.is_unspecified, "unspecified"),
+        (ip.is_private, "private"),
+        (ip.is_reserved, "reserved"),
+        (not ip.is_global, "not globally routable"),
+    ):
         if check:
             return why
     return ""
@@ -167,7 +174,9 @@ def check_url(url: str) -> tuple[str, int]:
     elif not parts.hostname:
         violations.append(FieldViolation("url", "must name a host"))
     elif parts.username or parts.password:
-        violations.append(FieldViolation("url", "must not carry credentials; use the signature to authenticate us"))
+        violations.append(
+            FieldViolation("url", "must not carry credentials; use the signature to authenticate us")
+        )
     elif parts.fragment:
         violations.append(FieldViolation("url", "must not have a #fragment"))
     if violations or parts is None or not parts.hostname:  # (the last two are among the violations)
@@ -184,10 +193,13 @@ EVENT_TYPE_PATTERN = re.compile(r"^(\*|[a-z][a-z_]*\.(\*|[a-z][a-z_]*))$")
 
 
 def check_event_types(types: Iterable[str]) -> list[str]:
-    """"order.confirmed", "shipment.*" or "*"; at least one, duplicates dropped."""
+    """ "order.confirmed", "shipment.*" or "*"; at least one, duplicates dropped."""
     types = list(dict.fromkeys(types))
-    violations = [FieldViolation(f"event_types[{i}]", "expected '<aggregate>.<event>', '<aggregate>.*' or '*'")
-                  for i, t in enumerate(types) if not EVENT_TYPE_PATTERN.match(t)]
+    violations = [
+        FieldViolation(f"event_types[{i}]", "expected '<aggregate>.<event>', '<aggregate>.*' or '*'")
+        for i, t in enumerate(types)
+        if not EVENT_TYPE_PATTERN.match(t)
+    ]
     if not types:
         violations.append(FieldViolation("event_types", "name at least one event type, or '*' for all"))
     if len(types) > MAX_EVENT_TYPES:
@@ -200,9 +212,20 @@ def check_event_types(types: Iterable[str]) -> list[str]:
 def check_secret(secret: str) -> str:
     if not secret:
         return new_secret()
-    if not (MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH) or not secret.isprintable() or " " in secret:
-        raise InvalidArgument("the secret is not usable", [FieldViolation(
-            "secret", f"{MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} printable characters without spaces")])
+    if (
+        not (MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH)
+        or not secret.isprintable()
+        or " " in secret
+    ):
+        raise InvalidArgument(
+            "the secret is not usable",
+            [
+                FieldViolation(
+                    "secret",
+                    f"{MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} printable characters without spaces",
+                )
+            ],
+        )
     return secret
 
 
@@ -266,9 +289,16 @@ def _envelope_extras(event) -> dict:
     if not kind:
         return {}
     holder = getattr(event, kind)
-    aggregates = [field.name for field in holder.DESCRIPTOR.fields if field.message_type is not None
-                  and not _repeated(field) and field.message_type.name in ("Order", "Shipment", "Return")]
-    if aggregates:  # converted once, under `data`: a copy without it here (JSON-mapping it is the costly part)
+    aggregates = [
+        field.name
+        for field in holder.DESCRIPTOR.fields
+        if field.message_type is not None
+        and not _repeated(field)
+        and field.message_type.name in ("Order", "Shipment", "Return")
+    ]
+    if (
+        aggregates
+    ):  # converted once, under `data`: a copy without it here (JSON-mapping it is the costly part)
         copy = type(holder)()
         copy.CopyFrom(holder)
         for name in aggregates:
@@ -286,12 +316,18 @@ def summary(event) -> dict:
         facts["status"] = event.order.status
         if event.order.previous_status:
             facts["previous_status"] = event.order.previous_status
-        expected = (event.order.expected_date or order.exception_expected_date
-                    or order.expected_delivery_date or order.requested_delivery_date)
+        expected = (
+            event.order.expected_date
+            or order.exception_expected_date
+            or order.expected_delivery_date
+            or order.requested_delivery_date
+        )
         if expected:
             facts["expected_date"] = expected
         if event.type == "order.on_hold" or event.order.status == "on_hold":
-            facts["reasons"] = [MessageToDict(r, preserving_proto_field_name=True) for r in order.hold_reasons]
+            facts["reasons"] = [
+                MessageToDict(r, preserving_proto_field_name=True) for r in order.hold_reasons
+            ]
     elif kind == "shipment":
         shipment = event.shipment.shipment
         facts.update(shipment_id=shipment.shipment_id, status=shipment.status)
@@ -345,5 +381,7 @@ def expired_cursor(after: int, head: int, sequences: list[int]) -> int | None:
 
 def expired_cursor_message(after: int, resume_after: int, window_days: float) -> str:
     kept = f"the feed keeps {window_days:g} days of events" if window_days else "older events were removed"
-    return (f"the events after sequence {after} are no longer kept ({kept}): continue with after={resume_after}, "
-            f"and read the orders themselves (GET /v1/orders/{{id}}) for what happened before")
+    return (
+        f"the events after sequence {after} are no longer kept ({kept}): continue with after={resume_after}, "
+        f"and read the orders themselves (GET /v1/orders/{{id}}) for what happened before"
+    )

@@ -47,14 +47,18 @@ async def resolve(host: str, port: int) -> list[str]:
 
 
 class NotifierService:
-    def __init__(self, db: Database, *, allow_private: bool, resolver: Resolver = resolve, feed_days: float = 0.0):
+    def __init__(
+        self, db: Database, *, allow_private: bool, resolver: Resolver = resolve, feed_days: float = 0.0
+    ):
         self.db = db
         self.feed_days = feed_days  # the replay window (ORDERDESK_RETENTION_FEED_DAYS; 0: kept forever)
         self.allow_private = allow_private
         self.resolver = resolver
         self._feed_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self.listeners: list[Callable[[str], None]] = []           # partner_id: its feed grew
-        self.endpoint_listeners: list[Callable[[str], None]] = []  # endpoint_id: created, resumed, replayed ...
+        self.listeners: list[Callable[[str], None]] = []  # partner_id: its feed grew
+        self.endpoint_listeners: list[
+            Callable[[str], None]
+        ] = []  # endpoint_id: created, resumed, replayed ...
 
     # --- the feed (the consumer's handler) -----------------------------------------------------
     async def on_event(self, tx: Tx, event: events_pb2.Event) -> None:
@@ -64,8 +68,14 @@ class NotifierService:
         if not partner:
             return  # stock events and the like concern no partner
         occurred = event.occurred_at.ToDatetime(dt.UTC)
-        await repo.append(partner, event.event_id, event.type, event.order_id, occurred,
-                          lambda seq, order_seq: domain.body(event, seq, order_seq))
+        await repo.append(
+            partner,
+            event.event_id,
+            event.type,
+            event.order_id,
+            occurred,
+            lambda seq, order_seq: domain.body(event, seq, order_seq),
+        )
         metrics.FEED_APPENDED.labels(event.aggregate_type or "unknown").inc()
         tx.after_commit.append(lambda: self.feed_grew(partner))
 
@@ -78,9 +88,16 @@ class NotifierService:
             partner = domain.feed_partner(event, known)  # learns the partner of orders first seen here
             if not partner:
                 continue
-            entries.append(FeedEntry(partner, event.event_id, event.type, event.order_id,
-                                     event.occurred_at.ToDatetime(dt.UTC),
-                                     lambda seq, order_seq, event=event: domain.body(event, seq, order_seq)))
+            entries.append(
+                FeedEntry(
+                    partner,
+                    event.event_id,
+                    event.type,
+                    event.order_id,
+                    event.occurred_at.ToDatetime(dt.UTC),
+                    lambda seq, order_seq, event=event: domain.body(event, seq, order_seq),
+                )
+            )
             kinds.append(event.aggregate_type or "unknown")
         if entries:
             await repo.append_many(entries)
@@ -132,16 +149,23 @@ class NotifierService:
         """A cursor older than the replay window is told so, never answered with silently fewer events."""
         resume_after = domain.expired_cursor(after, head, [e["sequence"] for e in entries[:1]])
         if resume_after is not None:
-            raise FailedPrecondition(domain.expired_cursor_message(after, resume_after, self.feed_days),
-                                     rule="feed_cursor_expired", subject=str(after))
+            raise FailedPrecondition(
+                domain.expired_cursor_message(after, resume_after, self.feed_days),
+                rule="feed_cursor_expired",
+                subject=str(after),
+            )
 
     async def _refuse_pruned_range(self, repo: NotifierRepository, partner_id: str, first: int) -> None:
         kept = await repo.first_kept(partner_id)
         oldest = kept if kept is not None else await repo.head(partner_id) + 1
         if first < oldest:
             window = f" (the feed keeps {self.feed_days:g} days of events)" if self.feed_days else ""
-            raise FailedPrecondition(f"the events before sequence {oldest} are no longer kept{window}: replay from "
-                                     f"sequence {oldest} on", rule="replay_window_passed", subject=str(first))
+            raise FailedPrecondition(
+                f"the events before sequence {oldest} are no longer kept{window}: replay from "
+                f"sequence {oldest} on",
+                rule="replay_window_passed",
+                subject=str(first),
+            )
 
     # --- endpoints --------------------------------------------------------------------------------
     async def check_target(self, url: str) -> None:
@@ -149,24 +173,37 @@ class NotifierService:
         try:
             addresses = await self.resolver(host, port)
         except OSError:
-            raise InvalidArgument("the webhook URL is not usable",
-                                  [FieldViolation("url", f"the host {host!r} does not resolve")]) from None
+            raise InvalidArgument(
+                "the webhook URL is not usable",
+                [FieldViolation("url", f"the host {host!r} does not resolve")],
+            ) from None
         refused = domain.refused_targets(addresses, self.allow_private)
         if refused:
             address, why = refused[0]
-            raise InvalidArgument("the webhook URL is not usable", [FieldViolation(
-                "url", f"{host} resolves to a {why} address ({address}); webhooks go to public addresses only",
-                reason="forbidden_target")])
+            raise InvalidArgument(
+                "the webhook URL is not usable",
+                [
+                    FieldViolation(
+                        "url",
+                        f"{host} resolves to a {why} address ({address}); webhooks go to public addresses only",
+                        reason="forbidden_target",
+                    )
+                ],
+            )
 
-    async def create_endpoint(self, partner_id: str, url: str, event_types: list[str],
-                              secret: str) -> tuple[EndpointRow, str]:
+    async def create_endpoint(
+        self, partner_id: str, url: str, event_types: list[str], secret: str
+    ) -> tuple[EndpointRow, str]:
         _require_partner(partner_id)
         types = domain.check_event_types(event_types)
         secret = domain.check_secret(secret)
         await self.check_target(url)
         async with self.db.transaction() as tx:
             endpoint = await tx.repo(NotifierRepository).add_endpoint(partner_id, url, types, secret)
-        log.info("webhook endpoint created", extra=logs.fields(endpoint_id=endpoint.endpoint_id, partner_id=partner_id))
+        log.info(
+            "webhook endpoint created",
+            extra=logs.fields(endpoint_id=endpoint.endpoint_id, partner_id=partner_id),
+        )
         self._endpoint_changed(endpoint.endpoint_id)
         return endpoint, secret
 
@@ -191,7 +228,9 @@ class NotifierService:
 
     async def disable(self, endpoint_id: str, reason: str) -> None:
         async with self.db.transaction() as tx:
-            await tx.repo(NotifierRepository).set_endpoint(endpoint_id, status=DISABLED, disabled_reason=reason[:500])
+            await tx.repo(NotifierRepository).set_endpoint(
+                endpoint_id, status=DISABLED, disabled_reason=reason[:500]
+            )
 
     async def _set_status(self, endpoint_id: str, partner_id: str, status: str) -> EndpointRow:
         async with self.db.transaction() as tx:
@@ -200,9 +239,13 @@ class NotifierService:
             if status == ACTIVE and before.status != ACTIVE:
                 skipped, failed = await repo.skip_pruned(before)
                 if skipped or failed:
-                    log.warning("webhook endpoint resumed after the replay window: %d feed entries and %d pending "
-                                "deliveries were pruned meanwhile", skipped, failed,
-                                extra=logs.fields(endpoint_id=endpoint_id, partner_id=partner_id))
+                    log.warning(
+                        "webhook endpoint resumed after the replay window: %d feed entries and %d pending "
+                        "deliveries were pruned meanwhile",
+                        skipped,
+                        failed,
+                        extra=logs.fields(endpoint_id=endpoint_id, partner_id=partner_id),
+                    )
             await repo.set_endpoint(endpoint_id, status=status, disabled_reason="")
             endpoint = await repo.endpoint(endpoint_id)
         self._endpoint_changed(endpoint_id)
@@ -226,13 +269,18 @@ class NotifierService:
         self._endpoint_changed(endpoint_id)
 
     # --- deliveries -------------------------------------------------------------------------------
-    async def deliveries(self, endpoint_id: str, partner_id: str, status: str, limit: int,
-                         cursor: str) -> tuple[list, dict[str, list], str]:
+    async def deliveries(
+        self, endpoint_id: str, partner_id: str, status: str, limit: int, cursor: str
+    ) -> tuple[list, dict[str, list], str]:
         if status and status not in DELIVERY_STATUSES:
-            raise InvalidArgument("unknown delivery status", [FieldViolation(
-                "status", f"one of {', '.join(DELIVERY_STATUSES)}")])
+            raise InvalidArgument(
+                "unknown delivery status",
+                [FieldViolation("status", f"one of {', '.join(DELIVERY_STATUSES)}")],
+            )
         if cursor and whole_number(cursor) is None:
-            raise InvalidArgument("bad cursor", [FieldViolation("cursor", "use next_cursor of the previous page")])
+            raise InvalidArgument(
+                "bad cursor", [FieldViolation("cursor", "use next_cursor of the previous page")]
+            )
         limit = min(limit or 50, MAX_DELIVERY_PAGE)
         async with self.db.reading() as work:
             repo = work.repo(NotifierRepository)
@@ -267,13 +315,18 @@ class NotifierService:
         if violations:
             raise InvalidArgument("bad replay range", violations)
         if last - first > 100_000:
-            raise InvalidArgument("bad replay range", [FieldViolation("to_sequence", "at most 100000 at once")])
+            raise InvalidArgument(
+                "bad replay range", [FieldViolation("to_sequence", "at most 100000 at once")]
+            )
         async with self.db.transaction() as tx:
             repo = tx.repo(NotifierRepository)
             endpoint = await _found(repo, endpoint_id, partner_id)
             if endpoint.status == DISABLED:
-                raise FailedPrecondition("the endpoint is disabled (it answered 410 Gone); resume it first",
-                                         rule="endpoint_disabled", subject=endpoint_id)
+                raise FailedPrecondition(
+                    "the endpoint is disabled (it answered 410 Gone); resume it first",
+                    rule="endpoint_disabled",
+                    subject=endpoint_id,
+                )
             await self._refuse_pruned_range(repo, partner_id, first)
             replayed = await repo.replay_range(endpoint, first, last, domain.matches)
         self._endpoint_changed(endpoint_id)
@@ -296,4 +349,3 @@ async def _found(repo: NotifierRepository, endpoint_id: str, partner_id: str) ->
     if endpoint is None:
         raise NotFound(f"webhook endpoint {endpoint_id} not found")
     return endpoint
-

@@ -131,68 +131,141 @@ delivery_attempts = Table(
 )
 
 # Hot-path statements, built once (SQLAlchemy then compiles each once) and executed with parameters.
-_BUMP_ORDER = (update(order_partners).where(order_partners.c.order_id == bindparam("key"))
-               .values(last_sequence=order_partners.c.last_sequence + 1).returning(order_partners.c.last_sequence))
+_BUMP_ORDER = (
+    update(order_partners)
+    .where(order_partners.c.order_id == bindparam("key"))
+    .values(last_sequence=order_partners.c.last_sequence + 1)
+    .returning(order_partners.c.last_sequence)
+)
 _MAKE_ORDER = order_partners.insert()
-_BUMP_HEAD = (update(feed_heads).where(feed_heads.c.partner_id == bindparam("key"))
-              .values(last_sequence=feed_heads.c.last_sequence + 1).returning(feed_heads.c.last_sequence))
+_BUMP_HEAD = (
+    update(feed_heads)
+    .where(feed_heads.c.partner_id == bindparam("key"))
+    .values(last_sequence=feed_heads.c.last_sequence + 1)
+    .returning(feed_heads.c.last_sequence)
+)
 _MAKE_HEAD = feed_heads.insert()
 _INSERT_FEED = feed.insert()
-_SET_ORDER = (update(order_partners).where(order_partners.c.order_id == bindparam("key"))
-              .values(last_sequence=bindparam("to")))
-_SET_HEAD = (update(feed_heads).where(feed_heads.c.partner_id == bindparam("key"))
-             .values(last_sequence=bindparam("to")))
+_SET_ORDER = (
+    update(order_partners)
+    .where(order_partners.c.order_id == bindparam("key"))
+    .values(last_sequence=bindparam("to"))
+)
+_SET_HEAD = (
+    update(feed_heads)
+    .where(feed_heads.c.partner_id == bindparam("key"))
+    .values(last_sequence=bindparam("to"))
+)
 
 _EARLIER = deliveries.alias("earlier")
 # Each order's oldest pending delivery (see heads()).
-_HEADS = (select(deliveries, feed.c.body, feed.c.order_sequence)
-          .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence))
-          .where(deliveries.c.endpoint_id == bindparam("key"), deliveries.c.status == "pending",
-                 ~exists().where(_EARLIER.c.endpoint_id == deliveries.c.endpoint_id,
-                                 _EARLIER.c.order_id == deliveries.c.order_id, _EARLIER.c.status == "pending",
-                                 _EARLIER.c.sequence < deliveries.c.sequence))
-          .order_by(deliveries.c.sequence).limit(bindparam("limit")))
+_HEADS = (
+    select(deliveries, feed.c.body, feed.c.order_sequence)
+    .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence))
+    .where(
+        deliveries.c.endpoint_id == bindparam("key"),
+        deliveries.c.status == "pending",
+        ~exists().where(
+            _EARLIER.c.endpoint_id == deliveries.c.endpoint_id,
+            _EARLIER.c.order_id == deliveries.c.order_id,
+            _EARLIER.c.status == "pending",
+            _EARLIER.c.sequence < deliveries.c.sequence,
+        ),
+    )
+    .order_by(deliveries.c.sequence)
+    .limit(bindparam("limit"))
+)
 # Across all active endpoints: each order's oldest pending delivery that is due, at most `per_endpoint`
 # per endpoint (the earliest due first), so an endpoint with many retries due cannot crowd out the others.
-_DUE_RANKED = (select(deliveries.c.delivery_id,
-                      func.row_number().over(partition_by=deliveries.c.endpoint_id,
-                                             order_by=(deliveries.c.next_attempt_at, deliveries.c.sequence))
-                      .label("rank"))
-               .join(endpoints, and_(endpoints.c.endpoint_id == deliveries.c.endpoint_id, endpoints.c.status == "active"))
-               .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= bindparam("now"),
-                      ~exists().where(_EARLIER.c.endpoint_id == deliveries.c.endpoint_id,
-                                      _EARLIER.c.order_id == deliveries.c.order_id, _EARLIER.c.status == "pending",
-                                      _EARLIER.c.sequence < deliveries.c.sequence))
-               .subquery())
-_DUE_HEADS = (select(deliveries, feed.c.body, feed.c.order_sequence, endpoints.c.url, endpoints.c.secret)
-              .join(_DUE_RANKED, _DUE_RANKED.c.delivery_id == deliveries.c.delivery_id)
-              .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence))
-              .join(endpoints, endpoints.c.endpoint_id == deliveries.c.endpoint_id)
-              .where(_DUE_RANKED.c.rank <= bindparam("per_endpoint"))
-              .order_by(deliveries.c.next_attempt_at, deliveries.c.sequence))
+_DUE_RANKED = (
+    select(
+        deliveries.c.delivery_id,
+        func.row_number()
+        .over(
+            partition_by=deliveries.c.endpoint_id,
+            order_by=(deliveries.c.next_attempt_at, deliveries.c.sequence),
+        )
+        .label("rank"),
+    )
+    .join(
+        endpoints, and_(endpoints.c.endpoint_id == deliveries.c.endpoint_id, endpoints.c.status == "active")
+    )
+    .where(
+        deliveries.c.status == "pending",
+        deliveries.c.next_attempt_at <= bindparam("now"),
+        ~exists().where(
+            _EARLIER.c.endpoint_id == deliveries.c.endpoint_id,
+            _EARLIER.c.order_id == deliveries.c.order_id,
+            _EARLIER.c.status == "pending",
+            _EARLIER.c.sequence < deliveries.c.sequence,
+        ),
+    )
+    .subquery()
+)
+_DUE_HEADS = (
+    select(deliveries, feed.c.body, feed.c.order_sequence, endpoints.c.url, endpoints.c.secret)
+    .join(_DUE_RANKED, _DUE_RANKED.c.delivery_id == deliveries.c.delivery_id)
+    .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence))
+    .join(endpoints, endpoints.c.endpoint_id == deliveries.c.endpoint_id)
+    .where(_DUE_RANKED.c.rank <= bindparam("per_endpoint"))
+    .order_by(deliveries.c.next_attempt_at, deliveries.c.sequence)
+)
 # Only a head waiting for its retry has a next attempt in the future: the earliest is the next wake-up.
-_NEXT_DUE = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == "pending",
-                                                                  deliveries.c.next_attempt_at > bindparam("now"))
+_NEXT_DUE = select(func.min(deliveries.c.next_attempt_at)).where(
+    deliveries.c.status == "pending", deliveries.c.next_attempt_at > bindparam("now")
+)
 # Feed entries not yet taken on by the active endpoints of their partner (up to `batch` per endpoint).
-_NOT_TAKEN_ON = (select(endpoints.c.endpoint_id, endpoints.c.event_types, endpoints.c.cursor, feed.c.partner_id,
-                        feed.c.sequence, feed.c.event_id, feed.c.type, feed.c.order_id, feed.c.occurred_at)
-                 .join(feed_heads, feed_heads.c.partner_id == endpoints.c.partner_id)
-                 .join(feed, and_(feed.c.partner_id == endpoints.c.partner_id, feed.c.sequence > endpoints.c.cursor,
-                                  feed.c.sequence <= endpoints.c.cursor + bindparam("batch")))
-                 .where(endpoints.c.status == "active", endpoints.c.cursor < feed_heads.c.last_sequence)
-                 .order_by(endpoints.c.endpoint_id, feed.c.sequence))
+_NOT_TAKEN_ON = (
+    select(
+        endpoints.c.endpoint_id,
+        endpoints.c.event_types,
+        endpoints.c.cursor,
+        feed.c.partner_id,
+        feed.c.sequence,
+        feed.c.event_id,
+        feed.c.type,
+        feed.c.order_id,
+        feed.c.occurred_at,
+    )
+    .join(feed_heads, feed_heads.c.partner_id == endpoints.c.partner_id)
+    .join(
+        feed,
+        and_(
+            feed.c.partner_id == endpoints.c.partner_id,
+            feed.c.sequence > endpoints.c.cursor,
+            feed.c.sequence <= endpoints.c.cursor + bindparam("batch"),
+        ),
+    )
+    .where(endpoints.c.status == "active", endpoints.c.cursor < feed_heads.c.last_sequence)
+    .order_by(endpoints.c.endpoint_id, feed.c.sequence)
+)
 _ENDPOINT = select(endpoints).where(endpoints.c.endpoint_id == bindparam("key"))
-_FEED_AFTER = (select(feed).where(feed.c.partner_id == bindparam("key"), feed.c.sequence > bindparam("after"))
-               .order_by(feed.c.sequence).limit(bindparam("limit")))
-_MOVE_CURSOR = (update(endpoints).where(endpoints.c.endpoint_id == bindparam("key"),
-                                        endpoints.c.cursor == bindparam("seen"))
-                .values(cursor=bindparam("to")))
+_FEED_AFTER = (
+    select(feed)
+    .where(feed.c.partner_id == bindparam("key"), feed.c.sequence > bindparam("after"))
+    .order_by(feed.c.sequence)
+    .limit(bindparam("limit"))
+)
+_MOVE_CURSOR = (
+    update(endpoints)
+    .where(endpoints.c.endpoint_id == bindparam("key"), endpoints.c.cursor == bindparam("seen"))
+    .values(cursor=bindparam("to"))
+)
 _INSERT_ATTEMPT = delivery_attempts.insert()
-_AFTER_ATTEMPT = (update(deliveries).where(deliveries.c.delivery_id == bindparam("key"))
-                  .values(status=bindparam("new_status"), attempts=bindparam("round"),
-                          total_attempts=bindparam("total"), next_attempt_at=bindparam("next_at"),
-                          last_status_code=bindparam("code"), last_error=bindparam("err"),
-                          updated_at=bindparam("now"), delivered_at=bindparam("done_at")))
+_AFTER_ATTEMPT = (
+    update(deliveries)
+    .where(deliveries.c.delivery_id == bindparam("key"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=bindparam("round"),
+        total_attempts=bindparam("total"),
+        next_attempt_at=bindparam("next_at"),
+        last_status_code=bindparam("code"),
+        last_error=bindparam("err"),
+        updated_at=bindparam("now"),
+        delivered_at=bindparam("done_at"),
+    )
+)
 
 ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
 PENDING, DELIVERED, FAILED, PARKED = "pending", "delivered", "failed", "parked"
@@ -208,18 +281,31 @@ def _feed_entry_done_with(entry):
     they skip what was pruned meanwhile (NotifierRepository.skip_pruned)."""
     active = endpoints.alias("holder")
     return and_(
-        ~exists().where(active.c.partner_id == entry.c.partner_id, active.c.status == ACTIVE,
-                        active.c.cursor < entry.c.sequence),
-        ~exists().where(deliveries.c.partner_id == entry.c.partner_id, deliveries.c.status == PENDING,
-                        deliveries.c.sequence <= entry.c.sequence, deliveries.c.endpoint_id == active.c.endpoint_id,
-                        active.c.status == ACTIVE))
+        ~exists().where(
+            active.c.partner_id == entry.c.partner_id,
+            active.c.status == ACTIVE,
+            active.c.cursor < entry.c.sequence,
+        ),
+        ~exists().where(
+            deliveries.c.partner_id == entry.c.partner_id,
+            deliveries.c.status == PENDING,
+            deliveries.c.sequence <= entry.c.sequence,
+            deliveries.c.endpoint_id == active.c.endpoint_id,
+            active.c.status == ACTIVE,
+        ),
+    )
 
 
 PRUNABLE = (
     Prunable("feed", feed, "appended_at", "feed_days", where=_feed_entry_done_with),
     # Finished deliveries (a pending one is under way) and the attempt log: what the delivery log shows.
-    Prunable("webhook_deliveries", deliveries, "updated_at", "webhook_attempts_days",
-             where=lambda d: d.c.status != PENDING),
+    Prunable(
+        "webhook_deliveries",
+        deliveries,
+        "updated_at",
+        "webhook_attempts_days",
+        where=lambda d: d.c.status != PENDING,
+    ),
     Prunable("webhook_attempts", delivery_attempts, "at", "webhook_attempts_days"),
 )
 
@@ -239,14 +325,24 @@ class EndpointRow:
 
     @classmethod
     def of(cls, row) -> EndpointRow:
-        return cls(row["endpoint_id"], row["partner_id"], row["url"], tuple(row["event_types"].split()),
-                   row["secret"], row["status"], row["disabled_reason"], row["cursor"], row["created_at"],
-                   row["updated_at"])
+        return cls(
+            row["endpoint_id"],
+            row["partner_id"],
+            row["url"],
+            tuple(row["event_types"].split()),
+            row["secret"],
+            row["status"],
+            row["disabled_reason"],
+            row["cursor"],
+            row["created_at"],
+            row["updated_at"],
+        )
 
 
 @dataclass(frozen=True)
 class FeedEntry:
     """An event to append to a partner's feed; body_for(sequence, order_sequence) makes its JSON."""
+
     partner_id: str
     event_id: str
     type: str
@@ -258,25 +354,40 @@ class FeedEntry:
 @dataclass
 class Attempt:
     """One POST's outcome, as the attempt log and the delivery row record it."""
+
     delivery_id: str
-    attempt_no: int          # over the delivery's whole life (replays continue the count)
-    status_code: int         # 0: no HTTP answer
+    attempt_no: int  # over the delivery's whole life (replays continue the count)
+    status_code: int  # 0: no HTTP answer
     latency_ms: float
     error: str
     excerpt: str
     new_status: str
-    attempts: int            # in the current round (what the retry policy counts)
+    attempts: int  # in the current round (what the retry policy counts)
     next_attempt_at: dt.datetime | None
     at: dt.datetime | None = None
 
 
 def _pending(endpoint_id: str, entry, now: dt.datetime) -> dict:
     """A new pending delivery of a feed entry to an endpoint."""
-    return {"delivery_id": new_delivery_id(), "endpoint_id": endpoint_id, "partner_id": entry["partner_id"],
-            "sequence": entry["sequence"], "event_id": entry["event_id"], "event_type": entry["type"],
-            "order_id": entry["order_id"], "status": PENDING, "attempts": 0, "total_attempts": 0,
-            "next_attempt_at": now, "last_status_code": 0, "last_error": "", "occurred_at": entry["occurred_at"],
-            "created_at": now, "updated_at": now, "delivered_at": None}
+    return {
+        "delivery_id": new_delivery_id(),
+        "endpoint_id": endpoint_id,
+        "partner_id": entry["partner_id"],
+        "sequence": entry["sequence"],
+        "event_id": entry["event_id"],
+        "event_type": entry["type"],
+        "order_id": entry["order_id"],
+        "status": PENDING,
+        "attempts": 0,
+        "total_attempts": 0,
+        "next_attempt_at": now,
+        "last_status_code": 0,
+        "last_error": "",
+        "occurred_at": entry["occurred_at"],
+        "created_at": now,
+        "updated_at": now,
+        "delivered_at": None,
+    }
 
 
 def new_endpoint_id() -> str:
@@ -302,19 +413,31 @@ class NotifierRepository:
             value = 1
         return value
 
-    async def append(self, partner_id: str, event_id: str, type: str, order_id: str, occurred_at: dt.datetime,
-                     body_for) -> tuple[int, int]:
+    async def append(
+        self, partner_id: str, event_id: str, type: str, order_id: str, occurred_at: dt.datetime, body_for
+    ) -> tuple[int, int]:
         """Appends one event to the partner's feed: (sequence, order sequence). `body_for(seq, order_seq)`
         makes the JSON body, which carries both numbers."""
         order_sequence = 0
         if order_id:
-            order_sequence = await self._bump(_BUMP_ORDER, _MAKE_ORDER, order_id,
-                                              {"order_id": order_id, "partner_id": partner_id})
+            order_sequence = await self._bump(
+                _BUMP_ORDER, _MAKE_ORDER, order_id, {"order_id": order_id, "partner_id": partner_id}
+            )
         sequence = await self._bump(_BUMP_HEAD, _MAKE_HEAD, partner_id, {"partner_id": partner_id})
-        await self.conn.execute(_INSERT_FEED, {
-            "partner_id": partner_id, "sequence": sequence, "event_id": event_id, "type": type, "order_id": order_id,
-            "order_sequence": order_sequence, "occurred_at": occurred_at, "appended_at": utcnow(),
-            "body": body_for(sequence, order_sequence).decode()})
+        await self.conn.execute(
+            _INSERT_FEED,
+            {
+                "partner_id": partner_id,
+                "sequence": sequence,
+                "event_id": event_id,
+                "type": type,
+                "order_id": order_id,
+                "order_sequence": order_sequence,
+                "occurred_at": occurred_at,
+                "appended_at": utcnow(),
+                "body": body_for(sequence, order_sequence).decode(),
+            },
+        )
         return sequence, order_sequence
 
     async def append_many(self, entries: list[FeedEntry]) -> None:
@@ -324,10 +447,24 @@ class NotifierRepository:
         second and its batch is retried event by event."""
         order_ids = list({e.order_id for e in entries if e.order_id})
         partner_ids = list({e.partner_id for e in entries})
-        order_seq = dict((await self.conn.execute(select(order_partners.c.order_id, order_partners.c.last_sequence)
-                                                  .where(order_partners.c.order_id.in_(order_ids)))).all())
-        heads = dict((await self.conn.execute(select(feed_heads.c.partner_id, feed_heads.c.last_sequence)
-                                              .where(feed_heads.c.partner_id.in_(partner_ids)))).all())
+        order_seq = dict(
+            (
+                await self.conn.execute(
+                    select(order_partners.c.order_id, order_partners.c.last_sequence).where(
+                        order_partners.c.order_id.in_(order_ids)
+                    )
+                )
+            ).all()
+        )
+        heads = dict(
+            (
+                await self.conn.execute(
+                    select(feed_heads.c.partner_id, feed_heads.c.last_sequence).where(
+                        feed_heads.c.partner_id.in_(partner_ids)
+                    )
+                )
+            ).all()
+        )
         known_orders, known_partners = set(order_seq), set(heads)
         new_orders: dict[str, str] = {}
         now = utcnow()
@@ -339,12 +476,27 @@ class NotifierRepository:
                 if e.order_id not in known_orders:
                     new_orders.setdefault(e.order_id, e.partner_id)
             sequence = heads[e.partner_id] = heads.get(e.partner_id, 0) + 1
-            rows.append({"partner_id": e.partner_id, "sequence": sequence, "event_id": e.event_id, "type": e.type,
-                         "order_id": e.order_id, "order_sequence": order_sequence, "occurred_at": e.occurred_at,
-                         "appended_at": now, "body": e.body_for(sequence, order_sequence).decode()})
+            rows.append(
+                {
+                    "partner_id": e.partner_id,
+                    "sequence": sequence,
+                    "event_id": e.event_id,
+                    "type": e.type,
+                    "order_id": e.order_id,
+                    "order_sequence": order_sequence,
+                    "occurred_at": e.occurred_at,
+                    "appended_at": now,
+                    "body": e.body_for(sequence, order_sequence).decode(),
+                }
+            )
         if new_orders:
-            await self.conn.execute(_MAKE_ORDER, [{"order_id": o, "partner_id": p, "last_sequence": order_seq[o]}
-                                                  for o, p in new_orders.items()])
+            await self.conn.execute(
+                _MAKE_ORDER,
+                [
+                    {"order_id": o, "partner_id": p, "last_sequence": order_seq[o]}
+                    for o, p in new_orders.items()
+                ],
+            )
         moved = [{"key": o, "to": order_seq[o]} for o in order_ids if o in known_orders]
         if moved:
             await self.conn.execute(_SET_ORDER, moved)
@@ -359,20 +511,35 @@ class NotifierRepository:
     async def partners_of_orders(self, order_ids) -> dict[str, str]:
         if not order_ids:
             return {}
-        return dict((await self.conn.execute(select(order_partners.c.order_id, order_partners.c.partner_id)
-                                             .where(order_partners.c.order_id.in_(list(order_ids))))).all())
+        return dict(
+            (
+                await self.conn.execute(
+                    select(order_partners.c.order_id, order_partners.c.partner_id).where(
+                        order_partners.c.order_id.in_(list(order_ids))
+                    )
+                )
+            ).all()
+        )
 
     async def head(self, partner_id: str) -> int:
-        return (await self.conn.execute(
-            select(feed_heads.c.last_sequence).where(feed_heads.c.partner_id == partner_id))).scalar() or 0
+        return (
+            await self.conn.execute(
+                select(feed_heads.c.last_sequence).where(feed_heads.c.partner_id == partner_id)
+            )
+        ).scalar() or 0
 
     async def first_kept(self, partner_id: str) -> int | None:
         """The oldest sequence the partner's feed still holds (None: none at all)."""
-        return (await self.conn.execute(select(func.min(feed.c.sequence)).where(feed.c.partner_id == partner_id))).scalar()
+        return (
+            await self.conn.execute(select(func.min(feed.c.sequence)).where(feed.c.partner_id == partner_id))
+        ).scalar()
 
     async def has_entry(self, partner_id: str, sequence: int) -> bool:
-        return (await self.conn.execute(select(feed.c.sequence).where(
-            feed.c.partner_id == partner_id, feed.c.sequence == sequence))).first() is not None
+        return (
+            await self.conn.execute(
+                select(feed.c.sequence).where(feed.c.partner_id == partner_id, feed.c.sequence == sequence)
+            )
+        ).first() is not None
 
     async def skip_pruned(self, endpoint: EndpointRow) -> tuple[int, int]:
         """For an endpoint about to resume: its cursor moves past entries pruned while it was paused, and its
@@ -382,13 +549,26 @@ class NotifierRepository:
         floor = (first - 1) if first is not None else await self.head(endpoint.partner_id)
         skipped = max(floor - endpoint.cursor, 0)
         if skipped:
-            await self.conn.execute(_MOVE_CURSOR, {"key": endpoint.endpoint_id, "seen": endpoint.cursor, "to": floor})
+            await self.conn.execute(
+                _MOVE_CURSOR, {"key": endpoint.endpoint_id, "seen": endpoint.cursor, "to": floor}
+            )
         now = utcnow()
-        failed = await self.conn.execute(update(deliveries).where(
-            deliveries.c.endpoint_id == endpoint.endpoint_id, deliveries.c.status == PENDING,
-            ~exists().where(feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence),
-        ).values(status=FAILED, next_attempt_at=None, updated_at=now,
-                 last_error="its event is older than the feed keeps (pruned while the endpoint was not active)"))
+        failed = await self.conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.endpoint_id == endpoint.endpoint_id,
+                deliveries.c.status == PENDING,
+                ~exists().where(
+                    feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence
+                ),
+            )
+            .values(
+                status=FAILED,
+                next_attempt_at=None,
+                updated_at=now,
+                last_error="its event is older than the feed keeps (pruned while the endpoint was not active)",
+            )
+        )
         return skipped, max(failed.rowcount, 0)
 
     async def read_feed(self, partner_id: str, after: int, limit: int, to: int | None = None) -> list:
@@ -398,38 +578,72 @@ class NotifierRepository:
         return (await self.conn.execute(query.order_by(feed.c.sequence).limit(limit))).mappings().all()
 
     # --- endpoints --------------------------------------------------------------------------------
-    async def add_endpoint(self, partner_id: str, url: str, event_types: list[str], secret: str) -> EndpointRow:
+    async def add_endpoint(
+        self, partner_id: str, url: str, event_types: list[str], secret: str
+    ) -> EndpointRow:
         now = utcnow()
         endpoint_id = new_endpoint_id()
         # A new endpoint receives what happens from now on: its cursor starts at the feed's head.
-        await self.conn.execute(endpoints.insert().values(
-            endpoint_id=endpoint_id, partner_id=partner_id, url=url, event_types=" ".join(event_types),
-            secret=secret, status=ACTIVE, disabled_reason="", cursor=await self.head(partner_id), lease_owner="",
-            lease_until=None, created_at=now, updated_at=now))
+        await self.conn.execute(
+            endpoints.insert().values(
+                endpoint_id=endpoint_id,
+                partner_id=partner_id,
+                url=url,
+                event_types=" ".join(event_types),
+                secret=secret,
+                status=ACTIVE,
+                disabled_reason="",
+                cursor=await self.head(partner_id),
+                lease_owner="",
+                lease_until=None,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         return await self.endpoint(endpoint_id, partner_id)
 
     async def endpoint(self, endpoint_id: str, partner_id: str | None = None) -> EndpointRow | None:
         if partner_id is None:  # the workers' hot path
             row = (await self.conn.execute(_ENDPOINT, {"key": endpoint_id})).mappings().first()
         else:
-            row = (await self.conn.execute(select(endpoints).where(
-                endpoints.c.endpoint_id == endpoint_id, endpoints.c.partner_id == partner_id))).mappings().first()
+            row = (
+                (
+                    await self.conn.execute(
+                        select(endpoints).where(
+                            endpoints.c.endpoint_id == endpoint_id, endpoints.c.partner_id == partner_id
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
         return EndpointRow.of(row) if row else None
 
     async def endpoints_of(self, partner_id: str) -> list[EndpointRow]:
-        rows = (await self.conn.execute(select(endpoints).where(endpoints.c.partner_id == partner_id)
-                                        .order_by(endpoints.c.created_at, endpoints.c.endpoint_id))).mappings()
+        rows = (
+            await self.conn.execute(
+                select(endpoints)
+                .where(endpoints.c.partner_id == partner_id)
+                .order_by(endpoints.c.created_at, endpoints.c.endpoint_id)
+            )
+        ).mappings()
         return [EndpointRow.of(r) for r in rows]
 
     async def active_endpoints(self, endpoint_ids) -> dict[str, EndpointRow]:
         """Those of the given endpoints that are active, by id."""
-        rows = await self.conn.execute(select(endpoints).where(endpoints.c.endpoint_id.in_(list(endpoint_ids)),
-                                                               endpoints.c.status == ACTIVE))
+        rows = await self.conn.execute(
+            select(endpoints).where(
+                endpoints.c.endpoint_id.in_(list(endpoint_ids)), endpoints.c.status == ACTIVE
+            )
+        )
         return {row["endpoint_id"]: EndpointRow.of(row) for row in rows.mappings()}
 
     async def set_endpoint(self, endpoint_id: str, **values) -> None:
-        await self.conn.execute(update(endpoints).where(endpoints.c.endpoint_id == endpoint_id)
-                                .values(updated_at=utcnow(), **values))
+        await self.conn.execute(
+            update(endpoints)
+            .where(endpoints.c.endpoint_id == endpoint_id)
+            .values(updated_at=utcnow(), **values)
+        )
 
     async def delete_endpoint(self, endpoint_id: str) -> None:
         ids = select(deliveries.c.delivery_id).where(deliveries.c.endpoint_id == endpoint_id)
@@ -439,26 +653,40 @@ class NotifierRepository:
 
     async def parked_counts(self, partner_id: str) -> dict[str, int]:
         rows = await self.conn.execute(
-            select(deliveries.c.endpoint_id, func.count()).where(deliveries.c.partner_id == partner_id,
-                                                                  deliveries.c.status == PARKED)
-            .group_by(deliveries.c.endpoint_id))
+            select(deliveries.c.endpoint_id, func.count())
+            .where(deliveries.c.partner_id == partner_id, deliveries.c.status == PARKED)
+            .group_by(deliveries.c.endpoint_id)
+        )
         return {endpoint_id: count for endpoint_id, count in rows}
 
     # --- deliveries -------------------------------------------------------------------------------
     async def take_on(self, endpoint: EndpointRow, matches, batch: int = 200) -> int:
         """Turns the feed entries after the endpoint's cursor into pending deliveries (those whose type the
         endpoint wants) and moves the cursor past them. Returns how many entries were looked at."""
-        entries = (await self.conn.execute(
-            _FEED_AFTER, {"key": endpoint.partner_id, "after": endpoint.cursor, "limit": batch})).mappings().all()
+        entries = (
+            (
+                await self.conn.execute(
+                    _FEED_AFTER, {"key": endpoint.partner_id, "after": endpoint.cursor, "limit": batch}
+                )
+            )
+            .mappings()
+            .all()
+        )
         if not entries:
             return 0
         now = utcnow()
-        rows = [_pending(endpoint.endpoint_id, e, now) for e in entries if matches(e["type"], endpoint.event_types)]
+        rows = [
+            _pending(endpoint.endpoint_id, e, now)
+            for e in entries
+            if matches(e["type"], endpoint.event_types)
+        ]
         if rows:
             await self.conn.execute(insert_ignoring_conflicts(self.dialect, deliveries), rows)
         # Guarded by the cursor read: a concurrent take-on (another replica) moves it only once.
-        await self.conn.execute(_MOVE_CURSOR, {"key": endpoint.endpoint_id, "seen": endpoint.cursor,
-                                               "to": entries[-1]["sequence"]})
+        await self.conn.execute(
+            _MOVE_CURSOR,
+            {"key": endpoint.endpoint_id, "seen": endpoint.cursor, "to": entries[-1]["sequence"]},
+        )
         return len(entries)
 
     async def heads(self, endpoint_id: str, limit: int) -> list:
@@ -486,34 +714,91 @@ class NotifierRepository:
 
     async def due_heads(self, now: dt.datetime, per_endpoint: int) -> list:
         """What may be POSTed now over all active endpoints (see _DUE_RANKED), with bodies, earliest due first."""
-        return (await self.conn.execute(_DUE_HEADS, {"now": now, "per_endpoint": per_endpoint})).mappings().all()
+        return (
+            (await self.conn.execute(_DUE_HEADS, {"now": now, "per_endpoint": per_endpoint})).mappings().all()
+        )
 
     async def next_due(self, now: dt.datetime) -> dt.datetime | None:
         return (await self.conn.execute(_NEXT_DUE, {"now": now})).scalar()
 
-    async def record_attempt(self, delivery_id: str, attempt_no: int, *, status_code: int, latency_ms: float,
-                             error: str, excerpt: str, new_status: str, attempts: int,
-                             next_attempt_at: dt.datetime | None) -> None:
-        await self.record_attempts([Attempt(delivery_id, attempt_no, status_code, latency_ms, error, excerpt,
-                                            new_status, attempts, next_attempt_at)])
+    async def record_attempt(
+        self,
+        delivery_id: str,
+        attempt_no: int,
+        *,
+        status_code: int,
+        latency_ms: float,
+        error: str,
+        excerpt: str,
+        new_status: str,
+        attempts: int,
+        next_attempt_at: dt.datetime | None,
+    ) -> None:
+        await self.record_attempts(
+            [
+                Attempt(
+                    delivery_id,
+                    attempt_no,
+                    status_code,
+                    latency_ms,
+                    error,
+                    excerpt,
+                    new_status,
+                    attempts,
+                    next_attempt_at,
+                )
+            ]
+        )
 
     async def record_attempts(self, done: list[Attempt]) -> list[Attempt]:
         """Logs attempts and moves their deliveries on (two statements for any number). Attempts whose
         delivery is gone meanwhile (the endpoint was deleted) are dropped; the recorded ones are returned."""
         if not done:
             return []
-        existing = set((await self.conn.execute(select(deliveries.c.delivery_id).where(
-            deliveries.c.delivery_id.in_([a.delivery_id for a in done])))).scalars())
+        existing = set(
+            (
+                await self.conn.execute(
+                    select(deliveries.c.delivery_id).where(
+                        deliveries.c.delivery_id.in_([a.delivery_id for a in done])
+                    )
+                )
+            ).scalars()
+        )
         done = [a for a in done if a.delivery_id in existing]
         if done:
             now = utcnow()
-            await self.conn.execute(_INSERT_ATTEMPT, [{
-                "delivery_id": a.delivery_id, "attempt": a.attempt_no, "at": a.at or now, "status_code": a.status_code,
-                "latency_ms": a.latency_ms, "error": a.error[:500], "response_excerpt": a.excerpt[:500]} for a in done])
-            await self.conn.execute(_AFTER_ATTEMPT, [{
-                "key": a.delivery_id, "new_status": a.new_status, "round": a.attempts, "total": a.attempt_no,
-                "next_at": a.next_attempt_at, "code": a.status_code, "err": a.error[:500], "now": now,
-                "done_at": (a.at or now) if a.new_status == DELIVERED else None} for a in done])
+            await self.conn.execute(
+                _INSERT_ATTEMPT,
+                [
+                    {
+                        "delivery_id": a.delivery_id,
+                        "attempt": a.attempt_no,
+                        "at": a.at or now,
+                        "status_code": a.status_code,
+                        "latency_ms": a.latency_ms,
+                        "error": a.error[:500],
+                        "response_excerpt": a.excerpt[:500],
+                    }
+                    for a in done
+                ],
+            )
+            await self.conn.execute(
+                _AFTER_ATTEMPT,
+                [
+                    {
+                        "key": a.delivery_id,
+                        "new_status": a.new_status,
+                        "round": a.attempts,
+                        "total": a.attempt_no,
+                        "next_at": a.next_attempt_at,
+                        "code": a.status_code,
+                        "err": a.error[:500],
+                        "now": now,
+                        "done_at": (a.at or now) if a.new_status == DELIVERED else None,
+                    }
+                    for a in done
+                ],
+            )
         return done
 
     async def list_deliveries(self, endpoint_id: str, status: str, limit: int, before: int | None) -> list:
@@ -522,28 +807,48 @@ class NotifierRepository:
             query = query.where(deliveries.c.status == status)
         if before is not None:
             query = query.where(deliveries.c.sequence < before)
-        return (await self.conn.execute(query.order_by(deliveries.c.sequence.desc()).limit(limit))).mappings().all()
+        return (
+            (await self.conn.execute(query.order_by(deliveries.c.sequence.desc()).limit(limit)))
+            .mappings()
+            .all()
+        )
 
     async def attempts_of(self, delivery_ids: list[str]) -> dict[str, list]:
         found: dict[str, list] = {d: [] for d in delivery_ids}
         if delivery_ids:
-            rows = await self.conn.execute(select(delivery_attempts)
-                                           .where(delivery_attempts.c.delivery_id.in_(delivery_ids))
-                                           .order_by(delivery_attempts.c.delivery_id, delivery_attempts.c.attempt))
+            rows = await self.conn.execute(
+                select(delivery_attempts)
+                .where(delivery_attempts.c.delivery_id.in_(delivery_ids))
+                .order_by(delivery_attempts.c.delivery_id, delivery_attempts.c.attempt)
+            )
             for row in rows.mappings():
                 found[row["delivery_id"]].append(row)
         return found
 
     async def delivery(self, endpoint_id: str, delivery_id: str):
-        return (await self.conn.execute(select(deliveries).where(
-            deliveries.c.endpoint_id == endpoint_id, deliveries.c.delivery_id == delivery_id))).mappings().first()
+        return (
+            (
+                await self.conn.execute(
+                    select(deliveries).where(
+                        deliveries.c.endpoint_id == endpoint_id, deliveries.c.delivery_id == delivery_id
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
 
     async def replay(self, endpoint_id: str, delivery_id: str) -> None:
         """A new round for one delivery: pending now, attempts counted from zero (the log keeps the old ones)."""
-        await self.conn.execute(update(deliveries).where(
-            deliveries.c.endpoint_id == endpoint_id, deliveries.c.delivery_id == delivery_id,
-            deliveries.c.status != PENDING).values(status=PENDING, attempts=0, next_attempt_at=utcnow(),
-                                                    updated_at=utcnow()))
+        await self.conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.endpoint_id == endpoint_id,
+                deliveries.c.delivery_id == delivery_id,
+                deliveries.c.status != PENDING,
+            )
+            .values(status=PENDING, attempts=0, next_attempt_at=utcnow(), updated_at=utcnow())
+        )
 
     async def replay_range(self, endpoint: EndpointRow, first: int, last: int, matches) -> int:
         """Every matching feed entry in [first, last] up to the cursor is sent again: existing deliveries
@@ -553,19 +858,31 @@ class NotifierRepository:
         if last < first:
             return 0
         now = utcnow()
-        result = await self.conn.execute(update(deliveries).where(
-            deliveries.c.endpoint_id == endpoint.endpoint_id, deliveries.c.sequence.between(first, last),
-            deliveries.c.status != PENDING).values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now))
+        result = await self.conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.endpoint_id == endpoint.endpoint_id,
+                deliveries.c.sequence.between(first, last),
+                deliveries.c.status != PENDING,
+            )
+            .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+        )
         replayed = result.rowcount
         entries = await self.read_feed(endpoint.partner_id, first - 1, 100_000, to=last)
-        rows = [_pending(endpoint.endpoint_id, e, now) for e in entries if matches(e["type"], endpoint.event_types)]
+        rows = [
+            _pending(endpoint.endpoint_id, e, now)
+            for e in entries
+            if matches(e["type"], endpoint.event_types)
+        ]
         for row in rows:  # one by one: rowcount tells which were new
             result = await self.conn.execute(insert_ignoring_conflicts(self.dialect, deliveries, row))
             replayed += max(result.rowcount, 0)
         return replayed
 
     async def count_by_status(self) -> dict[str, int]:
-        rows = await self.conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status))
+        rows = await self.conn.execute(
+            select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+        )
         return {status: count for status, count in rows}
 
     async def lag(self) -> int:
@@ -573,5 +890,6 @@ class NotifierRepository:
         rows = await self.conn.execute(
             select(func.max(feed_heads.c.last_sequence - endpoints.c.cursor))
             .select_from(endpoints.join(feed_heads, feed_heads.c.partner_id == endpoints.c.partner_id))
-            .where(endpoints.c.status == ACTIVE))
+            .where(endpoints.c.status == ACTIVE)
+        )
         return int(rows.scalar() or 0)

@@ -23,23 +23,37 @@ async def main() -> None:
     allocator = Allocator(rt.db, inventory, rt.settings.rpc_timeout, surge=SurgeGate.from_env(os.environ))
     # One replica allocates at a time (priority order holds across replicas); any replica's
     # confirmed order, change or restock pokes the holder (orderdesk.leases), whose allocator wakes.
-    wakeup = rt.add_singleton("orders-allocator", allocator.run,
-                              lambda payload: allocator.wake(scheduled=payload == b"scheduled"))
+    wakeup = rt.add_singleton(
+        "orders-allocator", allocator.run, lambda payload: allocator.wake(scheduled=payload == b"scheduled")
+    )
 
     def wake_allocator(*, scheduled: bool = False) -> None:
         wakeup.poke(b"scheduled" if scheduled else b"")
 
     service = OrdersService(rt.db, on_confirmed=wake_allocator, on_arrived=allocator.orders_arrived)
-    change_requests = ChangeRequests(service, inventory, rt.settings.rpc_timeout,
-                                     intake=intake_pb2_grpc.IntakeServiceStub(rt.channel("intake")),
-                                     shipping=shipping_pb2_grpc.ShippingServiceStub(rt.channel("shipping")),
-                                     wake_allocator=wake_allocator)
-    resolutions = ExceptionResolutions(service, inventory, rt.settings.rpc_timeout,
-                                       change_requests=change_requests, wake_allocator=wake_allocator)
-    rt.add_servicer(orders_pb2_grpc.add_OrdersServiceServicer_to_server,
-                    OrdersApi(service, change_requests, resolutions), "OrdersService")
-    for subscription in consumers.subscriptions(service, wake_allocator=wake_allocator,
-                                                allocate_soon=allocator.allocate_soon):
+    change_requests = ChangeRequests(
+        service,
+        inventory,
+        rt.settings.rpc_timeout,
+        intake=intake_pb2_grpc.IntakeServiceStub(rt.channel("intake")),
+        shipping=shipping_pb2_grpc.ShippingServiceStub(rt.channel("shipping")),
+        wake_allocator=wake_allocator,
+    )
+    resolutions = ExceptionResolutions(
+        service,
+        inventory,
+        rt.settings.rpc_timeout,
+        change_requests=change_requests,
+        wake_allocator=wake_allocator,
+    )
+    rt.add_servicer(
+        orders_pb2_grpc.add_OrdersServiceServicer_to_server,
+        OrdersApi(service, change_requests, resolutions),
+        "OrdersService",
+    )
+    for subscription in consumers.subscriptions(
+        service, wake_allocator=wake_allocator, allocate_soon=allocator.allocate_soon
+    ):
         rt.subscribe(subscription)
     await rt.serve()
 

@@ -38,8 +38,15 @@ class Allocator:
     CONCURRENCY = 16  # Reserve calls in flight when inventory has no ReserveMany
     RETRY_SCHEDULED_SECONDS = 30.0
 
-    def __init__(self, db: Database, inventory, timeout: float, *,
-                 clock: Callable[[], dt.datetime] = utcnow, surge: SurgeGate | None = None):
+    def __init__(
+        self,
+        db: Database,
+        inventory,
+        timeout: float,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+        surge: SurgeGate | None = None,
+    ):
         """`db`: the orders database (or a fake unit of work); `inventory`: inventory's gRPC stub
         (Reserve, ReserveMany); `surge`: when to hold off (by default never)."""
         self.db = db
@@ -64,6 +71,7 @@ class Allocator:
         """Orders whose backorders inventory filled: their Reserve only confirms what they hold now,
         so any replica may record it at once (a long queue of hopeless backorders ahead of them in
         the scheduled pass does not delay them)."""
+
         async def run() -> None:
             for order_id in order_ids:
                 try:
@@ -79,12 +87,16 @@ class Allocator:
         loop = asyncio.get_running_loop()
         last_scheduled = loop.time()
         while True:
-            if self.surge.hold(loop.time()):  # orders are pouring in: take them first, allocate by priority after
+            if self.surge.hold(
+                loop.time()
+            ):  # orders are pouring in: take them first, allocate by priority after
                 metrics.ALLOCATION_HELD.set(1)
                 await asyncio.sleep(0.25)
                 continue
             metrics.ALLOCATION_HELD.set(0)
-            include_scheduled = self._scheduled_due or loop.time() - last_scheduled > self.RETRY_SCHEDULED_SECONDS
+            include_scheduled = (
+                self._scheduled_due or loop.time() - last_scheduled > self.RETRY_SCHEDULED_SECONDS
+            )
             self._scheduled_due = False
             self._wake.clear()
             found = 0
@@ -109,7 +121,9 @@ class Allocator:
         """Up to BATCH orders awaiting stock, highest priority first, in one read."""
         async with self.db.reading() as work:
             repo = work.repo(OrderRepository)
-            return await repo.get_many(await repo.awaiting_stock(limit=self.BATCH, include_scheduled=include_scheduled))
+            return await repo.get_many(
+                await repo.awaiting_stock(limit=self.BATCH, include_scheduled=include_scheduled)
+            )
 
     async def allocate_many(self, backlog: list[Order]) -> int:
         """Reserves stock for these orders in the given order (highest priority first): ReserveMany
@@ -120,13 +134,15 @@ class Allocator:
         saving: asyncio.Task | None = None
         try:
             for start in range(0, len(todo), self.CHUNK):
-                chunk = todo[start:start + self.CHUNK]
+                chunk = todo[start : start + self.CHUNK]
                 requests = [self._reserve_request(o) for o in chunk]
                 try:
                     answer = await self.inventory.ReserveMany(
                         inventory_pb2.ReserveManyRequest(orders=requests),
-                        timeout=self.timeout * max(1.0, len(chunk) / self.CONCURRENCY),  # as much per order as before
-                        metadata=rpc.metadata())
+                        timeout=self.timeout
+                        * max(1.0, len(chunk) / self.CONCURRENCY),  # as much per order as before
+                        metadata=rpc.metadata(),
+                    )
                 except grpc.RpcError as exc:
                     if exc.code() is not grpc.StatusCode.UNIMPLEMENTED:
                         raise
@@ -173,8 +189,12 @@ class Allocator:
         allocations = [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
         backordered = {b.sku: b.quantity for b in answer.backordered}
         expected = (answer.expected_date, answer.expected_delivery_date)
-        if (order.status is Status.SCHEDULED and any(backordered.values()) and allocations == order.allocations
-                and expected == (order.expected_ship_date, order.expected_delivery_date)):
+        if (
+            order.status is Status.SCHEDULED
+            and any(backordered.values())
+            and allocations == order.allocations
+            and expected == (order.expected_ship_date, order.expected_delivery_date)
+        ):
             return None  # still short by the same amount, same dates: nothing to record
         return _Reserved(order.order_id, quantities(order), allocations, backordered, expected)
 
@@ -187,8 +207,12 @@ class Allocator:
                 raise RuntimeError(f"ReserveMany answered {result.order_id} for {order.order_id}")
             if result.error_code:
                 if result.error_code != "FAILED_PRECONDITION":  # that one: released (cancelled) meanwhile
-                    log.warning("allocation of %s failed: %s %s", order.order_id, result.error_code,
-                                result.error_message)
+                    log.warning(
+                        "allocation of %s failed: %s %s",
+                        order.order_id,
+                        result.error_code,
+                        result.error_message,
+                    )
                 continue
             reserved = self._answer(order, result.response)
             if reserved is not None:
@@ -198,8 +222,10 @@ class Allocator:
         try:
             changed: list[Order] = []
             async with self.db.transaction() as tx:
-                current = {o.order_id: o for o in await tx.repo(OrderRepository).get_many(
-                    [r.order_id for r in pending])}
+                current = {
+                    o.order_id: o
+                    for o in await tx.repo(OrderRepository).get_many([r.order_id for r in pending])
+                }
                 for reserved in pending:
                     fresh = current.get(reserved.order_id)
                     if fresh is not None and await self._apply(tx, fresh, reserved):
@@ -223,8 +249,9 @@ class Allocator:
         if order is None or order.status not in AWAITING_STOCK:
             return False
         try:
-            answer = await self.inventory.Reserve(self._reserve_request(order), timeout=self.timeout,
-                                                  metadata=rpc.metadata())
+            answer = await self.inventory.Reserve(
+                self._reserve_request(order), timeout=self.timeout, metadata=rpc.metadata()
+            )
         except grpc.RpcError as exc:
             if exc.code() is grpc.StatusCode.FAILED_PRECONDITION:
                 return False  # inventory released this order (it was cancelled meanwhile)
@@ -245,6 +272,7 @@ class Allocator:
 
     async def _record(self, reserved: _Reserved) -> bool:
         """One order's answer in a transaction of its own, from a fresh read if another writer got there first."""
+
         async def work(tx: Tx) -> Order | None:
             order = await tx.repo(OrderRepository).get(reserved.order_id)
             return order if await self._apply(tx, order, reserved) else None

@@ -12,8 +12,12 @@ from services.orders.service import OrdersService
 
 
 class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, service: OrdersService, change_requests: ChangeRequests,
-                 exception_resolutions: ExceptionResolutions):
+    def __init__(
+        self,
+        service: OrdersService,
+        change_requests: ChangeRequests,
+        exception_resolutions: ExceptionResolutions,
+    ):
         self.service = service
         self.change_requests = change_requests
         self.exception_resolutions = exception_resolutions
@@ -49,8 +53,14 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         return order_to_proto(await self.service.get(request.order_id, request.partner_id))
 
     async def ListOrders(self, request, context):
-        items, cursor = await self.service.list(request.partner_id, request.status, request.limit, request.cursor,
-                                                hold_reason=request.hold_reason, order_by=request.order_by)
+        items, cursor = await self.service.list(
+            request.partner_id,
+            request.status,
+            request.limit,
+            request.cursor,
+            hold_reason=request.hold_reason,
+            order_by=request.order_by,
+        )
         return orders_pb2.ListOrdersResponse(items=[order_to_proto(o) for o in items], next_cursor=cursor)
 
     async def CancelOrder(self, request, context):
@@ -63,12 +73,20 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         return await self._decide(request, "reject")
 
     async def GetKpiReport(self, request, context):
-        return report_to_proto(await self.service.kpi_report(getattr(request, "from"), request.to, request.group_by))
+        return report_to_proto(
+            await self.service.kpi_report(getattr(request, "from"), request.to, request.group_by)
+        )
 
     async def _decide(self, request, decision: str):
         require(request.order_id, "order_id")
         actor = request.actor.id or request.partner_id or "unknown"
-        order = await self.service.decide(request.order_id, request.partner_id, decision, actor, request.actor.reason,
-                                          accept_proposal=request.accept_proposal,
-                                          expected_version=request.expected_version)
+        order = await self.service.decide(
+            request.order_id,
+            request.partner_id,
+            decision,
+            actor,
+            request.actor.reason,
+            accept_proposal=request.accept_proposal,
+            expected_version=request.expected_version,
+        )
         return order_to_proto(order)

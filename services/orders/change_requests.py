@@ -64,8 +64,17 @@ class OrderLocks:
 
 
 class ChangeRequests:
-    def __init__(self, service: OrdersService, inventory, timeout: float, *, intake=None, shipping=None,
-                 wake_allocator: Callable[..., None] | None = None, locks: OrderLocks | None = None):
+    def __init__(
+        self,
+        service: OrdersService,
+        inventory,
+        timeout: float,
+        *,
+        intake=None,
+        shipping=None,
+        wake_allocator: Callable[..., None] | None = None,
+        locks: OrderLocks | None = None,
+    ):
         self.service = service
         self.inventory = inventory
         self.intake = intake
@@ -76,11 +85,23 @@ class ChangeRequests:
 
     async def change(self, req: orders_pb2.ChangeOrderRequest) -> Order:
         async with self.locks.one_at_a_time(req.order_id):
-            return await self.apply(req.order_id, req.partner_id, req.expected_version, change_request(req),
-                                    req.actor.id or req.partner_id or "unknown")
+            return await self.apply(
+                req.order_id,
+                req.partner_id,
+                req.expected_version,
+                change_request(req),
+                req.actor.id or req.partner_id or "unknown",
+            )
 
-    async def apply(self, order_id: str, partner_id: str, expected_version: int, request: ChangeRequest,
-                    actor: str, then: Callable[[Order], object] | None = None) -> Order:
+    async def apply(
+        self,
+        order_id: str,
+        partner_id: str,
+        expected_version: int,
+        request: ChangeRequest,
+        actor: str,
+        then: Callable[[Order], object] | None = None,
+    ) -> Order:
         """One change request: policy, intake's review, reservation, then save with its events.
         `then` runs on the changed order before the save (a resolution recorded with its change).
 
@@ -129,9 +150,15 @@ class ChangeRequests:
         """Inventory's Reserve (target state): hold `wanted` units per SKU for the order."""
         return await self.inventory.Reserve(
             inventory_pb2.ReserveRequest(
-                order_id=order.order_id, priority=order.priority,
-                lines=[inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in sorted(wanted.items()) if q > 0]),
-            timeout=self.timeout, metadata=rpc.metadata())
+                order_id=order.order_id,
+                priority=order.priority,
+                lines=[
+                    inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in sorted(wanted.items()) if q > 0
+                ],
+            ),
+            timeout=self.timeout,
+            metadata=rpc.metadata(),
+        )
 
     async def _current_shipments(self, order: Order) -> None:
         """The policy table looks at how far the goods are; orders' copy of the shipments follows shipping's
@@ -139,35 +166,52 @@ class ChangeRequests:
         the copy itself still changes only from shipping's events."""
         if self.shipping is None or order.status is not Status.ALLOCATED or not order.shipments:
             return
-        answer = await self.shipping.ListShipments(shipping_pb2.ListShipmentsRequest(order_id=order.order_id),
-                                                   timeout=self.timeout, metadata=rpc.metadata())
+        answer = await self.shipping.ListShipments(
+            shipping_pb2.ListShipmentsRequest(order_id=order.order_id),
+            timeout=self.timeout,
+            metadata=rpc.metadata(),
+        )
         for s in answer.items:
             view = order.shipments.get(s.shipment_id)
             if view is None:
-                order.shipments[s.shipment_id] = ShipmentView(s.shipment_id, s.warehouse, s.status,
-                                                              lines={x.sku: x.quantity for x in s.lines})
+                order.shipments[s.shipment_id] = ShipmentView(
+                    s.shipment_id, s.warehouse, s.status, lines={x.sku: x.quantity for x in s.lines}
+                )
             else:
                 view.status = s.status
 
-    async def _review(self, order: Order, record: ChangeRecord, before: dict[str, int], previous_total: str) -> None:
+    async def _review(
+        self, order: Order, record: ChangeRecord, before: dict[str, int], previous_total: str
+    ) -> None:
         """Intake's checks on the changed order (price, credit, delivery date, address); a failure
         refuses the change (409, rule change_fails_check, the reasons in the detail): the partner
         asked for it and can adjust it, so nothing is held behind the partner's back."""
         if self.intake is None:
             return
         after = quantities(order)
-        added = [intake_pb2.ReviewLine(sku=s, quantity=q - before.get(s, 0))
-                 for s, q in sorted(after.items()) if q > before.get(s, 0)]
+        added = [
+            intake_pb2.ReviewLine(sku=s, quantity=q - before.get(s, 0))
+            for s, q in sorted(after.items())
+            if q > before.get(s, 0)
+        ]
         answer = await self.intake.ReviewChange(
-            intake_pb2.ReviewChangeRequest(order=order_to_proto(order), previous_total=previous_total, added=added,
-                                           ship_to_changed=any(c.field.startswith("ship_to.") for c in record.changes)),
-            timeout=self.timeout, metadata=rpc.metadata())
+            intake_pb2.ReviewChangeRequest(
+                order=order_to_proto(order),
+                previous_total=previous_total,
+                added=added,
+                ship_to_changed=any(c.field.startswith("ship_to.") for c in record.changes),
+            ),
+            timeout=self.timeout,
+            metadata=rpc.metadata(),
+        )
         if answer.hold_reasons:
             metrics.ORDER_CHANGES.labels("refused").inc()
             raise errors.FailedPrecondition(
                 "the changed order fails intake's checks: "
                 + "; ".join(f"{r.code}: {r.message}" for r in answer.hold_reasons),
-                rule="change_fails_check", subject=order.order_id)
+                rule="change_fails_check",
+                subject=order.order_id,
+            )
 
     async def _reserve_or_refuse(self, order: Order, before: dict[str, int]) -> None:
         """An allocated order holds stock: the reservation follows the new quantities (target state).
@@ -179,7 +223,9 @@ class ChangeRequests:
             await self.reserve(order, before)
             metrics.ORDER_CHANGES.labels("refused").inc()
             raise errors.FailedPrecondition(
-                "not enough stock for the change: " + ", ".join(f"{s} short by {q}" for s, q in sorted(missing.items())),
-                rule="change_needs_stock", subject=order.order_id)
+                "not enough stock for the change: "
+                + ", ".join(f"{s} short by {q}" for s, q in sorted(missing.items())),
+                rule="change_needs_stock",
+                subject=order.order_id,
+            )
         order.follow_reservation([Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations])
-

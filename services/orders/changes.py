@@ -33,24 +33,29 @@ from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 class ChangeType(StrEnum):
     SHIP_TO = "ship_to"
-    QUANTITY = "quantity"          # a line's quantity up or down
+    QUANTITY = "quantity"  # a line's quantity up or down
     ADD_LINE = "add_line"
     REMOVE_LINE = "remove_line"
     CANCEL_LINES = "cancel_lines"  # cancel some units of given lines
-    CANCEL = "cancel"              # the whole order (Order.cancel)
+    CANCEL = "cancel"  # the whole order (Order.cancel)
 
 
 class Stage(IntEnum):
     """How far the goods concerned have gone through the warehouse."""
 
-    NONE = 0      # no shipment yet, or pending
+    NONE = 0  # no shipment yet, or pending
     PICKED = 1
     PACKED = 2
-    SHIPPED = 3   # shipped or delivered: the goods left the warehouse
+    SHIPPED = 3  # shipped or delivered: the goods left the warehouse
 
 
-SHIPMENT_STAGE = {"pending": Stage.NONE, "picked": Stage.PICKED, "packed": Stage.PACKED,
-                  "shipped": Stage.SHIPPED, "delivered": Stage.SHIPPED}
+SHIPMENT_STAGE = {
+    "pending": Stage.NONE,
+    "picked": Stage.PICKED,
+    "packed": Stage.PACKED,
+    "shipped": Stage.SHIPPED,
+    "delivered": Stage.SHIPPED,
+}
 
 
 @dataclass(frozen=True)
@@ -80,11 +85,16 @@ _CLOSED = {c: Policy(None, "order_closed") for c in ChangeType}
 
 # Status values as strings, so this module does not import the aggregate (domain imports us).
 POLICY: dict[str, dict[ChangeType, Policy]] = {
-    "received": _OPEN, "on_hold": _OPEN, "confirmed": _OPEN, "scheduled": _OPEN,
+    "received": _OPEN,
+    "on_hold": _OPEN,
+    "confirmed": _OPEN,
+    "scheduled": _OPEN,
     "allocated": _ALLOCATED,
     "partially_shipped": _PARTIALLY_SHIPPED,
-    "shipped": _SHIPPED, "completed": _SHIPPED,
-    "cancelled": _CLOSED, "rejected": _CLOSED,
+    "shipped": _SHIPPED,
+    "completed": _SHIPPED,
+    "cancelled": _CLOSED,
+    "rejected": _CLOSED,
 }
 
 
@@ -100,7 +110,8 @@ def check_allowed(status: str, change: ChangeType, stage: Stage, order_id: str =
         raise FailedPrecondition(
             f"a {change.value} change is not allowed on an order that is {status}"
             + (f" with goods {stage.name.lower()}" if stage is not Stage.NONE else ""),
-            rule=rule, subject=order_id,
+            rule=rule,
+            subject=order_id,
         )
 
 
@@ -128,12 +139,14 @@ class ChangeRequest:
 
     @property
     def empty(self) -> bool:
-        return not (self.ship_to is not None or self.quantities or self.add_lines or self.remove_skus or self.cancel)
+        return not (
+            self.ship_to is not None or self.quantities or self.add_lines or self.remove_skus or self.cancel
+        )
 
 
 @dataclass(frozen=True)
 class FieldChange:
-    field: str   # "ship_to.city", "lines[SKU-1].quantity", "lines[SKU-2]"
+    field: str  # "ship_to.city", "lines[SKU-1].quantity", "lines[SKU-2]"
     before: str
     after: str
 
@@ -150,13 +163,25 @@ class ChangeRecord:
     changes: tuple[FieldChange, ...]
 
     def to_json(self) -> dict:
-        return {"version": self.version, "at": self.at.isoformat(), "actor": self.actor, "kinds": list(self.kinds),
-                "reason": self.reason, "changes": [[c.field, c.before, c.after] for c in self.changes]}
+        return {
+            "version": self.version,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "kinds": list(self.kinds),
+            "reason": self.reason,
+            "changes": [[c.field, c.before, c.after] for c in self.changes],
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> ChangeRecord:
-        return cls(version=d["version"], at=dt.datetime.fromisoformat(d["at"]), actor=d["actor"],
-                   kinds=tuple(d["kinds"]), reason=d["reason"], changes=tuple(FieldChange(*c) for c in d["changes"]))
+        return cls(
+            version=d["version"],
+            at=dt.datetime.fromisoformat(d["at"]),
+            actor=d["actor"],
+            kinds=tuple(d["kinds"]),
+            reason=d["reason"],
+            changes=tuple(FieldChange(*c) for c in d["changes"]),
+        )
 
 
 def describe(changes: tuple[FieldChange, ...] | list[FieldChange]) -> str:
@@ -193,8 +218,11 @@ def validate(request: ChangeRequest, line_skus: list[str]) -> None:
         if not line.sku:
             violations.append(FieldViolation(f"add_lines[{i}].sku", "required", "required"))
         elif line.sku in known:
-            violations.append(FieldViolation(f"add_lines[{i}].sku", "the order has this SKU; change its quantity",
-                                             "duplicate_sku"))
+            violations.append(
+                FieldViolation(
+                    f"add_lines[{i}].sku", "the order has this SKU; change its quantity", "duplicate_sku"
+                )
+            )
         if line.quantity <= 0:
             violations.append(FieldViolation(f"add_lines[{i}].quantity", "must be positive"))
         try:
@@ -208,11 +236,15 @@ def validate(request: ChangeRequest, line_skus: list[str]) -> None:
         raise InvalidArgument("invalid change request; nothing was changed", violations)
 
 
-def _existing(violations: list[FieldViolation], path: str, sku: str, known: set[str], duplicated: set[str]) -> None:
+def _existing(
+    violations: list[FieldViolation], path: str, sku: str, known: set[str], duplicated: set[str]
+) -> None:
     if sku not in known:
         violations.append(FieldViolation(f"{path}.sku", f"the order has no line for {sku!r}", "unknown_line"))
     elif sku in duplicated:
-        violations.append(FieldViolation(f"{path}.sku", f"the order has several lines of {sku!r}", "ambiguous_line"))
+        violations.append(
+            FieldViolation(f"{path}.sku", f"the order has several lines of {sku!r}", "ambiguous_line")
+        )
 
 
 def kinds_of(request: ChangeRequest, current: dict[str, int]) -> list[tuple[ChangeType, str | None]]:
@@ -237,8 +269,11 @@ ORDER_WIDE = frozenset({ChangeType.SHIP_TO, ChangeType.ADD_LINE, ChangeType.REMO
 
 def stage_of(shipments, sku: str | None = None) -> Stage:
     """How far the goods have gone: the furthest live shipment (of `sku`, when given)."""
-    stages = [SHIPMENT_STAGE.get(s.status, Stage.NONE) for s in shipments
-              if s.status != "cancelled" and (sku is None or sku in s.lines)]
+    stages = [
+        SHIPMENT_STAGE.get(s.status, Stage.NONE)
+        for s in shipments
+        if s.status != "cancelled" and (sku is None or sku in s.lines)
+    ]
     return max(stages, default=Stage.NONE)
 
 
@@ -266,14 +301,21 @@ def target_quantities(lines, request: ChangeRequest) -> dict[str, int]:
         line = by_sku[sku]
         left = targets.get(sku, line.quantity) - units
         if left < line.shipped:
-            violations.append(FieldViolation(f"lines[{i}].quantity",
-                                             f"at most {line.quantity - line.shipped} unit(s) of {sku} can be cancelled",
-                                             "more_than_open"))
+            violations.append(
+                FieldViolation(
+                    f"lines[{i}].quantity",
+                    f"at most {line.quantity - line.shipped} unit(s) of {sku} can be cancelled",
+                    "more_than_open",
+                )
+            )
         targets[sku] = left
     for i, (sku, qty) in enumerate(request.quantities.items()):
         if qty < by_sku[sku].shipped:
-            violations.append(FieldViolation(f"lines[{i}].quantity", f"{by_sku[sku].shipped} already shipped",
-                                             "below_shipped"))
+            violations.append(
+                FieldViolation(
+                    f"lines[{i}].quantity", f"{by_sku[sku].shipped} already shipped", "below_shipped"
+                )
+            )
     if violations:
         raise InvalidArgument("invalid change request; nothing was changed", violations)
     return targets
@@ -281,8 +323,9 @@ def target_quantities(lines, request: ChangeRequest) -> dict[str, int]:
 
 def only_cancels(request: ChangeRequest) -> bool:
     """A request that only cancels units: cancelling every remaining unit is a cancel of the order."""
-    return bool(request.cancel) and not (request.quantities or request.remove_skus or request.ship_to is not None
-                                         or request.add_lines)
+    return bool(request.cancel) and not (
+        request.quantities or request.remove_skus or request.ship_to is not None or request.add_lines
+    )
 
 
 def needs_review(record: ChangeRecord) -> bool:

@@ -22,14 +22,20 @@ def exception_of(event, now: dt.datetime) -> OrderException | None:
     shipment = event.shipment.shipment
     at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else now
     return OrderException(
-        exception_id=f"EX-{shipment.shipment_id}-{event.aggregate_version}", type=kind,
-        cause=event.reason or kind.value, opened_at=at, opened_by=event.actor or "carrier", source="shipping",
+        exception_id=f"EX-{shipment.shipment_id}-{event.aggregate_version}",
+        type=kind,
+        cause=event.reason or kind.value,
+        opened_at=at,
+        opened_by=event.actor or "carrier",
+        source="shipping",
         expected_date=shipment.expected_delivery_date if kind is ExceptionType.CARRIER_DELAY else "",
-        shipment_id=shipment.shipment_id)
+        shipment_id=shipment.shipment_id,
+    )
 
 
-def subscriptions(service: OrdersService, *, wake_allocator: Callable[..., None],
-                  allocate_soon: Callable[[list[str]], None]) -> list[Subscription]:
+def subscriptions(
+    service: OrdersService, *, wake_allocator: Callable[..., None], allocate_soon: Callable[[list[str]], None]
+) -> list[Subscription]:
     """`wake_allocator(scheduled=True)` starts a pass over the backorders too; `allocate_soon(ids)`
     records at once the reservations inventory made for these backorders."""
 
@@ -37,8 +43,9 @@ def subscriptions(service: OrdersService, *, wake_allocator: Callable[..., None]
         await service.record_shipment(tx, event.shipment.shipment)
         exception = exception_of(event, service.clock())  # a carrier's delay or lost parcel
         if exception is not None:
-            await service.apply_to_order(tx, event.shipment.shipment.order_id,
-                                         lambda order: order.record_exception(exception))
+            await service.apply_to_order(
+                tx, event.shipment.shipment.order_id, lambda order: order.record_exception(exception)
+            )
 
     async def on_return_refunded(tx: Tx, event) -> None:
         await service.record_return(tx, getattr(getattr(event, "return"), "return"))

@@ -130,8 +130,11 @@ def share_reservation(lines: list[Line], allocations: Iterable[Allocation]) -> N
 
 
 def _where(allocations: Iterable[Allocation], sku: str) -> str:
-    return ", ".join(f"{a.warehouse} x{a.quantity}" for a in sorted(allocations, key=lambda a: a.warehouse)
-                     if a.sku == sku and a.quantity > 0)
+    return ", ".join(
+        f"{a.warehouse} x{a.quantity}"
+        for a in sorted(allocations, key=lambda a: a.warehouse)
+        if a.sku == sku and a.quantity > 0
+    )
 
 
 @dataclass(frozen=True)
@@ -336,19 +339,24 @@ class Order:
         if accept_proposal not in ACCEPTABLE_PROPOSALS:
             raise InvalidArgument(
                 f"accept_proposal must be one of {', '.join(k for k in ACCEPTABLE_PROPOSALS if k)}",
-                [FieldViolation("accept_proposal", f"unknown proposal kind {accept_proposal!r}")])
+                [FieldViolation("accept_proposal", f"unknown proposal kind {accept_proposal!r}")],
+            )
         reason = note or "approved"
         split_off: list[Order] = []
         if accept_proposal == "earliest_date":
             proposal = self._proposal("earliest_date")
-            reason += (f"; accepted the earliest date {proposal['delivery_date']} "
-                       f"(requested {self.requested_delivery_date or 'none'})")
+            reason += (
+                f"; accepted the earliest date {proposal['delivery_date']} "
+                f"(requested {self.requested_delivery_date or 'none'})"
+            )
             self.requested_delivery_date = proposal["delivery_date"]
         elif accept_proposal == "split":
             split_off = self._split(self._proposal("split"), at, actor, note)
             reason += "; accepted a split: " + "; ".join(
                 f"{o.order_id} delivers {', '.join(f'{line.sku} x{line.quantity}' for line in o.lines)} "
-                f"on {o.requested_delivery_date}" for o in split_off)
+                f"on {o.requested_delivery_date}"
+                for o in split_off
+            )
         self._move(Status.CONFIRMED, at, actor, reason)
         return split_off
 
@@ -356,15 +364,20 @@ class Order:
         for proposal in self.proposals:
             if proposal.get("kind") == kind:
                 return proposal
-        raise FailedPrecondition(f"order {self.order_id} has no {kind} proposal to accept",
-                                 rule="no_such_proposal", subject=self.order_id)
+        raise FailedPrecondition(
+            f"order {self.order_id} has no {kind} proposal to accept",
+            rule="no_such_proposal",
+            subject=self.order_id,
+        )
 
     def _split(self, proposal: dict, at: dt.datetime, actor: str, note: str) -> list[Order]:
         by_date = split_parts(proposal, self.lines)
         if by_date is None:
             raise FailedPrecondition(
                 f"the split proposal of order {self.order_id} no longer matches its lines",
-                rule="proposal_stale", subject=self.order_id)
+                rule="proposal_stale",
+                subject=self.order_id,
+            )
         prices: dict[str, Decimal] = {}
         for line in self.lines:
             prices.setdefault(line.sku, line.unit_price)
@@ -373,23 +386,48 @@ class Order:
         self.lines_changed = True
         self.requested_delivery_date = dates[0]
         split_off = [
-            self._linked_order(n, [Line(sku, qty, prices[sku]) for sku, qty in by_date[date]], date, at=at, actor=actor,
-                               received=f"split from {self.order_id}: its delivery of {date}",
-                               confirmed=note or "approved with the split")
-            for n, date in enumerate(dates[1:], start=2)]
+            self._linked_order(
+                n,
+                [Line(sku, qty, prices[sku]) for sku, qty in by_date[date]],
+                date,
+                at=at,
+                actor=actor,
+                received=f"split from {self.order_id}: its delivery of {date}",
+                confirmed=note or "approved with the split",
+            )
+            for n, date in enumerate(dates[1:], start=2)
+        ]
         self.split_into = [o.order_id for o in split_off]
         return split_off
 
-    def _linked_order(self, n: int, lines: list[Line], delivery_date: str, *, at: dt.datetime, actor: str,
-                      received: str, confirmed: str) -> Order:
+    def _linked_order(
+        self,
+        n: int,
+        lines: list[Line],
+        delivery_date: str,
+        *,
+        at: dt.datetime,
+        actor: str,
+        received: str,
+        confirmed: str,
+    ) -> Order:
         """A later delivery of this order as an order of its own (`<id>-<n>`, confirmed): same partner,
         customer, ship-to, terms and priority, linked back by `split_from`."""
         child = Order(
-            order_id=f"{self.order_id}-{n}", partner_id=self.partner_id, channel=self.channel,
-            external_ref=f"{self.external_ref}/{n}" if self.external_ref else "", customer_id=self.customer_id,
-            ship_to=dict(self.ship_to), lines=lines, requested_delivery_date=delivery_date,
-            payment_terms=self.payment_terms, currency=self.currency, priority=self.priority, urgent=self.urgent,
-            split_from=self.order_id, created_at=at,
+            order_id=f"{self.order_id}-{n}",
+            partner_id=self.partner_id,
+            channel=self.channel,
+            external_ref=f"{self.external_ref}/{n}" if self.external_ref else "",
+            customer_id=self.customer_id,
+            ship_to=dict(self.ship_to),
+            lines=lines,
+            requested_delivery_date=delivery_date,
+            payment_terms=self.payment_terms,
+            currency=self.currency,
+            priority=self.priority,
+            urgent=self.urgent,
+            split_from=self.order_id,
+            created_at=at,
         )
         child._move(Status.RECEIVED, at, actor, received)
         child._move(Status.CONFIRMED, at, actor, confirmed)
@@ -407,13 +445,19 @@ class Order:
             if change_rules.only_cancels(request):
                 self.cancel(at, actor, request.reason or "every line cancelled")
                 return None
-            raise FailedPrecondition("an order keeps at least one line; cancel the order instead",
-                                     rule="order_needs_a_line", subject=self.order_id)
+            raise FailedPrecondition(
+                "an order keeps at least one line; cancel the order instead",
+                rule="order_needs_a_line",
+                subject=self.order_id,
+            )
         changes: list[FieldChange] = []
         if request.ship_to is not None:
             address = {f: request.ship_to.get(f, "").strip() for f in ADDRESS_FIELDS}
-            changes += [FieldChange(f"ship_to.{f}", self.ship_to.get(f, ""), address[f])
-                        for f in ADDRESS_FIELDS if self.ship_to.get(f, "") != address[f]]
+            changes += [
+                FieldChange(f"ship_to.{f}", self.ship_to.get(f, ""), address[f])
+                for f in ADDRESS_FIELDS
+                if self.ship_to.get(f, "") != address[f]
+            ]
             self.ship_to = address
         lines = {line.sku: line for line in self.lines}
         for sku, qty in targets.items():
@@ -427,15 +471,28 @@ class Order:
             line.quantity = qty
         kept = [line for line in self.lines if line.quantity > 0]
         for new_line in request.add_lines:
-            kept.append(Line(sku=new_line.sku, quantity=new_line.quantity, unit_price=Decimal(new_line.unit_price)))
-            changes.append(FieldChange(f"lines[{new_line.sku}]", "", f"{new_line.quantity} x {new_line.unit_price}"))
+            kept.append(
+                Line(sku=new_line.sku, quantity=new_line.quantity, unit_price=Decimal(new_line.unit_price))
+            )
+            changes.append(
+                FieldChange(f"lines[{new_line.sku}]", "", f"{new_line.quantity} x {new_line.unit_price}")
+            )
         if not changes:
             return None
-        if len(kept) != len(self.lines) or request.add_lines or any(c.field.startswith("lines") for c in changes):
+        if (
+            len(kept) != len(self.lines)
+            or request.add_lines
+            or any(c.field.startswith("lines") for c in changes)
+        ):
             self.lines_changed = True
         self.lines = kept
-        return self._record_change(tuple(dict.fromkeys(k.value for k, _ in kinds)), changes, at=at, actor=actor,
-                                   reason=request.reason)
+        return self._record_change(
+            tuple(dict.fromkeys(k.value for k, _ in kinds)),
+            changes,
+            at=at,
+            actor=actor,
+            reason=request.reason,
+        )
 
     def follow_reservation(self, allocations: list[Allocation]) -> None:
         """The reservation inventory now holds after the change request just applied: the change's
@@ -444,10 +501,14 @@ class Order:
         if not moved:
             return
         last = self.change_log[-1]
-        amended = ChangeRecord(last.version, last.at, last.actor, last.kinds, last.reason, last.changes + tuple(moved))
+        amended = ChangeRecord(
+            last.version, last.at, last.actor, last.kinds, last.reason, last.changes + tuple(moved)
+        )
         self.change_log[-1] = amended
-        self.events = [OrderChanged(amended) if isinstance(e, OrderChanged) and e.record is last else e
-                       for e in self.events]
+        self.events = [
+            OrderChanged(amended) if isinstance(e, OrderChanged) and e.record is last else e
+            for e in self.events
+        ]
 
     def reallocate(self, allocations: list[Allocation], *, at: dt.datetime, actor: str, reason: str) -> None:
         """The desk moved the order's stock (a re-allocation): a change of its own when anything moved."""
@@ -458,14 +519,18 @@ class Order:
     def _set_allocations(self, allocations: list[Allocation]) -> list[FieldChange]:
         """The order's reservations as inventory now holds them; returns what moved, per SKU."""
         skus = sorted({a.sku for a in self.allocations} | {a.sku for a in allocations})
-        moved = [FieldChange(f"allocations[{sku}]", _where(self.allocations, sku), _where(allocations, sku))
-                 for sku in skus if _where(self.allocations, sku) != _where(allocations, sku)]
+        moved = [
+            FieldChange(f"allocations[{sku}]", _where(self.allocations, sku), _where(allocations, sku))
+            for sku in skus
+            if _where(self.allocations, sku) != _where(allocations, sku)
+        ]
         self.allocations = [a for a in allocations if a.quantity > 0]
         share_reservation(self.lines, self.allocations)
         return moved
 
-    def _record_change(self, kinds: tuple[str, ...], changes: list[FieldChange], *, at: dt.datetime, actor: str,
-                       reason: str) -> ChangeRecord:
+    def _record_change(
+        self, kinds: tuple[str, ...], changes: list[FieldChange], *, at: dt.datetime, actor: str, reason: str
+    ) -> ChangeRecord:
         self.version += 1
         record = ChangeRecord(self.version, at, actor, kinds, reason, tuple(changes))
         self.change_log.append(record)
@@ -482,8 +547,16 @@ class Order:
         self.version += 1
         self.events.append(ExceptionOpened(exception, self.version))
 
-    def resolve_exception(self, exception_id: str, action: str, *, at: dt.datetime, actor: str, note: str = "",
-                          details: dict[str, str] | None = None) -> OrderException:
+    def resolve_exception(
+        self,
+        exception_id: str,
+        action: str,
+        *,
+        at: dt.datetime,
+        actor: str,
+        note: str = "",
+        details: dict[str, str] | None = None,
+    ) -> OrderException:
         exception = find(self.exceptions, exception_id)
         chosen = exception.check_resolution(action, details or {})
         exception.resolve(chosen, at=at, actor=actor, note=note, details=details or {})
@@ -497,11 +570,15 @@ class Order:
         """Before inventory is asked: an order still waiting for some of its stock, or an allocated one
         whose goods are still in the warehouse (units found missing at picking), can split."""
         if self.status not in SPLITTABLE:
-            raise FailedPrecondition(f"an order that is {self.status} can no longer be split",
-                                     rule="split_not_allowed_in_status", subject=self.order_id)
+            raise FailedPrecondition(
+                f"an order that is {self.status} can no longer be split",
+                rule="split_not_allowed_in_status",
+                subject=self.order_id,
+            )
 
-    def split_delivery(self, allocations: list[Allocation], *, at: dt.datetime, actor: str, delivery_date: str,
-                       reason: str) -> Order:
+    def split_delivery(
+        self, allocations: list[Allocation], *, at: dt.datetime, actor: str, delivery_date: str, reason: str
+    ) -> Order:
         """Deliver what is reserved now (`allocations`: what inventory holds for the order), the rest later:
         this order keeps the reserved units and is (or stays) allocated; a new linked order (`<id>-<n>`, confirmed,
         same customer, ship-to, prices, terms and priority) gets the rest, due `delivery_date`.
@@ -509,41 +586,67 @@ class Order:
         self.check_split_delivery()
         kept, rest = split_quantities(self.lines, units_per_sku(allocations))
         if not rest:
-            raise FailedPrecondition(f"every unit of order {self.order_id} is reserved: nothing to deliver later",
-                                     rule="split_nothing_missing", subject=self.order_id)
+            raise FailedPrecondition(
+                f"every unit of order {self.order_id} is reserved: nothing to deliver later",
+                rule="split_nothing_missing",
+                subject=self.order_id,
+            )
         if not kept:
-            raise FailedPrecondition(f"nothing of order {self.order_id} is reserved: nothing to deliver now",
-                                     rule="split_nothing_allocated", subject=self.order_id)
+            raise FailedPrecondition(
+                f"nothing of order {self.order_id} is reserved: nothing to deliver now",
+                rule="split_nothing_allocated",
+                subject=self.order_id,
+            )
         n = next(n for n in itertools.count(2) if f"{self.order_id}-{n}" not in self.split_into)
         date = delivery_date or self.requested_delivery_date
         when = f" on {date}" if date else " later"
-        child = self._linked_order(n, rest, date, at=at, actor=actor,
-                                   received=f"split from {self.order_id}: the units missing there, delivered{when}",
-                                   confirmed=reason or "split delivery")
+        child = self._linked_order(
+            n,
+            rest,
+            date,
+            at=at,
+            actor=actor,
+            received=f"split from {self.order_id}: the units missing there, delivered{when}",
+            confirmed=reason or "split delivery",
+        )
 
         before, after = units_per_sku(self.lines), units_per_sku(kept)
         prices = {line.sku: line.unit_price for line in self.lines}
-        changes = [FieldChange(f"lines[{sku}].quantity", str(qty), str(after[sku])) if sku in after
-                   else FieldChange(f"lines[{sku}]", f"{qty} x {prices[sku]}", "")
-                   for sku, qty in before.items() if after.get(sku) != qty]
-        changes.append(FieldChange("split_into", ", ".join(self.split_into),
-                                   ", ".join([*self.split_into, child.order_id])))
+        changes = [
+            FieldChange(f"lines[{sku}].quantity", str(qty), str(after[sku]))
+            if sku in after
+            else FieldChange(f"lines[{sku}]", f"{qty} x {prices[sku]}", "")
+            for sku, qty in before.items()
+            if after.get(sku) != qty
+        ]
+        changes.append(
+            FieldChange(
+                "split_into", ", ".join(self.split_into), ", ".join([*self.split_into, child.order_id])
+            )
+        )
         self.lines = kept
         self.lines_changed = True
         changes.extend(self._set_allocations(allocations))
         self.split_into = [*self.split_into, child.order_id]
         self.expected_ship_date = self.expected_delivery_date = ""
         if self.status is not Status.ALLOCATED:
-            self._move(Status.ALLOCATED, at, actor,
-                       f"split delivery: ships what is reserved now; the rest in {child.order_id}")
+            self._move(
+                Status.ALLOCATED,
+                at,
+                actor,
+                f"split delivery: ships what is reserved now; the rest in {child.order_id}",
+            )
         self._record_change(("split_delivery",), changes, at=at, actor=actor, reason=reason)
         return child
 
     def accept_delay(self, date: str, *, at: dt.datetime, actor: str, reason: str) -> None:
         """The customer accepts a later date: it becomes the date promised (on time is measured against it)."""
         if self.status in TERMINAL:
-            raise FailedPrecondition(f"order {self.order_id} is {self.status}; its date no longer changes",
-                                     rule="order_closed", subject=self.order_id)
+            raise FailedPrecondition(
+                f"order {self.order_id} is {self.status}; its date no longer changes",
+                rule="order_closed",
+                subject=self.order_id,
+            )
         if not date or date == self.requested_delivery_date:
             return
         change = FieldChange("requested_delivery_date", self.requested_delivery_date, date)
@@ -560,28 +663,38 @@ class Order:
         ):
             raise FailedPrecondition(
                 "the order has shipped goods; cancel is no longer possible (use a return)",
-                rule="cancel_before_shipment", subject=self.order_id,
+                rule="cancel_before_shipment",
+                subject=self.order_id,
             )
         if Status.CANCELLED not in TRANSITIONS[self.status]:
             raise FailedPrecondition(
-                f"an order that is {self.status} cannot be cancelled", rule="cancel_not_allowed_in_status",
+                f"an order that is {self.status} cannot be cancelled",
+                rule="cancel_not_allowed_in_status",
                 subject=self.order_id,
             )
         self._move(Status.CANCELLED, at, actor, reason or "cancelled")
 
     # --- supply ----------------------------------------------------------------
-    def apply_reservation(self, at: dt.datetime, allocations: list[Allocation], backordered: dict[str, int],
-                          expected: tuple[str, str] = ("", "")) -> None:
+    def apply_reservation(
+        self,
+        at: dt.datetime,
+        allocations: list[Allocation],
+        backordered: dict[str, int],
+        expected: tuple[str, str] = ("", ""),
+    ) -> None:
         """Inventory's answer: allocated when every line is covered, else scheduled (backorder)
         with the dates inventory expects the missing units (`expected`: ship date, delivery date)."""
         if self.status not in AWAITING_STOCK:
             raise FailedPrecondition(
                 f"stock is reserved only for confirmed or scheduled orders, not {self.status}",
-                rule="reserve_only_when_awaiting_stock", subject=self.order_id,
+                rule="reserve_only_when_awaiting_stock",
+                subject=self.order_id,
             )
         self.allocations = list(allocations)
         share_reservation(self.lines, allocations)
-        complete = all(line.allocated >= line.quantity for line in self.lines) and not any(backordered.values())
+        complete = all(line.allocated >= line.quantity for line in self.lines) and not any(
+            backordered.values()
+        )
         self.expected_ship_date, self.expected_delivery_date = ("", "") if complete else expected
         if complete:
             self._move(Status.ALLOCATED, at, "system", "every line reserved")
@@ -611,8 +724,9 @@ class Order:
                     shipped[sku] = shipped.get(sku, 0) + qty
                 if s.status == "delivered":
                     delivered[sku] = delivered.get(sku, 0) + qty
-        for line, line_shipped, line_delivered in zip(self.lines, in_line_order(self.lines, shipped),
-                                                      in_line_order(self.lines, delivered), strict=True):
+        for line, line_shipped, line_delivered in zip(
+            self.lines, in_line_order(self.lines, shipped), in_line_order(self.lines, delivered), strict=True
+        ):
             line.shipped, line.delivered = line_shipped, line_delivered
 
         if self.status in TERMINAL:
@@ -664,13 +778,16 @@ class Order:
     # --- the one way a status changes ---------------------------------------------
     def _require(self, status: Status, rule: str, message: str) -> None:
         if self.status is not status:
-            raise FailedPrecondition(f"{message}; the order is {self.status}", rule=rule, subject=self.order_id)
+            raise FailedPrecondition(
+                f"{message}; the order is {self.status}", rule=rule, subject=self.order_id
+            )
 
     def _move(self, to: Status, at: dt.datetime, actor: str, reason: str) -> None:
         previous = self.status if self.history else None
         if previous is not None and to not in TRANSITIONS[previous]:
             raise FailedPrecondition(
-                f"an order cannot go from {previous} to {to}", rule=f"transition_{previous}_to_{to}",
+                f"an order cannot go from {previous} to {to}",
+                rule=f"transition_{previous}_to_{to}",
                 subject=self.order_id,
             )
         entry = HistoryEntry(status=to, at=at, actor=actor, reason=reason)

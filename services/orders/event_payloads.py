@@ -44,11 +44,19 @@ def snapshot(order: Order) -> Snapshot:
 def payload(event: Transition | RecordedEvent, state: Snapshot) -> dict[str, Any]:
     """The event's body (orderdesk.usecase.publish's `payload`)."""
     if isinstance(event, Transition):
-        return {"order": events_pb2.OrderEvent(status=event.status.value,
-                                               previous_status=event.previous.value if event.previous else "",
-                                               order=state.order)}
-    body = events_pb2.OrderEvent(status=state.status, previous_status=state.status, order=state.order,
-                                 expected_date=state.expected_date)
+        return {
+            "order": events_pb2.OrderEvent(
+                status=event.status.value,
+                previous_status=event.previous.value if event.previous else "",
+                order=state.order,
+            )
+        }
+    body = events_pb2.OrderEvent(
+        status=state.status,
+        previous_status=state.status,
+        order=state.order,
+        expected_date=state.expected_date,
+    )
     if isinstance(event, OrderChanged):
         body.changes.extend(field_changes_to_proto(event.record.changes))
     else:
@@ -58,6 +66,7 @@ def payload(event: Transition | RecordedEvent, state: Snapshot) -> dict[str, Any
 
 def count(order: Order) -> Callable[[Transition | RecordedEvent], None]:
     """The metrics of one published event, counted once its transaction committed (`publish`'s `count`)."""
+
     def counted(event: Transition | RecordedEvent) -> None:
         if isinstance(event, Transition):
             metrics.ORDER_TRANSITIONS.labels(event.status.value).inc()
@@ -69,4 +78,5 @@ def count(order: Order) -> Callable[[Transition | RecordedEvent], None]:
             metrics.ORDER_EXCEPTIONS.labels(event.exception.type.value, "opened").inc()
         elif isinstance(event, ExceptionResolved):
             metrics.ORDER_EXCEPTIONS.labels(event.exception.type.value, "resolved").inc()
+
     return counted

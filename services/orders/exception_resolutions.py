@@ -66,30 +66,50 @@ def check_names(order: Order, exception: ex.OrderException) -> None:
     """An exception names only a line or a shipment the order has."""
     violations = []
     if exception.sku and exception.sku not in {line.sku for line in order.lines}:
-        violations.append(errors.FieldViolation("sku", f"the order has no line for {exception.sku!r}",
-                                                "unknown_line"))
+        violations.append(
+            errors.FieldViolation("sku", f"the order has no line for {exception.sku!r}", "unknown_line")
+        )
     if exception.shipment_id and exception.shipment_id not in order.shipments:
-        violations.append(errors.FieldViolation("shipment_id", "not a shipment of this order", "unknown_shipment"))
+        violations.append(
+            errors.FieldViolation("shipment_id", "not a shipment of this order", "unknown_shipment")
+        )
     if violations:
         raise errors.InvalidArgument("the exception names what the order does not have", violations)
 
 
 class ExceptionResolutions:
-    def __init__(self, service: OrdersService, inventory, timeout: float, *, change_requests: ChangeRequests,
-                 wake_allocator: Callable[..., None] | None = None):
+    def __init__(
+        self,
+        service: OrdersService,
+        inventory,
+        timeout: float,
+        *,
+        change_requests: ChangeRequests,
+        wake_allocator: Callable[..., None] | None = None,
+    ):
         self.service = service
         self.inventory = inventory
         self.timeout = timeout
-        self.change_requests = change_requests  # a substitute is a change request; one lock per order for both
+        self.change_requests = (
+            change_requests  # a substitute is a change request; one lock per order for both
+        )
         self.wake_allocator = wake_allocator or (lambda **_: None)
 
     # --- recording ------------------------------------------------------------------------------
     async def record(self, req: orders_pb2.RecordExceptionRequest) -> Order:
         exception = ex.OrderException.create(
-            exception_id=exception_id(req), type=req.type, cause=req.cause, at=self.service.clock(),
-            actor=req.actor.id or req.partner_id or "unknown", source=req.source or "desk",
-            expected_date=req.expected_date, sku=req.sku, warehouse=req.warehouse, quantity=req.quantity,
-            shipment_id=req.shipment_id)
+            exception_id=exception_id(req),
+            type=req.type,
+            cause=req.cause,
+            at=self.service.clock(),
+            actor=req.actor.id or req.partner_id or "unknown",
+            source=req.source or "desk",
+            expected_date=req.expected_date,
+            sku=req.sku,
+            warehouse=req.warehouse,
+            quantity=req.quantity,
+            shipment_id=req.shipment_id,
+        )
 
         def record(order: Order) -> None:
             check_names(order, exception)
@@ -122,44 +142,79 @@ class ExceptionResolutions:
         elif action is ex.Action.CHANGE_CARRIER:
             details.setdefault("shipment_id", exception.shipment_id)
             if not details["shipment_id"]:
-                raise errors.InvalidArgument("which shipment changes carrier?", [
-                    errors.FieldViolation("details.shipment_id", "required: the exception names no shipment")])
+                raise errors.InvalidArgument(
+                    "which shipment changes carrier?",
+                    [
+                        errors.FieldViolation(
+                            "details.shipment_id", "required: the exception names no shipment"
+                        )
+                    ],
+                )
 
         def resolve(o: Order) -> None:
             if allocations is not None:
-                o.reallocate(allocations, at=self.service.clock(), actor=actor,
-                             reason=f"re-allocated for {exception.exception_id}")
+                o.reallocate(
+                    allocations,
+                    at=self.service.clock(),
+                    actor=actor,
+                    reason=f"re-allocated for {exception.exception_id}",
+                )
             if action is ex.Action.ACCEPT_DELAY:  # the accepted date becomes the promise
-                o.accept_delay(details["expected_date"], at=self.service.clock(), actor=actor,
-                               reason=_because(f"delay accepted ({exception.exception_id})", req.note))
-            o.resolve_exception(req.exception_id, req.action, at=self.service.clock(), actor=actor, note=req.note,
-                                details=details)
+                o.accept_delay(
+                    details["expected_date"],
+                    at=self.service.clock(),
+                    actor=actor,
+                    reason=_because(f"delay accepted ({exception.exception_id})", req.note),
+                )
+            o.resolve_exception(
+                req.exception_id,
+                req.action,
+                at=self.service.clock(),
+                actor=actor,
+                note=req.note,
+                details=details,
+            )
 
         return await self._update(req.order_id, req.partner_id, resolve)
 
-    async def _substitute(self, order: Order, exception: ex.OrderException, req, actor: str,
-                          details: dict[str, str]) -> Order:
+    async def _substitute(
+        self, order: Order, exception: ex.OrderException, req, actor: str, details: dict[str, str]
+    ) -> Order:
         """The customer agreed to an equivalent SKU: the exception's line becomes a line of the substitute
         (same quantity and price), as a change request would (policy, intake's review, reservation), and
         the resolution is saved with it."""
         line = next((x for x in order.lines if x.sku == exception.sku), None)
         if line is None:
-            raise errors.FailedPrecondition("substitution needs the exception to name a line of the order (sku)",
-                                            rule="substitute_needs_sku", subject=exception.exception_id)
+            raise errors.FailedPrecondition(
+                "substitution needs the exception to name a line of the order (sku)",
+                rule="substitute_needs_sku",
+                subject=exception.exception_id,
+            )
         substitute = details["substitute_sku"].strip()
-        request = ChangeRequest(remove_skus=[line.sku],
-                                add_lines=[NewLine(substitute, line.quantity, str(line.unit_price))],
-                                reason=f"substitute {substitute} for {line.sku} ({exception.exception_id}); "
-                                       f"consent: {details['customer_consent']}")
+        request = ChangeRequest(
+            remove_skus=[line.sku],
+            add_lines=[NewLine(substitute, line.quantity, str(line.unit_price))],
+            reason=f"substitute {substitute} for {line.sku} ({exception.exception_id}); "
+            f"consent: {details['customer_consent']}",
+        )
 
         def resolve(o: Order) -> None:
-            o.resolve_exception(exception.exception_id, ex.Action.SUBSTITUTE.value, at=self.service.clock(),
-                                actor=actor, note=req.note, details=details)
+            o.resolve_exception(
+                exception.exception_id,
+                ex.Action.SUBSTITUTE.value,
+                at=self.service.clock(),
+                actor=actor,
+                note=req.note,
+                details=details,
+            )
 
-        return await self.change_requests.apply(order.order_id, req.partner_id, 0, request, actor, then=resolve)
+        return await self.change_requests.apply(
+            order.order_id, req.partner_id, 0, request, actor, then=resolve
+        )
 
-    async def _split_delivery(self, order: Order, exception: ex.OrderException, req, actor: str,
-                              details: dict[str, str]) -> Order:
+    async def _split_delivery(
+        self, order: Order, exception: ex.OrderException, req, actor: str, details: dict[str, str]
+    ) -> Order:
         """Deliver what is reserved now, the rest later as a linked order (Order.split_delivery).
 
         Inventory is asked what it holds for the order now (Reserve with the same target), then to hold
@@ -174,19 +229,32 @@ class ExceptionResolutions:
         reserve = self.change_requests.reserve
 
         def dry_run(held: list[Allocation]) -> None:  # refused (nothing to split) before anything moves
-            copy.deepcopy(order).split_delivery(held, at=self.service.clock(), actor=actor, delivery_date=date,
-                                                reason=reason)
+            copy.deepcopy(order).split_delivery(
+                held, at=self.service.clock(), actor=actor, delivery_date=date, reason=reason
+            )
 
         if order.status is Status.ALLOCATED and exception.type is ex.ExceptionType.STOCK_SHORTAGE_AT_PICK:
             # Units the books show are not on the shelf: inventory releases and writes them off at the
             # short warehouse (reserving nothing elsewhere); the order keeps the rest of its reservation.
             short = (exception.sku, exception.warehouse)
-            dry_run([Allocation(a.sku, a.warehouse, a.quantity - exception.quantity * ((a.sku, a.warehouse) == short))
-                     for a in order.allocations])
+            dry_run(
+                [
+                    Allocation(
+                        a.sku, a.warehouse, a.quantity - exception.quantity * ((a.sku, a.warehouse) == short)
+                    )
+                    for a in order.allocations
+                ]
+            )
             answer = await self._inventory_reallocate(
-                inventory_pb2.ReallocateRequest(order_id=order.order_id, sku=exception.sku,
-                                                warehouse=exception.warehouse, quantity=exception.quantity,
-                                                reference=exception.exception_id, write_off_only=True))
+                inventory_pb2.ReallocateRequest(
+                    order_id=order.order_id,
+                    sku=exception.sku,
+                    warehouse=exception.warehouse,
+                    quantity=exception.quantity,
+                    reference=exception.exception_id,
+                    write_off_only=True,
+                )
+            )
         else:
             now = await reserve(order, quantities(order))
             held = [Allocation(r.sku, r.warehouse, r.quantity) for r in now.reservations]
@@ -199,10 +267,17 @@ class ExceptionResolutions:
             parent = await repo.get(order.order_id, req.partner_id)
             if parent is None:
                 raise errors.NotFound(f"order {order.order_id} not found")
-            child = parent.split_delivery(allocations, at=self.service.clock(), actor=actor, delivery_date=date,
-                                          reason=reason)
-            parent.resolve_exception(exception.exception_id, ex.Action.SPLIT_DELIVERY.value, at=self.service.clock(),
-                                     actor=actor, note=req.note, details={**details, "split_into": child.order_id})
+            child = parent.split_delivery(
+                allocations, at=self.service.clock(), actor=actor, delivery_date=date, reason=reason
+            )
+            parent.resolve_exception(
+                exception.exception_id,
+                ex.Action.SPLIT_DELIVERY.value,
+                at=self.service.clock(),
+                actor=actor,
+                note=req.note,
+                details={**details, "split_into": child.order_id},
+            )
             await repo.save(parent)
             await publish_transitions(tx, parent)
             await repo.add(child)
@@ -227,13 +302,23 @@ class ExceptionResolutions:
         if not (exception.sku and exception.warehouse and exception.quantity):
             raise errors.FailedPrecondition(
                 "re-allocation needs the exception's SKU, warehouse and quantity",
-                rule="reallocate_needs_sku_warehouse_quantity", subject=exception.exception_id)
+                rule="reallocate_needs_sku_warehouse_quantity",
+                subject=exception.exception_id,
+            )
         answer = await self._inventory_reallocate(
-            inventory_pb2.ReallocateRequest(order_id=order.order_id, sku=exception.sku, warehouse=exception.warehouse,
-                                            quantity=exception.quantity, reference=exception.exception_id))
+            inventory_pb2.ReallocateRequest(
+                order_id=order.order_id,
+                sku=exception.sku,
+                warehouse=exception.warehouse,
+                quantity=exception.quantity,
+                reference=exception.exception_id,
+            )
+        )
         return [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
 
-    async def _inventory_reallocate(self, request: inventory_pb2.ReallocateRequest) -> inventory_pb2.ReserveResponse:
+    async def _inventory_reallocate(
+        self, request: inventory_pb2.ReallocateRequest
+    ) -> inventory_pb2.ReserveResponse:
         """Inventory's refusals (no_stock_elsewhere, not_held_at_warehouse) reach the desk as they are (409)."""
         try:
             return await self.inventory.Reallocate(request, timeout=self.timeout, metadata=rpc.metadata())
@@ -245,18 +330,26 @@ class ExceptionResolutions:
         so the target grows by them); returns where they are held: "SKU@WH=qty;..."."""
         lost = order.shipments.get(exception.shipment_id)
         if lost is None or lost.status not in ("shipped", "delivered"):
-            raise errors.FailedPrecondition("only a shipment that left the warehouse can be reshipped",
-                                            rule="reship_needs_shipped_shipment", subject=exception.exception_id)
+            raise errors.FailedPrecondition(
+                "only a shipment that left the warehouse can be reshipped",
+                rule="reship_needs_shipped_shipment",
+                subject=exception.exception_id,
+            )
         reserve = self.change_requests.reserve
-        held_before = {(r.sku, r.warehouse): r.quantity for r in (await reserve(order, quantities(order))).reservations}
+        held_before = {
+            (r.sku, r.warehouse): r.quantity for r in (await reserve(order, quantities(order))).reservations
+        }
         previous = reshipped(order)  # earlier reships count towards the target too
         answer = await reserve(order, _plus(quantities(order), _plus(previous, lost.lines)))
         if any(b.quantity for b in answer.backordered):
             await reserve(order, _plus(quantities(order), previous))
-            raise errors.FailedPrecondition("not enough stock to reship", rule="reship_needs_stock",
-                                            subject=exception.exception_id)
-        plan = [(r.sku, r.warehouse, r.quantity - held_before.get((r.sku, r.warehouse), 0))
-                for r in answer.reservations]
+            raise errors.FailedPrecondition(
+                "not enough stock to reship", rule="reship_needs_stock", subject=exception.exception_id
+            )
+        plan = [
+            (r.sku, r.warehouse, r.quantity - held_before.get((r.sku, r.warehouse), 0))
+            for r in answer.reservations
+        ]
         return ";".join(f"{s}@{w}={q}" for s, w, q in plan if q > 0)
 
     # --- plumbing -------------------------------------------------------------------------------

@@ -26,9 +26,13 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         ship_to=common_pb2.Address(**{f: order.ship_to.get(f, "") for f in ADDRESS_FIELDS}),
         lines=[
             orders_pb2.OrderLine(
-                sku=line.sku, quantity=line.quantity, unit_price=str(line.unit_price),
-                allocated_quantity=line.allocated, shipped_quantity=line.shipped,
-                delivered_quantity=line.delivered, returned_quantity=line.returned,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=str(line.unit_price),
+                allocated_quantity=line.allocated,
+                shipped_quantity=line.shipped,
+                delivered_quantity=line.delivered,
+                returned_quantity=line.returned,
             )
             for line in order.lines
         ],
@@ -43,12 +47,18 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         ],
         shipments=[
             orders_pb2.ShipmentSummary(
-                shipment_id=s.shipment_id, warehouse=s.warehouse, status=s.status, carrier=s.carrier,
+                shipment_id=s.shipment_id,
+                warehouse=s.warehouse,
+                status=s.status,
+                carrier=s.carrier,
                 tracking_number=s.tracking_number,
             )
             for s in order.shipments.values()
         ],
-        allocations=[orders_pb2.Allocation(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity) for a in order.allocations],
+        allocations=[
+            orders_pb2.Allocation(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity)
+            for a in order.allocations
+        ],
         priority=order.priority,
         currency=order.currency,
         total_amount=str(order.total_amount),
@@ -70,18 +80,36 @@ def field_changes_to_proto(changes) -> list[orders_pb2.FieldChange]:
 
 
 def change_to_proto(c: ChangeRecord) -> orders_pb2.ChangeEntry:
-    return orders_pb2.ChangeEntry(version=c.version, at=timestamp(c.at), actor=c.actor, kinds=list(c.kinds),
-                                  reason=c.reason, changes=field_changes_to_proto(c.changes))
+    return orders_pb2.ChangeEntry(
+        version=c.version,
+        at=timestamp(c.at),
+        actor=c.actor,
+        kinds=list(c.kinds),
+        reason=c.reason,
+        changes=field_changes_to_proto(c.changes),
+    )
 
 
 def exception_to_proto(e: OrderException) -> orders_pb2.OrderException:
     r = e.resolution
     return orders_pb2.OrderException(
-        exception_id=e.exception_id, type=e.type.value, cause=e.cause, expected_date=e.expected_date,
-        status="open" if e.open else "resolved", opened_at=timestamp(e.opened_at), opened_by=e.opened_by,
-        source=e.source, sku=e.sku, warehouse=e.warehouse, quantity=e.quantity, shipment_id=e.shipment_id,
-        resolution=None if r is None else orders_pb2.ExceptionResolution(
-            action=r.action.value, at=timestamp(r.at), actor=r.actor, note=r.note, details=r.details),
+        exception_id=e.exception_id,
+        type=e.type.value,
+        cause=e.cause,
+        expected_date=e.expected_date,
+        status="open" if e.open else "resolved",
+        opened_at=timestamp(e.opened_at),
+        opened_by=e.opened_by,
+        source=e.source,
+        sku=e.sku,
+        warehouse=e.warehouse,
+        quantity=e.quantity,
+        shipment_id=e.shipment_id,
+        resolution=None
+        if r is None
+        else orders_pb2.ExceptionResolution(
+            action=r.action.value, at=timestamp(r.at), actor=r.actor, note=r.note, details=r.details
+        ),
     )
 
 
@@ -89,12 +117,15 @@ def proposal_to_dict(proposal: common_pb2.DeliveryProposal) -> dict:
     return {
         "kind": proposal.kind,
         "delivery_date": proposal.delivery_date,
-        "parts": [{"sku": p.sku, "quantity": p.quantity, "delivery_date": p.delivery_date} for p in proposal.parts],
+        "parts": [
+            {"sku": p.sku, "quantity": p.quantity, "delivery_date": p.delivery_date} for p in proposal.parts
+        ],
     }
 
 
 def proposal_to_proto(proposal: dict) -> common_pb2.DeliveryProposal:
     return common_pb2.DeliveryProposal(
-        kind=proposal["kind"], delivery_date=proposal["delivery_date"],
+        kind=proposal["kind"],
+        delivery_date=proposal["delivery_date"],
         parts=[common_pb2.ProposalPart(**part) for part in proposal["parts"]],
     )

@@ -31,7 +31,9 @@ def stale(order: Order, expected: int) -> errors.FailedPrecondition:
     metrics.ORDER_CHANGES.labels("stale").inc()
     return errors.FailedPrecondition(
         f"order {order.order_id} is at version {order.version}, not {expected}; read it again and retry",
-        rule="stale_version", subject=order.order_id)
+        rule="stale_version",
+        subject=order.order_id,
+    )
 
 
 async def publish_transitions(tx: Tx, order: Order) -> None:
@@ -42,10 +44,15 @@ async def publish_transitions(tx: Tx, order: Order) -> None:
     order.kpi_facts = kpis.facts_of(order)
     if order.kpi_facts:
         await tx.repo(kpi_store.KpiLedger).record(order.order_id, order.kpi_facts)
-    await usecase.publish(tx, [*order.transitions, *order.events], aggregate_id=order.order_id,
-                          order_id=order.order_id, snapshot=lambda: event_payloads.snapshot(order),
-                          payload=event_payloads.payload,
-                          count=event_payloads.count(order))
+    await usecase.publish(
+        tx,
+        [*order.transitions, *order.events],
+        aggregate_id=order.order_id,
+        order_id=order.order_id,
+        snapshot=lambda: event_payloads.snapshot(order),
+        payload=event_payloads.payload,
+        count=event_payloads.count(order),
+    )
 
 
 def quantities(order: Order) -> dict[str, int]:
@@ -64,9 +71,14 @@ def _no_one_to_tell(*_args) -> None:
 
 
 class OrdersService:
-    def __init__(self, db: Database, clock: Callable[[], dt.datetime] = utcnow, *,
-                 on_confirmed: Callable[[], None] = _no_one_to_tell,
-                 on_arrived: Callable[[int], None] = _no_one_to_tell):
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], dt.datetime] = utcnow,
+        *,
+        on_confirmed: Callable[[], None] = _no_one_to_tell,
+        on_arrived: Callable[[int], None] = _no_one_to_tell,
+    ):
         """`on_confirmed()` runs after a commit that confirmed an order (it wakes the allocator);
         `on_arrived(count)` as orders come in (the allocator's surge gate counts them)."""
         self.db = db
@@ -106,8 +118,10 @@ class OrdersService:
         new = [self._receive(req) for req in reqs]
         self.on_arrived(len(new))
         if len({o.order_id for o in new}) != len(new):
-            raise errors.InvalidArgument("the same order id twice in one call",
-                                         [errors.FieldViolation("orders", "order ids must be unique")])
+            raise errors.InvalidArgument(
+                "the same order id twice in one call",
+                [errors.FieldViolation("orders", "order ids must be unique")],
+            )
         try:
             async with self.db.transaction() as tx:
                 await tx.repo(OrderRepository).add_many(new)
@@ -132,7 +146,10 @@ class OrdersService:
             external_ref=req.external_ref,
             customer_id=req.customer_id,
             ship_to=address_to_dict(req.ship_to),
-            lines=[Line(sku=line.sku, quantity=line.quantity, unit_price=Decimal(line.unit_price)) for line in req.lines],
+            lines=[
+                Line(sku=line.sku, quantity=line.quantity, unit_price=Decimal(line.unit_price))
+                for line in req.lines
+            ],
             requested_delivery_date=req.requested_delivery_date,
             payment_terms=req.payment_terms,
             currency=req.currency or "USD",
@@ -148,19 +165,30 @@ class OrdersService:
             raise errors.NotFound(f"order {order_id} not found")
         return order
 
-    async def list(self, partner_id: str, status: str, limit: int, cursor: str, *, hold_reason: str = "",
-                   order_by: str = "") -> tuple[list[Order], str]:
+    async def list(
+        self,
+        partner_id: str,
+        status: str,
+        limit: int,
+        cursor: str,
+        *,
+        hold_reason: str = "",
+        order_by: str = "",
+    ) -> tuple[list[Order], str]:
         if status and status not in {s.value for s in Status}:
             raise errors.InvalidArgument(
                 f"unknown status {status!r}", [errors.FieldViolation("status", "not an order status")]
             )
         limit = limit or 50
         if not 1 <= limit <= 500:
-            raise errors.InvalidArgument("limit must be 1..500", [errors.FieldViolation("limit", "must be 1..500")])
+            raise errors.InvalidArgument(
+                "limit must be 1..500", [errors.FieldViolation("limit", "must be 1..500")]
+            )
         listing = Listing.parse(order_by, hold_reason, cursor)
         async with self.db.reading() as work:
-            return await work.repo(OrderRepository).list(partner_id=partner_id, status=status, limit=limit,
-                                                         listing=listing)
+            return await work.repo(OrderRepository).list(
+                partner_id=partner_id, status=status, limit=limit, listing=listing
+            )
 
     async def kpi_report(self, start: str, end: str, group_by: str) -> kpis.KpiReport:
         """The desk's numbers for a period, from the history and the order_facts ledger (read only)."""
@@ -172,8 +200,16 @@ class OrdersService:
         # A long period is a lot of arithmetic: off the event loop, so gRPC calls keep being served.
         return await asyncio.to_thread(kpis.compute_report, gathered, period, skus)
 
-    async def decide(self, order_id: str, partner_id: str, decision: str, actor: str, reason: str,
-                     accept_proposal: str = "", expected_version: int = 0) -> Order:
+    async def decide(
+        self,
+        order_id: str,
+        partner_id: str,
+        decision: str,
+        actor: str,
+        reason: str,
+        accept_proposal: str = "",
+        expected_version: int = 0,
+    ) -> Order:
         """approve | reject | cancel, retried once or twice if another writer got there first.
 
         With `expected_version` the decision is refused (stale_version) when the order has moved on
@@ -182,8 +218,10 @@ class OrdersService:
         An approval may accept a proposal; a split's later deliveries are created as orders of
         their own in the same transaction, so the parent and its parts commit together."""
         if accept_proposal and decision != "approve":
-            raise errors.InvalidArgument("only an approval can accept a proposal",
-                                         [errors.FieldViolation("accept_proposal", "only with approve")])
+            raise errors.InvalidArgument(
+                "only an approval can accept a proposal",
+                [errors.FieldViolation("accept_proposal", "only with approve")],
+            )
         split_off: list[Order] = []
 
         async def work(tx: Tx) -> Order:
@@ -227,10 +265,14 @@ class OrdersService:
 
     async def record_shipment(self, tx: Tx, shipment) -> None:
         view = ShipmentView(
-            shipment_id=shipment.shipment_id, warehouse=shipment.warehouse, status=shipment.status,
-            carrier=shipment.carrier, tracking_number=shipment.tracking_number,
+            shipment_id=shipment.shipment_id,
+            warehouse=shipment.warehouse,
+            status=shipment.status,
+            carrier=shipment.carrier,
+            tracking_number=shipment.tracking_number,
             lines={line.sku: line.quantity for line in shipment.lines},
-            on_time=shipment.on_time if shipment.status == "delivered" else None, version=shipment.version,
+            on_time=shipment.on_time if shipment.status == "delivered" else None,
+            version=shipment.version,
         )
         await self.apply_to_order(tx, shipment.order_id, lambda o: o.record_shipment(self.clock(), view))
 
@@ -247,4 +289,3 @@ class OrdersService:
             facts = kpis.return_facts(ret.rma_id, ret.lines, self.clock())
             if await tx.repo(kpi_store.KpiLedger).record(ret.order_id, facts, count_new=True):
                 kpi_store.count_returns(facts)
-

@@ -65,10 +65,10 @@ orders = Table(
     Column("urgent", Boolean, nullable=False),  # migration 0002
     Column("change_log", JSON, nullable=False),  # migration 0003: accepted change requests
     Column("exceptions", JSON, nullable=False),  # migration 0003
-    Column("expected_ship_date", String(10), nullable=False),      # migration 0005: backorder dates
+    Column("expected_ship_date", String(10), nullable=False),  # migration 0005: backorder dates
     Column("expected_delivery_date", String(10), nullable=False),  # migration 0005
     Column("split_from", String(40), nullable=False),  # migration 0006: split deliveries
-    Column("split_into", JSON, nullable=False),        # migration 0006
+    Column("split_into", JSON, nullable=False),  # migration 0006
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
@@ -116,8 +116,14 @@ def _order_row(order: Order) -> dict:
         "allocations": [[a.sku, a.warehouse, a.quantity] for a in order.allocations],
         "shipments": [
             {
-                "shipment_id": s.shipment_id, "warehouse": s.warehouse, "status": s.status, "carrier": s.carrier,
-                "tracking_number": s.tracking_number, "lines": s.lines, "on_time": s.on_time, "version": s.version,
+                "shipment_id": s.shipment_id,
+                "warehouse": s.warehouse,
+                "status": s.status,
+                "carrier": s.carrier,
+                "tracking_number": s.tracking_number,
+                "lines": s.lines,
+                "on_time": s.on_time,
+                "version": s.version,
             }
             for s in order.shipments.values()
         ],
@@ -134,15 +140,27 @@ def _order_row(order: Order) -> dict:
 
 def _line_row(order_id: str, no: int, line: Line) -> dict:
     return {
-        "order_id": order_id, "line_no": no, "sku": line.sku, "quantity": line.quantity,
-        "unit_price": str(line.unit_price), "allocated": line.allocated, "shipped": line.shipped,
-        "delivered": line.delivered, "returned": line.returned,
+        "order_id": order_id,
+        "line_no": no,
+        "sku": line.sku,
+        "quantity": line.quantity,
+        "unit_price": str(line.unit_price),
+        "allocated": line.allocated,
+        "shipped": line.shipped,
+        "delivered": line.delivered,
+        "returned": line.returned,
     }
 
 
 def _history_row(order: Order, t) -> dict:
-    return {"order_id": order.order_id, "version": t.version, "status": t.status.value, "at": t.entry.at,
-            "actor": t.entry.actor, "reason": t.entry.reason}
+    return {
+        "order_id": order.order_id,
+        "version": t.version,
+        "status": t.status.value,
+        "at": t.entry.at,
+        "actor": t.entry.actor,
+        "reason": t.entry.reason,
+    }
 
 
 def _counts(line: Line) -> tuple[int, int, int, int]:
@@ -155,16 +173,25 @@ def _counts(line: Line) -> tuple[int, int, int, int]:
 _ORDER = select(orders).where(orders.c.order_id == bindparam("oid"))
 _ORDERS_OF = select(orders).where(orders.c.order_id.in_(bindparam("ids", expanding=True)))
 _ORDER_OF_PARTNER = _ORDER.where(orders.c.partner_id == bindparam("pid"))
-_LINES_OF = (select(order_lines).where(order_lines.c.order_id.in_(bindparam("ids", expanding=True)))
-             .order_by(order_lines.c.line_no))
-_HISTORY_OF = (select(order_history).where(order_history.c.order_id.in_(bindparam("ids", expanding=True)))
-               .order_by(order_history.c.version))
+_LINES_OF = (
+    select(order_lines)
+    .where(order_lines.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(order_lines.c.line_no)
+)
+_HISTORY_OF = (
+    select(order_history)
+    .where(order_history.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(order_history.c.version)
+)
 _INSERT_ORDER = orders.insert()
 _INSERT_LINE = order_lines.insert()
 _INSERT_HISTORY = order_history.insert()
-_SAVE_ORDER = update(orders).where(orders.c.order_id == bindparam("oid"), orders.c.version == bindparam("loaded"))
-_SAVE_LINE = update(order_lines).where(order_lines.c.order_id == bindparam("oid"),
-                                       order_lines.c.line_no == bindparam("no"))
+_SAVE_ORDER = update(orders).where(
+    orders.c.order_id == bindparam("oid"), orders.c.version == bindparam("loaded")
+)
+_SAVE_LINE = update(order_lines).where(
+    order_lines.c.order_id == bindparam("oid"), order_lines.c.line_no == bindparam("no")
+)
 
 
 class OrderRepository:
@@ -178,13 +205,27 @@ class OrderRepository:
 
     async def add_many(self, new_orders: list[Order]) -> None:
         """New orders with their lines and history: three statements however many orders."""
-        await self.conn.execute(_INSERT_ORDER, [
-            {"order_id": o.order_id, "partner_id": o.partner_id, "channel": o.channel, "external_ref": o.external_ref,
-             "customer_id": o.customer_id, "currency": o.currency, "split_from": o.split_from,
-             "created_at": o.created_at, **_order_row(o)}
-            for o in new_orders])
-        await self.conn.execute(_INSERT_LINE, [
-            _line_row(o.order_id, i, line) for o in new_orders for i, line in enumerate(o.lines)])
+        await self.conn.execute(
+            _INSERT_ORDER,
+            [
+                {
+                    "order_id": o.order_id,
+                    "partner_id": o.partner_id,
+                    "channel": o.channel,
+                    "external_ref": o.external_ref,
+                    "customer_id": o.customer_id,
+                    "currency": o.currency,
+                    "split_from": o.split_from,
+                    "created_at": o.created_at,
+                    **_order_row(o),
+                }
+                for o in new_orders
+            ],
+        )
+        await self.conn.execute(
+            _INSERT_LINE,
+            [_line_row(o.order_id, i, line) for o in new_orders for i, line in enumerate(o.lines)],
+        )
         history = [_history_row(o, t) for o in new_orders for t in o.transitions]
         if history:
             await self.conn.execute(_INSERT_HISTORY, history)
@@ -198,14 +239,21 @@ class OrderRepository:
         if order.lines_changed:  # a change request: the lines are rewritten (numbers follow the new order)
             await self.conn.execute(order_lines.delete().where(order_lines.c.order_id == order.order_id))
             await self.conn.execute(
-                order_lines.insert(), [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)]
+                order_lines.insert(),
+                [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)],
             )
             order.lines_changed = False
         else:  # only the lines whose counts moved since the load (most events touch none)
             loaded = getattr(order, "_loaded_counts", None)
             changed = [
-                {"oid": order.order_id, "no": i, "allocated": line.allocated, "shipped": line.shipped,
-                 "delivered": line.delivered, "returned": line.returned}
+                {
+                    "oid": order.order_id,
+                    "no": i,
+                    "allocated": line.allocated,
+                    "shipped": line.shipped,
+                    "delivered": line.delivered,
+                    "returned": line.returned,
+                }
                 for i, line in enumerate(order.lines)
                 if loaded is None or i >= len(loaded) or loaded[i] != _counts(line)
             ]
@@ -236,15 +284,18 @@ class OrderRepository:
         rows = {r["order_id"]: r for r in found.mappings()}
         return await self._hydrate([rows[i] for i in dict.fromkeys(order_ids) if i in rows])
 
-    async def list(self, *, partner_id: str, status: str, limit: int, listing: Listing) -> tuple[list[Order], str]:
+    async def list(
+        self, *, partner_id: str, status: str, limit: int, listing: Listing
+    ) -> tuple[list[Order], str]:
         """One page of orders in the listing's order; returns the orders and the next page's cursor."""
         query = select(orders).limit(limit + 1)
         if listing.by_priority:  # the desk's queue: highest priority first, then first come
             query = query.order_by(orders.c.priority.desc(), orders.c.seq)
             if listing.after is not None:
                 priority, seq = listing.after
-                query = query.where(or_(orders.c.priority < priority,
-                                        and_(orders.c.priority == priority, orders.c.seq > seq)))
+                query = query.where(
+                    or_(orders.c.priority < priority, and_(orders.c.priority == priority, orders.c.seq > seq))
+                )
         else:
             query = query.order_by(orders.c.seq.desc())
             if listing.after is not None:
@@ -271,8 +322,11 @@ class OrderRepository:
         rows = await self.conn.execute(
             select(orders.c.order_id)
             .where(orders.c.status.in_(statuses))
-            .order_by(case((orders.c.status == Status.CONFIRMED.value, 0), else_=1), orders.c.priority.desc(),
-                      orders.c.seq)
+            .order_by(
+                case((orders.c.status == Status.CONFIRMED.value, 0), else_=1),
+                orders.c.priority.desc(),
+                orders.c.seq,
+            )
             .limit(limit)
         )
         return [r.order_id for r in rows]
@@ -286,8 +340,15 @@ class OrderRepository:
         lines: dict[str, list[Line]] = {i: [] for i in ids}
         for r in line_rows:
             lines[r["order_id"]].append(
-                Line(sku=r["sku"], quantity=r["quantity"], unit_price=Decimal(r["unit_price"]), allocated=r["allocated"],
-                     shipped=r["shipped"], delivered=r["delivered"], returned=r["returned"])
+                Line(
+                    sku=r["sku"],
+                    quantity=r["quantity"],
+                    unit_price=Decimal(r["unit_price"]),
+                    allocated=r["allocated"],
+                    shipped=r["shipped"],
+                    delivered=r["delivered"],
+                    returned=r["returned"],
+                )
             )
         history: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
         for r in history_rows:
@@ -295,20 +356,33 @@ class OrderRepository:
         result = []
         for r in rows:
             order = Order(
-                order_id=r["order_id"], partner_id=r["partner_id"], channel=r["channel"],
-                external_ref=r["external_ref"], customer_id=r["customer_id"], ship_to=r["ship_to"],
-                lines=lines[r["order_id"]], requested_delivery_date=r["requested_delivery_date"],
-                payment_terms=r["payment_terms"], currency=r["currency"], priority=r["priority"],
-                status=Status(r["status"]), version=r["version"], hold_reasons=r["hold_reasons"],
+                order_id=r["order_id"],
+                partner_id=r["partner_id"],
+                channel=r["channel"],
+                external_ref=r["external_ref"],
+                customer_id=r["customer_id"],
+                ship_to=r["ship_to"],
+                lines=lines[r["order_id"]],
+                requested_delivery_date=r["requested_delivery_date"],
+                payment_terms=r["payment_terms"],
+                currency=r["currency"],
+                priority=r["priority"],
+                status=Status(r["status"]),
+                version=r["version"],
+                hold_reasons=r["hold_reasons"],
                 history=history[r["order_id"]],
                 allocations=[Allocation(*a) for a in r["allocations"]],
                 shipments={s["shipment_id"]: ShipmentView(**s) for s in r["shipments"]},
-                proposals=r["proposals"], urgent=r["urgent"],
+                proposals=r["proposals"],
+                urgent=r["urgent"],
                 change_log=[ChangeRecord.from_json(c) for c in r["change_log"]],
                 exceptions=[OrderException.from_json(e) for e in r["exceptions"]],
-                expected_ship_date=r["expected_ship_date"], expected_delivery_date=r["expected_delivery_date"],
-                split_from=r["split_from"], split_into=r["split_into"],
-                created_at=r["created_at"], loaded_version=r["version"],
+                expected_ship_date=r["expected_ship_date"],
+                expected_delivery_date=r["expected_delivery_date"],
+                split_from=r["split_from"],
+                split_into=r["split_into"],
+                created_at=r["created_at"],
+                loaded_version=r["version"],
             )
             order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines
             result.append(order)

@@ -36,8 +36,10 @@ class SurgeGate:
                 raise ValueError(f"{name} must be a non-negative number, not {text!r}")
             return value
 
-        return cls(number("ORDERDESK_ALLOCATOR_SURGE_RATE", "100"),
-                   number("ORDERDESK_ALLOCATOR_SURGE_MAX_DEFER_SECONDS", "10"))
+        return cls(
+            number("ORDERDESK_ALLOCATOR_SURGE_RATE", "100"),
+            number("ORDERDESK_ALLOCATOR_SURGE_MAX_DEFER_SECONDS", "10"),
+        )
 
     def arrived(self, orders: int, now: float) -> None:
         self._arrivals.append((now, orders))

@@ -14,8 +14,12 @@ async def main() -> None:
     rt = ServiceRuntime("returns", Path(__file__).parent / "migrations")
     await rt.start()
     retention.register(rt, *store.PRUNABLE)  # inbox, outbox and idempotency keys (README "Retention")
-    service = ReturnsService(rt.db, orders_pb2_grpc.OrdersServiceStub(rt.channel("orders")), rt.settings.rpc_timeout)
-    rt.add_servicer(returns_pb2_grpc.add_ReturnsServiceServicer_to_server, ReturnsApi(service), "ReturnsService")
+    service = ReturnsService(
+        rt.db, orders_pb2_grpc.OrdersServiceStub(rt.channel("orders")), rt.settings.rpc_timeout
+    )
+    rt.add_servicer(
+        returns_pb2_grpc.add_ReturnsServiceServicer_to_server, ReturnsApi(service), "ReturnsService"
+    )
     for subscription in consumers.subscriptions(service):
         rt.subscribe(subscription)
     await rt.serve()

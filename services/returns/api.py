@@ -30,4 +30,6 @@ class ReturnsApi(returns_pb2_grpc.ReturnsServiceServicer):
         require(request.rma_id, "rma_id")
         actor = request.actor or request.partner_id or "unknown"
         inspections = [Inspection(line.sku, line.quantity, line.outcome) for line in request.lines]
-        return return_to_proto(await self.service.inspect(request.rma_id, request.partner_id, inspections, actor))
+        return return_to_proto(
+            await self.service.inspect(request.rma_id, request.partner_id, inspections, actor)
+        )

@@ -94,11 +94,13 @@ class Inspection:
 
 def request_hash(order_id: str, lines: list[RequestedLine], resolution: str) -> str:
     """The hash stored with a CreateReturn's idempotency key: its body without the key."""
-    return idempotency.request_hash({
-        "order_id": order_id,
-        "lines": [[line.sku, line.quantity, line.reason] for line in lines],
-        "resolution": resolution,
-    })
+    return idempotency.request_hash(
+        {
+            "order_id": order_id,
+            "lines": [[line.sku, line.quantity, line.reason] for line in lines],
+            "resolution": resolution,
+        }
+    )
 
 
 # --- the aggregate ----------------------------------------------------------------------------
@@ -161,28 +163,38 @@ class Return:
         """A new RMA for `requested`, given the order and what its other RMAs already authorised."""
         violations: list[FieldViolation] = []
         if resolution not in RESOLUTIONS:
-            violations.append(FieldViolation("resolution", f"must be one of {', '.join(RESOLUTIONS)}",
-                                             "unsupported_resolution"))
+            violations.append(
+                FieldViolation(
+                    "resolution", f"must be one of {', '.join(RESOLUTIONS)}", "unsupported_resolution"
+                )
+            )
         if not requested:
             violations.append(FieldViolation("lines", "at least one line", "required"))
         for i, line in enumerate(requested):
             if not line.sku:
                 violations.append(FieldViolation(f"lines[{i}].sku", "required", "required"))
             elif line.sku not in ordered:
-                violations.append(FieldViolation(f"lines[{i}].sku", f"{line.sku} is not on order {order_id}",
-                                                 "not_on_order"))
+                violations.append(
+                    FieldViolation(
+                        f"lines[{i}].sku", f"{line.sku} is not on order {order_id}", "not_on_order"
+                    )
+                )
             if line.quantity <= 0:
                 violations.append(FieldViolation(f"lines[{i}].quantity", "must be positive", "not_positive"))
             if len(line.reason) > MAX_REASON_LENGTH:
-                violations.append(FieldViolation(f"lines[{i}].reason", f"at most {MAX_REASON_LENGTH} characters",
-                                                 "too_long"))
+                violations.append(
+                    FieldViolation(
+                        f"lines[{i}].reason", f"at most {MAX_REASON_LENGTH} characters", "too_long"
+                    )
+                )
         if violations:
             raise InvalidArgument("the return request is invalid", violations)
 
         if not any(o.delivered > 0 for o in ordered.values()):
             raise FailedPrecondition(
                 f"nothing of order {order_id} has been delivered yet; only delivered goods can be returned",
-                rule="nothing_delivered", subject=order_id,
+                rule="nothing_delivered",
+                subject=order_id,
             )
         left = returnable(ordered, authorised)
         asked: dict[str, int] = {}
@@ -190,21 +202,33 @@ class Return:
             asked[line.sku] = asked.get(line.sku, 0) + line.quantity
             if asked[line.sku] > left[line.sku]:
                 o = ordered[line.sku]
-                violations.append(FieldViolation(
-                    f"lines[{i}].quantity",
-                    f"at most {left[line.sku]} of {line.sku} can be returned "
-                    f"({o.delivered} delivered, {authorised.get(line.sku, 0)} already on returns)",
-                    "exceeds_returnable",
-                ))
+                violations.append(
+                    FieldViolation(
+                        f"lines[{i}].quantity",
+                        f"at most {left[line.sku]} of {line.sku} can be returned "
+                        f"({o.delivered} delivered, {authorised.get(line.sku, 0)} already on returns)",
+                        "exceeds_returnable",
+                    )
+                )
         if violations:
-            raise InvalidArgument("more is to be returned than was delivered", violations,
-                                  reason="exceeds_returnable")
+            raise InvalidArgument(
+                "more is to be returned than was delivered", violations, reason="exceeds_returnable"
+            )
 
         ret = cls(
-            rma_id=rma_id, order_id=order_id, partner_id=partner_id, resolution=resolution, created_at=at,
+            rma_id=rma_id,
+            order_id=order_id,
+            partner_id=partner_id,
+            resolution=resolution,
+            created_at=at,
             lines=[
-                ReturnLine(sku=line.sku, quantity=line.quantity, reason=line.reason,
-                           unit_price=ordered[line.sku].unit_price, warehouse=ordered[line.sku].warehouse)
+                ReturnLine(
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    reason=line.reason,
+                    unit_price=ordered[line.sku].unit_price,
+                    warehouse=ordered[line.sku].warehouse,
+                )
                 for line in requested
             ],
         )
@@ -222,7 +246,8 @@ class Return:
         if self.status is not Status.AUTHORIZED:
             raise FailedPrecondition(
                 f"return {self.rma_id} is {self.status}; only an authorised return can be received",
-                rule="receive_only_when_authorized", subject=self.rma_id,
+                rule="receive_only_when_authorized",
+                subject=self.rma_id,
             )
         self._change(Status.RECEIVED, at, actor, "goods received")
         return True
@@ -233,14 +258,16 @@ class Return:
         if self.status is Status.AUTHORIZED:
             raise FailedPrecondition(
                 f"return {self.rma_id} has not been received; inspect it once the goods are in",
-                rule="inspect_only_when_received", subject=self.rma_id,
+                rule="inspect_only_when_received",
+                subject=self.rma_id,
             )
         outcome = self._check_inspection(inspections)
         if self.status is Status.REFUNDED:
             if outcome == self._recorded_outcome():
                 return False  # the same inspection again (a retry)
             raise FailedPrecondition(
-                f"return {self.rma_id} was inspected and refunded already", rule="inspect_only_when_received",
+                f"return {self.rma_id} was inspected and refunded already",
+                rule="inspect_only_when_received",
                 subject=self.rma_id,
             )
         for line in self.lines:  # lines of one SKU are filled in order, restocked units first
@@ -262,13 +289,19 @@ class Return:
         first_line: dict[str, int] = {}
         for i, line in enumerate(inspections):
             if line.sku not in authorised:
-                violations.append(FieldViolation(f"lines[{i}].sku", f"{line.sku or 'sku'} is not on this return",
-                                                 "not_on_return"))
+                violations.append(
+                    FieldViolation(
+                        f"lines[{i}].sku", f"{line.sku or 'sku'} is not on this return", "not_on_return"
+                    )
+                )
             if line.quantity <= 0:
                 violations.append(FieldViolation(f"lines[{i}].quantity", "must be positive", "not_positive"))
             if line.outcome not in OUTCOMES:
-                violations.append(FieldViolation(f"lines[{i}].outcome", f"must be one of {', '.join(OUTCOMES)}",
-                                                 "unknown_outcome"))
+                violations.append(
+                    FieldViolation(
+                        f"lines[{i}].outcome", f"must be one of {', '.join(OUTCOMES)}", "unknown_outcome"
+                    )
+                )
             if line.sku in authorised and line.quantity > 0 and line.outcome in OUTCOMES:
                 first_line.setdefault(line.sku, i)
                 totals.setdefault(line.sku, [0, 0])[OUTCOMES.index(line.outcome)] += line.quantity
@@ -278,10 +311,13 @@ class Return:
                 if inspected == quantity:
                     continue
                 path = f"lines[{first_line[sku]}].quantity" if sku in first_line else "lines"
-                violations.append(FieldViolation(
-                    path, f"{sku}: {inspected} inspected, but {quantity} authorised; every unit must be inspected",
-                    "must_match_authorized",
-                ))
+                violations.append(
+                    FieldViolation(
+                        path,
+                        f"{sku}: {inspected} inspected, but {quantity} authorised; every unit must be inspected",
+                        "must_match_authorized",
+                    )
+                )
         if violations:
             raise InvalidArgument("the inspection does not account for the authorised units", violations)
         return {sku: (r, s) for sku, (r, s) in totals.items()}

@@ -15,8 +15,13 @@ def return_to_proto(ret: Return) -> returns_pb2.Return:
         resolution=ret.resolution,
         lines=[
             returns_pb2.ReturnLine(
-                sku=line.sku, quantity=line.quantity, reason=line.reason, unit_price=str(line.unit_price),
-                warehouse=line.warehouse, restocked_quantity=line.restocked, scrapped_quantity=line.scrapped,
+                sku=line.sku,
+                quantity=line.quantity,
+                reason=line.reason,
+                unit_price=str(line.unit_price),
+                warehouse=line.warehouse,
+                restocked_quantity=line.restocked,
+                scrapped_quantity=line.scrapped,
             )
             for line in ret.lines
         ],

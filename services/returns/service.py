@@ -36,7 +36,10 @@ async def publish_changes(tx: Tx, ret: Return) -> None:
     """One event per recorded change, in order, each carrying the return as it now is; counted
     in the metrics once the transaction has committed."""
     await usecase.publish(
-        tx, ret.changes, aggregate_id=ret.rma_id, order_id=ret.order_id,
+        tx,
+        ret.changes,
+        aggregate_id=ret.rma_id,
+        order_id=ret.order_id,
         snapshot=lambda: return_to_proto(ret),
         payload=lambda change, snapshot: {"return_": events_pb2.ReturnEvent(**{"return": snapshot})},
         count=lambda change: count_change(ret, change),
@@ -60,8 +63,9 @@ class ReturnsService:
     async def create(self, req: returns_pb2.CreateReturnRequest) -> Return:
         """Authorises a return of delivered goods; the same idempotency key returns the first RMA."""
         requested = [RequestedLine(line.sku, line.quantity, line.reason) for line in req.lines]
-        claim = IdempotencyClaim(req.partner_id, req.idempotency_key,
-                                 request_hash(req.order_id, requested, req.resolution))
+        claim = IdempotencyClaim(
+            req.partner_id, req.idempotency_key, request_hash(req.order_id, requested, req.resolution)
+        )
         if claim.key:
             idempotency.check_key(claim.key)
             async with self.db.reading() as work:
@@ -82,9 +86,15 @@ class ReturnsService:
                 if first is not None:
                     return first
                 ret = Return.authorize(
-                    rma_id=new_rma_id(), order_id=order.order_id, partner_id=order.partner_id, ordered=ordered,
-                    authorised=await repo.authorised_quantities(order.order_id), requested=requested,
-                    resolution=req.resolution, at=self.clock(), actor=req.partner_id or "unknown",
+                    rma_id=new_rma_id(),
+                    order_id=order.order_id,
+                    partner_id=order.partner_id,
+                    ordered=ordered,
+                    authorised=await repo.authorised_quantities(order.order_id),
+                    requested=requested,
+                    resolution=req.resolution,
+                    at=self.clock(),
+                    actor=req.partner_id or "unknown",
                 )
                 await repo.add(ret, claim)
                 await publish_changes(tx, ret)
@@ -100,11 +110,14 @@ class ReturnsService:
 
     async def _get_order(self, order_id: str, partner_id: str) -> orders_pb2.Order:
         if not order_id:
-            raise errors.InvalidArgument("order_id is required", [errors.FieldViolation("order_id", "required")])
+            raise errors.InvalidArgument(
+                "order_id is required", [errors.FieldViolation("order_id", "required")]
+            )
         try:
             return await self.orders.GetOrder(
                 orders_pb2.GetOrderRequest(order_id=order_id, partner_id=partner_id),
-                timeout=self.timeout, metadata=rpc.metadata(),
+                timeout=self.timeout,
+                metadata=rpc.metadata(),
             )
         except grpc.RpcError as exc:
             if exc.code() is grpc.StatusCode.NOT_FOUND:  # absent, or another partner's: the same answer
@@ -116,8 +129,12 @@ class ReturnsService:
     async def receive(self, rma_id: str, partner_id: str, actor: str) -> Return:
         return await self._change(rma_id, partner_id, lambda ret: ret.receive(self.clock(), actor))
 
-    async def inspect(self, rma_id: str, partner_id: str, inspections: list[Inspection], actor: str) -> Return:
-        return await self._change(rma_id, partner_id, lambda ret: ret.inspect(inspections, self.clock(), actor))
+    async def inspect(
+        self, rma_id: str, partner_id: str, inspections: list[Inspection], actor: str
+    ) -> Return:
+        return await self._change(
+            rma_id, partner_id, lambda ret: ret.inspect(inspections, self.clock(), actor)
+        )
 
     async def _change(self, rma_id: str, partner_id: str, change: Callable[[Return], bool]) -> Return:
         """Load, change, save with its events (`change` says whether anything changed); retried

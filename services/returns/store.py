@@ -45,13 +45,19 @@ returns = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_returns_order", "order_id"),
     UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_returns_idempotency"),
-    Index("ix_returns_idempotency_age", "created_at", sqlite_where=text("idempotency_key IS NOT NULL"),
-          postgresql_where=text("idempotency_key IS NOT NULL")),  # migration 0002: retention walks it
+    Index(
+        "ix_returns_idempotency_age",
+        "created_at",
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),  # migration 0002: retention walks it
 )
 
 # The RMA stays; only its idempotency key is forgotten after ORDERDESK_RETENTION_IDEMPOTENCY_DAYS (at least
 # as long as a partner may retry, README "Retention"). A retry after that is a new request.
-PRUNABLE = (Prunable("idempotency_keys", returns, "created_at", "idempotency_days", forget=("idempotency_key",)),)
+PRUNABLE = (
+    Prunable("idempotency_keys", returns, "created_at", "idempotency_days", forget=("idempotency_key",)),
+)
 
 return_lines = Table(
     "return_lines",
@@ -105,11 +111,13 @@ class ReturnRepository:
     async def lock_order(self, order_id: str) -> None:
         """Serialises authorisations per order: waits for any other one in flight, then holds the row."""
         await self.conn.execute(
-            insert_ignoring_conflicts(self.dialect, return_orders,
-                                      {"order_id": order_id, "version": 0, "updated_at": utcnow()})
+            insert_ignoring_conflicts(
+                self.dialect, return_orders, {"order_id": order_id, "version": 0, "updated_at": utcnow()}
+            )
         )
         await self.conn.execute(
-            update(return_orders).where(return_orders.c.order_id == order_id)
+            update(return_orders)
+            .where(return_orders.c.order_id == order_id)
             .values(version=return_orders.c.version + 1, updated_at=utcnow())
         )
 
@@ -126,24 +134,45 @@ class ReturnRepository:
     async def add(self, ret: Return, claim: IdempotencyClaim) -> None:
         await self.conn.execute(
             returns.insert().values(
-                rma_id=ret.rma_id, order_id=ret.order_id, partner_id=ret.partner_id, resolution=ret.resolution,
-                idempotency_scope=claim.scope, idempotency_key=claim.key or None, request_hash=claim.request_hash,
-                created_at=ret.created_at, **_return_row(ret),
+                rma_id=ret.rma_id,
+                order_id=ret.order_id,
+                partner_id=ret.partner_id,
+                resolution=ret.resolution,
+                idempotency_scope=claim.scope,
+                idempotency_key=claim.key or None,
+                request_hash=claim.request_hash,
+                created_at=ret.created_at,
+                **_return_row(ret),
             )
         )
         await self.conn.execute(
             return_lines.insert(),
             [
-                {"rma_id": ret.rma_id, "line_no": i, "sku": line.sku, "quantity": line.quantity,
-                 "reason": line.reason, "unit_price": str(line.unit_price), "warehouse": line.warehouse,
-                 "restocked": line.restocked, "scrapped": line.scrapped}
+                {
+                    "rma_id": ret.rma_id,
+                    "line_no": i,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "reason": line.reason,
+                    "unit_price": str(line.unit_price),
+                    "warehouse": line.warehouse,
+                    "restocked": line.restocked,
+                    "scrapped": line.scrapped,
+                }
                 for i, line in enumerate(ret.lines)
             ],
         )
 
     async def save(self, ret: Return) -> None:
-        await update_versioned(self.conn, returns, returns.c.rma_id, ret.rma_id, ret.loaded_version,
-                               _return_row(ret), f"return {ret.rma_id}")
+        await update_versioned(
+            self.conn,
+            returns,
+            returns.c.rma_id,
+            ret.rma_id,
+            ret.loaded_version,
+            _return_row(ret),
+            f"return {ret.rma_id}",
+        )
         for i, line in enumerate(ret.lines):
             await self.conn.execute(
                 update(return_lines)
@@ -161,27 +190,50 @@ class ReturnRepository:
     async def by_idempotency_key(self, scope: str, key: str) -> tuple[Return, str] | None:
         """The RMA first made with this key by this caller, and the hash of that request."""
         row = (
-            await self.conn.execute(
-                select(returns).where(and_(returns.c.idempotency_scope == scope, returns.c.idempotency_key == key))
+            (
+                await self.conn.execute(
+                    select(returns).where(
+                        and_(returns.c.idempotency_scope == scope, returns.c.idempotency_key == key)
+                    )
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         return (await self._hydrate(row), row["request_hash"]) if row is not None else None
 
     async def _hydrate(self, row) -> Return:
         line_rows = (
-            await self.conn.execute(
-                select(return_lines).where(return_lines.c.rma_id == row["rma_id"]).order_by(return_lines.c.line_no)
+            (
+                await self.conn.execute(
+                    select(return_lines)
+                    .where(return_lines.c.rma_id == row["rma_id"])
+                    .order_by(return_lines.c.line_no)
+                )
             )
-        ).mappings().all()
+            .mappings()
+            .all()
+        )
         return Return(
-            rma_id=row["rma_id"], order_id=row["order_id"], partner_id=row["partner_id"],
-            resolution=row["resolution"], status=Status(row["status"]),
-            refund_amount=Decimal(row["refund_amount"]), version=row["version"], created_at=row["created_at"],
+            rma_id=row["rma_id"],
+            order_id=row["order_id"],
+            partner_id=row["partner_id"],
+            resolution=row["resolution"],
+            status=Status(row["status"]),
+            refund_amount=Decimal(row["refund_amount"]),
+            version=row["version"],
+            created_at=row["created_at"],
             loaded_version=row["version"],
             lines=[
-                ReturnLine(sku=r["sku"], quantity=r["quantity"], reason=r["reason"],
-                           unit_price=Decimal(r["unit_price"]), warehouse=r["warehouse"],
-                           restocked=r["restocked"], scrapped=r["scrapped"])
+                ReturnLine(
+                    sku=r["sku"],
+                    quantity=r["quantity"],
+                    reason=r["reason"],
+                    unit_price=Decimal(r["unit_price"]),
+                    warehouse=r["warehouse"],
+                    restocked=r["restocked"],
+                    scrapped=r["scrapped"],
+                )
                 for r in line_rows
             ],
         )

@@ -15,7 +15,9 @@ async def main() -> None:
     await rt.start()
     retention.register(rt)  # inbox and published outbox rows (README "Retention")
     service = ShippingService(rt.db)
-    rt.add_servicer(shipping_pb2_grpc.add_ShippingServiceServicer_to_server, ShippingApi(service), "ShippingService")
+    rt.add_servicer(
+        shipping_pb2_grpc.add_ShippingServiceServicer_to_server, ShippingApi(service), "ShippingService"
+    )
     for subscription in consumers.subscriptions(service):
         rt.subscribe(subscription)
     await rt.serve()

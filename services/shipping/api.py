@@ -26,14 +26,23 @@ class ShippingApi(shipping_pb2_grpc.ShippingServiceServicer):
     async def RecordShipmentEvent(self, request, context):
         require(request.shipment_id, "shipment_id")
         require(request.type, "type")
-        occurred_at = request.occurred_at.ToDatetime(tzinfo=dt.UTC) if request.HasField("occurred_at") else None
+        occurred_at = (
+            request.occurred_at.ToDatetime(tzinfo=dt.UTC) if request.HasField("occurred_at") else None
+        )
         shipment = await self.service.record_event(
-            request.shipment_id, request.type, carrier=request.carrier, tracking_number=request.tracking_number,
-            occurred_at=occurred_at, actor=request.actor or "unknown",
-            cause=request.cause, expected_delivery_date=request.expected_delivery_date,
+            request.shipment_id,
+            request.type,
+            carrier=request.carrier,
+            tracking_number=request.tracking_number,
+            occurred_at=occurred_at,
+            actor=request.actor or "unknown",
+            cause=request.cause,
+            expected_delivery_date=request.expected_delivery_date,
         )
         return shipment_to_proto(shipment)
 
     async def ImportMasterData(self, request, context):
         require(request.kind, "kind")
-        return common_pb2.ImportCsvResponse(rows=await self.service.import_master_data(request.kind, request.csv))
+        return common_pb2.ImportCsvResponse(
+            rows=await self.service.import_master_data(request.kind, request.csv)
+        )

@@ -18,7 +18,9 @@ def subscriptions(service: ShippingService) -> list[Subscription]:
 
     async def on_order_cancelled(tx: Tx, event) -> None:
         reason = f"order cancelled: {event.reason}" if event.reason else "order cancelled"
-        await service.cancel_for_order(tx, event.order_id or event.order.order.order_id, event.actor or "system", reason)
+        await service.cancel_for_order(
+            tx, event.order_id or event.order.order.order_id, event.actor or "system", reason
+        )
 
     async def on_order_changed(tx: Tx, event) -> None:
         await revisions.follow_order_change(service, tx, event)

@@ -170,20 +170,23 @@ class Shipment:
         if self.status is Status.CANCELLED:
             raise FailedPrecondition(
                 f"shipment {self.shipment_id} was cancelled; nothing more can be recorded",
-                rule="shipment_cancelled", subject=self.shipment_id,
+                rule="shipment_cancelled",
+                subject=self.shipment_id,
             )
         if to is self.status:
             return False  # a retry of the step already recorded
         if PROGRESS.index(to) < PROGRESS.index(self.status):
             raise FailedPrecondition(
                 f"shipment {self.shipment_id} is already {self.status}; it cannot go back to {to}",
-                rule="shipment_step_backwards", subject=self.shipment_id,
+                rule="shipment_step_backwards",
+                subject=self.shipment_id,
             )
         if self.status not in STEP_FOLLOWS[to]:
             allowed = " or ".join(sorted(STEP_FOLLOWS[to]))
             raise FailedPrecondition(
                 f"{to} must follow {allowed}; shipment {self.shipment_id} is {self.status}",
-                rule="shipment_step_skipped", subject=self.shipment_id,
+                rule="shipment_step_skipped",
+                subject=self.shipment_id,
             )
         if to is Status.SHIPPED:
             self.carrier, self.tracking_number = carrier.strip(), tracking_number.strip()
@@ -205,14 +208,22 @@ class Shipment:
         if not self.cancellable:
             raise FailedPrecondition(
                 f"shipment {self.shipment_id} is {self.status}; goods that left cannot be cancelled",
-                rule="cancel_before_shipment", subject=self.shipment_id,
+                rule="cancel_before_shipment",
+                subject=self.shipment_id,
             )
         self._change(Status.CANCELLED, at, actor, reason or "order cancelled")
         return True
 
     # --- changes that are not steps (change requests, exception resolutions, tracking) ---------
-    def revise(self, lines: dict[str, int], *, at: dt.datetime, actor: str, reason: str,
-               promised_delivery_date: str = "") -> bool:
+    def revise(
+        self,
+        lines: dict[str, int],
+        *,
+        at: dt.datetime,
+        actor: str,
+        reason: str,
+        promised_delivery_date: str = "",
+    ) -> bool:
         """The order changed: the goods to ship from this warehouse are now `lines` (and, after a new
         address, the promise is `promised_delivery_date`). Only while the goods are still in the
         warehouse; False when nothing changes."""
@@ -223,7 +234,9 @@ class Shipment:
         if not self.cancellable:
             raise FailedPrecondition(
                 f"shipment {self.shipment_id} is {self.status}; its lines can no longer change",
-                rule="shipment_left_warehouse", subject=self.shipment_id)
+                rule="shipment_left_warehouse",
+                subject=self.shipment_id,
+            )
         self.lines, self.promised_delivery_date = lines, promise
         self._note("updated", at, actor, reason)
         return True
@@ -232,8 +245,11 @@ class Shipment:
         """Another carrier takes the parcel (the desk's resolution of a carrier exception)."""
         require_carrier(carrier, tracking_number)
         if self.status in (Status.DELIVERED, Status.CANCELLED):
-            raise FailedPrecondition(f"shipment {self.shipment_id} is {self.status}; its carrier cannot change",
-                                     rule="carrier_change_not_possible", subject=self.shipment_id)
+            raise FailedPrecondition(
+                f"shipment {self.shipment_id} is {self.status}; its carrier cannot change",
+                rule="carrier_change_not_possible",
+                subject=self.shipment_id,
+            )
         if (self.carrier, self.tracking_number) == (carrier.strip(), tracking_number.strip()):
             return False
         before = f"{self.carrier} {self.tracking_number}".strip() or "none"
@@ -244,21 +260,36 @@ class Shipment:
     def repromise(self, date: str, *, at: dt.datetime, actor: str, reason: str) -> bool:
         """The customer accepted a later date (the desk's accept_delay): it is the promise now, so the
         delivery is on time against it. Until delivered; False when nothing changes."""
-        if self.status in (Status.DELIVERED, Status.CANCELLED) or not parse_date(date) or date == self.promised_delivery_date:
+        if (
+            self.status in (Status.DELIVERED, Status.CANCELLED)
+            or not parse_date(date)
+            or date == self.promised_delivery_date
+        ):
             return False
         before, self.promised_delivery_date = self.promised_delivery_date, date
         self._note("updated", at, actor, f"{reason}: promised {before} -> {date}")
         return True
 
-    def report(self, kind: str, *, at: dt.datetime, actor: str, cause: str, expected_delivery_date: str = "") -> bool:
+    def report(
+        self, kind: str, *, at: dt.datetime, actor: str, cause: str, expected_delivery_date: str = ""
+    ) -> bool:
         """A carrier's tracking event on a shipped parcel: delayed (with the new date) or lost."""
         if self.status is not Status.SHIPPED:
-            raise FailedPrecondition(f"only a shipped parcel can be {kind}; shipment {self.shipment_id} is "
-                                     f"{self.status}", rule="tracking_needs_shipped", subject=self.shipment_id)
+            raise FailedPrecondition(
+                f"only a shipped parcel can be {kind}; shipment {self.shipment_id} is {self.status}",
+                rule="tracking_needs_shipped",
+                subject=self.shipment_id,
+            )
         if kind == "delayed":
             if not parse_date(expected_delivery_date):
-                raise InvalidArgument("a delay needs the new expected date", [
-                    FieldViolation("expected_delivery_date", "required for delayed: YYYY-MM-DD", "required")])
+                raise InvalidArgument(
+                    "a delay needs the new expected date",
+                    [
+                        FieldViolation(
+                            "expected_delivery_date", "required for delayed: YYYY-MM-DD", "required"
+                        )
+                    ],
+                )
             if expected_delivery_date == self.expected_delivery_date:
                 return False  # the same delay reported again
             self.expected_delivery_date = expected_delivery_date

@@ -48,7 +48,11 @@ async def follow_order_change(service: ShippingService, tx: Tx, event) -> None:
         return
     plan = split_by_warehouse([(a.sku, a.warehouse, a.quantity) for a in order.allocations])
     existing = await repo.for_order(order.order_id)
-    live = {s.warehouse: s for s in existing if s.status is not Status.CANCELLED and "-R" not in s.shipment_id[-4:]}
+    live = {
+        s.warehouse: s
+        for s in existing
+        if s.status is not Status.CANCELLED and "-R" not in s.shipment_id[-4:]
+    }
     reason = f"order changed: {event.reason}" if event.reason else "order changed"
     new_country = any(c.field == "ship_to.country" for c in event.order.changes)
     actor = event.actor or "system"
@@ -57,21 +61,31 @@ async def follow_order_change(service: ShippingService, tx: Tx, event) -> None:
         if shipment is None:
             base = shipment_id_for(order.order_id, warehouse)
             taken = {s.shipment_id for s in existing}
-            shipment_id = base if base not in taken else next(
-                f"{base}-{n}" for n in range(2, 100) if f"{base}-{n}" not in taken)
+            shipment_id = (
+                base
+                if base not in taken
+                else next(f"{base}-{n}" for n in range(2, 100) if f"{base}-{n}" not in taken)
+            )
             await service.add_shipment(tx, order, shipment_id, warehouse, lines, reason=reason)
         elif shipment.cancellable:
             promise = ""
-            if new_country:  # transit days depend on the destination: promise again, from the shipment's making
+            if (
+                new_country
+            ):  # transit days depend on the destination: promise again, from the shipment's making
                 promise = promised_delivery_date(
                     allocated_at=shipment.created_at or service.clock(),
                     warehouse=await tx.repo(WarehouseRepository).get(warehouse),
-                    destination_country=order.ship_to.country, requested_delivery_date=order.requested_delivery_date)
-            if shipment.revise(lines, at=service.clock(), actor=actor, reason=reason,
-                               promised_delivery_date=promise):
+                    destination_country=order.ship_to.country,
+                    requested_delivery_date=order.requested_delivery_date,
+                )
+            if shipment.revise(
+                lines, at=service.clock(), actor=actor, reason=reason, promised_delivery_date=promise
+            ):
                 await _save(tx, repo, shipment)
         elif shipment.lines != lines:
-            log.warning("order %s changed after shipment %s left; not applied", order.order_id, shipment.shipment_id)
+            log.warning(
+                "order %s changed after shipment %s left; not applied", order.order_id, shipment.shipment_id
+            )
     for warehouse, shipment in live.items():
         if warehouse not in plan and shipment.cancellable:
             if shipment.cancel(service.clock(), actor, f"{reason} (nothing left to ship from {warehouse})"):
@@ -91,14 +105,16 @@ async def follow_resolution(service: ShippingService, tx: Tx, event) -> None:
         if shipment is None:
             log.warning("carrier change for unknown shipment %s", details.get("shipment_id"))
             return
-        if shipment.change_carrier(details.get("carrier", ""), details.get("tracking_number", ""),
-                                   at=service.clock(), actor=actor):
+        if shipment.change_carrier(
+            details.get("carrier", ""), details.get("tracking_number", ""), at=service.clock(), actor=actor
+        ):
             await _save(tx, repo, shipment)
     elif action == "accept_delay":  # the accepted date is the promise of what has not been delivered yet
         date = details.get("expected_date") or exception.expected_date
         for shipment in await repo.for_order(event.order_id):
-            if shipment.repromise(date, at=service.clock(), actor=actor,
-                                  reason=f"delay accepted ({exception.exception_id})"):
+            if shipment.repromise(
+                date, at=service.clock(), actor=actor, reason=f"delay accepted ({exception.exception_id})"
+            ):
                 await _save(tx, repo, shipment)
     elif action == "reship":
         plan: dict[str, dict[str, int]] = {}
@@ -111,5 +127,10 @@ async def follow_resolution(service: ShippingService, tx: Tx, event) -> None:
             base = f"{shipment_id_for(event.order_id, warehouse)}-R"
             shipment_id = next(f"{base}{n}" for n in range(1, 100) if f"{base}{n}" not in existing)
             await service.add_shipment(
-                tx, event.order.order, shipment_id, warehouse, lines,
-                reason=f"reship for {exception.exception_id} ({exception.shipment_id} {exception.type})")
+                tx,
+                event.order.order,
+                shipment_id,
+                warehouse,
+                lines,
+                reason=f"reship for {exception.exception_id} ({exception.shipment_id} {exception.type})",
+            )

@@ -32,7 +32,10 @@ async def publish_changes(tx: Tx, shipment: Shipment) -> None:
     """One event per recorded change, in order, each carrying the shipment as it now is; counted
     in the metrics once the transaction has committed."""
     await usecase.publish(
-        tx, shipment.changes, aggregate_id=shipment.shipment_id, order_id=shipment.order_id,
+        tx,
+        shipment.changes,
+        aggregate_id=shipment.shipment_id,
+        order_id=shipment.order_id,
         snapshot=lambda: shipment_to_proto(shipment),
         payload=lambda change, snapshot: {"shipment": events_pb2.ShipmentEvent(shipment=snapshot)},
         count=lambda change: count_change(shipment, change),
@@ -74,20 +77,39 @@ class ShippingService:
         plan = split_by_warehouse([(a.sku, a.warehouse, a.quantity) for a in order.allocations])
         created = []
         for warehouse, lines in plan.items():
-            shipment = await self.add_shipment(tx, order, shipment_id_for(order.order_id, warehouse), warehouse,
-                                               lines, allocated_at=allocated_at)
+            shipment = await self.add_shipment(
+                tx,
+                order,
+                shipment_id_for(order.order_id, warehouse),
+                warehouse,
+                lines,
+                allocated_at=allocated_at,
+            )
             if shipment is not None:
                 created.append(shipment)
         return created
 
-    async def add_shipment(self, tx: Tx, order: orders_pb2.Order, shipment_id: str, warehouse: str,
-                           lines: dict[str, int], *, allocated_at: dt.datetime | None = None,
-                           reason: str = "order allocated") -> Shipment | None:
+    async def add_shipment(
+        self,
+        tx: Tx,
+        order: orders_pb2.Order,
+        shipment_id: str,
+        warehouse: str,
+        lines: dict[str, int],
+        *,
+        allocated_at: dt.datetime | None = None,
+        reason: str = "order allocated",
+    ) -> Shipment | None:
         """A new pending shipment of `lines` from `warehouse`, promised from `allocated_at` (now by
         default) and published as shipment.created; None when one with its id exists already."""
         shipment = Shipment.create(
-            at=self.clock(), reason=reason, shipment_id=shipment_id, order_id=order.order_id,
-            partner_id=order.partner_id, warehouse=warehouse, lines=lines,
+            at=self.clock(),
+            reason=reason,
+            shipment_id=shipment_id,
+            order_id=order.order_id,
+            partner_id=order.partner_id,
+            warehouse=warehouse,
+            lines=lines,
             promised_delivery_date=promised_delivery_date(
                 allocated_at=allocated_at or self.clock(),
                 warehouse=await tx.repo(WarehouseRepository).get(warehouse),
@@ -129,11 +151,19 @@ class ShippingService:
         (delayed | lost); retried once or twice if another writer got there first."""
         at = occurred_at or self.clock()
         if step in TRACKING:
-            return await self._change(shipment_id, lambda shipment: shipment.report(
-                step, at=at, actor=actor, cause=cause, expected_delivery_date=expected_delivery_date))
+            return await self._change(
+                shipment_id,
+                lambda shipment: shipment.report(
+                    step, at=at, actor=actor, cause=cause, expected_delivery_date=expected_delivery_date
+                ),
+            )
         check_step(step, carrier, tracking_number)  # bad input is refused before the shipment is read
-        return await self._change(shipment_id, lambda shipment: shipment.record(
-            step, at=at, actor=actor, carrier=carrier, tracking_number=tracking_number))
+        return await self._change(
+            shipment_id,
+            lambda shipment: shipment.record(
+                step, at=at, actor=actor, carrier=carrier, tracking_number=tracking_number
+            ),
+        )
 
     async def _change(self, shipment_id: str, change: Callable[[Shipment], bool]) -> Shipment:
         """Load, change, save with its events (`change` says whether anything changed)."""

@@ -74,7 +74,7 @@ def _shipment_row(shipment: Shipment) -> dict:
         "delivered_on": shipment.delivered_on,
         "on_time": shipment.on_time,
         "lines": [[sku, qty] for sku, qty in shipment.lines.items()],  # revised by order changes
-        "promised_delivery_date": shipment.promised_delivery_date,     # and by a new address
+        "promised_delivery_date": shipment.promised_delivery_date,  # and by a new address
         "expected_delivery_date": shipment.expected_delivery_date,
         "version": shipment.version,
         "updated_at": utcnow(),
@@ -83,11 +83,21 @@ def _shipment_row(shipment: Shipment) -> dict:
 
 def _shipment(row) -> Shipment:
     return Shipment(
-        shipment_id=row["shipment_id"], order_id=row["order_id"], partner_id=row["partner_id"],
-        warehouse=row["warehouse"], lines={sku: qty for sku, qty in row["lines"]},
-        promised_delivery_date=row["promised_delivery_date"], status=Status(row["status"]),
-        carrier=row["carrier"], tracking_number=row["tracking_number"], delivered_on=row["delivered_on"],
-        on_time=row["on_time"], expected_delivery_date=row["expected_delivery_date"], version=row["version"], created_at=row["created_at"], loaded_version=row["version"],
+        shipment_id=row["shipment_id"],
+        order_id=row["order_id"],
+        partner_id=row["partner_id"],
+        warehouse=row["warehouse"],
+        lines={sku: qty for sku, qty in row["lines"]},
+        promised_delivery_date=row["promised_delivery_date"],
+        status=Status(row["status"]),
+        carrier=row["carrier"],
+        tracking_number=row["tracking_number"],
+        delivered_on=row["delivered_on"],
+        on_time=row["on_time"],
+        expected_delivery_date=row["expected_delivery_date"],
+        version=row["version"],
+        created_at=row["created_at"],
+        loaded_version=row["version"],
     )
 
 
@@ -105,10 +115,13 @@ class ShipmentRepository:
                 self.dialect,
                 shipments,
                 {
-                    "shipment_id": shipment.shipment_id, "order_id": shipment.order_id,
-                    "partner_id": shipment.partner_id, "warehouse": shipment.warehouse,
+                    "shipment_id": shipment.shipment_id,
+                    "order_id": shipment.order_id,
+                    "partner_id": shipment.partner_id,
+                    "warehouse": shipment.warehouse,
                     "lines": [[sku, qty] for sku, qty in shipment.lines.items()],
-                    "promised_delivery_date": shipment.promised_delivery_date, "created_at": shipment.created_at,
+                    "promised_delivery_date": shipment.promised_delivery_date,
+                    "created_at": shipment.created_at,
                     **_shipment_row(shipment),
                 },
             )
@@ -116,8 +129,15 @@ class ShipmentRepository:
         return result.rowcount == 1
 
     async def save(self, shipment: Shipment) -> None:
-        await update_versioned(self.conn, shipments, shipments.c.shipment_id, shipment.shipment_id,
-                               shipment.loaded_version, _shipment_row(shipment), f"shipment {shipment.shipment_id}")
+        await update_versioned(
+            self.conn,
+            shipments,
+            shipments.c.shipment_id,
+            shipment.shipment_id,
+            shipment.loaded_version,
+            _shipment_row(shipment),
+            f"shipment {shipment.shipment_id}",
+        )
 
     async def get(self, shipment_id: str, partner_id: str = "") -> Shipment | None:
         query = select(shipments).where(shipments.c.shipment_id == shipment_id)
@@ -151,8 +171,13 @@ class ShipmentRepository:
     async def mark_cancelled(self, order_id: str) -> None:
         """Remembers the cancel (a late allocation creates nothing), waiting for a creation in flight."""
         await self.conn.execute(
-            upsert(self.dialect, order_states, {"order_id": order_id, "cancelled": True, "updated_at": utcnow()},
-                   keys=["order_id"], update=["cancelled", "updated_at"])
+            upsert(
+                self.dialect,
+                order_states,
+                {"order_id": order_id, "cancelled": True, "updated_at": utcnow()},
+                keys=["order_id"],
+                update=["cancelled", "updated_at"],
+            )
         )
 
 
@@ -162,7 +187,11 @@ class WarehouseRepository:
         self.dialect = conn.dialect.name
 
     async def get(self, code: str) -> Warehouse | None:
-        row = (await self.conn.execute(select(warehouses).where(warehouses.c.warehouse == code))).mappings().first()
+        row = (
+            (await self.conn.execute(select(warehouses).where(warehouses.c.warehouse == code)))
+            .mappings()
+            .first()
+        )
         if row is None:
             return None
         return Warehouse(**{k: row[k] for k in Warehouse.__dataclass_fields__})
@@ -173,5 +202,7 @@ class WarehouseRepository:
         for record in records:
             values = {c: getattr(record, c) for c in columns} | {"updated_at": now}
             await self.conn.execute(
-                upsert(self.dialect, warehouses, values, keys=["warehouse"], update=[*columns[1:], "updated_at"])
+                upsert(
+                    self.dialect, warehouses, values, keys=["warehouse"], update=[*columns[1:], "updated_at"]
+                )
             )

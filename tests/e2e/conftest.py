@@ -16,8 +16,12 @@ from orderdesk import events
 
 COMPONENTS_WITH_DB = ("intake", "orders", "inventory", "shipping", "returns", "notifier", "gateway")
 # Webhook retries in tenths of seconds, so a parked delivery is seen within the test (production: seconds to minutes).
-WEBHOOK_ENV = {"ORDERDESK_WEBHOOK_BACKOFF_SECONDS": "0.2", "ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS": "1",
-               "ORDERDESK_WEBHOOK_MAX_ATTEMPTS": "4", "ORDERDESK_WEBHOOK_TIMEOUT_SECONDS": "3"}
+WEBHOOK_ENV = {
+    "ORDERDESK_WEBHOOK_BACKOFF_SECONDS": "0.2",
+    "ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS": "1",
+    "ORDERDESK_WEBHOOK_MAX_ATTEMPTS": "4",
+    "ORDERDESK_WEBHOOK_TIMEOUT_SECONDS": "3",
+}
 KEYS = {"shop": "demo-shop-key", "edi": "demo-edi-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
 
 
@@ -46,8 +50,12 @@ async def stack(nats_url, tmp_path_factory, request):
         run = uuid.uuid4().hex[:8]
         for name in COMPONENTS_WITH_DB:
             database_urls[name] = await create_postgres_database(admin, f"odt_{run}_{name}")
-    suite = Stack(data_dir=tmp_path_factory.mktemp("stack"), nats_url=nats_url, database_urls=database_urls,
-                  extra_env=WEBHOOK_ENV)
+    suite = Stack(
+        data_dir=tmp_path_factory.mktemp("stack"),
+        nats_url=nats_url,
+        database_urls=database_urls,
+        extra_env=WEBHOOK_ENV,
+    )
     try:
         await asyncio.to_thread(suite.start)
         await asyncio.to_thread(suite.load_demo_data)

@@ -24,7 +24,8 @@ def errors_are_problem_documents(ctx, response, case):
     content_type = response.headers.get("content-type", [""])
     content_type = content_type[0] if isinstance(content_type, list) else content_type
     assert content_type.startswith("application/problem+json"), (
-        f"{case.method} {case.formatted_path} answered {response.status_code} as {content_type!r}")
+        f"{case.method} {case.formatted_path} answered {response.status_code} as {content_type!r}"
+    )
     body = response.json()
     assert body.get("status") == response.status_code and body.get("title"), body
     return None
@@ -40,8 +41,13 @@ def test_gateway_answers_generated_requests_without_5xx_and_errors_as_problem_js
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def fuzz(case):
             response = case.call(headers={"Authorization": "Bearer demo-admin-key"}, timeout=30)
             statuses[response.status_code] += 1
@@ -51,7 +57,9 @@ def test_gateway_answers_generated_requests_without_5xx_and_errors_as_problem_js
             fuzz()
         except (Exception, BaseExceptionGroup) as exc:  # one operation's failure must not hide the others'
             failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:600]}")
-    print(f"\nschemathesis: {sum(statuses.values())} calls over {operations} operations, "
-          f"statuses {dict(sorted(statuses.items()))}, {len(failures)} operations failing")
+    print(
+        f"\nschemathesis: {sum(statuses.values())} calls over {operations} operations, "
+        f"statuses {dict(sorted(statuses.items()))}, {len(failures)} operations failing"
+    )
     assert operations > 10
     assert not failures, "\n\n".join(failures)

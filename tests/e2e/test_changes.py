@@ -15,8 +15,14 @@ pytestmark = pytest.mark.e2e
 
 CUSTOMER = "C0001"  # standard, active, NET30, ships to FR
 HEADER = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
-NEW_ADDRESS = {"name": "Buyer GmbH", "line1": "1 Neue Strasse", "city": "Hamburg", "postal_code": "20095",
-               "country": "DE", "phone": "+49-40-123456"}
+NEW_ADDRESS = {
+    "name": "Buyer GmbH",
+    "line1": "1 Neue Strasse",
+    "city": "Hamburg",
+    "postal_code": "20095",
+    "country": "DE",
+    "phone": "+49-40-123456",
+}
 
 
 def new_sku() -> str:
@@ -24,20 +30,29 @@ def new_sku() -> str:
 
 
 async def add_product(admin, sku: str, stock: dict[str, int]) -> None:
-    status, body, _ = await admin.post("/v1/admin/import/products",
-                                       data=HEADER + f"{sku},Change part {sku},10.00,USD,false,3,1,1,active\n",
-                                       headers={"Content-Type": "text/csv"})
+    status, body, _ = await admin.post(
+        "/v1/admin/import/products",
+        data=HEADER + f"{sku},Change part {sku},10.00,USD,false,3,1,1,active\n",
+        headers={"Content-Type": "text/csv"},
+    )
     assert status == 200, body
     rows = "".join(f"{sku},{wh},{qty}\n" for wh, qty in stock.items())
-    status, body, _ = await admin.post("/v1/admin/import/stock", data="sku,warehouse,on_hand\n" + rows,
-                                       headers={"Content-Type": "text/csv"})
+    status, body, _ = await admin.post(
+        "/v1/admin/import/stock", data="sku,warehouse,on_hand\n" + rows, headers={"Content-Type": "text/csv"}
+    )
     assert status == 200, body
 
 
 async def submit(shop, lines: dict[str, int]) -> str:
-    body = {"external_ref": f"PO-{uuid.uuid4().hex[:8]}", "customer_id": CUSTOMER, "payment_terms": "NET30",
-            "lines": [{"sku": s, "quantity": q, "unit_price": "10.00"} for s, q in lines.items()]}
-    status, answer, _ = await shop.post("/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+    body = {
+        "external_ref": f"PO-{uuid.uuid4().hex[:8]}",
+        "customer_id": CUSTOMER,
+        "payment_terms": "NET30",
+        "lines": [{"sku": s, "quantity": q, "unit_price": "10.00"} for s, q in lines.items()],
+    }
+    status, answer, _ = await shop.post(
+        "/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+    )
     assert status == 201, answer
     return answer["order_id"]
 
@@ -70,8 +85,9 @@ async def patch_fresh(partner, order_id: str, body: dict, path: str = ""):
         if path:
             answer = await partner.post(path, json=body, headers={"If-Match": headers["ETag"]})
         else:
-            answer = await partner.request("PATCH", f"/v1/orders/{order_id}", json=body,
-                                           headers={"If-Match": headers["ETag"]})
+            answer = await partner.request(
+                "PATCH", f"/v1/orders/{order_id}", json=body, headers={"If-Match": headers["ETag"]}
+            )
         if answer[0] != 412:
             return answer
     return answer
@@ -102,20 +118,27 @@ async def reserved(admin, sku: str) -> int:
 async def test_etag_and_if_match_rules(shop, admin, eventually):
     sku = new_sku()
     order = await allocated_order(shop, admin, eventually, {sku: 2})
-    await wait_for(shop, order["order_id"], eventually, lambda o: bool(o["shipments"]))  # then nothing moves it
+    await wait_for(
+        shop, order["order_id"], eventually, lambda o: bool(o["shipments"])
+    )  # then nothing moves it
     code, body, headers = await shop.get(f"/v1/orders/{order['order_id']}")
     assert code == 200 and headers["ETag"] == f'"{body["version"]}"'
     code, problem, _ = await patch(shop, order["order_id"], {"ship_to": NEW_ADDRESS}, None)
     assert code == 428 and problem["status"] == 428
     code, problem, _ = await patch(shop, order["order_id"], {"ship_to": NEW_ADDRESS}, body["version"] - 1)
     assert code == 412 and problem["rule"] == "stale_version"
-    code, problem, _ = await shop.request("PATCH", f"/v1/orders/{order['order_id']}", json={"ship_to": NEW_ADDRESS},
-                                          headers={"If-Match": "yesterday"})
+    code, problem, _ = await shop.request(
+        "PATCH",
+        f"/v1/orders/{order['order_id']}",
+        json={"ship_to": NEW_ADDRESS},
+        headers={"If-Match": "yesterday"},
+    )
     assert code == 422 and problem["errors"][0]["field"] == "If-Match"
     code, problem, _ = await patch(shop, order["order_id"], {}, body["version"])
     assert code == 422 and problem["errors"][0]["field"] == "body"
-    code, problem, _ = await patch(shop, order["order_id"], {"lines": [{"sku": "NOPE", "quantity": 1}]},
-                                   body["version"])
+    code, problem, _ = await patch(
+        shop, order["order_id"], {"lines": [{"sku": "NOPE", "quantity": 1}]}, body["version"]
+    )
     assert code == 422 and problem["errors"][0]["field"] == "lines[0].sku"
     _, after, _ = await shop.get(f"/v1/orders/{order['order_id']}")
     assert after["version"] == body["version"] and after["changes"] == []  # nothing changed
@@ -135,7 +158,9 @@ async def test_concurrent_edits_with_one_version_one_wins(shop, edi, admin, even
     assert codes == [200, 412], [body for _, body, _ in results]
     winner = next(body for code, body, _ in results if code == 200)
     _, now, _ = await shop.get(f"/v1/orders/{order['order_id']}")
-    assert now["lines"][0]["quantity"] == winner["lines"][0]["quantity"]  # (shipment updates bump the version)
+    assert (
+        now["lines"][0]["quantity"] == winner["lines"][0]["quantity"]
+    )  # (shipment updates bump the version)
     assert await reserved(admin, sku) == winner["lines"][0]["quantity"]
     # another partner's order is not found, whatever the version
     code, _, _ = await patch(edi, order["order_id"], {"lines": [{"sku": sku, "quantity": 1}]}, now["version"])
@@ -152,13 +177,22 @@ async def test_address_change_until_a_shipment_is_packed(shop, warehouse_operato
         seen.append(events_pb2.Event.FromString(msg.data))
 
     sub = await nc.subscribe(f"orderdesk.order.{order_id}.changed", cb=collect)
-    code, changed, headers = await patch_fresh(shop, order_id, {"ship_to": NEW_ADDRESS, "reason": "moved office"})
+    code, changed, headers = await patch_fresh(
+        shop, order_id, {"ship_to": NEW_ADDRESS, "reason": "moved office"}
+    )
     assert code == 200, changed
-    assert headers["ETag"] == f'"{changed["version"]}"' and changed["changes"][-1]["version"] == changed["version"]
+    assert (
+        headers["ETag"] == f'"{changed["version"]}"'
+        and changed["changes"][-1]["version"] == changed["version"]
+    )
     assert changed["ship_to"]["city"] == "Hamburg" and changed["status"] == "allocated"
     entry = changed["changes"][-1]
-    assert entry["actor"] and entry["at"] and entry["kinds"] == ["ship_to"] and entry["reason"] == "moved office"
-    assert {"field": "ship_to.city", "before": order["ship_to"]["city"], "after": "Hamburg"} in entry["changes"]
+    assert (
+        entry["actor"] and entry["at"] and entry["kinds"] == ["ship_to"] and entry["reason"] == "moved office"
+    )
+    assert {"field": "ship_to.city", "before": order["ship_to"]["city"], "after": "Hamburg"} in entry[
+        "changes"
+    ]
     event = await eventually(lambda: _first(seen))
     assert event.type == "order.changed" and event.aggregate_version == changed["version"]
     assert any(c.field == "ship_to.city" and c.after == "Hamburg" for c in event.order.changes)
@@ -172,12 +206,18 @@ async def test_address_change_until_a_shipment_is_packed(shop, warehouse_operato
     code, problem, _ = await patch_fresh(shop, order_id, {"ship_to": NEW_ADDRESS | {"city": "Bremen"}})
     assert code == 409 and problem["rule"] == "address_until_packed", problem
     # cancellation of some units is still possible before the parcel leaves
-    code, cancelled, _ = await shop.post(f"/v1/orders/{order_id}/cancel",
-                                         json={"lines": [{"sku": sku, "quantity": 1}], "reason": "one is enough"})
+    code, cancelled, _ = await shop.post(
+        f"/v1/orders/{order_id}/cancel",
+        json={"lines": [{"sku": sku, "quantity": 1}], "reason": "one is enough"},
+    )
     assert code == 200 and cancelled["lines"][0]["quantity"] == 1, cancelled
     assert await eventually(lambda: _reserved_is(admin, sku, 1))
-    lines = await shipments_of(warehouse_operator, order_id, eventually,
-                               lambda items: items[0]["lines"] == [{"sku": sku, "quantity": 1}])
+    lines = await shipments_of(
+        warehouse_operator,
+        order_id,
+        eventually,
+        lambda items: items[0]["lines"] == [{"sku": sku, "quantity": 1}],
+    )
     assert lines[0]["status"] == "packed"
 
 
@@ -195,12 +235,20 @@ async def test_quantity_up_and_down_until_picked(shop, warehouse_operator, admin
     order_id = order["order_id"]
     code, up, _ = await patch_fresh(shop, order_id, {"lines": [{"sku": sku, "quantity": 5}]})
     assert code == 200, up
-    assert up["lines"][0]["quantity"] == 5 and up["lines"][0]["allocated_quantity"] == 5 and up["status"] == "allocated"
+    assert (
+        up["lines"][0]["quantity"] == 5
+        and up["lines"][0]["allocated_quantity"] == 5
+        and up["status"] == "allocated"
+    )
     assert {"field": f"lines[{sku}].quantity", "before": "3", "after": "5"} in up["changes"][-1]["changes"]
     assert up["total_amount"] == "50.00"
     assert await reserved(admin, sku) == 5
-    await shipments_of(warehouse_operator, order_id, eventually,
-                       lambda items: items and items[0]["lines"] == [{"sku": sku, "quantity": 5}])
+    await shipments_of(
+        warehouse_operator,
+        order_id,
+        eventually,
+        lambda items: items and items[0]["lines"] == [{"sku": sku, "quantity": 5}],
+    )
 
     code, problem, _ = await patch_fresh(shop, order_id, {"lines": [{"sku": sku, "quantity": 9}]})
     assert code == 409 and problem["rule"] == "change_needs_stock", problem  # 6 in stock
@@ -209,8 +257,12 @@ async def test_quantity_up_and_down_until_picked(shop, warehouse_operator, admin
     code, down, _ = await patch_fresh(shop, order_id, {"lines": [{"sku": sku, "quantity": 2}]})
     assert code == 200 and down["lines"][0]["quantity"] == 2, down
     assert await reserved(admin, sku) == 2
-    shipments = await shipments_of(warehouse_operator, order_id, eventually,
-                                   lambda items: items and items[0]["lines"] == [{"sku": sku, "quantity": 2}])
+    shipments = await shipments_of(
+        warehouse_operator,
+        order_id,
+        eventually,
+        lambda items: items and items[0]["lines"] == [{"sku": sku, "quantity": 2}],
+    )
 
     await step(warehouse_operator, shipments[0]["shipment_id"], "picked")
     await wait_for(shop, order_id, eventually, lambda o: o["shipments"][0]["status"] == "picked")
@@ -223,30 +275,41 @@ async def test_add_and_remove_lines_until_picking(shop, warehouse_operator, admi
     order = await allocated_order(shop, admin, eventually, {a: 1, b: 2})
     await add_product(admin, c, {"WH-HAM": 5})
     order_id = order["order_id"]
-    code, changed, _ = await patch_fresh(shop, order_id, {
-        "add_lines": [{"sku": c, "quantity": 2, "unit_price": "10.00"}], "remove_lines": [b]})
+    code, changed, _ = await patch_fresh(
+        shop, order_id, {"add_lines": [{"sku": c, "quantity": 2, "unit_price": "10.00"}], "remove_lines": [b]}
+    )
     assert code == 200, changed
-    assert [(x["sku"], x["quantity"], x["allocated_quantity"]) for x in changed["lines"]] == [(a, 1, 1), (c, 2, 2)]
+    assert [(x["sku"], x["quantity"], x["allocated_quantity"]) for x in changed["lines"]] == [
+        (a, 1, 1),
+        (c, 2, 2),
+    ]
     fields = {(x["field"], x["before"], x["after"]) for x in changed["changes"][-1]["changes"]}
     assert (f"lines[{b}]", "2 x 10.00", "") in fields and (f"lines[{c}]", "", "2 x 10.00") in fields
     assert await reserved(admin, b) == 0 and await reserved(admin, c) == 2
     shipments = await shipments_of(
-        warehouse_operator, order_id, eventually,
-        lambda items: items and sorted((x["sku"], x["quantity"]) for x in items[0]["lines"]) == sorted([(a, 1), (c, 2)]))
+        warehouse_operator,
+        order_id,
+        eventually,
+        lambda items: (
+            items and sorted((x["sku"], x["quantity"]) for x in items[0]["lines"]) == sorted([(a, 1), (c, 2)])
+        ),
+    )
 
     # A new line at a price the customer does not have: intake's price check refuses the change.
     d = new_sku()
     await add_product(admin, d, {"WH-HAM": 5})
-    code, problem, _ = await patch_fresh(shop, order_id,
-                                         {"add_lines": [{"sku": d, "quantity": 1, "unit_price": "1.00"}]})
+    code, problem, _ = await patch_fresh(
+        shop, order_id, {"add_lines": [{"sku": d, "quantity": 1, "unit_price": "1.00"}]}
+    )
     assert code == 409 and problem["rule"] == "change_fails_check" and "price" in problem["detail"], problem
 
     await step(warehouse_operator, shipments[0]["shipment_id"], "picked")
     await wait_for(shop, order_id, eventually, lambda o: o["shipments"][0]["status"] == "picked")
     code, problem, _ = await patch_fresh(shop, order_id, {"remove_lines": [a]})
     assert code == 409 and problem["rule"] == "lines_until_picking", problem
-    code, problem, _ = await patch_fresh(shop, order_id,
-                                         {"add_lines": [{"sku": d, "quantity": 1, "unit_price": "10.00"}]})
+    code, problem, _ = await patch_fresh(
+        shop, order_id, {"add_lines": [{"sku": d, "quantity": 1, "unit_price": "10.00"}]}
+    )
     assert code == 409 and problem["rule"] == "lines_until_picking", problem
 
 
@@ -254,13 +317,17 @@ async def test_early_order_changes_freely_and_cancel_of_every_line_cancels_it(sh
     sku = new_sku()
     await add_product(admin, sku, {"WH-HAM": 5})
     order_id = await submit(shop, {sku: 2})
-    code, changed, _ = await patch_fresh(shop, order_id, {"ship_to": NEW_ADDRESS,
-                                                          "lines": [{"sku": sku, "quantity": 3}]})
+    code, changed, _ = await patch_fresh(
+        shop, order_id, {"ship_to": NEW_ADDRESS, "lines": [{"sku": sku, "quantity": 3}]}
+    )
     assert code == 200 and set(changed["changes"][-1]["kinds"]) == {"ship_to", "quantity"}, changed
-    code, problem, _ = await shop.post(f"/v1/orders/{order_id}/cancel", json={"lines": [{"sku": sku, "quantity": 4}]})
+    code, problem, _ = await shop.post(
+        f"/v1/orders/{order_id}/cancel", json={"lines": [{"sku": sku, "quantity": 4}]}
+    )
     assert code == 422 and problem["errors"][0]["field"] == "lines[0].quantity"
-    code, cancelled, _ = await patch_fresh(shop, order_id, {"lines": [{"sku": sku, "quantity": 3}]},
-                                           path=f"/v1/orders/{order_id}/cancel")
+    code, cancelled, _ = await patch_fresh(
+        shop, order_id, {"lines": [{"sku": sku, "quantity": 3}]}, path=f"/v1/orders/{order_id}/cancel"
+    )
     assert code == 200 and cancelled["status"] == "cancelled", cancelled
     assert await eventually(lambda: _reserved_is(admin, sku, 0))
     code, problem, _ = await patch_fresh(shop, order_id, {"ship_to": NEW_ADDRESS | {"city": "Kiel"}})
@@ -277,6 +344,7 @@ async def test_nothing_changes_after_shipment_except_returns(shop, warehouse_ope
     for body in ({"ship_to": NEW_ADDRESS}, {"lines": [{"sku": sku, "quantity": 2}]}):
         code, problem, _ = await patch_fresh(shop, order["order_id"], body)
         assert code == 409 and problem["rule"] == "returns_only_after_shipment", problem
-    code, problem, _ = await shop.post(f"/v1/orders/{order['order_id']}/cancel",
-                                       json={"lines": [{"sku": sku, "quantity": 1}]})
+    code, problem, _ = await shop.post(
+        f"/v1/orders/{order['order_id']}/cancel", json={"lines": [{"sku": sku, "quantity": 1}]}
+    )
     assert code == 409 and problem["rule"] == "returns_only_after_shipment", problem

@@ -19,18 +19,30 @@ pytestmark = pytest.mark.e2e
 async def test_correlation_id_flows_from_the_gateway_through_events_and_consumers(shop, admin, nc):
     sku = f"CID-{uuid.uuid4().hex[:8].upper()}"
     header = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
-    status, body, _ = await admin.post("/v1/admin/import/products", data=header + f"{sku},Part,10.00,USD,false,3,1,1,active\n",
-                                       headers={"Content-Type": "text/csv"})
+    status, body, _ = await admin.post(
+        "/v1/admin/import/products",
+        data=header + f"{sku},Part,10.00,USD,false,3,1,1,active\n",
+        headers={"Content-Type": "text/csv"},
+    )
     assert status == 200, body
-    status, body, _ = await admin.post("/v1/admin/import/stock", data=f"sku,warehouse,on_hand\n{sku},WH-CHI,5\n",
-                                       headers={"Content-Type": "text/csv"})
+    status, body, _ = await admin.post(
+        "/v1/admin/import/stock",
+        data=f"sku,warehouse,on_hand\n{sku},WH-CHI,5\n",
+        headers={"Content-Type": "text/csv"},
+    )
     assert status == 200, body
 
     cid = f"partner-trace-{uuid.uuid4().hex[:12]}"
     status, created, headers = await shop.post(
-        "/v1/orders", json={"external_ref": f"PO-{uuid.uuid4().hex[:6]}", "customer_id": "C0001",
-                            "lines": [{"sku": sku, "quantity": 2, "unit_price": "10.00"}], "payment_terms": "NET30"},
-        headers={"Idempotency-Key": uuid.uuid4().hex, "X-Correlation-Id": cid})
+        "/v1/orders",
+        json={
+            "external_ref": f"PO-{uuid.uuid4().hex[:6]}",
+            "customer_id": "C0001",
+            "lines": [{"sku": sku, "quantity": 2, "unit_price": "10.00"}],
+            "payment_terms": "NET30",
+        },
+        headers={"Idempotency-Key": uuid.uuid4().hex, "X-Correlation-Id": cid},
+    )
     assert status == 201, created
     assert headers["X-Correlation-Id"] == cid
     order_id = created["order_id"]
@@ -58,8 +70,9 @@ async def test_correlation_id_flows_from_the_gateway_through_events_and_consumer
         # A second request on the same order: the cancel reaches orders with its id, and shipping's consumer
         # of order.cancelled works under the id it read from the message, so its own event carries it on.
         cancel_cid = f"partner-cancel-{uuid.uuid4().hex[:12]}"
-        status, body, headers = await shop.post(f"/v1/orders/{order_id}/cancel", json={"reason": "test"},
-                                                headers={"X-Correlation-Id": cancel_cid})
+        status, body, headers = await shop.post(
+            f"/v1/orders/{order_id}/cancel", json={"reason": "test"}, headers={"X-Correlation-Id": cancel_cid}
+        )
         assert status == 200, body
         await read_until("shipment.cancelled")
     finally:

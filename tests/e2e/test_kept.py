@@ -29,14 +29,18 @@ async def test_a_cancel_based_on_a_stale_read_is_refused_and_changes_nothing(sho
     current = headers["ETag"]
     stale = f'"{read["version"] - 1}"'
 
-    code, problem, _ = await shop.post(f"/v1/orders/{order['order_id']}/cancel", json={"reason": "changed mind"},
-                                       headers={"If-Match": stale})
+    code, problem, _ = await shop.post(
+        f"/v1/orders/{order['order_id']}/cancel", json={"reason": "changed mind"}, headers={"If-Match": stale}
+    )
     assert code == 412 and problem["rule"] == "stale_version", problem
     _, after, _ = await shop.get(f"/v1/orders/{order['order_id']}")
     assert after["status"] == "allocated" and after["version"] == allocated["version"]
 
-    code, cancelled, headers = await shop.post(f"/v1/orders/{order['order_id']}/cancel",
-                                               json={"reason": "changed mind"}, headers={"If-Match": current})
+    code, cancelled, headers = await shop.post(
+        f"/v1/orders/{order['order_id']}/cancel",
+        json={"reason": "changed mind"},
+        headers={"If-Match": current},
+    )
     assert code == 200 and cancelled["status"] == "cancelled", cancelled
     assert headers["ETag"] == f'"{cancelled["version"]}"'
     _, after, _ = await shop.get(f"/v1/orders/{order['order_id']}")
@@ -47,8 +51,11 @@ async def test_importing_prices_answers_what_it_did_and_the_prices_take_effect(s
     assert set(ImportKind.__args__) == set(masterdata.KINDS)  # the route and its answer take every kind
     sku = new_sku()
     await add_product(admin, sku, price="10.00", stock={"WH-HAM": 10})
-    code, body, _ = await admin.post("/v1/admin/import/prices", data=f"customer_id,sku,unit_price,currency\n"
-                                     f"C0001,{sku},8.50,USD\n", headers={"Content-Type": "text/csv"})
+    code, body, _ = await admin.post(
+        "/v1/admin/import/prices",
+        data=f"customer_id,sku,unit_price,currency\nC0001,{sku},8.50,USD\n",
+        headers={"Content-Type": "text/csv"},
+    )
     assert code == 200 and body == {"kind": "prices", "rows": 1}, body
     # Read back: the customer's own price is now the agreed one (the list price would be a mismatch).
     code, order, _ = await submit(shop, order_body(sku, 1, price="8.50"))
@@ -63,8 +70,9 @@ async def test_unreadable_numbers_in_headers_and_cursors_are_clear_4xx(shop, adm
     await add_product(admin, sku, stock={"WH-HAM": 5})
     code, order, _ = await submit(shop, order_body(sku, 1))
     order_id = order["order_id"]
-    code, problem, _ = await shop.request("PATCH", f"/v1/orders/{order_id}", json={"reason": "x"},
-                                          headers={"If-Match": value})
+    code, problem, _ = await shop.request(
+        "PATCH", f"/v1/orders/{order_id}", json={"reason": "x"}, headers={"If-Match": value}
+    )
     assert code == 422 and problem["errors"][0]["field"] == "If-Match", problem
     code, problem, _ = await shop.post(f"/v1/orders/{order_id}/cancel", json={}, headers={"If-Match": value})
     assert code == 422 and problem["errors"][0]["field"] == "If-Match", problem
@@ -77,7 +85,11 @@ async def test_unreadable_numbers_in_headers_and_cursors_are_clear_4xx(shop, adm
 async def test_an_unreadable_last_event_id_resumes_from_after(stack):
     """The event stream (SSE) with Last-Event-ID: ² starts from `after`, as with no id, instead of a 500."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        headers = {"Authorization": "Bearer demo-shop-key", "Accept": "text/event-stream", "Last-Event-ID": "²"}
+        headers = {
+            "Authorization": "Bearer demo-shop-key",
+            "Accept": "text/event-stream",
+            "Last-Event-ID": "²",
+        }
         async with session.get(f"{stack.gateway_url}/v1/events?after=0", headers=headers) as resp:
             assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
             first = await asyncio.wait_for(resp.content.readline(), 5)
@@ -88,9 +100,13 @@ async def test_a_declared_length_no_parser_reads_is_refused_before_the_body(stac
     reader, writer = await asyncio.open_connection("127.0.0.1", stack.ports["gateway"])
     try:
         body = b"{}"
-        writer.write(b"POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo-shop-key\r\n"
-                     b"Content-Type: application/json\r\nIdempotency-Key: " + uuid.uuid4().hex.encode() +
-                     b"\r\nContent-Length: \xc2\xb2\r\n\r\n" + body)
+        writer.write(
+            b"POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo-shop-key\r\n"
+            b"Content-Type: application/json\r\nIdempotency-Key: "
+            + uuid.uuid4().hex.encode()
+            + b"\r\nContent-Length: \xc2\xb2\r\n\r\n"
+            + body
+        )
         await writer.drain()
         status_line = await asyncio.wait_for(reader.readline(), 10)
         assert status_line.split()[1] in (b"400", b"411", b"413", b"422"), status_line

@@ -11,7 +11,7 @@ from orderdesk.v1 import events_pb2
 
 pytestmark = pytest.mark.e2e
 
-CUSTOMER = "C0001"          # standard, active, NET30
+CUSTOMER = "C0001"  # standard, active, NET30
 BLOCKED_CUSTOMER = "C0029"  # blocked: held for review
 
 
@@ -23,14 +23,17 @@ async def add_product(admin, sku: str, price: str = "10.00", stock: dict[str, in
     """Each test brings its own SKU, so tests never compete for the demo stock."""
     header = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
     status, body, _ = await admin.post(
-        "/v1/admin/import/products", data=header + f"{sku},Test part {sku},{price},USD,false,3,1,1,active\n",
+        "/v1/admin/import/products",
+        data=header + f"{sku},Test part {sku},{price},USD,false,3,1,1,active\n",
         headers={"Content-Type": "text/csv"},
     )
     assert status == 200, body
     rows = "".join(f"{sku},{wh},{qty}\n" for wh, qty in (stock or {}).items())
     if rows:
         status, body, _ = await admin.post(
-            "/v1/admin/import/stock", data="sku,warehouse,on_hand\n" + rows, headers={"Content-Type": "text/csv"}
+            "/v1/admin/import/stock",
+            data="sku,warehouse,on_hand\n" + rows,
+            headers={"Content-Type": "text/csv"},
         )
         assert status == 200, body
 
@@ -77,9 +80,12 @@ async def ship_everything(shop, operator, order_id: str, eventually) -> list[dic
     shipments = await eventually(shipments_ready)
     for n, s in enumerate(shipments):
         sid = s["shipment_id"]
-        for step in ({"type": "picked"}, {"type": "packed"},
-                     {"type": "shipped", "carrier": "DHL", "tracking_number": f"TRK{n}{uuid.uuid4().hex[:6]}"},
-                     {"type": "delivered"}):
+        for step in (
+            {"type": "picked"},
+            {"type": "packed"},
+            {"type": "shipped", "carrier": "DHL", "tracking_number": f"TRK{n}{uuid.uuid4().hex[:6]}"},
+            {"type": "delivered"},
+        ):
             code, body, _ = await operator.post(f"/v1/shipments/{sid}/events", json=step)
             assert code == 200, body
     return shipments
@@ -103,7 +109,12 @@ async def test_order_goes_from_submission_to_completed(shop, warehouse_operator,
 
     done = await wait_status(shop, order_id, "completed", eventually)
     assert [h["status"] for h in done["history"]] == [
-        "received", "confirmed", "allocated", "partially_shipped", "shipped", "completed",
+        "received",
+        "confirmed",
+        "allocated",
+        "partially_shipped",
+        "shipped",
+        "completed",
     ]
     assert all(h["at"] and h["actor"] for h in done["history"])
     assert done["lines"][0]["shipped_quantity"] == 8
@@ -112,7 +123,10 @@ async def test_order_goes_from_submission_to_completed(shop, warehouse_operator,
 
     async def shipped_units_left_the_books():  # inventory hears of shipments through its consumer
         levels = await stock(admin, sku)
-        return sum(w["on_hand"] for w in levels.values()) == 2 and sum(w["reserved"] for w in levels.values()) == 0
+        return (
+            sum(w["on_hand"] for w in levels.values()) == 2
+            and sum(w["reserved"] for w in levels.values()) == 0
+        )
 
     await eventually(shipped_units_left_the_books)
 
@@ -127,13 +141,15 @@ async def test_return_is_refunded_and_restocked(shop, warehouse_operator, admin,
     await ship_everything(shop, warehouse_operator, order_id, eventually)
     await wait_status(shop, order_id, "completed", eventually)
 
-    code, body, _ = await shop.post(f"/v1/orders/{order_id}/returns",
-                                    json={"lines": [{"sku": sku, "quantity": 5, "reason": "damaged"}],
-                                          "resolution": "refund"})
+    code, body, _ = await shop.post(
+        f"/v1/orders/{order_id}/returns",
+        json={"lines": [{"sku": sku, "quantity": 5, "reason": "damaged"}], "resolution": "refund"},
+    )
     assert code == 422, body  # more than was delivered
-    code, rma, _ = await shop.post(f"/v1/orders/{order_id}/returns",
-                                   json={"lines": [{"sku": sku, "quantity": 3, "reason": "damaged"}],
-                                         "resolution": "refund"})
+    code, rma, _ = await shop.post(
+        f"/v1/orders/{order_id}/returns",
+        json={"lines": [{"sku": sku, "quantity": 3, "reason": "damaged"}], "resolution": "refund"},
+    )
     assert code == 201, rma
     assert rma["status"] == "authorized"
     rma_id = rma["rma_id"]
@@ -141,7 +157,12 @@ async def test_return_is_refunded_and_restocked(shop, warehouse_operator, admin,
     assert code == 200 and body["status"] == "received", body
     code, body, _ = await warehouse_operator.post(
         f"/v1/returns/{rma_id}/inspect",
-        json={"lines": [{"sku": sku, "quantity": 2, "outcome": "restock"}, {"sku": sku, "quantity": 1, "outcome": "scrap"}]},
+        json={
+            "lines": [
+                {"sku": sku, "quantity": 2, "outcome": "restock"},
+                {"sku": sku, "quantity": 1, "outcome": "scrap"},
+            ]
+        },
     )
     assert code == 200, body
     code, body, _ = await shop.get(f"/v1/returns/{rma_id}")
@@ -271,11 +292,15 @@ async def test_held_orders_are_approved_or_rejected_by_the_desk(shop, admin, eve
 
     code, body, _ = await shop.post(f"/v1/orders/{held['order_id']}/approve", json={"note": "ok"})
     assert code == 403, body  # only the desk decides
-    code, body, _ = await admin.post(f"/v1/orders/{held['order_id']}/approve", json={"note": "credit checked by phone"})
+    code, body, _ = await admin.post(
+        f"/v1/orders/{held['order_id']}/approve", json={"note": "credit checked by phone"}
+    )
     assert code == 200 and body["status"] == "confirmed", body
     await wait_status(shop, held["order_id"], "allocated", eventually)
 
-    code, body, _ = await admin.post(f"/v1/orders/{mispriced['order_id']}/reject", json={"reason": "wrong price"})
+    code, body, _ = await admin.post(
+        f"/v1/orders/{mispriced['order_id']}/reject", json={"reason": "wrong price"}
+    )
     assert code == 200 and body["status"] == "rejected", body
     assert body["history"][-1]["actor"] and body["history"][-1]["reason"] == "wrong price"
     code, body, _ = await admin.post(f"/v1/orders/{mispriced['order_id']}/approve", json={"note": "late"})
@@ -316,7 +341,9 @@ async def test_fifty_concurrent_orders_reserve_exactly_what_is_on_hand(shop, adm
     assert all(lv["available"] == 0 for lv in levels.values())
 
 
-async def test_one_orders_events_arrive_on_jetstream_in_order(shop, warehouse_operator, admin, nc, eventually):
+async def test_one_orders_events_arrive_on_jetstream_in_order(
+    shop, warehouse_operator, admin, nc, eventually
+):
     sku = new_sku()
     await add_product(admin, sku, stock={"WH-HAM": 2})
     _, created, _ = await submit(shop, order_body(sku, 2))
@@ -341,13 +368,22 @@ async def test_one_orders_events_arrive_on_jetstream_in_order(shop, warehouse_op
     await eventually(all_seen)
     order_events = [e for e in seen if e.aggregate_type == "order"]
     assert [e.type for e in order_events] == [
-        "order.received", "order.confirmed", "order.allocated", "order.shipped", "order.completed",
+        "order.received",
+        "order.confirmed",
+        "order.allocated",
+        "order.shipped",
+        "order.completed",
     ]
     versions = [e.aggregate_version for e in order_events]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
     shipment_types = [e.type for e in seen if e.aggregate_type == "shipment"]
-    assert shipment_types == ["shipment.created", "shipment.picked", "shipment.packed", "shipment.shipped",
-                              "shipment.delivered"]
+    assert shipment_types == [
+        "shipment.created",
+        "shipment.picked",
+        "shipment.packed",
+        "shipment.shipped",
+        "shipment.delivered",
+    ]
     assert all(e.order_id == order_id and e.event_id for e in seen)
 
 
@@ -356,7 +392,9 @@ async def test_the_desk_lists_held_orders_by_priority_and_reason(shop, admin):
     await add_product(admin, sku, stock={"WH-CHI": 5})
     _, blocked, _ = await submit(shop, order_body(sku, 1, customer=BLOCKED_CUSTOMER))
     _, mispriced, _ = await submit(shop, order_body(sku, 1, price="9.99"))
-    code, page, _ = await admin.get("/v1/orders?status=on_hold&order_by=priority&hold_reason=price_mismatch&limit=500")
+    code, page, _ = await admin.get(
+        "/v1/orders?status=on_hold&order_by=priority&hold_reason=price_mismatch&limit=500"
+    )
     assert code == 200, page
     ids = [o["order_id"] for o in page["items"]]
     assert mispriced["order_id"] in ids and blocked["order_id"] not in ids

@@ -30,13 +30,24 @@ async def test_each_process_serves_its_metrics(stack, shop, warehouse_operator, 
 
     sku = f"E2E-{uuid.uuid4().hex[:8].upper()}"
     header = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
-    await admin.post("/v1/admin/import/products", data=header + f"{sku},M,5.00,USD,false,1,1,1,active\n",
-                     headers={"Content-Type": "text/csv"})
-    await admin.post("/v1/admin/import/stock", data=f"sku,warehouse,on_hand\n{sku},WH-CHI,5\n",
-                     headers={"Content-Type": "text/csv"})
+    await admin.post(
+        "/v1/admin/import/products",
+        data=header + f"{sku},M,5.00,USD,false,1,1,1,active\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    await admin.post(
+        "/v1/admin/import/stock",
+        data=f"sku,warehouse,on_hand\n{sku},WH-CHI,5\n",
+        headers={"Content-Type": "text/csv"},
+    )
     code, created, _ = await shop.post(
-        "/v1/orders", json={"external_ref": "M-1", "customer_id": "C0001", "payment_terms": "NET30",
-                            "lines": [{"sku": sku, "quantity": 1, "unit_price": "5.00"}]},
+        "/v1/orders",
+        json={
+            "external_ref": "M-1",
+            "customer_id": "C0001",
+            "payment_terms": "NET30",
+            "lines": [{"sku": sku, "quantity": 1, "unit_price": "5.00"}],
+        },
         headers={"Idempotency-Key": uuid.uuid4().hex},
     )
     assert code == 201, created
@@ -47,8 +58,12 @@ async def test_each_process_serves_its_metrics(stack, shop, warehouse_operator, 
         return body["items"][0]["shipment_id"] if body["items"] else None
 
     sid = await eventually(shipment)
-    for step in ({"type": "picked"}, {"type": "packed"},
-                 {"type": "shipped", "carrier": "UPS", "tracking_number": "1Z"}, {"type": "delivered"}):
+    for step in (
+        {"type": "picked"},
+        {"type": "packed"},
+        {"type": "shipped", "carrier": "UPS", "tracking_number": "1Z"},
+        {"type": "delivered"},
+    ):
         assert (await warehouse_operator.post(f"/v1/shipments/{sid}/events", json=step))[0] == 200
 
     async def completed():

@@ -43,7 +43,9 @@ def counters(text: str) -> dict[str, float]:
         "units_filled": value(text, "orderdesk_order_units_first_allocated_total", outcome="filled"),
         "hold_price_mismatch": value(text, "orderdesk_order_hold_reasons_total", reason="price_mismatch"),
         "cancel_out_of_stock": value(text, "orderdesk_order_cancellations_total", reason="out_of_stock"),
-        "cancelled_units_out_of_stock": value(text, "orderdesk_order_units_cancelled_total", reason="out_of_stock"),
+        "cancelled_units_out_of_stock": value(
+            text, "orderdesk_order_units_cancelled_total", reason="out_of_stock"
+        ),
         "delivered_units": value(text, "orderdesk_order_units_delivered_total"),
         "returned_damaged": value(text, "orderdesk_order_units_returned_total", reason="damaged"),
     }
@@ -80,12 +82,19 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
         await ship_everything(shop, warehouse_operator, created["order_id"], eventually)
         await wait_status(shop, created["order_id"], "completed", eventually)
         delivered.append(created["order_id"])
-    code, rma, _ = await shop.post(f"/v1/orders/{delivered[1]}/returns", json={
-        "lines": [{"sku": ok_sku, "quantity": 1, "reason": "damaged: crushed box"}], "resolution": "refund"})
+    code, rma, _ = await shop.post(
+        f"/v1/orders/{delivered[1]}/returns",
+        json={
+            "lines": [{"sku": ok_sku, "quantity": 1, "reason": "damaged: crushed box"}],
+            "resolution": "refund",
+        },
+    )
     assert code == 201, rma
     assert (await warehouse_operator.post(f"/v1/returns/{rma['rma_id']}/receive"))[0] == 200
-    code, body, _ = await warehouse_operator.post(f"/v1/returns/{rma['rma_id']}/inspect", json={
-        "lines": [{"sku": ok_sku, "quantity": 1, "outcome": "restock"}]})
+    code, body, _ = await warehouse_operator.post(
+        f"/v1/returns/{rma['rma_id']}/inspect",
+        json={"lines": [{"sku": ok_sku, "quantity": 1, "outcome": "restock"}]},
+    )
     assert code == 200 and body["status"] == "refunded", body
 
     async def returned_on_order():
@@ -101,8 +110,9 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     assert code == 201 and created["status"] == "confirmed", created
     short = await wait_status(shop, created["order_id"], "scheduled", eventually)
     assert [x["allocated_quantity"] for x in short["lines"]] == [1, 2], short["lines"]
-    code, cancelled, _ = await shop.post(f"/v1/orders/{created['order_id']}/cancel",
-                                         json={"reason": "out_of_stock: cannot wait"})
+    code, cancelled, _ = await shop.post(
+        f"/v1/orders/{created['order_id']}/cancel", json={"reason": "out_of_stock: cannot wait"}
+    )
     assert code == 200 and cancelled["status"] == "cancelled", cancelled
 
     # 4. held: the price differs from the customer's.
@@ -120,17 +130,28 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     assert t["order_value"] == [{"currency": "USD", "amount": "69.00"}]
     # First reservations: order 1 (2 of 2), order 2 (3 of 3), order 3 (1 of 1 and 2 of 5); the held order has none.
     # Lines 3 of 4 filled; units 2 + 3 + 1 + 2 = 8 of 2 + 3 + 1 + 5 = 11.
-    assert (t["lines_first_allocated"], t["lines_filled"], t["units_first_allocated"], t["units_filled"]) == (4, 3, 11, 8)
+    assert (t["lines_first_allocated"], t["lines_filled"], t["units_first_allocated"], t["units_filled"]) == (
+        4,
+        3,
+        11,
+        8,
+    )
     assert t["line_fill_rate"] == 0.75 and t["unit_fill_rate"] == pytest.approx(8 / 11)
     # Both delivered orders arrived by the promised date.
     assert (t["orders_delivered"], t["orders_on_time"], t["on_time_rate"]) == (2, 2, 1.0)
-    assert (t["orders_cancelled"], t["cancellation_rate"], t["orders_held"], t["hold_rate"]) == (1, 0.25, 1, 0.25)
+    assert (t["orders_cancelled"], t["cancellation_rate"], t["orders_held"], t["hold_rate"]) == (
+        1,
+        0.25,
+        1,
+        0.25,
+    )
     assert report["holds_by_reason"] == [{"reason": "price_mismatch", "orders": 1, "units": 0}]
     assert report["cancellations_by_reason"] == [{"reason": "out_of_stock", "orders": 1, "units": 6}]
     # Cancelled 5 of the 5 scarce units ordered, 1 of the 2 + 3 + 1 + 1 = 7 others.
     assert report["cancellations_by_sku"] == [
         {"sku": scarce_sku, "units": 5, "base_units": 5, "rate": 1.0},
-        {"sku": ok_sku, "units": 1, "base_units": 7, "rate": pytest.approx(1 / 7)}]
+        {"sku": ok_sku, "units": 1, "base_units": 7, "rate": pytest.approx(1 / 7)},
+    ]
     # Sold (not cancelled or rejected): 2 + 3 + 1 (held) = 6 units for 10 + 15 + 4 = 29.00.
     assert report["best_sellers"] == [{"sku": ok_sku, "currency": "USD", "units": 6, "value": "29.00"}]
     # Returned 1 of the 2 + 3 = 5 units delivered.
@@ -141,14 +162,17 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     assert [stages[s]["count"] for s in STAGES] == [3, 2, 2, 2]
     assert stages["received_to_confirmed"]["average_seconds"] == pytest.approx(0, abs=0.01)
     assert 0 < stages["received_to_delivered"]["average_seconds"] < (end - start).total_seconds()
-    assert stages["received_to_delivered"]["p90_seconds"] >= stages["received_to_delivered"]["average_seconds"]
+    assert (
+        stages["received_to_delivered"]["p90_seconds"] >= stages["received_to_delivered"]["average_seconds"]
+    )
 
     # Grouped by channel and by customer: one group each (api, this test's customer), equal to the total.
     for group_by, key in (("channel", "api"), ("customer", CUSTOMER)):
         code, grouped, _ = await admin.get(f"/v1/reports/kpis?{query}&group_by={group_by}")
         assert code == 200 and [g["key"] for g in grouped["groups"]] == [key], grouped
         assert {k: v for k, v in grouped["groups"][0].items() if k != "key"} == {
-            k: v for k, v in t.items() if k != "key"}
+            k: v for k, v in t.items() if k != "key"
+        }
 
     # The SRE's counters moved by exactly the report's figures.
     async def metrics_caught_up():
@@ -161,18 +185,28 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     assert (moved["completed"], moved["on_time"]) == (t["orders_delivered"], t["orders_on_time"])
     assert (moved["lines"], moved["lines_filled"]) == (t["lines_first_allocated"], t["lines_filled"])
     assert (moved["units"], moved["units_filled"]) == (t["units_first_allocated"], t["units_filled"])
-    assert (moved["hold_price_mismatch"], moved["cancel_out_of_stock"], moved["cancelled_units_out_of_stock"]) == (1, 1, 6)
+    assert (
+        moved["hold_price_mismatch"],
+        moved["cancel_out_of_stock"],
+        moved["cancelled_units_out_of_stock"],
+    ) == (1, 1, 6)
     assert (moved["delivered_units"], moved["returned_damaged"]) == (5, 1)
     for stage in STAGES:
         assert moved[f"{stage}_count"] == stages[stage]["count"], stage
-        assert moved[f"{stage}_sum"] == pytest.approx(stages[stage]["average_seconds"] * stages[stage]["count"],
-                                                      abs=1e-3), stage
+        assert moved[f"{stage}_sum"] == pytest.approx(
+            stages[stage]["average_seconds"] * stages[stage]["count"], abs=1e-3
+        ), stage
 
     # The CLI's CSV for spreadsheets says the same.
     env = {**os.environ, **stack.env(), "ORDERDESK_API_KEY": "demo-admin-key"}
-    done = await asyncio.to_thread(subprocess.run, [
-        sys.executable, "-m", "cli", "report", "--from", rfc3339(start), "--to", rfc3339(end), "--csv"],
-        env=env, capture_output=True, text=True, timeout=60)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "cli", "report", "--from", rfc3339(start), "--to", rfc3339(end), "--csv"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     cells = {(r["section"], r["group"], r["item"], r["figure"]): r["value"] for r in rows}
@@ -186,9 +220,14 @@ async def test_report_figures_match_a_scripted_history(stack, shop, warehouse_op
     assert cells[("holds_by_reason", "", "price_mismatch", "orders")] == "1"
     assert cells[("returns_by_sku", "", ok_sku, "rate")] == "0.2"
     assert cells[("cycle_time", "", "shipped_to_delivered", "count")] == "2"
-    people = await asyncio.to_thread(subprocess.run, [
-        sys.executable, "-m", "cli", "report", "--from", rfc3339(start), "--to", rfc3339(end)],
-        env=env, capture_output=True, text=True, timeout=60)
+    people = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "cli", "report", "--from", rfc3339(start), "--to", rfc3339(end)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert people.returncode == 0 and "75.0% (3/4)" in people.stdout, people.stdout + people.stderr
 
 

@@ -26,9 +26,15 @@ FEED_SECONDS = 2.0
 async def short_window(tmp_path_factory):
     """Its own NATS, so its durable consumers never share work with another suite's."""
     nats = LocalNats(tmp_path_factory.mktemp("retention-nats")).start()
-    suite = Stack(data_dir=tmp_path_factory.mktemp("retention"), nats_url=nats.url, extra_env={
-        **WEBHOOK_ENV, "ORDERDESK_RETENTION_FEED_DAYS": repr(FEED_SECONDS / 86400),
-        "ORDERDESK_RETENTION_INTERVAL_SECONDS": "0.5"})
+    suite = Stack(
+        data_dir=tmp_path_factory.mktemp("retention"),
+        nats_url=nats.url,
+        extra_env={
+            **WEBHOOK_ENV,
+            "ORDERDESK_RETENTION_FEED_DAYS": repr(FEED_SECONDS / 86400),
+            "ORDERDESK_RETENTION_INTERVAL_SECONDS": "0.5",
+        },
+    )
     try:
         await asyncio.to_thread(suite.start)
         await asyncio.to_thread(suite.load_demo_data)
@@ -42,14 +48,20 @@ async def test_a_feed_cursor_older_than_the_window_answers_clearly(short_window)
     headers = {"Authorization": f"Bearer {KEYS['shop']}"}
     base = short_window.gateway_url
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+
         async def events(after: int):
             async with http.get(f"{base}/v1/events", params={"after": after}, headers=headers) as resp:
                 return resp.status, await resp.json(content_type=None)
 
-        body = {"external_ref": f"PO-{uuid.uuid4().hex[:8]}", "customer_id": "C0001", "payment_terms": "NET30",
-                "lines": [{"sku": "BRK-001", "quantity": 1, "unit_price": "31.57"}]}
-        async with http.post(f"{base}/v1/orders", json=body,
-                             headers={**headers, "Idempotency-Key": uuid.uuid4().hex}) as resp:
+        body = {
+            "external_ref": f"PO-{uuid.uuid4().hex[:8]}",
+            "customer_id": "C0001",
+            "payment_terms": "NET30",
+            "lines": [{"sku": "BRK-001", "quantity": 1, "unit_price": "31.57"}],
+        }
+        async with http.post(
+            f"{base}/v1/orders", json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}
+        ) as resp:
             assert resp.status in (200, 201), await resp.text()
             order_id = (await resp.json())["order_id"]
 
@@ -76,8 +88,16 @@ async def test_a_feed_cursor_older_than_the_window_answers_clearly(short_window)
         assert status == 200 and page["events"] == [] and page["next_after"] == head
 
     metrics = await asyncio.to_thread(
-        lambda: urllib.request.urlopen(f"http://127.0.0.1:{short_window.metrics_ports['notifier']}/metrics",
-                                       timeout=5).read().decode())
-    found = re.search(r'orderdesk_retention_pruned_total\{service="notifier",what="feed"\} ([0-9.e+]+)', metrics)
+        lambda: (
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{short_window.metrics_ports['notifier']}/metrics", timeout=5
+            )
+            .read()
+            .decode()
+        )
+    )
+    found = re.search(
+        r'orderdesk_retention_pruned_total\{service="notifier",what="feed"\} ([0-9.e+]+)', metrics
+    )
     assert found and float(found.group(1)) >= len(first_page["events"])
     assert 'orderdesk_retention_pass_seconds_count{service="notifier",what="feed"}' in metrics

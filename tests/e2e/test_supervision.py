@@ -60,8 +60,12 @@ async def own_stack(nats_url, tmp_path_factory):
 
 async def _place_until_accepted(session, gateway: str, key: str, stop_after: float = 90) -> tuple[str, int]:
     """A partner's client: the same Idempotency-Key again after any failure, until it is accepted."""
-    body = {"external_ref": f"PO-{key[:10]}", "customer_id": "C0001", "payment_terms": "NET30",
-            "lines": [{"sku": "BRK-001", "quantity": 1, "unit_price": "31.57"}]}
+    body = {
+        "external_ref": f"PO-{key[:10]}",
+        "customer_id": "C0001",
+        "payment_terms": "NET30",
+        "lines": [{"sku": "BRK-001", "quantity": 1, "unit_price": "31.57"}],
+    }
     headers = {"Authorization": f"Bearer {KEYS['shop']}", "Idempotency-Key": key}
     failures = 0
     deadline = asyncio.get_running_loop().time() + stop_after
@@ -99,7 +103,9 @@ async def test_killed_processes_come_back_and_retrying_partners_lose_nothing(own
                 while not kills_done.is_set():  # a steady stream of orders for as long as processes die
                     batch = [uuid.uuid4().hex for _ in range(4)]
                     keys.extend(batch)
-                    results += await asyncio.gather(*(_place_until_accepted(session, gateway, k) for k in batch))
+                    results += await asyncio.gather(
+                        *(_place_until_accepted(session, gateway, k) for k in batch)
+                    )
                 return results
 
             load = asyncio.create_task(partners())

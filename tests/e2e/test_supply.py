@@ -23,16 +23,24 @@ def new_sku(prefix: str = "SUP") -> str:
 async def add_product(admin, sku: str, *, make_to_order: bool = False, lead_time_days: int = 3) -> None:
     status, body, _ = await admin.post(
         "/v1/admin/import/products",
-        data=HEADER + f"{sku},Supply part {sku},10.00,USD,{str(make_to_order).lower()},{lead_time_days},1,1,active\n",
+        data=HEADER
+        + f"{sku},Supply part {sku},10.00,USD,{str(make_to_order).lower()},{lead_time_days},1,1,active\n",
         headers={"Content-Type": "text/csv"},
     )
     assert status == 200, body
 
 
 async def submit(partner, sku: str, quantity: int, **extra) -> str:
-    body = {"external_ref": f"PO-{uuid.uuid4().hex[:8]}", "customer_id": CUSTOMER, "payment_terms": "NET30",
-            "lines": [{"sku": sku, "quantity": quantity, "unit_price": "10.00"}], **extra}
-    status, answer, _ = await partner.post("/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+    body = {
+        "external_ref": f"PO-{uuid.uuid4().hex[:8]}",
+        "customer_id": CUSTOMER,
+        "payment_terms": "NET30",
+        "lines": [{"sku": sku, "quantity": quantity, "unit_price": "10.00"}],
+        **extra,
+    }
+    status, answer, _ = await partner.post(
+        "/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+    )
     assert status == 201, answer
     return answer["order_id"]
 
@@ -50,7 +58,9 @@ def days_from_today(date: str) -> int:
     return (dt.date.fromisoformat(date) - dt.datetime.now(dt.UTC).date()).days
 
 
-async def test_a_receipt_fills_the_higher_priority_backorder_and_leaves_the_other_scheduled(shop, admin, eventually):
+async def test_a_receipt_fills_the_higher_priority_backorder_and_leaves_the_other_scheduled(
+    shop, admin, eventually
+):
     sku = new_sku()
     await add_product(admin, sku, lead_time_days=3)
     normal = await submit(shop, sku, 5)
@@ -59,7 +69,9 @@ async def test_a_receipt_fills_the_higher_priority_backorder_and_leaves_the_othe
     second = await wait_status(shop, urgent, "scheduled", eventually)
     assert second["priority"] > first["priority"]
     assert first["lines"][0]["allocated_quantity"] == 0 == second["lines"][0]["allocated_quantity"]
-    assert first["expected_delivery_date"] and second["expected_delivery_date"]  # a run is planned (lead 3 days)
+    assert (
+        first["expected_delivery_date"] and second["expected_delivery_date"]
+    )  # a run is planned (lead 3 days)
 
     receipt = {"warehouse": "WH-HAM", "sku": sku, "quantity": 5, "reference": f"GRN-{uuid.uuid4().hex[:8]}"}
     status, body, _ = await admin.post("/v1/admin/receipts", json=receipt)
@@ -82,25 +94,35 @@ async def test_a_receipt_fills_the_higher_priority_backorder_and_leaves_the_othe
     assert status == 422 and any(e["field"].endswith("quantity") for e in body["errors"]), body
 
     # the next receipt covers the other order: it moves on by itself
-    status, body, _ = await admin.post("/v1/admin/receipts", json={**receipt, "reference": f"GRN-{uuid.uuid4().hex[:8]}"})
+    status, body, _ = await admin.post(
+        "/v1/admin/receipts", json={**receipt, "reference": f"GRN-{uuid.uuid4().hex[:8]}"}
+    )
     assert status == 200, body
     await wait_status(shop, normal, "allocated", eventually)
 
 
-async def test_a_make_to_order_product_is_scheduled_with_its_production_date_then_made(shop, admin, eventually):
+async def test_a_make_to_order_product_is_scheduled_with_its_production_date_then_made(
+    shop, admin, eventually
+):
     sku = new_sku("MTO")
     await add_product(admin, sku, make_to_order=True, lead_time_days=10)
     order_id = await submit(shop, sku, 2)
     order = await wait_status(shop, order_id, "scheduled", eventually)
     assert days_from_today(order["expected_ship_date"]) in (10, 11)
     # made into the warehouse nearest the customer (WH-HAM for FR: 6 days international)
-    assert days_from_today(order["expected_delivery_date"]) - days_from_today(order["expected_ship_date"]) == 6
+    assert (
+        days_from_today(order["expected_delivery_date"]) - days_from_today(order["expected_ship_date"]) == 6
+    )
     assert "expected delivery" in order["history"][-1]["reason"]
 
     status, runs, _ = await admin.get(f"/v1/admin/production?sku={sku}&status=open")
     assert status == 200 and len(runs["items"]) == 1, runs
     run = runs["items"][0]
-    assert (run["warehouse"], run["quantity"], run["expected_date"]) == ("WH-HAM", 2, order["expected_ship_date"])
+    assert (run["warehouse"], run["quantity"], run["expected_date"]) == (
+        "WH-HAM",
+        2,
+        order["expected_ship_date"],
+    )
 
     status, done, _ = await admin.post(f"/v1/admin/production/{run['production_id']}/complete")
     assert status == 200 and done["status"] == "completed", done
@@ -110,16 +132,22 @@ async def test_a_make_to_order_product_is_scheduled_with_its_production_date_the
     assert status == 200 and again["status"] == "completed"  # a repeat receives nothing twice
     status, level, _ = await admin.get(f"/v1/inventory/{sku}")
     assert status == 200 and level["warehouses"] == [
-        {"warehouse": "WH-HAM", "on_hand": 2, "reserved": 2, "available": 0}]
+        {"warehouse": "WH-HAM", "on_hand": 2, "reserved": 2, "available": 0}
+    ]
     status, body, _ = await admin.post("/v1/admin/production/PRD-unknown/complete")
     assert status == 404, body
 
 
-async def test_available_to_promise_answers_partners_with_the_orders_scope(shop, admin, warehouse_operator, eventually):
+async def test_available_to_promise_answers_partners_with_the_orders_scope(
+    shop, admin, warehouse_operator, eventually
+):
     sku = new_sku("ATP")
     await add_product(admin, sku, lead_time_days=5)
-    status, body, _ = await admin.post("/v1/admin/import/stock", data=f"sku,warehouse,on_hand\n{sku},WH-CHI,4\n",
-                                       headers={"Content-Type": "text/csv"})
+    status, body, _ = await admin.post(
+        "/v1/admin/import/stock",
+        data=f"sku,warehouse,on_hand\n{sku},WH-CHI,4\n",
+        headers={"Content-Type": "text/csv"},
+    )
     assert status == 200, body
     order_id = await submit(shop, sku, 6)  # takes 4, misses 2: a run of 2 in 5 days
     await wait_status(shop, order_id, "scheduled", eventually)
@@ -128,8 +156,10 @@ async def test_available_to_promise_answers_partners_with_the_orders_scope(shop,
     assert status == 200, atp
     assert (atp["available_now"], atp["backordered"], atp["in_production"]) == (0, 2, 2)
     assert [d["quantity"] for d in atp["dates"]] == [0, 0]  # everything coming is promised already
-    status, body, _ = await admin.post("/v1/admin/receipts", json={
-        "warehouse": "WH-SHA", "sku": sku, "quantity": 10, "reference": f"GRN-{uuid.uuid4().hex[:8]}"})
+    status, body, _ = await admin.post(
+        "/v1/admin/receipts",
+        json={"warehouse": "WH-SHA", "sku": sku, "quantity": 10, "reference": f"GRN-{uuid.uuid4().hex[:8]}"},
+    )
     assert status == 200, body
     await wait_status(shop, order_id, "allocated", eventually)
     status, atp, _ = await shop.get(f"/v1/inventory/{sku}/atp")
@@ -144,7 +174,9 @@ async def test_available_to_promise_answers_partners_with_the_orders_scope(shop,
     assert status == 404, body
 
 
-async def test_the_cli_receives_lists_completes_and_answers_atp(stack, shop, admin, eventually, monkeypatch, capsys):
+async def test_the_cli_receives_lists_completes_and_answers_atp(
+    stack, shop, admin, eventually, monkeypatch, capsys
+):
     import cli.main as cli
 
     sku = new_sku("CLI")
@@ -167,11 +199,31 @@ async def test_the_cli_receives_lists_completes_and_answers_atp(stack, shop, adm
     code, out, _ = await run("supply", "complete", run_["production_id"])
     assert code == 0 and "completed: 3 x" in out
     await wait_status(shop, order_id, "allocated", eventually)
-    code, out, _ = await run("supply", "receive", "--warehouse", "WH-CHI", "--sku", sku, "--quantity", "2",
-                             "--reference", f"GRN-{uuid.uuid4().hex[:8]}")
+    code, out, _ = await run(
+        "supply",
+        "receive",
+        "--warehouse",
+        "WH-CHI",
+        "--sku",
+        sku,
+        "--quantity",
+        "2",
+        "--reference",
+        f"GRN-{uuid.uuid4().hex[:8]}",
+    )
     assert code == 0 and "WH-CHI" in out
-    code, _, err = await run("supply", "receive", "--warehouse", "WH-NOPE", "--sku", sku, "--quantity", "2",
-                             "--reference", f"GRN-{uuid.uuid4().hex[:8]}")
+    code, _, err = await run(
+        "supply",
+        "receive",
+        "--warehouse",
+        "WH-NOPE",
+        "--sku",
+        sku,
+        "--quantity",
+        "2",
+        "--reference",
+        f"GRN-{uuid.uuid4().hex[:8]}",
+    )
     assert code == 1 and "warehouse" in err
     monkeypatch.setenv("ORDERDESK_API_KEY", "demo-shop-key")
     code, _, err = await run("supply", "complete", run_["production_id"])

@@ -28,7 +28,7 @@ class Receiver:
 
     def __init__(self):
         self.secrets: dict[str, str] = {}
-        self.got: dict[str, list[dict]] = defaultdict(list)   # 2xx-answered requests per name
+        self.got: dict[str, list[dict]] = defaultdict(list)  # 2xx-answered requests per name
         self.requests: dict[str, int] = defaultdict(int)
         self.bad_signatures: list[str] = []
         self.runner = None
@@ -72,10 +72,14 @@ async def receiver():
     await r.stop()
 
 
-async def register(partner, receiver: Receiver, mode: str, event_types=("*",), base: str | None = None) -> dict:
+async def register(
+    partner, receiver: Receiver, mode: str, event_types=("*",), base: str | None = None
+) -> dict:
     name = f"{mode}-{uuid.uuid4().hex[:8]}"
-    code, body, _ = await partner.post("/v1/webhooks", json={"url": f"{base or receiver.base}/{mode}/{name}",
-                                                             "event_types": list(event_types)})
+    code, body, _ = await partner.post(
+        "/v1/webhooks",
+        json={"url": f"{base or receiver.base}/{mode}/{name}", "event_types": list(event_types)},
+    )
     assert code == 201, body
     receiver.secrets[name] = body["secret"]
     body["name"] = name
@@ -86,19 +90,32 @@ async def register(partner, receiver: Receiver, mode: str, event_types=("*",), b
 async def new_product(admin) -> str:
     sku = f"HOOK-{uuid.uuid4().hex[:8].upper()}"
     header = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
-    code, body, _ = await admin.post("/v1/admin/import/products", data=header + f"{sku},Hook part,10.00,USD,false,3,1,1,active\n",
-                                     headers={"Content-Type": "text/csv"})
+    code, body, _ = await admin.post(
+        "/v1/admin/import/products",
+        data=header + f"{sku},Hook part,10.00,USD,false,3,1,1,active\n",
+        headers={"Content-Type": "text/csv"},
+    )
     assert code == 200, body
-    code, body, _ = await admin.post("/v1/admin/import/stock", data=f"sku,warehouse,on_hand\n{sku},WH-CHI,50\n",
-                                     headers={"Content-Type": "text/csv"})
+    code, body, _ = await admin.post(
+        "/v1/admin/import/stock",
+        data=f"sku,warehouse,on_hand\n{sku},WH-CHI,50\n",
+        headers={"Content-Type": "text/csv"},
+    )
     assert code == 200, body
     return sku
 
 
 async def submit(shop, sku: str) -> str:
-    code, body, _ = await shop.post("/v1/orders", json={
-        "external_ref": f"PO-{uuid.uuid4().hex[:6]}", "customer_id": CUSTOMER, "payment_terms": "NET30",
-        "lines": [{"sku": sku, "quantity": 2, "unit_price": "10.00"}]}, headers={"Idempotency-Key": uuid.uuid4().hex})
+    code, body, _ = await shop.post(
+        "/v1/orders",
+        json={
+            "external_ref": f"PO-{uuid.uuid4().hex[:6]}",
+            "customer_id": CUSTOMER,
+            "payment_terms": "NET30",
+            "lines": [{"sku": sku, "quantity": 2, "unit_price": "10.00"}],
+        },
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
     assert code == 201 and body["status"] == "confirmed", body
     return body["order_id"]
 
@@ -109,9 +126,12 @@ async def ship_and_deliver(shop, operator, order_id: str, eventually) -> None:
         return body["items"] if code == 200 and body["items"] else None
 
     for shipment in await eventually(shipments):
-        for step in ({"type": "picked"}, {"type": "packed"},
-                     {"type": "shipped", "carrier": "DHL", "tracking_number": f"TRK{uuid.uuid4().hex[:6]}"},
-                     {"type": "delivered"}):
+        for step in (
+            {"type": "picked"},
+            {"type": "packed"},
+            {"type": "shipped", "carrier": "DHL", "tracking_number": f"TRK{uuid.uuid4().hex[:6]}"},
+            {"type": "delivered"},
+        ):
             code, body, _ = await operator.post(f"/v1/shipments/{shipment['shipment_id']}/events", json=step)
             assert code == 200, body
 
@@ -145,15 +165,17 @@ async def feed_of_order(partner, order_id: str, wanted_last: str, eventually, pr
 
 
 async def deliveries(partner, webhook_id: str, status: str = "") -> list[dict]:
-    code, page, _ = await partner.get(f"/v1/webhooks/{webhook_id}/deliveries?limit=200"
-                                      + (f"&status={status}" if status else ""))
+    code, page, _ = await partner.get(
+        f"/v1/webhooks/{webhook_id}/deliveries?limit=200" + (f"&status={status}" if status else "")
+    )
     assert code == 200, page
     return page["items"]
 
 
 # --- the tests -----------------------------------------------------------------------------------
 async def test_a_receiver_gets_every_event_of_an_order_in_order_with_valid_signatures(
-        shop, warehouse_operator, admin, receiver, eventually):
+    shop, warehouse_operator, admin, receiver, eventually
+):
     hook = await register(shop, receiver, "ok")
     assert hook["secret"].startswith("whsec_") and hook["status"] == "active"
     sku = await new_product(admin)
@@ -169,10 +191,18 @@ async def test_a_receiver_gets_every_event_of_an_order_in_order_with_valid_signa
     assert [g["body"] for g in got] == feed  # the same documents, in the same order
     assert [g["body"]["order_sequence"] for g in got] == list(range(1, len(feed) + 1))
     types = [g["body"]["type"] for g in got]
-    for expected in ("order.received", "order.confirmed", "order.allocated", "shipment.shipped",
-                     "shipment.delivered", "order.completed"):
+    for expected in (
+        "order.received",
+        "order.confirmed",
+        "order.allocated",
+        "shipment.shipped",
+        "shipment.delivered",
+        "order.completed",
+    ):
         assert expected in types, types
-    assert types.index("order.received") == 0 and types.index("shipment.shipped") < types.index("shipment.delivered")
+    assert types.index("order.received") == 0 and types.index("shipment.shipped") < types.index(
+        "shipment.delivered"
+    )
     shipped = next(g["body"] for g in got if g["body"]["type"] == "shipment.shipped")
     assert shipped["carrier"] == "DHL" and shipped["tracking_number"].startswith("TRK")
     headers = got[0]["headers"]
@@ -187,7 +217,9 @@ async def test_a_receiver_gets_every_event_of_an_order_in_order_with_valid_signa
     assert code == 200 and "secret" not in one and one["cursor_sequence"] >= feed[-1]["sequence"]
 
 
-async def test_a_receiver_failing_twice_gets_each_event_exactly_once_after_retries(shop, admin, receiver, eventually):
+async def test_a_receiver_failing_twice_gets_each_event_exactly_once_after_retries(
+    shop, admin, receiver, eventually
+):
     hook = await register(shop, receiver, "flaky", ["order.*"])
     order_id = await submit(shop, await new_product(admin))
     feed = await feed_of_order(shop, order_id, "order.allocated", eventually, "order.")
@@ -225,8 +257,12 @@ async def test_a_dead_receivers_deliveries_are_parked_and_replayed_when_it_is_ba
         return found if len(found) >= len(feed) else None
 
     found = await eventually(parked)
-    assert all(len(d["attempt_log"]) == 4 and d["attempt_log"][-1]["status_code"] is None
-               and d["attempt_log"][-1]["error"] for d in found)
+    assert all(
+        len(d["attempt_log"]) == 4
+        and d["attempt_log"][-1]["status_code"] is None
+        and d["attempt_log"][-1]["error"]
+        for d in found
+    )
     code, endpoint, _ = await shop.get(f"/v1/webhooks/{hook['id']}")
     assert endpoint["parked_deliveries"] >= len(feed) and endpoint["status"] == "active"
 
@@ -235,15 +271,19 @@ async def test_a_dead_receivers_deliveries_are_parked_and_replayed_when_it_is_ba
         first = min(found, key=lambda d: d["sequence"])
         code, replayed, _ = await shop.post(f"/v1/webhooks/{hook['id']}/deliveries/{first['id']}/replay")
         assert code == 200 and replayed["status"] == "pending" and replayed["attempts"] == 0, replayed
-        code, answer, _ = await shop.post(f"/v1/webhooks/{hook['id']}/replay", json={
-            "from_sequence": first["sequence"] + 1, "to_sequence": max(d["sequence"] for d in found)})
+        code, answer, _ = await shop.post(
+            f"/v1/webhooks/{hook['id']}/replay",
+            json={"from_sequence": first["sequence"] + 1, "to_sequence": max(d["sequence"] for d in found)},
+        )
         assert code == 200 and answer["replayed"] >= len(found) - 1, answer
 
         async def all_back():
             return len(back.of_order(hook["name"], order_id)) >= len(feed)
 
         await eventually(all_back)
-        assert [g["body"]["id"] for g in back.of_order(hook["name"], order_id)][: len(feed)] == [e["id"] for e in feed]
+        assert [g["body"]["id"] for g in back.of_order(hook["name"], order_id)][: len(feed)] == [
+            e["id"] for e in feed
+        ]
         assert not back.bad_signatures
 
         async def all_recorded():  # the answer is recorded just after the receiver has it
@@ -279,7 +319,9 @@ async def test_a_410_disables_only_its_endpoint(shop, admin, receiver, eventuall
     assert receiver.requests[gone["name"]] == sent_to_gone  # nothing more went to the retired endpoint
     code, other, _ = await shop.get(f"/v1/webhooks/{fine['id']}")
     assert other["status"] == "active"
-    code, body, _ = await shop.post(f"/v1/webhooks/{gone['id']}/replay", json={"from_sequence": 1, "to_sequence": 2})
+    code, body, _ = await shop.post(
+        f"/v1/webhooks/{gone['id']}/replay", json={"from_sequence": 1, "to_sequence": 2}
+    )
     assert code == 409 and body["rule"] == "endpoint_disabled", body
 
 
@@ -311,10 +353,15 @@ async def test_the_feed_resumes_from_a_sequence_long_polls_and_streams(shop, adm
     assert {e["sequence"] for e in feed[1:]} <= set(got)
 
     # Server-Sent Events, resumed with Last-Event-ID: the next entries with their sequence as id.
-    headers = {"Authorization": f"Bearer {shop.key}", "Accept": "text/event-stream", "Last-Event-ID": str(resume_from)}
+    headers = {
+        "Authorization": f"Bearer {shop.key}",
+        "Accept": "text/event-stream",
+        "Last-Event-ID": str(resume_from),
+    }
     seen: list[tuple[int, str, dict]] = []
-    async with http.get(f"{stack.gateway_url}/v1/events", headers=headers,
-                        timeout=aiohttp.ClientTimeout(total=20)) as resp:
+    async with http.get(
+        f"{stack.gateway_url}/v1/events", headers=headers, timeout=aiohttp.ClientTimeout(total=20)
+    ) as resp:
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
         event: dict = {}
         async for raw in resp.content:
@@ -334,14 +381,21 @@ async def test_the_feed_resumes_from_a_sequence_long_polls_and_streams(shop, adm
     assert all(s[2]["sequence"] == s[0] and s[2]["type"] == s[1] for s in seen)
 
 
-async def test_a_partner_sees_only_its_own_webhooks_deliveries_and_feed(shop, edi, warehouse_operator, admin,
-                                                                       receiver, eventually):
+async def test_a_partner_sees_only_its_own_webhooks_deliveries_and_feed(
+    shop, edi, warehouse_operator, admin, receiver, eventually
+):
     hook = await register(shop, receiver, "ok", ["order.confirmed"])
     order_id = await submit(shop, await new_product(admin))
     await feed_of_order(shop, order_id, "order.allocated", eventually)
     base = f"/v1/webhooks/{hook['id']}"
-    for method, path in (("GET", base), ("DELETE", base), ("POST", f"{base}/pause"), ("POST", f"{base}/resume"),
-                         ("POST", f"{base}/rotate-secret"), ("GET", f"{base}/deliveries")):
+    for method, path in (
+        ("GET", base),
+        ("DELETE", base),
+        ("POST", f"{base}/pause"),
+        ("POST", f"{base}/resume"),
+        ("POST", f"{base}/rotate-secret"),
+        ("GET", f"{base}/deliveries"),
+    ):
         code, body, _ = await edi.request(method, path)
         assert code == 404, (method, path, body)
     code, body, _ = await edi.post(f"{base}/replay", json={"from_sequence": 1, "to_sequence": 5})
@@ -377,5 +431,7 @@ async def test_bad_webhook_input_names_the_field(shop):
         assert field in [e["field"] for e in body["errors"]], (payload, body)
     code, body, _ = await shop.get("/v1/webhooks/whe_nope/deliveries?status=lost")
     assert code == 422 and body["errors"][0]["field"] == "status"
-    code, body, _ = await shop.post("/v1/webhooks/whe_nope/replay", json={"from_sequence": 0, "to_sequence": 1})
+    code, body, _ = await shop.post(
+        "/v1/webhooks/whe_nope/replay", json={"from_sequence": 0, "to_sequence": 1}
+    )
     assert code == 422 and body["errors"][0]["field"] == "from_sequence"

@@ -43,23 +43,26 @@ ALLOCATED = ("allocated", "partially_shipped", "shipped", "completed")
 
 @dataclass
 class Outcome:
-    before: int = 0                                        # orders acknowledged before the point
-    after: int = 0                                         # ... after it
-    lost_before: list[str] = field(default_factory=list)   # a defect: acknowledged before the point, gone
+    before: int = 0  # orders acknowledged before the point
+    after: int = 0  # ... after it
+    lost_before: list[str] = field(default_factory=list)  # a defect: acknowledged before the point, gone
     expected_loss: list[str] = field(default_factory=list)  # acknowledged after the point, not in the backup
-    kept_after: int = 0                                    # acknowledged after the point, committed before it
+    kept_after: int = 0  # acknowledged after the point, committed before it
     duplicated: list[str] = field(default_factory=list)
     half_way: list[str] = field(default_factory=list)
     disagree: list[str] = field(default_factory=list)
     unpublished: dict[str, int] = field(default_factory=dict)
     rearmed: str = ""
     figures: dict[str, float] = field(default_factory=dict)
-    recovered: float = float("nan")                        # seconds for a new order to be allocated after start
+    recovered: float = float("nan")  # seconds for a new order to be allocated after start
 
     @property
     def problems(self) -> dict[str, object]:
-        found = {name: getattr(self, name) for name in ("lost_before", "duplicated", "half_way", "disagree")
-                 if getattr(self, name)}
+        found = {
+            name: getattr(self, name)
+            for name in ("lost_before", "duplicated", "half_way", "disagree")
+            if getattr(self, name)
+        }
         if any(self.unpublished.values()):
             found["unpublished"] = self.unpublished
         if self.recovered != self.recovered:
@@ -96,9 +99,13 @@ class BackupEnvironment(Environment):
             urls = postgres_databases(self.pg.url)
         # Shipping takes each allocation on its third delivery: at the backup's point some are always in
         # flight (published by orders, not yet in shipping's copy). The restored suite starts without it.
-        self.stack = Stack(data_dir=self.folder / "suite", nats_url=self.nats.url, database_urls=urls,
-                           replicas=self.replicas,
-                           extra_env={"ORDERDESK_RPC_TIMEOUT": "3", FAULT_ENV: f"{FLAKY_CONSUMER}:2"})
+        self.stack = Stack(
+            data_dir=self.folder / "suite",
+            nats_url=self.nats.url,
+            database_urls=urls,
+            replicas=self.replicas,
+            extra_env={"ORDERDESK_RPC_TIMEOUT": "3", FAULT_ENV: f"{FLAKY_CONSUMER}:2"},
+        )
         self.stack.start(timeout=180)
         self.stack.load_demo_data()
         return self
@@ -108,8 +115,13 @@ class BackupEnvironment(Environment):
         no injected failures."""
         old = self.stack
         for attempt in range(3):  # a free port picked now may be taken by another program before it binds
-            self.stack = Stack(data_dir=old.data_dir, nats_url=old.nats_url, database_urls=old.database_urls,
-                               replicas=old.replicas, extra_env={"ORDERDESK_RPC_TIMEOUT": "3"})
+            self.stack = Stack(
+                data_dir=old.data_dir,
+                nats_url=old.nats_url,
+                database_urls=old.database_urls,
+                replicas=old.replicas,
+                extra_env={"ORDERDESK_RPC_TIMEOUT": "3"},
+            )
             try:
                 self.stack.start(timeout=180)
                 return
@@ -119,12 +131,19 @@ class BackupEnvironment(Environment):
                     raise
 
     def url(self, component: str) -> str:
-        return normalize_database_url(self.stack.database_urls.get(component) or
-                                      f"sqlite+aiosqlite:///{self.stack.data_dir / (component + '.db')}")
+        return normalize_database_url(
+            self.stack.database_urls.get(component)
+            or f"sqlite+aiosqlite:///{self.stack.data_dir / (component + '.db')}"
+        )
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "cli", *args], env=self.stack.env(), cwd=ROOT,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", *args],
+            env=self.stack.env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         if done.returncode:
             raise RuntimeError(f"orderdesk {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
@@ -182,13 +201,18 @@ async def settle(env: BackupEnvironment, timeout: float) -> float:
 
 
 async def unpublished(env: BackupEnvironment) -> dict[str, int]:
-    return {s: (await query(env, s, "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"))[0]["n"]
-            for s in SERVICES}
+    return {
+        s: (await query(env, s, "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"))[0]["n"]
+        for s in SERVICES
+    }
 
 
 async def check(env: BackupEnvironment, load: TimedLoad, point: float, run: str, outcome: Outcome) -> None:
-    orders = await query(env, "orders", f"SELECT order_id, external_ref, status FROM orders "
-                                        f"WHERE external_ref LIKE 'FLT-{run}-%'")
+    orders = await query(
+        env,
+        "orders",
+        f"SELECT order_id, external_ref, status FROM orders WHERE external_ref LIKE 'FLT-{run}-%'",
+    )
     by_id = {r["order_id"]: r for r in orders}
     refs = defaultdict(int)
     for r in orders:
@@ -213,21 +237,30 @@ async def check(env: BackupEnvironment, load: TimedLoad, point: float, run: str,
             allocated[r["order_id"]][r["sku"]] = r["allocated"]
     held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     places: dict[tuple[str, str], int] = defaultdict(int)
-    for r in await query(env, "inventory", "SELECT order_id, sku, warehouse, quantity, shipped FROM reservations"):
+    for r in await query(
+        env, "inventory", "SELECT order_id, sku, warehouse, quantity, shipped FROM reservations"
+    ):
         places[(r["sku"], r["warehouse"])] += r["quantity"]
         if r["quantity"] + r["shipped"]:
             held[r["order_id"]][r["sku"]] += r["quantity"] + r["shipped"]
     for r in await query(env, "inventory", "SELECT sku, warehouse, reserved FROM stock"):
         if r["reserved"] != places[(r["sku"], r["warehouse"])]:
-            outcome.disagree.append(f"stock {r['sku']}@{r['warehouse']} says {r['reserved']} reserved, "
-                                    f"reservations hold {places[(r['sku'], r['warehouse'])]}")
+            outcome.disagree.append(
+                f"stock {r['sku']}@{r['warehouse']} says {r['reserved']} reserved, "
+                f"reservations hold {places[(r['sku'], r['warehouse'])]}"
+            )
     for order_id in by_id:
         if dict(held.get(order_id, {})) != allocated.get(order_id, {}):
-            outcome.disagree.append(f"{order_id}: orders allocated {allocated.get(order_id, {})}, "
-                                    f"inventory holds {dict(held.get(order_id, {}))}")
+            outcome.disagree.append(
+                f"{order_id}: orders allocated {allocated.get(order_id, {})}, "
+                f"inventory holds {dict(held.get(order_id, {}))}"
+            )
     known = {r["order_id"] for r in await query(env, "orders", "SELECT order_id FROM orders")}
-    outcome.disagree += [f"{o}: inventory holds {dict(held[o])} for an order orders does not know"
-                         for o in held if o not in known]
+    outcome.disagree += [
+        f"{o}: inventory holds {dict(held[o])} for an order orders does not know"
+        for o in held
+        if o not in known
+    ]
     shipped: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in await query(env, "shipping", "SELECT order_id, lines, status FROM shipments"):
         if r["status"] != "cancelled" and r["order_id"] in by_id:
@@ -235,13 +268,23 @@ async def check(env: BackupEnvironment, load: TimedLoad, point: float, run: str,
                 shipped[r["order_id"]][sku] += quantity
     for order_id, r in by_id.items():
         if r["status"] in ALLOCATED and dict(shipped[order_id]) != allocated.get(order_id, {}):
-            outcome.disagree.append(f"{order_id} ({r['status']}): shipments hold {dict(shipped[order_id])}, "
-                                    f"allocated {allocated.get(order_id, {})}")
+            outcome.disagree.append(
+                f"{order_id} ({r['status']}): shipments hold {dict(shipped[order_id])}, "
+                f"allocated {allocated.get(order_id, {})}"
+            )
     outcome.unpublished = await unpublished(env)
 
 
-async def run_scenario(*, postgres: bool = False, replicas: int = 1, rate: float = 6.0, before: float = 8.0,
-                       after: float = 4.0, stream_reset: bool = True, log=print) -> Outcome:
+async def run_scenario(
+    *,
+    postgres: bool = False,
+    replicas: int = 1,
+    rate: float = 6.0,
+    before: float = 8.0,
+    after: float = 4.0,
+    stream_reset: bool = True,
+    log=print,
+) -> Outcome:
     run = uuid.uuid4().hex[:6].upper()
     env = BackupEnvironment(replicas, postgres)
     plan = Plan(replicas=replicas, rate=rate, ship_fraction=0.3, return_fraction=0.0)
@@ -250,8 +293,10 @@ async def run_scenario(*, postgres: bool = False, replicas: int = 1, rate: float
     try:
         await asyncio.to_thread(env.start)
         await asyncio.to_thread(env.seed, 1000)
-        log(f"suite up in {time.monotonic() - started:.0f}s ({'PostgreSQL' if postgres else 'SQLite'}, "
-            f"{replicas} replica(s)); {rate:.0f} orders/s")
+        log(
+            f"suite up in {time.monotonic() - started:.0f}s ({'PostgreSQL' if postgres else 'SQLite'}, "
+            f"{replicas} replica(s)); {rate:.0f} orders/s"
+        )
         load = TimedLoad(env.stack.gateway_url, plan, run)
         folder = env.folder / "backup"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
@@ -276,15 +321,20 @@ async def run_scenario(*, postgres: bool = False, replicas: int = 1, rate: float
         point = manifest["point_epoch"]
         outcome.figures["writes_paused_ms"] = manifest["writes_paused_seconds"] * 1000
         outcome.figures["bytes"] = manifest["bytes"]
-        log(f"backup at {manifest['point']} in {outcome.figures['backup_seconds']:.1f}s "
+        log(
+            f"backup at {manifest['point']} in {outcome.figures['backup_seconds']:.1f}s "
             f"({manifest['bytes']:,} bytes, writes paused {outcome.figures['writes_paused_ms']:.0f} ms); "
-            f"{len(load.acked_at)} orders acknowledged in all")
+            f"{len(load.acked_at)} orders acknowledged in all"
+        )
 
         await asyncio.to_thread(env.stack.stop)
         await asyncio.to_thread(env.destroy_databases)
         began = time.monotonic()
-        outcome.rearmed = (await asyncio.to_thread(
-            env.cli, "restore", str(folder), *(() if stream_reset else ("--no-stream-reset",)))).strip()
+        outcome.rearmed = (
+            await asyncio.to_thread(
+                env.cli, "restore", str(folder), *(() if stream_reset else ("--no-stream-reset",))
+            )
+        ).strip()
         outcome.figures["restore_seconds"] = time.monotonic() - began
         log(outcome.rearmed)
         began = time.monotonic()
@@ -316,8 +366,10 @@ def report(outcome: Outcome) -> str:
         f"outbox rows unpublished     {sum(outcome.unpublished.values())}",
         "books balance: " + ("yes" if not outcome.problems else "NO"),
     ]
-    lines += [f"  {name}: {detail[:10] if isinstance(detail, list) else detail}"
-              for name, detail in outcome.problems.items()]
+    lines += [
+        f"  {name}: {detail[:10] if isinstance(detail, list) else detail}"
+        for name, detail in outcome.problems.items()
+    ]
     return "\n".join(lines)
 
 
@@ -327,19 +379,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=1, help="processes per service (PostgreSQL)")
     parser.add_argument("--rate", type=float, default=10.0, help="partner orders per second")
     parser.add_argument("--before", type=float, default=20.0, help="seconds of load before the backup")
-    parser.add_argument("--after", type=float, default=10.0, help="seconds of load after it (the expected loss)")
-    parser.add_argument("--keep-stream", action="store_true",
-                        help="restore with --no-stream-reset (shows why the restore resets it: the books do not "
-                             "balance, events in flight at the point are lost)")
+    parser.add_argument(
+        "--after", type=float, default=10.0, help="seconds of load after it (the expected loss)"
+    )
+    parser.add_argument(
+        "--keep-stream",
+        action="store_true",
+        help="restore with --no-stream-reset (shows why the restore resets it: the books do not "
+        "balance, events in flight at the point are lost)",
+    )
     args = parser.parse_args(argv)
-    outcome = asyncio.run(run_scenario(postgres=args.postgres or args.replicas > 1, replicas=args.replicas,
-                                       rate=args.rate, before=args.before, after=args.after,
-                                       stream_reset=not args.keep_stream,
-                                       log=lambda m: print(m, flush=True)))
+    outcome = asyncio.run(
+        run_scenario(
+            postgres=args.postgres or args.replicas > 1,
+            replicas=args.replicas,
+            rate=args.rate,
+            before=args.before,
+            after=args.after,
+            stream_reset=not args.keep_stream,
+            log=lambda m: print(m, flush=True),
+        )
+    )
     print(report(outcome), flush=True)
     return 0 if not outcome.problems else 1
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

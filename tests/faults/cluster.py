@@ -46,9 +46,13 @@ class ClusterEnvironment(Environment):
         if self.pg:
             self.pg.start()
             urls = postgres_databases(self.pg.url)
-        self.stack = Stack(data_dir=self.folder / "suite", nats_url=self.nats.url, database_urls=urls,
-                           replicas=self.replicas,
-                           extra_env={"ORDERDESK_RPC_TIMEOUT": "3", "ORDERDESK_STREAM_REPLICAS": "3"})
+        self.stack = Stack(
+            data_dir=self.folder / "suite",
+            nats_url=self.nats.url,
+            database_urls=urls,
+            replicas=self.replicas,
+            extra_env={"ORDERDESK_RPC_TIMEOUT": "3", "ORDERDESK_STREAM_REPLICAS": "3"},
+        )
         self.stack.start(timeout=180)
         self.stack.load_demo_data()
         return self
@@ -76,8 +80,10 @@ class NodeFaults(Faults):
 
     def schedule(self) -> list[tuple[str, object]]:
         down = f"{self.plan.nats_down:.0f}s"
-        return [(f"kill -9 NATS node (stream leader), {down}", self.node),
-                (f"kill -9 another NATS node (most clients), {down}", self.node)]
+        return [
+            (f"kill -9 NATS node (stream leader), {down}", self.node),
+            (f"kill -9 another NATS node (most clients), {down}", self.node),
+        ]
 
     async def node(self) -> None:
         cluster = self.env.nats
@@ -88,23 +94,33 @@ class NodeFaults(Faults):
         if not self.killed and leader is not None:
             victim = leader  # the stream's leader: its replicas elect another while partners keep ordering
         else:  # the node most processes are connected to: they must reconnect to another
-            victim = max((n for n in range(len(cluster.nodes)) if n not in self.killed), key=lambda n: clients[n])
+            victim = max(
+                (n for n in range(len(cluster.nodes)) if n not in self.killed), key=lambda n: clients[n]
+            )
         self.killed.append(victim)
-        print(f"  kill -9 {cluster.nodes[victim].name} (stream leader: "
-              f"{cluster.nodes[leader].name if leader is not None else '?'}; clients per node {clients})", flush=True)
+        print(
+            f"  kill -9 {cluster.nodes[victim].name} (stream leader: "
+            f"{cluster.nodes[leader].name if leader is not None else '?'}; clients per node {clients})",
+            flush=True,
+        )
         cluster.kill(victim)
         await asyncio.sleep(self.plan.nats_down)
         back = await asyncio.to_thread(cluster.restart, victim, 180)
-        print(f"  {cluster.nodes[victim].name} back and every stream replica current after {back:.1f}s",
-              flush=True)
+        print(
+            f"  {cluster.nodes[victim].name} back and every stream replica current after {back:.1f}s",
+            flush=True,
+        )
         logs = self.env.stack.data_dir / "logs"
-        self.env.nats_disconnects = sum(p.read_text(errors="replace").count("nats disconnected")
-                                        for p in logs.glob("*.log"))
+        self.env.nats_disconnects = sum(
+            p.read_text(errors="replace").count("nats disconnected") for p in logs.glob("*.log")
+        )
 
     def stream_cluster(self) -> tuple[int | None, int]:
         """The event stream's leader (a node index) and its number of replicas."""
         for node in self.env.nats.nodes:
-            for account in node.monitor("/jsz?accounts=true&streams=true&config=true").get("account_details", []):
+            for account in node.monitor("/jsz?accounts=true&streams=true&config=true").get(
+                "account_details", []
+            ):
                 for detail in account.get("stream_detail") or []:
                     if detail.get("name") == events.STREAM:
                         name = detail.get("cluster", {}).get("leader")
@@ -149,18 +165,27 @@ class ClusterChecker(Checker):
         return SqliteConnection(self.env.stack.data_dir / f"{component}.db")
 
 
-def cluster_plan(replicas: int, *, short: bool, rate: float = 10.0, node_down: float = 10.0,
-                 gap: float = 10.0) -> Plan:
+def cluster_plan(
+    replicas: int, *, short: bool, rate: float = 10.0, node_down: float = 10.0, gap: float = 10.0
+) -> Plan:
     if short:  # the pytest form: light load, short outages, few shipments to drain at the end
-        return Plan(replicas=replicas, rate=4.0, nats_down=2.0, gap=3.0, ship_fraction=0.2,
-                    return_fraction=0.3, settle_timeout=60.0)
+        return Plan(
+            replicas=replicas,
+            rate=4.0,
+            nats_down=2.0,
+            gap=3.0,
+            ship_fraction=0.2,
+            return_fraction=0.3,
+            settle_timeout=60.0,
+        )
     return Plan(replicas=replicas, rate=rate, nats_down=node_down, gap=gap)
 
 
 async def run_cluster_suite(plan: Plan, *, log=print):
     env = ClusterEnvironment(plan.replicas)
-    faults, tally, books, figures = await run_suite(plan, log=log, env=env, faults=NodeFaults,
-                                                    checker=ClusterChecker)
+    faults, tally, books, figures = await run_suite(
+        plan, log=log, env=env, faults=NodeFaults, checker=ClusterChecker
+    )
     figures["nats_disconnects"] = env.nats_disconnects
     log(f"connections to NATS lost and taken up again (services' logs): {env.nats_disconnects}")
     return faults, tally, books, figures

@@ -39,14 +39,14 @@ FLAKY_CONSUMER = "shipping-order-allocated"  # fails the first deliveries of eve
 @dataclass
 class Plan:
     replicas: int = 1
-    rate: float = 10.0            # partner orders per second, steady
-    nats_down: float = 30.0       # seconds NATS stays stopped
-    pg_down: float = 5.0          # seconds PostgreSQL stays stopped
-    gap: float = 10.0             # seconds of plain load between faults
-    flaky_seconds: float = 20.0   # how long the consumer fails its first deliveries
-    flaky_restore: bool = True    # restart it healthy afterwards (the short form leaves one replica flaky)
-    kill_each: bool = True        # kill -9 every service (and the gateway); else orders and the gateway
-    ship_fraction: float = 0.6    # orders the warehouse operator ships to delivery
+    rate: float = 10.0  # partner orders per second, steady
+    nats_down: float = 30.0  # seconds NATS stays stopped
+    pg_down: float = 5.0  # seconds PostgreSQL stays stopped
+    gap: float = 10.0  # seconds of plain load between faults
+    flaky_seconds: float = 20.0  # how long the consumer fails its first deliveries
+    flaky_restore: bool = True  # restart it healthy afterwards (the short form leaves one replica flaky)
+    kill_each: bool = True  # kill -9 every service (and the gateway); else orders and the gateway
+    ship_fraction: float = 0.6  # orders the warehouse operator ships to delivery
     return_fraction: float = 0.3  # delivered orders that come back (one unit, restocked)
     settle_timeout: float = 180.0
 
@@ -56,7 +56,7 @@ class FaultRecord:
     name: str
     started: float
     healed: float = 0.0
-    recovered: float = float("nan")   # seconds from the start of the fault until a new order was allocated
+    recovered: float = float("nan")  # seconds from the start of the fault until a new order was allocated
     requests: int = 0
     acknowledged: int = 0
     errors: int = 0
@@ -64,15 +64,15 @@ class FaultRecord:
 
 @dataclass
 class Tally:
-    attempts: list[tuple[float, str]] = field(default_factory=list)   # (time, "ok" | "error" | "refused")
-    acked: dict[str, str] = field(default_factory=dict)                # idempotency key -> order id
+    attempts: list[tuple[float, str]] = field(default_factory=list)  # (time, "ok" | "error" | "refused")
+    acked: dict[str, str] = field(default_factory=dict)  # idempotency key -> order id
     quantities: dict[str, tuple[str, int]] = field(default_factory=dict)  # order id -> (sku, quantity)
-    replay_mismatch: int = 0                                           # a retry answered with another order
+    replay_mismatch: int = 0  # a retry answered with another order
     refused: list[str] = field(default_factory=list)
-    delivered: set[str] = field(default_factory=set)                   # every shipment delivered (we said so)
-    returned: dict[str, int] = field(default_factory=dict)             # order id -> units refunded & restocked
+    delivered: set[str] = field(default_factory=set)  # every shipment delivered (we said so)
+    returned: dict[str, int] = field(default_factory=dict)  # order id -> units refunded & restocked
     operator_gave_up: list[str] = field(default_factory=list)
-    failed_calls: int = 0                                              # any partner call: 5xx or no answer
+    failed_calls: int = 0  # any partner call: 5xx or no answer
 
 
 class Environment:
@@ -90,8 +90,13 @@ class Environment:
         self.nats.start()
         self.pg.start()
         urls = postgres_databases(self.pg.url)
-        self.stack = Stack(data_dir=self.folder / "suite", nats_url=self.nats.url, database_urls=urls,
-                           replicas=self.replicas, extra_env={"ORDERDESK_RPC_TIMEOUT": "3"})
+        self.stack = Stack(
+            data_dir=self.folder / "suite",
+            nats_url=self.nats.url,
+            database_urls=urls,
+            replicas=self.replicas,
+            extra_env={"ORDERDESK_RPC_TIMEOUT": "3"},
+        )
         self.stack.start(timeout=180)
         self.stack.load_demo_data()
         return self
@@ -105,14 +110,25 @@ class Environment:
         folder = self.folder / "seed"
         folder.mkdir(exist_ok=True)
         header = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
-        (folder / "products.csv").write_text(header + "".join(
-            f"{s},Fault part {s},10.00,USD,false,3,1,1,active\n" for s in [*SKUS, PROBE_SKU]))
-        (folder / "stock.csv").write_text("sku,warehouse,on_hand\n" + "".join(
-            f"{s},{w},{units_per_place if s != PROBE_SKU else 1_000_000}\n" for s in [*SKUS, PROBE_SKU]
-            for w in WAREHOUSES))
+        (folder / "products.csv").write_text(
+            header + "".join(f"{s},Fault part {s},10.00,USD,false,3,1,1,active\n" for s in [*SKUS, PROBE_SKU])
+        )
+        (folder / "stock.csv").write_text(
+            "sku,warehouse,on_hand\n"
+            + "".join(
+                f"{s},{w},{units_per_place if s != PROBE_SKU else 1_000_000}\n"
+                for s in [*SKUS, PROBE_SKU]
+                for w in WAREHOUSES
+            )
+        )
         for kind in ("products", "stock"):
-            subprocess.run([sys.executable, "-m", "cli", "import", kind, str(folder / f"{kind}.csv")],
-                           env=self.stack.env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "cli", "import", kind, str(folder / f"{kind}.csv")],
+                env=self.stack.env(),
+                cwd=ROOT,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
 
     def stop(self) -> None:
         if self.stack:
@@ -142,8 +158,9 @@ class Load:
             body = await resp.json(content_type=None) if resp.content_length != 0 else None
             return resp.status, body
 
-    async def persist(self, key: str, method: str, path: str, *, json_body=None, headers=None,
-                      ok=(200, 201), record=False):
+    async def persist(
+        self, key: str, method: str, path: str, *, json_body=None, headers=None, ok=(200, 201), record=False
+    ):
         """Retries a call through faults until it gets an answer that is not a failure of ours (5xx, no answer)."""
         delay = 0.2
         attempt = 0
@@ -156,8 +173,12 @@ class Load:
             if status not in ok and not 400 <= status < 500:
                 self.tally.failed_calls += 1
             if record:
-                self.tally.attempts.append((time.monotonic(), "ok" if status in ok else
-                                            "refused" if 400 <= status < 500 else "error"))
+                self.tally.attempts.append(
+                    (
+                        time.monotonic(),
+                        "ok" if status in ok else "refused" if 400 <= status < 500 else "error",
+                    )
+                )
             if status in ok or 400 <= status < 500:
                 return status, body, attempt
             await asyncio.sleep(delay)
@@ -173,10 +194,21 @@ class Load:
             key = f"{self.run}-{worker}-{n}"
             sku = self.rng.choice(SKUS)
             quantity = self.rng.choice((1, 1, 2))
-            body = {"external_ref": f"FLT-{key}", "customer_id": "C0001", "payment_terms": "NET30",
-                    "lines": [{"sku": sku, "quantity": quantity, "unit_price": "10.00"}]}
-            status, answer, _ = await self.persist("shop", "POST", "/v1/orders", json_body=body,
-                                                   headers={"Idempotency-Key": key}, ok=(201,), record=True)
+            body = {
+                "external_ref": f"FLT-{key}",
+                "customer_id": "C0001",
+                "payment_terms": "NET30",
+                "lines": [{"sku": sku, "quantity": quantity, "unit_price": "10.00"}],
+            }
+            status, answer, _ = await self.persist(
+                "shop",
+                "POST",
+                "/v1/orders",
+                json_body=body,
+                headers={"Idempotency-Key": key},
+                ok=(201,),
+                record=True,
+            )
             if status == 201:
                 order_id = answer["order_id"]
                 if self.tally.acked.setdefault(key, order_id) != order_id:
@@ -216,13 +248,19 @@ class Load:
         if not shipments:
             return f"no shipments within 60s (order {order.get('status') if isinstance(order, dict) else status})"
         for n, shipment in enumerate(shipments):
-            steps = ({"type": "picked"}, {"type": "packed"},
-                     {"type": "shipped", "carrier": "DHL", "tracking_number": f"T{order_id[-8:]}{n}"},
-                     {"type": "delivered"})
+            steps = (
+                {"type": "picked"},
+                {"type": "packed"},
+                {"type": "shipped", "carrier": "DHL", "tracking_number": f"T{order_id[-8:]}{n}"},
+                {"type": "delivered"},
+            )
             for step in steps:
                 status, body, attempts = await self.persist(
-                    "3pl", "POST", f"/v1/shipments/{shipment['shipment_id']}/events", json_body=step)
-                if status != 200 and not (status == 409 and attempts > 1):  # 409 after a lost answer: done before
+                    "3pl", "POST", f"/v1/shipments/{shipment['shipment_id']}/events", json_body=step
+                )
+                if status != 200 and not (
+                    status == 409 and attempts > 1
+                ):  # 409 after a lost answer: done before
                     return f"{step['type']}: {status} {body}"
         self.tally.delivered.add(order_id)
         if self.rng.random() >= self.plan.return_fraction:
@@ -230,14 +268,19 @@ class Load:
         sku, _ = self.tally.quantities[order_id]
         await self.completed(order_id)
         status, rma, _ = await self.persist(
-            "shop", "POST", f"/v1/orders/{order_id}/returns", headers={"Idempotency-Key": f"ret-{order_id}"},
-            json_body={"lines": [{"sku": sku, "quantity": 1, "reason": "damaged"}], "resolution": "refund"})
+            "shop",
+            "POST",
+            f"/v1/orders/{order_id}/returns",
+            headers={"Idempotency-Key": f"ret-{order_id}"},
+            json_body={"lines": [{"sku": sku, "quantity": 1, "reason": "damaged"}], "resolution": "refund"},
+        )
         if status != 201:
             return f"return: {status} {rma}"
         rma_id = rma["rma_id"]
-        for path, body in ((f"/v1/returns/{rma_id}/receive", None),
-                           (f"/v1/returns/{rma_id}/inspect", {"lines": [{"sku": sku, "quantity": 1,
-                                                                          "outcome": "restock"}]})):
+        for path, body in (
+            (f"/v1/returns/{rma_id}/receive", None),
+            (f"/v1/returns/{rma_id}/inspect", {"lines": [{"sku": sku, "quantity": 1, "outcome": "restock"}]}),
+        ):
             status, answer, attempts = await self.persist("3pl", "POST", path, json_body=body)
             if status != 200 and not (status == 409 and attempts > 1):
                 return f"{path}: {status} {answer}"
@@ -257,15 +300,25 @@ class Load:
         """Seconds until a new order is acknowledged and allocated (the suite works again end to end)."""
         started = time.monotonic()
         key = f"{self.run}-probe-{uuid.uuid4().hex[:8]}"
-        body = {"external_ref": f"PROBE-{key}", "customer_id": "C0001", "payment_terms": "NET30",
-                "lines": [{"sku": PROBE_SKU, "quantity": 1, "unit_price": "10.00"}]}
-        status, answer, _ = await self.persist("shop", "POST", "/v1/orders", json_body=body,
-                                               headers={"Idempotency-Key": key}, ok=(201,))
+        body = {
+            "external_ref": f"PROBE-{key}",
+            "customer_id": "C0001",
+            "payment_terms": "NET30",
+            "lines": [{"sku": PROBE_SKU, "quantity": 1, "unit_price": "10.00"}],
+        }
+        status, answer, _ = await self.persist(
+            "shop", "POST", "/v1/orders", json_body=body, headers={"Idempotency-Key": key}, ok=(201,)
+        )
         if status != 201:
             return float("nan")
         while time.monotonic() < self.give_up_at:
             status, order, _ = await self.persist("shop", "GET", f"/v1/orders/{answer['order_id']}")
-            if status == 200 and order["status"] in ("allocated", "partially_shipped", "shipped", "completed"):
+            if status == 200 and order["status"] in (
+                "allocated",
+                "partially_shipped",
+                "shipped",
+                "completed",
+            ):
                 return time.monotonic() - started
             await asyncio.sleep(0.1)
         return float("nan")
@@ -335,9 +388,20 @@ class Books:
 
     @property
     def problems(self) -> dict[str, object]:
-        found = {name: getattr(self, name) for name in (
-            "lost", "duplicated", "oversold", "negative", "reserved_twice", "wrong_state", "disagree",
-            "effects_twice") if getattr(self, name)}
+        found = {
+            name: getattr(self, name)
+            for name in (
+                "lost",
+                "duplicated",
+                "oversold",
+                "negative",
+                "reserved_twice",
+                "wrong_state",
+                "disagree",
+                "effects_twice",
+            )
+            if getattr(self, name)
+        }
         if any(self.unpublished.values()):
             found["unpublished"] = self.unpublished
         if self.duplicate_events:
@@ -380,7 +444,9 @@ class Checker:
         for service in SERVICES:
             conn = await self.connect(service)
             try:
-                counts[service] = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                counts[service] = await conn.fetchval(
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                )
             finally:
                 await conn.close()
         return counts
@@ -393,39 +459,53 @@ class Checker:
         try:
             rows = await orders_db.fetch(
                 "SELECT order_id, external_ref, status, shipments FROM orders WHERE external_ref LIKE $1",
-                f"FLT-{self.run}-%")
+                f"FLT-{self.run}-%",
+            )
             by_ref = Counter(r["external_ref"] for r in rows)
             books.duplicated = [ref for ref, n in by_ref.items() if n > 1]
             orders = {r["order_id"]: r for r in rows}
             books.lost = [i for i in ids if i not in orders]
             lines = defaultdict(dict)
             for r in await orders_db.fetch(
-                    "SELECT order_id, sku, quantity, allocated, shipped, delivered, returned FROM order_lines "
-                    "WHERE order_id = ANY($1::text[])", ids):
+                "SELECT order_id, sku, quantity, allocated, shipped, delivered, returned FROM order_lines "
+                "WHERE order_id = ANY($1::text[])",
+                ids,
+            ):
                 lines[r["order_id"]][r["sku"]] = r
             history = defaultdict(list)
-            for r in await orders_db.fetch("SELECT order_id, version, status FROM order_history "
-                                           "WHERE order_id = ANY($1::text[]) ORDER BY order_id, version", ids):
+            for r in await orders_db.fetch(
+                "SELECT order_id, version, status FROM order_history "
+                "WHERE order_id = ANY($1::text[]) ORDER BY order_id, version",
+                ids,
+            ):
                 history[r["order_id"]].append(r["status"])
 
             reserved = defaultdict(lambda: defaultdict(int))
             places = defaultdict(lambda: [0, 0])  # (sku, warehouse) -> [held now, ever shipped]
-            for r in await inventory_db.fetch("SELECT order_id, sku, warehouse, quantity, shipped FROM reservations "
-                                              "WHERE sku LIKE 'FAULT-%'"):
+            for r in await inventory_db.fetch(
+                "SELECT order_id, sku, warehouse, quantity, shipped FROM reservations "
+                "WHERE sku LIKE 'FAULT-%'"
+            ):
                 reserved[r["order_id"]][r["sku"]] += r["quantity"] + r["shipped"]
                 places[(r["sku"], r["warehouse"])][0] += r["quantity"]
                 places[(r["sku"], r["warehouse"])][1] += r["shipped"]
             receipts = defaultdict(int)
-            for r in await inventory_db.fetch("SELECT sku, warehouse, quantity FROM receipts WHERE sku LIKE 'FAULT-%'"):
+            for r in await inventory_db.fetch(
+                "SELECT sku, warehouse, quantity FROM receipts WHERE sku LIKE 'FAULT-%'"
+            ):
                 receipts[(r["sku"], r["warehouse"])] += r["quantity"]
-            for r in await inventory_db.fetch("SELECT sku, warehouse, on_hand, reserved FROM stock "
-                                              "WHERE sku LIKE 'FAULT-%' AND sku <> $1", PROBE_SKU):
+            for r in await inventory_db.fetch(
+                "SELECT sku, warehouse, on_hand, reserved FROM stock WHERE sku LIKE 'FAULT-%' AND sku <> $1",
+                PROBE_SKU,
+            ):
                 place = (r["sku"], r["warehouse"])
                 held, shipped = places[place]
                 if r["on_hand"] < 0 or r["reserved"] < 0 or r["reserved"] > r["on_hand"]:
                     books.negative.append(f"{place}: on_hand {r['on_hand']} reserved {r['reserved']}")
                 if r["reserved"] != held:
-                    books.reserved_twice.append(f"{place}: stock says {r['reserved']} reserved, orders hold {held}")
+                    books.reserved_twice.append(
+                        f"{place}: stock says {r['reserved']} reserved, orders hold {held}"
+                    )
                 supply = self.initial + receipts[place]
                 if held + shipped > supply:
                     books.oversold.append(f"{place}: {held + shipped} units promised of {supply}")
@@ -433,13 +513,18 @@ class Checker:
                     books.disagree.append(f"{place}: on hand {r['on_hand']}, expected {supply - shipped}")
 
             shipments = defaultdict(list)
-            for r in await shipping_db.fetch("SELECT shipment_id, order_id, warehouse, lines, status FROM shipments "
-                                             "WHERE order_id = ANY($1::text[])", ids):
+            for r in await shipping_db.fetch(
+                "SELECT shipment_id, order_id, warehouse, lines, status FROM shipments "
+                "WHERE order_id = ANY($1::text[])",
+                ids,
+            ):
                 shipments[r["order_id"]].append(r)
             refunded = defaultdict(int)
             for r in await returns_db.fetch(
-                    "SELECT r.order_id, r.status, l.restocked FROM returns r JOIN return_lines l USING (rma_id) "
-                    "WHERE r.order_id = ANY($1::text[])", ids):
+                "SELECT r.order_id, r.status, l.restocked FROM returns r JOIN return_lines l USING (rma_id) "
+                "WHERE r.order_id = ANY($1::text[])",
+                ids,
+            ):
                 if r["status"] == "refunded":
                     refunded[r["order_id"]] += r["restocked"]
 
@@ -450,35 +535,57 @@ class Checker:
                 status = order["status"]
                 for once in ("received", "confirmed", "allocated", "completed"):
                     if history[order_id].count(once) > 1:
-                        books.effects_twice.append(f"{order_id}: {once} {history[order_id].count(once)} times")
+                        books.effects_twice.append(
+                            f"{order_id}: {once} {history[order_id].count(once)} times"
+                        )
                 allocated = {sku: r["allocated"] for sku, r in lines[order_id].items()}
-                if {s: q for s, q in reserved[order_id].items() if q} != {s: q for s, q in allocated.items() if q}:
-                    books.disagree.append(f"{order_id} ({status}): orders allocated {allocated}, "
-                                          f"inventory holds {dict(reserved[order_id])}")
+                if {s: q for s, q in reserved[order_id].items() if q} != {
+                    s: q for s, q in allocated.items() if q
+                }:
+                    books.disagree.append(
+                        f"{order_id} ({status}): orders allocated {allocated}, "
+                        f"inventory holds {dict(reserved[order_id])}"
+                    )
                 live = [s for s in shipments[order_id] if s["status"] != "cancelled"]
                 shipped_lines = defaultdict(int)
                 for s in live:
-                    for sku, quantity in (json.loads(s["lines"]) if isinstance(s["lines"], str) else s["lines"]):
+                    for sku, quantity in (
+                        json.loads(s["lines"]) if isinstance(s["lines"], str) else s["lines"]
+                    ):
                         shipped_lines[sku] += quantity
                 if status in ("allocated", "partially_shipped", "shipped", "completed"):
                     if dict(shipped_lines) != {s: q for s, q in allocated.items() if q}:
-                        books.disagree.append(f"{order_id}: shipments hold {dict(shipped_lines)}, allocated {allocated}")
-                    view = json.loads(order["shipments"]) if isinstance(order["shipments"], str) else order["shipments"]
+                        books.disagree.append(
+                            f"{order_id}: shipments hold {dict(shipped_lines)}, allocated {allocated}"
+                        )
+                    view = (
+                        json.loads(order["shipments"])
+                        if isinstance(order["shipments"], str)
+                        else order["shipments"]
+                    )
                     theirs = {s["shipment_id"]: s["status"] for s in live}
                     ours = {v["shipment_id"]: v["status"] for v in view or [] if v["status"] != "cancelled"}
                     if ours != theirs:
-                        books.disagree.append(f"{order_id}: orders sees shipments {ours}, shipping has {theirs}")
+                        books.disagree.append(
+                            f"{order_id}: orders sees shipments {ours}, shipping has {theirs}"
+                        )
                 if order_id in self.tally.delivered and status != "completed":
-                    books.wrong_state.append(f"{order_id}: every shipment delivered but the order is {status}")
+                    books.wrong_state.append(
+                        f"{order_id}: every shipment delivered but the order is {status}"
+                    )
                 if order_id not in self.tally.delivered and status in ("completed",):
                     books.wrong_state.append(f"{order_id}: completed without our deliveries")
                 returned = self.tally.returned.get(order_id, 0)
                 if refunded[order_id] != returned:
-                    books.wrong_state.append(f"{order_id}: {returned} returned, returns refunded {refunded[order_id]}")
+                    books.wrong_state.append(
+                        f"{order_id}: {returned} returned, returns refunded {refunded[order_id]}"
+                    )
                 if sum(r["returned"] for r in lines[order_id].values()) != returned:
-                    books.wrong_state.append(f"{order_id}: order lines show "
-                                             f"{sum(r['returned'] for r in lines[order_id].values())} returned, "
-                                             f"expected {returned}")
+                    books.wrong_state.append(
+                        f"{order_id}: order lines show "
+                        f"{sum(r['returned'] for r in lines[order_id].values())} returned, "
+                        f"expected {returned}"
+                    )
         finally:
             for conn in (orders_db, inventory_db, shipping_db, returns_db):
                 await conn.close()
@@ -510,8 +617,14 @@ class Checker:
             await nc.close()
 
 
-async def run_suite(plan: Plan, *, log=print, env: Environment | None = None, faults: type[Faults] = Faults,
-                    checker: type[Checker] = Checker) -> tuple[list[FaultRecord], Tally, Books, dict]:
+async def run_suite(
+    plan: Plan,
+    *,
+    log=print,
+    env: Environment | None = None,
+    faults: type[Faults] = Faults,
+    checker: type[Checker] = Checker,
+) -> tuple[list[FaultRecord], Tally, Books, dict]:
     """The suite on `env` (default: one NATS and PostgreSQL) with `faults`' schedule, then `checker`'s books."""
     run = uuid.uuid4().hex[:6].upper()
     env = env or Environment(plan.replicas)
@@ -525,8 +638,10 @@ async def run_suite(plan: Plan, *, log=print, env: Environment | None = None, fa
         duration_guess = len(schedule) * (plan.gap + 10) + plan.nats_down + plan.flaky_seconds
         initial = max(20, int(plan.rate * duration_guess * 1.33 * 0.7 / (len(SKUS) * len(WAREHOUSES))))
         await asyncio.to_thread(env.seed, initial)
-        log(f"suite up in {time.monotonic() - started:.0f}s ({plan.replicas} replica(s) per service); "
-            f"{len(schedule)} faults, {plan.rate:.0f} orders/s, {initial} units per SKU and warehouse")
+        log(
+            f"suite up in {time.monotonic() - started:.0f}s ({plan.replicas} replica(s) per service); "
+            f"{len(schedule)} faults, {plan.rate:.0f} orders/s, {initial} units per SKU and warehouse"
+        )
         load = Load(env.stack.gateway_url, plan, run)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             load.session = session
@@ -542,8 +657,10 @@ async def run_suite(plan: Plan, *, log=print, env: Environment | None = None, fa
                 recovered = await load.probe()
                 record.recovered = record.healed - record.started + recovered
                 faults_list.append(record)
-                log(f"  healed after {record.healed - record.started:.1f}s, "
-                    f"an order allocated again after {record.recovered:.1f}s")
+                log(
+                    f"  healed after {record.healed - record.started:.1f}s, "
+                    f"an order allocated again after {record.recovered:.1f}s"
+                )
                 await asyncio.sleep(plan.gap)
             load.stopping = True
             load.give_up_at = time.monotonic() + 240
@@ -569,34 +686,40 @@ async def run_suite(plan: Plan, *, log=print, env: Environment | None = None, fa
 
 
 def report(faults_list: list[FaultRecord], tally: Tally, books: Books, figures: dict, replicas: int) -> str:
-    out = [f"\norderdesk fault suite: {replicas} replica(s) per service, {figures['seconds']:.0f}s "
-           f"(books settled {figures['settle']:.0f}s after the load)\n",
-           f"{'fault':<44}{'requests':>9}{'acked':>7}{'errors':>8}{'healed s':>10}{'recovered s':>13}"]
+    out = [
+        f"\norderdesk fault suite: {replicas} replica(s) per service, {figures['seconds']:.0f}s "
+        f"(books settled {figures['settle']:.0f}s after the load)\n",
+        f"{'fault':<44}{'requests':>9}{'acked':>7}{'errors':>8}{'healed s':>10}{'recovered s':>13}",
+    ]
     for f in faults_list:
-        out.append(f"{f.name:<44}{f.requests:>9}{f.acknowledged:>7}{f.errors:>8}"
-                   f"{f.healed - f.started:>10.1f}{f.recovered:>13.1f}")
+        out.append(
+            f"{f.name:<44}{f.requests:>9}{f.acknowledged:>7}{f.errors:>8}"
+            f"{f.healed - f.started:>10.1f}{f.recovered:>13.1f}"
+        )
     requests = len(tally.attempts)
-    out += ["",
-            f"faults injected          {len(faults_list)}",
-            f"requests sent            {requests} (order submissions, retries included; "
-            f"{sum(1 for _, o in tally.attempts if o == 'error')} failed and were retried)",
-            f"partner calls failed     {tally.failed_calls} (every call: orders, shipments, returns; each retried)",
-            f"orders acknowledged      {books.acknowledged}",
-            f"lost                     {len(books.lost)}",
-            f"duplicated               {len(books.duplicated) + tally.replay_mismatch}",
-            f"oversold                 {len(books.oversold)}",
-            f"negative stock           {len(books.negative)}",
-            f"reserved twice           {len(books.reserved_twice)}",
-            f"wrong final state        {len(books.wrong_state)}",
-            f"services disagree        {len(books.disagree)}",
-            f"effects applied twice    {len(books.effects_twice)}",
-            f"outbox rows unpublished  {sum(books.unpublished.values())}",
-            f"duplicate events         {books.duplicate_events} (of {books.events_seen} in the stream)",
-            f"dead letters             {books.dead_letters}",
-            f"delivered / returned     {len(tally.delivered)} / {len(tally.returned)}",
-            f"refused by the API       {len(tally.refused)}",
-            f"load gave up             {len(tally.operator_gave_up)} orders the warehouse operator could not "
-            f"finish before its deadline (not a books problem: those orders are checked as they are)"]
+    out += [
+        "",
+        f"faults injected          {len(faults_list)}",
+        f"requests sent            {requests} (order submissions, retries included; "
+        f"{sum(1 for _, o in tally.attempts if o == 'error')} failed and were retried)",
+        f"partner calls failed     {tally.failed_calls} (every call: orders, shipments, returns; each retried)",
+        f"orders acknowledged      {books.acknowledged}",
+        f"lost                     {len(books.lost)}",
+        f"duplicated               {len(books.duplicated) + tally.replay_mismatch}",
+        f"oversold                 {len(books.oversold)}",
+        f"negative stock           {len(books.negative)}",
+        f"reserved twice           {len(books.reserved_twice)}",
+        f"wrong final state        {len(books.wrong_state)}",
+        f"services disagree        {len(books.disagree)}",
+        f"effects applied twice    {len(books.effects_twice)}",
+        f"outbox rows unpublished  {sum(books.unpublished.values())}",
+        f"duplicate events         {books.duplicate_events} (of {books.events_seen} in the stream)",
+        f"dead letters             {books.dead_letters}",
+        f"delivered / returned     {len(tally.delivered)} / {len(tally.returned)}",
+        f"refused by the API       {len(tally.refused)}",
+        f"load gave up             {len(tally.operator_gave_up)} orders the warehouse operator could not "
+        f"finish before its deadline (not a books problem: those orders are checked as they are)",
+    ]
     problems = books.problems
     if tally.refused:
         problems["refused"] = tally.refused[:5]

@@ -21,10 +21,16 @@ async def test_books_balance_when_nats_nodes_are_killed_one_after_another():
     faults, tally, books, figures = await run_cluster_suite(plan, log=print)
     print(report(faults, tally, books, figures, plan.replicas))
     assert [f.name for f in faults] == [
-        "kill -9 NATS node (stream leader), 2s", "kill -9 another NATS node (most clients), 2s"]
-    assert all(f.recovered == f.recovered for f in faults), "no new order was allocated after a node came back"
+        "kill -9 NATS node (stream leader), 2s",
+        "kill -9 another NATS node (most clients), 2s",
+    ]
+    assert all(f.recovered == f.recovered for f in faults), (
+        "no new order was allocated after a node came back"
+    )
     assert books.acknowledged > 20, "too little load to show anything"
-    assert figures["nats_disconnects"] > 0, "no process was connected to a killed node: the kills were not felt"
+    assert figures["nats_disconnects"] > 0, (
+        "no process was connected to a killed node: the kills were not felt"
+    )
     assert not books.lost and not books.duplicated, (books.lost, books.duplicated)
     assert not books.problems, books.problems
     assert not tally.refused, tally.refused[:5]

@@ -11,7 +11,10 @@ def test_one_url_is_one_server():
 
 def test_a_cluster_is_every_node_comma_separated():
     assert config.nats_servers("nats://n1:4222, nats://n2:4222,nats://n3:4222,") == [
-        "nats://n1:4222", "nats://n2:4222", "nats://n3:4222"]
+        "nats://n1:4222",
+        "nats://n2:4222",
+        "nats://n3:4222",
+    ]
 
 
 def test_an_empty_list_is_refused_with_a_clear_error():

@@ -15,7 +15,9 @@ def test_a_list_of_replicas_is_balanced_round_robin():
 
 def test_a_dns_target_is_balanced_over_what_it_resolves_to():
     assert config.grpc_target("dns:///orders-replicas:50051") == (
-        "dns:///orders-replicas:50051", [*config.CHANNEL_OPTIONS, ("grpc.lb_policy_name", "round_robin")])
+        "dns:///orders-replicas:50051",
+        [*config.CHANNEL_OPTIONS, ("grpc.lb_policy_name", "round_robin")],
+    )
 
 
 def test_a_restarted_peer_is_dialled_again_within_seconds():

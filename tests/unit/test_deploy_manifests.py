@@ -55,8 +55,9 @@ def test_prod_backs_the_postgres_cluster_up_on_a_schedule():
     assert "backup.yaml" in yaml.safe_load((prod / "kustomization.yaml").read_text())["resources"]
     if shutil.which("kubectl") is None:
         return
-    rendered = subprocess.run(["kubectl", "kustomize", str(prod)], capture_output=True, text=True, timeout=60,
-                              check=True).stdout
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(prod)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     docs = {d["kind"]: d for d in yaml.safe_load_all(rendered) if d}
     store = docs["Cluster"]["spec"]["backup"]["barmanObjectStore"]
     assert store["destinationPath"].startswith("s3://") and store["wal"]["compression"]

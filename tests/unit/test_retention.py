@@ -16,8 +16,11 @@ NOW = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
 
 
 def settings(**env) -> RetentionSettings:
-    return RetentionSettings.from_env({f"ORDERDESK_RETENTION_{k.upper()}": v for k, v in env.items()},
-                                      stream_max_age=WEEK, duplicate_window=WINDOW)
+    return RetentionSettings.from_env(
+        {f"ORDERDESK_RETENTION_{k.upper()}": v for k, v in env.items()},
+        stream_max_age=WEEK,
+        duplicate_window=WINDOW,
+    )
 
 
 def test_defaults_are_safe_and_the_inbox_outlives_the_stream_twice():
@@ -31,8 +34,9 @@ def test_defaults_are_safe_and_the_inbox_outlives_the_stream_twice():
 
 
 def test_each_setting_gives_its_cut_off_and_zero_keeps_forever():
-    s = settings(inbox_days="10", outbox_days="0.5", feed_days="30", webhook_attempts_days="2",
-                 idempotency_days="0")
+    s = settings(
+        inbox_days="10", outbox_days="0.5", feed_days="30", webhook_attempts_days="2", idempotency_days="0"
+    )
     assert s.cutoff("inbox_days", NOW) == NOW - dt.timedelta(days=10)
     assert s.cutoff("outbox_days", NOW) == NOW - dt.timedelta(hours=12)
     assert s.cutoff("feed_days", NOW) == NOW - dt.timedelta(days=30)
@@ -52,7 +56,9 @@ def test_an_inbox_shorter_than_the_streams_max_age_plus_window_is_refused():
 
 def test_a_stream_that_keeps_messages_forever_needs_an_inbox_kept_forever():
     with pytest.raises(RetentionSettingError, match="must be kept forever"):
-        RetentionSettings.from_env({"ORDERDESK_RETENTION_INBOX_DAYS": "365"}, stream_max_age=0, duplicate_window=WINDOW)
+        RetentionSettings.from_env(
+            {"ORDERDESK_RETENTION_INBOX_DAYS": "365"}, stream_max_age=0, duplicate_window=WINDOW
+        )
     assert RetentionSettings.from_env({}, stream_max_age=0, duplicate_window=WINDOW).inbox_days == 0
 
 
@@ -62,11 +68,19 @@ def test_idempotency_keys_are_kept_at_least_as_long_as_a_partner_may_retry():
     assert settings(idempotency_days="1").idempotency_days == 1
 
 
-@pytest.mark.parametrize(("name", "value", "why"), [
-    ("feed_days", "-1", "not negative"), ("feed_days", "two", "must be a number"), ("outbox_days", "nan", "finite"),
-    ("webhook_attempts_days", "inf", "finite"), ("interval_seconds", "0", "more than 0"),
-    ("batch", "0", "from 1 to 100000"), ("batch", "1.5", "whole number"), ("batch", "²", "whole number"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("feed_days", "-1", "not negative"),
+        ("feed_days", "two", "must be a number"),
+        ("outbox_days", "nan", "finite"),
+        ("webhook_attempts_days", "inf", "finite"),
+        ("interval_seconds", "0", "more than 0"),
+        ("batch", "0", "from 1 to 100000"),
+        ("batch", "1.5", "whole number"),
+        ("batch", "²", "whole number"),
+    ],
+)
 def test_unreadable_settings_are_refused_naming_the_variable(name, value, why):
     with pytest.raises(RetentionSettingError) as refused:
         settings(**{name: value})
@@ -81,14 +95,17 @@ def test_every_bad_setting_is_named_at_once():
 
 
 # --- the replay window of a partner's feed --------------------------------------------------------
-@pytest.mark.parametrize(("after", "head", "page", "resume"), [
-    (0, 50, [41, 42], None),     # from the start: what is kept, nothing missed on purpose
-    (40, 50, [41, 42], None),    # in the window
-    (10, 50, [41, 42], 40),      # 11..40 were pruned: continue after 40
-    (10, 50, [], 50),            # everything up to the head was pruned
-    (50, 50, [], None),          # caught up
-    (60, 50, [], None),          # ahead of the head: nothing yet
-])
+@pytest.mark.parametrize(
+    ("after", "head", "page", "resume"),
+    [
+        (0, 50, [41, 42], None),  # from the start: what is kept, nothing missed on purpose
+        (40, 50, [41, 42], None),  # in the window
+        (10, 50, [41, 42], 40),  # 11..40 were pruned: continue after 40
+        (10, 50, [], 50),  # everything up to the head was pruned
+        (50, 50, [], None),  # caught up
+        (60, 50, [], None),  # ahead of the head: nothing yet
+    ],
+)
 def test_a_cursor_older_than_what_the_feed_keeps_is_detected(after, head, page, resume):
     assert domain.expired_cursor(after, head, page) == resume
 

@@ -27,13 +27,19 @@ def runtime_modules() -> list[Path]:
 
 def test_the_walk_sees_imports_at_the_top_and_inside_functions(tmp_path):
     module = tmp_path / "m.py"
-    module.write_text("import os.path\nfrom gateway import keys\n\ndef f():\n    from services.orders import x\n"
-                      "    from . import sibling\n")
+    module.write_text(
+        "import os.path\nfrom gateway import keys\n\ndef f():\n    from services.orders import x\n"
+        "    from . import sibling\n"
+    )
     assert imported_packages(module) == {"os", "gateway", "services", "orderdesk"}
-    assert RUNTIME / "runtime.py" in runtime_modules() and "orderdesk" in imported_packages(RUNTIME / "runtime.py")
+    assert RUNTIME / "runtime.py" in runtime_modules() and "orderdesk" in imported_packages(
+        RUNTIME / "runtime.py"
+    )
 
 
 def test_the_runtime_imports_nothing_above_it():
-    offending = {str(path.relative_to(RUNTIME.parent)): sorted(imported_packages(path) & ABOVE_THE_RUNTIME)
-                 for path in runtime_modules()}
+    offending = {
+        str(path.relative_to(RUNTIME.parent)): sorted(imported_packages(path) & ABOVE_THE_RUNTIME)
+        for path in runtime_modules()
+    }
     assert {path: packages for path, packages in offending.items() if packages} == {}

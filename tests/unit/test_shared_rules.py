@@ -42,8 +42,16 @@ def test_address_dict_reads_mappings_and_objects_alike():
         country: str = "DE"
         phone: str = ""
 
-    assert address_dict(Address()) == address_dict({"name": "Ada", "line1": "1 Main St", "city": "Berlin",
-                                                     "postal_code": "10115", "country": "DE", "extra": "x"})
+    assert address_dict(Address()) == address_dict(
+        {
+            "name": "Ada",
+            "line1": "1 Main St",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "country": "DE",
+            "extra": "x",
+        }
+    )
     assert tuple(address_dict({})) == ADDRESS_FIELDS
 
 

@@ -65,8 +65,9 @@ def test_a_dead_process_is_started_again_after_its_delay_and_counted():
 
 def test_a_crash_loop_names_the_process_and_why():
     stack, now = FakeStack(), [0.0]
-    supervisor = Supervisor(stack, RestartPolicy(first_delay=0, loop_crashes=2), say=lambda _: None,
-                            clock=lambda: now[0])
+    supervisor = Supervisor(
+        stack, RestartPolicy(first_delay=0, loop_crashes=2), say=lambda _: None, clock=lambda: now[0]
+    )
     stack.processes["returns"] = FakeProcess(alive=False)
     supervisor.check()
     stack.processes["returns"] = FakeProcess(alive=False)

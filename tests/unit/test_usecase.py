@@ -72,15 +72,22 @@ async def test_publish_emits_one_event_per_change_with_one_snapshot_and_counts_a
 
     async def work(tx):
         await publish(
-            tx, [Step("return.received", 2), Step("return.refunded", 3)], aggregate_id="RMA-1", order_id="ORD-1",
-            snapshot=snapshot, payload=lambda change, state: {}, count=lambda change: counted.append(change.version),
+            tx,
+            [Step("return.received", 2), Step("return.refunded", 3)],
+            aggregate_id="RMA-1",
+            order_id="ORD-1",
+            snapshot=snapshot,
+            payload=lambda change, state: {},
+            count=lambda change: counted.append(change.version),
         )
         assert counted == []  # not before the commit
         return tx
 
     await retrying(db, work)
     assert [(e.type, e.aggregate_version, e.order_id, e.actor) for e in db.events] == [
-        ("return.received", 2, "ORD-1", "desk"), ("return.refunded", 3, "ORD-1", "desk")]
+        ("return.received", 2, "ORD-1", "desk"),
+        ("return.refunded", 3, "ORD-1", "desk"),
+    ]
     assert counted == [2, 3] and snapshots == [1]
 
 
@@ -99,8 +106,15 @@ async def test_a_rolled_back_attempt_counts_nothing():
     counted = []
 
     async def work(tx):
-        await publish(tx, [Step("return.received", 2)], aggregate_id="RMA-1", order_id="ORD-1",
-                      snapshot=lambda: None, payload=lambda c, s: {}, count=lambda c: counted.append(c))
+        await publish(
+            tx,
+            [Step("return.received", 2)],
+            aggregate_id="RMA-1",
+            order_id="ORD-1",
+            snapshot=lambda: None,
+            payload=lambda c, s: {},
+            count=lambda c: counted.append(c),
+        )
         raise errors.NotFound("then it fails")
 
     with pytest.raises(errors.NotFound):

@@ -29,8 +29,12 @@ def ship_to(given: Mapping[str, str], customer: Customer) -> dict[str, str]:
         address["country"] = address["country"].upper()
         return address
     return {
-        "name": customer.name, "line1": customer.ship_to_line1, "city": customer.ship_to_city,
-        "postal_code": customer.ship_to_postal_code, "country": customer.ship_to_country, "phone": customer.phone,
+        "name": customer.name,
+        "line1": customer.ship_to_line1,
+        "city": customer.ship_to_city,
+        "postal_code": customer.ship_to_postal_code,
+        "country": customer.ship_to_country,
+        "phone": customer.phone,
     }
 
 
@@ -50,7 +54,9 @@ def contact_reasons(customer: Customer, address: Mapping[str, str]) -> list[Reas
     reasons = []
     if not plausible_email(customer.email):
         what = f"{customer.email!r} is not an e-mail address" if customer.email else "no e-mail address"
-        reasons.append(Reason("contact_missing", f"customer {customer.customer_id} has {what}", "customer.email"))
+        reasons.append(
+            Reason("contact_missing", f"customer {customer.customer_id} has {what}", "customer.email")
+        )
     phone = address.get("phone") or customer.phone  # the customer's phone when the ship-to has none
     if not plausible_phone(phone):
         what = f"{phone!r} is not a phone number" if phone else "no phone number"
@@ -64,18 +70,30 @@ def address_reasons(address: Mapping[str, str]) -> list[Reason]:
     country = address.get("country", "").strip().upper()
     for f in REQUIRED_ADDRESS_FIELDS:
         if not address.get(f, "").strip():
-            reasons.append(Reason("ship_to_incomplete", f"the delivery address has no {f.replace('_', ' ')}",
-                                  f"ship_to.{f}"))
+            reasons.append(
+                Reason(
+                    "ship_to_incomplete", f"the delivery address has no {f.replace('_', ' ')}", f"ship_to.{f}"
+                )
+            )
     if country and country not in ISO_COUNTRIES:
-        reasons.append(Reason("country_unknown", f"{country!r} is not an ISO 3166-1 country code", "ship_to.country"))
+        reasons.append(
+            Reason("country_unknown", f"{country!r} is not an ISO 3166-1 country code", "ship_to.country")
+        )
         return reasons  # the postal code cannot be judged without a country
     postal_code = address.get("postal_code", "").strip()
     if not postal_code:
         if country and country not in COUNTRIES_WITHOUT_POSTAL_CODES:
-            reasons.append(Reason("ship_to_incomplete", f"deliveries to {country} need a postal code",
-                                  "ship_to.postal_code"))
+            reasons.append(
+                Reason(
+                    "ship_to_incomplete", f"deliveries to {country} need a postal code", "ship_to.postal_code"
+                )
+            )
     elif country and not postal_code_valid(country, postal_code):
-        reasons.append(Reason(
-            "postal_code_invalid", f"{postal_code!r} is not a postal code of {country} ({POSTAL_CODE_HINTS[country]})",
-            "ship_to.postal_code"))
+        reasons.append(
+            Reason(
+                "postal_code_invalid",
+                f"{postal_code!r} is not a postal code of {country} ({POSTAL_CODE_HINTS[country]})",
+                "ship_to.postal_code",
+            )
+        )
     return reasons

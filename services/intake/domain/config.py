@@ -15,20 +15,28 @@ from services.intake.domain.submission import Reason
 class AutoApprovalPolicy:
     """Which clean orders still go to a person: the rules of routine, as configuration."""
 
-    review_new_customers: bool = True            # ORDERDESK_INTAKE_REVIEW_NEW_CUSTOMERS
+    review_new_customers: bool = True  # ORDERDESK_INTAKE_REVIEW_NEW_CUSTOMERS
     review_above_amount: Decimal = Decimal(100000)  # ORDERDESK_INTAKE_REVIEW_ABOVE_AMOUNT
 
     def reasons(self, customer: Customer, amount: Decimal) -> list[Reason]:
         reasons = []
         if self.review_new_customers and customer.tier == "new":
-            reasons.append(Reason(
-                "new_customer_review", f"customer {customer.customer_id} is new: its orders are reviewed",
-                "customer_id"))
+            reasons.append(
+                Reason(
+                    "new_customer_review",
+                    f"customer {customer.customer_id} is new: its orders are reviewed",
+                    "customer_id",
+                )
+            )
         if amount > self.review_above_amount:
-            reasons.append(Reason(
-                "amount_review",
-                f"order total {amount} {customer.currency} is above {self.review_above_amount}, "
-                "which is reviewed by a person", "lines"))
+            reasons.append(
+                Reason(
+                    "amount_review",
+                    f"order total {amount} {customer.currency} is above {self.review_above_amount}, "
+                    "which is reviewed by a person",
+                    "lines",
+                )
+            )
         return reasons
 
 
@@ -37,10 +45,10 @@ BLOCKED_POLICIES = ("hold", "refuse")
 
 @dataclass(frozen=True)
 class IntakeConfig:
-    blocked_policy: str = "hold"                  # ORDERDESK_INTAKE_BLOCKED_POLICY
-    price_tolerance: Decimal = Decimal(0)         # ORDERDESK_INTAKE_PRICE_TOLERANCE (absolute, per unit)
+    blocked_policy: str = "hold"  # ORDERDESK_INTAKE_BLOCKED_POLICY
+    price_tolerance: Decimal = Decimal(0)  # ORDERDESK_INTAKE_PRICE_TOLERANCE (absolute, per unit)
     auto_approval: AutoApprovalPolicy = field(default_factory=AutoApprovalPolicy)
-    masterdata_ttl_seconds: float = 5.0           # ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS (see cache.py)
+    masterdata_ttl_seconds: float = 5.0  # ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS (see cache.py)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IntakeConfig:
@@ -60,15 +68,21 @@ class IntakeConfig:
         except ValueError:
             ttl = -1.0
         if not 0 <= ttl <= 3600:
-            raise ValueError("ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS must be a number of seconds from 0 to 3600")
+            raise ValueError(
+                "ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS must be a number of seconds from 0 to 3600"
+            )
         return cls(
             blocked_policy=policy,
             masterdata_ttl_seconds=ttl,
-            price_tolerance=_amount(get("ORDERDESK_INTAKE_PRICE_TOLERANCE", "0"), "ORDERDESK_INTAKE_PRICE_TOLERANCE"),
+            price_tolerance=_amount(
+                get("ORDERDESK_INTAKE_PRICE_TOLERANCE", "0"), "ORDERDESK_INTAKE_PRICE_TOLERANCE"
+            ),
             auto_approval=AutoApprovalPolicy(
                 review_new_customers=review_new in ("true", "1", "yes"),
-                review_above_amount=_amount(get("ORDERDESK_INTAKE_REVIEW_ABOVE_AMOUNT", "100000"),
-                                            "ORDERDESK_INTAKE_REVIEW_ABOVE_AMOUNT"),
+                review_above_amount=_amount(
+                    get("ORDERDESK_INTAKE_REVIEW_ABOVE_AMOUNT", "100000"),
+                    "ORDERDESK_INTAKE_REVIEW_ABOVE_AMOUNT",
+                ),
             ),
         )
 

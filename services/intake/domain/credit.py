@@ -22,18 +22,24 @@ def credit_reasons(customer: Customer, terms: str, amount: Decimal, open_exposur
     total = open_exposure + amount
     if total <= customer.credit_limit:
         return []
-    return [Reason(
-        "credit_limit_exceeded",
-        f"open orders {open_exposure} + this order {amount} = {total} {customer.currency} exceeds the credit "
-        f"limit {customer.credit_limit} of customer {customer.customer_id} by {total - customer.credit_limit}",
-        "customer_id")]
+    return [
+        Reason(
+            "credit_limit_exceeded",
+            f"open orders {open_exposure} + this order {amount} = {total} {customer.currency} exceeds the credit "
+            f"limit {customer.credit_limit} of customer {customer.customer_id} by {total - customer.credit_limit}",
+            "customer_id",
+        )
+    ]
 
 
 def credit_race(customer: Customer) -> Reason:
     """Other approvals used the credit between the check and the booking (their total is not known here)."""
-    return Reason("credit_limit_exceeded",
-                  f"orders approved at the same moment used the credit limit {customer.credit_limit} "
-                  f"{customer.currency} of customer {customer.customer_id}", "customer_id")
+    return Reason(
+        "credit_limit_exceeded",
+        f"orders approved at the same moment used the credit limit {customer.credit_limit} "
+        f"{customer.currency} of customer {customer.customer_id}",
+        "customer_id",
+    )
 
 
 # What an order's status means for its customer's credit: open orders are exposure
@@ -44,7 +50,7 @@ EXPOSURE_CLOSED = frozenset({"completed", "cancelled", "rejected"})
 
 
 def exposure_state(status: str) -> str | None:
-    """"open", "closed", or None for a status that changes nothing."""
+    """ "open", "closed", or None for a status that changes nothing."""
     if status in EXPOSURE_OPEN:
         return "open"
     if status in EXPOSURE_CLOSED:

@@ -34,8 +34,12 @@ def transit_days(warehouse: Warehouse, country: str) -> int:
 
 
 def plan_arrivals(
-    lines: Sequence[OrderLine], products: Mapping[str, Product], stock: Mapping[str, Mapping[str, int]],
-    warehouses: Mapping[str, Warehouse], country: str, now: dt.datetime,
+    lines: Sequence[OrderLine],
+    products: Mapping[str, Product],
+    stock: Mapping[str, Mapping[str, int]],
+    warehouses: Mapping[str, Warehouse],
+    country: str,
+    now: dt.datetime,
 ) -> list[list[Arrival]]:
     """When each line can arrive, part by part, at the earliest.
 
@@ -57,9 +61,13 @@ def plan_arrivals(
         if not product.make_to_order:
             levels = left.get(line.sku, {})
             by_arrival = sorted(
-                (ship_day(now, warehouses[w].cutoff_hour_utc) + dt.timedelta(days=transit_days(warehouses[w], country)),
-                 w)
-                for w, available in levels.items() if available > 0 and w in warehouses
+                (
+                    ship_day(now, warehouses[w].cutoff_hour_utc)
+                    + dt.timedelta(days=transit_days(warehouses[w], country)),
+                    w,
+                )
+                for w, available in levels.items()
+                if available > 0 and w in warehouses
             )
             for date, w in by_arrival:
                 if not missing:
@@ -76,18 +84,32 @@ def plan_arrivals(
 
 
 def delivery_reasons(
-    requested: dt.date, lines: Sequence[OrderLine], products: Mapping[str, Product],
-    stock: Mapping[str, Mapping[str, int]] | None, warehouses: Mapping[str, Warehouse], country: str,
+    requested: dt.date,
+    lines: Sequence[OrderLine],
+    products: Mapping[str, Product],
+    stock: Mapping[str, Mapping[str, int]] | None,
+    warehouses: Mapping[str, Warehouse],
+    country: str,
     now: dt.datetime,
 ) -> tuple[list[Reason], list[Proposal]]:
     """Holds an order whose whole quantity cannot arrive by `requested`, proposing what can be done."""
     field_path = "requested_delivery_date"
     if not warehouses:
-        return [Reason("delivery_date_unverified", "intake has no warehouse master data to plan deliveries with",
-                       field_path)], []
+        return [
+            Reason(
+                "delivery_date_unverified",
+                "intake has no warehouse master data to plan deliveries with",
+                field_path,
+            )
+        ], []
     if stock is None:
-        return [Reason("delivery_date_unverified", "stock could not be read from inventory; the desk should "
-                       "check the date", field_path)], []
+        return [
+            Reason(
+                "delivery_date_unverified",
+                "stock could not be read from inventory; the desk should check the date",
+                field_path,
+            )
+        ], []
     plan = plan_arrivals(lines, products, stock, warehouses, country, now)
     earliest = max(a.date for arrivals in plan for a in arrivals)
     if earliest <= requested:
@@ -102,16 +124,26 @@ def delivery_reasons(
             rest_date = max(a.date for a in arrivals)
             parts[(line.sku, rest_date)] = parts.get((line.sku, rest_date), 0) + line.quantity - in_time
     if any(date == requested for _, date in parts):  # a split helps only if something arrives in time
-        proposals.append(Proposal("split", parts=tuple(
-            ProposalPart(sku, quantity, date) for (sku, date), quantity in sorted(parts.items(), key=_by_date_then_line(lines))
-        )))
+        proposals.append(
+            Proposal(
+                "split",
+                parts=tuple(
+                    ProposalPart(sku, quantity, date)
+                    for (sku, date), quantity in sorted(parts.items(), key=_by_date_then_line(lines))
+                ),
+            )
+        )
     reason = Reason(
         "delivery_date_infeasible",
-        f"the whole order cannot arrive by {requested}; the earliest date is {earliest}", field_path)
+        f"the whole order cannot arrive by {requested}; the earliest date is {earliest}",
+        field_path,
+    )
     return [reason], proposals
 
 
-def _by_date_then_line(lines: Sequence[OrderLine]) -> Callable[[tuple[tuple[str, dt.date], int]], tuple[dt.date, int]]:
+def _by_date_then_line(
+    lines: Sequence[OrderLine],
+) -> Callable[[tuple[tuple[str, dt.date], int]], tuple[dt.date, int]]:
     """Sorts a split's parts by date, then by the line their SKU first appears on."""
     position: dict[str, int] = {}
     for i, line in enumerate(lines):

@@ -25,7 +25,10 @@ from services.intake.domain.terms import payment_terms, payment_terms_reasons
 
 
 def hold_reasons(
-    s: Submission, customer: Customer, products: Mapping[str, Product], facts: Facts,
+    s: Submission,
+    customer: Customer,
+    products: Mapping[str, Product],
+    facts: Facts,
     config: IntakeConfig | None = None,
 ) -> tuple[list[Reason], list[Proposal]]:
     """Every business rule the (well-formed) order breaks, in the documented order, and any proposals."""
@@ -35,7 +38,9 @@ def hold_reasons(
     lines = order_lines(s)
     reasons: list[Reason] = []
     if customer.status == "blocked":
-        reasons.append(Reason("customer_blocked", f"customer {customer.customer_id} is blocked", "customer_id"))
+        reasons.append(
+            Reason("customer_blocked", f"customer {customer.customer_id} is blocked", "customer_id")
+        )
     reasons += contact_reasons(customer, address)
     reasons += address_reasons(address)
     reasons += payment_terms_reasons(terms, customer)
@@ -44,7 +49,8 @@ def hold_reasons(
     requested = parse_date(s.requested_delivery_date)
     if requested is not None:
         date_reasons, proposals = delivery_reasons(
-            requested, lines, products, facts.stock, facts.warehouses, address.get("country", ""), facts.now)
+            requested, lines, products, facts.stock, facts.warehouses, address.get("country", ""), facts.now
+        )
         reasons += date_reasons
     reasons += credit_reasons(customer, terms, order_amount(lines), facts.open_exposure)
     reasons += config.auto_approval.reasons(customer, order_amount(lines))
@@ -53,8 +59,13 @@ def hold_reasons(
 
 def duplicate_external_ref(external_ref: str, first_order_id: str, same_key: bool = False) -> Reason:
     """`same_key`: sent again under its first key after that key's retention (README "Retention")."""
-    how = ("under this Idempotency-Key, longer ago than keys are kept" if same_key
-           else "with another Idempotency-Key")
+    how = (
+        "under this Idempotency-Key, longer ago than keys are kept"
+        if same_key
+        else "with another Idempotency-Key"
+    )
     return Reason(
         "duplicate_external_ref",
-        f"reference {external_ref!r} was already sent by this partner {how} (order {first_order_id})", "external_ref")
+        f"reference {external_ref!r} was already sent by this partner {how} (order {first_order_id})",
+        "external_ref",
+    )

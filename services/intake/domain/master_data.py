@@ -14,8 +14,12 @@ MASTER_KINDS = ("customers", "products", "prices", "warehouses")
 MAX_MASTER_KEY = 64
 MAX_MASTER_INTEGER = 2**31 - 1
 MAX_DAYS = 3650  # lead and transit times: ten years is a typo, and keeps date arithmetic in range
-_MASTER_KEYS = {"customers": ("customer_id",), "products": ("sku",), "prices": ("customer_id", "sku"),
-                "warehouses": ("warehouse",)}
+_MASTER_KEYS = {
+    "customers": ("customer_id",),
+    "products": ("sku",),
+    "prices": ("customer_id", "sku"),
+    "warehouses": ("warehouse",),
+}
 
 
 def check_master_kind(kind: str) -> None:
@@ -26,7 +30,9 @@ def check_master_kind(kind: str) -> None:
         )
 
 
-def check_master_records(kind: str, records: Sequence[Customer | Product | CustomerPrice | Warehouse]) -> None:
+def check_master_records(
+    kind: str, records: Sequence[Customer | Product | CustomerPrice | Warehouse]
+) -> None:
     """What the CSV parser leaves to the owner: key lengths and integer ranges it stores."""
     v: list[FieldViolation] = []
     for number, record in enumerate(records, start=2):  # row numbers as the parser counts them
@@ -43,7 +49,8 @@ def check_master_records(kind: str, records: Sequence[Customer | Product | Custo
                 if getattr(record, column) > MAX_DAYS:
                     v.append(FieldViolation(f"row {number}.{column}", f"at most {MAX_DAYS}"))
         if isinstance(record, CustomerPrice) and parse_price(str(record.unit_price)) is None:
-            v.append(FieldViolation(f"row {number}.unit_price", "a plain decimal with at most 6 decimal places"))
+            v.append(
+                FieldViolation(f"row {number}.unit_price", "a plain decimal with at most 6 decimal places")
+            )
     if v:
         raise InvalidArgument(f"{kind} CSV has {len(v)} problem(s); nothing was imported", v)
-

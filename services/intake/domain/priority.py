@@ -7,7 +7,7 @@ import datetime as dt
 
 TIER_RANK = {"new": 0, "standard": 1, "key": 2, "strategic": 3}
 URGENCY_HORIZON_DAYS = 90
-URGENT_FLOOR = 91   # urgent orders use 91..99 of their tier's hundred
+URGENT_FLOOR = 91  # urgent orders use 91..99 of their tier's hundred
 
 
 def priority(tier: str, requested_delivery_date: dt.date | None, today: dt.date, urgent: bool = False) -> int:

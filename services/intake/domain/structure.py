@@ -44,8 +44,11 @@ def check_structure(
         v.append(FieldViolation(field, description, reason))
 
     if not s.idempotency_key:
-        bad("idempotency_key", "required: send an Idempotency-Key so a retry cannot create a second order",
-            "required")
+        bad(
+            "idempotency_key",
+            "required: send an Idempotency-Key so a retry cannot create a second order",
+            "required",
+        )
     elif len(s.idempotency_key) > MAX_IDEMPOTENCY_KEY:
         bad("idempotency_key", f"at most {MAX_IDEMPOTENCY_KEY} characters", "too_long")
     if len(s.partner_id) > MAX_PARTNER_ID:
@@ -65,7 +68,9 @@ def check_structure(
         if requested is None:
             bad("requested_delivery_date", "a calendar date written YYYY-MM-DD")
         elif today is not None and requested < today:
-            bad("requested_delivery_date", f"{requested} is in the past (today is {today} UTC)", "in_the_past")
+            bad(
+                "requested_delivery_date", f"{requested} is in the past (today is {today} UTC)", "in_the_past"
+            )
     _check_address(s.ship_to, bad)
 
     if not s.lines:
@@ -83,7 +88,7 @@ def check_structure(
         elif line.quantity > MAX_QUANTITY:
             bad(f"{at}.quantity", f"at most {MAX_QUANTITY}")
         if parse_price(line.unit_price) is None:
-            bad(f"{at}.unit_price", "a non-negative decimal string such as \"12.50\"")
+            bad(f"{at}.unit_price", 'a non-negative decimal string such as "12.50"')
 
     if v:
         raise InvalidArgument(f"the order has {len(v)} problem(s); nothing was stored", v)
@@ -100,4 +105,4 @@ def _check_address(address: Mapping[str, str], bad: Complain) -> None:
             bad(f"ship_to.{f}", f"at most {MAX_ADDRESS_FIELD} characters", "too_long")
     country = address.get("country", "")
     if country and not _COUNTRY.fullmatch(country):
-        bad("ship_to.country", "an ISO 3166-1 alpha-2 code such as \"DE\"")
+        bad("ship_to.country", 'an ISO 3166-1 alpha-2 code such as "DE"')

@@ -40,11 +40,11 @@ class Submission:
     channel: str
     external_ref: str
     customer_id: str
-    ship_to: Mapping[str, str]          # ADDRESS_FIELDS; all empty means "the customer's default"
+    ship_to: Mapping[str, str]  # ADDRESS_FIELDS; all empty means "the customer's default"
     lines: tuple[SubmittedLine, ...]
-    requested_delivery_date: str        # YYYY-MM-DD or empty
-    payment_terms: str                  # empty means "the customer's first allowed term"
-    urgent: bool = False                # the partner asks for expedited handling
+    requested_delivery_date: str  # YYYY-MM-DD or empty
+    payment_terms: str  # empty means "the customer's first allowed term"
+    urgent: bool = False  # the partner asks for expedited handling
 
 
 # --- what the service looked up for one submission ------------------------------------------
@@ -52,12 +52,12 @@ class Submission:
 class Facts:
     """Everything beyond the customer and products that the rules read; gathered by the service."""
 
-    now: dt.datetime                                           # UTC; the injectable clock's reading
+    now: dt.datetime  # UTC; the injectable clock's reading
     prices: Mapping[str, CustomerPrice] = field(default_factory=dict)  # this customer's prices by SKU
     warehouses: Mapping[str, Warehouse] = field(default_factory=dict)
     # sku -> warehouse -> available units; None when stock could not be read (or was not needed).
     stock: Mapping[str, Mapping[str, int]] | None = None
-    open_exposure: Decimal = Decimal(0)                        # the customer's open, confirmed orders
+    open_exposure: Decimal = Decimal(0)  # the customer's open, confirmed orders
 
     @property
     def today(self) -> dt.date:
@@ -91,8 +91,8 @@ class Proposal:
     """What the desk can offer instead of an infeasible date: kind earliest_date or split."""
 
     kind: str
-    delivery_date: dt.date | None = None     # earliest_date: the whole order on this date
-    parts: tuple[ProposalPart, ...] = ()     # split: deliveries by date
+    delivery_date: dt.date | None = None  # earliest_date: the whole order on this date
+    parts: tuple[ProposalPart, ...] = ()  # split: deliveries by date
 
 
 @dataclass(frozen=True)

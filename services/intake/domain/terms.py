@@ -18,14 +18,20 @@ def prepaid_only(customer: Customer) -> bool:
 def payment_terms_reasons(terms: str, customer: Customer) -> list[Reason]:
     if prepaid_only(customer) and terms != PREPAID:
         # The explicit rule: a customer who pays in advance gets no credit terms (NET30, ...).
-        return [Reason(
-            "payment_terms_not_allowed",
-            f"customer {customer.customer_id} pays in advance (PREPAID only); {terms} terms are not available",
-            "payment_terms")]
+        return [
+            Reason(
+                "payment_terms_not_allowed",
+                f"customer {customer.customer_id} pays in advance (PREPAID only); {terms} terms are not available",
+                "payment_terms",
+            )
+        ]
     if terms and terms not in customer.payment_terms:
         allowed = ", ".join(customer.payment_terms) or "none"
-        return [Reason(
-            "payment_terms_not_allowed",
-            f"payment terms {terms} are not agreed with customer {customer.customer_id} (allowed: {allowed})",
-            "payment_terms")]
+        return [
+            Reason(
+                "payment_terms_not_allowed",
+                f"payment terms {terms} are not agreed with customer {customer.customer_id} (allowed: {allowed})",
+                "payment_terms",
+            )
+        ]
     return []

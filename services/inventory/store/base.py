@@ -20,7 +20,9 @@ class RepositoryBase:
     async def _ensure_sku_row(self, sku: str) -> None:
         """The SKU's row of event version and backorder total, created at zero if absent."""
         await self.conn.execute(
-            insert_ignoring_conflicts(self.dialect, sku_versions, {"sku": sku, "version": 0, "backordered": 0})
+            insert_ignoring_conflicts(
+                self.dialect, sku_versions, {"sku": sku, "version": 0, "backordered": 0}
+            )
         )
 
 
@@ -29,4 +31,6 @@ def at(sku: str, warehouse: str):
 
 
 def reservation_of(order_id: str, sku: str, warehouse: str):
-    return and_(reservations.c.order_id == order_id, reservations.c.sku == sku, reservations.c.warehouse == warehouse)
+    return and_(
+        reservations.c.order_id == order_id, reservations.c.sku == sku, reservations.c.warehouse == warehouse
+    )

@@ -18,13 +18,21 @@ from services.inventory.store.tables import receipts, sku_versions, stock
 
 # Reserve's hot statements, built once (SQLAlchemy then compiles each once and reuses it): building
 # a statement per call cost more than executing it when the allocator reserves a backlog.
-_AVAILABLE = (select(stock.c.sku, stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
-              .where(stock.c.sku.in_(bindparam("skus", expanding=True))).order_by(stock.c.sku, stock.c.warehouse))
+_AVAILABLE = (
+    select(stock.c.sku, stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
+    .where(stock.c.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(stock.c.sku, stock.c.warehouse)
+)
 _AVAILABLE_LOCKED = _AVAILABLE.with_for_update()
-_TAKE_STOCK = (update(stock)
-               .where(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"),
-                      *may_reserve(stock.c.on_hand, stock.c.reserved, bindparam("b_qty")))
-               .values(reserved=stock.c.reserved + bindparam("b_qty"), version=stock.c.version + 1))
+_TAKE_STOCK = (
+    update(stock)
+    .where(
+        stock.c.sku == bindparam("b_sku"),
+        stock.c.warehouse == bindparam("b_wh"),
+        *may_reserve(stock.c.on_hand, stock.c.reserved, bindparam("b_qty")),
+    )
+    .values(reserved=stock.c.reserved + bindparam("b_qty"), version=stock.c.version + 1)
+)
 
 
 class StockLevels(RepositoryBase):
@@ -32,12 +40,15 @@ class StockLevels(RepositoryBase):
     async def levels(self, sku: str) -> list[StockLevel]:
         rows = await self.conn.execute(
             select(stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
-            .where(stock.c.sku == sku).order_by(stock.c.warehouse)
+            .where(stock.c.sku == sku)
+            .order_by(stock.c.warehouse)
         )
         return [StockLevel(r.warehouse, r.on_hand, r.reserved) for r in rows]
 
     async def level(self, sku: str, warehouse: str) -> StockLevel:
-        row = (await self.conn.execute(select(stock.c.on_hand, stock.c.reserved).where(at(sku, warehouse)))).one()
+        row = (
+            await self.conn.execute(select(stock.c.on_hand, stock.c.reserved).where(at(sku, warehouse)))
+        ).one()
         return StockLevel(warehouse, row.on_hand, row.reserved)
 
     async def lock_levels(self, sku: str) -> list[StockLevel]:
@@ -45,7 +56,9 @@ class StockLevels(RepositoryBase):
         so a plan made from these numbers still holds when its guarded updates run."""
         rows = await self.conn.execute(
             select(stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
-            .where(stock.c.sku == sku).order_by(stock.c.warehouse).with_for_update()
+            .where(stock.c.sku == sku)
+            .order_by(stock.c.warehouse)
+            .with_for_update()
         )
         return [StockLevel(r.warehouse, r.on_hand, r.reserved) for r in rows]
 
@@ -78,7 +91,8 @@ class StockLevels(RepositoryBase):
         """Adds to on hand (a new SKU/warehouse pair starts at zero); returns the new level."""
         await self._ensure_row(sku, warehouse)
         await self.conn.execute(
-            update(stock).where(at(sku, warehouse))
+            update(stock)
+            .where(at(sku, warehouse))
             .values(on_hand=stock.c.on_hand + quantity, version=stock.c.version + 1)
         )
         return await self.level(sku, warehouse)
@@ -96,7 +110,8 @@ class StockLevels(RepositoryBase):
         if row.on_hand == on_hand:
             return before, before
         result = await self.conn.execute(
-            update(stock).where(at(sku, warehouse), *may_count(stock.c.on_hand, stock.c.reserved, on_hand))
+            update(stock)
+            .where(at(sku, warehouse), *may_count(stock.c.on_hand, stock.c.reserved, on_hand))
             .values(on_hand=on_hand, version=stock.c.version + 1)
         )
         if result.rowcount != 1:
@@ -106,7 +121,9 @@ class StockLevels(RepositoryBase):
     async def _ensure_row(self, sku: str, warehouse: str) -> None:
         await self.conn.execute(
             insert_ignoring_conflicts(
-                self.dialect, stock, {"sku": sku, "warehouse": warehouse, "on_hand": 0, "reserved": 0, "version": 0}
+                self.dialect,
+                stock,
+                {"sku": sku, "warehouse": warehouse, "on_hand": 0, "reserved": 0, "version": 0},
             )
         )
 
@@ -116,9 +133,15 @@ class StockLevels(RepositoryBase):
         with other contents is refused by the caller (see `receipt`)."""
         result = await self.conn.execute(
             insert_ignoring_conflicts(
-                self.dialect, receipts,
-                {"reference": reference, "sku": sku, "warehouse": warehouse, "quantity": quantity,
-                 "received_at": utcnow()},
+                self.dialect,
+                receipts,
+                {
+                    "reference": reference,
+                    "sku": sku,
+                    "warehouse": warehouse,
+                    "quantity": quantity,
+                    "received_at": utcnow(),
+                },
             )
         )
         return result.rowcount == 1
@@ -126,7 +149,9 @@ class StockLevels(RepositoryBase):
     async def receipt(self, reference: str) -> tuple[str, str, int]:
         row = (
             await self.conn.execute(
-                select(receipts.c.sku, receipts.c.warehouse, receipts.c.quantity).where(receipts.c.reference == reference)
+                select(receipts.c.sku, receipts.c.warehouse, receipts.c.quantity).where(
+                    receipts.c.reference == reference
+                )
             )
         ).one()
         return row.sku, row.warehouse, row.quantity
@@ -136,4 +161,6 @@ class StockLevels(RepositoryBase):
         await self.conn.execute(
             update(sku_versions).where(sku_versions.c.sku == sku).values(version=sku_versions.c.version + 1)
         )
-        return (await self.conn.execute(select(sku_versions.c.version).where(sku_versions.c.sku == sku))).scalar_one()
+        return (
+            await self.conn.execute(select(sku_versions.c.version).where(sku_versions.c.sku == sku))
+        ).scalar_one()

@@ -22,10 +22,14 @@ from services.inventory.store.levels import StockLevels
 from services.inventory.store.tables import order_states, reservations, stock
 
 # Reserve's hot statements, built once (see levels.py).
-_ORDER_STATE = (select(order_states.c.state, order_states.c.priority, order_states.c.country)
-                .where(order_states.c.order_id == bindparam("oid")).with_for_update())
-_ORDER_HELD = (select(reservations.c.sku, reservations.c.warehouse, reservations.c.quantity, reservations.c.shipped)
-               .where(reservations.c.order_id == bindparam("oid")))
+_ORDER_STATE = (
+    select(order_states.c.state, order_states.c.priority, order_states.c.country)
+    .where(order_states.c.order_id == bindparam("oid"))
+    .with_for_update()
+)
+_ORDER_HELD = select(
+    reservations.c.sku, reservations.c.warehouse, reservations.c.quantity, reservations.c.shipped
+).where(reservations.c.order_id == bindparam("oid"))
 
 
 @functools.cache
@@ -36,9 +40,17 @@ def _new_order_state(dialect: str):
 @functools.cache
 def _hold(dialect: str):
     """Adds to the order's reservation row, creating it if absent (one statement)."""
-    statement = (pg_dialect if dialect == "postgresql" else sqlite_dialect).insert(reservations).values(
-        order_id=bindparam("b_order"), sku=bindparam("b_sku"), warehouse=bindparam("b_wh"),
-        quantity=bindparam("b_qty"), shipped=0)
+    statement = (
+        (pg_dialect if dialect == "postgresql" else sqlite_dialect)
+        .insert(reservations)
+        .values(
+            order_id=bindparam("b_order"),
+            sku=bindparam("b_sku"),
+            warehouse=bindparam("b_wh"),
+            quantity=bindparam("b_qty"),
+            shipped=0,
+        )
+    )
     return statement.on_conflict_do_update(
         index_elements=["order_id", "sku", "warehouse"],
         set_={"quantity": reservations.c.quantity + statement.excluded.quantity},
@@ -47,16 +59,25 @@ def _hold(dialect: str):
 
 class Reservations(StockLevels):
     # --- one order, locked for the transaction ---------------------------------------------------
-    async def lock_order(self, order_id: str, priority: int = 0, *, country: str = "",
-                         placed_at: dt.datetime | None = None) -> OrderReservations:
+    async def lock_order(
+        self, order_id: str, priority: int = 0, *, country: str = "", placed_at: dt.datetime | None = None
+    ) -> OrderReservations:
         """Creates the order's state row if absent and locks it (PostgreSQL: FOR UPDATE)."""
         now = utcnow()
         created = await self.conn.execute(
             _new_order_state(self.dialect),
-            {"order_id": order_id, "state": OrderState.ACTIVE.value, "priority": priority,
-             "updated_at": now, "country": country[:2], "placed_at": placed_at or now},
+            {
+                "order_id": order_id,
+                "state": OrderState.ACTIVE.value,
+                "priority": priority,
+                "updated_at": now,
+                "country": country[:2],
+                "placed_at": placed_at or now,
+            },
         )
-        self.created_order = created.rowcount == 1  # a first Reserve: it has no reservations or backorders yet
+        self.created_order = (
+            created.rowcount == 1
+        )  # a first Reserve: it has no reservations or backorders yet
         if self.created_order:  # the new row is ours (locked by the insert) and holds what we just wrote
             return OrderReservations(order_id, OrderState.ACTIVE, {}, {}, priority=priority)
         row = (await self.conn.execute(_ORDER_STATE, {"oid": order_id})).one()
@@ -77,13 +98,16 @@ class Reservations(StockLevels):
         """Locks existing order rows in order-id order (the store's lock order, before any stock row)."""
         if order_ids:
             await self.conn.execute(
-                select(order_states.c.order_id).where(order_states.c.order_id.in_(sorted(set(order_ids))))
-                .order_by(order_states.c.order_id).with_for_update()
+                select(order_states.c.order_id)
+                .where(order_states.c.order_id.in_(sorted(set(order_ids))))
+                .order_by(order_states.c.order_id)
+                .with_for_update()
             )
 
     async def save_order_state(self, order: OrderReservations) -> None:
         await self.conn.execute(
-            update(order_states).where(order_states.c.order_id == order.order_id)
+            update(order_states)
+            .where(order_states.c.order_id == order.order_id)
             .values(state=order.state.value, priority=order.priority, updated_at=utcnow())
         )
 
@@ -104,7 +128,9 @@ class Reservations(StockLevels):
 
     async def held_warehouses(self, order_id: str) -> set[str]:
         rows = await self.conn.execute(
-            select(reservations.c.warehouse).where(reservations.c.order_id == order_id, reservations.c.quantity > 0)
+            select(reservations.c.warehouse).where(
+                reservations.c.order_id == order_id, reservations.c.quantity > 0
+            )
         )
         return set(rows.scalars())
 
@@ -118,8 +144,9 @@ class Reservations(StockLevels):
     # The reservation row alone, for Reserve, which touches the stock rows last (take_stock, return_stock).
     async def hold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
         """Adds to the order's reservation row, creating it if absent (one statement)."""
-        await self.conn.execute(_hold(self.dialect), {"b_order": order_id, "b_sku": sku, "b_wh": warehouse,
-                                                      "b_qty": quantity})
+        await self.conn.execute(
+            _hold(self.dialect), {"b_order": order_id, "b_sku": sku, "b_wh": warehouse, "b_qty": quantity}
+        )
 
     async def unhold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
         taken = await self.conn.execute(
@@ -149,12 +176,17 @@ class Reservations(StockLevels):
             .values(quantity=reservations.c.quantity - quantity, shipped=reservations.c.shipped + quantity)
         )
         if taken.rowcount != 1:
-            raise StockBookError(f"order {order_id} holds fewer than {quantity} of {sku} at {warehouse} to ship")
+            raise StockBookError(
+                f"order {order_id} holds fewer than {quantity} of {sku} at {warehouse} to ship"
+            )
         result = await self.conn.execute(
             update(stock)
             .where(at(sku, warehouse), *may_ship(stock.c.on_hand, stock.c.reserved, quantity))
-            .values(on_hand=stock.c.on_hand - quantity, reserved=stock.c.reserved - quantity,
-                    version=stock.c.version + 1)
+            .values(
+                on_hand=stock.c.on_hand - quantity,
+                reserved=stock.c.reserved - quantity,
+                version=stock.c.version + 1,
+            )
         )
         if result.rowcount != 1:
             raise StockBookError(f"{sku} at {warehouse} has fewer than {quantity} reserved to ship")

@@ -14,7 +14,9 @@ from services.inventory.store.tables import backorders, order_states, production
 from services.inventory.supply import Backorder, Run
 
 # Reserve's hot statement (see levels.py).
-_ORDER_BACKORDERS = select(backorders.c.sku, backorders.c.quantity).where(backorders.c.order_id == bindparam("oid"))
+_ORDER_BACKORDERS = select(backorders.c.sku, backorders.c.quantity).where(
+    backorders.c.order_id == bindparam("oid")
+)
 
 
 class Supply(RepositoryBase):
@@ -31,8 +33,13 @@ class Supply(RepositoryBase):
     async def set_backorder(self, order_id: str, sku: str, quantity: int) -> None:
         if quantity > 0:
             await self.conn.execute(
-                upsert(self.dialect, backorders, {"order_id": order_id, "sku": sku, "quantity": quantity},
-                       ["order_id", "sku"], ["quantity"])
+                upsert(
+                    self.dialect,
+                    backorders,
+                    {"order_id": order_id, "sku": sku, "quantity": quantity},
+                    ["order_id", "sku"],
+                    ["quantity"],
+                )
             )
         else:
             await self.conn.execute(
@@ -52,46 +59,69 @@ class Supply(RepositoryBase):
             if deltas[sku]:
                 await self._ensure_sku_row(sku)
                 await self.conn.execute(
-                    update(sku_versions).where(sku_versions.c.sku == sku)
-                    .values(backordered=sku_versions.c.backordered + deltas[sku]))
+                    update(sku_versions)
+                    .where(sku_versions.c.sku == sku)
+                    .values(backordered=sku_versions.c.backordered + deltas[sku])
+                )
 
     async def backordered_total(self, sku: str) -> int:
-        return (await self.conn.execute(
-            select(sku_versions.c.backordered).where(sku_versions.c.sku == sku))).scalar_one_or_none() or 0
+        return (
+            await self.conn.execute(select(sku_versions.c.backordered).where(sku_versions.c.sku == sku))
+        ).scalar_one_or_none() or 0
 
     async def backorders_for(self, skus: list[str]) -> list[Backorder]:
         """Open backorders of active orders for these SKUs (any order; the caller sorts them)."""
         if not skus:
             return []
         rows = await self.conn.execute(
-            select(backorders.c.order_id, backorders.c.sku, backorders.c.quantity, order_states.c.priority,
-                   order_states.c.placed_at, order_states.c.updated_at, order_states.c.country)
+            select(
+                backorders.c.order_id,
+                backorders.c.sku,
+                backorders.c.quantity,
+                order_states.c.priority,
+                order_states.c.placed_at,
+                order_states.c.updated_at,
+                order_states.c.country,
+            )
             .join(order_states, order_states.c.order_id == backorders.c.order_id)
             .where(backorders.c.sku.in_(sorted(set(skus))), order_states.c.state != OrderState.RELEASED.value)
         )
-        return [Backorder(r.order_id, r.sku, r.quantity, r.priority, r.placed_at or r.updated_at, r.country)
-                for r in rows]
+        return [
+            Backorder(r.order_id, r.sku, r.quantity, r.priority, r.placed_at or r.updated_at, r.country)
+            for r in rows
+        ]
 
     async def backorder_demand(self, sku: str, order_id: str) -> tuple[int, int]:
         """(units owed to this SKU's backorders up to and including `order_id`'s in fill order,
         units owed to all of them), summed in the database: no rows travel."""
-        me = (await self.conn.execute(
-            select(order_states.c.priority, order_states.c.placed_at, order_states.c.updated_at)
-            .where(order_states.c.order_id == order_id)
-        )).one()
+        me = (
+            await self.conn.execute(
+                select(order_states.c.priority, order_states.c.placed_at, order_states.c.updated_at).where(
+                    order_states.c.order_id == order_id
+                )
+            )
+        ).one()
         my_time = me.placed_at or me.updated_at
         placed = func.coalesce(order_states.c.placed_at, order_states.c.updated_at, type_=UtcDateTime)
         ahead = or_(
             order_states.c.priority > me.priority,
-            and_(order_states.c.priority == me.priority,
-                 or_(placed < my_time, and_(placed == my_time, order_states.c.order_id <= order_id))),
+            and_(
+                order_states.c.priority == me.priority,
+                or_(placed < my_time, and_(placed == my_time, order_states.c.order_id <= order_id)),
+            ),
         )
-        row = (await self.conn.execute(
-            select(func.coalesce(func.sum(case((ahead, backorders.c.quantity), else_=0)), 0).label("through"),
-                   func.coalesce(func.sum(backorders.c.quantity), 0).label("total"))
-            .select_from(backorders.join(order_states, order_states.c.order_id == backorders.c.order_id))
-            .where(backorders.c.sku == sku, order_states.c.state != OrderState.RELEASED.value)
-        )).one()
+        row = (
+            await self.conn.execute(
+                select(
+                    func.coalesce(func.sum(case((ahead, backorders.c.quantity), else_=0)), 0).label(
+                        "through"
+                    ),
+                    func.coalesce(func.sum(backorders.c.quantity), 0).label("total"),
+                )
+                .select_from(backorders.join(order_states, order_states.c.order_id == backorders.c.order_id))
+                .where(backorders.c.sku == sku, order_states.c.state != OrderState.RELEASED.value)
+            )
+        ).one()
         return int(row.through), int(row.total)
 
     async def backordered_units(self, sku: str) -> int:
@@ -105,30 +135,45 @@ class Supply(RepositoryBase):
     # --- products ------------------------------------------------------------------------------------
     async def product(self, sku: str) -> tuple[bool, int] | None:
         """(make to order, lead time in days), or None for a SKU inventory has no product record of."""
-        row = (await self.conn.execute(
-            select(products.c.make_to_order, products.c.lead_time_days).where(products.c.sku == sku)
-        )).first()
+        row = (
+            await self.conn.execute(
+                select(products.c.make_to_order, products.c.lead_time_days).where(products.c.sku == sku)
+            )
+        ).first()
         return (row.make_to_order, row.lead_time_days) if row else None
 
     async def upsert_product(self, sku: str, make_to_order: bool, lead_time_days: int) -> None:
-        await self.conn.execute(upsert(
-            self.dialect, products, {"sku": sku, "make_to_order": make_to_order, "lead_time_days": lead_time_days},
-            ["sku"], ["make_to_order", "lead_time_days"],
-        ))
+        await self.conn.execute(
+            upsert(
+                self.dialect,
+                products,
+                {"sku": sku, "make_to_order": make_to_order, "lead_time_days": lead_time_days},
+                ["sku"],
+                ["make_to_order", "lead_time_days"],
+            )
+        )
 
     # --- production runs -------------------------------------------------------------------------------
     async def open_runs(self, sku: str) -> list[Run]:
         rows = await self.conn.execute(
-            select(production_runs).where(production_runs.c.sku == sku, production_runs.c.status == "open")
+            select(production_runs)
+            .where(production_runs.c.sku == sku, production_runs.c.status == "open")
             .order_by(production_runs.c.expected_date, production_runs.c.production_id)
         )
         return [_run(r) for r in rows]
 
     async def add_run(self, run: Run) -> None:
-        await self.conn.execute(production_runs.insert().values(
-            production_id=run.production_id, sku=run.sku, warehouse=run.warehouse, quantity=run.quantity,
-            expected_date=run.expected_date.isoformat(), status="open", created_at=utcnow(),
-        ))
+        await self.conn.execute(
+            production_runs.insert().values(
+                production_id=run.production_id,
+                sku=run.sku,
+                warehouse=run.warehouse,
+                quantity=run.quantity,
+                expected_date=run.expected_date.isoformat(),
+                status="open",
+                created_at=utcnow(),
+            )
+        )
 
     async def grow_run(self, production_id: str, quantity: int) -> None:
         await self.conn.execute(
@@ -138,23 +183,30 @@ class Supply(RepositoryBase):
         )
 
     async def run(self, production_id: str) -> tuple[Run, str] | None:
-        row = (await self.conn.execute(
-            select(production_runs).where(production_runs.c.production_id == production_id)
-        )).first()
+        row = (
+            await self.conn.execute(
+                select(production_runs).where(production_runs.c.production_id == production_id)
+            )
+        ).first()
         return (_run(row), row.status) if row else None
 
     async def complete_run(self, production_id: str, quantity: int) -> bool:
         """Guarded by the quantity received: False if the run was completed or grew meanwhile."""
         result = await self.conn.execute(
             update(production_runs)
-            .where(production_runs.c.production_id == production_id, production_runs.c.status == "open",
-                   production_runs.c.quantity == quantity)
+            .where(
+                production_runs.c.production_id == production_id,
+                production_runs.c.status == "open",
+                production_runs.c.quantity == quantity,
+            )
             .values(status="completed", completed_at=utcnow())
         )
         return result.rowcount == 1
 
     async def runs(self, sku: str = "", status: str = "", limit: int = 100) -> list[tuple[Run, str]]:
-        query = select(production_runs).order_by(production_runs.c.expected_date, production_runs.c.production_id)
+        query = select(production_runs).order_by(
+            production_runs.c.expected_date, production_runs.c.production_id
+        )
         if sku:
             query = query.where(production_runs.c.sku == sku)
         if status:
@@ -163,4 +215,6 @@ class Supply(RepositoryBase):
 
 
 def _run(row) -> Run:
-    return Run(row.production_id, row.sku, row.warehouse, row.quantity, dt.date.fromisoformat(row.expected_date))
+    return Run(
+        row.production_id, row.sku, row.warehouse, row.quantity, dt.date.fromisoformat(row.expected_date)
+    )

@@ -14,7 +14,8 @@ from orderdesk.db import UtcDateTime
 metadata = MetaData()
 
 warehouses = Table(
-    "warehouses", metadata,
+    "warehouses",
+    metadata,
     Column("warehouse", String(32), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("country", String(2), nullable=False),
@@ -24,7 +25,8 @@ warehouses = Table(
 )
 
 stock = Table(
-    "stock", metadata,
+    "stock",
+    metadata,
     Column("sku", String(64), primary_key=True),
     Column("warehouse", String(32), primary_key=True),
     Column("on_hand", Integer, nullable=False),
@@ -37,7 +39,8 @@ stock = Table(
 # The version of each SKU's stock.restocked events: one counter per SKU (the event's
 # aggregate), so a consumer sees it increase whichever warehouse the stock went to.
 sku_versions = Table(
-    "sku_versions", metadata,
+    "sku_versions",
+    metadata,
     Column("sku", String(64), primary_key=True),
     Column("version", Integer, nullable=False),
     # Units owed to the SKU's open backorders, kept as a running total (migration 0003).
@@ -46,7 +49,8 @@ sku_versions = Table(
 
 # One row per order inventory has heard of; locking it serialises the order's changes.
 order_states = Table(
-    "order_states", metadata,
+    "order_states",
+    metadata,
     Column("order_id", String(40), primary_key=True),
     Column("state", String(16), nullable=False),  # active | released | consumed
     Column("priority", Integer, nullable=False),
@@ -56,19 +60,21 @@ order_states = Table(
 )
 
 reservations = Table(
-    "reservations", metadata,
+    "reservations",
+    metadata,
     Column("order_id", String(40), primary_key=True),
     Column("sku", String(64), primary_key=True),
     Column("warehouse", String(32), primary_key=True),
     Column("quantity", Integer, nullable=False),  # held now
-    Column("shipped", Integer, nullable=False),   # held once, then consumed by a shipment
+    Column("shipped", Integer, nullable=False),  # held once, then consumed by a shipment
     CheckConstraint("quantity >= 0", name="ck_reservation_not_negative"),
     CheckConstraint("shipped >= 0", name="ck_reservation_shipped_not_negative"),
 )
 
 # Receipts applied, by reference: a retried Restock (or a redelivered refund) adds nothing.
 receipts = Table(
-    "receipts", metadata,
+    "receipts",
+    metadata,
     Column("reference", String(200), primary_key=True),
     Column("sku", String(64), nullable=False),
     Column("warehouse", String(32), nullable=False),
@@ -79,7 +85,8 @@ receipts = Table(
 
 # Supply (migration 0002). Products: the supply attributes of the catalogue (intake owns the rest).
 products = Table(
-    "products", metadata,
+    "products",
+    metadata,
     Column("sku", String(64), primary_key=True),
     Column("make_to_order", Boolean, nullable=False),
     Column("lead_time_days", Integer, nullable=False),
@@ -87,7 +94,8 @@ products = Table(
 
 # What an active order still misses of a SKU after its last Reserve (or fill).
 backorders = Table(
-    "backorders", metadata,
+    "backorders",
+    metadata,
     Column("order_id", String(40), primary_key=True),
     Column("sku", String(64), primary_key=True),
     Column("quantity", Integer, nullable=False),
@@ -95,13 +103,14 @@ backorders = Table(
 )
 
 production_runs = Table(
-    "production_runs", metadata,
+    "production_runs",
+    metadata,
     Column("production_id", String(40), primary_key=True),
     Column("sku", String(64), nullable=False),
     Column("warehouse", String(32), nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("expected_date", String(10), nullable=False),  # ISO date
-    Column("status", String(16), nullable=False),          # open | completed
+    Column("status", String(16), nullable=False),  # open | completed
     Column("created_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime, nullable=True),
     CheckConstraint("quantity > 0", name="ck_production_positive"),

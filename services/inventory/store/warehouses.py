@@ -19,7 +19,13 @@ class Warehouses(RepositoryBase):
         return set((await self.conn.execute(select(warehouses.c.warehouse))).scalars())
 
     async def warehouse_rows(self) -> list:
-        return list(await self.conn.execute(
-            select(warehouses.c.warehouse, warehouses.c.country, warehouses.c.transit_days_domestic,
-                   warehouses.c.transit_days_international).order_by(warehouses.c.warehouse)
-        ))
+        return list(
+            await self.conn.execute(
+                select(
+                    warehouses.c.warehouse,
+                    warehouses.c.country,
+                    warehouses.c.transit_days_domestic,
+                    warehouses.c.transit_days_international,
+                ).order_by(warehouses.c.warehouse)
+            )
+        )

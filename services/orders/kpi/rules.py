@@ -26,10 +26,26 @@ from orderdesk.errors import FieldViolation, InvalidArgument
 # --- reason vocabularies (bounded: they are metric labels too) --------------------------------------
 # A cancel or return reason is free text; when it starts with one of these codes ("damaged: box crushed")
 # it is counted under that code, otherwise under "other".
-CANCEL_REASONS = ("customer_request", "out_of_stock", "late_delivery", "price", "duplicate", "payment",
-                  "address", "fraud", "other")
-RETURN_REASONS = ("damaged", "defective", "wrong_item", "not_as_described", "no_longer_needed", "late_delivery",
-                  "other")
+CANCEL_REASONS = (
+    "customer_request",
+    "out_of_stock",
+    "late_delivery",
+    "price",
+    "duplicate",
+    "payment",
+    "address",
+    "fraud",
+    "other",
+)
+RETURN_REASONS = (
+    "damaged",
+    "defective",
+    "wrong_item",
+    "not_as_described",
+    "no_longer_needed",
+    "late_delivery",
+    "other",
+)
 HOLD_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # intake's hold reason codes; anything else is "other"
 
 GROUP_BY = ("", "day", "week", "month", "customer", "channel")
@@ -136,11 +152,19 @@ def parse_period(start: str, end: str, group_by: str, now: dt.datetime) -> Perio
         try:
             parsed[name] = _parse_instant(value, name, end=is_end)
         except ValueError:
-            violations.append(FieldViolation(
-                name, "a date YYYY-MM-DD or an RFC 3339 time with offset, e.g. 2026-11-01T00:00:00Z", "invalid_time"))
+            violations.append(
+                FieldViolation(
+                    name,
+                    "a date YYYY-MM-DD or an RFC 3339 time with offset, e.g. 2026-11-01T00:00:00Z",
+                    "invalid_time",
+                )
+            )
     if group_by not in GROUP_BY:
-        violations.append(FieldViolation("group_by", "one of day, week, month, customer, channel (or empty)",
-                                         "unknown_group_by"))
+        violations.append(
+            FieldViolation(
+                "group_by", "one of day, week, month, customer, channel (or empty)", "unknown_group_by"
+            )
+        )
     if not violations:
         stop = parsed.get("to", now)
         begin = parsed.get("from", stop - dt.timedelta(days=30))
@@ -181,7 +205,9 @@ class Headline:
 
     key: str = ""
     orders_received: int = 0
-    order_value: dict[str, Decimal] = field(default_factory=dict)  # currency -> sum of received orders' totals
+    order_value: dict[str, Decimal] = field(
+        default_factory=dict
+    )  # currency -> sum of received orders' totals
     lines_first_allocated: int = 0
     lines_filled: int = 0
     units_first_allocated: int = 0
@@ -230,8 +256,8 @@ class ReasonCount:
 @dataclass(frozen=True)
 class SkuRate:
     sku: str
-    units: int        # cancelled or returned units
-    base_units: int   # ordered (cancellations) or delivered (returns) units
+    units: int  # cancelled or returned units
+    base_units: int  # ordered (cancellations) or delivered (returns) units
     rate: float | None
 
 
@@ -274,9 +300,17 @@ def stage_ends(order: OrderFacts) -> dict[str, tuple[dt.datetime, float]]:
     completed - received."""
     received, confirmed = order.first("received"), order.first("confirmed")
     shipped, completed = order.first("shipped"), order.first("completed")
-    pairs = {"received_to_confirmed": (received, confirmed), "confirmed_to_shipped": (confirmed, shipped),
-             "shipped_to_delivered": (shipped, completed), "received_to_delivered": (received, completed)}
-    return {stage: (b, (b - a).total_seconds()) for stage, (a, b) in pairs.items() if a is not None and b is not None}
+    pairs = {
+        "received_to_confirmed": (received, confirmed),
+        "confirmed_to_shipped": (confirmed, shipped),
+        "shipped_to_delivered": (shipped, completed),
+        "received_to_delivered": (received, completed),
+    }
+    return {
+        stage: (b, (b - a).total_seconds())
+        for stage, (a, b) in pairs.items()
+        if a is not None and b is not None
+    }
 
 
 def compute_report(orders: Iterable[OrderFacts], period: Period, known_skus: Iterable[str] = ()) -> KpiReport:
@@ -373,19 +407,36 @@ def compute_report(orders: Iterable[OrderFacts], period: Period, known_skus: Ite
         period=period,
         total=total,
         groups=[groups[k] for k in sorted(groups)],
-        cycle_times=[CycleTime(s, len(d), sum(d) / len(d) if d else None, p90(d)) for s, d in durations.items()],
-        cancellations_by_reason=sorted((ReasonCount(c, o, u) for c, (o, u) in cancel_reasons.items()),
-                                       key=lambda r: (-r.orders, r.reason)),
-        cancellations_by_sku=sorted((SkuRate(s, u, ordered_units.get(s, 0), ratio(u, ordered_units.get(s, 0)))
-                                     for s, u in cancelled_units.items()), key=lambda r: (-r.units, r.sku)),
-        holds_by_reason=sorted((ReasonCount(c, n, 0) for c, n in hold_reasons.items()),
-                               key=lambda r: (-r.orders, r.reason)),
+        cycle_times=[
+            CycleTime(s, len(d), sum(d) / len(d) if d else None, p90(d)) for s, d in durations.items()
+        ],
+        cancellations_by_reason=sorted(
+            (ReasonCount(c, o, u) for c, (o, u) in cancel_reasons.items()),
+            key=lambda r: (-r.orders, r.reason),
+        ),
+        cancellations_by_sku=sorted(
+            (
+                SkuRate(s, u, ordered_units.get(s, 0), ratio(u, ordered_units.get(s, 0)))
+                for s, u in cancelled_units.items()
+            ),
+            key=lambda r: (-r.units, r.sku),
+        ),
+        holds_by_reason=sorted(
+            (ReasonCount(c, n, 0) for c, n in hold_reasons.items()), key=lambda r: (-r.orders, r.reason)
+        ),
         best_sellers=best,
         slow_sellers=slow[:SELLERS],
-        returns_by_sku=sorted((SkuRate(s, u, delivered_units.get(s, 0), ratio(u, delivered_units.get(s, 0)))
-                               for s, u in returned_units.items()), key=lambda r: (-r.units, r.sku)),
-        returns_by_reason=sorted((ReasonCount(c, len(ids), u) for c, (ids, u) in return_reasons.items()),
-                                 key=lambda r: (-r.units, r.reason)),
+        returns_by_sku=sorted(
+            (
+                SkuRate(s, u, delivered_units.get(s, 0), ratio(u, delivered_units.get(s, 0)))
+                for s, u in returned_units.items()
+            ),
+            key=lambda r: (-r.units, r.sku),
+        ),
+        returns_by_reason=sorted(
+            (ReasonCount(c, len(ids), u) for c, (ids, u) in return_reasons.items()),
+            key=lambda r: (-r.units, r.reason),
+        ),
     )
 
 
@@ -401,18 +452,45 @@ def facts_of(order) -> list[Fact]:
         status, at = t.status.value, t.entry.at
         if status == "on_hold":
             # ref: the hold's version, so an order held again (re-checked on approval) keeps both holds' rows.
-            rows += [Fact("held", at, i, code=hold_code(r.get("code", "")), reason=r.get("message", "")[:200],
-                          ref=f"v{t.version}") for i, r in enumerate(order.hold_reasons)]
+            rows += [
+                Fact(
+                    "held",
+                    at,
+                    i,
+                    code=hold_code(r.get("code", "")),
+                    reason=r.get("message", "")[:200],
+                    ref=f"v{t.version}",
+                )
+                for i, r in enumerate(order.hold_reasons)
+            ]
         elif status == "cancelled":
             code = reason_class(t.entry.reason, CANCEL_REASONS)
-            rows += [Fact("cancelled", at, i, line.sku, line.quantity - line.shipped, code=code,
-                          reason=t.entry.reason[:200]) for i, line in enumerate(order.lines)]
+            rows += [
+                Fact(
+                    "cancelled",
+                    at,
+                    i,
+                    line.sku,
+                    line.quantity - line.shipped,
+                    code=code,
+                    reason=t.entry.reason[:200],
+                )
+                for i, line in enumerate(order.lines)
+            ]
         elif status in ("allocated", "scheduled"):
             first = next((h for h in order.history if h.status.value in ("allocated", "scheduled")), None)
             if first is t.entry:
-                rows += [Fact("first_allocation", at, i, line.sku, line.quantity, filled=min(line.allocated,
-                                                                                              line.quantity))
-                         for i, line in enumerate(order.lines)]
+                rows += [
+                    Fact(
+                        "first_allocation",
+                        at,
+                        i,
+                        line.sku,
+                        line.quantity,
+                        filled=min(line.allocated, line.quantity),
+                    )
+                    for i, line in enumerate(order.lines)
+                ]
     for event in getattr(order, "events", ()):  # change requests (Order.change, OrderChanged) not yet saved
         record = getattr(event, "record", None)
         if record is not None and tuple(record.kinds) == ("cancel_lines",):
@@ -439,14 +517,35 @@ def change_cancellations(record) -> list[Fact]:
         except ValueError:
             continue
         if before > after:
-            rows.append(Fact("cancelled", record.at, i, m["sku"], before - after, code=code,
-                             reason=record.reason[:200], ref=f"change-v{record.version}"))
+            rows.append(
+                Fact(
+                    "cancelled",
+                    record.at,
+                    i,
+                    m["sku"],
+                    before - after,
+                    code=code,
+                    reason=record.reason[:200],
+                    ref=f"change-v{record.version}",
+                )
+            )
     return rows
 
 
 def return_facts(rma_id: str, lines, at: dt.datetime) -> list[Fact]:
     """One `returned` row per line of a refunded return (returns' ReturnLine: sku, reason, restocked,
     scrapped): the units taken back, counted under the reason's class."""
-    return [Fact("returned", at, i, line.sku, line.restocked_quantity + line.scrapped_quantity,
-                 code=reason_class(line.reason, RETURN_REASONS), reason=line.reason[:200], ref=rma_id)
-            for i, line in enumerate(lines) if line.restocked_quantity + line.scrapped_quantity > 0]
+    return [
+        Fact(
+            "returned",
+            at,
+            i,
+            line.sku,
+            line.restocked_quantity + line.scrapped_quantity,
+            code=reason_class(line.reason, RETURN_REASONS),
+            reason=line.reason[:200],
+            ref=rma_id,
+        )
+        for i, line in enumerate(lines)
+        if line.restocked_quantity + line.scrapped_quantity > 0
+    ]

@@ -42,9 +42,21 @@ CHUNK = 500  # orders hydrated per query
 async def record(conn, order_id: str, facts: Iterable[Fact], *, count_new: bool = False) -> int:
     """Appends ledger rows (a repeated row is ignored). With count_new, rows go one at a time and the
     number of new ones is returned; otherwise one batch (the hot path: first reservations)."""
-    rows = [{"order_id": order_id, "kind": f.kind, "ref": f.ref, "line_no": f.line_no, "sku": f.sku,
-             "quantity": f.quantity, "filled": f.filled, "code": f.code, "reason": f.reason, "at": f.at}
-            for f in facts]
+    rows = [
+        {
+            "order_id": order_id,
+            "kind": f.kind,
+            "ref": f.ref,
+            "line_no": f.line_no,
+            "sku": f.sku,
+            "quantity": f.quantity,
+            "filled": f.filled,
+            "code": f.code,
+            "reason": f.reason,
+            "at": f.at,
+        }
+        for f in facts
+    ]
     if not rows:
         return 0
     statement = _insert(conn.dialect.name)
@@ -103,7 +115,9 @@ def count_metrics(order, facts: Iterable[Fact]) -> None:
 
 def _first_entry_is(order, stage: str, entry) -> bool:
     """A stage ends at the FIRST entry of its end status; only that transition observes it."""
-    end_status = {"received_to_confirmed": "confirmed", "confirmed_to_shipped": "shipped"}.get(stage, "completed")
+    end_status = {"received_to_confirmed": "confirmed", "confirmed_to_shipped": "shipped"}.get(
+        stage, "completed"
+    )
     return next((h for h in order.history if h.status.value == end_status), None) is entry
 
 
@@ -122,7 +136,7 @@ async def gather(conn, start: dt.datetime, end: dt.datetime) -> list[OrderFacts]
     ids = sorted(r[0] for r in await conn.execute(select(touched.c.order_id)))
     result: list[OrderFacts] = []
     for i in range(0, len(ids), CHUNK):
-        result += await _hydrate(conn, ids[i:i + CHUNK])
+        result += await _hydrate(conn, ids[i : i + CHUNK])
     return result
 
 
@@ -132,26 +146,76 @@ async def known_skus(conn) -> list[str]:
 
 
 async def _hydrate(conn, ids: list[str]) -> list[OrderFacts]:
-    heads = (await conn.execute(
-        select(orders.c.order_id, orders.c.customer_id, orders.c.channel, orders.c.currency, orders.c.status,
-               orders.c.shipments).where(orders.c.order_id.in_(ids)))).mappings().all()
+    heads = (
+        (
+            await conn.execute(
+                select(
+                    orders.c.order_id,
+                    orders.c.customer_id,
+                    orders.c.channel,
+                    orders.c.currency,
+                    orders.c.status,
+                    orders.c.shipments,
+                ).where(orders.c.order_id.in_(ids))
+            )
+        )
+        .mappings()
+        .all()
+    )
     lines: dict[str, list[LineFacts]] = {i: [] for i in ids}
-    for r in (await conn.execute(select(order_lines).where(order_lines.c.order_id.in_(ids))
-                                 .order_by(order_lines.c.order_id, order_lines.c.line_no))).mappings():
-        lines[r["order_id"]].append(LineFacts(r["sku"], r["quantity"], Decimal(r["unit_price"]), r["delivered"]))
+    for r in (
+        await conn.execute(
+            select(order_lines)
+            .where(order_lines.c.order_id.in_(ids))
+            .order_by(order_lines.c.order_id, order_lines.c.line_no)
+        )
+    ).mappings():
+        lines[r["order_id"]].append(
+            LineFacts(r["sku"], r["quantity"], Decimal(r["unit_price"]), r["delivered"])
+        )
     history: dict[str, list[StatusAt]] = {i: [] for i in ids}
-    for r in (await conn.execute(select(order_history.c.order_id, order_history.c.status, order_history.c.at)
-                                 .where(order_history.c.order_id.in_(ids))
-                                 .order_by(order_history.c.order_id, order_history.c.version))).mappings():
+    for r in (
+        await conn.execute(
+            select(order_history.c.order_id, order_history.c.status, order_history.c.at)
+            .where(order_history.c.order_id.in_(ids))
+            .order_by(order_history.c.order_id, order_history.c.version)
+        )
+    ).mappings():
         history[r["order_id"]].append(StatusAt(r["status"], r["at"]))
     facts: dict[str, list[Fact]] = {i: [] for i in ids}
-    for r in (await conn.execute(select(order_facts).where(order_facts.c.order_id.in_(ids))
-                                 .order_by(order_facts.c.order_id, order_facts.c.at))).mappings():
-        facts[r["order_id"]].append(Fact(r["kind"], r["at"], r["line_no"], r["sku"], r["quantity"], r["filled"],
-                                         r["code"], r["reason"], r["ref"]))
+    for r in (
+        await conn.execute(
+            select(order_facts)
+            .where(order_facts.c.order_id.in_(ids))
+            .order_by(order_facts.c.order_id, order_facts.c.at)
+        )
+    ).mappings():
+        facts[r["order_id"]].append(
+            Fact(
+                r["kind"],
+                r["at"],
+                r["line_no"],
+                r["sku"],
+                r["quantity"],
+                r["filled"],
+                r["code"],
+                r["reason"],
+                r["ref"],
+            )
+        )
     return [
-        OrderFacts(h["order_id"], h["customer_id"], h["channel"], h["currency"], h["status"],
-                   tuple(history[h["order_id"]]), tuple(lines[h["order_id"]]), tuple(facts[h["order_id"]]),
-                   on_time=all(s.get("on_time") is not False for s in h["shipments"] if s.get("status") == "delivered"))
+        OrderFacts(
+            h["order_id"],
+            h["customer_id"],
+            h["channel"],
+            h["currency"],
+            h["status"],
+            tuple(history[h["order_id"]]),
+            tuple(lines[h["order_id"]]),
+            tuple(facts[h["order_id"]]),
+            on_time=all(
+                s.get("on_time") is not False for s in h["shipments"] if s.get("status") == "delivered"
+            ),
+        )
         for h in heads
     ]

@@ -32,8 +32,11 @@ async def suite(backend, tmp_path, request, nats_url):
     """Every component's database at its head revision and the environment a CLI process needs (nothing
     answers on the suite's addresses)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDERDESK_")}
-    environment.update(ORDERDESK_DATA_DIR=str(tmp_path / "var"), ORDERDESK_NATS_URL=nats_url,
-                       ORDERDESK_GATEWAY_URL=f"http://127.0.0.1:{localservers.free_port()}")
+    environment.update(
+        ORDERDESK_DATA_DIR=str(tmp_path / "var"),
+        ORDERDESK_NATS_URL=nats_url,
+        ORDERDESK_GATEWAY_URL=f"http://127.0.0.1:{localservers.free_port()}",
+    )
     for service in SERVICES:
         environment[f"ORDERDESK_{service.upper()}_ADDR"] = f"127.0.0.1:{localservers.free_port()}"
     admin = request.getfixturevalue("postgres_admin_url") if backend == "postgresql" else None
@@ -54,8 +57,14 @@ async def suite(backend, tmp_path, request, nats_url):
 
 
 def cli(environment: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], env=environment, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def sql(url: str, statement, **params) -> list:
@@ -69,8 +78,16 @@ async def sql(url: str, statement, **params) -> list:
 
 
 async def put_outbox(url: str, event_id: str, published: dt.datetime | None) -> None:
-    await sql(url, outbox_table.insert().values(event_id=event_id, subject="orderdesk.test", payload=b"x",
-                                                created_at=dt.datetime.now(dt.UTC), published_at=published))
+    await sql(
+        url,
+        outbox_table.insert().values(
+            event_id=event_id,
+            subject="orderdesk.test",
+            payload=b"x",
+            created_at=dt.datetime.now(dt.UTC),
+            published_at=published,
+        ),
+    )
 
 
 async def outbox(url: str) -> dict[str, bool]:
@@ -116,9 +133,14 @@ async def fill(urls: dict) -> None:
         await put_outbox(urls[service], f"{service}-recent", now - dt.timedelta(seconds=5))
         await put_outbox(urls[service], f"{service}-old", now - dt.timedelta(hours=2))
         await put_outbox(urls[service], f"{service}-pending", None)
-    await sql(urls["gateway"], text("INSERT INTO partners (partner_id, name, scopes, updated_at) "
-                                    "VALUES ('P-1', 'Before', 'orders', :at)").bindparams(
-        bindparam("at", type_=UtcDateTime())), at=now)
+    await sql(
+        urls["gateway"],
+        text(
+            "INSERT INTO partners (partner_id, name, scopes, updated_at) "
+            "VALUES ('P-1', 'Before', 'orders', :at)"
+        ).bindparams(bindparam("at", type_=UtcDateTime())),
+        at=now,
+    )
 
 
 async def change_everything(urls: dict) -> None:
@@ -153,8 +175,11 @@ async def test_round_trip_brings_every_database_back_to_the_point(suite, tmp_pat
     for service in SERVICES:
         # The row published just before the point is published again (a consumer may not have had it);
         # the one consumed two hours before stays as it was; what happened after the point is gone.
-        assert restored[service] == {f"{service}-recent": False, f"{service}-old": True,
-                                     f"{service}-pending": False}
+        assert restored[service] == {
+            f"{service}-recent": False,
+            f"{service}-old": True,
+            f"{service}-pending": False,
+        }
     assert restored["gateway"] == [("P-1", "Before")]
     assert not await stream_exists(nats_url)
 
@@ -196,7 +221,9 @@ async def test_a_backup_of_another_schema_version_is_refused_and_nothing_changes
     assert f"orders: schema revision '0001', this orderdesk's is '{head_revision('orders')}'" in done.stderr
     assert "nothing was changed" in done.stderr
     assert await state(urls) == before
-    assert (await sql(urls["orders"], "SELECT version_num FROM alembic_version")) == [(head_revision("orders"),)]
+    assert (await sql(urls["orders"], "SELECT version_num FROM alembic_version")) == [
+        (head_revision("orders"),)
+    ]
 
 
 async def test_restore_is_refused_while_the_suite_answers(suite, tmp_path):
@@ -236,6 +263,9 @@ async def test_after_the_operators_recovery_the_outboxes_are_rearmed_and_the_str
     done = cli(environment, "restore", "--recovered-to", point)
     assert done.returncode == 0, done.stderr
     for service in SERVICES:
-        assert await outbox(urls[service]) == {f"{service}-recent": False, f"{service}-old": True,
-                                               f"{service}-pending": False}
+        assert await outbox(urls[service]) == {
+            f"{service}-recent": False,
+            f"{service}-old": True,
+            f"{service}-pending": False,
+        }
     assert not await stream_exists(nats_url)

@@ -66,17 +66,30 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self.requests.append(request)
         if not request.idempotency_key:
             raise errors.InvalidArgument("key", [errors.FieldViolation("idempotency_key", "required")])
-        bad = [errors.FieldViolation(f"lines[{i}].quantity", "must be a positive whole number")
-               for i, line in enumerate(request.lines) if line.quantity <= 0]
+        bad = [
+            errors.FieldViolation(f"lines[{i}].quantity", "must be a positive whole number")
+            for i, line in enumerate(request.lines)
+            if line.quantity <= 0
+        ]
         if bad:
             raise errors.InvalidArgument("the order has problems", bad)
         body = request.SerializeToString()  # the key is part of it, fine for a fake
         seen = self.keys.get((request.partner_id, request.idempotency_key))
         if seen:
             if seen[0] != body:
-                raise errors.InvalidArgument("reused", [errors.FieldViolation(
-                    "Idempotency-Key", "already used with another request body", "idempotency_key_reused")])
-            return intake_pb2.SubmitOrderResponse(order_id=seen[1].order_id, status=seen[1].status, replayed=True)
+                raise errors.InvalidArgument(
+                    "reused",
+                    [
+                        errors.FieldViolation(
+                            "Idempotency-Key",
+                            "already used with another request body",
+                            "idempotency_key_reused",
+                        )
+                    ],
+                )
+            return intake_pb2.SubmitOrderResponse(
+                order_id=seen[1].order_id, status=seen[1].status, replayed=True
+            )
         answer = intake_pb2.SubmitOrderResponse(order_id=f"ORD-{len(self.keys) + 1}", status="confirmed")
         self.keys[(request.partner_id, request.idempotency_key)] = (body, answer)
         return answer
@@ -91,9 +104,14 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
                 yield intake_pb2.SubmitOrderResult(index=index, accepted=accepted)
             except errors.InvalidArgument as exc:
                 yield intake_pb2.SubmitOrderResult(
-                    index=index, error_code=exc.code, error_message=exc.message,
-                    errors=[common_pb2.Reason(code=v.reason, message=v.description, field=v.field)
-                            for v in exc.violations])
+                    index=index,
+                    error_code=exc.code,
+                    error_message=exc.message,
+                    errors=[
+                        common_pb2.Reason(code=v.reason, message=v.description, field=v.field)
+                        for v in exc.violations
+                    ],
+                )
             index += 1
 
     async def ImportMasterData(self, request, context):
@@ -102,9 +120,17 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
 
 
 def make_order(order_id: str, partner_id: str, status: str = "confirmed") -> orders_pb2.Order:
-    order = orders_pb2.Order(order_id=order_id, partner_id=partner_id, status=status, version=2, customer_id="C1",
-                             currency="USD", total_amount="20.00", channel="api",
-                             lines=[orders_pb2.OrderLine(sku="SKU-1", quantity=2, unit_price="10.00")])
+    order = orders_pb2.Order(
+        order_id=order_id,
+        partner_id=partner_id,
+        status=status,
+        version=2,
+        customer_id="C1",
+        currency="USD",
+        total_amount="20.00",
+        channel="api",
+        lines=[orders_pb2.OrderLine(sku="SKU-1", quantity=2, unit_price="10.00")],
+    )
     change = order.history.add(status="received", actor=partner_id, reason="submitted")
     change.at.FromSeconds(1_700_000_000)
     return order
@@ -112,9 +138,11 @@ def make_order(order_id: str, partner_id: str, status: str = "confirmed") -> ord
 
 class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
     def __init__(self):
-        self.orders = {"ORD-SHOP": make_order("ORD-SHOP", "P-SHOP"),
-                       "ORD-EDI": make_order("ORD-EDI", "P-EDI", "on_hold"),
-                       "ORD-SHIPPED": make_order("ORD-SHIPPED", "P-SHOP", "shipped")}
+        self.orders = {
+            "ORD-SHOP": make_order("ORD-SHOP", "P-SHOP"),
+            "ORD-EDI": make_order("ORD-EDI", "P-EDI", "on_hold"),
+            "ORD-SHIPPED": make_order("ORD-SHIPPED", "P-SHOP", "shipped"),
+        }
         self.decisions: list[tuple[str, orders_pb2.OrderDecisionRequest]] = []
         self.list_requests: list[orders_pb2.ListOrdersRequest] = []
 
@@ -130,8 +158,12 @@ class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
     async def ListOrders(self, request, context):
         self.list_requests.append(request)
         if request.status and request.status not in ("confirmed", "on_hold", "shipped"):
-            raise errors.InvalidArgument("bad status", [errors.FieldViolation("status", "not an order status")])
-        items = [o for o in self.orders.values() if not request.partner_id or o.partner_id == request.partner_id]
+            raise errors.InvalidArgument(
+                "bad status", [errors.FieldViolation("status", "not an order status")]
+            )
+        items = [
+            o for o in self.orders.values() if not request.partner_id or o.partner_id == request.partner_id
+        ]
         return orders_pb2.ListOrdersResponse(items=items, next_cursor="")
 
     async def CancelOrder(self, request, context):
@@ -163,8 +195,10 @@ class FakeInventory(inventory_pb2_grpc.InventoryServiceServicer):
             raise RuntimeError("database exploded at 10.0.0.7:5432")
         if request.sku == "DOWN":
             raise errors.Unavailable("inventory is restarting")
-        return inventory_pb2.StockLevel(sku=request.sku, warehouses=[
-            inventory_pb2.WarehouseStock(warehouse="WH-1", on_hand=5, reserved=2, available=3)])
+        return inventory_pb2.StockLevel(
+            sku=request.sku,
+            warehouses=[inventory_pb2.WarehouseStock(warehouse="WH-1", on_hand=5, reserved=2, available=3)],
+        )
 
     async def ImportMasterData(self, request, context):
         self.imports.append(request.kind)
@@ -180,18 +214,36 @@ class FakeShipping(shipping_pb2_grpc.ShippingServiceServicer):
     async def ListShipments(self, request, context):
         self.list_requests.append(request)
         mine = not request.partner_id or request.partner_id == "P-SHOP"
-        items = [shipping_pb2.Shipment(shipment_id="SHP-1", order_id=request.order_id, warehouse="WH-1",
-                                       status="pending", partner_id="P-SHOP")] if mine else []
+        items = (
+            [
+                shipping_pb2.Shipment(
+                    shipment_id="SHP-1",
+                    order_id=request.order_id,
+                    warehouse="WH-1",
+                    status="pending",
+                    partner_id="P-SHOP",
+                )
+            ]
+            if mine
+            else []
+        )
         return shipping_pb2.ListShipmentsResponse(items=items)
 
     async def RecordShipmentEvent(self, request, context):
         self.events.append(request)
         if request.type == "shipped" and not request.carrier:
-            raise errors.InvalidArgument("a shipped event needs the carrier", [
-                errors.FieldViolation("carrier", "required when the shipment is shipped", "required")])
-        return shipping_pb2.Shipment(shipment_id=request.shipment_id, order_id="ORD-SHOP", warehouse="WH-1",
-                                     status=request.type, carrier=request.carrier,
-                                     tracking_number=request.tracking_number)
+            raise errors.InvalidArgument(
+                "a shipped event needs the carrier",
+                [errors.FieldViolation("carrier", "required when the shipment is shipped", "required")],
+            )
+        return shipping_pb2.Shipment(
+            shipment_id=request.shipment_id,
+            order_id="ORD-SHOP",
+            warehouse="WH-1",
+            status=request.type,
+            carrier=request.carrier,
+            tracking_number=request.tracking_number,
+        )
 
     async def ImportMasterData(self, request, context):
         self.imports.append(request.kind)
@@ -205,18 +257,29 @@ class FakeReturns(returns_pb2_grpc.ReturnsServiceServicer):
     async def CreateReturn(self, request, context):
         self.requests.append(request)
         if any(line.quantity > 2 for line in request.lines):
-            raise errors.InvalidArgument("more is to be returned than was delivered", [
-                errors.FieldViolation(f"lines[{i}].quantity", "more than delivered", "exceeds_delivered")
-                for i, line in enumerate(request.lines) if line.quantity > 2])
-        return returns_pb2.Return(rma_id="RMA-1", order_id=request.order_id, status="authorized",
-                                  resolution=request.resolution, refund_amount="0")
+            raise errors.InvalidArgument(
+                "more is to be returned than was delivered",
+                [
+                    errors.FieldViolation(f"lines[{i}].quantity", "more than delivered", "exceeds_delivered")
+                    for i, line in enumerate(request.lines)
+                    if line.quantity > 2
+                ],
+            )
+        return returns_pb2.Return(
+            rma_id="RMA-1",
+            order_id=request.order_id,
+            status="authorized",
+            resolution=request.resolution,
+            refund_amount="0",
+        )
 
     async def GetReturn(self, request, context):
         self.requests.append(request)
         if request.partner_id not in ("", "P-SHOP"):
             raise errors.NotFound(f"return {request.rma_id} not found")
-        return returns_pb2.Return(rma_id=request.rma_id, order_id="ORD-SHOP", status="refunded",
-                                  refund_amount="37.50")
+        return returns_pb2.Return(
+            rma_id=request.rma_id, order_id="ORD-SHOP", status="refunded", refund_amount="37.50"
+        )
 
     async def ReceiveReturn(self, request, context):
         self.requests.append(request)
@@ -224,8 +287,9 @@ class FakeReturns(returns_pb2_grpc.ReturnsServiceServicer):
 
     async def InspectReturn(self, request, context):
         self.requests.append(request)
-        return returns_pb2.Return(rma_id=request.rma_id, order_id="ORD-SHOP", status="refunded",
-                                  refund_amount="37.50")
+        return returns_pb2.Return(
+            rma_id=request.rma_id, order_id="ORD-SHOP", status="refunded", refund_amount="37.50"
+        )
 
 
 @dataclasses.dataclass
@@ -243,8 +307,16 @@ class Fakes:
 @pytest.fixture
 async def fakes():
     server = grpc.aio.server(interceptors=[ErrorsAndMetrics("fake")])
-    found = Fakes(FakeIntake(), FakeOrders(), FakeInventory(), FakeShipping(), FakeReturns(),
-                  health_async.HealthServicer(), server, "")
+    found = Fakes(
+        FakeIntake(),
+        FakeOrders(),
+        FakeInventory(),
+        FakeShipping(),
+        FakeReturns(),
+        health_async.HealthServicer(),
+        server,
+        "",
+    )
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(found.intake, server)
     orders_pb2_grpc.add_OrdersServiceServicer_to_server(found.orders, server)
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(found.inventory, server)
@@ -265,7 +337,9 @@ class RunningGateway:
     settings: Settings
     session: aiohttp.ClientSession
 
-    async def call(self, method: str, path: str, key: str | None = None, *, json=None, data=None, headers=None):
+    async def call(
+        self, method: str, path: str, key: str | None = None, *, json=None, data=None, headers=None
+    ):
         h = dict(headers or {})
         if key:
             h["Authorization"] = f"Bearer {key}"
@@ -277,15 +351,28 @@ class RunningGateway:
 
 @pytest.fixture
 async def gateway(fakes, tmp_path: Path):
-    settings = Settings(component="gateway", database_url=f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
-                        nats_url="", grpc_addr="", metrics_port=0, rpc_timeout=1.0,
-                        peers={name: fakes.address for name in SERVICES})
+    settings = Settings(
+        component="gateway",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
+        nats_url="",
+        grpc_addr="",
+        metrics_port=0,
+        rpc_timeout=1.0,
+        peers={name: fakes.address for name in SERVICES},
+    )
     store = await PartnerStore.open(settings.database_url)
     await store.import_partners(parse("partners", PARTNERS_CSV))
     await store.close()
     port = localservers.free_port()
-    config = uvicorn.Config(create_app(settings, key_cache=KeyCache(ttl=60)), host="127.0.0.1", port=port,
-                            lifespan="on", log_config=None, access_log=False, http="httptools")
+    config = uvicorn.Config(
+        create_app(settings, key_cache=KeyCache(ttl=60)),
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        http="httptools",
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -7,24 +7,36 @@ CSV = {"Content-Type": "text/csv"}
 
 
 def order(n: int, quantity: int = 1, **extra) -> dict:
-    return {"external_ref": f"PO-{n}", "customer_id": "C1", "idempotency_key": f"key-{n}",
-            "lines": [{"sku": "SKU-1", "quantity": quantity, "unit_price": "1.00"}], **extra}
+    return {
+        "external_ref": f"PO-{n}",
+        "customer_id": "C1",
+        "idempotency_key": f"key-{n}",
+        "lines": [{"sku": "SKU-1", "quantity": quantity, "unit_price": "1.00"}],
+        **extra,
+    }
 
 
 async def test_a_batch_with_bad_orders_answers_each_order_and_uses_one_stream(gateway, fakes):
     orders = [order(n) for n in range(6)]
-    orders[1]["lines"][0]["quantity"] = "many"     # refused by the gateway's model
-    orders[3] = order(3, quantity=0)                # refused by intake
-    del orders[4]["idempotency_key"]                # each order needs its own key
+    orders[1]["lines"][0]["quantity"] = "many"  # refused by the gateway's model
+    orders[3] = order(3, quantity=0)  # refused by intake
+    del orders[4]["idempotency_key"]  # each order needs its own key
     code, body, _ = await gateway.call("POST", "/v1/orders/batch", SHOP, json={"orders": orders})
     assert code == 200, body
     assert (body["accepted"], body["refused"]) == (3, 3)
     assert [r["index"] for r in body["results"]] == list(range(6))
-    assert [r["status"] for r in body["results"]] == ["accepted", "refused", "accepted", "refused", "refused",
-                                                     "accepted"]
+    assert [r["status"] for r in body["results"]] == [
+        "accepted",
+        "refused",
+        "accepted",
+        "refused",
+        "refused",
+        "accepted",
+    ]
     assert [e["field"] for e in body["results"][1]["errors"]] == ["orders[1].lines[0].quantity"]
     assert body["results"][3]["errors"] == [
-        {"field": "orders[3].lines[0].quantity", "message": "must be a positive whole number"}]
+        {"field": "orders[3].lines[0].quantity", "message": "must be a positive whole number"}
+    ]
     assert [e["field"] for e in body["results"][4]["errors"]] == ["orders[4].idempotency_key"]
     accepted = body["results"][0]
     assert accepted["order_id"].startswith("ORD-") and accepted["order_status"] == "confirmed"
@@ -38,8 +50,9 @@ async def test_a_batch_with_bad_orders_answers_each_order_and_uses_one_stream(ga
 
 
 async def test_a_batch_over_the_limit_or_empty_is_refused_whole(gateway, fakes):
-    code, problem, _ = await gateway.call("POST", "/v1/orders/batch", SHOP,
-                                          json={"orders": [order(n) for n in range(1001)]})
+    code, problem, _ = await gateway.call(
+        "POST", "/v1/orders/batch", SHOP, json={"orders": [order(n) for n in range(1001)]}
+    )
     assert code == 422 and [e["field"] for e in problem["errors"]] == ["orders"]
     code, problem, _ = await gateway.call("POST", "/v1/orders/batch", SHOP, json={"orders": []})
     assert code == 422 and [e["field"] for e in problem["errors"]] == ["orders"]
@@ -49,7 +62,9 @@ async def test_a_batch_over_the_limit_or_empty_is_refused_whole(gateway, fakes):
 
 
 async def test_a_batch_of_only_bad_orders_calls_nothing(gateway, fakes):
-    code, body, _ = await gateway.call("POST", "/v1/orders/batch", SHOP, json={"orders": [{"customer_id": "C1"}]})
+    code, body, _ = await gateway.call(
+        "POST", "/v1/orders/batch", SHOP, json={"orders": [{"customer_id": "C1"}]}
+    )
     assert code == 200 and (body["accepted"], body["refused"]) == (0, 1)
     assert fakes.intake.streams == 0
 
@@ -57,7 +72,9 @@ async def test_a_batch_of_only_bad_orders_calls_nothing(gateway, fakes):
 async def test_batches_need_the_orders_scope(gateway):
     code, _, _ = await gateway.call("POST", "/v1/orders/batch", TPL, json={"orders": [order(1)]})
     assert code == 403
-    code, _, _ = await gateway.call("POST", "/v1/orders/csv", TPL, data="x", headers={**CSV, "Idempotency-Key": "u"})
+    code, _, _ = await gateway.call(
+        "POST", "/v1/orders/csv", TPL, data="x", headers={**CSV, "Idempotency-Key": "u"}
+    )
     assert code == 403
 
 
@@ -78,11 +95,19 @@ async def test_a_csv_upload_answers_per_order_with_row_paths(gateway, fakes):
     results = {r["external_ref"]: r for r in body["results"]}
     assert results["PO-1"]["status"] == "accepted"
     assert results["PO-2"]["errors"] == [{"field": "row 5.quantity", "message": "must be a whole number"}]
-    assert results["PO-3"]["errors"] == [{"field": "row 6.quantity", "message": "must be a positive whole number"}]
+    assert results["PO-3"]["errors"] == [
+        {"field": "row 6.quantity", "message": "must be a positive whole number"}
+    ]
     [sent_po1, _] = fakes.intake.requests
-    assert (sent_po1.idempotency_key, sent_po1.channel, sent_po1.external_ref) == ("upload-7:PO-1", "csv", "PO-1")
+    assert (sent_po1.idempotency_key, sent_po1.channel, sent_po1.external_ref) == (
+        "upload-7:PO-1",
+        "csv",
+        "PO-1",
+    )
     assert [(line.sku, line.quantity, line.unit_price) for line in sent_po1.lines] == [
-        ("SKU-1", 2, "1.00"), ("SKU-2", 3, "2.50")]
+        ("SKU-1", 2, "1.00"),
+        ("SKU-2", 3, "2.50"),
+    ]
     assert sent_po1.ship_to.country == "DE"
 
     code, again, _ = await gateway.call("POST", "/v1/orders/csv", SHOP, data=UPLOAD, headers=headers)
@@ -93,10 +118,16 @@ async def test_a_csv_upload_answers_per_order_with_row_paths(gateway, fakes):
 async def test_a_csv_upload_needs_the_key_the_media_type_and_a_header(gateway, fakes):
     code, problem, _ = await gateway.call("POST", "/v1/orders/csv", SHOP, data=UPLOAD, headers=CSV)
     assert code == 422 and [e["field"] for e in problem["errors"]] == ["Idempotency-Key"]
-    code, _, _ = await gateway.call("POST", "/v1/orders/csv", SHOP, data=UPLOAD,
-                                    headers={"Idempotency-Key": "u", "Content-Type": "application/json"})
+    code, _, _ = await gateway.call(
+        "POST",
+        "/v1/orders/csv",
+        SHOP,
+        data=UPLOAD,
+        headers={"Idempotency-Key": "u", "Content-Type": "application/json"},
+    )
     assert code == 415
-    code, problem, _ = await gateway.call("POST", "/v1/orders/csv", SHOP, data="sku,quantity\nA,1\n",
-                                          headers={**CSV, "Idempotency-Key": "u"})
+    code, problem, _ = await gateway.call(
+        "POST", "/v1/orders/csv", SHOP, data="sku,quantity\nA,1\n", headers={**CSV, "Idempotency-Key": "u"}
+    )
     assert code == 422 and "row 1.external_ref" in [e["field"] for e in problem["errors"]]
     assert fakes.intake.streams == 0

@@ -22,8 +22,21 @@ async def test_keys_create_prints_a_key_that_only_the_hash_remembers(tmp_path, m
     monkeypatch.setenv("ORDERDESK_GATEWAY_DATABASE_URL", url)
     assert await run("keys", "create", "--partner", "P-OPS", "--name", "alice", "--scopes", "admin") == 1
     assert "unknown partner" in capsys.readouterr().err
-    assert await run("keys", "create", "--partner", "P-OPS", "--name", "alice", "--scopes", "admin",
-                     "--partner-name", "Operations") == 0
+    assert (
+        await run(
+            "keys",
+            "create",
+            "--partner",
+            "P-OPS",
+            "--name",
+            "alice",
+            "--scopes",
+            "admin",
+            "--partner-name",
+            "Operations",
+        )
+        == 0
+    )
     key = capsys.readouterr().out.strip()
     store = await PartnerStore.open(url)
     try:
@@ -44,7 +57,9 @@ async def test_import_demo_loads_every_kind_in_order(fakes, tmp_path, monkeypatc
     assert await run("import-demo", "--dir", str(DEMO)) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[-1] for line in out] == ["warehouses", "customers", "products", "stock", "partners"]
-    assert fakes.inventory.imports == ["warehouses", "products", "stock"] and fakes.shipping.imports == ["warehouses"]
+    assert fakes.inventory.imports == ["warehouses", "products", "stock"] and fakes.shipping.imports == [
+        "warehouses"
+    ]
     assert [r.kind for r in fakes.intake.imports] == ["warehouses", "customers", "products"]
 
 

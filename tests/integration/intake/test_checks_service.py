@@ -27,19 +27,40 @@ from tests.unit.intake.test_service import codes
 C0001_LIMIT = Decimal(50000)  # demo: standard, NET30
 
 
-def order_event(order_id: str, status: str, version: int, amount: str = "100.00", customer: str = "C0001",
-                terms: str = "NET30") -> events_pb2.Event:
+def order_event(
+    order_id: str,
+    status: str,
+    version: int,
+    amount: str = "100.00",
+    customer: str = "C0001",
+    terms: str = "NET30",
+) -> events_pb2.Event:
     return events_pb2.Event(
-        event_id=f"{order_id}-{version}", type=f"order.{status}", aggregate_type="order", aggregate_id=order_id,
-        aggregate_version=version, order_id=order_id,
-        order=events_pb2.OrderEvent(status=status, order=orders_pb2.Order(
-            order_id=order_id, customer_id=customer, total_amount=amount, payment_terms=terms, status=status)),
+        event_id=f"{order_id}-{version}",
+        type=f"order.{status}",
+        aggregate_type="order",
+        aggregate_id=order_id,
+        aggregate_version=version,
+        order_id=order_id,
+        order=events_pb2.OrderEvent(
+            status=status,
+            order=orders_pb2.Order(
+                order_id=order_id,
+                customer_id=customer,
+                total_amount=amount,
+                payment_terms=terms,
+                status=status,
+            ),
+        ),
     )
 
 
 async def deliver(service, *events) -> None:
     (subscription,) = consumers.subscriptions(service)
-    assert (subscription.durable, subscription.filter_subject) == ("intake-order-exposure", "orderdesk.order.>")
+    assert (subscription.durable, subscription.filter_subject) == (
+        "intake-order-exposure",
+        "orderdesk.order.>",
+    )
     for event in events:
         async with service.db.transaction() as tx:
             await subscription.handler(tx, event)
@@ -53,12 +74,20 @@ async def exposure(service, customer: str = "C0001") -> Decimal:
 # --- exposure from orders' events ---------------------------------------------------------------
 async def test_order_events_open_and_close_exposure(make_database):
     service = await intake(make_database)
-    await deliver(service, order_event("ORD-A", "received", 1), order_event("ORD-A", "confirmed", 2, "1200.50"))
+    await deliver(
+        service, order_event("ORD-A", "received", 1), order_event("ORD-A", "confirmed", 2, "1200.50")
+    )
     await deliver(service, order_event("ORD-B", "received", 1), order_event("ORD-B", "on_hold", 2, "700"))
     assert await exposure(service) == Decimal("1200.50")  # a held order is no exposure yet
-    await deliver(service, order_event("ORD-B", "confirmed", 3, "700"), order_event("ORD-B", "allocated", 4, "700"))
+    await deliver(
+        service, order_event("ORD-B", "confirmed", 3, "700"), order_event("ORD-B", "allocated", 4, "700")
+    )
     assert await exposure(service) == Decimal("1900.50")
-    await deliver(service, order_event("ORD-A", "shipped", 5, "1200.50"), order_event("ORD-A", "completed", 6, "1200.50"))
+    await deliver(
+        service,
+        order_event("ORD-A", "shipped", 5, "1200.50"),
+        order_event("ORD-A", "completed", 6, "1200.50"),
+    )
     await deliver(service, order_event("ORD-B", "cancelled", 5, "700"))
     assert await exposure(service) == 0
     assert await exposure(service, "C0002") == 0
@@ -66,9 +95,15 @@ async def test_order_events_open_and_close_exposure(make_database):
 
 async def test_stale_and_repeated_events_change_nothing(make_database):
     service = await intake(make_database)
-    await deliver(service, order_event("ORD-S", "confirmed", 2, "500"), order_event("ORD-S", "cancelled", 4, "500"))
-    await deliver(service, order_event("ORD-S", "allocated", 3, "500"), order_event("ORD-S", "confirmed", 2, "500"),
-                  order_event("ORD-S", "cancelled", 4, "500"))
+    await deliver(
+        service, order_event("ORD-S", "confirmed", 2, "500"), order_event("ORD-S", "cancelled", 4, "500")
+    )
+    await deliver(
+        service,
+        order_event("ORD-S", "allocated", 3, "500"),
+        order_event("ORD-S", "confirmed", 2, "500"),
+        order_event("ORD-S", "cancelled", 4, "500"),
+    )
     assert await exposure(service) == 0
     async with service.db.read() as conn:
         assert await ExposureRepository(conn).get("ORD-S") == ("C0001", Decimal(500), False, 4)
@@ -82,11 +117,17 @@ async def test_prepaid_orders_never_count_as_exposure(make_database):
 
 async def test_an_approved_order_counts_at_once_and_events_take_over(make_database):
     service = await intake(make_database)
-    done = await submit(service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=10, unit_price="31.57")]))
+    done = await submit(
+        service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=10, unit_price="31.57")])
+    )
     assert codes(done) == []
     assert await exposure(service) == Decimal("315.70")
     order_id = done.order.order_id
-    await deliver(service, order_event(order_id, "received", 1, "315.70"), order_event(order_id, "confirmed", 2, "315.70"))
+    await deliver(
+        service,
+        order_event(order_id, "received", 1, "315.70"),
+        order_event(order_id, "confirmed", 2, "315.70"),
+    )
     assert await exposure(service) == Decimal("315.70")
     await deliver(service, order_event(order_id, "cancelled", 3, "315.70"))
     assert await exposure(service) == 0
@@ -95,18 +136,26 @@ async def test_an_approved_order_counts_at_once_and_events_take_over(make_databa
 async def test_open_orders_plus_this_one_beyond_the_limit_are_held(make_database):
     service = await intake(make_database)
     await deliver(service, order_event("ORD-OLD", "allocated", 3, "49900.00"))
-    small = await submit(service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=3, unit_price="31.57")]))
-    assert codes(small) == []                                   # 49900 + 94.71 fits
-    big = await submit(service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=3, unit_price="31.57")]))
-    assert codes(big) == ["credit_limit_exceeded"]              # 49994.71 + 94.71 does not
+    small = await submit(
+        service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=3, unit_price="31.57")])
+    )
+    assert codes(small) == []  # 49900 + 94.71 fits
+    big = await submit(
+        service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=3, unit_price="31.57")])
+    )
+    assert codes(big) == ["credit_limit_exceeded"]  # 49994.71 + 94.71 does not
     assert "49994.71" in big.order.hold_reasons[0].message and "50000" in big.order.hold_reasons[0].message
 
 
 async def test_a_burst_from_one_customer_cannot_overshoot_the_limit(make_database):
     service = await intake(make_database)
     await deliver(service, order_event("ORD-OLD", "confirmed", 2, "49000.00"))
-    line = [intake_pb2.SubmitLine(sku="BRK-001", quantity=10, unit_price="31.57")]  # 315.70 each: 3 fit in 1000
-    answers = await asyncio.gather(*[submit(service, request(external_ref=f"PO-{n}", lines=line)) for n in range(8)])
+    line = [
+        intake_pb2.SubmitLine(sku="BRK-001", quantity=10, unit_price="31.57")
+    ]  # 315.70 each: 3 fit in 1000
+    answers = await asyncio.gather(
+        *[submit(service, request(external_ref=f"PO-{n}", lines=line)) for n in range(8)]
+    )
     approved = [a for a in answers if not codes(a)]
     assert len(approved) == 3
     assert all(codes(a) == ["credit_limit_exceeded"] for a in answers if codes(a))
@@ -117,7 +166,9 @@ async def test_a_burst_from_one_customer_cannot_overshoot_the_limit(make_databas
 # --- duplicate partner references ----------------------------------------------------------------------
 async def test_one_reference_raced_under_many_keys_passes_once(make_database):
     service = await intake(make_database)
-    answers = await asyncio.gather(*[submit(service, request(key=f"race-{n}", external_ref="PO-RACE")) for n in range(6)])
+    answers = await asyncio.gather(
+        *[submit(service, request(key=f"race-{n}", external_ref="PO-RACE")) for n in range(6)]
+    )
     assert sorted(len(codes(a)) for a in answers) == [0, 1, 1, 1, 1, 1]
     assert await count(service.db, external_refs) == 1
 
@@ -138,7 +189,12 @@ PRICES_HEADER = "customer_id,sku,unit_price,currency\n"
 
 async def test_customer_prices_import_and_replace_the_list_price(make_database):
     service = await intake(make_database)
-    assert await service.import_master_data("prices", PRICES_HEADER + "C0001,BRK-001,29.90,USD\nC0002,BRK-001,30,USD\n") == 2
+    assert (
+        await service.import_master_data(
+            "prices", PRICES_HEADER + "C0001,BRK-001,29.90,USD\nC0002,BRK-001,30,USD\n"
+        )
+        == 2
+    )
     line = lambda price: [intake_pb2.SubmitLine(sku="BRK-001", quantity=1, unit_price=price)]  # noqa: E731
     assert codes(await submit(service, request(lines=line("29.90")))) == []
     assert codes(await submit(service, request(lines=line("31.57")))) == ["price_mismatch"]  # the list price
@@ -147,13 +203,17 @@ async def test_customer_prices_import_and_replace_the_list_price(make_database):
     await service.import_master_data("prices", PRICES_HEADER + "C0001,BRK-001,28.00,usd\n")
     async with service.db.read() as conn:
         prices = await MasterDataRepository(conn).customer_prices("C0001", {"BRK-001", "BRK-002"})
-    assert {sku: (str(p.unit_price), p.currency) for sku, p in prices.items()} == {"BRK-001": ("28.00", "USD")}
+    assert {sku: (str(p.unit_price), p.currency) for sku, p in prices.items()} == {
+        "BRK-001": ("28.00", "USD")
+    }
 
 
 async def test_a_bad_prices_csv_imports_nothing(make_database):
     service = await intake(make_database)
     with pytest.raises(errors.InvalidArgument) as err:
-        await service.import_master_data("prices", PRICES_HEADER + "C0001,BRK-001,1,USD\nC0001,BRK-002,free,USD\n")
+        await service.import_master_data(
+            "prices", PRICES_HEADER + "C0001,BRK-001,1,USD\nC0001,BRK-002,free,USD\n"
+        )
     assert [v.field for v in err.value.violations] == ["row 3.unit_price"]
     async with service.db.read() as conn:
         assert await MasterDataRepository(conn).customer_prices("C0001", {"BRK-001"}) == {}
@@ -163,13 +223,18 @@ async def test_a_bad_prices_csv_imports_nothing(make_database):
 async def test_warehouses_import_and_read_back(make_database):
     service = await intake(make_database)
     await service.import_master_data(
-        "warehouses", "warehouse,name,country,cutoff_hour_utc,transit_days_domestic,transit_days_international\n"
-                      "WH-HAM,Hamburg DC,de,15,1,5\n")
+        "warehouses",
+        "warehouse,name,country,cutoff_hour_utc,transit_days_domestic,transit_days_international\n"
+        "WH-HAM,Hamburg DC,de,15,1,5\n",
+    )
     async with service.db.read() as conn:
         found = await MasterDataRepository(conn).warehouses()
     assert sorted(found) == ["WH-CHI", "WH-HAM", "WH-SHA"]
-    assert (found["WH-HAM"].country, found["WH-HAM"].cutoff_hour_utc, found["WH-HAM"].transit_days_domestic) == (
-        "DE", 15, 1)
+    assert (
+        found["WH-HAM"].country,
+        found["WH-HAM"].cutoff_hour_utc,
+        found["WH-HAM"].transit_days_domestic,
+    ) == ("DE", 15, 1)
 
 
 # --- the demo data ---------------------------------------------------------------------------------------

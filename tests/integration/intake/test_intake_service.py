@@ -38,11 +38,23 @@ MIGRATIONS = ROOT / "services" / "intake" / "migrations"
 PRODUCTS_HEADER = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
 
 
-async def intake(make_database, orders: FakeOrders | None = None, *, demo: bool = True,
-                 inventory: FakeInventory | None = None, config: IntakeConfig | None = None):
+async def intake(
+    make_database,
+    orders: FakeOrders | None = None,
+    *,
+    demo: bool = True,
+    inventory: FakeInventory | None = None,
+    config: IntakeConfig | None = None,
+):
     db = await make_database(MIGRATIONS)
-    service = IntakeService(db, orders or FakeOrders(), rpc_timeout=2.0, clock=lambda: NOON,
-                            inventory=inventory or FakeInventory(), config=config)
+    service = IntakeService(
+        db,
+        orders or FakeOrders(),
+        rpc_timeout=2.0,
+        clock=lambda: NOON,
+        inventory=inventory or FakeInventory(),
+        config=config,
+    )
     if demo:
         assert await service.import_master_data("customers", (DEMO / "customers.csv").read_text()) == 60
         assert await service.import_master_data("products", (DEMO / "products.csv").read_text()) == 200
@@ -63,7 +75,11 @@ async def test_demo_master_data_imports_and_reads_back(make_database):
         blocked = await repo.customer("C0029")
         found = await repo.products({"BRK-001", "BRK-002", "NO-SUCH"})
         assert await repo.customer("C9999") is None
-    assert blocked.status == "blocked" and blocked.payment_terms == ("NET30",) and blocked.ship_to_country == "CN"
+    assert (
+        blocked.status == "blocked"
+        and blocked.payment_terms == ("NET30",)
+        and blocked.ship_to_country == "CN"
+    )
     assert sorted(found) == ["BRK-001", "BRK-002"]
     assert str(found["BRK-001"].unit_price) == "31.57" and found["BRK-002"].min_order_qty == 10
 
@@ -93,7 +109,9 @@ async def test_a_bad_csv_imports_nothing(make_database):
     service = await intake(make_database, demo=False)
     with pytest.raises(errors.InvalidArgument) as err:
         await service.import_master_data(
-            "products", PRODUCTS_HEADER + "OK-1,Fine,1.00,USD,false,1,1,1,active\nBAD-1,Broken,cheap,USD,false,1,1,1,active\n"
+            "products",
+            PRODUCTS_HEADER
+            + "OK-1,Fine,1.00,USD,false,1,1,1,active\nBAD-1,Broken,cheap,USD,false,1,1,1,active\n",
         )
     assert [v.field for v in err.value.violations] == ["row 3.unit_price"]
     assert await count(service.db, products) == 0
@@ -146,13 +164,14 @@ async def test_a_key_twice_in_one_chunk_falls_back_to_one_by_one(make_database):
     service = await intake(make_database, orders)
     same = request("K-TWICE")
     changed = request("K-TWICE", lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=3, unit_price="31.57")])
-    first, repeat, reused = await service.submit_many([submission_from_proto(r) for r in (same, same, changed)])
+    first, repeat, reused = await service.submit_many(
+        [submission_from_proto(r) for r in (same, same, changed)]
+    )
     assert not first.replayed and repeat.replayed and repeat.order.order_id == first.order.order_id
-    assert isinstance(reused, errors.InvalidArgument)                        # another body under the same key
+    assert isinstance(reused, errors.InvalidArgument)  # another body under the same key
     assert len(orders.orders) == 1
     async with service.db.read() as conn:
         assert await ExposureRepository(conn).open_exposure("C0001") == Decimal("63.14")
-
 
 
 async def test_a_retry_after_its_key_was_pruned_is_held_as_a_duplicate_reference(make_database):

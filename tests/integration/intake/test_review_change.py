@@ -17,4 +17,3 @@ async def test_credit_counts_the_new_total_not_the_old_one_twice(make_database):
     too_much = changed([("BRK-001", 1700, "31.57")])  # 53,669
     codes = [r.code for r in await review_change(service, review(too_much, [("BRK-001", 375)], "40000.00"))]
     assert codes == ["credit_limit_exceeded"]
-

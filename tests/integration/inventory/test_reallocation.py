@@ -69,6 +69,10 @@ async def test_a_split_delivery_writes_the_short_units_off_and_reserves_nothing_
     assert now == [("R-1", short, 1)]  # the order holds less: the 3 go to a linked order
     after = await levels(inventory)
     assert after[short] == (before[short][0] - 3, before[short][1] - 3)
-    assert {wh: lv for wh, lv in after.items() if wh != short} == {wh: lv for wh, lv in before.items() if wh != short}
-    assert await reallocate(inventory.db, "ORD-4", "R-1", short, 3, "EX-4", write_off_only=True) == now  # a retry
+    assert {wh: lv for wh, lv in after.items() if wh != short} == {
+        wh: lv for wh, lv in before.items() if wh != short
+    }
+    assert (
+        await reallocate(inventory.db, "ORD-4", "R-1", short, 3, "EX-4", write_off_only=True) == now
+    )  # a retry
     assert await levels(inventory) == after

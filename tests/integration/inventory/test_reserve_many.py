@@ -34,7 +34,9 @@ def call(order_id: str, *lines: tuple[str, int], priority: int = 0, minutes_ago:
 
 async def owed(service, order_id: str) -> dict[str, int]:
     async with service.db.read() as conn:
-        rows = await conn.execute(select(backorders.c.sku, backorders.c.quantity).where(backorders.c.order_id == order_id))
+        rows = await conn.execute(
+            select(backorders.c.sku, backorders.c.quantity).where(backorders.c.order_id == order_id)
+        )
         return {r.sku: r.quantity for r in rows}
 
 
@@ -43,8 +45,11 @@ async def test_scarce_stock_goes_to_the_orders_first_in_the_call(inventory):
     await put_stock(inventory, "S2", WH_CHI=10)
     # the allocator's order: highest priority first, first come within a priority
     calls = [call("O-LATE-LOW", ("S1", 1), ("S2", 1), priority=0, minutes_ago=50)]
-    calls = [call("O-HIGH", ("S1", 2), priority=9, minutes_ago=1), call("O-MID", ("S1", 1), ("S2", 2), priority=5),
-             call("O-LOW", ("S1", 1), priority=0, minutes_ago=60)] + calls
+    calls = [
+        call("O-HIGH", ("S1", 2), priority=9, minutes_ago=1),
+        call("O-MID", ("S1", 1), ("S2", 2), priority=5),
+        call("O-LOW", ("S1", 1), priority=0, minutes_ago=60),
+    ] + calls
     results = await inventory.reserve_many(calls)
     assert all(isinstance(r, ReserveResult) for r in results)
     high, mid, low, late = results
@@ -69,8 +74,9 @@ async def test_a_released_or_invalid_order_is_refused_without_failing_the_others
     await inventory.reserve("O2", [("S1", 3)])
     async with inventory.db.transaction() as tx:  # cancelled after the allocator read it
         await inventory.release(tx, "O2")
-    results = await inventory.reserve_many([
-        call("O1", ("S1", 2)), call("O2", ("S1", 3)), call("O3", ("S1", 0)), call("O4", ("S1", 4))])
+    results = await inventory.reserve_many(
+        [call("O1", ("S1", 2)), call("O2", ("S1", 3)), call("O3", ("S1", 0)), call("O4", ("S1", 4))]
+    )
     assert results[0].reservations == [("S1", "WH-CHI", 2)]
     assert isinstance(results[1], errors.FailedPrecondition) and results[1].rule == "order_released"
     assert isinstance(results[2], errors.InvalidArgument)
@@ -89,8 +95,10 @@ async def test_a_repeat_is_target_state_and_answers_like_reserve(inventory):
     first = await inventory.reserve_many(calls)
     again = await inventory.reserve_many(calls)
     assert again == first
-    assert [await inventory.reserve(c.order_id, c.lines, c.priority, country="US", placed_at=c.placed_at)
-            for c in calls] == first
+    assert [
+        await inventory.reserve(c.order_id, c.lines, c.priority, country="US", placed_at=c.placed_at)
+        for c in calls
+    ] == first
     assert sum(q for r in first for _, _, q in r.reservations) == 7
     assert sum(sum(r.backordered.values()) for r in first) == 3
     assert await by_wh(inventory, "S1") == {"WH-CHI": (3, 3), "WH-HAM": (4, 4)}
@@ -115,15 +123,27 @@ async def test_the_api_answers_each_order_with_its_response_or_error(inventory):
     await put_stock(inventory, "S1", WH_CHI=1)
     async with inventory.db.transaction() as tx:
         await inventory.release(tx, "O2")
-    request = inventory_pb2.ReserveManyRequest(orders=[
-        inventory_pb2.ReserveRequest(order_id=o, lines=[inventory_pb2.ReserveLine(sku="S1", quantity=1)], priority=p,
-                                     ship_to_country="US")
-        for o, p in (("O1", 5), ("O2", 4), ("O3", 3))])
+    request = inventory_pb2.ReserveManyRequest(
+        orders=[
+            inventory_pb2.ReserveRequest(
+                order_id=o,
+                lines=[inventory_pb2.ReserveLine(sku="S1", quantity=1)],
+                priority=p,
+                ship_to_country="US",
+            )
+            for o, p in (("O1", 5), ("O2", 4), ("O3", 3))
+        ]
+    )
     answer = await InventoryApi(inventory).ReserveMany(request, None)
     assert [r.order_id for r in answer.results] == ["O1", "O2", "O3"]
-    assert [(x.sku, x.warehouse, x.quantity) for x in answer.results[0].response.reservations] == [("S1", "WH-CHI", 1)]
+    assert [(x.sku, x.warehouse, x.quantity) for x in answer.results[0].response.reservations] == [
+        ("S1", "WH-CHI", 1)
+    ]
     assert not answer.results[0].error_code
-    assert (answer.results[1].error_code, answer.results[1].error_reason) == ("FAILED_PRECONDITION", "order_released")
+    assert (answer.results[1].error_code, answer.results[1].error_reason) == (
+        "FAILED_PRECONDITION",
+        "order_released",
+    )
     assert not answer.results[1].HasField("response")
     assert [(b.sku, b.quantity) for b in answer.results[2].response.backordered] == [("S1", 1)]
 
@@ -132,12 +152,20 @@ async def test_concurrent_calls_and_single_reserves_never_oversell(inventory):
     """On SQLite the calls run one transaction each; on PostgreSQL one per order: either way the books hold."""
     await put_stock(inventory, "A", WH_CHI=9, WH_HAM=6)
     await put_stock(inventory, "B", WH_CHI=5, WH_SHA=5)
-    wanted = {f"O{n:02d}": [("A", 1 + n % 3), ("B", n % 2)] if n % 2 else [("A", 1 + n % 3)] for n in range(40)}
+    wanted = {
+        f"O{n:02d}": [("A", 1 + n % 3), ("B", n % 2)] if n % 2 else [("A", 1 + n % 3)] for n in range(40)
+    }
     ids = list(wanted)
-    batches = [inventory.reserve_many([call(o, *wanted[o]) for o in ids[i:i + 10]]) for i in range(0, 40, 10)]
+    batches = [
+        inventory.reserve_many([call(o, *wanted[o]) for o in ids[i : i + 10]]) for i in range(0, 40, 10)
+    ]
     singles = [inventory.reserve(o, wanted[o]) for o in ids[::3]]  # the desk re-reserving some of them
     done = await asyncio.gather(*batches, *singles)
-    results = {o: r for i, batch in enumerate(done[:4]) for o, r in zip(ids[i * 10:i * 10 + 10], batch, strict=True)}
+    results = {
+        o: r
+        for i, batch in enumerate(done[:4])
+        for o, r in zip(ids[i * 10 : i * 10 + 10], batch, strict=True)
+    }
     assert sum(q for r in results.values() for s, _, q in r.reservations if s == "A") == 15
     for order_id, r in results.items():
         for sku, q in wanted[order_id]:
@@ -156,23 +184,33 @@ async def two_replicas(inventory, backend):
     await second.db.close()
 
 
-async def test_two_replicas_reserving_many_over_scarce_stock_oversell_nothing_and_do_not_deadlock(two_replicas):
+async def test_two_replicas_reserving_many_over_scarce_stock_oversell_nothing_and_do_not_deadlock(
+    two_replicas,
+):
     first, second = two_replicas
-    on_hand = {("A", "WH-CHI"): 30, ("A", "WH-HAM"): 20, ("A", "WH-SHA"): 10,
-               ("B", "WH-CHI"): 15, ("B", "WH-HAM"): 15, ("B", "WH-SHA"): 5}
+    on_hand = {
+        ("A", "WH-CHI"): 30,
+        ("A", "WH-HAM"): 20,
+        ("A", "WH-SHA"): 10,
+        ("B", "WH-CHI"): 15,
+        ("B", "WH-HAM"): 15,
+        ("B", "WH-SHA"): 5,
+    }
     for (sku, wh), q in on_hand.items():
         await put_stock(first, sku, **{wh.replace("-", "_"): q})
     rng = random.Random(7)
-    wanted = {f"O{n:03d}": [(s, q) for s, q in (("B", rng.randint(0, 2)), ("A", rng.randint(1, 3))) if q]
-              for n in range(160)}
+    wanted = {
+        f"O{n:03d}": [(s, q) for s, q in (("B", rng.randint(0, 2)), ("A", rng.randint(1, 3))) if q]
+        for n in range(160)
+    }
     ids = list(wanted)
 
     def calls(order_ids):
         return [call(o, *wanted[o], priority=n % 3, minutes_ago=n) for n, o in enumerate(order_ids)]
 
     # overlapping chunks, in opposite orders on the two replicas: the same orders are reserved concurrently
-    chunks = [(first, calls(ids[i:i + 40])) for i in range(0, 160, 40)]
-    chunks += [(second, calls(list(reversed(ids))[i:i + 40])) for i in range(0, 160, 40)]
+    chunks = [(first, calls(ids[i : i + 40])) for i in range(0, 160, 40)]
+    chunks += [(second, calls(list(reversed(ids))[i : i + 40])) for i in range(0, 160, 40)]
     answers = await asyncio.wait_for(asyncio.gather(*[replica.reserve_many(c) for replica, c in chunks]), 120)
     assert all(isinstance(r, ReserveResult) for batch in answers for r in batch)
     async with first.db.read() as conn:

@@ -46,8 +46,9 @@ async def restocked_events(service) -> list[events_pb2.Event]:
 
 async def order_state(service, order_id: str) -> str | None:
     async with service.db.read() as conn:
-        return (await conn.execute(
-            select(order_states.c.state).where(order_states.c.order_id == order_id))).scalar_one_or_none()
+        return (
+            await conn.execute(select(order_states.c.state).where(order_states.c.order_id == order_id))
+        ).scalar_one_or_none()
 
 
 async def books_balance(service) -> None:
@@ -57,8 +58,11 @@ async def books_balance(service) -> None:
         held = {
             (r.sku, r.warehouse): r.total
             for r in await conn.execute(
-                select(reservations.c.sku, reservations.c.warehouse, func.sum(reservations.c.quantity).label("total"))
-                .group_by(reservations.c.sku, reservations.c.warehouse)
+                select(
+                    reservations.c.sku,
+                    reservations.c.warehouse,
+                    func.sum(reservations.c.quantity).label("total"),
+                ).group_by(reservations.c.sku, reservations.c.warehouse)
             )
         }
     for r in rows:
@@ -87,7 +91,9 @@ async def test_stock_import_refuses_unknown_warehouses_and_on_hand_below_reserve
     await put_stock(inventory, "S1", WH_CHI=5, WH_HAM=2)
     await inventory.reserve("O1", [("S1", 4)])
     with pytest.raises(errors.InvalidArgument) as err:
-        await inventory.import_csv("stock", "sku,warehouse,on_hand\nS1,WH-HAM,9\nS1,WH-NOWHERE,1\nS1,WH-CHI,3\n")
+        await inventory.import_csv(
+            "stock", "sku,warehouse,on_hand\nS1,WH-HAM,9\nS1,WH-NOWHERE,1\nS1,WH-CHI,3\n"
+        )
     assert [v.field for v in err.value.violations] == ["row 3.warehouse", "row 4.on_hand"]
     assert "4 units reserved" in err.value.violations[1].description
     # all or nothing: the good row was not applied either
@@ -159,8 +165,9 @@ async def test_release_returns_stock_and_refuses_late_reserve(inventory):
 async def test_shipment_consumes_once_and_never_goes_negative(inventory):
     await put_stock(inventory, "S1", WH_HAM=10, WH_CHI=1)
     await inventory.reserve("O1", [("S1", 6)])
-    shipment = shipping_pb2.Shipment(order_id="O1", warehouse="WH-HAM",
-                                     lines=[shipping_pb2.ShipmentLine(sku="S1", quantity=6)])
+    shipment = shipping_pb2.Shipment(
+        order_id="O1", warehouse="WH-HAM", lines=[shipping_pb2.ShipmentLine(sku="S1", quantity=6)]
+    )
     async with inventory.db.transaction() as tx:
         await inventory.consume_shipment(tx, shipment)
     assert await by_wh(inventory, "S1") == {"WH-CHI": (1, 0), "WH-HAM": (4, 0)}
@@ -174,8 +181,14 @@ async def test_shipment_consumes_once_and_never_goes_negative(inventory):
     assert late.reservations == [] and late.backordered == {}
     with pytest.raises(StockBookError):  # a shipment for an order that holds nothing there
         async with inventory.db.transaction() as tx:
-            await inventory.consume_shipment(tx, shipping_pb2.Shipment(
-                order_id="O-UNKNOWN", warehouse="WH-CHI", lines=[shipping_pb2.ShipmentLine(sku="S1", quantity=1)]))
+            await inventory.consume_shipment(
+                tx,
+                shipping_pb2.Shipment(
+                    order_id="O-UNKNOWN",
+                    warehouse="WH-CHI",
+                    lines=[shipping_pb2.ShipmentLine(sku="S1", quantity=1)],
+                ),
+            )
     assert await by_wh(inventory, "S1") == {"WH-CHI": (1, 0), "WH-HAM": (4, 0)}
     await books_balance(inventory)
 
@@ -199,7 +212,10 @@ async def test_restock_applies_once_per_reference_and_publishes(inventory):
     assert err.value.violations[0].field == "quantity"
     restocked = await restocked_events(inventory)
     assert [(e.stock.warehouse, e.stock.delta, e.stock.on_hand) for e in restocked] == [
-        ("WH-SHA", 1, 1), ("WH-SHA", 5, 6), ("WH-CHI", 2, 2)]
+        ("WH-SHA", 1, 1),
+        ("WH-SHA", 5, 6),
+        ("WH-CHI", 2, 2),
+    ]
     # one version counter per SKU, whichever warehouse: it only goes up
     assert [e.aggregate_version for e in restocked] == [1, 2, 3]
     assert {events.subject(e) for e in restocked} == {"orderdesk.stock.S1.restocked"}
@@ -212,22 +228,57 @@ async def test_consumers_release_consume_and_restock(inventory):
     await inventory.reserve("O1", [("S1", 4)])
     await inventory.reserve("O2", [("S1", 3)])
 
-    shipped = events.new_event("shipment.shipped", aggregate_id="SHP-1-WH-HAM", version=3, order_id="O1",
-                               shipment=events_pb2.ShipmentEvent(shipment=shipping_pb2.Shipment(
-                                   shipment_id="SHP-1-WH-HAM", order_id="O1", warehouse="WH-HAM", status="shipped",
-                                   lines=[shipping_pb2.ShipmentLine(sku="S1", quantity=4)])))
-    cancelled = events.new_event("order.cancelled", aggregate_id="O2", version=4, order_id="O2",
-                                 order=events_pb2.OrderEvent(status="cancelled",
-                                                             order=orders_pb2.Order(order_id="O2")))
-    refunded = events.new_event("return.refunded", aggregate_id="RMA-1", version=3, order_id="O1",
-                                return_=events_pb2.ReturnEvent(**{"return": returns_pb2.Return(
-                                    rma_id="RMA-1", order_id="O1", lines=[
-                                        returns_pb2.ReturnLine(sku="S1", quantity=3, warehouse="WH-HAM",
-                                                               restocked_quantity=2, scrapped_quantity=1),
-                                        returns_pb2.ReturnLine(sku="S1", quantity=1, warehouse="WH-HAM",
-                                                               scrapped_quantity=1)])}))
-    for subject, event in (("orderdesk.shipment.*.shipped", shipped), ("orderdesk.order.*.cancelled", cancelled),
-                           ("orderdesk.return.*.refunded", refunded)):
+    shipped = events.new_event(
+        "shipment.shipped",
+        aggregate_id="SHP-1-WH-HAM",
+        version=3,
+        order_id="O1",
+        shipment=events_pb2.ShipmentEvent(
+            shipment=shipping_pb2.Shipment(
+                shipment_id="SHP-1-WH-HAM",
+                order_id="O1",
+                warehouse="WH-HAM",
+                status="shipped",
+                lines=[shipping_pb2.ShipmentLine(sku="S1", quantity=4)],
+            )
+        ),
+    )
+    cancelled = events.new_event(
+        "order.cancelled",
+        aggregate_id="O2",
+        version=4,
+        order_id="O2",
+        order=events_pb2.OrderEvent(status="cancelled", order=orders_pb2.Order(order_id="O2")),
+    )
+    refunded = events.new_event(
+        "return.refunded",
+        aggregate_id="RMA-1",
+        version=3,
+        order_id="O1",
+        return_=events_pb2.ReturnEvent(
+            **{
+                "return": returns_pb2.Return(
+                    rma_id="RMA-1",
+                    order_id="O1",
+                    lines=[
+                        returns_pb2.ReturnLine(
+                            sku="S1",
+                            quantity=3,
+                            warehouse="WH-HAM",
+                            restocked_quantity=2,
+                            scrapped_quantity=1,
+                        ),
+                        returns_pb2.ReturnLine(sku="S1", quantity=1, warehouse="WH-HAM", scrapped_quantity=1),
+                    ],
+                )
+            }
+        ),
+    )
+    for subject, event in (
+        ("orderdesk.shipment.*.shipped", shipped),
+        ("orderdesk.order.*.cancelled", cancelled),
+        ("orderdesk.return.*.refunded", refunded),
+    ):
         async with inventory.db.transaction() as tx:
             await handlers[subject](tx, event)
     assert await by_wh(inventory, "S1") == {"WH-HAM": (8, 0)}  # 10 - 4 shipped + 2 restocked; O2's 3 released
@@ -256,8 +307,7 @@ async def test_concurrent_split_multi_sku_reservations_never_oversell_or_deadloc
     await put_stock(inventory, "B", WH_CHI=4, WH_HAM=4, WH_SHA=4)
     # lines in both orders and quantities that force splits across warehouses
     calls = [
-        inventory.reserve(f"O{n}", [("A", 4), ("B", 3)] if n % 2 else [("B", 3), ("A", 4)])
-        for n in range(50)
+        inventory.reserve(f"O{n}", [("A", 4), ("B", 3)] if n % 2 else [("B", 3), ("A", 4)]) for n in range(50)
     ]
     results = await asyncio.gather(*calls)
     for sku, on_hand in (("A", 15), ("B", 12)):
@@ -323,10 +373,16 @@ async def test_the_store_guards_refuse_exactly_what_the_stock_rules_refuse(make_
                         expected, refusals = None, refusals + 1
                     try:
                         async with db.transaction() as tx:
-                            await tx.execute(stock.insert().values(sku="G", warehouse="WH", on_hand=on_hand,
-                                                                   reserved=reserved, version=0))
-                            await tx.execute(reservations.insert().values(order_id="O", sku="G", warehouse="WH",
-                                                                          quantity=reserved, shipped=0))
+                            await tx.execute(
+                                stock.insert().values(
+                                    sku="G", warehouse="WH", on_hand=on_hand, reserved=reserved, version=0
+                                )
+                            )
+                            await tx.execute(
+                                reservations.insert().values(
+                                    order_id="O", sku="G", warehouse="WH", quantity=reserved, shipped=0
+                                )
+                            )
                             await guarded(tx.repo(StockRepository), q)
                             got: StockLevel | None = await tx.repo(StockRepository).level("G", "WH")
                             raise _RolledBack(got)

@@ -57,39 +57,61 @@ async def put_stock(service, sku: str, **per_warehouse: int) -> None:
 
 async def held(service, order_id: str) -> dict[str, int]:
     async with service.db.read() as conn:
-        rows = await conn.execute(select(reservations.c.sku, func.sum(reservations.c.quantity).label("q"))
-                                  .where(reservations.c.order_id == order_id).group_by(reservations.c.sku))
+        rows = await conn.execute(
+            select(reservations.c.sku, func.sum(reservations.c.quantity).label("q"))
+            .where(reservations.c.order_id == order_id)
+            .group_by(reservations.c.sku)
+        )
         return {r.sku: r.q for r in rows if r.q}
 
 
 async def missing(service, order_id: str) -> dict[str, int]:
     async with service.db.read() as conn:
-        rows = await conn.execute(select(backorders.c.sku, backorders.c.quantity).where(backorders.c.order_id == order_id))
+        rows = await conn.execute(
+            select(backorders.c.sku, backorders.c.quantity).where(backorders.c.order_id == order_id)
+        )
         return {r.sku: r.quantity for r in rows}
 
 
 async def runs(service, sku: str) -> list:
     async with service.db.read() as conn:
-        return (await conn.execute(select(production_runs).where(production_runs.c.sku == sku)
-                                   .order_by(production_runs.c.expected_date, production_runs.c.created_at))).all()
+        return (
+            await conn.execute(
+                select(production_runs)
+                .where(production_runs.c.sku == sku)
+                .order_by(production_runs.c.expected_date, production_runs.c.created_at)
+            )
+        ).all()
 
 
 async def books_balance(service) -> None:
     """Every stock row: 0 <= reserved <= on hand, and reserved is exactly the orders' reservations there."""
     async with service.db.read() as conn:
         rows = (await conn.execute(select(stock))).all()
-        held_at = {(r.sku, r.warehouse): r.total for r in await conn.execute(
-            select(reservations.c.sku, reservations.c.warehouse, func.sum(reservations.c.quantity).label("total"))
-            .group_by(reservations.c.sku, reservations.c.warehouse))}
+        held_at = {
+            (r.sku, r.warehouse): r.total
+            for r in await conn.execute(
+                select(
+                    reservations.c.sku,
+                    reservations.c.warehouse,
+                    func.sum(reservations.c.quantity).label("total"),
+                ).group_by(reservations.c.sku, reservations.c.warehouse)
+            )
+        }
     for r in rows:
         assert 0 <= r.reserved <= r.on_hand
         assert r.reserved == held_at.get((r.sku, r.warehouse), 0), (r.sku, r.warehouse)
     async with service.db.read() as conn:  # each SKU's running total of backordered units is the sum
         totals = {r.sku: r.backordered for r in await conn.execute(select(sku_versions))}
-        owed = {r.sku: r.q for r in await conn.execute(
-            select(backorders.c.sku, func.sum(backorders.c.quantity).label("q"))
-            .join(order_states, order_states.c.order_id == backorders.c.order_id)
-            .where(order_states.c.state != "released").group_by(backorders.c.sku))}
+        owed = {
+            r.sku: r.q
+            for r in await conn.execute(
+                select(backorders.c.sku, func.sum(backorders.c.quantity).label("q"))
+                .join(order_states, order_states.c.order_id == backorders.c.order_id)
+                .where(order_states.c.state != "released")
+                .group_by(backorders.c.sku)
+            )
+        }
     for sku in set(totals) | set(owed):
         assert totals.get(sku, 0) == owed.get(sku, 0), sku
 
@@ -98,7 +120,9 @@ async def books_balance(service) -> None:
 async def test_the_whole_order_ships_from_one_warehouse_nearest_to_the_customer(inventory):
     await put_stock(inventory, "A", WH_CHI=10, WH_HAM=10, WH_SHA=10)
     await put_stock(inventory, "B", WH_CHI=1, WH_HAM=10, WH_SHA=10)
-    us = await inventory.reserve("O-US", [("A", 2), ("B", 2)], country="US")  # CHI lacks B: one warehouse anyway
+    us = await inventory.reserve(
+        "O-US", [("A", 2), ("B", 2)], country="US"
+    )  # CHI lacks B: one warehouse anyway
     assert {w for _, w, _ in us.reservations} == {"WH-HAM"}  # HAM 8 days to the US, SHA 9
     cn = await inventory.reserve("O-CN", [("A", 2), ("B", 2)], country="CN")
     assert {w for _, w, _ in cn.reservations} == {"WH-SHA"}
@@ -110,8 +134,12 @@ async def test_the_whole_order_ships_from_one_warehouse_nearest_to_the_customer(
 async def test_a_receipt_fills_backorders_highest_priority_first_then_first_come_and_once(inventory):
     await put_stock(inventory, "STK-1", WH_HAM=0)
     low = await inventory.reserve("O-LOW", [("STK-1", 3)], priority=1, placed_at=placed(30), country="DE")
-    late = await inventory.reserve("O-HIGH-LATE", [("STK-1", 3)], priority=5, placed_at=placed(5), country="DE")
-    early = await inventory.reserve("O-HIGH-EARLY", [("STK-1", 3)], priority=5, placed_at=placed(10), country="DE")
+    late = await inventory.reserve(
+        "O-HIGH-LATE", [("STK-1", 3)], priority=5, placed_at=placed(5), country="DE"
+    )
+    early = await inventory.reserve(
+        "O-HIGH-EARLY", [("STK-1", 3)], priority=5, placed_at=placed(10), country="DE"
+    )
     assert low.backordered == late.backordered == early.backordered == {"STK-1": 3}
 
     await inventory.restock("STK-1", "WH-HAM", 7, "GRN-1")
@@ -166,16 +194,22 @@ async def test_make_to_order_lines_plan_a_run_with_the_lead_time_and_date_the_or
     assert run1.expected_date == (TODAY + dt.timedelta(days=10)).isoformat()
     assert r1.backordered == {"MTO-1": 4}
     assert r1.expected_date == run1.expected_date
-    assert r1.expected_delivery_date == (TODAY + dt.timedelta(days=10 + 3)).isoformat()  # CHI domestic: 3 days
+    assert (
+        r1.expected_delivery_date == (TODAY + dt.timedelta(days=10 + 3)).isoformat()
+    )  # CHI domestic: 3 days
 
-    again = await inventory.reserve("O1", [("MTO-1", 4)], priority=2, country="US")  # a repeat plans nothing new
+    again = await inventory.reserve(
+        "O1", [("MTO-1", 4)], priority=2, country="US"
+    )  # a repeat plans nothing new
     assert again.expected_date == r1.expected_date and len(await runs(inventory, "MTO-1")) == 1
 
     r2 = await inventory.reserve("O2", [("MTO-1", 2)], priority=1, placed_at=placed(5), country="DE")
     assert len(await runs(inventory, "MTO-1")) == 2
     # a new run never finishes before the open one: same date here (same lead time, same day)
     assert r2.expected_date == run1.expected_date
-    assert r2.expected_delivery_date == (TODAY + dt.timedelta(days=10 + 2)).isoformat()  # second run lands at HAM
+    assert (
+        r2.expected_delivery_date == (TODAY + dt.timedelta(days=10 + 2)).isoformat()
+    )  # second run lands at HAM
 
     # completion: the units arrive once and go to the backorders in priority order
     run, status = await inventory.complete_production(run1.production_id)
@@ -208,15 +242,23 @@ async def test_orders_of_one_day_share_one_run_per_warehouse(inventory):
     (run,) = await runs(inventory, "MTO-1")
     assert (run.quantity, run.warehouse) == (10, "WH-CHI")
     await inventory.reserve("O-DE", [("MTO-1", 1)], priority=1, country="DE")
-    assert sorted((r.warehouse, r.quantity) for r in await runs(inventory, "MTO-1")) == [("WH-CHI", 10), ("WH-HAM", 1)]
+    assert sorted((r.warehouse, r.quantity) for r in await runs(inventory, "MTO-1")) == [
+        ("WH-CHI", 10),
+        ("WH-HAM", 1),
+    ]
     _, status = await inventory.complete_production(run.production_id)
     assert status == "completed"
-    assert {lv.warehouse: (lv.on_hand, lv.reserved) for lv in await inventory.levels("MTO-1")} == {"WH-CHI": (10, 10)}
+    assert {lv.warehouse: (lv.on_hand, lv.reserved) for lv in await inventory.levels("MTO-1")} == {
+        "WH-CHI": (10, 10)
+    }
 
 
 async def test_a_product_inventory_has_no_record_of_is_backordered_without_a_date(inventory):
     result = await inventory.reserve("O1", [("UNKNOWN-SKU", 2)])
-    assert result.backordered == {"UNKNOWN-SKU": 2} and result.expected_date == "" == result.expected_delivery_date
+    assert (
+        result.backordered == {"UNKNOWN-SKU": 2}
+        and result.expected_date == "" == result.expected_delivery_date
+    )
     assert await runs(inventory, "UNKNOWN-SKU") == []
 
 
@@ -231,7 +273,9 @@ async def test_available_to_promise_nets_backorders_against_the_earliest_supply(
     atp = await inventory.available_to_promise("STK-1")
     assert (atp.available_now, atp.backordered) == (7, 0)
     assert [(p.date, p.total, p.by_warehouse) for p in atp.points] == [
-        (TODAY, 7, {"WH-SHA": 7}), (TODAY + dt.timedelta(days=7), 10, {"WH-HAM": 3, "WH-SHA": 7})]
+        (TODAY, 7, {"WH-SHA": 7}),
+        (TODAY + dt.timedelta(days=7), 10, {"WH-HAM": 3, "WH-SHA": 7}),
+    ]
     with pytest.raises(errors.NotFound):
         await inventory.available_to_promise("NEVER-HEARD-OF")
 
@@ -251,8 +295,14 @@ async def two_replicas(make_database, backend):
 
 async def test_two_replicas_reserving_for_200_orders_over_scarce_stock_oversell_nothing(two_replicas):
     first, second = two_replicas
-    on_hand = {("A", "WH-CHI"): 40, ("A", "WH-HAM"): 30, ("A", "WH-SHA"): 20,
-               ("B", "WH-CHI"): 25, ("B", "WH-HAM"): 25, ("B", "WH-SHA"): 10}
+    on_hand = {
+        ("A", "WH-CHI"): 40,
+        ("A", "WH-HAM"): 30,
+        ("A", "WH-SHA"): 20,
+        ("B", "WH-CHI"): 25,
+        ("B", "WH-HAM"): 25,
+        ("B", "WH-SHA"): 10,
+    }
     for (sku, wh), q in on_hand.items():
         await put_stock(first, sku, **{wh.replace("-", "_"): q})
     rng = random.Random(4)
@@ -262,8 +312,9 @@ async def test_two_replicas_reserving_for_200_orders_over_scarce_stock_oversell_
     async def one(n: int, order_id: str):
         replica = first if n % 2 else second
         lines = [(sku, q) for sku, q in wanted[order_id].items() if q]
-        return await replica.reserve(order_id, lines, priority=rng.randint(0, 3), country=countries[n % 4],
-                                     placed_at=placed(n))
+        return await replica.reserve(
+            order_id, lines, priority=rng.randint(0, 3), country=countries[n % 4], placed_at=placed(n)
+        )
 
     results = dict(zip(wanted, await asyncio.gather(*[one(n, o) for n, o in enumerate(wanted)]), strict=True))
     # a third pass from the other replica changes nothing (target state)
@@ -271,8 +322,8 @@ async def test_two_replicas_reserving_for_200_orders_over_scarce_stock_oversell_
         rows = {(r.sku, r.warehouse): r for r in (await conn.execute(select(stock))).all()}
     for key, q in on_hand.items():
         row = rows[key]
-        assert row.on_hand == q                         # nothing shipped, nothing invented
-        assert 0 <= row.reserved <= row.on_hand          # never oversold
+        assert row.on_hand == q  # nothing shipped, nothing invented
+        assert 0 <= row.reserved <= row.on_hand  # never oversold
     for sku in ("A", "B"):
         total_on_hand = sum(q for (s, _), q in on_hand.items() if s == sku)
         total_wanted = sum(w[sku] for w in wanted.values())
@@ -288,19 +339,31 @@ async def test_two_replicas_reserving_for_200_orders_over_scarce_stock_oversell_
     await books_balance(first)
     # production planned for the shortfall exactly once per unit, whichever replica saw it
     async with first.db.read() as conn:
-        planned = (await conn.execute(select(func.coalesce(func.sum(production_runs.c.quantity), 0))
-                                      .where(production_runs.c.sku == "STK-1"))).scalar_one()
+        planned = (
+            await conn.execute(
+                select(func.coalesce(func.sum(production_runs.c.quantity), 0)).where(
+                    production_runs.c.sku == "STK-1"
+                )
+            )
+        ).scalar_one()
     assert planned == 0  # A and B have no product record: no runs, backorders wait for receipts
 
 
 async def test_two_replicas_plan_production_once_for_concurrent_shortfalls(two_replicas):
     first, second = two_replicas
-    calls = [(first if n % 2 else second).reserve(f"O{n}", [("MTO-1", 2)], priority=n % 3, country="US",
-                                                   placed_at=placed(n)) for n in range(40)]
+    calls = [
+        (first if n % 2 else second).reserve(
+            f"O{n}", [("MTO-1", 2)], priority=n % 3, country="US", placed_at=placed(n)
+        )
+        for n in range(40)
+    ]
     results = await asyncio.gather(*calls)
     async with first.db.read() as conn:
-        planned = (await conn.execute(select(func.sum(production_runs.c.quantity))
-                                      .where(production_runs.c.sku == "MTO-1"))).scalar_one()
+        planned = (
+            await conn.execute(
+                select(func.sum(production_runs.c.quantity)).where(production_runs.c.sku == "MTO-1")
+            )
+        ).scalar_one()
     assert planned == 80  # every missing unit covered once, no run twice
     assert all(r.expected_date for r in results)
     await books_balance(first)
@@ -324,7 +387,9 @@ async def test_a_plan_from_stale_levels_is_refused_by_the_guard_and_retried_lock
     result = await inventory.reserve("O1", [("A", 6)])
     assert result.reservations == [("A", "WH-CHI", 3)] and result.backordered == {"A": 3}
     assert metrics.RESERVE_RETRIES._value.get() == retries + 2  # both optimistic attempts refused
-    assert {lv.warehouse: (lv.on_hand, lv.reserved) for lv in await inventory.levels("A")} == {"WH-CHI": (3, 3)}
+    assert {lv.warehouse: (lv.on_hand, lv.reserved) for lv in await inventory.levels("A")} == {
+        "WH-CHI": (3, 3)
+    }
     await books_balance(inventory)
 
 
@@ -334,8 +399,12 @@ async def test_the_demand_ahead_summed_in_sql_follows_the_fill_order(inventory):
 
     rng = random.Random(11)
     for n in range(30):  # ties in priority and in placement time, so every tie-break is exercised
-        await inventory.reserve(f"O{n:02d}", [("NEVER-STOCKED", rng.randint(1, 5))], priority=rng.randint(0, 2),
-                                placed_at=placed(rng.randint(0, 4)))
+        await inventory.reserve(
+            f"O{n:02d}",
+            [("NEVER-STOCKED", rng.randint(1, 5))],
+            priority=rng.randint(0, 2),
+            placed_at=placed(rng.randint(0, 4)),
+        )
     async with inventory.db.read() as conn:
         repo = StockRepository(conn, inventory.db.dialect)
         ordered = fill_order(await repo.backorders_for(["NEVER-STOCKED"]))

@@ -37,24 +37,40 @@ async def test_old_feed_entries_go_as_a_prefix_and_old_cursors_are_told_so(make_
         repo = NotifierRepository(tx.conn)
         assert await repo.take_on(await repo.endpoint(active.endpoint_id), domain.matches, batch=6) == 6
         assert await repo.take_on(await repo.endpoint(paused.endpoint_id), domain.matches, batch=2) == 2
-        delivered = {r["sequence"]: r["delivery_id"] for r in await repo.list_deliveries(
-            active.endpoint_id, PENDING, 10, None) if r["sequence"] <= 3}
+        delivered = {
+            r["sequence"]: r["delivery_id"]
+            for r in await repo.list_deliveries(active.endpoint_id, PENDING, 10, None)
+            if r["sequence"] <= 3
+        }
         # 1..3 delivered long ago; 4 is being retried (pending), as are 5 and 6
-        await repo.record_attempts([Attempt(d, 1, 200, 1.0, "", "ok", DELIVERED, 1, None, at=OLD)
-                                    for d in delivered.values()])
-        await tx.conn.execute(update(store.deliveries).where(store.deliveries.c.sequence.in_([1, 2]),
-                                                             store.deliveries.c.endpoint_id == active.endpoint_id)
-                              .values(updated_at=OLD))
+        await repo.record_attempts(
+            [Attempt(d, 1, 200, 1.0, "", "ok", DELIVERED, 1, None, at=OLD) for d in delivered.values()]
+        )
+        await tx.conn.execute(
+            update(store.deliveries)
+            .where(
+                store.deliveries.c.sequence.in_([1, 2]), store.deliveries.c.endpoint_id == active.endpoint_id
+            )
+            .values(updated_at=OLD)
+        )
         await tx.conn.execute(update(store.feed).where(store.feed.c.sequence <= 8).values(appended_at=OLD))
     await service.pause(paused.endpoint_id, "P-SHOP")  # its pending deliveries 1 and 2 do not hold the feed
 
-    pruner = Pruner(db, "notifier", RetentionSettings(feed_days=14, webhook_attempts_days=14, batch=2), store.PRUNABLE)
+    pruner = Pruner(
+        db, "notifier", RetentionSettings(feed_days=14, webhook_attempts_days=14, batch=2), store.PRUNABLE
+    )
     assert await pruner.prune() == {"feed": 3 + 3, "webhook_deliveries": 2, "webhook_attempts": 3}
 
     async with db.read() as conn:
         kept = (await conn.execute(select(store.feed.c.partner_id, store.feed.c.sequence))).all()
-        left = {r.sequence: r.status for r in (await conn.execute(
-            select(store.deliveries).where(store.deliveries.c.endpoint_id == active.endpoint_id))).all()}
+        left = {
+            r.sequence: r.status
+            for r in (
+                await conn.execute(
+                    select(store.deliveries).where(store.deliveries.c.endpoint_id == active.endpoint_id)
+                )
+            ).all()
+        }
     # P-SHOP: 1..3 old and done with; 4 has a pending delivery, 7.. are not taken on yet: 4..10 stay.
     # P-EDI: no endpoint, all old: gone.
     assert sorted(kept) == [("P-SHOP", s) for s in range(4, 11)]
@@ -77,9 +93,13 @@ async def test_old_feed_entries_go_as_a_prefix_and_old_cursors_are_told_so(make_
     with pytest.raises(errors.FailedPrecondition) as refused:
         await service.replay_range(active.endpoint_id, "P-SHOP", 1, 5)
     assert refused.value.rule == "replay_window_passed" and "sequence 4" in refused.value.message
-    assert await service.replay_range(active.endpoint_id, "P-SHOP", 4, 5) == 0  # pending already: on their way
+    assert (
+        await service.replay_range(active.endpoint_id, "P-SHOP", 4, 5) == 0
+    )  # pending already: on their way
     with pytest.raises(errors.FailedPrecondition, match="no longer kept"):
-        await service.replay(active.endpoint_id, "P-SHOP", delivered[3])  # its delivery is kept, its event is not
+        await service.replay(
+            active.endpoint_id, "P-SHOP", delivered[3]
+        )  # its delivery is kept, its event is not
 
     # the paused endpoint resumes past what was pruned; its deliveries of pruned events fail (never stuck)
     resumed = await service.resume(paused.endpoint_id, "P-SHOP")

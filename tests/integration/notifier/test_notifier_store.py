@@ -47,16 +47,27 @@ async def public_only(host: str, port: int) -> list[str]:
 
 def order_event(order_id: str, partner: str, status: str, version: int) -> events_pb2.Event:
     order = orders_pb2.Order(order_id=order_id, partner_id=partner, status=status)
-    return events.new_event(f"order.{status}", aggregate_id=order_id, version=version, order_id=order_id,
-                            order=events_pb2.OrderEvent(status=status, order=order))
+    return events.new_event(
+        f"order.{status}",
+        aggregate_id=order_id,
+        version=version,
+        order_id=order_id,
+        order=events_pb2.OrderEvent(status=status, order=order),
+    )
 
 
 def shipment_event(order_id: str, status: str) -> events_pb2.Event:
     # partner_id left empty on purpose: the notifier maps it from the order events it has seen
-    shipment = shipping_pb2.Shipment(shipment_id=f"SHP-{order_id}", order_id=order_id, status=status,
-                                     carrier="DHL", tracking_number="T1")
-    return events.new_event(f"shipment.{status}", aggregate_id=f"SHP-{order_id}", version=2, order_id=order_id,
-                            shipment=events_pb2.ShipmentEvent(shipment=shipment))
+    shipment = shipping_pb2.Shipment(
+        shipment_id=f"SHP-{order_id}", order_id=order_id, status=status, carrier="DHL", tracking_number="T1"
+    )
+    return events.new_event(
+        f"shipment.{status}",
+        aggregate_id=f"SHP-{order_id}",
+        version=2,
+        order_id=order_id,
+        shipment=events_pb2.ShipmentEvent(shipment=shipment),
+    )
 
 
 @pytest.fixture
@@ -76,17 +87,26 @@ async def test_the_feed_numbers_each_partners_events_once_and_maps_shipments_to_
     db, service, consumer = notifier
     a, b = "ORD-A1", "ORD-B1"
     received_a = order_event(a, "P-SHOP", "received", 1)
-    sent = [received_a, order_event(b, "P-EDI", "received", 1), order_event(a, "P-SHOP", "confirmed", 2),
-            received_a,  # a redelivery: the inbox skips it
-            shipment_event(a, "shipped"),
-            events.new_event("stock.restocked", aggregate_id="SKU", version=1, stock=events_pb2.StockEvent(sku="SKU"))]
+    sent = [
+        received_a,
+        order_event(b, "P-EDI", "received", 1),
+        order_event(a, "P-SHOP", "confirmed", 2),
+        received_a,  # a redelivery: the inbox skips it
+        shipment_event(a, "shipped"),
+        events.new_event(
+            "stock.restocked", aggregate_id="SKU", version=1, stock=events_pb2.StockEvent(sku="SKU")
+        ),
+    ]
     for event in sent:
         msg = Msg(event)
         await consumer.handle(msg)
         assert msg.acked
     shop = await feed_of(service, "P-SHOP")
     assert [(e["sequence"], e["type"], e["order_sequence"]) for e in shop] == [
-        (1, "order.received", 1), (2, "order.confirmed", 2), (3, "shipment.shipped", 3)]
+        (1, "order.received", 1),
+        (2, "order.confirmed", 2),
+        (3, "shipment.shipped", 3),
+    ]
     body = json.loads(shop[2]["body"])
     assert body["sequence"] == 3 and body["order_sequence"] == 3 and body["carrier"] == "DHL"
     assert [(e["sequence"], e["order_id"]) for e in await feed_of(service, "P-EDI")] == [(1, b)]
@@ -100,10 +120,17 @@ async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_databas
     shipment whose order was learnt earlier in the same batch, and for orders already known before it."""
     one_by_one, together = await make_database(MIGRATIONS), await make_database(MIGRATIONS)
     earlier = [order_event("ORD-K", "P-SHOP", "received", 1)]
-    batch = [order_event("ORD-N", "P-SHOP", "received", 1), shipment_event("ORD-K", "shipped"),
-             order_event("ORD-N", "P-SHOP", "confirmed", 2), order_event("ORD-E", "P-EDI", "received", 1),
-             shipment_event("ORD-N", "packed"), shipment_event("ORD-UNKNOWN", "packed"),
-             events.new_event("stock.restocked", aggregate_id="SKU", version=1, stock=events_pb2.StockEvent(sku="SKU"))]
+    batch = [
+        order_event("ORD-N", "P-SHOP", "received", 1),
+        shipment_event("ORD-K", "shipped"),
+        order_event("ORD-N", "P-SHOP", "confirmed", 2),
+        order_event("ORD-E", "P-EDI", "received", 1),
+        shipment_event("ORD-N", "packed"),
+        shipment_event("ORD-UNKNOWN", "packed"),
+        events.new_event(
+            "stock.restocked", aggregate_id="SKU", version=1, stock=events_pb2.StockEvent(sku="SKU")
+        ),
+    ]
     feeds = []
     for db, batched in ((one_by_one, False), (together, True)):
         service = NotifierService(db, allow_private=False, resolver=public_only)
@@ -116,11 +143,23 @@ async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_databas
             else:
                 for event in batch:
                     await service.on_event(tx, event)
-        feeds.append({p: [(e["sequence"], e["order_id"], e["type"], e["order_sequence"], e["body"])
-                          for e in await feed_of(service, p)] for p in ("P-SHOP", "P-EDI")})
+        feeds.append(
+            {
+                p: [
+                    (e["sequence"], e["order_id"], e["type"], e["order_sequence"], e["body"])
+                    for e in await feed_of(service, p)
+                ]
+                for p in ("P-SHOP", "P-EDI")
+            }
+        )
     assert feeds[0] == feeds[1]
     assert [(s, o, n) for s, o, _t, n, _b in feeds[1]["P-SHOP"]] == [
-        (1, "ORD-K", 1), (2, "ORD-N", 1), (3, "ORD-K", 2), (4, "ORD-N", 2), (5, "ORD-N", 3)]
+        (1, "ORD-K", 1),
+        (2, "ORD-N", 1),
+        (3, "ORD-K", 2),
+        (4, "ORD-N", 2),
+        (5, "ORD-N", 3),
+    ]
     # and the next single append continues the numbers the batch left
     service = NotifierService(together, allow_private=False, resolver=public_only)
     async with together.transaction() as tx:
@@ -142,11 +181,16 @@ async def test_a_long_poll_wakes_when_the_partners_feed_grows(notifier):
 async def test_endpoints_take_on_matching_entries_after_their_cursor_in_order_and_park_and_replay(notifier):
     db, service, consumer = notifier
     await consumer.handle(Msg(order_event("ORD-OLD", "P-SHOP", "received", 1)))  # before the endpoint existed
-    endpoint, secret = await service.create_endpoint("P-SHOP", "https://hooks.example.com/in",
-                                                     ["order.confirmed", "shipment.*"], "")
+    endpoint, secret = await service.create_endpoint(
+        "P-SHOP", "https://hooks.example.com/in", ["order.confirmed", "shipment.*"], ""
+    )
     assert secret.startswith("whsec_") and endpoint.cursor == 1
-    for event in [order_event("ORD-1", "P-SHOP", "received", 1), order_event("ORD-1", "P-SHOP", "confirmed", 2),
-                  shipment_event("ORD-1", "shipped"), order_event("ORD-2", "P-EDI", "received", 1)]:
+    for event in [
+        order_event("ORD-1", "P-SHOP", "received", 1),
+        order_event("ORD-1", "P-SHOP", "confirmed", 2),
+        shipment_event("ORD-1", "shipped"),
+        order_event("ORD-2", "P-EDI", "received", 1),
+    ]:
         await consumer.handle(Msg(event))
     async with db.transaction() as tx:
         repo = NotifierRepository(tx.conn)
@@ -162,16 +206,41 @@ async def test_endpoints_take_on_matching_entries_after_their_cursor_in_order_an
 
     async with db.transaction() as tx:  # the first is delivered; the second is retried, then parked
         repo = NotifierRepository(tx.conn)
-        await repo.record_attempt(first["delivery_id"], 1, status_code=200, latency_ms=3.0, error="", excerpt="ok",
-                                  new_status=DELIVERED, attempts=1, next_attempt_at=None)
+        await repo.record_attempt(
+            first["delivery_id"],
+            1,
+            status_code=200,
+            latency_ms=3.0,
+            error="",
+            excerpt="ok",
+            new_status=DELIVERED,
+            attempts=1,
+            next_attempt_at=None,
+        )
         (second,) = await repo.heads(endpoint.endpoint_id, 10)
         assert second["sequence"] == 4
-        await repo.record_attempt(second["delivery_id"], 1, status_code=503, latency_ms=2.0, error="",
-                                  excerpt="busy", new_status=PENDING, attempts=1,
-                                  next_attempt_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60))
-        await repo.record_attempt(second["delivery_id"], 2, status_code=0, latency_ms=1.0,
-                                  error="ClientConnectorError: refused", excerpt="", new_status=PARKED, attempts=2,
-                                  next_attempt_at=None)
+        await repo.record_attempt(
+            second["delivery_id"],
+            1,
+            status_code=503,
+            latency_ms=2.0,
+            error="",
+            excerpt="busy",
+            new_status=PENDING,
+            attempts=1,
+            next_attempt_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60),
+        )
+        await repo.record_attempt(
+            second["delivery_id"],
+            2,
+            status_code=0,
+            latency_ms=1.0,
+            error="ClientConnectorError: refused",
+            excerpt="",
+            new_status=PARKED,
+            attempts=2,
+            next_attempt_at=None,
+        )
         assert await repo.heads(endpoint.endpoint_id, 10) == []
     rows, attempts, cursor = await service.deliveries(endpoint.endpoint_id, "P-SHOP", PARKED, 50, "")
     assert [r["sequence"] for r in rows] == [4] and cursor == ""
@@ -195,45 +264,86 @@ async def test_endpoints_take_on_matching_entries_after_their_cursor_in_order_an
 async def test_a_retrying_order_holds_back_only_its_own_later_events(notifier):
     db, service, consumer = notifier
     endpoint, _ = await service.create_endpoint("P-SHOP", "https://hooks.example.com/in", ["order.*"], "")
-    for event in [order_event("ORD-X", "P-SHOP", "received", 1), order_event("ORD-Y", "P-SHOP", "received", 1),
-                  order_event("ORD-X", "P-SHOP", "confirmed", 2), order_event("ORD-Y", "P-SHOP", "confirmed", 2)]:
+    for event in [
+        order_event("ORD-X", "P-SHOP", "received", 1),
+        order_event("ORD-Y", "P-SHOP", "received", 1),
+        order_event("ORD-X", "P-SHOP", "confirmed", 2),
+        order_event("ORD-Y", "P-SHOP", "confirmed", 2),
+    ]:
         await consumer.handle(Msg(event))
     async with db.transaction() as tx:
         repo = NotifierRepository(tx.conn)
         await repo.take_on(await repo.endpoint(endpoint.endpoint_id), domain.matches)
         heads = await repo.heads(endpoint.endpoint_id, 10)
-        assert [(h["order_id"], h["event_type"]) for h in heads] == [("ORD-X", "order.received"),
-                                                                    ("ORD-Y", "order.received")]
+        assert [(h["order_id"], h["event_type"]) for h in heads] == [
+            ("ORD-X", "order.received"),
+            ("ORD-Y", "order.received"),
+        ]
         # ORD-X's first event waits for a retry; ORD-Y's is delivered: ORD-Y's next may go, ORD-X's may not.
         later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
-        await repo.record_attempt(heads[0]["delivery_id"], 1, status_code=503, latency_ms=1, error="", excerpt="",
-                                  new_status=PENDING, attempts=1, next_attempt_at=later)
-        await repo.record_attempt(heads[1]["delivery_id"], 1, status_code=200, latency_ms=1, error="", excerpt="",
-                                  new_status=DELIVERED, attempts=1, next_attempt_at=None)
+        await repo.record_attempt(
+            heads[0]["delivery_id"],
+            1,
+            status_code=503,
+            latency_ms=1,
+            error="",
+            excerpt="",
+            new_status=PENDING,
+            attempts=1,
+            next_attempt_at=later,
+        )
+        await repo.record_attempt(
+            heads[1]["delivery_id"],
+            1,
+            status_code=200,
+            latency_ms=1,
+            error="",
+            excerpt="",
+            new_status=DELIVERED,
+            attempts=1,
+            next_attempt_at=None,
+        )
         heads = await repo.heads(endpoint.endpoint_id, 10)
-        assert [(h["order_id"], h["event_type"]) for h in heads] == [("ORD-X", "order.received"),
-                                                                    ("ORD-Y", "order.confirmed")]
+        assert [(h["order_id"], h["event_type"]) for h in heads] == [
+            ("ORD-X", "order.received"),
+            ("ORD-Y", "order.confirmed"),
+        ]
         # Parked, the held event lets the order's next one go (the cursor moves on).
-        await repo.record_attempt(heads[0]["delivery_id"], 2, status_code=0, latency_ms=1, error="refused",
-                                  excerpt="", new_status=PARKED, attempts=2, next_attempt_at=None)
+        await repo.record_attempt(
+            heads[0]["delivery_id"],
+            2,
+            status_code=0,
+            latency_ms=1,
+            error="refused",
+            excerpt="",
+            new_status=PARKED,
+            attempts=2,
+            next_attempt_at=None,
+        )
         heads = await repo.heads(endpoint.endpoint_id, 10)
-        assert [(h["order_id"], h["event_type"]) for h in heads] == [("ORD-X", "order.confirmed"),
-                                                                    ("ORD-Y", "order.confirmed")]
+        assert [(h["order_id"], h["event_type"]) for h in heads] == [
+            ("ORD-X", "order.confirmed"),
+            ("ORD-Y", "order.confirmed"),
+        ]
 
 
-async def test_one_round_takes_on_for_every_endpoint_and_a_busy_endpoint_cannot_crowd_out_the_others(notifier):
+async def test_one_round_takes_on_for_every_endpoint_and_a_busy_endpoint_cannot_crowd_out_the_others(
+    notifier,
+):
     """take_on_all moves every lagging endpoint's cursor in one go; due_heads gives each endpoint at most
     `per_endpoint` heads (earliest due first), so one endpoint with many retries due leaves room for others."""
     db, service, consumer = notifier
     busy, _ = await service.create_endpoint("P-SHOP", "https://hooks.example.com/busy", ["order.*"], "")
-    quiet, _ = await service.create_endpoint("P-EDI", "https://hooks.example.com/quiet", ["order.confirmed"], "")
+    quiet, _ = await service.create_endpoint(
+        "P-EDI", "https://hooks.example.com/quiet", ["order.confirmed"], ""
+    )
     for n in range(6):
         await consumer.handle(Msg(order_event(f"ORD-S{n}", "P-SHOP", "received", 1)))
     await consumer.handle(Msg(order_event("ORD-E1", "P-EDI", "received", 1)))  # not wanted by `quiet`
     await consumer.handle(Msg(order_event("ORD-E1", "P-EDI", "confirmed", 2)))
     async with db.transaction() as tx:
         repo = NotifierRepository(tx.conn)
-        assert await repo.take_on_all(domain.matches, batch=4) is True   # busy has 6 new: 4 now, 2 left
+        assert await repo.take_on_all(domain.matches, batch=4) is True  # busy has 6 new: 4 now, 2 left
         assert await repo.take_on_all(domain.matches, batch=4) is False
         assert await repo.take_on_all(domain.matches, batch=4) is False  # nothing new: nothing happens
         assert (await repo.endpoint(busy.endpoint_id)).cursor == 6
@@ -253,10 +363,14 @@ async def test_one_round_takes_on_for_every_endpoint_and_a_busy_endpoint_cannot_
 async def test_another_partners_endpoint_is_not_found(notifier):
     db, service, consumer = notifier
     endpoint, _ = await service.create_endpoint("P-SHOP", "https://hooks.example.com/in", ["*"], "")
-    for call in (service.endpoint(endpoint.endpoint_id, "P-EDI"), service.pause(endpoint.endpoint_id, "P-EDI"),
-                 service.rotate_secret(endpoint.endpoint_id, "P-EDI"), service.delete(endpoint.endpoint_id, "P-EDI"),
-                 service.deliveries(endpoint.endpoint_id, "P-EDI", "", 10, ""),
-                 service.replay_range(endpoint.endpoint_id, "P-EDI", 1, 2)):
+    for call in (
+        service.endpoint(endpoint.endpoint_id, "P-EDI"),
+        service.pause(endpoint.endpoint_id, "P-EDI"),
+        service.rotate_secret(endpoint.endpoint_id, "P-EDI"),
+        service.delete(endpoint.endpoint_id, "P-EDI"),
+        service.deliveries(endpoint.endpoint_id, "P-EDI", "", 10, ""),
+        service.replay_range(endpoint.endpoint_id, "P-EDI", 1, 2),
+    ):
         with pytest.raises(errors.NotFound):
             await call
     assert (await service.endpoints("P-EDI"))[0] == []
@@ -291,8 +405,12 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        if not domain.verify(self.secret_holder["secret"], request.headers[domain.SIGNATURE_HEADER], raw,
-                             now=dt.datetime.now(dt.UTC).timestamp()):
+        if not domain.verify(
+            self.secret_holder["secret"],
+            request.headers[domain.SIGNATURE_HEADER],
+            raw,
+            now=dt.datetime.now(dt.UTC).timestamp(),
+        ):
             self.bad_signatures += 1
         status = self.script.pop(0) if self.script else 200
         self.statuses.append(status)
@@ -313,7 +431,9 @@ async def serve(receiver: Receiver) -> tuple[web.AppRunner, str]:
 
 
 def settings(**overrides) -> WebhookSettings:
-    values = dict(allow_private=True, max_attempts=3, backoff=0.05, max_backoff=0.2, timeout=2.0, concurrency=8)
+    values = dict(
+        allow_private=True, max_attempts=3, backoff=0.05, max_backoff=0.2, timeout=2.0, concurrency=8
+    )
     return WebhookSettings(**{**values, **overrides})
 
 
@@ -332,7 +452,7 @@ async def test_workers_deliver_in_order_retry_park_replay_and_stop_on_410(make_d
     consumer = EventConsumer(db, None, Subscription("notifier-feed", "orderdesk.>", service.on_event))
     dispatcher = Dispatcher(db, service, settings())
     held_secret: dict = {}
-    flaky = Receiver(held_secret, script=[500, 500])          # fails twice, then takes everything
+    flaky = Receiver(held_secret, script=[500, 500])  # fails twice, then takes everything
     gone = Receiver({"secret": "whsec_unused_0000000000"}, script=[410])
     runners = []
     runner, flaky_url = await serve(flaky)
@@ -350,21 +470,30 @@ async def test_workers_deliver_in_order_retry_park_replay_and_stop_on_410(make_d
 
         async def flaky_has_all():
             return len(flaky.got) == 3
+
         await until(flaky_has_all)
-        assert [g["body"]["type"] for g in flaky.got] == ["order.received", "order.confirmed", "order.allocated"]
+        assert [g["body"]["type"] for g in flaky.got] == [
+            "order.received",
+            "order.confirmed",
+            "order.allocated",
+        ]
         assert [g["headers"][domain.ORDER_SEQUENCE_HEADER] for g in flaky.got] == ["1", "2", "3"]
         assert flaky.statuses == [500, 500, 200, 200, 200] and flaky.bad_signatures == 0
 
         async def dead_parked():
             rows, _, _ = await service.deliveries(dead_endpoint.endpoint_id, "P-SHOP", PARKED, 10, "")
             return len(rows) == 3
+
         await until(dead_parked)
         rows, attempts, _ = await service.deliveries(dead_endpoint.endpoint_id, "P-SHOP", PARKED, 10, "")
-        assert all(len(attempts[r["delivery_id"]]) == 3 and attempts[r["delivery_id"]][0]["error"] for r in rows)
+        assert all(
+            len(attempts[r["delivery_id"]]) == 3 and attempts[r["delivery_id"]][0]["error"] for r in rows
+        )
 
         async def gone_disabled():
             found, _ = await service.endpoint(gone_endpoint.endpoint_id, "P-SHOP")
             return found.status == "disabled"
+
         await until(gone_disabled)
         gone_rows, _, _ = await service.deliveries(gone_endpoint.endpoint_id, "P-SHOP", "", 10, "")
         first_gone = gone_rows[-1]  # newest first: the last row is the first event
@@ -378,6 +507,7 @@ async def test_workers_deliver_in_order_retry_park_replay_and_stop_on_410(make_d
 
         async def replayed():
             return len(flaky.got) == 4
+
         await until(replayed)
         assert flaky.got[3]["body"]["sequence"] == first["sequence"]
     finally:
@@ -400,8 +530,14 @@ async def test_an_attempt_whose_round_failed_is_recorded_by_the_next(notifier, m
         (head,) = await repo.heads(endpoint.endpoint_id, 10)
     dispatcher.in_flight[head["delivery_id"]] = endpoint.endpoint_id
     target = Target(endpoint.endpoint_id, endpoint.url, "whsec_x")
-    dispatcher.finished.append((Attempt(head["delivery_id"], 1, 204, 1.0, "", "", DELIVERED, 1, None,
-                                        at=dt.datetime.now(dt.UTC)), target, dict(head), domain.Outcome.DELIVERED))
+    dispatcher.finished.append(
+        (
+            Attempt(head["delivery_id"], 1, 204, 1.0, "", "", DELIVERED, 1, None, at=dt.datetime.now(dt.UTC)),
+            target,
+            dict(head),
+            domain.Outcome.DELIVERED,
+        )
+    )
     real = NotifierRepository.take_on_all
 
     async def database_away(self, *args, **kwargs):
@@ -415,4 +551,6 @@ async def test_an_attempt_whose_round_failed_is_recorded_by_the_next(notifier, m
     await dispatcher.round()
     assert dispatcher.in_flight == {} and dispatcher.finished == []
     rows, attempts, _ = await service.deliveries(endpoint.endpoint_id, "P-SHOP", DELIVERED, 10, "")
-    assert [r["delivery_id"] for r in rows] == [head["delivery_id"]] and len(attempts[head["delivery_id"]]) == 1
+    assert [r["delivery_id"] for r in rows] == [head["delivery_id"]] and len(
+        attempts[head["delivery_id"]]
+    ) == 1

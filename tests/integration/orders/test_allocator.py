@@ -51,7 +51,9 @@ class BatchInventory:
         answer = inventory_pb2.ReserveManyResponse()
         for r in request.orders:
             if r.order_id in self.released:
-                answer.results.add(order_id=r.order_id, error_code="FAILED_PRECONDITION", error_reason="order_released")
+                answer.results.add(
+                    order_id=r.order_id, error_code="FAILED_PRECONDITION", error_reason="order_released"
+                )
             elif r.order_id in self.refused:
                 answer.results.add(order_id=r.order_id, error_code="INVALID_ARGUMENT", error_message="bad")
             else:
@@ -115,7 +117,9 @@ async def test_the_backlog_is_reserved_highest_priority_first_in_chunks_and_save
     assert {o for o, s in now.items() if s == "allocated"} == set(called[:4])  # the scarce stock: the top 4
     assert {o for o, s in now.items() if s == "scheduled"} == set(called[4:])
     events = [e for e in await published(orders) if e.type in ("order.allocated", "order.scheduled")]
-    assert Counter(e.order_id for e in events) == Counter(list(priorities))  # each status change once, with its event
+    assert Counter(e.order_id for e in events) == Counter(
+        list(priorities)
+    )  # each status change once, with its event
     for e in events:
         assert e.type == f"order.{now[e.order_id]}" and e.order.order.status == now[e.order_id]
     # a second pass: still short by the same amount, nothing to record, no event
@@ -134,19 +138,28 @@ async def test_a_cancel_or_change_racing_a_chunk_is_respected_and_the_others_are
             inventory.before_answer = None
             await orders.decide("ORD-R1", "P-SHOP", "cancel", "P-SHOP", "not needed")
             current = await orders.get("ORD-R2", "")
-            await changes.change(change("ORD-R2", current.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=3)]))
+            await changes.change(
+                change("ORD-R2", current.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=3)])
+            )
 
     inventory.before_answer = race
     allocator = Allocator(orders.db, inventory, 1.0, clock=orders.clock)
     assert await one_pass(allocator) == 2
     assert await statuses(orders, [f"ORD-R{n}" for n in range(6)]) == {
-        "ORD-R0": "allocated", "ORD-R1": "cancelled", "ORD-R2": "confirmed",  # saved nothing for the old lines
-        "ORD-R3": "confirmed", "ORD-R4": "confirmed", "ORD-R5": "allocated"}
+        "ORD-R0": "allocated",
+        "ORD-R1": "cancelled",
+        "ORD-R2": "confirmed",  # saved nothing for the old lines
+        "ORD-R3": "confirmed",
+        "ORD-R4": "confirmed",
+        "ORD-R5": "allocated",
+    }
     inventory.released.clear()
     inventory.refused.clear()
     assert await one_pass(allocator) == 3  # the next pass reserves the new quantities
     changed = await orders.get("ORD-R2", "")
-    assert changed.status.value == "allocated" and [(a.sku, a.quantity) for a in changed.allocations] == [("A", 3)]
+    assert changed.status.value == "allocated" and [(a.sku, a.quantity) for a in changed.allocations] == [
+        ("A", 3)
+    ]
     assert inventory.chunks[-1] == ["ORD-R2", "ORD-R3", "ORD-R4"]
 
 

@@ -21,8 +21,16 @@ from tests.integration.orders.test_store import MIGRATIONS, request
 AT = dt.datetime(2026, 12, 2, 9, 30, tzinfo=dt.UTC)
 
 # Written once, when the order is created; never changed after.
-FIXED_AT_CREATION = {"order_id", "partner_id", "channel", "external_ref", "customer_id", "currency", "split_from",
-                     "created_at"}
+FIXED_AT_CREATION = {
+    "order_id",
+    "partner_id",
+    "channel",
+    "external_ref",
+    "customer_id",
+    "currency",
+    "split_from",
+    "created_at",
+}
 # Not state: what changed since the load, for the store and the outbox; or written by their own path.
 NOT_STATE = {"transitions", "notices", "events", "lines_changed", "loaded_version", "history", "kpi_facts"}
 
@@ -30,10 +38,25 @@ NOT_STATE = {"transitions", "notices", "events", "lines_changed", "loaded_versio
 def changed_values() -> dict[str, object]:
     """A new value for every field the domain may change."""
     return {
-        "ship_to": {"name": "Ada Lovelace", "line1": "2 New St", "city": "Leipzig", "postal_code": "04109",
-                    "country": "DE", "phone": "+49 341 1"},
-        "lines": [Line(sku="A", quantity=5, unit_price=Decimal("3.25"), allocated=5, shipped=2, delivered=1,
-                       returned=1)],
+        "ship_to": {
+            "name": "Ada Lovelace",
+            "line1": "2 New St",
+            "city": "Leipzig",
+            "postal_code": "04109",
+            "country": "DE",
+            "phone": "+49 341 1",
+        },
+        "lines": [
+            Line(
+                sku="A",
+                quantity=5,
+                unit_price=Decimal("3.25"),
+                allocated=5,
+                shipped=2,
+                delivered=1,
+                returned=1,
+            )
+        ],
         "requested_delivery_date": "2027-01-15",
         "payment_terms": "NET60",
         "priority": 277,
@@ -46,11 +69,27 @@ def changed_values() -> dict[str, object]:
         "urgent": True,
         "expected_ship_date": "2027-01-10",
         "expected_delivery_date": "2027-01-14",
-        "change_log": [changes.ChangeRecord(version=7, at=AT, actor="desk:ada", kinds=("ship_to",), reason="moved",
-                                            changes=(changes.FieldChange("ship_to.city", "C", "Leipzig"),))],
-        "exceptions": [exceptions.OrderException(exception_id="EX-1", type=exceptions.ExceptionType.CARRIER_DELAY,
-                                                 cause="storm", opened_at=AT, opened_by="carrier:DHL",
-                                                 source="shipping", expected_date="2027-01-16")],
+        "change_log": [
+            changes.ChangeRecord(
+                version=7,
+                at=AT,
+                actor="desk:ada",
+                kinds=("ship_to",),
+                reason="moved",
+                changes=(changes.FieldChange("ship_to.city", "C", "Leipzig"),),
+            )
+        ],
+        "exceptions": [
+            exceptions.OrderException(
+                exception_id="EX-1",
+                type=exceptions.ExceptionType.CARRIER_DELAY,
+                cause="storm",
+                opened_at=AT,
+                opened_by="carrier:DHL",
+                source="shipping",
+                expected_date="2027-01-16",
+            )
+        ],
         "split_into": ["ORD-SAVED-2"],
     }
 

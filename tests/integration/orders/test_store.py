@@ -18,11 +18,18 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migr
 
 def request(order_id: str, partner: str = "P-SHOP", hold: bool = False) -> orders_pb2.CreateOrderRequest:
     return orders_pb2.CreateOrderRequest(
-        order_id=order_id, partner_id=partner, channel="api", external_ref="PO-1", customer_id="C0001",
+        order_id=order_id,
+        partner_id=partner,
+        channel="api",
+        external_ref="PO-1",
+        customer_id="C0001",
         ship_to=common_pb2.Address(name="N", line1="L", city="C", postal_code="1", country="US"),
         lines=[orders_pb2.OrderLine(sku="A", quantity=2, unit_price="3.25")],
-        hold_reasons=[common_pb2.Reason(code="price_mismatch", message="m", field="lines[0].unit_price")] if hold else [],
-        priority=100, currency="USD",
+        hold_reasons=[common_pb2.Reason(code="price_mismatch", message="m", field="lines[0].unit_price")]
+        if hold
+        else [],
+        priority=100,
+        currency="USD",
     )
 
 
@@ -50,7 +57,10 @@ async def test_create_is_idempotent_and_writes_history_and_events(orders):
 async def test_many_orders_in_one_call_and_a_retry_of_them_makes_nothing_new(orders):
     created = await orders.create_many([request("ORD-M1"), request("ORD-M2", hold=True), request("ORD-M3")])
     assert [(o.order_id, o.status.value) for o in created] == [
-        ("ORD-M1", "confirmed"), ("ORD-M2", "on_hold"), ("ORD-M3", "confirmed")]
+        ("ORD-M1", "confirmed"),
+        ("ORD-M2", "on_hold"),
+        ("ORD-M3", "confirmed"),
+    ]
     # A retry with one new order among them: the known ones come back as stored, the new one is made.
     again = await orders.create_many([request("ORD-M1"), request("ORD-M4"), request("ORD-M3")])
     assert [o.order_id for o in again] == ["ORD-M1", "ORD-M4", "ORD-M3"]
@@ -121,34 +131,52 @@ async def test_shipment_events_move_the_order(orders):
     await orders.create(request("ORD-S"))
     async with orders.db.transaction() as tx:
         await orders.apply_to_order(
-            tx, "ORD-S", lambda o: o.apply_reservation(o.created_at, [Allocation("A", "W1", 2)], {}))
+            tx, "ORD-S", lambda o: o.apply_reservation(o.created_at, [Allocation("A", "W1", 2)], {})
+        )
     for status in ("created", "shipped", "delivered"):
-        shipment = shipping_pb2.Shipment(shipment_id="SHP-1", order_id="ORD-S", warehouse="W1", status=status,
-                                         lines=[shipping_pb2.ShipmentLine(sku="A", quantity=2)], on_time=True)
+        shipment = shipping_pb2.Shipment(
+            shipment_id="SHP-1",
+            order_id="ORD-S",
+            warehouse="W1",
+            status=status,
+            lines=[shipping_pb2.ShipmentLine(sku="A", quantity=2)],
+            on_time=True,
+        )
         async with orders.db.transaction() as tx:
             await orders.record_shipment(tx, shipment)
     order = await orders.get("ORD-S", "")
     assert order.status.value == "completed" and order.lines[0].delivered == 2
-    assert [e.type for e in await published(orders)][-3:] == ["order.allocated", "order.shipped", "order.completed"]
+    assert [e.type for e in await published(orders)][-3:] == [
+        "order.allocated",
+        "order.shipped",
+        "order.completed",
+    ]
 
 
 async def test_proposals_and_the_urgent_flag_are_stored_and_published(orders):
     req = request("ORD-P", hold=True)
     req.urgent = True
     req.proposals.add(kind="earliest_date", delivery_date="2026-06-20")
-    req.proposals.add(kind="split", parts=[
-        common_pb2.ProposalPart(sku="A", quantity=1, delivery_date="2026-06-10"),
-        common_pb2.ProposalPart(sku="A", quantity=1, delivery_date="2026-06-20"),
-    ])
+    req.proposals.add(
+        kind="split",
+        parts=[
+            common_pb2.ProposalPart(sku="A", quantity=1, delivery_date="2026-06-10"),
+            common_pb2.ProposalPart(sku="A", quantity=1, delivery_date="2026-06-20"),
+        ],
+    )
     await orders.create(req)
     loaded = await orders.get("ORD-P", "")
     assert loaded.urgent is True
     assert loaded.proposals == [
         {"kind": "earliest_date", "delivery_date": "2026-06-20", "parts": []},
-        {"kind": "split", "delivery_date": "", "parts": [
-            {"sku": "A", "quantity": 1, "delivery_date": "2026-06-10"},
-            {"sku": "A", "quantity": 1, "delivery_date": "2026-06-20"},
-        ]},
+        {
+            "kind": "split",
+            "delivery_date": "",
+            "parts": [
+                {"sku": "A", "quantity": 1, "delivery_date": "2026-06-10"},
+                {"sku": "A", "quantity": 1, "delivery_date": "2026-06-20"},
+            ],
+        },
     ]
     snapshot = (await published(orders))[-1].order.order
     assert snapshot.urgent and list(snapshot.proposals) == list(req.proposals)
@@ -172,7 +200,9 @@ async def test_the_desks_queue_by_priority_and_reason_with_cursors(orders):
     page, cursor = await orders.list("", "on_hold", 2, "", order_by="priority")
     rest, end = await orders.list("", "on_hold", 2, cursor, order_by="priority")
     assert [o.order_id for o in page + rest] == ["ORD-B", "ORD-C", "ORD-D", "ORD-A"] and end == ""
-    mismatched, _ = await orders.list("", "on_hold", 10, "", order_by="priority", hold_reason="price_mismatch")
+    mismatched, _ = await orders.list(
+        "", "on_hold", 10, "", order_by="priority", hold_reason="price_mismatch"
+    )
     assert [o.order_id for o in mismatched] == ["ORD-C", "ORD-A"]
     with pytest.raises(errors.InvalidArgument) as err:
         await orders.list("", "", 10, cursor, order_by="newest")  # a priority cursor in the other ordering
@@ -201,5 +231,9 @@ async def test_new_orders_come_before_retries_of_backorders(orders):
         await orders.create(req)
     async with orders.db.read() as conn:
         repo = OrderRepository(conn)
-        assert await repo.awaiting_stock(limit=3, include_scheduled=True) == ["ORD-NEW-HIGH", "ORD-NEW-LOW", "ORD-BACK0"]
+        assert await repo.awaiting_stock(limit=3, include_scheduled=True) == [
+            "ORD-NEW-HIGH",
+            "ORD-NEW-LOW",
+            "ORD-BACK0",
+        ]
         assert await repo.awaiting_stock(limit=10, include_scheduled=False) == ["ORD-NEW-HIGH", "ORD-NEW-LOW"]

@@ -32,14 +32,21 @@ class FakeOrders:
         self.calls: list[tuple[orders_pb2.GetOrderRequest, float | None]] = []
         self.down = False
 
-    def add(self, *, partner: str = "P-SHOP", lines=(("A", 4, 4, "12.50"),),
-            allocations=(("A", "WH-HAM", 4),)) -> str:
+    def add(
+        self, *, partner: str = "P-SHOP", lines=(("A", 4, 4, "12.50"),), allocations=(("A", "WH-HAM", 4),)
+    ) -> str:
         """lines: (sku, quantity, delivered, unit_price)."""
         order_id = f"ORD-T{uuid.uuid4().hex[:12].upper()}"
         self.orders[order_id] = orders_pb2.Order(
-            order_id=order_id, partner_id=partner, status="completed",
-            lines=[orders_pb2.OrderLine(sku=s, quantity=q, delivered_quantity=d, shipped_quantity=d, unit_price=p)
-                   for s, q, d, p in lines],
+            order_id=order_id,
+            partner_id=partner,
+            status="completed",
+            lines=[
+                orders_pb2.OrderLine(
+                    sku=s, quantity=q, delivered_quantity=d, shipped_quantity=d, unit_price=p
+                )
+                for s, q, d, p in lines
+            ],
             allocations=[orders_pb2.Allocation(sku=s, warehouse=w, quantity=q) for s, w, q in allocations],
         )
         return order_id
@@ -48,12 +55,20 @@ class FakeOrders:
         self.calls.append((request, timeout))
         await asyncio.sleep(0)  # a real call yields to the loop; let concurrent callers interleave
         if self.down:
-            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                                       details="connection refused")
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                details="connection refused",
+            )
         order = self.orders.get(request.order_id)
         if order is None or (request.partner_id and order.partner_id != request.partner_id):
-            raise grpc.aio.AioRpcError(grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                                       details=f"order {request.order_id} not found")
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.NOT_FOUND,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                details=f"order {request.order_id} not found",
+            )
         return order
 
 
@@ -70,7 +85,10 @@ async def returns(make_database, orders):
 
 def request(order_id: str, *lines, partner: str = "P-SHOP", key: str = "", resolution: str = "refund"):
     return returns_pb2.CreateReturnRequest(
-        order_id=order_id, partner_id=partner, resolution=resolution, idempotency_key=key,
+        order_id=order_id,
+        partner_id=partner,
+        resolution=resolution,
+        idempotency_key=key,
         lines=[returns_pb2.ReturnLine(sku=s, quantity=q, reason="damaged") for s, q in lines],
     )
 
@@ -78,7 +96,8 @@ def request(order_id: str, *lines, partner: str = "P-SHOP", key: str = "", resol
 async def return_events(service: ReturnsService, order_id: str) -> list[events_pb2.Event]:
     async with service.db.read() as conn:
         rows = await conn.execute(
-            select(outbox_table.c.payload).where(outbox_table.c.subject.like(f"orderdesk.return.{order_id}.%"))
+            select(outbox_table.c.payload)
+            .where(outbox_table.c.subject.like(f"orderdesk.return.{order_id}.%"))
             .order_by(outbox_table.c.id)
         )
         return [events_pb2.Event.FromString(r.payload) for r in rows]
@@ -89,22 +108,27 @@ def metric(name: str, **labels) -> float:
 
 
 async def test_authorise_receive_inspect_refund(returns, orders):
-    order_id = orders.add(lines=[("A", 4, 4, "12.50"), ("B", 1, 1, "3.00")],
-                          allocations=[("A", "WH-HAM", 3), ("A", "WH-CHI", 1), ("B", "WH-CHI", 1)])
+    order_id = orders.add(
+        lines=[("A", 4, 4, "12.50"), ("B", 1, 1, "3.00")],
+        allocations=[("A", "WH-HAM", 3), ("A", "WH-CHI", 1), ("B", "WH-CHI", 1)],
+    )
     refunded_before = metric("orderdesk_refunded_amount_total")
     steps_before = metric("orderdesk_return_steps_total", step="refunded")
 
     rma = await returns.create(request(order_id, ("A", 3)))
     assert rma.rma_id.startswith("RMA-") and rma.status.value == "authorized" and rma.partner_id == "P-SHOP"
     assert (rma.lines[0].unit_price, rma.lines[0].warehouse) == (Decimal("12.50"), "WH-HAM")
-    assert orders.calls[-1][0].partner_id == "P-SHOP" and orders.calls[-1][1] == 2.5  # scoped, with a deadline
+    assert (
+        orders.calls[-1][0].partner_id == "P-SHOP" and orders.calls[-1][1] == 2.5
+    )  # scoped, with a deadline
 
     received = await returns.receive(rma.rma_id, "", "dock")
     assert (received.status.value, received.version) == ("received", 2)
     assert (await returns.receive(rma.rma_id, "", "dock")).version == 2  # a repeat changes nothing
 
-    refunded = await returns.inspect(rma.rma_id, "", [Inspection("A", 2, "restock"), Inspection("A", 1, "scrap")],
-                                     "qa")
+    refunded = await returns.inspect(
+        rma.rma_id, "", [Inspection("A", 2, "restock"), Inspection("A", 1, "scrap")], "qa"
+    )
     assert (refunded.status.value, refunded.version, str(refunded.refund_amount)) == ("refunded", 3, "37.50")
     stored = await returns.get(rma.rma_id, "P-SHOP")
     assert str(stored.refund_amount) == "37.50"
@@ -112,10 +136,18 @@ async def test_authorise_receive_inspect_refund(returns, orders):
 
     published = await return_events(returns, order_id)
     assert [(e.type, e.aggregate_version) for e in published] == [
-        ("return.authorized", 1), ("return.received", 2), ("return.refunded", 3)]
+        ("return.authorized", 1),
+        ("return.received", 2),
+        ("return.refunded", 3),
+    ]
     last = getattr(published[-1], "return")
     line = getattr(last, "return").lines[0]
-    assert (line.sku, line.warehouse, line.restocked_quantity, line.scrapped_quantity) == ("A", "WH-HAM", 2, 1)
+    assert (line.sku, line.warehouse, line.restocked_quantity, line.scrapped_quantity) == (
+        "A",
+        "WH-HAM",
+        2,
+        1,
+    )
     assert getattr(last, "return").refund_amount == "37.50"
     assert metric("orderdesk_refunded_amount_total") == pytest.approx(refunded_before + 37.5)
     assert metric("orderdesk_return_steps_total", step="refunded") == steps_before + 1
@@ -128,7 +160,9 @@ async def test_returns_never_exceed_what_was_delivered(returns, orders):
     order_id = orders.add(lines=[("A", 4, 3, "10.00")])  # 4 ordered, 3 delivered so far
     with pytest.raises(errors.InvalidArgument) as err:
         await returns.create(request(order_id, ("A", 4)))
-    assert [(v.field, v.reason) for v in err.value.violations] == [("lines[0].quantity", "exceeds_returnable")]
+    assert [(v.field, v.reason) for v in err.value.violations] == [
+        ("lines[0].quantity", "exceeds_returnable")
+    ]
     await returns.create(request(order_id, ("A", 2)))
     with pytest.raises(errors.InvalidArgument):
         await returns.create(request(order_id, ("A", 2)))  # only 1 left after the first RMA
@@ -163,8 +197,11 @@ async def test_partners_reach_only_their_own_returns(returns, orders):
     rma = await returns.create(request(order_id, ("A", 1), partner=""))  # made by an admin: still the shop's
     assert rma.partner_id == "P-SHOP"
     assert (await returns.get(rma.rma_id, "P-SHOP")).rma_id == rma.rma_id
-    for call in (returns.get(rma.rma_id, "P-OTHER"), returns.receive(rma.rma_id, "P-OTHER", "x"),
-                 returns.inspect(rma.rma_id, "P-OTHER", [Inspection("A", 1, "scrap")], "x")):
+    for call in (
+        returns.get(rma.rma_id, "P-OTHER"),
+        returns.receive(rma.rma_id, "P-OTHER", "x"),
+        returns.inspect(rma.rma_id, "P-OTHER", [Inspection("A", 1, "scrap")], "x"),
+    ):
         with pytest.raises(errors.NotFound):
             await call
 
@@ -195,20 +232,27 @@ async def test_an_idempotency_key_returns_the_first_return(returns, orders):
     with pytest.raises(errors.InvalidArgument) as err:
         await returns.create(request(order_id, ("A", 2), key="k-1"))
     assert err.value.violations[0].reason == "idempotency_key_reused"
-    other = await returns.create(request(order_id, ("A", 1), key="k-1", partner=""))  # another caller's key space
+    other = await returns.create(
+        request(order_id, ("A", 1), key="k-1", partner="")
+    )  # another caller's key space
     assert other.rma_id != first.rma_id
     # Sent twice at once: one RMA, both callers get it.
-    a, b = await asyncio.gather(returns.create(request(order_id, ("A", 2), key="k-2")),
-                                returns.create(request(order_id, ("A", 2), key="k-2")))
+    a, b = await asyncio.gather(
+        returns.create(request(order_id, ("A", 2), key="k-2")),
+        returns.create(request(order_id, ("A", 2), key="k-2")),
+    )
     assert a.rma_id == b.rma_id
     assert len(await return_events(returns, order_id)) == 3
 
 
 async def test_concurrent_returns_never_exceed_what_was_delivered(returns, orders):
-    order_id = orders.add(lines=[("A", 10, 7, "5.00"), ("B", 2, 2, "1.00")],
-                          allocations=[("A", "WH-HAM", 10), ("B", "WH-HAM", 2)])
-    attempts = [request(order_id, ("A", 2)) for _ in range(6)] + [request(order_id, ("A", 1), ("B", 1))
-                                                                   for _ in range(4)]
+    order_id = orders.add(
+        lines=[("A", 10, 7, "5.00"), ("B", 2, 2, "1.00")],
+        allocations=[("A", "WH-HAM", 10), ("B", "WH-HAM", 2)],
+    )
+    attempts = [request(order_id, ("A", 2)) for _ in range(6)] + [
+        request(order_id, ("A", 1), ("B", 1)) for _ in range(4)
+    ]
     results = await asyncio.gather(*(returns.create(r) for r in attempts), return_exceptions=True)
     refused = [r for r in results if isinstance(r, Exception)]
     assert all(isinstance(r, errors.InvalidArgument) for r in refused), refused
@@ -228,10 +272,20 @@ async def test_the_api_speaks_protobuf(returns, orders):
     created = await api.CreateReturn(request(order_id, ("A", 1)), None)
     assert created.status == "authorized" and created.refund_amount == "0.00"
     assert created.lines[0].unit_price == "12.50" and created.lines[0].warehouse == "WH-HAM"
-    received = await api.ReceiveReturn(returns_pb2.ReturnActionRequest(rma_id=created.rma_id, actor="dock"), None)
+    received = await api.ReceiveReturn(
+        returns_pb2.ReturnActionRequest(rma_id=created.rma_id, actor="dock"), None
+    )
     assert received.status == "received"
-    inspected = await api.InspectReturn(returns_pb2.InspectReturnRequest(
-        rma_id=created.rma_id, lines=[returns_pb2.InspectionLine(sku="A", quantity=1, outcome="restock")]), None)
-    assert (inspected.status, inspected.refund_amount, inspected.lines[0].restocked_quantity) == ("refunded", "12.50", 1)
+    inspected = await api.InspectReturn(
+        returns_pb2.InspectReturnRequest(
+            rma_id=created.rma_id, lines=[returns_pb2.InspectionLine(sku="A", quantity=1, outcome="restock")]
+        ),
+        None,
+    )
+    assert (inspected.status, inspected.refund_amount, inspected.lines[0].restocked_quantity) == (
+        "refunded",
+        "12.50",
+        1,
+    )
     with pytest.raises(errors.InvalidArgument):
         await api.CreateReturn(returns_pb2.CreateReturnRequest(), None)

@@ -27,8 +27,13 @@ async def js(nats_url):
 
 
 def _event(order_id: str, n: int) -> events_pb2.Event:
-    return events.new_event("order.confirmed", aggregate_id=order_id, version=n, order_id=order_id,
-                            order=events_pb2.OrderEvent(status="confirmed"))
+    return events.new_event(
+        "order.confirmed",
+        aggregate_id=order_id,
+        version=n,
+        order_id=order_id,
+        order=events_pb2.OrderEvent(status="confirmed"),
+    )
 
 
 async def test_relay_publishes_every_committed_event_once_in_order(make_database, js):
@@ -119,8 +124,9 @@ async def test_group_commit_applies_a_batch_in_one_transaction_and_falls_back_on
         tx.after_commit.append(lambda: committed.append((version, tx)))  # kept alive: ids stay distinct
 
     durable = f"test-{uuid.uuid4().hex[:8]}"
-    consumer = EventConsumer(db, js, Subscription(durable, f"orderdesk.order.{order_id}.>", handler,
-                                                  group_commit=True, batch=64))
+    consumer = EventConsumer(
+        db, js, Subscription(durable, f"orderdesk.order.{order_id}.>", handler, group_commit=True, batch=64)
+    )
     await consumer.start()
     first = _event(order_id, 1)
     for e in [first, first, _event(order_id, 2), _event(order_id, 3)]:

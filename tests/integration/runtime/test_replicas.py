@@ -65,15 +65,21 @@ async def _wait_for(check, timeout: float = 20.0) -> float:
 
 
 def test_lease_kind_follows_the_database():
-    assert isinstance(leases.for_database("postgresql+asyncpg://u@h/db", "outbox-orders"), leases.AdvisoryLease)
+    assert isinstance(
+        leases.for_database("postgresql+asyncpg://u@h/db", "outbox-orders"), leases.AdvisoryLease
+    )
     sqlite = leases.for_database("sqlite+aiosqlite:///var/orders.db", "outbox-orders")
     assert not sqlite.exclusive and type(sqlite) is leases.Lease
-    a, b = leases.AdvisoryLease("outbox-orders", "postgresql://x/y"), leases.AdvisoryLease("outbox-orders", "postgresql://z/w")
+    a, b = (
+        leases.AdvisoryLease("outbox-orders", "postgresql://x/y"),
+        leases.AdvisoryLease("outbox-orders", "postgresql://z/w"),
+    )
     assert a.key == b.key != leases.AdvisoryLease("outbox-intake", "postgresql://x/y").key
 
 
 async def test_relays_of_two_replicas_publish_every_event_once_in_order_per_order_and_take_over(
-        make_database, connections):
+    make_database, connections
+):
     db = await make_database(ORDERS_MIGRATIONS)
     replicas = []
     for _ in range(_replica_count(db)):
@@ -89,8 +95,15 @@ async def test_relays_of_two_replicas_publish_every_event_once_in_order_per_orde
     async def writer(order_id: str, replica_db: Database) -> None:
         for v in range(1, versions + 1):
             async with replica_db.transaction() as tx:
-                await tx.emit(events.new_event("order.confirmed", aggregate_id=order_id, version=v, order_id=order_id,
-                                               order=events_pb2.OrderEvent(status="confirmed")))
+                await tx.emit(
+                    events.new_event(
+                        "order.confirmed",
+                        aggregate_id=order_id,
+                        version=v,
+                        order_id=order_id,
+                        order=events_pb2.OrderEvent(status="confirmed"),
+                    )
+                )
             await asyncio.sleep(0.01)
 
     async def watch() -> None:
@@ -99,7 +112,9 @@ async def test_relays_of_two_replicas_publish_every_event_once_in_order_per_orde
             await asyncio.sleep(0.02)
 
     watcher = asyncio.create_task(watch())
-    writers = [asyncio.create_task(writer(o, replicas[n % len(replicas)][0])) for n, o in enumerate(order_ids)]
+    writers = [
+        asyncio.create_task(writer(o, replicas[n % len(replicas)][0])) for n, o in enumerate(order_ids)
+    ]
     takeover = None
     try:
         await _wait_for(lambda: any(r.lease.held for _, r, _ in replicas))
@@ -158,22 +173,36 @@ class CountingInventory:
         self.calls.append(request.order_id)
         try:
             await asyncio.sleep(0.005)
-            return inventory_pb2.ReserveResponse(reservations=[
-                inventory_pb2.Reservation(sku=line.sku, warehouse="WH-1", quantity=line.quantity)
-                for line in request.lines])
+            return inventory_pb2.ReserveResponse(
+                reservations=[
+                    inventory_pb2.Reservation(sku=line.sku, warehouse="WH-1", quantity=line.quantity)
+                    for line in request.lines
+                ]
+            )
         finally:
             self.in_flight.discard(request.order_id)
 
     async def ReserveMany(self, request, timeout=None, metadata=None):  # noqa: N802 - gRPC stub method name
-        return inventory_pb2.ReserveManyResponse(results=[
-            inventory_pb2.ReserveResult(order_id=r.order_id, response=await self.Reserve(r)) for r in request.orders])
+        return inventory_pb2.ReserveManyResponse(
+            results=[
+                inventory_pb2.ReserveResult(order_id=r.order_id, response=await self.Reserve(r))
+                for r in request.orders
+            ]
+        )
 
 
 def _order(order_id: str, priority: int) -> orders_pb2.CreateOrderRequest:
     return orders_pb2.CreateOrderRequest(
-        order_id=order_id, partner_id="P-SHOP", channel="api", external_ref=order_id, customer_id="C0001",
+        order_id=order_id,
+        partner_id="P-SHOP",
+        channel="api",
+        external_ref=order_id,
+        customer_id="C0001",
         ship_to=common_pb2.Address(name="N", line1="L", city="C", postal_code="1", country="US"),
-        lines=[orders_pb2.OrderLine(sku="A", quantity=2, unit_price="3.25")], priority=priority, currency="USD")
+        lines=[orders_pb2.OrderLine(sku="A", quantity=2, unit_price="3.25")],
+        priority=priority,
+        currency="USD",
+    )
 
 
 async def test_allocators_of_two_replicas_reserve_each_order_once_by_priority_and_take_over(make_database):
@@ -190,8 +219,14 @@ async def test_allocators_of_two_replicas_reserve_each_order_once_by_priority_an
         replica_db = Database(db.url)
         allocator = Allocator(replica_db, inventory, timeout=5)
         lease = leases.for_database(db.url, "orders-allocator")
-        replicas.append((replica_db, allocator, lease,
-                         asyncio.create_task(leases.run_while_held(lease, allocator.run, service="orders"))))
+        replicas.append(
+            (
+                replica_db,
+                allocator,
+                lease,
+                asyncio.create_task(leases.run_while_held(lease, allocator.run, service="orders")),
+            )
+        )
 
     async def allocated(ids) -> bool:
         async with db.read() as conn:
@@ -203,7 +238,9 @@ async def test_allocators_of_two_replicas_reserve_each_order_once_by_priority_an
         while not await allocated([o for o, _ in first]):
             assert asyncio.get_running_loop().time() < deadline, "first orders not allocated"
             await asyncio.sleep(0.1)
-        assert sorted(inventory.calls) == sorted(o for o, _ in first), "an order was reserved twice (or never)"
+        assert sorted(inventory.calls) == sorted(o for o, _ in first), (
+            "an order was reserved twice (or never)"
+        )
         by_priority = {o: p for o, p in first}
         # Started in priority order, CONCURRENCY at a time: no call overtakes one a whole window earlier.
         seen = [by_priority[o] for o in inventory.calls]
@@ -232,7 +269,9 @@ async def test_allocators_of_two_replicas_reserve_each_order_once_by_priority_an
             await replica_db.close()
 
 
-async def test_two_subscribers_on_one_durable_share_the_work_and_apply_each_event_once(make_database, connections):
+async def test_two_subscribers_on_one_durable_share_the_work_and_apply_each_event_once(
+    make_database, connections
+):
     db = await make_database(ORDERS_MIGRATIONS)
     run = uuid.uuid4().hex[:8].upper()
     applied: list[str] = []
@@ -244,21 +283,30 @@ async def test_two_subscribers_on_one_durable_share_the_work_and_apply_each_even
                 return  # another test's event on the shared stream
             applied.append(event.event_id)
             by_replica[replica] += 1
+
         return handler
 
     durable = f"test-shared-{run.lower()}"
     consumers = []
     for replica in (0, 1):
         _, js = await connections()
-        consumer = EventConsumer(Database(db.url), js, Subscription(durable, "orderdesk.order.*.confirmed",
-                                                                     handler_for(replica), batch=8))
+        consumer = EventConsumer(
+            Database(db.url),
+            js,
+            Subscription(durable, "orderdesk.order.*.confirmed", handler_for(replica), batch=8),
+        )
         await consumer.start()
         consumers.append((consumer, asyncio.create_task(consumer.run())))
     _, js = await connections()
     sent = []
     for n in range(200):
-        e = events.new_event("order.confirmed", aggregate_id=f"S{run}{n}", version=1, order_id=f"S{run}{n}",
-                             order=events_pb2.OrderEvent(status="confirmed"))
+        e = events.new_event(
+            "order.confirmed",
+            aggregate_id=f"S{run}{n}",
+            version=1,
+            order_id=f"S{run}{n}",
+            order=events_pb2.OrderEvent(status="confirmed"),
+        )
         sent.append(e.event_id)
         await js.publish(events.subject(e), e.SerializeToString())
         if n % 10 == 0:  # a redelivery of the same event (as after a lost ack): must be skipped

@@ -47,19 +47,39 @@ def _pruned(service: str, what: str) -> float:
 
 
 async def _fill_messaging(db: Database, tag: str) -> dict[str, set[str]]:
-    rows = {"old_inbox": {f"{tag}-oi{i}" for i in range(7)}, "new_inbox": {f"{tag}-ni{i}" for i in range(2)},
-            "old_published": {f"{tag}-op{i}" for i in range(5)}, "old_unpublished": {f"{tag}-ou{i}" for i in range(2)},
-            "new_published": {f"{tag}-np{i}" for i in range(2)}}
+    rows = {
+        "old_inbox": {f"{tag}-oi{i}" for i in range(7)},
+        "new_inbox": {f"{tag}-ni{i}" for i in range(2)},
+        "old_published": {f"{tag}-op{i}" for i in range(5)},
+        "old_unpublished": {f"{tag}-ou{i}" for i in range(2)},
+        "new_published": {f"{tag}-np{i}" for i in range(2)},
+    }
     async with db.engine.begin() as conn:
-        await conn.execute(insert(inbox_table), [
-            {"consumer": "c", "event_id": e, "processed_at": OLD if e in rows["old_inbox"] else RECENT}
-            for e in rows["old_inbox"] | rows["new_inbox"]])
-        published = {**dict.fromkeys(rows["old_published"], OLD), **dict.fromkeys(rows["old_unpublished"], None),
-                     **dict.fromkeys(rows["new_published"], RECENT)}
-        await conn.execute(insert(outbox_table), [
-            {"event_id": e, "subject": f"orderdesk.test.{e}.made",
-             "payload": events_pb2.Event(event_id=e, type="test.made").SerializeToString(), "created_at": OLD, "published_at": at}
-            for e, at in published.items()])
+        await conn.execute(
+            insert(inbox_table),
+            [
+                {"consumer": "c", "event_id": e, "processed_at": OLD if e in rows["old_inbox"] else RECENT}
+                for e in rows["old_inbox"] | rows["new_inbox"]
+            ],
+        )
+        published = {
+            **dict.fromkeys(rows["old_published"], OLD),
+            **dict.fromkeys(rows["old_unpublished"], None),
+            **dict.fromkeys(rows["new_published"], RECENT),
+        }
+        await conn.execute(
+            insert(outbox_table),
+            [
+                {
+                    "event_id": e,
+                    "subject": f"orderdesk.test.{e}.made",
+                    "payload": events_pb2.Event(event_id=e, type="test.made").SerializeToString(),
+                    "created_at": OLD,
+                    "published_at": at,
+                }
+                for e, at in published.items()
+            ],
+        )
     return rows
 
 
@@ -72,12 +92,35 @@ async def test_a_pass_prunes_exactly_the_old_inbox_and_published_outbox_rows_in_
     db = await make_database(RETURNS_MIGRATIONS)
     rows = await _fill_messaging(db, "m")
     async with db.engine.begin() as conn:  # returns: keys older and newer than the retention, and one without
-        await conn.execute(insert(returns_store.returns), [
-            {"rma_id": f"RMA-{n}", "order_id": "ORD-1", "partner_id": "P", "status": "authorized", "resolution": "refund",
-             "refund_amount": "0", "version": 1, "idempotency_scope": "P", "idempotency_key": key,
-             "request_hash": "h", "created_at": at, "updated_at": at}
-            for n, (key, at) in enumerate([("k-old-0", OLD), ("k-old-1", OLD), ("k-old-2", OLD), ("k-old-3", OLD),
-                                           ("k-new", RECENT), (None, OLD)])])
+        await conn.execute(
+            insert(returns_store.returns),
+            [
+                {
+                    "rma_id": f"RMA-{n}",
+                    "order_id": "ORD-1",
+                    "partner_id": "P",
+                    "status": "authorized",
+                    "resolution": "refund",
+                    "refund_amount": "0",
+                    "version": 1,
+                    "idempotency_scope": "P",
+                    "idempotency_key": key,
+                    "request_hash": "h",
+                    "created_at": at,
+                    "updated_at": at,
+                }
+                for n, (key, at) in enumerate(
+                    [
+                        ("k-old-0", OLD),
+                        ("k-old-1", OLD),
+                        ("k-old-2", OLD),
+                        ("k-old-3", OLD),
+                        ("k-new", RECENT),
+                        (None, OLD),
+                    ]
+                )
+            ],
+        )
     settings = RetentionSettings(inbox_days=15, outbox_days=1, idempotency_days=7, batch=2)
     pruner = Pruner(db, "returns", settings, [*retention.MESSAGING, *returns_store.PRUNABLE])
     deletes, updates = _statements(db, "DELETE"), _statements(db, "UPDATE")
@@ -89,13 +132,29 @@ async def test_a_pass_prunes_exactly_the_old_inbox_and_published_outbox_rows_in_
     # never an unpublished row, however old
     assert await _ids(db, outbox_table.c.event_id) == rows["old_unpublished"] | rows["new_published"]
     async with db.read() as conn:
-        keys = dict((await conn.execute(select(returns_store.returns.c.rma_id,
-                                               returns_store.returns.c.idempotency_key))).all())
-    assert keys == {"RMA-0": None, "RMA-1": None, "RMA-2": None, "RMA-3": None, "RMA-4": "k-new", "RMA-5": None}
+        keys = dict(
+            (
+                await conn.execute(
+                    select(returns_store.returns.c.rma_id, returns_store.returns.c.idempotency_key)
+                )
+            ).all()
+        )
+    assert keys == {
+        "RMA-0": None,
+        "RMA-1": None,
+        "RMA-2": None,
+        "RMA-3": None,
+        "RMA-4": "k-new",
+        "RMA-5": None,
+    }
     # in batches of 2: 7 inbox rows take 4 statements, 5 outbox rows 3; 4 keys 3 (the last finds none)
     assert sum("inbox" in s for s in deletes) == 4 and sum("outbox" in s for s in deletes) == 3
     assert len(updates) == 3
-    assert {w: _pruned("returns", w) - before[w] for w in before} == {"inbox": 7, "outbox": 5, "idempotency_keys": 4}
+    assert {w: _pruned("returns", w) - before[w] for w in before} == {
+        "inbox": 7,
+        "outbox": 5,
+        "idempotency_keys": 4,
+    }
     assert metrics.RETENTION_PASS.labels("returns", "inbox")._sum.get() > 0
     # a second pass finds nothing more
     assert await pruner.prune() == {"inbox": 0, "outbox": 0, "idempotency_keys": 0}
@@ -105,12 +164,26 @@ async def test_intake_drops_idempotency_keys_after_their_retention_and_zero_keep
     db = await make_database(INTAKE_MIGRATIONS)
     table = intake_store.idempotency_keys
     async with db.engine.begin() as conn:
-        await conn.execute(insert(table), [
-            {"partner_id": "P", "idempotency_key": f"k{i}", "request_hash": "h", "order_id": f"ORD-{i}",
-             "create_request": b"r", "created_at": at}
-            for i, at in enumerate([OLD, OLD, OLD, NOW - dt.timedelta(days=6), RECENT])])
-    forever = Pruner(db, "intake", RetentionSettings(inbox_days=0, outbox_days=0, idempotency_days=0),
-                     [*retention.MESSAGING, *intake_store.PRUNABLE])
+        await conn.execute(
+            insert(table),
+            [
+                {
+                    "partner_id": "P",
+                    "idempotency_key": f"k{i}",
+                    "request_hash": "h",
+                    "order_id": f"ORD-{i}",
+                    "create_request": b"r",
+                    "created_at": at,
+                }
+                for i, at in enumerate([OLD, OLD, OLD, NOW - dt.timedelta(days=6), RECENT])
+            ],
+        )
+    forever = Pruner(
+        db,
+        "intake",
+        RetentionSettings(inbox_days=0, outbox_days=0, idempotency_days=0),
+        [*retention.MESSAGING, *intake_store.PRUNABLE],
+    )
     assert await forever.prune() == {}
     assert len(await _ids(db, table.c.idempotency_key)) == 5
     week = Pruner(db, "intake", RetentionSettings(idempotency_days=7, batch=2), intake_store.PRUNABLE)
@@ -177,10 +250,15 @@ async def _until_async(check, timeout: float = 30.0) -> None:
 async def test_every_services_migrations_make_the_indexes_its_pruning_walks(make_database, service):
     db = await make_database(ROOT / "services" / service / "migrations")
     expected = {"inbox": {"ix_inbox_processed"}}
-    expected |= {"intake": {"idempotency_keys": {"ix_idempotency_keys_created"}},
-                 "returns": {"returns": {"ix_returns_idempotency_age"}},
-                 "notifier": {"feed": {"ix_feed_appended"}, "deliveries": {"ix_deliveries_updated"},
-                              "delivery_attempts": {"ix_delivery_attempts_at"}}}.get(service, {})
+    expected |= {
+        "intake": {"idempotency_keys": {"ix_idempotency_keys_created"}},
+        "returns": {"returns": {"ix_returns_idempotency_age"}},
+        "notifier": {
+            "feed": {"ix_feed_appended"},
+            "deliveries": {"ix_deliveries_updated"},
+            "delivery_attempts": {"ix_delivery_attempts_at"},
+        },
+    }.get(service, {})
 
     def indexes(sync_conn):
         from sqlalchemy import inspect

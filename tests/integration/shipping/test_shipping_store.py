@@ -20,7 +20,9 @@ from services.shipping.store import ShipmentRepository
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "shipping" / "migrations"
 DEMO_WAREHOUSES = (Path(__file__).resolve().parents[3] / "demo" / "warehouses.csv").read_text()
-ALLOCATED_AT = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)  # before Hamburg's 14:00, after Shanghai's 09:00
+ALLOCATED_AT = dt.datetime(
+    2026, 12, 1, 10, 0, tzinfo=dt.UTC
+)  # before Hamburg's 14:00, after Shanghai's 09:00
 NOW = dt.datetime(2026, 12, 1, 10, 0, 5, tzinfo=dt.UTC)
 
 
@@ -28,22 +30,43 @@ def new_order_id() -> str:
     return f"ORD-T{uuid.uuid4().hex[:12].upper()}"
 
 
-def allocated_event(order_id: str, *, partner: str = "P-SHOP", country: str = "DE", requested: str = "",
-                    allocations=(("A", "WH-HAM", 3), ("B", "WH-SHA", 2), ("A", "WH-SHA", 1))) -> events_pb2.Event:
+def allocated_event(
+    order_id: str,
+    *,
+    partner: str = "P-SHOP",
+    country: str = "DE",
+    requested: str = "",
+    allocations=(("A", "WH-HAM", 3), ("B", "WH-SHA", 2), ("A", "WH-SHA", 1)),
+) -> events_pb2.Event:
     order = orders_pb2.Order(
-        order_id=order_id, partner_id=partner, status="allocated", requested_delivery_date=requested,
+        order_id=order_id,
+        partner_id=partner,
+        status="allocated",
+        requested_delivery_date=requested,
         ship_to=common_pb2.Address(country=country),
         allocations=[orders_pb2.Allocation(sku=s, warehouse=w, quantity=q) for s, w, q in allocations],
     )
-    return events.new_event("order.allocated", aggregate_id=order_id, version=3, order_id=order_id,
-                            actor="system", at=ALLOCATED_AT,
-                            order=events_pb2.OrderEvent(status="allocated", order=order))
+    return events.new_event(
+        "order.allocated",
+        aggregate_id=order_id,
+        version=3,
+        order_id=order_id,
+        actor="system",
+        at=ALLOCATED_AT,
+        order=events_pb2.OrderEvent(status="allocated", order=order),
+    )
 
 
 def cancelled_event(order_id: str) -> events_pb2.Event:
-    return events.new_event("order.cancelled", aggregate_id=order_id, version=4, order_id=order_id,
-                            actor="P-SHOP", reason="customer changed mind",
-                            order=events_pb2.OrderEvent(status="cancelled", previous_status="allocated"))
+    return events.new_event(
+        "order.cancelled",
+        aggregate_id=order_id,
+        version=4,
+        order_id=order_id,
+        actor="P-SHOP",
+        reason="customer changed mind",
+        order=events_pb2.OrderEvent(status="cancelled", previous_status="allocated"),
+    )
 
 
 @pytest.fixture
@@ -64,7 +87,8 @@ async def deliver(service: ShippingService, event: events_pb2.Event, durable: st
 async def shipment_events(service: ShippingService, order_id: str) -> list[events_pb2.Event]:
     async with service.db.read() as conn:
         rows = await conn.execute(
-            select(outbox_table.c.payload).where(outbox_table.c.subject.like(f"orderdesk.shipment.{order_id}.%"))
+            select(outbox_table.c.payload)
+            .where(outbox_table.c.subject.like(f"orderdesk.shipment.{order_id}.%"))
             .order_by(outbox_table.c.id)
         )
         return [events_pb2.Event.FromString(r.payload) for r in rows]
@@ -97,17 +121,24 @@ async def test_an_allocated_order_gets_one_shipment_per_warehouse_and_a_redelive
 
 async def test_the_requested_date_wins_and_an_unknown_warehouse_gets_the_default(shipping):
     order_id = new_order_id()
-    await deliver(shipping, allocated_event(order_id, requested="2027-01-20", allocations=[("A", "WH-HAM", 1)]),
-                  "shipping-order-allocated")
+    await deliver(
+        shipping,
+        allocated_event(order_id, requested="2027-01-20", allocations=[("A", "WH-HAM", 1)]),
+        "shipping-order-allocated",
+    )
     other = new_order_id()
-    await deliver(shipping, allocated_event(other, allocations=[("A", "WH-NEW", 1)]), "shipping-order-allocated")
+    await deliver(
+        shipping, allocated_event(other, allocations=[("A", "WH-NEW", 1)]), "shipping-order-allocated"
+    )
     assert (await shipping.list_for_order(order_id, ""))[0].promised_delivery_date == "2027-01-20"
     assert (await shipping.list_for_order(other, ""))[0].promised_delivery_date == "2026-12-06"
 
 
 async def test_steps_in_order_with_versions_retries_and_refusals(shipping):
     order_id = new_order_id()
-    await deliver(shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 2)]), "shipping-order-allocated")
+    await deliver(
+        shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 2)]), "shipping-order-allocated"
+    )
     sid = (await shipping.list_for_order(order_id, ""))[0].shipment_id
     shipped_before = metric("orderdesk_shipment_events_total", type="shipped")
 
@@ -129,7 +160,10 @@ async def test_steps_in_order_with_versions_retries_and_refusals(shipping):
 
     published = await shipment_events(shipping, order_id)
     assert [(e.type, e.aggregate_version) for e in published] == [
-        ("shipment.created", 1), ("shipment.picked", 2), ("shipment.packed", 3), ("shipment.shipped", 4),
+        ("shipment.created", 1),
+        ("shipment.picked", 2),
+        ("shipment.packed", 3),
+        ("shipment.shipped", 4),
     ]
     assert published[-1].shipment.shipment.tracking_number == "TRK-1"
     assert published[-1].actor == "3pl"
@@ -144,7 +178,9 @@ async def test_steps_in_order_with_versions_retries_and_refusals(shipping):
 
 async def test_a_stale_version_is_a_conflict(shipping):
     order_id = new_order_id()
-    await deliver(shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 2)]), "shipping-order-allocated")
+    await deliver(
+        shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 2)]), "shipping-order-allocated"
+    )
     sid = (await shipping.list_for_order(order_id, ""))[0].shipment_id
     async with shipping.db.read() as conn:
         first = await ShipmentRepository(conn).get(sid)
@@ -158,13 +194,18 @@ async def test_a_stale_version_is_a_conflict(shipping):
             await ShipmentRepository(tx.conn).save(second)
 
 
-@pytest.mark.parametrize(("delivered_at", "on_time"), [
-    (dt.datetime(2026, 12, 3, 18, 0, tzinfo=dt.UTC), True),
-    (dt.datetime(2026, 12, 4, 0, 1, tzinfo=dt.UTC), False),
-])
+@pytest.mark.parametrize(
+    ("delivered_at", "on_time"),
+    [
+        (dt.datetime(2026, 12, 3, 18, 0, tzinfo=dt.UTC), True),
+        (dt.datetime(2026, 12, 4, 0, 1, tzinfo=dt.UTC), False),
+    ],
+)
 async def test_delivered_records_the_date_and_the_on_time_flag(shipping, delivered_at, on_time):
     order_id = new_order_id()
-    await deliver(shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 2)]), "shipping-order-allocated")
+    await deliver(
+        shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 2)]), "shipping-order-allocated"
+    )
     sid = (await shipping.list_for_order(order_id, ""))[0].shipment_id  # promised 2026-12-03
     label = str(on_time).lower()
     before = metric("orderdesk_shipments_delivered_total", on_time=label)
@@ -173,7 +214,11 @@ async def test_delivered_records_the_date_and_the_on_time_flag(shipping, deliver
     delivered = await shipping.record_event(sid, "delivered", occurred_at=delivered_at, actor="carrier")
     assert delivered.delivered_on == delivered_at.date().isoformat() and delivered.on_time is on_time
     stored = await shipping.get(sid, "")
-    assert (stored.status.value, stored.delivered_on, stored.on_time) == ("delivered", delivered.delivered_on, on_time)
+    assert (stored.status.value, stored.delivered_on, stored.on_time) == (
+        "delivered",
+        delivered.delivered_on,
+        on_time,
+    )
     assert metric("orderdesk_shipments_delivered_total", on_time=label) == before + 1
     last = (await shipment_events(shipping, order_id))[-1]
     assert last.type == "shipment.delivered" and last.shipment.shipment.on_time is on_time
@@ -219,8 +264,11 @@ async def test_allocation_and_cancel_at_the_same_time_leave_nothing_to_ship(ship
 
 async def test_partners_reach_only_their_own_shipments(shipping):
     order_id = new_order_id()
-    await deliver(shipping, allocated_event(order_id, partner="P-SHOP", allocations=[("A", "WH-HAM", 1)]),
-                  "shipping-order-allocated")
+    await deliver(
+        shipping,
+        allocated_event(order_id, partner="P-SHOP", allocations=[("A", "WH-HAM", 1)]),
+        "shipping-order-allocated",
+    )
     sid = (await shipping.list_for_order(order_id, "P-SHOP"))[0].shipment_id
     assert (await shipping.get(sid, "P-SHOP")).shipment_id == sid
     assert (await shipping.get(sid, "")).shipment_id == sid  # fulfillment and admin reach every order
@@ -238,7 +286,9 @@ async def test_only_warehouses_are_imported(shipping):
     changed = DEMO_WAREHOUSES.replace("WH-HAM,Hamburg DC,DE,14,2,6", "WH-HAM,Hamburg DC,DE,14,1,6")
     assert await shipping.import_master_data("warehouses", changed) == 3
     order_id = new_order_id()
-    await deliver(shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 1)]), "shipping-order-allocated")
+    await deliver(
+        shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 1)]), "shipping-order-allocated"
+    )
     assert (await shipping.list_for_order(order_id, ""))[0].promised_delivery_date == "2026-12-02"
 
 
@@ -247,10 +297,14 @@ async def test_the_api_speaks_protobuf(shipping):
 
     api = ShippingApi(shipping)
     order_id = new_order_id()
-    await deliver(shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 1)]), "shipping-order-allocated")
+    await deliver(
+        shipping, allocated_event(order_id, allocations=[("A", "WH-HAM", 1)]), "shipping-order-allocated"
+    )
     listed = await api.ListShipments(shipping_pb2.ListShipmentsRequest(order_id=order_id), None)
     assert [s.status for s in listed.items] == ["pending"]
-    request = shipping_pb2.ShipmentEventRequest(shipment_id=listed.items[0].shipment_id, type="picked", actor="3pl")
+    request = shipping_pb2.ShipmentEventRequest(
+        shipment_id=listed.items[0].shipment_id, type="picked", actor="3pl"
+    )
     assert (await api.RecordShipmentEvent(request, None)).status == "picked"
     with pytest.raises(errors.InvalidArgument):
         await api.ListShipments(shipping_pb2.ListShipmentsRequest(), None)

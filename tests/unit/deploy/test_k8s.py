@@ -27,14 +27,26 @@ COMPONENTS = (*SERVICES, "gateway")
 KUBERNETES_VERSION = "1.31"
 IMAGE_USER = 10001  # USER in the Dockerfile
 
-CORE_KINDS = {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy",
-              "ConfigMap", "Secret", "Namespace"}
+CORE_KINDS = {
+    "Deployment",
+    "Service",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "NetworkPolicy",
+    "ConfigMap",
+    "Secret",
+    "Namespace",
+}
 # Custom resources: no schema ships with kubernetes-validate, so their shape is checked here.
 CUSTOM_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): [("spec", "selector"), ("spec", "endpoints")],
     ("postgresql.cnpg.io/v1", "Cluster"): [("spec", "instances"), ("spec", "storage", "size")],
     ("postgresql.cnpg.io/v1", "Database"): [("spec", "name"), ("spec", "owner"), ("spec", "cluster", "name")],
-    ("postgresql.cnpg.io/v1", "ScheduledBackup"): [("spec", "schedule"), ("spec", "method"), ("spec", "cluster", "name")],
+    ("postgresql.cnpg.io/v1", "ScheduledBackup"): [
+        ("spec", "schedule"),
+        ("spec", "method"),
+        ("spec", "cluster", "name"),
+    ],
 }
 
 
@@ -55,7 +67,9 @@ _rendered: dict[str, list[dict]] = {}
 
 def render(target: str) -> list[dict]:
     if target not in _rendered:
-        result = subprocess.run([*KUSTOMIZE, str(TARGETS[target])], capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [*KUSTOMIZE, str(TARGETS[target])], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         _rendered[target] = [d for d in yaml.safe_load_all(result.stdout) if d]
     return _rendered[target]
@@ -128,11 +142,16 @@ def test_every_component_is_deployed_hardened_probed_and_budgeted():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == IMAGE_USER
+        assert (
+            pod["securityContext"]["runAsNonRoot"] is True
+            and pod["securityContext"]["runAsUser"] == IMAGE_USER
+        )
         assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
         assert container["securityContext"]["allowPrivilegeEscalation"] is False, name
         tmp = {m["name"] for m in container["volumeMounts"] if m["mountPath"] == "/tmp"}
-        assert tmp and all("emptyDir" in v for v in pod["volumes"] if v["name"] in tmp), f"{name}: /tmp emptyDir"
+        assert tmp and all("emptyDir" in v for v in pod["volumes"] if v["name"] in tmp), (
+            f"{name}: /tmp emptyDir"
+        )
         assert container["resources"]["requests"] and container["resources"]["limits"], name
         assert "replicas" not in deployment["spec"], f"{name}: the HPA owns the replica count"
         env = {e["name"]: e["value"] for e in container["env"]}
@@ -151,7 +170,11 @@ def test_every_component_is_deployed_hardened_probed_and_budgeted():
         assert selects(services[name]["spec"]["selector"], labels), name
         assert selects(pdbs[name]["spec"]["selector"]["matchLabels"], labels), name
         assert hpas[name]["apiVersion"] == "autoscaling/v2"
-        assert hpas[name]["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert hpas[name]["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
 
 
 def selects(match_labels: dict, labels: dict) -> bool:
@@ -164,8 +187,13 @@ def test_prometheus_scrapes_every_component():
     monitors = by_kind(docs, "ServiceMonitor").values()
     for name, service in by_kind(docs, "Service").items():
         port_names = {p["name"] for p in service["spec"]["ports"]}
-        scraped = [endpoint for m in monitors if selects(m["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
-                   for endpoint in m["spec"]["endpoints"] if endpoint["port"] in port_names]
+        scraped = [
+            endpoint
+            for m in monitors
+            if selects(m["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+            for endpoint in m["spec"]["endpoints"]
+            if endpoint["port"] in port_names
+        ]
         assert scraped, f"no ServiceMonitor scrapes {name}"
 
 
@@ -180,7 +208,9 @@ def test_the_config_points_at_the_services_nats_and_postgres():
         # Replicas: callers balance over every ready pod of a headless Service (README "Replicas").
         assert config[f"ORDERDESK_{name.upper()}_TARGET"] == f"dns:///{name}:{port}"
         assert services[name]["spec"]["clusterIP"] == "None", name
-    assert urlparse(config["ORDERDESK_NATS_URL"]).hostname.split(".")[1] == "nats"  # the namespace the policies open
+    assert (
+        urlparse(config["ORDERDESK_NATS_URL"]).hostname.split(".")[1] == "nats"
+    )  # the namespace the policies open
     (cluster,) = by_kind(docs, "Cluster").values()
     databases = {d["spec"]["name"]: d for d in by_kind(docs, "Database").values()}
     roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
@@ -201,7 +231,9 @@ def calls_in_code() -> dict[str, set[str]]:
     for name in SERVICES:
         source = "\n".join(p.read_text() for p in (ROOT / "services" / name).glob("*.py"))
         calls[name] = set(re.findall(r"\.channel\(\s*[\"'](\w+)[\"']\s*\)", source))
-    calls["gateway"] = set(re.findall(r"channels\[\s*[\"'](\w+)[\"']\s*\]", (ROOT / "gateway" / "backends.py").read_text()))
+    calls["gateway"] = set(
+        re.findall(r"channels\[\s*[\"'](\w+)[\"']\s*\]", (ROOT / "gateway" / "backends.py").read_text())
+    )
     return calls
 
 
@@ -209,7 +241,9 @@ def grpc_peers(rules: list[dict], direction: str) -> set[str]:
     peers = set()
     for rule in rules:
         if any(p.get("port") == 50051 for p in rule.get("ports", [])):
-            peers |= {dig(peer, "podSelector", "matchLabels", "app.kubernetes.io/name") for peer in rule[direction]}
+            peers |= {
+                dig(peer, "podSelector", "matchLabels", "app.kubernetes.io/name") for peer in rule[direction]
+            }
     return peers
 
 
@@ -234,7 +268,9 @@ def test_every_component_reaches_dns_and_postgres_and_services_reach_nats():
         assert {53, 5432} <= ports, name
         assert (4222 in ports) == (name != "gateway"), name
         scrape = [r for r in policy["spec"]["ingress"] if any(p["port"] == 9100 for p in r["ports"])]
-        assert scrape and all(r.get("from") for r in scrape), f"{name}: Prometheus (only) scrapes the metrics port"
+        assert scrape and all(r.get("from") for r in scrape), (
+            f"{name}: Prometheus (only) scrapes the metrics port"
+        )
 
 
 # --- overlays --------------------------------------------------------------------------------------------
@@ -254,11 +290,15 @@ def test_prod_runs_replicas_spread_pinned_and_without_placeholder_secrets():
     hpas = by_kind(docs, "HorizontalPodAutoscaler")
     assert set(hpas) == set(COMPONENTS)
     for name, hpa in hpas.items():
-        assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"], name
+        assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"], (
+            name
+        )
     for name, deployment in by_kind(docs, "Deployment").items():
         pod = deployment["spec"]["template"]["spec"]
         assert not pod["containers"][0]["image"].endswith(":latest"), name
-        assert any(c["topologyKey"] == "kubernetes.io/hostname" for c in pod["topologySpreadConstraints"]), name
+        assert any(c["topologyKey"] == "kubernetes.io/hostname" for c in pod["topologySpreadConstraints"]), (
+            name
+        )
     assert not any("change-me" in yaml.safe_dump(d) for d in docs), "placeholder passwords in prod"
     (cluster,) = by_kind(docs, "Cluster").values()
     assert cluster["spec"]["instances"] >= 3

@@ -26,8 +26,21 @@ RULE_TESTS = DEPLOY / "prometheus" / "rules.test.yaml"
 RUNBOOK = DEPLOY / "RUNBOOK.md"
 
 # PromQL words that look like identifiers but are not metric names.
-KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right",
-            "inf", "nan"}
+KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "inf",
+    "nan",
+}
 SERVER_LABELS = {"job", "instance"}  # added by Prometheus at scrape time, valid on every series
 
 
@@ -43,7 +56,9 @@ def exported_series() -> dict[str, tuple[str, ...]]:
             series[collector._name] = collector._labelnames
         elif isinstance(collector, Histogram):
             for suffix in ("_bucket", "_sum", "_count"):
-                series[collector._name + suffix] = collector._labelnames + (("le",) if suffix == "_bucket" else ())
+                series[collector._name + suffix] = collector._labelnames + (
+                    ("le",) if suffix == "_bucket" else ()
+                )
     return series
 
 
@@ -89,7 +104,7 @@ def selectors(expr: str) -> list[tuple[str, set[str]]]:
         name, matchers = match.groups()
         if name in KEYWORDS:
             continue
-        if not matchers and expr[match.end():].lstrip().startswith("("):
+        if not matchers and expr[match.end() :].lstrip().startswith("("):
             continue  # a function or an aggregation: sum(...), rate(...), histogram_quantile(...)
         found.append((name, set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers or ""))))
     return found
@@ -166,11 +181,16 @@ def test_the_checker_catches_a_renamed_metric_or_label():
 def test_the_dashboard_covers_what_operators_need():
     queried = {name for _, expr in dashboard_queries() for name, _ in selectors(expr)}
     needed = {
-        "orderdesk_order_status_transitions_total", "orderdesk_orders_received_total",
-        "orderdesk_shipments_delivered_total", "orderdesk_grpc_server_handling_seconds_bucket",
-        "orderdesk_http_request_duration_seconds_bucket", "orderdesk_grpc_server_handled_total",
-        "orderdesk_http_requests_total", "orderdesk_outbox_backlog_events",
-        "orderdesk_outbox_oldest_pending_age_seconds", "orderdesk_events_consumed_total",
+        "orderdesk_order_status_transitions_total",
+        "orderdesk_orders_received_total",
+        "orderdesk_shipments_delivered_total",
+        "orderdesk_grpc_server_handling_seconds_bucket",
+        "orderdesk_http_request_duration_seconds_bucket",
+        "orderdesk_grpc_server_handled_total",
+        "orderdesk_http_requests_total",
+        "orderdesk_outbox_backlog_events",
+        "orderdesk_outbox_oldest_pending_age_seconds",
+        "orderdesk_events_consumed_total",
         "orderdesk_dead_letters_total",
     }
     assert needed - queried == set()
@@ -204,9 +224,15 @@ def runbook_anchors() -> set[str]:
 def test_every_alert_has_a_severity_a_summary_and_a_runbook_section():
     alerts = [r for r in rules() if "alert" in r]
     names = {a["alert"] for a in alerts}
-    assert {"OrderdeskOnTimeDeliveryLow", "OrderdeskOutboxBacklogStale", "OrderdeskConsumerRedeliveriesRising",
-            "OrderdeskConsumerLag", "OrderdeskDeadLetter", "OrderdeskGrpcErrorRatioHigh",
-            "OrderdeskHttpErrorRatioHigh"} <= names
+    assert {
+        "OrderdeskOnTimeDeliveryLow",
+        "OrderdeskOutboxBacklogStale",
+        "OrderdeskConsumerRedeliveriesRising",
+        "OrderdeskConsumerLag",
+        "OrderdeskDeadLetter",
+        "OrderdeskGrpcErrorRatioHigh",
+        "OrderdeskHttpErrorRatioHigh",
+    } <= names
     anchors = runbook_anchors()
     for alert in alerts:
         assert alert["labels"]["severity"] in {"critical", "warning", "info"}, alert["alert"]
@@ -223,19 +249,28 @@ PROMTOOL = shutil.which("promtool")
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
 def test_promtool_parses_the_rules_and_the_dashboard_queries(tmp_path):
-    as_rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query:{i}", "expr": expr.replace("$__rate_interval", "5m")}
-        for i, (_, expr) in enumerate(dashboard_queries())
-    ]}]}
+    as_rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query:{i}", "expr": expr.replace("$__rate_interval", "5m")}
+                    for i, (_, expr) in enumerate(dashboard_queries())
+                ],
+            }
+        ]
+    }
     dashboard_rules = tmp_path / "dashboard-rules.yaml"
     dashboard_rules.write_text(yaml.safe_dump(as_rules))
-    result = subprocess.run([PROMTOOL, "check", "rules", str(RULES), str(dashboard_rules)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [PROMTOOL, "check", "rules", str(RULES), str(dashboard_rules)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
 def test_promtool_alert_unit_tests():
-    result = subprocess.run([PROMTOOL, "test", "rules", str(RULE_TESTS)], capture_output=True, text=True,
-                            cwd=RULE_TESTS.parent)
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", str(RULE_TESTS)], capture_output=True, text=True, cwd=RULE_TESTS.parent
+    )
     assert result.returncode == 0, result.stdout + result.stderr

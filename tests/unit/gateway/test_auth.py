@@ -26,7 +26,9 @@ def test_new_keys_are_random_and_long():
     assert all(k.startswith("odk_") and len(k) >= 40 for k in keys)
 
 
-@pytest.mark.parametrize("header, key", [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("BEARER x.y-z", "x.y-z")])
+@pytest.mark.parametrize(
+    "header, key", [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("BEARER x.y-z", "x.y-z")]
+)
 def test_bearer_token(header, key):
     assert bearer_token(header) == key
 
@@ -56,10 +58,14 @@ def test_scope_checks():
 
 
 def test_partner_scoping():
-    shop, tpl, admin = principal("orders", "returns"), principal("fulfillment", partner="P-3PL"), principal("admin")
+    shop, tpl, admin = (
+        principal("orders", "returns"),
+        principal("fulfillment", partner="P-3PL"),
+        principal("admin"),
+    )
     assert (shop.order_scope, shop.fulfillment_scope) == ("P-SHOP", "P-SHOP")
-    assert tpl.fulfillment_scope == ""          # every order's shipments and returns
-    assert tpl.order_scope == "P-3PL"           # but not every order
+    assert tpl.fulfillment_scope == ""  # every order's shipments and returns
+    assert tpl.order_scope == "P-3PL"  # but not every order
     assert (admin.order_scope, admin.fulfillment_scope) == ("", "")
     both = principal("orders", "fulfillment")
     assert (both.order_scope, both.fulfillment_scope) == ("P-SHOP", "")

@@ -18,14 +18,23 @@ PUBLISHED = Path(__file__).with_name("openapi.json")
 
 
 def document() -> dict:
-    settings = Settings(component="gateway", database_url="sqlite+aiosqlite:///unused.db", nats_url="nats://unused",
-                        grpc_addr="127.0.0.1:1", metrics_port=0, rpc_timeout=1.0)
+    settings = Settings(
+        component="gateway",
+        database_url="sqlite+aiosqlite:///unused.db",
+        nats_url="nats://unused",
+        grpc_addr="127.0.0.1:1",
+        metrics_port=0,
+        rpc_timeout=1.0,
+    )
     return create_app(settings).openapi()  # built from the routes alone: nothing is started
 
 
 def operations(doc: dict) -> list[tuple[str, str, str]]:
-    return [(method.upper(), path, op["operationId"]) for path, methods in doc["paths"].items()
-            for method, op in methods.items()]
+    return [
+        (method.upper(), path, op["operationId"])
+        for path, methods in doc["paths"].items()
+        for method, op in methods.items()
+    ]
 
 
 def test_the_document_is_the_published_one():

@@ -14,29 +14,39 @@ def failure(code: grpc.StatusCode, message: str = "m", reason: str = "r", violat
     return RpcFailure(code=code, message=message, reason=reason, violations=list(violations))
 
 
-@pytest.mark.parametrize("code, status", [
-    (grpc.StatusCode.INVALID_ARGUMENT, 422),
-    (grpc.StatusCode.NOT_FOUND, 404),
-    (grpc.StatusCode.ALREADY_EXISTS, 409),
-    (grpc.StatusCode.FAILED_PRECONDITION, 409),
-    (grpc.StatusCode.ABORTED, 409),
-    (grpc.StatusCode.UNAVAILABLE, 503),
-    (grpc.StatusCode.DEADLINE_EXCEEDED, 503),
-    (grpc.StatusCode.INTERNAL, 500),
-    (grpc.StatusCode.UNKNOWN, 500),
-    (grpc.StatusCode.UNIMPLEMENTED, 500),
-    (grpc.StatusCode.PERMISSION_DENIED, 500),  # the services never refuse the gateway: a bug, not the partner's
-])
+@pytest.mark.parametrize(
+    "code, status",
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, 422),
+        (grpc.StatusCode.NOT_FOUND, 404),
+        (grpc.StatusCode.ALREADY_EXISTS, 409),
+        (grpc.StatusCode.FAILED_PRECONDITION, 409),
+        (grpc.StatusCode.ABORTED, 409),
+        (grpc.StatusCode.UNAVAILABLE, 503),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 503),
+        (grpc.StatusCode.INTERNAL, 500),
+        (grpc.StatusCode.UNKNOWN, 500),
+        (grpc.StatusCode.UNIMPLEMENTED, 500),
+        (
+            grpc.StatusCode.PERMISSION_DENIED,
+            500,
+        ),  # the services never refuse the gateway: a bug, not the partner's
+    ],
+)
 def test_status_codes(code, status):
     assert problems.from_rpc_failure(failure(code)).status == status
 
 
 def test_field_violations_keep_their_paths_and_aliases_rename_service_fields():
     problem = problems.from_rpc_failure(
-        failure(grpc.StatusCode.INVALID_ARGUMENT, "2 problems", violations=[
-            domain.FieldViolation("lines[0].quantity", "must be positive", "not_positive"),
-            domain.FieldViolation("idempotency_key", "required", "required"),
-        ]),
+        failure(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "2 problems",
+            violations=[
+                domain.FieldViolation("lines[0].quantity", "must be positive", "not_positive"),
+                domain.FieldViolation("idempotency_key", "required", "required"),
+            ],
+        ),
         field_aliases={"idempotency_key": "Idempotency-Key"},
     )
     body = problem.body("cid-1")
@@ -49,55 +59,75 @@ def test_field_violations_keep_their_paths_and_aliases_rename_service_fields():
 
 
 def test_failed_precondition_names_the_rule():
-    body = problems.from_rpc_failure(failure(grpc.StatusCode.FAILED_PRECONDITION, "shipped", "cancel_before_shipment"))\
-        .body()
+    body = problems.from_rpc_failure(
+        failure(grpc.StatusCode.FAILED_PRECONDITION, "shipped", "cancel_before_shipment")
+    ).body()
     assert body["rule"] == "cancel_before_shipment" and body["status"] == 409
 
 
 def test_transport_messages_never_reach_the_partner():
     # No ErrorInfo reason: the text came from the gRPC library and may name hosts.
-    bare = failure(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; 10.1.2.3:50052", reason="")
+    bare = failure(
+        grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; 10.1.2.3:50052", reason=""
+    )
     problem = problems.from_rpc_failure(bare)
     assert problem.status == 503 and "10.1.2.3" not in str(problem.body())
     assert problem.headers["Retry-After"] == "1"
-    internal = problems.from_rpc_failure(failure(grpc.StatusCode.INTERNAL, "internal error (KeyError) at db.py:12"))
+    internal = problems.from_rpc_failure(
+        failure(grpc.StatusCode.INTERNAL, "internal error (KeyError) at db.py:12")
+    )
     assert "KeyError" not in str(internal.body()) and internal.status == 500
 
 
 def test_domain_messages_are_kept():
-    problem = problems.from_rpc_failure(failure(grpc.StatusCode.NOT_FOUND, "order ORD-1 not found", "not_found"))
+    problem = problems.from_rpc_failure(
+        failure(grpc.StatusCode.NOT_FOUND, "order ORD-1 not found", "not_found")
+    )
     assert problem.body()["detail"] == "order ORD-1 not found"
 
 
 def test_domain_errors_raised_in_the_gateway_map_the_same_way():
-    problem = problems.from_domain_error(domain.InvalidArgument("bad csv", [domain.FieldViolation("row 2.scopes", "x")]))
+    problem = problems.from_domain_error(
+        domain.InvalidArgument("bad csv", [domain.FieldViolation("row 2.scopes", "x")])
+    )
     assert problem.status == 422 and [e.field for e in problem.errors] == ["row 2.scopes"]
     assert problems.from_domain_error(domain.NotFound("nope")).status == 404
     assert problems.from_domain_error(domain.FailedPrecondition("no", rule="r1")).rule == "r1"
 
 
-@pytest.mark.parametrize("loc, path", [
-    (("body", "lines", 0, "quantity"), "lines[0].quantity"),
-    (("body", "ship_to", "country"), "ship_to.country"),
-    (("body", "lines", 2), "lines[2]"),
-    (("header", "Idempotency-Key"), "Idempotency-Key"),
-    (("query", "limit"), "limit"),
-    (("path", "kind"), "kind"),
-    (("body",), "body"),
-    (("body", 17), "body[17]"),  # a JSON decode error at position 17
-])
+@pytest.mark.parametrize(
+    "loc, path",
+    [
+        (("body", "lines", 0, "quantity"), "lines[0].quantity"),
+        (("body", "ship_to", "country"), "ship_to.country"),
+        (("body", "lines", 2), "lines[2]"),
+        (("header", "Idempotency-Key"), "Idempotency-Key"),
+        (("query", "limit"), "limit"),
+        (("path", "kind"), "kind"),
+        (("body",), "body"),
+        (("body", 17), "body[17]"),  # a JSON decode error at position 17
+    ],
+)
 def test_field_paths_of_validation_errors(loc, path):
     assert problems.field_path(loc) == path
 
 
 def test_validation_errors_become_one_problem():
-    problem = problems.from_validation_errors([
-        {"loc": ("body", "lines", 0, "unit_price"), "msg": "Input should be a valid string", "type": "string_type"},
-        {"loc": ("header", "Idempotency-Key"), "msg": "Field required", "type": "missing"},
-    ])
+    problem = problems.from_validation_errors(
+        [
+            {
+                "loc": ("body", "lines", 0, "unit_price"),
+                "msg": "Input should be a valid string",
+                "type": "string_type",
+            },
+            {"loc": ("header", "Idempotency-Key"), "msg": "Field required", "type": "missing"},
+        ]
+    )
     assert problem.status == 422
-    assert [(e.field, e.reason) for e in problem.errors] == [("lines[0].unit_price", "string_type"),
-                                                             ("Idempotency-Key", "missing")]
+    assert [(e.field, e.reason) for e in problem.errors] == [
+        ("lines[0].unit_price", "string_type"),
+        ("Idempotency-Key", "missing"),
+    ]
 
 
 def test_a_peer_refusal_is_passed_on_as_the_same_domain_error():

@@ -17,7 +17,9 @@ def test_a_quantity_beyond_int64_is_refused_on_its_field():
     with pytest.raises(ValidationError) as err:
         order_models.OrderSubmission.model_validate(body(quantity=-175340186989176415516864473464832))
     assert [e["loc"] for e in err.value.errors()] == [("lines", 0, "quantity")]
-    assert order_models.OrderSubmission.model_validate(body(quantity=2**63 - 1)).lines[0].quantity == 2**63 - 1
+    assert (
+        order_models.OrderSubmission.model_validate(body(quantity=2**63 - 1)).lines[0].quantity == 2**63 - 1
+    )
 
 
 @pytest.mark.parametrize("text", ["\ud800", "ok\udfffok", "J\ud9f0\udf58"])

@@ -74,10 +74,17 @@ class FakeOrders:
         await asyncio.sleep(0)  # let concurrent submissions interleave
         if request.order_id not in self.orders:
             self.orders[request.order_id] = orders_pb2.Order(
-                order_id=request.order_id, partner_id=request.partner_id, customer_id=request.customer_id,
-                status="on_hold" if request.hold_reasons else "confirmed", hold_reasons=request.hold_reasons,
-                priority=request.priority, currency=request.currency, proposals=request.proposals,
-                urgent=request.urgent, external_ref=request.external_ref, payment_terms=request.payment_terms,
+                order_id=request.order_id,
+                partner_id=request.partner_id,
+                customer_id=request.customer_id,
+                status="on_hold" if request.hold_reasons else "confirmed",
+                hold_reasons=request.hold_reasons,
+                priority=request.priority,
+                currency=request.currency,
+                proposals=request.proposals,
+                urgent=request.urgent,
+                external_ref=request.external_ref,
+                payment_terms=request.payment_terms,
                 lines=request.lines,
             )
         return self.orders[request.order_id]
@@ -85,7 +92,8 @@ class FakeOrders:
     async def CreateOrders(self, request, timeout=None, metadata=None):  # noqa: ASYNC109 (the gRPC stub signature)
         self.batches = getattr(self, "batches", 0) + 1
         return orders_pb2.CreateOrdersResponse(
-            orders=[await self.CreateOrder(one, timeout=timeout) for one in request.orders])
+            orders=[await self.CreateOrder(one, timeout=timeout) for one in request.orders]
+        )
 
 
 class FakeInventory:
@@ -107,9 +115,13 @@ class FakeInventory:
             raise Unavailable()
         if request.sku not in self.stock:
             raise NotFound()
-        return inventory_pb2.StockLevel(sku=request.sku, warehouses=[
-            inventory_pb2.WarehouseStock(warehouse=w, on_hand=q, available=q) for w, q in self.stock[request.sku].items()
-        ])
+        return inventory_pb2.StockLevel(
+            sku=request.sku,
+            warehouses=[
+                inventory_pb2.WarehouseStock(warehouse=w, on_hand=q, available=q)
+                for w, q in self.stock[request.sku].items()
+            ],
+        )
 
 
 # --- intake's repositories ---------------------------------------------------------------------
@@ -139,7 +151,11 @@ class FakeMasterData:
         return {sku: self.products_by_sku[sku] for sku in skus if sku in self.products_by_sku}
 
     async def customer_prices(self, customer_id: str, skus: set[str] | None) -> dict[str, CustomerPrice]:
-        return {sku: p for (c, sku), p in self.prices.items() if c == customer_id and (skus is None or sku in skus)}
+        return {
+            sku: p
+            for (c, sku), p in self.prices.items()
+            if c == customer_id and (skus is None or sku in skus)
+        }
 
     async def warehouses(self) -> dict[str, Warehouse]:
         return dict(self.warehouses_by_id)
@@ -163,7 +179,9 @@ class FakeExternalRefs:
     def __init__(self):
         self.rows: dict[tuple[str, str], ExternalRefHolder] = {}
 
-    async def claim(self, partner_id: str, external_ref: str, idempotency_key: str, order_id: str) -> ExternalRefHolder:
+    async def claim(
+        self, partner_id: str, external_ref: str, idempotency_key: str, order_id: str
+    ) -> ExternalRefHolder:
         return self.rows.setdefault((partner_id, external_ref), ExternalRefHolder(idempotency_key, order_id))
 
 
@@ -177,7 +195,9 @@ class FakeExposure:
     async def open_exposure(self, customer_id: str) -> Decimal:
         return Decimal(self.totals.get(customer_id, 0)) / MICROS
 
-    async def book_within_limit(self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal) -> bool:
+    async def book_within_limit(
+        self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal
+    ) -> bool:
         micros = to_micros(amount)
         # As the conditional upsert: a customer's first row is inserted, an existing total must stay within the limit.
         if customer_id in self.totals and self.totals[customer_id] + micros > to_micros(limit):
@@ -186,7 +206,9 @@ class FakeExposure:
         self.orders.setdefault(order_id, (customer_id, micros, True, 0))
         return True
 
-    async def record(self, order_id: str, customer_id: str, amount: Decimal, is_open: bool, version: int) -> bool:
+    async def record(
+        self, order_id: str, customer_id: str, amount: Decimal, is_open: bool, version: int
+    ) -> bool:
         micros = to_micros(amount)
         row = self.orders.get(order_id)
         if row is not None and row[3] >= version:
@@ -205,17 +227,32 @@ class FakeExposure:
 
 
 def fake_database() -> FakeDatabase:
-    return FakeDatabase({
-        MasterDataRepository: FakeMasterData(), IdempotencyRepository: FakeIdempotencyKeys(),
-        ExternalRefRepository: FakeExternalRefs(), ExposureRepository: FakeExposure(),
-    })
+    return FakeDatabase(
+        {
+            MasterDataRepository: FakeMasterData(),
+            IdempotencyRepository: FakeIdempotencyKeys(),
+            ExternalRefRepository: FakeExternalRefs(),
+            ExposureRepository: FakeExposure(),
+        }
+    )
 
 
-async def intake_service(orders: FakeOrders | None = None, *, demo: bool = True, inventory: FakeInventory | None = None,
-                         config: IntakeConfig | None = None) -> IntakeService:
+async def intake_service(
+    orders: FakeOrders | None = None,
+    *,
+    demo: bool = True,
+    inventory: FakeInventory | None = None,
+    config: IntakeConfig | None = None,
+) -> IntakeService:
     """IntakeService on a fake database, with the demo's customers, products and warehouses imported."""
-    service = IntakeService(fake_database(), orders or FakeOrders(), rpc_timeout=2.0, clock=lambda: NOON,
-                            inventory=inventory or FakeInventory(), config=config)
+    service = IntakeService(
+        fake_database(),
+        orders or FakeOrders(),
+        rpc_timeout=2.0,
+        clock=lambda: NOON,
+        inventory=inventory or FakeInventory(),
+        config=config,
+    )
     if demo:
         for kind in ("customers", "products", "warehouses"):
             await service.import_master_data(kind, (DEMO / f"{kind}.csv").read_text())

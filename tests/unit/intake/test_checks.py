@@ -20,7 +20,7 @@ from services.intake.domain import AutoApprovalPolicy, Facts, IntakeConfig, Orde
 from tests.unit.intake.test_domain import CATALOGUE, EMPTY_ADDRESS, customer, product, submission
 
 DEMO = Path(__file__).resolve().parents[3] / "demo"
-MORNING = dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)   # before every demo cut-off (the first is 9:00)
+MORNING = dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)  # before every demo cut-off (the first is 9:00)
 EVENING = dt.datetime(2026, 6, 1, 22, 0, tzinfo=dt.UTC)  # after every cut-off
 TODAY = MORNING.date()
 WAREHOUSES = {
@@ -28,8 +28,9 @@ WAREHOUSES = {
     "WH-HAM": Warehouse("WH-HAM", "Hamburg DC", "DE", 14, 2, 6),
     "WH-CHI": Warehouse("WH-CHI", "Chicago DC", "US", 20, 3, 8),
 }
-NO_REVIEW = IntakeConfig(auto_approval=AutoApprovalPolicy(review_new_customers=False,
-                                                          review_above_amount=Decimal(10**12)))
+NO_REVIEW = IntakeConfig(
+    auto_approval=AutoApprovalPolicy(review_new_customers=False, review_above_amount=Decimal(10**12))
+)
 
 
 def day(n: int) -> dt.date:
@@ -37,8 +38,9 @@ def day(n: int) -> dt.date:
 
 
 def reasons(s=None, c=None, products=None, facts=None, config=None) -> list[domain.Reason]:
-    return domain.hold_reasons(s or submission(), c or customer(), products or CATALOGUE, facts or Facts(now=MORNING),
-                               config)[0]
+    return domain.hold_reasons(
+        s or submission(), c or customer(), products or CATALOGUE, facts or Facts(now=MORNING), config
+    )[0]
 
 
 def codes(*args, **kwargs) -> list[str]:
@@ -58,18 +60,27 @@ def test_configuration_defaults():
 
 
 def test_configuration_from_the_environment():
-    config = IntakeConfig.from_env({
-        "ORDERDESK_INTAKE_BLOCKED_POLICY": "Refuse", "ORDERDESK_INTAKE_PRICE_TOLERANCE": "0.01",
-        "ORDERDESK_INTAKE_REVIEW_NEW_CUSTOMERS": "false", "ORDERDESK_INTAKE_REVIEW_ABOVE_AMOUNT": "2500.50",
-    })
+    config = IntakeConfig.from_env(
+        {
+            "ORDERDESK_INTAKE_BLOCKED_POLICY": "Refuse",
+            "ORDERDESK_INTAKE_PRICE_TOLERANCE": "0.01",
+            "ORDERDESK_INTAKE_REVIEW_NEW_CUSTOMERS": "false",
+            "ORDERDESK_INTAKE_REVIEW_ABOVE_AMOUNT": "2500.50",
+        }
+    )
     assert config == IntakeConfig("refuse", Decimal("0.01"), AutoApprovalPolicy(False, Decimal("2500.50")))
 
 
-@pytest.mark.parametrize("name, value", [
-    ("ORDERDESK_INTAKE_BLOCKED_POLICY", "ignore"), ("ORDERDESK_INTAKE_PRICE_TOLERANCE", "-1"),
-    ("ORDERDESK_INTAKE_PRICE_TOLERANCE", "cheap"), ("ORDERDESK_INTAKE_REVIEW_NEW_CUSTOMERS", "maybe"),
-    ("ORDERDESK_INTAKE_REVIEW_ABOVE_AMOUNT", "NaN"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("ORDERDESK_INTAKE_BLOCKED_POLICY", "ignore"),
+        ("ORDERDESK_INTAKE_PRICE_TOLERANCE", "-1"),
+        ("ORDERDESK_INTAKE_PRICE_TOLERANCE", "cheap"),
+        ("ORDERDESK_INTAKE_REVIEW_NEW_CUSTOMERS", "maybe"),
+        ("ORDERDESK_INTAKE_REVIEW_ABOVE_AMOUNT", "NaN"),
+    ],
+)
 def test_a_bad_setting_stops_start_up_naming_it(name, value):
     with pytest.raises(ValueError, match=name):
         IntakeConfig.from_env({name: value})
@@ -78,43 +89,74 @@ def test_a_bad_setting_stops_start_up_naming_it(name, value):
 # --- customer: blocked -------------------------------------------------------------------------------
 def test_a_blocked_customer_is_held_by_default_and_refused_by_policy():
     blocked = customer(status="blocked")
-    assert domain.decide(submission(), blocked, CATALOGUE, Facts(now=MORNING)).hold_reasons[0].code == "customer_blocked"
+    assert (
+        domain.decide(submission(), blocked, CATALOGUE, Facts(now=MORNING)).hold_reasons[0].code
+        == "customer_blocked"
+    )
     with pytest.raises(FailedPrecondition) as err:
-        domain.decide(submission(), blocked, CATALOGUE, Facts(now=MORNING), IntakeConfig(blocked_policy="refuse"))
+        domain.decide(
+            submission(), blocked, CATALOGUE, Facts(now=MORNING), IntakeConfig(blocked_policy="refuse")
+        )
     assert err.value.rule == "customer_blocked"
-    assert domain.decide(submission(), customer(), CATALOGUE, Facts(now=MORNING),
-                         IntakeConfig(blocked_policy="refuse")).approved
+    assert domain.decide(
+        submission(), customer(), CATALOGUE, Facts(now=MORNING), IntakeConfig(blocked_policy="refuse")
+    ).approved
 
 
 # --- customer: contact and address ------------------------------------------------------------------------
-@pytest.mark.parametrize("email, ok", [
-    ("buy@acme.example", True), ("a.b+c@x.co.uk", True), ("", False), ("acme.example", False), ("a@b", False),
-    ("a b@c.de", False), ("a@@c.de", False), ("a@c.", False),
-])
+@pytest.mark.parametrize(
+    "email, ok",
+    [
+        ("buy@acme.example", True),
+        ("a.b+c@x.co.uk", True),
+        ("", False),
+        ("acme.example", False),
+        ("a@b", False),
+        ("a b@c.de", False),
+        ("a@@c.de", False),
+        ("a@c.", False),
+    ],
+)
 def test_the_customer_needs_a_plausible_email(email, ok):
     found = pairs(c=customer(email=email))
     assert found == ([] if ok else [("contact_missing", "customer.email")])
 
 
-@pytest.mark.parametrize("phone, ok", [
-    ("+1-555-0100", True), ("+49 (40) 123 456", True), ("030.1234.5678", True), ("", False), ("12345", False),
-    ("+1234567890123456", False), ("call me", False), ("+", False),
-])
+@pytest.mark.parametrize(
+    "phone, ok",
+    [
+        ("+1-555-0100", True),
+        ("+49 (40) 123 456", True),
+        ("030.1234.5678", True),
+        ("", False),
+        ("12345", False),
+        ("+1234567890123456", False),
+        ("call me", False),
+        ("+", False),
+    ],
+)
 def test_the_delivery_needs_a_plausible_phone(phone, ok):
     assert pairs(c=customer(phone=phone)) == ([] if ok else [("contact_missing", "ship_to.phone")])
 
 
 def test_a_given_ship_to_without_phone_falls_back_on_the_customers_phone():
-    given_address = dict(EMPTY_ADDRESS, name="Dock 4", line1="Hafenstr. 1", city="Hamburg", postal_code="20095",
-                         country="DE")
+    given_address = dict(
+        EMPTY_ADDRESS, name="Dock 4", line1="Hafenstr. 1", city="Hamburg", postal_code="20095", country="DE"
+    )
     assert codes(submission(ship_to=given_address)) == []
-    assert pairs(submission(ship_to=given_address), customer(phone="")) == [("contact_missing", "ship_to.phone")]
+    assert pairs(submission(ship_to=given_address), customer(phone="")) == [
+        ("contact_missing", "ship_to.phone")
+    ]
 
 
 @pytest.mark.parametrize("missing", ["ship_to_line1", "ship_to_city", "ship_to_country", "name"])
 def test_the_customers_default_address_must_be_complete(missing):
-    field_path = {"ship_to_line1": "ship_to.line1", "ship_to_city": "ship_to.city", "ship_to_country": "ship_to.country",
-                  "name": "ship_to.name"}[missing]
+    field_path = {
+        "ship_to_line1": "ship_to.line1",
+        "ship_to_city": "ship_to.city",
+        "ship_to_country": "ship_to.country",
+        "name": "ship_to.name",
+    }[missing]
     assert ("ship_to_incomplete", field_path) in pairs(c=customer(**{missing: ""}))
 
 
@@ -136,23 +178,65 @@ def test_the_country_table_is_iso_3166_alpha_2():
     assert domain.COUNTRIES_WITHOUT_POSTAL_CODES <= domain.ISO_COUNTRIES
 
 
-@pytest.mark.parametrize("country, code", [
-    ("US", "73301"), ("US", "73301-0001"), ("CN", "518000"), ("FR", "69001"), ("DE", "20095"), ("JP", "530-0001"),
-    ("JP", "5300001"), ("NL", "3011"), ("NL", "3011 AB"), ("NL", "3011ab"), ("GB", "SW1A 1AA"), ("GB", "M1 1AE"),
-    ("GB", "EC1A1BB"), ("CA", "K1A 0B1"), ("PL", "00-950"), ("PT", "1000-001"), ("SE", "114 55"),
-    ("IE", "D02 X285"), ("BR", "01310-100"), ("AU", "2000"), ("IT", "00118"), ("ES", "28013"), ("CH", "8001"),
-    ("ZZ-UNLISTED", "anything"), ("BE", " 1000 "),
-])
+@pytest.mark.parametrize(
+    "country, code",
+    [
+        ("US", "73301"),
+        ("US", "73301-0001"),
+        ("CN", "518000"),
+        ("FR", "69001"),
+        ("DE", "20095"),
+        ("JP", "530-0001"),
+        ("JP", "5300001"),
+        ("NL", "3011"),
+        ("NL", "3011 AB"),
+        ("NL", "3011ab"),
+        ("GB", "SW1A 1AA"),
+        ("GB", "M1 1AE"),
+        ("GB", "EC1A1BB"),
+        ("CA", "K1A 0B1"),
+        ("PL", "00-950"),
+        ("PT", "1000-001"),
+        ("SE", "114 55"),
+        ("IE", "D02 X285"),
+        ("BR", "01310-100"),
+        ("AU", "2000"),
+        ("IT", "00118"),
+        ("ES", "28013"),
+        ("CH", "8001"),
+        ("ZZ-UNLISTED", "anything"),
+        ("BE", " 1000 "),
+    ],
+)
 def test_postal_codes_in_their_countrys_format(country, code):
     assert domain.postal_code_valid(country, code)
 
 
-@pytest.mark.parametrize("country, code", [
-    ("US", "7330"), ("US", "733011"), ("US", "73301-01"), ("CN", "51800"), ("FR", "6900"), ("FR", "690011"),
-    ("DE", "2009"), ("JP", "530-001"), ("JP", "53-00001"), ("NL", "301"), ("NL", "3011 A"), ("GB", "12345"),
-    ("GB", "SW1A"), ("CA", "123456"), ("PL", "00950"), ("BE", "10000"), ("SE", "1145"), ("AU", "ABCD"),
-    ("DE", ""), ("LISTED-NOWHERE", ""),
-])
+@pytest.mark.parametrize(
+    "country, code",
+    [
+        ("US", "7330"),
+        ("US", "733011"),
+        ("US", "73301-01"),
+        ("CN", "51800"),
+        ("FR", "6900"),
+        ("FR", "690011"),
+        ("DE", "2009"),
+        ("JP", "530-001"),
+        ("JP", "53-00001"),
+        ("NL", "301"),
+        ("NL", "3011 A"),
+        ("GB", "12345"),
+        ("GB", "SW1A"),
+        ("CA", "123456"),
+        ("PL", "00950"),
+        ("BE", "10000"),
+        ("SE", "1145"),
+        ("AU", "ABCD"),
+        ("DE", ""),
+        ("LISTED-NOWHERE", ""),
+    ],
+)
 def test_postal_codes_out_of_format(country, code):
     assert not domain.postal_code_valid(country, code)
 
@@ -166,8 +250,11 @@ def test_a_malformed_postal_code_is_held_naming_the_format():
 def test_every_demo_customer_has_complete_contact_and_address():
     for c in masterdata.parse("customers", (DEMO / "customers.csv").read_text()):
         found = pairs(c=c, config=NO_REVIEW)
-        assert [p for p in found if p[0] not in ("customer_blocked", "payment_terms_not_allowed",
-                                                   "credit_limit_exceeded")] == [], c.customer_id
+        assert [
+            p
+            for p in found
+            if p[0] not in ("customer_blocked", "payment_terms_not_allowed", "credit_limit_exceeded")
+        ] == [], c.customer_id
 
 
 # --- payment terms -------------------------------------------------------------------------------------
@@ -210,11 +297,18 @@ def test_the_price_tolerance_is_absolute_and_inclusive():
     assert with_price("12.45", config=config) == [] and with_price("12.55", config=config) == []
     assert with_price("12.44", config=config) == ["price_mismatch"]
     assert with_price("12.56", config=config) == ["price_mismatch"]
-    assert "tolerance 0.05" in reasons(submission(lines=(SubmittedLine("SKU-1", 1, "13"),)), config=config)[0].message
+    assert (
+        "tolerance 0.05"
+        in reasons(submission(lines=(SubmittedLine("SKU-1", 1, "13"),)), config=config)[0].message
+    )
 
 
-@given(list_cents=st.integers(0, 10**6), given_cents=st.integers(0, 10**6), tolerance_cents=st.integers(0, 500))
-def test_a_price_is_held_exactly_when_it_is_off_by_more_than_the_tolerance(list_cents, given_cents, tolerance_cents):
+@given(
+    list_cents=st.integers(0, 10**6), given_cents=st.integers(0, 10**6), tolerance_cents=st.integers(0, 500)
+)
+def test_a_price_is_held_exactly_when_it_is_off_by_more_than_the_tolerance(
+    list_cents, given_cents, tolerance_cents
+):
     products = {"SKU-1": product(unit_price=Decimal(list_cents) / 100)}
     config = dataclasses.replace(NO_REVIEW, price_tolerance=Decimal(tolerance_cents) / 100)
     s = submission(lines=(SubmittedLine("SKU-1", 1, str(Decimal(given_cents) / 100)),))
@@ -223,10 +317,17 @@ def test_a_price_is_held_exactly_when_it_is_off_by_more_than_the_tolerance(list_
 
 
 def test_a_repeated_sku_is_flagged_on_every_later_line():
-    lines = (SubmittedLine("SKU-1", 1, "12.50"), SubmittedLine("SKU-2", 1, "3"), SubmittedLine("SKU-1", 2, "12.50"),
-             SubmittedLine("SKU-1", 1, "12.50"))
+    lines = (
+        SubmittedLine("SKU-1", 1, "12.50"),
+        SubmittedLine("SKU-2", 1, "3"),
+        SubmittedLine("SKU-1", 2, "12.50"),
+        SubmittedLine("SKU-1", 1, "12.50"),
+    )
     found = reasons(submission(lines=lines))
-    assert [(r.code, r.field) for r in found] == [("duplicate_line", "lines[2].sku"), ("duplicate_line", "lines[3].sku")]
+    assert [(r.code, r.field) for r in found] == [
+        ("duplicate_line", "lines[2].sku"),
+        ("duplicate_line", "lines[3].sku"),
+    ]
     assert "lines[0]" in found[0].message
 
 
@@ -246,8 +347,14 @@ def test_transit_days_are_domestic_within_the_warehouses_country():
 
 
 def plan(lines, stock, products=None, country="US", now=MORNING):
-    return domain.plan_arrivals([OrderLine(sku, q, Decimal(1)) for sku, q in lines], products or CATALOGUE, stock,
-                                WAREHOUSES, country, now)
+    return domain.plan_arrivals(
+        [OrderLine(sku, q, Decimal(1)) for sku, q in lines],
+        products or CATALOGUE,
+        stock,
+        WAREHOUSES,
+        country,
+        now,
+    )
 
 
 def test_stock_comes_from_the_warehouse_that_delivers_soonest():
@@ -259,12 +366,19 @@ def test_stock_comes_from_the_warehouse_that_delivers_soonest():
 def test_a_line_is_split_across_warehouses_then_made_for_the_shortfall():
     arrivals = plan([("SKU-1", 10)], {"SKU-1": {"WH-CHI": 3, "WH-HAM": 4}})
     # the shortfall: today + lead time 3 + fastest transit to the US (Chicago domestic, 3)
-    assert arrivals == [[domain.Arrival(3, day(3), "WH-CHI"), domain.Arrival(4, day(6), "WH-HAM"),
-                         domain.Arrival(3, day(6), "")]]
+    assert arrivals == [
+        [
+            domain.Arrival(3, day(3), "WH-CHI"),
+            domain.Arrival(4, day(6), "WH-HAM"),
+            domain.Arrival(3, day(6), ""),
+        ]
+    ]
 
 
 def test_after_the_cut_off_stock_leaves_a_day_later():
-    assert plan([("SKU-1", 1)], {"SKU-1": {"WH-CHI": 1}}, now=EVENING) == [[domain.Arrival(1, day(4), "WH-CHI")]]
+    assert plan([("SKU-1", 1)], {"SKU-1": {"WH-CHI": 1}}, now=EVENING) == [
+        [domain.Arrival(1, day(4), "WH-CHI")]
+    ]
 
 
 def test_make_to_order_products_are_always_made():
@@ -274,8 +388,10 @@ def test_make_to_order_products_are_always_made():
 
 def test_lines_of_one_sku_share_its_stock_and_unknown_warehouses_promise_nothing():
     arrivals = plan([("SKU-1", 3), ("SKU-1", 3)], {"SKU-1": {"WH-CHI": 4, "WH-ELSEWHERE": 100}})
-    assert arrivals == [[domain.Arrival(3, day(3), "WH-CHI")],
-                        [domain.Arrival(1, day(3), "WH-CHI"), domain.Arrival(2, day(6), "")]]
+    assert arrivals == [
+        [domain.Arrival(3, day(3), "WH-CHI")],
+        [domain.Arrival(1, day(3), "WH-CHI"), domain.Arrival(2, day(6), "")],
+    ]
 
 
 def date_facts(stock, now=MORNING, warehouses=WAREHOUSES) -> Facts:
@@ -294,11 +410,15 @@ def test_a_feasible_date_passes_and_needs_nothing_else():
 def test_an_infeasible_date_is_held_with_the_earliest_date_and_a_split():
     stock = {"SKU-1": {"WH-CHI": 3, "WH-HAM": 4}}
     decision = domain.decide(dated(day(4)), customer(), CATALOGUE, date_facts(stock))
-    assert [(r.code, r.field) for r in decision.hold_reasons] == [("delivery_date_infeasible", "requested_delivery_date")]
+    assert [(r.code, r.field) for r in decision.hold_reasons] == [
+        ("delivery_date_infeasible", "requested_delivery_date")
+    ]
     assert str(day(6)) in decision.hold_reasons[0].message
     assert decision.proposals == (
         domain.Proposal("earliest_date", delivery_date=day(6)),
-        domain.Proposal("split", parts=(domain.ProposalPart("SKU-1", 3, day(4)), domain.ProposalPart("SKU-1", 7, day(6)))),
+        domain.Proposal(
+            "split", parts=(domain.ProposalPart("SKU-1", 3, day(4)), domain.ProposalPart("SKU-1", 7, day(6)))
+        ),
     )
 
 
@@ -311,8 +431,10 @@ def test_a_split_over_several_lines_keeps_on_time_lines_whole():
     lines = (SubmittedLine("SKU-1", 10, "12.50"), SubmittedLine("SKU-2", 5, "3"))
     stock = {"SKU-1": {"WH-CHI": 10}, "SKU-2": {}}
     decision = domain.decide(dated(day(3), lines), customer(), CATALOGUE, date_facts(stock))
-    assert decision.proposals[1].parts == (domain.ProposalPart("SKU-1", 10, day(3)),
-                                           domain.ProposalPart("SKU-2", 5, day(6)))
+    assert decision.proposals[1].parts == (
+        domain.ProposalPart("SKU-1", 10, day(3)),
+        domain.ProposalPart("SKU-2", 5, day(6)),
+    )
 
 
 def test_a_requested_date_in_the_past_is_refused_and_today_is_allowed():
@@ -326,8 +448,9 @@ def test_a_requested_date_in_the_past_is_refused_and_today_is_allowed():
 def test_without_stock_or_warehouses_the_date_is_left_to_the_desk():
     for facts in (date_facts(None), date_facts({"SKU-1": {"WH-CHI": 10}}, warehouses={})):
         found = domain.decide(dated(day(30)), customer(), CATALOGUE, facts)
-        assert [(r.code, r.field) for r in found.hold_reasons] == [("delivery_date_unverified",
-                                                                     "requested_delivery_date")]
+        assert [(r.code, r.field) for r in found.hold_reasons] == [
+            ("delivery_date_unverified", "requested_delivery_date")
+        ]
 
 
 def test_no_requested_date_no_date_check():
@@ -335,26 +458,39 @@ def test_no_requested_date_no_date_check():
 
 
 warehouse_ids = st.sampled_from(sorted(WAREHOUSES) + ["WH-UNKNOWN"])
-stock_strategy = st.dictionaries(st.sampled_from(["SKU-1", "SKU-2", "MTO"]),
-                                 st.dictionaries(warehouse_ids, st.integers(0, 30), max_size=4), max_size=3)
-line_strategy = st.lists(st.tuples(st.sampled_from(["SKU-1", "SKU-2", "MTO"]), st.integers(1, 40)),
-                         min_size=1, max_size=4)
-times = st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2027, 1, 1),
-                     timezones=st.just(dt.UTC))
-PRODUCTS = dict(CATALOGUE, MTO=product("MTO", make_to_order=True, production_lead_time_days=10,
-                                       unit_price=Decimal("1")))
+stock_strategy = st.dictionaries(
+    st.sampled_from(["SKU-1", "SKU-2", "MTO"]),
+    st.dictionaries(warehouse_ids, st.integers(0, 30), max_size=4),
+    max_size=3,
+)
+line_strategy = st.lists(
+    st.tuples(st.sampled_from(["SKU-1", "SKU-2", "MTO"]), st.integers(1, 40)), min_size=1, max_size=4
+)
+times = st.datetimes(
+    min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2027, 1, 1), timezones=st.just(dt.UTC)
+)
+PRODUCTS = dict(
+    CATALOGUE, MTO=product("MTO", make_to_order=True, production_lead_time_days=10, unit_price=Decimal("1"))
+)
 
 
-@given(stock=stock_strategy, lines=line_strategy, now=times, days_ahead=st.integers(0, 30),
-       country=st.sampled_from(["US", "DE", "CN", "FR"]))
+@given(
+    stock=stock_strategy,
+    lines=line_strategy,
+    now=times,
+    days_ahead=st.integers(0, 30),
+    country=st.sampled_from(["US", "DE", "CN", "FR"]),
+)
 def test_delivery_proposals_are_consistent(stock, lines, now, days_ahead, country):
     order_lines = [OrderLine(sku, q, Decimal(1)) for sku, q in lines]
     requested = now.date() + dt.timedelta(days=days_ahead)
-    found, proposals = domain.delivery_reasons(requested, order_lines, PRODUCTS, stock, WAREHOUSES, country, now)
+    found, proposals = domain.delivery_reasons(
+        requested, order_lines, PRODUCTS, stock, WAREHOUSES, country, now
+    )
     arrivals = domain.plan_arrivals(order_lines, PRODUCTS, stock, WAREHOUSES, country, now)
     earliest = max(a.date for line in arrivals for a in line)
     for line, parts in zip(order_lines, arrivals, strict=True):
-        assert sum(a.quantity for a in parts) == line.quantity      # every unit is planned
+        assert sum(a.quantity for a in parts) == line.quantity  # every unit is planned
         assert all(a.date >= now.date() for a in parts)
     assert (found != []) == (earliest > requested)
     if not found:
@@ -367,7 +503,7 @@ def test_delivery_proposals_are_consistent(stock, lines, now, days_ahead, countr
     if len(proposals) == 2:
         split = proposals[1]
         assert split.kind == "split"
-        assert {p.delivery_date for p in split.parts} > {requested}   # something in time, something later
+        assert {p.delivery_date for p in split.parts} > {requested}  # something in time, something later
         assert max(p.delivery_date for p in split.parts) == earliest
         for sku in {line.sku for line in order_lines}:
             ordered = sum(line.quantity for line in order_lines if line.sku == sku)
@@ -379,8 +515,11 @@ def test_delivery_proposals_are_consistent(stock, lines, now, days_ahead, countr
 
 # --- credit --------------------------------------------------------------------------------------------
 def test_credit_is_held_with_the_numbers():
-    found = reasons(submission(lines=(SubmittedLine("SKU-1", 100, "12.50"),)), customer(credit_limit=Decimal(2000)),
-                    facts=Facts(now=MORNING, open_exposure=Decimal("1000")))
+    found = reasons(
+        submission(lines=(SubmittedLine("SKU-1", 100, "12.50"),)),
+        customer(credit_limit=Decimal(2000)),
+        facts=Facts(now=MORNING, open_exposure=Decimal("1000")),
+    )
     assert [(r.code, r.field) for r in found] == [("credit_limit_exceeded", "customer_id")]
     for number in ("1000", "1250.00", "2250.00", "2000", "250.00"):
         assert number in found[0].message
@@ -394,9 +533,16 @@ def test_prepaid_orders_and_prepaid_customers_are_exempt_from_credit():
     assert codes(submission(payment_terms="NET30"), both) == ["credit_limit_exceeded"]
 
 
-@given(limit=st.integers(0, 10**7), exposure=st.integers(0, 10**7), quantity=st.integers(1, 10**4),
-       cents=st.integers(0, 10**5), terms=st.sampled_from(["NET30", "PREPAID"]))
-def test_credit_holds_exactly_when_exposure_plus_order_exceeds_the_limit(limit, exposure, quantity, cents, terms):
+@given(
+    limit=st.integers(0, 10**7),
+    exposure=st.integers(0, 10**7),
+    quantity=st.integers(1, 10**4),
+    cents=st.integers(0, 10**5),
+    terms=st.sampled_from(["NET30", "PREPAID"]),
+)
+def test_credit_holds_exactly_when_exposure_plus_order_exceeds_the_limit(
+    limit, exposure, quantity, cents, terms
+):
     price = Decimal(cents) / 100
     c = customer(credit_limit=Decimal(limit), payment_terms=("NET30", "PREPAID"))
     s = submission(lines=(SubmittedLine("SKU-1", quantity, str(price)),), payment_terms=terms)
@@ -410,33 +556,47 @@ def test_credit_holds_exactly_when_exposure_plus_order_exceeds_the_limit(limit, 
 def test_new_customers_are_reviewed_unless_configured_otherwise():
     new = customer(tier="new")
     assert pairs(c=new) == [("new_customer_review", "customer_id")]
-    assert codes(c=new, config=IntakeConfig(auto_approval=AutoApprovalPolicy(review_new_customers=False))) == []
+    assert (
+        codes(c=new, config=IntakeConfig(auto_approval=AutoApprovalPolicy(review_new_customers=False))) == []
+    )
 
 
 def test_orders_above_the_amount_are_reviewed():
     policy = AutoApprovalPolicy(review_above_amount=Decimal("25.00"))
     config = IntakeConfig(auto_approval=policy)
-    at_limit = submission(lines=(SubmittedLine("SKU-1", 2, "12.50"),))        # 25.00: not above
-    above = submission(lines=(SubmittedLine("SKU-1", 3, "12.50"),))           # 37.50
+    at_limit = submission(lines=(SubmittedLine("SKU-1", 2, "12.50"),))  # 25.00: not above
+    above = submission(lines=(SubmittedLine("SKU-1", 3, "12.50"),))  # 37.50
     assert codes(at_limit, config=config) == []
     found = reasons(above, config=config)
     assert [(r.code, r.field) for r in found] == [("amount_review", "lines")] and "37.50" in found[0].message
 
 
 def test_the_demo_standard_customer_small_order_is_approved_with_default_settings():
-    c0001 = next(c for c in masterdata.parse("customers", (DEMO / "customers.csv").read_text())
-                 if c.customer_id == "C0001")
-    decision = domain.decide(submission(customer_id="C0001"), c0001, CATALOGUE, Facts(now=MORNING),
-                             IntakeConfig.from_env({}))
+    c0001 = next(
+        c
+        for c in masterdata.parse("customers", (DEMO / "customers.csv").read_text())
+        if c.customer_id == "C0001"
+    )
+    decision = domain.decide(
+        submission(customer_id="C0001"), c0001, CATALOGUE, Facts(now=MORNING), IntakeConfig.from_env({})
+    )
     assert decision.approved
 
 
 # --- every rule together ------------------------------------------------------------------------------------
 RULES = {
-    "blocked": "customer_blocked", "email": "contact_missing", "postal": "postal_code_invalid",
-    "terms": "payment_terms_not_allowed", "duplicate": "duplicate_line", "discontinued": "sku_discontinued",
-    "price": "price_mismatch", "below_min": "below_min_order_qty", "date": "delivery_date_infeasible",
-    "credit": "credit_limit_exceeded", "new": "new_customer_review", "amount": "amount_review",
+    "blocked": "customer_blocked",
+    "email": "contact_missing",
+    "postal": "postal_code_invalid",
+    "terms": "payment_terms_not_allowed",
+    "duplicate": "duplicate_line",
+    "discontinued": "sku_discontinued",
+    "price": "price_mismatch",
+    "below_min": "below_min_order_qty",
+    "date": "delivery_date_infeasible",
+    "credit": "credit_limit_exceeded",
+    "new": "new_customer_review",
+    "amount": "amount_review",
 }
 DOCUMENTED_ORDER = list(RULES)  # the order the module docstring lists
 
@@ -444,19 +604,35 @@ DOCUMENTED_ORDER = list(RULES)  # the order the module docstring lists
 @given(broken=st.sets(st.sampled_from(list(RULES))))
 def test_each_broken_rule_gives_its_reason_in_the_documented_order(broken):
     c = customer(
-        status="blocked" if "blocked" in broken else "active", email="" if "email" in broken else "b@acme.example",
-        ship_to_postal_code="ABC" if "postal" in broken else "73301", tier="new" if "new" in broken else "standard",
+        status="blocked" if "blocked" in broken else "active",
+        email="" if "email" in broken else "b@acme.example",
+        ship_to_postal_code="ABC" if "postal" in broken else "73301",
+        tier="new" if "new" in broken else "standard",
         credit_limit=Decimal(10) if "credit" in broken else Decimal(10**6),
     )
-    products = dict(CATALOGUE, **{"SKU-1": product("SKU-1", min_order_qty=3 if "below_min" in broken else 1,
-                                                   status="discontinued" if "discontinued" in broken else "active")})
+    products = dict(
+        CATALOGUE,
+        **{
+            "SKU-1": product(
+                "SKU-1",
+                min_order_qty=3 if "below_min" in broken else 1,
+                status="discontinued" if "discontinued" in broken else "active",
+            )
+        },
+    )
     lines = [SubmittedLine("SKU-1", 2, "9.99" if "price" in broken else "12.50")]
     if "duplicate" in broken:  # before the broken line: line rules are reported line by line
         lines[:0] = [SubmittedLine("SKU-2", 1, "3"), SubmittedLine("SKU-2", 1, "3")]
-    s = submission(lines=tuple(lines), payment_terms="NET90" if "terms" in broken else "NET30",
-                   requested_delivery_date=day(1).isoformat() if "date" in broken else day(10).isoformat())
-    config = IntakeConfig(auto_approval=AutoApprovalPolicy(review_above_amount=Decimal(1) if "amount" in broken
-                                                           else Decimal(10**9)))
+    s = submission(
+        lines=tuple(lines),
+        payment_terms="NET90" if "terms" in broken else "NET30",
+        requested_delivery_date=day(1).isoformat() if "date" in broken else day(10).isoformat(),
+    )
+    config = IntakeConfig(
+        auto_approval=AutoApprovalPolicy(
+            review_above_amount=Decimal(1) if "amount" in broken else Decimal(10**9)
+        )
+    )
     facts = date_facts({"SKU-1": {"WH-CHI": 10}, "SKU-2": {"WH-CHI": 10}})
     found = [r.code for r in reasons(s, c, products, facts, config)]
     assert found == [RULES[rule] for rule in DOCUMENTED_ORDER if rule in broken]
@@ -465,11 +641,18 @@ def test_each_broken_rule_gives_its_reason_in_the_documented_order(broken):
 
 
 # --- priority with the urgent flag -------------------------------------------------------------------------
-@pytest.mark.parametrize("tier, due, urgent, expected", [
-    ("standard", None, False, 100), ("standard", None, True, 191), ("standard", TODAY, True, 199),
-    ("standard", day(45), True, 195), ("standard", TODAY, False, 190), ("strategic", None, True, 391),
-    ("new", day(400), True, 91),
-])
+@pytest.mark.parametrize(
+    "tier, due, urgent, expected",
+    [
+        ("standard", None, False, 100),
+        ("standard", None, True, 191),
+        ("standard", TODAY, True, 199),
+        ("standard", day(45), True, 195),
+        ("standard", TODAY, False, 190),
+        ("strategic", None, True, 391),
+        ("new", day(400), True, 91),
+    ],
+)
 def test_urgent_orders_rank_above_the_rest_of_their_tier(tier, due, urgent, expected):
     assert domain.priority(tier, due, TODAY, urgent) == expected
 
@@ -502,23 +685,43 @@ def test_urgent_changes_the_request_hash_only_when_set():
 
 
 # --- exposure bookkeeping rules ----------------------------------------------------------------------------
-@pytest.mark.parametrize("status, state", [
-    ("received", None), ("on_hold", None), ("confirmed", "open"), ("scheduled", "open"), ("allocated", "open"),
-    ("partially_shipped", "open"), ("shipped", "open"), ("completed", "closed"), ("cancelled", "closed"),
-    ("rejected", "closed"), ("something-new", None),
-])
+@pytest.mark.parametrize(
+    "status, state",
+    [
+        ("received", None),
+        ("on_hold", None),
+        ("confirmed", "open"),
+        ("scheduled", "open"),
+        ("allocated", "open"),
+        ("partially_shipped", "open"),
+        ("shipped", "open"),
+        ("completed", "closed"),
+        ("cancelled", "closed"),
+        ("rejected", "closed"),
+        ("something-new", None),
+    ],
+)
 def test_exposure_states(status, state):
     assert domain.exposure_state(status) == state
 
 
 def test_decisions_know_their_amount_and_whether_they_use_credit():
-    decision = domain.decide(submission(lines=(SubmittedLine("SKU-1", 3, "12.50"), SubmittedLine("SKU-2", 2, "3"))),
-                             customer(), CATALOGUE, Facts(now=MORNING))
+    decision = domain.decide(
+        submission(lines=(SubmittedLine("SKU-1", 3, "12.50"), SubmittedLine("SKU-2", 2, "3"))),
+        customer(),
+        CATALOGUE,
+        Facts(now=MORNING),
+    )
     assert decision.amount == Decimal("43.50") and decision.counts_as_credit
     held = decision.held_also_for(domain.duplicate_external_ref("PO-1", "ORD-1"))
-    assert not held.approved and held.hold_reasons[-1].field == "external_ref" and "ORD-1" in held.hold_reasons[-1].message
-    prepaid = domain.decide(submission(payment_terms=""), customer(payment_terms=("PREPAID",)), CATALOGUE,
-                            Facts(now=MORNING))
+    assert (
+        not held.approved
+        and held.hold_reasons[-1].field == "external_ref"
+        and "ORD-1" in held.hold_reasons[-1].message
+    )
+    prepaid = domain.decide(
+        submission(payment_terms=""), customer(payment_terms=("PREPAID",)), CATALOGUE, Facts(now=MORNING)
+    )
     assert not prepaid.counts_as_credit
 
 

@@ -25,25 +25,48 @@ EMPTY_ADDRESS = {f: "" for f in domain.ADDRESS_FIELDS}
 
 def customer(**changes) -> Customer:
     base = Customer(
-        customer_id="C1", name="Acme Ltd", tier="standard", status="active", credit_limit=Decimal("50000"),
-        currency="USD", payment_terms=("NET30", "NET45"), email="buy@acme.example", phone="+1-555-0100",
-        ship_to_line1="1 Harbour Road", ship_to_city="Austin", ship_to_postal_code="73301", ship_to_country="US",
+        customer_id="C1",
+        name="Acme Ltd",
+        tier="standard",
+        status="active",
+        credit_limit=Decimal("50000"),
+        currency="USD",
+        payment_terms=("NET30", "NET45"),
+        email="buy@acme.example",
+        phone="+1-555-0100",
+        ship_to_line1="1 Harbour Road",
+        ship_to_city="Austin",
+        ship_to_postal_code="73301",
+        ship_to_country="US",
     )
     return dataclasses.replace(base, **changes)
 
 
 def product(sku: str = "SKU-1", **changes) -> Product:
     base = Product(
-        sku=sku, name=f"Part {sku}", unit_price=Decimal("12.50"), currency="USD", make_to_order=False,
-        production_lead_time_days=3, min_order_qty=1, order_multiple=1, status="active",
+        sku=sku,
+        name=f"Part {sku}",
+        unit_price=Decimal("12.50"),
+        currency="USD",
+        make_to_order=False,
+        production_lead_time_days=3,
+        min_order_qty=1,
+        order_multiple=1,
+        status="active",
     )
     return dataclasses.replace(base, **changes)
 
 
 def submission(**changes) -> Submission:
     base = Submission(
-        partner_id="P1", idempotency_key="key-1", channel="api", external_ref="PO-1", customer_id="C1",
-        ship_to=dict(EMPTY_ADDRESS), lines=(SubmittedLine("SKU-1", 2, "12.50"),), requested_delivery_date="",
+        partner_id="P1",
+        idempotency_key="key-1",
+        channel="api",
+        external_ref="PO-1",
+        customer_id="C1",
+        ship_to=dict(EMPTY_ADDRESS),
+        lines=(SubmittedLine("SKU-1", 2, "12.50"),),
+        requested_delivery_date="",
         payment_terms="NET30",
     )
     return dataclasses.replace(base, **changes)
@@ -66,7 +89,9 @@ def fields(s: Submission, **kw) -> list[str]:
     return [f for f, _ in violations(s, **kw)]
 
 
-def reasons_of(s: Submission, c: Customer, products, facts: domain.Facts = FACTS, config=None) -> list[domain.Reason]:
+def reasons_of(
+    s: Submission, c: Customer, products, facts: domain.Facts = FACTS, config=None
+) -> list[domain.Reason]:
     return domain.hold_reasons(s, c, products, facts, config)[0]
 
 
@@ -121,8 +146,25 @@ def test_positive_quantities_are_well_formed(quantity):
 
 
 @pytest.mark.parametrize(
-    "price", ["", "ten", "-1", "-0.01", "1e3", "NaN", "Infinity", " 12.50", "12.50 ", "1.", ".5", "1,50", "+1",
-              "0x10", "1.1234567", "1234567890123456"],
+    "price",
+    [
+        "",
+        "ten",
+        "-1",
+        "-0.01",
+        "1e3",
+        "NaN",
+        "Infinity",
+        " 12.50",
+        "12.50 ",
+        "1.",
+        ".5",
+        "1,50",
+        "+1",
+        "0x10",
+        "1.1234567",
+        "1234567890123456",
+    ],
 )
 def test_unit_price_must_be_a_plain_non_negative_decimal(price):
     assert fields(submission(lines=(SubmittedLine("SKU-1", 1, price),))) == ["lines[0].unit_price"]
@@ -133,8 +175,19 @@ def test_plain_decimals_are_valid_prices(price):
     assert fields(submission(lines=(SubmittedLine("SKU-1", 1, price),))) == []
 
 
-@pytest.mark.parametrize("date", ["2026-13-01", "2026-02-30", "2026/12/01", "20261201", "2026-W01-1", "tomorrow",
-                                  "2026-1-5", " 2026-12-01"])
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2026-13-01",
+        "2026-02-30",
+        "2026/12/01",
+        "20261201",
+        "2026-W01-1",
+        "tomorrow",
+        "2026-1-5",
+        " 2026-12-01",
+    ],
+)
 def test_requested_delivery_date_must_be_yyyy_mm_dd(date):
     assert fields(submission(requested_delivery_date=date)) == ["requested_delivery_date"]
 
@@ -178,14 +231,20 @@ def test_a_given_ship_to_needs_name_line1_city_and_a_two_letter_country():
 
 def test_every_violation_is_reported_at_once():
     s = submission(
-        idempotency_key="", customer_id="", requested_delivery_date="01/12/2026",
+        idempotency_key="",
+        customer_id="",
+        requested_delivery_date="01/12/2026",
         lines=(SubmittedLine("NOPE", 0, "ten"), SubmittedLine("SKU-1", 1, "12.50")),
     )
     with pytest.raises(InvalidArgument) as err:
         domain.decide(s, None, CATALOGUE, FACTS)
     assert [v.field for v in err.value.violations] == [
-        "idempotency_key", "customer_id", "requested_delivery_date",
-        "lines[0].sku", "lines[0].quantity", "lines[0].unit_price",
+        "idempotency_key",
+        "customer_id",
+        "requested_delivery_date",
+        "lines[0].sku",
+        "lines[0].quantity",
+        "lines[0].unit_price",
     ]
     assert "6 problem" in err.value.message
 
@@ -221,7 +280,9 @@ def test_any_other_amount_is_a_price_mismatch(price):
 
 def test_below_the_minimum_order_quantity_is_held():
     products = {"SKU-1": product(min_order_qty=10)}
-    assert codes(submission(lines=(SubmittedLine("SKU-1", 9, "12.50"),)), products=products) == ["below_min_order_qty"]
+    assert codes(submission(lines=(SubmittedLine("SKU-1", 9, "12.50"),)), products=products) == [
+        "below_min_order_qty"
+    ]
     assert codes(submission(lines=(SubmittedLine("SKU-1", 10, "12.50"),)), products=products) == []
 
 
@@ -241,9 +302,14 @@ def test_payment_terms_must_be_among_the_customers_allowed_ones():
 
 def test_empty_payment_terms_default_to_the_customers_first_allowed_term():
     assert codes(submission(payment_terms="")) == []
-    decision = domain.decide(submission(payment_terms=""), customer(payment_terms=("PREPAID", "NET30")), CATALOGUE, FACTS)
+    decision = domain.decide(
+        submission(payment_terms=""), customer(payment_terms=("PREPAID", "NET30")), CATALOGUE, FACTS
+    )
     assert decision.payment_terms == "PREPAID"
-    assert domain.decide(submission(payment_terms="net45"), customer(), CATALOGUE, FACTS).payment_terms == "NET45"
+    assert (
+        domain.decide(submission(payment_terms="net45"), customer(), CATALOGUE, FACTS).payment_terms
+        == "NET45"
+    )
 
 
 def test_a_product_priced_in_another_currency_is_held_without_a_price_comparison():
@@ -253,23 +319,33 @@ def test_a_product_priced_in_another_currency_is_held_without_a_price_comparison
 
 
 def test_the_order_is_in_the_customers_currency():
-    decision = domain.decide(submission(), customer(currency="EUR"), {"SKU-1": product(currency="EUR")}, FACTS)
+    decision = domain.decide(
+        submission(), customer(currency="EUR"), {"SKU-1": product(currency="EUR")}, FACTS
+    )
     assert decision.currency == "EUR" and decision.approved
 
 
 RULES = ("blocked", "discontinued", "mispriced", "below_min", "off_multiple", "terms")
 EXPECTED_CODE = {
-    "blocked": "customer_blocked", "terms": "payment_terms_not_allowed", "discontinued": "sku_discontinued",
-    "mispriced": "price_mismatch", "below_min": "below_min_order_qty", "off_multiple": "not_order_multiple",
+    "blocked": "customer_blocked",
+    "terms": "payment_terms_not_allowed",
+    "discontinued": "sku_discontinued",
+    "mispriced": "price_mismatch",
+    "below_min": "below_min_order_qty",
+    "off_multiple": "not_order_multiple",
 }
 
 
 @given(broken=st.sets(st.sampled_from(RULES)), line_index=st.integers(0, 2))
 def test_each_broken_rule_gives_exactly_its_reason_in_a_stable_order(broken, line_index):
     # One line breaks the line rules; the others are clean.
-    bad = product("BAD", unit_price=Decimal("10"), min_order_qty=4 if "below_min" in broken else 1,
-                  order_multiple=3 if "off_multiple" in broken else 1,
-                  status="discontinued" if "discontinued" in broken else "active")
+    bad = product(
+        "BAD",
+        unit_price=Decimal("10"),
+        min_order_qty=4 if "below_min" in broken else 1,
+        order_multiple=3 if "off_multiple" in broken else 1,
+        status="discontinued" if "discontinued" in broken else "active",
+    )
     quantity = 2 if "below_min" in broken else 6  # 2 < 4 and 2 % 3 != 0; 6 is a multiple of 1 and 3
     if "off_multiple" in broken and "below_min" not in broken:
         quantity = 7  # >= 4 but not a multiple of 3
@@ -282,7 +358,11 @@ def test_each_broken_rule_gives_exactly_its_reason_in_a_stable_order(broken, lin
     order = ["blocked", "terms", "discontinued", "mispriced", "below_min", "off_multiple"]
     assert [r.code for r in reasons] == [EXPECTED_CODE[rule] for rule in order if rule in broken]
     for r in reasons:
-        assert r.field == "customer_id" or r.field == "payment_terms" or r.field.startswith(f"lines[{line_index}].")
+        assert (
+            r.field == "customer_id"
+            or r.field == "payment_terms"
+            or r.field.startswith(f"lines[{line_index}].")
+        )
         assert r.message
     assert domain.decide(s, c, dict(CATALOGUE, BAD=bad), FACTS).approved == (not broken)
 
@@ -291,7 +371,11 @@ def test_each_broken_rule_gives_exactly_its_reason_in_a_stable_order(broken, lin
 def test_an_empty_ship_to_is_the_customers_default_address():
     decision = domain.decide(submission(), customer(), CATALOGUE, FACTS)
     assert decision.ship_to == {
-        "name": "Acme Ltd", "line1": "1 Harbour Road", "city": "Austin", "postal_code": "73301", "country": "US",
+        "name": "Acme Ltd",
+        "line1": "1 Harbour Road",
+        "city": "Austin",
+        "postal_code": "73301",
+        "country": "US",
         "phone": "+1-555-0100",
     }
 
@@ -306,11 +390,18 @@ def test_a_given_ship_to_is_kept_with_its_country_upper_case():
 @pytest.mark.parametrize(
     "tier, due, expected",
     [
-        ("new", None, 0), ("standard", None, 100), ("key", None, 200), ("strategic", None, 300),
-        ("standard", TODAY, 190), ("standard", TODAY - dt.timedelta(days=3), 190),
-        ("standard", TODAY + dt.timedelta(days=1), 189), ("standard", TODAY + dt.timedelta(days=30), 160),
-        ("standard", TODAY + dt.timedelta(days=90), 100), ("standard", TODAY + dt.timedelta(days=400), 100),
-        ("strategic", TODAY, 390), ("unheard-of", None, 0),
+        ("new", None, 0),
+        ("standard", None, 100),
+        ("key", None, 200),
+        ("strategic", None, 300),
+        ("standard", TODAY, 190),
+        ("standard", TODAY - dt.timedelta(days=3), 190),
+        ("standard", TODAY + dt.timedelta(days=1), 189),
+        ("standard", TODAY + dt.timedelta(days=30), 160),
+        ("standard", TODAY + dt.timedelta(days=90), 100),
+        ("standard", TODAY + dt.timedelta(days=400), 100),
+        ("strategic", TODAY, 390),
+        ("unheard-of", None, 0),
     ],
 )
 def test_priority_table(tier, due, expected):
@@ -352,9 +443,16 @@ def test_the_hash_of_a_fixed_request_stays_the_same_so_stored_keys_still_replay(
     # Computed by the hash as it was when these keys were first stored: a change to the
     # canonical form or its encoding would refuse every replay of a stored key.
     s = Submission(
-        "P-SHOP", "key-1", "api", "PO-1", "C0001",
+        "P-SHOP",
+        "key-1",
+        "api",
+        "PO-1",
+        "C0001",
         {"name": "Zo\u00eb M\u00fcller", "line1": "1 Stra\u00dfe", "city": "K\u00f6ln", "country": "DE"},
-        (SubmittedLine("BRK-001", 2, "31.57"), SubmittedLine("BRK-002", 10, "12.50")), "2026-06-11", "NET30")
+        (SubmittedLine("BRK-001", 2, "31.57"), SubmittedLine("BRK-002", 10, "12.50")),
+        "2026-06-11",
+        "NET30",
+    )
     assert domain.request_hash(s) == "cf6178fec2a1b98ef934f33b610d2a923791bc2c4d8a90ffc5534fc8bfb0ae2b"
     urgent = dataclasses.replace(s, urgent=True, ship_to={})
     assert domain.request_hash(urgent) == "a224920470cdaa3b046f0ce58cc8cfc004001a0b86d206907c9562bf1dffdabf"
@@ -363,14 +461,23 @@ def test_the_hash_of_a_fixed_request_stays_the_same_so_stored_keys_still_replay(
 def test_the_hash_does_not_depend_on_how_the_address_mapping_was_built():
     address = {"country": "DE", "name": "Dock 4", "line1": "Hafenstr. 1", "city": "Hamburg"}
     reordered = dict(reversed(list(address.items())))
-    assert domain.request_hash(submission(ship_to=address)) == domain.request_hash(submission(ship_to=reordered))
-    assert domain.request_hash(submission(ship_to={})) == domain.request_hash(submission(ship_to=EMPTY_ADDRESS))
+    assert domain.request_hash(submission(ship_to=address)) == domain.request_hash(
+        submission(ship_to=reordered)
+    )
+    assert domain.request_hash(submission(ship_to={})) == domain.request_hash(
+        submission(ship_to=EMPTY_ADDRESS)
+    )
 
 
 CHANGES = {
-    "partner_id": "P2", "channel": "batch", "external_ref": "PO-2", "customer_id": "C2",
+    "partner_id": "P2",
+    "channel": "batch",
+    "external_ref": "PO-2",
+    "customer_id": "C2",
     "ship_to": dict(EMPTY_ADDRESS, name="X", line1="Y", city="Z", country="DE"),
-    "lines": (SubmittedLine("SKU-1", 3, "12.50"),), "requested_delivery_date": "2026-07-01", "payment_terms": "NET45",
+    "lines": (SubmittedLine("SKU-1", 3, "12.50"),),
+    "requested_delivery_date": "2026-07-01",
+    "payment_terms": "NET45",
 }
 
 
@@ -388,9 +495,16 @@ def test_a_price_written_differently_is_a_different_request():
 text = st.text(max_size=6)
 line_strategy = st.builds(SubmittedLine, sku=text, quantity=st.integers(-3, 3), unit_price=text)
 submissions = st.builds(
-    Submission, partner_id=text, idempotency_key=text, channel=text, external_ref=text, customer_id=text,
+    Submission,
+    partner_id=text,
+    idempotency_key=text,
+    channel=text,
+    external_ref=text,
+    customer_id=text,
     ship_to=st.fixed_dictionaries({f: text for f in domain.ADDRESS_FIELDS}),
-    lines=st.lists(line_strategy, max_size=3).map(tuple), requested_delivery_date=text, payment_terms=text,
+    lines=st.lists(line_strategy, max_size=3).map(tuple),
+    requested_delivery_date=text,
+    payment_terms=text,
 )
 
 

@@ -59,7 +59,11 @@ async def test_unknown_keys_are_remembered_as_unknown():
     assert await cache.customer(repo, "NOPE") is None
     assert await cache.products(repo, {"A", "Z"}) == {"A": "product-A"}
     assert await cache.products(repo, {"A", "Z", "B"}) == {"A": "product-A", "B": "product-B"}
-    assert repo.calls == [("customer", "NOPE"), ("products", frozenset({"A", "Z"})), ("products", frozenset({"B"}))]
+    assert repo.calls == [
+        ("customer", "NOPE"),
+        ("products", frozenset({"A", "Z"})),
+        ("products", frozenset({"B"})),
+    ]
 
 
 async def test_a_customer_price_list_is_loaded_whole_once():
@@ -97,7 +101,10 @@ def test_only_moves_between_open_and_closed_change_exposure():
 
 def test_the_cache_ttl_setting_is_checked():
     assert domain.IntakeConfig.from_env({}).masterdata_ttl_seconds == 5
-    assert domain.IntakeConfig.from_env({"ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS": "0"}).masterdata_ttl_seconds == 0
+    assert (
+        domain.IntakeConfig.from_env({"ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS": "0"}).masterdata_ttl_seconds
+        == 0
+    )
     import pytest
 
     for bad in ("-1", "soon", "99999"):

@@ -26,8 +26,12 @@ from tests.unit.intake.fakes import NOON, FakeInventory, FakeOrders, intake_serv
 def request(key: str | None = None, partner: str = "P-SHOP", **changes) -> intake_pb2.SubmitOrderRequest:
     key = key or uuid.uuid4().hex
     fields = dict(  # one reference per key: a second key for one reference is held as a duplicate
-        partner_id=partner, idempotency_key=key, channel="api", external_ref=f"PO-{key}"[:128],
-        customer_id="C0001", lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=2, unit_price="31.57")],
+        partner_id=partner,
+        idempotency_key=key,
+        channel="api",
+        external_ref=f"PO-{key}"[:128],
+        customer_id="C0001",
+        lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=2, unit_price="31.57")],
         payment_terms="NET30",
     )
     fields.update(changes)
@@ -39,7 +43,9 @@ async def submit(service: IntakeService, req: intake_pb2.SubmitOrderRequest):
 
 
 def received(outcome: str, channel: str = "api") -> float:
-    value = REGISTRY.get_sample_value("orderdesk_orders_received_total", {"channel": channel, "outcome": outcome})
+    value = REGISTRY.get_sample_value(
+        "orderdesk_orders_received_total", {"channel": channel, "outcome": outcome}
+    )
     return value or 0.0
 
 
@@ -48,8 +54,11 @@ def codes(done) -> list[str]:
 
 
 def dated(date: str, sku: str = "BRK-001", quantity: int = 10, price: str = "31.57", **changes):
-    return request(requested_delivery_date=date, lines=[intake_pb2.SubmitLine(sku=sku, quantity=quantity,
-                                                                               unit_price=price)], **changes)
+    return request(
+        requested_delivery_date=date,
+        lines=[intake_pb2.SubmitLine(sku=sku, quantity=quantity, unit_price=price)],
+        **changes,
+    )
 
 
 def keys(service: IntakeService) -> dict[tuple[str, str], IdempotencyRecord]:
@@ -74,9 +83,17 @@ async def test_a_clean_order_is_approved_and_entered_with_the_customers_defaults
     assert received("approved") == before + 1
     sent = orders_pb2.CreateOrderRequest.FromString(orders.calls[0])
     assert sent.order_id == done.order.order_id and sent.order_id.startswith("ORD-")
-    assert (sent.currency, sent.payment_terms, sent.priority) == ("USD", "NET30", 180)  # standard, due in 10 days
+    assert (sent.currency, sent.payment_terms, sent.priority) == (
+        "USD",
+        "NET30",
+        180,
+    )  # standard, due in 10 days
     assert sent.ship_to == common_pb2.Address(
-        name="Customer 0001 Ltd", line1="33 Harbour Road", city="Lyon", postal_code="69001", country="FR",
+        name="Customer 0001 Ltd",
+        line1="33 Harbour Road",
+        city="Lyon",
+        postal_code="69001",
+        country="FR",
         phone="+1-555-1001",
     )
 
@@ -94,14 +111,20 @@ async def test_an_invalid_order_stores_nothing_and_calls_nobody():
     orders = FakeOrders()
     service = await intake_service(orders)
     before = received("invalid")
-    bad = request(customer_id="C9999", lines=[
-        intake_pb2.SubmitLine(sku="BRK-001", quantity=1, unit_price="31.57"),
-        intake_pb2.SubmitLine(sku="NO-SUCH-SKU", quantity=0, unit_price="ten"),
-    ])
+    bad = request(
+        customer_id="C9999",
+        lines=[
+            intake_pb2.SubmitLine(sku="BRK-001", quantity=1, unit_price="31.57"),
+            intake_pb2.SubmitLine(sku="NO-SUCH-SKU", quantity=0, unit_price="ten"),
+        ],
+    )
     with pytest.raises(errors.InvalidArgument) as err:
         await submit(service, bad)
     assert [v.field for v in err.value.violations] == [
-        "customer_id", "lines[1].sku", "lines[1].quantity", "lines[1].unit_price",
+        "customer_id",
+        "lines[1].sku",
+        "lines[1].quantity",
+        "lines[1].unit_price",
     ]
     assert received("invalid") == before + 1
     assert orders.calls == [] and len(keys(service)) == 0
@@ -122,7 +145,9 @@ async def test_the_same_key_with_another_body_is_refused():
     orders = FakeOrders()
     service = await intake_service(orders)
     await submit(service, request(key="k-reuse"))
-    changed = request(key="k-reuse", lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=3, unit_price="31.57")])
+    changed = request(
+        key="k-reuse", lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=3, unit_price="31.57")]
+    )
     with pytest.raises(errors.InvalidArgument) as err:
         await submit(service, changed)
     assert err.value.reason == "idempotency_key_reused"
@@ -154,27 +179,33 @@ async def test_many_orders_at_once_commit_together_and_keep_each_order_s_rules()
     orders = FakeOrders()
     service = await intake_service(orders)
     replayed = await submit(service, request("K-SEEN"))
-    subs = [submission_from_proto(r) for r in [
-        request("K-1"),
-        request("K-SEEN"),                                                  # a key seen before: replayed
-        request("K-2", customer_id="C9999"),                                # refused: unknown customer
-        request("K-3", lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=2, unit_price="1.00")]),  # held
-        request("K-4"),
-    ]]
+    subs = [
+        submission_from_proto(r)
+        for r in [
+            request("K-1"),
+            request("K-SEEN"),  # a key seen before: replayed
+            request("K-2", customer_id="C9999"),  # refused: unknown customer
+            request(
+                "K-3", lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=2, unit_price="1.00")]
+            ),  # held
+            request("K-4"),
+        ]
+    ]
     batches_before = getattr(orders, "batches", 0)
     answers = await service.submit_many(subs)
-    assert orders.batches == batches_before + 1                             # one CreateOrders for the plain ones
+    assert orders.batches == batches_before + 1  # one CreateOrders for the plain ones
     assert isinstance(answers[0], Submitted) and answers[0].order.status == "confirmed"
     assert answers[1].replayed and answers[1].order.order_id == replayed.order.order_id
     assert isinstance(answers[2], errors.InvalidArgument)
     assert [r.code for r in answers[3].order.hold_reasons] == ["price_mismatch"]
     assert answers[4].order.status == "confirmed" and not answers[4].replayed
-    assert len(keys(service)) == 4                  # K-SEEN, K-1, K-3, K-4
+    assert len(keys(service)) == 4  # K-SEEN, K-1, K-3, K-4
     assert await exposure(service) == 3 * Decimal("63.14")
     # The same chunk again: every order is a replay of its first answer, nothing new is made.
     again = await service.submit_many(subs)
     assert [a.order.order_id for a in again if isinstance(a, Submitted)] == [
-        a.order.order_id for a in answers if isinstance(a, Submitted)]
+        a.order.order_id for a in answers if isinstance(a, Submitted)
+    ]
     assert all(a.replayed for a in again if isinstance(a, Submitted))
     assert len(orders.orders) == 4
 
@@ -182,8 +213,12 @@ async def test_many_orders_at_once_commit_together_and_keep_each_order_s_rules()
 async def test_a_chunk_counts_each_order_as_its_claims_decided():
     service = await intake_service()
     approved, held = received("approved"), received("held")
-    first, second = await service.submit_many([submission_from_proto(r) for r in (
-        request("K-REF-1"), request("K-REF-2", external_ref="PO-K-REF-1"))])  # the same reference again
+    first, second = await service.submit_many(
+        [
+            submission_from_proto(r)
+            for r in (request("K-REF-1"), request("K-REF-2", external_ref="PO-K-REF-1"))
+        ]
+    )  # the same reference again
     assert [r.code for r in second.order.hold_reasons] == ["duplicate_external_ref"]
     assert not first.order.hold_reasons
     assert (received("approved") - approved, received("held") - held) == (1, 1)
@@ -192,14 +227,20 @@ async def test_a_chunk_counts_each_order_as_its_claims_decided():
 # --- credit, references, prices ----------------------------------------------------------------
 async def test_a_held_order_books_no_exposure():
     service = await intake_service()
-    done = await submit(service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=1, unit_price="1.00")]))
+    done = await submit(
+        service, request(lines=[intake_pb2.SubmitLine(sku="BRK-001", quantity=1, unit_price="1.00")])
+    )
     assert codes(done) == ["price_mismatch"]
     assert len(exposure_rows(service)) == 0
 
 
 async def test_prepaid_customers_are_not_credit_checked():
-    service = await intake_service(config=IntakeConfig(auto_approval=AutoApprovalPolicy(review_new_customers=False)))
-    done = await submit(service, request(customer_id="C0007", payment_terms=""))  # new, PREPAID, credit limit 0
+    service = await intake_service(
+        config=IntakeConfig(auto_approval=AutoApprovalPolicy(review_new_customers=False))
+    )
+    done = await submit(
+        service, request(customer_id="C0007", payment_terms="")
+    )  # new, PREPAID, credit limit 0
     assert codes(done) == [] and len(exposure_rows(service)) == 0
     net = await submit(service, request(customer_id="C0007", payment_terms="NET30"))
     assert codes(net) == ["payment_terms_not_allowed"]
@@ -215,9 +256,11 @@ async def test_a_partner_reference_sent_again_under_another_key_is_held():
     service = await intake_service()
     first = await submit(service, request(key="k1", external_ref="PO-77"))
     again = await submit(service, request(key="k1", external_ref="PO-77"))
-    assert again.replayed and codes(again) == []             # a replay is never a duplicate
+    assert again.replayed and codes(again) == []  # a replay is never a duplicate
     second = await submit(service, request(key="k2", external_ref="PO-77"))
-    assert [(r.code, r.field) for r in second.order.hold_reasons] == [("duplicate_external_ref", "external_ref")]
+    assert [(r.code, r.field) for r in second.order.hold_reasons] == [
+        ("duplicate_external_ref", "external_ref")
+    ]
     assert first.order.order_id in second.order.hold_reasons[0].message
     other_partner = await submit(service, request(key="k3", external_ref="PO-77", partner="P-EDI"))
     assert codes(other_partner) == []
@@ -245,14 +288,17 @@ async def test_an_infeasible_date_is_held_with_proposals_passed_to_orders():
     inventory = FakeInventory({"BRK-001": {"WH-HAM": 4, "WH-SHA": 100}})
     service = await intake_service(orders, inventory=inventory)
     done = await submit(service, dated("2026-06-07"))
-    assert [(r.code, r.field) for r in done.order.hold_reasons] == [("delivery_date_infeasible",
-                                                                      "requested_delivery_date")]
+    assert [(r.code, r.field) for r in done.order.hold_reasons] == [
+        ("delivery_date_infeasible", "requested_delivery_date")
+    ]
     # 4 from Hamburg by June 7; the rest from Shanghai (cut-off 9 passed: ships June 2, +9 days) on June 11.
     earliest, split = done.order.proposals
     assert (earliest.kind, earliest.delivery_date) == ("earliest_date", "2026-06-11")
     assert split.kind == "split"
     assert [(p.sku, p.quantity, p.delivery_date) for p in split.parts] == [
-        ("BRK-001", 4, "2026-06-07"), ("BRK-001", 6, "2026-06-11")]
+        ("BRK-001", 4, "2026-06-07"),
+        ("BRK-001", 6, "2026-06-11"),
+    ]
     sent = orders_pb2.CreateOrderRequest.FromString(orders.calls[0])
     assert list(sent.proposals) == list(done.order.proposals)
 

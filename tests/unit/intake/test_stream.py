@@ -31,16 +31,27 @@ class StubService:
         try:
             await asyncio.sleep(random.random() / 200)  # finish out of order
             if s.customer_id == "bad":
-                raise errors.InvalidArgument("the order has problems", [
-                    errors.FieldViolation("lines[0].quantity", "must be a positive whole number", "not_positive"),
-                    errors.FieldViolation("customer_id", "unknown customer", "unknown_customer")])
+                raise errors.InvalidArgument(
+                    "the order has problems",
+                    [
+                        errors.FieldViolation(
+                            "lines[0].quantity", "must be a positive whole number", "not_positive"
+                        ),
+                        errors.FieldViolation("customer_id", "unknown customer", "unknown_customer"),
+                    ],
+                )
             if s.customer_id == "blocked":
                 raise errors.FailedPrecondition("the customer is blocked", rule="customer_blocked")
             if s.customer_id == "boom":
                 raise RuntimeError("database exploded at 10.0.0.7")
             order = orders_pb2.Order(
-                order_id=f"ORD-{s.external_ref}", status="on_hold", priority=120,
-                hold_reasons=[common_pb2.Reason(code="price_mismatch", message="m", field="lines[0].unit_price")])
+                order_id=f"ORD-{s.external_ref}",
+                status="on_hold",
+                priority=120,
+                hold_reasons=[
+                    common_pb2.Reason(code="price_mismatch", message="m", field="lines[0].unit_price")
+                ],
+            )
             return Submitted(order=order, replayed=s.idempotency_key == "seen")
         finally:
             self.in_flight -= 1
@@ -57,8 +68,14 @@ async def requests(items):
 
 
 def order(n: int, customer: str = "C1", **kw) -> intake_pb2.SubmitOrderRequest:
-    fields = {"partner_id": "P1", "idempotency_key": f"k{n}", "external_ref": str(n), "customer_id": customer,
-              "lines": [intake_pb2.SubmitLine(sku="A", quantity=1, unit_price="1.00")], **kw}
+    fields = {
+        "partner_id": "P1",
+        "idempotency_key": f"k{n}",
+        "external_ref": str(n),
+        "customer_id": customer,
+        "lines": [intake_pb2.SubmitLine(sku="A", quantity=1, unit_price="1.00")],
+        **kw,
+    }
     return intake_pb2.SubmitOrderRequest(**fields)
 
 
@@ -81,7 +98,12 @@ async def test_an_accepted_result_is_what_submit_order_answers():
     single = await api.SubmitOrder(order(1, idempotency_key="seen"), None)
     [result] = await run(api, [order(1, idempotency_key="seen")])
     assert result.HasField("accepted") and result.accepted == single
-    assert (single.order_id, single.status, single.priority, single.replayed) == ("ORD-1", "on_hold", 120, True)
+    assert (single.order_id, single.status, single.priority, single.replayed) == (
+        "ORD-1",
+        "on_hold",
+        120,
+        True,
+    )
     assert [r.code for r in single.hold_reasons] == ["price_mismatch"]
 
 
@@ -90,12 +112,20 @@ async def test_a_bad_order_refuses_only_itself():
     items = [order(0), order(1, "bad"), order(2), order(3, "blocked"), order(4, "boom"), order(5)]
     results = await run(IntakeApi(service), items)
     assert [r.HasField("accepted") for r in results] == [True, False, True, False, False, True]
-    assert [r.error_code for r in results] == ["", "INVALID_ARGUMENT", "", "FAILED_PRECONDITION", "INTERNAL", ""]
+    assert [r.error_code for r in results] == [
+        "",
+        "INVALID_ARGUMENT",
+        "",
+        "FAILED_PRECONDITION",
+        "INTERNAL",
+        "",
+    ]
     bad = results[1]
     assert bad.error_message == "the order has problems"
     assert [(e.field, e.code, e.message) for e in bad.errors] == [
         ("lines[0].quantity", "not_positive", "must be a positive whole number"),
-        ("customer_id", "unknown_customer", "unknown customer")]
+        ("customer_id", "unknown_customer", "unknown customer"),
+    ]
     assert results[3].error_message == "the customer is blocked"
     assert "10.0.0.7" not in results[4].error_message  # a bug's text stays in our logs
 

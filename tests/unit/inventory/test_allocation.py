@@ -15,7 +15,9 @@ from services.inventory.domain import (
     validate_restock,
 )
 
-warehouses = st.dictionaries(st.sampled_from(["WH-A", "WH-B", "WH-C", "WH-D"]), st.integers(0, 50), max_size=4)
+warehouses = st.dictionaries(
+    st.sampled_from(["WH-A", "WH-B", "WH-C", "WH-D"]), st.integers(0, 50), max_size=4
+)
 
 
 # --- strategy -------------------------------------------------------------------------------------
@@ -69,8 +71,14 @@ def test_stock_level_guards():
     assert level.consume(3) == StockLevel("WH-A", 7, 1)
     assert level.receive(5) == StockLevel("WH-A", 15, 4)
     assert level.count(4) == StockLevel("WH-A", 4, 4)
-    for refused in (lambda: level.reserve(7), lambda: level.reserve(0), lambda: level.unreserve(5),
-                    lambda: level.consume(5), lambda: level.receive(0), lambda: level.count(3)):
+    for refused in (
+        lambda: level.reserve(7),
+        lambda: level.reserve(0),
+        lambda: level.unreserve(5),
+        lambda: level.consume(5),
+        lambda: level.receive(0),
+        lambda: level.count(3),
+    ):
         with pytest.raises(StockBookError):
             refused()
 

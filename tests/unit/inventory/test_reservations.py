@@ -172,10 +172,16 @@ operations = st.lists(
         st.tuples(st.just("reserve"), st.sampled_from(ORDERS), wanted_lines),
         st.tuples(st.just("cancel"), st.sampled_from(ORDERS), st.none()),
         st.tuples(st.just("ship"), st.sampled_from(ORDERS), st.sampled_from(WAREHOUSES)),
-        st.tuples(st.just("restock"), st.tuples(st.sampled_from(SKUS), st.sampled_from(WAREHOUSES)),
-                  st.integers(1, 20)),
-        st.tuples(st.just("count"), st.tuples(st.sampled_from(SKUS), st.sampled_from(WAREHOUSES)),
-                  st.integers(0, 30)),
+        st.tuples(
+            st.just("restock"),
+            st.tuples(st.sampled_from(SKUS), st.sampled_from(WAREHOUSES)),
+            st.integers(1, 20),
+        ),
+        st.tuples(
+            st.just("count"),
+            st.tuples(st.sampled_from(SKUS), st.sampled_from(WAREHOUSES)),
+            st.integers(0, 30),
+        ),
     ),
     max_size=60,
 )
@@ -205,7 +211,10 @@ def test_no_sequence_oversells_goes_negative_or_double_counts(stock, ops):
             # every reserved unit belongs to exactly one order's reservation
             assert level.reserved == sum(o.held.get((sku, wh), 0) for o in book.orders.values())
         # every unit is accounted for: what came in, minus what shipped
-        assert sum(lv.on_hand for lv in book.levels.values()) == start + book.received + book.counted - book.shipped
+        assert (
+            sum(lv.on_hand for lv in book.levels.values())
+            == start + book.received + book.counted - book.shipped
+        )
         for order_id, o in book.orders.items():
             if o.state is OrderState.RELEASED:
                 assert not o.held

@@ -49,7 +49,11 @@ def test_never_backorders_what_stock_could_cover_even_at_the_cost_of_shipments()
     available = {"X": {"WH-A": 3, "WH-B": 3, "WH-C": 3}}
     plan = plan_order_allocation({"X": 8}, available, {"WH-A": 1, "WH-B": 2, "WH-C": 3})
     assert sum(q for *_, q in plan) == 8 and {w for _, w, _ in plan} == {"WH-A", "WH-B", "WH-C"}
-    assert plan == [("X", "WH-A", 3), ("X", "WH-B", 3), ("X", "WH-C", 2)]  # nearest first, the far one tops up
+    assert plan == [
+        ("X", "WH-A", 3),
+        ("X", "WH-B", 3),
+        ("X", "WH-C", 2),
+    ]  # nearest first, the far one tops up
 
 
 def test_transit_days_match_intakes_rule():
@@ -66,13 +70,19 @@ def test_reserve_plan_places_all_skus_together():
 
 
 stock_maps = st.dictionaries(
-    st.sampled_from(["X", "Y", "Z"]), st.dictionaries(st.sampled_from(WHS), st.integers(0, 12), max_size=4), max_size=3
+    st.sampled_from(["X", "Y", "Z"]),
+    st.dictionaries(st.sampled_from(WHS), st.integers(0, 12), max_size=4),
+    max_size=3,
 )
 
 
 @settings(max_examples=300)
-@given(st.dictionaries(st.sampled_from(["X", "Y", "Z"]), st.integers(0, 20), max_size=3), stock_maps,
-       st.fixed_dictionaries({w: st.integers(1, 10) for w in WHS}), st.sets(st.sampled_from(WHS), max_size=2))
+@given(
+    st.dictionaries(st.sampled_from(["X", "Y", "Z"]), st.integers(0, 20), max_size=3),
+    stock_maps,
+    st.fixed_dictionaries({w: st.integers(1, 10) for w in WHS}),
+    st.sets(st.sampled_from(WHS), max_size=2),
+)
 def test_plan_is_bounded_maximal_and_uses_the_fewest_shipments(missing, available, transit, already):
     plan = plan_order_allocation(missing, available, transit, already)
     taken: dict[tuple[str, str], int] = {}
@@ -90,8 +100,13 @@ def test_plan_is_bounded_maximal_and_uses_the_fewest_shipments(missing, availabl
     candidates = sorted({wh for sku in missing for wh, q in available.get(sku, {}).items() if q > 0})
 
     def covers(ws) -> int:
-        return sum(min(max(need, 0), sum(available.get(sku, {}).get(w, 0) for w in ws if available.get(sku, {}).get(w, 0) > 0))
-                   for sku, need in missing.items())
+        return sum(
+            min(
+                max(need, 0),
+                sum(available.get(sku, {}).get(w, 0) for w in ws if available.get(sku, {}).get(w, 0) > 0),
+            )
+            for sku, need in missing.items()
+        )
 
     best = covers(candidates)
     for size in range(len(used_new)):
@@ -104,4 +119,6 @@ def test_plan_is_bounded_maximal_and_uses_the_fewest_shipments(missing, availabl
 @given(st.dictionaries(st.sampled_from(["X", "Y"]), st.integers(1, 20), min_size=1), stock_maps)
 def test_plan_is_stable_whatever_the_input_order(missing, available):
     shuffled = {sku: dict(reversed(levels.items())) for sku, levels in reversed(available.items())}
-    assert plan_order_allocation(missing, available) == plan_order_allocation(dict(reversed(missing.items())), shuffled)
+    assert plan_order_allocation(missing, available) == plan_order_allocation(
+        dict(reversed(missing.items())), shuffled
+    )

@@ -61,9 +61,9 @@ def test_backorders_are_promised_runs_in_fill_order():
     waiting = [bo("low", 3, 1), bo("high", 4, 9), bo("mid", 2, 5)]
     runs = [run("P2", 5, 10, "WH-B"), run("P1", 4, 3)]
     assert promise_backorders(waiting, runs) == {
-        "high": Promise(TODAY + dt.timedelta(days=3), "WH-A"),   # P1 (4 units, day 3) covers it alone
-        "mid": Promise(TODAY + dt.timedelta(days=10), "WH-B"),   # 6 owed by then: needs P2
-        "low": Promise(TODAY + dt.timedelta(days=10), "WH-B"),   # 9 owed, 9 planned
+        "high": Promise(TODAY + dt.timedelta(days=3), "WH-A"),  # P1 (4 units, day 3) covers it alone
+        "mid": Promise(TODAY + dt.timedelta(days=10), "WH-B"),  # 6 owed by then: needs P2
+        "low": Promise(TODAY + dt.timedelta(days=10), "WH-B"),  # 9 owed, 9 planned
     }
     assert promise_backorders([*waiting, bo("later", 1, 0)], runs)["later"] is None  # nothing planned for it
     assert promise_backorders([bo("a", 1)], []) == {"a": None}
@@ -71,7 +71,9 @@ def test_backorders_are_promised_runs_in_fill_order():
 
 # --- available to promise -----------------------------------------------------------------------------------------
 def test_atp_without_backorders_is_stock_now_plus_runs_by_date():
-    points = available_to_promise(TODAY, {"WH-A": 5, "WH-B": 0}, [run("P1", 4, 7, "WH-B"), run("P2", 2, 3)], 0)
+    points = available_to_promise(
+        TODAY, {"WH-A": 5, "WH-B": 0}, [run("P1", 4, 7, "WH-B"), run("P2", 2, 3)], 0
+    )
     assert [(p.date, p.total, p.by_warehouse) for p in points] == [
         (TODAY, 5, {"WH-A": 5}),
         (TODAY + dt.timedelta(days=3), 7, {"WH-A": 7}),
@@ -82,7 +84,10 @@ def test_atp_without_backorders_is_stock_now_plus_runs_by_date():
 def test_atp_serves_backorders_from_the_earliest_supply_first():
     points = available_to_promise(TODAY, {"WH-A": 2}, [run("P1", 4, 7, "WH-B"), run("P2", 5, 9, "WH-A")], 5)
     assert [(p.date, p.total) for p in points] == [
-        (TODAY, 0), (TODAY + dt.timedelta(days=7), 1), (TODAY + dt.timedelta(days=9), 6)]
+        (TODAY, 0),
+        (TODAY + dt.timedelta(days=7), 1),
+        (TODAY + dt.timedelta(days=9), 6),
+    ]
     assert points[-1].by_warehouse == {"WH-A": 5, "WH-B": 1}
 
 
@@ -91,9 +96,13 @@ def test_a_run_overdue_counts_as_today():
     assert [(p.date, p.total) for p in points] == [(TODAY, 4)]
 
 
-@given(st.dictionaries(st.sampled_from(["WH-A", "WH-B"]), st.integers(0, 30)),
-       st.lists(st.tuples(st.integers(1, 30), st.integers(-5, 40), st.sampled_from(["WH-A", "WH-B"])), max_size=5),
-       st.integers(0, 100))
+@given(
+    st.dictionaries(st.sampled_from(["WH-A", "WH-B"]), st.integers(0, 30)),
+    st.lists(
+        st.tuples(st.integers(1, 30), st.integers(-5, 40), st.sampled_from(["WH-A", "WH-B"])), max_size=5
+    ),
+    st.integers(0, 100),
+)
 def test_atp_never_promises_more_than_supply_minus_backorders_and_never_decreases(available, runs_, owed):
     runs = [run(f"P{i}", q, d, w) for i, (q, d, w) in enumerate(runs_)]
     points = available_to_promise(TODAY, available, runs, owed)
@@ -101,7 +110,9 @@ def test_atp_never_promises_more_than_supply_minus_backorders_and_never_decrease
     for before, after in zip(points, points[1:], strict=False):
         assert before.date < after.date and before.total <= after.total
     for p in points:
-        supply = sum(available.values()) + sum(r.quantity for r in runs if max(r.expected_date, TODAY) <= p.date)
+        supply = sum(available.values()) + sum(
+            r.quantity for r in runs if max(r.expected_date, TODAY) <= p.date
+        )
         assert p.total == max(supply - owed, 0)
         assert p.total == sum(p.by_warehouse.values()) and all(q >= 0 for q in p.by_warehouse.values())
 
@@ -147,8 +158,11 @@ class Book:
         self.missing.update({(order_id, sku): q for sku, q in plan.backordered.items()})
 
     def fill(self, sku: str) -> None:
-        waiting = [Backorder(o, s, q, self.orders[o].priority, T0 + dt.timedelta(seconds=self.placed[o]))
-                   for (o, s), q in self.missing.items() if s == sku and self.orders[o].state is not OrderState.RELEASED]
+        waiting = [
+            Backorder(o, s, q, self.orders[o].priority, T0 + dt.timedelta(seconds=self.placed[o]))
+            for (o, s), q in self.missing.items()
+            if s == sku and self.orders[o].state is not OrderState.RELEASED
+        ]
         left_short = False
         for b in fill_order(waiting):
             o = self.orders[b.order_id]
@@ -194,13 +208,25 @@ class Book:
                 self.went_out += q
 
 
-ops = st.lists(st.one_of(
-    st.tuples(st.just("reserve"), st.sampled_from(ORDERS),
-              st.tuples(st.dictionaries(st.sampled_from(SKUS), st.integers(1, 15), min_size=1), st.integers(0, 3))),
-    st.tuples(st.just("release"), st.sampled_from(ORDERS), st.none()),
-    st.tuples(st.just("receive"), st.tuples(st.sampled_from(SKUS), st.sampled_from(WAREHOUSES)), st.integers(1, 12)),
-    st.tuples(st.just("ship"), st.sampled_from(ORDERS), st.sampled_from(WAREHOUSES)),
-), max_size=50)
+ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("reserve"),
+            st.sampled_from(ORDERS),
+            st.tuples(
+                st.dictionaries(st.sampled_from(SKUS), st.integers(1, 15), min_size=1), st.integers(0, 3)
+            ),
+        ),
+        st.tuples(st.just("release"), st.sampled_from(ORDERS), st.none()),
+        st.tuples(
+            st.just("receive"),
+            st.tuples(st.sampled_from(SKUS), st.sampled_from(WAREHOUSES)),
+            st.integers(1, 12),
+        ),
+        st.tuples(st.just("ship"), st.sampled_from(ORDERS), st.sampled_from(WAREHOUSES)),
+    ),
+    max_size=50,
+)
 
 
 @settings(max_examples=300)
@@ -227,4 +253,6 @@ def test_no_sequence_of_reserve_release_receive_and_consume_goes_negative_or_dou
                     continue
                 wanted = book.wanted.get(order_id, {}).get(sku, 0)
                 # every unit an order asked for is held, shipped or backordered, exactly once
-                assert o.held_for(sku) + book.missing.get((order_id, sku), 0) == max(wanted - o.shipped_for(sku), 0)
+                assert o.held_for(sku) + book.missing.get((order_id, sku), 0) == max(
+                    wanted - o.shipped_for(sku), 0
+                )

@@ -17,8 +17,10 @@ from services.inventory.supply import Run
 from tests.unit.fakes import FakeDatabase
 
 TODAY = dt.date(2026, 12, 1)
-WAREHOUSES = [SimpleNamespace(warehouse="WH-A", country="US", transit_days_domestic=2, transit_days_international=6),
-              SimpleNamespace(warehouse="WH-B", country="US", transit_days_domestic=3, transit_days_international=7)]
+WAREHOUSES = [
+    SimpleNamespace(warehouse="WH-A", country="US", transit_days_domestic=2, transit_days_international=6),
+    SimpleNamespace(warehouse="WH-B", country="US", transit_days_domestic=3, transit_days_international=7),
+]
 
 
 class RacedStock:
@@ -87,8 +89,11 @@ async def test_a_shipment_is_consumed_once_per_sku_and_the_order_ends_consumed()
     repo = Shipping({("A", "WH-A"): 3, ("B", "WH-A"): 1})
     db = FakeDatabase({StockRepository: repo})
     line = SimpleNamespace
-    shipment = SimpleNamespace(order_id="O1", warehouse="WH-A",
-                               lines=[line(sku="B", quantity=1), line(sku="A", quantity=1), line(sku="A", quantity=2)])
+    shipment = SimpleNamespace(
+        order_id="O1",
+        warehouse="WH-A",
+        lines=[line(sku="B", quantity=1), line(sku="A", quantity=1), line(sku="A", quantity=2)],
+    )
     async with db.transaction() as tx:
         await InventoryService(db).consume_shipment(tx, shipment)
     assert repo.consumed == [("O1", "A", "WH-A", 3), ("O1", "B", "WH-A", 1)]
@@ -113,10 +118,14 @@ class Supply:
 
 
 async def test_available_to_promise_nets_the_backorders_against_stock_then_runs():
-    repo = Supply(levels=[StockLevel("WH-A", 5, 2)], owed=4,
-                  runs=[Run("PRD-1", "A", "WH-B", 10, TODAY + dt.timedelta(days=3))])
-    atp = await InventoryService(FakeDatabase({StockRepository: repo}), clock=lambda: dt.datetime(
-        2026, 12, 1, 9, tzinfo=dt.UTC)).available_to_promise("A")
+    repo = Supply(
+        levels=[StockLevel("WH-A", 5, 2)],
+        owed=4,
+        runs=[Run("PRD-1", "A", "WH-B", 10, TODAY + dt.timedelta(days=3))],
+    )
+    atp = await InventoryService(
+        FakeDatabase({StockRepository: repo}), clock=lambda: dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    ).available_to_promise("A")
     assert (atp.available_now, atp.backordered, atp.in_production) == (3, 4, 10)
     assert [(p.date, p.total) for p in atp.points] == [(TODAY, 0), (TODAY + dt.timedelta(days=3), 9)]
 

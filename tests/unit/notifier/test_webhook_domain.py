@@ -34,11 +34,11 @@ def test_a_receiver_verifies_the_signature_and_refuses_tampering_other_keys_and_
     body = b'{"a":1}'
     header = domain.signature_header(SECRET, NOW, body)
     assert domain.verify(SECRET, header, body, now=NOW + 10)
-    assert not domain.verify(SECRET, header, b'{"a":2}', now=NOW)               # body changed
+    assert not domain.verify(SECRET, header, b'{"a":2}', now=NOW)  # body changed
     assert not domain.verify("whsec_another_secret_xxxxxx", header, body, now=NOW)  # other key
-    assert not domain.verify(SECRET, header, body, now=NOW + 301)                # replayed too late
+    assert not domain.verify(SECRET, header, body, now=NOW + 301)  # replayed too late
     assert not domain.verify(SECRET, header.replace(f"t={NOW}", f"t={NOW + 1}"), body, now=NOW)  # t is signed
-    assert not domain.verify(SECRET, "v1=" + "0" * 64, body, now=NOW)            # no timestamp
+    assert not domain.verify(SECRET, "v1=" + "0" * 64, body, now=NOW)  # no timestamp
     assert not domain.verify(SECRET, "garbage", body, now=NOW)
 
 
@@ -113,11 +113,29 @@ def test_retry_after_reads_seconds_and_http_dates():
 
 
 # --- the SSRF guard ------------------------------------------------------------------------------
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "127.1.2.3", "::1", "10.0.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254", "fe80::1",
-    "fc00::1", "224.0.0.1", "ff02::1", "0.0.0.0", "::", "100.64.0.1", "240.0.0.1", "::ffff:127.0.0.1",
-    "::ffff:10.1.2.3", "198.18.0.1",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.1.2.3",
+        "::1",
+        "10.0.0.5",
+        "172.16.3.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "fe80::1",
+        "fc00::1",
+        "224.0.0.1",
+        "ff02::1",
+        "0.0.0.0",
+        "::",
+        "100.64.0.1",
+        "240.0.0.1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.1.2.3",
+        "198.18.0.1",
+    ],
+)
 def test_loopback_private_link_local_multicast_and_reserved_addresses_are_refused(address):
     assert domain.address_refused(address)
     assert domain.refused_targets([address], allow_private=False)
@@ -141,9 +159,18 @@ def test_the_reason_names_the_kind_of_address():
     assert domain.address_refused("10.1.1.1") == "private"
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/x", "example.com/hook", "http:///nohost",
-                                 "https://user:pw@example.com/hook", "https://example.com/a#frag",
-                                 "https://example.com:99999/", "https://example.com/" + "a" * 2100])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/x",
+        "example.com/hook",
+        "http:///nohost",
+        "https://user:pw@example.com/hook",
+        "https://example.com/a#frag",
+        "https://example.com:99999/",
+        "https://example.com/" + "a" * 2100,
+    ],
+)
 def test_unusable_urls_are_refused_naming_the_url_field(url):
     with pytest.raises(InvalidArgument) as caught:
         domain.check_url(url)
@@ -158,7 +185,9 @@ def test_usable_urls_give_host_and_port():
 # --- endpoint input ------------------------------------------------------------------------------
 def test_event_types_are_exact_wildcards_per_aggregate_or_everything():
     assert domain.check_event_types(["order.confirmed", "shipment.*", "order.confirmed"]) == [
-        "order.confirmed", "shipment.*"]
+        "order.confirmed",
+        "shipment.*",
+    ]
     with pytest.raises(InvalidArgument) as caught:
         domain.check_event_types(["order.confirmed", "Order Confirmed", "order"])
     assert [v.field for v in caught.value.violations] == ["event_types[1]", "event_types[2]"]
@@ -187,8 +216,15 @@ AT = dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.UTC)
 
 def order_event(type_: str, status: str, **order_fields) -> events_pb2.Event:
     order = orders_pb2.Order(order_id="ORD-1", partner_id="P-SHOP", status=status, **order_fields)
-    return events.new_event(type_, aggregate_id="ORD-1", version=2, order_id="ORD-1", at=AT, actor="desk",
-                            order=events_pb2.OrderEvent(status=status, previous_status="received", order=order))
+    return events.new_event(
+        type_,
+        aggregate_id="ORD-1",
+        version=2,
+        order_id="ORD-1",
+        at=AT,
+        actor="desk",
+        order=events_pb2.OrderEvent(status=status, previous_status="received", order=order),
+    )
 
 
 def decoded(event, sequence=7, order_sequence=2) -> dict:
@@ -208,32 +244,64 @@ def test_an_order_event_carries_id_type_sequences_time_and_the_order():
 
 
 def test_on_hold_names_the_reasons():
-    event = order_event("order.on_hold", "on_hold",
-                        hold_reasons=[common_pb2.Reason(code="credit_limit", message="over the limit")])
+    event = order_event(
+        "order.on_hold",
+        "on_hold",
+        hold_reasons=[common_pb2.Reason(code="credit_limit", message="over the limit")],
+    )
     assert decoded(event)["reasons"] == [{"code": "credit_limit", "message": "over the limit"}]
 
 
 def test_shipped_carries_carrier_tracking_and_promised_date_and_delivered_on_time():
-    shipment = shipping_pb2.Shipment(shipment_id="SHP-1", order_id="ORD-1", status="shipped", carrier="DHL",
-                                     tracking_number="JD0001", promised_delivery_date="2026-12-02",
-                                     partner_id="P-SHOP")
-    event = events.new_event("shipment.shipped", aggregate_id="SHP-1", version=3, order_id="ORD-1", at=AT,
-                             shipment=events_pb2.ShipmentEvent(shipment=shipment))
+    shipment = shipping_pb2.Shipment(
+        shipment_id="SHP-1",
+        order_id="ORD-1",
+        status="shipped",
+        carrier="DHL",
+        tracking_number="JD0001",
+        promised_delivery_date="2026-12-02",
+        partner_id="P-SHOP",
+    )
+    event = events.new_event(
+        "shipment.shipped",
+        aggregate_id="SHP-1",
+        version=3,
+        order_id="ORD-1",
+        at=AT,
+        shipment=events_pb2.ShipmentEvent(shipment=shipment),
+    )
     doc = decoded(event)
-    assert (doc["carrier"], doc["tracking_number"], doc["promised_delivery_date"]) == ("DHL", "JD0001", "2026-12-02")
+    assert (doc["carrier"], doc["tracking_number"], doc["promised_delivery_date"]) == (
+        "DHL",
+        "JD0001",
+        "2026-12-02",
+    )
     assert domain.partner_of(event) == "P-SHOP"
     shipment.status, shipment.delivered_on, shipment.on_time = "delivered", "2026-12-01", True
-    event = events.new_event("shipment.delivered", aggregate_id="SHP-1", version=4, order_id="ORD-1", at=AT,
-                             shipment=events_pb2.ShipmentEvent(shipment=shipment))
+    event = events.new_event(
+        "shipment.delivered",
+        aggregate_id="SHP-1",
+        version=4,
+        order_id="ORD-1",
+        at=AT,
+        shipment=events_pb2.ShipmentEvent(shipment=shipment),
+    )
     doc = decoded(event)
     assert doc["on_time"] is True and doc["delivered_on"] == "2026-12-01"
 
 
 def test_refunded_carries_the_amount():
-    ret = returns_pb2.Return(rma_id="RMA-1", order_id="ORD-1", partner_id="P-SHOP", status="refunded",
-                             refund_amount="25.00")
-    event = events.new_event("return.refunded", aggregate_id="RMA-1", version=3, order_id="ORD-1", at=AT,
-                             return_=events_pb2.ReturnEvent(**{"return": ret}))
+    ret = returns_pb2.Return(
+        rma_id="RMA-1", order_id="ORD-1", partner_id="P-SHOP", status="refunded", refund_amount="25.00"
+    )
+    event = events.new_event(
+        "return.refunded",
+        aggregate_id="RMA-1",
+        version=3,
+        order_id="ORD-1",
+        at=AT,
+        return_=events_pb2.ReturnEvent(**{"return": ret}),
+    )
     doc = decoded(event)
     assert doc["amount"] == "25.00" and doc["rma_id"] == "RMA-1" and doc["data"]["refund_amount"] == "25.00"
     assert domain.partner_of(event) == "P-SHOP"
@@ -242,12 +310,20 @@ def test_refunded_carries_the_amount():
 def test_an_event_type_nobody_mapped_flows_through_generically():
     event = order_event("order.exception", "allocated")
     doc = decoded(event)
-    assert doc["type"] == "order.exception" and doc["status"] == "allocated" and doc["data"]["order_id"] == "ORD-1"
+    assert (
+        doc["type"] == "order.exception"
+        and doc["status"] == "allocated"
+        and doc["data"]["order_id"] == "ORD-1"
+    )
 
 
 def test_stock_events_name_no_partner():
-    event = events.new_event("stock.restocked", aggregate_id="SKU-1", version=1,
-                             stock=events_pb2.StockEvent(sku="SKU-1", warehouse="WH", on_hand=5))
+    event = events.new_event(
+        "stock.restocked",
+        aggregate_id="SKU-1",
+        version=1,
+        stock=events_pb2.StockEvent(sku="SKU-1", warehouse="WH", on_hand=5),
+    )
     assert domain.partner_of(event) == ""
 
 
@@ -262,23 +338,43 @@ def test_an_exception_carries_what_changed_and_the_new_expected_date_from_the_ev
     event.order.changes.add(field="expected_delivery_date", before="2026-12-01", after="2026-12-09")
     doc = decoded(event)
     assert doc["expected_date"] == "2026-12-09"  # the event's, not the requested date
-    assert doc["changes"] == [{"field": "expected_delivery_date", "before": "2026-12-01", "after": "2026-12-09"}]
+    assert doc["changes"] == [
+        {"field": "expected_delivery_date", "before": "2026-12-01", "after": "2026-12-09"}
+    ]
     assert "order" not in doc and doc["data"]["order_id"] == "ORD-1"  # the order is in data, once
 
 
 def test_an_event_goes_to_its_orders_partner_as_learnt_from_the_orders_events():
     def order_event(order_id: str, partner: str):
-        return events.new_event("order.received", aggregate_id=order_id, version=1, order_id=order_id,
-                                order=events_pb2.OrderEvent(order=orders_pb2.Order(order_id=order_id, partner_id=partner)))
+        return events.new_event(
+            "order.received",
+            aggregate_id=order_id,
+            version=1,
+            order_id=order_id,
+            order=events_pb2.OrderEvent(order=orders_pb2.Order(order_id=order_id, partner_id=partner)),
+        )
 
     def shipment_event(order_id: str, partner: str = ""):
         shipment = shipping_pb2.Shipment(shipment_id=f"SHP-{order_id}", order_id=order_id, partner_id=partner)
-        return events.new_event("shipment.packed", aggregate_id=f"SHP-{order_id}", version=1, order_id=order_id,
-                                shipment=events_pb2.ShipmentEvent(shipment=shipment))
+        return events.new_event(
+            "shipment.packed",
+            aggregate_id=f"SHP-{order_id}",
+            version=1,
+            order_id=order_id,
+            shipment=events_pb2.ShipmentEvent(shipment=shipment),
+        )
 
-    stock = events.new_event("stock.restocked", aggregate_id="SKU", version=1, stock=events_pb2.StockEvent(sku="SKU"))
-    batch = [order_event("ORD-N", "P-SHOP"), shipment_event("ORD-N"), shipment_event("ORD-K"),
-             shipment_event("ORD-X", "P-EDI"), shipment_event("ORD-Y"), stock]
+    stock = events.new_event(
+        "stock.restocked", aggregate_id="SKU", version=1, stock=events_pb2.StockEvent(sku="SKU")
+    )
+    batch = [
+        order_event("ORD-N", "P-SHOP"),
+        shipment_event("ORD-N"),
+        shipment_event("ORD-K"),
+        shipment_event("ORD-X", "P-EDI"),
+        shipment_event("ORD-Y"),
+        stock,
+    ]
     assert domain.orders_to_look_up(batch) == {"ORD-N", "ORD-K", "ORD-X", "ORD-Y"}
     known = {"ORD-K": "P-OLD"}  # learnt before this batch
     assert [domain.feed_partner(e, known) for e in batch] == ["P-SHOP", "P-SHOP", "P-OLD", "P-EDI", "", ""]

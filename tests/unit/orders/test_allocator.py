@@ -24,10 +24,20 @@ NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 def confirmed(order_id: str, priority: int, quantity: int = 1) -> Order:
     order = Order.receive(
-        at=NOW, actor="P-SHOP", hold_reasons=[], order_id=order_id, partner_id="P-SHOP", channel="api",
-        external_ref=order_id, customer_id="C1", ship_to={"country": "US"},
-        lines=[Line("A", quantity, Decimal("2.50"))], requested_delivery_date="", payment_terms="NET30",
-        currency="USD", priority=priority,
+        at=NOW,
+        actor="P-SHOP",
+        hold_reasons=[],
+        order_id=order_id,
+        partner_id="P-SHOP",
+        channel="api",
+        external_ref=order_id,
+        customer_id="C1",
+        ship_to={"country": "US"},
+        lines=[Line("A", quantity, Decimal("2.50"))],
+        requested_delivery_date="",
+        payment_terms="NET30",
+        currency="USD",
+        priority=priority,
     )
     order.transitions.clear()
     order.loaded_version = order.version
@@ -124,13 +134,19 @@ async def test_the_backlog_is_reserved_in_its_order_in_chunks_and_scarce_stock_g
     moved = await Allocator(db, inventory, 1.0, clock=lambda: NOW).allocate_many(backlog)
 
     ids = [o.order_id for o in backlog]
-    assert inventory.chunks == [ids[:Allocator.CHUNK], ids[Allocator.CHUNK:2 * Allocator.CHUNK],
-                                ids[2 * Allocator.CHUNK:]]
+    assert inventory.chunks == [
+        ids[: Allocator.CHUNK],
+        ids[Allocator.CHUNK : 2 * Allocator.CHUNK],
+        ids[2 * Allocator.CHUNK :],
+    ]
     assert moved == len(ids) and db.committed == 3  # one transaction per chunk
     first = Allocator.CHUNK + 10
-    assert [repo.rows[i].status.value for i in ids] == ["allocated"] * first + ["scheduled"] * (len(ids) - first)
+    assert [repo.rows[i].status.value for i in ids] == ["allocated"] * first + ["scheduled"] * (
+        len(ids) - first
+    )
     assert published(db) == [(i, "order.allocated") for i in ids[:first]] + [
-        (i, "order.scheduled") for i in ids[first:]]
+        (i, "order.scheduled") for i in ids[first:]
+    ]
 
 
 async def test_orders_no_longer_awaiting_stock_are_not_reserved():
@@ -171,9 +187,15 @@ async def test_an_order_that_is_gone_or_changed_lines_meanwhile_records_nothing(
 async def test_a_restock_wakes_the_allocator_and_records_the_filled_backorders_once_committed():
     woken: list[dict] = []
     filled: list[list[str]] = []
-    handlers = {s.durable: s.handler for s in consumers.subscriptions(
-        service=None, wake_allocator=lambda **kw: woken.append(kw), allocate_soon=filled.append)}
-    restocked = events_pb2.Event(type="stock.restocked", stock=events_pb2.StockEvent(filled_order_ids=["ORD-1", "ORD-2"]))
+    handlers = {
+        s.durable: s.handler
+        for s in consumers.subscriptions(
+            service=None, wake_allocator=lambda **kw: woken.append(kw), allocate_soon=filled.append
+        )
+    }
+    restocked = events_pb2.Event(
+        type="stock.restocked", stock=events_pb2.StockEvent(filled_order_ids=["ORD-1", "ORD-2"])
+    )
     db = fake_db()
 
     with pytest.raises(RuntimeError):

@@ -24,7 +24,14 @@ from services.orders.domain import Allocation, Line, Order, OrderChanged, Shipme
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 OPEN = {"received", "on_hold", "confirmed", "scheduled"}
-ADDRESS = {"name": "Jo", "line1": "1 New St", "city": "Berlin", "postal_code": "10115", "country": "DE", "phone": ""}
+ADDRESS = {
+    "name": "Jo",
+    "line1": "1 New St",
+    "city": "Berlin",
+    "postal_code": "10115",
+    "country": "DE",
+    "phone": "",
+}
 
 
 def test_the_table_covers_every_status_and_change_type():
@@ -41,12 +48,14 @@ def expected_rule(status: str, change: ChangeType, stage: Stage) -> str | None:
         return "order_closed"
     if status in ("shipped", "completed"):
         return "returns_only_after_shipment"
-    limits = {ChangeType.SHIP_TO: (Stage.PACKED, "address_until_packed"),
-              ChangeType.QUANTITY: (Stage.PICKED, "quantity_until_picked"),
-              ChangeType.ADD_LINE: (Stage.PICKED, "lines_until_picking"),
-              ChangeType.REMOVE_LINE: (Stage.PICKED, "lines_until_picking"),
-              ChangeType.CANCEL_LINES: (Stage.SHIPPED, "cancel_before_shipment"),
-              ChangeType.CANCEL: (Stage.SHIPPED, "cancel_before_shipment")}
+    limits = {
+        ChangeType.SHIP_TO: (Stage.PACKED, "address_until_packed"),
+        ChangeType.QUANTITY: (Stage.PICKED, "quantity_until_picked"),
+        ChangeType.ADD_LINE: (Stage.PICKED, "lines_until_picking"),
+        ChangeType.REMOVE_LINE: (Stage.PICKED, "lines_until_picking"),
+        ChangeType.CANCEL_LINES: (Stage.SHIPPED, "cancel_before_shipment"),
+        ChangeType.CANCEL: (Stage.SHIPPED, "cancel_before_shipment"),
+    }
     until, rule = limits[change]
     if status == "partially_shipped":
         return rule
@@ -66,8 +75,11 @@ def test_every_status_change_and_stage(status, change, stage):
         assert refused.value.rule == expected_rule(status, change, stage)
 
 
-@given(st.sampled_from([s.value for s in Status]), st.sampled_from(list(ChangeType)),
-       st.lists(st.sampled_from(list(Stage)), min_size=2, max_size=2))
+@given(
+    st.sampled_from([s.value for s in Status]),
+    st.sampled_from(list(ChangeType)),
+    st.lists(st.sampled_from(list(Stage)), min_size=2, max_size=2),
+)
 def test_going_further_never_allows_more(status, change, stages):
     """Monotone: once goods are further along, whatever was refused stays refused."""
     early, late = sorted(stages)
@@ -78,10 +90,20 @@ def test_going_further_never_allows_more(status, change, stages):
 # --- applying changes ----------------------------------------------------------------------------------
 def order(status: str = "confirmed", shipments: dict | None = None) -> Order:
     o = Order.receive(
-        at=NOW, actor="P-SHOP", hold_reasons=[], order_id="ORD-1", partner_id="P-SHOP", channel="api",
-        external_ref="PO-1", customer_id="C1", ship_to={"line1": "1 Old St", "city": "Lyon", "country": "FR"},
+        at=NOW,
+        actor="P-SHOP",
+        hold_reasons=[],
+        order_id="ORD-1",
+        partner_id="P-SHOP",
+        channel="api",
+        external_ref="PO-1",
+        customer_id="C1",
+        ship_to={"line1": "1 Old St", "city": "Lyon", "country": "FR"},
         lines=[Line("A", 3, Decimal("2.50")), Line("B", 1, Decimal("10"))],
-        requested_delivery_date="", payment_terms="NET30", currency="USD", priority=100,
+        requested_delivery_date="",
+        payment_terms="NET30",
+        currency="USD",
+        priority=100,
     )
     if status == "allocated":
         o.apply_reservation(NOW, [Allocation("A", "W1", 3), Allocation("B", "W2", 1)], {})
@@ -105,11 +127,15 @@ def test_address_change_records_before_and_after():
 
 def test_quantity_up_down_add_remove():
     o = order()
-    record = o.change(ChangeRequest(quantities={"A": 5, "B": 0}, add_lines=[NewLine("C", 2, "4.00")]),
-                          at=NOW, actor="P")
+    record = o.change(
+        ChangeRequest(quantities={"A": 5, "B": 0}, add_lines=[NewLine("C", 2, "4.00")]), at=NOW, actor="P"
+    )
     assert [(line.sku, line.quantity) for line in o.lines] == [("A", 5), ("C", 2)]
     assert {(c.field, c.before, c.after) for c in record.changes} == {
-        ("lines[A].quantity", "3", "5"), ("lines[B]", "1 x 10", ""), ("lines[C]", "", "2 x 4.00")}
+        ("lines[A].quantity", "3", "5"),
+        ("lines[B]", "1 x 10", ""),
+        ("lines[C]", "", "2 x 4.00"),
+    }
     assert set(record.kinds) == {"quantity", "remove_line", "add_line"}
     assert o.lines_changed and o.total_amount == Decimal("20.50")
     down = o.change(ChangeRequest(quantities={"A": 1}), at=NOW, actor="P")
@@ -135,11 +161,25 @@ def test_cancel_more_than_open_is_invalid_and_changes_nothing():
 def test_bad_requests_name_each_field():
     o = order()
     with pytest.raises(InvalidArgument) as bad:
-        o.change(ChangeRequest(quantities={"Z": 1, "A": -1}, add_lines=[NewLine("A", 0, "x")],
-                                      ship_to={"line1": "", "city": "X", "country": "DEU"}), at=NOW, actor="P")
+        o.change(
+            ChangeRequest(
+                quantities={"Z": 1, "A": -1},
+                add_lines=[NewLine("A", 0, "x")],
+                ship_to={"line1": "", "city": "X", "country": "DEU"},
+            ),
+            at=NOW,
+            actor="P",
+        )
     fields = {v.field for v in bad.value.violations}
-    assert {"lines[0].sku", "lines[1].quantity", "add_lines[0].sku", "add_lines[0].quantity",
-            "add_lines[0].unit_price", "ship_to.line1", "ship_to.country"} <= fields
+    assert {
+        "lines[0].sku",
+        "lines[1].quantity",
+        "add_lines[0].sku",
+        "add_lines[0].quantity",
+        "add_lines[0].unit_price",
+        "ship_to.line1",
+        "ship_to.country",
+    } <= fields
     with pytest.raises(InvalidArgument):
         o.change(ChangeRequest(), at=NOW, actor="P")
 
@@ -173,14 +213,20 @@ def test_packed_shipment_refuses_address_change():
 def test_after_shipment_only_returns():
     o = order("allocated", {"S1": ("W1", "shipped", {"A": 3}), "S2": ("W2", "shipped", {"B": 1})})
     assert o.status is Status.SHIPPED
-    for request in (ChangeRequest(ship_to=ADDRESS), ChangeRequest(quantities={"A": 1}), ChangeRequest(cancel={"B": 1})):
+    for request in (
+        ChangeRequest(ship_to=ADDRESS),
+        ChangeRequest(quantities={"A": 1}),
+        ChangeRequest(cancel={"B": 1}),
+    ):
         with pytest.raises(FailedPrecondition) as refused:
             o.change(request, at=NOW, actor="P")
         assert refused.value.rule == "returns_only_after_shipment"
 
 
-@given(st.dictionaries(st.sampled_from(["A", "B"]), st.integers(0, 6), min_size=1),
-       st.sampled_from(["confirmed", "on_hold", "scheduled"]))
+@given(
+    st.dictionaries(st.sampled_from(["A", "B"]), st.integers(0, 6), min_size=1),
+    st.sampled_from(["confirmed", "on_hold", "scheduled"]),
+)
 def test_any_quantity_change_keeps_totals_consistent(quantities, status):
     o = order()
     o.status = Status(status)
@@ -204,11 +250,11 @@ def replay(lines: dict[str, int], log) -> dict[str, int]:
     for record in log:
         for c in record.changes:
             if c.field.endswith(".quantity"):
-                sku = c.field[len("lines["):-len("].quantity")]
+                sku = c.field[len("lines[") : -len("].quantity")]
                 assert state[sku] == int(c.before)
                 state[sku] = int(c.after)
             elif c.field.startswith("lines["):
-                sku = c.field[len("lines["):-1]
+                sku = c.field[len("lines[") : -1]
                 if c.after:
                     assert sku not in state and not c.before
                     state[sku] = int(c.after.split(" x ")[0])
@@ -220,8 +266,11 @@ def replay(lines: dict[str, int], log) -> dict[str, int]:
 
 requests = st.one_of(
     st.builds(lambda sku, q: ChangeRequest(quantities={sku: q}), st.sampled_from("ABCD"), st.integers(0, 9)),
-    st.builds(lambda sku, q: ChangeRequest(add_lines=[NewLine(sku, q, "1.00")]), st.sampled_from("ABCD"),
-              st.integers(1, 9)),
+    st.builds(
+        lambda sku, q: ChangeRequest(add_lines=[NewLine(sku, q, "1.00")]),
+        st.sampled_from("ABCD"),
+        st.integers(1, 9),
+    ),
     st.builds(lambda sku: ChangeRequest(remove_skus=[sku]), st.sampled_from("ABCD")),
     st.builds(lambda sku, q: ChangeRequest(cancel={sku: q}), st.sampled_from("ABCD"), st.integers(1, 9)),
 )

@@ -22,51 +22,122 @@ def at(month: int, day: int, hour: int = 9, minute: int = 0, second: int = 0) ->
     return dt.datetime(2026, month, day, hour, minute, second, tzinfo=UTC)
 
 
-def order(order_id, customer, channel, currency, status, history, lines, facts=(), on_time=None) -> OrderFacts:
-    return OrderFacts(order_id, customer, channel, currency, status,
-                      tuple(StatusAt(s, t) for s, t in history), tuple(lines), tuple(facts), on_time)
+def order(
+    order_id, customer, channel, currency, status, history, lines, facts=(), on_time=None
+) -> OrderFacts:
+    return OrderFacts(
+        order_id,
+        customer,
+        channel,
+        currency,
+        status,
+        tuple(StatusAt(s, t) for s, t in history),
+        tuple(lines),
+        tuple(facts),
+        on_time,
+    )
 
 
 # A: delivered on time; one Y returned as damaged.
-A = order("A", "C1", "api", "USD", "completed",
-          [("received", T0), ("confirmed", T0 + dt.timedelta(seconds=60)), ("allocated", T0 + HOUR),
-           ("shipped", at(11, 11)), ("completed", at(11, 13))],
-          [LineFacts("X", 2, Decimal("10"), delivered=2), LineFacts("Y", 1, Decimal("5"), delivered=1)],
-          [Fact("first_allocation", T0 + HOUR, 0, "X", 2, filled=2),
-           Fact("first_allocation", T0 + HOUR, 1, "Y", 1, filled=1),
-           Fact("returned", at(11, 15), 0, "Y", 1, code="damaged", reason="damaged: box crushed", ref="RMA-1")],
-          on_time=True)
+A = order(
+    "A",
+    "C1",
+    "api",
+    "USD",
+    "completed",
+    [
+        ("received", T0),
+        ("confirmed", T0 + dt.timedelta(seconds=60)),
+        ("allocated", T0 + HOUR),
+        ("shipped", at(11, 11)),
+        ("completed", at(11, 13)),
+    ],
+    [LineFacts("X", 2, Decimal("10"), delivered=2), LineFacts("Y", 1, Decimal("5"), delivered=1)],
+    [
+        Fact("first_allocation", T0 + HOUR, 0, "X", 2, filled=2),
+        Fact("first_allocation", T0 + HOUR, 1, "Y", 1, filled=1),
+        Fact("returned", at(11, 15), 0, "Y", 1, code="damaged", reason="damaged: box crushed", ref="RMA-1"),
+    ],
+    on_time=True,
+)
 # B: backordered at first (1 of 4 reserved), delivered late.
-B = order("B", "C2", "edi", "USD", "completed",
-          [("received", at(11, 11)), ("confirmed", at(11, 11, 9, 2)), ("scheduled", at(11, 11, 11)),
-           ("allocated", at(11, 12)), ("shipped", at(11, 13)), ("completed", at(11, 20))],
-          [LineFacts("X", 4, Decimal("10"), delivered=4)],
-          [Fact("first_allocation", at(11, 11, 11), 0, "X", 4, filled=1)],
-          on_time=False)
+B = order(
+    "B",
+    "C2",
+    "edi",
+    "USD",
+    "completed",
+    [
+        ("received", at(11, 11)),
+        ("confirmed", at(11, 11, 9, 2)),
+        ("scheduled", at(11, 11, 11)),
+        ("allocated", at(11, 12)),
+        ("shipped", at(11, 13)),
+        ("completed", at(11, 20)),
+    ],
+    [LineFacts("X", 4, Decimal("10"), delivered=4)],
+    [Fact("first_allocation", at(11, 11, 11), 0, "X", 4, filled=1)],
+    on_time=False,
+)
 # C: held for two reasons, approved, then cancelled by the customer before any reservation.
-C = order("C", "C1", "api", "USD", "cancelled",
-          [("received", at(11, 15, 10)), ("on_hold", at(11, 15, 10)), ("confirmed", at(11, 16, 10)),
-           ("cancelled", at(11, 16, 12))],
-          [LineFacts("Z", 3, Decimal("2"))],
-          [Fact("held", at(11, 15, 10), 0, code="price_mismatch"),
-           Fact("held", at(11, 15, 10), 1, code="credit_limit_exceeded"),
-           Fact("cancelled", at(11, 16, 12), 0, "Z", 3, code="customer_request", reason="customer_request: no")])
+C = order(
+    "C",
+    "C1",
+    "api",
+    "USD",
+    "cancelled",
+    [
+        ("received", at(11, 15, 10)),
+        ("on_hold", at(11, 15, 10)),
+        ("confirmed", at(11, 16, 10)),
+        ("cancelled", at(11, 16, 12)),
+    ],
+    [LineFacts("Z", 3, Decimal("2"))],
+    [
+        Fact("held", at(11, 15, 10), 0, code="price_mismatch"),
+        Fact("held", at(11, 15, 10), 1, code="credit_limit_exceeded"),
+        Fact("cancelled", at(11, 16, 12), 0, "Z", 3, code="customer_request", reason="customer_request: no"),
+    ],
+)
 # D: held (blocked customer) and rejected; in EUR.
-D = order("D", "C3", "api", "EUR", "rejected",
-          [("received", at(11, 20, 10)), ("on_hold", at(11, 20, 10)), ("rejected", at(11, 21, 10))],
-          [LineFacts("X", 1, Decimal("12"))],
-          [Fact("held", at(11, 20, 10), 0, code="customer_blocked")])
+D = order(
+    "D",
+    "C3",
+    "api",
+    "EUR",
+    "rejected",
+    [("received", at(11, 20, 10)), ("on_hold", at(11, 20, 10)), ("rejected", at(11, 21, 10))],
+    [LineFacts("X", 1, Decimal("12"))],
+    [Fact("held", at(11, 20, 10), 0, code="customer_blocked")],
+)
 # E: received in October, shipped and delivered (on time) in November.
-E = order("E", "C1", "api", "USD", "completed",
-          [("received", at(10, 30)), ("confirmed", at(10, 30, 9, 0, 30)), ("allocated", at(10, 31)),
-           ("shipped", at(11, 2)), ("completed", at(11, 4))],
-          [LineFacts("W", 5, Decimal("1"), delivered=5)],
-          [Fact("first_allocation", at(10, 31), 0, "W", 5, filled=5)],
-          on_time=True)
+E = order(
+    "E",
+    "C1",
+    "api",
+    "USD",
+    "completed",
+    [
+        ("received", at(10, 30)),
+        ("confirmed", at(10, 30, 9, 0, 30)),
+        ("allocated", at(10, 31)),
+        ("shipped", at(11, 2)),
+        ("completed", at(11, 4)),
+    ],
+    [LineFacts("W", 5, Decimal("1"), delivered=5)],
+    [Fact("first_allocation", at(10, 31), 0, "W", 5, filled=5)],
+    on_time=True,
+)
 # F: received exactly when the period ends (excluded: the end is exclusive).
-F = order("F", "C1", "api", "USD", "confirmed",
-          [("received", at(12, 1, 0)), ("confirmed", at(12, 1, 0, 0, 10))],
-          [LineFacts("X", 9, Decimal("10"))])
+F = order(
+    "F",
+    "C1",
+    "api",
+    "USD",
+    "confirmed",
+    [("received", at(12, 1, 0)), ("confirmed", at(12, 1, 0, 0, 10))],
+    [LineFacts("X", 9, Decimal("10"))],
+)
 HISTORY = [A, B, C, D, E, F]
 
 
@@ -93,13 +164,20 @@ def test_reasons_sellers_and_returns():
     report = compute_report(HISTORY, NOVEMBER, known_skus=["W", "X", "Y", "Z"])
     # Hold reasons: C's two and D's one, one order each; ties by code.
     assert [(r.reason, r.orders) for r in report.holds_by_reason] == [
-        ("credit_limit_exceeded", 1), ("customer_blocked", 1), ("price_mismatch", 1)]
+        ("credit_limit_exceeded", 1),
+        ("customer_blocked", 1),
+        ("price_mismatch", 1),
+    ]
     # C cancelled 3 Z of the 3 Z ordered in November.
-    assert [(r.reason, r.orders, r.units) for r in report.cancellations_by_reason] == [("customer_request", 1, 3)]
+    assert [(r.reason, r.orders, r.units) for r in report.cancellations_by_reason] == [
+        ("customer_request", 1, 3)
+    ]
     assert [(r.sku, r.units, r.base_units, r.rate) for r in report.cancellations_by_sku] == [("Z", 3, 3, 1.0)]
     # Sold (received in November, not cancelled or rejected): X 2 (A) + 4 (B) = 6 for 60; Y 1 for 5.
     assert [(s.sku, s.currency, s.units, s.value) for s in report.best_sellers] == [
-        ("X", "USD", 6, Decimal("60")), ("Y", "USD", 1, Decimal("5"))]
+        ("X", "USD", 6, Decimal("60")),
+        ("Y", "USD", 1, Decimal("5")),
+    ]
     # Slow: the known SKUs that sold nothing (W: only in October; Z: cancelled) first, then the lowest.
     assert [(s.sku, s.units) for s in report.slow_sellers] == [("W", 0), ("Z", 0), ("Y", 1), ("X", 6)]
     # Returned in November: 1 Y; delivered (orders completed in November): Y 1 (A) -> rate 1.0.
@@ -126,17 +204,26 @@ def test_cycle_times_average_and_p90():
 
 
 def test_groups_by_customer_and_by_day():
-    by_customer = {h.key: h for h in compute_report(HISTORY, parse_period("2026-11-01", "2026-11-30", "customer",
-                                                                             now=T0)).groups}
+    by_customer = {
+        h.key: h
+        for h in compute_report(HISTORY, parse_period("2026-11-01", "2026-11-30", "customer", now=T0)).groups
+    }
     assert sorted(by_customer) == ["C1", "C2", "C3"]
     c1 = by_customer["C1"]
     # C1: received A and C (25 + 6 USD); C held and cancelled; A and E delivered on time; A's two lines filled.
-    assert (c1.orders_received, c1.order_value, c1.orders_held, c1.orders_cancelled) == (2, {"USD": Decimal("31")}, 1, 1)
+    assert (c1.orders_received, c1.order_value, c1.orders_held, c1.orders_cancelled) == (
+        2,
+        {"USD": Decimal("31")},
+        1,
+        1,
+    )
     assert (c1.orders_delivered, c1.orders_on_time, c1.lines_first_allocated, c1.lines_filled) == (2, 2, 2, 2)
     assert (by_customer["C2"].line_fill_rate, by_customer["C2"].on_time_rate) == (0.0, 0.0)
     assert by_customer["C3"].order_value == {"EUR": Decimal("12")} and by_customer["C3"].hold_rate == 1.0
-    by_day = {h.key: h for h in compute_report(HISTORY, parse_period("2026-11-01", "2026-11-30", "day",
-                                                                        now=T0)).groups}
+    by_day = {
+        h.key: h
+        for h in compute_report(HISTORY, parse_period("2026-11-01", "2026-11-30", "day", now=T0)).groups
+    }
     # Each fact in the bucket of its own time: C held on the 15th, cancelled on the 16th (no order received
     # that day: the rate is None, not 0 or infinity).
     assert by_day["2026-11-15"].orders_held == 1 and by_day["2026-11-15"].orders_received == 1
@@ -153,16 +240,27 @@ def test_empty_period_has_no_rates():
     report = compute_report(HISTORY, parse_period("2025-01-01", "2025-01-31", "", now=T0))
     t = report.total
     assert t.orders_received == 0 and t.order_value == {}
-    assert None is t.line_fill_rate is t.unit_fill_rate is t.on_time_rate is t.cancellation_rate is t.hold_rate
-    assert all(c.count == 0 and c.average_seconds is None and c.p90_seconds is None for c in report.cycle_times)
+    assert (
+        None is t.line_fill_rate is t.unit_fill_rate is t.on_time_rate is t.cancellation_rate is t.hold_rate
+    )
+    assert all(
+        c.count == 0 and c.average_seconds is None and c.p90_seconds is None for c in report.cycle_times
+    )
     assert report.best_sellers == [] and report.returns_by_sku == [] and report.holds_by_reason == []
     assert compute_report([], NOVEMBER).total.orders_received == 0
 
 
 def test_returns_rate_is_none_without_deliveries_in_the_period():
-    late_return = order("G", "C1", "api", "USD", "completed", [("received", at(10, 1))],
-                        [LineFacts("Q", 1, Decimal("1"), delivered=1)],
-                        [Fact("returned", at(11, 2), 0, "Q", 1, code="other")])
+    late_return = order(
+        "G",
+        "C1",
+        "api",
+        "USD",
+        "completed",
+        [("received", at(10, 1))],
+        [LineFacts("Q", 1, Decimal("1"), delivered=1)],
+        [Fact("returned", at(11, 2), 0, "Q", 1, code="other")],
+    )
     assert [(r.sku, r.rate) for r in compute_report([late_return], NOVEMBER).returns_by_sku] == [("Q", None)]
 
 
@@ -179,9 +277,13 @@ def test_period_parsing():
     assert (p.start, p.end, p.group_by) == (at(11, 1, 7), at(11, 3, 0), "week")
     default = parse_period("", "", "", now=T0)
     assert (default.start, default.end) == (T0 - 30 * DAY, T0)
-    for args, fields in ((("yesterday", "", ""), ["from"]), (("", "2026-13-01", ""), ["to"]),
-                         (("2026-11-02", "2026-11-01", ""), ["to"]), (("", "", "year"), ["group_by"]),
-                         (("2026-11-01T00:00:00", "", "hour"), ["from", "group_by"])):
+    for args, fields in (
+        (("yesterday", "", ""), ["from"]),
+        (("", "2026-13-01", ""), ["to"]),
+        (("2026-11-02", "2026-11-01", ""), ["to"]),
+        (("", "", "year"), ["group_by"]),
+        (("2026-11-01T00:00:00", "", "hour"), ["from", "group_by"]),
+    ):
         with pytest.raises(InvalidArgument) as raised:
             parse_period(*args, now=T0)
         assert [v.field for v in raised.value.violations] == fields
@@ -198,10 +300,22 @@ def test_reason_classes_are_bounded():
 
 # --- the ledger rows the order's own transitions produce --------------------------------------------
 def new_order(hold: list[dict] | None = None) -> Order:
-    o = Order.receive(at=T0, actor="P-SHOP", hold_reasons=hold or [], order_id="ORD-1", partner_id="P-SHOP",
-                      channel="api", external_ref="PO-1", customer_id="C1", ship_to={},
-                      lines=[Line("A", 3, Decimal("2.50")), Line("B", 2, Decimal("10"))],
-                      requested_delivery_date="", payment_terms="NET30", currency="USD", priority=100)
+    o = Order.receive(
+        at=T0,
+        actor="P-SHOP",
+        hold_reasons=hold or [],
+        order_id="ORD-1",
+        partner_id="P-SHOP",
+        channel="api",
+        external_ref="PO-1",
+        customer_id="C1",
+        ship_to={},
+        lines=[Line("A", 3, Decimal("2.50")), Line("B", 2, Decimal("10"))],
+        requested_delivery_date="",
+        payment_terms="NET30",
+        currency="USD",
+        priority=100,
+    )
     return o
 
 
@@ -214,31 +328,55 @@ def test_first_reservation_records_what_it_covered_and_later_ones_nothing():
     o = saved(new_order())
     o.apply_reservation(T0 + HOUR, [Allocation("A", "W1", 3), Allocation("B", "W1", 1)], {"B": 1})
     assert [(f.kind, f.line_no, f.sku, f.quantity, f.filled, f.at) for f in kpis.facts_of(o)] == [
-        ("first_allocation", 0, "A", 3, 3, T0 + HOUR), ("first_allocation", 1, "B", 2, 1, T0 + HOUR)]
+        ("first_allocation", 0, "A", 3, 3, T0 + HOUR),
+        ("first_allocation", 1, "B", 2, 1, T0 + HOUR),
+    ]
     saved(o).apply_reservation(T0 + DAY, [Allocation("A", "W1", 3), Allocation("B", "W1", 2)], {})
     assert o.status.value == "allocated" and kpis.facts_of(o) == []
 
 
 def test_holds_and_cancellations_record_their_reasons():
-    o = new_order(hold=[{"code": "price_mismatch", "message": "m", "field": "f"},
-                        {"code": "credit_limit_exceeded", "message": "c", "field": ""}])
-    assert [(f.kind, f.code, f.ref) for f in kpis.facts_of(o)] == [("held", "price_mismatch", "v2"),
-                                                                    ("held", "credit_limit_exceeded", "v2")]
+    o = new_order(
+        hold=[
+            {"code": "price_mismatch", "message": "m", "field": "f"},
+            {"code": "credit_limit_exceeded", "message": "c", "field": ""},
+        ]
+    )
+    assert [(f.kind, f.code, f.ref) for f in kpis.facts_of(o)] == [
+        ("held", "price_mismatch", "v2"),
+        ("held", "credit_limit_exceeded", "v2"),
+    ]
     saved(o).cancel(T0 + DAY, "P-SHOP", "out_of_stock: waited too long")
     assert [(f.kind, f.sku, f.quantity, f.code) for f in kpis.facts_of(o)] == [
-        ("cancelled", "A", 3, "out_of_stock"), ("cancelled", "B", 2, "out_of_stock")]
+        ("cancelled", "A", 3, "out_of_stock"),
+        ("cancelled", "B", 2, "out_of_stock"),
+    ]
     assert kpis.facts_of(saved(new_order())) == []
 
 
 def test_return_lines_become_returned_rows():
     class ReturnLine:
         def __init__(self, sku, reason, restocked, scrapped):
-            self.sku, self.reason, self.restocked_quantity, self.scrapped_quantity = sku, reason, restocked, scrapped
+            self.sku, self.reason, self.restocked_quantity, self.scrapped_quantity = (
+                sku,
+                reason,
+                restocked,
+                scrapped,
+            )
 
-    rows = kpis.return_facts("RMA-9", [ReturnLine("A", "defective", 1, 1), ReturnLine("B", "meh", 0, 0),
-                                       ReturnLine("C", "changed my mind", 1, 0)], T0)
+    rows = kpis.return_facts(
+        "RMA-9",
+        [
+            ReturnLine("A", "defective", 1, 1),
+            ReturnLine("B", "meh", 0, 0),
+            ReturnLine("C", "changed my mind", 1, 0),
+        ],
+        T0,
+    )
     assert [(f.line_no, f.sku, f.quantity, f.code, f.ref) for f in rows] == [
-        (0, "A", 2, "defective", "RMA-9"), (2, "C", 1, "other", "RMA-9")]
+        (0, "A", 2, "defective", "RMA-9"),
+        (2, "C", 1, "other", "RMA-9"),
+    ]
 
 
 def test_the_report_through_protobuf_the_gateway_model_and_the_csv():
@@ -250,13 +388,22 @@ def test_the_report_through_protobuf_the_gateway_model_and_the_csv():
     from services.orders.kpi import report_to_proto
 
     period = parse_period("2026-11-01", "2026-11-30", "customer", now=T0)
-    body = KpiReportOut.from_proto(report_to_proto(compute_report(HISTORY, period, ["W"]))).model_dump(mode="json")
+    body = KpiReportOut.from_proto(report_to_proto(compute_report(HISTORY, period, ["W"]))).model_dump(
+        mode="json"
+    )
     assert (body["from"], body["to"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
-    assert body["total"]["order_value"] == [{"currency": "EUR", "amount": "12"}, {"currency": "USD", "amount": "71"}]
+    assert body["total"]["order_value"] == [
+        {"currency": "EUR", "amount": "12"},
+        {"currency": "USD", "amount": "71"},
+    ]
     c3 = next(g for g in body["groups"] if g["key"] == "C3")
-    assert c3["line_fill_rate"] is None and c3["on_time_rate"] is None and c3["hold_rate"] == 1.0  # null, not 0
-    cells = {(r["section"], r["group"], r["item"], r["figure"]): r["value"]
-             for r in csv.DictReader(io.StringIO(report_csv(body)))}
+    assert (
+        c3["line_fill_rate"] is None and c3["on_time_rate"] is None and c3["hold_rate"] == 1.0
+    )  # null, not 0
+    cells = {
+        (r["section"], r["group"], r["item"], r["figure"]): r["value"]
+        for r in csv.DictReader(io.StringIO(report_csv(body)))
+    }
     assert cells[("headline", "total", "", "cancellation_rate")] == "0.25"
     assert cells[("headline", "C3", "", "line_fill_rate")] == ""
     assert cells[("best_sellers", "USD", "X", "units")] == "6"
@@ -269,24 +416,42 @@ def test_units_cancelled_by_a_change_request_count_for_their_sku_and_reason():
     from services.orders.changes import ChangeRecord, FieldChange
     from services.orders.domain import OrderChanged
 
-    record = ChangeRecord(version=4, at=T0 + DAY, actor="P-SHOP", kinds=("cancel_lines",),
-                          reason="out_of_stock: partial", changes=(
-                              FieldChange("lines[X].quantity", "5", "2"), FieldChange("lines[Y]", "1 x 5.00", "")))
+    record = ChangeRecord(
+        version=4,
+        at=T0 + DAY,
+        actor="P-SHOP",
+        kinds=("cancel_lines",),
+        reason="out_of_stock: partial",
+        changes=(FieldChange("lines[X].quantity", "5", "2"), FieldChange("lines[Y]", "1 x 5.00", "")),
+    )
     rows = kpis.change_cancellations(record)
     assert [(f.sku, f.quantity, f.code, f.ref, f.at) for f in rows] == [
-        ("X", 3, "out_of_stock", "change-v4", T0 + DAY), ("Y", 1, "out_of_stock", "change-v4", T0 + DAY)]
+        ("X", 3, "out_of_stock", "change-v4", T0 + DAY),
+        ("Y", 1, "out_of_stock", "change-v4", T0 + DAY),
+    ]
 
     class Pending:  # an order with a saved-but-unpublished change request (Order.events)
         transitions: list = []
         events = [OrderChanged(record)]
 
     assert kpis.facts_of(Pending()) == rows
-    Pending.events = [OrderChanged(ChangeRecord(5, T0, "P", ("quantity",), "", (FieldChange("lines[X].quantity", "5",
-                                                                                             "2"),)))]
+    Pending.events = [
+        OrderChanged(
+            ChangeRecord(5, T0, "P", ("quantity",), "", (FieldChange("lines[X].quantity", "5", "2"),))
+        )
+    ]
     assert kpis.facts_of(Pending()) == []  # a quantity change is not a cancellation
     # X was ordered 5 and is now 2 after the change: 3 of the 5 ordered units were cancelled, order not cancelled.
-    trimmed = order("T", "C1", "api", "USD", "confirmed", [("received", T0), ("confirmed", T0)],
-                    [LineFacts("X", 2, Decimal("1"))], rows[:1])
+    trimmed = order(
+        "T",
+        "C1",
+        "api",
+        "USD",
+        "confirmed",
+        [("received", T0), ("confirmed", T0)],
+        [LineFacts("X", 2, Decimal("1"))],
+        rows[:1],
+    )
     report = compute_report([trimmed], NOVEMBER)
     assert [(r.sku, r.units, r.base_units, r.rate) for r in report.cancellations_by_sku] == [("X", 3, 5, 0.6)]
     # By reason: 3 units, but no order cancelled (orders counts whole-order cancellations, as the counter does).

@@ -17,10 +17,20 @@ NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 def new_order(hold: list[dict] | None = None, lines: list[Line] | None = None) -> Order:
     order = Order.receive(
-        at=NOW, actor="P-SHOP", hold_reasons=hold or [], order_id="ORD-1", partner_id="P-SHOP", channel="api",
-        external_ref="PO-1", customer_id="C1", ship_to={"country": "US"},
+        at=NOW,
+        actor="P-SHOP",
+        hold_reasons=hold or [],
+        order_id="ORD-1",
+        partner_id="P-SHOP",
+        channel="api",
+        external_ref="PO-1",
+        customer_id="C1",
+        ship_to={"country": "US"},
         lines=lines if lines is not None else [Line("A", 3, Decimal("2.50")), Line("B", 1, Decimal("10"))],
-        requested_delivery_date="", payment_terms="NET30", currency="USD", priority=100,
+        requested_delivery_date="",
+        payment_terms="NET30",
+        currency="USD",
+        priority=100,
     )
     order.transitions.clear()
     order.loaded_version = order.version
@@ -35,7 +45,9 @@ def allocate(order: Order) -> None:
     order.apply_reservation(NOW, [Allocation("A", "W1", 3), Allocation("B", "W2", 1)], {})
 
 
-def ship(order: Order, sid: str, warehouse: str, lines: dict, status: str, on_time: bool | None = None) -> None:
+def ship(
+    order: Order, sid: str, warehouse: str, lines: dict, status: str, on_time: bool | None = None
+) -> None:
     order.record_shipment(NOW, ShipmentView(sid, warehouse, status, lines=lines, on_time=on_time))
 
 
@@ -69,7 +81,9 @@ def test_full_reservation_allocates_partial_schedules_then_allocates():
     assert order.status is Status.SCHEDULED
     assert [line.allocated for line in order.lines] == [2, 0]
     version = order.version
-    order.apply_reservation(NOW, [Allocation("A", "W1", 2)], {"A": 1, "B": 1})  # still short: no new transition
+    order.apply_reservation(
+        NOW, [Allocation("A", "W1", 2)], {"A": 1, "B": 1}
+    )  # still short: no new transition
     assert statuses(order).count("scheduled") == 1 and order.version == version + 1
     allocate(order)
     assert order.status is Status.ALLOCATED and [line.allocated for line in order.lines] == [3, 1]
@@ -169,10 +183,13 @@ def test_proposals_and_urgent_round_trip_through_the_order_message():
     from orderdesk.v1 import common_pb2
     from services.orders.proto import order_to_proto, proposal_to_dict, proposal_to_proto
 
-    split = common_pb2.DeliveryProposal(kind="split", parts=[
-        common_pb2.ProposalPart(sku="A", quantity=2, delivery_date="2026-06-10"),
-        common_pb2.ProposalPart(sku="A", quantity=1, delivery_date="2026-06-30"),
-    ])
+    split = common_pb2.DeliveryProposal(
+        kind="split",
+        parts=[
+            common_pb2.ProposalPart(sku="A", quantity=2, delivery_date="2026-06-10"),
+            common_pb2.ProposalPart(sku="A", quantity=1, delivery_date="2026-06-30"),
+        ],
+    )
     earliest = common_pb2.DeliveryProposal(kind="earliest_date", delivery_date="2026-06-30")
     order = new_order()
     order.proposals = [proposal_to_dict(earliest), proposal_to_dict(split)]

@@ -14,21 +14,36 @@ from services.orders.domain import Line, Order, Status, split_parts
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 LATE = {"code": "delivery_date_infeasible", "message": "m", "field": "requested_delivery_date"}
-SPLIT = {"kind": "split", "delivery_date": "", "parts": [
-    {"sku": "A", "quantity": 2, "delivery_date": "2026-12-01"},
-    {"sku": "A", "quantity": 3, "delivery_date": "2026-12-20"},
-    {"sku": "B", "quantity": 1, "delivery_date": "2026-12-01"},
-]}
+SPLIT = {
+    "kind": "split",
+    "delivery_date": "",
+    "parts": [
+        {"sku": "A", "quantity": 2, "delivery_date": "2026-12-01"},
+        {"sku": "A", "quantity": 3, "delivery_date": "2026-12-20"},
+        {"sku": "B", "quantity": 1, "delivery_date": "2026-12-01"},
+    ],
+}
 EARLIEST = {"kind": "earliest_date", "delivery_date": "2026-12-20", "parts": []}
 
 
 def held(proposals=(SPLIT, EARLIEST), lines=None) -> Order:
     order = Order.receive(
-        at=NOW, actor="P-SHOP", hold_reasons=[LATE], order_id="ORD-1", partner_id="P-SHOP", channel="api",
-        external_ref="PO-1", customer_id="C1", ship_to={"country": "US"},
+        at=NOW,
+        actor="P-SHOP",
+        hold_reasons=[LATE],
+        order_id="ORD-1",
+        partner_id="P-SHOP",
+        channel="api",
+        external_ref="PO-1",
+        customer_id="C1",
+        ship_to={"country": "US"},
         lines=lines or [Line("A", 5, Decimal("2.50")), Line("B", 1, Decimal("10"))],
-        requested_delivery_date="2026-12-01", payment_terms="NET30", currency="USD", priority=140,
-        proposals=list(proposals), urgent=True,
+        requested_delivery_date="2026-12-01",
+        payment_terms="NET30",
+        currency="USD",
+        priority=140,
+        proposals=list(proposals),
+        urgent=True,
     )
     order.transitions.clear()
     return order
@@ -73,13 +88,21 @@ def test_a_stale_split_is_refused():
     assert err.value.rule == "proposal_stale" and order.status is Status.ON_HOLD
 
 
-@given(st.lists(st.tuples(st.sampled_from("ABC"), st.integers(1, 9), st.sampled_from(["d1", "d2", "d3"])),
-                min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("ABC"), st.integers(1, 9), st.sampled_from(["d1", "d2", "d3"])),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_split_parts_accepts_exactly_the_order_quantities_over_two_dates_or_more(parts):
     lines: dict[str, int] = {}
     for sku, qty, _ in parts:
         lines[sku] = lines.get(sku, 0) + qty
-    proposal = {"kind": "split", "parts": [{"sku": s, "quantity": q, "delivery_date": d} for s, q, d in parts]}
+    proposal = {
+        "kind": "split",
+        "parts": [{"sku": s, "quantity": q, "delivery_date": d} for s, q, d in parts],
+    }
     found = split_parts(proposal, [Line(s, q, Decimal(1)) for s, q in lines.items()])
     dates = {d for _, _, d in parts}
     if len(dates) < 2:

@@ -13,16 +13,34 @@ NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 def allocated_order() -> Order:
     order = Order.receive(
-        at=NOW, actor="P-SHOP", hold_reasons=[], order_id="ORD-1", partner_id="P-SHOP", channel="api",
-        external_ref="PO-1", customer_id="C1", ship_to={"country": "US"}, lines=[Line("A", 2, Decimal("5"))],
-        requested_delivery_date="", payment_terms="NET30", currency="USD", priority=100)
+        at=NOW,
+        actor="P-SHOP",
+        hold_reasons=[],
+        order_id="ORD-1",
+        partner_id="P-SHOP",
+        channel="api",
+        external_ref="PO-1",
+        customer_id="C1",
+        ship_to={"country": "US"},
+        lines=[Line("A", 2, Decimal("5"))],
+        requested_delivery_date="",
+        payment_terms="NET30",
+        currency="USD",
+        priority=100,
+    )
     order.apply_reservation(NOW, [Allocation("A", "W1", 2)], {})
     return order
 
 
 def step(status: str, version: int) -> ShipmentView:
-    return ShipmentView("SHP-1", "W1", status, lines={"A": 2}, on_time=True if status == "delivered" else None,
-                        version=version)
+    return ShipmentView(
+        "SHP-1",
+        "W1",
+        status,
+        lines={"A": 2},
+        on_time=True if status == "delivered" else None,
+        version=version,
+    )
 
 
 def test_a_late_older_step_does_not_undo_a_delivery():

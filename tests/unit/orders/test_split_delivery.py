@@ -18,14 +18,30 @@ NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 def scheduled(lines=None, held=(("A", "WH-HAM", 3),)) -> Order:
     order = Order.receive(
-        at=NOW, actor="P-SHOP", hold_reasons=[], order_id="ORD-1", partner_id="P-SHOP", channel="api",
-        external_ref="PO-1", customer_id="C1", ship_to={"country": "FR", "city": "Paris"},
+        at=NOW,
+        actor="P-SHOP",
+        hold_reasons=[],
+        order_id="ORD-1",
+        partner_id="P-SHOP",
+        channel="api",
+        external_ref="PO-1",
+        customer_id="C1",
+        ship_to={"country": "FR", "city": "Paris"},
         lines=lines or [Line("A", 5, Decimal("2.50")), Line("B", 2, Decimal("10"))],
-        requested_delivery_date="2026-12-01", payment_terms="NET30", currency="EUR", priority=140, urgent=True)
+        requested_delivery_date="2026-12-01",
+        payment_terms="NET30",
+        currency="EUR",
+        priority=140,
+        urgent=True,
+    )
     allocations = [Allocation(*a) for a in held]
     reserved = {a.sku: a.quantity for a in allocations}
-    order.apply_reservation(NOW, allocations, {line.sku: line.quantity - reserved.get(line.sku, 0)
-                                               for line in order.lines}, ("2026-12-10", "2026-12-14"))
+    order.apply_reservation(
+        NOW,
+        allocations,
+        {line.sku: line.quantity - reserved.get(line.sku, 0) for line in order.lines},
+        ("2026-12-10", "2026-12-14"),
+    )
     order.transitions.clear()
     return order
 
@@ -41,18 +57,33 @@ def test_the_reserved_units_stay_and_the_rest_becomes_a_linked_order():
     order = scheduled()
     assert order.status is Status.SCHEDULED
     v = order.version
-    child = order.split_delivery([Allocation("A", "WH-HAM", 3)], at=NOW, actor="desk-anna",
-                                 delivery_date="2027-01-15", reason="split delivery for EX-1")
+    child = order.split_delivery(
+        [Allocation("A", "WH-HAM", 3)],
+        at=NOW,
+        actor="desk-anna",
+        delivery_date="2027-01-15",
+        reason="split delivery for EX-1",
+    )
     assert [(x.sku, x.quantity, x.allocated) for x in order.lines] == [("A", 3, 3)]
     assert order.status is Status.ALLOCATED and order.split_into == ["ORD-1-2"]
     assert order.expected_delivery_date == "" and order.allocations == [Allocation("A", "WH-HAM", 3)]
     assert [(x.sku, x.quantity, x.unit_price, x.allocated) for x in child.lines] == [
-        ("A", 2, Decimal("2.50"), 0), ("B", 2, Decimal("10"), 0)]
+        ("A", 2, Decimal("2.50"), 0),
+        ("B", 2, Decimal("10"), 0),
+    ]
     assert child.order_id == "ORD-1-2" and child.split_from == "ORD-1" and child.external_ref == "PO-1/2"
     assert child.status is Status.CONFIRMED and [t.status for t in child.transitions] == [
-        Status.RECEIVED, Status.CONFIRMED]
-    assert (child.customer_id, child.ship_to, child.payment_terms, child.currency, child.priority, child.urgent) == (
-        "C1", {"country": "FR", "city": "Paris"}, "NET30", "EUR", 140, True)
+        Status.RECEIVED,
+        Status.CONFIRMED,
+    ]
+    assert (
+        child.customer_id,
+        child.ship_to,
+        child.payment_terms,
+        child.currency,
+        child.priority,
+        child.urgent,
+    ) == ("C1", {"country": "FR", "city": "Paris"}, "NET30", "EUR", 140, True)
     assert child.requested_delivery_date == "2027-01-15" and order.requested_delivery_date == "2026-12-01"
     # the parent: allocated, then one change record (before/after and the link), published as order.changed
     assert [t.status for t in order.transitions] == [Status.ALLOCATED] and order.version == v + 2
@@ -67,15 +98,20 @@ def test_the_reserved_units_stay_and_the_rest_becomes_a_linked_order():
 def test_a_second_split_gets_the_next_number():
     order = scheduled()
     order.split_into = ["ORD-1-2"]  # split at approval already
-    child = order.split_delivery([Allocation("A", "WH-HAM", 3)], at=NOW, actor="d", delivery_date="", reason="")
+    child = order.split_delivery(
+        [Allocation("A", "WH-HAM", 3)], at=NOW, actor="d", delivery_date="", reason=""
+    )
     assert child.order_id == "ORD-1-3" and order.split_into == ["ORD-1-2", "ORD-1-3"]
     assert child.requested_delivery_date == "2026-12-01"  # no new date known: the order's own
 
 
-@pytest.mark.parametrize("held, rule", [
-    ((), "split_nothing_allocated"),
-    ((("A", "WH-HAM", 5), ("B", "WH-HAM", 2)), "split_nothing_missing"),
-])
+@pytest.mark.parametrize(
+    "held, rule",
+    [
+        ((), "split_nothing_allocated"),
+        ((("A", "WH-HAM", 5), ("B", "WH-HAM", 2)), "split_nothing_missing"),
+    ],
+)
 def test_nothing_to_split_is_refused_and_changes_nothing(held, rule):
     order = scheduled()
     before = (order.version, [(x.sku, x.quantity) for x in order.lines], order.status)
@@ -95,8 +131,13 @@ def test_units_missing_at_picking_split_off_an_allocated_order():
     assert refused.value.rule == "split_nothing_missing"
     v = order.version
     # 2 of A were not on the shelf (written off): the order ships 3 of A and the 2 of B, the rest comes later
-    child = order.split_delivery([Allocation("A", "WH-HAM", 3), Allocation("B", "WH-HAM", 2)], at=NOW, actor="d",
-                                 delivery_date="2027-01-15", reason="short at pick")
+    child = order.split_delivery(
+        [Allocation("A", "WH-HAM", 3), Allocation("B", "WH-HAM", 2)],
+        at=NOW,
+        actor="d",
+        delivery_date="2027-01-15",
+        reason="short at pick",
+    )
     assert order.status is Status.ALLOCATED and order.transitions == [] and order.version == v + 1
     assert [(x.sku, x.quantity) for x in order.lines] == [("A", 3), ("B", 2)]
     assert [(x.sku, x.quantity) for x in child.lines] == [("A", 2)]
@@ -111,8 +152,11 @@ def test_a_cancelled_order_cannot_split():
     assert refused.value.rule == "split_not_allowed_in_status"
 
 
-LINES = st.lists(st.tuples(st.sampled_from("ABC"), st.integers(1, 20), st.sampled_from(["1", "2.5"])),
-                 min_size=1, max_size=6)
+LINES = st.lists(
+    st.tuples(st.sampled_from("ABC"), st.integers(1, 20), st.sampled_from(["1", "2.5"])),
+    min_size=1,
+    max_size=6,
+)
 
 
 @given(LINES, st.dictionaries(st.sampled_from("ABCD"), st.integers(0, 40)))
@@ -134,7 +178,9 @@ def test_split_arithmetic_loses_and_invents_nothing(lines, held):
 def test_a_split_order_and_its_linked_order_add_up_to_the_original(lines, held):
     order = scheduled(lines=[Line(sku, qty, Decimal(price)) for sku, qty, price in lines], held=())
     want = units(order.lines)
-    allocations = [Allocation(sku, "WH-HAM", min(q, want.get(sku, 0))) for sku, q in held.items() if sku in want]
+    allocations = [
+        Allocation(sku, "WH-HAM", min(q, want.get(sku, 0))) for sku, q in held.items() if sku in want
+    ]
     try:
         child = order.split_delivery(allocations, at=NOW, actor="d", delivery_date="2027-01-01", reason="")
     except FailedPrecondition as refused:
@@ -156,7 +202,8 @@ def test_accepting_a_delay_moves_the_promise_and_records_it():
     assert order.requested_delivery_date == "2027-01-15" and order.version == v + 1
     [record] = order.change_log
     assert record.kinds == ("accept_delay",) and [(c.field, c.before, c.after) for c in record.changes] == [
-        ("requested_delivery_date", "2026-12-01", "2027-01-15")]
+        ("requested_delivery_date", "2026-12-01", "2027-01-15")
+    ]
     assert order.events == [OrderChanged(record)] and order.transitions == []
     order.accept_delay("2027-01-15", at=NOW, actor="desk", reason="again")  # the same date: nothing new
     assert order.version == v + 1 and len(order.change_log) == 1
@@ -171,8 +218,14 @@ def test_the_accepted_date_is_the_exceptions_else_one_given():
     from services.orders import exceptions as ex
 
     def delay(date):
-        return ex.OrderException.create(exception_id="EX-1", type="production_delay", cause="press", at=NOW,
-                                        actor="desk", expected_date=date)
+        return ex.OrderException.create(
+            exception_id="EX-1",
+            type="production_delay",
+            cause="press",
+            at=NOW,
+            actor="desk",
+            expected_date=date,
+        )
 
     assert ex.accepted_date(delay("2027-01-15"), {}) == "2027-01-15"
     assert ex.accepted_date(delay(""), {"expected_date": "2027-02-01"}) == "2027-02-01"
@@ -186,7 +239,15 @@ def test_after_a_split_the_announced_date_is_the_linked_orders_not_the_parents()
     from services.orders import exceptions as ex
 
     order = scheduled()
-    order.record_exception(ex.OrderException.create(exception_id="EX-1", type="production_delay", cause="press", at=NOW,
-                                              actor="desk", expected_date="2027-01-15"))
+    order.record_exception(
+        ex.OrderException.create(
+            exception_id="EX-1",
+            type="production_delay",
+            cause="press",
+            at=NOW,
+            actor="desk",
+            expected_date="2027-01-15",
+        )
+    )
     order.resolve_exception("EX-1", "split_delivery", at=NOW, actor="desk")
     assert ex.expected_date(order.exceptions) == "" and not order.at_risk

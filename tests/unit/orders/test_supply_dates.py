@@ -13,9 +13,20 @@ NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 def confirmed() -> Order:
     order = Order.receive(
-        at=NOW, actor="P-SHOP", hold_reasons=[], order_id="ORD-1", partner_id="P-SHOP", channel="api",
-        external_ref="PO-1", customer_id="C1", ship_to={"country": "FR"}, lines=[Line("A", 5, Decimal("2"))],
-        requested_delivery_date="", payment_terms="NET30", currency="USD", priority=100,
+        at=NOW,
+        actor="P-SHOP",
+        hold_reasons=[],
+        order_id="ORD-1",
+        partner_id="P-SHOP",
+        channel="api",
+        external_ref="PO-1",
+        customer_id="C1",
+        ship_to={"country": "FR"},
+        lines=[Line("A", 5, Decimal("2"))],
+        requested_delivery_date="",
+        payment_terms="NET30",
+        currency="USD",
+        priority=100,
     )
     order.transitions.clear()
     return order

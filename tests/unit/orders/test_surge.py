@@ -19,15 +19,15 @@ def test_a_trickle_never_holds_allocation():
 def test_a_surge_holds_until_it_ends():
     gate = SurgeGate(rate=100, max_defer=10)
     for n in range(20):
-        gate.arrived(50, now=1 + n * 0.1)   # 500 orders/s for 2 s
+        gate.arrived(50, now=1 + n * 0.1)  # 500 orders/s for 2 s
     assert gate.hold(now=3.0)
-    assert not gate.hold(now=4.5)           # a quiet second later: the backlog is allocated
+    assert not gate.hold(now=4.5)  # a quiet second later: the backlog is allocated
 
 
 def test_a_long_surge_lets_a_pass_through_every_max_defer_seconds():
     gate = SurgeGate(rate=100, max_defer=5)
     passes = []
-    for tick in range(200):                 # 20 s of 500 orders/s, the allocator asking every 0.1 s
+    for tick in range(200):  # 20 s of 500 orders/s, the allocator asking every 0.1 s
         now = tick * 0.1
         gate.arrived(50, now)
         if not gate.hold(now):

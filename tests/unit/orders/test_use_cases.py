@@ -57,12 +57,21 @@ def placed(repo: FakeOrders, order_id: str, *, reserved: list[Allocation] | None
     """The order `create(order_id)` describes, confirmed (and allocated when `reserved` is given)."""
     req = create(order_id)
     order = Order.receive(
-        at=NOW, actor=req.partner_id, hold_reasons=[], order_id=req.order_id, partner_id=req.partner_id,
-        channel=req.channel, external_ref=req.external_ref, customer_id=req.customer_id,
+        at=NOW,
+        actor=req.partner_id,
+        hold_reasons=[],
+        order_id=req.order_id,
+        partner_id=req.partner_id,
+        channel=req.channel,
+        external_ref=req.external_ref,
+        customer_id=req.customer_id,
         ship_to=address_dict(req.ship_to),
         lines=[Line(line.sku, line.quantity, Decimal(line.unit_price)) for line in req.lines],
-        requested_delivery_date=req.requested_delivery_date, payment_terms=req.payment_terms,
-        currency=req.currency, priority=req.priority)
+        requested_delivery_date=req.requested_delivery_date,
+        payment_terms=req.payment_terms,
+        currency=req.currency,
+        priority=req.priority,
+    )
     if reserved is not None:
         order.apply_reservation(NOW, reserved, {})
     repo._keep(order)
@@ -89,14 +98,23 @@ async def test_change_is_saved_with_before_after_and_published(db, repo):
     intake = FakeIntake()
     changes, _ = use_cases(db, FakeInventory({}), intake=intake)
     order = placed(repo, "ORD-C1")
-    changed = await changes.change(change("ORD-C1", order.version,
-                                          lines=[orders_pb2.ChangeLine(sku="A", quantity=5)], remove_lines=["B"],
-                                          add_lines=[orders_pb2.ChangeLine(sku="C", quantity=1, unit_price="2.00")]))
+    changed = await changes.change(
+        change(
+            "ORD-C1",
+            order.version,
+            lines=[orders_pb2.ChangeLine(sku="A", quantity=5)],
+            remove_lines=["B"],
+            add_lines=[orders_pb2.ChangeLine(sku="C", quantity=1, unit_price="2.00")],
+        )
+    )
     loaded = repo.saved["ORD-C1"]
     assert [(x.sku, x.quantity) for x in loaded.lines] == [("A", 5), ("C", 1)]
     assert loaded.version == changed.version == order.version + 1
     assert {(c.field, c.before, c.after) for c in loaded.change_log[0].changes} == {
-        ("lines[A].quantity", "2", "5"), ("lines[B]", "1 x 1.00", ""), ("lines[C]", "", "1 x 2.00")}
+        ("lines[A].quantity", "2", "5"),
+        ("lines[B]", "1 x 1.00", ""),
+        ("lines[C]", "", "1 x 2.00"),
+    }
     assert intake.requests and [(a.sku, a.quantity) for a in intake.requests[0].added] == [("A", 3), ("C", 1)]
     assert intake.requests[0].previous_total == "7.50"
     event = db.events[-1]
@@ -106,14 +124,21 @@ async def test_change_is_saved_with_before_after_and_published(db, repo):
 
 
 async def test_stale_version_and_failed_review_change_nothing(db, repo):
-    changes, _ = use_cases(db, FakeInventory({}),
-                           intake=FakeIntake([common_pb2.Reason(code="credit_limit_exceeded", message="too much")]))
+    changes, _ = use_cases(
+        db,
+        FakeInventory({}),
+        intake=FakeIntake([common_pb2.Reason(code="credit_limit_exceeded", message="too much")]),
+    )
     order = placed(repo, "ORD-C2")
     with pytest.raises(errors.FailedPrecondition) as stale:
-        await changes.change(change("ORD-C2", order.version - 1, lines=[orders_pb2.ChangeLine(sku="A", quantity=1)]))
+        await changes.change(
+            change("ORD-C2", order.version - 1, lines=[orders_pb2.ChangeLine(sku="A", quantity=1)])
+        )
     assert stale.value.rule == "stale_version"
     with pytest.raises(errors.FailedPrecondition) as refused:
-        await changes.change(change("ORD-C2", order.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=9)]))
+        await changes.change(
+            change("ORD-C2", order.version, lines=[orders_pb2.ChangeLine(sku="A", quantity=9)])
+        )
     assert refused.value.rule == "change_fails_check" and "credit_limit_exceeded" in refused.value.message
     loaded = repo.saved["ORD-C2"]
     assert loaded.version == order.version and loaded.lines[0].quantity == 2 and not loaded.change_log
@@ -125,37 +150,63 @@ async def test_exception_lifecycle_and_reallocation(db, repo):
     inventory = FakeInventory({"A": 2, "B": 1})
     _, resolutions = use_cases(db, inventory)
     placed(repo, "ORD-C5", reserved=[Allocation("A", "W1", 2), Allocation("B", "W1", 1)])
-    order = await resolutions.record(orders_pb2.RecordExceptionRequest(
-        order_id="ORD-C5", actor=common_pb2.Actor(id="P-3PL"), type="stock_shortage_at_pick", cause="bin empty",
-        sku="A", warehouse="W1", quantity=2, expected_date="2026-12-24", source="warehouse"))
+    order = await resolutions.record(
+        orders_pb2.RecordExceptionRequest(
+            order_id="ORD-C5",
+            actor=common_pb2.Actor(id="P-3PL"),
+            type="stock_shortage_at_pick",
+            cause="bin empty",
+            sku="A",
+            warehouse="W1",
+            quantity=2,
+            expected_date="2026-12-24",
+            source="warehouse",
+        )
+    )
     assert order.at_risk and order.exceptions[0].source == "warehouse"
     loaded = repo.saved["ORD-C5"]
     assert loaded.at_risk and loaded.exceptions[0].expected_date == "2026-12-24"
     eid = loaded.exceptions[0].exception_id
-    resolved = await resolutions.resolve(orders_pb2.ResolveExceptionRequest(
-        order_id="ORD-C5", exception_id=eid, actor=common_pb2.Actor(id="desk"), action="reallocate"))
+    resolved = await resolutions.resolve(
+        orders_pb2.ResolveExceptionRequest(
+            order_id="ORD-C5", exception_id=eid, actor=common_pb2.Actor(id="desk"), action="reallocate"
+        )
+    )
     assert not resolved.at_risk
     assert {(a.sku, a.warehouse, a.quantity) for a in resolved.allocations} == {("A", "W2", 2)}
     types = [e.type for e in db.events]
     assert types[-3:] == ["order.exception", "order.changed", "order.exception"]
     last = db.events[-1]
-    assert last.order.exception.status == "resolved" and last.order.exception.resolution.action == "reallocate"
+    assert (
+        last.order.exception.status == "resolved" and last.order.exception.resolution.action == "reallocate"
+    )
     with pytest.raises(errors.InvalidArgument):
-        await resolutions.record(orders_pb2.RecordExceptionRequest(order_id="ORD-C5", type="lost_parcel",
-                                                                   cause="gone", shipment_id="SHP-NOPE"))
+        await resolutions.record(
+            orders_pb2.RecordExceptionRequest(
+                order_id="ORD-C5", type="lost_parcel", cause="gone", shipment_id="SHP-NOPE"
+            )
+        )
 
 
 async def test_an_exception_recorded_again_with_its_key_is_recorded_once(db, repo):
     _, resolutions = use_cases(db, FakeInventory({}))
     placed(repo, "ORD-C9")
-    req = orders_pb2.RecordExceptionRequest(order_id="ORD-C9", type="production_delay", cause="late",
-                                            expected_date="2027-01-01", idempotency_key="k-1")
+    req = orders_pb2.RecordExceptionRequest(
+        order_id="ORD-C9",
+        type="production_delay",
+        cause="late",
+        expected_date="2027-01-01",
+        idempotency_key="k-1",
+    )
     first = await resolutions.record(req)
     again = await resolutions.record(req)
     assert [e.exception_id for e in again.exceptions] == [e.exception_id for e in first.exceptions]
     assert again.version == first.version
-    other = await resolutions.record(orders_pb2.RecordExceptionRequest(
-        order_id="ORD-C9", type="production_delay", cause="later", idempotency_key="k-2"))
+    other = await resolutions.record(
+        orders_pb2.RecordExceptionRequest(
+            order_id="ORD-C9", type="production_delay", cause="later", idempotency_key="k-2"
+        )
+    )
     assert len(other.exceptions) == 2
 
 
@@ -164,13 +215,18 @@ async def test_the_orders_events_are_counted_once_committed_and_not_when_rolled_
     from services.orders.service import publish_transitions
 
     def counted() -> tuple[float, float]:
-        return (metrics.ORDER_CHANGES.labels("accepted")._value.get(),
-                metrics.ORDER_EXCEPTIONS.labels("production_delay", "opened")._value.get())
+        return (
+            metrics.ORDER_CHANGES.labels("accepted")._value.get(),
+            metrics.ORDER_EXCEPTIONS.labels("production_delay", "opened")._value.get(),
+        )
 
     order = placed(repo, "ORD-M1")
     order.change(ChangeRequest(quantities={"A": 1}), at=NOW, actor="P")
-    order.record_exception(ex.OrderException.create(exception_id="EX-M", type="production_delay", cause="late",
-                                                    at=NOW, actor="desk"))
+    order.record_exception(
+        ex.OrderException.create(
+            exception_id="EX-M", type="production_delay", cause="late", at=NOW, actor="desk"
+        )
+    )
     before = counted()
     with pytest.raises(RuntimeError):
         async with db.transaction() as tx:
@@ -181,5 +237,10 @@ async def test_the_orders_events_are_counted_once_committed_and_not_when_rolled_
         await publish_transitions(tx, order)
     assert counted() == (before[0] + 1, before[1] + 1)
     assert [(e.type, e.aggregate_version) for e in db.events] == [
-        ("order.changed", order.version - 1), ("order.exception", order.version)]
-    assert db.events[0].order.changes[0].field == "lines[A].quantity" and db.events[1].order.exception.cause == "late"
+        ("order.changed", order.version - 1),
+        ("order.exception", order.version),
+    ]
+    assert (
+        db.events[0].order.changes[0].field == "lines[A].quantity"
+        and db.events[1].order.exception.cause == "late"
+    )

@@ -34,8 +34,15 @@ ORDERED = {
 
 def authorize(requested, *, ordered=ORDERED, authorised=None, resolution="refund") -> Return:
     return Return.authorize(
-        rma_id="RMA-1", order_id="ORD-1", partner_id="P1", ordered=ordered, authorised=authorised or {},
-        requested=requested, resolution=resolution, at=T0, actor="P1",
+        rma_id="RMA-1",
+        order_id="ORD-1",
+        partner_id="P1",
+        ordered=ordered,
+        authorised=authorised or {},
+        requested=requested,
+        resolution=resolution,
+        at=T0,
+        actor="P1",
     )
 
 
@@ -74,17 +81,33 @@ def test_authorize_copies_price_and_warehouse_from_the_order():
     ret = authorize([RequestedLine("A", 3, "damaged"), RequestedLine("B", 1, "")])
     assert ret.status is Status.AUTHORIZED and ret.version == 1 and ret.partner_id == "P1"
     assert [(x.sku, x.quantity, x.unit_price, x.warehouse) for x in ret.lines] == [
-        ("A", 3, Decimal("12.50"), "WH-HAM"), ("B", 1, Decimal("3.33"), "WH-CHI")]
+        ("A", 3, Decimal("12.50"), "WH-HAM"),
+        ("B", 1, Decimal("3.33"), "WH-CHI"),
+    ]
     assert [c.status for c in ret.changes] == [Status.AUTHORIZED]
     assert ret.refund_amount == Decimal("0.00")
 
 
 def test_bad_lines_are_named_by_path():
     with pytest.raises(InvalidArgument) as err:
-        authorize([RequestedLine("", 1), RequestedLine("Z", 1), RequestedLine("A", 0), RequestedLine("B", -2),
-                   RequestedLine("A", 1, "x" * 1001)], resolution="exchange")
-    assert fields(err) == ["resolution", "lines[0].sku", "lines[1].sku", "lines[2].quantity",
-                           "lines[3].quantity", "lines[4].reason"]
+        authorize(
+            [
+                RequestedLine("", 1),
+                RequestedLine("Z", 1),
+                RequestedLine("A", 0),
+                RequestedLine("B", -2),
+                RequestedLine("A", 1, "x" * 1001),
+            ],
+            resolution="exchange",
+        )
+    assert fields(err) == [
+        "resolution",
+        "lines[0].sku",
+        "lines[1].sku",
+        "lines[2].quantity",
+        "lines[3].quantity",
+        "lines[4].reason",
+    ]
 
 
 def test_no_lines_is_invalid():
@@ -182,9 +205,9 @@ B_SCRAPPED = Inspection("B", 1, "scrap")
     ("inspections", "paths"),
     [
         ([], ["lines"]),
-        ([Inspection("A", 2, "restock"), B_SCRAPPED], ["lines[0].quantity"]),     # one unit unaccounted for
+        ([Inspection("A", 2, "restock"), B_SCRAPPED], ["lines[0].quantity"]),  # one unit unaccounted for
         ([Inspection("A", 2, "restock"), B_SCRAPPED, Inspection("A", 2, "scrap")], ["lines[0].quantity"]),
-        ([Inspection("A", 3, "restock")], ["lines"]),                             # B never inspected
+        ([Inspection("A", 3, "restock")], ["lines"]),  # B never inspected
         ([Inspection("Z", 1, "restock")], ["lines[0].sku"]),
         ([Inspection("A", 0, "restock")], ["lines[0].quantity"]),
         ([Inspection("A", 3, "resell")], ["lines[0].outcome"]),
@@ -225,7 +248,9 @@ def test_refund_is_every_authorised_unit_at_its_price_whatever_the_split(lines, 
     inspections = []
     for n, (sku, total) in enumerate(sorted(ret.authorised_by_sku().items())):
         restock = min(restock_share[n], total)
-        inspections += [Inspection(sku, q, o) for q, o in ((restock, "restock"), (total - restock, "scrap")) if q]
+        inspections += [
+            Inspection(sku, q, o) for q, o in ((restock, "restock"), (total - restock, "scrap")) if q
+        ]
     ret.inspect(inspections, T0, "qa")
     assert ret.refund_amount == sum((ordered[s].unit_price * q for s, q in lines), Decimal("0"))
     assert all(x.restocked + x.scrapped == x.quantity for x in ret.lines)
@@ -244,4 +269,7 @@ def test_request_hash_changes_with_the_body_only():
 def test_request_hash_is_the_one_stored_keys_were_made_with():
     """Keys stored before the hash moved to orderdesk.idempotency must still replay: the same bytes."""
     lines = [RequestedLine("A", 1, "damaged"), RequestedLine("B", 2, "größe falsch")]
-    assert request_hash("ORD-1", lines, "refund") == "b2e71aa57fbffe2b2a5045189e888c6b8172ffbfb2e2ec87c788d1c8a68fdce7"
+    assert (
+        request_hash("ORD-1", lines, "refund")
+        == "b2e71aa57fbffe2b2a5045189e888c6b8172ffbfb2e2ec87c788d1c8a68fdce7"
+    )

@@ -48,9 +48,15 @@ class FakeReturns:
 
 def authorised_rma() -> Return:
     return Return.authorize(
-        rma_id="RMA-1", order_id="ORD-1", partner_id="P1",
+        rma_id="RMA-1",
+        order_id="ORD-1",
+        partner_id="P1",
         ordered={"A": OrderedSku("A", delivered=3, unit_price=Decimal("12.50"), warehouse="WH-HAM")},
-        authorised={}, requested=[RequestedLine("A", 2, "damaged")], resolution="refund", at=T0, actor="P1",
+        authorised={},
+        requested=[RequestedLine("A", 2, "damaged")],
+        resolution="refund",
+        at=T0,
+        actor="P1",
     )
 
 
@@ -70,13 +76,19 @@ async def test_receive_then_inspect_publishes_each_step_with_the_rma_and_counts_
     steps_before = counted("orderdesk_return_steps_total", {"step": "refunded"})
 
     await service.receive("RMA-1", "P1", "WH-HAM")
-    await service.inspect("RMA-1", "P1", [Inspection("A", 1, "restock"), Inspection("A", 1, "scrap")], "WH-HAM")
+    await service.inspect(
+        "RMA-1", "P1", [Inspection("A", 1, "restock"), Inspection("A", 1, "scrap")], "WH-HAM"
+    )
 
     stored = rmas.rows["RMA-1"]
-    assert stored.status is Status.REFUNDED and stored.refund_amount == Decimal("25.00") and stored.version == 3
+    assert (
+        stored.status is Status.REFUNDED and stored.refund_amount == Decimal("25.00") and stored.version == 3
+    )
     assert [(line.restocked, line.scrapped) for line in stored.lines] == [(1, 1)]
     assert [(e.type, e.aggregate_version, e.order_id, e.actor) for e in db.events] == [
-        ("return.received", 2, "ORD-1", "WH-HAM"), ("return.refunded", 3, "ORD-1", "WH-HAM")]
+        ("return.received", 2, "ORD-1", "WH-HAM"),
+        ("return.refunded", 3, "ORD-1", "WH-HAM"),
+    ]
     refunded = getattr(getattr(db.events[1], "return"), "return")  # Event.return.return: the RMA as it now is
     assert (refunded.status, refunded.refund_amount, refunded.version) == ("refunded", "25.00", 3)
     assert counted("orderdesk_return_steps_total", {"step": "refunded"}) == steps_before + 1

@@ -13,10 +13,18 @@ NOW = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
 
 
 def shipment(status: str = "pending") -> Shipment:
-    s = Shipment.create(at=NOW, shipment_id="SHP-1-WH-HAM", order_id="ORD-1", partner_id="P", warehouse="WH-HAM",
-                        lines={"A": 3}, promised_delivery_date="2026-12-05")
-    for step in ("picked", "packed", "shipped", "delivered")[: ("pending", "picked", "packed", "shipped",
-                                                                "delivered").index(status)]:
+    s = Shipment.create(
+        at=NOW,
+        shipment_id="SHP-1-WH-HAM",
+        order_id="ORD-1",
+        partner_id="P",
+        warehouse="WH-HAM",
+        lines={"A": 3},
+        promised_delivery_date="2026-12-05",
+    )
+    for step in ("picked", "packed", "shipped", "delivered")[
+        : ("pending", "picked", "packed", "shipped", "delivered").index(status)
+    ]:
         s.record(step, at=NOW, actor="3pl", carrier="DHL", tracking_number="T1")
     s.changes.clear()
     return s
@@ -58,7 +66,9 @@ def test_tracking_events_only_on_a_shipped_parcel():
     with pytest.raises(InvalidArgument):
         s.report("delayed", at=NOW, actor="carrier", cause="storm")
     assert s.report("delayed", at=NOW, actor="carrier", cause="storm", expected_delivery_date="2026-12-09")
-    assert not s.report("delayed", at=NOW, actor="carrier", cause="storm", expected_delivery_date="2026-12-09")
+    assert not s.report(
+        "delayed", at=NOW, actor="carrier", cause="storm", expected_delivery_date="2026-12-09"
+    )
     assert s.report("lost", at=NOW, actor="carrier", cause="not scanned")
     assert [c.event_name for c in s.changes] == ["delayed", "lost"] and s.status is Status.SHIPPED
     assert s.expected_delivery_date == "2026-12-09"

@@ -23,22 +23,32 @@ from services.shipping.domain import (
 )
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
-HAMBURG = Warehouse("WH-HAM", "Hamburg DC", "DE", cutoff_hour_utc=14, transit_days_domestic=2,
-                    transit_days_international=6)
+HAMBURG = Warehouse(
+    "WH-HAM", "Hamburg DC", "DE", cutoff_hour_utc=14, transit_days_domestic=2, transit_days_international=6
+)
 
 
 def new_shipment(promised: str = "2026-12-05") -> Shipment:
     return Shipment.create(
-        at=T0, shipment_id="SHP-1-WH-HAM", order_id="ORD-1", partner_id="P1", warehouse="WH-HAM",
-        lines={"A": 2}, promised_delivery_date=promised,
+        at=T0,
+        shipment_id="SHP-1-WH-HAM",
+        order_id="ORD-1",
+        partner_id="P1",
+        warehouse="WH-HAM",
+        lines={"A": 2},
+        promised_delivery_date=promised,
     )
 
 
 def shipment_in(status: Status) -> Shipment:
     s = new_shipment()
-    path = {Status.PENDING: [], Status.PICKED: ["picked"], Status.PACKED: ["picked", "packed"],
-            Status.SHIPPED: ["picked", "packed", "shipped"],
-            Status.DELIVERED: ["picked", "packed", "shipped", "delivered"]}
+    path = {
+        Status.PENDING: [],
+        Status.PICKED: ["picked"],
+        Status.PACKED: ["picked", "packed"],
+        Status.SHIPPED: ["picked", "packed", "shipped"],
+        Status.DELIVERED: ["picked", "packed", "shipped", "delivered"],
+    }
     if status is Status.CANCELLED:
         s.cancel(T0, "system", "order cancelled")
         return s
@@ -81,8 +91,13 @@ def test_repeating_the_current_step_changes_nothing(status):
 
 @pytest.mark.parametrize(
     ("current", "step"),
-    [(Status.PACKED, "picked"), (Status.SHIPPED, "packed"), (Status.SHIPPED, "picked"),
-     (Status.DELIVERED, "shipped"), (Status.DELIVERED, "picked")],
+    [
+        (Status.PACKED, "picked"),
+        (Status.SHIPPED, "packed"),
+        (Status.SHIPPED, "picked"),
+        (Status.DELIVERED, "shipped"),
+        (Status.DELIVERED, "picked"),
+    ],
 )
 def test_going_backwards_is_refused(current, step):
     s = shipment_in(current)
@@ -94,8 +109,13 @@ def test_going_backwards_is_refused(current, step):
 
 @pytest.mark.parametrize(
     ("current", "step"),
-    [(Status.PENDING, "packed"), (Status.PENDING, "shipped"), (Status.PENDING, "delivered"),
-     (Status.PICKED, "delivered"), (Status.PACKED, "delivered")],
+    [
+        (Status.PENDING, "packed"),
+        (Status.PENDING, "shipped"),
+        (Status.PENDING, "delivered"),
+        (Status.PICKED, "delivered"),
+        (Status.PACKED, "delivered"),
+    ],
 )
 def test_skipping_a_step_is_refused(current, step):
     s = shipment_in(current)
@@ -133,11 +153,13 @@ def test_shipped_names_each_missing_field(carrier, tracking, missing):
 
 @pytest.mark.parametrize(
     ("delivered_at", "on_time"),
-    [(dt.datetime(2026, 12, 4, 23, 59, tzinfo=dt.UTC), True),
-     (dt.datetime(2026, 12, 5, 23, 59, tzinfo=dt.UTC), True),
-     (dt.datetime(2026, 12, 6, 0, 0, tzinfo=dt.UTC), False),
-     # 01:00 on the 6th in Berlin is still the 5th in UTC: the UTC date counts.
-     (dt.datetime(2026, 12, 6, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))), True)],
+    [
+        (dt.datetime(2026, 12, 4, 23, 59, tzinfo=dt.UTC), True),
+        (dt.datetime(2026, 12, 5, 23, 59, tzinfo=dt.UTC), True),
+        (dt.datetime(2026, 12, 6, 0, 0, tzinfo=dt.UTC), False),
+        # 01:00 on the 6th in Berlin is still the 5th in UTC: the UTC date counts.
+        (dt.datetime(2026, 12, 6, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))), True),
+    ],
 )
 def test_delivered_records_the_utc_date_and_whether_it_kept_the_promise(delivered_at, on_time):
     s = shipment_in(Status.SHIPPED)
@@ -193,47 +215,88 @@ def at_hour(hour: int, minute: int = 0) -> dt.datetime:
 
 @pytest.mark.parametrize(
     ("allocated", "ships"),
-    [(at_hour(0), "2026-12-01"), (at_hour(13, 59), "2026-12-01"), (at_hour(14), "2026-12-02"),
-     (at_hour(23, 59), "2026-12-02")],
+    [
+        (at_hour(0), "2026-12-01"),
+        (at_hour(13, 59), "2026-12-01"),
+        (at_hour(14), "2026-12-02"),
+        (at_hour(23, 59), "2026-12-02"),
+    ],
 )
 def test_allocated_at_or_after_the_cut_off_ships_the_next_day(allocated, ships):
     assert ship_date(allocated, HAMBURG).isoformat() == ships
 
 
 def test_domestic_and_international_transit():
-    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="DE") == "2026-12-03"
-    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="de") == "2026-12-03"
-    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="US") == "2026-12-07"
-    assert promised_delivery_date(allocated_at=at_hour(15), warehouse=HAMBURG, destination_country="US") == "2026-12-08"
+    assert (
+        promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="DE")
+        == "2026-12-03"
+    )
+    assert (
+        promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="de")
+        == "2026-12-03"
+    )
+    assert (
+        promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="US")
+        == "2026-12-07"
+    )
+    assert (
+        promised_delivery_date(allocated_at=at_hour(15), warehouse=HAMBURG, destination_country="US")
+        == "2026-12-08"
+    )
     # No destination country: the longer, international promise.
-    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="") == "2026-12-07"
+    assert (
+        promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="")
+        == "2026-12-07"
+    )
 
 
 def test_the_requested_date_is_the_promise_when_set():
-    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="DE",
-                                  requested_delivery_date="2027-01-15") == "2027-01-15"
+    assert (
+        promised_delivery_date(
+            allocated_at=at_hour(9),
+            warehouse=HAMBURG,
+            destination_country="DE",
+            requested_delivery_date="2027-01-15",
+        )
+        == "2027-01-15"
+    )
     # A date we cannot read is ignored rather than promised.
-    assert promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="DE",
-                                  requested_delivery_date="next week") == "2026-12-03"
+    assert (
+        promised_delivery_date(
+            allocated_at=at_hour(9),
+            warehouse=HAMBURG,
+            destination_country="DE",
+            requested_delivery_date="next week",
+        )
+        == "2026-12-03"
+    )
 
 
 def test_an_unknown_warehouse_promises_the_default_days():
-    assert promised_delivery_date(allocated_at=at_hour(22), warehouse=None, destination_country="DE") == (
-        dt.date(2026, 12, 1) + dt.timedelta(days=DEFAULT_TRANSIT_DAYS)
-    ).isoformat()
+    assert (
+        promised_delivery_date(allocated_at=at_hour(22), warehouse=None, destination_country="DE")
+        == (dt.date(2026, 12, 1) + dt.timedelta(days=DEFAULT_TRANSIT_DAYS)).isoformat()
+    )
 
 
 @given(
-    allocated=st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2035, 1, 1),
-                           timezones=st.just(dt.UTC)),
-    cutoff=st.integers(0, 23), domestic=st.integers(0, 10), international=st.integers(0, 30),
+    allocated=st.datetimes(
+        min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2035, 1, 1), timezones=st.just(dt.UTC)
+    ),
+    cutoff=st.integers(0, 23),
+    domestic=st.integers(0, 10),
+    international=st.integers(0, 30),
     same_country=st.booleans(),
 )
-def test_a_promise_is_transit_days_after_the_day_of_shipping(allocated, cutoff, domestic, international,
-                                                              same_country):
+def test_a_promise_is_transit_days_after_the_day_of_shipping(
+    allocated, cutoff, domestic, international, same_country
+):
     wh = Warehouse("W", "W", "DE", cutoff, domestic, international)
-    promise = dt.date.fromisoformat(promised_delivery_date(
-        allocated_at=allocated, warehouse=wh, destination_country="DE" if same_country else "FR"))
+    promise = dt.date.fromisoformat(
+        promised_delivery_date(
+            allocated_at=allocated, warehouse=wh, destination_country="DE" if same_country else "FR"
+        )
+    )
     lead = (promise - allocated.date()).days
     transit = domestic if same_country else international
     assert lead == transit + (1 if allocated.hour >= cutoff else 0)
@@ -246,8 +309,9 @@ def test_ids_are_deterministic_per_order_and_warehouse():
 
 
 def test_allocations_are_grouped_by_warehouse_and_empty_ones_dropped():
-    plan = split_by_warehouse([("A", "WH-HAM", 3), ("B", "WH-CHI", 2), ("A", "WH-CHI", 1), ("C", "WH-HAM", 0),
-                               ("A", "WH-HAM", 1)])
+    plan = split_by_warehouse(
+        [("A", "WH-HAM", 3), ("B", "WH-CHI", 2), ("A", "WH-CHI", 1), ("C", "WH-HAM", 0), ("A", "WH-HAM", 1)]
+    )
     assert plan == {"WH-HAM": {"A": 4}, "WH-CHI": {"B": 2, "A": 1}}
 
 
@@ -255,5 +319,7 @@ def test_allocations_are_grouped_by_warehouse_and_empty_ones_dropped():
 def test_splitting_keeps_every_allocated_unit(allocations):
     plan = split_by_warehouse(allocations)
     for sku in "ABC":
-        assert sum(lines.get(sku, 0) for lines in plan.values()) == sum(q for s, _, q in allocations if s == sku)
+        assert sum(lines.get(sku, 0) for lines in plan.values()) == sum(
+            q for s, _, q in allocations if s == sku
+        )
     assert all(q > 0 for lines in plan.values() for q in lines.values())

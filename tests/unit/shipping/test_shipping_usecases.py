@@ -53,8 +53,15 @@ class FakeShipments:
 
 
 def shipment_in(*steps: str) -> Shipment:
-    shipment = Shipment.create(at=T0, shipment_id="SHP-1-WH-HAM", order_id="ORD-1", partner_id="P1",
-                               warehouse="WH-HAM", lines={"A": 2}, promised_delivery_date="2026-12-05")
+    shipment = Shipment.create(
+        at=T0,
+        shipment_id="SHP-1-WH-HAM",
+        order_id="ORD-1",
+        partner_id="P1",
+        warehouse="WH-HAM",
+        lines={"A": 2},
+        promised_delivery_date="2026-12-05",
+    )
     for step in steps:
         shipment.record(step, at=T0, actor="3pl", carrier="DHL", tracking_number="TRK1")
     return shipment
@@ -80,7 +87,12 @@ async def test_a_step_is_saved_published_with_the_shipment_and_counted_after_com
     assert stored.status is Status.PICKED and stored.version == 2 and returned.version == 2
     [event] = db.events
     assert (event.type, event.aggregate_id, event.aggregate_version, event.order_id, event.actor) == (
-        "shipment.picked", "SHP-1-WH-HAM", 2, "ORD-1", "3pl")
+        "shipment.picked",
+        "SHP-1-WH-HAM",
+        2,
+        "ORD-1",
+        "3pl",
+    )
     assert (event.shipment.shipment.status, event.shipment.shipment.version) == ("picked", 2)
     assert event.occurred_at.ToDatetime(tzinfo=dt.UTC) == LATER  # the service's clock
     assert db.committed == 1
@@ -119,13 +131,17 @@ async def test_three_lost_races_reach_the_caller_and_publish_nothing():
 async def test_a_carrier_delay_is_published_with_the_new_expected_date():
     service, db, shipments = setup("picked", "shipped")
 
-    await service.record_event("SHP-1-WH-HAM", "delayed", actor="carrier", cause="storm",
-                               expected_delivery_date="2026-12-09")
+    await service.record_event(
+        "SHP-1-WH-HAM", "delayed", actor="carrier", cause="storm", expected_delivery_date="2026-12-09"
+    )
 
     assert shipments.rows["SHP-1-WH-HAM"].expected_delivery_date == "2026-12-09"
     [event] = db.events
     assert (event.type, event.reason, event.shipment.shipment.expected_delivery_date) == (
-        "shipment.delayed", "storm", "2026-12-09")
+        "shipment.delayed",
+        "storm",
+        "2026-12-09",
+    )
 
 
 async def test_a_bad_step_is_refused_before_the_shipment_is_read():

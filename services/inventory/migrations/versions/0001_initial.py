@@ -67,6 +67,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("inbox", "outbox", "receipts", "reservations", "order_states", "sku_versions", "stock",
-                  "warehouses"):
+    for table in (
+        "inbox",
+        "outbox",
+        "receipts",
+        "reservations",
+        "order_states",
+        "sku_versions",
+        "stock",
+        "warehouses",
+    ):
         op.drop_table(table)

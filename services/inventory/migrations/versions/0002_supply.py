@@ -40,7 +40,9 @@ def upgrade() -> None:
         sa.CheckConstraint("quantity > 0", name="ck_production_positive"),
     )
     op.create_index("ix_production_runs_sku_status", "production_runs", ["sku", "status"])
-    op.add_column("order_states", sa.Column("country", sa.String(2), nullable=False, server_default=sa.text("''")))
+    op.add_column(
+        "order_states", sa.Column("country", sa.String(2), nullable=False, server_default=sa.text("''"))
+    )
     op.add_column("order_states", sa.Column("placed_at", UtcDateTime, nullable=True))
 
 

@@ -13,7 +13,6 @@ revision = "0001"
 down_revision = None
 
 
-
 def upgrade() -> None:
     op.create_table(
         "order_partners",
@@ -90,6 +89,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("inbox", "outbox", "delivery_attempts", "deliveries", "endpoints", "feed", "feed_heads",
-                  "order_partners"):
+    for table in (
+        "inbox",
+        "outbox",
+        "delivery_attempts",
+        "deliveries",
+        "endpoints",
+        "feed",
+        "feed_heads",
+        "order_partners",
+    ):
         op.drop_table(table)

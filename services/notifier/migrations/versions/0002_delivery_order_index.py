@@ -10,7 +10,9 @@ down_revision = "0001"
 
 
 def upgrade() -> None:
-    op.create_index("ix_deliveries_endpoint_order", "deliveries", ["endpoint_id", "order_id", "status", "sequence"])
+    op.create_index(
+        "ix_deliveries_endpoint_order", "deliveries", ["endpoint_id", "order_id", "status", "sequence"]
+    )
 
 
 def downgrade() -> None:

@@ -11,9 +11,13 @@ down_revision = "0004"
 
 
 def upgrade() -> None:
-    op.add_column("orders", sa.Column("expected_ship_date", sa.String(10), nullable=False, server_default=sa.text("''")))
-    op.add_column("orders", sa.Column("expected_delivery_date", sa.String(10), nullable=False,
-                                      server_default=sa.text("''")))
+    op.add_column(
+        "orders", sa.Column("expected_ship_date", sa.String(10), nullable=False, server_default=sa.text("''"))
+    )
+    op.add_column(
+        "orders",
+        sa.Column("expected_delivery_date", sa.String(10), nullable=False, server_default=sa.text("''")),
+    )
 
 
 def downgrade() -> None:

@@ -11,7 +11,9 @@ down_revision = "0005"
 
 
 def upgrade() -> None:
-    op.add_column("orders", sa.Column("split_from", sa.String(40), nullable=False, server_default=sa.text("''")))
+    op.add_column(
+        "orders", sa.Column("split_from", sa.String(40), nullable=False, server_default=sa.text("''"))
+    )
     op.add_column("orders", sa.Column("split_into", sa.JSON, nullable=False, server_default=sa.text("'[]'")))
 
 

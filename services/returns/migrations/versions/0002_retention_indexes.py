@@ -15,9 +15,13 @@ down_revision = "0001"
 def upgrade() -> None:
     create_inbox_age_index(op)
     # only rows still holding a key: those already forgotten are never walked again
-    op.create_index("ix_returns_idempotency_age", "returns", ["created_at"],
-                    sqlite_where=sa.text("idempotency_key IS NOT NULL"),
-                    postgresql_where=sa.text("idempotency_key IS NOT NULL"))
+    op.create_index(
+        "ix_returns_idempotency_age",
+        "returns",
+        ["created_at"],
+        sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:

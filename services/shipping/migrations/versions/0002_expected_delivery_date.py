@@ -11,8 +11,9 @@ down_revision = "0001"
 
 
 def upgrade() -> None:
-    op.add_column("shipments", sa.Column("expected_delivery_date", sa.String(10), nullable=False,
-                                         server_default=""))
+    op.add_column(
+        "shipments", sa.Column("expected_delivery_date", sa.String(10), nullable=False, server_default="")
+    )
 
 
 def downgrade() -> None:
