@@ -60,6 +60,14 @@ class CsvOrder:
 
 
 def parse(text: str) -> list[CsvOrder]:
+    """The orders of a CSV document; a document the csv module cannot read is refused like a bad one."""
+    try:
+        return _parse(text)
+    except csv.Error as exc:  # e.g. a lone carriage return inside an unquoted field
+        raise CsvDocumentError([FieldError("body", f"not readable as CSV: {exc}")]) from None
+
+
+def _parse(text: str) -> list[CsvOrder]:
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in next(reader, [])]
     if not any(header):
