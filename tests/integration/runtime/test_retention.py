@@ -205,8 +205,10 @@ async def test_two_runtimes_on_one_database_do_not_both_prune(make_database, bac
     for _ in range(2):
         monkeypatch.setenv("ORDERDESK_RETURNS_ADDR", f"127.0.0.1:{free_port()}")
         rt = ServiceRuntime("returns", RETURNS_MIGRATIONS)
+        await (
+            rt.start()
+        )  # as each __main__ does: started first (the lease needs the database), then registered
         pruners.append(retention.register(rt, settings=RetentionSettings(interval_seconds=0.1, batch=3)))
-        await rt.start()  # as each __main__ does: registered first (the settings checked), then started
         runtimes.append(rt)
     try:
         serving = [asyncio.create_task(rt.serve()) for rt in runtimes]
