@@ -302,10 +302,26 @@ def _emit(args: argparse.Namespace, data: dict, text: str) -> int:
     return 0
 
 
+# `orderdesk orders search` option -> GET /v1/orders query parameter
+SEARCH_OPTIONS = {
+    "ref": "external_ref",
+    "customer": "customer_id",
+    "sku": "sku",
+    "channel": "channel",
+    "status": "status",
+    "partner": "partner_id",
+    "created_from": "created_from",
+    "created_to": "created_to",
+    "order_by": "order_by",
+    "cursor": "cursor",
+}
+
+
 def cmd_orders_list(args: argparse.Namespace) -> int:
     query = {"limit": str(args.limit)}
-    if args.status:
-        query["status"] = args.status
+    for option, parameter in SEARCH_OPTIONS.items():
+        if getattr(args, option, None):
+            query[parameter] = getattr(args, option)
     page = Gateway.from_env().request("GET", "/v1/orders?" + urllib.parse.urlencode(query))
     rows = [
         (
@@ -590,12 +606,28 @@ def parser() -> argparse.ArgumentParser:
     ol = orders.add_parser("list", help="list orders, newest first")
     ol.add_argument("--status", help="e.g. on_hold")
     ol.add_argument("--limit", type=int, default=50)
+    search = orders.add_parser(
+        "search",
+        help="find orders: by your reference (PO number), customer, SKU, channel, status, partner, dates",
+    )
+    search.add_argument("--ref", help="the partner's reference (PO number), exactly")
+    search.add_argument("--customer", help="customer id")
+    search.add_argument("--sku", help="orders with a line of this SKU")
+    search.add_argument("--channel", help="api, batch, csv, grpc, …")
+    search.add_argument("--status", help="e.g. on_hold")
+    search.add_argument("--partner", help="one partner's orders (admin key)")
+    search.add_argument("--from", dest="created_from", help="received from YYYY-MM-DD (or an RFC 3339 time)")
+    search.add_argument("--to", dest="created_to", help="received up to YYYY-MM-DD, that day included")
+    search.add_argument("--order-by", choices=("newest", "priority"))
+    search.add_argument("--cursor", help="the next page: the cursor the previous page printed")
+    search.add_argument("--limit", type=int, default=50)
     show = orders.add_parser("show", help="one order with lines, shipments and history")
     show.add_argument("order_id")
     approve = orders.add_parser("approve", help="release a held order (admin key)")
     reject = orders.add_parser("reject", help="reject a held order (admin key)")
     for action, run in (
         (ol, cmd_orders_list),
+        (search, cmd_orders_list),
         (show, cmd_orders_show),
         (approve, cmd_orders_approve),
         (reject, cmd_orders_reject),

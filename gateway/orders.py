@@ -125,13 +125,24 @@ async def submit_csv(
     return await batches.submit(backends(request), batches.from_csv(who.partner_id, idempotency_key, parsed))
 
 
+SearchTime = Annotated[
+    str,
+    Query(
+        max_length=40,
+        description="YYYY-MM-DD (whole UTC days; created_to includes its day) or RFC 3339 with offset "
+        "(created_to excluded)",
+    ),
+]
+
+
 @router.get(
     "/v1/orders",
     response_model=OrderPage,
     tags=["orders"],
     responses=problem_responses(*COMMON),
     summary="Your orders, newest first or by priority (admin: every partner's; "
-    "?status=on_hold&order_by=priority is the desk's work queue)",
+    "?status=on_hold&order_by=priority is the desk's work queue); search by your reference (PO number), "
+    "customer, SKU, channel and the time received, paged with next_cursor",
 )
 async def list_orders(
     request: Request,
@@ -144,18 +155,38 @@ async def list_orders(
     order_by: Annotated[
         Literal["newest", "priority"], Query(description="newest first, or highest priority first")
     ] = "newest",
+    external_ref: Annotated[
+        str, Query(max_length=128, description="your reference for the order (e.g. its PO number), exactly")
+    ] = "",
+    customer_id: Annotated[str, Query(max_length=128, description="the customer's id, exactly")] = "",
+    sku: Annotated[str, Query(max_length=128, description="orders with a line of this SKU")] = "",
+    channel: Annotated[str, Query(max_length=128, description="api, batch, csv, grpc, …")] = "",
+    created_from: SearchTime = "",
+    created_to: SearchTime = "",
+    partner_id: Annotated[
+        str, Query(max_length=64, description="admin: one partner's orders (a partner's key: its own only)")
+    ] = "",
     who: Principal = scoped(ORDERS, RETURNS),
 ):
+    scope = who.order_scope
+    if scope and partner_id and partner_id != scope:
+        return OrderPage(items=[], next_cursor=None)  # a partner's key searches its own orders only
     services = backends(request)
     page = await services.call(
         services.orders.ListOrders,
         orders_pb2.ListOrdersRequest(
-            partner_id=who.order_scope,
+            partner_id=scope or partner_id,
             status=status,
             limit=limit,
             cursor=cursor,
             hold_reason=hold_reason,
             order_by=order_by,
+            external_ref=external_ref,
+            customer_id=customer_id,
+            sku=sku,
+            channel=channel,
+            created_from=created_from,
+            created_to=created_to,
         ),
     )
     return OrderPage(items=[OrderOut.from_proto(o) for o in page.items], next_cursor=page.next_cursor or None)

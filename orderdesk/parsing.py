@@ -1,4 +1,4 @@
-"""Numbers read from headers, cursors and path parameters: ASCII digits only.
+"""Numbers read from headers, cursors and path parameters: ASCII digits only; dates and instants.
 
 `"²".isdigit()` is true and `int("²")` raises, so `text.isdigit()` is no guard before `int()`;
 `int()` on the other hand accepts other scripts' digits ("٣") and spaces. What a partner sends
@@ -7,9 +7,25 @@ in a header or cursor is a plain ASCII number or it is refused.
 
 from __future__ import annotations
 
+import datetime as dt
+
 
 def whole_number(text: str | None) -> int | None:
     """The non-negative number `text` spells in ASCII digits, else None."""
     if not text or not text.isascii() or not text.isdigit():
         return None
     return int(text)
+
+
+def instant(value: str, *, end: bool = False) -> dt.datetime:
+    """A date `YYYY-MM-DD` (a whole UTC day: as the end of a range it includes that day) or an RFC 3339
+    instant with offset, in UTC. Raises ValueError for anything else (no offset included)."""
+    value = value.strip()
+    if len(value) == 10:
+        day = dt.date.fromisoformat(value)
+        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        return start + dt.timedelta(days=1) if end else start
+    at = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise ValueError("a time needs a UTC offset")
+    return at.astimezone(dt.UTC)

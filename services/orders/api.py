@@ -5,6 +5,7 @@ from __future__ import annotations
 from orderdesk.errors import require
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
 from services.orders.change_requests import ChangeRequests
+from services.orders.domain import SEARCH_FIELDS
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.kpi import report_to_proto
 from services.orders.proto import order_to_proto
@@ -60,6 +61,7 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
             request.cursor,
             hold_reason=request.hold_reason,
             order_by=request.order_by,
+            **{name: getattr(request, name) for name in SEARCH_FIELDS},
         )
         return orders_pb2.ListOrdersResponse(items=[order_to_proto(o) for o in items], next_cursor=cursor)
 

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from orderdesk.domain import ADDRESS_FIELDS, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from orderdesk.parsing import whole_number
+from orderdesk.parsing import instant, whole_number
 from services.orders import changes as change_rules
 from services.orders.changes import ChangeRecord, ChangeRequest, FieldChange, describe
 from services.orders.exceptions import OrderException, Resolution, find
@@ -797,21 +797,75 @@ class Order:
         self.transitions.append(Transition(previous, to, self.version, entry))
 
 
+SEARCH_TEXT_FIELDS = ("external_ref", "customer_id", "sku", "channel")
+SEARCH_TEXT_MAX = 128
+SEARCH_FIELDS = (*SEARCH_TEXT_FIELDS, "created_from", "created_to")  # ListOrdersRequest's search fields
+
+
+@dataclass(frozen=True)
+class OrderSearch:
+    """What a listing is narrowed to, besides partner and status: exact matches on the partner's
+    reference (its PO number), the customer, a SKU some line of the order has, the channel; and the
+    time the order was received, from `created_from` (included) to `created_to` (excluded)."""
+
+    external_ref: str = ""
+    customer_id: str = ""
+    sku: str = ""
+    channel: str = ""
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+
+    @classmethod
+    def parse(cls, violations: list[FieldViolation], **given: str) -> OrderSearch:
+        """Appends what is wrong to `violations` (each naming its field) and returns what can be read.
+        Dates: `YYYY-MM-DD` (whole UTC days, `created_to` includes its day) or RFC 3339 with offset."""
+        texts = {}
+        for name in SEARCH_TEXT_FIELDS:
+            value = given.get(name, "")
+            if len(value) > SEARCH_TEXT_MAX:
+                violations.append(FieldViolation(name, f"at most {SEARCH_TEXT_MAX} characters"))
+            elif any(not ch.isprintable() for ch in value):
+                violations.append(FieldViolation(name, "printable characters only"))
+            texts[name] = value
+        times: dict[str, dt.datetime | None] = {}
+        for name, is_end in (("created_from", False), ("created_to", True)):
+            value = given.get(name, "")
+            times[name] = None
+            if value:
+                try:
+                    times[name] = instant(value, end=is_end)
+                except ValueError:
+                    violations.append(
+                        FieldViolation(
+                            name,
+                            "a date YYYY-MM-DD or an RFC 3339 time with offset, e.g. 2026-11-01T00:00:00Z",
+                            "invalid_time",
+                        )
+                    )
+        start, stop = times["created_from"], times["created_to"]
+        if start is not None and stop is not None and stop <= start:
+            violations.append(FieldViolation("created_to", "must be after created_from", "empty_period"))
+        return cls(**texts, created_from=start, created_to=stop)
+
+
 @dataclass(frozen=True)
 class Listing:
-    """How a page of orders is chosen: newest first, or the desk's queue (priority, then first come).
+    """How a page of orders is chosen: newest first, or the desk's queue (priority, then first come),
+    narrowed by a hold reason and a search.
 
     Cursors name the last order of the previous page: "<seq>" newest first, "p<priority>.<seq>"
-    by priority; a cursor from one ordering is refused by the other."""
+    by priority (keyset paging: a page stays the same while orders arrive); a cursor from one
+    ordering is refused by the other."""
 
     by_priority: bool = False
     hold_reason: str = ""
     after: tuple[int, int] | None = None  # (priority, seq) of the previous page's last order
+    search: OrderSearch = field(default_factory=OrderSearch)
 
     ORDERINGS = ("newest", "priority")
 
     @classmethod
-    def parse(cls, order_by: str, hold_reason: str, cursor: str) -> Listing:
+    def parse(cls, order_by: str, hold_reason: str, cursor: str, **search: str) -> Listing:
         violations = []
         if order_by and order_by not in cls.ORDERINGS:
             violations.append(FieldViolation("order_by", "one of newest, priority"))
@@ -835,9 +889,10 @@ class Listing:
                     after = (0, seq)
             except ValueError:
                 violations.append(FieldViolation("cursor", "not a cursor issued for this ordering"))
+        narrowed = OrderSearch.parse(violations, **search)
         if violations:
             raise InvalidArgument("invalid listing", violations)
-        return cls(by_priority=by_priority, hold_reason=hold_reason, after=after)
+        return cls(by_priority=by_priority, hold_reason=hold_reason, after=after, search=narrowed)
 
     def cursor_after(self, priority: int, seq: int) -> str:
         return f"p{priority}.{seq}" if self.by_priority else str(seq)

@@ -174,7 +174,10 @@ class OrdersService:
         *,
         hold_reason: str = "",
         order_by: str = "",
+        **search: str,
     ) -> tuple[list[Order], str]:
+        """One page of orders (newest first, or by priority), narrowed by status, hold reason and the
+        search (`external_ref`, `customer_id`, `sku`, `channel`, `created_from`, `created_to`)."""
         if status and status not in {s.value for s in Status}:
             raise errors.InvalidArgument(
                 f"unknown status {status!r}", [errors.FieldViolation("status", "not an order status")]
@@ -184,7 +187,7 @@ class OrdersService:
             raise errors.InvalidArgument(
                 "limit must be 1..500", [errors.FieldViolation("limit", "must be 1..500")]
             )
-        listing = Listing.parse(order_by, hold_reason, cursor)
+        listing = Listing.parse(order_by, hold_reason, cursor, **search)
         async with self.db.reading() as work:
             return await work.repo(OrderRepository).list(
                 partner_id=partner_id, status=status, limit=limit, listing=listing

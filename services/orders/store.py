@@ -34,6 +34,7 @@ from services.orders.domain import (
     Line,
     Listing,
     Order,
+    OrderSearch,
     ShipmentView,
     Status,
 )
@@ -73,6 +74,12 @@ orders = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
     Index("ix_orders_status_priority", "status", "priority", "seq"),
+    # migration 0008: the order search (services/orders/domain.py OrderSearch), newest first
+    Index("ix_orders_status_seq", "status", "seq"),
+    Index("ix_orders_external_ref_seq", "external_ref", "seq"),
+    Index("ix_orders_customer_seq", "customer_id", "seq"),
+    Index("ix_orders_channel_seq", "channel", "seq"),
+    Index("ix_orders_created_at", "created_at"),
 )
 
 order_lines = Table(
@@ -87,6 +94,7 @@ order_lines = Table(
     Column("shipped", Integer, nullable=False),
     Column("delivered", Integer, nullable=False),
     Column("returned", Integer, nullable=False),
+    Index("ix_order_lines_sku", "sku", "order_id"),  # migration 0008: orders having a line of a SKU
 )
 
 order_history = Table(
@@ -192,6 +200,23 @@ _SAVE_ORDER = update(orders).where(
 _SAVE_LINE = update(order_lines).where(
     order_lines.c.order_id == bindparam("oid"), order_lines.c.line_no == bindparam("no")
 )
+
+
+def _narrowed(query, search: OrderSearch):
+    """The search's conditions; each has an index that starts with its column (migration 0008), so a
+    page of a narrow search reads about a page of rows, also among 100,000 orders."""
+    for name in ("external_ref", "customer_id", "channel"):
+        if value := getattr(search, name):
+            query = query.where(orders.c[name] == value)
+    if search.sku:  # orders having a line of it: the lines' (sku, order_id) index finds them
+        query = query.where(
+            orders.c.order_id.in_(select(order_lines.c.order_id).where(order_lines.c.sku == search.sku))
+        )
+    if search.created_from is not None:
+        query = query.where(orders.c.created_at >= search.created_from)
+    if search.created_to is not None:
+        query = query.where(orders.c.created_at < search.created_to)
+    return query
 
 
 class OrderRepository:
@@ -304,6 +329,7 @@ class OrderRepository:
             query = query.where(orders.c.partner_id == partner_id)
         if status:
             query = query.where(orders.c.status == status)
+        query = _narrowed(query, listing.search)
         if listing.hold_reason:
             # hold_reasons is a JSON list serialised by json.dumps on both backends: match the quoted code.
             code = listing.hold_reason.replace("_", "\\_")

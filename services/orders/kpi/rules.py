@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from orderdesk.errors import FieldViolation, InvalidArgument
+from orderdesk.parsing import instant
 
 # --- reason vocabularies (bounded: they are metric labels too) --------------------------------------
 # A cancel or return reason is free text; when it starts with one of these codes ("damaged: box crushed")
@@ -129,19 +130,6 @@ class Period:
         return self.start <= at < self.end
 
 
-def _parse_instant(value: str, field_name: str, *, end: bool) -> dt.datetime:
-    """YYYY-MM-DD (a whole UTC day: `to` includes that day) or an RFC 3339 instant with offset."""
-    value = value.strip()
-    if len(value) == 10:
-        day = dt.date.fromisoformat(value)
-        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-        return start + dt.timedelta(days=1) if end else start
-    at = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if at.tzinfo is None:
-        raise ValueError(f"{field_name} needs a UTC offset")
-    return at.astimezone(dt.UTC)
-
-
 def parse_period(start: str, end: str, group_by: str, now: dt.datetime) -> Period:
     """The request's period; default: the 30 days up to now. Bad input names each field."""
     violations = []
@@ -150,7 +138,7 @@ def parse_period(start: str, end: str, group_by: str, now: dt.datetime) -> Perio
         if not value:
             continue
         try:
-            parsed[name] = _parse_instant(value, name, end=is_end)
+            parsed[name] = instant(value, end=is_end)
         except ValueError:
             violations.append(
                 FieldViolation(

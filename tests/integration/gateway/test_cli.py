@@ -89,6 +89,25 @@ async def test_orders_commands_go_through_the_gateway(gateway, fakes, monkeypatc
     assert table.splitlines()[0].split()[:2] == ["ORDER", "STATUS"] and "ORD-EDI" in table
     assert fakes.orders.list_requests[-1].status == "on_hold"
 
+    # The search: each option becomes its query parameter, and the orders service gets it.
+    assert (
+        await run(
+            "orders", "search", "--ref", "4711", "--customer", "C0001", "--sku", "SKU-1", "--channel", "csv",
+            "--partner", "P-SHOP", "--from", "2026-11-01", "--to", "2026-11-30", "--order-by", "priority",
+        )
+        == 0
+    )  # fmt: skip
+    asked = fakes.orders.list_requests[-1]
+    assert (asked.external_ref, asked.customer_id, asked.sku, asked.channel, asked.partner_id) == (
+        "4711",
+        "C0001",
+        "SKU-1",
+        "csv",
+        "P-SHOP",
+    )
+    assert (asked.created_from, asked.created_to, asked.order_by) == ("2026-11-01", "2026-11-30", "priority")
+    assert capsys.readouterr().out.splitlines()[0].split()[:2] == ["ORDER", "STATUS"]
+
     assert await run("orders", "show", "ORD-SHOP", "--json") == 0
     assert json.loads(capsys.readouterr().out)["order_id"] == "ORD-SHOP"
     assert await run("orders", "show", "ORD-SHOP") == 0

@@ -1,0 +1,67 @@
+"""The desk's backend through the gateway, end to end: the order search and its partner scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from tests.e2e.test_lifecycle import add_product, new_sku, order_body, submit
+
+pytestmark = pytest.mark.e2e
+
+
+async def found(partner, query: str) -> list[str]:
+    code, body, _ = await partner.get(f"/v1/orders?{query}")
+    assert code == 200, body
+    return [o["order_id"] for o in body["items"]]
+
+
+async def test_the_search_finds_a_po_and_a_partner_finds_only_its_own(shop, edi, admin):
+    sku = new_sku()
+    await add_product(admin, sku, stock={"WH-HAM": 10})
+    ref = f"PO-{uuid.uuid4().hex[:8]}"  # both partners use the same PO number for an order
+    _, mine, _ = await submit(shop, order_body(sku, 1, external_ref=ref))
+    _, theirs, _ = await submit(edi, order_body(sku, 1, external_ref=ref, customer="C0002"))
+    _, other, _ = await submit(shop, order_body(sku, 2, customer="C0002"))
+    mine, theirs, other = mine["order_id"], theirs["order_id"], other["order_id"]
+
+    assert await found(admin, f"external_ref={ref}") == [theirs, mine]
+    assert await found(shop, f"external_ref={ref}") == [mine]
+    assert await found(edi, f"external_ref={ref}") == [theirs]
+    # Each new filter keeps the partner scope: the SKU and the customer are on both partners' orders.
+    assert await found(shop, f"sku={sku}") == [other, mine]
+    assert await found(edi, f"sku={sku}") == [theirs]
+    assert await found(edi, f"sku={sku}&customer_id=C0001") == []
+    assert await found(shop, f"sku={sku}&customer_id=C0002") == [other]
+    assert await found(edi, f"sku={sku}&channel=api") == [theirs]
+    assert await found(shop, f"sku={sku}&channel=csv") == []
+    today = dt.datetime.now(dt.UTC).date()
+    assert await found(edi, f"sku={sku}&created_from={today}&created_to={today}") == [theirs]
+    assert await found(shop, f"sku={sku}&created_to={today - dt.timedelta(days=1)}") == []
+    # partner_id narrows the admin's search; a partner's key cannot reach another partner with it.
+    assert await found(admin, f"sku={sku}&partner_id=P-EDI") == [theirs]
+    assert await found(shop, f"sku={sku}&partner_id=P-EDI") == []
+    # Paged: the cursor carries on with the same search.
+    code, page, _ = await admin.get(f"/v1/orders?sku={sku}&limit=2")
+    assert [o["order_id"] for o in page["items"]] == [other, theirs] and page["next_cursor"]
+    code, rest, _ = await admin.get(f"/v1/orders?sku={sku}&limit=2&cursor={page['next_cursor']}")
+    assert [o["order_id"] for o in rest["items"]] == [mine] and rest["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("created_from=last-week", "created_from"),
+        ("created_to=2026-02-30", "created_to"),
+        ("created_from=2026-11-03&created_to=2026-11-02", "created_to"),
+        ("external_ref=" + "x" * 200, "external_ref"),
+        ("sku=A%0AB", "sku"),
+    ],
+)
+async def test_a_bad_search_value_is_422_naming_the_parameter(shop, query, field):
+    code, body, headers = await shop.get(f"/v1/orders?{query}")
+    assert code == 422, body
+    assert headers["Content-Type"].startswith("application/problem+json")
+    assert [e["field"] for e in body["errors"]] == [field]
