@@ -1,6 +1,7 @@
-# The orderdesk suite: one image for the five services and the gateway; the command chooses the process:
+# The orderdesk suite: one image for the five services, the gateway and the console; the command chooses the process:
 #   docker run orderdesk python -m services.orders      (intake, orders, inventory, shipping, returns)
 #   docker run orderdesk python -m gateway
+#   docker run orderdesk python -m console
 # Build: docker build -t orderdesk .
 FROM python:3.11-slim
 
@@ -15,6 +16,7 @@ COPY protos ./protos
 COPY orderdesk ./orderdesk
 COPY services ./services
 COPY gateway ./gateway
+COPY console ./console
 
 # Generate the protobuf code into orderdesk/v1 first, so the wheel built by `pip install .` carries it
 # (the installed package has no protos/ folder to generate from). grpcio-tools is pinned to grpcio's version.
@@ -29,7 +31,7 @@ RUN groupadd --system --gid 10001 orderdesk \
 USER 10001
 WORKDIR /tmp
 
-# gRPC (services), HTTP (gateway), Prometheus /metrics (services)
-EXPOSE 50051 8080 9100
+# gRPC (services), HTTP (gateway, console), Prometheus /metrics (services)
+EXPOSE 50051 8080 8090 9100
 
-CMD ["python", "-c", "print('orderdesk: choose a process, e.g. `python -m services.orders` (intake, orders, inventory, shipping, returns) or `python -m gateway`; configuration in the README')"]
+CMD ["python", "-c", "print('orderdesk: choose a process, e.g. `python -m services.orders` (intake, orders, inventory, shipping, returns) or `python -m gateway` or `python -m console`; configuration in the README')"]

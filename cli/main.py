@@ -9,6 +9,7 @@
     orderdesk orders approve ORDER_ID --note "..."  |  orderdesk orders reject ORDER_ID --reason "..."
     orderdesk report [--from 2026-11-01] [--to 2026-11-30] [--group-by day|week|month|customer|channel] [--csv]
     orderdesk supply receive|production|complete|atp …   receipts, production runs, ATP (cli/supply.py)
+    orderdesk users create|list|disable|reset-password|demo   desk accounts of the console (cli/users.py)
 
 Imports and keys talk to the services over gRPC and to the gateway's key store
 through gateway.keys (so an operator can bootstrap the first admin key before any key exists);
@@ -695,6 +696,9 @@ def parser() -> argparse.ArgumentParser:
     from cli import backup as cli_backup  # backup and restore (its own module)
 
     cli_backup.register(sub)
+    from cli import users as cli_users  # desk accounts of the console (its own module)
+
+    cli_users.register(sub)
     return p
 
 

@@ -1,11 +1,11 @@
 """Starts the whole suite as real processes: `make run`, the end-to-end tests and the benchmark.
 
-    python -m devtools.devstack run     # NATS if none answers, five services, gateway, demo data;
-                                         # in the foreground until Ctrl-C
+    python -m devtools.devstack run     # NATS if none answers, five services, gateway, console, demo data
+                                         # and demo accounts; in the foreground until Ctrl-C
     python -m devtools.devstack run --replicas 2   # two processes of every service on PostgreSQL
 
-Each service and the gateway is its own process (`python -m services.<name>`,
-`python -m gateway`) with its own database, configured only by environment
+Each service, the gateway and the desk console is its own process (`python -m services.<name>`,
+`python -m gateway`, `python -m console`; the console with `Stack(console=True)`) with its own database, configured only by environment
 variables, exactly as in production.
 
 Replicas (`Stack(replicas=2)`): every service runs as that many processes named
@@ -33,7 +33,8 @@ from orderdesk.config import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES
 from orderdesk.parsing import whole_number
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPONENTS = (*SERVICES, "gateway")
+COMPONENTS = (*SERVICES, "gateway")  # always started; the console too with Stack(console=True)
+HTTP_COMPONENTS = {"gateway": 8080, "console": 8090}  # their documented HTTP ports (not gRPC)
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
     replicas: int = 1  # processes per service (>1 needs PostgreSQL for every service)
+    console: bool = False  # the desk console too (make run, the browser tests)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -78,8 +80,8 @@ class Stack:
         self.ports: dict[str, int] = {}
         self.metrics_ports: dict[str, int] = {}
         self.component_of: dict[str, str] = {}
-        for name in COMPONENTS:
-            grpc_default = 8080 if name == "gateway" else DEFAULT_GRPC_PORTS[name]
+        for name in self.components:
+            grpc_default = HTTP_COMPONENTS.get(name) or DEFAULT_GRPC_PORTS[name]
             for n, instance in enumerate(self.instances(name)):
                 # Documented ports for the first replica; further replicas 10 above per replica.
                 self.ports[instance] = (
@@ -93,19 +95,27 @@ class Stack:
             self.ports.setdefault(name, self.ports[first])
             self.metrics_ports.setdefault(name, self.metrics_ports[first])
 
+    @property
+    def components(self) -> tuple[str, ...]:
+        return (*COMPONENTS, "console") if self.console else COMPONENTS
+
     def instances(self, component: str) -> list[str]:
         """The process names of a component: itself, or <component>-1 … -N for replicated services."""
-        if component == "gateway" or self.replicas == 1:
+        if component in HTTP_COMPONENTS or self.replicas == 1:
             return [component]
         return [f"{component}-{n}" for n in range(1, self.replicas + 1)]
 
     @property
     def all_instances(self) -> list[str]:
-        return [i for name in COMPONENTS for i in self.instances(name)]
+        return [i for name in self.components for i in self.instances(name)]
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['console']}"
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
@@ -128,7 +138,7 @@ class Stack:
             ORDERDESK_WEBHOOKS_ALLOW_PRIVATE="true",
         )
         own = self.component_of.get(instance or "", "")
-        for name in COMPONENTS:
+        for name in self.components:
             env[f"ORDERDESK_{name.upper()}_ADDR"] = self.addr(instance if name == own else name)
             env[f"ORDERDESK_{name.upper()}_METRICS_PORT"] = str(
                 self.metrics_ports[instance if name == own else name]
@@ -143,7 +153,7 @@ class Stack:
 
     def _process(self, name: str) -> Process:
         component = self.component_of[name]
-        module = "gateway" if component == "gateway" else f"services.{component}"
+        module = component if component in HTTP_COMPONENTS else f"services.{component}"
         return Process(
             name, [sys.executable, "-m", module], self.env(name), self.data_dir / "logs" / f"{name}.log"
         )
@@ -170,9 +180,10 @@ class Stack:
             time.sleep(0.1)
 
     def ready(self, name: str) -> bool:
-        if self.component_of.get(name) == "gateway":
+        if self.component_of.get(name) in HTTP_COMPONENTS:
             try:
-                with urllib.request.urlopen(f"{self.gateway_url}/healthz", timeout=2) as resp:
+                url = f"http://127.0.0.1:{self.ports[name]}/healthz"
+                with urllib.request.urlopen(url, timeout=2) as resp:
                     return resp.status == 200
             except Exception:
                 return False
@@ -197,6 +208,10 @@ class Stack:
             cwd=ROOT,
             check=True,
         )
+        if self.console:  # the documented demo accounts (README "Console"), one per role
+            subprocess.run(
+                [sys.executable, "-m", "cli", "users", "demo"], env=self.env(), cwd=ROOT, check=True
+            )
 
     def start_process(self, name: str) -> None:
         """Starts one process of the suite (again), without waiting for it to be ready."""
@@ -216,8 +231,8 @@ class Stack:
         self.wait_ready(timeout, (name,))
 
     def stop(self) -> None:
-        # Gateway first (no new requests), then the services.
-        for name in ("gateway", *[i for s in SERVICES for i in self.instances(s)]):
+        # The console and the gateway first (no new requests), then the services.
+        for name in ("console", "gateway", *[i for s in SERVICES for i in self.instances(s)]):
             proc = self.processes.get(name)
             if proc and proc.alive():
                 proc.popen.send_signal(signal.SIGTERM)
@@ -241,13 +256,13 @@ def postgres_databases(admin_url: str, prefix: str = "orderdesk") -> dict[str, s
         conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
             existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
-            for name in COMPONENTS:
+            for name in (*COMPONENTS, "console"):
                 if f"{prefix}_{name}" not in existing:
                     await conn.execute(f'CREATE DATABASE "{prefix}_{name}"')
         finally:
             await conn.close()
         base = admin_url.rsplit("/", 1)[0]
-        return {name: f"{base}/{prefix}_{name}" for name in COMPONENTS}
+        return {name: f"{base}/{prefix}_{name}" for name in (*COMPONENTS, "console")}
 
     return asyncio.run(ensure())
 
@@ -282,6 +297,7 @@ def _run(args: argparse.Namespace) -> int:
         default_ports=True,
         database_urls=database_urls,
         replicas=args.replicas,
+        console=True,
     )
     stopping = {"now": False}
     status = 0
@@ -292,12 +308,17 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        print(f"starting {', '.join(SERVICES)} ({args.replicas} each) and the gateway ...", flush=True)
+        print(
+            f"starting {', '.join(SERVICES)} ({args.replicas} each), the gateway and the console ...",
+            flush=True,
+        )
         stack.start()
         if not args.no_demo:
             stack.load_demo_data()
         print(
             f"\norderdesk is running: gateway {stack.gateway_url}  (logs in {data_dir}/logs)\n"
+            f"  the desk console: {stack.console_url}  (sign in as admin@demo.example / admin-demo-pass;\n"
+            '  viewer@, clerk@ and approver@demo.example likewise: README "Console")\n'
             f"  curl -s {stack.gateway_url}/healthz\n"
             f"  curl -s -H 'Authorization: Bearer demo-admin-key' {stack.gateway_url}/v1/inventory/BRK-001\n"
             "Press Ctrl-C to stop.",

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-import uuid
 
 from fastapi import HTTPException
 
 from gateway.problems import PROBLEM_MEDIA_TYPE, internal
 from orderdesk import logs, metrics
+from orderdesk.logs import correlation_id_from  # noqa: F401  (re-exported: the gateway's tests use it)
 from orderdesk.parsing import whole_number
 
 log = logging.getLogger("gateway.http")
@@ -29,18 +28,6 @@ ORDERS_CSV_PATH = "/v1/orders/csv"
 ORDERS_BATCH_PATH = "/v1/orders/batch"
 UNMATCHED_ROUTE = "unmatched"  # bounded label for paths no route serves
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-
-
-def correlation_id_from(headers: list[tuple[bytes, bytes]]) -> str:
-    """The caller's X-Correlation-Id when it is sane, else a fresh one (it ends up in logs and events)."""
-    for name, value in headers:
-        if name == b"x-correlation-id":
-            text = value.decode("latin-1")
-            if _CORRELATION_ID.fullmatch(text):
-                return text
-            break
-    return uuid.uuid4().hex
 
 
 def body_limit_for(path: str) -> int:

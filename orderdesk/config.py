@@ -9,6 +9,7 @@ ORDERDESK_<SERVICE>_TARGET         how others dial the service when it differs f
 ORDERDESK_<SERVICE>_METRICS_PORT   Prometheus /metrics port (0 disables)
 ORDERDESK_RPC_TIMEOUT              deadline of every outgoing gRPC call, seconds
 ORDERDESK_WEBHOOK_*                the notifier's delivery settings (see WebhookSettings)
+ORDERDESK_CONSOLE_*                the desk console's address, sessions and sign-in rules (see ConsoleSettings)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ DEFAULT_METRICS_PORTS = {
     "returns": 9105,
     "notifier": 9106,
     "gateway": 9100,
+    "console": 9107,
 }
 
 
@@ -158,4 +160,41 @@ class WebhookSettings:
             timeout=float(env("ORDERDESK_WEBHOOK_TIMEOUT_SECONDS", "10")),
             concurrency=int(env("ORDERDESK_WEBHOOK_CONCURRENCY", "64")),
             endpoint_concurrency=int(env("ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY", "4")),
+        )
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The desk console's own settings (README "Console"); its database, peers and metrics port come from
+    `Settings.from_env("console")` like every process's."""
+
+    addr: str  # ORDERDESK_CONSOLE_ADDR: where it listens, default 127.0.0.1:8090
+    session_idle_seconds: int  # ORDERDESK_CONSOLE_SESSION_IDLE_SECONDS: signed out after this long unused
+    session_max_seconds: int  # ORDERDESK_CONSOLE_SESSION_MAX_SECONDS: signed out this long after signing in
+    secure_cookies: str  # ORDERDESK_CONSOLE_SECURE_COOKIES: auto (Secure over https) | true | false
+    signin_window_seconds: int  # ORDERDESK_CONSOLE_SIGNIN_WINDOW_SECONDS: failures counted over this window
+    signin_account_limit: (
+        int  # ORDERDESK_CONSOLE_SIGNIN_ACCOUNT_LIMIT: failed sign-ins per account per window
+    )
+    signin_address_limit: (
+        int  # ORDERDESK_CONSOLE_SIGNIN_ADDRESS_LIMIT: failed sign-ins per address per window
+    )
+    lock_after: int  # ORDERDESK_CONSOLE_LOCK_AFTER: failures in a row that lock the account
+    lock_seconds: int  # ORDERDESK_CONSOLE_LOCK_SECONDS: how long a locked account stays locked
+
+    @classmethod
+    def from_env(cls) -> ConsoleSettings:
+        secure = env("ORDERDESK_CONSOLE_SECURE_COOKIES", "auto").strip().lower()
+        if secure not in ("auto", "true", "false"):
+            raise ValueError("ORDERDESK_CONSOLE_SECURE_COOKIES is auto, true or false")
+        return cls(
+            addr=env("ORDERDESK_CONSOLE_ADDR", "127.0.0.1:8090"),
+            session_idle_seconds=int(env("ORDERDESK_CONSOLE_SESSION_IDLE_SECONDS", "1800")),
+            session_max_seconds=int(env("ORDERDESK_CONSOLE_SESSION_MAX_SECONDS", "43200")),
+            secure_cookies=secure,
+            signin_window_seconds=int(env("ORDERDESK_CONSOLE_SIGNIN_WINDOW_SECONDS", "300")),
+            signin_account_limit=int(env("ORDERDESK_CONSOLE_SIGNIN_ACCOUNT_LIMIT", "5")),
+            signin_address_limit=int(env("ORDERDESK_CONSOLE_SIGNIN_ADDRESS_LIMIT", "30")),
+            lock_after=int(env("ORDERDESK_CONSOLE_LOCK_AFTER", "10")),
+            lock_seconds=int(env("ORDERDESK_CONSOLE_LOCK_SECONDS", "900")),
         )

@@ -6,10 +6,13 @@ import contextvars
 import json
 import logging
 import os
+import re
 import sys
+import uuid
 
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
 
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _SECRET_KEYS = ("authorization", "api_key", "apikey", "password", "secret", "token")
 
 
@@ -44,3 +47,14 @@ def setup(component: str) -> logging.Logger:
 def fields(**values) -> dict:
     """extra= helper: logger.info("order created", extra=fields(order_id=...))."""
     return {"fields": values}
+
+
+def correlation_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """An HTTP caller's X-Correlation-Id when it is sane, else a fresh one (it ends up in logs and events)."""
+    for name, value in headers:
+        if name == b"x-correlation-id":
+            text = value.decode("latin-1")
+            if _CORRELATION_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex

@@ -35,6 +35,23 @@ HTTP_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+CONSOLE_REQUESTS = Counter(
+    "orderdesk_console_requests_total",
+    "Desk console HTTP requests, by route template and status",
+    ["method", "route", "status"],
+)
+CONSOLE_LATENCY = Histogram(
+    "orderdesk_console_request_duration_seconds",
+    "Desk console request time, until the page is sent",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+CONSOLE_SIGNINS = Counter(
+    "orderdesk_console_signins_total",
+    "Sign-in attempts at the desk console, by outcome (signed_in, failed, throttled, locked, disabled)",
+    ["outcome"],
+)
+
 # --- events ----------------------------------------------------------------
 OUTBOX_BACKLOG = Gauge("orderdesk_outbox_backlog_events", "Outbox rows not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(

@@ -22,7 +22,7 @@ def documents() -> list[dict]:
 
 def test_every_component_has_a_probed_hardened_deployment():
     deployments = {d["metadata"]["name"]: d for d in documents() if d["kind"] == "Deployment"}
-    assert set(deployments) == {*SERVICES, "gateway"}
+    assert set(deployments) == {*SERVICES, "gateway", "console"}
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
@@ -36,7 +36,7 @@ def test_every_component_has_a_probed_hardened_deployment():
 
 def test_every_deployment_has_a_service():
     services = {d["metadata"]["name"] for d in documents() if d["kind"] == "Service"}
-    assert services == {*SERVICES, "gateway"}
+    assert services == {*SERVICES, "gateway", "console"}
 
 
 def test_prod_backs_the_postgres_cluster_up_on_a_schedule():

@@ -23,7 +23,8 @@ from orderdesk.config import SERVICES
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
 TARGETS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
-COMPONENTS = (*SERVICES, "gateway")
+COMPONENTS = (*SERVICES, "gateway", "console")
+HTTP_COMPONENTS = {"gateway", "console"}  # HTTP servers (not gRPC), their metrics on a port of their own
 KUBERNETES_VERSION = "1.31"
 IMAGE_USER = 10001  # USER in the Dockerfile
 
@@ -157,11 +158,14 @@ def test_every_component_is_deployed_hardened_probed_and_budgeted():
         env = {e["name"]: e["value"] for e in container["env"]}
         metrics_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
         assert env[f"ORDERDESK_{name.upper()}_METRICS_PORT"] == str(metrics_port), name
-        if name == "gateway":
+        if name in HTTP_COMPONENTS:
             assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
             assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
             http_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
-            assert metrics_port != http_port, "the gateway's metrics must not be on the partners' port"
+            assert metrics_port != http_port, (
+                f"{name}: metrics must not be on the port people or partners use"
+            )
+            assert env[f"ORDERDESK_{name.upper()}_ADDR"].endswith(f":{http_port}")
         else:
             grpc_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -226,14 +230,18 @@ def test_the_config_points_at_the_services_nats_and_postgres():
 
 # --- network policies follow the code ---------------------------------------------------------------------
 def calls_in_code() -> dict[str, set[str]]:
-    """Who calls whom over gRPC, read from the code: rt.channel("peer") in services, channels["peer"] in the gateway."""
+    """Who calls whom over gRPC, read from the code: rt.channel("peer") in services; the gateway and the console
+    hold orderdesk.clients.Services (channels["peer"] there), each through its own subclass or instance."""
     calls = {}
     for name in SERVICES:
         source = "\n".join(p.read_text() for p in (ROOT / "services" / name).glob("*.py"))
         calls[name] = set(re.findall(r"\.channel\(\s*[\"'](\w+)[\"']\s*\)", source))
-    calls["gateway"] = set(
-        re.findall(r"channels\[\s*[\"'](\w+)[\"']\s*\]", (ROOT / "gateway" / "backends.py").read_text())
+    clients = set(
+        re.findall(r"channels\[\s*[\"'](\w+)[\"']\s*\]", (ROOT / "orderdesk" / "clients.py").read_text())
     )
+    assert "Services" in (ROOT / "gateway" / "backends.py").read_text()
+    assert "Services(" in (ROOT / "console" / "app.py").read_text()
+    calls["gateway"] = calls["console"] = clients
     return calls
 
 
@@ -249,7 +257,7 @@ def grpc_peers(rules: list[dict], direction: str) -> set[str]:
 
 def test_network_policies_allow_exactly_the_grpc_calls_the_code_makes():
     calls = calls_in_code()
-    assert calls["gateway"] == set(SERVICES), "the gateway's backends were not found in gateway/backends.py"
+    assert calls["gateway"] == set(SERVICES), "the clients' channels were not found in orderdesk/clients.py"
     policies = by_kind(files_as_written(TARGETS["base"]), "NetworkPolicy")
     assert set(policies) == set(COMPONENTS)
     for name, policy in policies.items():
@@ -257,7 +265,7 @@ def test_network_policies_allow_exactly_the_grpc_calls_the_code_makes():
         assert spec["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": name}
         assert set(spec["policyTypes"]) == {"Ingress", "Egress"}, f"{name}: both directions closed by default"
         assert grpc_peers(spec["egress"], "to") == calls[name], f"{name} egress"
-        if name != "gateway":
+        if name not in HTTP_COMPONENTS:
             callers = {caller for caller, callees in calls.items() if name in callees}
             assert grpc_peers(spec["ingress"], "from") == callers, f"{name} ingress"
 
@@ -266,7 +274,7 @@ def test_every_component_reaches_dns_and_postgres_and_services_reach_nats():
     for name, policy in by_kind(files_as_written(TARGETS["base"]), "NetworkPolicy").items():
         ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
         assert {53, 5432} <= ports, name
-        assert (4222 in ports) == (name != "gateway"), name
+        assert (4222 in ports) == (name not in HTTP_COMPONENTS), name
         scrape = [r for r in policy["spec"]["ingress"] if any(p["port"] == 9100 for p in r["ports"])]
         assert scrape and all(r.get("from") for r in scrape), (
             f"{name}: Prometheus (only) scrapes the metrics port"

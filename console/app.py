@@ -1,0 +1,75 @@
+"""create_app(settings, console_settings): the desk console as an ASGI app (FastAPI + Jinja2 pages), wired to
+the services (gRPC, orderdesk.clients) and its own store (accounts, sessions)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from console import i18n, operations, web
+from console.middleware import ConsoleMiddleware
+from console.screens import SCREENS
+from console.store import ConsoleStore
+from orderdesk import logs
+from orderdesk.clients import Services
+from orderdesk.config import ConsoleSettings, Settings
+
+log = logging.getLogger("console")
+STATIC = web.TEMPLATES.parent / "static"
+
+
+def create_app(settings: Settings, console_settings: ConsoleSettings) -> FastAPI:
+    i18n.load_all()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = await ConsoleStore.open(settings.database_url)
+        services = Services(settings)
+        app.state.store = store
+        app.state.services = services
+        log.info("console ready", extra=logs.fields(peers=settings.peers))
+        try:
+            yield
+        finally:
+            await services.close()
+            await store.close()
+
+    app = FastAPI(
+        title="orderdesk console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.console_settings = console_settings
+    app.state.nav = sorted((s.NAV for s in SCREENS if getattr(s, "NAV", None)), key=lambda e: e.order)
+    app.include_router(operations.router)
+    for screen in SCREENS:
+        app.include_router(screen.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(ConsoleMiddleware)
+
+    @app.exception_handler(web.NotSignedIn)
+    async def _not_signed_in(request: Request, exc: web.NotSignedIn):
+        return web.signin_redirect(request)
+
+    @app.exception_handler(web.Forbidden)
+    async def _forbidden(request: Request, exc: web.Forbidden):
+        return web.render(
+            request, "errors/forbidden.html", {"refusal": exc.refusal, "message": exc.message}, status=403
+        )
+
+    @app.exception_handler(web.NotFoundPage)
+    async def _not_found(request: Request, exc: web.NotFoundPage):
+        return web.render(request, "errors/http.html", {"status": 404}, status=404)
+
+    @app.exception_handler(web.ServiceRefusal)
+    async def _refused(request: Request, exc: web.ServiceRefusal):
+        return web.render(request, "errors/service.html", {"refusal": exc}, status=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+        return web.render(request, "errors/http.html", {"status": exc.status_code}, status=exc.status_code)
+
+    return app

@@ -1,0 +1,68 @@
+"""Today: the landing page, the desk's work queues. Held orders first, highest priority first, with each
+reason in words, the age in the queue, customer, value and proposals; paged by the orders service's cursor."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+
+from console import web
+from console.i18n import N_
+from console.web import Desk, NavEntry, requires
+from orderdesk.roles import Permission
+from orderdesk.v1 import orders_pb2
+
+router = APIRouter()
+NAV = NavEntry(N_("Today"), "/", Permission.READ, order=10)
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class HeldOrder:
+    order_id: str
+    priority: int
+    customer_id: str
+    external_ref: str
+    channel: str
+    currency: str
+    total: str
+    reasons: list[str]  # codes
+    proposals: list[str]  # kinds
+    held_since: dt.datetime | None
+
+    @classmethod
+    def of(cls, order: orders_pb2.Order) -> HeldOrder:
+        held = [h for h in order.history if h.status == "on_hold"]
+        return cls(
+            order_id=order.order_id,
+            priority=order.priority,
+            customer_id=order.customer_id,
+            external_ref=order.external_ref,
+            channel=order.channel,
+            currency=order.currency,
+            total=order.total_amount,
+            reasons=list(dict.fromkeys(r.code for r in order.hold_reasons)),
+            proposals=[p.kind for p in order.proposals],
+            held_since=held[-1].at.ToDatetime(tzinfo=dt.UTC) if held else None,
+        )
+
+
+@router.get("/")
+async def today(request: Request, cursor: str = "", desk: Desk = requires(Permission.READ)):
+    services = web.services(request)
+    answer = await web.call(
+        request,
+        services.orders.ListOrders,
+        orders_pb2.ListOrdersRequest(status="on_hold", order_by="priority", limit=PAGE_SIZE, cursor=cursor),
+    )
+    return web.render(
+        request,
+        "today/index.html",
+        {
+            "held": [HeldOrder.of(o) for o in answer.items],
+            "next_cursor": answer.next_cursor,
+            "first_page": not cursor,
+        },
+    )

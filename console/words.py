@@ -1,0 +1,90 @@
+"""The codes the services send (statuses, hold reasons, roles), as words in the person's language.
+
+`label(HOLD_REASONS, code)` in Python, `{{ hold_reason(code) }}` in a template. An unknown code is shown as
+it is, so a new code never hides an order; add its words here (and to the catalogues).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from console.i18n import N_, gettext
+
+STATUSES = {
+    "received": N_("Received"),
+    "on_hold": N_("On hold"),
+    "confirmed": N_("Confirmed"),
+    "scheduled": N_("Backordered"),
+    "allocated": N_("Allocated"),
+    "partially_shipped": N_("Partially shipped"),
+    "shipped": N_("Shipped"),
+    "completed": N_("Completed"),
+    "cancelled": N_("Cancelled"),
+    "rejected": N_("Rejected"),
+}
+
+HOLD_REASONS = {
+    "customer_blocked": N_("Customer is blocked"),
+    "contact_missing": N_("Contact details missing"),
+    "ship_to_incomplete": N_("Delivery address incomplete"),
+    "country_unknown": N_("Country unknown"),
+    "postal_code_invalid": N_("Postal code not valid"),
+    "payment_terms_not_allowed": N_("Payment terms not allowed"),
+    "duplicate_line": N_("Same product on two lines"),
+    "sku_discontinued": N_("Product discontinued"),
+    "currency_mismatch": N_("Currency differs from the customer's"),
+    "price_mismatch": N_("Price differs from the customer's price"),
+    "below_min_order_qty": N_("Below the minimum order quantity"),
+    "not_order_multiple": N_("Not a multiple of the order unit"),
+    "delivery_date_infeasible": N_("Requested date cannot be met"),
+    "delivery_date_unverified": N_("Delivery date could not be checked"),
+    "credit_limit_exceeded": N_("Credit limit exceeded"),
+    "new_customer_review": N_("New customer: review"),
+    "amount_review": N_("Large order: review"),
+    "duplicate_external_ref": N_("Purchase order number used before"),
+}
+
+PROPOSALS = {
+    "earliest_date": N_("Earliest date for the whole order"),
+    "split": N_("Split delivery"),
+}
+
+ROLES = {
+    "viewer": N_("Viewer"),
+    "clerk": N_("Clerk"),
+    "approver": N_("Approver"),
+    "admin": N_("Administrator"),
+}
+
+PERMISSIONS = {
+    "read": N_("read orders"),
+    "enter_orders": N_("enter orders"),
+    "amend_orders": N_("amend orders"),
+    "cancel_orders": N_("cancel orders"),
+    "raise_exceptions": N_("raise exceptions"),
+    "resolve_exceptions": N_("resolve exceptions"),
+    "authorise_returns": N_("authorise returns"),
+    "record_receipts": N_("record receipts"),
+    "write_notes": N_("write notes"),
+    "decide_held_orders": N_("approve or reject held orders"),
+    "manage_accounts": N_("manage desk accounts"),
+    "manage_api_keys": N_("manage API keys"),
+    "import_master_data": N_("import master data"),
+}
+
+
+def label(words: Mapping[str, str], code: str) -> str:
+    return gettext(words[code]) if code in words else code
+
+
+def register(environment) -> None:
+    """Template helpers, as functions and filters: status, hold_reason, proposal, role, permission."""
+    helpers = {
+        "status": lambda code: label(STATUSES, code),
+        "hold_reason": lambda code: label(HOLD_REASONS, code),
+        "proposal": lambda kind: label(PROPOSALS, kind),
+        "role": lambda code: label(ROLES, code),
+        "permission": lambda code: label(PERMISSIONS, code),
+    }
+    environment.globals.update(helpers)
+    environment.filters.update(helpers)

@@ -1,0 +1,54 @@
+"""What the browser tests do as a desk person (sign in by the form's labels), as a partner (an order through
+the gateway), and the screenshots they leave in var/screenshots/."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+import uuid
+
+from devtools.devstack import ROOT, Stack
+
+SCREENSHOTS = ROOT / "var" / "screenshots"
+DEMO = {  # the demo accounts `make run` creates (README "Console")
+    "viewer": ("viewer@demo.example", "viewer-demo-pass", "Demo viewer"),
+    "clerk": ("clerk@demo.example", "clerk-demo-pass", "Demo clerk"),
+    "approver": ("approver@demo.example", "approver-demo-pass", "Demo approver"),
+    "admin": ("admin@demo.example", "admin-demo-pass", "Demo admin"),
+}
+SHOP_KEY = "demo-shop-key"
+
+
+def file_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{file_name(name)}.png"), full_page=True)
+
+
+def sign_in(page, role: str) -> None:
+    """Signs in with the role's demo account, the way a person does: the form, by its labels."""
+    email, password, _ = DEMO[role]
+    page.goto("/signin")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def submit_order(suite: Stack, body: dict, key: str = SHOP_KEY) -> dict:
+    """A partner's order through the gateway (as partners send them); the gateway's answer."""
+    request = urllib.request.Request(
+        suite.gateway_url + "/v1/orders",
+        data=json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": uuid.uuid4().hex,
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
