@@ -18,18 +18,24 @@
        await publish(tx, shipment.changes, aggregate_id=..., order_id=...,
                      payload=lambda: {"shipment": events_pb2.ShipmentEvent(shipment=to_proto(shipment))},
                      count=count_change)
+
+   A service whose aggregate keeps its changes in `.changes` names those parts once, as a
+   `Publisher`, and calls it with the aggregate: `await publish_changes(tx, shipment)`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from orderdesk import errors, events
 
 T = TypeVar("T")
 C = TypeVar("C", bound="Recorded")
+A = TypeVar("A", bound="Recording")
 
 ATTEMPTS = 3
 
@@ -104,3 +110,36 @@ async def publish(
     if count is not None:
         published = list(changes)
         tx.after_commit.append(lambda: [count(change) for change in published])
+
+
+class Recording(Protocol):
+    """An aggregate that keeps what it recorded, not yet published, in `changes`."""
+
+    @property
+    def order_id(self) -> str: ...
+
+    @property
+    def changes(self) -> Sequence[Recorded]: ...
+
+
+@dataclass(frozen=True)
+class Publisher(Generic[A]):
+    """`publish` for one kind of aggregate, its parts named once: the aggregate's id, its snapshot
+    (the aggregate as it now is), each event's body from the change and the snapshot, and the
+    metrics of one change (`count(aggregate, change)`, after the commit)."""
+
+    aggregate_id: Callable[[A], str]
+    snapshot: Callable[[A], Any]
+    payload: Callable[[Any, Any], dict[str, Any]]
+    count: Callable[[A, Any], None] | None = None
+
+    async def __call__(self, tx: Any, aggregate: A) -> None:
+        await publish(
+            tx,
+            aggregate.changes,
+            aggregate_id=self.aggregate_id(aggregate),
+            order_id=aggregate.order_id,
+            snapshot=lambda: self.snapshot(aggregate),
+            payload=self.payload,
+            count=None if self.count is None else functools.partial(self.count, aggregate),
+        )

@@ -32,24 +32,20 @@ from services.returns.proto import return_to_proto
 from services.returns.store import IdempotencyClaim, ReturnRepository
 
 
-async def publish_changes(tx: Tx, ret: Return) -> None:
-    """One event per recorded change, in order, each carrying the return as it now is; counted
-    in the metrics once the transaction has committed."""
-    await usecase.publish(
-        tx,
-        ret.changes,
-        aggregate_id=ret.rma_id,
-        order_id=ret.order_id,
-        snapshot=lambda: return_to_proto(ret),
-        payload=lambda change, snapshot: {"return_": events_pb2.ReturnEvent(**{"return": snapshot})},
-        count=lambda change: count_change(ret, change),
-    )
-
-
 def count_change(ret: Return, change: Change) -> None:
     metrics.RETURN_STEPS.labels(change.status.value).inc()
     if change.status is Status.REFUNDED:
         metrics.REFUNDED_AMOUNT.inc(float(ret.refund_amount))
+
+
+# One event per recorded change, in order, each carrying the return as it now is; counted in the
+# metrics once the transaction has committed.
+publish_changes = usecase.Publisher[Return](
+    aggregate_id=lambda ret: ret.rma_id,
+    snapshot=return_to_proto,
+    payload=lambda change, snapshot: {"return_": events_pb2.ReturnEvent(**{"return": snapshot})},
+    count=count_change,
+)
 
 
 class ReturnsService:

@@ -28,24 +28,20 @@ from services.shipping.proto import shipment_to_proto
 from services.shipping.store import ShipmentRepository, WarehouseRepository
 
 
-async def publish_changes(tx: Tx, shipment: Shipment) -> None:
-    """One event per recorded change, in order, each carrying the shipment as it now is; counted
-    in the metrics once the transaction has committed."""
-    await usecase.publish(
-        tx,
-        shipment.changes,
-        aggregate_id=shipment.shipment_id,
-        order_id=shipment.order_id,
-        snapshot=lambda: shipment_to_proto(shipment),
-        payload=lambda change, snapshot: {"shipment": events_pb2.ShipmentEvent(shipment=snapshot)},
-        count=lambda change: count_change(shipment, change),
-    )
-
-
 def count_change(shipment: Shipment, change: Change) -> None:
     metrics.SHIPMENT_EVENTS.labels(change.event_name).inc()
     if change.status is Status.DELIVERED:
         metrics.SHIPMENTS_DELIVERED.labels(str(bool(shipment.on_time)).lower()).inc()
+
+
+# One event per recorded change, in order, each carrying the shipment as it now is; counted in the
+# metrics once the transaction has committed.
+publish_changes = usecase.Publisher[Shipment](
+    aggregate_id=lambda shipment: shipment.shipment_id,
+    snapshot=shipment_to_proto,
+    payload=lambda change, snapshot: {"shipment": events_pb2.ShipmentEvent(shipment=snapshot)},
+    count=count_change,
+)
 
 
 class ShippingService:

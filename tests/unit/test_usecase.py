@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pytest
 
 from orderdesk import errors
-from orderdesk.usecase import publish, retrying
+from orderdesk.usecase import Publisher, publish, retrying
+from orderdesk.v1 import events_pb2, shipping_pb2
 from tests.unit.fakes import FakeDatabase
 
 AT = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
@@ -120,3 +121,34 @@ async def test_a_rolled_back_attempt_counts_nothing():
     with pytest.raises(errors.NotFound):
         await retrying(db, work)
     assert counted == [] and db.events == []
+
+
+@dataclass
+class Parcel:
+    shipment_id: str
+    order_id: str
+    changes: list[Step]
+
+
+async def test_a_publisher_publishes_an_aggregates_changes_under_its_id_and_counts_with_it():
+    db = FakeDatabase({})
+    counted = []
+    publish_changes = Publisher[Parcel](
+        aggregate_id=lambda parcel: parcel.shipment_id,
+        snapshot=lambda parcel: shipping_pb2.Shipment(shipment_id=parcel.shipment_id, status="packed"),
+        payload=lambda change, state: {"shipment": events_pb2.ShipmentEvent(shipment=state)},
+        count=lambda parcel, change: counted.append((parcel.shipment_id, change.version)),
+    )
+    parcel = Parcel("SH-1", "ORD-1", [Step("shipment.picked", 2), Step("shipment.packed", 3)])
+
+    async def work(tx):
+        await publish_changes(tx, parcel)
+
+    await retrying(db, work)
+    published = [(e.type, e.aggregate_id, e.aggregate_version, e.order_id) for e in db.events]
+    assert published == [("shipment.picked", "SH-1", 2, "ORD-1"), ("shipment.packed", "SH-1", 3, "ORD-1")]
+    assert [(e.shipment.shipment.shipment_id, e.shipment.shipment.status) for e in db.events] == [
+        ("SH-1", "packed"),
+        ("SH-1", "packed"),
+    ]
+    assert counted == [("SH-1", 2), ("SH-1", 3)]
