@@ -11,6 +11,11 @@
 
        shipment = await retrying(self.db, work)
 
+   or, when the work is just that (get by key, change, save and publish if it changed):
+
+       shipment = await changing(self.db, ShipmentRepository, (shipment_id,), change, publish_changes,
+                                 missing=f"shipment {shipment_id} not found")
+
 2. Publish what an aggregate recorded: one event per change, each carrying the aggregate
    as it now is (built once), counted in the service's metrics once the transaction has
    committed (a rolled-back attempt counts nothing):
@@ -57,6 +62,33 @@ async def retrying(db: UnitsOfWork, work: Callable[[Any], Awaitable[T]], *, atte
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+async def changing(
+    db: UnitsOfWork,
+    repository: type[Any],
+    key: Sequence[str],
+    change: Callable[[A], bool],
+    publish_changes: Callable[[Any, A], Awaitable[None]],
+    *,
+    missing: str,
+) -> A:
+    """Shape 1 whole, for an aggregate whose repository has `get(*key)` and `save(aggregate)`: load
+    it (NotFound(`missing`) when there is none), change it and, when `change` says something changed,
+    save it with its version and publish its changes (`publish_changes(tx, aggregate)`, such as a
+    `Publisher`); retried on a lost race. Returns the aggregate as it now is."""
+
+    async def work(tx: Any) -> A:
+        repo = tx.repo(repository)
+        aggregate = await repo.get(*key)
+        if aggregate is None:
+            raise errors.NotFound(missing)
+        if change(aggregate):
+            await repo.save(aggregate)
+            await publish_changes(tx, aggregate)
+        return aggregate
+
+    return await retrying(db, work)
 
 
 class Recorded(Protocol):

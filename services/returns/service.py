@@ -16,7 +16,7 @@ import grpc
 from sqlalchemy.exc import IntegrityError
 
 from orderdesk import errors, idempotency, metrics, rpc, usecase
-from orderdesk.db import Database, Tx, utcnow
+from orderdesk.db import Database, utcnow
 from orderdesk.v1 import events_pb2, orders_pb2, returns_pb2
 from services.returns.domain import (
     Change,
@@ -135,18 +135,14 @@ class ReturnsService:
     async def _change(self, rma_id: str, partner_id: str, change: Callable[[Return], bool]) -> Return:
         """Load, change, save with its events (`change` says whether anything changed); retried
         once or twice if another writer got there first."""
-
-        async def work(tx: Tx) -> Return:
-            repo = tx.repo(ReturnRepository)
-            ret = await repo.get(rma_id, partner_id)
-            if ret is None:
-                raise errors.NotFound(f"return {rma_id} not found")
-            if change(ret):
-                await repo.save(ret)
-                await publish_changes(tx, ret)
-            return ret
-
-        return await usecase.retrying(self.db, work)
+        return await usecase.changing(
+            self.db,
+            ReturnRepository,
+            (rma_id, partner_id),
+            change,
+            publish_changes,
+            missing=f"return {rma_id} not found",
+        )
 
     async def get(self, rma_id: str, partner_id: str) -> Return:
         async with self.db.reading() as work:

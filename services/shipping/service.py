@@ -163,18 +163,14 @@ class ShippingService:
 
     async def _change(self, shipment_id: str, change: Callable[[Shipment], bool]) -> Shipment:
         """Load, change, save with its events (`change` says whether anything changed)."""
-
-        async def work(tx: Tx) -> Shipment:
-            repo = tx.repo(ShipmentRepository)
-            shipment = await repo.get(shipment_id)
-            if shipment is None:
-                raise errors.NotFound(f"shipment {shipment_id} not found")
-            if change(shipment):
-                await repo.save(shipment)
-                await publish_changes(tx, shipment)
-            return shipment
-
-        return await usecase.retrying(self.db, work)
+        return await usecase.changing(
+            self.db,
+            ShipmentRepository,
+            (shipment_id,),
+            change,
+            publish_changes,
+            missing=f"shipment {shipment_id} not found",
+        )
 
     # --- reads -------------------------------------------------------------------------
     async def get(self, shipment_id: str, partner_id: str) -> Shipment:
