@@ -50,6 +50,8 @@ class UnitsOfWork(Protocol):
 
     def transaction(self) -> Any: ...
 
+    def reading(self) -> Any: ...
+
 
 async def retrying(db: UnitsOfWork, work: Callable[[Any], Awaitable[T]], *, attempts: int = ATTEMPTS) -> T:
     """Runs `work(tx)` in a transaction; a lost race (Conflict) runs it again from a fresh read,
@@ -62,6 +64,19 @@ async def retrying(db: UnitsOfWork, work: Callable[[Any], Awaitable[T]], *, atte
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+async def load(db: UnitsOfWork, repository: type[Any], key: Sequence[str], *, missing: str) -> Any:
+    """The aggregate as saved (`repository.get(*key)`, read only), or NotFound(`missing`)."""
+    async with db.reading() as work:
+        aggregate = await work.repo(repository).get(*key)
+    return _found(aggregate, missing)
+
+
+def _found(aggregate: T | None, missing: str) -> T:
+    if aggregate is None:
+        raise errors.NotFound(missing)
+    return aggregate
 
 
 async def changing(
@@ -80,9 +95,7 @@ async def changing(
 
     async def work(tx: Any) -> A:
         repo = tx.repo(repository)
-        aggregate = await repo.get(*key)
-        if aggregate is None:
-            raise errors.NotFound(missing)
+        aggregate = _found(await repo.get(*key), missing)
         if change(aggregate):
             await repo.save(aggregate)
             await publish_changes(tx, aggregate)

@@ -35,11 +35,9 @@ def change_request(req: orders_pb2.ChangeOrderRequest) -> ChangeRequest:
 
 
 async def load(db, order_id: str, partner_id: str) -> Order:
-    async with db.reading() as work:
-        order = await work.repo(OrderRepository).get(order_id, partner_id)
-    if order is None:
-        raise errors.NotFound(f"order {order_id} not found")
-    return order
+    return await usecase.load(
+        db, OrderRepository, (order_id, partner_id), missing=f"order {order_id} not found"
+    )
 
 
 class OrderLocks:

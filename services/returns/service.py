@@ -145,11 +145,9 @@ class ReturnsService:
         )
 
     async def get(self, rma_id: str, partner_id: str) -> Return:
-        async with self.db.reading() as work:
-            ret = await work.repo(ReturnRepository).get(rma_id, partner_id)
-        if ret is None:
-            raise errors.NotFound(f"return {rma_id} not found")
-        return ret
+        return await usecase.load(
+            self.db, ReturnRepository, (rma_id, partner_id), missing=f"return {rma_id} not found"
+        )
 
 
 async def _first_with_key(repo: ReturnRepository, claim: IdempotencyClaim) -> Return | None:

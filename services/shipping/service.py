@@ -174,11 +174,12 @@ class ShippingService:
 
     # --- reads -------------------------------------------------------------------------
     async def get(self, shipment_id: str, partner_id: str) -> Shipment:
-        async with self.db.reading() as work:
-            shipment = await work.repo(ShipmentRepository).get(shipment_id, partner_id)
-        if shipment is None:
-            raise errors.NotFound(f"shipment {shipment_id} not found")
-        return shipment
+        return await usecase.load(
+            self.db,
+            ShipmentRepository,
+            (shipment_id, partner_id),
+            missing=f"shipment {shipment_id} not found",
+        )
 
     async def list_for_order(self, order_id: str, partner_id: str) -> list[Shipment]:
         async with self.db.reading() as work:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from orderdesk import errors
-from orderdesk.usecase import Publisher, changing, publish, retrying
+from orderdesk.usecase import Publisher, changing, load, publish, retrying
 from orderdesk.v1 import events_pb2, shipping_pb2
 from tests.unit.fakes import FakeDatabase
 
@@ -206,3 +206,11 @@ async def test_changing_saves_nothing_when_nothing_changed_and_names_what_is_mis
     assert parcels.saved == [] and db.events == []
     with pytest.raises(errors.NotFound, match="shipment SH-2 not found"):
         await changing(db, FakeParcels, ("SH-2",), _pick, _publish_steps, missing="shipment SH-2 not found")
+
+
+async def test_load_reads_the_aggregate_or_names_what_is_missing():
+    db = FakeDatabase({FakeParcels: FakeParcels({"SH-1": Parcel("SH-1", "ORD-1", [])})})
+    assert await load(db, FakeParcels, ("SH-1",), missing="-") == Parcel("SH-1", "ORD-1", [])
+    with pytest.raises(errors.NotFound, match="shipment SH-2 not found"):
+        await load(db, FakeParcels, ("SH-2",), missing="shipment SH-2 not found")
+    assert db.committed == 0 and db.events == []
