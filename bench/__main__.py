@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -96,6 +98,23 @@ def order_body(n: int, i: int) -> dict:
     }
 
 
+@contextlib.contextmanager
+def bench_suite(prefix: str) -> Iterator[tuple[Path, Stack]]:
+    """A private NATS and the suite on SQLite in a new temporary folder (`prefix`), with the demo data
+    and the bench products; both stopped afterwards. Yields the folder and the stack."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    nats_server = localservers.LocalNats(folder / "nats").start()
+    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url)
+    try:
+        stack.start()
+        stack.load_demo_data()
+        seed_bench_products(stack)
+        yield folder, stack
+    finally:
+        stack.stop()
+        nats_server.stop()
+
+
 def seed_bench_products(stack: Stack) -> None:
     products = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
     products += "".join(f"{s},Bench part,10.00,USD,false,1,1,1,active\n" for s in BENCH_SKUS)
@@ -147,49 +166,15 @@ def wait_allocated(stack: Stack, target: int, timeout: float = 120) -> float:
 
 def start_floor(folder: Path) -> tuple[str, list[subprocess.Popen]]:
     ports = [localservers.free_port() for _ in range(3)]
-    py = sys.executable
+    at = [f"127.0.0.1:{port}" for port in ports]
+
+    def floor(*argv: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "bench.floor", *argv], cwd=ROOT)
+
     procs = [
-        subprocess.Popen(
-            [
-                py,
-                "-m",
-                "bench.floor",
-                "hop",
-                "--listen",
-                f"127.0.0.1:{ports[2]}",
-                "--db",
-                f"sqlite+aiosqlite:///{folder}/floor-b.db",
-            ],
-            cwd=ROOT,
-        ),
-        subprocess.Popen(
-            [
-                py,
-                "-m",
-                "bench.floor",
-                "hop",
-                "--listen",
-                f"127.0.0.1:{ports[1]}",
-                "--db",
-                f"sqlite+aiosqlite:///{folder}/floor-a.db",
-                "--next",
-                f"127.0.0.1:{ports[2]}",
-            ],
-            cwd=ROOT,
-        ),
-        subprocess.Popen(
-            [
-                py,
-                "-m",
-                "bench.floor",
-                "http",
-                "--listen",
-                f"127.0.0.1:{ports[0]}",
-                "--next",
-                f"127.0.0.1:{ports[1]}",
-            ],
-            cwd=ROOT,
-        ),
+        floor("hop", "--listen", at[2], "--db", f"sqlite+aiosqlite:///{folder}/floor-b.db"),
+        floor("hop", "--listen", at[1], "--db", f"sqlite+aiosqlite:///{folder}/floor-a.db", "--next", at[2]),
+        floor("http", "--listen", at[0], "--next", at[1]),
     ]
     url = f"http://127.0.0.1:{ports[0]}"
     deadline = time.monotonic() + 30

@@ -21,11 +21,9 @@ import math
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from devtools import localservers
 from devtools.devstack import COMPONENTS, ROOT, Stack
 
 GROWING = ("order_id", "event_id")  # a table with one of these columns grows with the orders
@@ -96,19 +94,13 @@ def cli(stack: Stack, *args: str) -> tuple[float, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.__main__ import allocated_total, drive, order_body, seed_bench_products, wait_allocated
+    from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated
 
     parser = argparse.ArgumentParser(prog="python -m bench.backup")
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--sample-seconds", type=float, default=5.0, help="real orders placed for this long")
     args = parser.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-backup-"))
-    nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url)
-    try:
-        stack.start()
-        stack.load_demo_data()
-        seed_bench_products(stack)
+    with bench_suite("orderdesk-bench-backup-") as (folder, stack):
         before = allocated_total(stack)
         sample = asyncio.run(drive(stack.gateway_url, "demo-shop-key", args.sample_seconds, 16, order_body))
         wait_allocated(stack, before + sample["decisions"].get("confirmed", 0))
@@ -140,9 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         for component, entry in manifest["databases"].items():
             print(f"  {component:<10}{entry['bytes'] / 1e6:>8.1f} MB  {entry['seconds']:.2f}s")
         return 0
-    finally:
-        stack.stop()
-        nats_server.stop()
 
 
 if __name__ == "__main__":

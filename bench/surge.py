@@ -326,6 +326,13 @@ def run_surge(
     }
 
 
+def _cpu_line(label: str, cpu: dict[str, float]) -> str:
+    """CPU milliseconds per order: the total, then each process that used 0.05 ms or more."""
+    return f"  {label}: {sum(cpu.values()):.1f} = " + ", ".join(
+        f"{n} {ms:.1f}" for n, ms in cpu.items() if ms >= 0.05
+    )
+
+
 def report(r: dict, floor_rate: float) -> None:
     print()
     print(f"surge: {r['sent']:,} orders in batches of {r['batch_size']} over {r['connections']} connections")
@@ -334,11 +341,7 @@ def report(r: dict, floor_rate: float) -> None:
         f"({r['rate'] / floor_rate:.2f} of the floor's {floor_rate:.0f}/s); batch p50 {r['batch_p50']:.0f} ms, "
         f"p99 {r['batch_p99']:.0f} ms; refused {r['refused'] or 0}; resent after a failure: {r['failures']}"
     )
-    cpu = r["cpu_ms_per_order"]
-    print(
-        f"  CPU while accepting, ms per accepted order: {sum(cpu.values()):.1f} = "
-        + ", ".join(f"{n} {ms:.1f}" for n, ms in cpu.items() if ms >= 0.05)
-    )
+    print(_cpu_line("CPU while accepting, ms per accepted order", r["cpu_ms_per_order"]))
     print(
         f"  books: {r['stored']:,} stored, lost {r['lost']}, duplicated {r['duplicated']}, "
         f"statuses {r['statuses']}; the first {r['replayed']} sent again: {r['replays_new']} new"
@@ -352,11 +355,7 @@ def report(r: dict, floor_rate: float) -> None:
         f"  allocation: {r['reserved_while_accepting']:,} orders allocated or scheduled while orders came in, "
         f"the backlog of {backlog:,} after that in {r['settle']:.1f}s = {backlog / r['settle']:.0f} orders/s"
     )
-    cpu = r["settle_cpu_ms_per_order"]
-    print(
-        f"  CPU per backlog order while it was allocated, ms: {sum(cpu.values()):.1f} = "
-        + ", ".join(f"{n} {ms:.1f}" for n, ms in cpu.items() if ms >= 0.05)
-    )
+    print(_cpu_line("CPU per backlog order while it was allocated, ms", r["settle_cpu_ms_per_order"]))
     print(
         f"  scarce stock: {r['scarce_orders']} orders wanted {SCARCE_SKU}, a receipt brought {r['supply']}; "
         f"served by priority (highest first):"

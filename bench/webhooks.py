@@ -312,26 +312,16 @@ def receive(port: int, stats: Path) -> None:
 def standalone(seconds: float, concurrency: int, endpoints: int) -> None:
     """The webhook runs on their own: a private NATS, the suite on SQLite, the bench products."""
     import os
-    import tempfile
 
-    from bench.__main__ import order_body, seed_bench_products
+    from bench.__main__ import bench_suite, order_body
 
-    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-hooks-"))
-    nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url)
-    try:
-        stack.start()
-        stack.load_demo_data()
-        seed_bench_products(stack)
+    with bench_suite("orderdesk-bench-hooks-") as (folder, stack):
         result = run(stack, folder, seconds, concurrency, order_body, endpoints)
         print(
             f"\norderdesk webhook bench: {concurrency} concurrent clients, {seconds:.0f}s per run, SQLite, "
             f"{os.cpu_count()} cores"
         )
         report(result)
-    finally:
-        stack.stop()
-        nats_server.stop()
 
 
 if __name__ == "__main__":

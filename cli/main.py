@@ -626,15 +626,6 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("order_id")
     approve = orders.add_parser("approve", help="release a held order (admin key)")
     reject = orders.add_parser("reject", help="reject a held order (admin key)")
-    for action, run in (
-        (ol, cmd_orders_list),
-        (search, cmd_orders_list),
-        (show, cmd_orders_show),
-        (approve, cmd_orders_approve),
-        (reject, cmd_orders_reject),
-    ):
-        action.add_argument("--json", action="store_true", help="machine-readable output")
-        action.set_defaults(run=run)
 
     queue = sub.add_parser("queue", help="the desk's work queue of held orders (admin key)").add_subparsers(
         dest="queue_command", required=True, metavar="ACTION"
@@ -652,6 +643,11 @@ def parser() -> argparse.ArgumentParser:
     qapprove = queue.add_parser("approve", help="release it: stock and credit are checked again first")
     qreject = queue.add_parser("reject", help="reject it with a reason")
     for action, run in (
+        (ol, cmd_orders_list),
+        (search, cmd_orders_list),
+        (show, cmd_orders_show),
+        (approve, cmd_orders_approve),
+        (reject, cmd_orders_reject),
         (ql, cmd_queue_list),
         (qshow, cmd_queue_show),
         (qapprove, cmd_orders_approve),

@@ -237,13 +237,7 @@ class Stack:
             if proc and proc.alive():
                 proc.popen.send_signal(signal.SIGTERM)
         for proc in self.processes.values():
-            if proc.popen is None:
-                continue
-            try:
-                proc.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait(5)
+            localservers.reap(proc.popen, 20)
 
 
 def postgres_databases(admin_url: str, prefix: str = "orderdesk") -> dict[str, str]:

@@ -97,6 +97,17 @@ class LocalNats:
                 self.process.kill()
 
 
+def reap(process: subprocess.Popen | None, grace: float) -> None:
+    """Waits up to `grace` seconds for a process asked to stop, then kills it (and waits for that)."""
+    if process is None:
+        return
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 def postgres_bin_dir() -> Path | None:
     found = shutil.which("pg_ctl")
     if found:
@@ -194,24 +205,22 @@ def _asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-async def create_postgres_database(admin_url: str, name: str) -> str:
-    """Creates database `name` on the server of `admin_url`; returns its async URL."""
+async def _as_admin(admin_url: str, statement: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def create_postgres_database(admin_url: str, name: str) -> str:
+    """Creates database `name` on the server of `admin_url`; returns its async URL."""
+    await _as_admin(admin_url, f'CREATE DATABASE "{name}"')
     base = _asyncpg_dsn(admin_url).rsplit("/", 1)[0]
     return f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 async def drop_postgres_database(admin_url: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _as_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from devtools.localservers import answers, free_port, nats_server_binary
+from devtools.localservers import answers, free_port, nats_server_binary, reap
 
 CLUSTER_NAME = "orderdesk-local"
 
@@ -171,10 +171,4 @@ class LocalNatsCluster:
             if node.alive():
                 node.process.terminate()
         for node in self.nodes:
-            if node.process is None:
-                continue
-            try:
-                node.process.wait(10)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait(5)
+            reap(node.process, 10)

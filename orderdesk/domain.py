@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+S = TypeVar("S", bound=StrEnum)
 
 # A ship-to address, the same fields on the wire (common.proto's Address), in intake's
 # checks, on the order and in a change request.
@@ -28,3 +33,16 @@ def units_per_sku(
     for line in lines:
         units[line.sku] = units.get(line.sku, 0) + quantity(line)
     return units
+
+
+@dataclass(frozen=True)
+class StatusChange(Generic[S]):
+    """A status change an aggregate recorded about itself (a shipment's, a return's): what it reached,
+    its version then, when, who and why. Each service's `Change` adds its event type
+    (`orderdesk.usecase.Recorded`)."""
+
+    status: S
+    version: int
+    at: dt.datetime
+    actor: str
+    reason: str

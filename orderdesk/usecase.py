@@ -11,6 +11,11 @@
 
        shipment = await retrying(self.db, work)
 
+   or, when the work is just that (get by key, change, save and publish if it changed):
+
+       shipment = await changing(self.db, ShipmentRepository, (shipment_id,), change, publish_changes,
+                                 missing=f"shipment {shipment_id} not found")
+
 2. Publish what an aggregate recorded: one event per change, each carrying the aggregate
    as it now is (built once), counted in the service's metrics once the transaction has
    committed (a rolled-back attempt counts nothing):
@@ -18,18 +23,24 @@
        await publish(tx, shipment.changes, aggregate_id=..., order_id=...,
                      payload=lambda: {"shipment": events_pb2.ShipmentEvent(shipment=to_proto(shipment))},
                      count=count_change)
+
+   A service whose aggregate keeps its changes in `.changes` names those parts once, as a
+   `Publisher`, and calls it with the aggregate: `await publish_changes(tx, shipment)`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from orderdesk import errors, events
 
 T = TypeVar("T")
 C = TypeVar("C", bound="Recorded")
+A = TypeVar("A", bound="Recording")
 
 ATTEMPTS = 3
 
@@ -38,6 +49,8 @@ class UnitsOfWork(Protocol):
     """What a use case needs of a database: `orderdesk.db.Database`, or a fake in unit tests."""
 
     def transaction(self) -> Any: ...
+
+    def reading(self) -> Any: ...
 
 
 async def retrying(db: UnitsOfWork, work: Callable[[Any], Awaitable[T]], *, attempts: int = ATTEMPTS) -> T:
@@ -51,6 +64,44 @@ async def retrying(db: UnitsOfWork, work: Callable[[Any], Awaitable[T]], *, atte
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+async def load(db: UnitsOfWork, repository: type[Any], key: Sequence[str], *, missing: str) -> Any:
+    """The aggregate as saved (`repository.get(*key)`, read only), or NotFound(`missing`)."""
+    async with db.reading() as work:
+        aggregate = await work.repo(repository).get(*key)
+    return _found(aggregate, missing)
+
+
+def _found(aggregate: T | None, missing: str) -> T:
+    if aggregate is None:
+        raise errors.NotFound(missing)
+    return aggregate
+
+
+async def changing(
+    db: UnitsOfWork,
+    repository: type[Any],
+    key: Sequence[str],
+    change: Callable[[A], bool],
+    publish_changes: Callable[[Any, A], Awaitable[None]],
+    *,
+    missing: str,
+) -> A:
+    """Shape 1 whole, for an aggregate whose repository has `get(*key)` and `save(aggregate)`: load
+    it (NotFound(`missing`) when there is none), change it and, when `change` says something changed,
+    save it with its version and publish its changes (`publish_changes(tx, aggregate)`, such as a
+    `Publisher`); retried on a lost race. Returns the aggregate as it now is."""
+
+    async def work(tx: Any) -> A:
+        repo = tx.repo(repository)
+        aggregate = _found(await repo.get(*key), missing)
+        if change(aggregate):
+            await repo.save(aggregate)
+            await publish_changes(tx, aggregate)
+        return aggregate
+
+    return await retrying(db, work)
 
 
 class Recorded(Protocol):
@@ -104,3 +155,36 @@ async def publish(
     if count is not None:
         published = list(changes)
         tx.after_commit.append(lambda: [count(change) for change in published])
+
+
+class Recording(Protocol):
+    """An aggregate that keeps what it recorded, not yet published, in `changes`."""
+
+    @property
+    def order_id(self) -> str: ...
+
+    @property
+    def changes(self) -> Sequence[Recorded]: ...
+
+
+@dataclass(frozen=True)
+class Publisher(Generic[A]):
+    """`publish` for one kind of aggregate, its parts named once: the aggregate's id, its snapshot
+    (the aggregate as it now is), each event's body from the change and the snapshot, and the
+    metrics of one change (`count(aggregate, change)`, after the commit)."""
+
+    aggregate_id: Callable[[A], str]
+    snapshot: Callable[[A], Any]
+    payload: Callable[[Any, Any], dict[str, Any]]
+    count: Callable[[A, Any], None] | None = None
+
+    async def __call__(self, tx: Any, aggregate: A) -> None:
+        await publish(
+            tx,
+            aggregate.changes,
+            aggregate_id=self.aggregate_id(aggregate),
+            order_id=aggregate.order_id,
+            snapshot=lambda: self.snapshot(aggregate),
+            payload=self.payload,
+            count=None if self.count is None else functools.partial(self.count, aggregate),
+        )

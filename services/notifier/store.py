@@ -16,6 +16,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -130,32 +131,23 @@ delivery_attempts = Table(
     Index("ix_delivery_attempts_at", "at"),  # migration 0004: retention walks it
 )
 
+
+def _counter(table: Table, key: Column) -> tuple[Any, Any, Any]:
+    """The statements of a sequence counter (a row's `last_sequence`, found by `key` = :key): bump it
+    by one and return it, make the row, set it to :to."""
+    row = table.update().where(key == bindparam("key"))
+    return (
+        row.values(last_sequence=table.c.last_sequence + 1).returning(table.c.last_sequence),
+        table.insert(),
+        row.values(last_sequence=bindparam("to")),
+    )
+
+
 # Hot-path statements, built once (SQLAlchemy then compiles each once) and executed with parameters.
-_BUMP_ORDER = (
-    update(order_partners)
-    .where(order_partners.c.order_id == bindparam("key"))
-    .values(last_sequence=order_partners.c.last_sequence + 1)
-    .returning(order_partners.c.last_sequence)
-)
-_MAKE_ORDER = order_partners.insert()
-_BUMP_HEAD = (
-    update(feed_heads)
-    .where(feed_heads.c.partner_id == bindparam("key"))
-    .values(last_sequence=feed_heads.c.last_sequence + 1)
-    .returning(feed_heads.c.last_sequence)
-)
-_MAKE_HEAD = feed_heads.insert()
+# The per-order counter (order_sequence) and the per-partner feed head (sequence):
+_BUMP_ORDER, _MAKE_ORDER, _SET_ORDER = _counter(order_partners, order_partners.c.order_id)
+_BUMP_HEAD, _MAKE_HEAD, _SET_HEAD = _counter(feed_heads, feed_heads.c.partner_id)
 _INSERT_FEED = feed.insert()
-_SET_ORDER = (
-    update(order_partners)
-    .where(order_partners.c.order_id == bindparam("key"))
-    .values(last_sequence=bindparam("to"))
-)
-_SET_HEAD = (
-    update(feed_heads)
-    .where(feed_heads.c.partner_id == bindparam("key"))
-    .values(last_sequence=bindparam("to"))
-)
 
 _EARLIER = deliveries.alias("earlier")
 # Each order's oldest pending delivery (see heads()).

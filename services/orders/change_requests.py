@@ -35,11 +35,9 @@ def change_request(req: orders_pb2.ChangeOrderRequest) -> ChangeRequest:
 
 
 async def load(db, order_id: str, partner_id: str) -> Order:
-    async with db.reading() as work:
-        order = await work.repo(OrderRepository).get(order_id, partner_id)
-    if order is None:
-        raise errors.NotFound(f"order {order_id} not found")
-    return order
+    return await usecase.load(
+        db, OrderRepository, (order_id, partner_id), missing=f"order {order_id} not found"
+    )
 
 
 class OrderLocks:
@@ -106,8 +104,10 @@ class ChangeRequests:
         `then` runs on the changed order before the save (a resolution recorded with its change).
 
         Intake and inventory are asked outside any transaction, so an attempt that lost the race
-        (another writer saved first) is prepared again from a fresh read, not only saved again:
-        hence its own loop, not `usecase.retrying`. With If-Match a lost race is stale at once."""
+        (another writer saved first) is prepared again from a fresh read, not only saved again; a
+        lost race first gives the order as saved its reservation back, and with If-Match it is
+        stale at once. Hence its own loop, not `usecase.retrying`, which runs all of an attempt
+        inside its transaction (no remote call may hold one open) and retries a Conflict as it is."""
         for attempt in range(usecase.ATTEMPTS):
             order = await load(self.service.db, order_id, partner_id)
             if expected_version and order.version != expected_version:

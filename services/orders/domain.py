@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import ClassVar, NamedTuple
 
 from orderdesk.domain import ADDRESS_FIELDS, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
@@ -167,8 +168,35 @@ class ShipmentView:
 
 
 # --- what the order records about itself, published as events (orderdesk.usecase.publish) ---------
+class _Said(NamedTuple):
+    """Who recorded an event, why and when: what `orderdesk.usecase.Recorded` asks besides type and version."""
+
+    actor: str
+    reason: str
+    at: dt.datetime
+
+
+class _OrderEvent:
+    """The part every typed event shares: its actor, reason and time, from the one `_said()` each gives."""
+
+    def _said(self) -> _Said:
+        raise NotImplementedError
+
+    @property
+    def actor(self) -> str:
+        return self._said().actor
+
+    @property
+    def reason(self) -> str:
+        return self._said().reason
+
+    @property
+    def at(self) -> dt.datetime:
+        return self._said().at
+
+
 @dataclass(frozen=True)
-class Transition:
+class Transition(_OrderEvent):
     """A status change: order.<status>."""
 
     previous: Status | None
@@ -180,93 +208,55 @@ class Transition:
     def event_type(self) -> str:
         return f"order.{self.status.value}"
 
-    @property
-    def actor(self) -> str:
-        return self.entry.actor
-
-    @property
-    def reason(self) -> str:
-        return self.entry.reason
-
-    @property
-    def at(self) -> dt.datetime:
-        return self.entry.at
+    def _said(self) -> _Said:
+        return _Said(self.entry.actor, self.entry.reason, self.entry.at)
 
 
 @dataclass(frozen=True)
-class OrderChanged:
+class OrderChanged(_OrderEvent):
     """An accepted change (a change request, a re-allocation, a split, an accepted delay): order.changed."""
 
     record: ChangeRecord
-
-    @property
-    def event_type(self) -> str:
-        return "order.changed"
+    event_type: ClassVar[str] = "order.changed"
 
     @property
     def version(self) -> int:
         return self.record.version
 
-    @property
-    def actor(self) -> str:
-        return self.record.actor
-
-    @property
-    def reason(self) -> str:
-        return (self.record.reason + ": " if self.record.reason else "") + describe(self.record.changes)
-
-    @property
-    def at(self) -> dt.datetime:
-        return self.record.at
+    def _said(self) -> _Said:
+        why = (self.record.reason + ": " if self.record.reason else "") + describe(self.record.changes)
+        return _Said(self.record.actor, why, self.record.at)
 
 
 @dataclass(frozen=True)
-class ExceptionOpened:
-    """An exception recorded on the order: order.exception."""
+class _ExceptionEvent(_OrderEvent):
+    """An exception opened or resolved: order.exception, carrying the exception."""
 
     exception: OrderException
+    event_type: ClassVar[str] = "order.exception"
+
+
+@dataclass(frozen=True)
+class ExceptionOpened(_ExceptionEvent):
+    """An exception recorded on the order."""
+
     version: int
 
-    @property
-    def event_type(self) -> str:
-        return "order.exception"
-
-    @property
-    def actor(self) -> str:
-        return self.exception.opened_by
-
-    @property
-    def reason(self) -> str:
-        return f"{self.exception.type} opened: {self.exception.cause}"
-
-    @property
-    def at(self) -> dt.datetime:
-        return self.exception.opened_at
+    def _said(self) -> _Said:
+        opened = self.exception
+        return _Said(opened.opened_by, f"{opened.type} opened: {opened.cause}", opened.opened_at)
 
 
 @dataclass(frozen=True)
-class ExceptionResolved:
-    """An exception resolved by the desk: order.exception."""
+class ExceptionResolved(_ExceptionEvent):
+    """An exception resolved by the desk."""
 
-    exception: OrderException
     resolution: Resolution
     version: int
 
-    @property
-    def event_type(self) -> str:
-        return "order.exception"
-
-    @property
-    def actor(self) -> str:
-        return self.resolution.actor
-
-    @property
-    def reason(self) -> str:
-        return f"{self.exception.type} resolved: {self.resolution.action}"
-
-    @property
-    def at(self) -> dt.datetime:
-        return self.resolution.at
+    def _said(self) -> _Said:
+        how = self.resolution
+        return _Said(how.actor, f"{self.exception.type} resolved: {how.action}", how.at)
 
 
 RecordedEvent = OrderChanged | ExceptionOpened | ExceptionResolved  # besides Transition

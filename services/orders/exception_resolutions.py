@@ -166,16 +166,17 @@ class ExceptionResolutions:
                     actor=actor,
                     reason=_because(f"delay accepted ({exception.exception_id})", req.note),
                 )
-            o.resolve_exception(
-                req.exception_id,
-                req.action,
-                at=self.service.clock(),
-                actor=actor,
-                note=req.note,
-                details=details,
-            )
+            self._resolve_on(o, req, req.action, actor, details)
 
         return await self._update(req.order_id, req.partner_id, resolve)
+
+    def _resolve_on(
+        self, order: Order, req: orders_pb2.ResolveExceptionRequest, action: str, actor: str, details: dict
+    ) -> None:
+        """Records the desk's resolution of `req.exception_id` on the order: now, by `actor`, with its note."""
+        order.resolve_exception(
+            req.exception_id, action, at=self.service.clock(), actor=actor, note=req.note, details=details
+        )
 
     async def _substitute(
         self, order: Order, exception: ex.OrderException, req, actor: str, details: dict[str, str]
@@ -199,14 +200,7 @@ class ExceptionResolutions:
         )
 
         def resolve(o: Order) -> None:
-            o.resolve_exception(
-                exception.exception_id,
-                ex.Action.SUBSTITUTE.value,
-                at=self.service.clock(),
-                actor=actor,
-                note=req.note,
-                details=details,
-            )
+            self._resolve_on(o, req, ex.Action.SUBSTITUTE.value, actor, details)
 
         return await self.change_requests.apply(
             order.order_id, req.partner_id, 0, request, actor, then=resolve
@@ -245,16 +239,7 @@ class ExceptionResolutions:
                     for a in order.allocations
                 ]
             )
-            answer = await self._inventory_reallocate(
-                inventory_pb2.ReallocateRequest(
-                    order_id=order.order_id,
-                    sku=exception.sku,
-                    warehouse=exception.warehouse,
-                    quantity=exception.quantity,
-                    reference=exception.exception_id,
-                    write_off_only=True,
-                )
-            )
+            answer = await self._inventory_reallocate(order, exception, write_off_only=True)
         else:
             now = await reserve(order, quantities(order))
             held = [Allocation(r.sku, r.warehouse, r.quantity) for r in now.reservations]
@@ -270,14 +255,8 @@ class ExceptionResolutions:
             child = parent.split_delivery(
                 allocations, at=self.service.clock(), actor=actor, delivery_date=date, reason=reason
             )
-            parent.resolve_exception(
-                exception.exception_id,
-                ex.Action.SPLIT_DELIVERY.value,
-                at=self.service.clock(),
-                actor=actor,
-                note=req.note,
-                details={**details, "split_into": child.order_id},
-            )
+            split_into = {**details, "split_into": child.order_id}
+            self._resolve_on(parent, req, ex.Action.SPLIT_DELIVERY.value, actor, split_into)
             await repo.save(parent)
             await publish_transitions(tx, parent)
             await repo.add(child)
@@ -305,21 +284,23 @@ class ExceptionResolutions:
                 rule="reallocate_needs_sku_warehouse_quantity",
                 subject=exception.exception_id,
             )
-        answer = await self._inventory_reallocate(
-            inventory_pb2.ReallocateRequest(
-                order_id=order.order_id,
-                sku=exception.sku,
-                warehouse=exception.warehouse,
-                quantity=exception.quantity,
-                reference=exception.exception_id,
-            )
-        )
+        answer = await self._inventory_reallocate(order, exception)
         return [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
 
     async def _inventory_reallocate(
-        self, request: inventory_pb2.ReallocateRequest
+        self, order: Order, exception: ex.OrderException, *, write_off_only: bool = False
     ) -> inventory_pb2.ReserveResponse:
-        """Inventory's refusals (no_stock_elsewhere, not_held_at_warehouse) reach the desk as they are (409)."""
+        """Inventory's Reallocate of the exception's units (SKU, warehouse, quantity; the exception is
+        the reference). Its refusals (no_stock_elsewhere, not_held_at_warehouse) reach the desk as they
+        are (409)."""
+        request = inventory_pb2.ReallocateRequest(
+            order_id=order.order_id,
+            sku=exception.sku,
+            warehouse=exception.warehouse,
+            quantity=exception.quantity,
+            reference=exception.exception_id,
+            write_off_only=write_off_only,
+        )
         try:
             return await self.inventory.Reallocate(request, timeout=self.timeout, metadata=rpc.metadata())
         except grpc.RpcError as exc:

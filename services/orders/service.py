@@ -159,11 +159,9 @@ class OrdersService:
         )
 
     async def get(self, order_id: str, partner_id: str) -> Order:
-        async with self.db.reading() as work:
-            order = await work.repo(OrderRepository).get(order_id, partner_id)
-        if order is None:
-            raise errors.NotFound(f"order {order_id} not found")
-        return order
+        return await usecase.load(
+            self.db, OrderRepository, (order_id, partner_id), missing=f"order {order_id} not found"
+        )
 
     async def list(
         self,

@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from orderdesk import idempotency
-from orderdesk.domain import units_per_sku
+from orderdesk.domain import StatusChange, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 
@@ -116,14 +116,8 @@ class ReturnLine:
 
 
 @dataclass(frozen=True)
-class Change:
+class Change(StatusChange[Status]):
     """One status change, to publish as return.<status>."""
-
-    status: Status
-    version: int
-    at: dt.datetime
-    actor: str
-    reason: str
 
     @property
     def event_type(self) -> str:

@@ -16,7 +16,7 @@ import grpc
 from sqlalchemy.exc import IntegrityError
 
 from orderdesk import errors, idempotency, metrics, rpc, usecase
-from orderdesk.db import Database, Tx, utcnow
+from orderdesk.db import Database, utcnow
 from orderdesk.v1 import events_pb2, orders_pb2, returns_pb2
 from services.returns.domain import (
     Change,
@@ -32,24 +32,20 @@ from services.returns.proto import return_to_proto
 from services.returns.store import IdempotencyClaim, ReturnRepository
 
 
-async def publish_changes(tx: Tx, ret: Return) -> None:
-    """One event per recorded change, in order, each carrying the return as it now is; counted
-    in the metrics once the transaction has committed."""
-    await usecase.publish(
-        tx,
-        ret.changes,
-        aggregate_id=ret.rma_id,
-        order_id=ret.order_id,
-        snapshot=lambda: return_to_proto(ret),
-        payload=lambda change, snapshot: {"return_": events_pb2.ReturnEvent(**{"return": snapshot})},
-        count=lambda change: count_change(ret, change),
-    )
-
-
 def count_change(ret: Return, change: Change) -> None:
     metrics.RETURN_STEPS.labels(change.status.value).inc()
     if change.status is Status.REFUNDED:
         metrics.REFUNDED_AMOUNT.inc(float(ret.refund_amount))
+
+
+# One event per recorded change, in order, each carrying the return as it now is; counted in the
+# metrics once the transaction has committed.
+publish_changes = usecase.Publisher[Return](
+    aggregate_id=lambda ret: ret.rma_id,
+    snapshot=return_to_proto,
+    payload=lambda change, snapshot: {"return_": events_pb2.ReturnEvent(**{"return": snapshot})},
+    count=count_change,
+)
 
 
 class ReturnsService:
@@ -139,25 +135,19 @@ class ReturnsService:
     async def _change(self, rma_id: str, partner_id: str, change: Callable[[Return], bool]) -> Return:
         """Load, change, save with its events (`change` says whether anything changed); retried
         once or twice if another writer got there first."""
-
-        async def work(tx: Tx) -> Return:
-            repo = tx.repo(ReturnRepository)
-            ret = await repo.get(rma_id, partner_id)
-            if ret is None:
-                raise errors.NotFound(f"return {rma_id} not found")
-            if change(ret):
-                await repo.save(ret)
-                await publish_changes(tx, ret)
-            return ret
-
-        return await usecase.retrying(self.db, work)
+        return await usecase.changing(
+            self.db,
+            ReturnRepository,
+            (rma_id, partner_id),
+            change,
+            publish_changes,
+            missing=f"return {rma_id} not found",
+        )
 
     async def get(self, rma_id: str, partner_id: str) -> Return:
-        async with self.db.reading() as work:
-            ret = await work.repo(ReturnRepository).get(rma_id, partner_id)
-        if ret is None:
-            raise errors.NotFound(f"return {rma_id} not found")
-        return ret
+        return await usecase.load(
+            self.db, ReturnRepository, (rma_id, partner_id), missing=f"return {rma_id} not found"
+        )
 
 
 async def _first_with_key(repo: ReturnRepository, claim: IdempotencyClaim) -> Return | None:

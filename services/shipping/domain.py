@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from orderdesk.domain import StatusChange
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from orderdesk.masterdata import Warehouse  # the imported record: country, cut-off hour, transit days
 
@@ -111,14 +112,9 @@ def split_by_warehouse(allocations: list[tuple[str, str, int]]) -> dict[str, dic
 
 # --- the aggregate -----------------------------------------------------------------
 @dataclass(frozen=True)
-class Change:
+class Change(StatusChange[Status]):
     """One status change, to publish as shipment.<status>."""
 
-    status: Status
-    version: int
-    at: dt.datetime
-    actor: str
-    reason: str
     event: str = ""  # a change that is not a step: updated | carrier_changed | delayed | lost
 
     @property

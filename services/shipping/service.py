@@ -28,24 +28,20 @@ from services.shipping.proto import shipment_to_proto
 from services.shipping.store import ShipmentRepository, WarehouseRepository
 
 
-async def publish_changes(tx: Tx, shipment: Shipment) -> None:
-    """One event per recorded change, in order, each carrying the shipment as it now is; counted
-    in the metrics once the transaction has committed."""
-    await usecase.publish(
-        tx,
-        shipment.changes,
-        aggregate_id=shipment.shipment_id,
-        order_id=shipment.order_id,
-        snapshot=lambda: shipment_to_proto(shipment),
-        payload=lambda change, snapshot: {"shipment": events_pb2.ShipmentEvent(shipment=snapshot)},
-        count=lambda change: count_change(shipment, change),
-    )
-
-
 def count_change(shipment: Shipment, change: Change) -> None:
     metrics.SHIPMENT_EVENTS.labels(change.event_name).inc()
     if change.status is Status.DELIVERED:
         metrics.SHIPMENTS_DELIVERED.labels(str(bool(shipment.on_time)).lower()).inc()
+
+
+# One event per recorded change, in order, each carrying the shipment as it now is; counted in the
+# metrics once the transaction has committed.
+publish_changes = usecase.Publisher[Shipment](
+    aggregate_id=lambda shipment: shipment.shipment_id,
+    snapshot=shipment_to_proto,
+    payload=lambda change, snapshot: {"shipment": events_pb2.ShipmentEvent(shipment=snapshot)},
+    count=count_change,
+)
 
 
 class ShippingService:
@@ -167,26 +163,23 @@ class ShippingService:
 
     async def _change(self, shipment_id: str, change: Callable[[Shipment], bool]) -> Shipment:
         """Load, change, save with its events (`change` says whether anything changed)."""
-
-        async def work(tx: Tx) -> Shipment:
-            repo = tx.repo(ShipmentRepository)
-            shipment = await repo.get(shipment_id)
-            if shipment is None:
-                raise errors.NotFound(f"shipment {shipment_id} not found")
-            if change(shipment):
-                await repo.save(shipment)
-                await publish_changes(tx, shipment)
-            return shipment
-
-        return await usecase.retrying(self.db, work)
+        return await usecase.changing(
+            self.db,
+            ShipmentRepository,
+            (shipment_id,),
+            change,
+            publish_changes,
+            missing=f"shipment {shipment_id} not found",
+        )
 
     # --- reads -------------------------------------------------------------------------
     async def get(self, shipment_id: str, partner_id: str) -> Shipment:
-        async with self.db.reading() as work:
-            shipment = await work.repo(ShipmentRepository).get(shipment_id, partner_id)
-        if shipment is None:
-            raise errors.NotFound(f"shipment {shipment_id} not found")
-        return shipment
+        return await usecase.load(
+            self.db,
+            ShipmentRepository,
+            (shipment_id, partner_id),
+            missing=f"shipment {shipment_id} not found",
+        )
 
     async def list_for_order(self, order_id: str, partner_id: str) -> list[Shipment]:
         async with self.db.reading() as work:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, select, union
 
@@ -20,6 +21,8 @@ from orderdesk.db import UtcDateTime, insert_ignoring_conflicts
 from services.orders.kpi import rules
 from services.orders.kpi.rules import Fact, LineFacts, OrderFacts, StatusAt
 from services.orders.store import metadata, order_history, order_lines, orders
+
+T = TypeVar("T")
 
 order_facts = Table(
     "order_facts",
@@ -162,47 +165,37 @@ async def _hydrate(conn, ids: list[str]) -> list[OrderFacts]:
         .mappings()
         .all()
     )
-    lines: dict[str, list[LineFacts]] = {i: [] for i in ids}
-    for r in (
-        await conn.execute(
-            select(order_lines)
-            .where(order_lines.c.order_id.in_(ids))
-            .order_by(order_lines.c.order_id, order_lines.c.line_no)
-        )
-    ).mappings():
-        lines[r["order_id"]].append(
-            LineFacts(r["sku"], r["quantity"], Decimal(r["unit_price"]), r["delivered"])
-        )
-    history: dict[str, list[StatusAt]] = {i: [] for i in ids}
-    for r in (
-        await conn.execute(
-            select(order_history.c.order_id, order_history.c.status, order_history.c.at)
-            .where(order_history.c.order_id.in_(ids))
-            .order_by(order_history.c.order_id, order_history.c.version)
-        )
-    ).mappings():
-        history[r["order_id"]].append(StatusAt(r["status"], r["at"]))
-    facts: dict[str, list[Fact]] = {i: [] for i in ids}
-    for r in (
-        await conn.execute(
-            select(order_facts)
-            .where(order_facts.c.order_id.in_(ids))
-            .order_by(order_facts.c.order_id, order_facts.c.at)
-        )
-    ).mappings():
-        facts[r["order_id"]].append(
-            Fact(
-                r["kind"],
-                r["at"],
-                r["line_no"],
-                r["sku"],
-                r["quantity"],
-                r["filled"],
-                r["code"],
-                r["reason"],
-                r["ref"],
-            )
-        )
+    lines = await _per_order(
+        conn,
+        ids,
+        select(order_lines),
+        order_lines.c.line_no,
+        lambda r: LineFacts(r["sku"], r["quantity"], Decimal(r["unit_price"]), r["delivered"]),
+    )
+    history = await _per_order(
+        conn,
+        ids,
+        select(order_history.c.order_id, order_history.c.status, order_history.c.at),
+        order_history.c.version,
+        lambda r: StatusAt(r["status"], r["at"]),
+    )
+    facts = await _per_order(
+        conn,
+        ids,
+        select(order_facts),
+        order_facts.c.at,
+        lambda r: Fact(
+            r["kind"],
+            r["at"],
+            r["line_no"],
+            r["sku"],
+            r["quantity"],
+            r["filled"],
+            r["code"],
+            r["reason"],
+            r["ref"],
+        ),
+    )
     return [
         OrderFacts(
             h["order_id"],
@@ -219,3 +212,14 @@ async def _hydrate(conn, ids: list[str]) -> list[OrderFacts]:
         )
         for h in heads
     ]
+
+
+async def _per_order(conn, ids: list[str], query, then, make: Callable[[Any], T]) -> dict[str, list[T]]:
+    """`query`'s rows of the orders `ids` (its table's, ordered by `then` within each order), each
+    made into `make(row)`, per order id; an order without rows has an empty list."""
+    table = then.table
+    rows: dict[str, list[T]] = {i: [] for i in ids}
+    query = query.where(table.c.order_id.in_(ids)).order_by(table.c.order_id, then)
+    for r in (await conn.execute(query)).mappings():
+        rows[r["order_id"]].append(make(r))
+    return rows
