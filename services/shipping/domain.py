@@ -164,25 +164,22 @@ class Shipment:
         """A step reported by the warehouse or carrier; False when it repeats the current one."""
         to = check_step(step, carrier, tracking_number)
         if self.status is Status.CANCELLED:
-            raise FailedPrecondition(
+            raise self._refusal(
                 f"shipment {self.shipment_id} was cancelled; nothing more can be recorded",
-                rule="shipment_cancelled",
-                subject=self.shipment_id,
+                "shipment_cancelled",
             )
         if to is self.status:
             return False  # a retry of the step already recorded
         if PROGRESS.index(to) < PROGRESS.index(self.status):
-            raise FailedPrecondition(
+            raise self._refusal(
                 f"shipment {self.shipment_id} is already {self.status}; it cannot go back to {to}",
-                rule="shipment_step_backwards",
-                subject=self.shipment_id,
+                "shipment_step_backwards",
             )
         if self.status not in STEP_FOLLOWS[to]:
             allowed = " or ".join(sorted(STEP_FOLLOWS[to]))
-            raise FailedPrecondition(
+            raise self._refusal(
                 f"{to} must follow {allowed}; shipment {self.shipment_id} is {self.status}",
-                rule="shipment_step_skipped",
-                subject=self.shipment_id,
+                "shipment_step_skipped",
             )
         if to is Status.SHIPPED:
             self.carrier, self.tracking_number = carrier.strip(), tracking_number.strip()
@@ -193,6 +190,10 @@ class Shipment:
         self._change(to, at, actor or "unknown", _reason(to, self))
         return True
 
+    def _refusal(self, message: str, rule: str) -> FailedPrecondition:
+        """The refusal of a change this shipment's state forbids (`rule`), naming the shipment."""
+        return FailedPrecondition(message, rule=rule, subject=self.shipment_id)
+
     @property
     def cancellable(self) -> bool:
         return self.status in CANCELLABLE
@@ -202,10 +203,9 @@ class Shipment:
         if self.status is Status.CANCELLED:
             return False
         if not self.cancellable:
-            raise FailedPrecondition(
+            raise self._refusal(
                 f"shipment {self.shipment_id} is {self.status}; goods that left cannot be cancelled",
-                rule="cancel_before_shipment",
-                subject=self.shipment_id,
+                "cancel_before_shipment",
             )
         self._change(Status.CANCELLED, at, actor, reason or "order cancelled")
         return True
@@ -228,10 +228,9 @@ class Shipment:
         if lines == self.lines and promise == self.promised_delivery_date:
             return False
         if not self.cancellable:
-            raise FailedPrecondition(
+            raise self._refusal(
                 f"shipment {self.shipment_id} is {self.status}; its lines can no longer change",
-                rule="shipment_left_warehouse",
-                subject=self.shipment_id,
+                "shipment_left_warehouse",
             )
         self.lines, self.promised_delivery_date = lines, promise
         self._note("updated", at, actor, reason)
@@ -241,10 +240,9 @@ class Shipment:
         """Another carrier takes the parcel (the desk's resolution of a carrier exception)."""
         require_carrier(carrier, tracking_number)
         if self.status in (Status.DELIVERED, Status.CANCELLED):
-            raise FailedPrecondition(
+            raise self._refusal(
                 f"shipment {self.shipment_id} is {self.status}; its carrier cannot change",
-                rule="carrier_change_not_possible",
-                subject=self.shipment_id,
+                "carrier_change_not_possible",
             )
         if (self.carrier, self.tracking_number) == (carrier.strip(), tracking_number.strip()):
             return False
@@ -271,10 +269,9 @@ class Shipment:
     ) -> bool:
         """A carrier's tracking event on a shipped parcel: delayed (with the new date) or lost."""
         if self.status is not Status.SHIPPED:
-            raise FailedPrecondition(
+            raise self._refusal(
                 f"only a shipped parcel can be {kind}; shipment {self.shipment_id} is {self.status}",
-                rule="tracking_needs_shipped",
-                subject=self.shipment_id,
+                "tracking_needs_shipped",
             )
         if kind == "delayed":
             if not parse_date(expected_delivery_date):
