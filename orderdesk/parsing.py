@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from orderdesk.errors import FieldViolation
+
 
 def whole_number(text: str | None) -> int | None:
     """The non-negative number `text` spells in ASCII digits, else None."""
@@ -29,3 +31,21 @@ def instant(value: str, *, end: bool = False) -> dt.datetime:
     if at.tzinfo is None:
         raise ValueError("a time needs a UTC offset")
     return at.astimezone(dt.UTC)
+
+
+def time_bound(name: str, value: str, *, end: bool, violations: list[FieldViolation]) -> dt.datetime | None:
+    """The bound `name` of a period as `instant` reads it (`end`: a date includes its day), or None
+    when it is empty or unreadable; an unreadable one adds a violation naming `name`."""
+    if not value:
+        return None
+    try:
+        return instant(value, end=end)
+    except ValueError:
+        violations.append(
+            FieldViolation(
+                name,
+                "a date YYYY-MM-DD or an RFC 3339 time with offset, e.g. 2026-11-01T00:00:00Z",
+                "invalid_time",
+            )
+        )
+        return None

@@ -24,7 +24,7 @@ from typing import ClassVar, NamedTuple
 
 from orderdesk.domain import ADDRESS_FIELDS, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from orderdesk.parsing import instant, whole_number
+from orderdesk.parsing import time_bound, whole_number
 from services.orders import changes as change_rules
 from services.orders.changes import ChangeRecord, ChangeRequest, FieldChange, describe
 from services.orders.exceptions import OrderException, Resolution, find
@@ -819,19 +819,7 @@ class OrderSearch:
             texts[name] = value
         times: dict[str, dt.datetime | None] = {}
         for name, is_end in (("created_from", False), ("created_to", True)):
-            value = given.get(name, "")
-            times[name] = None
-            if value:
-                try:
-                    times[name] = instant(value, end=is_end)
-                except ValueError:
-                    violations.append(
-                        FieldViolation(
-                            name,
-                            "a date YYYY-MM-DD or an RFC 3339 time with offset, e.g. 2026-11-01T00:00:00Z",
-                            "invalid_time",
-                        )
-                    )
+            times[name] = time_bound(name, given.get(name, ""), end=is_end, violations=violations)
         start, stop = times["created_from"], times["created_to"]
         if start is not None and stop is not None and stop <= start:
             violations.append(FieldViolation("created_to", "must be after created_from", "empty_period"))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from orderdesk.errors import FieldViolation, InvalidArgument
-from orderdesk.parsing import instant
+from orderdesk.parsing import time_bound
 
 # --- reason vocabularies (bounded: they are metric labels too) --------------------------------------
 # A cancel or return reason is free text; when it starts with one of these codes ("damaged: box crushed")
@@ -135,18 +135,9 @@ def parse_period(start: str, end: str, group_by: str, now: dt.datetime) -> Perio
     violations = []
     parsed: dict[str, dt.datetime] = {}
     for name, value, is_end in (("from", start, False), ("to", end, True)):
-        if not value:
-            continue
-        try:
-            parsed[name] = instant(value, end=is_end)
-        except ValueError:
-            violations.append(
-                FieldViolation(
-                    name,
-                    "a date YYYY-MM-DD or an RFC 3339 time with offset, e.g. 2026-11-01T00:00:00Z",
-                    "invalid_time",
-                )
-            )
+        at = time_bound(name, value, end=is_end, violations=violations)
+        if at is not None:
+            parsed[name] = at
     if group_by not in GROUP_BY:
         violations.append(
             FieldViolation(
