@@ -16,6 +16,8 @@
        shipment = await changing(self.db, ShipmentRepository, (shipment_id,), change, publish_changes,
                                  missing=f"shipment {shipment_id} not found")
 
+   (`load(db, ShipmentRepository, key, missing=...)` reads one the same way, for an answer.)
+
 2. Publish what an aggregate recorded: one event per change, each carrying the aggregate
    as it now is (built once), counted in the service's metrics once the transaction has
    committed (a rolled-back attempt counts nothing):
