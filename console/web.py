@@ -33,6 +33,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from console import i18n, rules, words
 from console.i18n import N_
+from console.middleware import body_limit_for
 from console.store import Account, ConsoleStore, Session
 from orderdesk import actors, roles, rpc
 from orderdesk.clients import Services
@@ -199,7 +200,9 @@ def requires(permission: Permission):
         if session is None:
             raise NotSignedIn()
         if request.method not in ("GET", "HEAD"):
-            form = await request.form()
+            # Parsed once here (the route's own request.form() gets the same); a file may be as large
+            # as the path's body limit (console/middleware.py UPLOAD_LIMITS).
+            form = await request.form(max_part_size=body_limit_for(request.url.path))
             sent = form.get(CSRF_FIELD)
             check_csrf(sent if isinstance(sent, str) else "", session.csrf_token)
         refused = roles.check(session.account.role, permission)

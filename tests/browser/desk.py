@@ -32,10 +32,7 @@ def shot(page, name: str) -> None:
 def sign_in(page, role: str) -> None:
     """Signs in with the role's demo account, the way a person does: the form, by its labels."""
     email, password, _ = DEMO[role]
-    page.goto("/signin")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, email, password)
 
 
 def submit_order(suite: Stack, body: dict, key: str = SHOP_KEY) -> dict:
@@ -52,3 +49,23 @@ def submit_order(suite: Stack, body: dict, key: str = SHOP_KEY) -> dict:
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())
+
+
+def create_account(suite: Stack, email: str, name: str, role: str, password: str, *limits: str) -> None:
+    """A desk account made the way an operator does: `orderdesk users create`, the password on stdin."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "cli", "users", "create", "--email", email, "--name", name, "--role", role]
+    for limit in limits:
+        args += ["--limit", limit]
+    subprocess.run(
+        [*args, "--password-stdin"], input=password + "\n", text=True, env=suite.env(), cwd=ROOT, check=True
+    )
+
+
+def sign_in_as(page, email: str, password: str) -> None:
+    page.goto("/signin")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
