@@ -198,3 +198,50 @@ class ConsoleSettings:
             lock_after=int(env("ORDERDESK_CONSOLE_LOCK_AFTER", "10")),
             lock_seconds=int(env("ORDERDESK_CONSOLE_LOCK_SECONDS", "900")),
         )
+
+
+class ArchiveSettingError(ValueError):
+    """An archive setting that cannot be read: the orders service refuses to start, naming it."""
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """Orders' archive job (README "Archive"): closed orders untouched for `after_days` leave the hot tables.
+
+    ORDERDESK_ARCHIVE_AFTER_DAYS        180: days since a closed order (completed, cancelled, rejected) last
+                                        changed; fractions allowed; 0 never archives
+    ORDERDESK_ARCHIVE_INTERVAL_SECONDS  3600: between passes (first pass a minute after start)
+    ORDERDESK_ARCHIVE_BATCH             200: orders moved per transaction (1..5000)
+    """
+
+    after_days: float = 180.0
+    interval_seconds: float = 3600.0
+    batch: int = 200
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ArchiveSettings:
+        environ = dict(os.environ) if environ is None else environ
+        values: dict[str, float | int] = {}
+        problems: list[str] = []
+        for name, attr, kind, low, high in (
+            ("ORDERDESK_ARCHIVE_AFTER_DAYS", "after_days", float, 0.0, None),
+            ("ORDERDESK_ARCHIVE_INTERVAL_SECONDS", "interval_seconds", float, 1.0, None),
+            ("ORDERDESK_ARCHIVE_BATCH", "batch", int, 1, 5000),
+        ):
+            text = environ.get(name, "").strip()
+            if not text:
+                continue
+            try:
+                value = kind(text)
+            except ValueError:
+                problems.append(f"{name}={text!r}: must be a {'whole ' if kind is int else ''}number")
+                continue
+            if value != value or value in (float("inf"), float("-inf")) or value < low:
+                problems.append(f"{name}={text!r}: must be at least {low:g}")
+            elif high is not None and value > high:
+                problems.append(f"{name}={text!r}: must be at most {high:g}")
+            else:
+                values[attr] = value
+        if problems:
+            raise ArchiveSettingError("refusing to start, archive settings: " + "; ".join(problems))
+        return cls(**values)  # type: ignore[arg-type]

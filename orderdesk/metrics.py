@@ -99,6 +99,17 @@ RETENTION_PASS = Histogram(
     ["service", "what"],
     buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0),
 )
+ARCHIVE_ORDERS = Counter(
+    "orderdesk_archive_orders_total",
+    "Closed orders the archive job took (archived: moved out of the hot tables; skipped: changed after the "
+    "job read them, left hot) (services/orders/archive)",
+    ["outcome"],
+)
+ARCHIVE_BATCH = Histogram(
+    "orderdesk_archive_batch_seconds",
+    "Time of one archive batch: candidates read, then moved whole in one transaction",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
 
 # --- the business ------------------------------------------------------------
 ORDERS_RECEIVED = Counter(

@@ -243,6 +243,8 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
         service, log = self.service, self.log
         if handler.stream_stream is not None:
             return self._stream_stream(handler, method, cid)
+        if handler.unary_stream is not None:
+            return self._unary_stream(handler, method, cid)
         if handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
@@ -272,6 +274,43 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                 logs.correlation_id.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _unary_stream(self, handler, method: str, cid: str):
+        """Server streams (an export): a domain error, before or between messages, ends the stream with
+        its status; time and count the whole stream."""
+        inner, service, log = handler.unary_stream, self.service, self.log
+
+        async def wrapped(request, context):
+            token = logs.correlation_id.set(cid or uuid.uuid4().hex)
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                async for answer in inner(request, context):
+                    yield answer
+            except errors.DomainError as exc:
+                code = exc.code
+                await context.abort_with_status(rpc.to_status(exc))
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception as exc:
+                if context.code() not in (None, grpc.StatusCode.OK):
+                    code = context.code().name
+                    raise
+                code = "INTERNAL"
+                log.exception("unhandled error in stream %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})")
+            finally:
+                metrics.GRPC_HANDLED.labels(service, method, code).inc()
+                metrics.GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
+                with contextlib.suppress(ValueError):  # a generator may be closed from another context
+                    logs.correlation_id.reset(token)
+
+        return grpc.unary_stream_rpc_method_handler(
             wrapped,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,

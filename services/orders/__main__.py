@@ -4,11 +4,13 @@ import os
 from pathlib import Path
 
 from orderdesk import retention
+from orderdesk.config import ArchiveSettings
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc, shipping_pb2_grpc
 from services.orders import consumers
 from services.orders.allocator import Allocator
 from services.orders.api import OrdersApi
+from services.orders.archive import job as archive_job
 from services.orders.change_requests import ChangeRequests
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.service import OrdersService
@@ -16,9 +18,11 @@ from services.orders.surge import SurgeGate
 
 
 async def main() -> None:
+    archive_settings = ArchiveSettings.from_env()  # a bad setting stops the process before it starts
     rt = ServiceRuntime("orders", Path(__file__).parent / "migrations")
     await rt.start()
     retention.register(rt)  # inbox and published outbox rows (README "Retention")
+    archiver = archive_job.register(rt, archive_settings)  # closed orders, old enough (README "Archive")
     inventory = inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory"))
     allocator = Allocator(rt.db, inventory, rt.settings.rpc_timeout, surge=SurgeGate.from_env(os.environ))
     # One replica allocates at a time (priority order holds across replicas); any replica's
@@ -48,7 +52,7 @@ async def main() -> None:
     )
     rt.add_servicer(
         orders_pb2_grpc.add_OrdersServiceServicer_to_server,
-        OrdersApi(service, change_requests, resolutions),
+        OrdersApi(service, change_requests, resolutions, archiver),
         "OrdersService",
     )
     for subscription in consumers.subscriptions(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from orderdesk import errors
 from orderdesk.errors import require
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
+from services.orders.archive.job import Archiver
 from services.orders.change_requests import ChangeRequests
 from services.orders.domain import SEARCH_FIELDS
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.kpi import report_to_proto
-from services.orders.proto import order_to_proto
+from services.orders.proto import archived_to_proto, order_to_proto
 from services.orders.service import OrdersService
 
 
@@ -18,10 +20,12 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         service: OrdersService,
         change_requests: ChangeRequests,
         exception_resolutions: ExceptionResolutions,
+        archiver: Archiver | None = None,
     ):
         self.service = service
         self.change_requests = change_requests
         self.exception_resolutions = exception_resolutions
+        self.archiver = archiver
 
     # --- change requests and exceptions (change_requests.py, exception_resolutions.py) ---------------
     async def ChangeOrder(self, request, context):
@@ -78,6 +82,25 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         return report_to_proto(
             await self.service.kpi_report(getattr(request, "from"), request.to, request.group_by)
         )
+
+    # --- the archive (services/orders/archive) -----------------------------------------------------
+    async def RunArchive(self, request, context):
+        if self.archiver is None:
+            raise errors.Unavailable("the archive job does not run in this process")
+        after_days = request.after_days if request.HasField("after_days") else None
+        if after_days is not None and not 0 <= after_days < 100_000:
+            raise errors.InvalidArgument(
+                "after_days must be 0 or more days",
+                [errors.FieldViolation("after_days", "0 or more days (0: every closed order)")],
+            )
+        done = await self.archiver.run_pass(after_days=after_days)
+        return orders_pb2.RunArchiveResponse(
+            archived=done.archived, skipped=done.skipped, batches=done.batches, seconds=done.seconds
+        )
+
+    async def ExportArchive(self, request, context):
+        async for page in self.service.export_archive(getattr(request, "from"), request.to, request.by):
+            yield orders_pb2.ExportArchiveChunk(orders=[archived_to_proto(found) for found in page])
 
     async def _decide(self, request, decision: str):
         require(request.order_id, "order_id")

@@ -303,6 +303,8 @@ class Order:
     events: list[RecordedEvent] = field(default_factory=list, repr=False)
     lines_changed: bool = field(default=False, repr=False)
     loaded_version: int = field(default=0, repr=False)
+    # Read from the archive (closed and old, services/orders/archive); saving it brings it back first.
+    archived: bool = field(default=False, repr=False)
 
     # --- creation ----------------------------------------------------------
     @classmethod

@@ -72,6 +72,17 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         exception_expected_date=order_exceptions.expected_date(order.exceptions),
         split_from=order.split_from,
         split_into=order.split_into,
+        archived=order.archived,
+    )
+
+
+def archived_to_proto(found) -> orders_pb2.ArchivedOrder:
+    """An exported archived order (services.orders.archive.store.Exported)."""
+    return orders_pb2.ArchivedOrder(
+        order=order_to_proto(found.order),
+        created_at=timestamp(found.created_at),
+        closed_at=timestamp(found.closed_at),
+        archived_at=timestamp(found.archived_at),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
@@ -20,11 +20,14 @@ from orderdesk.db import Database, Tx, utcnow
 from orderdesk.domain import units_per_sku
 from orderdesk.v1 import orders_pb2
 from services.orders import event_payloads
+from services.orders.archive.store import EXPORT_BY, Exported, OrderArchive
 from services.orders.domain import Line, Listing, Order, ShipmentView, Status
 from services.orders.kpi import rules as kpis
 from services.orders.kpi import store as kpi_store
 from services.orders.proto import address_to_dict, proposal_to_dict
 from services.orders.store import OrderRepository
+
+EXPORT_PAGE = 200  # archived orders per page (and per streamed chunk) of an export
 
 
 def stale(order: Order, expected: int) -> errors.FailedPrecondition:
@@ -200,6 +203,28 @@ class OrdersService:
             skus = await ledger.known_skus()
         # A long period is a lot of arithmetic: off the event loop, so gRPC calls keep being served.
         return await asyncio.to_thread(kpis.compute_report, gathered, period, skus)
+
+    async def export_archive(
+        self, start: str, end: str, by: str, page: int = EXPORT_PAGE
+    ) -> AsyncIterator[list[Exported]]:
+        """The archived orders whose `by` time (archived | created) falls in the period, a page at a time,
+        each page its own short read (a long export never holds a connection the service needs)."""
+        by = by or "archived"
+        if by not in EXPORT_BY:
+            raise errors.InvalidArgument(
+                f"unknown export time {by!r}", [errors.FieldViolation("by", "archived or created")]
+            )
+        period = kpis.parse_period(start, end, "", now=self.clock())
+        after = None
+        while True:
+            async with self.db.reading() as work:
+                found = await work.repo(OrderArchive).export_page(by, period.start, period.end, after, page)
+            if found:
+                yield found
+            if len(found) < page:
+                return
+            last = found[-1]
+            after = (last.archived_at if by == "archived" else last.created_at, last.order.order_id)
 
     async def decide(
         self,

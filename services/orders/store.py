@@ -1,7 +1,14 @@
-"""Orders' tables and the repository for the order aggregate (SQLAlchemy Core)."""
+"""Orders' tables and the repository for the order aggregate (SQLAlchemy Core).
+
+The hot tables (orders, order_lines, order_history) hold the orders the service works on; closed
+orders old enough move whole into their archive mirrors (archived_orders, archived_order_lines,
+archived_order_history; the ledger's in services/orders/kpi/store.py), see services/orders/archive.
+The repository reads an order from either place; saving an archived order brings it back first.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -80,6 +87,7 @@ orders = Table(
     Index("ix_orders_customer_seq", "customer_id", "seq"),
     Index("ix_orders_channel_seq", "channel", "seq"),
     Index("ix_orders_created_at", "created_at"),
+    Index("ix_orders_status_updated", "status", "updated_at"),  # migration 0009: the archive's candidates
 )
 
 order_lines = Table(
@@ -107,6 +115,81 @@ order_history = Table(
     Column("actor", String(128), nullable=False),
     Column("reason", String(1000), nullable=False),
 )
+
+
+def mirror(table: Table, name: str, *, parent: str = "", key: tuple[str, ...] = (), extra=(), indexes=()):
+    """An archive table with `table`'s columns (same names and types, so rows move with INSERT … SELECT):
+    `key` its primary key (default the same), `order_id` referring to `parent`, `extra` columns added."""
+    primary = set(key) or {c.name for c in table.primary_key.columns}
+    columns = [
+        Column(
+            c.name,
+            c.type,
+            *([ForeignKey(f"{parent}.order_id")] if parent and c.name == "order_id" else []),
+            primary_key=c.name in primary,
+            nullable=c.nullable and c.name not in primary,
+            autoincrement=False,
+        )
+        for c in table.columns
+    ]
+    return Table(name, table.metadata, *columns, *extra, *indexes)
+
+
+# The archive (migration 0009): closed orders, whole, out of the hot tables. `seq` keeps the order's place
+# in listings; archived_at says when it moved.
+archived_orders = mirror(
+    orders,
+    "archived_orders",
+    key=("order_id",),
+    extra=[Column("archived_at", UtcDateTime, nullable=False)],
+    indexes=[
+        Index("ix_archived_orders_ref", "external_ref", "partner_id"),
+        Index("ix_archived_orders_partner_seq", "partner_id", "seq"),
+        Index("ix_archived_orders_customer", "customer_id", "created_at"),
+        Index("ix_archived_orders_created", "created_at", "order_id"),
+        Index("ix_archived_orders_archived", "archived_at", "order_id"),
+    ],
+)
+archived_order_lines = mirror(
+    order_lines,
+    "archived_order_lines",
+    parent="archived_orders",
+    indexes=[Index("ix_archived_order_lines_sku", "sku")],
+)
+archived_order_history = mirror(
+    order_history,
+    "archived_order_history",
+    parent="archived_orders",
+    indexes=[Index("ix_archived_order_history_at", "at")],
+)
+
+
+@dataclass(frozen=True)
+class OrderTables:
+    """Where orders are: the hot tables, or the archive's."""
+
+    orders: Table
+    lines: Table
+    history: Table
+    archived: bool
+
+    def lines_of(self):
+        return (
+            select(self.lines)
+            .where(self.lines.c.order_id.in_(bindparam("ids", expanding=True)))
+            .order_by(self.lines.c.line_no)
+        )
+
+    def history_of(self):
+        return (
+            select(self.history)
+            .where(self.history.c.order_id.in_(bindparam("ids", expanding=True)))
+            .order_by(self.history.c.version)
+        )
+
+
+HOT = OrderTables(orders, order_lines, order_history, archived=False)
+ARCHIVE = OrderTables(archived_orders, archived_order_lines, archived_order_history, archived=True)
 
 
 def _order_row(order: Order) -> dict:
@@ -181,16 +264,7 @@ def _counts(line: Line) -> tuple[int, int, int, int]:
 _ORDER = select(orders).where(orders.c.order_id == bindparam("oid"))
 _ORDERS_OF = select(orders).where(orders.c.order_id.in_(bindparam("ids", expanding=True)))
 _ORDER_OF_PARTNER = _ORDER.where(orders.c.partner_id == bindparam("pid"))
-_LINES_OF = (
-    select(order_lines)
-    .where(order_lines.c.order_id.in_(bindparam("ids", expanding=True)))
-    .order_by(order_lines.c.line_no)
-)
-_HISTORY_OF = (
-    select(order_history)
-    .where(order_history.c.order_id.in_(bindparam("ids", expanding=True)))
-    .order_by(order_history.c.version)
-)
+_STATEMENTS = {t.archived: (t.lines_of(), t.history_of()) for t in (HOT, ARCHIVE)}
 _INSERT_ORDER = orders.insert()
 _INSERT_LINE = order_lines.insert()
 _INSERT_HISTORY = order_history.insert()
@@ -256,6 +330,10 @@ class OrderRepository:
             await self.conn.execute(_INSERT_HISTORY, history)
 
     async def save(self, order: Order) -> None:
+        if order.archived:  # a late change of an archived order: back to the hot tables first, then saved
+            from services.orders.archive.store import OrderArchive  # the archive builds on this module
+
+            await OrderArchive(self.conn).restore(order)
         result = await self.conn.execute(
             _SAVE_ORDER, {"oid": order.order_id, "loaded": order.loaded_version, **_order_row(order)}
         )
@@ -297,8 +375,10 @@ class OrderRepository:
         else:
             found = await self.conn.execute(_ORDER, {"oid": order_id})
         row = found.mappings().first()
-        if row is None:
-            return None
+        if row is None:  # archived? (README "Archive": an archived order is still found by its id)
+            from services.orders.archive.store import OrderArchive  # the archive builds on this module
+
+            return await OrderArchive(self.conn).get(order_id, partner_id)
         return (await self._hydrate([row]))[0]
 
     async def get_many(self, order_ids: list[str]) -> list[Order]:
@@ -358,58 +438,65 @@ class OrderRepository:
         return [r.order_id for r in rows]
 
     async def _hydrate(self, rows) -> list[Order]:
-        if not rows:
-            return []
-        ids = [r["order_id"] for r in rows]
-        line_rows = (await self.conn.execute(_LINES_OF, {"ids": ids})).mappings().all()
-        history_rows = (await self.conn.execute(_HISTORY_OF, {"ids": ids})).mappings().all()
-        lines: dict[str, list[Line]] = {i: [] for i in ids}
-        for r in line_rows:
-            lines[r["order_id"]].append(
-                Line(
-                    sku=r["sku"],
-                    quantity=r["quantity"],
-                    unit_price=Decimal(r["unit_price"]),
-                    allocated=r["allocated"],
-                    shipped=r["shipped"],
-                    delivered=r["delivered"],
-                    returned=r["returned"],
-                )
+        return await hydrate(self.conn, rows, HOT)
+
+
+async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
+    """Whole orders from their rows in `tables` (the hot ones or the archive's): two more queries."""
+    if not rows:
+        return []
+    ids = [r["order_id"] for r in rows]
+    lines_of, history_of = _STATEMENTS[tables.archived]
+    line_rows = (await conn.execute(lines_of, {"ids": ids})).mappings().all()
+    history_rows = (await conn.execute(history_of, {"ids": ids})).mappings().all()
+    lines: dict[str, list[Line]] = {i: [] for i in ids}
+    for r in line_rows:
+        lines[r["order_id"]].append(
+            Line(
+                sku=r["sku"],
+                quantity=r["quantity"],
+                unit_price=Decimal(r["unit_price"]),
+                allocated=r["allocated"],
+                shipped=r["shipped"],
+                delivered=r["delivered"],
+                returned=r["returned"],
             )
-        history: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
-        for r in history_rows:
-            history[r["order_id"]].append(HistoryEntry(Status(r["status"]), r["at"], r["actor"], r["reason"]))
-        result = []
-        for r in rows:
-            order = Order(
-                order_id=r["order_id"],
-                partner_id=r["partner_id"],
-                channel=r["channel"],
-                external_ref=r["external_ref"],
-                customer_id=r["customer_id"],
-                ship_to=r["ship_to"],
-                lines=lines[r["order_id"]],
-                requested_delivery_date=r["requested_delivery_date"],
-                payment_terms=r["payment_terms"],
-                currency=r["currency"],
-                priority=r["priority"],
-                status=Status(r["status"]),
-                version=r["version"],
-                hold_reasons=r["hold_reasons"],
-                history=history[r["order_id"]],
-                allocations=[Allocation(*a) for a in r["allocations"]],
-                shipments={s["shipment_id"]: ShipmentView(**s) for s in r["shipments"]},
-                proposals=r["proposals"],
-                urgent=r["urgent"],
-                change_log=[ChangeRecord.from_json(c) for c in r["change_log"]],
-                exceptions=[OrderException.from_json(e) for e in r["exceptions"]],
-                expected_ship_date=r["expected_ship_date"],
-                expected_delivery_date=r["expected_delivery_date"],
-                split_from=r["split_from"],
-                split_into=r["split_into"],
-                created_at=r["created_at"],
-                loaded_version=r["version"],
-            )
-            order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines
-            result.append(order)
-        return result
+        )
+    history: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
+    for r in history_rows:
+        history[r["order_id"]].append(HistoryEntry(Status(r["status"]), r["at"], r["actor"], r["reason"]))
+    result = []
+    for r in rows:
+        order = Order(
+            order_id=r["order_id"],
+            partner_id=r["partner_id"],
+            channel=r["channel"],
+            external_ref=r["external_ref"],
+            customer_id=r["customer_id"],
+            ship_to=r["ship_to"],
+            lines=lines[r["order_id"]],
+            requested_delivery_date=r["requested_delivery_date"],
+            payment_terms=r["payment_terms"],
+            currency=r["currency"],
+            priority=r["priority"],
+            status=Status(r["status"]),
+            version=r["version"],
+            hold_reasons=r["hold_reasons"],
+            history=history[r["order_id"]],
+            allocations=[Allocation(*a) for a in r["allocations"]],
+            shipments={s["shipment_id"]: ShipmentView(**s) for s in r["shipments"]},
+            proposals=r["proposals"],
+            urgent=r["urgent"],
+            change_log=[ChangeRecord.from_json(c) for c in r["change_log"]],
+            exceptions=[OrderException.from_json(e) for e in r["exceptions"]],
+            expected_ship_date=r["expected_ship_date"],
+            expected_delivery_date=r["expected_delivery_date"],
+            split_from=r["split_from"],
+            split_into=r["split_into"],
+            created_at=r["created_at"],
+            loaded_version=r["version"],
+            archived=tables.archived,
+        )
+        order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines
+        result.append(order)
+    return result

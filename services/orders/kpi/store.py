@@ -20,7 +20,7 @@ from orderdesk import metrics
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts
 from services.orders.kpi import rules
 from services.orders.kpi.rules import Fact, LineFacts, OrderFacts, StatusAt
-from services.orders.store import metadata, order_history, order_lines, orders
+from services.orders.store import ARCHIVE, HOT, OrderTables, metadata, mirror
 
 T = TypeVar("T")
 
@@ -39,6 +39,14 @@ order_facts = Table(
     Column("at", UtcDateTime, nullable=False),
     Index("ix_order_facts_at", "at"),
 )
+# The ledger of archived orders (migration 0009): their rows move with them, and the report reads both.
+archived_order_facts = mirror(
+    order_facts,
+    "archived_order_facts",
+    parent="archived_orders",
+    indexes=[Index("ix_archived_order_facts_at", "at")],
+)
+FACTS = {False: order_facts, True: archived_order_facts}  # by OrderTables.archived
 CHUNK = 500  # orders hydrated per query
 
 
@@ -131,24 +139,32 @@ def count_returns(facts: Iterable[Fact]) -> None:
 
 
 async def gather(conn, start: dt.datetime, end: dt.datetime) -> list[OrderFacts]:
-    """Every order with a status change or a ledger row in [start, end), with its whole story."""
-    touched = union(
-        select(order_history.c.order_id).where(order_history.c.at >= start, order_history.c.at < end),
-        select(order_facts.c.order_id).where(order_facts.c.at >= start, order_facts.c.at < end),
-    ).subquery()
-    ids = sorted(r[0] for r in await conn.execute(select(touched.c.order_id)))
-    result: list[OrderFacts] = []
-    for i in range(0, len(ids), CHUNK):
-        result += await _hydrate(conn, ids[i : i + CHUNK])
-    return result
+    """Every order with a status change or a ledger row in [start, end), with its whole story: from the
+    hot tables and from the archive (an archived order still counts where its events fall)."""
+    result: dict[str, OrderFacts] = {}
+    for tables in (ARCHIVE, HOT):  # an order moved while this ran is counted once, as it is now
+        facts = FACTS[tables.archived]
+        touched = union(
+            select(tables.history.c.order_id).where(tables.history.c.at >= start, tables.history.c.at < end),
+            select(facts.c.order_id).where(facts.c.at >= start, facts.c.at < end),
+        ).subquery()
+        ids = sorted(r[0] for r in await conn.execute(select(touched.c.order_id)))
+        for i in range(0, len(ids), CHUNK):
+            for order in await _hydrate(conn, ids[i : i + CHUNK], tables):
+                result[order.order_id] = order
+    return [result[i] for i in sorted(result)]
 
 
 async def known_skus(conn) -> list[str]:
-    """Every SKU ever ordered (orders has no product master: this stands in for it in slow sellers)."""
-    return [r[0] for r in await conn.execute(select(order_lines.c.sku).distinct())]
+    """Every SKU ever ordered, archived orders too (orders has no product master: this stands in for it
+    in slow sellers)."""
+    lines = union(select(HOT.lines.c.sku), select(ARCHIVE.lines.c.sku)).subquery()
+    return [r[0] for r in await conn.execute(select(lines.c.sku).distinct())]
 
 
-async def _hydrate(conn, ids: list[str]) -> list[OrderFacts]:
+async def _hydrate(conn, ids: list[str], tables: OrderTables) -> list[OrderFacts]:
+    orders, order_lines, order_history = tables.orders, tables.lines, tables.history
+    order_facts = FACTS[tables.archived]
     heads = (
         (
             await conn.execute(

@@ -32,7 +32,16 @@ FIXED_AT_CREATION = {
     "created_at",
 }
 # Not state: what changed since the load, for the store and the outbox; or written by their own path.
-NOT_STATE = {"transitions", "notices", "events", "lines_changed", "loaded_version", "history", "kpi_facts"}
+NOT_STATE = {
+    "transitions",
+    "notices",
+    "events",
+    "lines_changed",
+    "loaded_version",
+    "history",
+    "kpi_facts",
+    "archived",
+}
 
 
 def changed_values() -> dict[str, object]:

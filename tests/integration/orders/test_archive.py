@@ -1,0 +1,278 @@
+"""The archive on a real database (SQLite and PostgreSQL): closed orders move whole out of the hot tables,
+are still found by id and by partner reference, still count in the KPI report, are exported, are never
+moved twice, and are never lost to a consumer racing the archive."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, inspect, select
+
+from orderdesk import errors
+from orderdesk.config import ArchiveSettings
+from orderdesk.db import utcnow
+from orderdesk.v1 import common_pb2, orders_pb2, returns_pb2, shipping_pb2
+from services.orders.archive.job import Archiver
+from services.orders.archive.store import MOVES, Lookup, OrderArchive
+from services.orders.domain import Allocation, Status
+from services.orders.kpi import report_to_proto
+from services.orders.kpi import store as kpi_store
+from services.orders.kpi.rules import compute_report, parse_period
+from services.orders.proto import order_to_proto
+from services.orders.service import OrdersService
+from services.orders.store import ARCHIVE, HOT, OrderRepository
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
+T1 = dt.datetime(2026, 11, 10, 9, 0, tzinfo=dt.UTC)
+HOUR, DAY = dt.timedelta(hours=1), dt.timedelta(days=1)
+# Orders' updated_at is the wall clock: the archive is run "later" instead of waiting for them to age.
+LATER = dt.timedelta(days=45)
+
+
+class Clock:
+    def __init__(self, now: dt.datetime):
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+async def setup(make_database):
+    clock = Clock(T1)
+    service = OrdersService(await make_database(MIGRATIONS), clock=clock)
+    archiver = Archiver(service.db, ArchiveSettings(after_days=30, batch=2))  # several batches per pass
+    return service, archiver, clock
+
+
+def request(order_id: str, ref: str, *, sku: str = "A", hold: bool = False, partner: str = "P-SHOP"):
+    return orders_pb2.CreateOrderRequest(
+        order_id=order_id,
+        partner_id=partner,
+        channel="api",
+        external_ref=ref,
+        customer_id="C0001",
+        ship_to=common_pb2.Address(name="Ada", line1="1 Main St", city="Springfield", country="US"),
+        lines=[orders_pb2.OrderLine(sku=sku, quantity=2, unit_price="3.25")],
+        hold_reasons=[common_pb2.Reason(code="price_mismatch", message="m", field="lines[0].unit_price")]
+        if hold
+        else [],
+        priority=100,
+        currency="USD",
+    )
+
+
+def shipment(order_id: str, status: str) -> shipping_pb2.Shipment:
+    return shipping_pb2.Shipment(
+        shipment_id=f"SHP-{order_id}",
+        order_id=order_id,
+        warehouse="W1",
+        status=status,
+        on_time=True,
+        version={"shipped": 2, "delivered": 3}[status],
+        lines=[shipping_pb2.ShipmentLine(sku="A", quantity=2)],
+    )
+
+
+def refund(order_id: str, rma: str = "RMA-1") -> returns_pb2.Return:
+    return returns_pb2.Return(
+        rma_id=rma,
+        order_id=order_id,
+        status="refunded",
+        lines=[returns_pb2.ReturnLine(sku="A", quantity=1, reason="damaged: dented", restocked_quantity=1)],
+    )
+
+
+async def complete(orders: OrdersService, clock: Clock, order_id: str, ref: str) -> None:
+    """Received, reserved, shipped, delivered: completed, with a ledger row (first allocation)."""
+    await orders.create(request(order_id, ref))
+    clock.now += HOUR
+    async with orders.db.transaction() as tx:
+        await orders.apply_to_order(
+            tx, order_id, lambda o: o.apply_reservation(clock(), [Allocation("A", "W1", 2)], {})
+        )
+    for status in ("shipped", "delivered"):
+        clock.now += DAY
+        async with orders.db.transaction() as tx:
+            await orders.record_shipment(tx, shipment(order_id, status))
+
+
+async def a_month(orders: OrdersService, clock: Clock) -> None:
+    """Three closed orders (completed with a return, cancelled, rejected) and an open one."""
+    await complete(orders, clock, "ORD-DONE", "PO-DONE")
+    async with orders.db.transaction() as tx:
+        await orders.record_return(tx, refund("ORD-DONE"))
+    await orders.create(request("ORD-CXL", "PO-CXL"))
+    await orders.decide("ORD-CXL", "", "cancel", "P-SHOP", "customer_request: ordered twice")
+    await orders.create(request("ORD-REJ", "PO-REJ", hold=True, sku="B"))
+    await orders.decide("ORD-REJ", "", "reject", "desk", "price not agreed")
+    await orders.create(request("ORD-OPEN", "PO-OPEN"))
+
+
+async def kpis(orders: OrdersService) -> orders_pb2.KpiReport:
+    period = parse_period("2026-11-01", "2026-11-30", "week", now=T1)
+    async with orders.db.read() as conn:
+        gathered = await kpi_store.gather(conn, period.start, period.end)
+        skus = await kpi_store.known_skus(conn)
+    return report_to_proto(compute_report(gathered, period, skus))
+
+
+async def rows(orders: OrdersService, table, order_id: str) -> int:
+    async with orders.db.read() as conn:
+        return (
+            await conn.execute(select(func.count()).select_from(table).where(table.c.order_id == order_id))
+        ).scalar_one()
+
+
+def as_read(order) -> orders_pb2.Order:
+    message = order_to_proto(order)
+    message.archived = False
+    return message
+
+
+async def test_closed_orders_move_whole_and_are_still_found_counted_and_exported(setup):
+    orders, archiver, clock = setup
+    await a_month(orders, clock)
+    closed = ("ORD-DONE", "ORD-CXL", "ORD-REJ")
+    before = {i: await orders.get(i, "") for i in (*closed, "ORD-OPEN")}
+    report_before = await kpis(orders)
+    assert report_before.total.orders_received == 4 and report_before.returns_by_sku
+
+    # Not old enough yet: nothing moves.
+    early = await archiver.run_pass(now=utcnow() + dt.timedelta(days=29))
+    assert (early.archived, early.skipped) == (0, 0)
+
+    done = await archiver.run_pass(now=utcnow() + LATER)
+    assert (done.archived, done.skipped, done.batches) == (3, 0, 2)  # batches of 2
+
+    for order_id in closed:
+        found = await orders.get(order_id, "")
+        assert found.archived is True and order_to_proto(found).archived
+        assert as_read(found) == order_to_proto(before[order_id])  # whole: lines, history, changes …
+        assert (await orders.get(order_id, "P-SHOP")).order_id == order_id
+        with pytest.raises(errors.NotFound):  # another partner's: not found, as for hot orders
+            await orders.get(order_id, "P-OTHER")
+        for hot, _archive in MOVES:  # out of every hot table, into its archive twin
+            assert await rows(orders, hot, order_id) == 0
+        assert await rows(orders, ARCHIVE.orders, order_id) == 1
+    assert await rows(orders, ARCHIVE.lines, "ORD-DONE") == 1
+    assert await rows(orders, ARCHIVE.history, "ORD-DONE") == len(before["ORD-DONE"].history)
+    assert await rows(orders, kpi_store.archived_order_facts, "ORD-DONE") == 2  # first allocation, return
+    assert (await orders.get("ORD-OPEN", "")).archived is False
+    assert await rows(orders, HOT.orders, "ORD-OPEN") == 1
+
+    # Hot listings no longer carry them; the archive answers the lookups ListOrders offers.
+    listed, _ = await orders.list("P-SHOP", "", 50, "")
+    assert [o.order_id for o in listed] == ["ORD-OPEN"]
+    async with orders.db.reading() as work:
+        archive = work.repo(OrderArchive)
+        by_ref = await archive.find(Lookup(partner_id="P-SHOP", external_ref="PO-CXL"), 10)
+        assert [o.order_id for _, o in by_ref] == ["ORD-CXL"] and by_ref[0][1].archived
+        assert await archive.find(Lookup(partner_id="P-OTHER", external_ref="PO-CXL"), 10) == []
+        assert [o.order_id for _, o in await archive.find(Lookup(sku="B"), 10)] == ["ORD-REJ"]
+        newest_first = [o.order_id for _, o in await archive.find(Lookup(customer_id="C0001"), 10)]
+        assert newest_first == ["ORD-REJ", "ORD-CXL", "ORD-DONE"]
+        window = Lookup(created_from=T1 + 2 * DAY, created_to=T1 + 3 * DAY)
+        assert sorted(o.order_id for _, o in await archive.find(window, 10)) == ["ORD-CXL", "ORD-REJ"]
+
+    # The desk's numbers are the same, figure for figure.
+    assert await kpis(orders) == report_before
+
+    # A second pass moves nothing twice.
+    again = await archiver.run_pass(now=utcnow() + LATER)
+    assert (again.archived, again.skipped) == (0, 0)
+    async with orders.db.reading() as work:
+        assert await work.repo(OrderArchive).count() == 3
+
+    # The export: every archived order of the period, whole, by archive time or by creation time.
+    when = (utcnow() + LATER).date()
+    pages = [p async for p in orders.export_archive(str(when), str(when), "archived", page=2)]
+    assert [len(p) for p in pages] == [2, 1]
+    exported = {e.order.order_id: e for page in pages for e in page}
+    assert sorted(exported) == sorted(closed)
+    done_order = exported["ORD-DONE"]
+    assert as_read(done_order.order) == order_to_proto(before["ORD-DONE"])
+    assert done_order.closed_at == before["ORD-DONE"].history[-1].at and done_order.created_at == T1
+    assert done_order.archived_at.date() == when
+    created = [p async for p in orders.export_archive("2026-11-10", "2026-11-10", "created")]
+    assert [e.order.order_id for page in created for e in page] == ["ORD-DONE"]
+    with pytest.raises(errors.InvalidArgument):
+        [p async for p in orders.export_archive("2026-11-01", "2026-11-30", "shipped")]
+
+
+async def test_a_late_event_brings_an_archived_order_back_and_counts(setup):
+    orders, archiver, clock = setup
+    await complete(orders, clock, "ORD-LATE", "PO-LATE")
+    assert (await archiver.run_pass(now=utcnow() + LATER)).archived == 1
+    archived = await orders.get("ORD-LATE", "")
+    assert archived.archived and archived.lines[0].returned == 0
+
+    # A return refunded after the order was archived: applied, not dropped; the order is hot again.
+    clock.now = T1 + 5 * DAY
+    async with orders.db.transaction() as tx:
+        await orders.record_return(tx, refund("ORD-LATE", "RMA-LATE"))
+    back = await orders.get("ORD-LATE", "")
+    assert back.archived is False and back.lines[0].returned == 1 and back.version == archived.version + 1
+    assert await rows(orders, ARCHIVE.orders, "ORD-LATE") == 0
+    assert await rows(orders, kpi_store.order_facts, "ORD-LATE") == 2  # the first allocation came back too
+    assert [(r.reason, r.units) for r in (await kpis(orders)).returns_by_reason] == [("damaged", 1)]
+    # Changed just now: it stays hot until it is old again.
+    assert (await archiver.run_pass(now=utcnow() + dt.timedelta(days=29))).archived == 0
+    assert (await archiver.run_pass(now=utcnow() + LATER)).archived == 1
+
+
+async def test_the_archive_takes_only_orders_at_the_version_it_read(setup):
+    orders, archiver, clock = setup
+    await complete(orders, clock, "ORD-R1", "PO-R1")
+    await complete(orders, clock, "ORD-R2", "PO-R2")
+    now = utcnow() + LATER
+    async with orders.db.reading() as work:
+        candidates = await work.repo(OrderArchive).candidates(now - 30 * DAY, 10)
+    assert sorted(c.order_id for c in candidates) == ["ORD-R1", "ORD-R2"]
+
+    # A consumer changes ORD-R1 after the archive read it, before it moved.
+    async with orders.db.transaction() as tx:
+        await orders.record_return(tx, refund("ORD-R1"))
+    async with orders.db.transaction() as tx:
+        moved = await tx.repo(OrderArchive).move(candidates, now)
+    assert moved == ["ORD-R2"]
+    kept = await orders.get("ORD-R1", "")
+    assert kept.archived is False and kept.lines[0].returned == 1  # the change is there, in the hot tables
+    assert (await orders.get("ORD-R2", "")).archived is True
+
+
+async def test_a_consumer_that_read_an_order_before_it_moved_retries_and_loses_nothing(setup):
+    orders, archiver, clock = setup
+    await complete(orders, clock, "ORD-C", "PO-C")
+    async with orders.db.reading() as work:
+        stale = await work.repo(OrderRepository).get("ORD-C")
+    assert stale is not None and not stale.archived
+    assert (await archiver.run_pass(now=utcnow() + LATER)).archived == 1
+
+    stale.record_return({"A": 1})  # the consumer's change, on the copy it read before the move
+    with pytest.raises(errors.Conflict):
+        async with orders.db.transaction() as tx:
+            await tx.repo(OrderRepository).save(stale)
+    # Its retry reads the order again (from the archive) and saves it back into the hot tables.
+    async with orders.db.transaction() as tx:
+        await orders.record_return(tx, refund("ORD-C"))
+    back = await orders.get("ORD-C", "")
+    assert back.archived is False and back.lines[0].returned == 1 and back.status is Status.COMPLETED
+    assert await rows(orders, ARCHIVE.orders, "ORD-C") == 0 and await rows(orders, HOT.lines, "ORD-C") == 1
+
+
+async def test_the_migrated_archive_tables_mirror_the_hot_ones(setup):
+    orders, _archiver, _clock = setup
+
+    def columns(sync_conn) -> dict[str, set[str]]:
+        found = inspect(sync_conn)
+        return {t.name: {c["name"] for c in found.get_columns(t.name)} for pair in MOVES for t in pair}
+
+    async with orders.db.read() as conn:
+        migrated = await conn.run_sync(columns)
+    for hot, archive in MOVES:
+        expected = {c.name for c in hot.columns} | ({"archived_at"} if archive is ARCHIVE.orders else set())
+        assert migrated[hot.name] == {c.name for c in hot.columns}
+        assert migrated[archive.name] == expected == {c.name for c in archive.columns}
