@@ -10,6 +10,8 @@
     orderdesk report [--from 2026-11-01] [--to 2026-11-30] [--group-by day|week|month|customer|channel] [--csv]
     orderdesk supply receive|production|complete|atp …   receipts, production runs, ATP (cli/supply.py)
     orderdesk users create|list|disable|reset-password|demo   desk accounts of the console (cli/users.py)
+    orderdesk backup DEST | restore SRC                   every database at one point (cli/backup.py)
+    orderdesk archive run | export --from --to --format jsonl|csv   the archive (cli/archive.py)
 
 Imports and keys talk to the services over gRPC and to the gateway's key store
 through gateway.keys (so an operator can bootstrap the first admin key before any key exists);
@@ -695,6 +697,9 @@ def parser() -> argparse.ArgumentParser:
     from cli import users as cli_users  # desk accounts of the console (its own module)
 
     cli_users.register(sub)
+    from cli import archive as cli_archive  # the archive: a pass now, an export (its own module)
+
+    cli_archive.register(sub)
     return p
 
 

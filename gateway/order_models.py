@@ -298,6 +298,11 @@ class OrderOut(BaseModel):
     )
     split_from: str = Field("", description="an accepted split: the order this later delivery was split from")
     split_into: list[str] = Field([], description="an accepted split: the orders of the later deliveries")
+    archived: bool = Field(
+        False,
+        description="true when the order is read from the archive: closed (completed, cancelled, rejected) "
+        'and unchanged for a long time (README "Archive"); everything else about it is as it was',
+    )
 
     @classmethod
     def from_proto(cls, o: orders_pb2.Order) -> OrderOut:
@@ -355,6 +360,7 @@ class OrderOut(BaseModel):
             exception_expected_date=o.exception_expected_date,
             split_from=o.split_from,
             split_into=list(o.split_into),
+            archived=o.archived,
         )
 
 

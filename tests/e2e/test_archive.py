@@ -1,0 +1,130 @@
+"""The archive as an operator and a partner meet it (its own suite: archiving every closed order would
+change what other end-to-end tests read): a partner's order cancelled, the desk's numbers read,
+`orderdesk archive run` moves it, then the partner still reads it (archived: true, another partner gets
+404), the numbers are the same, and `orderdesk archive export` gives it back as JSON lines and CSV."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+import uuid
+
+import aiohttp
+import pytest
+
+from devtools.devstack import ROOT, Stack
+from devtools.localservers import LocalNats
+from tests.e2e.conftest import KEYS
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def suite(tmp_path_factory):
+    nats = LocalNats(tmp_path_factory.mktemp("archive-nats")).start()
+    stack = Stack(data_dir=tmp_path_factory.mktemp("archive"), nats_url=nats.url)
+    try:
+        await asyncio.to_thread(stack.start)
+        await asyncio.to_thread(stack.load_demo_data)
+        yield stack
+    finally:
+        await asyncio.to_thread(stack.stop)
+        nats.stop()
+
+
+def orderdesk(stack: Stack, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=stack.env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_an_archived_order_is_still_read_counted_and_exported(suite, tmp_path):
+    base = suite.gateway_url
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    ref = f"PO-ARC-{uuid.uuid4().hex[:8]}"
+
+    def auth(who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {KEYS[who]}"}
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+
+        async def call(method: str, path: str, who: str, **kw):
+            async with http.request(
+                method, base + path, headers={**auth(who), **kw.pop("headers", {})}, **kw
+            ) as r:
+                return r.status, await r.json(content_type=None)
+
+        body = {
+            "external_ref": ref,
+            "customer_id": "C0001",
+            "payment_terms": "NET30",
+            "lines": [{"sku": "BRK-001", "quantity": 2, "unit_price": "31.57"}],
+        }
+        status, placed = await call("POST", "/v1/orders", "shop", json=body, headers={"Idempotency-Key": ref})
+        assert status == 201, placed
+        order_id = placed["order_id"]
+        status, cancelled = await call(
+            "POST", f"/v1/orders/{order_id}/cancel", "shop", json={"reason": "customer_request: test"}
+        )
+        assert status == 200 and cancelled["status"] == "cancelled", cancelled
+        status, hot = await call("GET", f"/v1/orders/{order_id}", "shop")
+        assert status == 200 and hot["archived"] is False
+        status, kpis_before = await call("GET", f"/v1/reports/kpis?from={today}&to={today}", "admin")
+        assert status == 200 and kpis_before["total"]["orders_cancelled"] >= 1, kpis_before
+
+        ran = json.loads(orderdesk(suite, "archive", "run", "--after-days", "0", "--json"))
+        assert ran["archived"] >= 1 and ran["skipped"] == 0, ran
+
+        status, archived = await call("GET", f"/v1/orders/{order_id}", "shop")
+        assert status == 200 and archived["archived"] is True, archived
+        assert {k: v for k, v in archived.items() if k != "archived"} == {
+            k: v for k, v in hot.items() if k != "archived"
+        }
+        status, _ = await call("GET", f"/v1/orders/{order_id}", "edi")  # another partner's order
+        assert status == 404
+        status, kpis_after = await call("GET", f"/v1/reports/kpis?from={today}&to={today}", "admin")
+        assert status == 200 and kpis_after == kpis_before
+
+        # A second run finds nothing left to move.
+        assert json.loads(orderdesk(suite, "archive", "run", "--after-days", "0", "--json"))["archived"] == 0
+
+    lines_file, csv_file = tmp_path / "archive.jsonl", tmp_path / "archive.csv"
+    orderdesk(
+        suite,
+        "archive",
+        "export",
+        "--from",
+        today,
+        "--to",
+        today,
+        "--format",
+        "jsonl",
+        "--out",
+        str(lines_file),
+    )
+    orderdesk(
+        suite, "archive", "export", "--from", today, "--to", today, "--format", "csv", "--out", str(csv_file)
+    )
+    records = {r["order_id"]: r for r in map(json.loads, lines_file.read_text().splitlines())}
+    mine = records[order_id]
+    assert (mine["external_ref"], mine["status"], mine["archived"]) == (ref, "cancelled", True)
+    assert [(x["sku"], x["quantity"]) for x in mine["lines"]] == [("BRK-001", 2)]
+    assert [h["status"] for h in mine["history"]] == [h["status"] for h in hot["history"]]
+    assert mine["archived_at"].startswith(today)
+    rows = [r for r in csv.DictReader(io.StringIO(csv_file.read_text())) if r["order_id"] == order_id]
+    assert [(r["external_ref"], r["sku"], r["quantity"], r["status"]) for r in rows] == [
+        (ref, "BRK-001", "2", "cancelled")
+    ]
+    assert not list(tmp_path.glob("*.partial"))
