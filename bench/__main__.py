@@ -317,7 +317,8 @@ def main() -> int:
 if __name__ == "__main__":
     status = main()
     # Supply: reservations/s under contention, two inventory replicas on one PostgreSQL (own processes).
-    from bench import backup, supply
+    from bench import archive, backup, supply
 
     # Backup: duration and size for 100,000 orders (bench/backup.py says how they are made).
-    sys.exit(status or supply.main([]) or backup.main([]))
+    # Archive: the job's rate, and the hot path before and after archiving a year (bench/archive.py).
+    sys.exit(status or supply.main([]) or backup.main([]) or archive.main([]))
