@@ -142,10 +142,11 @@ archived_orders = mirror(
     "archived_orders",
     key=("order_id",),
     extra=[Column("archived_at", UtcDateTime, nullable=False)],
-    indexes=[
-        Index("ix_archived_orders_ref", "external_ref", "partner_id"),
+    indexes=[  # the search's (as the hot table's, migration 0008) and the export's
         Index("ix_archived_orders_partner_seq", "partner_id", "seq"),
-        Index("ix_archived_orders_customer", "customer_id", "created_at"),
+        Index("ix_archived_orders_external_ref_seq", "external_ref", "seq"),
+        Index("ix_archived_orders_customer_seq", "customer_id", "seq"),
+        Index("ix_archived_orders_channel_seq", "channel", "seq"),
         Index("ix_archived_orders_created", "created_at", "order_id"),
         Index("ix_archived_orders_archived", "archived_at", "order_id"),
     ],
@@ -154,7 +155,7 @@ archived_order_lines = mirror(
     order_lines,
     "archived_order_lines",
     parent="archived_orders",
-    indexes=[Index("ix_archived_order_lines_sku", "sku")],
+    indexes=[Index("ix_archived_order_lines_sku", "sku", "order_id")],
 )
 archived_order_history = mirror(
     order_history,
@@ -276,20 +277,44 @@ _SAVE_LINE = update(order_lines).where(
 )
 
 
-def _narrowed(query, search: OrderSearch):
-    """The search's conditions; each has an index that starts with its column (migration 0008), so a
-    page of a narrow search reads about a page of rows, also among 100,000 orders."""
+def _narrowed(query, search: OrderSearch, tables: OrderTables | None = None):
+    """The search's conditions; each has an index that starts with its column (migrations 0008 and, for
+    the archive, 0009), so a page of a narrow search reads about a page of rows, also among 100,000 orders."""
+    o, lines = (tables.orders, tables.lines) if tables else (orders, order_lines)
     for name in ("external_ref", "customer_id", "channel"):
         if value := getattr(search, name):
-            query = query.where(orders.c[name] == value)
+            query = query.where(o.c[name] == value)
     if search.sku:  # orders having a line of it: the lines' (sku, order_id) index finds them
-        query = query.where(
-            orders.c.order_id.in_(select(order_lines.c.order_id).where(order_lines.c.sku == search.sku))
-        )
+        query = query.where(o.c.order_id.in_(select(lines.c.order_id).where(lines.c.sku == search.sku)))
     if search.created_from is not None:
-        query = query.where(orders.c.created_at >= search.created_from)
+        query = query.where(o.c.created_at >= search.created_from)
     if search.created_to is not None:
-        query = query.where(orders.c.created_at < search.created_to)
+        query = query.where(o.c.created_at < search.created_to)
+    return query
+
+
+def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, listing: Listing):
+    """One page of `tables`' orders in the listing's order (limit + 1 rows: the one more says there is more)."""
+    o = tables.orders
+    query = select(o).limit(limit + 1)
+    if listing.by_priority:  # the desk's queue: highest priority first, then first come
+        query = query.order_by(o.c.priority.desc(), o.c.seq)
+        if listing.after is not None:
+            priority, seq = listing.after
+            query = query.where(or_(o.c.priority < priority, and_(o.c.priority == priority, o.c.seq > seq)))
+    else:
+        query = query.order_by(o.c.seq.desc())
+        if listing.after is not None:
+            query = query.where(o.c.seq < listing.after[1])
+    if partner_id:
+        query = query.where(o.c.partner_id == partner_id)
+    if status:
+        query = query.where(o.c.status == status)
+    query = _narrowed(query, listing.search, tables)
+    if listing.hold_reason:
+        # hold_reasons is a JSON list serialised by json.dumps on both backends: match the quoted code.
+        code = listing.hold_reason.replace("_", "\\_")
+        query = query.where(cast(o.c.hold_reasons, Text).like(f'%"code": "{code}"%', escape="\\"))
     return query
 
 
@@ -392,33 +417,28 @@ class OrderRepository:
     async def list(
         self, *, partner_id: str, status: str, limit: int, listing: Listing
     ) -> tuple[list[Order], str]:
-        """One page of orders in the listing's order; returns the orders and the next page's cursor."""
-        query = select(orders).limit(limit + 1)
-        if listing.by_priority:  # the desk's queue: highest priority first, then first come
-            query = query.order_by(orders.c.priority.desc(), orders.c.seq)
-            if listing.after is not None:
-                priority, seq = listing.after
-                query = query.where(
-                    or_(orders.c.priority < priority, and_(orders.c.priority == priority, orders.c.seq > seq))
-                )
-        else:
-            query = query.order_by(orders.c.seq.desc())
-            if listing.after is not None:
-                query = query.where(orders.c.seq < listing.after[1])
-        if partner_id:
-            query = query.where(orders.c.partner_id == partner_id)
-        if status:
-            query = query.where(orders.c.status == status)
-        query = _narrowed(query, listing.search)
-        if listing.hold_reason:
-            # hold_reasons is a JSON list serialised by json.dumps on both backends: match the quoted code.
-            code = listing.hold_reason.replace("_", "\\_")
-            query = query.where(cast(orders.c.hold_reasons, Text).like(f'%"code": "{code}"%', escape="\\"))
-        rows = (await self.conn.execute(query)).mappings().all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = listing.cursor_after(rows[-1]["priority"], rows[-1]["seq"]) if more and rows else ""
-        return await self._hydrate(rows), cursor
+        """One page of orders in the listing's order; returns the orders and the next page's cursor.
+
+        A search (any of its filters: a partner reference, a customer, …) looks in the archive too and
+        merges both by the listing's keys (an archived order keeps its seq, and no hot order ever gets an
+        archived one's: services/orders/archive/store.py); a plain listing reads the hot tables only."""
+        where = {"partner_id": partner_id, "status": status, "limit": limit, "listing": listing}
+        found = [(row, HOT) for row in (await self.conn.execute(_page(HOT, **where))).mappings().all()]
+        if listing.search != OrderSearch():
+            archived = (await self.conn.execute(_page(ARCHIVE, **where))).mappings().all()
+            found += [(row, ARCHIVE) for row in archived]
+            if listing.by_priority:
+                found.sort(key=lambda f: (-f[0]["priority"], f[0]["seq"]))
+            else:
+                found.sort(key=lambda f: -f[0]["seq"])
+        more = len(found) > limit
+        found = found[:limit]
+        cursor = listing.cursor_after(found[-1][0]["priority"], found[-1][0]["seq"]) if more and found else ""
+        hydrated = {}
+        for tables in (HOT, ARCHIVE):
+            rows = [row for row, where_from in found if where_from is tables]
+            hydrated.update({o.order_id: o for o in await hydrate(self.conn, rows, tables)})
+        return [hydrated[row["order_id"]] for row, _ in found], cursor
 
     async def awaiting_stock(self, *, limit: int, include_scheduled: bool) -> list[str]:
         """Order ids to reserve stock for: confirmed ones before retries of backordered (scheduled) ones,

@@ -1,7 +1,7 @@
 """The archive as an operator and a partner meet it (its own suite: archiving every closed order would
 change what other end-to-end tests read): a partner's order cancelled, the desk's numbers read,
-`orderdesk archive run` moves it, then the partner still reads it (archived: true, another partner gets
-404), the numbers are the same, and `orderdesk archive export` gives it back as JSON lines and CSV."""
+`orderdesk archive run` moves it, then the partner still reads it by id and finds it by its reference
+(archived: true; another partner gets 404 and finds nothing), the numbers are the same, and `orderdesk archive export` gives it back as JSON lines and CSV."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -18,16 +19,26 @@ import aiohttp
 import pytest
 
 from devtools.devstack import ROOT, Stack
-from devtools.localservers import LocalNats
-from tests.e2e.conftest import KEYS
+from devtools.localservers import LocalNats, create_postgres_database, drop_postgres_database
+from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, _eventually
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-async def suite(tmp_path_factory):
+async def suite(tmp_path_factory, request):
+    """Its own NATS and databases (PostgreSQL with ORDERDESK_TEST_E2E_BACKEND=postgresql, as the others)."""
+    database_urls: dict[str, str] = {}
+    admin = None
+    if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
+        admin = request.getfixturevalue("postgres_admin_url")
+        if admin is None:
+            pytest.skip("ORDERDESK_TEST_E2E_BACKEND=postgresql but no PostgreSQL is available")
+        run = uuid.uuid4().hex[:8]
+        for name in COMPONENTS_WITH_DB:
+            database_urls[name] = await create_postgres_database(admin, f"odt_arc_{run}_{name}")
     nats = LocalNats(tmp_path_factory.mktemp("archive-nats")).start()
-    stack = Stack(data_dir=tmp_path_factory.mktemp("archive"), nats_url=nats.url)
+    stack = Stack(data_dir=tmp_path_factory.mktemp("archive"), nats_url=nats.url, database_urls=database_urls)
     try:
         await asyncio.to_thread(stack.start)
         await asyncio.to_thread(stack.load_demo_data)
@@ -35,6 +46,8 @@ async def suite(tmp_path_factory):
     finally:
         await asyncio.to_thread(stack.stop)
         nats.stop()
+        for url in database_urls.values():
+            await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
 
 
 def orderdesk(stack: Stack, *args: str) -> str:
@@ -79,6 +92,18 @@ async def test_an_archived_order_is_still_read_counted_and_exported(suite, tmp_p
             "POST", f"/v1/orders/{order_id}/cancel", "shop", json={"reason": "customer_request: test"}
         )
         assert status == 200 and cancelled["status"] == "cancelled", cancelled
+        # Another order after it: the newest order always stays hot (services/orders/archive/store.py).
+        later = {**body, "external_ref": ref + "-2"}
+        status, second = await call(
+            "POST", "/v1/orders", "shop", json=later, headers={"Idempotency-Key": ref + "-2"}
+        )
+        assert status == 201
+
+        async def settled():  # reserved: the desk's numbers no longer move while the test reads them
+            _, now = await call("GET", f"/v1/orders/{second['order_id']}", "shop")
+            return now["status"] == "allocated"
+
+        await _eventually(settled)
         status, hot = await call("GET", f"/v1/orders/{order_id}", "shop")
         assert status == 200 and hot["archived"] is False
         status, kpis_before = await call("GET", f"/v1/reports/kpis?from={today}&to={today}", "admin")
@@ -94,6 +119,11 @@ async def test_an_archived_order_is_still_read_counted_and_exported(suite, tmp_p
         }
         status, _ = await call("GET", f"/v1/orders/{order_id}", "edi")  # another partner's order
         assert status == 404
+        # The partner's search by its own reference finds it in the archive; another partner's does not.
+        status, page = await call("GET", f"/v1/orders?external_ref={ref}", "shop")
+        assert status == 200 and [(o["order_id"], o["archived"]) for o in page["items"]] == [(order_id, True)]
+        status, page = await call("GET", f"/v1/orders?external_ref={ref}", "edi")
+        assert status == 200 and page["items"] == []
         status, kpis_after = await call("GET", f"/v1/reports/kpis?from={today}&to={today}", "admin")
         assert status == 200 and kpis_after == kpis_before
 

@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, tuple_, update
 
 from orderdesk.errors import Conflict
 from services.orders.archive.rules import CLOSED_VALUES
@@ -40,19 +40,6 @@ MOVES: tuple[tuple[Table, Table], ...] = (
 class Candidate:
     order_id: str
     version: int
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """What ListOrders may filter by (README "Partner API"); every field optional."""
-
-    partner_id: str = ""
-    external_ref: str = ""
-    customer_id: str = ""
-    sku: str = ""
-    created_from: dt.datetime | None = None
-    created_to: dt.datetime | None = None  # excluded
-    before_seq: int | None = None  # the page after a cursor: newest first
 
 
 @dataclass(frozen=True)
@@ -85,11 +72,14 @@ class OrderArchive:
 
     # --- the job -----------------------------------------------------------------------------------
     async def candidates(self, cutoff: dt.datetime, limit: int) -> list[Candidate]:
-        """Closed orders last changed before `cutoff`, oldest first, with the version read."""
+        """Closed orders last changed before `cutoff`, oldest first, with the version read. Never the order
+        with the highest seq: SQLite gives a new row the highest rowid + 1, so while that row stays no new
+        order can take the seq of an archived one (listings merge both by seq; a restore keeps it)."""
         o = HOT.orders
+        newest = select(func.max(o.c.seq)).scalar_subquery()
         rows = await self.conn.execute(
             select(o.c.order_id, o.c.version)
-            .where(o.c.status.in_(CLOSED_VALUES), o.c.updated_at < cutoff)
+            .where(o.c.status.in_(CLOSED_VALUES), o.c.updated_at < cutoff, o.c.seq < newest)
             .order_by(o.c.updated_at)
             .limit(limit)
         )
@@ -150,28 +140,6 @@ class OrderArchive:
             query = query.where(a.c.partner_id == partner_id)
         row = (await self.conn.execute(query)).mappings().first()
         return None if row is None else (await hydrate(self.conn, [row], ARCHIVE))[0]
-
-    async def find(self, lookup: Lookup, limit: int) -> list[tuple[int, Order]]:
-        """Archived orders matching `lookup`, newest first (by their listing sequence), with that sequence."""
-        a, lines = ARCHIVE.orders, ARCHIVE.lines
-        query = select(a).order_by(a.c.seq.desc()).limit(limit)
-        for column, value in (
-            (a.c.partner_id, lookup.partner_id),
-            (a.c.external_ref, lookup.external_ref),
-            (a.c.customer_id, lookup.customer_id),
-        ):
-            if value:
-                query = query.where(column == value)
-        if lookup.sku:
-            query = query.where(exists().where(lines.c.order_id == a.c.order_id, lines.c.sku == lookup.sku))
-        if lookup.created_from is not None:
-            query = query.where(a.c.created_at >= lookup.created_from)
-        if lookup.created_to is not None:
-            query = query.where(a.c.created_at < lookup.created_to)
-        if lookup.before_seq is not None:
-            query = query.where(a.c.seq < lookup.before_seq)
-        rows = (await self.conn.execute(query)).mappings().all()
-        return list(zip([r["seq"] for r in rows], await hydrate(self.conn, rows, ARCHIVE), strict=True))
 
     async def export_page(
         self,

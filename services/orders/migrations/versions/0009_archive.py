@@ -45,9 +45,10 @@ def upgrade() -> None:
         sa.Column("updated_at", UtcDateTime, nullable=False),
         sa.Column("archived_at", UtcDateTime, nullable=False),
     )
-    op.create_index("ix_archived_orders_ref", "archived_orders", ["external_ref", "partner_id"])
     op.create_index("ix_archived_orders_partner_seq", "archived_orders", ["partner_id", "seq"])
-    op.create_index("ix_archived_orders_customer", "archived_orders", ["customer_id", "created_at"])
+    op.create_index("ix_archived_orders_external_ref_seq", "archived_orders", ["external_ref", "seq"])
+    op.create_index("ix_archived_orders_customer_seq", "archived_orders", ["customer_id", "seq"])
+    op.create_index("ix_archived_orders_channel_seq", "archived_orders", ["channel", "seq"])
     op.create_index("ix_archived_orders_created", "archived_orders", ["created_at", "order_id"])
     op.create_index("ix_archived_orders_archived", "archived_orders", ["archived_at", "order_id"])
     op.create_table(
@@ -62,7 +63,7 @@ def upgrade() -> None:
         sa.Column("delivered", sa.Integer, nullable=False),
         sa.Column("returned", sa.Integer, nullable=False),
     )
-    op.create_index("ix_archived_order_lines_sku", "archived_order_lines", ["sku"])
+    op.create_index("ix_archived_order_lines_sku", "archived_order_lines", ["sku", "order_id"])
     op.create_table(
         "archived_order_history",
         sa.Column("order_id", sa.String(40), sa.ForeignKey("archived_orders.order_id"), primary_key=True),
