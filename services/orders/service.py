@@ -195,9 +195,13 @@ class OrdersService:
             )
 
     async def kpi_report(self, start: str, end: str, group_by: str) -> kpis.KpiReport:
-        """The desk's numbers for a period, from the history and the order_facts ledger (read only)."""
+        """The desk's numbers for a period, from the history and the order_facts ledger (read only), hot
+        and archived. On PostgreSQL in one REPEATABLE READ snapshot, so an order the archive moves while the
+        report reads is counted once, where it was (SQLite's one connection lets no batch in between)."""
         period = kpis.parse_period(start, end, group_by, now=self.clock())
         async with self.db.reading() as work:
+            if self.db.dialect == "postgresql":
+                await work.conn.execution_options(isolation_level="REPEATABLE READ")
             ledger = work.repo(kpi_store.KpiLedger)
             gathered = await ledger.gather(period.start, period.end)
             skus = await ledger.known_skus()

@@ -19,7 +19,6 @@ from services.orders.archive.store import MOVES, OrderArchive
 from services.orders.domain import Allocation, Status
 from services.orders.kpi import report_to_proto
 from services.orders.kpi import store as kpi_store
-from services.orders.kpi.rules import compute_report, parse_period
 from services.orders.proto import order_to_proto
 from services.orders.service import OrdersService
 from services.orders.store import ARCHIVE, HOT, OrderRepository
@@ -112,11 +111,8 @@ async def a_month(orders: OrdersService, clock: Clock) -> None:
 
 
 async def kpis(orders: OrdersService) -> orders_pb2.KpiReport:
-    period = parse_period("2026-11-01", "2026-11-30", "week", now=T1)
-    async with orders.db.read() as conn:
-        gathered = await kpi_store.gather(conn, period.start, period.end)
-        skus = await kpi_store.known_skus(conn)
-    return report_to_proto(compute_report(gathered, period, skus))
+    """The report as GetKpiReport answers it (the use case: one snapshot on PostgreSQL)."""
+    return report_to_proto(await orders.kpi_report("2026-11-01", "2026-11-30", "week"))
 
 
 async def rows(orders: OrdersService, table, order_id: str) -> int:
