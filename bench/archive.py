@@ -19,13 +19,10 @@ import asyncio
 import datetime as dt
 import json
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 
 from bench.backup import cli
-from devtools import localservers
-from devtools.devstack import Stack
 
 CLOSED = ("completed",) * 7 + ("cancelled",) * 2 + ("rejected",)
 CHILDREN = ("order_lines", "order_history", "order_facts")
@@ -110,20 +107,14 @@ async def list_cancelled(url: str, key: str, times: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.__main__ import allocated_total, drive, order_body, seed_bench_products, wait_allocated
+    from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated
 
     parser = argparse.ArgumentParser(prog="python -m bench.archive")
     parser.add_argument("--orders", type=int, default=50_000, help="closed orders spread over the past year")
     parser.add_argument("--seconds", type=float, default=10.0, help="each hot-path run")
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-archive-"))
-    nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url)
-    try:
-        stack.start()
-        stack.load_demo_data()
-        seed_bench_products(stack)
+    with bench_suite("orderdesk-bench-archive-") as (_folder, stack):
         before = allocated_total(stack)
         sample = asyncio.run(drive(stack.gateway_url, "demo-shop-key", 3, 16, order_body))
         wait_allocated(stack, before + sample["decisions"].get("confirmed", 0))
@@ -137,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
             )
             wait_allocated(stack, before + run["decisions"].get("confirmed", 0))
-            return run, asyncio.run(list_cancelled(stack.gateway_url, "demo-admin-key", 20))
+            return run, asyncio.run(list_cancelled(stack.gateway_url, "demo-admin-key", 50))
 
         asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))  # warm-up
         first, list_before = hot_path()
@@ -160,9 +151,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'  p99 ms':<34}{first['p99']:>12.1f}{second['p99']:>12.1f}")
         print(f"{'list status=cancelled p50 ms':<34}{list_before:>12.1f}{list_after:>12.1f}")
         return 0
-    finally:
-        stack.stop()
-        nats_server.stop()
 
 
 if __name__ == "__main__":
