@@ -50,7 +50,8 @@ async def suite(tmp_path_factory, request):
             await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
 
 
-def orderdesk(stack: Stack, *args: str) -> str:
+def orderdesk(stack: Stack, *args: str, status: int = 0) -> str:
+    """The CLI's standard output (its standard error when it is expected to fail with `status`)."""
     done = subprocess.run(
         [sys.executable, "-m", "cli", *args],
         env=stack.env(),
@@ -59,8 +60,8 @@ def orderdesk(stack: Stack, *args: str) -> str:
         text=True,
         timeout=120,
     )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    assert done.returncode == status, done.stderr
+    return done.stdout if status == 0 else done.stderr
 
 
 async def test_an_archived_order_is_still_read_counted_and_exported(suite, tmp_path):
@@ -157,4 +158,22 @@ async def test_an_archived_order_is_still_read_counted_and_exported(suite, tmp_p
     assert [(r["external_ref"], r["sku"], r["quantity"], r["status"]) for r in rows] == [
         (ref, "BRK-001", "2", "cancelled")
     ]
+    assert not list(tmp_path.glob("*.partial"))
+
+    # A bad period is refused by orders over the stream, naming the field; no file is left behind.
+    refused = orderdesk(
+        suite,
+        "archive",
+        "export",
+        "--from",
+        "2026-13-01",
+        "--to",
+        today,
+        "--format",
+        "csv",
+        "--out",
+        str(tmp_path / "bad.csv"),
+        status=1,
+    )
+    assert "from:" in refused and not (tmp_path / "bad.csv").exists(), refused
     assert not list(tmp_path.glob("*.partial"))
