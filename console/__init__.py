@@ -36,10 +36,13 @@ How to add a screen
    block main) and `{% import "_forms.html" as forms with context %}` for fields: a visible label on every
    control, the error beside its field (`FormErrors`, messages marked `N_()` and shown translated), the CSRF
    token in every POST form (`forms.csrf()`). Bad input re-renders the form with status 422 and changes
-   nothing; a POST that changed something answers `web.see_other(path)`. Tables have <caption> and <th
+   nothing; a POST that changed something answers `web.see_other(path)` (a `?done=<key>` on it lets the page
+   show a `role="status"` notice, as screens/accounts.py does). Tables have <caption> and <th
    scope>; never colour alone (say it in words). Formatting filters: `| money(currency)`, `| number`,
    `| date`, `| datetime`, `| age`; words for codes: `status(code)`, `hold_reason(code)`, `role(code)`.
-   A file upload raises the body limit for its path in console/middleware.py (UPLOAD_LIMITS).
+   A file upload raises the body limit for its path in console/middleware.py (UPLOAD_LIMITS). The
+   Content-Security-Policy allows only the console's own files: no inline script or style, no CDN; the one
+   script (live counts) goes to console/static/console.js, and every page must work without it.
 5. Text: `_("…")` in templates and code, `N_("…")` where defined and translated later. Then run
    `.venv/bin/python -m console.catalog` and translate the new entries in
    console/locale/zh_Hans/LC_MESSAGES/messages.po (tests/unit/console/test_translations.py fails until you do).

@@ -290,10 +290,11 @@ class ConsoleStore:
         csrf_token: str,
         now: dt.datetime,
         *,
-        session_ended_before: dt.datetime,
+        started_before: dt.datetime,
+        idle_since: dt.datetime,
     ) -> None:
-        """A successful sign-in: failures in a row cleared, the session stored, the account's sessions that
-        ran past the absolute expiry pruned."""
+        """A successful sign-in: failures in a row cleared, the session stored, and every session that has
+        ended meanwhile (started before `started_before` or unused since `idle_since`) pruned on the way."""
         async with self.db.transaction() as tx:
             await tx.conn.execute(
                 accounts.update()
@@ -302,7 +303,7 @@ class ConsoleStore:
             )
             await tx.conn.execute(
                 sessions.delete().where(
-                    sessions.c.account_id == account_id, sessions.c.created_at < session_ended_before
+                    sa.or_(sessions.c.created_at < started_before, sessions.c.last_seen_at < idle_since)
                 )
             )
             await tx.conn.execute(

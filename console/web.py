@@ -168,7 +168,8 @@ async def current_session(request: Request) -> Session | None:
         ):
             await store(request).end_session(found.token_hash)
             found = None
-        if found is not None and now - found.last_seen_at >= TOUCH_EVERY:
+        touch_every = min(TOUCH_EVERY, dt.timedelta(seconds=conf.session_idle_seconds) / 4)
+        if found is not None and now - found.last_seen_at >= touch_every:
             await store(request).touch_session(found.token_hash, now)
         request.state.session = found
     if request.state.session is not None:

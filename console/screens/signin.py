@@ -117,7 +117,8 @@ async def signin(request: Request):
         web.token_hash(token),
         csrf,
         now,
-        session_ended_before=now - dt.timedelta(seconds=conf.session_max_seconds),
+        started_before=now - dt.timedelta(seconds=conf.session_max_seconds),
+        idle_since=now - dt.timedelta(seconds=conf.session_idle_seconds),
     )
     metrics.CONSOLE_SIGNINS.labels("signed_in").inc()
     log.info("signed in", extra={"fields": {"role": account.role, "address": address}})

@@ -193,3 +193,28 @@ async def test_nothing_secret_reaches_the_logs(console, browser_of, caplog):
     assert "signed in" in logged and "sign-in refused" in logged
     for secret in ("wrong-password-1", "clerk-demo-pass", token, _token(browser)):
         assert secret not in logged
+
+
+async def test_a_session_in_use_outlives_the_idle_limit(start_console, browser_of):
+    console = await start_console(session_idle_seconds=2)
+    browser = await browser_of(console)
+    await browser.sign_in("admin")
+    for _ in range(8):  # 4 s in all, never 2 s unused
+        assert (await browser.get("/accounts"))[0] == 200
+        await asyncio.sleep(0.5)
+
+
+async def test_ended_sessions_are_pruned_when_someone_signs_in(start_console, browser_of):
+    import sqlalchemy as sa
+
+    from console.store import sessions
+
+    console = await start_console(session_idle_seconds=1)
+    for role in ("viewer", "clerk"):
+        await (await browser_of(console)).sign_in(role)
+    await asyncio.sleep(1.2)
+    await (await browser_of(console)).sign_in("admin")
+    async with accounts.opened(console.database_url) as store:
+        async with store.db.read() as conn:
+            left = (await conn.execute(sa.select(sa.func.count()).select_from(sessions))).scalar_one()
+    assert left == 1  # the admin's; the two idle ones are gone
