@@ -73,12 +73,22 @@ def update() -> dict[str, list[str]]:
         if locale == DEFAULT:
             continue
         catalog = read(locale)
-        catalog.update(template, no_fuzzy_matching=True)
+        # No creation date or source lines written: several people add strings at once, and a catalogue
+        # that changes only where strings change merges cleanly.
+        catalog.update(template, no_fuzzy_matching=True, update_creation_date=False)
         catalog.fuzzy = False  # the header: a fuzzy one would be left out of the compiled catalogue
         path = po_path(locale)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as target:
-            write_po(target, catalog, width=110, omit_header=False, sort_output=True, include_previous=False)
+            write_po(
+                target,
+                catalog,
+                width=110,
+                sort_output=True,
+                no_location=True,
+                ignore_obsolete=True,
+                include_previous=False,
+            )
         missing[locale] = untranslated(catalog, template)
     return missing
 

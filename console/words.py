@@ -1,6 +1,6 @@
 """The codes the services send (statuses, hold reasons, roles), as words in the person's language.
 
-`label(HOLD_REASONS, code)` in Python, `{{ hold_reason(code) }}` in a template. An unknown code is shown as
+`label(HOLD_REASONS, code)` in Python, `{{ hold_reason(code) }}` (or `{{ code | hold_reason }}`) in a template. An unknown code is shown as
 it is, so a new code never hides an order; add its words here (and to the catalogues).
 """
 
@@ -49,6 +49,49 @@ PROPOSALS = {
     "split": N_("Split delivery"),
 }
 
+CHANNELS = {
+    "api": N_("Partner API"),
+    "batch": N_("Batch"),
+    "csv": N_("CSV upload"),
+    "grpc": N_("Internal system"),
+    "phone": N_("Phone"),
+    "email": N_("E-mail"),
+}
+
+SHIPMENT_STATUSES = {
+    "pending": N_("Waiting to be picked"),
+    "picked": N_("Picked"),
+    "packed": N_("Packed"),
+    "shipped": N_("Shipped"),
+    "delivered": N_("Delivered"),
+    "cancelled": N_("Cancelled"),
+}
+
+RETURN_STATUSES = {
+    "authorized": N_("Authorised"),
+    "received": N_("Received"),
+    "refunded": N_("Refunded"),
+}
+
+EXCEPTION_TYPES = {
+    "production_delay": N_("Production delay"),
+    "stock_shortage_at_pick": N_("Stock short at picking"),
+    "carrier_delay": N_("Carrier delay"),
+    "lost_parcel": N_("Lost parcel"),
+    "quality_rework": N_("Quality rework"),
+}
+
+EXCEPTION_STATUSES = {"open": N_("Open"), "resolved": N_("Resolved")}
+
+RESOLUTIONS = {
+    "reallocate": N_("Take stock from another warehouse"),
+    "change_carrier": N_("Change the carrier"),
+    "reship": N_("Send again"),
+    "substitute": N_("Substitute a product"),
+    "split_delivery": N_("Deliver in parts"),
+    "accept_delay": N_("Accept the delay"),
+}
+
 ROLES = {
     "viewer": N_("Viewer"),
     "clerk": N_("Clerk"),
@@ -78,11 +121,18 @@ def label(words: Mapping[str, str], code: str) -> str:
 
 
 def register(environment) -> None:
-    """Template helpers, as functions and filters: status, hold_reason, proposal, role, permission."""
+    """Template helpers, as functions and filters: status, hold_reason, proposal, channel, shipment_status,
+    return_status, exception_type, exception_status, resolution, role, permission."""
     helpers = {
         "status": lambda code: label(STATUSES, code),
         "hold_reason": lambda code: label(HOLD_REASONS, code),
         "proposal": lambda kind: label(PROPOSALS, kind),
+        "channel": lambda code: label(CHANNELS, code),
+        "shipment_status": lambda code: label(SHIPMENT_STATUSES, code),
+        "return_status": lambda code: label(RETURN_STATUSES, code),
+        "exception_type": lambda code: label(EXCEPTION_TYPES, code),
+        "exception_status": lambda code: label(EXCEPTION_STATUSES, code),
+        "resolution": lambda code: label(RESOLUTIONS, code),
         "role": lambda code: label(ROLES, code),
         "permission": lambda code: label(PERMISSIONS, code),
     }
