@@ -39,7 +39,7 @@ How to add a screen
    nothing; a POST that changed something answers `web.see_other(path)` (a `?done=<key>` on it lets the page
    show a `role="status"` notice, as screens/accounts.py does). Tables have <caption> and <th
    scope>; never colour alone (say it in words). Formatting filters: `| money(currency)`, `| number`,
-   `| date`, `| datetime`, `| age`; words for codes: `status(code)`, `hold_reason(code)`, `role(code)`.
+   `| date`, `| datetime`, `| timestamp` (a protobuf Timestamp), `| age`; words for codes: `status(code)`, `hold_reason(code)`, `role(code)`.
    A file upload raises the body limit for its path in console/middleware.py (UPLOAD_LIMITS). The
    Content-Security-Policy allows only the console's own files: no inline script or style, no CDN; the one
    script (live counts) goes to console/static/console.js, and every page must work without it.

@@ -118,6 +118,17 @@ def format_datetime(value: dt.datetime | None, fmt: str = "medium") -> str:
     return babel_dates.format_datetime(value, fmt, tzinfo=dt.UTC, locale=babel_locale())
 
 
+def from_timestamp(value) -> dt.datetime | None:
+    """A google.protobuf.Timestamp as an aware UTC datetime; None when unset (0)."""
+    if value is None or (value.seconds == 0 and value.nanos == 0):
+        return None
+    return value.ToDatetime(tzinfo=dt.UTC)
+
+
+def format_timestamp(value, fmt: str = "medium") -> str:
+    return format_datetime(from_timestamp(value), fmt)
+
+
 def format_date(value: dt.date | str | None, fmt: str = "medium") -> str:
     if not value:
         return ""

@@ -264,13 +264,19 @@ environment = jinja2.Environment(
 environment.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
 environment.filters.update(
     datetime=i18n.format_datetime,
+    timestamp=i18n.format_timestamp,  # a protobuf Timestamp
     date=i18n.format_date,
     number=i18n.format_number,
     money=i18n.format_money,
     age=i18n.format_age,
 )
 words.register(environment)
-environment.globals.update(LANGUAGE_NAMES=i18n.LANGUAGE_NAMES, LOCALES=i18n.LOCALES, CSRF_FIELD=CSRF_FIELD)
+environment.globals.update(
+    from_timestamp=i18n.from_timestamp,
+    LANGUAGE_NAMES=i18n.LANGUAGE_NAMES,
+    LOCALES=i18n.LOCALES,
+    CSRF_FIELD=CSRF_FIELD,
+)
 
 
 def secure_cookies(request: Request) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 
-from console import web
+from console import i18n, web
 from console.i18n import N_
 from console.web import Desk, NavEntry, requires
 from orderdesk.roles import Permission
@@ -45,7 +45,7 @@ class HeldOrder:
             total=order.total_amount,
             reasons=list(dict.fromkeys(r.code for r in order.hold_reasons)),
             proposals=[p.kind for p in order.proposals],
-            held_since=held[-1].at.ToDatetime(tzinfo=dt.UTC) if held else None,
+            held_since=i18n.from_timestamp(held[-1].at) if held else None,
         )
 
 
