@@ -5,7 +5,8 @@ with its own NATS.
 Without /usr/bin/chromium the tests skip, saying how to install it; with CI set they fail instead (CI must
 not pass by skipping them: .ci/run installs chromium). JavaScript is blocked in every page unless a test
 asks for it (`page_with_js`): the console must work without it. Each test leaves a screenshot in
-var/screenshots/<test>.png; `shot(page, "name")` takes more along the way.
+var/screenshots/<test>.png (`shot(page, "name")` takes more along the way), and the page it ends on is
+checked for controls without an accessible name and tables without headers (`assert_accessible`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from devtools import localservers
 from devtools.devstack import Stack
-from tests.browser.desk import SCREENSHOTS, file_name
+from tests.browser.desk import SCREENSHOTS, assert_accessible, file_name
 
 CHROMIUM = Path(os.environ.get("ORDERDESK_TEST_CHROMIUM", "/usr/bin/chromium"))
 WITHOUT_BROWSER = (
@@ -108,6 +109,8 @@ def _page(browser, suite, request, *, javascript: bool):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
         page.screenshot(path=str(SCREENSHOTS / f"{file_name(request.node.name)}.png"), full_page=True)
+        if page.url.startswith(suite.console_url):
+            assert_accessible(page)  # whatever page a test ends on: named controls, tables with headers
     finally:
         context.close()
 

@@ -69,3 +69,37 @@ def sign_in_as(page, email: str, password: str) -> None:
     page.get_by_label("E-mail address").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+CONTROLS = (
+    "textbox",
+    "combobox",
+    "button",
+    "checkbox",
+    "radio",
+    "link",
+    "listbox",
+    "spinbutton",
+    "searchbox",
+)
+
+
+def accessibility_problems(page) -> list[str]:
+    """What the page's accessibility tree shows wrong: a control without an accessible name, a table
+    without header cells. (The tree is what a screen reader reads, and what get_by_role finds.)"""
+    problems = []
+    tree = page.locator("body").aria_snapshot()
+    for line in tree.splitlines():
+        item = line.strip().removeprefix("- ")
+        role = re.split(r"[ :\[]", item, maxsplit=1)[0]
+        if role in CONTROLS and not re.match(rf'{role} "[^"]+"', item):
+            problems.append(f"{role} without a name: {item!r}")
+    for table in page.locator("table").all():
+        if table.locator("th").count() == 0:
+            problems.append("a table without header cells")
+    return problems
+
+
+def assert_accessible(page) -> None:
+    problems = accessibility_problems(page)
+    assert not problems, f"{page.url}: {problems}"

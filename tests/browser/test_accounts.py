@@ -8,7 +8,7 @@ import uuid
 
 from playwright.sync_api import expect
 
-from tests.browser.desk import create_account, shot, sign_in, sign_in_as
+from tests.browser.desk import assert_accessible, create_account, shot, sign_in, sign_in_as
 
 
 def unique_email(who: str) -> str:
@@ -32,6 +32,7 @@ def test_an_admin_creates_an_account_a_bad_field_named_beside_it_first(page, bro
     expect(page.locator("#password-error")).to_contain_text("A password has at least 12 characters.")
     expect(page.get_by_label("Name", exact=True)).to_have_value("Mei Chen")  # what was typed stays
     shot(page, "accounts-new-with-errors")
+    assert_accessible(page)
     page.goto("/accounts")
     expect(page.get_by_role("table")).not_to_contain_text("Mei Chen")  # nothing was created
 
@@ -89,6 +90,7 @@ def test_an_admin_changes_a_role_disables_and_resets_a_password(page, browser, s
     page.get_by_role("button", name="Reset password").click()
     expect(page.get_by_role("status")).to_contain_text("The password was reset")
     shot(page, "accounts-edit")
+    assert_accessible(page)
     sign_in_as(person, email, "bo-lind-first-password")
     expect(person.get_by_role("alert")).to_contain_text("The e-mail address or the password is not right.")
     sign_in_as(person, email, "bo-lind-second-password")

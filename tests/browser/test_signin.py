@@ -73,3 +73,15 @@ def test_today_lists_a_held_order_with_its_reason_in_words(page, suite):
     expect(row).to_contain_text(f"PO {reference}")
     expect(row).to_contain_text("$2.00")
     shot(page, "today-held-orders")
+
+
+def test_the_accessibility_check_finds_an_unnamed_control(page):
+    from tests.browser.desk import accessibility_problems
+
+    page.set_content("<label for=a>Name</label><input id=a><input id=b><table><tr><td>1</td></tr></table>")
+    assert accessibility_problems(page) == [
+        "textbox without a name: 'textbox'",
+        "a table without header cells",
+    ]
+    page.goto("/signin")
+    assert accessibility_problems(page) == []
