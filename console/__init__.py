@@ -31,7 +31,8 @@ How to add a screen
    the answer, or `web.ServiceRefusal` (catch it to put `refusal.field_errors()` beside your fields;
    uncaught it becomes a page with the service's own message). Every call that changes something sends
    `actor=desk.actor(reason)`: the person (`desk:<email> (<role>)`, orderdesk/actors.py) and why.
-   Never open a service's database.
+   A form that creates something through intake carries a hidden idempotency key made when the form is
+   shown (uuid4), so a second click or a reload creates nothing twice. Never open a service's database.
 4. Pages: `web.render(request, "<screen>/<page>.html", {...})`; templates extend "base.html" (block title,
    block main) and `{% import "_forms.html" as forms with context %}` for fields: a visible label on every
    control, the error beside its field (`FormErrors`, messages marked `N_()` and shown translated), the CSRF
@@ -39,7 +40,8 @@ How to add a screen
    nothing; a POST that changed something answers `web.see_other(path)` (a `?done=<key>` on it lets the page
    show a `role="status"` notice, as screens/accounts.py does). Tables have <caption> and <th
    scope>; never colour alone (say it in words). Formatting filters: `| money(currency)`, `| number`,
-   `| date`, `| datetime`, `| timestamp` (a protobuf Timestamp), `| age`; words for codes: `status(code)`, `hold_reason(code)`, `role(code)`.
+   `| date`, `| datetime`, `| timestamp` (a protobuf Timestamp), `| age`; `lists.pager(...)` pages by
+   the service's cursor (templates/_lists.html); words for codes: `status(code)`, `hold_reason(code)`, `role(code)`.
    A file upload raises the body limit for its path in console/middleware.py (UPLOAD_LIMITS). The
    Content-Security-Policy allows only the console's own files: no inline script or style, no CDN; the one
    script (live counts) goes to console/static/console.js, and every page must work without it.

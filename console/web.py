@@ -96,8 +96,17 @@ class ServiceRefusal(Exception):
             return self.failure.message
         return N_("A service did not answer in time. Try again in a moment.")
 
-    def field_errors(self) -> dict[str, str]:
-        return {v.field: v.description for v in self.failure.violations}
+    def field_errors(self, aliases: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The service's field path -> its description; `aliases` renames a path to the form's field name
+        ({"ship_to.city": "city"}). The descriptions are the service's English: where a reason code has
+        words of your own (`reasons()`), show those instead."""
+        aliases = aliases or {}
+        return {aliases.get(v.field, v.field): v.description for v in self.failure.violations}
+
+    def reasons(self, aliases: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The service's field path (or its alias) -> the violation's reason code."""
+        aliases = aliases or {}
+        return {aliases.get(v.field, v.field): v.reason for v in self.failure.violations}
 
 
 # --- who is signed in -------------------------------------------------------------------------------------------

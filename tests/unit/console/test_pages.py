@@ -67,3 +67,16 @@ def test_a_forged_form_says_nothing_was_changed():
     assert "此表单已过期或并非来自本控制台，因此未做任何更改。" in page
     with pytest.raises(web.Forbidden):
         web.check_csrf("", "")  # no token on either side is no proof either
+
+
+def test_the_pager_keeps_the_query_and_encodes_the_cursor():
+    page = web.environment.from_string(
+        '{% import "_lists.html" as lists with context %}'
+        '{{ lists.pager("/search", "abc+/=", false, {"q": "PO 4711"}) }}'
+    ).render()
+    assert 'href="/search?q=PO+4711"' in page  # the first page: the query without a cursor
+    assert 'href="/search?q=PO+4711&amp;cursor=abc%2B%2F%3D"' in page
+    last = web.environment.from_string(
+        '{% import "_lists.html" as lists with context %}{{ lists.pager("/", "", true) }}'
+    ).render()
+    assert "href" not in last
