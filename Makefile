@@ -2,7 +2,7 @@
 #   make run     set up (venv, install, generate protos), then start NATS if none answers,
 #                the five services and the gateway on http://127.0.0.1:8080 with the demo data
 #   make test    set up, then the whole test suite (unit, integration on SQLite and PostgreSQL, e2e)
-#   make unit | integration | e2e   one part of it (PYTEST_ARGS="-x -k name" narrows it further)
+#   make unit | integration | e2e | browser   one part of it (PYTEST_ARGS="-x -k name" narrows it further)
 #   make lint    ruff check, ruff format --check and mypy: each runs, the target fails if any failed
 #   make format  ruff format over the tree (then `make lint`)
 #   make bench   benchmark figures (printed, never asserted); REPLICAS=2 runs two processes per service
@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 REPLICAS ?=
 
-.PHONY: setup protos run test unit integration e2e bench faults lint format clean
+.PHONY: setup protos run test unit integration e2e browser bench faults lint format clean
 
 setup: $(STAMP) protos
 
@@ -44,6 +44,9 @@ integration: setup
 
 e2e: setup
 	$(BIN)/python -m pytest tests/e2e -q $(PYTEST_ARGS)
+
+browser: setup
+	$(BIN)/python -m pytest tests/browser -q $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench $(if $(REPLICAS),--replicas $(REPLICAS))

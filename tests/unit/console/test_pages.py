@@ -80,3 +80,20 @@ def test_the_pager_keeps_the_query_and_encodes_the_cursor():
         '{% import "_lists.html" as lists with context %}{{ lists.pager("/", "", true) }}'
     ).render()
     assert "href" not in last
+
+
+def test_every_call_made_for_a_person_names_them_and_their_role():
+    from console.store import Account
+    from orderdesk import actors
+
+    account = Account(
+        7, "ann@acme.example", "Ann", "approver", {"USD": Decimal("5000")}, "", False, 0, None, None
+    )
+    desk = web.Desk(account, "token")
+    actor = desk.actor("agreed by phone")
+    assert (actor.id, actor.reason) == ("desk:ann@acme.example (approver)", "agreed by phone")
+    assert actors.parse(actor.id) == actors.Who("desk", "ann@acme.example", role="approver")
+    desk.check_decision("USD", "4999.99")
+    with pytest.raises(web.Forbidden) as refused:
+        desk.check_decision("USD", "5000.01")
+    assert refused.value.refusal.limit == Decimal("5000")
