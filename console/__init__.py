@@ -17,8 +17,8 @@ How to add a screen
 -------------------
 1. `console/screens/<screen>.py` with `router = APIRouter()` and, if it belongs in the navigation,
    `NAV = NavEntry(N_("Stock"), "/stock", Permission.READ, order=60)` (order: Today 10, Search 20,
-   New order 30, Customers 40, Stock 60, Reports 70, Accounts 90). Add the module to
-   `SCREENS` in console/screens/__init__.py.
+   New order 30, Customers 40, Stock 60, Reports 70, Accounts 90). Nothing to register: every module of
+   console/screens with a `router` is included (console/screens/__init__.py).
 2. Every route names its permission with one dependency, GET and POST alike:
        @router.post("/orders/{order_id}/cancel")
        async def cancel(request: Request, order_id: str, desk: Desk = requires(Permission.CANCEL_ORDERS)):
