@@ -149,6 +149,9 @@ class WebhookSettings:
     timeout: float  # ORDERDESK_WEBHOOK_TIMEOUT_SECONDS: one POST, connect to last byte
     concurrency: int  # ORDERDESK_WEBHOOK_CONCURRENCY: POSTs in flight across all endpoints
     endpoint_concurrency: int = 4  # ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY: POSTs in flight per endpoint
+    partner_concurrency: int = (
+        16  # ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY: per partner, all its endpoints (0: none)
+    )
 
     @classmethod
     def from_env(cls) -> WebhookSettings:
@@ -160,6 +163,34 @@ class WebhookSettings:
             timeout=float(env("ORDERDESK_WEBHOOK_TIMEOUT_SECONDS", "10")),
             concurrency=int(env("ORDERDESK_WEBHOOK_CONCURRENCY", "64")),
             endpoint_concurrency=int(env("ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY", "4")),
+            partner_concurrency=int(env("ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY", "16")),
+        )
+
+
+@dataclass(frozen=True)
+class GatewayEdgeSettings:
+    """The partner edge's limits (README "Partner API", "Limits")."""
+
+    rate_limits: str = (
+        ""  # ORDERDESK_RATE_LIMITS: "submit=50/200,read=100/400,..." (class=rate/burst) over defaults
+    )
+    streams_per_partner: int = (
+        4  # ORDERDESK_STREAMS_PER_PARTNER: open long polls + SSE per partner (0: no cap)
+    )
+    limit_concurrency: int = (
+        1000  # ORDERDESK_GATEWAY_LIMIT_CONCURRENCY: connections+tasks, then 503 (uvicorn)
+    )
+    keepalive_seconds: float = (
+        5.0  # ORDERDESK_GATEWAY_KEEPALIVE_SECONDS: an idle keep-alive connection closes
+    )
+
+    @classmethod
+    def from_env(cls) -> GatewayEdgeSettings:
+        return cls(
+            rate_limits=env("ORDERDESK_RATE_LIMITS", ""),
+            streams_per_partner=int(env("ORDERDESK_STREAMS_PER_PARTNER", "4")),
+            limit_concurrency=int(env("ORDERDESK_GATEWAY_LIMIT_CONCURRENCY", "1000")),
+            keepalive_seconds=float(env("ORDERDESK_GATEWAY_KEEPALIVE_SECONDS", "5")),
         )
 
 

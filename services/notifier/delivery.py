@@ -2,11 +2,13 @@
 
 Each round is one transaction: it records the attempts that finished since the last round, turns new
 feed entries into pending deliveries for every endpoint that wants them, and picks what may go now: each
-order's oldest pending delivery that is due, at most ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY per endpoint.
-Those are POSTed as tasks (ORDERDESK_WEBHOOK_CONCURRENCY in flight over all endpoints), and the next round
+order's oldest pending delivery that is due, at most ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY per endpoint and
+ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY per partner (domain.pick_launches). Those are POSTed as tasks
+(ORDERDESK_WEBHOOK_CONCURRENCY in flight over all endpoints), and the next round
 records them. So an order's events go in feed order (its next delivery becomes a head only once the one
 before is recorded), a retrying delivery holds back only its own order on its own endpoint, a slow or dead
-endpoint only ever holds its own few slots, and the order flow never waits for the notifier (it only reads
+endpoint only ever holds its own few slots, a partner with many slow endpoints only its partner's, and the
+order flow never waits for the notifier (it only reads
 JetStream). Rounds cost one commit whatever the number of endpoints: at 100 endpoints the per-endpoint
 workers this replaces spent ~9 transactions per event.
 
@@ -115,6 +117,7 @@ class Dispatcher:
         self.session: aiohttp.ClientSession | None = None
         self.per_endpoint = max(settings.endpoint_concurrency, 1)
         self.in_flight: dict[str, str] = {}  # delivery id -> endpoint id, until its attempt is recorded
+        self.partner_of: dict[str, str] = {}  # endpoint id -> partner id, of the endpoints in flight
         self.finished: list[tuple[Attempt, Target, dict, Outcome]] = []  # to record in the next round
         self.tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
@@ -190,17 +193,17 @@ class Dispatcher:
         return min(max(wait, 0.0), MAX_WAIT_SECONDS)
 
     def launch(self, heads) -> None:
-        """POSTs the heads not in flight yet, within the per-endpoint and overall limits."""
-        busy: dict[str, int] = {}
-        for endpoint_id in self.in_flight.values():
-            busy[endpoint_id] = busy.get(endpoint_id, 0) + 1
-        for delivery in heads:
-            if len(self.in_flight) >= self.settings.concurrency:
-                break
+        """POSTs the heads not in flight yet, within the per-endpoint, per-partner and overall limits."""
+        chosen = domain.pick_launches(
+            [h for h in heads if h["delivery_id"] not in self.in_flight],
+            [(e, self.partner_of.get(e, "")) for e in self.in_flight.values()],
+            room=self.settings.concurrency - len(self.in_flight),
+            per_endpoint=self.per_endpoint,
+            per_partner=self.settings.partner_concurrency,
+        )
+        for delivery in chosen:
             endpoint_id = delivery["endpoint_id"]
-            if delivery["delivery_id"] in self.in_flight or busy.get(endpoint_id, 0) >= self.per_endpoint:
-                continue
-            busy[endpoint_id] = busy.get(endpoint_id, 0) + 1
+            self.partner_of[endpoint_id] = delivery["partner_id"]
             self.in_flight[delivery["delivery_id"]] = endpoint_id
             target = Target(endpoint_id, delivery["url"], delivery["secret"])
             task = asyncio.create_task(self.attempt(target, dict(delivery)))

@@ -130,6 +130,41 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
     return max((when - now).total_seconds(), 0.0)
 
 
+# --- fair delivery --------------------------------------------------------------------------------
+def pick_launches(
+    heads: Iterable,
+    in_flight: Iterable[tuple[str, str]],
+    *,
+    room: int,
+    per_endpoint: int,
+    per_partner: int,
+) -> list:
+    """Which due heads (mappings with delivery_id, endpoint_id, partner_id; earliest due first) to POST now.
+
+    `in_flight` is the (endpoint_id, partner_id) of each POST under way; `room` how many more may start.
+    At most `per_endpoint` POSTs per endpoint and `per_partner` per partner (0: no partner cap) are in
+    flight at once, so one partner's slow endpoints (however many it registers) hold only its own slots
+    and every other partner's deliveries still start."""
+    by_endpoint: dict[str, int] = {}
+    by_partner: dict[str, int] = {}
+    for endpoint_id, partner_id in in_flight:
+        by_endpoint[endpoint_id] = by_endpoint.get(endpoint_id, 0) + 1
+        by_partner[partner_id] = by_partner.get(partner_id, 0) + 1
+    chosen: list = []
+    for head in heads:
+        if len(chosen) >= room:
+            break
+        endpoint_id, partner_id = head["endpoint_id"], head["partner_id"]
+        if by_endpoint.get(endpoint_id, 0) >= per_endpoint:
+            continue
+        if per_partner and by_partner.get(partner_id, 0) >= per_partner:
+            continue
+        by_endpoint[endpoint_id] = by_endpoint.get(endpoint_id, 0) + 1
+        by_partner[partner_id] = by_partner.get(partner_id, 0) + 1
+        chosen.append(head)
+    return chosen
+
+
 # --- the SSRF guard ------------------------------------------------------------------------------
 def address_refused(address: str) -> str:
     """Why a resolved address may not be a webhook target ("" when it may)."""
