@@ -1,0 +1,87 @@
+"""The partner edge against the real suite: a second gateway process with tight limits beside the stack's.
+
+One partner over its rate limit gets 429 while another is served; a partner's long polls are capped while
+another's go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from devtools import localservers
+from tests.e2e.conftest import KEYS, Partner
+
+pytestmark = pytest.mark.e2e
+
+
+@contextlib.contextmanager
+def extra_gateway(stack, name: str, **env: str):
+    """Another `python -m gateway` on the suite's services and key database, with these settings."""
+    port, metrics_port = localservers.free_port(), localservers.free_port()
+    environment = {
+        **stack.env("gateway"),
+        "ORDERDESK_GATEWAY_ADDR": f"127.0.0.1:{port}",
+        "ORDERDESK_GATEWAY_METRICS_PORT": str(metrics_port),
+        **env,
+    }
+    log_path = stack.data_dir / "logs" / f"{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway"], env=environment, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"{name} not ready:\n{log_path.read_text()[-3000:]}"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+async def test_a_partner_over_its_rate_limit_gets_429_and_another_is_served(stack, http):
+    with extra_gateway(stack, "gateway-limited", ORDERDESK_RATE_LIMITS="read=0.2/5") as url:
+        shop, edi = Partner(http, url, KEYS["shop"]), Partner(http, url, KEYS["edi"])
+        shop_answers = [await shop.get("/v1/orders?limit=1") for _ in range(7)]
+        assert [s for s, _, _ in shop_answers] == [200] * 5 + [429] * 2
+        status, body, headers = shop_answers[-1]
+        assert body["type"].endswith("/rate-limited") and int(headers["Retry-After"]) >= 1
+        assert headers["RateLimit-Limit"] == "5" and headers["RateLimit-Remaining"] == "0"
+        edi_answers = [await edi.get("/v1/orders?limit=1") for _ in range(5)]
+        assert [s for s, _, _ in edi_answers] == [200] * 5
+        assert [h["RateLimit-Remaining"] for _, _, h in edi_answers] == ["4", "3", "2", "1", "0"]
+        # The limited partner's other route classes are untouched.
+        status, _, _ = await shop.get("/v1/events?after=0&limit=1")
+        assert status == 200
+
+
+async def test_long_polls_are_capped_per_partner(stack, http):
+    with extra_gateway(stack, "gateway-streams", ORDERDESK_STREAMS_PER_PARTNER="2") as url:
+        shop, edi = Partner(http, url, KEYS["shop"]), Partner(http, url, KEYS["edi"])
+        # A cursor far ahead of the feed: nothing is new, so each poll holds its connection for `wait`.
+        far = "/v1/events?after=100000000&wait=3"
+        polls = [asyncio.create_task(shop.get(far)) for _ in range(2)]
+        await asyncio.sleep(0.5)
+        status, body, _ = await shop.get(far)
+        assert status == 429 and body["type"].endswith("/too-many-streams")
+        status, _, _ = await edi.get("/v1/events?after=100000000&wait=1")  # another partner's slots
+        assert status in (200, 409)
+        assert all(s in (200, 409) for s, _, _ in await asyncio.gather(*polls))
+        status, _, _ = await shop.get("/v1/events?after=100000000&wait=1")  # slots given back
+        assert status in (200, 409)
