@@ -20,7 +20,7 @@ import time
 
 from fastapi import HTTPException
 
-from gateway import ratelimit
+from gateway import csv_orders, ratelimit
 from gateway.problems import PROBLEM_MEDIA_TYPE, Problem, internal, rate_limited, too_many_streams
 from orderdesk import logs, metrics
 from orderdesk.logs import correlation_id_from  # noqa: F401  (re-exported: the gateway's tests use it)
@@ -30,6 +30,7 @@ log = logging.getLogger("gateway.http")
 
 JSON_BODY_LIMIT = 1024 * 1024  # 1 MiB: far above any real order
 CSV_BODY_LIMIT = 20 * 1024 * 1024  # 20 MiB: a full master data file
+ORDERS_CSV_BODY_LIMIT = csv_orders.MAX_CSV_BYTES  # 2 MiB: an orders CSV (rows and orders capped too)
 BATCH_BODY_LIMIT = 8 * 1024 * 1024  # 8 MiB: 1,000 orders of a few lines each
 CSV_PATH_PREFIX = "/v1/admin/import/"
 ORDERS_CSV_PATH = "/v1/orders/csv"
@@ -40,7 +41,9 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 def body_limit_for(path: str) -> int:
-    if path.startswith(CSV_PATH_PREFIX) or path == ORDERS_CSV_PATH:
+    if path == ORDERS_CSV_PATH:
+        return ORDERS_CSV_BODY_LIMIT
+    if path.startswith(CSV_PATH_PREFIX):
         return CSV_BODY_LIMIT
     return BATCH_BODY_LIMIT if path == ORDERS_BATCH_PATH else JSON_BODY_LIMIT
 

@@ -81,6 +81,16 @@ def too_large(limit: int) -> Problem:
     return Problem(413, "Content Too Large", f"the request body is larger than {limit} bytes", "too-large")
 
 
+def too_large_document(errors: list[FieldError]) -> Problem:
+    return Problem(
+        413,
+        "Content Too Large",
+        "the document is larger than one request may carry; nothing was submitted",
+        "too-large",
+        errors,
+    )
+
+
 def rate_limited(retry_after: int) -> Problem:
     return Problem(
         429,

@@ -85,3 +85,39 @@ async def test_long_polls_are_capped_per_partner(stack, http):
         assert all(s in (200, 409) for s, _, _ in await asyncio.gather(*polls))
         status, _, _ = await shop.get("/v1/events?after=100000000&wait=1")  # slots given back
         assert status in (200, 409)
+
+
+def _orders_csv(orders: int, *, full: bool) -> bytes:
+    header = "external_ref,customer_id,sku,quantity,unit_price"
+    ship_to = ",ship_to_name,ship_to_line1,ship_to_city,ship_to_postal_code,ship_to_country" if full else ""
+    rows = [
+        f"BIG-{n:06d},C0001,BRK-001,1,31.57"
+        + (",Müller GmbH,Industriestraße 12,Hamburg,20095,DE" if full else "")
+        for n in range(orders)
+    ]
+    return ("\n".join([header + ship_to, *rows]) + "\n").encode()
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["over-the-byte-cap", "under-it-but-20000-orders"])
+async def test_a_20000_order_csv_is_413_and_the_gateway_stays_healthy(stack, shop, full):
+    import psutil
+
+    gateway = psutil.Process(stack.processes["gateway"].popen.pid)
+    rss_before = gateway.memory_info().rss
+    body = _orders_csv(20_000, full=full)
+    status, problem, _ = await shop.request(
+        "POST",
+        "/v1/orders/csv",
+        data=body,
+        headers={"Content-Type": "text/csv", "Idempotency-Key": f"big-{full}"},
+    )
+    assert status == 413, problem
+    assert problem["type"].endswith("/too-large")
+    if not full:  # read (640 kB), then refused at the 1001st order while parsing
+        assert problem["errors"][0]["field"] == "row 1002.external_ref"
+    assert gateway.memory_info().rss - rss_before < 64 * 1024 * 1024
+    # Nothing of it was submitted, and the gateway serves as before.
+    status, page, _ = await shop.get("/v1/orders?limit=5")
+    assert status == 200 and not any(o["external_ref"].startswith("BIG-") for o in page["items"])
+    status, _, _ = await shop.request("GET", "/healthz")
+    assert status == 200
