@@ -145,10 +145,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         scopes = keys.parse_scopes(args.scopes)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    expires_at = _expiry(args.expires_in_days)
     key = asyncio.run(
         _with_store(
             lambda store: keys.create_key(
-                store, args.partner, args.name, scopes, partner_name=args.partner_name
+                store, args.partner, args.name, scopes, partner_name=args.partner_name, expires_at=expires_at
             )
         )
     )
@@ -161,12 +162,57 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _expiry(days: float | None):
+    import datetime as dt
+
+    if days is None:
+        return None
+    if days <= 0:
+        raise CliError("--expires-in-days must be more than 0")
+    return dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from gateway import keys
+
+    if args.overlap_hours < 0:
+        raise CliError("--overlap-hours cannot be negative")
+    overlap = dt.timedelta(hours=args.overlap_hours)
+    expires_at = _expiry(args.expires_in_days)
+    key = asyncio.run(
+        _with_store(
+            lambda store: keys.rotate_key(store, args.partner, args.name, overlap, expires_at=expires_at)
+        )
+    )
+    print(key)
+    print(
+        f"(new API key {args.name!r} for {args.partner}, shown only now; the old one works for "
+        f"{args.overlap_hours:g} more hour(s))",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_keys_list(args: argparse.Namespace) -> int:
     from gateway import keys
 
     listed = asyncio.run(_with_store(lambda store: keys.list_keys(store, args.partner or "")))
-    rows = [(k.partner_id, k.name, " ".join(k.scopes), k.source, k.hash_prefix, k.created_at) for k in listed]
-    print(table(("PARTNER", "NAME", "SCOPES", "SOURCE", "SHA256", "CREATED"), rows))
+    rows = [
+        (
+            k.partner_id,
+            k.name,
+            " ".join(k.scopes),
+            k.source,
+            k.hash_prefix + ("" if k.hash_kind == "hmac" else " (old sha256: rotate if unused)"),
+            k.created_at,
+            k.expires_at or "-",
+            k.last_used_at or "never",
+        )
+        for k in listed
+    ]
+    print(table(("PARTNER", "NAME", "SCOPES", "SOURCE", "HASH", "CREATED", "EXPIRES", "LAST USED"), rows))
     return 0
 
 
@@ -176,7 +222,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     count = asyncio.run(_with_store(lambda store: keys.revoke_keys(store, args.partner, args.name)))
     if not count:
         raise CliError(f"no key named {args.name!r} for partner {args.partner}")
-    print(f"revoked {count} key(s) (the gateway forgets cached keys within seconds)")
+    print(f"revoked {count} key(s) (every gateway replica refuses them within a second)")
     return 0
 
 
@@ -594,7 +640,18 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True, help="what the key is for, e.g. alice or erp-prod")
     create.add_argument("--scopes", required=True, help=f"comma separated: {', '.join(masterdata.SCOPES)}")
     create.add_argument("--partner-name", help="create the partner with this name if it does not exist yet")
+    create.add_argument("--expires-in-days", type=float, help="the key stops working then (default: never)")
     create.set_defaults(run=cmd_keys_create)
+    rotate = keys.add_parser(
+        "rotate", help="a new key of this name; the old one keeps working for the overlap, then expires"
+    )
+    rotate.add_argument("--partner", required=True)
+    rotate.add_argument("--name", required=True)
+    rotate.add_argument("--overlap-hours", type=float, default=24.0, help="old key still valid (default 24)")
+    rotate.add_argument(
+        "--expires-in-days", type=float, help="the new key stops working then (default: never)"
+    )
+    rotate.set_defaults(run=cmd_keys_rotate)
     listing = keys.add_parser("list", help="list keys (never the keys themselves)")
     listing.add_argument("--partner")
     listing.set_defaults(run=cmd_keys_list)

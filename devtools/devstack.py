@@ -143,6 +143,8 @@ class Stack:
             PYTHONUNBUFFERED="1",
             # The demo and the tests register receivers on this machine (production refuses private targets).
             ORDERDESK_WEBHOOKS_ALLOW_PRIVATE="true",
+            # The demo's partners CSV names its keys (demo-shop-key ...); production keys are generated only.
+            ORDERDESK_DEMO_KEYS="true",
         )
         own = self.component_of.get(instance or "", "")
         for name in self.components:

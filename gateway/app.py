@@ -87,7 +87,7 @@ def create_app(
         backends = Backends(settings)
         app.state.store = store
         app.state.backends = backends
-        app.state.authenticator = Authenticator(store.principal, key_cache or KeyCache())
+        app.state.authenticator = Authenticator(store.principal, store.pepper, key_cache or KeyCache())
         log.info("gateway ready", extra=logs.fields(peers=settings.peers))
         try:
             yield

@@ -276,3 +276,45 @@ class ArchiveSettings:
         if problems:
             raise ArchiveSettingError("refusing to start, archive settings: " + "; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]
+
+
+PEPPER_FILE = "key-pepper"
+MIN_PEPPER_LENGTH = 32
+
+
+def key_pepper() -> bytes:
+    """The secret API keys are hashed with (HMAC-SHA256): ORDERDESK_KEY_PEPPER (a Kubernetes Secret; the
+    same value for every gateway replica and the CLI), at least 32 characters. Unset, a single-host setup
+    (`make run`, tests) uses `<data dir>/key-pepper`, made once with 256 random bits (mode 0600); a
+    deployment with replicas must set the variable. Changing it invalidates every stored key."""
+    import secrets
+
+    value = os.environ.get("ORDERDESK_KEY_PEPPER", "")
+    if value:
+        if len(value) < MIN_PEPPER_LENGTH:
+            raise ValueError(f"ORDERDESK_KEY_PEPPER must be at least {MIN_PEPPER_LENGTH} characters")
+        return value.encode()
+    path = data_dir() / PEPPER_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+    for _ in range(50):  # a process that made it a moment ago may still be writing
+        text = path.read_text().strip()
+        if text:
+            return text.encode()
+        import time
+
+        time.sleep(0.01)
+    raise ValueError(f"{path} is empty: delete it or set ORDERDESK_KEY_PEPPER")
+
+
+def demo_keys_allowed() -> bool:
+    """ORDERDESK_DEMO_KEYS=true (development only: `make run`, the tests): the partners CSV may name a key
+    (the demo's `demo-shop-key` ...). Otherwise every key is generated (`orderdesk keys create`)."""
+    return env_bool("ORDERDESK_DEMO_KEYS")

@@ -50,6 +50,13 @@ P-ADMIN,Order desk,admin-key,admin
 """
 
 
+@pytest.fixture(autouse=True)
+def key_settings(monkeypatch):
+    """The pepper every store and gateway here hashes keys with, and the demo switch (the CSVs name keys)."""
+    monkeypatch.setenv("ORDERDESK_KEY_PEPPER", "a-test-pepper-of-at-least-32-characters")
+    monkeypatch.setenv("ORDERDESK_DEMO_KEYS", "true")
+
+
 class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
     def __init__(self):
         self.keys: dict[tuple[str, str], tuple[bytes, intake_pb2.SubmitOrderResponse]] = {}
