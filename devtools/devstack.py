@@ -141,8 +141,9 @@ class Stack:
             ORDERDESK_NATS_URL=self.nats_url,
             ORDERDESK_DATA_DIR=str(self.data_dir),
             PYTHONUNBUFFERED="1",
-            # The demo and the tests register receivers on this machine (production refuses private targets).
-            ORDERDESK_WEBHOOKS_ALLOW_PRIVATE="true",
+            # The demo and the tests register receivers on this machine: loopback only (production: public
+            # https targets only; link-local and cloud metadata addresses never, even here).
+            ORDERDESK_WEBHOOKS_ALLOW_NETWORKS="127.0.0.0/8,::1/128",
             # The demo's partners CSV names its keys (demo-shop-key ...); production keys are generated only.
             ORDERDESK_DEMO_KEYS="true",
         )

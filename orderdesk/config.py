@@ -138,11 +138,25 @@ def env_bool(name: str, default: bool = False) -> bool:
     return env(name, "true" if default else "false").strip().lower() in ("1", "true", "yes", "on")
 
 
+def webhook_allow_networks() -> str:
+    """ORDERDESK_WEBHOOKS_ALLOW_NETWORKS as written (the notifier parses and checks it:
+    services.notifier.domain.parse_networks); the former all-or-nothing ORDERDESK_WEBHOOKS_ALLOW_PRIVATE=true
+    is refused, naming its replacement."""
+    if env_bool("ORDERDESK_WEBHOOKS_ALLOW_PRIVATE"):
+        raise ValueError(
+            "ORDERDESK_WEBHOOKS_ALLOW_PRIVATE is gone: list the networks your receivers are on in "
+            "ORDERDESK_WEBHOOKS_ALLOW_NETWORKS (e.g. 127.0.0.0/8) instead"
+        )
+    return env("ORDERDESK_WEBHOOKS_ALLOW_NETWORKS", "")
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
     """The notifier's delivery settings (README "Webhooks and the event feed")."""
 
-    allow_private: bool  # ORDERDESK_WEBHOOKS_ALLOW_PRIVATE: loopback/private targets allowed (demo, tests)
+    # ORDERDESK_WEBHOOKS_ALLOW_NETWORKS: the non-public networks webhooks may reach, comma-separated
+    # (development: the demo's and the tests' receivers, 127.0.0.0/8); empty in production: public https only.
+    allow_networks: str
     max_attempts: int  # ORDERDESK_WEBHOOK_MAX_ATTEMPTS: attempts per round before a delivery is parked
     backoff: float  # ORDERDESK_WEBHOOK_BACKOFF_SECONDS: first retry delay, doubled each time
     max_backoff: float  # ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS: cap of one retry delay
@@ -156,7 +170,7 @@ class WebhookSettings:
     @classmethod
     def from_env(cls) -> WebhookSettings:
         return cls(
-            allow_private=env_bool("ORDERDESK_WEBHOOKS_ALLOW_PRIVATE"),
+            allow_networks=webhook_allow_networks(),
             max_attempts=int(env("ORDERDESK_WEBHOOK_MAX_ATTEMPTS", "8")),
             backoff=float(env("ORDERDESK_WEBHOOK_BACKOFF_SECONDS", "1")),
             max_backoff=float(env("ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS", "600")),

@@ -12,8 +12,10 @@ order flow never waits for the notifier (it only reads
 JetStream). Rounds cost one commit whatever the number of endpoints: at 100 endpoints the per-endpoint
 workers this replaces spent ~9 transactions per event.
 
-Targets are checked again at connect time (the resolver refuses private addresses unless allowed),
-so a name that resolved to a public address at registration cannot be re-pointed at the network later.
+Targets are checked again at every connection: the resolver refuses a name with any non-public address
+(unless in the development allow-list; link-local and metadata never) and aiohttp connects to the addresses
+it returned, the checked ones; an IP literal is checked before the POST. So a name that resolved to a public
+address at registration cannot be re-pointed at the network later. Plain http only with an allow-list.
 """
 
 from __future__ import annotations
@@ -70,13 +72,13 @@ STATUS_AFTER = {
 class GuardedResolver(AbstractResolver):
     """The default resolver, refusing names that resolve to loopback/private/link-local/... addresses."""
 
-    def __init__(self, allow_private: bool):
+    def __init__(self, allowed: tuple[domain.Network, ...]):
         self.inner = DefaultResolver()
-        self.allow_private = allow_private
+        self.allowed = allowed
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET):
         answers = await self.inner.resolve(host, port, family)
-        refused = domain.refused_targets([a["host"] for a in answers], self.allow_private)
+        refused = domain.refused_targets([a["host"] for a in answers], self.allowed)
         if refused:
             address, why = refused[0]
             raise OSError(f"{host} resolves to a {why} address ({address}); refused")
@@ -96,14 +98,17 @@ class Target:
 
 
 @functools.lru_cache(maxsize=4096)
-def literal_refused(url: str, allow_private: bool) -> str:
-    """aiohttp skips the resolver for an IP literal: check it here."""
-    host = urlsplit(url).hostname or ""
+def literal_refused(url: str, allowed: tuple[domain.Network, ...]) -> str:
+    """aiohttp skips the resolver for an IP literal: check it here; and plain http without an allow-list."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not allowed:
+        return "plain http is refused: webhooks go to https:// URLs"
+    host = parts.hostname or ""
     try:
         ipaddress.ip_address(host)
     except ValueError:
         return ""
-    refused = domain.refused_targets([host], allow_private)
+    refused = domain.refused_targets([host], allowed)
     return f"{host} is a {refused[0][1]} address; refused" if refused else ""
 
 
@@ -111,6 +116,7 @@ class Dispatcher:
     def __init__(self, db: Database, service: NotifierService, settings: WebhookSettings):
         self.db = db
         self.settings = settings
+        self.allowed = domain.parse_networks(settings.allow_networks)
         self.policy = domain.RetryPolicy(
             max_attempts=settings.max_attempts, base_delay=settings.backoff, max_delay=settings.max_backoff
         )
@@ -126,7 +132,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(self.settings.allow_private),
+            resolver=GuardedResolver(self.allowed),
             limit=self.settings.concurrency,
             ttl_dns_cache=60,
         )
@@ -234,7 +240,7 @@ class Dispatcher:
         status, error, excerpt, retry_after = None, "", "", None
         started = time.perf_counter()
         try:
-            refused = literal_refused(endpoint.url, self.settings.allow_private)
+            refused = literal_refused(endpoint.url, self.allowed)
             if refused:
                 raise OSError(refused)
             async with self.session.post(

@@ -121,3 +121,24 @@ async def test_a_20000_order_csv_is_413_and_the_gateway_stays_healthy(stack, sho
     assert status == 200 and not any(o["external_ref"].startswith("BIG-") for o in page["items"])
     status, _, _ = await shop.request("GET", "/healthz")
     assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "forbidden_target"),
+        ("https://[fd00:ec2::254]/latest/meta-data/", "forbidden_target"),
+        ("https://[2002:a9fe:a9fe::]/hook", "forbidden_target"),  # 6to4 of the metadata address
+        ("https://[64:ff9b::a9fe:a9fe]/hook", "forbidden_target"),  # NAT64 of it
+        ("https://10.0.0.1/hook", "forbidden_target"),  # private: not in the demo's allow-list
+        ("http://93.184.216.34/hook", "https_required"),  # public, but plain http
+    ],
+)
+async def test_a_metadata_or_private_webhook_target_is_refused_in_the_default_run(shop, url, reason):
+    """The suite as `make run` starts it (ORDERDESK_WEBHOOKS_ALLOW_NETWORKS=127.0.0.0/8,::1/128)."""
+    status, problem, _ = await shop.post("/v1/webhooks", json={"url": url, "event_types": ["*"]})
+    assert status == 422, problem
+    (error,) = problem["errors"]
+    assert error["field"] == "url" and error["reason"] == reason, error
+    status, listed, _ = await shop.get("/v1/webhooks")
+    assert status == 200 and url not in {e["url"] for e in listed["items"]}
