@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -281,8 +282,27 @@ def problem_error(status: int, payload: bytes) -> CliError:
     return CliError(f"{status} {title}" + (f": {detail}" if detail and detail != title else ""), details)
 
 
+# Partner text never reaches a terminal raw: control characters (an escape sequence can rewrite the screen,
+# the title, the clipboard), line and paragraph separators and bidirectional overrides are shown escaped.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, *, newlines: bool = True) -> str:
+    """Text for a terminal: control characters escaped (\\x1b, \\u202e); line feeds kept unless `newlines`
+    is false (a table cell stays on its line)."""
+    return (_UNSAFE if newlines else _UNSAFE_IN_CELL).sub(_escape, text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    cells = [[str(c) for c in headers]] + [
+        ["" if c is None else printable(str(c), newlines=False) for c in row] for row in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
@@ -347,7 +367,8 @@ def format_order(order: dict) -> str:
 
 
 def _emit(args: argparse.Namespace, data: dict, text: str) -> int:
-    print(json.dumps(data, indent=2) if args.json else text)
+    # JSON escapes control characters itself (ensure_ascii); text is made printable.
+    print(json.dumps(data, indent=2) if args.json else printable(text))
     return 0
 
 
@@ -764,15 +785,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except CliError as exc:  # may quote the gateway's answer, which may quote partner text
+        print(printable(f"error: {exc}"), file=sys.stderr)
         for line in exc.details:
-            print(f"  {line}", file=sys.stderr)
+            print(printable(f"  {line}"), file=sys.stderr)
         return 1
     except errors.DomainError as exc:  # from the key store or CSV parsing
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(printable(f"error: {exc.message}"), file=sys.stderr)
         for v in getattr(exc, "violations", []):
-            print(f"  {v.field}: {v.description}", file=sys.stderr)
+            print(printable(f"  {v.field}: {v.description}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gateway.bodies import text_problem
 from gateway.order_models import MAX_BATCH_ORDERS
 from gateway.problems import FieldError
 
@@ -150,6 +151,9 @@ def _order_for(orders: dict[str, CsvOrder], found: list[CsvOrder], ref: str, num
 def _add_row(order: CsvOrder, number: int, row: dict[str, str]) -> None:
     if number not in order.rows:
         order.rows.append(number)
+    for column, value in row.items():  # the same check as every JSON body's text (gateway.bodies)
+        if why := text_problem(value):
+            order.errors.append(FieldError(f"row {number}.{column}", why))
     first = not order.body
     if first:
         order.body = {"external_ref": order.external_ref, "customer_id": row["customer_id"], "lines": []}
