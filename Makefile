@@ -8,6 +8,8 @@
 #   make bench   benchmark figures (printed, never asserted); REPLICAS=2 runs two processes per service
 #   make faults  the fault suite, full form (REPLICAS=2 by default): kill -9, outages, then the books;
 #                NATS_CLUSTER=1: on a three-node JetStream cluster, kill -9 of one node, then another
+#   make lock    requirements.lock again from pyproject.toml (pip-compile, every package with its hashes)
+#   make audit   pip-audit over requirements.lock (needs PyPI's vulnerability API; see README "Dependencies")
 
 PYTHON ?= python3
 VENV   := .venv
@@ -17,7 +19,7 @@ PYTEST_ARGS ?=
 
 REPLICAS ?=
 
-.PHONY: setup protos run test unit integration e2e browser bench faults lint format clean
+.PHONY: setup protos run test unit integration e2e browser bench faults lint format lock audit clean
 
 setup: $(STAMP) protos
 
@@ -63,6 +65,14 @@ lint: setup
 
 format: setup
 	$(BIN)/ruff format .
+
+lock: setup
+	$(BIN)/python -m piptools compile --quiet --generate-hashes --strip-extras --no-emit-index-url \
+		--no-emit-find-links --output-file requirements.lock pyproject.toml
+
+# --strict: a package the vulnerability service does not know fails the audit instead of being skipped.
+audit: setup
+	$(BIN)/python -m pip_audit --strict --disable-pip --require-hashes -r requirements.lock
 
 clean:
 	rm -rf var orderdesk/v1 build *.egg-info

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import surge, webhooks
+from bench import UNTHROTTLED, surge, webhooks
 from devtools import localservers
 from devtools.devstack import ROOT, Stack
 
@@ -104,7 +104,7 @@ def bench_suite(prefix: str) -> Iterator[tuple[Path, Stack]]:
     and the bench products; both stopped afterwards. Yields the folder and the stack."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url)
+    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, extra_env=UNTHROTTLED)
     try:
         stack.start()
         stack.load_demo_data()
@@ -245,6 +245,7 @@ def main() -> int:
         nats_url=nats_server.url,
         database_urls=database_urls,
         replicas=args.replicas,
+        extra_env=UNTHROTTLED,
     )
     floor_procs: list[subprocess.Popen] = []
     try:

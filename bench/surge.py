@@ -25,6 +25,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 
+from bench import UNTHROTTLED
 from devtools.devstack import ROOT, Stack
 from orderdesk.v1 import inventory_pb2, inventory_pb2_grpc
 
@@ -411,7 +412,9 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-surge-"))
     nats_server = localservers.LocalNats(folder / "nats").start()
     stack = Stack(
-        data_dir=folder / "suite", nats_url=nats_server.url, extra_env=hold if args.hold_allocation else {}
+        data_dir=folder / "suite",
+        nats_url=nats_server.url,
+        extra_env={**UNTHROTTLED, **(hold if args.hold_allocation else {})},
     )
     try:
         stack.start()

@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -145,10 +146,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         scopes = keys.parse_scopes(args.scopes)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    expires_at = _expiry(args.expires_in_days)
     key = asyncio.run(
         _with_store(
             lambda store: keys.create_key(
-                store, args.partner, args.name, scopes, partner_name=args.partner_name
+                store, args.partner, args.name, scopes, partner_name=args.partner_name, expires_at=expires_at
             )
         )
     )
@@ -161,12 +163,57 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _expiry(days: float | None):
+    import datetime as dt
+
+    if days is None:
+        return None
+    if days <= 0:
+        raise CliError("--expires-in-days must be more than 0")
+    return dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from gateway import keys
+
+    if args.overlap_hours < 0:
+        raise CliError("--overlap-hours cannot be negative")
+    overlap = dt.timedelta(hours=args.overlap_hours)
+    expires_at = _expiry(args.expires_in_days)
+    key = asyncio.run(
+        _with_store(
+            lambda store: keys.rotate_key(store, args.partner, args.name, overlap, expires_at=expires_at)
+        )
+    )
+    print(key)
+    print(
+        f"(new API key {args.name!r} for {args.partner}, shown only now; the old one works for "
+        f"{args.overlap_hours:g} more hour(s))",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_keys_list(args: argparse.Namespace) -> int:
     from gateway import keys
 
     listed = asyncio.run(_with_store(lambda store: keys.list_keys(store, args.partner or "")))
-    rows = [(k.partner_id, k.name, " ".join(k.scopes), k.source, k.hash_prefix, k.created_at) for k in listed]
-    print(table(("PARTNER", "NAME", "SCOPES", "SOURCE", "SHA256", "CREATED"), rows))
+    rows = [
+        (
+            k.partner_id,
+            k.name,
+            " ".join(k.scopes),
+            k.source,
+            k.hash_prefix + ("" if k.hash_kind == "hmac" else " (old sha256: rotate if unused)"),
+            k.created_at,
+            k.expires_at or "-",
+            k.last_used_at or "never",
+        )
+        for k in listed
+    ]
+    print(table(("PARTNER", "NAME", "SCOPES", "SOURCE", "HASH", "CREATED", "EXPIRES", "LAST USED"), rows))
     return 0
 
 
@@ -176,7 +223,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     count = asyncio.run(_with_store(lambda store: keys.revoke_keys(store, args.partner, args.name)))
     if not count:
         raise CliError(f"no key named {args.name!r} for partner {args.partner}")
-    print(f"revoked {count} key(s) (the gateway forgets cached keys within seconds)")
+    print(f"revoked {count} key(s) (every gateway replica refuses them within a second)")
     return 0
 
 
@@ -235,8 +282,27 @@ def problem_error(status: int, payload: bytes) -> CliError:
     return CliError(f"{status} {title}" + (f": {detail}" if detail and detail != title else ""), details)
 
 
+# Partner text never reaches a terminal raw: control characters (an escape sequence can rewrite the screen,
+# the title, the clipboard), line and paragraph separators and bidirectional overrides are shown escaped.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, *, newlines: bool = True) -> str:
+    """Text for a terminal: control characters escaped (\\x1b, \\u202e); line feeds kept unless `newlines`
+    is false (a table cell stays on its line)."""
+    return (_UNSAFE if newlines else _UNSAFE_IN_CELL).sub(_escape, text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    cells = [[str(c) for c in headers]] + [
+        ["" if c is None else printable(str(c), newlines=False) for c in row] for row in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
@@ -301,7 +367,8 @@ def format_order(order: dict) -> str:
 
 
 def _emit(args: argparse.Namespace, data: dict, text: str) -> int:
-    print(json.dumps(data, indent=2) if args.json else text)
+    # JSON escapes control characters itself (ensure_ascii); text is made printable.
+    print(json.dumps(data, indent=2) if args.json else printable(text))
     return 0
 
 
@@ -594,7 +661,18 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True, help="what the key is for, e.g. alice or erp-prod")
     create.add_argument("--scopes", required=True, help=f"comma separated: {', '.join(masterdata.SCOPES)}")
     create.add_argument("--partner-name", help="create the partner with this name if it does not exist yet")
+    create.add_argument("--expires-in-days", type=float, help="the key stops working then (default: never)")
     create.set_defaults(run=cmd_keys_create)
+    rotate = keys.add_parser(
+        "rotate", help="a new key of this name; the old one keeps working for the overlap, then expires"
+    )
+    rotate.add_argument("--partner", required=True)
+    rotate.add_argument("--name", required=True)
+    rotate.add_argument("--overlap-hours", type=float, default=24.0, help="old key still valid (default 24)")
+    rotate.add_argument(
+        "--expires-in-days", type=float, help="the new key stops working then (default: never)"
+    )
+    rotate.set_defaults(run=cmd_keys_rotate)
     listing = keys.add_parser("list", help="list keys (never the keys themselves)")
     listing.add_argument("--partner")
     listing.set_defaults(run=cmd_keys_list)
@@ -707,15 +785,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except CliError as exc:  # may quote the gateway's answer, which may quote partner text
+        print(printable(f"error: {exc}"), file=sys.stderr)
         for line in exc.details:
-            print(f"  {line}", file=sys.stderr)
+            print(printable(f"  {line}"), file=sys.stderr)
         return 1
     except errors.DomainError as exc:  # from the key store or CSV parsing
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(printable(f"error: {exc.message}"), file=sys.stderr)
         for v in getattr(exc, "violations", []):
-            print(f"  {v.field}: {v.description}", file=sys.stderr)
+            print(printable(f"  {v.field}: {v.description}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

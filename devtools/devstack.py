@@ -44,10 +44,13 @@ class Process:
     env: dict[str, str]
     log_path: Path
     popen: subprocess.Popen | None = None
+    cwd: Path = ROOT
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.popen = subprocess.Popen(
+            self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd
+        )
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -65,6 +68,10 @@ class Stack:
     processes: dict[str, Process] = field(default_factory=dict)
     replicas: int = 1  # processes per service (>1 needs PostgreSQL for every service)
     console: bool = False  # the desk console too (make run, the browser tests)
+    # The interpreter and working folder of the processes: another virtualenv (the clean-install test runs an
+    # installed copy, away from the source tree so it cannot import the checkout).
+    python: str = sys.executable
+    cwd: Path = ROOT
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -134,8 +141,11 @@ class Stack:
             ORDERDESK_NATS_URL=self.nats_url,
             ORDERDESK_DATA_DIR=str(self.data_dir),
             PYTHONUNBUFFERED="1",
-            # The demo and the tests register receivers on this machine (production refuses private targets).
-            ORDERDESK_WEBHOOKS_ALLOW_PRIVATE="true",
+            # The demo and the tests register receivers on this machine: loopback only (production: public
+            # https targets only; link-local and cloud metadata addresses never, even here).
+            ORDERDESK_WEBHOOKS_ALLOW_NETWORKS="127.0.0.0/8,::1/128",
+            # The demo's partners CSV names its keys (demo-shop-key ...); production keys are generated only.
+            ORDERDESK_DEMO_KEYS="true",
         )
         own = self.component_of.get(instance or "", "")
         for name in self.components:
@@ -155,7 +165,11 @@ class Stack:
         component = self.component_of[name]
         module = component if component in HTTP_COMPONENTS else f"services.{component}"
         return Process(
-            name, [sys.executable, "-m", module], self.env(name), self.data_dir / "logs" / f"{name}.log"
+            name,
+            [self.python, "-m", module],
+            self.env(name),
+            self.data_dir / "logs" / f"{name}.log",
+            cwd=self.cwd,
         )
 
     def start(self, timeout: float = 60) -> Stack:

@@ -15,7 +15,7 @@ import uvicorn
 
 from gateway.app import create_app
 from orderdesk import logs, metrics
-from orderdesk.config import Settings, env
+from orderdesk.config import GatewayEdgeSettings, Settings, env
 
 GRACE_SECONDS = 10
 
@@ -28,9 +28,10 @@ def listen_address() -> tuple[str, int]:
 def main() -> None:
     log = logs.setup("gateway")
     settings = Settings.from_env("gateway")
+    edge = GatewayEdgeSettings.from_env()
     host, port = listen_address()
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, edge=edge),
         host=host,
         port=port,
         loop="uvloop",
@@ -41,6 +42,12 @@ def main() -> None:
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=GRACE_SECONDS,
+        # Beyond this many connections and requests at once uvicorn answers 503 rather than queue without
+        # bound; an idle keep-alive connection is closed after keepalive_seconds. (h11/httptools close a
+        # connection whose request headers exceed their limits; the body is bounded per route by the
+        # middleware, and partners' streams by their cap.)
+        limit_concurrency=edge.limit_concurrency or None,
+        timeout_keep_alive=edge.keepalive_seconds,
     )
     # uvicorn handles SIGTERM/SIGINT itself and re-raises the signal once it has shut down;
     # these no-op handlers make that final re-raise a clean exit (status 0) instead of a kill.

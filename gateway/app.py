@@ -25,9 +25,10 @@ from gateway import (
 from gateway.auth import Authenticator, KeyCache
 from gateway.backends import Backends
 from gateway.middleware import GatewayMiddleware
+from gateway.ratelimit import RateLimiter, StreamSlots, parse_limits
 from gateway.store import PartnerStore
 from orderdesk import logs
-from orderdesk.config import Settings
+from orderdesk.config import GatewayEdgeSettings, Settings
 from orderdesk.errors import DomainError
 
 log = logging.getLogger("gateway")
@@ -71,14 +72,22 @@ def _document_bearer_auth(app: FastAPI) -> None:
     app.openapi = openapi
 
 
-def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, key_cache: KeyCache | None = None, edge: GatewayEdgeSettings | None = None
+) -> FastAPI:
+    edge = edge or GatewayEdgeSettings.from_env()
+    try:
+        limits = parse_limits(edge.rate_limits)
+    except ValueError as exc:
+        raise ValueError(f"ORDERDESK_RATE_LIMITS: {exc}") from None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store = await PartnerStore.open(settings.database_url)
         backends = Backends(settings)
         app.state.store = store
         app.state.backends = backends
-        app.state.authenticator = Authenticator(store.principal, key_cache or KeyCache())
+        app.state.authenticator = Authenticator(store.principal, store.pepper, key_cache or KeyCache())
         log.info("gateway ready", extra=logs.fields(peers=settings.peers))
         try:
             yield
@@ -87,6 +96,8 @@ def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> Fast
             await store.close()
 
     app = FastAPI(title="orderdesk partner API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.limiter = RateLimiter(limits)  # per key and route class (gateway.ratelimit)
+    app.state.streams = StreamSlots(edge.streams_per_partner)
     # One router per resource; this order is the order of the paths in the OpenAPI document.
     for resource in (orders, shipments, returns, admin, reports, operations, supply, webhooks, changes):
         app.include_router(resource.router)

@@ -1,14 +1,19 @@
 """API keys: hashing, scopes and the in-memory key cache. Plain Python, no I/O here.
 
-Keys are high-entropy random tokens, so one sha256 is the right hash: a slow
-password hash would buy nothing against brute force and cost every request.
-The store keeps only the hex digest; the key itself is never stored or logged.
+Keys are generated only: `odk_` and 256 random bits (new_key). They are high-entropy tokens, so one keyed
+hash is the right one: a slow password hash would buy nothing against brute force and cost every request.
+The store keeps HMAC-SHA256(pepper, key) (hash_key), the pepper coming from configuration
+(ORDERDESK_KEY_PEPPER, a Kubernetes Secret), so a copy of the database alone cannot even test guesses.
+Keys stored before the pepper (plain sha256, legacy_hash) still authenticate and are re-hashed with the
+pepper at their first use (gateway.store). The key itself is never stored or logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
+import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,7 +28,13 @@ ADMIN = "admin"
 FULFILLMENT = "fulfillment"
 
 
-def hash_key(key: str) -> str:
+def hash_key(key: str, pepper: bytes) -> str:
+    """What the store keeps of a key: HMAC-SHA256 keyed with the pepper, hex."""
+    return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
+
+
+def legacy_hash(key: str) -> str:
+    """How keys were stored before the pepper (migration 0002 marks those rows `sha256`)."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -48,6 +59,7 @@ class Principal:
     partner_id: str
     key_name: str
     scopes: frozenset[str]
+    expires_at: dt.datetime | None = None  # the cache never keeps a principal past it
 
     def allows(self, needed: Iterable[str]) -> bool:
         # admin may do everything; otherwise any one of the route's scopes is enough.
@@ -84,19 +96,23 @@ def bearer_token(authorization: str | None) -> str:
 class KeyCache:
     """Key hash -> Principal (or None for an unknown key) with a short time to live.
 
-    A revoked or re-scoped key takes effect within `ttl` seconds; an unknown key is
-    remembered only briefly (`negative_ttl`) so a key created a moment ago works at once.
-    The size is bounded so a flood of random keys cannot grow it without limit.
+    A revoked, expired or re-scoped key takes effect within `ttl` seconds (1: every replica stops a revoked
+    key within a second, at the cost of one primary-key lookup per key and replica a second); a principal
+    is never kept past its key's expiry. An unknown key is remembered only briefly (`negative_ttl`) so a key
+    created a moment ago works at once. The size is bounded so a flood of random keys cannot grow it
+    without limit.
     """
 
     def __init__(
         self,
-        ttl: float = 5.0,
+        ttl: float = 1.0,
         negative_ttl: float = 1.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ):
         self.ttl, self.negative_ttl, self.max_entries, self.clock = ttl, negative_ttl, max_entries, clock
+        self.wall_clock = wall_clock
         self._entries: dict[str, tuple[float, Principal | None]] = {}
 
     def get(self, key_hash: str) -> tuple[bool, Principal | None]:
@@ -109,6 +125,8 @@ class KeyCache:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # crude but bounded; the hot keys come back on the next request
         ttl = self.ttl if principal is not None else self.negative_ttl
+        if principal is not None and principal.expires_at is not None:
+            ttl = min(ttl, (principal.expires_at - self.wall_clock()).total_seconds())
         self._entries[key_hash] = (self.clock() + ttl, principal)
 
     def clear(self) -> None:
@@ -119,31 +137,39 @@ class Authenticator:
     """Turns a bearer key into a Principal: cache first, the store only on a miss.
 
     Concurrent misses for one key share a single store lookup, so a burst of a
-    partner's first requests costs one query, not one per request.
+    partner's first requests costs one query, not one per request. `lookup(key_hash, legacy_hash)` finds
+    the key by its peppered hash, or by its pre-pepper hash (and re-hashes it).
     """
 
-    def __init__(self, lookup: Callable[[str], Awaitable[Principal | None]], cache: KeyCache | None = None):
+    def __init__(
+        self,
+        lookup: Callable[[str, str], Awaitable[Principal | None]],
+        pepper: bytes,
+        cache: KeyCache | None = None,
+    ):
         self.lookup = lookup
+        self.pepper = pepper
         self.cache = cache or KeyCache()
         self._inflight: dict[str, asyncio.Future] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        key_hash = hash_key(bearer_token(authorization))
+        key = bearer_token(authorization)
+        key_hash = hash_key(key, self.pepper)
         hit, principal = self.cache.get(key_hash)
         if not hit:
-            principal = await self._load(key_hash)
+            principal = await self._load(key_hash, legacy_hash(key))
         if principal is None:
             raise unauthenticated("unknown API key")
         return principal
 
-    async def _load(self, key_hash: str) -> Principal | None:
+    async def _load(self, key_hash: str, legacy: str) -> Principal | None:
         pending = self._inflight.get(key_hash)
         if pending is not None:
             return await asyncio.shield(pending)
         future = asyncio.get_running_loop().create_future()
         self._inflight[key_hash] = future
         try:
-            principal = await self.lookup(key_hash)
+            principal = await self.lookup(key_hash, legacy)
         except asyncio.CancelledError:
             future.cancel()
             raise

@@ -9,6 +9,7 @@ Answers are built from the services' protobuf messages by from_proto constructor
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -26,21 +27,41 @@ ChangeQuantity = Annotated[int, Field(strict=True, description="a whole number o
 Money = Annotated[str, Field(description='decimal string, e.g. "12.50"', examples=["12.50"])]
 
 
+# C0 controls but tab, line feed and carriage return; DEL; C1 controls (0x9b is a terminal's CSI).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def text_problem(text: str) -> str:
+    """Why a partner's text cannot be taken ("" when it can): NUL and control characters (which reach
+    terminals, logs and PostgreSQL, which refuses NUL), lone surrogates (no UTF-8 message can carry them).
+    The one check of every text the gateway accepts: bodies (RequestBody) and CSV cells (csv_orders)."""
+    if match := _CONTROL.search(text):
+        return f"must not contain control characters (U+{ord(match.group()):04X} found)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text must be valid Unicode (a lone surrogate was sent)"
+    return ""
+
+
 class RequestBody(BaseModel):
-    """A request body: no unknown fields, and every text valid Unicode."""
+    """A request body: no unknown fields, and every text valid Unicode without control characters."""
 
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="after")
     @classmethod
-    def _valid_unicode(cls, value):
-        """JSON can carry lone surrogates ("\\ud800") that no UTF-8 message can: refuse them with the field's path."""
-        for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str):
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise ValueError("text must be valid Unicode (a lone surrogate was sent)") from None
+    def _clean_text(cls, value):
+        """Every text field, in lists and mappings too, passes text_problem; refused with the field's path."""
+        if isinstance(value, dict):
+            texts = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            texts = value
+        else:
+            texts = [value]
+        for text in texts:
+            if isinstance(text, str) and (why := text_problem(text)):
+                raise ValueError(why)
         return value
 
 

@@ -4,6 +4,10 @@ Plain Python, no I/O: `parse(text)` gives one `CsvOrder` per external_ref (in th
 order they first appear) with the order body in the shape of POST /v1/orders, or
 the bad cells as "row N.column" errors. A bad row refuses its own order only.
 Row numbers are those a spreadsheet shows: row 1 is the header.
+
+Caps (in the OpenAPI document): MAX_CSV_BYTES (the middleware refuses a bigger body before reading it),
+MAX_CSV_ROWS lines and MAX_CSV_ORDERS orders, the JSON batch's cap; parsing stops at the first row past
+either (CsvTooLarge: 413), so an oversized upload never becomes thousands of order bodies.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gateway.bodies import text_problem
+from gateway.order_models import MAX_BATCH_ORDERS
 from gateway.problems import FieldError
+
+MAX_CSV_BYTES = 2 * 1024 * 1024  # 2 MiB: MAX_CSV_ORDERS orders of a few lines with every column filled
+MAX_CSV_ROWS = 5000  # order lines (rows after the header)
+MAX_CSV_ORDERS = MAX_BATCH_ORDERS
 
 REQUIRED_COLUMNS = ("external_ref", "customer_id", "sku", "quantity", "unit_price")
 ORDER_COLUMNS = ("customer_id", "requested_delivery_date", "payment_terms", "urgent")
@@ -30,6 +40,15 @@ SHIP_TO_COLUMNS = (
 OPTIONAL_COLUMNS = ("requested_delivery_date", "payment_terms", "urgent", *SHIP_TO_COLUMNS)
 KNOWN_COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
 TRUE, FALSE = frozenset({"true", "yes", "1"}), frozenset({"false", "no", "0", ""})
+# The request body of POST /v1/orders/csv in the OpenAPI document, with its caps.
+OPENAPI_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": f"at most {MAX_CSV_BYTES} bytes, {MAX_CSV_ROWS} rows and {MAX_CSV_ORDERS} orders "
+        "(a bigger upload is 413 and submits nothing)",
+        "content": {"text/csv": {"schema": {"type": "string", "maxLength": MAX_CSV_BYTES}}},
+    }
+}
 _LINE_PATH = re.compile(r"lines\[(\d+)\]\.?(.*)")
 
 
@@ -39,6 +58,10 @@ class CsvDocumentError(ValueError):
     def __init__(self, errors: list[FieldError]):
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
         self.errors = errors
+
+
+class CsvTooLarge(CsvDocumentError):
+    """More rows or orders than one upload may carry: nothing is submitted (413)."""
 
 
 @dataclass
@@ -86,8 +109,25 @@ def _parse(text: str) -> list[CsvOrder]:
     for number, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
             continue  # a blank line (e.g. at the end of the file)
+        if number - 1 > MAX_CSV_ROWS:
+            raise CsvTooLarge(
+                [
+                    FieldError(
+                        f"row {number}", f"one upload carries at most {MAX_CSV_ROWS} rows; split the file"
+                    )
+                ]
+            )
         row = {name: (cells[i].strip() if i < len(cells) else "") for i, name in enumerate(header)}
         order = _order_for(orders, found, row["external_ref"], number)
+        if len(found) > MAX_CSV_ORDERS:
+            raise CsvTooLarge(
+                [
+                    FieldError(
+                        f"row {number}.external_ref",
+                        f"one upload carries at most {MAX_CSV_ORDERS} orders; split the file",
+                    )
+                ]
+            )
         if len(cells) > len(header):
             if number not in order.rows:
                 order.rows.append(number)
@@ -111,6 +151,9 @@ def _order_for(orders: dict[str, CsvOrder], found: list[CsvOrder], ref: str, num
 def _add_row(order: CsvOrder, number: int, row: dict[str, str]) -> None:
     if number not in order.rows:
         order.rows.append(number)
+    for column, value in row.items():  # the same check as every JSON body's text (gateway.bodies)
+        if why := text_problem(value):
+            order.errors.append(FieldError(f"row {number}.{column}", why))
     first = not order.body
     if first:
         order.body = {"external_ref": order.external_ref, "customer_id": row["customer_id"], "lines": []}

@@ -7,6 +7,7 @@ Partners and keys live in the gateway's own database; nothing else in orderdesk 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,16 @@ from gateway.auth import parse_scopes  # "orders,returns" -> ("orders", "returns
 from gateway.store import KeyInfo, PartnerStore
 from orderdesk import masterdata
 
-__all__ = ["KeyInfo", "create_key", "import_partners", "list_keys", "opened", "parse_scopes", "revoke_keys"]
+__all__ = [
+    "KeyInfo",
+    "create_key",
+    "import_partners",
+    "list_keys",
+    "opened",
+    "parse_scopes",
+    "revoke_keys",
+    "rotate_key",
+]
 
 
 @asynccontextmanager
@@ -33,11 +43,30 @@ async def import_partners(store: PartnerStore, csv_text: str) -> int:
 
 
 async def create_key(
-    store: PartnerStore, partner_id: str, name: str, scopes: Sequence[str], *, partner_name: str | None = None
+    store: PartnerStore,
+    partner_id: str,
+    name: str,
+    scopes: Sequence[str],
+    *,
+    partner_name: str | None = None,
+    expires_at: dt.datetime | None = None,
 ) -> str:
-    """A new key, returned only now (the store keeps its hash). With `partner_name`, an unknown partner is
-    created with these scopes: how an operator bootstraps the first admin key."""
-    return await store.create_key(partner_id, name, scopes, partner_name=partner_name)
+    """A new key (`odk_` + 256 random bits), returned only now (the store keeps its HMAC). With
+    `partner_name`, an unknown partner is created with these scopes: how an operator bootstraps the first
+    admin key. `expires_at`: none, until revoked."""
+    return await store.create_key(partner_id, name, scopes, partner_name=partner_name, expires_at=expires_at)
+
+
+async def rotate_key(
+    store: PartnerStore,
+    partner_id: str,
+    name: str,
+    overlap: dt.timedelta,
+    *,
+    expires_at: dt.datetime | None = None,
+) -> str:
+    """A new key of this name; the old one(s) keep working for `overlap`, then expire."""
+    return await store.rotate_key(partner_id, name, overlap, expires_at=expires_at)
 
 
 async def list_keys(store: PartnerStore, partner_id: str = "") -> list[KeyInfo]:

@@ -100,9 +100,7 @@ async def submit_batch(body: BatchSubmission, request: Request, who: Principal =
     responses=problem_responses(*COMMON, 413, 415),
     summary="Submit orders from CSV, one row per order line, grouped by external_ref "
     "(a bad row refuses its order only; the same file with the same Idempotency-Key creates nothing)",
-    openapi_extra={
-        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
-    },
+    openapi_extra=csv_orders.OPENAPI_REQUEST_BODY,
 )
 async def submit_csv(
     request: Request,
@@ -120,6 +118,8 @@ async def submit_csv(
     text = await csv_text(request)
     try:
         parsed = csv_orders.parse(text)
+    except csv_orders.CsvTooLarge as exc:
+        raise problems.too_large_document(exc.errors) from None
     except csv_orders.CsvDocumentError as exc:
         raise problems.validation(exc.errors, "the CSV cannot be read; nothing was submitted") from None
     return await batches.submit(backends(request), batches.from_csv(who.partner_id, idempotency_key, parsed))

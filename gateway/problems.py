@@ -81,6 +81,37 @@ def too_large(limit: int) -> Problem:
     return Problem(413, "Content Too Large", f"the request body is larger than {limit} bytes", "too-large")
 
 
+def too_large_document(errors: list[FieldError]) -> Problem:
+    return Problem(
+        413,
+        "Content Too Large",
+        "the document is larger than one request may carry; nothing was submitted",
+        "too-large",
+        errors,
+    )
+
+
+def rate_limited(retry_after: int) -> Problem:
+    return Problem(
+        429,
+        "Too Many Requests",
+        f"this API key is over its rate limit for this kind of request; retry after {retry_after} s "
+        "(RateLimit-* headers tell the limit and what is left)",
+        "rate-limited",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def too_many_streams(cap: int) -> Problem:
+    return Problem(
+        429,
+        "Too Many Requests",
+        f"this partner already has {cap} event streams (long polls or SSE) open; close one first",
+        "too-many-streams",
+        headers={"Retry-After": "1"},
+    )
+
+
 def http_status(status: int, detail: str) -> Problem:
     """Starlette's own HTTP errors (404 for an unknown path, 405, ...) in problem form."""
     titles = {

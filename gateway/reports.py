@@ -177,7 +177,8 @@ async def kpi_report(
         Query(
             alias="from",
             max_length=40,
-            description="YYYY-MM-DD or RFC 3339 (included); default: 30 days before `to`",
+            description="YYYY-MM-DD or RFC 3339 (included); default: 30 days before `to`; "
+            "a period of at most 366 days (longer: 422)",
         ),
     ] = "",
     to: Annotated[

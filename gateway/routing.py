@@ -17,7 +17,7 @@ from gateway.bodies import ProblemDocument
 
 ORDERS, RETURNS, FULFILLMENT, ADMIN = "orders", "returns", "fulfillment", "admin"
 CSV_MEDIA_TYPES = ("text/csv", "text/plain", "application/csv")
-COMMON = (401, 403, 422, 503)
+COMMON = (401, 403, 422, 429, 503)
 
 
 def problem_responses(*codes: int) -> dict:
@@ -30,6 +30,7 @@ def problem_responses(*codes: int) -> dict:
         413: "body too large",
         415: "send text/csv",
         422: "invalid input; `errors` names each field",
+        429: "over the key's rate limit or the partner's stream cap; see Retry-After and RateLimit-*",
         503: "a service did not answer; retry",
     }
     return {
@@ -53,7 +54,11 @@ def scoped(*needed: str):
     """
 
     async def principal(request: Request) -> Principal:
-        who = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+        # Authenticated by gateway.middleware before the body was read; the lookup here is for an app
+        # called without it.
+        who = getattr(request.state, "principal", None) or await request.app.state.authenticator.authenticate(
+            request.headers.get("authorization")
+        )
         who.require(needed)
         return who
 

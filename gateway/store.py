@@ -1,8 +1,10 @@
 """The gateway's own database: partners and their API keys (hashed). Used by the app and the CLI.
 
-Tables (revision 0001, gateway/migrations):
+Tables (gateway/migrations):
   partners  partner_id, name, scopes (space separated: what the partner may be given)
-  api_keys  key_hash (sha256 hex), partner_id, name, scopes, source (import | cli), created_at
+  api_keys  key_hash (HMAC-SHA256 hex with the pepper; `sha256` rows: stored before 0002, re-hashed at
+            their first use), hash_kind, partner_id, name, scopes, source (import | cli), created_at,
+            expires_at (none: until revoked; rotation sets it on the old key), last_used_at (to the minute)
 
 A key's effective scopes are its own scopes that its partner still has, so
 narrowing a partner by re-importing the CSV narrows every key it holds.
@@ -10,6 +12,8 @@ narrowing a partner by re-importing the CSV narrows every key it holds.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +21,19 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gateway.auth import Principal, hash_key, new_key
+from gateway.auth import Principal, hash_key, legacy_hash, new_key
 from orderdesk import migrations
+from orderdesk.config import demo_keys_allowed, key_pepper
 from orderdesk.db import Database, UtcDateTime, utcnow
 from orderdesk.errors import FieldViolation, InvalidArgument, NotFound
 from orderdesk.masterdata import Partner
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-IMPORTED_KEY_NAME = "csv-import"  # the one key per partner that the partners CSV manages
+IMPORTED_KEY_NAME = "csv-import"  # the one key per partner that the partners CSV manages (development)
+HMAC, SHA256 = "hmac", "sha256"  # api_keys.hash_kind
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)  # last_used_at is written at most once a minute per key
+
+log = logging.getLogger("gateway.keys")
 
 metadata = sa.MetaData()
 
@@ -46,6 +55,9 @@ api_keys = sa.Table(
     sa.Column("scopes", sa.String(200), nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("hash_kind", sa.String(8), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
 )
 
 
@@ -57,6 +69,9 @@ class KeyInfo:
     source: str
     hash_prefix: str
     created_at: str
+    expires_at: str = ""
+    last_used_at: str = ""
+    hash_kind: str = HMAC
 
 
 def _insert(dialect: str, table: sa.Table):
@@ -66,14 +81,20 @@ def _insert(dialect: str, table: sa.Table):
 class PartnerStore:
     """Partners and API keys on an orderdesk.db.Database (SQLite by default, PostgreSQL by URL)."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, pepper: bytes):
         self.db = db
+        self.pepper = pepper
 
     @classmethod
-    async def open(cls, url: str) -> PartnerStore:
+    async def open(cls, url: str, pepper: bytes | None = None) -> PartnerStore:
+        """The store at this URL; `pepper` defaults to the configured one (orderdesk.config.key_pepper)."""
+        pepper = key_pepper() if pepper is None else pepper
         db = Database(url)
         await migrations.upgrade(db.engine, MIGRATIONS_DIR)
-        return cls(db)
+        return cls(db, pepper)
+
+    def hash(self, key: str) -> str:
+        return hash_key(key, self.pepper)
 
     async def close(self) -> None:
         await self.db.close()
@@ -83,29 +104,89 @@ class PartnerStore:
             await conn.execute(sa.text("SELECT 1"))
 
     # --- the hot path's miss --------------------------------------------------------------
-    async def principal(self, key_hash: str) -> Principal | None:
+    async def principal(self, key_hash: str, legacy: str = "") -> Principal | None:
+        """The key's Principal, by its peppered hash (or, for a key stored before the pepper, its sha256,
+        which is then re-hashed with the pepper); None when unknown or expired. Records the use."""
+        match = sa.and_(api_keys.c.key_hash == key_hash, api_keys.c.hash_kind == HMAC)
+        if legacy:
+            match = sa.or_(match, sa.and_(api_keys.c.key_hash == legacy, api_keys.c.hash_kind == SHA256))
         query = (
             sa.select(
-                api_keys.c.partner_id, api_keys.c.name, api_keys.c.scopes, partners.c.scopes.label("allowed")
+                api_keys.c.key_hash,
+                api_keys.c.hash_kind,
+                api_keys.c.partner_id,
+                api_keys.c.name,
+                api_keys.c.scopes,
+                api_keys.c.expires_at,
+                api_keys.c.last_used_at,
+                partners.c.scopes.label("allowed"),
             )
             .join(partners, partners.c.partner_id == api_keys.c.partner_id)
-            .where(api_keys.c.key_hash == key_hash)
+            .where(match)
         )
         async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
+            rows = (await conn.execute(query)).all()
+        if not rows:
             return None
+        row = min(rows, key=lambda r: r.hash_kind != HMAC)  # the peppered row if both exist
+        now = utcnow()
+        if row.expires_at is not None and row.expires_at <= now:
+            return None
+        if (
+            row.hash_kind == SHA256
+            or row.last_used_at is None
+            or now - row.last_used_at >= LAST_USED_RESOLUTION
+        ):
+            await self._used(row.key_hash, row.hash_kind, key_hash, now)
         scopes = frozenset(row.scopes.split()) & frozenset(row.allowed.split())
-        return Principal(partner_id=row.partner_id, key_name=row.name, scopes=scopes)
+        return Principal(
+            partner_id=row.partner_id, key_name=row.name, scopes=scopes, expires_at=row.expires_at
+        )
+
+    async def _used(self, stored_hash: str, kind: str, key_hash: str, now: dt.datetime) -> None:
+        """last_used_at, and a pre-pepper row moved to its peppered hash. A failure (the database busy)
+        costs the record, never the request."""
+        values: dict = {"last_used_at": now}
+        if kind == SHA256:
+            values.update(key_hash=key_hash, hash_kind=HMAC)
+        try:
+            async with self.db.transaction() as tx:
+                await tx.conn.execute(
+                    api_keys.update()
+                    .where(api_keys.c.key_hash == stored_hash, api_keys.c.hash_kind == kind)
+                    .values(**values)
+                )
+        except Exception as exc:
+            log.warning("could not record a key's use: %s", type(exc).__name__)
+
+    async def lookup_key(self, key: str) -> Principal | None:
+        """The Principal of a key in clear (the CLI, tests): what the gateway's authentication finds."""
+        return await self.principal(self.hash(key), legacy_hash(key))
 
     # --- the partners CSV -----------------------------------------------------------------
-    async def import_partners(self, records: Sequence[Partner]) -> int:
-        """Upserts partners and the key each row names; all rows or none.
+    async def import_partners(self, records: Sequence[Partner], *, named_keys: bool | None = None) -> int:
+        """Upserts partners (and, in development, the key each row names); all rows or none.
 
-        The CSV manages one key per partner: a new api_key in the CSV replaces the
-        partner's previous imported key (keys made with `orderdesk keys create` stay).
-        A key already held by another partner is refused rather than moved.
+        Keys are generated (`orderdesk keys create`): a row naming an api_key is refused, unless
+        `named_keys` (default: ORDERDESK_DEMO_KEYS, set by `make run` and the tests for the demo's keys).
+        Then the CSV manages one key per partner: a new api_key in the CSV replaces the partner's previous
+        imported key (keys made with `orderdesk keys create` stay); a key already held by another partner
+        is refused rather than moved.
         """
+        named_keys = demo_keys_allowed() if named_keys is None else named_keys
+        if not named_keys:
+            planted = [
+                FieldViolation(
+                    f"row {n}.api_key",
+                    "keys are generated, not imported: leave api_key empty and run "
+                    "`orderdesk keys create --partner <id> --name <name> --scopes <scopes>`",
+                    "key_not_generated",
+                )
+                for n, record in enumerate(records, start=2)
+                if record.api_key
+            ]
+            if planted:
+                raise InvalidArgument("the partners CSV names API keys; nothing was imported", planted)
         now = utcnow()
         async with self.db.transaction() as tx:
             conn, dialect = tx.conn, tx.conn.dialect.name
@@ -125,7 +206,9 @@ class PartnerStore:
                         },
                     )
                 )
-                key_hash = hash_key(record.api_key)
+                if not record.api_key:
+                    continue
+                key_hash = self.hash(record.api_key)
                 await conn.execute(
                     api_keys.delete().where(
                         api_keys.c.partner_id == record.partner_id,
@@ -140,6 +223,7 @@ class PartnerStore:
                     scopes=scopes,
                     source="import",
                     created_at=now,
+                    hash_kind=HMAC,
                 )
                 # Conditional upsert: only a key of the same partner is updated; another's is left alone.
                 result = await conn.execute(
@@ -163,13 +247,22 @@ class PartnerStore:
 
     # --- keys made by an operator ---------------------------------------------------------
     async def create_key(
-        self, partner_id: str, name: str, scopes: Sequence[str], *, partner_name: str | None = None
+        self,
+        partner_id: str,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        partner_name: str | None = None,
+        expires_at: dt.datetime | None = None,
     ) -> str:
         """Stores a new random key for the partner and returns it (the only time it is seen).
 
         With `partner_name`, an unknown partner is created with these scopes, which is how
-        an operator bootstraps the first admin key of a fresh installation.
+        an operator bootstraps the first admin key of a fresh installation. `expires_at`: none, the key
+        works until revoked.
         """
+        if expires_at is not None and expires_at <= utcnow():
+            raise InvalidArgument("the expiry is in the past", [FieldViolation("expires", "in the future")])
         if not name:
             raise InvalidArgument("a key needs a name", [FieldViolation("name", "required")])
         if not scopes:
@@ -205,12 +298,57 @@ class PartnerStore:
                 )
             await conn.execute(
                 api_keys.insert().values(
-                    key_hash=hash_key(key),
+                    key_hash=self.hash(key),
                     partner_id=partner_id,
                     name=name,
                     scopes=" ".join(scopes),
                     source="cli",
                     created_at=now,
+                    hash_kind=HMAC,
+                    expires_at=expires_at,
+                )
+            )
+        return key
+
+    async def rotate_key(
+        self, partner_id: str, name: str, overlap: dt.timedelta, *, expires_at: dt.datetime | None = None
+    ) -> str:
+        """A new key of this name (the scopes of the newest one it replaces), returned only now; the keys it
+        replaces keep working for `overlap` (their expiry moves to now + overlap unless it is earlier), so
+        the partner can switch without an outage. 0: the old keys stop at once."""
+        if overlap < dt.timedelta(0):
+            raise InvalidArgument("the overlap cannot be negative", [FieldViolation("overlap", ">= 0")])
+        now = utcnow()
+        key = new_key()
+        async with self.db.transaction() as tx:
+            conn = tx.conn
+            current = (
+                await conn.execute(
+                    sa.select(api_keys.c.scopes)
+                    .where(api_keys.c.partner_id == partner_id, api_keys.c.name == name)
+                    .where(sa.or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now))
+                    .order_by(api_keys.c.created_at.desc())
+                )
+            ).first()
+            if current is None:
+                raise NotFound(f"partner {partner_id} has no working key named {name!r} to rotate")
+            until = now + overlap
+            await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.partner_id == partner_id, api_keys.c.name == name)
+                .where(sa.or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > until))
+                .values(expires_at=until)
+            )
+            await conn.execute(
+                api_keys.insert().values(
+                    key_hash=self.hash(key),
+                    partner_id=partner_id,
+                    name=name,
+                    scopes=current.scopes,
+                    source="cli",
+                    created_at=now,
+                    hash_kind=HMAC,
+                    expires_at=expires_at,
                 )
             )
         return key
@@ -229,6 +367,9 @@ class PartnerStore:
                 r.source,
                 r.key_hash[:12],
                 r.created_at.isoformat(timespec="seconds"),
+                r.expires_at.isoformat(timespec="seconds") if r.expires_at else "",
+                r.last_used_at.isoformat(timespec="minutes") if r.last_used_at else "",
+                r.hash_kind,
             )
             for r in rows
         ]

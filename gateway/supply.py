@@ -14,13 +14,14 @@ from pydantic import BaseModel, Field
 
 from gateway.admin import StockLevelOut
 from gateway.auth import Principal
+from gateway.bodies import RequestBody
 from gateway.routing import ADMIN, COMMON, ORDERS, backends, problem_responses, scoped
 from orderdesk.v1 import inventory_pb2
 
 router = APIRouter()
 
 
-class ReceiptIn(BaseModel):
+class ReceiptIn(RequestBody):
     warehouse: str = Field(min_length=1, max_length=32)
     sku: str = Field(min_length=1, max_length=64)
     quantity: int = Field(gt=0, le=1_000_000_000)

@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from gateway.auth import Principal
+from gateway.bodies import RequestBody
 from gateway.routing import COMMON, ORDERS, RETURNS, backends, problem_responses, scoped
 from orderdesk.parsing import whole_number
 from orderdesk.v1 import notifier_pb2
@@ -31,8 +32,7 @@ EVENT_TYPES_HELP = (
 
 
 # --- models --------------------------------------------------------------------------------------
-class WebhookIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WebhookIn(RequestBody):
     url: str = Field(max_length=2000, description="https://... on a public address; we POST each event here")
     event_types: list[Annotated[str, Field(max_length=64)]] = Field(
         max_length=50, description=EVENT_TYPES_HELP
@@ -144,8 +144,7 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
-class ReplayRangeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReplayRangeIn(RequestBody):
     from_sequence: int = Field(ge=1, strict=True)
     to_sequence: int = Field(ge=1, strict=True)
 

@@ -138,28 +138,73 @@ def env_bool(name: str, default: bool = False) -> bool:
     return env(name, "true" if default else "false").strip().lower() in ("1", "true", "yes", "on")
 
 
+def webhook_allow_networks() -> str:
+    """ORDERDESK_WEBHOOKS_ALLOW_NETWORKS as written (the notifier parses and checks it:
+    services.notifier.domain.parse_networks); the former all-or-nothing ORDERDESK_WEBHOOKS_ALLOW_PRIVATE=true
+    is refused, naming its replacement."""
+    if env_bool("ORDERDESK_WEBHOOKS_ALLOW_PRIVATE"):
+        raise ValueError(
+            "ORDERDESK_WEBHOOKS_ALLOW_PRIVATE is gone: list the networks your receivers are on in "
+            "ORDERDESK_WEBHOOKS_ALLOW_NETWORKS (e.g. 127.0.0.0/8) instead"
+        )
+    return env("ORDERDESK_WEBHOOKS_ALLOW_NETWORKS", "")
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
     """The notifier's delivery settings (README "Webhooks and the event feed")."""
 
-    allow_private: bool  # ORDERDESK_WEBHOOKS_ALLOW_PRIVATE: loopback/private targets allowed (demo, tests)
+    # ORDERDESK_WEBHOOKS_ALLOW_NETWORKS: the non-public networks webhooks may reach, comma-separated
+    # (development: the demo's and the tests' receivers, 127.0.0.0/8); empty in production: public https only.
+    allow_networks: str
     max_attempts: int  # ORDERDESK_WEBHOOK_MAX_ATTEMPTS: attempts per round before a delivery is parked
     backoff: float  # ORDERDESK_WEBHOOK_BACKOFF_SECONDS: first retry delay, doubled each time
     max_backoff: float  # ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS: cap of one retry delay
     timeout: float  # ORDERDESK_WEBHOOK_TIMEOUT_SECONDS: one POST, connect to last byte
     concurrency: int  # ORDERDESK_WEBHOOK_CONCURRENCY: POSTs in flight across all endpoints
     endpoint_concurrency: int = 4  # ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY: POSTs in flight per endpoint
+    partner_concurrency: int = (
+        16  # ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY: per partner, all its endpoints (0: none)
+    )
 
     @classmethod
     def from_env(cls) -> WebhookSettings:
         return cls(
-            allow_private=env_bool("ORDERDESK_WEBHOOKS_ALLOW_PRIVATE"),
+            allow_networks=webhook_allow_networks(),
             max_attempts=int(env("ORDERDESK_WEBHOOK_MAX_ATTEMPTS", "8")),
             backoff=float(env("ORDERDESK_WEBHOOK_BACKOFF_SECONDS", "1")),
             max_backoff=float(env("ORDERDESK_WEBHOOK_MAX_BACKOFF_SECONDS", "600")),
             timeout=float(env("ORDERDESK_WEBHOOK_TIMEOUT_SECONDS", "10")),
             concurrency=int(env("ORDERDESK_WEBHOOK_CONCURRENCY", "64")),
             endpoint_concurrency=int(env("ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY", "4")),
+            partner_concurrency=int(env("ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY", "16")),
+        )
+
+
+@dataclass(frozen=True)
+class GatewayEdgeSettings:
+    """The partner edge's limits (README "Partner API", "Limits")."""
+
+    rate_limits: str = (
+        ""  # ORDERDESK_RATE_LIMITS: "submit=50/200,read=100/400,..." (class=rate/burst) over defaults
+    )
+    streams_per_partner: int = (
+        4  # ORDERDESK_STREAMS_PER_PARTNER: open long polls + SSE per partner (0: no cap)
+    )
+    limit_concurrency: int = (
+        1000  # ORDERDESK_GATEWAY_LIMIT_CONCURRENCY: connections+tasks, then 503 (uvicorn)
+    )
+    keepalive_seconds: float = (
+        5.0  # ORDERDESK_GATEWAY_KEEPALIVE_SECONDS: an idle keep-alive connection closes
+    )
+
+    @classmethod
+    def from_env(cls) -> GatewayEdgeSettings:
+        return cls(
+            rate_limits=env("ORDERDESK_RATE_LIMITS", ""),
+            streams_per_partner=int(env("ORDERDESK_STREAMS_PER_PARTNER", "4")),
+            limit_concurrency=int(env("ORDERDESK_GATEWAY_LIMIT_CONCURRENCY", "1000")),
+            keepalive_seconds=float(env("ORDERDESK_GATEWAY_KEEPALIVE_SECONDS", "5")),
         )
 
 
@@ -245,3 +290,45 @@ class ArchiveSettings:
         if problems:
             raise ArchiveSettingError("refusing to start, archive settings: " + "; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]
+
+
+PEPPER_FILE = "key-pepper"
+MIN_PEPPER_LENGTH = 32
+
+
+def key_pepper() -> bytes:
+    """The secret API keys are hashed with (HMAC-SHA256): ORDERDESK_KEY_PEPPER (a Kubernetes Secret; the
+    same value for every gateway replica and the CLI), at least 32 characters. Unset, a single-host setup
+    (`make run`, tests) uses `<data dir>/key-pepper`, made once with 256 random bits (mode 0600); a
+    deployment with replicas must set the variable. Changing it invalidates every stored key."""
+    import secrets
+
+    value = os.environ.get("ORDERDESK_KEY_PEPPER", "")
+    if value:
+        if len(value) < MIN_PEPPER_LENGTH:
+            raise ValueError(f"ORDERDESK_KEY_PEPPER must be at least {MIN_PEPPER_LENGTH} characters")
+        return value.encode()
+    path = data_dir() / PEPPER_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+    for _ in range(50):  # a process that made it a moment ago may still be writing
+        text = path.read_text().strip()
+        if text:
+            return text.encode()
+        import time
+
+        time.sleep(0.01)
+    raise ValueError(f"{path} is empty: delete it or set ORDERDESK_KEY_PEPPER")
+
+
+def demo_keys_allowed() -> bool:
+    """ORDERDESK_DEMO_KEYS=true (development only: `make run`, the tests): the partners CSV may name a key
+    (the demo's `demo-shop-key` ...). Otherwise every key is generated (`orderdesk keys create`)."""
+    return env_bool("ORDERDESK_DEMO_KEYS")

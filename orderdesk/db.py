@@ -44,6 +44,11 @@ class UtcDateTime(TypeDecorator):
         return value
 
 
+# SQL parameters (addresses, notes, secrets, keys' hashes) never reach a log or an exception's text: a
+# failing statement is reported with its SQL and "[SQL parameters hidden due to hide_parameters=True]".
+ENGINE_OPTIONS: dict = {"hide_parameters": True}
+
+
 def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -56,7 +61,9 @@ def create_engine(url: str) -> AsyncEngine:
             from orderdesk import sqlite_inline
 
             options["async_creator"] = sqlite_inline.async_creator(parsed.database or ":memory:")
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **options)
+        engine = create_async_engine(
+            url, pool_size=1, max_overflow=0, pool_timeout=60, **ENGINE_OPTIONS, **options
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -68,7 +75,7 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True, **ENGINE_OPTIONS)
 
 
 class Work:

@@ -13,7 +13,28 @@ import uuid
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
 
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_SECRET_KEYS = ("authorization", "api_key", "apikey", "password", "secret", "token")
+_SECRET_KEYS = ("authorization", "api_key", "apikey", "password", "secret", "token", "pepper")
+# Secrets inside text (a message, an exception, a field's value), whatever the field is called: our API keys
+# and webhook secrets by their prefixes, bearer tokens, signatures, passwords in URLs, key=value pairs.
+_SECRET_PATTERNS = (
+    (re.compile(r"\b(odk|whsec)_[A-Za-z0-9_\-]{8,}"), r"\1_***"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{4,}"), r"\1 ***"),
+    (re.compile(r"(?i)\bv1=[0-9a-f]{16,}"), "v1=***"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@/\s]+@"), r"\1:***@"),
+    (
+        re.compile(
+            r"(?i)(?<![a-z])(password|passwd|secret|token|api[_-]?key|authorization|pepper)(\"?\s*[=:]\s*\"?)[^\s\",;&]+"
+        ),
+        r"\1\2***",
+    ),
+)
+
+
+def redact(text: str) -> str:
+    """Text with every secret it carries masked (see _SECRET_PATTERNS)."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,15 +43,19 @@ class JsonFormatter(logging.Formatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         cid = correlation_id.get()
         if cid:
             entry["correlation_id"] = cid
         for key, value in getattr(record, "fields", {}).items():
-            entry[key] = "***" if any(s in key.lower() for s in _SECRET_KEYS) else value
+            if any(s in key.lower() for s in _SECRET_KEYS):
+                value = "***"
+            elif isinstance(value, str):
+                value = redact(value)
+            entry[key] = value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 

@@ -132,7 +132,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "transit_days_domestic",
         "transit_days_international",
     ),
-    "partners": ("partner_id", "name", "api_key", "scopes"),
+    # api_key is optional: keys are generated (`orderdesk keys create`); only a development setup
+    # (ORDERDESK_DEMO_KEYS) may name one, which the gateway's import checks.
+    "partners": ("partner_id", "name", "scopes"),
     "prices": ("customer_id", "sku", "unit_price", "currency"),
 }
 SCOPES = ("orders", "returns", "fulfillment", "admin")
@@ -254,7 +256,10 @@ def _partner(r: _Row) -> Partner:
     if not scopes:
         r._bad("scopes", "at least one scope")
     return Partner(
-        partner_id=r.text("partner_id"), name=r.text("name"), api_key=r.text("api_key"), scopes=scopes
+        partner_id=r.text("partner_id"),
+        name=r.text("name"),
+        api_key=r.text("api_key", required=False),
+        scopes=scopes,
     )
 
 

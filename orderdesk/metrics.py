@@ -34,6 +34,11 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=LATENCY_BUCKETS,
 )
+HTTP_RATE_LIMITED = Counter(
+    "orderdesk_http_rate_limited_total",
+    "Gateway requests refused with 429: a key's token bucket (rate) or a partner's stream cap (streams)",
+    ["limit"],
+)
 
 CONSOLE_REQUESTS = Counter(
     "orderdesk_console_requests_total",

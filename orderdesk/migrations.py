@@ -67,7 +67,7 @@ def run_env(target_metadata: MetaData) -> None:
             raise RuntimeError("alembic: set sqlalchemy.url (the service's database URL)")
 
         async def _main():
-            engine = create_async_engine(url, poolclass=pool.NullPool)
+            engine = create_async_engine(url, poolclass=pool.NullPool, hide_parameters=True)
             async with engine.begin() as conn:
                 await conn.run_sync(_configure_and_run)
             await engine.dispose()

@@ -8,7 +8,7 @@ from orderdesk.config import WebhookSettings
 from orderdesk.consumers import EventConsumer
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import notifier_pb2_grpc
-from services.notifier import consumers, store
+from services.notifier import consumers, domain, store
 from services.notifier.api import NotifierApi
 from services.notifier.delivery import Dispatcher
 from services.notifier.service import NotifierService
@@ -20,7 +20,9 @@ async def main() -> None:
     pruner = retention.register(rt, *store.PRUNABLE)  # feed, deliveries, attempts (README "Retention")
     settings = WebhookSettings.from_env()
     service = NotifierService(
-        rt.db, allow_private=settings.allow_private, feed_days=pruner.settings.feed_days
+        rt.db,
+        allowed_networks=domain.parse_networks(settings.allow_networks),  # refused at start when malformed
+        feed_days=pruner.settings.feed_days,
     )
     rt.add_servicer(
         notifier_pb2_grpc.add_NotifierServiceServicer_to_server, NotifierApi(service), "NotifierService"

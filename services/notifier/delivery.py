@@ -2,16 +2,20 @@
 
 Each round is one transaction: it records the attempts that finished since the last round, turns new
 feed entries into pending deliveries for every endpoint that wants them, and picks what may go now: each
-order's oldest pending delivery that is due, at most ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY per endpoint.
-Those are POSTed as tasks (ORDERDESK_WEBHOOK_CONCURRENCY in flight over all endpoints), and the next round
+order's oldest pending delivery that is due, at most ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY per endpoint and
+ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY per partner (domain.pick_launches). Those are POSTed as tasks
+(ORDERDESK_WEBHOOK_CONCURRENCY in flight over all endpoints), and the next round
 records them. So an order's events go in feed order (its next delivery becomes a head only once the one
 before is recorded), a retrying delivery holds back only its own order on its own endpoint, a slow or dead
-endpoint only ever holds its own few slots, and the order flow never waits for the notifier (it only reads
+endpoint only ever holds its own few slots, a partner with many slow endpoints only its partner's, and the
+order flow never waits for the notifier (it only reads
 JetStream). Rounds cost one commit whatever the number of endpoints: at 100 endpoints the per-endpoint
 workers this replaces spent ~9 transactions per event.
 
-Targets are checked again at connect time (the resolver refuses private addresses unless allowed),
-so a name that resolved to a public address at registration cannot be re-pointed at the network later.
+Targets are checked again at every connection: the resolver refuses a name with any non-public address
+(unless in the development allow-list; link-local and metadata never) and aiohttp connects to the addresses
+it returned, the checked ones; an IP literal is checked before the POST. So a name that resolved to a public
+address at registration cannot be re-pointed at the network later. Plain http only with an allow-list.
 """
 
 from __future__ import annotations
@@ -68,13 +72,13 @@ STATUS_AFTER = {
 class GuardedResolver(AbstractResolver):
     """The default resolver, refusing names that resolve to loopback/private/link-local/... addresses."""
 
-    def __init__(self, allow_private: bool):
+    def __init__(self, allowed: tuple[domain.Network, ...]):
         self.inner = DefaultResolver()
-        self.allow_private = allow_private
+        self.allowed = allowed
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET):
         answers = await self.inner.resolve(host, port, family)
-        refused = domain.refused_targets([a["host"] for a in answers], self.allow_private)
+        refused = domain.refused_targets([a["host"] for a in answers], self.allowed)
         if refused:
             address, why = refused[0]
             raise OSError(f"{host} resolves to a {why} address ({address}); refused")
@@ -94,14 +98,17 @@ class Target:
 
 
 @functools.lru_cache(maxsize=4096)
-def literal_refused(url: str, allow_private: bool) -> str:
-    """aiohttp skips the resolver for an IP literal: check it here."""
-    host = urlsplit(url).hostname or ""
+def literal_refused(url: str, allowed: tuple[domain.Network, ...]) -> str:
+    """aiohttp skips the resolver for an IP literal: check it here; and plain http without an allow-list."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not allowed:
+        return "plain http is refused: webhooks go to https:// URLs"
+    host = parts.hostname or ""
     try:
         ipaddress.ip_address(host)
     except ValueError:
         return ""
-    refused = domain.refused_targets([host], allow_private)
+    refused = domain.refused_targets([host], allowed)
     return f"{host} is a {refused[0][1]} address; refused" if refused else ""
 
 
@@ -109,12 +116,14 @@ class Dispatcher:
     def __init__(self, db: Database, service: NotifierService, settings: WebhookSettings):
         self.db = db
         self.settings = settings
+        self.allowed = domain.parse_networks(settings.allow_networks)
         self.policy = domain.RetryPolicy(
             max_attempts=settings.max_attempts, base_delay=settings.backoff, max_delay=settings.max_backoff
         )
         self.session: aiohttp.ClientSession | None = None
         self.per_endpoint = max(settings.endpoint_concurrency, 1)
         self.in_flight: dict[str, str] = {}  # delivery id -> endpoint id, until its attempt is recorded
+        self.partner_of: dict[str, str] = {}  # endpoint id -> partner id, of the endpoints in flight
         self.finished: list[tuple[Attempt, Target, dict, Outcome]] = []  # to record in the next round
         self.tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
@@ -123,7 +132,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(self.settings.allow_private),
+            resolver=GuardedResolver(self.allowed),
             limit=self.settings.concurrency,
             ttl_dns_cache=60,
         )
@@ -190,17 +199,17 @@ class Dispatcher:
         return min(max(wait, 0.0), MAX_WAIT_SECONDS)
 
     def launch(self, heads) -> None:
-        """POSTs the heads not in flight yet, within the per-endpoint and overall limits."""
-        busy: dict[str, int] = {}
-        for endpoint_id in self.in_flight.values():
-            busy[endpoint_id] = busy.get(endpoint_id, 0) + 1
-        for delivery in heads:
-            if len(self.in_flight) >= self.settings.concurrency:
-                break
+        """POSTs the heads not in flight yet, within the per-endpoint, per-partner and overall limits."""
+        chosen = domain.pick_launches(
+            [h for h in heads if h["delivery_id"] not in self.in_flight],
+            [(e, self.partner_of.get(e, "")) for e in self.in_flight.values()],
+            room=self.settings.concurrency - len(self.in_flight),
+            per_endpoint=self.per_endpoint,
+            per_partner=self.settings.partner_concurrency,
+        )
+        for delivery in chosen:
             endpoint_id = delivery["endpoint_id"]
-            if delivery["delivery_id"] in self.in_flight or busy.get(endpoint_id, 0) >= self.per_endpoint:
-                continue
-            busy[endpoint_id] = busy.get(endpoint_id, 0) + 1
+            self.partner_of[endpoint_id] = delivery["partner_id"]
             self.in_flight[delivery["delivery_id"]] = endpoint_id
             target = Target(endpoint_id, delivery["url"], delivery["secret"])
             task = asyncio.create_task(self.attempt(target, dict(delivery)))
@@ -231,7 +240,7 @@ class Dispatcher:
         status, error, excerpt, retry_after = None, "", "", None
         started = time.perf_counter()
         try:
-            refused = literal_refused(endpoint.url, self.settings.allow_private)
+            refused = literal_refused(endpoint.url, self.allowed)
             if refused:
                 raise OSError(refused)
             async with self.session.post(

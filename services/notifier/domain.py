@@ -130,15 +130,97 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
     return max((when - now).total_seconds(), 0.0)
 
 
+# --- fair delivery --------------------------------------------------------------------------------
+def pick_launches(
+    heads: Iterable,
+    in_flight: Iterable[tuple[str, str]],
+    *,
+    room: int,
+    per_endpoint: int,
+    per_partner: int,
+) -> list:
+    """Which due heads (mappings with delivery_id, endpoint_id, partner_id; earliest due first) to POST now.
+
+    `in_flight` is the (endpoint_id, partner_id) of each POST under way; `room` how many more may start.
+    At most `per_endpoint` POSTs per endpoint and `per_partner` per partner (0: no partner cap) are in
+    flight at once, so one partner's slow endpoints (however many it registers) hold only its own slots
+    and every other partner's deliveries still start."""
+    by_endpoint: dict[str, int] = {}
+    by_partner: dict[str, int] = {}
+    for endpoint_id, partner_id in in_flight:
+        by_endpoint[endpoint_id] = by_endpoint.get(endpoint_id, 0) + 1
+        by_partner[partner_id] = by_partner.get(partner_id, 0) + 1
+    chosen: list = []
+    for head in heads:
+        if len(chosen) >= room:
+            break
+        endpoint_id, partner_id = head["endpoint_id"], head["partner_id"]
+        if by_endpoint.get(endpoint_id, 0) >= per_endpoint:
+            continue
+        if per_partner and by_partner.get(partner_id, 0) >= per_partner:
+            continue
+        by_endpoint[endpoint_id] = by_endpoint.get(endpoint_id, 0) + 1
+        by_partner[partner_id] = by_partner.get(partner_id, 0) + 1
+        chosen.append(head)
+    return chosen
+
+
 # --- the SSRF guard ------------------------------------------------------------------------------
-def address_refused(address: str) -> str:
-    """Why a resolved address may not be a webhook target ("" when it may)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return "not an IP address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Never a target, whatever the allow-list says: link-local (cloud metadata at 169.254.169.254 and
+# fd00:ec2::254, AWS ECS 169.254.170.2, instance link-local) and "this network".
+NEVER_ALLOWED: tuple[Network, ...] = tuple(
+    ipaddress.ip_network(n)
+    for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "0.0.0.0/8", "::/128", "100.100.100.200/32")
+)
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+MIN_ALLOWED_PREFIX = {4: 8, 6: 32}  # an allow-list entry broader than this is "everything": refused
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """ORDERDESK_WEBHOOKS_ALLOW_NETWORKS: comma-separated networks (127.0.0.0/8, 10.1.2.3/32, ::1/128) that
+    webhooks may reach although they are not public (development: the demo's and the tests' receivers).
+    Refused (ValueError): a malformed entry, one broader than /8 (IPv4) or /32 (IPv6), one overlapping
+    link-local or metadata addresses."""
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            network = ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a network (write e.g. 127.0.0.0/8 or 10.1.2.3/32)") from None
+        if network.prefixlen < MIN_ALLOWED_PREFIX[network.version]:
+            raise ValueError(
+                f"{part} is too broad: at least /{MIN_ALLOWED_PREFIX[network.version]}; "
+                "allow the few networks your receivers are on, never everything"
+            )
+        if any(network.overlaps(n) for n in NEVER_ALLOWED if n.version == network.version):
+            raise ValueError(
+                f"{part} overlaps link-local or cloud metadata addresses, which are never allowed"
+            )
+        networks.append(network)
+    return tuple(networks)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 destination an IPv6 address stands for: IPv4-mapped, 6to4 (2002::/16), NAT64
+    (64:ff9b::/96, 64:ff9b:1::/48), Teredo (the client) or IPv4-compatible (::a.b.c.d)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in n for n in _NAT64) or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _why(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     for check, why in (
         (ip.is_loopback, "loopback"),
         (ip.is_link_local, "link-local"),
@@ -153,18 +235,44 @@ def address_refused(address: str) -> str:
     return ""
 
 
-def refused_targets(addresses: Iterable[str], allow_private: bool) -> list[tuple[str, str]]:
+def address_refused(address: str, allowed: tuple[Network, ...] = ()) -> str:
+    """Why a resolved address may not be a webhook target ("" when it may). An IPv6 address that embeds an
+    IPv4 destination (6to4, NAT64, Teredo, mapped) is judged by that destination. `allowed` (the
+    development allow-list) lets through addresses in those networks, never link-local or metadata."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "not an IP address"
+    embedded = embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    target = embedded or ip
+    suffix = f" (embedded in {ip})" if embedded is not None else ""
+    if any(target in n for n in NEVER_ALLOWED if n.version == target.version):
+        return "link-local" + suffix
+    if any(target in n for n in allowed if n.version == target.version):
+        return ""
+    why = _why(target)
+    return why + suffix if why else ""
+
+
+def refused_targets(addresses: Iterable[str], allowed: tuple[Network, ...] = ()) -> list[tuple[str, str]]:
     """The (address, reason) pairs a target resolves to that are refused; [] means the target is allowed.
 
     Every address counts: a name resolving to one public and one private address is refused,
     or an attacker's DNS could pick the private one at connect time."""
-    if allow_private:
-        return []
-    return [(a, why) for a in addresses if (why := address_refused(a))]
+    return [(a, why) for a in addresses if (why := address_refused(a, allowed))]
+
+
+def plain_http_allowed(addresses: Iterable[str], allowed: tuple[Network, ...]) -> bool:
+    """http:// (not https) only to the development allow-list: every address inside it."""
+    addresses = list(addresses)
+    return bool(addresses) and all(
+        any(ipaddress.ip_address(a.split("%", 1)[0]) in n for n in allowed) for a in addresses
+    )
 
 
 def check_url(url: str) -> tuple[str, int]:
-    """An endpoint URL's syntax: http(s), a host, no credentials; returns (host, port)."""
+    """An endpoint URL's syntax: http(s), a host, no credentials; returns (host, port). (http is then
+    allowed only to the development allow-list: NotifierService.check_target.)"""
     violations = []
     parts = urlsplit(url) if len(url) <= MAX_URL_LENGTH else None
     if parts is None:

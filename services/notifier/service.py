@@ -48,11 +48,17 @@ async def resolve(host: str, port: int) -> list[str]:
 
 class NotifierService:
     def __init__(
-        self, db: Database, *, allow_private: bool, resolver: Resolver = resolve, feed_days: float = 0.0
+        self,
+        db: Database,
+        *,
+        allowed_networks: tuple[domain.Network, ...] = (),
+        resolver: Resolver = resolve,
+        feed_days: float = 0.0,
     ):
         self.db = db
         self.feed_days = feed_days  # the replay window (ORDERDESK_RETENTION_FEED_DAYS; 0: kept forever)
-        self.allow_private = allow_private
+        # ORDERDESK_WEBHOOKS_ALLOW_NETWORKS: non-public networks webhooks may reach (development only)
+        self.allowed_networks = allowed_networks
         self.resolver = resolver
         self._feed_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.listeners: list[Callable[[str], None]] = []  # partner_id: its feed grew
@@ -177,7 +183,7 @@ class NotifierService:
                 "the webhook URL is not usable",
                 [FieldViolation("url", f"the host {host!r} does not resolve")],
             ) from None
-        refused = domain.refused_targets(addresses, self.allow_private)
+        refused = domain.refused_targets(addresses, self.allowed_networks)
         if refused:
             address, why = refused[0]
             raise InvalidArgument(
@@ -189,6 +195,13 @@ class NotifierService:
                         reason="forbidden_target",
                     )
                 ],
+            )
+        if url.lower().startswith("http:") and not domain.plain_http_allowed(
+            addresses, self.allowed_networks
+        ):
+            raise InvalidArgument(
+                "the webhook URL is not usable",
+                [FieldViolation("url", "must be an https:// URL", reason="https_required")],
             )
 
     async def create_endpoint(

@@ -218,7 +218,7 @@ class OrdersService:
             raise errors.InvalidArgument(
                 f"unknown export time {by!r}", [errors.FieldViolation("by", "archived or created")]
             )
-        period = kpis.parse_period(start, end, "", now=self.clock())
+        period = kpis.parse_period(start, end, "", now=self.clock(), max_days=kpis.MAX_EXPORT_DAYS)
         after = None
         while True:
             async with self.db.reading() as work:

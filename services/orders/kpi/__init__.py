@@ -7,10 +7,18 @@
 """
 
 from services.orders.kpi.proto import report_to_proto
-from services.orders.kpi.rules import KpiReport, compute_report, facts_of, parse_period, return_facts
+from services.orders.kpi.rules import (
+    MAX_EXPORT_DAYS,
+    KpiReport,
+    compute_report,
+    facts_of,
+    parse_period,
+    return_facts,
+)
 from services.orders.kpi.store import KpiLedger, count_metrics, count_returns, order_facts
 
 __all__ = [
+    "MAX_EXPORT_DAYS",
     "KpiLedger",
     "KpiReport",
     "compute_report",

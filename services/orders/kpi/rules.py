@@ -130,8 +130,15 @@ class Period:
         return self.start <= at < self.end
 
 
-def parse_period(start: str, end: str, group_by: str, now: dt.datetime) -> Period:
-    """The request's period; default: the 30 days up to now. Bad input names each field."""
+MAX_PERIOD_DAYS = 366  # a report covers at most a year (README "The desk's numbers"): longer is refused
+MAX_EXPORT_DAYS = 3660  # an archive export streams page by page: ten years, as before the report's cap
+
+
+def parse_period(
+    start: str, end: str, group_by: str, now: dt.datetime, *, max_days: int = MAX_PERIOD_DAYS
+) -> Period:
+    """The request's period; default: the 30 days up to now; at most `max_days` (a report:
+    MAX_PERIOD_DAYS). Bad input names each field."""
     violations = []
     parsed: dict[str, dt.datetime] = {}
     for name, value, is_end in (("from", start, False), ("to", end, True)):
@@ -149,8 +156,10 @@ def parse_period(start: str, end: str, group_by: str, now: dt.datetime) -> Perio
         begin = parsed.get("from", stop - dt.timedelta(days=30))
         if begin >= stop:
             violations.append(FieldViolation("to", "must be after from", "empty_period"))
-        elif stop - begin > dt.timedelta(days=3660):
-            violations.append(FieldViolation("from", "a period of at most ten years", "period_too_long"))
+        elif stop - begin > dt.timedelta(days=max_days):
+            violations.append(
+                FieldViolation("from", f"a period of at most {max_days} days", "period_too_long")
+            )
     if violations:
         raise InvalidArgument("invalid report period", violations)
     return Period(begin, stop, group_by)

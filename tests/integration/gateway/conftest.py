@@ -25,7 +25,7 @@ from gateway.app import create_app
 from gateway.auth import KeyCache
 from gateway.store import PartnerStore
 from orderdesk import errors
-from orderdesk.config import SERVICES, Settings
+from orderdesk.config import SERVICES, GatewayEdgeSettings, Settings
 from orderdesk.masterdata import parse
 from orderdesk.runtime import ErrorsAndMetrics
 from orderdesk.v1 import (
@@ -48,6 +48,13 @@ P-EDI,EDI hub,edi-key,orders returns
 P-3PL,Warehouse operator,3pl-key,fulfillment
 P-ADMIN,Order desk,admin-key,admin
 """
+
+
+@pytest.fixture(autouse=True)
+def key_settings(monkeypatch):
+    """The pepper every store and gateway here hashes keys with, and the demo switch (the CSVs name keys)."""
+    monkeypatch.setenv("ORDERDESK_KEY_PEPPER", "a-test-pepper-of-at-least-32-characters")
+    monkeypatch.setenv("ORDERDESK_DEMO_KEYS", "true")
 
 
 class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
@@ -350,7 +357,9 @@ class RunningGateway:
 
 
 @pytest.fixture
-async def gateway(fakes, tmp_path: Path):
+async def start_gateway(fakes, tmp_path: Path):
+    """Starts gateways on the fakes (one database, the partners CSV imported): `await start_gateway(edge=...)`
+    with the edge's limits; stopped at the end of the test."""
     settings = Settings(
         component="gateway",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
@@ -363,23 +372,39 @@ async def gateway(fakes, tmp_path: Path):
     store = await PartnerStore.open(settings.database_url)
     await store.import_partners(parse("partners", PARTNERS_CSV))
     await store.close()
-    port = localservers.free_port()
-    config = uvicorn.Config(
-        create_app(settings, key_cache=KeyCache(ttl=60)),
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        http="httptools",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
-        yield RunningGateway(f"http://127.0.0.1:{port}", settings, session)
-    server.should_exit = True
-    await task
+    running: list[tuple[uvicorn.Server, asyncio.Task]] = []
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+
+    async def start(
+        edge: GatewayEdgeSettings | None = None, key_cache: KeyCache | None = None
+    ) -> RunningGateway:
+        port = localservers.free_port()
+        config = uvicorn.Config(
+            create_app(settings, key_cache=key_cache or KeyCache(ttl=60), edge=edge or GatewayEdgeSettings()),
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            http="httptools",
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        running.append((server, task))
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        return RunningGateway(f"http://127.0.0.1:{port}", settings, session)
+
+    yield start
+    await session.close()
+    for server, _ in running:
+        server.should_exit = True
+    for _, task in running:
+        await task
+
+
+@pytest.fixture
+async def gateway(start_gateway):
+    return await start_gateway()

@@ -25,7 +25,7 @@ OLD = utcnow() - dt.timedelta(days=30)
 
 async def test_old_feed_entries_go_as_a_prefix_and_old_cursors_are_told_so(make_database):
     db = await make_database(MIGRATIONS)
-    service = NotifierService(db, allow_private=False, resolver=public_only, feed_days=14)
+    service = NotifierService(db, resolver=public_only, feed_days=14)
     consumer = EventConsumer(db, None, Subscription("notifier-feed", "orderdesk.>", service.on_event))
     active, _ = await service.create_endpoint("P-SHOP", "https://hooks.example.com/a", ["*"], "")
     paused, _ = await service.create_endpoint("P-SHOP", "https://hooks.example.com/b", ["*"], "")

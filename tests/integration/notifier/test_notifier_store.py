@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from aiohttp import web
 
 from orderdesk import errors, events
@@ -73,7 +74,7 @@ def shipment_event(order_id: str, status: str) -> events_pb2.Event:
 @pytest.fixture
 async def notifier(make_database):
     db = await make_database(MIGRATIONS)
-    service = NotifierService(db, allow_private=False, resolver=public_only)
+    service = NotifierService(db, resolver=public_only)
     consumer = EventConsumer(db, None, Subscription("notifier-feed", "orderdesk.>", service.on_event))
     return db, service, consumer
 
@@ -133,7 +134,7 @@ async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_databas
     ]
     feeds = []
     for db, batched in ((one_by_one, False), (together, True)):
-        service = NotifierService(db, allow_private=False, resolver=public_only)
+        service = NotifierService(db, resolver=public_only)
         for event in earlier:
             async with db.transaction() as tx:
                 await service.on_event(tx, event)
@@ -161,7 +162,7 @@ async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_databas
         (5, "ORD-N", 3),
     ]
     # and the next single append continues the numbers the batch left
-    service = NotifierService(together, allow_private=False, resolver=public_only)
+    service = NotifierService(together, resolver=public_only)
     async with together.transaction() as tx:
         await service.on_event(tx, order_event("ORD-N", "P-SHOP", "allocated", 3))
     last = (await feed_of(service, "P-SHOP"))[-1]
@@ -383,13 +384,34 @@ async def test_private_targets_are_refused_unless_allowed(make_database):
     async def loopback(host, port):
         return ["127.0.0.1"]
 
-    strict = NotifierService(db, allow_private=False, resolver=loopback)
+    strict = NotifierService(db, resolver=loopback)
     with pytest.raises(errors.InvalidArgument) as caught:
         await strict.create_endpoint("P-SHOP", "http://internal.example/hook", ["*"], "")
     assert caught.value.violations[0].field == "url" and "loopback" in caught.value.violations[0].description
-    relaxed = NotifierService(db, allow_private=True, resolver=loopback)
+    relaxed = NotifierService(db, allowed_networks=domain.LOOPBACK, resolver=loopback)
     endpoint, _ = await relaxed.create_endpoint("P-SHOP", "http://internal.example/hook", ["*"], "")
     assert endpoint.status == "active"
+    # The allow-list never opens link-local (cloud metadata), nor plain http to a public address.
+
+    async def metadata(host, port):
+        return ["169.254.169.254"]
+
+    async def public(host, port):
+        return ["93.184.216.34"]
+
+    anywhere = domain.parse_networks("10.0.0.0/8,127.0.0.0/8")
+    with pytest.raises(errors.InvalidArgument) as caught:
+        await NotifierService(db, allowed_networks=anywhere, resolver=metadata).create_endpoint(
+            "P-SHOP", "https://metadata.example/hook", ["*"], ""
+        )
+    assert "link-local" in caught.value.violations[0].description
+    with pytest.raises(errors.InvalidArgument) as caught:
+        await NotifierService(db, allowed_networks=anywhere, resolver=public).create_endpoint(
+            "P-SHOP", "http://hooks.example/hook", ["*"], ""
+        )
+    assert caught.value.violations[0].reason == "https_required"
+    async with db.read() as conn:  # refused: nothing stored
+        assert (await conn.execute(sa.text("SELECT count(*) FROM endpoints"))).scalar() == 1
 
 
 # --- the workers against a local receiver ---------------------------------------------------------
@@ -432,7 +454,12 @@ async def serve(receiver: Receiver) -> tuple[web.AppRunner, str]:
 
 def settings(**overrides) -> WebhookSettings:
     values = dict(
-        allow_private=True, max_attempts=3, backoff=0.05, max_backoff=0.2, timeout=2.0, concurrency=8
+        allow_networks="127.0.0.0/8",
+        max_attempts=3,
+        backoff=0.05,
+        max_backoff=0.2,
+        timeout=2.0,
+        concurrency=8,
     )
     return WebhookSettings(**{**values, **overrides})
 
@@ -448,7 +475,7 @@ async def until(check, timeout=15.0):
 
 async def test_workers_deliver_in_order_retry_park_replay_and_stop_on_410(make_database):
     db = await make_database(MIGRATIONS)
-    service = NotifierService(db, allow_private=True)
+    service = NotifierService(db, allowed_networks=domain.LOOPBACK)
     consumer = EventConsumer(db, None, Subscription("notifier-feed", "orderdesk.>", service.on_event))
     dispatcher = Dispatcher(db, service, settings())
     held_secret: dict = {}

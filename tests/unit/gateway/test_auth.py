@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
+import hmac
 
 import pytest
 
-from gateway.auth import Authenticator, KeyCache, Principal, bearer_token, hash_key, new_key, parse_scopes
+from gateway.auth import (
+    Authenticator,
+    KeyCache,
+    Principal,
+    bearer_token,
+    hash_key,
+    legacy_hash,
+    new_key,
+    parse_scopes,
+)
 from gateway.problems import Problem
 
 
@@ -15,9 +26,20 @@ def principal(*scopes: str, partner: str = "P-SHOP") -> Principal:
     return Principal(partner_id=partner, key_name="k", scopes=frozenset(scopes))
 
 
-def test_keys_are_stored_as_sha256_hex():
-    assert hash_key("demo-shop-key") == hashlib.sha256(b"demo-shop-key").hexdigest()
-    assert len(hash_key("x")) == 64
+PEPPER = b"p" * 32
+
+
+def test_keys_are_stored_as_hmac_sha256_with_the_pepper():
+    assert hash_key("odk_x", PEPPER) == hmac.new(PEPPER, b"odk_x", hashlib.sha256).hexdigest()
+    assert len(hash_key("x", PEPPER)) == 64
+    assert hash_key("odk_x", PEPPER) != hash_key("odk_x", b"q" * 32)  # a database copy alone tests nothing
+    assert hash_key("odk_x", PEPPER) != legacy_hash("odk_x") == hashlib.sha256(b"odk_x").hexdigest()
+
+
+def test_new_keys_carry_at_least_128_random_bits():
+    key = new_key()
+    body = key.removeprefix("odk_")
+    assert len(body) * 6 >= 256  # token_urlsafe(32): 43 characters of 6 bits
 
 
 def test_new_keys_are_random_and_long():
@@ -91,6 +113,25 @@ def test_cache_expires_hits_and_remembers_misses_briefly():
     assert cache.get("a") == (False, None)
 
 
+def test_cache_never_keeps_a_principal_past_its_keys_expiry():
+    clock = Clock()
+    wall = dt.datetime(2026, 12, 3, tzinfo=dt.UTC)
+    cache = KeyCache(ttl=1, clock=clock, wall_clock=lambda: wall)
+    expiring = Principal("P-SHOP", "k", frozenset({"orders"}), expires_at=wall + dt.timedelta(seconds=0.3))
+    cache.put("a", expiring)
+    assert cache.get("a")[0]
+    clock.now = 0.31
+    assert cache.get("a") == (False, None)
+
+
+def test_the_default_cache_forgets_within_a_second():
+    clock = Clock()
+    cache = KeyCache(clock=clock)
+    cache.put("a", principal("orders"))
+    clock.now = 1.0
+    assert cache.get("a") == (False, None)
+
+
 def test_cache_is_bounded():
     cache = KeyCache(max_entries=3)
     for n in range(10):
@@ -101,15 +142,16 @@ def test_cache_is_bounded():
 async def test_authenticator_looks_a_key_up_once_for_a_burst():
     calls: list[str] = []
 
-    async def lookup(key_hash: str):
+    async def lookup(key_hash: str, legacy: str):
         calls.append(key_hash)
+        assert legacy == legacy_hash("good") or key_hash != hash_key("good", PEPPER)
         await asyncio.sleep(0.01)
-        return principal("orders") if key_hash == hash_key("good") else None
+        return principal("orders") if key_hash == hash_key("good", PEPPER) else None
 
-    auth = Authenticator(lookup)
+    auth = Authenticator(lookup, PEPPER)
     results = await asyncio.gather(*[auth.authenticate("Bearer good") for _ in range(20)])
     assert all(r.partner_id == "P-SHOP" for r in results)
-    assert calls == [hash_key("good")]
+    assert calls == [hash_key("good", PEPPER)]
     await auth.authenticate("Bearer good")
     assert len(calls) == 1  # cached
     with pytest.raises(Problem) as caught:
@@ -120,13 +162,13 @@ async def test_authenticator_looks_a_key_up_once_for_a_burst():
 async def test_a_failed_lookup_is_not_cached():
     attempts = []
 
-    async def lookup(key_hash: str):
+    async def lookup(key_hash: str, legacy: str):
         attempts.append(key_hash)
         if len(attempts) == 1:
             raise ConnectionError("database restarting")
         return principal("orders")
 
-    auth = Authenticator(lookup)
+    auth = Authenticator(lookup, PEPPER)
     with pytest.raises(ConnectionError):
         await auth.authenticate("Bearer k")
     assert (await auth.authenticate("Bearer k")).partner_id == "P-SHOP"

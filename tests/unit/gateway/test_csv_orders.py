@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway import batches, csv_orders
-from gateway.middleware import BATCH_BODY_LIMIT, CSV_BODY_LIMIT, body_limit_for
+from gateway.middleware import BATCH_BODY_LIMIT, ORDERS_CSV_BODY_LIMIT, body_limit_for
 from gateway.problems import FieldError
 from orderdesk.v1 import common_pb2, intake_pb2
 
@@ -219,5 +219,41 @@ def test_csv_orders_get_one_key_each_and_row_paths():
 
 
 def test_orders_by_csv_and_batch_have_room_for_their_size():
-    assert body_limit_for("/v1/orders/csv") == CSV_BODY_LIMIT
+    assert body_limit_for("/v1/orders/csv") == ORDERS_CSV_BODY_LIMIT == csv_orders.MAX_CSV_BYTES
     assert body_limit_for("/v1/orders/batch") == BATCH_BODY_LIMIT > 1024 * 1024
+
+
+def _full_csv(orders: int, lines: int) -> str:
+    header = ",".join(csv_orders.REQUIRED_COLUMNS + csv_orders.OPTIONAL_COLUMNS)
+    rows = [
+        f"PO-{n:07d},C{n % 9999:04d},SKU-{line:03d}-LONGER-CODE,{line + 1},1234.56,2026-12-24,NET30,false,"
+        f"Müller Großhandel GmbH & Co. KG,Industriestraße 123 Halle 4,Mönchengladbach,41065,DE,+49 2161 1234567"
+        for n in range(orders)
+        for line in range(lines)
+    ]
+    return "\n".join([header, *rows]) + "\n"
+
+
+def test_the_largest_allowed_upload_fits_its_byte_cap_and_parses():
+    # Every column filled: MAX_CSV_ORDERS orders of MAX_CSV_ROWS / MAX_CSV_ORDERS lines each.
+    text = _full_csv(csv_orders.MAX_CSV_ORDERS, csv_orders.MAX_CSV_ROWS // csv_orders.MAX_CSV_ORDERS)
+    assert len(text.encode()) <= csv_orders.MAX_CSV_BYTES
+    parsed = csv_orders.parse(text)
+    assert len(parsed) == csv_orders.MAX_CSV_ORDERS and not any(o.errors for o in parsed)
+
+
+def test_one_order_too_many_is_too_large():
+    with pytest.raises(csv_orders.CsvTooLarge) as refused:
+        csv_orders.parse(_full_csv(csv_orders.MAX_CSV_ORDERS + 1, 1))
+    (error,) = refused.value.errors
+    assert (
+        error.field == f"row {csv_orders.MAX_CSV_ORDERS + 2}.external_ref"
+        and "at most 1000 orders" in error.message
+    )
+
+
+def test_one_row_too_many_is_too_large():
+    with pytest.raises(csv_orders.CsvTooLarge) as refused:
+        csv_orders.parse(_full_csv(1, csv_orders.MAX_CSV_ROWS + 1))
+    (error,) = refused.value.errors
+    assert error.field == f"row {csv_orders.MAX_CSV_ROWS + 2}" and "at most 5000 rows" in error.message

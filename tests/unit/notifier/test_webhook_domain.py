@@ -138,18 +138,17 @@ def test_retry_after_reads_seconds_and_http_dates():
 )
 def test_loopback_private_link_local_multicast_and_reserved_addresses_are_refused(address):
     assert domain.address_refused(address)
-    assert domain.refused_targets([address], allow_private=False)
-    assert domain.refused_targets([address], allow_private=True) == []
+    assert domain.refused_targets([address])
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "1.1.1.1"])
 def test_public_addresses_are_allowed(address):
     assert domain.address_refused(address) == ""
-    assert domain.refused_targets([address], allow_private=False) == []
+    assert domain.refused_targets([address]) == []
 
 
 def test_a_name_with_one_private_address_among_public_ones_is_refused():
-    refused = domain.refused_targets(["93.184.216.34", "10.0.0.1"], allow_private=False)
+    refused = domain.refused_targets(["93.184.216.34", "10.0.0.1"])
     assert refused == [("10.0.0.1", "private")]
 
 
@@ -379,3 +378,68 @@ def test_an_event_goes_to_its_orders_partner_as_learnt_from_the_orders_events():
     known = {"ORD-K": "P-OLD"}  # learnt before this batch
     assert [domain.feed_partner(e, known) for e in batch] == ["P-SHOP", "P-SHOP", "P-OLD", "P-EDI", "", ""]
     assert known == {"ORD-K": "P-OLD", "ORD-N": "P-SHOP"}
+
+
+# --- the address table: what embeds or stands for a refused address is refused too ----------------------
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("169.254.169.254", "link-local"),  # AWS, GCP, Azure, OpenStack metadata
+        ("169.254.170.2", "link-local"),  # AWS ECS task metadata
+        ("fd00:ec2::254", "link-local"),  # AWS metadata over IPv6 (a unique-local address, named as metadata)
+        ("fe80::a9fe:a9fe", "link-local"),
+        ("::ffff:169.254.169.254", "link-local (embedded in ::ffff:a9fe:a9fe)"),
+        ("2002:a9fe:a9fe::", "link-local (embedded in 2002:a9fe:a9fe::)"),  # 6to4 of the metadata address
+        ("64:ff9b::a9fe:a9fe", "link-local (embedded in 64:ff9b::a9fe:a9fe)"),  # NAT64 of it
+        ("64:ff9b:1::a9fe:a9fe", "link-local (embedded in 64:ff9b:1::a9fe:a9fe)"),  # local-use NAT64
+        ("2002:7f00:1::", "loopback (embedded in 2002:7f00:1::)"),  # 6to4 of 127.0.0.1
+        ("2002:a00:1::", "private (embedded in 2002:a00:1::)"),  # 6to4 of 10.0.0.1
+        ("64:ff9b::c0a8:101", "private (embedded in 64:ff9b::c0a8:101)"),  # NAT64 of 192.168.1.1
+        ("::7f00:1", "loopback (embedded in ::7f00:1)"),  # IPv4-compatible 127.0.0.1
+        (
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "private (embedded in 2001:0:4136:e378:8000:63bf:3fff:fdd2)",
+        ),
+        ("239.1.2.3", "multicast"),
+        ("ff05::1", "multicast"),
+        ("240.0.0.1", "private"),
+        ("2001:db8::1", "private"),  # documentation
+        ("100.64.0.1", "not globally routable"),  # carrier-grade NAT
+        ("0.0.0.0", "link-local"),  # "this network": never allowed
+    ],
+)
+def test_the_address_table(address, reason):
+    assert domain.address_refused(address) == reason
+
+
+@pytest.mark.parametrize("address", ["2002:5db8:d822::", "64:ff9b::5db8:d822", "::ffff:93.184.216.34"])
+def test_an_embedded_public_address_is_a_public_target(address):
+    assert domain.address_refused(address) == ""
+
+
+def test_the_allow_list_opens_only_its_networks_and_never_metadata():
+    dev = domain.parse_networks("127.0.0.0/8, ::1/128, 10.9.8.7/32")
+    for allowed in ("127.0.0.1", "127.5.5.5", "::1", "10.9.8.7", "2002:7f00:1::", "::ffff:127.0.0.1"):
+        assert domain.address_refused(allowed, dev) == "", allowed
+    for refused in ("10.9.8.6", "192.168.1.1", "169.254.169.254", "fd00:ec2::254", "2002:a9fe:a9fe::"):
+        assert domain.address_refused(refused, dev), refused
+    assert domain.plain_http_allowed(["127.0.0.1", "::1"], dev)
+    assert not domain.plain_http_allowed(["127.0.0.1", "93.184.216.34"], dev)
+    assert not domain.plain_http_allowed(["127.0.0.1"], ())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0.0.0.0/0", "too broad"),
+        ("::/0", "too broad"),
+        ("10.0.0.0/7", "too broad"),
+        ("169.254.0.0/16", "never allowed"),
+        ("169.254.169.254/32", "never allowed"),
+        ("fd00:ec2::/32", "never allowed"),
+        ("localhost", "not a network"),
+    ],
+)
+def test_an_allow_list_of_everything_or_of_metadata_is_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        domain.parse_networks(text)
