@@ -8,6 +8,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orderdesk.calendar import EVERY_DAY, Calendar
 from services.inventory.domain import OrderReservations, OrderState, StockLevel, plan_order_allocation
 from services.inventory.supply import (
     Backorder,
@@ -39,16 +40,29 @@ def test_fill_order_is_priority_then_first_come_then_order_id():
 
 
 # --- production dates -------------------------------------------------------------------------------------------
+ALWAYS = Calendar(working_days=EVERY_DAY)
+
+
 def test_a_run_is_due_after_the_lead_time():
-    assert run_date(TODAY, 7, []) == TODAY + dt.timedelta(days=7)
-    assert run_date(TODAY, 0, []) == TODAY
-    assert run_date(TODAY, -3, []) == TODAY  # a bad lead time never dates a run in the past
+    assert run_date(TODAY, 7, [], ALWAYS) == TODAY + dt.timedelta(days=7)
+    assert run_date(TODAY, 0, [], ALWAYS) == TODAY
+    assert run_date(TODAY, -3, [], ALWAYS) == TODAY  # a bad lead time never dates a run in the past
+
+
+def test_the_lead_time_counts_the_warehouses_working_days():
+    friday = dt.date(2026, 12, 4)
+    closed_monday = Calendar(holidays=frozenset({dt.date(2026, 12, 7)}))
+    assert run_date(friday, 1, [], closed_monday) == dt.date(2026, 12, 8)
+    assert run_date(friday, 5, [], closed_monday) == dt.date(2026, 12, 14)
+    assert run_date(dt.date(2026, 12, 5), 0, [], closed_monday) == dt.date(
+        2026, 12, 8
+    )  # made on a working day
 
 
 def test_a_new_run_never_overtakes_an_open_one_of_the_sku():
-    assert run_date(TODAY, 5, [run("P1", 3, 12)]) == TODAY + dt.timedelta(days=12)
-    assert run_date(TODAY, 20, [run("P1", 3, 12)]) == TODAY + dt.timedelta(days=20)
-    assert run_date(TODAY, 5, [run("P1", 3, 2), run("P2", 3, 9)]) == TODAY + dt.timedelta(days=9)
+    assert run_date(TODAY, 5, [run("P1", 3, 12)], ALWAYS) == TODAY + dt.timedelta(days=12)
+    assert run_date(TODAY, 20, [run("P1", 3, 12)], ALWAYS) == TODAY + dt.timedelta(days=20)
+    assert run_date(TODAY, 5, [run("P1", 3, 2), run("P2", 3, 9)], ALWAYS) == TODAY + dt.timedelta(days=9)
 
 
 def test_a_run_makes_only_what_open_runs_do_not_cover():
