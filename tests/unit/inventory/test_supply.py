@@ -17,6 +17,7 @@ from services.inventory.supply import (
     available_to_promise,
     fill_order,
     promise_backorders,
+    quote,
     run_date,
     uncovered,
 )
@@ -270,3 +271,39 @@ def test_no_sequence_of_reserve_release_receive_and_consume_goes_negative_or_dou
                 assert o.held_for(sku) + book.missing.get((order_id, sku), 0) == max(
                     wanted - o.shipped_for(sku), 0
                 )
+
+
+# --- quotes (intake's delivery-date check) ---------------------------------------------------------------------
+def test_a_quote_comes_from_the_open_runs_when_they_cover_every_backorder_and_the_new_units():
+    runs = [run("P1", 5, 3, "WH-A"), run("P2", 4, 8, "WH-B"), run("P3", 4, 8, "WH-C")]
+    new_run = Promise(TODAY + dt.timedelta(days=20), "WH-A")
+    # 3 owed: 2 more are still in the first run; 3 more need the runs of day 8
+    assert quote(3, 2, runs, new_run) == Promise(TODAY + dt.timedelta(days=3), "WH-A")
+    # of the runs due that day, the one nearest the ship-to
+    assert quote(3, 3, runs, new_run, {"WH-B": 6, "WH-C": 2}) == Promise(TODAY + dt.timedelta(days=8), "WH-C")
+    assert quote(3, 3, runs, new_run, {"WH-B": 2, "WH-C": 6}) == Promise(TODAY + dt.timedelta(days=8), "WH-B")
+    # beyond what is planned: the run Reserve would plan, or nothing when it cannot plan one
+    assert quote(3, 11, runs, new_run) == new_run
+    assert quote(3, 11, runs, None) is None
+    assert quote(0, 1, [], new_run) == new_run
+
+
+@given(
+    owed=st.integers(0, 30),
+    quantity=st.integers(1, 30),
+    sizes=st.lists(st.tuples(st.integers(1, 10), st.integers(0, 20)), max_size=5),
+)
+def test_a_quote_is_what_reserve_then_promises(owed, quantity, sizes):
+    """The quoted date is the covering run's for the order placed last (what Reserve promises it),
+    and never before what the earlier backorders are promised."""
+    runs = sorted(
+        (run(f"P{i}", q, d) for i, (q, d) in enumerate(sizes)),
+        key=lambda r: (r.expected_date, r.production_id),
+    )
+    new_run = Promise(TODAY + dt.timedelta(days=25), "WH-A")
+    quoted = quote(owed, quantity, runs, new_run)
+    assert quoted is not None
+    short = owed + quantity - sum(r.quantity for r in runs)  # what Reserve's new run makes
+    planned = runs + ([Run("NEW", "X", "WH-A", short, new_run.date)] if short > 0 else [])
+    backorders = [bo("new", quantity, minutes=2)] + ([bo("earlier", owed, minutes=1)] if owed else [])
+    assert promise_backorders(backorders, planned)["new"].date == quoted.date
