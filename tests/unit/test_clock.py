@@ -57,3 +57,14 @@ def test_the_setting_is_read_and_checked(monkeypatch):
     monkeypatch.setenv("ORDERDESK_CLOCK_SINCE", "soon")
     with pytest.raises(ValueError, match="ORDERDESK_CLOCK_SINCE"):
         Settings.from_env("orders")
+
+
+def test_make_run_passes_the_clock_to_every_process_with_one_anchor(monkeypatch, tmp_path):
+    from devtools.devstack import Stack
+
+    stack = Stack(data_dir=tmp_path, nats_url="nats://127.0.0.1:1")
+    assert "ORDERDESK_CLOCK_AT" not in stack.env("orders")
+    monkeypatch.setenv("ORDERDESK_CLOCK_AT", "2026-12-04T15:30:00Z")
+    orders, intake = stack.env("orders"), stack.env("intake")
+    assert orders["ORDERDESK_CLOCK_AT"] == intake["ORDERDESK_CLOCK_AT"] == "2026-12-04T15:30:00Z"
+    assert orders["ORDERDESK_CLOCK_SINCE"] == intake["ORDERDESK_CLOCK_SINCE"] == stack.started_at
