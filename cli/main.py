@@ -1,7 +1,7 @@
 """The `orderdesk` command: master data import, API keys, and the order desk's daily work.
 
-    orderdesk import <kind> <file.csv>        customers | products | prices | stock | warehouses | partners
-    orderdesk import-demo [--dir demo]        all five, in dependency order
+    orderdesk import <kind> <file.csv>        customers | products | prices | stock | warehouses | calendars | lanes | partners
+    orderdesk import-demo [--dir demo]        all of demo/, in dependency order
     orderdesk keys create --partner P --name N --scopes orders,returns [--partner-name "Webshop"]
     orderdesk keys list [--partner P]  |  orderdesk keys revoke --partner P --name N
     orderdesk orders list [--status on_hold] [--limit 50] [--json]
@@ -38,7 +38,8 @@ from pathlib import Path
 from orderdesk import errors, masterdata
 from orderdesk.config import Settings, database_url, env, grpc_target
 
-DEMO_ORDER = ("warehouses", "customers", "products", "stock", "partners")  # stock needs warehouses
+# stock needs warehouses; calendars and lanes go with them
+DEMO_ORDER = ("warehouses", "calendars", "lanes", "customers", "products", "stock", "partners")
 IMPORT_TIMEOUT = 120.0  # a large CSV takes longer than an ordinary call's deadline
 CONNECT_TIMEOUT = 10.0
 
@@ -648,7 +649,8 @@ def parser() -> argparse.ArgumentParser:
     imp.set_defaults(run=cmd_import)
 
     demo = sub.add_parser(
-        "import-demo", help="import the demo master data (warehouses, customers, products, stock, partners)"
+        "import-demo",
+        help="import the demo master data (warehouses, calendars, lanes, customers, products, stock, partners)",
     )
     demo.add_argument("--dir", default="demo", help="folder with the five CSV files (default: demo)")
     demo.set_defaults(run=cmd_import_demo)

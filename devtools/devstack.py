@@ -18,6 +18,7 @@ balanced round robin by gRPC. The gateway stays one process.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -74,6 +75,7 @@ class Stack:
     cwd: Path = ROOT
 
     def __post_init__(self) -> None:
+        self.started_at = dt.datetime.now(dt.UTC).isoformat()
         self.data_dir = Path(self.data_dir)
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         if self.replicas > 1:
@@ -158,6 +160,9 @@ class Stack:
             if name in self.database_urls:
                 env[f"ORDERDESK_{name.upper()}_DATABASE_URL"] = self.database_urls[name]
         env["ORDERDESK_GATEWAY_URL"] = self.gateway_url
+        if os.environ.get("ORDERDESK_CLOCK_AT"):  # `ORDERDESK_CLOCK_AT=... make run`: a demo on another day
+            env["ORDERDESK_CLOCK_AT"] = os.environ["ORDERDESK_CLOCK_AT"]
+            env["ORDERDESK_CLOCK_SINCE"] = self.started_at  # one anchor: a restarted process keeps the time
         env.update(self.extra_env)
         return env
 

@@ -14,7 +14,7 @@ import signal
 import uvicorn
 
 from gateway.app import create_app
-from orderdesk import logs, metrics
+from orderdesk import clock, logs, metrics
 from orderdesk.config import GatewayEdgeSettings, Settings, env
 
 GRACE_SECONDS = 10
@@ -29,6 +29,9 @@ def main() -> None:
     log = logs.setup("gateway")
     settings = Settings.from_env("gateway")
     edge = GatewayEdgeSettings.from_env()
+    clock.start_at(
+        settings.clock_at, settings.clock_since
+    )  # real time unless a test or demo set ORDERDESK_CLOCK_AT
     host, port = listen_address()
     config = uvicorn.Config(
         create_app(settings, edge=edge),

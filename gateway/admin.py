@@ -15,7 +15,9 @@ from gateway.routing import ADMIN, COMMON, backends, csv_text, problem_responses
 from orderdesk import masterdata
 from orderdesk.v1 import common_pb2, inventory_pb2
 
-ImportKind = Literal["customers", "products", "prices", "stock", "warehouses", "partners"]
+ImportKind = Literal[
+    "customers", "products", "prices", "stock", "warehouses", "calendars", "lanes", "partners"
+]
 
 
 # --- bodies ------------------------------------------------------------------------------

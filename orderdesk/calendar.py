@@ -5,8 +5,8 @@
   cut-off time. An order allocated before the cut-off on a working day (local time) ships that
   day; later, or on a closed day, it ships on the next working day (`ship_date`).
 - Transit is counted in working days (`delivery_date`): `n` working days after the ship date,
-  on the destination's calendar (the destination country's holidays) or, without one, the
-  warehouse's. A promise therefore never lands on a closed day.
+  on the calendar it is given; the book gives the destination's (Monday to Friday minus the
+  destination country's holidays). A promise therefore never lands on a closed day.
 - `Lanes`: a carrier's transit working days per lane, warehouse country -> destination country,
   the most specific lane first, else the warehouse's domestic / international days, else
   DEFAULT_TRANSIT_DAYS.
@@ -162,6 +162,11 @@ def working_day_on_or_after(day: dt.date, calendar: Calendar) -> dt.date:
     return add_working_days(day, 0, calendar)
 
 
+def working_day_on_or_before(day: dt.date, calendar: Calendar) -> dt.date:
+    """`day` when it is a working day, else the last one before it (a date to deliver *by*)."""
+    return day if is_working_day(day, calendar) else previous_working_day(day, calendar)
+
+
 def add_working_days(day: dt.date, n: int, calendar: Calendar) -> dt.date:
     """The `n`-th working day after `day` (n > 0), before it (n < 0); n = 0 rolls a closed day
     forward to the next working day. Always a working day; monotonic in `day` and in `n`."""
@@ -215,6 +220,17 @@ def latest_ship_date(delivery: dt.date, transit_days: int, calendar: Calendar) -
     if transit_days <= 0:
         return delivery
     return add_working_days(delivery, -transit_days, calendar)
+
+
+def local_date(instant: dt.datetime, time_zone: str = "UTC") -> dt.date:
+    """The date of `instant` in `time_zone`."""
+    return as_utc(instant).astimezone(zone(time_zone)).date()
+
+
+def delivered_on_time(delivered_at: dt.datetime, promised: dt.date, time_zone: str = "UTC") -> bool:
+    """The on-time rule: delivered on the promised date or before, the delivery's date taken in
+    `time_zone` (the shipping warehouse's: the destination's own zone is not known)."""
+    return local_date(delivered_at, time_zone) <= promised
 
 
 # --- lanes -------------------------------------------------------------------------------------
@@ -339,13 +355,19 @@ class CalendarBook:
             self._calendars[code] = calendar
         return calendar
 
+    def time_zone(self, warehouse: str) -> str:
+        """The warehouse's time zone, UTC for an unknown one."""
+        record = self.warehouses.get(warehouse)
+        return record.time_zone if record is not None else "UTC"
+
     def destination(self, country: str, warehouse: str = "") -> Calendar:
-        """Deliveries' calendar: Monday to Friday minus the destination country's holidays when the
-        book has holidays for that country; else the warehouse's (else Monday to Friday)."""
-        holidays = self._by_country.get(country.upper()) if country else None
-        if holidays is not None:
-            return Calendar(holidays=frozenset(holidays))
-        return self.warehouse(warehouse) or Calendar()
+        """Deliveries' calendar: Monday to Friday minus the destination country's holidays (carriers
+        deliver on the destination's working days, whatever days the warehouse works); for an
+        unknown destination, the warehouse's country's."""
+        if not country:
+            record = self.warehouses.get(warehouse)
+            country = record.country if record is not None else ""
+        return Calendar(holidays=frozenset(self._by_country.get(country.upper(), ())))
 
     def transit_days(self, warehouse: str, country: str, carrier: str = "") -> int:
         """Working days in transit from the warehouse to `country`: its lane, else the warehouse's
@@ -370,6 +392,11 @@ class CalendarBook:
         return delivery_date(
             ship_day, self.transit_days(warehouse, country, carrier), self.destination(country, warehouse)
         )
+
+    def deliver_by(self, requested: dt.date, warehouse: str, country: str) -> dt.date:
+        """A date asked for as the promise: itself on a working day at the destination, else the
+        last working day before it (nothing is delivered on a closed day)."""
+        return working_day_on_or_before(requested, self.destination(country, warehouse))
 
     def promise(self, now: dt.datetime, warehouse: str, country: str, carrier: str = "") -> Promise:
         """Ship date and delivery date for work released at `now` (allocation)."""

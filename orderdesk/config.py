@@ -10,13 +10,19 @@ ORDERDESK_<SERVICE>_METRICS_PORT   Prometheus /metrics port (0 disables)
 ORDERDESK_RPC_TIMEOUT              deadline of every outgoing gRPC call, seconds
 ORDERDESK_WEBHOOK_*                the notifier's delivery settings (see WebhookSettings)
 ORDERDESK_CONSOLE_*                the desk console's address, sessions and sign-in rules (see ConsoleSettings)
+ORDERDESK_CLOCK_AT                 tests and demos only: the processes' clock read this RFC 3339 instant
+ORDERDESK_CLOCK_SINCE              at this real instant (default: the process's start) and runs on
+                                   (orderdesk.clock); unset: real time
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from orderdesk import clock
 
 SERVICES = ("intake", "orders", "inventory", "shipping", "returns", "notifier")
 # Below Linux's ephemeral range (32768-60999, /proc/sys/net/ipv4/ip_local_port_range), where an outgoing
@@ -119,6 +125,8 @@ class Settings:
     metrics_port: int
     rpc_timeout: float
     peers: dict[str, str] = field(default_factory=dict)
+    clock_at: dt.datetime | None = None  # ORDERDESK_CLOCK_AT (orderdesk.clock): tests and demos only
+    clock_since: dt.datetime | None = None  # ORDERDESK_CLOCK_SINCE: the real instant the clock read clock_at
 
     @classmethod
     def from_env(cls, component: str) -> Settings:
@@ -131,6 +139,8 @@ class Settings:
             metrics_port=int(env(f"ORDERDESK_{component.upper()}_METRICS_PORT", str(metrics_default))),
             rpc_timeout=float(env("ORDERDESK_RPC_TIMEOUT", "5")),
             peers={name: service_target(name) for name in SERVICES},
+            clock_at=clock.parse_instant(env("ORDERDESK_CLOCK_AT", "")),
+            clock_since=clock.parse_instant(env("ORDERDESK_CLOCK_SINCE", ""), "ORDERDESK_CLOCK_SINCE"),
         )
 
 

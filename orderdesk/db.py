@@ -20,11 +20,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import DateTime, TypeDecorator
 
+from orderdesk import clock
+
 R = TypeVar("R")
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """Now, by the processes' clock (orderdesk.clock: real time unless ORDERDESK_CLOCK_AT moved it)."""
+    return clock.now()
 
 
 class UtcDateTime(TypeDecorator):

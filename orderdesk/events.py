@@ -17,6 +17,7 @@ import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from orderdesk import clock
 from orderdesk.config import env
 from orderdesk.v1 import events_pb2
 
@@ -53,7 +54,7 @@ def _token(value: str) -> str:
 
 def timestamp(at: dt.datetime | None = None) -> Timestamp:
     ts = Timestamp()
-    ts.FromDatetime((at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
+    ts.FromDatetime((at or clock.now()).astimezone(dt.UTC))
     return ts
 
 

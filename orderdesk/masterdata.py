@@ -4,16 +4,21 @@ Parsing is plain Python: each kind becomes a list of frozen records, and every
 bad cell is reported with its row and column, so an import is all or nothing.
 The owning services store the records: customers, products and customer-specific
 prices in intake (products' supply attributes also in inventory), stock and warehouses in inventory (warehouses also in shipping and
-intake), partners in the gateway.
+intake), partners in the gateway. Calendars (holidays per warehouse or per country) and lanes
+(transit working days) go wherever warehouses go: every date computation reads them through
+orderdesk.calendar.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from orderdesk import calendar
+from orderdesk.calendar import Holiday, Lane
 from orderdesk.errors import FieldViolation, InvalidArgument
 
 # Which component stores each kind (the gateway keeps partners and their hashed keys);
@@ -25,10 +30,16 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "stock": ("inventory",),
     # inventory for stock rows, shipping for delivery promises, intake for delivery-date checks
     "warehouses": ("inventory", "shipping", "intake"),
+    # holidays and transit working days: wherever dates are computed with warehouses
+    "calendars": ("inventory", "shipping", "intake"),
+    "lanes": ("inventory", "shipping", "intake"),
     "partners": ("gateway",),
 }
-KINDS = ("customers", "products", "stock", "warehouses", "partners", "prices")
+KINDS = ("customers", "products", "stock", "warehouses", "partners", "prices", "calendars", "lanes")
+# The kinds every owner of warehouses also keeps (they build an orderdesk.calendar.CalendarBook).
+CALENDAR_KINDS = ("warehouses", "calendars", "lanes")
 TIERS = ("strategic", "key", "standard", "new")
+MAX_DAYS = 3650  # lead and transit times: ten years is a typo, and keeps date arithmetic in range
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,10 @@ class Warehouse:
     warehouse: str
     name: str
     country: str
-    cutoff_hour_utc: int
-    transit_days_domestic: int
+    time_zone: str  # IANA, e.g. Europe/Berlin
+    cutoff: dt.time  # local time: work released before it ships the same working day
+    working_days: frozenset[int]  # weekdays, Monday = 0
+    transit_days_domestic: int  # working days, when no lane says otherwise
     transit_days_international: int
 
 
@@ -128,7 +141,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "warehouse",
         "name",
         "country",
-        "cutoff_hour_utc",
+        "time_zone",
+        "cutoff",
+        "working_days",
         "transit_days_domestic",
         "transit_days_international",
     ),
@@ -136,7 +151,17 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     # (ORDERDESK_DEMO_KEYS) may name one, which the gateway's import checks.
     "partners": ("partner_id", "name", "scopes"),
     "prices": ("customer_id", "sku", "unit_price", "currency"),
+    "calendars": ("scope", "code", "date", "name"),
+    "lanes": ("carrier", "origin_country", "destination_country", "transit_days"),
 }
+# Columns a file may leave out, with the value they then take. Warehouses from before working days
+# and time zones (a `cutoff_hour_utc` column instead of `cutoff`) still import: UTC, Monday to Friday.
+OPTIONAL: dict[str, dict[str, str]] = {
+    "warehouses": {"time_zone": "UTC", "working_days": "Mon-Fri"},
+    "calendars": {"name": ""},
+    "lanes": {"carrier": ""},
+}
+LEGACY: dict[str, dict[str, str]] = {"warehouses": {"cutoff": "cutoff_hour_utc"}}
 SCOPES = ("orders", "returns", "fulfillment", "admin")
 
 
@@ -197,6 +222,23 @@ class _Row:
             self._bad(column, "must be true or false")
         return False
 
+    def parsed(self, column: str, parse, default):
+        """A cell read by `parse` (raising ValueError with the reason), `default` when bad."""
+        raw = self.text(column)
+        if not raw:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as e:
+            self._bad(column, str(e))
+            return default
+
+    def country(self, column: str, *, wildcard: bool = False) -> str:
+        value = self.text(column).upper()
+        if value and not (value.isalpha() and len(value) == 2) and not (wildcard and value == calendar.ANY):
+            self._bad(column, "an ISO 3166 two-letter country code" + (" or *" if wildcard else ""))
+        return value
+
     def words(self, column: str) -> tuple[str, ...]:
         return tuple(w for w in self.text(column).replace(";", " ").replace("|", " ").split() if w)
 
@@ -238,13 +280,49 @@ def _stock(r: _Row) -> StockRow:
 
 
 def _warehouse(r: _Row) -> Warehouse:
+    code, name, country = r.text("warehouse"), r.text("name"), r.text("country").upper()
+    time_zone = r.parsed("time_zone", calendar.check_time_zone, "UTC")  # bad cells reported in column order
+    if "cutoff" not in r.cells:  # the older format: a cut-off hour in UTC
+        hour = r.integer("cutoff_hour_utc", minimum=0, maximum=23)
+        cutoff = dt.time(hour)
+    else:
+        cutoff = r.parsed("cutoff", calendar.parse_cutoff, dt.time(0))
     return Warehouse(
-        warehouse=r.text("warehouse"),
-        name=r.text("name"),
-        country=r.text("country").upper(),
-        cutoff_hour_utc=r.integer("cutoff_hour_utc", minimum=0, maximum=23),
-        transit_days_domestic=r.integer("transit_days_domestic", minimum=0),
-        transit_days_international=r.integer("transit_days_international", minimum=0),
+        warehouse=code,
+        name=name,
+        country=country,
+        time_zone=time_zone,
+        cutoff=cutoff,
+        working_days=r.parsed("working_days", calendar.parse_working_days, calendar.MONDAY_TO_FRIDAY),
+        transit_days_domestic=r.integer("transit_days_domestic", minimum=0, maximum=MAX_DAYS),
+        transit_days_international=r.integer("transit_days_international", minimum=0, maximum=MAX_DAYS),
+    )
+
+
+def _holiday(r: _Row) -> Holiday:
+    scope = r.choice("scope", calendar.SCOPES)
+    code = r.country("code") if scope == calendar.COUNTRY else r.text("code")
+    return Holiday(
+        scope=scope,
+        code=code,
+        date=r.parsed("date", _iso_date, dt.date(1970, 1, 1)),
+        name=r.text("name", required=False),
+    )
+
+
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be a date YYYY-MM-DD") from None
+
+
+def _lane(r: _Row) -> Lane:
+    return Lane(
+        carrier=r.text("carrier", required=False),
+        origin=r.country("origin_country", wildcard=True),
+        destination=r.country("destination_country", wildcard=True),
+        transit_days=r.integer("transit_days", minimum=0, maximum=MAX_DAYS),
     )
 
 
@@ -279,6 +357,8 @@ _PARSERS = {
     "warehouses": _warehouse,
     "partners": _partner,
     "prices": _price,
+    "calendars": _holiday,
+    "lanes": _lane,
 }
 _KEYS = {
     "customers": ("customer_id",),
@@ -287,6 +367,8 @@ _KEYS = {
     "warehouses": ("warehouse",),
     "partners": ("partner_id",),
     "prices": ("customer_id", "sku"),
+    "calendars": ("scope", "code", "date"),
+    "lanes": ("carrier", "origin", "destination"),
 }
 
 
@@ -298,7 +380,11 @@ def parse(kind: str, text: str) -> list:
         )
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = tuple(h.strip() for h in (reader.fieldnames or ()))
-    missing = [c for c in COLUMNS[kind] if c not in header]
+    optional = OPTIONAL.get(kind, {})
+    legacy = LEGACY.get(kind, {})
+    missing = [
+        c for c in COLUMNS[kind] if c not in header and c not in optional and legacy.get(c) not in header
+    ]
     if missing:
         raise InvalidArgument(
             f"{kind} CSV is missing columns: {', '.join(missing)}",
@@ -309,6 +395,7 @@ def parse(kind: str, text: str) -> list:
     seen: dict[tuple, int] = {}
     for number, cells in enumerate(reader, start=2):  # row 1 is the header
         cells = {(k or "").strip(): v for k, v in cells.items()}
+        cells = {c: v for c, v in optional.items() if c not in header} | cells
         row = _Row(number, cells, violations)
         record = _PARSERS[kind](row)
         key = tuple(getattr(record, k) for k in _KEYS[kind])

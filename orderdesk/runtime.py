@@ -35,7 +35,7 @@ from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from orderdesk import errors, events, leases, logs, metrics, migrations, ports, rpc
+from orderdesk import clock, errors, events, leases, logs, metrics, migrations, ports, rpc
 from orderdesk.config import Settings, grpc_target, nats_servers
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
@@ -61,6 +61,9 @@ class ServiceRuntime:
     def __init__(self, name: str, migrations_dir: Path | None):
         self.name = name
         self.settings = Settings.from_env(name)
+        clock.start_at(
+            self.settings.clock_at, self.settings.clock_since
+        )  # real time unless a test or demo set ORDERDESK_CLOCK_AT
         self.log = logs.setup(name)
         self.migrations_dir = migrations_dir
         # Made by start(); the properties below refuse to hand them out before.

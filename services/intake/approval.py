@@ -52,17 +52,10 @@ async def recheck(service, order: orders_pb2.Order, accept_proposal: str) -> lis
                 subject=order.order_id,
             )
         products = await service.masterdata.products(repo, {line.sku for line in lines})
-        warehouses = await service.masterdata.warehouses(repo) if deliveries else {}
+        book = await service.masterdata.book(work) if deliveries else None
         exposure = await work.repo(ExposureRepository).open_exposure(customer.customer_id)
     reasons: list[domain.Reason] = []
     today = now.astimezone(dt.UTC).date()
-    stocked = {
-        line.sku
-        for _, group in deliveries
-        for line in group
-        if line.sku in products and not products[line.sku].make_to_order
-    }
-    stock = await service._stock(stocked) if deliveries and stocked else {}
     for date, group in deliveries:
         if date < today or any(line.sku not in products for line in group):
             reasons.append(
@@ -71,8 +64,13 @@ async def recheck(service, order: orders_pb2.Order, accept_proposal: str) -> lis
                 )
             )
             continue
+        stock, supply = (
+            await service.delivery_facts(group, products, book, order.ship_to.country, now)
+            if book is not None and book.warehouses
+            else ({}, {})
+        )
         found, _ = domain.delivery_reasons(
-            date, group, products, stock, warehouses, order.ship_to.country, now
+            date, group, products, stock, book, order.ship_to.country, now, supply
         )
         reasons += found
     reasons += domain.credit_reasons(customer, order.payment_terms, domain.order_amount(lines), exposure)

@@ -1,5 +1,5 @@
 """Intake's master data in memory: every order reads its customer, products, prices and the
-warehouses, and they change only by import.
+warehouses (with their calendars and lanes), and they change only by import.
 
 An import through this process clears the cache at once; entries also expire after
 `ttl` seconds, which bounds how long another replica's import stays unseen here
@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from orderdesk.calendar import CalendarBook
+from orderdesk.calendar_store import CalendarRepository
 from orderdesk.masterdata import Customer, CustomerPrice, Product, Warehouse
 from services.intake.store import MasterDataRepository
 
@@ -80,4 +82,13 @@ class MasterDataCache:
         if found is _MISSING:
             found = await repo.warehouses()
             self._put(("warehouses",), found)
+        return found
+
+    async def book(self, work) -> CalendarBook:
+        """Warehouses, holidays and lanes (orderdesk.calendar), read on the unit of work `work`."""
+        found = self._get(("calendar",))
+        if found is _MISSING:
+            warehouses = await self.warehouses(work.repo(MasterDataRepository))
+            found = await work.repo(CalendarRepository).book(warehouses)
+            self._put(("calendar",), found)
         return found

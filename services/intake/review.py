@@ -52,7 +52,7 @@ async def review_change(service, request: intake_pb2.ReviewChangeRequest) -> lis
         exposure = await work.repo(ExposureRepository).open_exposure(customer.customer_id)
         requested = domain.parse_date(order.requested_delivery_date)
         check_date = bool(request.added) and requested is not None and requested >= now.date()
-        warehouses = await repo.warehouses() if check_date else {}
+        book = await service.masterdata.book(work) if check_date else None
     reasons: list[domain.Reason] = []
     if request.ship_to_changed:
         reasons += domain.address_reasons(domain.ship_to(s.ship_to, customer))
@@ -65,9 +65,13 @@ async def review_change(service, request: intake_pb2.ReviewChangeRequest) -> lis
     ]
     if check_date:
         added = [domain.OrderLine(a.sku, a.quantity, Decimal(0)) for a in request.added]
-        stock = await service._stock({a.sku for a in request.added if not products[a.sku].make_to_order})
+        stock, supply = (
+            await service.delivery_facts(added, products, book, order.ship_to.country, now)
+            if book is not None and book.warehouses
+            else ({}, {})
+        )
         date_reasons, _ = domain.delivery_reasons(
-            requested, added, products, stock, warehouses, order.ship_to.country, now
+            requested, added, products, stock, book, order.ship_to.country, now, supply
         )
         reasons += date_reasons
     if order.status in domain.EXPOSURE_OPEN:  # the previous total is already counted

@@ -4,8 +4,10 @@ SubmitOrder in four steps:
 1. a key seen before is answered from what it stored: the same body replays the
    first order (no checks run again), another body is refused;
 2. read the customer, products, customer prices, open credit exposure and, when a
-   delivery date is requested, the warehouses and each stocked SKU's stock
-   (inventory.GetStock, with a deadline); decide (refuse, approve or hold) and
+   delivery date is requested, the warehouses' calendar book, each stocked SKU's stock
+   (inventory.GetStock, with a deadline) and, for the units stock does not cover,
+   inventory's supply quote (inventory.QuoteSupply: its production queue and available
+   to promise, with a deadline); decide (refuse, approve or hold) and
    build the CreateOrderRequest with a fresh order id;
 3. one transaction claims the partner's external reference (a second key for it
    adds the hold reason duplicate_external_ref), re-checks the credit of an order
@@ -27,15 +29,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import grpc
 
 from orderdesk import errors, masterdata, metrics, rpc
+from orderdesk.calendar import CalendarBook
+from orderdesk.calendar_store import import_calendar_kind
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.idempotency import key_reused
+from orderdesk.masterdata import Product
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.intake import domain
 from services.intake.cache import MasterDataCache
@@ -102,13 +107,16 @@ class IntakeService:
         domain.check_master_records(kind, records)
         async with self.db.transaction() as tx:
             repo = tx.repo(MasterDataRepository)
-            upsert = {
-                "customers": repo.upsert_customers,
-                "products": repo.upsert_products,
-                "prices": repo.upsert_prices,
-                "warehouses": repo.upsert_warehouses,
-            }[kind]
-            await upsert(records)
+            if kind in ("calendars", "lanes"):
+                await import_calendar_kind(tx, kind, records)
+            else:
+                upsert = {
+                    "customers": repo.upsert_customers,
+                    "products": repo.upsert_products,
+                    "prices": repo.upsert_prices,
+                    "warehouses": repo.upsert_warehouses,
+                }[kind]
+                await upsert(records)
         self.masterdata.clear()
         log.info("imported %d %s", len(records), kind)
         return len(records)
@@ -267,12 +275,13 @@ class IntakeService:
             skus = {line.sku for line in s.lines}
             prices = await self.masterdata.customer_prices(repo, customer.customer_id, skus)
             exposure = await work.repo(ExposureRepository).open_exposure(customer.customer_id)
-            warehouses = await self.masterdata.warehouses(repo) if s.requested_delivery_date else {}
-        stock = None
-        if warehouses:
-            stock = await self._stock({sku for sku in skus if not products[sku].make_to_order})
+            book = await self.masterdata.book(work) if s.requested_delivery_date else None
+        stock = supply = None
+        if book is not None and book.warehouses:
+            country = domain.ship_to(s.ship_to, customer).get("country", "")
+            stock, supply = await self.delivery_facts(domain.order_lines(s), products, book, country, now)
         facts = domain.Facts(
-            now=now, prices=prices, warehouses=warehouses, stock=stock, open_exposure=exposure
+            now=now, prices=prices, book=book, stock=stock, supply=supply, open_exposure=exposure
         )
         return domain.decide(s, customer, products, facts, self.config)
 
@@ -305,6 +314,49 @@ class IntakeService:
                 for reason in reasons or [domain.credit_race(customer)]:
                     decision = decision.held_also_for(reason)
         return decision
+
+    async def delivery_facts(
+        self,
+        lines: Sequence[domain.OrderLine],
+        products: Mapping[str, Product],
+        book: CalendarBook,
+        country: str,
+        now: dt.datetime,
+    ) -> tuple[Mapping[str, Mapping[str, int]] | None, Mapping[str, domain.Supply] | None]:
+        """What a delivery-date check needs from inventory: the stock of the stocked SKUs, then
+        inventory's answer for the units stock does not cover (QuoteSupply: its production queue
+        and available to promise). (None, None) when stock could not be read; supply None when the
+        quote could not be had."""
+        lines = [line for line in lines if line.sku in products]
+        stock = await self._stock({line.sku for line in lines if not products[line.sku].make_to_order})
+        if stock is None:
+            return None, None
+        _, missing = domain.stock_arrivals(lines, products, stock, book, country, now)
+        return stock, await self._supply(missing, country)
+
+    async def _supply(self, missing: dict[str, int], country: str) -> dict[str, domain.Supply] | None:
+        """inventory.QuoteSupply (with a deadline) for the units per SKU stock does not cover."""
+        if not missing:
+            return {}
+        if self.inventory is None:
+            return None
+        request = inventory_pb2.QuoteSupplyRequest(
+            ship_to_country=country,
+            lines=[inventory_pb2.ReserveLine(sku=sku, quantity=q) for sku, q in missing.items()],
+        )
+        try:
+            answer = await self.inventory.QuoteSupply(
+                request, timeout=self.rpc_timeout, metadata=rpc.metadata()
+            )
+        except grpc.RpcError as exc:
+            failure = rpc.describe(exc)
+            log.warning(
+                "inventory.QuoteSupply failed: %s %s; the delivery date is left to the desk",
+                failure.code,
+                failure.message,
+            )
+            return None
+        return {q.sku: domain.Supply(domain.parse_date(q.delivery_date), q.warehouse) for q in answer.quotes}
 
     async def _stock(self, skus: set[str]) -> Mapping[str, Mapping[str, int]] | None:
         """Available units per warehouse for each SKU; an unknown SKU has none. None if inventory failed."""

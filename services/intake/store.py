@@ -21,6 +21,7 @@ from sqlalchemy import (
     update,
 )
 
+from orderdesk.calendar_store import calendar_columns, warehouse_record, warehouse_values
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
 from orderdesk.masterdata import Customer, CustomerPrice, Product, Warehouse
 from orderdesk.retention import Prunable
@@ -92,14 +93,14 @@ customer_prices = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
-# Intake's copy of the warehouses (inventory's master data): cut-off and transit days for date checks.
+# Intake's copy of the warehouses (inventory's master data): calendars and transit days for date checks.
 warehouses = Table(
     "warehouses",
     metadata,
     Column("warehouse", String(64), primary_key=True),
     Column("name", String, nullable=False),
     Column("country", String, nullable=False),
-    Column("cutoff_hour_utc", Integer, nullable=False),
+    *calendar_columns(),  # time zone, local cut-off, working days (orderdesk.calendar_store)
     Column("transit_days_domestic", Integer, nullable=False),
     Column("transit_days_international", Integer, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -210,18 +211,7 @@ class MasterDataRepository:
 
     async def upsert_warehouses(self, records: list[Warehouse]) -> None:
         now = utcnow()
-        rows = [
-            {
-                "warehouse": w.warehouse,
-                "name": w.name,
-                "country": w.country,
-                "cutoff_hour_utc": w.cutoff_hour_utc,
-                "transit_days_domestic": w.transit_days_domestic,
-                "transit_days_international": w.transit_days_international,
-                "updated_at": now,
-            }
-            for w in records
-        ]
+        rows = [warehouse_values(w) | {"updated_at": now} for w in records]
         await self._upsert(warehouses, rows, ["warehouse"])
 
     async def _upsert(self, table: Table, rows: list[dict], keys: list[str]) -> None:
@@ -297,17 +287,7 @@ class MasterDataRepository:
 
     async def warehouses(self) -> dict[str, Warehouse]:
         rows = (await self.conn.execute(select(warehouses))).mappings().all()
-        return {
-            r["warehouse"]: Warehouse(
-                warehouse=r["warehouse"],
-                name=r["name"],
-                country=r["country"],
-                cutoff_hour_utc=r["cutoff_hour_utc"],
-                transit_days_domestic=r["transit_days_domestic"],
-                transit_days_international=r["transit_days_international"],
-            )
-            for r in rows
-        }
+        return {r["warehouse"]: warehouse_record(r) for r in rows}
 
 
 @dataclass(frozen=True)

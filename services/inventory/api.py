@@ -7,7 +7,13 @@ import datetime as dt
 from orderdesk.errors import require
 from orderdesk.v1 import common_pb2, inventory_pb2, inventory_pb2_grpc
 from services.inventory import reallocation
-from services.inventory.proto import atp_to_proto, reserve_response, run_to_proto, stock_level_to_proto
+from services.inventory.proto import (
+    atp_to_proto,
+    quotes_to_proto,
+    reserve_response,
+    run_to_proto,
+    stock_level_to_proto,
+)
 from services.inventory.service import InventoryService, ReserveCall, ReserveResult
 
 
@@ -87,3 +93,9 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
 
     async def GetAvailableToPromise(self, request, context):
         return atp_to_proto(await self.service.available_to_promise(request.sku))
+
+    async def QuoteSupply(self, request, context):
+        quotes = await self.service.quote_supply(
+            request.ship_to_country, [(line.sku, line.quantity) for line in request.lines]
+        )
+        return quotes_to_proto(quotes)

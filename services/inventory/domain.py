@@ -184,11 +184,6 @@ def plan_allocation(
     )
 
 
-def transit_days(country: str, warehouse_country: str, domestic: int, international: int) -> int:
-    """Days from a warehouse to the ship-to country (the rule intake promises dates with)."""
-    return domestic if country and warehouse_country.upper() == country.upper() else international
-
-
 # --- the request --------------------------------------------------------------------------------
 # The widths of the store's key columns: a longer value is the caller's mistake, not a database error.
 MAX_LENGTH = {"order_id": 40, "sku": 64, "warehouse": 32, "reference": 200}
@@ -205,6 +200,15 @@ def validate_reserve_lines(order_id: str, lines: list[tuple[str, int]]) -> dict[
     """Reserve request -> requested total per SKU; every bad field is reported together."""
     violations: list[FieldViolation] = []
     _text(violations, "order_id", order_id, "order_id")
+    return _wanted(lines, violations, "invalid reserve request")
+
+
+def validate_quote_lines(lines: list[tuple[str, int]]) -> dict[str, int]:
+    """QuoteSupply request -> units per SKU (first asked first); every bad field reported together."""
+    return _wanted(lines, [], "invalid supply quote request")
+
+
+def _wanted(lines: list[tuple[str, int]], violations: list[FieldViolation], message: str) -> dict[str, int]:
     if not lines:
         violations.append(FieldViolation("lines", "at least one line"))
     wanted: dict[str, int] = {}
@@ -214,7 +218,7 @@ def validate_reserve_lines(order_id: str, lines: list[tuple[str, int]]) -> dict[
             violations.append(FieldViolation(f"lines[{i}].quantity", "must be positive"))
         wanted[sku] = wanted.get(sku, 0) + quantity
     if violations:
-        raise InvalidArgument("invalid reserve request", violations)
+        raise InvalidArgument(message, violations)
     return wanted
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from orderdesk.v1 import inventory_pb2
 from services.inventory.domain import StockLevel
-from services.inventory.service import Atp, ReserveResult
+from services.inventory.service import Atp, ReserveResult, SupplyQuote
 from services.inventory.supply import Run
 
 
@@ -60,4 +60,19 @@ def atp_to_proto(atp: Atp) -> inventory_pb2.AvailableToPromise:
             )
             for p in atp.points
         ],
+    )
+
+
+def quotes_to_proto(quotes: list[SupplyQuote]) -> inventory_pb2.QuoteSupplyResponse:
+    return inventory_pb2.QuoteSupplyResponse(
+        quotes=[
+            inventory_pb2.SupplyQuote(
+                sku=q.sku,
+                quantity=q.quantity,
+                ready_date=q.ready_date.isoformat() if q.ready_date else "",
+                warehouse=q.warehouse,
+                delivery_date=q.delivery_date.isoformat() if q.delivery_date else "",
+            )
+            for q in quotes
+        ]
     )

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from orderdesk import errors, events, masterdata, metrics
-from orderdesk.db import Database, Tx, utcnow
+from orderdesk.calendar import CalendarBook, WarehouseCalendar
+from orderdesk.calendar_store import BookCache, import_calendar_kind, warehouse_values
+from orderdesk.db import Database, Tx, Work, utcnow
 from orderdesk.domain import units_per_sku
 from orderdesk.usecase import retrying
 from orderdesk.v1 import events_pb2
@@ -33,8 +35,8 @@ from services.inventory.domain import (
     plan_order_allocation,
     reference_reused,
     reservation_outcome,
-    transit_days,
     unknown_warehouse,
+    validate_quote_lines,
     validate_reserve_lines,
     validate_restock,
 )
@@ -46,17 +48,20 @@ from services.inventory.supply import (
     available_to_promise,
     covering_run,
     fill_order,
+    quote,
     run_date,
     validate_production_id,
 )
 
 # A guard that refuses a locked plan means a writer bypassed the lock; start over a few times.
 RESERVE_ATTEMPTS = 3
-INVENTORY_KINDS = ("stock", "warehouses", "products")
+INVENTORY_KINDS = ("stock", "warehouses", "products", "calendars", "lanes")
 IMPORT_WIDTHS = {
     "stock": {"sku": MAX_LENGTH["sku"], "warehouse": MAX_LENGTH["warehouse"]},
     "products": {"sku": MAX_LENGTH["sku"]},
     "warehouses": {"warehouse": MAX_LENGTH["warehouse"], "name": 200, "country": 2},
+    "calendars": {"code": 64},
+    "lanes": {"carrier": 64},
 }
 
 
@@ -66,6 +71,17 @@ class ReserveResult:
     backordered: dict[str, int]  # sku -> units still missing
     expected_date: str = ""  # ISO date the missing units are due ("" unknown / none)
     expected_delivery_date: str = ""  # expected_date + transit to the ship-to country
+
+
+@dataclass(frozen=True)
+class SupplyQuote:
+    """QuoteSupply's answer for one SKU: no dates when inventory cannot plan the units."""
+
+    sku: str
+    quantity: int
+    ready_date: dt.date | None = None
+    warehouse: str = ""
+    delivery_date: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -104,30 +120,21 @@ def new_production_id() -> str:
     return f"PRD-{int(time.time() * 1000):011x}{uuid.uuid4().hex[:8]}"
 
 
-# Warehouses (country, transit days) change only by import: read at most this often per process.
-WAREHOUSE_CACHE_SECONDS = 5.0
-
-
 class InventoryService:
     def __init__(self, db: Database, clock: Callable[[], dt.datetime] = utcnow):
         self.db = db
         self.clock = clock
-        self._warehouses: tuple[float, list] | None = None
+        # Warehouses, holidays and lanes change only by import: read at most every few seconds.
+        self.calendars = BookCache(lambda work: work.repo(StockRepository).warehouses())
 
-    async def _warehouse_rows(self, repo: StockRepository) -> list:
-        now = time.monotonic()
-        if self._warehouses is None or now - self._warehouses[0] > WAREHOUSE_CACHE_SECONDS:
-            self._warehouses = (now, await repo.warehouse_rows())
-        return self._warehouses[1]
+    async def book(self, work: Work) -> CalendarBook:
+        """What transit and dates are computed with (orderdesk.calendar)."""
+        return await self.calendars.get(work)
 
-    async def _transit(self, repo: StockRepository, country: str) -> dict[str, int]:
-        """Days from each known warehouse to the ship-to country."""
-        return {
-            w.warehouse: transit_days(
-                country, w.country, w.transit_days_domestic, w.transit_days_international
-            )
-            for w in await self._warehouse_rows(repo)
-        }
+    async def _transit(self, work: Work, country: str) -> dict[str, int]:
+        """Transit working days from each known warehouse to the ship-to country (its lane)."""
+        book = await self.book(work)
+        return {code: book.transit_days(code, country) for code in sorted(book.warehouses)}
 
     # --- reservations ---------------------------------------------------------------------------
     async def reserve(
@@ -268,7 +275,7 @@ class InventoryService:
         # A SKU with no stock record anywhere is simply not in stock yet: backordered, not an
         # error (intake has checked it against the catalogue; a receipt creates its first record).
         available = await repo.available(sorted(set(wanted) | order.skus()), lock=locked)
-        plan = order.plan(wanted, available, await self._transit(repo, country))
+        plan = order.plan(wanted, available, await self._transit(tx, country))
         state_before = order.state
         for sku, warehouse, qty in plan.release:
             await repo.unhold(order_id, sku, warehouse, qty)
@@ -303,8 +310,9 @@ class InventoryService:
         """Plans production for what open runs do not cover, then dates the order's backorders:
         (expected date in a warehouse, expected delivery date), "" when some SKU has no run."""
         repo = tx.repo(StockRepository)
-        transit = await self._transit(repo, country)
-        today = self.clock().date()
+        transit = await self._transit(tx, country)
+        book = await self.book(tx)
+        now = self.clock()
         ready: list[dt.date] = []
         delivered: list[dt.date] = []
         for sku in sorted(backordered):
@@ -315,7 +323,8 @@ class InventoryService:
             product = await repo.product(sku) if short else None
             if product is not None and transit:
                 nearest = min(transit, key=lambda wh: (transit[wh], wh))
-                due = run_date(today, product[1], runs)
+                calendar = book.warehouse(nearest) or WarehouseCalendar()
+                due = run_date(calendar.today(now), product[1], runs, calendar)
                 last = runs[-1] if runs else None  # open runs come sorted by date, then id
                 if last is not None and (last.expected_date, last.warehouse) == (due, nearest):
                     # the same day into the same warehouse: the queued run grows (one run per day, not per order)
@@ -330,7 +339,7 @@ class InventoryService:
             if promise is None:
                 return "", ""
             ready.append(promise.date)
-            delivered.append(promise.date + dt.timedelta(days=transit.get(promise.warehouse, 0)))
+            delivered.append(book.arrival_from(promise.date, promise.warehouse, country))
         return max(ready).isoformat(), max(delivered).isoformat()
 
     @staticmethod
@@ -380,7 +389,7 @@ class InventoryService:
                 continue
             already = await repo.held_warehouses(b.order_id)
             plan = plan_order_allocation(
-                {b.sku: b.quantity}, {b.sku: available}, await self._transit(repo, b.country), already
+                {b.sku: b.quantity}, {b.sku: available}, await self._transit(tx, b.country), already
             )
             taken = 0
             for sku, warehouse, qty in plan:
@@ -452,6 +461,33 @@ class InventoryService:
         available = {lv.warehouse: max(lv.available, 0) for lv in levels}
         points = available_to_promise(self.clock().date(), available, runs, owed)
         return Atp(sku, sum(available.values()), owed, sum(r.quantity for r in runs), points)
+
+    async def quote_supply(self, country: str, lines: list[tuple[str, int]]) -> list[SupplyQuote]:
+        """When each SKU's units, backordered now behind every open backorder, would be ready and
+        delivered to `country`: Reserve's rule (open runs, else the run it would plan), read only."""
+        wanted = validate_quote_lines(lines)
+        quotes: list[SupplyQuote] = []
+        now = self.clock()
+        async with self.db.reading() as work:
+            repo = work.repo(StockRepository)
+            book = await self.book(work)
+            transit = await self._transit(work, country)
+            for sku, quantity in wanted.items():
+                runs = await repo.open_runs(sku)
+                owed = await repo.backordered_total(sku)
+                product = await repo.product(sku)
+                new_run = None
+                if product is not None and transit:
+                    nearest = min(transit, key=lambda wh: (transit[wh], wh))
+                    calendar = book.warehouse(nearest) or WarehouseCalendar()
+                    new_run = Promise(run_date(calendar.today(now), product[1], runs, calendar), nearest)
+                promise = quote(owed, quantity, runs, new_run, transit)
+                if promise is None:
+                    quotes.append(SupplyQuote(sku, quantity))
+                    continue
+                delivered = book.arrival_from(promise.date, promise.warehouse, country)
+                quotes.append(SupplyQuote(sku, quantity, promise.date, promise.warehouse, delivered))
+        return quotes
 
     async def release(self, tx: Tx, order_id: str) -> int:
         """The order is cancelled: give everything back and refuse any later Reserve for it.
@@ -576,7 +612,7 @@ class InventoryService:
         """Master data inventory owns. All or nothing: any bad row refuses the whole file."""
         if kind not in INVENTORY_KINDS:
             raise errors.InvalidArgument(
-                f"inventory imports stock, warehouses and products, not {kind!r}",
+                f"inventory imports {', '.join(INVENTORY_KINDS)}, not {kind!r}",
                 [errors.FieldViolation("kind", "one of " + ", ".join(INVENTORY_KINDS))],
             )
         records = masterdata.parse(kind, text)
@@ -585,13 +621,16 @@ class InventoryService:
             repo = tx.repo(StockRepository)
             if kind == "warehouses":
                 for w in records:
-                    await repo.upsert_warehouse(dict(w.__dict__))
-                self._warehouses = None
+                    await repo.upsert_warehouse(warehouse_values(w))
+            elif kind in ("calendars", "lanes"):
+                await import_calendar_kind(tx, kind, records)
             elif kind == "products":  # the supply attributes only; intake keeps the catalogue
                 for p in records:
                     await repo.upsert_product(p.sku, p.make_to_order, p.production_lead_time_days)
             else:
                 await self._count_stock(tx, records)
+        if kind in masterdata.CALENDAR_KINDS:
+            self.calendars.clear()
         return len(records)
 
     async def _count_stock(self, tx: Tx, rows: list[masterdata.StockRow]) -> None:

@@ -6,7 +6,8 @@
   order id last so the order is total.
 - A production run makes units of one SKU into one warehouse by an expected date. Short
   lines (and make-to-order products, which are short by nature) create runs for what the
-  open runs do not already cover. A run's date is today + the product's lead time, but
+  open runs do not already cover. A run's date is today + the product's lead time (working
+  days of the warehouse it goes into, orderdesk.calendar), but
   never before the latest open run of the SKU: a production line works its queue in
   order, so a new run cannot overtake one already planned.
 - Each backorder gets the date of the run whose cumulative quantity covers it in fill
@@ -21,7 +22,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from orderdesk.calendar import Calendar, add_working_days
 from orderdesk.errors import FieldViolation, InvalidArgument
+from services.inventory.domain import UNKNOWN_TRANSIT
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,10 @@ class Run:
     expected_date: dt.date
 
 
-def run_date(today: dt.date, lead_time_days: int, open_runs: list[Run]) -> dt.date:
-    """today + lead time, but not before the latest open run of the SKU (the line's queue)."""
-    earliest = today + dt.timedelta(days=max(lead_time_days, 0))
+def run_date(today: dt.date, lead_time_days: int, open_runs: list[Run], calendar: Calendar) -> dt.date:
+    """today + lead time in the warehouse's working days (a working day: goods are made and
+    received on working days), but not before the latest open run of the SKU (the line's queue)."""
+    earliest = add_working_days(today, max(lead_time_days, 0), calendar)
     latest_open = max((r.expected_date for r in open_runs), default=earliest)
     return max(earliest, latest_open)
 
@@ -78,6 +82,27 @@ def covering_run(demand: int, open_runs: list[Run]) -> Promise | None:
         if made >= demand:
             return Promise(r.expected_date, r.warehouse)
     return None
+
+
+def quote(
+    owed: int,
+    quantity: int,
+    open_runs: list[Run],
+    new_run: Promise | None,
+    transit: dict[str, int] | None = None,
+) -> Promise | None:
+    """When `quantity` more units, backordered now behind the `owed` ones (a new order comes last
+    in fill order), would be made: by the open runs when they cover owed + quantity (of the runs
+    due that day, the one nearest the ship-to country), else by the run Reserve would plan for the
+    rest (`new_run`: its date and warehouse; None when inventory cannot plan one). The same rule
+    Reserve's promise follows, without writing anything."""
+    covered = covering_run(owed + quantity, open_runs)
+    if covered is None:
+        return new_run
+    days = transit or {}
+    same_day = [r for r in open_runs if r.expected_date == covered.date]
+    nearest = min(same_day, key=lambda r: (days.get(r.warehouse, UNKNOWN_TRANSIT), r.production_id))
+    return Promise(covered.date, nearest.warehouse)
 
 
 def promise_backorders(backorders: list[Backorder], open_runs: list[Run]) -> dict[str, Promise | None]:

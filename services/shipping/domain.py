@@ -17,9 +17,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from orderdesk import calendar
+from orderdesk.calendar import CalendarBook
 from orderdesk.domain import StatusChange
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from orderdesk.masterdata import Warehouse  # the imported record: country, cut-off hour, transit days
 
 
 class Status(StrEnum):
@@ -46,44 +47,29 @@ TRACKING = ("delayed", "lost")
 # Before these, nothing has left the warehouse and a cancelled order still stops the shipment.
 CANCELLABLE = frozenset({Status.PENDING, Status.PICKED, Status.PACKED})
 
-# Promise when shipping has no master data for the warehouse.
-DEFAULT_TRANSIT_DAYS = 5
-
 
 # --- the delivery promise ------------------------------------------------------
-def ship_date(allocated_at: dt.datetime, warehouse: Warehouse) -> dt.date:
-    """Same day when allocated before the cut-off hour (UTC), else the next day.
-
-    At the cut-off hour itself the day's last pick wave has gone: it ships tomorrow.
-    Calendar days: the warehouses ship every day (no weekend or holiday calendar yet).
-    """
-    at = allocated_at.astimezone(dt.UTC)
-    day = at.date()
-    return day + dt.timedelta(days=1) if at.hour >= warehouse.cutoff_hour_utc else day
-
-
 def promised_delivery_date(
     *,
     allocated_at: dt.datetime,
-    warehouse: Warehouse | None,
+    book: CalendarBook,
+    warehouse: str,
     destination_country: str,
     requested_delivery_date: str = "",
 ) -> str:
     """The date promised to the customer (YYYY-MM-DD).
 
-    The date the customer asked for is the promise when the order has one; else
-    ship date plus transit days, domestic when the goods stay in the warehouse's
-    country (an unknown destination counts as international: the longer, safer
-    promise); DEFAULT_TRANSIT_DAYS after allocation for a warehouse we know nothing of.
+    The date the customer asked for is the promise when the order has one (on a day closed
+    at the destination: the last working day before it, delivering *by* that date); else the
+    warehouse's ship date (today before its local cut-off on a working day, else its next
+    working day) plus the lane's transit working days on the destination's calendar
+    (orderdesk.calendar: an unknown destination counts as international, an unknown
+    warehouse ships the next working day with the default transit).
     """
     requested = parse_date(requested_delivery_date)
     if requested is not None:
-        return requested.isoformat()
-    if warehouse is None:
-        return (allocated_at.astimezone(dt.UTC).date() + dt.timedelta(days=DEFAULT_TRANSIT_DAYS)).isoformat()
-    domestic = bool(destination_country) and destination_country.upper() == warehouse.country.upper()
-    transit = warehouse.transit_days_domestic if domestic else warehouse.transit_days_international
-    return (ship_date(allocated_at, warehouse) + dt.timedelta(days=transit)).isoformat()
+        return book.deliver_by(requested, warehouse, destination_country).isoformat()
+    return book.promise(allocated_at, warehouse, destination_country).delivery_date.isoformat()
 
 
 def parse_date(value: str) -> dt.date | None:
@@ -159,9 +145,18 @@ class Shipment:
         return shipment
 
     def record(
-        self, step: str, *, at: dt.datetime, actor: str, carrier: str = "", tracking_number: str = ""
+        self,
+        step: str,
+        *,
+        at: dt.datetime,
+        actor: str,
+        carrier: str = "",
+        tracking_number: str = "",
+        time_zone: str = "UTC",
     ) -> bool:
-        """A step reported by the warehouse or carrier; False when it repeats the current one."""
+        """A step reported by the warehouse or carrier; False when it repeats the current one.
+        A delivery is on time by orderdesk.calendar's rule, its date taken in `time_zone` (the
+        warehouse's)."""
         to = check_step(step, carrier, tracking_number)
         if self.status is Status.CANCELLED:
             raise self._refusal(
@@ -184,9 +179,10 @@ class Shipment:
         if to is Status.SHIPPED:
             self.carrier, self.tracking_number = carrier.strip(), tracking_number.strip()
         if to is Status.DELIVERED:
-            delivered_on = at.astimezone(dt.UTC).date()
-            self.delivered_on = delivered_on.isoformat()
-            self.on_time = delivered_on <= dt.date.fromisoformat(self.promised_delivery_date)
+            self.delivered_on = calendar.local_date(at, time_zone).isoformat()
+            self.on_time = calendar.delivered_on_time(
+                at, dt.date.fromisoformat(self.promised_delivery_date), time_zone
+            )
         self._change(to, at, actor or "unknown", _reason(to, self))
         return True
 

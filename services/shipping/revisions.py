@@ -28,7 +28,7 @@ from services.shipping.domain import (
     split_by_warehouse,
 )
 from services.shipping.service import ShippingService, publish_changes
-from services.shipping.store import ShipmentRepository, WarehouseRepository
+from services.shipping.store import ShipmentRepository
 
 log = logging.getLogger("shipping.revisions")
 
@@ -74,7 +74,8 @@ async def follow_order_change(service: ShippingService, tx: Tx, event) -> None:
             ):  # transit days depend on the destination: promise again, from the shipment's making
                 promise = promised_delivery_date(
                     allocated_at=shipment.created_at or service.clock(),
-                    warehouse=await tx.repo(WarehouseRepository).get(warehouse),
+                    book=await service.book(tx),
+                    warehouse=warehouse,
                     destination_country=order.ship_to.country,
                     requested_delivery_date=order.requested_delivery_date,
                 )

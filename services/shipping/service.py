@@ -12,7 +12,9 @@ import datetime as dt
 from collections.abc import Callable
 
 from orderdesk import errors, masterdata, metrics, usecase
-from orderdesk.db import Database, Tx, utcnow
+from orderdesk.calendar import CalendarBook
+from orderdesk.calendar_store import BookCache, import_calendar_kind
+from orderdesk.db import Database, Tx, Work, utcnow
 from orderdesk.v1 import events_pb2, orders_pb2
 from services.shipping.domain import (
     TRACKING,
@@ -48,18 +50,29 @@ class ShippingService:
     def __init__(self, db: Database, clock: Callable[[], dt.datetime] = utcnow):
         self.db = db
         self.clock = clock
+        self.calendars = BookCache(lambda work: work.repo(WarehouseRepository).all())
+
+    async def book(self, work: Work) -> CalendarBook:
+        """Warehouses, holidays and lanes: what every promise is computed with (orderdesk.calendar)."""
+        return await self.calendars.get(work)
 
     # --- master data -----------------------------------------------------------
     async def import_master_data(self, kind: str, text: str) -> int:
-        """Warehouses (country, cut-off, transit days) for delivery promises; all rows or none."""
-        if kind != "warehouses":
+        """Warehouses (country, time zone, cut-off, working days, transit days), calendars
+        (holidays) and lanes for delivery promises; all rows or none."""
+        if kind not in masterdata.CALENDAR_KINDS:
+            kinds = ", ".join(masterdata.CALENDAR_KINDS)
             raise errors.InvalidArgument(
-                f"shipping imports warehouses, not {kind!r}",
-                [errors.FieldViolation("kind", "shipping keeps only warehouses", "unsupported_kind")],
+                f"shipping imports {kinds}, not {kind!r}",
+                [errors.FieldViolation("kind", f"shipping keeps only {kinds}", "unsupported_kind")],
             )
         records = masterdata.parse(kind, text)
         async with self.db.transaction() as tx:
-            await tx.repo(WarehouseRepository).save_all(records)
+            if kind == "warehouses":
+                await tx.repo(WarehouseRepository).save_all(records)
+            else:
+                await import_calendar_kind(tx, kind, records)
+        self.calendars.clear()
         return len(records)
 
     # --- reactions to orders (inside the consumer's transaction) ------------------
@@ -108,7 +121,8 @@ class ShippingService:
             lines=lines,
             promised_delivery_date=promised_delivery_date(
                 allocated_at=allocated_at or self.clock(),
-                warehouse=await tx.repo(WarehouseRepository).get(warehouse),
+                book=await self.book(tx),
+                warehouse=warehouse,
                 destination_country=order.ship_to.country,
                 requested_delivery_date=order.requested_delivery_date,
             ),
@@ -154,10 +168,17 @@ class ShippingService:
                 ),
             )
         check_step(step, carrier, tracking_number)  # bad input is refused before the shipment is read
+        async with self.db.reading() as work:
+            book = await self.book(work)  # the warehouse's time zone dates a delivery
         return await self._change(
             shipment_id,
             lambda shipment: shipment.record(
-                step, at=at, actor=actor, carrier=carrier, tracking_number=tracking_number
+                step,
+                at=at,
+                actor=actor,
+                carrier=carrier,
+                tracking_number=tracking_number,
+                time_zone=book.time_zone(shipment.warehouse),
             ),
         )
 

@@ -16,8 +16,10 @@ from sqlalchemy import (
     update,
 )
 
+from orderdesk.calendar_store import calendar_columns, warehouse_record, warehouse_values
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
-from services.shipping.domain import Shipment, Status, Warehouse
+from orderdesk.masterdata import Warehouse
+from services.shipping.domain import Shipment, Status
 
 metadata = MetaData()
 
@@ -59,7 +61,7 @@ warehouses = Table(
     Column("warehouse", String(32), primary_key=True),
     Column("name", String(128), nullable=False),
     Column("country", String(16), nullable=False),
-    Column("cutoff_hour_utc", Integer, nullable=False),
+    *calendar_columns(),  # time zone, local cut-off, working days (orderdesk.calendar_store)
     Column("transit_days_domestic", Integer, nullable=False),
     Column("transit_days_international", Integer, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -192,17 +194,22 @@ class WarehouseRepository:
             .mappings()
             .first()
         )
-        if row is None:
-            return None
-        return Warehouse(**{k: row[k] for k in Warehouse.__dataclass_fields__})
+        return None if row is None else warehouse_record(row)
+
+    async def all(self) -> list[Warehouse]:
+        rows = (await self.conn.execute(select(warehouses).order_by(warehouses.c.warehouse))).mappings()
+        return [warehouse_record(row) for row in rows]
 
     async def save_all(self, records: list[Warehouse]) -> None:
         now = utcnow()
-        columns = list(Warehouse.__dataclass_fields__)
         for record in records:
-            values = {c: getattr(record, c) for c in columns} | {"updated_at": now}
+            values = warehouse_values(record) | {"updated_at": now}
             await self.conn.execute(
                 upsert(
-                    self.dialect, warehouses, values, keys=["warehouse"], update=[*columns[1:], "updated_at"]
+                    self.dialect,
+                    warehouses,
+                    values,
+                    keys=["warehouse"],
+                    update=[c for c in values if c != "warehouse"],
                 )
             )

@@ -7,12 +7,36 @@ import asyncio
 import datetime as dt
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
+from orderdesk import masterdata
+from orderdesk.calendar import CalendarBook, add_working_days
+
 pytestmark = pytest.mark.e2e
 
-CUSTOMER = "C0001"  # standard, active, NET30, ships to FR: nearest warehouse WH-HAM (6 days international)
+CUSTOMER = (
+    "C0001"  # standard, active, NET30, ships to FR: nearest warehouse WH-HAM (the DE -> FR lane: 2 days)
+)
+DEMO = Path(__file__).resolve().parents[2] / "demo"
+# The demo's calendars as the services hold them: dates below are working days of these.
+BOOK = CalendarBook(
+    masterdata.parse("warehouses", (DEMO / "warehouses.csv").read_text()),
+    masterdata.parse("calendars", (DEMO / "calendars.csv").read_text()),
+    masterdata.parse("lanes", (DEMO / "lanes.csv").read_text()),
+)
+
+
+def working_days_from_today(n: int, warehouse: str = "WH-HAM") -> set[str]:
+    """`n` working days of the warehouse after its local today (or after tomorrow, for a test that
+    crosses midnight there)."""
+    calendar = BOOK.warehouse(warehouse)
+    assert calendar is not None
+    today = calendar.today(dt.datetime.now(dt.UTC))
+    return {add_working_days(today + dt.timedelta(days=d), n, calendar).isoformat() for d in (0, 1)}
+
+
 HEADER = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
 
 
@@ -51,11 +75,6 @@ async def wait_status(partner, order_id: str, wanted: str, eventually) -> dict:
         return body if code == 200 and body["status"] == wanted else None
 
     return await eventually(check)
-
-
-def days_from_today(date: str) -> int:
-    # inventory dates from its own clock; a run across midnight may see tomorrow
-    return (dt.date.fromisoformat(date) - dt.datetime.now(dt.UTC).date()).days
 
 
 async def test_a_receipt_fills_the_higher_priority_backorder_and_leaves_the_other_scheduled(
@@ -108,11 +127,12 @@ async def test_a_make_to_order_product_is_scheduled_with_its_production_date_the
     await add_product(admin, sku, make_to_order=True, lead_time_days=10)
     order_id = await submit(shop, sku, 2)
     order = await wait_status(shop, order_id, "scheduled", eventually)
-    assert days_from_today(order["expected_ship_date"]) in (10, 11)
-    # made into the warehouse nearest the customer (WH-HAM for FR: 6 days international)
-    assert (
-        days_from_today(order["expected_delivery_date"]) - days_from_today(order["expected_ship_date"]) == 6
-    )
+    # 10 working days of Hamburg (Monday to Friday, its holidays and stocktake)
+    assert order["expected_ship_date"] in working_days_from_today(10)
+    # made into the warehouse nearest the customer (WH-HAM for FR), shipped that day, the lane's 2
+    # working days in France
+    ready = dt.date.fromisoformat(order["expected_ship_date"])
+    assert order["expected_delivery_date"] == BOOK.arrival_from(ready, "WH-HAM", "FR").isoformat()
     assert "expected delivery" in order["history"][-1]["reason"]
 
     status, runs, _ = await admin.get(f"/v1/admin/production?sku={sku}&status=open")
@@ -166,7 +186,8 @@ async def test_available_to_promise_answers_partners_with_the_orders_scope(
     assert status == 200 and (atp["available_now"], atp["backordered"]) == (8, 0), atp
     today, later = atp["dates"]
     assert today["quantity"] == 8 and today["warehouses"] == [{"warehouse": "WH-SHA", "quantity": 8}]
-    assert later["quantity"] == 10 and days_from_today(later["date"]) in (4, 5)  # + the run's 2 at its date
+    # + the run's 2 at its date: 5 working days of Hamburg (nearest to FR)
+    assert later["quantity"] == 10 and later["date"] in working_days_from_today(5)
 
     status, body, _ = await warehouse_operator.get(f"/v1/inventory/{sku}/atp")
     assert status == 403, body

@@ -60,3 +60,15 @@ class FakeDatabase:
     @asynccontextmanager
     async def reading(self):
         yield FakeWork(self.repos)
+
+
+class FakeCalendars:
+    """orderdesk.calendar_store.CalendarRepository in memory: holidays and lanes as given."""
+
+    def __init__(self, holidays=(), lanes=()):
+        self.holidays_, self.lanes_ = list(holidays), list(lanes)
+
+    async def book(self, warehouses):
+        from orderdesk.calendar import CalendarBook
+
+        return CalendarBook(warehouses, self.holidays_, self.lanes_)

@@ -313,3 +313,56 @@ def test_an_unknown_warehouse_gets_the_safer_promise():
     assert promise.ship_date == dt.date(2026, 12, 7)
     assert promise.delivery_date == dt.date(2026, 12, 14)
     assert FRI.weekday() == 4
+
+
+# --- the CSV imports -----------------------------------------------------------------------------
+def test_the_demo_calendars_lanes_and_warehouses_parse():
+    from pathlib import Path
+
+    from orderdesk import masterdata
+
+    demo = Path(__file__).resolve().parents[2] / "demo"
+    holidays = masterdata.parse("calendars", (demo / "calendars.csv").read_text())
+    assert Holiday("warehouse", "WH-HAM", dt.date(2026, 12, 7), "Stocktake (closed)") in holidays
+    lanes = masterdata.parse("lanes", (demo / "lanes.csv").read_text())
+    assert Lane("DE", "FR", 1, "DHL") in lanes
+    (chicago,) = [
+        w for w in masterdata.parse("warehouses", (demo / "warehouses.csv").read_text()) if w.country == "US"
+    ]
+    assert (chicago.time_zone, chicago.cutoff, chicago.working_days) == (
+        "America/Chicago",
+        dt.time(14),
+        frozenset(range(6)),
+    )
+
+
+def test_bad_calendar_and_lane_cells_are_reported_by_row_and_column():
+    from orderdesk import masterdata
+    from orderdesk.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as err:
+        masterdata.parse(
+            "calendars",
+            "scope,code,date,name\n"
+            "region,X,2026-12-24,\n"
+            "country,Germany,2026-12-24,\n"
+            "warehouse,WH-1,24.12.2026,\n"
+            "country,de,2026-12-25,ok\n"
+            "country,DE,2026-12-25,twice\n",
+        )
+    assert [(v.field, v.description) for v in err.value.violations] == [
+        ("row 2.scope", "must be one of warehouse, country"),
+        ("row 3.code", "an ISO 3166 two-letter country code"),
+        ("row 4.date", "must be a date YYYY-MM-DD"),
+        ("row 6", "duplicate of row 5"),
+    ]
+    # name is optional; carrier too
+    assert masterdata.parse("calendars", "scope,code,date\ncountry,fr,2026-07-14\n") == [
+        Holiday("country", "FR", dt.date(2026, 7, 14), "")
+    ]
+    assert masterdata.parse("lanes", "origin_country,destination_country,transit_days\nde,*,3\n") == [
+        Lane("DE", "*", 3)
+    ]
+    with pytest.raises(InvalidArgument) as err:
+        masterdata.parse("lanes", "carrier,origin_country,destination_country,transit_days\nUPS,DEU,FR,-1\n")
+    assert [v.field for v in err.value.violations] == ["row 2.origin_country", "row 2.transit_days"]

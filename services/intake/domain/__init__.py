@@ -39,8 +39,9 @@ with the field path each names:
   not_order_multiple         lines[i].quantity
   delivery_date_infeasible   requested_delivery_date  the whole order cannot arrive by then; proposals:
                                                       earliest_date, and split when part of it can
-  delivery_date_unverified   requested_delivery_date  stock or warehouse data could not be read, so
-                                                      the date could not be checked
+  delivery_date_unverified   requested_delivery_date  stock, warehouse data or inventory's production
+                                                      plan could not be read, so the date could not be
+                                                      checked
   credit_limit_exceeded      customer_id              open exposure + this order > credit limit
                                                       (PREPAID orders and PREPAID-only customers are exempt:
                                                       they pay before anything ships)
@@ -57,7 +58,9 @@ Configuration (environment, read by IntakeConfig.from_env at start-up):
   ORDERDESK_INTAKE_REVIEW_NEW_CUSTOMERS   true | false           default true
   ORDERDESK_INTAKE_REVIEW_ABOVE_AMOUNT    order total            default 100000 (in the customer's currency)
 
-Delivery dates are calendar days (no weekends or holidays yet); instants are UTC.
+Delivery dates are working days (orderdesk.calendar: each warehouse's time zone, cut-off, working
+days and holidays, the destination country's holidays, the lanes' transit working days); units
+that stock does not cover arrive when inventory's QuoteSupply says; instants are UTC.
 
 Where the rules live:
 
@@ -110,7 +113,7 @@ from services.intake.domain.credit import (
     exposure_changes,
     exposure_state,
 )
-from services.intake.domain.delivery import Arrival, delivery_reasons, plan_arrivals, ship_day, transit_days
+from services.intake.domain.delivery import Arrival, Supply, delivery_reasons, plan_arrivals, stock_arrivals
 from services.intake.domain.holds import duplicate_external_ref, hold_reasons
 from services.intake.domain.lines import customer_price, line_reasons
 from services.intake.domain.master_data import MASTER_KINDS, check_master_kind, check_master_records
@@ -248,14 +251,14 @@ __all__ = [
     "payment_terms",
     "payment_terms_reasons",
     "plan_arrivals",
+    "stock_arrivals",
+    "Supply",
     "plausible_email",
     "plausible_phone",
     "postal_code_valid",
     "prepaid_only",
     "priority",
     "request_hash",
-    "ship_day",
     "ship_to",
-    "transit_days",
     "urgency",
 ]

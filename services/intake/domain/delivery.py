@@ -1,7 +1,10 @@
 """Delivery planning: when each line can arrive at the earliest (from the warehouses' stock,
-cut-offs and transit days, or made to order first), and whether the whole order can arrive
-by the requested date (hold reasons delivery_date_infeasible with proposals earliest_date and
-split, delivery_date_unverified). Delivery dates are calendar days; instants are UTC."""
+their cut-offs, working days and lanes, or from inventory's production), and whether the whole
+order can arrive by the requested date (hold reasons delivery_date_infeasible with proposals
+earliest_date and split, delivery_date_unverified). Every date comes from orderdesk.calendar
+(working days in the warehouses' time zones and the destination's calendar); units stock does
+not cover arrive when inventory says (its QuoteSupply: the production queue and available to
+promise, the same rule its Reserve promises with)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from orderdesk.masterdata import Product, Warehouse
+from orderdesk.calendar import CalendarBook
+from orderdesk.masterdata import Product
 from services.intake.domain.submission import OrderLine, Proposal, ProposalPart, Reason
 
 
@@ -22,64 +26,76 @@ class Arrival:
     warehouse: str
 
 
-def ship_day(now: dt.datetime, cutoff_hour_utc: int) -> dt.date:
-    """Orders in before the warehouse's cut-off leave today, later ones tomorrow."""
-    now = now.astimezone(dt.UTC)
-    return now.date() if now.hour < cutoff_hour_utc else now.date() + dt.timedelta(days=1)
+@dataclass(frozen=True)
+class Supply:
+    """Inventory's answer for the units of one SKU that stock does not cover: the date they would
+    be delivered (made, or from production already planned); None when inventory cannot plan them."""
+
+    delivery_date: dt.date | None
+    warehouse: str = ""
 
 
-def transit_days(warehouse: Warehouse, country: str) -> int:
-    domestic = warehouse.country.upper() == country.upper()
-    return warehouse.transit_days_domestic if domestic else warehouse.transit_days_international
+def stock_arrivals(
+    lines: Sequence[OrderLine],
+    products: Mapping[str, Product],
+    stock: Mapping[str, Mapping[str, int]],
+    book: CalendarBook,
+    country: str,
+    now: dt.datetime,
+) -> tuple[list[list[Arrival]], dict[str, int]]:
+    """What stock delivers per line, and the units per SKU it does not (what must be made).
+
+    Stocked products come from the warehouses that deliver soonest (several when one does not
+    have enough; lines of one SKU share its stock, first line first), each on its calendar: its
+    ship date (local cut-off, working days) plus the lane's transit working days. Make-to-order
+    products are always made. Stock in a warehouse intake has no master data for is not promised
+    (unknown cut-off and transit)."""
+    left = {sku: dict(levels) for sku, levels in stock.items()}
+    arrivals_by_warehouse = {w: book.promise(now, w, country).delivery_date for w in sorted(book.warehouses)}
+    plan: list[list[Arrival]] = []
+    missing: dict[str, int] = {}
+    for line in lines:
+        arrivals: list[Arrival] = []
+        short = line.quantity
+        if not products[line.sku].make_to_order:
+            levels = left.get(line.sku, {})
+            by_arrival = sorted(
+                (arrivals_by_warehouse[w], w)
+                for w, available in levels.items()
+                if available > 0 and w in arrivals_by_warehouse
+            )
+            for date, w in by_arrival:
+                if not short:
+                    break
+                taken = min(short, levels[w])
+                levels[w] -= taken
+                short -= taken
+                arrivals.append(Arrival(taken, date, w))
+        if short:
+            missing[line.sku] = missing.get(line.sku, 0) + short
+        plan.append(arrivals)
+    return plan, missing
 
 
 def plan_arrivals(
     lines: Sequence[OrderLine],
     products: Mapping[str, Product],
     stock: Mapping[str, Mapping[str, int]],
-    warehouses: Mapping[str, Warehouse],
+    book: CalendarBook,
     country: str,
     now: dt.datetime,
+    supply: Mapping[str, Supply],
 ) -> list[list[Arrival]]:
-    """When each line can arrive, part by part, at the earliest.
-
-    Stocked products come from the warehouses that deliver soonest (several when
-    one does not have enough; lines of one SKU share its stock, first line first).
-    What stock does not cover, and make-to-order products always, is made first:
-    today + production lead time + transit from the fastest warehouse. Stock in a
-    warehouse intake has no master data for is not promised (unknown cut-off and transit).
-    Needs at least one warehouse (the caller checks).
-    """
-    today = now.astimezone(dt.UTC).date()
-    fastest_transit = min(transit_days(w, country) for w in warehouses.values())
-    left = {sku: dict(levels) for sku, levels in stock.items()}
-    plan: list[list[Arrival]] = []
-    for line in lines:
-        product = products[line.sku]
-        arrivals: list[Arrival] = []
-        missing = line.quantity
-        if not product.make_to_order:
-            levels = left.get(line.sku, {})
-            by_arrival = sorted(
-                (
-                    ship_day(now, warehouses[w].cutoff_hour_utc)
-                    + dt.timedelta(days=transit_days(warehouses[w], country)),
-                    w,
-                )
-                for w, available in levels.items()
-                if available > 0 and w in warehouses
-            )
-            for date, w in by_arrival:
-                if not missing:
-                    break
-                taken = min(missing, levels[w])
-                levels[w] -= taken
-                missing -= taken
-                arrivals.append(Arrival(taken, date, w))
-        if missing:
-            made = today + dt.timedelta(days=product.production_lead_time_days + fastest_transit)
-            arrivals.append(Arrival(missing, made, ""))
-        plan.append(arrivals)
+    """When each line can arrive, part by part, at the earliest: stock as `stock_arrivals`
+    plans it, the rest when inventory's `supply` delivers it (the caller checked that every
+    missing SKU has a dated supply)."""
+    plan, _ = stock_arrivals(lines, products, stock, book, country, now)
+    for line, arrivals in zip(lines, plan, strict=True):
+        short = line.quantity - sum(a.quantity for a in arrivals)
+        if short:
+            date = supply[line.sku].delivery_date
+            assert date is not None
+            arrivals.append(Arrival(short, date, ""))
     return plan
 
 
@@ -88,13 +104,15 @@ def delivery_reasons(
     lines: Sequence[OrderLine],
     products: Mapping[str, Product],
     stock: Mapping[str, Mapping[str, int]] | None,
-    warehouses: Mapping[str, Warehouse],
+    book: CalendarBook | None,
     country: str,
     now: dt.datetime,
+    supply: Mapping[str, Supply] | None = None,
 ) -> tuple[list[Reason], list[Proposal]]:
-    """Holds an order whose whole quantity cannot arrive by `requested`, proposing what can be done."""
+    """Holds an order whose whole quantity cannot arrive by `requested`, proposing what can be done.
+    `supply`: inventory's answers for what stock does not cover (None: inventory could not be asked)."""
     field_path = "requested_delivery_date"
-    if not warehouses:
+    if book is None or not book.warehouses:
         return [
             Reason(
                 "delivery_date_unverified",
@@ -110,7 +128,20 @@ def delivery_reasons(
                 field_path,
             )
         ], []
-    plan = plan_arrivals(lines, products, stock, warehouses, country, now)
+    _, missing = stock_arrivals(lines, products, stock, book, country, now)
+    unplanned = sorted(sku for sku in missing if supply is None or _undated(supply.get(sku)))
+    if unplanned:
+        return [
+            Reason(
+                "delivery_date_unverified",
+                "inventory could not plan production for "
+                + ", ".join(unplanned)
+                + "; the desk should check the date",
+                field_path,
+            )
+        ], []
+    assert supply is not None
+    plan = plan_arrivals(lines, products, stock, book, country, now, supply)
     earliest = max(a.date for arrivals in plan for a in arrivals)
     if earliest <= requested:
         return [], []
@@ -149,3 +180,7 @@ def _by_date_then_line(
     for i, line in enumerate(lines):
         position.setdefault(line.sku, i)
     return lambda item: (item[0][1], position[item[0][0]])
+
+
+def _undated(supply: Supply | None) -> bool:
+    return supply is None or supply.delivery_date is None

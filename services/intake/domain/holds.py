@@ -49,7 +49,14 @@ def hold_reasons(
     requested = parse_date(s.requested_delivery_date)
     if requested is not None:
         date_reasons, proposals = delivery_reasons(
-            requested, lines, products, facts.stock, facts.warehouses, address.get("country", ""), facts.now
+            requested,
+            lines,
+            products,
+            facts.stock,
+            facts.book,
+            address.get("country", ""),
+            facts.now,
+            facts.supply,
         )
         reasons += date_reasons
     reasons += credit_reasons(customer, terms, order_amount(lines), facts.open_exposure)

@@ -1,16 +1,17 @@
 """Master-data imports: which kinds intake owns (customers, products, customer prices, and the
-copy of warehouses it plans delivery dates with; stock stays inventory's, read through
+copies of warehouses, calendars and lanes it plans delivery dates with; stock stays inventory's, read through
 GetStock) and the limits the CSV parser leaves to the owner (key lengths, integer ranges)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from orderdesk.calendar import Holiday, Lane
 from orderdesk.errors import FieldViolation, InvalidArgument
 from orderdesk.masterdata import Customer, CustomerPrice, Product, Warehouse
 from services.intake.domain.submission import parse_price
 
-MASTER_KINDS = ("customers", "products", "prices", "warehouses")
+MASTER_KINDS = ("customers", "products", "prices", "warehouses", "calendars", "lanes")
 MAX_MASTER_KEY = 64
 MAX_MASTER_INTEGER = 2**31 - 1
 MAX_DAYS = 3650  # lead and transit times: ten years is a typo, and keeps date arithmetic in range
@@ -19,6 +20,8 @@ _MASTER_KEYS = {
     "products": ("sku",),
     "prices": ("customer_id", "sku"),
     "warehouses": ("warehouse",),
+    "calendars": ("code",),
+    "lanes": ("carrier",),
 }
 
 
@@ -31,7 +34,7 @@ def check_master_kind(kind: str) -> None:
 
 
 def check_master_records(
-    kind: str, records: Sequence[Customer | Product | CustomerPrice | Warehouse]
+    kind: str, records: Sequence[Customer | Product | CustomerPrice | Warehouse | Holiday | Lane]
 ) -> None:
     """What the CSV parser leaves to the owner: key lengths and integer ranges it stores."""
     v: list[FieldViolation] = []

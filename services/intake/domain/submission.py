@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from orderdesk import idempotency
+from orderdesk.calendar import CalendarBook
 from orderdesk.domain import address_dict
-from orderdesk.masterdata import CustomerPrice, Warehouse
+from orderdesk.masterdata import CustomerPrice
 
 CHANNELS = ("api", "batch", "csv", "grpc")
 DEFAULT_CHANNEL = "api"
@@ -54,9 +55,13 @@ class Facts:
 
     now: dt.datetime  # UTC; the injectable clock's reading
     prices: Mapping[str, CustomerPrice] = field(default_factory=dict)  # this customer's prices by SKU
-    warehouses: Mapping[str, Warehouse] = field(default_factory=dict)
+    # warehouses, holidays and lanes (orderdesk.calendar); None when no date is to be checked
+    book: CalendarBook | None = None
     # sku -> warehouse -> available units; None when stock could not be read (or was not needed).
     stock: Mapping[str, Mapping[str, int]] | None = None
+    # sku -> inventory's answer for the units stock does not cover (delivery.Supply); None when
+    # inventory could not be asked
+    supply: Mapping[str, Any] | None = None
     open_exposure: Decimal = Decimal(0)  # the customer's open, confirmed orders
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, CheckConstraint, Column, Integer, MetaData, String, Table
 
+from orderdesk.calendar_store import calendar_columns
 from orderdesk.db import UtcDateTime
 
 metadata = MetaData()
@@ -19,7 +20,7 @@ warehouses = Table(
     Column("warehouse", String(32), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("country", String(2), nullable=False),
-    Column("cutoff_hour_utc", Integer, nullable=False),
+    *calendar_columns(),  # time zone, local cut-off, working days (orderdesk.calendar_store)
     Column("transit_days_domestic", Integer, nullable=False),
     Column("transit_days_international", Integer, nullable=False),
 )

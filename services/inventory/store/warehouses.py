@@ -1,10 +1,12 @@
-"""Warehouses, the master data inventory owns: their codes, countries and transit days."""
+"""Warehouses, the master data inventory owns: their codes, countries, calendars and transit days."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
+from orderdesk.calendar_store import warehouse_record
 from orderdesk.db import upsert
+from orderdesk.masterdata import Warehouse
 from services.inventory.store.base import RepositoryBase
 from services.inventory.store.tables import warehouses
 
@@ -18,14 +20,6 @@ class Warehouses(RepositoryBase):
     async def warehouse_codes(self) -> set[str]:
         return set((await self.conn.execute(select(warehouses.c.warehouse))).scalars())
 
-    async def warehouse_rows(self) -> list:
-        return list(
-            await self.conn.execute(
-                select(
-                    warehouses.c.warehouse,
-                    warehouses.c.country,
-                    warehouses.c.transit_days_domestic,
-                    warehouses.c.transit_days_international,
-                ).order_by(warehouses.c.warehouse)
-            )
-        )
+    async def warehouses(self) -> list[Warehouse]:
+        rows = (await self.conn.execute(select(warehouses).order_by(warehouses.c.warehouse))).mappings()
+        return [warehouse_record(row) for row in rows]

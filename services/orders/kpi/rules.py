@@ -110,7 +110,9 @@ class OrderFacts:
     history: tuple[StatusAt, ...]
     lines: tuple[LineFacts, ...]
     facts: tuple[Fact, ...] = ()
-    on_time: bool | None = None  # for a completed order: every delivered shipment by its promised date
+    # for a completed order: every delivered shipment by its promised date, each as shipping judged it
+    # with orderdesk.calendar.delivered_on_time (the delivery's date in the warehouse's time zone)
+    on_time: bool | None = None
 
     def first(self, status: str) -> dt.datetime | None:
         return next((h.at for h in self.history if h.status == status), None)

@@ -55,11 +55,29 @@ async def test_import_demo_loads_every_kind_in_order(fakes, tmp_path, monkeypatc
     monkeypatch.setenv("ORDERDESK_GATEWAY_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}")
     assert await run("import-demo", "--dir", str(DEMO)) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[-1] for line in out] == ["warehouses", "customers", "products", "stock", "partners"]
-    assert fakes.inventory.imports == ["warehouses", "products", "stock"] and fakes.shipping.imports == [
-        "warehouses"
+    assert [line.split()[-1] for line in out] == [
+        "warehouses",
+        "calendars",
+        "lanes",
+        "customers",
+        "products",
+        "stock",
+        "partners",
     ]
-    assert [r.kind for r in fakes.intake.imports] == ["warehouses", "customers", "products"]
+    assert fakes.inventory.imports == [
+        "warehouses",
+        "calendars",
+        "lanes",
+        "products",
+        "stock",
+    ] and fakes.shipping.imports == ["warehouses", "calendars", "lanes"]
+    assert [r.kind for r in fakes.intake.imports] == [
+        "warehouses",
+        "calendars",
+        "lanes",
+        "customers",
+        "products",
+    ]
 
 
 async def test_import_reports_bad_rows_and_unreachable_services(tmp_path, monkeypatch, capsys):

@@ -6,6 +6,7 @@ tests/unit/intake/test_service.py."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -222,6 +223,16 @@ async def test_a_bad_prices_csv_imports_nothing(make_database):
 # --- warehouses --------------------------------------------------------------------------------------------
 async def test_warehouses_import_and_read_back(make_database):
     service = await intake(make_database)
+    async with service.db.read() as conn:
+        found = await MasterDataRepository(conn).warehouses()
+    assert sorted(found) == ["WH-CHI", "WH-HAM", "WH-SHA"]
+    chicago = found["WH-CHI"]
+    assert (chicago.time_zone, chicago.cutoff, chicago.working_days) == (
+        "America/Chicago",
+        dt.time(14),
+        frozenset(range(6)),
+    )
+    # the older format (a cut-off hour in UTC) still imports: UTC, Monday to Friday
     await service.import_master_data(
         "warehouses",
         "warehouse,name,country,cutoff_hour_utc,transit_days_domestic,transit_days_international\n"
@@ -229,12 +240,25 @@ async def test_warehouses_import_and_read_back(make_database):
     )
     async with service.db.read() as conn:
         found = await MasterDataRepository(conn).warehouses()
-    assert sorted(found) == ["WH-CHI", "WH-HAM", "WH-SHA"]
-    assert (
-        found["WH-HAM"].country,
-        found["WH-HAM"].cutoff_hour_utc,
-        found["WH-HAM"].transit_days_domestic,
-    ) == ("DE", 15, 1)
+    ham = found["WH-HAM"]
+    assert (ham.country, ham.time_zone, ham.cutoff, ham.working_days, ham.transit_days_domestic) == (
+        "DE",
+        "UTC",
+        dt.time(15),
+        frozenset(range(5)),
+        1,
+    )
+    with pytest.raises(errors.InvalidArgument) as err:
+        await service.import_master_data(
+            "warehouses",
+            "warehouse,name,country,time_zone,cutoff,working_days,transit_days_domestic,transit_days_international\n"
+            "WH-X,X,DE,Europe/Hamburg,25:00,Mon-Funday,1,5\n",
+        )
+    assert [v.field for v in err.value.violations] == [
+        "row 2.time_zone",
+        "row 2.cutoff",
+        "row 2.working_days",
+    ]
 
 
 # --- the demo data ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from orderdesk import errors
+from orderdesk.calendar import Calendar, add_working_days, parse_working_days
 from orderdesk.db import Database
 from orderdesk.outbox import outbox_table
 from orderdesk.v1 import events_pb2
@@ -29,8 +30,16 @@ from services.inventory.store import (
 ROOT = Path(__file__).resolve().parents[3]
 MIGRATIONS = ROOT / "services" / "inventory" / "migrations"
 WAREHOUSES = (ROOT / "demo" / "warehouses.csv").read_text()  # SHA (CN), HAM (DE), CHI (US)
-NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)  # a Thursday, the same date in every demo warehouse
 TODAY = NOW.date()
+CHICAGO = Calendar(working_days=parse_working_days("Mon-Sat"))  # the demo's working days (no holidays here)
+HAMBURG = Calendar()  # Monday to Friday; deliveries arrive Monday to Friday too
+
+
+def working_days(n: int, calendar: Calendar = HAMBURG, start: dt.date = TODAY) -> str:
+    return add_working_days(start, n, calendar).isoformat()
+
+
 PRODUCTS = (
     "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
     "MTO-1,Made to order,10.00,USD,true,10,1,1,active\n"
@@ -191,12 +200,12 @@ async def test_make_to_order_lines_plan_a_run_with_the_lead_time_and_date_the_or
     r1 = await inventory.reserve("O1", [("MTO-1", 4)], priority=2, placed_at=placed(10), country="US")
     (run1,) = await runs(inventory, "MTO-1")
     assert (run1.warehouse, run1.quantity, run1.status) == ("WH-CHI", 4, "open")  # nearest to the US
-    assert run1.expected_date == (TODAY + dt.timedelta(days=10)).isoformat()
+    # lead time 10 working days of Chicago (Monday to Saturday)
+    assert run1.expected_date == working_days(10, CHICAGO) == "2026-12-08"
     assert r1.backordered == {"MTO-1": 4}
     assert r1.expected_date == run1.expected_date
-    assert (
-        r1.expected_delivery_date == (TODAY + dt.timedelta(days=10 + 3)).isoformat()
-    )  # CHI domestic: 3 days
+    # CHI domestic: 3 working days
+    assert r1.expected_delivery_date == working_days(3, start=dt.date(2026, 12, 8)) == "2026-12-11"
 
     again = await inventory.reserve(
         "O1", [("MTO-1", 4)], priority=2, country="US"
@@ -205,11 +214,10 @@ async def test_make_to_order_lines_plan_a_run_with_the_lead_time_and_date_the_or
 
     r2 = await inventory.reserve("O2", [("MTO-1", 2)], priority=1, placed_at=placed(5), country="DE")
     assert len(await runs(inventory, "MTO-1")) == 2
-    # a new run never finishes before the open one: same date here (same lead time, same day)
-    assert r2.expected_date == run1.expected_date
-    assert (
-        r2.expected_delivery_date == (TODAY + dt.timedelta(days=10 + 2)).isoformat()
-    )  # second run lands at HAM
+    # a new run never finishes before the open one: here later, Hamburg works Monday to Friday
+    assert r2.expected_date == working_days(10, HAMBURG) == "2026-12-10"
+    # the second run lands at HAM: 2 working days domestic
+    assert r2.expected_delivery_date == working_days(2, start=dt.date(2026, 12, 10)) == "2026-12-14"
 
     # completion: the units arrive once and go to the backorders in priority order
     run, status = await inventory.complete_production(run1.production_id)
@@ -229,8 +237,8 @@ async def test_a_priority_order_overtakes_a_lower_one_for_the_earliest_run(inven
     await inventory.import_csv("products", PRODUCTS.replace("true,10,", "true,20,"))  # the lead time grows
     high = await inventory.reserve("O-HIGH", [("MTO-1", 3)], priority=9, placed_at=placed(1), country="US")
     first, second = await runs(inventory, "MTO-1")
-    assert first.expected_date == (TODAY + dt.timedelta(days=10)).isoformat() == low.expected_date
-    assert second.expected_date == (TODAY + dt.timedelta(days=20)).isoformat()
+    assert first.expected_date == working_days(10, CHICAGO) == low.expected_date
+    assert second.expected_date == working_days(20, CHICAGO)
     assert high.expected_date == first.expected_date  # the first units made go to priority 9
     again = await inventory.reserve("O-LOW", [("MTO-1", 3)], priority=1, country="US")
     assert again.expected_date == second.expected_date  # the lower order now waits for the later run
@@ -268,13 +276,14 @@ async def test_available_to_promise_nets_backorders_against_the_earliest_supply(
     await inventory.reserve("O1", [("STK-1", 10)], priority=1, country="DE")  # takes 7, misses 3 -> run of 3
     atp = await inventory.available_to_promise("STK-1")
     assert (atp.available_now, atp.backordered, atp.in_production) == (0, 3, 3)
-    assert [(p.date, p.total) for p in atp.points] == [(TODAY, 0), (TODAY + dt.timedelta(days=7), 0)]
+    run_day = add_working_days(TODAY, 7, HAMBURG)  # into Hamburg, nearest to Germany: 7 working days
+    assert [(p.date, p.total) for p in atp.points] == [(TODAY, 0), (run_day, 0)]
     await inventory.restock("STK-1", "WH-SHA", 10, "GRN-2")  # 3 of it fill O1, 7 are free now
     atp = await inventory.available_to_promise("STK-1")
     assert (atp.available_now, atp.backordered) == (7, 0)
     assert [(p.date, p.total, p.by_warehouse) for p in atp.points] == [
         (TODAY, 7, {"WH-SHA": 7}),
-        (TODAY + dt.timedelta(days=7), 10, {"WH-HAM": 3, "WH-SHA": 7}),
+        (run_day, 10, {"WH-HAM": 3, "WH-SHA": 7}),
     ]
     with pytest.raises(errors.NotFound):
         await inventory.available_to_promise("NEVER-HEARD-OF")

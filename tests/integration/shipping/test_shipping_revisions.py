@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from orderdesk import errors, events
+from orderdesk.calendar import Calendar, working_days_between
 from orderdesk.outbox import outbox_table
 from orderdesk.v1 import common_pb2, events_pb2, orders_pb2
 from services.shipping.consumers import subscriptions
@@ -222,9 +223,13 @@ async def test_a_new_country_gives_a_new_promise(shipping):
     await deliver(shipping, event, "shipping-order-changed")
     [after] = (await shipments(shipping, order_id)).values()
     assert after.lines == before.lines
-    # Hamburg: 2 days domestic (DE), 6 international
+    # Hamburg: 2 working days domestic (DE), 6 international: 4 working days later
     assert (
-        dt.date.fromisoformat(after.promised_delivery_date)
-        - dt.date.fromisoformat(before.promised_delivery_date)
-    ).days == 4
+        working_days_between(
+            dt.date.fromisoformat(before.promised_delivery_date),
+            dt.date.fromisoformat(after.promised_delivery_date),
+            Calendar(),
+        )
+        == 4
+    )
     assert [e.type for e in await shipment_events(shipping, order_id)][-1] == "shipment.updated"

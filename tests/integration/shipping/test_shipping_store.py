@@ -12,6 +12,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from orderdesk import errors, events
+from orderdesk.calendar import Holiday, Lane
+from orderdesk.calendar_store import CalendarRepository
 from orderdesk.outbox import outbox_table
 from orderdesk.v1 import common_pb2, events_pb2, orders_pb2, shipping_pb2
 from services.shipping.consumers import subscriptions
@@ -19,10 +21,10 @@ from services.shipping.service import ShippingService
 from services.shipping.store import ShipmentRepository
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "shipping" / "migrations"
-DEMO_WAREHOUSES = (Path(__file__).resolve().parents[3] / "demo" / "warehouses.csv").read_text()
-ALLOCATED_AT = dt.datetime(
-    2026, 12, 1, 10, 0, tzinfo=dt.UTC
-)  # before Hamburg's 14:00, after Shanghai's 09:00
+DEMO = Path(__file__).resolve().parents[3] / "demo"
+DEMO_WAREHOUSES = (DEMO / "warehouses.csv").read_text()
+# Tuesday: 11:00 in Hamburg (before its 15:00 cut-off), 18:00 in Shanghai (after its 17:00)
+ALLOCATED_AT = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
 NOW = dt.datetime(2026, 12, 1, 10, 0, 5, tzinfo=dt.UTC)
 
 
@@ -37,6 +39,7 @@ def allocated_event(
     country: str = "DE",
     requested: str = "",
     allocations=(("A", "WH-HAM", 3), ("B", "WH-SHA", 2), ("A", "WH-SHA", 1)),
+    at: dt.datetime = ALLOCATED_AT,
 ) -> events_pb2.Event:
     order = orders_pb2.Order(
         order_id=order_id,
@@ -52,7 +55,7 @@ def allocated_event(
         version=3,
         order_id=order_id,
         actor="system",
-        at=ALLOCATED_AT,
+        at=at,
         order=events_pb2.OrderEvent(status="allocated", order=order),
     )
 
@@ -110,8 +113,9 @@ async def test_an_allocated_order_gets_one_shipment_per_warehouse_and_a_redelive
     assert ham.shipment_id == f"SHP-{order_id.removeprefix('ORD-')}-WH-HAM"
     assert (ham.lines, sha.lines) == ({"A": 3}, {"B": 2, "A": 1})
     assert ham.status.value == "pending" and ham.version == 1 and ham.partner_id == "P-SHOP"
-    assert ham.promised_delivery_date == "2026-12-03"  # same day, 2 days domestic
-    assert sha.promised_delivery_date == "2026-12-11"  # after the 09:00 cut-off: ships the 2nd, 9 days abroad
+    assert ham.promised_delivery_date == "2026-12-03"  # same day, 2 working days domestic
+    # after Shanghai's cut-off: ships Wednesday the 2nd, then 9 working days abroad
+    assert sha.promised_delivery_date == "2026-12-15"
 
     published = await shipment_events(shipping, order_id)
     assert sorted(e.type for e in published) == ["shipment.created", "shipment.created"]
@@ -131,7 +135,8 @@ async def test_the_requested_date_wins_and_an_unknown_warehouse_gets_the_default
         shipping, allocated_event(other, allocations=[("A", "WH-NEW", 1)]), "shipping-order-allocated"
     )
     assert (await shipping.list_for_order(order_id, ""))[0].promised_delivery_date == "2027-01-20"
-    assert (await shipping.list_for_order(other, ""))[0].promised_delivery_date == "2026-12-06"
+    # an unknown warehouse: the next working day (Wednesday), then the default 5 working days
+    assert (await shipping.list_for_order(other, ""))[0].promised_delivery_date == "2026-12-09"
 
 
 async def test_steps_in_order_with_versions_retries_and_refusals(shipping):
@@ -277,13 +282,15 @@ async def test_partners_reach_only_their_own_shipments(shipping):
     assert await shipping.list_for_order(order_id, "P-OTHER") == []
 
 
-async def test_only_warehouses_are_imported(shipping):
+async def test_only_warehouses_calendars_and_lanes_are_imported(shipping):
     with pytest.raises(errors.InvalidArgument) as err:
         await shipping.import_master_data("products", "sku\nA\n")
     assert [v.field for v in err.value.violations] == ["kind"]
     with pytest.raises(errors.InvalidArgument):
         await shipping.import_master_data("warehouses", "warehouse,name\nWH-X,X\n")  # missing columns
-    changed = DEMO_WAREHOUSES.replace("WH-HAM,Hamburg DC,DE,14,2,6", "WH-HAM,Hamburg DC,DE,14,1,6")
+    old = "WH-HAM,Hamburg DC,DE,Europe/Berlin,15:00,Mon-Fri,2,6"
+    assert old in DEMO_WAREHOUSES
+    changed = DEMO_WAREHOUSES.replace(old, "WH-HAM,Hamburg DC,DE,Europe/Berlin,15:00,Mon-Fri,1,6")
     assert await shipping.import_master_data("warehouses", changed) == 3
     order_id = new_order_id()
     await deliver(
@@ -310,3 +317,38 @@ async def test_the_api_speaks_protobuf(shipping):
         await api.ListShipments(shipping_pb2.ListShipmentsRequest(), None)
     async with shipping.db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(outbox_table))).scalar() >= 2
+
+
+async def test_calendars_and_lanes_import_read_back_and_make_the_promise(shipping):
+    assert await shipping.import_master_data("calendars", (DEMO / "calendars.csv").read_text()) == 12
+    assert await shipping.import_master_data("lanes", (DEMO / "lanes.csv").read_text()) == 5
+    async with shipping.db.reading() as work:
+        holidays = await work.repo(CalendarRepository).holidays()
+        lanes = await work.repo(CalendarRepository).lanes()
+    assert Holiday("warehouse", "WH-HAM", dt.date(2026, 12, 7), "Stocktake (closed)") in holidays
+    assert Holiday("country", "FR", dt.date(2026, 12, 25), "Noël") in holidays
+    assert Lane("DE", "FR", 1, "DHL") in lanes and Lane("DE", "FR", 2) in lanes
+
+    friday = dt.datetime(2026, 12, 4, 15, 0, tzinfo=dt.UTC)  # 16:00 in Hamburg: past the cut-off
+
+    async def promise(country: str, at: dt.datetime = friday) -> str:
+        order_id = new_order_id()
+        event = allocated_event(order_id, country=country, allocations=[("A", "WH-HAM", 1)], at=at)
+        await deliver(shipping, event, "shipping-order-allocated")
+        return (await shipping.list_for_order(order_id, ""))[0].promised_delivery_date
+
+    # Monday the 7th is Hamburg's stocktake: ships Tuesday, 2 working days in Germany: Thursday
+    assert await promise("DE") == "2026-12-10"
+    # to France by the lane (2 working days, any carrier): also Thursday
+    assert await promise("FR") == "2026-12-10"
+    # before Christmas: Wednesday the 23rd ships that day; Germany is closed 24-26: Monday, Tuesday
+    assert await promise("DE", dt.datetime(2026, 12, 23, 9, 0, tzinfo=dt.UTC)) == "2026-12-29"
+    # an import names Hamburg's holidays anew: the stocktake is gone, Friday's order ships Monday
+    await shipping.import_master_data(
+        "calendars", "scope,code,date,name\nwarehouse,WH-HAM,2026-12-31,Inventory\n"
+    )
+    async with shipping.db.reading() as work:
+        holidays = await work.repo(CalendarRepository).holidays()
+    assert [h.date for h in holidays if h.scope == "warehouse"] == [dt.date(2026, 12, 31)]
+    assert len(holidays) == 12  # the countries' holidays stay
+    assert await promise("DE") == "2026-12-09"

@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 
 from orderdesk import masterdata
+from orderdesk.calendar_store import CalendarRepository
 from orderdesk.masterdata import Customer, CustomerPrice, Product, Warehouse
 from orderdesk.v1 import inventory_pb2, orders_pb2
 from services.intake.domain import IntakeConfig
@@ -34,7 +35,7 @@ from services.intake.store import (
     MasterDataRepository,
     to_micros,
 )
-from tests.unit.fakes import FakeDatabase
+from tests.unit.fakes import FakeCalendars, FakeDatabase
 
 DEMO = Path(__file__).resolve().parents[3] / "demo"
 NOON = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
@@ -97,9 +98,18 @@ class FakeOrders:
 
 
 class FakeInventory:
-    """GetStock as inventory answers it, from the demo stock: NOT_FOUND for a SKU without records."""
+    """GetStock as inventory answers it, from the demo stock: NOT_FOUND for a SKU without records;
+    QuoteSupply from `supply` (sku -> the delivery date inventory's production plan gives; a SKU
+    not in it: inventory cannot plan it)."""
 
-    def __init__(self, stock: dict[str, dict[str, int]] | None = None, fail: bool = False):
+    def __init__(
+        self,
+        stock: dict[str, dict[str, int]] | None = None,
+        fail: bool = False,
+        supply: dict[str, str] | None = None,
+    ):
+        self.supply = supply or {}
+        self.quoted: list[tuple[str, str, int]] = []  # (country, sku, quantity) asked for
         if stock is None:
             stock = {}
             for row in masterdata.parse("stock", (DEMO / "stock.csv").read_text()):
@@ -121,6 +131,20 @@ class FakeInventory:
                 inventory_pb2.WarehouseStock(warehouse=w, on_hand=q, available=q)
                 for w, q in self.stock[request.sku].items()
             ],
+        )
+
+    async def QuoteSupply(self, request, timeout=None, metadata=None):  # noqa: ASYNC109 (the gRPC stub signature)
+        assert timeout, "every outgoing call has a deadline"
+        if self.fail:
+            raise Unavailable()
+        self.quoted += [(request.ship_to_country, line.sku, line.quantity) for line in request.lines]
+        return inventory_pb2.QuoteSupplyResponse(
+            quotes=[
+                inventory_pb2.SupplyQuote(
+                    sku=line.sku, quantity=line.quantity, delivery_date=self.supply.get(line.sku, "")
+                )
+                for line in request.lines
+            ]
         )
 
 
@@ -233,6 +257,7 @@ def fake_database() -> FakeDatabase:
             IdempotencyRepository: FakeIdempotencyKeys(),
             ExternalRefRepository: FakeExternalRefs(),
             ExposureRepository: FakeExposure(),
+            CalendarRepository: FakeCalendars(),
         }
     )
 

@@ -13,6 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orderdesk import masterdata
+from orderdesk.calendar import (
+    EVERY_DAY,
+    MONDAY_TO_FRIDAY,
+    Calendar,
+    CalendarBook,
+    Holiday,
+    add_working_days,
+    is_working_day,
+)
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from orderdesk.masterdata import CustomerPrice, Warehouse
 from services.intake import domain
@@ -23,11 +32,28 @@ DEMO = Path(__file__).resolve().parents[3] / "demo"
 MORNING = dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)  # before every demo cut-off (the first is 9:00)
 EVENING = dt.datetime(2026, 6, 1, 22, 0, tzinfo=dt.UTC)  # after every cut-off
 TODAY = MORNING.date()
+
+
+def warehouse(code, name, country, cutoff_hour_utc, domestic, international, **calendar) -> Warehouse:
+    """A warehouse working every day with its cut-off in UTC (the arithmetic below stays plain);
+    the calendar's own rules are tested in tests/unit/test_calendar.py and below."""
+    fields = {"time_zone": "UTC", "cutoff": dt.time(cutoff_hour_utc), "working_days": EVERY_DAY} | calendar
+    return Warehouse(
+        code,
+        name,
+        country,
+        transit_days_domestic=domestic,
+        transit_days_international=international,
+        **fields,
+    )
+
+
 WAREHOUSES = {
-    "WH-SHA": Warehouse("WH-SHA", "Shanghai DC", "CN", 9, 2, 9),
-    "WH-HAM": Warehouse("WH-HAM", "Hamburg DC", "DE", 14, 2, 6),
-    "WH-CHI": Warehouse("WH-CHI", "Chicago DC", "US", 20, 3, 8),
+    "WH-SHA": warehouse("WH-SHA", "Shanghai DC", "CN", 9, 2, 9),
+    "WH-HAM": warehouse("WH-HAM", "Hamburg DC", "DE", 14, 2, 6),
+    "WH-CHI": warehouse("WH-CHI", "Chicago DC", "US", 20, 3, 8),
 }
+BOOK = CalendarBook(WAREHOUSES)
 NO_REVIEW = IntakeConfig(
     auto_approval=AutoApprovalPolicy(review_new_customers=False, review_above_amount=Decimal(10**12))
 )
@@ -35,6 +61,11 @@ NO_REVIEW = IntakeConfig(
 
 def day(n: int) -> dt.date:
     return TODAY + dt.timedelta(days=n)
+
+
+def wd(n: int) -> dt.date:
+    """n working days (Monday to Friday) after TODAY, a Monday: where deliveries arrive."""
+    return add_working_days(TODAY, n, Calendar())
 
 
 def reasons(s=None, c=None, products=None, facts=None, config=None) -> list[domain.Reason]:
@@ -332,70 +363,96 @@ def test_a_repeated_sku_is_flagged_on_every_later_line():
 
 
 # --- delivery dates ---------------------------------------------------------------------------------------
-def test_the_ship_day_is_today_before_the_cut_off_and_tomorrow_from_it():
-    assert domain.ship_day(dt.datetime(2026, 6, 1, 13, 59, tzinfo=dt.UTC), 14) == dt.date(2026, 6, 1)
-    assert domain.ship_day(dt.datetime(2026, 6, 1, 14, 0, tzinfo=dt.UTC), 14) == dt.date(2026, 6, 2)
-    assert domain.ship_day(dt.datetime(2026, 6, 1, 23, 0, tzinfo=dt.UTC), 0) == dt.date(2026, 6, 2)
-    # an aware time in another zone counts in UTC: 01:30 in Berlin is 23:30 UTC the day before
-    berlin = dt.timezone(dt.timedelta(hours=2))
-    assert domain.ship_day(dt.datetime(2026, 6, 2, 1, 30, tzinfo=berlin), 14) == dt.date(2026, 6, 2)
-
-
-def test_transit_days_are_domestic_within_the_warehouses_country():
-    assert domain.transit_days(WAREHOUSES["WH-HAM"], "DE") == 2
-    assert domain.transit_days(WAREHOUSES["WH-HAM"], "fr") == 6
-
-
-def plan(lines, stock, products=None, country="US", now=MORNING):
+def plan(lines, stock, products=None, country="US", now=MORNING, supply=None, book=BOOK):
     return domain.plan_arrivals(
         [OrderLine(sku, q, Decimal(1)) for sku, q in lines],
         products or CATALOGUE,
         stock,
-        WAREHOUSES,
+        book,
         country,
         now,
+        supply or {},
     )
 
 
 def test_stock_comes_from_the_warehouse_that_delivers_soonest():
     # To the US at 08:00: Chicago ships today + 3 days; Hamburg today + 6; Shanghai today + 9.
     arrivals = plan([("SKU-1", 5)], {"SKU-1": {"WH-HAM": 100, "WH-CHI": 100, "WH-SHA": 100}})
-    assert arrivals == [[domain.Arrival(5, day(3), "WH-CHI")]]
+    assert arrivals == [[domain.Arrival(5, wd(3), "WH-CHI")]]
 
 
-def test_a_line_is_split_across_warehouses_then_made_for_the_shortfall():
-    arrivals = plan([("SKU-1", 10)], {"SKU-1": {"WH-CHI": 3, "WH-HAM": 4}})
-    # the shortfall: today + lead time 3 + fastest transit to the US (Chicago domestic, 3)
+def test_a_line_is_split_across_warehouses_then_inventory_supplies_the_shortfall():
+    lines = [OrderLine("SKU-1", 10, Decimal(1))]
+    stock = {"SKU-1": {"WH-CHI": 3, "WH-HAM": 4}}
+    _, missing = domain.stock_arrivals(lines, CATALOGUE, stock, BOOK, "US", MORNING)
+    assert missing == {"SKU-1": 3}  # what intake asks inventory's QuoteSupply for
+    arrivals = plan([("SKU-1", 10)], stock, supply={"SKU-1": domain.Supply(wd(9), "WH-CHI")})
     assert arrivals == [
         [
-            domain.Arrival(3, day(3), "WH-CHI"),
-            domain.Arrival(4, day(6), "WH-HAM"),
-            domain.Arrival(3, day(6), ""),
+            domain.Arrival(3, wd(3), "WH-CHI"),
+            domain.Arrival(4, wd(6), "WH-HAM"),
+            domain.Arrival(3, wd(9), ""),
         ]
     ]
 
 
 def test_after_the_cut_off_stock_leaves_a_day_later():
     assert plan([("SKU-1", 1)], {"SKU-1": {"WH-CHI": 1}}, now=EVENING) == [
-        [domain.Arrival(1, day(4), "WH-CHI")]
+        [domain.Arrival(1, wd(4), "WH-CHI")]
     ]
 
 
-def test_make_to_order_products_are_always_made():
+def test_make_to_order_products_are_always_made_when_inventory_says():
     products = {"MTO": product("MTO", make_to_order=True, production_lead_time_days=21)}
-    assert plan([("MTO", 2)], {"MTO": {"WH-CHI": 50}}, products) == [[domain.Arrival(2, day(24), "")]]
+    lines = [OrderLine("MTO", 2, Decimal(1))]
+    assert domain.stock_arrivals(lines, products, {"MTO": {"WH-CHI": 50}}, BOOK, "US", MORNING)[1] == {
+        "MTO": 2
+    }
+    assert plan([("MTO", 2)], {"MTO": {"WH-CHI": 50}}, products, supply={"MTO": domain.Supply(wd(31))}) == [
+        [domain.Arrival(2, wd(31), "")]
+    ]
 
 
 def test_lines_of_one_sku_share_its_stock_and_unknown_warehouses_promise_nothing():
-    arrivals = plan([("SKU-1", 3), ("SKU-1", 3)], {"SKU-1": {"WH-CHI": 4, "WH-ELSEWHERE": 100}})
+    stock = {"SKU-1": {"WH-CHI": 4, "WH-ELSEWHERE": 100}}
+    lines = [OrderLine("SKU-1", 3, Decimal(1)), OrderLine("SKU-1", 3, Decimal(1))]
+    assert domain.stock_arrivals(lines, CATALOGUE, stock, BOOK, "US", MORNING)[1] == {"SKU-1": 2}
+    arrivals = plan([("SKU-1", 3), ("SKU-1", 3)], stock, supply={"SKU-1": domain.Supply(wd(6))})
     assert arrivals == [
-        [domain.Arrival(3, day(3), "WH-CHI")],
-        [domain.Arrival(1, day(3), "WH-CHI"), domain.Arrival(2, day(6), "")],
+        [domain.Arrival(3, wd(3), "WH-CHI")],
+        [domain.Arrival(1, wd(3), "WH-CHI"), domain.Arrival(2, wd(6), "")],
     ]
 
 
-def date_facts(stock, now=MORNING, warehouses=WAREHOUSES) -> Facts:
-    return Facts(now=now, warehouses=warehouses, stock=stock)
+def test_stock_arrives_on_working_days_in_the_warehouses_time_zone():
+    hamburg = warehouse(
+        "WH-HAM",
+        "Hamburg DC",
+        "DE",
+        0,
+        2,
+        6,
+        time_zone="Europe/Berlin",
+        cutoff=dt.time(15),
+        working_days=MONDAY_TO_FRIDAY,
+    )
+    book = CalendarBook([hamburg], [Holiday("warehouse", "WH-HAM", dt.date(2026, 12, 7), "stocktake")])
+    friday_afternoon = dt.datetime(2026, 12, 4, 14, 30, tzinfo=dt.UTC)  # 15:30 in Hamburg: past the cut-off
+    arrivals = plan([("SKU-1", 1)], {"SKU-1": {"WH-HAM": 5}}, country="DE", now=friday_afternoon, book=book)
+    # ships Tuesday (Monday is the stocktake), 2 working days: Thursday
+    assert arrivals == [[domain.Arrival(1, dt.date(2026, 12, 10), "WH-HAM")]]
+    friday_morning = dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC)
+    arrivals = plan([("SKU-1", 1)], {"SKU-1": {"WH-HAM": 5}}, country="DE", now=friday_morning, book=book)
+    # ships Friday; the stocktake closes the warehouse only, carriers deliver Monday and Tuesday
+    assert arrivals == [[domain.Arrival(1, dt.date(2026, 12, 8), "WH-HAM")]]
+
+
+def date_facts(stock, now=MORNING, warehouses=WAREHOUSES, supply=None) -> Facts:
+    # what inventory's QuoteSupply answers for the shortfall: here, ready at day 6 for every SKU
+    supply = (
+        supply if supply is not None else {sku: domain.Supply(wd(6)) for sku in ("SKU-1", "SKU-2", "MTO")}
+    )
+    return Facts(now=now, book=CalendarBook(warehouses), stock=stock, supply=supply)
 
 
 def dated(requested: dt.date, lines=(SubmittedLine("SKU-1", 10, "12.50"),)):
@@ -403,37 +460,37 @@ def dated(requested: dt.date, lines=(SubmittedLine("SKU-1", 10, "12.50"),)):
 
 
 def test_a_feasible_date_passes_and_needs_nothing_else():
-    decision = domain.decide(dated(day(3)), customer(), CATALOGUE, date_facts({"SKU-1": {"WH-CHI": 10}}))
+    decision = domain.decide(dated(wd(3)), customer(), CATALOGUE, date_facts({"SKU-1": {"WH-CHI": 10}}))
     assert decision.approved and decision.proposals == ()
 
 
 def test_an_infeasible_date_is_held_with_the_earliest_date_and_a_split():
     stock = {"SKU-1": {"WH-CHI": 3, "WH-HAM": 4}}
-    decision = domain.decide(dated(day(4)), customer(), CATALOGUE, date_facts(stock))
+    decision = domain.decide(dated(wd(4)), customer(), CATALOGUE, date_facts(stock))
     assert [(r.code, r.field) for r in decision.hold_reasons] == [
         ("delivery_date_infeasible", "requested_delivery_date")
     ]
-    assert str(day(6)) in decision.hold_reasons[0].message
+    assert str(wd(6)) in decision.hold_reasons[0].message
     assert decision.proposals == (
-        domain.Proposal("earliest_date", delivery_date=day(6)),
+        domain.Proposal("earliest_date", delivery_date=wd(6)),
         domain.Proposal(
-            "split", parts=(domain.ProposalPart("SKU-1", 3, day(4)), domain.ProposalPart("SKU-1", 7, day(6)))
+            "split", parts=(domain.ProposalPart("SKU-1", 3, wd(4)), domain.ProposalPart("SKU-1", 7, wd(6)))
         ),
     )
 
 
 def test_no_split_is_proposed_when_nothing_can_arrive_in_time():
-    decision = domain.decide(dated(day(1)), customer(), CATALOGUE, date_facts({"SKU-1": {"WH-CHI": 100}}))
+    decision = domain.decide(dated(wd(1)), customer(), CATALOGUE, date_facts({"SKU-1": {"WH-CHI": 100}}))
     assert [p.kind for p in decision.proposals] == ["earliest_date"]
 
 
 def test_a_split_over_several_lines_keeps_on_time_lines_whole():
     lines = (SubmittedLine("SKU-1", 10, "12.50"), SubmittedLine("SKU-2", 5, "3"))
     stock = {"SKU-1": {"WH-CHI": 10}, "SKU-2": {}}
-    decision = domain.decide(dated(day(3), lines), customer(), CATALOGUE, date_facts(stock))
+    decision = domain.decide(dated(wd(3), lines), customer(), CATALOGUE, date_facts(stock))
     assert decision.proposals[1].parts == (
-        domain.ProposalPart("SKU-1", 10, day(3)),
-        domain.ProposalPart("SKU-2", 5, day(6)),
+        domain.ProposalPart("SKU-1", 10, wd(3)),
+        domain.ProposalPart("SKU-2", 5, wd(6)),
     )
 
 
@@ -441,13 +498,19 @@ def test_a_requested_date_in_the_past_is_refused_and_today_is_allowed():
     with pytest.raises(InvalidArgument) as err:
         domain.decide(dated(day(-1)), customer(), CATALOGUE, date_facts({"SKU-1": {"WH-CHI": 10}}))
     assert [(v.field, v.reason) for v in err.value.violations] == [("requested_delivery_date", "in_the_past")]
-    today = domain.decide(dated(day(0)), customer(), CATALOGUE, date_facts({"SKU-1": {"WH-CHI": 10}}))
+    today = domain.decide(dated(wd(0)), customer(), CATALOGUE, date_facts({"SKU-1": {"WH-CHI": 10}}))
     assert [r.code for r in today.hold_reasons] == ["delivery_date_infeasible"]
 
 
-def test_without_stock_or_warehouses_the_date_is_left_to_the_desk():
-    for facts in (date_facts(None), date_facts({"SKU-1": {"WH-CHI": 10}}, warehouses={})):
-        found = domain.decide(dated(day(30)), customer(), CATALOGUE, facts)
+def test_without_stock_warehouses_or_a_production_plan_the_date_is_left_to_the_desk():
+    short = {"SKU-1": {"WH-CHI": 1}}
+    for facts in (
+        date_facts(None),
+        date_facts({"SKU-1": {"WH-CHI": 10}}, warehouses={}),
+        Facts(now=MORNING, book=BOOK, stock=short, supply=None),  # inventory's quote failed
+        date_facts(short, supply={"SKU-1": domain.Supply(None)}),  # inventory cannot plan the SKU
+    ):
+        found = domain.decide(dated(wd(30)), customer(), CATALOGUE, facts)
         assert [(r.code, r.field) for r in found.hold_reasons] == [
             ("delivery_date_unverified", "requested_delivery_date")
         ]
@@ -480,18 +543,37 @@ PRODUCTS = dict(
     now=times,
     days_ahead=st.integers(0, 30),
     country=st.sampled_from(["US", "DE", "CN", "FR"]),
+    supply_days=st.dictionaries(st.sampled_from(["SKU-1", "SKU-2", "MTO"]), st.integers(0, 40)),
+    weekdays=st.booleans(),
 )
-def test_delivery_proposals_are_consistent(stock, lines, now, days_ahead, country):
+def test_delivery_proposals_are_consistent(stock, lines, now, days_ahead, country, supply_days, weekdays):
+    book = CalendarBook(
+        [dataclasses.replace(w, working_days=MONDAY_TO_FRIDAY) for w in WAREHOUSES.values()]
+        if weekdays
+        else WAREHOUSES,
+        [Holiday("country", "DE", now.date() + dt.timedelta(days=3)), Holiday("country", "US", now.date())],
+    )
     order_lines = [OrderLine(sku, q, Decimal(1)) for sku, q in lines]
     requested = now.date() + dt.timedelta(days=days_ahead)
+    # inventory's quote: a working day some days out (as its rule gives), or none for a SKU it cannot plan
+    supply = {
+        sku: domain.Supply(book.arrival_from(now.date() + dt.timedelta(days=n), "WH-CHI", country))
+        for sku, n in supply_days.items()
+    }
     found, proposals = domain.delivery_reasons(
-        requested, order_lines, PRODUCTS, stock, WAREHOUSES, country, now
+        requested, order_lines, PRODUCTS, stock, book, country, now, supply
     )
-    arrivals = domain.plan_arrivals(order_lines, PRODUCTS, stock, WAREHOUSES, country, now)
+    _, missing = domain.stock_arrivals(order_lines, PRODUCTS, stock, book, country, now)
+    if any(sku not in supply for sku in missing):
+        assert [r.code for r in found] == ["delivery_date_unverified"] and proposals == []
+        return
+    arrivals = domain.plan_arrivals(order_lines, PRODUCTS, stock, book, country, now, supply)
     earliest = max(a.date for line in arrivals for a in line)
     for line, parts in zip(order_lines, arrivals, strict=True):
         assert sum(a.quantity for a in parts) == line.quantity  # every unit is planned
         assert all(a.date >= now.date() for a in parts)
+        # no promised date lands on a day closed at the destination
+        assert all(is_working_day(a.date, book.destination(country)) for a in parts)
     assert (found != []) == (earliest > requested)
     if not found:
         assert proposals == []
@@ -499,7 +581,9 @@ def test_delivery_proposals_are_consistent(stock, lines, now, days_ahead, countr
     assert found[0].code == "delivery_date_infeasible"
     assert proposals[0] == domain.Proposal("earliest_date", delivery_date=earliest)
     # the earliest date is feasible itself; the day before is not
-    assert domain.delivery_reasons(earliest, order_lines, PRODUCTS, stock, WAREHOUSES, country, now)[0] == []
+    assert (
+        domain.delivery_reasons(earliest, order_lines, PRODUCTS, stock, book, country, now, supply)[0] == []
+    )
     if len(proposals) == 2:
         split = proposals[1]
         assert split.kind == "split"
@@ -729,7 +813,7 @@ def test_decisions_know_their_amount_and_whether_they_use_credit():
 def test_warehouse_and_price_records_are_bounded():
     domain.check_master_records("warehouses", [WAREHOUSES["WH-HAM"]])
     with pytest.raises(InvalidArgument) as err:
-        domain.check_master_records("warehouses", [Warehouse("W" * 65, "x", "DE", 1, 2, 3651)])
+        domain.check_master_records("warehouses", [warehouse("W" * 65, "x", "DE", 1, 2, 3651)])
     assert [v.field for v in err.value.violations] == ["row 2.warehouse", "row 2.transit_days_international"]
     with pytest.raises(InvalidArgument) as err:
         domain.check_master_records("prices", [CustomerPrice("C1", "S" * 65, Decimal("1.1234567"), "USD")])

@@ -278,45 +278,56 @@ async def test_the_price_tolerance_applies():
 async def test_a_feasible_date_is_approved_after_asking_inventory():
     inventory = FakeInventory()
     service = await intake_service(inventory=inventory)
-    # C0001 ships to FR. At 12:00 UTC Hamburg (cut-off 14) ships today, 6 days international: June 7.
-    done = await submit(service, dated("2026-06-07"))
-    assert codes(done) == [] and inventory.asked == ["BRK-001"]
+    # C0001 ships to FR. Monday 12:00 UTC is 14:00 in Hamburg (cut-off 15:00): ships today, then 6
+    # working days international: Tuesday June 9.
+    done = await submit(service, dated("2026-06-09"))
+    assert codes(done) == [] and inventory.asked == ["BRK-001"] and inventory.quoted == []
 
 
 async def test_an_infeasible_date_is_held_with_proposals_passed_to_orders():
     orders = FakeOrders()
     inventory = FakeInventory({"BRK-001": {"WH-HAM": 4, "WH-SHA": 100}})
     service = await intake_service(orders, inventory=inventory)
-    done = await submit(service, dated("2026-06-07"))
+    done = await submit(service, dated("2026-06-09"))
     assert [(r.code, r.field) for r in done.order.hold_reasons] == [
         ("delivery_date_infeasible", "requested_delivery_date")
     ]
-    # 4 from Hamburg by June 7; the rest from Shanghai (cut-off 9 passed: ships June 2, +9 days) on June 11.
+    # 4 from Hamburg by June 9; the rest from Shanghai (20:00 there, past its 17:00 cut-off: ships
+    # Tuesday June 2, then 9 working days) on June 15.
     earliest, split = done.order.proposals
-    assert (earliest.kind, earliest.delivery_date) == ("earliest_date", "2026-06-11")
+    assert (earliest.kind, earliest.delivery_date) == ("earliest_date", "2026-06-15")
     assert split.kind == "split"
     assert [(p.sku, p.quantity, p.delivery_date) for p in split.parts] == [
-        ("BRK-001", 4, "2026-06-07"),
-        ("BRK-001", 6, "2026-06-11"),
+        ("BRK-001", 4, "2026-06-09"),
+        ("BRK-001", 6, "2026-06-15"),
     ]
     sent = orders_pb2.CreateOrderRequest.FromString(orders.calls[0])
     assert list(sent.proposals) == list(done.order.proposals)
 
 
-async def test_an_sku_inventory_does_not_know_has_no_stock():
-    service = await intake_service(inventory=FakeInventory({}))
-    done = await submit(service, dated("2026-06-07"))  # BRK-001: lead time 7 + fastest transit to FR 6
+async def test_units_without_stock_arrive_when_inventorys_production_plan_says():
+    inventory = FakeInventory({}, supply={"BRK-001": "2026-06-17"})
+    service = await intake_service(inventory=inventory)
+    done = await submit(service, dated("2026-06-09"))
     assert codes(done) == ["delivery_date_infeasible"]
-    assert [(p.kind, p.delivery_date) for p in done.order.proposals] == [("earliest_date", "2026-06-14")]
+    assert [(p.kind, p.delivery_date) for p in done.order.proposals] == [("earliest_date", "2026-06-17")]
+    assert inventory.quoted == [("FR", "BRK-001", 10)]
 
 
-async def test_make_to_order_products_need_no_stock_call():
-    inventory = FakeInventory()
+async def test_units_inventory_cannot_plan_leave_the_date_to_the_desk():
+    service = await intake_service(inventory=FakeInventory({}))
+    assert codes(await submit(service, dated("2026-06-30"))) == ["delivery_date_unverified"]
+
+
+async def test_make_to_order_products_need_no_stock_call_only_a_supply_quote():
+    inventory = FakeInventory(supply={"MTO-1": "2026-06-26"})
     service = await intake_service(inventory=inventory)
     mto = "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
     await service.import_master_data("products", mto + "MTO-1,Made to order,100.00,USD,true,21,1,1,active\n")
-    done = await submit(service, dated("2026-06-28", sku="MTO-1", quantity=1, price="100.00"))
-    assert codes(done) == [] and inventory.asked == []
+    done = await submit(service, dated("2026-06-26", sku="MTO-1", quantity=1, price="100.00"))
+    assert codes(done) == [] and inventory.asked == [] and inventory.quoted == [("FR", "MTO-1", 1)]
+    later = await submit(service, dated("2026-06-25", sku="MTO-1", quantity=1, price="100.00", key="k2"))
+    assert codes(later) == ["delivery_date_infeasible"]
 
 
 async def test_when_inventory_fails_the_date_is_left_to_the_desk():

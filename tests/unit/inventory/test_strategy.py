@@ -8,7 +8,7 @@ from itertools import combinations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.inventory.domain import OrderReservations, plan_order_allocation, transit_days
+from services.inventory.domain import OrderReservations, plan_order_allocation
 
 WHS = ["WH-A", "WH-B", "WH-C", "WH-D"]
 
@@ -54,13 +54,6 @@ def test_never_backorders_what_stock_could_cover_even_at_the_cost_of_shipments()
         ("X", "WH-B", 3),
         ("X", "WH-C", 2),
     ]  # nearest first, the far one tops up
-
-
-def test_transit_days_match_intakes_rule():
-    assert transit_days("US", "US", 3, 8) == 3
-    assert transit_days("us", "US", 3, 8) == 3
-    assert transit_days("DE", "US", 3, 8) == 8
-    assert transit_days("", "US", 3, 8) == 8
 
 
 def test_reserve_plan_places_all_skus_together():

@@ -8,6 +8,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orderdesk.calendar import EVERY_DAY, Calendar
 from services.inventory.domain import OrderReservations, OrderState, StockLevel, plan_order_allocation
 from services.inventory.supply import (
     Backorder,
@@ -16,6 +17,7 @@ from services.inventory.supply import (
     available_to_promise,
     fill_order,
     promise_backorders,
+    quote,
     run_date,
     uncovered,
 )
@@ -39,16 +41,29 @@ def test_fill_order_is_priority_then_first_come_then_order_id():
 
 
 # --- production dates -------------------------------------------------------------------------------------------
+ALWAYS = Calendar(working_days=EVERY_DAY)
+
+
 def test_a_run_is_due_after_the_lead_time():
-    assert run_date(TODAY, 7, []) == TODAY + dt.timedelta(days=7)
-    assert run_date(TODAY, 0, []) == TODAY
-    assert run_date(TODAY, -3, []) == TODAY  # a bad lead time never dates a run in the past
+    assert run_date(TODAY, 7, [], ALWAYS) == TODAY + dt.timedelta(days=7)
+    assert run_date(TODAY, 0, [], ALWAYS) == TODAY
+    assert run_date(TODAY, -3, [], ALWAYS) == TODAY  # a bad lead time never dates a run in the past
+
+
+def test_the_lead_time_counts_the_warehouses_working_days():
+    friday = dt.date(2026, 12, 4)
+    closed_monday = Calendar(holidays=frozenset({dt.date(2026, 12, 7)}))
+    assert run_date(friday, 1, [], closed_monday) == dt.date(2026, 12, 8)
+    assert run_date(friday, 5, [], closed_monday) == dt.date(2026, 12, 14)
+    assert run_date(dt.date(2026, 12, 5), 0, [], closed_monday) == dt.date(
+        2026, 12, 8
+    )  # made on a working day
 
 
 def test_a_new_run_never_overtakes_an_open_one_of_the_sku():
-    assert run_date(TODAY, 5, [run("P1", 3, 12)]) == TODAY + dt.timedelta(days=12)
-    assert run_date(TODAY, 20, [run("P1", 3, 12)]) == TODAY + dt.timedelta(days=20)
-    assert run_date(TODAY, 5, [run("P1", 3, 2), run("P2", 3, 9)]) == TODAY + dt.timedelta(days=9)
+    assert run_date(TODAY, 5, [run("P1", 3, 12)], ALWAYS) == TODAY + dt.timedelta(days=12)
+    assert run_date(TODAY, 20, [run("P1", 3, 12)], ALWAYS) == TODAY + dt.timedelta(days=20)
+    assert run_date(TODAY, 5, [run("P1", 3, 2), run("P2", 3, 9)], ALWAYS) == TODAY + dt.timedelta(days=9)
 
 
 def test_a_run_makes_only_what_open_runs_do_not_cover():
@@ -256,3 +271,39 @@ def test_no_sequence_of_reserve_release_receive_and_consume_goes_negative_or_dou
                 assert o.held_for(sku) + book.missing.get((order_id, sku), 0) == max(
                     wanted - o.shipped_for(sku), 0
                 )
+
+
+# --- quotes (intake's delivery-date check) ---------------------------------------------------------------------
+def test_a_quote_comes_from_the_open_runs_when_they_cover_every_backorder_and_the_new_units():
+    runs = [run("P1", 5, 3, "WH-A"), run("P2", 4, 8, "WH-B"), run("P3", 4, 8, "WH-C")]
+    new_run = Promise(TODAY + dt.timedelta(days=20), "WH-A")
+    # 3 owed: 2 more are still in the first run; 3 more need the runs of day 8
+    assert quote(3, 2, runs, new_run) == Promise(TODAY + dt.timedelta(days=3), "WH-A")
+    # of the runs due that day, the one nearest the ship-to
+    assert quote(3, 3, runs, new_run, {"WH-B": 6, "WH-C": 2}) == Promise(TODAY + dt.timedelta(days=8), "WH-C")
+    assert quote(3, 3, runs, new_run, {"WH-B": 2, "WH-C": 6}) == Promise(TODAY + dt.timedelta(days=8), "WH-B")
+    # beyond what is planned: the run Reserve would plan, or nothing when it cannot plan one
+    assert quote(3, 11, runs, new_run) == new_run
+    assert quote(3, 11, runs, None) is None
+    assert quote(0, 1, [], new_run) == new_run
+
+
+@given(
+    owed=st.integers(0, 30),
+    quantity=st.integers(1, 30),
+    sizes=st.lists(st.tuples(st.integers(1, 10), st.integers(0, 20)), max_size=5),
+)
+def test_a_quote_is_what_reserve_then_promises(owed, quantity, sizes):
+    """The quoted date is the covering run's for the order placed last (what Reserve promises it),
+    and never before what the earlier backorders are promised."""
+    runs = sorted(
+        (run(f"P{i}", q, d) for i, (q, d) in enumerate(sizes)),
+        key=lambda r: (r.expected_date, r.production_id),
+    )
+    new_run = Promise(TODAY + dt.timedelta(days=25), "WH-A")
+    quoted = quote(owed, quantity, runs, new_run)
+    assert quoted is not None
+    short = owed + quantity - sum(r.quantity for r in runs)  # what Reserve's new run makes
+    planned = runs + ([Run("NEW", "X", "WH-A", short, new_run.date)] if short > 0 else [])
+    backorders = [bo("new", quantity, minutes=2)] + ([bo("earlier", owed, minutes=1)] if owed else [])
+    assert promise_backorders(backorders, planned)["new"].date == quoted.date

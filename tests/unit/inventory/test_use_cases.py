@@ -10,16 +10,19 @@ from types import SimpleNamespace
 import pytest
 
 from orderdesk import errors, metrics
+from orderdesk.calendar import MONDAY_TO_FRIDAY
+from orderdesk.calendar_store import CalendarRepository
+from orderdesk.masterdata import Warehouse
 from services.inventory.domain import OrderReservations, OrderState, StockLevel
 from services.inventory.service import RESERVE_ATTEMPTS, InventoryService
 from services.inventory.store import StockRepository
 from services.inventory.supply import Run
-from tests.unit.fakes import FakeDatabase
+from tests.unit.fakes import FakeCalendars, FakeDatabase
 
 TODAY = dt.date(2026, 12, 1)
 WAREHOUSES = [
-    SimpleNamespace(warehouse="WH-A", country="US", transit_days_domestic=2, transit_days_international=6),
-    SimpleNamespace(warehouse="WH-B", country="US", transit_days_domestic=3, transit_days_international=7),
+    Warehouse("WH-A", "A", "US", "America/Chicago", dt.time(15), MONDAY_TO_FRIDAY, 2, 6),
+    Warehouse("WH-B", "B", "US", "America/Chicago", dt.time(15), MONDAY_TO_FRIDAY, 3, 7),
 ]
 
 
@@ -40,7 +43,7 @@ class RacedStock:
         self.reads.append(lock)
         return {sku: dict(self.real if lock else self.stale) for sku in skus}
 
-    async def warehouse_rows(self):
+    async def warehouses(self):
         return WAREHOUSES
 
     async def hold(self, order_id, sku, warehouse, quantity):
@@ -57,7 +60,7 @@ class RacedStock:
 
 async def test_reserve_from_stale_levels_is_refused_then_planned_from_locked_levels():
     stock = RacedStock(real={"WH-A": 2, "WH-B": 2}, stale={"WH-A": 5, "WH-B": 2})
-    db = FakeDatabase({StockRepository: stock})
+    db = FakeDatabase({StockRepository: stock, CalendarRepository: FakeCalendars()})
     retries = metrics.RESERVE_RETRIES._value.get()
 
     result = await InventoryService(db).reserve("O1", [("A", 4)], country="US")

@@ -8,23 +8,37 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orderdesk.calendar import (
+    DEFAULT_TRANSIT_DAYS,
+    MONDAY_TO_FRIDAY,
+    CalendarBook,
+    Holiday,
+    Lane,
+    ship_date,
+    working_days_between,
+)
 from orderdesk.errors import FailedPrecondition, InvalidArgument
 from orderdesk.masterdata import Warehouse
 from services.shipping.domain import (
-    DEFAULT_TRANSIT_DAYS,
     PROGRESS,
     STEP_FOLLOWS,
     Shipment,
     Status,
     promised_delivery_date,
-    ship_date,
     shipment_id_for,
     split_by_warehouse,
 )
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 HAMBURG = Warehouse(
-    "WH-HAM", "Hamburg DC", "DE", cutoff_hour_utc=14, transit_days_domestic=2, transit_days_international=6
+    "WH-HAM",
+    "Hamburg DC",
+    "DE",
+    time_zone="Europe/Berlin",
+    cutoff=dt.time(15),
+    working_days=MONDAY_TO_FRIDAY,
+    transit_days_domestic=2,
+    transit_days_international=6,
 )
 
 
@@ -168,6 +182,22 @@ def test_delivered_records_the_utc_date_and_whether_it_kept_the_promise(delivere
     assert s.on_time is on_time
 
 
+@pytest.mark.parametrize(
+    ("delivered_at", "zone", "delivered_on", "on_time"),
+    [
+        # 23:30 UTC on the 5th is the 6th in Berlin and Shanghai: late there
+        (dt.datetime(2026, 12, 5, 23, 30, tzinfo=dt.UTC), "Europe/Berlin", "2026-12-06", False),
+        (dt.datetime(2026, 12, 5, 17, 30, tzinfo=dt.UTC), "Asia/Shanghai", "2026-12-06", False),
+        # 03:00 UTC on the 6th is still the 5th in Chicago: on time
+        (dt.datetime(2026, 12, 6, 3, 0, tzinfo=dt.UTC), "America/Chicago", "2026-12-05", True),
+    ],
+)
+def test_the_delivery_date_is_taken_in_the_warehouses_time_zone(delivered_at, zone, delivered_on, on_time):
+    s = shipment_in(Status.SHIPPED)  # promised 2026-12-05
+    s.record("delivered", at=delivered_at, actor="carrier", time_zone=zone)
+    assert (s.delivered_on, s.on_time) == (delivered_on, on_time)
+
+
 @pytest.mark.parametrize("status", [Status.PENDING, Status.PICKED, Status.PACKED])
 def test_cancel_before_anything_left(status):
     s = shipment_in(status)
@@ -209,74 +239,63 @@ def test_any_sequence_of_reports_moves_only_forward_along_the_allowed_edges(step
 
 
 # --- delivery promises ------------------------------------------------------------------
-def at_hour(hour: int, minute: int = 0) -> dt.datetime:
-    return dt.datetime(2026, 12, 1, hour, minute, tzinfo=dt.UTC)
+def at_hour(hour: int, minute: int = 0, day: int = 1) -> dt.datetime:
+    return dt.datetime(2026, 12, day, hour, minute, tzinfo=dt.UTC)
 
 
-@pytest.mark.parametrize(
-    ("allocated", "ships"),
+BOOK = CalendarBook(
+    [HAMBURG],
     [
-        (at_hour(0), "2026-12-01"),
-        (at_hour(13, 59), "2026-12-01"),
-        (at_hour(14), "2026-12-02"),
-        (at_hour(23, 59), "2026-12-02"),
+        Holiday("country", "DE", dt.date(2026, 12, 8), "a holiday"),
+        Holiday("country", "US", dt.date(2026, 12, 9)),
     ],
+    [Lane("DE", "FR", 1)],
 )
-def test_allocated_at_or_after_the_cut_off_ships_the_next_day(allocated, ships):
-    assert ship_date(allocated, HAMBURG).isoformat() == ships
 
 
-def test_domestic_and_international_transit():
-    assert (
-        promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="DE")
-        == "2026-12-03"
+def promise(allocated_at: dt.datetime, country: str, requested: str = "", warehouse: str = "WH-HAM") -> str:
+    return promised_delivery_date(
+        allocated_at=allocated_at,
+        book=BOOK,
+        warehouse=warehouse,
+        destination_country=country,
+        requested_delivery_date=requested,
     )
-    assert (
-        promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="de")
-        == "2026-12-03"
-    )
-    assert (
-        promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="US")
-        == "2026-12-07"
-    )
-    assert (
-        promised_delivery_date(allocated_at=at_hour(15), warehouse=HAMBURG, destination_country="US")
-        == "2026-12-08"
-    )
-    # No destination country: the longer, international promise.
-    assert (
-        promised_delivery_date(allocated_at=at_hour(9), warehouse=HAMBURG, destination_country="")
-        == "2026-12-07"
-    )
+
+
+def test_domestic_international_and_lane_transit_in_working_days():
+    # Tuesday 09:00 UTC (10:00 in Hamburg), before its 15:00 cut-off: ships Tuesday the 1st
+    assert promise(at_hour(9), "DE") == "2026-12-03"
+    assert promise(at_hour(9), "de") == "2026-12-03"
+    # 6 working days to the US: Wed Thu Fri Mon, (Tue the 8th is closed in Germany but not in
+    # the US), Tue, (Wed the 9th closed in the US) Thu
+    assert promise(at_hour(9), "US") == "2026-12-10"
+    assert promise(at_hour(9), "FR") == "2026-12-02"  # the lane: one working day
+    # at 14:00 UTC it is 15:00 in Hamburg: the cut-off has passed, ships Wednesday
+    assert promise(at_hour(14), "DE") == "2026-12-04"
+    # No destination country: the longer, international promise (on the warehouse's calendar).
+    assert promise(at_hour(9), "") == "2026-12-10"
+
+
+def test_a_friday_order_before_a_holiday_is_promised_on_a_working_day():
+    # Friday the 4th after the cut-off ships Monday the 7th; Tuesday the 8th is closed: Wed, Thu
+    assert promise(at_hour(16, day=4), "DE") == "2026-12-10"
 
 
 def test_the_requested_date_is_the_promise_when_set():
-    assert (
-        promised_delivery_date(
-            allocated_at=at_hour(9),
-            warehouse=HAMBURG,
-            destination_country="DE",
-            requested_delivery_date="2027-01-15",
-        )
-        == "2027-01-15"
-    )
+    assert promise(at_hour(9), "DE", "2027-01-15") == "2027-01-15"
+    # a requested date on a closed day: delivered by the working day before it
+    assert promise(at_hour(9), "DE", "2026-12-13") == "2026-12-11"  # a Sunday
+    assert promise(at_hour(9), "DE", "2026-12-08") == "2026-12-07"  # the holiday
     # A date we cannot read is ignored rather than promised.
-    assert (
-        promised_delivery_date(
-            allocated_at=at_hour(9),
-            warehouse=HAMBURG,
-            destination_country="DE",
-            requested_delivery_date="next week",
-        )
-        == "2026-12-03"
-    )
+    assert promise(at_hour(9), "DE", "next week") == "2026-12-03"
 
 
 def test_an_unknown_warehouse_promises_the_default_days():
-    assert (
-        promised_delivery_date(allocated_at=at_hour(22), warehouse=None, destination_country="DE")
-        == (dt.date(2026, 12, 1) + dt.timedelta(days=DEFAULT_TRANSIT_DAYS)).isoformat()
-    )
+    # Tuesday 22:00: ships on the next working day (Wednesday), then 5 working days in Germany
+    # (Tuesday the 8th is closed there): Thu, Fri, Mon, Wed, Thu
+    assert promise(at_hour(22), "DE", warehouse="WH-X") == "2026-12-10"
+    assert DEFAULT_TRANSIT_DAYS == 5
 
 
 @given(
@@ -287,19 +306,21 @@ def test_an_unknown_warehouse_promises_the_default_days():
     domestic=st.integers(0, 10),
     international=st.integers(0, 30),
     same_country=st.booleans(),
+    zone=st.sampled_from(["UTC", "Europe/Berlin", "America/Chicago", "Asia/Shanghai"]),
 )
-def test_a_promise_is_transit_days_after_the_day_of_shipping(
-    allocated, cutoff, domestic, international, same_country
+def test_a_promise_is_transit_working_days_after_the_day_of_shipping(
+    allocated, cutoff, domestic, international, same_country, zone
 ):
-    wh = Warehouse("W", "W", "DE", cutoff, domestic, international)
-    promise = dt.date.fromisoformat(
-        promised_delivery_date(
-            allocated_at=allocated, warehouse=wh, destination_country="DE" if same_country else "FR"
-        )
+    wh = Warehouse("W", "W", "DE", zone, dt.time(cutoff), MONDAY_TO_FRIDAY, domestic, international)
+    book = CalendarBook([wh])
+    country = "DE" if same_country else "FR"
+    promised = dt.date.fromisoformat(
+        promised_delivery_date(allocated_at=allocated, book=book, warehouse="W", destination_country=country)
     )
-    lead = (promise - allocated.date()).days
+    ships = ship_date(allocated, book.warehouse("W"))
+    assert promised.weekday() < 5 and ships.weekday() < 5
     transit = domestic if same_country else international
-    assert lead == transit + (1 if allocated.hour >= cutoff else 0)
+    assert working_days_between(ships, promised, book.warehouse("W")) == transit
 
 
 # --- one shipment per warehouse -------------------------------------------------------------

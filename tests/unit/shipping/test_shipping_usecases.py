@@ -11,10 +11,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from orderdesk import errors
+from orderdesk.calendar_store import CalendarRepository
 from services.shipping.domain import Shipment, Status
 from services.shipping.service import ShippingService
-from services.shipping.store import ShipmentRepository
-from tests.unit.fakes import FakeDatabase
+from services.shipping.store import ShipmentRepository, WarehouseRepository
+from tests.unit.fakes import FakeCalendars, FakeDatabase
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 LATER = dt.datetime(2026, 12, 3, 15, 0, tzinfo=dt.UTC)
@@ -52,6 +53,11 @@ class FakeShipments:
         self.rows[shipment.shipment_id] = self._stored(shipment)
 
 
+class NoWarehouses:
+    async def all(self):
+        return []
+
+
 def shipment_in(*steps: str) -> Shipment:
     shipment = Shipment.create(
         at=T0,
@@ -69,7 +75,13 @@ def shipment_in(*steps: str) -> Shipment:
 
 def setup(*steps: str) -> tuple[ShippingService, FakeDatabase, FakeShipments]:
     shipments = FakeShipments(shipment_in(*steps))
-    db = FakeDatabase({ShipmentRepository: shipments})
+    db = FakeDatabase(
+        {
+            ShipmentRepository: shipments,
+            WarehouseRepository: NoWarehouses(),
+            CalendarRepository: FakeCalendars(),
+        }
+    )
     return ShippingService(db, clock=lambda: LATER), db, shipments
 
 
