@@ -215,7 +215,7 @@ async def _decide(services: Backends, method, order_id: str, who: Principal, rea
         orders_pb2.OrderDecisionRequest(
             order_id=order_id,
             partner_id=who.order_scope,
-            actor=common_pb2.Actor(id=who.partner_id, reason=reason),
+            actor=common_pb2.Actor(id=who.actor, reason=reason),
         ),
     )
     return OrderOut.from_proto(order)
@@ -248,7 +248,7 @@ async def cancel_order(
             order_id=order_id,
             partner_id=who.order_scope,
             expected_version=parse_if_match(if_match, required=False),
-            actor=common_pb2.Actor(id=who.partner_id, reason=body.reason if body else ""),
+            actor=common_pb2.Actor(id=who.actor, reason=body.reason if body else ""),
         ),
     )
 
@@ -271,7 +271,7 @@ async def approve_order(
         services.intake.ApproveHeldOrder,
         intake_pb2.ApproveHeldOrderRequest(
             order_id=order_id,
-            actor=common_pb2.Actor(id=who.partner_id, reason=body.note),
+            actor=common_pb2.Actor(id=who.actor, reason=body.note),
             accept_proposal=body.accept_proposal or "",
             acknowledge=body.acknowledge,
         ),

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.test_lifecycle import add_product, new_sku, order_body, submit
+from tests.e2e.test_lifecycle import add_product, new_sku, order_body, submit, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -65,3 +65,39 @@ async def test_a_bad_search_value_is_422_naming_the_parameter(shop, query, field
     assert code == 422, body
     assert headers["Content-Type"].startswith("application/problem+json")
     assert [e["field"] for e in body["errors"]] == [field]
+
+
+async def test_changes_through_the_api_are_recorded_under_the_named_key(stack, http, admin, eventually):
+    from tests.e2e.conftest import Partner
+    from tests.e2e.test_review import cli
+
+    name = f"erp-{uuid.uuid4().hex[:6]}"
+    made = cli(stack, "keys", "create", "--partner", "P-SHOP", "--name", name, "--scopes", "orders")
+    assert made.returncode == 0, made.stderr
+    erp = Partner(http, stack.gateway_url, made.stdout.strip())
+    sku = new_sku()
+    await add_product(admin, sku, stock={"WH-HAM": 20})
+    _, created, _ = await submit(erp, order_body(sku, 5))
+    order_id = created["order_id"]
+    await wait_status(erp, order_id, "allocated", eventually)
+    for _ in range(10):  # shipping's events move the version too: read again on 412
+        _, order, headers = await erp.get(f"/v1/orders/{order_id}")
+        code, order, _ = await erp.request(
+            "PATCH",
+            f"/v1/orders/{order_id}",
+            json={"lines": [{"sku": sku, "quantity": 4}], "reason": "one less"},
+            headers={"If-Match": headers["ETag"]},
+        )
+        if code != 412:
+            break
+    assert code == 200, order
+    code, order, _ = await erp.post(f"/v1/orders/{order_id}/cancel", json={"reason": "customer_request"})
+    assert code == 200, order
+    # Read back: the change log and the history name the key and its partner, not the bare partner id.
+    _, order, _ = await admin.get(f"/v1/orders/{order_id}")
+    assert [c["actor"] for c in order["changes"]] == [f"key:{name}@P-SHOP"]
+    assert order["history"][-1] == {
+        **order["history"][-1],
+        "status": "cancelled",
+        "actor": f"key:{name}@P-SHOP",
+    }

@@ -215,7 +215,9 @@ async def test_aborted_is_409_and_decisions_carry_the_actor(gateway, fakes):
     assert code == 409 and problem["type"].endswith("/concurrent-change") and "rule" not in problem
     request = fakes.intake.approvals[-1]  # approval goes through intake, which re-checks stock and credit
     assert (
-        request.order_id == "ORD-EDI" and request.actor.id == "P-ADMIN" and request.actor.reason == "checked"
+        request.order_id == "ORD-EDI"
+        and request.actor.id == "key:csv-import@P-ADMIN"
+        and request.actor.reason == "checked"
     )
     assert request.accept_proposal == "" and list(request.acknowledge) == []
     code, order, _ = await gateway.call("POST", "/v1/orders/ORD-EDI/reject", ADMIN)  # no body at all
@@ -261,7 +263,7 @@ async def test_shipment_events_pass_type_carrier_and_actor(gateway, fakes):
     )
     assert code == 200 and shipment["status"] == "shipped" and shipment["on_time"] is None
     sent = fakes.shipping.events[-1]
-    assert (sent.type, sent.carrier, sent.actor) == ("shipped", "DHL", "P-3PL")
+    assert (sent.type, sent.carrier, sent.actor) == ("shipped", "DHL", "key:csv-import@P-3PL")
     assert sent.occurred_at.ToSeconds() == 1767319445
     code, problem, _ = await gateway.call("POST", "/v1/shipments/SHP-1/events", TPL, json={"type": "shipped"})
     assert code == 422 and fields(problem) == ["carrier"]
