@@ -28,6 +28,8 @@ from orderdesk.parsing import time_bound, whole_number
 from services.orders import changes as change_rules
 from services.orders.changes import ChangeRecord, ChangeRequest, FieldChange, describe
 from services.orders.exceptions import OrderException, Resolution, find
+from services.orders.notes import Note, Visibility
+from services.orders.notes import parse as parse_note
 
 
 class Status(StrEnum):
@@ -259,7 +261,22 @@ class ExceptionResolved(_ExceptionEvent):
         return _Said(how.actor, f"{self.exception.type} resolved: {how.action}", how.at)
 
 
-RecordedEvent = OrderChanged | ExceptionOpened | ExceptionResolved  # besides Transition
+@dataclass(frozen=True)
+class MessageSent(_OrderEvent):
+    """A customer-visible message of the desk: order.message (an internal note publishes nothing)."""
+
+    note: Note
+    event_type: ClassVar[str] = "order.message"
+
+    @property
+    def version(self) -> int:
+        return self.note.version
+
+    def _said(self) -> _Said:
+        return _Said(self.note.actor, self.note.text, self.note.at)
+
+
+RecordedEvent = OrderChanged | ExceptionOpened | ExceptionResolved | MessageSent  # besides Transition
 
 
 @dataclass
@@ -297,6 +314,8 @@ class Order:
     # An accepted split proposal: the later deliveries are orders of their own, linked both ways.
     split_from: str = ""
     split_into: list[str] = field(default_factory=list)
+    # The desk's notes (services/orders/notes.py): internal ones never leave orders but to the desk.
+    notes: list[Note] = field(default_factory=list)
     # Not persisted: what changed since load, for the store and the outbox: status changes, and the
     # order's other events (changes accepted, exceptions opened or resolved), each in the order made.
     transitions: list[Transition] = field(default_factory=list, repr=False)
@@ -528,6 +547,18 @@ class Order:
         self.change_log.append(record)
         self.events.append(OrderChanged(record))
         return record
+
+    # --- the desk's notes ----------------------------------------------------------------------
+    def add_note(self, at: dt.datetime, actor: str, text: str, visibility: str = "") -> Note:
+        """A note of the desk, kept with who and when; a customer-visible one is published as
+        order.message, an internal one is published nowhere. Either moves the version."""
+        text, kind = parse_note(text, visibility)
+        self.version += 1
+        note = Note(f"N{len(self.notes) + 1}", at, actor, kind, text, self.version)
+        self.notes.append(note)
+        if kind is Visibility.CUSTOMER:
+            self.events.append(MessageSent(note))
+        return note
 
     # --- exceptions ---------------------------------------------------------------------------
     def record_exception(self, exception: OrderException) -> None:

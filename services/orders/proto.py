@@ -8,6 +8,7 @@ from services.orders import exceptions as order_exceptions
 from services.orders.changes import ChangeRecord
 from services.orders.domain import Order
 from services.orders.exceptions import OrderException
+from services.orders.notes import Note
 
 ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country", "phone")
 
@@ -140,3 +141,19 @@ def proposal_to_proto(proposal: dict) -> common_pb2.DeliveryProposal:
         delivery_date=proposal["delivery_date"],
         parts=[common_pb2.ProposalPart(**part) for part in proposal["parts"]],
     )
+
+
+def note_to_proto(n: Note) -> orders_pb2.OrderNote:
+    return orders_pb2.OrderNote(
+        note_id=n.note_id,
+        at=timestamp(n.at),
+        actor=n.actor,
+        visibility=n.visibility.value,
+        text=n.text,
+        version=n.version,
+    )
+
+
+def desk_order_to_proto(order: Order) -> orders_pb2.DeskOrder:
+    """The desk's view: the order partners may see, and beside it the notes only the desk may."""
+    return orders_pb2.DeskOrder(order=order_to_proto(order), notes=[note_to_proto(n) for n in order.notes])

@@ -47,6 +47,7 @@ from services.orders.domain import (
     Status,
 )
 from services.orders.exceptions import OrderException
+from services.orders.notes import Note
 
 metadata = MetaData()
 
@@ -78,6 +79,7 @@ orders = Table(
     Column("expected_delivery_date", String(10), nullable=False),  # migration 0005
     Column("split_from", String(40), nullable=False),  # migration 0006: split deliveries
     Column("split_into", JSON, nullable=False),  # migration 0006
+    Column("notes", JSON, nullable=False),  # migration 0010: the desk's notes (internal and to the customer)
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
@@ -227,6 +229,7 @@ def _order_row(order: Order) -> dict:
         "expected_ship_date": order.expected_ship_date,
         "expected_delivery_date": order.expected_delivery_date,
         "split_into": order.split_into,
+        "notes": [n.to_json() for n in order.notes],
         "updated_at": utcnow(),
     }
 
@@ -519,6 +522,7 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
             expected_delivery_date=r["expected_delivery_date"],
             split_from=r["split_from"],
             split_into=r["split_into"],
+            notes=[Note.from_json(n) for n in r["notes"]],
             created_at=r["created_at"],
             loaded_version=r["version"],
             archived=tables.archived,

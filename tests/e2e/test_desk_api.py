@@ -101,3 +101,42 @@ async def test_changes_through_the_api_are_recorded_under_the_named_key(stack, h
         "status": "cancelled",
         "actor": f"key:{name}@P-SHOP",
     }
+
+
+async def test_internal_notes_never_reach_a_partner_and_a_message_reaches_its_feed(
+    stack, shop, admin, eventually
+):
+    import json
+
+    import grpc
+
+    from orderdesk.v1 import common_pb2, orders_pb2, orders_pb2_grpc
+    from tests.e2e.test_webhooks import feed_of_order
+
+    sku = new_sku()
+    await add_product(admin, sku, stock={"WH-HAM": 5})
+    _, created, _ = await submit(shop, order_body(sku, 1))
+    order_id = created["order_id"]
+    secret = f"internal-{uuid.uuid4().hex[:8]}: slow payer, keep an eye"
+    desk = common_pb2.Actor(id="desk:ann@acme.example (clerk)")
+    async with grpc.aio.insecure_channel(stack.addr("orders")) as channel:
+        orders = orders_pb2_grpc.OrdersServiceStub(channel)
+        await orders.AddOrderNote(orders_pb2.AddOrderNoteRequest(order_id=order_id, actor=desk, text=secret))
+        view = await orders.AddOrderNote(
+            orders_pb2.AddOrderNoteRequest(
+                order_id=order_id, actor=desk, text="Your order ships Friday.", visibility="customer"
+            )
+        )
+        assert [n.visibility for n in view.notes] == ["internal", "customer"]
+        read = await orders.GetDeskOrder(orders_pb2.GetOrderRequest(order_id=order_id, partner_id="P-SHOP"))
+        assert read.notes[0].text == secret and read.notes[0].actor == desk.id
+
+    feed = await feed_of_order(shop, order_id, "order.message", eventually)
+    message = next(e for e in feed if e["type"] == "order.message")
+    assert message["message"]["text"] == "Your order ships Friday." and message["actor"] == desk.id
+    assert secret not in json.dumps(feed)  # neither as an event nor inside any event's order
+    for partner in (shop, admin):  # the gateway shows no note, also to an admin key
+        code, order, _ = await partner.get(f"/v1/orders/{order_id}")
+        assert code == 200 and secret not in json.dumps(order) and "notes" not in order
+        code, page, _ = await partner.get(f"/v1/orders?sku={sku}")
+        assert code == 200 and secret not in json.dumps(page)
