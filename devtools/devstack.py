@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -65,6 +66,7 @@ class Stack:
     processes: dict[str, Process] = field(default_factory=dict)
     replicas: int = 1  # processes per service (>1 needs PostgreSQL for every service)
     console: bool = False  # the desk console too (make run, the browser tests)
+    status_link_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -148,6 +150,10 @@ class Stack:
             if name in self.database_urls:
                 env[f"ORDERDESK_{name.upper()}_DATABASE_URL"] = self.database_urls[name]
         env["ORDERDESK_GATEWAY_URL"] = self.gateway_url
+        # A throw-away key for the end customer's status links, shared by the gateway and the console.
+        env["ORDERDESK_STATUS_LINK_SECRET"] = self.status_link_secret
+        if self.console:
+            env["ORDERDESK_CONSOLE_URL"] = self.console_url
         env.update(self.extra_env)
         return env
 

@@ -27,7 +27,7 @@ from gateway.backends import Backends
 from gateway.middleware import GatewayMiddleware
 from gateway.store import PartnerStore
 from orderdesk import logs
-from orderdesk.config import Settings
+from orderdesk.config import Settings, StatusLinkSettings
 from orderdesk.errors import DomainError
 
 log = logging.getLogger("gateway")
@@ -87,6 +87,7 @@ def create_app(settings: Settings, *, key_cache: KeyCache | None = None) -> Fast
             await store.close()
 
     app = FastAPI(title="orderdesk partner API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.status_links = StatusLinkSettings.from_env()  # POST /v1/orders/{id}/status-link
     # One router per resource; this order is the order of the paths in the OpenAPI document.
     for resource in (orders, shipments, returns, admin, reports, operations, supply, webhooks, changes):
         app.include_router(resource.router)

@@ -3,6 +3,7 @@ approve and reject of held orders. Change requests and exceptions: gateway.chang
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -23,6 +24,8 @@ from gateway.order_models import (
     OrderPage,
     OrderSubmission,
     RejectRequest,
+    StatusLink,
+    StatusLinkRequest,
 )
 from gateway.routing import (
     ADMIN,
@@ -35,6 +38,7 @@ from gateway.routing import (
     problem_responses,
     scoped,
 )
+from orderdesk import statuslinks
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
 
 INTAKE_FIELDS = {"idempotency_key": "Idempotency-Key"}  # intake's field name -> what the partner sent
@@ -291,3 +295,30 @@ async def reject_order(
 ):
     services = backends(request)
     return await _decide(services, services.orders.RejectOrder, order_id, who, body.reason if body else "")
+
+
+@router.post(
+    "/v1/orders/{order_id}/status-link",
+    response_model=StatusLink,
+    tags=["orders"],
+    responses=problem_responses(*COMMON, 404),
+    summary="A signed, expiring link to the order's status page for the end customer (your order, or admin): "
+    "status, expected delivery date and parcels with tracking, nothing else",
+)
+async def create_status_link(
+    order_id: OrderId,
+    request: Request,
+    body: StatusLinkRequest | None = None,
+    who: Principal = scoped(ORDERS),
+):
+    services = backends(request)
+    order = await services.call(  # another partner's order is 404, as everywhere
+        services.orders.GetOrder, orders_pb2.GetOrderRequest(order_id=order_id, partner_id=who.order_scope)
+    )
+    url, expires_at = statuslinks.link(
+        order.order_id,
+        body.expires_in_days if body else None,
+        settings=request.app.state.status_links,
+        now=dt.datetime.now(dt.UTC),
+    )
+    return StatusLink(url=url, expires_at=expires_at)

@@ -10,6 +10,8 @@ ORDERDESK_<SERVICE>_METRICS_PORT   Prometheus /metrics port (0 disables)
 ORDERDESK_RPC_TIMEOUT              deadline of every outgoing gRPC call, seconds
 ORDERDESK_WEBHOOK_*                the notifier's delivery settings (see WebhookSettings)
 ORDERDESK_CONSOLE_*                the desk console's address, sessions and sign-in rules (see ConsoleSettings)
+ORDERDESK_STATUS_LINK_SECRET       the key of the end customer's signed status links (orderdesk/statuslinks.py)
+ORDERDESK_CONSOLE_URL              the console's address as customers reach it (status links point there)
 """
 
 from __future__ import annotations
@@ -245,3 +247,18 @@ class ArchiveSettings:
         if problems:
             raise ArchiveSettingError("refusing to start, archive settings: " + "; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class StatusLinkSettings:
+    """The end customer's signed status links (orderdesk/statuslinks.py, README "The desk's backend")."""
+
+    secret: str  # ORDERDESK_STATUS_LINK_SECRET: the HMAC key; the gateway signs, the console verifies
+    console_url: str  # ORDERDESK_CONSOLE_URL: the console's public base URL, default http://127.0.0.1:8090
+
+    @classmethod
+    def from_env(cls) -> StatusLinkSettings:
+        return cls(
+            secret=os.environ.get("ORDERDESK_STATUS_LINK_SECRET", ""),
+            console_url=env("ORDERDESK_CONSOLE_URL", "http://127.0.0.1:8090").rstrip("/"),
+        )

@@ -10,7 +10,7 @@ from services.orders.change_requests import ChangeRequests
 from services.orders.domain import SEARCH_FIELDS
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.kpi import report_to_proto
-from services.orders.proto import archived_to_proto, desk_order_to_proto, order_to_proto
+from services.orders.proto import archived_to_proto, desk_order_to_proto, order_to_proto, status_to_proto
 from services.orders.service import OrdersService
 
 
@@ -86,6 +86,10 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
     async def GetDeskOrder(self, request, context):
         require(request.order_id, "order_id")
         return desk_order_to_proto(await self.service.get(request.order_id, request.partner_id))
+
+    async def GetOrderStatus(self, request, context):
+        require(request.order_id, "order_id")
+        return status_to_proto(await self.service.get(request.order_id, ""))
 
     async def CancelOrder(self, request, context):
         return await self._decide(request, "cancel")

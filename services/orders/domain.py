@@ -26,6 +26,7 @@ from orderdesk.domain import ADDRESS_FIELDS, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from orderdesk.parsing import time_bound, whole_number
 from services.orders import changes as change_rules
+from services.orders import exceptions as exception_rules
 from services.orders.changes import ChangeRecord, ChangeRequest, FieldChange, describe
 from services.orders.exceptions import OrderException, Resolution, find
 from services.orders.notes import Note, Visibility
@@ -789,6 +790,16 @@ class Order:
         self.version += 1
 
     # --- reads -----------------------------------------------------------------
+    @property
+    def date_to_expect(self) -> str:
+        """The delivery date to tell the customer: the one an exception announced, else the backorder's
+        expected date, else the requested date; "" when there is none."""
+        return (
+            exception_rules.expected_date(self.exceptions)
+            or self.expected_delivery_date
+            or self.requested_delivery_date
+        )
+
     @property
     def at_risk(self) -> bool:
         """An open exception puts the order at risk until the desk resolves it."""

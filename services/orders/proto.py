@@ -157,3 +157,17 @@ def note_to_proto(n: Note) -> orders_pb2.OrderNote:
 def desk_order_to_proto(order: Order) -> orders_pb2.DeskOrder:
     """The desk's view: the order partners may see, and beside it the notes only the desk may."""
     return orders_pb2.DeskOrder(order=order_to_proto(order), notes=[note_to_proto(n) for n in order.notes])
+
+
+def status_to_proto(order: Order) -> orders_pb2.OrderStatus:
+    """What the end customer's status page may show: status, the date to expect, the parcels."""
+    return orders_pb2.OrderStatus(
+        order_id=order.order_id,
+        status=order.status.value,
+        expected_delivery_date=order.date_to_expect,
+        shipments=[
+            orders_pb2.ParcelStatus(status=s.status, carrier=s.carrier, tracking_number=s.tracking_number)
+            for s in order.shipments.values()
+            if s.status != "cancelled"
+        ],
+    )

@@ -140,3 +140,57 @@ async def test_internal_notes_never_reach_a_partner_and_a_message_reaches_its_fe
         assert code == 200 and secret not in json.dumps(order) and "notes" not in order
         code, page, _ = await partner.get(f"/v1/orders?sku={sku}")
         assert code == 200 and secret not in json.dumps(page)
+
+
+async def test_a_status_link_for_the_end_customer(stack, shop, edi, admin, warehouse_operator, eventually):
+    import grpc
+
+    from orderdesk import statuslinks
+    from orderdesk.v1 import orders_pb2, orders_pb2_grpc
+    from tests.e2e.test_lifecycle import ship_everything
+
+    sku = new_sku()
+    await add_product(admin, sku, stock={"WH-HAM": 5})
+    _, created, _ = await submit(shop, order_body(sku, 2))
+    order_id = created["order_id"]
+    await wait_status(shop, order_id, "allocated", eventually)
+    await ship_everything(shop, warehouse_operator, order_id, eventually)
+    await wait_status(shop, order_id, "completed", eventually)
+    _, parcels, _ = await warehouse_operator.get(f"/v1/shipments?order_id={order_id}")
+
+    code, link, _ = await shop.post(f"/v1/orders/{order_id}/status-link", json={"expires_in_days": 3})
+    assert code == 200, link
+    base = "http://127.0.0.1:8090/status/"  # the console's default address (this stack runs no console)
+    assert link["url"].startswith(base)
+    expires_at = dt.datetime.fromisoformat(link["expires_at"])
+    assert (
+        dt.timedelta(days=3) - dt.timedelta(minutes=1)
+        < expires_at - dt.datetime.now(dt.UTC)
+        <= dt.timedelta(days=3)
+    )
+    token = link["url"].removeprefix(base)
+    secret = stack.status_link_secret
+    assert statuslinks.verify(token, secret=secret) == order_id
+    assert statuslinks.verify(token, secret=secret, now=expires_at) is None  # expired
+    assert statuslinks.verify(token[:-2] + "xx", secret=secret) is None  # tampered
+    # Admin may too (default life); another partner's order is 404; a longer life than the cap is 422.
+    code, default, _ = await admin.post(f"/v1/orders/{order_id}/status-link")
+    assert code == 200 and statuslinks.verify(default["url"].removeprefix(base), secret=secret) == order_id
+    code, problem, _ = await edi.post(f"/v1/orders/{order_id}/status-link")
+    assert code == 404, problem
+    code, problem, _ = await shop.post(f"/v1/orders/{order_id}/status-link", json={"expires_in_days": 365})
+    assert code == 422 and [e["field"] for e in problem["errors"]] == ["expires_in_days"]
+
+    # What the console's status page gets for the token's order: status, date, parcels; nothing else.
+    async with grpc.aio.insecure_channel(stack.addr("orders")) as channel:
+        status = await orders_pb2_grpc.OrdersServiceStub(channel).GetOrderStatus(
+            orders_pb2.GetOrderStatusRequest(order_id=order_id)
+        )
+    assert status.order_id == order_id and status.status == "completed"
+    assert sorted((p.carrier, p.tracking_number) for p in status.shipments) == sorted(
+        (s["carrier"], s["tracking_number"]) for s in parcels["items"]
+    ) and all(p.carrier == "DHL" and p.status == "delivered" for p in status.shipments)
+    assert [f.name for f, _ in status.ListFields()] in (
+        ["order_id", "status", "shipments"],
+        ["order_id", "status", "expected_delivery_date", "shipments"],
+    )
