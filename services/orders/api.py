@@ -10,7 +10,13 @@ from services.orders.change_requests import ChangeRequests
 from services.orders.domain import SEARCH_FIELDS
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.kpi import report_to_proto
-from services.orders.proto import archived_to_proto, desk_order_to_proto, order_to_proto, status_to_proto
+from services.orders.proto import (
+    archived_to_proto,
+    desk_order_to_proto,
+    order_to_proto,
+    status_to_proto,
+    timeline_to_proto,
+)
 from services.orders.service import OrdersService
 
 
@@ -90,6 +96,10 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
     async def GetOrderStatus(self, request, context):
         require(request.order_id, "order_id")
         return status_to_proto(await self.service.get(request.order_id, ""))
+
+    async def GetOrderTimeline(self, request, context):
+        require(request.order_id, "order_id")
+        return timeline_to_proto(await self.service.get(request.order_id, request.partner_id))
 
     async def CancelOrder(self, request, context):
         return await self._decide(request, "cancel")

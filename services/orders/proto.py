@@ -9,6 +9,7 @@ from services.orders.changes import ChangeRecord
 from services.orders.domain import Order
 from services.orders.exceptions import OrderException
 from services.orders.notes import Note
+from services.orders.timeline import timeline
 
 ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country", "phone")
 
@@ -169,5 +170,31 @@ def status_to_proto(order: Order) -> orders_pb2.OrderStatus:
             orders_pb2.ParcelStatus(status=s.status, carrier=s.carrier, tracking_number=s.tracking_number)
             for s in order.shipments.values()
             if s.status != "cancelled"
+        ],
+    )
+
+
+def timeline_to_proto(order: Order) -> orders_pb2.OrderTimeline:
+    return orders_pb2.OrderTimeline(
+        order_id=order.order_id,
+        entries=[
+            orders_pb2.TimelineEntry(
+                at=timestamp(e.at),
+                actor=e.actor,
+                kind=e.kind,
+                summary=e.summary,
+                reason=e.reason,
+                status=e.status,
+                changes=field_changes_to_proto(e.changes),
+                exception_id=e.exception_id,
+                exception_type=e.exception_type,
+                action=e.action,
+                expected_date=e.expected_date,
+                details=e.details,
+                note_id=e.note_id,
+                text=e.text,
+                version=e.version,
+            )
+            for e in timeline(order)
         ],
     )

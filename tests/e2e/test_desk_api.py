@@ -1,13 +1,21 @@
-"""The desk's backend through the gateway, end to end: the order search and its partner scope."""
+"""The desk's backend end to end: the order search and its partner scope, changes recorded under the named
+key, desk notes that never reach a partner, the timeline, and the end customer's status link."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
+import grpc
 import pytest
 
-from tests.e2e.test_lifecycle import add_product, new_sku, order_body, submit, wait_status
+from orderdesk import statuslinks
+from orderdesk.v1 import common_pb2, orders_pb2, orders_pb2_grpc
+from tests.e2e.conftest import Partner
+from tests.e2e.test_lifecycle import add_product, new_sku, order_body, ship_everything, submit, wait_status
+from tests.e2e.test_review import cli
+from tests.e2e.test_webhooks import feed_of_order
 
 pytestmark = pytest.mark.e2e
 
@@ -68,8 +76,6 @@ async def test_a_bad_search_value_is_422_naming_the_parameter(shop, query, field
 
 
 async def test_changes_through_the_api_are_recorded_under_the_named_key(stack, http, admin, eventually):
-    from tests.e2e.conftest import Partner
-    from tests.e2e.test_review import cli
 
     name = f"erp-{uuid.uuid4().hex[:6]}"
     made = cli(stack, "keys", "create", "--partner", "P-SHOP", "--name", name, "--scopes", "orders")
@@ -101,17 +107,25 @@ async def test_changes_through_the_api_are_recorded_under_the_named_key(stack, h
         "status": "cancelled",
         "actor": f"key:{name}@P-SHOP",
     }
+    # The desk's timeline of the order says the same, in time order.
+    async with grpc.aio.insecure_channel(stack.addr("orders")) as channel:
+        steps = await orders_pb2_grpc.OrdersServiceStub(channel).GetOrderTimeline(
+            orders_pb2.GetOrderRequest(order_id=order_id)
+        )
+    mine = [(e.kind, e.status) for e in steps.entries if e.actor == f"key:{name}@P-SHOP"]
+    assert mine == [("change", ""), ("status", "cancelled")]
+    change = next(e for e in steps.entries if e.kind == "change")
+    assert (change.changes[0].field, change.changes[0].before, change.changes[0].after) == (
+        f"lines[{sku}].quantity",
+        "5",
+        "4",
+    )
+    assert [e.at.ToDatetime() for e in steps.entries] == sorted(e.at.ToDatetime() for e in steps.entries)
 
 
 async def test_internal_notes_never_reach_a_partner_and_a_message_reaches_its_feed(
     stack, shop, admin, eventually
 ):
-    import json
-
-    import grpc
-
-    from orderdesk.v1 import common_pb2, orders_pb2, orders_pb2_grpc
-    from tests.e2e.test_webhooks import feed_of_order
 
     sku = new_sku()
     await add_product(admin, sku, stock={"WH-HAM": 5})
@@ -130,6 +144,11 @@ async def test_internal_notes_never_reach_a_partner_and_a_message_reaches_its_fe
         assert [n.visibility for n in view.notes] == ["internal", "customer"]
         read = await orders.GetDeskOrder(orders_pb2.GetOrderRequest(order_id=order_id, partner_id="P-SHOP"))
         assert read.notes[0].text == secret and read.notes[0].actor == desk.id
+        steps = await orders.GetOrderTimeline(orders_pb2.GetOrderRequest(order_id=order_id))
+        assert [(e.kind, e.text) for e in steps.entries if e.kind in ("note", "message")] == [
+            ("note", secret),
+            ("message", "Your order ships Friday."),
+        ]
 
     feed = await feed_of_order(shop, order_id, "order.message", eventually)
     message = next(e for e in feed if e["type"] == "order.message")
@@ -143,12 +162,6 @@ async def test_internal_notes_never_reach_a_partner_and_a_message_reaches_its_fe
 
 
 async def test_a_status_link_for_the_end_customer(stack, shop, edi, admin, warehouse_operator, eventually):
-    import grpc
-
-    from orderdesk import statuslinks
-    from orderdesk.v1 import orders_pb2, orders_pb2_grpc
-    from tests.e2e.test_lifecycle import ship_everything
-
     sku = new_sku()
     await add_product(admin, sku, stock={"WH-HAM": 5})
     _, created, _ = await submit(shop, order_body(sku, 2))
