@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from orderdesk import statuslinks
-from orderdesk.v1 import common_pb2, orders_pb2, orders_pb2_grpc
+from orderdesk.v1 import common_pb2, intake_pb2, intake_pb2_grpc, orders_pb2, orders_pb2_grpc
 from tests.e2e.conftest import Partner
 from tests.e2e.test_lifecycle import add_product, new_sku, order_body, ship_everything, submit, wait_status
 from tests.e2e.test_review import cli
@@ -207,3 +207,20 @@ async def test_a_status_link_for_the_end_customer(stack, shop, edi, admin, wareh
         ["order_id", "status", "shipments"],
         ["order_id", "status", "expected_delivery_date", "shipments"],
     )
+
+
+async def test_the_desks_customers_over_grpc(stack):
+    async with grpc.aio.insecure_channel(stack.addr("intake")) as channel:
+        intake = intake_pb2_grpc.IntakeServiceStub(channel)
+        page = await intake.SearchCustomers(intake_pb2.SearchCustomersRequest(query="customer 000", limit=3))
+        assert [c.customer_id for c in page.items] == [
+            "C0001",
+            "C0002",
+            "C0003",
+        ] and page.next_cursor == "C0003"
+        one = await intake.GetCustomer(intake_pb2.GetCustomerRequest(customer_id="C0004"))
+        assert (one.tier, one.credit_limit, list(one.payment_terms)) == ("key", "200000", ["NET45"])
+        assert one.open_orders >= 0 and one.ship_to.country
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await intake.GetCustomer(intake_pb2.GetCustomerRequest(customer_id="C9999"))
+        assert missing.value.code() is grpc.StatusCode.NOT_FOUND
