@@ -41,10 +41,11 @@ class OrderSubmission(RequestBody):
     urgent: Annotated[bool, Field(strict=True, description="ask for expedited handling")] = False
 
     def to_proto(
-        self, partner_id: str, idempotency_key: str, channel: str = "api"
+        self, partner_id: str, idempotency_key: str, channel: str = "api", actor: str = ""
     ) -> intake_pb2.SubmitOrderRequest:
         return intake_pb2.SubmitOrderRequest(
             partner_id=partner_id,
+            actor=actor,
             idempotency_key=idempotency_key,
             channel=channel,
             external_ref=self.external_ref,

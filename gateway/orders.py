@@ -70,7 +70,7 @@ async def submit_order(
     services = backends(request)
     answer = await services.call(
         services.intake.SubmitOrder,
-        body.to_proto(who.partner_id, idempotency_key),
+        body.to_proto(who.partner_id, idempotency_key, actor=who.actor),
         field_aliases=INTAKE_FIELDS,
     )
     if answer.replayed:
@@ -94,7 +94,7 @@ async def submit_order(
     "(a bad order is refused on its own; 200 with a result per order)",
 )
 async def submit_batch(body: BatchSubmission, request: Request, who: Principal = scoped(ORDERS)):
-    return await batches.submit(backends(request), batches.from_batch(who.partner_id, body.orders))
+    return await batches.submit(backends(request), batches.from_batch(who.partner_id, body.orders, who.actor))
 
 
 @router.post(
@@ -126,7 +126,9 @@ async def submit_csv(
         parsed = csv_orders.parse(text)
     except csv_orders.CsvDocumentError as exc:
         raise problems.validation(exc.errors, "the CSV cannot be read; nothing was submitted") from None
-    return await batches.submit(backends(request), batches.from_csv(who.partner_id, idempotency_key, parsed))
+    return await batches.submit(
+        backends(request), batches.from_csv(who.partner_id, idempotency_key, parsed, who.actor)
+    )
 
 
 SearchTime = Annotated[

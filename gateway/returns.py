@@ -111,6 +111,7 @@ async def create_return(
             partner_id=who.fulfillment_scope,
             resolution=body.resolution,
             idempotency_key=idempotency_key,
+            actor=who.actor,
             lines=[
                 returns_pb2.ReturnLine(sku=x.sku, quantity=x.quantity, reason=x.reason) for x in body.lines
             ],

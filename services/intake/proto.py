@@ -27,6 +27,7 @@ def submission_from_proto(req: intake_pb2.SubmitOrderRequest) -> Submission:
         requested_delivery_date=req.requested_delivery_date,
         payment_terms=req.payment_terms,
         urgent=req.urgent,
+        actor=req.actor,
     )
 
 
@@ -64,6 +65,7 @@ def create_order_request(order_id: str, s: Submission, d: Decision) -> orders_pb
         currency=d.currency,
         proposals=[proposal_to_proto(p) for p in d.proposals],
         urgent=d.urgent,
+        actor=common_pb2.Actor(id=s.actor or s.partner_id),
     )
 
 

@@ -141,7 +141,7 @@ class OrdersService:
     def _receive(self, req: orders_pb2.CreateOrderRequest) -> Order:
         return Order.receive(
             at=self.clock(),
-            actor=req.partner_id,
+            actor=req.actor.id or req.partner_id,
             hold_reasons=[{"code": r.code, "message": r.message, "field": r.field} for r in req.hold_reasons],
             order_id=req.order_id,
             partner_id=req.partner_id,

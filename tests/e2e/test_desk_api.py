@@ -102,6 +102,7 @@ async def test_changes_through_the_api_are_recorded_under_the_named_key(stack, h
     # Read back: the change log and the history name the key and its partner, not the bare partner id.
     _, order, _ = await admin.get(f"/v1/orders/{order_id}")
     assert [c["actor"] for c in order["changes"]] == [f"key:{name}@P-SHOP"]
+    assert order["history"][0] == {**order["history"][0], "status": "received", "actor": f"key:{name}@P-SHOP"}
     assert order["history"][-1] == {
         **order["history"][-1],
         "status": "cancelled",
@@ -113,7 +114,7 @@ async def test_changes_through_the_api_are_recorded_under_the_named_key(stack, h
             orders_pb2.GetOrderRequest(order_id=order_id)
         )
     mine = [(e.kind, e.status) for e in steps.entries if e.actor == f"key:{name}@P-SHOP"]
-    assert mine == [("change", ""), ("status", "cancelled")]
+    assert mine == [("status", "received"), ("change", ""), ("status", "cancelled")]
     change = next(e for e in steps.entries if e.kind == "change")
     assert (change.changes[0].field, change.changes[0].before, change.changes[0].after) == (
         f"lines[{sku}].quantity",

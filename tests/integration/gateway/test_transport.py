@@ -148,6 +148,7 @@ async def test_submit_then_replay_then_reuse_with_another_body(gateway, fakes):
     assert code == 422 and is_problem(headers) and fields(problem) == ["Idempotency-Key"]
     request = fakes.intake.requests[0]
     assert (request.partner_id, request.channel, request.idempotency_key) == ("P-SHOP", "api", key)
+    assert request.actor == "key:csv-import@P-SHOP"  # who submitted: the named key, not the bare partner id
 
 
 async def test_service_field_violations_become_body_paths(gateway):
@@ -284,6 +285,7 @@ async def test_returns_map_quantities_and_scope(gateway, fakes):
     assert code == 201 and rma["status"] == "authorized"
     sent = fakes.returns.requests[-1]
     assert (sent.partner_id, sent.idempotency_key, sent.resolution) == ("P-SHOP", "r-1", "refund")
+    assert sent.actor == "key:csv-import@P-SHOP"  # the named key, not the bare partner id
     code, received, _ = await gateway.call("POST", "/v1/returns/RMA-1/receive", TPL)
     assert code == 200 and received["status"] == "received"
     code, inspected, _ = await gateway.call(
