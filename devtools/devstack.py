@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -73,6 +74,7 @@ class Stack:
     # installed copy, away from the source tree so it cannot import the checkout).
     python: str = sys.executable
     cwd: Path = ROOT
+    status_link_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self) -> None:
         self.started_at = dt.datetime.now(dt.UTC).isoformat()
@@ -163,6 +165,10 @@ class Stack:
         if os.environ.get("ORDERDESK_CLOCK_AT"):  # `ORDERDESK_CLOCK_AT=... make run`: a demo on another day
             env["ORDERDESK_CLOCK_AT"] = os.environ["ORDERDESK_CLOCK_AT"]
             env["ORDERDESK_CLOCK_SINCE"] = self.started_at  # one anchor: a restarted process keeps the time
+        # A throw-away key for the end customer's status links, shared by the gateway and the console.
+        env["ORDERDESK_STATUS_LINK_SECRET"] = self.status_link_secret
+        if self.console:
+            env["ORDERDESK_CONSOLE_URL"] = self.console_url
         env.update(self.extra_env)
         return env
 

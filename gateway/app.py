@@ -28,7 +28,7 @@ from gateway.middleware import GatewayMiddleware
 from gateway.ratelimit import RateLimiter, StreamSlots, parse_limits
 from gateway.store import PartnerStore
 from orderdesk import logs
-from orderdesk.config import GatewayEdgeSettings, Settings
+from orderdesk.config import GatewayEdgeSettings, Settings, StatusLinkSettings
 from orderdesk.errors import DomainError
 
 log = logging.getLogger("gateway")
@@ -98,6 +98,7 @@ def create_app(
     app = FastAPI(title="orderdesk partner API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.limiter = RateLimiter(limits)  # per key and route class (gateway.ratelimit)
     app.state.streams = StreamSlots(edge.streams_per_partner)
+    app.state.status_links = StatusLinkSettings.from_env()  # POST /v1/orders/{id}/status-link
     # One router per resource; this order is the order of the paths in the OpenAPI document.
     for resource in (orders, shipments, returns, admin, reports, operations, supply, webhooks, changes):
         app.include_router(resource.router)

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from gateway.problems import forbidden, unauthenticated
+from orderdesk import actors
 from orderdesk.masterdata import SCOPES
 
 KEY_PREFIX = "odk_"
@@ -68,6 +69,11 @@ class Principal:
     def require(self, needed: tuple[str, ...]) -> None:
         if not self.allows(needed):
             raise forbidden(needed)
+
+    @property
+    def actor(self) -> str:
+        """Who a change made with this key is recorded as: the key by its name, and its partner."""
+        return actors.api_key(self.key_name, self.partner_id)
 
     @property
     def order_scope(self) -> str:

@@ -36,7 +36,7 @@ def _pydantic_errors(exc: ValidationError, where: Callable[[str], str]) -> list[
     return [FieldError(where(field_path(e["loc"]) if e["loc"] else ""), e["msg"]) for e in exc.errors()]
 
 
-def from_batch(partner_id: str, raw_orders: Sequence[Any]) -> list[Pending]:
+def from_batch(partner_id: str, raw_orders: Sequence[Any], actor: str = "") -> list[Pending]:
     pending = []
     for index, raw in enumerate(raw_orders):
         prefix = f"orders[{index}]"
@@ -50,7 +50,11 @@ def from_batch(partner_id: str, raw_orders: Sequence[Any]) -> list[Pending]:
             pending.append(Pending(index, None, _pydantic_errors(exc, where), where=where))
             continue
         pending.append(
-            Pending(index, order.to_proto(partner_id, order.idempotency_key, channel="batch"), where=where)
+            Pending(
+                index,
+                order.to_proto(partner_id, order.idempotency_key, channel="batch", actor=actor),
+                where=where,
+            )
         )
     return pending
 
@@ -60,7 +64,9 @@ def csv_key(idempotency_key: str, external_ref: str) -> str:
     return f"{idempotency_key}:{external_ref}"
 
 
-def from_csv(partner_id: str, idempotency_key: str, orders: Sequence[csv_orders.CsvOrder]) -> list[Pending]:
+def from_csv(
+    partner_id: str, idempotency_key: str, orders: Sequence[csv_orders.CsvOrder], actor: str = ""
+) -> list[Pending]:
     pending = []
     for index, parsed in enumerate(orders):
 
@@ -75,7 +81,9 @@ def from_csv(partner_id: str, idempotency_key: str, orders: Sequence[csv_orders.
         except ValidationError as exc:
             pending.append(Pending(index, None, _pydantic_errors(exc, where), parsed.external_ref, where))
             continue
-        request = order.to_proto(partner_id, csv_key(idempotency_key, parsed.external_ref), channel="csv")
+        request = order.to_proto(
+            partner_id, csv_key(idempotency_key, parsed.external_ref), channel="csv", actor=actor
+        )
         pending.append(Pending(index, request, external_ref=parsed.external_ref, where=where))
     return pending
 

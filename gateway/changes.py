@@ -148,7 +148,7 @@ async def change_order(
         order_id=order_id,
         partner_id=who.order_scope,
         expected_version=version,
-        actor=common_pb2.Actor(id=who.partner_id, reason=body.reason),
+        actor=common_pb2.Actor(id=who.actor, reason=body.reason),
         lines=[orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity) for x in body.lines],
         add_lines=[
             orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity, unit_price=x.unit_price)
@@ -179,7 +179,7 @@ async def cancel_lines(
             order_id=order_id,
             partner_id=who.order_scope,
             expected_version=parse_if_match(if_match, required=False),
-            actor=common_pb2.Actor(id=who.partner_id, reason=reason),
+            actor=common_pb2.Actor(id=who.actor, reason=reason),
             cancel_lines=[orders_pb2.ChangeLine(sku=x.sku, quantity=x.quantity) for x in lines],
         ),
     )
@@ -215,7 +215,7 @@ async def record_exception(
         orders_pb2.RecordExceptionRequest(
             order_id=order_id,
             partner_id=who.fulfillment_scope,
-            actor=common_pb2.Actor(id=who.partner_id),
+            actor=common_pb2.Actor(id=who.actor),
             type=body.type,
             cause=body.cause,
             expected_date=body.expected_date,
@@ -254,7 +254,7 @@ async def resolve_exception(
             order_id=order_id,
             partner_id=who.order_scope,
             exception_id=exception_id,
-            actor=common_pb2.Actor(id=who.partner_id),
+            actor=common_pb2.Actor(id=who.actor),
             action=body.action,
             note=body.note,
             details=body.details,

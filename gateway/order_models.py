@@ -20,6 +20,7 @@ from gateway.bodies import (
     Text,
     instant,
 )
+from orderdesk import statuslinks
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
 
 
@@ -40,10 +41,11 @@ class OrderSubmission(RequestBody):
     urgent: Annotated[bool, Field(strict=True, description="ask for expedited handling")] = False
 
     def to_proto(
-        self, partner_id: str, idempotency_key: str, channel: str = "api"
+        self, partner_id: str, idempotency_key: str, channel: str = "api", actor: str = ""
     ) -> intake_pb2.SubmitOrderRequest:
         return intake_pb2.SubmitOrderRequest(
             partner_id=partner_id,
+            actor=actor,
             idempotency_key=idempotency_key,
             channel=channel,
             external_ref=self.external_ref,
@@ -114,7 +116,23 @@ class RejectRequest(RequestBody):
     reason: Note = ""
 
 
+class StatusLinkRequest(RequestBody):
+    expires_in_days: Annotated[int, Field(strict=True, ge=1, le=statuslinks.MAX_DAYS)] | None = Field(
+        None,
+        description=f"how long the link works, 1 to {statuslinks.MAX_DAYS} days "
+        f"(default {statuslinks.DEFAULT_DAYS})",
+    )
+
+
 # --- answers -----------------------------------------------------------------------------
+class StatusLink(BaseModel):
+    url: str = Field(
+        description="the order's status page for the end customer; whoever holds it sees the "
+        "status, the expected delivery date and the parcels with tracking, nothing else"
+    )
+    expires_at: dt.datetime
+
+
 class OrderAccepted(BaseModel):
     order_id: str
     status: str

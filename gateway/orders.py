@@ -3,6 +3,7 @@ approve and reject of held orders. Change requests and exceptions: gateway.chang
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -23,6 +24,8 @@ from gateway.order_models import (
     OrderPage,
     OrderSubmission,
     RejectRequest,
+    StatusLink,
+    StatusLinkRequest,
 )
 from gateway.routing import (
     ADMIN,
@@ -35,6 +38,7 @@ from gateway.routing import (
     problem_responses,
     scoped,
 )
+from orderdesk import statuslinks
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
 
 INTAKE_FIELDS = {"idempotency_key": "Idempotency-Key"}  # intake's field name -> what the partner sent
@@ -66,7 +70,7 @@ async def submit_order(
     services = backends(request)
     answer = await services.call(
         services.intake.SubmitOrder,
-        body.to_proto(who.partner_id, idempotency_key),
+        body.to_proto(who.partner_id, idempotency_key, actor=who.actor),
         field_aliases=INTAKE_FIELDS,
     )
     if answer.replayed:
@@ -90,7 +94,7 @@ async def submit_order(
     "(a bad order is refused on its own; 200 with a result per order)",
 )
 async def submit_batch(body: BatchSubmission, request: Request, who: Principal = scoped(ORDERS)):
-    return await batches.submit(backends(request), batches.from_batch(who.partner_id, body.orders))
+    return await batches.submit(backends(request), batches.from_batch(who.partner_id, body.orders, who.actor))
 
 
 @router.post(
@@ -122,7 +126,9 @@ async def submit_csv(
         raise problems.too_large_document(exc.errors) from None
     except csv_orders.CsvDocumentError as exc:
         raise problems.validation(exc.errors, "the CSV cannot be read; nothing was submitted") from None
-    return await batches.submit(backends(request), batches.from_csv(who.partner_id, idempotency_key, parsed))
+    return await batches.submit(
+        backends(request), batches.from_csv(who.partner_id, idempotency_key, parsed, who.actor)
+    )
 
 
 SearchTime = Annotated[
@@ -215,7 +221,7 @@ async def _decide(services: Backends, method, order_id: str, who: Principal, rea
         orders_pb2.OrderDecisionRequest(
             order_id=order_id,
             partner_id=who.order_scope,
-            actor=common_pb2.Actor(id=who.partner_id, reason=reason),
+            actor=common_pb2.Actor(id=who.actor, reason=reason),
         ),
     )
     return OrderOut.from_proto(order)
@@ -248,7 +254,7 @@ async def cancel_order(
             order_id=order_id,
             partner_id=who.order_scope,
             expected_version=parse_if_match(if_match, required=False),
-            actor=common_pb2.Actor(id=who.partner_id, reason=body.reason if body else ""),
+            actor=common_pb2.Actor(id=who.actor, reason=body.reason if body else ""),
         ),
     )
 
@@ -271,7 +277,7 @@ async def approve_order(
         services.intake.ApproveHeldOrder,
         intake_pb2.ApproveHeldOrderRequest(
             order_id=order_id,
-            actor=common_pb2.Actor(id=who.partner_id, reason=body.note),
+            actor=common_pb2.Actor(id=who.actor, reason=body.note),
             accept_proposal=body.accept_proposal or "",
             acknowledge=body.acknowledge,
         ),
@@ -291,3 +297,30 @@ async def reject_order(
 ):
     services = backends(request)
     return await _decide(services, services.orders.RejectOrder, order_id, who, body.reason if body else "")
+
+
+@router.post(
+    "/v1/orders/{order_id}/status-link",
+    response_model=StatusLink,
+    tags=["orders"],
+    responses=problem_responses(*COMMON, 404),
+    summary="A signed, expiring link to the order's status page for the end customer (your order, or admin): "
+    "status, expected delivery date and parcels with tracking, nothing else",
+)
+async def create_status_link(
+    order_id: OrderId,
+    request: Request,
+    body: StatusLinkRequest | None = None,
+    who: Principal = scoped(ORDERS),
+):
+    services = backends(request)
+    order = await services.call(  # another partner's order is 404, as everywhere
+        services.orders.GetOrder, orders_pb2.GetOrderRequest(order_id=order_id, partner_id=who.order_scope)
+    )
+    url, expires_at = statuslinks.link(
+        order.order_id,
+        body.expires_in_days if body else None,
+        settings=request.app.state.status_links,
+        now=dt.datetime.now(dt.UTC),
+    )
+    return StatusLink(url=url, expires_at=expires_at)

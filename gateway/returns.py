@@ -111,6 +111,7 @@ async def create_return(
             partner_id=who.fulfillment_scope,
             resolution=body.resolution,
             idempotency_key=idempotency_key,
+            actor=who.actor,
             lines=[
                 returns_pb2.ReturnLine(sku=x.sku, quantity=x.quantity, reason=x.reason) for x in body.lines
             ],
@@ -145,9 +146,7 @@ async def receive_return(rma_id: RmaId, request: Request, who: Principal = scope
     services = backends(request)
     ret = await services.call(
         services.returns.ReceiveReturn,
-        returns_pb2.ReturnActionRequest(
-            rma_id=rma_id, partner_id=who.fulfillment_scope, actor=who.partner_id
-        ),
+        returns_pb2.ReturnActionRequest(rma_id=rma_id, partner_id=who.fulfillment_scope, actor=who.actor),
     )
     return ReturnOut.from_proto(ret)
 
@@ -168,7 +167,7 @@ async def inspect_return(
         returns_pb2.InspectReturnRequest(
             rma_id=rma_id,
             partner_id=who.fulfillment_scope,
-            actor=who.partner_id,
+            actor=who.actor,
             lines=[
                 returns_pb2.InspectionLine(sku=x.sku, quantity=x.quantity, outcome=x.outcome)
                 for x in body.lines

@@ -111,7 +111,7 @@ async def record_shipment_event(
         type=body.type,
         carrier=body.carrier,
         tracking_number=body.tracking_number,
-        actor=who.partner_id,
+        actor=who.actor,
         cause=body.cause,
         expected_delivery_date=body.expected_delivery_date,
     )

@@ -13,6 +13,8 @@ ORDERDESK_CONSOLE_*                the desk console's address, sessions and sign
 ORDERDESK_CLOCK_AT                 tests and demos only: the processes' clock read this RFC 3339 instant
 ORDERDESK_CLOCK_SINCE              at this real instant (default: the process's start) and runs on
                                    (orderdesk.clock); unset: real time
+ORDERDESK_STATUS_LINK_SECRET       the key of the end customer's signed status links (orderdesk/statuslinks.py)
+ORDERDESK_CONSOLE_URL              the console's address as customers reach it (status links point there)
 """
 
 from __future__ import annotations
@@ -342,3 +344,16 @@ def demo_keys_allowed() -> bool:
     """ORDERDESK_DEMO_KEYS=true (development only: `make run`, the tests): the partners CSV may name a key
     (the demo's `demo-shop-key` ...). Otherwise every key is generated (`orderdesk keys create`)."""
     return env_bool("ORDERDESK_DEMO_KEYS")
+@dataclass(frozen=True)
+class StatusLinkSettings:
+    """The end customer's signed status links (orderdesk/statuslinks.py, README "The desk's backend")."""
+
+    secret: str  # ORDERDESK_STATUS_LINK_SECRET: the HMAC key; the gateway signs, the console verifies
+    console_url: str  # ORDERDESK_CONSOLE_URL: the console's public base URL, default http://127.0.0.1:8090
+
+    @classmethod
+    def from_env(cls) -> StatusLinkSettings:
+        return cls(
+            secret=os.environ.get("ORDERDESK_STATUS_LINK_SECRET", ""),
+            console_url=env("ORDERDESK_CONSOLE_URL", "http://127.0.0.1:8090").rstrip("/"),
+        )

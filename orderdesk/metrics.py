@@ -138,6 +138,9 @@ ORDER_CHANGES = Counter(
 ORDER_EXCEPTIONS = Counter(
     "orderdesk_order_exceptions_total", "Exceptions on orders opened and resolved", ["type", "step"]
 )
+ORDER_NOTES = Counter(
+    "orderdesk_order_notes_total", "The desk's notes on orders by visibility", ["visibility"]
+)  # visibility: internal | customer
 RESERVATIONS = Counter(
     "orderdesk_stock_reservations_total",
     "Reserve calls by outcome (full, partial, none)",

@@ -10,8 +10,8 @@ import grpc
 
 from orderdesk import errors, rpc
 from orderdesk.v1 import common_pb2, intake_pb2, intake_pb2_grpc
-from services.intake import approval, review
-from services.intake.proto import submission_from_proto
+from services.intake import approval, customers, review
+from services.intake.proto import customer_to_proto, submission_from_proto
 from services.intake.service import IntakeService, Submitted
 
 log = logging.getLogger("intake.grpc")
@@ -154,6 +154,17 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
 
     async def ApproveHeldOrder(self, request, context):
         return await approval.approve_held(self.service, request)
+
+    # --- the desk's customers (customers.py) ------------------------------------------------------
+    async def SearchCustomers(self, request, context):
+        page, cursor = await customers.search(self.service.db, request.query, request.limit, request.cursor)
+        return intake_pb2.SearchCustomersResponse(
+            items=[customer_to_proto(v) for v in page], next_cursor=cursor
+        )
+
+    async def GetCustomer(self, request, context):
+        errors.require(request.customer_id, "customer_id")
+        return customer_to_proto(await customers.get(self.service.db, request.customer_id))
 
     async def ImportMasterData(self, request, context):
         rows = await self.service.import_master_data(request.kind, request.csv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orderdesk.domain import address_dict
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
+from services.intake.customers import CustomerView
 from services.intake.domain import (
     DEFAULT_CHANNEL,
     Decision,
@@ -26,6 +27,7 @@ def submission_from_proto(req: intake_pb2.SubmitOrderRequest) -> Submission:
         requested_delivery_date=req.requested_delivery_date,
         payment_terms=req.payment_terms,
         urgent=req.urgent,
+        actor=req.actor,
     )
 
 
@@ -63,4 +65,31 @@ def create_order_request(order_id: str, s: Submission, d: Decision) -> orders_pb
         currency=d.currency,
         proposals=[proposal_to_proto(p) for p in d.proposals],
         urgent=d.urgent,
+        actor=common_pb2.Actor(id=s.actor or s.partner_id),
+    )
+
+
+def customer_to_proto(view: CustomerView) -> intake_pb2.CustomerDetail:
+    c = view.customer
+    return intake_pb2.CustomerDetail(
+        customer_id=c.customer_id,
+        name=c.name,
+        tier=c.tier,
+        status=c.status,
+        credit_limit=str(c.credit_limit),
+        currency=c.currency,
+        payment_terms=list(c.payment_terms),
+        email=c.email,
+        phone=c.phone,
+        ship_to=common_pb2.Address(
+            name=c.name,
+            line1=c.ship_to_line1,
+            city=c.ship_to_city,
+            postal_code=c.ship_to_postal_code,
+            country=c.ship_to_country,
+            phone=c.phone,
+        ),
+        open_exposure=str(view.open_exposure),
+        available_credit=str(view.available_credit),
+        open_orders=view.open_orders,
     )

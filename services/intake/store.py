@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    func,
+    or_,
     select,
     update,
 )
@@ -149,6 +151,24 @@ customer_exposure = Table(
 UPSERT_CHUNK = 500
 
 
+def _customer(row) -> Customer:
+    return Customer(
+        customer_id=row["customer_id"],
+        name=row["name"],
+        tier=row["tier"],
+        status=row["status"],
+        credit_limit=Decimal(row["credit_limit"]),
+        currency=row["currency"],
+        payment_terms=tuple(row["payment_terms"].split()),
+        email=row["email"],
+        phone=row["phone"],
+        ship_to_line1=row["ship_to_line1"],
+        ship_to_city=row["ship_to_city"],
+        ship_to_postal_code=row["ship_to_postal_code"],
+        ship_to_country=row["ship_to_country"],
+    )
+
+
 class MasterDataRepository:
     def __init__(self, conn):
         self.conn = conn
@@ -226,23 +246,29 @@ class MasterDataRepository:
             .mappings()
             .first()
         )
-        if row is None:
-            return None
-        return Customer(
-            customer_id=row["customer_id"],
-            name=row["name"],
-            tier=row["tier"],
-            status=row["status"],
-            credit_limit=Decimal(row["credit_limit"]),
-            currency=row["currency"],
-            payment_terms=tuple(row["payment_terms"].split()),
-            email=row["email"],
-            phone=row["phone"],
-            ship_to_line1=row["ship_to_line1"],
-            ship_to_city=row["ship_to_city"],
-            ship_to_postal_code=row["ship_to_postal_code"],
-            ship_to_country=row["ship_to_country"],
+        return None if row is None else _customer(row)
+
+    async def search_customers(self, words: str, limit: int, after: str) -> list[tuple[Customer, Decimal]]:
+        """Customers whose id starts with `words` or whose name holds it (any case), by id after `after`, each
+        with its open exposure; `limit` of them at most."""
+        query = (
+            select(customers, customer_exposure.c.open_micros)
+            .outerjoin(customer_exposure, customer_exposure.c.customer_id == customers.c.customer_id)
+            .order_by(customers.c.customer_id)
+            .limit(limit)
         )
+        if words:
+            pattern = words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(
+                or_(
+                    func.lower(customers.c.customer_id).like(pattern + "%", escape="\\"),
+                    func.lower(customers.c.name).like("%" + pattern + "%", escape="\\"),
+                )
+            )
+        if after:
+            query = query.where(customers.c.customer_id > after)
+        rows = (await self.conn.execute(query)).mappings().all()
+        return [(_customer(row), Decimal(int(row["open_micros"] or 0)) / MICROS) for row in rows]
 
     async def products(self, skus: set[str]) -> dict[str, Product]:
         if not skus:
@@ -433,6 +459,16 @@ class ExposureRepository:
     async def open_exposure(self, customer_id: str) -> Decimal:
         total = (await self.conn.execute(self._statements.total, {"customer_id": customer_id})).scalar()
         return Decimal(int(total or 0)) / MICROS
+
+    async def open_orders(self, customer_id: str) -> int:
+        """How many of the customer's orders use its credit now (confirmed, not yet completed or closed)."""
+        return (
+            await self.conn.execute(
+                select(func.count())
+                .select_from(order_exposure)
+                .where(order_exposure.c.customer_id == customer_id, order_exposure.c.open.is_(True))
+            )
+        ).scalar_one()
 
     async def book_within_limit(
         self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal

@@ -56,6 +56,15 @@ class NotifierApi(notifier_pb2_grpc.NotifierServiceServicer):
             items=[delivery_to_proto(r, attempts[r["delivery_id"]]) for r in rows], next_cursor=cursor
         )
 
+    async def ListOrderDeliveries(self, request, context):
+        require(request.order_id, "order_id")
+        rows, attempts = await self.service.order_deliveries(
+            request.order_id, request.partner_id, request.limit
+        )
+        return notifier_pb2.ListDeliveriesResponse(
+            items=[delivery_to_proto(r, attempts[r["delivery_id"]]) for r in rows]
+        )
+
     async def ReplayDelivery(self, request, context):
         require(request.endpoint_id, "endpoint_id")
         require(request.delivery_id, "delivery_id")

@@ -304,6 +304,20 @@ class NotifierService:
             attempts = await repo.attempts_of([r["delivery_id"] for r in rows])
         return rows, attempts, (str(rows[-1]["sequence"]) if more else "")
 
+    async def order_deliveries(
+        self, order_id: str, partner_id: str, limit: int
+    ) -> tuple[list, dict[str, list]]:
+        """The webhook deliveries of one order, oldest first, with their attempts (the desk's timeline)."""
+        if not 0 <= limit <= MAX_DELIVERY_PAGE:
+            raise InvalidArgument(
+                "bad limit", [FieldViolation("limit", f"1 to {MAX_DELIVERY_PAGE} (0: {MAX_DELIVERY_PAGE})")]
+            )
+        async with self.db.reading() as work:
+            repo = work.repo(NotifierRepository)
+            rows = await repo.order_deliveries(order_id, partner_id, limit or MAX_DELIVERY_PAGE)
+            attempts = await repo.attempts_of([r["delivery_id"] for r in rows])
+        return rows, attempts
+
     async def replay(self, endpoint_id: str, partner_id: str, delivery_id: str):
         async with self.db.transaction() as tx:
             repo = tx.repo(NotifierRepository)

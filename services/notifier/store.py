@@ -116,6 +116,9 @@ deliveries = Table(
     Index("ix_deliveries_endpoint_order", "endpoint_id", "order_id", "status", "sequence"),
     Index("ix_deliveries_status_due", "status", "next_attempt_at"),
     Index("ix_deliveries_updated", "updated_at"),  # migration 0004: retention walks it
+    Index(
+        "ix_deliveries_order", "order_id", "created_at"
+    ),  # migration 0005: an order's deliveries (the desk)
 )
 
 delivery_attempts = Table(
@@ -804,6 +807,14 @@ class NotifierRepository:
             .mappings()
             .all()
         )
+
+    async def order_deliveries(self, order_id: str, partner_id: str, limit: int) -> list:
+        """An order's deliveries over every endpoint (of `partner_id` when given), oldest first."""
+        query = select(deliveries).where(deliveries.c.order_id == order_id)
+        if partner_id:
+            query = query.where(deliveries.c.partner_id == partner_id)
+        query = query.order_by(deliveries.c.created_at, deliveries.c.endpoint_id, deliveries.c.sequence)
+        return (await self.conn.execute(query.limit(limit))).mappings().all()
 
     async def attempts_of(self, delivery_ids: list[str]) -> dict[str, list]:
         found: dict[str, list] = {d: [] for d in delivery_ids}

@@ -10,7 +10,13 @@ from services.orders.change_requests import ChangeRequests
 from services.orders.domain import SEARCH_FIELDS
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.kpi import report_to_proto
-from services.orders.proto import archived_to_proto, order_to_proto
+from services.orders.proto import (
+    archived_to_proto,
+    desk_order_to_proto,
+    order_to_proto,
+    status_to_proto,
+    timeline_to_proto,
+)
 from services.orders.service import OrdersService
 
 
@@ -68,6 +74,32 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
             **{name: getattr(request, name) for name in SEARCH_FIELDS},
         )
         return orders_pb2.ListOrdersResponse(items=[order_to_proto(o) for o in items], next_cursor=cursor)
+
+    # --- the desk's own view: never called by the gateway (internal notes are for the desk only) -----
+    async def AddOrderNote(self, request, context):
+        require(request.order_id, "order_id")
+        require(request.actor.id, "actor.id")
+        order = await self.service.add_note(
+            request.order_id,
+            request.partner_id,
+            request.actor.id,
+            request.text,
+            request.visibility,
+            expected_version=request.expected_version,
+        )
+        return desk_order_to_proto(order)
+
+    async def GetDeskOrder(self, request, context):
+        require(request.order_id, "order_id")
+        return desk_order_to_proto(await self.service.get(request.order_id, request.partner_id))
+
+    async def GetOrderStatus(self, request, context):
+        require(request.order_id, "order_id")
+        return status_to_proto(await self.service.get(request.order_id, ""))
+
+    async def GetOrderTimeline(self, request, context):
+        require(request.order_id, "order_id")
+        return timeline_to_proto(await self.service.get(request.order_id, request.partner_id))
 
     async def CancelOrder(self, request, context):
         return await self._decide(request, "cancel")

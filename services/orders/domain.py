@@ -26,8 +26,11 @@ from orderdesk.domain import ADDRESS_FIELDS, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from orderdesk.parsing import time_bound, whole_number
 from services.orders import changes as change_rules
+from services.orders import exceptions as exception_rules
 from services.orders.changes import ChangeRecord, ChangeRequest, FieldChange, describe
 from services.orders.exceptions import OrderException, Resolution, find
+from services.orders.notes import Note, Visibility
+from services.orders.notes import parse as parse_note
 
 
 class Status(StrEnum):
@@ -259,7 +262,22 @@ class ExceptionResolved(_ExceptionEvent):
         return _Said(how.actor, f"{self.exception.type} resolved: {how.action}", how.at)
 
 
-RecordedEvent = OrderChanged | ExceptionOpened | ExceptionResolved  # besides Transition
+@dataclass(frozen=True)
+class MessageSent(_OrderEvent):
+    """A customer-visible message of the desk: order.message (an internal note publishes nothing)."""
+
+    note: Note
+    event_type: ClassVar[str] = "order.message"
+
+    @property
+    def version(self) -> int:
+        return self.note.version
+
+    def _said(self) -> _Said:
+        return _Said(self.note.actor, self.note.text, self.note.at)
+
+
+RecordedEvent = OrderChanged | ExceptionOpened | ExceptionResolved | MessageSent  # besides Transition
 
 
 @dataclass
@@ -297,6 +315,8 @@ class Order:
     # An accepted split proposal: the later deliveries are orders of their own, linked both ways.
     split_from: str = ""
     split_into: list[str] = field(default_factory=list)
+    # The desk's notes (services/orders/notes.py): internal ones never leave orders but to the desk.
+    notes: list[Note] = field(default_factory=list)
     # Not persisted: what changed since load, for the store and the outbox: status changes, and the
     # order's other events (changes accepted, exceptions opened or resolved), each in the order made.
     transitions: list[Transition] = field(default_factory=list, repr=False)
@@ -529,6 +549,18 @@ class Order:
         self.events.append(OrderChanged(record))
         return record
 
+    # --- the desk's notes ----------------------------------------------------------------------
+    def add_note(self, at: dt.datetime, actor: str, text: str, visibility: str = "") -> Note:
+        """A note of the desk, kept with who and when; a customer-visible one is published as
+        order.message, an internal one is published nowhere. Either moves the version."""
+        text, kind = parse_note(text, visibility)
+        self.version += 1
+        note = Note(f"N{len(self.notes) + 1}", at, actor, kind, text, self.version)
+        self.notes.append(note)
+        if kind is Visibility.CUSTOMER:
+            self.events.append(MessageSent(note))
+        return note
+
     # --- exceptions ---------------------------------------------------------------------------
     def record_exception(self, exception: OrderException) -> None:
         """An exception is recorded on the order (published as order.exception); a repeat (e.g. the same
@@ -758,6 +790,16 @@ class Order:
         self.version += 1
 
     # --- reads -----------------------------------------------------------------
+    @property
+    def date_to_expect(self) -> str:
+        """The delivery date to tell the customer: the one an exception announced, else the backorder's
+        expected date, else the requested date; "" when there is none."""
+        return (
+            exception_rules.expected_date(self.exceptions)
+            or self.expected_delivery_date
+            or self.requested_delivery_date
+        )
+
     @property
     def at_risk(self) -> bool:
         """An open exception puts the order at risk until the desk resolves it."""

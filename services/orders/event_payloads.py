@@ -18,13 +18,14 @@ from services.orders import exceptions as order_exceptions
 from services.orders.domain import (
     ExceptionOpened,
     ExceptionResolved,
+    MessageSent,
     Order,
     OrderChanged,
     RecordedEvent,
     Status,
     Transition,
 )
-from services.orders.proto import exception_to_proto, field_changes_to_proto, order_to_proto
+from services.orders.proto import exception_to_proto, field_changes_to_proto, note_to_proto, order_to_proto
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def payload(event: Transition | RecordedEvent, state: Snapshot) -> dict[str, Any
     )
     if isinstance(event, OrderChanged):
         body.changes.extend(field_changes_to_proto(event.record.changes))
+    elif isinstance(event, MessageSent):
+        body.message.CopyFrom(note_to_proto(event.note))
     else:
         body.exception.CopyFrom(exception_to_proto(event.exception))
     return {"order": body}

@@ -8,6 +8,8 @@ from services.orders import exceptions as order_exceptions
 from services.orders.changes import ChangeRecord
 from services.orders.domain import Order
 from services.orders.exceptions import OrderException
+from services.orders.notes import Note
+from services.orders.timeline import timeline
 
 ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country", "phone")
 
@@ -139,4 +141,60 @@ def proposal_to_proto(proposal: dict) -> common_pb2.DeliveryProposal:
         kind=proposal["kind"],
         delivery_date=proposal["delivery_date"],
         parts=[common_pb2.ProposalPart(**part) for part in proposal["parts"]],
+    )
+
+
+def note_to_proto(n: Note) -> orders_pb2.OrderNote:
+    return orders_pb2.OrderNote(
+        note_id=n.note_id,
+        at=timestamp(n.at),
+        actor=n.actor,
+        visibility=n.visibility.value,
+        text=n.text,
+        version=n.version,
+    )
+
+
+def desk_order_to_proto(order: Order) -> orders_pb2.DeskOrder:
+    """The desk's view: the order partners may see, and beside it the notes only the desk may."""
+    return orders_pb2.DeskOrder(order=order_to_proto(order), notes=[note_to_proto(n) for n in order.notes])
+
+
+def status_to_proto(order: Order) -> orders_pb2.OrderStatus:
+    """What the end customer's status page may show: status, the date to expect, the parcels."""
+    return orders_pb2.OrderStatus(
+        order_id=order.order_id,
+        status=order.status.value,
+        expected_delivery_date=order.date_to_expect,
+        shipments=[
+            orders_pb2.ParcelStatus(status=s.status, carrier=s.carrier, tracking_number=s.tracking_number)
+            for s in order.shipments.values()
+            if s.status != "cancelled"
+        ],
+    )
+
+
+def timeline_to_proto(order: Order) -> orders_pb2.OrderTimeline:
+    return orders_pb2.OrderTimeline(
+        order_id=order.order_id,
+        entries=[
+            orders_pb2.TimelineEntry(
+                at=timestamp(e.at),
+                actor=e.actor,
+                kind=e.kind,
+                summary=e.summary,
+                reason=e.reason,
+                status=e.status,
+                changes=field_changes_to_proto(e.changes),
+                exception_id=e.exception_id,
+                exception_type=e.exception_type,
+                action=e.action,
+                expected_date=e.expected_date,
+                details=e.details,
+                note_id=e.note_id,
+                text=e.text,
+                version=e.version,
+            )
+            for e in timeline(order)
+        ],
     )

@@ -141,7 +141,7 @@ class OrdersService:
     def _receive(self, req: orders_pb2.CreateOrderRequest) -> Order:
         return Order.receive(
             at=self.clock(),
-            actor=req.partner_id,
+            actor=req.actor.id or req.partner_id,
             hold_reasons=[{"code": r.code, "message": r.message, "field": r.field} for r in req.hold_reasons],
             order_id=req.order_id,
             partner_id=req.partner_id,
@@ -279,6 +279,36 @@ class OrdersService:
         count_transitions(order)
         if order.status is Status.CONFIRMED:
             self.on_confirmed()
+        return order
+
+    async def add_note(
+        self,
+        order_id: str,
+        partner_id: str,
+        actor: str,
+        text: str,
+        visibility: str = "",
+        expected_version: int = 0,
+    ) -> Order:
+        """A desk note on the order (services/orders/notes.py), with who and when; a customer-visible one
+        is published as order.message in the same transaction. Guarded by `expected_version` when given."""
+
+        def note(order: Order) -> bool:
+            if expected_version and order.version != expected_version:
+                raise stale(order, expected_version)
+            order.add_note(self.clock(), actor, text, visibility)
+            return True
+
+        order = await usecase.changing(
+            self.db,
+            OrderRepository,
+            (order_id, partner_id),
+            note,
+            publish_transitions,
+            missing=f"order {order_id} not found",
+        )
+        count_transitions(order)
+        metrics.ORDER_NOTES.labels(order.notes[-1].visibility.value).inc()
         return order
 
     async def apply_to_order(self, tx: Tx, order_id: str, change: Callable[[Order], None]) -> Order | None:

@@ -90,7 +90,7 @@ class ReturnsService:
                     requested=requested,
                     resolution=req.resolution,
                     at=self.clock(),
-                    actor=req.partner_id or "unknown",
+                    actor=req.actor or req.partner_id or "unknown",
                 )
                 await repo.add(ret, claim)
                 await publish_changes(tx, ret)

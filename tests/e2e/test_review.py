@@ -169,7 +169,7 @@ async def test_the_queue_is_worked_by_priority_and_filtered_by_reason_from_the_c
 
     _, order, _ = await admin.get(f"/v1/orders/{key['order_id']}")
     last = next(h for h in order["history"] if h["status"] == "confirmed")
-    assert last["actor"] == "P-ADMIN"
+    assert last["actor"] == "key:csv-import@P-ADMIN"  # the named key (the partners CSV's) and its partner
     assert last["reason"].startswith("agreed price with the buyer") and "re-checked" in last["reason"]
     _, order, _ = await admin.get(f"/v1/orders/{standard['order_id']}")
     assert order["status"] == "rejected" and order["history"][-1]["reason"] == "price not agreed"

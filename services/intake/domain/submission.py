@@ -46,6 +46,9 @@ class Submission:
     requested_delivery_date: str  # YYYY-MM-DD or empty
     payment_terms: str  # empty means "the customer's first allowed term"
     urgent: bool = False  # the partner asks for expedited handling
+    # Who submits (orderdesk/actors.py); not part of the request hash: the same order sent again with
+    # another key of the partner is the same request.
+    actor: str = ""
 
 
 # --- what the service looked up for one submission ------------------------------------------

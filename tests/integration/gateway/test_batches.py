@@ -38,6 +38,7 @@ async def test_a_batch_with_bad_orders_answers_each_order_and_uses_one_stream(ga
         {"field": "orders[3].lines[0].quantity", "message": "must be a positive whole number"}
     ]
     assert [e["field"] for e in body["results"][4]["errors"]] == ["orders[4].idempotency_key"]
+    assert {r.actor for r in fakes.intake.requests} == {"key:csv-import@P-SHOP"}  # each under the named key
     accepted = body["results"][0]
     assert accepted["order_id"].startswith("ORD-") and accepted["order_status"] == "confirmed"
     assert fakes.intake.streams == 1

@@ -148,6 +148,7 @@ async def test_submit_then_replay_then_reuse_with_another_body(gateway, fakes):
     assert code == 422 and is_problem(headers) and fields(problem) == ["Idempotency-Key"]
     request = fakes.intake.requests[0]
     assert (request.partner_id, request.channel, request.idempotency_key) == ("P-SHOP", "api", key)
+    assert request.actor == "key:csv-import@P-SHOP"  # who submitted: the named key, not the bare partner id
 
 
 async def test_service_field_violations_become_body_paths(gateway):
@@ -215,7 +216,9 @@ async def test_aborted_is_409_and_decisions_carry_the_actor(gateway, fakes):
     assert code == 409 and problem["type"].endswith("/concurrent-change") and "rule" not in problem
     request = fakes.intake.approvals[-1]  # approval goes through intake, which re-checks stock and credit
     assert (
-        request.order_id == "ORD-EDI" and request.actor.id == "P-ADMIN" and request.actor.reason == "checked"
+        request.order_id == "ORD-EDI"
+        and request.actor.id == "key:csv-import@P-ADMIN"
+        and request.actor.reason == "checked"
     )
     assert request.accept_proposal == "" and list(request.acknowledge) == []
     code, order, _ = await gateway.call("POST", "/v1/orders/ORD-EDI/reject", ADMIN)  # no body at all
@@ -261,7 +264,7 @@ async def test_shipment_events_pass_type_carrier_and_actor(gateway, fakes):
     )
     assert code == 200 and shipment["status"] == "shipped" and shipment["on_time"] is None
     sent = fakes.shipping.events[-1]
-    assert (sent.type, sent.carrier, sent.actor) == ("shipped", "DHL", "P-3PL")
+    assert (sent.type, sent.carrier, sent.actor) == ("shipped", "DHL", "key:csv-import@P-3PL")
     assert sent.occurred_at.ToSeconds() == 1767319445
     code, problem, _ = await gateway.call("POST", "/v1/shipments/SHP-1/events", TPL, json={"type": "shipped"})
     assert code == 422 and fields(problem) == ["carrier"]
@@ -282,6 +285,7 @@ async def test_returns_map_quantities_and_scope(gateway, fakes):
     assert code == 201 and rma["status"] == "authorized"
     sent = fakes.returns.requests[-1]
     assert (sent.partner_id, sent.idempotency_key, sent.resolution) == ("P-SHOP", "r-1", "refund")
+    assert sent.actor == "key:csv-import@P-SHOP"  # the named key, not the bare partner id
     code, received, _ = await gateway.call("POST", "/v1/returns/RMA-1/receive", TPL)
     assert code == 200 and received["status"] == "received"
     code, inspected, _ = await gateway.call(

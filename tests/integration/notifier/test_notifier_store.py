@@ -581,3 +581,36 @@ async def test_an_attempt_whose_round_failed_is_recorded_by_the_next(notifier, m
     assert [r["delivery_id"] for r in rows] == [head["delivery_id"]] and len(
         attempts[head["delivery_id"]]
     ) == 1
+
+
+async def test_an_orders_deliveries_over_every_endpoint_oldest_first_for_the_desk(notifier):
+    db, service, consumer = notifier
+    shop_a, _ = await service.create_endpoint("P-SHOP", "https://a.example.com/in", ["*"], "")
+    shop_b, _ = await service.create_endpoint("P-SHOP", "https://b.example.com/in", ["order.confirmed"], "")
+    edi, _ = await service.create_endpoint("P-EDI", "https://c.example.com/in", ["*"], "")
+    for event in [
+        order_event("ORD-1", "P-SHOP", "received", 1),
+        order_event("ORD-9", "P-SHOP", "received", 1),
+        order_event("ORD-1", "P-SHOP", "confirmed", 2),
+        order_event("ORD-2", "P-EDI", "received", 1),
+    ]:
+        await consumer.handle(Msg(event))
+    async with db.transaction() as tx:
+        repo = NotifierRepository(tx.conn)
+        for endpoint in (shop_a, shop_b, edi):
+            await repo.take_on(await repo.endpoint(endpoint.endpoint_id), domain.matches)
+
+    rows, attempts = await service.order_deliveries("ORD-1", "", 0)
+    assert sorted((r["endpoint_id"], r["event_type"]) for r in rows) == sorted(
+        [
+            (shop_a.endpoint_id, "order.received"),
+            (shop_a.endpoint_id, "order.confirmed"),
+            (shop_b.endpoint_id, "order.confirmed"),
+        ]
+    )
+    assert {r["order_id"] for r in rows} == {"ORD-1"} and set(attempts) == {r["delivery_id"] for r in rows}
+    assert [r["created_at"] for r in rows] == sorted(r["created_at"] for r in rows)
+    assert (await service.order_deliveries("ORD-1", "P-EDI", 0))[0] == []  # scoped to a partner's endpoints
+    assert len((await service.order_deliveries("ORD-1", "P-SHOP", 2))[0]) == 2
+    with pytest.raises(errors.InvalidArgument):
+        await service.order_deliveries("ORD-1", "", 1000)

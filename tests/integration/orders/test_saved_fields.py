@@ -13,7 +13,7 @@ import datetime as dt
 from decimal import Decimal
 
 from orderdesk.db import Database
-from services.orders import changes, exceptions
+from services.orders import changes, exceptions, notes
 from services.orders.domain import Allocation, Line, Order, ShipmentView, Status
 from services.orders.store import OrderRepository
 from tests.integration.orders.test_store import MIGRATIONS, request
@@ -100,6 +100,9 @@ def changed_values() -> dict[str, object]:
             )
         ],
         "split_into": ["ORD-SAVED-2"],
+        "notes": [
+            notes.Note("N1", AT, "desk:ada@acme.example (clerk)", notes.Visibility.INTERNAL, "called them", 8)
+        ],
     }
 
 

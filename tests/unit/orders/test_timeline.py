@@ -1,0 +1,96 @@
+"""An order's one timeline for the desk, and what its status page may show, without I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from services.orders.changes import ChangeRecord, FieldChange
+from services.orders.domain import ShipmentView
+from services.orders.exceptions import OrderException
+from services.orders.proto import status_to_proto, timeline_to_proto
+from services.orders.timeline import timeline
+from tests.unit.orders.test_lifecycle import NOW, new_order
+
+CLERK = "desk:ann@acme.example (clerk)"
+KEY = "key:erp@P-SHOP"
+
+
+def at(minutes: int) -> dt.datetime:
+    return NOW + dt.timedelta(minutes=minutes)
+
+
+def test_every_step_with_who_and_when_in_time_order():
+    order = new_order(hold=[{"code": "price_mismatch", "message": "m", "field": ""}])
+    order.add_note(at(3), CLERK, "asked the buyer about the price")  # made before the approval below
+    order.approve(at(5), CLERK, "agreed by phone")
+    order.change_log.append(
+        ChangeRecord(
+            9, at(10), KEY, ("quantity",), "more needed", (FieldChange("lines[A].quantity", "3", "4"),)
+        )
+    )
+    order.record_exception(
+        OrderException.create(
+            exception_id="EX-1",
+            type="production_delay",
+            cause="line down",
+            at=at(20),
+            actor="system",
+            expected_date="2027-01-20",
+        )
+    )
+    order.resolve_exception("EX-1", "accept_delay", at=at(30), actor=CLERK, note="customer agreed")
+    order.add_note(at(40), CLERK, "Your order arrives on Jan 20.", "customer")
+
+    steps = timeline(order)
+    assert [(s.kind, s.at, s.actor) for s in steps] == [
+        ("status", NOW, "P-SHOP"),
+        ("status", NOW, "system"),  # received and held at the same instant, in that order
+        ("note", at(3), CLERK),
+        ("status", at(5), CLERK),
+        ("change", at(10), KEY),
+        ("exception_opened", at(20), "system"),
+        ("exception_resolved", at(30), CLERK),
+        ("message", at(40), CLERK),
+    ]
+    assert [s.status for s in steps if s.kind == "status"] == ["received", "on_hold", "confirmed"]
+    change = steps[4]
+    assert change.changes == (FieldChange("lines[A].quantity", "3", "4"),) and change.reason == "more needed"
+    assert "lines[A].quantity" in change.summary and change.version == 9
+    assert (steps[5].exception_id, steps[5].reason, steps[5].expected_date) == (
+        "EX-1",
+        "line down",
+        "2027-01-20",
+    )
+    assert (steps[6].action, steps[6].reason) == ("accept_delay", "customer agreed")
+    assert steps[2].text == "asked the buyer about the price" and steps[7].note_id == "N2"
+
+    wire = timeline_to_proto(order)
+    assert [e.kind for e in wire.entries] == [s.kind for s in steps]
+    assert wire.entries[4].changes[0].before == "3" and wire.entries[4].changes[0].after == "4"
+
+
+def test_the_status_page_shows_status_date_and_parcels_only():
+    order = new_order()
+    order.requested_delivery_date = "2027-01-10"
+    order.shipments = {
+        "SHP-1": ShipmentView("SHP-1", "WH-HAM", "shipped", "DHL", "JD1", {"A": 3}, None, 4),
+        "SHP-2": ShipmentView("SHP-2", "WH-CHI", "cancelled", "", "", {"B": 1}, None, 2),
+    }
+    shown = status_to_proto(order)
+    assert (shown.status, shown.expected_delivery_date) == ("confirmed", "2027-01-10")
+    assert [(p.status, p.carrier, p.tracking_number) for p in shown.shipments] == [("shipped", "DHL", "JD1")]
+    order.expected_delivery_date = "2027-01-14"  # a backorder's date comes before the requested one
+    assert status_to_proto(order).expected_delivery_date == "2027-01-14"
+    order.record_exception(
+        OrderException.create(
+            exception_id="EX-1",
+            type="production_delay",
+            cause="c",
+            at=NOW,
+            actor="system",
+            expected_date="2027-01-20",
+        )
+    )
+    assert (
+        status_to_proto(order).expected_delivery_date == "2027-01-20"
+    )  # an exception's announced date first
