@@ -344,6 +344,8 @@ def demo_keys_allowed() -> bool:
     """ORDERDESK_DEMO_KEYS=true (development only: `make run`, the tests): the partners CSV may name a key
     (the demo's `demo-shop-key` ...). Otherwise every key is generated (`orderdesk keys create`)."""
     return env_bool("ORDERDESK_DEMO_KEYS")
+
+
 @dataclass(frozen=True)
 class StatusLinkSettings:
     """The end customer's signed status links (orderdesk/statuslinks.py, README "The desk's backend")."""
