@@ -203,13 +203,19 @@ class BookCache:
         self._clock = clock
         self._cached: tuple[float, CalendarBook] | None = None
 
+    def cached(self) -> CalendarBook | None:
+        """The book when the one held is fresh enough, else None (read it with `get`)."""
+        if self._cached is not None and self.ttl > 0 and self._clock() - self._cached[0] <= self.ttl:
+            return self._cached[1]
+        return None
+
     async def get(self, work) -> CalendarBook:
         """The book, read on `work` (a Tx or a reading unit) when the cached one is too old."""
-        now = self._clock()
-        if self._cached is not None and self.ttl > 0 and now - self._cached[0] <= self.ttl:
-            return self._cached[1]
-        book = await work.repo(CalendarRepository).book(await self._warehouses(work))
-        self._cached = (now, book)
+        book = self.cached()
+        if book is None:
+            now = self._clock()
+            book = await work.repo(CalendarRepository).book(await self._warehouses(work))
+            self._cached = (now, book)
         return book
 
     def clear(self) -> None:

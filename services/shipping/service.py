@@ -168,8 +168,10 @@ class ShippingService:
                 ),
             )
         check_step(step, carrier, tracking_number)  # bad input is refused before the shipment is read
-        async with self.db.reading() as work:
-            book = await self.book(work)  # the warehouse's time zone dates a delivery
+        book = self.calendars.cached()  # the warehouse's time zone dates a delivery
+        if book is None:
+            async with self.db.reading() as work:
+                book = await self.book(work)
         return await self._change(
             shipment_id,
             lambda shipment: shipment.record(

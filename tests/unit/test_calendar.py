@@ -366,3 +366,25 @@ def test_bad_calendar_and_lane_cells_are_reported_by_row_and_column():
     with pytest.raises(InvalidArgument) as err:
         masterdata.parse("lanes", "carrier,origin_country,destination_country,transit_days\nUPS,DEU,FR,-1\n")
     assert [v.field for v in err.value.violations] == ["row 2.origin_country", "row 2.transit_days"]
+
+
+async def test_the_book_cache_reads_again_only_when_stale_or_cleared():
+    from orderdesk.calendar_store import BookCache, CalendarRepository
+    from tests.unit.fakes import FakeCalendars, FakeWork
+
+    now, reads = [0.0], []
+
+    async def warehouses(work):
+        reads.append(now[0])
+        return [W("WH-HAM", "DE")]
+
+    cache = BookCache(warehouses, ttl=5.0, clock=lambda: now[0])
+    work = FakeWork({CalendarRepository: FakeCalendars()})
+    assert cache.cached() is None
+    book = await cache.get(work)
+    assert cache.cached() is book and await cache.get(work) is book and reads == [0.0]
+    now[0] = 6.0
+    assert cache.cached() is None and await cache.get(work) is not book and reads == [0.0, 6.0]
+    cache.clear()
+    await cache.get(work)
+    assert reads == [0.0, 6.0, 6.0]
