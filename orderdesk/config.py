@@ -359,3 +359,23 @@ class StatusLinkSettings:
             secret=os.environ.get("ORDERDESK_STATUS_LINK_SECRET", ""),
             console_url=env("ORDERDESK_CONSOLE_URL", "http://127.0.0.1:8090").rstrip("/"),
         )
+
+
+# How long the personal data on a closed order must be kept (the legal retention of commercial records:
+# 10 years for booking records and invoices in Germany, HGB §257 / AO §147; shorten it where the law of the
+# deployment does). Only after it may a customer's data on the order be erased (orderdesk/erasure.py).
+DEFAULT_PERSONAL_DATA_RETENTION_DAYS = 3653.0
+
+
+def personal_data_retention_days() -> float:
+    """ORDERDESK_PERSONAL_DATA_RETENTION_DAYS: days after an order closed (completed, cancelled, rejected)
+    during which its personal data is kept; fractions allowed; 0: erasable as soon as it closed."""
+    name = "ORDERDESK_PERSONAL_DATA_RETENTION_DAYS"
+    text = env(name, str(DEFAULT_PERSONAL_DATA_RETENTION_DAYS))
+    try:
+        days = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: must be a number of days") from None
+    if not days >= 0 or days == float("inf"):
+        raise ValueError(f"{name}={text!r}: must be a finite number of days, not negative")
+    return days

@@ -115,6 +115,17 @@ ARCHIVE_BATCH = Histogram(
     "Time of one archive batch: candidates read, then moved whole in one transaction",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
+PERSONAL_DATA_ERASURES = Counter(
+    "orderdesk_personal_data_erasures_total",
+    "Erasure requests answered (orderdesk.erasure): erased (something changed now), unchanged (already erased), "
+    "refused (retention)",
+    ["service", "outcome"],
+)
+PERSONAL_DATA_ERASED_ROWS = Counter(
+    "orderdesk_personal_data_erased_rows_total",
+    "Rows whose personal data an erasure request pseudonymised, by table",
+    ["service", "what"],
+)
 
 # --- the business ------------------------------------------------------------
 ORDERS_RECEIVED = Counter(

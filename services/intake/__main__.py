@@ -9,6 +9,7 @@ from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc
 from services.intake import consumers, store
 from services.intake.api import IntakeApi
 from services.intake.domain import IntakeConfig
+from services.intake.erasure import IntakeErasure
 from services.intake.service import IntakeService
 
 
@@ -20,7 +21,8 @@ async def main() -> None:
     orders = orders_pb2_grpc.OrdersServiceStub(rt.channel("orders"))
     inventory = inventory_pb2_grpc.InventoryServiceStub(rt.channel("inventory"))
     service = IntakeService(rt.db, orders, rt.settings.rpc_timeout, inventory=inventory, config=config)
-    rt.add_servicer(intake_pb2_grpc.add_IntakeServiceServicer_to_server, IntakeApi(service), "IntakeService")
+    api = IntakeApi(service, erasure=IntakeErasure(rt.db, on_erased=service.masterdata.clear))
+    rt.add_servicer(intake_pb2_grpc.add_IntakeServiceServicer_to_server, api, "IntakeService")
     for subscription in consumers.subscriptions(service):
         rt.subscribe(subscription)
     await rt.serve()

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from orderdesk import errors, rpc
+from orderdesk import erasure, errors, rpc
 from orderdesk.v1 import common_pb2, intake_pb2, intake_pb2_grpc
 from services.intake import approval, customers, review
+from services.intake.erasure import IntakeErasure
 from services.intake.proto import customer_to_proto, submission_from_proto
 from services.intake.service import IntakeService, Submitted
 
@@ -64,9 +65,16 @@ def refused_to_proto(index: int, exc: Exception) -> intake_pb2.SubmitOrderResult
 
 
 class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
-    def __init__(self, service: IntakeService, in_flight: int = STREAM_IN_FLIGHT):
+    def __init__(
+        self,
+        service: IntakeService,
+        in_flight: int = STREAM_IN_FLIGHT,
+        *,
+        erasure: IntakeErasure | None = None,
+    ):
         self.service = service
         self.in_flight = in_flight
+        self.erasure = erasure
 
     async def SubmitOrder(self, request, context):
         return accepted_to_proto(await self.service.submit(submission_from_proto(request)))
@@ -165,6 +173,11 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
     async def GetCustomer(self, request, context):
         errors.require(request.customer_id, "customer_id")
         return customer_to_proto(await customers.get(self.service.db, request.customer_id))
+
+    async def EraseCustomer(self, request, context):
+        if self.erasure is None:
+            raise errors.Unavailable("erasure is not set up in this process")
+        return (await self.erasure.erase(erasure.Request.from_proto(request))).to_proto()
 
     async def ImportMasterData(self, request, context):
         rows = await self.service.import_master_data(request.kind, request.csv)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 
+from orderdesk import personal_data
 from orderdesk.calendar_store import calendar_columns, warehouse_record, warehouse_values
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
 from orderdesk.masterdata import Customer, CustomerPrice, Product, Warehouse
@@ -315,6 +316,47 @@ class MasterDataRepository:
         rows = (await self.conn.execute(select(warehouses))).mappings().all()
         return {r["warehouse"]: warehouse_record(r) for r in rows}
 
+    async def erase_customer(self, customer_id: str) -> int | None:
+        """The customer's master record with its personal fields erased (orderdesk/personal_data.py: the name
+        a token, e-mail, phone and address lines "[erased]", the country, tier, terms and credit kept).
+        Returns the rows changed (0: already erased), None when there is no such customer."""
+        row = (
+            (await self.conn.execute(select(customers).where(customers.c.customer_id == customer_id)))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        found: set[str] = set()
+        address = personal_data.erase_address(
+            {
+                "name": row["name"],
+                "line1": row["ship_to_line1"],
+                "city": row["ship_to_city"],
+                "postal_code": row["ship_to_postal_code"],
+                "phone": row["phone"],
+            },
+            customer_id,
+            found,
+        )
+        email = personal_data.ERASED if row["email"] else ""
+        if not found and email == row["email"]:
+            return 0
+        await self.conn.execute(
+            update(customers)
+            .where(customers.c.customer_id == customer_id)
+            .values(
+                name=address["name"],
+                email=email,
+                phone=address["phone"],
+                ship_to_line1=address["line1"],
+                ship_to_city=address["city"],
+                ship_to_postal_code=address["postal_code"],
+                updated_at=utcnow(),
+            )
+        )
+        return 1
+
 
 @dataclass(frozen=True)
 class IdempotencyRecord:
@@ -393,6 +435,34 @@ class IdempotencyRepository:
             order_id=row["order_id"],
             create_request=bytes(row["create_request"]),
         )
+
+    async def erase_requests(self, order_ids: list[str], customer_id: str) -> int:
+        """The stored requests of these orders (what a replay re-sends) with their addresses erased; the request
+        hash stays, so a retry of the same body still finds its order. Returns the rows changed."""
+        from orderdesk.v1 import orders_pb2
+
+        changed = 0
+        for start in range(0, len(order_ids), 500):
+            rows = await self.conn.execute(
+                select(
+                    idempotency_keys.c.partner_id,
+                    idempotency_keys.c.idempotency_key,
+                    idempotency_keys.c.create_request,
+                ).where(idempotency_keys.c.order_id.in_(order_ids[start : start + 500]))
+            )
+            for row in rows.all():
+                request = orders_pb2.CreateOrderRequest.FromString(row.create_request)
+                if personal_data.erase_message(request, customer_id):
+                    await self.conn.execute(
+                        update(idempotency_keys)
+                        .where(
+                            idempotency_keys.c.partner_id == row.partner_id,
+                            idempotency_keys.c.idempotency_key == row.idempotency_key,
+                        )
+                        .values(create_request=request.SerializeToString())
+                    )
+                    changed += 1
+        return changed
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from orderdesk.v1 import notifier_pb2_grpc
 from services.notifier import consumers, domain, store
 from services.notifier.api import NotifierApi
 from services.notifier.delivery import Dispatcher
+from services.notifier.erasure import NotifierErasure
 from services.notifier.service import NotifierService
 
 
@@ -25,7 +26,9 @@ async def main() -> None:
         feed_days=pruner.settings.feed_days,
     )
     rt.add_servicer(
-        notifier_pb2_grpc.add_NotifierServiceServicer_to_server, NotifierApi(service), "NotifierService"
+        notifier_pb2_grpc.add_NotifierServiceServicer_to_server,
+        NotifierApi(service, NotifierErasure(rt.db)),
+        "NotifierService",
     )
     # One replica at a time appends to the feeds and delivers (a lease, see orderdesk.leases): a durable
     # consumer shared by replicas could append two events of one order out of order. Every replica

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from orderdesk import erasure
 from orderdesk.errors import require
 from orderdesk.v1 import notifier_pb2, notifier_pb2_grpc
+from services.notifier.erasure import NotifierErasure
 from services.notifier.proto import delivery_to_proto, endpoint_to_proto, feed_entry_to_proto
 from services.notifier.service import NotifierService
 
 
 class NotifierApi(notifier_pb2_grpc.NotifierServiceServicer):
-    def __init__(self, service: NotifierService):
+    def __init__(self, service: NotifierService, erasure: NotifierErasure):
         self.service = service
+        self.erasure = erasure
+
+    async def EraseCustomer(self, request, context):
+        return (await self.erasure.erase(erasure.Request.from_proto(request))).to_proto()
 
     async def CreateEndpoint(self, request, context):
         require(request.url, "url")

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from sqlalchemy import (
     update,
 )
 
+from orderdesk import personal_data
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, utcnow
 from orderdesk.retention import Prunable
 
@@ -71,6 +73,7 @@ feed = Table(
     Column("appended_at", UtcDateTime, nullable=False),
     Column("body", Text, nullable=False),
     Index("ix_feed_appended", "appended_at"),  # migration 0004: retention walks it
+    Index("ix_feed_order", "order_id"),  # migration 0006: an order's entries (erasure)
 )
 
 endpoints = Table(
@@ -515,6 +518,28 @@ class NotifierRepository:
                 )
             ).all()
         )
+
+    async def erase_entries(self, order_ids: list[str], customer_id: str) -> int:
+        """The feed entries of these orders with the customer's personal data erased in their JSON body
+        (orderdesk/personal_data.erase_document); sequence, event id and every other fact stay, so a replay
+        sends the same event, erased. Returns the rows changed."""
+        changed = 0
+        for start in range(0, len(order_ids), 500):
+            rows = await self.conn.execute(
+                select(feed.c.partner_id, feed.c.sequence, feed.c.body).where(
+                    feed.c.order_id.in_(order_ids[start : start + 500])
+                )
+            )
+            for row in rows.all():
+                document = json.loads(row.body)
+                if personal_data.erase_document(document, customer_id):
+                    await self.conn.execute(
+                        update(feed)
+                        .where(feed.c.partner_id == row.partner_id, feed.c.sequence == row.sequence)
+                        .values(body=json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+                    )
+                    changed += 1
+        return changed
 
     async def head(self, partner_id: str) -> int:
         return (

@@ -12,6 +12,7 @@ from services.orders.allocator import Allocator
 from services.orders.api import OrdersApi
 from services.orders.archive import job as archive_job
 from services.orders.change_requests import ChangeRequests
+from services.orders.erasure import OrdersErasure
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.service import OrdersService
 from services.orders.surge import SurgeGate
@@ -52,7 +53,7 @@ async def main() -> None:
     )
     rt.add_servicer(
         orders_pb2_grpc.add_OrdersServiceServicer_to_server,
-        OrdersApi(service, change_requests, resolutions, archiver),
+        OrdersApi(service, change_requests, resolutions, archiver, erasure=OrdersErasure(rt.db)),
         "OrdersService",
     )
     for subscription in consumers.subscriptions(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from orderdesk import errors
+from orderdesk import erasure, errors
 from orderdesk.errors import require
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
 from services.orders.archive.job import Archiver
 from services.orders.change_requests import ChangeRequests
 from services.orders.domain import SEARCH_FIELDS
+from services.orders.erasure import OrdersErasure
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.kpi import report_to_proto
 from services.orders.proto import (
@@ -27,11 +28,13 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         change_requests: ChangeRequests,
         exception_resolutions: ExceptionResolutions,
         archiver: Archiver | None = None,
+        erasure: OrdersErasure | None = None,
     ):
         self.service = service
         self.change_requests = change_requests
         self.exception_resolutions = exception_resolutions
         self.archiver = archiver
+        self.erasure = erasure
 
     # --- change requests and exceptions (change_requests.py, exception_resolutions.py) ---------------
     async def ChangeOrder(self, request, context):
@@ -133,6 +136,12 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
     async def ExportArchive(self, request, context):
         async for page in self.service.export_archive(getattr(request, "from"), request.to, request.by):
             yield orders_pb2.ExportArchiveChunk(orders=[archived_to_proto(found) for found in page])
+
+    # --- a customer's personal data (services/orders/erasure.py) ---------------------------------------
+    async def EraseCustomer(self, request, context):
+        if self.erasure is None:
+            raise errors.Unavailable("erasure is not set up in this process")
+        return (await self.erasure.erase(erasure.Request.from_proto(request))).to_proto()
 
     async def _decide(self, request, decision: str):
         require(request.order_id, "order_id")

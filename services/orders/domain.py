@@ -17,11 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar, NamedTuple
 
+from orderdesk import personal_data
 from orderdesk.domain import ADDRESS_FIELDS, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from orderdesk.parsing import time_bound, whole_number
@@ -560,6 +561,39 @@ class Order:
         if kind is Visibility.CUSTOMER:
             self.events.append(MessageSent(note))
         return note
+
+    # --- personal data ------------------------------------------------------------------------
+    def erase_personal_data(self) -> set[str]:
+        """The customer's personal data on the order erased in place (orderdesk/personal_data.py): the
+        ship-to, the address fields in the change log, and the values taken out of the change log's
+        reasons and the exceptions' causes and notes. Quantities, amounts, statuses and dates stay. Moves
+        the version, so a writer holding the order as read before saves nothing over it; no event (the
+        stream's copies age out). Returns the values taken: empty when already erased (nothing changed)."""
+        found: set[str] = set()
+        ship_to = personal_data.erase_address(self.ship_to, self.customer_id, found)
+        change_log = [
+            replace(
+                record,
+                changes=tuple(
+                    FieldChange(
+                        c.field,
+                        *personal_data.erase_change(c.field, c.before, c.after, self.customer_id, found),
+                    )
+                    for c in record.changes
+                ),
+            )
+            for record in self.change_log
+        ]
+        if not found:
+            return found
+        self.ship_to = ship_to
+        self.change_log = [replace(r, reason=personal_data.scrub(r.reason, found)) for r in change_log]
+        for exception in self.exceptions:
+            exception.cause = personal_data.scrub(exception.cause, found)
+            if exception.resolution is not None:
+                exception.resolution.note = personal_data.scrub(exception.resolution.note, found)
+        self.version += 1
+        return found
 
     # --- exceptions ---------------------------------------------------------------------------
     def record_exception(self, exception: OrderException) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    func,
     or_,
     select,
     text,
@@ -34,9 +35,11 @@ from sqlalchemy import (
 
 from orderdesk.db import UtcDateTime, utcnow
 from orderdesk.errors import Conflict
+from orderdesk.personal_data import OrderClosure
 from services.orders.changes import ChangeRecord
 from services.orders.domain import (
     AWAITING_STOCK,
+    TERMINAL,
     Allocation,
     HistoryEntry,
     Line,
@@ -48,6 +51,20 @@ from services.orders.domain import (
 )
 from services.orders.exceptions import OrderException
 from services.orders.notes import Note
+
+CLOSED_STATUSES = frozenset(s.value for s in TERMINAL)
+
+
+def _aware(at):
+    """SQLite hands an aggregate of a UtcDateTime back as naive text or datetime: UTC either way."""
+    import datetime as dt
+
+    if at is None:
+        return None
+    if isinstance(at, str):
+        at = dt.datetime.fromisoformat(at)
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
 
 metadata = MetaData()
 
@@ -465,6 +482,42 @@ class OrderRepository:
             .limit(limit)
         )
         return [r.order_id for r in rows]
+
+    async def closures_of_customer(self, customer_id: str) -> list[OrderClosure]:
+        """Every order of the customer with its status and, when closed, when it closed (its last history
+        entry into that status): what the personal data retention rule needs."""
+        closing = (
+            select(order_history.c.order_id, func.max(order_history.c.at).label("closed_at"))
+            .join(orders, orders.c.order_id == order_history.c.order_id)
+            .where(orders.c.customer_id == customer_id, order_history.c.status == orders.c.status)
+            .group_by(order_history.c.order_id)
+            .subquery()
+        )
+        rows = await self.conn.execute(
+            select(orders.c.order_id, orders.c.status, closing.c.closed_at)
+            .outerjoin(closing, closing.c.order_id == orders.c.order_id)
+            .where(orders.c.customer_id == customer_id)
+        )
+        return [
+            OrderClosure(r.order_id, r.status, _aware(r.closed_at) if r.status in CLOSED_STATUSES else None)
+            for r in rows
+        ]
+
+    async def scrub_history(self, order_id: str, scrub) -> int:
+        """The order's status history reasons passed through `scrub(text)`; returns the rows changed."""
+        rows = await self.conn.execute(
+            select(order_history.c.version, order_history.c.reason).where(
+                order_history.c.order_id == order_id
+            )
+        )
+        changed = [(r.version, scrub(r.reason)) for r in rows if scrub(r.reason) != r.reason]
+        for version, reason in changed:
+            await self.conn.execute(
+                update(order_history)
+                .where(order_history.c.order_id == order_id, order_history.c.version == version)
+                .values(reason=reason)
+            )
+        return len(changed)
 
     async def _hydrate(self, rows) -> list[Order]:
         return await hydrate(self.conn, rows, HOT)
