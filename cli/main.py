@@ -12,6 +12,7 @@
     orderdesk users create|list|disable|reset-password|demo   desk accounts of the console (cli/users.py)
     orderdesk backup DEST | restore SRC                   every database at one point (cli/backup.py)
     orderdesk archive run | export --from --to --format jsonl|csv   the archive (cli/archive.py)
+    orderdesk customers erase CUSTOMER_ID [--scope all|expired]   personal data erasure (cli/customers.py)
 
 Imports and keys talk to the services over gRPC and to the gateway's key store
 through gateway.keys (so an operator can bootstrap the first admin key before any key exists);
@@ -771,6 +772,9 @@ def parser() -> argparse.ArgumentParser:
     from cli import supply as cli_supply  # receipts, production, ATP (its own module)
 
     cli_supply.register(sub)
+    from cli import customers as cli_customers  # erasure of a customer's personal data (its own module)
+
+    cli_customers.register(sub)
     from cli import backup as cli_backup  # backup and restore (its own module)
 
     cli_backup.register(sub)

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import (
     admin,
     changes,
+    customers,
     operations,
     orders,
     problems,
@@ -100,7 +101,18 @@ def create_app(
     app.state.streams = StreamSlots(edge.streams_per_partner)
     app.state.status_links = StatusLinkSettings.from_env()  # POST /v1/orders/{id}/status-link
     # One router per resource; this order is the order of the paths in the OpenAPI document.
-    for resource in (orders, shipments, returns, admin, reports, operations, supply, webhooks, changes):
+    for resource in (
+        orders,
+        shipments,
+        returns,
+        admin,
+        customers,
+        reports,
+        operations,
+        supply,
+        webhooks,
+        changes,
+    ):
         app.include_router(resource.router)
     app.add_middleware(GatewayMiddleware)
     _document_bearer_auth(app)

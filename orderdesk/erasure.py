@@ -25,6 +25,7 @@ from orderdesk import errors, events, metrics, usecase
 from orderdesk.db import UtcDateTime, utcnow
 from orderdesk.outbox import outbox_table
 from orderdesk.personal_data import SCOPES, Kept, erase_message
+from orderdesk.v1 import events_pb2
 
 # --- the register and the one way every service runs its part -----------------------------------------
 register_metadata = MetaData()
@@ -272,8 +273,6 @@ async def erase_outbox(tx, order_ids: Sequence[str], customer_id: str) -> int:
             await tx.execute(select(outbox_table.c.id, outbox_table.c.payload).where(or_(*patterns)))
         ).all()
         for row in rows:
-            from orderdesk.v1 import events_pb2
-
             event = events_pb2.Event.FromString(row.payload)
             if event.order_id not in wanted:
                 continue

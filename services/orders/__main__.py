@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from orderdesk import retention
+from orderdesk import config, retention
 from orderdesk.config import ArchiveSettings
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc, shipping_pb2_grpc
@@ -20,6 +20,7 @@ from services.orders.surge import SurgeGate
 
 async def main() -> None:
     archive_settings = ArchiveSettings.from_env()  # a bad setting stops the process before it starts
+    personal_data_days = config.personal_data_retention_days()  # a bad setting stops the process at once
     rt = ServiceRuntime("orders", Path(__file__).parent / "migrations")
     await rt.start()
     retention.register(rt)  # inbox and published outbox rows (README "Retention")
@@ -53,7 +54,9 @@ async def main() -> None:
     )
     rt.add_servicer(
         orders_pb2_grpc.add_OrdersServiceServicer_to_server,
-        OrdersApi(service, change_requests, resolutions, archiver, erasure=OrdersErasure(rt.db)),
+        OrdersApi(
+            service, change_requests, resolutions, archiver, erasure=OrdersErasure(rt.db, personal_data_days)
+        ),
         "OrdersService",
     )
     for subscription in consumers.subscriptions(

@@ -4,29 +4,27 @@ Orders decides: it knows when each order closed, so it applies the retention rul
 (orderdesk/personal_data.plan, ORDERDESK_PERSONAL_DATA_RETENTION_DAYS) and names the orders erased, which the
 caller hands to intake and the notifier. What it erases, per order: `orders.ship_to` and the address fields
 of `orders.change_log` (with the values taken out of its reasons and of the exceptions' causes and notes),
-the same values in `order_history.reason`, and the order's events in the outbox (published or pending).
+the same values in the free-text reasons beside it (`order_history.reason`, `order_facts.reason`), and the order's events in the outbox (published or pending).
 `order_lines`, `order_facts` (the KPI ledger) and everything else are left as they are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
-from orderdesk import config, erasure, personal_data
+from orderdesk import erasure, personal_data
 from orderdesk.db import Database
 from services.orders.store import OrderRepository
 
 
 class OrdersErasure:
-    def __init__(
-        self, db: Database, retention_days: Callable[[], float] = config.personal_data_retention_days
-    ):
+    def __init__(self, db: Database, retention_days: float):
+        """`retention_days`: ORDERDESK_PERSONAL_DATA_RETENTION_DAYS (orderdesk.config), read at start-up."""
         self.db = db
-        self.retention_days = retention_days
+        self.retention = dt.timedelta(days=retention_days)
 
     async def erase(self, request: erasure.Request) -> erasure.Report:
-        retention = dt.timedelta(days=self.retention_days())
+        retention = self.retention
 
         async def work(tx, request: erasure.Request, now: dt.datetime) -> erasure.Outcome:
             repo = tx.repo(OrderRepository)
@@ -36,18 +34,18 @@ class OrdersErasure:
                 retention=retention,
                 scope=request.scope,
             )
-            orders = history = 0
+            orders = reasons = 0
             for order in await repo.get_many(list(decided.erase)):
                 found = order.erase_personal_data()
                 if found:
                     await repo.save(order)
                     orders += 1
-                    history += await repo.scrub_history(
+                    reasons += await repo.scrub_reasons(
                         order.order_id, lambda text, found=found: personal_data.scrub(text, found)
                     )
             outbox = await erasure.erase_outbox(tx, decided.erase, request.customer_id)
             return erasure.Outcome(
-                erased={"orders": orders, "order_history": history, "outbox": outbox},
+                erased={"orders": orders, "reasons": reasons, "outbox": outbox},
                 order_ids=decided.erase,
                 kept=decided.kept,
                 whole_customer=decided.whole_customer,

@@ -503,21 +503,27 @@ class OrderRepository:
             for r in rows
         ]
 
-    async def scrub_history(self, order_id: str, scrub) -> int:
-        """The order's status history reasons passed through `scrub(text)`; returns the rows changed."""
-        rows = await self.conn.execute(
-            select(order_history.c.version, order_history.c.reason).where(
-                order_history.c.order_id == order_id
+    async def scrub_reasons(self, order_id: str, scrub) -> int:
+        """The order's free-text reasons kept beside the aggregate (status history, the KPI ledger's copy)
+        passed through `scrub(text)`; codes, quantities and times stay. Returns the rows changed."""
+        from services.orders.kpi.store import order_facts
+
+        changed = 0
+        for table in (order_history, order_facts):
+            key = [c for c in table.primary_key.columns if c.name != "order_id"]
+            rows = await self.conn.execute(
+                select(*key, table.c.reason).where(table.c.order_id == order_id, table.c.reason != "")
             )
-        )
-        changed = [(r.version, scrub(r.reason)) for r in rows if scrub(r.reason) != r.reason]
-        for version, reason in changed:
-            await self.conn.execute(
-                update(order_history)
-                .where(order_history.c.order_id == order_id, order_history.c.version == version)
-                .values(reason=reason)
-            )
-        return len(changed)
+            for row in rows.all():
+                reason = scrub(row.reason)
+                if reason != row.reason:
+                    await self.conn.execute(
+                        update(table)
+                        .where(table.c.order_id == order_id, *[c == getattr(row, c.name) for c in key])
+                        .values(reason=reason)
+                    )
+                    changed += 1
+        return changed
 
     async def _hydrate(self, rows) -> list[Order]:
         return await hydrate(self.conn, rows, HOT)

@@ -22,6 +22,8 @@ WEBHOOK_ENV = {
     "ORDERDESK_WEBHOOK_MAX_ATTEMPTS": "4",
     "ORDERDESK_WEBHOOK_TIMEOUT_SECONDS": "3",
 }
+# A closed order's personal data may be erased 2 seconds after it closed (production: years; tests/e2e/test_erasure.py).
+ERASURE_ENV = {"ORDERDESK_PERSONAL_DATA_RETENTION_DAYS": repr(2 / 86400)}
 KEYS = {"shop": "demo-shop-key", "edi": "demo-edi-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
 
 
@@ -54,7 +56,7 @@ async def stack(nats_url, tmp_path_factory, request):
         data_dir=tmp_path_factory.mktemp("stack"),
         nats_url=nats_url,
         database_urls=database_urls,
-        extra_env=WEBHOOK_ENV,
+        extra_env={**WEBHOOK_ENV, **ERASURE_ENV},
     )
     try:
         await asyncio.to_thread(suite.start)

@@ -185,3 +185,33 @@ def test_a_feed_document_is_erased_like_the_event_it_was_mapped_from():
     assert document["data"]["ship_to"]["country"] == "GB" and document["data"]["total_amount"] == "28.50"
     assert document["changes"][0] == {"field": "ship_to.city", "before": ERASED, "after": ERASED}
     assert not personal_data.erase_document(document, "C0001")
+
+
+def test_the_retention_setting_defaults_to_ten_years_and_refuses_nonsense(monkeypatch):
+    from orderdesk import config
+
+    monkeypatch.delenv("ORDERDESK_PERSONAL_DATA_RETENTION_DAYS", raising=False)
+    assert config.personal_data_retention_days() == 3653
+    monkeypatch.setenv("ORDERDESK_PERSONAL_DATA_RETENTION_DAYS", "0.5")
+    assert config.personal_data_retention_days() == 0.5
+    for bad in ("-1", "ten", "inf", "nan"):
+        monkeypatch.setenv("ORDERDESK_PERSONAL_DATA_RETENTION_DAYS", bad)
+        with pytest.raises(ValueError, match="ORDERDESK_PERSONAL_DATA_RETENTION_DAYS"):
+            config.personal_data_retention_days()
+
+
+def test_a_request_names_every_missing_or_wrong_field():
+    from orderdesk import erasure
+
+    with pytest.raises(errors.InvalidArgument) as bad:
+        erasure.Request.from_proto(common_pb2.EraseCustomerRequest(scope="some"))
+    assert sorted(v.field for v in bad.value.violations) == ["actor.id", "customer_id", "request_id", "scope"]
+    ok = erasure.Request.from_proto(
+        common_pb2.EraseCustomerRequest(
+            customer_id="C1",
+            request_id="ER-1",
+            actor=common_pb2.Actor(id="system"),
+            order_ids=["A", "A", "B"],
+        )
+    )
+    assert ok.scope == "all" and ok.order_ids == ("A", "B")
