@@ -38,7 +38,7 @@ class OrdersErasure:
             for order in await repo.get_many(list(decided.erase)):
                 found = order.erase_personal_data()
                 if found:
-                    await repo.save(order)
+                    await repo.save_erasure(order)
                     orders += 1
                     reasons += await repo.scrub_reasons(
                         order.order_id, lambda text, found=found: personal_data.scrub(text, found)

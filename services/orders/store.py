@@ -503,6 +503,23 @@ class OrderRepository:
             for r in rows
         ]
 
+    async def save_erasure(self, order: Order) -> None:
+        """An order whose personal data was erased (Order.erase_personal_data): only the fields that hold
+        some, and the version (guarded, like save); updated_at stays (no business change: the archive's age
+        and the books' dates are not moved)."""
+        result = await self.conn.execute(
+            update(orders)
+            .where(orders.c.order_id == order.order_id, orders.c.version == order.loaded_version)
+            .values(
+                ship_to=order.ship_to,
+                change_log=[c.to_json() for c in order.change_log],
+                exceptions=[e.to_json() for e in order.exceptions],
+                version=order.version,
+            )
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"order {order.order_id} was changed concurrently; retry")
+
     async def scrub_reasons(self, order_id: str, scrub) -> int:
         """The order's free-text reasons kept beside the aggregate (status history, the KPI ledger's copy)
         passed through `scrub(text)`; codes, quantities and times stay. Returns the rows changed."""

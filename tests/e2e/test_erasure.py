@@ -158,3 +158,15 @@ async def test_a_customers_personal_data_is_erased_and_the_books_stay(
     assert {s["service"] for s in again["services"]} == {"orders", "intake", "notifier"}
     assert all(sum(s["erased"].values()) == 0 for s in again["services"]), again
     assert (await feed_entries(shop, ids))[: len(feed_after)] == feed_after
+
+    # A retry with the same Idempotency-Key answers the same; bad input and unknown customers are clear.
+    path = f"/v1/admin/customers/{CUSTOMER}/erasure"
+    first = await admin.post(path, json={"scope": "all"}, headers={"Idempotency-Key": "erase-c0048"})
+    retry = await admin.post(path, json={"scope": "all"}, headers={"Idempotency-Key": "erase-c0048"})
+    assert first[0] == retry[0] == 200 and first[1] == retry[1]
+    code, problem, _ = await admin.post(path, json={"scope": "everything"})
+    assert code == 422 and problem["errors"][0]["field"].endswith("scope"), problem
+    code, problem, _ = await admin.post("/v1/admin/customers/C-NOBODY/erasure", json={})
+    assert code == 404, problem
+    code, problem, _ = await shop.post(path, json={})
+    assert code == 403, problem

@@ -19,6 +19,7 @@ from services.orders.domain import Allocation
 from services.orders.erasure import OrdersErasure
 from services.orders.service import OrdersService
 from services.orders.store import OrderRepository, order_history
+from services.orders.store import orders as orders_table
 from tests.integration.orders.test_store import MIGRATIONS
 
 CUSTOMER = "C-ERASE"
@@ -90,8 +91,16 @@ def ask(scope: str = "all", request_id: str = "ER-1", customer: str = CUSTOMER) 
 
 
 async def snapshot(orders: OrdersService, order_id: str) -> dict:
+    """What an erasure must not change (the version moves: it guards against a concurrent writer)."""
     order = await orders.get(order_id, "")
+    async with orders.db.read() as conn:
+        row = (
+            (await conn.execute(select(orders_table).where(orders_table.c.order_id == order_id)))
+            .mappings()
+            .one()
+        )
     return {
+        **{k: v for k, v in row.items() if k not in ("ship_to", "change_log", "exceptions", "version")},
         "status": order.status.value,
         "lines": [
             (x.sku, x.quantity, str(x.unit_price), x.allocated, x.shipped, x.delivered) for x in order.lines
