@@ -215,3 +215,24 @@ def test_a_request_names_every_missing_or_wrong_field():
         )
     )
     assert ok.scope == "all" and ok.order_ids == ("A", "B")
+
+
+@given(
+    st.fixed_dictionaries(
+        {f: st.text(max_size=12) for f in ("name", "line1", "city", "postal_code", "country", "phone")}
+    ),
+    st.text(min_size=1, max_size=10),
+)
+def test_any_address_keeps_its_country_loses_every_other_value_and_a_second_pass_changes_nothing(
+    address, customer
+):
+    found: set[str] = set()
+    erased = personal_data.erase_address(address, customer, found)
+    assert erased["country"] == address["country"]
+    for name in personal_data.PERSONAL_ADDRESS_FIELDS:
+        if not address[name]:
+            assert erased[name] == ""
+        else:
+            assert erased[name] == (token(customer) if name == "name" else ERASED)
+    again: set[str] = set()
+    assert personal_data.erase_address(erased, customer, again) == erased and not again
