@@ -2,10 +2,12 @@
 
 Orders decides: it knows when each order closed, so it applies the retention rule
 (orderdesk/personal_data.plan, ORDERDESK_PERSONAL_DATA_RETENTION_DAYS) and names the orders erased, which the
-caller hands to intake and the notifier. What it erases, per order: `orders.ship_to` and the address fields
-of `orders.change_log` (with the values taken out of its reasons and of the exceptions' causes and notes),
-the same values in the free-text reasons beside it (`order_history.reason`, `order_facts.reason`), and the order's events in the outbox (published or pending).
-`order_lines`, `order_facts` (the KPI ledger) and everything else are left as they are.
+caller hands to intake and the notifier. What it erases, per order, where the order is (the hot tables or,
+archived, their `archived_*` mirrors: in place, an archived order stays archived): `ship_to` and the address
+fields of `change_log` (with the values taken out of its reasons and of the exceptions' causes and notes),
+the same values in the free-text reasons beside it (`order_history.reason`, `order_facts.reason` and their
+archive mirrors), and the order's events in the outbox (published or pending). Lines, quantities, amounts,
+statuses, dates and the KPI ledger's figures are left as they are.
 """
 
 from __future__ import annotations
@@ -34,18 +36,18 @@ class OrdersErasure:
                 retention=retention,
                 scope=request.scope,
             )
-            orders = reasons = 0
-            for order in await repo.get_many(list(decided.erase)):
+            erased = {"orders": 0, "archived_orders": 0, "reasons": 0}
+            for order in await repo.get_wherever(list(decided.erase)):
                 found = order.erase_personal_data()
                 if found:
                     await repo.save_erasure(order)
-                    orders += 1
-                    reasons += await repo.scrub_reasons(
-                        order.order_id, lambda text, found=found: personal_data.scrub(text, found)
+                    erased["archived_orders" if order.archived else "orders"] += 1
+                    erased["reasons"] += await repo.scrub_reasons(
+                        order, lambda text, found=found: personal_data.scrub(text, found)
                     )
             outbox = await erasure.erase_outbox(tx, decided.erase, request.customer_id)
             return erasure.Outcome(
-                erased={"orders": orders, "reasons": reasons, "outbox": outbox},
+                erased={**erased, "outbox": outbox},
                 order_ids=decided.erase,
                 kept=decided.kept,
                 whole_customer=decided.whole_customer,

@@ -484,32 +484,50 @@ class OrderRepository:
         return [r.order_id for r in rows]
 
     async def closures_of_customer(self, customer_id: str) -> list[OrderClosure]:
-        """Every order of the customer with its status and, when closed, when it closed (its last history
-        entry into that status): what the personal data retention rule needs."""
-        closing = (
-            select(order_history.c.order_id, func.max(order_history.c.at).label("closed_at"))
-            .join(orders, orders.c.order_id == order_history.c.order_id)
-            .where(orders.c.customer_id == customer_id, order_history.c.status == orders.c.status)
-            .group_by(order_history.c.order_id)
-            .subquery()
-        )
-        rows = await self.conn.execute(
-            select(orders.c.order_id, orders.c.status, closing.c.closed_at)
-            .outerjoin(closing, closing.c.order_id == orders.c.order_id)
-            .where(orders.c.customer_id == customer_id)
-        )
-        return [
-            OrderClosure(r.order_id, r.status, _aware(r.closed_at) if r.status in CLOSED_STATUSES else None)
-            for r in rows
-        ]
+        """Every order of the customer, hot or archived, with its status and, when closed, when it closed
+        (its last history entry into that status): what the personal data retention rule needs."""
+        found = []
+        for tables in (HOT, ARCHIVE):
+            o, h = tables.orders, tables.history
+            closing = (
+                select(h.c.order_id, func.max(h.c.at).label("closed_at"))
+                .join(o, o.c.order_id == h.c.order_id)
+                .where(o.c.customer_id == customer_id, h.c.status == o.c.status)
+                .group_by(h.c.order_id)
+                .subquery()
+            )
+            rows = await self.conn.execute(
+                select(o.c.order_id, o.c.status, closing.c.closed_at)
+                .outerjoin(closing, closing.c.order_id == o.c.order_id)
+                .where(o.c.customer_id == customer_id)
+            )
+            found += [
+                OrderClosure(
+                    r.order_id, r.status, _aware(r.closed_at) if r.status in CLOSED_STATUSES else None
+                )
+                for r in rows
+            ]
+        return found
+
+    async def get_wherever(self, order_ids: list[str]) -> list[Order]:
+        """These orders from the hot tables or the archive (each says which: `archived`), as they are there:
+        read for an erasure, which changes an archived order in place rather than bringing it back."""
+        found = await self.get_many(order_ids)
+        missing = sorted(set(order_ids) - {o.order_id for o in found})
+        if missing:
+            a = ARCHIVE.orders
+            rows = (await self.conn.execute(select(a).where(a.c.order_id.in_(missing)))).mappings().all()
+            found += await hydrate(self.conn, rows, ARCHIVE)
+        return found
 
     async def save_erasure(self, order: Order) -> None:
-        """An order whose personal data was erased (Order.erase_personal_data): only the fields that hold
-        some, and the version (guarded, like save); updated_at stays (no business change: the archive's age
-        and the books' dates are not moved)."""
+        """An order whose personal data was erased (Order.erase_personal_data), where it is (hot or archived):
+        only the fields that hold some, and the version (guarded, like save); updated_at stays (no business
+        change: the archive's age and the books' dates are not moved)."""
+        table = (ARCHIVE if order.archived else HOT).orders
         result = await self.conn.execute(
-            update(orders)
-            .where(orders.c.order_id == order.order_id, orders.c.version == order.loaded_version)
+            update(table)
+            .where(table.c.order_id == order.order_id, table.c.version == order.loaded_version)
             .values(
                 ship_to=order.ship_to,
                 change_log=[c.to_json() for c in order.change_log],
@@ -520,23 +538,25 @@ class OrderRepository:
         if result.rowcount != 1:
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
 
-    async def scrub_reasons(self, order_id: str, scrub) -> int:
-        """The order's free-text reasons kept beside the aggregate (status history, the KPI ledger's copy)
-        passed through `scrub(text)`; codes, quantities and times stay. Returns the rows changed."""
-        from services.orders.kpi.store import order_facts
+    async def scrub_reasons(self, order: Order, scrub) -> int:
+        """The order's free-text reasons kept beside the aggregate (status history, the KPI ledger's copy),
+        hot or archived, passed through `scrub(text)`; codes, quantities and times stay. Returns the rows
+        changed."""
+        from services.orders.kpi.store import FACTS
 
+        tables = ARCHIVE if order.archived else HOT
         changed = 0
-        for table in (order_history, order_facts):
+        for table in (tables.history, FACTS[tables.archived]):
             key = [c for c in table.primary_key.columns if c.name != "order_id"]
             rows = await self.conn.execute(
-                select(*key, table.c.reason).where(table.c.order_id == order_id, table.c.reason != "")
+                select(*key, table.c.reason).where(table.c.order_id == order.order_id, table.c.reason != "")
             )
             for row in rows.all():
                 reason = scrub(row.reason)
                 if reason != row.reason:
                     await self.conn.execute(
                         update(table)
-                        .where(table.c.order_id == order_id, *[c == getattr(row, c.name) for c in key])
+                        .where(table.c.order_id == order.order_id, *[c == getattr(row, c.name) for c in key])
                         .values(reason=reason)
                     )
                     changed += 1

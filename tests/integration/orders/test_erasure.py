@@ -218,3 +218,60 @@ async def test_an_order_closed_within_the_retention_keeps_its_data_until_it_has_
     # A customer with nothing in orders: nothing to erase, nothing stays.
     nobody = await erasing.erase(ask("all", request_id="ER-9", customer="C-NOBODY"))
     assert nobody.order_ids == () and nobody.whole_customer
+
+
+async def test_archived_orders_are_erased_in_the_archive_and_stay_archived(orders):
+    from orderdesk.config import ArchiveSettings
+    from services.orders.archive.job import Archiver
+    from services.orders.kpi.store import FACTS
+    from services.orders.store import ARCHIVE
+
+    await completed_order(orders, "ORD-ARCH")
+    await orders.create(request("ORD-ARCH-C"))
+    await orders.decide("ORD-ARCH-C", "", "cancel", "desk", "customer_request: Ada Lovelace called")
+    await orders.create(request("ORD-NEWEST", customer="C-OTHER"))  # the archive never takes the newest
+    archived = await Archiver(orders.db, ArchiveSettings(after_days=30)).run_pass(after_days=0)
+    assert archived.archived == 2
+
+    async def archived_rows(order_id: str) -> dict:
+        async with orders.db.read() as conn:
+            row = (
+                (await conn.execute(select(ARCHIVE.orders).where(ARCHIVE.orders.c.order_id == order_id)))
+                .mappings()
+                .one()
+            )
+            reasons = [
+                r.reason
+                for table in (ARCHIVE.history, FACTS[True])
+                for r in await conn.execute(select(table.c.reason).where(table.c.order_id == order_id))
+            ]
+        return {"row": dict(row), "reasons": reasons}
+
+    before = {o: await archived_rows(o) for o in ("ORD-ARCH", "ORD-ARCH-C")}
+    assert "Marylebone" in json.dumps(before["ORD-ARCH"]["row"]["ship_to"])
+    kpis_before = await orders.kpi_report("2026-01-01", "2035-01-01", "customer")
+
+    report = await OrdersErasure(orders.db, retention_days=0).erase(ask("all"))
+    assert report.order_ids == ("ORD-ARCH", "ORD-ARCH-C") and report.whole_customer
+    assert report.erased["archived_orders"] == 2 and report.erased["orders"] == 0
+    assert report.erased["reasons"] == 2  # the cancellation's reason in the archived history and ledger
+
+    for order_id in ("ORD-ARCH", "ORD-ARCH-C"):
+        after = await archived_rows(order_id)
+        assert not [p for p in PERSONAL if p in json.dumps(after, default=str)], after
+        assert (
+            after["row"]["ship_to"]["name"] == token(CUSTOMER) and after["row"]["ship_to"]["country"] == "GB"
+        )
+        unchanged = ("ship_to", "change_log", "exceptions", "version")
+        assert {k: v for k, v in after["row"].items() if k not in unchanged} == {
+            k: v for k, v in before[order_id]["row"].items() if k not in unchanged
+        }
+        order = await orders.get(order_id, "")  # still found by id, still archived
+        assert order.archived and order.ship_to["line1"] == ERASED
+    assert (await orders.get("ORD-ARCH-C", "")).history[-1].reason == f"customer_request: {ERASED} called"
+    assert (await orders.get("ORD-ARCH", "")).change_log[0].changes[0].before == ERASED
+    async with orders.db.read() as conn:
+        assert (await conn.execute(select(orders_table.c.order_id))).scalars().all() == ["ORD-NEWEST"]
+    assert await orders.kpi_report("2026-01-01", "2035-01-01", "customer") == kpis_before
+    again = await OrdersErasure(orders.db, retention_days=0).erase(ask("all", request_id="ER-2"))
+    assert sum(again.erased.values()) == 0
