@@ -34,6 +34,8 @@ CLOSED = frozenset({"completed", "cancelled", "rejected"})
 # Address fields that are personal; the country is kept.
 PERSONAL_ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "phone")
 RETAINED_RULE = "personal_data_retained"
+# Free-text fields (reasons, notes, causes, the desk's notes and messages) the values taken are scrubbed from.
+FREE_TEXT = ("reason", "note", "cause", "text")
 MIN_SCRUB_LENGTH = 3  # shorter erased values are not searched for in free text (they would match anywhere)
 
 
@@ -156,7 +158,7 @@ def scrub(text: str, values: Iterable[str]) -> str:
 
 def erase_message(message: Message, customer_id: str, found: set[str] | None = None) -> set[str]:
     """Erases, in place, every Address and every address FieldChange anywhere in a protobuf message (an
-    Event, a CreateOrderRequest ...), then scrubs the values taken from its free-text `reason` fields.
+    Event, a CreateOrderRequest ...), then scrubs the values taken from its free-text fields (FREE_TEXT).
     Returns the values taken (empty: nothing changed)."""
     found = set() if found is None else found
     _walk_message(message, customer_id, found)
@@ -196,7 +198,7 @@ def _walk_message(message: Message, customer_id: str, found: set[str]) -> None:
 def _scrub_message(message: Message, found: set[str]) -> None:
     for descriptor, value in message.ListFields():
         if descriptor.message_type is None:
-            if descriptor.name in ("reason", "note", "cause") and isinstance(value, str):
+            if descriptor.name in FREE_TEXT and isinstance(value, str):
                 setattr(message, descriptor.name, scrub(value, found))
         elif descriptor.message_type.GetOptions().map_entry:
             continue
@@ -215,7 +217,7 @@ def _repeated(descriptor) -> bool:
 def erase_document(document: Any, customer_id: str, found: set[str] | None = None) -> set[str]:
     """The same for a JSON document mapped from such a message (a partner feed entry): every object under
     a `ship_to` key is an address, every {"field": "ship_to.…", "before", "after"} a change; then the values
-    taken are scrubbed from `reason`, `note` and `cause` strings. In place; returns the values taken."""
+    taken are scrubbed from the FREE_TEXT strings. In place; returns the values taken."""
     found = set() if found is None else found
     _walk_document(document, customer_id, found)
     if found:
@@ -248,7 +250,7 @@ def _scrub_document(node: Any, found: set[str]) -> None:
             _scrub_document(item, found)
     elif isinstance(node, dict):
         for key, value in node.items():
-            if key in ("reason", "note", "cause") and isinstance(value, str):
+            if key in FREE_TEXT and isinstance(value, str):
                 node[key] = scrub(value, found)
             else:
                 _scrub_document(value, found)

@@ -566,7 +566,7 @@ class Order:
     def erase_personal_data(self) -> set[str]:
         """The customer's personal data on the order erased in place (orderdesk/personal_data.py): the
         ship-to, the address fields in the change log, and the values taken out of the change log's
-        reasons and the exceptions' causes and notes. Quantities, amounts, statuses and dates stay. Moves
+        reasons, the desk's notes and the exceptions' causes and notes. Quantities, amounts, statuses and dates stay. Moves
         the version, so a writer holding the order as read before saves nothing over it; no event (the
         stream's copies age out). Returns the values taken: empty when already erased (nothing changed)."""
         found: set[str] = set()
@@ -588,6 +588,7 @@ class Order:
             return found
         self.ship_to = ship_to
         self.change_log = [replace(r, reason=personal_data.scrub(r.reason, found)) for r in change_log]
+        self.notes = [replace(n, text=personal_data.scrub(n.text, found)) for n in self.notes]
         for exception in self.exceptions:
             exception.cause = personal_data.scrub(exception.cause, found)
             if exception.resolution is not None:

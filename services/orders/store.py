@@ -532,6 +532,7 @@ class OrderRepository:
                 ship_to=order.ship_to,
                 change_log=[c.to_json() for c in order.change_log],
                 exceptions=[e.to_json() for e in order.exceptions],
+                notes=[n.to_json() for n in order.notes],
                 version=order.version,
             )
         )

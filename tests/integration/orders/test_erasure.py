@@ -46,6 +46,7 @@ def request(order_id: str, customer: str = CUSTOMER) -> orders_pb2.CreateOrderRe
 
 
 async def completed_order(orders: OrdersService, order_id: str) -> None:
+    """An order of the customer moved once (Leeds -> London), with a desk note and a message, then completed."""
     await orders.create(request(order_id))
 
     def moved_from_leeds(o) -> None:  # an accepted address change, as a change request records it
@@ -78,6 +79,20 @@ async def completed_order(orders: OrdersService, order_id: str) -> None:
                 ),
             )
 
+    async with orders.db.transaction() as tx:
+        await orders.apply_to_order(
+            tx,
+            order_id,
+            lambda o: o.add_note(o.created_at, "desk:ann@acme.example (clerk)", "Ada Lovelace phoned"),
+        )
+        await orders.apply_to_order(
+            tx,
+            order_id,
+            lambda o: o.add_note(
+                o.created_at, "desk:ann@acme.example (clerk)", "Dear Ada Lovelace, sent", "customer"
+            ),
+        )
+
 
 def ask(scope: str = "all", request_id: str = "ER-1", customer: str = CUSTOMER) -> erasure.Request:
     return erasure.Request.from_proto(
@@ -100,7 +115,11 @@ async def snapshot(orders: OrdersService, order_id: str) -> dict:
             .one()
         )
     return {
-        **{k: v for k, v in row.items() if k not in ("ship_to", "change_log", "exceptions", "version")},
+        **{
+            k: v
+            for k, v in row.items()
+            if k not in ("ship_to", "change_log", "exceptions", "notes", "version")
+        },
         "status": order.status.value,
         "lines": [
             (x.sku, x.quantity, str(x.unit_price), x.allocated, x.shipped, x.delivered) for x in order.lines
@@ -127,7 +146,12 @@ async def stored_text(orders: OrdersService, order_id: str) -> str:
         ).all()
     events = await order_payloads(orders, order_id)
     return json.dumps(
-        [order.ship_to, [c.to_json() for c in order.change_log], [r.reason for r in reasons]]
+        [
+            order.ship_to,
+            [c.to_json() for c in order.change_log],
+            [n.to_json() for n in order.notes],
+            [r.reason for r in reasons],
+        ]
     ) + "".join(str(e) for e in events)
 
 
@@ -175,6 +199,11 @@ async def test_erasure_takes_the_personal_data_of_closed_orders_and_leaves_the_b
         ("ship_to.city", ERASED, ERASED)
     ]
     assert done.change_log[0].reason == f"{ERASED} moved"
+    assert [n.text for n in done.notes] == [f"{ERASED} phoned", f"Dear {ERASED}, sent"]
+    messages = [
+        e.order.message.text for e in await order_payloads(orders, "ORD-DONE") if e.type == "order.message"
+    ]
+    assert messages == [f"Dear {ERASED}, sent"]
     cancelled = await orders.get("ORD-CANCEL", "")
     assert cancelled.history[-1].reason == f"customer_request: {ERASED} called"
     # The open order and another customer's keep everything.
@@ -249,7 +278,7 @@ async def test_archived_orders_are_erased_in_the_archive_and_stay_archived(order
 
     before = {o: await archived_rows(o) for o in ("ORD-ARCH", "ORD-ARCH-C")}
     assert "Marylebone" in json.dumps(before["ORD-ARCH"]["row"]["ship_to"])
-    kpis_before = await orders.kpi_report("2026-01-01", "2035-01-01", "customer")
+    kpis_before = await orders.kpi_report(*PERIOD, "customer")
 
     report = await OrdersErasure(orders.db, retention_days=0).erase(ask("all"))
     assert report.order_ids == ("ORD-ARCH", "ORD-ARCH-C") and report.whole_customer
@@ -262,7 +291,7 @@ async def test_archived_orders_are_erased_in_the_archive_and_stay_archived(order
         assert (
             after["row"]["ship_to"]["name"] == token(CUSTOMER) and after["row"]["ship_to"]["country"] == "GB"
         )
-        unchanged = ("ship_to", "change_log", "exceptions", "version")
+        unchanged = ("ship_to", "change_log", "exceptions", "notes", "version")
         assert {k: v for k, v in after["row"].items() if k not in unchanged} == {
             k: v for k, v in before[order_id]["row"].items() if k not in unchanged
         }
@@ -272,6 +301,6 @@ async def test_archived_orders_are_erased_in_the_archive_and_stay_archived(order
     assert (await orders.get("ORD-ARCH", "")).change_log[0].changes[0].before == ERASED
     async with orders.db.read() as conn:
         assert (await conn.execute(select(orders_table.c.order_id))).scalars().all() == ["ORD-NEWEST"]
-    assert await orders.kpi_report("2026-01-01", "2035-01-01", "customer") == kpis_before
+    assert await orders.kpi_report(*PERIOD, "customer") == kpis_before
     again = await OrdersErasure(orders.db, retention_days=0).erase(ask("all", request_id="ER-2"))
     assert sum(again.erased.values()) == 0
