@@ -175,9 +175,9 @@ class WebhookSettings:
     timeout: float  # ORDERDESK_WEBHOOK_TIMEOUT_SECONDS: one POST, connect to last byte
     concurrency: int  # ORDERDESK_WEBHOOK_CONCURRENCY: POSTs in flight across all endpoints
     endpoint_concurrency: int = 4  # ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY: POSTs in flight per endpoint
-    partner_concurrency: int = (
-        16  # ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY: per partner, all its endpoints (0: none)
-    )
+    # ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY: POSTs in flight per partner, all its endpoints together (0: no cap)
+    partner_concurrency: int = 16
+    max_endpoints: int = 16  # ORDERDESK_WEBHOOK_MAX_ENDPOINTS: endpoints a partner may register (0: no cap)
 
     @classmethod
     def from_env(cls) -> WebhookSettings:
@@ -190,6 +190,7 @@ class WebhookSettings:
             concurrency=int(env("ORDERDESK_WEBHOOK_CONCURRENCY", "64")),
             endpoint_concurrency=int(env("ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY", "4")),
             partner_concurrency=int(env("ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY", "16")),
+            max_endpoints=int(env("ORDERDESK_WEBHOOK_MAX_ENDPOINTS", "16")),
         )
 
 

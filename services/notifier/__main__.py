@@ -24,6 +24,7 @@ async def main() -> None:
         rt.db,
         allowed_networks=domain.parse_networks(settings.allow_networks),  # refused at start when malformed
         feed_days=pruner.settings.feed_days,
+        max_endpoints=settings.max_endpoints,
     )
     rt.add_servicer(
         notifier_pb2_grpc.add_NotifierServiceServicer_to_server,

@@ -54,11 +54,13 @@ class NotifierService:
         allowed_networks: tuple[domain.Network, ...] = (),
         resolver: Resolver = resolve,
         feed_days: float = 0.0,
+        max_endpoints: int = 0,
     ):
         self.db = db
         self.feed_days = feed_days  # the replay window (ORDERDESK_RETENTION_FEED_DAYS; 0: kept forever)
         # ORDERDESK_WEBHOOKS_ALLOW_NETWORKS: non-public networks webhooks may reach (development only)
         self.allowed_networks = allowed_networks
+        self.max_endpoints = max_endpoints  # ORDERDESK_WEBHOOK_MAX_ENDPOINTS per partner (0: no cap)
         self.resolver = resolver
         self._feed_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.listeners: list[Callable[[str], None]] = []  # partner_id: its feed grew
@@ -212,7 +214,14 @@ class NotifierService:
         secret = domain.check_secret(secret)
         await self.check_target(url)
         async with self.db.transaction() as tx:
-            endpoint = await tx.repo(NotifierRepository).add_endpoint(partner_id, url, types, secret)
+            repo = tx.repo(NotifierRepository)
+            if self.max_endpoints and len(await repo.endpoints_of(partner_id)) >= self.max_endpoints:
+                raise FailedPrecondition(
+                    f"a partner may register at most {self.max_endpoints} webhook endpoints; delete one first",
+                    rule="endpoint_limit",
+                    subject=partner_id,
+                )
+            endpoint = await repo.add_endpoint(partner_id, url, types, secret)
         log.info(
             "webhook endpoint created",
             extra=logs.fields(endpoint_id=endpoint.endpoint_id, partner_id=partner_id),

@@ -142,3 +142,34 @@ async def test_a_metadata_or_private_webhook_target_is_refused_in_the_default_ru
     assert error["field"] == "url" and error["reason"] == reason, error
     status, listed, _ = await shop.get("/v1/webhooks")
     assert status == 200 and url not in {e["url"] for e in listed["items"]}
+
+
+def _cli(stack, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", *args], env=stack.env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_a_revoked_key_stops_on_both_gateways_within_a_second(stack, http):
+    """Two gateway processes on one key database (the stack's and a second one): `orderdesk keys revoke`,
+    then both refuse the key within a second (plus the CLI's own exit)."""
+    key = _cli(
+        stack, "keys", "create", "--partner", "P-SHOP", "--name", "revoke-me", "--scopes", "orders"
+    ).strip()
+    assert key.startswith("odk_") and len(key) >= 4 + 43
+    with extra_gateway(stack, "gateway-replica") as second:
+        replicas = [Partner(http, stack.gateway_url, key), Partner(http, second, key)]
+        for partner in replicas:
+            status, _, _ = await partner.get("/v1/orders?limit=1")
+            assert status == 200
+        _cli(stack, "keys", "revoke", "--partner", "P-SHOP", "--name", "revoke-me")
+        revoked_at = time.monotonic()
+        stopped: dict[int, float] = {}
+        while len(stopped) < 2 and time.monotonic() - revoked_at < 5:
+            for n, partner in enumerate(replicas):
+                if n not in stopped and (await partner.get("/v1/orders?limit=1"))[0] == 401:
+                    stopped[n] = time.monotonic() - revoked_at
+            await asyncio.sleep(0.05)
+        assert sorted(stopped) == [0, 1] and max(stopped.values()) <= 1.2, stopped

@@ -614,3 +614,19 @@ async def test_an_orders_deliveries_over_every_endpoint_oldest_first_for_the_des
     assert len((await service.order_deliveries("ORD-1", "P-SHOP", 2))[0]) == 2
     with pytest.raises(errors.InvalidArgument):
         await service.order_deliveries("ORD-1", "", 1000)
+
+
+async def test_a_partner_may_register_only_so_many_endpoints(make_database):
+    db = await make_database(MIGRATIONS)
+    service = NotifierService(db, resolver=public_only, max_endpoints=2)
+    for n in range(2):
+        await service.create_endpoint("P-SHOP", f"https://hooks.example.com/{n}", ["*"], "")
+    with pytest.raises(errors.FailedPrecondition) as caught:
+        await service.create_endpoint("P-SHOP", "https://hooks.example.com/2", ["*"], "")
+    assert caught.value.rule == "endpoint_limit"
+    assert len((await service.endpoints("P-SHOP"))[0]) == 2  # the refused one was not stored
+    # Another partner has its own allowance; a deleted endpoint gives one back.
+    await service.create_endpoint("P-EDI", "https://hooks.example.com/edi", ["*"], "")
+    first = (await service.endpoints("P-SHOP"))[0][0]
+    await service.delete(first.endpoint_id, "P-SHOP")
+    await service.create_endpoint("P-SHOP", "https://hooks.example.com/again", ["*"], "")
