@@ -390,3 +390,20 @@ async def test_metrics_are_labelled_by_route_template(gateway):
         'orderdesk_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/orders/{order_id}"}'
         in text
     )
+
+
+async def test_a_status_link_needs_the_configured_secret(start_gateway, monkeypatch):
+    monkeypatch.delenv("ORDERDESK_STATUS_LINK_SECRET", raising=False)
+    unconfigured = await start_gateway()
+    code, problem, headers = await unconfigured.call("POST", "/v1/orders/ORD-SHOP/status-link", SHOP)
+    assert code == 503 and is_problem(headers) and "ORDERDESK_STATUS_LINK_SECRET" in problem["detail"]
+    monkeypatch.setenv("ORDERDESK_STATUS_LINK_SECRET", "short")  # refused: fewer than 32 bytes
+    code, _, _ = await (await start_gateway()).call("POST", "/v1/orders/ORD-SHOP/status-link", SHOP)
+    assert code == 503
+    monkeypatch.setenv("ORDERDESK_STATUS_LINK_SECRET", "k" * 40)
+    monkeypatch.setenv("ORDERDESK_CONSOLE_URL", "https://desk.example.com/")
+    configured = await start_gateway()
+    code, link, _ = await configured.call("POST", "/v1/orders/ORD-SHOP/status-link", SHOP, json={})
+    assert code == 200 and link["url"].startswith("https://desk.example.com/status/")
+    code, _, _ = await configured.call("POST", "/v1/orders/ORD-SHOP/status-link", EDI)
+    assert code == 404  # another partner's order
