@@ -114,14 +114,6 @@ def before_signin(
     return Verdict.ALLOWED
 
 
-def after_failure(
-    policy: SigninPolicy, now: dt.datetime, failures_in_a_row: int
-) -> tuple[int, dt.datetime | None]:
-    """A wrong password: the new count of failures in a row, and the time the account is locked until."""
-    count = failures_in_a_row + 1
-    return count, (now + policy.lock_for if count >= policy.lock_after else None)
-
-
 # --- sessions --------------------------------------------------------------------------------------------
 def session_live(
     now: dt.datetime,

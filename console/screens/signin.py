@@ -92,18 +92,15 @@ async def signin(request: Request):
         return refuse(THROTTLED, "throttled", 429)
     ok = await asyncio.to_thread(rules.verify_password, found[1] if found else None, password)
     if not ok:
-        in_a_row, locked_until = (
-            rules.after_failure(policy, now, found[0].failures_in_a_row) if found else (None, None)
-        )
-        await store.record_failure(
+        locked = await store.record_failure(
             email,
             address,
             now,
-            failures_in_a_row=in_a_row,
-            locked_until=locked_until,
+            lock_after=policy.lock_after,
+            lock_until=now + policy.lock_for,
             forget_before=now - policy.window,
         )
-        if locked_until is not None:
+        if locked:
             return refuse(LOCKED, "locked", 403)
         return refuse(WRONG, "failed", 401)
     account = found[0] if found else None
