@@ -243,6 +243,16 @@ class ConsoleStore:
                 raise NotFound(f"no account for {email}")
             await tx.conn.execute(sessions.delete().where(sessions.c.account_id == account_id))
 
+    async def replace_hash(self, account_id: int, old_hash: str, new_hash: str) -> None:
+        """The same password hashed with today's parameters (nothing else changes; a password changed
+        meanwhile is left alone)."""
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(
+                accounts.update()
+                .where(accounts.c.account_id == account_id, accounts.c.password_hash == old_hash)
+                .values(password_hash=new_hash)
+            )
+
     # --- signing in --------------------------------------------------------------------------------------
     async def failures_since(self, email: str, address: str, since: dt.datetime) -> tuple[int, int]:
         """Failed sign-ins since `since`: for this e-mail, and from this address."""

@@ -107,6 +107,10 @@ async def signin(request: Request):
     assert account is not None
     if account.disabled:
         return refuse(DISABLED, "disabled", 403)
+    if found and rules.needs_rehash(found[1]):
+        await store.replace_hash(
+            account.account_id, found[1], await asyncio.to_thread(rules.hash_password, password)
+        )
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = dt.datetime.now(dt.UTC)  # the session starts now, after the (slow) password check
     await store.start_session(

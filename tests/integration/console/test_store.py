@@ -57,3 +57,23 @@ async def test_an_unknown_email_is_counted_for_the_throttle_only(database_url):
         assert not locked
         assert await store.failures_since("nobody@acme.example", "10.0.0.2", NOW) == (1, 1)
         assert await store.account("nobody@acme.example") is None
+
+
+async def test_a_hash_made_with_old_parameters_is_made_again_at_sign_in(start_console, browser_of):
+    from argon2 import PasswordHasher
+
+    from console import rules
+
+    console = await start_console()
+    old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash("clerk-demo-pass")
+    async with accounts.opened(console.database_url) as store:
+        account = await store.account("clerk@demo.example")
+        _, current = await store.credentials("clerk@demo.example")
+        await store.replace_hash(account.account_id, current, old)
+    assert rules.needs_rehash(old)
+    browser = await browser_of(console)
+    assert (await browser.sign_in("clerk"))[0] == 303
+    async with accounts.opened(console.database_url) as store:
+        _, renewed = await store.credentials("clerk@demo.example")
+    assert renewed != old and not rules.needs_rehash(renewed)
+    assert rules.verify_password(renewed, "clerk-demo-pass")
