@@ -103,13 +103,13 @@ async def signin(request: Request):
         if locked:
             return refuse(LOCKED, "locked", 403)
         return refuse(WRONG, "failed", 401)
-    account = found[0] if found else None
-    assert account is not None
+    assert found is not None  # a password verified: the account exists
+    account, password_hash = found
     if account.disabled:
         return refuse(DISABLED, "disabled", 403)
-    if found and rules.needs_rehash(found[1]):
+    if rules.needs_rehash(password_hash):
         await store.replace_hash(
-            account.account_id, found[1], await asyncio.to_thread(rules.hash_password, password)
+            account.account_id, password_hash, await asyncio.to_thread(rules.hash_password, password)
         )
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = dt.datetime.now(dt.UTC)  # the session starts now, after the (slow) password check
