@@ -7,6 +7,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -67,6 +68,12 @@ def create_app(settings: Settings, console_settings: ConsoleSettings) -> FastAPI
     @app.exception_handler(web.ServiceRefusal)
     async def _refused(request: Request, exc: web.ServiceRefusal):
         return web.render(request, "errors/service.html", {"refusal": exc}, status=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _unreadable(request: Request, exc: RequestValidationError):
+        # A path that names nothing (/accounts/abc) is not found; another unreadable parameter is 400.
+        status = 404 if any(error["loc"][:1] == ("path",) for error in exc.errors()) else 400
+        return web.render(request, "errors/http.html", {"status": status}, status=status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> HTMLResponse:

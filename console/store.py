@@ -243,6 +243,16 @@ class ConsoleStore:
                 raise NotFound(f"no account for {email}")
             await tx.conn.execute(sessions.delete().where(sessions.c.account_id == account_id))
 
+    async def replace_hash(self, account_id: int, old_hash: str, new_hash: str) -> None:
+        """The same password hashed with today's parameters (nothing else changes; a password changed
+        meanwhile is left alone)."""
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(
+                accounts.update()
+                .where(accounts.c.account_id == account_id, accounts.c.password_hash == old_hash)
+                .values(password_hash=new_hash)
+            )
+
     # --- signing in --------------------------------------------------------------------------------------
     async def failures_since(self, email: str, address: str, since: dt.datetime) -> tuple[int, int]:
         """Failed sign-ins since `since`: for this e-mail, and from this address."""
@@ -268,20 +278,32 @@ class ConsoleStore:
         address: str,
         now: dt.datetime,
         *,
-        failures_in_a_row: int | None,
-        locked_until: dt.datetime | None,
+        lock_after: int,
+        lock_until: dt.datetime,
         forget_before: dt.datetime,
-    ) -> None:
-        """One failed sign-in (the account's new count when the account exists); rows older than the
-        window are pruned on the way."""
+    ) -> bool:
+        """One failed sign-in; True when it locks the account (`lock_after` failures in a row: locked until
+        `lock_until`). The count is kept by the database (one conditional update, so failures at the same
+        moment all count) and starts again after a lock has run out; rows older than the throttle's window
+        are pruned on the way."""
         async with self.db.transaction() as tx:
             await tx.conn.execute(signin_failures.insert().values(email=email, address=address, at=now))
             await tx.conn.execute(signin_failures.delete().where(signin_failures.c.at < forget_before))
-            if failures_in_a_row is not None:
-                values: dict = {"failures_in_a_row": failures_in_a_row}
-                if locked_until is not None:
-                    values["locked_until"] = locked_until
-                await tx.conn.execute(accounts.update().where(accounts.c.email == email).values(**values))
+            ran_out = sa.and_(accounts.c.locked_until.is_not(None), accounts.c.locked_until <= now)
+            count = (
+                await tx.conn.execute(
+                    accounts.update()
+                    .where(accounts.c.email == email)
+                    .values(failures_in_a_row=sa.case((ran_out, 1), else_=accounts.c.failures_in_a_row + 1))
+                    .returning(accounts.c.failures_in_a_row)
+                )
+            ).scalar()
+            if count is None or count < lock_after:
+                return False
+            await tx.conn.execute(
+                accounts.update().where(accounts.c.email == email).values(locked_until=lock_until)
+            )
+            return True
 
     async def start_session(
         self,

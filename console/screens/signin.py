@@ -92,24 +92,25 @@ async def signin(request: Request):
         return refuse(THROTTLED, "throttled", 429)
     ok = await asyncio.to_thread(rules.verify_password, found[1] if found else None, password)
     if not ok:
-        in_a_row, locked_until = (
-            rules.after_failure(policy, now, found[0].failures_in_a_row) if found else (None, None)
-        )
-        await store.record_failure(
+        locked = await store.record_failure(
             email,
             address,
             now,
-            failures_in_a_row=in_a_row,
-            locked_until=locked_until,
+            lock_after=policy.lock_after,
+            lock_until=now + policy.lock_for,
             forget_before=now - policy.window,
         )
-        if locked_until is not None:
+        if locked:
             return refuse(LOCKED, "locked", 403)
         return refuse(WRONG, "failed", 401)
-    account = found[0] if found else None
-    assert account is not None
+    assert found is not None  # a password verified: the account exists
+    account, password_hash = found
     if account.disabled:
         return refuse(DISABLED, "disabled", 403)
+    if rules.needs_rehash(password_hash):
+        await store.replace_hash(
+            account.account_id, password_hash, await asyncio.to_thread(rules.hash_password, password)
+        )
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = dt.datetime.now(dt.UTC)  # the session starts now, after the (slow) password check
     await store.start_session(

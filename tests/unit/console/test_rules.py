@@ -35,11 +35,6 @@ def test_a_lock_holds_until_it_runs_out():
     assert verdict(locked_until=NOW) is Verdict.ALLOWED
 
 
-def test_the_tenth_failure_in_a_row_locks_the_account():
-    assert rules.after_failure(POLICY, NOW, 8) == (9, None)
-    assert rules.after_failure(POLICY, NOW, 9) == (10, NOW + dt.timedelta(minutes=15))
-
-
 def test_a_session_ends_when_idle_or_too_old():
     idle, absolute = dt.timedelta(minutes=30), dt.timedelta(hours=12)
 
