@@ -175,10 +175,13 @@ class OrdersService:
         *,
         hold_reason: str = "",
         order_by: str = "",
+        at_risk: bool = False,
+        risk: str = "",
         **search: str,
     ) -> tuple[list[Order], str]:
-        """One page of orders (newest first, or by priority), narrowed by status, hold reason and the
-        search (`external_ref`, `customer_id`, `sku`, `channel`, `created_from`, `created_to`)."""
+        """One page of orders (newest first, by priority, or the at-risk queue by urgency), narrowed by
+        status, hold reason and the search (`external_ref`, `customer_id`, `sku`, `channel`,
+        `created_from`, `created_to`)."""
         if status and status not in {s.value for s in Status}:
             raise errors.InvalidArgument(
                 f"unknown status {status!r}", [errors.FieldViolation("status", "not an order status")]
@@ -188,7 +191,7 @@ class OrdersService:
             raise errors.InvalidArgument(
                 "limit must be 1..500", [errors.FieldViolation("limit", "must be 1..500")]
             )
-        listing = Listing.parse(order_by, hold_reason, cursor, **search)
+        listing = Listing.parse(order_by, hold_reason, cursor, at_risk=at_risk, risk=risk, **search)
         async with self.db.reading() as work:
             return await work.repo(OrderRepository).list(
                 partner_id=partner_id, status=status, limit=limit, listing=listing
@@ -323,7 +326,10 @@ class OrdersService:
         count_transitions(order)
         return order
 
-    async def record_shipment(self, tx: Tx, shipment) -> None:
+    async def record_shipment(
+        self, tx: Tx, shipment, event: str = "", event_at: dt.datetime | None = None
+    ) -> None:
+        """`event`: the shipment event's name (shipped, delayed …) and `event_at` its time, for the watch."""
         view = ShipmentView(
             shipment_id=shipment.shipment_id,
             warehouse=shipment.warehouse,
@@ -333,8 +339,12 @@ class OrdersService:
             lines={line.sku: line.quantity for line in shipment.lines},
             on_time=shipment.on_time if shipment.status == "delivered" else None,
             version=shipment.version,
+            promised_delivery_date=shipment.promised_delivery_date,
+            expected_delivery_date=shipment.expected_delivery_date,
         )
-        await self.apply_to_order(tx, shipment.order_id, lambda o: o.record_shipment(self.clock(), view))
+        await self.apply_to_order(
+            tx, shipment.order_id, lambda o: o.record_shipment(self.clock(), view, event, event_at)
+        )
 
     async def record_return(self, tx: Tx, ret) -> None:
         returned: dict[str, int] = {}
