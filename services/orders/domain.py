@@ -666,6 +666,11 @@ class Order:
         assert exception.resolution is not None
         self.version += 1
         self.events.append(ExceptionResolved(exception, exception.resolution, self.version))
+        if exception.shipment_id:  # the desk acted on the carrier's word: the watch's risks of it are settled
+            for risk in [r for r in self.risks if r.shipment_id == exception.shipment_id]:
+                self.risks.remove(risk)
+                self.version += 1
+                self.events.append(RiskCleared(risk, self.version, at, actor))
         return exception
 
     # --- resolutions of exceptions that change the order ------------------------------------------
@@ -931,11 +936,24 @@ class Order:
         held_since = None
         if self.status is Status.ON_HOLD:
             held_since = next((h.at for h in reversed(self.history) if h.status is Status.ON_HOLD), None)
+        # The desk's last decision on each shipment's trouble (a resolved exception naming it): the carrier's
+        # word before it is handled; a reshipped parcel is replaced by its reship.
+        handled: dict[str, dt.datetime] = {}
+        replaced: set[str] = set()
+        for e in self.exceptions:
+            if e.shipment_id and e.resolution is not None:
+                handled[e.shipment_id] = max(handled.get(e.shipment_id, e.resolution.at), e.resolution.at)
+                if e.resolution.action.value == "reship":
+                    replaced.add(e.shipment_id)
         shipments = []
         for s in self.shipments.values():
-            if s.status == "cancelled":
+            if s.status == "cancelled" or s.shipment_id in replaced:
                 continue
             ship_by, transit = plans.get(s.shipment_id, (None, None))
+            last_event, last_event_at = s.last_event, _instant(s.last_event_at)
+            decided = handled.get(s.shipment_id)
+            if decided is not None and (last_event_at is None or last_event_at <= decided):
+                last_event, last_event_at = "", decided
             shipments.append(
                 ShipmentFacts(
                     shipment_id=s.shipment_id,
@@ -944,8 +962,8 @@ class Order:
                     ship_by=ship_by,
                     transit_days=transit,
                     shipped_at=_instant(s.shipped_at),
-                    last_event=s.last_event,
-                    last_event_at=_instant(s.last_event_at),
+                    last_event=last_event,
+                    last_event_at=last_event_at,
                     carrier_date=_date(s.expected_delivery_date),
                 )
             )

@@ -269,7 +269,9 @@ def _shipment_risks(s: ShipmentFacts, order_promise: dt.date | None, now: dt.dat
                 f"{(today - s.shipped_at.date()).days} day(s) in transit; the lane takes {s.transit_days}",
                 s.shipment_id,
             )
-    if s.last_event in CARRIER_TROUBLE:
+    if s.last_event in CARRIER_TROUBLE and not (
+        s.carrier_date is not None and promised is not None and s.carrier_date <= promised
+    ):  # a delay the carrier says still meets the promise (or a promise moved to its date) endangers nothing
         expected = s.carrier_date or _not_before(promised, today)
         said = f"; new date {s.carrier_date.isoformat()}" if s.carrier_date else ""
         yield _risk(

@@ -246,3 +246,40 @@ def test_a_week_old_standard_order_overtakes_a_new_one_without_a_date():
     )
     # an urgent order stays in its band above every non-urgent one of its tier
     assert promise.current_priority(191, requested=today, placed=today, today=today, urgent=True) == 199
+
+
+def test_a_carrier_date_that_still_meets_the_promise_endangers_nothing():
+    s = ShipmentFacts("SHP-1", "shipped", shipped_at=NOW, last_event="delayed", carrier_date=D("2026-12-20"))
+    assert assess(facts("shipped", shipments=(s,)), NOW) == []
+
+
+def test_the_desks_resolution_settles_the_shipments_risks_and_the_watch_does_not_raise_them_again():
+    from services.orders.exceptions import ExceptionType, OrderException
+
+    o = order(Status.SHIPPED)
+    o.record_shipment(NOW, ShipmentView("SHP-1", "W", "shipped", version=1), "shipped", NOW)
+    o.record_shipment(
+        NOW,
+        ShipmentView("SHP-1", "W", "shipped", version=2, expected_delivery_date="2026-12-28"),
+        "delayed",
+        NOW,
+    )
+    o.record_exception(
+        OrderException(
+            "EX-1", ExceptionType.CARRIER_DELAY, "storm", NOW, "carrier", "shipping", shipment_id="SHP-1"
+        )
+    )
+    o.watch(assess(o.promise_facts(), NOW), NOW)
+    assert codes(o.risks) == ["carrier_problem"] and o.at_risk
+    later = NOW + dt.timedelta(hours=1)
+    o.resolve_exception(
+        "EX-1", "change_carrier", at=later, actor="desk", details={"carrier": "UPS", "tracking_number": "1Z"}
+    )
+    assert o.risks == [] and not o.at_risk
+    assert [e.event_type for e in o.events][-2:] == ["order.exception", "order.back_on_track"]
+    assert assess(o.promise_facts(), later) == []  # handled: not raised again
+    # the carrier speaks again after the decision: that is news
+    o.record_shipment(
+        later, ShipmentView("SHP-1", "W", "shipped", version=3), "delayed", later + dt.timedelta(hours=1)
+    )
+    assert codes(assess(o.promise_facts(), later + dt.timedelta(hours=2))) == ["carrier_problem"]
