@@ -201,15 +201,23 @@ class OrdersService:
         """The desk's numbers for a period, from the history and the order_facts ledger (read only), hot
         and archived. On PostgreSQL in one REPEATABLE READ snapshot, so an order the archive moves while the
         report reads is counted once, where it was (SQLite's one connection lets no batch in between)."""
-        period = kpis.parse_period(start, end, group_by, now=self.clock())
+        now = self.clock()
+        period = kpis.parse_period(start, end, group_by, now=now)
         async with self.db.reading() as work:
             if self.db.dialect == "postgresql":
                 await work.conn.execution_options(isolation_level="REPEATABLE READ")
             ledger = work.repo(kpi_store.KpiLedger)
             gathered = await ledger.gather(period.start, period.end)
             skus = await ledger.known_skus()
+            at_risk, per_code = await work.repo(OrderRepository).risk_counts()
         # A long period is a lot of arithmetic: off the event loop, so gRPC calls keep being served.
-        return await asyncio.to_thread(kpis.compute_report, gathered, period, skus)
+        report = await asyncio.to_thread(kpis.compute_report, gathered, period, skus, now)
+        report.orders_at_risk_now = at_risk
+        report.at_risk_now = sorted(
+            (kpis.ReasonCount(code, n, 0) for code, n in per_code.items()),
+            key=lambda r: (-r.orders, r.reason),
+        )
+        return report
 
     async def export_archive(
         self, start: str, end: str, by: str, page: int = EXPORT_PAGE

@@ -528,6 +528,20 @@ class OrderRepository:
             hydrated.update({o.order_id: o for o in await hydrate(self.conn, rows, tables)})
         return [hydrated[row["order_id"]] for row, _ in found], cursor
 
+    async def risk_counts(self) -> tuple[int, dict[str, int]]:
+        """Open orders the promise watch sees at risk now, and per risk code (an order with two counts in both)."""
+        total, per_code = 0, {}
+        rows = await self.conn.execute(
+            select(orders.c.risk_codes, func.count())
+            .where(orders.c.risk_codes != "", orders.c.status.not_in([s.value for s in TERMINAL]))
+            .group_by(orders.c.risk_codes)
+        )
+        for codes, n in rows.all():
+            total += n
+            for code in codes.split():
+                per_code[code] = per_code.get(code, 0) + n
+        return total, per_code
+
     async def awaiting_stock(self, *, limit: int, include_scheduled: bool) -> list[str]:
         """Order ids to reserve stock for: confirmed ones before retries of backordered (scheduled) ones,
         each highest priority first, then first come. New orders never wait behind a long tail of

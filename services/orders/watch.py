@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 
 from orderdesk import errors, metrics
 from orderdesk.aio import wait_event
@@ -46,11 +46,6 @@ _LOOKED_AT = (
     update(orders)
     .where(orders.c.order_id == bindparam("oid"), orders.c.version == bindparam("v"))
     .values(watch_at=bindparam("next_at"), priority=bindparam("prio"))
-)
-_COUNTS = (
-    select(orders.c.risk_codes, func.count())
-    .where(orders.c.risk_codes != "", orders.c.watch_at.is_not(None))
-    .group_by(orders.c.risk_codes)
 )
 
 
@@ -191,11 +186,9 @@ class Watch:
 
     async def count(self) -> dict[str, int]:
         """Sets orderdesk_orders_at_risk{reason} from the orders' current risks; returns the counts."""
-        counts = dict.fromkeys(RISK_CODES, 0)
-        async with self.db.read() as conn:
-            for codes, n in (await conn.execute(_COUNTS)).all():
-                for code in codes.split():
-                    counts[code] = counts.get(code, 0) + n
+        async with self.db.reading() as work:
+            _, found = await work.repo(OrderRepository).risk_counts()
+        counts = {code: found.get(code, 0) for code in RISK_CODES}
         for code, n in counts.items():
             metrics.ORDERS_AT_RISK.labels(code).set(n)
         return counts

@@ -94,6 +94,15 @@ async def test_a_late_backorder_is_told_once_and_its_recovery_once(make_database
     assert (await service.list("", "", 50, "", at_risk=True, risk="carrier_silent"))[0] == []
     counts = await watch.count()
     assert counts["supply_late"] == 1 and counts["carrier_silent"] == 0
+    report = await service.kpi_report("2026-12-01", "2026-12-31", "")
+    assert report.orders_at_risk_now == 1 and [(r.reason, r.orders) for r in report.at_risk_now] == [
+        ("supply_late", 1)
+    ]
+    # The promised day passes while it is still backordered: late, and warned more than a day before.
+    clock.advance(days=11)
+    late = await service.kpi_report("2026-12-01", "2026-12-31", "")
+    assert (late.total.orders_late, late.total.orders_warned) == (1, 1)
+    clock.now = T0 + dt.timedelta(minutes=30)  # back to the morning it was
     assert metrics.ORDERS_AT_RISK.labels("supply_late")._value.get() == 1
 
     # Supply comes back in time: back on track, once.
