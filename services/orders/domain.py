@@ -32,7 +32,7 @@ from services.orders.changes import ChangeRecord, ChangeRequest, FieldChange, de
 from services.orders.exceptions import OrderException, Resolution, find
 from services.orders.notes import Note, Visibility
 from services.orders.notes import parse as parse_note
-from services.orders.promise import RISK_CODES, OrderFacts, Risk, ShipmentFacts, compare
+from services.orders.promise import RISK_CODES, OrderFacts, Risk, ShipmentFacts, compare, current_priority
 
 
 class Status(StrEnum):
@@ -919,6 +919,16 @@ class Order:
             self.version += 1
             self.events.append(RiskRaised(current[(r.code, r.shipment_id)], self.version, at))
         return True
+
+    def current_priority(self, today: dt.date) -> int:
+        """The order's priority today: it rises as its date nears and as it waits (promise.current_priority)."""
+        return current_priority(
+            self.priority,
+            requested=_date(self.requested_delivery_date),
+            placed=self.created_at.date() if self.created_at else None,
+            today=today,
+            urgent=self.urgent,
+        )
 
     def settle_risks(self) -> None:
         """A settled order (completed, cancelled, rejected) has no promise left to watch: its risks go

@@ -348,10 +348,12 @@ def current_priority(
     WAIT_POINTS_PER_DAY for each day since it was placed; at most 90. An urgent order keeps its
     band above every non-urgent one of its tier: 91 + urgency × 8 / 90 (at most 99), as intake does.
     So the priority never falls as time passes, never leaves the order's tier and never exceeds
-    the top class (100 × 3 + 99)."""
-    tier = min(max(priority // TIER_WIDTH, 0), TOP_TIER)
-    within = priority - tier * TIER_WIDTH if priority >= 0 else 0
-    within = min(within, TOP_WITHIN_TIER)
+    the top class (100 × 3 + 99). A priority outside intake's scheme (below 0, above the top class) is
+    left as it is."""
+    if not 0 <= priority <= TOP_TIER * TIER_WIDTH + TOP_WITHIN_TIER:
+        return priority
+    tier = priority // TIER_WIDTH
+    within = priority - tier * TIER_WIDTH
     due = 0
     if requested is not None:
         due = max(URGENCY_HORIZON_DAYS - max((requested - today).days, 0), 0)

@@ -28,7 +28,7 @@ from orderdesk.aio import wait_event
 from orderdesk.config import WatchSettings
 from orderdesk.db import Database, Tx, utcnow
 from services.orders.domain import TERMINAL, Order
-from services.orders.promise import RISK_CODES, Policy, assess, current_priority, next_check
+from services.orders.promise import RISK_CODES, Policy, assess, next_check
 from services.orders.service import count_transitions, publish_transitions
 from services.orders.store import OrderRepository, orders
 
@@ -166,13 +166,7 @@ class Watch:
         else:
             order.watch(assess(facts, now, self.policy), now)
             next_at = next_check(facts, now, self.policy)
-            order.priority = current_priority(
-                order.priority,
-                requested=facts.promised_date,
-                placed=order.created_at.date() if order.created_at else None,
-                today=now.date(),
-                urgent=order.urgent,
-            )
+            order.priority = order.current_priority(now.date())
         return {"oid": order.order_id, "v": order.version, "next_at": next_at, "prio": order.priority}
 
     async def _write(self, tx: Tx, quiet: list[dict], changed: list[tuple[Order, dict]]) -> None:
