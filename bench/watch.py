@@ -145,8 +145,8 @@ async def run(count: int, batch: int) -> None:
         async with db.read() as conn:
             after = (await conn.execute(select(func.count()).select_from(outbox_table))).scalar_one()
         print(
-            f"  hourly recheck: {assessed:,} orders in {seconds:.1f} s ({assessed / max(seconds, 1e-9):,.0f} orders/s); "
-            f"{after - events:,} new events"
+            f"  hourly recheck: {assessed:,} orders in {seconds:.1f} s ({assessed / max(seconds, 1e-9):,.0f} orders/s; "
+            f"CPU {SWEEP_CPU[0]:.1f} s); {after - events:,} new events"
         )
         seconds, assessed, _ = await sweep(watch)
         print(f"  nothing due: a poll takes {seconds * 1000:.1f} ms")
