@@ -386,7 +386,7 @@ def personal_data_retention_days() -> float:
 class WatchSettings:
     """The promise watch's settings (README "Promise watch"); a bad value stops the orders process."""
 
-    lead_days: int = 3  # ORDERDESK_WATCH_LEAD_DAYS: release to delivery at the least, calendar days
+    lead_days: int = 3  # ORDERDESK_WATCH_LEAD_DAYS: release to delivery at the least, working days
     carrier_silence_hours: float = 48.0  # ORDERDESK_WATCH_CARRIER_SILENCE_HOURS: shipped, no carrier event
     max_hold_hours: float = 24.0  # ORDERDESK_WATCH_MAX_HOLD_HOURS: on hold at most this long
     recheck_minutes: float = (
@@ -394,6 +394,7 @@ class WatchSettings:
     )
     interval_seconds: float = 5.0  # ORDERDESK_WATCH_INTERVAL_SECONDS: between polls for due orders
     batch: int = 500  # ORDERDESK_WATCH_BATCH: orders per pass (one read, one transaction)
+    working_days: str = "Mon-Fri"  # ORDERDESK_WATCH_WORKING_DAYS: the days the watch's day arithmetic counts
 
     @classmethod
     def from_env(cls, environ=None) -> WatchSettings:
@@ -422,6 +423,15 @@ class WatchSettings:
                 )
                 continue
             values[name] = value
+        days = (environ.get("ORDERDESK_WATCH_WORKING_DAYS") or "").strip()
+        if days:
+            from orderdesk.calendar import parse_working_days
+
+            try:
+                parse_working_days(days)
+                values["working_days"] = days
+            except ValueError as exc:
+                problems.append(f"ORDERDESK_WATCH_WORKING_DAYS={days!r}: {exc}")
         if problems:
             raise ValueError("promise watch settings: " + "; ".join(problems))
         return cls(**values)

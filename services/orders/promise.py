@@ -17,9 +17,10 @@ only when they change (`Order.watch`).
 | `carrier_problem` | the carrier's last word is a delay, a failed delivery attempt, an exception, a return to sender or a loss | the carrier's new date, else as above |
 | `hold_too_long` | on hold for `policy.max_hold` or longer, or so long that the lead time no longer fits before the promise | the promise, or today + lead time when later |
 
-Dates are plain calendar dates (YYYY-MM-DD) and day arithmetic is in calendar days; the cut-off and the
-transit days of a shipment are handed in (`ShipmentFacts.ship_by`, `.transit_days`), so these rules carry
-no calendar of their own. An order without a promised date has nothing to be late for: only the carrier's
+Dates are plain dates (YYYY-MM-DD). Day arithmetic counts the working days of `Policy.calendar`
+(orderdesk.calendar: the lead time, a parcel's transit, "the next day it can leave or arrive"), or
+calendar days without one; the cut-off and the transit days of a shipment are handed in
+(`ShipmentFacts.ship_by`, `.transit_days`), so these rules carry no warehouse calendar of their own. An order without a promised date has nothing to be late for: only the carrier's
 and the hold's risks apply to it (their dates are then unknown, "").
 
 Priority aging (`current_priority`) lives here too: the allocator serves the highest priority first, and
@@ -33,6 +34,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from orderdesk.calendar import Calendar, add_working_days, next_working_day
 
 
 class RiskCode(StrEnum):
@@ -66,14 +69,26 @@ AWAITING_STOCK = frozenset({"confirmed", "scheduled"})
 class Policy:
     """How much time things may take before the promise is in danger (README "Promise watch").
 
-    lead_days: calendar days from releasing an order to the warehouse to its delivery, at the least
-    (pick, pack, ship, transit); carrier_silence: how long a shipped parcel may go without a carrier
-    event; max_hold: how long an order may wait on hold."""
+    lead_days: days from releasing an order to the warehouse to its delivery, at the least (pick, pack,
+    ship, transit); carrier_silence: how long a shipped parcel may go without a carrier event; max_hold:
+    how long an order may wait on hold; calendar: whose working days the days count (None: every day)."""
 
     lead_days: int = 3
     carrier_silence: dt.timedelta = dt.timedelta(hours=48)
     max_hold: dt.timedelta = dt.timedelta(hours=24)
     recheck: dt.timedelta = dt.timedelta(hours=1)  # at the latest, assess an open order again after this
+    calendar: Calendar | None = None
+
+    def add_days(self, day: dt.date, n: int) -> dt.date:
+        """`n` days after `day`: working days of the calendar (a closed `day` counts from the next working
+        day's start), else calendar days."""
+        if self.calendar is None:
+            return day + dt.timedelta(days=n)
+        return add_working_days(day, n, self.calendar)
+
+    def next_day(self, day: dt.date) -> dt.date:
+        """The first day after `day` that things happen on: the next working day, else tomorrow."""
+        return day + dt.timedelta(days=1) if self.calendar is None else next_working_day(day, self.calendar)
 
 
 @dataclass(frozen=True)
@@ -156,11 +171,12 @@ def _risk(
     )
 
 
-def _not_before(promised: dt.date | None, today: dt.date) -> dt.date | None:
-    """With no better word: the promise while it still lies ahead, else tomorrow (it cannot come sooner)."""
+def _not_before(promised: dt.date | None, today: dt.date, policy: Policy) -> dt.date | None:
+    """With no better word: the promise while it still lies ahead, else the next (working) day: it cannot
+    come sooner."""
     if promised is None:
         return None
-    return promised if promised > today else today + dt.timedelta(days=1)
+    return promised if promised > today else policy.next_day(today)
 
 
 def assess(facts: OrderFacts, now: dt.datetime, policy: Policy = Policy()) -> list[Risk]:
@@ -169,7 +185,6 @@ def assess(facts: OrderFacts, now: dt.datetime, policy: Policy = Policy()) -> li
         return []
     today = now.date()
     promised = facts.promised_date
-    lead = dt.timedelta(days=policy.lead_days)
     found: list[Risk] = []
 
     if facts.status in AWAITING_STOCK:
@@ -186,7 +201,7 @@ def assess(facts: OrderFacts, now: dt.datetime, policy: Policy = Policy()) -> li
                 )
             )
         elif (supply is None or facts.status == "confirmed") and promised is not None:
-            earliest = today + lead
+            earliest = policy.add_days(today, policy.lead_days)
             if earliest > promised:
                 what = "not allocated" if facts.status == "confirmed" else "backordered with no supply date"
                 found.append(
@@ -202,7 +217,7 @@ def assess(facts: OrderFacts, now: dt.datetime, policy: Policy = Policy()) -> li
 
     if facts.status == "on_hold" and facts.held_since is not None:
         held = now - facts.held_since
-        earliest = today + lead
+        earliest = policy.add_days(today, policy.lead_days)
         too_long = held >= policy.max_hold
         too_late = promised is not None and earliest > promised
         if too_long or too_late:
@@ -235,13 +250,13 @@ def _shipment_risks(s: ShipmentFacts, order_promise: dt.date | None, now: dt.dat
     today = now.date()
     promised = s.promised_date or order_promise
     if s.status in IN_WAREHOUSE and s.ship_by is not None and now >= s.ship_by:
-        # The day's last truck has gone without it: it leaves tomorrow at the earliest.
-        next_ship = max(today, s.ship_by.date()) + dt.timedelta(days=1)
-        expected = next_ship + dt.timedelta(days=s.transit_days or 0) if s.transit_days is not None else None
+        # The day's last truck has gone without it: it leaves the next (working) day at the earliest.
+        next_ship = policy.next_day(max(today, s.ship_by.date()))
+        expected = policy.add_days(next_ship, s.transit_days) if s.transit_days is not None else None
         yield _risk(
             RiskCode.NOT_PICKED_BY_CUTOFF,
             promised,
-            expected or _not_before(promised, today),
+            expected or _not_before(promised, today, policy),
             f"shipment {s.shipment_id} is {s.status} after the cut-off "
             f"{s.ship_by.isoformat(timespec='minutes')} of its last ship date",
             s.shipment_id,
@@ -253,18 +268,18 @@ def _shipment_risks(s: ShipmentFacts, order_promise: dt.date | None, now: dt.dat
         yield _risk(
             RiskCode.CARRIER_SILENT,
             promised,
-            _not_before(promised, today),
+            _not_before(promised, today, policy),
             f"no carrier event for shipment {s.shipment_id} since {heard.isoformat(timespec='minutes')} "
             f"({_hours(now - heard)} h; at most {_hours(policy.carrier_silence)} h)",
             s.shipment_id,
         )
     if s.shipped_at is not None and s.transit_days is not None:
-        due = s.shipped_at.date() + dt.timedelta(days=s.transit_days)
+        due = policy.add_days(s.shipped_at.date(), s.transit_days)
         if today > due:
             yield _risk(
                 RiskCode.TRANSIT_OVERDUE,
                 promised,
-                _not_before(promised, today),
+                _not_before(promised, today, policy),
                 f"shipment {s.shipment_id} shipped {s.shipped_at.date().isoformat()}, "
                 f"{(today - s.shipped_at.date()).days} day(s) in transit; the lane takes {s.transit_days}",
                 s.shipment_id,
@@ -272,7 +287,7 @@ def _shipment_risks(s: ShipmentFacts, order_promise: dt.date | None, now: dt.dat
     if s.last_event in CARRIER_TROUBLE and not (
         s.carrier_date is not None and promised is not None and s.carrier_date <= promised
     ):  # a delay the carrier says still meets the promise (or a promise moved to its date) endangers nothing
-        expected = s.carrier_date or _not_before(promised, today)
+        expected = s.carrier_date or _not_before(promised, today, policy)
         said = f"; new date {s.carrier_date.isoformat()}" if s.carrier_date else ""
         yield _risk(
             RiskCode.CARRIER_PROBLEM,

@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, select, update
 
 from orderdesk import errors, metrics
 from orderdesk.aio import wait_event
+from orderdesk.calendar import Calendar, parse_working_days
 from orderdesk.config import WatchSettings
 from orderdesk.db import Database, Tx, utcnow
 from services.orders.domain import TERMINAL, Order
@@ -84,6 +85,8 @@ class Watch:
             carrier_silence=dt.timedelta(hours=settings.carrier_silence_hours),
             max_hold=dt.timedelta(hours=settings.max_hold_hours),
             recheck=dt.timedelta(minutes=settings.recheck_minutes),
+            # Orders has no warehouse's holidays: working days by weekday (orderdesk.calendar).
+            calendar=Calendar(working_days=parse_working_days(settings.working_days)),
         )
         return cls(db, policy=policy, batch=settings.batch, interval=settings.interval_seconds, **options)
 

@@ -283,3 +283,70 @@ def test_the_desks_resolution_settles_the_shipments_risks_and_the_watch_does_not
         later, ShipmentView("SHP-1", "W", "shipped", version=3), "delayed", later + dt.timedelta(hours=1)
     )
     assert codes(assess(o.promise_facts(), later + dt.timedelta(hours=2))) == ["carrier_problem"]
+
+
+# --- working days (orderdesk.calendar) -----------------------------------------------------------------
+from orderdesk.calendar import Calendar, is_working_day  # noqa: E402
+
+WEEKDAYS = Policy(calendar=Calendar())  # Monday to Friday
+THURSDAY = NOW  # 2026-12-10
+
+
+def test_the_lead_time_and_transit_count_working_days_with_a_calendar():
+    monday = facts(promised="2026-12-14")
+    assert assess(monday, THURSDAY) == []  # calendar days: Sunday the 13th at the earliest
+    [risk] = assess(monday, THURSDAY, WEEKDAYS)  # Fri, Mon, Tue: Tuesday the 15th
+    assert risk.code is RiskCode.NOT_ALLOCATABLE_IN_TIME and (risk.expected_date, risk.slip_days) == (
+        "2026-12-15",
+        1,
+    )
+    friday = dt.datetime(2026, 12, 4, 15, 0, tzinfo=dt.UTC)
+    s = ShipmentFacts("SHP-1", "shipped", transit_days=3, shipped_at=friday, last_event_at=THURSDAY)
+    assert codes(assess(facts("shipped", shipments=(s,)), THURSDAY, WEEKDAYS)) == [
+        "transit_overdue"
+    ]  # due Wed 9th
+    wednesday = dt.datetime(2026, 12, 9, 12, 0, tzinfo=dt.UTC)
+    assert assess(facts("shipped", shipments=(s,)), wednesday, WEEKDAYS) == []
+    # after the promise passed on a Friday, nothing comes before Monday
+    fri = dt.datetime(2026, 12, 11, 12, 0, tzinfo=dt.UTC)
+    quiet = ShipmentFacts("SHP-1", "shipped", shipped_at=fri - dt.timedelta(days=3))
+    [silent] = assess(facts("shipped", promised="2026-12-11", shipments=(quiet,)), fri, WEEKDAYS)
+    assert silent.code is RiskCode.CARRIER_SILENT and silent.expected_date == "2026-12-14"
+
+
+@given(
+    status=st.sampled_from(["confirmed", "scheduled", "on_hold", "allocated", "shipped"]),
+    promised=st.dates(dt.date(2026, 12, 1), dt.date(2027, 1, 31)),
+    today=st.dates(dt.date(2026, 12, 1), dt.date(2027, 1, 31)),
+    hours=st.integers(0, 200),
+    transit=st.integers(0, 6),
+    holidays=st.sets(st.dates(dt.date(2026, 12, 1), dt.date(2027, 1, 31)), max_size=6),
+)
+def test_with_a_calendar_an_estimated_date_is_the_promise_or_a_working_day(
+    status, promised, today, hours, transit, holidays
+):
+    calendar = Calendar(holidays=frozenset(holidays))
+    now = dt.datetime.combine(today, dt.time(10), tzinfo=dt.UTC)
+    then = now - dt.timedelta(hours=hours)
+    shipments = ()
+    if status in ("allocated", "shipped"):
+        shipments = (
+            ShipmentFacts(
+                "SHP-1",
+                "packed" if status == "allocated" else "shipped",
+                ship_by=then,
+                transit_days=transit,
+                shipped_at=then if status == "shipped" else None,
+                last_event="delayed" if hours % 2 else "",
+            ),
+        )
+    f = facts(
+        status,
+        promised=promised.isoformat(),
+        held_since=then if status == "on_hold" else None,
+        shipments=shipments,
+    )
+    for risk in assess(f, now, Policy(calendar=calendar)):
+        expected = dt.date.fromisoformat(risk.expected_date)
+        assert expected == promised or is_working_day(expected, calendar), risk
+        assert risk.slip_days == max((expected - promised).days, 0)
