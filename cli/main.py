@@ -511,6 +511,9 @@ HEADLINE_FIGURES = (
     "cancellation_rate",
     "orders_held",
     "hold_rate",
+    "orders_late",
+    "orders_warned",
+    "warned_before_late_rate",
 )
 REPORT_SECTIONS = (  # (section, columns after the key) of the detail tables, in print order
     ("cancellations_by_reason", ("orders", "units")),
@@ -520,6 +523,7 @@ REPORT_SECTIONS = (  # (section, columns after the key) of the detail tables, in
     ("slow_sellers", ("currency", "units", "value")),
     ("returns_by_sku", ("units", "base_units", "rate")),
     ("returns_by_reason", ("orders", "units")),
+    ("at_risk_now", ("orders",)),
 )
 
 
@@ -550,7 +554,17 @@ def format_report(report: dict) -> str:
         f"the desk's numbers from {report['from']} to {report['to']} (events in the period)",
         "",
         table(
-            ("GROUP", "ORDERS", "VALUE", "FILL LINES", "FILL UNITS", "ON TIME", "CANCELLED", "HELD"),
+            (
+                "GROUP",
+                "ORDERS",
+                "VALUE",
+                "FILL LINES",
+                "FILL UNITS",
+                "ON TIME",
+                "CANCELLED",
+                "HELD",
+                "WARNED",
+            ),
             [
                 (
                     h["key"] or "total",
@@ -561,6 +575,9 @@ def format_report(report: dict) -> str:
                     _pct(h["on_time_rate"], h["orders_on_time"], h["orders_delivered"]),
                     _pct(h["cancellation_rate"], h["orders_cancelled"], h["orders_received"]),
                     _pct(h["hold_rate"], h["orders_held"], h["orders_received"]),
+                    _pct(
+                        h.get("warned_before_late_rate"), h.get("orders_warned", 0), h.get("orders_late", 0)
+                    ),
                 )
                 for h in heads
             ],

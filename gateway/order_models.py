@@ -273,6 +273,37 @@ class ExceptionOut(BaseModel):
         )
 
 
+RiskCodeName = Literal[
+    "not_allocatable_in_time",
+    "supply_late",
+    "not_picked_by_cutoff",
+    "carrier_silent",
+    "transit_overdue",
+    "carrier_problem",
+    "hold_too_long",
+]
+
+
+class RiskOut(BaseModel):
+    code: RiskCodeName = Field(description='why the promised date is in danger (README "Promise watch")')
+    expected_date: str = Field(description="the delivery date to expect now (YYYY-MM-DD); empty when unknown")
+    slip_days: int = Field(description="days after the promised date")
+    evidence: str = Field(description="what the watch saw")
+    shipment_id: str = Field("", description="the shipment concerned, for a shipment's risk")
+    since: dt.datetime | None = Field(None, description="when the watch first saw it")
+
+    @classmethod
+    def from_proto(cls, r: orders_pb2.OrderRisk) -> RiskOut:
+        return cls(
+            code=r.code,  # type: ignore[arg-type]
+            expected_date=r.expected_date,
+            slip_days=r.slip_days,
+            evidence=r.evidence,
+            shipment_id=r.shipment_id,
+            since=instant(r.since),
+        )
+
+
 class OrderOut(BaseModel):
     order_id: str
     partner_id: str
@@ -302,7 +333,12 @@ class OrderOut(BaseModel):
         [], description="accepted change requests: who, when, before and after"
     )
     exceptions: list[ExceptionOut] = Field([], description="exceptions, open and resolved")
-    at_risk: bool = Field(False, description="true while an exception is open")
+    at_risk: bool = Field(
+        False, description="true while an exception is open or the promise watch sees a risk (`risks`)"
+    )
+    risks: list[RiskOut] = Field(
+        [], description="what endangers the promised date now (the promise watch); empty when on track"
+    )
     exception_expected_date: str = Field(
         "", description="the delivery date an exception announced (YYYY-MM-DD)"
     )
@@ -375,6 +411,7 @@ class OrderOut(BaseModel):
             changes=[ChangeEntryOut.from_proto(c) for c in o.changes],
             exceptions=[ExceptionOut.from_proto(e) for e in o.exceptions],
             at_risk=o.at_risk,
+            risks=[RiskOut.from_proto(r) for r in o.risks],
             exception_expected_date=o.exception_expected_date,
             split_from=o.split_from,
             split_into=list(o.split_into),

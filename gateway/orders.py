@@ -24,6 +24,7 @@ from gateway.order_models import (
     OrderPage,
     OrderSubmission,
     RejectRequest,
+    RiskCodeName,
     StatusLink,
     StatusLinkRequest,
 )
@@ -148,7 +149,8 @@ SearchTime = Annotated[
     responses=problem_responses(*COMMON),
     summary="Your orders, newest first or by priority (admin: every partner's; "
     "?status=on_hold&order_by=priority is the desk's work queue); search by your reference (PO number), "
-    "customer, SKU, channel and the time received, paged with next_cursor",
+    "customer, SKU, channel and the time received, paged with next_cursor; ?at_risk=true&risk= is the "
+    "promise watch's at-risk queue, most urgent first",
 )
 async def list_orders(
     request: Request,
@@ -172,8 +174,22 @@ async def list_orders(
     partner_id: Annotated[
         str, Query(max_length=64, description="admin: one partner's orders (a partner's key: its own only)")
     ] = "",
+    at_risk: Annotated[
+        bool,
+        Query(
+            description="true: only orders the promise watch sees at risk, most urgent first "
+            "(soonest promised date, then the largest slip); order_by does not apply"
+        ),
+    ] = False,
+    risk: Annotated[
+        RiskCodeName | None, Query(description="with at_risk=true: only orders with this risk")
+    ] = None,
     who: Principal = scoped(ORDERS, RETURNS),
 ):
+    if risk and not at_risk:
+        raise problems.validation(
+            [problems.FieldError("risk", "only with at_risk=true")], "risk filters the at-risk listing"
+        )
     scope = who.order_scope
     if scope and partner_id and partner_id != scope:
         return OrderPage(items=[], next_cursor=None)  # a partner's key searches its own orders only
@@ -193,6 +209,8 @@ async def list_orders(
             channel=channel,
             created_from=created_from,
             created_to=created_to,
+            at_risk=at_risk,
+            risk=risk or "",
         ),
     )
     return OrderPage(items=[OrderOut.from_proto(o) for o in page.items], next_cursor=page.next_cursor or None)

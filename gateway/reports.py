@@ -46,6 +46,15 @@ class KpiHeadline(BaseModel):
     cancellation_rate: Rate
     orders_held: int
     hold_rate: Rate
+    orders_late: int = Field(
+        0, description="orders that became late in the period: their promised day ended before they completed"
+    )
+    orders_warned: int = Field(
+        0, description="of those, flagged at risk by the promise watch at least a day before they were late"
+    )
+    warned_before_late_rate: Rate = Field(
+        None, description="orders_warned / orders_late; null without late orders"
+    )
 
     @classmethod
     def from_proto(cls, h: orders_pb2.KpiHeadline) -> KpiHeadline:
@@ -66,6 +75,9 @@ class KpiHeadline(BaseModel):
             cancellation_rate=_rate(h, "cancellation_rate"),
             orders_held=h.orders_held,
             hold_rate=_rate(h, "hold_rate"),
+            orders_late=h.orders_late,
+            orders_warned=h.orders_warned,
+            warned_before_late_rate=_rate(h, "warned_before_late_rate"),
         )
 
 
@@ -128,6 +140,13 @@ class KpiReportOut(BaseModel):
     )
     returns_by_sku: list[KpiSkuRate]
     returns_by_reason: list[KpiReasonCount]
+    orders_at_risk_now: int = Field(
+        0,
+        description="open orders the promise watch sees at risk at the time of the report (not the period's)",
+    )
+    at_risk_now: list[KpiReasonCount] = Field(
+        [], description="the same per risk code (`reason`, `orders`); an order with two risks counts in both"
+    )
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
@@ -155,6 +174,8 @@ class KpiReportOut(BaseModel):
             slow_sellers=_sales(r.slow_sellers),
             returns_by_sku=_sku_rates(r.returns_by_sku),
             returns_by_reason=_reasons(r.returns_by_reason),
+            orders_at_risk_now=r.orders_at_risk_now,
+            at_risk_now=_reasons(r.at_risk_now),
         )
 
 

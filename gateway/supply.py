@@ -7,10 +7,11 @@ may place orders (it says nothing about other partners' orders, only stock and d
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.admin import StockLevelOut
 from gateway.auth import Principal
@@ -50,6 +51,12 @@ class ProductionRunOut(BaseModel):
             expected_date=r.expected_date,
             status=r.status,
         )
+
+
+class RescheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expected_date: dt.date = Field(description="the run's new date, YYYY-MM-DD, today or later")
 
 
 class ProductionList(BaseModel):
@@ -152,6 +159,27 @@ async def complete_production(production_id: ProductionId, request: Request, who
         await services.call(
             services.inventory.CompleteProduction,
             inventory_pb2.CompleteProductionRequest(production_id=production_id),
+        )
+    )
+
+
+@router.post(
+    "/v1/admin/production/{production_id}/reschedule",
+    response_model=ProductionRunOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="A production run moves to another date: the backorders it serves are re-promised",
+)
+async def reschedule_production(
+    production_id: ProductionId, body: RescheduleIn, request: Request, who: Principal = scoped(ADMIN)
+):
+    services = backends(request)
+    return ProductionRunOut.from_proto(
+        await services.call(
+            services.inventory.RescheduleProduction,
+            inventory_pb2.RescheduleProductionRequest(
+                production_id=production_id, expected_date=body.expected_date.isoformat()
+            ),
         )
     )
 

@@ -380,3 +380,58 @@ def personal_data_retention_days() -> float:
     if not days >= 0 or days == float("inf"):
         raise ValueError(f"{name}={text!r}: must be a finite number of days, not negative")
     return days
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """The promise watch's settings (README "Promise watch"); a bad value stops the orders process."""
+
+    lead_days: int = 3  # ORDERDESK_WATCH_LEAD_DAYS: release to delivery at the least, working days
+    carrier_silence_hours: float = 48.0  # ORDERDESK_WATCH_CARRIER_SILENCE_HOURS: shipped, no carrier event
+    max_hold_hours: float = 24.0  # ORDERDESK_WATCH_MAX_HOLD_HOURS: on hold at most this long
+    recheck_minutes: float = (
+        60.0  # ORDERDESK_WATCH_RECHECK_MINUTES: an open order is assessed at least so often
+    )
+    interval_seconds: float = 5.0  # ORDERDESK_WATCH_INTERVAL_SECONDS: between polls for due orders
+    batch: int = 500  # ORDERDESK_WATCH_BATCH: orders per pass (one read, one transaction)
+    working_days: str = "Mon-Fri"  # ORDERDESK_WATCH_WORKING_DAYS: the days the watch's day arithmetic counts
+
+    @classmethod
+    def from_env(cls, environ=None) -> WatchSettings:
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        problems = []
+        for name, kind, low in (
+            ("lead_days", int, 0),
+            ("carrier_silence_hours", float, 0.01),
+            ("max_hold_hours", float, 0.01),
+            ("recheck_minutes", float, 0.01),
+            ("interval_seconds", float, 0.01),
+            ("batch", int, 1),
+        ):
+            var = "ORDERDESK_WATCH_" + name.upper()
+            text = (environ.get(var) or "").strip()
+            if not text:
+                continue
+            try:
+                value = kind(text)
+                if value < low:
+                    raise ValueError
+            except ValueError:
+                problems.append(
+                    f"{var}={text!r}: a {'whole ' if kind is int else ''}number of at least {low:g}"
+                )
+                continue
+            values[name] = value
+        days = (environ.get("ORDERDESK_WATCH_WORKING_DAYS") or "").strip()
+        if days:
+            from orderdesk.calendar import parse_working_days
+
+            try:
+                parse_working_days(days)
+                values["working_days"] = days
+            except ValueError as exc:
+                problems.append(f"ORDERDESK_WATCH_WORKING_DAYS={days!r}: {exc}")
+        if problems:
+            raise ValueError("promise watch settings: " + "; ".join(problems))
+        return cls(**values)

@@ -152,6 +152,23 @@ ORDER_EXCEPTIONS = Counter(
 ORDER_NOTES = Counter(
     "orderdesk_order_notes_total", "The desk's notes on orders by visibility", ["visibility"]
 )  # visibility: internal | customer
+ORDER_RISKS = Counter(
+    "orderdesk_order_risks_total",
+    "Risks the promise watch raised and cleared (services/orders/promise.py), by reason code",
+    ["reason", "step"],
+)  # step: raised | cleared
+ORDERS_AT_RISK = Gauge(
+    "orderdesk_orders_at_risk",
+    "Open orders the promise watch sees at risk now, by reason code (an order with two reasons counts in both)",
+    ["reason"],
+)
+WATCH_PASS = Histogram(
+    "orderdesk_watch_pass_seconds",
+    "Time of one promise-watch pass (one batch of due orders assessed and saved)",
+    [],
+    buckets=(0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0),
+)
+WATCH_ASSESSED = Counter("orderdesk_watch_orders_assessed_total", "Orders the promise watch assessed", [])
 RESERVATIONS = Counter(
     "orderdesk_stock_reservations_total",
     "Reserve calls by outcome (full, partial, none)",

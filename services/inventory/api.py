@@ -91,6 +91,11 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
     async def CompleteProduction(self, request, context):
         return run_to_proto(*await self.service.complete_production(request.production_id))
 
+    async def RescheduleProduction(self, request, context):
+        return run_to_proto(
+            *await self.service.reschedule_production(request.production_id, request.expected_date)
+        )
+
     async def GetAvailableToPromise(self, request, context):
         return atp_to_proto(await self.service.available_to_promise(request.sku))
 

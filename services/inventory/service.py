@@ -435,6 +435,67 @@ class InventoryService:
 
         return await retrying(self.db, complete, attempts=RESERVE_ATTEMPTS)
 
+    async def reschedule_production(self, production_id: str, expected_date: str) -> tuple[Run, str]:
+        """An open run moves to another date (today or later). The backorders of its SKU are re-dated by
+        their next Reserve; `stock.<sku>.rescheduled` names them so orders asks at once. The same date
+        again changes nothing and publishes nothing."""
+        validate_production_id(production_id)
+        try:
+            date = dt.date.fromisoformat(expected_date)
+        except ValueError:
+            raise errors.InvalidArgument(
+                "expected_date is not a date",
+                [errors.FieldViolation("expected_date", "a date YYYY-MM-DD")],
+            ) from None
+        if date < self.clock().date():
+            raise errors.InvalidArgument(
+                "a production run cannot be moved into the past",
+                [errors.FieldViolation("expected_date", "today or later")],
+            )
+
+        async def move(tx: Tx) -> tuple[Run, str]:
+            repo = tx.repo(StockRepository)
+            found = await repo.run(production_id)
+            if found is None:
+                raise errors.NotFound(f"production run {production_id} not found")
+            run, status = found
+            if status == "completed":
+                raise errors.FailedPrecondition(
+                    f"production run {production_id} is completed; it can no longer move",
+                    rule="production_completed",
+                    subject=production_id,
+                )
+            if run.expected_date == date:
+                return run, status
+            waiting = [b.order_id for b in fill_order(await repo.backorders_for([run.sku]))]
+            level = next((lv for lv in await repo.levels(run.sku) if lv.warehouse == run.warehouse), None)
+            version = await repo.next_event_version(
+                run.sku
+            )  # the SKU's counter, then the run: the lock order
+            if not await repo.move_run(production_id, date):
+                raise errors.Conflict(f"production run {production_id} completed meanwhile; retry")
+            await tx.emit(
+                events.new_event(
+                    "stock.rescheduled",
+                    aggregate_id=run.sku,
+                    version=version,
+                    reason=f"production {production_id} moved from {run.expected_date} to {date}",
+                    stock=events_pb2.StockEvent(
+                        sku=run.sku,
+                        warehouse=run.warehouse,
+                        on_hand=level.on_hand if level else 0,
+                        reserved=level.reserved if level else 0,
+                        affected_order_ids=list(dict.fromkeys(waiting)),
+                        production_id=production_id,
+                        expected_date=date.isoformat(),
+                    ),
+                )
+            )
+            tx.after_commit.append(lambda: metrics.PRODUCTION_RUNS.labels("rescheduled").inc())
+            return Run(run.production_id, run.sku, run.warehouse, run.quantity, date), status
+
+        return await retrying(self.db, move, attempts=RESERVE_ATTEMPTS)
+
     async def production(self, sku: str = "", status: str = "") -> list[tuple[Run, str]]:
         if status not in ("", "open", "completed"):
             raise errors.InvalidArgument(

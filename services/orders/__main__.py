@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from orderdesk import config, retention
-from orderdesk.config import ArchiveSettings
+from orderdesk.config import ArchiveSettings, WatchSettings
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import intake_pb2_grpc, inventory_pb2_grpc, orders_pb2_grpc, shipping_pb2_grpc
 from services.orders import consumers
@@ -16,6 +16,7 @@ from services.orders.erasure import OrdersErasure
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.service import OrdersService
 from services.orders.surge import SurgeGate
+from services.orders.watch import Watch
 
 
 async def main() -> None:
@@ -35,6 +36,11 @@ async def main() -> None:
 
     def wake_allocator(*, scheduled: bool = False) -> None:
         wakeup.poke(b"scheduled" if scheduled else b"")
+
+    # The promise watch (README "Promise watch"): one replica at a time; the orders it looks at are marked
+    # due in the database by every save, so a poke only saves it the wait for its next poll.
+    watch = Watch.from_settings(rt.db, WatchSettings.from_env())
+    watch_wakeup = rt.add_singleton("orders-watch", watch.run, lambda _payload: watch.wake())
 
     service = OrdersService(rt.db, on_confirmed=wake_allocator, on_arrived=allocator.orders_arrived)
     change_requests = ChangeRequests(
@@ -60,7 +66,10 @@ async def main() -> None:
         "OrdersService",
     )
     for subscription in consumers.subscriptions(
-        service, wake_allocator=wake_allocator, allocate_soon=allocator.allocate_soon
+        service,
+        wake_allocator=wake_allocator,
+        allocate_soon=allocator.allocate_soon,
+        wake_watch=watch_wakeup.poke,
     ):
         rt.subscribe(subscription)
     await rt.serve()

@@ -118,12 +118,16 @@ class Allocator:
             await wait_event(self._wake, 1.0)
 
     async def backlog(self, *, include_scheduled: bool) -> list[Order]:
-        """Up to BATCH orders awaiting stock, highest priority first, in one read."""
+        """Up to BATCH orders awaiting stock, confirmed before backordered, highest current priority first,
+        in one read."""
         async with self.db.reading() as work:
             repo = work.repo(OrderRepository)
-            return await repo.get_many(
+            found = await repo.get_many(
                 await repo.awaiting_stock(limit=self.BATCH, include_scheduled=include_scheduled)
             )
+        # The stored priority is the one the watch last aged; order by today's (a stable sort keeps first come).
+        today = self.clock().date()
+        return sorted(found, key=lambda o: (o.status is not Status.CONFIRMED, -o.current_priority(today)))
 
     async def allocate_many(self, backlog: list[Order]) -> int:
         """Reserves stock for these orders in the given order (highest priority first): ReserveMany
@@ -173,12 +177,11 @@ class Allocator:
                 log.warning("allocation failed: %s", r)
         return sum(1 for r in results if r is True)
 
-    @staticmethod
-    def _reserve_request(order: Order) -> inventory_pb2.ReserveRequest:
+    def _reserve_request(self, order: Order) -> inventory_pb2.ReserveRequest:
         return inventory_pb2.ReserveRequest(
             order_id=order.order_id,
             lines=[inventory_pb2.ReserveLine(sku=s, quantity=q) for s, q in quantities(order).items()],
-            priority=order.priority,
+            priority=order.current_priority(self.clock().date()),  # aged (services/orders/promise.py)
             ship_to_country=order.ship_to.get("country", ""),
             placed_at=events.timestamp(order.created_at) if order.created_at else None,
         )

@@ -75,6 +75,8 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
             hold_reason=request.hold_reason,
             order_by=request.order_by,
             **{name: getattr(request, name) for name in SEARCH_FIELDS},
+            at_risk=request.at_risk,
+            risk=request.risk,
         )
         return orders_pb2.ListOrdersResponse(items=[order_to_proto(o) for o in items], next_cursor=cursor)
 

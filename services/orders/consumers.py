@@ -33,19 +33,30 @@ def exception_of(event, now: dt.datetime) -> OrderException | None:
     )
 
 
+def _nobody() -> None:
+    pass
+
+
 def subscriptions(
-    service: OrdersService, *, wake_allocator: Callable[..., None], allocate_soon: Callable[[list[str]], None]
+    service: OrdersService,
+    *,
+    wake_allocator: Callable[..., None],
+    allocate_soon: Callable[[list[str]], None],
+    wake_watch: Callable[[], None] = _nobody,
 ) -> list[Subscription]:
     """`wake_allocator(scheduled=True)` starts a pass over the backorders too; `allocate_soon(ids)`
-    records at once the reservations inventory made for these backorders."""
+    records at once the reservations inventory made for these backorders (and the dates it now gives
+    them); `wake_watch()` tells the promise watch that orders changed (it polls anyway)."""
 
     async def on_shipment(tx: Tx, event) -> None:
-        await service.record_shipment(tx, event.shipment.shipment)
+        at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else None
+        await service.record_shipment(tx, event.shipment.shipment, event.type.rpartition(".")[2], at)
         exception = exception_of(event, service.clock())  # a carrier's delay or lost parcel
         if exception is not None:
             await service.apply_to_order(
                 tx, event.shipment.shipment.order_id, lambda order: order.record_exception(exception)
             )
+        tx.after_commit.append(wake_watch)
 
     async def on_return_refunded(tx: Tx, event) -> None:
         await service.record_return(tx, getattr(getattr(event, "return"), "return"))
@@ -56,8 +67,16 @@ def subscriptions(
         if filled:  # inventory reserved for these backorders already: record it for them at once
             tx.after_commit.append(lambda: allocate_soon(filled))
 
+    async def on_rescheduled(tx: Tx, event) -> None:
+        # A production run moved: its SKU's backorders are dated again by their next Reserve (target state:
+        # it only re-reads what inventory holds and when the rest comes), recorded at once.
+        waiting = list(event.stock.affected_order_ids)
+        if waiting:
+            tx.after_commit.append(lambda: allocate_soon(waiting))
+
     return [
         Subscription("orders-shipment-events", "orderdesk.shipment.>", on_shipment),
+        Subscription("orders-stock-rescheduled", "orderdesk.stock.*.rescheduled", on_rescheduled),
         Subscription("orders-return-refunded", "orderdesk.return.*.refunded", on_return_refunded),
         Subscription("orders-stock-restocked", "orderdesk.stock.*.restocked", on_stock_added),
     ]

@@ -32,6 +32,7 @@ from services.orders.changes import ChangeRecord, ChangeRequest, FieldChange, de
 from services.orders.exceptions import OrderException, Resolution, find
 from services.orders.notes import Note, Visibility
 from services.orders.notes import parse as parse_note
+from services.orders.promise import RISK_CODES, OrderFacts, Risk, ShipmentFacts, compare, current_priority
 
 
 class Status(StrEnum):
@@ -66,6 +67,8 @@ AWAITING_STOCK = (Status.CONFIRMED, Status.SCHEDULED)
 SPLITTABLE = (Status.CONFIRMED, Status.SCHEDULED, Status.ALLOCATED)
 # Shipment statuses that mean the goods have left the warehouse.
 LEFT_WAREHOUSE = ("shipped", "delivered")
+# Shipment events that are the warehouse's or the desk's, not a carrier's word about the parcel.
+NOT_FROM_CARRIER = frozenset({"created", "picked", "packed", "cancelled", "updated", "carrier_changed"})
 
 
 @dataclass
@@ -169,6 +172,13 @@ class ShipmentView:
     lines: dict[str, int] = field(default_factory=dict)
     on_time: bool | None = None
     version: int = 0  # shipping's version of the shipment: an older event never overwrites a newer one
+    # For the promise watch (services/orders/promise.py): the promise, when it left, and the carrier's last
+    # word after that (an event name: shipped, delayed, lost …) with its time (ISO 8601) and revised date.
+    promised_delivery_date: str = ""
+    expected_delivery_date: str = ""
+    shipped_at: str = ""
+    last_event: str = ""
+    last_event_at: str = ""
 
 
 # --- what the order records about itself, published as events (orderdesk.usecase.publish) ---------
@@ -278,7 +288,39 @@ class MessageSent(_OrderEvent):
         return _Said(self.note.actor, self.note.text, self.note.at)
 
 
-RecordedEvent = OrderChanged | ExceptionOpened | ExceptionResolved | MessageSent  # besides Transition
+@dataclass(frozen=True)
+class _RiskEvent(_OrderEvent):
+    """The promise watch's news about one risk, carrying it (services/orders/promise.py)."""
+
+    risk: Risk
+    version: int
+    when: dt.datetime
+    by: str = "watch"
+
+
+@dataclass(frozen=True)
+class RiskRaised(_RiskEvent):
+    """The promise watch sees a new risk (or a new date for one): order.at_risk."""
+
+    event_type: ClassVar[str] = "order.at_risk"
+
+    def _said(self) -> _Said:
+        return _Said(self.by, f"{self.risk.code.value}: {self.risk.evidence}", self.when)
+
+
+@dataclass(frozen=True)
+class RiskCleared(_RiskEvent):
+    """A risk the watch had raised is gone: order.back_on_track (the order's other risks, if any, stay)."""
+
+    event_type: ClassVar[str] = "order.back_on_track"
+
+    def _said(self) -> _Said:
+        return _Said(self.by, f"{self.risk.code.value} cleared", self.when)
+
+
+RecordedEvent = (
+    OrderChanged | ExceptionOpened | ExceptionResolved | MessageSent | RiskRaised | RiskCleared
+)  # besides Transition
 
 
 @dataclass
@@ -318,6 +360,8 @@ class Order:
     split_into: list[str] = field(default_factory=list)
     # The desk's notes (services/orders/notes.py): internal ones never leave orders but to the desk.
     notes: list[Note] = field(default_factory=list)
+    # The promise watch's current risks (services/orders/promise.py), kept by Order.watch.
+    risks: list[Risk] = field(default_factory=list)
     # Not persisted: what changed since load, for the store and the outbox: status changes, and the
     # order's other events (changes accepted, exceptions opened or resolved), each in the order made.
     transitions: list[Transition] = field(default_factory=list, repr=False)
@@ -622,6 +666,11 @@ class Order:
         assert exception.resolution is not None
         self.version += 1
         self.events.append(ExceptionResolved(exception, exception.resolution, self.version))
+        if exception.shipment_id:  # the desk acted on the carrier's word: the watch's risks of it are settled
+            for risk in [r for r in self.risks if r.shipment_id == exception.shipment_id]:
+                self.risks.remove(risk)
+                self.version += 1
+                self.events.append(RiskCleared(risk, self.version, at, actor))
         return exception
 
     # --- resolutions of exceptions that change the order ------------------------------------------
@@ -768,11 +817,22 @@ class Order:
         return {a.warehouse for a in self.allocations if a.quantity > 0}
 
     # --- fulfilment ------------------------------------------------------------
-    def record_shipment(self, at: dt.datetime, view: ShipmentView) -> None:
-        """A shipment step from shipping; derives line quantities and the order status."""
+    def record_shipment(
+        self, at: dt.datetime, view: ShipmentView, event: str = "", event_at: dt.datetime | None = None
+    ) -> None:
+        """A shipment step from shipping; derives line quantities and the order status. `event` (shipped,
+        delayed, lost, …) and its time keep the carrier's last word for the promise watch."""
         known = self.shipments.get(view.shipment_id)
         if known is not None and view.version and known.version >= view.version:
             return  # stale or repeated (events of one shipment may arrive out of order: retries, replicas)
+        if known is not None:
+            view.shipped_at = view.shipped_at or known.shipped_at
+            view.last_event, view.last_event_at = known.last_event, known.last_event_at
+        when = (event_at or at).isoformat()
+        if event == "shipped" and not view.shipped_at:
+            view.shipped_at = when
+        if view.status in LEFT_WAREHOUSE and event and event not in NOT_FROM_CARRIER:
+            view.last_event, view.last_event_at = event, when
         self.shipments[view.shipment_id] = view
         live = [s for s in self.shipments.values() if s.status != "cancelled"]
         shipped: dict[str, int] = {}
@@ -824,6 +884,109 @@ class Order:
                 returned[line.sku] -= take
         self.version += 1
 
+    # --- the promise watch -------------------------------------------------------
+    def watch(self, risks: list[Risk], at: dt.datetime) -> bool:
+        """The watch's assessment: records order.at_risk for each risk new (or with a new date from a fact)
+        and order.back_on_track for each one gone; a risk that stays as it was records nothing, so nobody
+        hears it twice. Returns whether anything changed."""
+        raised, cleared = compare(self.risks, risks)
+        if not raised and not cleared:
+            return False
+        since = {(r.code, r.shipment_id): r.since for r in self.risks}
+        kept = [
+            Risk(
+                r.code,
+                r.expected_date,
+                r.slip_days,
+                r.evidence,
+                r.shipment_id,
+                since.get((r.code, r.shipment_id)) or at,
+            )
+            for r in risks
+        ]
+        current = {(r.code, r.shipment_id): r for r in kept}
+        # The stored risk keeps the outlook last told (a same-as risk is not re-told, so not re-stored).
+        told = {(r.code, r.shipment_id): r for r in self.risks}
+        for r in raised:
+            told[(r.code, r.shipment_id)] = current[(r.code, r.shipment_id)]
+        for r in cleared:
+            told.pop((r.code, r.shipment_id), None)
+        self.risks = [told[(r.code, r.shipment_id)] for r in kept]
+        for r in cleared:
+            self.version += 1
+            self.events.append(RiskCleared(r, self.version, at))
+        for r in raised:
+            self.version += 1
+            self.events.append(RiskRaised(current[(r.code, r.shipment_id)], self.version, at))
+        return True
+
+    def current_priority(self, today: dt.date) -> int:
+        """The order's priority today: it rises as its date nears and as it waits (promise.current_priority)."""
+        return current_priority(
+            self.priority,
+            requested=_date(self.requested_delivery_date),
+            placed=self.created_at.date() if self.created_at else None,
+            today=today,
+            urgent=self.urgent,
+        )
+
+    def settle_risks(self) -> None:
+        """A settled order (completed, cancelled, rejected) has no promise left to watch: its risks go
+        without a word (its own event said what happened)."""
+        if self.risks:
+            self.risks = []
+            self.version += 1
+
+    def promise_facts(
+        self, plans: dict[str, tuple[dt.datetime | None, int | None]] | None = None
+    ) -> OrderFacts:
+        """The order as the watch's rules see it. `plans`: per shipment id, its ship-by instant (the cut-off
+        of the last day it can leave) and its lane's transit days, where a calendar knows them."""
+        plans = plans or {}
+        held_since = None
+        if self.status is Status.ON_HOLD:
+            held_since = next((h.at for h in reversed(self.history) if h.status is Status.ON_HOLD), None)
+        # The desk's last decision on each shipment's trouble (a resolved exception naming it): the carrier's
+        # word before it is handled; a reshipped parcel is replaced by its reship.
+        handled: dict[str, dt.datetime] = {}
+        replaced: set[str] = set()
+        for e in self.exceptions:
+            if e.shipment_id and e.resolution is not None:
+                handled[e.shipment_id] = max(handled.get(e.shipment_id, e.resolution.at), e.resolution.at)
+                if e.resolution.action.value == "reship":
+                    replaced.add(e.shipment_id)
+        shipments = []
+        for s in self.shipments.values():
+            if s.status == "cancelled" or s.shipment_id in replaced:
+                continue
+            ship_by, transit = plans.get(s.shipment_id, (None, None))
+            last_event, last_event_at = s.last_event, _instant(s.last_event_at)
+            decided = handled.get(s.shipment_id)
+            if decided is not None and (last_event_at is None or last_event_at <= decided):
+                last_event, last_event_at = "", decided
+            shipments.append(
+                ShipmentFacts(
+                    shipment_id=s.shipment_id,
+                    status=s.status,
+                    promised_date=_date(s.promised_delivery_date),
+                    ship_by=ship_by,
+                    transit_days=transit,
+                    shipped_at=_instant(s.shipped_at),
+                    last_event=last_event,
+                    last_event_at=last_event_at,
+                    carrier_date=_date(s.expected_delivery_date),
+                )
+            )
+        return OrderFacts(
+            order_id=self.order_id,
+            status=self.status.value,
+            promised_date=_date(self.requested_delivery_date),
+            expected_delivery_date=_date(self.expected_delivery_date),
+            expected_ship_date=_date(self.expected_ship_date),
+            held_since=held_since,
+            shipments=tuple(sorted(shipments, key=lambda f: f.shipment_id)),
+        )
+
     # --- reads -----------------------------------------------------------------
     @property
     def date_to_expect(self) -> str:
@@ -837,8 +1000,9 @@ class Order:
 
     @property
     def at_risk(self) -> bool:
-        """An open exception puts the order at risk until the desk resolves it."""
-        return any(e.open for e in self.exceptions)
+        """An open exception puts the order at risk until the desk resolves it; so does a risk the promise
+        watch sees, until it clears."""
+        return any(e.open for e in self.exceptions) or bool(self.risks)
 
     @property
     def total_amount(self) -> Decimal:
@@ -905,34 +1069,77 @@ class OrderSearch:
         return cls(**texts, created_from=start, created_to=stop)
 
 
+def _date(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _instant(value: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Listing:
-    """How a page of orders is chosen: newest first, or the desk's queue (priority, then first come),
-    narrowed by a hold reason and a search.
+    """How a page of orders is chosen: newest first, the desk's queue (priority, then first come), or the
+    at-risk queue (`at_risk`: orders the promise watch sees at risk, of `risk` when given, most urgent first:
+    the soonest promised date, orders without one last, then the largest slip, then first come); narrowed by
+    a hold reason and a search.
 
     Cursors name the last order of the previous page: "<seq>" newest first, "p<priority>.<seq>"
-    by priority (keyset paging: a page stays the same while orders arrive); a cursor from one
-    ordering is refused by the other."""
+    by priority, "u<date>.<slip>.<seq>" by urgency (keyset paging: a page stays the same while orders
+    arrive); a cursor from one ordering is refused by the others."""
 
     by_priority: bool = False
     hold_reason: str = ""
     after: tuple[int, int] | None = None  # (priority, seq) of the previous page's last order
     search: OrderSearch = field(default_factory=OrderSearch)
+    at_risk: bool = False
+    risk: str = ""
+    risk_after: tuple[str, int, int] | None = None  # (promised date or NO_DATE, slip, seq)
 
     ORDERINGS = ("newest", "priority")
+    NO_DATE = "9999-12-31"  # orders without a promised date come last in the at-risk queue
 
     @classmethod
-    def parse(cls, order_by: str, hold_reason: str, cursor: str, **search: str) -> Listing:
+    def parse(
+        cls,
+        order_by: str,
+        hold_reason: str,
+        cursor: str,
+        *,
+        at_risk: bool = False,
+        risk: str = "",
+        **search: str,
+    ) -> Listing:
         violations = []
         if order_by and order_by not in cls.ORDERINGS:
             violations.append(FieldViolation("order_by", "one of newest, priority"))
         if hold_reason and not all(ch.islower() or ch == "_" for ch in hold_reason):
             violations.append(FieldViolation("hold_reason", "a hold reason code such as price_mismatch"))
-        by_priority = order_by == "priority"
+        if risk and risk not in RISK_CODES:
+            violations.append(FieldViolation("risk", f"one of {', '.join(RISK_CODES)}"))
+        elif risk and not at_risk:
+            violations.append(FieldViolation("risk", "only with at_risk=true"))
+        by_priority = order_by == "priority" and not at_risk
         after = None
+        risk_after = None
         if cursor:
             try:
-                if by_priority:
+                if at_risk:
+                    if not cursor.startswith("u"):
+                        raise ValueError
+                    date, slip_text, seq_text = cursor[1:].split(".")
+                    dt.date.fromisoformat(date)
+                    slip, seq = whole_number(slip_text), whole_number(seq_text)
+                    if slip is None or seq is None:
+                        raise ValueError
+                    risk_after = (date, slip, seq)
+                elif by_priority:
                     if not cursor.startswith("p"):
                         raise ValueError
                     priority, seq = (whole_number(part) for part in cursor[1:].split("."))
@@ -949,7 +1156,17 @@ class Listing:
         narrowed = OrderSearch.parse(violations, **search)
         if violations:
             raise InvalidArgument("invalid listing", violations)
-        return cls(by_priority=by_priority, hold_reason=hold_reason, after=after, search=narrowed)
+        return cls(
+            by_priority=by_priority,
+            hold_reason=hold_reason,
+            after=after,
+            search=narrowed,
+            at_risk=at_risk,
+            risk=risk,
+            risk_after=risk_after,
+        )
 
-    def cursor_after(self, priority: int, seq: int) -> str:
+    def cursor_after(self, priority: int, seq: int, *, promised: str = "", slip: int = 0) -> str:
+        if self.at_risk:
+            return f"u{promised or self.NO_DATE}.{slip}.{seq}"
         return f"p{priority}.{seq}" if self.by_priority else str(seq)

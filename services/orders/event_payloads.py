@@ -22,10 +22,18 @@ from services.orders.domain import (
     Order,
     OrderChanged,
     RecordedEvent,
+    RiskCleared,
+    RiskRaised,
     Status,
     Transition,
 )
-from services.orders.proto import exception_to_proto, field_changes_to_proto, note_to_proto, order_to_proto
+from services.orders.proto import (
+    exception_to_proto,
+    field_changes_to_proto,
+    note_to_proto,
+    order_to_proto,
+    risk_to_proto,
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,12 @@ def payload(event: Transition | RecordedEvent, state: Snapshot) -> dict[str, Any
         body.changes.extend(field_changes_to_proto(event.record.changes))
     elif isinstance(event, MessageSent):
         body.message.CopyFrom(note_to_proto(event.note))
+    elif isinstance(event, RiskRaised):
+        body.risk.CopyFrom(risk_to_proto(event.risk))
+        body.expected_date = event.risk.expected_date
+    elif isinstance(event, RiskCleared):
+        body.risk.CopyFrom(risk_to_proto(event.risk))
+        body.expected_date = state.expected_date or state.order.requested_delivery_date
     else:
         body.exception.CopyFrom(exception_to_proto(event.exception))
     return {"order": body}
@@ -81,5 +95,8 @@ def count(order: Order) -> Callable[[Transition | RecordedEvent], None]:
             metrics.ORDER_EXCEPTIONS.labels(event.exception.type.value, "opened").inc()
         elif isinstance(event, ExceptionResolved):
             metrics.ORDER_EXCEPTIONS.labels(event.exception.type.value, "resolved").inc()
+        elif isinstance(event, RiskRaised | RiskCleared):
+            step = "raised" if isinstance(event, RiskRaised) else "cleared"
+            metrics.ORDER_RISKS.labels(event.risk.code.value, step).inc()
 
     return counted

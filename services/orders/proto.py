@@ -9,6 +9,7 @@ from services.orders.changes import ChangeRecord
 from services.orders.domain import Order
 from services.orders.exceptions import OrderException
 from services.orders.notes import Note
+from services.orders.promise import Risk
 from services.orders.timeline import timeline
 
 ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country", "phone")
@@ -74,7 +75,19 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         exception_expected_date=order_exceptions.expected_date(order.exceptions),
         split_from=order.split_from,
         split_into=order.split_into,
+        risks=[risk_to_proto(r) for r in order.risks],
         archived=order.archived,
+    )
+
+
+def risk_to_proto(r: Risk) -> orders_pb2.OrderRisk:
+    return orders_pb2.OrderRisk(
+        code=r.code.value,
+        expected_date=r.expected_date,
+        slip_days=r.slip_days,
+        evidence=r.evidence,
+        shipment_id=r.shipment_id,
+        since=timestamp(r.since) if r.since else None,
     )
 
 

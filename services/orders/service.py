@@ -175,10 +175,13 @@ class OrdersService:
         *,
         hold_reason: str = "",
         order_by: str = "",
+        at_risk: bool = False,
+        risk: str = "",
         **search: str,
     ) -> tuple[list[Order], str]:
-        """One page of orders (newest first, or by priority), narrowed by status, hold reason and the
-        search (`external_ref`, `customer_id`, `sku`, `channel`, `created_from`, `created_to`)."""
+        """One page of orders (newest first, by priority, or the at-risk queue by urgency), narrowed by
+        status, hold reason and the search (`external_ref`, `customer_id`, `sku`, `channel`,
+        `created_from`, `created_to`)."""
         if status and status not in {s.value for s in Status}:
             raise errors.InvalidArgument(
                 f"unknown status {status!r}", [errors.FieldViolation("status", "not an order status")]
@@ -188,7 +191,7 @@ class OrdersService:
             raise errors.InvalidArgument(
                 "limit must be 1..500", [errors.FieldViolation("limit", "must be 1..500")]
             )
-        listing = Listing.parse(order_by, hold_reason, cursor, **search)
+        listing = Listing.parse(order_by, hold_reason, cursor, at_risk=at_risk, risk=risk, **search)
         async with self.db.reading() as work:
             return await work.repo(OrderRepository).list(
                 partner_id=partner_id, status=status, limit=limit, listing=listing
@@ -198,15 +201,23 @@ class OrdersService:
         """The desk's numbers for a period, from the history and the order_facts ledger (read only), hot
         and archived. On PostgreSQL in one REPEATABLE READ snapshot, so an order the archive moves while the
         report reads is counted once, where it was (SQLite's one connection lets no batch in between)."""
-        period = kpis.parse_period(start, end, group_by, now=self.clock())
+        now = self.clock()
+        period = kpis.parse_period(start, end, group_by, now=now)
         async with self.db.reading() as work:
             if self.db.dialect == "postgresql":
                 await work.conn.execution_options(isolation_level="REPEATABLE READ")
             ledger = work.repo(kpi_store.KpiLedger)
             gathered = await ledger.gather(period.start, period.end)
             skus = await ledger.known_skus()
+            at_risk, per_code = await work.repo(OrderRepository).risk_counts()
         # A long period is a lot of arithmetic: off the event loop, so gRPC calls keep being served.
-        return await asyncio.to_thread(kpis.compute_report, gathered, period, skus)
+        report = await asyncio.to_thread(kpis.compute_report, gathered, period, skus, now)
+        report.orders_at_risk_now = at_risk
+        report.at_risk_now = sorted(
+            (kpis.ReasonCount(code, n, 0) for code, n in per_code.items()),
+            key=lambda r: (-r.orders, r.reason),
+        )
+        return report
 
     async def export_archive(
         self, start: str, end: str, by: str, page: int = EXPORT_PAGE
@@ -323,7 +334,10 @@ class OrdersService:
         count_transitions(order)
         return order
 
-    async def record_shipment(self, tx: Tx, shipment) -> None:
+    async def record_shipment(
+        self, tx: Tx, shipment, event: str = "", event_at: dt.datetime | None = None
+    ) -> None:
+        """`event`: the shipment event's name (shipped, delayed …) and `event_at` its time, for the watch."""
         view = ShipmentView(
             shipment_id=shipment.shipment_id,
             warehouse=shipment.warehouse,
@@ -333,8 +347,12 @@ class OrdersService:
             lines={line.sku: line.quantity for line in shipment.lines},
             on_time=shipment.on_time if shipment.status == "delivered" else None,
             version=shipment.version,
+            promised_delivery_date=shipment.promised_delivery_date,
+            expected_delivery_date=shipment.expected_delivery_date,
         )
-        await self.apply_to_order(tx, shipment.order_id, lambda o: o.record_shipment(self.clock(), view))
+        await self.apply_to_order(
+            tx, shipment.order_id, lambda o: o.record_shipment(self.clock(), view, event, event_at)
+        )
 
     async def record_return(self, tx: Tx, ret) -> None:
         returned: dict[str, int] = {}

@@ -8,6 +8,7 @@ The repository reads an order from either place; saving an archived order brings
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -51,6 +52,7 @@ from services.orders.domain import (
 )
 from services.orders.exceptions import OrderException
 from services.orders.notes import Note
+from services.orders.promise import Risk
 
 CLOSED_STATUSES = frozenset(s.value for s in TERMINAL)
 
@@ -97,6 +99,10 @@ orders = Table(
     Column("split_from", String(40), nullable=False),  # migration 0006: split deliveries
     Column("split_into", JSON, nullable=False),  # migration 0006
     Column("notes", JSON, nullable=False),  # migration 0010: the desk's notes (internal and to the customer)
+    Column("risks", JSON, nullable=False),  # migration 0012: the promise watch's current risks
+    Column("risk_codes", String(200), nullable=False),  # migration 0012: " code code ", "" when on track
+    Column("risk_slip", Integer, nullable=False),  # migration 0012: the largest slip in days
+    Column("watch_at", UtcDateTime, nullable=True),  # migration 0012: next assessment; NULL: settled
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
@@ -108,7 +114,19 @@ orders = Table(
     Index("ix_orders_channel_seq", "channel", "seq"),
     Index("ix_orders_created_at", "created_at"),
     Index("ix_orders_status_updated", "status", "updated_at"),  # migration 0009: the archive's candidates
+    # migration 0012: the promise watch's due orders and at-risk queue
+    Index("ix_orders_watch_at", "watch_at"),
+    Index("ix_orders_risk_codes", "risk_codes"),
 )
+# A saved order is due for the watch at once, whatever anyone's clock says.
+DUE_NOW = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def risk_codes(risks) -> str:
+    """The listing's and the gauge's form of an order's risk codes: " a b " (sorted), "" for none."""
+    codes = sorted({r.code.value for r in risks})
+    return f" {' '.join(codes)} " if codes else ""
+
 
 order_lines = Table(
     "order_lines",
@@ -236,6 +254,11 @@ def _order_row(order: Order) -> dict:
                 "lines": s.lines,
                 "on_time": s.on_time,
                 "version": s.version,
+                "promised_delivery_date": s.promised_delivery_date,
+                "expected_delivery_date": s.expected_delivery_date,
+                "shipped_at": s.shipped_at,
+                "last_event": s.last_event,
+                "last_event_at": s.last_event_at,
             }
             for s in order.shipments.values()
         ],
@@ -247,6 +270,10 @@ def _order_row(order: Order) -> dict:
         "expected_delivery_date": order.expected_delivery_date,
         "split_into": order.split_into,
         "notes": [n.to_json() for n in order.notes],
+        "risks": [r.to_json() for r in order.risks],
+        "risk_codes": risk_codes(order.risks),
+        "risk_slip": max((r.slip_days for r in order.risks), default=0),
+        "watch_at": DUE_NOW,
         "updated_at": utcnow(),
     }
 
@@ -315,11 +342,30 @@ def _narrowed(query, search: OrderSearch, tables: OrderTables | None = None):
     return query
 
 
+def _promised(o):
+    """The at-risk queue's first key: the promised date, orders without one last."""
+    return func.coalesce(func.nullif(o.c.requested_delivery_date, ""), Listing.NO_DATE)
+
+
 def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, listing: Listing):
     """One page of `tables`' orders in the listing's order (limit + 1 rows: the one more says there is more)."""
     o = tables.orders
     query = select(o).limit(limit + 1)
-    if listing.by_priority:  # the desk's queue: highest priority first, then first come
+    if listing.at_risk:  # the at-risk queue: soonest promise first, then the largest slip, then first come
+        promised = _promised(o)
+        query = query.where(o.c.risk_codes != "").order_by(promised, o.c.risk_slip.desc(), o.c.seq)
+        if listing.risk:
+            query = query.where(o.c.risk_codes.like(f"% {listing.risk} %"))
+        if listing.risk_after is not None:
+            date, slip, seq = listing.risk_after
+            query = query.where(
+                or_(
+                    promised > date,
+                    and_(promised == date, o.c.risk_slip < slip),
+                    and_(promised == date, o.c.risk_slip == slip, o.c.seq > seq),
+                )
+            )
+    elif listing.by_priority:  # the desk's queue: highest priority first, then first come
         query = query.order_by(o.c.priority.desc(), o.c.seq)
         if listing.after is not None:
             priority, seq = listing.after
@@ -453,18 +499,48 @@ class OrderRepository:
         if listing.search != OrderSearch():
             archived = (await self.conn.execute(_page(ARCHIVE, **where))).mappings().all()
             found += [(row, ARCHIVE) for row in archived]
-            if listing.by_priority:
+            if listing.at_risk:
+                found.sort(
+                    key=lambda f: (
+                        f[0]["requested_delivery_date"] or Listing.NO_DATE,
+                        -f[0]["risk_slip"],
+                        f[0]["seq"],
+                    )
+                )
+            elif listing.by_priority:
                 found.sort(key=lambda f: (-f[0]["priority"], f[0]["seq"]))
             else:
                 found.sort(key=lambda f: -f[0]["seq"])
         more = len(found) > limit
         found = found[:limit]
-        cursor = listing.cursor_after(found[-1][0]["priority"], found[-1][0]["seq"]) if more and found else ""
+        cursor = ""
+        if more and found:
+            last = found[-1][0]
+            cursor = listing.cursor_after(
+                last["priority"],
+                last["seq"],
+                promised=last["requested_delivery_date"],
+                slip=last["risk_slip"],
+            )
         hydrated = {}
         for tables in (HOT, ARCHIVE):
             rows = [row for row, where_from in found if where_from is tables]
             hydrated.update({o.order_id: o for o in await hydrate(self.conn, rows, tables)})
         return [hydrated[row["order_id"]] for row, _ in found], cursor
+
+    async def risk_counts(self) -> tuple[int, dict[str, int]]:
+        """Open orders the promise watch sees at risk now, and per risk code (an order with two counts in both)."""
+        total, per_code = 0, {}
+        rows = await self.conn.execute(
+            select(orders.c.risk_codes, func.count())
+            .where(orders.c.risk_codes != "", orders.c.status.not_in([s.value for s in TERMINAL]))
+            .group_by(orders.c.risk_codes)
+        )
+        for codes, n in rows.all():
+            total += n
+            for code in codes.split():
+                per_code[code] = per_code.get(code, 0) + n
+        return total, per_code
 
     async def awaiting_stock(self, *, limit: int, include_scheduled: bool) -> list[str]:
         """Order ids to reserve stock for: confirmed ones before retries of backordered (scheduled) ones,
@@ -620,6 +696,7 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
             split_from=r["split_from"],
             split_into=r["split_into"],
             notes=[Note.from_json(n) for n in r["notes"]],
+            risks=[Risk.from_json(x) for x in r["risks"]],
             created_at=r["created_at"],
             loaded_version=r["version"],
             archived=tables.archived,

@@ -182,6 +182,15 @@ class Supply(RepositoryBase):
             .values(quantity=production_runs.c.quantity + quantity)
         )
 
+    async def move_run(self, production_id: str, expected_date: dt.date) -> bool:
+        """Guarded by the status: False if the run was completed meanwhile."""
+        result = await self.conn.execute(
+            update(production_runs)
+            .where(production_runs.c.production_id == production_id, production_runs.c.status == "open")
+            .values(expected_date=expected_date.isoformat())
+        )
+        return result.rowcount == 1
+
     async def run(self, production_id: str) -> tuple[Run, str] | None:
         row = (
             await self.conn.execute(

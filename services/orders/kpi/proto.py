@@ -25,12 +25,15 @@ def headline_to_proto(h: Headline) -> orders_pb2.KpiHeadline:
         orders_on_time=h.orders_on_time,
         orders_cancelled=h.orders_cancelled,
         orders_held=h.orders_held,
+        orders_late=h.orders_late,
+        orders_warned=h.orders_warned,
         **_optional(
             line_fill_rate=h.line_fill_rate,
             unit_fill_rate=h.unit_fill_rate,
             on_time_rate=h.on_time_rate,
             cancellation_rate=h.cancellation_rate,
             hold_rate=h.hold_rate,
+            warned_before_late_rate=h.warned_before_late_rate,
         ),
     )
 
@@ -78,4 +81,6 @@ def report_to_proto(report: KpiReport) -> orders_pb2.KpiReport:
         slow_sellers=_sales(report.slow_sellers),
         returns_by_sku=_rates(report.returns_by_sku),
         returns_by_reason=_reasons(report.returns_by_reason),
+        orders_at_risk_now=report.orders_at_risk_now,
+        at_risk_now=_reasons(report.at_risk_now),
     )

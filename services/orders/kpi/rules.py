@@ -84,6 +84,7 @@ class Fact:
     """One row of the order_facts ledger.
 
     kind: first_allocation (quantity ordered, filled = allocated by the order's first reservation),
+    at_risk (the promise watch first saw the order at risk; code = that risk's code; one per order),
     cancelled (quantity not shipped when the order was cancelled, ref ""; or units a change request cut from a
     line, ref "change-v<version>"; code = reason class),
     held (one per hold reason; code = reason code), returned (quantity taken back; code = reason class).
@@ -113,6 +114,7 @@ class OrderFacts:
     # for a completed order: every delivered shipment by its promised date, each as shipping judged it
     # with orderdesk.calendar.delivered_on_time (the delivery's date in the warehouse's time zone)
     on_time: bool | None = None
+    promised: str = ""  # the promised delivery date (YYYY-MM-DD), "" when none
 
     def first(self, status: str) -> dt.datetime | None:
         return next((h.at for h in self.history if h.status == status), None)
@@ -206,6 +208,8 @@ class Headline:
     orders_on_time: int = 0
     orders_cancelled: int = 0
     orders_held: int = 0
+    orders_late: int = 0  # orders that became late in the period (see late_at)
+    orders_warned: int = 0  # of those, flagged at risk by the promise watch at least a day before
 
     @property
     def line_fill_rate(self) -> float | None:
@@ -226,6 +230,10 @@ class Headline:
     @property
     def hold_rate(self) -> float | None:
         return ratio(self.orders_held, self.orders_received)
+
+    @property
+    def warned_before_late_rate(self) -> float | None:
+        return ratio(self.orders_warned, self.orders_late)
 
 
 @dataclass(frozen=True)
@@ -272,6 +280,36 @@ class KpiReport:
     slow_sellers: list[SkuSales]
     returns_by_sku: list[SkuRate]
     returns_by_reason: list[ReasonCount]
+    # A snapshot, not a period's figure: open orders the promise watch sees at risk now, and per reason
+    # (an order with two reasons counts in both); filled in by the caller, who reads the orders as they are.
+    orders_at_risk_now: int = 0
+    at_risk_now: list[ReasonCount] = field(default_factory=list)
+
+
+WARNING_AHEAD = dt.timedelta(days=1)
+
+
+def late_at(order: OrderFacts) -> dt.datetime | None:
+    """When the order became late: the end of its promised day (UTC) when it was not completed, cancelled
+    or rejected by then; None when it has no promise or was not late."""
+    if not order.promised:
+        return None
+    try:
+        due = dt.date.fromisoformat(order.promised)
+    except ValueError:
+        return None
+    moment = dt.datetime.combine(due + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    for status in ("completed", "cancelled", "rejected"):
+        settled = order.first(status)
+        if settled is not None and settled <= moment:
+            return None
+    return moment
+
+
+def warned_in_time(order: OrderFacts, late: dt.datetime) -> bool:
+    """Flagged at risk by the promise watch at least a day before it was late."""
+    first = min((f.at for f in order.facts if f.kind == "at_risk"), default=None)
+    return first is not None and first <= late - WARNING_AHEAD
 
 
 def p90(samples: Sequence[float]) -> float | None:
@@ -303,9 +341,15 @@ def stage_ends(order: OrderFacts) -> dict[str, tuple[dt.datetime, float]]:
     }
 
 
-def compute_report(orders: Iterable[OrderFacts], period: Period, known_skus: Iterable[str] = ()) -> KpiReport:
-    """All figures for the period. `orders`: every order with any event in the period (more is harmless).
-    `known_skus`: SKUs the desk knows (slow sellers include those with no sales in the period)."""
+def compute_report(
+    orders: Iterable[OrderFacts],
+    period: Period,
+    known_skus: Iterable[str] = (),
+    now: dt.datetime | None = None,
+) -> KpiReport:
+    """All figures for the period. `orders`: every order with any event in the period, or whose promised
+    day ended in it (more is harmless). `known_skus`: SKUs the desk knows (slow sellers include those with
+    no sales in the period). `now`: nothing later than this is late yet (default: the period's end)."""
     total = Headline()
     groups: dict[str, Headline] = {}
 
@@ -360,6 +404,12 @@ def compute_report(orders: Iterable[OrderFacts], period: Period, known_skus: Ite
                     h.orders_on_time += order.on_time is not False
                 for line in order.lines:
                     delivered_units[line.sku] += line.delivered
+        late = late_at(order)
+        if late is not None and late in period and late <= (now or period.end):
+            warned = warned_in_time(order, late)
+            for h in heads(order, late):
+                h.orders_late += 1
+                h.orders_warned += warned
         for stage, (end, seconds) in stage_ends(order).items():
             if end in period:
                 durations[stage].append(seconds)
@@ -482,6 +532,9 @@ def facts_of(order) -> list[Fact]:
                     for i, line in enumerate(order.lines)
                 ]
     for event in getattr(order, "events", ()):  # change requests (Order.change, OrderChanged) not yet saved
+        if event.event_type == "order.at_risk":  # the ledger keeps the first (a repeat of the row is ignored)
+            rows.append(Fact("at_risk", event.at, 0, code=event.risk.code.value, ref="first"))
+            continue
         record = getattr(event, "record", None)
         if record is not None and tuple(record.kinds) == ("cancel_lines",):
             rows += change_cancellations(record)

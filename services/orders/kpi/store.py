@@ -139,14 +139,20 @@ def count_returns(facts: Iterable[Fact]) -> None:
 
 
 async def gather(conn, start: dt.datetime, end: dt.datetime) -> list[OrderFacts]:
-    """Every order with a status change or a ledger row in [start, end), with its whole story: from the
-    hot tables and from the archive (an archived order still counts where its events fall)."""
+    """Every order with a status change or a ledger row in [start, end), or whose promised day ended in it
+    (late_at, the end of the promised day, in [start, end): the promised day in [start - 1 day, end - 1 day]),
+    with its whole story: from the hot tables and from the archive (an archived order still counts where
+    its events fall)."""
+    first_day = (start - dt.timedelta(days=1)).date().isoformat()
+    last_day = (end - dt.timedelta(days=1)).date().isoformat()
     result: dict[str, OrderFacts] = {}
     for tables in (ARCHIVE, HOT):  # an order moved while this ran is counted once, as it is now
         facts = FACTS[tables.archived]
+        promised = tables.orders.c.requested_delivery_date
         touched = union(
             select(tables.history.c.order_id).where(tables.history.c.at >= start, tables.history.c.at < end),
             select(facts.c.order_id).where(facts.c.at >= start, facts.c.at < end),
+            select(tables.orders.c.order_id).where(promised >= first_day, promised <= last_day),
         ).subquery()
         ids = sorted(r[0] for r in await conn.execute(select(touched.c.order_id)))
         for i in range(0, len(ids), CHUNK):
@@ -175,6 +181,7 @@ async def _hydrate(conn, ids: list[str], tables: OrderTables) -> list[OrderFacts
                     orders.c.currency,
                     orders.c.status,
                     orders.c.shipments,
+                    orders.c.requested_delivery_date,
                 ).where(orders.c.order_id.in_(ids))
             )
         )
@@ -225,6 +232,7 @@ async def _hydrate(conn, ids: list[str], tables: OrderTables) -> list[OrderFacts
             on_time=all(
                 s.get("on_time") is not False for s in h["shipments"] if s.get("status") == "delivered"
             ),
+            promised=h["requested_delivery_date"],
         )
         for h in heads
     ]

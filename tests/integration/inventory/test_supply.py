@@ -445,3 +445,50 @@ async def test_a_run_that_grew_while_completing_is_received_at_its_new_size(inve
     assert status == "completed" and done.quantity == 4
     assert {lv.warehouse: lv.on_hand for lv in await inventory.levels("MTO-1")} == {"WH-CHI": 4}
     await books_balance(inventory)
+
+
+async def rescheduled_events(service) -> list[events_pb2.Event]:
+    async with service.db.read() as conn:
+        rows = (await conn.execute(outbox_table.select().order_by(outbox_table.c.id))).all()
+    found = [events_pb2.Event.FromString(r.payload) for r in rows]
+    return [e for e in found if e.type == "stock.rescheduled"]
+
+
+async def test_a_rescheduled_run_redates_its_backorders_and_names_them_once(inventory):
+    r1 = await inventory.reserve("O1", [("MTO-1", 4)], priority=2, placed_at=placed(10), country="US")
+    r2 = await inventory.reserve("O2", [("MTO-1", 2)], priority=1, placed_at=placed(5), country="US")
+    (run,) = await runs(inventory, "MTO-1")  # one run grew for both (same day, same warehouse)
+    assert r1.expected_date == r2.expected_date == run.expected_date
+    later = TODAY + dt.timedelta(days=30)
+
+    moved, status = await inventory.reschedule_production(run.production_id, later.isoformat())
+    assert (moved.expected_date, status) == (later, "open")
+    (stored,) = await runs(inventory, "MTO-1")
+    assert stored.expected_date == later.isoformat() and stored.quantity == 6
+    [event] = await rescheduled_events(inventory)
+    assert event.aggregate_id == "MTO-1" and event.stock.production_id == run.production_id
+    assert list(event.stock.affected_order_ids) == ["O1", "O2"]  # fill order: priority first
+    assert event.stock.expected_date == later.isoformat()
+    # the backorders' next Reserve (target state: nothing new planned or reserved) gives the new dates
+    again = await inventory.reserve("O1", [("MTO-1", 4)], priority=2, country="US")
+    assert again.expected_date == later.isoformat()
+    assert again.expected_delivery_date == (later + dt.timedelta(days=3)).isoformat()
+    assert len(await runs(inventory, "MTO-1")) == 1
+
+    # the same date again: nothing changes, nothing is published
+    await inventory.reschedule_production(run.production_id, later.isoformat())
+    assert len(await rescheduled_events(inventory)) == 1
+    # refused, changing nothing: the past, not a date, unknown, completed
+    with pytest.raises(errors.InvalidArgument) as past:
+        await inventory.reschedule_production(run.production_id, (TODAY - dt.timedelta(days=1)).isoformat())
+    assert past.value.violations[0].field == "expected_date"
+    with pytest.raises(errors.InvalidArgument):
+        await inventory.reschedule_production(run.production_id, "soon")
+    with pytest.raises(errors.NotFound):
+        await inventory.reschedule_production("PRD-nope", later.isoformat())
+    await inventory.complete_production(run.production_id)
+    with pytest.raises(errors.FailedPrecondition) as done:
+        await inventory.reschedule_production(run.production_id, TODAY.isoformat())
+    assert done.value.rule == "production_completed"
+    assert len(await rescheduled_events(inventory)) == 1
+    await books_balance(inventory)

@@ -15,6 +15,7 @@ from decimal import Decimal
 from orderdesk.db import Database
 from services.orders import changes, exceptions, notes
 from services.orders.domain import Allocation, Line, Order, ShipmentView, Status
+from services.orders.promise import Risk, RiskCode
 from services.orders.store import OrderRepository
 from tests.integration.orders.test_store import MIGRATIONS, request
 
@@ -73,7 +74,23 @@ def changed_values() -> dict[str, object]:
         "version": 9,
         "hold_reasons": [{"code": "price_mismatch", "message": "m", "field": "lines[0].unit_price"}],
         "allocations": [Allocation("A", "WH-EU", 5)],
-        "shipments": {"SHP-1": ShipmentView("SHP-1", "WH-EU", "shipped", "DHL", "JD1", {"A": 2}, None, 3)},
+        "shipments": {
+            "SHP-1": ShipmentView(
+                "SHP-1",
+                "WH-EU",
+                "shipped",
+                "DHL",
+                "JD1",
+                {"A": 2},
+                None,
+                3,
+                promised_delivery_date="2027-01-15",
+                expected_delivery_date="2027-01-17",
+                shipped_at="2027-01-10T14:00:00+00:00",
+                last_event="delayed",
+                last_event_at="2027-01-11T08:00:00+00:00",
+            )
+        },
         "proposals": [{"kind": "earliest_date", "delivery_date": "2027-01-15", "parts": []}],
         "urgent": True,
         "expected_ship_date": "2027-01-10",
@@ -102,6 +119,9 @@ def changed_values() -> dict[str, object]:
         "split_into": ["ORD-SAVED-2"],
         "notes": [
             notes.Note("N1", AT, "desk:ada@acme.example (clerk)", notes.Visibility.INTERNAL, "called them", 8)
+        ],
+        "risks": [
+            Risk(RiskCode.CARRIER_PROBLEM, "2027-01-17", 2, "carrier reports delayed", "SHP-1", since=AT)
         ],
     }
 

@@ -207,3 +207,21 @@ async def test_a_restock_wakes_the_allocator_and_records_the_filled_backorders_o
     async with db.transaction() as tx:
         await handlers["orders-stock-restocked"](tx, restocked)
     assert woken == [{"scheduled": True}] * 2 and filled == [["ORD-1", "ORD-2"]]
+
+
+async def test_the_allocator_serves_and_sends_the_aged_priority():
+    """A week-old standard order (placed with 100) ranks above a new one placed with 110 today: its
+    priority aged to 114 (services/orders/promise.py); the backlog is read by the stored priority and
+    ordered by today's, and inventory is told today's."""
+    old, new = confirmed("ORD-OLD", priority=100), confirmed("ORD-NEW", priority=110)
+    old.created_at = NOW - dt.timedelta(days=7)
+    repo = FakeOrders([new, old])
+
+    async def awaiting_stock(*, limit, include_scheduled):
+        return ["ORD-NEW", "ORD-OLD"]  # the stored priorities' order
+
+    repo.awaiting_stock = awaiting_stock
+    allocator = Allocator(fake_db(repo), ScarceInventory(units=1), 1.0, clock=lambda: NOW)
+    backlog = await allocator.backlog(include_scheduled=False)
+    assert [o.order_id for o in backlog] == ["ORD-OLD", "ORD-NEW"]
+    assert [allocator._reserve_request(o).priority for o in backlog] == [114, 110]

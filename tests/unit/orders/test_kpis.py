@@ -457,3 +457,66 @@ def test_units_cancelled_by_a_change_request_count_for_their_sku_and_reason():
     # By reason: 3 units, but no order cancelled (orders counts whole-order cancellations, as the counter does).
     assert [(r.reason, r.orders, r.units) for r in report.cancellations_by_reason] == [("out_of_stock", 0, 3)]
     assert report.total.orders_cancelled == 0 and report.total.cancellation_rate == 0.0
+
+
+def test_warned_before_late_counts_late_orders_flagged_at_least_a_day_before():
+    """Late = the promised day ended before the order completed (or was cancelled/rejected); warned = the
+    promise watch's first at_risk fact at least a day before that moment."""
+    line = [LineFacts("X", 1, Decimal("1"))]
+
+    def promised(order_id, date, history, facts=()):
+        o = order(order_id, "C1", "api", "USD", history[-1][0], history, line, facts)
+        return OrderFacts(
+            *[
+                getattr(o, f)
+                for f in (
+                    "order_id",
+                    "customer_id",
+                    "channel",
+                    "currency",
+                    "status",
+                    "history",
+                    "lines",
+                    "facts",
+                    "on_time",
+                )
+            ],
+            promised=date,
+        )
+
+    risk = lambda t: Fact("at_risk", t, 0, code="supply_late", ref="first")  # noqa: E731
+    orders = [
+        # late on Nov 21 00:00, flagged Nov 19 09:00: warned
+        promised("W", "2026-11-20", [("received", at(11, 1)), ("scheduled", at(11, 1))], [risk(at(11, 19))]),
+        # late on Nov 21 00:00, flagged Nov 20 09:00: less than a day ahead, not warned
+        promised("N", "2026-11-20", [("received", at(11, 1)), ("scheduled", at(11, 1))], [risk(at(11, 20))]),
+        # completed after its promised day, never flagged: late, not warned
+        promised("C", "2026-11-10", [("received", at(11, 1)), ("completed", at(11, 12))]),
+        # completed on its promised day: not late
+        promised(
+            "T", "2026-11-10", [("received", at(11, 1)), ("completed", at(11, 10, 23))], [risk(at(11, 2))]
+        ),
+        # cancelled before its day ended: not late
+        promised("X", "2026-11-10", [("received", at(11, 1)), ("cancelled", at(11, 5))]),
+        # late after the period (Dec 2): not counted
+        promised("D", "2026-12-01", [("received", at(11, 1)), ("scheduled", at(11, 1))], [risk(at(11, 2))]),
+        # no promise: never late
+        promised("Z", "", [("received", at(11, 1)), ("scheduled", at(11, 1))]),
+    ]
+    report = compute_report(orders, NOVEMBER)
+    assert (report.total.orders_late, report.total.orders_warned) == (3, 1)
+    assert report.total.warned_before_late_rate == pytest.approx(1 / 3)
+    # not late yet at the time of the report: nothing counted
+    early = compute_report(orders, NOVEMBER, now=at(11, 15))
+    assert (early.total.orders_late, early.total.orders_warned) == (1, 0)
+    assert compute_report([], NOVEMBER).total.warned_before_late_rate is None
+
+
+def test_the_first_at_risk_of_an_order_becomes_a_ledger_row():
+    from services.orders.promise import Risk, RiskCode
+
+    o = new_order()
+    o.watch([Risk(RiskCode.SUPPLY_LATE, "2026-12-24", 4, "late")], T0)
+    assert [(f.kind, f.code, f.ref, f.at) for f in kpis.facts_of(o)] == [
+        ("at_risk", "supply_late", "first", T0)
+    ]

@@ -1,0 +1,181 @@
+"""The promise watch on a real database (SQLite and PostgreSQL) with a clock the test moves: risks raised
+and cleared once each through the outbox, orders due when saved and when their time comes, nothing
+assessed before, settled orders left alone, priorities aged, the at-risk listing and the gauge."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from orderdesk import metrics
+from orderdesk.outbox import outbox_table
+from orderdesk.v1 import common_pb2, events_pb2, orders_pb2
+from services.orders.domain import Allocation
+from services.orders.service import OrdersService
+from services.orders.store import OrderRepository, orders
+from services.orders.watch import Watch
+from tests.integration.orders.test_store import MIGRATIONS
+
+T0 = dt.datetime(2026, 12, 10, 9, 0, tzinfo=dt.UTC)
+
+
+class Clock:
+    def __init__(self, now: dt.datetime):
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+def request(order_id: str, date: str = "2026-12-20", hold: bool = False) -> orders_pb2.CreateOrderRequest:
+    return orders_pb2.CreateOrderRequest(
+        order_id=order_id,
+        partner_id="P-SHOP",
+        customer_id="C0001",
+        ship_to=common_pb2.Address(name="N", line1="L", city="C", postal_code="1", country="DE"),
+        lines=[orders_pb2.OrderLine(sku="A", quantity=2, unit_price="3.25")],
+        requested_delivery_date=date,
+        hold_reasons=[common_pb2.Reason(code="price_mismatch", message="m")] if hold else [],
+        priority=100,
+        currency="EUR",
+    )
+
+
+async def events_of(db, order_id: str) -> list[events_pb2.Event]:
+    async with db.read() as conn:
+        rows = (await conn.execute(outbox_table.select().order_by(outbox_table.c.id))).all()
+    found = [events_pb2.Event.FromString(r.payload) for r in rows]
+    return [e for e in found if e.order_id == order_id and e.type in ("order.at_risk", "order.back_on_track")]
+
+
+async def backorder(db, clock, order_id: str, expected_delivery: str) -> None:
+    """The allocator's record of inventory's answer: short, with the date supply gives."""
+    async with db.transaction() as tx:
+        repo = tx.repo(OrderRepository)
+        order = await repo.get(order_id)
+        order.apply_reservation(
+            clock(), [Allocation("A", "W1", 1)], {"A": 1}, ("2026-12-18", expected_delivery)
+        )
+        await repo.save(order)
+
+
+async def test_a_late_backorder_is_told_once_and_its_recovery_once(make_database):
+    db = await make_database(MIGRATIONS)
+    clock = Clock(T0)
+    service = OrdersService(db, clock)
+    watch = Watch(db, clock=clock)
+    await service.create(request("ORD-W1"))
+    await service.create(request("ORD-W2", date="2027-03-01"))
+    await backorder(db, clock, "ORD-W1", "2026-12-23")
+
+    assert await watch.pass_once() == 2
+    [raised] = await events_of(db, "ORD-W1")
+    assert raised.type == "order.at_risk" and raised.order.risk.code == "supply_late"
+    assert raised.order.expected_date == "2026-12-23" and raised.order.risk.slip_days == 3
+    assert "after the promised 2026-12-20" in raised.order.risk.evidence and raised.order.order.at_risk
+    order = await service.get("ORD-W1", "")
+    assert [r.code.value for r in order.risks] == ["supply_late"] and order.risks[0].since == T0
+    assert await events_of(db, "ORD-W2") == []
+
+    # Looked at again (an event made it due, the clock moved): the same risk is not told twice.
+    await backorder(db, clock, "ORD-W1", "2026-12-23")
+    clock.advance(minutes=30)
+    assert await watch.pass_once() == 1  # ORD-W2 is not due before its hourly recheck
+    assert len(await events_of(db, "ORD-W1")) == 1
+
+    # The at-risk queue and the gauge.
+    listed, _ = await service.list("", "", 50, "", at_risk=True)
+    assert [o.order_id for o in listed] == ["ORD-W1"]
+    assert [
+        o.order_id for o in (await service.list("", "", 50, "", at_risk=True, risk="supply_late"))[0]
+    ] == ["ORD-W1"]
+    assert (await service.list("", "", 50, "", at_risk=True, risk="carrier_silent"))[0] == []
+    counts = await watch.count()
+    assert counts["supply_late"] == 1 and counts["carrier_silent"] == 0
+    report = await service.kpi_report("2026-12-01", "2026-12-31", "")
+    assert report.orders_at_risk_now == 1 and [(r.reason, r.orders) for r in report.at_risk_now] == [
+        ("supply_late", 1)
+    ]
+    # The promised day passes while it is still backordered: late, and warned more than a day before.
+    clock.advance(days=11)
+    late = await service.kpi_report("2026-12-01", "2026-12-31", "")
+    assert (late.total.orders_late, late.total.orders_warned) == (1, 1)
+    clock.now = T0 + dt.timedelta(minutes=30)  # back to the morning it was
+    assert metrics.ORDERS_AT_RISK.labels("supply_late")._value.get() == 1
+
+    # Supply comes back in time: back on track, once.
+    await backorder(db, clock, "ORD-W1", "2026-12-19")
+    clock.advance(minutes=1)
+    assert await watch.pass_once() == 1
+    assert [e.type for e in await events_of(db, "ORD-W1")] == ["order.at_risk", "order.back_on_track"]
+    cleared = (await events_of(db, "ORD-W1"))[1]
+    assert cleared.order.risk.code == "supply_late" and not cleared.order.order.at_risk
+    assert (await service.get("ORD-W1", "")).risks == []
+    assert (await watch.count())["supply_late"] == 0
+
+
+async def test_time_alone_raises_a_risk_when_its_moment_comes_and_not_before(make_database):
+    db = await make_database(MIGRATIONS)
+    clock = Clock(T0)
+    service = OrdersService(db, clock)
+    watch = Watch(db, clock=clock)
+    await service.create(request("ORD-H", hold=True))
+    assert await watch.pass_once() == 1 and await events_of(db, "ORD-H") == []
+    async with db.read() as conn:
+        due = (await conn.execute(orders.select().where(orders.c.order_id == "ORD-H"))).mappings().one()
+    assert due["watch_at"] == T0 + dt.timedelta(hours=1)  # at the latest the recheck
+    clock.advance(minutes=30)
+    assert await watch.pass_once() == 0  # nothing due yet: nothing read
+    for _ in range(23):  # hourly rechecks while it waits
+        clock.advance(hours=1)
+        assert await watch.pass_once() == 1
+    assert await events_of(db, "ORD-H") == []  # 23 h 30 on hold
+    clock.advance(minutes=30)
+    assert await watch.pass_once() == 1
+    [raised] = await events_of(db, "ORD-H")
+    assert raised.order.risk.code == "hold_too_long" and "24 h" in raised.order.risk.evidence
+
+    # Approved: the save makes it due at once, the risk clears; cancelled: settled, never looked at again.
+    await service.decide("ORD-H", "", "approve", "desk", "ok")
+    assert await watch.pass_once() == 1
+    assert [e.type for e in await events_of(db, "ORD-H")] == ["order.at_risk", "order.back_on_track"]
+    await service.decide("ORD-H", "", "cancel", "desk", "no")
+    assert await watch.pass_once() == 1
+    clock.advance(days=30)
+    assert await watch.pass_once() == 0
+    async with db.read() as conn:
+        row = (await conn.execute(orders.select().where(orders.c.order_id == "ORD-H"))).mappings().one()
+    assert row["watch_at"] is None
+
+
+async def test_priorities_age_and_an_order_changed_meanwhile_stays_due(make_database):
+    db = await make_database(MIGRATIONS)
+    clock = Clock(T0)
+    service = OrdersService(db, clock)
+    watch = Watch(db, clock=clock, batch=1)
+    await service.create(request("ORD-P1", date=""))
+    await service.create(request("ORD-P2", date=""))
+    clock.advance(days=7)
+    assert await watch.pass_once() == 1  # bounded: one per pass
+    assert await watch.pass_once() == 1
+    assert (await service.get("ORD-P1", "")).priority == 114  # a week waiting: 100 + 7 x 2
+
+    # A writer saves the order between the watch's read and its write: the watch's write does not stick.
+    clock.advance(hours=2)
+
+    class Racing(Watch):
+        async def due(self, now):
+            found = await super().due(now)
+            await service.decide("ORD-P1", "", "cancel", "desk", "meanwhile")
+            return found
+
+    assert await Racing(db, clock=clock, batch=1).pass_once() == 1
+    async with db.read() as conn:
+        row = (await conn.execute(orders.select().where(orders.c.order_id == "ORD-P1"))).mappings().one()
+    assert row["status"] == "cancelled" and row["watch_at"] is not None  # still due: looked at again
+    assert await watch.pass_once() >= 1
+    async with db.read() as conn:
+        row = (await conn.execute(orders.select().where(orders.c.order_id == "ORD-P1"))).mappings().one()
+    assert row["watch_at"] is None
