@@ -1,0 +1,187 @@
+"""Order search: by order id, the partner's reference (PO number), customer, SKU, status, channel, partner and
+the date received; a GET form (the search is in the address: bookmark it, send it, reload it), results paged
+by the orders service's cursor (keyset: a page stays the same while orders arrive).
+
+The orders service checks the search (ListOrders: the one rule); what it refuses is shown beside the field,
+in the person's language. An order id looks that one order up (the other fields are not used then).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, fields
+from urllib.parse import urlencode
+
+import grpc
+from fastapi import APIRouter, Request
+
+from console import web, words
+from console.i18n import N_
+from console.web import Desk, FormErrors, NavEntry, requires
+from orderdesk.roles import Permission
+from orderdesk.v1 import orders_pb2
+
+router = APIRouter()
+NAV = NavEntry(N_("Search"), "/search", Permission.READ, order=20)
+PAGE_SIZE = 50
+
+DATE = N_("Enter a date as YYYY-MM-DD, for example 2026-11-01.")
+EMPTY_PERIOD = N_("The end date cannot be before the start date.")
+TEXT = N_("Use at most 128 letters, digits and signs.")
+STATUS = N_("Choose a status from the list.")
+ORDER_ID = N_("This is not an order id.")
+STALE_PAGE = N_("This page of results is no longer available. Search again.")
+NOT_FOUND = N_("No order has the id %(order_id)s.")
+
+# The service's field -> the form's field; a violation of another field is shown above the form.
+FORM_FIELD = {"customer_id": "customer", "partner_id": "partner"}
+MESSAGES = {
+    ("created_from", ""): DATE,
+    ("created_to", ""): DATE,
+    ("created_to", "empty_period"): EMPTY_PERIOD,
+    ("status", ""): STATUS,
+    ("order_id", ""): ORDER_ID,
+}
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the person asked for, as the form and the address carry it (every value a trimmed string)."""
+
+    order_id: str = ""
+    external_ref: str = ""
+    customer: str = ""
+    sku: str = ""
+    status: str = ""
+    channel: str = ""
+    partner: str = ""
+    created_from: str = ""
+    created_to: str = ""
+
+    @classmethod
+    def of(cls, query) -> Search:
+        return cls(**{f.name: str(query.get(f.name, "")).strip() for f in fields(cls)})
+
+    def given(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+    def narrowed(self) -> bool:
+        return bool(self.given())
+
+    def address(self, cursor: str = "") -> str:
+        """This search's page: the first, or the one after `cursor`."""
+        query = {**self.given(), **({"cursor": cursor} if cursor else {})}
+        return "/search" + (f"?{urlencode(query)}" if query else "")
+
+    def request(self, cursor: str) -> orders_pb2.ListOrdersRequest:
+        return orders_pb2.ListOrdersRequest(
+            partner_id=self.partner,
+            status=self.status,
+            external_ref=self.external_ref,
+            customer_id=self.customer,
+            sku=self.sku,
+            channel=self.channel,
+            created_from=self.created_from,
+            created_to=self.created_to,
+            limit=PAGE_SIZE,
+            cursor=cursor,
+        )
+
+
+def form_errors(refusal: web.ServiceRefusal) -> FormErrors:
+    """The service's refusal of a search, each field's message beside the form's field."""
+    found = FormErrors()
+    for violation in refusal.failure.violations:
+        name = FORM_FIELD.get(violation.field, violation.field)
+        if violation.field == "cursor":
+            found.general = STALE_PAGE
+        elif name in Search.__dataclass_fields__:
+            message = MESSAGES.get((violation.field, violation.reason)) or MESSAGES.get((violation.field, ""))
+            found.fields.setdefault(name, message or TEXT)
+        else:
+            found.general = refusal.message
+    if not found:
+        found.general = refusal.message
+    return found
+
+
+@dataclass(frozen=True)
+class Found:
+    """One order in the results."""
+
+    order_id: str
+    external_ref: str
+    customer_id: str
+    partner_id: str
+    channel: str
+    status: str
+    archived: bool
+    currency: str
+    total: str
+    received_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, order: orders_pb2.Order) -> Found:
+        return cls(
+            order_id=order.order_id,
+            external_ref=order.external_ref,
+            customer_id=order.customer_id,
+            partner_id=order.partner_id,
+            channel=order.channel,
+            status=order.status,
+            archived=order.archived,
+            currency=order.currency,
+            total=order.total_amount,
+            received_at=order.history[0].at.ToDatetime(tzinfo=dt.UTC) if order.history else None,
+        )
+
+
+async def _one_order(request: Request, search: Search, found: FormErrors) -> list[Found]:
+    try:
+        order = await web.call(
+            request,
+            web.services(request).orders.GetOrder,
+            orders_pb2.GetOrderRequest(order_id=search.order_id),
+        )
+    except web.ServiceRefusal as refusal:
+        if refusal.failure.code == grpc.StatusCode.NOT_FOUND:
+            return []
+        if refusal.failure.code != grpc.StatusCode.INVALID_ARGUMENT:
+            raise
+        found.fields["order_id"] = ORDER_ID
+        return []
+    return [Found.of(order)]
+
+
+@router.get("/search")
+async def search(request: Request, cursor: str = "", desk: Desk = requires(Permission.READ)):
+    asked = Search.of(request.query_params)
+    found = FormErrors()
+    results: list[Found] = []
+    next_cursor = ""
+    if asked.order_id:
+        results = await _one_order(request, asked, found)
+    else:
+        try:
+            answer = await web.call(request, web.services(request).orders.ListOrders, asked.request(cursor))
+            results, next_cursor = [Found.of(o) for o in answer.items], answer.next_cursor
+        except web.ServiceRefusal as refusal:
+            if refusal.failure.code != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            found = form_errors(refusal)
+    return web.render(
+        request,
+        "search/index.html",
+        {
+            "asked": asked,
+            "errors": found,
+            "results": results,
+            "first_page": not cursor,
+            "first_address": asked.address(),
+            "next_address": asked.address(next_cursor) if next_cursor else "",
+            "status_options": [(code, words.label(words.STATUSES, code)) for code in words.STATUSES],
+            "channel_options": [(code, words.label(words.CHANNELS, code)) for code in words.CHANNELS],
+            "not_found": NOT_FOUND if asked.order_id and not results and not found else "",
+        },
+        status=422 if found else 200,
+    )
