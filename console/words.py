@@ -92,6 +92,15 @@ RESOLUTIONS = {
     "accept_delay": N_("Accept the delay"),
 }
 
+CUSTOMER_TIERS = {
+    "new": N_("New customer"),
+    "standard": N_("Standard"),
+    "key": N_("Key account"),
+    "strategic": N_("Strategic account"),
+}
+
+CUSTOMER_STATES = {"active": N_("Active"), "blocked": N_("Blocked")}
+
 ROLES = {
     "viewer": N_("Viewer"),
     "clerk": N_("Clerk"),
@@ -122,7 +131,7 @@ def label(words: Mapping[str, str], code: str) -> str:
 
 def register(environment) -> None:
     """Template helpers, as functions and filters: status, hold_reason, proposal, channel, shipment_status,
-    return_status, exception_type, exception_status, resolution, role, permission."""
+    return_status, exception_type, exception_status, resolution, tier, customer_state, role, permission."""
     helpers = {
         "status": lambda code: label(STATUSES, code),
         "hold_reason": lambda code: label(HOLD_REASONS, code),
@@ -133,6 +142,8 @@ def register(environment) -> None:
         "exception_type": lambda code: label(EXCEPTION_TYPES, code),
         "exception_status": lambda code: label(EXCEPTION_STATUSES, code),
         "resolution": lambda code: label(RESOLUTIONS, code),
+        "tier": lambda code: label(CUSTOMER_TIERS, code),
+        "customer_state": lambda code: label(CUSTOMER_STATES, code),
         "role": lambda code: label(ROLES, code),
         "permission": lambda code: label(PERMISSIONS, code),
     }

@@ -3,7 +3,9 @@ the date received; a GET form (the search is in the address: bookmark it, send i
 by the orders service's cursor (keyset: a page stays the same while orders arrive).
 
 The orders service checks the search (ListOrders: the one rule); what it refuses is shown beside the field,
-in the person's language. An order id looks that one order up (the other fields are not used then).
+in the person's language. An order id looks that one order up (the other fields are not used then). A
+customer is given by id or name: a name that matches one customer (intake's SearchCustomers) searches their
+orders, one that matches several offers them to choose from.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from console import web, words
 from console.i18n import N_
 from console.web import Desk, FormErrors, NavEntry, requires
 from orderdesk.roles import Permission
-from orderdesk.v1 import orders_pb2
+from orderdesk.v1 import intake_pb2, orders_pb2
 
 router = APIRouter()
 NAV = NavEntry(N_("Search"), "/search", Permission.READ, order=20)
 PAGE_SIZE = 50
+CUSTOMER_CHOICES = 20  # customers offered when a name matches several
 
 DATE = N_("Enter a date as YYYY-MM-DD, for example 2026-11-01.")
 EMPTY_PERIOD = N_("The end date cannot be before the start date.")
@@ -73,12 +76,12 @@ class Search:
         query = {**self.given(), **({"cursor": cursor} if cursor else {})}
         return "/search" + (f"?{urlencode(query)}" if query else "")
 
-    def request(self, cursor: str) -> orders_pb2.ListOrdersRequest:
+    def request(self, cursor: str, customer_id: str) -> orders_pb2.ListOrdersRequest:
         return orders_pb2.ListOrdersRequest(
             partner_id=self.partner,
             status=self.status,
             external_ref=self.external_ref,
-            customer_id=self.customer,
+            customer_id=customer_id,
             sku=self.sku,
             channel=self.channel,
             created_from=self.created_from,
@@ -153,22 +156,60 @@ async def _one_order(request: Request, search: Search, found: FormErrors) -> lis
     return [Found.of(order)]
 
 
+async def _customer(
+    request: Request, text: str, found: FormErrors
+) -> tuple[str, list[intake_pb2.CustomerDetail]]:
+    """Whose orders the search means: (their id, []) when `text` is a customer's id or matches one customer;
+    ("", the choices) when it matches several; (text, []) when none (an id: orders of a customer that is no
+    longer in the master data are still found)."""
+    services = web.services(request)
+    try:
+        await web.call(request, services.intake.GetCustomer, intake_pb2.GetCustomerRequest(customer_id=text))
+        return text, []
+    except web.ServiceRefusal as refusal:
+        if refusal.failure.code != grpc.StatusCode.NOT_FOUND:
+            raise
+    try:
+        answer = await web.call(
+            request,
+            services.intake.SearchCustomers,
+            intake_pb2.SearchCustomersRequest(query=text, limit=CUSTOMER_CHOICES),
+        )
+    except web.ServiceRefusal as refusal:
+        if refusal.failure.code != grpc.StatusCode.INVALID_ARGUMENT:
+            raise
+        found.fields["customer"] = TEXT
+        return "", []
+    if len(answer.items) == 1:
+        return answer.items[0].customer_id, []
+    if answer.items:
+        return "", list(answer.items)
+    return text, []
+
+
 @router.get("/search")
 async def search(request: Request, cursor: str = "", desk: Desk = requires(Permission.READ)):
     asked = Search.of(request.query_params)
     found = FormErrors()
     results: list[Found] = []
+    choices: list[intake_pb2.CustomerDetail] = []
     next_cursor = ""
     if asked.order_id:
         results = await _one_order(request, asked, found)
     else:
-        try:
-            answer = await web.call(request, web.services(request).orders.ListOrders, asked.request(cursor))
-            results, next_cursor = [Found.of(o) for o in answer.items], answer.next_cursor
-        except web.ServiceRefusal as refusal:
-            if refusal.failure.code != grpc.StatusCode.INVALID_ARGUMENT:
-                raise
-            found = form_errors(refusal)
+        customer_id = ""
+        if asked.customer:
+            customer_id, choices = await _customer(request, asked.customer, found)
+        if not choices and not found:
+            try:
+                answer = await web.call(
+                    request, web.services(request).orders.ListOrders, asked.request(cursor, customer_id)
+                )
+                results, next_cursor = [Found.of(o) for o in answer.items], answer.next_cursor
+            except web.ServiceRefusal as refusal:
+                if refusal.failure.code != grpc.StatusCode.INVALID_ARGUMENT:
+                    raise
+                found = form_errors(refusal)
     return web.render(
         request,
         "search/index.html",
@@ -176,6 +217,9 @@ async def search(request: Request, cursor: str = "", desk: Desk = requires(Permi
             "asked": asked,
             "errors": found,
             "results": results,
+            "choices": [
+                (c, Search(**{**asked.given(), "customer": c.customer_id}).address()) for c in choices
+            ],
             "first_page": not cursor,
             "first_address": asked.address(),
             "next_address": asked.address(next_cursor) if next_cursor else "",

@@ -62,7 +62,16 @@ def test_search_by_po_number_finds_the_order(page, suite):
     expect(page.get_by_label("Partner reference (PO number)")).to_have_value(reference)
     shot(page, "search-by-po-number")
 
+    page.get_by_label("Customer id or name").fill("Customer 000")  # a name several customers have
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("heading", name="Which customer?")).to_be_visible()
+    page.get_by_role("link", name="Customer 0003 Ltd (C0003)").click()
+    expect(page.get_by_label("Customer id or name")).to_have_value("C0003")
+    expect(results(page)).to_have_count(1)  # the PO number still narrows the search
+    expect(results(page).first.get_by_role("rowheader")).to_have_text(answer["order_id"])
+
     page.get_by_label("Partner reference (PO number)").fill("")
+    page.get_by_label("Customer id or name").fill("")
     page.get_by_label("Order id").fill(answer["order_id"])  # the order id alone: the same order
     page.get_by_role("button", name="Search").click()
     expect(results(page)).to_have_count(1)
@@ -131,7 +140,7 @@ def test_results_are_paged_by_the_services_cursor(page, suite):
 
     sign_in(page, "viewer")
     page.goto("/search")
-    page.get_by_label("Customer id").fill(PAGING_CUSTOMER)
+    page.get_by_label("Customer id or name").fill(PAGING_CUSTOMER)
     page.get_by_label("SKU").fill(PAGING_SKU)
     page.get_by_role("button", name="Search").click()
     expect(results(page)).to_have_count(PAGE_SIZE)
@@ -143,7 +152,9 @@ def test_results_are_paged_by_the_services_cursor(page, suite):
     while page.get_by_role("link", name="Next page").count():
         page.get_by_role("link", name="Next page").click()
         expect(page).to_have_url(re.compile(r"cursor="))
-        expect(page.get_by_label("Customer id")).to_have_value(PAGING_CUSTOMER)  # the search goes along
+        expect(page.get_by_label("Customer id or name")).to_have_value(
+            PAGING_CUSTOMER
+        )  # the search goes along
         seen += order_ids(page)
     assert len(seen) == len(set(seen))  # no order on two pages
     assert submitted <= set(seen)  # and every one on some page
