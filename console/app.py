@@ -18,7 +18,7 @@ from console.screens import SCREENS
 from console.store import ConsoleStore
 from orderdesk import logs
 from orderdesk.clients import Services
-from orderdesk.config import ConsoleSettings, Settings
+from orderdesk.config import ConsoleSettings, Settings, StatusLinkSettings
 
 log = logging.getLogger("console")
 STATIC = web.TEMPLATES.parent / "static"
@@ -44,6 +44,8 @@ def create_app(settings: Settings, console_settings: ConsoleSettings) -> FastAPI
         title="orderdesk console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.console_settings = console_settings
+    # The key the end customer's status links are checked with (console/screens/status.py).
+    app.state.status_links = StatusLinkSettings.from_env()
     app.state.nav = sorted((s.NAV for s in SCREENS if getattr(s, "NAV", None)), key=lambda e: e.order)
     app.include_router(operations.router)
     for screen in SCREENS:

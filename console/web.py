@@ -329,8 +329,7 @@ def render(
         desk=desk,
         csrf_token=csrf,
         nav=nav,
-        locale=i18n.current.get(),
-        html_lang="zh-Hans" if i18n.current.get() == "zh_Hans" else "en",
+        **_page_language(),
         now=dt.datetime.now(dt.UTC),
         **(context or {}),
     )
@@ -338,6 +337,25 @@ def render(
     if desk is None and request.cookies.get(SIGNIN_CSRF_COOKIE) != csrf:
         set_cookie(response, request, SIGNIN_CSRF_COOKIE, csrf)
     return response
+
+
+def render_public(
+    request: Request, template: str, context: Mapping | None = None, *, status: int = 200
+) -> HTMLResponse:
+    """A page for someone who is not a desk person (the end customer's status page): in the visitor's language
+    (the language cookie, else Accept-Language), never the desk's session, no form token, no cookie set."""
+    i18n.current.set(
+        i18n.choose("", request.cookies.get(i18n.COOKIE, ""), request.headers.get("accept-language", ""))
+    )
+    page = environment.get_template(template).render(
+        request=request, **_page_language(), now=dt.datetime.now(dt.UTC), **(context or {})
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def _page_language() -> dict[str, str]:
+    locale = i18n.current.get()
+    return {"locale": locale, "html_lang": "zh-Hans" if locale == "zh_Hans" else "en"}
 
 
 def see_other(path: str) -> RedirectResponse:

@@ -44,6 +44,20 @@ HOLD_REASONS = {
     "duplicate_external_ref": N_("Purchase order number used before"),
 }
 
+# The end customer's status page says an order's status in their words, not the desk's.
+END_CUSTOMER_STATUSES = {
+    "received": N_("Received"),
+    "on_hold": N_("Being checked"),
+    "confirmed": N_("Confirmed"),
+    "scheduled": N_("Waiting for stock"),
+    "allocated": N_("Being prepared"),
+    "partially_shipped": N_("Partly shipped"),
+    "shipped": N_("Shipped"),
+    "completed": N_("Delivered"),
+    "cancelled": N_("Cancelled"),
+    "rejected": N_("Not accepted"),
+}
+
 PROPOSALS = {
     "earliest_date": N_("Earliest date for the whole order"),
     "split": N_("Split delivery"),
@@ -131,7 +145,8 @@ def label(words: Mapping[str, str], code: str) -> str:
 
 def register(environment) -> None:
     """Template helpers, as functions and filters: status, hold_reason, proposal, channel, shipment_status,
-    return_status, exception_type, exception_status, resolution, tier, customer_state, role, permission."""
+    return_status, exception_type, exception_status, resolution, end_customer_status, tier, customer_state,
+    role, permission."""
     helpers = {
         "status": lambda code: label(STATUSES, code),
         "hold_reason": lambda code: label(HOLD_REASONS, code),
@@ -142,6 +157,7 @@ def register(environment) -> None:
         "exception_type": lambda code: label(EXCEPTION_TYPES, code),
         "exception_status": lambda code: label(EXCEPTION_STATUSES, code),
         "resolution": lambda code: label(RESOLUTIONS, code),
+        "end_customer_status": lambda code: label(END_CUSTOMER_STATUSES, code),
         "tier": lambda code: label(CUSTOMER_TIERS, code),
         "customer_state": lambda code: label(CUSTOMER_STATES, code),
         "role": lambda code: label(ROLES, code),

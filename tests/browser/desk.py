@@ -18,6 +18,7 @@ DEMO = {  # the demo accounts `make run` creates (README "Console")
     "admin": ("admin@demo.example", "admin-demo-pass", "Demo admin"),
 }
 SHOP_KEY = "demo-shop-key"
+WAREHOUSE_KEY = "demo-3pl-key"  # P-3PL, the warehouse operator (fulfillment)
 
 
 def file_name(text: str) -> str:
@@ -43,6 +44,13 @@ def gateway_post(suite: Stack, path: str, body: dict, key: str = SHOP_KEY, **hea
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", **headers},
         method="POST",
     )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+def gateway_get(suite: Stack, path: str, key: str = SHOP_KEY) -> dict:
+    """A partner's GET from the gateway; the JSON answer."""
+    request = urllib.request.Request(suite.gateway_url + path, headers={"Authorization": f"Bearer {key}"})
     with urllib.request.urlopen(request, timeout=60) as answer:
         return json.loads(answer.read())
 

@@ -12,6 +12,7 @@ PUBLIC = {
     ("POST", "/language"),
     ("GET", "/healthz"),
     ("GET", "/livez"),
+    ("GET", "/status/{token}"),  # the end customer's status page: the signed link is the permission
 }
 
 
