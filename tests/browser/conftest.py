@@ -11,6 +11,8 @@ checked for controls without an accessible name and tables without headers (`ass
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import uuid
 from pathlib import Path
@@ -44,11 +46,17 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
+def run_apart(coroutine):
+    """Runs a coroutine to its end on a thread of its own: Playwright's sync API keeps an event loop running
+    in this thread once a browser is up (the `page` fixture starts it before the suite), so asyncio.run
+    cannot be used here."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 @pytest.fixture(scope="session")
 def suite(chromium_path, tmp_path_factory, request):
     """The suite with the console, on SQLite (ORDERDESK_TEST_E2E_BACKEND=postgresql: on PostgreSQL)."""
-    import asyncio
-
     from devtools.localservers import create_postgres_database, drop_postgres_database
 
     folder = tmp_path_factory.mktemp("browser-suite")
@@ -70,7 +78,7 @@ def suite(chromium_path, tmp_path_factory, request):
             "gateway",
             "console",
         ):
-            database_urls[name] = asyncio.run(create_postgres_database(admin, f"odb_{run}_{name}"))
+            database_urls[name] = run_apart(create_postgres_database(admin, f"odb_{run}_{name}"))
     stack = Stack(data_dir=folder / "stack", nats_url=nats.url, database_urls=database_urls, console=True)
     try:
         stack.start()
@@ -80,7 +88,7 @@ def suite(chromium_path, tmp_path_factory, request):
         stack.stop()
         nats.stop()
         for url in database_urls.values():
-            asyncio.run(drop_postgres_database(admin, url.rsplit("/", 1)[-1]))
+            run_apart(drop_postgres_database(admin, url.rsplit("/", 1)[-1]))
 
 
 @pytest.fixture(scope="session")
