@@ -60,7 +60,6 @@ def suite(chromium_path, tmp_path_factory, request):
     from devtools.localservers import create_postgres_database, drop_postgres_database
 
     folder = tmp_path_factory.mktemp("browser-suite")
-    nats = localservers.LocalNats(folder / "nats").start()
     database_urls: dict[str, str] = {}
     admin = None
     if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
@@ -79,6 +78,8 @@ def suite(chromium_path, tmp_path_factory, request):
             "console",
         ):
             database_urls[name] = run_apart(create_postgres_database(admin, f"odb_{run}_{name}"))
+    # NATS after the skip and the databases, so neither leaves a server running.
+    nats = localservers.LocalNats(folder / "nats").start()
     stack = Stack(data_dir=folder / "stack", nats_url=nats.url, database_urls=database_urls, console=True)
     try:
         stack.start()
