@@ -14,6 +14,7 @@ from decimal import Decimal
 from console import rules
 from console.i18n import N_
 from console.store import Account, ConsoleStore
+from orderdesk import clock
 from orderdesk.errors import FieldViolation, InvalidArgument
 
 # `make run` creates these (devtools/devstack.py), documented in the README's "Console" section.
@@ -27,7 +28,7 @@ DEMO_ACCOUNTS = (
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock.now()
 
 
 def _refuse(found: dict[str, str]) -> None:

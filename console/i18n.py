@@ -27,6 +27,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from orderdesk import clock
+
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT = "en"
 LOCALES = ("en", "zh_Hans")  # the languages offered; "" on an account: follow the browser
@@ -149,5 +151,5 @@ def format_money(amount: Decimal | str, currency: str) -> str:
 
 def format_age(since: dt.datetime, now: dt.datetime | None = None) -> str:
     """How long ago, in the current language ("3 hours")."""
-    delta = (now or dt.datetime.now(dt.UTC)) - since
+    delta = (now or clock.now()) - since
     return babel_dates.format_timedelta(delta, threshold=1, locale=babel_locale())

@@ -35,7 +35,7 @@ from console import i18n, rules, words
 from console.i18n import N_
 from console.middleware import body_limit_for
 from console.store import Account, ConsoleStore, Session
-from orderdesk import actors, roles, rpc
+from orderdesk import actors, clock, roles, rpc
 from orderdesk.clients import Services
 from orderdesk.config import ConsoleSettings
 from orderdesk.roles import Permission, Refusal
@@ -163,7 +163,7 @@ async def current_session(request: Request) -> Session | None:
     token = request.cookies.get(SESSION_COOKIE, "")
     if token:
         found = await store(request).session(token_hash(token))
-        now = dt.datetime.now(dt.UTC)
+        now = clock.now()
         conf = settings(request)
         if found is not None and (
             found.account.disabled
@@ -330,7 +330,7 @@ def render(
         csrf_token=csrf,
         nav=nav,
         **_page_language(),
-        now=dt.datetime.now(dt.UTC),
+        now=clock.now(),
         **(context or {}),
     )
     response = HTMLResponse(page, status_code=status)
@@ -348,7 +348,7 @@ def render_public(
         i18n.choose("", request.cookies.get(i18n.COOKIE, ""), request.headers.get("accept-language", ""))
     )
     page = environment.get_template(template).render(
-        request=request, **_page_language(), now=dt.datetime.now(dt.UTC), **(context or {})
+        request=request, **_page_language(), now=clock.now(), **(context or {})
     )
     return HTMLResponse(page, status_code=status)
 

@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse
 from console import i18n, rules, web
 from console.i18n import N_
 from console.web import Desk, FormErrors, requires
-from orderdesk import metrics
+from orderdesk import clock, metrics
 from orderdesk.roles import Permission
 
 log = logging.getLogger("console.signin")
@@ -61,7 +61,7 @@ async def signin(request: Request):
     conf = web.settings(request)
     policy = rules.SigninPolicy.of(conf)
     store = web.store(request)
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
 
     def refuse(message: str, outcome: str, status: int):
         metrics.CONSOLE_SIGNINS.labels(outcome).inc()
@@ -112,7 +112,7 @@ async def signin(request: Request):
             account.account_id, password_hash, await asyncio.to_thread(rules.hash_password, password)
         )
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    now = dt.datetime.now(dt.UTC)  # the session starts now, after the (slow) password check
+    now = clock.now()  # the session starts now, after the (slow) password check
     await store.start_session(
         account.account_id,
         web.token_hash(token),
@@ -152,7 +152,7 @@ async def language(request: Request) -> RedirectResponse:
     if chosen not in i18n.LOCALES:
         return web.see_other(back)
     if session is not None and session.account.locale != chosen:
-        await web.store(request).update_account(session.account.email, dt.datetime.now(dt.UTC), locale=chosen)
+        await web.store(request).update_account(session.account.email, clock.now(), locale=chosen)
     response = web.see_other(back)
     web.set_cookie(response, request, i18n.COOKIE, chosen, max_age=365 * 86400)
     return response

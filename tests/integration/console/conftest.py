@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import re
 import uuid
 
@@ -17,6 +18,7 @@ from console import accounts
 from console.app import create_app
 from devtools import localservers
 from devtools.localservers import create_postgres_database, drop_postgres_database
+from orderdesk import clock
 from orderdesk.config import SERVICES, ConsoleSettings, Settings
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -90,6 +92,21 @@ DEFAULTS = ConsoleSettings(
     lock_after=10,
     lock_seconds=900,
 )
+
+
+@pytest.fixture
+def moved_clock():
+    """moved_clock(delta): the clock the console reads (orderdesk.clock, this process's) moves on by
+    delta, so expiry is tested without sleeping; real time again after the test."""
+    moved = dt.timedelta(0)
+
+    def move(delta: dt.timedelta) -> None:
+        nonlocal moved
+        moved += delta
+        clock.start_at(dt.datetime.now(dt.UTC) + moved)
+
+    yield move
+    clock.start_at(None)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ refused by the server, sign-ins are throttled and accounts locked, and nothing s
 
 from __future__ import annotations
 
-import asyncio
+import datetime as dt
 import logging
 
 from yarl import URL
@@ -92,24 +92,24 @@ async def test_the_sign_in_form_needs_its_own_token(console, browser_of):
     )
 
 
-async def test_an_idle_session_is_sent_to_sign_in(start_console, browser_of):
-    console = await start_console(session_idle_seconds=1)
+async def test_an_idle_session_is_sent_to_sign_in(start_console, browser_of, moved_clock):
+    console = await start_console(session_idle_seconds=60)
     browser = await browser_of(console)
     await browser.sign_in("viewer")
     assert (await browser.get("/accounts"))[0] == 403  # signed in (a viewer: no accounts)
-    await asyncio.sleep(1.2)
+    moved_clock(dt.timedelta(seconds=61))
     status, _, headers = await browser.get("/accounts")
     assert (status, headers["Location"]) == (303, "/signin?next=%2Faccounts")
 
 
-async def test_a_session_ends_after_the_absolute_expiry_even_in_use(start_console, browser_of):
-    console = await start_console(session_max_seconds=3)
+async def test_a_session_ends_after_the_absolute_expiry_even_in_use(start_console, browser_of, moved_clock):
+    console = await start_console(session_max_seconds=600, session_idle_seconds=300)
     browser = await browser_of(console)
     assert (await browser.sign_in("admin"))[0] == 303
-    for _ in range(3):
+    for _ in range(3):  # in use every 200 s: never idle, yet the absolute expiry comes
         assert (await browser.get("/accounts"))[0] == 200
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(3)
+        moved_clock(dt.timedelta(seconds=200))
+    moved_clock(dt.timedelta(seconds=1))
     status, _, headers = await browser.get("/accounts")
     assert status == 303 and headers["Location"].startswith("/signin")
 
@@ -195,24 +195,24 @@ async def test_nothing_secret_reaches_the_logs(console, browser_of, caplog):
         assert secret not in logged
 
 
-async def test_a_session_in_use_outlives_the_idle_limit(start_console, browser_of):
-    console = await start_console(session_idle_seconds=2)
+async def test_a_session_in_use_outlives_the_idle_limit(start_console, browser_of, moved_clock):
+    console = await start_console(session_idle_seconds=60)
     browser = await browser_of(console)
     await browser.sign_in("admin")
-    for _ in range(8):  # 4 s in all, never 2 s unused
+    for _ in range(8):  # 4 minutes in all, never 60 s unused
         assert (await browser.get("/accounts"))[0] == 200
-        await asyncio.sleep(0.5)
+        moved_clock(dt.timedelta(seconds=30))
 
 
-async def test_ended_sessions_are_pruned_when_someone_signs_in(start_console, browser_of):
+async def test_ended_sessions_are_pruned_when_someone_signs_in(start_console, browser_of, moved_clock):
     import sqlalchemy as sa
 
     from console.store import sessions
 
-    console = await start_console(session_idle_seconds=1)
+    console = await start_console(session_idle_seconds=60)
     for role in ("viewer", "clerk"):
         await (await browser_of(console)).sign_in(role)
-    await asyncio.sleep(1.2)
+    moved_clock(dt.timedelta(seconds=61))
     await (await browser_of(console)).sign_in("admin")
     async with accounts.opened(console.database_url) as store:
         async with store.db.read() as conn:
