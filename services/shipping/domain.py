@@ -72,6 +72,47 @@ def promised_delivery_date(
     return book.promise(allocated_at, warehouse, destination_country).delivery_date.isoformat()
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """When a shipment must be picked and where it should be: `pick_by`, the warehouse's cut-off (a UTC
+    instant) on the last day it can leave and still arrive by the promise; `deliver_by` (YYYY-MM-DD),
+    that ship date, or the day it actually left, plus the lane's transit working days at the destination."""
+
+    pick_by: dt.datetime | None
+    deliver_by: str
+
+
+def schedule(
+    book: CalendarBook,
+    *,
+    warehouse: str,
+    destination_country: str,
+    promised_delivery_date: str,
+    carrier: str = "",
+    shipped_at: dt.datetime | None = None,
+) -> Schedule:
+    """The promise watch's facts for a shipment (orders' not_picked_by_cutoff and transit_overdue):
+    the last ship date is the latest working day of the warehouse from which the lane's transit still
+    reaches the promise (orderdesk.calendar.latest_ship_date on the destination's calendar); a parcel
+    that left is due its transit after the day it left (in the warehouse's time zone). An unknown
+    warehouse has no cut-off: no pick-by."""
+    promised = parse_date(promised_delivery_date)
+    warehouse_calendar = book.warehouse(warehouse)
+    transit = book.transit_days(warehouse, destination_country, carrier)
+    destination = book.destination(destination_country, warehouse)
+    if shipped_at is not None:
+        left = calendar.local_date(shipped_at, book.time_zone(warehouse))
+        return Schedule(None, calendar.delivery_date(left, transit, destination).isoformat())
+    if promised is None or warehouse_calendar is None:
+        return Schedule(None, "")
+    last = calendar.latest_ship_date(promised, transit, destination)
+    last = calendar.working_day_on_or_before(last, warehouse_calendar)
+    return Schedule(
+        warehouse_calendar.cutoff_at(last),
+        calendar.delivery_date(last, transit, destination).isoformat(),
+    )
+
+
 def parse_date(value: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value) if value else None
@@ -131,6 +172,9 @@ class Shipment:
     delivered_on: str = ""
     on_time: bool | None = None
     expected_delivery_date: str = ""  # a carrier's revised date (tracking event "delayed")
+    destination_country: str = ""  # the order's ship-to country: the lane and the delivery calendar
+    pick_by: dt.datetime | None = None  # `schedule`: the cut-off of the last day it can leave
+    deliver_by: str = ""  # `schedule`: when it should arrive, from its last ship date or the day it left
     version: int = 0
     created_at: dt.datetime | None = None
     # Not persisted: what changed since load, for the store and the outbox.
@@ -144,6 +188,21 @@ class Shipment:
         shipment._change(Status.PENDING, at, "system", reason)
         return shipment
 
+    def reschedule(self, book: CalendarBook, shipped_at: dt.datetime | None = None) -> None:
+        """Pick-by and deliver-by from the promise (`schedule`); once it left (`shipped_at`), deliver-by
+        from that day and the carrier's lane (the pick-by stays as it was)."""
+        planned = schedule(
+            book,
+            warehouse=self.warehouse,
+            destination_country=self.destination_country,
+            promised_delivery_date=self.promised_delivery_date,
+            carrier=self.carrier,
+            shipped_at=shipped_at,
+        )
+        if shipped_at is None:
+            self.pick_by = planned.pick_by
+        self.deliver_by = planned.deliver_by
+
     def record(
         self,
         step: str,
@@ -153,10 +212,11 @@ class Shipment:
         carrier: str = "",
         tracking_number: str = "",
         time_zone: str = "UTC",
+        book: CalendarBook | None = None,
     ) -> bool:
         """A step reported by the warehouse or carrier; False when it repeats the current one.
         A delivery is on time by orderdesk.calendar's rule, its date taken in `time_zone` (the
-        warehouse's)."""
+        warehouse's); with the calendar `book`, a shipped parcel's deliver-by counts from `at`."""
         to = check_step(step, carrier, tracking_number)
         if self.status is Status.CANCELLED:
             raise self._refusal(
@@ -178,6 +238,8 @@ class Shipment:
             )
         if to is Status.SHIPPED:
             self.carrier, self.tracking_number = carrier.strip(), tracking_number.strip()
+            if book is not None:
+                self.reschedule(book, shipped_at=at)
         if to is Status.DELIVERED:
             self.delivered_on = calendar.local_date(at, time_zone).isoformat()
             self.on_time = calendar.delivered_on_time(
@@ -215,13 +277,16 @@ class Shipment:
         actor: str,
         reason: str,
         promised_delivery_date: str = "",
+        destination_country: str = "",
+        book: CalendarBook | None = None,
     ) -> bool:
         """The order changed: the goods to ship from this warehouse are now `lines` (and, after a new
-        address, the promise is `promised_delivery_date`). Only while the goods are still in the
-        warehouse; False when nothing changes."""
+        address, the promise is `promised_delivery_date` to `destination_country`, rescheduled on
+        `book`). Only while the goods are still in the warehouse; False when nothing changes."""
         lines = {sku: qty for sku, qty in lines.items() if qty > 0}
         promise = promised_delivery_date or self.promised_delivery_date
-        if lines == self.lines and promise == self.promised_delivery_date:
+        country = destination_country or self.destination_country
+        if (lines, promise, country) == (self.lines, self.promised_delivery_date, self.destination_country):
             return False
         if not self.cancellable:
             raise self._refusal(
@@ -229,6 +294,9 @@ class Shipment:
                 "shipment_left_warehouse",
             )
         self.lines, self.promised_delivery_date = lines, promise
+        self.destination_country = country
+        if book is not None:
+            self.reschedule(book)
         self._note("updated", at, actor, reason)
         return True
 
@@ -247,9 +315,12 @@ class Shipment:
         self._note("carrier_changed", at, actor, f"{before} -> {self.carrier} {self.tracking_number}")
         return True
 
-    def repromise(self, date: str, *, at: dt.datetime, actor: str, reason: str) -> bool:
+    def repromise(
+        self, date: str, *, at: dt.datetime, actor: str, reason: str, book: CalendarBook | None = None
+    ) -> bool:
         """The customer accepted a later date (the desk's accept_delay): it is the promise now, so the
-        delivery is on time against it. Until delivered; False when nothing changes."""
+        delivery is on time against it (and, with `book`, still in the warehouse, its pick-by and
+        deliver-by move with it). Until delivered; False when nothing changes."""
         if (
             self.status in (Status.DELIVERED, Status.CANCELLED)
             or not parse_date(date)
@@ -257,6 +328,8 @@ class Shipment:
         ):
             return False
         before, self.promised_delivery_date = self.promised_delivery_date, date
+        if book is not None and self.cancellable:
+            self.reschedule(book)
         self._note("updated", at, actor, f"{reason}: promised {before} -> {date}")
         return True
 

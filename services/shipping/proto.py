@@ -23,4 +23,6 @@ def shipment_to_proto(shipment: Shipment) -> shipping_pb2.Shipment:
         version=shipment.version,
         partner_id=shipment.partner_id,
         created_at=timestamp(shipment.created_at) if shipment.created_at else None,
+        pick_by=timestamp(shipment.pick_by) if shipment.pick_by else None,
+        deliver_by=shipment.deliver_by,
     )

@@ -80,7 +80,13 @@ async def follow_order_change(service: ShippingService, tx: Tx, event) -> None:
                     requested_delivery_date=order.requested_delivery_date,
                 )
             if shipment.revise(
-                lines, at=service.clock(), actor=actor, reason=reason, promised_delivery_date=promise
+                lines,
+                at=service.clock(),
+                actor=actor,
+                reason=reason,
+                promised_delivery_date=promise,
+                destination_country=order.ship_to.country if new_country else "",
+                book=await service.book(tx) if new_country else None,
             ):
                 await _save(tx, repo, shipment)
         elif shipment.lines != lines:
@@ -114,7 +120,11 @@ async def follow_resolution(service: ShippingService, tx: Tx, event) -> None:
         date = details.get("expected_date") or exception.expected_date
         for shipment in await repo.for_order(event.order_id):
             if shipment.repromise(
-                date, at=service.clock(), actor=actor, reason=f"delay accepted ({exception.exception_id})"
+                date,
+                at=service.clock(),
+                actor=actor,
+                reason=f"delay accepted ({exception.exception_id})",
+                book=await service.book(tx),
             ):
                 await _save(tx, repo, shipment)
     elif action == "reship":

@@ -111,6 +111,7 @@ class ShippingService:
     ) -> Shipment | None:
         """A new pending shipment of `lines` from `warehouse`, promised from `allocated_at` (now by
         default) and published as shipment.created; None when one with its id exists already."""
+        book = await self.book(tx)
         shipment = Shipment.create(
             at=self.clock(),
             reason=reason,
@@ -119,14 +120,16 @@ class ShippingService:
             partner_id=order.partner_id,
             warehouse=warehouse,
             lines=lines,
+            destination_country=order.ship_to.country,
             promised_delivery_date=promised_delivery_date(
                 allocated_at=allocated_at or self.clock(),
-                book=await self.book(tx),
+                book=book,
                 warehouse=warehouse,
                 destination_country=order.ship_to.country,
                 requested_delivery_date=order.requested_delivery_date,
             ),
         )
+        shipment.reschedule(book)  # pick-by and deliver-by for orders' promise watch
         if not await tx.repo(ShipmentRepository).add(shipment):
             return None
         await publish_changes(tx, shipment)
@@ -181,6 +184,7 @@ class ShippingService:
                 carrier=carrier,
                 tracking_number=tracking_number,
                 time_zone=book.time_zone(shipment.warehouse),
+                book=book,
             ),
         )
 

@@ -38,6 +38,10 @@ shipments = Table(
     Column("delivered_on", String(10), nullable=False),
     Column("on_time", Boolean, nullable=True),
     Column("expected_delivery_date", String(10), nullable=False),  # migration 0002: a carrier's revised date
+    # migration 0005: the promise watch's facts (domain.schedule) and the destination they count to
+    Column("destination_country", String(16), nullable=False),
+    Column("pick_by", UtcDateTime, nullable=True),
+    Column("deliver_by", String(10), nullable=False),
     Column("version", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -78,6 +82,9 @@ def _shipment_row(shipment: Shipment) -> dict:
         "lines": [[sku, qty] for sku, qty in shipment.lines.items()],  # revised by order changes
         "promised_delivery_date": shipment.promised_delivery_date,  # and by a new address
         "expected_delivery_date": shipment.expected_delivery_date,
+        "destination_country": shipment.destination_country,
+        "pick_by": shipment.pick_by,
+        "deliver_by": shipment.deliver_by,
         "version": shipment.version,
         "updated_at": utcnow(),
     }
@@ -97,6 +104,9 @@ def _shipment(row) -> Shipment:
         delivered_on=row["delivered_on"],
         on_time=row["on_time"],
         expected_delivery_date=row["expected_delivery_date"],
+        destination_country=row["destination_country"],
+        pick_by=row["pick_by"],
+        deliver_by=row["deliver_by"],
         version=row["version"],
         created_at=row["created_at"],
         loaded_version=row["version"],

@@ -22,9 +22,11 @@ from orderdesk.masterdata import Warehouse
 from services.shipping.domain import (
     PROGRESS,
     STEP_FOLLOWS,
+    Schedule,
     Shipment,
     Status,
     promised_delivery_date,
+    schedule,
     shipment_id_for,
     split_by_warehouse,
 )
@@ -344,3 +346,45 @@ def test_splitting_keeps_every_allocated_unit(allocations):
             q for s, _, q in allocations if s == sku
         )
     assert all(q > 0 for lines in plan.values() for q in lines.values())
+
+
+# --- the promise watch's schedule: pick-by and deliver-by ----------------------------------------
+def scheduled(promised: str, country: str = "DE", warehouse: str = "WH-HAM", **more) -> Schedule:
+    return schedule(
+        BOOK, warehouse=warehouse, destination_country=country, promised_delivery_date=promised, **more
+    )
+
+
+def test_pick_by_is_the_cutoff_of_the_last_day_it_can_leave_for_the_promise():
+    # promised Thursday the 3rd, 2 working days in Germany: it must leave Tuesday the 1st, by 15:00 in
+    # Hamburg (14:00 UTC), and then arrives the 3rd
+    assert scheduled("2026-12-03") == Schedule(dt.datetime(2026, 12, 1, 14, 0, tzinfo=dt.UTC), "2026-12-03")
+    # promised the 10th: Wednesday the 9th, the 8th is a holiday, Monday the 7th
+    assert scheduled("2026-12-10") == Schedule(dt.datetime(2026, 12, 7, 14, 0, tzinfo=dt.UTC), "2026-12-10")
+    # France's lane takes one working day: it may leave the day before
+    assert scheduled("2026-12-10", "FR").pick_by == dt.datetime(2026, 12, 9, 14, 0, tzinfo=dt.UTC)
+    # a warehouse nobody imported has no cut-off
+    assert scheduled("2026-12-10", warehouse="WH-X") == Schedule(None, "")
+
+
+def test_deliver_by_counts_the_lanes_days_from_the_local_day_it_left():
+    friday = dt.datetime(2026, 12, 4, 16, 0, tzinfo=dt.UTC)
+    # Monday the 7th, (the 8th closed) Wednesday the 9th
+    assert scheduled("2026-12-03", shipped_at=friday) == Schedule(None, "2026-12-09")
+    # 23:30 UTC on Wednesday the 2nd is already Thursday in Hamburg: Friday, Monday
+    late = dt.datetime(2026, 12, 2, 23, 30, tzinfo=dt.UTC)
+    assert scheduled("2026-12-03", shipped_at=late).deliver_by == "2026-12-07"
+
+
+def test_a_shipment_keeps_its_schedule_and_moves_it_when_it_leaves_or_is_promised_again():
+    s = new_shipment("2026-12-03")
+    s.destination_country = "DE"
+    s.reschedule(BOOK)
+    pick_by = dt.datetime(2026, 12, 1, 14, 0, tzinfo=dt.UTC)
+    assert (s.pick_by, s.deliver_by) == (pick_by, "2026-12-03")
+    assert s.repromise("2026-12-10", at=T0, actor="desk", reason="delay accepted", book=BOOK)
+    assert (s.pick_by, s.deliver_by) == (dt.datetime(2026, 12, 7, 14, 0, tzinfo=dt.UTC), "2026-12-10")
+    friday = dt.datetime(2026, 12, 4, 16, 0, tzinfo=dt.UTC)
+    s.record("picked", at=friday, actor="3pl", book=BOOK)
+    s.record("shipped", at=friday, actor="3pl", carrier="DHL", tracking_number="T1", book=BOOK)
+    assert s.deliver_by == "2026-12-09" and s.pick_by == dt.datetime(2026, 12, 7, 14, 0, tzinfo=dt.UTC)
