@@ -179,6 +179,10 @@ class ShipmentView:
     shipped_at: str = ""
     last_event: str = ""
     last_event_at: str = ""
+    # Shipping's schedule (services/shipping/domain.py `schedule`): the cut-off instant it must be picked
+    # and packed by (ISO 8601) and the date it should arrive (YYYY-MM-DD); "" when shipping knows none.
+    pick_by: str = ""
+    deliver_by: str = ""
 
 
 # --- what the order records about itself, published as events (orderdesk.usecase.publish) ---------
@@ -937,12 +941,8 @@ class Order:
             self.risks = []
             self.version += 1
 
-    def promise_facts(
-        self, plans: dict[str, tuple[dt.datetime | None, int | None]] | None = None
-    ) -> OrderFacts:
-        """The order as the watch's rules see it. `plans`: per shipment id, its ship-by instant (the cut-off
-        of the last day it can leave) and its lane's transit days, where a calendar knows them."""
-        plans = plans or {}
+    def promise_facts(self) -> OrderFacts:
+        """The order as the watch's rules see it; each shipment's pick-by and deliver-by are shipping's."""
         held_since = None
         if self.status is Status.ON_HOLD:
             held_since = next((h.at for h in reversed(self.history) if h.status is Status.ON_HOLD), None)
@@ -959,7 +959,6 @@ class Order:
         for s in self.shipments.values():
             if s.status == "cancelled" or s.shipment_id in replaced:
                 continue
-            ship_by, transit = plans.get(s.shipment_id, (None, None))
             last_event, last_event_at = s.last_event, _instant(s.last_event_at)
             decided = handled.get(s.shipment_id)
             if decided is not None and (last_event_at is None or last_event_at <= decided):
@@ -969,8 +968,8 @@ class Order:
                     shipment_id=s.shipment_id,
                     status=s.status,
                     promised_date=_date(s.promised_delivery_date),
-                    ship_by=ship_by,
-                    transit_days=transit,
+                    ship_by=_instant(s.pick_by),
+                    deliver_by=_date(s.deliver_by),
                     shipped_at=_instant(s.shipped_at),
                     last_event=last_event,
                     last_event_at=last_event_at,

@@ -13,14 +13,16 @@ only when they change (`Order.watch`).
 | `supply_late` | backordered, and the backorder's (production run's or receipt's) expected delivery date falls after the promise | that date |
 | `not_picked_by_cutoff` | a shipment still in the warehouse (pending, picked, packed) at the cut-off of the last day it can leave and still arrive on time | the next ship date + transit |
 | `carrier_silent` | shipped, and no carrier event for `policy.carrier_silence` | the promise, or tomorrow once it passed |
-| `transit_overdue` | shipped longer ago than the lane's transit days and not delivered | the promise, or tomorrow once it passed |
+| `transit_overdue` | shipped and not delivered after its deliver-by date (the lane's transit days after the day it left) | the promise, or tomorrow once it passed |
 | `carrier_problem` | the carrier's last word is a delay, a failed delivery attempt, an exception, a return to sender or a loss | the carrier's new date, else as above |
 | `hold_too_long` | on hold for `policy.max_hold` or longer, or so long that the lead time no longer fits before the promise | the promise, or today + lead time when later |
 
 Dates are plain dates (YYYY-MM-DD). Day arithmetic counts the working days of `Policy.calendar`
 (orderdesk.calendar: the lead time, a parcel's transit, "the next day it can leave or arrive"), or
-calendar days without one; the cut-off and the transit days of a shipment are handed in
-(`ShipmentFacts.ship_by`, `.transit_days`), so these rules carry no warehouse calendar of their own. An order without a promised date has nothing to be late for: only the carrier's
+calendar days without one; a shipment's cut-off and the date it is due are handed in
+(`ShipmentFacts.ship_by`, `.deliver_by`: shipping computes them on the warehouse's calendar and the lane,
+services/shipping/domain.py `schedule`; else `.transit_days` from the day it left), so these rules carry
+no warehouse calendar of their own. An order without a promised date has nothing to be late for: only the carrier's
 and the hold's risks apply to it (their dates are then unknown, "").
 
 Priority aging (`current_priority`) lives here too: the allocator serves the highest priority first, and
@@ -98,6 +100,7 @@ class ShipmentFacts:
     promised_date: dt.date | None = None
     ship_by: dt.datetime | None = None  # the cut-off of the last day it can leave and arrive on time
     transit_days: int | None = None  # the lane's, when known
+    deliver_by: dt.date | None = None  # shipping's: when it should arrive, once shipped from the day it left
     shipped_at: dt.datetime | None = None
     last_event: str = (
         ""  # the carrier's last word after shipping: shipped, delayed, lost, delivery_attempted …
@@ -273,17 +276,19 @@ def _shipment_risks(s: ShipmentFacts, order_promise: dt.date | None, now: dt.dat
             f"({_hours(now - heard)} h; at most {_hours(policy.carrier_silence)} h)",
             s.shipment_id,
         )
-    if s.shipped_at is not None and s.transit_days is not None:
+    due = s.deliver_by
+    if due is None and s.shipped_at is not None and s.transit_days is not None:
         due = policy.add_days(s.shipped_at.date(), s.transit_days)
-        if today > due:
-            yield _risk(
-                RiskCode.TRANSIT_OVERDUE,
-                promised,
-                _not_before(promised, today, policy),
-                f"shipment {s.shipment_id} shipped {s.shipped_at.date().isoformat()}, "
-                f"{(today - s.shipped_at.date()).days} day(s) in transit; the lane takes {s.transit_days}",
-                s.shipment_id,
-            )
+    if s.shipped_at is not None and due is not None and today > due:
+        lane = f"due {due.isoformat()}" if s.deliver_by is not None else f"the lane takes {s.transit_days}"
+        yield _risk(
+            RiskCode.TRANSIT_OVERDUE,
+            promised,
+            _not_before(promised, today, policy),
+            f"shipment {s.shipment_id} shipped {s.shipped_at.date().isoformat()}, "
+            f"{(today - s.shipped_at.date()).days} day(s) in transit; {lane}",
+            s.shipment_id,
+        )
     if s.last_event in CARRIER_TROUBLE and not (
         s.carrier_date is not None and promised is not None and s.carrier_date <= promised
     ):  # a delay the carrier says still meets the promise (or a promise moved to its date) endangers nothing
@@ -316,7 +321,7 @@ def next_check(facts: OrderFacts, now: dt.datetime, policy: Policy = Policy()) -
             heard = s.last_event_at or s.shipped_at
             if heard is not None:
                 moments.append(heard + policy.carrier_silence)
-            if s.shipped_at is not None and s.transit_days is not None:
+            if s.shipped_at is not None and (s.transit_days is not None or s.deliver_by is not None):
                 moments.append(midnight)
     ahead = [m for m in moments if m > now]
     return min(ahead) if ahead else now + policy.recheck

@@ -349,6 +349,10 @@ class OrdersService:
             version=shipment.version,
             promised_delivery_date=shipment.promised_delivery_date,
             expected_delivery_date=shipment.expected_delivery_date,
+            pick_by=shipment.pick_by.ToDatetime(tzinfo=dt.UTC).isoformat()
+            if shipment.HasField("pick_by")
+            else "",
+            deliver_by=shipment.deliver_by,
         )
         await self.apply_to_order(
             tx, shipment.order_id, lambda o: o.record_shipment(self.clock(), view, event, event_at)

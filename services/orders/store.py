@@ -259,6 +259,8 @@ def _order_row(order: Order) -> dict:
                 "shipped_at": s.shipped_at,
                 "last_event": s.last_event,
                 "last_event_at": s.last_event_at,
+                "pick_by": s.pick_by,
+                "deliver_by": s.deliver_by,
             }
             for s in order.shipments.values()
         ],

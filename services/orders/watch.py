@@ -35,8 +35,6 @@ from services.orders.store import OrderRepository, orders
 
 log = logging.getLogger("orders.watch")
 
-Plans = Callable[[Order], dict[str, tuple[dt.datetime | None, int | None]]]
-
 _DUE = (
     select(orders.c.order_id)
     .where(orders.c.watch_at <= bindparam("now"))
@@ -50,10 +48,6 @@ _LOOKED_AT = (
 )
 
 
-def no_plans(_order: Order) -> dict[str, tuple[dt.datetime | None, int | None]]:
-    return {}
-
-
 class Watch:
     BATCH = 500  # orders per pass (one read, one transaction)
     INTERVAL_SECONDS = 5.0  # between polls when nothing wakes it
@@ -65,15 +59,12 @@ class Watch:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
         policy: Policy | None = None,
-        plans: Plans = no_plans,
         batch: int = BATCH,
         interval: float = INTERVAL_SECONDS,
     ):
-        """`plans(order)`: per shipment its ship-by instant and transit days, where a calendar knows them."""
         self.db = db
         self.clock = clock
         self.policy = policy or Policy()
-        self.plans = plans
         self.batch = batch
         self.interval = interval
         self._wake = asyncio.Event()
@@ -162,7 +153,7 @@ class Watch:
 
     def _assess(self, order: Order, now: dt.datetime) -> dict:
         """Assesses one order (recording its risk events on it); returns its row's next watch_at and priority."""
-        facts = order.promise_facts(self.plans(order))
+        facts = order.promise_facts()
         if order.status in TERMINAL:
             order.settle_risks()
             next_at = None

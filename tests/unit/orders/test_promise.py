@@ -88,6 +88,19 @@ def test_transit_overdue_when_longer_on_the_way_than_the_lane_takes():
     assert assess(facts("shipped", shipments=(on_time,)), NOW) == []
 
 
+def test_transit_overdue_after_shippings_deliver_by():
+    shipped = dt.datetime(2026, 12, 4, 15, 0, tzinfo=dt.UTC)
+    s = ShipmentFacts("SHP-1", "shipped", shipped_at=shipped, last_event_at=NOW, deliver_by=D("2026-12-09"))
+    [risk] = assess(facts("shipped", promised="2026-12-12", shipments=(s,)), NOW)
+    assert risk.code is RiskCode.TRANSIT_OVERDUE and "6 day(s) in transit; due 2026-12-09" in risk.evidence
+    assert (risk.expected_date, risk.slip_days) == ("2026-12-12", 0)
+    # deliver-by today is not overdue yet (and it wins over a lane's days counted by orders)
+    due_today = ShipmentFacts(
+        "SHP-1", "shipped", shipped_at=shipped, last_event_at=NOW, deliver_by=D("2026-12-10"), transit_days=1
+    )
+    assert assess(facts("shipped", shipments=(due_today,)), NOW) == []
+
+
 def test_carrier_problem_takes_the_carriers_new_date():
     s = ShipmentFacts(
         "SHP-1",
@@ -202,11 +215,25 @@ def test_the_orders_facts_come_from_its_history_and_shipments():
     o.record_shipment(
         NOW, ShipmentView("SHP-1", "W", "shipped", version=3), "carrier_changed", NOW + dt.timedelta(hours=2)
     )
-    [s] = o.promise_facts({"SHP-1": (None, 3)}).shipments
+    o.record_shipment(
+        NOW,
+        ShipmentView(
+            "SHP-1",
+            "W",
+            "shipped",
+            version=4,
+            pick_by="2026-12-09T14:00:00+00:00",
+            deliver_by="2026-12-14",
+        ),
+        "updated",
+        NOW,
+    )
+    [s] = o.promise_facts().shipments
     assert (
         s.shipped_at == NOW and s.last_event == "delayed" and s.last_event_at == NOW + dt.timedelta(hours=1)
     )
-    assert s.transit_days == 3
+    # shipping's schedule, as the rules take it
+    assert s.ship_by == dt.datetime(2026, 12, 9, 14, 0, tzinfo=dt.UTC) and s.deliver_by == D("2026-12-14")
 
 
 TIER = st.integers(0, 3)
