@@ -11,7 +11,7 @@ only when they change (`Order.watch`).
 |---|---|---|
 | `not_allocatable_in_time` | confirmed or backordered without a supply date, and less than the policy's lead time (release → delivered) is left before the promise | today + lead time |
 | `supply_late` | backordered, and the backorder's (production run's or receipt's) expected delivery date falls after the promise | that date |
-| `not_picked_by_cutoff` | a shipment still in the warehouse (pending, picked, packed) at the cut-off of the last day it can leave and still arrive on time | the next ship date + transit |
+| `not_picked_by_cutoff` | a shipment still in the warehouse (pending, picked, packed) at the cut-off of the last day it can leave and still arrive on time | the next ship date + transit (its deliver-by, moved as many days as the ship date) |
 | `carrier_silent` | shipped, and no carrier event for `policy.carrier_silence` | the promise, or tomorrow once it passed |
 | `transit_overdue` | shipped and not delivered after its deliver-by date (the lane's transit days after the day it left) | the promise, or tomorrow once it passed |
 | `carrier_problem` | the carrier's last word is a delay, a failed delivery attempt, an exception, a return to sender or a loss | the carrier's new date, else as above |
@@ -255,7 +255,13 @@ def _shipment_risks(s: ShipmentFacts, order_promise: dt.date | None, now: dt.dat
     if s.status in IN_WAREHOUSE and s.ship_by is not None and now >= s.ship_by:
         # The day's last truck has gone without it: it leaves the next (working) day at the earliest.
         next_ship = policy.next_day(max(today, s.ship_by.date()))
-        expected = policy.add_days(next_ship, s.transit_days) if s.transit_days is not None else None
+        expected = None
+        if s.transit_days is not None:
+            expected = policy.add_days(next_ship, s.transit_days)
+        elif s.deliver_by is not None:  # shipping's date from the missed ship day: as many days later
+            expected, day = s.deliver_by, s.ship_by.date()
+            while day < next_ship:
+                day, expected = policy.next_day(day), policy.next_day(expected)
         yield _risk(
             RiskCode.NOT_PICKED_BY_CUTOFF,
             promised,

@@ -88,6 +88,22 @@ def test_transit_overdue_when_longer_on_the_way_than_the_lane_takes():
     assert assess(facts("shipped", shipments=(on_time,)), NOW) == []
 
 
+def test_not_picked_by_the_cutoff_moves_shippings_deliver_by_with_the_ship_date():
+    ship_by = dt.datetime(2026, 12, 9, 14, 0, tzinfo=dt.UTC)  # Wednesday's cut-off, due Friday the 11th
+    s = ShipmentFacts("SHP-1", "pending", ship_by=ship_by, deliver_by=D("2026-12-11"))
+    # leaves Friday (tomorrow) at the earliest, two working days later than planned: due Tuesday the 15th
+    weekdays = Policy(calendar=Calendar())
+    [risk] = assess(facts("allocated", promised="2026-12-11", shipments=(s,)), NOW, weekdays)
+    assert risk.code is RiskCode.NOT_PICKED_BY_CUTOFF and (risk.expected_date, risk.slip_days) == (
+        "2026-12-15",
+        4,
+    )
+    assert (
+        assess(facts("allocated", promised="2026-12-11", shipments=(s,)), ship_by - dt.timedelta(minutes=1))
+        == []
+    )
+
+
 def test_transit_overdue_after_shippings_deliver_by():
     shipped = dt.datetime(2026, 12, 4, 15, 0, tzinfo=dt.UTC)
     s = ShipmentFacts("SHP-1", "shipped", shipped_at=shipped, last_event_at=NOW, deliver_by=D("2026-12-09"))
