@@ -1,6 +1,7 @@
 """The promise watch through every real process: a backorder whose production run is rescheduled past the
 promise raises order.at_risk with the new date, which the partner's webhook receives and the at-risk queue
-lists; the run moved back clears it (order.back_on_track)."""
+lists; the run moved back clears it (order.back_on_track). A parcel in transit past the deliver-by shipping
+computed for it is at risk (transit_overdue) until it is delivered."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime as dt
 
 import pytest
 
+from tests.e2e import test_lifecycle as lifecycle
 from tests.e2e.test_supply import add_product, new_sku, submit, wait_status
 from tests.e2e.test_webhooks import Receiver, register
 
@@ -104,3 +106,44 @@ async def test_a_production_run_moved_past_the_promise_raises_at_risk_and_moved_
     assert len(received("order.at_risk")) == 1  # told once
     code, page, _ = await shop.get("/v1/orders?at_risk=true&limit=500")
     assert order_id not in [o["order_id"] for o in page["items"]]
+
+
+async def test_a_parcel_in_transit_past_shippings_deliver_by_is_at_risk_until_delivered(
+    shop, warehouse_operator, admin, eventually
+):
+    sku = lifecycle.new_sku()
+    await lifecycle.add_product(admin, sku, stock={"WH-HAM": 3})
+    code, created, _ = await lifecycle.submit(shop, lifecycle.order_body(sku, 2))
+    assert code == 201, created
+    order_id = created["order_id"]
+    await wait_status(shop, order_id, "allocated", eventually)
+
+    async def shipment():
+        code, body, _ = await warehouse_operator.get(f"/v1/shipments?order_id={order_id}")
+        return body["items"][0] if code == 200 and body["items"] else None
+
+    sid = (await eventually(shipment))["shipment_id"]
+    # The 3PL reports late that it left ten days ago: shipping dates its deliver-by from that day (the lane's
+    # transit days), which has passed, so orders' watch sees it overdue in transit.
+    left = (dt.datetime.now(dt.UTC) - dt.timedelta(days=10)).isoformat()
+    for step in (
+        {"type": "picked"},
+        {"type": "shipped", "carrier": "DHL", "tracking_number": f"T{sid[-12:]}", "occurred_at": left},
+    ):
+        code, body, _ = await warehouse_operator.post(f"/v1/shipments/{sid}/events", json=step)
+        assert code == 200, body
+
+    async def overdue():
+        code, body, _ = await shop.get(f"/v1/orders/{order_id}")
+        found = [r for r in body.get("risks", []) if r["code"] == "transit_overdue"] if code == 200 else []
+        return found or None
+
+    [risk] = await eventually(overdue, timeout=60)
+    assert risk["shipment_id"] == sid and "day(s) in transit; due " in risk["evidence"], risk
+    due = risk["evidence"].rsplit("due ", 1)[1]
+    assert due < days(0), risk  # shipping's deliver-by, in the past
+
+    code, body, _ = await warehouse_operator.post(f"/v1/shipments/{sid}/events", json={"type": "delivered"})
+    assert code == 200, body
+    done = await wait_status(shop, order_id, "completed", eventually)
+    assert done["risks"] == [], done
