@@ -13,10 +13,11 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from console import order_entry, web
-from console.i18n import N_
+from console import i18n, order_entry, web
+from console.i18n import N_, gettext
 from console.order_entry import Line
 from console.web import Desk, FormErrors, NavEntry, requires
 from orderdesk import order_sheets
@@ -168,6 +169,41 @@ async def enter_order(request: Request, desk: Desk = requires(ENTER)):
         "entry/new.html",
         _context(values, lines, found, customer=customer, choices=choices),
         status=422 if found else 200,
+    )
+
+
+@router.get("/orders/quote")
+async def quote_line(
+    request: Request, customer: str = "", product: str = "", quantity: str = "", desk: Desk = requires(ENTER)
+):
+    """One line's product, customer's price, stock and earliest date, formatted for the person (static/entry.js
+    shows them as the line is typed; the form's Check shows the same without JavaScript)."""
+    line = Line(product.strip()[:200], quantity.strip()[:12])
+    if not customer.strip() or not line.product:
+        return JSONResponse({}, status_code=422)
+    try:
+        answer = await web.call(
+            request,
+            web.services(request).intake.QuoteLines,
+            intake_pb2.QuoteLinesRequest(
+                customer_id=customer.strip()[:100],
+                lines=[intake_pb2.QuoteLineQuery(product=line.product, quantity=line.units() or 1)],
+            ),
+        )
+    except web.ServiceRefusal as refused:
+        return JSONResponse({}, status_code=refused.status)
+    order_entry.apply_quote(line, answer.lines[0])
+    if not line.sku:
+        words = order_entry.SEVERAL_PRODUCTS if line.matches else order_entry.UNKNOWN_SKU
+        return JSONResponse({"name": gettext(words)})
+    return JSONResponse(
+        {
+            "sku": line.sku,
+            "name": line.name,
+            "price": i18n.format_money(line.unit_price, line.currency) if line.unit_price else "",
+            "available": gettext("unknown") if line.available is None else i18n.format_number(line.available),
+            "earliest": i18n.format_date(line.earliest) if line.earliest else gettext("unknown"),
+        }
     )
 
 

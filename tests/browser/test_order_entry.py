@@ -201,3 +201,54 @@ def test_a_viewer_is_refused_order_entry_by_the_server(page, suite):
     )
     assert posted.status == 403
     assert orders_with_ref(suite, ref) == []
+
+
+def test_a_held_order_says_why_and_links_its_page(page, suite):
+    sign_in(page, "clerk")
+    page.goto("/orders/new")
+    page.get_by_label("Customer (id or name)").fill("C0001")
+    page.get_by_label("Came in by").select_option(label="E-mail")
+    fill_line(page, 1, "BRK-001", "2000")  # $63,140 against a credit limit of $50,000
+    page.get_by_role("button", name="Submit order").click()
+    expect(page.get_by_role("status")).to_have_text("The order was entered and is on hold.")
+    expect(page.get_by_role("region", name="Why it is on hold")).to_contain_text("Credit limit exceeded")
+    order_id = page.get_by_role("heading", level=1).inner_text().removeprefix("Order ").strip()
+    expect(page.get_by_role("link", name="Open the order's page")).to_have_attribute(
+        "href", f"/orders/{order_id}"
+    )
+    order = gateway(suite, f"/v1/orders/{order_id}")
+    assert (order["status"], order["channel"]) == ("on_hold", "email")
+    assert "credit_limit_exceeded" in [r["code"] for r in order["hold_reasons"]]
+
+
+def test_an_upload_is_capped_in_size_and_rows(page, suite):
+    sign_in(page, "clerk")
+    page.goto("/orders/upload")
+    token = page.locator("input[name='csrf_token']").first.input_value()
+    fields = {"csrf_token": token, "upload_key": uuid.uuid4().hex, "channel": "email"}
+    huge = {"name": "big.csv", "mimeType": "text/csv", "buffer": b"x" * (4 * 1024 * 1024)}
+    assert page.context.request.post("/orders/upload", multipart={**fields, "sheet": huge}).status == 413
+    rows = "external_ref,customer_id,sku,quantity,unit_price\n" + "".join(
+        f"MANY-{n // 10},C0001,BRK-001,1,31.57\n"
+        for n in range(1001)  # 101 orders, 1,001 rows
+    )
+    many = {"name": "many.csv", "mimeType": "text/csv", "buffer": rows.encode()}
+    answer = page.context.request.post("/orders/upload", multipart={**fields, "sheet": many})
+    assert answer.status == 422 and "The file has too many rows for one upload; split it." in answer.text()
+    assert orders_with_ref(suite, "MANY-0") == []
+
+
+def test_with_javascript_a_line_shows_its_price_stock_and_date_as_it_is_typed(page_with_js):
+    page = page_with_js
+    sign_in(page, "clerk")
+    page.goto("/orders/new")
+    page.get_by_label("Customer (id or name)").fill("C0003")
+    page.get_by_label("Line 1: quantity").fill("2")
+    page.get_by_label("Line 1: SKU or product name").press_sequentially("BRK-001")
+    expect(page.locator("#line-0-name")).to_have_text("Brake pad set v1")  # no Check pressed
+    expect(page.locator("#line-0-price")).to_have_text("$31.57")
+    expect(page.locator("#line-0-available")).to_have_text(re.compile(r"^[\d,]+$"))
+    expect(page.locator("#line-0-earliest")).to_have_text(re.compile(r"\d{4}"))
+    page.get_by_label("Line 2: SKU or product name").press_sequentially("NOPE-404")
+    expect(page.locator("#line-1-name")).to_have_text("There is no product with this SKU or name.")
+    shot(page, "order-entry-as-you-type")
