@@ -50,7 +50,8 @@ class Line:
 
     def units(self) -> int | None:
         text = self.quantity.strip()
-        return int(text) if text.isascii() and text.isdigit() else None
+        # At most 12 digits: a number intake can judge (it allows 1,000,000), never one beyond int64.
+        return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else None
 
 
 def form_lines(form: Mapping[str, Any]) -> list[Line]:

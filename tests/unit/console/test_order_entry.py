@@ -28,6 +28,7 @@ def test_the_forms_lines_leave_out_blank_ones_and_offer_blank_ones_below():
     lines = order_entry.form_lines(form)
     assert [(line.product, line.quantity) for line in lines] == [("BRK-001", "2"), ("Brake pad", "x")]
     assert [line.units() for line in lines] == [2, None]
+    assert order_entry.Line("A", "9" * 30).units() is None and order_entry.Line("A", "-1").units() is None
     assert len(order_entry.shown_lines(lines)) == 4 and len(order_entry.shown_lines([])) == 3
 
 
