@@ -50,6 +50,9 @@ def create_app(settings: Settings, console_settings: ConsoleSettings) -> FastAPI
     app.include_router(operations.router)
     for screen in SCREENS:
         app.include_router(screen.router)
+    # A screen's fixed path (/orders/new) wins over another screen's pattern (/orders/{order_id}), whatever
+    # the order the screens were included in (a stable sort: otherwise as included).
+    app.router.routes.sort(key=lambda route: "{" in getattr(route, "path", ""))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(ConsoleMiddleware)
 

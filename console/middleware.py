@@ -14,7 +14,11 @@ from orderdesk.parsing import whole_number
 log = logging.getLogger("console.http")
 
 BODY_LIMIT = 1024 * 1024  # 1 MiB: any form of the console
-UPLOAD_LIMITS: dict[str, int] = {}  # path prefix -> limit, for screens that take a file (add yours here)
+UPLOAD_LIMITS: dict[str, int] = {  # path prefix -> limit, for screens that take a file (add yours here)
+    "/orders/upload": 3
+    * 1024
+    * 1024,  # a customer's order sheet (2 MiB, order_entry.MAX_SHEET_BYTES) and the form
+}
 UNMATCHED_ROUTE = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST"})
 HEADERS = [

@@ -74,7 +74,9 @@ def from_csv(
             return "Idempotency-Key" if path == "idempotency_key" else parsed.row_path(path)
 
         if parsed.errors:
-            pending.append(Pending(index, None, list(parsed.errors), parsed.external_ref, where))
+            pending.append(
+                Pending(index, None, csv_orders.field_errors(parsed.errors), parsed.external_ref, where)
+            )
             continue
         try:
             order = OrderSubmission.model_validate(parsed.body)

@@ -9,11 +9,11 @@ Answers are built from the services' protobuf messages by from_proto constructor
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orderdesk.parsing import text_problem
 from orderdesk.v1 import common_pb2
 
 Text = Annotated[str, Field(max_length=200)]
@@ -25,23 +25,6 @@ Quantity = Annotated[
 # Change requests: a number beyond int64 is refused (422) when the request is encoded for the orders service.
 ChangeQuantity = Annotated[int, Field(strict=True, description="a whole number of units")]
 Money = Annotated[str, Field(description='decimal string, e.g. "12.50"', examples=["12.50"])]
-
-
-# C0 controls but tab, line feed and carriage return; DEL; C1 controls (0x9b is a terminal's CSI).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def text_problem(text: str) -> str:
-    """Why a partner's text cannot be taken ("" when it can): NUL and control characters (which reach
-    terminals, logs and PostgreSQL, which refuses NUL), lone surrogates (no UTF-8 message can carry them).
-    The one check of every text the gateway accepts: bodies (RequestBody) and CSV cells (csv_orders)."""
-    if match := _CONTROL.search(text):
-        return f"must not contain control characters (U+{ord(match.group()):04X} found)"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "text must be valid Unicode (a lone surrogate was sent)"
-    return ""
 
 
 class RequestBody(BaseModel):

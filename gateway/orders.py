@@ -124,9 +124,11 @@ async def submit_csv(
     try:
         parsed = csv_orders.parse(text)
     except csv_orders.CsvTooLarge as exc:
-        raise problems.too_large_document(exc.errors) from None
+        raise problems.too_large_document(csv_orders.field_errors(exc.errors)) from None
     except csv_orders.CsvDocumentError as exc:
-        raise problems.validation(exc.errors, "the CSV cannot be read; nothing was submitted") from None
+        raise problems.validation(
+            csv_orders.field_errors(exc.errors), "the CSV cannot be read; nothing was submitted"
+        ) from None
     return await batches.submit(
         backends(request), batches.from_csv(who.partner_id, idempotency_key, parsed, who.actor)
     )

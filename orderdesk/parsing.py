@@ -8,6 +8,7 @@ in a header or cursor is a plain ASCII number or it is refused.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from orderdesk.errors import FieldViolation
 
@@ -49,3 +50,21 @@ def time_bound(name: str, value: str, *, end: bool, violations: list[FieldViolat
             )
         )
         return None
+
+
+# C0 controls but tab, line feed and carriage return; DEL; C1 controls (0x9b is a terminal's CSI).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def text_problem(text: str) -> str:
+    """Why a partner's text cannot be taken ("" when it can): NUL and control characters (which reach
+    terminals, logs and PostgreSQL, which refuses NUL), lone surrogates (no UTF-8 message can carry them).
+    The one check of every text taken from outside: the gateway's bodies (RequestBody) and the cells of
+    order sheets (orderdesk.order_sheets: the gateway's CSV, the console's uploads)."""
+    if match := _CONTROL.search(text):
+        return f"must not contain control characters (U+{ord(match.group()):04X} found)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text must be valid Unicode (a lone surrogate was sent)"
+    return ""

@@ -10,9 +10,9 @@ import grpc
 
 from orderdesk import erasure, errors, rpc
 from orderdesk.v1 import common_pb2, intake_pb2, intake_pb2_grpc
-from services.intake import approval, customers, review
+from services.intake import approval, customers, quotes, review
 from services.intake.erasure import IntakeErasure
-from services.intake.proto import customer_to_proto, submission_from_proto
+from services.intake.proto import customer_to_proto, line_quote_to_proto, submission_from_proto
 from services.intake.service import IntakeService, Submitted
 
 log = logging.getLogger("intake.grpc")
@@ -173,6 +173,16 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
     async def GetCustomer(self, request, context):
         errors.require(request.customer_id, "customer_id")
         return customer_to_proto(await customers.get(self.service.db, request.customer_id))
+
+    async def QuoteLines(self, request, context):
+        errors.require(request.customer_id, "customer_id")
+        found = await quotes.quote(
+            self.service,
+            request.customer_id,
+            request.ship_to_country,
+            [quotes.Query(q.product, q.quantity) for q in request.lines],
+        )
+        return intake_pb2.QuoteLinesResponse(lines=[line_quote_to_proto(f) for f in found])
 
     async def EraseCustomer(self, request, context):
         if self.erasure is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from orderdesk.domain import address_dict
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
 from services.intake.customers import CustomerView
@@ -13,6 +15,9 @@ from services.intake.domain import (
     Submission,
     SubmittedLine,
 )
+
+if TYPE_CHECKING:
+    from services.intake.quotes import LineQuote
 
 
 def submission_from_proto(req: intake_pb2.SubmitOrderRequest) -> Submission:
@@ -92,4 +97,18 @@ def customer_to_proto(view: CustomerView) -> intake_pb2.CustomerDetail:
         open_exposure=str(view.open_exposure),
         available_credit=str(view.available_credit),
         open_orders=view.open_orders,
+    )
+
+
+def line_quote_to_proto(f: LineQuote) -> intake_pb2.LineQuote:
+    p = f.product
+    return intake_pb2.LineQuote(
+        sku=p.sku if p else "",
+        name=p.name if p else "",
+        unit_price=str(f.unit_price) if p and f.unit_price is not None else "",
+        currency=p.currency if p else "",
+        available=f.available if p else 0,
+        earliest_date=f.earliest,
+        matches=[intake_pb2.ProductMatch(sku=m.sku, name=m.name) for m in f.matches],
+        status=p.status if p else "",
     )

@@ -152,6 +152,20 @@ customer_exposure = Table(
 UPSERT_CHUNK = 500
 
 
+def _product(r) -> Product:
+    return Product(
+        sku=r["sku"],
+        name=r["name"],
+        unit_price=Decimal(r["unit_price"]),
+        currency=r["currency"],
+        make_to_order=r["make_to_order"],
+        production_lead_time_days=r["production_lead_time_days"],
+        min_order_qty=r["min_order_qty"],
+        order_multiple=r["order_multiple"],
+        status=r["status"],
+    )
+
+
 def _customer(row) -> Customer:
     return Customer(
         customer_id=row["customer_id"],
@@ -279,20 +293,18 @@ class MasterDataRepository:
             .mappings()
             .all()
         )
-        return {
-            r["sku"]: Product(
-                sku=r["sku"],
-                name=r["name"],
-                unit_price=Decimal(r["unit_price"]),
-                currency=r["currency"],
-                make_to_order=r["make_to_order"],
-                production_lead_time_days=r["production_lead_time_days"],
-                min_order_qty=r["min_order_qty"],
-                order_multiple=r["order_multiple"],
-                status=r["status"],
-            )
-            for r in rows
-        }
+        return {r["sku"]: _product(r) for r in rows}
+
+    async def search_products(self, words: str, limit: int) -> list[Product]:
+        """Products whose name holds `words` (any case), by SKU; `limit` of them at most."""
+        pattern = words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = (
+            select(products)
+            .where(func.lower(products.c.name).like("%" + pattern + "%", escape="\\"))
+            .order_by(products.c.sku)
+            .limit(limit)
+        )
+        return [_product(r) for r in (await self.conn.execute(query)).mappings().all()]
 
     async def customer_prices(self, customer_id: str, skus: set[str] | None) -> dict[str, CustomerPrice]:
         """The customer's prices for `skus`, or its whole price list when `skus` is None."""

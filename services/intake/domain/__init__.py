@@ -113,7 +113,14 @@ from services.intake.domain.credit import (
     exposure_changes,
     exposure_state,
 )
-from services.intake.domain.delivery import Arrival, Supply, delivery_reasons, plan_arrivals, stock_arrivals
+from services.intake.domain.delivery import (
+    Arrival,
+    Supply,
+    delivery_reasons,
+    earliest_dates,
+    plan_arrivals,
+    stock_arrivals,
+)
 from services.intake.domain.holds import duplicate_external_ref, hold_reasons
 from services.intake.domain.lines import customer_price, line_reasons
 from services.intake.domain.master_data import MASTER_KINDS, check_master_kind, check_master_records
@@ -237,6 +244,7 @@ __all__ = [
     "decide",
     "deliveries_to_check",
     "delivery_reasons",
+    "earliest_dates",
     "duplicate_external_ref",
     "exposure_changes",
     "exposure_state",

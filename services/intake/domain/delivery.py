@@ -99,6 +99,27 @@ def plan_arrivals(
     return plan
 
 
+def earliest_dates(
+    lines: Sequence[OrderLine],
+    products: Mapping[str, Product],
+    stock: Mapping[str, Mapping[str, int]],
+    book: CalendarBook,
+    country: str,
+    now: dt.datetime,
+    supply: Mapping[str, Supply],
+) -> list[dt.date | None]:
+    """The date each line's whole quantity can arrive at the earliest, planned as `plan_arrivals` plans
+    an order (the desk's order entry shows it as the line is typed); None where inventory cannot date
+    the units stock does not cover."""
+    _, missing = stock_arrivals(lines, products, stock, book, country, now)
+    undated = {sku for sku in missing if _undated(supply.get(sku))}
+    dated = [line for line in lines if line.sku not in undated]
+    plan = iter(plan_arrivals(dated, products, stock, book, country, now, supply))
+    return [
+        None if line.sku in undated else max((a.date for a in next(plan)), default=None) for line in lines
+    ]
+
+
 def delivery_reasons(
     requested: dt.date,
     lines: Sequence[OrderLine],

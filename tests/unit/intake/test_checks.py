@@ -829,3 +829,16 @@ def test_the_prices_csv_parses_with_row_and_column_errors():
     with pytest.raises(InvalidArgument) as err:
         masterdata.parse("prices", "customer_id,sku,unit_price,currency\nC1,A,x,USD\nC1,A,1,USD\n")
     assert [v.field for v in err.value.violations] == ["row 2.unit_price", "row 3"]
+
+
+def test_the_earliest_date_of_each_line_is_its_last_arrival_and_none_when_undated():
+    stock = {"SKU-1": {"WH-CHI": 4}}
+    lines = [
+        OrderLine("SKU-1", 3, Decimal(1)),
+        OrderLine("SKU-1", 3, Decimal(1)),
+        OrderLine("SKU-2", 1, Decimal(1)),
+    ]
+    supply = {"SKU-1": domain.Supply(wd(6))}  # SKU-2 has no stock and inventory cannot date it
+    assert domain.earliest_dates(lines, CATALOGUE, stock, BOOK, "US", MORNING, supply) == [wd(3), wd(6), None]
+    planned = plan([("SKU-1", 3), ("SKU-1", 3)], stock, supply=supply)
+    assert [max(a.date for a in arrivals) for arrivals in planned] == [wd(3), wd(6)]  # as an order is planned
