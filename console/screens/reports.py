@@ -34,28 +34,15 @@ REASONS = {
     "period_too_long": N_("A report covers at most 366 days: choose a shorter period."),
     "unknown_group_by": N_("Choose per day, per week or per month."),
 }
-HEADLINE = (
-    "orders_received",
-    "lines_first_allocated",
-    "lines_filled",
-    "line_fill_rate",
-    "units_first_allocated",
-    "units_filled",
-    "unit_fill_rate",
-    "orders_delivered",
-    "orders_on_time",
-    "on_time_rate",
-    "orders_cancelled",
-    "cancellation_rate",
-    "orders_held",
-    "hold_rate",
+# Every figure of a headline, in the message's order: a figure added to KpiHeadline is in the CSV at once.
+HEADLINE = tuple(
+    f.name for f in orders_pb2.KpiHeadline.DESCRIPTOR.fields if f.name not in ("key", "order_value")
 )
-RATES = ("line_fill_rate", "unit_fill_rate", "on_time_rate", "cancellation_rate", "hold_rate")
 
 
 def _value(message, name: str):
     """A field of a report message; None for an optional one that is not set (no denominator)."""
-    if name in RATES or name in ("average_seconds", "p90_seconds", "rate"):
+    if message.DESCRIPTOR.fields_by_name[name].has_presence:
         return getattr(message, name) if message.HasField(name) else None
     return getattr(message, name)
 
