@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
@@ -19,6 +20,7 @@ from console.store import ConsoleStore
 from orderdesk import logs
 from orderdesk.clients import Services
 from orderdesk.config import ConsoleSettings, Settings, StatusLinkSettings
+from orderdesk.v1 import apikeys_pb2_grpc
 
 log = logging.getLogger("console")
 STATIC = web.TEMPLATES.parent / "static"
@@ -33,10 +35,19 @@ def create_app(settings: Settings, console_settings: ConsoleSettings) -> FastAPI
         services = Services(settings)
         app.state.store = store
         app.state.services = services
+        # Partners' API keys: the gateway's gRPC admin service (gateway/keyservice.py), never its database.
+        keys_channel = (
+            grpc.aio.insecure_channel(console_settings.gateway_keys)
+            if console_settings.gateway_keys
+            else None
+        )
+        app.state.apikeys = apikeys_pb2_grpc.ApiKeysServiceStub(keys_channel) if keys_channel else None
         log.info("console ready", extra=logs.fields(peers=settings.peers))
         try:
             yield
         finally:
+            if keys_channel is not None:
+                await keys_channel.close()
             await services.close()
             await store.close()
 

@@ -114,6 +114,24 @@ CUSTOMER_TIERS = {
 }
 
 CUSTOMER_STATES = {"active": N_("Active"), "blocked": N_("Blocked")}
+CANCEL_REASONS = {  # the KPI report's classes of a free-text cancellation reason (services/orders/kpi)
+    "customer_request": N_("Customer asked"),
+    "out_of_stock": N_("Out of stock"),
+    "late_delivery": N_("Late delivery"),
+    "price": N_("Price"),
+    "duplicate": N_("Duplicate order"),
+    "payment": N_("Payment"),
+    "address": N_("Address"),
+    "fraud": N_("Fraud"),
+    "other": N_("Other"),
+}
+
+CYCLE_STAGES = {
+    "received_to_confirmed": N_("Received to confirmed"),
+    "confirmed_to_shipped": N_("Confirmed to shipped"),
+    "shipped_to_delivered": N_("Shipped to delivered"),
+    "received_to_delivered": N_("Received to delivered"),
+}
 
 ROLES = {
     "viewer": N_("Viewer"),
@@ -146,7 +164,7 @@ def label(words: Mapping[str, str], code: str) -> str:
 def register(environment) -> None:
     """Template helpers, as functions and filters: status, hold_reason, proposal, channel, shipment_status,
     return_status, exception_type, exception_status, resolution, end_customer_status, tier, customer_state,
-    role, permission."""
+    cancel_reason, cycle_stage, role, permission."""
     helpers = {
         "status": lambda code: label(STATUSES, code),
         "hold_reason": lambda code: label(HOLD_REASONS, code),
@@ -160,6 +178,8 @@ def register(environment) -> None:
         "end_customer_status": lambda code: label(END_CUSTOMER_STATUSES, code),
         "tier": lambda code: label(CUSTOMER_TIERS, code),
         "customer_state": lambda code: label(CUSTOMER_STATES, code),
+        "cancel_reason": lambda code: label(CANCEL_REASONS, code),
+        "cycle_stage": lambda code: label(CYCLE_STAGES, code),
         "role": lambda code: label(ROLES, code),
         "permission": lambda code: label(PERMISSIONS, code),
     }

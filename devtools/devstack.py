@@ -37,6 +37,7 @@ from orderdesk.parsing import whole_number
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = (*SERVICES, "gateway")  # always started; the console too with Stack(console=True)
 HTTP_COMPONENTS = {"gateway": 8080, "console": 8090}  # their documented HTTP ports (not gRPC)
+GATEWAY_KEYS_PORT = 15059  # the gateway's API-key admin gRPC for the console (README "Console")
 
 
 @dataclass
@@ -105,6 +106,8 @@ class Stack:
             first = self.instances(name)[0]
             self.ports.setdefault(name, self.ports[first])
             self.metrics_ports.setdefault(name, self.metrics_ports[first])
+        # The gateway's API-key admin gRPC (gateway/keyservice.py), which the console calls.
+        self.keys_port = GATEWAY_KEYS_PORT if self.default_ports else localservers.free_port()
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -162,6 +165,7 @@ class Stack:
             if name in self.database_urls:
                 env[f"ORDERDESK_{name.upper()}_DATABASE_URL"] = self.database_urls[name]
         env["ORDERDESK_GATEWAY_URL"] = self.gateway_url
+        env["ORDERDESK_GATEWAY_KEYS_ADDR"] = f"127.0.0.1:{self.keys_port}"
         if os.environ.get("ORDERDESK_CLOCK_AT"):  # `ORDERDESK_CLOCK_AT=... make run`: a demo on another day
             env["ORDERDESK_CLOCK_AT"] = os.environ["ORDERDESK_CLOCK_AT"]
             env["ORDERDESK_CLOCK_SINCE"] = self.started_at  # one anchor: a restarted process keeps the time

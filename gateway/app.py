@@ -14,6 +14,7 @@ from gateway import (
     admin,
     changes,
     customers,
+    keyservice,
     operations,
     orders,
     problems,
@@ -89,10 +90,18 @@ def create_app(
         app.state.store = store
         app.state.backends = backends
         app.state.authenticator = Authenticator(store.principal, store.pepper, key_cache or KeyCache())
+        # The console's way to partners' keys (gateway/keyservice.py): gRPC, never this database.
+        key_admin = (
+            await keyservice.serve(edge.keys_addr, store, app.state.authenticator.cache)
+            if edge.keys_addr
+            else None
+        )
         log.info("gateway ready", extra=logs.fields(peers=settings.peers))
         try:
             yield
         finally:
+            if key_admin is not None:
+                await key_admin.stop(grace=1)
             await backends.close()
             await store.close()
 

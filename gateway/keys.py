@@ -8,23 +8,81 @@ Partners and keys live in the gateway's own database; nothing else in orderdesk 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from gateway.auth import parse_scopes  # "orders,returns" -> ("orders", "returns"); ValueError if unknown
 from gateway.store import KeyInfo, PartnerStore
 from orderdesk import masterdata
+from orderdesk.errors import FieldViolation, InvalidArgument
+from orderdesk.masterdata import Partner
+from orderdesk.parsing import instant
 
 __all__ = [
     "KeyInfo",
+    "NewKey",
+    "Partner",
+    "check_new_key",
     "create_key",
     "import_partners",
     "list_keys",
+    "list_partners",
     "opened",
     "parse_scopes",
     "revoke_keys",
     "rotate_key",
 ]
+
+
+KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # it is part of the actor: key:<name>@<partner>
+
+
+@dataclass(frozen=True)
+class NewKey:
+    partner_id: str
+    name: str
+    scopes: tuple[str, ...]
+    expires_at: dt.datetime | None
+
+
+def check_new_key(
+    partner_id: str, name: str, scopes: Sequence[str], expires: str, now: dt.datetime
+) -> NewKey:
+    """A key as asked for (the console's form, the admin service): every bad field named, nothing else
+    done. `expires`: YYYY-MM-DD (to the end of that UTC day) or RFC 3339, in the future; "": until revoked."""
+    violations = []
+    if not partner_id.strip():
+        violations.append(FieldViolation("partner_id", "required", "required"))
+    if not KEY_NAME.match(name):
+        violations.append(
+            FieldViolation(
+                "name", "1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        )
+    try:
+        chosen = parse_scopes(list(scopes))
+    except ValueError as exc:
+        chosen = ()
+        violations.append(FieldViolation("scopes", str(exc), "unknown_scope"))
+    else:
+        if not chosen:
+            violations.append(FieldViolation("scopes", "at least one scope", "required"))
+    until = None
+    if expires.strip():
+        try:
+            until = instant(expires, end=True)
+        except ValueError:
+            violations.append(
+                FieldViolation("expires_at", "a date YYYY-MM-DD or an RFC 3339 time", "invalid_time")
+            )
+        else:
+            if until <= now:
+                violations.append(FieldViolation("expires_at", "in the future", "in_the_past"))
+    if violations:
+        raise InvalidArgument("invalid API key", violations)
+    return NewKey(partner_id.strip(), name, chosen, until)
 
 
 @asynccontextmanager
@@ -50,11 +108,21 @@ async def create_key(
     *,
     partner_name: str | None = None,
     expires_at: dt.datetime | None = None,
+    source: str = "cli",
+    created_by: str = "",
 ) -> str:
     """A new key (`odk_` + 256 random bits), returned only now (the store keeps its HMAC). With
     `partner_name`, an unknown partner is created with these scopes: how an operator bootstraps the first
-    admin key. `expires_at`: none, until revoked."""
-    return await store.create_key(partner_id, name, scopes, partner_name=partner_name, expires_at=expires_at)
+    admin key. `expires_at`: none, until revoked. `created_by`: the actor who made it (the console's)."""
+    return await store.create_key(
+        partner_id,
+        name,
+        scopes,
+        partner_name=partner_name,
+        expires_at=expires_at,
+        source=source,
+        created_by=created_by,
+    )
 
 
 async def rotate_key(
@@ -72,6 +140,11 @@ async def rotate_key(
 async def list_keys(store: PartnerStore, partner_id: str = "") -> list[KeyInfo]:
     """Every key (or one partner's), without the keys themselves: their hash prefix."""
     return await store.list_keys(partner_id)
+
+
+async def list_partners(store: PartnerStore) -> list[Partner]:
+    """Every partner and the scopes its keys may have (its api_key field is empty)."""
+    return await store.list_partners()
 
 
 async def revoke_keys(store: PartnerStore, partner_id: str, name: str) -> int:

@@ -4,7 +4,8 @@ Tables (gateway/migrations):
   partners  partner_id, name, scopes (space separated: what the partner may be given)
   api_keys  key_hash (HMAC-SHA256 hex with the pepper; `sha256` rows: stored before 0002, re-hashed at
             their first use), hash_kind, partner_id, name, scopes, source (import | cli), created_at,
-            expires_at (none: until revoked; rotation sets it on the old key), last_used_at (to the minute)
+            expires_at (none: until revoked; rotation sets it on the old key), last_used_at (to the minute),
+            created_by (the actor who made it in the console, orderdesk/actors.py; "" otherwise)
 
 A key's effective scopes are its own scopes that its partner still has, so
 narrowing a partner by re-importing the CSV narrows every key it holds.
@@ -58,6 +59,7 @@ api_keys = sa.Table(
     sa.Column("hash_kind", sa.String(8), nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=True),
     sa.Column("last_used_at", UtcDateTime, nullable=True),
+    sa.Column("created_by", sa.String(300), nullable=False, server_default=""),
 )
 
 
@@ -72,6 +74,7 @@ class KeyInfo:
     expires_at: str = ""
     last_used_at: str = ""
     hash_kind: str = HMAC
+    created_by: str = ""
 
 
 def _insert(dialect: str, table: sa.Table):
@@ -254,12 +257,15 @@ class PartnerStore:
         *,
         partner_name: str | None = None,
         expires_at: dt.datetime | None = None,
+        source: str = "cli",
+        created_by: str = "",
     ) -> str:
         """Stores a new random key for the partner and returns it (the only time it is seen).
 
         With `partner_name`, an unknown partner is created with these scopes, which is how
         an operator bootstraps the first admin key of a fresh installation. `expires_at`: none, the key
-        works until revoked.
+        works until revoked. `source` and `created_by`: where and by whom (the console: "console" and the
+        desk person's actor).
         """
         if expires_at is not None and expires_at <= utcnow():
             raise InvalidArgument("the expiry is in the past", [FieldViolation("expires", "in the future")])
@@ -302,10 +308,11 @@ class PartnerStore:
                     partner_id=partner_id,
                     name=name,
                     scopes=" ".join(scopes),
-                    source="cli",
+                    source=source,
                     created_at=now,
                     hash_kind=HMAC,
                     expires_at=expires_at,
+                    created_by=created_by,
                 )
             )
         return key
@@ -370,9 +377,16 @@ class PartnerStore:
                 r.expires_at.isoformat(timespec="seconds") if r.expires_at else "",
                 r.last_used_at.isoformat(timespec="minutes") if r.last_used_at else "",
                 r.hash_kind,
+                r.created_by,
             )
             for r in rows
         ]
+
+    async def list_partners(self) -> list[Partner]:
+        """Every partner with the scopes its keys may be given, by id."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.select(partners).order_by(partners.c.partner_id))).all()
+        return [Partner(r.partner_id, r.name, "", tuple(r.scopes.split())) for r in rows]
 
     async def revoke_keys(self, partner_id: str, name: str) -> int:
         async with self.db.transaction() as tx:

@@ -210,6 +210,9 @@ class GatewayEdgeSettings:
     keepalive_seconds: float = (
         5.0  # ORDERDESK_GATEWAY_KEEPALIVE_SECONDS: an idle keep-alive connection closes
     )
+    keys_addr: str = (
+        ""  # ORDERDESK_GATEWAY_KEYS_ADDR: the API-key admin gRPC for the console ("": not served)
+    )
 
     @classmethod
     def from_env(cls) -> GatewayEdgeSettings:
@@ -218,6 +221,7 @@ class GatewayEdgeSettings:
             streams_per_partner=int(env("ORDERDESK_STREAMS_PER_PARTNER", "4")),
             limit_concurrency=int(env("ORDERDESK_GATEWAY_LIMIT_CONCURRENCY", "1000")),
             keepalive_seconds=float(env("ORDERDESK_GATEWAY_KEEPALIVE_SECONDS", "5")),
+            keys_addr=env("ORDERDESK_GATEWAY_KEYS_ADDR", "").strip(),
         )
 
 
@@ -239,6 +243,7 @@ class ConsoleSettings:
     )
     lock_after: int  # ORDERDESK_CONSOLE_LOCK_AFTER: failures in a row that lock the account
     lock_seconds: int  # ORDERDESK_CONSOLE_LOCK_SECONDS: how long a locked account stays locked
+    gateway_keys: str = ""  # ORDERDESK_GATEWAY_KEYS_ADDR: the gateway's API-key gRPC ("": no API keys page)
 
     @classmethod
     def from_env(cls) -> ConsoleSettings:
@@ -255,6 +260,7 @@ class ConsoleSettings:
             signin_address_limit=int(env("ORDERDESK_CONSOLE_SIGNIN_ADDRESS_LIMIT", "30")),
             lock_after=int(env("ORDERDESK_CONSOLE_LOCK_AFTER", "10")),
             lock_seconds=int(env("ORDERDESK_CONSOLE_LOCK_SECONDS", "900")),
+            gateway_keys=env("ORDERDESK_GATEWAY_KEYS_ADDR", "").strip(),
         )
 
 
