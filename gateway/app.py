@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -28,11 +25,9 @@ from gateway.backends import Backends
 from gateway.middleware import GatewayMiddleware
 from gateway.ratelimit import RateLimiter, StreamSlots, parse_limits
 from gateway.store import PartnerStore
-from orderdesk import logs
+from orderdesk import asgi, logs
 from orderdesk.config import GatewayEdgeSettings, Settings, StatusLinkSettings
 from orderdesk.errors import DomainError
-
-log = logging.getLogger("gateway")
 
 DESCRIPTION = """\
 The partner API of orderdesk. Authenticate with `Authorization: Bearer <api key>`.
@@ -82,21 +77,23 @@ def create_app(
     except ValueError as exc:
         raise ValueError(f"ORDERDESK_RATE_LIMITS: {exc}") from None
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        store = await PartnerStore.open(settings.database_url)
-        backends = Backends(settings)
-        app.state.store = store
-        app.state.backends = backends
-        app.state.authenticator = Authenticator(store.principal, store.pepper, key_cache or KeyCache())
-        log.info("gateway ready", extra=logs.fields(peers=settings.peers))
-        try:
-            yield
-        finally:
-            await backends.close()
-            await store.close()
+    def started(state) -> None:
+        state.authenticator = Authenticator(
+            state.store.principal, state.store.pepper, key_cache or KeyCache()
+        )
 
-    app = FastAPI(title="orderdesk partner API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="orderdesk partner API",
+        version="1.0",
+        description=DESCRIPTION,
+        lifespan=asgi.lifespan(
+            "gateway",
+            settings.peers,
+            store=lambda: PartnerStore.open(settings.database_url),
+            services=lambda: Backends(settings),
+            started=started,
+        ),
+    )
     app.state.limiter = RateLimiter(limits)  # per key and route class (gateway.ratelimit)
     app.state.streams = StreamSlots(edge.streams_per_partner)
     app.state.status_links = StatusLinkSettings.from_env()  # POST /v1/orders/{id}/status-link

@@ -8,8 +8,7 @@ Partners and keys live in the gateway's own database; nothing else in orderdesk 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
 from gateway.auth import parse_scopes  # "orders,returns" -> ("orders", "returns"); ValueError if unknown
 from gateway.store import KeyInfo, PartnerStore
@@ -27,14 +26,7 @@ __all__ = [
 ]
 
 
-@asynccontextmanager
-async def opened(database_url: str) -> AsyncIterator[PartnerStore]:
-    """The key store at this URL (migrated to the current schema), closed on leaving."""
-    store = await PartnerStore.open(database_url)
-    try:
-        yield store
-    finally:
-        await store.close()
+opened = PartnerStore.opened  # the key store at a URL, migrated, closed on leaving
 
 
 async def import_partners(store: PartnerStore, csv_text: str) -> int:
