@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 
 from console import rules
@@ -39,14 +37,7 @@ def _refuse(found: dict[str, str]) -> None:
         )
 
 
-@asynccontextmanager
-async def opened(database_url: str) -> AsyncIterator[ConsoleStore]:
-    """The console's store at this URL (migrated to the current schema), closed on leaving."""
-    store = await ConsoleStore.open(database_url)
-    try:
-        yield store
-    finally:
-        await store.close()
+opened = ConsoleStore.opened  # the console's store at a URL, migrated, closed on leaving
 
 
 async def create(

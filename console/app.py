@@ -3,9 +3,6 @@ the services (gRPC, orderdesk.clients) and its own store (accounts, sessions).""
 
 from __future__ import annotations
 
-import logging
-from contextlib import asynccontextmanager
-
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,45 +11,41 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console import i18n, operations, web
-from console.middleware import ConsoleMiddleware
+from console.middleware import TOO_LARGE_PAGE, ConsoleMiddleware
 from console.screens import SCREENS
 from console.store import ConsoleStore
-from orderdesk import logs
+from orderdesk import asgi
 from orderdesk.clients import Services
 from orderdesk.config import ConsoleSettings, Settings, StatusLinkSettings
 from orderdesk.v1 import apikeys_pb2_grpc
 
-log = logging.getLogger("console")
 STATIC = web.TEMPLATES.parent / "static"
 
 
 def create_app(settings: Settings, console_settings: ConsoleSettings) -> FastAPI:
     i18n.load_all()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        store = await ConsoleStore.open(settings.database_url)
-        services = Services(settings)
-        app.state.store = store
-        app.state.services = services
+    async def started(state):
         # Partners' API keys: the gateway's gRPC admin service (gateway/keyservice.py), never its database.
-        keys_channel = (
-            grpc.aio.insecure_channel(console_settings.gateway_keys)
-            if console_settings.gateway_keys
-            else None
-        )
-        app.state.apikeys = apikeys_pb2_grpc.ApiKeysServiceStub(keys_channel) if keys_channel else None
-        log.info("console ready", extra=logs.fields(peers=settings.peers))
-        try:
-            yield
-        finally:
-            if keys_channel is not None:
-                await keys_channel.close()
-            await services.close()
-            await store.close()
+        if not console_settings.gateway_keys:
+            state.apikeys = None
+            return None
+        keys_channel = grpc.aio.insecure_channel(console_settings.gateway_keys)
+        state.apikeys = apikeys_pb2_grpc.ApiKeysServiceStub(keys_channel)
+        return keys_channel.close
 
     app = FastAPI(
-        title="orderdesk console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="orderdesk console",
+        lifespan=asgi.lifespan(
+            "console",
+            settings.peers,
+            store=lambda: ConsoleStore.open(settings.database_url),
+            services=lambda: Services(settings),
+            started=started,
+        ),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.console_settings = console_settings
     # The key the end customer's status links are checked with (console/screens/status.py).
@@ -90,6 +83,10 @@ def create_app(settings: Settings, console_settings: ConsoleSettings) -> FastAPI
         # A path that names nothing (/accounts/abc) is not found; another unreadable parameter is 400.
         status = 404 if any(error["loc"][:1] == ("path",) for error in exc.errors()) else 400
         return web.render(request, "errors/http.html", {"status": status}, status=status)
+
+    @app.exception_handler(asgi.BodyTooLarge)
+    async def _too_large(request: Request, exc: asgi.BodyTooLarge) -> HTMLResponse:
+        return HTMLResponse(TOO_LARGE_PAGE, status_code=413)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> HTMLResponse:

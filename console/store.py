@@ -22,8 +22,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from orderdesk import migrations
-from orderdesk.db import Database, UtcDateTime
+from orderdesk.db import OwnStore, UtcDateTime
 from orderdesk.errors import AlreadyExists, NotFound
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -117,22 +116,8 @@ def _account(row) -> Account:
     )
 
 
-class ConsoleStore:
-    def __init__(self, db: Database):
-        self.db = db
-
-    @classmethod
-    async def open(cls, url: str) -> ConsoleStore:
-        db = Database(url)
-        await migrations.upgrade(db.engine, MIGRATIONS_DIR)
-        return cls(db)
-
-    async def close(self) -> None:
-        await self.db.close()
-
-    async def ping(self) -> None:
-        async with self.db.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+class ConsoleStore(OwnStore):
+    MIGRATIONS_DIR = MIGRATIONS_DIR
 
     # --- accounts ------------------------------------------------------------------------------------
     async def create_account(

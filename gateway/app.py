@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -29,11 +26,9 @@ from gateway.backends import Backends
 from gateway.middleware import GatewayMiddleware
 from gateway.ratelimit import RateLimiter, StreamSlots, parse_limits
 from gateway.store import PartnerStore
-from orderdesk import logs
+from orderdesk import asgi, logs
 from orderdesk.config import GatewayEdgeSettings, Settings, StatusLinkSettings
 from orderdesk.errors import DomainError
-
-log = logging.getLogger("gateway")
 
 DESCRIPTION = """\
 The partner API of orderdesk. Authenticate with `Authorization: Bearer <api key>`.
@@ -83,29 +78,28 @@ def create_app(
     except ValueError as exc:
         raise ValueError(f"ORDERDESK_RATE_LIMITS: {exc}") from None
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        store = await PartnerStore.open(settings.database_url)
-        backends = Backends(settings)
-        app.state.store = store
-        app.state.backends = backends
-        app.state.authenticator = Authenticator(store.principal, store.pepper, key_cache or KeyCache())
-        # The console's way to partners' keys (gateway/keyservice.py): gRPC, never this database.
-        key_admin = (
-            await keyservice.serve(edge.keys_addr, store, app.state.authenticator.cache)
-            if edge.keys_addr
-            else None
+    async def started(state):
+        state.authenticator = Authenticator(
+            state.store.principal, state.store.pepper, key_cache or KeyCache()
         )
-        log.info("gateway ready", extra=logs.fields(peers=settings.peers))
-        try:
-            yield
-        finally:
-            if key_admin is not None:
-                await key_admin.stop(grace=1)
-            await backends.close()
-            await store.close()
+        # The console's way to partners' keys (gateway/keyservice.py): gRPC, never this database.
+        if not edge.keys_addr:
+            return None
+        key_admin = await keyservice.serve(edge.keys_addr, state.store, state.authenticator.cache)
+        return lambda: key_admin.stop(grace=1)
 
-    app = FastAPI(title="orderdesk partner API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="orderdesk partner API",
+        version="1.0",
+        description=DESCRIPTION,
+        lifespan=asgi.lifespan(
+            "gateway",
+            settings.peers,
+            store=lambda: PartnerStore.open(settings.database_url),
+            services=lambda: Backends(settings),
+            started=started,
+        ),
+    )
     app.state.limiter = RateLimiter(limits)  # per key and route class (gateway.ratelimit)
     app.state.streams = StreamSlots(edge.streams_per_partner)
     app.state.status_links = StatusLinkSettings.from_env()  # POST /v1/orders/{id}/status-link

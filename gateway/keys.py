@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.auth import parse_scopes  # "orders,returns" -> ("orders", "returns"); ValueError if unknown
@@ -85,14 +84,7 @@ def check_new_key(
     return NewKey(partner_id.strip(), name, chosen, until)
 
 
-@asynccontextmanager
-async def opened(database_url: str) -> AsyncIterator[PartnerStore]:
-    """The key store at this URL (migrated to the current schema), closed on leaving."""
-    store = await PartnerStore.open(database_url)
-    try:
-        yield store
-    finally:
-        await store.close()
+opened = PartnerStore.opened  # the key store at a URL, migrated, closed on leaving
 
 
 async def import_partners(store: PartnerStore, csv_text: str) -> int:

@@ -7,6 +7,8 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from orderdesk import asgi
+
 
 # --- bodies ------------------------------------------------------------------------------
 class Health(BaseModel):
@@ -33,13 +35,7 @@ router = APIRouter()
     responses={503: {"model": Health, "description": "some backend is not serving"}},
 )
 async def healthz(request: Request, response: Response):
-    checks = await request.app.state.backends.health()
-    try:
-        await request.app.state.store.ping()
-        checks["store"] = "SERVING"
-    except Exception:
-        checks["store"] = "UNREACHABLE"
-    healthy = all(v == "SERVING" for v in checks.values())
+    healthy, checks = await asgi.readiness(request.app.state)
     response.status_code = 200 if healthy else 503
     return Health(status="ok" if healthy else "degraded", services=checks)
 

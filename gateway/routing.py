@@ -66,7 +66,7 @@ def scoped(*needed: str):
 
 
 def backends(request: Request) -> Backends:
-    return request.app.state.backends
+    return request.app.state.services
 
 
 OrderId = Annotated[str, Path(max_length=64)]

@@ -23,9 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.auth import Principal, hash_key, legacy_hash, new_key
-from orderdesk import migrations
 from orderdesk.config import demo_keys_allowed, key_pepper
-from orderdesk.db import Database, UtcDateTime, utcnow
+from orderdesk.db import Database, OwnStore, UtcDateTime, utcnow
 from orderdesk.errors import FieldViolation, InvalidArgument, NotFound
 from orderdesk.masterdata import Partner
 
@@ -81,30 +80,22 @@ def _insert(dialect: str, table: sa.Table):
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
-class PartnerStore:
+class PartnerStore(OwnStore):
     """Partners and API keys on an orderdesk.db.Database (SQLite by default, PostgreSQL by URL)."""
 
+    MIGRATIONS_DIR = MIGRATIONS_DIR
+
     def __init__(self, db: Database, pepper: bytes):
-        self.db = db
+        super().__init__(db)
         self.pepper = pepper
 
     @classmethod
     async def open(cls, url: str, pepper: bytes | None = None) -> PartnerStore:
         """The store at this URL; `pepper` defaults to the configured one (orderdesk.config.key_pepper)."""
-        pepper = key_pepper() if pepper is None else pepper
-        db = Database(url)
-        await migrations.upgrade(db.engine, MIGRATIONS_DIR)
-        return cls(db, pepper)
+        return cls(await cls.migrated(url), key_pepper() if pepper is None else pepper)
 
     def hash(self, key: str) -> str:
         return hash_key(key, self.pepper)
-
-    async def close(self) -> None:
-        await self.db.close()
-
-    async def ping(self) -> None:
-        async with self.db.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
 
     # --- the hot path's miss --------------------------------------------------------------
     async def principal(self, key_hash: str, legacy: str = "") -> Principal | None:

@@ -12,15 +12,15 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from orderdesk import clock
+from orderdesk import clock, migrations
 
 R = TypeVar("R")
 
@@ -179,6 +179,44 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class OwnStore:
+    """A process's own database beside the services' (the gateway's keys, the console's accounts): its
+    tables under MIGRATIONS_DIR (alembic), migrated to the head when opened; `ping` for readiness."""
+
+    MIGRATIONS_DIR: ClassVar[Path]
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    @classmethod
+    async def migrated(cls, url: str) -> Database:
+        """The database at this URL, migrated to the current schema."""
+        db = Database(url)
+        await migrations.upgrade(db.engine, cls.MIGRATIONS_DIR)
+        return db
+
+    @classmethod
+    async def open(cls, url: str) -> Self:
+        return cls(await cls.migrated(url))
+
+    @classmethod
+    @asynccontextmanager
+    async def opened(cls, url: str) -> AsyncIterator[Self]:
+        """The store at this URL (migrated to the current schema), closed on leaving."""
+        store = await cls.open(url)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def ping(self) -> None:
+        async with self.db.read() as conn:
+            await conn.execute(text("SELECT 1"))
 
 
 def insert_ignoring_conflicts(

@@ -1,5 +1,6 @@
-"""The shared runtime sits below everything else: nothing in orderdesk/ imports the gateway, the services,
-the CLI, the development tools or the benchmark (every import counts, also one inside a function)."""
+"""The shared runtime sits below everything else: nothing in orderdesk/ imports the gateway, the console,
+the services, the CLI, the development tools or the benchmark (every import counts, also one inside a
+function)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import ast
 from pathlib import Path
 
 RUNTIME = Path(__file__).resolve().parents[2] / "orderdesk"
-ABOVE_THE_RUNTIME = {"gateway", "services", "cli", "devtools", "bench", "tests"}
+ABOVE_THE_RUNTIME = {"gateway", "console", "services", "cli", "devtools", "bench", "tests"}
 
 
 def imported_packages(path: Path) -> set[str]:
