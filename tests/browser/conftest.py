@@ -54,7 +54,7 @@ def run_apart(coroutine):
         return thread.submit(asyncio.run, coroutine).result()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # gone before the tests after it: its event loop would break theirs
 def suite(chromium_path, tmp_path_factory, request):
     """The suite with the console, on SQLite (ORDERDESK_TEST_E2E_BACKEND=postgresql: on PostgreSQL)."""
     from devtools.localservers import create_postgres_database, drop_postgres_database
@@ -92,7 +92,7 @@ def suite(chromium_path, tmp_path_factory, request):
             run_apart(drop_postgres_database(admin, url.rsplit("/", 1)[-1]))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # Playwright's sync API runs an event loop in this thread while up
 def browser(chromium_path):
     from playwright.sync_api import sync_playwright
 
