@@ -318,10 +318,18 @@ def main() -> int:
 if __name__ == "__main__":
     status = main()
     # Supply: reservations/s under contention, two inventory replicas on one PostgreSQL (own processes).
-    from bench import archive, backup, supply
+    from bench import archive, backup, console, supply
     from bench import watch as promise_watch
 
     # Backup: duration and size for 100,000 orders (bench/backup.py says how they are made).
     # Archive: the job's rate, and the hot path before and after archiving a year (bench/archive.py).
     # The promise watch: one pass over 100,000 open orders (bench/watch.py).
-    sys.exit(status or supply.main([]) or promise_watch.main([]) or backup.main([]) or archive.main([]))
+    # Console: the desk's pages with 100,000 orders, p50/p99 per page (bench/console.py).
+    sys.exit(
+        status
+        or supply.main([])
+        or promise_watch.main([])
+        or backup.main([])
+        or archive.main([])
+        or console.main([])
+    )

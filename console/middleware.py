@@ -1,5 +1,5 @@
 """The console's middleware around every request (orderdesk.asgi.RequestMiddleware: correlation id, body size
-limit, metrics by route template, last-resort 500 page) with the security headers of every page.
+limit, metrics by route template, last-resort 500 page) with the security headers of every page (and Server-Timing).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class ConsoleMiddleware(RequestMiddleware):
     requests = metrics.CONSOLE_REQUESTS
     latency = metrics.CONSOLE_LATENCY
     methods = frozenset({"GET", "HEAD", "POST"})
+    server_timing = True
 
     def body_limit(self, path: str) -> int:
         return body_limit_for(path)

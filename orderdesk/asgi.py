@@ -51,6 +51,9 @@ class RequestMiddleware:
     requests: Counter  # labels: method, route, status
     latency: Histogram  # labels: method, route
     methods: frozenset[str]  # every other method is counted as OTHER
+    # True: every answer says its time so far in `Server-Timing: app;dur=<ms>` (the console's pages are sent
+    # whole, so it is all of it; read by `make bench`, bench/console.py). A duration only.
+    server_timing = False
 
     def __init__(self, app):
         self.app = app
@@ -102,6 +105,9 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 state["status"], state["started"] = message["status"], True
                 message["headers"] = [*message.get("headers", ()), *extra_headers]
+                if self.server_timing:
+                    took = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+                    message["headers"].append((b"server-timing", took.encode()))
             await send(message)
 
         try:

@@ -62,3 +62,13 @@ async def test_sign_ins_are_counted_by_outcome(start_console, browser_of):
         "throttled": 1,
         "disabled": 0,
     }
+
+
+async def test_every_page_says_the_consoles_time_in_server_timing(console, browser_of):
+    """`make bench` (bench/console.py) reads the console's own time from it: a duration, nothing else."""
+    browser = await browser_of(console)
+    await browser.sign_in("admin")
+    for path in ("/accounts/1", "/no/such/page/42"):
+        headers = (await browser.get(path))[2]
+        name, duration = headers["Server-Timing"].split(";dur=")
+        assert name == "app" and 0 < float(duration) < 60_000

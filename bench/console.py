@@ -1,0 +1,206 @@
+"""The desk console's time per page with 100,000 orders in the orders database (issue 16: under 100 ms at p99).
+
+Starts a private NATS and the suite with the console (SQLite, the demo data and the demo accounts), loads
+`--orders` orders into the orders database with bench/order_search.py's loader (4 partners, 2,000
+customers, 500 SKUs, five channels, 200 days, a tenth held with one or two reasons), signs in as the demo
+viewer through the sign-in form (its CSRF token, its cookies), then asks for each page `--requests` times,
+one request at a time: the Today page (the held-orders queue by priority), its later pages (by the
+page's own "Next page" links), and searches. For each: p50 and p99 as the client sees them (loopback HTTP,
+keep-alive) and as the console measures itself (its Server-Timing header: the console's whole time,
+the orders service's gRPC call included). The orders service's ListOrders for the same searches over
+gRPC is timed too, to tell the console's share from the query's. Figures are printed, never asserted.
+
+    python -m bench.console [--orders 100000] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import grpc
+
+from bench.__main__ import percentile
+from bench.order_search import load, seed_orders
+from devtools import localservers
+from devtools.devstack import Stack
+from orderdesk.db import Database
+from orderdesk.v1 import orders_pb2, orders_pb2_grpc
+
+SIGN_IN = (
+    "viewer@demo.example",
+    "viewer-demo-pass",
+)  # a demo account (README "Console"): reading is all it needs
+NEXT_PAGE = re.compile(r'<a href="(/[^"]*cursor=[^"]*)">')
+SERVER_TIMING = re.compile(r"app;dur=([0-9.]+)")
+
+# (name, ListOrders filters): the searches the desk makes; the search screen's query is the same filters.
+SEARCHES = [
+    ("po number", {"external_ref": "PO-004711"}),
+    ("customer", {"customer_id": "C0042"}),
+    ("sku, common", {"sku": "SKU-0001"}),
+    ("sku, rare", {"sku": "SKU-0499"}),
+    ("channel phone", {"channel": "phone"}),
+    ("one day", {"created_from": "2026-08-01", "created_to": "2026-08-01"}),
+    ("held, one reason", {"status": "on_hold", "hold_reason": "price_mismatch"}),
+    ("held by priority, customer", {"status": "on_hold", "order_by": "priority", "customer_id": "C0042"}),
+    ("everything, newest", {}),
+]
+
+
+def summary(client_ms: list[float], server_ms: list[float]) -> dict:
+    return {
+        "n": len(client_ms),
+        "p50": percentile(client_ms, 50),
+        "p99": percentile(client_ms, 99),
+        "server_p50": percentile(server_ms, 50),
+        "server_p99": percentile(server_ms, 99),
+    }
+
+
+async def sign_in(session: aiohttp.ClientSession, url: str) -> None:
+    """The sign-in form as a browser uses it: its CSRF token (and the cookie it pairs with), then the post."""
+    async with session.get(f"{url}/signin") as resp:
+        form = await resp.text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    if token is None:
+        raise RuntimeError("no CSRF token in the sign-in form")
+    email, password = SIGN_IN
+    data = {"csrf_token": html.unescape(token.group(1)), "next": "/", "email": email, "password": password}
+    async with session.post(f"{url}/signin", data=data, allow_redirects=False) as resp:
+        if resp.status != 303:
+            raise RuntimeError(f"sign-in answered {resp.status}: {(await resp.text())[:300]}")
+
+
+async def time_page(session: aiohttp.ClientSession, url: str, paths: list[str], requests: int) -> dict:
+    """`requests` GETs, one at a time, cycling through `paths`; each must be a 200 page."""
+    client, server = [], []
+    for n in range(requests):
+        started = time.perf_counter()
+        async with session.get(url + paths[n % len(paths)], allow_redirects=False) as resp:
+            await resp.read()
+            took = (time.perf_counter() - started) * 1000
+            if resp.status != 200:
+                raise RuntimeError(f"{paths[n % len(paths)]} answered {resp.status}")
+            timing = SERVER_TIMING.search(resp.headers.get("Server-Timing", ""))
+        client.append(took)
+        if timing:
+            server.append(float(timing.group(1)))
+    return summary(client, server)
+
+
+async def later_pages(session: aiohttp.ClientSession, url: str, first: str, pages: int) -> list[str]:
+    """The paths of the pages after `first`, following each page's own "Next page" link."""
+    found, path = [], first
+    for _ in range(pages):
+        async with session.get(url + path) as resp:
+            link = NEXT_PAGE.search(await resp.text())
+        if link is None:
+            break
+        path = html.unescape(link.group(1))
+        found.append(path)
+    return found
+
+
+async def time_console(url: str, requests: int) -> dict[str, dict]:
+    results: dict[str, dict] = {}
+    jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1 (an address, not a name)
+    async with aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        await sign_in(session, url)
+        await time_page(session, url, ["/"], 10)  # warm-up: connections, templates, SQLite pages
+        results["today (held, by priority)"] = await time_page(session, url, ["/"], requests)
+        pages = await later_pages(session, url, "/", 20)
+        if pages:
+            results[f"today, pages 2-{len(pages) + 1}"] = await time_page(session, url, pages, requests)
+        if await _has_search(session, url):
+            for name, filters in SEARCHES:
+                path = "/search?" + "&".join(f"{k}={v}" for k, v in filters.items())
+                results[f"search: {name}"] = await time_page(session, url, [path], requests)
+    return results
+
+
+async def _has_search(session: aiohttp.ClientSession, url: str) -> bool:
+    async with session.get(f"{url}/search", allow_redirects=False) as resp:
+        return resp.status == 200
+
+
+async def time_list_orders(addr: str, requests: int) -> dict[str, dict]:
+    """The orders service's ListOrders (a page of 50) for the Today page's query and each search, over gRPC."""
+    results: dict[str, dict] = {}
+    async with grpc.aio.insecure_channel(addr) as channel:
+        orders = orders_pb2_grpc.OrdersServiceStub(channel)
+        queries = [("today (held, by priority)", {"status": "on_hold", "order_by": "priority"}), *SEARCHES]
+        for name, filters in queries:
+            request = orders_pb2.ListOrdersRequest(limit=50, **filters)
+            await orders.ListOrders(request, timeout=30)
+            timings = []
+            for _ in range(requests):
+                started = time.perf_counter()
+                await orders.ListOrders(request, timeout=30)
+                timings.append((time.perf_counter() - started) * 1000)
+            results[name] = summary(timings, [])
+    return results
+
+
+def report(orders: int, loaded: float, console: dict[str, dict], grpc_lists: dict[str, dict]) -> None:
+    load1, _, _ = os.getloadavg()
+    print()
+    print(
+        f"orderdesk console: {orders:,} orders in the orders database (loaded in {loaded:.0f}s), SQLite, "
+        f"one request at a time, {os.cpu_count()} cores, load average {load1:.1f}; target: p99 < 100 ms"
+    )
+    print(
+        f"{'page (console, HTTP)':<36}{'p50 ms':>9}{'p99 ms':>9}{'server p50':>12}{'server p99':>12}{'requests':>10}"
+    )
+    for name, r in console.items():
+        print(
+            f"{name:<36}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['server_p50']:>12.1f}{r['server_p99']:>12.1f}{r['n']:>10}"
+        )
+    if not any(name.startswith("search") for name in console):
+        print("(no /search screen in this console: searches timed at the orders service only)")
+    print(f"{'ListOrders, limit 50 (orders, gRPC)':<36}{'p50 ms':>9}{'p99 ms':>9}{'':>24}{'requests':>10}")
+    for name, r in grpc_lists.items():
+        print(f"{name:<36}{r['p50']:>9.1f}{r['p99']:>9.1f}{'':>24}{r['n']:>10}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.console")
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200, help="requests per page")
+    args = parser.parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-console-"))
+    nats_server = localservers.LocalNats(folder / "nats").start()
+    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, console=True)
+    try:
+        stack.start()
+        stack.load_demo_data()
+        started = time.perf_counter()
+        asyncio.run(_load(stack, args.orders))
+        loaded = time.perf_counter() - started
+        console = asyncio.run(time_console(stack.console_url, args.requests))
+        grpc_lists = asyncio.run(time_list_orders(stack.addr("orders"), args.requests))
+        report(args.orders, loaded, console, grpc_lists)
+        return 0
+    finally:
+        stack.stop()
+        nats_server.stop()
+
+
+async def _load(stack: Stack, orders: int) -> None:
+    """The orders straight into the running orders service's database (its migrations already ran)."""
+    db = Database(f"sqlite+aiosqlite:///{stack.data_dir}/orders.db")
+    try:
+        await load(db, seed_orders(orders))
+    finally:
+        await db.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
