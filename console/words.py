@@ -133,6 +133,33 @@ CYCLE_STAGES = {
     "received_to_delivered": N_("Received to delivered"),
 }
 
+DELIVERY_STATUSES = {
+    "pending": N_("being sent"),
+    "delivered": N_("delivered"),
+    "failed": N_("refused by the receiver"),
+    "parked": N_("given up after retries"),
+}
+
+CHANGE_KINDS = {
+    "ship_to": N_("delivery address"),
+    "quantity": N_("quantities"),
+    "add_line": N_("line added"),
+    "remove_line": N_("line removed"),
+    "cancel_lines": N_("units cancelled"),
+    "substitute": N_("product substituted"),
+    "accept_delay": N_("delay accepted"),
+}
+
+FIELDS = {
+    "ship_to.name": N_("Delivery address: name"),
+    "ship_to.line1": N_("Delivery address: street"),
+    "ship_to.city": N_("Delivery address: city"),
+    "ship_to.postal_code": N_("Delivery address: postal code"),
+    "ship_to.country": N_("Delivery address: country"),
+    "ship_to.phone": N_("Delivery address: phone"),
+    "requested_delivery_date": N_("Requested delivery date"),
+}
+
 ROLES = {
     "viewer": N_("Viewer"),
     "clerk": N_("Clerk"),
@@ -161,10 +188,24 @@ def label(words: Mapping[str, str], code: str) -> str:
     return gettext(words[code]) if code in words else code
 
 
+def field_label(path: str) -> str:
+    """A changed field in words: "ship_to.city" -> "Delivery address: city", "lines[SKU-1].quantity" ->
+    "Line SKU-1: quantity", "lines[SKU-1]" -> "Line SKU-1"; an unknown path as it is."""
+    if path in FIELDS:
+        return gettext(FIELDS[path])
+    if path.startswith("lines[") and "]" in path:
+        sku, _, rest = path[len("lines[") :].partition("]")
+        if rest == ".quantity":
+            return gettext(N_("Line %(sku)s: quantity"), sku=sku)
+        if not rest:
+            return gettext(N_("Line %(sku)s"), sku=sku)
+    return path
+
+
 def register(environment) -> None:
     """Template helpers, as functions and filters: status, hold_reason, proposal, channel, shipment_status,
     return_status, exception_type, exception_status, resolution, end_customer_status, tier, customer_state,
-    cancel_reason, cycle_stage, role, permission."""
+    cancel_reason, cycle_stage, delivery_status, change_kind, field_label, role, permission."""
     helpers = {
         "status": lambda code: label(STATUSES, code),
         "hold_reason": lambda code: label(HOLD_REASONS, code),
@@ -180,6 +221,9 @@ def register(environment) -> None:
         "customer_state": lambda code: label(CUSTOMER_STATES, code),
         "cancel_reason": lambda code: label(CANCEL_REASONS, code),
         "cycle_stage": lambda code: label(CYCLE_STAGES, code),
+        "delivery_status": lambda code: label(DELIVERY_STATUSES, code),
+        "change_kind": lambda code: label(CHANGE_KINDS, code),
+        "field_label": field_label,
         "role": lambda code: label(ROLES, code),
         "permission": lambda code: label(PERMISSIONS, code),
     }
