@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from orderdesk import actors
 from orderdesk.v1 import orders_pb2
@@ -90,50 +91,56 @@ def resolutions(exception: orders_pb2.OrderException) -> list[str]:
 class Kind(StrEnum):
     STATUS = "status"
     CHANGE = "change"
-    EXCEPTION = "exception"
-    RESOLUTION = "resolution"
-    NOTE = "note"
+    EXCEPTION_OPENED = "exception_opened"
+    EXCEPTION_RESOLVED = "exception_resolved"
+    NOTE = "note"  # internal
+    MESSAGE = "message"  # a note the customer sees
     WEBHOOK = "webhook"
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One thing that happened: when, who (actors.Who), what kind, and its message (the template words it)."""
+    """One thing that happened: when, who (actors.Who), what kind, and what (the template words it)."""
 
     at: dt.datetime
-    kind: Kind
+    kind: str  # a Kind; the orders service's own kinds pass through (an unknown one is shown as it is)
     who: actors.Who
-    item: object = None  # the StatusChange, ChangeEntry, OrderException, OrderNote or Delivery
+    item: Any = None  # orders_pb2.TimelineEntry, orders_pb2.ChangeEntry or notifier_pb2.Delivery
     details: list[tuple[str, str]] = field(default_factory=list)  # a resolution's details, sorted
+    kinds: list[str] = field(default_factory=list)  # a change request's kinds (ship_to, quantity, ...)
 
 
 def _at(stamp) -> dt.datetime:
     return stamp.ToDatetime(tzinfo=dt.UTC)
 
 
-def timeline(order: orders_pb2.Order, notes=(), deliveries=()) -> list[Entry]:
-    """Everything on record, oldest first: status history, accepted change requests (each field before ->
-    after), exceptions and their resolutions, desk notes and webhooks sent; ties keep that order."""
-    entries: list[Entry] = []
-    entries += [Entry(_at(h.at), Kind.STATUS, actors.parse(h.actor), h) for h in order.history]
-    entries += [Entry(_at(c.at), Kind.CHANGE, actors.parse(c.actor), c) for c in order.changes]
-    for e in order.exceptions:
-        entries.append(Entry(_at(e.opened_at), Kind.EXCEPTION, actors.parse(e.opened_by), e))
-        if e.HasField("resolution") and e.resolution.action:
-            r = e.resolution
-            entries.append(
-                Entry(_at(r.at), Kind.RESOLUTION, actors.parse(r.actor), e, sorted(r.details.items()))
-            )
-    entries += [Entry(_at(n.at), Kind.NOTE, actors.parse(n.actor), n) for n in notes]
+def timeline(order: orders_pb2.Order, recorded: orders_pb2.OrderTimeline, deliveries=()) -> list[Entry]:
+    """The orders service's timeline (status history, change requests field by field, exceptions and their
+    resolutions, desk notes; oldest first) with the webhooks sent about the order merged in by time; ties
+    keep the service's order, webhooks after. A change carries its kinds (from the order's change log)."""
+    kinds = {c.version: list(c.kinds) for c in order.changes}
+    entries = [
+        Entry(
+            _at(e.at),
+            e.kind,
+            actors.parse(e.actor),
+            e,
+            sorted(e.details.items()),
+            kinds.get(e.version, []) if e.kind == Kind.CHANGE else [],
+        )
+        for e in recorded.entries
+    ]
     entries += [
         Entry(_at(d.created_at), Kind.WEBHOOK, actors.Who("system", actors.SYSTEM), d) for d in deliveries
     ]
-    return sorted(entries, key=lambda entry: entry.at)  # stable: ties keep the order above
+    return sorted(entries, key=lambda entry: entry.at)  # stable
 
 
 def changes_since(order: orders_pb2.Order, version: int) -> list[Entry]:
     """The change requests accepted after the order was at `version` (someone else's edit, for a conflict),
     as timeline entries."""
     return [
-        Entry(_at(c.at), Kind.CHANGE, actors.parse(c.actor), c) for c in order.changes if c.version > version
+        Entry(_at(c.at), Kind.CHANGE, actors.parse(c.actor), c, kinds=list(c.kinds))
+        for c in order.changes
+        if c.version > version
     ]

@@ -60,6 +60,8 @@ NOTHING_TO_CANCEL = N_("Enter the units to cancel on at least one line.")
 NOTHING_TO_RETURN = N_("Enter the units to return on at least one line.")
 NOTHING_CHANGED = N_("Nothing was changed: the form is the same as the order.")
 NOTE_REQUIRED = N_("Write the note.")
+NOTE_TOO_LONG = N_("A note has at most 2,000 characters.")
+NOTE_LIMIT = 2000
 NONE_SELECTED = N_("Select at least one order.")
 RECHECK_FOUND = N_(
     "The order was not approved: checking stock and credit again found something new since it was held. "
@@ -139,6 +141,9 @@ async def show(
 ):
     order = order if order is not None else await load(request, order_id)
     deliveries, endpoints = await webhooks_of(request, order)
+    recorded = await web.call(
+        request, web.services(request).orders.GetOrderTimeline, orders_pb2.GetOrderRequest(order_id=order_id)
+    )
     possible = orderview.actions(order)
     allowed = {a for a in possible if desk.may(PERMISSIONS[a])}
     needs = sorted({PERMISSIONS[a] for a in possible - allowed})
@@ -152,9 +157,10 @@ async def show(
             "returns": await returns_of(request, order),
             "return_key": uuid.uuid4().hex,
             "may_resolve": desk.may(Permission.RESOLVE_EXCEPTIONS),
+            "may_write_notes": desk.may(Permission.WRITE_NOTES),
             "resolutions": {e.exception_id: orderview.resolutions(e) for e in order.exceptions},
             "returnable": orderview.returnable(order),
-            "timeline": orderview.timeline(order, deliveries=deliveries),
+            "timeline": orderview.timeline(order, recorded, deliveries=deliveries),
             "endpoints": endpoints,
             "errors": errors or FormErrors(),
             "values": values or {},
@@ -566,3 +572,23 @@ async def decide_many(request: Request, desk: Desk = requires(Permission.DECIDE_
     return web.render(
         request, "order_detail/bulk.html", {"results": results, "approve": approve, "note": note}
     )
+
+
+# --- desk notes ----------------------------------------------------------------------------------------------------
+@router.post("/orders/{order_id}/notes")
+async def add_note(request: Request, order_id: str, desk: Desk = requires(Permission.WRITE_NOTES)):
+    """An internal note (the desk only), or a message the customer's partner receives (order.message)."""
+    form = await request.form()
+    note = text(form, "note_text")
+    visibility = "customer" if text(form, "note_visibility") == "customer" else "internal"
+    if not note or len(note) > NOTE_LIMIT:
+        found = FormErrors({"note_text": NOTE_REQUIRED if not note else NOTE_TOO_LONG})
+        return await invalid(request, desk, order_id, form, found)
+    message = orders_pb2.AddOrderNoteRequest(
+        order_id=order_id, actor=desk.actor(), text=note, visibility=visibility
+    )
+    try:
+        await web.call(request, web.services(request).orders.AddOrderNote, message)
+    except web.ServiceRefusal as refusal:
+        return await refused_or_conflict(request, desk, order_id, refusal, form, {"text": "note_text"})
+    return web.see_other(f"/orders/{order_id}?done=noted")

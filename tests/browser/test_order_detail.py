@@ -276,6 +276,41 @@ def test_some_units_are_cancelled(page, suite):
     assert after["changes"][-1]["actor"] == "desk:clerk@demo.example (clerk)"
 
 
+def test_desk_notes_internal_and_to_the_customer(page, suite):
+    order_id = held_order(suite)["order_id"]
+    status, feed, _ = gateway(suite, "GET", "/v1/events?limit=1", key=SHOP_KEY)
+    assert status == 200, feed
+    seen = feed["last_sequence"]
+    sign_in(page, "clerk")
+    open_order(page, order_id)
+    page.get_by_role("button", name="Add the note").click()
+    expect(page.locator("#note_text-error")).to_have_text("Error: Write the note.")
+    page.get_by_label("Note (at most 2,000 characters)").fill("buyer prefers calls after 3 pm")
+    page.get_by_role("button", name="Add the note").click()
+    expect(page.get_by_role("status")).to_have_text("The note was added.")
+    page.get_by_label("Note (at most 2,000 characters)").fill("your order ships once the price is confirmed")
+    page.get_by_label("The customer too (a message sent to the partner)").check()
+    page.get_by_role("button", name="Add the note").click()
+    expect(page.get_by_role("status")).to_have_text("The note was added.")
+    expect(timeline(page)).to_contain_text("Internal note: buyer prefers calls after 3 pm")
+    expect(timeline(page)).to_contain_text(
+        "Message to the customer: your order ships once the price is confirmed"
+    )
+    expect(timeline(page)).to_contain_text("clerk@demo.example (Clerk)")
+    shot(page, "order-detail-notes")
+    # The partner reads the message in its feed, never the internal note.
+    deadline = time.monotonic() + 30
+    while True:
+        status, feed, _ = gateway(suite, "GET", f"/v1/events?after={seen}&limit=500", key=SHOP_KEY)
+        assert status == 200, feed
+        bodies = json.dumps(feed)
+        if "your order ships once the price is confirmed" in bodies:
+            break
+        assert time.monotonic() < deadline, "the message never reached the partner's feed"
+        time.sleep(0.5)
+    assert "buyer prefers calls after 3 pm" not in bodies
+
+
 def deliver(suite, order_id: str) -> None:
     for shipment in order_of(suite, order_id)["shipments"]:
         sid = shipment["shipment_id"]

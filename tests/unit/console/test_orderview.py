@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from console import i18n, orderview, words
 from console.orderview import Action, Kind
-from orderdesk.v1 import common_pb2, orders_pb2
+from orderdesk.v1 import notifier_pb2, orders_pb2
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -104,51 +104,43 @@ def test_resolutions_follow_the_exception_type_and_only_while_open():
     assert orderview.resolutions(orders_pb2.OrderException(type="meteor", status="open")) == []
 
 
-def test_the_timeline_merges_everything_oldest_first_with_who():
+def test_the_timeline_merges_webhooks_into_the_services_entries_by_time_with_who_and_kinds():
     placed = orders_pb2.Order(
-        history=[
-            common_pb2.StatusChange(status="received", at=at(0), actor="key:shop@P-SHOP"),
-            common_pb2.StatusChange(status="on_hold", at=at(0), actor="system"),
-            common_pb2.StatusChange(status="confirmed", at=at(30), actor="desk:ann@acme.example (approver)"),
-        ],
-        changes=[
-            orders_pb2.ChangeEntry(
-                version=3,
-                at=at(10),
-                actor="P-SHOP",
-                kinds=["ship_to"],
-                changes=[orders_pb2.FieldChange(field="ship_to.city", before="Lyon", after="Nice")],
-            )
-        ],
-        exceptions=[
-            orders_pb2.OrderException(
-                exception_id="E1",
-                type="production_delay",
-                opened_at=at(40),
-                opened_by="desk:bo@acme.example (clerk)",
-                resolution=orders_pb2.ExceptionResolution(
-                    action="accept_delay",
-                    at=at(50),
-                    actor="desk:bo@acme.example (clerk)",
-                    details={"b": "2", "a": "1"},
-                ),
-            )
-        ],
+        changes=[orders_pb2.ChangeEntry(version=3, at=at(10), actor="P-SHOP", kinds=["ship_to", "quantity"])]
     )
-    notes = [type("Note", (), {"at": at(20), "actor": "desk:bo@acme.example (clerk)"})()]
-    entries = orderview.timeline(placed, notes=notes)
-    assert [e.kind for e in entries] == [
-        Kind.STATUS,
-        Kind.STATUS,
-        Kind.CHANGE,
-        Kind.NOTE,
-        Kind.STATUS,
-        Kind.EXCEPTION,
-        Kind.RESOLUTION,
+    recorded = orders_pb2.OrderTimeline(
+        entries=[
+            orders_pb2.TimelineEntry(at=at(0), actor="key:shop@P-SHOP", kind="status", status="received"),
+            orders_pb2.TimelineEntry(at=at(0), actor="system", kind="status", status="on_hold"),
+            orders_pb2.TimelineEntry(at=at(10), actor="P-SHOP", kind="change", version=3),
+            orders_pb2.TimelineEntry(at=at(20), actor="desk:bo@acme.example (clerk)", kind="note", text="x"),
+            orders_pb2.TimelineEntry(
+                at=at(50),
+                actor="desk:bo@acme.example (clerk)",
+                kind="exception_resolved",
+                details={"b": "2", "a": "1"},
+            ),
+        ]
+    )
+    sent = [
+        notifier_pb2.Delivery(created_at=at(0), event_type="order.received"),
+        notifier_pb2.Delivery(created_at=at(30), event_type="order.changed"),
     ]
-    assert [e.who.kind for e in entries] == ["key", "system", "partner", "desk", "desk", "desk", "desk"]
+    entries = orderview.timeline(placed, recorded, deliveries=sent)
+    assert [e.kind for e in entries] == [
+        "status",
+        "status",
+        Kind.WEBHOOK,
+        "change",
+        "note",
+        Kind.WEBHOOK,
+        "exception_resolved",
+    ]
+    assert [e.who.kind for e in entries] == ["key", "system", "system", "partner", "desk", "system", "desk"]
+    assert entries[3].kinds == ["ship_to", "quantity"]
     assert entries[-1].details == [("a", "1"), ("b", "2")]
     assert [e.item.version for e in orderview.changes_since(placed, 2)] == [3]
+    assert orderview.changes_since(placed, 2)[0].kinds == ["ship_to", "quantity"]
     assert orderview.changes_since(placed, 3) == []
 
 
