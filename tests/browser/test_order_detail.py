@@ -352,11 +352,17 @@ def test_a_return_is_authorised(page, suite):
     ]
 
 
-def test_two_held_orders_are_approved_together_from_today(page, suite):
+def test_two_held_orders_are_approved_together_from_today_and_one_beyond_the_limit_is_not(page, suite):
     first, second = held_order(suite)["order_id"], held_order(suite)["order_id"]
+    big = held_order(suite, quantity=200)["order_id"]  # 6,000.00 USD: beyond the demo approver's 5,000
     sign_in(page, "approver")
     page.get_by_label(f"Select {first}").check()
-    page.get_by_label(f"Select {second}").check()
+    page.get_by_role("button", name="Reject the selected orders").click()  # a rejection needs a reason
+    expect(page.locator("#bulk_note-error")).to_have_text("Error: Enter a note: a rejection needs a reason.")
+    assert order_of(suite, first)["status"] == "on_hold"
+
+    for order_id in (first, second, big):
+        page.get_by_label(f"Select {order_id}").check()
     page.get_by_label("Note for every selected order (required to reject)").fill("prices agreed for the week")
     page.get_by_role("button", name="Approve the selected orders").click()
     expect(page.get_by_role("status")).to_have_text(
@@ -369,4 +375,9 @@ def test_two_held_orders_are_approved_together_from_today(page, suite):
         confirmed = next(h for h in after["history"] if h["status"] == "confirmed")
         assert confirmed["actor"] == "desk:approver@demo.example (approver)"
         assert confirmed["reason"].startswith("prices agreed for the week (re-checked")
+    refused = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name=big))
+    expect(refused).to_contain_text(
+        "Not done: it needs an approval limit of at least $6,000.00; yours is $5,000.00."
+    )
+    assert order_of(suite, big)["status"] == "on_hold"
     shot(page, "today-bulk-approved")
