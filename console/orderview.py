@@ -19,6 +19,7 @@ from services.orders.changes import POLICY, ChangeType, Stage, refusing_rule, st
 from services.orders.exceptions import RESOLUTIONS, ExceptionType
 
 CLOSED = frozenset({"completed", "cancelled", "rejected"})
+EXCEPTION_TYPES = tuple(t.value for t in ExceptionType)  # what the desk may raise
 
 
 class Action(StrEnum):

@@ -9,6 +9,7 @@ field's message beside the field; a refusal by the service is said above the for
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -37,13 +38,6 @@ PERMISSIONS = {
     Action.AUTHORISE_RETURN: Permission.AUTHORISE_RETURNS,
 }
 ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country", "phone")
-EXCEPTION_TYPES = (
-    "production_delay",
-    "stock_shortage_at_pick",
-    "carrier_delay",
-    "lost_parcel",
-    "quality_rework",
-)
 RESOLUTION_DETAILS = (
     "carrier",
     "tracking_number",
@@ -140,9 +134,11 @@ async def show(
     status: int = 200,
 ):
     order = order if order is not None else await load(request, order_id)
-    deliveries, endpoints = await webhooks_of(request, order)
-    recorded = await web.call(
+    timeline_call = web.call(
         request, web.services(request).orders.GetOrderTimeline, orders_pb2.GetOrderRequest(order_id=order_id)
+    )
+    recorded, (deliveries, endpoints), returns = await asyncio.gather(
+        timeline_call, webhooks_of(request, order), returns_of(request, order)
     )
     possible = orderview.actions(order)
     allowed = {a for a in possible if desk.may(PERMISSIONS[a])}
@@ -154,7 +150,7 @@ async def show(
             "order": order,
             "allowed": allowed,
             "needs": [(p, roles.roles_with(p)) for p in needs],
-            "returns": await returns_of(request, order),
+            "returns": returns,
             "return_key": uuid.uuid4().hex,
             "may_resolve": desk.may(Permission.RESOLVE_EXCEPTIONS),
             "may_write_notes": desk.may(Permission.WRITE_NOTES),
@@ -167,7 +163,7 @@ async def show(
             "conflict": conflict,
             "findings": findings or [],
             "done": DONE.get(done, ""),
-            "exception_types": EXCEPTION_TYPES,
+            "exception_types": orderview.EXCEPTION_TYPES,
             "Action": Action,
         },
         status=status,

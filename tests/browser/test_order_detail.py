@@ -5,6 +5,7 @@ held orders together from Today. Every change is read back through the gateway."
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -112,6 +113,42 @@ def test_a_held_order_is_found_on_today_approved_with_a_note_and_moves_on(page, 
     assert confirmed["reason"].startswith("price agreed by phone with the buyer (re-checked")
     page.goto("/")
     expect(page.get_by_role("rowheader", name=re.compile(order_id))).to_have_count(0)  # it moved on
+
+
+def import_product(suite, lead_days: int) -> str:
+    """A new product of the admin's, without stock: made in `lead_days`."""
+    sku = f"BRW-{uuid.uuid4().hex[:6].upper()}"
+    rows = (
+        "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,"
+        f"status\n{sku},Browser part,10.00,USD,false,{lead_days},1,1,active\n"
+    )
+    request = urllib.request.Request(
+        suite.gateway_url + "/v1/admin/import/products",
+        data=rows.encode(),
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "text/csv"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 200
+    return sku
+
+
+def test_an_approval_accepts_the_earliest_date_proposal(page, suite):
+    sku = import_product(suite, lead_days=20)
+    wanted = (dt.date.today() + dt.timedelta(days=10)).isoformat()
+    held = new_order(suite, (sku, 2, "10.00"), requested_delivery_date=wanted)
+    assert held["status"] == "on_hold", held
+    earliest = next(p["delivery_date"] for p in order_of(suite, held["order_id"])["proposals"])
+    sign_in(page, "approver")
+    open_order(page, held["order_id"])
+    expect(page.get_by_text("Requested date cannot be met")).to_be_visible()
+    page.get_by_label("Accept a proposal").select_option(label="Earliest date for the whole order")
+    page.get_by_label("Note on the approval (what you checked)").fill("the customer takes the later date")
+    page.get_by_role("button", name="Approve the order").click()
+    expect(page.get_by_role("status")).to_have_text("The order was approved.")
+    after = order_of(suite, held["order_id"])
+    assert after["status"] != "on_hold"
+    assert after["requested_delivery_date"] == earliest
 
 
 def test_a_rejection_needs_a_reason_beside_the_field_and_changes_nothing_without_one(page, suite):
