@@ -115,22 +115,62 @@ def test_a_held_order_is_found_on_today_approved_with_a_note_and_moves_on(page, 
     expect(page.get_by_role("rowheader", name=re.compile(order_id))).to_have_count(0)  # it moved on
 
 
-def import_product(suite, lead_days: int) -> str:
-    """A new product of the admin's, without stock: made in `lead_days`."""
-    sku = f"BRW-{uuid.uuid4().hex[:6].upper()}"
-    rows = (
-        "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,"
-        f"status\n{sku},Browser part,10.00,USD,false,{lead_days},1,1,active\n"
-    )
+def import_csv(suite, kind: str, rows: str) -> None:
+    """Master data as the admin imports it (POST /v1/admin/import/<kind>, CSV)."""
     request = urllib.request.Request(
-        suite.gateway_url + "/v1/admin/import/products",
+        suite.gateway_url + f"/v1/admin/import/{kind}",
         data=rows.encode(),
         headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "text/csv"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
         assert answer.status == 200
+
+
+def import_product(suite, lead_days: int) -> str:
+    """A new product of the admin's, without stock: made in `lead_days`."""
+    sku = f"BRW-{uuid.uuid4().hex[:6].upper()}"
+    import_csv(
+        suite,
+        "products",
+        "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,"
+        f"status\n{sku},Browser part,10.00,USD,false,{lead_days},1,1,active\n",
+    )
     return sku
+
+
+def import_customer(suite, customer_id: str, credit_limit: int) -> None:
+    import_csv(
+        suite,
+        "customers",
+        "customer_id,name,tier,status,credit_limit,currency,payment_terms,email,phone,ship_to_line1,"
+        "ship_to_city,ship_to_postal_code,ship_to_country\n"
+        f"{customer_id},Browser Ltd,standard,active,{credit_limit},USD,NET30,buyer@browser.example,"
+        "+33-1-5550100,1 Rue Test,Lyon,69001,FR\n",
+    )
+
+
+def test_an_approval_meets_a_new_finding_and_accepts_it_knowingly(page, suite):
+    customer = f"CB{uuid.uuid4().hex[:6].upper()}"
+    import_customer(suite, customer, 5000)
+    held = new_order(suite, ("BRK-001", 10, "30.00"), customer_id=customer)  # 300.00, held for its price
+    assert [r["code"] for r in held["hold_reasons"]] == ["price_mismatch"], held
+    import_customer(suite, customer, 100)  # meanwhile the customer's credit is cut
+    sign_in(page, "approver")
+    open_order(page, held["order_id"])
+    page.get_by_label("Note on the approval (what you checked)").fill("price agreed")
+    page.get_by_role("button", name="Approve the order").click()
+    expect(page.get_by_role("alert")).to_contain_text("checking stock and credit again found something new")
+    acknowledge = page.get_by_label("Accept knowingly: Credit limit exceeded")
+    expect(acknowledge).not_to_be_checked()
+    shot(page, "order-detail-recheck-finding")
+    assert order_of(suite, held["order_id"])["status"] == "on_hold"  # nothing changed
+
+    acknowledge.check()
+    page.get_by_role("button", name="Approve the order").click()
+    expect(page.get_by_role("status")).to_have_text("The order was approved.")
+    confirmed = next(h for h in order_of(suite, held["order_id"])["history"] if h["status"] == "confirmed")
+    assert confirmed["reason"] == "price agreed (re-checked: credit_limit_exceeded accepted)"
 
 
 def test_an_approval_accepts_the_earliest_date_proposal(page, suite):
