@@ -160,6 +160,25 @@ FIELDS = {
     "requested_delivery_date": N_("Requested delivery date"),
 }
 
+# Why a service refused a desk action (its rule), for the person; a rule not here shows the service's message.
+REFUSALS = {
+    "order_closed": N_("The order is closed: it can no longer be changed."),
+    "returns_only_after_shipment": N_("The goods have left: only a return is possible now."),
+    "address_until_packed": N_("A shipment is packed already: the address can no longer change."),
+    "quantity_until_picked": N_("The line is picked already: its quantity can no longer change."),
+    "lines_until_picking": N_("Picking has begun: lines can no longer be added or removed."),
+    "cancel_before_shipment": N_("Goods have shipped: cancelling is no longer possible; authorise a return."),
+    "cancel_not_allowed_in_status": N_("The order cannot be cancelled in its present state."),
+    "approve_only_on_hold": N_("Only a held order can be approved; this one has moved on."),
+    "reject_only_on_hold": N_("Only a held order can be rejected; this one has moved on."),
+    "nothing_delivered": N_("Nothing of this order has been delivered yet, so nothing can be returned."),
+    "exceeds_returnable": N_("More would be returned than was delivered and not yet returned."),
+    "exception_already_resolved": N_("Someone resolved this exception already."),
+    "change_needs_stock": N_("There is not enough stock for this change."),
+    "reship_needs_stock": N_("There is not enough stock to ship again."),
+    "no_such_proposal": N_("The order has no such proposal (any more)."),
+}
+
 ROLES = {
     "viewer": N_("Viewer"),
     "clerk": N_("Clerk"),

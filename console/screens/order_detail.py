@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 
-from console import orderview, web
+from console import orderview, web, words
 from console.i18n import N_
 from console.orderview import Action
 from console.web import Desk, FormErrors, requires
@@ -232,7 +232,7 @@ async def refused_or_conflict(
         found.fields[(fields or {}).get(field, field)] = message
     if not found.fields or not set(found.fields) & set(values):
         found.fields = {}
-        found.general = refusal.message
+        found.general = words.REFUSALS.get(refusal.failure.reason, refusal.message)
     return await show(
         request, desk, order_id, order=order, values=values, errors=found, status=refusal.status
     )
@@ -515,7 +515,9 @@ async def authorise_return(
     try:
         await web.call(request, web.services(request).returns.CreateReturn, message)
     except web.ServiceRefusal as refusal:
-        return await refused_or_conflict(request, desk, order_id, refusal, form)
+        place = {line.sku: n for n, line in enumerate(order.lines)}
+        fields = {f"lines[{i}].quantity": f"return-{place[sku]}" for i, sku in enumerate(wanted)}
+        return await refused_or_conflict(request, desk, order_id, refusal, form, fields)
     return web.see_other(f"/orders/{order_id}?done=returned")
 
 

@@ -413,7 +413,10 @@ def test_a_return_is_authorised(page, suite):
     page.get_by_label("Units of BRK-001 to take back (up to 4)").fill("9")
     page.get_by_label("Reason for the return (required)").fill("two sets arrived damaged")
     page.get_by_role("button", name="Authorise the return").click()
-    expect(page.get_by_role("alert")).to_be_visible()  # more than was delivered: refused, nothing made
+    more = page.get_by_label("Units of BRK-001 to take back (up to 4)")
+    expect(more).to_have_attribute("aria-invalid", "true")  # more than was delivered: refused, nothing made
+    expect(page.locator("#return-0-error")).to_contain_text("at most 4 of BRK-001 can be returned")
+    expect(page.get_by_role("table", name="Returns of this order")).to_have_count(0)
     page.get_by_label("Units of BRK-001 to take back (up to 4)").fill("2")
     page.get_by_role("button", name="Authorise the return").click()
     expect(page.get_by_role("status")).to_have_text("The return was authorised.")
