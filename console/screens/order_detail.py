@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 
 from fastapi import APIRouter, Request
 
@@ -152,6 +153,13 @@ async def show(
             "needs": [(p, roles.roles_with(p)) for p in needs],
             "returns": returns,
             "return_key": uuid.uuid4().hex,
+            "beyond_limit": (
+                roles.check_decision(
+                    desk.role, desk.account.limits, order.currency, Decimal(order.total_amount)
+                )
+                if Action.APPROVE in allowed and order.total_amount
+                else None
+            ),
             "may_resolve": desk.may(Permission.RESOLVE_EXCEPTIONS),
             "may_write_notes": desk.may(Permission.WRITE_NOTES),
             "resolutions": {e.exception_id: orderview.resolutions(e) for e in order.exceptions},

@@ -256,6 +256,9 @@ def test_a_clerk_is_refused_an_approval_and_an_approver_beyond_the_limit(page, b
     approver = browser.new_context(base_url=suite.console_url, java_script_enabled=False).new_page()
     sign_in(approver, "approver")
     open_order(approver, big["order_id"])
+    expect(
+        approver.get_by_text("This order ($6,000.00) is beyond your approval limit of $5,000.00")
+    ).to_be_visible()
     approver.get_by_role("button", name="Approve the order").click()
     expect(approver.get_by_role("alert")).to_have_text(
         "To approve or reject this order you need an approval limit of at least $6,000.00; "
