@@ -160,6 +160,16 @@ FIELDS = {
     "requested_delivery_date": N_("Requested delivery date"),
 }
 
+RISKS = {  # the promise watch's (services/orders/promise.py, issue 13)
+    "not_allocatable_in_time": N_("Cannot be allocated in time"),
+    "supply_late": N_("Supply arrives after the promised date"),
+    "not_picked_by_cutoff": N_("Not picked by the warehouse's cut-off"),
+    "carrier_silent": N_("No news from the carrier"),
+    "transit_overdue": N_("In transit longer than planned"),
+    "carrier_problem": N_("The carrier reports a problem"),
+    "hold_too_long": N_("On hold too long to keep the promise"),
+}
+
 # Why a service refused a desk action (its rule), for the person; a rule not here shows the service's message.
 REFUSALS = {
     "order_closed": N_("The order is closed: it can no longer be changed."),
@@ -224,7 +234,7 @@ def field_label(path: str) -> str:
 def register(environment) -> None:
     """Template helpers, as functions and filters: status, hold_reason, proposal, channel, shipment_status,
     return_status, exception_type, exception_status, resolution, end_customer_status, tier, customer_state,
-    cancel_reason, cycle_stage, delivery_status, change_kind, field_label, role, permission."""
+    cancel_reason, cycle_stage, delivery_status, change_kind, field_label, risk, role, permission."""
     helpers = {
         "status": lambda code: label(STATUSES, code),
         "hold_reason": lambda code: label(HOLD_REASONS, code),
@@ -242,6 +252,7 @@ def register(environment) -> None:
         "cycle_stage": lambda code: label(CYCLE_STAGES, code),
         "delivery_status": lambda code: label(DELIVERY_STATUSES, code),
         "change_kind": lambda code: label(CHANGE_KINDS, code),
+        "risk": lambda code: label(RISKS, code),
         "field_label": field_label,
         "role": lambda code: label(ROLES, code),
         "permission": lambda code: label(PERMISSIONS, code),

@@ -319,7 +319,7 @@ def test_an_exception_is_raised_and_resolved(page, suite):
     page.get_by_label("New expected delivery date, if known").fill("2031-03-02")
     page.get_by_role("button", name="Raise the exception").click()
     expect(page.get_by_role("status")).to_have_text("The exception was recorded.")
-    expect(page.get_by_text("Yes: an exception is open")).to_be_visible()
+    expect(page.get_by_text("Yes: an exception is open")).to_be_visible()  # at risk, in words
     exception_id = order_of(suite, order_id)["exceptions"][0]["exception_id"]
 
     resolve = page.get_by_role("group", name=f"Resolve exception {exception_id}")
