@@ -48,15 +48,9 @@ def _allowed(order: orders_pb2.Order, change: ChangeType) -> bool:
     return order.status in POLICY and refusing_rule(order.status, change, stage(order)) is None
 
 
-def risks(order: orders_pb2.Order) -> list:
-    """What the promise watch (issue 13) sees endangering the promised date now (`Order.risks`, OrderRisk:
-    code, expected_date, slip_days, evidence), once the orders service sends it; none before."""
-    return list(getattr(order, "risks", ()))
-
-
 def at_risk(order: orders_pb2.Order) -> bool:
-    """At risk: an exception is open, or the promise watch sees a risk."""
-    return order.at_risk or bool(risks(order))
+    """At risk: an exception is open, or the promise watch (issue 13) sees a risk to the promised date."""
+    return order.at_risk or bool(order.risks)
 
 
 def returnable(order: orders_pb2.Order) -> dict[str, int]:

@@ -164,7 +164,6 @@ async def show(
             "may_write_notes": desk.may(Permission.WRITE_NOTES),
             "resolutions": {e.exception_id: orderview.resolutions(e) for e in order.exceptions},
             "returnable": orderview.returnable(order),
-            "risks": orderview.risks(order),
             "at_risk": orderview.at_risk(order),
             "timeline": orderview.timeline(order, recorded, deliveries=deliveries),
             "endpoints": endpoints,

@@ -191,6 +191,19 @@ def test_an_approval_accepts_the_earliest_date_proposal(page, suite):
     assert after["requested_delivery_date"] == earliest
 
 
+def test_the_promise_watchs_risk_shows_in_words(page, suite):
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()  # held now, it cannot arrive by then
+    held = new_order(suite, ("BRK-001", 1, "30.00"), requested_delivery_date=tomorrow)
+    assert held["status"] == "on_hold", held
+    watched = wait_for(suite, held["order_id"], lambda o: o["risks"], timeout=60)
+    assert [r["code"] for r in watched["risks"]] == ["hold_too_long"]
+    sign_in(page, "viewer")
+    open_order(page, held["order_id"])
+    expect(page.get_by_text("On hold too long to keep the promise")).to_be_visible()
+    expect(page.get_by_role("button", name="Approve the order")).to_have_count(0)  # a viewer only reads
+    shot(page, "order-detail-at-risk")
+
+
 def test_a_rejection_needs_a_reason_beside_the_field_and_changes_nothing_without_one(page, suite):
     order_id = held_order(suite)["order_id"]
     sign_in(page, "approver")

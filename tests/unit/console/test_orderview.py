@@ -158,8 +158,6 @@ def test_changed_fields_read_as_words():
 def test_at_risk_with_an_open_exception_or_a_risk_the_promise_watch_sees():
     assert orderview.at_risk(orders_pb2.Order(at_risk=True))
     assert not orderview.at_risk(orders_pb2.Order())
-    if "risks" in orders_pb2.Order.DESCRIPTOR.fields_by_name:  # the promise watch (issue 13)
-        watched = orders_pb2.Order()
-        watched.risks.add(code="supply_late", slip_days=2)
-        assert orderview.at_risk(watched)
-        assert [r.code for r in orderview.risks(watched)] == ["supply_late"]
+    watched = orders_pb2.Order()
+    watched.risks.add(code="supply_late", slip_days=2)
+    assert orderview.at_risk(watched)
