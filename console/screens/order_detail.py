@@ -206,8 +206,13 @@ def units(form, name: str, found: FormErrors) -> int:
 
 
 def line_units(form, order: orders_pb2.Order, prefix: str, found: FormErrors) -> dict[str, int]:
-    """The units entered per line (fields `<prefix>-<n>`, n the line's place on the page); blank: none."""
-    return {line.sku: units(form, f"{prefix}-{n}", found) for n, line in enumerate(order.lines)}
+    """The units entered per line (fields `<prefix>-<n>`, n the line's place on the page); a blank field is
+    left out."""
+    return {
+        line.sku: units(form, f"{prefix}-{n}", found)
+        for n, line in enumerate(order.lines)
+        if text(form, f"{prefix}-{n}")
+    }
 
 
 async def refused_or_conflict(
@@ -367,11 +372,7 @@ async def amend_lines(request: Request, order_id: str, desk: Desk = requires(Per
     if found:
         return await invalid(request, desk, order_id, form, found)
     current = {line.sku: line.quantity for line in order.lines}
-    lines = [
-        orders_pb2.ChangeLine(sku=sku, quantity=q)
-        for sku, q in wanted.items()
-        if text(form, f"quantity-{list(current).index(sku)}") and q != current[sku]
-    ]
+    lines = [orders_pb2.ChangeLine(sku=sku, quantity=q) for sku, q in wanted.items() if q != current[sku]]
     added = (
         [orders_pb2.ChangeLine(sku=add_sku, quantity=add_quantity, unit_price=text(form, "add_unit_price"))]
         if add_sku

@@ -321,6 +321,25 @@ def test_an_address_change_meets_someone_elses_edit_and_overwrites_nothing(page,
     expect(timeline(page)).to_contain_text("Delivery address: city: Villeurbanne → Marseille")
 
 
+def test_a_lines_quantity_is_changed(page, suite):
+    order_id = allocated_order(suite, ("BRK-001", 1, PRICE))["order_id"]
+    sign_in(page, "clerk")
+    open_order(page, order_id)
+    quantity = page.get_by_label("New quantity of BRK-001 (0 removes the line)")
+    quantity.fill("-1")
+    page.get_by_role("button", name="Save the lines").click()
+    expect(page.locator("#quantity-0-error")).to_have_text("Error: Enter a whole number of units, 0 or more.")
+    assert order_of(suite, order_id)["lines"][0]["quantity"] == 1
+    quantity.fill("3")
+    page.get_by_label("Why the lines change").fill("the buyer wants three sets")
+    page.get_by_role("button", name="Save the lines").click()
+    expect(page.get_by_role("status")).to_have_text("The order was changed.")
+    expect(timeline(page)).to_contain_text("Line BRK-001: quantity: 1 → 3")
+    after = order_of(suite, order_id)
+    assert after["lines"][0]["quantity"] == 3
+    assert after["changes"][-1]["actor"] == "desk:clerk@demo.example (clerk)"
+
+
 def test_an_exception_is_raised_and_resolved(page, suite):
     order_id = allocated_order(suite, ("BRK-001", 2, PRICE))["order_id"]
     sign_in(page, "clerk")
