@@ -133,6 +133,62 @@ CYCLE_STAGES = {
     "received_to_delivered": N_("Received to delivered"),
 }
 
+DELIVERY_STATUSES = {
+    "pending": N_("being sent"),
+    "delivered": N_("delivered"),
+    "failed": N_("refused by the receiver"),
+    "parked": N_("given up after retries"),
+}
+
+CHANGE_KINDS = {
+    "ship_to": N_("delivery address"),
+    "quantity": N_("quantities"),
+    "add_line": N_("line added"),
+    "remove_line": N_("line removed"),
+    "cancel_lines": N_("units cancelled"),
+    "substitute": N_("product substituted"),
+    "accept_delay": N_("delay accepted"),
+}
+
+FIELDS = {
+    "ship_to.name": N_("Delivery address: name"),
+    "ship_to.line1": N_("Delivery address: street"),
+    "ship_to.city": N_("Delivery address: city"),
+    "ship_to.postal_code": N_("Delivery address: postal code"),
+    "ship_to.country": N_("Delivery address: country"),
+    "ship_to.phone": N_("Delivery address: phone"),
+    "requested_delivery_date": N_("Requested delivery date"),
+}
+
+RISKS = {  # the promise watch's (services/orders/promise.py, issue 13)
+    "not_allocatable_in_time": N_("Cannot be allocated in time"),
+    "supply_late": N_("Supply arrives after the promised date"),
+    "not_picked_by_cutoff": N_("Not picked by the warehouse's cut-off"),
+    "carrier_silent": N_("No news from the carrier"),
+    "transit_overdue": N_("In transit longer than planned"),
+    "carrier_problem": N_("The carrier reports a problem"),
+    "hold_too_long": N_("On hold too long to keep the promise"),
+}
+
+# Why a service refused a desk action (its rule), for the person; a rule not here shows the service's message.
+REFUSALS = {
+    "order_closed": N_("The order is closed: it can no longer be changed."),
+    "returns_only_after_shipment": N_("The goods have left: only a return is possible now."),
+    "address_until_packed": N_("A shipment is packed already: the address can no longer change."),
+    "quantity_until_picked": N_("The line is picked already: its quantity can no longer change."),
+    "lines_until_picking": N_("Picking has begun: lines can no longer be added or removed."),
+    "cancel_before_shipment": N_("Goods have shipped: cancelling is no longer possible; authorise a return."),
+    "cancel_not_allowed_in_status": N_("The order cannot be cancelled in its present state."),
+    "approve_only_on_hold": N_("Only a held order can be approved; this one has moved on."),
+    "reject_only_on_hold": N_("Only a held order can be rejected; this one has moved on."),
+    "nothing_delivered": N_("Nothing of this order has been delivered yet, so nothing can be returned."),
+    "exceeds_returnable": N_("More would be returned than was delivered and not yet returned."),
+    "exception_already_resolved": N_("Someone resolved this exception already."),
+    "change_needs_stock": N_("There is not enough stock for this change."),
+    "reship_needs_stock": N_("There is not enough stock to ship again."),
+    "no_such_proposal": N_("The order has no such proposal (any more)."),
+}
+
 ROLES = {
     "viewer": N_("Viewer"),
     "clerk": N_("Clerk"),
@@ -161,10 +217,24 @@ def label(words: Mapping[str, str], code: str) -> str:
     return gettext(words[code]) if code in words else code
 
 
+def field_label(path: str) -> str:
+    """A changed field in words: "ship_to.city" -> "Delivery address: city", "lines[SKU-1].quantity" ->
+    "Line SKU-1: quantity", "lines[SKU-1]" -> "Line SKU-1"; an unknown path as it is."""
+    if path in FIELDS:
+        return gettext(FIELDS[path])
+    if path.startswith("lines[") and "]" in path:
+        sku, _, rest = path[len("lines[") :].partition("]")
+        if rest == ".quantity":
+            return gettext(N_("Line %(sku)s: quantity"), sku=sku)
+        if not rest:
+            return gettext(N_("Line %(sku)s"), sku=sku)
+    return path
+
+
 def register(environment) -> None:
     """Template helpers, as functions and filters: status, hold_reason, proposal, channel, shipment_status,
     return_status, exception_type, exception_status, resolution, end_customer_status, tier, customer_state,
-    cancel_reason, cycle_stage, role, permission."""
+    cancel_reason, cycle_stage, delivery_status, change_kind, field_label, risk, role, permission."""
     helpers = {
         "status": lambda code: label(STATUSES, code),
         "hold_reason": lambda code: label(HOLD_REASONS, code),
@@ -180,6 +250,10 @@ def register(environment) -> None:
         "customer_state": lambda code: label(CUSTOMER_STATES, code),
         "cancel_reason": lambda code: label(CANCEL_REASONS, code),
         "cycle_stage": lambda code: label(CYCLE_STAGES, code),
+        "delivery_status": lambda code: label(DELIVERY_STATUSES, code),
+        "change_kind": lambda code: label(CHANGE_KINDS, code),
+        "risk": lambda code: label(RISKS, code),
+        "field_label": field_label,
         "role": lambda code: label(ROLES, code),
         "permission": lambda code: label(PERMISSIONS, code),
     }

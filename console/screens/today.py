@@ -51,6 +51,19 @@ class HeldOrder:
 
 @router.get("/")
 async def today(request: Request, cursor: str = "", desk: Desk = requires(Permission.READ)):
+    return await page(request, desk, cursor)
+
+
+async def page(
+    request: Request,
+    desk: Desk,
+    cursor: str = "",
+    *,
+    errors: web.FormErrors | None = None,
+    values: dict | None = None,
+    status: int = 200,
+):
+    """The page; with `errors` (and what was typed), after a bulk decision with bad input (order_detail)."""
     services = web.services(request)
     answer = await web.call(
         request,
@@ -64,5 +77,9 @@ async def today(request: Request, cursor: str = "", desk: Desk = requires(Permis
             "held": [HeldOrder.of(o) for o in answer.items],
             "next_cursor": answer.next_cursor,
             "first_page": not cursor,
+            "may_decide": desk.may(Permission.DECIDE_HELD_ORDERS),
+            "errors": errors or web.FormErrors(),
+            "values": values or {},
         },
+        status=status,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orderdesk.errors import require
-from orderdesk.v1 import returns_pb2_grpc
+from orderdesk.v1 import returns_pb2, returns_pb2_grpc
 from services.returns.domain import Inspection
 from services.returns.proto import return_to_proto
 from services.returns.service import ReturnsService
@@ -20,6 +20,11 @@ class ReturnsApi(returns_pb2_grpc.ReturnsServiceServicer):
     async def GetReturn(self, request, context):
         require(request.rma_id, "rma_id")
         return return_to_proto(await self.service.get(request.rma_id, request.partner_id))
+
+    async def ListReturns(self, request, context):
+        require(request.order_id, "order_id")
+        found = await self.service.list_for_order(request.order_id, request.partner_id)
+        return returns_pb2.ListReturnsResponse(items=[return_to_proto(r) for r in found])
 
     async def ReceiveReturn(self, request, context):
         require(request.rma_id, "rma_id")

@@ -144,6 +144,11 @@ class ReturnsService:
             missing=f"return {rma_id} not found",
         )
 
+    async def list_for_order(self, order_id: str, partner_id: str) -> list[Return]:
+        """The order's returns, oldest first (none for another partner's order)."""
+        async with self.db.reading() as work:
+            return await work.repo(ReturnRepository).for_order(order_id, partner_id)
+
     async def get(self, rma_id: str, partner_id: str) -> Return:
         return await usecase.load(
             self.db, ReturnRepository, (rma_id, partner_id), missing=f"return {rma_id} not found"

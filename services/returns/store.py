@@ -187,6 +187,15 @@ class ReturnRepository:
         row = (await self.conn.execute(query)).mappings().first()
         return await self._hydrate(row) if row is not None else None
 
+    async def for_order(self, order_id: str, partner_id: str = "") -> list[Return]:
+        query = select(returns).where(returns.c.order_id == order_id)
+        if partner_id:
+            query = query.where(returns.c.partner_id == partner_id)
+        rows = (
+            (await self.conn.execute(query.order_by(returns.c.created_at, returns.c.rma_id))).mappings().all()
+        )
+        return [await self._hydrate(row) for row in rows]
+
     async def by_idempotency_key(self, scope: str, key: str) -> tuple[Return, str] | None:
         """The RMA first made with this key by this caller, and the hash of that request."""
         row = (

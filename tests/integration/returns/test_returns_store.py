@@ -289,3 +289,28 @@ async def test_the_api_speaks_protobuf(returns, orders):
     )
     with pytest.raises(errors.InvalidArgument):
         await api.CreateReturn(returns_pb2.CreateReturnRequest(), None)
+
+
+async def test_an_orders_returns_are_listed_oldest_first_within_the_partners_scope(returns, orders):
+    api = ReturnsApi(returns)
+    order_id = orders.add(lines=(("A", 4, 4, "12.50"), ("B", 2, 2, "3.00")))
+    other = orders.add()
+    first = await api.CreateReturn(request(order_id, ("A", 1)), None)
+    by_desk = request(order_id, ("B", 2), partner="")
+    by_desk.actor = "desk:ann@acme.example (clerk)"
+    returns.clock = lambda: NOW + dt.timedelta(minutes=1)
+    second = await api.CreateReturn(by_desk, None)
+    await api.CreateReturn(request(other, ("A", 1)), None)
+
+    listed = await api.ListReturns(returns_pb2.ListReturnsRequest(order_id=order_id), None)
+    assert [r.rma_id for r in listed.items] == [first.rma_id, second.rma_id]
+    assert [(r.lines[0].sku, r.lines[0].quantity) for r in listed.items] == [("A", 1), ("B", 2)]
+    scoped = await api.ListReturns(
+        returns_pb2.ListReturnsRequest(order_id=order_id, partner_id="P-SHOP"), None
+    )
+    assert len(scoped.items) == 2
+    assert not (
+        await api.ListReturns(returns_pb2.ListReturnsRequest(order_id=order_id, partner_id="P-OTHER"), None)
+    ).items
+    with pytest.raises(errors.InvalidArgument):
+        await api.ListReturns(returns_pb2.ListReturnsRequest(), None)
