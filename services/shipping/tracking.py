@@ -180,3 +180,43 @@ def choose_shipment(candidates: list[tuple[str, str]], carrier: str) -> tuple[st
     if len(same) == 1:
         return same[0], Outcome.APPLIED
     return "", Outcome.AMBIGUOUS
+
+
+# A carrier's clock may run a little ahead; an event further ahead would silence every real one after it.
+MAX_AHEAD = dt.timedelta(hours=1)
+MAX_EVENTS = 500  # per request
+
+
+@dataclass(frozen=True)
+class Reported:
+    """One event as a carrier sent it: the entry, and the shipment it names (by id or tracking number)."""
+
+    entry: TrackingEntry
+    shipment_id: str = ""
+
+
+def check(reported: list[Reported], now: dt.datetime) -> list[tuple[str, str, str]]:
+    """(field path, why, rule) for each bad field of a batch; empty when all are good. A bad batch
+    records nothing."""
+    problems: list[tuple[str, str, str]] = []
+    if not reported:
+        problems.append(("events", "send at least one event", "required"))
+    if len(reported) > MAX_EVENTS:
+        problems.append(("events", f"at most {MAX_EVENTS} events per request", "too_many"))
+    for i, r in enumerate(reported):
+        at = f"events[{i}]"
+        if not r.entry.event_id.strip():
+            problems.append((f"{at}.event_id", "the carrier's event id is required", "required"))
+        if not (r.shipment_id.strip() or r.entry.tracking_number.strip()):
+            problems.append(
+                (f"{at}.tracking_number", "name the tracking number or the shipment id", "required")
+            )
+        if r.entry.occurred_at > now + MAX_AHEAD:
+            problems.append((f"{at}.occurred_at", "more than an hour in the future", "in_future"))
+        date = r.entry.expected_delivery_date
+        if date:
+            try:
+                dt.date.fromisoformat(date)
+            except ValueError:
+                problems.append((f"{at}.expected_delivery_date", "a date YYYY-MM-DD", "invalid"))
+    return problems
