@@ -870,7 +870,12 @@ class Order:
             self._move(Status.SHIPPED, at, "system", "every shipment has left the warehouse")
             changed = True
         if all_delivered and self.status is Status.SHIPPED:
-            self._move(Status.COMPLETED, at, "system", "every shipment delivered")
+            self._move(
+                Status.COMPLETED,
+                delivered_at(at, event, event_at, self.history),
+                "system",
+                "every shipment delivered",
+            )
             changed = True
         if not changed:
             self.version += 1
@@ -1169,3 +1174,15 @@ class Listing:
         if self.at_risk:
             return f"u{promised or self.NO_DATE}.{slip}.{seq}"
         return f"p{priority}.{seq}" if self.by_priority else str(seq)
+
+
+def delivered_at(
+    now: dt.datetime, event: str, event_at: dt.datetime | None, history: list[HistoryEntry]
+) -> dt.datetime:
+    """When an order the last delivery completes was completed: the carrier's time of that delivery (a
+    carrier's `delivered` tracking event, or the 3PL's step with its time), never later than now and never
+    before the order's previous step, so the history stays in time order; else now."""
+    if event != "delivered" or event_at is None:
+        return now
+    earliest = history[-1].at if history else event_at
+    return max(min(event_at, now), earliest)

@@ -93,6 +93,10 @@ async def test_a_failed_attempt_opens_an_exception_and_delivered_completes_the_o
     assert code == 200 and answer["results"][0]["outcome"] == "applied", answer
     assert answer["results"][0]["status"] == "delivered"
     order = await wait_for(shop, order_id, eventually, lambda o: o["status"] == "completed")
+    completed = next(h for h in order["history"] if h["status"] == "completed")
+    assert (
+        dt.datetime.fromisoformat(completed["at"].replace("Z", "+00:00")) == delivered_at
+    )  # the carrier's time
     [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
     assert shipment["status"] == "delivered"
     assert (

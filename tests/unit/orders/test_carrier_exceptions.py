@@ -59,3 +59,15 @@ def test_the_carriers_exceptions_name_their_shipment_and_can_be_resolved():
     ):
         assert NEEDS[kind] == ("shipment_id",)
         assert {Action.RESHIP, Action.CHANGE_CARRIER} <= RESOLUTIONS[kind]
+
+
+def test_an_order_completes_at_the_carriers_delivery_time_in_history_order():
+    from services.orders.domain import HistoryEntry, Status, delivered_at
+
+    shipped = [HistoryEntry(status=Status.SHIPPED, at=NOW - dt.timedelta(hours=5), actor="system", reason="")]
+    carrier = NOW - dt.timedelta(hours=2)
+    assert delivered_at(NOW, "delivered", carrier, shipped) == carrier
+    assert delivered_at(NOW, "delivered", NOW + dt.timedelta(hours=1), shipped) == NOW  # never in the future
+    assert delivered_at(NOW, "delivered", NOW - dt.timedelta(days=1), shipped) == shipped[-1].at  # in order
+    assert delivered_at(NOW, "tracked", carrier, shipped) == NOW
+    assert delivered_at(NOW, "delivered", None, shipped) == NOW
