@@ -4,6 +4,7 @@ carrier's time; an unsigned, stale or replayed request changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import time
@@ -55,16 +56,18 @@ async def test_a_failed_attempt_opens_an_exception_and_delivered_completes_the_o
 ):
     secret = stack.carrier_secrets["dhl"]
     order_id, sid, tn = await shipped_with_dhl(shop, warehouse_operator, admin, eventually)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    # The carrier's times follow the shipping (a completion is never dated before the order's previous step).
+    base = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
+    await asyncio.sleep(4)
     attempted = carrier_event(
         tn,
         "AttemptFail",
-        now - dt.timedelta(hours=1),
+        base + dt.timedelta(seconds=2),
         message="nobody home",
         carrier_status="NH",
         location="Lyon",
     )
-    in_transit = carrier_event(tn, "in_transit", now - dt.timedelta(hours=5))  # older, sent after
+    in_transit = carrier_event(tn, "in_transit", base)  # older, sent after
     code, answer, _ = await post_tracking(warehouse_operator, "dhl", *signed(secret, [attempted, in_transit]))
     assert code == 200, answer
     assert [(r["outcome"], r["tracking_status"]) for r in answer["results"]] == [
@@ -86,7 +89,7 @@ async def test_a_failed_attempt_opens_an_exception_and_delivered_completes_the_o
         shipment["tracking_status"] == "delivery_attempted" and shipment["tracking"][1]["location"] == "Lyon"
     )
 
-    delivered_at = now - dt.timedelta(minutes=10)
+    delivered_at = base + dt.timedelta(seconds=3)
     code, answer, _ = await post_tracking(
         warehouse_operator, "dhl", *signed(secret, [carrier_event(tn, "Delivered", delivered_at)])
     )
