@@ -33,6 +33,38 @@ class ReceiptIn(RequestBody):
     )
 
 
+class InboundIn(ReceiptIn):
+    expected_date: dt.date = Field(
+        description="when the supplier's goods are expected, YYYY-MM-DD, today or later"
+    )
+    reference: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the supplier's reference (delivery note, ASN): the receipt that arrives later carries the same; "
+        "the same announcement again changes nothing, the same reference with a new date moves it",
+    )
+
+
+class InboundOut(BaseModel):
+    reference: str
+    sku: str
+    warehouse: str
+    quantity: int
+    expected_date: str = Field(description="YYYY-MM-DD")
+    status: Literal["open", "received"]
+
+    @classmethod
+    def from_proto(cls, r: inventory_pb2.InboundReceipt) -> InboundOut:
+        return cls(
+            reference=r.reference,
+            sku=r.sku,
+            warehouse=r.warehouse,
+            quantity=r.quantity,
+            expected_date=r.expected_date,
+            status=r.status,
+        )
+
+
 class ProductionRunOut(BaseModel):
     production_id: str
     sku: str
@@ -121,6 +153,29 @@ async def post_receipt(body: ReceiptIn, request: Request, who: Principal = scope
             services.inventory.Restock,
             inventory_pb2.RestockRequest(
                 sku=body.sku, warehouse=body.warehouse, quantity=body.quantity, reference=body.reference
+            ),
+        )
+    )
+
+
+@router.post(
+    "/v1/admin/inbound",
+    response_model=InboundOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 409),
+    summary="A supplier's receipt announced with its expected date: the backorders waiting for it are re-promised",
+)
+async def announce_inbound(body: InboundIn, request: Request, who: Principal = scoped(ADMIN)):
+    services = backends(request)
+    return InboundOut.from_proto(
+        await services.call(
+            services.inventory.AnnounceInbound,
+            inventory_pb2.AnnounceInboundRequest(
+                reference=body.reference,
+                sku=body.sku,
+                warehouse=body.warehouse,
+                quantity=body.quantity,
+                expected_date=body.expected_date.isoformat(),
             ),
         )
     )

@@ -187,6 +187,11 @@ RESERVE_RETRIES = Counter(
     "plan made from levels another replica changed meanwhile",
     [],
 )
+INBOUND_ANNOUNCED = Counter(
+    "orderdesk_inbound_announced_total",
+    "Suppliers' inbound receipts announced with their expected date (new) or moved to another (moved)",
+    ["step"],
+)
 PRODUCTION_RUNS = Counter(
     "orderdesk_production_runs_total",
     "Production runs planned for backorders and completed",

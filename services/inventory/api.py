@@ -91,6 +91,19 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
     async def CompleteProduction(self, request, context):
         return run_to_proto(*await self.service.complete_production(request.production_id))
 
+    async def AnnounceInbound(self, request, context):
+        inbound = await self.service.announce_inbound(
+            request.reference, request.sku, request.warehouse, request.quantity, request.expected_date
+        )
+        return inventory_pb2.InboundReceipt(
+            reference=inbound.reference,
+            sku=inbound.sku,
+            warehouse=inbound.warehouse,
+            quantity=inbound.quantity,
+            expected_date=inbound.expected_date.isoformat(),
+            status=inbound.status,
+        )
+
     async def RescheduleProduction(self, request, context):
         return run_to_proto(
             *await self.service.reschedule_production(request.production_id, request.expected_date)

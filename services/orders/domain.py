@@ -807,6 +807,7 @@ class Order:
         complete = all(line.allocated >= line.quantity for line in self.lines) and not any(
             backordered.values()
         )
+        before = (self.expected_ship_date, self.expected_delivery_date)
         self.expected_ship_date, self.expected_delivery_date = ("", "") if complete else expected
         if complete:
             self._move(Status.ALLOCATED, at, "system", "every line reserved")
@@ -814,6 +815,17 @@ class Order:
             missing = ", ".join(f"{sku} x{qty}" for sku, qty in sorted(backordered.items()) if qty)
             when = f"; expected delivery {expected[1]}" if expected[1] else ""
             self._move(Status.SCHEDULED, at, "system", f"backordered: {missing}{when}")
+        elif before != tuple(expected):
+            # Still waiting, but supply moved (a production run rescheduled, an inbound receipt announced):
+            # the new dates are published as order.changed, so the partner hears them.
+            changes = [
+                FieldChange(name, old, new)
+                for name, old, new in zip(
+                    ("expected_ship_date", "expected_delivery_date"), before, expected, strict=True
+                )
+                if old != new
+            ]
+            self._record_change(("expected_date",), changes, at=at, actor="system", reason="supply moved")
         else:
             self.version += 1  # allocation changed, status did not
 
