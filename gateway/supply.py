@@ -85,6 +85,18 @@ class ProductionRunOut(BaseModel):
         )
 
 
+class PartialCompletionIn(RequestBody):
+    quantity: int | None = Field(
+        None,
+        gt=0,
+        le=1_000_000_000,
+        description="a partial completion: the units done now (the rest stays open)",
+    )
+    reference: str = Field(
+        "", max_length=200, description="required with quantity: the same reference again receives nothing"
+    )
+
+
 class RescheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -208,12 +220,20 @@ async def list_production(
     responses=problem_responses(*COMMON, 404),
     summary="A production run is finished: its units are received once and fill backorders by priority",
 )
-async def complete_production(production_id: ProductionId, request: Request, who: Principal = scoped(ADMIN)):
+async def complete_production(
+    production_id: ProductionId,
+    request: Request,
+    body: PartialCompletionIn | None = None,
+    who: Principal = scoped(ADMIN),
+):
     services = backends(request)
+    partial = body or PartialCompletionIn()
     return ProductionRunOut.from_proto(
         await services.call(
             services.inventory.CompleteProduction,
-            inventory_pb2.CompleteProductionRequest(production_id=production_id),
+            inventory_pb2.CompleteProductionRequest(
+                production_id=production_id, quantity=partial.quantity or 0, reference=partial.reference
+            ),
         )
     )
 

@@ -89,7 +89,11 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
         return inventory_pb2.ListProductionResponse(runs=[run_to_proto(r, s) for r, s in runs])
 
     async def CompleteProduction(self, request, context):
-        return run_to_proto(*await self.service.complete_production(request.production_id))
+        return run_to_proto(
+            *await self.service.complete_production(
+                request.production_id, request.quantity, request.reference
+            )
+        )
 
     async def AnnounceInbound(self, request, context):
         inbound = await self.service.announce_inbound(

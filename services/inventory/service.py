@@ -413,11 +413,31 @@ class InventoryService:
             metrics.BACKORDER_UNITS_FILLED.inc(filled)
         return filled_orders
 
-    async def complete_production(self, production_id: str) -> tuple[Run, str]:
+    async def complete_production(
+        self, production_id: str, quantity: int = 0, reference: str = ""
+    ) -> tuple[Run, str]:
         """A run is finished: its units are received once into its warehouse (reference
         production:<id>) and fill backorders in priority order; a repeat changes nothing. A run
-        that a planner grew between our read and our update is tried again with its new size."""
+        that a planner grew between our read and our update is tried again with its new size.
+        With `quantity` fewer than the run's: a partial completion, those units received once per
+        `reference` (production:<id>:<reference>), the rest still open on the run's date."""
         validate_production_id(production_id)
+        if quantity < 0 or (quantity and not reference.strip()):
+            raise errors.InvalidArgument(
+                "a partial completion needs a positive quantity and its reference",
+                [
+                    errors.FieldViolation(name, why)
+                    for name, why, bad in (
+                        ("quantity", "a positive number of units", quantity < 0),
+                        (
+                            "reference",
+                            "required with quantity: a repeat of it receives nothing",
+                            not reference.strip(),
+                        ),
+                    )
+                    if bad
+                ],
+            )
 
         async def complete(tx: Tx) -> tuple[Run, str]:
             repo = tx.repo(StockRepository)
@@ -425,8 +445,19 @@ class InventoryService:
             if found is None:
                 raise errors.NotFound(f"production run {production_id} not found")
             run, status = found
+            part = f"production:{production_id}:{reference.strip()}"
+            if quantity and await repo.receipt(part) is not None:
+                return run, status  # this partial completion was received before: a retry
             if status == "completed":
                 return run, status
+            if 0 < quantity < run.quantity:
+                await self.receive(tx, [Receipt(run.sku, run.warehouse, quantity, part)])
+                if not await repo.shrink_run(production_id, run.quantity, quantity):  # the run's row last
+                    raise errors.Conflict(f"production run {production_id} changed while completing; retry")
+                tx.after_commit.append(lambda: metrics.PRODUCTION_RUNS.labels("partially_completed").inc())
+                return Run(
+                    run.production_id, run.sku, run.warehouse, run.quantity - quantity, run.expected_date
+                ), status
             await self.receive(
                 tx, [Receipt(run.sku, run.warehouse, run.quantity, f"production:{production_id}")]
             )

@@ -206,6 +206,20 @@ class Supply(RepositoryBase):
         ).first()
         return (_run(row), row.status) if row else None
 
+    async def shrink_run(self, production_id: str, seen: int, made: int) -> bool:
+        """A partial completion: `made` of the `seen` units are done. Guarded by the size read: False if the
+        run grew or was completed meanwhile."""
+        result = await self.conn.execute(
+            update(production_runs)
+            .where(
+                production_runs.c.production_id == production_id,
+                production_runs.c.status == "open",
+                production_runs.c.quantity == seen,
+            )
+            .values(quantity=production_runs.c.quantity - made)
+        )
+        return result.rowcount == 1
+
     async def complete_run(self, production_id: str, quantity: int) -> bool:
         """Guarded by the quantity received: False if the run was completed or grew meanwhile."""
         result = await self.conn.execute(

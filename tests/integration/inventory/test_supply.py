@@ -540,3 +540,29 @@ async def test_an_announced_inbound_receipt_redates_the_backorders_until_it_arri
         await inventory.announce_inbound("ASN-1", "STK-1", "WH-CHI", 5, later.isoformat())
     assert arrived.value.rule == "inbound_received"
     await books_balance(inventory)
+
+
+async def test_a_run_completed_in_part_receives_those_units_once_and_keeps_the_rest_open(inventory):
+    await inventory.reserve("O1", [("MTO-1", 4)], priority=2, placed_at=placed(10), country="US")
+    await inventory.reserve("O2", [("MTO-1", 2)], priority=1, placed_at=placed(5), country="US")
+    (run,) = await runs(inventory, "MTO-1")
+    assert run.quantity == 6
+    with pytest.raises(errors.InvalidArgument) as unnamed:
+        await inventory.complete_production(run.production_id, 4)
+    assert unnamed.value.violations[0].field == "reference"
+
+    rest, status = await inventory.complete_production(run.production_id, 4, "batch-1")
+    assert (rest.quantity, status) == (2, "open")
+    assert await held(inventory, "O1") == {"MTO-1": 4}  # priority first
+    assert await missing(inventory, "O2") == {"MTO-1": 2}
+    (still,) = await runs(inventory, "MTO-1")
+    assert (still.quantity, still.status, still.expected_date) == (2, "open", run.expected_date)
+    again, _ = await inventory.complete_production(run.production_id, 4, "batch-1")  # a retry: nothing more
+    assert again.quantity == 2
+    assert {lv.warehouse: lv.on_hand for lv in await inventory.levels("MTO-1")} == {"WH-CHI": 4}
+
+    done, status = await inventory.complete_production(run.production_id)  # the rest
+    assert (done.quantity, status) == (2, "completed")
+    assert await held(inventory, "O2") == {"MTO-1": 2}
+    assert {lv.warehouse: lv.on_hand for lv in await inventory.levels("MTO-1")} == {"WH-CHI": 6}
+    await books_balance(inventory)
