@@ -362,7 +362,9 @@ class Shipment:
         self._note(kind, at, actor, cause.strip() or kind)
         return True
 
-    def track(self, entry: TrackingEntry, *, actor: str, time_zone: str = "UTC") -> bool:
+    def track(
+        self, entry: TrackingEntry, *, actor: str, time_zone: str = "UTC", book: CalendarBook | None = None
+    ) -> bool:
         """A carrier's tracking event (services.shipping.tracking): False when it only joins the timeline
         (older than the newest one recorded, after delivery, or on a cancelled shipment). The newest word
         becomes the shipment's `tracking_status` and is published; a parcel in the carrier's hands ships a
@@ -378,9 +380,11 @@ class Shipment:
             carrier = self.carrier or entry.carrier_name
             tracking_number = self.tracking_number or entry.tracking_number
             if carrier and tracking_number:
-                self.record("shipped", at=at, actor=actor, carrier=carrier, tracking_number=tracking_number)
+                self.record(
+                    "shipped", at=at, actor=actor, carrier=carrier, tracking_number=tracking_number, book=book
+                )
         if status is TrackingStatus.DELIVERED and self.status is Status.SHIPPED:
-            self.record("delivered", at=at, actor=actor, time_zone=time_zone)
+            self.record("delivered", at=at, actor=actor, time_zone=time_zone, book=book)
             self.tracking_status = status.value  # the last word whatever came later in the carrier's time
             self.tracked_at = at if self.tracked_at is None else max(self.tracked_at, at)
             self._tag(entry)

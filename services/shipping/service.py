@@ -241,7 +241,9 @@ class ShippingService:
                 return outcome if outcome is not Outcome.APPLIED else Outcome.UNKNOWN_SHIPMENT, None
             if not await timeline.add(shipment.shipment_id, entry):
                 return Outcome.DUPLICATE, shipment  # the same event in a request running beside this one
-            if not shipment.track(entry, actor=actor, time_zone=book.time_zone(shipment.warehouse)):
+            if not shipment.track(
+                entry, actor=actor, time_zone=book.time_zone(shipment.warehouse), book=book
+            ):
                 return Outcome.RECORDED, shipment
             await repo.save(shipment)
             await publish_changes(tx, shipment)
