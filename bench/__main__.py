@@ -318,13 +318,14 @@ def main() -> int:
 if __name__ == "__main__":
     status = main()
     # Supply: reservations/s under contention, two inventory replicas on one PostgreSQL (own processes).
-    from bench import archive, backup, console, supply
+    from bench import archive, backup, carriers, console, supply
     from bench import watch as promise_watch
 
     # Backup: duration and size for 100,000 orders (bench/backup.py says how they are made).
     # Archive: the job's rate, and the hot path before and after archiving a year (bench/archive.py).
     # The promise watch: one pass over 100,000 open orders (bench/watch.py).
     # Console: the desk's pages with 100,000 orders, p50/p99 per page (bench/console.py).
+    # Carriers: the tracking events per second the gateway accepts (bench/carriers.py).
     sys.exit(
         status
         or supply.main([])
@@ -332,4 +333,5 @@ if __name__ == "__main__":
         or backup.main([])
         or archive.main([])
         or console.main([])
+        or carriers.main([])
     )

@@ -152,7 +152,14 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     key = asyncio.run(
         _with_store(
             lambda store: keys.create_key(
-                store, args.partner, args.name, scopes, partner_name=args.partner_name, expires_at=expires_at
+                store,
+                args.partner,
+                args.name,
+                scopes,
+                partner_name=args.partner_name,
+                expires_at=expires_at,
+                warehouse=args.warehouse or "",
+                carrier=args.carrier or "",
             )
         )
     )
@@ -209,13 +216,24 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
             " ".join(k.scopes),
             k.source,
             k.hash_prefix + ("" if k.hash_kind == "hmac" else " (old sha256: rotate if unused)"),
+            " ".join(
+                f"{what}={value}"
+                for what, value in (("warehouse", k.warehouse), ("carrier", k.carrier))
+                if value
+            )
+            or "-",
             k.created_at,
             k.expires_at or "-",
             k.last_used_at or "never",
         )
         for k in listed
     ]
-    print(table(("PARTNER", "NAME", "SCOPES", "SOURCE", "HASH", "CREATED", "EXPIRES", "LAST USED"), rows))
+    print(
+        table(
+            ("PARTNER", "NAME", "SCOPES", "SOURCE", "HASH", "TIED TO", "CREATED", "EXPIRES", "LAST USED"),
+            rows,
+        )
+    )
     return 0
 
 
@@ -682,6 +700,10 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--scopes", required=True, help=f"comma separated: {', '.join(masterdata.SCOPES)}")
     create.add_argument("--partner-name", help="create the partner with this name if it does not exist yet")
     create.add_argument("--expires-in-days", type=float, help="the key stops working then (default: never)")
+    create.add_argument(
+        "--warehouse", help="a fulfillment key that sees and moves only this warehouse's shipments"
+    )
+    create.add_argument("--carrier", help="a key that may post only this carrier's tracking events")
     create.set_defaults(run=cmd_keys_create)
     rotate = keys.add_parser(
         "rotate", help="a new key of this name; the old one keeps working for the overlap, then expires"

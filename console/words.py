@@ -93,6 +93,9 @@ EXCEPTION_TYPES = {
     "carrier_delay": N_("Carrier delay"),
     "lost_parcel": N_("Lost parcel"),
     "quality_rework": N_("Quality rework"),
+    "delivery_failed": N_("Delivery attempt failed"),
+    "carrier_exception": N_("Carrier exception"),
+    "returning_to_sender": N_("Returning to sender"),
 }
 
 EXCEPTION_STATUSES = {"open": N_("Open"), "resolved": N_("Resolved")}

@@ -76,6 +76,10 @@ class Stack:
     python: str = sys.executable
     cwd: Path = ROOT
     status_link_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # Throw-away shared secrets of the demo's carriers (README "Carriers"): their tracking events are signed.
+    carrier_secrets: dict[str, str] = field(
+        default_factory=lambda: {"dhl": secrets.token_urlsafe(24), "ups": secrets.token_urlsafe(24)}
+    )
 
     def __post_init__(self) -> None:
         self.started_at = dt.datetime.now(dt.UTC).isoformat()
@@ -171,6 +175,7 @@ class Stack:
             env["ORDERDESK_CLOCK_SINCE"] = self.started_at  # one anchor: a restarted process keeps the time
         # A throw-away key for the end customer's status links, shared by the gateway and the console.
         env["ORDERDESK_STATUS_LINK_SECRET"] = self.status_link_secret
+        env["ORDERDESK_CARRIER_SECRETS"] = ",".join(f"{c}={s}" for c, s in self.carrier_secrets.items())
         if self.console:
             env["ORDERDESK_CONSOLE_URL"] = self.console_url
         env.update(self.extra_env)

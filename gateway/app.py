@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import (
     admin,
+    carriers,
     changes,
     customers,
     keyservice,
@@ -27,7 +28,7 @@ from gateway.middleware import GatewayMiddleware
 from gateway.ratelimit import RateLimiter, StreamSlots, parse_limits
 from gateway.store import PartnerStore
 from orderdesk import asgi, logs
-from orderdesk.config import GatewayEdgeSettings, Settings, StatusLinkSettings
+from orderdesk.config import CarrierSettings, GatewayEdgeSettings, Settings, StatusLinkSettings
 from orderdesk.errors import DomainError
 
 DESCRIPTION = """\
@@ -103,10 +104,12 @@ def create_app(
     app.state.limiter = RateLimiter(limits)  # per key and route class (gateway.ratelimit)
     app.state.streams = StreamSlots(edge.streams_per_partner)
     app.state.status_links = StatusLinkSettings.from_env()  # POST /v1/orders/{id}/status-link
+    app.state.carriers = CarrierSettings.from_env()  # POST /v1/carriers/{carrier}/tracking: their secrets
     # One router per resource; this order is the order of the paths in the OpenAPI document.
     for resource in (
         orders,
         shipments,
+        carriers,
         returns,
         admin,
         customers,

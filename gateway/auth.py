@@ -61,6 +61,8 @@ class Principal:
     key_name: str
     scopes: frozenset[str]
     expires_at: dt.datetime | None = None  # the cache never keeps a principal past it
+    warehouse: str = ""  # a fulfillment key tied to one warehouse: only its shipments
+    carrier: str = ""  # a key tied to one carrier: only that carrier's tracking route
 
     def allows(self, needed: Iterable[str]) -> bool:
         # admin may do everything; otherwise any one of the route's scopes is enough.
@@ -84,6 +86,11 @@ class Principal:
     def fulfillment_scope(self) -> str:
         """partner_id for shipment and return RPCs: fulfillment and admin keys reach every order's."""
         return "" if ADMIN in self.scopes or FULFILLMENT in self.scopes else self.partner_id
+
+    @property
+    def warehouse_scope(self) -> str:
+        """warehouse for shipment RPCs: a key tied to a warehouse reaches only its shipments (else "")."""
+        return self.warehouse
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -55,7 +55,14 @@ class OrderPatch(RequestBody):
 
 class ExceptionIn(RequestBody):
     type: Literal[
-        "production_delay", "stock_shortage_at_pick", "carrier_delay", "lost_parcel", "quality_rework"
+        "production_delay",
+        "stock_shortage_at_pick",
+        "carrier_delay",
+        "lost_parcel",
+        "quality_rework",
+        "delivery_failed",
+        "carrier_exception",
+        "returning_to_sender",
     ]
     cause: Note
     expected_date: str = Field("", max_length=10, description="the new expected delivery date, YYYY-MM-DD")

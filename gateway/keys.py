@@ -102,10 +102,13 @@ async def create_key(
     expires_at: dt.datetime | None = None,
     source: str = "cli",
     created_by: str = "",
+    warehouse: str = "",
+    carrier: str = "",
 ) -> str:
     """A new key (`odk_` + 256 random bits), returned only now (the store keeps its HMAC). With
     `partner_name`, an unknown partner is created with these scopes: how an operator bootstraps the first
-    admin key. `expires_at`: none, until revoked. `created_by`: the actor who made it (the console's)."""
+    admin key. `expires_at`: none, until revoked. `created_by`: the actor who made it (the console's).
+    `warehouse` / `carrier`: tie the key to one."""
     return await store.create_key(
         partner_id,
         name,
@@ -114,6 +117,8 @@ async def create_key(
         expires_at=expires_at,
         source=source,
         created_by=created_by,
+        warehouse=warehouse,
+        carrier=carrier,
     )
 
 

@@ -34,6 +34,32 @@ class ShipmentLineOut(BaseModel):
     quantity: int
 
 
+class TrackingEntryOut(BaseModel):
+    event_id: str
+    source: str = Field(description="the carrier or aggregator that sent it")
+    carrier: str
+    status: str = Field(description='the normalised vocabulary (README "Carriers")')
+    carrier_status: str = Field(description="the carrier's own code")
+    message: str
+    location: str
+    occurred_at: dt.datetime | None = Field(description="the carrier's time")
+    expected_delivery_date: str
+
+    @classmethod
+    def from_proto(cls, e: shipping_pb2.TrackingEntry) -> TrackingEntryOut:
+        return cls(
+            event_id=e.event_id,
+            source=e.source,
+            carrier=e.carrier,
+            status=e.status,
+            carrier_status=e.carrier_status,
+            message=e.message,
+            location=e.location,
+            occurred_at=instant(e.occurred_at),
+            expected_delivery_date=e.expected_delivery_date,
+        )
+
+
 class ShipmentOut(BaseModel):
     shipment_id: str
     order_id: str
@@ -48,6 +74,11 @@ class ShipmentOut(BaseModel):
     version: int
     created_at: dt.datetime | None
     expected_delivery_date: str = Field("", description="the carrier's revised date after a delay")
+    tracking_status: str = Field("", description="the carrier's last word (the newest of its events)")
+    tracked_at: dt.datetime | None = Field(None, description="its time")
+    tracking: list[TrackingEntryOut] = Field(
+        [], description="the carrier's events, in the carrier's time order"
+    )
 
     @classmethod
     def from_proto(cls, s: shipping_pb2.Shipment) -> ShipmentOut:
@@ -65,6 +96,9 @@ class ShipmentOut(BaseModel):
             version=s.version,
             created_at=instant(s.created_at),
             expected_delivery_date=s.expected_delivery_date,
+            tracking_status=s.tracking_status,
+            tracked_at=instant(s.tracked_at),
+            tracking=[TrackingEntryOut.from_proto(e) for e in s.tracking],
         )
 
 
@@ -87,7 +121,9 @@ async def list_shipments(
     services = backends(request)
     answer = await services.call(
         services.shipping.ListShipments,
-        shipping_pb2.ListShipmentsRequest(order_id=order_id, partner_id=who.fulfillment_scope),
+        shipping_pb2.ListShipmentsRequest(
+            order_id=order_id, partner_id=who.fulfillment_scope, warehouse=who.warehouse_scope
+        ),
     )
     return ShipmentList(items=[ShipmentOut.from_proto(s) for s in answer.items])
 
@@ -114,6 +150,7 @@ async def record_shipment_event(
         actor=who.actor,
         cause=body.cause,
         expected_delivery_date=body.expected_delivery_date,
+        warehouse=who.warehouse_scope,
     )
     if body.occurred_at is not None:
         request.occurred_at.FromDatetime(body.occurred_at)

@@ -59,6 +59,19 @@ api_keys = sa.Table(
     sa.Column("expires_at", UtcDateTime, nullable=True),
     sa.Column("last_used_at", UtcDateTime, nullable=True),
     sa.Column("created_by", sa.String(300), nullable=False, server_default=""),
+    sa.Column("warehouse", sa.String(32), nullable=False, server_default=""),  # 0004: a 3PL key's warehouse
+    sa.Column("carrier", sa.String(64), nullable=False, server_default=""),  # 0004: a carrier key's carrier
+)
+
+# 0004: each carrier request's signature, kept a little longer than the signature tolerance: the same
+# signature again within it is a replay (409). Older rows are pruned as new ones arrive.
+carrier_signatures = sa.Table(
+    "carrier_signatures",
+    metadata,
+    sa.Column("carrier", sa.String(64), primary_key=True),
+    sa.Column("signature", sa.String(64), primary_key=True),
+    sa.Column("seen_at", UtcDateTime, nullable=False),
+    sa.Index("ix_carrier_signatures_seen_at", "seen_at"),
 )
 
 
@@ -74,6 +87,8 @@ class KeyInfo:
     last_used_at: str = ""
     hash_kind: str = HMAC
     created_by: str = ""
+    warehouse: str = ""
+    carrier: str = ""
 
 
 def _insert(dialect: str, table: sa.Table):
@@ -113,6 +128,8 @@ class PartnerStore(OwnStore):
                 api_keys.c.scopes,
                 api_keys.c.expires_at,
                 api_keys.c.last_used_at,
+                api_keys.c.warehouse,
+                api_keys.c.carrier,
                 partners.c.scopes.label("allowed"),
             )
             .join(partners, partners.c.partner_id == api_keys.c.partner_id)
@@ -134,7 +151,12 @@ class PartnerStore(OwnStore):
             await self._used(row.key_hash, row.hash_kind, key_hash, now)
         scopes = frozenset(row.scopes.split()) & frozenset(row.allowed.split())
         return Principal(
-            partner_id=row.partner_id, key_name=row.name, scopes=scopes, expires_at=row.expires_at
+            partner_id=row.partner_id,
+            key_name=row.name,
+            scopes=scopes,
+            expires_at=row.expires_at,
+            warehouse=row.warehouse,
+            carrier=row.carrier,
         )
 
     async def _used(self, stored_hash: str, kind: str, key_hash: str, now: dt.datetime) -> None:
@@ -250,13 +272,16 @@ class PartnerStore(OwnStore):
         expires_at: dt.datetime | None = None,
         source: str = "cli",
         created_by: str = "",
+        warehouse: str = "",
+        carrier: str = "",
     ) -> str:
         """Stores a new random key for the partner and returns it (the only time it is seen).
 
         With `partner_name`, an unknown partner is created with these scopes, which is how
         an operator bootstraps the first admin key of a fresh installation. `expires_at`: none, the key
         works until revoked. `source` and `created_by`: where and by whom (the console: "console" and the
-        desk person's actor).
+        desk person's actor). `warehouse`: a fulfillment key that sees and moves only that warehouse's
+        shipments; `carrier`: a key that may post only that carrier's tracking events.
         """
         if expires_at is not None and expires_at <= utcnow():
             raise InvalidArgument("the expiry is in the past", [FieldViolation("expires", "in the future")])
@@ -304,6 +329,8 @@ class PartnerStore(OwnStore):
                     hash_kind=HMAC,
                     expires_at=expires_at,
                     created_by=created_by,
+                    warehouse=warehouse.strip(),
+                    carrier=carrier.strip().lower(),
                 )
             )
         return key
@@ -322,7 +349,7 @@ class PartnerStore(OwnStore):
             conn = tx.conn
             current = (
                 await conn.execute(
-                    sa.select(api_keys.c.scopes)
+                    sa.select(api_keys.c.scopes, api_keys.c.warehouse, api_keys.c.carrier)
                     .where(api_keys.c.partner_id == partner_id, api_keys.c.name == name)
                     .where(sa.or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now))
                     .order_by(api_keys.c.created_at.desc())
@@ -347,6 +374,8 @@ class PartnerStore(OwnStore):
                     created_at=now,
                     hash_kind=HMAC,
                     expires_at=expires_at,
+                    warehouse=current.warehouse,
+                    carrier=current.carrier,
                 )
             )
         return key
@@ -369,6 +398,8 @@ class PartnerStore(OwnStore):
                 r.last_used_at.isoformat(timespec="minutes") if r.last_used_at else "",
                 r.hash_kind,
                 r.created_by,
+                r.warehouse,
+                r.carrier,
             )
             for r in rows
         ]
@@ -378,6 +409,46 @@ class PartnerStore(OwnStore):
         async with self.db.read() as conn:
             rows = (await conn.execute(sa.select(partners).order_by(partners.c.partner_id))).all()
         return [Partner(r.partner_id, r.name, "", tuple(r.scopes.split())) for r in rows]
+
+    # --- carriers' signatures ------------------------------------------------------------------
+    async def first_sight(self, carrier: str, signature: str, keep: dt.timedelta) -> bool:
+        """True the first time this carrier's signature is seen within `keep` (then remembered), False for
+        a replay. Rows older than `keep` are pruned on the way (a few at a time)."""
+        now = utcnow()
+        async with self.db.transaction() as tx:
+            conn = tx.conn
+            result = await conn.execute(
+                _insert(conn.dialect.name, carrier_signatures)
+                .values(carrier=carrier, signature=signature, seen_at=now)
+                .on_conflict_do_nothing()
+            )
+            if result.rowcount == 1:
+                return True
+            seen_at = (
+                await conn.execute(
+                    sa.select(carrier_signatures.c.seen_at).where(
+                        carrier_signatures.c.carrier == carrier, carrier_signatures.c.signature == signature
+                    )
+                )
+            ).scalar()
+            if seen_at is not None and now - seen_at > keep:  # an old row not pruned yet: not a replay
+                await conn.execute(
+                    carrier_signatures.update()
+                    .where(
+                        carrier_signatures.c.carrier == carrier, carrier_signatures.c.signature == signature
+                    )
+                    .values(seen_at=now)
+                )
+                return True
+            return False
+
+    async def prune_signatures(self, keep: dt.timedelta) -> int:
+        """Forgets signatures older than `keep` (their timestamps are stale by then anyway)."""
+        async with self.db.transaction() as tx:
+            result = await tx.conn.execute(
+                carrier_signatures.delete().where(carrier_signatures.c.seen_at < utcnow() - keep)
+            )
+        return result.rowcount
 
     async def revoke_keys(self, partner_id: str, name: str) -> int:
         async with self.db.transaction() as tx:

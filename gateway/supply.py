@@ -33,6 +33,38 @@ class ReceiptIn(RequestBody):
     )
 
 
+class InboundIn(ReceiptIn):
+    expected_date: dt.date = Field(
+        description="when the supplier's goods are expected, YYYY-MM-DD, today or later"
+    )
+    reference: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the supplier's reference (delivery note, ASN): the receipt that arrives later carries the same; "
+        "the same announcement again changes nothing, the same reference with a new date moves it",
+    )
+
+
+class InboundOut(BaseModel):
+    reference: str
+    sku: str
+    warehouse: str
+    quantity: int
+    expected_date: str = Field(description="YYYY-MM-DD")
+    status: Literal["open", "received"]
+
+    @classmethod
+    def from_proto(cls, r: inventory_pb2.InboundReceipt) -> InboundOut:
+        return cls(
+            reference=r.reference,
+            sku=r.sku,
+            warehouse=r.warehouse,
+            quantity=r.quantity,
+            expected_date=r.expected_date,
+            status=r.status,
+        )
+
+
 class ProductionRunOut(BaseModel):
     production_id: str
     sku: str
@@ -51,6 +83,18 @@ class ProductionRunOut(BaseModel):
             expected_date=r.expected_date,
             status=r.status,
         )
+
+
+class PartialCompletionIn(RequestBody):
+    quantity: int | None = Field(
+        None,
+        gt=0,
+        le=1_000_000_000,
+        description="a partial completion: the units done now (the rest stays open)",
+    )
+    reference: str = Field(
+        "", max_length=200, description="required with quantity: the same reference again receives nothing"
+    )
 
 
 class RescheduleIn(BaseModel):
@@ -126,6 +170,29 @@ async def post_receipt(body: ReceiptIn, request: Request, who: Principal = scope
     )
 
 
+@router.post(
+    "/v1/admin/inbound",
+    response_model=InboundOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 409),
+    summary="A supplier's receipt announced with its expected date: the backorders waiting for it are re-promised",
+)
+async def announce_inbound(body: InboundIn, request: Request, who: Principal = scoped(ADMIN)):
+    services = backends(request)
+    return InboundOut.from_proto(
+        await services.call(
+            services.inventory.AnnounceInbound,
+            inventory_pb2.AnnounceInboundRequest(
+                reference=body.reference,
+                sku=body.sku,
+                warehouse=body.warehouse,
+                quantity=body.quantity,
+                expected_date=body.expected_date.isoformat(),
+            ),
+        )
+    )
+
+
 @router.get(
     "/v1/admin/production",
     response_model=ProductionList,
@@ -153,12 +220,20 @@ async def list_production(
     responses=problem_responses(*COMMON, 404),
     summary="A production run is finished: its units are received once and fill backorders by priority",
 )
-async def complete_production(production_id: ProductionId, request: Request, who: Principal = scoped(ADMIN)):
+async def complete_production(
+    production_id: ProductionId,
+    request: Request,
+    body: PartialCompletionIn | None = None,
+    who: Principal = scoped(ADMIN),
+):
     services = backends(request)
+    partial = body or PartialCompletionIn()
     return ProductionRunOut.from_proto(
         await services.call(
             services.inventory.CompleteProduction,
-            inventory_pb2.CompleteProductionRequest(production_id=production_id),
+            inventory_pb2.CompleteProductionRequest(
+                production_id=production_id, quantity=partial.quantity or 0, reference=partial.reference
+            ),
         )
     )
 

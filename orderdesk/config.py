@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -441,3 +442,42 @@ class WatchSettings:
         if problems:
             raise ValueError("promise watch settings: " + "; ".join(problems))
         return cls(**values)
+
+
+CARRIER_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MIN_CARRIER_SECRET_LENGTH = 16
+
+
+def parse_carrier_secrets(text: str) -> dict[str, tuple[str, ...]]:
+    """ "dhl=s1,ups=s2,dhl=s3" -> {"dhl": ("s1", "s3"), "ups": ("s2",)}: a carrier may have two while its
+    secret is rotated. A malformed entry raises ValueError naming it (never its secret)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for n, entry in enumerate(filter(None, (e.strip() for e in text.split(","))), start=1):
+        code, sep, secret = entry.partition("=")
+        code, secret = code.strip().lower(), secret.strip()
+        if not sep or not CARRIER_CODE.match(code):
+            raise ValueError(
+                f"entry {n}: write carrier=secret, the carrier in lower-case letters, digits, - or _"
+            )
+        if len(secret) < MIN_CARRIER_SECRET_LENGTH:
+            raise ValueError(
+                f"entry {n} ({code}): a secret has at least {MIN_CARRIER_SECRET_LENGTH} characters"
+            )
+        found[code] = (*found.get(code, ()), secret)
+    return found
+
+
+@dataclass(frozen=True)
+class CarrierSettings:
+    """Carriers' and tracking aggregators' shared secrets (README "Carriers")."""
+
+    secrets: dict[str, tuple[str, ...]]  # ORDERDESK_CARRIER_SECRETS: carrier=secret,…; a Kubernetes Secret
+    tolerance_seconds: int  # ORDERDESK_CARRIER_SIGNATURE_TOLERANCE_SECONDS: an older timestamp is stale
+
+    @classmethod
+    def from_env(cls) -> CarrierSettings:
+        try:
+            secrets = parse_carrier_secrets(os.environ.get("ORDERDESK_CARRIER_SECRETS", ""))
+        except ValueError as exc:
+            raise ValueError(f"ORDERDESK_CARRIER_SECRETS: {exc}") from None
+        return cls(secrets, int(env("ORDERDESK_CARRIER_SIGNATURE_TOLERANCE_SECONDS", "300")))

@@ -187,6 +187,11 @@ RESERVE_RETRIES = Counter(
     "plan made from levels another replica changed meanwhile",
     [],
 )
+INBOUND_ANNOUNCED = Counter(
+    "orderdesk_inbound_announced_total",
+    "Suppliers' inbound receipts announced with their expected date (new) or moved to another (moved)",
+    ["step"],
+)
 PRODUCTION_RUNS = Counter(
     "orderdesk_production_runs_total",
     "Production runs planned for backorders and completed",
@@ -199,6 +204,18 @@ STOCK_UNITS_MOVED = Counter(
     ["movement"],
 )
 SHIPMENT_EVENTS = Counter("orderdesk_shipment_events_total", "Shipment steps recorded", ["type"])
+CARRIER_EVENTS = Counter(
+    "orderdesk_carrier_events_total",
+    "Carrier tracking events received, by sender, normalised status and outcome "
+    "(applied, recorded, duplicate, unknown_shipment, ambiguous)",
+    ["carrier", "status", "outcome"],
+)
+CARRIER_REQUESTS_REFUSED = Counter(
+    "orderdesk_carrier_requests_refused_total",
+    "Carrier tracking requests refused before reading their events (unsigned, bad_signature, stale, "
+    "replayed, unknown_carrier); carrier is 'other' for a name without a configured secret",
+    ["carrier", "reason"],
+)
 SHIPMENTS_DELIVERED = Counter(
     "orderdesk_shipments_delivered_total",
     "Shipments delivered, by whether by the promised date",

@@ -89,7 +89,24 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
         return inventory_pb2.ListProductionResponse(runs=[run_to_proto(r, s) for r, s in runs])
 
     async def CompleteProduction(self, request, context):
-        return run_to_proto(*await self.service.complete_production(request.production_id))
+        return run_to_proto(
+            *await self.service.complete_production(
+                request.production_id, request.quantity, request.reference
+            )
+        )
+
+    async def AnnounceInbound(self, request, context):
+        inbound = await self.service.announce_inbound(
+            request.reference, request.sku, request.warehouse, request.quantity, request.expected_date
+        )
+        return inventory_pb2.InboundReceipt(
+            reference=inbound.reference,
+            sku=inbound.sku,
+            warehouse=inbound.warehouse,
+            quantity=inbound.quantity,
+            expected_date=inbound.expected_date.isoformat(),
+            status=inbound.status,
+        )
 
     async def RescheduleProduction(self, request, context):
         return run_to_proto(

@@ -43,9 +43,11 @@ from services.inventory.domain import (
 from services.inventory.store import StockRepository
 from services.inventory.supply import (
     AtpPoint,
+    Inbound,
     Promise,
     Run,
     available_to_promise,
+    check_inbound,
     covering_run,
     fill_order,
     quote,
@@ -318,8 +320,10 @@ class InventoryService:
         for sku in sorted(backordered):
             await repo.lock_sku(sku)  # one planner per SKU at a time, also across replicas
             runs = await repo.open_runs(sku)
+            inbound = await repo.open_inbound(sku)  # suppliers' announced receipts: supply like a run
             total = await repo.backordered_total(sku)
-            short = max(total - sum(r.quantity for r in runs), 0)  # what no open run covers yet (`uncovered`)
+            # what neither an open run nor an announced receipt covers yet (`uncovered`)
+            short = max(total - sum(r.quantity for r in runs + inbound), 0)
             product = await repo.product(sku) if short else None
             if product is not None and transit:
                 nearest = min(transit, key=lambda wh: (transit[wh], wh))
@@ -335,7 +339,9 @@ class InventoryService:
                     await repo.add_run(run)
                     runs.append(run)
                     metrics.PRODUCTION_RUNS.labels("planned").inc()
-            promise = await self._covering(repo, sku, order_id, backordered[sku], total, runs, transit)
+            promise = await self._covering(
+                repo, sku, order_id, backordered[sku], total, runs + inbound, transit
+            )
             if promise is None:
                 return "", ""
             ready.append(promise.date)
@@ -407,11 +413,31 @@ class InventoryService:
             metrics.BACKORDER_UNITS_FILLED.inc(filled)
         return filled_orders
 
-    async def complete_production(self, production_id: str) -> tuple[Run, str]:
+    async def complete_production(
+        self, production_id: str, quantity: int = 0, reference: str = ""
+    ) -> tuple[Run, str]:
         """A run is finished: its units are received once into its warehouse (reference
         production:<id>) and fill backorders in priority order; a repeat changes nothing. A run
-        that a planner grew between our read and our update is tried again with its new size."""
+        that a planner grew between our read and our update is tried again with its new size.
+        With `quantity` fewer than the run's: a partial completion, those units received once per
+        `reference` (production:<id>:<reference>), the rest still open on the run's date."""
         validate_production_id(production_id)
+        if quantity < 0 or (quantity and not reference.strip()):
+            raise errors.InvalidArgument(
+                "a partial completion needs a positive quantity and its reference",
+                [
+                    errors.FieldViolation(name, why)
+                    for name, why, bad in (
+                        ("quantity", "a positive number of units", quantity < 0),
+                        (
+                            "reference",
+                            "required with quantity: a repeat of it receives nothing",
+                            not reference.strip(),
+                        ),
+                    )
+                    if bad
+                ],
+            )
 
         async def complete(tx: Tx) -> tuple[Run, str]:
             repo = tx.repo(StockRepository)
@@ -419,8 +445,19 @@ class InventoryService:
             if found is None:
                 raise errors.NotFound(f"production run {production_id} not found")
             run, status = found
+            part = f"production:{production_id}:{reference.strip()}"
+            if quantity and await repo.receipt(part) is not None:
+                return run, status  # this partial completion was received before: a retry
             if status == "completed":
                 return run, status
+            if 0 < quantity < run.quantity:
+                await self.receive(tx, [Receipt(run.sku, run.warehouse, quantity, part)])
+                if not await repo.shrink_run(production_id, run.quantity, quantity):  # the run's row last
+                    raise errors.Conflict(f"production run {production_id} changed while completing; retry")
+                tx.after_commit.append(lambda: metrics.PRODUCTION_RUNS.labels("partially_completed").inc())
+                return Run(
+                    run.production_id, run.sku, run.warehouse, run.quantity - quantity, run.expected_date
+                ), status
             await self.receive(
                 tx, [Receipt(run.sku, run.warehouse, run.quantity, f"production:{production_id}")]
             )
@@ -434,6 +471,59 @@ class InventoryService:
             raise errors.Conflict(f"production run {production_id} changed while completing; retry")
 
         return await retrying(self.db, complete, attempts=RESERVE_ATTEMPTS)
+
+    async def announce_inbound(
+        self, reference: str, sku: str, warehouse: str, quantity: int, expected_date: str
+    ) -> Inbound:
+        """A supplier's receipt announced with its expected date (idempotent by reference; the same
+        reference with a new date moves it). It is supply the SKU's backorders are promised from, like an
+        open run, until the receipt of that reference arrives (POST /v1/admin/receipts). The backorders
+        waiting for the SKU are named in `stock.<sku>.rescheduled`, so orders asks for their dates at
+        once; the same announcement again changes nothing and publishes nothing."""
+        validate_restock(sku, warehouse, quantity, reference)
+        try:
+            date = dt.date.fromisoformat(expected_date)
+        except ValueError:
+            raise errors.InvalidArgument(
+                "expected_date is not a date", [errors.FieldViolation("expected_date", "a date YYYY-MM-DD")]
+            ) from None
+        announced = Inbound(reference, sku, warehouse, quantity, date)
+
+        async def announce(tx: Tx) -> Inbound:
+            repo = tx.repo(StockRepository)
+            if warehouse not in await repo.warehouse_codes():
+                raise unknown_warehouse(warehouse)
+            await repo.lock_sku(sku)  # one planner per SKU at a time (Reserve's order: the SKU, then supply)
+            before = await repo.inbound(reference)
+            if not check_inbound(announced, self.clock().date(), before):
+                return before or announced
+            waiting = [b.order_id for b in fill_order(await repo.backorders_for([sku]))]
+            await repo.announce_inbound(announced)
+            level = next((lv for lv in await repo.levels(sku) if lv.warehouse == warehouse), None)
+            moved = f"moved from {before.expected_date} " if before else ""
+            await tx.emit(
+                events.new_event(
+                    "stock.rescheduled",
+                    aggregate_id=sku,
+                    version=await repo.next_event_version(sku),
+                    reason=f"inbound {reference} of {quantity} into {warehouse} {moved}expected {date}",
+                    stock=events_pb2.StockEvent(
+                        sku=sku,
+                        warehouse=warehouse,
+                        on_hand=level.on_hand if level else 0,
+                        reserved=level.reserved if level else 0,
+                        affected_order_ids=list(dict.fromkeys(waiting)),
+                        expected_date=date.isoformat(),
+                        inbound_reference=reference,
+                    ),
+                )
+            )
+            tx.after_commit.append(
+                lambda: metrics.INBOUND_ANNOUNCED.labels("moved" if before else "new").inc()
+            )
+            return announced
+
+        return await retrying(self.db, announce, attempts=RESERVE_ATTEMPTS)
 
     async def reschedule_production(self, production_id: str, expected_date: str) -> tuple[Run, str]:
         """An open run moves to another date (today or later). The backorders of its SKU are re-dated by
@@ -514,7 +604,7 @@ class InventoryService:
         async with self.db.reading() as work:
             repo = work.repo(StockRepository)
             levels = await repo.levels(sku)
-            runs = await repo.open_runs(sku)
+            runs = await repo.open_runs(sku) + await repo.open_inbound(sku)
             owed = await repo.backordered_units(sku)
             product = await repo.product(sku)
         if not levels and not runs and product is None and not owed:
@@ -542,7 +632,7 @@ class InventoryService:
                     nearest = min(transit, key=lambda wh: (transit[wh], wh))
                     calendar = book.warehouse(nearest) or WarehouseCalendar()
                     new_run = Promise(run_date(calendar.today(now), product[1], runs, calendar), nearest)
-                promise = quote(owed, quantity, runs, new_run, transit)
+                promise = quote(owed, quantity, runs + await repo.open_inbound(sku), new_run, transit)
                 if promise is None:
                     quotes.append(SupplyQuote(sku, quantity))
                     continue
@@ -630,6 +720,7 @@ class InventoryService:
                     raise reference_reused(receipt.reference)
                 continue  # applied before: a retry
             applied.append((receipt, await repo.receive(receipt.sku, receipt.warehouse, receipt.quantity)))
+            await repo.receive_inbound(receipt.reference, receipt.sku)  # an announced receipt has arrived
         filled: dict[str, list[str]] = {}
         if applied:  # backorders first, so no new order can take what they wait for
             filled = await self._fill(tx, sorted({r.sku for r, _ in applied}))

@@ -23,7 +23,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from orderdesk.calendar import Calendar, add_working_days
-from orderdesk.errors import FieldViolation, InvalidArgument
+from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.inventory.domain import UNKNOWN_TRANSIT
 
 
@@ -51,6 +51,55 @@ class Run:
     warehouse: str
     quantity: int
     expected_date: dt.date
+
+
+# An announced inbound receipt counts as supply like an open run, named by its reference.
+INBOUND_PREFIX = "INB:"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A supplier's receipt announced ahead: `quantity` of `sku` into `warehouse` by `expected_date`."""
+
+    reference: str
+    sku: str
+    warehouse: str
+    quantity: int
+    expected_date: dt.date
+    status: str = "open"  # open | received
+
+
+def check_inbound(inbound: Inbound, today: dt.date, before: Inbound | None) -> bool:
+    """Whether the announcement changes anything (False: the same again, a retry); refuses a reference
+    used for other goods, one already received, and a date in the past."""
+    if before is not None:
+        if (before.sku, before.warehouse, before.quantity) != (
+            inbound.sku,
+            inbound.warehouse,
+            inbound.quantity,
+        ):
+            raise InvalidArgument(
+                f"reference {inbound.reference!r} announced other goods",
+                [
+                    FieldViolation(
+                        "reference", "already used for another SKU, warehouse or quantity", "reference_reused"
+                    )
+                ],
+            )
+        if before.status != "open":
+            raise FailedPrecondition(
+                f"inbound receipt {inbound.reference} has arrived; it can no longer move",
+                rule="inbound_received",
+                subject=inbound.reference,
+            )
+        if before.expected_date == inbound.expected_date:
+            return False
+    if inbound.expected_date < today:
+        raise InvalidArgument(
+            "an inbound receipt cannot be expected in the past",
+            [FieldViolation("expected_date", "today or later", "in_past")],
+        )
+    return True
 
 
 def run_date(today: dt.date, lead_time_days: int, open_runs: list[Run], calendar: Calendar) -> dt.date:

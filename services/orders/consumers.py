@@ -10,11 +10,18 @@ from orderdesk.db import Tx
 from services.orders.exceptions import ExceptionType, OrderException
 from services.orders.service import OrdersService
 
-TRACKING_TYPES = {"shipment.delayed": ExceptionType.CARRIER_DELAY, "shipment.lost": ExceptionType.LOST_PARCEL}
+# A carrier's trouble, as shipping publishes it (the 3PL's route and the carriers' tracking route).
+TRACKING_TYPES = {
+    "shipment.delayed": ExceptionType.CARRIER_DELAY,
+    "shipment.lost": ExceptionType.LOST_PARCEL,
+    "shipment.delivery_attempted": ExceptionType.DELIVERY_FAILED,
+    "shipment.exception": ExceptionType.CARRIER_EXCEPTION,
+    "shipment.returning_to_sender": ExceptionType.RETURNING_TO_SENDER,
+}
 
 
 def exception_of(event, now: dt.datetime) -> OrderException | None:
-    """shipment.delayed / shipment.lost -> the exception to record (its id follows the event, so a
+    """shipment.delayed / lost / delivery_attempted / exception / returning_to_sender -> the exception to record (its id follows the event, so a
     redelivered event records nothing new)."""
     kind = TRACKING_TYPES.get(event.type)
     if kind is None:

@@ -807,6 +807,7 @@ class Order:
         complete = all(line.allocated >= line.quantity for line in self.lines) and not any(
             backordered.values()
         )
+        before = (self.expected_ship_date, self.expected_delivery_date)
         self.expected_ship_date, self.expected_delivery_date = ("", "") if complete else expected
         if complete:
             self._move(Status.ALLOCATED, at, "system", "every line reserved")
@@ -814,6 +815,17 @@ class Order:
             missing = ", ".join(f"{sku} x{qty}" for sku, qty in sorted(backordered.items()) if qty)
             when = f"; expected delivery {expected[1]}" if expected[1] else ""
             self._move(Status.SCHEDULED, at, "system", f"backordered: {missing}{when}")
+        elif before != tuple(expected):
+            # Still waiting, but supply moved (a production run rescheduled, an inbound receipt announced):
+            # the new dates are published as order.changed, so the partner hears them.
+            changes = [
+                FieldChange(name, old, new)
+                for name, old, new in zip(
+                    ("expected_ship_date", "expected_delivery_date"), before, expected, strict=True
+                )
+                if old != new
+            ]
+            self._record_change(("expected_date",), changes, at=at, actor="system", reason="supply moved")
         else:
             self.version += 1  # allocation changed, status did not
 
@@ -870,7 +882,12 @@ class Order:
             self._move(Status.SHIPPED, at, "system", "every shipment has left the warehouse")
             changed = True
         if all_delivered and self.status is Status.SHIPPED:
-            self._move(Status.COMPLETED, at, "system", "every shipment delivered")
+            self._move(
+                Status.COMPLETED,
+                delivered_at(at, event, event_at, self.history),
+                "system",
+                "every shipment delivered",
+            )
             changed = True
         if not changed:
             self.version += 1
@@ -1169,3 +1186,15 @@ class Listing:
         if self.at_risk:
             return f"u{promised or self.NO_DATE}.{slip}.{seq}"
         return f"p{priority}.{seq}" if self.by_priority else str(seq)
+
+
+def delivered_at(
+    now: dt.datetime, event: str, event_at: dt.datetime | None, history: list[HistoryEntry]
+) -> dt.datetime:
+    """When an order the last delivery completes was completed: the carrier's time of that delivery (a
+    carrier's `delivered` tracking event, or the 3PL's step with its time), never later than now and never
+    before the order's previous step, so the history stays in time order; else now."""
+    if event != "delivered" or event_at is None:
+        return now
+    earliest = history[-1].at if history else event_at
+    return max(min(event_at, now), earliest)

@@ -23,6 +23,10 @@ class ExceptionType(StrEnum):
     CARRIER_DELAY = "carrier_delay"
     LOST_PARCEL = "lost_parcel"
     QUALITY_REWORK = "quality_rework"
+    # From a carrier's tracking events (POST /v1/carriers/{carrier}/tracking, README "Carriers"):
+    DELIVERY_FAILED = "delivery_failed"  # delivery_attempted: nobody took the parcel
+    CARRIER_EXCEPTION = "carrier_exception"  # exception: damaged, address problem, customs, …
+    RETURNING_TO_SENDER = "returning_to_sender"  # the carrier is sending the parcel back
 
 
 class Action(StrEnum):
@@ -42,12 +46,18 @@ RESOLUTIONS: dict[ExceptionType, frozenset[Action]] = {
     ExceptionType.CARRIER_DELAY: frozenset({Action.CHANGE_CARRIER, Action.ACCEPT_DELAY}),
     ExceptionType.LOST_PARCEL: frozenset({Action.RESHIP, Action.CHANGE_CARRIER}),
     ExceptionType.QUALITY_REWORK: _SUPPLY,
+    ExceptionType.DELIVERY_FAILED: frozenset({Action.CHANGE_CARRIER, Action.RESHIP, Action.ACCEPT_DELAY}),
+    ExceptionType.CARRIER_EXCEPTION: frozenset({Action.CHANGE_CARRIER, Action.RESHIP, Action.ACCEPT_DELAY}),
+    ExceptionType.RETURNING_TO_SENDER: frozenset({Action.RESHIP, Action.CHANGE_CARRIER}),
 }
 # What each type must name, so a resolution has something to act on.
 NEEDS: dict[ExceptionType, tuple[str, ...]] = {
     ExceptionType.STOCK_SHORTAGE_AT_PICK: ("sku", "warehouse", "quantity"),
     ExceptionType.LOST_PARCEL: ("shipment_id",),
     ExceptionType.CARRIER_DELAY: ("shipment_id",),
+    ExceptionType.DELIVERY_FAILED: ("shipment_id",),
+    ExceptionType.CARRIER_EXCEPTION: ("shipment_id",),
+    ExceptionType.RETURNING_TO_SENDER: ("shipment_id",),
 }
 ACTION_NEEDS: dict[Action, tuple[str, ...]] = {
     Action.CHANGE_CARRIER: ("carrier", "tracking_number"),

@@ -21,6 +21,7 @@ from orderdesk import calendar
 from orderdesk.calendar import CalendarBook
 from orderdesk.domain import StatusChange
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from services.shipping.tracking import LEFT_WAREHOUSE, TrackingEntry, TrackingStatus, event_name
 
 
 class Status(StrEnum):
@@ -142,7 +143,8 @@ def split_by_warehouse(allocations: list[tuple[str, str, int]]) -> dict[str, dic
 class Change(StatusChange[Status]):
     """One status change, to publish as shipment.<status>."""
 
-    event: str = ""  # a change that is not a step: updated | carrier_changed | delayed | lost
+    event: str = ""  # a change that is not a step: updated | carrier_changed | delayed | lost | tracked …
+    tracking: TrackingEntry | None = None  # the carrier event that made it (POST /v1/carriers/…/tracking)
 
     @property
     def event_name(self) -> str:
@@ -175,6 +177,8 @@ class Shipment:
     destination_country: str = ""  # the order's ship-to country: the lane and the delivery calendar
     pick_by: dt.datetime | None = None  # `schedule`: the cut-off of the last day it can leave
     deliver_by: str = ""  # `schedule`: when it should arrive, from its last ship date or the day it left
+    tracking_status: str = ""  # the carrier's last word (services.shipping.tracking vocabulary)
+    tracked_at: dt.datetime | None = None  # … and its time: the newest carrier event recorded
     version: int = 0
     created_at: dt.datetime | None = None
     # Not persisted: what changed since load, for the store and the outbox.
@@ -357,6 +361,50 @@ class Shipment:
             self.expected_delivery_date = expected_delivery_date
         self._note(kind, at, actor, cause.strip() or kind)
         return True
+
+    def track(
+        self, entry: TrackingEntry, *, actor: str, time_zone: str = "UTC", book: CalendarBook | None = None
+    ) -> bool:
+        """A carrier's tracking event (services.shipping.tracking): False when it only joins the timeline
+        (older than the newest one recorded, after delivery, or on a cancelled shipment). The newest word
+        becomes the shipment's `tracking_status` and is published; a parcel in the carrier's hands ships a
+        picked or packed shipment, and `delivered` completes it at the carrier's time, also when it
+        arrives after a newer word. Never backwards."""
+        if self.status in (Status.CANCELLED, Status.DELIVERED):
+            return False
+        status, at = entry.status, entry.occurred_at
+        newest = self.tracked_at is None or at >= self.tracked_at
+        if not newest and status is not TrackingStatus.DELIVERED:
+            return False
+        if status in LEFT_WAREHOUSE and self.status in (Status.PICKED, Status.PACKED):
+            carrier = self.carrier or entry.carrier_name
+            tracking_number = self.tracking_number or entry.tracking_number
+            if carrier and tracking_number:
+                self.record(
+                    "shipped", at=at, actor=actor, carrier=carrier, tracking_number=tracking_number, book=book
+                )
+        if status is TrackingStatus.DELIVERED and self.status is Status.SHIPPED:
+            self.record("delivered", at=at, actor=actor, time_zone=time_zone, book=book)
+            self.tracking_status = status.value  # the last word whatever came later in the carrier's time
+            self.tracked_at = at if self.tracked_at is None else max(self.tracked_at, at)
+            self._tag(entry)
+            return True
+        if not newest:
+            return False
+        self.tracking_status, self.tracked_at = status.value, at
+        if status is TrackingStatus.DELAYED and parse_date(entry.expected_delivery_date):
+            self.expected_delivery_date = entry.expected_delivery_date
+        reason = entry.message.strip() or entry.carrier_status.strip() or status.value
+        self._note(event_name(status), at, actor, reason[:500])
+        self._tag(entry)
+        return True
+
+    def _tag(self, entry: TrackingEntry) -> None:
+        """The last change recorded came from this carrier event (its payload carries it)."""
+        last = self.changes[-1]
+        self.changes[-1] = Change(
+            last.status, last.version, last.at, last.actor, last.reason, last.event, entry
+        )
 
     def _note(self, event: str, at: dt.datetime, actor: str, reason: str) -> None:
         self.version += 1

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from orderdesk.events import timestamp
 from orderdesk.v1 import shipping_pb2
 from services.shipping.domain import Shipment
+from services.shipping.tracking import TrackingEntry
 
 
-def shipment_to_proto(shipment: Shipment) -> shipping_pb2.Shipment:
+def tracking_to_proto(entry: TrackingEntry) -> shipping_pb2.TrackingEntry:
+    return shipping_pb2.TrackingEntry(
+        event_id=entry.event_id,
+        source=entry.source,
+        carrier=entry.carrier_name,
+        status=entry.status.value,
+        carrier_status=entry.carrier_status,
+        message=entry.message,
+        location=entry.location,
+        occurred_at=timestamp(entry.occurred_at),
+        received_at=timestamp(entry.received_at) if entry.received_at else None,
+        expected_delivery_date=entry.expected_delivery_date,
+        tracking_number=entry.tracking_number,
+    )
+
+
+def shipment_to_proto(shipment: Shipment, timeline: Sequence[TrackingEntry] = ()) -> shipping_pb2.Shipment:
+    """The shipment as it now is; `timeline`: its carrier events (reads only: events carry none)."""
     return shipping_pb2.Shipment(
         shipment_id=shipment.shipment_id,
         order_id=shipment.order_id,
@@ -25,4 +45,7 @@ def shipment_to_proto(shipment: Shipment) -> shipping_pb2.Shipment:
         created_at=timestamp(shipment.created_at) if shipment.created_at else None,
         pick_by=timestamp(shipment.pick_by) if shipment.pick_by else None,
         deliver_by=shipment.deliver_by,
+        tracking_status=shipment.tracking_status,
+        tracked_at=timestamp(shipment.tracked_at) if shipment.tracked_at else None,
+        tracking=[tracking_to_proto(e) for e in timeline],
     )

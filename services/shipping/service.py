@@ -26,8 +26,9 @@ from services.shipping.domain import (
     shipment_id_for,
     split_by_warehouse,
 )
-from services.shipping.proto import shipment_to_proto
-from services.shipping.store import ShipmentRepository, WarehouseRepository
+from services.shipping.proto import shipment_to_proto, tracking_to_proto
+from services.shipping.store import ShipmentRepository, TrackingRepository, WarehouseRepository
+from services.shipping.tracking import Outcome, Reported, TrackingEntry, check, choose_shipment
 
 
 def count_change(shipment: Shipment, change: Change) -> None:
@@ -41,7 +42,11 @@ def count_change(shipment: Shipment, change: Change) -> None:
 publish_changes = usecase.Publisher[Shipment](
     aggregate_id=lambda shipment: shipment.shipment_id,
     snapshot=shipment_to_proto,
-    payload=lambda change, snapshot: {"shipment": events_pb2.ShipmentEvent(shipment=snapshot)},
+    payload=lambda change, snapshot: {
+        "shipment": events_pb2.ShipmentEvent(
+            shipment=snapshot, tracking=tracking_to_proto(change.tracking) if change.tracking else None
+        )
+    },
     count=count_change,
 )
 
@@ -159,13 +164,16 @@ class ShippingService:
         actor: str = "",
         cause: str = "",
         expected_delivery_date: str = "",
+        warehouse: str = "",
     ) -> Shipment:
         """picked | packed | shipped | delivered, or a carrier's tracking event on a shipped parcel
-        (delayed | lost); retried once or twice if another writer got there first."""
+        (delayed | lost); retried once or twice if another writer got there first. `warehouse`: a key
+        tied to one moves only its shipments (another's is not found)."""
         at = occurred_at or self.clock()
         if step in TRACKING:
             return await self._change(
                 shipment_id,
+                warehouse,
                 lambda shipment: shipment.report(
                     step, at=at, actor=actor, cause=cause, expected_delivery_date=expected_delivery_date
                 ),
@@ -177,6 +185,7 @@ class ShippingService:
                 book = await self.book(work)
         return await self._change(
             shipment_id,
+            warehouse,
             lambda shipment: shipment.record(
                 step,
                 at=at,
@@ -188,26 +197,86 @@ class ShippingService:
             ),
         )
 
-    async def _change(self, shipment_id: str, change: Callable[[Shipment], bool]) -> Shipment:
+    # --- carriers and tracking aggregators (README "Carriers") ------------------------------------
+    async def record_carrier_events(
+        self, reported: list[Reported], *, actor: str, warehouse: str = ""
+    ) -> list[tuple[TrackingEntry, Outcome, Shipment | None]]:
+        """A carrier's batch: checked whole first (a bad field refuses the batch, recording nothing), then
+        each event in its own transaction, in the order sent: recorded once per sender and event id,
+        applied to its shipment (Shipment.track). `warehouse`: a key tied to one only finds its shipments."""
+        problems = check(reported, self.clock())
+        if problems:
+            raise errors.InvalidArgument(
+                "the carrier events are invalid",
+                [errors.FieldViolation(path, why, rule) for path, why, rule in problems],
+            )
+        book = self.calendars.cached()
+        if book is None:
+            async with self.db.reading() as work:
+                book = await self.book(work)
+        results = []
+        for item in reported:
+            outcome, shipment = await self._track(item, book, actor=actor, warehouse=warehouse)
+            entry = item.entry
+            results.append((entry, outcome, shipment))
+            metrics.CARRIER_EVENTS.labels(entry.source, entry.status.value, outcome.value).inc()
+        return results
+
+    async def _track(
+        self, item: Reported, book: CalendarBook, *, actor: str, warehouse: str
+    ) -> tuple[Outcome, Shipment | None]:
+        entry = item.entry
+
+        async def work(tx: Tx) -> tuple[Outcome, Shipment | None]:
+            repo, timeline = tx.repo(ShipmentRepository), tx.repo(TrackingRepository)
+            seen = await timeline.seen(entry.source, entry.event_id)
+            if seen is not None:
+                return Outcome.DUPLICATE, await repo.get(seen)
+            shipment_id, outcome = item.shipment_id, Outcome.APPLIED
+            if not shipment_id:
+                candidates = await repo.by_tracking_number(entry.tracking_number, warehouse)
+                shipment_id, outcome = choose_shipment(candidates, entry.carrier_name)
+            shipment = await repo.get(shipment_id, warehouse=warehouse) if shipment_id else None
+            if shipment is None:
+                return outcome if outcome is not Outcome.APPLIED else Outcome.UNKNOWN_SHIPMENT, None
+            if not await timeline.add(shipment.shipment_id, entry):
+                return Outcome.DUPLICATE, shipment  # the same event in a request running beside this one
+            if not shipment.track(
+                entry, actor=actor, time_zone=book.time_zone(shipment.warehouse), book=book
+            ):
+                return Outcome.RECORDED, shipment
+            await repo.save(shipment)
+            await publish_changes(tx, shipment)
+            return Outcome.APPLIED, shipment
+
+        return await usecase.retrying(self.db, work)
+
+    async def _change(self, shipment_id: str, warehouse: str, change: Callable[[Shipment], bool]) -> Shipment:
         """Load, change, save with its events (`change` says whether anything changed)."""
         return await usecase.changing(
             self.db,
             ShipmentRepository,
-            (shipment_id,),
+            (shipment_id, "", warehouse),
             change,
             publish_changes,
             missing=f"shipment {shipment_id} not found",
         )
 
     # --- reads -------------------------------------------------------------------------
-    async def get(self, shipment_id: str, partner_id: str) -> Shipment:
+    async def get(self, shipment_id: str, partner_id: str, warehouse: str = "") -> Shipment:
         return await usecase.load(
             self.db,
             ShipmentRepository,
-            (shipment_id, partner_id),
+            (shipment_id, partner_id, warehouse),
             missing=f"shipment {shipment_id} not found",
         )
 
-    async def list_for_order(self, order_id: str, partner_id: str) -> list[Shipment]:
+    async def list_for_order(self, order_id: str, partner_id: str, warehouse: str = "") -> list[Shipment]:
+        """The order's shipments (a warehouse's only, for a key tied to it)."""
         async with self.db.reading() as work:
-            return await work.repo(ShipmentRepository).for_order(order_id, partner_id)
+            return await work.repo(ShipmentRepository).for_order(order_id, partner_id, warehouse)
+
+    async def timelines(self, shipment_ids: list[str]) -> dict[str, list[TrackingEntry]]:
+        """Each shipment's carrier events, in the carrier's time order."""
+        async with self.db.reading() as work:
+            return await work.repo(TrackingRepository).for_shipments(shipment_ids)

@@ -20,6 +20,7 @@ from orderdesk.calendar_store import calendar_columns, warehouse_record, warehou
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
 from orderdesk.masterdata import Warehouse
 from services.shipping.domain import Shipment, Status
+from services.shipping.tracking import TrackingEntry, TrackingStatus, in_time_order
 
 metadata = MetaData()
 
@@ -42,10 +43,32 @@ shipments = Table(
     Column("destination_country", String(16), nullable=False),
     Column("pick_by", UtcDateTime, nullable=True),
     Column("deliver_by", String(10), nullable=False),
+    Column("tracking_status", String(32), nullable=False),  # migration 0006: the carrier's last word
+    Column("tracked_at", UtcDateTime, nullable=True),  # migration 0006: … and its time
     Column("version", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_shipments_order", "order_id"),
+    Index("ix_shipments_tracking_number", "tracking_number"),  # migration 0006: carriers name parcels by it
+)
+
+# Migration 0006: every carrier event, once per sender and event id (a repeat inserts nothing).
+tracking_events = Table(
+    "tracking_events",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("shipment_id", String(80), nullable=False),
+    Column("carrier", String(64), nullable=False),
+    Column("tracking_number", String(128), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("carrier_status", String(128), nullable=False),
+    Column("message", String(1000), nullable=False),
+    Column("location", String(200), nullable=False),
+    Column("expected_delivery_date", String(10), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Index("ix_tracking_events_shipment", "shipment_id", "occurred_at"),
 )
 
 # Shipping's memory of each order it has heard of. Both order consumers lock this row,
@@ -85,6 +108,8 @@ def _shipment_row(shipment: Shipment) -> dict:
         "destination_country": shipment.destination_country,
         "pick_by": shipment.pick_by,
         "deliver_by": shipment.deliver_by,
+        "tracking_status": shipment.tracking_status,
+        "tracked_at": shipment.tracked_at,
         "version": shipment.version,
         "updated_at": utcnow(),
     }
@@ -107,6 +132,8 @@ def _shipment(row) -> Shipment:
         destination_country=row["destination_country"],
         pick_by=row["pick_by"],
         deliver_by=row["deliver_by"],
+        tracking_status=row["tracking_status"],
+        tracked_at=row["tracked_at"],
         version=row["version"],
         created_at=row["created_at"],
         loaded_version=row["version"],
@@ -151,18 +178,31 @@ class ShipmentRepository:
             f"shipment {shipment.shipment_id}",
         )
 
-    async def get(self, shipment_id: str, partner_id: str = "") -> Shipment | None:
+    async def get(self, shipment_id: str, partner_id: str = "", warehouse: str = "") -> Shipment | None:
         query = select(shipments).where(shipments.c.shipment_id == shipment_id)
         if partner_id:
             query = query.where(shipments.c.partner_id == partner_id)
+        if warehouse:
+            query = query.where(shipments.c.warehouse == warehouse)
         row = (await self.conn.execute(query)).mappings().first()
         return _shipment(row) if row is not None else None
 
-    async def for_order(self, order_id: str, partner_id: str = "") -> list[Shipment]:
+    async def for_order(self, order_id: str, partner_id: str = "", warehouse: str = "") -> list[Shipment]:
         query = select(shipments).where(shipments.c.order_id == order_id).order_by(shipments.c.shipment_id)
         if partner_id:
             query = query.where(shipments.c.partner_id == partner_id)
+        if warehouse:
+            query = query.where(shipments.c.warehouse == warehouse)
         return [_shipment(row) for row in (await self.conn.execute(query)).mappings()]
+
+    async def by_tracking_number(self, tracking_number: str, warehouse: str = "") -> list[tuple[str, str]]:
+        """(shipment id, carrier) of the shipments with this tracking number (usually one)."""
+        query = select(shipments.c.shipment_id, shipments.c.carrier).where(
+            shipments.c.tracking_number == tracking_number
+        )
+        if warehouse:
+            query = query.where(shipments.c.warehouse == warehouse)
+        return [(row.shipment_id, row.carrier) for row in await self.conn.execute(query)]
 
     # --- the per-order gate ------------------------------------------------------
     async def open_for_shipments(self, order_id: str) -> bool:
@@ -223,3 +263,72 @@ class WarehouseRepository:
                     update=[c for c in values if c != "warehouse"],
                 )
             )
+
+
+class TrackingRepository:
+    """The carriers' timeline: one row per (sender, event id)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    async def add(self, shipment_id: str, entry: TrackingEntry) -> bool:
+        """Records the event unless the sender's event id is recorded already; True if it was new."""
+        result = await self.conn.execute(
+            insert_ignoring_conflicts(
+                self.dialect,
+                tracking_events,
+                {
+                    "source": entry.source,
+                    "event_id": entry.event_id,
+                    "shipment_id": shipment_id,
+                    "carrier": entry.carrier,
+                    "tracking_number": entry.tracking_number,
+                    "status": entry.status.value,
+                    "carrier_status": entry.carrier_status,
+                    "message": entry.message,
+                    "location": entry.location,
+                    "expected_delivery_date": entry.expected_delivery_date,
+                    "occurred_at": entry.occurred_at,
+                    "received_at": entry.received_at or utcnow(),
+                },
+            )
+        )
+        return result.rowcount == 1
+
+    async def seen(self, source: str, event_id: str) -> str | None:
+        """The shipment an event id of this sender was recorded for, or None."""
+        row = (
+            await self.conn.execute(
+                select(tracking_events.c.shipment_id).where(
+                    tracking_events.c.source == source, tracking_events.c.event_id == event_id
+                )
+            )
+        ).first()
+        return None if row is None else row.shipment_id
+
+    async def for_shipments(self, shipment_ids: list[str]) -> dict[str, list[TrackingEntry]]:
+        """Each shipment's timeline, in the carrier's time order."""
+        if not shipment_ids:
+            return {}
+        rows = await self.conn.execute(
+            select(tracking_events).where(tracking_events.c.shipment_id.in_(shipment_ids))
+        )
+        found: dict[str, list[TrackingEntry]] = {sid: [] for sid in shipment_ids}
+        for row in rows.mappings():
+            found[row["shipment_id"]].append(
+                TrackingEntry(
+                    source=row["source"],
+                    event_id=row["event_id"],
+                    status=TrackingStatus(row["status"]),
+                    occurred_at=row["occurred_at"],
+                    carrier_status=row["carrier_status"],
+                    message=row["message"],
+                    location=row["location"],
+                    expected_delivery_date=row["expected_delivery_date"],
+                    carrier=row["carrier"],
+                    tracking_number=row["tracking_number"],
+                    received_at=row["received_at"],
+                )
+            )
+        return {sid: in_time_order(entries) for sid, entries in found.items()}

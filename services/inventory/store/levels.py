@@ -146,15 +146,16 @@ class StockLevels(RepositoryBase):
         )
         return result.rowcount == 1
 
-    async def receipt(self, reference: str) -> tuple[str, str, int]:
+    async def receipt(self, reference: str) -> tuple[str, str, int] | None:
+        """The receipt recorded under this reference (sku, warehouse, quantity), or None."""
         row = (
             await self.conn.execute(
                 select(receipts.c.sku, receipts.c.warehouse, receipts.c.quantity).where(
                     receipts.c.reference == reference
                 )
             )
-        ).one()
-        return row.sku, row.warehouse, row.quantity
+        ).first()
+        return None if row is None else (row.sku, row.warehouse, row.quantity)
 
     async def next_event_version(self, sku: str) -> int:
         await self._ensure_sku_row(sku)

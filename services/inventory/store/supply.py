@@ -10,8 +10,15 @@ from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 from orderdesk.db import UtcDateTime, upsert, utcnow
 from services.inventory.domain import OrderState
 from services.inventory.store.base import RepositoryBase
-from services.inventory.store.tables import backorders, order_states, production_runs, products, sku_versions
-from services.inventory.supply import Backorder, Run
+from services.inventory.store.tables import (
+    backorders,
+    inbound_receipts,
+    order_states,
+    production_runs,
+    products,
+    sku_versions,
+)
+from services.inventory.supply import INBOUND_PREFIX, Backorder, Inbound, Run
 
 # Reserve's hot statement (see levels.py).
 _ORDER_BACKORDERS = select(backorders.c.sku, backorders.c.quantity).where(
@@ -199,6 +206,20 @@ class Supply(RepositoryBase):
         ).first()
         return (_run(row), row.status) if row else None
 
+    async def shrink_run(self, production_id: str, seen: int, made: int) -> bool:
+        """A partial completion: `made` of the `seen` units are done. Guarded by the size read: False if the
+        run grew or was completed meanwhile."""
+        result = await self.conn.execute(
+            update(production_runs)
+            .where(
+                production_runs.c.production_id == production_id,
+                production_runs.c.status == "open",
+                production_runs.c.quantity == seen,
+            )
+            .values(quantity=production_runs.c.quantity - made)
+        )
+        return result.rowcount == 1
+
     async def complete_run(self, production_id: str, quantity: int) -> bool:
         """Guarded by the quantity received: False if the run was completed or grew meanwhile."""
         result = await self.conn.execute(
@@ -221,6 +242,75 @@ class Supply(RepositoryBase):
         if status:
             query = query.where(production_runs.c.status == status)
         return [(_run(r), r.status) for r in await self.conn.execute(query.limit(limit))]
+
+    # --- inbound receipts announced by suppliers ------------------------------------------------------
+    async def open_inbound(self, sku: str) -> list[Run]:
+        """The SKU's announced receipts not yet received, as supply (a Run named INB:<reference>)."""
+        rows = await self.conn.execute(
+            select(inbound_receipts)
+            .where(inbound_receipts.c.sku == sku, inbound_receipts.c.status == "open")
+            .order_by(inbound_receipts.c.expected_date, inbound_receipts.c.reference)
+        )
+        return [
+            Run(
+                INBOUND_PREFIX + r.reference,
+                r.sku,
+                r.warehouse,
+                r.quantity,
+                dt.date.fromisoformat(r.expected_date),
+            )
+            for r in rows
+        ]
+
+    async def inbound(self, reference: str) -> Inbound | None:
+        row = (
+            await self.conn.execute(select(inbound_receipts).where(inbound_receipts.c.reference == reference))
+        ).first()
+        if row is None:
+            return None
+        return Inbound(
+            row.reference,
+            row.sku,
+            row.warehouse,
+            row.quantity,
+            dt.date.fromisoformat(row.expected_date),
+            row.status,
+        )
+
+    async def announce_inbound(self, inbound: Inbound) -> None:
+        """Inserts the announcement, or moves the open one of that reference to its new date."""
+        now = utcnow()
+        await self.conn.execute(
+            upsert(
+                self.dialect,
+                inbound_receipts,
+                {
+                    "reference": inbound.reference,
+                    "sku": inbound.sku,
+                    "warehouse": inbound.warehouse,
+                    "quantity": inbound.quantity,
+                    "expected_date": inbound.expected_date.isoformat(),
+                    "status": "open",
+                    "created_at": now,
+                    "updated_at": now,
+                },
+                ["reference"],
+                ["expected_date", "updated_at"],
+            )
+        )
+
+    async def receive_inbound(self, reference: str, sku: str) -> bool:
+        """The announced receipt arrived (a receipt of the same reference and SKU): no longer supply to come."""
+        result = await self.conn.execute(
+            update(inbound_receipts)
+            .where(
+                inbound_receipts.c.reference == reference,
+                inbound_receipts.c.sku == sku,
+                inbound_receipts.c.status == "open",
+            )
+            .values(status="received", updated_at=utcnow())
+        )
+        return result.rowcount == 1
 
 
 def _run(row) -> Run:

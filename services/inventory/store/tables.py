@@ -7,7 +7,7 @@ the guarded updates of `levels` and `reservations`, so even a wrong statement ca
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, CheckConstraint, Column, Integer, MetaData, String, Table
+from sqlalchemy import Boolean, CheckConstraint, Column, Index, Integer, MetaData, String, Table
 
 from orderdesk.calendar_store import calendar_columns
 from orderdesk.db import UtcDateTime
@@ -115,4 +115,20 @@ production_runs = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime, nullable=True),
     CheckConstraint("quantity > 0", name="ck_production_positive"),
+)
+
+# Migration 0006: a supplier's inbound receipts announced ahead (open until the receipt of that reference).
+inbound_receipts = Table(
+    "inbound_receipts",
+    metadata,
+    Column("reference", String(200), primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("warehouse", String(32), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("expected_date", String(10), nullable=False),  # ISO date
+    Column("status", String(16), nullable=False),  # open | received
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("quantity > 0", name="ck_inbound_positive"),
+    Index("ix_inbound_receipts_sku_status", "sku", "status"),
 )

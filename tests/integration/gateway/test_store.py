@@ -135,3 +135,31 @@ async def test_expiry_last_use_and_rotation_with_an_overlap(store):
     assert await store.lookup_key(newest)
     with pytest.raises(NotFound):
         await store.rotate_key("P-SHOP", "nothing", dt.timedelta(hours=1))
+
+
+async def test_a_key_tied_to_a_warehouse_or_a_carrier_and_rotated_stays_tied(store):
+    key = await store.create_key(
+        "P-3PL", "ham-wms", ["fulfillment"], partner_name="Warehouse operator", warehouse="WH-HAM"
+    )
+    who = await store.lookup_key(key)
+    assert who is not None and (who.warehouse, who.warehouse_scope, who.carrier) == ("WH-HAM", "WH-HAM", "")
+    carrier_key = await store.create_key("P-3PL", "dhl-feed", ["fulfillment"], carrier="DHL")
+    by_carrier = await store.lookup_key(carrier_key)
+    assert by_carrier is not None and (by_carrier.carrier, by_carrier.warehouse_scope) == ("dhl", "")
+    rotated = await store.rotate_key("P-3PL", "ham-wms", dt.timedelta(0))
+    again = await store.lookup_key(rotated)
+    assert again is not None and again.warehouse == "WH-HAM"
+    listed = {k.name: (k.warehouse, k.carrier) for k in await store.list_keys("P-3PL")}
+    assert listed["ham-wms"] == ("WH-HAM", "") and listed["dhl-feed"] == ("", "dhl")
+
+
+async def test_a_carriers_signature_is_seen_once_within_the_window(store):
+    keep = dt.timedelta(minutes=10)
+    assert await store.first_sight("dhl", "a" * 64, keep)
+    assert not await store.first_sight("dhl", "a" * 64, keep)  # a replay
+    assert await store.first_sight("ups", "a" * 64, keep)  # another carrier's namespace
+    assert await store.first_sight("dhl", "b" * 64, keep)
+    assert await store.prune_signatures(dt.timedelta(0)) >= 3
+    assert await store.first_sight(
+        "dhl", "a" * 64, keep
+    )  # forgotten after the window: its timestamp is stale

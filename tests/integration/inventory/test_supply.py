@@ -492,3 +492,77 @@ async def test_a_rescheduled_run_redates_its_backorders_and_names_them_once(inve
     assert done.value.rule == "production_completed"
     assert len(await rescheduled_events(inventory)) == 1
     await books_balance(inventory)
+
+
+async def test_an_announced_inbound_receipt_redates_the_backorders_until_it_arrives(inventory):
+    r1 = await inventory.reserve("O1", [("STK-1", 5)], priority=1, placed_at=placed(10), country="US")
+    (run,) = await runs(inventory, "STK-1")  # nothing in stock: a run planned with the lead time
+    assert r1.expected_date == run.expected_date == working_days(7, CHICAGO)
+    soon = TODAY + dt.timedelta(days=3)  # a Sunday: Chicago receives on Monday to Saturday, no matter here
+
+    announced = await inventory.announce_inbound("ASN-1", "STK-1", "WH-CHI", 5, soon.isoformat())
+    assert (announced.expected_date, announced.status) == (soon, "open")
+    [event] = await rescheduled_events(inventory)
+    assert event.aggregate_id == "STK-1" and event.stock.inbound_reference == "ASN-1"
+    assert list(event.stock.affected_order_ids) == ["O1"] and event.stock.expected_date == soon.isoformat()
+    again = await inventory.reserve("O1", [("STK-1", 5)], priority=1, country="US")
+    assert again.expected_date == soon.isoformat()  # the supplier's goods come before the run
+    assert len(await runs(inventory, "STK-1")) == 1  # nothing new planned
+    points = (await inventory.available_to_promise("STK-1")).points
+    assert points[-1].total == 5  # the run is free again: the inbound receipt serves O1
+
+    # idempotent by reference: the same again changes nothing; other goods under it are refused
+    await inventory.announce_inbound("ASN-1", "STK-1", "WH-CHI", 5, soon.isoformat())
+    assert len(await rescheduled_events(inventory)) == 1
+    with pytest.raises(errors.InvalidArgument) as reused:
+        await inventory.announce_inbound("ASN-1", "STK-1", "WH-CHI", 6, soon.isoformat())
+    assert reused.value.violations[0].reason == "reference_reused"
+    with pytest.raises(errors.InvalidArgument) as past:
+        await inventory.announce_inbound(
+            "ASN-2", "STK-1", "WH-CHI", 5, (TODAY - dt.timedelta(days=1)).isoformat()
+        )
+    assert past.value.violations[0].field == "expected_date"
+    with pytest.raises(errors.InvalidArgument):
+        await inventory.announce_inbound("ASN-2", "STK-1", "WH-NOPE", 5, soon.isoformat())
+
+    # the supplier moves it: the backorder follows
+    later = TODAY + dt.timedelta(days=5)
+    await inventory.announce_inbound("ASN-1", "STK-1", "WH-CHI", 5, later.isoformat())
+    assert len(await rescheduled_events(inventory)) == 2
+    assert (
+        await inventory.reserve("O1", [("STK-1", 5)], priority=1, country="US")
+    ).expected_date == later.isoformat()
+
+    # it arrives (the receipt of the same reference): no longer supply to come, and it fills the backorder
+    await inventory.restock("STK-1", "WH-CHI", 5, "ASN-1")
+    assert await held(inventory, "O1") == {"STK-1": 5}
+    with pytest.raises(errors.FailedPrecondition) as arrived:
+        await inventory.announce_inbound("ASN-1", "STK-1", "WH-CHI", 5, later.isoformat())
+    assert arrived.value.rule == "inbound_received"
+    await books_balance(inventory)
+
+
+async def test_a_run_completed_in_part_receives_those_units_once_and_keeps_the_rest_open(inventory):
+    await inventory.reserve("O1", [("MTO-1", 4)], priority=2, placed_at=placed(10), country="US")
+    await inventory.reserve("O2", [("MTO-1", 2)], priority=1, placed_at=placed(5), country="US")
+    (run,) = await runs(inventory, "MTO-1")
+    assert run.quantity == 6
+    with pytest.raises(errors.InvalidArgument) as unnamed:
+        await inventory.complete_production(run.production_id, 4)
+    assert unnamed.value.violations[0].field == "reference"
+
+    rest, status = await inventory.complete_production(run.production_id, 4, "batch-1")
+    assert (rest.quantity, status) == (2, "open")
+    assert await held(inventory, "O1") == {"MTO-1": 4}  # priority first
+    assert await missing(inventory, "O2") == {"MTO-1": 2}
+    (still,) = await runs(inventory, "MTO-1")
+    assert (still.quantity, still.status, still.expected_date) == (2, "open", run.expected_date)
+    again, _ = await inventory.complete_production(run.production_id, 4, "batch-1")  # a retry: nothing more
+    assert again.quantity == 2
+    assert {lv.warehouse: lv.on_hand for lv in await inventory.levels("MTO-1")} == {"WH-CHI": 4}
+
+    done, status = await inventory.complete_production(run.production_id)  # the rest
+    assert (done.quantity, status) == (2, "completed")
+    assert await held(inventory, "O2") == {"MTO-1": 2}
+    assert {lv.warehouse: lv.on_hand for lv in await inventory.levels("MTO-1")} == {"WH-CHI": 6}
+    await books_balance(inventory)

@@ -113,6 +113,9 @@ class Supply:
     async def open_runs(self, sku):
         return self._runs
 
+    async def open_inbound(self, sku):
+        return []  # no supplier has announced a receipt
+
     async def backordered_units(self, sku):
         return self.owed
 

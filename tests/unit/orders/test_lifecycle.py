@@ -210,3 +210,20 @@ def test_listing_cursors_belong_to_their_ordering():
     for order_by, cursor in (("priority", "17"), ("newest", "p300.17"), ("priority", "p1"), ("sideways", "")):
         with pytest.raises(InvalidArgument):
             Listing.parse(order_by, "", cursor)
+
+
+def test_supply_that_moves_re_dates_a_scheduled_order_as_a_change_the_partner_hears():
+    order = new_order()
+    order.apply_reservation(NOW, [Allocation("A", "W1", 2)], {"A": 1, "B": 1}, ("2026-12-10", "2026-12-14"))
+    order.events.clear()
+    order.apply_reservation(NOW, [Allocation("A", "W1", 2)], {"A": 1, "B": 1}, ("2026-12-01", "2026-12-03"))
+    assert (order.expected_ship_date, order.expected_delivery_date) == ("2026-12-01", "2026-12-03")
+    [record] = order.change_log
+    assert record.kinds == ("expected_date",) and record.reason == "supply moved"
+    assert [(c.field, c.before, c.after) for c in record.changes] == [
+        ("expected_ship_date", "2026-12-10", "2026-12-01"),
+        ("expected_delivery_date", "2026-12-14", "2026-12-03"),
+    ]
+    assert [type(e).__name__ for e in order.events] == ["OrderChanged"]
+    order.apply_reservation(NOW, [Allocation("A", "W1", 2)], {"A": 1, "B": 1}, ("2026-12-01", "2026-12-03"))
+    assert len(order.change_log) == 1  # the same dates again: no news

@@ -35,10 +35,12 @@ class FakeShipments:
         stored.changes = []
         return stored
 
-    async def get(self, shipment_id: str, partner_id: str = "") -> Shipment | None:
+    async def get(self, shipment_id: str, partner_id: str = "", warehouse: str = "") -> Shipment | None:
         self.reads += 1
         found = self.rows.get(shipment_id)
         if found is None or (partner_id and found.partner_id != partner_id):
+            return None
+        if warehouse and found.warehouse != warehouse:
             return None
         loaded = copy.deepcopy(found)
         loaded.loaded_version = loaded.version  # as the row was read
