@@ -29,6 +29,7 @@ def extra_gateway(stack, name: str, **env: str):
         **stack.env("gateway"),
         "ORDERDESK_GATEWAY_ADDR": f"127.0.0.1:{port}",
         "ORDERDESK_GATEWAY_METRICS_PORT": str(metrics_port),
+        "ORDERDESK_GATEWAY_KEYS_ADDR": "",  # the console's key admin service: the first gateway's alone
         **env,
     }
     log_path = stack.data_dir / "logs" / f"{name}.log"
