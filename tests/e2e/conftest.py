@@ -24,6 +24,9 @@ WEBHOOK_ENV = {
 }
 # A closed order's personal data may be erased 2 seconds after it closed (production: years; tests/e2e/test_erasure.py).
 ERASURE_ENV = {"ORDERDESK_PERSONAL_DATA_RETENTION_DAYS": repr(2 / 86400)}
+# The tests poll feeds and orders every 0.1 s, faster than a partner may; the limits themselves are tested
+# on a gateway of their own (test_edge.py).
+POLLING_ENV = {"ORDERDESK_RATE_LIMITS": "feed=1000/4000,read=1000/4000"}
 KEYS = {"shop": "demo-shop-key", "edi": "demo-edi-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
 
 
@@ -56,7 +59,7 @@ async def stack(nats_url, tmp_path_factory, request):
         data_dir=tmp_path_factory.mktemp("stack"),
         nats_url=nats_url,
         database_urls=database_urls,
-        extra_env={**WEBHOOK_ENV, **ERASURE_ENV},
+        extra_env={**WEBHOOK_ENV, **ERASURE_ENV, **POLLING_ENV},
     )
     try:
         await asyncio.to_thread(suite.start)
