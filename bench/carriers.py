@@ -28,6 +28,7 @@ import aiohttp
 from bench import UNTHROTTLED
 from devtools import localservers
 from devtools.devstack import ROOT, Stack
+from devtools.http import client_session
 from orderdesk.signatures import signature_header
 
 SKU = "BENCH-TRACK"
@@ -166,7 +167,7 @@ def measure(seconds: float, concurrency: int, batch: int, parcels: int) -> dict:
         seed(stack, folder)
 
         async def run() -> dict:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            async with client_session(total=60) as session:
                 numbers = await ship_parcels(session, stack.gateway_url, parcels)
             return await drive(
                 stack.gateway_url, stack.carrier_secrets["dhl"], numbers, seconds, concurrency, batch

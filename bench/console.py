@@ -31,6 +31,7 @@ from bench.__main__ import percentile
 from bench.order_search import load, seed_orders
 from devtools import localservers
 from devtools.devstack import Stack
+from devtools.http import client_session
 from orderdesk.db import Database
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
 
@@ -121,7 +122,7 @@ async def later_pages(session: aiohttp.ClientSession, url: str, first: str, page
 async def time_console(url: str, requests: int) -> dict[str, dict]:
     results: dict[str, dict] = {}
     jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1 (an address, not a name)
-    async with aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with client_session(cookie_jar=jar, total=60) as session:
         await sign_in(session, url)
         await time_page(session, url, ["/"], 10)  # warm-up: connections, templates, SQLite pages
         results["today (held, by priority)"] = await time_page(session, url, ["/"], requests)

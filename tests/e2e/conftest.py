@@ -11,6 +11,7 @@ import nats
 import pytest
 
 from devtools.devstack import Stack
+from devtools.http import client_session
 from devtools.localservers import create_postgres_database, drop_postgres_database
 from orderdesk import events
 
@@ -92,7 +93,7 @@ class Partner:
 
 @pytest.fixture(scope="session")
 async def http():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with client_session(total=30) as session:
         yield session
 
 

@@ -15,10 +15,10 @@ import subprocess
 import sys
 import uuid
 
-import aiohttp
 import pytest
 
 from devtools.devstack import ROOT, Stack
+from devtools.http import client_session
 from devtools.localservers import LocalNats, create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, _eventually
 
@@ -72,7 +72,7 @@ async def test_an_archived_order_is_still_read_counted_and_exported(suite, tmp_p
     def auth(who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {KEYS[who]}"}
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+    async with client_session(total=60) as http:
 
         async def call(method: str, path: str, who: str, **kw):
             async with http.request(

@@ -7,10 +7,10 @@ import datetime as dt
 import json
 import uuid
 
-import aiohttp
 import grpc
 import pytest
 
+from devtools.http import client_session
 from orderdesk import statuslinks
 from orderdesk.v1 import common_pb2, intake_pb2, intake_pb2_grpc, orders_pb2, orders_pb2_grpc
 from tests.e2e.conftest import KEYS, Partner
@@ -82,7 +82,7 @@ async def test_changes_through_the_api_are_recorded_under_the_named_key(stack, e
     assert made.returncode == 0, made.stderr
     # Its own connections: while the CLI ran, the gateway may have closed the shared session's idle ones
     # (a keep-alive race seen once as ServerDisconnectedError on the next request).
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+    async with client_session(total=30) as http:
         await _changes_under_the_key(
             stack,
             eventually,

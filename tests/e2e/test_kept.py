@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import aiohttp
 import pytest
 
+from devtools.http import client_session
 from gateway.admin import ImportKind
 from orderdesk import masterdata
 from tests.e2e.test_lifecycle import add_product, new_sku, order_body, submit, wait_status
@@ -92,7 +92,7 @@ async def test_unreadable_numbers_in_headers_and_cursors_are_clear_4xx(shop, adm
 
 async def test_an_unreadable_last_event_id_resumes_from_after(stack):
     """The event stream (SSE) with Last-Event-ID: ² starts from `after`, as with no id, instead of a 500."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+    async with client_session(total=10) as session:
         headers = {
             "Authorization": "Bearer demo-shop-key",
             "Accept": "text/event-stream",

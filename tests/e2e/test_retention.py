@@ -10,10 +10,10 @@ import re
 import urllib.request
 import uuid
 
-import aiohttp
 import pytest
 
 from devtools.devstack import Stack
+from devtools.http import client_session
 from devtools.localservers import LocalNats
 from tests.e2e.conftest import KEYS, WEBHOOK_ENV, _eventually
 
@@ -47,7 +47,7 @@ async def short_window(tmp_path_factory):
 async def test_a_feed_cursor_older_than_the_window_answers_clearly(short_window):
     headers = {"Authorization": f"Bearer {KEYS['shop']}"}
     base = short_window.gateway_url
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+    async with client_session(total=30) as http:
 
         async def events(after: int):
             async with http.get(f"{base}/v1/events", params={"after": after}, headers=headers) as resp:

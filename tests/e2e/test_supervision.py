@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from devtools.devstack import Stack
+from devtools.http import client_session
 from devtools.supervisor import CrashLoop, RestartPolicy, Supervisor
 from tests.e2e.conftest import KEYS, _fresh_streams
 
@@ -94,7 +95,7 @@ async def test_killed_processes_come_back_and_retrying_partners_lose_nothing(own
     gateway = own_stack.gateway_url
     headers = {"Authorization": f"Bearer {KEYS['admin']}"}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with client_session(total=10) as session:
             keys: list[str] = []
             kills_done = asyncio.Event()
 

@@ -12,10 +12,10 @@ import os
 import uuid
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from devtools.devstack import Stack
+from devtools.http import client_session
 from devtools.localservers import LocalNats, create_postgres_database, drop_postgres_database
 from orderdesk import masterdata
 from orderdesk.calendar import CalendarBook, is_working_day
@@ -59,7 +59,7 @@ async def friday(tmp_path_factory, request):
     try:
         await asyncio.to_thread(suite.start)
         await asyncio.to_thread(suite.load_demo_data)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async with client_session(total=30) as http:
             yield (
                 Partner(http, suite.gateway_url, KEYS["shop"]),
                 Partner(http, suite.gateway_url, KEYS["3pl"]),

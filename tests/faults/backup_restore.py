@@ -28,11 +28,11 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import aiohttp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from devtools.devstack import ROOT, Stack, postgres_databases
+from devtools.http import client_session
 from orderdesk.config import SERVICES, normalize_database_url
 from orderdesk.consumers import FAULT_ENV
 from tests.faults.suite import FLAKY_CONSUMER, Environment, Load, Plan
@@ -299,7 +299,7 @@ async def run_scenario(
         )
         load = TimedLoad(env.stack.gateway_url, plan, run)
         folder = env.folder / "backup"
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with client_session(total=10) as session:
             load.session = session
             workers = max(2, int(rate))
             tasks = [asyncio.create_task(load.orders(n, workers)) for n in range(workers)]
@@ -340,7 +340,7 @@ async def run_scenario(
         began = time.monotonic()
         await asyncio.to_thread(env.start_again)
         outcome.figures["start_seconds"] = time.monotonic() - began
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with client_session(total=10) as session:
             probe = TimedLoad(env.stack.gateway_url, plan, run)
             probe.session, probe.give_up_at = session, time.monotonic() + 60
             outcome.recovered = await probe.probe()

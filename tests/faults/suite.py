@@ -25,6 +25,7 @@ import asyncpg
 
 from devtools import localservers
 from devtools.devstack import Stack, postgres_databases
+from devtools.http import client_session
 from orderdesk import events
 from orderdesk.config import SERVICES, nats_servers
 from orderdesk.consumers import FAULT_ENV
@@ -643,7 +644,7 @@ async def run_suite(
             f"{len(schedule)} faults, {plan.rate:.0f} orders/s, {initial} units per SKU and warehouse"
         )
         load = Load(env.stack.gateway_url, plan, run)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with client_session(total=10) as session:
             load.session = session
             workers = max(2, int(plan.rate))
             tasks = [asyncio.create_task(load.orders(n, workers)) for n in range(workers)]

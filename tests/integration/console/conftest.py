@@ -17,6 +17,7 @@ import uvicorn
 from console import accounts
 from console.app import create_app
 from devtools import localservers
+from devtools.http import client_session
 from devtools.localservers import create_postgres_database, drop_postgres_database
 from orderdesk import clock
 from orderdesk.config import SERVICES, ConsoleSettings, Settings
@@ -67,7 +68,7 @@ class RunningConsole:
 
     async def browser(self):
         jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
-        return aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=20))
+        return client_session(cookie_jar=jar, total=20)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devtools import localservers
+from devtools.http import client_session
 from gateway.app import create_app
 from gateway.auth import KeyCache
 from gateway.store import PartnerStore
@@ -373,7 +374,7 @@ async def start_gateway(fakes, tmp_path: Path):
     await store.import_partners(parse("partners", PARTNERS_CSV))
     await store.close()
     running: list[tuple[uvicorn.Server, asyncio.Task]] = []
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+    session = client_session(total=20)
 
     async def start(
         edge: GatewayEdgeSettings | None = None, key_cache: KeyCache | None = None
