@@ -50,7 +50,10 @@ from sqlalchemy.engine import make_url
 from cli.main import CliError
 from orderdesk.config import SERVICES, database_url, env, service_addr
 
-COMPONENTS = (*SERVICES, "gateway")
+# The services' databases and the two edges' own: the gateway's (partners, keys, webhooks) and the console's
+# (desk accounts; sessions come back too, so a restore signs nobody out who was signed in at the point).
+EDGES = ("gateway", "console")
+COMPONENTS = (*SERVICES, *EDGES)
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -61,7 +64,7 @@ REPUBLISH_SECONDS = float(env("ORDERDESK_DUPLICATE_WINDOW_SECONDS", "900"))
 
 
 def migrations_dir(component: str) -> Path:
-    return ROOT / ("gateway" if component == "gateway" else f"services/{component}") / "migrations"
+    return ROOT / (component if component in EDGES else f"services/{component}") / "migrations"
 
 
 def head_revision(component: str) -> str:
@@ -393,14 +396,18 @@ def answering() -> list[str]:
                     and exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED
                 ):
                     found.append(f"{service} at {address}")
-    gateway = env("ORDERDESK_GATEWAY_URL", "http://127.0.0.1:8080")
-    try:
-        with urllib.request.urlopen(f"{gateway}/healthz", timeout=1):
-            found.append(f"gateway at {gateway}")
-    except urllib.error.HTTPError:
-        found.append(f"gateway at {gateway}")
-    except Exception:  # nothing answers there: stopped
-        pass
+    edges = {
+        "gateway": env("ORDERDESK_GATEWAY_URL", "http://127.0.0.1:8080"),
+        "console": "http://" + env("ORDERDESK_CONSOLE_ADDR", "127.0.0.1:8090"),
+    }
+    for edge, url in edges.items():
+        try:
+            with urllib.request.urlopen(f"{url}/livez", timeout=1):
+                found.append(f"{edge} at {url}")
+        except urllib.error.HTTPError:  # something answers there, even if not ready
+            found.append(f"{edge} at {url}")
+        except Exception:  # nothing answers there: stopped
+            pass
     return found
 
 

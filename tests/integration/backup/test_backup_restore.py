@@ -36,6 +36,7 @@ async def suite(backend, tmp_path, request, nats_url):
         ORDERDESK_DATA_DIR=str(tmp_path / "var"),
         ORDERDESK_NATS_URL=nats_url,
         ORDERDESK_GATEWAY_URL=f"http://127.0.0.1:{localservers.free_port()}",
+        ORDERDESK_CONSOLE_ADDR=f"127.0.0.1:{localservers.free_port()}",
     )
     for service in SERVICES:
         environment[f"ORDERDESK_{service.upper()}_ADDR"] = f"127.0.0.1:{localservers.free_port()}"
@@ -99,6 +100,7 @@ async def outbox(url: str) -> dict[str, bool]:
 async def state(urls: dict) -> dict:
     found = {c: await outbox(urls[c]) for c in SERVICES}
     found["gateway"] = await sql(urls["gateway"], "SELECT partner_id, name FROM partners ORDER BY partner_id")
+    found["console"] = await sql(urls["console"], "SELECT email, name FROM accounts ORDER BY email")
     return found
 
 
@@ -127,7 +129,8 @@ async def make_stream(nats_url: str) -> None:
 
 async def fill(urls: dict) -> None:
     """Per service: an event published a moment ago (may still be in flight at the backup), one
-    published two hours ago (consumed long since) and one never published; a partner in the gateway."""
+    published two hours ago (consumed long since) and one never published; a partner in the gateway; a desk
+    account in the console."""
     now = dt.datetime.now(dt.UTC)
     for service in SERVICES:
         await put_outbox(urls[service], f"{service}-recent", now - dt.timedelta(seconds=5))
@@ -141,6 +144,15 @@ async def fill(urls: dict) -> None:
         ).bindparams(bindparam("at", type_=UtcDateTime())),
         at=now,
     )
+    await sql(
+        urls["console"],
+        text(
+            "INSERT INTO accounts (email, name, role, password_hash, approval_limits, locale, disabled, "
+            "failures_in_a_row, created_at, updated_at) "
+            "VALUES ('ana@desk.example', 'Before', 'clerk', 'x', '{}', 'en', false, 0, :at, :at)"
+        ).bindparams(bindparam("at", type_=UtcDateTime())),
+        at=now,
+    )
 
 
 async def change_everything(urls: dict) -> None:
@@ -148,6 +160,7 @@ async def change_everything(urls: dict) -> None:
         await sql(urls[service], "DELETE FROM outbox WHERE event_id LIKE '%-recent'")
         await put_outbox(urls[service], f"{service}-after", dt.datetime.now(dt.UTC))
     await sql(urls["gateway"], "UPDATE partners SET name = 'After'")
+    await sql(urls["console"], "UPDATE accounts SET name = 'After'")
 
 
 async def test_round_trip_brings_every_database_back_to_the_point(suite, tmp_path, nats_url):
@@ -181,6 +194,7 @@ async def test_round_trip_brings_every_database_back_to_the_point(suite, tmp_pat
             f"{service}-pending": False,
         }
     assert restored["gateway"] == [("P-1", "Before")]
+    assert restored["console"] == [("ana@desk.example", "Before")]
     assert not await stream_exists(nats_url)
 
 
@@ -226,7 +240,8 @@ async def test_a_backup_of_another_schema_version_is_refused_and_nothing_changes
     ]
 
 
-async def test_restore_is_refused_while_the_suite_answers(suite, tmp_path):
+@pytest.mark.parametrize("edge", ["gateway", "console"])
+async def test_restore_is_refused_while_the_suite_answers(suite, tmp_path, edge):
     environment, urls = suite
     await fill(urls)
     backup = tmp_path / "backup"
@@ -242,7 +257,8 @@ async def test_restore_is_refused_while_the_suite_answers(suite, tmp_path):
         def log_message(self, *args):
             pass
 
-    port = int(environment["ORDERDESK_GATEWAY_URL"].rsplit(":", 1)[1])
+    address = environment["ORDERDESK_GATEWAY_URL" if edge == "gateway" else "ORDERDESK_CONSOLE_ADDR"]
+    port = int(address.rsplit(":", 1)[1])
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Healthy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -251,7 +267,7 @@ async def test_restore_is_refused_while_the_suite_answers(suite, tmp_path):
         server.shutdown()
         server.server_close()
     assert done.returncode == 1
-    assert "while the suite runs" in done.stderr and "gateway at" in done.stderr
+    assert "while the suite runs" in done.stderr and f"{edge} at" in done.stderr
     assert await state(urls) == before
 
 
