@@ -17,7 +17,7 @@ from gateway.admin import StockLevelOut
 from gateway.auth import Principal
 from gateway.bodies import RequestBody
 from gateway.routing import ADMIN, COMMON, ORDERS, backends, problem_responses, scoped
-from orderdesk.v1 import inventory_pb2
+from orderdesk.v1 import common_pb2, inventory_pb2
 
 router = APIRouter()
 
@@ -164,7 +164,11 @@ async def post_receipt(body: ReceiptIn, request: Request, who: Principal = scope
         await services.call(
             services.inventory.Restock,
             inventory_pb2.RestockRequest(
-                sku=body.sku, warehouse=body.warehouse, quantity=body.quantity, reference=body.reference
+                sku=body.sku,
+                warehouse=body.warehouse,
+                quantity=body.quantity,
+                reference=body.reference,
+                actor=common_pb2.Actor(id=who.actor),
             ),
         )
     )

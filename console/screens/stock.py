@@ -12,9 +12,10 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 
-from console import web
+from console import i18n, web
 from console.i18n import N_
 from console.web import Desk, FormErrors, NavEntry, requires
+from orderdesk import actors
 from orderdesk.roles import Permission
 from orderdesk.v1 import inventory_pb2, orders_pb2
 
@@ -128,6 +129,17 @@ async def _sku_page(
             "warehouses": list(level.warehouses),
             "atp": atp,
             "runs": list(runs.runs),
+            "receipts": [
+                {
+                    "received_at": i18n.from_timestamp(r.received_at),
+                    "warehouse": r.warehouse,
+                    "quantity": r.quantity,
+                    "reference": r.reference,
+                    "received_by": r.received_by,
+                    "who": actors.parse(r.received_by),
+                }
+                for r in level.recent_receipts
+            ],
             "backorders": backorders,
             "more_backorders": bool(waiting.next_cursor),
             "values": values or {},
@@ -155,7 +167,11 @@ async def record_receipt(request: Request, sku: str, desk: Desk = requires(Permi
                 request,
                 services.inventory.Restock,
                 inventory_pb2.RestockRequest(
-                    sku=sku, warehouse=values["warehouse"], quantity=quantity, reference=values["reference"]
+                    sku=sku,
+                    warehouse=values["warehouse"],
+                    quantity=quantity,
+                    reference=values["reference"],
+                    actor=desk.actor(),
                 ),
             )
             return web.see_other(f"/stock/{quote(sku, safe='')}?done=received")

@@ -59,11 +59,12 @@ class InventoryApi(inventory_pb2_grpc.InventoryServiceServicer):
 
     async def GetStock(self, request, context):
         require(request.sku, "sku")
-        return stock_level_to_proto(request.sku, await self.service.levels(request.sku))
+        levels = await self.service.levels(request.sku)
+        return stock_level_to_proto(request.sku, levels, await self.service.recent_receipts(request.sku))
 
     async def Restock(self, request, context):
         levels = await self.service.restock(
-            request.sku, request.warehouse, request.quantity, request.reference
+            request.sku, request.warehouse, request.quantity, request.reference, request.actor.id
         )
         return stock_level_to_proto(request.sku, levels)
 

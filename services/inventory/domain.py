@@ -13,6 +13,7 @@ already shipped) is reserved or given back, so a repeated call changes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import combinations
@@ -46,6 +47,17 @@ def may_ship(on_hand: Any, reserved: Any, quantity: Any) -> tuple[Any, ...]:
 def may_count(on_hand: Any, reserved: Any, counted: Any) -> tuple[Any, ...]:
     """A stock count (master data import) sets on hand, never below what is promised to orders."""
     return (reserved <= counted,)
+
+
+@dataclass(frozen=True)
+class RecordedReceipt:
+    """A receipt as the book keeps it, with who recorded it (orderdesk/actors.py; "" when not recorded)."""
+
+    reference: str
+    warehouse: str
+    quantity: int
+    received_at: dt.datetime
+    received_by: str
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from orderdesk.events import timestamp
 from orderdesk.v1 import inventory_pb2
-from services.inventory.domain import StockLevel
+from services.inventory.domain import RecordedReceipt, StockLevel
 from services.inventory.service import Atp, ReserveResult, SupplyQuote
 from services.inventory.supply import Run
 
 
-def stock_level_to_proto(sku: str, levels: list[StockLevel]) -> inventory_pb2.StockLevel:
+def stock_level_to_proto(
+    sku: str, levels: list[StockLevel], receipts: list[RecordedReceipt] = ()
+) -> inventory_pb2.StockLevel:
     return inventory_pb2.StockLevel(
         sku=sku,
         warehouses=[
@@ -16,6 +19,16 @@ def stock_level_to_proto(sku: str, levels: list[StockLevel]) -> inventory_pb2.St
                 warehouse=lv.warehouse, on_hand=lv.on_hand, reserved=lv.reserved, available=lv.available
             )
             for lv in levels
+        ],
+        recent_receipts=[
+            inventory_pb2.StockReceipt(
+                reference=r.reference,
+                warehouse=r.warehouse,
+                quantity=r.quantity,
+                received_at=timestamp(r.received_at),
+                received_by=r.received_by,
+            )
+            for r in receipts
         ],
     )
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orderdesk import errors, events, masterdata, metrics
+from orderdesk import actors, errors, events, masterdata, metrics
 from orderdesk.calendar import CalendarBook, WarehouseCalendar
 from orderdesk.calendar_store import BookCache, import_calendar_kind, warehouse_values
 from orderdesk.db import Database, Tx, Work, utcnow
@@ -28,6 +28,7 @@ from services.inventory.domain import (
     UNKNOWN_TRANSIT,
     OrderReservations,
     OrderState,
+    RecordedReceipt,
     ReservationPlan,
     StockBookError,
     StockLevel,
@@ -98,6 +99,7 @@ class ReserveCall:
 
 
 MAX_RESERVE_MANY = 500
+RECENT_RECEIPTS = 10  # shown with a SKU's stock (GetStock): who received what, lately
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,9 @@ class Receipt:
     warehouse: str
     quantity: int
     reference: str
+    actor: str = (
+        actors.SYSTEM
+    )  # who recorded it: a desk person or a named key; production and returns: system
 
 
 def new_production_id() -> str:
@@ -680,11 +685,13 @@ class InventoryService:
         metrics.STOCK_UNITS_MOVED.labels("shipped").inc(sum(quantities.values()))
 
     # --- stock in -----------------------------------------------------------------------------------
-    async def restock(self, sku: str, warehouse: str, quantity: int, reference: str) -> list[StockLevel]:
+    async def restock(
+        self, sku: str, warehouse: str, quantity: int, reference: str, actor: str = actors.SYSTEM
+    ) -> list[StockLevel]:
         """A receipt of goods: on hand grows once per reference; returns the SKU's levels."""
         validate_restock(sku, warehouse, quantity, reference)
         async with self.db.transaction() as tx:
-            await self.receive(tx, [Receipt(sku, warehouse, quantity, reference)])
+            await self.receive(tx, [Receipt(sku, warehouse, quantity, reference, actor or actors.SYSTEM)])
             return await tx.repo(StockRepository).levels(sku)
 
     async def restock_return(self, tx: Tx, ret) -> None:
@@ -710,7 +717,7 @@ class InventoryService:
             if receipt.warehouse not in known:
                 raise unknown_warehouse(receipt.warehouse)
             if not await repo.record_receipt(
-                receipt.reference, receipt.sku, receipt.warehouse, receipt.quantity
+                receipt.reference, receipt.sku, receipt.warehouse, receipt.quantity, receipt.actor
             ):
                 if await repo.receipt(receipt.reference) != (
                     receipt.sku,
@@ -726,17 +733,26 @@ class InventoryService:
             filled = await self._fill(tx, sorted({r.sku for r, _ in applied}))
         for receipt, _ in sorted(applied, key=lambda a: a[0].sku):
             level = await repo.level(receipt.sku, receipt.warehouse)
-            await self._emit_restocked(tx, receipt.sku, level, receipt.quantity, filled.get(receipt.sku, []))
+            await self._emit_restocked(
+                tx, receipt.sku, level, receipt.quantity, filled.get(receipt.sku, []), receipt.actor
+            )
         if applied:
             metrics.STOCK_UNITS_MOVED.labels("restocked").inc(sum(r.quantity for r, _ in applied))
 
     async def _emit_restocked(
-        self, tx: Tx, sku: str, level: StockLevel, delta: int, filled_order_ids: list[str] = ()
+        self,
+        tx: Tx,
+        sku: str,
+        level: StockLevel,
+        delta: int,
+        filled_order_ids: list[str] = (),
+        actor: str = actors.SYSTEM,
     ) -> None:
         await tx.emit(
             events.new_event(
                 "stock.restocked",
                 aggregate_id=sku,
+                actor=actor,
                 version=await tx.repo(StockRepository).next_event_version(sku),
                 reason=f"+{delta} at {level.warehouse}",
                 stock=events_pb2.StockEvent(
@@ -759,6 +775,10 @@ class InventoryService:
         if not levels:
             raise errors.NotFound(f"no stock records for SKU {sku!r}")
         return levels
+
+    async def recent_receipts(self, sku: str, limit: int = RECENT_RECEIPTS) -> list[RecordedReceipt]:
+        async with self.db.reading() as work:
+            return await work.repo(StockRepository).recent_receipts(sku, limit)
 
     async def import_csv(self, kind: str, text: str) -> int:
         """Master data inventory owns. All or nothing: any bad row refuses the whole file."""

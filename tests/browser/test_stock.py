@@ -3,6 +3,7 @@ viewer's receipt refused by the server."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from playwright.sync_api import expect
@@ -65,6 +66,11 @@ def test_a_clerk_records_a_receipt_and_reads_it_back(page):
     page.get_by_role("button", name="Record receipt").click()
     expect(page.get_by_role("status")).to_contain_text("The receipt was recorded.")
     assert available_in(page, "WH-HAM") == before + 12
+    # The receipt is on record under the clerk who recorded it.
+    receipts = page.get_by_role("table", name=re.compile("The last receipts of BRK-003"))
+    expect(receipts.get_by_role("row", name=re.compile(reference))).to_contain_text(
+        "clerk@demo.example (Clerk)"
+    )
 
     # The same reference again (a second click, a reload): nothing more is added.
     page.get_by_label("Warehouse", exact=True).fill("WH-HAM")

@@ -12,7 +12,14 @@ from sqlalchemy import bindparam, select, update
 
 from orderdesk.db import insert_ignoring_conflicts, utcnow
 from orderdesk.errors import Conflict
-from services.inventory.domain import StockBookError, StockLevel, may_count, may_release, may_reserve
+from services.inventory.domain import (
+    RecordedReceipt,
+    StockBookError,
+    StockLevel,
+    may_count,
+    may_release,
+    may_reserve,
+)
 from services.inventory.store.base import RepositoryBase, at
 from services.inventory.store.tables import receipts, sku_versions, stock
 
@@ -128,7 +135,9 @@ class StockLevels(RepositoryBase):
         )
 
     # --- receipts and event versions --------------------------------------------------------------
-    async def record_receipt(self, reference: str, sku: str, warehouse: str, quantity: int) -> bool:
+    async def record_receipt(
+        self, reference: str, sku: str, warehouse: str, quantity: int, received_by: str = ""
+    ) -> bool:
         """True for a new receipt; False for a repeat of one applied before. The same reference
         with other contents is refused by the caller (see `receipt`)."""
         result = await self.conn.execute(
@@ -141,6 +150,7 @@ class StockLevels(RepositoryBase):
                     "warehouse": warehouse,
                     "quantity": quantity,
                     "received_at": utcnow(),
+                    "received_by": received_by,
                 },
             )
         )
@@ -156,6 +166,18 @@ class StockLevels(RepositoryBase):
             )
         ).first()
         return None if row is None else (row.sku, row.warehouse, row.quantity)
+
+    async def recent_receipts(self, sku: str, limit: int) -> list[RecordedReceipt]:
+        """The SKU's last `limit` receipts, newest first (index ix_receipts_sku_received_at)."""
+        rows = await self.conn.execute(
+            select(receipts)
+            .where(receipts.c.sku == sku)
+            .order_by(receipts.c.received_at.desc(), receipts.c.reference.desc())
+            .limit(limit)
+        )
+        return [
+            RecordedReceipt(r.reference, r.warehouse, r.quantity, r.received_at, r.received_by) for r in rows
+        ]
 
     async def next_event_version(self, sku: str) -> int:
         await self._ensure_sku_row(sku)

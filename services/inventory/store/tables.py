@@ -81,6 +81,7 @@ receipts = Table(
     Column("warehouse", String(32), nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
+    Column("received_by", String(320), nullable=False, server_default=""),  # migration 0007
 )
 
 

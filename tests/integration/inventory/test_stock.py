@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from orderdesk import errors, events
+from orderdesk import actors, errors, events
 from orderdesk.outbox import outbox_table
 from orderdesk.v1 import events_pb2, orders_pb2, returns_pb2, shipping_pb2
 from services.inventory import consumers
@@ -195,9 +195,10 @@ async def test_shipment_consumes_once_and_never_goes_negative(inventory):
 
 async def test_restock_applies_once_per_reference_and_publishes(inventory):
     await put_stock(inventory, "S1", WH_SHA=1)
-    levels = await inventory.restock("S1", "WH-SHA", 5, "PO-77")
+    clerk = actors.desk("ana@desk.example", "clerk")
+    levels = await inventory.restock("S1", "WH-SHA", 5, "PO-77", clerk)
     assert [(lv.warehouse, lv.on_hand) for lv in levels] == [("WH-SHA", 6)]
-    await inventory.restock("S1", "WH-SHA", 5, "PO-77")
+    await inventory.restock("S1", "WH-SHA", 5, "PO-77", actors.api_key("erp", "P-1"))  # a retry by another
     assert await by_wh(inventory, "S1") == {"WH-SHA": (6, 0)}
     await inventory.restock("S1", "WH-CHI", 2, "PO-78")  # a new warehouse for the SKU starts at zero
     assert await by_wh(inventory, "S1") == {"WH-CHI": (2, 0), "WH-SHA": (6, 0)}
@@ -219,6 +220,13 @@ async def test_restock_applies_once_per_reference_and_publishes(inventory):
     # one version counter per SKU, whichever warehouse: it only goes up
     assert [e.aggregate_version for e in restocked] == [1, 2, 3]
     assert {events.subject(e) for e in restocked} == {"orderdesk.stock.S1.restocked"}
+    # Who recorded each receipt stays with it (the first recording, not a retry) and on its event.
+    assert [e.actor for e in restocked] == [actors.SYSTEM, clerk, actors.SYSTEM]
+    recent = await inventory.recent_receipts("S1")
+    assert [(r.reference, r.warehouse, r.quantity, r.received_by) for r in recent] == [
+        ("PO-78", "WH-CHI", 2, actors.SYSTEM),
+        ("PO-77", "WH-SHA", 5, clerk),
+    ]
 
 
 # --- the consumers, with the events other services publish ---------------------------------------------
