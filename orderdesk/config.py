@@ -8,6 +8,7 @@ ORDERDESK_<SERVICE>_TARGET         how others dial the service when it differs f
                                    "127.0.0.1:15052,127.0.0.1:15062" (round robin) or a gRPC target
 ORDERDESK_<SERVICE>_METRICS_PORT   Prometheus /metrics port (0 disables)
 ORDERDESK_RPC_TIMEOUT              deadline of every outgoing gRPC call, seconds
+ORDERDESK_GRPC_REFLECTION          false: a service lists its API to anyone who asks only when true (debugging)
 ORDERDESK_WEBHOOK_*                the notifier's delivery settings (see WebhookSettings)
 ORDERDESK_CONSOLE_*                the desk console's address, sessions and sign-in rules (see ConsoleSettings)
 ORDERDESK_CLOCK_AT                 tests and demos only: the processes' clock read this RFC 3339 instant
@@ -130,6 +131,7 @@ class Settings:
     peers: dict[str, str] = field(default_factory=dict)
     clock_at: dt.datetime | None = None  # ORDERDESK_CLOCK_AT (orderdesk.clock): tests and demos only
     clock_since: dt.datetime | None = None  # ORDERDESK_CLOCK_SINCE: the real instant the clock read clock_at
+    grpc_reflection: bool = False  # ORDERDESK_GRPC_REFLECTION: off, so a port reached tells nobody its API
 
     @classmethod
     def from_env(cls, component: str) -> Settings:
@@ -144,6 +146,7 @@ class Settings:
             peers={name: service_target(name) for name in SERVICES},
             clock_at=clock.parse_instant(env("ORDERDESK_CLOCK_AT", "")),
             clock_since=clock.parse_instant(env("ORDERDESK_CLOCK_SINCE", ""), "ORDERDESK_CLOCK_SINCE"),
+            grpc_reflection=env_bool("ORDERDESK_GRPC_REFLECTION"),
         )
 
 

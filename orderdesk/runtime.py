@@ -167,14 +167,15 @@ class ServiceRuntime:
     # --- running -----------------------------------------------------------
     async def serve(self) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [
-                *self._service_names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            self.server,
-        )
+        if self.settings.grpc_reflection:  # off by default: the API is in protos/, not told to any caller
+            reflection.enable_server_reflection(
+                [
+                    *self._service_names,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ],
+                self.server,
+            )
         try:
             self.server.add_insecure_port(self.settings.grpc_addr)
         except RuntimeError as exc:  # grpc says only "failed to bind": say what holds the port
