@@ -247,7 +247,7 @@ async def resume_webhook(endpoint_id: EndpointId, request: Request, who: Princip
     "/v1/webhooks/{endpoint_id}/rotate-secret",
     response_model=WebhookWithSecret,
     responses=problem_responses(*COMMON, 404),
-    summary="A new signing secret, shown only in this answer; the old one stops at once",
+    summary="A new signing secret, shown only in this answer; the old one signs beside it for a day",
 )
 async def rotate_webhook_secret(
     endpoint_id: EndpointId, request: Request, who: Principal = scoped(ORDERS, RETURNS)

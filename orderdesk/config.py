@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,6 +183,9 @@ class WebhookSettings:
     # ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY: POSTs in flight per partner, all its endpoints together (0: no cap)
     partner_concurrency: int = 16
     max_endpoints: int = 16  # ORDERDESK_WEBHOOK_MAX_ENDPOINTS: endpoints a partner may register (0: no cap)
+    # ORDERDESK_WEBHOOK_SECRET_OVERLAP_SECONDS: after a rotation the old secret signs beside the new one this
+    # long (both v1= values), so a receiver switches without losing a delivery; 0: it stops at once.
+    secret_overlap_seconds: float = 86400.0
 
     @classmethod
     def from_env(cls) -> WebhookSettings:
@@ -195,6 +199,7 @@ class WebhookSettings:
             endpoint_concurrency=int(env("ORDERDESK_WEBHOOK_ENDPOINT_CONCURRENCY", "4")),
             partner_concurrency=int(env("ORDERDESK_WEBHOOK_PARTNER_CONCURRENCY", "16")),
             max_endpoints=int(env("ORDERDESK_WEBHOOK_MAX_ENDPOINTS", "16")),
+            secret_overlap_seconds=float(env("ORDERDESK_WEBHOOK_SECRET_OVERLAP_SECONDS", "86400")),
         )
 
 
@@ -331,7 +336,13 @@ def key_pepper() -> bytes:
         if len(value) < MIN_PEPPER_LENGTH:
             raise ValueError(f"ORDERDESK_KEY_PEPPER must be at least {MIN_PEPPER_LENGTH} characters")
         return value.encode()
-    path = data_dir() / PEPPER_FILE
+    return local_secret(PEPPER_FILE, lambda: secrets.token_urlsafe(32), "ORDERDESK_KEY_PEPPER").encode()
+
+
+def local_secret(name: str, make: Callable[[], str], setting: str) -> str:
+    """A single host's secret in `<data dir>/<name>` (mode 0600), made once by `make` by whichever process
+    comes first: the development default of a `setting` a deployment gives from its secret store."""
+    path = data_dir() / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -340,15 +351,15 @@ def key_pepper() -> bytes:
             pass
         else:
             with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(32))
+                out.write(make())
     for _ in range(50):  # a process that made it a moment ago may still be writing
         text = path.read_text().strip()
         if text:
-            return text.encode()
+            return text
         import time
 
         time.sleep(0.01)
-    raise ValueError(f"{path} is empty: delete it or set ORDERDESK_KEY_PEPPER")
+    raise ValueError(f"{path} is empty: delete it or set {setting}")
 
 
 def demo_keys_allowed() -> bool:

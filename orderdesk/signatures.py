@@ -24,8 +24,10 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def signature_header(secret: str, timestamp: int, body: bytes) -> str:
-    return f"t={timestamp},v1={signature(secret, timestamp, body)}"
+def signature_header(secret: str, timestamp: int, body: bytes, *older: str) -> str:
+    """The header signed with `secret`, and with each of `older` too (a rotation's overlap)."""
+    signed = ",".join(f"v1={signature(s, timestamp, body)}" for s in (secret, *older))
+    return f"t={timestamp},{signed}"
 
 
 def parse_header(header: str) -> tuple[int | None, list[str]]:

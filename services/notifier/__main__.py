@@ -1,6 +1,7 @@
 """python -m services.notifier: partners' event feeds and webhook deliveries."""
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 
 from orderdesk import retention
@@ -25,7 +26,9 @@ async def main() -> None:
         allowed_networks=domain.parse_networks(settings.allow_networks),  # refused at start when malformed
         feed_days=pruner.settings.feed_days,
         max_endpoints=settings.max_endpoints,
+        secret_overlap=dt.timedelta(seconds=settings.secret_overlap_seconds),
     )
+    await service.seal_stored_secrets()  # secrets stored plain by an older orderdesk
     rt.add_servicer(
         notifier_pb2_grpc.add_NotifierServiceServicer_to_server,
         NotifierApi(service, NotifierErasure(rt.db)),

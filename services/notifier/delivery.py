@@ -34,7 +34,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
-from orderdesk import logs, metrics
+from orderdesk import logs, metrics, sealing
 from orderdesk.aio import wait_event
 from orderdesk.config import WebhookSettings
 from orderdesk.db import Database, utcnow
@@ -94,7 +94,22 @@ class Target:
 
     endpoint_id: str
     url: str
-    secret: str
+    secrets: tuple[str, ...]  # the endpoint's secret, then the one a rotation replaced during its overlap
+
+
+@functools.lru_cache(maxsize=4096)
+def opened(stored: str) -> str:
+    """A stored secret opened (orderdesk/sealing.py); cached, as every delivery of an endpoint signs with it."""
+    return sealing.box().open(stored)
+
+
+def signing_secrets(delivery, now: dt.datetime) -> tuple[str, ...]:
+    """The secrets a delivery is signed with: the endpoint's, and the replaced one until its overlap ends."""
+    current = opened(delivery["secret"])
+    until = delivery["previous_secret_until"]
+    if delivery["previous_secret"] and until is not None and now < until:
+        return (current, opened(delivery["previous_secret"]))
+    return (current,)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -211,7 +226,7 @@ class Dispatcher:
             endpoint_id = delivery["endpoint_id"]
             self.partner_of[endpoint_id] = delivery["partner_id"]
             self.in_flight[delivery["delivery_id"]] = endpoint_id
-            target = Target(endpoint_id, delivery["url"], delivery["secret"])
+            target = Target(endpoint_id, delivery["url"], signing_secrets(delivery, utcnow()))
             task = asyncio.create_task(self.attempt(target, dict(delivery)))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -231,7 +246,9 @@ class Dispatcher:
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
-            domain.SIGNATURE_HEADER: domain.signature_header(endpoint.secret, timestamp, body),
+            domain.SIGNATURE_HEADER: domain.signature_header(
+                endpoint.secrets[0], timestamp, body, *endpoint.secrets[1:]
+            ),
             domain.EVENT_ID_HEADER: delivery["event_id"],
             domain.EVENT_TYPE_HEADER: delivery["event_type"],
             domain.SEQUENCE_HEADER: str(delivery["sequence"]),

@@ -55,8 +55,11 @@ class NotifierService:
         resolver: Resolver = resolve,
         feed_days: float = 0.0,
         max_endpoints: int = 0,
+        secret_overlap: dt.timedelta = dt.timedelta(0),
     ):
         self.db = db
+        # ORDERDESK_WEBHOOK_SECRET_OVERLAP_SECONDS: a rotated-out secret still signs beside the new one
+        self.secret_overlap = secret_overlap
         self.feed_days = feed_days  # the replay window (ORDERDESK_RETENTION_FEED_DAYS; 0: kept forever)
         # ORDERDESK_WEBHOOKS_ALLOW_NETWORKS: non-public networks webhooks may reach (development only)
         self.allowed_networks = allowed_networks
@@ -278,10 +281,19 @@ class NotifierService:
         async with self.db.transaction() as tx:
             repo = tx.repo(NotifierRepository)
             await _found(repo, endpoint_id, partner_id)
-            await repo.set_endpoint(endpoint_id, secret=secret)
+            await repo.rotate_secret(endpoint_id, secret, self.secret_overlap)
             endpoint = await repo.endpoint(endpoint_id)
         log.info("webhook secret rotated", extra=logs.fields(endpoint_id=endpoint_id))
         return endpoint, secret
+
+    async def seal_stored_secrets(self) -> int:
+        """At start: secrets stored plain before sealing existed are sealed (and all re-sealed under the
+        first key while an old key is still configured)."""
+        async with self.db.transaction() as tx:
+            changed = await tx.repo(NotifierRepository).seal_plain_secrets()
+        if changed:
+            log.info("webhook secrets sealed", extra=logs.fields(endpoints=changed))
+        return changed
 
     async def delete(self, endpoint_id: str, partner_id: str) -> None:
         async with self.db.transaction() as tx:

@@ -39,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk import personal_data
+from orderdesk import personal_data, sealing
 from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, utcnow
 from orderdesk.retention import Prunable
 
@@ -83,7 +83,11 @@ endpoints = Table(
     Column("partner_id", String(64), nullable=False),
     Column("url", String(2000), nullable=False),
     Column("event_types", Text, nullable=False),  # space-separated patterns
-    Column("secret", String(200), nullable=False),  # needed to sign; never returned after create/rotate
+    # Needed to sign, so kept sealed (orderdesk/sealing.py; migration 0007), never returned after create/rotate.
+    Column("secret", Text, nullable=False),
+    # The secret a rotation replaced: it signs beside the new one until previous_secret_until (sealed too).
+    Column("previous_secret", Text, nullable=False, server_default=""),
+    Column("previous_secret_until", UtcDateTime, nullable=True),
     Column("status", String(16), nullable=False),
     Column("disabled_reason", String(500), nullable=False),
     Column("cursor", BigInteger, nullable=False),
@@ -201,7 +205,15 @@ _DUE_RANKED = (
     .subquery()
 )
 _DUE_HEADS = (
-    select(deliveries, feed.c.body, feed.c.order_sequence, endpoints.c.url, endpoints.c.secret)
+    select(
+        deliveries,
+        feed.c.body,
+        feed.c.order_sequence,
+        endpoints.c.url,
+        endpoints.c.secret,
+        endpoints.c.previous_secret,
+        endpoints.c.previous_secret_until,
+    )
     .join(_DUE_RANKED, _DUE_RANKED.c.delivery_id == deliveries.c.delivery_id)
     .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence))
     .join(endpoints, endpoints.c.endpoint_id == deliveries.c.endpoint_id)
@@ -314,7 +326,6 @@ class EndpointRow:
     partner_id: str
     url: str
     event_types: tuple[str, ...]
-    secret: str
     status: str
     disabled_reason: str
     cursor: int
@@ -328,7 +339,6 @@ class EndpointRow:
             row["partner_id"],
             row["url"],
             tuple(row["event_types"].split()),
-            row["secret"],
             row["status"],
             row["disabled_reason"],
             row["cursor"],
@@ -610,7 +620,7 @@ class NotifierRepository:
                 partner_id=partner_id,
                 url=url,
                 event_types=" ".join(event_types),
-                secret=secret,
+                secret=sealing.box().seal(secret),
                 status=ACTIVE,
                 disabled_reason="",
                 cursor=await self.head(partner_id),
@@ -664,6 +674,44 @@ class NotifierRepository:
             .where(endpoints.c.endpoint_id == endpoint_id)
             .values(updated_at=utcnow(), **values)
         )
+
+    async def rotate_secret(self, endpoint_id: str, secret: str, overlap: dt.timedelta) -> None:
+        """The new secret signs from now on; the one it replaces signs beside it for `overlap`."""
+        now = utcnow()
+        values: dict = {
+            "secret": sealing.box().seal(secret),
+            "previous_secret": "",
+            "previous_secret_until": None,
+        }
+        if overlap > dt.timedelta(0):
+            values.update(previous_secret=endpoints.c.secret, previous_secret_until=now + overlap)
+        await self.conn.execute(
+            update(endpoints).where(endpoints.c.endpoint_id == endpoint_id).values(**values)
+        )
+
+    async def seal_plain_secrets(self) -> int:
+        """Seals secrets stored before sealing existed, and re-seals under the first key when several are
+        configured (a key rotation); returns how many rows changed."""
+        box = sealing.box()
+        changed = 0
+        rows = await self.conn.execute(
+            select(endpoints.c.endpoint_id, endpoints.c.secret, endpoints.c.previous_secret)
+        )
+        for endpoint_id, secret, previous in rows.all():
+            new = {
+                column: box.reseal(value)
+                for column, value in (("secret", secret), ("previous_secret", previous))
+                if sealing.needs_sealing(value, box)
+            }
+            if new:
+                # Only if no one changed it meanwhile (another replica sealing, a rotation).
+                await self.conn.execute(
+                    update(endpoints)
+                    .where(endpoints.c.endpoint_id == endpoint_id, endpoints.c.secret == secret)
+                    .values(**new)
+                )
+                changed += 1
+        return changed
 
     async def delete_endpoint(self, endpoint_id: str) -> None:
         ids = select(deliveries.c.delivery_id).where(deliveries.c.endpoint_id == endpoint_id)

@@ -60,3 +60,11 @@ def test_carrier_secrets_from_configuration():
     assert "short" not in str(short.value).split(":", 1)[-1]  # the secret itself is never in the message
     with pytest.raises(ValueError, match="carrier=secret"):
         parse_carrier_secrets("dhl hub=" + SECRET)
+
+
+def test_a_rotation_signs_with_both_secrets_and_either_verifies():
+    header = signature_header(SECRET, NOW, BODY, OLD)
+    assert header.count("v1=") == 2
+    assert check([SECRET], header, BODY, NOW).verdict is Verdict.VALID  # a receiver already on the new one
+    assert check([OLD], header, BODY, NOW).verdict is Verdict.VALID  # one still on the old one
+    assert check(["whsec_someone_else_000"], header, BODY, NOW).verdict is Verdict.BAD_SIGNATURE

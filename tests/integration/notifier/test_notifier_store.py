@@ -13,14 +13,23 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
-from orderdesk import errors, events
+from orderdesk import errors, events, sealing
 from orderdesk.config import WebhookSettings
 from orderdesk.consumers import EventConsumer, Subscription
+from orderdesk.signatures import parse_header
 from orderdesk.v1 import events_pb2, orders_pb2, shipping_pb2
 from services.notifier import domain
 from services.notifier.delivery import Dispatcher, Target
 from services.notifier.service import NotifierService
-from services.notifier.store import DELIVERED, FAILED, PARKED, PENDING, Attempt, NotifierRepository
+from services.notifier.store import (
+    DELIVERED,
+    FAILED,
+    PARKED,
+    PENDING,
+    Attempt,
+    NotifierRepository,
+    endpoints,
+)
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "notifier" / "migrations"
 
@@ -437,7 +446,7 @@ class Receiver:
         status = self.script.pop(0) if self.script else 200
         self.statuses.append(status)
         if status == 200:
-            self.got.append({"body": json.loads(raw), "headers": dict(request.headers)})
+            self.got.append({"body": json.loads(raw), "headers": dict(request.headers), "raw": raw})
         return web.Response(status=status, text=f"answer {status}")
 
 
@@ -556,7 +565,7 @@ async def test_an_attempt_whose_round_failed_is_recorded_by_the_next(notifier, m
         await repo.take_on(await repo.endpoint(endpoint.endpoint_id), domain.matches)
         (head,) = await repo.heads(endpoint.endpoint_id, 10)
     dispatcher.in_flight[head["delivery_id"]] = endpoint.endpoint_id
-    target = Target(endpoint.endpoint_id, endpoint.url, "whsec_x")
+    target = Target(endpoint.endpoint_id, endpoint.url, ("whsec_x",))
     dispatcher.finished.append(
         (
             Attempt(head["delivery_id"], 1, 204, 1.0, "", "", DELIVERED, 1, None, at=dt.datetime.now(dt.UTC)),
@@ -630,3 +639,84 @@ async def test_a_partner_may_register_only_so_many_endpoints(make_database):
     first = (await service.endpoints("P-SHOP"))[0][0]
     await service.delete(first.endpoint_id, "P-SHOP")
     await service.create_endpoint("P-SHOP", "https://hooks.example.com/again", ["*"], "")
+
+
+# --- secrets sealed at rest, and a rotation's overlap --------------------------------------------
+async def stored_secrets(db, endpoint_id: str) -> tuple[str, str]:
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(endpoints.c.secret, endpoints.c.previous_secret).where(
+                    endpoints.c.endpoint_id == endpoint_id
+                )
+            )
+        ).one()
+    return row.secret, row.previous_secret
+
+
+async def test_a_secret_is_stored_sealed_and_a_rotation_signs_with_both_for_the_overlap(notifier):
+    db, _, consumer = notifier
+    service = NotifierService(db, allowed_networks=domain.LOOPBACK, secret_overlap=dt.timedelta(hours=1))
+    consumer = EventConsumer(db, None, Subscription("notifier-feed", "orderdesk.>", service.on_event))
+    held: dict = {}
+    receiver = Receiver(held)
+    runner, url = await serve(receiver)
+    dispatcher = Dispatcher(db, service, settings())
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        endpoint, held["secret"] = await service.create_endpoint("P-SHOP", url, ["order.*"], "")
+        stored, previous = await stored_secrets(db, endpoint.endpoint_id)
+        assert sealing.is_sealed(stored) and held["secret"] not in stored and previous == ""
+
+        old = held["secret"]
+        _, new = await service.rotate_secret(endpoint.endpoint_id, "P-SHOP")
+        stored, previous = await stored_secrets(db, endpoint.endpoint_id)
+        assert new not in stored and old not in previous and sealing.box().open(previous) == old
+        order_id = f"ORD-{uuid.uuid4().hex[:8]}"
+        await consumer.handle(Msg(order_event(order_id, "P-SHOP", "received", 1)))
+
+        async def delivered():
+            return len(receiver.got) == 1
+
+        await until(delivered)
+        # During the overlap a receiver still on the old secret and one already on the new both verify.
+        header, raw = receiver.got[0]["headers"][domain.SIGNATURE_HEADER], receiver.got[0]["raw"]
+        now = dt.datetime.now(dt.UTC).timestamp()
+        assert len(parse_header(header)[1]) == 2 and receiver.bad_signatures == 0
+        assert domain.verify(old, header, raw, now=now) and domain.verify(new, header, raw, now=now)
+
+        # Once the overlap is over only the new secret signs.
+        async with db.transaction() as tx:
+            await tx.conn.execute(
+                sa.update(endpoints)
+                .where(endpoints.c.endpoint_id == endpoint.endpoint_id)
+                .values(previous_secret_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+            )
+        held["secret"] = new
+        await consumer.handle(Msg(order_event(order_id, "P-SHOP", "confirmed", 2)))
+
+        async def both_delivered():
+            return len(receiver.got) == 2
+
+        await until(both_delivered)
+        header, raw = receiver.got[1]["headers"][domain.SIGNATURE_HEADER], receiver.got[1]["raw"]
+        now = dt.datetime.now(dt.UTC).timestamp()
+        assert len(parse_header(header)[1]) == 1 and receiver.bad_signatures == 0
+        assert domain.verify(new, header, raw, now=now) and not domain.verify(old, header, raw, now=now)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.cleanup()
+
+
+async def test_secrets_stored_plain_by_an_older_orderdesk_are_sealed_at_start(notifier):
+    db, service, _ = notifier
+    endpoint, secret = await service.create_endpoint("P-SHOP", "https://hooks.example.com/in", ["*"], "")
+    async with db.transaction() as tx:  # as an orderdesk before notifier 0007 stored it
+        await tx.conn.execute(
+            sa.update(endpoints).where(endpoints.c.endpoint_id == endpoint.endpoint_id).values(secret=secret)
+        )
+    assert await service.seal_stored_secrets() == 1
+    stored, _ = await stored_secrets(db, endpoint.endpoint_id)
+    assert sealing.is_sealed(stored) and sealing.box().open(stored) == secret
+    assert await service.seal_stored_secrets() == 0  # nothing left to seal
