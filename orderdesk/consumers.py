@@ -145,6 +145,16 @@ class EventConsumer:
             log.error("undecodable message on %s, dead-lettering", msg.subject)
             await self._dead_letter(msg, "undecodable")
             return
+        if events.misplaced(event, msg.subject):
+            log.error(
+                "%s refused %s on %s: not its subject, dead-lettering",
+                self.sub.durable,
+                event.type,
+                msg.subject,
+            )
+            metrics.EVENTS_MISPLACED.labels(self.sub.durable).inc()
+            await self._dead_letter(msg, f"misplaced: a {event.type} event on {msg.subject}")
+            return
         if self.sub.wants is not None and not self.sub.wants(event):
             await msg.ack()
             metrics.EVENTS_CONSUMED.labels(self.sub.durable, "ignored").inc()
@@ -197,6 +207,8 @@ class EventConsumer:
             decoded = [(msg, events_pb2.Event.FromString(msg.data)) for msg in messages]
         except Exception:
             return False  # one by one: the undecodable one is dead-lettered there
+        if any(events.misplaced(event, msg.subject) for msg, event in decoded):
+            return False  # one by one: the misplaced one is dead-lettered there
         outcomes: list[str] = []
         try:
             async with self.db.transaction() as tx:

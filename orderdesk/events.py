@@ -47,6 +47,13 @@ def subject(event: events_pb2.Event) -> str:
     return f"{SUBJECT_ROOT}.{event.aggregate_type}.{_token(key)}.{name}"
 
 
+def misplaced(event: events_pb2.Event, on_subject: str) -> bool:
+    """An event not on its own subject, or typed for another aggregate than it names: each subject tree
+    (`orderdesk.shipment.>`) is its one publisher's (NATS permissions), so a consumer trusts an event only
+    where that publisher alone could have put it."""
+    return event.type.split(".", 1)[0] != event.aggregate_type or subject(event) != on_subject
+
+
 def _token(value: str) -> str:
     # Subject tokens cannot hold '.', '*', '>' or white space; ids never should, but be safe.
     return "".join("_" if ch in ".*> \t" else ch for ch in value) or "_"

@@ -80,6 +80,11 @@ EVENTS_CONSUMED = Counter(
 DEAD_LETTERS = Counter(
     "orderdesk_dead_letters_total", "Events parked on the dead-letter stream", ["consumer"]
 )
+EVENTS_MISPLACED = Counter(
+    "orderdesk_events_misplaced_total",
+    "Events refused because their subject is not the one their type and aggregate belong on (dead-lettered)",
+    ["consumer"],
+)
 CONSUMER_PENDING = Gauge(
     "orderdesk_consumer_pending_events", "Events waiting for a consumer (lag)", ["consumer"]
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from orderdesk import events
+from orderdesk import events, metrics
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.outbox import OutboxRelay, outbox_table
 from orderdesk.v1 import events_pb2
@@ -153,3 +153,54 @@ async def test_group_commit_applies_a_batch_in_one_transaction_and_falls_back_on
     # 5 failed inside the second batch: nothing of that batch was kept, then each went alone (5 retried).
     assert sorted(v for v, _ in committed) == [1, 2, 3, 4, 5, 6]
     assert len({id(tx) for v, tx in committed if v >= 4}) == 3
+
+
+async def test_an_event_off_its_own_subject_is_dead_lettered_and_counted_not_handled(make_database, js):
+    """A `shipment.delivered` published under another service's subject tree (where NATS lets that service
+    publish) is refused: a consumer trusts an event only on the subject its one publisher owns."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    handled: list[str] = []
+
+    async def handler(tx, event):
+        handled.append(event.type)
+
+    durable = f"test-{uuid.uuid4().hex[:8]}"
+    consumer = EventConsumer(
+        db, js, Subscription(durable, f"orderdesk.*.{order_id}.>", handler, ack_wait=4.0)
+    )
+    await consumer.start()
+    forged = events.new_event(
+        "shipment.delivered",
+        aggregate_id="SHP-1",
+        version=1,
+        order_id=order_id,
+        shipment=events_pb2.ShipmentEvent(),
+    )
+    renamed = events_pb2.Event()  # typed as a shipment's event but naming the return aggregate
+    renamed.CopyFrom(forged)
+    renamed.event_id, renamed.aggregate_type = str(uuid.uuid4()), "return"
+    genuine = _event(order_id, 1)
+    await js.publish(f"orderdesk.return.{order_id}.delivered", forged.SerializeToString())  # not its subject
+    await js.publish(events.subject(renamed), renamed.SerializeToString())  # its subject, another aggregate
+    await js.publish(events.subject(genuine), genuine.SerializeToString())
+    misplaced = metrics.EVENTS_MISPLACED.labels(durable)
+    dlq = await js.subscribe(f"{events.DLQ_ROOT}.{durable}", deliver_policy="all")
+    task = asyncio.create_task(consumer.run())
+    try:
+        parked = [await dlq.next_msg(timeout=30), await dlq.next_msg(timeout=30)]
+        for _ in range(200):
+            if handled:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        consumer.stop()
+        task.cancel()
+        await js.delete_consumer(events.STREAM, durable)
+    assert handled == ["order.confirmed"]
+    assert {events_pb2.Event.FromString(m.data).event_id for m in parked} == {
+        forged.event_id,
+        renamed.event_id,
+    }
+    assert all(m.headers["Orderdesk-Error"].startswith("misplaced") for m in parked)
+    assert misplaced._value.get() == 2
