@@ -8,8 +8,8 @@ prometheus_client collectors, so it cannot drift from what /metrics serves.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
