@@ -15,6 +15,7 @@ import uuid
 
 from playwright.sync_api import expect
 
+from orderdesk.signatures import signature_header
 from tests.browser.desk import shot, sign_in, submit_order
 
 ADMIN_KEY = "demo-admin-key"
@@ -423,17 +424,64 @@ def test_desk_notes_internal_and_to_the_customer(page, suite):
     assert "buyer prefers calls after 3 pm" not in bodies
 
 
-def deliver(suite, order_id: str) -> None:
+def shipment_event(suite, sid: str, step: dict) -> None:
+    status, body, _ = gateway(suite, "POST", f"/v1/shipments/{sid}/events", step, key=OPERATOR_KEY)
+    assert status == 200, body
+
+
+def ship(suite, order_id: str) -> dict[str, str]:
+    """The warehouse picks, packs and hands every shipment to DHL: shipment id -> tracking number."""
+    parcels = {}
     for shipment in order_of(suite, order_id)["shipments"]:
-        sid = shipment["shipment_id"]
+        sid, tracking_number = shipment["shipment_id"], f"TRK{uuid.uuid4().hex[:8]}"
         for step in (
             {"type": "picked"},
             {"type": "packed"},
-            {"type": "shipped", "carrier": "DHL", "tracking_number": f"TRK{uuid.uuid4().hex[:8]}"},
-            {"type": "delivered"},
+            {"type": "shipped", "carrier": "DHL", "tracking_number": tracking_number},
         ):
-            status, body, _ = gateway(suite, "POST", f"/v1/shipments/{sid}/events", step, key=OPERATOR_KEY)
-            assert status == 200, body
+            shipment_event(suite, sid, step)
+        parcels[sid] = tracking_number
+    return parcels
+
+
+def deliver(suite, order_id: str) -> None:
+    for sid in ship(suite, order_id):
+        shipment_event(suite, sid, {"type": "delivered"})
+
+
+def test_a_carriers_tracking_event_shows_in_the_timeline(page, suite):
+    order_id = allocated_order(suite, ("BRK-001", 1, PRICE))["order_id"]
+    tracking_number = next(iter(ship(suite, order_id).values()))
+    occurred_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
+    event = {
+        "event_id": f"E-{uuid.uuid4().hex[:10]}",
+        "tracking_number": tracking_number,
+        "status": "InTransit",  # DHL's word for in_transit
+        "carrier_status": "IT",
+        "message": "sorted at the hub",
+        "location": "Leipzig",
+        "occurred_at": occurred_at.isoformat(),
+    }
+    body = {"events": [event]}
+    signed = signature_header(suite.carrier_secrets["dhl"], int(time.time()), json.dumps(body).encode())
+    status, answer, _ = gateway(
+        suite,
+        "POST",
+        "/v1/carriers/dhl/tracking",
+        body,
+        key=OPERATOR_KEY,
+        headers={"Orderdesk-Signature": signed},
+    )
+    assert status == 200, answer
+    assert [(r["outcome"], r["tracking_status"]) for r in answer["results"]] == [("applied", "in_transit")]
+    sign_in(page, "viewer")
+    open_order(page, order_id)
+    row = timeline(page).get_by_role("row").filter(has_text="Tracking: In transit")
+    expect(row).to_have_count(1)
+    expect(row.get_by_role("cell").nth(1)).to_have_text("carrier dhl")
+    expect(row).to_contain_text(f"(IT) — sorted at the hub · Leipzig · parcel {tracking_number}")
+    expect(row.locator("time")).to_have_attribute("datetime", occurred_at.isoformat())  # the carrier's time
+    shot(page, "order-detail-tracking")
 
 
 def test_a_return_is_authorised(page, suite):
