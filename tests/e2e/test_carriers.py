@@ -1,6 +1,7 @@
 """Carriers heard directly, through every real process: a carrier's signed tracking events reach the
 shipment's timeline; a failed delivery attempt opens an exception; delivered completes the order with the
-carrier's time; an unsigned, stale or replayed request changes nothing."""
+carrier's time; an unsigned, stale or replayed request changes nothing; a key tied to a carrier posts only
+that carrier's events."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import uuid
 
 import pytest
 
+from devtools.http import client_session
 from orderdesk.signatures import signature_header
+from tests.e2e.conftest import Partner
 from tests.e2e.test_exceptions import allocated_order, shipments_of, step, wait_for
+from tests.e2e.test_review import cli
 
 pytestmark = pytest.mark.e2e
 
@@ -149,3 +153,41 @@ async def test_unsigned_stale_forged_or_replayed_requests_change_nothing(
     assert [e["type"] for e in order["exceptions"]] == ["delivery_failed"]  # one, not two
     [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
     assert [e["event_id"] for e in shipment["tracking"]] == [event["event_id"]]
+
+
+async def test_a_key_tied_to_a_carrier_posts_only_that_carriers_events(
+    stack, shop, warehouse_operator, admin, eventually
+):
+    name = f"ups-{uuid.uuid4().hex[:6]}"
+    made = cli(
+        stack,
+        "keys",
+        "create",
+        "--partner",
+        "P-3PL",
+        "--name",
+        name,
+        "--scopes",
+        "fulfillment",
+        "--carrier",
+        "ups",
+    )
+    assert made.returncode == 0, made.stderr
+    order_id, sid, tn = await shipped_with_dhl(shop, warehouse_operator, admin, eventually)
+    event = carrier_event(tn, "in_transit", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    async with client_session(total=30) as http:  # its own connections (the CLI ran meanwhile)
+        ups = Partner(http, stack.gateway_url, made.stdout.strip())
+        # Signed by DHL's secret, but the key is UPS's: refused, nothing read.
+        code, problem, _ = await post_tracking(ups, "dhl", *signed(stack.carrier_secrets["dhl"], [event]))
+        assert code == 403 and "ups" in problem["detail"], problem
+        [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
+        assert shipment["tracking"] == []
+        # UPS's own signed events are taken (as an aggregator it names the carrier moving the parcel).
+        code, answer, _ = await post_tracking(
+            ups, "ups", *signed(stack.carrier_secrets["ups"], [event | {"carrier": "DHL"}])
+        )
+        assert code == 200 and answer["results"][0]["outcome"] == "applied", answer
+    [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
+    assert [(e["event_id"], e["source"], e["carrier"]) for e in shipment["tracking"]] == [
+        (event["event_id"], "ups", "DHL")
+    ]
