@@ -192,7 +192,7 @@ def test_an_approval_accepts_the_earliest_date_proposal(page, suite):
     assert after["requested_delivery_date"] == earliest
 
 
-def test_the_promise_watchs_risk_shows_in_words(page, suite):
+def test_the_promise_watchs_risk_shows_in_words_and_in_the_at_risk_queue(page, suite):
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()  # held now, it cannot arrive by then
     held = new_order(suite, ("BRK-001", 1, "30.00"), requested_delivery_date=tomorrow)
     assert held["status"] == "on_hold", held
@@ -203,6 +203,18 @@ def test_the_promise_watchs_risk_shows_in_words(page, suite):
     expect(page.get_by_text("On hold too long to keep the promise")).to_be_visible()
     expect(page.get_by_role("button", name="Approve the order")).to_have_count(0)  # a viewer only reads
     shot(page, "order-detail-at-risk")
+    # The at-risk queue, from Today: narrowed to this risk and the order's PO number, it lists the order.
+    page.goto("/")
+    page.get_by_role("link", name="Orders at risk, most urgent first").click()
+    expect(page.get_by_label("At risk", exact=True)).to_have_value("any")
+    page.get_by_label("At risk", exact=True).select_option(label="On hold too long to keep the promise")
+    page.get_by_label("Partner reference (PO number)").fill(watched["external_ref"])
+    page.get_by_role("button", name="Search", exact=True).click()
+    queue = page.get_by_role("table", name="Orders at risk, most urgent first")
+    expect(queue.get_by_role("row")).to_have_count(2)  # the header and the order
+    expect(queue.get_by_role("rowheader")).to_have_text(held["order_id"])
+    expect(queue).to_contain_text("On hold too long to keep the promise")
+    shot(page, "search-at-risk")
 
 
 def test_a_rejection_needs_a_reason_beside_the_field_and_changes_nothing_without_one(page, suite):
