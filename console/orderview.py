@@ -102,6 +102,7 @@ class Kind(StrEnum):
     NOTE = "note"  # internal
     MESSAGE = "message"  # a note the customer sees
     WEBHOOK = "webhook"
+    TRACKING = "tracking"  # a carrier's event on one of the order's shipments (shipping's timeline)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ class Entry:
     at: dt.datetime
     kind: str  # a Kind; the orders service's own kinds pass through (an unknown one is shown as it is)
     who: actors.Who
-    item: Any = None  # orders_pb2.TimelineEntry, orders_pb2.ChangeEntry or notifier_pb2.Delivery
+    item: Any = None  # orders_pb2.TimelineEntry, orders_pb2.ChangeEntry, notifier_pb2.Delivery or
+    # shipping_pb2.TrackingEntry
     details: list[tuple[str, str]] = field(default_factory=list)  # a resolution's details, sorted
     kinds: list[str] = field(default_factory=list)  # a change request's kinds (ship_to, quantity, ...)
 
@@ -120,10 +122,14 @@ def _at(stamp) -> dt.datetime:
     return stamp.ToDatetime(tzinfo=dt.UTC)
 
 
-def timeline(order: orders_pb2.Order, recorded: orders_pb2.OrderTimeline, deliveries=()) -> list[Entry]:
+def timeline(
+    order: orders_pb2.Order, recorded: orders_pb2.OrderTimeline, deliveries=(), shipments=()
+) -> list[Entry]:
     """The orders service's timeline (status history, change requests field by field, exceptions and their
-    resolutions, desk notes; oldest first) with the webhooks sent about the order merged in by time; ties
-    keep the service's order, webhooks after. A change carries its kinds (from the order's change log)."""
+    resolutions, desk notes; oldest first) with the webhooks sent about the order and its shipments' carrier
+    events (shipping's tracking timeline, at the carrier's time, by the carrier) merged in by time; ties keep
+    the service's order, then webhooks, then tracking. A change carries its kinds (from the order's change
+    log)."""
     kinds = {c.version: list(c.kinds) for c in order.changes}
     entries = [
         Entry(
@@ -138,6 +144,11 @@ def timeline(order: orders_pb2.Order, recorded: orders_pb2.OrderTimeline, delive
     ]
     entries += [
         Entry(_at(d.created_at), Kind.WEBHOOK, actors.Who("system", actors.SYSTEM), d) for d in deliveries
+    ]
+    entries += [
+        Entry(_at(t.occurred_at), Kind.TRACKING, actors.Who("carrier", t.carrier or t.source), t)
+        for shipment in shipments
+        for t in shipment.tracking
     ]
     return sorted(entries, key=lambda entry: entry.at)  # stable
 

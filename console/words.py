@@ -81,6 +81,22 @@ SHIPMENT_STATUSES = {
     "cancelled": N_("Cancelled"),
 }
 
+TRACKING_STATUSES = {  # a carrier's word, normalised (services/shipping/tracking.py)
+    "label_created": N_("Label created"),
+    "picked_up": N_("Picked up by the carrier"),
+    "in_transit": N_("In transit"),
+    "delayed": N_("Delayed"),
+    "out_for_delivery": N_("Out for delivery"),
+    "available_for_pickup": N_("Available for pickup"),
+    "delivery_attempted": N_("Delivery attempted"),
+    "delivered": N_("Delivered"),
+    "exception": N_("Carrier exception"),
+    "returning_to_sender": N_("Returning to the sender"),
+    "returned": N_("Returned to the sender"),
+    "cancelled": N_("Cancelled"),
+    "unknown": N_("Unknown status"),
+}
+
 RETURN_STATUSES = {
     "authorized": N_("Authorised"),
     "received": N_("Received"),
@@ -236,14 +252,16 @@ def field_label(path: str) -> str:
 
 def register(environment) -> None:
     """Template helpers, as functions and filters: status, hold_reason, proposal, channel, shipment_status,
-    return_status, exception_type, exception_status, resolution, end_customer_status, tier, customer_state,
-    cancel_reason, cycle_stage, delivery_status, change_kind, field_label, risk, role, permission."""
+    tracking_status, return_status, exception_type, exception_status, resolution, end_customer_status, tier,
+    customer_state, cancel_reason, cycle_stage, delivery_status, change_kind, field_label, risk, role,
+    permission."""
     helpers = {
         "status": lambda code: label(STATUSES, code),
         "hold_reason": lambda code: label(HOLD_REASONS, code),
         "proposal": lambda kind: label(PROPOSALS, kind),
         "channel": lambda code: label(CHANNELS, code),
         "shipment_status": lambda code: label(SHIPMENT_STATUSES, code),
+        "tracking_status": lambda code: label(TRACKING_STATUSES, code),
         "return_status": lambda code: label(RETURN_STATUSES, code),
         "exception_type": lambda code: label(EXCEPTION_TYPES, code),
         "exception_status": lambda code: label(EXCEPTION_STATUSES, code),

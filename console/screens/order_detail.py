@@ -23,7 +23,7 @@ from console.web import Desk, FormErrors, requires
 from orderdesk import roles
 from orderdesk.parsing import whole_number
 from orderdesk.roles import Permission
-from orderdesk.v1 import common_pb2, intake_pb2, notifier_pb2, orders_pb2, returns_pb2
+from orderdesk.v1 import common_pb2, intake_pb2, notifier_pb2, orders_pb2, returns_pb2, shipping_pb2
 
 router = APIRouter()
 WEBHOOKS_SHOWN = 200  # the most ListOrderDeliveries answers
@@ -99,6 +99,19 @@ async def returns_of(request: Request, order: orders_pb2.Order) -> list[returns_
     return list(answer.items)
 
 
+async def shipments_of(request: Request, order: orders_pb2.Order) -> list[shipping_pb2.Shipment]:
+    """The order's shipments as shipping keeps them, each with its carrier's tracking timeline (none asked
+    for an order with no shipment yet)."""
+    if not order.shipments:
+        return []
+    answer = await web.call(
+        request,
+        web.services(request).shipping.ListShipments,
+        shipping_pb2.ListShipmentsRequest(order_id=order.order_id),
+    )
+    return list(answer.items)
+
+
 async def webhooks_of(request: Request, order: orders_pb2.Order) -> tuple[list, dict[str, str]]:
     """The webhooks sent about the order (the oldest WEBHOOKS_SHOWN), and the URL of each endpoint."""
     notifier = web.services(request).notifier
@@ -138,8 +151,8 @@ async def show(
     timeline_call = web.call(
         request, web.services(request).orders.GetOrderTimeline, orders_pb2.GetOrderRequest(order_id=order_id)
     )
-    recorded, (deliveries, endpoints), returns = await asyncio.gather(
-        timeline_call, webhooks_of(request, order), returns_of(request, order)
+    recorded, (deliveries, endpoints), returns, shipments = await asyncio.gather(
+        timeline_call, webhooks_of(request, order), returns_of(request, order), shipments_of(request, order)
     )
     possible = orderview.actions(order)
     allowed = {a for a in possible if desk.may(PERMISSIONS[a])}
@@ -165,7 +178,7 @@ async def show(
             "resolutions": {e.exception_id: orderview.resolutions(e) for e in order.exceptions},
             "returnable": orderview.returnable(order),
             "at_risk": orderview.at_risk(order),
-            "timeline": orderview.timeline(order, recorded, deliveries=deliveries),
+            "timeline": orderview.timeline(order, recorded, deliveries=deliveries, shipments=shipments),
             "endpoints": endpoints,
             "errors": errors or FormErrors(),
             "values": values or {},

@@ -1,6 +1,8 @@
 """Order search: by order id, the partner's reference (PO number), customer, SKU, status, channel, partner and
 the date received; a GET form (the search is in the address: bookmark it, send it, reload it), results paged
-by the orders service's cursor (keyset: a page stays the same while orders arrive).
+by the orders service's cursor (keyset: a page stays the same while orders arrive). The at-risk queue is a
+search too (`/search?risk=any`, or one risk's code): the orders the promise watch sees at risk, most urgent
+first (the orders service's order), each with its risks.
 
 The orders service checks the search (ListOrders: the one rule); what it refuses is shown beside the field,
 in the person's language. An order id looks that one order up (the other fields are not used then). A
@@ -32,6 +34,8 @@ DATE = N_("Enter a date as YYYY-MM-DD, for example 2026-11-01.")
 EMPTY_PERIOD = N_("The end date cannot be before the start date.")
 TEXT = N_("Use at most 128 letters, digits and signs.")
 STATUS = N_("Choose a status from the list.")
+RISK = N_("Choose a risk from the list.")
+ANY_RISK = "any"  # the at-risk queue, whatever the risk
 ORDER_ID = N_("This is not an order id.")
 STALE_PAGE = N_("This page of results is no longer available. Search again.")
 NOT_FOUND = N_("No order has the id %(order_id)s.")
@@ -43,6 +47,7 @@ MESSAGES = {
     ("created_to", ""): DATE,
     ("created_to", "empty_period"): EMPTY_PERIOD,
     ("status", ""): STATUS,
+    ("risk", ""): RISK,
     ("order_id", ""): ORDER_ID,
 }
 
@@ -60,6 +65,7 @@ class Search:
     partner: str = ""
     created_from: str = ""
     created_to: str = ""
+    risk: str = ""  # "any": the at-risk queue; a risk's code: only that risk
 
     @classmethod
     def of(cls, query) -> Search:
@@ -88,6 +94,8 @@ class Search:
             created_to=self.created_to,
             limit=PAGE_SIZE,
             cursor=cursor,
+            at_risk=bool(self.risk),
+            risk="" if self.risk == ANY_RISK else self.risk,
         )
 
 
@@ -122,6 +130,7 @@ class Found:
     currency: str
     total: str
     received_at: dt.datetime | None
+    risks: tuple[str, ...] = ()  # the promise watch's risk codes
 
     @classmethod
     def of(cls, order: orders_pb2.Order) -> Found:
@@ -136,6 +145,7 @@ class Found:
             currency=order.currency,
             total=order.total_amount,
             received_at=order.history[0].at.ToDatetime(tzinfo=dt.UTC) if order.history else None,
+            risks=tuple(r.code for r in order.risks),
         )
 
 
@@ -225,6 +235,8 @@ async def search(request: Request, cursor: str = "", desk: Desk = requires(Permi
             "next_address": asked.address(next_cursor) if next_cursor else "",
             "status_options": [(code, words.label(words.STATUSES, code)) for code in words.STATUSES],
             "channel_options": [(code, words.label(words.CHANNELS, code)) for code in words.CHANNELS],
+            "risk_options": [(code, words.label(words.RISKS, code)) for code in words.RISKS],
+            "any_risk": ANY_RISK,
             "not_found": NOT_FOUND if asked.order_id and not results and not found else "",
         },
         status=422 if found else 200,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from orderdesk import clock
+from orderdesk import actors, clock
 from orderdesk.errors import require
 from orderdesk.v1 import common_pb2, shipping_pb2, shipping_pb2_grpc
 from services.shipping.proto import shipment_to_proto
@@ -76,7 +76,7 @@ class ShippingApi(shipping_pb2_grpc.ShippingServiceServicer):
         received_at = clock.now()
         reported = [reported_from_proto(request.source, e, received_at) for e in request.events]
         results = await self.service.record_carrier_events(
-            reported, actor=request.actor or f"carrier:{request.source}", warehouse=request.warehouse
+            reported, actor=request.actor or actors.carrier(request.source), warehouse=request.warehouse
         )
         return shipping_pb2.CarrierEventsResponse(
             results=[

@@ -15,6 +15,7 @@ import uuid
 
 from playwright.sync_api import expect
 
+from orderdesk.signatures import signature_header
 from tests.browser.desk import shot, sign_in, submit_order
 
 ADMIN_KEY = "demo-admin-key"
@@ -191,7 +192,7 @@ def test_an_approval_accepts_the_earliest_date_proposal(page, suite):
     assert after["requested_delivery_date"] == earliest
 
 
-def test_the_promise_watchs_risk_shows_in_words(page, suite):
+def test_the_promise_watchs_risk_shows_in_words_and_in_the_at_risk_queue(page, suite):
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()  # held now, it cannot arrive by then
     held = new_order(suite, ("BRK-001", 1, "30.00"), requested_delivery_date=tomorrow)
     assert held["status"] == "on_hold", held
@@ -202,6 +203,18 @@ def test_the_promise_watchs_risk_shows_in_words(page, suite):
     expect(page.get_by_text("On hold too long to keep the promise")).to_be_visible()
     expect(page.get_by_role("button", name="Approve the order")).to_have_count(0)  # a viewer only reads
     shot(page, "order-detail-at-risk")
+    # The at-risk queue, from Today: narrowed to this risk and the order's PO number, it lists the order.
+    page.goto("/")
+    page.get_by_role("link", name="Orders at risk, most urgent first").click()
+    expect(page.get_by_label("At risk", exact=True)).to_have_value("any")
+    page.get_by_label("At risk", exact=True).select_option(label="On hold too long to keep the promise")
+    page.get_by_label("Partner reference (PO number)").fill(watched["external_ref"])
+    page.get_by_role("button", name="Search", exact=True).click()
+    queue = page.get_by_role("table", name="Orders at risk, most urgent first")
+    expect(queue.get_by_role("row")).to_have_count(2)  # the header and the order
+    expect(queue.get_by_role("rowheader")).to_have_text(held["order_id"])
+    expect(queue).to_contain_text("On hold too long to keep the promise")
+    shot(page, "search-at-risk")
 
 
 def test_a_rejection_needs_a_reason_beside_the_field_and_changes_nothing_without_one(page, suite):
@@ -423,17 +436,64 @@ def test_desk_notes_internal_and_to_the_customer(page, suite):
     assert "buyer prefers calls after 3 pm" not in bodies
 
 
-def deliver(suite, order_id: str) -> None:
+def shipment_event(suite, sid: str, step: dict) -> None:
+    status, body, _ = gateway(suite, "POST", f"/v1/shipments/{sid}/events", step, key=OPERATOR_KEY)
+    assert status == 200, body
+
+
+def ship(suite, order_id: str) -> dict[str, str]:
+    """The warehouse picks, packs and hands every shipment to DHL: shipment id -> tracking number."""
+    parcels = {}
     for shipment in order_of(suite, order_id)["shipments"]:
-        sid = shipment["shipment_id"]
+        sid, tracking_number = shipment["shipment_id"], f"TRK{uuid.uuid4().hex[:8]}"
         for step in (
             {"type": "picked"},
             {"type": "packed"},
-            {"type": "shipped", "carrier": "DHL", "tracking_number": f"TRK{uuid.uuid4().hex[:8]}"},
-            {"type": "delivered"},
+            {"type": "shipped", "carrier": "DHL", "tracking_number": tracking_number},
         ):
-            status, body, _ = gateway(suite, "POST", f"/v1/shipments/{sid}/events", step, key=OPERATOR_KEY)
-            assert status == 200, body
+            shipment_event(suite, sid, step)
+        parcels[sid] = tracking_number
+    return parcels
+
+
+def deliver(suite, order_id: str) -> None:
+    for sid in ship(suite, order_id):
+        shipment_event(suite, sid, {"type": "delivered"})
+
+
+def test_a_carriers_tracking_event_shows_in_the_timeline(page, suite):
+    order_id = allocated_order(suite, ("BRK-001", 1, PRICE))["order_id"]
+    tracking_number = next(iter(ship(suite, order_id).values()))
+    occurred_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
+    event = {
+        "event_id": f"E-{uuid.uuid4().hex[:10]}",
+        "tracking_number": tracking_number,
+        "status": "InTransit",  # DHL's word for in_transit
+        "carrier_status": "IT",
+        "message": "sorted at the hub",
+        "location": "Leipzig",
+        "occurred_at": occurred_at.isoformat(),
+    }
+    body = {"events": [event]}
+    signed = signature_header(suite.carrier_secrets["dhl"], int(time.time()), json.dumps(body).encode())
+    status, answer, _ = gateway(
+        suite,
+        "POST",
+        "/v1/carriers/dhl/tracking",
+        body,
+        key=OPERATOR_KEY,
+        headers={"Orderdesk-Signature": signed},
+    )
+    assert status == 200, answer
+    assert [(r["outcome"], r["tracking_status"]) for r in answer["results"]] == [("applied", "in_transit")]
+    sign_in(page, "viewer")
+    open_order(page, order_id)
+    row = timeline(page).get_by_role("row").filter(has_text="Tracking: In transit")
+    expect(row).to_have_count(1)
+    expect(row.get_by_role("cell").nth(1)).to_have_text("carrier dhl")
+    expect(row).to_contain_text(f"(IT) — sorted at the hub · Leipzig · parcel {tracking_number}")
+    expect(row.locator("time")).to_have_attribute("datetime", occurred_at.isoformat())  # the carrier's time
+    shot(page, "order-detail-tracking")
 
 
 def test_a_return_is_authorised(page, suite):

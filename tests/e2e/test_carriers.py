@@ -1,6 +1,7 @@
 """Carriers heard directly, through every real process: a carrier's signed tracking events reach the
 shipment's timeline; a failed delivery attempt opens an exception; delivered completes the order with the
-carrier's time; an unsigned, stale or replayed request changes nothing."""
+carrier's time; an unsigned, stale or replayed request changes nothing; a key tied to a carrier posts only
+that carrier's events, one tied to a warehouse sees and moves only that warehouse's shipments."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import uuid
 
 import pytest
 
+from devtools.http import client_session
 from orderdesk.signatures import signature_header
+from tests.e2e.conftest import Partner
 from tests.e2e.test_exceptions import allocated_order, shipments_of, step, wait_for
+from tests.e2e.test_review import cli
 
 pytestmark = pytest.mark.e2e
 
@@ -79,6 +83,11 @@ async def test_a_failed_attempt_opens_an_exception_and_delivered_completes_the_o
     [exception] = [e for e in order["exceptions"] if e["status"] == "open"]
     assert exception["type"] == "delivery_failed" and exception["shipment_id"] == sid
     assert exception["cause"] == "nobody home" and exception["source"] == "shipping"
+    # The promise watch hears the carrier too: a risk to the date, naming the shipment.
+    order = await wait_for(shop, order_id, eventually, lambda o: o["risks"])
+    [risk] = order["risks"]
+    assert (risk["code"], risk["shipment_id"]) == ("carrier_problem", sid), risk
+    assert "delivery attempted" in risk["evidence"], risk
 
     [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
     assert [(e["status"], e["carrier_status"]) for e in shipment["tracking"]] == [
@@ -96,6 +105,7 @@ async def test_a_failed_attempt_opens_an_exception_and_delivered_completes_the_o
     assert code == 200 and answer["results"][0]["outcome"] == "applied", answer
     assert answer["results"][0]["status"] == "delivered"
     order = await wait_for(shop, order_id, eventually, lambda o: o["status"] == "completed")
+    assert order["risks"] == [], order  # delivered: the watch sees nothing left to endanger
     completed = next(h for h in order["history"] if h["status"] == "completed")
     assert (
         dt.datetime.fromisoformat(completed["at"].replace("Z", "+00:00")) == delivered_at
@@ -149,3 +159,45 @@ async def test_unsigned_stale_forged_or_replayed_requests_change_nothing(
     assert [e["type"] for e in order["exceptions"]] == ["delivery_failed"]  # one, not two
     [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
     assert [e["event_id"] for e in shipment["tracking"]] == [event["event_id"]]
+
+
+def tied_key(stack, tie: str, value: str) -> str:
+    """A new fulfillment key of the warehouse operator, tied to one carrier or warehouse (the CLI)."""
+    name = f"{value.lower()}-{uuid.uuid4().hex[:6]}"
+    made = cli(
+        stack, "keys", "create", "--partner", "P-3PL", "--name", name, "--scopes", "fulfillment", tie, value
+    )
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
+async def test_keys_tied_to_a_carrier_or_a_warehouse_reach_only_theirs(
+    stack, shop, warehouse_operator, admin, eventually
+):
+    ups_key, chicago_key = tied_key(stack, "--carrier", "ups"), tied_key(stack, "--warehouse", "WH-CHI")
+    order_id, sid, tn = await shipped_with_dhl(shop, warehouse_operator, admin, eventually)  # from WH-HAM
+    event = carrier_event(tn, "in_transit", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    async with client_session(total=30) as http:  # its own connections (the CLI ran meanwhile)
+        ups = Partner(http, stack.gateway_url, ups_key)
+        # Signed by DHL's secret, but the key is UPS's: refused, nothing read.
+        code, problem, _ = await post_tracking(ups, "dhl", *signed(stack.carrier_secrets["dhl"], [event]))
+        assert code == 403 and "ups" in problem["detail"], problem
+        [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
+        assert shipment["tracking"] == []
+        # UPS's own signed events are taken (as an aggregator it names the carrier moving the parcel).
+        code, answer, _ = await post_tracking(
+            ups, "ups", *signed(stack.carrier_secrets["ups"], [event | {"carrier": "DHL"}])
+        )
+        assert code == 200 and answer["results"][0]["outcome"] == "applied", answer
+
+        # A 3PL key of Chicago neither sees nor moves Hamburg's shipment.
+        chicago = Partner(http, stack.gateway_url, chicago_key)
+        code, page, _ = await chicago.get(f"/v1/shipments?order_id={order_id}")
+        assert code == 200 and page["items"] == [], page
+        code, problem, _ = await chicago.post(f"/v1/shipments/{sid}/events", json={"type": "delivered"})
+        assert code == 404, problem
+    [shipment] = await shipments_of(warehouse_operator, order_id, eventually)
+    assert shipment["status"] == "shipped"
+    assert [(e["event_id"], e["source"], e["carrier"]) for e in shipment["tracking"]] == [
+        (event["event_id"], "ups", "DHL")
+    ]

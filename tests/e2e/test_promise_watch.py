@@ -1,7 +1,7 @@
 """The promise watch through every real process: a backorder whose production run is rescheduled past the
-promise raises order.at_risk with the new date, which the partner's webhook receives and the at-risk queue
-lists; the run moved back clears it (order.back_on_track). A parcel in transit past the deliver-by shipping
-computed for it is at risk (transit_overdue) until it is delivered."""
+promise raises order.at_risk with the new date, which the partner's webhook and feed receive and the at-risk
+queue lists; the run moved back clears it (order.back_on_track, on both too). A parcel in transit past the
+deliver-by shipping computed for it is at risk (transit_overdue) until it is delivered."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e import test_lifecycle as lifecycle
 from tests.e2e.test_supply import add_product, new_sku, submit, wait_status
-from tests.e2e.test_webhooks import Receiver, register
+from tests.e2e.test_webhooks import Receiver, feed_of_order, register
 
 pytestmark = pytest.mark.e2e
 
@@ -82,6 +82,9 @@ async def test_a_production_run_moved_past_the_promise_raises_at_risk_and_moved_
     assert body["expected_date"] == risk["expected_date"] and body["risk"]["code"] == "supply_late", body
     assert body["risk"]["evidence"] and body["data"]["risks"][0]["code"] == "supply_late"
     assert hook["name"] not in receiver.bad_signatures  # the receiver verified every signature
+    # The partner's feed carries the same event.
+    [fed] = await feed_of_order(shop, order_id, "order.at_risk", eventually, prefix="order.at_risk")
+    assert fed["expected_date"] == risk["expected_date"] and fed["risk"]["code"] == "supply_late", fed
 
     # The desk's at-risk queue (and the partner's own view of it).
     code, page, _ = await shop.get("/v1/orders?at_risk=true&risk=supply_late&limit=500")
@@ -104,6 +107,10 @@ async def test_a_production_run_moved_past_the_promise_raises_at_risk_and_moved_
     [cleared] = await eventually(arrived("order.back_on_track"), timeout=60)
     assert cleared["body"]["risk"]["code"] == "supply_late"
     assert len(received("order.at_risk")) == 1  # told once
+    [fed] = await feed_of_order(
+        shop, order_id, "order.back_on_track", eventually, prefix="order.back_on_track"
+    )
+    assert fed["risk"]["code"] == "supply_late", fed
     code, page, _ = await shop.get("/v1/orders?at_risk=true&limit=500")
     assert order_id not in [o["order_id"] for o in page["items"]]
 

@@ -1,5 +1,6 @@
 """Supply through every real process: backorders filled by a receipt in priority order, a
-make-to-order product scheduled with its production date and completed, available to promise."""
+make-to-order product scheduled with its production date and completed (at once, or in part), available
+to promise."""
 
 from __future__ import annotations
 
@@ -156,6 +157,34 @@ async def test_a_make_to_order_product_is_scheduled_with_its_production_date_the
     ]
     status, body, _ = await admin.post("/v1/admin/production/PRD-unknown/complete")
     assert status == 404, body
+
+
+async def test_a_run_completed_in_part_fills_the_first_order_and_keeps_the_rest_open(shop, admin, eventually):
+    sku = new_sku("MTO")
+    await add_product(admin, sku, make_to_order=True, lead_time_days=10)
+    first = await submit(shop, sku, 4)
+    await wait_status(shop, first, "scheduled", eventually)
+    second = await submit(shop, sku, 2)
+    await wait_status(shop, second, "scheduled", eventually)
+    status, runs, _ = await admin.get(f"/v1/admin/production?sku={sku}&status=open")
+    assert status == 200 and [r["quantity"] for r in runs["items"]] == [6], runs  # one run for the day
+    path = f"/v1/admin/production/{runs['items'][0]['production_id']}/complete"
+
+    status, problem, _ = await admin.post(path, json={"quantity": 4})  # a part needs its reference
+    assert status == 422 and problem["errors"][0]["field"] == "reference", problem
+    status, rest, _ = await admin.post(path, json={"quantity": 4, "reference": "batch-1"})
+    assert status == 200 and (rest["status"], rest["quantity"]) == ("open", 2), rest
+    await wait_status(shop, first, "allocated", eventually)  # first come, first filled
+    status, again, _ = await admin.post(path, json={"quantity": 4, "reference": "batch-1"})
+    assert status == 200 and again["quantity"] == 2, again  # the same part again receives nothing
+    status, level, _ = await admin.get(f"/v1/inventory/{sku}")
+    assert status == 200 and [w["on_hand"] for w in level["warehouses"]] == [4], level
+    status, order, _ = await shop.get(f"/v1/orders/{second}")
+    assert status == 200 and order["status"] == "scheduled", order
+
+    status, done, _ = await admin.post(path)  # the rest
+    assert status == 200 and done["status"] == "completed", done
+    await wait_status(shop, second, "allocated", eventually)
 
 
 async def test_available_to_promise_answers_partners_with_the_orders_scope(

@@ -15,3 +15,7 @@ def test_older_records_name_a_partner_and_empty_is_the_system():
     assert actors.parse("P-SHOP") == actors.Who("partner", "P-SHOP", partner_id="P-SHOP")
     assert actors.parse("").kind == "system"
     assert actors.parse("system").kind == "system"
+
+
+def test_a_carrier_reads_back_as_a_carrier():
+    assert actors.parse(actors.carrier("dhl")) == actors.Who("carrier", "dhl")

@@ -179,3 +179,30 @@ async def test_priorities_age_and_an_order_changed_meanwhile_stays_due(make_data
     async with db.read() as conn:
         row = (await conn.execute(orders.select().where(orders.c.order_id == "ORD-P1"))).mappings().one()
     assert row["watch_at"] is None
+
+
+async def test_an_order_not_allocated_in_time_is_at_risk_until_it_is(make_database):
+    db = await make_database(MIGRATIONS)
+    clock = Clock(T0)
+    service = OrdersService(db, clock)
+    watch = Watch(db, clock=clock)
+    await service.create(request("ORD-A"))  # promised the 20th, waiting for stock
+    assert await watch.pass_once() == 1 and await events_of(db, "ORD-A") == []
+
+    # Saturday the 19th, still not allocated: released now it cannot arrive by the 20th.
+    clock.now = dt.datetime(2026, 12, 19, 9, 0, tzinfo=dt.UTC)
+    assert await watch.pass_once() == 1
+    [raised] = await events_of(db, "ORD-A")
+    assert raised.order.risk.code == "not_allocatable_in_time"
+    assert raised.order.expected_date > "2026-12-20" and raised.order.risk.slip_days > 0
+    assert "not allocated on 2026-12-19" in raised.order.risk.evidence
+
+    # The stock comes: allocated, back on track.
+    async with db.transaction() as tx:
+        repo = tx.repo(OrderRepository)
+        order = await repo.get("ORD-A")
+        order.apply_reservation(clock(), [Allocation("A", "W1", 2)], {})
+        await repo.save(order)
+    assert await watch.pass_once() == 1
+    assert [e.type for e in await events_of(db, "ORD-A")] == ["order.at_risk", "order.back_on_track"]
+    assert (await service.get("ORD-A", "")).risks == []

@@ -1,8 +1,9 @@
 """The promise watch's warehouse and transit risks on real databases (SQLite and PostgreSQL): shipping
 computes a shipment's pick-by and deliver-by from the warehouse's calendar and the lane, its events carry
 them, orders' consumer keeps them and the watch, on a clock the test moves, raises not_picked_by_cutoff
-once the cut-off passed with the shipment still in the warehouse and transit_overdue once a parcel is on
-its way past its deliver-by, and clears them when it is picked and shipped, and delivered."""
+once the cut-off passed with the shipment still in the warehouse, transit_overdue once a parcel is on
+its way past its deliver-by and carrier_silent once its carrier has said nothing for too long, and clears
+them when it is picked and shipped, delivered, or the carrier speaks."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from services.orders.watch import Watch
 from services.shipping.consumers import subscriptions as shipping_subscriptions
 from services.shipping.service import ShippingService
 from services.shipping.store import ShipmentRepository
+from services.shipping.tracking import Reported, TrackingEntry, TrackingStatus
 from tests.integration.orders.test_store import MIGRATIONS as ORDERS
 from tests.integration.orders.test_watch import Clock, events_of
 from tests.integration.shipping.test_shipping_revisions import DEMO_WAREHOUSES
@@ -201,3 +203,36 @@ async def test_orders_raise_transit_overdue_past_deliver_by_and_clear_it_on_deli
     assert [e.type for e in await events_of(office.orders.db, ORDER_ID)] == ["order.at_risk"]
     clock.advance(days=10)
     assert await watch.pass_once() == 0
+
+
+async def test_a_parcel_the_carrier_goes_quiet_about_is_carrier_silent_until_it_speaks(make_database):
+    office, watch, clock = await desk(make_database)
+    await office.allocate()
+    await office.step("picked")
+    await office.step("shipped", carrier="DHL", tracking_number="DHL-1")  # Thursday the 10th, 09:00
+    await watch.pass_once()
+    assert await risks(office.orders) == []
+
+    # 48 hours without a word from the carrier (the default silence): a risk from that moment, not before.
+    clock.now = ALLOCATED_AT + dt.timedelta(hours=48, minutes=-1)
+    await watch.pass_once()
+    assert await risks(office.orders) == []
+    clock.now = ALLOCATED_AT + dt.timedelta(hours=48)
+    assert await watch.pass_once() == 1
+    assert [code for code, _, _ in await risks(office.orders)] == ["carrier_silent"]
+    [raised] = await events_of(office.orders.db, ORDER_ID)
+    assert raised.order.risk.shipment_id == SHIPMENT_ID
+    assert "no carrier event for shipment" in raised.order.risk.evidence
+
+    # The carrier speaks (its tracking event, through shipping's events): back on track.
+    clock.advance(hours=1)
+    heard = TrackingEntry("dhl", "E-1", TrackingStatus.IN_TRANSIT, clock.now, tracking_number="DHL-1")
+    [(_, outcome, _)] = await office.shipping.record_carrier_events([Reported(heard)], actor="carrier:dhl")
+    assert outcome.value == "applied"
+    await office.relay()
+    await watch.pass_once()
+    assert await risks(office.orders) == []
+    assert [e.type for e in await events_of(office.orders.db, ORDER_ID)] == [
+        "order.at_risk",
+        "order.back_on_track",
+    ]

@@ -1,5 +1,6 @@
 """The order page's rules: the actions an order's state allows (from the services' own tables), and the
-timeline that merges status history, change requests, exceptions, resolutions, notes and webhooks."""
+timeline that merges status history, change requests, exceptions, resolutions, notes, webhooks and the
+carriers' tracking events."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 
 from console import i18n, orderview, words
 from console.orderview import Action, Kind
-from orderdesk.v1 import notifier_pb2, orders_pb2
+from orderdesk import actors
+from orderdesk.v1 import notifier_pb2, orders_pb2, shipping_pb2
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -142,6 +144,38 @@ def test_the_timeline_merges_webhooks_into_the_services_entries_by_time_with_who
     assert [e.item.version for e in orderview.changes_since(placed, 2)] == [3]
     assert orderview.changes_since(placed, 2)[0].kinds == ["ship_to", "quantity"]
     assert orderview.changes_since(placed, 3) == []
+
+
+def test_the_carriers_events_join_the_timeline_at_the_carriers_time_by_the_carrier():
+    recorded = orders_pb2.OrderTimeline(
+        entries=[
+            orders_pb2.TimelineEntry(at=at(0), actor="system", kind="status", status="allocated"),
+            orders_pb2.TimelineEntry(at=at(40), actor="carrier:dhl", kind="status", status="completed"),
+        ]
+    )
+    attempted = shipping_pb2.TrackingEntry(
+        event_id="E2", source="aftership", carrier="dhl", status="delivery_attempted", occurred_at=at(20)
+    )
+    picked_up = shipping_pb2.TrackingEntry(event_id="E1", source="dhl", carrier="dhl", occurred_at=at(10))
+    delivered = shipping_pb2.TrackingEntry(
+        event_id="E3", source="ups", status="delivered", occurred_at=at(40)
+    )
+    shipments = [
+        shipping_pb2.Shipment(shipment_id="S1", tracking=[picked_up, attempted]),
+        shipping_pb2.Shipment(shipment_id="S2", tracking=[delivered]),
+        shipping_pb2.Shipment(shipment_id="S3"),  # not tracked yet
+    ]
+    entries = orderview.timeline(orders_pb2.Order(), recorded, shipments=shipments)
+    assert [(e.kind, e.at) for e in entries] == [
+        ("status", T0),
+        (Kind.TRACKING, T0 + dt.timedelta(minutes=10)),
+        (Kind.TRACKING, T0 + dt.timedelta(minutes=20)),
+        ("status", T0 + dt.timedelta(minutes=40)),  # a tie: the service's own entry first
+        (Kind.TRACKING, T0 + dt.timedelta(minutes=40)),
+    ]
+    assert [e.item.event_id for e in entries if e.kind == Kind.TRACKING] == ["E1", "E2", "E3"]
+    # Who: the carrier moving the parcel (an aggregator names it; else the sender is the carrier).
+    assert [e.who for e in entries[1:]] == [actors.Who("carrier", "dhl")] * 3 + [actors.Who("carrier", "ups")]
 
 
 def test_changed_fields_read_as_words():

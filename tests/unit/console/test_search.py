@@ -57,3 +57,13 @@ def test_a_stale_cursor_asks_to_search_again_and_an_unknown_field_is_said_above_
     assert search.form_errors(refusal(FieldViolation("cursor", "not a cursor"))).general == search.STALE_PAGE
     found = search.form_errors(refusal(FieldViolation("limit", "must be 1..500")))
     assert not found.fields and found.general == "invalid listing"
+
+
+def test_the_at_risk_queue_is_a_search_of_any_risk_or_one():
+    assert not search.Search.of({}).request("", "").at_risk
+    queue = search.Search.of({"risk": "any"}).request("", "")
+    assert (queue.at_risk, queue.risk) == (True, "")
+    one = search.Search.of({"risk": "supply_late", "sku": "BRK-001"}).request("", "")
+    assert (one.at_risk, one.risk, one.sku) == (True, "supply_late", "BRK-001")
+    found = search.form_errors(refusal(FieldViolation("risk", "one of not_allocatable_in_time, …")))
+    assert found.fields == {"risk": search.RISK}

@@ -9,6 +9,7 @@ from services.orders.domain import Status as OrderStatus
 from services.orders.exceptions import Action, ExceptionType
 from services.returns.domain import Status as ReturnStatus
 from services.shipping.domain import Status as ShipmentStatus
+from services.shipping.tracking import TrackingStatus
 
 
 def documented_hold_reasons() -> set[str]:
@@ -22,6 +23,7 @@ def test_every_code_has_words():
     assert set(words.HOLD_REASONS) == documented_hold_reasons()
     assert set(words.STATUSES) == {s.value for s in OrderStatus}
     assert set(words.SHIPMENT_STATUSES) == {s.value for s in ShipmentStatus}
+    assert set(words.TRACKING_STATUSES) == {s.value for s in TrackingStatus}
     assert set(words.RETURN_STATUSES) == {s.value for s in ReturnStatus}
     assert set(words.EXCEPTION_TYPES) == {t.value for t in ExceptionType}
     assert set(words.RESOLUTIONS) == {a.value for a in Action}

@@ -193,6 +193,7 @@ def test_the_dashboard_covers_what_operators_need():
         "orderdesk_outbox_oldest_pending_age_seconds",
         "orderdesk_events_consumed_total",
         "orderdesk_dead_letters_total",
+        "orderdesk_orders_at_risk",  # the promise watch's panel (issue 13)
     }
     assert needed - queried == set()
 
