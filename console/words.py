@@ -82,7 +82,10 @@ SHIPMENT_STATUSES = {
 }
 
 RETURN_STATUSES = {
+    "held": N_("Held for an approver"),
     "authorized": N_("Authorised"),
+    "refused": N_("Refused"),
+    "cancelled": N_("Cancelled"),
     "received": N_("Received"),
     "refunded": N_("Refunded"),
 }
