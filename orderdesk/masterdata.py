@@ -32,7 +32,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     # inventory for stock rows, shipping for delivery promises, intake for delivery-date checks
     "warehouses": ("inventory", "shipping", "intake"),
     # holidays and transit working days: wherever dates are computed with warehouses
-    "calendars": ("inventory", "shipping", "intake"),
+    "calendars": ("inventory", "shipping", "intake", "returns"),  # returns: return windows in working days
     "lanes": ("inventory", "shipping", "intake"),
     "partners": ("gateway",),
 }

@@ -32,7 +32,9 @@ class Permission(StrEnum):
     AUTHORISE_RETURNS = "authorise_returns"
     RECORD_RECEIPTS = "record_receipts"
     WRITE_NOTES = "write_notes"
-    DECIDE_HELD_ORDERS = "decide_held_orders"  # approve or reject, within the approval limit; held returns too
+    DECIDE_HELD_ORDERS = (
+        "decide_held_orders"  # approve or reject, within the approval limit; held returns too
+    )
     MANAGE_ACCOUNTS = "manage_accounts"
     MANAGE_API_KEYS = "manage_api_keys"
     IMPORT_MASTER_DATA = "import_master_data"

@@ -9,7 +9,8 @@ not returnable is *held* for the desk, whose approver authorises or refuses it w
 Windows: the product's own window (master data `return_window_days`) when it has one, else the
 customer tier's (ORDERDESK_RETURN_TIER_WINDOWS), else the default (ORDERDESK_RETURN_WINDOW_DAYS,
 30). They count from the delivery date: in working days when a calendar is given, in calendar days
-otherwise. The last day of the window still counts as inside.
+otherwise (working days: Monday to Friday less the holidays of the country the order was delivered to,
+when that country's calendar was imported). The last day of the window still counts as inside.
 
 Reasons decide who pays:
 
@@ -33,11 +34,11 @@ Inspection outcomes and the refund per unit:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from orderdesk.calendar import Calendar, add_working_days
+from orderdesk.calendar import COUNTRY, Calendar, Holiday, add_working_days
 
 CENTS = Decimal("0.01")
 
@@ -155,6 +156,13 @@ def settings_from_env(environ: Mapping[str, str]) -> PolicySettings:
 
 
 # --- the window ------------------------------------------------------------------------------------
+def country_calendar(holidays: Iterable[Holiday], country: str) -> Calendar | None:
+    """The working days of the country the goods were delivered to (Monday to Friday less its
+    holidays) when its calendar was imported; None: the window counts calendar days."""
+    days = frozenset(h.date for h in holidays if h.scope == COUNTRY and h.code.upper() == country.upper())
+    return Calendar(holidays=days) if days else None
+
+
 def window_end(delivered_on: dt.date, days: int, calendar: Calendar | None = None) -> dt.date:
     """The last day a return may be asked for without the desk."""
     if calendar is None:

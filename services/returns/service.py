@@ -16,6 +16,7 @@ import grpc
 from sqlalchemy.exc import IntegrityError
 
 from orderdesk import errors, idempotency, masterdata, metrics, rpc, usecase
+from orderdesk.calendar_store import CalendarRepository, import_calendar_kind
 from orderdesk.db import Database, utcnow
 from orderdesk.v1 import events_pb2, orders_pb2, returns_pb2
 from services.returns.domain import (
@@ -29,12 +30,12 @@ from services.returns.domain import (
     request_hash,
     summarise_order,
 )
-from services.returns.policy import PolicySettings
+from services.returns.policy import PolicySettings, country_calendar
 from services.returns.proto import return_to_proto
 from services.returns.store import IdempotencyClaim, PolicyRepository, ReturnRepository
 
 # The master data returns keeps for its policy (README "Return policy").
-RETURNS_KINDS = ("products", "customers")
+RETURNS_KINDS = ("products", "customers", "calendars")
 
 
 def count_change(ret: Return, change: Change) -> None:
@@ -103,6 +104,9 @@ class ReturnsService:
                     tier=await policies.tier(order.customer_id),
                     currency=order.currency,
                     delivered_on=delivered_on(order),
+                    calendar=country_calendar(
+                        await tx.repo(CalendarRepository).holidays(), order.ship_to.country
+                    ),
                 )
                 ret = Return.authorize(
                     rma_id=new_rma_id(),
@@ -167,7 +171,8 @@ class ReturnsService:
         return await self._change(rma_id, partner_id, lambda ret: ret.cancel(self.clock(), actor, reason))
 
     async def import_csv(self, kind: str, text: str) -> int:
-        """The policy's master data: products' returnable flag and window, customers' tiers."""
+        """The policy's master data: products' returnable flag and window, customers' tiers, the
+        countries' holidays (windows in working days)."""
         if kind not in RETURNS_KINDS:
             raise errors.InvalidArgument(
                 f"returns imports {', '.join(RETURNS_KINDS)}, not {kind!r}",
@@ -178,8 +183,10 @@ class ReturnsService:
             repo = tx.repo(PolicyRepository)
             if kind == "products":
                 await repo.upsert_products(records)
-            else:
+            elif kind == "customers":
                 await repo.upsert_customers(records)
+            else:
+                await import_calendar_kind(tx, kind, records)
         return len(records)
 
     async def _change(self, rma_id: str, partner_id: str, change: Callable[[Return], bool]) -> Return:

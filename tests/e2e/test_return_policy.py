@@ -1,8 +1,8 @@
-"""The return policy through every real process: a customer who comes back 45 days after delivery.
+"""The return policy through every real process: a customer who comes back 60 days after delivery.
 
-A suite of its own whose returns service's clock runs 45 days ahead of the others (ORDERDESK_CLOCK_AT on
-that process only), so an order delivered now is 45 days old when its return is asked for: outside the
-default 30-day window, inside a product's 60-day one. Held returns are decided by the desk's approver (the
+A suite of its own whose returns service's clock runs 60 days ahead of the others (ORDERDESK_CLOCK_AT on
+that process only), so an order delivered now is 60 days old when its return is asked for: outside the
+default window of 30 working days (France's calendar: the customer is in Lyon), inside a product's 60. Held returns are decided by the desk's approver (the
 admin key); partners see the statuses, the restocking fee and the refund; NATS carries every step.
 """
 
@@ -25,7 +25,7 @@ from tests.e2e.test_lifecycle import new_sku, order_body, ship_everything, submi
 
 pytestmark = pytest.mark.e2e
 
-LATER = dt.timedelta(days=45)
+LATER = dt.timedelta(days=60)
 PRODUCT_HEADER = (
     "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status,"
     "returnable,return_window_days\n"
@@ -34,7 +34,7 @@ PRODUCT_HEADER = (
 
 @dataclass
 class LaterReturns(Stack):
-    """The suite, but the returns service reads the clock 45 days later than everyone else."""
+    """The suite, but the returns service reads the clock 60 days later than everyone else."""
 
     returns_clock_at: str = ""
 
@@ -150,11 +150,12 @@ async def _ready(seen: list[str], wanted: list[str]):
 
 
 async def test_a_return_outside_its_window_is_held_and_authorised_by_an_approver(suite):
-    sku, order_id = await delivered_order(suite)  # the default 30-day window; 45 days have passed
+    sku, order_id = await delivered_order(suite)  # the default 30 working days; 60 days have passed
     async with Subjects(suite.nats_url, order_id) as events:
         rma = await ask(suite, order_id, sku, 2, reason="the casing cracked", reason_code="defective")
         assert rma["status"] == "held", rma
         assert [(r["code"], r["field"]) for r in rma["hold_reasons"]] == [("outside_window", "lines[0].sku")]
+        assert "30 working days" in rma["hold_reasons"][0]["message"], rma
         rma_id = rma["rma_id"]
 
         code, body, _ = await suite.operator.post(f"/v1/returns/{rma_id}/receive")

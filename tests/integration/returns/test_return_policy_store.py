@@ -116,6 +116,21 @@ async def test_the_tier_and_the_products_window_and_flag_decide(returns, orders)
     ]
 
 
+async def test_the_window_counts_working_days_where_the_countrys_calendar_was_imported(returns, orders):
+    calendars = "scope,code,date,name\ncountry,FR,2026-11-11,Armistice\n"
+    assert await returns.import_csv("calendars", calendars) == 1
+    # 40 calendar days before 2026-12-10 is 2026-10-31: 27 working days in France (less 11 November)
+    french = delivered(orders, days_ago=40)
+    orders.orders[french].ship_to.country = "FR"
+    held = await returns.create(asked(french, ("A", 1, "")))
+    assert held.status.value == "authorized", held.hold_reasons
+    american = delivered(orders, days_ago=40)
+    orders.orders[american].ship_to.country = "US"  # no calendar imported: 40 calendar days > 30
+    assert [r.code for r in (await returns.create(asked(american, ("A", 1, "")))).hold_reasons] == [
+        "outside_window"
+    ]
+
+
 async def test_a_refused_or_cancelled_rma_gives_its_units_back(returns, orders):
     order_id = delivered(orders, days_ago=40)
     held = await returns.create(asked(order_id, ("A", 4, "")))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderdesk.calendar import Calendar
+from orderdesk.calendar import Calendar, Holiday
 from orderdesk.errors import FailedPrecondition, InvalidArgument
 from services.returns import policy
 from services.returns.domain import (
@@ -63,6 +63,17 @@ def test_the_window_counts_working_days_where_a_calendar_exists():
     assert policy.window_end(friday, 3, Calendar()) == dt.date(2026, 12, 9)  # Mon, Tue, Wed
     with_holiday = Calendar(holidays=frozenset({dt.date(2026, 12, 8)}))
     assert policy.window_end(friday, 3, with_holiday) == dt.date(2026, 12, 10)
+
+
+def test_the_calendar_is_the_delivery_countrys_when_it_was_imported():
+    holidays = [
+        Holiday("country", "FR", dt.date(2026, 12, 25), "Noël"),
+        Holiday("country", "DE", dt.date(2026, 12, 24), "Heiligabend"),
+        Holiday("warehouse", "FR", dt.date(2026, 12, 1), "not a country"),
+    ]
+    assert policy.country_calendar(holidays, "fr") == Calendar(holidays=frozenset({dt.date(2026, 12, 25)}))
+    assert policy.country_calendar(holidays, "US") is None  # no calendar: calendar days
+    assert policy.country_calendar([], "FR") is None
 
 
 def test_a_return_on_the_last_day_of_its_window_goes_straight_through():

@@ -1,4 +1,5 @@
 """returns: the return policy: hold reasons, the desk's note, reason codes, outcomes, policy master data
+(products, customers' tiers, holidays)
 
 Revision ID: 0003
 """
@@ -6,6 +7,7 @@ Revision ID: 0003
 import sqlalchemy as sa
 from alembic import op
 
+from orderdesk.calendar_store import holidays_table
 from orderdesk.db import UtcDateTime
 
 revision = "0003"
@@ -37,9 +39,11 @@ def upgrade() -> None:
         sa.Column("tier", sa.String(16), nullable=False),
         sa.Column("updated_at", UtcDateTime, nullable=False),
     )
+    op.create_table(holidays_table.name, *[c._copy() for c in holidays_table.columns])
 
 
 def downgrade() -> None:
+    op.drop_table(holidays_table.name)
     op.drop_table("return_customers")
     op.drop_table("return_products")
     with op.batch_alter_table("return_lines") as batch:
