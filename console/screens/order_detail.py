@@ -557,14 +557,8 @@ async def decide_return(
         )
     returns = web.services(request).returns
     call = returns.AuthoriseReturn if decision == "authorise" else returns.RefuseReturn
-    message = returns_pb2.ReturnDecisionRequest(rma_id=rma_id, actor=desk.actor(note).id, reason=note)
-    try:
-        await web.call(request, call, message)
-    except web.ServiceRefusal as refusal:
-        return await refused_or_conflict(request, desk, order_id, refusal, form)
-    return web.see_other(
-        f"/orders/{order_id}?done=return_{'authorised' if decision == 'authorise' else 'refused'}"
-    )
+    done = "return_authorised" if decision == "authorise" else "return_refused"
+    return await change_return(request, desk, order_id, rma_id, form, call, note, done)
 
 
 @router.post("/orders/{order_id}/returns/{rma_id}/cancel")
@@ -573,13 +567,21 @@ async def cancel_return(
 ):
     """Cancels a return before its goods are received."""
     form = await request.form()
+    call = web.services(request).returns.CancelReturn
     note = text(form, "return_note")
+    return await change_return(request, desk, order_id, rma_id, form, call, note, "return_cancelled")
+
+
+async def change_return(
+    request: Request, desk: Desk, order_id: str, rma_id: str, form, call, note: str, done: str
+):
+    """One decision on a return (authorise, refuse, cancel), then the order page saying so."""
     message = returns_pb2.ReturnDecisionRequest(rma_id=rma_id, actor=desk.actor(note).id, reason=note)
     try:
-        await web.call(request, web.services(request).returns.CancelReturn, message)
+        await web.call(request, call, message)
     except web.ServiceRefusal as refusal:
         return await refused_or_conflict(request, desk, order_id, refusal, form)
-    return web.see_other(f"/orders/{order_id}?done=return_cancelled")
+    return web.see_other(f"/orders/{order_id}?done={done}")
 
 
 # --- the Today page's bulk decision ------------------------------------------------------------------------------------

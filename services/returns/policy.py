@@ -39,18 +39,11 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from orderdesk.calendar import COUNTRY, Calendar, Holiday, add_working_days
+from orderdesk.domain import RETURN_REASONS
 
 CENTS = Decimal("0.01")
 
-REASONS = (
-    "damaged",
-    "defective",
-    "wrong_item",
-    "not_as_described",
-    "no_longer_needed",
-    "late_delivery",
-    "other",
-)
+REASONS = RETURN_REASONS
 OUR_FAULT = frozenset({"damaged", "defective", "wrong_item", "not_as_described", "late_delivery"})
 RESTOCKING_FEE: Mapping[str, Decimal] = {
     **{reason: Decimal("0") for reason in REASONS},
