@@ -22,6 +22,7 @@ from devtools.http import client_session
 from devtools.localservers import LocalNats, create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, POLLING_ENV, Partner, _eventually
 from tests.e2e.test_lifecycle import new_sku, order_body, ship_everything, submit, wait_status
+from tests.e2e.test_webhooks import feed_of_order
 
 pytestmark = pytest.mark.e2e
 
@@ -180,6 +181,16 @@ async def test_a_return_outside_its_window_is_held_and_authorised_by_an_approver
         )
         assert code == 200 and body["refund_amount"] == "80.00", body  # defective: no fee
         await events.became("held", "authorized", "received", "refunded")
+    # the partner's feed (and webhooks) carry the new statuses with the return as it then was
+    feed = await feed_of_order(suite.shop, order_id, "return.refunded", _eventually, prefix="return.")
+    assert [e["type"] for e in feed] == [
+        "return.held",
+        "return.authorized",
+        "return.received",
+        "return.refunded",
+    ]
+    assert feed[0]["data"]["hold_reasons"][0]["code"] == "outside_window"
+    assert feed[1]["reason"] == "defect, not age" and feed[-1]["amount"] == "80.00"
 
 
 async def test_a_held_return_is_refused_with_a_reason(suite):
