@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from gateway.auth import Principal
@@ -142,8 +142,36 @@ class ReturnOut(BaseModel):
         )
 
 
+class ReturnList(BaseModel):
+    items: list[ReturnOut]
+
+
+ReturnStatus = Literal["held", "authorized", "refused", "cancelled", "received", "refunded"]
+
 # --- routes ------------------------------------------------------------------------------
 router = APIRouter()
+
+
+@router.get(
+    "/v1/returns",
+    response_model=ReturnList,
+    tags=["returns"],
+    responses=problem_responses(*COMMON),
+    summary="Returns in one status, oldest first: the desk's held returns (admin: every partner's; "
+    "others: their own)",
+)
+async def list_returns(
+    request: Request,
+    status: Annotated[ReturnStatus, Query(description="e.g. held")],
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    who: Principal = scoped(ORDERS, RETURNS, FULFILLMENT),
+):
+    services = backends(request)
+    found = await services.call(
+        services.returns.ListReturns,
+        returns_pb2.ListReturnsRequest(status=status, limit=limit, partner_id=who.fulfillment_scope),
+    )
+    return ReturnList(items=[ReturnOut.from_proto(r) for r in found.items])
 
 
 @router.post(

@@ -22,8 +22,11 @@ class ReturnsApi(returns_pb2_grpc.ReturnsServiceServicer):
         return return_to_proto(await self.service.get(request.rma_id, request.partner_id))
 
     async def ListReturns(self, request, context):
-        require(request.order_id, "order_id")
-        found = await self.service.list_for_order(request.order_id, request.partner_id)
+        if request.order_id or not request.status:
+            require(request.order_id, "order_id")
+            found = await self.service.list_for_order(request.order_id, request.partner_id)
+        else:
+            found = await self.service.list_in_status(request.status, request.partner_id, request.limit)
         return returns_pb2.ListReturnsResponse(items=[return_to_proto(r) for r in found])
 
     async def ReceiveReturn(self, request, context):

@@ -36,6 +36,7 @@ from services.returns.store import IdempotencyClaim, PolicyRepository, ReturnRep
 
 # The master data returns keeps for its policy (README "Return policy").
 RETURNS_KINDS = ("products", "customers", "calendars")
+DEFAULT_LISTED, MAX_LISTED = 100, 500  # returns listed by status
 
 
 def count_change(ret: Return, change: Change) -> None:
@@ -205,6 +206,20 @@ class ReturnsService:
         """The order's returns, oldest first (none for another partner's order)."""
         async with self.db.reading() as work:
             return await work.repo(ReturnRepository).for_order(order_id, partner_id)
+
+    async def list_in_status(self, status: str, partner_id: str, limit: int = 0) -> list[Return]:
+        """The returns in one status, oldest first (the desk's held returns; a partner's own only)."""
+        if status not in {s.value for s in Status}:
+            raise errors.InvalidArgument(
+                f"unknown return status {status!r}",
+                [errors.FieldViolation("status", "one of " + ", ".join(s.value for s in Status))],
+            )
+        if limit < 0 or limit > MAX_LISTED:
+            raise errors.InvalidArgument(
+                f"limit must be between 1 and {MAX_LISTED}", [errors.FieldViolation("limit", "out of range")]
+            )
+        async with self.db.reading() as work:
+            return await work.repo(ReturnRepository).in_status(status, partner_id, limit or DEFAULT_LISTED)
 
     async def get(self, rma_id: str, partner_id: str) -> Return:
         return await usecase.load(

@@ -54,6 +54,7 @@ returns = Table(
     Column("decision_note", String(1000), nullable=False, server_default=""),
     Column("currency", String(3), nullable=False, server_default=""),
     Index("ix_returns_order", "order_id"),
+    Index("ix_returns_status", "status", "created_at"),  # migration 0003: the desk's held returns
     UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_returns_idempotency"),
     Index(
         "ix_returns_idempotency_age",
@@ -234,13 +235,17 @@ class ReturnRepository:
         return await self._hydrate(row) if row is not None else None
 
     async def for_order(self, order_id: str, partner_id: str = "") -> list[Return]:
-        query = select(returns).where(returns.c.order_id == order_id)
+        return await self._oldest_first(returns.c.order_id == order_id, partner_id)
+
+    async def in_status(self, status: str, partner_id: str, limit: int) -> list[Return]:
+        return await self._oldest_first(returns.c.status == status, partner_id, limit)
+
+    async def _oldest_first(self, condition, partner_id: str, limit: int | None = None) -> list[Return]:
+        query = select(returns).where(condition)
         if partner_id:
             query = query.where(returns.c.partner_id == partner_id)
-        rows = (
-            (await self.conn.execute(query.order_by(returns.c.created_at, returns.c.rma_id))).mappings().all()
-        )
-        return [await self._hydrate(row) for row in rows]
+        query = query.order_by(returns.c.created_at, returns.c.rma_id).limit(limit)
+        return [await self._hydrate(row) for row in (await self.conn.execute(query)).mappings().all()]
 
     async def by_idempotency_key(self, scope: str, key: str) -> tuple[Return, str] | None:
         """The RMA first made with this key by this caller, and the hash of that request."""

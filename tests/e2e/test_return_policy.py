@@ -159,6 +159,8 @@ async def test_a_return_outside_its_window_is_held_and_authorised_by_an_approver
         assert "30 working days" in rma["hold_reasons"][0]["message"], rma
         rma_id = rma["rma_id"]
 
+        code, held, _ = await suite.admin.get("/v1/returns?status=held&limit=500")
+        assert code == 200 and rma_id in [r["rma_id"] for r in held["items"]], held  # the desk finds it
         code, body, _ = await suite.operator.post(f"/v1/returns/{rma_id}/receive")
         assert code == 409, body  # held goods are not taken in
         code, body, _ = await suite.shop.post(f"/v1/returns/{rma_id}/authorise", json={"note": "mine"})

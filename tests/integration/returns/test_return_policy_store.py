@@ -172,3 +172,29 @@ async def test_the_api_carries_the_policy_and_the_decisions(returns, orders):
         await api.ImportMasterData(
             common_pb2.ImportCsvRequest(kind="stock", csv="sku,warehouse,on_hand\n"), None
         )
+
+
+async def test_the_desk_lists_the_held_returns_oldest_first(returns, orders):
+    first = await returns.create(asked(delivered(orders, days_ago=40), ("A", 1, "")))
+    through = await returns.create(asked(delivered(orders, days_ago=1), ("A", 1, "")))
+    theirs = delivered(orders, days_ago=40, partner="P-EDI")
+    other = await returns.create(
+        returns_pb2.CreateReturnRequest(
+            order_id=theirs,
+            partner_id="P-EDI",
+            resolution="refund",
+            lines=[returns_pb2.ReturnLine(sku="A", quantity=1)],
+        )
+    )
+    api = ReturnsApi(returns)
+    held = await api.ListReturns(returns_pb2.ListReturnsRequest(status="held"), None)
+    ids = [r.rma_id for r in held.items]
+    assert first.rma_id in ids and other.rma_id in ids and through.rma_id not in ids
+    mine = await api.ListReturns(returns_pb2.ListReturnsRequest(status="held", partner_id="P-SHOP"), None)
+    assert other.rma_id not in [r.rma_id for r in mine.items]
+    assert (
+        len((await api.ListReturns(returns_pb2.ListReturnsRequest(status="held", limit=1), None)).items) == 1
+    )
+    for bad in (returns_pb2.ListReturnsRequest(status="lost"), returns_pb2.ListReturnsRequest()):
+        with pytest.raises(errors.InvalidArgument):
+            await api.ListReturns(bad, None)

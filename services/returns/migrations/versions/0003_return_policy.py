@@ -18,6 +18,7 @@ def upgrade() -> None:
     op.add_column("returns", sa.Column("hold_reasons", sa.Text, nullable=False, server_default="[]"))
     op.add_column("returns", sa.Column("decision_note", sa.String(1000), nullable=False, server_default=""))
     op.add_column("returns", sa.Column("currency", sa.String(3), nullable=False, server_default=""))
+    op.create_index("ix_returns_status", "returns", ["status", "created_at"])  # the desk's held returns
     # RMAs from before the policy: "other" has no restocking fee, so their refunds stay as they were
     op.add_column(
         "return_lines", sa.Column("reason_code", sa.String(32), nullable=False, server_default="other")
@@ -50,5 +51,6 @@ def downgrade() -> None:
         for column in ("scrapped_customer", "refurbished", "reason_code"):
             batch.drop_column(column)
     with op.batch_alter_table("returns") as batch:
+        batch.drop_index("ix_returns_status")
         for column in ("currency", "decision_note", "hold_reasons"):
             batch.drop_column(column)
