@@ -548,13 +548,12 @@ async def decide_return(
 ):
     """An approver authorises a held return (an optional note) or refuses it (a reason is required)."""
     form = await request.form()
-    decision, note = text(form, "decision"), text(form, "return_note")
+    field = f"return_note-{rma_id}"  # one per held return on the page
+    decision, note = text(form, "decision"), text(form, field)
     if decision not in ("authorise", "refuse"):
         return await invalid(request, desk, order_id, form, FormErrors(general=UNKNOWN_DECISION))
     if decision == "refuse" and not note:
-        return await invalid(
-            request, desk, order_id, form, FormErrors({"return_note": REFUSAL_REASON_REQUIRED})
-        )
+        return await invalid(request, desk, order_id, form, FormErrors({field: REFUSAL_REASON_REQUIRED}))
     returns = web.services(request).returns
     call = returns.AuthoriseReturn if decision == "authorise" else returns.RefuseReturn
     done = "return_authorised" if decision == "authorise" else "return_refused"
