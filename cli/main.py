@@ -35,6 +35,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from orderdesk import errors, masterdata
 from orderdesk.config import Settings, database_url, env, grpc_target
@@ -69,12 +70,19 @@ async def import_csv(kind: str, text: str, settings: Settings) -> int:
     import grpc
 
     from orderdesk import rpc
-    from orderdesk.v1 import common_pb2, intake_pb2_grpc, inventory_pb2_grpc, shipping_pb2_grpc
+    from orderdesk.v1 import (
+        common_pb2,
+        intake_pb2_grpc,
+        inventory_pb2_grpc,
+        returns_pb2_grpc,
+        shipping_pb2_grpc,
+    )
 
-    stubs = {
+    stubs: dict[str, Any] = {
         "intake": intake_pb2_grpc.IntakeServiceStub,
         "inventory": inventory_pb2_grpc.InventoryServiceStub,
         "shipping": shipping_pb2_grpc.ShippingServiceStub,
+        "returns": returns_pb2_grpc.ReturnsServiceStub,
     }
     rows = 0
     for service in _owners(kind):

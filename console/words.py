@@ -98,7 +98,10 @@ TRACKING_STATUSES = {  # a carrier's word, normalised (services/shipping/trackin
 }
 
 RETURN_STATUSES = {
+    "held": N_("Held for an approver"),
     "authorized": N_("Authorised"),
+    "refused": N_("Refused"),
+    "cancelled": N_("Cancelled"),
     "received": N_("Received"),
     "refunded": N_("Refunded"),
 }

@@ -1,27 +1,49 @@
-"""Return routes of Partner API v1: authorise a return of delivered units, read it, receive the goods and
-inspect them (restock or scrap, which refunds the return).
+"""Return routes of Partner API v1: ask for a return of delivered units (authorised at once within the return
+policy, else held for the desk, whose approver authorises or refuses it), read it, cancel it before receipt,
+receive the goods and inspect them (restock, refurbish or scrap, which refunds the return by the policy).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from gateway.auth import Principal
-from gateway.bodies import Money, Note, Quantity, RequestBody, Text
-from gateway.routing import COMMON, FULFILLMENT, ORDERS, RETURNS, OrderId, backends, problem_responses, scoped
+from gateway.bodies import HoldReason, Money, Note, Quantity, RequestBody, Text
+from gateway.routing import (
+    ADMIN,
+    COMMON,
+    FULFILLMENT,
+    ORDERS,
+    RETURNS,
+    OrderId,
+    backends,
+    problem_responses,
+    scoped,
+)
 from orderdesk.v1 import returns_pb2
 
 RmaId = Annotated[str, Path(max_length=64)]
 
 
 # --- bodies ------------------------------------------------------------------------------
+ReasonCode = Literal[
+    "damaged", "defective", "wrong_item", "not_as_described", "no_longer_needed", "late_delivery", "other"
+]
+Outcome = Literal["restock", "refurbish", "scrap_our_fault", "scrap_customer_fault", "scrap"]
+
+
 class ReturnLineIn(RequestBody):
     sku: Text
     quantity: Quantity
-    reason: Note = ""
+    reason: Note = Field("", description="in the customer's words")
+    reason_code: ReasonCode | None = Field(
+        None,
+        description='decides who pays (README "Return policy"); left out: the reason when it is a code, '
+        "else other",
+    )
 
 
 class ReturnRequest(RequestBody):
@@ -32,11 +54,26 @@ class ReturnRequest(RequestBody):
 class InspectionLineIn(RequestBody):
     sku: Text
     quantity: Quantity
-    outcome: Literal["restock", "scrap"]
+    outcome: Outcome = Field(
+        description="restock and refurbish refund the price less the reason's restocking fee; "
+        "scrap_our_fault (or scrap) the full price; scrap_customer_fault half of it"
+    )
 
 
 class InspectionRequest(RequestBody):
     lines: list[InspectionLineIn]
+
+
+class AuthoriseReturnRequest(RequestBody):
+    note: Note = Field("", description="why the desk lets the held return through; kept on the RMA")
+
+
+class RefuseReturnRequest(RequestBody):
+    reason: Note = Field(min_length=1, description="why the desk refuses the held return; kept on the RMA")
+
+
+class CancelReturnRequest(RequestBody):
+    reason: Note = ""
 
 
 class ReturnLineOut(BaseModel):
@@ -46,17 +83,30 @@ class ReturnLineOut(BaseModel):
     unit_price: Money
     warehouse: str
     restocked_quantity: int
-    scrapped_quantity: int
+    scrapped_quantity: int = Field(description="every scrapped unit, whoever's fault")
+    reason_code: str
+    restocking_fee: Money = Field(description="kept back if every unit is restocked")
+    refurbished_quantity: int
+    scrapped_customer_fault_quantity: int
+    refund_amount: Money = Field(description="this line's refund once inspected")
 
 
 class ReturnOut(BaseModel):
     rma_id: str
     order_id: str
-    status: str = Field(description="authorized | received | refunded")
+    status: str = Field(description="held | authorized | refused | cancelled | received | refunded")
     resolution: str
     lines: list[ReturnLineOut]
     refund_amount: Money
     version: int
+    hold_reasons: list[HoldReason] = Field(
+        description="why the desk decides: outside_window | above_value_threshold | not_returnable "
+        "(kept after the decision)"
+    )
+    restocking_fee: Money = Field(description="what the policy keeps back if every unit is restocked")
+    expected_refund: Money = Field(description="the refund if every unit is restocked")
+    decision_note: str = Field(description="the approver's note, or why it was refused or cancelled")
+    currency: str
 
     @classmethod
     def from_proto(cls, r: returns_pb2.Return) -> ReturnOut:
@@ -74,16 +124,54 @@ class ReturnOut(BaseModel):
                     warehouse=x.warehouse,
                     restocked_quantity=x.restocked_quantity,
                     scrapped_quantity=x.scrapped_quantity,
+                    reason_code=x.reason_code,
+                    restocking_fee=x.restocking_fee,
+                    refurbished_quantity=x.refurbished_quantity,
+                    scrapped_customer_fault_quantity=x.scrapped_customer_fault_quantity,
+                    refund_amount=x.refund_amount,
                 )
                 for x in r.lines
             ],
             refund_amount=r.refund_amount,
             version=r.version,
+            hold_reasons=[HoldReason.from_proto(x) for x in r.hold_reasons],
+            restocking_fee=r.restocking_fee,
+            expected_refund=r.expected_refund,
+            decision_note=r.decision_note,
+            currency=r.currency,
         )
 
 
+class ReturnList(BaseModel):
+    items: list[ReturnOut]
+
+
+ReturnStatus = Literal["held", "authorized", "refused", "cancelled", "received", "refunded"]
+
 # --- routes ------------------------------------------------------------------------------
 router = APIRouter()
+
+
+@router.get(
+    "/v1/returns",
+    response_model=ReturnList,
+    tags=["returns"],
+    responses=problem_responses(*COMMON),
+    summary="Returns in one status, oldest first: the desk's held returns (admin: every partner's; "
+    "others: their own)",
+)
+async def list_returns(
+    request: Request,
+    status: Annotated[ReturnStatus, Query(description="e.g. held")],
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    who: Principal = scoped(ORDERS, RETURNS, FULFILLMENT),
+):
+    services = backends(request)
+    found = await services.call(
+        services.returns.ListReturns,
+        returns_pb2.ListReturnsRequest(status=status, limit=limit, partner_id=who.fulfillment_scope),
+    )
+    return ReturnList(items=[ReturnOut.from_proto(r) for r in found.items])
 
 
 @router.post(
@@ -92,7 +180,8 @@ router = APIRouter()
     response_model=ReturnOut,
     tags=["returns"],
     responses=problem_responses(*COMMON, 404, 409),
-    summary="Authorise a return of delivered units (422 when more than was delivered)",
+    summary="Ask for a return of delivered units: authorized within the return policy, else held for the desk "
+    "(422 when more than was delivered)",
 )
 async def create_return(
     order_id: OrderId,
@@ -113,7 +202,10 @@ async def create_return(
             idempotency_key=idempotency_key,
             actor=who.actor,
             lines=[
-                returns_pb2.ReturnLine(sku=x.sku, quantity=x.quantity, reason=x.reason) for x in body.lines
+                returns_pb2.ReturnLine(
+                    sku=x.sku, quantity=x.quantity, reason=x.reason, reason_code=x.reason_code or ""
+                )
+                for x in body.lines
             ],
         ),
     )
@@ -156,7 +248,8 @@ async def receive_return(rma_id: RmaId, request: Request, who: Principal = scope
     response_model=ReturnOut,
     tags=["returns"],
     responses=problem_responses(*COMMON, 404, 409),
-    summary="Inspect each line: restock (back to stock) or scrap; refunds the return (fulfillment)",
+    summary="Inspect each line: restock (back to stock), refurbish or scrap (whose fault); refunds the return "
+    "by the policy (fulfillment)",
 )
 async def inspect_return(
     rma_id: RmaId, body: InspectionRequest, request: Request, who: Principal = scoped(FULFILLMENT)
@@ -175,3 +268,59 @@ async def inspect_return(
         ),
     )
     return ReturnOut.from_proto(ret)
+
+
+async def _decide(request: Request, rpc_name: str, rma_id: str, who: Principal, reason: str, scope: str):
+    services = backends(request)
+    ret = await services.call(
+        getattr(services.returns, rpc_name),
+        returns_pb2.ReturnDecisionRequest(rma_id=rma_id, partner_id=scope, actor=who.actor, reason=reason),
+    )
+    return ReturnOut.from_proto(ret)
+
+
+@router.post(
+    "/v1/returns/{rma_id}/authorise",
+    response_model=ReturnOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="Authorise a held return (admin: the desk's approver); 409 when it is not held",
+)
+async def authorise_return(
+    rma_id: RmaId,
+    request: Request,
+    body: AuthoriseReturnRequest | None = None,
+    who: Principal = scoped(ADMIN),
+):
+    return await _decide(request, "AuthoriseReturn", rma_id, who, body.note if body else "", "")
+
+
+@router.post(
+    "/v1/returns/{rma_id}/refuse",
+    response_model=ReturnOut,
+    tags=["order desk"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="Refuse a held return with a reason (admin: the desk's approver); 409 when it is not held",
+)
+async def refuse_return(
+    rma_id: RmaId, body: RefuseReturnRequest, request: Request, who: Principal = scoped(ADMIN)
+):
+    return await _decide(request, "RefuseReturn", rma_id, who, body.reason, "")
+
+
+@router.post(
+    "/v1/returns/{rma_id}/cancel",
+    response_model=ReturnOut,
+    tags=["returns"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="Cancel a return before the goods are received (409 once received)",
+)
+async def cancel_return(
+    rma_id: RmaId,
+    request: Request,
+    body: CancelReturnRequest | None = None,
+    who: Principal = scoped(RETURNS, ADMIN),
+):
+    return await _decide(
+        request, "CancelReturn", rma_id, who, body.reason if body else "", who.fulfillment_scope
+    )

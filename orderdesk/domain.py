@@ -14,6 +14,17 @@ S = TypeVar("S", bound=StrEnum)
 # checks, on the order and in a change request.
 ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country", "phone")
 REQUIRED_ADDRESS_FIELDS = ("name", "line1", "city", "country")
+# Why goods come back: the return policy's vocabulary (services/returns/policy.py decides who pays) and
+# the KPI report's classes of returned units.
+RETURN_REASONS = (
+    "damaged",
+    "defective",
+    "wrong_item",
+    "not_as_described",
+    "no_longer_needed",
+    "late_delivery",
+    "other",
+)
 
 
 def address_dict(address: Any) -> dict[str, str]:

@@ -24,14 +24,15 @@ from orderdesk.errors import FieldViolation, InvalidArgument
 # Which component stores each kind (the gateway keeps partners and their hashed keys);
 # an import goes to every owner, in this order.
 OWNERS: dict[str, tuple[str, ...]] = {
-    "customers": ("intake",),
-    "products": ("intake", "inventory"),  # inventory: make-to-order and lead time, for production runs
+    "customers": ("intake", "returns"),  # returns: the tier, for its return window
+    # inventory: make-to-order and lead time, for production runs; returns: returnable and return window
+    "products": ("intake", "inventory", "returns"),
     "prices": ("intake",),
     "stock": ("inventory",),
     # inventory for stock rows, shipping for delivery promises, intake for delivery-date checks
     "warehouses": ("inventory", "shipping", "intake"),
     # holidays and transit working days: wherever dates are computed with warehouses
-    "calendars": ("inventory", "shipping", "intake"),
+    "calendars": ("inventory", "shipping", "intake", "returns"),  # returns: return windows in working days
     "lanes": ("inventory", "shipping", "intake"),
     "partners": ("gateway",),
 }
@@ -70,6 +71,10 @@ class Product:
     min_order_qty: int
     order_multiple: int
     status: str  # active | discontinued
+    # The return policy (optional columns): not returnable means every return is held for the desk;
+    # no window means the customer tier's or the default (services/returns/policy.py).
+    returnable: bool = True
+    return_window_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "min_order_qty",
         "order_multiple",
         "status",
+        "returnable",
+        "return_window_days",
     ),
     "stock": ("sku", "warehouse", "on_hand"),
     "warehouses": (
@@ -158,6 +165,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 # and time zones (a `cutoff_hour_utc` column instead of `cutoff`) still import: UTC, Monday to Friday.
 OPTIONAL: dict[str, dict[str, str]] = {
     "warehouses": {"time_zone": "UTC", "working_days": "Mon-Fri"},
+    "products": {"returnable": "true", "return_window_days": ""},
     "calendars": {"name": ""},
     "lanes": {"carrier": ""},
 }
@@ -222,9 +230,10 @@ class _Row:
             self._bad(column, "must be true or false")
         return False
 
-    def parsed(self, column: str, parse, default):
-        """A cell read by `parse` (raising ValueError with the reason), `default` when bad."""
-        raw = self.text(column)
+    def parsed(self, column: str, parse, default, *, required: bool = True):
+        """A cell read by `parse` (raising ValueError with the reason), `default` when bad (or empty and
+        not required)."""
+        raw = self.text(column, required=required)
         if not raw:
             return default
         try:
@@ -272,7 +281,19 @@ def _product(r: _Row) -> Product:
         min_order_qty=r.integer("min_order_qty", minimum=1),
         order_multiple=r.integer("order_multiple", minimum=1),
         status=r.choice("status", ("active", "discontinued")),
+        returnable=r.boolean("returnable") if r.text("returnable", required=False) else True,
+        return_window_days=r.parsed("return_window_days", _window_days, None, required=False),
     )
+
+
+def _window_days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise ValueError("a whole number of days, or empty for the default window") from None
+    if not 0 <= days <= MAX_DAYS:
+        raise ValueError(f"must be between 0 and {MAX_DAYS}")
+    return days
 
 
 def _stock(r: _Row) -> StockRow:

@@ -8,7 +8,8 @@ refuse anyway. A refusal is a `Refusal` that says what is needed: a role, or an 
     clerk     + enters, amends and cancels orders, raises and resolves exceptions, authorises returns,
               records receipts, writes notes
     approver  + approves and rejects held orders up to the account's approval limit in the order's
-              currency (a credit-limit hold needs a limit covering the order total)
+              currency (a credit-limit hold needs a limit covering the order total), and authorises or
+              refuses returns held by the return policy (the same permission, no limit)
     admin     reads everything; desk accounts, partners' API keys, master-data imports (separation of
               duties: an admin decides no orders unless also given an approver account)
 """
@@ -31,7 +32,9 @@ class Permission(StrEnum):
     AUTHORISE_RETURNS = "authorise_returns"
     RECORD_RECEIPTS = "record_receipts"
     WRITE_NOTES = "write_notes"
-    DECIDE_HELD_ORDERS = "decide_held_orders"  # approve or reject, within the approval limit
+    DECIDE_HELD_ORDERS = (
+        "decide_held_orders"  # approve or reject, within the approval limit; held returns too
+    )
     MANAGE_ACCOUNTS = "manage_accounts"
     MANAGE_API_KEYS = "manage_api_keys"
     IMPORT_MASTER_DATA = "import_master_data"

@@ -58,6 +58,8 @@ NOTE_REQUIRED = N_("Write the note.")
 NOTE_TOO_LONG = N_("A note has at most 2,000 characters.")
 NOTE_LIMIT = 2000
 NONE_SELECTED = N_("Select at least one order.")
+REFUSAL_REASON_REQUIRED = N_("Enter why the return is refused: the partner will read it.")
+UNKNOWN_DECISION = N_("Choose to authorise or to refuse the return.")
 RECHECK_FOUND = N_(
     "The order was not approved: checking stock and credit again found something new since it was held. "
     "Tick what you accept knowingly, then approve again."
@@ -74,6 +76,10 @@ DONE = {
     "exception": N_("The exception was recorded."),
     "resolved": N_("The exception was resolved."),
     "returned": N_("The return was authorised."),
+    "return_held": N_("The return is held for an approver: it is outside the return policy."),
+    "return_authorised": N_("The held return was authorised."),
+    "return_refused": N_("The held return was refused."),
+    "return_cancelled": N_("The return was cancelled."),
     "noted": N_("The note was added."),
 }
 
@@ -175,6 +181,9 @@ async def show(
             ),
             "may_resolve": desk.may(Permission.RESOLVE_EXCEPTIONS),
             "may_write_notes": desk.may(Permission.WRITE_NOTES),
+            # an approver decides held returns as held orders; a clerk cancels returns before receipt
+            "may_decide_returns": desk.may(Permission.DECIDE_HELD_ORDERS),
+            "may_cancel_returns": desk.may(Permission.AUTHORISE_RETURNS),
             "resolutions": {e.exception_id: orderview.resolutions(e) for e in order.exceptions},
             "returnable": orderview.returnable(order),
             "at_risk": orderview.at_risk(order),
@@ -536,12 +545,55 @@ async def authorise_return(
         lines=[returns_pb2.ReturnLine(sku=sku, quantity=n, reason=reason) for sku, n in wanted.items()],
     )
     try:
-        await web.call(request, web.services(request).returns.CreateReturn, message)
+        created = await web.call(request, web.services(request).returns.CreateReturn, message)
     except web.ServiceRefusal as refusal:
         place = {line.sku: n for n, line in enumerate(order.lines)}
         fields = {f"lines[{i}].quantity": f"return-{place[sku]}" for i, sku in enumerate(wanted)}
         return await refused_or_conflict(request, desk, order_id, refusal, form, fields)
-    return web.see_other(f"/orders/{order_id}?done=returned")
+    return web.see_other(
+        f"/orders/{order_id}?done={'return_held' if created.status == 'held' else 'returned'}"
+    )
+
+
+@router.post("/orders/{order_id}/returns/{rma_id}/decide")
+async def decide_return(
+    request: Request, order_id: str, rma_id: str, desk: Desk = requires(Permission.DECIDE_HELD_ORDERS)
+):
+    """An approver authorises a held return (an optional note) or refuses it (a reason is required)."""
+    form = await request.form()
+    field = f"return_note-{rma_id}"  # one per held return on the page
+    decision, note = text(form, "decision"), text(form, field)
+    if decision not in ("authorise", "refuse"):
+        return await invalid(request, desk, order_id, form, FormErrors(general=UNKNOWN_DECISION))
+    if decision == "refuse" and not note:
+        return await invalid(request, desk, order_id, form, FormErrors({field: REFUSAL_REASON_REQUIRED}))
+    returns = web.services(request).returns
+    call = returns.AuthoriseReturn if decision == "authorise" else returns.RefuseReturn
+    done = "return_authorised" if decision == "authorise" else "return_refused"
+    return await change_return(request, desk, order_id, rma_id, form, call, note, done)
+
+
+@router.post("/orders/{order_id}/returns/{rma_id}/cancel")
+async def cancel_return(
+    request: Request, order_id: str, rma_id: str, desk: Desk = requires(Permission.AUTHORISE_RETURNS)
+):
+    """Cancels a return before its goods are received."""
+    form = await request.form()
+    call = web.services(request).returns.CancelReturn
+    note = text(form, "return_note")
+    return await change_return(request, desk, order_id, rma_id, form, call, note, "return_cancelled")
+
+
+async def change_return(
+    request: Request, desk: Desk, order_id: str, rma_id: str, form, call, note: str, done: str
+):
+    """One decision on a return (authorise, refuse, cancel), then the order page saying so."""
+    message = returns_pb2.ReturnDecisionRequest(rma_id=rma_id, actor=desk.actor(note).id, reason=note)
+    try:
+        await web.call(request, call, message)
+    except web.ServiceRefusal as refusal:
+        return await refused_or_conflict(request, desk, order_id, refusal, form)
+    return web.see_other(f"/orders/{order_id}?done={done}")
 
 
 # --- the Today page's bulk decision ------------------------------------------------------------------------------------

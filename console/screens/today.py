@@ -1,5 +1,6 @@
 """Today: the landing page, the desk's work queues. Held orders first, highest priority first, with each
-reason in words, the age in the queue, customer, value and proposals; paged by the orders service's cursor."""
+reason in words, the age in the queue, customer, value and proposals; paged by the orders service's cursor.
+Then the returns held by the return policy, oldest first, each linked to its order (decided there)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from console import i18n, web
 from console.i18n import N_
 from console.web import Desk, NavEntry, requires
 from orderdesk.roles import Permission
-from orderdesk.v1 import orders_pb2
+from orderdesk.v1 import orders_pb2, returns_pb2
 
 router = APIRouter()
 NAV = NavEntry(N_("Today"), "/", Permission.READ, order=10)
@@ -70,11 +71,15 @@ async def page(
         services.orders.ListOrders,
         orders_pb2.ListOrdersRequest(status="on_hold", order_by="priority", limit=PAGE_SIZE, cursor=cursor),
     )
+    held_returns = await web.call(
+        request, services.returns.ListReturns, returns_pb2.ListReturnsRequest(status="held", limit=PAGE_SIZE)
+    )
     return web.render(
         request,
         "today/index.html",
         {
             "held": [HeldOrder.of(o) for o in answer.items],
+            "held_returns": held_returns.items,
             "next_cursor": answer.next_cursor,
             "first_page": not cursor,
             "may_decide": desk.may(Permission.DECIDE_HELD_ORDERS),

@@ -361,7 +361,8 @@ class OrdersService:
     async def record_return(self, tx: Tx, ret) -> None:
         returned: dict[str, int] = {}
         for line in ret.lines:
-            returned[line.sku] = returned.get(line.sku, 0) + line.restocked_quantity + line.scrapped_quantity
+            taken_back = line.restocked_quantity + line.refurbished_quantity + line.scrapped_quantity
+            returned[line.sku] = returned.get(line.sku, 0) + taken_back
         order = await self.apply_to_order(tx, ret.order_id, lambda o: o.record_return(returned))
         if order is not None and any(left > 0 for left in returned.values()):
             # The refund overtook the delivery (another consumer, no order between them): roll back and let

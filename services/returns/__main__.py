@@ -1,5 +1,6 @@
 """python -m services.returns: the returns service process."""
 
+import os
 from pathlib import Path
 
 from orderdesk import retention
@@ -7,6 +8,7 @@ from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import orders_pb2_grpc, returns_pb2_grpc
 from services.returns import consumers, store
 from services.returns.api import ReturnsApi
+from services.returns.policy import settings_from_env
 from services.returns.service import ReturnsService
 
 
@@ -15,7 +17,10 @@ async def main() -> None:
     await rt.start()
     retention.register(rt, *store.PRUNABLE)  # inbox, outbox and idempotency keys (README "Retention")
     service = ReturnsService(
-        rt.db, orders_pb2_grpc.OrdersServiceStub(rt.channel("orders")), rt.settings.rpc_timeout
+        rt.db,
+        orders_pb2_grpc.OrdersServiceStub(rt.channel("orders")),
+        rt.settings.rpc_timeout,
+        policy=settings_from_env(os.environ),  # README "Return policy"
     )
     rt.add_servicer(
         returns_pb2_grpc.add_ReturnsServiceServicer_to_server, ReturnsApi(service), "ReturnsService"

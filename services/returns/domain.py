@@ -1,13 +1,16 @@
 """The return (RMA) aggregate: authorised against delivered quantities, received, inspected, refunded.
 
-    authorized ──> received ──> refunded
-                                (on inspection: every authorised unit is restocked or
-                                 scrapped, and every inspected unit is refunded)
+    held ──> authorized ──> received ──> refunded
+     │  └──> refused         │          (on inspection: every authorised unit is restocked,
+     └──────────────> cancelled          refurbished or scrapped, and refunded by the policy)
 
 Plain Python, no I/O. What may be returned is what the order shows as delivered
-minus what this order's RMAs already authorised (in any status: an RMA stays
-counted once it exists). Receiving twice, or repeating the same inspection of a
-refunded RMA, changes nothing (a warehouse retries). Every change bumps the version;
+minus what this order's RMAs already took (in any status but refused and cancelled).
+A request the return policy (services/returns/policy.py) does not allow on its own is
+held for the desk, whose approver authorises or refuses it with a reason; a request
+within the policy is authorised at once. An RMA can be cancelled until the goods are
+received. Receiving twice, or repeating the same inspection, decision or cancellation,
+changes nothing (a warehouse or a partner retries). Every change bumps the version;
 `Return.changes` collects the ones not yet published.
 """
 
@@ -16,23 +19,31 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import StrEnum
 
 from orderdesk import idempotency
+from orderdesk.calendar import Calendar
 from orderdesk.domain import StatusChange, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from services.returns import policy
+from services.returns.policy import OUTCOMES, HoldReason, PolicyLine, PolicySettings, ProductPolicy
 
 
 class Status(StrEnum):
+    HELD = "held"
     AUTHORIZED = "authorized"
+    REFUSED = "refused"
+    CANCELLED = "cancelled"
     RECEIVED = "received"
     REFUNDED = "refunded"
 
 
+# An RMA in these statuses no longer holds the order's delivered units.
+RELEASED = (Status.REFUSED, Status.CANCELLED)
 RESOLUTIONS = ("refund",)  # exchange is later work
-OUTCOMES = ("restock", "scrap")
-CENTS = Decimal("0.01")
+# What an inspection may say: the policy's outcomes and "scrap" (scrap_our_fault) from before it.
+INSPECTION_OUTCOMES = (*OUTCOMES, *policy.OUTCOME_ALIASES)
 MAX_REASON_LENGTH = 1000
 
 
@@ -82,22 +93,39 @@ def returnable(ordered: dict[str, OrderedSku], authorised: dict[str, int]) -> di
 class RequestedLine:
     sku: str
     quantity: int
-    reason: str = ""
+    reason: str = ""  # a note in the requester's words
+    reason_code: str = ""  # policy.REASONS; "" takes the note when it is a code, else "other"
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What the return policy needs to know besides the request (the service gathers it)."""
+
+    settings: PolicySettings = field(default_factory=PolicySettings)
+    products: dict[str, ProductPolicy] = field(default_factory=dict)
+    tier: str = ""
+    currency: str = ""
+    delivered_on: dt.date | None = None  # None: not completely delivered, the window has not begun
+    calendar: Calendar | None = None
 
 
 @dataclass(frozen=True)
 class Inspection:
     sku: str
     quantity: int
-    outcome: str  # restock | scrap
+    outcome: str  # policy.OUTCOMES, or "scrap" (scrap_our_fault)
 
 
 def request_hash(order_id: str, lines: list[RequestedLine], resolution: str) -> str:
-    """The hash stored with a CreateReturn's idempotency key: its body without the key."""
+    """The hash stored with a CreateReturn's idempotency key: its body without the key (a line's
+    reason code only when given, so keys stored before the codes still replay)."""
     return idempotency.request_hash(
         {
             "order_id": order_id,
-            "lines": [[line.sku, line.quantity, line.reason] for line in lines],
+            "lines": [
+                [line.sku, line.quantity, line.reason, *([line.reason_code] if line.reason_code else [])]
+                for line in lines
+            ],
             "resolution": resolution,
         }
     )
@@ -112,7 +140,28 @@ class ReturnLine:
     unit_price: Decimal
     warehouse: str
     restocked: int = 0
-    scrapped: int = 0
+    scrapped: int = 0  # every scrapped unit, whoever's fault
+    reason_code: str = "other"
+    refurbished: int = 0
+    scrapped_customer: int = 0  # of `scrapped`, the units the customer damaged
+
+    @property
+    def restocking_fee(self) -> Decimal:
+        """The fee the policy keeps back if every unit comes back fit to restock (shown at once)."""
+        return policy.restocking_fee(self.reason_code, self.unit_price, self.quantity)
+
+    def counts(self) -> dict[str, int]:
+        """Inspected units by outcome."""
+        return {
+            policy.RESTOCK: self.restocked,
+            policy.REFURBISH: self.refurbished,
+            policy.SCRAP_OURS: self.scrapped - self.scrapped_customer,
+            policy.SCRAP_CUSTOMERS: self.scrapped_customer,
+        }
+
+    @property
+    def refund(self) -> Decimal:
+        return policy.line_refund(self.reason_code, self.unit_price, self.counts())
 
 
 @dataclass(frozen=True)
@@ -135,6 +184,9 @@ class Return:
     refund_amount: Decimal = Decimal("0.00")
     version: int = 0
     created_at: dt.datetime | None = None
+    hold_reasons: list[HoldReason] = field(default_factory=list)  # why the desk decides (kept after)
+    decision_note: str = ""  # the approver's note, or why it was refused or cancelled
+    currency: str = ""
     # Not persisted: what changed since load, for the store and the outbox.
     changes: list[Change] = field(default_factory=list, repr=False)
     loaded_version: int = field(default=0, repr=False)
@@ -153,8 +205,10 @@ class Return:
         resolution: str,
         at: dt.datetime,
         actor: str,
+        context: PolicyContext | None = None,
     ) -> Return:
-        """A new RMA for `requested`, given the order and what its other RMAs already authorised."""
+        """A new RMA for `requested`, given the order and what its other RMAs already took: authorised
+        when the return policy allows it, else held for the desk (`hold_reasons` say why)."""
         violations: list[FieldViolation] = []
         if resolution not in RESOLUTIONS:
             violations.append(
@@ -175,6 +229,14 @@ class Return:
                 )
             if line.quantity <= 0:
                 violations.append(FieldViolation(f"lines[{i}].quantity", "must be positive", "not_positive"))
+            if line.reason_code and line.reason_code not in policy.REASONS:
+                violations.append(
+                    FieldViolation(
+                        f"lines[{i}].reason_code",
+                        f"must be one of {', '.join(policy.REASONS)}",
+                        "unknown_reason",
+                    )
+                )
             if len(line.reason) > MAX_REASON_LENGTH:
                 violations.append(
                     FieldViolation(
@@ -209,25 +271,107 @@ class Return:
                 "more is to be returned than was delivered", violations, reason="exceeds_returnable"
             )
 
+        context = context or PolicyContext()
+        lines = [
+            ReturnLine(
+                sku=line.sku,
+                quantity=line.quantity,
+                reason=line.reason,
+                unit_price=ordered[line.sku].unit_price,
+                warehouse=ordered[line.sku].warehouse,
+                reason_code=policy.reason_code(line.reason_code, line.reason),
+            )
+            for line in requested
+        ]
+        held = policy.hold_reasons(
+            [PolicyLine(line.sku, line.quantity, line.unit_price) for line in lines],
+            settings=context.settings,
+            products=context.products,
+            tier=context.tier,
+            currency=context.currency,
+            delivered_on=context.delivered_on,
+            today=at.date(),
+            calendar=context.calendar,
+        )
         ret = cls(
             rma_id=rma_id,
             order_id=order_id,
             partner_id=partner_id,
             resolution=resolution,
             created_at=at,
-            lines=[
-                ReturnLine(
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    reason=line.reason,
-                    unit_price=ordered[line.sku].unit_price,
-                    warehouse=ordered[line.sku].warehouse,
-                )
-                for line in requested
-            ],
+            lines=lines,
+            hold_reasons=held,
+            currency=context.currency,
         )
-        ret._change(Status.AUTHORIZED, at, actor, "return authorised")
+        if held:
+            ret._change(Status.HELD, at, actor, "held for the desk: " + ", ".join(r.code for r in held))
+        else:
+            ret._change(Status.AUTHORIZED, at, actor, "return authorised")
         return ret
+
+    @property
+    def restocking_fee(self) -> Decimal:
+        """What the policy keeps back if every unit is restocked, shown before anyone confirms."""
+        return sum((line.restocking_fee for line in self.lines), Decimal("0.00"))
+
+    @property
+    def expected_refund(self) -> Decimal:
+        """The refund if every unit comes back fit to restock: the value less the restocking fee."""
+        return sum(
+            (
+                policy.line_refund(x.reason_code, x.unit_price, {policy.RESTOCK: x.quantity})
+                for x in self.lines
+            ),
+            Decimal("0.00"),
+        )
+
+    # --- the desk's decision and cancellation -------------------------------------
+    def authorise(self, at: dt.datetime, actor: str, note: str = "") -> bool:
+        """The approver lets a held return through; False when it is authorised already."""
+        if self.status is Status.AUTHORIZED:
+            return False
+        self._decide("authorise", at, actor, note)
+        self._change(Status.AUTHORIZED, at, actor, note or "authorised by the desk")
+        return True
+
+    def refuse(self, at: dt.datetime, actor: str, reason: str) -> bool:
+        """The approver refuses a held return, with a reason; False when refused already."""
+        if not reason.strip():
+            raise InvalidArgument(
+                "a refusal needs a reason", [FieldViolation("reason", "required", "required")]
+            )
+        _check_note(reason)
+        if self.status is Status.REFUSED:
+            return False
+        self._decide("refuse", at, actor, reason)
+        self._change(Status.REFUSED, at, actor, reason)
+        return True
+
+    def _decide(self, verb: str, at: dt.datetime, actor: str, note: str) -> None:
+        _check_note(note)
+        if self.status is not Status.HELD:
+            raise FailedPrecondition(
+                f"return {self.rma_id} is {self.status}; only a held return can be decided ({verb})",
+                rule="decide_only_when_held",
+                subject=self.rma_id,
+            )
+        self.decision_note = note
+
+    def cancel(self, at: dt.datetime, actor: str, reason: str = "") -> bool:
+        """Cancels the RMA before the goods are received; False when cancelled already."""
+        _check_note(reason)
+        if self.status is Status.CANCELLED:
+            return False
+        if self.status not in (Status.HELD, Status.AUTHORIZED):
+            raise FailedPrecondition(
+                f"return {self.rma_id} is {self.status}; an RMA can be cancelled only before the goods "
+                "are received",
+                rule="cancel_only_before_receipt",
+                subject=self.rma_id,
+            )
+        self.decision_note = reason
+        self._change(Status.CANCELLED, at, actor, reason or "cancelled")
+        return True
 
     def authorised_by_sku(self) -> dict[str, int]:
         return units_per_sku(self.lines)
@@ -249,9 +393,9 @@ class Return:
     # --- inspection and refund ------------------------------------------------------
     def inspect(self, inspections: list[Inspection], at: dt.datetime, actor: str) -> bool:
         """Restock or scrap every authorised unit, then refund them all; False for a repeat."""
-        if self.status is Status.AUTHORIZED:
+        if self.status not in (Status.RECEIVED, Status.REFUNDED):
             raise FailedPrecondition(
-                f"return {self.rma_id} has not been received; inspect it once the goods are in",
+                f"return {self.rma_id} is {self.status}, not received; inspect it once the goods are in",
                 rule="inspect_only_when_received",
                 subject=self.rma_id,
             )
@@ -264,22 +408,28 @@ class Return:
                 rule="inspect_only_when_received",
                 subject=self.rma_id,
             )
-        for line in self.lines:  # lines of one SKU are filled in order, restocked units first
-            restock, scrap = outcome[line.sku]
-            line.restocked = min(restock, line.quantity)
-            line.scrapped = line.quantity - line.restocked
-            outcome[line.sku] = (restock - line.restocked, scrap - line.scrapped)
+        left = {sku: dict(counts) for sku, counts in outcome.items()}
+        for line in self.lines:  # lines of one SKU are filled in order, in the order of OUTCOMES
+            taken: dict[str, int] = {}
+            room = line.quantity
+            for name in OUTCOMES:
+                taken[name] = min(left[line.sku].get(name, 0), room)
+                left[line.sku][name] = left[line.sku].get(name, 0) - taken[name]
+                room -= taken[name]
+            line.restocked, line.refurbished = taken[policy.RESTOCK], taken[policy.REFURBISH]
+            line.scrapped_customer = taken[policy.SCRAP_CUSTOMERS]
+            line.scrapped = taken[policy.SCRAP_OURS] + line.scrapped_customer
         self.refund_amount = refund_amount(self.lines)
         self._change(Status.REFUNDED, at, actor, f"inspected; refunded {self.refund_amount}")
         return True
 
-    def _check_inspection(self, inspections: list[Inspection]) -> dict[str, tuple[int, int]]:
-        """Validates the inspection; returns {sku: (restock, scrap)}."""
+    def _check_inspection(self, inspections: list[Inspection]) -> dict[str, dict[str, int]]:
+        """Validates the inspection; returns {sku: {outcome: units}}."""
         authorised = self.authorised_by_sku()
         violations: list[FieldViolation] = []
         if not inspections:
             violations.append(FieldViolation("lines", "at least one line", "required"))
-        totals: dict[str, list[int]] = {}
+        totals: dict[str, dict[str, int]] = {}
         first_line: dict[str, int] = {}
         for i, line in enumerate(inspections):
             if line.sku not in authorised:
@@ -290,18 +440,20 @@ class Return:
                 )
             if line.quantity <= 0:
                 violations.append(FieldViolation(f"lines[{i}].quantity", "must be positive", "not_positive"))
-            if line.outcome not in OUTCOMES:
+            if line.outcome not in INSPECTION_OUTCOMES:
                 violations.append(
                     FieldViolation(
                         f"lines[{i}].outcome", f"must be one of {', '.join(OUTCOMES)}", "unknown_outcome"
                     )
                 )
-            if line.sku in authorised and line.quantity > 0 and line.outcome in OUTCOMES:
+            if line.sku in authorised and line.quantity > 0 and line.outcome in INSPECTION_OUTCOMES:
                 first_line.setdefault(line.sku, i)
-                totals.setdefault(line.sku, [0, 0])[OUTCOMES.index(line.outcome)] += line.quantity
+                counts = totals.setdefault(line.sku, {})
+                name = policy.outcome(line.outcome)
+                counts[name] = counts.get(name, 0) + line.quantity
         if not violations:
             for sku, quantity in authorised.items():
-                inspected = sum(totals.get(sku, (0, 0)))
+                inspected = sum(totals.get(sku, {}).values())
                 if inspected == quantity:
                     continue
                 path = f"lines[{first_line[sku]}].quantity" if sku in first_line else "lines"
@@ -314,12 +466,16 @@ class Return:
                 )
         if violations:
             raise InvalidArgument("the inspection does not account for the authorised units", violations)
-        return {sku: (r, s) for sku, (r, s) in totals.items()}
+        return {sku: {name: n for name, n in counts.items() if n} for sku, counts in totals.items()}
 
-    def _recorded_outcome(self) -> dict[str, tuple[int, int]]:
-        restocked = units_per_sku(self.lines, lambda line: line.restocked)
-        scrapped = units_per_sku(self.lines, lambda line: line.scrapped)
-        return {sku: (restocked[sku], scrapped[sku]) for sku in restocked}
+    def _recorded_outcome(self) -> dict[str, dict[str, int]]:
+        recorded: dict[str, dict[str, int]] = {}
+        for line in self.lines:
+            counts = recorded.setdefault(line.sku, {})
+            for name, n in line.counts().items():
+                if n:
+                    counts[name] = counts.get(name, 0) + n
+        return recorded
 
     def _change(self, to: Status, at: dt.datetime, actor: str, reason: str) -> None:
         self.status = to
@@ -328,6 +484,13 @@ class Return:
 
 
 def refund_amount(lines: list[ReturnLine]) -> Decimal:
-    """Every inspected unit is refunded at the price paid, restocked or scrapped alike."""
-    total = sum(((line.restocked + line.scrapped) * line.unit_price for line in lines), Decimal("0"))
-    return total.quantize(CENTS, rounding=ROUND_HALF_UP)
+    """Every inspected unit refunded as the policy says for its outcome and reason (policy.line_refund)."""
+    return sum((line.refund for line in lines), Decimal("0.00"))
+
+
+def _check_note(note: str) -> None:
+    if len(note) > MAX_REASON_LENGTH:
+        raise InvalidArgument(
+            "the note is too long",
+            [FieldViolation("reason", f"at most {MAX_REASON_LENGTH} characters", "too_long")],
+        )

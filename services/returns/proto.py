@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orderdesk.v1 import returns_pb2
+from orderdesk.v1 import common_pb2, returns_pb2
 from services.returns.domain import Return
 
 
@@ -22,9 +22,21 @@ def return_to_proto(ret: Return) -> returns_pb2.Return:
                 warehouse=line.warehouse,
                 restocked_quantity=line.restocked,
                 scrapped_quantity=line.scrapped,
+                reason_code=line.reason_code,
+                restocking_fee=str(line.restocking_fee),
+                refurbished_quantity=line.refurbished,
+                scrapped_customer_fault_quantity=line.scrapped_customer,
+                refund_amount=str(line.refund),
             )
             for line in ret.lines
         ],
         refund_amount=str(ret.refund_amount),
         version=ret.version,
+        hold_reasons=[
+            common_pb2.Reason(code=r.code, message=r.message, field=r.field) for r in ret.hold_reasons
+        ],
+        restocking_fee=str(ret.restocking_fee),
+        expected_refund=str(ret.expected_refund),
+        decision_note=ret.decision_note,
+        currency=ret.currency,
     )

@@ -15,12 +15,14 @@ from decimal import Decimal
 import grpc
 from sqlalchemy.exc import IntegrityError
 
-from orderdesk import errors, idempotency, metrics, rpc, usecase
+from orderdesk import errors, idempotency, masterdata, metrics, rpc, usecase
+from orderdesk.calendar_store import CalendarRepository, import_calendar_kind
 from orderdesk.db import Database, utcnow
 from orderdesk.v1 import events_pb2, orders_pb2, returns_pb2
 from services.returns.domain import (
     Change,
     Inspection,
+    PolicyContext,
     RequestedLine,
     Return,
     Status,
@@ -28,8 +30,13 @@ from services.returns.domain import (
     request_hash,
     summarise_order,
 )
+from services.returns.policy import PolicySettings, country_calendar
 from services.returns.proto import return_to_proto
-from services.returns.store import IdempotencyClaim, ReturnRepository
+from services.returns.store import IdempotencyClaim, PolicyRepository, ReturnRepository
+
+# The master data returns keeps for its policy (README "Return policy").
+RETURNS_KINDS = ("products", "customers", "calendars")
+DEFAULT_LISTED, MAX_LISTED = 100, 500  # returns listed by status
 
 
 def count_change(ret: Return, change: Change) -> None:
@@ -49,16 +56,26 @@ publish_changes = usecase.Publisher[Return](
 
 
 class ReturnsService:
-    def __init__(self, db: Database, orders, timeout: float, clock: Callable[[], dt.datetime] = utcnow):
+    def __init__(
+        self,
+        db: Database,
+        orders,
+        timeout: float,
+        clock: Callable[[], dt.datetime] = utcnow,
+        policy: PolicySettings | None = None,
+    ):
         """`orders` is an OrdersService stub (or anything with the same async GetOrder)."""
         self.db = db
         self.orders = orders
         self.timeout = timeout
         self.clock = clock
+        self.policy = policy or PolicySettings()
 
     async def create(self, req: returns_pb2.CreateReturnRequest) -> Return:
         """Authorises a return of delivered goods; the same idempotency key returns the first RMA."""
-        requested = [RequestedLine(line.sku, line.quantity, line.reason) for line in req.lines]
+        requested = [
+            RequestedLine(line.sku, line.quantity, line.reason, line.reason_code) for line in req.lines
+        ]
         claim = IdempotencyClaim(
             req.partner_id, req.idempotency_key, request_hash(req.order_id, requested, req.resolution)
         )
@@ -81,6 +98,17 @@ class ReturnsService:
                 first = await _first_with_key(repo, claim) if claim.key else None
                 if first is not None:
                     return first
+                policies = tx.repo(PolicyRepository)
+                context = PolicyContext(
+                    settings=self.policy,
+                    products=await policies.products({line.sku for line in requested}),
+                    tier=await policies.tier(order.customer_id),
+                    currency=order.currency,
+                    delivered_on=delivered_on(order),
+                    calendar=country_calendar(
+                        await tx.repo(CalendarRepository).holidays(), order.ship_to.country
+                    ),
+                )
                 ret = Return.authorize(
                     rma_id=new_rma_id(),
                     order_id=order.order_id,
@@ -91,6 +119,7 @@ class ReturnsService:
                     resolution=req.resolution,
                     at=self.clock(),
                     actor=req.actor or req.partner_id or "unknown",
+                    context=context,
                 )
                 await repo.add(ret, claim)
                 await publish_changes(tx, ret)
@@ -132,6 +161,35 @@ class ReturnsService:
             rma_id, partner_id, lambda ret: ret.inspect(inspections, self.clock(), actor)
         )
 
+    async def authorise(self, rma_id: str, actor: str, note: str) -> Return:
+        """The desk's approver lets a held return through (the desk reaches every partner's RMA)."""
+        return await self._change(rma_id, "", lambda ret: ret.authorise(self.clock(), actor, note))
+
+    async def refuse(self, rma_id: str, actor: str, reason: str) -> Return:
+        return await self._change(rma_id, "", lambda ret: ret.refuse(self.clock(), actor, reason))
+
+    async def cancel(self, rma_id: str, partner_id: str, actor: str, reason: str) -> Return:
+        return await self._change(rma_id, partner_id, lambda ret: ret.cancel(self.clock(), actor, reason))
+
+    async def import_csv(self, kind: str, text: str) -> int:
+        """The policy's master data: products' returnable flag and window, customers' tiers, the
+        countries' holidays (windows in working days)."""
+        if kind not in RETURNS_KINDS:
+            raise errors.InvalidArgument(
+                f"returns imports {', '.join(RETURNS_KINDS)}, not {kind!r}",
+                [errors.FieldViolation("kind", "one of " + ", ".join(RETURNS_KINDS))],
+            )
+        records = masterdata.parse(kind, text)
+        async with self.db.transaction() as tx:
+            repo = tx.repo(PolicyRepository)
+            if kind == "products":
+                await repo.upsert_products(records)
+            elif kind == "customers":
+                await repo.upsert_customers(records)
+            else:
+                await import_calendar_kind(tx, kind, records)
+        return len(records)
+
     async def _change(self, rma_id: str, partner_id: str, change: Callable[[Return], bool]) -> Return:
         """Load, change, save with its events (`change` says whether anything changed); retried
         once or twice if another writer got there first."""
@@ -149,10 +207,30 @@ class ReturnsService:
         async with self.db.reading() as work:
             return await work.repo(ReturnRepository).for_order(order_id, partner_id)
 
+    async def list_in_status(self, status: str, partner_id: str, limit: int = 0) -> list[Return]:
+        """The returns in one status, oldest first (the desk's held returns; a partner's own only)."""
+        if status not in {s.value for s in Status}:
+            raise errors.InvalidArgument(
+                f"unknown return status {status!r}",
+                [errors.FieldViolation("status", "one of " + ", ".join(s.value for s in Status))],
+            )
+        if limit < 0 or limit > MAX_LISTED:
+            raise errors.InvalidArgument(
+                f"limit must be between 1 and {MAX_LISTED}", [errors.FieldViolation("limit", "out of range")]
+            )
+        async with self.db.reading() as work:
+            return await work.repo(ReturnRepository).in_status(status, partner_id, limit or DEFAULT_LISTED)
+
     async def get(self, rma_id: str, partner_id: str) -> Return:
         return await usecase.load(
             self.db, ReturnRepository, (rma_id, partner_id), missing=f"return {rma_id} not found"
         )
+
+
+def delivered_on(order: orders_pb2.Order) -> dt.date | None:
+    """When the order was completely delivered: the day it last became completed (None: not yet)."""
+    completed = [c for c in order.history if c.status == "completed" and c.HasField("at")]
+    return completed[-1].at.ToDatetime(dt.UTC).date() if completed else None
 
 
 async def _first_with_key(repo: ReturnRepository, claim: IdempotencyClaim) -> Return | None:

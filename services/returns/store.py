@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -13,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     and_,
     func,
@@ -21,9 +25,11 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, update_versioned, utcnow
+from orderdesk import masterdata
+from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
 from orderdesk.retention import Prunable
-from services.returns.domain import Return, ReturnLine, Status
+from services.returns.domain import RELEASED, Return, ReturnLine, Status
+from services.returns.policy import HoldReason, ProductPolicy
 
 metadata = MetaData()
 
@@ -43,7 +49,12 @@ returns = Table(
     Column("request_hash", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # migration 0003, the return policy: why it was held (JSON list), the desk's note, the order's currency
+    Column("hold_reasons", Text, nullable=False, server_default="[]"),
+    Column("decision_note", String(1000), nullable=False, server_default=""),
+    Column("currency", String(3), nullable=False, server_default=""),
     Index("ix_returns_order", "order_id"),
+    Index("ix_returns_status", "status", "created_at"),  # migration 0003: the desk's held returns
     UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_returns_idempotency"),
     Index(
         "ix_returns_idempotency_age",
@@ -71,6 +82,27 @@ return_lines = Table(
     Column("warehouse", String(32), nullable=False),
     Column("restocked", Integer, nullable=False),
     Column("scrapped", Integer, nullable=False),
+    # migration 0003, the return policy
+    Column("reason_code", String(32), nullable=False, server_default="other"),
+    Column("refurbished", Integer, nullable=False, server_default="0"),
+    Column("scrapped_customer", Integer, nullable=False, server_default="0"),
+)
+
+# Master data for the return policy (migration 0003): imported with products and customers.
+return_products = Table(
+    "return_products",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("returnable", Boolean, nullable=False),
+    Column("return_window_days", Integer, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+return_customers = Table(
+    "return_customers",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("tier", String(16), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 # One row per order that has returns. Authorising a return first bumps this row, which
@@ -97,7 +129,17 @@ def _return_row(ret: Return) -> dict:
         "status": ret.status.value,
         "refund_amount": str(ret.refund_amount),
         "version": ret.version,
+        "decision_note": ret.decision_note,
         "updated_at": utcnow(),
+    }
+
+
+def _line_outcome(line: ReturnLine) -> dict:
+    return {
+        "restocked": line.restocked,
+        "refurbished": line.refurbished,
+        "scrapped": line.scrapped,
+        "scrapped_customer": line.scrapped_customer,
     }
 
 
@@ -122,11 +164,12 @@ class ReturnRepository:
         )
 
     async def authorised_quantities(self, order_id: str) -> dict[str, int]:
-        """Units per SKU on every RMA of the order (call after lock_order for a stable answer)."""
+        """Units per SKU on every RMA of the order but refused and cancelled ones (call after lock_order
+        for a stable answer)."""
         rows = await self.conn.execute(
             select(return_lines.c.sku, func.sum(return_lines.c.quantity))
             .select_from(return_lines.join(returns, returns.c.rma_id == return_lines.c.rma_id))
-            .where(returns.c.order_id == order_id)
+            .where(returns.c.order_id == order_id, returns.c.status.not_in([s.value for s in RELEASED]))
             .group_by(return_lines.c.sku)
         )
         return {sku: int(total) for sku, total in rows}
@@ -142,6 +185,10 @@ class ReturnRepository:
                 idempotency_key=claim.key or None,
                 request_hash=claim.request_hash,
                 created_at=ret.created_at,
+                hold_reasons=json.dumps(
+                    [{"code": r.code, "message": r.message, "field": r.field} for r in ret.hold_reasons]
+                ),
+                currency=ret.currency,
                 **_return_row(ret),
             )
         )
@@ -156,8 +203,8 @@ class ReturnRepository:
                     "reason": line.reason,
                     "unit_price": str(line.unit_price),
                     "warehouse": line.warehouse,
-                    "restocked": line.restocked,
-                    "scrapped": line.scrapped,
+                    "reason_code": line.reason_code,
+                    **_line_outcome(line),
                 }
                 for i, line in enumerate(ret.lines)
             ],
@@ -177,7 +224,7 @@ class ReturnRepository:
             await self.conn.execute(
                 update(return_lines)
                 .where(and_(return_lines.c.rma_id == ret.rma_id, return_lines.c.line_no == i))
-                .values(restocked=line.restocked, scrapped=line.scrapped)
+                .values(**_line_outcome(line))
             )
 
     async def get(self, rma_id: str, partner_id: str = "") -> Return | None:
@@ -188,13 +235,17 @@ class ReturnRepository:
         return await self._hydrate(row) if row is not None else None
 
     async def for_order(self, order_id: str, partner_id: str = "") -> list[Return]:
-        query = select(returns).where(returns.c.order_id == order_id)
+        return await self._oldest_first(returns.c.order_id == order_id, partner_id)
+
+    async def in_status(self, status: str, partner_id: str, limit: int) -> list[Return]:
+        return await self._oldest_first(returns.c.status == status, partner_id, limit)
+
+    async def _oldest_first(self, condition, partner_id: str, limit: int | None = None) -> list[Return]:
+        query = select(returns).where(condition)
         if partner_id:
             query = query.where(returns.c.partner_id == partner_id)
-        rows = (
-            (await self.conn.execute(query.order_by(returns.c.created_at, returns.c.rma_id))).mappings().all()
-        )
-        return [await self._hydrate(row) for row in rows]
+        query = query.order_by(returns.c.created_at, returns.c.rma_id).limit(limit)
+        return [await self._hydrate(row) for row in (await self.conn.execute(query)).mappings().all()]
 
     async def by_idempotency_key(self, scope: str, key: str) -> tuple[Return, str] | None:
         """The RMA first made with this key by this caller, and the hash of that request."""
@@ -233,6 +284,9 @@ class ReturnRepository:
             version=row["version"],
             created_at=row["created_at"],
             loaded_version=row["version"],
+            hold_reasons=[HoldReason(**r) for r in json.loads(row["hold_reasons"])],
+            decision_note=row["decision_note"],
+            currency=row["currency"],
             lines=[
                 ReturnLine(
                     sku=r["sku"],
@@ -242,7 +296,60 @@ class ReturnRepository:
                     warehouse=r["warehouse"],
                     restocked=r["restocked"],
                     scrapped=r["scrapped"],
+                    reason_code=r["reason_code"],
+                    refurbished=r["refurbished"],
+                    scrapped_customer=r["scrapped_customer"],
                 )
                 for r in line_rows
             ],
         )
+
+
+class PolicyRepository:
+    """The return policy's master data: products' return attributes and customers' tiers."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    async def upsert_products(self, records: Iterable[masterdata.Product]) -> None:
+        for p in records:
+            await self.conn.execute(
+                upsert(
+                    self.dialect,
+                    return_products,
+                    {
+                        "sku": p.sku,
+                        "returnable": p.returnable,
+                        "return_window_days": p.return_window_days,
+                        "updated_at": utcnow(),
+                    },
+                    ["sku"],
+                    ["returnable", "return_window_days", "updated_at"],
+                )
+            )
+
+    async def upsert_customers(self, records: Iterable[masterdata.Customer]) -> None:
+        for c in records:
+            await self.conn.execute(
+                upsert(
+                    self.dialect,
+                    return_customers,
+                    {"customer_id": c.customer_id, "tier": c.tier, "updated_at": utcnow()},
+                    ["customer_id"],
+                    ["tier", "updated_at"],
+                )
+            )
+
+    async def products(self, skus: Iterable[str]) -> dict[str, ProductPolicy]:
+        """The known SKUs' policies (an unknown SKU takes the defaults: returnable, default window)."""
+        rows = await self.conn.execute(select(return_products).where(return_products.c.sku.in_(list(skus))))
+        return {r.sku: ProductPolicy(returnable=r.returnable, window_days=r.return_window_days) for r in rows}
+
+    async def tier(self, customer_id: str) -> str:
+        row = (
+            await self.conn.execute(
+                select(return_customers.c.tier).where(return_customers.c.customer_id == customer_id)
+            )
+        ).first()
+        return row.tier if row is not None else ""

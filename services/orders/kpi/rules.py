@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from orderdesk.domain import RETURN_REASONS
 from orderdesk.errors import FieldViolation, InvalidArgument
 from orderdesk.parsing import time_bound
 
@@ -36,15 +37,6 @@ CANCEL_REASONS = (
     "payment",
     "address",
     "fraud",
-    "other",
-)
-RETURN_REASONS = (
-    "damaged",
-    "defective",
-    "wrong_item",
-    "not_as_described",
-    "no_longer_needed",
-    "late_delivery",
     "other",
 )
 HOLD_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # intake's hold reason codes; anything else is "other"

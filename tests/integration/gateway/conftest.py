@@ -261,6 +261,11 @@ class FakeShipping(shipping_pb2_grpc.ShippingServiceServicer):
 class FakeReturns(returns_pb2_grpc.ReturnsServiceServicer):
     def __init__(self):
         self.requests: list = []
+        self.imports: list[str] = []
+
+    async def ImportMasterData(self, request, context):  # products and customers, for the return policy
+        self.imports.append(request.kind)
+        return common_pb2.ImportCsvResponse(rows=request.csv.count("\n") - 1)
 
     async def CreateReturn(self, request, context):
         self.requests.append(request)

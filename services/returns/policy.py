@@ -1,0 +1,241 @@
+"""The return policy: windows, value thresholds, returnable products, reasons, fees and who pays.
+
+Plain Python, no I/O (README "Return policy" documents the figures).
+
+A return request is checked line by line against the policy. Nothing is refused outright for the
+policy: a request outside its window, worth more than the value threshold, or for a product that is
+not returnable is *held* for the desk, whose approver authorises or refuses it with a reason.
+
+Windows: the product's own window (master data `return_window_days`) when it has one, else the
+customer tier's (ORDERDESK_RETURN_TIER_WINDOWS), else the default (ORDERDESK_RETURN_WINDOW_DAYS,
+30). They count from the delivery date: in working days when a calendar is given, in calendar days
+otherwise (working days: Monday to Friday less the holidays of the country the order was delivered to,
+when that country's calendar was imported). The last day of the window still counts as inside.
+
+Reasons decide who pays:
+
+    reason              fault      restocking fee
+    damaged             ours       0 %
+    defective           ours       0 %
+    wrong_item          ours       0 %
+    not_as_described    ours       0 %
+    late_delivery       ours       0 %
+    no_longer_needed    customer   15 %
+    other               customer   0 %   (the desk looks at the note)
+
+Inspection outcomes and the refund per unit:
+
+    restock               the price less the reason's restocking fee (the goods go back to stock)
+    refurbish             the price less the reason's restocking fee (not back to stock yet)
+    scrap_our_fault       the full price ("scrap", the outcome before the policy, means this)
+    scrap_customer_fault  half the price (CUSTOMER_DAMAGE_REFUND): the customer damaged the goods
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from orderdesk.calendar import COUNTRY, Calendar, Holiday, add_working_days
+from orderdesk.domain import RETURN_REASONS
+
+CENTS = Decimal("0.01")
+
+REASONS = RETURN_REASONS
+OUR_FAULT = frozenset({"damaged", "defective", "wrong_item", "not_as_described", "late_delivery"})
+RESTOCKING_FEE: Mapping[str, Decimal] = {
+    **{reason: Decimal("0") for reason in REASONS},
+    "no_longer_needed": Decimal("0.15"),
+}
+
+RESTOCK, REFURBISH, SCRAP_OURS, SCRAP_CUSTOMERS = (
+    "restock",
+    "refurbish",
+    "scrap_our_fault",
+    "scrap_customer_fault",
+)
+OUTCOMES = (RESTOCK, REFURBISH, SCRAP_OURS, SCRAP_CUSTOMERS)
+OUTCOME_ALIASES = {"scrap": SCRAP_OURS}  # before the policy, scrapped goods were refunded in full
+CUSTOMER_DAMAGE_REFUND = Decimal("0.5")
+
+DEFAULT_WINDOW_DAYS = 30
+# The value of one RMA above which the desk decides, per currency (ORDERDESK_RETURN_HOLD_ABOVE).
+DEFAULT_VALUE_THRESHOLDS: Mapping[str, Decimal] = {
+    "USD": Decimal("5000"),
+    "EUR": Decimal("5000"),
+    "GBP": Decimal("4000"),
+    "CNY": Decimal("35000"),
+}
+
+# Hold reason codes (Return.hold_reasons[].code)
+OUTSIDE_WINDOW, ABOVE_VALUE_THRESHOLD, NOT_RETURNABLE = (
+    "outside_window",
+    "above_value_threshold",
+    "not_returnable",
+)
+
+
+def fault(reason_code: str) -> str:
+    """Who pays for a return with this reason: "ours" or "customer"."""
+    return "ours" if reason_code in OUR_FAULT else "customer"
+
+
+def reason_code(code: str, note: str) -> str:
+    """The vocabulary code of a request line: the code given, else the note when it is one, else other."""
+    if code:
+        return code
+    word = note.strip().lower().replace(" ", "_")
+    return word if word in REASONS else "other"
+
+
+def outcome(name: str) -> str:
+    return OUTCOME_ALIASES.get(name, name)
+
+
+# --- settings ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProductPolicy:
+    """A product's return attributes from master data (products CSV, optional columns)."""
+
+    returnable: bool = True
+    window_days: int | None = None  # None: the tier's or the default window
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    default_window_days: int = DEFAULT_WINDOW_DAYS
+    tier_window_days: Mapping[str, int] = field(default_factory=dict)
+    value_thresholds: Mapping[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_VALUE_THRESHOLDS))
+
+    def window_days(self, product: ProductPolicy, tier: str) -> int:
+        if product.window_days is not None:
+            return product.window_days
+        return self.tier_window_days.get(tier, self.default_window_days)
+
+    def threshold(self, currency: str) -> Decimal | None:
+        """None: no threshold for this currency (nothing is held for its value)."""
+        return self.value_thresholds.get(currency.upper())
+
+
+def _pairs(text: str, what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in text.replace(",", " ").split():
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"{what}: {item!r} is not NAME=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def settings_from_env(environ: Mapping[str, str]) -> PolicySettings:
+    """ORDERDESK_RETURN_WINDOW_DAYS (30), ORDERDESK_RETURN_TIER_WINDOWS ("strategic=60 key=45"),
+    ORDERDESK_RETURN_HOLD_ABOVE ("USD=5000 EUR=5000"; replaces the defaults when set)."""
+    default = int(environ.get("ORDERDESK_RETURN_WINDOW_DAYS", "").strip() or DEFAULT_WINDOW_DAYS)
+    tiers = {
+        tier: int(days)
+        for tier, days in _pairs(environ.get("ORDERDESK_RETURN_TIER_WINDOWS", ""), "tier windows").items()
+    }
+    above = environ.get("ORDERDESK_RETURN_HOLD_ABOVE", "").strip()
+    thresholds = (
+        {cur.upper(): Decimal(v) for cur, v in _pairs(above, "hold thresholds").items()}
+        if above
+        else dict(DEFAULT_VALUE_THRESHOLDS)
+    )
+    if default < 0 or any(d < 0 for d in tiers.values()) or any(v < 0 for v in thresholds.values()):
+        raise ValueError("return windows and thresholds must not be negative")
+    return PolicySettings(default, tiers, thresholds)
+
+
+# --- the window ------------------------------------------------------------------------------------
+def country_calendar(holidays: Iterable[Holiday], country: str) -> Calendar | None:
+    """The working days of the country the goods were delivered to (Monday to Friday less its
+    holidays) when its calendar was imported; None: the window counts calendar days."""
+    days = frozenset(h.date for h in holidays if h.scope == COUNTRY and h.code.upper() == country.upper())
+    return Calendar(holidays=days) if days else None
+
+
+def window_end(delivered_on: dt.date, days: int, calendar: Calendar | None = None) -> dt.date:
+    """The last day a return may be asked for without the desk."""
+    if calendar is None:
+        return delivered_on + dt.timedelta(days=days)
+    return add_working_days(delivered_on, days, calendar)
+
+
+# --- the checks ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PolicyLine:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class HoldReason:
+    code: str
+    message: str
+    field: str = ""
+
+
+def hold_reasons(
+    lines: list[PolicyLine],
+    *,
+    settings: PolicySettings,
+    products: Mapping[str, ProductPolicy],
+    tier: str,
+    currency: str,
+    delivered_on: dt.date | None,
+    today: dt.date,
+    calendar: Calendar | None = None,
+) -> list[HoldReason]:
+    """Why the desk must decide this request; empty: it goes straight through.
+
+    `delivered_on` None: the order is not completely delivered yet, and the window has not begun.
+    """
+    reasons: list[HoldReason] = []
+    for i, line in enumerate(lines):
+        product = products.get(line.sku, ProductPolicy())
+        if not product.returnable:
+            reasons.append(HoldReason(NOT_RETURNABLE, f"{line.sku} is not returnable", f"lines[{i}].sku"))
+        if delivered_on is not None:
+            days = settings.window_days(product, tier)
+            end = window_end(delivered_on, days, calendar)
+            if today > end:
+                unit = "working days" if calendar is not None else "days"
+                reasons.append(
+                    HoldReason(
+                        OUTSIDE_WINDOW,
+                        f"{line.sku}: the return window of {days} {unit} from delivery on "
+                        f"{delivered_on.isoformat()} ended on {end.isoformat()}",
+                        f"lines[{i}].sku",
+                    )
+                )
+    threshold = settings.threshold(currency)
+    value = sum((line.unit_price * line.quantity for line in lines), Decimal("0"))
+    if threshold is not None and value > threshold:
+        reasons.append(
+            HoldReason(
+                ABOVE_VALUE_THRESHOLD,
+                f"the return is worth {value.quantize(CENTS)} {currency.upper()}, above the "
+                f"{threshold.quantize(CENTS)} {currency.upper()} the desk must approve",
+            )
+        )
+    return reasons
+
+
+# --- money -----------------------------------------------------------------------------------------
+def restocking_fee(reason: str, unit_price: Decimal, units: int) -> Decimal:
+    """The fee kept back on `units` restocked or refurbished units of a line with this reason."""
+    return (unit_price * units * RESTOCKING_FEE.get(reason, Decimal("0"))).quantize(
+        CENTS, rounding=ROUND_HALF_UP
+    )
+
+
+def line_refund(reason: str, unit_price: Decimal, counts: Mapping[str, int]) -> Decimal:
+    """The refund for one line's inspected units, {outcome: units}."""
+    kept_back = counts.get(RESTOCK, 0) + counts.get(REFURBISH, 0)
+    full = unit_price * (kept_back + counts.get(SCRAP_OURS, 0))
+    partial = unit_price * counts.get(SCRAP_CUSTOMERS, 0) * CUSTOMER_DAMAGE_REFUND
+    refund = (full + partial).quantize(CENTS, rounding=ROUND_HALF_UP)
+    return refund - restocking_fee(reason, unit_price, kept_back)
