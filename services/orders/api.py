@@ -77,8 +77,27 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
             **{name: getattr(request, name) for name in SEARCH_FIELDS},
             at_risk=request.at_risk,
             risk=request.risk,
+            open_exception=request.open_exception,
+            exception_type=request.exception_type,
+            warehouse=request.warehouse,
         )
         return orders_pb2.ListOrdersResponse(items=[order_to_proto(o) for o in items], next_cursor=cursor)
+
+    async def CountQueues(self, request, context):
+        counts = await self.service.queue_counts()
+
+        def per_code(found: dict[str, int]) -> list:
+            return [orders_pb2.QueueCount(code=code, count=n) for code, n in sorted(found.items())]
+
+        return orders_pb2.QueueCounts(
+            held=counts.held,
+            held_by_reason=per_code(counts.held_by_reason),
+            exceptions=counts.exceptions,
+            exceptions_by_type=per_code(counts.exceptions_by_type),
+            at_risk=counts.at_risk,
+            at_risk_by_risk=per_code(counts.at_risk_by_risk),
+            backorders=counts.backorders,
+        )
 
     # --- the desk's own view: never called by the gateway (internal notes are for the desk only) -----
     async def AddOrderNote(self, request, context):

@@ -1005,6 +1005,20 @@ class Order:
 
     # --- reads -----------------------------------------------------------------
     @property
+    def queue_keys(self) -> QueueKeys:
+        """What the desk's work queues (Today) find the order by, as the store keeps it in indexed columns:
+        the hold reasons while on hold, the types of its open exceptions while the order is not closed
+        (a closed order is nobody's work), and every warehouse it is allocated at or ships from."""
+        closed = self.status in TERMINAL
+        return QueueKeys(
+            hold_codes=tokens(r["code"] for r in self.hold_reasons) if self.status is Status.ON_HOLD else "",
+            exception_types="" if closed else tokens(e.type.value for e in self.exceptions if e.open),
+            warehouses=tokens(
+                [a.warehouse for a in self.allocations] + [s.warehouse for s in self.shipments.values()]
+            ),
+        )
+
+    @property
     def date_to_expect(self) -> str:
         """The delivery date to tell the customer: the one an exception announced, else the backorder's
         expected date, else the requested date; "" when there is none."""
@@ -1044,6 +1058,22 @@ class Order:
         self.version += 1
         self.history.append(entry)
         self.transitions.append(Transition(previous, to, self.version, entry))
+
+
+def tokens(codes: Iterable[str]) -> str:
+    """Codes as the store's queue columns keep them: " a b " (sorted, each once, blank-free), "" for none,
+    so `LIKE '% a %'` finds one and a GROUP BY counts the combinations (services/orders/store.py)."""
+    found = sorted({c for c in codes if c})
+    return f" {' '.join(found)} " if found else ""
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """An order's keys in the desk's work queues (Order.queue_keys), each in the form of `tokens`."""
+
+    hold_codes: str
+    exception_types: str
+    warehouses: str
 
 
 SEARCH_TEXT_FIELDS = ("external_ref", "customer_id", "sku", "channel")
@@ -1101,25 +1131,43 @@ def _instant(value: str) -> dt.datetime | None:
 
 @dataclass(frozen=True)
 class Listing:
-    """How a page of orders is chosen: newest first, the desk's queue (priority, then first come), or the
-    at-risk queue (`at_risk`: orders the promise watch sees at risk, of `risk` when given, most urgent first:
-    the soonest promised date, orders without one last, then the largest slip, then first come); narrowed by
-    a hold reason and a search.
+    """How a page of orders is chosen: newest first, oldest first (first come), the desk's queue (priority,
+    then first come), backorders by their expected date (`expected`: the soonest expected ship date first,
+    orders without one last, then first come), or the at-risk queue (`at_risk`: orders the promise watch
+    sees at risk, of `risk` when given, most urgent first: the soonest promised date, orders without one
+    last, then the largest slip, then first come); narrowed by a hold reason, an open exception (of
+    `exception_type` when given), a warehouse and a search.
 
-    Cursors name the last order of the previous page: "<seq>" newest first, "p<priority>.<seq>"
-    by priority, "u<date>.<slip>.<seq>" by urgency (keyset paging: a page stays the same while orders
-    arrive); a cursor from one ordering is refused by the others."""
+    Cursors name the last order of the previous page: "<seq>" newest first, "o<seq>" oldest first,
+    "p<priority>.<seq>" by priority, "e<date>.<seq>" by expected date, "u<date>.<slip>.<seq>" by urgency
+    (keyset paging: a page stays the same while orders arrive); a cursor from one ordering is refused by
+    the others."""
 
-    by_priority: bool = False
+    order_by: str = "newest"
     hold_reason: str = ""
-    after: tuple[int, int] | None = None  # (priority, seq) of the previous page's last order
+    after: tuple[int | str, int] | None = None  # (priority or expected date, seq) of the previous page's last
     search: OrderSearch = field(default_factory=OrderSearch)
     at_risk: bool = False
     risk: str = ""
     risk_after: tuple[str, int, int] | None = None  # (promised date or NO_DATE, slip, seq)
+    open_exception: bool = False
+    exception_type: str = ""
+    warehouse: str = ""
 
-    ORDERINGS = ("newest", "priority")
-    NO_DATE = "9999-12-31"  # orders without a promised date come last in the at-risk queue
+    ORDERINGS = ("newest", "oldest", "priority", "expected")
+    NO_DATE = (
+        "9999-12-31"  # orders without a promised (expected) date come last in the at-risk (backorder) queue
+    )
+
+    @property
+    def by_priority(self) -> bool:
+        return self.order_by == "priority"
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether the listing is a search (which looks in the archive too): the queue filters are not, as
+        only open orders are in a queue."""
+        return self.search != OrderSearch()
 
     @classmethod
     def parse(
@@ -1130,62 +1178,91 @@ class Listing:
         *,
         at_risk: bool = False,
         risk: str = "",
+        open_exception: bool = False,
+        exception_type: str = "",
+        warehouse: str = "",
         **search: str,
     ) -> Listing:
         violations = []
         if order_by and order_by not in cls.ORDERINGS:
-            violations.append(FieldViolation("order_by", "one of newest, priority"))
-        if hold_reason and not all(ch.islower() or ch == "_" for ch in hold_reason):
+            violations.append(FieldViolation("order_by", f"one of {', '.join(cls.ORDERINGS)}"))
+        if hold_reason and not _is_code(hold_reason):
             violations.append(FieldViolation("hold_reason", "a hold reason code such as price_mismatch"))
         if risk and risk not in RISK_CODES:
             violations.append(FieldViolation("risk", f"one of {', '.join(RISK_CODES)}"))
         elif risk and not at_risk:
             violations.append(FieldViolation("risk", "only with at_risk=true"))
-        by_priority = order_by == "priority" and not at_risk
+        if exception_type and exception_type not in {t.value for t in exception_rules.ExceptionType}:
+            types = ", ".join(t.value for t in exception_rules.ExceptionType)
+            violations.append(FieldViolation("exception_type", f"one of {types}"))
+        elif exception_type and not open_exception:
+            violations.append(FieldViolation("exception_type", "only with open_exception=true"))
+        if len(warehouse) > SEARCH_TEXT_MAX or any(ch.isspace() or not ch.isprintable() for ch in warehouse):
+            violations.append(FieldViolation("warehouse", "a warehouse id: printable, no spaces"))
+        ordering = "urgency" if at_risk else (order_by or "newest")
         after = None
         risk_after = None
-        if cursor:
+        if cursor and ordering in (*cls.ORDERINGS, "urgency"):
             try:
-                if at_risk:
-                    if not cursor.startswith("u"):
-                        raise ValueError
-                    date, slip_text, seq_text = cursor[1:].split(".")
-                    dt.date.fromisoformat(date)
-                    slip, seq = whole_number(slip_text), whole_number(seq_text)
-                    if slip is None or seq is None:
-                        raise ValueError
-                    risk_after = (date, slip, seq)
-                elif by_priority:
-                    if not cursor.startswith("p"):
-                        raise ValueError
-                    priority, seq = (whole_number(part) for part in cursor[1:].split("."))
-                    if priority is None or seq is None:
-                        raise ValueError
-                    after = (priority, seq)
-                else:
-                    seq = whole_number(cursor)
-                    if seq is None:
-                        raise ValueError
-                    after = (0, seq)
+                after, risk_after = _read_cursor(ordering, cursor)
             except ValueError:
                 violations.append(FieldViolation("cursor", "not a cursor issued for this ordering"))
         narrowed = OrderSearch.parse(violations, **search)
         if violations:
             raise InvalidArgument("invalid listing", violations)
         return cls(
-            by_priority=by_priority,
+            order_by="newest" if at_risk else ordering,
             hold_reason=hold_reason,
             after=after,
             search=narrowed,
             at_risk=at_risk,
             risk=risk,
             risk_after=risk_after,
+            open_exception=open_exception,
+            exception_type=exception_type,
+            warehouse=warehouse,
         )
 
-    def cursor_after(self, priority: int, seq: int, *, promised: str = "", slip: int = 0) -> str:
+    def cursor_after(
+        self, priority: int, seq: int, *, promised: str = "", slip: int = 0, expected: str = ""
+    ) -> str:
         if self.at_risk:
             return f"u{promised or self.NO_DATE}.{slip}.{seq}"
-        return f"p{priority}.{seq}" if self.by_priority else str(seq)
+        return {
+            "priority": f"p{priority}.{seq}",
+            "oldest": f"o{seq}",
+            "expected": f"e{expected or self.NO_DATE}.{seq}",
+        }.get(self.order_by, str(seq))
+
+
+def _is_code(value: str) -> bool:
+    return all(ch.islower() or ch == "_" for ch in value)
+
+
+def _read_cursor(
+    ordering: str, cursor: str
+) -> tuple[tuple[int | str, int] | None, tuple[str, int, int] | None]:
+    """(after, risk_after) of a cursor of this ordering (Listing); ValueError when it is not one."""
+    prefix = {"urgency": "u", "priority": "p", "oldest": "o", "expected": "e"}.get(ordering, "")
+    if prefix and not cursor.startswith(prefix):
+        raise ValueError(cursor)
+    parts = cursor[len(prefix) :].split(".")
+    dated = ordering in ("urgency", "expected")
+    if dated:
+        dt.date.fromisoformat(parts[0])
+    read = [whole_number(part) for part in (parts[1:] if dated else parts)]
+    numbers = [n for n in read if n is not None]
+    if len(numbers) != len(read):
+        raise ValueError(cursor)
+    if ordering == "urgency" and len(numbers) == 2:
+        return None, (parts[0], numbers[0], numbers[1])
+    if ordering == "priority" and len(numbers) == 2:
+        return (numbers[0], numbers[1]), None
+    if ordering == "expected" and len(numbers) == 1:
+        return (parts[0], numbers[0]), None
+    if ordering in ("newest", "oldest") and len(numbers) == 1:
+        return (0, numbers[0]), None
+    raise ValueError(cursor)
 
 
 def delivered_at(

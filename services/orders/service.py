@@ -25,7 +25,7 @@ from services.orders.domain import Line, Listing, Order, ShipmentView, Status
 from services.orders.kpi import rules as kpis
 from services.orders.kpi import store as kpi_store
 from services.orders.proto import address_to_dict, proposal_to_dict
-from services.orders.store import OrderRepository
+from services.orders.store import OrderRepository, QueueCounts
 
 EXPORT_PAGE = 200  # archived orders per page (and per streamed chunk) of an export
 
@@ -177,6 +177,9 @@ class OrdersService:
         order_by: str = "",
         at_risk: bool = False,
         risk: str = "",
+        open_exception: bool = False,
+        exception_type: str = "",
+        warehouse: str = "",
         **search: str,
     ) -> tuple[list[Order], str]:
         """One page of orders (newest first, by priority, or the at-risk queue by urgency), narrowed by
@@ -191,11 +194,26 @@ class OrdersService:
             raise errors.InvalidArgument(
                 "limit must be 1..500", [errors.FieldViolation("limit", "must be 1..500")]
             )
-        listing = Listing.parse(order_by, hold_reason, cursor, at_risk=at_risk, risk=risk, **search)
+        listing = Listing.parse(
+            order_by,
+            hold_reason,
+            cursor,
+            at_risk=at_risk,
+            risk=risk,
+            open_exception=open_exception,
+            exception_type=exception_type,
+            warehouse=warehouse,
+            **search,
+        )
         async with self.db.reading() as work:
             return await work.repo(OrderRepository).list(
                 partner_id=partner_id, status=status, limit=limit, listing=listing
             )
+
+    async def queue_counts(self) -> QueueCounts:
+        """The desk's work queues' sizes (OrderRepository.queue_counts), read only."""
+        async with self.db.reading() as work:
+            return await work.repo(OrderRepository).queue_counts()
 
     async def kpi_report(self, start: str, end: str, group_by: str) -> kpis.KpiReport:
         """The desk's numbers for a period, from the history and the order_facts ledger (read only), hot

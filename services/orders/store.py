@@ -9,7 +9,7 @@ The repository reads an order from either place; saving an archived order brings
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -49,6 +49,7 @@ from services.orders.domain import (
     OrderSearch,
     ShipmentView,
     Status,
+    tokens,
 )
 from services.orders.exceptions import OrderException
 from services.orders.notes import Note
@@ -103,6 +104,10 @@ orders = Table(
     Column("risk_codes", String(200), nullable=False),  # migration 0012: " code code ", "" when on track
     Column("risk_slip", Integer, nullable=False),  # migration 0012: the largest slip in days
     Column("watch_at", UtcDateTime, nullable=True),  # migration 0012: next assessment; NULL: settled
+    # migration 0013: the desk's work queues (Order.queue_keys), " a b " as risk_codes
+    Column("hold_codes", String(200), nullable=False),  # the hold reasons while on hold
+    Column("exception_types", String(200), nullable=False),  # the open exceptions' types, open orders only
+    Column("warehouses", String(200), nullable=False),  # allocated at or shipping from
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
@@ -117,6 +122,11 @@ orders = Table(
     # migration 0012: the promise watch's due orders and at-risk queue
     Index("ix_orders_watch_at", "watch_at"),
     Index("ix_orders_risk_codes", "risk_codes"),
+    # migration 0013: the held queue's counts per reason (covering), the exceptions queue, the backorders
+    # (scheduled) by expected date
+    Index("ix_orders_status_hold_codes", "status", "hold_codes"),
+    Index("ix_orders_exception_types", "exception_types"),
+    Index("ix_orders_status_expected", "status", "expected_ship_date", "seq"),
 )
 # A saved order is due for the watch at once, whatever anyone's clock says.
 DUE_NOW = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -124,8 +134,7 @@ DUE_NOW = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def risk_codes(risks) -> str:
     """The listing's and the gauge's form of an order's risk codes: " a b " (sorted), "" for none."""
-    codes = sorted({r.code.value for r in risks})
-    return f" {' '.join(codes)} " if codes else ""
+    return tokens(r.code.value for r in risks)
 
 
 order_lines = Table(
@@ -274,6 +283,7 @@ def _order_row(order: Order) -> dict:
         "notes": [n.to_json() for n in order.notes],
         "risks": [r.to_json() for r in order.risks],
         "risk_codes": risk_codes(order.risks),
+        **asdict(order.queue_keys),  # migration 0013: the work queues' keys
         "risk_slip": max((r.slip_days for r in order.risks), default=0),
         "watch_at": DUE_NOW,
         "updated_at": utcnow(),
@@ -349,6 +359,11 @@ def _promised(o):
     return func.coalesce(func.nullif(o.c.requested_delivery_date, ""), Listing.NO_DATE)
 
 
+def _expected(o):
+    """The backorder queue's first key: the expected ship date, orders without one last."""
+    return func.coalesce(func.nullif(o.c.expected_ship_date, ""), Listing.NO_DATE)
+
+
 def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, listing: Listing):
     """One page of `tables`' orders in the listing's order (limit + 1 rows: the one more says there is more)."""
     o = tables.orders
@@ -372,6 +387,16 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
         if listing.after is not None:
             priority, seq = listing.after
             query = query.where(or_(o.c.priority < priority, and_(o.c.priority == priority, o.c.seq > seq)))
+    elif listing.order_by == "expected":  # backorders: the soonest expected ship date first, then first come
+        expected = _expected(o)
+        query = query.order_by(expected, o.c.seq)
+        if listing.after is not None:
+            date, seq = listing.after
+            query = query.where(or_(expected > date, and_(expected == date, o.c.seq > seq)))
+    elif listing.order_by == "oldest":
+        query = query.order_by(o.c.seq)
+        if listing.after is not None:
+            query = query.where(o.c.seq > listing.after[1])
     else:
         query = query.order_by(o.c.seq.desc())
         if listing.after is not None:
@@ -385,7 +410,44 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
         # hold_reasons is a JSON list serialised by json.dumps on both backends: match the quoted code.
         code = listing.hold_reason.replace("_", "\\_")
         query = query.where(cast(o.c.hold_reasons, Text).like(f'%"code": "{code}"%', escape="\\"))
+    if listing.open_exception:  # the exceptions queue: the index on exception_types skips the others
+        query = query.where(o.c.exception_types != "")
+        if listing.exception_type:
+            query = query.where(
+                o.c.exception_types.like(f"% {_escaped(listing.exception_type)} %", escape="\\")
+            )
+    if listing.warehouse:
+        query = query.where(o.c.warehouses.like(f"% {_escaped(listing.warehouse)} %", escape="\\"))
     return query
+
+
+def _escaped(token: str) -> str:
+    """A token for LIKE: its own % and _ match only themselves."""
+    return token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """OrderRepository.queue_counts: each queue's size and, per code, how many of its orders have it (an
+    order with two reasons counts under both)."""
+
+    held: int
+    held_by_reason: dict[str, int]
+    exceptions: int
+    exceptions_by_type: dict[str, int]
+    at_risk: int
+    at_risk_by_risk: dict[str, int]
+    backorders: int
+
+
+def _per_token(rows) -> tuple[int, dict[str, int]]:
+    """(total, per code) of (tokens, count) rows grouped by a queue column."""
+    total, per_code = 0, {}
+    for codes, n in rows:
+        total += n
+        for code in codes.split():
+            per_code[code] = per_code.get(code, 0) + n
+    return total, per_code
 
 
 class OrderRepository:
@@ -493,12 +555,12 @@ class OrderRepository:
         merges both by the listing's keys (an archived order keeps its seq, and no hot order ever gets an
         archived one's: services/orders/archive/store.py); a plain listing reads the hot tables only."""
         where = {"partner_id": partner_id, "status": status, "limit": limit, "listing": listing}
-        if self.conn.dialect.name == "postgresql" and listing.search != OrderSearch():
+        if self.conn.dialect.name == "postgresql" and listing.narrowed:
             # asyncpg prepares statements; after five runs PostgreSQL may keep a generic plan, blind to
             # how rare the searched value is (measured: a rare SKU's page went from 7 ms to 90 ms).
             await self.conn.execute(_CUSTOM_PLANS)
         found = [(row, HOT) for row in (await self.conn.execute(_page(HOT, **where))).mappings().all()]
-        if listing.search != OrderSearch():
+        if listing.narrowed:
             archived = (await self.conn.execute(_page(ARCHIVE, **where))).mappings().all()
             found += [(row, ARCHIVE) for row in archived]
             if listing.at_risk:
@@ -511,6 +573,10 @@ class OrderRepository:
                 )
             elif listing.by_priority:
                 found.sort(key=lambda f: (-f[0]["priority"], f[0]["seq"]))
+            elif listing.order_by == "expected":
+                found.sort(key=lambda f: (f[0]["expected_ship_date"] or Listing.NO_DATE, f[0]["seq"]))
+            elif listing.order_by == "oldest":
+                found.sort(key=lambda f: f[0]["seq"])
             else:
                 found.sort(key=lambda f: -f[0]["seq"])
         more = len(found) > limit
@@ -523,6 +589,7 @@ class OrderRepository:
                 last["seq"],
                 promised=last["requested_delivery_date"],
                 slip=last["risk_slip"],
+                expected=last["expected_ship_date"],
             )
         hydrated = {}
         for tables in (HOT, ARCHIVE):
@@ -532,17 +599,43 @@ class OrderRepository:
 
     async def risk_counts(self) -> tuple[int, dict[str, int]]:
         """Open orders the promise watch sees at risk now, and per risk code (an order with two counts in both)."""
-        total, per_code = 0, {}
         rows = await self.conn.execute(
             select(orders.c.risk_codes, func.count())
             .where(orders.c.risk_codes != "", orders.c.status.not_in([s.value for s in TERMINAL]))
             .group_by(orders.c.risk_codes)
         )
-        for codes, n in rows.all():
-            total += n
-            for code in codes.split():
-                per_code[code] = per_code.get(code, 0) + n
-        return total, per_code
+        return _per_token(rows.all())
+
+    async def queue_counts(self) -> QueueCounts:
+        """The desk's work queues' sizes (Today): held orders (and per hold reason), open orders with an open
+        exception (and per type), at risk (and per risk) and backordered (scheduled): COUNTs grouped by the
+        queue columns over their indexes, never an order read whole."""
+        o = orders
+        held = await self.conn.execute(
+            select(o.c.hold_codes, func.count())
+            .where(o.c.status == Status.ON_HOLD.value)
+            .group_by(o.c.hold_codes)
+        )
+        exceptions = await self.conn.execute(
+            select(o.c.exception_types, func.count())
+            .where(o.c.exception_types != "")
+            .group_by(o.c.exception_types)
+        )
+        at_risk, per_risk = await self.risk_counts()
+        backorders = await self.conn.execute(
+            select(func.count()).select_from(o).where(o.c.status == Status.SCHEDULED.value)
+        )
+        held_total, per_reason = _per_token(held.all())
+        exception_total, per_type = _per_token(exceptions.all())
+        return QueueCounts(
+            held=held_total,
+            held_by_reason=per_reason,
+            exceptions=exception_total,
+            exceptions_by_type=per_type,
+            at_risk=at_risk,
+            at_risk_by_risk=per_risk,
+            backorders=backorders.scalar_one(),
+        )
 
     async def awaiting_stock(self, *, limit: int, include_scheduled: bool) -> list[str]:
         """Order ids to reserve stock for: confirmed ones before retries of backordered (scheduled) ones,
