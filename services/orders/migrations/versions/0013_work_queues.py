@@ -53,7 +53,6 @@ def upgrade() -> None:
             )
     op.create_index("ix_orders_status_hold_codes", "orders", ["status", "hold_codes"])
     op.create_index("ix_orders_exception_types", "orders", ["exception_types"])
-    op.create_index("ix_orders_status_expected", "orders", ["status", "expected_ship_date", "seq"])
     # Only open orders are in a queue: the archive's (closed) keep "" but for their warehouses, which no
     # queue asks of an archived order.
     orders = sa.table(
@@ -82,7 +81,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for index in ("ix_orders_status_expected", "ix_orders_exception_types", "ix_orders_status_hold_codes"):
+    for index in ("ix_orders_exception_types", "ix_orders_status_hold_codes"):
         op.drop_index(index, "orders")
     for table in ("archived_orders", "orders"):
         for name in reversed(COLUMNS):
