@@ -192,7 +192,11 @@ class Stack:
             cwd=self.cwd,
         )
 
-    def start(self, timeout: float = 60) -> Stack:
+    def start(self, timeout: float | None = None) -> Stack:
+        """Starts every process and waits until each is ready: `timeout` seconds (default 60, or
+        ORDERDESK_STACK_START_SECONDS on a crowded machine where eight Pythons starting at once take longer)."""
+        if timeout is None:
+            timeout = float(os.environ.get("ORDERDESK_STACK_START_SECONDS", "60"))
         for name in self.all_instances:
             self.start_process(name)
         self.wait_ready(timeout * self.replicas)  # N times the processes starting on the same cores
