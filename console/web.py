@@ -21,7 +21,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
@@ -246,6 +246,19 @@ class NavEntry:
     path: str
     permission: Permission = Permission.READ
     order: int = 50
+
+
+class QueryForm:
+    """Base of a GET form's dataclass (a search, a queue's filters): its fields as the address carries them,
+    each a trimmed string."""
+
+    @classmethod
+    def of(cls, query):
+        return cls(**{f.name: str(query.get(f.name, "")).strip() for f in fields(cls)})  # type: ignore[arg-type]
+
+    def given(self) -> dict[str, str]:
+        """The fields given (not empty), as the address carries them."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}  # type: ignore[arg-type]
 
 
 @dataclass

@@ -13,7 +13,8 @@ orders, one that matches several offers them to choose from.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import grpc
@@ -53,7 +54,7 @@ MESSAGES = {
 
 
 @dataclass(frozen=True)
-class Search:
+class Search(web.QueryForm):
     """What the person asked for, as the form and the address carry it (every value a trimmed string)."""
 
     order_id: str = ""
@@ -66,13 +67,6 @@ class Search:
     created_from: str = ""
     created_to: str = ""
     risk: str = ""  # "any": the at-risk queue; a risk's code: only that risk
-
-    @classmethod
-    def of(cls, query) -> Search:
-        return cls(**{f.name: str(query.get(f.name, "")).strip() for f in fields(cls)})
-
-    def given(self) -> dict[str, str]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
 
     def narrowed(self) -> bool:
         return bool(self.given())
@@ -101,14 +95,27 @@ class Search:
 
 def form_errors(refusal: web.ServiceRefusal) -> FormErrors:
     """The service's refusal of a search, each field's message beside the form's field."""
+    return refused_listing(
+        refusal,
+        Search,
+        FORM_FIELD,
+        lambda v, name: MESSAGES.get((v.field, v.reason)) or MESSAGES.get((v.field, "")) or TEXT,
+    )
+
+
+def refused_listing(
+    refusal: web.ServiceRefusal, form: type, form_field: Mapping[str, str], message: Callable[..., str]
+) -> FormErrors:
+    """A refused ListOrders as a GET form's errors: each violation beside the form's field (the service's
+    field named by `form_field`, the message by `message(violation, form field)`), a stale cursor above the
+    form, anything else the service's own message."""
     found = FormErrors()
     for violation in refusal.failure.violations:
-        name = FORM_FIELD.get(violation.field, violation.field)
+        name = form_field.get(violation.field, violation.field)
         if violation.field == "cursor":
             found.general = STALE_PAGE
-        elif name in Search.__dataclass_fields__:
-            message = MESSAGES.get((violation.field, violation.reason)) or MESSAGES.get((violation.field, ""))
-            found.fields.setdefault(name, message or TEXT)
+        elif name in form.__dataclass_fields__:
+            found.fields.setdefault(name, message(violation, name))
         else:
             found.general = refusal.message
     if not found:
