@@ -5,7 +5,8 @@ Starts a private NATS and the suite with the console (SQLite, the demo data and 
 customers, 500 SKUs, five channels, 200 days, a tenth held with one or two reasons), signs in as the demo
 viewer through the sign-in form (its CSRF token, its cookies), then asks for each page `--requests` times,
 one request at a time: the Today page (the held-orders queue by priority), its later pages (by the
-page's own "Next page" links), and searches. For each: p50 and p99 as the client sees them (loopback HTTP,
+page's own "Next page" links), each work queue (a fiftieth of the confirmed orders backordered, a hundredth
+with an open exception), the live counts' JSON, and searches. For each: p50 and p99 as the client sees them (loopback HTTP,
 keep-alive) and as the console measures itself (its Server-Timing header: the console's whole time,
 the orders service's gRPC call included). The orders service's ListOrders for the same searches over
 gRPC is timed too, to tell the console's share from the query's. Figures are printed, never asserted.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import html
 import os
 import re
@@ -34,6 +36,8 @@ from devtools.devstack import Stack
 from devtools.http import client_session
 from orderdesk.db import Database
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
+from services.orders.domain import Allocation, Order, Status
+from services.orders.exceptions import OrderException
 
 SIGN_IN = (
     "viewer@demo.example",
@@ -62,6 +66,18 @@ SEARCHES = [
         None,
     ),
     ("everything, newest", {}, None),
+]
+
+
+# (name, Today's address): each work queue as its tab opens it, and narrowed as the desk narrows it.
+QUEUES = [
+    ("held, oldest", "queue=held&sort=oldest"),
+    ("held, reason + customer", "queue=held&reason=price_mismatch&customer=C0042"),
+    ("exceptions", "queue=exceptions"),
+    ("exceptions, one type", "queue=exceptions&reason=production_delay"),
+    ("at risk", "queue=at_risk"),
+    ("backorders", "queue=backorders"),
+    ("backorders, warehouse", "queue=backorders&warehouse=WH-2"),
 ]
 
 
@@ -129,6 +145,9 @@ async def time_console(url: str, requests: int) -> dict[str, dict]:
         pages = await later_pages(session, url, "/", 20)
         if pages:
             results[f"today, pages 2-{len(pages) + 1}"] = await time_page(session, url, pages, requests)
+        for name, query in QUEUES:
+            results[f"today: {name}"] = await time_page(session, url, [f"/?{query}"], requests)
+        results["today: live counts (JSON)"] = await time_page(session, url, ["/today/counts"], requests)
         if await _has_search(session, url):
             for name, _, query in SEARCHES:
                 if query is not None:
@@ -146,7 +165,11 @@ async def time_list_orders(addr: str, requests: int) -> dict[str, dict]:
     results: dict[str, dict] = {}
     async with grpc.aio.insecure_channel(addr) as channel:
         orders = orders_pb2_grpc.OrdersServiceStub(channel)
-        queries = [("today (held, by priority)", {"status": "on_hold", "order_by": "priority"})]
+        queries = [
+            ("today (held, by priority)", {"status": "on_hold", "order_by": "priority"}),
+            ("today: exceptions", {"open_exception": True, "order_by": "oldest"}),
+            ("today: backorders", {"status": "scheduled", "order_by": "expected"}),
+        ]
         for name, filters in [*queries, *((name, filters) for name, filters, _ in SEARCHES)]:
             request = orders_pb2.ListOrdersRequest(limit=50, **filters)
             await orders.ListOrders(request, timeout=30)
@@ -156,6 +179,13 @@ async def time_list_orders(addr: str, requests: int) -> dict[str, dict]:
                 await orders.ListOrders(request, timeout=30)
                 timings.append((time.perf_counter() - started) * 1000)
             results[name] = summary(timings, [])
+        await orders.CountQueues(orders_pb2.CountQueuesRequest(), timeout=30)
+        timings = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            await orders.CountQueues(orders_pb2.CountQueuesRequest(), timeout=30)
+            timings.append((time.perf_counter() - started) * 1000)
+        results["CountQueues (every queue)"] = summary(timings, [])
     return results
 
 
@@ -207,9 +237,30 @@ async def _load(stack: Stack, orders: int) -> None:
     """The orders straight into the running orders service's database (its migrations already ran)."""
     db = Database(f"sqlite+aiosqlite:///{stack.data_dir}/orders.db")
     try:
-        await load(db, seed_orders(orders))
+        await load(db, with_queues(seed_orders(orders)))
     finally:
         await db.close()
+
+
+def with_queues(orders: list[Order]) -> list[Order]:
+    """The seeded orders with work in Today's other queues too: of the confirmed ones, one in 50 backordered
+    (half of those partly allocated at WH-2, an expected ship date within 30 days or none) and one in 100
+    with an open production delay."""
+    for n, order in enumerate(orders):
+        if order.status is not Status.CONFIRMED:
+            continue
+        at = order.created_at or dt.datetime.now(dt.UTC)
+        if n % 50 == 0:
+            expected = (at.date() + dt.timedelta(days=n % 30)).isoformat() if n % 3 else ""
+            allocated = [Allocation(order.lines[0].sku, "WH-2", 1)] if n % 2 else []
+            order.apply_reservation(at, allocated, {order.lines[-1].sku: 1}, (expected, expected))
+        elif n % 100 == 1:
+            order.record_exception(
+                OrderException.create(
+                    exception_id=f"X{n}", type="production_delay", cause="bench", at=at, actor="bench"
+                )
+            )
+    return orders
 
 
 if __name__ == "__main__":
