@@ -34,6 +34,13 @@ def held_body(customer: str) -> dict:
     }
 
 
+def reject_all(suite, order_ids) -> None:
+    """Leaves the held queue as the test found it: the suite is shared by every browser test, and the queue
+    lists 50 a page."""
+    for order_id in order_ids:
+        gateway_post(suite, f"/v1/orders/{order_id}/reject", {"reason": "test done"}, ADMIN_KEY)
+
+
 def query_of(page) -> dict[str, list[str]]:
     return parse_qs(urlparse(page.url).query)
 
@@ -89,6 +96,7 @@ def test_the_held_queue_narrows_by_reason_and_customer_and_sorts(page, suite):
     page.get_by_label("Customer id").fill("C9999")
     page.get_by_role("button", name="Show").click()
     expect(page.get_by_text("No order in this queue matches the filters.")).to_be_visible()
+    reject_all(suite, [first["order_id"], second["order_id"]])
 
 
 def test_the_held_queue_pages_to_the_next_page(page, suite):
@@ -108,6 +116,7 @@ def test_the_held_queue_pages_to_the_next_page(page, suite):
     assert first_page | {last} == set(held)  # every held order once, on one page or the other
     page.get_by_role("link", name="First page").click()
     expect(table.get_by_role("rowheader")).to_have_count(50)
+    reject_all(suite, held)
 
 
 def test_the_counts_change_by_themselves_when_an_order_is_held_elsewhere(page_with_js, suite):
@@ -117,8 +126,9 @@ def test_the_counts_change_by_themselves_when_an_order_is_held_elsewhere(page_wi
     count = tab(page, "Held orders").locator("[data-count='held']")
     before = int(count.inner_text().replace(",", ""))
     page.evaluate("window.notReloaded = true")
-    held_order(suite)
+    held = held_order(suite)["order_id"]
     expect(count).not_to_have_text(str(before), timeout=30_000)
     assert int(count.inner_text().replace(",", "")) > before
     assert page.evaluate("window.notReloaded") is True  # the same page: nothing reloaded it
     shot(page, "today-live-counts")
+    reject_all(suite, [held])
