@@ -371,8 +371,8 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
     # seq order; "seq + 0" orders the same but lets it find the few by their index first.
     seq = o.c.seq + 0 if listing.open_exception else o.c.seq
     if listing.at_risk:  # the at-risk queue: soonest promise first, then the largest slip, then first come
-        promised = _promised(o)
-        query = query.where(o.c.risk_codes != "").order_by(promised, o.c.risk_slip.desc(), o.c.seq)
+        promised = _promised(o)  # risk_codes > "": a range its index searches (!= "" walked every order)
+        query = query.where(o.c.risk_codes > "").order_by(promised, o.c.risk_slip.desc(), o.c.seq)
         if listing.risk:
             query = query.where(o.c.risk_codes.like(f"% {listing.risk} %"))
         if listing.risk_after is not None:
@@ -603,7 +603,7 @@ class OrderRepository:
         """Open orders the promise watch sees at risk now, and per risk code (an order with two counts in both)."""
         rows = await self.conn.execute(
             select(orders.c.risk_codes, func.count())
-            .where(orders.c.risk_codes != "", orders.c.status.not_in([s.value for s in TERMINAL]))
+            .where(orders.c.risk_codes > "", orders.c.status.not_in([s.value for s in TERMINAL]))
             .group_by(orders.c.risk_codes)
         )
         return _per_token(rows.all())
