@@ -203,9 +203,20 @@ def test_the_promise_watchs_risk_shows_in_words_and_in_the_at_risk_queue(page, s
     expect(page.get_by_text("On hold too long to keep the promise")).to_be_visible()
     expect(page.get_by_role("button", name="Approve the order")).to_have_count(0)  # a viewer only reads
     shot(page, "order-detail-at-risk")
-    # The at-risk queue, from Today: narrowed to this risk and the order's PO number, it lists the order.
+    # Today's at-risk queue, narrowed to this risk and the order's customer, lists the order in words.
     page.goto("/")
-    page.get_by_role("link", name="Orders at risk, most urgent first").click()
+    page.get_by_role("navigation", name="Work queues").get_by_role(
+        "link", name=re.compile("^Orders at risk")
+    ).click()
+    page.get_by_label("Risk", exact=True).select_option("hold_too_long")
+    page.get_by_label("Customer id").fill(watched["customer_id"])
+    page.get_by_role("button", name="Show").click()
+    today_queue = page.get_by_role("table", name=re.compile("^Orders at risk of missing their promised date"))
+    row = today_queue.get_by_role("row", name=re.compile(held["order_id"]))
+    expect(row).to_contain_text("On hold too long to keep the promise")
+    shot(page, "today-at-risk")
+    # The same risks are a search: narrowed to this risk and the order's PO number, it lists the order.
+    page.goto("/search?risk=any")
     expect(page.get_by_label("At risk", exact=True)).to_have_value("any")
     page.get_by_label("At risk", exact=True).select_option(label="On hold too long to keep the promise")
     page.get_by_label("Partner reference (PO number)").fill(watched["external_ref"])
