@@ -142,8 +142,9 @@ class ServiceRuntime:
         add_to_server(servicer, self.server)
         self._service_names.append(f"{PACKAGE}.{service_name}")
 
-    def subscribe(self, subscription: Subscription) -> None:
-        self._consumers.append(EventConsumer(self.db, self.js, subscription))
+    def subscribe(self, *subscriptions: Subscription) -> None:
+        """Durable consumers for these subscriptions, started with the server."""
+        self._consumers += [EventConsumer(self.db, self.js, subscription) for subscription in subscriptions]
 
     def add_task(self, task: Job) -> None:
         """A background loop (e.g. the allocation worker) that runs until shutdown."""
