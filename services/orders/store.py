@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk.db import UtcDateTime, utcnow
+from orderdesk.db import Repository, UtcDateTime, utcnow
 from orderdesk.errors import Conflict
 from orderdesk.personal_data import OrderClosure
 from services.orders.changes import ChangeRecord
@@ -388,11 +388,8 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
     return query
 
 
-class OrderRepository:
+class OrderRepository(Repository):
     """Loads and saves whole orders; saves are guarded by the version read."""
-
-    def __init__(self, conn):
-        self.conn = conn
 
     async def add(self, order: Order) -> None:
         await self.add_many([order])
