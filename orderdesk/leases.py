@@ -218,9 +218,10 @@ class Wakeup:
 class PeriodicPasses:
     """A leased job's loop, written once: a pass every interval, sooner when woken, sooner after a failure.
 
-    A subclass sets `what` (for the log) and implements `one_pass()` and `interval_seconds()`."""
+    A subclass sets `what` and `logger` (for the log) and implements `one_pass()` and `interval_seconds()`."""
 
     what = "job"
+    logger = log
     FIRST_PASS_SECONDS = 60.0  # after start-up (or the interval, when shorter)
     RETRY_SECONDS = 60.0  # after a failed pass (or the interval, when shorter)
 
@@ -254,4 +255,4 @@ class PeriodicPasses:
                 raise
             except Exception as exc:
                 delay = min(self.RETRY_SECONDS, interval)
-                log.warning("%s pass failed (retried in %.0f s): %s", self.what, delay, exc)
+                self.logger.warning("%s pass failed (retried in %.0f s): %s", self.what, delay, exc)

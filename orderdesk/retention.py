@@ -216,6 +216,7 @@ class Pruner(PeriodicPasses):
     """Prunes a service's registered tables: `prune()` is one pass; `run()` passes forever (under the lease)."""
 
     what = "retention"
+    logger = log
     BATCH_PAUSE_SECONDS = 0.05  # between two statements: the service's own work goes first
 
     def __init__(self, db: Database | None, service: str, settings: RetentionSettings, prunables):

@@ -51,6 +51,7 @@ class PassResult:
 
 class Archiver(PeriodicPasses):
     what = "archive"
+    logger = log
     BATCH_PAUSE_SECONDS = 0.02  # between two batches: the service's own work goes first
 
     def __init__(
