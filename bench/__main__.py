@@ -26,19 +26,12 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import UNTHROTTLED, surge, webhooks
+from bench import UNTHROTTLED, import_master_data, percentile, surge, webhooks
 from devtools import localservers
 from devtools.devstack import ROOT, Stack
 
 BENCH_SKUS = [f"BENCH-{n:03d}" for n in range(20)]
 CUSTOMERS = [f"C{n:04d}" for n in (1, 2, 3, 5, 6)]  # standard, active, NET30 in the demo data
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 async def drive(url: str, key: str, seconds: float, concurrency: int, body_for) -> dict:
@@ -123,16 +116,7 @@ def seed_bench_products(stack: Stack) -> None:
     )
     folder = Path(stack.data_dir) / "bench-data"
     folder.mkdir(exist_ok=True)
-    (folder / "products.csv").write_text(products)
-    (folder / "stock.csv").write_text(stock)
-    for kind in ("products", "stock"):
-        subprocess.run(
-            [sys.executable, "-m", "cli", "import", kind, str(folder / f"{kind}.csv")],
-            env=stack.env(),
-            cwd=ROOT,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+    import_master_data(stack, folder, products=products, stock=stock)
 
 
 def metric_total(port: int, name: str, label: str) -> float:

@@ -93,7 +93,7 @@ async def list_cancelled(url: str, key: str, times: int) -> float:
     """The median time of the desk's `GET /v1/orders?status=cancelled&limit=50`, in ms."""
     import aiohttp
 
-    from bench.__main__ import percentile
+    from bench import percentile
 
     took = []
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:

@@ -16,7 +16,6 @@ import datetime as dt
 import itertools
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +24,9 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import UNTHROTTLED
+from bench import UNTHROTTLED, import_master_data, percentile
 from devtools import localservers
-from devtools.devstack import ROOT, Stack
+from devtools.devstack import Stack
 from devtools.http import client_session
 from orderdesk.signatures import signature_header
 
@@ -35,27 +34,14 @@ SKU = "BENCH-TRACK"
 SHOP, OPERATOR = "demo-shop-key", "demo-3pl-key"
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return (
-        ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
-    )
-
-
 def seed(stack: Stack, folder: Path) -> None:
-    (folder / "products.csv").write_text(
-        "sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,order_multiple,status\n"
-        f"{SKU},Bench parcel,10.00,USD,false,1,1,1,active\n"
+    import_master_data(
+        stack,
+        folder,
+        products="sku,name,unit_price,currency,make_to_order,production_lead_time_days,min_order_qty,"
+        f"order_multiple,status\n{SKU},Bench parcel,10.00,USD,false,1,1,1,active\n",
+        stock=f"sku,warehouse,on_hand\n{SKU},WH-HAM,1000000\n",
     )
-    (folder / "stock.csv").write_text(f"sku,warehouse,on_hand\n{SKU},WH-HAM,1000000\n")
-    for kind in ("products", "stock"):
-        subprocess.run(
-            [sys.executable, "-m", "cli", "import", kind, str(folder / f"{kind}.csv")],
-            env=stack.env(),
-            cwd=ROOT,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
 
 
 async def ship_parcels(session: aiohttp.ClientSession, url: str, count: int) -> list[str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 
-from bench.__main__ import percentile
+from bench import percentile
 from bench.order_search import load, seed_orders
 from devtools import localservers
 from devtools.devstack import Stack

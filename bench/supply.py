@@ -29,6 +29,7 @@ from pathlib import Path
 
 import grpc
 
+from bench import percentile
 from devtools import localservers
 from devtools.devstack import Process, Stack
 from orderdesk.v1 import common_pb2, inventory_pb2, inventory_pb2_grpc
@@ -37,13 +38,6 @@ HOT_SKUS = [f"HOT-{n}" for n in range(4)]
 WAREHOUSES = ("WH-SHA", "WH-HAM", "WH-CHI")
 DEMO_WAREHOUSES = Path(__file__).resolve().parent.parent / "demo" / "warehouses.csv"
 COUNTRIES = ("US", "DE", "CN", "FR")
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def start_replicas(folder: Path, nats_url: str, db_url: str) -> tuple[list[Process], list[str]]:

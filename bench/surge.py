@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 
-from bench import UNTHROTTLED
+from bench import UNTHROTTLED, percentile
 from devtools.devstack import ROOT, Stack
 from orderdesk.v1 import inventory_pb2, inventory_pb2_grpc
 
@@ -65,13 +65,6 @@ def surge_orders(run: str, total: int, skus: list[str]) -> list[dict]:
             }
         )
     return orders
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 async def submit_all(url: str, key: str, orders: list[dict], batch_size: int, connections: int) -> dict:

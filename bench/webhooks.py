@@ -27,18 +27,12 @@ from pathlib import Path
 
 import aiohttp
 
+from bench import percentile
 from bench.surge import cpu_seconds, process_cpu_seconds
 from devtools import localservers
 from devtools.devstack import ROOT, Stack
 
 MIN_RUN_SECONDS = 30.0  # a drop of a few percent is lost in the noise of shorter runs on shared cores
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def seed_partners(stack: Stack, folder: Path, count: int) -> list[str]:

@@ -9,7 +9,7 @@ Answers are built from the services' protobuf messages by from_proto constructor
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -25,6 +25,15 @@ Quantity = Annotated[
 # Change requests: a number beyond int64 is refused (422) when the request is encoded for the orders service.
 ChangeQuantity = Annotated[int, Field(strict=True, description="a whole number of units")]
 Money = Annotated[str, Field(description='decimal string, e.g. "12.50"', examples=["12.50"])]
+
+
+class ProtoNamedOut(BaseModel):
+    """An answer whose every field is its protobuf message's field of the same name: copied by name once here,
+    instead of field by field in each model."""
+
+    @classmethod
+    def from_proto(cls, message) -> Self:
+        return cls(**{name: getattr(message, name) for name in cls.model_fields})
 
 
 class RequestBody(BaseModel):

@@ -97,6 +97,12 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+def order_answer(response: Response, order: orders_pb2.Order) -> OrderOut:
+    """An order as answered to a partner, its version in the ETag header (sent back as If-Match to change it)."""
+    response.headers["ETag"] = etag(order.version)
+    return OrderOut.from_proto(order)
+
+
 def parse_if_match(value: str | None, *, required: bool) -> int:
     """'"7"', 'W/"7"' or '7' -> 7; absent -> 0 (no check) unless required (428)."""
     if not value:
@@ -124,8 +130,7 @@ async def guarded_call(request: Request, response: Response, method, message) ->
         if problem.rule == "stale_version":
             problem.status, problem.title, problem.slug = 412, "Precondition Failed", "stale-version"
         raise
-    response.headers["ETag"] = etag(order.version)
-    return OrderOut.from_proto(order)
+    return order_answer(response, order)
 
 
 async def change_call(
@@ -234,8 +239,7 @@ async def record_exception(
             source="desk" if ADMIN in who.scopes else "warehouse",
         ),
     )
-    response.headers["ETag"] = etag(order.version)
-    return OrderOut.from_proto(order)
+    return order_answer(response, order)
 
 
 @router.post(
@@ -267,5 +271,4 @@ async def resolve_exception(
             details=body.details,
         ),
     )
-    response.headers["ETag"] = etag(order.version)
-    return OrderOut.from_proto(order)
+    return order_answer(response, order)

@@ -92,34 +92,9 @@ async def import_partners(store: PartnerStore, csv_text: str) -> int:
     return await store.import_partners(masterdata.parse("partners", csv_text))
 
 
-async def create_key(
-    store: PartnerStore,
-    partner_id: str,
-    name: str,
-    scopes: Sequence[str],
-    *,
-    partner_name: str | None = None,
-    expires_at: dt.datetime | None = None,
-    source: str = "cli",
-    created_by: str = "",
-    warehouse: str = "",
-    carrier: str = "",
-) -> str:
-    """A new key (`odk_` + 256 random bits), returned only now (the store keeps its HMAC). With
-    `partner_name`, an unknown partner is created with these scopes: how an operator bootstraps the first
-    admin key. `expires_at`: none, until revoked. `created_by`: the actor who made it (the console's).
-    `warehouse` / `carrier`: tie the key to one."""
-    return await store.create_key(
-        partner_id,
-        name,
-        scopes,
-        partner_name=partner_name,
-        expires_at=expires_at,
-        source=source,
-        created_by=created_by,
-        warehouse=warehouse,
-        carrier=carrier,
-    )
+# A new key (`odk_` + 256 random bits), returned only now (the store keeps its HMAC): the store's own
+# method, called as `create_key(store, partner_id, name, scopes, ...)` like the functions around it.
+create_key = PartnerStore.create_key
 
 
 async def rotate_key(

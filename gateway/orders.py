@@ -12,7 +12,7 @@ from gateway import batches, csv_orders, problems
 from gateway.auth import Principal
 from gateway.backends import Backends
 from gateway.bodies import DeliveryProposal, HoldReason
-from gateway.changes import cancel_lines, etag, guarded_call, parse_if_match
+from gateway.changes import cancel_lines, guarded_call, order_answer, parse_if_match
 from gateway.order_models import (
     MAX_BATCH_ORDERS,
     ApproveRequest,
@@ -231,8 +231,7 @@ async def get_order(
     order = await services.call(
         services.orders.GetOrder, orders_pb2.GetOrderRequest(order_id=order_id, partner_id=who.order_scope)
     )
-    response.headers["ETag"] = etag(order.version)  # send it back as If-Match to change the order
-    return OrderOut.from_proto(order)
+    return order_answer(response, order)
 
 
 async def _decide(services: Backends, method, order_id: str, who: Principal, reason: str) -> OrderOut:

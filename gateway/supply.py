@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.admin import StockLevelOut
 from gateway.auth import Principal
-from gateway.bodies import RequestBody
+from gateway.bodies import ProtoNamedOut, RequestBody
 from gateway.routing import ADMIN, COMMON, ORDERS, backends, problem_responses, scoped
 from orderdesk.v1 import common_pb2, inventory_pb2
 
@@ -45,7 +45,7 @@ class InboundIn(ReceiptIn):
     )
 
 
-class InboundOut(BaseModel):
+class InboundOut(ProtoNamedOut):
     reference: str
     sku: str
     warehouse: str
@@ -53,36 +53,14 @@ class InboundOut(BaseModel):
     expected_date: str = Field(description="YYYY-MM-DD")
     status: Literal["open", "received"]
 
-    @classmethod
-    def from_proto(cls, r: inventory_pb2.InboundReceipt) -> InboundOut:
-        return cls(
-            reference=r.reference,
-            sku=r.sku,
-            warehouse=r.warehouse,
-            quantity=r.quantity,
-            expected_date=r.expected_date,
-            status=r.status,
-        )
 
-
-class ProductionRunOut(BaseModel):
+class ProductionRunOut(ProtoNamedOut):
     production_id: str
     sku: str
     warehouse: str
     quantity: int
     expected_date: str = Field(description="YYYY-MM-DD")
     status: Literal["open", "completed"]
-
-    @classmethod
-    def from_proto(cls, r: inventory_pb2.ProductionRun) -> ProductionRunOut:
-        return cls(
-            production_id=r.production_id,
-            sku=r.sku,
-            warehouse=r.warehouse,
-            quantity=r.quantity,
-            expected_date=r.expected_date,
-            status=r.status,
-        )
 
 
 class PartialCompletionIn(RequestBody):

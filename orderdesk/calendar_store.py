@@ -22,7 +22,7 @@ from orderdesk.calendar import (
     parse_cutoff,
     parse_working_days,
 )
-from orderdesk.db import UtcDateTime, upsert, utcnow
+from orderdesk.db import Repository, UtcDateTime, upsert, utcnow
 from orderdesk.masterdata import Warehouse
 
 calendar_metadata = MetaData()
@@ -118,12 +118,8 @@ def warehouse_record(row: Mapping[str, Any]) -> Warehouse:
     )
 
 
-class CalendarRepository:
+class CalendarRepository(Repository):
     """Holidays and lanes on one unit of work (`tx.repo(CalendarRepository)`)."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.dialect = conn.dialect.name
 
     async def replace_holidays(self, records: Iterable[Holiday]) -> None:
         """A calendars import is the whole list of each warehouse or country it names: their

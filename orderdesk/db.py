@@ -81,6 +81,15 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True, **ENGINE_OPTIONS)
 
 
+class Repository:
+    """A repository on one unit of work's connection (`tx.repo(SomeRepository)`): every repository starts
+    from the connection and its dialect's name, so it is written here once."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+
 class Work:
     """One unit of work on the database: its connection and the repositories that hang on it.
 

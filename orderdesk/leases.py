@@ -213,3 +213,46 @@ class Wakeup:
     async def _publish(self, payload: bytes) -> None:
         with contextlib.suppress(Exception):  # best effort: the holder polls anyway
             await self.nc.publish(self.subject, payload)
+
+
+class PeriodicPasses:
+    """A leased job's loop, written once: a pass every interval, sooner when woken, sooner after a failure.
+
+    A subclass sets `what` and `logger` (for the log) and implements `one_pass()` and `interval_seconds()`."""
+
+    what = "job"
+    logger = log
+    FIRST_PASS_SECONDS = 60.0  # after start-up (or the interval, when shorter)
+    RETRY_SECONDS = 60.0  # after a failed pass (or the interval, when shorter)
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """A pass now (instead of at the end of the interval)."""
+        self._wake.set()
+
+    def interval_seconds(self) -> float:
+        raise NotImplementedError
+
+    async def one_pass(self) -> object:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        """Passes until cancelled (the lease lost, or shutdown); a failed pass is retried sooner."""
+        interval = self.interval_seconds()
+        delay = min(self.FIRST_PASS_SECONDS, interval)
+        while True:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass
+            try:
+                await self.one_pass()
+                delay = interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = min(self.RETRY_SECONDS, interval)
+                self.logger.warning("%s pass failed (retried in %.0f s): %s", self.what, delay, exc)

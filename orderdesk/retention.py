@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, FromClause, Table, delete, select, tuple_,
 
 from orderdesk import events, metrics
 from orderdesk.db import Database, utcnow
+from orderdesk.leases import PeriodicPasses
 from orderdesk.outbox import inbox_table, outbox_table
 
 if TYPE_CHECKING:
@@ -211,25 +212,21 @@ OUTBOX = Prunable(
 MESSAGING = (INBOX, OUTBOX)
 
 
-class Pruner:
+class Pruner(PeriodicPasses):
     """Prunes a service's registered tables: `prune()` is one pass; `run()` passes forever (under the lease)."""
 
+    what = "retention"
+    logger = log
     BATCH_PAUSE_SECONDS = 0.05  # between two statements: the service's own work goes first
-    FIRST_PASS_SECONDS = 60.0  # after start-up (or the interval, when shorter)
-    RETRY_SECONDS = 60.0  # after a failed pass (or the interval, when shorter)
 
     def __init__(self, db: Database | None, service: str, settings: RetentionSettings, prunables):
+        super().__init__()
         self.db = db  # None until the runtime has started (register() before rt.start())
         self.service = service
         self.settings = settings
         self.prunables = list(prunables)
         self.passes = 0
         self._statements = {p.what: p.statement(settings.batch) for p in self.prunables}
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        """A pass now (instead of at the end of the interval)."""
-        self._wake.set()
 
     async def prune(self, now: dt.datetime | None = None) -> dict[str, int]:
         """One pass over every registered table; rows pruned by what."""
@@ -263,26 +260,11 @@ class Pruner:
             log.info("retention: %d %s row(s) older than %s pruned", total, p.what, cutoff.isoformat())
         return total
 
-    async def run(self) -> None:
-        """Passes until cancelled (the lease lost, or shutdown); a failed pass is retried sooner."""
-        interval = self.settings.interval_seconds
-        delay = min(self.FIRST_PASS_SECONDS, interval)
-        while True:
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                pass
-            try:
-                await self.prune()
-                delay = interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "retention pass failed (retried in %.0f s): %s", min(self.RETRY_SECONDS, interval), exc
-                )
-                delay = min(self.RETRY_SECONDS, interval)
+    def interval_seconds(self) -> float:
+        return self.settings.interval_seconds
+
+    async def one_pass(self) -> dict[str, int]:
+        return await self.prune()
 
 
 def job_name(service: str) -> str:

@@ -142,8 +142,9 @@ class ServiceRuntime:
         add_to_server(servicer, self.server)
         self._service_names.append(f"{PACKAGE}.{service_name}")
 
-    def subscribe(self, subscription: Subscription) -> None:
-        self._consumers.append(EventConsumer(self.db, self.js, subscription))
+    def subscribe(self, *subscriptions: Subscription) -> None:
+        """Durable consumers for these subscriptions, started with the server."""
+        self._consumers += [EventConsumer(self.db, self.js, subscription) for subscription in subscriptions]
 
     def add_task(self, task: Job) -> None:
         """A background loop (e.g. the allocation worker) that runs until shutdown."""
@@ -286,7 +287,24 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
     def _unary_stream(self, handler, method: str, cid: str):
         """Server streams (an export): a domain error, before or between messages, ends the stream with
         its status; time and count the whole stream."""
-        inner, service, log = handler.unary_stream, self.service, self.log
+        return grpc.unary_stream_rpc_method_handler(
+            self._observed_stream(handler.unary_stream, method, cid, abort_on_error=True),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _stream_stream(self, handler, method: str, cid: str):
+        """Streams answer per message (errors travel inside the results); time and count the whole stream."""
+        return grpc.stream_stream_rpc_method_handler(
+            self._observed_stream(handler.stream_stream, method, cid, abort_on_error=False),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _observed_stream(self, inner, method: str, cid: str, *, abort_on_error: bool):
+        """One timed, counted, correlated stream for both streaming kinds; `abort_on_error` ends the stream
+        with the error's status (server streams) instead of raising it (bidirectional streams)."""
+        service, log = self.service, self.log
 
         async def wrapped(request, context):
             token = logs.correlation_id.set(cid or uuid.uuid4().hex)
@@ -295,60 +313,29 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
             try:
                 async for answer in inner(request, context):
                     yield answer
-            except errors.DomainError as exc:
-                code = exc.code
-                await context.abort_with_status(rpc.to_status(exc))
             except asyncio.CancelledError:
                 code = "CANCELLED"
                 raise
             except Exception as exc:
-                if context.code() not in (None, grpc.StatusCode.OK):
+                if abort_on_error and isinstance(exc, errors.DomainError):
+                    code = exc.code
+                    await context.abort_with_status(rpc.to_status(exc))
+                elif abort_on_error and context.code() not in (None, grpc.StatusCode.OK):
                     code = context.code().name
                     raise
-                code = "INTERNAL"
-                log.exception("unhandled error in stream %s", method)
-                await context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})")
+                else:
+                    code = "INTERNAL"
+                    log.exception("unhandled error in stream %s", method)
+                    if not abort_on_error:
+                        raise
+                    await context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})")
             finally:
                 metrics.GRPC_HANDLED.labels(service, method, code).inc()
                 metrics.GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
                 with contextlib.suppress(ValueError):  # a generator may be closed from another context
                     logs.correlation_id.reset(token)
 
-        return grpc.unary_stream_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-    def _stream_stream(self, handler, method: str, cid: str):
-        """Streams answer per message (errors travel inside the results); time and count the whole stream."""
-        inner, service, log = handler.stream_stream, self.service, self.log
-
-        async def wrapped(requests, context):
-            token = logs.correlation_id.set(cid or uuid.uuid4().hex)
-            started = time.perf_counter()
-            code = "OK"
-            try:
-                async for answer in inner(requests, context):
-                    yield answer
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception:
-                code = "INTERNAL"
-                log.exception("unhandled error in stream %s", method)
-                raise
-            finally:
-                metrics.GRPC_HANDLED.labels(service, method, code).inc()
-                metrics.GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
-                with contextlib.suppress(ValueError):  # a generator may be closed from another context
-                    logs.correlation_id.reset(token)
-
-        return grpc.stream_stream_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return wrapped
 
 
 def run(main: Job) -> None:

@@ -436,17 +436,26 @@ async def cancel_order(request: Request, order_id: str, desk: Desk = requires(Pe
     return web.see_other(f"/orders/{order_id}?done=cancelled")
 
 
+def units_with_reason(
+    form, order, kind: str, reason_field: str, nothing: str
+) -> tuple[dict[str, int], str, FormErrors]:
+    """The units chosen per SKU (none left out as 0), the required reason and what is wrong with them:
+    the one check of the forms that pick units off the order's lines (cancel lines, authorise a return)."""
+    found = FormErrors()
+    chosen = {sku: n for sku, n in line_units(form, order, kind, found).items() if n}
+    reason = text(form, reason_field)
+    if not reason:
+        found.fields[reason_field] = REASON_REQUIRED
+    if not chosen and not found.fields.keys() - {reason_field}:
+        found.general = nothing
+    return chosen, reason, found
+
+
 @router.post("/orders/{order_id}/cancel-lines")
 async def cancel_lines(request: Request, order_id: str, desk: Desk = requires(Permission.CANCEL_ORDERS)):
     form = await request.form()
     order = await load(request, order_id)
-    found = FormErrors()
-    cancel = {sku: n for sku, n in line_units(form, order, "cancel", found).items() if n}
-    reason = text(form, "cancel_lines_reason")
-    if not reason:
-        found.fields["cancel_lines_reason"] = REASON_REQUIRED
-    if not cancel and not found.fields.keys() - {"cancel_lines_reason"}:
-        found.general = NOTHING_TO_CANCEL
+    cancel, reason, found = units_with_reason(form, order, "cancel", "cancel_lines_reason", NOTHING_TO_CANCEL)
     if found:
         return await invalid(request, desk, order_id, form, found)
     message = orders_pb2.ChangeOrderRequest(
@@ -528,13 +537,7 @@ async def authorise_return(
 ):
     form = await request.form()
     order = await load(request, order_id)
-    found = FormErrors()
-    wanted = {sku: n for sku, n in line_units(form, order, "return", found).items() if n}
-    reason = text(form, "return_reason")
-    if not reason:
-        found.fields["return_reason"] = REASON_REQUIRED
-    if not wanted and not found.fields.keys() - {"return_reason"}:
-        found.general = NOTHING_TO_RETURN
+    wanted, reason, found = units_with_reason(form, order, "return", "return_reason", NOTHING_TO_RETURN)
     if found:
         return await invalid(request, desk, order_id, form, found)
     message = returns_pb2.CreateReturnRequest(

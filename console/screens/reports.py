@@ -187,17 +187,18 @@ def figures(report: orders_pb2.KpiReport) -> list[Figures]:
         )
     )
 
+    def bar_figures(key: str, heading: str, describes: str, points, columns: list[str], table) -> None:
+        """A bar chart and its table under one heading (reasons, sellers, cycle times)."""
+        made.append(Figures(key, heading, charts.bars(heading, describes, points), heading, columns, table))
+
     def reasons(key: str, heading: str, rows, words_of, describes: str) -> None:
-        points = [charts.Point(words_of(r.reason), float(r.orders), number(r.orders)) for r in rows]
-        made.append(
-            Figures(
-                key,
-                heading,
-                charts.bars(heading, describes, points),
-                heading,
-                [gettext("Reason"), gettext("Orders"), gettext("Units")],
-                [[words_of(r.reason), number(r.orders), number(r.units)] for r in rows],
-            )
+        bar_figures(
+            key,
+            heading,
+            describes,
+            [charts.Point(words_of(r.reason), float(r.orders), number(r.orders)) for r in rows],
+            [gettext("Reason"), gettext("Orders"), gettext("Units")],
+            [[words_of(r.reason), number(r.orders), number(r.units)] for r in rows],
         )
 
     reasons(
@@ -216,19 +217,16 @@ def figures(report: orders_pb2.KpiReport) -> list[Figures]:
     )
 
     def sellers(key: str, heading: str, rows, describes: str) -> None:
-        points = [charts.Point(s.sku, float(s.units), number(s.units)) for s in rows]
-        made.append(
-            Figures(
-                key,
-                heading,
-                charts.bars(heading, describes, points),
-                heading,
-                [gettext("SKU"), gettext("Units"), gettext("Value")],
-                [
-                    [s.sku, number(s.units), i18n.format_money(s.value, s.currency) if s.currency else ""]
-                    for s in rows
-                ],
-            )
+        bar_figures(
+            key,
+            heading,
+            describes,
+            [charts.Point(s.sku, float(s.units), number(s.units)) for s in rows],
+            [gettext("SKU"), gettext("Units"), gettext("Value")],
+            [
+                [s.sku, number(s.units), i18n.format_money(s.value, s.currency) if s.currency else ""]
+                for s in rows
+            ],
         )
 
     sellers(
@@ -244,34 +242,28 @@ def figures(report: orders_pb2.KpiReport) -> list[Figures]:
         gettext("SKUs ever ordered that sold nothing in the period first, then the fewest units."),
     )
     stages = list(report.cycle_times)
-    made.append(
-        Figures(
-            "cycle",
-            gettext("Cycle times"),
-            charts.bars(
-                gettext("Cycle times"),
-                gettext("Average hours from one stage of an order to the next, in the period."),
-                [
-                    charts.Point(
-                        words.label(words.CYCLE_STAGES, c.stage),
-                        _hours_or_none(c),
-                        hours(_value(c, "average_seconds")),
-                    )
-                    for c in stages
-                ],
-            ),
-            gettext("Cycle times"),
-            [gettext("Stage"), gettext("Orders"), gettext("Average"), gettext("90th percentile")],
+    bar_figures(
+        "cycle",
+        gettext("Cycle times"),
+        gettext("Average hours from one stage of an order to the next, in the period."),
+        [
+            charts.Point(
+                words.label(words.CYCLE_STAGES, c.stage),
+                _hours_or_none(c),
+                hours(_value(c, "average_seconds")),
+            )
+            for c in stages
+        ],
+        [gettext("Stage"), gettext("Orders"), gettext("Average"), gettext("90th percentile")],
+        [
             [
-                [
-                    words.label(words.CYCLE_STAGES, c.stage),
-                    number(c.count),
-                    hours(_value(c, "average_seconds")),
-                    hours(_value(c, "p90_seconds")),
-                ]
-                for c in stages
-            ],
-        )
+                words.label(words.CYCLE_STAGES, c.stage),
+                number(c.count),
+                hours(_value(c, "average_seconds")),
+                hours(_value(c, "p90_seconds")),
+            ]
+            for c in stages
+        ],
     )
     return made
 

@@ -23,8 +23,7 @@ async def main() -> None:
     service = IntakeService(rt.db, orders, rt.settings.rpc_timeout, inventory=inventory, config=config)
     api = IntakeApi(service, erasure=IntakeErasure(rt.db, on_erased=service.masterdata.clear))
     rt.add_servicer(intake_pb2_grpc.add_IntakeServiceServicer_to_server, api, "IntakeService")
-    for subscription in consumers.subscriptions(service):
-        rt.subscribe(subscription)
+    rt.subscribe(*consumers.subscriptions(service))
     await rt.serve()
 
 

@@ -64,15 +64,7 @@ async def recheck(service, order: orders_pb2.Order, accept_proposal: str) -> lis
                 )
             )
             continue
-        stock, supply = (
-            await service.delivery_facts(group, products, book, order.ship_to.country, now)
-            if book is not None and book.warehouses
-            else ({}, {})
-        )
-        found, _ = domain.delivery_reasons(
-            date, group, products, stock, book, order.ship_to.country, now, supply
-        )
-        reasons += found
+        reasons += await service.date_reasons(date, group, products, book, order.ship_to.country, now)
     reasons += domain.credit_reasons(customer, order.payment_terms, domain.order_amount(lines), exposure)
     return reasons
 

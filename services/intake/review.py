@@ -65,15 +65,7 @@ async def review_change(service, request: intake_pb2.ReviewChangeRequest) -> lis
     ]
     if check_date:
         added = [domain.OrderLine(a.sku, a.quantity, Decimal(0)) for a in request.added]
-        stock, supply = (
-            await service.delivery_facts(added, products, book, order.ship_to.country, now)
-            if book is not None and book.warehouses
-            else ({}, {})
-        )
-        date_reasons, _ = domain.delivery_reasons(
-            requested, added, products, stock, book, order.ship_to.country, now, supply
-        )
-        reasons += date_reasons
+        reasons += await service.date_reasons(requested, added, products, book, order.ship_to.country, now)
     if order.status in domain.EXPOSURE_OPEN:  # the previous total is already counted
         exposure -= Decimal(request.previous_total or "0")
     reasons += domain.credit_reasons(

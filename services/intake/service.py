@@ -334,6 +334,25 @@ class IntakeService:
         _, missing = domain.stock_arrivals(lines, products, stock, book, country, now)
         return stock, await self._supply(missing, country)
 
+    async def date_reasons(
+        self,
+        requested: dt.date,
+        lines: Sequence[domain.OrderLine],
+        products: Mapping[str, Product],
+        book: CalendarBook | None,
+        country: str,
+        now: dt.datetime,
+    ) -> list[domain.Reason]:
+        """Why `lines` cannot arrive by `requested` (none if they can), asking inventory what it needs: the
+        check an approval and a change make again on what they release or add."""
+        stock, supply = (
+            await self.delivery_facts(lines, products, book, country, now)
+            if book is not None and book.warehouses
+            else ({}, {})
+        )
+        reasons, _ = domain.delivery_reasons(requested, lines, products, stock, book, country, now, supply)
+        return reasons
+
     async def _supply(self, missing: dict[str, int], country: str) -> dict[str, domain.Supply] | None:
         """inventory.QuoteSupply (with a deadline) for the units per SKU stock does not cover."""
         if not missing:
@@ -349,13 +368,7 @@ class IntakeService:
                 request, timeout=self.rpc_timeout, metadata=rpc.metadata()
             )
         except grpc.RpcError as exc:
-            failure = rpc.describe(exc)
-            log.warning(
-                "inventory.QuoteSupply failed: %s %s; the delivery date is left to the desk",
-                failure.code,
-                failure.message,
-            )
-            return None
+            return _left_to_the_desk("QuoteSupply", exc)
         return {q.sku: domain.Supply(domain.parse_date(q.delivery_date), q.warehouse) for q in answer.quotes}
 
     async def _stock(self, skus: set[str]) -> Mapping[str, Mapping[str, int]] | None:
@@ -380,13 +393,7 @@ class IntakeService:
         try:
             levels = await asyncio.gather(*[one(sku) for sku in ordered])
         except grpc.RpcError as exc:
-            failure = rpc.describe(exc)
-            log.warning(
-                "inventory.GetStock failed: %s %s; the delivery date is left to the desk",
-                failure.code,
-                failure.message,
-            )
-            return None
+            return _left_to_the_desk("GetStock", exc)
         return dict(zip(ordered, levels, strict=True))
 
     async def _create_order(self, request: orders_pb2.CreateOrderRequest) -> orders_pb2.Order:
@@ -425,3 +432,14 @@ class IntakeService:
         await tx.repo(ExposureRepository).record(
             order.order_id, order.customer_id, amount, state == "open", event.aggregate_version
         )
+
+
+def _left_to_the_desk(method: str, exc: grpc.RpcError) -> None:
+    """Inventory could not answer a delivery-date check: logged, and the date is left to the desk (None)."""
+    failure = rpc.describe(exc)
+    log.warning(
+        "inventory.%s failed: %s %s; the delivery date is left to the desk",
+        method,
+        failure.code,
+        failure.message,
+    )

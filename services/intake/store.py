@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 from orderdesk import personal_data
 from orderdesk.calendar_store import calendar_columns, warehouse_record, warehouse_values
-from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
+from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
 from orderdesk.masterdata import Customer, CustomerPrice, Product, Warehouse
 from orderdesk.retention import Prunable
 
@@ -184,10 +184,7 @@ def _customer(row) -> Customer:
     )
 
 
-class MasterDataRepository:
-    def __init__(self, conn):
-        self.conn = conn
-
+class MasterDataRepository(Repository):
     async def upsert_customers(self, records: list[Customer]) -> None:
         now = utcnow()
         rows = [
@@ -379,10 +376,7 @@ class IdempotencyRecord:
     create_request: bytes
 
 
-class IdempotencyRepository:
-    def __init__(self, conn):
-        self.conn = conn
-
+class IdempotencyRepository(Repository):
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord:
         """Stores the record unless the key is taken; returns the record that holds the key.
 
@@ -483,10 +477,7 @@ class ExternalRefHolder:
     order_id: str
 
 
-class ExternalRefRepository:
-    def __init__(self, conn):
-        self.conn = conn
-
+class ExternalRefRepository(Repository):
     async def claim(
         self, partner_id: str, external_ref: str, idempotency_key: str, order_id: str
     ) -> ExternalRefHolder:

@@ -18,8 +18,7 @@ async def main() -> None:
     rt.add_servicer(
         inventory_pb2_grpc.add_InventoryServiceServicer_to_server, InventoryApi(service), "InventoryService"
     )
-    for subscription in consumers.subscriptions(service):
-        rt.subscribe(subscription)
+    rt.subscribe(*consumers.subscriptions(service))
     await rt.serve()
 
 

@@ -446,10 +446,7 @@ class InventoryService:
 
         async def complete(tx: Tx) -> tuple[Run, str]:
             repo = tx.repo(StockRepository)
-            found = await repo.run(production_id)
-            if found is None:
-                raise errors.NotFound(f"production run {production_id} not found")
-            run, status = found
+            run, status = await _production_run(repo, production_id)
             part = f"production:{production_id}:{reference.strip()}"
             if quantity and await repo.receipt(part) is not None:
                 return run, status  # this partial completion was received before: a retry
@@ -550,10 +547,7 @@ class InventoryService:
 
         async def move(tx: Tx) -> tuple[Run, str]:
             repo = tx.repo(StockRepository)
-            found = await repo.run(production_id)
-            if found is None:
-                raise errors.NotFound(f"production run {production_id} not found")
-            run, status = found
+            run, status = await _production_run(repo, production_id)
             if status == "completed":
                 raise errors.FailedPrecondition(
                     f"production run {production_id} is completed; it can no longer move",
@@ -842,3 +836,11 @@ class InventoryService:
             await self._emit_restocked(
                 tx, sku, await repo.level(sku, level.warehouse), delta, filled.get(sku, [])
             )
+
+
+async def _production_run(repo: StockRepository, production_id: str) -> tuple[Run, str]:
+    """The production run and its status, or NOT_FOUND: what completing and moving a run start from."""
+    found = await repo.run(production_id)
+    if found is None:
+        raise errors.NotFound(f"production run {production_id} not found")
+    return found

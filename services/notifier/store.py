@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 
 from orderdesk import personal_data, sealing
-from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, utcnow
+from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, utcnow
 from orderdesk.retention import Prunable
 
 metadata = MetaData()
@@ -406,11 +406,7 @@ def new_delivery_id() -> str:
     return "dlv_" + uuid.uuid4().hex[:24]
 
 
-class NotifierRepository:
-    def __init__(self, conn):
-        self.conn = conn
-        self.dialect = conn.dialect.name
-
+class NotifierRepository(Repository):
     # --- the feed ---------------------------------------------------------------------------------
     async def _bump(self, bump, make, key: str, row: dict) -> int:
         """+1 on a counter row and its new value (UPDATE ... RETURNING: one statement on the hot path);

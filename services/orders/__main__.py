@@ -65,13 +65,14 @@ async def main() -> None:
         ),
         "OrdersService",
     )
-    for subscription in consumers.subscriptions(
-        service,
-        wake_allocator=wake_allocator,
-        allocate_soon=allocator.allocate_soon,
-        wake_watch=watch_wakeup.poke,
-    ):
-        rt.subscribe(subscription)
+    rt.subscribe(
+        *consumers.subscriptions(
+            service,
+            wake_allocator=wake_allocator,
+            allocate_soon=allocator.allocate_soon,
+            wake_watch=watch_wakeup.poke,
+        )
+    )
     await rt.serve()
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk.db import UtcDateTime, utcnow
+from orderdesk.db import Repository, UtcDateTime, utcnow
 from orderdesk.errors import Conflict
 from orderdesk.personal_data import OrderClosure
 from services.orders.changes import ChangeRecord
@@ -452,11 +452,8 @@ def _per_token(rows) -> tuple[int, dict[str, int]]:
     return total, per_code
 
 
-class OrderRepository:
+class OrderRepository(Repository):
     """Loads and saves whole orders; saves are guarded by the version read."""
-
-    def __init__(self, conn):
-        self.conn = conn
 
     async def add(self, order: Order) -> None:
         await self.add_many([order])

@@ -25,8 +25,7 @@ async def main() -> None:
     rt.add_servicer(
         returns_pb2_grpc.add_ReturnsServiceServicer_to_server, ReturnsApi(service), "ReturnsService"
     )
-    for subscription in consumers.subscriptions(service):
-        rt.subscribe(subscription)
+    rt.subscribe(*consumers.subscriptions(service))
     await rt.serve()
 
 

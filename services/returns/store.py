@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 
 from orderdesk import masterdata
-from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
+from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
 from orderdesk.retention import Prunable
 from services.returns.domain import RELEASED, Return, ReturnLine, Status
 from services.returns.policy import HoldReason, ProductPolicy
@@ -143,12 +143,8 @@ def _line_outcome(line: ReturnLine) -> dict:
     }
 
 
-class ReturnRepository:
+class ReturnRepository(Repository):
     """Loads and saves whole returns; saves are guarded by the version read."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.dialect = conn.dialect.name
 
     async def lock_order(self, order_id: str) -> None:
         """Serialises authorisations per order: waits for any other one in flight, then holds the row."""
@@ -305,12 +301,8 @@ class ReturnRepository:
         )
 
 
-class PolicyRepository:
+class PolicyRepository(Repository):
     """The return policy's master data: products' return attributes and customers' tiers."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.dialect = conn.dialect.name
 
     async def upsert_products(self, records: Iterable[masterdata.Product]) -> None:
         for p in records:

@@ -18,8 +18,7 @@ async def main() -> None:
     rt.add_servicer(
         shipping_pb2_grpc.add_ShippingServiceServicer_to_server, ShippingApi(service), "ShippingService"
     )
-    for subscription in consumers.subscriptions(service):
-        rt.subscribe(subscription)
+    rt.subscribe(*consumers.subscriptions(service))
     await rt.serve()
 
 

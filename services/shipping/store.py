@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 
 from orderdesk.calendar_store import calendar_columns, warehouse_record, warehouse_values
-from orderdesk.db import UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
+from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
 from orderdesk.masterdata import Warehouse
 from services.shipping.domain import Shipment, Status
 from services.shipping.tracking import TrackingEntry, TrackingStatus, in_time_order
@@ -140,12 +140,8 @@ def _shipment(row) -> Shipment:
     )
 
 
-class ShipmentRepository:
+class ShipmentRepository(Repository):
     """Loads and saves whole shipments; saves are guarded by the version read."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.dialect = conn.dialect.name
 
     async def add(self, shipment: Shipment) -> bool:
         """Inserts the shipment unless one with its id exists; True if it was new."""
@@ -233,11 +229,7 @@ class ShipmentRepository:
         )
 
 
-class WarehouseRepository:
-    def __init__(self, conn):
-        self.conn = conn
-        self.dialect = conn.dialect.name
-
+class WarehouseRepository(Repository):
     async def get(self, code: str) -> Warehouse | None:
         row = (
             (await self.conn.execute(select(warehouses).where(warehouses.c.warehouse == code)))
@@ -265,12 +257,8 @@ class WarehouseRepository:
             )
 
 
-class TrackingRepository:
+class TrackingRepository(Repository):
     """The carriers' timeline: one row per (sender, event id)."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.dialect = conn.dialect.name
 
     async def add(self, shipment_id: str, entry: TrackingEntry) -> bool:
         """Records the event unless the sender's event id is recorded already; True if it was new."""

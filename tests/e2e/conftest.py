@@ -25,9 +25,6 @@ WEBHOOK_ENV = {
 }
 # A closed order's personal data may be erased 2 seconds after it closed (production: years; tests/e2e/test_erasure.py).
 ERASURE_ENV = {"ORDERDESK_PERSONAL_DATA_RETENTION_DAYS": repr(2 / 86400)}
-# The tests poll feeds and orders every 0.1 s, faster than a partner may; the limits themselves are tested
-# on a gateway of their own (test_edge.py).
-POLLING_ENV = {"ORDERDESK_RATE_LIMITS": "feed=1000/4000,read=1000/4000"}
 KEYS = {"shop": "demo-shop-key", "edi": "demo-edi-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
 
 
@@ -60,7 +57,7 @@ async def stack(nats_url, tmp_path_factory, request):
         data_dir=tmp_path_factory.mktemp("stack"),
         nats_url=nats_url,
         database_urls=database_urls,
-        extra_env={**WEBHOOK_ENV, **ERASURE_ENV, **POLLING_ENV},
+        extra_env={**WEBHOOK_ENV, **ERASURE_ENV},
     )
     try:
         await asyncio.to_thread(suite.start)
@@ -73,16 +70,28 @@ async def stack(nats_url, tmp_path_factory, request):
 
 
 class Partner:
-    """A partner system talking to the gateway with its API key."""
+    """A partner system talking to the gateway with its API key. A `patient` partner, told 429, waits as
+    long as Retry-After says and asks again, as a well-behaved client does (the suite's own partners: the
+    tests poll, the gateway's real limits stay on); the limits themselves are seen by impatient ones."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str, key: str):
-        self.session, self.base, self.key = session, base, key
+    RETRIES_AFTER_429 = 20
+
+    def __init__(self, session: aiohttp.ClientSession, base: str, key: str, *, patient: bool = False):
+        self.session, self.base, self.key, self.patient = session, base, key, patient
 
     async def request(self, method: str, path: str, *, json=None, data=None, headers=None):
         h = {"Authorization": f"Bearer {self.key}", **(headers or {})}
-        async with self.session.request(method, self.base + path, json=json, data=data, headers=h) as resp:
-            body = await resp.json(content_type=None) if resp.content_length != 0 else None
-            return resp.status, body, resp.headers
+        attempts = self.RETRIES_AFTER_429 + 1 if self.patient else 1
+        for attempt in range(1, attempts + 1):
+            async with self.session.request(
+                method, self.base + path, json=json, data=data, headers=h
+            ) as resp:
+                if resp.status != 429 or attempt == attempts:
+                    body = await resp.json(content_type=None) if resp.content_length != 0 else None
+                    return resp.status, body, resp.headers
+                wait = float(resp.headers.get("Retry-After") or 1)
+            await asyncio.sleep(min(wait, 5.0))
+        raise AssertionError("unreachable")
 
     async def get(self, path: str):
         return await self.request("GET", path)
@@ -99,22 +108,22 @@ async def http():
 
 @pytest.fixture(scope="session")
 def shop(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["shop"])
+    return Partner(http, stack.gateway_url, KEYS["shop"], patient=True)
 
 
 @pytest.fixture(scope="session")
 def edi(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["edi"])
+    return Partner(http, stack.gateway_url, KEYS["edi"], patient=True)
 
 
 @pytest.fixture(scope="session")
 def warehouse_operator(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["3pl"])
+    return Partner(http, stack.gateway_url, KEYS["3pl"], patient=True)
 
 
 @pytest.fixture(scope="session")
 def admin(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["admin"])
+    return Partner(http, stack.gateway_url, KEYS["admin"], patient=True)
 
 
 @pytest.fixture(scope="session")
@@ -124,8 +133,9 @@ async def nc(stack):
     await conn.drain()
 
 
-async def _eventually(check, timeout: float = 30.0, interval: float = 0.1):
-    """Polls an async `check` until it returns a truthy value; returns that value."""
+async def _eventually(check, timeout: float = 30.0, interval: float = 0.1, max_interval: float = 1.0):
+    """Polls an async `check` until it returns a truthy value; returns that value. The pause between two
+    checks grows from `interval` to `max_interval`, so a long wait polls within a partner's rate limits."""
     deadline = asyncio.get_running_loop().time() + timeout
     last = None
     while asyncio.get_running_loop().time() < deadline:
@@ -133,6 +143,7 @@ async def _eventually(check, timeout: float = 30.0, interval: float = 0.1):
         if last:
             return last
         await asyncio.sleep(interval)
+        interval = min(interval * 1.5, max_interval)
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 

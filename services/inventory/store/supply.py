@@ -209,6 +209,14 @@ class Supply(RepositoryBase):
     async def shrink_run(self, production_id: str, seen: int, made: int) -> bool:
         """A partial completion: `made` of the `seen` units are done. Guarded by the size read: False if the
         run grew or was completed meanwhile."""
+        return await self._change_open_run(production_id, seen, quantity=production_runs.c.quantity - made)
+
+    async def complete_run(self, production_id: str, quantity: int) -> bool:
+        """Guarded by the quantity received: False if the run was completed or grew meanwhile."""
+        return await self._change_open_run(production_id, quantity, status="completed", completed_at=utcnow())
+
+    async def _change_open_run(self, production_id: str, seen: int, **values) -> bool:
+        """Changes the run only while it is open and still of the size read (`seen`); False otherwise."""
         result = await self.conn.execute(
             update(production_runs)
             .where(
@@ -216,20 +224,7 @@ class Supply(RepositoryBase):
                 production_runs.c.status == "open",
                 production_runs.c.quantity == seen,
             )
-            .values(quantity=production_runs.c.quantity - made)
-        )
-        return result.rowcount == 1
-
-    async def complete_run(self, production_id: str, quantity: int) -> bool:
-        """Guarded by the quantity received: False if the run was completed or grew meanwhile."""
-        result = await self.conn.execute(
-            update(production_runs)
-            .where(
-                production_runs.c.production_id == production_id,
-                production_runs.c.status == "open",
-                production_runs.c.quantity == quantity,
-            )
-            .values(status="completed", completed_at=utcnow())
+            .values(**values)
         )
         return result.rowcount == 1
 

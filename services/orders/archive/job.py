@@ -25,6 +25,7 @@ from sqlalchemy import text
 from orderdesk import metrics
 from orderdesk.config import ArchiveSettings
 from orderdesk.db import Database, utcnow
+from orderdesk.leases import PeriodicPasses
 from services.orders.archive import rules
 from services.orders.archive.store import OrderArchive
 
@@ -48,10 +49,10 @@ class PassResult:
     seconds: float = 0.0
 
 
-class Archiver:
+class Archiver(PeriodicPasses):
+    what = "archive"
+    logger = log
     BATCH_PAUSE_SECONDS = 0.02  # between two batches: the service's own work goes first
-    FIRST_PASS_SECONDS = 60.0  # after start-up (or the interval, when shorter)
-    RETRY_SECONDS = 60.0  # after a failed pass (or the interval, when shorter)
 
     def __init__(
         self,
@@ -59,15 +60,12 @@ class Archiver:
         settings: ArchiveSettings,
         clock: Callable[[], dt.datetime] = utcnow,
     ):
+        super().__init__()
         self.db = db  # None until the runtime has started
         self.settings = settings
         self.clock = clock
         self.passes = 0
         self._turn = asyncio.Lock()
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def run_pass(
         self, *, after_days: float | None = None, now: dt.datetime | None = None
@@ -126,24 +124,11 @@ class Archiver:
         metrics.ARCHIVE_ORDERS.labels("skipped").inc(len(candidates) - len(moved))
         return len(moved), len(candidates)
 
-    async def run(self) -> None:
-        """Passes until cancelled (the lease lost, or shutdown); a failed pass is retried sooner."""
-        interval = self.settings.interval_seconds
-        delay = min(self.FIRST_PASS_SECONDS, interval)
-        while True:
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                pass
-            try:
-                await self.run_pass()
-                delay = interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                delay = min(self.RETRY_SECONDS, interval)
-                log.warning("archive pass failed (retried in %.0f s): %s", delay, exc)
+    def interval_seconds(self) -> float:
+        return self.settings.interval_seconds
+
+    async def one_pass(self) -> PassResult:
+        return await self.run_pass()
 
 
 def register(rt: ServiceRuntime, settings: ArchiveSettings | None = None) -> Archiver:

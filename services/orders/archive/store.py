@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, tuple_, update
 
+from orderdesk.db import Repository
 from orderdesk.errors import Conflict
 from services.orders.archive.rules import CLOSED_VALUES
 from services.orders.domain import Order
@@ -64,11 +65,8 @@ def _copy(source: Table, target: Table, ids, **extra):
     return target.insert().from_select([*names, *extra], select(*values).where(source.c.order_id.in_(ids)))
 
 
-class OrderArchive:
+class OrderArchive(Repository):
     """The archive as a repository on a unit of work (`tx.repo(OrderArchive)`)."""
-
-    def __init__(self, conn):
-        self.conn = conn
 
     # --- the job -----------------------------------------------------------------------------------
     async def candidates(self, cutoff: dt.datetime, limit: int) -> list[Candidate]:

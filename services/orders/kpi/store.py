@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, select, union
 
 from orderdesk import metrics
-from orderdesk.db import UtcDateTime, insert_ignoring_conflicts
+from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts
 from services.orders.kpi import rules
 from services.orders.kpi.rules import Fact, LineFacts, OrderFacts, StatusAt
 from services.orders.store import ARCHIVE, HOT, OrderTables, metadata, mirror
@@ -77,11 +77,8 @@ async def record(conn, order_id: str, facts: Iterable[Fact], *, count_new: bool 
     return sum([(await conn.execute(statement, row)).rowcount == 1 for row in rows])
 
 
-class KpiLedger:
+class KpiLedger(Repository):
     """The order_facts ledger as a repository on a unit of work (`tx.repo(KpiLedger)`)."""
-
-    def __init__(self, conn):
-        self.conn = conn
 
     async def record(self, order_id: str, facts: Iterable[Fact], *, count_new: bool = False) -> int:
         return await record(self.conn, order_id, facts, count_new=count_new)
