@@ -20,7 +20,7 @@ import pytest
 from devtools.devstack import Stack
 from devtools.http import client_session
 from devtools.localservers import LocalNats, create_postgres_database, drop_postgres_database
-from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, POLLING_ENV, Partner, _eventually
+from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, Partner, _eventually
 from tests.e2e.test_lifecycle import new_sku, order_body, ship_everything, submit, wait_status
 from tests.e2e.test_webhooks import feed_of_order
 
@@ -71,7 +71,6 @@ async def suite(tmp_path_factory, request):
         data_dir=tmp_path_factory.mktemp("return-policy"),
         nats_url=local_nats.url,
         database_urls=database_urls,
-        extra_env=dict(POLLING_ENV),
     )
     stack.returns_clock_at = (dt.datetime.fromisoformat(stack.started_at) + LATER).isoformat()
     try:
@@ -79,9 +78,9 @@ async def suite(tmp_path_factory, request):
         await asyncio.to_thread(stack.load_demo_data)
         async with client_session(total=30) as http:
             yield Suite(
-                Partner(http, stack.gateway_url, KEYS["shop"]),
-                Partner(http, stack.gateway_url, KEYS["3pl"]),
-                Partner(http, stack.gateway_url, KEYS["admin"]),
+                Partner(http, stack.gateway_url, KEYS["shop"], patient=True),
+                Partner(http, stack.gateway_url, KEYS["3pl"], patient=True),
+                Partner(http, stack.gateway_url, KEYS["admin"], patient=True),
                 local_nats.url,
             )
     finally:
