@@ -41,6 +41,7 @@ import sqlite3
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -54,6 +55,8 @@ from orderdesk.config import SERVICES, database_url, env, service_addr
 # (desk accounts; sessions come back too, so a restore signs nobody out who was signed in at the point).
 EDGES = ("gateway", "console")
 COMPONENTS = (*SERVICES, *EDGES)
+# A suite may run without the console (a partner API only): its database is backed up where it is in use.
+OPTIONAL = ("console",)
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -120,8 +123,16 @@ class Target:
         return f"{self.component}.db" if self.is_sqlite else f"{self.component}.dump"
 
 
-def targets() -> list[Target]:
-    return [Target(c, database_url(c)) for c in COMPONENTS]
+def targets(restoring: Iterable[str] = ()) -> list[Target]:
+    """Every component's database; an optional one only where it is in use (PostgreSQL configured, or its
+    SQLite file there) or when `restoring` a backup that holds it."""
+    found = []
+    for component in COMPONENTS:
+        t = Target(component, database_url(component))
+        if component in OPTIONAL and component not in restoring and t.is_sqlite and not t.path.is_file():
+            continue
+        found.append(t)
+    return found
 
 
 # --- backup ----------------------------------------------------------------------------------------
@@ -355,7 +366,7 @@ def verify(src: Path, manifest: dict) -> None:
     """Everything a restore needs, checked before anything changes."""
     problems = []
     databases = manifest.get("databases", {})
-    missing = [c for c in COMPONENTS if c not in databases]
+    missing = [c for c in COMPONENTS if c not in databases and c not in OPTIONAL]
     if missing:
         problems.append(f"no database in the backup for {', '.join(missing)}")
     for component, entry in databases.items():
@@ -522,14 +533,15 @@ async def restore(src: Path, *, force: bool = False, stream_reset: bool = True, 
     point = dt.datetime.fromtimestamp(manifest["point_epoch"], dt.UTC)
     since = point - dt.timedelta(seconds=REPUBLISH_SECONDS)
     rearmed = {}
-    for t in targets():
+    restoring = [t for t in targets(manifest["databases"]) if t.component in manifest["databases"]]
+    for t in restoring:
         entry = manifest["databases"][t.component]
         if (entry["engine"] == "sqlite") != t.is_sqlite:
             raise CliError(
                 f"{t.component}: the backup holds a {entry['engine']} database, the configuration "
                 f"points at {'SQLite' if t.is_sqlite else 'PostgreSQL'} ({t.url})"
             )
-    for t in targets():
+    for t in restoring:
         entry = manifest["databases"][t.component]
         if t.is_sqlite:
             await asyncio.to_thread(restore_sqlite, src, entry, t)

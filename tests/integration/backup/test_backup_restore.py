@@ -285,3 +285,21 @@ async def test_after_the_operators_recovery_the_outboxes_are_rearmed_and_the_str
             f"{service}-pending": False,
         }
     assert not await stream_exists(nats_url)
+
+
+async def test_a_suite_without_the_console_backs_up_and_restores_the_rest(suite, tmp_path, backend):
+    if backend != "sqlite":
+        pytest.skip("the console's PostgreSQL database is configured here: it is in use")
+    environment, urls = suite
+    await fill(urls)
+    os.remove(urls["console"].split("///", 1)[1])  # no console runs in this suite
+    backup = tmp_path / "backup"
+    done = cli(environment, "backup", str(backup))
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads((backup / "manifest.json").read_text())["databases"]) == set(COMPONENTS) - {
+        "console"
+    }
+    await sql(urls["gateway"], "UPDATE partners SET name = 'After'")
+    done = cli(environment, "restore", str(backup))
+    assert done.returncode == 0, done.stderr
+    assert await sql(urls["gateway"], "SELECT partner_id, name FROM partners") == [("P-1", "Before")]
