@@ -1016,6 +1016,7 @@ class Order:
             warehouses=tokens(
                 [a.warehouse for a in self.allocations] + [s.warehouse for s in self.shipments.values()]
             ),
+            expected_ship_key=self.expected_ship_date or Listing.NO_DATE,
         )
 
     @property
@@ -1074,6 +1075,9 @@ class QueueKeys:
     hold_codes: str
     exception_types: str
     warehouses: str
+    # The backorders queue's order, the soonest expected ship date first and orders without one last, kept
+    # as a column its index sorts by (an expression over expected_ship_date sorted every backorder per page).
+    expected_ship_key: str
 
 
 SEARCH_TEXT_FIELDS = ("external_ref", "customer_id", "sku", "channel")

@@ -108,6 +108,7 @@ orders = Table(
     Column("hold_codes", String(200), nullable=False),  # the hold reasons while on hold
     Column("exception_types", String(200), nullable=False),  # the open exceptions' types, open orders only
     Column("warehouses", String(200), nullable=False),  # allocated at or shipping from
+    Column("expected_ship_key", String(10), nullable=False),  # migration 0014: the backorders' sort key
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
@@ -126,6 +127,7 @@ orders = Table(
     # (scheduled) are found by ix_orders_status_priority
     Index("ix_orders_status_hold_codes", "status", "hold_codes"),
     Index("ix_orders_exception_types", "exception_types"),
+    Index("ix_orders_status_expected_ship", "status", "expected_ship_key", "seq"),  # migration 0014
 )
 # A saved order is due for the watch at once, whatever anyone's clock says.
 DUE_NOW = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -358,11 +360,6 @@ def _promised(o):
     return func.coalesce(func.nullif(o.c.requested_delivery_date, ""), Listing.NO_DATE)
 
 
-def _expected(o):
-    """The backorder queue's first key: the expected ship date, orders without one last."""
-    return func.coalesce(func.nullif(o.c.expected_ship_date, ""), Listing.NO_DATE)
-
-
 def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, listing: Listing):
     """One page of `tables`' orders in the listing's order (limit + 1 rows: the one more says there is more)."""
     o = tables.orders
@@ -390,7 +387,7 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
             priority, seq = listing.after
             query = query.where(or_(o.c.priority < priority, and_(o.c.priority == priority, o.c.seq > seq)))
     elif listing.order_by == "expected":  # backorders: the soonest expected ship date first, then first come
-        expected = _expected(o)
+        expected = o.c.expected_ship_key  # the expected ship date, or NO_DATE (Order.queue_keys)
         query = query.order_by(expected, seq)
         if listing.after is not None:
             date, seq = listing.after

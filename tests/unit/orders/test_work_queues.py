@@ -50,6 +50,13 @@ def test_open_exceptions_of_open_orders_only_and_every_warehouse():
     assert order.queue_keys.exception_types == ""  # a closed order is nobody's work
 
 
+def test_the_backorders_key_is_the_expected_ship_date_and_none_comes_last():
+    order = new_order()
+    assert order.queue_keys.expected_ship_key == Listing.NO_DATE
+    order.expected_ship_date = "2026-12-24"
+    assert order.queue_keys.expected_ship_key == "2026-12-24" < Listing.NO_DATE
+
+
 def test_each_ordering_has_its_own_cursor():
     assert Listing.parse("oldest", "", "").cursor_after(0, 17) == "o17"
     assert Listing.parse("oldest", "", "o17").after == (0, 17)
