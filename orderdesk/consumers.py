@@ -83,6 +83,10 @@ class EventConsumer:
         # INSERT ... ON CONFLICT DO NOTHING into the inbox, built once (parameters per message).
         self._claim = insert_ignoring_conflicts(db.dialect, inbox_table)
         self._fail_first = injected_failures(subscription.durable)
+        # Failed attempts per stream sequence, counted here too: the delivery count a message carries has
+        # been seen to start again at 1 on a redelivery (a JetStream quirk seen with NAK delays), and a
+        # poison event would then never reach max_deliver here while the server stops delivering it.
+        self._failures: dict[int, int] = {}
         if self._fail_first:
             log.warning(
                 "%s: TEST fault injection, failing the first %d deliveries of every message",
@@ -178,7 +182,7 @@ class EventConsumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            delivered = msg.metadata.num_delivered if msg.metadata else 1
+            delivered = self._failed_attempts(msg)
             if delivered >= self.sub.max_deliver:
                 log.error(
                     "%s gave up on %s after %d deliveries: %s", self.sub.durable, event.type, delivered, exc
@@ -198,6 +202,18 @@ class EventConsumer:
                 await msg.nak(delay=delay)
         finally:
             logs.correlation_id.reset(token)
+
+    def _failed_attempts(self, msg) -> int:
+        """How many times this message has been delivered, as far as this consumer knows: the count it
+        carries, or the failures seen here if more."""
+        carried = msg.metadata.num_delivered if msg.metadata else 1
+        sequence = getattr(getattr(msg.metadata, "sequence", None), "stream", None)
+        if sequence is None:
+            return carried
+        if len(self._failures) > 10_000:  # bounded: only failing messages are ever kept
+            self._failures.clear()
+        seen = self._failures[sequence] = self._failures.get(sequence, 0) + 1
+        return max(carried, seen)
 
     async def handle_together(self, messages) -> bool:
         """The whole batch in one transaction; False (nothing applied) when one message fails."""
