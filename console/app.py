@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from console import i18n, operations, web
 from console.middleware import TOO_LARGE_PAGE, ConsoleMiddleware
 from console.screens import SCREENS
+from console.screens.today import FreshCounts
 from console.store import ConsoleStore
 from orderdesk import asgi
 from orderdesk.clients import Services
@@ -58,7 +59,8 @@ def create_app(settings: Settings, console_settings: ConsoleSettings) -> FastAPI
     # the order the screens were included in (a stable sort: otherwise as included).
     app.router.routes.sort(key=lambda route: "{" in getattr(route, "path", ""))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(ConsoleMiddleware)
+    app.state.queue_counts = FreshCounts()  # Today's counts, shared by every desk of this console
+    app.add_middleware(ConsoleMiddleware, after_change=app.state.queue_counts.forget)
 
     @app.exception_handler(web.NotSignedIn)
     async def _not_signed_in(request: Request, exc: web.NotSignedIn):

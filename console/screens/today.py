@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
@@ -37,6 +38,7 @@ router = APIRouter()
 NAV = NavEntry(N_("Today"), "/", Permission.READ, order=10)
 PAGE_SIZE = 50
 COUNTS_EVERY_SECONDS = 10  # how often console.js asks /today/counts
+COUNTS_FRESH_SECONDS = 2.0  # how long one CountQueues answer serves every desk of this console
 
 CHOOSE = N_("Choose from the list.")
 NO_QUEUE = N_("There is no such work queue. Choose one of the tabs.")
@@ -231,8 +233,49 @@ def _since(order: orders_pb2.Order, status: str) -> dt.datetime | None:
     return i18n.from_timestamp(entered[-1].at) if entered else None
 
 
+class FreshCounts:
+    """CountQueues asked at most once per COUNTS_FRESH_SECONDS however many desks load Today or poll its
+    counts at once (each answer is several COUNTs over every open order): concurrent askers share one call.
+    Forgotten whenever this console changes something (ConsoleMiddleware, before the answer to the POST
+    leaves), so a person's own approval or hold shows in the counts of the very next page."""
+
+    def __init__(self, fresh_seconds: float = COUNTS_FRESH_SECONDS):
+        self.fresh_seconds = fresh_seconds
+        self._answer: orders_pb2.QueueCounts | None = None
+        self._asked_at = 0.0
+        self._asking: asyncio.Future | None = None
+        self._generation = 0  # moved on by forget(): an answer asked before it is not kept
+
+    async def get(self, ask: Callable[[], Awaitable[orders_pb2.QueueCounts]]) -> orders_pb2.QueueCounts:
+        if self._answer is not None and time.monotonic() - self._asked_at < self.fresh_seconds:
+            return self._answer
+        if self._asking is None:
+            self._asking = asyncio.ensure_future(self._ask(ask, self._generation))
+        # shield: one asker giving up (its browser went away) does not cancel the others' answer
+        return await asyncio.shield(self._asking)
+
+    async def _ask(self, ask, generation: int) -> orders_pb2.QueueCounts:
+        asked_at = time.monotonic()
+        try:
+            answer = await ask()
+        finally:
+            if generation == self._generation:
+                self._asking = None
+        if generation == self._generation:
+            self._answer, self._asked_at = answer, asked_at
+        return answer
+
+    def forget(self) -> None:
+        """Something changed here: the next asker asks again."""
+        self._generation += 1
+        self._answer, self._asking = None, None
+
+
 async def queue_counts(request: Request) -> orders_pb2.QueueCounts:
-    return await web.call(request, web.services(request).orders.CountQueues, orders_pb2.CountQueuesRequest())
+    def ask():
+        return web.call(request, web.services(request).orders.CountQueues, orders_pb2.CountQueuesRequest())
+
+    return await request.app.state.queue_counts.get(ask)
 
 
 def counted(counts: orders_pb2.QueueCounts) -> dict[str, int]:

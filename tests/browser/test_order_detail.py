@@ -542,6 +542,8 @@ def test_two_held_orders_are_approved_together_from_today_and_one_beyond_the_lim
     first, second = held_order(suite)["order_id"], held_order(suite)["order_id"]
     big = held_order(suite, quantity=200)["order_id"]  # 6,000.00 USD: beyond the demo approver's 5,000
     sign_in(page, "approver")
+    held_count = page.get_by_role("navigation", name="Work queues").locator("[data-count='held']")
+    held_before = int(held_count.inner_text().replace(",", ""))
     page.get_by_label(f"Select {first}").check()
     page.get_by_role("button", name="Reject the selected orders").click()  # a rejection needs a reason
     expect(page.locator("#bulk_note-error")).to_have_text("Error: Enter a note: a rejection needs a reason.")
@@ -567,3 +569,6 @@ def test_two_held_orders_are_approved_together_from_today_and_one_beyond_the_lim
     )
     assert order_of(suite, big)["status"] == "on_hold"
     shot(page, "today-bulk-approved")
+    # Today's counts are shared for a moment by every desk, but a decision made here shows at once.
+    page.goto("/")
+    expect(held_count).to_have_text(f"{held_before - 2:,}")

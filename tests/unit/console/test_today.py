@@ -1,11 +1,13 @@
 """Today's queues as the console asks for them (no server): each queue's ListOrders request, what the address
-may carry, and every count by the key the page marks it with."""
+may carry, every count by the key the page marks it with, and how long one count serves."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from console.screens.today import QUEUES, Asked, counted
+from console.screens.today import QUEUES, Asked, FreshCounts, counted
 from orderdesk.v1 import orders_pb2
 
 
@@ -66,3 +68,54 @@ def test_every_count_by_its_key():
         "held.price_mismatch": 2,
         "exceptions.lost_parcel": 1,
     }
+
+
+class Asker:
+    """CountQueues as FreshCounts sees it: each ask takes `delay` seconds and answers held=<asks so far>."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay, self.asks = delay, 0
+
+    async def __call__(self) -> orders_pb2.QueueCounts:
+        self.asks += 1
+        answer = orders_pb2.QueueCounts(held=self.asks)
+        await asyncio.sleep(self.delay)
+        return answer
+
+
+async def test_desks_asking_at_once_share_one_count_and_reuse_it_while_fresh():
+    counts, ask = FreshCounts(fresh_seconds=60), Asker(delay=0.05)
+    answers = await asyncio.gather(*(counts.get(ask) for _ in range(5)))
+    assert ask.asks == 1 and {a.held for a in answers} == {1}
+    assert (await counts.get(ask)).held == 1 and ask.asks == 1
+
+
+async def test_a_stale_count_is_asked_again():
+    counts, ask = FreshCounts(fresh_seconds=0.05), Asker()
+    await counts.get(ask)
+    await asyncio.sleep(0.06)
+    assert (await counts.get(ask)).held == 2
+
+
+async def test_a_change_here_forgets_the_count_and_one_asked_before_it_is_not_kept():
+    counts, ask = FreshCounts(fresh_seconds=60), Asker(delay=0.05)
+    await counts.get(ask)
+    counts.forget()
+    assert (await counts.get(ask)).held == 2
+    counts.forget()
+    under_way = asyncio.ensure_future(counts.get(ask))  # asked before the change, answered after it
+    await asyncio.sleep(0.01)
+    counts.forget()
+    assert (await under_way).held == 3
+    assert (await counts.get(ask)).held == 4 and ask.asks == 4
+
+
+async def test_a_failed_ask_is_every_askers_error_and_the_next_asks_again():
+    counts, ask = FreshCounts(fresh_seconds=60), Asker()
+
+    async def failing():
+        raise RuntimeError("orders did not answer")
+
+    results = await asyncio.gather(counts.get(failing), counts.get(failing), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert (await counts.get(ask)).held == 1
