@@ -1017,6 +1017,7 @@ class Order:
                 [a.warehouse for a in self.allocations] + [s.warehouse for s in self.shipments.values()]
             ),
             expected_ship_key=self.expected_ship_date or Listing.NO_DATE,
+            risk_key=(self.requested_delivery_date or Listing.NO_DATE) if self.risks else "",
         )
 
     @property
@@ -1078,6 +1079,9 @@ class QueueKeys:
     # The backorders queue's order, the soonest expected ship date first and orders without one last, kept
     # as a column its index sorts by (an expression over expected_ship_date sorted every backorder per page).
     expected_ship_key: str
+    # The at-risk queue's first key, the same way: the promised date (orders without one last) while the
+    # promise watch sees a risk, "" while it sees none.
+    risk_key: str
 
 
 SEARCH_TEXT_FIELDS = ("external_ref", "customer_id", "sku", "channel")

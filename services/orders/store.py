@@ -109,10 +109,11 @@ orders = Table(
     Column("exception_types", String(200), nullable=False),  # the open exceptions' types, open orders only
     Column("warehouses", String(200), nullable=False),  # allocated at or shipping from
     Column("expected_ship_key", String(10), nullable=False),  # migration 0014: the backorders' sort key
+    Column("risk_key", String(10), nullable=False),  # migration 0015: the at-risk queue's sort key
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_partner_seq", "partner_id", "seq"),
-    Index("ix_orders_status_priority", "status", "priority", "seq"),
+    Index("ix_orders_status_priority", "status", text("priority DESC"), "seq"),  # migration 0015: DESC
     # migration 0008: the order search (services/orders/domain.py OrderSearch), newest first
     Index("ix_orders_status_seq", "status", "seq"),
     Index("ix_orders_external_ref_seq", "external_ref", "seq"),
@@ -122,7 +123,8 @@ orders = Table(
     Index("ix_orders_status_updated", "status", "updated_at"),  # migration 0009: the archive's candidates
     # migration 0012: the promise watch's due orders and at-risk queue
     Index("ix_orders_watch_at", "watch_at"),
-    Index("ix_orders_risk_codes", "risk_codes"),
+    Index("ix_orders_risk_codes", "risk_codes", "status"),  # migration 0015: covering, for the counts
+    Index("ix_orders_risk_key", "risk_key", text("risk_slip DESC"), "seq"),  # migration 0015
     # migration 0013: the held queue's counts per reason (covering) and the exceptions queue; the backorders
     # (scheduled) are found by ix_orders_status_priority
     Index("ix_orders_status_hold_codes", "status", "hold_codes"),
@@ -355,11 +357,6 @@ def _narrowed(query, search: OrderSearch, tables: OrderTables | None = None):
     return query
 
 
-def _promised(o):
-    """The at-risk queue's first key: the promised date, orders without one last."""
-    return func.coalesce(func.nullif(o.c.requested_delivery_date, ""), Listing.NO_DATE)
-
-
 def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, listing: Listing):
     """One page of `tables`' orders in the listing's order (limit + 1 rows: the one more says there is more)."""
     o = tables.orders
@@ -368,8 +365,9 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
     # seq order; "seq + 0" orders the same but lets it find the few by their index first.
     seq = o.c.seq + 0 if listing.open_exception else o.c.seq
     if listing.at_risk:  # the at-risk queue: soonest promise first, then the largest slip, then first come
-        promised = _promised(o)  # risk_codes > "": a range its index searches (!= "" walked every order)
-        query = query.where(o.c.risk_codes > "").order_by(promised, o.c.risk_slip.desc(), o.c.seq)
+        # risk_key > "": a range of the index the queue is sorted by (!= "" would walk every order)
+        promised = o.c.risk_key  # the promised date, NO_DATE for none, while at risk (Order.queue_keys)
+        query = query.where(promised > "").order_by(promised, o.c.risk_slip.desc(), o.c.seq)
         if listing.risk:
             query = query.where(o.c.risk_codes.like(f"% {listing.risk} %"))
         if listing.risk_after is not None:
