@@ -136,6 +136,9 @@ class Settings:
     clock_since: dt.datetime | None = None  # ORDERDESK_CLOCK_SINCE: the real instant the clock read clock_at
     grpc_reflection: bool = False  # ORDERDESK_GRPC_REFLECTION: off, so a port reached tells nobody its API
     tls: TlsSettings = field(default_factory=TlsSettings)  # ORDERDESK_TLS_*: mTLS (orderdesk/tls.py)
+    # ORDERDESK_HEALTH_PORT: the gRPC health service alone, plaintext, for probes that cannot show a certificate
+    # (the kubelet's); 0: none
+    health_port: int = 0
 
     @classmethod
     def from_env(cls, component: str) -> Settings:
@@ -152,6 +155,7 @@ class Settings:
             clock_since=clock.parse_instant(env("ORDERDESK_CLOCK_SINCE", ""), "ORDERDESK_CLOCK_SINCE"),
             grpc_reflection=env_bool("ORDERDESK_GRPC_REFLECTION"),
             tls=TlsSettings.from_env(),
+            health_port=int(env("ORDERDESK_HEALTH_PORT", "0")),
         )
 
 

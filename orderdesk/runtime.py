@@ -85,6 +85,7 @@ class ServiceRuntime:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stop = asyncio.Event()
         self._closing = False
+        self._health_server: grpc.aio.Server | None = None
 
     @property
     def db(self) -> Database:
@@ -183,6 +184,7 @@ class ServiceRuntime:
             tls.add_port(self.server, self.settings.grpc_addr, self.settings.tls)
         except RuntimeError as exc:  # grpc says only "failed to bind": say what holds the port
             raise ports.bind_error(self.settings.grpc_addr, exc) from None
+        self._health_server = await self._serve_health_alone()
         metrics.serve(self.settings.metrics_port)
         for consumer in self._consumers:
             await consumer.start()
@@ -205,10 +207,27 @@ class ServiceRuntime:
     def stop(self) -> None:
         self._stop.set()
 
+    async def _serve_health_alone(self) -> grpc.aio.Server | None:
+        """ORDERDESK_HEALTH_PORT: the health service (the same answers) on a plaintext port of its own, for the
+        kubelet's gRPC probes, which cannot speak mTLS. Nothing else is served there."""
+        if not self.settings.health_port:
+            return None
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        addr = f"{self.settings.grpc_addr.rpartition(':')[0] or '0.0.0.0'}:{self.settings.health_port}"
+        try:  # plaintext on purpose: health alone, its answers tell nothing a probe may not know
+            tls.add_port(server, addr, tls.TlsSettings())
+        except RuntimeError as exc:
+            raise ports.bind_error(addr, exc) from None
+        await server.start()
+        return server
+
     async def shutdown(self) -> None:
         self.log.info("shutting down")
         await self.health.enter_graceful_shutdown()
         await self.server.stop(GRACE_SECONDS)
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         for consumer in self._consumers:
             consumer.stop()
         self.relay.stop()
