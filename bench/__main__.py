@@ -148,12 +148,14 @@ def wait_allocated(stack: Stack, target: int, timeout: float = 120) -> float:
     return float("nan")
 
 
-def start_floor(folder: Path) -> tuple[str, list[subprocess.Popen]]:
+def start_floor(folder: Path, stack: Stack) -> tuple[str, list[subprocess.Popen]]:
     ports = [localservers.free_port() for _ in range(3)]
     at = [f"127.0.0.1:{port}" for port in ports]
+    # The floor's hops speak mTLS as the suite's do (same handshakes, same encryption), with one certificate.
+    env = {**os.environ, **stack.client_tls("cli").as_env()}
 
     def floor(*argv: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "bench.floor", *argv], cwd=ROOT)
+        return subprocess.Popen([sys.executable, "-m", "bench.floor", *argv], cwd=ROOT, env=env)
 
     procs = [
         floor("hop", "--listen", at[2], "--db", f"sqlite+aiosqlite:///{folder}/floor-b.db"),
@@ -261,7 +263,7 @@ def main() -> int:
                 stack, BENCH_SKUS, args.surge_orders, args.surge_batch, args.surge_connections
             )
 
-        floor_url, floor_procs = start_floor(folder)
+        floor_url, floor_procs = start_floor(folder, stack)
         asyncio.run(drive(floor_url, "none", 2, 8, order_body))
         floor = asyncio.run(drive(floor_url, "none", args.seconds, args.concurrency, order_body))
 

@@ -28,13 +28,13 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
-import grpc
 
 from bench import percentile
 from bench.order_search import load, seed_orders
 from devtools import localservers
 from devtools.devstack import Stack
 from devtools.http import client_session
+from orderdesk import tls
 from orderdesk.db import Database
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
 from services.orders.domain import Allocation, Order, Status
@@ -162,10 +162,11 @@ async def _has_search(session: aiohttp.ClientSession, url: str) -> bool:
         return resp.status == 200
 
 
-async def time_list_orders(addr: str, requests: int) -> dict[str, dict]:
-    """The orders service's ListOrders (a page of 50) for the Today page's query and each search, over gRPC."""
+async def time_list_orders(addr: str, requests: int, settings: tls.TlsSettings) -> dict[str, dict]:
+    """The orders service's ListOrders (a page of 50) for the Today page's query and each search, over gRPC
+    as the console calls it (its identity under mTLS)."""
     results: dict[str, dict] = {}
-    async with grpc.aio.insecure_channel(addr) as channel:
+    async with tls.aio_channel(addr, settings, peer="orders") as channel:
         orders = orders_pb2_grpc.OrdersServiceStub(channel)
         queries = [
             ("today (held, by priority)", {"status": "on_hold", "order_by": "priority"}),
@@ -248,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         swept = watch_settled(stack.metrics_ports["orders"])
         print(f"the promise watch's first sweep over the loaded orders: {swept:.0f}s")
         console = asyncio.run(time_console(stack.console_url, args.requests))
-        grpc_lists = asyncio.run(time_list_orders(stack.addr("orders"), args.requests))
+        grpc_lists = asyncio.run(
+            time_list_orders(stack.addr("orders"), args.requests, stack.client_tls("console"))
+        )
         report(args.orders, loaded, console, grpc_lists)
         return 0
     finally:

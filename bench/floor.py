@@ -17,10 +17,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 
+from orderdesk import tls
 from orderdesk.db import Database
 from orderdesk.runtime import run
 
 METHOD = "/bench.Floor/Hop"
+PEER = "localhost"  # every floor process shows the same certificate (ORDERDESK_TLS_*), named localhost too
 metadata = MetaData()
 rows = Table(
     "floor_rows",
@@ -39,8 +41,9 @@ async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
     db = Database(db_url)
     async with db.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+    settings = tls.TlsSettings.from_env()
     downstream = (
-        grpc.aio.insecure_channel(next_addr).unary_unary(
+        tls.aio_channel(next_addr, settings, peer=PEER).unary_unary(
             METHOD, request_serializer=_identity, response_deserializer=_identity
         )
         if next_addr
@@ -62,7 +65,7 @@ async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
             )
         ]
     )
-    server.add_insecure_port(listen)
+    tls.add_port(server, listen, settings)
     await server.start()
     await server.wait_for_termination()
 
@@ -77,7 +80,7 @@ def http(listen: str, next_addr: str) -> None:
     async def create(request: Request):
         body = await request.body()
         if "stub" not in state:
-            state["stub"] = grpc.aio.insecure_channel(next_addr).unary_unary(
+            state["stub"] = tls.aio_channel(next_addr, tls.TlsSettings.from_env(), peer=PEER).unary_unary(
                 METHOD, request_serializer=_identity, response_deserializer=_identity
             )
         await state["stub"](body, timeout=5)

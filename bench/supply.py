@@ -32,6 +32,7 @@ import grpc
 from bench import percentile
 from devtools import localservers
 from devtools.devstack import Process, Stack
+from orderdesk import tls
 from orderdesk.v1 import common_pb2, inventory_pb2, inventory_pb2_grpc
 
 HOT_SKUS = [f"HOT-{n}" for n in range(4)]
@@ -40,7 +41,7 @@ DEMO_WAREHOUSES = Path(__file__).resolve().parent.parent / "demo" / "warehouses.
 COUNTRIES = ("US", "DE", "CN", "FR")
 
 
-def start_replicas(folder: Path, nats_url: str, db_url: str) -> tuple[list[Process], list[str]]:
+def start_replicas(folder: Path, nats_url: str, db_url: str) -> tuple[list[Process], list[str], Stack]:
     stack = Stack(data_dir=folder, nats_url=nats_url, database_urls={"inventory": db_url})
     procs, addrs = [], []
     for n in (1, 2):  # one after the other: the first runs the migrations
@@ -58,7 +59,7 @@ def start_replicas(folder: Path, nats_url: str, db_url: str) -> tuple[list[Proce
         addrs.append(f"127.0.0.1:{port}")
         stack.processes[name], stack.ports[name], stack.component_of[name] = proc, port, "inventory"
         stack.wait_ready(60, (name,))
-    return procs, addrs
+    return procs, addrs, stack
 
 
 async def seed(stub, on_hand: dict[tuple[str, str], int], warehouses: str) -> None:
@@ -170,13 +171,16 @@ async def check_books(db_url: str) -> dict:
     }
 
 
-async def run(addrs: list[str], db_url: str, seconds: float, concurrency: int) -> dict:
-    channels = [grpc.aio.insecure_channel(a) for a in addrs]
-    stubs = [inventory_pb2_grpc.InventoryServiceStub(c) for c in channels]
+async def run(addrs: list[str], db_url: str, seconds: float, concurrency: int, stack: Stack) -> dict:
+    # Reservations as the orders service makes them, the seed as the operator's import (identities under mTLS).
+    channels = [tls.aio_channel(a, stack.client_tls("orders"), peer="inventory") for a in addrs]
+    channels.append(tls.aio_channel(addrs[0], stack.client_tls("cli"), peer="inventory"))
+    stubs = [inventory_pb2_grpc.InventoryServiceStub(c) for c in channels[:-1]]
     try:
         stock = {(s, w): 1_000_000 for s in HOT_SKUS for w in WAREHOUSES}
         stock.update({("SCARCE", "WH-SHA"): 40, ("SCARCE", "WH-HAM"): 50, ("SCARCE", "WH-CHI"): 60})
-        await seed(stubs[0], stock, DEMO_WAREHOUSES.read_text())
+        seeder = inventory_pb2_grpc.InventoryServiceStub(channels[-1])
+        await seed(seeder, stock, DEMO_WAREHOUSES.read_text())
         await hot_rows(stubs, 2, 8)  # warm-up: connections, pools, caches
         hot = await hot_rows(stubs, seconds, concurrency)
         short = await scarce(stubs)
@@ -215,9 +219,9 @@ def measure(seconds: float, concurrency: int) -> dict | None:
     procs: list[Process] = []
     try:
         db_url = asyncio.run(localservers.create_postgres_database(admin, name))
-        procs, addrs = start_replicas(folder, nats_server.url, db_url)
+        procs, addrs, stack = start_replicas(folder, nats_server.url, db_url)
         return asyncio.run(
-            run(addrs, db_url.replace("postgresql+asyncpg://", "postgresql://"), seconds, concurrency)
+            run(addrs, db_url.replace("postgresql+asyncpg://", "postgresql://"), seconds, concurrency, stack)
         )
     finally:
         for p in procs:

@@ -23,10 +23,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import aiohttp
-import grpc
 
 from bench import UNTHROTTLED, percentile
 from devtools.devstack import ROOT, Stack
+from orderdesk import tls
 from orderdesk.v1 import inventory_pb2, inventory_pb2_grpc
 
 SCARCE_SKU = "BENCH-SCARCE"
@@ -180,7 +180,10 @@ async def wait_scarce_settled(url: str, key: str, refs: set[str], supply: int, t
 
 def restock(stack: Stack, quantity: int, reference: str) -> None:
     async def call() -> None:
-        async with grpc.aio.insecure_channel(stack.addr("inventory")) as channel:
+        # A goods receipt, as the gateway passes a partner's on (its identity under mTLS).
+        async with tls.aio_channel(
+            stack.addr("inventory"), stack.client_tls("gateway"), peer="inventory"
+        ) as channel:
             stub = inventory_pb2_grpc.InventoryServiceStub(channel)
             await stub.Restock(
                 inventory_pb2.RestockRequest(

@@ -151,13 +151,14 @@ async def _orders_call(call):
     """`call(stub)` on the orders service; its failures as one clear CliError."""
     import grpc
 
-    from orderdesk import rpc
+    from orderdesk import rpc, tls
     from orderdesk.config import Settings, grpc_target
     from orderdesk.v1 import orders_pb2_grpc
 
-    address = Settings.from_env("cli").peers["orders"]
+    settings = Settings.from_env("cli")
+    address = settings.peers["orders"]
     target, options = grpc_target(address)
-    async with grpc.aio.insecure_channel(target, options=options) as channel:
+    async with tls.aio_channel(target, settings.tls, peer="orders", options=options) as channel:
         try:
             await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT)
         except TimeoutError:

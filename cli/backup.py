@@ -389,15 +389,30 @@ def verify(src: Path, manifest: dict) -> None:
         raise CliError("refusing to restore: nothing was changed", problems)
 
 
+def _listening(address: str) -> bool:
+    """Whether something accepts connections at host:port."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def answering() -> list[str]:
     """The suite's processes that answer on their configured addresses (a restore needs them stopped)."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from orderdesk import tls
+
+    settings = tls.TlsSettings.from_env()
     found = []
     for service in SERVICES:
         address = service_addr(service)
-        with grpc.insecure_channel(address) as channel:
+        with tls.channel(address, settings, peer=service) as channel:
             try:
                 health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
                 found.append(f"{service} at {address}")
@@ -405,7 +420,7 @@ def answering() -> list[str]:
                 if (
                     exc.code() != grpc.StatusCode.UNAVAILABLE
                     and exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED
-                ):
+                ) or _listening(address):  # e.g. a handshake refused (mTLS): still running
                     found.append(f"{service} at {address}")
     edges = {
         "gateway": env("ORDERDESK_GATEWAY_URL", "http://127.0.0.1:8080"),

@@ -69,7 +69,7 @@ async def import_csv(kind: str, text: str, settings: Settings) -> int:
 
     import grpc
 
-    from orderdesk import rpc
+    from orderdesk import rpc, tls
     from orderdesk.v1 import (
         common_pb2,
         intake_pb2_grpc,
@@ -88,7 +88,7 @@ async def import_csv(kind: str, text: str, settings: Settings) -> int:
     for service in _owners(kind):
         address = settings.peers[service]
         target, options = grpc_target(address)
-        async with grpc.aio.insecure_channel(target, options=options) as channel:
+        async with tls.aio_channel(target, settings.tls, peer=service, options=options) as channel:
             try:
                 # Wait a little for a service that is still starting, but not the whole import's deadline.
                 await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT)

@@ -3,7 +3,6 @@ the services (gRPC, orderdesk.clients) and its own store (accounts, sessions).""
 
 from __future__ import annotations
 
-import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
@@ -15,7 +14,7 @@ from console.middleware import TOO_LARGE_PAGE, ConsoleMiddleware
 from console.screens import SCREENS
 from console.screens.today import FreshCounts
 from console.store import ConsoleStore
-from orderdesk import asgi
+from orderdesk import asgi, tls
 from orderdesk.clients import Services
 from orderdesk.config import ConsoleSettings, Settings, StatusLinkSettings
 from orderdesk.v1 import apikeys_pb2_grpc
@@ -31,7 +30,7 @@ def create_app(settings: Settings, console_settings: ConsoleSettings) -> FastAPI
         if not console_settings.gateway_keys:
             state.apikeys = None
             return None
-        keys_channel = grpc.aio.insecure_channel(console_settings.gateway_keys)
+        keys_channel = tls.aio_channel(console_settings.gateway_keys, settings.tls, peer="gateway")
         state.apikeys = apikeys_pb2_grpc.ApiKeysServiceStub(keys_channel)
         return keys_channel.close
 

@@ -29,10 +29,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools import localservers
+from devtools import localservers, pki
 from devtools.supervisor import CrashLoop, Supervisor
 from orderdesk.config import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, nats_servers
 from orderdesk.parsing import whole_number
+from orderdesk.tls import TlsSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = (*SERVICES, "gateway")  # always started; the console too with Stack(console=True)
@@ -80,6 +81,8 @@ class Stack:
     carrier_secrets: dict[str, str] = field(
         default_factory=lambda: {"dhl": secrets.token_urlsafe(24), "ups": secrets.token_urlsafe(24)}
     )
+    # mTLS between every process (README "mTLS inside"): a throw-away CA and a certificate per identity.
+    tls: bool = True
 
     def __post_init__(self) -> None:
         self.started_at = dt.datetime.now(dt.UTC).isoformat()
@@ -112,6 +115,8 @@ class Stack:
             self.metrics_ports.setdefault(name, self.metrics_ports[first])
         # The gateway's API-key admin gRPC (gateway/keyservice.py), which the console calls.
         self.keys_port = GATEWAY_KEYS_PORT if self.default_ports else localservers.free_port()
+        identities = (*COMPONENTS, "console", "cli")
+        self.certificates = pki.Authority().write(self.data_dir / "tls", identities) if self.tls else {}
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -178,8 +183,18 @@ class Stack:
         env["ORDERDESK_CARRIER_SECRETS"] = ",".join(f"{c}={s}" for c, s in self.carrier_secrets.items())
         if self.console:
             env["ORDERDESK_CONSOLE_URL"] = self.console_url
+        env.update(self.client_tls(own or "cli").as_env())  # only its own certificate and key, and the CA
         env.update(self.extra_env)
         return env
+
+    def client_tls(self, identity: str = "cli") -> TlsSettings:
+        """The TLS settings of `identity` (a component, or "cli"): for a test or a tool that dials the suite
+        as that identity (orderdesk.tls.aio_channel); plaintext settings when the stack runs without TLS."""
+        if not self.tls:
+            return TlsSettings()
+        if identity not in self.certificates:
+            raise ValueError(f"no certificate for {identity!r}: one of {', '.join(self.certificates)}")
+        return self.certificates[identity]
 
     def _process(self, name: str) -> Process:
         component = self.component_of[name]
@@ -228,7 +243,9 @@ class Stack:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        with grpc.insecure_channel(self.addr(name)) as channel:
+        from orderdesk import tls
+
+        with tls.channel(self.addr(name), self.client_tls(), peer=self.component_of[name]) as channel:
             try:
                 answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
                 return answer.status == health_pb2.HealthCheckResponse.SERVING

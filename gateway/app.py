@@ -86,7 +86,9 @@ def create_app(
         # The console's way to partners' keys (gateway/keyservice.py): gRPC, never this database.
         if not edge.keys_addr:
             return None
-        key_admin = await keyservice.serve(edge.keys_addr, state.store, state.authenticator.cache)
+        key_admin = await keyservice.serve(
+            edge.keys_addr, state.store, state.authenticator.cache, settings.tls
+        )
         return lambda: key_admin.stop(grace=1)
 
     app = FastAPI(

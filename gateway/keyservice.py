@@ -17,8 +17,8 @@ import grpc
 from gateway import keys
 from gateway.auth import KeyCache
 from gateway.store import KeyInfo, PartnerStore
-from orderdesk import clock, errors, ports
-from orderdesk.runtime import ErrorsAndMetrics
+from orderdesk import clock, errors, ports, tls
+from orderdesk.runtime import Authorize, ErrorsAndMetrics
 from orderdesk.v1 import apikeys_pb2, apikeys_pb2_grpc
 
 log = logging.getLogger("gateway.keys")
@@ -97,12 +97,19 @@ class ApiKeysServicer(apikeys_pb2_grpc.ApiKeysServiceServicer):
         return apikeys_pb2.RevokeApiKeyResponse(revoked=revoked)
 
 
-async def serve(addr: str, store: PartnerStore, cache: KeyCache) -> grpc.aio.Server:
-    """The service started on `addr` (host:port); the caller stops it."""
-    server = grpc.aio.server(interceptors=[ErrorsAndMetrics("gateway")], options=[("grpc.so_reuseport", 0)])
+async def serve(
+    addr: str, store: PartnerStore, cache: KeyCache, tls_settings: tls.TlsSettings | None = None
+) -> grpc.aio.Server:
+    """The service started on `addr` (host:port), under mTLS when `tls_settings` has it (only the console's
+    identity may call it: orderdesk/access.py); the caller stops it."""
+    tls_settings = tls_settings or tls.TlsSettings()
+    server = grpc.aio.server(
+        interceptors=[Authorize("gateway", tls_settings), ErrorsAndMetrics("gateway")],
+        options=[("grpc.so_reuseport", 0)],
+    )
     apikeys_pb2_grpc.add_ApiKeysServiceServicer_to_server(ApiKeysServicer(store, cache), server)
     try:
-        server.add_insecure_port(addr)
+        tls.add_port(server, addr, tls_settings)
     except RuntimeError as exc:
         raise ports.bind_error(addr, exc) from exc
     await server.start()

@@ -20,7 +20,7 @@ import uvicorn
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 
-from orderdesk import logs, metrics
+from orderdesk import logs, metrics, tls
 from orderdesk.clients import Services
 from orderdesk.logs import correlation_id_from
 from orderdesk.parsing import whole_number
@@ -170,6 +170,7 @@ def lifespan(
     async def run(app) -> AsyncIterator[None]:
         own_store = await store()
         clients = services()
+        tls.announce(name, clients.tls, log)
         app.state.store = own_store
         app.state.services = clients
         stop = await started(app.state) if started is not None else None

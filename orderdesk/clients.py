@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from orderdesk import rpc
+from orderdesk import rpc, tls
 from orderdesk.config import SERVICES, Settings, grpc_target
 from orderdesk.v1 import (
     intake_pb2_grpc,
@@ -31,8 +31,9 @@ MAX_RECEIVE_BYTES = 16 * 1024 * 1024
 class Services:
     def __init__(self, settings: Settings):
         self.timeout = settings.rpc_timeout
+        self.tls = settings.tls
         self.channels: dict[str, grpc.aio.Channel] = {
-            name: self._channel(settings.peers[name]) for name in SERVICES
+            name: self._channel(name, settings.peers[name], settings.tls) for name in SERVICES
         }
         self.intake = intake_pb2_grpc.IntakeServiceStub(self.channels["intake"])
         self.orders = orders_pb2_grpc.OrdersServiceStub(self.channels["orders"])
@@ -42,10 +43,13 @@ class Services:
         self.notifier = notifier_pb2_grpc.NotifierServiceStub(self.channels["notifier"])
 
     @staticmethod
-    def _channel(peer: str) -> grpc.aio.Channel:
-        target, options = grpc_target(peer)  # replicas: round robin over every address
-        return grpc.aio.insecure_channel(
-            target, options=[*options, ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
+    def _channel(name: str, address: str, settings: tls.TlsSettings) -> grpc.aio.Channel:
+        target, options = grpc_target(address)  # replicas: round robin over every address
+        return tls.aio_channel(
+            target,
+            settings,
+            peer=name,
+            options=[*options, ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
         )
 
     async def invoke(self, method, request, *, timeout: float | None = None):

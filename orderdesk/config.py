@@ -9,6 +9,7 @@ ORDERDESK_<SERVICE>_TARGET         how others dial the service when it differs f
 ORDERDESK_<SERVICE>_METRICS_PORT   Prometheus /metrics port (0 disables)
 ORDERDESK_RPC_TIMEOUT              deadline of every outgoing gRPC call, seconds
 ORDERDESK_GRPC_REFLECTION          false: a service lists its API to anyone who asks only when true (debugging)
+ORDERDESK_TLS_CA, _CERT, _KEY      mTLS between the processes: PEM files (orderdesk/tls.py); unset: plaintext
 ORDERDESK_WEBHOOK_*                the notifier's delivery settings (see WebhookSettings)
 ORDERDESK_CONSOLE_*                the desk console's address, sessions and sign-in rules (see ConsoleSettings)
 ORDERDESK_CLOCK_AT                 tests and demos only: the processes' clock read this RFC 3339 instant
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orderdesk import clock
+from orderdesk.tls import TlsSettings
 
 SERVICES = ("intake", "orders", "inventory", "shipping", "returns", "notifier")
 # Below Linux's ephemeral range (32768-60999, /proc/sys/net/ipv4/ip_local_port_range), where an outgoing
@@ -133,6 +135,10 @@ class Settings:
     clock_at: dt.datetime | None = None  # ORDERDESK_CLOCK_AT (orderdesk.clock): tests and demos only
     clock_since: dt.datetime | None = None  # ORDERDESK_CLOCK_SINCE: the real instant the clock read clock_at
     grpc_reflection: bool = False  # ORDERDESK_GRPC_REFLECTION: off, so a port reached tells nobody its API
+    tls: TlsSettings = field(default_factory=TlsSettings)  # ORDERDESK_TLS_*: mTLS (orderdesk/tls.py)
+    # ORDERDESK_HEALTH_PORT: the gRPC health service alone, plaintext, for probes that cannot show a certificate
+    # (the kubelet's); 0: none
+    health_port: int = 0
 
     @classmethod
     def from_env(cls, component: str) -> Settings:
@@ -148,6 +154,8 @@ class Settings:
             clock_at=clock.parse_instant(env("ORDERDESK_CLOCK_AT", "")),
             clock_since=clock.parse_instant(env("ORDERDESK_CLOCK_SINCE", ""), "ORDERDESK_CLOCK_SINCE"),
             grpc_reflection=env_bool("ORDERDESK_GRPC_REFLECTION"),
+            tls=TlsSettings.from_env(),
+            health_port=int(env("ORDERDESK_HEALTH_PORT", "0")),
         )
 
 

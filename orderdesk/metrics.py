@@ -23,6 +23,11 @@ GRPC_LATENCY = Histogram(
     ["service", "method"],
     buckets=LATENCY_BUCKETS,
 )
+RPC_DENIED = Counter(
+    "orderdesk_rpc_denied_total",
+    "gRPC calls refused by the access table (orderdesk/access.py): the caller's identity may not call the method",
+    ["caller", "method"],
+)
 HTTP_REQUESTS = Counter(
     "orderdesk_http_requests_total",
     "Gateway HTTP requests, by route template and status",

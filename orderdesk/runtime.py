@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import signal
@@ -35,7 +36,7 @@ from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from orderdesk import clock, errors, events, leases, logs, metrics, migrations, ports, rpc
+from orderdesk import access, clock, errors, events, leases, logs, metrics, migrations, ports, rpc, tls
 from orderdesk.config import Settings, grpc_target, nats_servers
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
@@ -65,6 +66,7 @@ class ServiceRuntime:
             self.settings.clock_at, self.settings.clock_since
         )  # real time unless a test or demo set ORDERDESK_CLOCK_AT
         self.log = logs.setup(name)
+        tls.announce(name, self.settings.tls, self.log)
         self.migrations_dir = migrations_dir
         # Made by start(); the properties below refuse to hand them out before.
         self._db: Database | None = None
@@ -72,7 +74,7 @@ class ServiceRuntime:
         self._js: JetStreamContext | None = None
         self._relay: OutboxRelay | None = None
         self.server = grpc.aio.server(
-            interceptors=[ErrorsAndMetrics(name)],
+            interceptors=[Authorize(name, self.settings.tls), ErrorsAndMetrics(name)],
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
         )
         self.health = health_async.HealthServicer()
@@ -83,6 +85,7 @@ class ServiceRuntime:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stop = asyncio.Event()
         self._closing = False
+        self._health_server: grpc.aio.Server | None = None
 
     @property
     def db(self) -> Database:
@@ -133,8 +136,8 @@ class ServiceRuntime:
         """A cached channel to another service (deadlines are set per call)."""
         if peer not in self._channels:
             target, options = grpc_target(self.settings.peers[peer])  # replicas: round robin over them
-            self._channels[peer] = grpc.aio.insecure_channel(
-                target, options=[*options, ("grpc.enable_retries", 1)]
+            self._channels[peer] = tls.aio_channel(
+                target, self.settings.tls, peer=peer, options=[*options, ("grpc.enable_retries", 1)]
             )
         return self._channels[peer]
 
@@ -178,9 +181,10 @@ class ServiceRuntime:
                 self.server,
             )
         try:
-            self.server.add_insecure_port(self.settings.grpc_addr)
+            tls.add_port(self.server, self.settings.grpc_addr, self.settings.tls)
         except RuntimeError as exc:  # grpc says only "failed to bind": say what holds the port
             raise ports.bind_error(self.settings.grpc_addr, exc) from None
+        self._health_server = await self._serve_health_alone()
         metrics.serve(self.settings.metrics_port)
         for consumer in self._consumers:
             await consumer.start()
@@ -203,10 +207,27 @@ class ServiceRuntime:
     def stop(self) -> None:
         self._stop.set()
 
+    async def _serve_health_alone(self) -> grpc.aio.Server | None:
+        """ORDERDESK_HEALTH_PORT: the health service (the same answers) on a plaintext port of its own, for the
+        kubelet's gRPC probes, which cannot speak mTLS. Nothing else is served there."""
+        if not self.settings.health_port:
+            return None
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        addr = f"{self.settings.grpc_addr.rpartition(':')[0] or '0.0.0.0'}:{self.settings.health_port}"
+        try:  # plaintext on purpose: health alone, its answers tell nothing a probe may not know
+            tls.add_port(server, addr, tls.TlsSettings())
+        except RuntimeError as exc:
+            raise ports.bind_error(addr, exc) from None
+        await server.start()
+        return server
+
     async def shutdown(self) -> None:
         self.log.info("shutting down")
         await self.health.enter_graceful_shutdown()
         await self.server.stop(GRACE_SECONDS)
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         for consumer in self._consumers:
             consumer.stop()
         self.relay.stop()
@@ -229,6 +250,73 @@ class ServiceRuntime:
             self.log.warning("nats close: %s", exc)
         await self.db.close()
         self.log.info("stopped")
+
+
+class Authorize(grpc.aio.ServerInterceptor):
+    """Under mTLS, lets a call through only when the caller's identity (its certificate's common name) may call
+    the method by the one access table (orderdesk/access.py); otherwise PERMISSION_DENIED naming both, counted
+    in orderdesk_rpc_denied_total. Without TLS there is no identity to check: every call passes (plaintext
+    development and tests with fake servers; the process warned at start-up)."""
+
+    def __init__(self, component: str, settings: tls.TlsSettings):
+        self.enabled = settings.enabled
+        self.log = logging.getLogger(f"{component}.grpc")
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or not self.enabled:
+            return handler
+        method = handler_call_details.method
+        check = self._check
+        if handler.unary_unary is not None or handler.stream_unary is not None:
+            inner = handler.unary_unary or handler.stream_unary
+
+            async def unary(request, context):
+                await check(context, method)
+                return await inner(request, context)
+
+            make = (
+                grpc.unary_unary_rpc_method_handler
+                if handler.unary_unary is not None
+                else grpc.stream_unary_rpc_method_handler
+            )
+            return make(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        inner_stream = handler.unary_stream or handler.stream_stream
+
+        async def stream(request, context):
+            await check(context, method)
+            answers = inner_stream(request, context)
+            if inspect.isasyncgen(answers):
+                async for answer in answers:
+                    yield answer
+            else:  # a handler that writes with context.write (the health service's Watch)
+                await answers
+
+        make_stream = (
+            grpc.unary_stream_rpc_method_handler
+            if handler.unary_stream is not None
+            else grpc.stream_stream_rpc_method_handler
+        )
+        return make_stream(
+            stream,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def _check(self, context, method: str) -> None:
+        caller = tls.caller(context)
+        if access.may_call(caller, method):
+            return
+        metrics.RPC_DENIED.labels(caller or "(no name)", method).inc()
+        self.log.warning("refused %s to %r (orderdesk/access.py)", method, caller)
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"identity {caller!r} may not call {method} (the access table, orderdesk/access.py)",
+        )
 
 
 class ErrorsAndMetrics(grpc.aio.ServerInterceptor):

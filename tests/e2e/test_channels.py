@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 
 import aiohttp
-import grpc
 import pytest
 
+from orderdesk import tls
 from orderdesk.v1 import intake_pb2, intake_pb2_grpc
 
 pytestmark = pytest.mark.e2e
@@ -152,7 +152,7 @@ async def test_a_grpc_stream_of_20_orders_answers_20_results_in_order(stack, adm
         for n in range(20):
             yield request(n)
 
-    async with grpc.aio.insecure_channel(stack.addr("intake")) as channel:
+    async with tls.aio_channel(stack.addr("intake"), stack.client_tls("gateway"), peer="intake") as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         results = [r async for r in stub.SubmitOrderStream(requests(), timeout=60)]
     assert [r.index for r in results] == list(range(20))

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from devtools.http import client_session
-from orderdesk import statuslinks
+from orderdesk import statuslinks, tls
 from orderdesk.v1 import common_pb2, intake_pb2, intake_pb2_grpc, orders_pb2, orders_pb2_grpc
 from tests.e2e.conftest import KEYS, Partner
 from tests.e2e.test_lifecycle import add_product, new_sku, order_body, ship_everything, submit, wait_status
@@ -121,7 +121,7 @@ async def _changes_under_the_key(stack, eventually, name: str, erp: Partner, adm
         "actor": f"key:{name}@P-SHOP",
     }
     # The desk's timeline of the order says the same, in time order.
-    async with grpc.aio.insecure_channel(stack.addr("orders")) as channel:
+    async with tls.aio_channel(stack.addr("orders"), stack.client_tls("console"), peer="orders") as channel:
         steps = await orders_pb2_grpc.OrdersServiceStub(channel).GetOrderTimeline(
             orders_pb2.GetOrderRequest(order_id=order_id)
         )
@@ -146,7 +146,7 @@ async def test_internal_notes_never_reach_a_partner_and_a_message_reaches_its_fe
     order_id = created["order_id"]
     secret = f"internal-{uuid.uuid4().hex[:8]}: slow payer, keep an eye"
     desk = common_pb2.Actor(id="desk:ann@acme.example (clerk)")
-    async with grpc.aio.insecure_channel(stack.addr("orders")) as channel:
+    async with tls.aio_channel(stack.addr("orders"), stack.client_tls("console"), peer="orders") as channel:
         orders = orders_pb2_grpc.OrdersServiceStub(channel)
         await orders.AddOrderNote(orders_pb2.AddOrderNoteRequest(order_id=order_id, actor=desk, text=secret))
         view = await orders.AddOrderNote(
@@ -208,7 +208,7 @@ async def test_a_status_link_for_the_end_customer(stack, shop, edi, admin, wareh
     assert code == 422 and [e["field"] for e in problem["errors"]] == ["expires_in_days"]
 
     # What the console's status page gets for the token's order: status, date, parcels; nothing else.
-    async with grpc.aio.insecure_channel(stack.addr("orders")) as channel:
+    async with tls.aio_channel(stack.addr("orders"), stack.client_tls("console"), peer="orders") as channel:
         status = await orders_pb2_grpc.OrdersServiceStub(channel).GetOrderStatus(
             orders_pb2.GetOrderStatusRequest(order_id=order_id)
         )
@@ -223,7 +223,7 @@ async def test_a_status_link_for_the_end_customer(stack, shop, edi, admin, wareh
 
 
 async def test_the_desks_customers_over_grpc(stack):
-    async with grpc.aio.insecure_channel(stack.addr("intake")) as channel:
+    async with tls.aio_channel(stack.addr("intake"), stack.client_tls("console"), peer="intake") as channel:
         intake = intake_pb2_grpc.IntakeServiceStub(channel)
         page = await intake.SearchCustomers(intake_pb2.SearchCustomersRequest(query="customer 000", limit=3))
         assert [c.customer_id for c in page.items] == [

@@ -25,7 +25,7 @@ from devtools.http import client_session
 from gateway.app import create_app
 from gateway.auth import KeyCache
 from gateway.store import PartnerStore
-from orderdesk import errors
+from orderdesk import errors, tls
 from orderdesk.config import SERVICES, GatewayEdgeSettings, Settings
 from orderdesk.masterdata import parse
 from orderdesk.runtime import ErrorsAndMetrics
@@ -337,7 +337,7 @@ async def fakes():
     returns_pb2_grpc.add_ReturnsServiceServicer_to_server(found.returns, server)
     health_pb2_grpc.add_HealthServicer_to_server(found.health, server)
     await found.health.set("", health_pb2.HealthCheckResponse.SERVING)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = tls.add_port(server, "127.0.0.1:0", tls.TlsSettings())
     await server.start()
     found.address = f"127.0.0.1:{port}"
     yield found

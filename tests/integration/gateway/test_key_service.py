@@ -12,7 +12,7 @@ from devtools import localservers
 from gateway import keyservice
 from gateway.auth import KeyCache
 from gateway.store import MIGRATIONS_DIR, PartnerStore
-from orderdesk import rpc
+from orderdesk import rpc, tls
 from orderdesk.masterdata import parse
 from orderdesk.v1 import apikeys_pb2, apikeys_pb2_grpc, common_pb2
 
@@ -30,7 +30,7 @@ async def service(make_database):
     addr = f"127.0.0.1:{localservers.free_port()}"
     cache = KeyCache()
     server = await keyservice.serve(addr, store, cache)
-    channel = grpc.aio.insecure_channel(addr)
+    channel = tls.aio_channel(addr, tls.TlsSettings(), peer="gateway")  # plaintext: no TLS configured here
     yield store, apikeys_pb2_grpc.ApiKeysServiceStub(channel)
     await channel.close()
     await server.stop(grace=None)

@@ -9,6 +9,7 @@ import datetime as dt
 import grpc
 import pytest
 
+from orderdesk import tls
 from orderdesk.calendar import Holiday, Lane, is_working_day
 from orderdesk.calendar_store import CalendarRepository
 from orderdesk.runtime import ErrorsAndMetrics
@@ -42,9 +43,9 @@ async def suite(make_database):
     inventory = InventoryService(await make_database(INVENTORY_MIGRATIONS), clock=clock)
     server = grpc.aio.server(interceptors=[ErrorsAndMetrics("inventory")])
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryApi(inventory), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = tls.add_port(server, "127.0.0.1:0", tls.TlsSettings())
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = tls.aio_channel(f"127.0.0.1:{port}", tls.TlsSettings(), peer="inventory")
     intake = IntakeService(
         await make_database(INTAKE_MIGRATIONS),
         FakeOrders(),

@@ -10,13 +10,14 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from devtools.localservers import free_port
+from orderdesk import tls
 from orderdesk.runtime import ServiceRuntime
 
 RETURNS_MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "returns" / "migrations"
 
 
 async def listed_services(address: str) -> list[str]:
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with tls.aio_channel(address, tls.TlsSettings(), peer="returns") as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         calls = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         async for answer in calls:
@@ -36,7 +37,7 @@ async def test_reflection_answers_only_when_configured_on(configured, tmp_path, 
     await runtime.start()
     serving = asyncio.create_task(runtime.serve())
     try:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with tls.aio_channel(address, tls.TlsSettings(), peer="returns") as channel:
             await asyncio.wait_for(channel.channel_ready(), 30)
         if configured:
             assert "grpc.health.v1.Health" in await listed_services(address)

@@ -43,6 +43,13 @@ CUSTOM_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): [("spec", "selector"), ("spec", "endpoints")],
     ("postgresql.cnpg.io/v1", "Cluster"): [("spec", "instances"), ("spec", "storage", "size")],
     ("postgresql.cnpg.io/v1", "Database"): [("spec", "name"), ("spec", "owner"), ("spec", "cluster", "name")],
+    ("cert-manager.io/v1", "Issuer"): [("spec", "ca", "secretName")],
+    ("cert-manager.io/v1", "Certificate"): [
+        ("spec", "secretName"),
+        ("spec", "commonName"),
+        ("spec", "dnsNames"),
+        ("spec", "issuerRef", "name"),
+    ],
     ("postgresql.cnpg.io/v1", "ScheduledBackup"): [
         ("spec", "schedule"),
         ("spec", "method"),
@@ -168,8 +175,11 @@ def test_every_component_is_deployed_hardened_probed_and_budgeted():
             assert env[f"ORDERDESK_{name.upper()}_ADDR"].endswith(f":{http_port}")
         else:
             grpc_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
+            # The kubelet's gRPC probes speak no TLS: they ask the plaintext health-only port.
+            health_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "health")
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                assert container[probe]["grpc"]["port"] == grpc_port, f"{name} {probe}"
+                assert container[probe]["grpc"]["port"] == health_port, f"{name} {probe}"
+            assert env["ORDERDESK_HEALTH_PORT"] == str(health_port) and health_port != grpc_port, name
             assert env[f"ORDERDESK_{name.upper()}_ADDR"].endswith(f":{grpc_port}")
         assert selects(services[name]["spec"]["selector"], labels), name
         assert selects(pdbs[name]["spec"]["selector"]["matchLabels"], labels), name
@@ -226,6 +236,32 @@ def test_the_config_points_at_the_services_nats_and_postgres():
         assert databases[database]["spec"]["owner"] == url.username == name
         role_secret = secrets[roles[name]["passwordSecret"]["name"]]["stringData"]
         assert (role_secret["username"], role_secret["password"]) == (url.username, url.password), name
+
+
+# --- mTLS: every pod its own identity ------------------------------------------------------------------------
+def test_every_component_mounts_its_own_certificate_named_for_its_identity():
+    from orderdesk import access, tls
+
+    docs = files_as_written(TARGETS["base"])
+    certificates = {d["spec"]["secretName"]: d for d in docs if d["kind"] == "Certificate"}
+    (issuer,) = by_kind(docs, "Issuer").values()
+    assert {c["spec"]["commonName"] for c in certificates.values()} == {*COMPONENTS, "cli"}
+    assert set(access.TABLE) <= {*COMPONENTS, "cli"}  # every identity of the table has its certificate
+    for certificate in certificates.values():
+        spec = certificate["spec"]
+        assert spec["issuerRef"]["name"] == issuer["metadata"]["name"]
+        assert spec["commonName"] in spec["dnsNames"]  # the name channels check (orderdesk.tls)
+        assert set(spec["usages"]) == {"server auth", "client auth"}
+    config = by_kind(docs, "ConfigMap")["orderdesk"]["data"]
+    assert config[tls.REQUIRED_ENV] == "true", "production refuses to run without mTLS"
+    for name, deployment in by_kind(docs, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        (volume,) = [v for v, secret in secrets.items() if secret in certificates]
+        assert certificates[secrets[volume]]["spec"]["commonName"] == name, f"{name} mounts another identity"
+        for variable in tls.ENV.values():
+            assert config[variable].startswith(mounts[volume] + "/"), f"{name}: {variable}"
 
 
 # --- network policies follow the code ---------------------------------------------------------------------
