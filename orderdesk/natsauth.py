@@ -164,3 +164,32 @@ def credentials_env(passwords: Mapping[str, str], component: str | None) -> dict
     if not passwords or user not in passwords:
         return {}
     return {"ORDERDESK_NATS_USER": user, "ORDERDESK_NATS_PASSWORD": passwords[user]}
+
+
+SERVER_SECRET = "orderdesk-nats-server"  # the NATS servers' copy of every password (namespace nats)
+
+
+def helm_values() -> dict:
+    """The NATS helm chart's values for the users (deploy/k8s/nats-values.yaml holds them; a unit test keeps
+    the two equal): `config.merge.authorization` with each password an environment reference (`<< $VAR >>`,
+    the chart's unquoted value), and `container.env` filling the variables from the Secret SERVER_SECRET."""
+    entries = []
+    for user in users():
+        perms = permissions(user)
+        entries.append(
+            {
+                "user": user,
+                "password": f"<< ${password_variable(user)} >>",
+                "permissions": {
+                    "publish": {"allow": list(perms.publish)},
+                    "subscribe": {"allow": list(perms.subscribe)},
+                },
+            }
+        )
+    env = {
+        password_variable(user): {
+            "valueFrom": {"secretKeyRef": {"name": SERVER_SECRET, "key": password_variable(user)}}
+        }
+        for user in users()
+    }
+    return {"config": {"merge": {"authorization": {"users": entries}}}, "container": {"env": env}}

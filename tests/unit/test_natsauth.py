@@ -213,3 +213,14 @@ def test_the_development_stack_gives_each_process_only_its_own_user(tmp_path):
             assert "ORDERDESK_NATS_USER" not in env and "ORDERDESK_NATS_PASSWORD" not in env
     assert stack.env()["ORDERDESK_NATS_USER"] == "admin"  # the CLI
     assert "ORDERDESK_NATS_USER" not in Stack(data_dir=tmp_path, nats_url="nats://127.0.0.1:1").env("orders")
+
+
+def test_the_nats_helm_values_are_the_tables():
+    import yaml
+
+    values = yaml.safe_load((ROOT / "deploy" / "k8s" / "nats-values.yaml").read_text())
+    expected = natsauth.helm_values()
+    assert values["config"]["merge"] == expected["config"]["merge"]
+    assert values["container"] == expected["container"]
+    users = {u["user"] for u in values["config"]["merge"]["authorization"]["users"]}
+    assert users == set(natsauth.users())
