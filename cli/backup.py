@@ -49,7 +49,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from cli.main import CliError
-from orderdesk.config import SERVICES, database_url, env, service_addr
+from orderdesk.config import SERVICES, NatsCredentials, database_url, env, service_addr
+from orderdesk.logs import redact
 
 # The services' databases and the two edges' own: the gateway's (partners, keys, webhooks) and the console's
 # (desk accounts; sessions come back too, so a restore signs nobody out who was signed in at the point).
@@ -516,10 +517,16 @@ async def reset_stream(nats_url: str) -> bool:
     from orderdesk import events
 
     try:
-        nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False)
+        nc = await nats.connect(
+            nats_url,
+            connect_timeout=3,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+            **NatsCredentials.from_env().connect_options(),  # the operators' user: it deletes the stream
+        )
     except Exception as exc:
         raise CliError(
-            f"cannot reach NATS at {nats_url} ({exc.__class__.__name__}) to reset the event stream",
+            f"cannot reach NATS at {redact(nats_url)} ({exc.__class__.__name__}) to reset the event stream",
             ["start NATS, or pass --no-stream-reset if this NATS has no ORDERDESK stream"],
         ) from None
     try:
@@ -572,10 +579,16 @@ async def reset_stream_check(nats_url: str) -> None:
     import nats
 
     try:
-        nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False)
+        nc = await nats.connect(
+            nats_url,
+            connect_timeout=3,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+            **NatsCredentials.from_env().connect_options(),  # the operators' user: it deletes the stream
+        )
     except Exception as exc:
         raise CliError(
-            f"cannot reach NATS at {nats_url} ({exc.__class__.__name__}); the restore resets the "
+            f"cannot reach NATS at {redact(nats_url)} ({exc.__class__.__name__}); the restore resets the "
             "event stream: nothing was changed",
             ["start NATS, or pass --no-stream-reset if this NATS is new (no ORDERDESK stream)"],
         ) from None

@@ -31,7 +31,9 @@ from pathlib import Path
 
 from devtools import localservers, pki
 from devtools.supervisor import CrashLoop, Supervisor
+from orderdesk import natsauth
 from orderdesk.config import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, nats_servers
+from orderdesk.logs import redact
 from orderdesk.parsing import whole_number
 from orderdesk.tls import TlsSettings
 
@@ -83,6 +85,9 @@ class Stack:
     )
     # mTLS between every process (README "mTLS inside"): a throw-away CA and a certificate per identity.
     tls: bool = True
+    # The NATS users' passwords when the server was made with orderdesk.natsauth's users (make run starts
+    # it so): each process gets only its own user, the CLI the admin. Empty: no credentials.
+    nats_passwords: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.started_at = dt.datetime.now(dt.UTC).isoformat()
@@ -184,6 +189,9 @@ class Stack:
         if self.console:
             env["ORDERDESK_CONSOLE_URL"] = self.console_url
         env.update(self.client_tls(own or "cli").as_env())  # only its own certificate and key, and the CA
+        env.update(
+            natsauth.credentials_env(self.nats_passwords, self.component_of[instance] if instance else None)
+        )
         env.update(self.extra_env)
         return env
 
@@ -320,11 +328,22 @@ def _run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir)
     nats_url = os.environ.get("ORDERDESK_NATS_URL", "nats://127.0.0.1:4222")
     local_nats = None
+    nats_passwords: dict[str, str] = {}
     if not any(localservers.answers(url) for url in nats_servers(nats_url)):
         port = whole_number(nats_url.rsplit(":", 1)[-1]) or 4222
-        print(f"no NATS at {nats_url}: starting nats-server (JetStream) from the venv", flush=True)
-        local_nats = localservers.LocalNats(data_dir / "nats", port=port).start()
+        print(f"no NATS at {redact(nats_url)}: starting nats-server (JetStream) from the venv", flush=True)
+        # Secure by default: a user per service, allowed only its own subjects (orderdesk/natsauth.py).
+        nats_passwords = natsauth.generate_passwords()
+        local_nats = localservers.LocalNats(
+            data_dir / "nats", port=port, config=natsauth.render_authorization(nats_passwords)
+        ).start()
         nats_url = local_nats.url
+    else:
+        print(
+            f"WARNING: NATS at {redact(nats_url)} is used without credentials: any process could publish any "
+            "service's events. Let `make run` start its own NATS (with a user per service) for the secured setup.",
+            flush=True,
+        )
     database_urls = {
         k[len("ORDERDESK_") : -len("_DATABASE_URL")].lower(): v
         for k, v in os.environ.items()
@@ -347,6 +366,7 @@ def _run(args: argparse.Namespace) -> int:
         database_urls=database_urls,
         replicas=args.replicas,
         console=True,
+        nats_passwords=nats_passwords,
     )
     stopping = {"now": False}
     status = 0

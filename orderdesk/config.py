@@ -1,6 +1,7 @@
 """Configuration from environment variables, one place for every process.
 
 ORDERDESK_NATS_URL                 nats://127.0.0.1:4222; a JetStream cluster: every node, comma-separated
+ORDERDESK_NATS_USER, _PASSWORD     this process's own NATS user (orderdesk/natsauth.py); unset: none
 ORDERDESK_DATA_DIR                 ./var (SQLite files live here)
 ORDERDESK_<SERVICE>_DATABASE_URL   default sqlite+aiosqlite:///<data dir>/<service>.db
 ORDERDESK_<SERVICE>_ADDR           gRPC listen/dial address, default 127.0.0.1:<port>
@@ -101,6 +102,35 @@ def nats_servers(url: str) -> list[str]:
     if not servers:
         raise ValueError("ORDERDESK_NATS_URL is empty: give nats://host:port, or several comma-separated")
     return servers
+
+
+@dataclass(frozen=True)
+class NatsCredentials:
+    """ORDERDESK_NATS_USER and ORDERDESK_NATS_PASSWORD: the process's own NATS user, whose permissions
+    orderdesk/natsauth.py sets out. Both unset: no credentials (a NATS without authorization)."""
+
+    user: str = ""
+    password: str = field(default="", repr=False)  # never in a repr, so never in a log line
+
+    @classmethod
+    def from_env(cls) -> NatsCredentials:
+        user = os.environ.get("ORDERDESK_NATS_USER", "").strip()
+        password = os.environ.get("ORDERDESK_NATS_PASSWORD", "")
+        if bool(user) != bool(password):
+            raise ValueError(
+                "ORDERDESK_NATS_USER and ORDERDESK_NATS_PASSWORD go together: set both, or neither"
+            )
+        return cls(user, password)
+
+    def connect_options(self, component: str = "") -> dict[str, str]:
+        """nats.connect's keywords: the user and password, and the component's own inbox prefix (the only
+        inboxes its user may subscribe to)."""
+        from orderdesk import natsauth
+
+        options = {"user": self.user, "password": self.password} if self.user else {}
+        if component:
+            options["inbox_prefix"] = natsauth.inbox_prefix(component)
+        return options
 
 
 def data_dir() -> Path:

@@ -37,7 +37,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from orderdesk import access, clock, errors, events, leases, logs, metrics, migrations, ports, rpc, tls
-from orderdesk.config import Settings, grpc_target, nats_servers
+from orderdesk.config import NatsCredentials, Settings, grpc_target, nats_servers
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
 from orderdesk.outbox import OutboxRelay
@@ -128,6 +128,7 @@ class ServiceRuntime:
             reconnect_time_wait=1,
             disconnected_cb=_disconnected,
             reconnected_cb=_reconnected,
+            **NatsCredentials.from_env().connect_options(self.name),  # its own user (orderdesk/natsauth.py)
         )
         self._js = js = nc.jetstream(timeout=5)
         await events.ensure_streams(js)

@@ -230,7 +230,9 @@ def test_the_config_points_at_the_services_nats_and_postgres():
     roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
     secrets = by_kind(docs, "Secret")
     for name in COMPONENTS:
-        url = urlparse(secrets["orderdesk-databases"]["stringData"][f"ORDERDESK_{name.upper()}_DATABASE_URL"])
+        url = urlparse(
+            secrets[f"orderdesk-db-{name}"]["stringData"][f"ORDERDESK_{name.upper()}_DATABASE_URL"]
+        )
         assert url.hostname == f"{cluster['metadata']['name']}-rw", name  # CloudNativePG's read-write Service
         database = url.path.lstrip("/")
         assert databases[database]["spec"]["owner"] == url.username == name
@@ -262,6 +264,61 @@ def test_every_component_mounts_its_own_certificate_named_for_its_identity():
         assert certificates[secrets[volume]]["spec"]["commonName"] == name, f"{name} mounts another identity"
         for variable in tls.ENV.values():
             assert config[variable].startswith(mounts[volume] + "/"), f"{name}: {variable}"
+
+
+def env_sources(pod: dict) -> dict[str, set[str]]:
+    """The variables a pod's container gets, by where they come from ("ConfigMap/x", "Secret/y", "value")."""
+    (container,) = pod["containers"]
+    sources: dict[str, set[str]] = {}
+    for source in container.get("envFrom", []):
+        for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            if key in source:
+                sources.setdefault(f"{kind}/{source[key]['name']}", set())
+    for var in container.get("env", []):
+        ref = dig(var, "valueFrom", "secretKeyRef") or dig(var, "valueFrom", "configMapKeyRef")
+        kind = "Secret" if dig(var, "valueFrom", "secretKeyRef") else "ConfigMap"
+        sources.setdefault(f"{kind}/{ref['name']}" if ref else "value", set()).add(var["name"])
+    return sources
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_each_pod_reaches_only_its_own_database_and_nats_user(target):
+    """One Secret per component (orderdesk-db-<component>, orderdesk-nats-<service>): no Deployment's env or
+    envFrom reaches another component's database URL or NATS credentials (issue 12)."""
+    docs = resources(target)
+    data = {
+        f"{d['kind']}/{d['metadata']['name']}": {**d.get("data", {}), **d.get("stringData", {})}
+        for d in docs
+        if d["kind"] in ("Secret", "ConfigMap")
+    }
+    deployments = by_kind(docs, "Deployment")
+    assert set(deployments) == set(COMPONENTS)
+    for name, deployment in deployments.items():
+        sources = env_sources(deployment["spec"]["template"]["spec"])
+        names = set(sources)
+        assert f"Secret/orderdesk-db-{name}" in names, name
+        assert (f"Secret/orderdesk-nats-{name}" in names) == (name in SERVICES), name
+        reached: dict[str, str] = {}
+        for source, single in sources.items():
+            keys = set(data.get(source, {})) if not single else single
+            for key in keys:
+                reached[key] = source
+        databases = {k for k in reached if k.endswith("_DATABASE_URL")}
+        own = f"ORDERDESK_{name.upper()}_DATABASE_URL"
+        assert databases == ({own} if f"Secret/orderdesk-db-{name}" in data else set()), (name, databases)
+        others = [c for c in COMPONENTS if c != name]
+        for other in others:
+            assert (
+                f"Secret/orderdesk-db-{other}" not in names and f"Secret/orderdesk-nats-{other}" not in names
+            ), name
+        if name in SERVICES and f"Secret/orderdesk-nats-{name}" in data:  # prod: from the secret store
+            nats = data[f"Secret/orderdesk-nats-{name}"]
+            assert nats["ORDERDESK_NATS_USER"] == name and nats["ORDERDESK_NATS_PASSWORD"], name
+        if name not in SERVICES:
+            assert not {"ORDERDESK_NATS_USER", "ORDERDESK_NATS_PASSWORD"} & set(reached), name
+    for source, values in data.items():  # credentials never in a ConfigMap every pod loads
+        if source.startswith("ConfigMap/"):
+            assert not [k for k in values if k.endswith(("_DATABASE_URL", "_PASSWORD"))], source
 
 
 # --- network policies follow the code ---------------------------------------------------------------------
