@@ -15,7 +15,7 @@ from typing import Any
 
 from orderdesk import actors
 from orderdesk.v1 import orders_pb2
-from services.orders.changes import POLICY, ChangeType, Stage, refusing_rule, stage_of
+from services.orders.changes import POLICY, ChangeType, Stage, order_stage, refusing_rule
 from services.orders.exceptions import RESOLUTIONS, ExceptionType
 
 CLOSED = frozenset({"completed", "cancelled", "rejected"})
@@ -40,8 +40,9 @@ class _Shipment:  # what stage_of reads of a shipment (the summary carries no li
 
 
 def stage(order: orders_pb2.Order) -> Stage:
-    """How far the order's goods have gone through the warehouse (the furthest live shipment)."""
-    return stage_of([_Shipment(s.status) for s in order.shipments])
+    """How far the order's goods have gone through the warehouse (the furthest live shipment; of a partially
+    shipped order, the furthest of its remainder, as the policy judges it)."""
+    return order_stage(order.status, [_Shipment(s.status) for s in order.shipments])
 
 
 def _allowed(order: orders_pb2.Order, change: ChangeType) -> bool:

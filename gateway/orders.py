@@ -251,8 +251,8 @@ async def _decide(services: Backends, method, order_id: str, who: Principal, rea
     response_model=OrderOut,
     tags=["orders"],
     responses=problem_responses(*COMMON, 404, 409, 412),
-    summary="Cancel an order and release its stock (409 once anything has shipped); with `lines`, "
-    "cancel only those units",
+    summary="Cancel an order and release its stock (partially shipped: cancel what has not shipped, the "
+    "order ends shipped; 409 once everything has shipped); with `lines`, cancel only those units",
 )
 async def cancel_order(
     order_id: OrderId,

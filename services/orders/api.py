@@ -7,7 +7,7 @@ from orderdesk.errors import require
 from orderdesk.v1 import orders_pb2, orders_pb2_grpc
 from services.orders.archive.job import Archiver
 from services.orders.change_requests import ChangeRequests
-from services.orders.domain import SEARCH_FIELDS
+from services.orders.domain import SEARCH_FIELDS, Status
 from services.orders.erasure import OrdersErasure
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.kpi import report_to_proto
@@ -126,7 +126,24 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
         return timeline_to_proto(await self.service.get(request.order_id, request.partner_id))
 
     async def CancelOrder(self, request, context):
-        return await self._decide(request, "cancel")
+        try:
+            return await self._decide(request, "cancel")
+        except errors.FailedPrecondition as refused:
+            # Some goods shipped: a partially shipped order's cancel is a change request for its remainder
+            # (it releases stock and shipments as a change does); any other keeps the refusal.
+            if refused.rule != "cancel_before_shipment":
+                raise
+            order = await self.service.get(request.order_id, request.partner_id)
+            if order.status is not Status.PARTIALLY_SHIPPED:
+                raise
+        changed = await self.change_requests.cancel_remainder(
+            request.order_id,
+            request.partner_id,
+            request.expected_version,
+            request.actor.id or request.partner_id or "unknown",
+            request.actor.reason,
+        )
+        return order_to_proto(changed)
 
     async def ApproveOrder(self, request, context):
         return await self._decide(request, "approve")

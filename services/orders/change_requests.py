@@ -5,6 +5,13 @@ table refuses what the status forbids), let intake review what can make a check 
 credit, delivery date), adjust the reservation when the order holds stock, then save the order
 with its order.changed event in one transaction. A lost race after inventory was asked gives the
 old reservation back.
+
+A partially shipped order holds stock for its remainder only: inventory's Reserve counts the units it
+has shipped towards the order (target state), so the same Reserve follows a change of the remainder.
+Inventory books a shipment from shipping's event, orders from another: before the reservation moves,
+orders waits (briefly) until inventory holds no more than the units orders knows are not yet shipped,
+so a release never takes units a parcel already carries. A cancel of the whole order is a cancel of
+its remainder there (`cancel_remainder`).
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from orderdesk import errors, metrics, rpc, usecase
-from orderdesk.domain import address_dict
+from orderdesk.domain import address_dict, units_per_sku
 from orderdesk.v1 import intake_pb2, inventory_pb2, orders_pb2, shipping_pb2
 from services.orders.changes import ChangeRecord, ChangeRequest, NewLine, needs_review
 from services.orders.domain import Allocation, Order, ShipmentView, Status
 from services.orders.proto import order_to_proto
 from services.orders.service import OrdersService, count_transitions, publish_transitions, quantities, stale
 from services.orders.store import OrderRepository
+
+HOLDS_STOCK = (Status.ALLOCATED, Status.PARTIALLY_SHIPPED)
+# How long a change of a partially shipped order waits for inventory to book a shipment orders knows left.
+BOOKING_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 def change_request(req: orders_pb2.ChangeOrderRequest) -> ChangeRequest:
@@ -91,16 +102,26 @@ class ChangeRequests:
                 req.actor.id or req.partner_id or "unknown",
             )
 
+    async def cancel_remainder(
+        self, order_id: str, partner_id: str, expected_version: int, actor: str, reason: str
+    ) -> Order:
+        """The cancel of a partially shipped order: every unit not yet shipped (Order.remainder_cancel)."""
+        async with self.locks.one_at_a_time(order_id):
+            return await self.apply(
+                order_id, partner_id, expected_version, lambda order: order.remainder_cancel(reason), actor
+            )
+
     async def apply(
         self,
         order_id: str,
         partner_id: str,
         expected_version: int,
-        request: ChangeRequest,
+        request: ChangeRequest | Callable[[Order], ChangeRequest],
         actor: str,
         then: Callable[[Order], object] | None = None,
     ) -> Order:
         """One change request: policy, intake's review, reservation, then save with its events.
+        `request` may be made from the order as loaded (a cancel of the remainder);
         `then` runs on the changed order before the save (a resolution recorded with its change).
 
         Intake and inventory are asked outside any transaction, so an attempt that lost the race
@@ -113,10 +134,13 @@ class ChangeRequests:
             if expected_version and order.version != expected_version:
                 raise stale(order, expected_version)
             before = quantities(order)
+            open_before = order.open_units()
+            holds_stock = order.status in HOLDS_STOCK
             previous_total = str(order.total_amount)
             await self._current_shipments(order)
             try:
-                record = order.change(request, at=self.service.clock(), actor=actor)
+                asked = request(order) if callable(request) else request
+                record = order.change(asked, at=self.service.clock(), actor=actor)
             except errors.FailedPrecondition:
                 metrics.ORDER_CHANGES.labels("refused").inc()
                 raise
@@ -125,7 +149,9 @@ class ChangeRequests:
             if record is not None and needs_review(record):
                 await self._review(order, record, before, previous_total)
             reserved = False
-            if record is not None and order.lines_changed and order.status is Status.ALLOCATED:
+            if record is not None and order.lines_changed and holds_stock:
+                if open_before != before:  # some of it shipped
+                    await self._wait_for_booking(order, before, open_before)
                 await self._reserve_or_refuse(order, before)
                 reserved = True
             if then is not None:
@@ -164,7 +190,7 @@ class ChangeRequests:
         """The policy table looks at how far the goods are; orders' copy of the shipments follows shipping's
         events and may lag a step, so an allocated order asks shipping (with a deadline) first. In memory only:
         the copy itself still changes only from shipping's events."""
-        if self.shipping is None or order.status is not Status.ALLOCATED or not order.shipments:
+        if self.shipping is None or order.status not in HOLDS_STOCK or not order.shipments:
             return
         answer = await self.shipping.ListShipments(
             shipping_pb2.ListShipmentsRequest(order_id=order.order_id),
@@ -179,6 +205,24 @@ class ChangeRequests:
                 )
             else:
                 view.status = s.status
+
+    async def _wait_for_booking(
+        self, order: Order, before: dict[str, int], open_units: dict[str, int]
+    ) -> None:
+        """Some of the order shipped: inventory must have booked those parcels (moved their units out of the
+        order's reservation) before the reservation follows the change, else a release could take units
+        a parcel carries. Reserve of the quantities as they are changes nothing and answers what is held;
+        more held than is open means a shipment is not booked yet: wait a little, then 503 (retry)."""
+        for pause in (*BOOKING_WAITS, None):
+            answer = await self.reserve(order, before)
+            held = units_per_sku(answer.reservations)
+            if all(units <= open_units.get(sku, 0) for sku, units in held.items()):
+                return
+            if pause is None:
+                raise errors.Unavailable(
+                    f"inventory has not yet booked the shipped goods of order {order.order_id}; try again"
+                )
+            await asyncio.sleep(pause)
 
     async def _review(
         self, order: Order, record: ChangeRecord, before: dict[str, int], previous_total: str

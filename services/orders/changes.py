@@ -12,10 +12,18 @@ shipment step the change is allowed, and which rule refuses it afterwards:
 | scheduled         |                    |                     |                        |                            |
 | allocated         | until a shipment   | until the line's    | until any shipment is  | until a shipment has       |
 |                   | is packed          | shipment is picked  | picked                 | shipped                    |
-| partially_shipped | no (address_until_packed) | no (quantity_until_picked) | no (lines_until_picking) | no (cancel_before_shipment) |
+| partially_shipped | as allocated, judged on the REMAINDER: the shipments not yet shipped (the parcels that     |
+|                   | left keep their address, lines and units); never below what shipped (below_shipped)         |
 | shipped, completed| no: returns only (returns_only_after_shipment)                                                      |
 | cancelled,        | no: the order is closed (order_closed)                                                              |
 | rejected          |                                                                                                     |
+
+A partially shipped order's remainder is an allocated order of its own: `stage_of` skips the shipments that
+left the warehouse, so ship_to is allowed until a shipment still in the warehouse is packed, a quantity until
+that line's shipment still in the warehouse is picked, add/remove lines until any of them is picked, cancel
+until they ship. A line can never go below its shipped units, nor be removed once some of it shipped
+(`below_shipped`). Cancelling the whole remainder (`cancel`, or every open unit) ends the order as shipped
+(Order.change, services/orders/domain.py).
 
 A refusal is FailedPrecondition(rule=...), which the gateway answers as 409 with `rule`.
 """
@@ -79,7 +87,9 @@ _ALLOCATED = {
     ChangeType.CANCEL_LINES: Policy(Stage.SHIPPED, "cancel_before_shipment"),
     ChangeType.CANCEL: Policy(Stage.SHIPPED, "cancel_before_shipment"),
 }
-_PARTIALLY_SHIPPED = {c: Policy(None, p.rule) for c, p in _ALLOCATED.items()}
+# The remainder of a partially shipped order: as an allocated order, its stage judged without the shipments
+# that left (`stage_of(..., remainder=True)`).
+_PARTIALLY_SHIPPED = dict(_ALLOCATED)
 _SHIPPED = {c: Policy(None, "returns_only_after_shipment") for c in ChangeType}
 _CLOSED = {c: Policy(None, "order_closed") for c in ChangeType}
 
@@ -267,14 +277,25 @@ def kinds_of(request: ChangeRequest, current: dict[str, int]) -> list[tuple[Chan
 ORDER_WIDE = frozenset({ChangeType.SHIP_TO, ChangeType.ADD_LINE, ChangeType.REMOVE_LINE, ChangeType.CANCEL})
 
 
-def stage_of(shipments, sku: str | None = None) -> Stage:
-    """How far the goods have gone: the furthest live shipment (of `sku`, when given)."""
+LEFT = frozenset(s for s, stage in SHIPMENT_STAGE.items() if stage is Stage.SHIPPED)
+
+
+def stage_of(shipments, sku: str | None = None, *, remainder: bool = False) -> Stage:
+    """How far the goods have gone: the furthest live shipment (of `sku`, when given). `remainder`: only the
+    goods not yet shipped, the shipments that left skipped (a partially shipped order's remainder)."""
     stages = [
         SHIPMENT_STAGE.get(s.status, Stage.NONE)
         for s in shipments
-        if s.status != "cancelled" and (sku is None or sku in s.lines)
+        if s.status != "cancelled"
+        and not (remainder and s.status in LEFT)
+        and (sku is None or sku in s.lines)
     ]
     return max(stages, default=Stage.NONE)
+
+
+def order_stage(status: str, shipments, sku: str | None = None) -> Stage:
+    """The stage the policy table judges an order in `status` by: a partially shipped order by its remainder."""
+    return stage_of(shipments, sku, remainder=status == "partially_shipped")
 
 
 def check_request(order, request: ChangeRequest) -> list[tuple[ChangeType, str | None]]:
@@ -284,7 +305,7 @@ def check_request(order, request: ChangeRequest) -> list[tuple[ChangeType, str |
     kinds = kinds_of(request, current)
     shipments = list(order.shipments.values())
     for kind, sku in kinds:
-        stage = stage_of(shipments, None if kind in ORDER_WIDE else sku)
+        stage = order_stage(order.status.value, shipments, None if kind in ORDER_WIDE else sku)
         check_allowed(order.status.value, kind, stage, order.order_id)
     return kinds
 
@@ -316,9 +337,27 @@ def target_quantities(lines, request: ChangeRequest) -> dict[str, int]:
                     f"lines[{i}].quantity", f"{by_sku[sku].shipped} already shipped", "below_shipped"
                 )
             )
+    for i, sku in enumerate(request.remove_skus):
+        if by_sku[sku].shipped:
+            violations.append(
+                FieldViolation(
+                    f"remove_lines[{i}]",
+                    f"{by_sku[sku].shipped} of {sku} already shipped; the line stays",
+                    "below_shipped",
+                )
+            )
     if violations:
         raise InvalidArgument("invalid change request; nothing was changed", violations)
     return targets
+
+
+def remainder(lines, reason: str = "") -> ChangeRequest:
+    """Cancels every unit not yet shipped: the whole-order cancel of a partially shipped order."""
+    open_units: dict[str, int] = {}
+    for line in lines:
+        if line.quantity > line.shipped:
+            open_units[line.sku] = open_units.get(line.sku, 0) + line.quantity - line.shipped
+    return ChangeRequest(cancel=open_units, reason=reason)
 
 
 def only_cancels(request: ChangeRequest) -> bool:

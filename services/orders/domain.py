@@ -5,6 +5,14 @@
               └─> on_hold ──> confirmed | rejected
     cancelled: from received, on_hold, confirmed, scheduled, allocated (nothing shipped yet)
 
+A partially shipped order is never cancelled: cancelling it (or every unit it has open) cancels its
+remainder, a change request (`Order.change`, `changes.remainder`) that cuts each line to its shipped units
+(lines with nothing shipped go), recorded as a cancel_lines change (order.changed, and the desk's numbers
+count the units as cancelled, not the order), and the order moves on to shipped at once (completed when
+everything shipped was delivered): it was fulfilled in part, and its shipped units stay on the books for
+invoicing, returns and the fill rate. Its stock and the shipments of the remainder follow the change as
+an allocated order's do (inventory's Reserve, shipping's order.changed consumer).
+
 The order changes only through its own methods. Each change bumps the version and records a
 typed event not yet published: a status change (`Transition`, with its history entry: time, actor,
 reason) in `Order.transitions`; an accepted change (`OrderChanged`, also written to the change log)
@@ -135,6 +143,14 @@ def share_reservation(lines: list[Line], allocations: Iterable[Allocation]) -> N
     """Sets each line's allocated units from what is reserved for the order (in line order per SKU)."""
     for line, allocated in zip(lines, in_line_order(lines, units_per_sku(allocations)), strict=True):
         line.allocated = allocated
+
+
+def merge_allocations(allocations: Iterable[Allocation]) -> list[Allocation]:
+    """One allocation per SKU and warehouse, their units added up (in SKU, warehouse order)."""
+    units: dict[tuple[str, str], int] = {}
+    for a in allocations:
+        units[(a.sku, a.warehouse)] = units.get((a.sku, a.warehouse), 0) + a.quantity
+    return [Allocation(sku, wh, q) for (sku, wh), q in sorted(units.items()) if q > 0]
 
 
 def _where(allocations: Iterable[Allocation], sku: str) -> str:
@@ -547,6 +563,11 @@ class Order:
         ):
             self.lines_changed = True
         self.lines = kept
+        if self.status is Status.PARTIALLY_SHIPPED and all(line.shipped >= line.quantity for line in kept):
+            # Nothing is left to ship: the remainder was cancelled (the move first, so versions publish in order).
+            self._move(Status.SHIPPED, at, actor, "the rest of the order was cancelled; what shipped stays")
+            if all(line.delivered >= line.quantity for line in kept):
+                self._move(Status.COMPLETED, at, "system", "every shipped unit delivered")
         return self._record_change(
             tuple(dict.fromkeys(k.value for k, _ in kinds)),
             changes,
@@ -557,7 +578,10 @@ class Order:
 
     def follow_reservation(self, allocations: list[Allocation]) -> None:
         """The reservation inventory now holds after the change request just applied: the change's
-        record (and its OrderChanged) gains where the stock moved."""
+        record (and its OrderChanged) gains where the stock moved. Once goods left, the order's allocations
+        keep the shipped units too (as they did since its allocation), so they stay all it was given."""
+        if self.status is not Status.ALLOCATED:
+            allocations = merge_allocations([*allocations, *self.shipped_allocations()])
         moved = self._set_allocations(allocations)
         if not moved:
             return
@@ -570,6 +594,22 @@ class Order:
             OrderChanged(amended) if isinstance(e, OrderChanged) and e.record is last else e
             for e in self.events
         ]
+
+    def shipped_allocations(self) -> list[Allocation]:
+        """The units of the shipments that left the warehouse, per SKU and warehouse."""
+        return merge_allocations(
+            [
+                Allocation(sku, s.warehouse, qty)
+                for s in self.shipments.values()
+                if s.status in LEFT_WAREHOUSE
+                for sku, qty in s.lines.items()
+            ]
+        )
+
+    def open_units(self) -> dict[str, int]:
+        """Units per SKU not yet shipped: what inventory should hold for the order."""
+        units = units_per_sku(self.lines, lambda line: max(line.quantity - line.shipped, 0))
+        return {sku: n for sku, n in units.items() if n > 0}
 
     def reallocate(self, allocations: list[Allocation], *, at: dt.datetime, actor: str, reason: str) -> None:
         """The desk moved the order's stock (a re-allocation): a change of its own when anything moved."""
@@ -769,7 +809,20 @@ class Order:
         self._require(Status.ON_HOLD, "reject_only_on_hold", "only a held order can be rejected")
         self._move(Status.REJECTED, at, actor, reason or "rejected")
 
+    def remainder_cancel(self, reason: str) -> ChangeRequest:
+        """The change request a cancel of this partially shipped order makes: every unit not yet shipped."""
+        request = change_rules.remainder(self.lines, reason or "the rest of the order cancelled")
+        if self.status is not Status.PARTIALLY_SHIPPED or not request.cancel:
+            raise FailedPrecondition(
+                f"order {self.order_id} is {self.status}: nothing is left to cancel (use a return)",
+                rule="cancel_before_shipment",
+                subject=self.order_id,
+            )
+        return request
+
     def cancel(self, at: dt.datetime, actor: str, reason: str) -> None:
+        """Cancels an order none of whose goods shipped. A partially shipped order's cancel is a change
+        request cancelling its remainder instead (`changes.remainder`, the module docstring)."""
         if any(line.shipped for line in self.lines) or any(
             s.status in LEFT_WAREHOUSE for s in self.shipments.values()
         ):

@@ -138,6 +138,24 @@ def split_by_warehouse(allocations: list[tuple[str, str, int]]) -> dict[str, dic
     return plan
 
 
+def still_to_ship(
+    plan: dict[str, dict[str, int]], left: list[tuple[str, dict[str, int]]]
+) -> dict[str, dict[str, int]]:
+    """A partially shipped order's plan for the goods still in the warehouse: its allocations (which keep
+    the shipped units, `split_by_warehouse`) less the lines of its shipments that left (warehouse, lines)."""
+    gone: dict[tuple[str, str], int] = {}
+    for warehouse, lines in left:
+        for sku, qty in lines.items():
+            gone[(warehouse, sku)] = gone.get((warehouse, sku), 0) + qty
+    remaining: dict[str, dict[str, int]] = {}
+    for warehouse, lines in plan.items():
+        for sku, qty in lines.items():
+            rest = qty - gone.get((warehouse, sku), 0)
+            if rest > 0:
+                remaining.setdefault(warehouse, {})[sku] = rest
+    return remaining
+
+
 # --- the aggregate -----------------------------------------------------------------
 @dataclass(frozen=True)
 class Change(StatusChange[Status]):

@@ -5,6 +5,9 @@
   new promised date when the destination country changed), a missing one is created, one whose
   warehouse holds nothing any more is cancelled. A shipment that left is
   never touched (orders' policy refuses such changes; a late one here is logged and skipped).
+  Once some of the order shipped (partially_shipped; shipped or completed when the change cancelled
+  the rest), only its remainder follows: the allocations less what the shipments that left carry
+  (`still_to_ship`), against the shipments still in the warehouse.
 - order.exception resolved with change_carrier: the named shipment gets the new carrier and
   tracking number. With accept_delay: the shipments not yet delivered are promised the accepted
   date (on time is measured against it). With reship: a new shipment per warehouse of "reship_lines" (held by
@@ -26,11 +29,15 @@ from services.shipping.domain import (
     promised_delivery_date,
     shipment_id_for,
     split_by_warehouse,
+    still_to_ship,
 )
 from services.shipping.service import ShippingService, publish_changes
 from services.shipping.store import ShipmentRepository
 
 log = logging.getLogger("shipping.revisions")
+# The order statuses whose changes the shipments follow: after shipping, only the remainder's (a change
+# that cancels all of it leaves the order shipped or completed; nothing of what left is touched).
+FOLLOWED = ("allocated", "partially_shipped", "shipped", "completed")
 
 
 async def _save(tx: Tx, repo: ShipmentRepository, shipment: Shipment) -> None:
@@ -41,18 +48,23 @@ async def _save(tx: Tx, repo: ShipmentRepository, shipment: Shipment) -> None:
 async def follow_order_change(service: ShippingService, tx: Tx, event) -> None:
     """An order.changed event: shipments follow the order's allocation (only once it is allocated)."""
     order = event.order.order
-    if order.status != "allocated":
-        return  # before allocation there are no shipments; after shipping nothing may change
+    if order.status not in FOLLOWED:
+        return  # before allocation there are no shipments
+    if order.status in ("shipped", "completed") and not any(
+        c.field.startswith("lines[") for c in event.order.changes
+    ):
+        return  # a shipped order's other changes (a date accepted …) leave its shipments alone
     repo = tx.repo(ShipmentRepository)
     if not await repo.open_for_shipments(order.order_id):
         return
     plan = split_by_warehouse([(a.sku, a.warehouse, a.quantity) for a in order.allocations])
     existing = await repo.for_order(order.order_id)
-    live = {
-        s.warehouse: s
-        for s in existing
-        if s.status is not Status.CANCELLED and "-R" not in s.shipment_id[-4:]
-    }
+    ours = [s for s in existing if s.status is not Status.CANCELLED and "-R" not in s.shipment_id[-4:]]
+    if order.status != "allocated":  # the remainder of an order some of which shipped
+        left = [s for s in ours if s.status in (Status.SHIPPED, Status.DELIVERED)]
+        plan = still_to_ship(plan, [(s.warehouse, s.lines) for s in left])
+        ours = [s for s in ours if s not in left]
+    live = {s.warehouse: s for s in ours}
     reason = f"order changed: {event.reason}" if event.reason else "order changed"
     new_country = any(c.field == "ship_to.country" for c in event.order.changes)
     actor = event.actor or "system"

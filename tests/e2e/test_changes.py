@@ -348,3 +348,97 @@ async def test_nothing_changes_after_shipment_except_returns(shop, warehouse_ope
         f"/v1/orders/{order['order_id']}/cancel", json={"lines": [{"sku": sku, "quantity": 1}]}
     )
     assert code == 409 and problem["rule"] == "returns_only_after_shipment", problem
+
+
+async def test_the_remainder_of_a_partially_shipped_order_cancelled(
+    shop, warehouse_operator, admin, nc, eventually
+):
+    """Two lines from two warehouses; one ships. The rest changes as an allocated order's would, never below
+    what shipped; the partner's cancel then cancels the rest: its stock is released once, its shipment (not
+    yet picked) is cancelled, the order ends shipped with the cancelled units in its changes."""
+    a, b = new_sku(), new_sku()
+    await add_product(admin, a, {"WH-HAM": 5})
+    await add_product(admin, b, {"WH-CHI": 5})
+    order_id = await submit(shop, {a: 2, b: 3})
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
+    shipments = await shipments_of(warehouse_operator, order_id, eventually, lambda items: len(items) == 2)
+    by_warehouse = {s["warehouse"]: s["shipment_id"] for s in shipments}
+    for kind in ("picked", "packed", "shipped"):
+        await step(warehouse_operator, by_warehouse["WH-HAM"], kind)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "partially_shipped")
+    assert await eventually(lambda: _reserved_is(admin, a, 0))  # inventory booked the parcel
+
+    # The units that shipped cannot be taken back by a change; the remainder changes until it is picked.
+    code, problem, _ = await patch_fresh(shop, order_id, {"lines": [{"sku": a, "quantity": 1}]})
+    assert code == 422 and problem["errors"] == [
+        {"field": "lines[0].quantity", "message": "2 already shipped", "reason": "below_shipped"}
+    ], problem
+    code, fewer, _ = await patch_fresh(shop, order_id, {"lines": [{"sku": b, "quantity": 2}]})
+    assert code == 200 and fewer["status"] == "partially_shipped", fewer
+    assert await reserved(admin, b) == 2
+    await shipments_of(
+        warehouse_operator,
+        order_id,
+        eventually,
+        lambda items: any(
+            x["lines"] == [{"sku": b, "quantity": 2}] for x in items if x["warehouse"] == "WH-CHI"
+        ),
+    )
+
+    seen: list[events_pb2.Event] = []
+
+    async def collect(msg):
+        seen.append(events_pb2.Event.FromString(msg.data))
+
+    sub = await nc.subscribe(f"orderdesk.order.{order_id}.>", cb=collect)
+    _, _, headers = await shop.get(f"/v1/orders/{order_id}")
+    code, done, _ = await shop.post(
+        f"/v1/orders/{order_id}/cancel",
+        json={"reason": "customer_request: the rest is no longer needed"},
+        headers={"If-Match": headers["ETag"]},
+    )
+    assert code == 200, done
+    assert done["status"] == "shipped"
+    assert [(x["sku"], x["quantity"], x["shipped_quantity"]) for x in done["lines"]] == [(a, 2, 2)]
+    last = done["changes"][-1]
+    assert (
+        last["kinds"] == ["cancel_lines"]
+        and {"field": f"lines[{b}]", "before": "2 x 10.00", "after": ""} in (last["changes"])
+    )
+    assert [h["status"] for h in done["history"]][-2:] == ["partially_shipped", "shipped"]
+    assert await reserved(admin, b) == 0 and await reserved(admin, a) == 0  # released at once, nothing else
+
+    # Shipping cancels the shipment of the rest (not picked); the parcel that left is as it was.
+    after = await shipments_of(
+        warehouse_operator,
+        order_id,
+        eventually,
+        lambda items: (
+            {x["warehouse"]: x["status"] for x in items} == {"WH-HAM": "shipped", "WH-CHI": "cancelled"}
+        ),
+    )
+    assert [x["lines"] for x in after if x["warehouse"] == "WH-HAM"] == [[{"sku": a, "quantity": 2}]]
+    # Partners hear it: order.shipped, then order.changed with the cancelled units.
+    await eventually(lambda: _first([e for e in seen if e.type == "order.changed"]))
+    types = [e.type for e in seen]
+    assert types.index("order.shipped") < types.index("order.changed"), types
+    changed = next(e for e in seen if e.type == "order.changed")
+    assert any(c.field == f"lines[{b}]" and c.before == "2 x 10.00" for c in changed.order.changes)
+    await sub.unsubscribe()
+
+    # Again: nothing is left to cancel, said clearly; nothing moves.
+    settled = await wait_for(
+        shop,
+        order_id,
+        eventually,
+        lambda o: sorted(x["status"] for x in o["shipments"]) == ["cancelled", "shipped"],
+    )
+    code, problem, _ = await shop.post(f"/v1/orders/{order_id}/cancel", json={"reason": "again"})
+    assert code == 409 and problem["rule"] == "cancel_before_shipment", problem
+    code, problem, _ = await shop.post(
+        f"/v1/orders/{order_id}/cancel", json={"lines": [{"sku": a, "quantity": 1}]}
+    )
+    assert code == 409 and problem["rule"] == "returns_only_after_shipment", problem
+    code, again, _ = await shop.get(f"/v1/orders/{order_id}")
+    assert code == 200 and again["version"] == settled["version"] and again["status"] == "shipped"
+    assert await reserved(admin, b) == 0

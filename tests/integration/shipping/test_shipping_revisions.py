@@ -71,7 +71,7 @@ async def shipment_events(service: ShippingService, order_id: str) -> list[event
 
 
 def changed_event(
-    order_id: str, allocations, version: int = 5, status: str = "allocated"
+    order_id: str, allocations, version: int = 5, status: str = "allocated", fields: tuple[str, ...] = ()
 ) -> events_pb2.Event:
     order = orders_pb2.Order(
         order_id=order_id,
@@ -88,7 +88,9 @@ def changed_event(
         actor="P-SHOP",
         reason="lines[A].quantity: 3 -> 5",
         at=ALLOCATED_AT,
-        order=events_pb2.OrderEvent(status=status, order=order),
+        order=events_pb2.OrderEvent(
+            status=status, order=order, changes=[orders_pb2.FieldChange(field=f) for f in fields]
+        ),
     )
 
 
@@ -165,6 +167,57 @@ async def test_a_shipment_that_left_is_never_revised(shipping):
     await shipping.record_event(sid, "shipped", carrier="DHL", tracking_number="T1", actor="3pl")
     await deliver(shipping, changed_event(order_id, (("A", "WH-HAM", 1),)), "shipping-order-changed")
     assert (await shipments(shipping, order_id))[sid].lines == {"A": 3}
+
+
+async def test_a_partly_shipped_order_changes_only_its_remainder(shipping):
+    """The order's allocations keep the units that left (orders' Order.follow_reservation): shipping follows
+    them less what the parcels that left carry, and never makes a shipment for shipped units."""
+    order_id = new_order_id()
+    await deliver(
+        shipping,
+        allocated_event(order_id, allocations=(("A", "WH-HAM", 3), ("B", "WH-SHA", 2))),
+        "shipping-order-allocated",
+    )
+    by_wh = {s.warehouse: s.shipment_id for s in (await shipments(shipping, order_id)).values()}
+    for step in ("picked", "packed"):
+        await shipping.record_event(by_wh["WH-HAM"], step, actor="3pl")
+    await shipping.record_event(by_wh["WH-HAM"], "shipped", carrier="DHL", tracking_number="T1", actor="3pl")
+    before = len(await shipment_events(shipping, order_id))
+    allocations = (("A", "WH-HAM", 3), ("B", "WH-SHA", 2))
+    # A new address for the remainder: no shipment for the units that left, nothing else to change.
+    await deliver(
+        shipping,
+        changed_event(order_id, allocations, status="partially_shipped", fields=("ship_to.city",)),
+        "shipping-order-changed",
+    )
+    assert len(await shipments(shipping, order_id)) == 2
+    assert len(await shipment_events(shipping, order_id)) == before
+    # One unit of B fewer: the Shanghai shipment follows; the parcel that left does not.
+    await deliver(
+        shipping,
+        changed_event(
+            order_id, (("A", "WH-HAM", 3), ("B", "WH-SHA", 1)), 6, "partially_shipped", ("lines[B].quantity",)
+        ),
+        "shipping-order-changed",
+    )
+    now = await shipments(shipping, order_id)
+    assert now[by_wh["WH-SHA"]].lines == {"B": 1} and now[by_wh["WH-HAM"]].lines == {"A": 3}
+    # A date accepted on a shipped order changes no shipment; the rest cancelled (the order then shipped) does.
+    await deliver(
+        shipping,
+        changed_event(order_id, (("A", "WH-HAM", 3),), 7, "shipped", ("requested_delivery_date",)),
+        "shipping-order-changed",
+    )
+    assert (await shipments(shipping, order_id))[by_wh["WH-SHA"]].status.value == "pending"
+    await deliver(
+        shipping,
+        changed_event(order_id, (("A", "WH-HAM", 3),), 8, "shipped", ("lines[B]",)),
+        "shipping-order-changed",
+    )
+    now = await shipments(shipping, order_id)
+    assert now[by_wh["WH-SHA"]].status.value == "cancelled"
+    assert now[by_wh["WH-HAM"]].status.value == "shipped" and now[by_wh["WH-HAM"]].lines == {"A": 3}
+    assert len(now) == 2
 
 
 async def test_tracking_events_carrier_change_and_reship(shipping):

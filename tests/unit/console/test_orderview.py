@@ -62,8 +62,24 @@ def test_an_allocated_order_allows_changes_until_its_goods_move(shipment, allowe
     assert orderview.actions(order("allocated", shipment)) == allowed | {Action.RAISE_EXCEPTION}
 
 
+@pytest.mark.parametrize(
+    ("remainder", "allowed"),
+    [
+        ((), CHANGES),
+        (("pending",), CHANGES),
+        (("picked",), {Action.AMEND_ADDRESS, Action.CANCEL_ORDER, Action.CANCEL_LINES}),
+        (("packed", "pending"), {Action.CANCEL_ORDER, Action.CANCEL_LINES}),
+    ],
+)
+def test_a_partially_shipped_order_offers_what_its_remainder_allows(remainder, allowed):
+    """The parcels that left do not count: the rest is judged as an allocated order's goods are."""
+    assert orderview.actions(order("partially_shipped", "shipped", *remainder)) == allowed | {
+        Action.RAISE_EXCEPTION
+    }
+
+
 def test_shipped_and_closed_orders_allow_only_a_return_of_what_was_delivered():
-    assert orderview.actions(order("partially_shipped", "shipped")) == {Action.RAISE_EXCEPTION}
+    assert orderview.actions(order("shipped", "shipped")) == {Action.RAISE_EXCEPTION}
     assert orderview.actions(order("completed", "delivered", delivered=4)) == {Action.AUTHORISE_RETURN}
     assert orderview.actions(order("completed", "delivered", delivered=4, returned=4)) == set()
     assert orderview.actions(order("rejected")) == set()
@@ -93,10 +109,12 @@ def test_only_a_held_order_is_decided_and_nothing_changes_once_goods_left(status
     allowed = orderview.actions(order(status, *shipments))
     assert (Action.APPROVE in allowed) == (status == "on_hold") == (Action.REJECT in allowed)
     goods_left = {"shipped", "delivered"} & set(shipments)
-    if status in ("shipped", "completed", "cancelled", "rejected") or (
-        status in ("allocated", "partially_shipped") and goods_left
-    ):
+    if status in ("shipped", "completed", "cancelled", "rejected") or (status == "allocated" and goods_left):
         assert not allowed & CHANGES
+    if status == "partially_shipped":  # the remainder never left: its cancel is always offered
+        assert {Action.CANCEL_ORDER, Action.CANCEL_LINES} <= allowed
+        if {"picked", "packed"} & set(shipments):
+            assert Action.AMEND_LINES not in allowed
 
 
 def test_resolutions_follow_the_exception_type_and_only_while_open():

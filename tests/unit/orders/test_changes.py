@@ -18,9 +18,11 @@ from services.orders.changes import (
     Stage,
     check_allowed,
     needs_review,
+    order_stage,
     refusing_rule,
 )
 from services.orders.domain import Allocation, Line, Order, OrderChanged, ShipmentView, Status
+from services.orders.kpi import rules as kpis
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 OPEN = {"received", "on_hold", "confirmed", "scheduled"}
@@ -56,9 +58,7 @@ def expected_rule(status: str, change: ChangeType, stage: Stage) -> str | None:
         ChangeType.CANCEL_LINES: (Stage.SHIPPED, "cancel_before_shipment"),
         ChangeType.CANCEL: (Stage.SHIPPED, "cancel_before_shipment"),
     }
-    until, rule = limits[change]
-    if status == "partially_shipped":
-        return rule
+    until, rule = limits[change]  # allocated, and a partially shipped order's remainder alike
     return rule if stage >= until else None
 
 
@@ -297,3 +297,155 @@ def test_the_change_log_replays_to_the_order_as_it_is(sequence):
         assert replay(original, o.change_log) == {line.sku: line.quantity for line in o.lines}
         assert all(line.quantity > 0 for line in o.lines) and o.lines
         assert [r.version for r in o.change_log] == sorted({r.version for r in o.change_log})
+
+
+# --- the remainder of a partially shipped order ---------------------------------------------------------------
+def partly_shipped(remainder_status: str = "pending", *, delivered: bool = False) -> Order:
+    """A shipped from W1 (3 units, delivered when asked), B still in W2 (1 unit) at `remainder_status`."""
+    first = "delivered" if delivered else "shipped"
+    o = order("allocated", {"S1": ("W1", first, {"A": 3}), "S2": ("W2", remainder_status, {"B": 1})})
+    assert o.status is Status.PARTIALLY_SHIPPED
+    return o
+
+
+def test_the_remainder_changes_as_an_allocated_order_until_its_own_shipment_moves():
+    o = partly_shipped("pending")
+    o.change(ChangeRequest(ship_to=ADDRESS), at=NOW, actor="P")  # the parcel that left keeps its address
+    o.change(ChangeRequest(quantities={"B": 2}), at=NOW, actor="P")
+    o.change(ChangeRequest(add_lines=[NewLine("C", 1, "1.00")]), at=NOW, actor="P")
+    assert [(line.sku, line.quantity) for line in o.lines] == [("A", 3), ("B", 2), ("C", 1)]
+    assert o.status is Status.PARTIALLY_SHIPPED and o.shipments["S1"].status == "shipped"
+
+    picked = partly_shipped("picked")
+    with pytest.raises(FailedPrecondition) as refused:
+        picked.change(ChangeRequest(quantities={"B": 2}), at=NOW, actor="P")
+    assert refused.value.rule == "quantity_until_picked"
+    picked.change(ChangeRequest(ship_to=ADDRESS), at=NOW, actor="P")  # picked is before packed
+
+    packed = partly_shipped("packed")
+    with pytest.raises(FailedPrecondition) as refused:
+        packed.change(ChangeRequest(ship_to=ADDRESS), at=NOW, actor="P")
+    assert refused.value.rule == "address_until_packed"
+
+
+def test_units_that_shipped_are_never_cut_and_the_field_is_named():
+    o = partly_shipped()
+    with pytest.raises(InvalidArgument) as bad:
+        o.change(ChangeRequest(quantities={"B": 2, "A": 2}), at=NOW, actor="P")
+    assert [(v.field, v.reason) for v in bad.value.violations] == [("lines[1].quantity", "below_shipped")]
+    with pytest.raises(InvalidArgument) as bad:
+        o.change(ChangeRequest(remove_skus=["A"]), at=NOW, actor="P")
+    assert [(v.field, v.reason) for v in bad.value.violations] == [("remove_lines[0]", "below_shipped")]
+    with pytest.raises(InvalidArgument) as bad:
+        o.change(ChangeRequest(cancel={"A": 1}), at=NOW, actor="P")
+    assert bad.value.violations[0].reason == "more_than_open"
+    assert not o.change_log and [(line.sku, line.quantity) for line in o.lines] == [("A", 3), ("B", 1)]
+
+
+def test_cancelling_the_remainder_ends_the_order_shipped_with_the_units_cancelled():
+    o = partly_shipped("packed")  # packed is still in the warehouse: it can be cancelled
+    request = o.remainder_cancel("customer_request: no longer needed")
+    assert request.cancel == {"B": 1}
+    record = o.change(request, at=NOW, actor="P")
+    assert [(line.sku, line.quantity, line.shipped) for line in o.lines] == [("A", 3, 3)]
+    assert o.status is Status.SHIPPED and [t.status for t in o.transitions] == [Status.SHIPPED]
+    assert record.kinds == ("cancel_lines",) and ("lines[B]", "1 x 10", "") in [
+        (c.field, c.before, c.after) for c in record.changes
+    ]
+    # Published in version order: order.shipped, then order.changed with what was cancelled.
+    assert o.transitions[0].version < record.version and o.events == [OrderChanged(record)]
+    facts = kpis.facts_of(o)
+    assert [(f.kind, f.sku, f.quantity, f.ref) for f in facts] == [
+        ("cancelled", "B", 1, f"change-v{record.version}")
+    ]
+    with pytest.raises(FailedPrecondition) as refused:  # a second cancel: nothing is left
+        o.remainder_cancel("again")
+    assert refused.value.rule == "cancel_before_shipment"
+    with pytest.raises(FailedPrecondition) as refused:
+        o.change(ChangeRequest(cancel={"A": 1}), at=NOW, actor="P")
+    assert refused.value.rule == "returns_only_after_shipment"
+
+
+def test_cancelling_the_remainder_after_everything_shipped_was_delivered_completes_the_order():
+    o = partly_shipped("pending", delivered=True)
+    o.change(ChangeRequest(cancel={"B": 1}), at=NOW, actor="P")
+    assert o.status is Status.COMPLETED
+    assert [t.status for t in o.transitions] == [Status.SHIPPED, Status.COMPLETED]
+
+
+def test_only_a_partially_shipped_order_cancels_a_remainder():
+    for o in (order("allocated"), order("confirmed")):
+        with pytest.raises(FailedPrecondition) as refused:
+            o.remainder_cancel("")
+        assert refused.value.rule == "cancel_before_shipment"
+
+
+def test_the_reservation_of_the_remainder_keeps_the_shipped_units_in_the_allocations():
+    o = partly_shipped()
+    o.change(ChangeRequest(cancel={"B": 1}), at=NOW, actor="P")
+    o.follow_reservation([])  # inventory holds nothing more for the order
+    assert o.allocations == [Allocation("A", "W1", 3)]
+    assert o.change_log[-1].changes[-1].field == "allocations[B]"
+    assert o.open_units() == {}
+
+
+def test_a_sku_partly_shipped_keeps_its_shipped_units_and_cancels_the_rest():
+    o = order()
+    o.apply_reservation(
+        NOW, [Allocation("A", "W1", 2), Allocation("A", "W2", 1), Allocation("B", "W2", 1)], {}
+    )
+    o.record_shipment(NOW, ShipmentView("S1", "W1", "shipped", lines={"A": 2}))
+    o.record_shipment(NOW, ShipmentView("S2", "W2", "pending", lines={"A": 1, "B": 1}))
+    assert o.status is Status.PARTIALLY_SHIPPED and o.open_units() == {"A": 1, "B": 1}
+    request = o.remainder_cancel("")
+    assert request.cancel == {"A": 1, "B": 1}
+    o.change(request, at=NOW, actor="P")
+    assert [(line.sku, line.quantity) for line in o.lines] == [("A", 2)] and o.status is Status.SHIPPED
+
+
+STEPS = ["pending", "picked", "packed", "shipped", "delivered", "cancelled"]
+
+
+@given(
+    st.sampled_from(STEPS),
+    st.sampled_from(STEPS),
+    st.lists(requests | st.just(ChangeRequest(ship_to=ADDRESS)), min_size=1, max_size=6),
+)
+def test_the_remainder_never_goes_below_what_shipped_nor_past_its_own_steps(step_a, step_b, sequence):
+    """A and B from two warehouses in any steps; whatever change requests follow, an accepted one never cuts
+    shipped units, never touches the parcels that left, and was allowed by the remainder's own steps."""
+    o = order("allocated", {"S1": ("W1", step_a, {"A": 3}), "S2": ("W2", step_b, {"B": 1})})
+    left = {
+        sid: (s.status, dict(s.lines))
+        for sid, s in o.shipments.items()
+        if s.status in ("shipped", "delivered")
+    }
+    for request in sequence:
+        status, stages = o.status, {sku: stage_of_remainder(o, sku) for sku in "ABCD"}
+        whole = stage_of_remainder(o, None)
+        shipped = {line.sku: line.shipped for line in o.lines}
+        try:
+            record = o.change(request, at=NOW, actor="P")
+        except (InvalidArgument, FailedPrecondition):
+            continue
+        assert status in (Status.ALLOCATED, Status.PARTIALLY_SHIPPED) or status.value in OPEN
+        for sku, units in shipped.items():
+            assert sum(line.quantity for line in o.lines if line.sku == sku) >= units
+        assert {sid: (o.shipments[sid].status, o.shipments[sid].lines) for sid in left} == left
+        if record is None or status.value in OPEN:
+            continue
+        for kind in record.kinds:
+            if kind == "ship_to":
+                assert whole < Stage.PACKED
+            elif kind in ("add_line", "remove_line"):
+                assert whole < Stage.PICKED
+            elif kind == "quantity":
+                assert any(
+                    stages[c.field[6]] < Stage.PICKED for c in record.changes if c.field.endswith("quantity")
+                )
+        if o.status is not Status.PARTIALLY_SHIPPED and status is Status.PARTIALLY_SHIPPED:
+            assert all(line.shipped == line.quantity for line in o.lines)  # it ended because nothing is open
+
+
+def stage_of_remainder(o: Order, sku: str | None) -> Stage:
+    return order_stage(o.status.value, list(o.shipments.values()), sku)

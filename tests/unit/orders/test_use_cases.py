@@ -11,12 +11,14 @@ import pytest
 
 from orderdesk import errors
 from orderdesk.domain import address_dict
-from orderdesk.v1 import common_pb2, orders_pb2
+from orderdesk.v1 import common_pb2, inventory_pb2, orders_pb2
+from services.orders import change_requests
 from services.orders import exceptions as ex
 from services.orders.change_requests import ChangeRequests
 from services.orders.changes import ChangeRequest
-from services.orders.domain import Allocation, Line, Order
+from services.orders.domain import Allocation, Line, Order, ShipmentView, Status
 from services.orders.exception_resolutions import ExceptionResolutions
+from services.orders.kpi.store import KpiLedger
 from services.orders.service import OrdersService
 from services.orders.store import OrderRepository
 from tests.integration.orders.test_desk import FakeIntake, FakeInventory, change, create
@@ -244,3 +246,104 @@ async def test_the_orders_events_are_counted_once_committed_and_not_when_rolled_
         db.events[0].order.changes[0].field == "lines[A].quantity"
         and db.events[1].order.exception.cause == "late"
     )
+
+
+# --- the remainder of a partially shipped order -------------------------------------------------------------
+class BookingInventory:
+    """Inventory's Reserve as target state per SKU (one warehouse each): the units of a parcel that left count
+    towards the order once inventory has booked it, which happens only after `books_after` Reserve calls
+    (shipping's event still on its way)."""
+
+    def __init__(
+        self, held: dict[tuple[str, str], int], parcel: dict[tuple[str, str], int], books_after: int
+    ):
+        self.held, self.parcel, self.books_after = dict(held), dict(parcel), books_after
+        self.shipped: dict[str, int] = {}
+        self.calls: list = []
+
+    async def Reserve(self, request, timeout=None, metadata=None):
+        self.calls.append({x.sku: x.quantity for x in request.lines})
+        if len(self.calls) > self.books_after and self.parcel:
+            for (sku, wh), units in self.parcel.items():
+                self.held[(sku, wh)] -= units
+                self.shipped[sku] = self.shipped.get(sku, 0) + units
+            self.parcel = {}
+        wanted = self.calls[-1]
+        for sku, wh in list(self.held):
+            self.held[(sku, wh)] = max(wanted.get(sku, 0) - self.shipped.get(sku, 0), 0)
+        return inventory_pb2.ReserveResponse(
+            reservations=[
+                inventory_pb2.Reservation(sku=sku, warehouse=wh, quantity=q)
+                for (sku, wh), q in sorted(self.held.items())
+                if q
+            ]
+        )
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.rows: list = []
+
+    async def record(self, order_id: str, facts, *, count_new: bool = False) -> int:
+        self.rows += [(order_id, f) for f in facts]
+        return len(facts)
+
+
+@pytest.fixture
+def ledger() -> FakeLedger:
+    return FakeLedger()
+
+
+@pytest.fixture
+def db_with_ledger(repo, ledger) -> FakeDatabase:
+    return FakeDatabase({OrderRepository: repo, KpiLedger: ledger})
+
+
+def partly_shipped(repo: FakeOrders, order_id: str) -> Order:
+    """A x2 left W1; B x1 waits in W2, not yet picked."""
+    placed(repo, order_id, reserved=[Allocation("A", "W1", 2), Allocation("B", "W2", 1)])
+    order = repo.saved[order_id]
+    order.record_shipment(NOW, ShipmentView("S1", "W1", "shipped", lines={"A": 2}))
+    order.record_shipment(NOW, ShipmentView("S2", "W2", "pending", lines={"B": 1}))
+    assert order.status is Status.PARTIALLY_SHIPPED
+    repo._keep(order)
+    return repo.saved[order_id]
+
+
+async def test_cancelling_the_remainder_waits_for_inventory_to_book_the_parcel_then_releases_once(
+    db_with_ledger, repo, ledger, monkeypatch
+):
+    db = db_with_ledger
+    monkeypatch.setattr(change_requests, "BOOKING_WAITS", (0, 0, 0))
+    inventory = BookingInventory({("A", "W1"): 2, ("B", "W2"): 1}, {("A", "W1"): 2}, books_after=2)
+    changes, _ = use_cases(db, inventory)
+    order = partly_shipped(repo, "ORD-R1")
+    done = await changes.cancel_remainder("ORD-R1", "P-SHOP", order.version, "P-SHOP", "customer_request")
+    # Two probes found the parcel's units still held; the third saw them booked; then the release.
+    assert inventory.calls == [{"A": 2, "B": 1}] * 3 + [{"A": 2}]
+    assert inventory.held == {("A", "W1"): 0, ("B", "W2"): 0} and inventory.shipped == {"A": 2}
+    saved = repo.saved["ORD-R1"]
+    assert saved.status is Status.SHIPPED and done.status is Status.SHIPPED
+    assert [(x.sku, x.quantity, x.shipped) for x in saved.lines] == [("A", 2, 2)]
+    assert saved.allocations == [Allocation("A", "W1", 2)]  # what it was given, the shipped units
+    assert [(e.type, e.order.order.status) for e in db.events][-2:] == [
+        ("order.shipped", "shipped"),
+        ("order.changed", "shipped"),
+    ]
+    # The desk's numbers: B's unit cancelled by a change, not the order (its shipped units stay).
+    assert [(f.kind, f.sku, f.quantity, f.ref[:8]) for _, f in ledger.rows] == [
+        ("cancelled", "B", 1, "change-v")
+    ]
+
+
+async def test_a_remainder_change_before_inventory_booked_the_parcel_is_refused_and_releases_nothing(
+    db, repo, monkeypatch
+):
+    monkeypatch.setattr(change_requests, "BOOKING_WAITS", (0,))
+    inventory = BookingInventory({("A", "W1"): 2, ("B", "W2"): 1}, {("A", "W1"): 2}, books_after=99)
+    changes, _ = use_cases(db, inventory)
+    order = partly_shipped(repo, "ORD-R2")
+    with pytest.raises(errors.Unavailable):
+        await changes.cancel_remainder("ORD-R2", "P-SHOP", 0, "P-SHOP", "")
+    assert all(call == {"A": 2, "B": 1} for call in inventory.calls)  # only probes: nothing released
+    assert repo.saved["ORD-R2"].version == order.version

@@ -29,6 +29,7 @@ from services.shipping.domain import (
     schedule,
     shipment_id_for,
     split_by_warehouse,
+    still_to_ship,
 )
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
@@ -346,6 +347,27 @@ def test_splitting_keeps_every_allocated_unit(allocations):
             q for s, _, q in allocations if s == sku
         )
     assert all(q > 0 for lines in plan.values() for q in lines.values())
+
+
+def test_a_partly_shipped_order_ships_only_what_its_parcels_that_left_did_not_carry():
+    plan = {"WH-HAM": {"A": 3, "B": 1}, "WH-CHI": {"C": 2}}
+    assert still_to_ship(plan, [("WH-HAM", {"A": 2})]) == {"WH-HAM": {"A": 1, "B": 1}, "WH-CHI": {"C": 2}}
+    assert still_to_ship(plan, [("WH-HAM", {"A": 3, "B": 1})]) == {"WH-CHI": {"C": 2}}
+    assert still_to_ship({"WH-HAM": {"A": 3}}, [("WH-HAM", {"A": 2}), ("WH-HAM", {"A": 1})]) == {}
+
+
+@given(
+    st.dictionaries(st.sampled_from(["W1", "W2"]), st.dictionaries(st.sampled_from("AB"), st.integers(1, 5))),
+    st.lists(
+        st.tuples(st.sampled_from(["W1", "W2"]), st.dictionaries(st.sampled_from("AB"), st.integers(1, 5)))
+    ),
+)
+def test_what_is_still_to_ship_never_exceeds_the_plan_nor_goes_negative(plan, left):
+    rest = still_to_ship(plan, left)
+    for warehouse, lines in rest.items():
+        for sku, qty in lines.items():
+            gone = sum(parcel.get(sku, 0) for wh, parcel in left if wh == warehouse)
+            assert 0 < qty == plan[warehouse][sku] - gone
 
 
 # --- the promise watch's schedule: pick-by and deliver-by ----------------------------------------
