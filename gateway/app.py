@@ -14,6 +14,7 @@ from gateway import (
     customers,
     keyservice,
     operations,
+    openapi_links,
     orders,
     problems,
     reports,
@@ -64,7 +65,7 @@ def _document_bearer_auth(app: FastAPI) -> None:
                 }
             }
             document["security"] = [{"apiKey": []}]
-            app.openapi_schema = document
+            app.openapi_schema = openapi_links.add_links(document)
         return app.openapi_schema
 
     app.openapi = openapi
