@@ -92,12 +92,14 @@ def order_body(n: int, i: int) -> dict:
 
 
 @contextlib.contextmanager
-def bench_suite(prefix: str) -> Iterator[tuple[Path, Stack]]:
+def bench_suite(
+    prefix: str, *, tls: bool = True, extra_env: dict[str, str] = UNTHROTTLED
+) -> Iterator[tuple[Path, Stack]]:
     """A private NATS and the suite on SQLite in a new temporary folder (`prefix`), with the demo data
     and the bench products; both stopped afterwards. Yields the folder and the stack."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, extra_env=UNTHROTTLED)
+    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, extra_env=extra_env, tls=tls)
     try:
         stack.start()
         stack.load_demo_data()
@@ -304,7 +306,7 @@ def main() -> int:
 if __name__ == "__main__":
     status = main()
     # Supply: reservations/s under contention, two inventory replicas on one PostgreSQL (own processes).
-    from bench import archive, backup, carriers, console, supply
+    from bench import archive, backup, carriers, console, security, supply
     from bench import watch as promise_watch
 
     # Backup: duration and size for 100,000 orders (bench/backup.py says how they are made).
@@ -312,6 +314,7 @@ if __name__ == "__main__":
     # The promise watch: one pass over 100,000 open orders (bench/watch.py).
     # Console: the desk's pages with 100,000 orders, p50/p99 per page (bench/console.py).
     # Carriers: the tracking events per second the gateway accepts (bench/carriers.py).
+    # Security: CPU per order without mTLS, with it, and with the rate limiter too (bench/security.py).
     sys.exit(
         status
         or supply.main([])
@@ -320,4 +323,5 @@ if __name__ == "__main__":
         or archive.main([])
         or console.main([])
         or carriers.main([])
+        or security.main([])
     )
