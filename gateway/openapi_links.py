@@ -31,7 +31,8 @@ def add_links(document: dict) -> dict:
                 links = {
                     target: {"operationId": target, "parameters": {p: carried[p] for p in parameters}}
                     for target, parameters in takers
-                    if parameters and all(p in carried for p in parameters)
+                    if parameters
+                    and all(p in carried for p in parameters)
                     and target != operation.get("operationId")
                 }
                 if links:
