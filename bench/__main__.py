@@ -1,6 +1,6 @@
 """`make bench`: concurrent partners against the running suite, and the floor, in one run.
 
-Starts a private NATS and the whole suite (SQLite by default;
+Starts the whole suite on a private NATS (its own, with a user per service) (SQLite by default;
 ORDERDESK_BENCH_BACKEND=postgresql with ORDERDESK_TEST_POSTGRES_URL for PostgreSQL),
 drives POST /v1/orders from many concurrent partners for a fixed time, then the
 same load against the floor (same hops and commits, no business logic), and prints:
@@ -95,11 +95,10 @@ def order_body(n: int, i: int) -> dict:
 def bench_suite(
     prefix: str, *, tls: bool = True, extra_env: dict[str, str] = UNTHROTTLED
 ) -> Iterator[tuple[Path, Stack]]:
-    """A private NATS and the suite on SQLite in a new temporary folder (`prefix`), with the demo data
-    and the bench products; both stopped afterwards. Yields the folder and the stack."""
+    """The suite on SQLite and its own NATS in a new temporary folder (`prefix`), with the demo data
+    and the bench products; stopped afterwards. Yields the folder and the stack."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
-    nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, extra_env=extra_env, tls=tls)
+    stack = Stack(data_dir=folder / "suite", extra_env=extra_env, tls=tls)
     try:
         stack.start()
         stack.load_demo_data()
@@ -107,7 +106,6 @@ def bench_suite(
         yield folder, stack
     finally:
         stack.stop()
-        nats_server.stop()
 
 
 def seed_bench_products(stack: Stack) -> None:
@@ -218,7 +216,6 @@ def main() -> int:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-"))
-    nats_server = localservers.LocalNats(folder / "nats").start()
     local_pg, database_urls, backend = None, {}, "SQLite"
     if (
         args.replicas > 1 or os.environ.get("ORDERDESK_BENCH_BACKEND") == "postgresql"
@@ -230,7 +227,6 @@ def main() -> int:
         backend = f"PostgreSQL, {args.replicas} replica(s) per service"
     stack = Stack(
         data_dir=folder / "suite",
-        nats_url=nats_server.url,
         database_urls=database_urls,
         replicas=args.replicas,
         extra_env=UNTHROTTLED,
@@ -298,7 +294,6 @@ def main() -> int:
         for p in floor_procs:
             p.terminate()
         stack.stop()
-        nats_server.stop()
         if local_pg is not None:
             local_pg.stop()
 

@@ -25,7 +25,6 @@ from pathlib import Path
 import aiohttp
 
 from bench import UNTHROTTLED, import_master_data, percentile
-from devtools import localservers
 from devtools.devstack import Stack
 from devtools.http import client_session
 from orderdesk.signatures import signature_header
@@ -145,8 +144,7 @@ async def drive(
 
 def measure(seconds: float, concurrency: int, batch: int, parcels: int) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-carriers-"))
-    nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, extra_env=UNTHROTTLED)
+    stack = Stack(data_dir=folder / "suite", extra_env=UNTHROTTLED)  # and its own NATS
     try:
         stack.start()
         stack.load_demo_data()
@@ -162,7 +160,6 @@ def measure(seconds: float, concurrency: int, batch: int, parcels: int) -> dict:
         return asyncio.run(run())
     finally:
         stack.stop()
-        nats_server.stop()
 
 
 def report(result: dict, concurrency: int, batch: int) -> None:

@@ -31,7 +31,6 @@ import aiohttp
 
 from bench import percentile
 from bench.order_search import load, seed_orders
-from devtools import localservers
 from devtools.devstack import Stack
 from devtools.http import client_session
 from orderdesk import tls
@@ -236,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per page")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-console-"))
-    nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "suite", nats_url=nats_server.url, console=True)
+    stack = Stack(data_dir=folder / "suite", console=True)  # and its own NATS
     try:
         stack.start()
         stack.load_demo_data()
@@ -256,7 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         stack.stop()
-        nats_server.stop()
 
 
 async def _load(stack: Stack, orders: int) -> None:

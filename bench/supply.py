@@ -31,7 +31,7 @@ import grpc
 
 from bench import percentile
 from devtools import localservers
-from devtools.devstack import Process, Stack
+from devtools.devstack import Process, Stack, secured_nats
 from orderdesk import tls
 from orderdesk.v1 import common_pb2, inventory_pb2, inventory_pb2_grpc
 
@@ -41,8 +41,12 @@ DEMO_WAREHOUSES = Path(__file__).resolve().parent.parent / "demo" / "warehouses.
 COUNTRIES = ("US", "DE", "CN", "FR")
 
 
-def start_replicas(folder: Path, nats_url: str, db_url: str) -> tuple[list[Process], list[str], Stack]:
-    stack = Stack(data_dir=folder, nats_url=nats_url, database_urls={"inventory": db_url})
+def start_replicas(
+    folder: Path, nats_url: str, nats_passwords: dict[str, str], db_url: str
+) -> tuple[list[Process], list[str], Stack]:
+    stack = Stack(
+        data_dir=folder, nats_url=nats_url, nats_passwords=nats_passwords, database_urls={"inventory": db_url}
+    )
     procs, addrs = [], []
     for n in (1, 2):  # one after the other: the first runs the migrations
         name, port = f"inventory-{n}", localservers.free_port()
@@ -215,11 +219,12 @@ def measure(seconds: float, concurrency: int) -> dict | None:
         local_pg = localservers.LocalPostgres(folder / "pg").start()
         admin = local_pg.url
     name = f"bench_supply_{uuid.uuid4().hex[:8]}"
-    nats_server = localservers.LocalNats(folder / "nats").start()
+    nats_server, nats_passwords = secured_nats(folder / "nats")  # inventory's own user, as in production
+    nats_server.start()
     procs: list[Process] = []
     try:
         db_url = asyncio.run(localservers.create_postgres_database(admin, name))
-        procs, addrs, stack = start_replicas(folder, nats_server.url, db_url)
+        procs, addrs, stack = start_replicas(folder, nats_server.url, nats_passwords, db_url)
         return asyncio.run(
             run(addrs, db_url.replace("postgresql+asyncpg://", "postgresql://"), seconds, concurrency, stack)
         )

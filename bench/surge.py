@@ -391,7 +391,6 @@ def main() -> int:
     import tempfile
 
     from bench.__main__ import BENCH_SKUS, seed_bench_products
-    from devtools import localservers
 
     parser = argparse.ArgumentParser(prog="python -m bench.surge")
     parser.add_argument("--orders", type=int, default=int(os.environ.get("BENCH_SURGE_ORDERS", "5000")))
@@ -406,10 +405,8 @@ def main() -> int:
     args = parser.parse_args()
     hold = {"ORDERDESK_ALLOCATOR_SURGE_RATE": "1", "ORDERDESK_ALLOCATOR_SURGE_MAX_DEFER_SECONDS": "1000000"}
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-surge-"))
-    nats_server = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(
+    stack = Stack(  # and its own NATS
         data_dir=folder / "suite",
-        nats_url=nats_server.url,
         extra_env={**UNTHROTTLED, **(hold if args.hold_allocation else {})},
     )
     try:
@@ -422,7 +419,6 @@ def main() -> int:
         return 0
     finally:
         stack.stop()
-        nats_server.stop()
 
 
 if __name__ == "__main__":

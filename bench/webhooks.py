@@ -131,7 +131,7 @@ def notifier_metrics(stack: Stack) -> dict[str, float]:
     return found
 
 
-async def wait_quiet(nats_url: str, timeout: float = 600.0) -> float:
+async def wait_quiet(stack: Stack, timeout: float = 600.0) -> float:
     """Waits until every consumer of the event stream has caught up (nothing pending, nothing unacked),
     so a run is not measured while the services still work off an earlier one. Returns the seconds waited."""
     import nats
@@ -139,7 +139,7 @@ async def wait_quiet(nats_url: str, timeout: float = 600.0) -> float:
     from orderdesk import events
 
     started = time.monotonic()
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(stack.nats_url, **stack.nats_connect_options())
     try:
         js = nc.jetstream()
         while time.monotonic() - started < timeout:
@@ -156,7 +156,7 @@ def measured(
     stack: Stack, keys: list[str], seconds: float, concurrency: int, body_for, receiver=None
 ) -> dict:
     """One load run from a suite that has caught up, with the CPU each process used during it."""
-    asyncio.run(wait_quiet(stack.nats_url))
+    asyncio.run(wait_quiet(stack))
     before, receiver_before = (
         cpu_seconds(stack),
         (process_cpu_seconds(receiver.pid) or 0.0) if receiver else 0.0,

@@ -8,6 +8,10 @@ Each service, the gateway and the desk console is its own process (`python -m se
 `python -m gateway`, `python -m console`; the console with `Stack(console=True)`) with its own database, configured only by environment
 variables, exactly as in production.
 
+NATS: a Stack given no `nats_url` starts its own nats-server in `data_dir/nats` (`secured_nats`: a user per
+service, fresh passwords), so the tests and the bench run the secured setup and no two stacks share a
+stream; each process gets only its own user, the CLI and the tests the admin (`Stack.nats_connect_options`).
+
 Replicas (`Stack(replicas=2)`): every service runs as that many processes named
 `<service>-1`, `<service>-2`, each with its own gRPC and metrics port, all on the
 service's one PostgreSQL database (SQLite cannot be shared by processes). The others
@@ -32,7 +36,13 @@ from pathlib import Path
 from devtools import localservers, pki
 from devtools.supervisor import CrashLoop, Supervisor
 from orderdesk import natsauth
-from orderdesk.config import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, nats_servers
+from orderdesk.config import (
+    DEFAULT_GRPC_PORTS,
+    DEFAULT_METRICS_PORTS,
+    SERVICES,
+    NatsCredentials,
+    nats_servers,
+)
 from orderdesk.logs import redact
 from orderdesk.parsing import whole_number
 from orderdesk.tls import TlsSettings
@@ -41,6 +51,19 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = (*SERVICES, "gateway")  # always started; the console too with Stack(console=True)
 HTTP_COMPONENTS = {"gateway": 8080, "console": 8090}  # their documented HTTP ports (not gRPC)
 GATEWAY_KEYS_PORT = 15059  # the gateway's API-key admin gRPC for the console (README "Console")
+
+
+def secured_nats(
+    folder: Path, *, port: int | None = None, sync_always: bool = False
+) -> tuple[localservers.LocalNats, dict[str, str]]:
+    """A nats-server (not yet started: `.start()`) whose store and config are in `folder`, with a user per
+    component allowed only its own subjects (orderdesk/natsauth.py), and the fresh passwords of those users
+    (give them to `Stack(nats_passwords=...)`)."""
+    passwords = natsauth.generate_passwords()
+    server = localservers.LocalNats(
+        folder, port=port, sync_always=sync_always, config=natsauth.render_authorization(passwords)
+    )
+    return server, passwords
 
 
 @dataclass
@@ -65,7 +88,9 @@ class Process:
 @dataclass
 class Stack:
     data_dir: Path
-    nats_url: str
+    # A NATS the caller runs; empty: the stack's own (secured_nats in data_dir/nats), started and stopped
+    # with the stack.
+    nats_url: str = ""
     database_urls: dict[str, str] = field(
         default_factory=dict
     )  # component -> URL; default SQLite in data_dir
@@ -85,14 +110,20 @@ class Stack:
     )
     # mTLS between every process (README "mTLS inside"): a throw-away CA and a certificate per identity.
     tls: bool = True
-    # The NATS users' passwords when the server was made with orderdesk.natsauth's users (make run starts
-    # it so): each process gets only its own user, the CLI the admin. Empty: no credentials.
+    # The NATS users' passwords when the server was made with orderdesk.natsauth's users (secured_nats; the
+    # stack's own NATS is): each process gets only its own user, the CLI the admin. Empty: no credentials.
     nats_passwords: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.started_at = dt.datetime.now(dt.UTC).isoformat()
         self.data_dir = Path(self.data_dir)
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.own_nats: localservers.LocalNats | None = None
+        if not self.nats_url:
+            if self.nats_passwords:
+                raise ValueError("nats_passwords without nats_url: the stack's own NATS makes its own")
+            self.own_nats, self.nats_passwords = secured_nats(self.data_dir / "nats")
+            self.nats_url = self.own_nats.url
         if self.replicas > 1:
             on_sqlite = [s for s in SERVICES if not self.database_urls.get(s, "").startswith("postgres")]
             if on_sqlite:
@@ -195,6 +226,16 @@ class Stack:
         env.update(self.extra_env)
         return env
 
+    def nats_connect_options(self, user: str = natsauth.ADMIN) -> dict[str, str]:
+        """nats.connect's keywords for a test or a tool on this stack's NATS as `user` (default the
+        operators' admin; a component's user also gets its own inbox prefix): none without credentials."""
+        if not self.nats_passwords:
+            return {}
+        if user not in self.nats_passwords:
+            raise ValueError(f"no NATS user {user!r}: one of {', '.join(self.nats_passwords)}")
+        component = "" if user == natsauth.ADMIN else user
+        return NatsCredentials(user, self.nats_passwords[user]).connect_options(component)
+
     def client_tls(self, identity: str = "cli") -> TlsSettings:
         """The TLS settings of `identity` (a component, or "cli"): for a test or a tool that dials the suite
         as that identity (orderdesk.tls.aio_channel); plaintext settings when the stack runs without TLS."""
@@ -220,6 +261,8 @@ class Stack:
         ORDERDESK_STACK_START_SECONDS on a crowded machine where eight Pythons starting at once take longer)."""
         if timeout is None:
             timeout = float(os.environ.get("ORDERDESK_STACK_START_SECONDS", "60"))
+        if self.own_nats and not (self.own_nats.process and self.own_nats.process.poll() is None):
+            self.own_nats.start()
         for name in self.all_instances:
             self.start_process(name)
         self.wait_ready(timeout * self.replicas)  # N times the processes starting on the same cores
@@ -301,6 +344,8 @@ class Stack:
                 proc.popen.send_signal(signal.SIGTERM)
         for proc in self.processes.values():
             localservers.reap(proc.popen, 20)
+        if self.own_nats:  # after the processes: they drain their connections on SIGTERM
+            self.own_nats.stop()
 
 
 def postgres_databases(admin_url: str, prefix: str = "orderdesk") -> dict[str, str]:
@@ -333,10 +378,8 @@ def _run(args: argparse.Namespace) -> int:
         port = whole_number(nats_url.rsplit(":", 1)[-1]) or 4222
         print(f"no NATS at {redact(nats_url)}: starting nats-server (JetStream) from the venv", flush=True)
         # Secure by default: a user per service, allowed only its own subjects (orderdesk/natsauth.py).
-        nats_passwords = natsauth.generate_passwords()
-        local_nats = localservers.LocalNats(
-            data_dir / "nats", port=port, config=natsauth.render_authorization(nats_passwords)
-        ).start()
+        local_nats, nats_passwords = secured_nats(data_dir / "nats", port=port)
+        local_nats.start()
         nats_url = local_nats.url
     else:
         print(

@@ -1,6 +1,6 @@
 """Browser tests: Playwright (sync API) driving Debian's Chromium against the whole suite as processes
 (devtools.devstack: services, gateway, console, demo data and demo accounts), started once per session
-with its own NATS.
+with its own NATS (a user per service, as `make run`).
 
 Without /usr/bin/chromium the tests skip, saying how to install it; with CI set they fail instead (CI must
 not pass by skipping them: .ci/run installs chromium). JavaScript is blocked in every page unless a test
@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from devtools import localservers
 from devtools.devstack import Stack
 from tests.browser.desk import SCREENSHOTS, assert_accessible, file_name
 
@@ -78,16 +77,14 @@ def suite(chromium_path, tmp_path_factory, request):
             "console",
         ):
             database_urls[name] = run_apart(create_postgres_database(admin, f"odb_{run}_{name}"))
-    # NATS after the skip and the databases, so neither leaves a server running.
-    nats = localservers.LocalNats(folder / "nats").start()
-    stack = Stack(data_dir=folder / "stack", nats_url=nats.url, database_urls=database_urls, console=True)
+    # Its own NATS, started and stopped with it (after the skip: no server left running).
+    stack = Stack(data_dir=folder / "stack", database_urls=database_urls, console=True)
     try:
         stack.start()
         stack.load_demo_data()
         yield stack
     finally:
         stack.stop()
-        nats.stop()
         for url in database_urls.values():
             run_apart(drop_postgres_database(admin, url.rsplit("/", 1)[-1]))
 

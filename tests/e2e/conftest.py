@@ -1,4 +1,9 @@
-"""The whole suite as real processes: five services, the gateway, NATS, real databases."""
+"""The whole suite as real processes: five services, the gateway, NATS, real databases.
+
+The `stack` runs on a nats-server of its own with a user per service (devtools.devstack.secured_nats), as
+`make run` does: never on the shared test NATS (ORDERDESK_TEST_NATS_URL), whose stream another test's
+restore could delete. Tests reach its NATS as the admin: `nats.connect(stack.nats_url,
+**stack.nats_connect_options())` (the `nc` fixture)."""
 
 from __future__ import annotations
 
@@ -13,7 +18,6 @@ import pytest
 from devtools.devstack import Stack
 from devtools.http import client_session
 from devtools.localservers import create_postgres_database, drop_postgres_database
-from orderdesk import events
 
 COMPONENTS_WITH_DB = ("intake", "orders", "inventory", "shipping", "returns", "notifier", "gateway")
 # Webhook retries in tenths of seconds, so a parked delivery is seen within the test (production: seconds to minutes).
@@ -28,22 +32,10 @@ ERASURE_ENV = {"ORDERDESK_PERSONAL_DATA_RETENTION_DAYS": repr(2 / 86400)}
 KEYS = {"shop": "demo-shop-key", "edi": "demo-edi-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
 
 
-async def _fresh_streams(nats_url: str) -> None:
-    """A shared test NATS may hold another run's stream and durable consumers: start clean."""
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    for stream in (events.STREAM, events.DLQ_STREAM):
-        try:
-            await js.delete_stream(stream)
-        except Exception:
-            pass
-    await nc.drain()
-
-
 @pytest.fixture(scope="session")
-async def stack(nats_url, tmp_path_factory, request):
-    """E2E backend: SQLite files by default; ORDERDESK_TEST_E2E_BACKEND=postgresql puts every database on PostgreSQL."""
-    await _fresh_streams(nats_url)
+async def stack(tmp_path_factory, request):
+    """E2E backend: SQLite files by default; ORDERDESK_TEST_E2E_BACKEND=postgresql puts every database on PostgreSQL.
+    NATS: the stack's own, secured (see above)."""
     database_urls: dict[str, str] = {}
     admin = None
     if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
@@ -55,7 +47,6 @@ async def stack(nats_url, tmp_path_factory, request):
             database_urls[name] = await create_postgres_database(admin, f"odt_{run}_{name}")
     suite = Stack(
         data_dir=tmp_path_factory.mktemp("stack"),
-        nats_url=nats_url,
         database_urls=database_urls,
         extra_env={**WEBHOOK_ENV, **ERASURE_ENV},
     )
@@ -128,7 +119,7 @@ def admin(stack, http):
 
 @pytest.fixture(scope="session")
 async def nc(stack):
-    conn = await nats.connect(stack.nats_url)
+    conn = await nats.connect(stack.nats_url, **stack.nats_connect_options())
     yield conn
     await conn.drain()
 

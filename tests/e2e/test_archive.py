@@ -19,7 +19,7 @@ import pytest
 
 from devtools.devstack import ROOT, Stack
 from devtools.http import client_session
-from devtools.localservers import LocalNats, create_postgres_database, drop_postgres_database
+from devtools.localservers import create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, _eventually
 
 pytestmark = pytest.mark.e2e
@@ -37,15 +37,13 @@ async def suite(tmp_path_factory, request):
         run = uuid.uuid4().hex[:8]
         for name in COMPONENTS_WITH_DB:
             database_urls[name] = await create_postgres_database(admin, f"odt_arc_{run}_{name}")
-    nats = LocalNats(tmp_path_factory.mktemp("archive-nats")).start()
-    stack = Stack(data_dir=tmp_path_factory.mktemp("archive"), nats_url=nats.url, database_urls=database_urls)
+    stack = Stack(data_dir=tmp_path_factory.mktemp("archive"), database_urls=database_urls)
     try:
         await asyncio.to_thread(stack.start)
         await asyncio.to_thread(stack.load_demo_data)
         yield stack
     finally:
         await asyncio.to_thread(stack.stop)
-        nats.stop()
         for url in database_urls.values():
             await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
 

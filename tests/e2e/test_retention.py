@@ -14,7 +14,6 @@ import pytest
 
 from devtools.devstack import Stack
 from devtools.http import client_session
-from devtools.localservers import LocalNats
 from tests.e2e.conftest import KEYS, WEBHOOK_ENV, _eventually
 
 pytestmark = pytest.mark.e2e
@@ -25,10 +24,8 @@ FEED_SECONDS = 2.0
 @pytest.fixture(scope="module")
 async def short_window(tmp_path_factory):
     """Its own NATS, so its durable consumers never share work with another suite's."""
-    nats = LocalNats(tmp_path_factory.mktemp("retention-nats")).start()
     suite = Stack(
         data_dir=tmp_path_factory.mktemp("retention"),
-        nats_url=nats.url,
         extra_env={
             **WEBHOOK_ENV,
             "ORDERDESK_RETENTION_FEED_DAYS": repr(FEED_SECONDS / 86400),
@@ -41,7 +38,6 @@ async def short_window(tmp_path_factory):
         yield suite
     finally:
         await asyncio.to_thread(suite.stop)
-        nats.stop()
 
 
 async def test_a_feed_cursor_older_than_the_window_answers_clearly(short_window):

@@ -19,7 +19,7 @@ import pytest
 
 from devtools.devstack import Stack
 from devtools.http import client_session
-from devtools.localservers import LocalNats, create_postgres_database, drop_postgres_database
+from devtools.localservers import create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, Partner, _eventually
 from tests.e2e.test_lifecycle import new_sku, order_body, ship_everything, submit, wait_status
 from tests.e2e.test_webhooks import feed_of_order
@@ -52,7 +52,7 @@ class Suite:
     shop: Partner
     operator: Partner
     admin: Partner
-    nats_url: str
+    stack: Stack
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +66,8 @@ async def suite(tmp_path_factory, request):
         run = uuid.uuid4().hex[:8]
         for name in COMPONENTS_WITH_DB:
             database_urls[name] = await create_postgres_database(admin_url, f"odt_{run}_{name}")
-    local_nats = LocalNats(tmp_path_factory.mktemp("return-policy-nats")).start()
     stack = LaterReturns(
         data_dir=tmp_path_factory.mktemp("return-policy"),
-        nats_url=local_nats.url,
         database_urls=database_urls,
     )
     stack.returns_clock_at = (dt.datetime.fromisoformat(stack.started_at) + LATER).isoformat()
@@ -81,11 +79,10 @@ async def suite(tmp_path_factory, request):
                 Partner(http, stack.gateway_url, KEYS["shop"], patient=True),
                 Partner(http, stack.gateway_url, KEYS["3pl"], patient=True),
                 Partner(http, stack.gateway_url, KEYS["admin"], patient=True),
-                local_nats.url,
+                stack,
             )
     finally:
         await asyncio.to_thread(stack.stop)
-        local_nats.stop()
         for url in database_urls.values():
             await drop_postgres_database(admin_url, url.rsplit("/", 1)[-1])
 
@@ -126,11 +123,11 @@ async def ask(suite: Suite, order_id: str, sku: str, quantity: int, **line) -> d
 class Subjects:
     """The return events NATS carries for one order."""
 
-    def __init__(self, nats_url: str, order_id: str):
-        self.url, self.order_id, self.seen = nats_url, order_id, []
+    def __init__(self, stack: Stack, order_id: str):
+        self.stack, self.order_id, self.seen = stack, order_id, []
 
     async def __aenter__(self):
-        self.nc = await nats.connect(self.url)
+        self.nc = await nats.connect(self.stack.nats_url, **self.stack.nats_connect_options())
 
         async def got(msg):
             self.seen.append(msg.subject.rsplit(".", 1)[-1])
@@ -151,7 +148,7 @@ async def _ready(seen: list[str], wanted: list[str]):
 
 async def test_a_return_outside_its_window_is_held_and_authorised_by_an_approver(suite):
     sku, order_id = await delivered_order(suite)  # the default 30 working days; 60 days have passed
-    async with Subjects(suite.nats_url, order_id) as events:
+    async with Subjects(suite.stack, order_id) as events:
         rma = await ask(suite, order_id, sku, 2, reason="the casing cracked", reason_code="defective")
         assert rma["status"] == "held", rma
         assert [(r["code"], r["field"]) for r in rma["hold_reasons"]] == [("outside_window", "lines[0].sku")]
@@ -196,7 +193,7 @@ async def test_a_return_outside_its_window_is_held_and_authorised_by_an_approver
 
 async def test_a_held_return_is_refused_with_a_reason(suite):
     sku, order_id = await delivered_order(suite, returnable=False, window="60")
-    async with Subjects(suite.nats_url, order_id) as events:
+    async with Subjects(suite.stack, order_id) as events:
         rma = await ask(suite, order_id, sku, 1, reason_code="no_longer_needed")
         assert [r["code"] for r in rma["hold_reasons"]] == ["not_returnable"], rma
         rma_id = rma["rma_id"]
@@ -217,7 +214,7 @@ async def test_a_held_return_is_refused_with_a_reason(suite):
 
 async def test_an_rma_is_cancelled_before_receipt_and_its_units_are_free_again(suite):
     sku, order_id = await delivered_order(suite, window="60")
-    async with Subjects(suite.nats_url, order_id) as events:
+    async with Subjects(suite.stack, order_id) as events:
         rma = await ask(suite, order_id, sku, 4, reason="damaged")
         assert rma["status"] == "authorized" and rma["lines"][0]["reason_code"] == "damaged", rma
         rma_id = rma["rma_id"]

@@ -16,7 +16,7 @@ import pytest
 from devtools.devstack import Stack
 from devtools.http import client_session
 from devtools.supervisor import CrashLoop, RestartPolicy, Supervisor
-from tests.e2e.conftest import KEYS, _fresh_streams
+from tests.e2e.conftest import KEYS
 
 pytestmark = pytest.mark.e2e
 
@@ -47,10 +47,9 @@ class Watching:
 
 
 @pytest.fixture(scope="module")
-async def own_stack(nats_url, tmp_path_factory):
-    """A suite of its own: this module kills its processes."""
-    await _fresh_streams(nats_url)
-    suite = Stack(data_dir=tmp_path_factory.mktemp("supervised"), nats_url=nats_url)
+async def own_stack(tmp_path_factory):
+    """A suite of its own (and its own NATS): this module kills its processes."""
+    suite = Stack(data_dir=tmp_path_factory.mktemp("supervised"))
     try:
         await asyncio.to_thread(suite.start)
         await asyncio.to_thread(suite.load_demo_data)

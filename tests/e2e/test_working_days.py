@@ -16,7 +16,7 @@ import pytest
 
 from devtools.devstack import Stack
 from devtools.http import client_session
-from devtools.localservers import LocalNats, create_postgres_database, drop_postgres_database
+from devtools.localservers import create_postgres_database, drop_postgres_database
 from orderdesk import masterdata
 from orderdesk.calendar import CalendarBook, is_working_day
 from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, WEBHOOK_ENV, Partner, _eventually
@@ -44,10 +44,8 @@ async def friday(tmp_path_factory, request):
         run = uuid.uuid4().hex[:8]
         for name in COMPONENTS_WITH_DB:
             database_urls[name] = await create_postgres_database(admin, f"odt_{run}_{name}")
-    nats = LocalNats(tmp_path_factory.mktemp("working-days-nats")).start()
     suite = Stack(
         data_dir=tmp_path_factory.mktemp("working-days"),
-        nats_url=nats.url,
         database_urls=database_urls,
         # every process (and a restarted one) agrees: the clock read FRIDAY when the suite started
         extra_env={
@@ -66,7 +64,6 @@ async def friday(tmp_path_factory, request):
             )
     finally:
         await asyncio.to_thread(suite.stop)
-        nats.stop()
         for url in database_urls.values():
             await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
 

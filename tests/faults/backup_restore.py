@@ -102,6 +102,7 @@ class BackupEnvironment(Environment):
         self.stack = Stack(
             data_dir=self.folder / "suite",
             nats_url=self.nats.url,
+            nats_passwords=self.nats_passwords,
             database_urls=urls,
             replicas=self.replicas,
             extra_env={"ORDERDESK_RPC_TIMEOUT": "3", FAULT_ENV: f"{FLAKY_CONSUMER}:2"},
@@ -118,6 +119,7 @@ class BackupEnvironment(Environment):
             self.stack = Stack(
                 data_dir=old.data_dir,
                 nats_url=old.nats_url,
+                nats_passwords=old.nats_passwords,
                 database_urls=old.database_urls,
                 replicas=old.replicas,
                 extra_env={"ORDERDESK_RPC_TIMEOUT": "3"},
@@ -182,7 +184,7 @@ async def settle(env: BackupEnvironment, timeout: float) -> float:
     from orderdesk import events
 
     started = time.monotonic()
-    nc = await nats.connect(env.nats.url)
+    nc = await nats.connect(env.nats.url, **env.stack.nats_connect_options())
     js = nc.jetstream()
     quiet = 0
     try:

@@ -2,8 +2,8 @@
 load through the gateway, one fault at a time, then the books.
 
 Everything runs against servers the suite starts itself (a LocalNats with `sync_interval: always`, so an
-acknowledged event survives kill -9 of the single server, and a throw-away LocalPostgres cluster): never the
-machine's shared NATS or PostgreSQL.
+acknowledged event survives kill -9 of the single server, with a user per service as `make run` has, and a
+throw-away LocalPostgres cluster): never the machine's shared NATS or PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import aiohttp
 import asyncpg
 
 from devtools import localservers
-from devtools.devstack import Stack, postgres_databases
+from devtools.devstack import Stack, postgres_databases, secured_nats
 from devtools.http import client_session
 from orderdesk import events
 from orderdesk.config import SERVICES, nats_servers
@@ -82,7 +82,7 @@ class Environment:
     def __init__(self, replicas: int):
         self.folder = Path(tempfile.mkdtemp(prefix="orderdesk-faults-"))
         self.pg_folder = Path(tempfile.mkdtemp(prefix="orderdesk-faults-pg-"))
-        self.nats = localservers.LocalNats(self.folder / "nats", sync_always=True)
+        self.nats, self.nats_passwords = secured_nats(self.folder / "nats", sync_always=True)
         self.pg = localservers.LocalPostgres(self.pg_folder)
         self.replicas = replicas
         self.stack: Stack | None = None
@@ -94,6 +94,7 @@ class Environment:
         self.stack = Stack(
             data_dir=self.folder / "suite",
             nats_url=self.nats.url,
+            nats_passwords=self.nats_passwords,
             database_urls=urls,
             replicas=self.replicas,
             extra_env={"ORDERDESK_RPC_TIMEOUT": "3"},
@@ -426,7 +427,7 @@ class Checker:
         import nats
 
         started = time.monotonic()
-        nc = await nats.connect(nats_servers(self.env.nats.url))
+        nc = await nats.connect(nats_servers(self.env.nats.url), **self.env.stack.nats_connect_options())
         js = nc.jetstream()
         quiet = 0
         try:
@@ -598,7 +599,7 @@ class Checker:
         """Every event id once in the stream; dead letters counted."""
         import nats
 
-        nc = await nats.connect(nats_servers(self.env.nats.url))
+        nc = await nats.connect(nats_servers(self.env.nats.url), **self.env.stack.nats_connect_options())
         js = nc.jetstream()
         try:
             books.dead_letters = (await js.stream_info(events.DLQ_STREAM)).state.messages
