@@ -509,21 +509,28 @@ async def rearm_outbox(t: Target, since: dt.datetime) -> int:
         await conn.close()
 
 
+async def _operator_connection(nats_url: str):
+    """One NATS connection as the operators' user (it deletes the stream), no reconnecting: a failure is the
+    caller's to explain."""
+    import nats
+
+    return await nats.connect(
+        nats_url,
+        connect_timeout=3,
+        max_reconnect_attempts=0,
+        allow_reconnect=False,
+        **NatsCredentials.from_env().connect_options(),
+    )
+
+
 async def reset_stream(nats_url: str) -> bool:
     """Deletes the event stream (and so its consumers); the processes re-create both at start."""
-    import nats
     from nats.js.errors import NotFoundError
 
     from orderdesk import events
 
     try:
-        nc = await nats.connect(
-            nats_url,
-            connect_timeout=3,
-            max_reconnect_attempts=0,
-            allow_reconnect=False,
-            **NatsCredentials.from_env().connect_options(),  # the operators' user: it deletes the stream
-        )
+        nc = await _operator_connection(nats_url)
     except Exception as exc:
         raise CliError(
             f"cannot reach NATS at {redact(nats_url)} ({exc.__class__.__name__}) to reset the event stream",
@@ -576,16 +583,8 @@ async def restore(src: Path, *, force: bool = False, stream_reset: bool = True, 
 
 
 async def reset_stream_check(nats_url: str) -> None:
-    import nats
-
     try:
-        nc = await nats.connect(
-            nats_url,
-            connect_timeout=3,
-            max_reconnect_attempts=0,
-            allow_reconnect=False,
-            **NatsCredentials.from_env().connect_options(),  # the operators' user: it deletes the stream
-        )
+        nc = await _operator_connection(nats_url)
     except Exception as exc:
         raise CliError(
             f"cannot reach NATS at {redact(nats_url)} ({exc.__class__.__name__}); the restore resets the "

@@ -43,6 +43,14 @@ def nats_server_binary() -> str | None:
     )
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """A file only its owner reads, made anew (0600 from the start, not chmod after the bytes are there):
+    a key (devtools/pki.py) or a server's config with passwords."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+        out.write(data)
+
+
 class LocalNats:
     """A nats-server with JetStream on a loopback port, its store in `store_dir`.
 
@@ -75,9 +83,7 @@ class LocalNats:
             config = self.store_dir / "nats-server.conf"
             sync = "\n  sync_interval: always" if self.sync_always else ""
             text = f"jetstream {{\n  store_dir: {json.dumps(str(self.store_dir))}{sync}\n}}\n{self.config}"
-            config.unlink(missing_ok=True)  # may hold passwords: made anew, readable by its owner only
-            with os.fdopen(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-                out.write(text)
+            write_private(config, text.encode())  # may hold passwords
             args += ["-c", str(config)]
         else:
             args += ["-js", "-sd", str(self.store_dir)]

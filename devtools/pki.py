@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from devtools.localservers import write_private
 from orderdesk.tls import TlsSettings
 
 VALID_FOR = dt.timedelta(days=1)
@@ -111,14 +111,6 @@ class Authority:
             cert, key = self.issue(identity)
             cert_path, key_path = folder / f"{identity}.pem", folder / f"{identity}-key.pem"
             cert_path.write_bytes(cert)
-            _write_private(key_path, key)
+            write_private(key_path, key)
             made[identity] = TlsSettings(ca=str(ca), cert=str(cert_path), key=str(key_path))
         return made
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """A key file only its owner reads (0600 from the start, not chmod after the bytes are there)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
