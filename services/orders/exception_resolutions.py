@@ -234,6 +234,8 @@ class ExceptionResolutions:
                 "a shortage at picking splits off the units missing (the exception's quantity)",
                 [errors.FieldViolation(SPLIT_LINES, "not with stock_shortage_at_pick", "not_for_shortage")],
             )
+        if shortage:  # what left in a parcel is not on the shelf to miss: refused before anything moves
+            order.check_shortage(exception.sku, exception.warehouse, exception.quantity)
         if later:
             await self.change_requests.current_shipments(order)  # the policy looks at how far the goods are
 
@@ -251,7 +253,6 @@ class ExceptionResolutions:
         if shortage:
             # Units the books show are not on the shelf: inventory releases and writes them off at the
             # short warehouse (reserving nothing elsewhere); the order keeps the rest of its reservation.
-            order.check_shortage(exception.sku, exception.warehouse, exception.quantity)
             short = (exception.sku, exception.warehouse)
             dry_run(
                 [
