@@ -938,7 +938,6 @@ class Order:
         self.lines_changed = True
         changes.extend(self._set_allocations(allocations))
         self.split_into = [*self.split_into, child.order_id]
-        self.expected_ship_date = self.expected_delivery_date = ""
         if self.status is Status.PARTIALLY_SHIPPED:
             if all(line.shipped >= line.quantity for line in kept):
                 # Nothing is left to ship here: the rest is the linked order's (the move first, versions in order).
@@ -952,6 +951,10 @@ class Order:
                 actor,
                 f"split delivery: ships what is reserved now; the rest in {child.order_id}",
             )
+        if (
+            self.status not in AWAITING_STOCK
+        ):  # nothing it keeps is awaited: the late units' dates are the child's
+            self.expected_ship_date = self.expected_delivery_date = ""
         self._record_change(("split_delivery",), changes, at=at, actor=actor, reason=reason)
         return child
 

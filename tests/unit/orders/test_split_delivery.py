@@ -377,6 +377,19 @@ def test_a_chosen_split_of_an_unshipped_order_keeps_something():
     )
     assert [(x.sku, x.quantity) for x in child.lines] == [("B", 2)]
     assert [(x.sku, x.quantity, x.allocated) for x in order.lines] == [("A", 5, 5)]
+    assert order.status is Status.ALLOCATED and order.expected_delivery_date == ""
+
+
+def test_a_chosen_split_of_an_order_still_waiting_keeps_it_waiting_with_its_dates():
+    order = scheduled()  # A x5 (3 held), B x2: the 2 of A and the B are awaited
+    assert order.expected_delivery_date == "2026-12-14"
+    child = order.split_delivery(
+        [Allocation("A", "WH-HAM", 3)], at=NOW, actor="d", delivery_date="", reason="", later={"B": 2}
+    )
+    assert [(x.sku, x.quantity) for x in child.lines] == [("B", 2)]
+    assert [(x.sku, x.quantity, x.allocated) for x in order.lines] == [("A", 5, 3)]
+    assert order.status is Status.SCHEDULED and order.expected_delivery_date == "2026-12-14"
+    assert not order.transitions
 
 
 def test_a_shortage_can_only_be_units_still_to_ship_from_that_warehouse():
