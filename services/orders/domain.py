@@ -11,7 +11,9 @@ remainder, a change request (`Order.change`, `changes.remainder`) that cuts each
 count the units as cancelled, not the order), and the order moves on to shipped at once (completed when
 everything shipped was delivered): it was fulfilled in part, and its shipped units stay on the books for
 invoicing, returns and the fill rate. Its stock and the shipments of the remainder follow the change as
-an allocated order's do (inventory's Reserve, shipping's order.changed consumer).
+an allocated order's do (inventory's Reserve, shipping's order.changed consumer). Its remainder also
+splits (`Order.split_delivery`): only units not yet shipped go to the linked order, the shipped ones stay
+(with their allocations), and when nothing is left to ship it moves on to shipped the same way.
 
 The order changes only through its own methods. Each change bumps the version and records a
 typed event not yet published: a status change (`Transition`, with its history entry: time, actor,
