@@ -411,7 +411,9 @@ STEPS = ["pending", "picked", "packed", "shipped", "delivered", "cancelled"]
     st.sampled_from(STEPS),
     st.lists(requests | st.just(ChangeRequest(ship_to=ADDRESS)), min_size=1, max_size=6),
 )
-@example("shipped", "shipped", [ChangeRequest(quantities={"A": 3})])  # all shipped; the request changes nothing
+@example(
+    "shipped", "shipped", [ChangeRequest(quantities={"A": 3})]
+)  # all shipped; the request changes nothing
 def test_the_remainder_never_goes_below_what_shipped_nor_past_its_own_steps(step_a, step_b, sequence):
     """A and B from two warehouses in any steps; whatever change requests follow, an accepted one never cuts
     shipped units, never touches the parcels that left, and was allowed by the remainder's own steps."""
