@@ -79,7 +79,8 @@ class ResolutionIn(RequestBody):
         {},
         max_length=20,
         description="change_carrier: carrier, tracking_number (shipment_id); substitute: substitute_sku, "
-        "customer_consent (how the customer agreed)",
+        "customer_consent (how the customer agreed); split_delivery: split_lines, the units to deliver "
+        "later as SKU=quantity;SKU=quantity (only units not yet shipped; without it, what is not reserved)",
     )
 
 

@@ -46,6 +46,7 @@ RESOLUTION_DETAILS = (
     "substitute_sku",
     "customer_consent",
     "expected_date",
+    "split_lines",
 )
 
 REASON_REQUIRED = N_("Enter a reason: the customer and the partner will read it.")

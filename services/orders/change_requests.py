@@ -137,7 +137,7 @@ class ChangeRequests:
             open_before = order.open_units()
             holds_stock = order.status in HOLDS_STOCK
             previous_total = str(order.total_amount)
-            await self._current_shipments(order)
+            await self.current_shipments(order)
             try:
                 asked = request(order) if callable(request) else request
                 record = order.change(asked, at=self.service.clock(), actor=actor)
@@ -151,7 +151,7 @@ class ChangeRequests:
             reserved = False
             if record is not None and order.lines_changed and holds_stock:
                 if open_before != before:  # some of it shipped
-                    await self._wait_for_booking(order, before, open_before)
+                    await self.wait_for_booking(order, before, open_before)
                 await self._reserve_or_refuse(order, before)
                 reserved = True
             if then is not None:
@@ -186,7 +186,7 @@ class ChangeRequests:
             metadata=rpc.metadata(),
         )
 
-    async def _current_shipments(self, order: Order) -> None:
+    async def current_shipments(self, order: Order) -> None:
         """The policy table looks at how far the goods are; orders' copy of the shipments follows shipping's
         events and may lag a step, so an allocated order asks shipping (with a deadline) first. In memory only:
         the copy itself still changes only from shipping's events."""
@@ -206,7 +206,7 @@ class ChangeRequests:
             else:
                 view.status = s.status
 
-    async def _wait_for_booking(
+    async def wait_for_booking(
         self, order: Order, before: dict[str, int], open_units: dict[str, int]
     ) -> None:
         """Some of the order shipped: inventory must have booked those parcels (moved their units out of the

@@ -11,7 +11,9 @@ remainder, a change request (`Order.change`, `changes.remainder`) that cuts each
 count the units as cancelled, not the order), and the order moves on to shipped at once (completed when
 everything shipped was delivered): it was fulfilled in part, and its shipped units stay on the books for
 invoicing, returns and the fill rate. Its stock and the shipments of the remainder follow the change as
-an allocated order's do (inventory's Reserve, shipping's order.changed consumer).
+an allocated order's do (inventory's Reserve, shipping's order.changed consumer). Its remainder also
+splits (`Order.split_delivery`): only units not yet shipped go to the linked order, the shipped ones stay
+(with their allocations), and when nothing is left to ship it moves on to shipped the same way.
 
 The order changes only through its own methods. Each change bumps the version and records a
 typed event not yet published: a status change (`Transition`, with its history entry: time, actor,
@@ -71,8 +73,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 # Orders the allocation worker reserves stock for.
 AWAITING_STOCK = (Status.CONFIRMED, Status.SCHEDULED)
-# Orders a split delivery can divide: waiting for stock, or allocated with the goods still in the warehouse.
-SPLITTABLE = (Status.CONFIRMED, Status.SCHEDULED, Status.ALLOCATED)
+# Orders a split delivery can divide: waiting for stock, allocated with the goods still in the warehouse, or
+# partially shipped (its remainder only: what shipped stays on the order).
+SPLITTABLE = (Status.CONFIRMED, Status.SCHEDULED, Status.ALLOCATED, Status.PARTIALLY_SHIPPED)
 # Shipment statuses that mean the goods have left the warehouse.
 LEFT_WAREHOUSE = ("shipped", "delivered")
 # Shipment events that are the warehouse's or the desk's, not a carrier's word about the parcel.
@@ -127,15 +130,107 @@ def in_line_order(lines: list[Line], units: dict[str, int]) -> list[int]:
 
 def split_quantities(lines: list[Line], held: dict[str, int]) -> tuple[list[Line], list[Line]]:
     """A split delivery's arithmetic: the lines of what is held now (`held`: units per SKU, shared by
-    the lines of one SKU in line order) and the lines of the rest. Per SKU the two add up to the
-    order's quantity; neither has a line of 0 units."""
+    the lines of one SKU in line order; the units shipped count as held) and the lines of the rest. Per
+    SKU the two add up to the order's quantity; neither has a line of 0 units. A kept line keeps its
+    shipped, delivered and returned units: a line never keeps fewer than it shipped."""
     kept: list[Line] = []
     rest: list[Line] = []
     for line, take in zip(lines, in_line_order(lines, held), strict=True):
+        take = max(take, line.shipped)
         if take:
-            kept.append(Line(line.sku, take, line.unit_price, allocated=take))
+            kept.append(
+                Line(
+                    line.sku,
+                    take,
+                    line.unit_price,
+                    allocated=take,
+                    shipped=line.shipped,
+                    delivered=line.delivered,
+                    returned=line.returned,
+                )
+            )
         if line.quantity > take:
             rest.append(Line(line.sku, line.quantity - take, line.unit_price))
+    return kept, rest
+
+
+SPLIT_LINES = "details.split_lines"
+
+
+def parse_split_lines(text: str) -> dict[str, int]:
+    """A split's `split_lines` detail, the units to deliver later: "SKU=qty;SKU=qty" -> {sku: qty}
+    ("" -> {}: the split is what is not reserved). Refused naming the field when malformed."""
+    units: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        sku, _, qty = part.rpartition("=")
+        sku = sku.strip()
+        if not sku or not qty.strip().isdigit() or int(qty) <= 0:
+            raise InvalidArgument(
+                "split_lines is SKU=quantity;SKU=quantity (units to deliver later)",
+                [FieldViolation(SPLIT_LINES, f"{part!r} is not SKU=quantity, quantity above 0", "malformed")],
+            )
+        units[sku] = units.get(sku, 0) + int(qty)
+    return units
+
+
+def check_split_lines(lines: list[Line], later: dict[str, int]) -> None:
+    """Units asked to go later come only from what has not shipped (per SKU, over its lines), and some of
+    the order stays (shipped or not); else InvalidArgument naming details.split_lines, nothing changed."""
+    open_units = units_per_sku(lines, lambda line: max(line.quantity - line.shipped, 0))
+    violations = []
+    for sku, qty in later.items():
+        if sku not in open_units:
+            violations.append(
+                FieldViolation(SPLIT_LINES, f"the order has no line for {sku!r}", "unknown_line")
+            )
+        elif qty > open_units[sku]:
+            shipped = sum(line.shipped for line in lines if line.sku == sku)
+            violations.append(
+                FieldViolation(
+                    SPLIT_LINES,
+                    f"{qty} of {sku} asked; {open_units[sku]} not yet shipped"
+                    + (f" ({shipped} shipped)" if shipped else ""),
+                    "beyond_remainder",
+                )
+            )
+    if not violations and units_per_sku(lines) == later:
+        violations.append(
+            FieldViolation(
+                SPLIT_LINES, "every unit of the order would go later; some must stay", "nothing_stays"
+            )
+        )
+    if violations:
+        raise InvalidArgument(
+            "the split asks for more than the order has open; nothing was changed", violations
+        )
+
+
+def split_off(lines: list[Line], later: dict[str, int]) -> tuple[list[Line], list[Line]]:
+    """A split of chosen units (`later`, checked by check_split_lines): the lines that stay and the lines
+    of the units that go later. The units come off the open (unshipped) units of the SKU's lines, the last
+    line first; a line keeps its shipped, delivered and returned units."""
+    left = dict(later)
+    moved = [0] * len(lines)
+    for i in reversed(range(len(lines))):
+        line = lines[i]
+        moved[i] = min(left.get(line.sku, 0), max(line.quantity - line.shipped, 0))
+        left[line.sku] = left.get(line.sku, 0) - moved[i]
+    kept: list[Line] = []
+    rest: list[Line] = []
+    for line, go in zip(lines, moved, strict=True):
+        if line.quantity > go:
+            kept.append(
+                Line(
+                    line.sku,
+                    line.quantity - go,
+                    line.unit_price,
+                    shipped=line.shipped,
+                    delivered=line.delivered,
+                    returned=line.returned,
+                )
+            )
+        if go:
+            rest.append(Line(line.sku, go, line.unit_price))
     return kept, rest
 
 
@@ -719,8 +814,9 @@ class Order:
 
     # --- resolutions of exceptions that change the order ------------------------------------------
     def check_split_delivery(self) -> None:
-        """Before inventory is asked: an order still waiting for some of its stock, or an allocated one
-        whose goods are still in the warehouse (units found missing at picking), can split."""
+        """Before inventory is asked: an order still waiting for some of its stock, an allocated one
+        whose goods are still in the warehouse (units found missing at picking), or the remainder of a
+        partially shipped one can split."""
         if self.status not in SPLITTABLE:
             raise FailedPrecondition(
                 f"an order that is {self.status} can no longer be split",
@@ -728,15 +824,74 @@ class Order:
                 subject=self.order_id,
             )
 
-    def split_delivery(
-        self, allocations: list[Allocation], *, at: dt.datetime, actor: str, delivery_date: str, reason: str
-    ) -> Order:
-        """Deliver what is reserved now (`allocations`: what inventory holds for the order), the rest later:
-        this order keeps the reserved units and is (or stays) allocated; a new linked order (`<id>-<n>`, confirmed,
-        same customer, ship-to, prices, terms and priority) gets the rest, due `delivery_date`.
-        Returns the new order. Refused when nothing is reserved or nothing is missing."""
+    def check_split_lines(self, later: dict[str, int]) -> None:
+        """A split of chosen units (details.split_lines): only units not yet shipped (InvalidArgument
+        naming the field), and, once stock is held, only a line whose shipment still in the warehouse is
+        not yet picked (the policy table's quantity rule, judged on the remainder; FailedPrecondition)."""
         self.check_split_delivery()
-        kept, rest = split_quantities(self.lines, units_per_sku(allocations))
+        check_split_lines(self.lines, later)
+        if self.status in (Status.ALLOCATED, Status.PARTIALLY_SHIPPED):
+            shipments = list(self.shipments.values())
+            for sku in later:
+                stage = change_rules.order_stage(self.status.value, shipments, sku)
+                change_rules.check_allowed(
+                    self.status.value, change_rules.ChangeType.QUANTITY, stage, self.order_id
+                )
+
+    def open_allocations(self) -> list[Allocation]:
+        """What inventory holds for the order now: its allocations less the units of the shipments that left."""
+        gone = {(a.sku, a.warehouse): a.quantity for a in self.shipped_allocations()}
+        return [
+            Allocation(a.sku, a.warehouse, a.quantity - gone.get((a.sku, a.warehouse), 0))
+            for a in self.allocations
+            if a.quantity > gone.get((a.sku, a.warehouse), 0)
+        ]
+
+    def check_shortage(self, sku: str, warehouse: str, quantity: int) -> None:
+        """Units found missing at picking can only be units still to ship from that warehouse (what left
+        in a parcel is not on the shelf to miss): else InvalidArgument naming the exception's quantity."""
+        held = sum(a.quantity for a in self.open_allocations() if (a.sku, a.warehouse) == (sku, warehouse))
+        if quantity > held:
+            raise InvalidArgument(
+                "the shortage is more than the order still has to ship from that warehouse; nothing was changed",
+                [
+                    FieldViolation(
+                        "quantity",
+                        f"{quantity} of {sku} missing at {warehouse}; {held} still to ship from there",
+                        "beyond_remainder",
+                    )
+                ],
+            )
+
+    def split_delivery(
+        self,
+        allocations: list[Allocation],
+        *,
+        at: dt.datetime,
+        actor: str,
+        delivery_date: str,
+        reason: str,
+        later: dict[str, int] | None = None,
+    ) -> Order:
+        """Deliver what is reserved now (`allocations`: what inventory holds for the order, not counting
+        units that shipped), the rest later: this order keeps the reserved units (and any it shipped) and is
+        (or stays) allocated; a new linked order (`<id>-<n>`, confirmed, same customer, ship-to, prices, terms
+        and priority) gets the rest, due `delivery_date`. `later`: the units to deliver later, chosen
+        (details.split_lines; only unshipped units, `check_split_lines`), instead of what is not reserved.
+
+        A partially shipped order splits its remainder only: its shipped units stay, its allocations keep
+        them (as since its allocation); when nothing of it is left to ship it moves on to shipped (completed
+        when all of that was delivered). Returns the new order. Refused when nothing is reserved or nothing
+        is missing."""
+        if later:
+            self.check_split_lines(later)
+            kept, rest = split_off(self.lines, later)
+        else:
+            self.check_split_delivery()
+            held = units_per_sku(allocations)
+            for line in self.lines:  # what shipped counts as held: it stays
+                held[line.sku] = held.get(line.sku, 0) + line.shipped
+            kept, rest = split_quantities(self.lines, held)
         if not rest:
             raise FailedPrecondition(
                 f"every unit of order {self.order_id} is reserved: nothing to deliver later",
@@ -749,16 +904,21 @@ class Order:
                 rule="split_nothing_allocated",
                 subject=self.order_id,
             )
+        if self.status is Status.PARTIALLY_SHIPPED:
+            allocations = merge_allocations([*allocations, *self.shipped_allocations()])
         n = next(n for n in itertools.count(2) if f"{self.order_id}-{n}" not in self.split_into)
         date = delivery_date or self.requested_delivery_date
         when = f" on {date}" if date else " later"
+        shipped = any(line.shipped for line in self.lines)
         child = self._linked_order(
             n,
             rest,
             date,
             at=at,
             actor=actor,
-            received=f"split from {self.order_id}: the units missing there, delivered{when}",
+            received=f"split from {self.order_id}: "
+            + ("units not yet shipped" if shipped else "the units missing there")
+            + f", delivered{when}",
             confirmed=reason or "split delivery",
         )
 
@@ -780,14 +940,23 @@ class Order:
         self.lines_changed = True
         changes.extend(self._set_allocations(allocations))
         self.split_into = [*self.split_into, child.order_id]
-        self.expected_ship_date = self.expected_delivery_date = ""
-        if self.status is not Status.ALLOCATED:
+        if self.status is Status.PARTIALLY_SHIPPED:
+            if all(line.shipped >= line.quantity for line in kept):
+                # Nothing is left to ship here: the rest is the linked order's (the move first, versions in order).
+                self._move(Status.SHIPPED, at, actor, f"split delivery: the rest goes in {child.order_id}")
+                if all(line.delivered >= line.quantity for line in kept):
+                    self._move(Status.COMPLETED, at, "system", "every shipped unit delivered")
+        elif self.status is not Status.ALLOCATED and all(line.allocated >= line.quantity for line in kept):
             self._move(
                 Status.ALLOCATED,
                 at,
                 actor,
                 f"split delivery: ships what is reserved now; the rest in {child.order_id}",
             )
+        if (
+            self.status not in AWAITING_STOCK
+        ):  # nothing it keeps is awaited: the late units' dates are the child's
+            self.expected_ship_date = self.expected_delivery_date = ""
         self._record_change(("split_delivery",), changes, at=at, actor=actor, reason=reason)
         return child
 

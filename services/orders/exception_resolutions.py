@@ -20,12 +20,11 @@ import grpc
 
 from orderdesk import errors, rpc, usecase
 from orderdesk.db import Tx
-from orderdesk.domain import units_per_sku
 from orderdesk.v1 import inventory_pb2, orders_pb2
 from services.orders import exceptions as ex
 from services.orders.change_requests import ChangeRequests, load
 from services.orders.changes import ChangeRequest, NewLine
-from services.orders.domain import Allocation, Order, Status
+from services.orders.domain import SPLIT_LINES, Allocation, Order, Status, parse_split_lines
 from services.orders.service import OrdersService, count_transitions, publish_transitions, quantities
 from services.orders.store import OrderRepository
 
@@ -209,25 +208,49 @@ class ExceptionResolutions:
     async def _split_delivery(
         self, order: Order, exception: ex.OrderException, req, actor: str, details: dict[str, str]
     ) -> Order:
-        """Deliver what is reserved now, the rest later as a linked order (Order.split_delivery).
+        """Deliver what is reserved now, the rest later as a linked order (Order.split_delivery); or, with
+        details.split_lines ("SKU=qty;..."), deliver those units later and the rest now.
 
         Inventory is asked what it holds for the order now (Reserve with the same target), then to hold
-        only that (the order's backorder goes); for an allocated order short at picking, the missing
-        units are written off at the short warehouse instead (Reallocate, write_off_only). The order,
-        its new linked order and the resolution commit together. The allocator then reserves the
-        linked order (backordered, filled by receipts by priority). A failure after inventory was
-        asked gives the order as saved its reservation back (Reserve for its lines)."""
+        only what the order keeps (the order's backorder goes); for an allocated order short at picking, the
+        missing units are written off at the short warehouse instead (Reallocate, write_off_only). A
+        partially shipped order splits its remainder only: first inventory must have booked the parcels that
+        left (ChangeRequests.wait_for_booking), so nothing a parcel carries is released or written off; its
+        shipped units count towards the target as always. The order, its new linked order and the resolution
+        commit together. The allocator then reserves the linked order (backordered, filled by receipts by
+        priority). A failure after inventory was asked gives the order as saved its reservation back
+        (Reserve for its lines)."""
         order.check_split_delivery()
+        later = parse_split_lines(details.get("split_lines", ""))
         date = exception.expected_date or order.expected_delivery_date
         reason = _because(f"split delivery for {exception.exception_id}", req.note)
         reserve = self.change_requests.reserve
-
-        def dry_run(held: list[Allocation]) -> None:  # refused (nothing to split) before anything moves
-            copy.deepcopy(order).split_delivery(
-                held, at=self.service.clock(), actor=actor, delivery_date=date, reason=reason
+        shortage = (
+            order.status in (Status.ALLOCATED, Status.PARTIALLY_SHIPPED)
+            and exception.type is ex.ExceptionType.STOCK_SHORTAGE_AT_PICK
+        )
+        if later and shortage:
+            raise errors.InvalidArgument(
+                "a shortage at picking splits off the units missing (the exception's quantity)",
+                [errors.FieldViolation(SPLIT_LINES, "not with stock_shortage_at_pick", "not_for_shortage")],
             )
+        if shortage:  # what left in a parcel is not on the shelf to miss: refused before anything moves
+            order.check_shortage(exception.sku, exception.warehouse, exception.quantity)
+        if later:
+            await self.change_requests.current_shipments(order)  # the policy looks at how far the goods are
 
-        if order.status is Status.ALLOCATED and exception.type is ex.ExceptionType.STOCK_SHORTAGE_AT_PICK:
+        def dry_run(held: list[Allocation]) -> Order:  # refused (nothing to split) before anything moves
+            parent = copy.deepcopy(order)
+            parent.split_delivery(
+                held, at=self.service.clock(), actor=actor, delivery_date=date, reason=reason, later=later
+            )
+            return parent
+
+        if later:
+            dry_run(order.open_allocations())  # only unshipped units, not yet picked: before anything moves
+        if order.status is Status.PARTIALLY_SHIPPED:
+            await self.change_requests.wait_for_booking(order, quantities(order), order.open_units())
+        if shortage:
             # Units the books show are not on the shelf: inventory releases and writes them off at the
             # short warehouse (reserving nothing elsewhere); the order keeps the rest of its reservation.
             short = (exception.sku, exception.warehouse)
@@ -236,15 +259,14 @@ class ExceptionResolutions:
                     Allocation(
                         a.sku, a.warehouse, a.quantity - exception.quantity * ((a.sku, a.warehouse) == short)
                     )
-                    for a in order.allocations
+                    for a in order.open_allocations()
                 ]
             )
             answer = await self._inventory_reallocate(order, exception, write_off_only=True)
         else:
             now = await reserve(order, quantities(order))
             held = [Allocation(r.sku, r.warehouse, r.quantity) for r in now.reservations]
-            dry_run(held)
-            answer = await reserve(order, units_per_sku(held))
+            answer = await reserve(order, quantities(dry_run(held)))  # the units it keeps (shipped ones too)
         allocations = [Allocation(r.sku, r.warehouse, r.quantity) for r in answer.reservations]
 
         async def split(tx: Tx) -> tuple[Order, Order]:
@@ -253,7 +275,12 @@ class ExceptionResolutions:
             if parent is None:
                 raise errors.NotFound(f"order {order.order_id} not found")
             child = parent.split_delivery(
-                allocations, at=self.service.clock(), actor=actor, delivery_date=date, reason=reason
+                allocations,
+                at=self.service.clock(),
+                actor=actor,
+                delivery_date=date,
+                reason=reason,
+                later=later,
             )
             split_into = {**details, "split_into": child.order_id}
             self._resolve_on(parent, req, ex.Action.SPLIT_DELIVERY.value, actor, split_into)

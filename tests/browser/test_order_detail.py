@@ -572,3 +572,57 @@ def test_two_held_orders_are_approved_together_from_today_and_one_beyond_the_lim
     # Today's counts are shared for a moment by every desk, but a decision made here shows at once.
     page.goto("/")
     expect(held_count).to_have_text(f"{held_before - 2:,}")
+
+
+def test_the_rest_of_a_partly_shipped_order_is_split_off(page, suite):
+    """BRK-008 ships from one warehouse, BRK-015 (only in WH-CHI) waits there; the desk splits the rest: asking for
+    shipped units shows the service's reason beside the field, then the BRK-015 go to a linked order."""
+    order = new_order(suite, ("BRK-008", 2, "36.96"), ("BRK-015", 5, "42.35"))
+    order_id = order["order_id"]
+    order = wait_for(suite, order_id, lambda o: o["status"] == "allocated" and len(o["shipments"]) == 2)
+    status, listed, _ = gateway(suite, "GET", f"/v1/shipments?order_id={order_id}", key=OPERATOR_KEY)
+    assert status == 200, listed
+    first = next(s for s in listed["items"] if [x["sku"] for x in s["lines"]] == ["BRK-008"])
+    for step in (
+        {"type": "picked"},
+        {"type": "packed"},
+        {"type": "shipped", "carrier": "DHL", "tracking_number": f"TRK{uuid.uuid4().hex[:8]}"},
+    ):
+        shipment_event(suite, first["shipment_id"], step)
+    wait_for(suite, order_id, lambda o: o["status"] == "partially_shipped")
+    status, raised, _ = gateway(
+        suite,
+        "POST",
+        f"/v1/orders/{order_id}/exceptions",
+        {
+            "type": "production_delay",
+            "cause": "the rest is late",
+            "sku": "BRK-015",
+            "expected_date": "2031-04-01",
+        },
+    )
+    assert status == 201, raised
+    exception_id = raised["exceptions"][0]["exception_id"]
+
+    sign_in(page, "clerk")
+    open_order(page, order_id)
+    resolve = page.get_by_role("group", name=f"Resolve exception {exception_id}")
+    resolve.get_by_label("Resolution", exact=True).select_option(label="Deliver in parts")
+    later = resolve.get_by_label(re.compile("^Units to deliver later"))
+    later.fill("BRK-008=1")
+    resolve.get_by_role("button", name=f"Resolve exception {exception_id}").click()
+    expect(page.locator(f"#resolve-{exception_id}-split_lines-error")).to_contain_text(
+        "1 of BRK-008 asked; 0 not yet shipped (2 shipped)"
+    )
+    assert order_of(suite, order_id)["split_into"] == []
+
+    resolve = page.get_by_role("group", name=f"Resolve exception {exception_id}")
+    resolve.get_by_label("Resolution", exact=True).select_option(label="Deliver in parts")
+    resolve.get_by_label(re.compile("^Units to deliver later")).fill("BRK-015=5")
+    resolve.get_by_role("button", name=f"Resolve exception {exception_id}").click()
+    expect(page.get_by_role("status")).to_have_text("The exception was resolved.")
+    after = order_of(suite, order_id)
+    assert after["status"] == "shipped" and after["split_into"] == [f"{order_id}-2"]
+    assert [(x["sku"], x["quantity"], x["shipped_quantity"]) for x in after["lines"]] == [("BRK-008", 2, 2)]
+    child = order_of(suite, f"{order_id}-2")
+    assert [(x["sku"], x["quantity"]) for x in child["lines"]] == [("BRK-015", 5)]

@@ -442,3 +442,225 @@ async def test_the_remainder_of_a_partially_shipped_order_cancelled(
     code, again, _ = await shop.get(f"/v1/orders/{order_id}")
     assert code == 200 and again["version"] == settled["version"] and again["status"] == "shipped"
     assert await reserved(admin, b) == 0
+
+
+async def test_the_remainder_of_a_partially_shipped_order_split(
+    shop, warehouse_operator, admin, nc, eventually
+):
+    """Two lines from two warehouses; one ships. A split delivery then takes only units not yet shipped: more
+    than that is 422 naming details.split_lines and moves nothing; 2 of the 3 units still in the warehouse go
+    to a linked order. The shipped units stay on the order, its shipment still in the warehouse is revised,
+    the linked order is reserved and shipped on its own, and inventory holds each unit once."""
+    a, b = new_sku(), new_sku()
+    await add_product(admin, a, {"WH-HAM": 5})
+    await add_product(admin, b, {"WH-CHI": 5})
+    order_id = await submit(shop, {a: 2, b: 3})
+    child_id = f"{order_id}-2"
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
+    shipments = await shipments_of(warehouse_operator, order_id, eventually, lambda items: len(items) == 2)
+    by_warehouse = {s["warehouse"]: s["shipment_id"] for s in shipments}
+    for kind in ("picked", "packed", "shipped"):
+        await step(warehouse_operator, by_warehouse["WH-HAM"], kind)
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "partially_shipped")
+    code, order, _ = await admin.post(
+        f"/v1/orders/{order_id}/exceptions",
+        json={
+            "type": "quality_rework",
+            "cause": "finish out of tolerance",
+            "expected_date": "2027-02-01",
+            "sku": b,
+        },
+    )
+    assert code == 201, order
+    eid = order["exceptions"][0]["exception_id"]
+    resolve = f"/v1/orders/{order_id}/exceptions/{eid}/resolve"
+
+    # More than the unshipped remainder: refused naming the field; nothing moves.
+    for asked, message in (
+        (f"{a}=1", f"1 of {a} asked; 0 not yet shipped (2 shipped)"),
+        (f"{b}=4", f"4 of {b} asked; 3 not yet shipped"),
+    ):
+        code, problem, _ = await admin.post(
+            resolve, json={"action": "split_delivery", "details": {"split_lines": asked}}
+        )
+        assert code == 422 and problem["errors"] == [
+            {"field": "details.split_lines", "message": message, "reason": "beyond_remainder"}
+        ], problem
+    _, same, _ = await admin.get(f"/v1/orders/{order_id}")
+    assert same["version"] == order["version"] and same["split_into"] == [] and same["at_risk"], same
+    assert await reserved(admin, b) == 3 and await reserved(admin, a) == 0
+
+    changed: list[events_pb2.Event] = []
+    born: list[events_pb2.Event] = []
+
+    async def on_changed(msg):
+        changed.append(events_pb2.Event.FromString(msg.data))
+
+    async def on_child(msg):
+        born.append(events_pb2.Event.FromString(msg.data))
+
+    sub = await nc.subscribe(f"orderdesk.order.{order_id}.changed", cb=on_changed)
+    child_sub = await nc.subscribe(f"orderdesk.order.{child_id}.*", cb=on_child)
+    code, parent, _ = await admin.post(
+        resolve,
+        json={
+            "action": "split_delivery",
+            "note": "2 reworked units later",
+            "details": {"split_lines": f"{b}=2"},
+        },
+    )
+    assert code == 200, parent
+    assert (
+        parent["status"] == "partially_shipped"
+        and parent["split_into"] == [child_id]
+        and not parent["at_risk"]
+    )
+    assert [(x["sku"], x["quantity"], x["shipped_quantity"]) for x in parent["lines"]] == [
+        (a, 2, 2),
+        (b, 1, 0),
+    ]
+    entry = parent["changes"][-1]
+    assert entry["kinds"] == ["split_delivery"] and "2 reworked units later" in entry["reason"]
+    fields = {c["field"]: (c["before"], c["after"]) for c in entry["changes"]}
+    assert fields[f"lines[{b}].quantity"] == ("3", "1") and fields["split_into"] == ("", child_id)
+    assert f"lines[{a}].quantity" not in fields
+    assert parent["exceptions"][0]["resolution"]["details"] == {
+        "split_lines": f"{b}=2",
+        "split_into": child_id,
+    }
+
+    _, child, _ = await shop.get(f"/v1/orders/{child_id}")  # the partner sees the later delivery
+    assert child["split_from"] == order_id and child["requested_delivery_date"] == "2027-02-01"
+    assert [(x["sku"], x["quantity"], x["shipped_quantity"]) for x in child["lines"]] == [(b, 2, 0)]
+    child = await wait_for(shop, child_id, eventually, lambda o: o["status"] == "allocated")
+
+    # Inventory: the parent holds its 1, the linked order its 2; the shipped units are gone from the shelf.
+    assert await reserved(admin, b) == 3 and await reserved(admin, a) == 0
+    code, stock_b, _ = await admin.get(f"/v1/inventory/{b}")
+    assert [(w["warehouse"], w["on_hand"], w["reserved"]) for w in stock_b["warehouses"]] == [
+        ("WH-CHI", 5, 3)
+    ]
+    code, stock_a, _ = await admin.get(f"/v1/inventory/{a}")
+    assert [(w["warehouse"], w["on_hand"], w["reserved"]) for w in stock_a["warehouses"]] == [
+        ("WH-HAM", 3, 0)
+    ]
+
+    # Shipping: the parcel that left is as it was, the parent's shipment still in the warehouse carries the 1,
+    # the linked order has a shipment of its own for the 2.
+    mine = await shipments_of(
+        warehouse_operator,
+        order_id,
+        eventually,
+        lambda items: any(
+            x["lines"] == [{"sku": b, "quantity": 1}] for x in items if x["warehouse"] == "WH-CHI"
+        ),
+    )
+    assert sorted((x["warehouse"], x["status"], x["lines"][0]["quantity"]) for x in mine) == [
+        ("WH-CHI", "pending", 1),
+        ("WH-HAM", "shipped", 2),
+    ]
+    [theirs] = await shipments_of(warehouse_operator, child_id, eventually)
+    assert theirs["warehouse"] == "WH-CHI" and theirs["lines"] == [{"sku": b, "quantity": 2}]
+
+    # Events: the parent's order.changed says what moved where; the linked order is received, confirmed, allocated.
+    event = await eventually(lambda: _first(changed))
+    assert {(c.field, c.after) for c in event.order.changes} >= {
+        ("split_into", child_id),
+        (f"lines[{b}].quantity", "1"),
+    }
+    await eventually(lambda: _first([e for e in born if e.type == "order.allocated"]))
+    assert [e.type for e in born][:3] == ["order.received", "order.confirmed", "order.allocated"]
+    await sub.unsubscribe()
+    await child_sub.unsubscribe()
+
+    # Each ships what it has: the parent is then shipped in full, the linked order too; nothing stays held.
+    for kind in ("picked", "packed", "shipped"):
+        await step(warehouse_operator, by_warehouse["WH-CHI"], kind)
+        await step(warehouse_operator, theirs["shipment_id"], kind)
+    done = await wait_for(shop, order_id, eventually, lambda o: o["status"] == "shipped")
+    assert [(x["sku"], x["quantity"], x["shipped_quantity"]) for x in done["lines"]] == [(a, 2, 2), (b, 1, 1)]
+    await wait_for(shop, child_id, eventually, lambda o: o["status"] == "shipped")
+    assert await eventually(lambda: _reserved_is(admin, b, 0))
+    code, stock_b, _ = await admin.get(f"/v1/inventory/{b}")
+    assert [(w["warehouse"], w["on_hand"], w["reserved"]) for w in stock_b["warehouses"]] == [
+        ("WH-CHI", 2, 0)
+    ]
+
+
+async def test_units_of_the_remainder_missing_at_picking_split_off_and_the_order_ends_shipped(
+    shop, warehouse_operator, admin, eventually
+):
+    """The rest of a partially shipped order is short at picking: a shortage beyond what is still to ship from
+    that warehouse is refused naming quantity; the whole rest missing is written off and split off, the order
+    keeps what shipped and ends shipped, its picked shipment is cancelled, the linked order waits for stock."""
+    a, b = new_sku(), new_sku()
+    await add_product(admin, a, {"WH-HAM": 2})
+    await add_product(admin, b, {"WH-CHI": 3})
+    order_id = await submit(shop, {a: 2, b: 3})
+    child_id = f"{order_id}-2"
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "allocated")
+    shipments = await shipments_of(warehouse_operator, order_id, eventually, lambda items: len(items) == 2)
+    by_warehouse = {s["warehouse"]: s["shipment_id"] for s in shipments}
+    for kind in ("picked", "packed", "shipped"):
+        await step(warehouse_operator, by_warehouse["WH-HAM"], kind)
+    await step(warehouse_operator, by_warehouse["WH-CHI"], "picked")
+    await wait_for(shop, order_id, eventually, lambda o: o["status"] == "partially_shipped")
+
+    async def shortage(quantity: int) -> str:
+        code, order, _ = await warehouse_operator.post(
+            f"/v1/orders/{order_id}/exceptions",
+            json={
+                "type": "stock_shortage_at_pick",
+                "cause": f"{quantity} missing in the bin",
+                "sku": b,
+                "warehouse": "WH-CHI",
+                "quantity": quantity,
+            },
+        )
+        assert code == 201, order
+        return order["exceptions"][-1]["exception_id"]
+
+    too_many = await shortage(4)
+    _, before, _ = await admin.get(f"/v1/orders/{order_id}")
+    code, problem, _ = await admin.post(
+        f"/v1/orders/{order_id}/exceptions/{too_many}/resolve", json={"action": "split_delivery"}
+    )
+    assert code == 422 and problem["errors"] == [
+        {
+            "field": "quantity",
+            "message": f"4 of {b} missing at WH-CHI; 3 still to ship from there",
+            "reason": "beyond_remainder",
+        }
+    ], problem
+    _, same, _ = await admin.get(f"/v1/orders/{order_id}")
+    assert same["version"] == before["version"] and same["split_into"] == []
+    code, stock_b, _ = await admin.get(f"/v1/inventory/{b}")
+    assert [(w["on_hand"], w["reserved"]) for w in stock_b["warehouses"]] == [(3, 3)]  # nothing written off
+
+    eid = await shortage(3)
+    code, parent, _ = await admin.post(
+        f"/v1/orders/{order_id}/exceptions/{eid}/resolve", json={"action": "split_delivery"}
+    )
+    assert code == 200, parent
+    assert parent["status"] == "shipped" and parent["split_into"] == [child_id]
+    assert [(x["sku"], x["quantity"], x["shipped_quantity"]) for x in parent["lines"]] == [(a, 2, 2)]
+    assert [h["status"] for h in parent["history"]][-2:] == ["partially_shipped", "shipped"]
+    assert parent["changes"][-1]["kinds"] == ["split_delivery"]
+    code, stock_b, _ = await admin.get(f"/v1/inventory/{b}")
+    assert [(w["on_hand"], w["reserved"]) for w in stock_b["warehouses"]] == [(0, 0)]  # the 3 written off
+    code, stock_a, _ = await admin.get(f"/v1/inventory/{a}")
+    assert [(w["on_hand"], w["reserved"]) for w in stock_a["warehouses"]] == [
+        (0, 0)
+    ]  # the parcel's 2 stay gone
+
+    child = await wait_for(shop, child_id, eventually, lambda o: o["status"] == "scheduled")
+    assert [(x["sku"], x["quantity"]) for x in child["lines"]] == [(b, 3)]
+    after = await shipments_of(
+        warehouse_operator,
+        order_id,
+        eventually,
+        lambda items: (
+            {x["warehouse"]: x["status"] for x in items} == {"WH-HAM": "shipped", "WH-CHI": "cancelled"}
+        ),
+    )
+    assert [x["lines"] for x in after if x["warehouse"] == "WH-HAM"] == [[{"sku": a, "quantity": 2}]]

@@ -10,8 +10,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderdesk.errors import FailedPrecondition
-from services.orders.domain import Allocation, Line, Order, OrderChanged, Status, split_quantities
+from orderdesk.domain import units_per_sku
+from orderdesk.errors import FailedPrecondition, InvalidArgument
+from services.orders.domain import (
+    Allocation,
+    Line,
+    Order,
+    OrderChanged,
+    ShipmentView,
+    Status,
+    check_split_lines,
+    parse_split_lines,
+    split_off,
+    split_quantities,
+)
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
@@ -251,3 +263,173 @@ def test_after_a_split_the_announced_date_is_the_linked_orders_not_the_parents()
     )
     order.resolve_exception("EX-1", "split_delivery", at=NOW, actor="desk")
     assert ex.expected_date(order.exceptions) == "" and not order.at_risk
+
+
+# --- the remainder of a partially shipped order (issue 14) -----------------------------------------------------
+def partly_shipped(remainder_status: str = "pending", *, delivered: bool = False) -> Order:
+    """A x5 and B x2, allocated at WH-HAM (A) and WH-CHI (B); the WH-HAM parcel (A x5) left, the
+    WH-CHI shipment (B x2) is at `remainder_status`."""
+    order = scheduled(held=(("A", "WH-HAM", 5), ("B", "WH-CHI", 2)))
+    assert order.status is Status.ALLOCATED
+    order.record_shipment(
+        NOW, ShipmentView("S1", "WH-HAM", "delivered" if delivered else "shipped", lines={"A": 5})
+    )
+    order.record_shipment(NOW, ShipmentView("S2", "WH-CHI", remainder_status, lines={"B": 2}))
+    assert order.status is Status.PARTIALLY_SHIPPED
+    order.transitions.clear()
+    order.events.clear()
+    return order
+
+
+def test_a_partially_shipped_order_splits_off_only_units_not_yet_shipped():
+    order = partly_shipped()
+    v = order.version
+    assert order.open_allocations() == [Allocation("B", "WH-CHI", 2)]
+    child = order.split_delivery(
+        [Allocation("B", "WH-CHI", 1)],  # inventory holds only B x1 for it now
+        at=NOW,
+        actor="desk",
+        delivery_date="2027-01-15",
+        reason="split delivery for EX-1",
+        later={"B": 1},
+    )
+    # the shipped units stay on the order with their counts; the remainder keeps B x1
+    assert [(x.sku, x.quantity, x.shipped, x.allocated) for x in order.lines] == [
+        ("A", 5, 5, 5),
+        ("B", 1, 0, 1),
+    ]
+    assert order.status is Status.PARTIALLY_SHIPPED and not order.transitions
+    assert order.allocations == [Allocation("A", "WH-HAM", 5), Allocation("B", "WH-CHI", 1)]
+    assert order.open_units() == {"B": 1} and order.split_into == ["ORD-1-2"]
+    assert [(x.sku, x.quantity, x.shipped) for x in child.lines] == [("B", 1, 0)]
+    assert child.split_from == "ORD-1" and child.status is Status.CONFIRMED
+    assert "not yet shipped" in child.history[0].reason
+    [record] = order.change_log
+    assert record.kinds == ("split_delivery",) and record.version == v + 1
+    fields = {c.field: (c.before, c.after) for c in record.changes}
+    assert fields["lines[B].quantity"] == ("2", "1") and fields["split_into"] == ("", "ORD-1-2")
+    assert fields["allocations[B]"] == ("WH-CHI x2", "WH-CHI x1") and "lines[A].quantity" not in fields
+    assert order.events == [OrderChanged(record)]
+
+
+def test_splitting_off_the_whole_remainder_leaves_the_order_shipped_then_completed():
+    order = partly_shipped("picked")  # implicit split: what is not held goes (B was short at picking)
+    child = order.split_delivery([], at=NOW, actor="desk", delivery_date="", reason="short at pick")
+    assert [(x.sku, x.quantity, x.shipped) for x in order.lines] == [("A", 5, 5)]
+    assert [(x.sku, x.quantity) for x in child.lines] == [("B", 2)]
+    assert order.status is Status.SHIPPED and [t.status for t in order.transitions] == [Status.SHIPPED]
+    assert order.allocations == [Allocation("A", "WH-HAM", 5)] and order.open_units() == {}
+    # versions publish in order: order.shipped, then order.changed
+    assert order.transitions[0].version < order.change_log[-1].version
+
+    done = partly_shipped(delivered=True)
+    done.split_delivery([], at=NOW, actor="desk", delivery_date="", reason="", later={"B": 2})
+    assert done.status is Status.COMPLETED
+    assert [t.status for t in done.transitions] == [Status.SHIPPED, Status.COMPLETED]
+
+
+def after_of(order: Order):
+    return (order.version, [(x.sku, x.quantity, x.shipped) for x in order.lines], list(order.allocations))
+
+
+@pytest.mark.parametrize(
+    "later, reason",
+    [
+        ({"A": 1}, "beyond_remainder"),  # A shipped in full
+        ({"B": 3}, "beyond_remainder"),
+        ({"Z": 1}, "unknown_line"),
+    ],
+)
+def test_a_split_asking_for_more_than_the_remainder_names_the_field_and_changes_nothing(later, reason):
+    order = partly_shipped()
+    before = after_of(order)
+    with pytest.raises(InvalidArgument) as refused:
+        order.split_delivery(
+            order.open_allocations(), at=NOW, actor="d", delivery_date="", reason="", later=later
+        )
+    [violation] = refused.value.violations
+    assert (violation.field, violation.reason) == ("details.split_lines", reason)
+    assert after_of(order) == before and not order.events and not order.split_into
+
+
+def test_the_message_says_how_many_shipped():
+    order = partly_shipped()
+    with pytest.raises(InvalidArgument) as refused:
+        order.check_split_lines({"A": 2})
+    assert refused.value.violations[0].description == "2 of A asked; 0 not yet shipped (5 shipped)"
+
+
+def test_a_chosen_split_follows_the_remainders_own_steps():
+    order = partly_shipped("picked")
+    with pytest.raises(FailedPrecondition) as refused:
+        order.check_split_lines({"B": 1})
+    assert refused.value.rule == "quantity_until_picked"
+    partly_shipped("pending").check_split_lines({"B": 1})
+
+
+def test_a_chosen_split_of_an_unshipped_order_keeps_something():
+    order = scheduled(held=(("A", "WH-HAM", 5), ("B", "WH-HAM", 2)))
+    with pytest.raises(InvalidArgument) as refused:
+        order.check_split_lines({"A": 5, "B": 2})
+    assert refused.value.violations[0].reason == "nothing_stays"
+    child = order.split_delivery(
+        [Allocation("A", "WH-HAM", 5)], at=NOW, actor="d", delivery_date="", reason="", later={"B": 2}
+    )
+    assert [(x.sku, x.quantity) for x in child.lines] == [("B", 2)]
+    assert [(x.sku, x.quantity, x.allocated) for x in order.lines] == [("A", 5, 5)]
+    assert order.status is Status.ALLOCATED and order.expected_delivery_date == ""
+
+
+def test_a_chosen_split_of_an_order_still_waiting_keeps_it_waiting_with_its_dates():
+    order = scheduled()  # A x5 (3 held), B x2: the 2 of A and the B are awaited
+    assert order.expected_delivery_date == "2026-12-14"
+    child = order.split_delivery(
+        [Allocation("A", "WH-HAM", 3)], at=NOW, actor="d", delivery_date="", reason="", later={"B": 2}
+    )
+    assert [(x.sku, x.quantity) for x in child.lines] == [("B", 2)]
+    assert [(x.sku, x.quantity, x.allocated) for x in order.lines] == [("A", 5, 3)]
+    assert order.status is Status.SCHEDULED and order.expected_delivery_date == "2026-12-14"
+    assert not order.transitions
+
+
+def test_a_shortage_can_only_be_units_still_to_ship_from_that_warehouse():
+    order = partly_shipped()
+    order.check_shortage("B", "WH-CHI", 2)
+    for sku, wh, qty in (("B", "WH-CHI", 3), ("A", "WH-HAM", 1)):
+        with pytest.raises(InvalidArgument) as refused:
+            order.check_shortage(sku, wh, qty)
+        assert [(v.field, v.reason) for v in refused.value.violations] == [("quantity", "beyond_remainder")]
+
+
+@pytest.mark.parametrize(
+    "text, units",
+    [("", {}), ("B=1", {"B": 1}), (" A=2 ; B=1;", {"A": 2, "B": 1}), ("A=1;A=2", {"A": 3})],
+)
+def test_split_lines_parse(text, units):
+    assert parse_split_lines(text) == units
+
+
+@pytest.mark.parametrize("text", ["B", "B=0", "=2", "B=-1", "B=x"])
+def test_malformed_split_lines_name_the_field(text):
+    with pytest.raises(InvalidArgument) as refused:
+        parse_split_lines(text)
+    assert [(v.field, v.reason) for v in refused.value.violations] == [("details.split_lines", "malformed")]
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from("AB"), st.integers(1, 6), st.integers(0, 6)), min_size=1, max_size=4),
+    st.dictionaries(st.sampled_from("AB"), st.integers(1, 12)),
+)
+def test_a_chosen_split_never_takes_shipped_units_and_loses_nothing(spec, later):
+    lines = [Line(sku, qty, Decimal("1"), shipped=min(shipped, qty)) for sku, qty, shipped in spec]
+    try:
+        check_split_lines(lines, later)
+    except InvalidArgument:
+        return
+    kept, rest = split_off(lines, later)
+    assert units(kept + rest) == units(lines) and units(rest) == later
+    shipped = units_per_sku(lines, lambda x: x.shipped)
+    assert units_per_sku(kept, lambda x: x.shipped) == {
+        s: n for s, n in shipped.items() if n or s in units(kept)
+    }
+    assert all(x.quantity >= x.shipped and x.quantity > 0 for x in kept + rest)
