@@ -1,7 +1,9 @@
 """Generates the Python code for protos/orderdesk/v1 into orderdesk/v1 (git-ignored).
 
 Run by `make protos` and, as a safety net, on first import of orderdesk.v1 from a
-source checkout, so a clean clone works without a manual step.
+source checkout, so a clean clone works without a manual step. The code is written again only when it is
+stale (a .proto newer than it, or another grpcio-tools made it; `--force` writes it anyway): processes
+that are already importing it (a test pass running beside another) never see it half written.
 """
 
 from __future__ import annotations
@@ -18,12 +20,24 @@ def sources() -> list[Path]:
     return sorted((PROTO_ROOT / "orderdesk" / "v1").glob("*.proto"))
 
 
+def _stamp_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tools = version("grpcio-tools")
+    except PackageNotFoundError:  # pragma: no cover - grpcio-tools is a dependency
+        tools = "unknown"
+    return f'"""Generated from protos/orderdesk/v1 by orderdesk.protos (grpcio-tools {tools}); do not edit."""\n'
+
+
 def is_stale() -> bool:
     stamp = OUT_PACKAGE / "__init__.py"
     if not stamp.exists():
         return True
     built = stamp.stat().st_mtime
-    return any(p.stat().st_mtime > built for p in sources())
+    if any(p.stat().st_mtime > built for p in sources()):
+        return True
+    return stamp.read_text() != _stamp_text()
 
 
 def generate() -> None:
@@ -43,11 +57,12 @@ def generate() -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed; see the messages above")
-    (OUT_PACKAGE / "__init__.py").write_text(
-        '"""Generated from protos/orderdesk/v1 by orderdesk.protos; do not edit."""\n'
-    )
+    (OUT_PACKAGE / "__init__.py").write_text(_stamp_text())
 
 
 if __name__ == "__main__":
-    generate()
-    print(f"generated {len(sources())} protos into {OUT_PACKAGE.relative_to(ROOT)}", file=sys.stderr)
+    if "--force" in sys.argv[1:] or is_stale():
+        generate()
+        print(f"generated {len(sources())} protos into {OUT_PACKAGE.relative_to(ROOT)}", file=sys.stderr)
+    else:
+        print(f"{OUT_PACKAGE.relative_to(ROOT)} is up to date with {len(sources())} protos", file=sys.stderr)
