@@ -27,7 +27,9 @@ def _stamp_text() -> str:
         tools = version("grpcio-tools")
     except PackageNotFoundError:  # pragma: no cover - grpcio-tools is a dependency
         tools = "unknown"
-    return f'"""Generated from protos/orderdesk/v1 by orderdesk.protos (grpcio-tools {tools}); do not edit."""\n'
+    return (
+        f'"""Generated from protos/orderdesk/v1 by orderdesk.protos (grpcio-tools {tools}); do not edit."""\n'
+    )
 
 
 def is_stale() -> bool:
