@@ -67,7 +67,10 @@ COMPONENTS: dict[str, Component] = {
             "shipping-order-exception": "orderdesk.order.*.exception",
         },
     ),
-    "returns": Component(aggregates=("return",)),
+    "returns": Component(
+        aggregates=("return",),
+        consumers={"returns-exchange-due": "orderdesk.return.*.refunded"},  # exchanges (issue 14)
+    ),
     "notifier": Component(consumers={"notifier-feed": "orderdesk.>"}, jobs=("notifier",)),
 }
 # The gateway and the console call the services over gRPC and never connect to NATS: no user.

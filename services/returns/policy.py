@@ -239,3 +239,38 @@ def line_refund(reason: str, unit_price: Decimal, counts: Mapping[str, int]) -> 
     partial = unit_price * counts.get(SCRAP_CUSTOMERS, 0) * CUSTOMER_DAMAGE_REFUND
     refund = (full + partial).quantize(CENTS, rounding=ROUND_HALF_UP)
     return refund - restocking_fee(reason, unit_price, kept_back)
+
+
+# --- exchanges (issue 14) ------------------------------------------------------------------------------
+# A returned line may be exchanged instead of refunded: the same SKU (another unit) or another one (another
+# size). The replacement is priced by the policy; the refund of an exchanged line is nothing, and the
+# difference between what the replacement is worth and what the returned goods were bought for is charged
+# (positive) or credited (negative).
+EXCHANGE_CHANNEL = "exchange"  # the replacement order's channel at intake
+
+
+def exchange_unit_price(returned_sku: str, paid: Decimal, replacement_sku: str, quoted: Decimal) -> Decimal:
+    """The replacement's unit price: like for like (the same SKU) at the price paid, so a swap of one unit
+    for another costs nothing; another SKU at the customer's price today (`quoted`, intake's price)."""
+    return paid if replacement_sku == returned_sku else quoted
+
+
+@dataclass(frozen=True)
+class ExchangeLine:
+    returned_quantity: int
+    returned_unit_price: Decimal  # what the order paid
+    replacement_quantity: int
+    replacement_unit_price: Decimal  # exchange_unit_price
+
+
+def exchange_difference(lines: Iterable[ExchangeLine]) -> Decimal:
+    """Replacement value − returned value at the original prices, in cents: above 0 the customer is charged
+    the difference, below 0 credited it."""
+    total = sum(
+        (
+            x.replacement_unit_price * x.replacement_quantity - x.returned_unit_price * x.returned_quantity
+            for x in lines
+        ),
+        Decimal("0"),
+    )
+    return total.quantize(CENTS, rounding=ROUND_HALF_UP)

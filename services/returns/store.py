@@ -53,6 +53,8 @@ returns = Table(
     Column("hold_reasons", Text, nullable=False, server_default="[]"),
     Column("decision_note", String(1000), nullable=False, server_default=""),
     Column("currency", String(3), nullable=False, server_default=""),
+    # migration 0004, exchanges: the replacement order once intake entered it
+    Column("exchange_order_id", String(40), nullable=False, server_default=""),
     Index("ix_returns_order", "order_id"),
     Index("ix_returns_status", "status", "created_at"),  # migration 0003: the desk's held returns
     UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_returns_idempotency"),
@@ -86,6 +88,11 @@ return_lines = Table(
     Column("reason_code", String(32), nullable=False, server_default="other"),
     Column("refurbished", Integer, nullable=False, server_default="0"),
     Column("scrapped_customer", Integer, nullable=False, server_default="0"),
+    # migration 0004, exchanges: refund | exchange, and the replacement priced by the policy
+    Column("resolution", String(16), nullable=False, server_default="refund"),
+    Column("exchange_sku", String(64), nullable=False, server_default=""),
+    Column("exchange_quantity", Integer, nullable=False, server_default="0"),
+    Column("exchange_unit_price", String(32), nullable=False, server_default="0.00"),
 )
 
 # Master data for the return policy (migration 0003): imported with products and customers.
@@ -130,6 +137,7 @@ def _return_row(ret: Return) -> dict:
         "refund_amount": str(ret.refund_amount),
         "version": ret.version,
         "decision_note": ret.decision_note,
+        "exchange_order_id": ret.exchange_order_id,
         "updated_at": utcnow(),
     }
 
@@ -200,6 +208,10 @@ class ReturnRepository(Repository):
                     "unit_price": str(line.unit_price),
                     "warehouse": line.warehouse,
                     "reason_code": line.reason_code,
+                    "resolution": line.resolution,
+                    "exchange_sku": line.exchange_sku,
+                    "exchange_quantity": line.exchange_quantity,
+                    "exchange_unit_price": str(line.exchange_unit_price),
                     **_line_outcome(line),
                 }
                 for i, line in enumerate(ret.lines)
@@ -283,6 +295,7 @@ class ReturnRepository(Repository):
             hold_reasons=[HoldReason(**r) for r in json.loads(row["hold_reasons"])],
             decision_note=row["decision_note"],
             currency=row["currency"],
+            exchange_order_id=row["exchange_order_id"],
             lines=[
                 ReturnLine(
                     sku=r["sku"],
@@ -295,6 +308,10 @@ class ReturnRepository(Repository):
                     reason_code=r["reason_code"],
                     refurbished=r["refurbished"],
                     scrapped_customer=r["scrapped_customer"],
+                    resolution=r["resolution"],
+                    exchange_sku=r["exchange_sku"],
+                    exchange_quantity=r["exchange_quantity"],
+                    exchange_unit_price=Decimal(r["exchange_unit_price"]),
                 )
                 for r in line_rows
             ],
