@@ -90,7 +90,16 @@ class ReturnsService:
     async def create(self, req: returns_pb2.CreateReturnRequest) -> Return:
         """Authorises a return of delivered goods; the same idempotency key returns the first RMA."""
         requested = [
-            RequestedLine(line.sku, line.quantity, line.reason, line.reason_code) for line in req.lines
+            RequestedLine(
+                line.sku,
+                line.quantity,
+                line.reason,
+                line.reason_code,
+                line.resolution,
+                line.exchange_sku,
+                int(line.exchange_quantity),
+            )
+            for line in req.lines
         ]
         claim = IdempotencyClaim(
             req.partner_id, req.idempotency_key, request_hash(req.order_id, requested, req.resolution)
@@ -216,9 +225,8 @@ class ReturnsService:
 
         `tx`: the event consumer's transaction (its inbox row), which the link joins; on SQLite that
         transaction already holds the write lock, so the link cannot wait for a transaction of its own."""
-        if tx is None:
-            async with self.db.transaction() as own:
-                return await self.make_exchange(rma_id, own)
+        if tx is None:  # a lost race with another link reads again (and finds it linked)
+            return await usecase.retrying(self.db, lambda own: self.make_exchange(rma_id, own))
         repo = tx.repo(ReturnRepository)
         ret = await repo.get(rma_id)
         if ret is None or not ret.exchange_due:
