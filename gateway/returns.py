@@ -67,6 +67,12 @@ class ReturnRequest(RequestBody):
         description="exchange: each line (unless it says refund) is replaced once the goods are received and "
         "inspected, by a new order; the price difference is charged or credited",
     )
+    exchange_mode: Literal["on_receipt", "advance"] | None = Field(
+        None,
+        description="when the replacement ships: on_receipt (once the goods are inspected) or advance (at once; "
+        "the goods must then arrive in time, else they are charged; only for the customer tiers the return "
+        "policy names); left out: the customer's by policy",
+    )
 
 
 class InspectionLineIn(RequestBody):
@@ -141,6 +147,13 @@ class ReturnOut(BaseModel):
     )
     to_charge: Money | None = Field(description="exchanges: the replacement is worth this much more")
     to_credit: Money | None = Field(description="exchanges: the replacement is worth this much less")
+    exchange_mode: str | None = Field(description="exchanges: on_receipt | advance")
+    return_due_on: str | None = Field(
+        description="advance exchange: the returned goods must arrive by this day (YYYY-MM-DD), else charged"
+    )
+    unreturned_charge: Money | None = Field(
+        description="advance exchange: charged because the goods did not arrive in time"
+    )
 
     @classmethod
     def from_proto(cls, r: returns_pb2.Return) -> ReturnOut:
@@ -181,6 +194,9 @@ class ReturnOut(BaseModel):
             exchange_status=r.exchange_status or None,
             to_charge=r.to_charge or None,
             to_credit=r.to_credit or None,
+            exchange_mode=r.exchange_mode or None,
+            return_due_on=r.return_due_on or None,
+            unreturned_charge=r.unreturned_charge or None,
         )
 
 
@@ -241,6 +257,7 @@ async def create_return(
             order_id=order_id,
             partner_id=who.fulfillment_scope,
             resolution=body.resolution,
+            exchange_mode=body.exchange_mode or "",
             idempotency_key=idempotency_key,
             actor=who.actor,
             lines=[

@@ -69,7 +69,11 @@ COMPONENTS: dict[str, Component] = {
     ),
     "returns": Component(
         aggregates=("return",),
-        consumers={"returns-exchange-due": "orderdesk.return.*.refunded"},  # exchanges (issue 14)
+        consumers={  # exchanges (issue 14): on receipt, and in advance
+            "returns-exchange-due": "orderdesk.return.*.refunded",
+            "returns-exchange-advance": "orderdesk.return.*.authorized",
+        },
+        jobs=("returns-advance-deadline",),
     ),
     "notifier": Component(consumers={"notifier-feed": "orderdesk.>"}, jobs=("notifier",)),
 }

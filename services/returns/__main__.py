@@ -27,6 +27,11 @@ async def main() -> None:
         returns_pb2_grpc.add_ReturnsServiceServicer_to_server, ReturnsApi(service), "ReturnsService"
     )
     rt.subscribe(*consumers.subscriptions(service))
+    # Advance exchanges whose goods are late are charged by one replica at a time (README "Exchanges").
+    interval = float(os.environ.get("ORDERDESK_RETURN_DEADLINE_CHECK_SECONDS", "").strip() or 300)
+    rt.add_singleton(
+        "returns-advance-deadline", lambda: service.run_deadlines(interval), on_wake=lambda _payload: None
+    )
     await rt.serve()
 
 

@@ -8,7 +8,9 @@ A line may be exchanged instead of refunded (issue 14, "on receipt"): it names t
 SKU or another, at most as many units as are returned), priced by the policy when the RMA is made. Its
 refund is nothing; the RMA records what the replacement is worth more (to_charge) or less (to_credit) than
 the returned goods. Once inspected, the returns service enters ONE replacement order through intake and
-links it here (`record_exchange`, published as return.exchange_created).
+links it here (`record_exchange`, published as return.exchange_created). In the advance mode (by policy,
+for the customer's tier) the replacement is entered as soon as the RMA is authorised; the goods then have
+until `return_due_on`, after which they are charged (`charge_unreturned`, return.unreturned_charged).
 
 Plain Python, no I/O. What may be returned is what the order shows as delivered
 minus what this order's RMAs already took (in any status but refused and cancelled).
@@ -66,6 +68,7 @@ AWAITING_RECEIPT, EXCHANGE_DUE, EXCHANGE_CREATED, EXCHANGE_CANCELLED = (
     "cancelled",
 )
 EXCHANGE_CREATED_EVENT = "return.exchange_created"
+UNRETURNED_CHARGED_EVENT = "return.unreturned_charged"
 # What an inspection may say: the policy's outcomes and "scrap" (scrap_our_fault) from before it.
 INSPECTION_OUTCOMES = (*OUTCOMES, *policy.OUTCOME_ALIASES)
 MAX_REASON_LENGTH = 1000
@@ -168,7 +171,7 @@ class Inspection:
     outcome: str  # policy.OUTCOMES, or "scrap" (scrap_our_fault)
 
 
-def request_hash(order_id: str, lines: list[RequestedLine], resolution: str) -> str:
+def request_hash(order_id: str, lines: list[RequestedLine], resolution: str, exchange_mode: str = "") -> str:
     """The hash stored with a CreateReturn's idempotency key: its body without the key (a line's
     reason code only when given, so keys stored before the codes still replay)."""
     return idempotency.request_hash(
@@ -189,6 +192,7 @@ def request_hash(order_id: str, lines: list[RequestedLine], resolution: str) -> 
                 for line in lines
             ],
             "resolution": resolution,
+            **({"exchange_mode": exchange_mode} if exchange_mode else {}),
         }
     )
 
@@ -271,6 +275,9 @@ class Return:
     decision_note: str = ""  # the approver's note, or why it was refused or cancelled
     currency: str = ""
     exchange_order_id: str = ""  # the replacement order, once made
+    exchange_mode: str = ""  # "" without an exchange; policy.ON_RECEIPT | policy.ADVANCE
+    return_due_on: dt.date | None = None  # advance: the goods must be back by then
+    unreturned_charge: Decimal = Decimal("0.00")  # advance: charged when they were not
     # Not persisted: what changed since load, for the store and the outbox.
     changes: list[Change] = field(default_factory=list, repr=False)
     loaded_version: int = field(default=0, repr=False)
@@ -291,6 +298,7 @@ class Return:
         actor: str,
         context: PolicyContext | None = None,
         replacements: Mapping[str, Replacement] | None = None,
+        exchange_mode: str = "",
     ) -> Return:
         """A new RMA for `requested`, given the order and what its other RMAs already took: authorised
         when the return policy allows it, else held for the desk (`hold_reasons` say why).
@@ -331,6 +339,23 @@ class Return:
                     )
                 )
             violations += _check_exchange(i, line, resolution, replacements or {}, context)
+        exchanging = any(line.resolved(resolution) == EXCHANGE for line in requested)
+        settings = (context or PolicyContext()).settings
+        mode = policy.exchange_mode(exchange_mode, (context or PolicyContext()).tier, settings)
+        if exchange_mode and exchange_mode not in policy.EXCHANGE_MODES:
+            violations.append(
+                FieldViolation(
+                    "exchange_mode", f"must be one of {', '.join(policy.EXCHANGE_MODES)}", "unknown_mode"
+                )
+            )
+        elif exchanging and mode is None:
+            violations.append(
+                FieldViolation(
+                    "exchange_mode",
+                    "the advance exchange is not offered to this customer; the replacement ships on receipt",
+                    "not_exchangeable",
+                )
+            )
         if violations:
             raise InvalidArgument("the return request is invalid", violations)
 
@@ -380,6 +405,7 @@ class Return:
             lines=lines,
             hold_reasons=held,
             currency=context.currency,
+            exchange_mode=(mode or "") if exchanging else "",
         )
         if held:
             ret._change(Status.HELD, at, actor, "held for the desk: " + ", ".join(r.code for r in held))
@@ -433,6 +459,8 @@ class Return:
             return EXCHANGE_CREATED
         if self.status in RELEASED:
             return EXCHANGE_CANCELLED
+        if self.exchange_mode == policy.ADVANCE and self.status is not Status.HELD:
+            return EXCHANGE_DUE  # shipped at once, once authorised
         return EXCHANGE_DUE if self.status is Status.REFUNDED else AWAITING_RECEIPT
 
     @property
@@ -440,7 +468,9 @@ class Return:
         """The goods are in and inspected, and no replacement order is linked yet."""
         return self.exchange_status == EXCHANGE_DUE
 
-    def record_exchange(self, order_id: str, at: dt.datetime, actor: str) -> bool:
+    def record_exchange(
+        self, order_id: str, at: dt.datetime, actor: str, settings: PolicySettings | None = None
+    ) -> bool:
         """Links the replacement order intake entered; False when it is linked already (a retry)."""
         if self.exchange_order_id == order_id:
             return False
@@ -458,6 +488,8 @@ class Return:
                 subject=self.rma_id,
             )
         self.exchange_order_id = order_id
+        if self.exchange_mode == policy.ADVANCE and self.status is Status.AUTHORIZED:
+            self.return_due_on = policy.return_due_on(at.date(), settings or PolicySettings())
         self.version += 1
         self.changes.append(
             Change(
@@ -467,6 +499,34 @@ class Return:
                 actor,
                 f"replacement order {order_id} entered",
                 event=EXCHANGE_CREATED_EVENT,
+            )
+        )
+        return True
+
+    def charge_unreturned(self, today: dt.date, at: dt.datetime, actor: str) -> bool:
+        """Advance exchange: the goods were not received by `return_due_on`; charges what they were bought
+        for, once. False when not (yet) due or charged already."""
+        if (
+            self.exchange_mode != policy.ADVANCE
+            or self.return_due_on is None
+            or self.status is not Status.AUTHORIZED
+            or today <= self.return_due_on
+            or self.unreturned_charge > 0
+        ):
+            return False
+        self.unreturned_charge = policy.unreturned_charge(
+            line.exchange_line() for line in self.exchanged_lines
+        )
+        self.version += 1
+        self.changes.append(
+            Change(
+                self.status,
+                self.version,
+                at,
+                actor,
+                f"the returned goods were due by {self.return_due_on.isoformat()}; "
+                f"charged {self.unreturned_charge}",
+                event=UNRETURNED_CHARGED_EVENT,
             )
         )
         return True
@@ -508,6 +568,13 @@ class Return:
         _check_note(reason)
         if self.status is Status.CANCELLED:
             return False
+        if self.exchange_order_id:
+            raise FailedPrecondition(
+                f"return {self.rma_id} was exchanged already (order {self.exchange_order_id}); send the goods "
+                "back or cancel the replacement order",
+                rule="cancel_after_replacement",
+                subject=self.rma_id,
+            )
         if self.status not in (Status.HELD, Status.AUTHORIZED):
             raise FailedPrecondition(
                 f"return {self.rma_id} is {self.status}; an RMA can be cancelled only before the goods "

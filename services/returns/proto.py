@@ -47,4 +47,7 @@ def return_to_proto(ret: Return) -> returns_pb2.Return:
         exchange_status=ret.exchange_status,
         to_charge=str(ret.to_charge) if ret.exchanged_lines else "",
         to_credit=str(ret.to_credit) if ret.exchanged_lines else "",
+        exchange_mode=ret.exchange_mode,
+        return_due_on=ret.return_due_on.isoformat() if ret.return_due_on else "",
+        unreturned_charge=str(ret.unreturned_charge) if ret.unreturned_charge else "",
     )

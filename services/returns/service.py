@@ -15,7 +15,9 @@ same order back from intake and links nothing new.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -43,6 +45,8 @@ from services.returns.domain import (
 from services.returns.policy import EXCHANGE_CHANNEL, PolicySettings, country_calendar
 from services.returns.proto import return_to_proto
 from services.returns.store import IdempotencyClaim, PolicyRepository, ReturnRepository
+
+log = logging.getLogger("orderdesk.returns")
 
 # The master data returns keeps for its policy (README "Return policy").
 RETURNS_KINDS = ("products", "customers", "calendars")
@@ -102,7 +106,9 @@ class ReturnsService:
             for line in req.lines
         ]
         claim = IdempotencyClaim(
-            req.partner_id, req.idempotency_key, request_hash(req.order_id, requested, req.resolution)
+            req.partner_id,
+            req.idempotency_key,
+            request_hash(req.order_id, requested, req.resolution, req.exchange_mode),
         )
         if claim.key:
             idempotency.check_key(claim.key)
@@ -147,6 +153,7 @@ class ReturnsService:
                     actor=req.actor or req.partner_id or "unknown",
                     context=context,
                     replacements=replacements,
+                    exchange_mode=req.exchange_mode,
                 )
                 await repo.add(ret, claim)
                 await publish_changes(tx, ret)
@@ -233,7 +240,7 @@ class ReturnsService:
             return ret
         order = await self._get_order(ret.order_id, ret.partner_id)
         submitted = await self._submit_replacement(ret, order)
-        if ret.record_exchange(submitted.order_id, self.clock(), actors.SYSTEM):
+        if ret.record_exchange(submitted.order_id, self.clock(), actors.SYSTEM, self.policy):
             await repo.save(ret)  # guarded by the version read: a concurrent link rolls this one back
             await publish_changes(tx, ret)
         return ret
@@ -275,6 +282,31 @@ class ReturnsService:
             raise errors.Unavailable(
                 f"intake could not enter the replacement of {ret.rma_id} ({exc.code().name}): {exc.details()}"
             ) from exc
+
+    async def charge_overdue(self, limit: int = 100) -> int:
+        """Advance exchanges whose goods did not arrive in time: each charged once
+        (return.unreturned_charged); returns how many were charged."""
+        now = self.clock()
+        async with self.db.reading() as work:
+            due = await work.repo(ReturnRepository).overdue_advance(now.date(), limit)
+        charged = 0
+        for rma_id in due:
+            ret = await self._change(
+                rma_id, "", lambda r: r.charge_unreturned(now.date(), now, actors.SYSTEM)
+            )
+            charged += ret.unreturned_charge > 0
+        return charged
+
+    async def run_deadlines(self, interval: float) -> None:
+        """The advance exchanges' deadline job (one replica at a time): a pass every `interval` seconds."""
+        while True:
+            try:
+                await self.charge_overdue()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the advance exchanges' deadline pass failed")
+            await asyncio.sleep(interval)
 
     async def receive(self, rma_id: str, partner_id: str, actor: str) -> Return:
         return await self._change(rma_id, partner_id, lambda ret: ret.receive(self.clock(), actor))

@@ -4,6 +4,7 @@ replacement asked of intake once and linked once, return.exchange_created in the
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import grpc
 import pytest
@@ -11,7 +12,9 @@ import pytest
 from orderdesk import errors
 from orderdesk.v1 import intake_pb2, returns_pb2
 from services.returns.domain import Inspection
+from services.returns.policy import PolicySettings
 from services.returns.service import ReturnsService
+from tests.integration.returns.test_return_policy_store import CUSTOMERS
 from tests.integration.returns.test_returns_store import MIGRATIONS, NOW, FakeOrders, return_events
 
 
@@ -123,3 +126,38 @@ async def test_intake_down_when_pricing_is_unavailable(returns, orders, intake):
     intake.QuoteLines = down
     with pytest.raises(errors.Unavailable):
         await returns.create(exchange(orders.add(), exchange_sku="A-L"))
+
+
+async def test_an_advance_exchange_ships_at_once_and_late_goods_are_charged_once(
+    make_database, orders, intake
+):
+    now = [NOW]
+    service = ReturnsService(
+        await make_database(MIGRATIONS),
+        orders,
+        timeout=2.5,
+        clock=lambda: now[0],
+        policy=PolicySettings(advance_exchange_tiers=frozenset({"key"}), advance_exchange_days=14),
+        intake=intake,
+    )
+    await service.import_csv("customers", CUSTOMERS)
+    late, in_time = orders.add(), orders.add()
+    for order_id in (late, in_time):
+        orders.orders[order_id].customer_id = "C-KEY"
+    rmas = [await service.create(exchange(order_id, exchange_sku="A-L")) for order_id in (late, in_time)]
+    assert {r.exchange_mode for r in rmas} == {"advance"}
+    for rma in rmas:  # the return.authorized consumer's call
+        linked = await service.make_exchange(rma.rma_id)
+        assert linked.exchange_order_id and str(linked.return_due_on) == "2026-12-24"
+    await service.receive(rmas[1].rma_id, "P-SHOP", "dock")
+
+    now[0] = NOW + dt.timedelta(days=14)
+    assert await service.charge_overdue() == 0  # the last day still counts
+    now[0] = NOW + dt.timedelta(days=15)
+    assert await service.charge_overdue() == 1
+    assert await service.charge_overdue() == 0
+    charged = await service.get(rmas[0].rma_id, "")
+    assert str(charged.unreturned_charge) == "25.00"  # 2 x 12.50 paid
+    assert str((await service.get(rmas[1].rma_id, "")).unreturned_charge) == "0.00"
+    types = [e.type for e in await return_events(service, late)]
+    assert types == ["return.authorized", "return.exchange_created", "return.unreturned_charged"]

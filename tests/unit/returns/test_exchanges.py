@@ -28,7 +28,7 @@ from services.returns.domain import (
     exchange_key,
     request_hash,
 )
-from services.returns.policy import ExchangeLine, exchange_difference, exchange_unit_price
+from services.returns.policy import ExchangeLine, PolicySettings, exchange_difference, exchange_unit_price
 from services.returns.service import ReturnsService
 from services.returns.store import ReturnRepository
 from tests.unit.fakes import FakeDatabase
@@ -282,3 +282,84 @@ async def test_an_exchange_not_inspected_yet_asks_nobody():
     )
     await service.make_exchange("RMA-1")
     assert intake.requests == [] and rmas.rows["RMA-1"].exchange_order_id == ""
+
+
+# --- advance exchange: the replacement at once, the goods charged when late ------------------------------
+ADVANCE_POLICY = PolicySettings(advance_exchange_tiers=frozenset({"key"}), advance_exchange_days=14)
+
+
+def advance(requested=None, *, tier="key", mode="") -> Return:
+    return Return.authorize(
+        rma_id="RMA-1",
+        order_id="ORD-1",
+        partner_id="P1",
+        ordered=ORDERED,
+        authorised={},
+        requested=requested or [RequestedLine("SHIRT-M", 2, exchange_sku="SHIRT-L")],
+        resolution="exchange",
+        at=T0,
+        actor="P1",
+        context=PolicyContext(currency="USD", tier=tier, settings=ADVANCE_POLICY),
+        replacements=OFFERS,
+        exchange_mode=mode,
+    )
+
+
+def test_the_mode_is_the_customers_by_policy_and_advance_only_for_its_tiers():
+    assert policy.exchange_mode("", "key", ADVANCE_POLICY) == "advance"
+    assert policy.exchange_mode("", "standard", ADVANCE_POLICY) == "on_receipt"
+    assert policy.exchange_mode("on_receipt", "key", ADVANCE_POLICY) == "on_receipt"
+    assert policy.exchange_mode("advance", "standard", ADVANCE_POLICY) is None
+    assert advance().exchange_mode == "advance" and advance(tier="standard").exchange_mode == "on_receipt"
+    assert authorize([RequestedLine("SHIRT-M", 1)]).exchange_mode == ""  # a refund has none
+    with pytest.raises(InvalidArgument) as err:
+        advance(tier="standard", mode="advance")
+    assert fields(err) == [("exchange_mode", "not_exchangeable")]
+    with pytest.raises(InvalidArgument) as err:
+        advance(mode="overnight")
+    assert fields(err) == [("exchange_mode", "unknown_mode")]
+
+
+def test_an_advance_exchange_is_due_once_authorised_and_its_goods_have_a_deadline():
+    ret = advance()
+    assert ret.status is Status.AUTHORIZED and ret.exchange_due
+    assert ret.record_exchange("ORD-2", T0, "system", ADVANCE_POLICY)
+    assert ret.return_due_on == dt.date(2026, 12, 24)
+    with pytest.raises(FailedPrecondition):  # the replacement is out: the RMA stands
+        ret.cancel(T0, "P1")
+
+
+def test_late_goods_are_charged_once_and_goods_in_time_never():
+    ret = advance()
+    ret.record_exchange("ORD-2", T0, "system", ADVANCE_POLICY)
+    assert not ret.charge_unreturned(dt.date(2026, 12, 24), T0, "system")  # the last day still counts
+    assert ret.charge_unreturned(dt.date(2026, 12, 25), T0, "system")
+    assert ret.unreturned_charge == Decimal("80.00")  # 2 x 40.00 paid
+    assert [c.event_type for c in ret.changes][-1] == "return.unreturned_charged"
+    assert not ret.charge_unreturned(dt.date(2027, 1, 5), T0, "system")
+
+    in_time = advance()
+    in_time.record_exchange("ORD-3", T0, "system", ADVANCE_POLICY)
+    in_time.receive(T0, "dock")
+    assert not in_time.charge_unreturned(dt.date(2027, 1, 5), T0, "system")
+    on_receipt = inspected(authorize([RequestedLine("SHIRT-M", 1)], resolution="exchange"))
+    on_receipt.record_exchange("ORD-4", T0, "system")
+    assert on_receipt.return_due_on is None
+    assert not on_receipt.charge_unreturned(dt.date(2027, 1, 5), T0, "system")
+
+
+def test_a_held_advance_exchange_waits_for_the_desk():
+    ret = advance()
+    ret.status = Status.HELD
+    assert not ret.exchange_due and ret.exchange_status == AWAITING_RECEIPT
+
+
+def test_the_policy_reads_the_advance_settings_from_the_environment():
+    settings = policy.settings_from_env(
+        {
+            "ORDERDESK_RETURN_ADVANCE_EXCHANGE_TIERS": "strategic, key",
+            "ORDERDESK_RETURN_ADVANCE_EXCHANGE_DAYS": "7",
+        }
+    )
+    assert settings.advance_exchange_tiers == {"strategic", "key"} and settings.advance_exchange_days == 7
+    assert policy.settings_from_env({}).advance_exchange_tiers == frozenset()

@@ -12,6 +12,13 @@ down_revision = "0003"
 
 def upgrade() -> None:
     op.add_column("returns", sa.Column("exchange_order_id", sa.String(40), nullable=False, server_default=""))
+    op.add_column("returns", sa.Column("exchange_mode", sa.String(16), nullable=False, server_default=""))
+    op.add_column("returns", sa.Column("return_due_on", sa.String(10), nullable=False, server_default=""))
+    op.add_column(
+        "returns", sa.Column("unreturned_charge", sa.String(32), nullable=False, server_default="0.00")
+    )
+    # the deadline job's walk: advance exchanges still waiting for their goods
+    op.create_index("ix_returns_due", "returns", ["exchange_mode", "status", "return_due_on"])
     # RMAs from before exchanges were all refunds
     op.add_column(
         "return_lines", sa.Column("resolution", sa.String(16), nullable=False, server_default="refund")
@@ -30,4 +37,6 @@ def downgrade() -> None:
         for column in ("exchange_unit_price", "exchange_quantity", "exchange_sku", "resolution"):
             batch.drop_column(column)
     with op.batch_alter_table("returns") as batch:
-        batch.drop_column("exchange_order_id")
+        batch.drop_index("ix_returns_due")
+        for column in ("unreturned_charge", "return_due_on", "exchange_mode", "exchange_order_id"):
+            batch.drop_column(column)
