@@ -55,6 +55,15 @@ async def test_an_exchange_for_another_size_after_receipt(shop, warehouse_operat
         json={"lines": [{**line, "exchange_sku": large, "exchange_quantity": 0}], "resolution": "exchange"},
     )
     assert code == 422 and any(f.endswith("exchange_quantity") for f in fields_of(problem)), problem
+    code, problem, _ = await shop.post(  # the customer's tier has no advance exchange
+        f"/v1/orders/{order_id}/returns",
+        json={
+            "lines": [{**line, "exchange_sku": large}],
+            "resolution": "exchange",
+            "exchange_mode": "advance",
+        },
+    )
+    assert code == 422 and fields_of(problem) == {"exchange_mode"}, problem
 
     code, rma, _ = await shop.post(
         f"/v1/orders/{order_id}/returns",
@@ -115,3 +124,54 @@ async def test_an_exchange_for_another_size_after_receipt(shop, warehouse_operat
     assert created_event["data"]["order_id"] == order_id
     own = await feed_of_order(shop, replacement_id, "order.allocated", eventually, prefix="order.")
     assert "order.confirmed" in [e["type"] for e in own]
+
+
+KEY_CUSTOMER = "C0004"  # tier key: advance exchanges (conftest EXCHANGE_ENV), NET45
+
+
+async def test_an_advance_exchange_ships_before_the_goods_come_back(
+    shop, warehouse_operator, admin, eventually
+):
+    medium, large = new_sku(), new_sku()
+    await add_product(admin, medium, price="40.00", stock={"WH-HAM": 5})
+    await add_product(admin, large, price="35.00", stock={"WH-HAM": 5})
+    code, created, _ = await submit(
+        shop, order_body(medium, 1, price="40.00", customer=KEY_CUSTOMER, payment_terms="NET45")
+    )
+    assert code == 201 and created["status"] == "confirmed", created
+    order_id = created["order_id"]
+    await wait_status(shop, order_id, "allocated", eventually)
+    await ship_everything(shop, warehouse_operator, order_id, eventually)
+    await wait_status(shop, order_id, "completed", eventually)
+
+    line = {"sku": medium, "quantity": 1, "reason": "too big", "exchange_sku": large}
+    code, rma, _ = await shop.post(
+        f"/v1/orders/{order_id}/returns", json={"lines": [line], "resolution": "exchange"}
+    )
+    assert code == 201, rma
+    assert (rma["status"], rma["exchange_mode"], rma["to_credit"]) == ("authorized", "advance", "5.00")
+    rma_id = rma["rma_id"]
+
+    async def linked():
+        code, ret, _ = await shop.get(f"/v1/returns/{rma_id}")
+        return ret if code == 200 and ret["exchange_order_id"] else None
+
+    ret = await eventually(linked)  # nothing was received: the replacement went at once
+    assert ret["status"] == "authorized" and ret["return_due_on"] and ret["unreturned_charge"] is None
+    replacement = await wait_status(shop, ret["exchange_order_id"], "allocated", eventually)
+    assert (replacement["external_ref"], replacement["customer_id"]) == (rma_id, KEY_CUSTOMER)
+
+    code, problem, _ = await shop.post(f"/v1/returns/{rma_id}/cancel")
+    assert code == 409 and problem.get("rule") == "cancel_after_replacement", problem
+
+    # the goods come back in time: inspected, nothing more is entered
+    code, body, _ = await warehouse_operator.post(f"/v1/returns/{rma_id}/receive")
+    assert code == 200, body
+    code, body, _ = await warehouse_operator.post(
+        f"/v1/returns/{rma_id}/inspect",
+        json={"lines": [{"sku": medium, "quantity": 1, "outcome": "restock"}]},
+    )
+    assert code == 200 and body["exchange_order_id"] == ret["exchange_order_id"], body
+    await feed_of_order(shop, order_id, "return.refunded", eventually, prefix="return.")
+    code, page, _ = await shop.get(f"/v1/orders?external_ref={rma_id}")
+    assert code == 200 and [o["order_id"] for o in page["items"]] == [ret["exchange_order_id"]], page
