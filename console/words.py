@@ -70,6 +70,7 @@ CHANNELS = {
     "grpc": N_("Internal system"),
     "phone": N_("Phone"),
     "email": N_("E-mail"),
+    "exchange": N_("Exchange (a return's replacement)"),
 }
 
 SHIPMENT_STATUSES = {

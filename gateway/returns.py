@@ -1,6 +1,9 @@
 """Return routes of Partner API v1: ask for a return of delivered units (authorised at once within the return
 policy, else held for the desk, whose approver authorises or refuses it), read it, cancel it before receipt,
 receive the goods and inspect them (restock, refurbish or scrap, which refunds the return by the policy).
+
+A line may be exchanged instead of refunded (issue 14): once the goods are received and inspected, the
+returns service enters one replacement order (channel exchange) and the RMA shows it (exchange_order_id).
 """
 
 from __future__ import annotations
@@ -44,11 +47,32 @@ class ReturnLineIn(RequestBody):
         description='decides who pays (README "Return policy"); left out: the reason when it is a code, '
         "else other",
     )
+    resolution: Literal["refund", "exchange"] | None = Field(
+        None, description="refund or exchange this line; left out: the return's resolution"
+    )
+    exchange_sku: Text = Field(
+        "",
+        description="exchanged lines: the replacement (another size, another product); left out: the same SKU",
+    )
+    exchange_quantity: Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)] | None = Field(
+        None,
+        description="exchanged lines: the replacement's units, 1 to the returned quantity; left out: all",
+    )
 
 
 class ReturnRequest(RequestBody):
     lines: list[ReturnLineIn]
-    resolution: Literal["refund"] = "refund"
+    resolution: Literal["refund", "exchange"] = Field(
+        "refund",
+        description="exchange: each line (unless it says refund) is replaced once the goods are received and "
+        "inspected, by a new order; the price difference is charged or credited",
+    )
+    exchange_mode: Literal["on_receipt", "advance"] | None = Field(
+        None,
+        description="when the replacement ships: on_receipt (once the goods are inspected) or advance (at once; "
+        "the goods must then arrive in time, else they are charged; only for the customer tiers the return "
+        "policy names); left out: the customer's by policy",
+    )
 
 
 class InspectionLineIn(RequestBody):
@@ -88,7 +112,14 @@ class ReturnLineOut(BaseModel):
     restocking_fee: Money = Field(description="kept back if every unit is restocked")
     refurbished_quantity: int
     scrapped_customer_fault_quantity: int
-    refund_amount: Money = Field(description="this line's refund once inspected")
+    refund_amount: Money = Field(description="this line's refund once inspected (nothing when exchanged)")
+    resolution: str = Field(description="refund | exchange")
+    exchange_sku: str = Field(description="exchanged lines: the replacement SKU")
+    exchange_quantity: int = Field(description="exchanged lines: the replacement's units")
+    exchange_unit_price: Money | None = Field(
+        description="exchanged lines: the replacement's price by the return policy (like for like: the price "
+        "paid; another SKU: the customer's price)"
+    )
 
 
 class ReturnOut(BaseModel):
@@ -107,6 +138,22 @@ class ReturnOut(BaseModel):
     expected_refund: Money = Field(description="the refund if every unit is restocked")
     decision_note: str = Field(description="the approver's note, or why it was refused or cancelled")
     currency: str
+    exchange_order_id: str | None = Field(
+        description="the replacement order (GET /v1/orders/{order_id}), once the goods are inspected"
+    )
+    exchange_status: str | None = Field(
+        description="exchanges: awaiting_receipt | due (inspected, the order is being entered) | created | "
+        "cancelled"
+    )
+    to_charge: Money | None = Field(description="exchanges: the replacement is worth this much more")
+    to_credit: Money | None = Field(description="exchanges: the replacement is worth this much less")
+    exchange_mode: str | None = Field(description="exchanges: on_receipt | advance")
+    return_due_on: str | None = Field(
+        description="advance exchange: the returned goods must arrive by this day (YYYY-MM-DD), else charged"
+    )
+    unreturned_charge: Money | None = Field(
+        description="advance exchange: charged because the goods did not arrive in time"
+    )
 
     @classmethod
     def from_proto(cls, r: returns_pb2.Return) -> ReturnOut:
@@ -129,6 +176,10 @@ class ReturnOut(BaseModel):
                     refurbished_quantity=x.refurbished_quantity,
                     scrapped_customer_fault_quantity=x.scrapped_customer_fault_quantity,
                     refund_amount=x.refund_amount,
+                    resolution=x.resolution,
+                    exchange_sku=x.exchange_sku,
+                    exchange_quantity=x.exchange_quantity,
+                    exchange_unit_price=x.exchange_unit_price or None,
                 )
                 for x in r.lines
             ],
@@ -139,6 +190,13 @@ class ReturnOut(BaseModel):
             expected_refund=r.expected_refund,
             decision_note=r.decision_note,
             currency=r.currency,
+            exchange_order_id=r.exchange_order_id or None,
+            exchange_status=r.exchange_status or None,
+            to_charge=r.to_charge or None,
+            to_credit=r.to_credit or None,
+            exchange_mode=r.exchange_mode or None,
+            return_due_on=r.return_due_on or None,
+            unreturned_charge=r.unreturned_charge or None,
         )
 
 
@@ -181,7 +239,7 @@ async def list_returns(
     tags=["returns"],
     responses=problem_responses(*COMMON, 404, 409),
     summary="Ask for a return of delivered units: authorized within the return policy, else held for the desk "
-    "(422 when more than was delivered)",
+    "(422 when more than was delivered, or a line's exchange names an unknown or unsold SKU or too many units)",
 )
 async def create_return(
     order_id: OrderId,
@@ -199,11 +257,18 @@ async def create_return(
             order_id=order_id,
             partner_id=who.fulfillment_scope,
             resolution=body.resolution,
+            exchange_mode=body.exchange_mode or "",
             idempotency_key=idempotency_key,
             actor=who.actor,
             lines=[
                 returns_pb2.ReturnLine(
-                    sku=x.sku, quantity=x.quantity, reason=x.reason, reason_code=x.reason_code or ""
+                    sku=x.sku,
+                    quantity=x.quantity,
+                    reason=x.reason,
+                    reason_code=x.reason_code or "",
+                    resolution=x.resolution or "",
+                    exchange_sku=x.exchange_sku,
+                    exchange_quantity=x.exchange_quantity or 0,
                 )
                 for x in body.lines
             ],

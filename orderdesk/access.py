@@ -35,6 +35,7 @@ TABLE: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "returns": {
         "OrdersService": ("GetOrder",),  # delivered quantities
+        "IntakeService": ("QuoteLines", "SubmitOrder"),  # exchanges: the replacement's price, its order
     },
     # inventory, shipping and the notifier call no service: they act on events only.
     "gateway": {

@@ -67,7 +67,14 @@ COMPONENTS: dict[str, Component] = {
             "shipping-order-exception": "orderdesk.order.*.exception",
         },
     ),
-    "returns": Component(aggregates=("return",)),
+    "returns": Component(
+        aggregates=("return",),
+        consumers={  # exchanges (issue 14): on receipt, and in advance
+            "returns-exchange-due": "orderdesk.return.*.refunded",
+            "returns-exchange-advance": "orderdesk.return.*.authorized",
+        },
+        jobs=("returns-advance-deadline",),
+    ),
     "notifier": Component(consumers={"notifier-feed": "orderdesk.>"}, jobs=("notifier",)),
 }
 # The gateway and the console call the services over gRPC and never connect to NATS: no user.

@@ -426,6 +426,11 @@ def summary(event) -> dict:
         facts.update(rma_id=ret.rma_id, status=ret.status)
         if event.type == "return.refunded" or ret.status == "refunded":
             facts["amount"] = ret.refund_amount
+        if ret.exchange_order_id:  # return.exchange_created and after: the replacement, the difference
+            facts["exchange_order_id"] = ret.exchange_order_id
+            for name in ("to_charge", "to_credit"):
+                if getattr(ret, name) not in ("", "0.00"):
+                    facts[name] = getattr(ret, name)
     return facts
 
 

@@ -16,7 +16,7 @@ from services.orders.domain import Order
 class Entry:
     at: dt.datetime
     actor: str
-    kind: str  # status | change | exception_opened | exception_resolved | note | message
+    kind: str  # status | change | exception_opened | exception_resolved | note | message | exchange
     summary: str  # one line for a person
     reason: str = (
         ""  # the status change's reason, the change's reason, the exception's cause, the resolution's note
@@ -33,10 +33,28 @@ class Entry:
     version: int = 0  # the order's version the entry made, when recorded
 
 
+# An exchange's replacement order (issue 14): entered by the returns service with this channel and the
+# RMA id as its external_ref (services/returns/policy.py EXCHANGE_CHANNEL).
+EXCHANGE_CHANNEL = "exchange"
+
+
 def timeline(order: Order) -> list[Entry]:
     """Every recorded step of the order, by time; steps of the same instant in the order they were made
-    (status history first, then changes, exceptions and notes, each in its own order)."""
-    entries: list[Entry] = [
+    (status history first, then changes, exceptions and notes, each in its own order). A replacement
+    order of an exchange begins with the return it replaces (kind `exchange`, `details` rma_id)."""
+    entries: list[Entry] = []
+    if order.channel == EXCHANGE_CHANNEL and order.external_ref and order.history:
+        first = order.history[0]
+        entries.append(
+            Entry(
+                first.at,
+                first.actor,
+                "exchange",
+                f"replacement for return {order.external_ref}",
+                details={"rma_id": order.external_ref},
+            )
+        )
+    entries += [
         Entry(h.at, h.actor, "status", f"status {h.status.value}", reason=h.reason, status=h.status.value)
         for h in order.history
     ]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from orderdesk import retention
 from orderdesk.runtime import ServiceRuntime, run
-from orderdesk.v1 import orders_pb2_grpc, returns_pb2_grpc
+from orderdesk.v1 import intake_pb2_grpc, orders_pb2_grpc, returns_pb2_grpc
 from services.returns import consumers, store
 from services.returns.api import ReturnsApi
 from services.returns.policy import settings_from_env
@@ -21,11 +21,17 @@ async def main() -> None:
         orders_pb2_grpc.OrdersServiceStub(rt.channel("orders")),
         rt.settings.rpc_timeout,
         policy=settings_from_env(os.environ),  # README "Return policy"
+        intake=intake_pb2_grpc.IntakeServiceStub(rt.channel("intake")),  # exchanges' replacement orders
     )
     rt.add_servicer(
         returns_pb2_grpc.add_ReturnsServiceServicer_to_server, ReturnsApi(service), "ReturnsService"
     )
     rt.subscribe(*consumers.subscriptions(service))
+    # Advance exchanges whose goods are late are charged by one replica at a time (README "Exchanges").
+    interval = float(os.environ.get("ORDERDESK_RETURN_DEADLINE_CHECK_SECONDS", "").strip() or 300)
+    rt.add_singleton(
+        "returns-advance-deadline", lambda: service.run_deadlines(interval), on_wake=lambda _payload: None
+    )
     await rt.serve()
 
 

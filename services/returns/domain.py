@@ -4,6 +4,14 @@
      │  └──> refused         │          (on inspection: every authorised unit is restocked,
      └──────────────> cancelled          refurbished or scrapped, and refunded by the policy)
 
+A line may be exchanged instead of refunded (issue 14, "on receipt"): it names the replacement (the same
+SKU or another, at most as many units as are returned), priced by the policy when the RMA is made. Its
+refund is nothing; the RMA records what the replacement is worth more (to_charge) or less (to_credit) than
+the returned goods. Once inspected, the returns service enters ONE replacement order through intake and
+links it here (`record_exchange`, published as return.exchange_created). In the advance mode (by policy,
+for the customer's tier) the replacement is entered as soon as the RMA is authorised; the goods then have
+until `return_due_on`, after which they are charged (`charge_unreturned`, return.unreturned_charged).
+
 Plain Python, no I/O. What may be returned is what the order shows as delivered
 minus what this order's RMAs already took (in any status but refused and cancelled).
 A request the return policy (services/returns/policy.py) does not allow on its own is
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -27,7 +36,14 @@ from orderdesk.calendar import Calendar
 from orderdesk.domain import StatusChange, units_per_sku
 from orderdesk.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.returns import policy
-from services.returns.policy import OUTCOMES, HoldReason, PolicyLine, PolicySettings, ProductPolicy
+from services.returns.policy import (
+    OUTCOMES,
+    ExchangeLine,
+    HoldReason,
+    PolicyLine,
+    PolicySettings,
+    ProductPolicy,
+)
 
 
 class Status(StrEnum):
@@ -41,7 +57,18 @@ class Status(StrEnum):
 
 # An RMA in these statuses no longer holds the order's delivered units.
 RELEASED = (Status.REFUSED, Status.CANCELLED)
-RESOLUTIONS = ("refund",)  # exchange is later work
+REFUND, EXCHANGE = "refund", "exchange"
+RESOLUTIONS = (REFUND, EXCHANGE)
+# What an exchange RMA's replacement is at: not yet due, due (inspected, the order is being entered),
+# created (linked), cancelled (the RMA was refused or cancelled).
+AWAITING_RECEIPT, EXCHANGE_DUE, EXCHANGE_CREATED, EXCHANGE_CANCELLED = (
+    "awaiting_receipt",
+    "due",
+    "created",
+    "cancelled",
+)
+EXCHANGE_CREATED_EVENT = "return.exchange_created"
+UNRETURNED_CHARGED_EVENT = "return.unreturned_charged"
 # What an inspection may say: the policy's outcomes and "scrap" (scrap_our_fault) from before it.
 INSPECTION_OUTCOMES = (*OUTCOMES, *policy.OUTCOME_ALIASES)
 MAX_REASON_LENGTH = 1000
@@ -49,6 +76,12 @@ MAX_REASON_LENGTH = 1000
 
 def new_rma_id() -> str:
     return "RMA-" + secrets.token_hex(10).upper()
+
+
+def exchange_key(rma_id: str) -> str:
+    """The replacement order's idempotency key at intake: one RMA, one replacement order, however often
+    the returns service asks (a redelivered event, a retry, a restart)."""
+    return f"exchange-{rma_id}"
 
 
 # --- what the order says ----------------------------------------------------------------
@@ -95,6 +128,28 @@ class RequestedLine:
     quantity: int
     reason: str = ""  # a note in the requester's words
     reason_code: str = ""  # policy.REASONS; "" takes the note when it is a code, else "other"
+    resolution: str = ""  # refund | exchange; "": the return's
+    exchange_sku: str = ""  # the replacement; "": the returned SKU
+    exchange_quantity: int = 0  # 0: the returned quantity
+
+    def resolved(self, resolution: str) -> str:
+        return self.resolution or resolution
+
+    def replacement_sku(self) -> str:
+        return self.exchange_sku or self.sku
+
+    def replacement_quantity(self) -> int:
+        return self.exchange_quantity or self.quantity
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """What intake says of a replacement SKU for the order's customer (QuoteLines): its price today."""
+
+    sku: str
+    unit_price: Decimal
+    currency: str
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -116,17 +171,28 @@ class Inspection:
     outcome: str  # policy.OUTCOMES, or "scrap" (scrap_our_fault)
 
 
-def request_hash(order_id: str, lines: list[RequestedLine], resolution: str) -> str:
+def request_hash(order_id: str, lines: list[RequestedLine], resolution: str, exchange_mode: str = "") -> str:
     """The hash stored with a CreateReturn's idempotency key: its body without the key (a line's
     reason code only when given, so keys stored before the codes still replay)."""
     return idempotency.request_hash(
         {
             "order_id": order_id,
             "lines": [
-                [line.sku, line.quantity, line.reason, *([line.reason_code] if line.reason_code else [])]
+                [
+                    line.sku,
+                    line.quantity,
+                    line.reason,
+                    *([line.reason_code] if line.reason_code else []),
+                    *(
+                        [line.resolution, line.exchange_sku, line.exchange_quantity]
+                        if line.resolution or line.exchange_sku or line.exchange_quantity
+                        else []
+                    ),
+                ]
                 for line in lines
             ],
             "resolution": resolution,
+            **({"exchange_mode": exchange_mode} if exchange_mode else {}),
         }
     )
 
@@ -144,11 +210,25 @@ class ReturnLine:
     reason_code: str = "other"
     refurbished: int = 0
     scrapped_customer: int = 0  # of `scrapped`, the units the customer damaged
+    resolution: str = REFUND
+    exchange_sku: str = ""  # exchanged lines: the replacement, its units and its price by the policy
+    exchange_quantity: int = 0
+    exchange_unit_price: Decimal = Decimal("0.00")
+
+    @property
+    def exchanged(self) -> bool:
+        return self.resolution == EXCHANGE
 
     @property
     def restocking_fee(self) -> Decimal:
-        """The fee the policy keeps back if every unit comes back fit to restock (shown at once)."""
+        """The fee the policy keeps back if every unit comes back fit to restock (shown at once); an
+        exchanged line is not refunded, so nothing is kept back from it."""
+        if self.exchanged:
+            return Decimal("0.00")
         return policy.restocking_fee(self.reason_code, self.unit_price, self.quantity)
+
+    def exchange_line(self) -> ExchangeLine:
+        return ExchangeLine(self.quantity, self.unit_price, self.exchange_quantity, self.exchange_unit_price)
 
     def counts(self) -> dict[str, int]:
         """Inspected units by outcome."""
@@ -161,15 +241,22 @@ class ReturnLine:
 
     @property
     def refund(self) -> Decimal:
+        if self.exchanged:
+            return Decimal("0.00")
         return policy.line_refund(self.reason_code, self.unit_price, self.counts())
 
 
 @dataclass(frozen=True)
 class Change(StatusChange[Status]):
-    """One status change, to publish as return.<status>."""
+    """One status change, to publish as return.<status>; or, with `event`, another fact about the return
+    in its status (return.exchange_created)."""
+
+    event: str = ""
 
     @property
     def event_type(self) -> str:
+        if self.event:
+            return self.event
         return f"return.{self.status.value}"
 
 
@@ -187,6 +274,10 @@ class Return:
     hold_reasons: list[HoldReason] = field(default_factory=list)  # why the desk decides (kept after)
     decision_note: str = ""  # the approver's note, or why it was refused or cancelled
     currency: str = ""
+    exchange_order_id: str = ""  # the replacement order, once made
+    exchange_mode: str = ""  # "" without an exchange; policy.ON_RECEIPT | policy.ADVANCE
+    return_due_on: dt.date | None = None  # advance: the goods must be back by then
+    unreturned_charge: Decimal = Decimal("0.00")  # advance: charged when they were not
     # Not persisted: what changed since load, for the store and the outbox.
     changes: list[Change] = field(default_factory=list, repr=False)
     loaded_version: int = field(default=0, repr=False)
@@ -206,9 +297,13 @@ class Return:
         at: dt.datetime,
         actor: str,
         context: PolicyContext | None = None,
+        replacements: Mapping[str, Replacement] | None = None,
+        exchange_mode: str = "",
     ) -> Return:
         """A new RMA for `requested`, given the order and what its other RMAs already took: authorised
-        when the return policy allows it, else held for the desk (`hold_reasons` say why)."""
+        when the return policy allows it, else held for the desk (`hold_reasons` say why).
+
+        `replacements`: what intake says of each exchanged line's replacement SKU (absent: unknown)."""
         violations: list[FieldViolation] = []
         if resolution not in RESOLUTIONS:
             violations.append(
@@ -243,6 +338,24 @@ class Return:
                         f"lines[{i}].reason", f"at most {MAX_REASON_LENGTH} characters", "too_long"
                     )
                 )
+            violations += _check_exchange(i, line, resolution, replacements or {}, context)
+        exchanging = any(line.resolved(resolution) == EXCHANGE for line in requested)
+        settings = (context or PolicyContext()).settings
+        mode = policy.exchange_mode(exchange_mode, (context or PolicyContext()).tier, settings)
+        if exchange_mode and exchange_mode not in policy.EXCHANGE_MODES:
+            violations.append(
+                FieldViolation(
+                    "exchange_mode", f"must be one of {', '.join(policy.EXCHANGE_MODES)}", "unknown_mode"
+                )
+            )
+        elif exchanging and mode is None:
+            violations.append(
+                FieldViolation(
+                    "exchange_mode",
+                    "the advance exchange is not offered to this customer; the replacement ships on receipt",
+                    "not_exchangeable",
+                )
+            )
         if violations:
             raise InvalidArgument("the return request is invalid", violations)
 
@@ -272,17 +385,7 @@ class Return:
             )
 
         context = context or PolicyContext()
-        lines = [
-            ReturnLine(
-                sku=line.sku,
-                quantity=line.quantity,
-                reason=line.reason,
-                unit_price=ordered[line.sku].unit_price,
-                warehouse=ordered[line.sku].warehouse,
-                reason_code=policy.reason_code(line.reason_code, line.reason),
-            )
-            for line in requested
-        ]
+        lines = [_return_line(line, ordered[line.sku], resolution, replacements or {}) for line in requested]
         held = policy.hold_reasons(
             [PolicyLine(line.sku, line.quantity, line.unit_price) for line in lines],
             settings=context.settings,
@@ -302,6 +405,7 @@ class Return:
             lines=lines,
             hold_reasons=held,
             currency=context.currency,
+            exchange_mode=(mode or "") if exchanging else "",
         )
         if held:
             ret._change(Status.HELD, at, actor, "held for the desk: " + ", ".join(r.code for r in held))
@@ -316,14 +420,116 @@ class Return:
 
     @property
     def expected_refund(self) -> Decimal:
-        """The refund if every unit comes back fit to restock: the value less the restocking fee."""
+        """The refund if every unit comes back fit to restock: the value less the restocking fee (nothing
+        for an exchanged line)."""
         return sum(
             (
                 policy.line_refund(x.reason_code, x.unit_price, {policy.RESTOCK: x.quantity})
                 for x in self.lines
+                if not x.exchanged
             ),
             Decimal("0.00"),
         )
+
+    # --- exchanges ---------------------------------------------------------------
+    @property
+    def exchanged_lines(self) -> list[ReturnLine]:
+        return [line for line in self.lines if line.exchanged]
+
+    @property
+    def price_difference(self) -> Decimal:
+        """The replacement's value less the exchanged goods' (policy.exchange_difference): fixed when the
+        RMA is made, since both prices are."""
+        return policy.exchange_difference(line.exchange_line() for line in self.exchanged_lines)
+
+    @property
+    def to_charge(self) -> Decimal:
+        return max(self.price_difference, Decimal("0.00"))
+
+    @property
+    def to_credit(self) -> Decimal:
+        return max(-self.price_difference, Decimal("0.00"))
+
+    @property
+    def exchange_status(self) -> str:
+        """ "" without an exchange; else awaiting_receipt, due (inspected), created or cancelled."""
+        if not self.exchanged_lines:
+            return ""
+        if self.exchange_order_id:
+            return EXCHANGE_CREATED
+        if self.status in RELEASED:
+            return EXCHANGE_CANCELLED
+        if self.exchange_mode == policy.ADVANCE and self.status is not Status.HELD:
+            return EXCHANGE_DUE  # shipped at once, once authorised
+        return EXCHANGE_DUE if self.status is Status.REFUNDED else AWAITING_RECEIPT
+
+    @property
+    def exchange_due(self) -> bool:
+        """The goods are in and inspected, and no replacement order is linked yet."""
+        return self.exchange_status == EXCHANGE_DUE
+
+    def record_exchange(
+        self, order_id: str, at: dt.datetime, actor: str, settings: PolicySettings | None = None
+    ) -> bool:
+        """Links the replacement order intake entered; False when it is linked already (a retry)."""
+        if self.exchange_order_id == order_id:
+            return False
+        if self.exchange_order_id:
+            raise FailedPrecondition(
+                f"return {self.rma_id} is exchanged for order {self.exchange_order_id} already",
+                rule="one_replacement_order",
+                subject=self.rma_id,
+            )
+        if not self.exchange_due:
+            raise FailedPrecondition(
+                f"return {self.rma_id} is {self.status}; its replacement is made once the goods are "
+                "received and inspected",
+                rule="exchange_after_inspection",
+                subject=self.rma_id,
+            )
+        self.exchange_order_id = order_id
+        if self.exchange_mode == policy.ADVANCE and self.status is Status.AUTHORIZED:
+            self.return_due_on = policy.return_due_on(at.date(), settings or PolicySettings())
+        self.version += 1
+        self.changes.append(
+            Change(
+                self.status,
+                self.version,
+                at,
+                actor,
+                f"replacement order {order_id} entered",
+                event=EXCHANGE_CREATED_EVENT,
+            )
+        )
+        return True
+
+    def charge_unreturned(self, today: dt.date, at: dt.datetime, actor: str) -> bool:
+        """Advance exchange: the goods were not received by `return_due_on`; charges what they were bought
+        for, once. False when not (yet) due or charged already."""
+        if (
+            self.exchange_mode != policy.ADVANCE
+            or self.return_due_on is None
+            or self.status is not Status.AUTHORIZED
+            or today <= self.return_due_on
+            or self.unreturned_charge > 0
+        ):
+            return False
+        self.unreturned_charge = policy.unreturned_charge(
+            line.exchange_line() for line in self.exchanged_lines
+        )
+        self.version += 1
+        self.changes.append(
+            Change(
+                self.status,
+                self.version,
+                at,
+                actor,
+                f"the returned goods were due by {self.return_due_on.isoformat()}; "
+                f"charged {self.unreturned_charge}",
+                event=UNRETURNED_CHARGED_EVENT,
+            )
+        )
+        return True
 
     # --- the desk's decision and cancellation -------------------------------------
     def authorise(self, at: dt.datetime, actor: str, note: str = "") -> bool:
@@ -362,6 +568,13 @@ class Return:
         _check_note(reason)
         if self.status is Status.CANCELLED:
             return False
+        if self.exchange_order_id:
+            raise FailedPrecondition(
+                f"return {self.rma_id} was exchanged already (order {self.exchange_order_id}); send the goods "
+                "back or cancel the replacement order",
+                rule="cancel_after_replacement",
+                subject=self.rma_id,
+            )
         if self.status not in (Status.HELD, Status.AUTHORIZED):
             raise FailedPrecondition(
                 f"return {self.rma_id} is {self.status}; an RMA can be cancelled only before the goods "
@@ -420,7 +633,10 @@ class Return:
             line.scrapped_customer = taken[policy.SCRAP_CUSTOMERS]
             line.scrapped = taken[policy.SCRAP_OURS] + line.scrapped_customer
         self.refund_amount = refund_amount(self.lines)
-        self._change(Status.REFUNDED, at, actor, f"inspected; refunded {self.refund_amount}")
+        note = f"inspected; refunded {self.refund_amount}"
+        if self.exchanged_lines:
+            note += "; the replacement is due"
+        self._change(Status.REFUNDED, at, actor, note)
         return True
 
     def _check_inspection(self, inspections: list[Inspection]) -> dict[str, dict[str, int]]:
@@ -481,6 +697,87 @@ class Return:
         self.status = to
         self.version += 1
         self.changes.append(Change(to, self.version, at, actor, reason))
+
+
+def _check_exchange(
+    i: int,
+    line: RequestedLine,
+    resolution: str,
+    replacements: Mapping[str, Replacement],
+    context: PolicyContext | None,
+) -> list[FieldViolation]:
+    """An exchanged line's replacement: a known SKU still sold in the order's currency, 1..quantity units."""
+    at = f"lines[{i}]"
+    if line.resolution and line.resolution not in RESOLUTIONS:
+        return [
+            FieldViolation(
+                f"{at}.resolution", f"must be one of {', '.join(RESOLUTIONS)}", "unsupported_resolution"
+            )
+        ]
+    if line.resolved(resolution) != EXCHANGE:
+        if line.exchange_sku or line.exchange_quantity:
+            return [
+                FieldViolation(
+                    f"{at}.exchange_sku" if line.exchange_sku else f"{at}.exchange_quantity",
+                    "only for a line exchanged (resolution exchange)",
+                    "not_an_exchange",
+                )
+            ]
+        return []
+    violations: list[FieldViolation] = []
+    if line.exchange_quantity < 0:
+        violations.append(FieldViolation(f"{at}.exchange_quantity", "must be positive", "not_positive"))
+    elif line.quantity > 0 and line.exchange_quantity > line.quantity:
+        violations.append(
+            FieldViolation(
+                f"{at}.exchange_quantity",
+                f"at most the {line.quantity} returned unit(s)",
+                "exceeds_returned",
+            )
+        )
+    sku = line.replacement_sku()
+    if not sku:
+        return violations  # the returned SKU is missing: said already
+    found = replacements.get(sku)
+    currency = context.currency.upper() if context is not None else ""
+    if found is None:
+        violations.append(FieldViolation(f"{at}.exchange_sku", f"unknown SKU {sku!r}", "unknown"))
+    elif not found.active:
+        violations.append(
+            FieldViolation(f"{at}.exchange_sku", f"{sku} is no longer sold", "not_exchangeable")
+        )
+    elif currency and found.currency and found.currency.upper() != currency:
+        violations.append(
+            FieldViolation(
+                f"{at}.exchange_sku",
+                f"{sku} is priced in {found.currency}, the order in {currency}",
+                "not_exchangeable",
+            )
+        )
+    return violations
+
+
+def _return_line(
+    line: RequestedLine, ordered: OrderedSku, resolution: str, replacements: Mapping[str, Replacement]
+) -> ReturnLine:
+    exchanged = line.resolved(resolution) == EXCHANGE
+    sku = line.replacement_sku() if exchanged else ""
+    return ReturnLine(
+        sku=line.sku,
+        quantity=line.quantity,
+        reason=line.reason,
+        unit_price=ordered.unit_price,
+        warehouse=ordered.warehouse,
+        reason_code=policy.reason_code(line.reason_code, line.reason),
+        resolution=EXCHANGE if exchanged else REFUND,
+        exchange_sku=sku,
+        exchange_quantity=line.replacement_quantity() if exchanged else 0,
+        exchange_unit_price=(
+            policy.exchange_unit_price(line.sku, ordered.unit_price, sku, replacements[sku].unit_price)
+            if exchanged
+            else Decimal("0.00")
+        ),
+    )
 
 
 def refund_amount(lines: list[ReturnLine]) -> Decimal:

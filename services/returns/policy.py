@@ -61,6 +61,7 @@ OUTCOME_ALIASES = {"scrap": SCRAP_OURS}  # before the policy, scrapped goods wer
 CUSTOMER_DAMAGE_REFUND = Decimal("0.5")
 
 DEFAULT_WINDOW_DAYS = 30
+DEFAULT_ADVANCE_EXCHANGE_DAYS = 14
 # The value of one RMA above which the desk decides, per currency (ORDERDESK_RETURN_HOLD_ABOVE).
 DEFAULT_VALUE_THRESHOLDS: Mapping[str, Decimal] = {
     "USD": Decimal("5000"),
@@ -108,6 +109,10 @@ class PolicySettings:
     default_window_days: int = DEFAULT_WINDOW_DAYS
     tier_window_days: Mapping[str, int] = field(default_factory=dict)
     value_thresholds: Mapping[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_VALUE_THRESHOLDS))
+    # Exchanges: the customer tiers whose replacements ship at once (advance exchange), and the days their
+    # returned goods have from then before they are charged.
+    advance_exchange_tiers: frozenset[str] = frozenset()
+    advance_exchange_days: int = DEFAULT_ADVANCE_EXCHANGE_DAYS
 
     def window_days(self, product: ProductPolicy, tier: str) -> int:
         if product.window_days is not None:
@@ -131,7 +136,9 @@ def _pairs(text: str, what: str) -> dict[str, str]:
 
 def settings_from_env(environ: Mapping[str, str]) -> PolicySettings:
     """ORDERDESK_RETURN_WINDOW_DAYS (30), ORDERDESK_RETURN_TIER_WINDOWS ("strategic=60 key=45"),
-    ORDERDESK_RETURN_HOLD_ABOVE ("USD=5000 EUR=5000"; replaces the defaults when set)."""
+    ORDERDESK_RETURN_HOLD_ABOVE ("USD=5000 EUR=5000"; replaces the defaults when set),
+    ORDERDESK_RETURN_ADVANCE_EXCHANGE_TIERS ("strategic key"; none by default),
+    ORDERDESK_RETURN_ADVANCE_EXCHANGE_DAYS (14)."""
     default = int(environ.get("ORDERDESK_RETURN_WINDOW_DAYS", "").strip() or DEFAULT_WINDOW_DAYS)
     tiers = {
         tier: int(days)
@@ -143,9 +150,20 @@ def settings_from_env(environ: Mapping[str, str]) -> PolicySettings:
         if above
         else dict(DEFAULT_VALUE_THRESHOLDS)
     )
-    if default < 0 or any(d < 0 for d in tiers.values()) or any(v < 0 for v in thresholds.values()):
-        raise ValueError("return windows and thresholds must not be negative")
-    return PolicySettings(default, tiers, thresholds)
+    advance_tiers = frozenset(
+        environ.get("ORDERDESK_RETURN_ADVANCE_EXCHANGE_TIERS", "").replace(",", " ").split()
+    )
+    advance_days = int(
+        environ.get("ORDERDESK_RETURN_ADVANCE_EXCHANGE_DAYS", "").strip() or DEFAULT_ADVANCE_EXCHANGE_DAYS
+    )
+    if (
+        default < 0
+        or advance_days < 0
+        or any(d < 0 for d in tiers.values())
+        or any(v < 0 for v in thresholds.values())
+    ):
+        raise ValueError("return windows, thresholds and days must not be negative")
+    return PolicySettings(default, tiers, thresholds, advance_tiers, advance_days)
 
 
 # --- the window ------------------------------------------------------------------------------------
@@ -239,3 +257,65 @@ def line_refund(reason: str, unit_price: Decimal, counts: Mapping[str, int]) -> 
     partial = unit_price * counts.get(SCRAP_CUSTOMERS, 0) * CUSTOMER_DAMAGE_REFUND
     refund = (full + partial).quantize(CENTS, rounding=ROUND_HALF_UP)
     return refund - restocking_fee(reason, unit_price, kept_back)
+
+
+# --- exchanges (issue 14) ------------------------------------------------------------------------------
+# A returned line may be exchanged instead of refunded: the same SKU (another unit) or another one (another
+# size). The replacement is priced by the policy; the refund of an exchanged line is nothing, and the
+# difference between what the replacement is worth and what the returned goods were bought for is charged
+# (positive) or credited (negative).
+EXCHANGE_CHANNEL = "exchange"  # the replacement order's channel at intake
+# When the replacement is entered: once the returned goods are received and inspected, or at once (advance
+# exchange: the customer has advance_exchange_days to send the goods back, else they are charged).
+ON_RECEIPT, ADVANCE = "on_receipt", "advance"
+EXCHANGE_MODES = (ON_RECEIPT, ADVANCE)
+
+
+def exchange_mode(asked: str, tier: str, settings: PolicySettings) -> str | None:
+    """The mode of an exchange for a customer of `tier`: what was asked, else the tier's (advance for the
+    tiers the policy names, on receipt otherwise); None when advance is asked for a tier without it."""
+    allowed = tier in settings.advance_exchange_tiers
+    if asked == ADVANCE:
+        return ADVANCE if allowed else None
+    if asked == ON_RECEIPT:
+        return ON_RECEIPT
+    return ADVANCE if allowed else ON_RECEIPT
+
+
+def return_due_on(replaced_on: dt.date, settings: PolicySettings) -> dt.date:
+    """Advance exchange: the last day the returned goods may arrive before they are charged."""
+    return replaced_on + dt.timedelta(days=settings.advance_exchange_days)
+
+
+def unreturned_charge(lines: Iterable[ExchangeLine]) -> Decimal:
+    """What the customer is charged for exchanged goods never sent back: what they were bought for."""
+    return sum((x.returned_unit_price * x.returned_quantity for x in lines), Decimal("0")).quantize(
+        CENTS, rounding=ROUND_HALF_UP
+    )
+
+
+def exchange_unit_price(returned_sku: str, paid: Decimal, replacement_sku: str, quoted: Decimal) -> Decimal:
+    """The replacement's unit price: like for like (the same SKU) at the price paid, so a swap of one unit
+    for another costs nothing; another SKU at the customer's price today (`quoted`, intake's price)."""
+    return paid if replacement_sku == returned_sku else quoted
+
+
+@dataclass(frozen=True)
+class ExchangeLine:
+    returned_quantity: int
+    returned_unit_price: Decimal  # what the order paid
+    replacement_quantity: int
+    replacement_unit_price: Decimal  # exchange_unit_price
+
+
+def exchange_difference(lines: Iterable[ExchangeLine]) -> Decimal:
+    """Replacement value − returned value at the original prices, in cents: above 0 the customer is charged
+    the difference, below 0 credited it."""
+    total = sum(
+        (
+            x.replacement_unit_price * x.replacement_quantity - x.returned_unit_price * x.returned_quantity
+            for x in lines
+        ),
+        Decimal("0"),
+    )
+    return total.quantize(CENTS, rounding=ROUND_HALF_UP)

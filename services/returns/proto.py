@@ -27,6 +27,10 @@ def return_to_proto(ret: Return) -> returns_pb2.Return:
                 refurbished_quantity=line.refurbished,
                 scrapped_customer_fault_quantity=line.scrapped_customer,
                 refund_amount=str(line.refund),
+                resolution=line.resolution,
+                exchange_sku=line.exchange_sku,
+                exchange_quantity=line.exchange_quantity,
+                exchange_unit_price=str(line.exchange_unit_price) if line.exchanged else "",
             )
             for line in ret.lines
         ],
@@ -39,4 +43,11 @@ def return_to_proto(ret: Return) -> returns_pb2.Return:
         expected_refund=str(ret.expected_refund),
         decision_note=ret.decision_note,
         currency=ret.currency,
+        exchange_order_id=ret.exchange_order_id,
+        exchange_status=ret.exchange_status,
+        to_charge=str(ret.to_charge) if ret.exchanged_lines else "",
+        to_credit=str(ret.to_credit) if ret.exchanged_lines else "",
+        exchange_mode=ret.exchange_mode,
+        return_due_on=ret.return_due_on.isoformat() if ret.return_due_on else "",
+        unreturned_charge=str(ret.unreturned_charge) if ret.unreturned_charge else "",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -53,6 +54,12 @@ returns = Table(
     Column("hold_reasons", Text, nullable=False, server_default="[]"),
     Column("decision_note", String(1000), nullable=False, server_default=""),
     Column("currency", String(3), nullable=False, server_default=""),
+    # migration 0004, exchanges: the replacement order once intake entered it
+    Column("exchange_order_id", String(40), nullable=False, server_default=""),
+    Column("exchange_mode", String(16), nullable=False, server_default=""),  # "" | on_receipt | advance
+    Column("return_due_on", String(10), nullable=False, server_default=""),  # advance: YYYY-MM-DD
+    Column("unreturned_charge", String(32), nullable=False, server_default="0.00"),
+    Index("ix_returns_due", "exchange_mode", "status", "return_due_on"),  # migration 0004: the deadline job
     Index("ix_returns_order", "order_id"),
     Index("ix_returns_status", "status", "created_at"),  # migration 0003: the desk's held returns
     UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_returns_idempotency"),
@@ -86,6 +93,11 @@ return_lines = Table(
     Column("reason_code", String(32), nullable=False, server_default="other"),
     Column("refurbished", Integer, nullable=False, server_default="0"),
     Column("scrapped_customer", Integer, nullable=False, server_default="0"),
+    # migration 0004, exchanges: refund | exchange, and the replacement priced by the policy
+    Column("resolution", String(16), nullable=False, server_default="refund"),
+    Column("exchange_sku", String(64), nullable=False, server_default=""),
+    Column("exchange_quantity", Integer, nullable=False, server_default="0"),
+    Column("exchange_unit_price", String(32), nullable=False, server_default="0.00"),
 )
 
 # Master data for the return policy (migration 0003): imported with products and customers.
@@ -130,6 +142,9 @@ def _return_row(ret: Return) -> dict:
         "refund_amount": str(ret.refund_amount),
         "version": ret.version,
         "decision_note": ret.decision_note,
+        "exchange_order_id": ret.exchange_order_id,
+        "return_due_on": ret.return_due_on.isoformat() if ret.return_due_on else "",
+        "unreturned_charge": str(ret.unreturned_charge),
         "updated_at": utcnow(),
     }
 
@@ -185,6 +200,7 @@ class ReturnRepository(Repository):
                     [{"code": r.code, "message": r.message, "field": r.field} for r in ret.hold_reasons]
                 ),
                 currency=ret.currency,
+                exchange_mode=ret.exchange_mode,
                 **_return_row(ret),
             )
         )
@@ -200,6 +216,10 @@ class ReturnRepository(Repository):
                     "unit_price": str(line.unit_price),
                     "warehouse": line.warehouse,
                     "reason_code": line.reason_code,
+                    "resolution": line.resolution,
+                    "exchange_sku": line.exchange_sku,
+                    "exchange_quantity": line.exchange_quantity,
+                    "exchange_unit_price": str(line.exchange_unit_price),
                     **_line_outcome(line),
                 }
                 for i, line in enumerate(ret.lines)
@@ -243,6 +263,22 @@ class ReturnRepository(Repository):
         query = query.order_by(returns.c.created_at, returns.c.rma_id).limit(limit)
         return [await self._hydrate(row) for row in (await self.conn.execute(query)).mappings().all()]
 
+    async def overdue_advance(self, today: dt.date, limit: int) -> list[str]:
+        """Advance exchanges whose goods were due before `today` and have not arrived nor been charged."""
+        rows = await self.conn.execute(
+            select(returns.c.rma_id)
+            .where(
+                returns.c.exchange_mode == "advance",
+                returns.c.status == Status.AUTHORIZED.value,
+                returns.c.return_due_on != "",
+                returns.c.return_due_on < today.isoformat(),
+                returns.c.unreturned_charge == "0.00",
+            )
+            .order_by(returns.c.return_due_on, returns.c.rma_id)
+            .limit(limit)
+        )
+        return [r.rma_id for r in rows]
+
     async def by_idempotency_key(self, scope: str, key: str) -> tuple[Return, str] | None:
         """The RMA first made with this key by this caller, and the hash of that request."""
         row = (
@@ -283,6 +319,10 @@ class ReturnRepository(Repository):
             hold_reasons=[HoldReason(**r) for r in json.loads(row["hold_reasons"])],
             decision_note=row["decision_note"],
             currency=row["currency"],
+            exchange_order_id=row["exchange_order_id"],
+            exchange_mode=row["exchange_mode"],
+            return_due_on=dt.date.fromisoformat(row["return_due_on"]) if row["return_due_on"] else None,
+            unreturned_charge=Decimal(row["unreturned_charge"]),
             lines=[
                 ReturnLine(
                     sku=r["sku"],
@@ -295,6 +335,10 @@ class ReturnRepository(Repository):
                     reason_code=r["reason_code"],
                     refurbished=r["refurbished"],
                     scrapped_customer=r["scrapped_customer"],
+                    resolution=r["resolution"],
+                    exchange_sku=r["exchange_sku"],
+                    exchange_quantity=r["exchange_quantity"],
+                    exchange_unit_price=Decimal(r["exchange_unit_price"]),
                 )
                 for r in line_rows
             ],

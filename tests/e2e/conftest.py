@@ -29,6 +29,8 @@ WEBHOOK_ENV = {
 }
 # A closed order's personal data may be erased 2 seconds after it closed (production: years; tests/e2e/test_erasure.py).
 ERASURE_ENV = {"ORDERDESK_PERSONAL_DATA_RETENTION_DAYS": repr(2 / 86400)}
+# Exchanges (issue 14): key customers' replacements ship at once (tests/e2e/test_exchanges.py).
+EXCHANGE_ENV = {"ORDERDESK_RETURN_ADVANCE_EXCHANGE_TIERS": "key"}
 KEYS = {"shop": "demo-shop-key", "edi": "demo-edi-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
 
 
@@ -48,7 +50,7 @@ async def stack(tmp_path_factory, request):
     suite = Stack(
         data_dir=tmp_path_factory.mktemp("stack"),
         database_urls=database_urls,
-        extra_env={**WEBHOOK_ENV, **ERASURE_ENV},
+        extra_env={**WEBHOOK_ENV, **ERASURE_ENV, **EXCHANGE_ENV},
     )
     try:
         await asyncio.to_thread(suite.start)

@@ -17,7 +17,8 @@ from orderdesk.calendar import CalendarBook
 from orderdesk.domain import address_dict
 from orderdesk.masterdata import CustomerPrice
 
-CHANNELS = ("api", "batch", "csv", "grpc", "phone", "email")  # phone, email: entered by the desk
+# phone, email: entered by the desk; exchange: a return's replacement, entered by the returns service
+CHANNELS = ("api", "batch", "csv", "grpc", "phone", "email", "exchange")
 DEFAULT_CHANNEL = "api"
 PREPAID = "PREPAID"  # the payment term that uses no credit: the customer pays before anything ships
 

@@ -176,7 +176,7 @@ async def test_an_undelivered_order_and_bad_lines(returns, orders):
         await returns.create(request(order_id, ("A", 1)))
     assert err.value.rule == "nothing_delivered"
     with pytest.raises(errors.InvalidArgument) as bad:
-        await returns.create(request(order_id, ("Z", 1), ("A", 0), resolution="exchange"))
+        await returns.create(request(order_id, ("Z", 1), ("A", 0), resolution="swap"))
     assert [v.field for v in bad.value.violations] == ["resolution", "lines[0].sku", "lines[1].quantity"]
     assert await return_events(returns, order_id) == []
 

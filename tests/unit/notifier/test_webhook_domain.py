@@ -306,6 +306,37 @@ def test_refunded_carries_the_amount():
     assert domain.partner_of(event) == "P-SHOP"
 
 
+def test_exchange_created_names_the_replacement_and_the_difference():
+    ret = returns_pb2.Return(
+        rma_id="RMA-1",
+        order_id="ORD-1",
+        partner_id="P-SHOP",
+        status="refunded",
+        refund_amount="0.00",
+        exchange_order_id="ORD-2",
+        exchange_status="created",
+        to_charge="10.00",
+        to_credit="0.00",
+    )
+    event = events.new_event(
+        "return.exchange_created",
+        aggregate_id="RMA-1",
+        version=4,
+        order_id="ORD-1",
+        at=AT,
+        return_=events_pb2.ReturnEvent(**{"return": ret}),
+    )
+    doc = decoded(event)
+    assert (doc["type"], doc["order_id"], doc["rma_id"], doc["exchange_order_id"]) == (
+        "return.exchange_created",
+        "ORD-1",
+        "RMA-1",
+        "ORD-2",
+    )
+    assert doc["to_charge"] == "10.00" and "to_credit" not in doc
+    assert doc["data"]["exchange_order_id"] == "ORD-2"
+
+
 def test_an_event_type_nobody_mapped_flows_through_generically():
     event = order_event("order.exception", "allocated")
     doc = decoded(event)

@@ -94,3 +94,18 @@ def test_the_status_page_shows_status_date_and_parcels_only():
     assert (
         status_to_proto(order).expected_delivery_date == "2027-01-20"
     )  # an exception's announced date first
+
+
+def test_a_replacement_order_begins_with_the_return_it_replaces():
+    order = new_order()
+    order.channel, order.external_ref = "exchange", "RMA-ABC"
+    entries = timeline(order)
+    assert (entries[0].kind, entries[0].details, entries[0].summary) == (
+        "exchange",
+        {"rma_id": "RMA-ABC"},
+        "replacement for return RMA-ABC",
+    )
+    assert entries[0].at == order.history[0].at and entries[1].kind == "status"
+    assert [e.kind for e in timeline(new_order())][0] == "status"
+    proto = timeline_to_proto(order)
+    assert proto.entries[0].kind == "exchange"

@@ -98,7 +98,7 @@ def test_bad_lines_are_named_by_path():
                 RequestedLine("B", -2),
                 RequestedLine("A", 1, "x" * 1001),
             ],
-            resolution="exchange",
+            resolution="swap",
         )
     assert fields(err) == [
         "resolution",
