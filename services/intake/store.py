@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    delete,
     func,
     or_,
     select,
@@ -518,6 +519,17 @@ def to_micros(amount: Decimal) -> int:
     return min(int((amount * MICROS).to_integral_value()), MAX_AMOUNT_MICROS)
 
 
+@dataclass(frozen=True)
+class ApprovalBooking:
+    """What an approval booked: the order's row as it was (customer, micros, open) or None if it had none."""
+
+    order_id: str
+    customer_id: str
+    micros: int
+    version: int
+    previous: tuple[str, int, bool] | None
+
+
 class ExposureRepository:
     """The customers' open orders by amount, as intake approved them and as orders reports them since.
 
@@ -572,6 +584,84 @@ class ExposureRepository:
                 "updated_at": utcnow(),
             },
         )
+        return True
+
+    async def book_approval(
+        self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal | None
+    ) -> ApprovalBooking | None:
+        """Books a held order the desk is approving as open exposure, before orders confirms it, so two
+        approvals at once cannot together pass the limit: the customer's total grows by what the order adds
+        (its amount, less what an open row of it already counts) with one conditional UPDATE, which
+        PostgreSQL re-evaluates on the row's latest version after the row lock and SQLite runs under its
+        single writer. `limit` None: the approver accepted the excess, booked unconditionally. None, booking
+        nothing, when the limit would be passed; else what `release_approval` needs to undo it."""
+        micros = to_micros(amount)
+        row = (await self.conn.execute(self._statements.order_row, {"order_id": order_id})).first()
+        before = (row.amount_micros if row.open else 0) if row is not None else 0
+        delta = micros - before
+        if delta > 0 and limit is not None:
+            await self.conn.execute(
+                insert_ignoring_conflicts(self.conn.dialect.name, customer_exposure),
+                {"customer_id": customer_id, "open_micros": 0, "updated_at": utcnow()},
+            )
+            grown = await self.conn.execute(
+                update(customer_exposure)
+                .where(
+                    customer_exposure.c.customer_id == customer_id,
+                    customer_exposure.c.open_micros + delta <= to_micros(limit),
+                )
+                .values(open_micros=customer_exposure.c.open_micros + delta, updated_at=utcnow())
+            )
+            if grown.rowcount != 1:
+                return None
+        elif delta:
+            await self._adjust(customer_id, delta)
+        values = {"customer_id": customer_id, "amount_micros": micros, "open": True, "updated_at": utcnow()}
+        if row is None:
+            await self.conn.execute(
+                self._statements.add_order, {"order_id": order_id, "version": 0, **values}
+            )
+            version = 0
+        else:
+            version = row.version
+            await self.conn.execute(
+                self._statements.update_order, {"oid": order_id, "version": version, **values}
+            )
+        previous = None if row is None else (row.customer_id, row.amount_micros, bool(row.open))
+        return ApprovalBooking(order_id, customer_id, micros, version, previous)
+
+    async def release_approval(self, booking: ApprovalBooking) -> bool:
+        """Undoes `book_approval` when orders did not approve the order after all, unless an event of the
+        order was applied since (it then says what the order uses). True when it undid the booking."""
+        row = (await self.conn.execute(self._statements.order_row, {"order_id": booking.order_id})).first()
+        if (
+            row is None
+            or row.version != booking.version
+            or row.amount_micros != booking.micros
+            or not row.open
+        ):
+            return False
+        if booking.previous is None:
+            await self.conn.execute(
+                delete(order_exposure).where(order_exposure.c.order_id == booking.order_id)
+            )
+            await self._adjust(booking.customer_id, -booking.micros)
+            return True
+        customer_id, micros, was_open = booking.previous
+        await self.conn.execute(
+            self._statements.update_order,
+            {
+                "oid": booking.order_id,
+                "customer_id": customer_id,
+                "amount_micros": micros,
+                "open": was_open,
+                "version": booking.version,
+                "updated_at": utcnow(),
+            },
+        )
+        await self._adjust(booking.customer_id, -booking.micros)
+        if was_open:
+            await self._adjust(customer_id, micros)
         return True
 
     async def record(
