@@ -9,15 +9,17 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import os
 import uuid
 from decimal import Decimal
 
 import pytest
 
 from devtools.devstack import Stack
+from devtools.localservers import create_postgres_database, drop_postgres_database
 from orderdesk import tls
 from orderdesk.v1 import intake_pb2, intake_pb2_grpc
-from tests.e2e.conftest import KEYS, WEBHOOK_ENV, Partner
+from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, WEBHOOK_ENV, Partner
 from tests.e2e.test_lifecycle import order_body, ship_everything, submit, wait_status
 from tests.e2e.test_review import CUSTOMERS_HEADER, codes, import_csv, product
 
@@ -27,15 +29,31 @@ MONEY_ENV = {"ORDERDESK_INTAKE_EXPOSURE_UNTIL": "payment", "ORDERDESK_INTAKE_HOL
 
 
 @pytest.fixture(scope="module")
-async def stack(tmp_path_factory):
-    """Its own: every order of this stack stays in its customer's exposure until paid."""
-    suite = Stack(data_dir=tmp_path_factory.mktemp("money"), extra_env={**WEBHOOK_ENV, **MONEY_ENV})
+async def stack(tmp_path_factory, request):
+    """Its own: every order of this stack stays in its customer's exposure until paid. On PostgreSQL with
+    ORDERDESK_TEST_E2E_BACKEND=postgresql, as the suite's."""
+    database_urls: dict[str, str] = {}
+    admin = None
+    if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
+        admin = request.getfixturevalue("postgres_admin_url")
+        if admin is None:
+            pytest.skip("ORDERDESK_TEST_E2E_BACKEND=postgresql but no PostgreSQL is available")
+        run = uuid.uuid4().hex[:8]
+        for name in COMPONENTS_WITH_DB:
+            database_urls[name] = await create_postgres_database(admin, f"odt_{run}_{name}")
+    suite = Stack(
+        data_dir=tmp_path_factory.mktemp("money"),
+        database_urls=database_urls,
+        extra_env={**WEBHOOK_ENV, **MONEY_ENV},
+    )
     try:
         await asyncio.to_thread(suite.start)
         await asyncio.to_thread(suite.load_demo_data)
         yield suite
     finally:
         await asyncio.to_thread(suite.stop)
+        for url in database_urls.values():
+            await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
 
 
 @pytest.fixture(scope="module")
