@@ -143,6 +143,12 @@ async def _record(
     return OrderAccountOut.from_proto(answer)
 
 
+REPLAYED: dict = {
+    200: {
+        "model": OrderAccountOut,
+        "description": "this document was recorded before (Idempotent-Replayed: true); nothing changed",
+    }
+}
 RECORDED = (
     "; 201 with the order's account, or 200 with Idempotent-Replayed: true when this document was recorded "
     "before (your order, or admin)"
@@ -154,7 +160,7 @@ RECORDED = (
     status_code=201,
     response_model=OrderAccountOut,
     tags=["finance"],
-    responses=problem_responses(*COMMON, 404, 409),
+    responses=REPLAYED | problem_responses(*COMMON, 404, 409),
     summary="Record an invoice of the order (idempotent by its number)" + RECORDED,
 )
 async def record_invoice(
@@ -182,7 +188,7 @@ async def record_invoice(
     status_code=201,
     response_model=OrderAccountOut,
     tags=["finance"],
-    responses=problem_responses(*COMMON, 404, 409),
+    responses=REPLAYED | problem_responses(*COMMON, 404, 409),
     summary="Record a payment received for the order (idempotent by its number)" + RECORDED,
 )
 async def record_payment(
@@ -210,7 +216,7 @@ async def record_payment(
     status_code=201,
     response_model=OrderAccountOut,
     tags=["finance"],
-    responses=problem_responses(*COMMON, 404, 409),
+    responses=REPLAYED | problem_responses(*COMMON, 404, 409),
     summary="Record a credit note (a refund) of the order (idempotent by its number)" + RECORDED,
 )
 async def record_credit_note(
