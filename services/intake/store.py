@@ -800,6 +800,15 @@ class ExposureRepository:
             return None
         return row.customer_id, Decimal(row.amount_micros) / MICROS, bool(row.open), row.version
 
+    async def settled(self, order_id: str) -> Decimal:
+        """What finance reported paid or credited on the order (0 when nothing)."""
+        found = (
+            await self.conn.execute(
+                select(order_exposure.c.settled_micros).where(order_exposure.c.order_id == order_id)
+            )
+        ).scalar()
+        return Decimal(int(found or 0)) / MICROS
+
     async def is_open(self, order_id: str) -> bool:
         row = await self._row(order_id)
         return row is not None and bool(row.open)
