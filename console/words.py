@@ -39,6 +39,7 @@ HOLD_REASONS = {
     "delivery_date_infeasible": N_("Requested date cannot be met"),
     "delivery_date_unverified": N_("Delivery date could not be checked"),
     "credit_limit_exceeded": N_("Credit limit exceeded"),
+    "overdue_invoices": N_("Invoices overdue"),
     "new_customer_review": N_("New customer: review"),
     "amount_review": N_("Large order: review"),
     "duplicate_external_ref": N_("Purchase order number used before"),

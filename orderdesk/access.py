@@ -45,6 +45,9 @@ TABLE: dict[str, dict[str, tuple[str, ...]]] = {
             "ApproveHeldOrder",
             "ImportMasterData",
             "EraseCustomer",
+            "RecordFinanceDocument",  # finance's invoices, payments and credit notes
+            "GetOrderAccount",
+            "ListCreditNotes",
         ),
         "OrdersService": (
             "GetOrder",

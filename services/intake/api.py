@@ -10,7 +10,7 @@ import grpc
 
 from orderdesk import erasure, errors, rpc
 from orderdesk.v1 import common_pb2, intake_pb2, intake_pb2_grpc
-from services.intake import approval, customers, quotes, review
+from services.intake import approval, customers, finance, quotes, review
 from services.intake.erasure import IntakeErasure
 from services.intake.proto import customer_to_proto, line_quote_to_proto, submission_from_proto
 from services.intake.service import IntakeService, Submitted
@@ -188,6 +188,16 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
         if self.erasure is None:
             raise errors.Unavailable("erasure is not set up in this process")
         return (await self.erasure.erase(erasure.Request.from_proto(request))).to_proto()
+
+    # --- the money of an order (finance.py) -------------------------------------------------------------
+    async def RecordFinanceDocument(self, request, context):
+        return await finance.record(self.service, request)
+
+    async def GetOrderAccount(self, request, context):
+        return await finance.get(self.service, request)
+
+    async def ListCreditNotes(self, request, context):
+        return await finance.credit_notes(self.service, request)
 
     async def ImportMasterData(self, request, context):
         rows = await self.service.import_master_data(request.kind, request.csv)

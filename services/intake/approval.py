@@ -18,7 +18,7 @@ import grpc
 from orderdesk import errors, rpc
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
 from services.intake import domain
-from services.intake.store import ExposureRepository, MasterDataRepository
+from services.intake.store import ApprovalBooking, ExposureRepository, MasterDataRepository
 
 
 def _proposals(order: orders_pb2.Order) -> list[domain.Proposal]:
@@ -100,14 +100,56 @@ async def approve_held(service, request: intake_pb2.ApproveHeldOrderRequest) -> 
     note = request.actor.reason or "approved"
     still = sorted({r.code for r in found})
     note += f" (re-checked: {', '.join(still)} accepted)" if still else " (re-checked: stock and credit ok)"
-    return await _ask(
-        service,
-        service.orders.ApproveOrder,
-        orders_pb2.OrderDecisionRequest(
-            order_id=order.order_id,
-            accept_proposal=request.accept_proposal,
-            actor=common_pb2.Actor(id=request.actor.id, reason=note),
-        ),
+    accepted = {r.code for r in order.hold_reasons} | set(request.acknowledge)
+    booking = await book_credit(service, order, request.accept_proposal, accepted)
+    try:
+        return await _ask(
+            service,
+            service.orders.ApproveOrder,
+            orders_pb2.OrderDecisionRequest(
+                order_id=order.order_id,
+                accept_proposal=request.accept_proposal,
+                actor=common_pb2.Actor(id=request.actor.id, reason=note),
+            ),
+        )
+    except BaseException:
+        if booking is not None:
+            async with service.db.transaction() as tx:
+                await tx.repo(ExposureRepository).release_approval(booking)
+        raise
+
+
+async def book_credit(
+    service, order: orders_pb2.Order, accept_proposal: str, accepted: set[str]
+) -> ApprovalBooking | None:
+    """Books the order's amount as the customer's open exposure before orders confirms it (the re-check
+    only read the exposure): one conditional update per customer decides between approvals at once, and
+    the one that would pass the limit is refused with credit_limit_exceeded and today's figures. An
+    approver who accepted credit_limit_exceeded (the order was held for it, or it was acknowledged) books
+    it whatever the limit. None when the order uses no credit (prepaid)."""
+    lines = [
+        domain.OrderLine(line.sku, line.quantity, Decimal(line.unit_price or "0")) for line in order.lines
+    ]
+    amount = Decimal(order.total_amount) if order.total_amount else domain.order_amount(lines)
+    async with service.db.transaction() as tx:
+        customer = await service.masterdata.customer(tx.repo(MasterDataRepository), order.customer_id)
+        if customer is None or domain.credit_exempt(customer, order.payment_terms.upper()):
+            return None
+        exposure = tx.repo(ExposureRepository)
+        limit = None if "credit_limit_exceeded" in accepted else customer.credit_limit
+        booking = await exposure.book_approval(order.order_id, customer.customer_id, amount, limit)
+        if booking is not None:
+            return booking
+        current = await exposure.open_exposure(customer.customer_id)
+    reasons = domain.credit_reasons(customer, order.payment_terms.upper(), amount, current) or [
+        domain.credit_race(customer)
+    ]
+    raise errors.FailedPrecondition(
+        f"order {order.order_id} was not approved: {reasons[0].message} (other orders were approved "
+        "meanwhile). Approve again acknowledging credit_limit_exceeded to go ahead.",
+        rule="approval_recheck_failed",
+        subject=order.order_id,
+        violations=[errors.FieldViolation(r.field, r.message, r.code) for r in reasons],
     )
 
 

@@ -13,7 +13,9 @@ def subscriptions(service: IntakeService) -> list[Subscription]:
         await service.record_order_event(tx, event)
 
     def changes_exposure(event) -> bool:
-        return domain.exposure_changes(event.type, event.order.status, event.order.previous_status)
+        return domain.exposure_changes(
+            event.type, event.order.status, event.order.previous_status, service.config.exposure_until_paid
+        )
 
     return [
         Subscription("intake-order-exposure", "orderdesk.order.>", on_order_event, wants=changes_exposure)

@@ -50,6 +50,7 @@ async def review_change(service, request: intake_pb2.ReviewChangeRequest) -> lis
             raise errors.InvalidArgument("the changed order names unknown products", unknown)
         prices = await repo.customer_prices(customer.customer_id, {line.sku for line in order.lines})
         exposure = await work.repo(ExposureRepository).open_exposure(customer.customer_id)
+        settled = await work.repo(ExposureRepository).settled(order.order_id)
         requested = domain.parse_date(order.requested_delivery_date)
         check_date = bool(request.added) and requested is not None and requested >= now.date()
         book = await service.masterdata.book(work) if check_date else None
@@ -66,12 +67,13 @@ async def review_change(service, request: intake_pb2.ReviewChangeRequest) -> lis
     if check_date:
         added = [domain.OrderLine(a.sku, a.quantity, Decimal(0)) for a in request.added]
         reasons += await service.date_reasons(requested, added, products, book, order.ship_to.country, now)
-    if order.status in domain.EXPOSURE_OPEN:  # the previous total is already counted
-        exposure -= Decimal(request.previous_total or "0")
+    previous = Decimal(request.previous_total or "0")
+    if order.status in domain.EXPOSURE_OPEN:  # the previous total, less what is paid, is already counted
+        exposure -= previous - min(previous, settled)
     reasons += domain.credit_reasons(
         customer,
         domain.payment_terms(s, customer),
-        domain.order_amount(domain.order_lines(s)),
+        max(domain.order_amount(domain.order_lines(s)) - settled, Decimal(0)),  # what is paid uses no credit
         max(exposure, Decimal(0)),
     )
     return reasons

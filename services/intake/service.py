@@ -49,6 +49,7 @@ from services.intake.proto import create_order_request
 from services.intake.store import (
     ExposureRepository,
     ExternalRefRepository,
+    FinanceRepository,
     IdempotencyRecord,
     IdempotencyRepository,
     MasterDataRepository,
@@ -275,13 +276,26 @@ class IntakeService:
             skus = {line.sku for line in s.lines}
             prices = await self.masterdata.customer_prices(repo, customer.customer_id, skus)
             exposure = await work.repo(ExposureRepository).open_exposure(customer.customer_id)
+            overdue = (
+                await work.repo(FinanceRepository).overdue(
+                    customer.customer_id, now.astimezone(dt.UTC).date()
+                )
+                if self.config.hold_overdue_invoices
+                else Decimal(0)
+            )
             book = await self.masterdata.book(work) if s.requested_delivery_date else None
         stock = supply = None
         if book is not None and book.warehouses:
             country = domain.ship_to(s.ship_to, customer).get("country", "")
             stock, supply = await self.delivery_facts(domain.order_lines(s), products, book, country, now)
         facts = domain.Facts(
-            now=now, prices=prices, book=book, stock=stock, supply=supply, open_exposure=exposure
+            now=now,
+            prices=prices,
+            book=book,
+            stock=stock,
+            supply=supply,
+            open_exposure=exposure,
+            overdue=overdue,
         )
         return domain.decide(s, customer, products, facts, self.config)
 
@@ -415,7 +429,7 @@ class IntakeService:
     # --- credit exposure from orders' events ------------------------------------------
     async def record_order_event(self, tx: Tx, event: events_pb2.Event) -> None:
         """Keeps one order's exposure row current; stale and repeated events change nothing."""
-        state = domain.exposure_state(event.order.status)
+        state = domain.exposure_state(event.order.status, self.config.exposure_until_paid)
         order = event.order.order
         if state is None or not order.order_id or order.payment_terms.upper() == domain.PREPAID:
             return

@@ -3,6 +3,7 @@ references it has seen, and the open credit exposure of each customer's orders."
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Index,
     Integer,
     LargeBinary,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    delete,
     func,
     or_,
     select,
@@ -28,6 +31,7 @@ from orderdesk.calendar_store import calendar_columns, warehouse_record, warehou
 from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
 from orderdesk.masterdata import Customer, CustomerPrice, Product, Warehouse
 from orderdesk.retention import Prunable
+from services.intake.domain.money import Document, overdue, uses_credit_micros
 
 metadata = MetaData()
 
@@ -133,6 +137,8 @@ order_exposure = Table(
     Column("open", Boolean, nullable=False),
     Column("version", Integer, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("invoiced_micros", BigInteger, nullable=False, server_default="0"),  # migration 0007
+    Column("settled_micros", BigInteger, nullable=False, server_default="0"),  # paid + credited (0007)
     Index("ix_order_exposure_customer_open", "customer_id", "open"),
 )
 
@@ -147,6 +153,30 @@ customer_exposure = Table(
     Column("open_micros", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# --- migration 0007 ---------------------------------------------------------------------------
+# What finance reported for each order: invoices, payments and credit notes (refunds), one row per
+# document, keyed by the order's partner, the kind and finance's own number (sent again: nothing changes).
+finance_documents = Table(
+    "finance_documents",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # invoice | payment | credit_note
+    Column("number", String(64), primary_key=True),
+    Column("order_id", String(40), nullable=False),
+    Column("customer_id", String(64), nullable=False),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("issued_on", Date, nullable=False),
+    Column("due_on", Date, nullable=True),  # invoices only
+    Column("note", String, nullable=False),
+    Column("recorded_by", String, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_finance_documents_order", "order_id"),
+    Index("ix_finance_documents_customer", "customer_id", "kind"),
+    Index("ix_finance_documents_kind_issued", "kind", "issued_on"),
+)
+# order_exposure gains invoiced_micros and settled_micros (paid + credited): see ExposureRepository.
 
 # Rows per statement: keeps a big import well under PostgreSQL's 32767 bind parameters.
 UPSERT_CHUNK = 500
@@ -518,12 +548,33 @@ def to_micros(amount: Decimal) -> int:
     return min(int((amount * MICROS).to_integral_value()), MAX_AMOUNT_MICROS)
 
 
-class ExposureRepository:
-    """The customers' open orders by amount, as intake approved them and as orders reports them since.
+@dataclass(frozen=True)
+class ApprovalBooking:
+    """What an approval booked: the order's row as it was (customer, micros, open) or None if it had none."""
 
-    order_exposure holds one row per order; customer_exposure the running total of each
-    customer's open rows. Every change to an order's row adjusts the total in the same
-    transaction, so the two always agree."""
+    order_id: str
+    customer_id: str
+    micros: int
+    version: int
+    previous: tuple[str, int, bool] | None
+
+
+def _uses(row) -> int:
+    """What an order_exposure row adds to its customer's total (domain.uses_credit_micros)."""
+    if row is None:
+        return 0
+    return uses_credit_micros(row.amount_micros, row.invoiced_micros, row.settled_micros, bool(row.open))
+
+
+class ExposureRepository:
+    """The customers' open orders by what they still use of the credit, as intake approved them, as orders
+    reports them since and as finance reports their invoices, payments and credit notes.
+
+    order_exposure holds one row per order (its amount, whether it is open, what was invoiced and what
+    was paid or credited); customer_exposure the running total of what each customer's rows use
+    (domain.uses_credit). Every change to an order's row adjusts the total in the same transaction, so
+    the two always agree. A row is read FOR UPDATE (PostgreSQL) before it changes, so an event and a
+    payment of one order at once cannot both compute their change from the same old row."""
 
     def __init__(self, conn):
         self.conn = conn
@@ -534,12 +585,19 @@ class ExposureRepository:
         return Decimal(int(total or 0)) / MICROS
 
     async def open_orders(self, customer_id: str) -> int:
-        """How many of the customer's orders use its credit now (confirmed, not yet completed or closed)."""
+        """How many of the customer's orders use its credit now (confirmed, not closed, not yet paid)."""
         return (
             await self.conn.execute(
                 select(func.count())
                 .select_from(order_exposure)
-                .where(order_exposure.c.customer_id == customer_id, order_exposure.c.open.is_(True))
+                .where(
+                    order_exposure.c.customer_id == customer_id,
+                    order_exposure.c.open.is_(True),
+                    or_(
+                        order_exposure.c.amount_micros > order_exposure.c.settled_micros,
+                        order_exposure.c.invoiced_micros > order_exposure.c.settled_micros,
+                    ),
+                )
             )
         ).scalar_one()
 
@@ -550,6 +608,8 @@ class ExposureRepository:
         `limit`; False, booking nothing, when it would not. One conditional upsert decides, so
         concurrent approvals cannot overshoot (PostgreSQL re-checks the condition after the row lock)."""
         micros = to_micros(amount)
+        if micros > to_micros(limit):
+            return False
         booked = await self.conn.execute(
             self._statements.book,
             {
@@ -574,12 +634,90 @@ class ExposureRepository:
         )
         return True
 
+    async def book_approval(
+        self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal | None
+    ) -> ApprovalBooking | None:
+        """Books a held order the desk is approving as open exposure, before orders confirms it, so two
+        approvals at once cannot together pass the limit: the customer's total grows by what the order adds
+        (what it uses open, less what its row already counts) with one conditional UPDATE, which PostgreSQL
+        re-evaluates on the row's latest version after the row lock and SQLite runs under its single
+        writer. `limit` None: the approver accepted the excess, booked unconditionally. None, booking
+        nothing, when the limit would be passed; else what `release_approval` needs to undo it."""
+        micros = to_micros(amount)
+        row = await self._row(order_id)
+        invoiced, settled = (row.invoiced_micros, row.settled_micros) if row is not None else (0, 0)
+        delta = uses_credit_micros(micros, invoiced, settled, True) - _uses(row)
+        if delta > 0 and limit is not None:
+            await self.conn.execute(
+                insert_ignoring_conflicts(self.conn.dialect.name, customer_exposure),
+                {"customer_id": customer_id, "open_micros": 0, "updated_at": utcnow()},
+            )
+            grown = await self.conn.execute(
+                update(customer_exposure)
+                .where(
+                    customer_exposure.c.customer_id == customer_id,
+                    customer_exposure.c.open_micros + delta <= to_micros(limit),
+                )
+                .values(open_micros=customer_exposure.c.open_micros + delta, updated_at=utcnow())
+            )
+            if grown.rowcount != 1:
+                return None
+        elif delta:
+            await self._adjust(customer_id, delta)
+        values = {"customer_id": customer_id, "amount_micros": micros, "open": True, "updated_at": utcnow()}
+        if row is None:
+            await self.conn.execute(
+                self._statements.add_order, {"order_id": order_id, "version": 0, **values}
+            )
+            version = 0
+        else:
+            version = row.version
+            await self.conn.execute(
+                self._statements.update_order, {"oid": order_id, "version": version, **values}
+            )
+        previous = None if row is None else (row.customer_id, row.amount_micros, bool(row.open))
+        return ApprovalBooking(order_id, customer_id, micros, version, previous)
+
+    async def release_approval(self, booking: ApprovalBooking) -> bool:
+        """Undoes `book_approval` when orders did not approve the order after all, unless an event of the
+        order was applied since (it then says what the order uses). True when it undid the booking."""
+        row = await self._row(booking.order_id)
+        if (
+            row is None
+            or row.version != booking.version
+            or row.amount_micros != booking.micros
+            or not row.open
+        ):
+            return False
+        await self._adjust(row.customer_id, -_uses(row))
+        if booking.previous is None and not (row.invoiced_micros or row.settled_micros):
+            await self.conn.execute(
+                delete(order_exposure).where(order_exposure.c.order_id == booking.order_id)
+            )
+            return True
+        customer_id, micros, was_open = booking.previous or (row.customer_id, row.amount_micros, False)
+        await self.conn.execute(
+            self._statements.update_order,
+            {
+                "oid": booking.order_id,
+                "customer_id": customer_id,
+                "amount_micros": micros,
+                "open": was_open,
+                "version": booking.version,
+                "updated_at": utcnow(),
+            },
+        )
+        restored = uses_credit_micros(micros, row.invoiced_micros, row.settled_micros, was_open)
+        if restored:
+            await self._adjust(customer_id, restored)
+        return True
+
     async def record(
         self, order_id: str, customer_id: str, amount: Decimal, is_open: bool, version: int
     ) -> bool:
         """Applies an order event's state unless a newer one was applied; True when it changed the row."""
         micros = to_micros(amount)
-        row = (await self.conn.execute(self._statements.order_row, {"order_id": order_id})).first()
+        row = await self._row(order_id)
         values = {
             "order_id": order_id,
             "customer_id": customer_id,
@@ -598,13 +736,55 @@ class ExposureRepository:
                 self._statements.update_order,
                 {"oid": order_id, **{k: v for k, v in values.items() if k != "order_id"}},
             )
-            delta = (micros if is_open else 0) - (row.amount_micros if row.open else 0)
+            uses = uses_credit_micros(micros, row.invoiced_micros, row.settled_micros, is_open)
+            delta = uses - _uses(row)
             if row.customer_id != customer_id:  # not expected; keep both totals right if it happens
-                await self._adjust(row.customer_id, -(row.amount_micros if row.open else 0))
-                delta = micros if is_open else 0
+                await self._adjust(row.customer_id, -_uses(row))
+                delta = uses
         if delta:
             await self._adjust(customer_id, delta)
         return True
+
+    async def settle(
+        self, order_id: str, customer_id: str, amount: Decimal, invoiced: Decimal, settled: Decimal
+    ) -> None:
+        """Adds what finance reported for the order (`invoiced`, and `settled`: paid or credited) to its row
+        and what the order uses to its customer's total. An order intake has no row for yet (held, or its
+        confirmation not yet applied) gets a closed one with its `amount`, which its events then open."""
+        await self.conn.execute(
+            self._statements.add_order,
+            {
+                "order_id": order_id,
+                "customer_id": customer_id,
+                "amount_micros": to_micros(amount),
+                "open": False,
+                "version": 0,
+                "updated_at": utcnow(),
+            },
+        )
+        row = await self._row(order_id)
+        assert row is not None
+        more_invoiced, more_settled = to_micros(invoiced), to_micros(settled)
+        await self.conn.execute(
+            update(order_exposure)
+            .where(order_exposure.c.order_id == order_id)
+            .values(
+                invoiced_micros=order_exposure.c.invoiced_micros + more_invoiced,
+                settled_micros=order_exposure.c.settled_micros + more_settled,
+                updated_at=utcnow(),
+            )
+        )
+        uses = uses_credit_micros(
+            row.amount_micros,
+            row.invoiced_micros + more_invoiced,
+            row.settled_micros + more_settled,
+            bool(row.open),
+        )
+        if uses != _uses(row):
+            await self._adjust(row.customer_id, uses - _uses(row))
+
+    async def _row(self, order_id: str):
+        return (await self.conn.execute(self._statements.order_row, {"order_id": order_id})).first()
 
     async def _adjust(self, customer_id: str, delta_micros: int) -> None:
         await self.conn.execute(
@@ -619,6 +799,19 @@ class ExposureRepository:
         if row is None:
             return None
         return row.customer_id, Decimal(row.amount_micros) / MICROS, bool(row.open), row.version
+
+    async def settled(self, order_id: str) -> Decimal:
+        """What finance reported paid or credited on the order (0 when nothing)."""
+        found = (
+            await self.conn.execute(
+                select(order_exposure.c.settled_micros).where(order_exposure.c.order_id == order_id)
+            )
+        ).scalar()
+        return Decimal(int(found or 0)) / MICROS
+
+    async def is_open(self, order_id: str) -> bool:
+        row = await self._row(order_id)
+        return row is not None and bool(row.open)
 
 
 @dataclass(frozen=True)
@@ -669,10 +862,137 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
                 order_exposure.c.amount_micros,
                 order_exposure.c.open,
                 order_exposure.c.version,
-            ).where(order_exposure.c.order_id == bindparam("order_id")),
+                order_exposure.c.invoiced_micros,
+                order_exposure.c.settled_micros,
+            )
+            .where(order_exposure.c.order_id == bindparam("order_id"))
+            .with_for_update(),
             # Executed with the new column values as parameters; "oid" names the row (a bind parameter
             # may not share a name with a column the statement sets).
             update_order=update(order_exposure).where(order_exposure.c.order_id == bindparam("oid")),
             adjust=adjust,
         )
     return _EXPOSURE_STATEMENTS[dialect_name]
+
+
+def _document(row) -> Document:
+    return Document(
+        kind=row.kind,
+        number=row.number,
+        order_id=row.order_id,
+        amount=Decimal(row.amount_micros) / MICROS,
+        currency=row.currency,
+        issued_on=row.issued_on,
+        due_on=row.due_on,
+        note=row.note,
+    )
+
+
+@dataclass(frozen=True)
+class CreditNoteRow:
+    document: Document
+    partner_id: str
+    customer_id: str
+    recorded_by: str
+
+
+class FinanceRepository(Repository):
+    """Finance's documents per order (finance_documents)."""
+
+    async def add(self, partner_id: str, customer_id: str, document: Document, recorded_by: str) -> Document:
+        """Stores the document unless its (partner, kind, number) is taken; returns the one that holds it
+        (the primary key decides between two at once: on PostgreSQL the second waits for the first)."""
+        inserted = await self.conn.execute(
+            insert_ignoring_conflicts(
+                self.dialect,
+                finance_documents,
+                {
+                    "partner_id": partner_id,
+                    "kind": document.kind,
+                    "number": document.number,
+                    "order_id": document.order_id,
+                    "customer_id": customer_id,
+                    "amount_micros": to_micros(document.amount),
+                    "currency": document.currency,
+                    "issued_on": document.issued_on,
+                    "due_on": document.due_on,
+                    "note": document.note,
+                    "recorded_by": recorded_by,
+                    "created_at": utcnow(),
+                },
+            )
+        )
+        if inserted.rowcount == 1:
+            return document
+        row = (
+            await self.conn.execute(
+                select(finance_documents).where(
+                    finance_documents.c.partner_id == partner_id,
+                    finance_documents.c.kind == document.kind,
+                    finance_documents.c.number == document.number,
+                )
+            )
+        ).first()
+        return _document(row)
+
+    async def for_order(self, order_id: str) -> list[Document]:
+        rows = await self.conn.execute(
+            select(finance_documents)
+            .where(finance_documents.c.order_id == order_id)
+            .order_by(
+                finance_documents.c.issued_on, finance_documents.c.created_at, finance_documents.c.number
+            )
+        )
+        return [_document(r) for r in rows]
+
+    async def credit_notes(
+        self, issued_from: dt.date, issued_to: dt.date, partner_id: str
+    ) -> list[CreditNoteRow]:
+        """Credit notes issued from `issued_from` to `issued_to` (both included), by date and number; one
+        partner's when `partner_id` is set."""
+        query = (
+            select(finance_documents)
+            .where(
+                finance_documents.c.kind == "credit_note",
+                finance_documents.c.issued_on >= issued_from,
+                finance_documents.c.issued_on <= issued_to,
+            )
+            .order_by(finance_documents.c.issued_on, finance_documents.c.number)
+        )
+        if partner_id:
+            query = query.where(finance_documents.c.partner_id == partner_id)
+        rows = await self.conn.execute(query)
+        return [CreditNoteRow(_document(r), r.partner_id, r.customer_id, r.recorded_by) for r in rows]
+
+    async def overdue(self, customer_id: str, today: dt.date) -> Decimal:
+        """What the customer's open orders have past their invoices' due dates and not yet settled."""
+        unpaid = (
+            await self.conn.execute(
+                select(order_exposure.c.order_id, order_exposure.c.settled_micros).where(
+                    order_exposure.c.customer_id == customer_id,
+                    order_exposure.c.invoiced_micros > order_exposure.c.settled_micros,
+                )
+            )
+        ).all()
+        if not unpaid:
+            return Decimal(0)
+        settled = {r.order_id: Decimal(r.settled_micros) / MICROS for r in unpaid}
+        invoices: dict[str, list[tuple[Decimal, dt.date | None]]] = {}
+        ids = sorted(settled)
+        for start in range(0, len(ids), 500):
+            rows = await self.conn.execute(
+                select(
+                    finance_documents.c.order_id,
+                    finance_documents.c.amount_micros,
+                    finance_documents.c.due_on,
+                ).where(
+                    finance_documents.c.kind == "invoice",
+                    finance_documents.c.order_id.in_(ids[start : start + 500]),
+                    finance_documents.c.due_on < today,
+                )
+            )
+            for r in rows:
+                invoices.setdefault(r.order_id, []).append((Decimal(r.amount_micros) / MICROS, r.due_on))
+        return sum(
+            (overdue(found, settled[order_id], today) for order_id, found in invoices.items()), Decimal(0)
+        )

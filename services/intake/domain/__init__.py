@@ -45,6 +45,8 @@ with the field path each names:
   credit_limit_exceeded      customer_id              open exposure + this order > credit limit
                                                       (PREPAID orders and PREPAID-only customers are exempt:
                                                       they pay before anything ships)
+  overdue_invoices           customer_id              invoices past their due dates not yet paid (only with
+                                                      ORDERDESK_INTAKE_HOLD_OVERDUE_INVOICES=true; PREPAID exempt)
   new_customer_review        customer_id              auto-approval policy: tier "new" is reviewed
   amount_review              lines                    auto-approval policy: order total above the threshold
   duplicate_external_ref     external_ref             the partner already sent this reference under another
@@ -112,6 +114,7 @@ from services.intake.domain.credit import (
     credit_reasons,
     exposure_changes,
     exposure_state,
+    overdue_reasons,
 )
 from services.intake.domain.delivery import (
     Arrival,
@@ -248,6 +251,7 @@ __all__ = [
     "duplicate_external_ref",
     "exposure_changes",
     "exposure_state",
+    "overdue_reasons",
     "hold_reasons",
     "line_reasons",
     "metric_channel",

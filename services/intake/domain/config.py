@@ -41,6 +41,7 @@ class AutoApprovalPolicy:
 
 
 BLOCKED_POLICIES = ("hold", "refuse")
+EXPOSURE_UNTIL = ("completion", "payment")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ class IntakeConfig:
     price_tolerance: Decimal = Decimal(0)  # ORDERDESK_INTAKE_PRICE_TOLERANCE (absolute, per unit)
     auto_approval: AutoApprovalPolicy = field(default_factory=AutoApprovalPolicy)
     masterdata_ttl_seconds: float = 5.0  # ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS (see cache.py)
+    # ORDERDESK_INTAKE_EXPOSURE_UNTIL: "completion" (an order stops using credit once completed) or
+    # "payment" (until finance reports it paid or credited; domain.money).
+    exposure_until: str = "completion"
+    hold_overdue_invoices: bool = False  # ORDERDESK_INTAKE_HOLD_OVERDUE_INVOICES
+
+    @property
+    def exposure_until_paid(self) -> bool:
+        return self.exposure_until == "payment"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IntakeConfig:
@@ -71,7 +80,15 @@ class IntakeConfig:
             raise ValueError(
                 "ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS must be a number of seconds from 0 to 3600"
             )
+        until = get("ORDERDESK_INTAKE_EXPOSURE_UNTIL", "completion").lower()
+        if until not in EXPOSURE_UNTIL:
+            raise ValueError(f"ORDERDESK_INTAKE_EXPOSURE_UNTIL must be one of {', '.join(EXPOSURE_UNTIL)}")
+        overdue = get("ORDERDESK_INTAKE_HOLD_OVERDUE_INVOICES", "false").lower()
+        if overdue not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError("ORDERDESK_INTAKE_HOLD_OVERDUE_INVOICES must be true or false")
         return cls(
+            exposure_until=until,
+            hold_overdue_invoices=overdue in ("true", "1", "yes"),
             blocked_policy=policy,
             masterdata_ttl_seconds=ttl,
             price_tolerance=_amount(

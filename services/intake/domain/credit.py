@@ -44,25 +44,43 @@ def credit_race(customer: Customer) -> Reason:
 
 # What an order's status means for its customer's credit: open orders are exposure
 # (confirmed, not yet completed); received and on_hold orders are not yet, and a later
-# confirmed event opens them; completed, cancelled and rejected ones close it.
+# confirmed event opens them; completed, cancelled and rejected ones close it. With the
+# exposure kept until payment (IntakeConfig.exposure_until "payment"), a completed order stays
+# open until finance reports it paid or credited (domain.money.uses_credit is then 0).
 EXPOSURE_OPEN = frozenset({"confirmed", "scheduled", "allocated", "partially_shipped", "shipped"})
 EXPOSURE_CLOSED = frozenset({"completed", "cancelled", "rejected"})
+OPEN_UNTIL_PAID = frozenset({"completed"})
 
 
-def exposure_state(status: str) -> str | None:
+def exposure_state(status: str, until_paid: bool = False) -> str | None:
     """ "open", "closed", or None for a status that changes nothing."""
-    if status in EXPOSURE_OPEN:
+    if status in EXPOSURE_OPEN or (until_paid and status in OPEN_UNTIL_PAID):
         return "open"
     if status in EXPOSURE_CLOSED:
         return "closed"
     return None
 
 
-def exposure_changes(event_type: str, status: str, previous_status: str) -> bool:
+def exposure_changes(event_type: str, status: str, previous_status: str, until_paid: bool = False) -> bool:
     """Whether an order event can change the customer's exposure: a move between open and
     closed (or into either), or a change of the order's lines. The consumer skips the rest
     (e.g. confirmed -> allocated) without opening a transaction."""
     if event_type == "order.changed":
         return True
-    state = exposure_state(status)
-    return state is not None and state != exposure_state(previous_status)
+    state = exposure_state(status, until_paid)
+    return state is not None and state != exposure_state(previous_status, until_paid)
+
+
+def overdue_reasons(customer: Customer, overdue: Decimal) -> list[Reason]:
+    """Hold reason overdue_invoices: the customer has invoices past their terms not yet paid (when
+    IntakeConfig.hold_overdue_invoices says so)."""
+    if overdue <= 0:
+        return []
+    return [
+        Reason(
+            "overdue_invoices",
+            f"customer {customer.customer_id} has {overdue} {customer.currency} of invoices past their due "
+            "dates not yet paid",
+            "customer_id",
+        )
+    ]

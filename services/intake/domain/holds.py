@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from orderdesk.masterdata import Customer, Product
 from services.intake.domain.address import address_reasons, contact_reasons, ship_to
 from services.intake.domain.config import IntakeConfig
-from services.intake.domain.credit import credit_reasons
+from services.intake.domain.credit import credit_exempt, credit_reasons, overdue_reasons
 from services.intake.domain.delivery import delivery_reasons
 from services.intake.domain.lines import line_reasons
 from services.intake.domain.submission import (
@@ -60,6 +60,8 @@ def hold_reasons(
         )
         reasons += date_reasons
     reasons += credit_reasons(customer, terms, order_amount(lines), facts.open_exposure)
+    if config.hold_overdue_invoices and not credit_exempt(customer, terms):
+        reasons += overdue_reasons(customer, facts.overdue)
     reasons += config.auto_approval.reasons(customer, order_amount(lines))
     return reasons, proposals
 

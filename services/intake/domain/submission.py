@@ -67,6 +67,7 @@ class Facts:
     # inventory could not be asked
     supply: Mapping[str, Any] | None = None
     open_exposure: Decimal = Decimal(0)  # the customer's open, confirmed orders
+    overdue: Decimal = Decimal(0)  # the customer's invoices past due, not yet paid (domain.money.overdue)
 
     @property
     def today(self) -> dt.date:

@@ -219,6 +219,9 @@ class FakeExposure:
     async def open_exposure(self, customer_id: str) -> Decimal:
         return Decimal(self.totals.get(customer_id, 0)) / MICROS
 
+    async def settled(self, order_id: str) -> Decimal:
+        return Decimal(0)  # finance's documents: tests/integration/intake/test_finance.py
+
     async def book_within_limit(
         self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal
     ) -> bool:
