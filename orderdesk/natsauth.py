@@ -72,6 +72,7 @@ COMPONENTS: dict[str, Component] = {
         consumers={  # exchanges (issue 14): on receipt, and in advance
             "returns-exchange-due": "orderdesk.return.*.refunded",
             "returns-exchange-advance": "orderdesk.return.*.authorized",
+            "returns-claim-resolved": "orderdesk.return.*.claim_resolved",  # claims: the replacement
         },
         jobs=("returns-advance-deadline",),
     ),
