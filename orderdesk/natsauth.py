@@ -56,6 +56,7 @@ COMPONENTS: dict[str, Component] = {
             "inventory-order-cancelled": "orderdesk.order.*.cancelled",
             "inventory-shipment-shipped": "orderdesk.shipment.*.shipped",
             "inventory-return-refunded": "orderdesk.return.*.refunded",
+            "inventory-return-claim": "orderdesk.return.*.claim_opened",  # a wrong item's stock correction
         },
     ),
     "shipping": Component(
