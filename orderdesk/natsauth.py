@@ -66,6 +66,7 @@ COMPONENTS: dict[str, Component] = {
             "shipping-order-cancelled": "orderdesk.order.*.cancelled",
             "shipping-order-changed": "orderdesk.order.*.changed",
             "shipping-order-exception": "orderdesk.order.*.exception",
+            "shipping-return-claim": "orderdesk.return.*.claim_opened",  # damaged in transit: a carrier claim
         },
     ),
     "returns": Component(
