@@ -129,3 +129,49 @@ async def test_a_wrong_item_claim_replaced_without_a_return(shop, warehouse_oper
     events = await feed_of_order(shop, order_id, "return.exchange_created", eventually, prefix="return.")
     types = [e["type"] for e in events]
     assert types.count("return.claim_opened") == 1 and types.count("return.claim_resolved") == 1, types
+
+
+async def test_a_damaged_in_transit_claim_opens_a_carrier_claim(shop, warehouse_operator, admin, eventually):
+    vase = new_sku()
+    await add_product(admin, vase, price="30.00", stock={"WH-HAM": 5})
+    original = await delivered_order(shop, warehouse_operator, admin, eventually, vase, 3, "30.00")
+    order_id = original["order_id"]
+
+    body = {
+        "reason": "damaged_in_transit",
+        "evidence": "box crushed, two vases broken (photos 4-5)",
+        "lines": [{"sku": vase, "quantity": 2, "resolution": "refund"}],
+    }
+    code, claim, _ = await admin.post(f"/v1/orders/{order_id}/claims", json=body)  # the desk decides
+    assert code == 201, claim
+    claim_id = claim["rma_id"]
+    assert (claim["status"], claim["refund_amount"], claim["exchange_status"]) == ("refunded", "60.00", None)
+    assert claim["decided_by"] and claim["lines"][0]["refund_amount"] == "60.00"
+    code, problem, _ = await shop.post(  # only the one vase left undamaged can still be claimed
+        f"/v1/orders/{order_id}/claims",
+        json={**body, "lines": [{"sku": vase, "quantity": 2, "resolution": "refund"}]},
+    )
+    assert code == 422 and fields_of(problem) == {"lines[0].quantity"}, problem
+
+    async def carrier_claimed():
+        code, page, _ = await warehouse_operator.get(f"/v1/shipments?order_id={order_id}")
+        assert code == 200, page
+        claims = [c for s in page["items"] for c in s["carrier_claims"]]
+        return (page["items"], claims) if claims else None
+
+    shipments, (carrier_claim,) = await eventually(carrier_claimed)
+    (shipment,) = shipments
+    assert (carrier_claim["rma_id"], carrier_claim["status"]) == (claim_id, "open")
+    assert (carrier_claim["carrier"], carrier_claim["tracking_number"]) == (
+        shipment["carrier"],
+        shipment["tracking_number"],
+    )
+    assert [(x["sku"], x["quantity"]) for x in carrier_claim["lines"]] == [(vase, 2)]
+    assert carrier_claim["reason"] == body["evidence"]
+
+    # the refund stands on the claim; no replacement order was made
+    code, ret, _ = await shop.get(f"/v1/returns/{claim_id}")
+    assert code == 200 and (ret["refund_amount"], ret["exchange_order_id"]) == ("60.00", None), ret
+    events = await feed_of_order(shop, order_id, "return.claim_resolved", eventually, prefix="return.")
+    assert [e["type"] for e in events][-2:] == ["return.claim_opened", "return.claim_resolved"]
+    assert events[-1]["amount"] == "60.00"
