@@ -689,9 +689,12 @@ class InventoryService:
             return await tx.repo(StockRepository).levels(sku)
 
     async def restock_return(self, tx: Tx, ret) -> None:
-        """A refunded return: each line's restocked units go back to the line's warehouse."""
+        """A refunded return: each line's restocked units go back to the line's warehouse. A wrong-item
+        claim's goods sent back are the SKU that was sent (`sent_sku`), not the one ordered."""
         receipts = [
-            Receipt(line.sku, line.warehouse, line.restocked_quantity, f"return:{ret.rma_id}:{n}")
+            Receipt(
+                line.sent_sku or line.sku, line.warehouse, line.restocked_quantity, f"return:{ret.rma_id}:{n}"
+            )
             for n, line in enumerate(ret.lines)
             if line.restocked_quantity > 0
         ]
