@@ -46,6 +46,7 @@ COMPONENTS: dict[str, Component] = {
             "orders-shipment-events": "orderdesk.shipment.>",
             "orders-stock-rescheduled": "orderdesk.stock.*.rescheduled",
             "orders-return-refunded": "orderdesk.return.*.refunded",
+            "orders-return-claim": "orderdesk.return.*.claim_resolved",  # claims in the desk's numbers
             "orders-stock-restocked": "orderdesk.stock.*.restocked",
         },
         jobs=("orders-allocator", "orders-watch", "orders-archive"),

@@ -9,6 +9,8 @@ claim id in each correction's reference, read back from the SKUs' stock.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from tests.e2e.test_exchanges import fields_of
@@ -129,6 +131,20 @@ async def test_a_wrong_item_claim_replaced_without_a_return(shop, warehouse_oper
     events = await feed_of_order(shop, order_id, "return.exchange_created", eventually, prefix="return.")
     types = [e["type"] for e in events]
     assert types.count("return.claim_opened") == 1 and types.count("return.claim_resolved") == 1, types
+
+    # the desk's numbers: the claimed mug by SKU and by the claim's reason (orders consumes claim_resolved)
+    today = dt.datetime.now(dt.UTC).date()
+    period = f"from={today - dt.timedelta(days=1)}&to={today + dt.timedelta(days=1)}"
+
+    async def counted():
+        code, report, _ = await admin.get(f"/v1/reports/kpis?{period}")
+        assert code == 200, report
+        mine = [r for r in report["claims_by_sku"] if r["sku"] == mug]
+        return (report, mine) if mine else None
+
+    report, (mine,) = await eventually(counted)
+    assert mine["units"] == 1 and mine["base_units"] >= 1, mine
+    assert any(r["reason"] == "wrong_item" and r["units"] >= 1 for r in report["claims_by_reason"]), report
 
 
 async def test_a_damaged_in_transit_claim_opens_a_carrier_claim(shop, warehouse_operator, admin, eventually):
