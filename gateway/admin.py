@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gateway import keys
 from gateway.auth import Principal
@@ -28,9 +28,22 @@ class WarehouseStockOut(BaseModel):
     available: int
 
 
+class StockReceiptOut(BaseModel):
+    reference: str = Field(
+        description="the receipt's reference: a delivery note, return:<RMA>:<line>, or a wrong-item claim's "
+        "correction claim:<RMA>:<line>:kept (the SKU ordered never left) / :sent (the SKU sent did, negative)"
+    )
+    warehouse: str
+    quantity: int
+    received_by: str
+
+
 class StockLevelOut(BaseModel):
     sku: str
     warehouses: list[WarehouseStockOut]
+    recent_receipts: list[StockReceiptOut] = Field(
+        default_factory=list, description="the SKU's last receipts and corrections, newest first"
+    )
 
     @classmethod
     def from_proto(cls, s: inventory_pb2.StockLevel) -> StockLevelOut:
@@ -41,6 +54,15 @@ class StockLevelOut(BaseModel):
                     warehouse=w.warehouse, on_hand=w.on_hand, reserved=w.reserved, available=w.available
                 )
                 for w in s.warehouses
+            ],
+            recent_receipts=[
+                StockReceiptOut(
+                    reference=r.reference,
+                    warehouse=r.warehouse,
+                    quantity=r.quantity,
+                    received_by=r.received_by,
+                )
+                for r in s.recent_receipts
             ],
         )
 

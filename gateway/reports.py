@@ -148,6 +148,17 @@ class KpiReportOut(BaseModel):
         [], description="the same per risk code (`reason`, `orders`); an order with two risks counts in both"
     )
 
+    exchanges_by_sku: list[KpiSkuRate] = Field(
+        [], description="units exchanged per SKU, rate of the units delivered in the period"
+    )
+    exchanges_by_reason: list[KpiReasonCount] = Field([], description="units exchanged by the return reason")
+    claims_by_sku: list[KpiSkuRate] = Field(
+        [], description="units claimed per SKU, rate of the units delivered in the period"
+    )
+    claims_by_reason: list[KpiReasonCount] = Field(
+        [], description="units claimed by the claim's reason: missing_items | wrong_item | damaged_in_transit"
+    )
+
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     @classmethod
@@ -176,6 +187,10 @@ class KpiReportOut(BaseModel):
             returns_by_reason=_reasons(r.returns_by_reason),
             orders_at_risk_now=r.orders_at_risk_now,
             at_risk_now=_reasons(r.at_risk_now),
+            exchanges_by_sku=_sku_rates(r.exchanges_by_sku),
+            exchanges_by_reason=_reasons(r.exchanges_by_reason),
+            claims_by_sku=_sku_rates(r.claims_by_sku),
+            claims_by_reason=_reasons(r.claims_by_reason),
         )
 
 

@@ -4,6 +4,10 @@ receive the goods and inspect them (restock, refurbish or scrap, which refunds t
 
 A line may be exchanged instead of refunded (issue 14): once the goods are received and inspected, the
 returns service enters one replacement order (channel exchange) and the RMA shows it (exchange_order_id).
+
+A claim (issue 14) is an RMA of kind claim on delivered goods that were missing, wrong or damaged in transit,
+usually without the goods coming back: decided by the caller as it is made, each line replaced (one
+replacement order, like an exchange's) or refunded in full; GET /v1/returns/{rma_id} reads it too.
 """
 
 from __future__ import annotations
@@ -75,6 +79,33 @@ class ReturnRequest(RequestBody):
     )
 
 
+ClaimReason = Literal["missing_items", "wrong_item", "damaged_in_transit"]
+
+
+class ClaimLineIn(RequestBody):
+    sku: Text = Field(description="the SKU ordered (and not received as it should have been)")
+    quantity: Quantity = Field(description="at most the delivered units not already on returns or claims")
+    resolution: Literal["replace", "refund"] = Field(
+        description="replace: the same SKU again on one replacement order (nothing to pay); refund: what was "
+        "paid for these units"
+    )
+    sent_sku: Text = Field("", description="wrong_item: the SKU that was sent instead (required)")
+    note: Note = Field("", description="this line's note")
+
+
+class ClaimRequest(RequestBody):
+    reason: ClaimReason = Field(
+        description="missing_items | wrong_item (corrects both SKUs' stock) | damaged_in_transit (opens a "
+        "carrier claim on the shipment)"
+    )
+    lines: list[ClaimLineIn]
+    evidence: Note = Field("", description="evidence notes: photos' references, the customer's account")
+    goods_back: bool = Field(
+        False,
+        description="the goods come back first (received and inspected like a return); false: resolved at once",
+    )
+
+
 class InspectionLineIn(RequestBody):
     sku: Text
     quantity: Quantity
@@ -120,6 +151,7 @@ class ReturnLineOut(BaseModel):
         description="exchanged lines: the replacement's price by the return policy (like for like: the price "
         "paid; another SKU: the customer's price)"
     )
+    sent_sku: str | None = Field(None, description="a wrong-item claim's line: the SKU that was sent instead")
 
 
 class ReturnOut(BaseModel):
@@ -154,6 +186,15 @@ class ReturnOut(BaseModel):
     unreturned_charge: Money | None = Field(
         description="advance exchange: charged because the goods did not arrive in time"
     )
+    kind: str = Field("return", description="return | claim")
+    claim_reason: str | None = Field(
+        None, description="claims: missing_items | wrong_item | damaged_in_transit"
+    )
+    goods_back: bool | None = Field(None, description="claims: the goods come back before it resolves")
+    evidence: str | None = Field(None, description="claims: the evidence notes")
+    decided_by: str | None = Field(
+        None, description="claims: who decided it (a desk person or an API key's name)"
+    )
 
     @classmethod
     def from_proto(cls, r: returns_pb2.Return) -> ReturnOut:
@@ -180,6 +221,7 @@ class ReturnOut(BaseModel):
                     exchange_sku=x.exchange_sku,
                     exchange_quantity=x.exchange_quantity,
                     exchange_unit_price=x.exchange_unit_price or None,
+                    sent_sku=x.sent_sku or None,
                 )
                 for x in r.lines
             ],
@@ -197,6 +239,11 @@ class ReturnOut(BaseModel):
             exchange_mode=r.exchange_mode or None,
             return_due_on=r.return_due_on or None,
             unreturned_charge=r.unreturned_charge or None,
+            kind=r.kind or "return",
+            claim_reason=r.claim_reason or None,
+            goods_back=r.goods_back if r.kind == "claim" else None,
+            evidence=r.evidence or None,
+            decided_by=r.decided_by or None,
         )
 
 
@@ -275,6 +322,69 @@ async def create_return(
         ),
     )
     return ReturnOut.from_proto(ret)
+
+
+@router.post(
+    "/v1/orders/{order_id}/claims",
+    status_code=201,
+    response_model=ReturnOut,
+    tags=["returns"],
+    responses=problem_responses(*COMMON, 404, 409),
+    summary="Claim for delivered goods missing, wrong or damaged in transit, decided by the caller: each line "
+    "replaced (one replacement order) or refunded (422 naming the field when the order is not delivered, more "
+    "is claimed than was delivered, or the reason is unknown)",
+)
+async def create_claim(
+    order_id: OrderId,
+    body: ClaimRequest,
+    request: Request,
+    idempotency_key: Annotated[
+        str, Header(alias="Idempotency-Key", description="optional: a retry creates nothing")
+    ] = "",
+    who: Principal = scoped(RETURNS, ADMIN),
+):
+    services = backends(request)
+    ret = await services.call(
+        services.returns.CreateClaim,
+        returns_pb2.CreateClaimRequest(
+            order_id=order_id,
+            partner_id=who.fulfillment_scope,
+            reason=body.reason,
+            evidence=body.evidence,
+            goods_back=body.goods_back,
+            idempotency_key=idempotency_key,
+            actor=who.actor,
+            lines=[
+                returns_pb2.ReturnLine(
+                    sku=x.sku,
+                    quantity=x.quantity,
+                    reason=x.note,
+                    resolution=x.resolution,
+                    sent_sku=x.sent_sku,
+                )
+                for x in body.lines
+            ],
+        ),
+    )
+    return ReturnOut.from_proto(ret)
+
+
+@router.get(
+    "/v1/orders/{order_id}/claims",
+    response_model=ReturnList,
+    tags=["returns"],
+    responses=problem_responses(*COMMON, 404),
+    summary="The order's claims, oldest first",
+)
+async def list_claims(
+    order_id: OrderId, request: Request, who: Principal = scoped(ORDERS, RETURNS, FULFILLMENT)
+):
+    services = backends(request)
+    found = await services.call(
+        services.returns.ListReturns,
+        returns_pb2.ListReturnsRequest(order_id=order_id, partner_id=who.fulfillment_scope),
+    )
+    return ReturnList(items=[ReturnOut.from_proto(r) for r in found.items if r.kind == "claim"])
 
 
 @router.get(

@@ -60,6 +60,32 @@ class TrackingEntryOut(BaseModel):
         )
 
 
+class CarrierClaimOut(BaseModel):
+    claim_id: str
+    rma_id: str = Field(description="the customer's damaged_in_transit claim (GET /v1/returns/{rma_id})")
+    carrier: str
+    tracking_number: str
+    status: str = Field(description="open")
+    lines: list[ShipmentLineOut] = Field(description="the damaged units this shipment carried")
+    reason: str = Field(description="the claim's evidence notes")
+    opened_by: str
+    opened_at: dt.datetime | None
+
+    @classmethod
+    def from_proto(cls, c: shipping_pb2.CarrierClaim) -> CarrierClaimOut:
+        return cls(
+            claim_id=c.claim_id,
+            rma_id=c.rma_id,
+            carrier=c.carrier,
+            tracking_number=c.tracking_number,
+            status=c.status,
+            lines=[ShipmentLineOut(sku=x.sku, quantity=x.quantity) for x in c.lines],
+            reason=c.reason,
+            opened_by=c.opened_by,
+            opened_at=instant(c.opened_at),
+        )
+
+
 class ShipmentOut(BaseModel):
     shipment_id: str
     order_id: str
@@ -78,6 +104,9 @@ class ShipmentOut(BaseModel):
     tracked_at: dt.datetime | None = Field(None, description="its time")
     tracking: list[TrackingEntryOut] = Field(
         [], description="the carrier's events, in the carrier's time order"
+    )
+    carrier_claims: list[CarrierClaimOut] = Field(
+        [], description="claims against the carrier for goods damaged in transit, oldest first"
     )
 
     @classmethod
@@ -99,6 +128,7 @@ class ShipmentOut(BaseModel):
             tracking_status=s.tracking_status,
             tracked_at=instant(s.tracked_at),
             tracking=[TrackingEntryOut.from_proto(e) for e in s.tracking],
+            carrier_claims=[CarrierClaimOut.from_proto(c) for c in s.carrier_claims],
         )
 
 

@@ -78,6 +78,7 @@ TABLE: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "ReturnsService": (
             "CreateReturn",
+            "CreateClaim",  # claims (issue 14)
             "GetReturn",
             "ReceiveReturn",
             "InspectReturn",
@@ -121,7 +122,14 @@ TABLE: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "InventoryService": ("GetStock", "Restock", "ListProduction", "GetAvailableToPromise"),
         "ShippingService": ("ListShipments",),
-        "ReturnsService": ("CreateReturn", "ListReturns", "AuthoriseReturn", "RefuseReturn", "CancelReturn"),
+        "ReturnsService": (
+            "CreateReturn",
+            "CreateClaim",
+            "ListReturns",
+            "AuthoriseReturn",
+            "RefuseReturn",
+            "CancelReturn",
+        ),
         "NotifierService": ("ListEndpoints", "ListOrderDeliveries"),
         "ApiKeysService": ("ListApiKeys", "CreateApiKey", "RevokeApiKey"),  # the gateway's key admin
     },

@@ -46,6 +46,7 @@ COMPONENTS: dict[str, Component] = {
             "orders-shipment-events": "orderdesk.shipment.>",
             "orders-stock-rescheduled": "orderdesk.stock.*.rescheduled",
             "orders-return-refunded": "orderdesk.return.*.refunded",
+            "orders-return-claim": "orderdesk.return.*.claim_resolved",  # claims in the desk's numbers
             "orders-stock-restocked": "orderdesk.stock.*.restocked",
         },
         jobs=("orders-allocator", "orders-watch", "orders-archive"),
@@ -56,6 +57,7 @@ COMPONENTS: dict[str, Component] = {
             "inventory-order-cancelled": "orderdesk.order.*.cancelled",
             "inventory-shipment-shipped": "orderdesk.shipment.*.shipped",
             "inventory-return-refunded": "orderdesk.return.*.refunded",
+            "inventory-return-claim": "orderdesk.return.*.claim_opened",  # a wrong item's stock correction
         },
     ),
     "shipping": Component(
@@ -65,6 +67,7 @@ COMPONENTS: dict[str, Component] = {
             "shipping-order-cancelled": "orderdesk.order.*.cancelled",
             "shipping-order-changed": "orderdesk.order.*.changed",
             "shipping-order-exception": "orderdesk.order.*.exception",
+            "shipping-return-claim": "orderdesk.return.*.claim_opened",  # damaged in transit: a carrier claim
         },
     ),
     "returns": Component(
@@ -72,6 +75,7 @@ COMPONENTS: dict[str, Component] = {
         consumers={  # exchanges (issue 14): on receipt, and in advance
             "returns-exchange-due": "orderdesk.return.*.refunded",
             "returns-exchange-advance": "orderdesk.return.*.authorized",
+            "returns-claim-resolved": "orderdesk.return.*.claim_resolved",  # claims: the replacement
         },
         jobs=("returns-advance-deadline",),
     ),

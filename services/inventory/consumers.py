@@ -1,4 +1,5 @@
-"""Inventory reacts to cancellations (release), shipments (consume) and refunds (restock).
+"""Inventory reacts to cancellations (release), shipments (consume), refunds (restock) and wrong-item
+claims (a stock correction).
 
 Each handler runs in the consumer's transaction with its inbox row, so a redelivered
 event changes nothing. A movement the books cannot make (a shipment of units the order
@@ -25,8 +26,13 @@ def subscriptions(service: InventoryService) -> list[Subscription]:
     async def on_return_refunded(tx: Tx, event) -> None:
         await service.restock_return(tx, getattr(getattr(event, "return"), "return"))
 
+    async def on_return_claim(tx: Tx, event) -> None:
+        await service.correct_for_claim(tx, getattr(getattr(event, "return"), "return"))
+
     return [
         Subscription("inventory-order-cancelled", "orderdesk.order.*.cancelled", on_order_cancelled),
         Subscription("inventory-shipment-shipped", "orderdesk.shipment.*.shipped", on_shipment_shipped),
         Subscription("inventory-return-refunded", "orderdesk.return.*.refunded", on_return_refunded),
+        # claims (issue 14): a wrong item sent corrects both SKUs' counts
+        Subscription("inventory-return-claim", "orderdesk.return.*.claim_opened", on_return_claim),
     ]

@@ -689,9 +689,12 @@ class InventoryService:
             return await tx.repo(StockRepository).levels(sku)
 
     async def restock_return(self, tx: Tx, ret) -> None:
-        """A refunded return: each line's restocked units go back to the line's warehouse."""
+        """A refunded return: each line's restocked units go back to the line's warehouse. A wrong-item
+        claim's goods sent back are the SKU that was sent (`sent_sku`), not the one ordered."""
         receipts = [
-            Receipt(line.sku, line.warehouse, line.restocked_quantity, f"return:{ret.rma_id}:{n}")
+            Receipt(
+                line.sent_sku or line.sku, line.warehouse, line.restocked_quantity, f"return:{ret.rma_id}:{n}"
+            )
             for n, line in enumerate(ret.lines)
             if line.restocked_quantity > 0
         ]
@@ -699,6 +702,37 @@ class InventoryService:
             if not receipt.sku or not receipt.warehouse:
                 raise StockBookError(f"return {ret.rma_id} line {n} names no SKU or warehouse to restock")
         await self.receive(tx, receipts)
+
+    async def correct_for_claim(self, tx: Tx, ret) -> None:
+        """A wrong-item claim (issue 14, return.claim_opened) says our books were wrong at the line's
+        warehouse: the SKU ordered never left (on hand +quantity, a receipt `claim:<RMA>:<n>:kept`) and the
+        SKU sent did (on hand -quantity, written off down to what is reserved, `claim:<RMA>:<n>:sent`).
+        Recorded once per reference, in the receipts book GetStock shows; a redelivery changes nothing."""
+        if ret.kind != "claim" or ret.claim_reason != "wrong_item":
+            return
+        actor = ret.decided_by or actors.SYSTEM
+        kept: list[Receipt] = []
+        repo = tx.repo(StockRepository)
+        for n, line in enumerate(ret.lines):
+            if not line.sent_sku or line.quantity <= 0:
+                continue
+            if not line.warehouse:
+                raise StockBookError(f"claim {ret.rma_id} line {n} names no warehouse to correct")
+            kept.append(
+                Receipt(line.sku, line.warehouse, line.quantity, f"claim:{ret.rma_id}:{n}:kept", actor)
+            )
+            sent = f"claim:{ret.rma_id}:{n}:sent"
+            await self._lock_waiting(repo, [line.sent_sku])
+            if not await repo.record_receipt(sent, line.sent_sku, line.warehouse, -line.quantity, actor):
+                continue  # corrected before: a redelivery
+            levels = {lv.warehouse: lv for lv in await repo.lock_levels(line.sent_sku)}
+            before = levels.get(line.warehouse, StockLevel(line.warehouse, 0, 0))
+            target = max(before.on_hand - line.quantity, before.reserved, 0)
+            _, counted = await repo.count(line.sent_sku, line.warehouse, target)
+            if counted is None:
+                raise errors.Conflict(f"{line.sent_sku} at {line.warehouse} changed meanwhile; retry")
+            metrics.STOCK_UNITS_MOVED.labels("written_off").inc(before.on_hand - target)
+        await self.receive(tx, kept)
 
     async def receive(self, tx: Tx, receipts: list[Receipt]) -> None:
         """Applies receipts not applied before, then publishes one stock.restocked per receipt.

@@ -426,6 +426,8 @@ def summary(event) -> dict:
         facts.update(rma_id=ret.rma_id, status=ret.status)
         if event.type == "return.refunded" or ret.status == "refunded":
             facts["amount"] = ret.refund_amount
+        if ret.kind == "claim":  # return.claim_opened / claim_resolved and after: what kind of claim
+            facts["claim_reason"] = ret.claim_reason
         if ret.exchange_order_id:  # return.exchange_created and after: the replacement, the difference
             facts["exchange_order_id"] = ret.exchange_order_id
             for name in ("to_charge", "to_credit"):

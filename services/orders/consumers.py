@@ -68,6 +68,9 @@ def subscriptions(
     async def on_return_refunded(tx: Tx, event) -> None:
         await service.record_return(tx, getattr(getattr(event, "return"), "return"))
 
+    async def on_claim_resolved(tx: Tx, event) -> None:
+        await service.record_claim(tx, getattr(getattr(event, "return"), "return"))
+
     async def on_stock_added(tx: Tx, event) -> None:
         wake_allocator(scheduled=True)  # a backordered order may now be reservable
         filled = list(event.stock.filled_order_ids)
@@ -85,5 +88,7 @@ def subscriptions(
         Subscription("orders-shipment-events", "orderdesk.shipment.>", on_shipment),
         Subscription("orders-stock-rescheduled", "orderdesk.stock.*.rescheduled", on_rescheduled),
         Subscription("orders-return-refunded", "orderdesk.return.*.refunded", on_return_refunded),
+        # issue 14: a claim without goods back counts for the desk's numbers when it is resolved
+        Subscription("orders-return-claim", "orderdesk.return.*.claim_resolved", on_claim_resolved),
         Subscription("orders-stock-restocked", "orderdesk.stock.*.restocked", on_stock_added),
     ]

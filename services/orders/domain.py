@@ -79,7 +79,9 @@ SPLITTABLE = (Status.CONFIRMED, Status.SCHEDULED, Status.ALLOCATED, Status.PARTI
 # Shipment statuses that mean the goods have left the warehouse.
 LEFT_WAREHOUSE = ("shipped", "delivered")
 # Shipment events that are the warehouse's or the desk's, not a carrier's word about the parcel.
-NOT_FROM_CARRIER = frozenset({"created", "picked", "packed", "cancelled", "updated", "carrier_changed"})
+NOT_FROM_CARRIER = frozenset(
+    {"created", "picked", "packed", "cancelled", "updated", "carrier_changed", "carrier_claim_opened"}
+)
 
 
 @dataclass

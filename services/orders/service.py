@@ -390,3 +390,12 @@ class OrdersService:
             facts = kpis.return_facts(ret.rma_id, ret.lines, self.clock())
             if await tx.repo(kpi_store.KpiLedger).record(ret.order_id, facts, count_new=True):
                 kpi_store.count_returns(facts)
+            # issue 14: exchanged lines, and a claim whose goods came back
+            await self.record_claim(tx, ret, kpis.exchange_facts(ret.rma_id, ret.lines, self.clock()))
+
+    async def record_claim(self, tx: Tx, ret, also: list | None = None) -> None:
+        """A claim's units by its reason (return.claim_resolved, or return.refunded when the goods came
+        back), for the desk's numbers; once per claim and line (the ledger ignores a repeated row)."""
+        facts = [*(also or []), *kpis.claim_facts(ret, self.clock())]
+        if facts:
+            await tx.repo(kpi_store.KpiLedger).record(ret.order_id, facts)

@@ -17,6 +17,10 @@ class ReturnsApi(returns_pb2_grpc.ReturnsServiceServicer):
         require(request.order_id, "order_id")
         return return_to_proto(await self.service.create(request))
 
+    async def CreateClaim(self, request, context):
+        require(request.order_id, "order_id")
+        return return_to_proto(await self.service.create_claim(request))
+
     async def GetReturn(self, request, context):
         require(request.rma_id, "rma_id")
         return return_to_proto(await self.service.get(request.rma_id, request.partner_id))

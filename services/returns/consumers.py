@@ -12,7 +12,7 @@ from __future__ import annotations
 from orderdesk.consumers import Subscription
 from orderdesk.db import Tx
 from orderdesk.v1 import events_pb2
-from services.returns.domain import EXCHANGE
+from services.returns.domain import EXCHANGE, REPLACE
 from services.returns.policy import ADVANCE
 from services.returns.service import ReturnsService
 
@@ -26,7 +26,7 @@ def exchanges(event: events_pb2.Event) -> bool:
     if event.WhichOneof("payload") != "return":
         return False
     ret = _return(event)
-    return not ret.exchange_order_id and any(line.resolution == EXCHANGE for line in ret.lines)
+    return not ret.exchange_order_id and any(line.resolution in (EXCHANGE, REPLACE) for line in ret.lines)
 
 
 def advance_exchanges(event: events_pb2.Event) -> bool:
@@ -44,6 +44,13 @@ def subscriptions(service: ReturnsService) -> list[Subscription]:
         Subscription(
             "returns-exchange-due",
             "orderdesk.return.*.refunded",
+            on_due,
+            wants=exchanges,
+            max_deliver=12,
+        ),
+        Subscription(  # a claim without goods back: its replacement at once
+            "returns-claim-resolved",
+            "orderdesk.return.*.claim_resolved",
             on_due,
             wants=exchanges,
             max_deliver=12,

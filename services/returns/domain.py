@@ -59,6 +59,17 @@ class Status(StrEnum):
 RELEASED = (Status.REFUSED, Status.CANCELLED)
 REFUND, EXCHANGE = "refund", "exchange"
 RESOLUTIONS = (REFUND, EXCHANGE)
+# Claims (issue 14): an RMA of kind claim, for goods delivered wrong, short or damaged; each line is
+# replaced (a replacement order, like an exchange's) or refunded in full.
+RETURN_KIND, CLAIM_KIND = "return", "claim"
+REPLACE = "replace"
+CLAIM_RESOLUTIONS = (REPLACE, REFUND)
+MISSING_ITEMS, WRONG_ITEM, DAMAGED_IN_TRANSIT = "missing_items", "wrong_item", "damaged_in_transit"
+CLAIM_REASONS = (MISSING_ITEMS, WRONG_ITEM, DAMAGED_IN_TRANSIT)
+# The return policy's reason code a claim's lines carry (the KPIs count returns by it).
+CLAIM_REASON_CODES = {MISSING_ITEMS: "other", WRONG_ITEM: "wrong_item", DAMAGED_IN_TRANSIT: "damaged"}
+CLAIM_OPENED_EVENT = "return.claim_opened"
+CLAIM_RESOLVED_EVENT = "return.claim_resolved"
 # What an exchange RMA's replacement is at: not yet due, due (inspected, the order is being entered),
 # created (linked), cancelled (the RMA was refused or cancelled).
 AWAITING_RECEIPT, EXCHANGE_DUE, EXCHANGE_CREATED, EXCHANGE_CANCELLED = (
@@ -131,6 +142,7 @@ class RequestedLine:
     resolution: str = ""  # refund | exchange; "": the return's
     exchange_sku: str = ""  # the replacement; "": the returned SKU
     exchange_quantity: int = 0  # 0: the returned quantity
+    sent_sku: str = ""  # a wrong-item claim: the SKU that was sent instead of `sku`
 
     def resolved(self, resolution: str) -> str:
         return self.resolution or resolution
@@ -197,6 +209,24 @@ def request_hash(order_id: str, lines: list[RequestedLine], resolution: str, exc
     )
 
 
+def claim_hash(
+    order_id: str, lines: list[RequestedLine], reason: str, evidence: str, goods_back: bool
+) -> str:
+    """The hash stored with a CreateClaim's idempotency key: its body without the key."""
+    return idempotency.request_hash(
+        {
+            "kind": CLAIM_KIND,
+            "order_id": order_id,
+            "lines": [
+                [line.sku, line.quantity, line.reason, line.resolution, line.sent_sku] for line in lines
+            ],
+            "reason": reason,
+            "evidence": evidence,
+            "goods_back": goods_back,
+        }
+    )
+
+
 # --- the aggregate ----------------------------------------------------------------------------
 @dataclass
 class ReturnLine:
@@ -214,10 +244,13 @@ class ReturnLine:
     exchange_sku: str = ""  # exchanged lines: the replacement, its units and its price by the policy
     exchange_quantity: int = 0
     exchange_unit_price: Decimal = Decimal("0.00")
+    sent_sku: str = ""  # a wrong-item claim's line: what was sent instead of `sku`
+    claimed: bool = False  # a claim's line (from the RMA's kind): refunded in full, no fee
 
     @property
     def exchanged(self) -> bool:
-        return self.resolution == EXCHANGE
+        """Replaced by a new order: an exchanged return line or a claim's replaced line."""
+        return self.resolution in (EXCHANGE, REPLACE)
 
     @property
     def restocking_fee(self) -> Decimal:
@@ -243,6 +276,8 @@ class ReturnLine:
     def refund(self) -> Decimal:
         if self.exchanged:
             return Decimal("0.00")
+        if self.claimed:  # our fault or the carrier's: what was paid, whatever comes back
+            return (self.unit_price * self.quantity).quantize(Decimal("0.01"))
         return policy.line_refund(self.reason_code, self.unit_price, self.counts())
 
 
@@ -278,6 +313,11 @@ class Return:
     exchange_mode: str = ""  # "" without an exchange; policy.ON_RECEIPT | policy.ADVANCE
     return_due_on: dt.date | None = None  # advance: the goods must be back by then
     unreturned_charge: Decimal = Decimal("0.00")  # advance: charged when they were not
+    kind: str = RETURN_KIND  # return | claim
+    claim_reason: str = ""  # a claim's: CLAIM_REASONS
+    goods_back: bool = False  # a claim's: the goods come back (received and inspected) before it resolves
+    evidence: str = ""  # a claim's evidence notes
+    decided_by: str = ""  # a claim's: who decided it (the desk person or the API key's name)
     # Not persisted: what changed since load, for the store and the outbox.
     changes: list[Change] = field(default_factory=list, repr=False)
     loaded_version: int = field(default=0, repr=False)
@@ -412,6 +452,176 @@ class Return:
         else:
             ret._change(Status.AUTHORIZED, at, actor, "return authorised")
         return ret
+
+    @classmethod
+    def open_claim(
+        cls,
+        *,
+        rma_id: str,
+        order_id: str,
+        partner_id: str,
+        ordered: dict[str, OrderedSku],
+        authorised: dict[str, int],
+        requested: list[RequestedLine],
+        reason: str,
+        evidence: str,
+        goods_back: bool,
+        at: dt.datetime,
+        actor: str,
+        currency: str = "",
+    ) -> Return:
+        """A claim on delivered goods, decided by `actor` as it is made (return.claim_opened). Without the
+        goods back it is resolved at once (return.claim_resolved): refunded lines in full, replaced lines
+        due for their replacement order. With the goods back it waits for receipt and inspection like a
+        return (return.refunded), refunded in full whatever the inspection says.
+
+        A line's quantity counts against the order's delivered units like a return's."""
+        violations: list[FieldViolation] = []
+        if reason not in CLAIM_REASONS:
+            violations.append(
+                FieldViolation("reason", f"must be one of {', '.join(CLAIM_REASONS)}", "unknown_reason")
+            )
+        if len(evidence) > MAX_REASON_LENGTH:
+            violations.append(
+                FieldViolation("evidence", f"at most {MAX_REASON_LENGTH} characters", "too_long")
+            )
+        if not requested:
+            violations.append(FieldViolation("lines", "at least one line", "required"))
+        for i, line in enumerate(requested):
+            at_ = f"lines[{i}]"
+            if not line.sku:
+                violations.append(FieldViolation(f"{at_}.sku", "required", "required"))
+            elif line.sku not in ordered:
+                violations.append(
+                    FieldViolation(f"{at_}.sku", f"{line.sku} is not on order {order_id}", "not_on_order")
+                )
+            if line.quantity <= 0:
+                violations.append(FieldViolation(f"{at_}.quantity", "must be positive", "not_positive"))
+            if (line.resolution or REFUND) not in CLAIM_RESOLUTIONS:
+                violations.append(
+                    FieldViolation(
+                        f"{at_}.resolution",
+                        f"must be one of {', '.join(CLAIM_RESOLUTIONS)}",
+                        "unsupported_resolution",
+                    )
+                )
+            if line.exchange_sku or line.exchange_quantity:
+                violations.append(
+                    FieldViolation(
+                        f"{at_}.exchange_sku" if line.exchange_sku else f"{at_}.exchange_quantity",
+                        "a claim's replacement is the SKU ordered, as many units as claimed",
+                        "not_an_exchange",
+                    )
+                )
+            if len(line.reason) > MAX_REASON_LENGTH:
+                violations.append(
+                    FieldViolation(f"{at_}.reason", f"at most {MAX_REASON_LENGTH} characters", "too_long")
+                )
+            if reason == WRONG_ITEM:
+                if not line.sent_sku:
+                    violations.append(
+                        FieldViolation(f"{at_}.sent_sku", "the SKU that was sent instead", "required")
+                    )
+                elif line.sent_sku == line.sku:
+                    violations.append(
+                        FieldViolation(
+                            f"{at_}.sent_sku", "the same SKU as ordered is not a wrong item", "same_sku"
+                        )
+                    )
+            elif line.sent_sku and reason in CLAIM_REASONS:
+                violations.append(
+                    FieldViolation(f"{at_}.sent_sku", "only for a wrong_item claim", "not_a_wrong_item")
+                )
+        if violations:
+            raise InvalidArgument("the claim is invalid", violations)
+        if not any(o.delivered > 0 for o in ordered.values()):
+            raise InvalidArgument(
+                f"nothing of order {order_id} has been delivered yet; a claim is on delivered goods",
+                [FieldViolation("order_id", f"order {order_id} is not delivered", "not_delivered")],
+                reason="not_delivered",
+            )
+        left = returnable(ordered, authorised)
+        for i, line in enumerate(requested):
+            if line.quantity > left[line.sku]:
+                o = ordered[line.sku]
+                violations.append(
+                    FieldViolation(
+                        f"lines[{i}].quantity",
+                        f"at most {left[line.sku]} of {line.sku} can be claimed "
+                        f"({o.delivered} delivered, {authorised.get(line.sku, 0)} already on returns or claims)",
+                        "exceeds_delivered",
+                    )
+                )
+            left[line.sku] -= max(line.quantity, 0)
+        if violations:
+            raise InvalidArgument(
+                "more is claimed than was delivered", violations, reason="exceeds_delivered"
+            )
+        lines = [
+            ReturnLine(
+                sku=line.sku,
+                quantity=line.quantity,
+                reason=line.reason,
+                unit_price=ordered[line.sku].unit_price,
+                warehouse=ordered[line.sku].warehouse,
+                reason_code=CLAIM_REASON_CODES[reason],
+                resolution=line.resolution or REFUND,
+                exchange_sku=line.sku if line.resolution == REPLACE else "",
+                exchange_quantity=line.quantity if line.resolution == REPLACE else 0,
+                # the same goods again, at the price paid: nothing to charge nor credit
+                exchange_unit_price=ordered[line.sku].unit_price
+                if line.resolution == REPLACE
+                else Decimal("0.00"),
+                sent_sku=line.sent_sku,
+                claimed=True,
+            )
+            for line in requested
+        ]
+        claim = cls(
+            rma_id=rma_id,
+            order_id=order_id,
+            partner_id=partner_id,
+            resolution=REFUND,
+            created_at=at,
+            lines=lines,
+            currency=currency,
+            kind=CLAIM_KIND,
+            claim_reason=reason,
+            goods_back=goods_back,
+            evidence=evidence,
+            decided_by=actor,
+        )
+        claim.status = Status.AUTHORIZED
+        claim.version += 1
+        claim.changes.append(
+            Change(
+                Status.AUTHORIZED,
+                claim.version,
+                at,
+                actor,
+                f"claim opened: {reason}",
+                event=CLAIM_OPENED_EVENT,
+            )
+        )
+        if not goods_back:
+            claim._resolve(at, actor)
+        return claim
+
+    @property
+    def is_claim(self) -> bool:
+        return self.kind == CLAIM_KIND
+
+    def _resolve(self, at: dt.datetime, actor: str) -> None:
+        """A claim without goods back: refunded and due for its replacement at once."""
+        self.refund_amount = refund_amount(self.lines)
+        note = f"claim resolved; refunded {self.refund_amount}"
+        if self.exchanged_lines:
+            note += "; the replacement is due"
+        self.status = Status.REFUNDED
+        self.version += 1
+        self.changes.append(
+            Change(Status.REFUNDED, self.version, at, actor, note, event=CLAIM_RESOLVED_EVENT)
+        )
 
     @property
     def restocking_fee(self) -> Decimal:

@@ -31,6 +31,7 @@ def return_to_proto(ret: Return) -> returns_pb2.Return:
                 exchange_sku=line.exchange_sku,
                 exchange_quantity=line.exchange_quantity,
                 exchange_unit_price=str(line.exchange_unit_price) if line.exchanged else "",
+                sent_sku=line.sent_sku,
             )
             for line in ret.lines
         ],
@@ -50,4 +51,9 @@ def return_to_proto(ret: Return) -> returns_pb2.Return:
         exchange_mode=ret.exchange_mode,
         return_due_on=ret.return_due_on.isoformat() if ret.return_due_on else "",
         unreturned_charge=str(ret.unreturned_charge) if ret.unreturned_charge else "",
+        kind=ret.kind,
+        claim_reason=ret.claim_reason,
+        goods_back=ret.goods_back,
+        evidence=ret.evidence,
+        decided_by=ret.decided_by,
     )

@@ -30,6 +30,7 @@ from orderdesk.db import Database, Tx, utcnow
 from orderdesk.v1 import common_pb2, events_pb2, intake_pb2, orders_pb2, returns_pb2
 from services.returns.domain import (
     EXCHANGE,
+    REPLACE,
     Change,
     Inspection,
     PolicyContext,
@@ -37,6 +38,7 @@ from services.returns.domain import (
     RequestedLine,
     Return,
     Status,
+    claim_hash,
     exchange_key,
     new_rma_id,
     request_hash,
@@ -158,6 +160,75 @@ class ReturnsService:
                 await repo.add(ret, claim)
                 await publish_changes(tx, ret)
         except IntegrityError:  # the same key used at once for another order: the one that committed stands
+            if not claim.key:
+                raise
+            async with self.db.reading() as work:
+                first = await _first_with_key(work.repo(ReturnRepository), claim)
+            if first is None:
+                raise
+            return first
+        return ret
+
+    async def create_claim(self, req: returns_pb2.CreateClaimRequest) -> Return:
+        """A claim on delivered goods (an RMA of kind claim), decided by the caller as it is made; the same
+        idempotency key returns the first claim. Its replacement order, if any, is entered from its event
+        (return.claim_resolved) by `make_exchange`, like an exchange's."""
+        requested = [
+            RequestedLine(
+                line.sku,
+                line.quantity,
+                line.reason,
+                resolution=line.resolution,
+                exchange_sku=line.exchange_sku,
+                exchange_quantity=int(line.exchange_quantity),
+                sent_sku=line.sent_sku,
+            )
+            for line in req.lines
+        ]
+        claim = IdempotencyClaim(
+            req.partner_id,
+            req.idempotency_key,
+            claim_hash(req.order_id, requested, req.reason, req.evidence, req.goods_back),
+        )
+        if claim.key:
+            idempotency.check_key(claim.key)
+            async with self.db.reading() as work:
+                first = await _first_with_key(work.repo(ReturnRepository), claim)
+            if first is not None:
+                return first
+        order = await self._get_order(req.order_id, req.partner_id)
+        ordered = summarise_order(
+            [(line.sku, line.delivered_quantity, Decimal(line.unit_price or "0")) for line in order.lines],
+            [(a.sku, a.warehouse) for a in order.allocations],
+        )
+        if any(line.resolution == REPLACE for line in requested) and self.intake is None:
+            raise errors.FailedPrecondition(
+                "replacements are not enabled here", rule="exchange_unavailable", subject=order.order_id
+            )
+        try:
+            async with self.db.transaction() as tx:
+                repo = tx.repo(ReturnRepository)
+                await repo.lock_order(order.order_id)
+                first = await _first_with_key(repo, claim) if claim.key else None
+                if first is not None:
+                    return first
+                ret = Return.open_claim(
+                    rma_id=new_rma_id(),
+                    order_id=order.order_id,
+                    partner_id=order.partner_id,
+                    ordered=ordered,
+                    authorised=await repo.authorised_quantities(order.order_id),
+                    requested=requested,
+                    reason=req.reason,
+                    evidence=req.evidence,
+                    goods_back=req.goods_back,
+                    at=self.clock(),
+                    actor=req.actor or req.partner_id or "unknown",
+                    currency=order.currency,
+                )
+                await repo.add(ret, claim)
+                await publish_changes(tx, ret)
+        except IntegrityError:
             if not claim.key:
                 raise
             async with self.db.reading() as work:

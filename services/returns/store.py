@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    false,
     func,
     select,
     text,
@@ -29,7 +30,7 @@ from sqlalchemy import (
 from orderdesk import masterdata
 from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
 from orderdesk.retention import Prunable
-from services.returns.domain import RELEASED, Return, ReturnLine, Status
+from services.returns.domain import CLAIM_KIND, RELEASED, Return, ReturnLine, Status
 from services.returns.policy import HoldReason, ProductPolicy
 
 metadata = MetaData()
@@ -59,6 +60,12 @@ returns = Table(
     Column("exchange_mode", String(16), nullable=False, server_default=""),  # "" | on_receipt | advance
     Column("return_due_on", String(10), nullable=False, server_default=""),  # advance: YYYY-MM-DD
     Column("unreturned_charge", String(32), nullable=False, server_default="0.00"),
+    # migration 0005, claims: an RMA of kind claim, its reason, evidence and who decided it
+    Column("kind", String(16), nullable=False, server_default="return"),
+    Column("claim_reason", String(32), nullable=False, server_default=""),
+    Column("goods_back", Boolean, nullable=False, server_default=false()),
+    Column("evidence", String(1000), nullable=False, server_default=""),
+    Column("decided_by", String(128), nullable=False, server_default=""),
     Index("ix_returns_due", "exchange_mode", "status", "return_due_on"),  # migration 0004: the deadline job
     Index("ix_returns_order", "order_id"),
     Index("ix_returns_status", "status", "created_at"),  # migration 0003: the desk's held returns
@@ -98,6 +105,8 @@ return_lines = Table(
     Column("exchange_sku", String(64), nullable=False, server_default=""),
     Column("exchange_quantity", Integer, nullable=False, server_default="0"),
     Column("exchange_unit_price", String(32), nullable=False, server_default="0.00"),
+    # migration 0005, claims: a wrong-item line's SKU actually sent
+    Column("sent_sku", String(64), nullable=False, server_default=""),
 )
 
 # Master data for the return policy (migration 0003): imported with products and customers.
@@ -201,6 +210,11 @@ class ReturnRepository(Repository):
                 ),
                 currency=ret.currency,
                 exchange_mode=ret.exchange_mode,
+                kind=ret.kind,
+                claim_reason=ret.claim_reason,
+                goods_back=ret.goods_back,
+                evidence=ret.evidence,
+                decided_by=ret.decided_by,
                 **_return_row(ret),
             )
         )
@@ -220,6 +234,7 @@ class ReturnRepository(Repository):
                     "exchange_sku": line.exchange_sku,
                     "exchange_quantity": line.exchange_quantity,
                     "exchange_unit_price": str(line.exchange_unit_price),
+                    "sent_sku": line.sent_sku,
                     **_line_outcome(line),
                 }
                 for i, line in enumerate(ret.lines)
@@ -323,6 +338,11 @@ class ReturnRepository(Repository):
             exchange_mode=row["exchange_mode"],
             return_due_on=dt.date.fromisoformat(row["return_due_on"]) if row["return_due_on"] else None,
             unreturned_charge=Decimal(row["unreturned_charge"]),
+            kind=row["kind"],
+            claim_reason=row["claim_reason"],
+            goods_back=bool(row["goods_back"]),
+            evidence=row["evidence"],
+            decided_by=row["decided_by"],
             lines=[
                 ReturnLine(
                     sku=r["sku"],
@@ -339,6 +359,8 @@ class ReturnRepository(Repository):
                     exchange_sku=r["exchange_sku"],
                     exchange_quantity=r["exchange_quantity"],
                     exchange_unit_price=Decimal(r["exchange_unit_price"]),
+                    sent_sku=r["sent_sku"],
+                    claimed=row["kind"] == CLAIM_KIND,
                 )
                 for r in line_rows
             ],

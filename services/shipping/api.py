@@ -41,16 +41,18 @@ class ShippingApi(shipping_pb2_grpc.ShippingServiceServicer):
     async def ListShipments(self, request, context):
         require(request.order_id, "order_id")
         items = await self.service.list_for_order(request.order_id, request.partner_id, request.warehouse)
-        timelines = await self.service.timelines([s.shipment_id for s in items])
+        ids = [s.shipment_id for s in items]
+        timelines, claims = await self.service.timelines(ids), await self.service.carrier_claims(ids)
         return shipping_pb2.ListShipmentsResponse(
-            items=[shipment_to_proto(s, timelines[s.shipment_id]) for s in items]
+            items=[shipment_to_proto(s, timelines[s.shipment_id], claims[s.shipment_id]) for s in items]
         )
 
     async def GetShipment(self, request, context):
         require(request.shipment_id, "shipment_id")
         shipment = await self.service.get(request.shipment_id, request.partner_id, request.warehouse)
         timelines = await self.service.timelines([shipment.shipment_id])
-        return shipment_to_proto(shipment, timelines[shipment.shipment_id])
+        claims = await self.service.carrier_claims([shipment.shipment_id])
+        return shipment_to_proto(shipment, timelines[shipment.shipment_id], claims[shipment.shipment_id])
 
     async def RecordShipmentEvent(self, request, context):
         require(request.shipment_id, "shipment_id")

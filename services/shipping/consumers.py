@@ -1,4 +1,5 @@
-"""Shipping reacts to orders' facts: allocated orders get shipments, cancelled ones lose them."""
+"""Shipping reacts to orders' facts: allocated orders get shipments, cancelled ones lose them; and to
+damaged-in-transit claims (return.claim_opened): a carrier claim on the shipment."""
 
 from __future__ import annotations
 
@@ -28,9 +29,14 @@ def subscriptions(service: ShippingService) -> list[Subscription]:
     async def on_order_exception(tx: Tx, event) -> None:
         await revisions.follow_resolution(service, tx, event)
 
+    async def on_return_claim(tx: Tx, event) -> None:
+        await service.open_carrier_claims(tx, getattr(getattr(event, "return"), "return"))
+
     return [
         Subscription("shipping-order-allocated", "orderdesk.order.*.allocated", on_order_allocated),
         Subscription("shipping-order-cancelled", "orderdesk.order.*.cancelled", on_order_cancelled),
         Subscription("shipping-order-changed", "orderdesk.order.*.changed", on_order_changed),
         Subscription("shipping-order-exception", "orderdesk.order.*.exception", on_order_exception),
+        # claims (issue 14): goods damaged in transit open a carrier claim on the shipment
+        Subscription("shipping-return-claim", "orderdesk.return.*.claim_opened", on_return_claim),
     ]

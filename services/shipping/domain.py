@@ -178,6 +178,53 @@ class Change(StatusChange[Status]):
         return f"shipment.{self.event_name}"
 
 
+CARRIER_CLAIM_OPEN = "open"
+CARRIER_CLAIM_OPENED_EVENT = "carrier_claim_opened"
+
+
+@dataclass(frozen=True)
+class CarrierClaim:
+    """A claim against the carrier for goods damaged in transit (issue 14): opened on a shipment that left
+    with a carrier, for the damaged units it carried, when a customer's damaged-in-transit claim (an RMA of
+    kind claim) is made; its id is derived from both, so a redelivery opens nothing new."""
+
+    claim_id: str
+    shipment_id: str
+    rma_id: str
+    carrier: str
+    tracking_number: str
+    lines: dict[str, int]
+    reason: str = ""
+    opened_by: str = ""
+    opened_at: dt.datetime | None = None
+    status: str = CARRIER_CLAIM_OPEN
+
+
+def carrier_claim_id(rma_id: str, n: int) -> str:
+    return f"CC-{rma_id.removeprefix('RMA-')}-{n}"
+
+
+def plan_carrier_claims(
+    damaged: dict[str, int], shipments: list[Shipment]
+) -> list[tuple[Shipment, dict[str, int]]]:
+    """The damaged units per shipment that left with a carrier and carried them, in shipment id order (each
+    SKU's units taken from the first shipments first); shipments that carried none get no claim."""
+    left = dict(damaged)
+    plan: list[tuple[Shipment, dict[str, int]]] = []
+    for shipment in sorted(shipments, key=lambda s: s.shipment_id):
+        if shipment.status not in (Status.SHIPPED, Status.DELIVERED) or not shipment.carrier:
+            continue
+        taken = {}
+        for sku, qty in shipment.lines.items():
+            n = min(qty, left.get(sku, 0))
+            if n > 0:
+                taken[sku] = n
+                left[sku] -= n
+        if taken:
+            plan.append((shipment, taken))
+    return plan
+
+
 @dataclass
 class Shipment:
     shipment_id: str
@@ -422,6 +469,15 @@ class Shipment:
         last = self.changes[-1]
         self.changes[-1] = Change(
             last.status, last.version, last.at, last.actor, last.reason, last.event, entry
+        )
+
+    def open_carrier_claim(self, claim: CarrierClaim, at: dt.datetime, actor: str) -> None:
+        """Records on the shipment's history that a carrier claim was opened (shipment.carrier_claim_opened)."""
+        self._note(
+            CARRIER_CLAIM_OPENED_EVENT,
+            at,
+            actor,
+            f"carrier claim {claim.claim_id} opened with {claim.carrier} for return {claim.rma_id}",
         )
 
     def _note(self, event: str, at: dt.datetime, actor: str, reason: str) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from orderdesk.events import timestamp
 from orderdesk.v1 import shipping_pb2
-from services.shipping.domain import Shipment
+from services.shipping.domain import CarrierClaim, Shipment
 from services.shipping.tracking import TrackingEntry
 
 
@@ -26,8 +26,25 @@ def tracking_to_proto(entry: TrackingEntry) -> shipping_pb2.TrackingEntry:
     )
 
 
-def shipment_to_proto(shipment: Shipment, timeline: Sequence[TrackingEntry] = ()) -> shipping_pb2.Shipment:
-    """The shipment as it now is; `timeline`: its carrier events (reads only: events carry none)."""
+def carrier_claim_to_proto(claim: CarrierClaim) -> shipping_pb2.CarrierClaim:
+    return shipping_pb2.CarrierClaim(
+        claim_id=claim.claim_id,
+        rma_id=claim.rma_id,
+        carrier=claim.carrier,
+        tracking_number=claim.tracking_number,
+        status=claim.status,
+        lines=[shipping_pb2.ShipmentLine(sku=sku, quantity=qty) for sku, qty in claim.lines.items()],
+        reason=claim.reason,
+        opened_by=claim.opened_by,
+        opened_at=timestamp(claim.opened_at) if claim.opened_at else None,
+    )
+
+
+def shipment_to_proto(
+    shipment: Shipment, timeline: Sequence[TrackingEntry] = (), claims: Sequence[CarrierClaim] = ()
+) -> shipping_pb2.Shipment:
+    """The shipment as it now is; `timeline`: its carrier events, `claims`: its carrier claims (reads only:
+    events carry neither)."""
     return shipping_pb2.Shipment(
         shipment_id=shipment.shipment_id,
         order_id=shipment.order_id,
@@ -48,4 +65,5 @@ def shipment_to_proto(shipment: Shipment, timeline: Sequence[TrackingEntry] = ()
         tracking_status=shipment.tracking_status,
         tracked_at=timestamp(shipment.tracked_at) if shipment.tracked_at else None,
         tracking=[tracking_to_proto(e) for e in timeline],
+        carrier_claims=[carrier_claim_to_proto(c) for c in claims],
     )

@@ -18,16 +18,24 @@ from orderdesk.db import Database, Tx, Work, utcnow
 from orderdesk.v1 import events_pb2, orders_pb2
 from services.shipping.domain import (
     TRACKING,
+    CarrierClaim,
     Change,
     Shipment,
     Status,
+    carrier_claim_id,
     check_step,
+    plan_carrier_claims,
     promised_delivery_date,
     shipment_id_for,
     split_by_warehouse,
 )
 from services.shipping.proto import shipment_to_proto, tracking_to_proto
-from services.shipping.store import ShipmentRepository, TrackingRepository, WarehouseRepository
+from services.shipping.store import (
+    CarrierClaimRepository,
+    ShipmentRepository,
+    TrackingRepository,
+    WarehouseRepository,
+)
 from services.shipping.tracking import Outcome, Reported, TrackingEntry, check, choose_shipment
 
 
@@ -139,6 +147,43 @@ class ShippingService:
             return None
         await publish_changes(tx, shipment)
         return shipment
+
+    async def open_carrier_claims(self, tx: Tx, ret) -> list[CarrierClaim]:
+        """A damaged-in-transit claim (issue 14, return.claim_opened; `ret` the RMA as published): a carrier
+        claim, status open, on each shipment of the order that left with a carrier and carried the damaged
+        units, noted on the shipment (shipment.carrier_claim_opened). Ids follow the RMA: a redelivery opens
+        nothing new. Other RMAs are ignored."""
+        if ret.kind != "claim" or ret.claim_reason != "damaged_in_transit":
+            return []
+        damaged: dict[str, int] = {}
+        for line in ret.lines:
+            damaged[line.sku] = damaged.get(line.sku, 0) + int(line.quantity)
+        repo = tx.repo(ShipmentRepository)
+        claims_repo = tx.repo(CarrierClaimRepository)
+        opened = []
+        now = self.clock()
+        actor = ret.decided_by or "system"
+        for n, (shipment, lines) in enumerate(
+            plan_carrier_claims(damaged, await repo.for_order(ret.order_id))
+        ):
+            claim = CarrierClaim(
+                claim_id=carrier_claim_id(ret.rma_id, n),
+                shipment_id=shipment.shipment_id,
+                rma_id=ret.rma_id,
+                carrier=shipment.carrier,
+                tracking_number=shipment.tracking_number,
+                lines=lines,
+                reason=ret.evidence,
+                opened_by=actor,
+                opened_at=now,
+            )
+            if not await claims_repo.add(claim):
+                continue  # opened before: a redelivery
+            shipment.open_carrier_claim(claim, now, actor)
+            await repo.save(shipment)
+            await publish_changes(tx, shipment)
+            opened.append(claim)
+        return opened
 
     async def cancel_for_order(self, tx: Tx, order_id: str, actor: str, reason: str) -> list[Shipment]:
         """Cancels the order's shipments whose goods are still in the warehouse."""
@@ -275,6 +320,11 @@ class ShippingService:
         """The order's shipments (a warehouse's only, for a key tied to it)."""
         async with self.db.reading() as work:
             return await work.repo(ShipmentRepository).for_order(order_id, partner_id, warehouse)
+
+    async def carrier_claims(self, shipment_ids: list[str]) -> dict[str, list[CarrierClaim]]:
+        """Each shipment's carrier claims, oldest first."""
+        async with self.db.reading() as work:
+            return await work.repo(CarrierClaimRepository).for_shipments(shipment_ids)
 
     async def timelines(self, shipment_ids: list[str]) -> dict[str, list[TrackingEntry]]:
         """Each shipment's carrier events, in the carrier's time order."""

@@ -11,6 +11,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
     and_,
     select,
     update,
@@ -19,7 +20,7 @@ from sqlalchemy import (
 from orderdesk.calendar_store import calendar_columns, warehouse_record, warehouse_values
 from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
 from orderdesk.masterdata import Warehouse
-from services.shipping.domain import Shipment, Status
+from services.shipping.domain import CarrierClaim, Shipment, Status
 from services.shipping.tracking import TrackingEntry, TrackingStatus, in_time_order
 
 metadata = MetaData()
@@ -50,6 +51,23 @@ shipments = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_shipments_order", "order_id"),
     Index("ix_shipments_tracking_number", "tracking_number"),  # migration 0006: carriers name parcels by it
+)
+
+# Migration 0007: carrier claims (issue 14), one per shipment and damaged-in-transit claim (RMA).
+carrier_claims = Table(
+    "carrier_claims",
+    metadata,
+    Column("claim_id", String(80), primary_key=True),
+    Column("shipment_id", String(80), nullable=False),
+    Column("rma_id", String(40), nullable=False),
+    Column("carrier", String(64), nullable=False),
+    Column("tracking_number", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # open
+    Column("lines", JSON, nullable=False),  # [[sku, quantity], ...]: the damaged units it carried
+    Column("reason", String(1000), nullable=False),
+    Column("opened_by", String(128), nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    UniqueConstraint("shipment_id", "rma_id", name="uq_carrier_claims_shipment_rma"),
 )
 
 # Migration 0006: every carrier event, once per sender and event id (a repeat inserts nothing).
@@ -320,3 +338,55 @@ class TrackingRepository(Repository):
                 )
             )
         return {sid: in_time_order(entries) for sid, entries in found.items()}
+
+
+class CarrierClaimRepository(Repository):
+    """Carrier claims: one row per shipment and claim (a repeat inserts nothing)."""
+
+    async def add(self, claim: CarrierClaim) -> bool:
+        result = await self.conn.execute(
+            insert_ignoring_conflicts(
+                self.dialect,
+                carrier_claims,
+                {
+                    "claim_id": claim.claim_id,
+                    "shipment_id": claim.shipment_id,
+                    "rma_id": claim.rma_id,
+                    "carrier": claim.carrier,
+                    "tracking_number": claim.tracking_number,
+                    "status": claim.status,
+                    "lines": [[sku, qty] for sku, qty in claim.lines.items()],
+                    "reason": claim.reason,
+                    "opened_by": claim.opened_by,
+                    "opened_at": claim.opened_at,
+                },
+            )
+        )
+        return result.rowcount == 1
+
+    async def for_shipments(self, shipment_ids: list[str]) -> dict[str, list[CarrierClaim]]:
+        """Each shipment's carrier claims, oldest first."""
+        found: dict[str, list[CarrierClaim]] = {sid: [] for sid in shipment_ids}
+        if not shipment_ids:
+            return found
+        rows = await self.conn.execute(
+            select(carrier_claims)
+            .where(carrier_claims.c.shipment_id.in_(shipment_ids))
+            .order_by(carrier_claims.c.opened_at, carrier_claims.c.claim_id)
+        )
+        for r in rows.mappings():
+            found[r["shipment_id"]].append(
+                CarrierClaim(
+                    claim_id=r["claim_id"],
+                    shipment_id=r["shipment_id"],
+                    rma_id=r["rma_id"],
+                    carrier=r["carrier"],
+                    tracking_number=r["tracking_number"],
+                    status=r["status"],
+                    lines={sku: int(qty) for sku, qty in r["lines"]},
+                    reason=r["reason"],
+                    opened_by=r["opened_by"],
+                    opened_at=r["opened_at"],
+                )
+            )
+        return found

@@ -81,6 +81,10 @@ def report_to_proto(report: KpiReport) -> orders_pb2.KpiReport:
         slow_sellers=_sales(report.slow_sellers),
         returns_by_sku=_rates(report.returns_by_sku),
         returns_by_reason=_reasons(report.returns_by_reason),
+        exchanges_by_sku=_rates(report.exchanges_by_sku),
+        exchanges_by_reason=_reasons(report.exchanges_by_reason),
+        claims_by_sku=_rates(report.claims_by_sku),
+        claims_by_reason=_reasons(report.claims_by_reason),
         orders_at_risk_now=report.orders_at_risk_now,
         at_risk_now=_reasons(report.at_risk_now),
     )

@@ -79,7 +79,9 @@ class Fact:
     at_risk (the promise watch first saw the order at risk; code = that risk's code; one per order),
     cancelled (quantity not shipped when the order was cancelled, ref ""; or units a change request cut from a
     line, ref "change-v<version>"; code = reason class),
-    held (one per hold reason; code = reason code), returned (quantity taken back; code = reason class).
+    held (one per hold reason; code = reason code), returned (quantity taken back; code = reason class),
+    exchanged (a return line's units replaced by an exchange; code = reason class), claimed (a claim's units,
+    issue 14; code = the claim's reason: missing_items, wrong_item, damaged_in_transit).
     """
 
     kind: str
@@ -276,6 +278,11 @@ class KpiReport:
     # (an order with two reasons counts in both); filled in by the caller, who reads the orders as they are.
     orders_at_risk_now: int = 0
     at_risk_now: list[ReasonCount] = field(default_factory=list)
+    # Issue 14: exchanged and claimed units per SKU (rate: of the units delivered in the period) and per reason.
+    exchanges_by_sku: list[SkuRate] = field(default_factory=list)
+    exchanges_by_reason: list[ReasonCount] = field(default_factory=list)
+    claims_by_sku: list[SkuRate] = field(default_factory=list)
+    claims_by_reason: list[ReasonCount] = field(default_factory=list)
 
 
 WARNING_AHEAD = dt.timedelta(days=1)
@@ -360,6 +367,12 @@ def compute_report(
     returned_units: dict[str, int] = defaultdict(int)
     delivered_units: dict[str, int] = defaultdict(int)
     return_reasons: dict[str, list] = defaultdict(lambda: [set(), 0])
+    # issue 14: exchanged and claimed units, per SKU and per reason (orders, units)
+    moved_units: dict[str, dict[str, int]] = {"exchanged": defaultdict(int), "claimed": defaultdict(int)}
+    moved_reasons: dict[str, dict[str, list]] = {
+        "exchanged": defaultdict(lambda: [set(), 0]),
+        "claimed": defaultdict(lambda: [set(), 0]),
+    }
 
     for order in orders:
         received = order.first("received")
@@ -426,6 +439,10 @@ def compute_report(
                 returned_units[fact.sku] += fact.quantity
                 return_reasons[fact.code][0].add(order.order_id)
                 return_reasons[fact.code][1] += fact.quantity
+            elif fact.kind in moved_units:
+                moved_units[fact.kind][fact.sku] += fact.quantity
+                moved_reasons[fact.kind][fact.code][0].add(order.order_id)
+                moved_reasons[fact.kind][fact.code][1] += fact.quantity
         for code, ids in cancelled_orders.items():
             cancel_reasons[code][0] += len(ids)
 
@@ -469,6 +486,24 @@ def compute_report(
             (ReasonCount(c, len(ids), u) for c, (ids, u) in return_reasons.items()),
             key=lambda r: (-r.units, r.reason),
         ),
+        exchanges_by_sku=_rates(moved_units["exchanged"], delivered_units),
+        exchanges_by_reason=_reason_counts(moved_reasons["exchanged"]),
+        claims_by_sku=_rates(moved_units["claimed"], delivered_units),
+        claims_by_reason=_reason_counts(moved_reasons["claimed"]),
+    )
+
+
+def _rates(units: dict[str, int], delivered: dict[str, int]) -> list[SkuRate]:
+    """Units per SKU against the units delivered in the period, most units first."""
+    return sorted(
+        (SkuRate(s, u, delivered.get(s, 0), ratio(u, delivered.get(s, 0))) for s, u in units.items()),
+        key=lambda r: (-r.units, r.sku),
+    )
+
+
+def _reason_counts(reasons: dict[str, list]) -> list[ReasonCount]:
+    return sorted(
+        (ReasonCount(c, len(ids), u) for c, (ids, u) in reasons.items()), key=lambda r: (-r.units, r.reason)
     )
 
 
@@ -583,4 +618,43 @@ def return_facts(rma_id: str, lines, at: dt.datetime) -> list[Fact]:
         )
         for i, line in enumerate(lines)
         if line.restocked_quantity + line.scrapped_quantity > 0
+    ]
+
+
+def exchange_facts(rma_id: str, lines, at: dt.datetime) -> list[Fact]:
+    """One `exchanged` row per exchanged line of a refunded return: its units, under the reason's class."""
+    return [
+        Fact(
+            "exchanged",
+            at,
+            i,
+            line.sku,
+            line.quantity,
+            code=reason_class(line.reason_code or line.reason, RETURN_REASONS),
+            reason=line.reason[:200],
+            ref=rma_id,
+        )
+        for i, line in enumerate(lines)
+        if line.resolution == "exchange" and line.quantity > 0
+    ]
+
+
+def claim_facts(ret, at: dt.datetime) -> list[Fact]:
+    """One `claimed` row per line of a claim (returns' Return of kind claim): its units, under the claim's
+    reason (missing_items, wrong_item, damaged_in_transit)."""
+    if ret.kind != "claim":
+        return []
+    return [
+        Fact(
+            "claimed",
+            at,
+            i,
+            line.sku,
+            line.quantity,
+            code=ret.claim_reason,
+            reason=line.reason[:200],
+            ref=ret.rma_id,
+        )
+        for i, line in enumerate(ret.lines)
+        if line.quantity > 0
     ]

@@ -50,6 +50,6 @@ def test_the_document_is_the_published_one():
 def test_every_operation_has_a_unique_id_and_the_bearer_scheme():
     doc = document()
     ids = [op_id for _, _, op_id in operations(doc)]
-    assert len(ids) == len(set(ids)) == 51
+    assert len(ids) == len(set(ids)) == 53
     assert doc["security"] == [{"apiKey": []}]
     assert doc["paths"]["/healthz"]["get"]["security"] == []

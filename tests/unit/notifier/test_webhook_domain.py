@@ -337,6 +337,34 @@ def test_exchange_created_names_the_replacement_and_the_difference():
     assert doc["data"]["exchange_order_id"] == "ORD-2"
 
 
+def test_a_claim_names_its_reason_and_once_resolved_its_refund():
+    ret = returns_pb2.Return(
+        rma_id="RMA-2",
+        order_id="ORD-1",
+        partner_id="P-SHOP",
+        status="refunded",
+        refund_amount="60.00",
+        kind="claim",
+        claim_reason="damaged_in_transit",
+    )
+    event = events.new_event(
+        "return.claim_resolved",
+        aggregate_id="RMA-2",
+        version=2,
+        order_id="ORD-1",
+        at=AT,
+        return_=events_pb2.ReturnEvent(**{"return": ret}),
+    )
+    doc = decoded(event)
+    assert (doc["type"], doc["rma_id"], doc["claim_reason"], doc["amount"]) == (
+        "return.claim_resolved",
+        "RMA-2",
+        "damaged_in_transit",
+        "60.00",
+    )
+    assert doc["data"]["kind"] == "claim" and domain.partner_of(event) == "P-SHOP"
+
+
 def test_an_event_type_nobody_mapped_flows_through_generically():
     event = order_event("order.exception", "allocated")
     doc = decoded(event)

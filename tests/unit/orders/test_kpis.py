@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from orderdesk.errors import InvalidArgument
+from orderdesk.v1 import returns_pb2
 from services.orders.domain import Allocation, Line, Order
 from services.orders.kpi import rules as kpis
 from services.orders.kpi.rules import Fact, LineFacts, OrderFacts, StatusAt, compute_report, p90, parse_period
@@ -519,4 +520,60 @@ def test_the_first_at_risk_of_an_order_becomes_a_ledger_row():
     o.watch([Risk(RiskCode.SUPPLY_LATE, "2026-12-24", 4, "late")], T0)
     assert [(f.kind, f.code, f.ref, f.at) for f in kpis.facts_of(o)] == [
         ("at_risk", "supply_late", "first", T0)
+    ]
+
+
+def test_exchange_and_claim_rates_by_reason_and_sku():
+    """Issue 14: exchanged units by the return reason, claimed units by the claim's reason, each per SKU
+    against the units delivered in the period (a fact outside the period does not count)."""
+    delivered = order(
+        "H",
+        "C1",
+        "api",
+        "USD",
+        "completed",
+        [("received", at(11, 1)), ("completed", at(11, 3))],
+        [LineFacts("M", 4, Decimal("10"), delivered=4), LineFacts("P", 2, Decimal("5"), delivered=2)],
+        [
+            Fact("exchanged", at(11, 5), 0, "M", 1, code="wrong_item", ref="RMA-1"),
+            Fact("claimed", at(11, 6), 0, "M", 2, code="wrong_item", ref="RMA-2"),
+            Fact("claimed", at(11, 6), 1, "P", 1, code="damaged_in_transit", ref="RMA-2"),
+            Fact("claimed", at(10, 30), 0, "P", 1, code="missing_items", ref="RMA-0"),  # October
+        ],
+    )
+    report = compute_report([delivered], NOVEMBER)
+    assert [(r.sku, r.units, r.base_units, r.rate) for r in report.exchanges_by_sku] == [("M", 1, 4, 0.25)]
+    assert [(r.reason, r.orders, r.units) for r in report.exchanges_by_reason] == [("wrong_item", 1, 1)]
+    assert [(r.sku, r.units, r.base_units, r.rate) for r in report.claims_by_sku] == [
+        ("M", 2, 4, 0.5),
+        ("P", 1, 2, 0.5),
+    ]
+    assert [(r.reason, r.orders, r.units) for r in report.claims_by_reason] == [
+        ("wrong_item", 1, 2),
+        ("damaged_in_transit", 1, 1),
+    ]
+
+
+def test_claim_and_exchange_facts_from_returns_events():
+    claim = returns_pb2.Return(
+        rma_id="RMA-2",
+        kind="claim",
+        claim_reason="damaged_in_transit",
+        lines=[returns_pb2.ReturnLine(sku="P", quantity=2, resolution="refund")],
+    )
+    (fact,) = kpis.claim_facts(claim, T0)
+    assert (fact.kind, fact.sku, fact.quantity, fact.code, fact.ref) == (
+        "claimed",
+        "P",
+        2,
+        "damaged_in_transit",
+        "RMA-2",
+    )
+    assert kpis.claim_facts(returns_pb2.Return(rma_id="RMA-3", lines=claim.lines), T0) == []
+    lines = [
+        returns_pb2.ReturnLine(sku="M", quantity=1, resolution="exchange", reason_code="wrong_item"),
+        returns_pb2.ReturnLine(sku="P", quantity=1, resolution="refund", reason_code="damaged"),
+    ]
+    assert [(f.kind, f.sku, f.code) for f in kpis.exchange_facts("RMA-1", lines, T0)] == [
+        ("exchanged", "M", "wrong_item")
     ]
