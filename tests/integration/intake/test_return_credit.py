@@ -49,14 +49,16 @@ def return_event(
         return_=events_pb2.ReturnEvent(
             **{
                 "return": returns_pb2.Return(
-                    rma_id=rma_id,
-                    order_id=order_id,
-                    partner_id="P1",
-                    status="refunded",
-                    refund_amount="42.50",
-                    currency="USD",
-                    version=5,
-                    **fields,
+                    **{
+                        "rma_id": rma_id,
+                        "order_id": order_id,
+                        "partner_id": "P1",
+                        "status": "refunded",
+                        "refund_amount": "42.50",
+                        "currency": "USD",
+                        "version": 5,
+                        **fields,
+                    }
                 )
             }
         ),
@@ -172,3 +174,29 @@ async def test_a_credit_note_finance_posted_first_stands(make_database, js):
     assert await exposure(service) == Decimal("960.00")
     async with service.db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(finance_documents))).scalar() == 1
+
+
+async def test_an_exchange_credit_and_a_claim_refund_are_credit_notes_too(make_database, js):
+    """An exchange for a cheaper replacement credits the difference with the refund; a claim, published in
+    the returns' vocabulary under a type of its own, is credited from the same fields."""
+    orders, order_id = ledger()
+    service = await intake(make_database, orders, config=IntakeConfig(exposure_until="payment"))
+    await deliver(service, order_event(order_id, "confirmed", 2, "1000.00"))
+    exchange, claim = (f"RMA-{uuid.uuid4().hex[:12].upper()}" for _ in range(2))
+    await consume(
+        service,
+        js,
+        order_id,
+        return_event(order_id, exchange, refund_amount="10.00", to_credit="5.25", to_charge="0.00"),
+        return_event(order_id, claim, "return.claim_resolved", refund_amount="100.00"),
+        return_event(order_id, f"RMA-{uuid.uuid4().hex[:8]}", refund_amount="0.00", to_charge="9.00"),
+    )
+    assert sorted(await credit_notes(service, order_id)) == sorted(
+        [(f"CN-{exchange}", 15_250_000, "returns"), (f"CN-{claim}", 100_000_000, "returns")]
+    )
+    assert await exposure(service) == Decimal("884.75")
+    account = await finance.get(service, intake_pb2.GetOrderAccountRequest(order_id=order_id))
+    assert account.refunded == "115.25"
+    assert {d.number: d.note for d in account.documents}[f"CN-{exchange}"] == (
+        f"refund 10.00 and exchange credit 5.25 of return {exchange}"
+    )
