@@ -39,7 +39,13 @@ class Component:
 # The one table. The unit tests compare it with the code: what each service's aggregates publish
 # (orderdesk.usecase / events.new_event), its consumers.subscriptions() and its add_singleton() jobs.
 COMPONENTS: dict[str, Component] = {
-    "intake": Component(consumers={"intake-order-exposure": "orderdesk.order.>"}),
+    "intake": Component(
+        consumers={
+            "intake-order-exposure": "orderdesk.order.>",
+            # the returns service's decided refunds become credit notes (issue 14)
+            "intake-return-credit": "orderdesk.return.>",
+        }
+    ),
     "orders": Component(
         aggregates=("order",),
         consumers={

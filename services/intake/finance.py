@@ -9,11 +9,18 @@ RecordFinanceDocument: read the order from orders (a partner's key: its own orde
 check the document against it (domain.money.check_document: every bad field named, nothing stored), then
 one transaction stores the document under (partner, kind, number) and settles the order's exposure. The
 same document sent again answers replayed; its number with other content is refused.
+
+record_decided_credit: the returns service's decided refunds (an RMA's return.refunded, a claim resolved
+the same way) become credit notes here without finance posting them (consumers.py): one per RMA, numbered
+CN-<RMA id>, stored and settled like finance's own in the consumer's transaction, so a redelivered event
+finds its inbox row or the document and records nothing twice; finance posting that number later is the
+same document (a replay, or refused if it says otherwise), never a second one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 
 import grpc
@@ -23,6 +30,8 @@ from orderdesk.v1 import intake_pb2, orders_pb2
 from services.intake import domain
 from services.intake.domain import money
 from services.intake.store import ExposureRepository, FinanceRepository
+
+log = logging.getLogger("orderdesk.intake.finance")
 
 
 def _document_to_proto(d: money.Document) -> intake_pb2.FinanceDocument:
@@ -65,23 +74,81 @@ async def record(service, request: intake_pb2.RecordFinanceDocumentRequest) -> i
         note=d.note,
     )
     async with service.db.transaction() as tx:
-        held = await tx.repo(FinanceRepository).add(
-            order.partner_id, order.customer_id, document, request.actor.id or "system"
-        )
+        held = await _book(tx, order, document, request.actor.id or "system")
         replayed = held is not document
         if replayed and not held.same_as(document):
             raise money.number_reused(held)
-        if not replayed:
-            await tx.repo(ExposureRepository).settle(
-                order.order_id,
-                order.customer_id,
-                _ordered(order),
-                invoiced=document.amount if document.kind == money.INVOICE else Decimal(0),
-                settled=document.amount if document.kind != money.INVOICE else Decimal(0),
-            )
     account = await _account(service, order, today)
     account.replayed = replayed
     return account
+
+
+async def _book(tx, order: orders_pb2.Order, document: money.Document, recorded_by: str) -> money.Document:
+    """Stores the document unless its number is taken, and settles the order's exposure with it; returns
+    the document that holds the number (this one when it was stored)."""
+    held = await tx.repo(FinanceRepository).add(order.partner_id, order.customer_id, document, recorded_by)
+    if held is document:
+        await tx.repo(ExposureRepository).settle(
+            order.order_id,
+            order.customer_id,
+            _ordered(order),
+            invoiced=document.amount if document.kind == money.INVOICE else Decimal(0),
+            settled=document.amount if document.kind != money.INVOICE else Decimal(0),
+        )
+    return held
+
+
+async def record_decided_credit(service, tx, credit: money.DecidedCredit) -> money.Document | None:
+    """The credit note of a refund the returns service decided, in the consumer's transaction `tx`; the
+    document now holding its number, or None when one was there already (a repeat, or finance's own)."""
+    finances = tx.repo(FinanceRepository)
+    there = await finances.get(credit.partner_id, money.CREDIT_NOTE, credit.number)
+    if there is not None:
+        _differs(there, credit)
+        return None
+    order = await _order(service, credit.order_id, credit.partner_id)
+    document = money.check_document(
+        kind=money.CREDIT_NOTE,
+        number=credit.number,
+        order_id=order.order_id,
+        amount=money.text(credit.amount),
+        currency=credit.currency or order.currency,
+        order_currency=order.currency,
+        payment_terms=order.payment_terms,
+        issued_on=credit.decided_on.isoformat(),
+        due_on="",
+        today=credit.decided_on,
+        note=credit.note,
+    )
+    held = await _book(tx, order, document, money.RETURNS_RECORDER)
+    if held is not document:
+        _differs(held, credit)
+        return None
+    log.info(
+        "credit note %s recorded for order %s: %s %s (%s)",
+        document.number,
+        document.order_id,
+        money.text(document.amount),
+        document.currency,
+        document.note,
+    )
+    return document
+
+
+def _differs(there: money.Document, credit: money.DecidedCredit) -> None:
+    """Finance posted the RMA's number itself with another amount: it stands, and the difference is told."""
+    if there.amount != credit.amount or there.order_id != credit.order_id:
+        log.warning(
+            "credit note %s exists already (order %s, %s %s); return %s decided %s on order %s: "
+            "the recorded one stands",
+            there.number,
+            there.order_id,
+            money.text(there.amount),
+            there.currency,
+            credit.rma_id,
+            money.text(credit.amount),
+            credit.order_id,
+        )
 
 
 async def get(service, request: intake_pb2.GetOrderAccountRequest) -> intake_pb2.OrderAccount:

@@ -924,16 +924,21 @@ class FinanceRepository(Repository):
         )
         if inserted.rowcount == 1:
             return document
+        held = await self.get(partner_id, document.kind, document.number)
+        assert held is not None, "the conflict was on this key"
+        return held
+
+    async def get(self, partner_id: str, kind: str, number: str) -> Document | None:
         row = (
             await self.conn.execute(
                 select(finance_documents).where(
                     finance_documents.c.partner_id == partner_id,
-                    finance_documents.c.kind == document.kind,
-                    finance_documents.c.number == document.number,
+                    finance_documents.c.kind == kind,
+                    finance_documents.c.number == number,
                 )
             )
         ).first()
-        return _document(row)
+        return None if row is None else _document(row)
 
     async def for_order(self, order_id: str) -> list[Document]:
         rows = await self.conn.execute(

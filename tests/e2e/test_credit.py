@@ -230,3 +230,74 @@ async def test_a_net30_customer_held_for_unpaid_invoices_is_released_by_a_paymen
     ]
     code, problem, _ = await admin.get("/v1/reports/credit-notes?from=2026-13-01&to=2026-12-31")
     assert code == 422 and problem["errors"][0]["field"] == "from", problem
+
+
+async def test_a_refund_decided_by_a_return_is_a_credit_note_that_lowers_the_exposure(
+    stack, shop, warehouse_operator, admin, eventually
+):
+    """Issue 14: nobody posts the refund: the return's inspection decides it, intake records the credit
+    note CN-<RMA id> from the returns service's event, the account and finance's export show it, and the
+    customer's exposure (kept until payment here) drops by it."""
+    customer = await new_customer(admin, "5000")
+    sku = await product(admin, price="12.50", stock={"WH-CHI": 100})
+    code, order, _ = await submit(shop, order_body(sku, 10, price="12.50", customer=customer))  # 125.00
+    assert code == 201 and order["status"] == "confirmed", order
+    order_id = order["order_id"]
+    await ship_everything(shop, warehouse_operator, order_id, eventually)
+    await wait_status(shop, order_id, "completed", eventually)
+
+    async def exposure_is(amount: str):
+        return await open_exposure(stack, customer) == Decimal(amount)
+
+    await eventually(lambda: exposure_is("125.00"))  # delivered, not paid: still uses the credit
+
+    code, rma, _ = await shop.post(
+        f"/v1/orders/{order_id}/returns",
+        json={"lines": [{"sku": sku, "quantity": 3, "reason": "damaged"}], "resolution": "refund"},
+    )
+    assert code == 201 and rma["status"] == "authorized", rma
+    rma_id = rma["rma_id"]
+    code, body, _ = await warehouse_operator.post(f"/v1/returns/{rma_id}/receive")
+    assert code == 200, body
+    code, body, _ = await warehouse_operator.post(
+        f"/v1/returns/{rma_id}/inspect", json={"lines": [{"sku": sku, "quantity": 3, "outcome": "restock"}]}
+    )
+    assert code == 200 and body["status"] == "refunded", body
+    refund = body["refund_amount"]
+    assert Decimal(refund) > 0, body
+
+    async def credited():
+        code, account, _ = await shop.get(f"/v1/orders/{order_id}/account")
+        assert code == 200, account
+        return account if account["refunded"] != "0.00" else None
+
+    account = await eventually(credited)
+    assert Decimal(account["refunded"]) == Decimal(refund)
+    assert Decimal(account["outstanding"]) == -Decimal(refund)  # nothing invoiced yet: owed to the customer
+    assert Decimal(account["uses_credit"]) == Decimal("125.00") - Decimal(refund)
+    (note,) = account["documents"]
+    assert (note["kind"], note["number"], note["currency"]) == ("credit_note", f"CN-{rma_id}", "USD"), note
+    assert Decimal(note["amount"]) == Decimal(refund) and rma_id in note["note"], note
+    assert await open_exposure(stack, customer) == Decimal("125.00") - Decimal(refund)
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    async with shop.session.get(
+        f"{stack.gateway_url}/v1/reports/credit-notes?from={today}&to={today}",
+        headers={"Authorization": f"Bearer {KEYS['admin']}"},
+    ) as resp:
+        assert resp.status == 200
+        rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    mine = [r for r in rows if r["number"] == f"CN-{rma_id}"]
+    assert [(r["order_id"], r["customer_id"], r["currency"], r["recorded_by"]) for r in mine] == [
+        (order_id, customer, "USD", "returns")
+    ], rows
+    assert Decimal(mine[0]["amount"]) == Decimal(refund)
+
+    # Finance posting the same credit note is the same document, not a second one.
+    code, again, headers = await admin.post(
+        f"/v1/orders/{order_id}/credit-notes",
+        json={"number": f"CN-{rma_id}", "amount": note["amount"], "currency": "USD", "issued_on": today},
+    )
+    assert code == 200 and headers.get("Idempotent-Replayed") == "true", again
+    assert again["refunded"] == account["refunded"] and len(again["documents"]) == 1
+    assert await open_exposure(stack, customer) == Decimal("125.00") - Decimal(refund)

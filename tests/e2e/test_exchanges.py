@@ -122,6 +122,9 @@ async def test_an_exchange_for_another_size_after_receipt(shop, warehouse_operat
         "10.00",
     )
     assert created_event["data"]["order_id"] == order_id
+    # the customer owes the difference (to_charge): nothing is credited, and no invoice is made for it
+    code, account, _ = await shop.get(f"/v1/orders/{order_id}/account")
+    assert code == 200 and (account["refunded"], account["documents"]) == ("0.00", []), account
     own = await feed_of_order(shop, replacement_id, "order.allocated", eventually, prefix="order.")
     assert "order.confirmed" in [e["type"] for e in own]
 
@@ -175,3 +178,15 @@ async def test_an_advance_exchange_ships_before_the_goods_come_back(
     await feed_of_order(shop, order_id, "return.refunded", eventually, prefix="return.")
     code, page, _ = await shop.get(f"/v1/orders?external_ref={rma_id}")
     assert code == 200 and [o["order_id"] for o in page["items"]] == [ret["exchange_order_id"]], page
+
+    # the cheaper replacement's difference is credited once decided: credit note CN-<RMA id> in the ledger
+    async def credited():
+        code, account, _ = await shop.get(f"/v1/orders/{order_id}/account")
+        assert code == 200, account
+        return account if account["documents"] else None
+
+    account = await eventually(credited)
+    assert account["refunded"] == "5.00", account
+    assert [(d["kind"], d["number"], d["amount"], d["note"]) for d in account["documents"]] == [
+        ("credit_note", f"CN-{rma_id}", "5.00", f"exchange credit 5.00 of return {rma_id}")
+    ]

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -384,6 +385,10 @@ class Books:
     disagree: list[str] = field(default_factory=list)
     unpublished: dict[str, int] = field(default_factory=dict)
     effects_twice: list[str] = field(default_factory=list)
+    # The finance ledger: per order, the credit notes intake recorded = the refunds returns decided.
+    credits: list[str] = field(default_factory=list)
+    refunds_decided: tuple[int, Decimal] = (0, Decimal(0))  # (RMAs, sum) over the run's orders
+    credit_notes: tuple[int, Decimal] = (0, Decimal(0))
     duplicate_events: int = 0
     dead_letters: int = 0
     events_seen: int = 0
@@ -401,6 +406,7 @@ class Books:
                 "wrong_state",
                 "disagree",
                 "effects_twice",
+                "credits",
             )
             if getattr(self, name)
         }
@@ -458,6 +464,7 @@ class Checker:
         ids = sorted(set(self.tally.acked.values()))
         orders_db, inventory_db = await self.connect("orders"), await self.connect("inventory")
         shipping_db, returns_db = await self.connect("shipping"), await self.connect("returns")
+        intake_db = await self.connect("intake")
         try:
             rows = await orders_db.fetch(
                 "SELECT order_id, external_ref, status, shipments FROM orders WHERE external_ref LIKE $1",
@@ -588,12 +595,48 @@ class Checker:
                         f"{sum(r['returned'] for r in lines[order_id].values())} returned, "
                         f"expected {returned}"
                     )
+            await self.credit_books(books, ids, returns_db, intake_db)
         finally:
-            for conn in (orders_db, inventory_db, shipping_db, returns_db):
+            for conn in (orders_db, inventory_db, shipping_db, returns_db, intake_db):
                 await conn.close()
         books.unpublished = await self.unpublished()
         await self.stream_books(books)
         return books
+
+    async def credit_books(self, books: Books, ids: list[str], returns_db, intake_db) -> None:
+        """Every refund the returns service decided is one credit note in intake's ledger, CN-<RMA id> for
+        its amount: per order, the same count and sum (the suite's returns are refunds, no exchange
+        credits). A missing one is a refund finance never hears of; a second one, money credited twice."""
+        decided: dict[str, dict[str, Decimal]] = defaultdict(dict)  # order -> {number: amount}
+        for r in await returns_db.fetch(
+            "SELECT rma_id, order_id, refund_amount FROM returns "
+            "WHERE status = 'refunded' AND order_id = ANY($1::text[])",
+            ids,
+        ):
+            if Decimal(r["refund_amount"]) > 0:
+                decided[r["order_id"]][f"CN-{r['rma_id']}"] = Decimal(r["refund_amount"])
+        recorded: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
+        for r in await intake_db.fetch(
+            "SELECT order_id, number, amount_micros FROM finance_documents "
+            "WHERE kind = 'credit_note' AND order_id = ANY($1::text[])",
+            ids,
+        ):
+            recorded[r["order_id"]].append((r["number"], Decimal(r["amount_micros"]) / 1_000_000))
+        for order_id in sorted(set(decided) | set(recorded)):
+            refunds, notes = decided[order_id], recorded[order_id]
+            if (len(notes), sum((a for _, a in notes), Decimal(0))) != (
+                len(refunds),
+                sum(refunds.values(), Decimal(0)),
+            ) or sorted(notes) != sorted(refunds.items()):
+                books.credits.append(f"{order_id}: refunds decided {dict(refunds)}, credit notes {notes}")
+        books.refunds_decided = (
+            sum(len(r) for r in decided.values()),
+            sum((sum(r.values(), Decimal(0)) for r in decided.values()), Decimal(0)),
+        )
+        books.credit_notes = (
+            sum(len(n) for n in recorded.values()),
+            sum((a for n in recorded.values() for _, a in n), Decimal(0)),
+        )
 
     async def stream_books(self, books: Books) -> None:
         """Every event id once in the stream; dead letters counted."""
@@ -718,6 +761,8 @@ def report(faults_list: list[FaultRecord], tally: Tally, books: Books, figures: 
         f"duplicate events         {books.duplicate_events} (of {books.events_seen} in the stream)",
         f"dead letters             {books.dead_letters}",
         f"delivered / returned     {len(tally.delivered)} / {len(tally.returned)}",
+        f"refunds / credit notes   {books.refunds_decided[0]} ({books.refunds_decided[1]:.2f}) / "
+        f"{books.credit_notes[0]} ({books.credit_notes[1]:.2f}) decided by returns / recorded by intake",
         f"refused by the API       {len(tally.refused)}",
         f"load gave up             {len(tally.operator_gave_up)} orders the warehouse operator could not "
         f"finish before its deadline (not a books problem: those orders are checked as they are)",

@@ -31,6 +31,8 @@ async def test_books_balance_after_faults_with_two_replicas():
     assert all(f.recovered == f.recovered for f in faults), "the suite did not work again after a fault"
     assert books.acknowledged > 100 and len(tally.delivered) > 10 and tally.returned
     assert not books.problems, books.problems
+    # Every refund decided became one credit note, and there were refunds to check.
+    assert books.credit_notes == books.refunds_decided and books.credit_notes[0] > 0, books.credit_notes
     assert not tally.refused
     # The load's own deadline may cut a few shipments short on a loaded machine; most must get through.
     assert len(tally.operator_gave_up) <= max(2, len(tally.delivered) // 10), tally.operator_gave_up

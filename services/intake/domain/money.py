@@ -235,3 +235,93 @@ def text(amount: Decimal) -> str:
     amount = amount.normalize()
     exponent = amount.as_tuple().exponent
     return str(amount.quantize(Decimal("0.01")) if isinstance(exponent, int) and exponent > -2 else amount)
+
+
+# --- credit notes the returns service decides -------------------------------------------------------
+# A return's (or a claim's) refund, and an exchange's credit for a cheaper replacement, are decided by the
+# returns service and published as the RMA's events; intake turns each decision into one credit note in
+# this ledger, numbered after the RMA so that a redelivered event, or finance posting the same number,
+# finds the document there already.
+RETURNS_RECORDER = "returns"  # recorded_by of the credit notes made from the returns service's decisions
+DECIDED_STATUS = "refunded"  # an RMA (return or claim) whose money is decided
+
+
+def credit_note_number(rma_id: str) -> str:
+    """The credit note of an RMA's decided refund: CN-<RMA id> (one per RMA)."""
+    return f"CN-{rma_id}"
+
+
+@dataclass(frozen=True)
+class DecidedCredit:
+    """What the returns service decided to give back on one RMA: its refund and an exchange's credit."""
+
+    rma_id: str
+    order_id: str
+    partner_id: str
+    refund: Decimal
+    exchange_credit: Decimal  # the replacement was worth less than the goods (to_credit)
+    currency: str  # "" when the RMA does not say: the order's
+    decided_on: dt.date
+
+    @property
+    def amount(self) -> Decimal:
+        return self.refund + self.exchange_credit
+
+    @property
+    def number(self) -> str:
+        return credit_note_number(self.rma_id)
+
+    @property
+    def note(self) -> str:
+        parts = []
+        if self.refund:
+            parts.append(f"refund {text(self.refund)}")
+        if self.exchange_credit:
+            parts.append(f"exchange credit {text(self.exchange_credit)}")
+        return f"{' and '.join(parts)} of return {self.rma_id}"
+
+
+def decided_credit(
+    *,
+    rma_id: str,
+    order_id: str,
+    partner_id: str,
+    status: str,
+    refund_amount: str,
+    to_credit: str = "",
+    currency: str = "",
+    decided_at: dt.datetime,
+) -> DecidedCredit | None:
+    """The credit an RMA's event decides, or None when it decides none (not refunded, or nothing to give
+    back). Reads only what every RMA has (id, order, status, refund amount) and an exchange's to_credit
+    when present, so a claim refunded like a return is credited like one. A malformed amount is refused
+    (InvalidArgument): the event is not one to guess about."""
+    if status != DECIDED_STATUS or not rma_id or not order_id:
+        return None
+    bad: list[FieldViolation] = []
+    refund = _decided_amount(refund_amount, "refund_amount", bad)
+    credit = _decided_amount(to_credit, "to_credit", bad)
+    if bad:
+        raise InvalidArgument(f"return {rma_id}: its decided refund cannot be read", violations=bad)
+    if refund + credit <= 0:
+        return None
+    return DecidedCredit(
+        rma_id=rma_id,
+        order_id=order_id,
+        partner_id=partner_id,
+        refund=refund,
+        exchange_credit=credit,
+        currency=currency.strip().upper(),
+        decided_on=decided_at.astimezone(dt.UTC).date(),
+    )
+
+
+def _decided_amount(value: str, field: str, bad: list[FieldViolation]) -> Decimal:
+    try:
+        amount = Decimal((value or "0").strip() or "0")
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0:
+        bad.append(FieldViolation(field, f"{value!r} is not an amount of 0 or more", "amount_invalid"))
+        return Decimal(0)
+    return amount

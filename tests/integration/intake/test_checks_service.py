@@ -57,7 +57,7 @@ def order_event(
 
 
 async def deliver(service, *events) -> None:
-    (subscription,) = consumers.subscriptions(service)
+    subscription = consumers.subscriptions(service)[0]
     assert (subscription.durable, subscription.filter_subject) == (
         "intake-order-exposure",
         "orderdesk.order.>",

@@ -43,7 +43,7 @@ def review(order, added=(), previous_total="0", ship_to_changed=False) -> intake
 
 
 async def open_order(service, amount: str) -> None:
-    (subscription,) = consumers.subscriptions(service)
+    subscription = consumers.subscriptions(service)[0]  # intake-order-exposure
     event = events_pb2.Event(
         event_id="e-1",
         type="order.allocated",
