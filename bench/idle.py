@@ -91,7 +91,9 @@ def report(figures: dict[str, tuple[float, float]], seconds: float) -> float:
         if name != "nats-server":
             total += cpu
         print(f"{name:<14}{cpu:>16.4f}{wakeups:>12.1f}")
-    print(f"{'suite total':<14}{total:>16.4f}   target <= {TARGET} ({'met' if total <= TARGET else 'NOT met'})")
+    print(
+        f"{'suite total':<14}{total:>16.4f}   target <= {TARGET} ({'met' if total <= TARGET else 'NOT met'})"
+    )
     print("(nats-server is shown but not counted; wake-ups: context switches of all its threads)")
     return total
 

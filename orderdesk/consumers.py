@@ -74,12 +74,19 @@ class Subscription:
 
 
 class EventConsumer:
+    # A long poll: the server holds each pull request open this long and answers the moment an event comes
+    # (no added latency), so an idle consumer costs two small requests per period instead of one a second.
+    # It also bounds how long a pull request lost with a NATS node goes unnoticed (a reconnect re-issues it
+    # at once: `refetch`).
+    FETCH_WAIT_SECONDS = 10.0
+
     def __init__(self, db: Database, js, subscription: Subscription):
         self.db = db
         self.js = js
         self.sub = subscription
         self._stopping = False
         self._psub: JetStreamContext.PullSubscription | None = None
+        self._fetching: asyncio.Task | None = None
         # INSERT ... ON CONFLICT DO NOTHING into the inbox, built once (parameters per message).
         self._claim = insert_ignoring_conflicts(db.dialect, inbox_table)
         self._fail_first = injected_failures(subscription.durable)
@@ -116,6 +123,25 @@ class EventConsumer:
     def stop(self) -> None:
         self._stopping = True
 
+    def refetch(self) -> None:
+        """The pull request in flight may be lost (NATS reconnected, perhaps to another node): a new one now,
+        rather than at the end of the long poll."""
+        if self._fetching is not None and not self._fetching.done():
+            self._fetching.cancel()
+
+    async def _fetch(self, psub) -> list:
+        """The next messages, waiting up to FETCH_WAIT_SECONDS for the first; [] when `refetch` cut it short."""
+        self._fetching = asyncio.ensure_future(psub.fetch(self.sub.batch, timeout=self.FETCH_WAIT_SECONDS))
+        try:
+            return await self._fetching
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._fetching.cancelled() and task is not None and not task.cancelling():
+                return []  # refetch(), not our own cancellation
+            raise
+        finally:
+            self._fetching = None
+
     async def run(self) -> None:
         from nats.errors import TimeoutError as NatsTimeout
 
@@ -125,7 +151,7 @@ class EventConsumer:
         assert psub is not None, "start() subscribes"
         while not self._stopping:
             try:
-                messages = await psub.fetch(self.sub.batch, timeout=1.0)
+                messages = await self._fetch(psub)
             except (TimeoutError, NatsTimeout):
                 metrics.CONSUMER_PENDING.labels(self.sub.durable).set(0)  # caught up
                 continue
