@@ -26,6 +26,7 @@ from orderdesk.aio import wait_event
 from orderdesk.clients import Services
 from orderdesk.logs import correlation_id_from
 from orderdesk.parsing import whole_number
+from orderdesk.profiling import profiled
 
 UNMATCHED_ROUTE = "unmatched"  # bounded label for paths no route serves
 GRACE_SECONDS = 10  # SIGTERM: the requests in flight may finish for this long
@@ -254,5 +255,6 @@ def serve(app, addr: str, *, log: logging.Logger, metrics_port: int, **options) 
         signal.signal(sig, lambda *_: None)
     metrics.serve(metrics_port)
     log.info("listening", extra=logs.fields(addr=f"{host}:{port}", metrics_port=metrics_port))
-    Server(config).run()
+    with profiled():  # ORDERDESK_PROFILE=<dir>: the gateway's or the console's profile too
+        Server(config).run()
     log.info("stopped")

@@ -73,6 +73,13 @@ OUTBOX_OLDEST_AGE = Gauge(
     "Age of the oldest unpublished outbox row",
     ["service"],
 )
+# --- storage ---------------------------------------------------------------
+# No labels: one process is one service (Prometheus adds job/instance); `make bench` divides them per order.
+DB_STATEMENTS = Counter(
+    "orderdesk_db_statements_total", "SQL statements sent to the database (an executemany counts once)"
+)
+DB_COMMITS = Counter("orderdesk_db_commits_total", "Database transactions committed")
+
 OUTBOX_PUBLISHED = Counter(
     "orderdesk_outbox_published_total", "Events published from the outbox", ["service"]
 )

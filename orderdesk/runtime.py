@@ -22,9 +22,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -41,6 +39,7 @@ from orderdesk.config import NatsCredentials, Settings, grpc_target, nats_server
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
 from orderdesk.outbox import OutboxRelay
+from orderdesk.profiling import profiled
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as Nats
@@ -445,23 +444,11 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
 
 
 def run(main: Job) -> None:
-    """Runs a process's main on uvloop. ORDERDESK_PROFILE=<dir> profiles it (cProfile, written at exit)."""
-    profile_dir = os.environ.get("ORDERDESK_PROFILE", "")
-    profiler = None
-    if profile_dir:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-    try:
+    """Runs a process's main on uvloop. ORDERDESK_PROFILE=<dir> profiles it (orderdesk.profiling)."""
+    with profiled():
         try:
             import uvloop
 
             uvloop.run(main())
         except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable without it
             asyncio.run(main())
-    finally:
-        if profiler is not None:
-            profiler.disable()
-            name = Path(sys.argv[0]).parent.name or "proc"  # python -m services.orders -> "orders"
-            profiler.dump_stats(os.path.join(profile_dir, f"{name}-{os.getpid()}.prof"))
