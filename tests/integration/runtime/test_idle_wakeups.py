@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import time
 import uuid
 from pathlib import Path
@@ -86,15 +87,14 @@ async def test_an_idle_consumer_long_polls_and_handles_an_event_the_moment_it_co
     durable = f"test-idle-{uuid.uuid4().hex[:8]}"
     consumer = EventConsumer(db, js, Subscription(durable, f"orderdesk.order.{order_id}.>", handler))
     await consumer.start()
-    psub = consumer._psub
-    fetches = {"n": 0}
-    fetch = psub.fetch
+    pulls = {"n": 0}
+    pull = consumer._pull
 
-    async def counted(*args, **kwargs):
-        fetches["n"] += 1
-        return await fetch(*args, **kwargs)
+    async def counted(psub):
+        pulls["n"] += 1
+        return await pull(psub)
 
-    psub.fetch = counted
+    consumer._pull = counted  # type: ignore[method-assign]
 
     async def publish(n: int) -> None:
         e = _event(order_id, n)
@@ -103,19 +103,51 @@ async def test_an_idle_consumer_long_polls_and_handles_an_event_the_moment_it_co
     try:
         async with running(consumer.run()):
             await asyncio.sleep(3.0)  # nothing to read: one pull request stays open (a poll a second: 3)
-            assert fetches["n"] == 1, fetches
+            assert pulls["n"] == 1, pulls
             await publish(1)
             took = await _within(5, lambda: 1 in applied)
             assert took < 1.0, f"an event waited {took:.2f}s for an idle consumer"
             # A reconnect (perhaps to another node, where the pull request is unknown) asks again at once.
-            before = fetches["n"]
+            before = pulls["n"]
             consumer.refetch()
-            await _within(2, lambda: fetches["n"] > before)
+            await _within(2, lambda: pulls["n"] > before)
             await publish(2)
             assert await _within(5, lambda: 2 in applied) < 1.0
     finally:
         await js.delete_consumer(events.STREAM, durable)  # leave a shared test server as we found it
     assert applied == [1, 2]
+
+
+async def test_a_stale_status_leaves_no_pull_request_behind_to_hold_the_next_event(make_database, nc, js):
+    """A status meant for an earlier pull request (its expiry, when the client stopped waiting first) must not
+    leave a request on the server that takes a later event and sits on it: each event is handled at once."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-I{uuid.uuid4().hex[:10].upper()}"
+    applied: dict[int, float] = {}
+
+    async def handler(tx, event):
+        applied[event.aggregate_version] = time.monotonic()
+
+    durable = f"test-stale-{uuid.uuid4().hex[:8]}"
+    consumer = EventConsumer(db, js, Subscription(durable, f"orderdesk.order.{order_id}.>", handler))
+    await consumer.start()
+    psub = consumer._psub
+    try:
+        async with running(consumer.run()):
+            await asyncio.sleep(0.5)
+            # What a pull request the client gave up on sends later: a 408 on the consumer's inbox.
+            stale = {"batch": 1, "expires": int(0.05 * 1e9)}
+            await nc.publish(psub._nms, json.dumps(stale).encode(), reply=psub._deliver)
+            await asyncio.sleep(0.5)
+            for n in (1, 2, 3):
+                e = _event(order_id, n)
+                sent = time.monotonic()
+                await js.publish(events.subject(e), e.SerializeToString())
+                await _within(15, lambda n=n: n in applied)
+                assert applied[n] - sent < 1.0, f"event {n} waited {applied[n] - sent:.2f}s"
+                await asyncio.sleep(0.3)
+    finally:
+        await js.delete_consumer(events.STREAM, durable)
 
 
 async def test_the_relay_wakes_on_commit_and_its_safety_net_sends_rows_no_one_told_it_of(
