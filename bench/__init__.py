@@ -40,3 +40,97 @@ def import_master_data(stack: Stack, folder: Path, *, products: str, stock: str)
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+
+# What `make bench` divides per accepted order, per process: (row label, Prometheus counter summed over its series).
+PER_ORDER_COUNTERS = (
+    ("SQL statements", "orderdesk_db_statements_total"),
+    ("commits", "orderdesk_db_commits_total"),
+    ("gRPC calls handled", "orderdesk_grpc_server_handled_total"),
+    ("events published", "orderdesk_outbox_published_total"),
+    ("events consumed", "orderdesk_events_consumed_total"),
+)
+NATS = "nats-server"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc); 0 when it is gone."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _counter_sums(port: int) -> dict[str, float]:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    sums = dict.fromkeys((name for _, name in PER_ORDER_COUNTERS), 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in sums:
+            sums[name] += float(line.rsplit(" ", 1)[1])
+    return sums
+
+
+def process_counts(stack: Stack) -> dict[str, dict[str, float]]:
+    """Per process of the suite (and the stack's own nats-server): its CPU seconds so far ("cpu") and the
+    PER_ORDER_COUNTERS from its /metrics."""
+    found: dict[str, dict[str, float]] = {}
+    for name, process in stack.processes.items():
+        if process.popen is not None:
+            found[name] = {"cpu": _cpu_seconds(process.popen.pid), **_counter_sums(stack.metrics_ports[name])}
+    if stack.own_nats is not None and stack.own_nats.process is not None:
+        found[NATS] = {"cpu": _cpu_seconds(stack.own_nats.process.pid)}
+    return found
+
+
+def wait_drained(stack: Stack, timeout: float = 300.0) -> float:
+    """Seconds until the suite has worked off what it was given: every consumer of the stream caught up and
+    every service's outbox empty, twice in a row half a second apart."""
+    import asyncio
+    import time
+
+    from bench.webhooks import wait_quiet
+
+    started, quiet = time.monotonic(), 0
+    while quiet < 2:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"the suite did not drain within {timeout:.0f}s")
+        asyncio.run(wait_quiet(stack, timeout))
+        backlog = sum(
+            _gauge(stack.metrics_ports[i], "orderdesk_outbox_backlog_events")
+            for s in ("intake", "orders", "inventory", "shipping", "returns", "notifier")
+            for i in stack.instances(s)
+        )
+        quiet = quiet + 1 if backlog == 0 else 0
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def _gauge(port: int, name: str) -> float:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def print_per_order(before: dict, after: dict, accepted: int, what: str) -> None:
+    """The table: per process, CPU ms and each counter per accepted order between the two process_counts."""
+    orders = max(accepted, 1)
+    names = [n for n in after if n in before]
+    rows = [("CPU ms", "cpu", 1000.0)] + [(label, name, 1.0) for label, name in PER_ORDER_COUNTERS]
+    width = max(10, *(len(n) + 2 for n in names))
+    print(f"per accepted order, {what} ({accepted} orders; the total is the suite's, {NATS} apart):")
+    print(f"{'':<20}" + "".join(f"{n:>{width}}" for n in names) + f"{'total':>10}")
+    for label, key, scale in rows:
+        values = {n: (after[n][key] - before[n][key]) * scale / orders for n in names if key in after[n]}
+        total = sum(v for n, v in values.items() if n != NATS)
+        print(
+            f"{label:<20}"
+            + "".join(f"{values[n]:>{width}.1f}" if n in values else f"{'':>{width}}" for n in names)
+            + f"{total:>10.1f}"
+        )

@@ -26,7 +26,16 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import UNTHROTTLED, import_master_data, percentile, surge, webhooks
+from bench import (
+    UNTHROTTLED,
+    import_master_data,
+    percentile,
+    print_per_order,
+    process_counts,
+    surge,
+    wait_drained,
+    webhooks,
+)
 from devtools import localservers
 from devtools.devstack import ROOT, Stack
 
@@ -238,13 +247,16 @@ def main() -> int:
         seed_bench_products(stack)
         # Warm-up: connections, caches, SQLite pages.
         asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
-        before = allocated_total(stack)
+        wait_drained(stack)  # the warm-up's work done: what follows is the load's alone
+        before, counts_before = allocated_total(stack), process_counts(stack)
         real = asyncio.run(
             drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
         )
         confirmed = real["decisions"].get("confirmed", 0)
         drain = wait_allocated(stack, before + confirmed)
         allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
+        wait_drained(stack)  # shipments made, feeds appended: every event of the load consumed
+        counts_after = process_counts(stack)
 
         # The webhook runs before the surge: each of its runs starts from a suite that has caught up
         # (see webhooks.wait_quiet), which after 20,000 orders would take minutes.
@@ -285,6 +297,7 @@ def main() -> int:
             f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
             f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)"
         )
+        print_per_order(counts_before, counts_after, real["accepted"], "the load and its drain")
         if hooks is not None:
             webhooks.report(hooks)
         if surged is not None:
@@ -301,7 +314,7 @@ def main() -> int:
 if __name__ == "__main__":
     status = main()
     # Supply: reservations/s under contention, two inventory replicas on one PostgreSQL (own processes).
-    from bench import archive, backup, carriers, console, security, supply
+    from bench import archive, backup, carriers, console, idle, security, supply
     from bench import watch as promise_watch
 
     # Backup: duration and size for 100,000 orders (bench/backup.py says how they are made).
@@ -310,6 +323,7 @@ if __name__ == "__main__":
     # Console: the desk's pages with 100,000 orders, p50/p99 per page (bench/console.py).
     # Carriers: the tracking events per second the gateway accepts (bench/carriers.py).
     # Security: CPU per order without mTLS, with it, and with the rate limiter too (bench/security.py).
+    # Idle: what the suite costs doing nothing, per process (bench/idle.py).
     sys.exit(
         status
         or supply.main([])
@@ -319,4 +333,5 @@ if __name__ == "__main__":
         or console.main([])
         or carriers.main([])
         or security.main([])
+        or idle.main([])
     )

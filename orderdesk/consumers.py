@@ -10,6 +10,7 @@ the last delivery the message is parked on the dead-letter stream and counted.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -74,12 +75,21 @@ class Subscription:
 
 
 class EventConsumer:
+    # A long poll: each pull request waits up to this long on the server and is answered the moment events
+    # come (no added latency), so an idle consumer costs one small request per period instead of one a
+    # second. It also bounds how long a pull request lost with a NATS node goes unnoticed (a reconnect
+    # re-issues it at once: `refetch`).
+    FETCH_WAIT_SECONDS = 10.0
+    FETCH_GRACE_SECONDS = 1.0  # the server ends a request with a status; waited for this much longer
+    QUICK_EMPTY_SECONDS = 0.1
+
     def __init__(self, db: Database, js, subscription: Subscription):
         self.db = db
         self.js = js
         self.sub = subscription
         self._stopping = False
         self._psub: JetStreamContext.PullSubscription | None = None
+        self._fetching: asyncio.Task | None = None
         # INSERT ... ON CONFLICT DO NOTHING into the inbox, built once (parameters per message).
         self._claim = insert_ignoring_conflicts(db.dialect, inbox_table)
         self._fail_first = injected_failures(subscription.durable)
@@ -116,24 +126,80 @@ class EventConsumer:
     def stop(self) -> None:
         self._stopping = True
 
-    async def run(self) -> None:
-        from nats.errors import TimeoutError as NatsTimeout
+    def refetch(self) -> None:
+        """The pull request in flight may be lost (NATS reconnected, perhaps to another node): a new one now,
+        rather than at the end of the long poll."""
+        if self._fetching is not None and not self._fetching.done():
+            self._fetching.cancel()
 
+    async def _fetch(self, psub) -> list:
+        """The next messages, waiting up to FETCH_WAIT_SECONDS for the first; [] when `refetch` cut it short."""
+        self._fetching = asyncio.ensure_future(self._pull(psub))
+        try:
+            return await self._fetching
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._fetching.cancelled() and task is not None and not task.cancelling():
+                return []  # refetch(), not our own cancellation
+            raise
+        finally:
+            self._fetching = None
+
+    async def _pull(self, psub) -> list:
+        """One pull request: `no_wait` with `expires`, which the server holds until events come, sends what
+        there is (up to the batch) and ends with a status (404: no more now; 408: expired). Read until that
+        status, or the batch, and nothing is left behind on the server.
+
+        Not the client's `fetch`: when its own timer beats the server's 408 (its expiry is 0.1 ms short of
+        the timer, less than a round trip under load), its next fetch reads that stale status, sends a second
+        request without `no_wait`, and that one outlives it holding a batch: it takes the next event and keeps
+        it from the fetch waiting for it until another event or its expiry (seconds, at idle). A stale status
+        here only ends a pull early, and a `no_wait` request ends as soon as it has delivered."""
+        from nats.errors import TimeoutError as NatsTimeout
+        from nats.js.client import JetStreamContext
+
+        request = {"batch": self.sub.batch, "expires": int(self.FETCH_WAIT_SECONDS * 1e9), "no_wait": True}
+        await psub._nc.publish(psub._nms, json.dumps(request).encode(), psub._deliver)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.FETCH_WAIT_SECONDS + self.FETCH_GRACE_SECONDS
+        messages: list = []
+        while len(messages) < self.sub.batch:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                msg = await psub._sub.next_msg(timeout=remaining)
+            except NatsTimeout:
+                break
+            status = JetStreamContext.is_status_msg(msg)
+            if status is None:
+                messages.append(msg)
+            elif status != "100":  # not an idle heartbeat: the end of a request (ours, or an earlier one's)
+                break
+        return messages
+
+    async def run(self) -> None:
         if self._psub is None:
             await self.start()
         psub = self._psub
         assert psub is not None, "start() subscribes"
+        loop = asyncio.get_running_loop()
         while not self._stopping:
+            asked = loop.time()
             try:
-                messages = await psub.fetch(self.sub.batch, timeout=1.0)
-            except (TimeoutError, NatsTimeout):
-                metrics.CONSUMER_PENDING.labels(self.sub.durable).set(0)  # caught up
-                continue
+                messages = await self._fetch(psub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection trouble: the client reconnects; try again shortly
                 log.warning("fetch failed for %s: %s", self.sub.durable, exc)
                 await asyncio.sleep(1.0)
+                continue
+            if not messages:
+                metrics.CONSUMER_PENDING.labels(self.sub.durable).set(0)  # caught up
+                if loop.time() - asked < self.QUICK_EMPTY_SECONDS:
+                    # Ended at once with nothing: an earlier request's status (ours still waits on the server),
+                    # or a server that answers so (consumer gone, another version): ask again, but never in a spin.
+                    await asyncio.sleep(self.QUICK_EMPTY_SECONDS)
                 continue
             # In order: events of one order arrive in publish order and are applied so.
             if not (self.sub.group_commit and len(messages) > 1 and await self.handle_together(messages)):

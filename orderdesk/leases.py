@@ -8,9 +8,11 @@ per job; the holder runs the job, the others wait and take over when it dies:
   (kill -9, crash, lost pod) the server ends the session and frees the lock, and a
   replica that tries every TRY_SECONDS takes over. The holder checks its session every
   CHECK_SECONDS and stops the job the moment the check fails (PostgreSQL restarted,
-  network gone), so it stops before the server can give the lock to anyone else.
-  Server-side TCP keepalives bound how long a vanished holder keeps the lock (~11 s).
-- SQLite: one process owns the file, so the lease is always held.
+  network gone), so it stops before the server can give the lock to anyone else:
+  a lost session is noticed within CHECK_SECONDS + CHECK_TIMEOUT (5 s), while
+  server-side TCP keepalives let a vanished holder keep the lock for ~11 s.
+- SQLite: one process owns the file, so the lease is always held and never checked
+  (the job runs undisturbed: nothing wakes for it).
 
 A replica that commits events or confirms an order while another holds the lease
 pokes the holder over core NATS (`_orderdesk.wake.<job>`, nothing stored); the holder
@@ -29,6 +31,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from orderdesk import metrics
+from orderdesk.aio import wait_event
 
 log = logging.getLogger("orderdesk.leases")
 
@@ -39,7 +42,7 @@ class Lease:
     """Always held: SQLite, one process per database file."""
 
     TRY_SECONDS = 1.0
-    CHECK_SECONDS = 1.0
+    CHECK_SECONDS = 3.0  # a fraction of the ~11 s a vanished holder keeps the lock (see the module's note)
     exclusive = False  # True when other processes may compete for it
 
     def __init__(self, name: str):
@@ -156,7 +159,8 @@ async def run_while_held(
         task = asyncio.create_task(work(), name=f"lease:{lease.name}")
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=lease.CHECK_SECONDS)
+                # A lease nobody else can take (SQLite) is never lost: no check, no wake-up.
+                done, _ = await asyncio.wait({task}, timeout=lease.CHECK_SECONDS if lease.exclusive else None)
                 if done:
                     task.result()  # a crash of the job is raised here
                     return
@@ -243,11 +247,8 @@ class PeriodicPasses:
         interval = self.interval_seconds()
         delay = min(self.FIRST_PASS_SECONDS, interval)
         while True:
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, delay)
+            self._wake.clear()  # here, not before the wait: a wake during the pass makes another one
             try:
                 await self.one_pass()
                 delay = interval

@@ -102,7 +102,11 @@ def _headers(row) -> dict[str, str]:
 class OutboxRelay:
     BATCH = 500
     MAX_BACKOFF = 30.0
-    POLL_SECONDS = 1.0
+    # The relay wakes when events commit (`Database.on_commit_with_events`: in this process at once, from
+    # another replica over NATS, and after a NATS reconnect); this poll is only the safety net for a poke
+    # that never came (a replica killed within the poke's few milliseconds, a NATS outage in between), so it
+    # bounds how late such a row is sent. Rows left by a killed process: the next holder's first pass.
+    POLL_SECONDS = 10.0
 
     def __init__(self, db: Database, js, service: str, *, nc=None, lease: leases.Lease | None = None):
         self.db = db
@@ -131,6 +135,8 @@ class OutboxRelay:
     async def _relay(self) -> None:
         backoff = 0.1
         while not self._stopping:
+            # Cleared before the pass, not after: a commit during the pass wakes the next one at once.
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 backoff = 0.1
@@ -144,7 +150,6 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.MAX_BACKOFF)
                 continue
-            self._wake.clear()
             await wait_event(self._wake, self.POLL_SECONDS)
 
     def stop(self) -> None:

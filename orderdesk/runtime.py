@@ -22,9 +22,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -41,6 +39,7 @@ from orderdesk.config import NatsCredentials, Settings, grpc_target, nats_server
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
 from orderdesk.outbox import OutboxRelay
+from orderdesk.profiling import profiled
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as Nats
@@ -85,6 +84,7 @@ class ServiceRuntime:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stop = asyncio.Event()
         self._closing = False
+        self._after_reconnect: list[Callable[[], None]] = []
         self._health_server: grpc.aio.Server | None = None
 
     @property
@@ -110,6 +110,9 @@ class ServiceRuntime:
             await migrations.upgrade(self._db.engine, self.migrations_dir)
         await self.connect_nats()
         self._relay = OutboxRelay(self._db, self.js, self.name, nc=self.nc)
+        # Pokes sent while NATS was away are lost and pull requests may be: the loops do not wait for their
+        # safety-net polls (orderdesk/outbox.py, orderdesk/consumers.py) to notice.
+        self.after_reconnect(self._relay.wakeup.poke)
 
     async def connect_nats(self) -> None:
         import nats
@@ -120,6 +123,8 @@ class ServiceRuntime:
 
         async def _reconnected():
             self.log.info("nats reconnected")
+            for callback in self._after_reconnect:
+                callback()
 
         self._nc = nc = await nats.connect(
             nats_servers(self.settings.nats_url),  # a cluster: every node, reconnecting to another
@@ -146,9 +151,20 @@ class ServiceRuntime:
         add_to_server(servicer, self.server)
         self._service_names.append(f"{PACKAGE}.{service_name}")
 
+    def after_reconnect(self, callback: Callable[[], None]) -> None:
+        """`callback()` whenever the NATS connection comes back: a loop woken by pokes over NATS (which may
+        have been lost meanwhile) or a long poll (whose pull request may have been) does its work now."""
+        self._after_reconnect.append(callback)
+
+    def consumer(self, subscription: Subscription) -> EventConsumer:
+        """A durable consumer the caller runs (e.g. under a lease); re-fetches after a NATS reconnect."""
+        consumer = EventConsumer(self.db, self.js, subscription)
+        self.after_reconnect(consumer.refetch)
+        return consumer
+
     def subscribe(self, *subscriptions: Subscription) -> None:
         """Durable consumers for these subscriptions, started with the server."""
-        self._consumers += [EventConsumer(self.db, self.js, subscription) for subscription in subscriptions]
+        self._consumers += [self.consumer(subscription) for subscription in subscriptions]
 
     def add_task(self, task: Job) -> None:
         """A background loop (e.g. the allocation worker) that runs until shutdown."""
@@ -428,23 +444,11 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
 
 
 def run(main: Job) -> None:
-    """Runs a process's main on uvloop. ORDERDESK_PROFILE=<dir> profiles it (cProfile, written at exit)."""
-    profile_dir = os.environ.get("ORDERDESK_PROFILE", "")
-    profiler = None
-    if profile_dir:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-    try:
+    """Runs a process's main on uvloop. ORDERDESK_PROFILE=<dir> profiles it (orderdesk.profiling)."""
+    with profiled():
         try:
             import uvloop
 
             uvloop.run(main())
         except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable without it
             asyncio.run(main())
-    finally:
-        if profiler is not None:
-            profiler.disable()
-            name = Path(sys.argv[0]).parent.name or "proc"  # python -m services.orders -> "orders"
-            profiler.dump_stats(os.path.join(profile_dir, f"{name}-{os.getpid()}.prof"))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from orderdesk import retention
 from orderdesk.config import WebhookSettings
-from orderdesk.consumers import EventConsumer
 from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import notifier_pb2_grpc
 from services.notifier import consumers, domain, store
@@ -36,8 +35,8 @@ async def main() -> None:
     )
     # One replica at a time appends to the feeds and delivers (a lease, see orderdesk.leases): a durable
     # consumer shared by replicas could append two events of one order out of order. Every replica
-    # answers the API; the holder picks up others' changes by polling (endpoints, replays: seconds).
-    feed = [EventConsumer(rt.db, rt.js, subscription) for subscription in consumers.subscriptions(service)]
+    # answers the API; the holder hears of others' endpoint changes by a poke (and polls, should one be lost).
+    feed = [rt.consumer(subscription) for subscription in consumers.subscriptions(service)]
     dispatcher = Dispatcher(rt.db, service, settings)
 
     async def feed_and_deliver() -> None:
@@ -45,7 +44,9 @@ async def main() -> None:
             await consumer.start()
         await asyncio.gather(*(consumer.run() for consumer in feed), dispatcher.run())
 
-    rt.add_singleton("notifier", feed_and_deliver, on_wake=lambda _payload: None)
+    wakeup = rt.add_singleton("notifier", feed_and_deliver, on_wake=lambda _payload: dispatcher.wake())
+    # An endpoint created, resumed or replayed through any replica wakes the holder's dispatcher.
+    service.endpoint_listeners.append(lambda _endpoint_id: wakeup.poke())
     await rt.serve()
 
 

@@ -53,7 +53,9 @@ from services.notifier.store import (
 
 log = logging.getLogger("notifier.delivery")
 
-MAX_WAIT_SECONDS = 2.0  # longest sleep between rounds: catches endpoints changed by another replica
+# Longest sleep between rounds. Feeds growing and endpoints changing wake the dispatcher (another replica's
+# change too: a poke over NATS, services/notifier/__main__.py), so this is only the safety net for a lost poke.
+MAX_WAIT_SECONDS = 10.0
 MIN_ROUND_SECONDS = 0.1  # wake-ups within this gather into one round (one commit for many events)
 TAKE_ON_BATCH = 500
 GAUGE_SECONDS = 5.0
@@ -144,6 +146,10 @@ class Dispatcher:
         self._wake = asyncio.Event()
         service.listeners.append(lambda _partner_id: self._wake.set())  # a feed grew
         service.endpoint_listeners.append(lambda _endpoint_id: self._wake.set())  # created, resumed, replayed
+
+    def wake(self) -> None:
+        """A round now: something changed that the holder of the lease did not see (another replica's API)."""
+        self._wake.set()
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(

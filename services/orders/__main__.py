@@ -37,6 +37,8 @@ async def main() -> None:
     def wake_allocator(*, scheduled: bool = False) -> None:
         wakeup.poke(b"scheduled" if scheduled else b"")
 
+    rt.after_reconnect(wake_allocator)  # another replica's pokes may have been lost meanwhile
+
     # The promise watch (README "Promise watch"): one replica at a time; the orders it looks at are marked
     # due in the database by every save, so a poke only saves it the wait for its next poll.
     watch = Watch.from_settings(rt.db, WatchSettings.from_env())

@@ -37,6 +37,9 @@ class Allocator:
     CHUNK = 64  # orders per ReserveMany call
     CONCURRENCY = 16  # Reserve calls in flight when inventory has no ReserveMany
     RETRY_SCHEDULED_SECONDS = 30.0
+    # Without a wake-up, a pass at least this often: the bound on a confirmed order whose poke was lost (its
+    # replica killed within the poke's milliseconds, NATS away in between) or that no one poked.
+    SAFETY_NET_SECONDS = 10.0
 
     def __init__(
         self,
@@ -99,13 +102,16 @@ class Allocator:
             )
             self._scheduled_due = False
             self._wake.clear()
-            found = 0
+            found, stuck = 0, True
             try:
                 backlog = await self.backlog(include_scheduled=include_scheduled)
                 found = len(backlog)
                 if include_scheduled:
                     last_scheduled = loop.time()
-                progressed = await self.allocate_many(backlog) > 0
+                moved = await self.allocate_many(backlog)
+                progressed = moved > 0
+                # A confirmed order that did not move on (inventory down, a failed call) is tried again soon.
+                stuck = moved < sum(1 for o in backlog if o.status is Status.CONFIRMED)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -113,9 +119,18 @@ class Allocator:
                 progressed = False
             if progressed and found >= self.BATCH:
                 continue
-            if not progressed and found:
-                await asyncio.sleep(0.5)  # inventory down or nothing reservable: do not spin
-            await wait_event(self._wake, 1.0)
+            if stuck:  # the pass failed, or inventory is down: again soon
+                if not progressed:
+                    await asyncio.sleep(0.5)  # nothing reservable: do not spin
+                await wait_event(self._wake, 1.0)
+                continue
+            # Nothing to do until woken (an order confirmed or changed, stock came: in this replica at once,
+            # from another over NATS), or until the safety net or the backorders' next retry is due: no pass
+            # every second over an idle table.
+            await wait_event(
+                self._wake,
+                min(self.SAFETY_NET_SECONDS, self.RETRY_SCHEDULED_SECONDS - (loop.time() - last_scheduled)),
+            )
 
     async def backlog(self, *, include_scheduled: bool) -> list[Order]:
         """Up to BATCH orders awaiting stock, confirmed before backordered, highest current priority first,

@@ -210,11 +210,12 @@ async def test_allocators_of_two_replicas_reserve_each_order_once_by_priority_an
     inventory = CountingInventory()
     run = uuid.uuid4().hex[:8].upper()
     first = [(f"ORD-A{run}{n:02d}", (n * 37) % 100) for n in range(30)]
-    creator = OrdersService(db)
+    replicas: list = []
+    # Confirming an order wakes the allocator as in the service (there: the holder, through its Wakeup).
+    creator = OrdersService(db, on_confirmed=lambda: [r[1].wake() for r in replicas])
     for order_id, priority in first:
         await creator.create(_order(order_id, priority))
 
-    replicas = []
     for _ in range(_replica_count(db)):
         replica_db = Database(db.url)
         allocator = Allocator(replica_db, inventory, timeout=5)

@@ -1,0 +1,224 @@
+"""An idle service sleeps (issue 15): its loops wake on events, not on timers that fire every second, and
+lose no latency for it. On a real database (SQLite and PostgreSQL) and a real JetStream:
+
+- a consumer long-polls: one pull request for many seconds of nothing, and an event that comes during it
+  is handled at once; a reconnect's `refetch` issues a new pull request and the consumer keeps working;
+- the outbox relay wakes when events commit, and a row no one told it of (another process's) is still
+  sent by its safety-net poll;
+- the allocator does no pass while nothing happens, allocates at once when woken, and an order no one
+  woke it for within its safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import time
+import uuid
+from pathlib import Path
+
+import nats
+import pytest
+
+from orderdesk import events
+from orderdesk.consumers import EventConsumer, Subscription
+from orderdesk.outbox import OutboxRelay, outbox_table, row
+from orderdesk.v1 import events_pb2
+from services.orders.allocator import Allocator
+from services.orders.service import OrdersService
+from services.orders.store import OrderRepository
+from tests.integration.runtime.test_replicas import CountingInventory, _order
+
+ORDERS_MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
+
+
+@pytest.fixture
+async def nc(nats_url):
+    nc = await nats.connect(nats_url)
+    await events.ensure_streams(nc.jetstream())
+    yield nc
+    await nc.close()
+
+
+@pytest.fixture
+def js(nc):
+    return nc.jetstream()
+
+
+def _event(order_id: str, n: int) -> events_pb2.Event:
+    return events.new_event(
+        "order.confirmed",
+        aggregate_id=order_id,
+        version=n,
+        order_id=order_id,
+        order=events_pb2.OrderEvent(status="confirmed"),
+    )
+
+
+async def _within(seconds: float, check) -> float:
+    """Seconds until `check()` holds (a plain or an async predicate); fails after `seconds`."""
+    started = time.monotonic()
+    while not (await answer if inspect.isawaitable(answer := check()) else answer):
+        assert time.monotonic() - started < seconds, f"not within {seconds}s"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+@contextlib.asynccontextmanager
+async def running(coro):
+    task = asyncio.create_task(coro)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_idle_consumer_long_polls_and_handles_an_event_the_moment_it_comes(make_database, js):
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-I{uuid.uuid4().hex[:10].upper()}"
+    applied: list[int] = []
+
+    async def handler(tx, event):
+        applied.append(event.aggregate_version)
+
+    durable = f"test-idle-{uuid.uuid4().hex[:8]}"
+    consumer = EventConsumer(db, js, Subscription(durable, f"orderdesk.order.{order_id}.>", handler))
+    await consumer.start()
+    pulls = {"n": 0}
+    pull = consumer._pull
+
+    async def counted(psub):
+        pulls["n"] += 1
+        return await pull(psub)
+
+    consumer._pull = counted  # type: ignore[method-assign]
+
+    async def publish(n: int) -> None:
+        e = _event(order_id, n)
+        await js.publish(events.subject(e), e.SerializeToString())
+
+    try:
+        async with running(consumer.run()):
+            await asyncio.sleep(3.0)  # nothing to read: one pull request stays open (a poll a second: 3)
+            assert pulls["n"] == 1, pulls
+            await publish(1)
+            took = await _within(5, lambda: 1 in applied)
+            assert took < 1.0, f"an event waited {took:.2f}s for an idle consumer"
+            # A reconnect (perhaps to another node, where the pull request is unknown) asks again at once.
+            before = pulls["n"]
+            consumer.refetch()
+            await _within(2, lambda: pulls["n"] > before)
+            await publish(2)
+            assert await _within(5, lambda: 2 in applied) < 1.0
+    finally:
+        await js.delete_consumer(events.STREAM, durable)  # leave a shared test server as we found it
+    assert applied == [1, 2]
+
+
+async def test_a_stale_status_leaves_no_pull_request_behind_to_hold_the_next_event(make_database, nc, js):
+    """A status meant for an earlier pull request (its expiry, when the client stopped waiting first) must not
+    leave a request on the server that takes a later event and sits on it: each event is handled at once."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-I{uuid.uuid4().hex[:10].upper()}"
+    applied: dict[int, float] = {}
+
+    async def handler(tx, event):
+        applied[event.aggregate_version] = time.monotonic()
+
+    durable = f"test-stale-{uuid.uuid4().hex[:8]}"
+    consumer = EventConsumer(db, js, Subscription(durable, f"orderdesk.order.{order_id}.>", handler))
+    await consumer.start()
+    psub = consumer._psub
+    try:
+        async with running(consumer.run()):
+            await asyncio.sleep(0.5)
+            # What a pull request the client gave up on sends later: a 408 on the consumer's inbox.
+            stale = {"batch": 1, "expires": int(0.05 * 1e9)}
+            await nc.publish(psub._nms, json.dumps(stale).encode(), reply=psub._deliver)
+            await asyncio.sleep(0.5)
+            for n in (1, 2, 3):
+                e = _event(order_id, n)
+                sent = time.monotonic()
+                await js.publish(events.subject(e), e.SerializeToString())
+                await _within(15, lambda n=n: n in applied)
+                assert applied[n] - sent < 1.0, f"event {n} waited {applied[n] - sent:.2f}s"
+                await asyncio.sleep(0.3)
+    finally:
+        await js.delete_consumer(events.STREAM, durable)
+
+
+async def test_the_relay_wakes_on_commit_and_its_safety_net_sends_rows_no_one_told_it_of(
+    make_database, nc, js
+):
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-I{uuid.uuid4().hex[:10].upper()}"
+    relay = OutboxRelay(db, js, f"idle{uuid.uuid4().hex[:6]}")
+    passes = {"n": 0}
+    publish_pending = relay.publish_pending
+
+    async def counted() -> int:
+        passes["n"] += 1
+        return await publish_pending()
+
+    relay.publish_pending = counted  # type: ignore[method-assign]
+    got: list[int] = []
+
+    async def received(msg) -> None:
+        got.append(events_pb2.Event.FromString(msg.data).aggregate_version)
+
+    sub = await nc.subscribe(f"orderdesk.order.{order_id}.>", cb=received)
+    try:
+        async with running(relay.run()):
+            await asyncio.sleep(2.5)
+            assert passes["n"] == 1, passes  # the first pass at start, then asleep (a poll a second: 3)
+            async with db.transaction() as tx:
+                await tx.emit(_event(order_id, 1))
+            assert await _within(5, lambda: got == [1]) < 1.0
+        # A row committed by another process (no poke reaches this one): the safety net sends it.
+        relay.POLL_SECONDS = 0.5
+        async with db.engine.begin() as conn:
+            await conn.execute(outbox_table.insert(), [row(_event(order_id, 2))])
+        async with running(relay.run()):
+            await asyncio.sleep(0.2)  # the first pass
+            await _within(5, lambda: got == [1, 2])
+            async with db.engine.begin() as conn:
+                await conn.execute(outbox_table.insert(), [row(_event(order_id, 3))])
+            assert await _within(5, lambda: got == [1, 2, 3]) < 2.0
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_an_idle_allocator_sleeps_wakes_for_an_order_and_its_safety_net_finds_one_no_one_told(
+    make_database,
+):
+    db = await make_database(ORDERS_MIGRATIONS)
+    run = uuid.uuid4().hex[:8].upper()
+    allocator = Allocator(db, CountingInventory(), timeout=5)
+    passes = {"n": 0}
+    backlog = allocator.backlog
+
+    async def counted(**kwargs):
+        passes["n"] += 1
+        return await backlog(**kwargs)
+
+    allocator.backlog = counted  # type: ignore[method-assign]
+    told = OrdersService(db, on_confirmed=allocator.wake)
+    untold = OrdersService(db)  # as another replica whose poke was lost
+
+    async def allocated(order_id: str) -> bool:
+        async with db.read() as conn:
+            return (await OrderRepository(conn).get(order_id)).status.value == "allocated"
+
+    async with running(allocator.run()):
+        await asyncio.sleep(2.5)
+        assert passes["n"] == 1, passes  # the first pass at start, then asleep (a pass a second: 3)
+        await told.create(_order(f"ORD-W{run}", 10))
+        assert await _within(5, lambda: allocated(f"ORD-W{run}")) < 1.0
+    allocator.SAFETY_NET_SECONDS = 0.5
+    async with running(allocator.run()):
+        await asyncio.sleep(0.2)  # the first pass
+        await untold.create(_order(f"ORD-U{run}", 10))
+        assert await _within(5, lambda: allocated(f"ORD-U{run}")) < 2.0
