@@ -1282,6 +1282,10 @@ class Order:
         entry = HistoryEntry(status=to, at=at, actor=actor, reason=reason)
         self.status = to
         self.version += 1
+        if to in TERMINAL:
+            # A settled order has no promise left to watch: its risks go with the move, in the same save,
+            # not at the watch's next pass (the order's own event says what happened).
+            self.risks = []
         self.history.append(entry)
         self.transitions.append(Transition(previous, to, self.version, entry))
 

@@ -212,6 +212,16 @@ def test_the_order_records_at_risk_and_back_on_track_only_when_its_risks_change(
     assert not o.risks and not o.at_risk and o.version == 2
 
 
+def test_an_order_that_settles_drops_its_risks_in_the_same_move():
+    """Completed, cancelled or rejected: no promise is left to watch, so its risks go with the move itself
+    (the saved order never shows a settled order at risk, whenever the watch comes by)."""
+    o = order(Status.SCHEDULED, expected_delivery_date="2026-12-24")
+    o.watch(assess(o.promise_facts(), NOW), NOW)
+    assert o.at_risk
+    o.cancel(NOW, "desk", "customer asked")
+    assert o.status is Status.CANCELLED and o.risks == [] and not o.at_risk
+
+
 def test_the_orders_facts_come_from_its_history_and_shipments():
     held_at = NOW - dt.timedelta(hours=3)
     o = order(
