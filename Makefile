@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# Run as a script: `-m orderdesk.protos` would import the orderdesk package, which imports the generator first.
 protos: $(STAMP)
-	$(BIN)/python -m orderdesk.protos
+	$(BIN)/python orderdesk/protos.py
 
 run: setup
 	$(BIN)/python -m devtools.devstack run
