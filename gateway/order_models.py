@@ -304,6 +304,22 @@ class RiskOut(BaseModel):
         )
 
 
+class ReplacementOut(BaseModel):
+    rma_id: str = Field(description="the return (an exchange) or claim the replacement order was entered for")
+    order_id: str = Field(description="the replacement order (channel exchange, external_ref the RMA id)")
+    kind: Literal["return", "claim"] = Field(description="what the RMA is")
+    at: dt.datetime | None = Field(None, description="when the replacement order was entered")
+
+    @classmethod
+    def from_proto(cls, r: orders_pb2.OrderReplacement) -> ReplacementOut:
+        return cls(
+            rma_id=r.rma_id,
+            order_id=r.order_id,
+            kind="claim" if r.kind == "claim" else "return",
+            at=instant(r.at),
+        )
+
+
 class OrderOut(BaseModel):
     order_id: str
     partner_id: str
@@ -352,6 +368,11 @@ class OrderOut(BaseModel):
     )
     split_from: str = Field("", description="an accepted split: the order this later delivery was split from")
     split_into: list[str] = Field([], description="an accepted split: the orders of the later deliveries")
+    replacements: list[ReplacementOut] = Field(
+        [],
+        description="exchanges and claims: the replacement orders entered for this order's returns and claims "
+        "(each replacement names its RMA as external_ref)",
+    )
     archived: bool = Field(
         False,
         description="true when the order is read from the archive: closed (completed, cancelled, rejected) "
@@ -415,6 +436,7 @@ class OrderOut(BaseModel):
             exception_expected_date=o.exception_expected_date,
             split_from=o.split_from,
             split_into=list(o.split_into),
+            replacements=[ReplacementOut.from_proto(r) for r in o.replacements],
             archived=o.archived,
         )
 

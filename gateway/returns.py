@@ -183,6 +183,11 @@ class ReturnOut(BaseModel):
     return_due_on: str | None = Field(
         description="advance exchange: the returned goods must arrive by this day (YYYY-MM-DD), else charged"
     )
+    return_due_at: str | None = Field(
+        None,
+        description="advance exchange: the deadline as a moment (RFC 3339, UTC): goods not received by then "
+        "are charged",
+    )
     unreturned_charge: Money | None = Field(
         description="advance exchange: charged because the goods did not arrive in time"
     )
@@ -238,6 +243,7 @@ class ReturnOut(BaseModel):
             to_credit=r.to_credit or None,
             exchange_mode=r.exchange_mode or None,
             return_due_on=r.return_due_on or None,
+            return_due_at=r.return_due_at or None,
             unreturned_charge=r.unreturned_charge or None,
             kind=r.kind or "return",
             claim_reason=r.claim_reason or None,

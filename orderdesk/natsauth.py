@@ -54,6 +54,7 @@ COMPONENTS: dict[str, Component] = {
             "orders-return-refunded": "orderdesk.return.*.refunded",
             "orders-return-claim": "orderdesk.return.*.claim_resolved",  # claims in the desk's numbers
             "orders-stock-restocked": "orderdesk.stock.*.restocked",
+            "orders-return-exchange": "orderdesk.return.*.exchange_created",  # the original names its replacement
         },
         jobs=("orders-allocator", "orders-watch", "orders-archive"),
     ),

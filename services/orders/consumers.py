@@ -71,6 +71,10 @@ def subscriptions(
     async def on_claim_resolved(tx: Tx, event) -> None:
         await service.record_claim(tx, getattr(getattr(event, "return"), "return"))
 
+    async def on_exchange_created(tx: Tx, event) -> None:
+        # issue 14: a replacement order entered for a return (exchange) or a claim: the original shows it
+        await service.record_replacement(tx, event)
+
     async def on_stock_added(tx: Tx, event) -> None:
         wake_allocator(scheduled=True)  # a backordered order may now be reservable
         filled = list(event.stock.filled_order_ids)
@@ -91,4 +95,6 @@ def subscriptions(
         # issue 14: a claim without goods back counts for the desk's numbers when it is resolved
         Subscription("orders-return-claim", "orderdesk.return.*.claim_resolved", on_claim_resolved),
         Subscription("orders-stock-restocked", "orderdesk.stock.*.restocked", on_stock_added),
+        # issue 14: the original order names the replacement entered for its return or claim
+        Subscription("orders-return-exchange", "orderdesk.return.*.exchange_created", on_exchange_created),
     ]

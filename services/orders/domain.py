@@ -43,6 +43,7 @@ from services.orders.exceptions import OrderException, Resolution, find
 from services.orders.notes import Note, Visibility
 from services.orders.notes import parse as parse_note
 from services.orders.promise import RISK_CODES, OrderFacts, Risk, ShipmentFacts, compare, current_priority
+from services.orders.replacements import Replacement
 
 
 class Status(StrEnum):
@@ -477,6 +478,8 @@ class Order:
     split_into: list[str] = field(default_factory=list)
     # The desk's notes (services/orders/notes.py): internal ones never leave orders but to the desk.
     notes: list[Note] = field(default_factory=list)
+    # The replacement orders entered for its returns and claims (services/orders/replacements.py).
+    replacements: list[Replacement] = field(default_factory=list)
     # The promise watch's current risks (services/orders/promise.py), kept by Order.watch.
     risks: list[Risk] = field(default_factory=list)
     # Not persisted: what changed since load, for the store and the outbox: status changes, and the
@@ -734,6 +737,17 @@ class Order:
         self.change_log.append(record)
         self.events.append(OrderChanged(record))
         return record
+
+    # --- replacements (issue 14) -----------------------------------------------------------------
+    def record_replacement(self, replacement: Replacement) -> bool:
+        """A replacement order entered for one of this order's returns or claims (return.exchange_created);
+        False when that RMA's is recorded already (a redelivery). Moves the version; published nowhere
+        (the returns service published the fact)."""
+        if any(r.rma_id == replacement.rma_id for r in self.replacements):
+            return False
+        self.version += 1
+        self.replacements = [*self.replacements, replacement]
+        return True
 
     # --- the desk's notes ----------------------------------------------------------------------
     def add_note(self, at: dt.datetime, actor: str, text: str, visibility: str = "") -> Note:

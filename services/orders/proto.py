@@ -77,6 +77,10 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         split_into=order.split_into,
         risks=[risk_to_proto(r) for r in order.risks],
         archived=order.archived,
+        replacements=[
+            orders_pb2.OrderReplacement(rma_id=r.rma_id, order_id=r.order_id, kind=r.kind, at=timestamp(r.at))
+            for r in order.replacements
+        ],
     )
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from orderdesk import errors, metrics, usecase
+from orderdesk import actors, errors, metrics, usecase
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.domain import units_per_sku
 from orderdesk.v1 import orders_pb2
@@ -25,6 +25,7 @@ from services.orders.domain import Line, Listing, Order, ShipmentView, Status
 from services.orders.kpi import rules as kpis
 from services.orders.kpi import store as kpi_store
 from services.orders.proto import address_to_dict, proposal_to_dict
+from services.orders.replacements import Replacement
 from services.orders.store import OrderRepository, QueueCounts
 
 EXPORT_PAGE = 200  # archived orders per page (and per streamed chunk) of an export
@@ -392,6 +393,22 @@ class OrdersService:
                 kpi_store.count_returns(facts)
             # issue 14: exchanged lines, and a claim whose goods came back
             await self.record_claim(tx, ret, kpis.exchange_facts(ret.rma_id, ret.lines, self.clock()))
+
+    async def record_replacement(self, tx: Tx, event) -> None:
+        """return.exchange_created: the replacement order entered for one of the order's returns or claims,
+        recorded on the original order once (a redelivery, or the same RMA's again, changes nothing)."""
+        ret = getattr(getattr(event, "return"), "return")
+        if not ret.exchange_order_id:
+            return
+        at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else self.clock()
+        replacement = Replacement(
+            rma_id=ret.rma_id,
+            order_id=ret.exchange_order_id,
+            kind=ret.kind or "return",
+            at=at,
+            actor=event.actor or actors.SYSTEM,
+        )
+        await self.apply_to_order(tx, ret.order_id, lambda order: order.record_replacement(replacement))
 
     async def record_claim(self, tx: Tx, ret, also: list | None = None) -> None:
         """A claim's units by its reason (return.claim_resolved, or return.refunded when the goods came

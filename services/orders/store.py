@@ -54,6 +54,7 @@ from services.orders.domain import (
 from services.orders.exceptions import OrderException
 from services.orders.notes import Note
 from services.orders.promise import Risk
+from services.orders.replacements import Replacement
 
 CLOSED_STATUSES = frozenset(s.value for s in TERMINAL)
 
@@ -100,6 +101,9 @@ orders = Table(
     Column("split_from", String(40), nullable=False),  # migration 0006: split deliveries
     Column("split_into", JSON, nullable=False),  # migration 0006
     Column("notes", JSON, nullable=False),  # migration 0010: the desk's notes (internal and to the customer)
+    Column(
+        "replacements", JSON, nullable=False
+    ),  # migration 0016: its returns' and claims' replacement orders
     Column("risks", JSON, nullable=False),  # migration 0012: the promise watch's current risks
     Column("risk_codes", String(200), nullable=False),  # migration 0012: " code code ", "" when on track
     Column("risk_slip", Integer, nullable=False),  # migration 0012: the largest slip in days
@@ -284,6 +288,7 @@ def _order_row(order: Order) -> dict:
         "expected_delivery_date": order.expected_delivery_date,
         "split_into": order.split_into,
         "notes": [n.to_json() for n in order.notes],
+        "replacements": [r.to_json() for r in order.replacements],
         "risks": [r.to_json() for r in order.risks],
         "risk_codes": risk_codes(order.risks),
         **asdict(order.queue_keys),  # migration 0013: the work queues' keys
@@ -785,6 +790,7 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
             split_from=r["split_from"],
             split_into=r["split_into"],
             notes=[Note.from_json(n) for n in r["notes"]],
+            replacements=[Replacement.from_json(x) for x in r["replacements"]],
             risks=[Risk.from_json(x) for x in r["risks"]],
             created_at=r["created_at"],
             loaded_version=r["version"],

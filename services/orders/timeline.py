@@ -16,7 +16,7 @@ from services.orders.domain import Order
 class Entry:
     at: dt.datetime
     actor: str
-    kind: str  # status | change | exception_opened | exception_resolved | note | message | exchange
+    kind: str  # status | change | exception_opened | exception_resolved | note | message | exchange | replacement
     summary: str  # one line for a person
     reason: str = (
         ""  # the status change's reason, the change's reason, the exception's cause, the resolution's note
@@ -41,7 +41,9 @@ EXCHANGE_CHANNEL = "exchange"
 def timeline(order: Order) -> list[Entry]:
     """Every recorded step of the order, by time; steps of the same instant in the order they were made
     (status history first, then changes, exceptions and notes, each in its own order). A replacement
-    order of an exchange begins with the return it replaces (kind `exchange`, `details` rma_id)."""
+    order of an exchange begins with the return it replaces (kind `exchange`, `details` rma_id); the
+    original order shows each replacement entered for its returns and claims (kind `replacement`,
+    `details` rma_id, order_id and rma_kind)."""
     entries: list[Entry] = []
     if order.channel == EXCHANGE_CHANNEL and order.external_ref and order.history:
         first = order.history[0]
@@ -98,6 +100,16 @@ def timeline(order: Order) -> list[Entry]:
                     details=dict(r.details),
                 )
             )
+    entries += [
+        Entry(
+            r.at,
+            r.actor,
+            "replacement",
+            f"replacement order {r.order_id} for {'claim' if r.kind == 'claim' else 'return'} {r.rma_id}",
+            details={"rma_id": r.rma_id, "order_id": r.order_id, "rma_kind": r.kind},
+        )
+        for r in order.replacements
+    ]
     entries += [
         Entry(
             n.at,

@@ -8,7 +8,7 @@ from orderdesk.runtime import ServiceRuntime, run
 from orderdesk.v1 import intake_pb2_grpc, orders_pb2_grpc, returns_pb2_grpc
 from services.returns import consumers, store
 from services.returns.api import ReturnsApi
-from services.returns.policy import settings_from_env
+from services.returns.policy import deadline_check_seconds, settings_from_env
 from services.returns.service import ReturnsService
 
 
@@ -28,7 +28,7 @@ async def main() -> None:
     )
     rt.subscribe(*consumers.subscriptions(service))
     # Advance exchanges whose goods are late are charged by one replica at a time (README "Exchanges").
-    interval = float(os.environ.get("ORDERDESK_RETURN_DEADLINE_CHECK_SECONDS", "").strip() or 300)
+    interval = deadline_check_seconds(os.environ)
     rt.add_singleton(
         "returns-advance-deadline", lambda: service.run_deadlines(interval), on_wake=lambda _payload: None
     )

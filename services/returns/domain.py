@@ -10,7 +10,7 @@ refund is nothing; the RMA records what the replacement is worth more (to_charge
 the returned goods. Once inspected, the returns service enters ONE replacement order through intake and
 links it here (`record_exchange`, published as return.exchange_created). In the advance mode (by policy,
 for the customer's tier) the replacement is entered as soon as the RMA is authorised; the goods then have
-until `return_due_on`, after which they are charged (`charge_unreturned`, return.unreturned_charged).
+until `return_due_at`, after which they are charged (`charge_unreturned`, return.unreturned_charged).
 
 Plain Python, no I/O. What may be returned is what the order shows as delivered
 minus what this order's RMAs already took (in any status but refused and cancelled).
@@ -311,7 +311,7 @@ class Return:
     currency: str = ""
     exchange_order_id: str = ""  # the replacement order, once made
     exchange_mode: str = ""  # "" without an exchange; policy.ON_RECEIPT | policy.ADVANCE
-    return_due_on: dt.date | None = None  # advance: the goods must be back by then
+    return_due_at: dt.datetime | None = None  # advance: the goods must be back by then, else charged
     unreturned_charge: Decimal = Decimal("0.00")  # advance: charged when they were not
     kind: str = RETURN_KIND  # return | claim
     claim_reason: str = ""  # a claim's: CLAIM_REASONS
@@ -699,7 +699,7 @@ class Return:
             )
         self.exchange_order_id = order_id
         if self.exchange_mode == policy.ADVANCE and self.status is Status.AUTHORIZED:
-            self.return_due_on = policy.return_due_on(at.date(), settings or PolicySettings())
+            self.return_due_at = policy.return_due_at(at, settings or PolicySettings())
         self.version += 1
         self.changes.append(
             Change(
@@ -713,14 +713,19 @@ class Return:
         )
         return True
 
-    def charge_unreturned(self, today: dt.date, at: dt.datetime, actor: str) -> bool:
-        """Advance exchange: the goods were not received by `return_due_on`; charges what they were bought
+    @property
+    def return_due_on(self) -> dt.date | None:
+        """The day (UTC) of the deadline: the last day the goods may arrive."""
+        return self.return_due_at.astimezone(dt.UTC).date() if self.return_due_at else None
+
+    def charge_unreturned(self, at: dt.datetime, actor: str) -> bool:
+        """Advance exchange: the goods were not received by `return_due_at`; charges what they were bought
         for, once. False when not (yet) due or charged already."""
         if (
             self.exchange_mode != policy.ADVANCE
-            or self.return_due_on is None
+            or self.return_due_at is None
             or self.status is not Status.AUTHORIZED
-            or today <= self.return_due_on
+            or at <= self.return_due_at
             or self.unreturned_charge > 0
         ):
             return False
@@ -734,7 +739,7 @@ class Return:
                 self.version,
                 at,
                 actor,
-                f"the returned goods were due by {self.return_due_on.isoformat()}; "
+                f"the returned goods were due by {self.return_due_at.isoformat()}; "
                 f"charged {self.unreturned_charge}",
                 event=UNRETURNED_CHARGED_EVENT,
             )

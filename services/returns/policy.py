@@ -61,7 +61,8 @@ OUTCOME_ALIASES = {"scrap": SCRAP_OURS}  # before the policy, scrapped goods wer
 CUSTOMER_DAMAGE_REFUND = Decimal("0.5")
 
 DEFAULT_WINDOW_DAYS = 30
-DEFAULT_ADVANCE_EXCHANGE_DAYS = 14
+DEFAULT_ADVANCE_EXCHANGE_DAYS = 14.0
+DEFAULT_DEADLINE_CHECK_SECONDS = 300.0  # ORDERDESK_RETURN_DEADLINE_CHECK_SECONDS: the deadline job's interval
 # The value of one RMA above which the desk decides, per currency (ORDERDESK_RETURN_HOLD_ABOVE).
 DEFAULT_VALUE_THRESHOLDS: Mapping[str, Decimal] = {
     "USD": Decimal("5000"),
@@ -110,9 +111,9 @@ class PolicySettings:
     tier_window_days: Mapping[str, int] = field(default_factory=dict)
     value_thresholds: Mapping[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_VALUE_THRESHOLDS))
     # Exchanges: the customer tiers whose replacements ship at once (advance exchange), and the days their
-    # returned goods have from then before they are charged.
+    # returned goods have from then before they are charged (fractions allowed: return_due_at).
     advance_exchange_tiers: frozenset[str] = frozenset()
-    advance_exchange_days: int = DEFAULT_ADVANCE_EXCHANGE_DAYS
+    advance_exchange_days: float = DEFAULT_ADVANCE_EXCHANGE_DAYS
 
     def window_days(self, product: ProductPolicy, tier: str) -> int:
         if product.window_days is not None:
@@ -134,11 +135,31 @@ def _pairs(text: str, what: str) -> dict[str, str]:
     return pairs
 
 
+def positive_number(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A setting that is a number above 0 (decimals allowed: "14", "0.5", "2.3e-05"); unset or empty: the
+    default. Anything else is a ValueError naming the variable, which stops the process at start-up."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: must be a number above 0") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name}={text!r}: must be a finite number above 0")
+    return value
+
+
+def deadline_check_seconds(environ: Mapping[str, str]) -> float:
+    """ORDERDESK_RETURN_DEADLINE_CHECK_SECONDS (300): how often the advance exchanges' deadline job looks."""
+    return positive_number(environ, "ORDERDESK_RETURN_DEADLINE_CHECK_SECONDS", DEFAULT_DEADLINE_CHECK_SECONDS)
+
+
 def settings_from_env(environ: Mapping[str, str]) -> PolicySettings:
     """ORDERDESK_RETURN_WINDOW_DAYS (30), ORDERDESK_RETURN_TIER_WINDOWS ("strategic=60 key=45"),
     ORDERDESK_RETURN_HOLD_ABOVE ("USD=5000 EUR=5000"; replaces the defaults when set),
     ORDERDESK_RETURN_ADVANCE_EXCHANGE_TIERS ("strategic key"; none by default),
-    ORDERDESK_RETURN_ADVANCE_EXCHANGE_DAYS (14)."""
+    ORDERDESK_RETURN_ADVANCE_EXCHANGE_DAYS (14; a fraction of a day allowed, above 0)."""
     default = int(environ.get("ORDERDESK_RETURN_WINDOW_DAYS", "").strip() or DEFAULT_WINDOW_DAYS)
     tiers = {
         tier: int(days)
@@ -153,15 +174,10 @@ def settings_from_env(environ: Mapping[str, str]) -> PolicySettings:
     advance_tiers = frozenset(
         environ.get("ORDERDESK_RETURN_ADVANCE_EXCHANGE_TIERS", "").replace(",", " ").split()
     )
-    advance_days = int(
-        environ.get("ORDERDESK_RETURN_ADVANCE_EXCHANGE_DAYS", "").strip() or DEFAULT_ADVANCE_EXCHANGE_DAYS
+    advance_days = positive_number(
+        environ, "ORDERDESK_RETURN_ADVANCE_EXCHANGE_DAYS", DEFAULT_ADVANCE_EXCHANGE_DAYS
     )
-    if (
-        default < 0
-        or advance_days < 0
-        or any(d < 0 for d in tiers.values())
-        or any(v < 0 for v in thresholds.values())
-    ):
+    if default < 0 or any(d < 0 for d in tiers.values()) or any(v < 0 for v in thresholds.values()):
         raise ValueError("return windows, thresholds and days must not be negative")
     return PolicySettings(default, tiers, thresholds, advance_tiers, advance_days)
 
@@ -282,9 +298,17 @@ def exchange_mode(asked: str, tier: str, settings: PolicySettings) -> str | None
     return ADVANCE if allowed else ON_RECEIPT
 
 
-def return_due_on(replaced_on: dt.date, settings: PolicySettings) -> dt.date:
-    """Advance exchange: the last day the returned goods may arrive before they are charged."""
-    return replaced_on + dt.timedelta(days=settings.advance_exchange_days)
+def return_due_at(replaced_at: dt.datetime, settings: PolicySettings) -> dt.datetime:
+    """Advance exchange: the moment after which returned goods not yet received are charged.
+
+    Whole days are calendar days and the last one counts as inside: the deadline is the end of that day
+    (UTC). A fraction of a day (a test or a demo: 2 seconds are `2 / 86400`) is exactly that long after the
+    replacement."""
+    days = settings.advance_exchange_days
+    due = replaced_at.astimezone(dt.UTC) + dt.timedelta(days=days)
+    if days == int(days):
+        return dt.datetime.combine(due.date(), dt.time.max, tzinfo=dt.UTC)
+    return due
 
 
 def unreturned_charge(lines: Iterable[ExchangeLine]) -> Decimal:

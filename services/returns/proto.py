@@ -50,6 +50,7 @@ def return_to_proto(ret: Return) -> returns_pb2.Return:
         to_credit=str(ret.to_credit) if ret.exchanged_lines else "",
         exchange_mode=ret.exchange_mode,
         return_due_on=ret.return_due_on.isoformat() if ret.return_due_on else "",
+        return_due_at=ret.return_due_at.isoformat() if ret.return_due_at else "",
         unreturned_charge=str(ret.unreturned_charge) if ret.unreturned_charge else "",
         kind=ret.kind,
         claim_reason=ret.claim_reason,

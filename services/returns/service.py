@@ -359,12 +359,10 @@ class ReturnsService:
         (return.unreturned_charged); returns how many were charged."""
         now = self.clock()
         async with self.db.reading() as work:
-            due = await work.repo(ReturnRepository).overdue_advance(now.date(), limit)
+            due = await work.repo(ReturnRepository).overdue_advance(now, limit)
         charged = 0
         for rma_id in due:
-            ret = await self._change(
-                rma_id, "", lambda r: r.charge_unreturned(now.date(), now, actors.SYSTEM)
-            )
+            ret = await self._change(rma_id, "", lambda r: r.charge_unreturned(now, actors.SYSTEM))
             charged += ret.unreturned_charge > 0
         return charged
 

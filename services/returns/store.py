@@ -58,7 +58,7 @@ returns = Table(
     # migration 0004, exchanges: the replacement order once intake entered it
     Column("exchange_order_id", String(40), nullable=False, server_default=""),
     Column("exchange_mode", String(16), nullable=False, server_default=""),  # "" | on_receipt | advance
-    Column("return_due_on", String(10), nullable=False, server_default=""),  # advance: YYYY-MM-DD
+    Column("return_due_on", String(10), nullable=False, server_default=""),  # advance: YYYY-MM-DD (its day)
     Column("unreturned_charge", String(32), nullable=False, server_default="0.00"),
     # migration 0005, claims: an RMA of kind claim, its reason, evidence and who decided it
     Column("kind", String(16), nullable=False, server_default="return"),
@@ -66,7 +66,9 @@ returns = Table(
     Column("goods_back", Boolean, nullable=False, server_default=false()),
     Column("evidence", String(1000), nullable=False, server_default=""),
     Column("decided_by", String(128), nullable=False, server_default=""),
-    Index("ix_returns_due", "exchange_mode", "status", "return_due_on"),  # migration 0004: the deadline job
+    # migration 0006: the advance exchange's deadline as a moment (a fraction of a day allowed)
+    Column("return_due_at", UtcDateTime, nullable=True),
+    Index("ix_returns_due_at", "exchange_mode", "status", "return_due_at"),  # the deadline job
     Index("ix_returns_order", "order_id"),
     Index("ix_returns_status", "status", "created_at"),  # migration 0003: the desk's held returns
     UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_returns_idempotency"),
@@ -153,6 +155,7 @@ def _return_row(ret: Return) -> dict:
         "decision_note": ret.decision_note,
         "exchange_order_id": ret.exchange_order_id,
         "return_due_on": ret.return_due_on.isoformat() if ret.return_due_on else "",
+        "return_due_at": ret.return_due_at,
         "unreturned_charge": str(ret.unreturned_charge),
         "updated_at": utcnow(),
     }
@@ -278,18 +281,18 @@ class ReturnRepository(Repository):
         query = query.order_by(returns.c.created_at, returns.c.rma_id).limit(limit)
         return [await self._hydrate(row) for row in (await self.conn.execute(query)).mappings().all()]
 
-    async def overdue_advance(self, today: dt.date, limit: int) -> list[str]:
-        """Advance exchanges whose goods were due before `today` and have not arrived nor been charged."""
+    async def overdue_advance(self, now: dt.datetime, limit: int) -> list[str]:
+        """Advance exchanges whose goods were due before `now` and have not arrived nor been charged."""
         rows = await self.conn.execute(
             select(returns.c.rma_id)
             .where(
                 returns.c.exchange_mode == "advance",
                 returns.c.status == Status.AUTHORIZED.value,
-                returns.c.return_due_on != "",
-                returns.c.return_due_on < today.isoformat(),
+                returns.c.return_due_at.is_not(None),
+                returns.c.return_due_at < now,
                 returns.c.unreturned_charge == "0.00",
             )
-            .order_by(returns.c.return_due_on, returns.c.rma_id)
+            .order_by(returns.c.return_due_at, returns.c.rma_id)
             .limit(limit)
         )
         return [r.rma_id for r in rows]
@@ -336,7 +339,7 @@ class ReturnRepository(Repository):
             currency=row["currency"],
             exchange_order_id=row["exchange_order_id"],
             exchange_mode=row["exchange_mode"],
-            return_due_on=dt.date.fromisoformat(row["return_due_on"]) if row["return_due_on"] else None,
+            return_due_at=row["return_due_at"],
             unreturned_charge=Decimal(row["unreturned_charge"]),
             kind=row["kind"],
             claim_reason=row["claim_reason"],

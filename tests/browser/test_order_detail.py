@@ -16,7 +16,7 @@ import uuid
 from playwright.sync_api import expect
 
 from orderdesk.signatures import signature_header
-from tests.browser.desk import shot, sign_in, submit_order
+from tests.browser.desk import DEMO, shot, sign_in, submit_order
 
 ADMIN_KEY = "demo-admin-key"
 SHOP_KEY = "demo-shop-key"
@@ -626,3 +626,48 @@ def test_the_rest_of_a_partly_shipped_order_is_split_off(page, suite):
     assert [(x["sku"], x["quantity"], x["shipped_quantity"]) for x in after["lines"]] == [("BRK-008", 2, 2)]
     child = order_of(suite, f"{order_id}-2")
     assert [(x["sku"], x["quantity"]) for x in child["lines"]] == [("BRK-015", 5)]
+
+
+def test_the_original_order_names_its_exchanges_replacement_in_english_and_chinese(page, browser, suite):
+    order_id = allocated_order(suite, ("BRK-001", 2, PRICE))["order_id"]
+    deliver(suite, order_id)
+    wait_for(suite, order_id, lambda o: o["lines"][0]["delivered_quantity"] == 2)
+    line = {"sku": "BRK-001", "quantity": 1, "reason": "wrong size"}
+    status, rma, _ = gateway(
+        suite,
+        "POST",
+        f"/v1/orders/{order_id}/returns",
+        {"lines": [line], "resolution": "exchange"},
+        key=SHOP_KEY,
+    )
+    assert status == 201, rma
+    rma_id = rma["rma_id"]
+    status, body, _ = gateway(suite, "POST", f"/v1/returns/{rma_id}/receive", key=OPERATOR_KEY)
+    assert status == 200, body
+    inspection = {"lines": [{"sku": "BRK-001", "quantity": 1, "outcome": "restock"}]}
+    status, body, _ = gateway(suite, "POST", f"/v1/returns/{rma_id}/inspect", inspection, key=OPERATOR_KEY)
+    assert status == 200, body
+    original = wait_for(suite, order_id, lambda o: o["replacements"])
+    (replacement,) = original["replacements"]
+    replacement_id = replacement["order_id"]
+    assert (replacement["rma_id"], replacement["kind"]) == (rma_id, "return")
+
+    sign_in(page, "clerk")
+    open_order(page, order_id)
+    expect(timeline(page)).to_contain_text(f"Replacement order {replacement_id} entered for return {rma_id}")
+    page.get_by_role("link", name=replacement_id).click()  # the order's facts link the replacement
+    expect(page.get_by_role("heading", name=f"Order {replacement_id}", level=1)).to_be_visible()
+    expect(timeline(page)).to_contain_text(f"Replacement order for return {rma_id}")
+    shot(page, "replacement-order")
+
+    context = browser.new_context(base_url=suite.console_url, java_script_enabled=False, locale="zh-CN")
+    chinese = context.new_page()
+    chinese.goto("/signin")
+    email, password, _ = DEMO["viewer"]
+    chinese.get_by_label("电子邮件地址").fill(email)
+    chinese.get_by_label("密码").fill(password)
+    chinese.get_by_role("button", name="登录").click()
+    chinese.goto(f"/orders/{order_id}")
+    expect(chinese.locator("body")).to_contain_text(f"已为退货 {rma_id} 创建换货订单 {replacement_id}")
+    expect(chinese.locator("body")).to_contain_text("替换订单")
+    context.close()

@@ -13,7 +13,7 @@ import datetime as dt
 
 import pytest
 
-from tests.e2e.test_exchanges import fields_of
+from tests.e2e.test_exchanges import fields_of, original_shows
 from tests.e2e.test_lifecycle import (
     add_product,
     new_sku,
@@ -191,3 +191,87 @@ async def test_a_damaged_in_transit_claim_opens_a_carrier_claim(shop, warehouse_
     events = await feed_of_order(shop, order_id, "return.claim_resolved", eventually, prefix="return.")
     assert [e["type"] for e in events][-2:] == ["return.claim_opened", "return.claim_resolved"]
     assert events[-1]["amount"] == "60.00"
+
+
+async def test_a_claim_with_the_goods_back_is_refunded_in_full_once_inspected(
+    stack, shop, warehouse_operator, admin, eventually
+):
+    """goods_back: the claim waits for the goods like a return; once received and inspected it is refunded
+    in full whatever the inspection says (a customer's fault outcome keeps nothing back), and its replaced
+    line is entered then as ONE replacement order, which the original order names."""
+    vase, bowl = new_sku(), new_sku()
+    await add_product(admin, vase, price="30.00", stock={"WH-HAM": 5})
+    await add_product(admin, bowl, price="15.00", stock={"WH-HAM": 5})
+    code, created, _ = await submit(
+        shop,
+        {
+            **order_body(vase, 2, price="30.00"),
+            "lines": [
+                {"sku": vase, "quantity": 2, "unit_price": "30.00"},
+                {"sku": bowl, "quantity": 1, "unit_price": "15.00"},
+            ],
+        },
+    )
+    assert code == 201, created
+    order_id = created["order_id"]
+    await wait_status(shop, order_id, "allocated", eventually)
+    await ship_everything(shop, warehouse_operator, order_id, eventually)
+    await wait_status(shop, order_id, "completed", eventually)
+
+    body = {
+        "reason": "damaged_in_transit",
+        "evidence": "both vases and the bowl cracked (photos 7-9); sent back",
+        "goods_back": True,
+        "lines": [
+            {"sku": vase, "quantity": 2, "resolution": "refund"},
+            {"sku": bowl, "quantity": 1, "resolution": "replace"},
+        ],
+    }
+    code, claim, _ = await shop.post(f"/v1/orders/{order_id}/claims", json=body)
+    assert code == 201, claim
+    claim_id = claim["rma_id"]
+    assert (claim["kind"], claim["goods_back"], claim["status"]) == ("claim", True, "authorized"), claim
+    assert (claim["refund_amount"], claim["exchange_order_id"]) == ("0.00", None), claim
+
+    # nothing is resolved nor replaced before the goods are in
+    code, again, _ = await shop.get(f"/v1/returns/{claim_id}")
+    assert code == 200 and (again["status"], again["exchange_order_id"]) == ("authorized", None), again
+
+    code, received, _ = await warehouse_operator.post(f"/v1/returns/{claim_id}/receive")
+    assert code == 200 and received["status"] == "received", received
+    inspection = {
+        "lines": [
+            {"sku": vase, "quantity": 2, "outcome": "scrap_customer_fault"},  # still in full: it is a claim
+            {"sku": bowl, "quantity": 1, "outcome": "scrap_our_fault"},
+        ]
+    }
+    code, inspected, _ = await warehouse_operator.post(f"/v1/returns/{claim_id}/inspect", json=inspection)
+    assert code == 200, inspected
+    assert (inspected["status"], inspected["refund_amount"]) == ("refunded", "60.00"), inspected
+    by_sku = {x["sku"]: x for x in inspected["lines"]}
+    assert (by_sku[vase]["refund_amount"], by_sku[vase]["restocking_fee"]) == ("60.00", "0.00")
+    assert by_sku[bowl]["refund_amount"] == "0.00"  # replaced, not refunded
+
+    async def linked():
+        code, ret, _ = await shop.get(f"/v1/returns/{claim_id}")
+        assert code == 200, ret
+        return ret if ret["exchange_order_id"] else None
+
+    ret = await eventually(linked)
+    replacement_id = ret["exchange_order_id"]
+    assert (ret["refund_amount"], ret["to_charge"], ret["to_credit"]) == ("60.00", "0.00", "0.00")
+    replacement = await wait_status(shop, replacement_id, "allocated", eventually)
+    assert (replacement["channel"], replacement["external_ref"]) == ("exchange", claim_id)
+    assert [(x["sku"], x["quantity"], x["unit_price"]) for x in replacement["lines"]] == [(bowl, 1, "15.00")]
+
+    # the feed: opened, received, refunded and the replacement, each once; never resolved without the goods
+    events = await feed_of_order(shop, order_id, "return.exchange_created", eventually, prefix="return.")
+    types = [e["type"] for e in events if e["rma_id"] == claim_id]
+    assert types == ["return.claim_opened", "return.received", "return.refunded", "return.exchange_created"]
+
+    # the original order names the claim's replacement (orders consumes return.exchange_created)
+    original, entries = await original_shows(stack, shop, order_id, claim_id, eventually)
+    assert [(r["rma_id"], r["order_id"], r["kind"]) for r in original["replacements"]] == [
+        (claim_id, replacement_id, "claim")
+    ]
+    assert [e.summary for e in entries] == [f"replacement order {replacement_id} for claim {claim_id}"]

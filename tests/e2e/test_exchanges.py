@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+from orderdesk import tls
+from orderdesk.v1 import orders_pb2, orders_pb2_grpc
 from tests.e2e.test_lifecycle import (
     add_product,
     new_sku,
@@ -29,7 +31,24 @@ def fields_of(problem: dict) -> set[str]:
     return {e["field"] for e in problem.get("errors", [])}
 
 
-async def test_an_exchange_for_another_size_after_receipt(shop, warehouse_operator, admin, eventually):
+async def original_shows(stack, shop, order_id: str, rma_id: str, eventually) -> tuple[dict, list]:
+    """The original order once it names its replacement (orders consumed return.exchange_created): the
+    partner's view of it, and the desk's timeline entries of kind replacement (gRPC, as the console)."""
+
+    async def named():
+        code, order, _ = await shop.get(f"/v1/orders/{order_id}")
+        assert code == 200, order
+        return order if any(r["rma_id"] == rma_id for r in order["replacements"]) else None
+
+    order = await eventually(named)
+    async with tls.aio_channel(stack.addr("orders"), stack.client_tls("console"), peer="orders") as channel:
+        steps = await orders_pb2_grpc.OrdersServiceStub(channel).GetOrderTimeline(
+            orders_pb2.GetOrderRequest(order_id=order_id)
+        )
+    return order, [e for e in steps.entries if e.kind == "replacement"]
+
+
+async def test_an_exchange_for_another_size_after_receipt(stack, shop, warehouse_operator, admin, eventually):
     medium, large = new_sku(), new_sku()
     await add_product(admin, medium, price="40.00", stock={"WH-HAM": 5})
     await add_product(admin, large, price="45.00", stock={"WH-HAM": 5})
@@ -127,6 +146,16 @@ async def test_an_exchange_for_another_size_after_receipt(shop, warehouse_operat
     assert code == 200 and (account["refunded"], account["documents"]) == ("0.00", []), account
     own = await feed_of_order(shop, replacement_id, "order.allocated", eventually, prefix="order.")
     assert "order.confirmed" in [e["type"] for e in own]
+
+    # the original order names its replacement, in the API and in the desk's timeline, once
+    original, entries = await original_shows(stack, shop, order_id, rma_id, eventually)
+    assert [(r["rma_id"], r["order_id"], r["kind"]) for r in original["replacements"]] == [
+        (rma_id, replacement_id, "return")
+    ]
+    assert [(e.details["rma_id"], e.details["order_id"], e.details["rma_kind"]) for e in entries] == [
+        (rma_id, replacement_id, "return")
+    ]
+    assert entries[0].summary == f"replacement order {replacement_id} for return {rma_id}"
 
 
 KEY_CUSTOMER = "C0004"  # tier key: advance exchanges (conftest EXCHANGE_ENV), NET45

@@ -16,6 +16,7 @@ from orderdesk.db import Database
 from services.orders import changes, exceptions, notes
 from services.orders.domain import Allocation, Line, Order, ShipmentView, Status
 from services.orders.promise import Risk, RiskCode
+from services.orders.replacements import Replacement
 from services.orders.store import OrderRepository
 from tests.integration.orders.test_store import MIGRATIONS, request
 
@@ -123,6 +124,7 @@ def changed_values() -> dict[str, object]:
         "risks": [
             Risk(RiskCode.CARRIER_PROBLEM, "2027-01-17", 2, "carrier reports delayed", "SHP-1", since=AT)
         ],
+        "replacements": [Replacement("RMA-SAVED", "ORD-SAVED-R", "claim", AT, "system")],
     }
 
 

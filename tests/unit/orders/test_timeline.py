@@ -7,7 +7,7 @@ import datetime as dt
 from services.orders.changes import ChangeRecord, FieldChange
 from services.orders.domain import ShipmentView
 from services.orders.exceptions import OrderException
-from services.orders.proto import status_to_proto, timeline_to_proto
+from services.orders.proto import order_to_proto, status_to_proto, timeline_to_proto
 from services.orders.timeline import timeline
 from tests.unit.orders.test_lifecycle import NOW, new_order
 
@@ -109,3 +109,35 @@ def test_a_replacement_order_begins_with_the_return_it_replaces():
     assert [e.kind for e in timeline(new_order())][0] == "status"
     proto = timeline_to_proto(order)
     assert proto.entries[0].kind == "exchange"
+
+
+def test_the_original_order_shows_the_replacements_of_its_return_and_claim():
+    from services.orders.replacements import Replacement
+
+    order = new_order()
+    exchange = Replacement("RMA-1", "ORD-R1", "return", at(30), "system")
+    claim = Replacement("RMA-2", "ORD-R2", "claim", at(40), "system")
+    version = order.version
+    assert order.record_replacement(exchange) and order.record_replacement(claim)
+    assert not order.record_replacement(Replacement("RMA-1", "ORD-R1", "return", at(50), "system"))  # again
+    assert order.version == version + 2 and order.events == []  # recorded, published nowhere
+    entries = [e for e in timeline(order) if e.kind == "replacement"]
+    assert [(e.at, e.summary, e.details) for e in entries] == [
+        (
+            at(30),
+            "replacement order ORD-R1 for return RMA-1",
+            {"rma_id": "RMA-1", "order_id": "ORD-R1", "rma_kind": "return"},
+        ),
+        (
+            at(40),
+            "replacement order ORD-R2 for claim RMA-2",
+            {"rma_id": "RMA-2", "order_id": "ORD-R2", "rma_kind": "claim"},
+        ),
+    ]
+    proto = order_to_proto(order)
+    assert [(r.rma_id, r.order_id, r.kind) for r in proto.replacements] == [
+        ("RMA-1", "ORD-R1", "return"),
+        ("RMA-2", "ORD-R2", "claim"),
+    ]
+    assert Replacement.from_json(claim.to_json()) == claim
+    assert [e.kind for e in timeline_to_proto(order).entries].count("replacement") == 2

@@ -325,27 +325,32 @@ def test_an_advance_exchange_is_due_once_authorised_and_its_goods_have_a_deadlin
     assert ret.status is Status.AUTHORIZED and ret.exchange_due
     assert ret.record_exchange("ORD-2", T0, "system", ADVANCE_POLICY)
     assert ret.return_due_on == dt.date(2026, 12, 24)
+    assert ret.return_due_at == dt.datetime(2026, 12, 24, 23, 59, 59, 999999, tzinfo=dt.UTC)
     with pytest.raises(FailedPrecondition):  # the replacement is out: the RMA stands
         ret.cancel(T0, "P1")
+
+
+LATER = dt.datetime(2027, 1, 5, tzinfo=dt.UTC)
 
 
 def test_late_goods_are_charged_once_and_goods_in_time_never():
     ret = advance()
     ret.record_exchange("ORD-2", T0, "system", ADVANCE_POLICY)
-    assert not ret.charge_unreturned(dt.date(2026, 12, 24), T0, "system")  # the last day still counts
-    assert ret.charge_unreturned(dt.date(2026, 12, 25), T0, "system")
+    last_day = dt.datetime(2026, 12, 24, 23, 59, 59, tzinfo=dt.UTC)
+    assert not ret.charge_unreturned(last_day, "system")  # the last day still counts
+    assert ret.charge_unreturned(dt.datetime(2026, 12, 25, tzinfo=dt.UTC), "system")
     assert ret.unreturned_charge == Decimal("80.00")  # 2 x 40.00 paid
     assert [c.event_type for c in ret.changes][-1] == "return.unreturned_charged"
-    assert not ret.charge_unreturned(dt.date(2027, 1, 5), T0, "system")
+    assert not ret.charge_unreturned(LATER, "system")
 
     in_time = advance()
     in_time.record_exchange("ORD-3", T0, "system", ADVANCE_POLICY)
     in_time.receive(T0, "dock")
-    assert not in_time.charge_unreturned(dt.date(2027, 1, 5), T0, "system")
+    assert not in_time.charge_unreturned(LATER, "system")
     on_receipt = inspected(authorize([RequestedLine("SHIRT-M", 1)], resolution="exchange"))
     on_receipt.record_exchange("ORD-4", T0, "system")
     assert on_receipt.return_due_on is None
-    assert not on_receipt.charge_unreturned(dt.date(2027, 1, 5), T0, "system")
+    assert not on_receipt.charge_unreturned(LATER, "system")
 
 
 def test_a_held_advance_exchange_waits_for_the_desk():
@@ -363,3 +368,39 @@ def test_the_policy_reads_the_advance_settings_from_the_environment():
     )
     assert settings.advance_exchange_tiers == {"strategic", "key"} and settings.advance_exchange_days == 7
     assert policy.settings_from_env({}).advance_exchange_tiers == frozenset()
+
+
+def test_a_deadline_of_a_fraction_of_a_day_is_that_long_after_the_replacement():
+    two_seconds = PolicySettings(advance_exchange_tiers=frozenset({"key"}), advance_exchange_days=2 / 86400)
+    ret = advance()
+    ret.record_exchange("ORD-2", T0, "system", two_seconds)
+    assert ret.return_due_at == T0 + dt.timedelta(seconds=2) and ret.return_due_on == T0.date()
+    assert not ret.charge_unreturned(T0 + dt.timedelta(seconds=2), "system")
+    assert ret.charge_unreturned(T0 + dt.timedelta(seconds=2.001), "system")
+    half = PolicySettings(advance_exchange_days=0.5)
+    assert policy.return_due_at(T0, half) == T0 + dt.timedelta(hours=12)
+    a_day = PolicySettings(advance_exchange_days=1.0)  # a whole day: its end, as for 14
+    assert policy.return_due_at(T0, a_day) == dt.datetime(2026, 12, 11, 23, 59, 59, 999999, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("text, days", [("7", 7.0), ("0.5", 0.5), (repr(2 / 86400), 2 / 86400), (" 3 ", 3.0)])
+def test_the_advance_days_may_be_a_fraction(text, days):
+    settings = policy.settings_from_env({"ORDERDESK_RETURN_ADVANCE_EXCHANGE_DAYS": text})
+    assert settings.advance_exchange_days == days
+    assert policy.settings_from_env({}).advance_exchange_days == 14
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "soon", "nan", "inf", "1,5"])
+def test_advance_days_not_above_zero_are_refused_naming_the_variable(text):
+    with pytest.raises(ValueError, match="ORDERDESK_RETURN_ADVANCE_EXCHANGE_DAYS"):
+        policy.settings_from_env({"ORDERDESK_RETURN_ADVANCE_EXCHANGE_DAYS": text})
+
+
+def test_the_deadline_check_interval_is_seconds_above_zero():
+    name = "ORDERDESK_RETURN_DEADLINE_CHECK_SECONDS"
+    assert policy.deadline_check_seconds({}) == 300
+    assert policy.deadline_check_seconds({name: ""}) == 300
+    assert policy.deadline_check_seconds({name: "0.5"}) == 0.5
+    for bad in ("0", "-2", "often", "nan"):
+        with pytest.raises(ValueError, match=name):
+            policy.deadline_check_seconds({name: bad})
