@@ -162,9 +162,10 @@ order_lines = Table(
 # Migration 0016: what the desk's filters on a warehouse and on a SKU read, one row per (order, warehouse) and
 # per (order, SKU), keyed by the order's seq (a queue's index holds it: a look-up needs no order row), kept by
 # OrderRepository with the order (hot orders only; the archive's searches read archived_orders.warehouses and
-# archived_order_lines). An order's warehouses (those it is allocated at or ships from) carry the backorders
-# queue's keys: that queue narrowed to a warehouse reads its index in the queue's order, a page at a time,
-# however few or many orders are at that warehouse.
+# archived_order_lines). An order's warehouses (those it is allocated at or ships from) carry the keys a
+# queue of one status is sorted by: such a queue narrowed to a warehouse (backorders soonest expected first,
+# or by priority, or first come) reads an index in the queue's order, a page at a time, however few or many
+# orders are at that warehouse.
 order_warehouses = Table(
     "order_warehouses",
     metadata,
@@ -172,7 +173,10 @@ order_warehouses = Table(
     Column("warehouse", String(64), primary_key=True),
     Column("status", String(24), nullable=False),  # the order's
     Column("expected_ship_key", String(10), nullable=False),  # the order's (Order.queue_keys)
-    Index("ix_order_warehouses_queue", "warehouse", "status", "expected_ship_key", "seq"),
+    Column("priority", Integer, nullable=False),  # the order's
+    Index("ix_order_warehouses_expected", "warehouse", "status", "expected_ship_key", "seq"),
+    Index("ix_order_warehouses_priority", "warehouse", "status", text("priority DESC"), "seq"),
+    Index("ix_order_warehouses_seq", "warehouse", "status", "seq"),
 )
 # The SKUs of an order's lines, each once: a SKU's orders newest first from the index (sku, seq) (order_lines'
 # (sku, order_id) gathered every order of the SKU and sorted them per page).
@@ -370,18 +374,22 @@ _SAVE_LINE = update(order_lines).where(
     order_lines.c.order_id == bindparam("oid"), order_lines.c.line_no == bindparam("no")
 )
 # order_warehouses and order_skus (migration 0016): an order's rows made from its saved row (seq, status,
-# expected_ship_key) and lines, so they say what the order says.
+# expected_ship_key, priority) and lines, so they say what the order says.
 _SEQ_OF = select(orders.c.seq).where(orders.c.order_id == bindparam("oid")).scalar_subquery()
 _WAREHOUSE_ROW = order_warehouses.insert().from_select(
-    ["seq", "warehouse", "status", "expected_ship_key"],
-    select(orders.c.seq, bindparam("wh", type_=String), orders.c.status, orders.c.expected_ship_key).where(
-        orders.c.order_id == bindparam("oid")
-    ),
+    ["seq", "warehouse", "status", "expected_ship_key", "priority"],
+    select(
+        orders.c.seq,
+        bindparam("wh", type_=String),
+        orders.c.status,
+        orders.c.expected_ship_key,
+        orders.c.priority,
+    ).where(orders.c.order_id == bindparam("oid")),
 )
 _WAREHOUSE_KEYS = (
     update(order_warehouses)
     .where(order_warehouses.c.seq == _SEQ_OF)
-    .values(status=bindparam("st"), expected_ship_key=bindparam("expected"))
+    .values(status=bindparam("st"), expected_ship_key=bindparam("expected"), priority=bindparam("prio"))
 )
 _NO_WAREHOUSES = order_warehouses.delete().where(order_warehouses.c.seq == _SEQ_OF)
 _NO_SKUS = order_skus.delete().where(order_skus.c.seq == _SEQ_OF)
@@ -404,10 +412,11 @@ def sku_rows_of(order_ids):
     return order_skus.insert().from_select(["seq", "sku"], lines)
 
 
-def _warehouse_keys(order: Order) -> tuple[str, str, str]:
-    """What an order's order_warehouses rows depend on: its warehouses (" a b "), status, backorder key."""
+def _warehouse_keys(order: Order) -> tuple[str, str, str, int]:
+    """What an order's order_warehouses rows depend on: its warehouses (" a b "), status, backorder key and
+    priority."""
     keys = order.queue_keys
-    return keys.warehouses, order.status.value, keys.expected_ship_key
+    return keys.warehouses, order.status.value, keys.expected_ship_key, order.priority
 
 
 def _narrowed(query, search: OrderSearch, tables: OrderTables):
@@ -443,7 +452,8 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
     o = tables.orders
     query = select(o).limit(limit + 1)
     seq, expected = o.c.seq, o.c.expected_ship_key  # the expected ship date, or NO_DATE (Order.queue_keys)
-    by_warehouse = False  # the warehouse's rows in the backorders queue's order (order_warehouses)
+    priority = o.c.priority
+    by_warehouse = False  # walking the warehouse's rows of the status in the queue's order (order_warehouses)
     search = listing.search
     if not tables.archived and search.sku and not _few(search):
         # A SKU's orders walked in seq order on (sku, seq), stopping at a page: one order_skus row per order
@@ -451,13 +461,13 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
         query = query.select_from(order_skus.join(o, o.c.seq == order_skus.c.seq))
         query = query.where(order_skus.c.sku == search.sku)
         seq = order_skus.c.seq
-    elif not tables.archived and listing.warehouse and listing.order_by == "expected" and not listing.at_risk:
-        # The backorders of one warehouse on (warehouse, status, expected_ship_key, seq), in the queue's order.
+    elif not tables.archived and listing.warehouse and status and not listing.at_risk:
+        # A queue of one status narrowed to a warehouse (the backorders at WH-2, soonest expected first): its
+        # rows on (warehouse, status, the queue's sort key, seq), in the queue's order.
         w = order_warehouses
-        query = query.select_from(w.join(o, o.c.seq == w.c.seq)).where(w.c.warehouse == listing.warehouse)
-        if status:
-            query = query.where(w.c.status == status)
-        seq, expected, by_warehouse = w.c.seq, w.c.expected_ship_key, True
+        query = query.select_from(w.join(o, o.c.seq == w.c.seq))
+        query = query.where(w.c.warehouse == listing.warehouse, w.c.status == status)
+        seq, expected, priority, by_warehouse = w.c.seq, w.c.expected_ship_key, w.c.priority, True
     # The exceptions queue is a few orders among many: SQLite, unable to tell, would walk the whole table in
     # seq order; "seq + 0" orders the same but lets it find the few by their index first.
     if listing.open_exception:
@@ -478,10 +488,10 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
                 )
             )
     elif listing.by_priority:  # the desk's queue: highest priority first, then first come
-        query = query.order_by(o.c.priority.desc(), seq)
+        query = query.order_by(priority.desc(), seq)
         if listing.after is not None:
-            priority, last = listing.after
-            query = query.where(or_(o.c.priority < priority, and_(o.c.priority == priority, seq > last)))
+            above, last = listing.after
+            query = query.where(or_(priority < above, and_(priority == above, seq > last)))
     elif listing.order_by == "expected":  # backorders: the soonest expected ship date first, then first come
         query = query.order_by(expected, seq)
         if listing.after is not None:
@@ -586,17 +596,18 @@ class OrderRepository(Repository):
         for order in new_orders:
             await self._save_warehouses(order, None)
 
-    async def _save_warehouses(self, order: Order, loaded: tuple[str, str, str] | None) -> None:
+    async def _save_warehouses(self, order: Order, loaded: tuple[str, str, str, int] | None) -> None:
         """The order's order_warehouses rows after its row is saved: rewritten when its warehouses changed,
-        their keys updated when only its status or expected date did (`loaded`: what they were made from;
+        their keys updated when only its status, expected date or priority did (`loaded`: what they were made from;
         None: unknown, rewritten)."""
         now = _warehouse_keys(order)
         if now != loaded:
-            warehouses, status, expected = now
+            warehouses, status, expected, priority = now
             if loaded is not None and loaded[0] == warehouses:
                 if warehouses:
                     await self.conn.execute(
-                        _WAREHOUSE_KEYS, {"oid": order.order_id, "st": status, "expected": expected}
+                        _WAREHOUSE_KEYS,
+                        {"oid": order.order_id, "st": status, "expected": expected, "prio": priority},
                     )
             else:
                 if loaded is None or loaded[0]:
@@ -925,7 +936,7 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
         # What its order_warehouses rows were made from (save() touches them only when it changes); an
         # archived order has none until it is restored.
         order._loaded_warehouse_keys = (
-            None if tables.archived else (r["warehouses"], r["status"], r["expected_ship_key"])
+            None if tables.archived else (r["warehouses"], r["status"], r["expected_ship_key"], r["priority"])
         )
         result.append(order)
     return result

@@ -20,6 +20,7 @@ from services.orders.domain import Allocation
 from services.orders.service import OrdersService
 from services.orders.store import order_lines, order_skus, order_warehouses, orders
 from tests.integration.orders.test_archive import DAY, HOUR, LATER, T1, Clock, refund, request, shipment
+from tests.integration.orders.test_search import order
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
 
@@ -229,3 +230,39 @@ async def test_the_migration_fills_the_rows_in_for_the_orders_there_are(backend,
         await db.close()
         if name:
             await drop_postgres_database(admin, name)
+
+
+async def test_a_queue_narrowed_to_a_warehouse_keeps_each_sort_and_its_pages(make_database):
+    """Backorders at W1 read from order_warehouses' indexes: soonest expected first, by priority, first
+    come, newest first; pages of two follow each other; an order elsewhere never shows."""
+    clock = Clock(T1)
+    service = OrdersService(await make_database(MIGRATIONS), clock=clock)
+    given = [  # (id, priority, warehouse, expected ship date)
+        ("ORD-1", 100, "W1", "2026-11-25"),
+        ("ORD-2", 300, "W1", ""),
+        ("ORD-3", 200, "W2", "2026-11-20"),
+        ("ORD-4", 200, "W1", "2026-11-20"),
+        ("ORD-5", 300, "W1", "2026-11-30"),
+    ]
+    for order_id, priority, warehouse, date in given:
+        clock.now += HOUR
+        await service.create(order(order_id, priority=priority, skus=("A", "B")))
+        await change(
+            service,
+            order_id,
+            lambda o, w=warehouse, d=date: o.apply_reservation(
+                clock(), [Allocation("A", w, 1)], {"B": 1}, (d, d)
+            ),
+        )
+    expected = {
+        "expected": ["ORD-4", "ORD-1", "ORD-5", "ORD-2"],
+        "priority": ["ORD-2", "ORD-5", "ORD-4", "ORD-1"],
+        "oldest": ["ORD-1", "ORD-2", "ORD-4", "ORD-5"],
+        "newest": ["ORD-5", "ORD-4", "ORD-2", "ORD-1"],
+    }
+    for sort, ids in expected.items():
+        assert await listed(service, "scheduled", order_by=sort, warehouse="W1") == ids, sort
+        first, cursor = await service.list("", "scheduled", 2, "", order_by=sort, warehouse="W1")
+        rest, end = await service.list("", "scheduled", 2, cursor, order_by=sort, warehouse="W1")
+        assert [o.order_id for o in first + rest] == ids and end == "", sort
+    assert await listed(service, "scheduled", order_by="expected", warehouse="W2") == ["ORD-3"]

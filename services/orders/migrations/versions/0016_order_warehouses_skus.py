@@ -1,10 +1,11 @@
 """orders: an order's warehouses and SKUs as rows indexed in the order the desk pages by (measured with 100,000
 orders, 90,000 of them backordered):
 
-- order_warehouses (seq, warehouse) with the order's status and backorder key (expected_ship_key),
-  indexed (warehouse, status, expected_ship_key, seq): the backorders queue narrowed to a warehouse reads a
-  page of that index instead of testing `warehouses LIKE '% WH %'` on every backordered order (74 ms -> 1 ms
-  when none is at that warehouse); the other queues narrowed to a warehouse find its orders there too;
+- order_warehouses (seq, warehouse) with the order's status, backorder key (expected_ship_key) and priority,
+  indexed (warehouse, status, then each sort key of a queue of one status, seq): the backorders queue
+  narrowed to a warehouse reads a page of that index instead of testing `warehouses LIKE '% WH %'` on every
+  backordered order (98 ms -> 0.3 ms when none is at that warehouse); the queues of no one status (open
+  exceptions, at risk) narrowed to a warehouse look each order they walk to up by (seq, warehouse);
 - order_skus (seq, sku), indexed (sku, seq): a SKU's orders newest first walk that
   index a page at a time instead of gathering every order of the SKU and sorting them (a SKU in a third of
   the orders: 50 ms -> 1 ms).
@@ -29,10 +30,14 @@ def upgrade() -> None:
         sa.Column("warehouse", sa.String(64), primary_key=True),
         sa.Column("status", sa.String(24), nullable=False),
         sa.Column("expected_ship_key", sa.String(10), nullable=False),
+        sa.Column("priority", sa.Integer, nullable=False),
     )
-    op.create_index(
-        "ix_order_warehouses_queue", "order_warehouses", ["warehouse", "status", "expected_ship_key", "seq"]
-    )
+    for name, key in (
+        ("ix_order_warehouses_expected", ["expected_ship_key"]),
+        ("ix_order_warehouses_priority", [sa.text("priority DESC")]),
+        ("ix_order_warehouses_seq", []),
+    ):
+        op.create_index(name, "order_warehouses", ["warehouse", "status", *key, "seq"])
     op.create_table(
         "order_skus",
         sa.Column("seq", sa.Integer, sa.ForeignKey("orders.seq"), primary_key=True, autoincrement=False),
@@ -44,18 +49,17 @@ def upgrade() -> None:
         "SELECT DISTINCT o.seq, l.sku FROM order_lines l JOIN orders o ON o.order_id = l.order_id"
     )
     # warehouses is " a b " (Order.queue_keys, migration 0013): one row per warehouse in it.
-    orders = sa.table("orders", *(sa.column(c) for c in ("seq", "status", "expected_ship_key", "warehouses")))
-    table = sa.table(
-        "order_warehouses", *(sa.column(c) for c in ("seq", "warehouse", "status", "expected_ship_key"))
-    )
+    keys = ("status", "expected_ship_key", "priority")
+    orders = sa.table("orders", *(sa.column(c) for c in ("seq", *keys, "warehouses")))
+    table = sa.table("order_warehouses", *(sa.column(c) for c in ("seq", "warehouse", *keys)))
     bind = op.get_bind()
     rows = bind.execute(
-        sa.select(orders.c.seq, orders.c.status, orders.c.expected_ship_key, orders.c.warehouses).where(
+        sa.select(orders.c.seq, *(orders.c[k] for k in keys), orders.c.warehouses).where(
             orders.c.warehouses != ""
         )
     ).all()
     found = [
-        {"seq": r.seq, "warehouse": warehouse, "status": r.status, "expected_ship_key": r.expected_ship_key}
+        {"seq": r.seq, "warehouse": warehouse, **{k: getattr(r, k) for k in keys}}
         for r in rows
         for warehouse in sorted(set(r.warehouses.split()))
     ]
@@ -66,5 +70,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_order_skus_sku_seq", "order_skus")
     op.drop_table("order_skus")
-    op.drop_index("ix_order_warehouses_queue", "order_warehouses")
+    for index in ("ix_order_warehouses_seq", "ix_order_warehouses_priority", "ix_order_warehouses_expected"):
+        op.drop_index(index, "order_warehouses")
     op.drop_table("order_warehouses")
