@@ -103,7 +103,7 @@ orders = Table(
     Column("notes", JSON, nullable=False),  # migration 0010: the desk's notes (internal and to the customer)
     Column(
         "replacements", JSON, nullable=False
-    ),  # migration 0016: its returns' and claims' replacement orders
+    ),  # migration 0017: its returns' and claims' replacement orders
     Column("risks", JSON, nullable=False),  # migration 0012: the promise watch's current risks
     Column("risk_codes", String(200), nullable=False),  # migration 0012: " code code ", "" when on track
     Column("risk_slip", Integer, nullable=False),  # migration 0012: the largest slip in days
@@ -159,7 +159,7 @@ order_lines = Table(
     Index("ix_order_lines_sku", "sku", "order_id"),  # migration 0008: orders having a line of a SKU
 )
 
-# Migration 0016: what the desk's filters on a warehouse and on a SKU read, one row per (order, warehouse) and
+# Migration 0017: what the desk's filters on a warehouse and on a SKU read, one row per (order, warehouse) and
 # per (order, SKU), keyed by the order's seq (a queue's index holds it: a look-up needs no order row), kept by
 # OrderRepository with the order (hot orders only; the archive's searches read archived_orders.warehouses and
 # archived_order_lines). An order's warehouses (those it is allocated at or ships from) carry the keys a
@@ -373,7 +373,7 @@ _SAVE_ORDER = update(orders).where(
 _SAVE_LINE = update(order_lines).where(
     order_lines.c.order_id == bindparam("oid"), order_lines.c.line_no == bindparam("no")
 )
-# order_warehouses and order_skus (migration 0016): an order's rows made from its saved row (seq, status,
+# order_warehouses and order_skus (migration 0017): an order's rows made from its saved row (seq, status,
 # expected_ship_key, priority) and lines, so they say what the order says.
 _SEQ_OF = select(orders.c.seq).where(orders.c.order_id == bindparam("oid")).scalar_subquery()
 _WAREHOUSE_ROW = order_warehouses.insert().from_select(
@@ -402,7 +402,7 @@ def rows_of(table: Table, order_ids):
 
 def sku_rows_of(order_ids):
     """INSERT … SELECT of order_skus' rows for these orders (each SKU of an order once), from the hot
-    tables (migration 0016's backfill is the same statement over every order)."""
+    tables (migration 0017's backfill is the same statement over every order)."""
     lines = (
         select(orders.c.seq, order_lines.c.sku)
         .join(orders, orders.c.order_id == order_lines.c.order_id)

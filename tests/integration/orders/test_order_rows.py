@@ -1,5 +1,5 @@
 """order_warehouses and order_skus on a real database (SQLite and PostgreSQL): the rows the desk's warehouse
-and SKU filters read (migration 0016) say what the orders say after every change that moves them (an
+and SKU filters read (migration 0017) say what the orders say after every change that moves them (an
 allocation, a backorder's date, a status, a re-allocation, a shipment, a change of lines, the archive and
 back), each read back; and the migration fills them in for the orders already there."""
 
@@ -171,7 +171,7 @@ async def _upgrade(db: Database, revision: str) -> None:
 
 
 async def test_the_migration_fills_the_rows_in_for_the_orders_there_are(backend, tmp_path, request):
-    """Orders saved at 0015 (their warehouses only in the " a b " column): 0016 makes their rows."""
+    """Orders saved at 0016 (their warehouses only in the " a b " column): 0017 makes their rows."""
     from devtools.localservers import create_postgres_database, drop_postgres_database
 
     admin, name = None, None
@@ -179,11 +179,11 @@ async def test_the_migration_fills_the_rows_in_for_the_orders_there_are(backend,
         url = f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
     else:
         admin = request.getfixturevalue("postgres_admin_url")
-        name = f"odt_m16_{tmp_path.name[-8:].replace('-', '_')}"
+        name = f"odt_m17_{tmp_path.name[-8:].replace('-', '_')}"
         url = await create_postgres_database(admin, name)
     db = Database(url)
     try:
-        await _upgrade(db, "0015")
+        await _upgrade(db, "0016")
         at = T1
         row = {
             "partner_id": "P-SHOP", "channel": "api", "external_ref": "PO", "customer_id": "C1",
@@ -202,7 +202,7 @@ async def test_the_migration_fills_the_rows_in_for_the_orders_there_are(backend,
         ]
         async with db.transaction() as tx:
             for order_id, status, warehouses, key, skus in given:
-                await tx.execute(  # only the columns revision 0015 has
+                await tx.execute(  # only the columns revision 0016 has
                     insert(orders).values(
                         order_id=order_id, status=status, warehouses=warehouses, expected_ship_key=key, **row
                     )
@@ -215,7 +215,7 @@ async def test_the_migration_fills_the_rows_in_for_the_orders_there_are(backend,
                         for n, sku in enumerate(skus)
                     ],
                 )  # fmt: skip
-        await _upgrade(db, "0016")
+        await _upgrade(db, "0017")
         service = OrdersService(db)
         assert await warehouse_rows(service, "ORD-1") == [
             ("W1", "scheduled", "2026-11-20"),

@@ -13,14 +13,14 @@ orders, 90,000 of them backordered):
 Filled in from the orders there are (hot ones: the archive's searches keep reading archived_orders.warehouses
 and archived_order_lines).
 
-Revision ID: 0016
+Revision ID: 0017
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 
 
 def upgrade() -> None:
