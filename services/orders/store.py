@@ -103,7 +103,7 @@ orders = Table(
     Column("notes", JSON, nullable=False),  # migration 0010: the desk's notes (internal and to the customer)
     Column(
         "replacements", JSON, nullable=False
-    ),  # migration 0016: its returns' and claims' replacement orders
+    ),  # migration 0017: its returns' and claims' replacement orders
     Column("risks", JSON, nullable=False),  # migration 0012: the promise watch's current risks
     Column("risk_codes", String(200), nullable=False),  # migration 0012: " code code ", "" when on track
     Column("risk_slip", Integer, nullable=False),  # migration 0012: the largest slip in days
@@ -157,6 +157,35 @@ order_lines = Table(
     Column("delivered", Integer, nullable=False),
     Column("returned", Integer, nullable=False),
     Index("ix_order_lines_sku", "sku", "order_id"),  # migration 0008: orders having a line of a SKU
+)
+
+# Migration 0017: what the desk's filters on a warehouse and on a SKU read, one row per (order, warehouse) and
+# per (order, SKU), keyed by the order's seq (a queue's index holds it: a look-up needs no order row), kept by
+# OrderRepository with the order (hot orders only; the archive's searches read archived_orders.warehouses and
+# archived_order_lines). An order's warehouses (those it is allocated at or ships from) carry the keys a
+# queue of one status is sorted by: such a queue narrowed to a warehouse (backorders soonest expected first,
+# or by priority, or first come) reads an index in the queue's order, a page at a time, however few or many
+# orders are at that warehouse.
+order_warehouses = Table(
+    "order_warehouses",
+    metadata,
+    Column("seq", Integer, ForeignKey("orders.seq"), primary_key=True, autoincrement=False),
+    Column("warehouse", String(64), primary_key=True),
+    Column("status", String(24), nullable=False),  # the order's
+    Column("expected_ship_key", String(10), nullable=False),  # the order's (Order.queue_keys)
+    Column("priority", Integer, nullable=False),  # the order's
+    Index("ix_order_warehouses_expected", "warehouse", "status", "expected_ship_key", "seq"),
+    Index("ix_order_warehouses_priority", "warehouse", "status", text("priority DESC"), "seq"),
+    Index("ix_order_warehouses_seq", "warehouse", "status", "seq"),
+)
+# The SKUs of an order's lines, each once: a SKU's orders newest first from the index (sku, seq) (order_lines'
+# (sku, order_id) gathered every order of the SKU and sorted them per page).
+order_skus = Table(
+    "order_skus",
+    metadata,
+    Column("seq", Integer, ForeignKey("orders.seq"), primary_key=True, autoincrement=False),
+    Column("sku", String(64), primary_key=True),
+    Index("ix_order_skus_sku_seq", "sku", "seq"),
 )
 
 order_history = Table(
@@ -344,17 +373,67 @@ _SAVE_ORDER = update(orders).where(
 _SAVE_LINE = update(order_lines).where(
     order_lines.c.order_id == bindparam("oid"), order_lines.c.line_no == bindparam("no")
 )
+# order_warehouses and order_skus (migration 0017): an order's rows made from its saved row (seq, status,
+# expected_ship_key, priority) and lines, so they say what the order says.
+_SEQ_OF = select(orders.c.seq).where(orders.c.order_id == bindparam("oid")).scalar_subquery()
+_WAREHOUSE_ROW = order_warehouses.insert().from_select(
+    ["seq", "warehouse", "status", "expected_ship_key", "priority"],
+    select(
+        orders.c.seq,
+        bindparam("wh", type_=String),
+        orders.c.status,
+        orders.c.expected_ship_key,
+        orders.c.priority,
+    ).where(orders.c.order_id == bindparam("oid")),
+)
+_WAREHOUSE_KEYS = (
+    update(order_warehouses)
+    .where(order_warehouses.c.seq == _SEQ_OF)
+    .values(status=bindparam("st"), expected_ship_key=bindparam("expected"), priority=bindparam("prio"))
+)
+_NO_WAREHOUSES = order_warehouses.delete().where(order_warehouses.c.seq == _SEQ_OF)
+_NO_SKUS = order_skus.delete().where(order_skus.c.seq == _SEQ_OF)
 
 
-def _narrowed(query, search: OrderSearch, tables: OrderTables | None = None):
+def rows_of(table: Table, order_ids):
+    """order_skus' or order_warehouses' rows of these orders: a DELETE."""
+    return table.delete().where(table.c.seq.in_(select(orders.c.seq).where(orders.c.order_id.in_(order_ids))))
+
+
+def sku_rows_of(order_ids):
+    """INSERT … SELECT of order_skus' rows for these orders (each SKU of an order once), from the hot
+    tables (migration 0017's backfill is the same statement over every order)."""
+    lines = (
+        select(orders.c.seq, order_lines.c.sku)
+        .join(orders, orders.c.order_id == order_lines.c.order_id)
+        .where(order_lines.c.order_id.in_(order_ids))
+        .distinct()
+    )
+    return order_skus.insert().from_select(["seq", "sku"], lines)
+
+
+def _warehouse_keys(order: Order) -> tuple[str, str, str, int]:
+    """What an order's order_warehouses rows depend on: its warehouses (" a b "), status, backorder key and
+    priority."""
+    keys = order.queue_keys
+    return keys.warehouses, order.status.value, keys.expected_ship_key, order.priority
+
+
+def _narrowed(query, search: OrderSearch, tables: OrderTables):
     """The search's conditions; each has an index that starts with its column (migrations 0008 and, for
-    the archive, 0009), so a page of a narrow search reads about a page of rows, also among 100,000 orders."""
-    o, lines = (tables.orders, tables.lines) if tables else (orders, order_lines)
+    the archive, 0009), so a page of a narrow search reads about a page of rows, also among 100,000 orders.
+    A SKU is the hot tables' join with order_skus (_page) and the archive's lines here."""
+    o, lines = tables.orders, tables.lines
     for name in ("external_ref", "customer_id", "channel"):
         if value := getattr(search, name):
             query = query.where(o.c[name] == value)
-    if search.sku:  # orders having a line of it: the lines' (sku, order_id) index finds them
+    if search.sku and tables.archived:  # orders having a line of it: the lines' (sku, order_id) index
         query = query.where(o.c.order_id.in_(select(lines.c.order_id).where(lines.c.sku == search.sku)))
+    elif search.sku and _few(search):  # the few orders found by their own index, each looked up by key
+        skus = order_skus
+        query = query.where(
+            select(skus.c.sku).where(skus.c.seq == o.c.seq, skus.c.sku == search.sku).exists()
+        )
     if search.created_from is not None:
         query = query.where(o.c.created_at >= search.created_from)
     if search.created_to is not None:
@@ -362,13 +441,37 @@ def _narrowed(query, search: OrderSearch, tables: OrderTables | None = None):
     return query
 
 
+def _few(search: OrderSearch) -> bool:
+    """Whether the search names something its own index narrows to a few orders (a partner reference, a
+    customer, a time range), so a SKU is better checked per order found than walked on its own index."""
+    return bool(search.external_ref or search.customer_id or search.created_from or search.created_to)
+
+
 def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, listing: Listing):
     """One page of `tables`' orders in the listing's order (limit + 1 rows: the one more says there is more)."""
     o = tables.orders
     query = select(o).limit(limit + 1)
+    seq, expected = o.c.seq, o.c.expected_ship_key  # the expected ship date, or NO_DATE (Order.queue_keys)
+    priority = o.c.priority
+    by_warehouse = False  # walking the warehouse's rows of the status in the queue's order (order_warehouses)
+    search = listing.search
+    if not tables.archived and search.sku and not _few(search):
+        # A SKU's orders walked in seq order on (sku, seq), stopping at a page: one order_skus row per order
+        # and SKU, so the join repeats no order.
+        query = query.select_from(order_skus.join(o, o.c.seq == order_skus.c.seq))
+        query = query.where(order_skus.c.sku == search.sku)
+        seq = order_skus.c.seq
+    elif not tables.archived and listing.warehouse and status and not listing.at_risk:
+        # A queue of one status narrowed to a warehouse (the backorders at WH-2, soonest expected first): its
+        # rows on (warehouse, status, the queue's sort key, seq), in the queue's order.
+        w = order_warehouses
+        query = query.select_from(w.join(o, o.c.seq == w.c.seq))
+        query = query.where(w.c.warehouse == listing.warehouse, w.c.status == status)
+        seq, expected, priority, by_warehouse = w.c.seq, w.c.expected_ship_key, w.c.priority, True
     # The exceptions queue is a few orders among many: SQLite, unable to tell, would walk the whole table in
     # seq order; "seq + 0" orders the same but lets it find the few by their index first.
-    seq = o.c.seq + 0 if listing.open_exception else o.c.seq
+    if listing.open_exception:
+        seq = seq + 0
     if listing.at_risk:  # the at-risk queue: soonest promise first, then the largest slip, then first come
         # risk_key > "": a range of the index the queue is sorted by (!= "" would walk every order)
         promised = o.c.risk_key  # the promised date, NO_DATE for none, while at risk (Order.queue_keys)
@@ -376,25 +479,24 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
         if listing.risk:
             query = query.where(o.c.risk_codes.like(f"% {listing.risk} %"))
         if listing.risk_after is not None:
-            date, slip, seq = listing.risk_after
+            date, slip, last = listing.risk_after
             query = query.where(
                 or_(
                     promised > date,
                     and_(promised == date, o.c.risk_slip < slip),
-                    and_(promised == date, o.c.risk_slip == slip, o.c.seq > seq),
+                    and_(promised == date, o.c.risk_slip == slip, o.c.seq > last),
                 )
             )
     elif listing.by_priority:  # the desk's queue: highest priority first, then first come
-        query = query.order_by(o.c.priority.desc(), seq)
+        query = query.order_by(priority.desc(), seq)
         if listing.after is not None:
-            priority, seq = listing.after
-            query = query.where(or_(o.c.priority < priority, and_(o.c.priority == priority, o.c.seq > seq)))
+            above, last = listing.after
+            query = query.where(or_(priority < above, and_(priority == above, seq > last)))
     elif listing.order_by == "expected":  # backorders: the soonest expected ship date first, then first come
-        expected = o.c.expected_ship_key  # the expected ship date, or NO_DATE (Order.queue_keys)
         query = query.order_by(expected, seq)
         if listing.after is not None:
-            date, seq = listing.after
-            query = query.where(or_(expected > date, and_(expected == date, o.c.seq > seq)))
+            date, last = listing.after
+            query = query.where(or_(expected > date, and_(expected == date, seq > last)))
     elif listing.order_by == "oldest":
         query = query.order_by(seq)
         if listing.after is not None:
@@ -405,7 +507,7 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
             query = query.where(seq < listing.after[1])
     if partner_id:
         query = query.where(o.c.partner_id == partner_id)
-    if status:
+    if status and not by_warehouse:
         query = query.where(o.c.status == status)
     query = _narrowed(query, listing.search, tables)
     if listing.hold_reason:
@@ -418,8 +520,14 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
             query = query.where(
                 o.c.exception_types.like(f"% {_escaped(listing.exception_type)} %", escape="\\")
             )
-    if listing.warehouse:
+    if listing.warehouse and tables.archived:
         query = query.where(o.c.warehouses.like(f"% {_escaped(listing.warehouse)} %", escape="\\"))
+    elif listing.warehouse and not by_warehouse:
+        # Each order the queue's own index walks to, looked up by (seq, warehouse) from that index's entry.
+        w = order_warehouses
+        query = query.where(
+            select(w.c.seq).where(w.c.seq == o.c.seq, w.c.warehouse == listing.warehouse).exists()
+        )
     return query
 
 
@@ -484,6 +592,31 @@ class OrderRepository(Repository):
         history = [_history_row(o, t) for o in new_orders for t in o.transitions]
         if history:
             await self.conn.execute(_INSERT_HISTORY, history)
+        await self.conn.execute(sku_rows_of([o.order_id for o in new_orders]))
+        for order in new_orders:
+            await self._save_warehouses(order, None)
+
+    async def _save_warehouses(self, order: Order, loaded: tuple[str, str, str, int] | None) -> None:
+        """The order's order_warehouses rows after its row is saved: rewritten when its warehouses changed,
+        their keys updated when only its status, expected date or priority did (`loaded`: what they were made from;
+        None: unknown, rewritten)."""
+        now = _warehouse_keys(order)
+        if now != loaded:
+            warehouses, status, expected, priority = now
+            if loaded is not None and loaded[0] == warehouses:
+                if warehouses:
+                    await self.conn.execute(
+                        _WAREHOUSE_KEYS,
+                        {"oid": order.order_id, "st": status, "expected": expected, "prio": priority},
+                    )
+            else:
+                if loaded is None or loaded[0]:
+                    await self.conn.execute(_NO_WAREHOUSES, {"oid": order.order_id})
+                if warehouses:
+                    await self.conn.execute(
+                        _WAREHOUSE_ROW, [{"oid": order.order_id, "wh": w} for w in warehouses.split()]
+                    )
+        order._loaded_warehouse_keys = now
 
     async def save(self, order: Order) -> None:
         if order.archived:  # a late change of an archived order: back to the hot tables first, then saved
@@ -501,6 +634,8 @@ class OrderRepository(Repository):
                 order_lines.insert(),
                 [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)],
             )
+            await self.conn.execute(_NO_SKUS, {"oid": order.order_id})
+            await self.conn.execute(sku_rows_of([order.order_id]))
             order.lines_changed = False
         else:  # only the lines whose counts moved since the load (most events touch none)
             loaded = getattr(order, "_loaded_counts", None)
@@ -519,6 +654,7 @@ class OrderRepository(Repository):
             if changed:
                 await self.conn.execute(_SAVE_LINE, changed)
         order._loaded_counts = [_counts(line) for line in order.lines]
+        await self._save_warehouses(order, getattr(order, "_loaded_warehouse_keys", None))
         await self._append_history(order)
 
     async def _append_history(self, order: Order) -> None:
@@ -797,5 +933,10 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
             archived=tables.archived,
         )
         order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines
+        # What its order_warehouses rows were made from (save() touches them only when it changes); an
+        # archived order has none until it is restored.
+        order._loaded_warehouse_keys = (
+            None if tables.archived else (r["warehouses"], r["status"], r["expected_ship_key"], r["priority"])
+        )
         result.append(order)
     return result

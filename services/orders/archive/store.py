@@ -26,7 +26,7 @@ from orderdesk.errors import Conflict
 from services.orders.archive.rules import CLOSED_VALUES
 from services.orders.domain import Order
 from services.orders.kpi.store import FACTS
-from services.orders.store import ARCHIVE, HOT, hydrate
+from services.orders.store import ARCHIVE, HOT, hydrate, order_skus, order_warehouses, rows_of, sku_rows_of
 
 # (hot, archive), parents first.
 MOVES: tuple[tuple[Table, Table], ...] = (
@@ -104,6 +104,8 @@ class OrderArchive(Repository):
         for hot, archive in MOVES:
             extra = {"archived_at": now} if archive is ARCHIVE.orders else {}
             await self.conn.execute(_copy(hot, archive, ids, **extra))
+        for kept in (order_skus, order_warehouses):  # the hot orders' search rows go with them
+            await self.conn.execute(rows_of(kept, ids))
         for hot, _archive in reversed(MOVES):
             await self.conn.execute(delete(hot).where(hot.c.order_id.in_(ids)))
         return ids
@@ -126,9 +128,11 @@ class OrderArchive(Repository):
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
         for hot, archive in MOVES[1:]:
             await self.conn.execute(_copy(archive, hot, ids))
+        await self.conn.execute(sku_rows_of(ids))  # its order_warehouses rows: save() writes them
         for _hot, archive in reversed(MOVES):
             await self.conn.execute(delete(archive).where(archive.c.order_id.in_(ids)))
         order.archived = False
+        order._loaded_warehouse_keys = None  # none in the hot tables yet: save() writes them
 
     # --- reads -------------------------------------------------------------------------------------
     async def get(self, order_id: str, partner_id: str = "") -> Order | None:
