@@ -20,11 +20,14 @@ import os
 import statistics
 from pathlib import Path
 
-from bench import UNTHROTTLED
+from bench import NO_FINANCE_FEED, UNTHROTTLED
 from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated
 from devtools.devstack import Stack
 
-UNLIMITED = {"ORDERDESK_RATE_LIMITS": ",".join(f"{c}=0/1" for c in ("submit", "read", "feed", "admin"))}
+UNLIMITED = {
+    "ORDERDESK_RATE_LIMITS": ",".join(f"{c}=0/1" for c in ("submit", "read", "feed", "admin")),
+    **NO_FINANCE_FEED,
+}
 SUITES = [  # (name, mTLS, the gateway's rate limits)
     ("plain", False, UNLIMITED),
     ("mTLS + access", True, UNLIMITED),

@@ -50,9 +50,10 @@ class IntakeConfig:
     price_tolerance: Decimal = Decimal(0)  # ORDERDESK_INTAKE_PRICE_TOLERANCE (absolute, per unit)
     auto_approval: AutoApprovalPolicy = field(default_factory=AutoApprovalPolicy)
     masterdata_ttl_seconds: float = 5.0  # ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS (see cache.py)
-    # ORDERDESK_INTAKE_EXPOSURE_UNTIL: "completion" (an order stops using credit once completed) or
-    # "payment" (until finance reports it paid or credited; domain.money).
-    exposure_until: str = "completion"
+    # ORDERDESK_INTAKE_EXPOSURE_UNTIL: "payment" (an order uses its customer's credit from confirmation until
+    # finance reports it paid or credited; domain.money) or "completion" (until it is completed: for a
+    # deployment that sends orderdesk no payments).
+    exposure_until: str = "payment"
     hold_overdue_invoices: bool = False  # ORDERDESK_INTAKE_HOLD_OVERDUE_INVOICES
 
     @property
@@ -80,7 +81,7 @@ class IntakeConfig:
             raise ValueError(
                 "ORDERDESK_INTAKE_MASTERDATA_TTL_SECONDS must be a number of seconds from 0 to 3600"
             )
-        until = get("ORDERDESK_INTAKE_EXPOSURE_UNTIL", "completion").lower()
+        until = get("ORDERDESK_INTAKE_EXPOSURE_UNTIL", "payment").lower()
         if until not in EXPOSURE_UNTIL:
             raise ValueError(f"ORDERDESK_INTAKE_EXPOSURE_UNTIL must be one of {', '.join(EXPOSURE_UNTIL)}")
         overdue = get("ORDERDESK_INTAKE_HOLD_OVERDUE_INVOICES", "false").lower()

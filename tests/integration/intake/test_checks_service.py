@@ -15,6 +15,7 @@ from sqlalchemy import select
 from orderdesk import errors
 from orderdesk.v1 import events_pb2, intake_pb2, orders_pb2
 from services.intake import consumers
+from services.intake.domain.config import IntakeConfig
 from services.intake.store import ExposureRepository, MasterDataRepository, external_refs, order_exposure
 from tests.integration.intake.test_intake_service import (
     DEMO,
@@ -73,8 +74,11 @@ async def exposure(service, customer: str = "C0001") -> Decimal:
 
 
 # --- exposure from orders' events ---------------------------------------------------------------
-async def test_order_events_open_and_close_exposure(make_database):
-    service = await intake(make_database)
+@pytest.mark.parametrize(("until", "after_completion"), [("payment", "1200.50"), ("completion", "0")])
+async def test_order_events_open_and_close_exposure(make_database, until, after_completion):
+    """Confirmation opens an order's exposure and cancellation closes it; completion closes it only where
+    credit is kept until completion (the default keeps it until finance reports the payment)."""
+    service = await intake(make_database, config=IntakeConfig(exposure_until=until))
     await deliver(
         service, order_event("ORD-A", "received", 1), order_event("ORD-A", "confirmed", 2, "1200.50")
     )
@@ -90,7 +94,7 @@ async def test_order_events_open_and_close_exposure(make_database):
         order_event("ORD-A", "completed", 6, "1200.50"),
     )
     await deliver(service, order_event("ORD-B", "cancelled", 5, "700"))
-    assert await exposure(service) == 0
+    assert await exposure(service) == Decimal(after_completion)
     assert await exposure(service, "C0002") == 0
 
 

@@ -63,7 +63,7 @@ async def test_one_customer_with_terms_credit_exposure_and_open_orders(make_data
         order_event("ORD-1", "confirmed", 2, "250.50", customer="X-100", terms="NET45"),
         order_event("ORD-2", "confirmed", 2, "100.00", customer="X-100", terms="NET45"),
         order_event("ORD-3", "confirmed", 2, "40.00", customer="X-100", terms="NET45"),
-        order_event("ORD-3", "completed", 9, "40.00", customer="X-100", terms="NET45"),
+        order_event("ORD-3", "cancelled", 9, "40.00", customer="X-100", terms="NET45"),
     )
     detail = customer_to_proto(await customers.get(service.db, "X-100"))
     assert (detail.name, detail.tier, detail.status, detail.currency) == (UNIQUE_NAME, "key", "active", "EUR")
