@@ -8,8 +8,10 @@ restore could delete. Tests reach its NATS as the admin: `nats.connect(stack.nat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import nats
@@ -34,10 +36,14 @@ EXCHANGE_ENV = {"ORDERDESK_RETURN_ADVANCE_EXCHANGE_TIERS": "key"}
 KEYS = {"shop": "demo-shop-key", "edi": "demo-edi-key", "3pl": "demo-3pl-key", "admin": "demo-admin-key"}
 
 
-@pytest.fixture(scope="session")
-async def stack(tmp_path_factory, request):
-    """E2E backend: SQLite files by default; ORDERDESK_TEST_E2E_BACKEND=postgresql puts every database on PostgreSQL.
-    NATS: the stack's own, secured (see above)."""
+@contextlib.asynccontextmanager
+async def running_stack(
+    request, make: Callable[[dict[str, str]], Stack], *, prefix: str = "odt"
+) -> AsyncIterator[Stack]:
+    """A stack's whole life for e2e tests: SQLite files by default; ORDERDESK_TEST_E2E_BACKEND=postgresql
+    puts every database on PostgreSQL (created here as `<prefix>_<run>_<component>`, dropped afterwards).
+    `make` builds the Stack from those database URLs (empty for SQLite); it is started, given the demo
+    data, and stopped at the end. NATS: the stack's own, secured (see above)."""
     database_urls: dict[str, str] = {}
     admin = None
     if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
@@ -46,12 +52,8 @@ async def stack(tmp_path_factory, request):
             pytest.skip("ORDERDESK_TEST_E2E_BACKEND=postgresql but no PostgreSQL is available")
         run = uuid.uuid4().hex[:8]
         for name in COMPONENTS_WITH_DB:
-            database_urls[name] = await create_postgres_database(admin, f"odt_{run}_{name}")
-    suite = Stack(
-        data_dir=tmp_path_factory.mktemp("stack"),
-        database_urls=database_urls,
-        extra_env={**WEBHOOK_ENV, **ERASURE_ENV, **EXCHANGE_ENV},
-    )
+            database_urls[name] = await create_postgres_database(admin, f"{prefix}_{run}_{name}")
+    suite = make(database_urls)
     try:
         await asyncio.to_thread(suite.start)
         await asyncio.to_thread(suite.load_demo_data)
@@ -60,6 +62,17 @@ async def stack(tmp_path_factory, request):
         await asyncio.to_thread(suite.stop)
         for url in database_urls.values():
             await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
+
+
+@pytest.fixture(scope="session")
+async def stack(tmp_path_factory, request):
+    """The suite shared by the e2e tests (`running_stack`)."""
+    folder = tmp_path_factory.mktemp("stack")
+    async with running_stack(
+        request,
+        lambda urls: Stack(data_dir=folder, database_urls=urls, extra_env={**WEBHOOK_ENV, **ERASURE_ENV}),
+    ) as suite:
+        yield suite
 
 
 class Partner:
@@ -99,24 +112,24 @@ async def http():
         yield session
 
 
-@pytest.fixture(scope="session")
-def shop(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["shop"], patient=True)
+# The fixture name of each demo partner, and its key.
+PARTNER_KEYS = {"shop": "shop", "edi": "edi", "warehouse_operator": "3pl", "admin": "admin"}
 
 
-@pytest.fixture(scope="session")
-def edi(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["edi"], patient=True)
+def partner_fixtures(scope: str) -> tuple:
+    """The demo partners (patient, on `stack`'s gateway) as fixtures of `scope`, in PARTNER_KEYS' order:
+    the session's here, and a module's whose `stack` is its own (a session fixture cannot use it)."""
+
+    def partner(key: str, name: str):
+        def fixture(stack, http):
+            return Partner(http, stack.gateway_url, KEYS[key], patient=True)
+
+        return pytest.fixture(scope=scope, name=name)(fixture)
+
+    return tuple(partner(key, name) for name, key in PARTNER_KEYS.items())
 
 
-@pytest.fixture(scope="session")
-def warehouse_operator(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["3pl"], patient=True)
-
-
-@pytest.fixture(scope="session")
-def admin(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["admin"], patient=True)
+shop, edi, warehouse_operator, admin = partner_fixtures("session")
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,10 @@ change what other end-to-end tests read): a partner's order cancelled, the desk'
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import io
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -19,8 +17,7 @@ import pytest
 
 from devtools.devstack import ROOT, Stack
 from devtools.http import client_session
-from devtools.localservers import create_postgres_database, drop_postgres_database
-from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, _eventually
+from tests.e2e.conftest import KEYS, _eventually, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -28,24 +25,11 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 async def suite(tmp_path_factory, request):
     """Its own NATS and databases (PostgreSQL with ORDERDESK_TEST_E2E_BACKEND=postgresql, as the others)."""
-    database_urls: dict[str, str] = {}
-    admin = None
-    if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
-        admin = request.getfixturevalue("postgres_admin_url")
-        if admin is None:
-            pytest.skip("ORDERDESK_TEST_E2E_BACKEND=postgresql but no PostgreSQL is available")
-        run = uuid.uuid4().hex[:8]
-        for name in COMPONENTS_WITH_DB:
-            database_urls[name] = await create_postgres_database(admin, f"odt_arc_{run}_{name}")
-    stack = Stack(data_dir=tmp_path_factory.mktemp("archive"), database_urls=database_urls)
-    try:
-        await asyncio.to_thread(stack.start)
-        await asyncio.to_thread(stack.load_demo_data)
+    folder = tmp_path_factory.mktemp("archive")
+    async with running_stack(
+        request, lambda urls: Stack(data_dir=folder, database_urls=urls), prefix="odt_arc"
+    ) as stack:
         yield stack
-    finally:
-        await asyncio.to_thread(stack.stop)
-        for url in database_urls.values():
-            await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
 
 
 def orderdesk(stack: Stack, *args: str, status: int = 0) -> str:

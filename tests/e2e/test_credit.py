@@ -9,17 +9,15 @@ import asyncio
 import csv
 import datetime as dt
 import io
-import os
 import uuid
 from decimal import Decimal
 
 import pytest
 
 from devtools.devstack import Stack
-from devtools.localservers import create_postgres_database, drop_postgres_database
 from orderdesk import tls
 from orderdesk.v1 import intake_pb2, intake_pb2_grpc
-from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, WEBHOOK_ENV, Partner
+from tests.e2e.conftest import KEYS, WEBHOOK_ENV, partner_fixtures, running_stack
 from tests.e2e.test_lifecycle import order_body, ship_everything, submit, wait_status
 from tests.e2e.test_review import CUSTOMERS_HEADER, codes, import_csv, product
 
@@ -30,50 +28,17 @@ MONEY_ENV = {"ORDERDESK_INTAKE_EXPOSURE_UNTIL": "payment", "ORDERDESK_INTAKE_HOL
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory, request):
-    """Its own: every order of this stack stays in its customer's exposure until paid. On PostgreSQL with
-    ORDERDESK_TEST_E2E_BACKEND=postgresql, as the suite's."""
-    database_urls: dict[str, str] = {}
-    admin = None
-    if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
-        admin = request.getfixturevalue("postgres_admin_url")
-        if admin is None:
-            pytest.skip("ORDERDESK_TEST_E2E_BACKEND=postgresql but no PostgreSQL is available")
-        run = uuid.uuid4().hex[:8]
-        for name in COMPONENTS_WITH_DB:
-            database_urls[name] = await create_postgres_database(admin, f"odt_{run}_{name}")
-    suite = Stack(
-        data_dir=tmp_path_factory.mktemp("money"),
-        database_urls=database_urls,
-        extra_env={**WEBHOOK_ENV, **MONEY_ENV},
-    )
-    try:
-        await asyncio.to_thread(suite.start)
-        await asyncio.to_thread(suite.load_demo_data)
+    """Its own: every order of this stack stays in its customer's exposure until paid, overdue invoices hold.
+    On PostgreSQL with ORDERDESK_TEST_E2E_BACKEND=postgresql, as the suite's."""
+    folder = tmp_path_factory.mktemp("money")
+    async with running_stack(
+        request,
+        lambda urls: Stack(data_dir=folder, database_urls=urls, extra_env={**WEBHOOK_ENV, **MONEY_ENV}),
+    ) as suite:
         yield suite
-    finally:
-        await asyncio.to_thread(suite.stop)
-        for url in database_urls.values():
-            await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
 
 
-@pytest.fixture(scope="module")
-def shop(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["shop"], patient=True)
-
-
-@pytest.fixture(scope="module")
-def edi(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["edi"], patient=True)
-
-
-@pytest.fixture(scope="module")
-def warehouse_operator(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["3pl"], patient=True)
-
-
-@pytest.fixture(scope="module")
-def admin(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["admin"], patient=True)
+shop, edi, warehouse_operator, admin = partner_fixtures("module")
 
 
 async def new_customer(admin, limit: str, terms: str = "NET30") -> str:

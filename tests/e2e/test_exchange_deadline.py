@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import uuid
 
 import pytest
 
 from devtools.devstack import Stack
-from devtools.localservers import create_postgres_database, drop_postgres_database
-from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, WEBHOOK_ENV, Partner
+from tests.e2e.conftest import WEBHOOK_ENV, partner_fixtures, running_stack
 from tests.e2e.test_lifecycle import add_product, new_sku, order_body, ship_everything, submit, wait_status
 from tests.e2e.test_webhooks import feed_of_order
 
@@ -40,43 +37,15 @@ KEY_CUSTOMER = "C0004"  # tier key in the demo data, NET45
 async def stack(tmp_path_factory, request):
     """Its own: advance exchanges' goods are due seconds after the replacement. On PostgreSQL with
     ORDERDESK_TEST_E2E_BACKEND=postgresql, as the suite's."""
-    database_urls: dict[str, str] = {}
-    admin = None
-    if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
-        admin = request.getfixturevalue("postgres_admin_url")
-        if admin is None:
-            pytest.skip("ORDERDESK_TEST_E2E_BACKEND=postgresql but no PostgreSQL is available")
-        run = uuid.uuid4().hex[:8]
-        for name in COMPONENTS_WITH_DB:
-            database_urls[name] = await create_postgres_database(admin, f"odt_{run}_{name}")
-    suite = Stack(
-        data_dir=tmp_path_factory.mktemp("deadline"),
-        database_urls=database_urls,
-        extra_env={**WEBHOOK_ENV, **DEADLINE_ENV},
-    )
-    try:
-        await asyncio.to_thread(suite.start)
-        await asyncio.to_thread(suite.load_demo_data)
+    folder = tmp_path_factory.mktemp("deadline")
+    async with running_stack(
+        request,
+        lambda urls: Stack(data_dir=folder, database_urls=urls, extra_env={**WEBHOOK_ENV, **DEADLINE_ENV}),
+    ) as suite:
         yield suite
-    finally:
-        await asyncio.to_thread(suite.stop)
-        for url in database_urls.values():
-            await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
 
 
-@pytest.fixture(scope="module")
-def shop(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["shop"], patient=True)
-
-
-@pytest.fixture(scope="module")
-def warehouse_operator(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["3pl"], patient=True)
-
-
-@pytest.fixture(scope="module")
-def admin(stack, http):
-    return Partner(http, stack.gateway_url, KEYS["admin"], patient=True)
+shop, _edi, warehouse_operator, admin = partner_fixtures("module")
 
 
 async def delivered_order(shop, warehouse_operator, admin, eventually) -> tuple[str, str, str]:

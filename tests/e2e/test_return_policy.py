@@ -8,10 +8,7 @@ admin key); partners see the statuses, the restocking fee and the refund; NATS c
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
-import uuid
 from dataclasses import dataclass
 
 import nats
@@ -19,8 +16,7 @@ import pytest
 
 from devtools.devstack import Stack
 from devtools.http import client_session
-from devtools.localservers import create_postgres_database, drop_postgres_database
-from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, Partner, _eventually
+from tests.e2e.conftest import KEYS, Partner, _eventually, running_stack
 from tests.e2e.test_lifecycle import new_sku, order_body, ship_everything, submit, wait_status
 from tests.e2e.test_webhooks import feed_of_order
 
@@ -55,25 +51,16 @@ class Suite:
     stack: Stack
 
 
+def later_returns(folder, database_urls: dict[str, str]) -> LaterReturns:
+    stack = LaterReturns(data_dir=folder, database_urls=database_urls)
+    stack.returns_clock_at = (dt.datetime.fromisoformat(stack.started_at) + LATER).isoformat()
+    return stack
+
+
 @pytest.fixture(scope="module")
 async def suite(tmp_path_factory, request):
-    database_urls: dict[str, str] = {}
-    admin_url = None
-    if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
-        admin_url = request.getfixturevalue("postgres_admin_url")
-        if admin_url is None:
-            pytest.skip("ORDERDESK_TEST_E2E_BACKEND=postgresql but no PostgreSQL is available")
-        run = uuid.uuid4().hex[:8]
-        for name in COMPONENTS_WITH_DB:
-            database_urls[name] = await create_postgres_database(admin_url, f"odt_{run}_{name}")
-    stack = LaterReturns(
-        data_dir=tmp_path_factory.mktemp("return-policy"),
-        database_urls=database_urls,
-    )
-    stack.returns_clock_at = (dt.datetime.fromisoformat(stack.started_at) + LATER).isoformat()
-    try:
-        await asyncio.to_thread(stack.start)
-        await asyncio.to_thread(stack.load_demo_data)
+    folder = tmp_path_factory.mktemp("return-policy")
+    async with running_stack(request, lambda urls: later_returns(folder, urls)) as stack:
         async with client_session(total=30) as http:
             yield Suite(
                 Partner(http, stack.gateway_url, KEYS["shop"], patient=True),
@@ -81,10 +68,6 @@ async def suite(tmp_path_factory, request):
                 Partner(http, stack.gateway_url, KEYS["admin"], patient=True),
                 stack,
             )
-    finally:
-        await asyncio.to_thread(stack.stop)
-        for url in database_urls.values():
-            await drop_postgres_database(admin_url, url.rsplit("/", 1)[-1])
 
 
 async def delivered_order(

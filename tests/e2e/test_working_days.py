@@ -6,9 +6,7 @@ ORDERDESK_CLOCK_AT instead of waiting for a Friday."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
 import uuid
 from pathlib import Path
 
@@ -16,10 +14,9 @@ import pytest
 
 from devtools.devstack import Stack
 from devtools.http import client_session
-from devtools.localservers import create_postgres_database, drop_postgres_database
 from orderdesk import masterdata
 from orderdesk.calendar import CalendarBook, is_working_day
-from tests.e2e.conftest import COMPONENTS_WITH_DB, KEYS, WEBHOOK_ENV, Partner, _eventually
+from tests.e2e.conftest import KEYS, WEBHOOK_ENV, Partner, _eventually, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -35,37 +32,17 @@ BOOK = CalendarBook(
 @pytest.fixture(scope="module")
 async def friday(tmp_path_factory, request):
     """Its own NATS and databases (PostgreSQL with ORDERDESK_TEST_E2E_BACKEND=postgresql, as the suite's)."""
-    database_urls: dict[str, str] = {}
-    admin = None
-    if os.environ.get("ORDERDESK_TEST_E2E_BACKEND") == "postgresql":
-        admin = request.getfixturevalue("postgres_admin_url")
-        if admin is None:
-            pytest.skip("ORDERDESK_TEST_E2E_BACKEND=postgresql but no PostgreSQL is available")
-        run = uuid.uuid4().hex[:8]
-        for name in COMPONENTS_WITH_DB:
-            database_urls[name] = await create_postgres_database(admin, f"odt_{run}_{name}")
-    suite = Stack(
-        data_dir=tmp_path_factory.mktemp("working-days"),
-        database_urls=database_urls,
-        # every process (and a restarted one) agrees: the clock read FRIDAY when the suite started
-        extra_env={
-            **WEBHOOK_ENV,
-            "ORDERDESK_CLOCK_AT": FRIDAY,
-            "ORDERDESK_CLOCK_SINCE": dt.datetime.now(dt.UTC).isoformat(),
-        },
-    )
-    try:
-        await asyncio.to_thread(suite.start)
-        await asyncio.to_thread(suite.load_demo_data)
+    folder = tmp_path_factory.mktemp("working-days")
+    # every process (and a restarted one) agrees: the clock read FRIDAY when the suite started
+    clock = {"ORDERDESK_CLOCK_AT": FRIDAY, "ORDERDESK_CLOCK_SINCE": dt.datetime.now(dt.UTC).isoformat()}
+    async with running_stack(
+        request, lambda urls: Stack(data_dir=folder, database_urls=urls, extra_env={**WEBHOOK_ENV, **clock})
+    ) as suite:
         async with client_session(total=30) as http:
             yield (
                 Partner(http, suite.gateway_url, KEYS["shop"]),
                 Partner(http, suite.gateway_url, KEYS["3pl"]),
             )
-    finally:
-        await asyncio.to_thread(suite.stop)
-        for url in database_urls.values():
-            await drop_postgres_database(admin, url.rsplit("/", 1)[-1])
 
 
 def order_body(**extra) -> dict:
