@@ -70,7 +70,9 @@ async def stack(tmp_path_factory, request):
     folder = tmp_path_factory.mktemp("stack")
     async with running_stack(
         request,
-        lambda urls: Stack(data_dir=folder, database_urls=urls, extra_env={**WEBHOOK_ENV, **ERASURE_ENV}),
+        lambda urls: Stack(
+            data_dir=folder, database_urls=urls, extra_env={**WEBHOOK_ENV, **ERASURE_ENV, **EXCHANGE_ENV}
+        ),
     ) as suite:
         yield suite
 
