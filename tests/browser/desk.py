@@ -8,6 +8,8 @@ import re
 import urllib.request
 import uuid
 
+from playwright.sync_api import Error as PlaywrightError
+
 from devtools.devstack import ROOT, Stack
 
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -26,8 +28,18 @@ def file_name(text: str) -> str:
 
 
 def shot(page, name: str) -> None:
+    """Saves the page as the README's screenshots. Chromium now and then answers a capture with "Unable to
+    capture screenshot" when the machine is busy (a compositor frame not ready): the capture, an artifact
+    rather than a check, is asked once more after a moment."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{file_name(name)}.png"), full_page=True)
+    path = str(SCREENSHOTS / f"{file_name(name)}.png")
+    try:
+        page.screenshot(path=path, full_page=True)
+    except PlaywrightError as error:
+        if "Unable to capture screenshot" not in str(error):
+            raise
+        page.wait_for_timeout(500)
+        page.screenshot(path=path, full_page=True)
 
 
 def sign_in(page, role: str) -> None:
