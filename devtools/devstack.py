@@ -185,9 +185,11 @@ class Stack:
 
     def env(self, instance: str | None = None) -> dict[str, str]:
         """The environment of a process (`instance`), or of a client of the suite (the CLI) when None."""
-        # The suite's processes are configured here alone, except for the profiler switch (see runtime.run).
+        # The suite's processes are configured here alone, except for the diagnostic switches (profiling.py).
         env = {
-            k: v for k, v in os.environ.items() if not k.startswith("ORDERDESK_") or k == "ORDERDESK_PROFILE"
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ORDERDESK_") or k in ("ORDERDESK_PROFILE", "ORDERDESK_SQL_TRACE")
         }
         env.update(
             ORDERDESK_NATS_URL=self.nats_url,

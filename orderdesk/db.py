@@ -58,6 +58,10 @@ def create_engine(url: str) -> AsyncEngine:
     statements, commits = metrics.DB_STATEMENTS.inc, metrics.DB_COMMITS.inc
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *_args: statements())
     event.listen(engine.sync_engine, "commit", lambda *_args: commits())
+    if os.environ.get("ORDERDESK_SQL_TRACE"):
+        from orderdesk import profiling
+
+        profiling.trace_statements(engine.sync_engine, os.environ["ORDERDESK_SQL_TRACE"])
     return engine
 
 
