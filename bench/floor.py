@@ -39,7 +39,7 @@ def _identity(b: bytes) -> bytes:
 
 async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
     db = Database(db_url)
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         await conn.run_sync(metadata.create_all)
     settings = tls.TlsSettings.from_env()
     downstream = (

@@ -190,7 +190,7 @@ class OutboxRelay:
                 break
             done.append(row.id)
         if done:
-            async with self.db.engine.begin() as conn:
+            async with self.db.begin() as conn:
                 await conn.execute(
                     update(outbox_table).where(outbox_table.c.id.in_(done)).values(published_at=utcnow())
                 )

@@ -247,7 +247,7 @@ class Pruner(PeriodicPasses):
         counter = metrics.RETENTION_PRUNED.labels(self.service, p.what)
         try:
             while True:
-                async with self.db.engine.begin() as conn:
+                async with self.db.begin() as conn:
                     count = max((await conn.execute(statement, {"cutoff": cutoff})).rowcount, 0)
                 total += count
                 counter.inc(count)

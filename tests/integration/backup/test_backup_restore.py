@@ -71,7 +71,7 @@ def cli(environment: dict, *args: str) -> subprocess.CompletedProcess:
 async def sql(url: str, statement, **params) -> list:
     db = Database(url)
     try:
-        async with db.engine.begin() as conn:
+        async with db.begin() as conn:
             result = await conn.execute(text(statement) if isinstance(statement, str) else statement, params)
             return [tuple(r) for r in result] if result.returns_rows else []
     finally:

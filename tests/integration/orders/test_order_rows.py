@@ -166,7 +166,7 @@ async def _upgrade(db: Database, revision: str) -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         await conn.run_sync(run)
 
 

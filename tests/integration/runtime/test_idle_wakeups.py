@@ -179,12 +179,12 @@ async def test_the_relay_wakes_on_commit_and_its_safety_net_sends_rows_no_one_to
             assert await _within(5, lambda: got == [1]) < 1.0
         # A row committed by another process (no poke reaches this one): the safety net sends it.
         relay.POLL_SECONDS = 0.5
-        async with db.engine.begin() as conn:
+        async with db.begin() as conn:
             await conn.execute(outbox_table.insert(), [row(_event(order_id, 2))])
         async with running(relay.run()):
             await asyncio.sleep(0.2)  # the first pass
             await _within(5, lambda: got == [1, 2])
-            async with db.engine.begin() as conn:
+            async with db.begin() as conn:
                 await conn.execute(outbox_table.insert(), [row(_event(order_id, 3))])
             assert await _within(5, lambda: got == [1, 2, 3]) < 2.0
     finally:

@@ -53,7 +53,7 @@ async def test_relay_publishes_every_committed_event_once_in_order(make_database
     assert await relay.publish_pending() == 0
     assert await relay.pending_count() == 0
     # A re-publish of the same rows (as after a crash before marking) is dropped by Nats-Msg-Id.
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         await conn.execute(outbox_table.update().values(published_at=None))
     assert await relay.publish_pending() == 5
 

@@ -54,7 +54,7 @@ async def _fill_messaging(db: Database, tag: str) -> dict[str, set[str]]:
         "old_unpublished": {f"{tag}-ou{i}" for i in range(2)},
         "new_published": {f"{tag}-np{i}" for i in range(2)},
     }
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         await conn.execute(
             insert(inbox_table),
             [
@@ -91,7 +91,7 @@ async def _ids(db: Database, column) -> set[str]:
 async def test_a_pass_prunes_exactly_the_old_inbox_and_published_outbox_rows_in_batches(make_database):
     db = await make_database(RETURNS_MIGRATIONS)
     rows = await _fill_messaging(db, "m")
-    async with db.engine.begin() as conn:  # returns: keys older and newer than the retention, and one without
+    async with db.begin() as conn:  # returns: keys older and newer than the retention, and one without
         await conn.execute(
             insert(returns_store.returns),
             [
@@ -163,7 +163,7 @@ async def test_a_pass_prunes_exactly_the_old_inbox_and_published_outbox_rows_in_
 async def test_intake_drops_idempotency_keys_after_their_retention_and_zero_keeps_everything(make_database):
     db = await make_database(INTAKE_MIGRATIONS)
     table = intake_store.idempotency_keys
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         await conn.execute(
             insert(table),
             [
@@ -268,6 +268,6 @@ async def test_every_services_migrations_make_the_indexes_its_pruning_walks(make
         found = inspect(sync_conn)
         return {table: {i["name"] for i in found.get_indexes(table)} for table in expected}
 
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         found = await conn.run_sync(indexes)
     assert all(expected[t] <= found[t] for t in expected), found
