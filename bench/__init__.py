@@ -122,8 +122,33 @@ def _gauge(port: int, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-def print_per_order(before: dict, after: dict, accepted: int, what: str) -> None:
-    """The table: per process, CPU ms and each counter per accepted order between the two process_counts."""
+def by_service(
+    counts: dict[str, dict[str, float]], component_of: dict[str, str]
+) -> dict[str, dict[str, float]]:
+    """process_counts with the replicas of a service summed under its name ("orders-1" + "orders-2" ->
+    "orders"): what a service costs per order, however many processes it runs as. Processes not in
+    `component_of` (nats-server) stay as they are; a figure only some replicas have is summed over those."""
+    summed: dict[str, dict[str, float]] = {}
+    for name, figures in counts.items():
+        into = summed.setdefault(component_of.get(name, name), {})
+        for key, value in figures.items():
+            into[key] = into.get(key, 0.0) + value
+    return summed
+
+
+def cpu_ms_per_order(before: dict, after: dict, accepted: int) -> float:
+    """The suite's CPU milliseconds per accepted order between two process_counts (nats-server apart)."""
+    seconds = sum(after[n]["cpu"] - before[n]["cpu"] for n in after if n in before and n != NATS)
+    return 1000.0 * seconds / max(accepted, 1)
+
+
+def print_per_order(
+    before: dict, after: dict, accepted: int, what: str, component_of: dict[str, str] | None = None
+) -> None:
+    """The table: per process, CPU ms and each counter per accepted order between the two process_counts;
+    with `component_of` (Stack.component_of) per service, its replicas summed."""
+    if component_of is not None:
+        before, after = by_service(before, component_of), by_service(after, component_of)
     orders = max(accepted, 1)
     names = [n for n in after if n in before]
     rows = [("CPU ms", "cpu", 1000.0)] + [(label, name, 1.0) for label, name in PER_ORDER_COUNTERS]

@@ -29,6 +29,7 @@ import aiohttp
 from bench import (
     UNTHROTTLED,
     import_master_data,
+    latency,
     percentile,
     print_per_order,
     process_counts,
@@ -102,12 +103,30 @@ def order_body(n: int, i: int) -> dict:
 
 @contextlib.contextmanager
 def bench_suite(
-    prefix: str, *, tls: bool = True, extra_env: dict[str, str] = UNTHROTTLED
+    prefix: str,
+    *,
+    tls: bool = True,
+    extra_env: dict[str, str] = UNTHROTTLED,
+    postgresql: bool = False,
+    replicas: int = 1,
 ) -> Iterator[tuple[Path, Stack]]:
-    """The suite on SQLite and its own NATS in a new temporary folder (`prefix`), with the demo data
-    and the bench products; stopped afterwards. Yields the folder and the stack."""
+    """The suite on SQLite (or, `postgresql` or `replicas` > 1, a throw-away PostgreSQL cluster) and its
+    own NATS in a new temporary folder (`prefix`), with the demo data and the bench products; stopped
+    afterwards. Yields the folder and the stack."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
-    stack = Stack(data_dir=folder / "suite", extra_env=extra_env, tls=tls)
+    local_pg, database_urls = None, {}
+    if postgresql or replicas > 1:  # replicas need PostgreSQL
+        from devtools.devstack import postgres_databases
+
+        local_pg = localservers.LocalPostgres(Path(tempfile.mkdtemp(prefix=f"{prefix}pg-"))).start()
+        database_urls = postgres_databases(local_pg.url)
+    stack = Stack(
+        data_dir=folder / "suite",
+        database_urls=database_urls,
+        replicas=replicas,
+        extra_env=extra_env,
+        tls=tls,
+    )
     try:
         stack.start()
         stack.load_demo_data()
@@ -115,6 +134,8 @@ def bench_suite(
         yield folder, stack
     finally:
         stack.stop()
+        if local_pg is not None:
+            local_pg.stop()
 
 
 def seed_bench_products(stack: Stack) -> None:
@@ -212,6 +233,12 @@ def main() -> int:
         default=int(os.environ.get("BENCH_SURGE_ORDERS", "20000")),
         help="orders in the surge scenario (0: skip it)",
     )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=float(os.environ.get("BENCH_LATENCY_SECONDS", "8")),
+        help="seconds per step of the latency-by-load run (0: skip it; bench/latency.py)",
+    )
     parser.add_argument("--surge-batch", type=int, default=500, help="orders per batch request in the surge")
     parser.add_argument(
         "--surge-connections", type=int, default=4, help="batch requests in flight in the surge"
@@ -258,6 +285,11 @@ def main() -> int:
         wait_drained(stack)  # shipments made, feeds appended: every event of the load consumed
         counts_after = process_counts(stack)
 
+        # Latency by load: 1 and 16 partners, then fixed rates at fractions of this run's accepted/s.
+        latency_steps = None
+        if args.latency_seconds:
+            latency_steps = latency.run(stack, args.latency_seconds, real["rate"], drive, order_body)
+
         # The webhook runs before the surge: each of its runs starts from a suite that has caught up
         # (see webhooks.wait_quiet), which after 20,000 orders would take minutes.
         hooks = None
@@ -297,7 +329,16 @@ def main() -> int:
             f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
             f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)"
         )
-        print_per_order(counts_before, counts_after, real["accepted"], "the load and its drain")
+        summed = f", {args.replicas} replicas of each service summed" if args.replicas > 1 else ""
+        print_per_order(
+            counts_before,
+            counts_after,
+            real["accepted"],
+            f"the load and its drain{summed}",
+            stack.component_of,
+        )
+        if latency_steps is not None:
+            latency.report(latency_steps, real, args.concurrency, real["rate"])
         if hooks is not None:
             webhooks.report(hooks)
         if surged is not None:
@@ -314,7 +355,7 @@ def main() -> int:
 if __name__ == "__main__":
     status = main()
     # Supply: reservations/s under contention, two inventory replicas on one PostgreSQL (own processes).
-    from bench import archive, backup, carriers, console, idle, security, supply
+    from bench import archive, backends, backup, carriers, console, idle, security, supply
     from bench import watch as promise_watch
 
     # Backup: duration and size for 100,000 orders (bench/backup.py says how they are made).
@@ -324,6 +365,7 @@ if __name__ == "__main__":
     # Carriers: the tracking events per second the gateway accepts (bench/carriers.py).
     # Security: CPU per order without mTLS, with it, and with the rate limiter too (bench/security.py).
     # Idle: what the suite costs doing nothing, per process (bench/idle.py).
+    # Backends: CPU per order on SQLite, PostgreSQL with 1 and 2 replicas, side by side (bench/backends.py).
     sys.exit(
         status
         or supply.main([])
@@ -334,4 +376,5 @@ if __name__ == "__main__":
         or carriers.main([])
         or security.main([])
         or idle.main([])
+        or backends.main([])
     )
