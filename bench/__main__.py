@@ -101,6 +101,11 @@ def order_body(n: int, i: int) -> dict:
     }
 
 
+# The data folder of the PostgreSQL cluster under each running bench_suite (by id of its stack), for
+# process_counts to count the database's CPU too.
+SUITE_POSTGRES: dict[int, Path] = {}
+
+
 @contextlib.contextmanager
 def bench_suite(
     prefix: str,
@@ -127,12 +132,15 @@ def bench_suite(
         extra_env=extra_env,
         tls=tls,
     )
+    if local_pg is not None:
+        SUITE_POSTGRES[id(stack)] = local_pg.data_dir
     try:
         stack.start()
         stack.load_demo_data()
         seed_bench_products(stack)
         yield folder, stack
     finally:
+        SUITE_POSTGRES.pop(id(stack), None)
         stack.stop()
         if local_pg is not None:
             local_pg.stop()
@@ -275,7 +283,8 @@ def main() -> int:
         # Warm-up: connections, caches, SQLite pages.
         asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
         wait_drained(stack)  # the warm-up's work done: what follows is the load's alone
-        before, counts_before = allocated_total(stack), process_counts(stack)
+        pg_dir = local_pg.data_dir if local_pg is not None else None
+        before, counts_before = allocated_total(stack), process_counts(stack, pg_dir)
         real = asyncio.run(
             drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
         )
@@ -283,7 +292,7 @@ def main() -> int:
         drain = wait_allocated(stack, before + confirmed)
         allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
         wait_drained(stack)  # shipments made, feeds appended: every event of the load consumed
-        counts_after = process_counts(stack)
+        counts_after = process_counts(stack, pg_dir)
 
         # Latency by load: 1 and 16 partners, then fixed rates at fractions of this run's accepted/s.
         latency_steps = None

@@ -3,7 +3,8 @@
 Each backend gets its own suite (demo data, bench products, its own NATS; PostgreSQL a throw-away
 cluster) and the same single-order load as `make bench`'s main run (bench.__main__.drive, order_body):
 a warm-up, then `--seconds` of `--concurrency` partners, then the drain (allocation, shipments, feeds),
-counted per process and summed per service over its replicas. Prints each backend's per-order table and
+counted per process and summed per service over its replicas, PostgreSQL's own processes with them (on
+SQLite the database works inside each service's process, so the comparison is like for like). Prints each backend's per-order table and
 one line per backend against SQLite's CPU per order (the issue's target: within 1.3×).
 
     python -m bench.backends [--seconds 15] [--concurrency 64] [--only sqlite,pg1,pg2]
@@ -35,7 +36,7 @@ def per_order_total(before: dict, after: dict, key: str, accepted: int) -> float
 
 def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -> dict:
     """One backend's single-order run: the drive's figures plus CPU ms and statements per accepted order."""
-    from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated
+    from bench.__main__ import SUITE_POSTGRES, allocated_total, bench_suite, drive, order_body, wait_allocated
 
     with bench_suite(
         f"orderdesk-bench-{'pg' if postgresql else 'sqlite'}{replicas}-",
@@ -47,11 +48,12 @@ def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -
     ):
         asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))  # warm-up
         wait_drained(stack)
-        allocated_before, before = allocated_total(stack), process_counts(stack)
+        pg_dir = SUITE_POSTGRES.get(id(stack))
+        allocated_before, before = allocated_total(stack), process_counts(stack, pg_dir)
         run = asyncio.run(drive(stack.gateway_url, "demo-shop-key", seconds, concurrency, order_body))
         wait_allocated(stack, allocated_before + run["decisions"].get("confirmed", 0))
         wait_drained(stack)
-        after = process_counts(stack)
+        after = process_counts(stack, pg_dir)
         return {
             **run,
             "before": before,

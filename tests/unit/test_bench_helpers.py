@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench import NATS, by_service, cpu_ms_per_order
+from bench import NATS, by_service, cpu_ms_per_order, postgres_cpu_seconds
 from bench.backends import compare_line, per_order_total
 from bench.latency import first_over, send_offsets
 
@@ -18,7 +18,7 @@ def test_open_loop_sends_evenly_at_the_rate_for_the_duration():
 def test_open_loop_schedule_does_not_wait_for_answers():
     # Due times depend on the rate alone: a slow answer never pushes the next request back.
     offsets = send_offsets(100, 2)
-    assert all(math.isclose(b - a, 0.01) for a, b in zip(offsets, offsets[1:]))
+    assert all(math.isclose(b - a, 0.01) for a, b in zip(offsets, offsets[1:], strict=False))
 
 
 def test_the_first_step_over_250_ms_is_named():
@@ -57,3 +57,10 @@ def test_a_backend_is_compared_with_sqlite_when_both_were_measured():
         "PostgreSQL, 1 replica: 13.0 ms CPU per order, 1.30× SQLite's 10.0"
     )
     assert compare_line("PostgreSQL, 1 replica", 13.0, None) == "PostgreSQL, 1 replica: 13.0 ms CPU per order"
+
+
+def test_a_cluster_that_is_not_running_costs_nothing(tmp_path):
+    assert postgres_cpu_seconds(tmp_path) == 0.0
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "pg" / "postmaster.pid").write_text("999999999\n")  # no such process
+    assert postgres_cpu_seconds(tmp_path) == 0.0
