@@ -5,9 +5,10 @@ ORDERDESK_BENCH_BACKEND=postgresql with ORDERDESK_TEST_POSTGRES_URL for PostgreS
 drives POST /v1/orders from many concurrent partners for a fixed time, then the
 same load against the floor (same hops and commits, no business logic), and prints:
 accepted orders/s end to end, p50/p99 latency, and how fast accepted orders were
-allocated (reserved) behind the API.
+allocated (reserved) behind the API; CPU and statements per order per process (replicas
+summed per service, the PostgreSQL cluster's own CPU counted); latency by load (bench/latency.py).
 
-    python -m bench [--seconds 15] [--concurrency 64]
+    python -m bench [--seconds 15] [--concurrency 64] [--latency-seconds 8] [--replicas 2]
 """
 
 from __future__ import annotations
