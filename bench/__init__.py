@@ -55,6 +55,7 @@ PER_ORDER_COUNTERS = (
     ("events consumed", "orderdesk_events_consumed_total"),
 )
 NATS = "nats-server"
+POSTGRES = "postgresql"
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -66,6 +67,28 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(data_dir: Path) -> float:
+    """CPU seconds of a LocalPostgres cluster (`data_dir` as given to it) so far: the postmaster, its live
+    children (a backend per pooled connection, the writers) and the children it has reaped; 0 when it is
+    not running. The database's share of an order, which on SQLite is inside each service's process."""
+    import os
+
+    try:
+        postmaster = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime, stime, reaped children's cutime, cstime
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            child = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(child[1]) == postmaster:
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _counter_sums(port: int) -> dict[str, float]:
@@ -80,15 +103,17 @@ def _counter_sums(port: int) -> dict[str, float]:
     return sums
 
 
-def process_counts(stack: Stack) -> dict[str, dict[str, float]]:
-    """Per process of the suite (and the stack's own nats-server): its CPU seconds so far ("cpu") and the
-    PER_ORDER_COUNTERS from its /metrics."""
+def process_counts(stack: Stack, postgres: Path | None = None) -> dict[str, dict[str, float]]:
+    """Per process of the suite (and the stack's own nats-server, and the PostgreSQL cluster in `postgres`
+    if given): its CPU seconds so far ("cpu") and the PER_ORDER_COUNTERS from its /metrics."""
     found: dict[str, dict[str, float]] = {}
     for name, process in stack.processes.items():
         if process.popen is not None:
             found[name] = {"cpu": _cpu_seconds(process.popen.pid), **_counter_sums(stack.metrics_ports[name])}
     if stack.own_nats is not None and stack.own_nats.process is not None:
         found[NATS] = {"cpu": _cpu_seconds(stack.own_nats.process.pid)}
+    if postgres is not None:
+        found[POSTGRES] = {"cpu": postgres_cpu_seconds(postgres)}
     return found
 
 
@@ -122,13 +147,39 @@ def _gauge(port: int, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-def print_per_order(before: dict, after: dict, accepted: int, what: str) -> None:
-    """The table: per process, CPU ms and each counter per accepted order between the two process_counts."""
+def by_service(
+    counts: dict[str, dict[str, float]], component_of: dict[str, str]
+) -> dict[str, dict[str, float]]:
+    """process_counts with the replicas of a service summed under its name ("orders-1" + "orders-2" ->
+    "orders"): what a service costs per order, however many processes it runs as. Processes not in
+    `component_of` (nats-server) stay as they are; a figure only some replicas have is summed over those."""
+    summed: dict[str, dict[str, float]] = {}
+    for name, figures in counts.items():
+        into = summed.setdefault(component_of.get(name, name), {})
+        for key, value in figures.items():
+            into[key] = into.get(key, 0.0) + value
+    return summed
+
+
+def cpu_ms_per_order(before: dict, after: dict, accepted: int) -> float:
+    """The suite's CPU milliseconds per accepted order between two process_counts (nats-server apart)."""
+    seconds = sum(after[n]["cpu"] - before[n]["cpu"] for n in after if n in before and n != NATS)
+    return 1000.0 * seconds / max(accepted, 1)
+
+
+def print_per_order(
+    before: dict, after: dict, accepted: int, what: str, component_of: dict[str, str] | None = None
+) -> None:
+    """The table: per process, CPU ms and each counter per accepted order between the two process_counts;
+    with `component_of` (Stack.component_of) per service, its replicas summed."""
+    if component_of is not None:
+        before, after = by_service(before, component_of), by_service(after, component_of)
     orders = max(accepted, 1)
     names = [n for n in after if n in before]
     rows = [("CPU ms", "cpu", 1000.0)] + [(label, name, 1.0) for label, name in PER_ORDER_COUNTERS]
     width = max(10, *(len(n) + 2 for n in names))
-    print(f"per accepted order, {what} ({accepted} orders; the total is the suite's, {NATS} apart):")
+    with_db = f" and {POSTGRES}'s" if POSTGRES in names else ""
+    print(f"per accepted order, {what} ({accepted} orders; the total is the suite's{with_db}, {NATS} apart):")
     print(f"{'':<20}" + "".join(f"{n:>{width}}" for n in names) + f"{'total':>10}")
     for label, key, scale in rows:
         values = {n: (after[n][key] - before[n][key]) * scale / orders for n in names if key in after[n]}

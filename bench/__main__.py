@@ -5,9 +5,10 @@ ORDERDESK_BENCH_BACKEND=postgresql with ORDERDESK_TEST_POSTGRES_URL for PostgreS
 drives POST /v1/orders from many concurrent partners for a fixed time, then the
 same load against the floor (same hops and commits, no business logic), and prints:
 accepted orders/s end to end, p50/p99 latency, and how fast accepted orders were
-allocated (reserved) behind the API.
+allocated (reserved) behind the API; CPU and statements per order per process (replicas
+summed per service, the PostgreSQL cluster's own CPU counted); latency by load (bench/latency.py).
 
-    python -m bench [--seconds 15] [--concurrency 64]
+    python -m bench [--seconds 15] [--concurrency 64] [--latency-seconds 8] [--replicas 2]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import aiohttp
 from bench import (
     UNTHROTTLED,
     import_master_data,
+    latency,
     percentile,
     print_per_order,
     process_counts,
@@ -100,21 +102,49 @@ def order_body(n: int, i: int) -> dict:
     }
 
 
+# The data folder of the PostgreSQL cluster under each running bench_suite (by id of its stack), for
+# process_counts to count the database's CPU too.
+SUITE_POSTGRES: dict[int, Path] = {}
+
+
 @contextlib.contextmanager
 def bench_suite(
-    prefix: str, *, tls: bool = True, extra_env: dict[str, str] = UNTHROTTLED
+    prefix: str,
+    *,
+    tls: bool = True,
+    extra_env: dict[str, str] = UNTHROTTLED,
+    postgresql: bool = False,
+    replicas: int = 1,
 ) -> Iterator[tuple[Path, Stack]]:
-    """The suite on SQLite and its own NATS in a new temporary folder (`prefix`), with the demo data
-    and the bench products; stopped afterwards. Yields the folder and the stack."""
+    """The suite on SQLite (or, `postgresql` or `replicas` > 1, a throw-away PostgreSQL cluster) and its
+    own NATS in a new temporary folder (`prefix`), with the demo data and the bench products; stopped
+    afterwards. Yields the folder and the stack."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
-    stack = Stack(data_dir=folder / "suite", extra_env=extra_env, tls=tls)
+    local_pg, database_urls = None, {}
+    if postgresql or replicas > 1:  # replicas need PostgreSQL
+        from devtools.devstack import postgres_databases
+
+        local_pg = localservers.LocalPostgres(Path(tempfile.mkdtemp(prefix=f"{prefix}pg-"))).start()
+        database_urls = postgres_databases(local_pg.url)
+    stack = Stack(
+        data_dir=folder / "suite",
+        database_urls=database_urls,
+        replicas=replicas,
+        extra_env=extra_env,
+        tls=tls,
+    )
+    if local_pg is not None:
+        SUITE_POSTGRES[id(stack)] = local_pg.data_dir
     try:
         stack.start()
         stack.load_demo_data()
         seed_bench_products(stack)
         yield folder, stack
     finally:
+        SUITE_POSTGRES.pop(id(stack), None)
         stack.stop()
+        if local_pg is not None:
+            local_pg.stop()
 
 
 def seed_bench_products(stack: Stack) -> None:
@@ -212,6 +242,12 @@ def main() -> int:
         default=int(os.environ.get("BENCH_SURGE_ORDERS", "20000")),
         help="orders in the surge scenario (0: skip it)",
     )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=float(os.environ.get("BENCH_LATENCY_SECONDS", "8")),
+        help="seconds per step of the latency-by-load run (0: skip it; bench/latency.py)",
+    )
     parser.add_argument("--surge-batch", type=int, default=500, help="orders per batch request in the surge")
     parser.add_argument(
         "--surge-connections", type=int, default=4, help="batch requests in flight in the surge"
@@ -248,7 +284,8 @@ def main() -> int:
         # Warm-up: connections, caches, SQLite pages.
         asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
         wait_drained(stack)  # the warm-up's work done: what follows is the load's alone
-        before, counts_before = allocated_total(stack), process_counts(stack)
+        pg_dir = local_pg.data_dir if local_pg is not None else None
+        before, counts_before = allocated_total(stack), process_counts(stack, pg_dir)
         real = asyncio.run(
             drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
         )
@@ -256,7 +293,12 @@ def main() -> int:
         drain = wait_allocated(stack, before + confirmed)
         allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
         wait_drained(stack)  # shipments made, feeds appended: every event of the load consumed
-        counts_after = process_counts(stack)
+        counts_after = process_counts(stack, pg_dir)
+
+        # Latency by load: 1 and 16 partners, then fixed rates at fractions of this run's accepted/s.
+        latency_steps = None
+        if args.latency_seconds:
+            latency_steps = latency.run(stack, args.latency_seconds, real["rate"], drive, order_body)
 
         # The webhook runs before the surge: each of its runs starts from a suite that has caught up
         # (see webhooks.wait_quiet), which after 20,000 orders would take minutes.
@@ -297,7 +339,16 @@ def main() -> int:
             f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
             f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)"
         )
-        print_per_order(counts_before, counts_after, real["accepted"], "the load and its drain")
+        summed = f", {args.replicas} replicas of each service summed" if args.replicas > 1 else ""
+        print_per_order(
+            counts_before,
+            counts_after,
+            real["accepted"],
+            f"the load and its drain{summed}",
+            stack.component_of,
+        )
+        if latency_steps is not None:
+            latency.report(latency_steps, real, args.concurrency, real["rate"])
         if hooks is not None:
             webhooks.report(hooks)
         if surged is not None:
@@ -314,7 +365,7 @@ def main() -> int:
 if __name__ == "__main__":
     status = main()
     # Supply: reservations/s under contention, two inventory replicas on one PostgreSQL (own processes).
-    from bench import archive, backup, carriers, console, idle, security, supply
+    from bench import archive, backends, backup, carriers, console, idle, security, supply
     from bench import watch as promise_watch
 
     # Backup: duration and size for 100,000 orders (bench/backup.py says how they are made).
@@ -324,6 +375,7 @@ if __name__ == "__main__":
     # Carriers: the tracking events per second the gateway accepts (bench/carriers.py).
     # Security: CPU per order without mTLS, with it, and with the rate limiter too (bench/security.py).
     # Idle: what the suite costs doing nothing, per process (bench/idle.py).
+    # Backends: CPU per order on SQLite, PostgreSQL with 1 and 2 replicas, side by side (bench/backends.py).
     sys.exit(
         status
         or supply.main([])
@@ -334,4 +386,5 @@ if __name__ == "__main__":
         or carriers.main([])
         or security.main([])
         or idle.main([])
+        or backends.main([])
     )

@@ -1,0 +1,174 @@
+"""Latency by load level: what a partner waits for one order, from one partner to past the peak.
+
+Closed loop (each partner sends its next order when the last one is answered): 1 and 16 partners, next to
+the 64 of the main run. Open loop (orders sent at a fixed rate whether or not the earlier ones were
+answered, as independent partners do): 25%, 50%, 75% and 100% of the 64-partner run's accepted/s. A
+latency is counted from when the order was due to be sent, so an order that waited for a free connection
+(at most `max_in_flight` in flight) counts its wait: a saturated suite cannot hide its queue. Each step
+starts from a drained suite (the previous step's allocation, shipments and feeds done).
+
+    python -m bench.latency [--seconds 8] [--peak 130]   # its own suite on SQLite; the peak measured first
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+
+import aiohttp
+
+from bench import percentile, wait_drained
+
+P99_LIMIT_MS = 250.0  # the issue's target: p99 at or under 250 ms at half the peak rate
+OPEN_STEPS = (0.25, 0.5, 0.75, 1.0)  # fractions of the peak's accepted/s
+CLOSED_PARTNERS = (1, 16)
+MAX_IN_FLIGHT = 256  # open loop: requests in flight at most (beyond that an order waits for a slot)
+
+
+def send_offsets(rate: float, seconds: float) -> list[float]:
+    """When each request of an open-loop run is due, in seconds from its start: evenly `1/rate` apart,
+    as many as fit in `seconds` (none for a rate or duration of zero)."""
+    if rate <= 0 or seconds <= 0:
+        return []
+    return [k / rate for k in range(int(rate * seconds + 1e-9))]
+
+
+def first_over(steps: list[tuple[str, float]], limit_ms: float = P99_LIMIT_MS) -> str | None:
+    """The name of the first step (in load order) whose p99 exceeds `limit_ms`; None when none does.
+    A step without latencies (NaN: nothing was answered) counts as over."""
+    for name, p99 in steps:
+        if not p99 <= limit_ms:  # NaN too
+            return name
+    return None
+
+
+async def open_loop(
+    url: str,
+    key: str,
+    rate: float,
+    seconds: float,
+    body_for: Callable[[int, int], dict],
+    max_in_flight: int = MAX_IN_FLIGHT,
+) -> dict:
+    """POST /v1/orders at `rate` a second for `seconds`, not waiting for answers; the same figures as
+    bench.__main__.drive (accepted, statuses, rate, p50/p99 ms) plus the rate offered."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    accepted = 0
+    slots = asyncio.Semaphore(max_in_flight)
+    connector = aiohttp.TCPConnector(limit=max_in_flight)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def one(k: int, due: float) -> None:
+            nonlocal accepted
+            async with slots:
+                headers = {
+                    "Authorization": f"Bearer {key}",
+                    "Idempotency-Key": f"open-{k}-{uuid.uuid4().hex[:8]}",
+                }
+                try:
+                    # body_for(n, i) as a partner n's i-th order: 64 partners' worth of customers and SKUs.
+                    body = body_for(k % 64, k // 64)
+                    async with session.post(f"{url}/v1/orders", json=body, headers=headers) as resp:
+                        await resp.read()
+                        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                        accepted += resp.status == 201
+                except Exception:
+                    statuses[0] = statuses.get(0, 0) + 1
+                    return
+            latencies.append(time.perf_counter() - due)
+
+        tasks = []
+        started = time.perf_counter()
+        for k, offset in enumerate(send_offsets(rate, seconds)):
+            due = started + offset
+            pause = due - time.perf_counter()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            tasks.append(asyncio.create_task(one(k, due)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    return {
+        "offered": rate,
+        "elapsed": elapsed,
+        "accepted": accepted,
+        "statuses": statuses,
+        "rate": accepted / elapsed if elapsed else 0.0,
+        "p50": percentile(latencies, 50) * 1000,
+        "p99": percentile(latencies, 99) * 1000,
+    }
+
+
+def run(
+    stack, seconds: float, peak: float, drive, body_for, key: str = "demo-shop-key"
+) -> list[tuple[str, dict]]:
+    """The latency steps against a running suite: [(label, figures)], closed loops first, then the open
+    loop at fractions of `peak` (accepted/s). `drive` is bench.__main__.drive (the closed loop)."""
+    steps: list[tuple[str, dict]] = []
+    for partners in CLOSED_PARTNERS:
+        wait_drained(stack)
+        figures = asyncio.run(drive(stack.gateway_url, key, seconds, partners, body_for))
+        steps.append((f"{partners} partner{'s' if partners > 1 else ''}, closed loop", figures))
+    for fraction in OPEN_STEPS:
+        wait_drained(stack)
+        figures = asyncio.run(open_loop(stack.gateway_url, key, fraction * peak, seconds, body_for))
+        steps.append((f"{fraction:.0%} of peak, open loop", figures))
+    wait_drained(stack)
+    return steps
+
+
+def report(steps: list[tuple[str, dict]], peak_run: dict, peak_partners: int, peak: float) -> None:
+    """The table "latency by load": each step's offered and accepted rate, p50/p99, statuses; then p99 at
+    half the peak and where p99 first crosses 250 ms."""
+    rows = [*steps[: len(CLOSED_PARTNERS)], (f"{peak_partners} partners, closed loop (the peak)", peak_run)]
+    rows += steps[len(CLOSED_PARTNERS) :]
+    print(f"latency by load (open loop at fractions of a peak of {peak:.0f} accepted/s):")
+    print(f"{'load':<44}{'offered/s':>10}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}  statuses")
+    for name, r in rows:
+        offered = f"{r['offered']:.0f}" if "offered" in r else "-"
+        print(
+            f"{name:<44}{offered:>10}{r['rate']:>12.0f}{r['p50']:>10.1f}{r['p99']:>10.1f}"
+            f"  {dict(sorted(r['statuses'].items()))}"
+        )
+    open_steps = [(name, r) for name, r in steps[len(CLOSED_PARTNERS) :]]
+    half = next((r for name, r in open_steps if name.startswith("50%")), None)
+    if half is not None:
+        print(
+            f"p99 at half the peak ({half['offered']:.0f}/s): {half['p99']:.0f} ms (target <= {P99_LIMIT_MS:.0f})"
+        )
+    over = first_over([(name, r["p99"]) for name, r in open_steps])
+    if over is None:
+        print(f"p99 stays at or under {P99_LIMIT_MS:.0f} ms up to the peak")
+    else:
+        rate = dict(open_steps)[over]["offered"]
+        print(f"p99 first over {P99_LIMIT_MS:.0f} ms at: {over} ({rate:.0f}/s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.__main__ import bench_suite, drive, order_body
+
+    parser = argparse.ArgumentParser(prog="python -m bench.latency")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per step")
+    parser.add_argument("--partners", type=int, default=64, help="the closed loop that sets the peak")
+    parser.add_argument(
+        "--peak", type=float, default=0.0, help="accepted/s to take as the peak (0: measure it)"
+    )
+    args = parser.parse_args(argv)
+    with bench_suite("orderdesk-bench-latency-") as (_folder, stack):
+        asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))  # warm-up
+        wait_drained(stack)
+        peak_run = asyncio.run(
+            drive(stack.gateway_url, "demo-shop-key", args.seconds, args.partners, order_body)
+        )
+        peak = args.peak or peak_run["rate"]
+        steps = run(stack, args.seconds, peak, drive, order_body)
+    print()
+    report(steps, peak_run, args.partners, peak)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

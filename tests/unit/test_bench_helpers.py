@@ -1,0 +1,66 @@
+"""The bench's pure helpers: the open loop's schedule, where p99 first crosses the limit, replicas summed."""
+
+from __future__ import annotations
+
+import math
+
+from bench import NATS, by_service, cpu_ms_per_order, postgres_cpu_seconds
+from bench.backends import compare_line, per_order_total
+from bench.latency import first_over, send_offsets
+
+
+def test_open_loop_sends_evenly_at_the_rate_for_the_duration():
+    assert send_offsets(4, 1) == [0.0, 0.25, 0.5, 0.75]
+    assert len(send_offsets(30, 8)) == 240
+    assert send_offsets(0, 8) == [] and send_offsets(10, 0) == []
+
+
+def test_open_loop_schedule_does_not_wait_for_answers():
+    # Due times depend on the rate alone: a slow answer never pushes the next request back.
+    offsets = send_offsets(100, 2)
+    assert all(math.isclose(b - a, 0.01) for a, b in zip(offsets, offsets[1:], strict=False))
+
+
+def test_the_first_step_over_250_ms_is_named():
+    steps = [("25%", 40.0), ("50%", 250.0), ("75%", 251.0), ("100%", 900.0)]
+    assert first_over(steps) == "75%"  # at the limit is not over it
+    assert first_over([("25%", 40.0), ("50%", 90.0)]) is None
+    assert first_over([("25%", float("nan"))]) == "25%"  # nothing answered counts as over
+    assert first_over([("25%", 40.0)], limit_ms=30) == "25%"
+
+
+def test_replicas_are_summed_per_service():
+    counts = {
+        "orders-1": {"cpu": 1.0, "statements": 10.0},
+        "orders-2": {"cpu": 0.5, "statements": 4.0},
+        "gateway": {"cpu": 0.2, "statements": 0.0},
+        NATS: {"cpu": 0.3},
+    }
+    component_of = {"orders-1": "orders", "orders-2": "orders", "gateway": "gateway"}
+    assert by_service(counts, component_of) == {
+        "orders": {"cpu": 1.5, "statements": 14.0},
+        "gateway": {"cpu": 0.2, "statements": 0.0},
+        NATS: {"cpu": 0.3},
+    }
+
+
+def test_cpu_and_counters_per_order_leave_nats_out_of_the_suite():
+    before = {"orders": {"cpu": 1.0, "s": 10.0}, NATS: {"cpu": 0.0}}
+    after = {"orders": {"cpu": 3.0, "s": 50.0}, NATS: {"cpu": 5.0}, "gone-before": {"cpu": 9.0}}
+    assert cpu_ms_per_order(before, after, 100) == 20.0
+    assert per_order_total(before, after, "s", 10) == 4.0
+    assert cpu_ms_per_order(before, after, 0) == 2000.0  # no order accepted: per one, not a division by zero
+
+
+def test_a_backend_is_compared_with_sqlite_when_both_were_measured():
+    assert compare_line("PostgreSQL, 1 replica", 13.0, 10.0) == (
+        "PostgreSQL, 1 replica: 13.0 ms CPU per order, 1.30× SQLite's 10.0"
+    )
+    assert compare_line("PostgreSQL, 1 replica", 13.0, None) == "PostgreSQL, 1 replica: 13.0 ms CPU per order"
+
+
+def test_a_cluster_that_is_not_running_costs_nothing(tmp_path):
+    assert postgres_cpu_seconds(tmp_path) == 0.0
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "pg" / "postmaster.pid").write_text("999999999\n")  # no such process
+    assert postgres_cpu_seconds(tmp_path) == 0.0
