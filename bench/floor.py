@@ -3,6 +3,10 @@
 Real path:  HTTP -> gateway -gRPC-> intake (1 commit) -gRPC-> orders (1 commit, + outbox row)
 Floor path: HTTP -> floor-http -gRPC-> floor-hop A (1 commit) -gRPC-> floor-hop B (1 commit)
 
+Intake enters the single orders that arrive while it is entering others as one group (orderdesk.grouping: one
+commit, one CreateOrders call for the group), and so does hop A: a group's rows in one commit, one call to
+hop B with all of them, one commit there.
+
     python -m bench.floor hop  --listen 127.0.0.1:P --db URL [--next 127.0.0.1:Q]
     python -m bench.floor http --listen 127.0.0.1:P --next 127.0.0.1:Q
 """
@@ -10,6 +14,7 @@ Floor path: HTTP -> floor-http -gRPC-> floor-hop A (1 commit) -gRPC-> floor-hop 
 from __future__ import annotations
 
 import argparse
+import struct
 import uuid
 
 import grpc
@@ -19,9 +24,11 @@ from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 
 from orderdesk import tls
 from orderdesk.db import Database
+from orderdesk.grouping import GroupCommit
 from orderdesk.runtime import run
 
 METHOD = "/bench.Floor/Hop"
+GROUP_METHOD = "/bench.Floor/HopGroup"  # a group's payloads in one call (pack / unpack)
 PEER = "localhost"  # every floor process shows the same certificate (ORDERDESK_TLS_*), named localhost too
 metadata = MetaData()
 rows = Table(
@@ -37,6 +44,19 @@ def _identity(b: bytes) -> bytes:
     return b
 
 
+def pack(payloads: list[bytes]) -> bytes:
+    return b"".join(struct.pack("!I", len(p)) + p for p in payloads)
+
+
+def unpack(data: bytes) -> list[bytes]:
+    payloads, at = [], 0
+    while at < len(data):
+        (size,) = struct.unpack_from("!I", data, at)
+        payloads.append(data[at + 4 : at + 4 + size])
+        at += 4 + size
+    return payloads
+
+
 async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
     db = Database(db_url)
     async with db.begin() as conn:
@@ -44,24 +64,43 @@ async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
     settings = tls.TlsSettings.from_env()
     downstream = (
         tls.aio_channel(next_addr, settings, peer=PEER).unary_unary(
-            METHOD, request_serializer=_identity, response_deserializer=_identity
+            GROUP_METHOD, request_serializer=_identity, response_deserializer=_identity
         )
         if next_addr
         else None
     )
 
-    async def handle(request: bytes, context) -> bytes:
+    async def store(payloads: list[bytes]) -> None:
         async with db.transaction() as tx:
-            await tx.conn.execute(rows.insert().values(key=uuid.uuid4().hex, payload=request))
+            await tx.conn.execute(rows.insert(), [{"key": uuid.uuid4().hex, "payload": p} for p in payloads])
+
+    async def forward(payloads: list[bytes]) -> list[bytes | BaseException]:
+        await store(payloads)
+        assert downstream is not None
+        await downstream(pack(payloads), timeout=5)
+        return list(payloads)
+
+    group: GroupCommit[bytes, bytes] = GroupCommit(forward)
+
+    async def handle(request: bytes, context) -> bytes:
         if downstream is not None:
-            return await downstream(request, timeout=5)
+            return await group.submit(request)
+        await store([request])
         return request
+
+    async def handle_group(request: bytes, context) -> bytes:
+        await store(unpack(request))
+        return b""
 
     server = grpc.aio.server()
     server.add_generic_rpc_handlers(
         [
             grpc.method_handlers_generic_handler(
-                "bench.Floor", {"Hop": grpc.unary_unary_rpc_method_handler(handle, _identity, _identity)}
+                "bench.Floor",
+                {
+                    "Hop": grpc.unary_unary_rpc_method_handler(handle, _identity, _identity),
+                    "HopGroup": grpc.unary_unary_rpc_method_handler(handle_group, _identity, _identity),
+                },
             )
         ]
     )

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from orderdesk import erasure, errors, rpc
+from orderdesk import erasure, errors, logs, rpc
+from orderdesk.grouping import GroupCommit
 from orderdesk.v1 import common_pb2, intake_pb2, intake_pb2_grpc
 from services.intake import approval, customers, finance, quotes, review
 from services.intake.erasure import IntakeErasure
@@ -21,6 +22,9 @@ STREAM_CHANNEL = "grpc"
 # Orders of one stream taken at once (a chunk: one transaction, one call to orders): large
 # enough to amortise both, small enough that one partner's surge cannot hold intake for long.
 STREAM_IN_FLIGHT = 100
+# Single orders (SubmitOrder) arriving while a group is being entered wait for it and go together as the
+# next group, as a stream's chunk does (orderdesk.grouping): at most this many.
+GROUP_LIMIT = STREAM_IN_FLIGHT
 
 
 def accepted_to_proto(submitted: Submitted) -> intake_pb2.SubmitOrderResponse:
@@ -75,9 +79,17 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
         self.service = service
         self.in_flight = in_flight
         self.erasure = erasure
+        self.singles: GroupCommit[tuple[intake_pb2.SubmitOrderRequest, str], Submitted] = GroupCommit(
+            self._submit_group, limit=GROUP_LIMIT
+        )
 
     async def SubmitOrder(self, request, context):
-        return accepted_to_proto(await self.service.submit(submission_from_proto(request)))
+        """One partner's order, entered with the others that arrive meanwhile (one transaction, one call to
+        orders for the group), answered on its own: its events carry its own correlation id."""
+        return accepted_to_proto(await self.singles.submit((request, logs.correlation_id.get())))
+
+    async def _submit_group(self, group: list[tuple[intake_pb2.SubmitOrderRequest, str]]) -> list:
+        return await self._submit_chunk([request for request, _ in group], [cid for _, cid in group])
 
     async def SubmitOrderStream(
         self, request_iterator, context
@@ -126,20 +138,27 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
         finally:
             reader.cancel()
 
-    async def _submit_chunk(self, chunk: list[intake_pb2.SubmitOrderRequest]) -> list:
-        for request in chunk:
-            if not request.channel:
-                request.channel = STREAM_CHANNEL
+    async def _submit_chunk(
+        self, chunk: list[intake_pb2.SubmitOrderRequest], correlation_ids: list[str] | None = None
+    ) -> list:
+        """A stream's chunk (its channel defaults to "grpc") or a group of single orders (each with its own
+        correlation id), answered in order: an order's refusal is its answer, an exception."""
+        if correlation_ids is None:
+            for request in chunk:
+                if not request.channel:
+                    request.channel = STREAM_CHANNEL
+        cids = correlation_ids or [""] * len(chunk)
         try:
-            return await self.service.submit_many([submission_from_proto(r) for r in chunk])
+            return await self.service.submit_many([submission_from_proto(r) for r in chunk], correlation_ids)
         except asyncio.CancelledError:
             raise
         except Exception:  # something broke for the chunk as a whole: each order on its own then
             log.exception("a chunk of %d orders failed; submitting them one by one", len(chunk))
             answers = []
-            for request in chunk:
+            for request, cid in zip(chunk, cids, strict=True):
                 try:
-                    answers.append(await self.service.submit(submission_from_proto(request)))
+                    with logs.correlated(cid):
+                        answers.append(await self.service.submit(submission_from_proto(request)))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

@@ -35,7 +35,7 @@ from decimal import Decimal
 
 import grpc
 
-from orderdesk import errors, masterdata, metrics, rpc
+from orderdesk import errors, logs, masterdata, metrics, rpc
 from orderdesk.calendar import CalendarBook
 from orderdesk.calendar_store import import_calendar_kind
 from orderdesk.db import Database, Tx, utcnow
@@ -165,12 +165,18 @@ class IntakeService:
         metrics.ORDERS_RECEIVED.labels(channel, "approved" if decision.approved else "held").inc()
         return Submitted(order=order, replayed=False)
 
-    async def submit_many(self, subs: list[Submission]) -> list[Submitted | Exception]:
+    async def submit_many(
+        self, subs: list[Submission], correlation_ids: list[str] | None = None
+    ) -> list[Submitted | Exception]:
         """A stream's or batch's orders in one go, answered in order (an order's refusal is its
         answer, an Exception). Each is decided on its own; the claims of all of them commit in one
         transaction and orders enters them in one CreateOrders call. Anything out of the common
         case (a key seen before, a key or reference claimed meanwhile) goes through `submit`, one
-        order at a time, so replays and races keep exactly the single order's rules."""
+        order at a time, so replays and races keep exactly the single order's rules.
+
+        `correlation_ids`, one per order, when they came from different requests (a group commit of
+        single submissions): each order's events and calls carry its own."""
+        cids = correlation_ids or [""] * len(subs)
         answers: list[Submitted | Exception | None] = [None] * len(subs)
         single: set[int] = set()  # orders that go through `submit`, one by one
         by_partner: dict[str, list[int]] = {}
@@ -202,6 +208,7 @@ class IntakeService:
                     order_id = self.new_order_id()
                     decision = await self._check_claims(tx, s, order_id, decision)
                     request = create_order_request(order_id, s, decision)
+                    request.correlation_id = cids[i]
                     holder = await keys.claim(
                         IdempotencyRecord(
                             partner_id=s.partner_id,
@@ -251,7 +258,8 @@ class IntakeService:
                 answers[i] = Submitted(order=order, replayed=False)
         for i in sorted(single):
             try:
-                answers[i] = await self.submit(subs[i])
+                with logs.correlated(cids[i]):
+                    answers[i] = await self.submit(subs[i])
             except (errors.DomainError, grpc.RpcError) as exc:
                 answers[i] = exc
         return answers  # type: ignore[return-value]

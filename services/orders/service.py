@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from orderdesk import actors, errors, metrics, usecase
+from orderdesk import actors, errors, logs, metrics, usecase
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.domain import units_per_sku
 from orderdesk.v1 import orders_pb2
@@ -100,7 +100,8 @@ class OrdersService:
         try:
             async with self.db.transaction() as tx:
                 await tx.repo(OrderRepository).add(order)
-                await publish_transitions(tx, order)
+                with logs.correlated(req.correlation_id):
+                    await publish_transitions(tx, order)
         except IntegrityError:  # this order id exists (a repeat, or a concurrent first call): return that one
             async with self.db.reading() as work:
                 existing = await work.repo(OrderRepository).get(req.order_id)
@@ -129,8 +130,9 @@ class OrdersService:
         try:
             async with self.db.transaction() as tx:
                 await tx.repo(OrderRepository).add_many(new)
-                for order in new:
-                    await publish_transitions(tx, order)
+                for order, req in zip(new, reqs, strict=True):
+                    with logs.correlated(req.correlation_id):  # each partner's request its own
+                        await publish_transitions(tx, order)
         except IntegrityError:
             return [await self.create(req) for req in reqs]
         for order in new:

@@ -8,7 +8,7 @@ import random
 import grpc
 import pytest
 
-from orderdesk import errors
+from orderdesk import errors, logs
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
 from services.intake.api import IntakeApi
 from services.intake.service import Submitted
@@ -22,6 +22,8 @@ class StubService:
         self.most_in_flight = 0
         self.channels: list[str] = []
         self.calls = 0
+        self.groups: list[list[str]] = []  # the external refs of each submit_many call
+        self.correlation_ids: list[list[str] | None] = []
 
     async def submit(self, s):
         self.calls += 1
@@ -56,8 +58,10 @@ class StubService:
         finally:
             self.in_flight -= 1
 
-    async def submit_many(self, subs):
+    async def submit_many(self, subs, correlation_ids=None):
         """As IntakeService.submit_many answers: one result per order, a refusal as its exception."""
+        self.groups.append([s.external_ref for s in subs])
+        self.correlation_ids.append(correlation_ids)
         return list(await asyncio.gather(*[self.submit(s) for s in subs], return_exceptions=True))
 
 
@@ -173,3 +177,26 @@ async def test_a_slow_first_order_does_not_hold_back_the_others_beyond_the_bound
     results = await run(IntakeApi(service, in_flight=in_flight), [order(n) for n in range(10)])
     assert [r.index for r in results] == list(range(10))
     assert service.calls == 10
+
+
+async def test_single_orders_arriving_meanwhile_are_entered_as_a_group_each_answered_on_its_own():
+    service = StubService()
+    api = IntakeApi(service)
+
+    async def one(n: int, customer: str = "C1"):
+        await asyncio.sleep(0.002 if n else 0)  # the first alone, the others while it is entered
+        token = logs.correlation_id.set(f"cid-{n}")
+        try:
+            return await api.SubmitOrder(order(n, customer), None)
+        except errors.DomainError as refused:
+            return refused
+        finally:
+            logs.correlation_id.reset(token)
+
+    answers = await asyncio.gather(*[one(n, "bad" if n == 3 else "C1") for n in range(6)])
+    # The first goes at once, alone; the five that came while it was entered go together, in arrival order.
+    assert service.groups == [["0"], ["1", "2", "3", "4", "5"]]
+    assert service.correlation_ids == [["cid-0"], [f"cid-{n}" for n in range(1, 6)]]
+    assert [a.order_id for n, a in enumerate(answers) if n != 3] == [f"ORD-{n}" for n in (0, 1, 2, 4, 5)]
+    assert isinstance(answers[3], errors.InvalidArgument)  # its own refusal, the others entered
+    assert set(service.channels) == {"api"}  # a single order keeps its own channel, not the stream's
