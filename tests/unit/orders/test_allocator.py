@@ -177,7 +177,9 @@ async def test_an_order_that_is_gone_or_changed_lines_meanwhile_records_nothing(
     inventory = ScarceInventory(units=5)
     allocator = Allocator(db, inventory, 1.0, clock=lambda: NOW)
     backlog = await repo.get_many(["ORD-1"])
-    repo.rows["ORD-1"].lines[0].quantity = 3  # a change request moved the lines after the backlog was read
+    # A change request moved the lines after the backlog was read (a save: a new version).
+    repo.rows["ORD-1"].lines[0].quantity = 3
+    repo.rows["ORD-1"].version += 1
 
     assert await allocator.allocate_many(backlog) == 0
     assert repo.rows["ORD-1"].status.value == "confirmed" and published(db) == []
