@@ -412,6 +412,10 @@ def sku_rows_of(order_ids):
     return order_skus.insert().from_select(["seq", "sku"], lines)
 
 
+# What a new order's order_warehouses rows were made from: none (no warehouses).
+_NO_ROWS = ("", "", "", 0)
+
+
 def _warehouse_keys(order: Order) -> tuple[str, str, str, int]:
     """What an order's order_warehouses rows depend on: its warehouses (" a b "), status, backorder key and
     priority."""
@@ -593,8 +597,8 @@ class OrderRepository(Repository):
         if history:
             await self.conn.execute(_INSERT_HISTORY, history)
         await self.conn.execute(sku_rows_of([o.order_id for o in new_orders]))
-        for order in new_orders:
-            await self._save_warehouses(order, None)
+        for order in new_orders:  # a new order has no order_warehouses rows yet: nothing to delete
+            await self._save_warehouses(order, _NO_ROWS)
 
     async def _save_warehouses(self, order: Order, loaded: tuple[str, str, str, int] | None) -> None:
         """The order's order_warehouses rows after its row is saved: rewritten when its warehouses changed,
