@@ -9,6 +9,7 @@ The repository reads an order from either place; saving an archived order brings
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -53,7 +54,7 @@ from services.orders.domain import (
 )
 from services.orders.exceptions import OrderException
 from services.orders.notes import Note
-from services.orders.promise import Risk
+from services.orders.promise import AT_ONCE, Risk
 from services.orders.replacements import Replacement
 
 CLOSED_STATUSES = frozenset(s.value for s in TERMINAL)
@@ -135,8 +136,8 @@ orders = Table(
     Index("ix_orders_exception_types", "exception_types"),
     Index("ix_orders_status_expected_ship", "status", "expected_ship_key", "seq"),  # migration 0014
 )
-# A saved order is due for the watch at once, whatever anyone's clock says.
-DUE_NOW = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# A saved order is due for the watch at once unless the repository knows the watch's rule (OrderRepository).
+DUE_NOW = AT_ONCE
 
 
 def risk_codes(risks) -> str:
@@ -276,7 +277,7 @@ HOT = OrderTables(orders, order_lines, order_history, archived=False)
 ARCHIVE = OrderTables(archived_orders, archived_order_lines, archived_order_history, archived=True)
 
 
-def _order_row(order: Order) -> dict:
+def _order_row(order: Order, watch_at: dt.datetime | None) -> dict:
     """Every field the domain may change after the order is created (tests/integration/orders/
     test_saved_fields.py changes each one and reads it back, so a new field cannot be forgotten here)."""
     return {
@@ -322,7 +323,7 @@ def _order_row(order: Order) -> dict:
         "risk_codes": risk_codes(order.risks),
         **asdict(order.queue_keys),  # migration 0013: the work queues' keys
         "risk_slip": max((r.slip_days for r in order.risks), default=0),
-        "watch_at": DUE_NOW,
+        "watch_at": watch_at,
         "updated_at": utcnow(),
     }
 
@@ -565,7 +566,17 @@ def _per_token(rows) -> tuple[int, dict[str, int]]:
 
 
 class OrderRepository(Repository):
-    """Loads and saves whole orders; saves are guarded by the version read."""
+    """Loads and saves whole orders; saves are guarded by the version read.
+
+    `next_look(order)`: when the promise watch next needs to look at the order as saved (Watch.next_look,
+    wired by the service: Watch.repository); without it every save leaves the order due at once."""
+
+    def __init__(self, conn, next_look: Callable[[Order], dt.datetime | None] | None = None):
+        super().__init__(conn)
+        self.next_look = next_look
+
+    def _watch_at(self, order: Order) -> dt.datetime | None:
+        return DUE_NOW if self.next_look is None else self.next_look(order)
 
     async def add(self, order: Order) -> None:
         await self.add_many([order])
@@ -584,7 +595,7 @@ class OrderRepository(Repository):
                     "currency": o.currency,
                     "split_from": o.split_from,
                     "created_at": o.created_at,
-                    **_order_row(o),
+                    **_order_row(o, self._watch_at(o)),
                 }
                 for o in new_orders
             ],
@@ -628,7 +639,12 @@ class OrderRepository(Repository):
 
             await OrderArchive(self.conn).restore(order)
         result = await self.conn.execute(
-            _SAVE_ORDER, {"oid": order.order_id, "loaded": order.loaded_version, **_order_row(order)}
+            _SAVE_ORDER,
+            {
+                "oid": order.order_id,
+                "loaded": order.loaded_version,
+                **_order_row(order, self._watch_at(order)),
+            },
         )
         if result.rowcount != 1:
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
