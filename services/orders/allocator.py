@@ -137,9 +137,8 @@ class Allocator:
         """Up to BATCH orders awaiting stock, confirmed before backordered, highest current priority first,
         in one read."""
         async with self.db.reading() as work:
-            repo = work.repo(OrderRepository)
-            found = await repo.get_many(
-                await repo.awaiting_stock(limit=self.BATCH, include_scheduled=include_scheduled)
+            found = await work.repo(OrderRepository).awaiting_stock_orders(
+                limit=self.BATCH, include_scheduled=include_scheduled
             )
         # The stored priority is the one the watch last aged; order by today's (a stable sort keeps first come).
         today = self.clock().date()

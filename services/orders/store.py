@@ -536,6 +536,20 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
     return query
 
 
+def _awaiting_stock(query, limit: int, include_scheduled: bool):
+    """OrderRepository.awaiting_stock's selection and order on `query` (its columns)."""
+    statuses = [s.value for s in AWAITING_STOCK] if include_scheduled else [Status.CONFIRMED.value]
+    return (
+        query.where(orders.c.status.in_(statuses))
+        .order_by(
+            case((orders.c.status == Status.CONFIRMED.value, 0), else_=1),
+            orders.c.priority.desc(),
+            orders.c.seq,
+        )
+        .limit(limit)
+    )
+
+
 def _escaped(token: str) -> str:
     """A token for LIKE: its own % and _ match only themselves."""
     return token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -796,18 +810,13 @@ class OrderRepository(Repository):
         """Order ids to reserve stock for: confirmed ones before retries of backordered (scheduled) ones,
         each highest priority first, then first come. New orders never wait behind a long tail of
         backorders (inventory fills those by priority itself when stock arrives)."""
-        statuses = [s.value for s in AWAITING_STOCK] if include_scheduled else [Status.CONFIRMED.value]
-        rows = await self.conn.execute(
-            select(orders.c.order_id)
-            .where(orders.c.status.in_(statuses))
-            .order_by(
-                case((orders.c.status == Status.CONFIRMED.value, 0), else_=1),
-                orders.c.priority.desc(),
-                orders.c.seq,
-            )
-            .limit(limit)
-        )
+        rows = await self.conn.execute(_awaiting_stock(select(orders.c.order_id), limit, include_scheduled))
         return [r.order_id for r in rows]
+
+    async def awaiting_stock_orders(self, *, limit: int, include_scheduled: bool) -> list[Order]:
+        """The orders awaiting_stock names, in its order, whole: their rows in the same read."""
+        found = await self.conn.execute(_awaiting_stock(select(orders), limit, include_scheduled))
+        return await self._hydrate(found.mappings().all())
 
     async def closures_of_customer(self, customer_id: str) -> list[OrderClosure]:
         """Every order of the customer, hot or archived, with its status and, when closed, when it closed

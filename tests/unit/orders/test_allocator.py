@@ -219,10 +219,10 @@ async def test_the_allocator_serves_and_sends_the_aged_priority():
     old.created_at = NOW - dt.timedelta(days=7)
     repo = FakeOrders([new, old])
 
-    async def awaiting_stock(*, limit, include_scheduled):
-        return ["ORD-NEW", "ORD-OLD"]  # the stored priorities' order
+    async def awaiting_stock_orders(*, limit, include_scheduled):
+        return await repo.get_many(["ORD-NEW", "ORD-OLD"])  # the stored priorities' order
 
-    repo.awaiting_stock = awaiting_stock
+    repo.awaiting_stock_orders = awaiting_stock_orders
     allocator = Allocator(fake_db(repo), ScarceInventory(units=1), 1.0, clock=lambda: NOW)
     backlog = await allocator.backlog(include_scheduled=False)
     assert [o.order_id for o in backlog] == ["ORD-OLD", "ORD-NEW"]
