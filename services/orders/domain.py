@@ -501,6 +501,9 @@ class Order:
     loaded_version: int = field(default=0, repr=False)
     # Read from the archive (closed and old, services/orders/archive); saving it brings it back first.
     archived: bool = field(default=False, repr=False)
+    # When the promise watch next has something to do for it, as stored (by the last save: next_look, or
+    # AT_ONCE when the store has no watch's rule; by the watch's last look); AT_ONCE until saved.
+    watch_at: dt.datetime | None = field(default=AT_ONCE, repr=False)
 
     # --- creation ----------------------------------------------------------
     @classmethod

@@ -590,7 +590,8 @@ class OrderRepository(Repository):
         self.next_look = next_look
 
     def _watch_at(self, order: Order) -> dt.datetime | None:
-        return DUE_NOW if self.next_look is None else self.next_look(order)
+        order.watch_at = DUE_NOW if self.next_look is None else self.next_look(order)
+        return order.watch_at
 
     async def add(self, order: Order) -> None:
         await self.add_many([order])
@@ -960,6 +961,7 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
             created_at=r["created_at"],
             loaded_version=r["version"],
             archived=tables.archived,
+            watch_at=r["watch_at"],
         )
         order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines
         # What its order_warehouses rows were made from (save() touches them only when it changes); an
