@@ -29,9 +29,12 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    literal_column,
+    null,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 
@@ -258,19 +261,46 @@ class OrderTables:
     history: Table
     archived: bool
 
-    def lines_of(self):
-        return (
-            select(self.lines)
-            .where(self.lines.c.order_id.in_(bindparam("ids", expanding=True)))
-            .order_by(self.lines.c.line_no)
-        )
-
-    def history_of(self):
-        return (
-            select(self.history)
-            .where(self.history.c.order_id.in_(bindparam("ids", expanding=True)))
-            .order_by(self.history.c.version)
-        )
+    def children_of(self):
+        """The lines and the history entries of the orders `ids` in one read: a UNION of both, each row
+        with the other's columns NULL, `kind` saying which (0 a line, 1 an entry), in line and version
+        order. The first branch's casts give every column its type (UtcDateTime's `at` comes back aware)."""
+        ids = bindparam("ids", expanding=True)
+        lines, history = self.lines.c, self.history.c
+        return union_all(
+            select(
+                lines.order_id,
+                literal_column("0").label("kind"),
+                lines.line_no.label("n"),
+                lines.sku,
+                lines.quantity,
+                lines.unit_price,
+                lines.allocated,
+                lines.shipped,
+                lines.delivered,
+                lines.returned,
+                cast(null(), String).label("status"),
+                cast(null(), UtcDateTime).label("at"),
+                cast(null(), String).label("actor"),
+                cast(null(), String).label("reason"),
+            ).where(lines.order_id.in_(ids)),
+            select(
+                history.order_id,
+                literal_column("1"),
+                history.version,
+                null(),
+                null(),
+                null(),
+                null(),
+                null(),
+                null(),
+                null(),
+                history.status,
+                history.at,
+                history.actor,
+                history.reason,
+            ).where(history.order_id.in_(ids)),
+        ).order_by(literal_column("kind"), literal_column("n"))
 
 
 HOT = OrderTables(orders, order_lines, order_history, archived=False)
@@ -363,7 +393,7 @@ def _counts(line: Line) -> tuple[int, int, int, int]:
 _ORDER = select(orders).where(orders.c.order_id == bindparam("oid"))
 _ORDERS_OF = select(orders).where(orders.c.order_id.in_(bindparam("ids", expanding=True)))
 _ORDER_OF_PARTNER = _ORDER.where(orders.c.partner_id == bindparam("pid"))
-_STATEMENTS = {t.archived: (t.lines_of(), t.history_of()) for t in (HOT, ARCHIVE)}
+_CHILDREN = {t.archived: t.children_of() for t in (HOT, ARCHIVE)}
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 _INSERT_ORDER = orders.insert()
 _INSERT_LINE = order_lines.insert()
@@ -709,7 +739,7 @@ class OrderRepository(Repository):
         return (await self._hydrate([row]))[0]
 
     async def get_many(self, order_ids: list[str]) -> list[Order]:
-        """The orders of these ids that exist, in the order of the ids, in three queries."""
+        """The orders of these ids that exist, in the order of the ids, in two queries."""
         if not order_ids:
             return []
         found = await self.conn.execute(_ORDERS_OF, {"ids": list(order_ids)})
@@ -904,29 +934,27 @@ class OrderRepository(Repository):
 
 
 async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
-    """Whole orders from their rows in `tables` (the hot ones or the archive's): two more queries."""
+    """Whole orders from their rows in `tables` (the hot ones or the archive's): one more query."""
     if not rows:
         return []
     ids = [r["order_id"] for r in rows]
-    lines_of, history_of = _STATEMENTS[tables.archived]
-    line_rows = (await conn.execute(lines_of, {"ids": ids})).mappings().all()
-    history_rows = (await conn.execute(history_of, {"ids": ids})).mappings().all()
     lines: dict[str, list[Line]] = {i: [] for i in ids}
-    for r in line_rows:
-        lines[r["order_id"]].append(
-            Line(
-                sku=r["sku"],
-                quantity=r["quantity"],
-                unit_price=Decimal(r["unit_price"]),
-                allocated=r["allocated"],
-                shipped=r["shipped"],
-                delivered=r["delivered"],
-                returned=r["returned"],
-            )
-        )
     history: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
-    for r in history_rows:
-        history[r["order_id"]].append(HistoryEntry(Status(r["status"]), r["at"], r["actor"], r["reason"]))
+    for r in (await conn.execute(_CHILDREN[tables.archived], {"ids": ids})).mappings():
+        if r["kind"] == 0:
+            lines[r["order_id"]].append(
+                Line(
+                    sku=r["sku"],
+                    quantity=r["quantity"],
+                    unit_price=Decimal(r["unit_price"]),
+                    allocated=r["allocated"],
+                    shipped=r["shipped"],
+                    delivered=r["delivered"],
+                    returned=r["returned"],
+                )
+            )
+        else:
+            history[r["order_id"]].append(HistoryEntry(Status(r["status"]), r["at"], r["actor"], r["reason"]))
     result = []
     for r in rows:
         order = Order(
