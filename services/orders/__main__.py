@@ -15,6 +15,7 @@ from services.orders.change_requests import ChangeRequests
 from services.orders.erasure import OrdersErasure
 from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.service import OrdersService
+from services.orders.store import OrderRepository
 from services.orders.surge import SurgeGate
 from services.orders.watch import Watch
 
@@ -39,9 +40,11 @@ async def main() -> None:
 
     rt.after_reconnect(wake_allocator)  # another replica's pokes may have been lost meanwhile
 
-    # The promise watch (README "Promise watch"): one replica at a time; the orders it looks at are marked
-    # due in the database by every save, so a poke only saves it the wait for its next poll.
+    # The promise watch (README "Promise watch"): one replica at a time; every replica's saves mark in the
+    # database when the watch next has something to do for the order (its rule, policy and clock), so a
+    # poke only saves it the wait for its next poll.
     watch = Watch.from_settings(rt.db, WatchSettings.from_env())
+    rt.db.repositories[OrderRepository] = watch.repository
     watch_wakeup = rt.add_singleton("orders-watch", watch.run, lambda _payload: watch.wake())
 
     service = OrdersService(rt.db, on_confirmed=wake_allocator, on_arrived=allocator.orders_arrived)

@@ -108,10 +108,11 @@ class Allocator:
                 found = len(backlog)
                 if include_scheduled:
                     last_scheduled = loop.time()
+                confirmed = sum(1 for o in backlog if o.status is Status.CONFIRMED)  # before they are applied
                 moved = await self.allocate_many(backlog)
                 progressed = moved > 0
                 # A confirmed order that did not move on (inventory down, a failed call) is tried again soon.
-                stuck = moved < sum(1 for o in backlog if o.status is Status.CONFIRMED)
+                stuck = moved < confirmed
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -136,9 +137,8 @@ class Allocator:
         """Up to BATCH orders awaiting stock, confirmed before backordered, highest current priority first,
         in one read."""
         async with self.db.reading() as work:
-            repo = work.repo(OrderRepository)
-            found = await repo.get_many(
-                await repo.awaiting_stock(limit=self.BATCH, include_scheduled=include_scheduled)
+            found = await work.repo(OrderRepository).awaiting_stock_orders(
+                limit=self.BATCH, include_scheduled=include_scheduled
             )
         # The stored priority is the one the watch last aged; order by today's (a stable sort keeps first come).
         today = self.clock().date()
@@ -239,15 +239,15 @@ class Allocator:
             return 0
         try:
             changed: list[Order] = []
+            # The orders as read for the call, not read again: each save is guarded by the version read, so
+            # one changed meanwhile (a cancel, a change request) raises Conflict and all are recorded below
+            # from a fresh read.
+            read = {o.order_id: o for o in chunk}
             async with self.db.transaction() as tx:
-                current = {
-                    o.order_id: o
-                    for o in await tx.repo(OrderRepository).get_many([r.order_id for r in pending])
-                }
                 for reserved in pending:
-                    fresh = current.get(reserved.order_id)
-                    if fresh is not None and await self._apply(tx, fresh, reserved):
-                        changed.append(fresh)
+                    order = read[reserved.order_id]
+                    if await self._apply(tx, order, reserved):
+                        changed.append(order)
         except errors.Conflict:
             moved = 0
             for reserved in pending:

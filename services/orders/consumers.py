@@ -8,6 +8,7 @@ from collections.abc import Callable
 from orderdesk.consumers import Subscription
 from orderdesk.db import Tx
 from services.orders.exceptions import ExceptionType, OrderException
+from services.orders.promise import AT_ONCE
 from services.orders.service import OrdersService
 
 # A carrier's trouble, as shipping publishes it (the 3PL's route and the carriers' tracking route).
@@ -57,13 +58,15 @@ def subscriptions(
 
     async def on_shipment(tx: Tx, event) -> None:
         at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else None
-        await service.record_shipment(tx, event.shipment.shipment, event.type.rpartition(".")[2], at)
+        order = await service.record_shipment(tx, event.shipment.shipment, event.type.rpartition(".")[2], at)
         exception = exception_of(event, service.clock())  # a carrier's delay or lost parcel
         if exception is not None:
-            await service.apply_to_order(
+            order = await service.apply_to_order(
                 tx, event.shipment.shipment.order_id, lambda order: order.record_exception(exception)
             )
-        tx.after_commit.append(wake_watch)
+        # Only when the watch has something to tell now: otherwise the save stored its moment.
+        if order is not None and order.watch_at == AT_ONCE:
+            tx.after_commit.append(wake_watch)
 
     async def on_return_refunded(tx: Tx, event) -> None:
         await service.record_return(tx, getattr(getattr(event, "return"), "return"))

@@ -42,7 +42,18 @@ from services.orders.changes import ChangeRecord, ChangeRequest, FieldChange, de
 from services.orders.exceptions import OrderException, Resolution, find
 from services.orders.notes import Note, Visibility
 from services.orders.notes import parse as parse_note
-from services.orders.promise import RISK_CODES, OrderFacts, Risk, ShipmentFacts, compare, current_priority
+from services.orders.promise import (
+    AT_ONCE,
+    RISK_CODES,
+    OrderFacts,
+    Policy,
+    Risk,
+    ShipmentFacts,
+    assess,
+    compare,
+    current_priority,
+    next_check,
+)
 from services.orders.replacements import Replacement
 
 
@@ -490,6 +501,9 @@ class Order:
     loaded_version: int = field(default=0, repr=False)
     # Read from the archive (closed and old, services/orders/archive); saving it brings it back first.
     archived: bool = field(default=False, repr=False)
+    # When the promise watch next has something to do for it, as stored (by the last save: next_look, or
+    # AT_ONCE when the store has no watch's rule; by the watch's last look); AT_ONCE until saved.
+    watch_at: dt.datetime | None = field(default=AT_ONCE, repr=False)
 
     # --- creation ----------------------------------------------------------
     @classmethod
@@ -1178,6 +1192,20 @@ class Order:
             self.version += 1
             self.events.append(RiskRaised(current[(r.code, r.shipment_id)], self.version, at))
         return True
+
+    def next_look(self, now: dt.datetime, policy: Policy) -> dt.datetime | None:
+        """When the promise watch next has something to do for the order as it is at `now` (its own rule,
+        services/orders/watch.py): AT_ONCE when a look now would change something (a risk to raise or clear,
+        a priority to age, risks of a settled order to drop), else the moment time alone could
+        (promise.next_check); None for a settled order. A save stores it, so the watch looks at an order
+        when it has something to tell rather than after every save."""
+        if self.status in TERMINAL:
+            return AT_ONCE if self.risks else None
+        facts = self.promise_facts()
+        raised, cleared = compare(self.risks, assess(facts, now, policy))
+        if raised or cleared or self.current_priority(now.date()) != self.priority:
+            return AT_ONCE
+        return next_check(facts, now, policy)
 
     def current_priority(self, today: dt.date) -> int:
         """The order's priority today: it rises as its date nears and as it waits (promise.current_priority)."""

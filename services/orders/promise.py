@@ -93,6 +93,10 @@ class Policy:
         return day + dt.timedelta(days=1) if self.calendar is None else next_working_day(day, self.calendar)
 
 
+# An order due for the watch at once, whatever anyone's clock says (the orders table's watch_at).
+AT_ONCE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 @dataclass(frozen=True)
 class ShipmentFacts:
     shipment_id: str

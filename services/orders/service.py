@@ -357,8 +357,9 @@ class OrdersService:
 
     async def record_shipment(
         self, tx: Tx, shipment, event: str = "", event_at: dt.datetime | None = None
-    ) -> None:
-        """`event`: the shipment event's name (shipped, delayed …) and `event_at` its time, for the watch."""
+    ) -> Order | None:
+        """`event`: the shipment event's name (shipped, delayed …) and `event_at` its time, for the watch.
+        Returns the order as saved (None: no such order)."""
         view = ShipmentView(
             shipment_id=shipment.shipment_id,
             warehouse=shipment.warehouse,
@@ -375,7 +376,7 @@ class OrdersService:
             else "",
             deliver_by=shipment.deliver_by,
         )
-        await self.apply_to_order(
+        return await self.apply_to_order(
             tx, shipment.order_id, lambda o: o.record_shipment(self.clock(), view, event, event_at)
         )
 

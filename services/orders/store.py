@@ -9,6 +9,7 @@ The repository reads an order from either place; saving an archived order brings
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -28,9 +29,12 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    literal_column,
+    null,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 
@@ -53,7 +57,7 @@ from services.orders.domain import (
 )
 from services.orders.exceptions import OrderException
 from services.orders.notes import Note
-from services.orders.promise import Risk
+from services.orders.promise import AT_ONCE, Risk
 from services.orders.replacements import Replacement
 
 CLOSED_STATUSES = frozenset(s.value for s in TERMINAL)
@@ -135,8 +139,8 @@ orders = Table(
     Index("ix_orders_exception_types", "exception_types"),
     Index("ix_orders_status_expected_ship", "status", "expected_ship_key", "seq"),  # migration 0014
 )
-# A saved order is due for the watch at once, whatever anyone's clock says.
-DUE_NOW = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# A saved order is due for the watch at once unless the repository knows the watch's rule (OrderRepository).
+DUE_NOW = AT_ONCE
 
 
 def risk_codes(risks) -> str:
@@ -257,26 +261,53 @@ class OrderTables:
     history: Table
     archived: bool
 
-    def lines_of(self):
-        return (
-            select(self.lines)
-            .where(self.lines.c.order_id.in_(bindparam("ids", expanding=True)))
-            .order_by(self.lines.c.line_no)
-        )
-
-    def history_of(self):
-        return (
-            select(self.history)
-            .where(self.history.c.order_id.in_(bindparam("ids", expanding=True)))
-            .order_by(self.history.c.version)
-        )
+    def children_of(self):
+        """The lines and the history entries of the orders `ids` in one read: a UNION of both, each row
+        with the other's columns NULL, `kind` saying which (0 a line, 1 an entry), in line and version
+        order. The first branch's casts give every column its type (UtcDateTime's `at` comes back aware)."""
+        ids = bindparam("ids", expanding=True)
+        lines, history = self.lines.c, self.history.c
+        return union_all(
+            select(
+                lines.order_id,
+                literal_column("0").label("kind"),
+                lines.line_no.label("n"),
+                lines.sku,
+                lines.quantity,
+                lines.unit_price,
+                lines.allocated,
+                lines.shipped,
+                lines.delivered,
+                lines.returned,
+                cast(null(), String).label("status"),
+                cast(null(), UtcDateTime).label("at"),
+                cast(null(), String).label("actor"),
+                cast(null(), String).label("reason"),
+            ).where(lines.order_id.in_(ids)),
+            select(
+                history.order_id,
+                literal_column("1"),
+                history.version,
+                null(),
+                null(),
+                null(),
+                null(),
+                null(),
+                null(),
+                null(),
+                history.status,
+                history.at,
+                history.actor,
+                history.reason,
+            ).where(history.order_id.in_(ids)),
+        ).order_by(literal_column("kind"), literal_column("n"))
 
 
 HOT = OrderTables(orders, order_lines, order_history, archived=False)
 ARCHIVE = OrderTables(archived_orders, archived_order_lines, archived_order_history, archived=True)
 
 
-def _order_row(order: Order) -> dict:
+def _order_row(order: Order, watch_at: dt.datetime | None) -> dict:
     """Every field the domain may change after the order is created (tests/integration/orders/
     test_saved_fields.py changes each one and reads it back, so a new field cannot be forgotten here)."""
     return {
@@ -322,7 +353,7 @@ def _order_row(order: Order) -> dict:
         "risk_codes": risk_codes(order.risks),
         **asdict(order.queue_keys),  # migration 0013: the work queues' keys
         "risk_slip": max((r.slip_days for r in order.risks), default=0),
-        "watch_at": DUE_NOW,
+        "watch_at": watch_at,
         "updated_at": utcnow(),
     }
 
@@ -362,7 +393,7 @@ def _counts(line: Line) -> tuple[int, int, int, int]:
 _ORDER = select(orders).where(orders.c.order_id == bindparam("oid"))
 _ORDERS_OF = select(orders).where(orders.c.order_id.in_(bindparam("ids", expanding=True)))
 _ORDER_OF_PARTNER = _ORDER.where(orders.c.partner_id == bindparam("pid"))
-_STATEMENTS = {t.archived: (t.lines_of(), t.history_of()) for t in (HOT, ARCHIVE)}
+_CHILDREN = {t.archived: t.children_of() for t in (HOT, ARCHIVE)}
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 _INSERT_ORDER = orders.insert()
 _INSERT_LINE = order_lines.insert()
@@ -410,6 +441,10 @@ def sku_rows_of(order_ids):
         .distinct()
     )
     return order_skus.insert().from_select(["seq", "sku"], lines)
+
+
+# What a new order's order_warehouses rows were made from: none (no warehouses).
+_NO_ROWS = ("", "", "", 0)
 
 
 def _warehouse_keys(order: Order) -> tuple[str, str, str, int]:
@@ -531,6 +566,20 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
     return query
 
 
+def _awaiting_stock(query, limit: int, include_scheduled: bool):
+    """OrderRepository.awaiting_stock's selection and order on `query` (its columns)."""
+    statuses = [s.value for s in AWAITING_STOCK] if include_scheduled else [Status.CONFIRMED.value]
+    return (
+        query.where(orders.c.status.in_(statuses))
+        .order_by(
+            case((orders.c.status == Status.CONFIRMED.value, 0), else_=1),
+            orders.c.priority.desc(),
+            orders.c.seq,
+        )
+        .limit(limit)
+    )
+
+
 def _escaped(token: str) -> str:
     """A token for LIKE: its own % and _ match only themselves."""
     return token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -561,7 +610,18 @@ def _per_token(rows) -> tuple[int, dict[str, int]]:
 
 
 class OrderRepository(Repository):
-    """Loads and saves whole orders; saves are guarded by the version read."""
+    """Loads and saves whole orders; saves are guarded by the version read.
+
+    `next_look(order)`: when the promise watch next needs to look at the order as saved (Watch.next_look,
+    wired by the service: Watch.repository); without it every save leaves the order due at once."""
+
+    def __init__(self, conn, next_look: Callable[[Order], dt.datetime | None] | None = None):
+        super().__init__(conn)
+        self.next_look = next_look
+
+    def _watch_at(self, order: Order) -> dt.datetime | None:
+        order.watch_at = DUE_NOW if self.next_look is None else self.next_look(order)
+        return order.watch_at
 
     async def add(self, order: Order) -> None:
         await self.add_many([order])
@@ -580,7 +640,7 @@ class OrderRepository(Repository):
                     "currency": o.currency,
                     "split_from": o.split_from,
                     "created_at": o.created_at,
-                    **_order_row(o),
+                    **_order_row(o, self._watch_at(o)),
                 }
                 for o in new_orders
             ],
@@ -593,8 +653,8 @@ class OrderRepository(Repository):
         if history:
             await self.conn.execute(_INSERT_HISTORY, history)
         await self.conn.execute(sku_rows_of([o.order_id for o in new_orders]))
-        for order in new_orders:
-            await self._save_warehouses(order, None)
+        for order in new_orders:  # a new order has no order_warehouses rows yet: nothing to delete
+            await self._save_warehouses(order, _NO_ROWS)
 
     async def _save_warehouses(self, order: Order, loaded: tuple[str, str, str, int] | None) -> None:
         """The order's order_warehouses rows after its row is saved: rewritten when its warehouses changed,
@@ -624,7 +684,12 @@ class OrderRepository(Repository):
 
             await OrderArchive(self.conn).restore(order)
         result = await self.conn.execute(
-            _SAVE_ORDER, {"oid": order.order_id, "loaded": order.loaded_version, **_order_row(order)}
+            _SAVE_ORDER,
+            {
+                "oid": order.order_id,
+                "loaded": order.loaded_version,
+                **_order_row(order, self._watch_at(order)),
+            },
         )
         if result.rowcount != 1:
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
@@ -674,7 +739,7 @@ class OrderRepository(Repository):
         return (await self._hydrate([row]))[0]
 
     async def get_many(self, order_ids: list[str]) -> list[Order]:
-        """The orders of these ids that exist, in the order of the ids, in three queries."""
+        """The orders of these ids that exist, in the order of the ids, in two queries."""
         if not order_ids:
             return []
         found = await self.conn.execute(_ORDERS_OF, {"ids": list(order_ids)})
@@ -776,18 +841,13 @@ class OrderRepository(Repository):
         """Order ids to reserve stock for: confirmed ones before retries of backordered (scheduled) ones,
         each highest priority first, then first come. New orders never wait behind a long tail of
         backorders (inventory fills those by priority itself when stock arrives)."""
-        statuses = [s.value for s in AWAITING_STOCK] if include_scheduled else [Status.CONFIRMED.value]
-        rows = await self.conn.execute(
-            select(orders.c.order_id)
-            .where(orders.c.status.in_(statuses))
-            .order_by(
-                case((orders.c.status == Status.CONFIRMED.value, 0), else_=1),
-                orders.c.priority.desc(),
-                orders.c.seq,
-            )
-            .limit(limit)
-        )
+        rows = await self.conn.execute(_awaiting_stock(select(orders.c.order_id), limit, include_scheduled))
         return [r.order_id for r in rows]
+
+    async def awaiting_stock_orders(self, *, limit: int, include_scheduled: bool) -> list[Order]:
+        """The orders awaiting_stock names, in its order, whole: their rows in the same read."""
+        found = await self.conn.execute(_awaiting_stock(select(orders), limit, include_scheduled))
+        return await self._hydrate(found.mappings().all())
 
     async def closures_of_customer(self, customer_id: str) -> list[OrderClosure]:
         """Every order of the customer, hot or archived, with its status and, when closed, when it closed
@@ -874,29 +934,27 @@ class OrderRepository(Repository):
 
 
 async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
-    """Whole orders from their rows in `tables` (the hot ones or the archive's): two more queries."""
+    """Whole orders from their rows in `tables` (the hot ones or the archive's): one more query."""
     if not rows:
         return []
     ids = [r["order_id"] for r in rows]
-    lines_of, history_of = _STATEMENTS[tables.archived]
-    line_rows = (await conn.execute(lines_of, {"ids": ids})).mappings().all()
-    history_rows = (await conn.execute(history_of, {"ids": ids})).mappings().all()
     lines: dict[str, list[Line]] = {i: [] for i in ids}
-    for r in line_rows:
-        lines[r["order_id"]].append(
-            Line(
-                sku=r["sku"],
-                quantity=r["quantity"],
-                unit_price=Decimal(r["unit_price"]),
-                allocated=r["allocated"],
-                shipped=r["shipped"],
-                delivered=r["delivered"],
-                returned=r["returned"],
-            )
-        )
     history: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
-    for r in history_rows:
-        history[r["order_id"]].append(HistoryEntry(Status(r["status"]), r["at"], r["actor"], r["reason"]))
+    for r in (await conn.execute(_CHILDREN[tables.archived], {"ids": ids})).mappings():
+        if r["kind"] == 0:
+            lines[r["order_id"]].append(
+                Line(
+                    sku=r["sku"],
+                    quantity=r["quantity"],
+                    unit_price=Decimal(r["unit_price"]),
+                    allocated=r["allocated"],
+                    shipped=r["shipped"],
+                    delivered=r["delivered"],
+                    returned=r["returned"],
+                )
+            )
+        else:
+            history[r["order_id"]].append(HistoryEntry(Status(r["status"]), r["at"], r["actor"], r["reason"]))
     result = []
     for r in rows:
         order = Order(
@@ -931,6 +989,7 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
             created_at=r["created_at"],
             loaded_version=r["version"],
             archived=tables.archived,
+            watch_at=r["watch_at"],
         )
         order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines
         # What its order_warehouses rows were made from (save() touches them only when it changes); an

@@ -2,10 +2,12 @@
 
 One replica runs it at a time (the lease `orders-watch`, orderdesk.leases, like the allocator). Which
 orders to look at is kept in the orders table itself, so nothing is lost across restarts or replicas:
-`watch_at` is set to "due now" by every save of an order (whatever changed it: a shipment event, a
-restock's allocation, a re-promised backorder, a hold, a change request), and after each assessment to
-the moment the passage of time alone could change the outcome (`promise.next_check`: a cut-off, a
-carrier's silence running out, midnight, at the latest `Policy.recheck`); NULL for a settled order.
+every save of an order (whatever changed it: a shipment event, a restock's allocation, a re-promised
+backorder, a hold, a change request) sets `watch_at` by the watch's own rule (`Order.next_look`, wired
+into every replica's repository: `Watch.repository`): "due now" when a look now would change something
+(a risk to raise or clear, a priority to age), else the moment the passage of time alone could change
+the outcome (`promise.next_check`: a cut-off, a carrier's silence running out, midnight, at the latest
+`Policy.recheck`); NULL for a settled order. Each assessment sets it the same way.
 Each pass takes at most `batch` due orders, oldest due first, reads them in one go, assesses them and
 writes the outcome in one transaction: risks that changed are saved with the order (version-guarded)
 and published through the outbox (`order.at_risk`, `order.back_on_track`); the others only get their
@@ -80,6 +82,15 @@ class Watch:
             calendar=Calendar(working_days=parse_working_days(settings.working_days)),
         )
         return cls(db, policy=policy, batch=settings.batch, interval=settings.interval_seconds, **options)
+
+    def next_look(self, order: Order) -> dt.datetime | None:
+        """When this watch next has something to do for the order as it is now (Order.next_look)."""
+        return order.next_look(self.clock(), self.policy)
+
+    def repository(self, conn) -> OrderRepository:
+        """The order repository whose saves set watch_at by this watch's rule, policy and clock: the
+        service's database makes its OrderRepository so (Database.repositories)."""
+        return OrderRepository(conn, self.next_look)
 
     def wake(self) -> None:
         """Something happened to orders: look at the due ones now rather than at the next poll."""

@@ -43,6 +43,7 @@ NOT_STATE = {
     "history",
     "kpi_facts",
     "archived",
+    "watch_at",  # the store's: set by every save from the watch's rule (test_watch.py)
 }
 
 

@@ -237,3 +237,9 @@ async def test_new_orders_come_before_retries_of_backorders(orders):
             "ORD-BACK0",
         ]
         assert await repo.awaiting_stock(limit=10, include_scheduled=False) == ["ORD-NEW-HIGH", "ORD-NEW-LOW"]
+        whole = await repo.awaiting_stock_orders(limit=3, include_scheduled=True)  # the same, in one read
+        assert [(o.order_id, len(o.lines), o.history[-1].status.value) for o in whole] == [
+            ("ORD-NEW-HIGH", 1, "confirmed"),
+            ("ORD-NEW-LOW", 1, "confirmed"),
+            ("ORD-BACK0", 1, "scheduled"),
+        ]

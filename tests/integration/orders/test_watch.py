@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
+
 from orderdesk import metrics
 from orderdesk.outbox import outbox_table
 from orderdesk.v1 import common_pb2, events_pb2, orders_pb2
 from services.orders.domain import Allocation
+from services.orders.promise import AT_ONCE, current_priority
 from services.orders.service import OrdersService
 from services.orders.store import OrderRepository, orders
 from services.orders.watch import Watch
@@ -27,6 +30,13 @@ class Clock:
 
     def advance(self, **delta) -> None:
         self.now += dt.timedelta(**delta)
+
+
+def watching(db, clock, **options) -> Watch:
+    """The watch, wired as the service wires it: every save sets watch_at by its rule, policy and clock."""
+    watch = Watch(db, clock=clock, **options)
+    db.repositories[OrderRepository] = watch.repository
+    return watch
 
 
 def request(order_id: str, date: str = "2026-12-20", hold: bool = False) -> orders_pb2.CreateOrderRequest:
@@ -65,12 +75,12 @@ async def test_a_late_backorder_is_told_once_and_its_recovery_once(make_database
     db = await make_database(MIGRATIONS)
     clock = Clock(T0)
     service = OrdersService(db, clock)
-    watch = Watch(db, clock=clock)
+    watch = watching(db, clock)
     await service.create(request("ORD-W1"))
     await service.create(request("ORD-W2", date="2027-03-01"))
     await backorder(db, clock, "ORD-W1", "2026-12-23")
 
-    assert await watch.pass_once() == 2
+    assert await watch.pass_once() == 2  # ORD-W2 too: its priority to age (intake's would be aged already)
     [raised] = await events_of(db, "ORD-W1")
     assert raised.type == "order.at_risk" and raised.order.risk.code == "supply_late"
     assert raised.order.expected_date == "2026-12-23" and raised.order.risk.slip_days == 3
@@ -79,10 +89,13 @@ async def test_a_late_backorder_is_told_once_and_its_recovery_once(make_database
     assert [r.code.value for r in order.risks] == ["supply_late"] and order.risks[0].since == T0
     assert await events_of(db, "ORD-W2") == []
 
-    # Looked at again (an event made it due, the clock moved): the same risk is not told twice.
+    # Saved again with the same date: nothing new to tell, so not due before its recheck; looked at
+    # then, the same risk is not told twice.
     await backorder(db, clock, "ORD-W1", "2026-12-23")
     clock.advance(minutes=30)
-    assert await watch.pass_once() == 1  # ORD-W2 is not due before its hourly recheck
+    assert await watch.pass_once() == 0  # neither is due before its hourly recheck
+    clock.advance(minutes=30)
+    assert await watch.pass_once() == 2
     assert len(await events_of(db, "ORD-W1")) == 1
 
     # The at-risk queue and the gauge.
@@ -102,7 +115,7 @@ async def test_a_late_backorder_is_told_once_and_its_recovery_once(make_database
     clock.advance(days=11)
     late = await service.kpi_report("2026-12-01", "2026-12-31", "")
     assert (late.total.orders_late, late.total.orders_warned) == (1, 1)
-    clock.now = T0 + dt.timedelta(minutes=30)  # back to the morning it was
+    clock.now = T0 + dt.timedelta(hours=1)  # back to the morning it was
     assert metrics.ORDERS_AT_RISK.labels("supply_late")._value.get() == 1
 
     # Supply comes back in time: back on track, once.
@@ -120,9 +133,9 @@ async def test_time_alone_raises_a_risk_when_its_moment_comes_and_not_before(mak
     db = await make_database(MIGRATIONS)
     clock = Clock(T0)
     service = OrdersService(db, clock)
-    watch = Watch(db, clock=clock)
+    watch = watching(db, clock)
     await service.create(request("ORD-H", hold=True))
-    assert await watch.pass_once() == 1 and await events_of(db, "ORD-H") == []
+    assert await watch.pass_once() == 1 and await events_of(db, "ORD-H") == []  # its priority aged
     async with db.read() as conn:
         due = (await conn.execute(orders.select().where(orders.c.order_id == "ORD-H"))).mappings().one()
     assert due["watch_at"] == T0 + dt.timedelta(hours=1)  # at the latest the recheck
@@ -137,12 +150,13 @@ async def test_time_alone_raises_a_risk_when_its_moment_comes_and_not_before(mak
     [raised] = await events_of(db, "ORD-H")
     assert raised.order.risk.code == "hold_too_long" and "24 h" in raised.order.risk.evidence
 
-    # Approved: the save makes it due at once, the risk clears; cancelled: settled, never looked at again.
+    # Approved: the save makes it due at once (a risk to clear), the risk clears; cancelled: settled by
+    # its own save, never looked at again.
     await service.decide("ORD-H", "", "approve", "desk", "ok")
     assert await watch.pass_once() == 1
     assert [e.type for e in await events_of(db, "ORD-H")] == ["order.at_risk", "order.back_on_track"]
     await service.decide("ORD-H", "", "cancel", "desk", "no")
-    assert await watch.pass_once() == 1
+    assert await watch.pass_once() == 0
     clock.advance(days=30)
     assert await watch.pass_once() == 0
     async with db.read() as conn:
@@ -154,7 +168,7 @@ async def test_priorities_age_and_an_order_changed_meanwhile_stays_due(make_data
     db = await make_database(MIGRATIONS)
     clock = Clock(T0)
     service = OrdersService(db, clock)
-    watch = Watch(db, clock=clock, batch=1)
+    watch = watching(db, clock, batch=1)
     await service.create(request("ORD-P1", date=""))
     await service.create(request("ORD-P2", date=""))
     clock.advance(days=7)
@@ -174,7 +188,8 @@ async def test_priorities_age_and_an_order_changed_meanwhile_stays_due(make_data
     assert await Racing(db, clock=clock, batch=1).pass_once() == 1
     async with db.read() as conn:
         row = (await conn.execute(orders.select().where(orders.c.order_id == "ORD-P1"))).mappings().one()
-    assert row["status"] == "cancelled" and row["watch_at"] is not None  # still due: looked at again
+    # The cancel's save settled it; the watch's write from its older read did not stick.
+    assert row["status"] == "cancelled" and row["watch_at"] is None
     assert await watch.pass_once() >= 1
     async with db.read() as conn:
         row = (await conn.execute(orders.select().where(orders.c.order_id == "ORD-P1"))).mappings().one()
@@ -185,7 +200,7 @@ async def test_an_order_not_allocated_in_time_is_at_risk_until_it_is(make_databa
     db = await make_database(MIGRATIONS)
     clock = Clock(T0)
     service = OrdersService(db, clock)
-    watch = Watch(db, clock=clock)
+    watch = watching(db, clock)
     await service.create(request("ORD-A"))  # promised the 20th, waiting for stock
     assert await watch.pass_once() == 1 and await events_of(db, "ORD-A") == []
 
@@ -206,3 +221,41 @@ async def test_an_order_not_allocated_in_time_is_at_risk_until_it_is(make_databa
     assert await watch.pass_once() == 1
     assert [e.type for e in await events_of(db, "ORD-A")] == ["order.at_risk", "order.back_on_track"]
     assert (await service.get("ORD-A", "")).risks == []
+
+
+async def test_a_save_marks_an_order_due_when_the_watch_has_something_to_do_and_not_before(make_database):
+    """Every save sets watch_at by the watch's own rule: at once when a look would tell something (a slip the
+    save brought), else the next moment time alone could (a slip time brings is still flagged then)."""
+    db = await make_database(MIGRATIONS)
+    clock = Clock(T0)
+    service = OrdersService(db, clock)
+    watch = watching(db, clock)
+    aged = current_priority(100, requested=dt.date(2026, 12, 20), placed=T0.date(), today=T0.date())
+    for order_id in ("ORD-S1", "ORD-S2", "ORD-S3"):
+        placed = request(order_id)
+        placed.priority = aged  # as intake places it: nothing for the watch to age today
+        await service.create(placed)
+
+    async def watch_at(order_id: str):
+        async with db.read() as conn:
+            found = await conn.execute(select(orders.c.watch_at).where(orders.c.order_id == order_id))
+            return found.scalar_one()
+
+    assert [await watch_at(i) for i in ("ORD-S1", "ORD-S2", "ORD-S3")] == [T0 + dt.timedelta(hours=1)] * 3
+    assert await watch.pass_once() == 0  # nothing to tell: not read at all
+
+    # A backorder whose supply comes too late: the save brings a slip, so it is due at once and told.
+    await backorder(db, clock, "ORD-S1", "2026-12-23")
+    await backorder(db, clock, "ORD-S2", "2026-12-19")  # in time: nothing to tell
+    assert await watch_at("ORD-S1") == AT_ONCE and await watch_at("ORD-S2") > clock()
+    assert await watch.pass_once() == 1
+    [raised] = await events_of(db, "ORD-S1")
+    assert raised.type == "order.at_risk" and raised.order.risk.code == "supply_late"
+    assert await events_of(db, "ORD-S2") == []
+
+    # Time alone: the 18th, ORD-S3 still not allocated can no longer arrive by the 20th. Its saved moment
+    # has long passed, so the watch looks and flags it.
+    clock.now = dt.datetime(2026, 12, 18, 9, 0, tzinfo=dt.UTC)
+    assert await watch.pass_once() == 3
+    [late] = await events_of(db, "ORD-S3")
+    assert late.type == "order.at_risk" and late.order.risk.code == "not_allocatable_in_time"

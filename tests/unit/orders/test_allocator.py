@@ -177,7 +177,9 @@ async def test_an_order_that_is_gone_or_changed_lines_meanwhile_records_nothing(
     inventory = ScarceInventory(units=5)
     allocator = Allocator(db, inventory, 1.0, clock=lambda: NOW)
     backlog = await repo.get_many(["ORD-1"])
-    repo.rows["ORD-1"].lines[0].quantity = 3  # a change request moved the lines after the backlog was read
+    # A change request moved the lines after the backlog was read (a save: a new version).
+    repo.rows["ORD-1"].lines[0].quantity = 3
+    repo.rows["ORD-1"].version += 1
 
     assert await allocator.allocate_many(backlog) == 0
     assert repo.rows["ORD-1"].status.value == "confirmed" and published(db) == []
@@ -217,10 +219,10 @@ async def test_the_allocator_serves_and_sends_the_aged_priority():
     old.created_at = NOW - dt.timedelta(days=7)
     repo = FakeOrders([new, old])
 
-    async def awaiting_stock(*, limit, include_scheduled):
-        return ["ORD-NEW", "ORD-OLD"]  # the stored priorities' order
+    async def awaiting_stock_orders(*, limit, include_scheduled):
+        return await repo.get_many(["ORD-NEW", "ORD-OLD"])  # the stored priorities' order
 
-    repo.awaiting_stock = awaiting_stock
+    repo.awaiting_stock_orders = awaiting_stock_orders
     allocator = Allocator(fake_db(repo), ScarceInventory(units=1), 1.0, clock=lambda: NOW)
     backlog = await allocator.backlog(include_scheduled=False)
     assert [o.order_id for o in backlog] == ["ORD-OLD", "ORD-NEW"]

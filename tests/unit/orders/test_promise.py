@@ -222,6 +222,31 @@ def test_an_order_that_settles_drops_its_risks_in_the_same_move():
     assert o.status is Status.CANCELLED and o.risks == [] and not o.at_risk
 
 
+def test_the_next_look_is_at_once_only_when_the_watch_would_change_something():
+    """Order.next_look, what a save stores as watch_at: exactly what a look by the watch now would find."""
+    policy = Policy()
+    aged = order(Status.SCHEDULED).current_priority(NOW.date())  # as intake places it today
+    o = order(Status.SCHEDULED, expected_delivery_date="2026-12-19")  # supply in time: on track
+    o.priority = aged
+    facts = o.promise_facts()
+    assert o.next_look(NOW, policy) == promise.next_check(facts, NOW, policy) > NOW
+    o.expected_delivery_date = "2026-12-24"  # a slip the change brought: to be told at once
+    assert o.next_look(NOW, policy) == promise.AT_ONCE
+    o.watch(assess(o.promise_facts(), NOW), NOW)  # told: nothing new until time moves
+    assert o.next_look(NOW, policy) == promise.next_check(o.promise_facts(), NOW, policy)
+    o.expected_delivery_date = "2026-12-19"  # back in time: the risk to clear
+    assert o.next_look(NOW, policy) == promise.AT_ONCE
+    o.watch(assess(o.promise_facts(), NOW), NOW)
+    assert o.next_look(NOW, policy) > NOW
+    o.priority = aged - 1  # a priority to age
+    assert o.next_look(NOW, policy) == promise.AT_ONCE
+    o.priority = aged
+    o.cancel(NOW, "desk", "customer asked")  # settled: never again
+    assert o.next_look(NOW, policy) is None
+    o.risks = [Risk(RiskCode.SUPPLY_LATE, "2026-12-24", 4, "e")]  # a settled order's risks to drop
+    assert o.next_look(NOW, policy) == promise.AT_ONCE
+
+
 def test_the_orders_facts_come_from_its_history_and_shipments():
     held_at = NOW - dt.timedelta(hours=3)
     o = order(
