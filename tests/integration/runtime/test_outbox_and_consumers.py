@@ -68,6 +68,48 @@ async def test_relay_publishes_every_committed_event_once_in_order(make_database
     assert got == [1, 2, 3, 4, 5]
 
 
+def _backlog(service: str) -> tuple[float, float]:
+    return (
+        metrics.OUTBOX_BACKLOG.labels(service)._value.get(),
+        metrics.OUTBOX_OLDEST_AGE.labels(service)._value.get(),
+    )
+
+
+async def test_backlog_gauge_reads_the_true_backlog_without_a_count_per_round(make_database, js):
+    """A round that saw fewer rows than its limit and published them all knows the backlog is empty (what
+    commits later wakes the next round); a full round or a failed one counts what it left behind."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    async with db.transaction() as tx:
+        for n in range(1, 6):
+            await tx.emit(_event(order_id, n))
+    service = f"test-{uuid.uuid4().hex[:6]}"
+    relay = OutboxRelay(db, js, service)
+    relay.BATCH = 2
+    assert await relay.publish_pending() == 2
+    assert _backlog(service)[0] == 3 and _backlog(service)[1] >= 0  # a full round: the rest, counted
+    assert await relay.publish_pending() == 2
+    assert _backlog(service)[0] == 1
+    statements = metrics.DB_STATEMENTS._value.get()
+    assert await relay.publish_pending() == 1
+    assert _backlog(service) == (0, 0)
+    assert metrics.DB_STATEMENTS._value.get() - statements == 2  # SELECT and UPDATE, no COUNT
+
+    class Failing:
+        async def publish(self, *args, **kwargs):
+            raise ConnectionError("no NATS")
+
+    async with db.transaction() as tx:
+        await tx.emit(_event(order_id, 6))
+    relay.js = Failing()
+    with pytest.raises(ConnectionError):
+        await relay.publish_pending()
+    assert _backlog(service)[0] == 1  # a failed round counts: the gauge (and its age alert) sees the stall
+    relay.js = js
+    assert await relay.publish_pending() == 1
+    assert _backlog(service) == (0, 0)
+
+
 async def test_consumer_applies_each_event_once_and_dead_letters_poison(make_database, js):
     db = await make_database(ORDERS_MIGRATIONS)
     order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
