@@ -957,6 +957,12 @@ class NotifierRepository(Repository):
         )
         return {status: count for status, count in rows}
 
+    async def partners_with_active_endpoints(self) -> set[str]:
+        rows = await self.conn.execute(
+            select(endpoints.c.partner_id).where(endpoints.c.status == ACTIVE).distinct()
+        )
+        return set(rows.scalars())
+
     async def lag(self) -> int:
         """The largest number of feed entries an active endpoint has not yet taken on."""
         rows = await self.conn.execute(

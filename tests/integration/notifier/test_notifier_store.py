@@ -553,6 +553,58 @@ async def test_workers_deliver_in_order_retry_park_replay_and_stop_on_410(make_d
             await r.cleanup()
 
 
+async def test_a_feed_wakes_deliveries_only_for_partners_with_endpoints_and_a_missed_change_still_delivers(
+    make_database, monkeypatch
+):
+    """A feed growing wakes the dispatcher only for a partner with an active endpoint. An endpoint created on
+    another replica whose poke never came still gets its deliveries: the timed round takes them on and reads
+    the partners again."""
+    from services.notifier import delivery
+
+    monkeypatch.setattr(delivery, "MAX_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(delivery, "REFRESH_SECONDS", 0.5)
+    db = await make_database(MIGRATIONS)
+    here = NotifierService(db, allowed_networks=domain.LOOPBACK)
+    elsewhere = NotifierService(db, allowed_networks=domain.LOOPBACK)  # another replica: no poke reaches us
+    consumer = EventConsumer(db, None, Subscription("notifier-feed", "orderdesk.>", here.on_event))
+    dispatcher = Dispatcher(db, here, settings())
+    held: dict = {}
+    receiver = Receiver(held)
+    runner, url = await serve(receiver)
+    await here.create_endpoint("P-HOOKED", url, ["*"], "whsec_" + "h" * 32)
+    await dispatcher.round()  # reads the partners with endpoints
+    dispatcher._wake.clear()
+    await consumer.handle(Msg(order_event("ORD-QUIET", "P-QUIET", "received", 1)))
+    assert not dispatcher._wake.is_set()  # no endpoint: no round
+    await consumer.handle(Msg(order_event("ORD-HOOKED", "P-HOOKED", "received", 1)))
+    assert dispatcher._wake.is_set()
+    dispatcher._wake.clear()
+
+    _, held["secret"] = await elsewhere.create_endpoint("P-QUIET", url, ["*"], "whsec_" + "q" * 32)
+    await consumer.handle(Msg(order_event("ORD-QUIET", "P-QUIET", "confirmed", 2)))
+    assert not dispatcher._wake.is_set()  # the change was missed here ...
+    task = asyncio.create_task(dispatcher.run())
+    try:
+
+        async def quiet_delivered():
+            return any(g["body"]["order_id"] == "ORD-QUIET" for g in receiver.got)
+
+        await until(quiet_delivered)  # ... and the timed round delivers all the same
+        # an endpoint takes what comes after its creation: the event the missed change made no round for
+        assert [g["body"]["type"] for g in receiver.got if g["body"]["order_id"] == "ORD-QUIET"] == [
+            "order.confirmed"
+        ]
+
+        async def quiet_watched():  # read again within REFRESH_SECONDS: its next events wake a round
+            return "P-QUIET" in (dispatcher._watched or set())
+
+        await until(quiet_watched)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.cleanup()
+
+
 async def test_an_attempt_whose_round_failed_is_recorded_by_the_next(notifier, monkeypatch):
     """The POST happened; if the round that should record it fails (database away), the outcome is kept
     and recorded by the next round rather than lost (which would leave the delivery in flight for good)."""
