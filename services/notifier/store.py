@@ -158,6 +158,13 @@ def _counter(table: Table, key: Column) -> tuple[Any, Any, Any]:
 _BUMP_ORDER, _MAKE_ORDER, _SET_ORDER = _counter(order_partners, order_partners.c.order_id)
 _BUMP_HEAD, _MAKE_HEAD, _SET_HEAD = _counter(feed_heads, feed_heads.c.partner_id)
 _INSERT_FEED = feed.insert()
+# The order's counter bumped and its partner read in one statement (an event that names no partner).
+_BUMP_ORDER_OF_PARTNER = (
+    order_partners.update()
+    .where(order_partners.c.order_id == bindparam("key"))
+    .values(last_sequence=order_partners.c.last_sequence + 1)
+    .returning(order_partners.c.last_sequence, order_partners.c.partner_id)
+)
 
 _EARLIER = deliveries.alias("earlier")
 # Each order's oldest pending delivery (see heads()).
@@ -417,13 +424,26 @@ class NotifierRepository(Repository):
             value = 1
         return value
 
+    async def bump_known_order(self, order_id: str) -> tuple[int, str] | None:
+        """For an event about an order the feed knows: its next order sequence and the order's partner, in
+        one statement (the row stays locked until commit). None, changing nothing, for an unknown order."""
+        row = (await self.conn.execute(_BUMP_ORDER_OF_PARTNER, {"key": order_id})).first()
+        return None if row is None else (row.last_sequence, row.partner_id)
+
     async def append(
-        self, partner_id: str, event_id: str, type: str, order_id: str, occurred_at: dt.datetime, body_for
+        self,
+        partner_id: str,
+        event_id: str,
+        type: str,
+        order_id: str,
+        occurred_at: dt.datetime,
+        body_for,
+        order_sequence: int = 0,
     ) -> tuple[int, int]:
         """Appends one event to the partner's feed: (sequence, order sequence). `body_for(seq, order_seq)`
-        makes the JSON body, which carries both numbers."""
-        order_sequence = 0
-        if order_id:
+        makes the JSON body, which carries both numbers. `order_sequence`: already bumped
+        (bump_known_order); else the order's counter is bumped here."""
+        if order_id and not order_sequence:
             order_sequence = await self._bump(
                 _BUMP_ORDER, _MAKE_ORDER, order_id, {"order_id": order_id, "partner_id": partner_id}
             )

@@ -125,6 +125,29 @@ async def test_the_feed_numbers_each_partners_events_once_and_maps_shipments_to_
     assert await feed_of(service, "P-NOBODY") == []
 
 
+async def test_a_shipment_goes_to_its_orders_partner_as_known_else_to_the_one_it_names(notifier):
+    """One event at a time, a shipment's partner is read with its order's counter bump: the known order's
+    partner wins over the one the shipment names; an unknown order's shipment goes to the partner it names
+    (and starts its order's numbers); one naming nobody is dropped and bumps nothing."""
+    db, service, consumer = notifier
+    await consumer.handle(Msg(order_event("ORD-K1", "P-SHOP", "received", 1)))
+    named_other = shipment_event("ORD-K1", "shipped")
+    named_other.shipment.shipment.partner_id = "P-OTHER"
+    unknown = shipment_event("ORD-U1", "shipped")
+    unknown.shipment.shipment.partner_id = "P-EDI"
+    for event in (named_other, unknown, shipment_event("ORD-N1", "shipped")):
+        await consumer.handle(Msg(event))
+    assert [(e["order_id"], e["order_sequence"]) for e in await feed_of(service, "P-SHOP")] == [
+        ("ORD-K1", 1),
+        ("ORD-K1", 2),
+    ]
+    assert await feed_of(service, "P-OTHER") == []
+    assert [(e["order_id"], e["order_sequence"]) for e in await feed_of(service, "P-EDI")] == [("ORD-U1", 1)]
+    async with db.read() as conn:
+        known = await NotifierRepository(conn).partners_of_orders(["ORD-K1", "ORD-U1", "ORD-N1"])
+    assert known == {"ORD-K1": "P-SHOP", "ORD-U1": "P-EDI"}
+
+
 async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_database):
     """The feed consumer's group commit (on_events) numbers and maps exactly as on_event does, also for a
     shipment whose order was learnt earlier in the same batch, and for orders already known before it."""
