@@ -101,7 +101,9 @@ class NotifierService:
     async def on_events(self, tx: Tx, batch: list[events_pb2.Event]) -> None:
         """on_event for a consumer batch, in one go (same feed, same numbers)."""
         repo = tx.repo(NotifierRepository)
-        known = await repo.partners_of_orders(domain.orders_to_look_up(batch))
+        # The batch's orders as the feed knows them, read once: their partners and their counters.
+        orders = await repo.order_counters({e.order_id for e in batch if e.order_id})
+        known = {order_id: partner for order_id, (partner, _seq) in orders.items()}
         entries, kinds = [], []
         for event in batch:
             partner = domain.feed_partner(event, known)  # learns the partner of orders first seen here
@@ -119,7 +121,7 @@ class NotifierService:
             )
             kinds.append(event.aggregate_type or "unknown")
         if entries:
-            await repo.append_many(entries)
+            await repo.append_many(entries, orders)
             partners = {e.partner_id for e in entries}
             tx.after_commit.append(lambda: self._appended(kinds, partners))
 

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
-from orderdesk import errors, events, sealing
+from orderdesk import errors, events, metrics, sealing
 from orderdesk.config import WebhookSettings
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.signatures import parse_header
@@ -172,7 +172,10 @@ async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_databas
                 await service.on_event(tx, event)
         async with db.transaction() as tx:
             if batched:
+                statements = metrics.DB_STATEMENTS._value.get()
                 await service.on_events(tx, batch)
+                # the orders' rows, the heads, both written back in one statement each, the feed rows
+                assert metrics.DB_STATEMENTS._value.get() - statements == 5
             else:
                 for event in batch:
                     await service.on_event(tx, event)
@@ -199,6 +202,10 @@ async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_databas
         await service.on_event(tx, order_event("ORD-N", "P-SHOP", "allocated", 3))
     last = (await feed_of(service, "P-SHOP"))[-1]
     assert (last["sequence"], last["order_sequence"]) == (6, 4)
+    async with together.transaction() as tx:  # the batch made ORD-E's row with its partner
+        await service.on_event(tx, shipment_event("ORD-E", "shipped"))
+    last = (await feed_of(service, "P-EDI"))[-1]
+    assert (last["sequence"], last["order_id"], last["order_sequence"]) == (2, "ORD-E", 2)
 
 
 async def test_a_long_poll_wakes_when_the_partners_feed_grows(notifier):
