@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from orderdesk import events, logs, metrics
 from orderdesk.db import Database, Tx, insert_ignoring_conflicts, utcnow
 from orderdesk.outbox import inbox_table
@@ -92,6 +90,8 @@ class EventConsumer:
         self._fetching: asyncio.Task | None = None
         # INSERT ... ON CONFLICT DO NOTHING into the inbox, built once (parameters per message).
         self._claim = insert_ignoring_conflicts(db.dialect, inbox_table)
+        # A batch's claims: the same, in one multi-row statement that returns the rows it inserted.
+        self._claim_returning = self._claim.returning(inbox_table.c.event_id)
         self._fail_first = injected_failures(subscription.durable)
         # Failed attempts per stream sequence, counted here too: the delivery count a message carries has
         # been seen to start again at 1 on a redelivery (a JetStream quirk seen with NAK delays), and a
@@ -321,20 +321,21 @@ class EventConsumer:
         return True
 
     async def _claim_all(self, tx: Tx, decoded, outcomes: list[str]) -> list:
-        """Inbox rows for a batch in two statements; the wanted events not handled before, in order.
-        (A claim racing another replica's fails the insert: the batch then goes one by one.)"""
+        """Inbox rows for a batch in one statement (INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids it
+        inserted are the events not handled before); the wanted ones not handled before, in order. A claim
+        racing another replica's waits for it on PostgreSQL, then finds its row (a duplicate) or makes one."""
         wanted = [self.sub.wants is None or self.sub.wants(event) for _msg, event in decoded]
         ids = list(
             dict.fromkeys(event.event_id for (_msg, event), want in zip(decoded, wanted, strict=True) if want)
         )
-        seen = set()
+        claimed: set[str] = set()
         if ids:
-            seen = set(
+            now = utcnow()
+            claimed = set(
                 (
                     await tx.conn.execute(
-                        select(inbox_table.c.event_id).where(
-                            inbox_table.c.consumer == self.sub.durable, inbox_table.c.event_id.in_(ids)
-                        )
+                        self._claim_returning,
+                        [{"consumer": self.sub.durable, "event_id": i, "processed_at": now} for i in ids],
                     )
                 ).scalars()
             )
@@ -342,21 +343,12 @@ class EventConsumer:
         for (msg, event), want in zip(decoded, wanted, strict=True):
             if not want:
                 outcomes.append("ignored")
-            elif event.event_id in seen:
+            elif event.event_id not in claimed:
                 outcomes.append("duplicate")
             else:
-                seen.add(event.event_id)
+                claimed.discard(event.event_id)  # a second copy in the same batch is a duplicate
                 fresh.append((msg, event))
                 outcomes.append("handled")
-        if fresh:
-            now = utcnow()
-            await tx.conn.execute(
-                inbox_table.insert(),
-                [
-                    {"consumer": self.sub.durable, "event_id": event.event_id, "processed_at": now}
-                    for _m, event in fresh
-                ],
-            )
         return fresh
 
     async def _dead_letter(self, msg, error: str) -> None:

@@ -173,7 +173,7 @@ class OutboxRelay:
                 )
             ).all()
         if not rows:
-            await self._update_backlog()
+            self._set_backlog(0, None)  # none pending at the SELECT: nothing to count
             return 0
         # Publishes start in id order on one connection, so JetStream stores them in
         # that order; acks are awaited together. A failure stops the batch and the
@@ -195,7 +195,12 @@ class OutboxRelay:
                     update(outbox_table).where(outbox_table.c.id.in_(done)).values(published_at=utcnow())
                 )
             metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
-        await self._update_backlog()
+        if failure is None and len(rows) < self.BATCH:
+            # The SELECT saw every pending row and all are now published: the backlog is whatever committed
+            # since, and each such commit has woken the next round, which reads it. No COUNT per round.
+            self._set_backlog(0, None)
+        else:
+            await self._update_backlog()  # rows left behind (a full batch or a failure): their true count
         if failure is not None:
             raise failure
         return len(done)
@@ -209,6 +214,9 @@ class OutboxRelay:
                     )
                 )
             ).one()
+        self._set_backlog(count, oldest)
+
+    def _set_backlog(self, count: int, oldest) -> None:
         metrics.OUTBOX_BACKLOG.labels(self.service).set(count)
         if oldest is not None and oldest.tzinfo is None:
             from datetime import UTC

@@ -56,6 +56,8 @@ log = logging.getLogger("notifier.delivery")
 # Longest sleep between rounds. Feeds growing and endpoints changing wake the dispatcher (another replica's
 # change too: a poke over NATS, services/notifier/__main__.py), so this is only the safety net for a lost poke.
 MAX_WAIT_SECONDS = 10.0
+# How old the set of partners with active endpoints may get before a round reads it again (see _watched).
+REFRESH_SECONDS = MAX_WAIT_SECONDS
 MIN_ROUND_SECONDS = 0.1  # wake-ups within this gather into one round (one commit for many events)
 TAKE_ON_BATCH = 500
 GAUGE_SECONDS = 5.0
@@ -144,12 +146,36 @@ class Dispatcher:
         self.finished: list[tuple[Attempt, Target, dict, Outcome]] = []  # to record in the next round
         self.tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
-        service.listeners.append(lambda _partner_id: self._wake.set())  # a feed grew
-        service.endpoint_listeners.append(lambda _endpoint_id: self._wake.set())  # created, resumed, replayed
+        # The partners with an active endpoint, as a round last read them (None: read them next round). A feed
+        # growing wakes a round only for them: a round is 3 statements and a commit, and most partners read
+        # their feed rather than take webhooks. Safe if the set is stale (a change on a replica whose poke was
+        # lost): every round, the timed ones too, takes on for every endpoint from its cursor, and the set is
+        # read again at least every REFRESH_SECONDS.
+        self._watched: set[str] | None = None
+        self._watched_at = 0.0
+        self._endpoint_changes = 0
+        service.listeners.append(self._feed_grew)
+        service.endpoint_listeners.append(lambda _endpoint_id: self.wake())  # created, resumed, replayed
 
     def wake(self) -> None:
-        """A round now: something changed that the holder of the lease did not see (another replica's API)."""
+        """A round now: an endpoint changed, here or on another replica (a poke from its API)."""
+        self._endpoint_changes += 1
+        self._watched = None
         self._wake.set()
+
+    def _feed_grew(self, partner_id: str) -> None:
+        if self._watched is None or partner_id in self._watched:
+            self._wake.set()
+
+    async def _watch(self, repo: NotifierRepository) -> None:
+        """Reads the watched partners again when unknown or older than REFRESH_SECONDS."""
+        now = time.monotonic()
+        if self._watched is not None and now - self._watched_at < REFRESH_SECONDS:
+            return
+        changes = self._endpoint_changes
+        found = await repo.partners_with_active_endpoints()
+        if changes == self._endpoint_changes:  # no change since the read began: else it is read again
+            self._watched, self._watched_at = found, now
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -200,6 +226,7 @@ class Dispatcher:
                             status=DISABLED,
                             disabled_reason=(f"the receiver answered 410 Gone at {utcnow().isoformat()}"),
                         )
+                await self._watch(repo)
                 more_to_take = await repo.take_on_all(domain.matches, TAKE_ON_BATCH)
                 now = utcnow()
                 room = len(self.in_flight) < self.settings.concurrency

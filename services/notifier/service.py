@@ -75,9 +75,16 @@ class NotifierService:
     async def on_event(self, tx: Tx, event: events_pb2.Event) -> None:
         """Appends an event about a partner's order to that partner's feed; other events are ignored."""
         repo = tx.repo(NotifierRepository)
-        partner = domain.feed_partner(event, await repo.partners_of_orders(domain.orders_to_look_up([event])))
+        known: dict[str, str] = {}
+        order_sequence = 0
+        if domain.orders_to_look_up([event]):
+            # A shipment or return event goes to its order's partner: read with the order's counter bump.
+            bumped = await repo.bump_known_order(event.order_id)
+            if bumped is not None:
+                order_sequence, known[event.order_id] = bumped
+        partner = domain.feed_partner(event, known)
         if not partner:
-            return  # stock events and the like concern no partner
+            return  # stock events and the like concern no partner (and no order counter was bumped)
         occurred = event.occurred_at.ToDatetime(dt.UTC)
         await repo.append(
             partner,
@@ -86,6 +93,7 @@ class NotifierService:
             event.order_id,
             occurred,
             lambda seq, order_seq: domain.body(event, seq, order_seq),
+            order_sequence,
         )
         metrics.FEED_APPENDED.labels(event.aggregate_type or "unknown").inc()
         tx.after_commit.append(lambda: self.feed_grew(partner))
@@ -93,7 +101,9 @@ class NotifierService:
     async def on_events(self, tx: Tx, batch: list[events_pb2.Event]) -> None:
         """on_event for a consumer batch, in one go (same feed, same numbers)."""
         repo = tx.repo(NotifierRepository)
-        known = await repo.partners_of_orders(domain.orders_to_look_up(batch))
+        # The batch's orders as the feed knows them, read once: their partners and their counters.
+        orders = await repo.order_counters({e.order_id for e in batch if e.order_id})
+        known = {order_id: partner for order_id, (partner, _seq) in orders.items()}
         entries, kinds = [], []
         for event in batch:
             partner = domain.feed_partner(event, known)  # learns the partner of orders first seen here
@@ -111,7 +121,7 @@ class NotifierService:
             )
             kinds.append(event.aggregate_type or "unknown")
         if entries:
-            await repo.append_many(entries)
+            await repo.append_many(entries, orders)
             partners = {e.partner_id for e in entries}
             tx.after_commit.append(lambda: self._appended(kinds, partners))
 

@@ -38,6 +38,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from orderdesk import personal_data, sealing
 from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, utcnow
@@ -142,22 +143,45 @@ delivery_attempts = Table(
 )
 
 
-def _counter(table: Table, key: Column) -> tuple[Any, Any, Any]:
+def _counter(table: Table, key: Column) -> tuple[Any, Any]:
     """The statements of a sequence counter (a row's `last_sequence`, found by `key` = :key): bump it
-    by one and return it, make the row, set it to :to."""
+    by one and return it, make the row."""
     row = table.update().where(key == bindparam("key"))
     return (
         row.values(last_sequence=table.c.last_sequence + 1).returning(table.c.last_sequence),
         table.insert(),
-        row.values(last_sequence=bindparam("to")),
     )
 
 
 # Hot-path statements, built once (SQLAlchemy then compiles each once) and executed with parameters.
 # The per-order counter (order_sequence) and the per-partner feed head (sequence):
-_BUMP_ORDER, _MAKE_ORDER, _SET_ORDER = _counter(order_partners, order_partners.c.order_id)
-_BUMP_HEAD, _MAKE_HEAD, _SET_HEAD = _counter(feed_heads, feed_heads.c.partner_id)
+_BUMP_ORDER, _MAKE_ORDER = _counter(order_partners, order_partners.c.order_id)
+_BUMP_HEAD, _MAKE_HEAD = _counter(feed_heads, feed_heads.c.partner_id)
 _INSERT_FEED = feed.insert()
+
+
+def _set_counters(dialect: str, table: Table, key: str) -> Any:
+    """A batch's counters written back in one statement: new rows made, known ones set to :last_sequence."""
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[key], set_={"last_sequence": statement.excluded.last_sequence}
+    )
+
+
+_SET_COUNTERS = {
+    dialect: (
+        _set_counters(dialect, order_partners, "order_id"),
+        _set_counters(dialect, feed_heads, "partner_id"),
+    )
+    for dialect in ("postgresql", "sqlite")
+}
+# The order's counter bumped and its partner read in one statement (an event that names no partner).
+_BUMP_ORDER_OF_PARTNER = (
+    order_partners.update()
+    .where(order_partners.c.order_id == bindparam("key"))
+    .values(last_sequence=order_partners.c.last_sequence + 1)
+    .returning(order_partners.c.last_sequence, order_partners.c.partner_id)
+)
 
 _EARLIER = deliveries.alias("earlier")
 # Each order's oldest pending delivery (see heads()).
@@ -417,13 +441,26 @@ class NotifierRepository(Repository):
             value = 1
         return value
 
+    async def bump_known_order(self, order_id: str) -> tuple[int, str] | None:
+        """For an event about an order the feed knows: its next order sequence and the order's partner, in
+        one statement (the row stays locked until commit). None, changing nothing, for an unknown order."""
+        row = (await self.conn.execute(_BUMP_ORDER_OF_PARTNER, {"key": order_id})).first()
+        return None if row is None else (row.last_sequence, row.partner_id)
+
     async def append(
-        self, partner_id: str, event_id: str, type: str, order_id: str, occurred_at: dt.datetime, body_for
+        self,
+        partner_id: str,
+        event_id: str,
+        type: str,
+        order_id: str,
+        occurred_at: dt.datetime,
+        body_for,
+        order_sequence: int = 0,
     ) -> tuple[int, int]:
         """Appends one event to the partner's feed: (sequence, order sequence). `body_for(seq, order_seq)`
-        makes the JSON body, which carries both numbers."""
-        order_sequence = 0
-        if order_id:
+        makes the JSON body, which carries both numbers. `order_sequence`: already bumped
+        (bump_known_order); else the order's counter is bumped here."""
+        if order_id and not order_sequence:
             order_sequence = await self._bump(
                 _BUMP_ORDER, _MAKE_ORDER, order_id, {"order_id": order_id, "partner_id": partner_id}
             )
@@ -444,22 +481,30 @@ class NotifierRepository(Repository):
         )
         return sequence, order_sequence
 
-    async def append_many(self, entries: list[FeedEntry]) -> None:
-        """append() for many events at once (a consumer batch): the counters are read once, numbered here,
-        and written back with one statement each. Only the notifier's one feed writer appends (the
-        singleton lease); should another ever race it, the feed's key (partner, sequence) refuses the
-        second and its batch is retried event by event."""
+    async def order_counters(self, order_ids) -> dict[str, tuple[str, int]]:
+        """order id -> (its partner, its last order sequence), for the orders the feed knows."""
+        if not order_ids:
+            return {}
+        rows = await self.conn.execute(
+            select(
+                order_partners.c.order_id, order_partners.c.partner_id, order_partners.c.last_sequence
+            ).where(order_partners.c.order_id.in_(list(order_ids)))
+        )
+        return {r.order_id: (r.partner_id, r.last_sequence) for r in rows}
+
+    async def append_many(
+        self, entries: list[FeedEntry], orders: dict[str, tuple[str, int]] | None = None
+    ) -> None:
+        """append() for many events at once (a consumer batch): the counters are read once (`orders`: those
+        of the batch's orders, read already by order_counters), numbered here, and written back with one
+        statement each. Only the notifier's one feed writer appends (the singleton lease); should another
+        ever race it, the feed's key (partner, sequence) refuses the second and its batch is retried event
+        by event."""
         order_ids = list({e.order_id for e in entries if e.order_id})
         partner_ids = list({e.partner_id for e in entries})
-        order_seq = dict(
-            (
-                await self.conn.execute(
-                    select(order_partners.c.order_id, order_partners.c.last_sequence).where(
-                        order_partners.c.order_id.in_(order_ids)
-                    )
-                )
-            ).all()
-        )
+        if orders is None:
+            orders = await self.order_counters(order_ids)
+        order_seq = {o: orders[o][1] for o in order_ids if o in orders}
         heads = dict(
             (
                 await self.conn.execute(
@@ -469,16 +514,14 @@ class NotifierRepository(Repository):
                 )
             ).all()
         )
-        known_orders, known_partners = set(order_seq), set(heads)
-        new_orders: dict[str, str] = {}
+        partner_of = {o: p for o, (p, _seq) in orders.items()}  # a known order keeps its partner row
         now = utcnow()
         rows = []
         for e in entries:
             order_sequence = 0
             if e.order_id:
                 order_sequence = order_seq[e.order_id] = order_seq.get(e.order_id, 0) + 1
-                if e.order_id not in known_orders:
-                    new_orders.setdefault(e.order_id, e.partner_id)
+                partner_of.setdefault(e.order_id, e.partner_id)
             sequence = heads[e.partner_id] = heads.get(e.partner_id, 0) + 1
             rows.append(
                 {
@@ -493,23 +536,18 @@ class NotifierRepository(Repository):
                     "body": e.body_for(sequence, order_sequence).decode(),
                 }
             )
-        if new_orders:
+        set_orders, set_heads = _SET_COUNTERS[self.dialect]
+        if order_ids:
             await self.conn.execute(
-                _MAKE_ORDER,
+                set_orders,
                 [
-                    {"order_id": o, "partner_id": p, "last_sequence": order_seq[o]}
-                    for o, p in new_orders.items()
+                    {"order_id": o, "partner_id": partner_of[o], "last_sequence": order_seq[o]}
+                    for o in order_ids
                 ],
             )
-        moved = [{"key": o, "to": order_seq[o]} for o in order_ids if o in known_orders]
-        if moved:
-            await self.conn.execute(_SET_ORDER, moved)
-        fresh = [{"partner_id": p, "last_sequence": heads[p]} for p in partner_ids if p not in known_partners]
-        if fresh:
-            await self.conn.execute(_MAKE_HEAD, fresh)
-        moved = [{"key": p, "to": heads[p]} for p in partner_ids if p in known_partners]
-        if moved:
-            await self.conn.execute(_SET_HEAD, moved)
+        await self.conn.execute(
+            set_heads, [{"partner_id": p, "last_sequence": heads[p]} for p in partner_ids]
+        )
         await self.conn.execute(_INSERT_FEED, rows)
 
     async def partners_of_orders(self, order_ids) -> dict[str, str]:
@@ -956,6 +994,12 @@ class NotifierRepository(Repository):
             select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
         )
         return {status: count for status, count in rows}
+
+    async def partners_with_active_endpoints(self) -> set[str]:
+        rows = await self.conn.execute(
+            select(endpoints.c.partner_id).where(endpoints.c.status == ACTIVE).distinct()
+        )
+        return set(rows.scalars())
 
     async def lag(self) -> int:
         """The largest number of feed entries an active endpoint has not yet taken on."""

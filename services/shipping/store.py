@@ -12,10 +12,10 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    and_,
+    bindparam,
     select,
-    update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from orderdesk.calendar_store import calendar_columns, warehouse_record, warehouse_values
 from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
@@ -158,6 +158,20 @@ def _shipment(row) -> Shipment:
     )
 
 
+def _open_order(dialect):
+    statement = dialect.insert(order_states).values(
+        order_id=bindparam("order_id"), cancelled=False, updated_at=bindparam("now")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["order_id"],
+        set_={"updated_at": statement.excluded.updated_at},
+        where=order_states.c.cancelled.is_(False),
+    ).returning(order_states.c.order_id)
+
+
+_OPEN_ORDER = {"postgresql": _open_order(postgresql), "sqlite": _open_order(sqlite)}  # compiled once each
+
+
 class ShipmentRepository(Repository):
     """Loads and saves whole shipments; saves are guarded by the version read."""
 
@@ -221,18 +235,11 @@ class ShipmentRepository(Repository):
     # --- the per-order gate ------------------------------------------------------
     async def open_for_shipments(self, order_id: str) -> bool:
         """False if the order was cancelled already; else True, holding the order's row until commit."""
-        await self.conn.execute(
-            insert_ignoring_conflicts(
-                self.dialect, order_states, {"order_id": order_id, "cancelled": False, "updated_at": utcnow()}
-            )
-        )
-        # The conditional update takes the row lock (PostgreSQL waits here for a cancel in flight).
-        result = await self.conn.execute(
-            update(order_states)
-            .where(and_(order_states.c.order_id == order_id, order_states.c.cancelled.is_(False)))
-            .values(updated_at=utcnow())
-        )
-        return result.rowcount == 1
+        # One statement: made if new, else touched unless cancelled. The conflict takes the row lock
+        # (PostgreSQL waits here for a cancel in flight, then reads the row as that cancel left it).
+        return (
+            await self.conn.execute(_OPEN_ORDER[self.dialect], {"order_id": order_id, "now": utcnow()})
+        ).first() is not None
 
     async def mark_cancelled(self, order_id: str) -> None:
         """Remembers the cancel (a late allocation creates nothing), waiting for a creation in flight."""

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
-from orderdesk import errors, events, sealing
+from orderdesk import errors, events, metrics, sealing
 from orderdesk.config import WebhookSettings
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.signatures import parse_header
@@ -125,6 +125,29 @@ async def test_the_feed_numbers_each_partners_events_once_and_maps_shipments_to_
     assert await feed_of(service, "P-NOBODY") == []
 
 
+async def test_a_shipment_goes_to_its_orders_partner_as_known_else_to_the_one_it_names(notifier):
+    """One event at a time, a shipment's partner is read with its order's counter bump: the known order's
+    partner wins over the one the shipment names; an unknown order's shipment goes to the partner it names
+    (and starts its order's numbers); one naming nobody is dropped and bumps nothing."""
+    db, service, consumer = notifier
+    await consumer.handle(Msg(order_event("ORD-K1", "P-SHOP", "received", 1)))
+    named_other = shipment_event("ORD-K1", "shipped")
+    named_other.shipment.shipment.partner_id = "P-OTHER"
+    unknown = shipment_event("ORD-U1", "shipped")
+    unknown.shipment.shipment.partner_id = "P-EDI"
+    for event in (named_other, unknown, shipment_event("ORD-N1", "shipped")):
+        await consumer.handle(Msg(event))
+    assert [(e["order_id"], e["order_sequence"]) for e in await feed_of(service, "P-SHOP")] == [
+        ("ORD-K1", 1),
+        ("ORD-K1", 2),
+    ]
+    assert await feed_of(service, "P-OTHER") == []
+    assert [(e["order_id"], e["order_sequence"]) for e in await feed_of(service, "P-EDI")] == [("ORD-U1", 1)]
+    async with db.read() as conn:
+        known = await NotifierRepository(conn).partners_of_orders(["ORD-K1", "ORD-U1", "ORD-N1"])
+    assert known == {"ORD-K1": "P-SHOP", "ORD-U1": "P-EDI"}
+
+
 async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_database):
     """The feed consumer's group commit (on_events) numbers and maps exactly as on_event does, also for a
     shipment whose order was learnt earlier in the same batch, and for orders already known before it."""
@@ -149,7 +172,10 @@ async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_databas
                 await service.on_event(tx, event)
         async with db.transaction() as tx:
             if batched:
+                statements = metrics.DB_STATEMENTS._value.get()
                 await service.on_events(tx, batch)
+                # the orders' rows, the heads, both written back in one statement each, the feed rows
+                assert metrics.DB_STATEMENTS._value.get() - statements == 5
             else:
                 for event in batch:
                     await service.on_event(tx, event)
@@ -176,6 +202,10 @@ async def test_a_batch_appends_the_same_feed_as_one_event_at_a_time(make_databas
         await service.on_event(tx, order_event("ORD-N", "P-SHOP", "allocated", 3))
     last = (await feed_of(service, "P-SHOP"))[-1]
     assert (last["sequence"], last["order_sequence"]) == (6, 4)
+    async with together.transaction() as tx:  # the batch made ORD-E's row with its partner
+        await service.on_event(tx, shipment_event("ORD-E", "shipped"))
+    last = (await feed_of(service, "P-EDI"))[-1]
+    assert (last["sequence"], last["order_id"], last["order_sequence"]) == (2, "ORD-E", 2)
 
 
 async def test_a_long_poll_wakes_when_the_partners_feed_grows(notifier):
@@ -551,6 +581,58 @@ async def test_workers_deliver_in_order_retry_park_replay_and_stop_on_410(make_d
         await asyncio.gather(task, return_exceptions=True)
         for r in runners:
             await r.cleanup()
+
+
+async def test_a_feed_wakes_deliveries_only_for_partners_with_endpoints_and_a_missed_change_still_delivers(
+    make_database, monkeypatch
+):
+    """A feed growing wakes the dispatcher only for a partner with an active endpoint. An endpoint created on
+    another replica whose poke never came still gets its deliveries: the timed round takes them on and reads
+    the partners again."""
+    from services.notifier import delivery
+
+    monkeypatch.setattr(delivery, "MAX_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(delivery, "REFRESH_SECONDS", 0.5)
+    db = await make_database(MIGRATIONS)
+    here = NotifierService(db, allowed_networks=domain.LOOPBACK)
+    elsewhere = NotifierService(db, allowed_networks=domain.LOOPBACK)  # another replica: no poke reaches us
+    consumer = EventConsumer(db, None, Subscription("notifier-feed", "orderdesk.>", here.on_event))
+    dispatcher = Dispatcher(db, here, settings())
+    held: dict = {}
+    receiver = Receiver(held)
+    runner, url = await serve(receiver)
+    await here.create_endpoint("P-HOOKED", url, ["*"], "whsec_" + "h" * 32)
+    await dispatcher.round()  # reads the partners with endpoints
+    dispatcher._wake.clear()
+    await consumer.handle(Msg(order_event("ORD-QUIET", "P-QUIET", "received", 1)))
+    assert not dispatcher._wake.is_set()  # no endpoint: no round
+    await consumer.handle(Msg(order_event("ORD-HOOKED", "P-HOOKED", "received", 1)))
+    assert dispatcher._wake.is_set()
+    dispatcher._wake.clear()
+
+    _, held["secret"] = await elsewhere.create_endpoint("P-QUIET", url, ["*"], "whsec_" + "q" * 32)
+    await consumer.handle(Msg(order_event("ORD-QUIET", "P-QUIET", "confirmed", 2)))
+    assert not dispatcher._wake.is_set()  # the change was missed here ...
+    task = asyncio.create_task(dispatcher.run())
+    try:
+
+        async def quiet_delivered():
+            return any(g["body"]["order_id"] == "ORD-QUIET" for g in receiver.got)
+
+        await until(quiet_delivered)  # ... and the timed round delivers all the same
+        # an endpoint takes what comes after its creation: the event the missed change made no round for
+        assert [g["body"]["type"] for g in receiver.got if g["body"]["order_id"] == "ORD-QUIET"] == [
+            "order.confirmed"
+        ]
+
+        async def quiet_watched():  # read again within REFRESH_SECONDS: its next events wake a round
+            return "P-QUIET" in (dispatcher._watched or set())
+
+        await until(quiet_watched)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.cleanup()
 
 
 async def test_an_attempt_whose_round_failed_is_recorded_by_the_next(notifier, monkeypatch):

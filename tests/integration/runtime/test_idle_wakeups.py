@@ -177,6 +177,11 @@ async def test_the_relay_wakes_on_commit_and_its_safety_net_sends_rows_no_one_to
             async with db.transaction() as tx:
                 await tx.emit(_event(order_id, 1))
             assert await _within(5, lambda: got == [1]) < 1.0
+
+            async def marked() -> bool:  # else stopping it before its UPDATE commits re-sends row 1 below
+                return await relay.pending_count() == 0
+
+            await _within(5, marked)
         # A row committed by another process (no poke reaches this one): the safety net sends it.
         relay.POLL_SECONDS = 0.5
         async with db.begin() as conn:

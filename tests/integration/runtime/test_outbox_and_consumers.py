@@ -68,6 +68,48 @@ async def test_relay_publishes_every_committed_event_once_in_order(make_database
     assert got == [1, 2, 3, 4, 5]
 
 
+def _backlog(service: str) -> tuple[float, float]:
+    return (
+        metrics.OUTBOX_BACKLOG.labels(service)._value.get(),
+        metrics.OUTBOX_OLDEST_AGE.labels(service)._value.get(),
+    )
+
+
+async def test_backlog_gauge_reads_the_true_backlog_without_a_count_per_round(make_database, js):
+    """A round that saw fewer rows than its limit and published them all knows the backlog is empty (what
+    commits later wakes the next round); a full round or a failed one counts what it left behind."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    async with db.transaction() as tx:
+        for n in range(1, 6):
+            await tx.emit(_event(order_id, n))
+    service = f"test-{uuid.uuid4().hex[:6]}"
+    relay = OutboxRelay(db, js, service)
+    relay.BATCH = 2
+    assert await relay.publish_pending() == 2
+    assert _backlog(service)[0] == 3 and _backlog(service)[1] >= 0  # a full round: the rest, counted
+    assert await relay.publish_pending() == 2
+    assert _backlog(service)[0] == 1
+    statements = metrics.DB_STATEMENTS._value.get()
+    assert await relay.publish_pending() == 1
+    assert _backlog(service) == (0, 0)
+    assert metrics.DB_STATEMENTS._value.get() - statements == 2  # SELECT and UPDATE, no COUNT
+
+    class Failing:
+        async def publish(self, *args, **kwargs):
+            raise ConnectionError("no NATS")
+
+    async with db.transaction() as tx:
+        await tx.emit(_event(order_id, 6))
+    relay.js = Failing()
+    with pytest.raises(ConnectionError):
+        await relay.publish_pending()
+    assert _backlog(service)[0] == 1  # a failed round counts: the gauge (and its age alert) sees the stall
+    relay.js = js
+    assert await relay.publish_pending() == 1
+    assert _backlog(service) == (0, 0)
+
+
 async def test_consumer_applies_each_event_once_and_dead_letters_poison(make_database, js):
     db = await make_database(ORDERS_MIGRATIONS)
     order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
@@ -153,6 +195,45 @@ async def test_group_commit_applies_a_batch_in_one_transaction_and_falls_back_on
     # 5 failed inside the second batch: nothing of that batch was kept, then each went alone (5 retried).
     assert sorted(v for v, _ in committed) == [1, 2, 3, 4, 5, 6]
     assert len({id(tx) for v, tx in committed if v >= 4}) == 3
+
+
+class _Msg:
+    def __init__(self, event: events_pb2.Event):
+        self.data, self.subject, self.headers, self.metadata = (
+            event.SerializeToString(),
+            events.subject(event),
+            {},
+            None,
+        )
+        self.acked = False
+
+    async def ack(self):
+        self.acked = True
+
+
+async def test_a_batch_claims_its_events_in_one_statement_and_skips_those_handled_before(make_database):
+    """The inbox claim of a batch is one INSERT ... ON CONFLICT DO NOTHING RETURNING: an event handled
+    before (alone) and a second copy within the batch are duplicates, the rest handled once, in order."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    handled: list[int] = []
+
+    async def handler(tx, event):
+        handled.append(event.aggregate_version)
+
+    consumer = EventConsumer(
+        db, None, Subscription(f"test-{uuid.uuid4().hex[:8]}", "orderdesk.>", handler, group_commit=True)
+    )
+    one, two, three = (_event(order_id, n) for n in (1, 2, 3))
+    await consumer.handle(_Msg(one))
+    statements = metrics.DB_STATEMENTS._value.get()
+    batch = [_Msg(e) for e in (one, two, two, three)]
+    assert await consumer.handle_together(batch)
+    assert metrics.DB_STATEMENTS._value.get() - statements == 1
+    assert handled == [1, 2, 3] and all(m.acked for m in batch)
+    again = [_Msg(e) for e in (three, two)]
+    assert await consumer.handle_together(again)
+    assert handled == [1, 2, 3] and all(m.acked for m in again)
 
 
 async def test_an_event_off_its_own_subject_is_dead_lettered_and_counted_not_handled(make_database, js):

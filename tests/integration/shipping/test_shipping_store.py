@@ -352,3 +352,36 @@ async def test_calendars_and_lanes_import_read_back_and_make_the_promise(shippin
     assert [h.date for h in holidays if h.scope == "warehouse"] == [dt.date(2026, 12, 31)]
     assert len(holidays) == 12  # the countries' holidays stay
     assert await promise("DE") == "2026-12-09"
+
+
+async def test_the_order_gate_is_open_until_a_cancel_and_waits_for_one_in_flight(make_database):
+    """open_for_shipments in one statement: made or touched while open, closed once cancelled; with a
+    cancel in flight it waits for its commit and then reads the order as cancelled."""
+    db = await make_database(MIGRATIONS)
+    order_id = new_order_id()
+    for _ in range(2):  # new, then known
+        async with db.transaction() as tx:
+            assert await tx.repo(ShipmentRepository).open_for_shipments(order_id) is True
+    cancelling = asyncio.Event()
+    release = asyncio.Event()
+
+    async def cancel():
+        async with db.transaction() as tx:
+            await tx.repo(ShipmentRepository).mark_cancelled(order_id)
+            cancelling.set()
+            await release.wait()
+
+    async def open_gate():
+        async with db.transaction() as tx:
+            return await tx.repo(ShipmentRepository).open_for_shipments(order_id)
+
+    canceller = asyncio.create_task(cancel())
+    await cancelling.wait()
+    opener = asyncio.create_task(open_gate())
+    await asyncio.sleep(0.2)
+    assert not opener.done()  # held by the cancel's row lock (SQLite: by its single connection)
+    release.set()
+    await canceller
+    assert await opener is False
+    async with db.transaction() as tx:
+        assert await tx.repo(ShipmentRepository).open_for_shipments(new_order_id()) is True
