@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -294,18 +295,29 @@ class OwnStore:
             await conn.execute(text("SELECT 1"))
 
 
+# Statements on hot paths are templates, built once and executed with their parameters
+# (`conn.execute(template, params)`): a statement built per call with its values inside costs SQLAlchemy
+# about seven times the Python work to construct and key for its compiled cache (a 17-column insert: ~1,050
+# calls against ~150), more than the database spends on it.
+
+
 def insert_ignoring_conflicts(
     dialect_name: str, table: Table, values: dict[str, Any] | list[dict[str, Any]] | None = None
 ):
     """INSERT ... ON CONFLICT DO NOTHING on either backend; rowcount tells if it inserted.
 
-    Without `values` the statement is a template to execute with parameters: build it
-    once and reuse it on hot paths (SQLAlchemy then compiles it once)."""
+    Without `values` the statement is a template to execute with parameters, built once per table and
+    backend: use that form on hot paths."""
+    if values is None:
+        return _insert_ignoring_conflicts(dialect_name, table)
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    if values is not None:
-        statement = statement.values(values)
-    return statement.on_conflict_do_nothing()
+    return dialect.insert(table).values(values).on_conflict_do_nothing()
+
+
+@functools.cache
+def _insert_ignoring_conflicts(dialect_name: str, table: Table):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
 
 
 def upsert(dialect_name: str, table: Table, values: dict[str, Any], keys: list[str], update: list[str]):
@@ -320,12 +332,21 @@ async def update_versioned(
     """Saves an aggregate's row only if nobody changed it since it was read (optimistic version column).
 
     A lost race raises Conflict (gRPC ABORTED): the use case reloads and tries again, or the caller does."""
-    from sqlalchemy import update
-
     from orderdesk.errors import Conflict
 
     result = await conn.execute(
-        update(table).where(key_column == key, table.c.version == loaded_version).values(**values)
+        _versioned_update(table, key_column.name),
+        {**values, "where_key": key, "where_version": loaded_version},
     )
     if result.rowcount != 1:
         raise Conflict(f"{what} was changed concurrently; retry")
+
+
+@functools.cache
+def _versioned_update(table: Table, key_column: str):
+    """UPDATE table SET <the parameters' columns> WHERE key = :where_key AND version = :where_version."""
+    from sqlalchemy import bindparam, update
+
+    return update(table).where(
+        table.c[key_column] == bindparam("where_key"), table.c.version == bindparam("where_version")
+    )
