@@ -9,6 +9,7 @@ The repository reads an order from either place; saving an archived order brings
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
@@ -424,6 +425,7 @@ _WAREHOUSE_KEYS = (
 )
 _NO_WAREHOUSES = order_warehouses.delete().where(order_warehouses.c.seq == _SEQ_OF)
 _NO_SKUS = order_skus.delete().where(order_skus.c.seq == _SEQ_OF)
+_NO_LINES = order_lines.delete().where(order_lines.c.order_id == bindparam("oid"))
 
 
 def rows_of(table: Table, order_ids):
@@ -443,8 +445,19 @@ def sku_rows_of(order_ids):
     return order_skus.insert().from_select(["seq", "sku"], lines)
 
 
+_SKU_ROWS = sku_rows_of(bindparam("ids", expanding=True))  # sku_rows_of's template: executed with "ids"
+
+
 # What a new order's order_warehouses rows were made from: none (no warehouses).
 _NO_ROWS = ("", "", "", 0)
+
+
+# The promise watch's gauge (every few seconds) and the desk's Today.
+_RISK_COUNTS = (
+    select(orders.c.risk_codes, func.count())
+    .where(orders.c.risk_codes > "", orders.c.status.not_in([s.value for s in TERMINAL]))
+    .group_by(orders.c.risk_codes)
+)
 
 
 def _warehouse_keys(order: Order) -> tuple[str, str, str, int]:
@@ -566,17 +579,20 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
     return query
 
 
-def _awaiting_stock(query, limit: int, include_scheduled: bool):
-    """OrderRepository.awaiting_stock's selection and order on `query` (its columns)."""
+@functools.cache
+def _awaiting_stock(whole: bool, include_scheduled: bool):
+    """OrderRepository.awaiting_stock's query, built once per form: the orders' ids or (`whole`) their rows,
+    `n` of them (a parameter)."""
     statuses = [s.value for s in AWAITING_STOCK] if include_scheduled else [Status.CONFIRMED.value]
     return (
-        query.where(orders.c.status.in_(statuses))
+        select(orders if whole else orders.c.order_id)
+        .where(orders.c.status.in_(statuses))
         .order_by(
             case((orders.c.status == Status.CONFIRMED.value, 0), else_=1),
             orders.c.priority.desc(),
             orders.c.seq,
         )
-        .limit(limit)
+        .limit(bindparam("n"))
     )
 
 
@@ -652,7 +668,7 @@ class OrderRepository(Repository):
         history = [_history_row(o, t) for o in new_orders for t in o.transitions]
         if history:
             await self.conn.execute(_INSERT_HISTORY, history)
-        await self.conn.execute(sku_rows_of([o.order_id for o in new_orders]))
+        await self.conn.execute(_SKU_ROWS, {"ids": [o.order_id for o in new_orders]})
         for order in new_orders:  # a new order has no order_warehouses rows yet: nothing to delete
             await self._save_warehouses(order, _NO_ROWS)
 
@@ -694,13 +710,12 @@ class OrderRepository(Repository):
         if result.rowcount != 1:
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
         if order.lines_changed:  # a change request: the lines are rewritten (numbers follow the new order)
-            await self.conn.execute(order_lines.delete().where(order_lines.c.order_id == order.order_id))
+            await self.conn.execute(_NO_LINES, {"oid": order.order_id})
             await self.conn.execute(
-                order_lines.insert(),
-                [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)],
+                _INSERT_LINE, [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)]
             )
             await self.conn.execute(_NO_SKUS, {"oid": order.order_id})
-            await self.conn.execute(sku_rows_of([order.order_id]))
+            await self.conn.execute(_SKU_ROWS, {"ids": [order.order_id]})
             order.lines_changed = False
         else:  # only the lines whose counts moved since the load (most events touch none)
             loaded = getattr(order, "_loaded_counts", None)
@@ -799,12 +814,7 @@ class OrderRepository(Repository):
 
     async def risk_counts(self) -> tuple[int, dict[str, int]]:
         """Open orders the promise watch sees at risk now, and per risk code (an order with two counts in both)."""
-        rows = await self.conn.execute(
-            select(orders.c.risk_codes, func.count())
-            .where(orders.c.risk_codes > "", orders.c.status.not_in([s.value for s in TERMINAL]))
-            .group_by(orders.c.risk_codes)
-        )
-        return _per_token(rows.all())
+        return _per_token((await self.conn.execute(_RISK_COUNTS)).all())
 
     async def queue_counts(self) -> QueueCounts:
         """The desk's work queues' sizes (Today): held orders (and per hold reason), open orders with an open
@@ -841,12 +851,12 @@ class OrderRepository(Repository):
         """Order ids to reserve stock for: confirmed ones before retries of backordered (scheduled) ones,
         each highest priority first, then first come. New orders never wait behind a long tail of
         backorders (inventory fills those by priority itself when stock arrives)."""
-        rows = await self.conn.execute(_awaiting_stock(select(orders.c.order_id), limit, include_scheduled))
+        rows = await self.conn.execute(_awaiting_stock(False, include_scheduled), {"n": limit})
         return [r.order_id for r in rows]
 
     async def awaiting_stock_orders(self, *, limit: int, include_scheduled: bool) -> list[Order]:
         """The orders awaiting_stock names, in its order, whole: their rows in the same read."""
-        found = await self.conn.execute(_awaiting_stock(select(orders), limit, include_scheduled))
+        found = await self.conn.execute(_awaiting_stock(True, include_scheduled), {"n": limit})
         return await self._hydrate(found.mappings().all())
 
     async def closures_of_customer(self, customer_id: str) -> list[OrderClosure]:
