@@ -57,6 +57,11 @@ async def test_a_wrong_item_claim_replaced_without_a_return(shop, warehouse_oper
     await ship_everything(shop, warehouse_operator, created["order_id"], eventually)
     original = await wait_status(shop, created["order_id"], "completed", eventually)
     order_id = original["order_id"]
+
+    async def shipped_from_stock():  # orders says completed before inventory has consumed the shipment
+        return (await stock(admin, mug))["WH-HAM"]["on_hand"] == 4 or None
+
+    await eventually(shipped_from_stock)
     before = {sku: (await stock(admin, sku))["WH-HAM"]["on_hand"] for sku in (mug, plate)}
 
     line = {"sku": mug, "quantity": 1, "resolution": "replace", "sent_sku": plate}
