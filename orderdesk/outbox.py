@@ -29,6 +29,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     func,
     select,
     update,
@@ -73,7 +74,19 @@ def create_messaging_tables(op) -> None:
     op.create_index("ix_outbox_pending", "outbox", ["published_at", "id"])
 
 
-_INSERT = outbox_table.insert()  # built once: SQLAlchemy caches its compiled form
+# Templates built once, executed with parameters (see orderdesk.db): the relay runs them for every few events.
+_INSERT = outbox_table.insert()
+_PENDING = (
+    select(outbox_table.c.id, outbox_table.c.event_id, outbox_table.c.subject, outbox_table.c.payload)
+    .where(outbox_table.c.published_at.is_(None))
+    .order_by(outbox_table.c.id)
+    .limit(bindparam("batch"))
+)
+# SET published_at from the parameter of that name; the ids' parameter is not a column's name.
+_MARK_PUBLISHED = update(outbox_table).where(outbox_table.c.id.in_(bindparam("ids", expanding=True)))
+_BACKLOG = select(func.count(), func.min(outbox_table.c.created_at)).where(
+    outbox_table.c.published_at.is_(None)
+)
 
 
 def row(event) -> dict:
@@ -159,19 +172,7 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        outbox_table.c.id,
-                        outbox_table.c.event_id,
-                        outbox_table.c.subject,
-                        outbox_table.c.payload,
-                    )
-                    .where(outbox_table.c.published_at.is_(None))
-                    .order_by(outbox_table.c.id)
-                    .limit(self.BATCH)
-                )
-            ).all()
+            rows = (await conn.execute(_PENDING, {"batch": self.BATCH})).all()
         if not rows:
             self._set_backlog(0, None)  # none pending at the SELECT: nothing to count
             return 0
@@ -191,9 +192,7 @@ class OutboxRelay:
             done.append(row.id)
         if done:
             async with self.db.begin() as conn:
-                await conn.execute(
-                    update(outbox_table).where(outbox_table.c.id.in_(done)).values(published_at=utcnow())
-                )
+                await conn.execute(_MARK_PUBLISHED, {"ids": done, "published_at": utcnow()})
             metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
         if failure is None and len(rows) < self.BATCH:
             # The SELECT saw every pending row and all are now published: the backlog is whatever committed
@@ -207,13 +206,7 @@ class OutboxRelay:
 
     async def _update_backlog(self) -> None:
         async with self.db.read() as conn:
-            count, oldest = (
-                await conn.execute(
-                    select(func.count(), func.min(outbox_table.c.created_at)).where(
-                        outbox_table.c.published_at.is_(None)
-                    )
-                )
-            ).one()
+            count, oldest = (await conn.execute(_BACKLOG)).one()
         self._set_backlog(count, oldest)
 
     def _set_backlog(self, count: int, oldest) -> None:
