@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -172,26 +174,63 @@ def _open_order(dialect):
 _OPEN_ORDER = {"postgresql": _open_order(postgresql), "sqlite": _open_order(sqlite)}  # compiled once each
 
 
+def _cancel_order(dialect):
+    statement = dialect.insert(order_states).values(
+        order_id=bindparam("order_id"), cancelled=True, updated_at=bindparam("now")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["order_id"],
+        set_={"cancelled": statement.excluded.cancelled, "updated_at": statement.excluded.updated_at},
+    )
+
+
+_CANCEL_ORDER = {"postgresql": _cancel_order(postgresql), "sqlite": _cancel_order(sqlite)}
+
+
+# Reads on the per-order path (consumers, warehouse steps, carrier events) are templates too, one per
+# combination of the optional scopes (a partner's or a warehouse's key), executed with parameters.
+@functools.cache
+def _scoped(by: str, partner: bool, warehouse: bool, ordered: bool):
+    query = select(shipments).where(shipments.c[by] == bindparam("key"))
+    if partner:
+        query = query.where(shipments.c.partner_id == bindparam("partner"))
+    if warehouse:
+        query = query.where(shipments.c.warehouse == bindparam("wh"))
+    return query.order_by(shipments.c.shipment_id) if ordered else query
+
+
+def _scope(key: str, partner_id: str, warehouse: str) -> dict:
+    return {"key": key, "partner": partner_id, "wh": warehouse}
+
+
+@functools.cache
+def _by_tracking_number(warehouse: bool):
+    query = select(shipments.c.shipment_id, shipments.c.carrier).where(
+        shipments.c.tracking_number == bindparam("key")
+    )
+    return query.where(shipments.c.warehouse == bindparam("wh")) if warehouse else query
+
+
+_SEEN = select(tracking_events.c.shipment_id).where(
+    tracking_events.c.source == bindparam("src"), tracking_events.c.event_id == bindparam("eid")
+)
+
+
 class ShipmentRepository(Repository):
     """Loads and saves whole shipments; saves are guarded by the version read."""
 
     async def add(self, shipment: Shipment) -> bool:
         """Inserts the shipment unless one with its id exists; True if it was new."""
         result = await self.conn.execute(
-            insert_ignoring_conflicts(
-                self.dialect,
-                shipments,
-                {
-                    "shipment_id": shipment.shipment_id,
-                    "order_id": shipment.order_id,
-                    "partner_id": shipment.partner_id,
-                    "warehouse": shipment.warehouse,
-                    "lines": [[sku, qty] for sku, qty in shipment.lines.items()],
-                    "promised_delivery_date": shipment.promised_delivery_date,
-                    "created_at": shipment.created_at,
-                    **_shipment_row(shipment),
-                },
-            )
+            insert_ignoring_conflicts(self.dialect, shipments),
+            {
+                "shipment_id": shipment.shipment_id,
+                "order_id": shipment.order_id,
+                "partner_id": shipment.partner_id,
+                "warehouse": shipment.warehouse,
+                "created_at": shipment.created_at,
+                **_shipment_row(shipment),  # lines and promised date too
+            },
         )
         return result.rowcount == 1
 
@@ -207,30 +246,21 @@ class ShipmentRepository(Repository):
         )
 
     async def get(self, shipment_id: str, partner_id: str = "", warehouse: str = "") -> Shipment | None:
-        query = select(shipments).where(shipments.c.shipment_id == shipment_id)
-        if partner_id:
-            query = query.where(shipments.c.partner_id == partner_id)
-        if warehouse:
-            query = query.where(shipments.c.warehouse == warehouse)
-        row = (await self.conn.execute(query)).mappings().first()
+        query = _scoped("shipment_id", bool(partner_id), bool(warehouse), ordered=False)
+        row = (await self.conn.execute(query, _scope(shipment_id, partner_id, warehouse))).mappings().first()
         return _shipment(row) if row is not None else None
 
     async def for_order(self, order_id: str, partner_id: str = "", warehouse: str = "") -> list[Shipment]:
-        query = select(shipments).where(shipments.c.order_id == order_id).order_by(shipments.c.shipment_id)
-        if partner_id:
-            query = query.where(shipments.c.partner_id == partner_id)
-        if warehouse:
-            query = query.where(shipments.c.warehouse == warehouse)
-        return [_shipment(row) for row in (await self.conn.execute(query)).mappings()]
+        query = _scoped("order_id", bool(partner_id), bool(warehouse), ordered=True)
+        rows = await self.conn.execute(query, _scope(order_id, partner_id, warehouse))
+        return [_shipment(row) for row in rows.mappings()]
 
     async def by_tracking_number(self, tracking_number: str, warehouse: str = "") -> list[tuple[str, str]]:
         """(shipment id, carrier) of the shipments with this tracking number (usually one)."""
-        query = select(shipments.c.shipment_id, shipments.c.carrier).where(
-            shipments.c.tracking_number == tracking_number
+        rows = await self.conn.execute(
+            _by_tracking_number(bool(warehouse)), {"key": tracking_number, "wh": warehouse}
         )
-        if warehouse:
-            query = query.where(shipments.c.warehouse == warehouse)
-        return [(row.shipment_id, row.carrier) for row in await self.conn.execute(query)]
+        return [(row.shipment_id, row.carrier) for row in rows]
 
     # --- the per-order gate ------------------------------------------------------
     async def open_for_shipments(self, order_id: str) -> bool:
@@ -243,15 +273,7 @@ class ShipmentRepository(Repository):
 
     async def mark_cancelled(self, order_id: str) -> None:
         """Remembers the cancel (a late allocation creates nothing), waiting for a creation in flight."""
-        await self.conn.execute(
-            upsert(
-                self.dialect,
-                order_states,
-                {"order_id": order_id, "cancelled": True, "updated_at": utcnow()},
-                keys=["order_id"],
-                update=["cancelled", "updated_at"],
-            )
-        )
+        await self.conn.execute(_CANCEL_ORDER[self.dialect], {"order_id": order_id, "now": utcnow()})
 
 
 class WarehouseRepository(Repository):
@@ -288,36 +310,27 @@ class TrackingRepository(Repository):
     async def add(self, shipment_id: str, entry: TrackingEntry) -> bool:
         """Records the event unless the sender's event id is recorded already; True if it was new."""
         result = await self.conn.execute(
-            insert_ignoring_conflicts(
-                self.dialect,
-                tracking_events,
-                {
-                    "source": entry.source,
-                    "event_id": entry.event_id,
-                    "shipment_id": shipment_id,
-                    "carrier": entry.carrier,
-                    "tracking_number": entry.tracking_number,
-                    "status": entry.status.value,
-                    "carrier_status": entry.carrier_status,
-                    "message": entry.message,
-                    "location": entry.location,
-                    "expected_delivery_date": entry.expected_delivery_date,
-                    "occurred_at": entry.occurred_at,
-                    "received_at": entry.received_at or utcnow(),
-                },
-            )
+            insert_ignoring_conflicts(self.dialect, tracking_events),
+            {
+                "source": entry.source,
+                "event_id": entry.event_id,
+                "shipment_id": shipment_id,
+                "carrier": entry.carrier,
+                "tracking_number": entry.tracking_number,
+                "status": entry.status.value,
+                "carrier_status": entry.carrier_status,
+                "message": entry.message,
+                "location": entry.location,
+                "expected_delivery_date": entry.expected_delivery_date,
+                "occurred_at": entry.occurred_at,
+                "received_at": entry.received_at or utcnow(),
+            },
         )
         return result.rowcount == 1
 
     async def seen(self, source: str, event_id: str) -> str | None:
         """The shipment an event id of this sender was recorded for, or None."""
-        row = (
-            await self.conn.execute(
-                select(tracking_events.c.shipment_id).where(
-                    tracking_events.c.source == source, tracking_events.c.event_id == event_id
-                )
-            )
-        ).first()
+        row = (await self.conn.execute(_SEEN, {"src": source, "eid": event_id})).first()
         return None if row is None else row.shipment_id
 
     async def for_shipments(self, shipment_ids: list[str]) -> dict[str, list[TrackingEntry]]:
@@ -352,22 +365,19 @@ class CarrierClaimRepository(Repository):
 
     async def add(self, claim: CarrierClaim) -> bool:
         result = await self.conn.execute(
-            insert_ignoring_conflicts(
-                self.dialect,
-                carrier_claims,
-                {
-                    "claim_id": claim.claim_id,
-                    "shipment_id": claim.shipment_id,
-                    "rma_id": claim.rma_id,
-                    "carrier": claim.carrier,
-                    "tracking_number": claim.tracking_number,
-                    "status": claim.status,
-                    "lines": [[sku, qty] for sku, qty in claim.lines.items()],
-                    "reason": claim.reason,
-                    "opened_by": claim.opened_by,
-                    "opened_at": claim.opened_at,
-                },
-            )
+            insert_ignoring_conflicts(self.dialect, carrier_claims),
+            {
+                "claim_id": claim.claim_id,
+                "shipment_id": claim.shipment_id,
+                "rma_id": claim.rma_id,
+                "carrier": claim.carrier,
+                "tracking_number": claim.tracking_number,
+                "status": claim.status,
+                "lines": [[sku, qty] for sku, qty in claim.lines.items()],
+                "reason": claim.reason,
+                "opened_by": claim.opened_by,
+                "opened_at": claim.opened_at,
+            },
         )
         return result.rowcount == 1
 

@@ -17,6 +17,7 @@ from orderdesk.calendar_store import CalendarRepository
 from orderdesk.outbox import outbox_table
 from orderdesk.v1 import common_pb2, events_pb2, orders_pb2, shipping_pb2
 from services.shipping.consumers import subscriptions
+from services.shipping.domain import shipment_id_for
 from services.shipping.service import ShippingService
 from services.shipping.store import ShipmentRepository
 
@@ -280,6 +281,28 @@ async def test_partners_reach_only_their_own_shipments(shipping):
     with pytest.raises(errors.NotFound):
         await shipping.get(sid, "P-OTHER")
     assert await shipping.list_for_order(order_id, "P-OTHER") == []
+
+
+async def test_every_scope_of_a_read_narrows_it(shipping):
+    """Reads are templates per combination of scopes (partner, warehouse): each one's parameters count."""
+    order_id = new_order_id()
+    await deliver(shipping, allocated_event(order_id, partner="P-SHOP"), "shipping-order-allocated")
+    async with shipping.db.read() as conn:
+        repo = ShipmentRepository(conn)
+        for partner, warehouse, expected in [
+            ("", "", ["WH-HAM", "WH-SHA"]),
+            ("P-SHOP", "", ["WH-HAM", "WH-SHA"]),
+            ("", "WH-SHA", ["WH-SHA"]),
+            ("P-SHOP", "WH-HAM", ["WH-HAM"]),
+            ("P-OTHER", "WH-HAM", []),
+            ("", "WH-NONE", []),
+        ]:
+            found = await repo.for_order(order_id, partner, warehouse)
+            assert [s.warehouse for s in found] == expected, (partner, warehouse)
+            for wh in ("WH-HAM", "WH-SHA"):
+                got = await repo.get(shipment_id_for(order_id, wh), partner, warehouse)
+                assert (got is not None) == (wh in expected), (partner, warehouse, wh)
+        assert await repo.for_order("ORD-NONE") == []
 
 
 async def test_only_warehouses_calendars_and_lanes_are_imported(shipping):
