@@ -182,6 +182,16 @@ _BUMP_ORDER_OF_PARTNER = (
     .values(last_sequence=order_partners.c.last_sequence + 1)
     .returning(order_partners.c.last_sequence, order_partners.c.partner_id)
 )
+# A batch's counters, read once (IN lists as expanding parameters: one template for any number of keys).
+_ORDER_COUNTERS = select(
+    order_partners.c.order_id, order_partners.c.partner_id, order_partners.c.last_sequence
+).where(order_partners.c.order_id.in_(bindparam("keys", expanding=True)))
+_HEADS_OF = select(feed_heads.c.partner_id, feed_heads.c.last_sequence).where(
+    feed_heads.c.partner_id.in_(bindparam("keys", expanding=True))
+)
+_PARTNERS_OF = select(order_partners.c.order_id, order_partners.c.partner_id).where(
+    order_partners.c.order_id.in_(bindparam("keys", expanding=True))
+)
 
 _EARLIER = deliveries.alias("earlier")
 # Each order's oldest pending delivery (see heads()).
@@ -485,11 +495,7 @@ class NotifierRepository(Repository):
         """order id -> (its partner, its last order sequence), for the orders the feed knows."""
         if not order_ids:
             return {}
-        rows = await self.conn.execute(
-            select(
-                order_partners.c.order_id, order_partners.c.partner_id, order_partners.c.last_sequence
-            ).where(order_partners.c.order_id.in_(list(order_ids)))
-        )
+        rows = await self.conn.execute(_ORDER_COUNTERS, {"keys": list(order_ids)})
         return {r.order_id: (r.partner_id, r.last_sequence) for r in rows}
 
     async def append_many(
@@ -505,15 +511,7 @@ class NotifierRepository(Repository):
         if orders is None:
             orders = await self.order_counters(order_ids)
         order_seq = {o: orders[o][1] for o in order_ids if o in orders}
-        heads = dict(
-            (
-                await self.conn.execute(
-                    select(feed_heads.c.partner_id, feed_heads.c.last_sequence).where(
-                        feed_heads.c.partner_id.in_(partner_ids)
-                    )
-                )
-            ).all()
-        )
+        heads = dict((await self.conn.execute(_HEADS_OF, {"keys": partner_ids})).all())
         partner_of = {o: p for o, (p, _seq) in orders.items()}  # a known order keeps its partner row
         now = utcnow()
         rows = []
@@ -553,15 +551,7 @@ class NotifierRepository(Repository):
     async def partners_of_orders(self, order_ids) -> dict[str, str]:
         if not order_ids:
             return {}
-        return dict(
-            (
-                await self.conn.execute(
-                    select(order_partners.c.order_id, order_partners.c.partner_id).where(
-                        order_partners.c.order_id.in_(list(order_ids))
-                    )
-                )
-            ).all()
-        )
+        return dict((await self.conn.execute(_PARTNERS_OF, {"keys": list(order_ids)})).all())
 
     async def erase_entries(self, order_ids: list[str], customer_id: str) -> int:
         """The feed entries of these orders with the customer's personal data erased in their JSON body
