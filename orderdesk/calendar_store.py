@@ -118,6 +118,13 @@ def warehouse_record(row: Mapping[str, Any]) -> Warehouse:
     )
 
 
+# Built once (a book is read again every few seconds on each service that dates deliveries).
+_HOLIDAYS = select(holidays_table).order_by(
+    holidays_table.c.scope, holidays_table.c.code, holidays_table.c.date
+)
+_LANES = select(lanes_table).order_by(lanes_table.c.origin, lanes_table.c.destination, lanes_table.c.carrier)
+
+
 class CalendarRepository(Repository):
     """Holidays and lanes on one unit of work (`tx.repo(CalendarRepository)`)."""
 
@@ -159,13 +166,11 @@ class CalendarRepository(Repository):
             )
 
     async def holidays(self) -> list[Holiday]:
-        t = holidays_table
-        rows = await self.conn.execute(select(t).order_by(t.c.scope, t.c.code, t.c.date))
+        rows = await self.conn.execute(_HOLIDAYS)
         return [Holiday(r.scope, r.code, dt.date.fromisoformat(r.date), r.name) for r in rows]
 
     async def lanes(self) -> list[Lane]:
-        t = lanes_table
-        rows = await self.conn.execute(select(t).order_by(t.c.origin, t.c.destination, t.c.carrier))
+        rows = await self.conn.execute(_LANES)
         return [Lane(r.origin, r.destination, r.transit_days, r.carrier) for r in rows]
 
     async def book(self, warehouses: Iterable[Warehouse] | Mapping[str, Warehouse]) -> CalendarBook:

@@ -276,17 +276,17 @@ class ShipmentRepository(Repository):
         await self.conn.execute(_CANCEL_ORDER[self.dialect], {"order_id": order_id, "now": utcnow()})
 
 
+_WAREHOUSE = select(warehouses).where(warehouses.c.warehouse == bindparam("key"))
+_WAREHOUSES = select(warehouses).order_by(warehouses.c.warehouse)
+
+
 class WarehouseRepository(Repository):
     async def get(self, code: str) -> Warehouse | None:
-        row = (
-            (await self.conn.execute(select(warehouses).where(warehouses.c.warehouse == code)))
-            .mappings()
-            .first()
-        )
+        row = (await self.conn.execute(_WAREHOUSE, {"key": code})).mappings().first()
         return None if row is None else warehouse_record(row)
 
     async def all(self) -> list[Warehouse]:
-        rows = (await self.conn.execute(select(warehouses).order_by(warehouses.c.warehouse))).mappings()
+        rows = (await self.conn.execute(_WAREHOUSES)).mappings()
         return [warehouse_record(row) for row in rows]
 
     async def save_all(self, records: list[Warehouse]) -> None:
