@@ -315,6 +315,18 @@ ACTIVE, PAUSED, DISABLED = "active", "paused", "disabled"
 PENDING, DELIVERED, FAILED, PARKED = "pending", "delivered", "failed", "parked"
 DELIVERY_STATUSES = (PENDING, DELIVERED, FAILED, PARKED)
 
+# The delivery loop's reads each pass, built once too.
+_EXISTING_DELIVERIES = select(deliveries.c.delivery_id).where(
+    deliveries.c.delivery_id.in_(bindparam("keys", expanding=True))
+)
+_COUNT_BY_STATUS = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+_PARTNERS_WITH_ACTIVE = select(endpoints.c.partner_id).where(endpoints.c.status == ACTIVE).distinct()
+_LAG = (
+    select(func.max(feed_heads.c.last_sequence - endpoints.c.cursor))
+    .select_from(endpoints.join(feed_heads, feed_heads.c.partner_id == endpoints.c.partner_id))
+    .where(endpoints.c.status == ACTIVE)
+)
+
 
 # --- retention (orderdesk.retention; README "Retention") -------------------------------------------
 def _feed_entry_done_with(entry):
@@ -847,15 +859,8 @@ class NotifierRepository(Repository):
         delivery is gone meanwhile (the endpoint was deleted) are dropped; the recorded ones are returned."""
         if not done:
             return []
-        existing = set(
-            (
-                await self.conn.execute(
-                    select(deliveries.c.delivery_id).where(
-                        deliveries.c.delivery_id.in_([a.delivery_id for a in done])
-                    )
-                )
-            ).scalars()
-        )
+        ids = [a.delivery_id for a in done]
+        existing = set((await self.conn.execute(_EXISTING_DELIVERIES, {"keys": ids})).scalars())
         done = [a for a in done if a.delivery_id in existing]
         if done:
             now = utcnow()
@@ -980,22 +985,14 @@ class NotifierRepository(Repository):
         return replayed
 
     async def count_by_status(self) -> dict[str, int]:
-        rows = await self.conn.execute(
-            select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
-        )
+        rows = await self.conn.execute(_COUNT_BY_STATUS)
         return {status: count for status, count in rows}
 
     async def partners_with_active_endpoints(self) -> set[str]:
-        rows = await self.conn.execute(
-            select(endpoints.c.partner_id).where(endpoints.c.status == ACTIVE).distinct()
-        )
+        rows = await self.conn.execute(_PARTNERS_WITH_ACTIVE)
         return set(rows.scalars())
 
     async def lag(self) -> int:
         """The largest number of feed entries an active endpoint has not yet taken on."""
-        rows = await self.conn.execute(
-            select(func.max(feed_heads.c.last_sequence - endpoints.c.cursor))
-            .select_from(endpoints.join(feed_heads, feed_heads.c.partner_id == endpoints.c.partner_id))
-            .where(endpoints.c.status == ACTIVE)
-        )
+        rows = await self.conn.execute(_LAG)
         return int(rows.scalar() or 0)

@@ -802,3 +802,22 @@ async def test_secrets_stored_plain_by_an_older_orderdesk_are_sealed_at_start(no
     stored, _ = await stored_secrets(db, endpoint.endpoint_id)
     assert sealing.is_sealed(stored) and sealing.box().open(stored) == secret
     assert await service.seal_stored_secrets() == 0  # nothing left to seal
+
+
+async def test_attempts_of_deliveries_gone_meanwhile_are_dropped_and_the_pass_reads_count_them(notifier):
+    db, service, consumer = notifier
+    endpoint, _ = await service.create_endpoint("P-SHOP", "https://hooks.example.com/in", ["*"], "")
+    for n in (1, 2):
+        await consumer.handle(Msg(order_event(f"ORD-G{n}", "P-SHOP", "received", 1)))
+    async with db.transaction() as tx:
+        repo = NotifierRepository(tx.conn)
+        assert await repo.lag() == 2
+        assert await repo.partners_with_active_endpoints() == {"P-SHOP"}
+        assert await repo.take_on(await repo.endpoint(endpoint.endpoint_id), domain.matches) == 2
+        assert await repo.lag() == 0
+        ids = [d["delivery_id"] for d in await repo.list_deliveries(endpoint.endpoint_id, PENDING, 10, None)]
+        recorded = await repo.record_attempts(
+            [Attempt(d, 1, 200, 1.0, "", "ok", DELIVERED, 1, None) for d in [*ids, "dlv_gone"]]
+        )
+        assert sorted(a.delivery_id for a in recorded) == sorted(ids)
+        assert (await repo.count_by_status())[DELIVERED] == 2
