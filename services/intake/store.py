@@ -18,7 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    and_,
+    bindparam,
     delete,
     func,
     or_,
@@ -181,6 +181,25 @@ finance_documents = Table(
 # Rows per statement: keeps a big import well under PostgreSQL's 32767 bind parameters.
 UPSERT_CHUNK = 500
 
+# What every order reads and claims, as templates built once and executed with their parameters
+# (see orderdesk.db): a statement built per call with its values costs several times the Python work.
+_CUSTOMER = select(customers).where(customers.c.customer_id == bindparam("customer_id"))
+_PRODUCTS = select(products).where(products.c.sku.in_(bindparam("skus", expanding=True)))
+_PRICE_LIST = select(customer_prices).where(customer_prices.c.customer_id == bindparam("customer_id"))
+_PRICES = _PRICE_LIST.where(customer_prices.c.sku.in_(bindparam("skus", expanding=True)))
+_KEY = select(idempotency_keys).where(
+    idempotency_keys.c.partner_id == bindparam("partner_id"),
+    idempotency_keys.c.idempotency_key == bindparam("idempotency_key"),
+)
+_KEYS_SEEN = select(idempotency_keys.c.idempotency_key).where(
+    idempotency_keys.c.partner_id == bindparam("partner_id"),
+    idempotency_keys.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
+_REF_HOLDER = select(external_refs.c.idempotency_key, external_refs.c.order_id).where(
+    external_refs.c.partner_id == bindparam("partner_id"),
+    external_refs.c.external_ref == bindparam("external_ref"),
+)
+
 
 def _product(r) -> Product:
     return Product(
@@ -283,11 +302,7 @@ class MasterDataRepository(Repository):
             await self.conn.execute(upsert(self.conn.dialect.name, table, chunk, keys, columns))
 
     async def customer(self, customer_id: str) -> Customer | None:
-        row = (
-            (await self.conn.execute(select(customers).where(customers.c.customer_id == customer_id)))
-            .mappings()
-            .first()
-        )
+        row = (await self.conn.execute(_CUSTOMER, {"customer_id": customer_id})).mappings().first()
         return None if row is None else _customer(row)
 
     async def search_customers(self, words: str, limit: int, after: str) -> list[tuple[Customer, Decimal]]:
@@ -315,11 +330,7 @@ class MasterDataRepository(Repository):
     async def products(self, skus: set[str]) -> dict[str, Product]:
         if not skus:
             return {}
-        rows = (
-            (await self.conn.execute(select(products).where(products.c.sku.in_(sorted(skus)))))
-            .mappings()
-            .all()
-        )
+        rows = (await self.conn.execute(_PRODUCTS, {"skus": sorted(skus)})).mappings().all()
         return {r["sku"]: _product(r) for r in rows}
 
     async def search_products(self, words: str, limit: int) -> list[Product]:
@@ -337,10 +348,11 @@ class MasterDataRepository(Repository):
         """The customer's prices for `skus`, or its whole price list when `skus` is None."""
         if skus is not None and not skus:
             return {}
-        query = select(customer_prices).where(customer_prices.c.customer_id == customer_id)
-        if skus is not None:
-            query = query.where(customer_prices.c.sku.in_(sorted(skus)))
-        rows = (await self.conn.execute(query)).mappings().all()
+        if skus is None:
+            found = await self.conn.execute(_PRICE_LIST, {"customer_id": customer_id})
+        else:
+            found = await self.conn.execute(_PRICES, {"customer_id": customer_id, "skus": sorted(skus)})
+        rows = found.mappings().all()
         return {
             r["sku"]: CustomerPrice(
                 customer_id=r["customer_id"],
@@ -414,18 +426,15 @@ class IdempotencyRepository(Repository):
         concurrent claim waits for the first to commit and then reads its row.
         """
         inserted = await self.conn.execute(
-            insert_ignoring_conflicts(
-                self.conn.dialect.name,
-                idempotency_keys,
-                {
-                    "partner_id": record.partner_id,
-                    "idempotency_key": record.idempotency_key,
-                    "request_hash": record.request_hash,
-                    "order_id": record.order_id,
-                    "create_request": record.create_request,
-                    "created_at": utcnow(),
-                },
-            )
+            insert_ignoring_conflicts(self.conn.dialect.name, idempotency_keys),
+            {
+                "partner_id": record.partner_id,
+                "idempotency_key": record.idempotency_key,
+                "request_hash": record.request_hash,
+                "order_id": record.order_id,
+                "create_request": record.create_request,
+                "created_at": utcnow(),
+            },
         )
         if inserted.rowcount == 1:
             return record
@@ -438,27 +447,12 @@ class IdempotencyRepository(Repository):
         """Which of the partner's `keys` are already claimed."""
         if not keys:
             return set()
-        rows = await self.conn.execute(
-            select(idempotency_keys.c.idempotency_key).where(
-                and_(
-                    idempotency_keys.c.partner_id == partner_id, idempotency_keys.c.idempotency_key.in_(keys)
-                )
-            )
-        )
+        rows = await self.conn.execute(_KEYS_SEEN, {"partner_id": partner_id, "keys": list(keys)})
         return {r.idempotency_key for r in rows}
 
     async def get(self, partner_id: str, idempotency_key: str) -> IdempotencyRecord | None:
         row = (
-            (
-                await self.conn.execute(
-                    select(idempotency_keys).where(
-                        and_(
-                            idempotency_keys.c.partner_id == partner_id,
-                            idempotency_keys.c.idempotency_key == idempotency_key,
-                        )
-                    )
-                )
-            )
+            (await self.conn.execute(_KEY, {"partner_id": partner_id, "idempotency_key": idempotency_key}))
             .mappings()
             .first()
         )
@@ -513,28 +507,19 @@ class ExternalRefRepository(Repository):
     ) -> ExternalRefHolder:
         """Records the reference unless the partner sent it before; returns who holds it."""
         inserted = await self.conn.execute(
-            insert_ignoring_conflicts(
-                self.conn.dialect.name,
-                external_refs,
-                {
-                    "partner_id": partner_id,
-                    "external_ref": external_ref,
-                    "idempotency_key": idempotency_key,
-                    "order_id": order_id,
-                    "created_at": utcnow(),
-                },
-            )
+            insert_ignoring_conflicts(self.conn.dialect.name, external_refs),
+            {
+                "partner_id": partner_id,
+                "external_ref": external_ref,
+                "idempotency_key": idempotency_key,
+                "order_id": order_id,
+                "created_at": utcnow(),
+            },
         )
         if inserted.rowcount == 1:
             return ExternalRefHolder(idempotency_key, order_id)
         row = (
-            await self.conn.execute(
-                select(external_refs.c.idempotency_key, external_refs.c.order_id).where(
-                    and_(
-                        external_refs.c.partner_id == partner_id, external_refs.c.external_ref == external_ref
-                    )
-                )
-            )
+            await self.conn.execute(_REF_HOLDER, {"partner_id": partner_id, "external_ref": external_ref})
         ).first()
         return ExternalRefHolder(row.idempotency_key, row.order_id)
 
@@ -896,6 +881,20 @@ class CreditNoteRow:
     recorded_by: str
 
 
+# An order's credit check reads these when overdue invoices hold orders (templates: see orderdesk.db).
+_UNPAID = select(order_exposure.c.order_id, order_exposure.c.settled_micros).where(
+    order_exposure.c.customer_id == bindparam("customer_id"),
+    order_exposure.c.invoiced_micros > order_exposure.c.settled_micros,
+)
+_INVOICES_DUE = select(
+    finance_documents.c.order_id, finance_documents.c.amount_micros, finance_documents.c.due_on
+).where(
+    finance_documents.c.kind == "invoice",
+    finance_documents.c.order_id.in_(bindparam("order_ids", expanding=True)),
+    finance_documents.c.due_on < bindparam("today"),
+)
+
+
 class FinanceRepository(Repository):
     """Finance's documents per order (finance_documents)."""
 
@@ -971,14 +970,7 @@ class FinanceRepository(Repository):
 
     async def overdue(self, customer_id: str, today: dt.date) -> Decimal:
         """What the customer's open orders have past their invoices' due dates and not yet settled."""
-        unpaid = (
-            await self.conn.execute(
-                select(order_exposure.c.order_id, order_exposure.c.settled_micros).where(
-                    order_exposure.c.customer_id == customer_id,
-                    order_exposure.c.invoiced_micros > order_exposure.c.settled_micros,
-                )
-            )
-        ).all()
+        unpaid = (await self.conn.execute(_UNPAID, {"customer_id": customer_id})).all()
         if not unpaid:
             return Decimal(0)
         settled = {r.order_id: Decimal(r.settled_micros) / MICROS for r in unpaid}
@@ -986,15 +978,7 @@ class FinanceRepository(Repository):
         ids = sorted(settled)
         for start in range(0, len(ids), 500):
             rows = await self.conn.execute(
-                select(
-                    finance_documents.c.order_id,
-                    finance_documents.c.amount_micros,
-                    finance_documents.c.due_on,
-                ).where(
-                    finance_documents.c.kind == "invoice",
-                    finance_documents.c.order_id.in_(ids[start : start + 500]),
-                    finance_documents.c.due_on < today,
-                )
+                _INVOICES_DUE, {"order_ids": ids[start : start + 500], "today": today}
             )
             for r in rows:
                 invoices.setdefault(r.order_id, []).append((Decimal(r.amount_micros) / MICROS, r.due_on))
