@@ -751,13 +751,13 @@ class ExposureRepository:
         assert row is not None
         more_invoiced, more_settled = to_micros(invoiced), to_micros(settled)
         await self.conn.execute(
-            update(order_exposure)
-            .where(order_exposure.c.order_id == order_id)
-            .values(
-                invoiced_micros=order_exposure.c.invoiced_micros + more_invoiced,
-                settled_micros=order_exposure.c.settled_micros + more_settled,
-                updated_at=utcnow(),
-            )
+            self._statements.settle,
+            {
+                "oid": order_id,
+                "more_invoiced": more_invoiced,
+                "more_settled": more_settled,
+                "updated_at": utcnow(),
+            },
         )
         uses = uses_credit_micros(
             row.amount_micros,
@@ -807,6 +807,7 @@ class _ExposureStatements:
     order_row: object
     update_order: object
     adjust: object
+    settle: object
 
 
 _EXPOSURE_STATEMENTS: dict[str, _ExposureStatements] = {}
@@ -856,6 +857,12 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
             # may not share a name with a column the statement sets).
             update_order=update(order_exposure).where(order_exposure.c.order_id == bindparam("oid")),
             adjust=adjust,
+            settle=update(order_exposure)
+            .where(order_exposure.c.order_id == bindparam("oid"))
+            .values(
+                invoiced_micros=order_exposure.c.invoiced_micros + bindparam("more_invoiced"),
+                settled_micros=order_exposure.c.settled_micros + bindparam("more_settled"),
+            ),
         )
     return _EXPOSURE_STATEMENTS[dialect_name]
 
@@ -902,24 +909,21 @@ class FinanceRepository(Repository):
         """Stores the document unless its (partner, kind, number) is taken; returns the one that holds it
         (the primary key decides between two at once: on PostgreSQL the second waits for the first)."""
         inserted = await self.conn.execute(
-            insert_ignoring_conflicts(
-                self.dialect,
-                finance_documents,
-                {
-                    "partner_id": partner_id,
-                    "kind": document.kind,
-                    "number": document.number,
-                    "order_id": document.order_id,
-                    "customer_id": customer_id,
-                    "amount_micros": to_micros(document.amount),
-                    "currency": document.currency,
-                    "issued_on": document.issued_on,
-                    "due_on": document.due_on,
-                    "note": document.note,
-                    "recorded_by": recorded_by,
-                    "created_at": utcnow(),
-                },
-            )
+            insert_ignoring_conflicts(self.dialect, finance_documents),
+            {
+                "partner_id": partner_id,
+                "kind": document.kind,
+                "number": document.number,
+                "order_id": document.order_id,
+                "customer_id": customer_id,
+                "amount_micros": to_micros(document.amount),
+                "currency": document.currency,
+                "issued_on": document.issued_on,
+                "due_on": document.due_on,
+                "note": document.note,
+                "recorded_by": recorded_by,
+                "created_at": utcnow(),
+            },
         )
         if inserted.rowcount == 1:
             return document
