@@ -3,7 +3,7 @@ conditions that name one stock row and one reservation row."""
 
 from __future__ import annotations
 
-from sqlalchemy import and_
+from sqlalchemy import and_, bindparam
 
 from orderdesk.db import insert_ignoring_conflicts
 from services.inventory.store.tables import reservations, sku_versions, stock
@@ -20,10 +20,19 @@ class RepositoryBase:
     async def _ensure_sku_row(self, sku: str) -> None:
         """The SKU's row of event version and backorder total, created at zero if absent."""
         await self.conn.execute(
-            insert_ignoring_conflicts(
-                self.dialect, sku_versions, {"sku": sku, "version": 0, "backordered": 0}
-            )
+            insert_ignoring_conflicts(self.dialect, sku_versions),
+            {"sku": sku, "version": 0, "backordered": 0},
         )
+
+
+# The same conditions in templates (orderdesk.db: statements on hot paths are built once and executed
+# with parameters). Bind names differ from the column names, which an UPDATE's SET may use.
+AT = and_(stock.c.sku == bindparam("b_sku"), stock.c.warehouse == bindparam("b_wh"))
+RESERVATION_OF = and_(
+    reservations.c.order_id == bindparam("b_order"),
+    reservations.c.sku == bindparam("b_sku"),
+    reservations.c.warehouse == bindparam("b_wh"),
+)
 
 
 def at(sku: str, warehouse: str):

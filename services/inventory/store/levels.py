@@ -8,6 +8,8 @@ the rule held.
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import bindparam, select, update
 
 from orderdesk.db import insert_ignoring_conflicts, utcnow
@@ -20,7 +22,7 @@ from services.inventory.domain import (
     may_release,
     may_reserve,
 )
-from services.inventory.store.base import RepositoryBase, at
+from services.inventory.store.base import AT, RepositoryBase, at
 from services.inventory.store.tables import receipts, sku_versions, stock
 
 # Reserve's hot statements, built once (SQLAlchemy then compiles each once and reuses it): building
@@ -40,16 +42,35 @@ _TAKE_STOCK = (
     )
     .values(reserved=stock.c.reserved + bindparam("b_qty"), version=stock.c.version + 1)
 )
+# A cancellation's and a shipment's statements, built once too.
+_LEVELS = (
+    select(stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
+    .where(stock.c.sku == bindparam("b_sku"))
+    .order_by(stock.c.warehouse)
+)
+_LOCK_LEVELS = _LEVELS.with_for_update()
+_RETURN_STOCK = (
+    update(stock)
+    .where(AT, *may_release(stock.c.on_hand, stock.c.reserved, bindparam("b_qty")))
+    .values(reserved=stock.c.reserved - bindparam("b_qty"), version=stock.c.version + 1)
+)
+
+
+@functools.cache
+def _recent_receipts(limit: int):
+    """GetStock's receipts (read for each stocked SKU of an order with a delivery date), per limit."""
+    return (
+        select(receipts)
+        .where(receipts.c.sku == bindparam("b_sku"))
+        .order_by(receipts.c.received_at.desc(), receipts.c.reference.desc())
+        .limit(limit)
+    )
 
 
 class StockLevels(RepositoryBase):
     # --- reads -------------------------------------------------------------------------------
     async def levels(self, sku: str) -> list[StockLevel]:
-        rows = await self.conn.execute(
-            select(stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
-            .where(stock.c.sku == sku)
-            .order_by(stock.c.warehouse)
-        )
+        rows = await self.conn.execute(_LEVELS, {"b_sku": sku})
         return [StockLevel(r.warehouse, r.on_hand, r.reserved) for r in rows]
 
     async def level(self, sku: str, warehouse: str) -> StockLevel:
@@ -61,12 +82,7 @@ class StockLevels(RepositoryBase):
     async def lock_levels(self, sku: str) -> list[StockLevel]:
         """The SKU's stock rows, locked in warehouse order until the transaction ends (PostgreSQL),
         so a plan made from these numbers still holds when its guarded updates run."""
-        rows = await self.conn.execute(
-            select(stock.c.warehouse, stock.c.on_hand, stock.c.reserved)
-            .where(stock.c.sku == sku)
-            .order_by(stock.c.warehouse)
-            .with_for_update()
-        )
+        rows = await self.conn.execute(_LOCK_LEVELS, {"b_sku": sku})
         return [StockLevel(r.warehouse, r.on_hand, r.reserved) for r in rows]
 
     async def available(self, skus: list[str], *, lock: bool) -> dict[str, dict[str, int]]:
@@ -86,11 +102,7 @@ class StockLevels(RepositoryBase):
             raise Conflict(f"{sku} at {warehouse} no longer has {quantity} available; retry")
 
     async def return_stock(self, sku: str, warehouse: str, quantity: int) -> None:
-        result = await self.conn.execute(
-            update(stock)
-            .where(at(sku, warehouse), *may_release(stock.c.on_hand, stock.c.reserved, quantity))
-            .values(reserved=stock.c.reserved - quantity, version=stock.c.version + 1)
-        )
+        result = await self.conn.execute(_RETURN_STOCK, {"b_sku": sku, "b_wh": warehouse, "b_qty": quantity})
         if result.rowcount != 1:
             raise StockBookError(f"{sku} at {warehouse} has fewer than {quantity} reserved to release")
 
@@ -169,12 +181,7 @@ class StockLevels(RepositoryBase):
 
     async def recent_receipts(self, sku: str, limit: int) -> list[RecordedReceipt]:
         """The SKU's last `limit` receipts, newest first (index ix_receipts_sku_received_at)."""
-        rows = await self.conn.execute(
-            select(receipts)
-            .where(receipts.c.sku == sku)
-            .order_by(receipts.c.received_at.desc(), receipts.c.reference.desc())
-            .limit(limit)
-        )
+        rows = await self.conn.execute(_recent_receipts(limit), {"b_sku": sku})
         return [
             RecordedReceipt(r.reference, r.warehouse, r.quantity, r.received_at, r.received_by) for r in rows
         ]

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from orderdesk.db import insert_ignoring_conflicts, utcnow
 from services.inventory.domain import OrderReservations, OrderState, StockBookError, may_ship
-from services.inventory.store.base import at, reservation_of
+from services.inventory.store.base import AT, RESERVATION_OF
 from services.inventory.store.levels import StockLevels
 from services.inventory.store.tables import order_states, reservations, stock
 
@@ -30,6 +30,53 @@ _ORDER_STATE = (
 _ORDER_HELD = select(
     reservations.c.sku, reservations.c.warehouse, reservations.c.quantity, reservations.c.shipped
 ).where(reservations.c.order_id == bindparam("oid"))
+
+
+# A cancellation's and a shipment's too, and the order's state changes.
+_SET_COUNTRY = update(order_states).where(order_states.c.order_id == bindparam("oid"))
+_SAVE_ORDER_STATE = _SET_COUNTRY  # executed with the columns it sets (state, priority, updated_at)
+_REACTIVATE = (
+    update(order_states)
+    .where(order_states.c.order_id == bindparam("oid"), order_states.c.state == OrderState.CONSUMED.value)
+    .values(state=OrderState.ACTIVE.value)
+)
+_LOCK_ORDERS = (
+    select(order_states.c.order_id)
+    .where(order_states.c.order_id.in_(bindparam("oids", expanding=True)))
+    .order_by(order_states.c.order_id)
+    .with_for_update()
+)
+_HELD_SKUS = select(reservations.c.sku).where(
+    reservations.c.order_id == bindparam("oid"), reservations.c.quantity > 0
+)
+_HELD_WAREHOUSES = select(reservations.c.warehouse).where(
+    reservations.c.order_id == bindparam("oid"), reservations.c.quantity > 0
+)
+_DROP_EMPTY = delete(reservations).where(
+    reservations.c.order_id == bindparam("oid"), reservations.c.quantity == 0, reservations.c.shipped == 0
+)
+_UNHOLD = (
+    update(reservations)
+    .where(RESERVATION_OF, reservations.c.quantity >= bindparam("b_qty"))
+    .values(quantity=reservations.c.quantity - bindparam("b_qty"))
+)
+_CONSUME_HELD = (
+    update(reservations)
+    .where(RESERVATION_OF, reservations.c.quantity >= bindparam("b_qty"))
+    .values(
+        quantity=reservations.c.quantity - bindparam("b_qty"),
+        shipped=reservations.c.shipped + bindparam("b_qty"),
+    )
+)
+_CONSUME_STOCK = (
+    update(stock)
+    .where(AT, *may_ship(stock.c.on_hand, stock.c.reserved, bindparam("b_qty")))
+    .values(
+        on_hand=stock.c.on_hand - bindparam("b_qty"),
+        reserved=stock.c.reserved - bindparam("b_qty"),
+        version=stock.c.version + 1,
+    )
+)
 
 
 @functools.cache
@@ -82,9 +129,7 @@ class Reservations(StockLevels):
             return OrderReservations(order_id, OrderState.ACTIVE, {}, {}, priority=priority)
         row = (await self.conn.execute(_ORDER_STATE, {"oid": order_id})).one()
         if country and row.country != country[:2]:  # the ship-to changed: nearest warehouses change too
-            await self.conn.execute(
-                update(order_states).where(order_states.c.order_id == order_id).values(country=country[:2])
-            )
+            await self.conn.execute(_SET_COUNTRY, {"oid": order_id, "country": country[:2]})
         rows = await self.conn.execute(_ORDER_HELD, {"oid": order_id})
         held, shipped = {}, {}
         for r in rows:
@@ -97,49 +142,34 @@ class Reservations(StockLevels):
     async def lock_orders(self, order_ids: list[str]) -> None:
         """Locks existing order rows in order-id order (the store's lock order, before any stock row)."""
         if order_ids:
-            await self.conn.execute(
-                select(order_states.c.order_id)
-                .where(order_states.c.order_id.in_(sorted(set(order_ids))))
-                .order_by(order_states.c.order_id)
-                .with_for_update()
-            )
+            await self.conn.execute(_LOCK_ORDERS, {"oids": sorted(set(order_ids))})
 
     async def save_order_state(self, order: OrderReservations) -> None:
         await self.conn.execute(
-            update(order_states)
-            .where(order_states.c.order_id == order.order_id)
-            .values(state=order.state.value, priority=order.priority, updated_at=utcnow())
+            _SAVE_ORDER_STATE,
+            {
+                "oid": order.order_id,
+                "state": order.state.value,
+                "priority": order.priority,
+                "updated_at": utcnow(),
+            },
         )
 
     async def reactivate(self, order_id: str) -> None:
         """A fill reserved for an order whose earlier units had all shipped: it holds stock again."""
-        await self.conn.execute(
-            update(order_states)
-            .where(order_states.c.order_id == order_id, order_states.c.state == OrderState.CONSUMED.value)
-            .values(state=OrderState.ACTIVE.value, updated_at=utcnow())
-        )
+        await self.conn.execute(_REACTIVATE, {"oid": order_id, "updated_at": utcnow()})
 
     # --- what the order holds --------------------------------------------------------------------
     async def held_skus(self, order_id: str) -> list[str]:
-        rows = await self.conn.execute(
-            select(reservations.c.sku).where(reservations.c.order_id == order_id, reservations.c.quantity > 0)
-        )
+        rows = await self.conn.execute(_HELD_SKUS, {"oid": order_id})
         return sorted(set(rows.scalars()))
 
     async def held_warehouses(self, order_id: str) -> set[str]:
-        rows = await self.conn.execute(
-            select(reservations.c.warehouse).where(
-                reservations.c.order_id == order_id, reservations.c.quantity > 0
-            )
-        )
+        rows = await self.conn.execute(_HELD_WAREHOUSES, {"oid": order_id})
         return set(rows.scalars())
 
     async def drop_empty_reservations(self, order_id: str) -> None:
-        await self.conn.execute(
-            delete(reservations).where(
-                reservations.c.order_id == order_id, reservations.c.quantity == 0, reservations.c.shipped == 0
-            )
-        )
+        await self.conn.execute(_DROP_EMPTY, {"oid": order_id})
 
     # The reservation row alone, for Reserve, which touches the stock rows last (take_stock, return_stock).
     async def hold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
@@ -150,9 +180,7 @@ class Reservations(StockLevels):
 
     async def unhold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
         taken = await self.conn.execute(
-            update(reservations)
-            .where(reservation_of(order_id, sku, warehouse), reservations.c.quantity >= quantity)
-            .values(quantity=reservations.c.quantity - quantity)
+            _UNHOLD, {"b_order": order_id, "b_sku": sku, "b_wh": warehouse, "b_qty": quantity}
         )
         if taken.rowcount != 1:
             raise StockBookError(f"order {order_id} holds fewer than {quantity} of {sku} at {warehouse}")
@@ -170,23 +198,12 @@ class Reservations(StockLevels):
 
     async def consume(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
         """Shipped units leave the books: the order's reservation, reserved and on hand all drop."""
-        taken = await self.conn.execute(
-            update(reservations)
-            .where(reservation_of(order_id, sku, warehouse), reservations.c.quantity >= quantity)
-            .values(quantity=reservations.c.quantity - quantity, shipped=reservations.c.shipped + quantity)
-        )
+        moved = {"b_order": order_id, "b_sku": sku, "b_wh": warehouse, "b_qty": quantity}
+        taken = await self.conn.execute(_CONSUME_HELD, moved)
         if taken.rowcount != 1:
             raise StockBookError(
                 f"order {order_id} holds fewer than {quantity} of {sku} at {warehouse} to ship"
             )
-        result = await self.conn.execute(
-            update(stock)
-            .where(at(sku, warehouse), *may_ship(stock.c.on_hand, stock.c.reserved, quantity))
-            .values(
-                on_hand=stock.c.on_hand - quantity,
-                reserved=stock.c.reserved - quantity,
-                version=stock.c.version + 1,
-            )
-        )
+        result = await self.conn.execute(_CONSUME_STOCK, moved)
         if result.rowcount != 1:
             raise StockBookError(f"{sku} at {warehouse} has fewer than {quantity} reserved to ship")

@@ -4,8 +4,11 @@ order in fill order (summed in SQL), products' supply attributes, and production
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from orderdesk.db import UtcDateTime, upsert, utcnow
 from services.inventory.domain import OrderState
@@ -24,6 +27,40 @@ from services.inventory.supply import INBOUND_PREFIX, Backorder, Inbound, Run
 _ORDER_BACKORDERS = select(backorders.c.sku, backorders.c.quantity).where(
     backorders.c.order_id == bindparam("oid")
 )
+_DROP_BACKORDER = delete(backorders).where(
+    backorders.c.order_id == bindparam("oid"), backorders.c.sku == bindparam("b_sku")
+)
+_CLEAR_BACKORDERS = delete(backorders).where(backorders.c.order_id == bindparam("oid"))
+_ADD_BACKORDERED = (
+    update(sku_versions)
+    .where(sku_versions.c.sku == bindparam("b_sku"))
+    .values(backordered=sku_versions.c.backordered + bindparam("b_delta"))
+)
+_BACKORDERS_FOR = (
+    select(
+        backorders.c.order_id,
+        backorders.c.sku,
+        backorders.c.quantity,
+        order_states.c.priority,
+        order_states.c.placed_at,
+        order_states.c.updated_at,
+        order_states.c.country,
+    )
+    .join(order_states, order_states.c.order_id == backorders.c.order_id)
+    .where(
+        backorders.c.sku.in_(bindparam("skus", expanding=True)),
+        order_states.c.state != OrderState.RELEASED.value,
+    )
+)
+
+
+@functools.cache
+def _set_backorder(dialect: str):
+    """INSERT ... ON CONFLICT (order_id, sku) DO UPDATE SET quantity: one template per backend."""
+    statement = (pg_dialect if dialect == "postgresql" else sqlite_dialect).insert(backorders)
+    return statement.on_conflict_do_update(
+        index_elements=["order_id", "sku"], set_={"quantity": statement.excluded.quantity}
+    )
 
 
 class Supply(RepositoryBase):
@@ -40,24 +77,16 @@ class Supply(RepositoryBase):
     async def set_backorder(self, order_id: str, sku: str, quantity: int) -> None:
         if quantity > 0:
             await self.conn.execute(
-                upsert(
-                    self.dialect,
-                    backorders,
-                    {"order_id": order_id, "sku": sku, "quantity": quantity},
-                    ["order_id", "sku"],
-                    ["quantity"],
-                )
+                _set_backorder(self.dialect), {"order_id": order_id, "sku": sku, "quantity": quantity}
             )
         else:
-            await self.conn.execute(
-                delete(backorders).where(backorders.c.order_id == order_id, backorders.c.sku == sku)
-            )
+            await self.conn.execute(_DROP_BACKORDER, {"oid": order_id, "b_sku": sku})
 
     async def clear_backorders(self, order_id: str) -> dict[str, int]:
         """Deletes the order's backorders; returns what they were (for the SKUs' totals)."""
         cleared = await self.order_backorders(order_id)
         if cleared:
-            await self.conn.execute(delete(backorders).where(backorders.c.order_id == order_id))
+            await self.conn.execute(_CLEAR_BACKORDERS, {"oid": order_id})
         return cleared
 
     async def add_backordered(self, deltas: dict[str, int]) -> None:
@@ -65,11 +94,7 @@ class Supply(RepositoryBase):
         for sku in sorted(deltas):
             if deltas[sku]:
                 await self._ensure_sku_row(sku)
-                await self.conn.execute(
-                    update(sku_versions)
-                    .where(sku_versions.c.sku == sku)
-                    .values(backordered=sku_versions.c.backordered + deltas[sku])
-                )
+                await self.conn.execute(_ADD_BACKORDERED, {"b_sku": sku, "b_delta": deltas[sku]})
 
     async def backordered_total(self, sku: str) -> int:
         return (
@@ -80,19 +105,7 @@ class Supply(RepositoryBase):
         """Open backorders of active orders for these SKUs (any order; the caller sorts them)."""
         if not skus:
             return []
-        rows = await self.conn.execute(
-            select(
-                backorders.c.order_id,
-                backorders.c.sku,
-                backorders.c.quantity,
-                order_states.c.priority,
-                order_states.c.placed_at,
-                order_states.c.updated_at,
-                order_states.c.country,
-            )
-            .join(order_states, order_states.c.order_id == backorders.c.order_id)
-            .where(backorders.c.sku.in_(sorted(set(skus))), order_states.c.state != OrderState.RELEASED.value)
-        )
+        rows = await self.conn.execute(_BACKORDERS_FOR, {"skus": sorted(set(skus))})
         return [
             Backorder(r.order_id, r.sku, r.quantity, r.priority, r.placed_at or r.updated_at, r.country)
             for r in rows
