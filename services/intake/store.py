@@ -638,12 +638,8 @@ class ExposureRepository:
                 {"customer_id": customer_id, "open_micros": 0, "updated_at": utcnow()},
             )
             grown = await self.conn.execute(
-                update(customer_exposure)
-                .where(
-                    customer_exposure.c.customer_id == customer_id,
-                    customer_exposure.c.open_micros + delta <= to_micros(limit),
-                )
-                .values(open_micros=customer_exposure.c.open_micros + delta, updated_at=utcnow())
+                self._statements.grow_within,
+                {"cid": customer_id, "delta": delta, "limit": to_micros(limit), "updated_at": utcnow()},
             )
             if grown.rowcount != 1:
                 return None
@@ -676,9 +672,7 @@ class ExposureRepository:
             return False
         await self._adjust(row.customer_id, -_uses(row))
         if booking.previous is None and not (row.invoiced_micros or row.settled_micros):
-            await self.conn.execute(
-                delete(order_exposure).where(order_exposure.c.order_id == booking.order_id)
-            )
+            await self.conn.execute(self._statements.drop_order, {"oid": booking.order_id})
             return True
         customer_id, micros, was_open = booking.previous or (row.customer_id, row.amount_micros, False)
         await self.conn.execute(
@@ -808,6 +802,8 @@ class _ExposureStatements:
     update_order: object
     adjust: object
     settle: object
+    grow_within: object
+    drop_order: object
 
 
 _EXPOSURE_STATEMENTS: dict[str, _ExposureStatements] = {}
@@ -863,6 +859,14 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
                 invoiced_micros=order_exposure.c.invoiced_micros + bindparam("more_invoiced"),
                 settled_micros=order_exposure.c.settled_micros + bindparam("more_settled"),
             ),
+            # A desk approval's booking: the total grows by `delta` only while it stays within `limit`.
+            grow_within=update(customer_exposure)
+            .where(
+                customer_exposure.c.customer_id == bindparam("cid"),
+                customer_exposure.c.open_micros + bindparam("delta") <= bindparam("limit"),
+            )
+            .values(open_micros=customer_exposure.c.open_micros + bindparam("delta")),
+            drop_order=delete(order_exposure).where(order_exposure.c.order_id == bindparam("oid")),
         )
     return _EXPOSURE_STATEMENTS[dialect_name]
 
