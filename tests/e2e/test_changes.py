@@ -440,7 +440,14 @@ async def test_the_remainder_of_a_partially_shipped_order_cancelled(
     )
     assert code == 409 and problem["rule"] == "returns_only_after_shipment", problem
     code, again, _ = await shop.get(f"/v1/orders/{order_id}")
-    assert code == 200 and again["version"] == settled["version"] and again["status"] == "shipped"
+    # Nothing moved: what the refused cancels would have changed is as it was (the version may still move
+    # with the promise watch's own look at the order, which is not the partner's doing).
+    assert code == 200 and again["status"] == "shipped", again
+    assert (again["lines"], again["shipments"], again["changes"]) == (
+        settled["lines"],
+        settled["shipments"],
+        settled["changes"],
+    )
     assert await reserved(admin, b) == 0
 
 
