@@ -29,7 +29,7 @@ class GroupCommit(Generic[T, R]):
         self._limit = limit
         self._queued: list[tuple[T, asyncio.Future[R]]] = []
         self._runner: asyncio.Task | None = None
-        self.runs = 0  # how many runs so far (tests and the bench read it: items per run)
+        self.runs = 0  # how many runs so far (the tests read it: items per run)
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
