@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -18,9 +19,40 @@ from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlparse
 
+_HANDED_OUT: set[int] = set()  # never the same port twice in one process
+_LOWEST_PORT = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
 
 def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+    """A port nothing listens on, for a server started a moment later.
+
+    Picked at random below the ephemeral range, never from it: an outgoing connection (to NATS, PostgreSQL,
+    a service) takes its local port from that range and could take this one before the server binds it,
+    and two test runs side by side that ask the kernel for "any port" get the same few ports back. A random
+    pick among some 20,000 makes such a collision between runs rare, and this process never hands out a
+    port twice."""
+    low, _high = _ephemeral_range()
+    if low - _LOWEST_PORT >= 1000:
+        for _ in range(100):
+            port = random.randrange(_LOWEST_PORT, low)
+            if port in _HANDED_OUT:
+                continue
+            with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:  # a range that leaves no room
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
