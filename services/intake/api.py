@@ -131,7 +131,10 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
                         ended = True
                         break
                     chunk.append(following)
-                for answer in await self._submit_chunk(chunk):
+                for request in chunk:
+                    request.channel = request.channel or STREAM_CHANNEL
+                # One stream, one request: its orders run under the stream's own correlation id.
+                for answer in await self._submit_chunk(chunk, [""] * len(chunk)):
                     yield self._result(index, answer)
                     index += 1
             await reader  # a broken request stream surfaces here
@@ -139,15 +142,10 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
             reader.cancel()
 
     async def _submit_chunk(
-        self, chunk: list[intake_pb2.SubmitOrderRequest], correlation_ids: list[str] | None = None
+        self, chunk: list[intake_pb2.SubmitOrderRequest], correlation_ids: list[str]
     ) -> list:
-        """A stream's chunk (its channel defaults to "grpc") or a group of single orders (each with its own
-        correlation id), answered in order: an order's refusal is its answer, an exception."""
-        if correlation_ids is None:
-            for request in chunk:
-                if not request.channel:
-                    request.channel = STREAM_CHANNEL
-        cids = correlation_ids or [""] * len(chunk)
+        """A stream's chunk or a group of single orders, answered in order: an order's refusal is its answer,
+        an exception. `correlation_ids`: each order's own ("": the request's in progress)."""
         try:
             return await self.service.submit_many([submission_from_proto(r) for r in chunk], correlation_ids)
         except asyncio.CancelledError:
@@ -155,7 +153,7 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
         except Exception:  # something broke for the chunk as a whole: each order on its own then
             log.exception("a chunk of %d orders failed; submitting them one by one", len(chunk))
             answers = []
-            for request, cid in zip(chunk, cids, strict=True):
+            for request, cid in zip(chunk, correlation_ids, strict=True):
                 try:
                     with logs.correlated(cid):
                         answers.append(await self.service.submit(submission_from_proto(request)))
