@@ -45,12 +45,14 @@ class RequestBody(BaseModel):
     @classmethod
     def _clean_text(cls, value):
         """Every text field, in lists and mappings too, passes text_problem; refused with the field's path."""
-        if isinstance(value, dict):
+        if isinstance(value, str):  # the usual field first, and a number or a nested body costs no list
+            texts = (value,)
+        elif isinstance(value, dict):
             texts = [*value.keys(), *value.values()]
         elif isinstance(value, list):
             texts = value
         else:
-            texts = [value]
+            return value
         for text in texts:
             if isinstance(text, str) and (why := text_problem(text)):
                 raise ValueError(why)

@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from gateway import batches, csv_orders, problems
+from gateway import batches, csv_orders, fastpath, problems
 from gateway.auth import Principal
 from gateway.backends import Backends
 from gateway.bodies import DeliveryProposal, HoldReason
-from gateway.changes import cancel_lines, guarded_call, order_answer, parse_if_match
+from gateway.changes import cancel_lines, etag, guarded_call, parse_if_match
 from gateway.order_models import (
     MAX_BATCH_ORDERS,
     ApproveRequest,
@@ -31,6 +31,7 @@ from gateway.order_models import (
 from gateway.routing import (
     ADMIN,
     COMMON,
+    ORDER_ID_MAX_LENGTH,
     ORDERS,
     RETURNS,
     OrderId,
@@ -43,7 +44,19 @@ from orderdesk import statuslinks
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
 
 INTAKE_FIELDS = {"idempotency_key": "Idempotency-Key"}  # intake's field name -> what the partner sent
-router = APIRouter()
+router = APIRouter(route_class=fastpath.FastPathRoute)
+
+
+async def _submit_fast(request: Request) -> Response | None:
+    """POST /v1/orders, well-formed (gateway.fastpath); None: the route's FastAPI handler answers."""
+    who = fastpath.principal(request, (ORDERS,))
+    key = request.headers.get("idempotency-key") if who is not None else None
+    if not key:
+        return None
+    body = await fastpath.json_body(request, OrderSubmission)
+    if body is None:
+        return None
+    return await _submit(request, body, key, who)
 
 
 @router.post(
@@ -54,6 +67,7 @@ router = APIRouter()
     responses=problem_responses(*COMMON, 413),
     summary="Submit an order (a replay of the same Idempotency-Key answers 201 with the same order)",
 )
+@fastpath.fast_path(_submit_fast)
 async def submit_order(
     body: OrderSubmission,
     idempotency_key: Annotated[
@@ -64,19 +78,20 @@ async def submit_order(
             description="your unique id for this order; a retry with it creates nothing",
         ),
     ],
-    response: Response,
     request: Request,
     who: Principal = scoped(ORDERS),
 ):
+    return await _submit(request, body, idempotency_key, who)
+
+
+async def _submit(request: Request, body: OrderSubmission, idempotency_key: str, who: Principal) -> Response:
     services = backends(request)
     answer = await services.call(
         services.intake.SubmitOrder,
         body.to_proto(who.partner_id, idempotency_key, actor=who.actor),
         field_aliases=INTAKE_FIELDS,
     )
-    if answer.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return OrderAccepted(
+    accepted = OrderAccepted(
         order_id=answer.order_id,
         status=answer.status,
         replayed=answer.replayed,
@@ -84,6 +99,7 @@ async def submit_order(
         hold_reasons=[HoldReason.from_proto(r) for r in answer.hold_reasons],
         proposals=[DeliveryProposal.from_proto(p) for p in answer.proposals],
     )
+    return fastpath.json_response(accepted, 201, [("idempotent-replayed", "true")] if answer.replayed else ())
 
 
 @router.post(
@@ -218,20 +234,32 @@ async def list_orders(
     return OrderPage(items=[OrderOut.from_proto(o) for o in page.items], next_cursor=page.next_cursor or None)
 
 
+async def _get_order_fast(request: Request) -> Response | None:
+    """GET /v1/orders/{order_id}, well-formed (gateway.fastpath); None: the route's FastAPI handler answers."""
+    who = fastpath.principal(request, (ORDERS, RETURNS))
+    order_id = request.path_params.get("order_id")
+    if who is None or not isinstance(order_id, str) or len(order_id) > ORDER_ID_MAX_LENGTH:
+        return None
+    return await _get_order(request, order_id, who)
+
+
 @router.get(
     "/v1/orders/{order_id}",
     response_model=OrderOut,
     tags=["orders"],
     responses=problem_responses(*COMMON, 404),
 )
-async def get_order(
-    order_id: OrderId, request: Request, response: Response, who: Principal = scoped(ORDERS, RETURNS)
-):
+@fastpath.fast_path(_get_order_fast)
+async def get_order(order_id: OrderId, request: Request, who: Principal = scoped(ORDERS, RETURNS)):
+    return await _get_order(request, order_id, who)
+
+
+async def _get_order(request: Request, order_id: str, who: Principal) -> Response:
     services = backends(request)
     order = await services.call(
         services.orders.GetOrder, orders_pb2.GetOrderRequest(order_id=order_id, partner_id=who.order_scope)
     )
-    return order_answer(response, order)
+    return fastpath.json_response(OrderOut.from_proto(order), headers=[("etag", etag(order.version))])
 
 
 async def _decide(services: Backends, method, order_id: str, who: Principal, reason: str) -> OrderOut:

@@ -69,7 +69,8 @@ def backends(request: Request) -> Backends:
     return request.app.state.services
 
 
-OrderId = Annotated[str, Path(max_length=64)]
+ORDER_ID_MAX_LENGTH = 64
+OrderId = Annotated[str, Path(max_length=ORDER_ID_MAX_LENGTH)]
 
 
 async def csv_text(request: Request) -> str:
