@@ -54,9 +54,13 @@ def misplaced(event: events_pb2.Event, on_subject: str) -> bool:
     return event.type.split(".", 1)[0] != event.aggregate_type or subject(event) != on_subject
 
 
+_NOT_IN_TOKENS = str.maketrans(dict.fromkeys(".*> \t", "_"))
+
+
 def _token(value: str) -> str:
-    # Subject tokens cannot hold '.', '*', '>' or white space; ids never should, but be safe.
-    return "".join("_" if ch in ".*> \t" else ch for ch in value) or "_"
+    # Subject tokens cannot hold '.', '*', '>' or white space; ids never should, but be safe. (One call: every
+    # event consumed is checked against its subject, events.misplaced.)
+    return value.translate(_NOT_IN_TOKENS) or "_"
 
 
 def timestamp(at: dt.datetime | None = None) -> Timestamp:
