@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
 from orderdesk.errors import FieldViolation, InvalidArgument
@@ -350,16 +351,98 @@ def orders_to_look_up(events) -> set[str]:
     return {e.order_id for e in events if e.order_id and e.WhichOneof("payload") != "order"}
 
 
+# --- protobuf -> JSON (the feed bodies) ----------------------------------------------------------------
+# Every feed body maps a whole order (or shipment, return) to JSON. protobuf's MessageToDict does it in pure
+# Python with half a dozen calls per field, looking each field's kind up again every time; to_dict below
+# gives the same dict for the same message from a plan made once per message type, and leaves every
+# message with a kind of field it does not plan (enums, floats, bytes, maps, extensions) to MessageToDict.
+_PLAIN, _INT64, _MESSAGE, _JSON_STRING, _WELL_KNOWN = range(5)
+# A Timestamp maps to its own ToJsonString, as in MessageToDict (json_format._GenericMessageToJsonObject).
+_JSON_STRING_TYPES = frozenset({"google.protobuf.Timestamp"})
+_INT64_TYPES = frozenset({FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64})
+_PLAIN_TYPES = frozenset(
+    {FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_BOOL}
+)
+_plans: dict[str, dict[int, tuple[str, int, bool]] | None] = {}
+
+
+def to_dict(message, skip: frozenset[str] = frozenset()) -> dict:
+    """MessageToDict(message, preserving_proto_field_name=True), the same dict in a fraction of the calls;
+    without the fields named in `skip`."""
+    descriptor = message.DESCRIPTOR
+    try:
+        plan = _plans[descriptor.full_name]
+    except KeyError:
+        plan = _plans[descriptor.full_name] = _plan(descriptor)
+    if plan is None:
+        return _message_to_dict(message, skip)
+    js: dict = {}
+    for field, value in message.ListFields():
+        try:
+            name, kind, repeated = plan[field.number]
+        except KeyError:  # an extension: MessageToDict names it its own way
+            return _message_to_dict(message, skip)
+        if name in skip:
+            continue
+        if kind == _PLAIN:
+            js[name] = list(value) if repeated else value
+        elif kind == _INT64:
+            js[name] = [str(v) for v in value] if repeated else str(value)
+        elif kind == _MESSAGE:
+            js[name] = [to_dict(v) for v in value] if repeated else to_dict(value)
+        elif kind == _JSON_STRING:
+            js[name] = [v.ToJsonString() for v in value] if repeated else value.ToJsonString()
+        else:  # the other well-known types: their own JSON form
+            js[name] = (
+                [MessageToDict(v, preserving_proto_field_name=True) for v in value]
+                if repeated
+                else MessageToDict(value, preserving_proto_field_name=True)
+            )
+    return js
+
+
+def _message_to_dict(message, skip: frozenset[str]) -> dict:
+    if skip:
+        copy = type(message)()
+        copy.CopyFrom(message)
+        for name in skip:
+            copy.ClearField(name)
+        message = copy
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _plan(descriptor) -> dict[int, tuple[str, int, bool]] | None:
+    """Field number -> (name, kind, repeated); None for a message to_dict leaves to MessageToDict."""
+    if descriptor.full_name.startswith("google.protobuf."):
+        return None  # a well-known type: a JSON form of its own
+    plan = {}
+    for field in descriptor.fields:
+        cpp_type = field.cpp_type
+        if cpp_type == FieldDescriptor.CPPTYPE_STRING and field.type != FieldDescriptor.TYPE_BYTES:
+            kind = _PLAIN
+        elif cpp_type in _PLAIN_TYPES:
+            kind = _PLAIN
+        elif cpp_type in _INT64_TYPES:
+            kind = _INT64
+        elif cpp_type == FieldDescriptor.CPPTYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+            type_name = field.message_type.full_name
+            if type_name in _JSON_STRING_TYPES:
+                kind = _JSON_STRING
+            else:
+                kind = _WELL_KNOWN if type_name.startswith("google.protobuf.") else _MESSAGE
+        else:
+            return None  # enums, floats, bytes, maps
+        plan[field.number] = (field.name, kind, _repeated(field))
+    return plan
+
+
 def _payload(event):
     kind = event.WhichOneof("payload")
-    holder = getattr(event, kind) if kind else None
-    if holder is None:
+    if not kind:
         return None
-    # OrderEvent.order, ShipmentEvent.shipment, ReturnEvent.return: the one message field inside
-    for field in holder.DESCRIPTOR.fields:
-        if field.message_type is not None and not _repeated(field):
-            return getattr(holder, field.name)
-    return holder
+    holder = getattr(event, kind)
+    payload_field, _aggregates = _holder_fields(holder.DESCRIPTOR)
+    return getattr(holder, payload_field) if payload_field else holder
 
 
 def _repeated(field) -> bool:
@@ -367,29 +450,31 @@ def _repeated(field) -> bool:
     return flag if flag is not None else field.label == field.LABEL_REPEATED
 
 
+_holders: dict[str, tuple[str, frozenset[str]]] = {}
+
+
+def _holder_fields(descriptor) -> tuple[str, frozenset[str]]:
+    """A payload holder's (OrderEvent, ShipmentEvent, ...) payload field, its first single message field
+    ("" when none: the holder is the payload), and its aggregate fields; read once per holder type."""
+    try:
+        return _holders[descriptor.full_name]
+    except KeyError:
+        pass
+    singles = [f for f in descriptor.fields if f.message_type is not None and not _repeated(f)]
+    aggregates = frozenset(f.name for f in singles if f.message_type.name in ("Order", "Shipment", "Return"))
+    fields = _holders[descriptor.full_name] = (singles[0].name if singles else "", aggregates)
+    return fields
+
+
 def _envelope_extras(event) -> dict:
     """Every field of the event's payload holder beside the aggregate itself (OrderEvent.changes,
-    OrderEvent.exception ... and whatever is added later), so new facts reach partners unmapped."""
+    OrderEvent.exception ... and whatever is added later), so new facts reach partners unmapped. The
+    aggregate is mapped once, under `data`: skipped here (JSON-mapping it is the costly part)."""
     kind = event.WhichOneof("payload")
     if not kind:
         return {}
     holder = getattr(event, kind)
-    aggregates = [
-        field.name
-        for field in holder.DESCRIPTOR.fields
-        if field.message_type is not None
-        and not _repeated(field)
-        and field.message_type.name in ("Order", "Shipment", "Return")
-    ]
-    if (
-        aggregates
-    ):  # converted once, under `data`: a copy without it here (JSON-mapping it is the costly part)
-        copy = type(holder)()
-        copy.CopyFrom(holder)
-        for name in aggregates:
-            copy.ClearField(name)
-        holder = copy
-    return MessageToDict(holder, preserving_proto_field_name=True)
+    return to_dict(holder, skip=_holder_fields(holder.DESCRIPTOR)[1])
 
 
 def summary(event) -> dict:
@@ -410,9 +495,7 @@ def summary(event) -> dict:
         if expected:
             facts["expected_date"] = expected
         if event.type == "order.on_hold" or event.order.status == "on_hold":
-            facts["reasons"] = [
-                MessageToDict(r, preserving_proto_field_name=True) for r in order.hold_reasons
-            ]
+            facts["reasons"] = [to_dict(r) for r in order.hold_reasons]
     elif kind == "shipment":
         shipment = event.shipment.shipment
         facts.update(shipment_id=shipment.shipment_id, status=shipment.status)
@@ -436,9 +519,10 @@ def summary(event) -> dict:
     return facts
 
 
-def body(event, sequence: int, order_sequence: int) -> bytes:
+def body(event, sequence: int, order_sequence: int, occurred_at: dt.datetime | None = None) -> bytes:
     """The JSON document a webhook POSTs (and the feed serves), mapped generically from the Event envelope,
-    so a new event type flows without code changes. Stable key order: the bytes are signed."""
+    so a new event type flows without code changes. Stable key order: the bytes are signed. `occurred_at`:
+    the event's time, when the caller has it already."""
     payload = _payload(event)
     document = {
         "id": event.event_id,
@@ -446,11 +530,13 @@ def body(event, sequence: int, order_sequence: int) -> bytes:
         "sequence": sequence,
         "order_id": event.order_id,
         "order_sequence": order_sequence,
-        "occurred_at": event.occurred_at.ToDatetime(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "occurred_at": (occurred_at or event.occurred_at.ToDatetime(dt.UTC))
+        .isoformat()
+        .replace("+00:00", "Z"),
         "actor": event.actor or None,
         "reason": event.reason or None,
         **summary(event),
-        "data": MessageToDict(payload, preserving_proto_field_name=True) if payload is not None else {},
+        "data": to_dict(payload) if payload is not None else {},
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
