@@ -30,8 +30,9 @@ FULFILLMENT = "fulfillment"
 
 
 def hash_key(key: str, pepper: bytes) -> str:
-    """What the store keeps of a key: HMAC-SHA256 keyed with the pepper, hex."""
-    return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
+    """What the store keeps of a key: HMAC-SHA256 keyed with the pepper, hex (hmac.digest: one C call, on
+    every request)."""
+    return hmac.digest(pepper, key.encode(), "sha256").hex()
 
 
 def legacy_hash(key: str) -> str:

@@ -60,6 +60,10 @@ class RequestMiddleware:
 
     def __init__(self, app):
         self.app = app
+        # The metrics' children by their labels (bounded, as the labels are): labels() validates and locks on
+        # every call, twice a request.
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
 
     def body_limit(self, path: str) -> int:
         raise NotImplementedError
@@ -125,8 +129,13 @@ class RequestMiddleware:
         finally:
             route = _route(scope)
             method = scope["method"] if scope["method"] in self.methods else "OTHER"  # labels stay bounded
-            self.requests.labels(method, route, str(state["status"])).inc()
-            self.latency.labels(method, route).observe(time.perf_counter() - started)
+            counted = (method, route, str(state["status"]))
+            if (counter := self._counted.get(counted)) is None:
+                counter = self._counted[counted] = self.requests.labels(*counted)
+            counter.inc()
+            if (timer := self._timed.get(counted[:2])) is None:
+                timer = self._timed[counted[:2]] = self.latency.labels(method, route)
+            timer.observe(time.perf_counter() - started)
             logs.correlation_id.reset(token)
 
 
