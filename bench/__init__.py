@@ -56,6 +56,10 @@ PER_ORDER_COUNTERS = (
 )
 NATS = "nats-server"
 POSTGRES = "postgresql"
+# Transactions the PostgreSQL cluster ended (pg_stat_database: commits and rollbacks, a read's and a pool
+# ping's included): each is at least a BEGIN and a COMMIT or ROLLBACK round trip beside its statements.
+PG_TRANSACTIONS = "pg_transactions"
+PG_STATS_FLUSH_SECONDS = 11.0  # an idle backend reports its counts within 10 s (PostgreSQL 15+)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -91,6 +95,29 @@ def postgres_cpu_seconds(data_dir: Path) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_transactions(data_dir: Path) -> float:
+    """Transactions a LocalPostgres cluster has ended so far, over all its databases (committed and rolled
+    back); 0 when it cannot be asked. The counts lag by up to PG_STATS_FLUSH_SECONDS."""
+    import asyncio
+
+    import asyncpg
+
+    async def ask() -> float:
+        port = int((data_dir / "pg" / "postmaster.pid").read_text().splitlines()[3])
+        conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres")
+        try:
+            return float(
+                await conn.fetchval("SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database") or 0
+            )
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(ask())
+    except (OSError, ValueError, IndexError, asyncpg.PostgresError):
+        return 0.0
+
+
 def _counter_sums(port: int) -> dict[str, float]:
     import urllib.request
 
@@ -113,7 +140,10 @@ def process_counts(stack: Stack, postgres: Path | None = None) -> dict[str, dict
     if stack.own_nats is not None and stack.own_nats.process is not None:
         found[NATS] = {"cpu": _cpu_seconds(stack.own_nats.process.pid)}
     if postgres is not None:
-        found[POSTGRES] = {"cpu": postgres_cpu_seconds(postgres)}
+        found[POSTGRES] = {
+            "cpu": postgres_cpu_seconds(postgres),
+            PG_TRANSACTIONS: postgres_transactions(postgres),
+        }
     return found
 
 
@@ -177,6 +207,8 @@ def print_per_order(
     orders = max(accepted, 1)
     names = [n for n in after if n in before]
     rows = [("CPU ms", "cpu", 1000.0)] + [(label, name, 1.0) for label, name in PER_ORDER_COUNTERS]
+    if any(PG_TRANSACTIONS in after[n] for n in names):
+        rows.append(("PG transactions", PG_TRANSACTIONS, 1.0))
     width = max(10, *(len(n) + 2 for n in names))
     with_db = f" and {POSTGRES}'s" if POSTGRES in names else ""
     print(f"per accepted order, {what} ({accepted} orders; the total is the suite's{with_db}, {NATS} apart):")

@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import time
 
-from bench import cpu_ms_per_order, print_per_order, process_counts, wait_drained
+from bench import PG_STATS_FLUSH_SECONDS, cpu_ms_per_order, print_per_order, process_counts, wait_drained
 
 # (key, label, PostgreSQL?, processes per service)
 BACKENDS = (
@@ -49,10 +50,14 @@ def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -
         asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))  # warm-up
         wait_drained(stack)
         pg_dir = SUITE_POSTGRES.get(id(stack))
+        if pg_dir is not None:
+            time.sleep(PG_STATS_FLUSH_SECONDS)  # the warm-up's transactions counted before, not in the run
         allocated_before, before = allocated_total(stack), process_counts(stack, pg_dir)
         run = asyncio.run(drive(stack.gateway_url, "demo-shop-key", seconds, concurrency, order_body))
         wait_allocated(stack, allocated_before + run["decisions"].get("confirmed", 0))
         wait_drained(stack)
+        if pg_dir is not None:
+            time.sleep(PG_STATS_FLUSH_SECONDS)
         after = process_counts(stack, pg_dir)
         return {
             **run,

@@ -1,4 +1,4 @@
-"""The statements one order costs, per process: `python -m bench.trace_one [--orders N]`.
+"""The statements one order costs, per process: `python -m bench.trace_one [--orders N] [--postgresql]`.
 
 Starts the bench's suite with ORDERDESK_SQL_TRACE, warms it up, then sends N orders one at a time (each
 waits for the suite to drain) and prints, per process, the statements and commits the N orders cost
@@ -19,13 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.trace_one")
     parser.add_argument("--orders", type=int, default=5)
     parser.add_argument("--show", action="store_true", help="print each process's statements too")
+    parser.add_argument("--postgresql", action="store_true", help="on a throw-away PostgreSQL cluster")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-trace-"))
     os.environ["ORDERDESK_SQL_TRACE"] = str(folder)
     from bench import UNTHROTTLED, wait_drained
     from bench.__main__ import bench_suite, drive, order_body
 
-    with bench_suite("orderdesk-trace-suite-", extra_env=UNTHROTTLED) as (_folder, stack):
+    with bench_suite("orderdesk-trace-suite-", extra_env=UNTHROTTLED, postgresql=args.postgresql) as (
+        _folder,
+        stack,
+    ):
         asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 4, order_body))
         wait_drained(stack)
         marks = {f: f.stat().st_size for f in folder.glob("*.sql")}
