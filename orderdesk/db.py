@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import functools
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,7 +95,46 @@ def _create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True, **ENGINE_OPTIONS)
+    engine = create_async_engine(url, pool_size=20, max_overflow=10, **ENGINE_OPTIONS)
+    _check_on_checkout(engine)
+    return engine
+
+
+# A pooled PostgreSQL connection is checked when it leaves the pool, at no cost while the service is busy:
+# one the server closed (a restart, an administrator's pg_terminate_backend: asyncpg has already seen
+# the socket close) is replaced at once, and one idle for longer than this is pinged first (a single
+# round trip), for a connection a network device dropped without a word. `pool_pre_ping` did the ping on
+# every checkout, and the asyncpg dialect's ping is three round trips (BEGIN, an empty query, ROLLBACK):
+# more than a small unit of work's own statements. A connection that breaks while in use (or whose close
+# the client has not read yet when it leaves the pool: the unit of work racing a restart) raises in its
+# unit of work: SQLAlchemy then sees the disconnect and invalidates the whole pool (every connection
+# older than the error is replaced at its next checkout), and the caller's own retry (a consumer's
+# redelivery, the relay's backoff, the client's retry of UNAVAILABLE) runs it again on a fresh one.
+IDLE_PING_SECONDS = 10.0
+
+
+def _check_on_checkout(engine: AsyncEngine) -> None:
+    from sqlalchemy.exc import DisconnectionError
+    from sqlalchemy.util import await_
+
+    monotonic = time.monotonic
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:
+        if record is not None:
+            record.info["idle_since"] = monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(_dbapi_conn, record, _proxy) -> None:
+        driver = record.driver_connection
+        if driver is None or driver.is_closed():
+            raise DisconnectionError("the server closed the connection")  # the pool connects anew
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is not None and monotonic() - idle_since > IDLE_PING_SECONDS:
+            try:
+                await_(driver.fetchrow(";"))
+            except Exception as exc:
+                raise DisconnectionError(f"an idle connection failed its ping: {exc}") from exc
 
 
 class Repository:
@@ -179,6 +219,12 @@ class Database:
         self._held: AsyncConnection | None = None
         self._turn = asyncio.Lock() if self.dialect == "sqlite" else None
         self._turn_holder: asyncio.Task | None = None
+        # PostgreSQL: reads outside a transaction block (each statement its own, as under READ COMMITTED
+        # anyway), which saves the BEGIN and the ROLLBACK round trips around every read. A reader that needs
+        # a transaction sets another isolation level first (`conn.execution_options(isolation_level=...)`).
+        self._reader = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT") if self._turn is None else None
+        )
 
     def on_commit_with_events(self, listener: Callable[[], None]) -> None:
         """The outbox relay registers here to wake as soon as events are committed."""
@@ -209,9 +255,11 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads that are not a use case's (reports, feeds, health)."""
-        if self._turn is None:
-            async with self.engine.connect() as conn:
+        """A connection for reads that are not a use case's (reports, feeds, health); reads only: on
+        PostgreSQL its statements are not in a transaction block unless the reader asks for one (see
+        `in_transaction_block`), so a write here would commit at once. Writes go through `begin()`."""
+        if self._reader is not None:
+            async with self._reader.connect() as conn:
                 yield conn
             return
         async with self._held_turn() as conn:
@@ -255,6 +303,14 @@ class Database:
             await self._held.close()
             self._held = None
         await self.engine.dispose()
+
+
+async def in_transaction_block(conn: AsyncConnection) -> None:
+    """A reader's next statements in one transaction block (for SET LOCAL, a lock held to the end): on a
+    PostgreSQL `Database.read()` connection, before its first statement; a no-op elsewhere."""
+    sync = conn.sync_connection
+    if sync is not None and sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        await conn.execution_options(isolation_level="READ COMMITTED")
 
 
 class OwnStore:

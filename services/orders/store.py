@@ -39,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk.db import Repository, UtcDateTime, utcnow
+from orderdesk.db import Repository, UtcDateTime, in_transaction_block, utcnow
 from orderdesk.errors import Conflict
 from orderdesk.personal_data import OrderClosure
 from services.orders.changes import ChangeRecord
@@ -773,6 +773,7 @@ class OrderRepository(Repository):
         if self.conn.dialect.name == "postgresql" and listing.narrowed:
             # asyncpg prepares statements; after five runs PostgreSQL may keep a generic plan, blind to
             # how rare the searched value is (measured: a rare SKU's page went from 7 ms to 90 ms).
+            await in_transaction_block(self.conn)  # SET LOCAL lasts to the end of a transaction block
             await self.conn.execute(_CUSTOM_PLANS)
         found = [(row, HOT) for row in (await self.conn.execute(_page(HOT, **where))).mappings().all()]
         if listing.narrowed:
