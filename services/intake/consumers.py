@@ -60,7 +60,15 @@ def subscriptions(service: IntakeService) -> list[Subscription]:
             await finance.record_decided_credit(service, tx, credit)
 
     return [
-        Subscription("intake-order-exposure", "orderdesk.order.>", on_order_event, wants=changes_exposure),
+        # A fetched batch in one transaction, its rows read at once and written with multi-row statements.
+        Subscription(
+            "intake-order-exposure",
+            "orderdesk.order.>",
+            on_order_event,
+            wants=changes_exposure,
+            group_commit=True,
+            batch_handler=service.record_order_events,
+        ),
         Subscription(  # every return.* event: a claim's refund may come under another type than refunded
             "intake-return-credit",
             "orderdesk.return.>",

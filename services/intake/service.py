@@ -47,6 +47,7 @@ from services.intake.cache import MasterDataCache
 from services.intake.domain import Decision, IntakeConfig, Submission
 from services.intake.proto import create_order_request
 from services.intake.store import (
+    ExposureChange,
     ExposureRepository,
     ExternalRefRepository,
     FinanceRepository,
@@ -437,10 +438,26 @@ class IntakeService:
     # --- credit exposure from orders' events ------------------------------------------
     async def record_order_event(self, tx: Tx, event: events_pb2.Event) -> None:
         """Keeps one order's exposure row current; stale and repeated events change nothing."""
+        change = self.exposure_change(event)
+        if change is not None:
+            await tx.repo(ExposureRepository).record(
+                change.order_id, change.customer_id, change.amount, change.is_open, change.version
+            )
+
+    async def record_order_events(self, tx: Tx, events: Sequence[events_pb2.Event]) -> None:
+        """`record_order_event` of each event in turn (a consumer's batch, in order), with one read and
+        multi-row writes for all of them (ExposureRepository.record_many)."""
+        changes = [change for change in map(self.exposure_change, events) if change is not None]
+        if changes:
+            await tx.repo(ExposureRepository).record_many(changes)
+
+    def exposure_change(self, event: events_pb2.Event) -> ExposureChange | None:
+        """What an order event says of its order's exposure; None when it says nothing (a status that
+        changes nothing, a prepaid order)."""
         state = domain.exposure_state(event.order.status, self.config.exposure_until_paid)
         order = event.order.order
         if state is None or not order.order_id or order.payment_terms.upper() == domain.PREPAID:
-            return
+            return None
         amount = (
             Decimal(order.total_amount)
             if order.total_amount
@@ -451,7 +468,7 @@ class IntakeService:
                 ]
             )
         )
-        await tx.repo(ExposureRepository).record(
+        return ExposureChange(
             order.order_id, order.customer_id, amount, state == "open", event.aggregate_version
         )
 

@@ -4,6 +4,7 @@ references it has seen, and the open credit exposure of each customer's orders."
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -544,6 +545,32 @@ class ApprovalBooking:
     previous: tuple[str, int, bool] | None
 
 
+@dataclass(frozen=True)
+class ExposureChange:
+    """What one order event says of the order's exposure (ExposureRepository.record's arguments)."""
+
+    order_id: str
+    customer_id: str
+    amount: Decimal
+    is_open: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class _ExposureRow:
+    """An order_exposure row as a batch of changes reads and leaves it (record_many)."""
+
+    customer_id: str
+    amount_micros: int
+    open: bool
+    version: int
+    invoiced_micros: int
+    settled_micros: int
+
+    def uses(self) -> int:
+        return uses_credit_micros(self.amount_micros, self.invoiced_micros, self.settled_micros, self.open)
+
+
 def _uses(row) -> int:
     """What an order_exposure row adds to its customer's total (domain.uses_credit_micros)."""
     if row is None:
@@ -724,6 +751,90 @@ class ExposureRepository:
             await self._adjust(customer_id, delta)
         return True
 
+    async def record_many(self, changes: Sequence[ExposureChange]) -> int:
+        """`record` of each change in turn (a batch of order events, in their order), with one read of all
+        their rows (FOR UPDATE, in order id order) and multi-row writes: the new rows in one INSERT, the
+        changed ones in one UPDATE executed with each row's values, and one adjustment per customer of the
+        sum of its deltas. A change older than what its row holds (the row as the batch left it so far) is
+        skipped, as `record` skips it. How many changes were applied."""
+        if not changes:
+            return 0
+        ids = sorted({change.order_id for change in changes})
+        found = await self.conn.execute(self._statements.order_rows, {"order_ids": ids})
+        rows: dict[str, _ExposureRow] = {
+            row.order_id: _ExposureRow(
+                row.customer_id,
+                row.amount_micros,
+                bool(row.open),
+                row.version,
+                row.invoiced_micros,
+                row.settled_micros,
+            )
+            for row in found
+        }
+        new: set[str] = set()
+        touched: dict[str, None] = {}  # in the order first changed
+        deltas: dict[str, int] = {}
+        applied = 0
+        for change in changes:
+            micros = to_micros(change.amount)
+            row = rows.get(change.order_id)
+            if row is None:
+                new.add(change.order_id)
+                deltas[change.customer_id] = deltas.get(change.customer_id, 0) + (
+                    micros if change.is_open else 0
+                )
+                rows[change.order_id] = _ExposureRow(
+                    change.customer_id, micros, change.is_open, change.version, 0, 0
+                )
+            elif row.version >= change.version:
+                continue
+            else:
+                was = row.uses()
+                uses = uses_credit_micros(micros, row.invoiced_micros, row.settled_micros, change.is_open)
+                if row.customer_id != change.customer_id:  # as `record`: both customers' totals stay right
+                    deltas[row.customer_id] = deltas.get(row.customer_id, 0) - was
+                    deltas[change.customer_id] = deltas.get(change.customer_id, 0) + uses
+                else:
+                    deltas[change.customer_id] = deltas.get(change.customer_id, 0) + uses - was
+                rows[change.order_id] = _ExposureRow(
+                    change.customer_id,
+                    micros,
+                    change.is_open,
+                    change.version,
+                    row.invoiced_micros,
+                    row.settled_micros,
+                )
+            touched[change.order_id] = None
+            applied += 1
+        now = utcnow()
+        added, changed = [], []
+        for order_id in touched:
+            row = rows[order_id]
+            values = {
+                "customer_id": row.customer_id,
+                "amount_micros": row.amount_micros,
+                "open": row.open,
+                "version": row.version,
+                "updated_at": now,
+            }
+            if order_id in new:
+                added.append({"order_id": order_id, **values})
+            else:
+                changed.append({"oid": order_id, **values})
+        if added:
+            await self.conn.execute(self._statements.add_order, added)
+        if changed:
+            await self.conn.execute(self._statements.update_order, changed)
+        adjustments = [
+            {"customer_id": customer_id, "open_micros": delta, "updated_at": now}
+            for customer_id, delta in sorted(deltas.items())
+            if delta
+        ]
+        if adjustments:
+            await self.conn.execute(self._statements.adjust, adjustments)
+        return applied
+
     async def settle(
         self, order_id: str, customer_id: str, amount: Decimal, invoiced: Decimal, settled: Decimal
     ) -> None:
@@ -799,6 +910,7 @@ class _ExposureStatements:
     book: object
     add_order: object
     order_row: object
+    order_rows: object
     update_order: object
     adjust: object
     settle: object
@@ -848,6 +960,19 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
                 order_exposure.c.settled_micros,
             )
             .where(order_exposure.c.order_id == bindparam("order_id"))
+            .with_for_update(),
+            # A batch of events' rows at once (ExposureRepository.record_many), locked in order id order.
+            order_rows=select(
+                order_exposure.c.order_id,
+                order_exposure.c.customer_id,
+                order_exposure.c.amount_micros,
+                order_exposure.c.open,
+                order_exposure.c.version,
+                order_exposure.c.invoiced_micros,
+                order_exposure.c.settled_micros,
+            )
+            .where(order_exposure.c.order_id.in_(bindparam("order_ids", expanding=True)))
+            .order_by(order_exposure.c.order_id)
             .with_for_update(),
             # Executed with the new column values as parameters; "oid" names the row (a bind parameter
             # may not share a name with a column the statement sets).
