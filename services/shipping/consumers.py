@@ -17,6 +17,18 @@ def subscriptions(service: ShippingService) -> list[Subscription]:
         allocated_at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else None
         await service.create_for_allocated_order(tx, event.order.order, allocated_at)
 
+    async def on_orders_allocated(tx: Tx, events) -> None:
+        await service.create_for_allocated_orders(
+            tx,
+            [
+                (
+                    event.order.order,
+                    event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else None,
+                )
+                for event in events
+            ],
+        )
+
     async def on_order_cancelled(tx: Tx, event) -> None:
         reason = f"order cancelled: {event.reason}" if event.reason else "order cancelled"
         await service.cancel_for_order(
@@ -33,7 +45,14 @@ def subscriptions(service: ShippingService) -> list[Subscription]:
         await service.open_carrier_claims(tx, getattr(getattr(event, "return"), "return"))
 
     return [
-        Subscription("shipping-order-allocated", "orderdesk.order.*.allocated", on_order_allocated),
+        # A fetched batch in one transaction: one gate statement, one insert of all its shipments.
+        Subscription(
+            "shipping-order-allocated",
+            "orderdesk.order.*.allocated",
+            on_order_allocated,
+            group_commit=True,
+            batch_handler=on_orders_allocated,
+        ),
         Subscription("shipping-order-cancelled", "orderdesk.order.*.cancelled", on_order_cancelled),
         Subscription("shipping-order-changed", "orderdesk.order.*.changed", on_order_changed),
         Subscription("shipping-order-exception", "orderdesk.order.*.exception", on_order_exception),

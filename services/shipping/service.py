@@ -9,7 +9,7 @@ one (the reactions to order changes and resolutions are in revisions.py).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from orderdesk import errors, masterdata, metrics, usecase
 from orderdesk.calendar import CalendarBook
@@ -111,6 +111,35 @@ class ShippingService:
                 created.append(shipment)
         return created
 
+    async def create_for_allocated_orders(
+        self, tx: Tx, allocated: Sequence[tuple[orders_pb2.Order, dt.datetime | None]]
+    ) -> list[Shipment]:
+        """`create_for_allocated_order` of each (order, allocated at) in turn (a consumer's batch, in order),
+        with one statement for the orders' gates, one multi-row insert of all the shipments and their events
+        in the transaction's one outbox statement. A shipment id planned twice (the same order allocated
+        again) is planned once, from the first, as the second would find it made."""
+        repo = tx.repo(ShipmentRepository)
+        open_orders = await repo.open_many_for_shipments([order.order_id for order, _at in allocated])
+        book = await self.book(tx) if open_orders else None
+        planned: dict[str, Shipment] = {}
+        for order, allocated_at in allocated:
+            if order.order_id not in open_orders:
+                continue  # cancelled before we saw the allocation: nothing to ship
+            allocated_at = allocated_at or self.clock()
+            plan = split_by_warehouse([(a.sku, a.warehouse, a.quantity) for a in order.allocations])
+            for warehouse, lines in plan.items():
+                shipment_id = shipment_id_for(order.order_id, warehouse)
+                if shipment_id not in planned:
+                    assert book is not None
+                    planned[shipment_id] = self._new_shipment(
+                        book, order, shipment_id, warehouse, lines, allocated_at, "order allocated"
+                    )
+        added = await repo.add_many(list(planned.values()))
+        created = [shipment for shipment in planned.values() if shipment.shipment_id in added]
+        for shipment in created:
+            await publish_changes(tx, shipment)
+        return created
+
     async def add_shipment(
         self,
         tx: Tx,
@@ -124,7 +153,25 @@ class ShippingService:
     ) -> Shipment | None:
         """A new pending shipment of `lines` from `warehouse`, promised from `allocated_at` (now by
         default) and published as shipment.created; None when one with its id exists already."""
-        book = await self.book(tx)
+        shipment = self._new_shipment(
+            await self.book(tx), order, shipment_id, warehouse, lines, allocated_at or self.clock(), reason
+        )
+        if not await tx.repo(ShipmentRepository).add(shipment):
+            return None
+        await publish_changes(tx, shipment)
+        return shipment
+
+    def _new_shipment(
+        self,
+        book: CalendarBook,
+        order: orders_pb2.Order,
+        shipment_id: str,
+        warehouse: str,
+        lines: dict[str, int],
+        allocated_at: dt.datetime,
+        reason: str,
+    ) -> Shipment:
+        """A pending shipment of `lines` from `warehouse`, promised from `allocated_at`, scheduled."""
         shipment = Shipment.create(
             at=self.clock(),
             reason=reason,
@@ -135,7 +182,7 @@ class ShippingService:
             lines=lines,
             destination_country=order.ship_to.country,
             promised_delivery_date=promised_delivery_date(
-                allocated_at=allocated_at or self.clock(),
+                allocated_at=allocated_at,
                 book=book,
                 warehouse=warehouse,
                 destination_country=order.ship_to.country,
@@ -143,9 +190,6 @@ class ShippingService:
             ),
         )
         shipment.reschedule(book)  # pick-by and deliver-by for orders' promise watch
-        if not await tx.repo(ShipmentRepository).add(shipment):
-            return None
-        await publish_changes(tx, shipment)
         return shipment
 
     async def open_carrier_claims(self, tx: Tx, ret) -> list[CarrierClaim]:

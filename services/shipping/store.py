@@ -234,6 +234,27 @@ class ShipmentRepository(Repository):
         )
         return result.rowcount == 1
 
+    async def add_many(self, new: list[Shipment]) -> set[str]:
+        """`add` of each shipment in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids of
+        those that were new (the others exist already)."""
+        if not new:
+            return set()
+        result = await self.conn.execute(
+            _add_returning(self.dialect),
+            [
+                {
+                    "shipment_id": shipment.shipment_id,
+                    "order_id": shipment.order_id,
+                    "partner_id": shipment.partner_id,
+                    "warehouse": shipment.warehouse,
+                    "created_at": shipment.created_at,
+                    **_shipment_row(shipment),
+                }
+                for shipment in new
+            ],
+        )
+        return set(result.scalars())
+
     async def save(self, shipment: Shipment) -> None:
         await update_versioned(
             self.conn,
@@ -271,9 +292,26 @@ class ShipmentRepository(Repository):
             await self.conn.execute(_OPEN_ORDER[self.dialect], {"order_id": order_id, "now": utcnow()})
         ).first() is not None
 
+    async def open_many_for_shipments(self, order_ids: list[str]) -> set[str]:
+        """`open_for_shipments` of each order in one statement (in order id order, each once): the ids of
+        those not cancelled, their rows held until commit."""
+        if not order_ids:
+            return set()
+        now = utcnow()
+        result = await self.conn.execute(
+            _OPEN_ORDER[self.dialect], [{"order_id": i, "now": now} for i in sorted(set(order_ids))]
+        )
+        return set(result.scalars())
+
     async def mark_cancelled(self, order_id: str) -> None:
         """Remembers the cancel (a late allocation creates nothing), waiting for a creation in flight."""
         await self.conn.execute(_CANCEL_ORDER[self.dialect], {"order_id": order_id, "now": utcnow()})
+
+
+@functools.cache
+def _add_returning(dialect_name: str):
+    """A batch of new shipments: INSERT ... ON CONFLICT DO NOTHING RETURNING the ids it inserted."""
+    return insert_ignoring_conflicts(dialect_name, shipments).returning(shipments.c.shipment_id)
 
 
 _WAREHOUSE = select(warehouses).where(warehouses.c.warehouse == bindparam("key"))
