@@ -241,8 +241,16 @@ class InventoryService:
     async def _reserve_together(
         self, valid: list[tuple[int, ReserveCall, dict[str, int]]]
     ) -> list[ReserveResult]:
+        """The valid calls in one SQLite transaction, each as Reserve would make it, in order; their writes
+        batched: the new orders' rows in one statement, the levels of their SKUs read once (and kept
+        current in memory as each order takes or gives back), the reservation rows in one statement and
+        each stock row's summed change in one guarded statement for all, at the end (StockLevels.deferring)."""
         done = []
         async with self.db.transaction() as tx:
+            repo = tx.repo(StockRepository)
+            repo.deferring()
+            await repo.create_orders([(c.order_id, c.priority, c.country, c.placed_at) for _, c, _ in valid])
+            await repo.available(sorted({sku for _, _, wanted in valid for sku in wanted}), lock=False)
             for _, call, wanted in valid:
                 order, plan = await self._reserve_in(
                     tx,
@@ -260,6 +268,7 @@ class InventoryService:
                     else ("", "")
                 )
                 done.append((order, plan, dates))
+            await repo.flush_deferred()
         return [self._reserved(order, plan, dates) for order, plan, dates in done]
 
     async def _reserve_in(

@@ -16,6 +16,8 @@ class RepositoryBase:
         self.conn = conn
         self.dialect = dialect or conn.dialect.name
         self.created_order = False  # set by lock_order: the order's row was created just now
+        # Set by `deferring` (levels.py): a batch of Reserves' stock and reservation writes, kept until flushed.
+        self._deferred = None
 
     async def _ensure_sku_row(self, sku: str) -> None:
         """The SKU's row of event version and backorder total, created at zero if absent."""

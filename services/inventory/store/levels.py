@@ -9,6 +9,7 @@ the rule held.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, select, update
 
@@ -67,7 +68,51 @@ def _recent_receipts(limit: int):
     )
 
 
+@dataclass
+class Deferred:
+    """A batch of Reserves in one transaction (StockLevels.deferring, SQLite only, where transactions are
+    serial so what it read stays true until it writes): the levels read once and kept current in memory,
+    the reservation rows' additions and each stock row's net change, written at the end with one
+    statement each (`flush_deferred`)."""
+
+    available: dict[str, dict[str, int]] = field(default_factory=dict)  # sku -> warehouse -> available
+    holds: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (order, sku, warehouse) -> units
+    stock: dict[tuple[str, str], int] = field(default_factory=dict)  # (sku, warehouse) -> reserved change
+    new_orders: set[str] = field(default_factory=set)  # order rows the batch created (lock_order)
+
+
 class StockLevels(RepositoryBase):
+    # --- a batch of Reserves (SQLite) ------------------------------------------------------------
+    def deferring(self) -> Deferred:
+        """From now on `available`, `take_stock`, `return_stock` and `hold` work on a `Deferred` batch
+        (read once, changed in memory); `flush_deferred` writes it. The guarded updates still run at the
+        flush, with the summed change of each stock row: a refusal raises as the single one would."""
+        self._deferred = Deferred()
+        return self._deferred
+
+    async def flush_deferred(self) -> None:
+        """The batch's reservation rows in one multi-row statement, then its stock rows' changes (in
+        (sku, warehouse) order) in one guarded UPDATE for the takes and one for the returns, each row
+        checked by the summed rowcount (SQLite reports it for a statement run with many rows)."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is None:
+            return
+        await self._flush_holds(deferred)
+        moves = sorted((key, delta) for key, delta in deferred.stock.items() if delta)
+        takes = [{"b_sku": sku, "b_wh": wh, "b_qty": delta} for (sku, wh), delta in moves if delta > 0]
+        returns = [{"b_sku": sku, "b_wh": wh, "b_qty": -delta} for (sku, wh), delta in moves if delta < 0]
+        if takes:
+            taken = await self.conn.execute(_TAKE_STOCK, takes)
+            if taken.rowcount != len(takes):
+                raise Conflict("a stock row no longer had what a batch of reserves planned; retry")
+        if returns:
+            given = await self.conn.execute(_RETURN_STOCK, returns)
+            if given.rowcount != len(returns):
+                raise StockBookError("a stock row had fewer units reserved than a batch released")
+
+    async def _flush_holds(self, deferred: Deferred) -> None:
+        """The batch's reservation rows (Reservations writes them)."""
+
     # --- reads -------------------------------------------------------------------------------
     async def levels(self, sku: str) -> list[StockLevel]:
         rows = await self.conn.execute(_LEVELS, {"b_sku": sku})
@@ -87,6 +132,15 @@ class StockLevels(RepositoryBase):
 
     async def available(self, skus: list[str], *, lock: bool) -> dict[str, dict[str, int]]:
         """Available per SKU and warehouse, in one query; `lock`: FOR UPDATE in (sku, warehouse) order."""
+        deferred = self._deferred
+        if deferred is not None:  # a batch: read once, then as the batch left them so far
+            unread = [sku for sku in skus if sku not in deferred.available]
+            if unread:
+                deferred.available.update(await self._read_available(unread, lock=lock))
+            return {sku: dict(deferred.available[sku]) for sku in skus}
+        return await self._read_available(skus, lock=lock)
+
+    async def _read_available(self, skus: list[str], *, lock: bool) -> dict[str, dict[str, int]]:
         result: dict[str, dict[str, int]] = {sku: {} for sku in skus}
         for r in await self.conn.execute(_AVAILABLE_LOCKED if lock else _AVAILABLE, {"skus": list(skus)}):
             result[r.sku][r.warehouse] = r.on_hand - r.reserved
@@ -95,6 +149,14 @@ class StockLevels(RepositoryBase):
     # --- guarded changes to one row ----------------------------------------------------------------
     async def take_stock(self, sku: str, warehouse: str, quantity: int) -> None:
         """Guarded: refused (Conflict, the caller retries) unless `quantity` is still available."""
+        deferred = self._deferred
+        if deferred is not None:
+            levels = deferred.available.get(sku, {})
+            if levels.get(warehouse, 0) < quantity:
+                raise Conflict(f"{sku} at {warehouse} no longer has {quantity} available; retry")
+            levels[warehouse] -= quantity
+            deferred.stock[(sku, warehouse)] = deferred.stock.get((sku, warehouse), 0) + quantity
+            return
         result = await self.conn.execute(_TAKE_STOCK, {"b_sku": sku, "b_wh": warehouse, "b_qty": quantity})
         if result.rowcount != 1:
             # Only a plan from stale numbers gets here (another writer took the units first);
@@ -102,6 +164,14 @@ class StockLevels(RepositoryBase):
             raise Conflict(f"{sku} at {warehouse} no longer has {quantity} available; retry")
 
     async def return_stock(self, sku: str, warehouse: str, quantity: int) -> None:
+        deferred = self._deferred
+        if deferred is not None:  # checked at the flush (the row's reserved units are not kept here)
+            if sku not in deferred.available:
+                await self.available([sku], lock=False)
+            levels = deferred.available[sku]
+            levels[warehouse] = levels.get(warehouse, 0) + quantity
+            deferred.stock[(sku, warehouse)] = deferred.stock.get((sku, warehouse), 0) - quantity
+            return
         result = await self.conn.execute(_RETURN_STOCK, {"b_sku": sku, "b_wh": warehouse, "b_qty": quantity})
         if result.rowcount != 1:
             raise StockBookError(f"{sku} at {warehouse} has fewer than {quantity} reserved to release")

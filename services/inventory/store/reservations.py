@@ -18,7 +18,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from orderdesk.db import insert_ignoring_conflicts, utcnow
 from services.inventory.domain import OrderReservations, OrderState, StockBookError, may_ship
 from services.inventory.store.base import AT, RESERVATION_OF
-from services.inventory.store.levels import StockLevels
+from services.inventory.store.levels import Deferred, StockLevels
 from services.inventory.store.tables import order_states, reservations, stock
 
 # Reserve's hot statements, built once (see levels.py).
@@ -85,6 +85,11 @@ def _new_order_state(dialect: str):
 
 
 @functools.cache
+def _new_order_states(dialect: str):
+    return insert_ignoring_conflicts(dialect, order_states).returning(order_states.c.order_id)
+
+
+@functools.cache
 def _hold(dialect: str):
     """Adds to the order's reservation row, creating it if absent (one statement)."""
     statement = (
@@ -110,6 +115,11 @@ class Reservations(StockLevels):
         self, order_id: str, priority: int = 0, *, country: str = "", placed_at: dt.datetime | None = None
     ) -> OrderReservations:
         """Creates the order's state row if absent and locks it (PostgreSQL: FOR UPDATE)."""
+        deferred = self._deferred
+        if deferred is not None and order_id in deferred.new_orders:  # made by `create_orders` just now
+            deferred.new_orders.discard(order_id)
+            self.created_order = True
+            return OrderReservations(order_id, OrderState.ACTIVE, {}, {}, priority=priority)
         now = utcnow()
         created = await self.conn.execute(
             _new_order_state(self.dialect),
@@ -138,6 +148,30 @@ class Reservations(StockLevels):
             if r.shipped:
                 shipped[(r.sku, r.warehouse)] = r.shipped
         return OrderReservations(order_id, OrderState(row.state), held, shipped, priority=row.priority)
+
+    async def create_orders(self, orders: list[tuple[str, int, str, dt.datetime | None]]) -> None:
+        """A batch's (`deferring`) order rows, (order id, priority, country, placed at) each, made in one
+        multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING: `lock_order` then knows the new ones
+        without a statement (and reads the others as usual)."""
+        deferred = self._deferred
+        if deferred is None or not orders:
+            return
+        now = utcnow()
+        made = await self.conn.execute(
+            _new_order_states(self.dialect),
+            [
+                {
+                    "order_id": order_id,
+                    "state": OrderState.ACTIVE.value,
+                    "priority": priority,
+                    "updated_at": now,
+                    "country": country[:2],
+                    "placed_at": placed_at or now,
+                }
+                for order_id, priority, country, placed_at in orders
+            ],
+        )
+        deferred.new_orders.update(made.scalars())
 
     async def lock_orders(self, order_ids: list[str]) -> None:
         """Locks existing order rows in order-id order (the store's lock order, before any stock row)."""
@@ -173,10 +207,27 @@ class Reservations(StockLevels):
 
     # The reservation row alone, for Reserve, which touches the stock rows last (take_stock, return_stock).
     async def hold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
-        """Adds to the order's reservation row, creating it if absent (one statement)."""
+        """Adds to the order's reservation row, creating it if absent (one statement; in a batch, at
+        its flush)."""
+        deferred = self._deferred
+        if deferred is not None:
+            key = (order_id, sku, warehouse)
+            deferred.holds[key] = deferred.holds.get(key, 0) + quantity
+            return
         await self.conn.execute(
             _hold(self.dialect), {"b_order": order_id, "b_sku": sku, "b_wh": warehouse, "b_qty": quantity}
         )
+
+    async def _flush_holds(self, deferred: Deferred) -> None:
+        """A batch's additions to reservation rows in one multi-row upsert (each row once in it)."""
+        if deferred.holds:
+            await self.conn.execute(
+                _hold(self.dialect),
+                [
+                    {"b_order": order_id, "b_sku": sku, "b_wh": warehouse, "b_qty": qty}
+                    for (order_id, sku, warehouse), qty in deferred.holds.items()
+                ],
+            )
 
     async def unhold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
         taken = await self.conn.execute(
