@@ -54,6 +54,53 @@ _BACKORDERS_FOR = (
 )
 
 
+# A backordered order's promise (`_promise`: each backordered SKU), templates too.
+_LOCK_SKU = select(sku_versions.c.sku).where(sku_versions.c.sku == bindparam("b_sku")).with_for_update()
+_BACKORDERED_TOTAL = select(sku_versions.c.backordered).where(sku_versions.c.sku == bindparam("b_sku"))
+_PRODUCT = select(products.c.make_to_order, products.c.lead_time_days).where(
+    products.c.sku == bindparam("b_sku")
+)
+_OPEN_RUNS = (
+    select(production_runs)
+    .where(production_runs.c.sku == bindparam("b_sku"), production_runs.c.status == "open")
+    .order_by(production_runs.c.expected_date, production_runs.c.production_id)
+)
+_ADD_RUN = production_runs.insert().values(status="open")  # executed with the run's other columns
+_GROW_RUN = (
+    update(production_runs)
+    .where(production_runs.c.production_id == bindparam("pid"), production_runs.c.status == "open")
+    .values(quantity=production_runs.c.quantity + bindparam("more"))
+)
+_OPEN_INBOUND = (
+    select(inbound_receipts)
+    .where(inbound_receipts.c.sku == bindparam("b_sku"), inbound_receipts.c.status == "open")
+    .order_by(inbound_receipts.c.expected_date, inbound_receipts.c.reference)
+)
+# backorder_demand: the order's place in fill order (priority, then time placed, then id), and the units
+# owed to the SKU's backorders up to it and in all.
+_FILL_PLACE = select(order_states.c.priority, order_states.c.placed_at, order_states.c.updated_at).where(
+    order_states.c.order_id == bindparam("oid")
+)
+_MY_PRIORITY = bindparam("my_priority")
+_MY_TIME = bindparam("my_time", type_=UtcDateTime)
+_PLACED = func.coalesce(order_states.c.placed_at, order_states.c.updated_at, type_=UtcDateTime)
+_AHEAD = or_(
+    order_states.c.priority > _MY_PRIORITY,
+    and_(
+        order_states.c.priority == _MY_PRIORITY,
+        or_(_PLACED < _MY_TIME, and_(_PLACED == _MY_TIME, order_states.c.order_id <= bindparam("oid"))),
+    ),
+)
+_DEMAND = (
+    select(
+        func.coalesce(func.sum(case((_AHEAD, backorders.c.quantity), else_=0)), 0).label("through"),
+        func.coalesce(func.sum(backorders.c.quantity), 0).label("total"),
+    )
+    .select_from(backorders.join(order_states, order_states.c.order_id == backorders.c.order_id))
+    .where(backorders.c.sku == bindparam("b_sku"), order_states.c.state != OrderState.RELEASED.value)
+)
+
+
 @functools.cache
 def _set_backorder(dialect: str):
     """INSERT ... ON CONFLICT (order_id, sku) DO UPDATE SET quantity: one template per backend."""
@@ -67,7 +114,7 @@ class Supply(RepositoryBase):
     async def lock_sku(self, sku: str) -> None:
         """Serialises production planning for a SKU (its event-counter row; last in the lock order)."""
         await self._ensure_sku_row(sku)
-        await self.conn.execute(select(sku_versions.c.sku).where(sku_versions.c.sku == sku).with_for_update())
+        await self.conn.execute(_LOCK_SKU, {"b_sku": sku})
 
     # --- backorders ----------------------------------------------------------------------------------
     async def order_backorders(self, order_id: str) -> dict[str, int]:
@@ -97,9 +144,7 @@ class Supply(RepositoryBase):
                 await self.conn.execute(_ADD_BACKORDERED, {"b_sku": sku, "b_delta": deltas[sku]})
 
     async def backordered_total(self, sku: str) -> int:
-        return (
-            await self.conn.execute(select(sku_versions.c.backordered).where(sku_versions.c.sku == sku))
-        ).scalar_one_or_none() or 0
+        return (await self.conn.execute(_BACKORDERED_TOTAL, {"b_sku": sku})).scalar_one_or_none() or 0
 
     async def backorders_for(self, skus: list[str]) -> list[Backorder]:
         """Open backorders of active orders for these SKUs (any order; the caller sorts them)."""
@@ -114,32 +159,16 @@ class Supply(RepositoryBase):
     async def backorder_demand(self, sku: str, order_id: str) -> tuple[int, int]:
         """(units owed to this SKU's backorders up to and including `order_id`'s in fill order,
         units owed to all of them), summed in the database: no rows travel."""
-        me = (
-            await self.conn.execute(
-                select(order_states.c.priority, order_states.c.placed_at, order_states.c.updated_at).where(
-                    order_states.c.order_id == order_id
-                )
-            )
-        ).one()
-        my_time = me.placed_at or me.updated_at
-        placed = func.coalesce(order_states.c.placed_at, order_states.c.updated_at, type_=UtcDateTime)
-        ahead = or_(
-            order_states.c.priority > me.priority,
-            and_(
-                order_states.c.priority == me.priority,
-                or_(placed < my_time, and_(placed == my_time, order_states.c.order_id <= order_id)),
-            ),
-        )
+        me = (await self.conn.execute(_FILL_PLACE, {"oid": order_id})).one()
         row = (
             await self.conn.execute(
-                select(
-                    func.coalesce(func.sum(case((ahead, backorders.c.quantity), else_=0)), 0).label(
-                        "through"
-                    ),
-                    func.coalesce(func.sum(backorders.c.quantity), 0).label("total"),
-                )
-                .select_from(backorders.join(order_states, order_states.c.order_id == backorders.c.order_id))
-                .where(backorders.c.sku == sku, order_states.c.state != OrderState.RELEASED.value)
+                _DEMAND,
+                {
+                    "b_sku": sku,
+                    "oid": order_id,
+                    "my_priority": me.priority,
+                    "my_time": me.placed_at or me.updated_at,
+                },
             )
         ).one()
         return int(row.through), int(row.total)
@@ -155,11 +184,7 @@ class Supply(RepositoryBase):
     # --- products ------------------------------------------------------------------------------------
     async def product(self, sku: str) -> tuple[bool, int] | None:
         """(make to order, lead time in days), or None for a SKU inventory has no product record of."""
-        row = (
-            await self.conn.execute(
-                select(products.c.make_to_order, products.c.lead_time_days).where(products.c.sku == sku)
-            )
-        ).first()
+        row = (await self.conn.execute(_PRODUCT, {"b_sku": sku})).first()
         return (row.make_to_order, row.lead_time_days) if row else None
 
     async def upsert_product(self, sku: str, make_to_order: bool, lead_time_days: int) -> None:
@@ -175,32 +200,24 @@ class Supply(RepositoryBase):
 
     # --- production runs -------------------------------------------------------------------------------
     async def open_runs(self, sku: str) -> list[Run]:
-        rows = await self.conn.execute(
-            select(production_runs)
-            .where(production_runs.c.sku == sku, production_runs.c.status == "open")
-            .order_by(production_runs.c.expected_date, production_runs.c.production_id)
-        )
+        rows = await self.conn.execute(_OPEN_RUNS, {"b_sku": sku})
         return [_run(r) for r in rows]
 
     async def add_run(self, run: Run) -> None:
         await self.conn.execute(
-            production_runs.insert().values(
-                production_id=run.production_id,
-                sku=run.sku,
-                warehouse=run.warehouse,
-                quantity=run.quantity,
-                expected_date=run.expected_date.isoformat(),
-                status="open",
-                created_at=utcnow(),
-            )
+            _ADD_RUN,
+            {
+                "production_id": run.production_id,
+                "sku": run.sku,
+                "warehouse": run.warehouse,
+                "quantity": run.quantity,
+                "expected_date": run.expected_date.isoformat(),
+                "created_at": utcnow(),
+            },
         )
 
     async def grow_run(self, production_id: str, quantity: int) -> None:
-        await self.conn.execute(
-            update(production_runs)
-            .where(production_runs.c.production_id == production_id, production_runs.c.status == "open")
-            .values(quantity=production_runs.c.quantity + quantity)
-        )
+        await self.conn.execute(_GROW_RUN, {"pid": production_id, "more": quantity})
 
     async def move_run(self, production_id: str, expected_date: dt.date) -> bool:
         """Guarded by the status: False if the run was completed meanwhile."""
@@ -254,11 +271,7 @@ class Supply(RepositoryBase):
     # --- inbound receipts announced by suppliers ------------------------------------------------------
     async def open_inbound(self, sku: str) -> list[Run]:
         """The SKU's announced receipts not yet received, as supply (a Run named INB:<reference>)."""
-        rows = await self.conn.execute(
-            select(inbound_receipts)
-            .where(inbound_receipts.c.sku == sku, inbound_receipts.c.status == "open")
-            .order_by(inbound_receipts.c.expected_date, inbound_receipts.c.reference)
-        )
+        rows = await self.conn.execute(_OPEN_INBOUND, {"b_sku": sku})
         return [
             Run(
                 INBOUND_PREFIX + r.reference,
