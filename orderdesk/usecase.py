@@ -28,17 +28,22 @@
 
    A service whose aggregate keeps its changes in `.changes` names those parts once, as a
    `Publisher`, and calls it with the aggregate: `await publish_changes(tx, shipment)`.
+
+3. A consumer's batch of events in one transaction (`Subscription(group_commit=True, batch_handler=...)`):
+   the aggregates read once (`get_many`), each event's change applied in stream order and published at
+   once, each aggregate saved once at the end (`apply_in_turn`), the same effect as one transaction per
+   event with a read and a save each.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from orderdesk import errors, events
+from orderdesk import errors, events, logs
 
 T = TypeVar("T")
 C = TypeVar("C", bound="Recorded")
@@ -190,3 +195,39 @@ class Publisher(Generic[A]):
             payload=self.payload,
             count=None if self.count is None else functools.partial(self.count, aggregate),
         )
+
+
+@dataclass(frozen=True)
+class Step(Generic[T]):
+    """One event's change to one aggregate (`apply_in_turn`): `change(aggregate)` records what it did on
+    the aggregate, as a use case's change does; `correlation_id` is the event's, for what it publishes."""
+
+    key: str
+    change: Callable[[T], Any]
+    correlation_id: str = ""
+
+
+async def apply_in_turn(
+    tx: Any,
+    aggregates: Mapping[str, T],
+    steps: Iterable[Step[T]],
+    publish_step: Callable[[Any, T], Awaitable[None]],
+    save: Callable[[T], Awaitable[None]],
+) -> None:
+    """Shape 3: a batch's steps, in order, on the aggregates read once (`aggregates` by key; a step whose
+    aggregate is not there is skipped, as a consumer ignores an event about one it does not have).
+
+    After each step `publish_step(tx, aggregate)` publishes what that step recorded, under the step's
+    correlation id, and forgets it (so each event carries the aggregate as it was right after its own
+    step, as with one transaction per event); then every aggregate is saved once with `save(aggregate)`,
+    which writes everything the steps recorded and is guarded by the version read (a Conflict rolls the
+    whole batch back: the consumer then handles its events one by one)."""
+    for step in steps:
+        aggregate = aggregates.get(step.key)
+        if aggregate is None:
+            continue
+        step.change(aggregate)
+        with logs.correlated(step.correlation_id):
+            await publish_step(tx, aggregate)
+    for aggregate in aggregates.values():
+        await save(aggregate)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from orderdesk.consumers import Subscription
 from orderdesk.db import Tx
+from orderdesk.usecase import Step
+from services.orders.domain import Order
 from services.orders.exceptions import ExceptionType, OrderException
 from services.orders.promise import AT_ONCE
 from services.orders.service import OrdersService
@@ -56,17 +58,34 @@ def subscriptions(
     records at once the reservations inventory made for these backorders (and the dates it now gives
     them); `wake_watch()` tells the promise watch that orders changed (it polls anyway)."""
 
-    async def on_shipment(tx: Tx, event) -> None:
+    def shipment_steps(event) -> list[Step[Order]]:
+        """A shipment event's changes to its order: the shipment recorded (a stale version changes
+        nothing), then a carrier's delay or lost parcel as an exception."""
+        shipment = event.shipment.shipment
         at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else None
-        order = await service.record_shipment(tx, event.shipment.shipment, event.type.rpartition(".")[2], at)
-        exception = exception_of(event, service.clock())  # a carrier's delay or lost parcel
+        change = service.shipment_change(shipment, event.type.rpartition(".")[2], at)
+        steps = [Step(shipment.order_id, change, event.correlation_id)]
+        exception = exception_of(event, service.clock())
         if exception is not None:
-            order = await service.apply_to_order(
-                tx, event.shipment.shipment.order_id, lambda order: order.record_exception(exception)
+            steps.append(
+                Step(
+                    shipment.order_id,
+                    lambda order, exception=exception: order.record_exception(exception),
+                    event.correlation_id,
+                )
             )
+        return steps
+
+    async def on_shipments(tx: Tx, batch: list) -> None:
+        """Shipment events, one or a consumer's batch: each order read once and saved once, its events
+        applied in stream order (services.orders.service.OrdersService.apply_in_turn)."""
+        found = await service.apply_in_turn(tx, [step for event in batch for step in shipment_steps(event)])
         # Only when the watch has something to tell now: otherwise the save stored its moment.
-        if order is not None and order.watch_at == AT_ONCE:
+        if any(order.watch_at == AT_ONCE for order in found.values()):
             tx.after_commit.append(wake_watch)
+
+    async def on_shipment(tx: Tx, event) -> None:
+        await on_shipments(tx, [event])
 
     async def on_return_refunded(tx: Tx, event) -> None:
         await service.record_return(tx, getattr(getattr(event, "return"), "return"))
@@ -92,12 +111,24 @@ def subscriptions(
             tx.after_commit.append(lambda: allocate_soon(waiting))
 
     return [
-        Subscription("orders-shipment-events", "orderdesk.shipment.>", on_shipment),
-        Subscription("orders-stock-rescheduled", "orderdesk.stock.*.rescheduled", on_rescheduled),
+        # Group commits: a fetched batch in one transaction with one inbox claim (orderdesk.consumers), its
+        # orders read once and saved once; should one event fail, the batch is handled one by one.
+        Subscription(
+            "orders-shipment-events",
+            "orderdesk.shipment.>",
+            on_shipment,
+            group_commit=True,
+            batch_handler=on_shipments,
+        ),
+        Subscription(
+            "orders-stock-rescheduled", "orderdesk.stock.*.rescheduled", on_rescheduled, group_commit=True
+        ),
         Subscription("orders-return-refunded", "orderdesk.return.*.refunded", on_return_refunded),
         # issue 14: a claim without goods back counts for the desk's numbers when it is resolved
         Subscription("orders-return-claim", "orderdesk.return.*.claim_resolved", on_claim_resolved),
-        Subscription("orders-stock-restocked", "orderdesk.stock.*.restocked", on_stock_added),
+        Subscription(
+            "orders-stock-restocked", "orderdesk.stock.*.restocked", on_stock_added, group_commit=True
+        ),
         # issue 14: the original order names the replacement entered for its return or claim
         Subscription("orders-return-exchange", "orderdesk.return.*.exchange_created", on_exchange_created),
     ]

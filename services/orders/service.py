@@ -9,6 +9,7 @@ callables it is built with (`on_confirmed`, `on_arrived`).
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -355,11 +356,35 @@ class OrdersService:
         count_transitions(order)
         return order
 
-    async def record_shipment(
-        self, tx: Tx, shipment, event: str = "", event_at: dt.datetime | None = None
-    ) -> Order | None:
-        """`event`: the shipment event's name (shipped, delayed …) and `event_at` its time, for the watch.
-        Returns the order as saved (None: no such order)."""
+    async def apply_in_turn(self, tx: Tx, steps: list[usecase.Step[Order]]) -> dict[str, Order]:
+        """For batched consumers: each step in turn, as `apply_to_order` one after another in this
+        transaction would do, but each order read once (with the others: one query, archived ones too)
+        and saved once. Each step's transitions are published right after it, carrying the order as it
+        then was; a missing order's steps are skipped. Returns the orders found, as saved."""
+        repo = tx.repo(OrderRepository)
+        found = {o.order_id: o for o in await repo.get_wherever(list(dict.fromkeys(s.key for s in steps)))}
+        recorded: dict[str, list] = {order_id: [] for order_id in found}
+
+        async def publish_step(tx: Tx, order: Order) -> None:
+            await publish_transitions(tx, order)
+            if order.transitions or order.kpi_facts:  # counted once committed (a failed batch is retried)
+                step = copy.copy(order)
+                step.transitions = list(order.transitions)
+                tx.after_commit.append(lambda: count_transitions(step))
+            recorded[order.order_id] += order.transitions  # the save's history rows
+            order.transitions, order.events = [], []  # published: the next step's are its own
+
+        async def save(order: Order) -> None:
+            order.transitions = recorded[order.order_id]
+            await repo.save(order)
+
+        await usecase.apply_in_turn(tx, found, steps, publish_step, save)
+        return found
+
+    def shipment_change(
+        self, shipment, event: str = "", event_at: dt.datetime | None = None
+    ) -> Callable[[Order], None]:
+        """The change a shipment event makes to its order (`record_shipment`'s)."""
         view = ShipmentView(
             shipment_id=shipment.shipment_id,
             warehouse=shipment.warehouse,
@@ -376,8 +401,15 @@ class OrdersService:
             else "",
             deliver_by=shipment.deliver_by,
         )
+        return lambda o: o.record_shipment(self.clock(), view, event, event_at)
+
+    async def record_shipment(
+        self, tx: Tx, shipment, event: str = "", event_at: dt.datetime | None = None
+    ) -> Order | None:
+        """`event`: the shipment event's name (shipped, delayed …) and `event_at` its time, for the watch.
+        Returns the order as saved (None: no such order)."""
         return await self.apply_to_order(
-            tx, shipment.order_id, lambda o: o.record_shipment(self.clock(), view, event, event_at)
+            tx, shipment.order_id, self.shipment_change(shipment, event, event_at)
         )
 
     async def record_return(self, tx: Tx, ret) -> None:

@@ -310,3 +310,34 @@ async def test_the_migrated_archive_tables_mirror_the_hot_ones(setup):
         expected = {c.name for c in hot.columns} | ({"archived_at"} if archive is ARCHIVE.orders else set())
         assert migrated[hot.name] == {c.name for c in hot.columns}
         assert migrated[archive.name] == expected == {c.name for c in archive.columns}
+
+
+async def test_a_batch_of_late_shipment_events_brings_its_archived_orders_back(setup):
+    """The shipment consumer's group commit reads a batch's orders at once, archived ones too, and its one
+    save per order brings each archived one back into the hot tables, as one event at a time would."""
+    from tests.integration.orders.test_shipment_batches import Msg, consumer
+    from tests.integration.orders.test_shipment_batches import shipment as shipment_event
+
+    orders, archiver, clock = setup
+    await complete(orders, clock, "ORD-A1", "PO-A1")
+    await complete(orders, clock, "ORD-A2", "PO-A2")
+    await orders.create(request("ORD-NEXT", "PO-NEXT"))
+    assert (await archiver.run_pass(now=utcnow() + LATER)).archived == 2
+    before = {i: (await orders.get(i, "")).version for i in ("ORD-A1", "ORD-A2")}
+
+    # The carrier's late word on both parcels (v4 of each shipment, still delivered), twice for ORD-A1.
+    msgs = [
+        Msg(shipment_event("ORD-A1", "delivered", 4)),
+        Msg(shipment_event("ORD-A2", "delivered", 4)),
+        Msg(shipment_event("ORD-A1", "delivered", 5)),
+    ]
+    assert await consumer(orders).handle_together(msgs)
+    assert all(m.acked for m in msgs)
+    for order_id, version in (("ORD-A1", 5), ("ORD-A2", 4)):
+        back = await orders.get(order_id, "")
+        assert back.archived is False and back.status is Status.COMPLETED
+        assert [s.version for s in back.shipments.values()] == [version]
+        assert back.version == before[order_id] + (2 if order_id == "ORD-A1" else 1)
+        assert (
+            await rows(orders, ARCHIVE.orders, order_id) == 0 and await rows(orders, HOT.lines, order_id) == 1
+        )
