@@ -25,7 +25,7 @@ from orderdesk.db import Database, Tx, utcnow
 from orderdesk.usecase import retrying
 from orderdesk.v1 import inventory_pb2
 from services.orders.domain import AWAITING_STOCK, Allocation, Order, Status
-from services.orders.service import count_transitions, publish_transitions, quantities
+from services.orders.service import count_transitions, publish_many, publish_transitions, quantities
 from services.orders.store import OrderRepository
 from services.orders.surge import SurgeGate
 
@@ -239,15 +239,19 @@ class Allocator:
             return 0
         try:
             changed: list[Order] = []
-            # The orders as read for the call, not read again: each save is guarded by the version read, so
-            # one changed meanwhile (a cancel, a change request) raises Conflict and all are recorded below
-            # from a fresh read.
+            # The orders as read for the call, not read again, saved together in a few statements for the
+            # chunk (OrderRepository.save_many, with their events: publish_many); each row is still guarded by
+            # the version read, so one changed meanwhile (a cancel, a change request) raises Conflict and all
+            # are recorded below from a fresh read.
             read = {o.order_id: o for o in chunk}
             async with self.db.transaction() as tx:
                 for reserved in pending:
                     order = read[reserved.order_id]
-                    if await self._apply(tx, order, reserved):
+                    if self._applies(order, reserved):
+                        self._reserve_on(order, reserved)
                         changed.append(order)
+                await tx.repo(OrderRepository).save_many(changed)
+                await publish_many(tx, changed)
         except errors.Conflict:
             moved = 0
             for reserved in pending:
@@ -281,12 +285,22 @@ class Allocator:
         """Records inventory's answer on the order as read in this transaction, with its events; False when
         it no longer applies: gone, no longer awaiting stock, or a change request moved the lines meanwhile
         (the next pass reserves them)."""
-        if order is None or order.status not in AWAITING_STOCK or quantities(order) != reserved.wanted:
+        if not self._applies(order, reserved):
             return False
-        order.apply_reservation(self.clock(), reserved.allocations, reserved.backordered, reserved.expected)
+        assert order is not None, "_applies says no to a missing order"
+        self._reserve_on(order, reserved)
         await tx.repo(OrderRepository).save(order)
         await publish_transitions(tx, order)
         return True
+
+    @staticmethod
+    def _applies(order: Order | None, reserved: _Reserved) -> bool:
+        """Whether inventory's answer still applies to the order as read: not gone, still awaiting stock,
+        its lines as they were asked for."""
+        return order is not None and order.status in AWAITING_STOCK and quantities(order) == reserved.wanted
+
+    def _reserve_on(self, order: Order, reserved: _Reserved) -> None:
+        order.apply_reservation(self.clock(), reserved.allocations, reserved.backordered, reserved.expected)
 
     async def _record(self, reserved: _Reserved) -> bool:
         """One order's answer in a transaction of its own, from a fresh read if another writer got there first."""

@@ -49,6 +49,22 @@ async def publish_transitions(tx: Tx, order: Order) -> None:
     order.kpi_facts = kpis.facts_of(order)
     if order.kpi_facts:
         await tx.repo(kpi_store.KpiLedger).record(order.order_id, order.kpi_facts)
+    await _publish_events(tx, order)
+
+
+async def publish_many(tx: Tx, changed: list[Order]) -> None:
+    """`publish_transitions` for orders saved together (OrderRepository.save_many): the ledger rows of all
+    of them in one statement, then each order's events."""
+    for order in changed:
+        order.kpi_facts = kpis.facts_of(order)
+    facts = [(order.order_id, order.kpi_facts) for order in changed if order.kpi_facts]
+    if facts:
+        await tx.repo(kpi_store.KpiLedger).record_many(facts)
+    for order in changed:
+        await _publish_events(tx, order)
+
+
+async def _publish_events(tx: Tx, order: Order) -> None:
     await usecase.publish(
         tx,
         [*order.transitions, *order.events],

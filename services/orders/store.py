@@ -388,6 +388,23 @@ def _counts(line: Line) -> tuple[int, int, int, int]:
     return line.allocated, line.shipped, line.delivered, line.returned
 
 
+def _moved_lines(order: Order) -> list[dict]:
+    """_SAVE_LINE's rows for the order's lines whose counts moved since the load (all when unknown)."""
+    loaded = getattr(order, "_loaded_counts", None)
+    return [
+        {
+            "oid": order.order_id,
+            "no": i,
+            "allocated": line.allocated,
+            "shipped": line.shipped,
+            "delivered": line.delivered,
+            "returned": line.returned,
+        }
+        for i, line in enumerate(order.lines)
+        if loaded is None or i >= len(loaded) or loaded[i] != _counts(line)
+    ]
+
+
 # The statements every order goes through, built once (SQLAlchemy then skips building and
 # compiling them per call). "oid", "pid", "no", "loaded" name the row; a bind parameter may
 # not share a name with a column the statement sets.
@@ -424,6 +441,12 @@ _WAREHOUSE_KEYS = (
     .values(status=bindparam("st"), expected_ship_key=bindparam("expected"), priority=bindparam("prio"))
 )
 _NO_WAREHOUSES = order_warehouses.delete().where(order_warehouses.c.seq == _SEQ_OF)
+_VERSIONS_FOR_UPDATE = (
+    select(orders.c.order_id, orders.c.version)
+    .where(orders.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(orders.c.order_id)
+    .with_for_update()
+)
 _NO_SKUS = order_skus.delete().where(order_skus.c.seq == _SEQ_OF)
 _NO_LINES = order_lines.delete().where(order_lines.c.order_id == bindparam("oid"))
 
@@ -446,6 +469,7 @@ def sku_rows_of(order_ids):
 
 
 _SKU_ROWS = sku_rows_of(bindparam("ids", expanding=True))  # sku_rows_of's template: executed with "ids"
+_NO_WAREHOUSES_OF = rows_of(order_warehouses, bindparam("ids", expanding=True))  # executed with "ids"
 
 
 # What a new order's order_warehouses rows were made from: none (no warehouses).
@@ -673,26 +697,40 @@ class OrderRepository(Repository):
             await self._save_warehouses(order, _NO_ROWS)
 
     async def _save_warehouses(self, order: Order, loaded: tuple[str, str, str, int] | None) -> None:
-        """The order's order_warehouses rows after its row is saved: rewritten when its warehouses changed,
-        their keys updated when only its status, expected date or priority did (`loaded`: what they were made from;
-        None: unknown, rewritten)."""
-        now = _warehouse_keys(order)
-        if now != loaded:
-            warehouses, status, expected, priority = now
-            if loaded is not None and loaded[0] == warehouses:
-                if warehouses:
-                    await self.conn.execute(
-                        _WAREHOUSE_KEYS,
-                        {"oid": order.order_id, "st": status, "expected": expected, "prio": priority},
-                    )
-            else:
-                if loaded is None or loaded[0]:
-                    await self.conn.execute(_NO_WAREHOUSES, {"oid": order.order_id})
-                if warehouses:
-                    await self.conn.execute(
-                        _WAREHOUSE_ROW, [{"oid": order.order_id, "wh": w} for w in warehouses.split()]
-                    )
-        order._loaded_warehouse_keys = now
+        """The order's order_warehouses rows after its row is saved (`_write_warehouses`)."""
+        await self._write_warehouses([order], [loaded])
+
+    async def _write_warehouses(
+        self, saved: list[Order], loaded: list[tuple[str, str, str, int] | None]
+    ) -> None:
+        """Saved orders' order_warehouses rows, at most three statements however many orders: rewritten when
+        an order's warehouses changed, their keys updated when only its status, expected date or priority did
+        (`loaded`: what each order's rows were made from; None: unknown, rewritten)."""
+        cleared: list[str] = []
+        rows: list[dict] = []
+        keys: list[dict] = []
+        for order, was in zip(saved, loaded, strict=True):
+            now = _warehouse_keys(order)
+            if now != was:
+                warehouses, status, expected, priority = now
+                if was is not None and was[0] == warehouses:
+                    if warehouses:
+                        keys.append(
+                            {"oid": order.order_id, "st": status, "expected": expected, "prio": priority}
+                        )
+                else:
+                    if was is None or was[0]:
+                        cleared.append(order.order_id)
+                    rows += [{"oid": order.order_id, "wh": w} for w in warehouses.split()]
+            order._loaded_warehouse_keys = now
+        if len(cleared) == 1:
+            await self.conn.execute(_NO_WAREHOUSES, {"oid": cleared[0]})
+        elif cleared:
+            await self.conn.execute(_NO_WAREHOUSES_OF, {"ids": cleared})
+        if rows:
+            await self.conn.execute(_WAREHOUSE_ROW, rows)
+        if keys:
+            await self.conn.execute(_WAREHOUSE_KEYS, keys)
 
     async def save(self, order: Order) -> None:
         if order.archived:  # a late change of an archived order: back to the hot tables first, then saved
@@ -718,19 +756,7 @@ class OrderRepository(Repository):
             await self.conn.execute(_SKU_ROWS, {"ids": [order.order_id]})
             order.lines_changed = False
         else:  # only the lines whose counts moved since the load (most events touch none)
-            loaded = getattr(order, "_loaded_counts", None)
-            changed = [
-                {
-                    "oid": order.order_id,
-                    "no": i,
-                    "allocated": line.allocated,
-                    "shipped": line.shipped,
-                    "delivered": line.delivered,
-                    "returned": line.returned,
-                }
-                for i, line in enumerate(order.lines)
-                if loaded is None or i >= len(loaded) or loaded[i] != _counts(line)
-            ]
+            changed = _moved_lines(order)
             if changed:
                 await self.conn.execute(_SAVE_LINE, changed)
         order._loaded_counts = [_counts(line) for line in order.lines]
@@ -740,6 +766,55 @@ class OrderRepository(Repository):
     async def _append_history(self, order: Order) -> None:
         if order.transitions:
             await self.conn.execute(_INSERT_HISTORY, [_history_row(order, t) for t in order.transitions])
+
+    async def save_many(self, changed: list[Order]) -> None:
+        """Orders changed together (the allocator's chunk), as `save` would save each, in a few statements
+        for all of them: their rows, the lines that moved, their order_warehouses rows and their history.
+        Each row is guarded by the version read, as in `save`: Conflict when any of them was changed
+        meanwhile (the caller then saves each on its own, from a fresh read). An archived order or one
+        with new lines is saved on its own."""
+        if len(changed) < 2 or len({o.order_id for o in changed}) != len(changed):
+            for order in changed:
+                await self.save(order)
+            return
+        together = [o for o in changed if not (o.archived or o.lines_changed)]
+        for order in changed:
+            if order.archived or order.lines_changed:
+                await self.save(order)
+        if not together:
+            return
+        sane = self.conn.dialect.supports_sane_multi_rowcount
+        if not sane:
+            # asyncpg gives no row count for a statement run with many rows: the rows are locked first (in
+            # one order, no deadlock between two such batches) and their versions compared with those read.
+            ids = sorted(o.order_id for o in together)
+            held = {
+                r.order_id: r.version for r in await self.conn.execute(_VERSIONS_FOR_UPDATE, {"ids": ids})
+            }
+            moved = [o.order_id for o in together if held.get(o.order_id) != o.loaded_version]
+            if moved:
+                raise Conflict(f"orders {', '.join(moved)} were changed concurrently; retry")
+        result = await self.conn.execute(
+            _SAVE_ORDER,
+            [
+                {"oid": o.order_id, "loaded": o.loaded_version, **_order_row(o, self._watch_at(o))}
+                for o in together
+            ],
+        )
+        if sane and result.rowcount != len(together):
+            raise Conflict(
+                f"{len(together) - result.rowcount} of orders {', '.join(o.order_id for o in together)} "
+                "were changed concurrently; retry"
+            )
+        lines = [row for o in together for row in _moved_lines(o)]
+        if lines:
+            await self.conn.execute(_SAVE_LINE, lines)
+        for order in together:
+            order._loaded_counts = [_counts(line) for line in order.lines]
+        await self._write_warehouses(together, [getattr(o, "_loaded_warehouse_keys", None) for o in together])
+        history = [_history_row(o, t) for o in together for t in o.transitions]
+        if history:
+            await self.conn.execute(_INSERT_HISTORY, history)
 
     async def get(self, order_id: str, partner_id: str = "") -> Order | None:
         if partner_id:

@@ -50,10 +50,8 @@ FACTS = {False: order_facts, True: archived_order_facts}  # by OrderTables.archi
 CHUNK = 500  # orders hydrated per query
 
 
-async def record(conn, order_id: str, facts: Iterable[Fact], *, count_new: bool = False) -> int:
-    """Appends ledger rows (a repeated row is ignored). With count_new, rows go one at a time and the
-    number of new ones is returned; otherwise one batch (the hot path: first reservations)."""
-    rows = [
+def _rows(order_id: str, facts: Iterable[Fact]) -> list[dict]:
+    return [
         {
             "order_id": order_id,
             "kind": f.kind,
@@ -68,6 +66,19 @@ async def record(conn, order_id: str, facts: Iterable[Fact], *, count_new: bool 
         }
         for f in facts
     ]
+
+
+async def record_many(conn, facts: Iterable[tuple[str, Iterable[Fact]]]) -> None:
+    """`record` for several orders' rows (order id, facts) in one statement (a repeated row is ignored)."""
+    rows = [row for order_id, of_order in facts for row in _rows(order_id, of_order)]
+    if rows:
+        await conn.execute(_insert(conn.dialect.name), rows)
+
+
+async def record(conn, order_id: str, facts: Iterable[Fact], *, count_new: bool = False) -> int:
+    """Appends ledger rows (a repeated row is ignored). With count_new, rows go one at a time and the
+    number of new ones is returned; otherwise one batch (the hot path: first reservations)."""
+    rows = _rows(order_id, facts)
     if not rows:
         return 0
     statement = _insert(conn.dialect.name)
@@ -82,6 +93,9 @@ class KpiLedger(Repository):
 
     async def record(self, order_id: str, facts: Iterable[Fact], *, count_new: bool = False) -> int:
         return await record(self.conn, order_id, facts, count_new=count_new)
+
+    async def record_many(self, facts: Iterable[tuple[str, Iterable[Fact]]]) -> None:
+        await record_many(self.conn, facts)
 
     async def gather(self, start: dt.datetime, end: dt.datetime) -> list[OrderFacts]:
         return await gather(self.conn, start, end)

@@ -8,13 +8,14 @@ from collections import Counter
 
 import grpc
 import pytest
+from sqlalchemy import select
 
-from orderdesk import errors
 from orderdesk.v1 import inventory_pb2, orders_pb2
 from services.orders.allocator import Allocator
 from services.orders.change_requests import ChangeRequests
 from services.orders.service import OrdersService
-from services.orders.store import OrderRepository
+from services.orders.store import OrderRepository, order_lines, order_warehouses
+from services.orders.store import orders as order_table
 from tests.integration.orders.test_desk import MIGRATIONS, change, create, published
 
 
@@ -163,26 +164,88 @@ async def test_a_cancel_or_change_racing_a_chunk_is_respected_and_the_others_are
     assert inventory.chunks[-1] == ["ORD-R2", "ORD-R3", "ORD-R4"]
 
 
-async def test_a_conflict_saving_one_order_of_a_chunk_loses_none_of_them(orders, monkeypatch):
+async def test_a_conflict_saving_one_order_of_a_chunk_loses_none_of_them(orders):
+    """The chunk is saved in a few statements for all its orders (OrderRepository.save_many), each row still
+    guarded by the version read: another writer's change to one of them while inventory answers (a note,
+    which leaves it confirmed) is detected, the chunk rolled back and each order recorded on its own from
+    a fresh read, the note kept."""
     ids = [f"ORD-K{n}" for n in range(5)]
     for n, order_id in enumerate(ids):
         await orders.create(order(order_id, 50 - n))
-    save = OrderRepository.save
-    raised = []
-
-    async def save_once_in_conflict(self, o):
-        if o.order_id == "ORD-K2" and not raised:  # another writer got there first, once
-            raised.append(o.order_id)
-            raise errors.Conflict("ORD-K2 was changed concurrently; retry")
-        return await save(self, o)
-
-    monkeypatch.setattr(OrderRepository, "save", save_once_in_conflict)
     inventory = BatchInventory({"A": 100})
+
+    async def note_on_k2(chunk_ids):
+        inventory.before_answer = None
+        await orders.add_note("ORD-K2", "P-SHOP", "desk", "call the customer")
+
+    inventory.before_answer = note_on_k2
     assert await one_pass(Allocator(orders.db, inventory, 1.0, clock=orders.clock)) == 5
-    assert raised == ["ORD-K2"]
     assert set((await statuses(orders, ids)).values()) == {"allocated"}
+    k2 = await orders.get("ORD-K2", "")
+    assert [n.text for n in k2.notes] == ["call the customer"]  # not overwritten by the chunk
+    assert [h.status.value for h in k2.history] == ["received", "confirmed", "allocated"]
     allocated_events = [e.order_id for e in await published(orders) if e.type == "order.allocated"]
     assert sorted(allocated_events) == ids  # once each: the rolled-back chunk published nothing
+
+
+async def test_a_chunk_is_saved_as_each_order_alone_would_be(orders):
+    """save_many writes what save writes, for the whole chunk at once: the rows, the lines that moved,
+    the history and the order_warehouses rows (made on the first reservation, their keys moved on the
+    next), read back."""
+    ids = [f"ORD-G{n}" for n in range(4)]
+    for n, order_id in enumerate(ids):
+        await orders.create(order(order_id, 50 - n, quantity=2))
+    inventory = BatchInventory({"A": 5})
+    allocator = Allocator(orders.db, inventory, 1.0, clock=orders.clock)
+    assert await one_pass(allocator) == 4
+    first = {"ORD-G0": "allocated", "ORD-G1": "allocated", "ORD-G2": "scheduled", "ORD-G3": "scheduled"}
+    assert await statuses(orders, ids) == first
+    assert await saved_rows(orders, ids) == {
+        o: (first[o], 2 if first[o] == "allocated" else 1 if o == "ORD-G2" else 0) for o in ids
+    }
+    assert await warehouse_rows(orders, ids) == {o: [("W1", first[o])] for o in ids}
+    inventory.stock["A"] += 10  # stock came: the scheduled two are allocated (same warehouse, new status)
+    assert await one_pass(allocator) == 2
+    assert await statuses(orders, ids) == dict.fromkeys(ids, "allocated")
+    assert await saved_rows(orders, ids) == {o: ("allocated", 2) for o in ids}
+    assert await warehouse_rows(orders, ids) == {o: [("W1", "allocated")] for o in ids}
+    for order_id in ids:
+        saved = await orders.get(order_id, "")
+        want = [
+            "received",
+            "confirmed",
+            *(["scheduled"] if first[order_id] == "scheduled" else []),
+            "allocated",
+        ]
+        assert [h.status.value for h in saved.history] == want
+        events = [e for e in await published(orders) if e.order_id == order_id]
+        assert [e.aggregate_version for e in events] == sorted({e.aggregate_version for e in events})
+        assert events[-1].aggregate_version == saved.version
+
+
+async def saved_rows(orders: OrdersService, ids) -> dict[str, tuple[str, int]]:
+    """Each order's stored status and its line's allocated units, as the tables hold them."""
+    async with orders.db.read() as conn:
+        rows = await conn.execute(
+            select(order_table.c.order_id, order_table.c.status, order_lines.c.allocated)
+            .join(order_lines, order_lines.c.order_id == order_table.c.order_id)
+            .where(order_table.c.order_id.in_(list(ids)))
+        )
+        return {r.order_id: (r.status, r.allocated) for r in rows}
+
+
+async def warehouse_rows(orders: OrdersService, ids) -> dict[str, list[tuple[str, str]]]:
+    async with orders.db.read() as conn:
+        rows = await conn.execute(
+            select(order_table.c.order_id, order_warehouses.c.warehouse, order_warehouses.c.status)
+            .join(order_warehouses, order_warehouses.c.seq == order_table.c.seq)
+            .where(order_table.c.order_id.in_(list(ids)))
+            .order_by(order_table.c.order_id, order_warehouses.c.warehouse)
+        )
+        found: dict[str, list[tuple[str, str]]] = {}
+        for r in rows:
+            found.setdefault(r.order_id, []).append((r.warehouse, r.status))
+        return found
 
 
 async def test_an_inventory_without_reserve_many_gets_one_reserve_per_order(orders):

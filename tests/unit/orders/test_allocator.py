@@ -75,6 +75,17 @@ class FakeOrders:
             raise errors.Conflict(f"order {order.order_id} was changed concurrently; retry")
         self.rows[order.order_id] = copy.deepcopy(order)
 
+    async def save_many(self, changed: list[Order]) -> None:
+        """All or none, as the one transaction of the real one: Conflict when any of them lost a race."""
+        for order in changed:
+            if order.order_id in self.lose_next_save:
+                self.lose_next_save.discard(order.order_id)
+                self.rows[order.order_id].version += 1  # the other writer's change
+            if self.rows[order.order_id].version != order.loaded_version:
+                raise errors.Conflict(f"order {order.order_id} was changed concurrently; retry")
+        for order in changed:
+            self.rows[order.order_id] = copy.deepcopy(order)
+
 
 class ScarceInventory:
     """Reserve and ReserveMany over one pool of SKU "A", taken in call order."""
@@ -115,6 +126,10 @@ class FakeLedger:
     async def record(self, order_id, facts, *, count_new=False) -> int:
         self.facts.setdefault(order_id, []).extend(facts)
         return len(facts)
+
+    async def record_many(self, facts) -> None:
+        for order_id, of_order in facts:
+            await self.record(order_id, of_order)
 
 
 def fake_db(orders: FakeOrders | None = None) -> FakeDatabase:
