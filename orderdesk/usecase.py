@@ -31,8 +31,8 @@
 
 3. A consumer's batch of events in one transaction (`Subscription(group_commit=True, batch_handler=...)`):
    the aggregates read once (`get_many`), each event's change applied in stream order and published at
-   once, each aggregate saved once at the end (`apply_in_turn`), the same effect as one transaction per
-   event with a read and a save each.
+   once, the aggregates saved at the end, each once (`apply_in_turn`), the same effect as one
+   transaction per event with a read and a save each.
 """
 
 from __future__ import annotations
@@ -212,16 +212,16 @@ async def apply_in_turn(
     aggregates: Mapping[str, T],
     steps: Iterable[Step[T]],
     publish_step: Callable[[Any, T], Awaitable[None]],
-    save: Callable[[T], Awaitable[None]],
+    save_all: Callable[[list[T]], Awaitable[None]],
 ) -> None:
     """Shape 3: a batch's steps, in order, on the aggregates read once (`aggregates` by key; a step whose
     aggregate is not there is skipped, as a consumer ignores an event about one it does not have).
 
     After each step `publish_step(tx, aggregate)` publishes what that step recorded, under the step's
     correlation id, and forgets it (so each event carries the aggregate as it was right after its own
-    step, as with one transaction per event); then every aggregate is saved once with `save(aggregate)`,
-    which writes everything the steps recorded and is guarded by the version read (a Conflict rolls the
-    whole batch back: the consumer then handles its events one by one)."""
+    step, as with one transaction per event); then every aggregate is saved once, all of them together
+    with `save_all(aggregates)`, which writes everything the steps recorded, each guarded by the version
+    read (a Conflict rolls the whole batch back: the consumer then handles its events one by one)."""
     for step in steps:
         aggregate = aggregates.get(step.key)
         if aggregate is None:
@@ -229,5 +229,5 @@ async def apply_in_turn(
         step.change(aggregate)
         with logs.correlated(step.correlation_id):
             await publish_step(tx, aggregate)
-    for aggregate in aggregates.values():
-        await save(aggregate)
+    if aggregates:
+        await save_all(list(aggregates.values()))

@@ -375,8 +375,9 @@ class OrdersService:
     async def apply_in_turn(self, tx: Tx, steps: list[usecase.Step[Order]]) -> dict[str, Order]:
         """For batched consumers: each step in turn, as `apply_to_order` one after another in this
         transaction would do, but each order read once (with the others: one query, archived ones too)
-        and saved once. Each step's transitions are published right after it, carrying the order as it
-        then was; a missing order's steps are skipped. Returns the orders found, as saved."""
+        and saved once (with the others: OrderRepository.save_many). Each step's transitions are published
+        right after it, carrying the order as it then was; a missing order's steps are skipped. Returns the
+        orders found, as saved."""
         repo = tx.repo(OrderRepository)
         found = {o.order_id: o for o in await repo.get_wherever(list(dict.fromkeys(s.key for s in steps)))}
         recorded: dict[str, list] = {order_id: [] for order_id in found}
@@ -390,11 +391,12 @@ class OrdersService:
             recorded[order.order_id] += order.transitions  # the save's history rows
             order.transitions, order.events = [], []  # published: the next step's are its own
 
-        async def save(order: Order) -> None:
-            order.transitions = recorded[order.order_id]
-            await repo.save(order)
+        async def save_all(changed: list[Order]) -> None:
+            for order in changed:
+                order.transitions = recorded[order.order_id]
+            await repo.save_many(changed)  # a few statements for all, each row guarded by its version
 
-        await usecase.apply_in_turn(tx, found, steps, publish_step, save)
+        await usecase.apply_in_turn(tx, found, steps, publish_step, save_all)
         return found
 
     def shipment_change(
