@@ -204,10 +204,17 @@ class IntakeService:
         try:
             async with self.db.transaction() as tx:
                 keys = tx.repo(IdempotencyRepository)
-                for i, decision in planned:
-                    s = subs[i]
-                    order_id = self.new_order_id()
-                    decision = await self._check_claims(tx, s, order_id, decision)
+                order_ids = {i: self.new_order_id() for i, _ in planned}
+                # Credit is booked customer by customer, in customer order (as the exposure consumer's batches
+                # do): two replicas' groups that share customers then never wait on each other in a circle
+                # (PostgreSQL would break it after a second, failing a group). Each customer's orders keep
+                # their order, so which one meets the limit first is as before.
+                checked = {
+                    i: await self._check_claims(tx, subs[i], order_ids[i], decision)
+                    for i, decision in sorted(planned, key=lambda p: subs[p[0]].customer_id)
+                }
+                for i, _ in planned:
+                    s, order_id, decision = subs[i], order_ids[i], checked[i]
                     request = create_order_request(order_id, s, decision)
                     request.correlation_id = cids[i]
                     holder = await keys.claim(

@@ -10,6 +10,7 @@ here is what needs the database: imports, claims, races and rolled-back attempts
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from orderdesk import errors
 from orderdesk.v1 import intake_pb2
 from services.intake.domain import IntakeConfig
 from services.intake.proto import submission_from_proto
-from services.intake.service import IntakeService
+from services.intake.service import IntakeService, Submitted
 from services.intake.store import (
     ExposureRepository,
     IdempotencyRecord,
@@ -193,3 +194,40 @@ async def test_a_retry_after_its_key_was_pruned_is_held_as_a_duplicate_reference
     assert again.order.status == "on_hold"
     (reason,) = [r for r in again.order.hold_reasons if r.code == "duplicate_external_ref"]
     assert first.order.order_id in reason.message and "longer ago than keys are kept" in reason.message
+
+
+async def test_two_groups_that_share_customers_book_credit_without_a_deadlock(make_database):
+    """Two replicas' groups, one with C0001 then C0003, the other the other way round. Credit is booked in
+    customer order, so the second waits for the first instead of each holding what the other needs (on
+    PostgreSQL that circle is broken after a second by failing a group). Each group waits at its second
+    booking until the other has made its first (at most half a second): the circle, if bookings followed
+    the groups' order."""
+    service = await intake(make_database)
+    first_booked: dict[int, asyncio.Event] = {0: asyncio.Event(), 1: asyncio.Event()}
+    booked_in: dict[int, list[str]] = {0: [], 1: []}
+    check_claims = service._check_claims
+
+    async def paced(tx, s, order_id, decision):
+        group = 0 if s.idempotency_key.startswith("G0") else 1
+        if booked_in[group]:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(first_booked[1 - group].wait(), 0.5)
+        checked = await check_claims(tx, s, order_id, decision)
+        booked_in[group].append(s.customer_id)
+        first_booked[group].set()
+        return checked
+
+    service._check_claims = paced
+    groups = [
+        [request("G0-A", customer_id="C0001"), request("G0-B", customer_id="C0003")],
+        [request("G1-A", customer_id="C0003"), request("G1-B", customer_id="C0001")],
+    ]
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(service.submit_many([submission_from_proto(r) for r in g]) for g in groups)), 10
+    )
+    assert all(isinstance(a, Submitted) and a.order.status == "confirmed" for group in answers for a in group)
+    assert booked_in == {0: ["C0001", "C0003"], 1: ["C0001", "C0003"]}  # customer order, whatever was sent
+    assert [a.order.customer_id for a in answers[1]] == ["C0003", "C0001"]  # answers in the order sent
+    async with service.db.read() as conn:
+        repo = ExposureRepository(conn)
+        assert await repo.open_exposure("C0001") == await repo.open_exposure("C0003") == 2 * Decimal("63.14")
