@@ -8,31 +8,13 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from orderdesk import events, metrics
+from orderdesk import metrics
 from orderdesk.consumers import EventConsumer
 from services.intake import consumers
 from services.intake.store import ExposureRepository, customer_exposure, order_exposure
+from tests.integration.fetched import handle_fetched
 from tests.integration.intake.test_checks_service import deliver, order_event
 from tests.integration.intake.test_intake_service import intake
-
-
-class _Msg:
-    """What the consumer reads of a JetStream message, and what it answers."""
-
-    def __init__(self, event):
-        self.data, self.subject, self.headers, self.metadata = (
-            event.SerializeToString(),
-            events.subject(event),
-            {},
-            None,
-        )
-        self.acked = self.naked = False
-
-    async def ack(self):
-        self.acked = True
-
-    async def nak(self, delay=None):
-        self.naked = True
 
 
 def _consumer(service) -> EventConsumer:
@@ -40,16 +22,6 @@ def _consumer(service) -> EventConsumer:
     assert subscription.durable == "intake-order-exposure"
     assert subscription.group_commit and subscription.batch_handler is not None
     return EventConsumer(service.db, None, subscription)
-
-
-async def _fetched(consumer: EventConsumer, *batch) -> tuple[bool, list[_Msg]]:
-    """What the consumer's loop does with a fetched batch: together, else one by one."""
-    messages = [_Msg(event) for event in batch]
-    together = await consumer.handle_together(messages)
-    if not together:
-        for msg in messages:
-            await consumer.handle(msg)
-    return together, messages
 
 
 async def _books(service) -> tuple[dict, dict]:
@@ -97,7 +69,7 @@ async def test_a_batch_leaves_what_one_by_one_leaves_with_a_few_statements(make_
     await deliver(one_by_one, *_mixed())
 
     statements = metrics.DB_STATEMENTS._value.get()
-    together, messages = await _fetched(_consumer(batched), *_mixed())
+    together, messages = await handle_fetched(_consumer(batched), *_mixed())
     assert together and all(m.acked for m in messages)
     # the inbox claim, one read, one insert, one update, one adjustment per batch (however many events)
     assert metrics.DB_STATEMENTS._value.get() - statements == 5
@@ -115,9 +87,9 @@ async def test_a_duplicate_in_a_batch_or_handled_before_changes_nothing(make_dat
     service = await intake(make_database)
     consumer = _consumer(service)
     first = order_event("ORD-D1", "confirmed", 2, "100.00")
-    assert (await _fetched(consumer, first, order_event("ORD-D2", "confirmed", 2, "1.00")))[0]
+    assert (await handle_fetched(consumer, first, order_event("ORD-D2", "confirmed", 2, "1.00")))[0]
     # The same events again (redelivered), a copy twice within the batch, and a new one.
-    together, messages = await _fetched(
+    together, messages = await handle_fetched(
         consumer, first, changed("ORD-D1", 3, "30.00"), changed("ORD-D1", 3, "30.00")
     )
     assert together and all(m.acked for m in messages)
@@ -127,7 +99,7 @@ async def test_a_duplicate_in_a_batch_or_handled_before_changes_nothing(make_dat
     # a re-published fact under a new event id (not caught by the inbox): the version keeps it out
     republished = changed("ORD-D1", 3, "77.00")
     republished.event_id = "ORD-D1-3-again"
-    assert (await _fetched(consumer, republished, order_event("ORD-D2", "cancelled", 3, "1.00")))[0]
+    assert (await handle_fetched(consumer, republished, order_event("ORD-D2", "cancelled", 3, "1.00")))[0]
     rows, totals = await _books(service)
     assert rows["ORD-D1"][1:4] == (30_000_000, True, 3) and rows["ORD-D2"][2] is False
     assert totals == {"C0001": 30_000_000}
@@ -143,7 +115,7 @@ async def test_a_failing_event_sends_the_batch_one_by_one(make_database):
         order_event("ORD-F2", "confirmed", 2, "not a number"),
         changed("ORD-F1", 3, "80.00"),
     ]
-    together, messages = await _fetched(consumer, *batch)
+    together, messages = await handle_fetched(consumer, *batch)
     assert not together
     assert [m.acked for m in messages] == [True, False, True] and messages[1].naked
     rows, totals = await _books(service)
@@ -151,6 +123,6 @@ async def test_a_failing_event_sends_the_batch_one_by_one(make_database):
     assert totals == {"C0001": 80_000_000}
     # the good ones come again with a fixed one: only the new one changes anything
     batch[1] = order_event("ORD-F2", "confirmed", 2, "5.00")
-    assert (await _fetched(consumer, *batch))[0]
+    assert (await handle_fetched(consumer, *batch))[0]
     rows, totals = await _books(service)
     assert rows["ORD-F2"][1:4] == (5_000_000, True, 2) and totals == {"C0001": 85_000_000}

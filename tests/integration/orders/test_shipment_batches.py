@@ -17,28 +17,10 @@ from services.orders.consumers import subscriptions
 from services.orders.domain import Allocation
 from services.orders.service import OrdersService
 from services.orders.store import OrderRepository
+from tests.integration.fetched import FetchedMsg
 from tests.integration.orders.test_store import MIGRATIONS, published, request
 
 DURABLE = "orders-shipment-events"
-
-
-class Msg:
-    """A JetStream message as the consumer sees it (acked or nak'ed)."""
-
-    def __init__(self, event: events_pb2.Event):
-        self.data, self.subject, self.headers, self.metadata = (
-            event.SerializeToString(),
-            events.subject(event),
-            {},
-            None,
-        )
-        self.acked = self.naked = False
-
-    async def ack(self):
-        self.acked = True
-
-    async def nak(self, delay=None):
-        self.naked = True
 
 
 def shipment(order_id: str, status: str, version: int, kind: str = "") -> events_pb2.Event:
@@ -142,7 +124,7 @@ async def test_a_batch_is_one_transaction_with_the_effect_of_one_per_event(make_
     alone_since = len(await published(alone))
     one_by_one = consumer(alone)
     for order_id, status, version, kind in BATCH:
-        msg = Msg(shipment(order_id, status, version, kind))
+        msg = FetchedMsg(shipment(order_id, status, version, kind))
         await one_by_one.handle(msg)
         assert msg.acked
     expected = await outcome(alone, alone_since)
@@ -151,7 +133,7 @@ async def test_a_batch_is_one_transaction_with_the_effect_of_one_per_event(make_
     since = len(await published(orders))
     wakes: list[str] = []
     batched = consumer(orders, wakes)
-    msgs = [Msg(shipment(*e)) for e in BATCH]
+    msgs = [FetchedMsg(shipment(*e)) for e in BATCH]
     assert await batched.handle_together(msgs)
     assert all(m.acked for m in msgs)
     got = await outcome(orders, since)
@@ -167,7 +149,7 @@ async def test_a_batch_is_one_transaction_with_the_effect_of_one_per_event(make_
         assert await work.repo(OrderRepository).get("ORD-NONE") is None
 
     # Delivered again (a redelivery after a lost ack): all duplicates, nothing new.
-    again = [Msg(shipment(*e)) for e in BATCH]
+    again = [FetchedMsg(shipment(*e)) for e in BATCH]
     for m, first in zip(again, msgs, strict=True):
         m.data = first.data  # the same event ids
     assert await batched.handle_together(again)
@@ -189,7 +171,7 @@ async def test_a_failing_batch_is_rolled_back_and_handled_one_by_one(make_databa
         raise RuntimeError("a passing failure")
 
     batched.sub = dataclasses.replace(batched.sub, batch_handler=fails_after_applying)
-    msgs = [Msg(shipment(*e)) for e in BATCH]
+    msgs = [FetchedMsg(shipment(*e)) for e in BATCH]
     assert not await batched.handle_together(msgs)
     assert failures == [len(BATCH)] and not any(m.acked for m in msgs)
     saved, sent, inbox = await outcome(orders, since)

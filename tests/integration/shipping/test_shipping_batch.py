@@ -11,7 +11,7 @@ from orderdesk.consumers import EventConsumer
 from services.shipping.consumers import subscriptions
 from services.shipping.service import ShippingService
 from services.shipping.store import ShipmentRepository
-from tests.integration.intake.test_exposure_batch import _Msg
+from tests.integration.fetched import handle_fetched
 from tests.integration.shipping.test_shipping_store import (
     MIGRATIONS,
     NOW,
@@ -27,15 +27,6 @@ def _consumer(service: ShippingService) -> EventConsumer:
     subscription = next(s for s in subscriptions(service) if s.durable == "shipping-order-allocated")
     assert subscription.group_commit and subscription.batch_handler is not None
     return EventConsumer(service.db, None, subscription)
-
-
-async def _fetched(consumer: EventConsumer, *batch) -> tuple[bool, list[_Msg]]:
-    messages = [_Msg(event) for event in batch]
-    together = await consumer.handle_together(messages)
-    if not together:
-        for msg in messages:
-            await consumer.handle(msg)
-    return together, messages
 
 
 async def _made(service: ShippingService, order_id: str):
@@ -63,7 +54,7 @@ async def test_a_batch_makes_every_order_s_shipments_with_a_few_statements(shipp
     async with shipping.db.reading() as work:
         await shipping.book(work)  # the calendars, read once a while (not per batch)
     statements = metrics.DB_STATEMENTS._value.get()
-    together, messages = await _fetched(_consumer(shipping), *batch)
+    together, messages = await handle_fetched(_consumer(shipping), *batch)
     assert together and all(m.acked for m in messages)
     # the inbox claim, the gates, the shipments, the outbox: one statement each for the whole batch
     assert metrics.DB_STATEMENTS._value.get() - statements == 4
@@ -100,7 +91,7 @@ async def test_a_batch_and_one_by_one_agree(make_database):
             allocated_event(orders[0]),
         ]
         if together:
-            assert (await _fetched(_consumer(service), *batch))[0]
+            assert (await handle_fetched(_consumer(service), *batch))[0]
         else:
             for event in batch:
                 await deliver(service, event, "shipping-order-allocated")
@@ -112,9 +103,9 @@ async def test_a_duplicate_in_a_batch_or_handled_before_makes_nothing(shipping):
     order_id, other = new_order_id(), new_order_id()
     first = allocated_event(order_id)
     consumer = _consumer(shipping)
-    assert (await _fetched(consumer, first, allocated_event(other)))[0]
+    assert (await handle_fetched(consumer, first, allocated_event(other)))[0]
     before = await _made(shipping, order_id)
-    together, messages = await _fetched(consumer, first, first, allocated_event(other))
+    together, messages = await handle_fetched(consumer, first, first, allocated_event(other))
     assert together and all(m.acked for m in messages)
     assert await _made(shipping, order_id) == before
     assert len(before[0]) == 2 and len((await _made(shipping, other))[1]) == 2
@@ -130,7 +121,7 @@ async def test_a_failure_sends_the_batch_one_by_one(shipping, monkeypatch):
 
     monkeypatch.setattr(ShipmentRepository, "add_many", failing)
     one, two = new_order_id(), new_order_id()
-    together, messages = await _fetched(_consumer(shipping), allocated_event(one), allocated_event(two))
+    together, messages = await handle_fetched(_consumer(shipping), allocated_event(one), allocated_event(two))
     assert not together and calls == [4]
     assert all(m.acked for m in messages)
     for order_id in (one, two):
