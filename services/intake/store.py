@@ -945,32 +945,25 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
                 "updated_at": adjust.excluded.updated_at,
             },
         )
+        order_columns = (  # what an order's exposure row holds, read alone or a batch's at once
+            order_exposure.c.customer_id,
+            order_exposure.c.amount_micros,
+            order_exposure.c.open,
+            order_exposure.c.version,
+            order_exposure.c.invoiced_micros,
+            order_exposure.c.settled_micros,
+        )
         _EXPOSURE_STATEMENTS[dialect_name] = _ExposureStatements(
             total=select(customer_exposure.c.open_micros).where(
                 customer_exposure.c.customer_id == bindparam("customer_id")
             ),
             book=book,
             add_order=insert_ignoring_conflicts(dialect_name, order_exposure),
-            order_row=select(
-                order_exposure.c.customer_id,
-                order_exposure.c.amount_micros,
-                order_exposure.c.open,
-                order_exposure.c.version,
-                order_exposure.c.invoiced_micros,
-                order_exposure.c.settled_micros,
-            )
+            order_row=select(*order_columns)
             .where(order_exposure.c.order_id == bindparam("order_id"))
             .with_for_update(),
             # A batch of events' rows at once (ExposureRepository.record_many), locked in order id order.
-            order_rows=select(
-                order_exposure.c.order_id,
-                order_exposure.c.customer_id,
-                order_exposure.c.amount_micros,
-                order_exposure.c.open,
-                order_exposure.c.version,
-                order_exposure.c.invoiced_micros,
-                order_exposure.c.settled_micros,
-            )
+            order_rows=select(order_exposure.c.order_id, *order_columns)
             .where(order_exposure.c.order_id.in_(bindparam("order_ids", expanding=True)))
             .order_by(order_exposure.c.order_id)
             .with_for_update(),

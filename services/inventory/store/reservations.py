@@ -120,17 +120,8 @@ class Reservations(StockLevels):
             deferred.new_orders.discard(order_id)
             self.created_order = True
             return OrderReservations(order_id, OrderState.ACTIVE, {}, {}, priority=priority)
-        now = utcnow()
         created = await self.conn.execute(
-            _new_order_state(self.dialect),
-            {
-                "order_id": order_id,
-                "state": OrderState.ACTIVE.value,
-                "priority": priority,
-                "updated_at": now,
-                "country": country[:2],
-                "placed_at": placed_at or now,
-            },
+            _new_order_state(self.dialect), _state_row(order_id, priority, country, placed_at, utcnow())
         )
         self.created_order = (
             created.rowcount == 1
@@ -160,14 +151,7 @@ class Reservations(StockLevels):
         made = await self.conn.execute(
             _new_order_states(self.dialect),
             [
-                {
-                    "order_id": order_id,
-                    "state": OrderState.ACTIVE.value,
-                    "priority": priority,
-                    "updated_at": now,
-                    "country": country[:2],
-                    "placed_at": placed_at or now,
-                }
+                _state_row(order_id, priority, country, placed_at, now)
                 for order_id, priority, country, placed_at in orders
             ],
         )
@@ -258,3 +242,17 @@ class Reservations(StockLevels):
         result = await self.conn.execute(_CONSUME_STOCK, moved)
         if result.rowcount != 1:
             raise StockBookError(f"{sku} at {warehouse} has fewer than {quantity} reserved to ship")
+
+
+def _state_row(
+    order_id: str, priority: int, country: str, placed_at: dt.datetime | None, now: dt.datetime
+) -> dict:
+    """A new order's state row (active, nothing held yet)."""
+    return {
+        "order_id": order_id,
+        "state": OrderState.ACTIVE.value,
+        "priority": priority,
+        "updated_at": now,
+        "country": country[:2],
+        "placed_at": placed_at or now,
+    }
