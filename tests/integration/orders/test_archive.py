@@ -315,7 +315,8 @@ async def test_the_migrated_archive_tables_mirror_the_hot_ones(setup):
 async def test_a_batch_of_late_shipment_events_brings_its_archived_orders_back(setup):
     """The shipment consumer's group commit reads a batch's orders at once, archived ones too, and its one
     save per order brings each archived one back into the hot tables, as one event at a time would."""
-    from tests.integration.orders.test_shipment_batches import Msg, consumer
+    from tests.integration.fetched import FetchedMsg
+    from tests.integration.orders.test_shipment_batches import consumer
     from tests.integration.orders.test_shipment_batches import shipment as shipment_event
 
     orders, archiver, clock = setup
@@ -327,9 +328,9 @@ async def test_a_batch_of_late_shipment_events_brings_its_archived_orders_back(s
 
     # The carrier's late word on both parcels (v4 of each shipment, still delivered), twice for ORD-A1.
     msgs = [
-        Msg(shipment_event("ORD-A1", "delivered", 4)),
-        Msg(shipment_event("ORD-A2", "delivered", 4)),
-        Msg(shipment_event("ORD-A1", "delivered", 5)),
+        FetchedMsg(shipment_event("ORD-A1", "delivered", 4)),
+        FetchedMsg(shipment_event("ORD-A2", "delivered", 4)),
+        FetchedMsg(shipment_event("ORD-A1", "delivered", 5)),
     ]
     assert await consumer(orders).handle_together(msgs)
     assert all(m.acked for m in msgs)
