@@ -721,35 +721,9 @@ class ExposureRepository:
     async def record(
         self, order_id: str, customer_id: str, amount: Decimal, is_open: bool, version: int
     ) -> bool:
-        """Applies an order event's state unless a newer one was applied; True when it changed the row."""
-        micros = to_micros(amount)
-        row = await self._row(order_id)
-        values = {
-            "order_id": order_id,
-            "customer_id": customer_id,
-            "amount_micros": micros,
-            "open": is_open,
-            "version": version,
-            "updated_at": utcnow(),
-        }
-        if row is None:
-            await self.conn.execute(self._statements.add_order, values)
-            delta = micros if is_open else 0
-        elif row.version >= version:
-            return False
-        else:
-            await self.conn.execute(
-                self._statements.update_order,
-                {"oid": order_id, **{k: v for k, v in values.items() if k != "order_id"}},
-            )
-            uses = uses_credit_micros(micros, row.invoiced_micros, row.settled_micros, is_open)
-            delta = uses - _uses(row)
-            if row.customer_id != customer_id:  # not expected; keep both totals right if it happens
-                await self._adjust(row.customer_id, -_uses(row))
-                delta = uses
-        if delta:
-            await self._adjust(customer_id, delta)
-        return True
+        """Applies an order event's state unless a newer one was applied; True when it changed the row. The
+        batch's rule for a batch of one: a change moves the totals the same way alone or with others."""
+        return await self.record_many([ExposureChange(order_id, customer_id, amount, is_open, version)]) == 1
 
     async def record_many(self, changes: Sequence[ExposureChange]) -> int:
         """`record` of each change in turn (a batch of order events, in their order), with one read of all
