@@ -13,6 +13,7 @@ from orderdesk import events, metrics
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.outbox import OutboxRelay, outbox_table
 from orderdesk.v1 import events_pb2
+from tests.integration.fetched import FetchedMsg
 
 ORDERS_MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
 
@@ -197,20 +198,6 @@ async def test_group_commit_applies_a_batch_in_one_transaction_and_falls_back_on
     assert len({id(tx) for v, tx in committed if v >= 4}) == 3
 
 
-class _Msg:
-    def __init__(self, event: events_pb2.Event):
-        self.data, self.subject, self.headers, self.metadata = (
-            event.SerializeToString(),
-            events.subject(event),
-            {},
-            None,
-        )
-        self.acked = False
-
-    async def ack(self):
-        self.acked = True
-
-
 async def test_a_batch_claims_its_events_in_one_statement_and_skips_those_handled_before(make_database):
     """The inbox claim of a batch is one INSERT ... ON CONFLICT DO NOTHING RETURNING: an event handled
     before (alone) and a second copy within the batch are duplicates, the rest handled once, in order."""
@@ -225,13 +212,13 @@ async def test_a_batch_claims_its_events_in_one_statement_and_skips_those_handle
         db, None, Subscription(f"test-{uuid.uuid4().hex[:8]}", "orderdesk.>", handler, group_commit=True)
     )
     one, two, three = (_event(order_id, n) for n in (1, 2, 3))
-    await consumer.handle(_Msg(one))
+    await consumer.handle(FetchedMsg(one))
     statements = metrics.DB_STATEMENTS._value.get()
-    batch = [_Msg(e) for e in (one, two, two, three)]
+    batch = [FetchedMsg(e) for e in (one, two, two, three)]
     assert await consumer.handle_together(batch)
     assert metrics.DB_STATEMENTS._value.get() - statements == 1
     assert handled == [1, 2, 3] and all(m.acked for m in batch)
-    again = [_Msg(e) for e in (three, two)]
+    again = [FetchedMsg(e) for e in (three, two)]
     assert await consumer.handle_together(again)
     assert handled == [1, 2, 3] and all(m.acked for m in again)
 
