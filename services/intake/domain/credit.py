@@ -4,6 +4,8 @@ open or close that exposure."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from orderdesk.masterdata import Customer
@@ -40,6 +42,40 @@ def credit_race(customer: Customer) -> Reason:
         f"{customer.currency} of customer {customer.customer_id}",
         "customer_id",
     )
+
+
+@dataclass(frozen=True)
+class Booking:
+    """One order's turn at its customer's credit: whether its amount was booked, and the customer's open
+    total it met (millionths)."""
+
+    booked: bool
+    open_micros: int
+
+
+def book_in_turn(open_micros: int, limit_micros: int, amounts: Sequence[int]) -> list[Booking]:
+    """A customer's approved orders booked one after another on its open total (all in millionths), as
+    they would be one by one: an order is booked while the total stays within the limit, and the total
+    grows by it; one that would pass the limit is not (it is held for credit), and a later, smaller one
+    may still fit."""
+    bookings = []
+    for micros in amounts:
+        fits = micros <= limit_micros and open_micros + micros <= limit_micros
+        bookings.append(Booking(fits, open_micros))
+        if fits:
+            open_micros += micros
+    return bookings
+
+
+def booked_micros(amounts: Sequence[int], bookings: Sequence[Booking]) -> int:
+    """What `bookings` added to the customer's open total."""
+    return sum(micros for micros, b in zip(amounts, bookings, strict=True) if b.booked)
+
+
+def credit_refused(customer: Customer, terms: str, amount: Decimal, open_exposure: Decimal) -> list[Reason]:
+    """Why an order whose booking was refused is held: the limit with the open total it met, or, when
+    those figures fit after all (amounts are booked in millionths), that other approvals used it."""
+    return credit_reasons(customer, terms, amount, open_exposure) or [credit_race(customer)]
 
 
 # What an order's status means for its customer's credit: open orders are exposure

@@ -549,3 +549,34 @@ def test_master_keys_and_integers_must_fit_what_is_stored():
     with pytest.raises(InvalidArgument) as err:
         domain.check_master_records("customers", [customer(customer_id="C" * 65)])
     assert [v.field for v in err.value.violations] == ["row 2.customer_id"]
+
+
+# --- credit booked in turn (a group's claims) --------------------------------------------------------
+def test_a_customers_orders_are_booked_in_turn_until_the_limit():
+    amounts = [400, 400, 400, 100, 300]
+    bookings = domain.book_in_turn(49_000, 50_000, amounts)
+    assert [(b.booked, b.open_micros) for b in bookings] == [
+        (True, 49_000),
+        (True, 49_400),
+        (False, 49_800),  # would pass the limit: held, with the total it met
+        (True, 49_800),  # a smaller one after it still fits
+        (False, 49_900),
+    ]
+    assert domain.booked_micros(amounts, bookings) == 900
+    assert not domain.book_in_turn(-500, 1_000, [1_200])[0].booked  # never more than the limit at once
+
+
+@given(
+    open_micros=st.integers(-(10**6), 10**7),
+    limit=st.integers(0, 10**7),
+    amounts=st.lists(st.integers(0, 10**7), max_size=8),
+)
+def test_a_group_books_what_its_orders_book_one_at_a_time(open_micros, limit, amounts):
+    together = domain.book_in_turn(open_micros, limit, amounts)
+    total = open_micros
+    for micros, booking in zip(amounts, together, strict=True):
+        (alone,) = domain.book_in_turn(total, limit, [micros])
+        assert alone == booking
+        total += micros if alone.booked else 0
+    # What a group books first, as if nothing were open, stays within the limit: its sum cannot overflow.
+    assert domain.booked_micros(amounts, domain.book_in_turn(0, limit, amounts)) <= limit
