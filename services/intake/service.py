@@ -47,13 +47,16 @@ from services.intake.cache import MasterDataCache
 from services.intake.domain import Decision, IntakeConfig, Submission
 from services.intake.proto import create_order_request
 from services.intake.store import (
+    MICROS,
     ExposureChange,
     ExposureRepository,
+    ExternalRefClaim,
     ExternalRefRepository,
     FinanceRepository,
     IdempotencyRecord,
     IdempotencyRepository,
     MasterDataRepository,
+    to_micros,
 )
 
 log = logging.getLogger("intake.service")
@@ -72,6 +75,16 @@ TRANSIENT = frozenset(
 class _ClaimedMeanwhile(Exception):
     def __init__(self, holder: IdempotencyRecord):
         self.holder = holder
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """An order decided and about to be claimed, under the order id it will have."""
+
+    submission: Submission
+    order_id: str
+    decision: Decision
+    correlation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,29 +153,18 @@ class IntakeService:
             metrics.ORDERS_RECEIVED.labels(channel, "invalid").inc()
             raise
 
-        order_id = self.new_order_id()
         try:
             async with self.db.transaction() as tx:
-                decision = await self._check_claims(tx, s, order_id, decision)
-                fresh = IdempotencyRecord(
-                    partner_id=s.partner_id,
-                    idempotency_key=s.idempotency_key,
-                    request_hash=domain.request_hash(s),
-                    order_id=order_id,
-                    create_request=create_order_request(order_id, s, decision).SerializeToString(),
-                )
-                holder = await tx.repo(IdempotencyRepository).claim(fresh)
-                if holder.order_id != fresh.order_id:
-                    # Claimed meanwhile, by this request or another: undo this attempt's claims and
-                    # credit booking, and answer as the holder's replay (or refuse a changed body).
-                    raise _ClaimedMeanwhile(holder)
+                ((decision, request),) = await self._claim(tx, [_Planned(s, self.new_order_id(), decision)])
         except _ClaimedMeanwhile as meanwhile:
+            # Claimed meanwhile, by this request or another: this attempt's claims and credit booking are
+            # undone; answered as the holder's replay (or a changed body refused).
             return await self._replay(meanwhile.holder, s, channel)
         except errors.InvalidArgument:
             metrics.ORDERS_RECEIVED.labels(channel, "invalid").inc()
             raise
 
-        order = await self._create_order(orders_pb2.CreateOrderRequest.FromString(fresh.create_request))
+        order = await self._create_order(request)
         metrics.ORDERS_RECEIVED.labels(channel, "approved" if decision.approved else "held").inc()
         return Submitted(order=order, replayed=False)
 
@@ -199,40 +201,19 @@ class IntakeService:
             except (errors.InvalidArgument, errors.FailedPrecondition) as exc:
                 metrics.ORDERS_RECEIVED.labels(domain.metric_channel(s.channel), "invalid").inc()
                 answers[i] = exc
-        requests: list[orders_pb2.CreateOrderRequest] = []
-        decisions: list[Decision] = []  # as the claims left them (held for credit or a duplicate reference)
+        claimed: list[tuple[Decision, orders_pb2.CreateOrderRequest]] = []
         try:
-            async with self.db.transaction() as tx:
-                keys = tx.repo(IdempotencyRepository)
-                order_ids = {i: self.new_order_id() for i, _ in planned}
-                # Credit is booked customer by customer, in customer order (as the exposure consumer's batches
-                # do): two replicas' groups that share customers then never wait on each other in a circle
-                # (PostgreSQL would break it after a second, failing a group). Each customer's orders keep
-                # their order, so which one meets the limit first is as before.
-                checked = {
-                    i: await self._check_claims(tx, subs[i], order_ids[i], decision)
-                    for i, decision in sorted(planned, key=lambda p: subs[p[0]].customer_id)
-                }
-                for i, _ in planned:
-                    s, order_id, decision = subs[i], order_ids[i], checked[i]
-                    request = create_order_request(order_id, s, decision)
-                    request.correlation_id = cids[i]
-                    holder = await keys.claim(
-                        IdempotencyRecord(
-                            partner_id=s.partner_id,
-                            idempotency_key=s.idempotency_key,
-                            request_hash=domain.request_hash(s),
-                            order_id=order_id,
-                            create_request=request.SerializeToString(),
-                        )
+            if planned:
+                async with self.db.transaction() as tx:
+                    claimed = await self._claim(
+                        tx, [_Planned(subs[i], self.new_order_id(), d, cids[i]) for i, d in planned]
                     )
-                    if holder.order_id != order_id:
-                        raise _ClaimedMeanwhile(holder)  # a repeat inside the batch, or a race: one by one
-                    requests.append(request)
-                    decisions.append(decision)
         except (_ClaimedMeanwhile, errors.InvalidArgument):
             single.update(i for i, _ in planned)
-            planned, requests, decisions = [], [], []
+            planned, claimed = [], []
+        # As the claims left them (held for credit or a duplicate reference), with the requests holding the keys.
+        decisions = [decision for decision, _ in claimed]
+        requests = [request for _, request in claimed]
         if requests:
             try:
                 created = list(
@@ -315,35 +296,124 @@ class IntakeService:
         )
         return domain.decide(s, customer, products, facts, self.config)
 
-    async def _check_claims(self, tx: Tx, s: Submission, order_id: str, decision: Decision) -> Decision:
-        """The checks that must hold under concurrency: the partner's reference, and credit.
+    async def _claim(
+        self, tx: Tx, planned: Sequence[_Planned]
+    ) -> list[tuple[Decision, orders_pb2.CreateOrderRequest]]:
+        """The checks that must hold under concurrency, for a group of orders in one transaction (a single
+        order is a group of one), each with the outcome it would have had alone, the group's orders one
+        after another: the partner's reference (`_claim_references`), credit (`_book_credit`), then the
+        idempotency key with the request that will create the order. A few multi-row statements for the
+        whole group, each table's rows in key order, so two groups at once never wait in a circle.
 
-        An approved order's amount is booked as open exposure here, by a conditional
-        upsert that refuses to pass the credit limit: a burst of orders cannot overshoot
-        it, and a refused booking holds the order for credit with today's figures."""
-        if s.external_ref:
-            first = await tx.repo(ExternalRefRepository).claim(
-                s.partner_id, s.external_ref, s.idempotency_key, order_id
-            )
-            if first.order_id != order_id:
-                # Sent before: under another key, or under this one after its retention (a race on this key
-                # is answered below as the key's replay, and this attempt is undone).
-                decision = decision.held_also_for(
+        A key claimed meanwhile (by this request or another, or twice in the group) raises
+        _ClaimedMeanwhile with its holder: the caller's transaction is undone. Else each order's decision
+        as the claims left it, and its CreateOrderRequest."""
+        decisions = await self._book_credit(tx, planned, await self._claim_references(tx, planned))
+        requests = []
+        for p, decision in zip(planned, decisions, strict=True):
+            request = create_order_request(p.order_id, p.submission, decision)
+            request.correlation_id = p.correlation_id
+            requests.append(request)
+        holders = await tx.repo(IdempotencyRepository).claim_many(
+            [
+                IdempotencyRecord(
+                    partner_id=p.submission.partner_id,
+                    idempotency_key=p.submission.idempotency_key,
+                    request_hash=domain.request_hash(p.submission),
+                    order_id=p.order_id,
+                    create_request=request.SerializeToString(),
+                )
+                for p, request in zip(planned, requests, strict=True)
+            ]
+        )
+        for p, holder in zip(planned, holders, strict=True):
+            if holder.order_id != p.order_id:
+                raise _ClaimedMeanwhile(holder)
+        return list(zip(decisions, requests, strict=True))
+
+    async def _claim_references(self, tx: Tx, planned: Sequence[_Planned]) -> list[Decision]:
+        """Claims the partners' references: one sent before (under another key, or under this one after its
+        retention), or earlier in the group, holds the order as a duplicate. (A race on the same key is
+        answered by the key's claim, as its replay, and this attempt is undone.)"""
+        decisions = [p.decision for p in planned]
+        with_refs = [i for i, p in enumerate(planned) if p.submission.external_ref]
+        holders = await tx.repo(ExternalRefRepository).claim_many(
+            [
+                ExternalRefClaim(
+                    planned[i].submission.partner_id,
+                    planned[i].submission.external_ref,
+                    planned[i].submission.idempotency_key,
+                    planned[i].order_id,
+                )
+                for i in with_refs
+            ]
+        )
+        for i, first in zip(with_refs, holders, strict=True):
+            s = planned[i].submission
+            if first.order_id != planned[i].order_id:
+                decisions[i] = decisions[i].held_also_for(
                     domain.duplicate_external_ref(
                         s.external_ref, first.order_id, same_key=first.idempotency_key == s.idempotency_key
                     )
                 )
-        if decision.approved and decision.counts_as_credit:
-            customer = await self.masterdata.customer(tx.repo(MasterDataRepository), s.customer_id)
-            exposure = tx.repo(ExposureRepository)
-            if not await exposure.book_within_limit(
-                order_id, s.customer_id, decision.amount, customer.credit_limit
-            ):
-                current = await exposure.open_exposure(s.customer_id)
-                reasons = domain.credit_reasons(customer, decision.payment_terms, decision.amount, current)
-                for reason in reasons or [domain.credit_race(customer)]:
+        return decisions
+
+    async def _book_credit(
+        self, tx: Tx, planned: Sequence[_Planned], decisions: list[Decision]
+    ) -> list[Decision]:
+        """Books each approved order's amount as its customer's open exposure while the total stays within
+        the credit limit, each customer's orders in the group's order (domain.book_in_turn); one that would
+        pass it is held for credit with the total it met. A burst cannot overshoot the limit: the totals are
+        read and grown with the customers' rows locked (`add_to_totals`).
+
+        Booked first as if each customer had nothing open (so at most its limit), which returns the totals
+        and locks them; then in turn on what was really open, and put right where the two differ (a
+        customer near its limit): two statements and the orders' rows in the common case."""
+        by_customer: dict[str, list[int]] = {}
+        for i, (p, decision) in enumerate(zip(planned, decisions, strict=True)):
+            if decision.approved and decision.counts_as_credit:
+                by_customer.setdefault(p.submission.customer_id, []).append(i)
+        if not by_customer:
+            return decisions
+        master = tx.repo(MasterDataRepository)
+        customers = {}
+        for customer_id in by_customer:
+            customer = await self.masterdata.customer(master, customer_id)
+            assert customer is not None, "decided orders name known customers"
+            customers[customer_id] = customer
+        amounts = {c: [to_micros(decisions[i].amount) for i in indexes] for c, indexes in by_customer.items()}
+        limits = {c: to_micros(customer.credit_limit) for c, customer in customers.items()}
+        guessed = {
+            c: domain.booked_micros(amounts[c], domain.book_in_turn(0, limits[c], amounts[c]))
+            for c in amounts
+        }
+        exposure = tx.repo(ExposureRepository)
+        totals = await exposure.add_to_totals(guessed)
+        corrections: dict[str, int] = {}
+        booked: list[tuple[str, str, int]] = []
+        for customer_id, indexes in by_customer.items():
+            bookings = domain.book_in_turn(
+                totals[customer_id] - guessed[customer_id], limits[customer_id], amounts[customer_id]
+            )
+            corrections[customer_id] = (
+                domain.booked_micros(amounts[customer_id], bookings) - guessed[customer_id]
+            )
+            for i, micros, booking in zip(indexes, amounts[customer_id], bookings, strict=True):
+                if booking.booked:
+                    booked.append((planned[i].order_id, customer_id, micros))
+                    continue
+                decision = decisions[i]
+                for reason in domain.credit_refused(
+                    customers[customer_id],
+                    decision.payment_terms,
+                    decision.amount,
+                    Decimal(booking.open_micros) / MICROS,
+                ):
                     decision = decision.held_also_for(reason)
-        return decision
+                decisions[i] = decision
+        await exposure.add_to_totals({c: delta for c, delta in corrections.items() if delta})
+        await exposure.add_orders(booked)
+        return decisions
 
     async def delivery_facts(
         self,

@@ -4,7 +4,8 @@ references it has seen, and the open credit exposure of each customer's orders."
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -196,9 +197,11 @@ _KEYS_SEEN = select(idempotency_keys.c.idempotency_key).where(
     idempotency_keys.c.partner_id == bindparam("partner_id"),
     idempotency_keys.c.idempotency_key.in_(bindparam("keys", expanding=True)),
 )
-_REF_HOLDER = select(external_refs.c.idempotency_key, external_refs.c.order_id).where(
+_REF_HOLDERS = select(
+    external_refs.c.external_ref, external_refs.c.idempotency_key, external_refs.c.order_id
+).where(
     external_refs.c.partner_id == bindparam("partner_id"),
-    external_refs.c.external_ref == bindparam("external_ref"),
+    external_refs.c.external_ref.in_(bindparam("refs", expanding=True)),
 )
 
 
@@ -421,28 +424,43 @@ class IdempotencyRecord:
 
 class IdempotencyRepository(Repository):
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord:
-        """Stores the record unless the key is taken; returns the record that holds the key.
+        """Stores the record unless the key is taken; returns the record that holds the key."""
+        (holder,) = await self.claim_many([record])
+        return holder
 
-        The insert ignores a conflict instead of failing, so on PostgreSQL a
-        concurrent claim waits for the first to commit and then reads its row.
-        """
-        inserted = await self.conn.execute(
-            insert_ignoring_conflicts(self.conn.dialect.name, idempotency_keys),
+    async def claim_many(self, records: Sequence[IdempotencyRecord]) -> list[IdempotencyRecord]:
+        """`claim` of each record, in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING (what it
+        inserted are the records that now hold their keys); the holder of each record's key, in order.
+
+        Rows go in key order, so two claims at once wait for each other in one direction only; a conflict
+        waits on PostgreSQL for the holder to commit, and is then read. A key twice in `records`: the
+        first holds it."""
+        if not records:
+            return []
+        now = utcnow()
+        rows = [
             {
-                "partner_id": record.partner_id,
-                "idempotency_key": record.idempotency_key,
-                "request_hash": record.request_hash,
-                "order_id": record.order_id,
-                "create_request": record.create_request,
-                "created_at": utcnow(),
-            },
-        )
-        if inserted.rowcount == 1:
-            return record
-        existing = await self.get(record.partner_id, record.idempotency_key)
-        if existing is None:  # pragma: no cover - a conflict means the row exists
-            raise RuntimeError("idempotency key conflict without a row")
-        return existing
+                "partner_id": r.partner_id,
+                "idempotency_key": r.idempotency_key,
+                "request_hash": r.request_hash,
+                "order_id": r.order_id,
+                "create_request": r.create_request,
+                "created_at": now,
+            }
+            for r in sorted(records, key=lambda r: (r.partner_id, r.idempotency_key))
+        ]
+        found = await self.conn.execute(_claiming(self.conn.dialect.name, idempotency_keys), rows)
+        inserted = {tuple(row) for row in found}
+        holders = []
+        for record in records:
+            if (record.partner_id, record.idempotency_key, record.order_id) in inserted:
+                holders.append(record)
+                continue
+            existing = await self.get(record.partner_id, record.idempotency_key)
+            if existing is None:  # pragma: no cover - a conflict means the row exists
+                raise RuntimeError("idempotency key conflict without a row")
+            holders.append(existing)
+        return holders
 
     async def seen(self, partner_id: str, keys: list[str]) -> set[str]:
         """Which of the partner's `keys` are already claimed."""
@@ -502,27 +520,68 @@ class ExternalRefHolder:
     order_id: str
 
 
+@dataclass(frozen=True)
+class ExternalRefClaim:
+    partner_id: str
+    external_ref: str
+    idempotency_key: str
+    order_id: str
+
+
 class ExternalRefRepository(Repository):
     async def claim(
         self, partner_id: str, external_ref: str, idempotency_key: str, order_id: str
     ) -> ExternalRefHolder:
         """Records the reference unless the partner sent it before; returns who holds it."""
-        inserted = await self.conn.execute(
-            insert_ignoring_conflicts(self.conn.dialect.name, external_refs),
-            {
-                "partner_id": partner_id,
-                "external_ref": external_ref,
-                "idempotency_key": idempotency_key,
-                "order_id": order_id,
-                "created_at": utcnow(),
-            },
+        (holder,) = await self.claim_many(
+            [ExternalRefClaim(partner_id, external_ref, idempotency_key, order_id)]
         )
-        if inserted.rowcount == 1:
-            return ExternalRefHolder(idempotency_key, order_id)
-        row = (
-            await self.conn.execute(_REF_HOLDER, {"partner_id": partner_id, "external_ref": external_ref})
-        ).first()
-        return ExternalRefHolder(row.idempotency_key, row.order_id)
+        return holder
+
+    async def claim_many(self, claims: Sequence[ExternalRefClaim]) -> list[ExternalRefHolder]:
+        """`claim` of each reference, in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING and, for
+        the references sent before, one read of their holders per partner; who holds each, in order.
+
+        Rows go in reference order (a reference twice keeps its claims' order, so the first holds it), and
+        two claims at once wait for each other in one direction only."""
+        if not claims:
+            return []
+        now = utcnow()
+        rows = [
+            {
+                "partner_id": c.partner_id,
+                "external_ref": c.external_ref,
+                "idempotency_key": c.idempotency_key,
+                "order_id": c.order_id,
+                "created_at": now,
+            }
+            for c in sorted(claims, key=lambda c: (c.partner_id, c.external_ref))
+        ]
+        found = await self.conn.execute(_claiming(self.conn.dialect.name, external_refs), rows)
+        inserted = {tuple(row) for row in found}
+        taken: dict[str, set[str]] = {}
+        for c in claims:
+            if (c.partner_id, c.external_ref, c.order_id) not in inserted:
+                taken.setdefault(c.partner_id, set()).add(c.external_ref)
+        holders: dict[tuple[str, str], ExternalRefHolder] = {}
+        for partner_id, refs in sorted(taken.items()):
+            found = await self.conn.execute(_REF_HOLDERS, {"partner_id": partner_id, "refs": sorted(refs)})
+            holders.update(
+                ((partner_id, r.external_ref), ExternalRefHolder(r.idempotency_key, r.order_id))
+                for r in found
+            )
+        return [
+            holders.get((c.partner_id, c.external_ref), ExternalRefHolder(c.idempotency_key, c.order_id))
+            for c in claims
+        ]
+
+
+@functools.cache
+def _claiming(dialect_name: str, table: Table):
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the key and order id of each row it inserted: executed
+    with many rows, one statement (SQLAlchemy's "insertmanyvalues") tells which claims hold their keys."""
+    key = [c for c in table.primary_key.columns]
+    return insert_ignoring_conflicts(dialect_name, table).returning(*key, table.c.order_id)
 
 
 MICROS = Decimal(1_000_000)
@@ -613,38 +672,41 @@ class ExposureRepository:
             )
         ).scalar_one()
 
-    async def book_within_limit(
-        self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal
-    ) -> bool:
-        """Books an order intake just approved (version 0) if the customer's open total stays within
-        `limit`; False, booking nothing, when it would not. One conditional upsert decides, so
-        concurrent approvals cannot overshoot (PostgreSQL re-checks the condition after the row lock)."""
-        micros = to_micros(amount)
-        if micros > to_micros(limit):
-            return False
-        booked = await self.conn.execute(
-            self._statements.book,
-            {
-                "customer_id": customer_id,
-                "open_micros": micros,
-                "updated_at": utcnow(),
-                "limit": to_micros(limit),
-            },
-        )
-        if booked.rowcount != 1:
-            return False
+    async def add_to_totals(self, deltas: Mapping[str, int]) -> dict[str, int]:
+        """Adds each customer's delta (millionths) to its open total, making its row when it has none, in one
+        multi-row upsert that returns the new totals. The rows stay locked until the transaction ends
+        (PostgreSQL; SQLite has one writer), so they stay as returned while the caller decides what to book;
+        customers go in id order, so two transactions wait for each other in one direction only."""
+        if not deltas:
+            return {}
+        now = utcnow()
+        rows = [
+            {"customer_id": customer_id, "open_micros": delta, "updated_at": now}
+            for customer_id, delta in sorted(deltas.items())
+        ]
+        found = await self.conn.execute(self._statements.add_returning, rows)
+        return {row.customer_id: row.open_micros for row in found}
+
+    async def add_orders(self, booked: Sequence[tuple[str, str, int]]) -> None:
+        """The rows of orders intake just approved, (order id, customer, micros), open at version 0, in one
+        multi-row insert; their amounts are in their customers' totals (`add_to_totals`)."""
+        if not booked:
+            return
+        now = utcnow()
         await self.conn.execute(
             self._statements.add_order,
-            {
-                "order_id": order_id,
-                "customer_id": customer_id,
-                "amount_micros": micros,
-                "open": True,
-                "version": 0,
-                "updated_at": utcnow(),
-            },
+            [
+                {
+                    "order_id": order_id,
+                    "customer_id": customer_id,
+                    "amount_micros": micros,
+                    "open": True,
+                    "version": 0,
+                    "updated_at": now,
+                }
+                for order_id, customer_id, micros in booked
+            ],
         )
-        return True
 
     async def book_approval(
         self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal | None
@@ -881,7 +943,7 @@ class ExposureRepository:
 @dataclass(frozen=True)
 class _ExposureStatements:
     total: object
-    book: object
+    add_returning: object
     add_order: object
     order_row: object
     order_rows: object
@@ -902,15 +964,6 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
         from sqlalchemy.dialects import postgresql, sqlite
 
         dialect = postgresql if dialect_name == "postgresql" else sqlite
-        book = dialect.insert(customer_exposure)
-        book = book.on_conflict_do_update(
-            index_elements=["customer_id"],
-            set_={
-                "open_micros": customer_exposure.c.open_micros + book.excluded.open_micros,
-                "updated_at": book.excluded.updated_at,
-            },
-            where=customer_exposure.c.open_micros + book.excluded.open_micros <= bindparam("limit"),
-        )
         adjust = dialect.insert(customer_exposure)
         adjust = adjust.on_conflict_do_update(
             index_elements=["customer_id"],
@@ -931,7 +984,8 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
             total=select(customer_exposure.c.open_micros).where(
                 customer_exposure.c.customer_id == bindparam("customer_id")
             ),
-            book=book,
+            # An approval group's bookings: the new totals, the rows locked (ExposureRepository.add_to_totals).
+            add_returning=adjust.returning(customer_exposure.c.customer_id, customer_exposure.c.open_micros),
             add_order=insert_ignoring_conflicts(dialect_name, order_exposure),
             order_row=select(*order_columns)
             .where(order_exposure.c.order_id == bindparam("order_id"))

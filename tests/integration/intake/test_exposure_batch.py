@@ -65,7 +65,8 @@ async def test_a_batch_leaves_what_one_by_one_leaves_with_a_few_statements(make_
         async with service.db.transaction() as tx:
             repo = tx.repo(ExposureRepository)
             await repo.settle("ORD-B5", "C0001", Decimal("10.00"), Decimal(0), Decimal("4.00"))
-            assert await repo.book_within_limit("ORD-B2", "C0001", Decimal("40.00"), Decimal(50000))
+            await repo.add_to_totals({"C0001": 40_000_000})  # booked as an approval's claims book it
+            await repo.add_orders([("ORD-B2", "C0001", 40_000_000)])
     await deliver(one_by_one, *_mixed())
 
     statements = metrics.DB_STATEMENTS._value.get()

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from orderdesk import errors
 from orderdesk.v1 import intake_pb2
@@ -196,28 +196,33 @@ async def test_a_retry_after_its_key_was_pruned_is_held_as_a_duplicate_reference
     assert first.order.order_id in reason.message and "longer ago than keys are kept" in reason.message
 
 
-async def test_two_groups_that_share_customers_book_credit_without_a_deadlock(make_database):
-    """Two replicas' groups, one with C0001 then C0003, the other the other way round. Credit is booked in
-    customer order, so the second waits for the first instead of each holding what the other needs (on
-    PostgreSQL that circle is broken after a second by failing a group). Each group waits at its second
-    booking until the other has made its first (at most half a second): the circle, if bookings followed
-    the groups' order."""
+async def test_two_groups_that_share_customers_book_credit_without_a_deadlock(make_database, monkeypatch):
+    """Two replicas' groups, one with C0001 then C0003, the other the other way round. Each group books its
+    customers in one statement, in customer order, so the second waits for the first instead of each
+    holding what the other needs (on PostgreSQL that circle is broken after a second by failing a group).
+    The first group to book keeps its rows locked until the other has sent its booking too (at most half
+    a second; on SQLite the other waits for its turn at the one connection)."""
     service = await intake(make_database)
-    first_booked: dict[int, asyncio.Event] = {0: asyncio.Event(), 1: asyncio.Event()}
-    booked_in: dict[int, list[str]] = {0: [], 1: []}
-    check_claims = service._check_claims
+    booked_in: list[list[str]] = []  # the customers of each booking statement, as sent
+    other_booking = asyncio.Event()
 
-    async def paced(tx, s, order_id, decision):
-        group = 0 if s.idempotency_key.startswith("G0") else 1
-        if booked_in[group]:
+    def spy(_conn, _cursor, statement, parameters, _context, _many):
+        if statement.startswith("INSERT INTO customer_exposure"):
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            booked_in.append([v for v in values if isinstance(v, str) and v.startswith("C0")])
+            if len(booked_in) == 2:
+                other_booking.set()
+
+    add_orders = ExposureRepository.add_orders
+
+    async def holding(self, booked):
+        if len(booked_in) == 1:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(first_booked[1 - group].wait(), 0.5)
-        checked = await check_claims(tx, s, order_id, decision)
-        booked_in[group].append(s.customer_id)
-        first_booked[group].set()
-        return checked
+                await asyncio.wait_for(other_booking.wait(), 0.5)
+        await add_orders(self, booked)
 
-    service._check_claims = paced
+    monkeypatch.setattr(ExposureRepository, "add_orders", holding)
+    event.listen(service.db.engine.sync_engine, "before_cursor_execute", spy)
     groups = [
         [request("G0-A", customer_id="C0001"), request("G0-B", customer_id="C0003")],
         [request("G1-A", customer_id="C0003"), request("G1-B", customer_id="C0001")],
@@ -226,7 +231,7 @@ async def test_two_groups_that_share_customers_book_credit_without_a_deadlock(ma
         asyncio.gather(*(service.submit_many([submission_from_proto(r) for r in g]) for g in groups)), 10
     )
     assert all(isinstance(a, Submitted) and a.order.status == "confirmed" for group in answers for a in group)
-    assert booked_in == {0: ["C0001", "C0003"], 1: ["C0001", "C0003"]}  # customer order, whatever was sent
+    assert booked_in == [["C0001", "C0003"], ["C0001", "C0003"]]  # customer order, whatever was sent
     assert [a.order.customer_id for a in answers[1]] == ["C0003", "C0001"]  # answers in the order sent
     async with service.db.read() as conn:
         repo = ExposureRepository(conn)

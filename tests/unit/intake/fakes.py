@@ -7,7 +7,7 @@ databases in tests/integration/intake).
     assert service.db.repos[IdempotencyRepository].rows == {...}
 
 The repository fakes keep what the real ones keep and answer as they do (a claim returns the
-holder, a booking refuses to pass the credit limit); like FakeDatabase they do not roll back.
+holder, a customer's total is grown as asked); like FakeDatabase they do not roll back.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from services.intake.service import IntakeService
 from services.intake.store import (
     MICROS,
     ExposureRepository,
+    ExternalRefClaim,
     ExternalRefHolder,
     ExternalRefRepository,
     IdempotencyRecord,
@@ -192,6 +193,9 @@ class FakeIdempotencyKeys:
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord:
         return self.rows.setdefault((record.partner_id, record.idempotency_key), record)
 
+    async def claim_many(self, records: list[IdempotencyRecord]) -> list[IdempotencyRecord]:
+        return [await self.claim(record) for record in records]
+
     async def seen(self, partner_id: str, keys: list[str]) -> set[str]:
         return {key for key in keys if (partner_id, key) in self.rows}
 
@@ -208,6 +212,9 @@ class FakeExternalRefs:
     ) -> ExternalRefHolder:
         return self.rows.setdefault((partner_id, external_ref), ExternalRefHolder(idempotency_key, order_id))
 
+    async def claim_many(self, claims: list[ExternalRefClaim]) -> list[ExternalRefHolder]:
+        return [await self.claim(c.partner_id, c.external_ref, c.idempotency_key, c.order_id) for c in claims]
+
 
 class FakeExposure:
     """Amounts in millionths as the real table keeps them; one running total per customer."""
@@ -222,16 +229,14 @@ class FakeExposure:
     async def settled(self, order_id: str) -> Decimal:
         return Decimal(0)  # finance's documents: tests/integration/intake/test_finance.py
 
-    async def book_within_limit(
-        self, order_id: str, customer_id: str, amount: Decimal, limit: Decimal
-    ) -> bool:
-        micros = to_micros(amount)
-        # As the conditional upsert: a customer's first row is inserted, an existing total must stay within the limit.
-        if customer_id in self.totals and self.totals[customer_id] + micros > to_micros(limit):
-            return False
-        self.totals[customer_id] = self.totals.get(customer_id, 0) + micros
-        self.orders.setdefault(order_id, (customer_id, micros, True, 0))
-        return True
+    async def add_to_totals(self, deltas: dict[str, int]) -> dict[str, int]:
+        for customer_id, delta in deltas.items():
+            self.totals[customer_id] = self.totals.get(customer_id, 0) + delta
+        return {customer_id: self.totals[customer_id] for customer_id in deltas}
+
+    async def add_orders(self, booked: list[tuple[str, str, int]]) -> None:
+        for order_id, customer_id, micros in booked:
+            self.orders.setdefault(order_id, (customer_id, micros, True, 0))
 
     async def record(
         self, order_id: str, customer_id: str, amount: Decimal, is_open: bool, version: int
