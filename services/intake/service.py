@@ -10,11 +10,12 @@ SubmitOrder in four steps:
    to promise, with a deadline); decide (refuse, approve or hold) and
    build the CreateOrderRequest with a fresh order id;
 3. one transaction claims the partner's external reference (a second key for it
-   adds the hold reason duplicate_external_ref), re-checks the credit of an order
-   about to be approved under a lock on the customer (so a burst cannot overshoot
-   the limit), claims the (partner, idempotency key) row with the request hash and
-   the CreateOrderRequest bytes, and books an approved order's amount as open
-   exposure. If the key was claimed meanwhile, the stored request wins: same hash ->
+   adds the hold reason duplicate_external_ref), books an approved order's amount as
+   open exposure under a lock on the customer, holding it for credit instead when it
+   would pass the limit (so a burst cannot overshoot it), and claims the (partner,
+   idempotency key) row with the request hash and the CreateOrderRequest bytes; a
+   group of orders makes these claims together, a few multi-row statements for all
+   (`_claim`). If the key was claimed meanwhile, the stored request wins: same hash ->
    a replay, another hash -> refused, and the transaction leaves nothing behind;
 4. call orders.CreateOrder with the request that holds the key. CreateOrder is
    idempotent by order id, so a replay, or a retry after a crash between 3 and 4,

@@ -146,8 +146,8 @@ order_exposure = Table(
 
 # --- migration 0003 ---------------------------------------------------------------------------
 # Each customer's open exposure as a running total (the sum of its open order_exposure rows),
-# so a credit decision reads one row instead of summing every open order, and an approval
-# books its amount with one conditional upsert that cannot overshoot the limit.
+# so a credit decision reads one row instead of summing every open order, and a group of
+# approvals reads and grows it with the row locked (ExposureRepository.add_to_totals).
 customer_exposure = Table(
     "customer_exposure",
     metadata,
