@@ -367,9 +367,10 @@ class IntakeService:
         pass it is held for credit with the total it met. A burst cannot overshoot the limit: the totals are
         read and grown with the customers' rows locked (`add_to_totals`).
 
-        Booked first as if each customer had nothing open (so at most its limit), which returns the totals
-        and locks them; then in turn on what was really open, and put right where the two differ (a
-        customer near its limit): two statements and the orders' rows in the common case."""
+        Booked first as if each customer had nothing open (so at most its limit: no overflow), which returns
+        the totals and locks them; then in turn on what was really open, and put right where the two differ.
+        One statement for the totals and one for the orders' rows, one more when a customer is near its
+        limit."""
         by_customer: dict[str, list[int]] = {}
         for i, (p, decision) in enumerate(zip(planned, decisions, strict=True)):
             if decision.approved and decision.counts_as_credit:

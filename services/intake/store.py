@@ -580,8 +580,9 @@ class ExternalRefRepository(Repository):
 def _claiming(dialect_name: str, table: Table):
     """INSERT ... ON CONFLICT DO NOTHING RETURNING the key and order id of each row it inserted: executed
     with many rows, one statement (SQLAlchemy's "insertmanyvalues") tells which claims hold their keys."""
-    key = [c for c in table.primary_key.columns]
-    return insert_ignoring_conflicts(dialect_name, table).returning(*key, table.c.order_id)
+    return insert_ignoring_conflicts(dialect_name, table).returning(
+        *table.primary_key.columns, table.c.order_id
+    )
 
 
 MICROS = Decimal(1_000_000)

@@ -4,6 +4,7 @@ each order would have had alone, the group's orders one after another."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from decimal import Decimal
 
@@ -170,3 +171,16 @@ async def test_a_key_claimed_meanwhile_undoes_the_groups_claims(make_database, m
     assert len(held) == 5  # ORD-OLD, K-OLD's, K-RACE's and the two new ones: nothing of the undone group
     assert fresh.order.order_id in refs and other.order.order_id in refs
     assert len(refs) == 4  # PO-OLD, PO-K-RACE, PO-K-1, PO-K-2
+
+
+async def test_two_groups_at_once_cannot_overshoot_a_limit_together(make_database):
+    """Two replicas' groups for one customer with room for 3 of their 6 orders: the second to book waits for
+    the first's lock and then books on its total, so 3 are approved in all."""
+    service = await prepared(make_database)
+    groups = [[request(f"G{g}-{n}", lines=lines(10)) for n in range(3)] for g in range(2)]
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(service.submit_many([submission_from_proto(r) for r in g]) for g in groups)), 10
+    )
+    held = [codes(a) for group in answers for a in group if codes(a)]
+    assert len(held) == 3 and all(c == ["credit_limit_exceeded"] for c in held)
+    assert await exposure(service) == Decimal("49947.10")
