@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -656,6 +656,15 @@ class ExposureRepository:
         total = (await self.conn.execute(self._statements.total, {"customer_id": customer_id})).scalar()
         return Decimal(int(total or 0)) / MICROS
 
+    async def open_exposures(self, customer_ids: Collection[str]) -> dict[str, Decimal]:
+        """`open_exposure` of several customers in one read (a customer with no row: 0)."""
+        found = {customer_id: Decimal(0) for customer_id in customer_ids}
+        if found:
+            rows = await self.conn.execute(self._statements.totals, {"customer_ids": sorted(found)})
+            for customer_id, micros in rows:
+                found[customer_id] = Decimal(int(micros or 0)) / MICROS
+        return found
+
     async def open_orders(self, customer_id: str) -> int:
         """How many of the customer's orders use its credit now (confirmed, not closed, not yet paid)."""
         return (
@@ -944,6 +953,7 @@ class ExposureRepository:
 @dataclass(frozen=True)
 class _ExposureStatements:
     total: object
+    totals: object
     add_returning: object
     add_order: object
     order_row: object
@@ -984,6 +994,9 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
         _EXPOSURE_STATEMENTS[dialect_name] = _ExposureStatements(
             total=select(customer_exposure.c.open_micros).where(
                 customer_exposure.c.customer_id == bindparam("customer_id")
+            ),
+            totals=select(customer_exposure.c.customer_id, customer_exposure.c.open_micros).where(
+                customer_exposure.c.customer_id.in_(bindparam("customer_ids", expanding=True))
             ),
             # An approval group's bookings: the new totals, the rows locked (ExposureRepository.add_to_totals).
             add_returning=adjust.returning(customer_exposure.c.customer_id, customer_exposure.c.open_micros),

@@ -118,6 +118,24 @@ async def test_a_groups_claims_take_a_few_statements_whatever_its_size(make_data
     assert counted == [(12, 4)]
 
 
+async def test_a_group_reads_its_customers_open_totals_once(make_database):
+    """Deciding a group reads every customer's open total in one statement, not one per order: with master
+    data cached, a group of 12 orders of 3 customers costs the keys seen before, the totals, and its claims."""
+    service = await prepared(make_database)
+    customers = ["C0002", "C0003", "C0005"]
+
+    def group(prefix: str) -> list:
+        return [
+            submission_from_proto(request(f"{prefix}-{n}", customer_id=customers[n % 3])) for n in range(12)
+        ]
+
+    assert all(not codes(a) for a in await service.submit_many(group("WARM")))  # master data cached
+    before = metrics.DB_STATEMENTS._value.get()
+    answers = await service.submit_many(group("K"))
+    assert all(not codes(a) for a in answers)
+    assert metrics.DB_STATEMENTS._value.get() - before == 1 + 1 + 4  # keys seen, totals, the claims
+
+
 async def test_a_customer_near_its_limit_costs_one_statement_more(make_database):
     service = await prepared(make_database)
     claim, counted = service._claim, []

@@ -226,6 +226,9 @@ class FakeExposure:
     async def open_exposure(self, customer_id: str) -> Decimal:
         return Decimal(self.totals.get(customer_id, 0)) / MICROS
 
+    async def open_exposures(self, customer_ids) -> dict[str, Decimal]:
+        return {customer_id: await self.open_exposure(customer_id) for customer_id in customer_ids}
+
     async def settled(self, order_id: str) -> Decimal:
         return Decimal(0)  # finance's documents: tests/integration/intake/test_finance.py
 
