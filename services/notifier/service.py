@@ -85,7 +85,7 @@ class NotifierService:
         partner = domain.feed_partner(event, known)
         if not partner:
             return  # stock events and the like concern no partner (and no order counter was bumped)
-        occurred = event.occurred_at.ToDatetime(dt.UTC)
+        occurred = domain.utc_time(event.occurred_at)
         await repo.append(
             partner,
             event.event_id,
@@ -109,7 +109,7 @@ class NotifierService:
             partner = domain.feed_partner(event, known)  # learns the partner of orders first seen here
             if not partner:
                 continue
-            occurred = event.occurred_at.ToDatetime(dt.UTC)
+            occurred = domain.utc_time(event.occurred_at)
             entries.append(
                 FeedEntry(
                     partner,
