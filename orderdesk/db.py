@@ -406,3 +406,57 @@ def _versioned_update(table: Table, key_column: str):
     return update(table).where(
         table.c[key_column] == bindparam("where_key"), table.c.version == bindparam("where_version")
     )
+
+
+class RowsInsert:
+    """An INSERT (any insert() template, ON CONFLICT clauses included) of many rows given as tuples, run as
+    one DB-API executemany. `conn.execute(template, [dicts])` spends a dozen Python calls a row on
+    parameters (each row's dict turned into the driver's, a datetime column's bind processor two
+    functions deep); here each column's bind processor runs over that column's values and nothing else
+    runs per row. `columns`: the rows' values, in order; `constants`: columns with one value for the
+    whole batch (an appended_at), given to execute() by name and processed once."""
+
+    def __init__(self, template, columns: tuple[str, ...], constants: tuple[str, ...] = ()):
+        self.template = template
+        self.columns = columns
+        self.constants = constants
+        self._compiled: dict[str, tuple[str, list[int], dict[int, Callable]]] = {}
+
+    def _for(self, dialect) -> tuple[str, list[int], dict[int, Callable]]:
+        """The statement's SQL in the driver's positional style, each placeholder's value (an index into
+        the columns, then the constants), and the bind processor of each value that has one."""
+        try:
+            return self._compiled[dialect.name]
+        except KeyError:
+            pass
+        names = [*self.columns, *self.constants]
+        compiled = self.template.compile(dialect=dialect, column_keys=names)
+        if not compiled.positional or compiled.positiontup is None:
+            raise TypeError(f"{dialect.name}: RowsInsert needs a positional paramstyle")
+        if sorted(compiled.positiontup) != sorted(names):
+            raise TypeError(f"RowsInsert: the statement binds {compiled.positiontup}, not {names}")
+        table = self.template.table
+        processors = {
+            i: processor
+            for i, name in enumerate(names)
+            if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        made = self._compiled[dialect.name] = (
+            compiled.string,
+            [names.index(name) for name in compiled.positiontup],
+            processors,
+        )
+        return made
+
+    async def execute(self, conn: AsyncConnection, rows: list[tuple], **constants: Any) -> None:
+        if not rows:
+            return
+        sql, order, processors = self._for(conn.dialect)
+        values: list[tuple] = [*zip(*rows, strict=True)]
+        values += [(constants[name],) * len(rows) for name in self.constants]
+        for i, processor in processors.items():
+            if i < len(self.columns):
+                values[i] = tuple(map(processor, values[i]))
+            else:  # a constant: processed once
+                values[i] = (processor(values[i][0]),) * len(rows)
+        await conn.exec_driver_sql(sql, [*zip(*[values[i] for i in order], strict=True)])

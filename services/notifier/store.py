@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from orderdesk import personal_data, sealing
-from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, utcnow
+from orderdesk.db import Repository, RowsInsert, UtcDateTime, insert_ignoring_conflicts, utcnow
 from orderdesk.retention import Prunable
 
 metadata = MetaData()
@@ -158,6 +159,18 @@ def _counter(table: Table, key: Column) -> tuple[Any, Any]:
 _BUMP_ORDER, _MAKE_ORDER = _counter(order_partners, order_partners.c.order_id)
 _BUMP_HEAD, _MAKE_HEAD = _counter(feed_heads, feed_heads.c.partner_id)
 _INSERT_FEED = feed.insert()
+# A batch's feed rows: one executemany of plain tuples (orderdesk.db.RowsInsert), appended_at once.
+_FEED_COLUMNS = (
+    "partner_id",
+    "sequence",
+    "event_id",
+    "type",
+    "order_id",
+    "order_sequence",
+    "occurred_at",
+    "body",
+)
+_INSERT_FEED_ROWS = RowsInsert(_INSERT_FEED, _FEED_COLUMNS, constants=("appended_at",))
 
 
 def _set_counters(dialect: str, table: Table, key: str) -> Any:
@@ -170,8 +183,10 @@ def _set_counters(dialect: str, table: Table, key: str) -> Any:
 
 _SET_COUNTERS = {
     dialect: (
-        _set_counters(dialect, order_partners, "order_id"),
-        _set_counters(dialect, feed_heads, "partner_id"),
+        RowsInsert(
+            _set_counters(dialect, order_partners, "order_id"), ("order_id", "partner_id", "last_sequence")
+        ),
+        RowsInsert(_set_counters(dialect, feed_heads, "partner_id"), ("partner_id", "last_sequence")),
     )
     for dialect in ("postgresql", "sqlite")
 }
@@ -507,7 +522,7 @@ class NotifierRepository(Repository):
         """order id -> (its partner, its last order sequence), for the orders the feed knows."""
         if not order_ids:
             return {}
-        rows = await self.conn.execute(_ORDER_COUNTERS, {"keys": list(order_ids)})
+        rows = (await self.conn.execute(_ORDER_COUNTERS, {"keys": list(order_ids)})).all()
         return {r.order_id: (r.partner_id, r.last_sequence) for r in rows}
 
     async def append_many(
@@ -522,43 +537,37 @@ class NotifierRepository(Repository):
         partner_ids = list({e.partner_id for e in entries})
         if orders is None:
             orders = await self.order_counters(order_ids)
-        order_seq = {o: orders[o][1] for o in order_ids if o in orders}
-        heads = dict((await self.conn.execute(_HEADS_OF, {"keys": partner_ids})).all())
-        partner_of = {o: p for o, (p, _seq) in orders.items()}  # a known order keeps its partner row
+        # (defaultdicts: a counter the database does not hold yet starts at 0)
+        order_seq = defaultdict(int, {o: orders[o][1] for o in order_ids if o in orders})
+        heads = defaultdict(int, (await self.conn.execute(_HEADS_OF, {"keys": partner_ids})).all())
+        # An order's partner row: a known order keeps its own, a new one takes its first entry's partner.
+        partner_of = {e.order_id: e.partner_id for e in reversed(entries) if e.order_id}
+        partner_of.update((o, p) for o, (p, _seq) in orders.items())
         now = utcnow()
         rows = []
         for e in entries:
             order_sequence = 0
             if e.order_id:
-                order_sequence = order_seq[e.order_id] = order_seq.get(e.order_id, 0) + 1
-                partner_of.setdefault(e.order_id, e.partner_id)
-            sequence = heads[e.partner_id] = heads.get(e.partner_id, 0) + 1
+                order_seq[e.order_id] += 1
+                order_sequence = order_seq[e.order_id]
+            heads[e.partner_id] += 1
+            sequence = heads[e.partner_id]
             rows.append(
-                {
-                    "partner_id": e.partner_id,
-                    "sequence": sequence,
-                    "event_id": e.event_id,
-                    "type": e.type,
-                    "order_id": e.order_id,
-                    "order_sequence": order_sequence,
-                    "occurred_at": e.occurred_at,
-                    "appended_at": now,
-                    "body": e.body_for(sequence, order_sequence).decode(),
-                }
+                (
+                    e.partner_id,
+                    sequence,
+                    e.event_id,
+                    e.type,
+                    e.order_id,
+                    order_sequence,
+                    e.occurred_at,
+                    e.body_for(sequence, order_sequence).decode(),
+                )
             )
         set_orders, set_heads = _SET_COUNTERS[self.dialect]
-        if order_ids:
-            await self.conn.execute(
-                set_orders,
-                [
-                    {"order_id": o, "partner_id": partner_of[o], "last_sequence": order_seq[o]}
-                    for o in order_ids
-                ],
-            )
-        await self.conn.execute(
-            set_heads, [{"partner_id": p, "last_sequence": heads[p]} for p in partner_ids]
-        )
-        await self.conn.execute(_INSERT_FEED, rows)
+        await set_orders.execute(self.conn, [(o, partner_of[o], order_seq[o]) for o in order_ids])
+        await set_heads.execute(self.conn, [(p, heads[p]) for p in partner_ids])
+        await _INSERT_FEED_ROWS.execute(self.conn, rows, appended_at=now)
 
     async def partners_of_orders(self, order_ids) -> dict[str, str]:
         if not order_ids:

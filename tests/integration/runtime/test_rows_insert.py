@@ -1,0 +1,128 @@
+"""orderdesk.db.RowsInsert on SQLite and PostgreSQL: rows given as tuples and run as one DB-API executemany
+are stored exactly as SQLAlchemy's executemany of dicts stores them (the types' bind processors applied,
+datetimes included), ON CONFLICT templates too; a failing row fails the whole batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from devtools.localservers import create_postgres_database, drop_postgres_database
+from orderdesk.db import Database, RowsInsert, UtcDateTime
+
+metadata = MetaData()
+
+
+def entries_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("key", String(64), primary_key=True),
+        Column("number", BigInteger, nullable=False),
+        Column("at", UtcDateTime, nullable=False),
+        Column("body", Text, nullable=False),
+        Column("stamped_at", UtcDateTime, nullable=False),
+    )
+
+
+BY_DICTS, BY_ROWS = entries_table("by_dicts"), entries_table("by_rows")
+COLUMNS = ("key", "number", "at", "body")
+UTC, PLUS_2 = dt.UTC, dt.timezone(dt.timedelta(hours=2))
+
+
+@pytest.fixture
+async def database(backend, tmp_path, request):
+    admin = name = None
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'rows.db'}"
+    else:
+        admin = request.getfixturevalue("postgres_admin_url")
+        name = f"odt_{uuid.uuid4().hex[:16]}"
+        url = await create_postgres_database(admin, name)
+    db = Database(url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield db
+    await db.close()
+    if name:
+        await drop_postgres_database(admin, name)
+
+
+def rows(n: int) -> list[tuple]:
+    return [
+        (
+            f"k{i}",
+            i * 10**12,
+            dt.datetime(2026, 3, 1, 12, 0, i % 60, (i * 137) % 1_000_000, tzinfo=UTC if i % 2 else PLUS_2),
+            f'b\u00e9{i}"\U0001d538',
+        )
+        for i in range(n)
+    ]
+
+
+async def stored(db: Database, table: Table) -> list:
+    """The rows as the driver returns them (SQLite: the text stored), not as SQLAlchemy's types parse them."""
+    async with db.reading() as work:
+        result = await work.conn.exec_driver_sql(
+            f"SELECT key, number, at, body, stamped_at FROM {table.name}"
+        )
+        return sorted(tuple(r) for r in result.all())
+
+
+@pytest.mark.parametrize("n", [1, 2, 57])
+async def test_rows_are_stored_as_an_executemany_of_dicts_stores_them(database, n):
+    stamped = dt.datetime(2026, 3, 2, 8, 30, tzinfo=PLUS_2)
+    async with database.transaction() as tx:
+        await tx.conn.execute(
+            BY_DICTS.insert(),
+            [{**dict(zip(COLUMNS, row, strict=True)), "stamped_at": stamped} for row in rows(n)],
+        )
+        await RowsInsert(BY_ROWS.insert(), COLUMNS, constants=("stamped_at",)).execute(
+            tx.conn, rows(n), stamped_at=stamped
+        )
+        await RowsInsert(BY_ROWS.insert(), COLUMNS, constants=("stamped_at",)).execute(
+            tx.conn, [], stamped_at=stamped
+        )  # nothing to insert: no statement
+    assert await stored(database, BY_ROWS) == await stored(database, BY_DICTS)
+    assert len(await stored(database, BY_ROWS)) == n
+
+
+async def test_an_on_conflict_template_inserts_and_updates_in_one_batch(database, backend):
+    dialect = postgresql if backend == "postgresql" else sqlite
+    template = dialect.insert(BY_ROWS)
+    template = template.on_conflict_do_update(
+        index_elements=["key"], set_={"number": template.excluded.number, "body": template.excluded.body}
+    )
+    upsert = RowsInsert(template, ("key", "number", "at", "body", "stamped_at"))
+    at = dt.datetime(2026, 3, 1, tzinfo=UTC)
+    async with database.transaction() as tx:
+        await upsert.execute(tx.conn, [("a", 1, at, "one", at), ("b", 2, at, "two", at)])
+    async with database.transaction() as tx:
+        await upsert.execute(tx.conn, [("b", 3, at, "three", at), ("c", 4, at, "four", at)])
+    async with database.reading() as work:
+        got = (await work.conn.execute(select(BY_ROWS.c.key, BY_ROWS.c.number, BY_ROWS.c.body))).all()
+    assert sorted(tuple(r) for r in got) == [("a", 1, "one"), ("b", 3, "three"), ("c", 4, "four")]
+
+
+async def test_a_failing_row_fails_the_whole_batch(database):
+    insert = RowsInsert(BY_ROWS.insert(), COLUMNS, constants=("stamped_at",))
+    now = dt.datetime(2026, 3, 1, tzinfo=UTC)
+    with pytest.raises(IntegrityError):
+        async with database.transaction() as tx:
+            await insert.execute(tx.conn, [*rows(3), rows(1)[0]], stamped_at=now)  # k0 twice
+    assert await stored(database, BY_ROWS) == []
+    with pytest.raises(ValueError, match="naive datetime"):  # the column types' checks still apply
+        async with database.transaction() as tx:
+            await insert.execute(tx.conn, [("n", 1, dt.datetime(2026, 3, 1), "naive")], stamped_at=now)
+    assert await stored(database, BY_ROWS) == []
+
+
+def test_the_rows_must_name_what_the_statement_binds():
+    template = BY_ROWS.insert().values(body=bindparam("text"))
+    with pytest.raises(TypeError, match="binds"):
+        RowsInsert(template, (*COLUMNS, "stamped_at"))._for(sqlite.dialect(paramstyle="qmark"))
