@@ -324,7 +324,10 @@ def matches(event_type: str, patterns: Iterable[str]) -> bool:
 # --- what an event means to a partner ------------------------------------------------------------
 def partner_of(event) -> str:
     """The partner an event names in its payload (order events always do); "" when it names none."""
-    kind = event.WhichOneof("payload")
+    return _named_partner(event, event.WhichOneof("payload"))
+
+
+def _named_partner(event, kind: str | None) -> str:
     if kind == "order":
         return event.order.order.partner_id
     if kind == "shipment":
@@ -338,13 +341,14 @@ def feed_partner(event, known: dict[str, str]) -> str:
     """The partner whose feed an event goes to; "" for none (stock events and the like). An order event
     names its partner (and `known`, order id -> partner, learns it for the order's later events);
     shipment and return events go to their order's partner as known, else to the one they name."""
-    if event.WhichOneof("payload") == "order" and event.order_id:
-        partner = partner_of(event)
+    if not event.order_id:
+        return ""
+    kind = event.WhichOneof("payload")
+    if kind == "order":
+        partner = event.order.order.partner_id
         known.setdefault(event.order_id, partner)
         return partner
-    if event.order_id:
-        return known.get(event.order_id) or partner_of(event)
-    return ""
+    return known.get(event.order_id) or _named_partner(event, kind)
 
 
 def orders_to_look_up(events) -> set[str]:
@@ -541,9 +545,14 @@ def _summary(event, kind: str | None, holder, payload, facts: dict) -> dict:
     elif kind == "shipment":
         shipment = payload
         facts.update(shipment_id=shipment.shipment_id, status=shipment.status)
-        for name in ("carrier", "tracking_number", "promised_delivery_date", "delivered_on"):
-            if value := getattr(shipment, name):
-                facts[name] = value
+        if shipment.carrier:
+            facts["carrier"] = shipment.carrier
+        if shipment.tracking_number:
+            facts["tracking_number"] = shipment.tracking_number
+        if shipment.promised_delivery_date:
+            facts["promised_delivery_date"] = shipment.promised_delivery_date
+        if shipment.delivered_on:
+            facts["delivered_on"] = shipment.delivered_on
         if shipment.status == "delivered":
             facts["on_time"] = shipment.on_time
     elif kind == "return":

@@ -13,6 +13,7 @@ import logging
 import socket
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from orderdesk import logs, metrics
 from orderdesk.aio import wait_event
@@ -104,27 +105,19 @@ class NotifierService:
         # The batch's orders as the feed knows them, read once: their partners and their counters.
         orders = await repo.order_counters({e.order_id for e in batch if e.order_id})
         known = {order_id: partner for order_id, (partner, _seq) in orders.items()}
-        entries, kinds = [], []
-        for event in batch:
-            partner = domain.feed_partner(event, known)  # learns the partner of orders first seen here
-            if not partner:
-                continue
-            occurred = domain.utc_time(event.occurred_at)
-            entries.append(
-                FeedEntry(
-                    partner,
-                    event.event_id,
-                    event.type,
-                    event.order_id,
-                    occurred,
-                    lambda seq, order_seq, event=event, at=occurred: domain.body(event, seq, order_seq, at),
-                )
-            )
-            kinds.append(event.aggregate_type or "unknown")
+        partners = [domain.feed_partner(e, known) for e in batch]  # learns orders first seen here, in turn
+        entries = [
+            FeedEntry(partner, e.event_id, e.type, e.order_id, at, partial(domain.body, e, occurred_at=at))
+            for e, partner in zip(batch, partners, strict=True)
+            if partner
+            for at in (domain.utc_time(e.occurred_at),)
+        ]
         if entries:
             await repo.append_many(entries, orders)
-            partners = {e.partner_id for e in entries}
-            tx.after_commit.append(lambda: self._appended(kinds, partners))
+            kinds = [
+                e.aggregate_type or "unknown" for e, partner in zip(batch, partners, strict=True) if partner
+            ]
+            tx.after_commit.append(lambda: self._appended(kinds, {e.partner_id for e in entries}))
 
     def _appended(self, kinds: list[str], partners: set[str]) -> None:
         for kind, count in Counter(kinds).items():  # a label lookup per kind, not per event
