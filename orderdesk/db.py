@@ -41,9 +41,11 @@ class UtcDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
-        if value is not None and value.tzinfo is None:
+        if value is None or value.tzinfo is dt.UTC:  # (most are: no astimezone call for them)
+            return value
+        if value.tzinfo is None:
             raise ValueError("naive datetime given to UtcDateTime")
-        return value.astimezone(dt.UTC) if value is not None else None
+        return value.astimezone(dt.UTC)
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
