@@ -514,7 +514,10 @@ def _parts(event) -> tuple[str | None, Any, Any, dict]:
     if not kind:
         return None, None, None, {}
     holder = getattr(event, kind)
-    payload_field, aggregates = _holder_fields(holder.DESCRIPTOR)
+    try:
+        payload_field, aggregates = _holders[holder.DESCRIPTOR.full_name]
+    except KeyError:  # the first of its type
+        payload_field, aggregates = _holder_fields(holder.DESCRIPTOR)
     payload = getattr(holder, payload_field) if payload_field else holder
     return kind, holder, payload, to_dict(holder, skip=aggregates)
 

@@ -542,7 +542,7 @@ class NotifierRepository(Repository):
         heads = defaultdict(int, (await self.conn.execute(_HEADS_OF, {"keys": partner_ids})).all())
         # An order's partner row: a known order keeps its own, a new one takes its first entry's partner.
         partner_of = {e.order_id: e.partner_id for e in reversed(entries) if e.order_id}
-        partner_of.update((o, p) for o, (p, _seq) in orders.items())
+        partner_of.update({o: p for o, (p, _seq) in orders.items()})
         now = utcnow()
         rows = []
         for e in entries:
