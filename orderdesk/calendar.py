@@ -170,12 +170,14 @@ def working_day_on_or_before(day: dt.date, calendar: Calendar) -> dt.date:
 def add_working_days(day: dt.date, n: int, calendar: Calendar) -> dt.date:
     """The `n`-th working day after `day` (n > 0), before it (n < 0); n = 0 rolls a closed day
     forward to the next working day. Always a working day; monotonic in `day` and in `n`."""
-    step = -1 if n < 0 else 1
+    step = dt.timedelta(days=-1 if n < 0 else 1)
     left = abs(n) if n else (0 if is_working_day(day, calendar) else 1)
     current, closed_in_a_row = day, 0
+    working_days, holidays = calendar.working_days, calendar.holidays
     while left:
-        current += dt.timedelta(days=step)
-        if is_working_day(current, calendar):
+        current += step
+        # is_working_day, inline: this loop runs for every day of every promise and schedule
+        if current.weekday() in working_days and current not in holidays:
             left -= 1
             closed_in_a_row = 0
         else:
