@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -311,6 +311,7 @@ ARCHIVE = OrderTables(archived_orders, archived_order_lines, archived_order_hist
 def _order_row(order: Order, watch_at: dt.datetime | None) -> dict:
     """Every field the domain may change after the order is created (tests/integration/orders/
     test_saved_fields.py changes each one and reads it back, so a new field cannot be forgotten here)."""
+    keys = order.queue_keys  # migration 0013: the work queues' keys (each QueueKeys field a column)
     return {
         "requested_delivery_date": order.requested_delivery_date,
         "payment_terms": order.payment_terms,
@@ -352,7 +353,12 @@ def _order_row(order: Order, watch_at: dt.datetime | None) -> dict:
         "replacements": [r.to_json() for r in order.replacements],
         "risks": [r.to_json() for r in order.risks],
         "risk_codes": risk_codes(order.risks),
-        **asdict(order.queue_keys),  # migration 0013: the work queues' keys
+        # Named one by one: dataclasses.asdict deep-copies field by field, a few dozen calls per save.
+        "hold_codes": keys.hold_codes,
+        "exception_types": keys.exception_types,
+        "warehouses": keys.warehouses,
+        "expected_ship_key": keys.expected_ship_key,
+        "risk_key": keys.risk_key,
         "risk_slip": max((r.slip_days for r in order.risks), default=0),
         "watch_at": watch_at,
         "updated_at": utcnow(),

@@ -96,3 +96,17 @@ def test_queue_filters_are_no_search():
     )
     assert queue.open_exception and queue.warehouse == "W1" and not queue.narrowed
     assert Listing.parse("", "", "", customer_id="C1").narrowed
+
+
+def test_a_saved_row_carries_every_queue_key_as_its_column():
+    # The store names the keys one by one (no dataclasses.asdict): a new QueueKeys field must reach its column.
+    from dataclasses import asdict
+
+    from services.orders.store import _order_row, orders
+
+    order = new_order(hold=[{"code": "price_mismatch", "message": "m"}])
+    order.allocations = [Allocation("A", "WH-2", 1)]
+    keys = asdict(order.queue_keys)
+    row = _order_row(order, None)
+    assert {name: row[name] for name in keys} == keys
+    assert set(keys) <= set(orders.c.keys())
