@@ -32,7 +32,7 @@ from orderdesk.config import WatchSettings
 from orderdesk.db import Database, Tx, utcnow
 from services.orders.domain import TERMINAL, Order
 from services.orders.promise import RISK_CODES, Policy, assess, next_check
-from services.orders.service import count_transitions, publish_transitions
+from services.orders.service import count_transitions, publish_many
 from services.orders.store import OrderRepository, orders
 
 log = logging.getLogger("orders.watch")
@@ -175,13 +175,17 @@ class Watch:
         return {"oid": order.order_id, "v": order.version, "next_at": next_at, "prio": order.priority}
 
     async def _write(self, tx: Tx, quiet: list[dict], changed: list[tuple[Order, dict]]) -> None:
-        repo = tx.repo(OrderRepository)
-        for order, _ in changed:
-            await repo.save(order)
-            await publish_transitions(tx, order)
-        rows = quiet + [looked for _, looked in changed]
-        if rows:
-            await tx.execute(_LOOKED_AT, rows)
+        """The orders whose risks changed saved together with their events (OrderRepository.save_many, as
+        the allocator's chunk; Conflict when one was changed meanwhile), each with the next look its
+        assessment gave (what the order's own next_look would give again, at the cost of assessing it
+        again); the others only get their next look and aged priority."""
+        if changed:
+            next_at = {order.order_id: looked["next_at"] for order, looked in changed}
+            saved = [order for order, _ in changed]
+            await OrderRepository(tx.conn, lambda order: next_at[order.order_id]).save_many(saved)
+            await publish_many(tx, saved)
+        if quiet:
+            await tx.execute(_LOOKED_AT, quiet)
 
     async def count(self) -> dict[str, int]:
         """Sets orderdesk_orders_at_risk{reason} from the orders' current risks; returns the counts."""

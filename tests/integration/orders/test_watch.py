@@ -259,3 +259,68 @@ async def test_a_save_marks_an_order_due_when_the_watch_has_something_to_do_and_
     assert await watch.pass_once() == 3
     [late] = await events_of(db, "ORD-S3")
     assert late.type == "order.at_risk" and late.order.risk.code == "not_allocatable_in_time"
+
+
+async def watched_outcome(make_database, batch: int) -> tuple[list, list]:
+    """Four orders, three of them to be told (not allocated in time on the 19th, one settled with a risk
+    to drop), assessed `batch` at a time: every order event and every order row after the passes."""
+    db = await make_database(MIGRATIONS)
+    clock = Clock(T0)
+    service = OrdersService(db, clock)
+    watch = watching(db, clock, batch=batch)
+    for order_id in ("ORD-B1", "ORD-B2", "ORD-B3", "ORD-B4"):
+        await service.create(request(order_id, date="2026-12-20" if order_id != "ORD-B4" else ""))
+    while await watch.pass_once():
+        pass
+    clock.now = dt.datetime(2026, 12, 19, 9, 0, tzinfo=dt.UTC)
+    while await watch.pass_once():
+        pass
+    await service.decide("ORD-B2", "", "cancel", "desk", "no longer wanted")  # a risk the watch drops
+    while await watch.pass_once():
+        pass
+    async with db.read() as conn:
+        rows = (await conn.execute(outbox_table.select().order_by(outbox_table.c.id))).all()
+        saved = (await conn.execute(orders.select().order_by(orders.c.order_id))).mappings().all()
+    told = []
+    for r in rows:
+        event = events_pb2.Event.FromString(r.payload)
+        event.ClearField("event_id")
+        told.append(event)
+    return told, [{k: v for k, v in row.items() if k not in ("seq", "updated_at")} for row in saved]
+
+
+async def test_orders_told_together_are_saved_and_told_as_one_by_one(make_database):
+    """A pass saves the orders whose risks changed together (save_many, publish_many): the same events, in
+    the same order, and the same rows as passes of one order each."""
+    together = await watched_outcome(make_database, batch=500)
+    one_by_one = await watched_outcome(make_database, batch=1)
+    assert together == one_by_one
+    told, saved = together
+    assert [e.type for e in told if e.order_id == "ORD-B1"][-1] == "order.at_risk"
+    assert {row["order_id"]: row["risk_codes"] for row in saved}["ORD-B2"] == ""
+
+
+async def test_an_order_changed_meanwhile_does_not_stop_the_others_being_told(make_database):
+    """One of the orders to be told is saved by another writer between the watch's read and its write: the
+    others are saved and told all the same, that one stays due and is told by the next pass."""
+    db = await make_database(MIGRATIONS)
+    clock = Clock(dt.datetime(2026, 12, 19, 9, 0, tzinfo=dt.UTC))
+    service = OrdersService(db, clock)
+    for order_id in ("ORD-R1", "ORD-R2", "ORD-R3"):
+        await service.create(request(order_id))  # promised the 20th: on the 19th not allocatable in time
+
+    class Racing(Watch):
+        async def due(self, now):
+            found = await super().due(now)
+            await backorder(db, clock, "ORD-R2", "2026-12-23")  # another writer, after the watch read it
+            return found
+
+    watch = Racing(db, clock=clock)
+    db.repositories[OrderRepository] = watch.repository
+    assert await watch.pass_once() == 3
+    assert [e.type for e in await events_of(db, "ORD-R1")] == ["order.at_risk"]
+    assert [e.type for e in await events_of(db, "ORD-R3")] == ["order.at_risk"]
+    assert await events_of(db, "ORD-R2") == []  # its write did not stick: still due
+    assert await watching(db, clock).pass_once() == 1
+    [told] = await events_of(db, "ORD-R2")
+    assert told.type == "order.at_risk" and told.order.risk.code == "supply_late"  # as it now is
