@@ -63,10 +63,15 @@ def _token(value: str) -> str:
     return value.translate(_NOT_IN_TOKENS) or "_"
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def timestamp(at: dt.datetime | None = None) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime((at or clock.now()).astimezone(dt.UTC))
-    return ts
+    """`at` (default now) as a Timestamp, as Timestamp.FromDatetime gives it (whole seconds since the epoch,
+    rounded down, and the microseconds) from arithmetic on the instant rather than its calendar fields:
+    every event and every order's history entry has one."""
+    since = (at or clock.now()).astimezone(dt.UTC) - _EPOCH
+    return Timestamp(seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000)
 
 
 def new_event(
