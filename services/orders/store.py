@@ -699,8 +699,8 @@ class OrderRepository(Repository):
         if history:
             await self.conn.execute(_INSERT_HISTORY, history)
         await self.conn.execute(_SKU_ROWS, {"ids": [o.order_id for o in new_orders]})
-        for order in new_orders:  # a new order has no order_warehouses rows yet: nothing to delete
-            await self._save_warehouses(order, _NO_ROWS)
+        # A new order has no order_warehouses rows yet: nothing to delete (and for most nothing to write).
+        await self._write_warehouses(new_orders, [_NO_ROWS] * len(new_orders))
 
     async def _save_warehouses(self, order: Order, loaded: tuple[str, str, str, int] | None) -> None:
         """The order's order_warehouses rows after its row is saved (`_write_warehouses`)."""
