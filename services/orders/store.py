@@ -839,7 +839,7 @@ class OrderRepository(Repository):
         if not order_ids:
             return []
         found = await self.conn.execute(_ORDERS_OF, {"ids": list(order_ids)})
-        rows = {r["order_id"]: r for r in found.mappings()}
+        rows = {r["order_id"]: r for r in found.mappings().all()}  # fetched at once, not row by row
         return await self._hydrate([rows[i] for i in dict.fromkeys(order_ids) if i in rows])
 
     async def list(
@@ -1032,7 +1032,7 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
     ids = [r["order_id"] for r in rows]
     lines: dict[str, list[Line]] = {i: [] for i in ids}
     history: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
-    for r in (await conn.execute(_CHILDREN[tables.archived], {"ids": ids})).mappings():
+    for r in (await conn.execute(_CHILDREN[tables.archived], {"ids": ids})).mappings().all():
         if r["kind"] == 0:
             lines[r["order_id"]].append(
                 Line(
