@@ -490,11 +490,10 @@ _RISK_COUNTS = (
 )
 
 
-def _warehouse_keys(order: Order) -> tuple[str, str, str, int]:
-    """What an order's order_warehouses rows depend on: its warehouses (" a b "), status, backorder key and
-    priority."""
-    keys = order.queue_keys
-    return keys.warehouses, order.status.value, keys.expected_ship_key, order.priority
+def _warehouse_keys(row: dict) -> tuple[str, str, str, int]:
+    """What an order's order_warehouses rows depend on, from its saved row (_order_row): its warehouses
+    (" a b "), status, backorder key and priority."""
+    return row["warehouses"], row["status"], row["expected_ship_key"], row["priority"]
 
 
 def _narrowed(query, search: OrderSearch, tables: OrderTables):
@@ -674,6 +673,7 @@ class OrderRepository(Repository):
 
     async def add_many(self, new_orders: list[Order]) -> None:
         """New orders with their lines and history: three statements however many orders."""
+        rows = [_order_row(o, self._watch_at(o)) for o in new_orders]
         await self.conn.execute(
             _INSERT_ORDER,
             [
@@ -686,9 +686,9 @@ class OrderRepository(Repository):
                     "currency": o.currency,
                     "split_from": o.split_from,
                     "created_at": o.created_at,
-                    **_order_row(o, self._watch_at(o)),
+                    **row,
                 }
-                for o in new_orders
+                for o, row in zip(new_orders, rows, strict=True)
             ],
         )
         await self.conn.execute(
@@ -700,23 +700,20 @@ class OrderRepository(Repository):
             await self.conn.execute(_INSERT_HISTORY, history)
         await self.conn.execute(_SKU_ROWS, {"ids": [o.order_id for o in new_orders]})
         # A new order has no order_warehouses rows yet: nothing to delete (and for most nothing to write).
-        await self._write_warehouses(new_orders, [_NO_ROWS] * len(new_orders))
-
-    async def _save_warehouses(self, order: Order, loaded: tuple[str, str, str, int] | None) -> None:
-        """The order's order_warehouses rows after its row is saved (`_write_warehouses`)."""
-        await self._write_warehouses([order], [loaded])
+        await self._write_warehouses(new_orders, rows, [_NO_ROWS] * len(new_orders))
 
     async def _write_warehouses(
-        self, saved: list[Order], loaded: list[tuple[str, str, str, int] | None]
+        self, saved: list[Order], saved_rows: list[dict], loaded: list[tuple[str, str, str, int] | None]
     ) -> None:
         """Saved orders' order_warehouses rows, at most three statements however many orders: rewritten when
         an order's warehouses changed, their keys updated when only its status, expected date or priority did
-        (`loaded`: what each order's rows were made from; None: unknown, rewritten)."""
+        (`saved_rows`: each order's row as just saved; `loaded`: what each order's rows were made from; None:
+        unknown, rewritten)."""
         cleared: list[str] = []
         rows: list[dict] = []
         keys: list[dict] = []
-        for order, was in zip(saved, loaded, strict=True):
-            now = _warehouse_keys(order)
+        for order, saved_row, was in zip(saved, saved_rows, loaded, strict=True):
+            now = _warehouse_keys(saved_row)
             if now != was:
                 warehouses, status, expected, priority = now
                 if was is not None and was[0] == warehouses:
@@ -743,13 +740,9 @@ class OrderRepository(Repository):
             from services.orders.archive.store import OrderArchive  # the archive builds on this module
 
             await OrderArchive(self.conn).restore(order)
+        row = _order_row(order, self._watch_at(order))
         result = await self.conn.execute(
-            _SAVE_ORDER,
-            {
-                "oid": order.order_id,
-                "loaded": order.loaded_version,
-                **_order_row(order, self._watch_at(order)),
-            },
+            _SAVE_ORDER, {"oid": order.order_id, "loaded": order.loaded_version, **row}
         )
         if result.rowcount != 1:
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
@@ -766,7 +759,7 @@ class OrderRepository(Repository):
             if changed:
                 await self.conn.execute(_SAVE_LINE, changed)
         order._loaded_counts = [_counts(line) for line in order.lines]
-        await self._save_warehouses(order, getattr(order, "_loaded_warehouse_keys", None))
+        await self._write_warehouses([order], [row], [getattr(order, "_loaded_warehouse_keys", None)])
         await self._append_history(order)
 
     async def _append_history(self, order: Order) -> None:
@@ -800,11 +793,12 @@ class OrderRepository(Repository):
             moved = [o.order_id for o in together if held.get(o.order_id) != o.loaded_version]
             if moved:
                 raise Conflict(f"orders {', '.join(moved)} were changed concurrently; retry")
+        rows = [_order_row(o, self._watch_at(o)) for o in together]
         result = await self.conn.execute(
             _SAVE_ORDER,
             [
-                {"oid": o.order_id, "loaded": o.loaded_version, **_order_row(o, self._watch_at(o))}
-                for o in together
+                {"oid": o.order_id, "loaded": o.loaded_version, **row}
+                for o, row in zip(together, rows, strict=True)
             ],
         )
         if sane and result.rowcount != len(together):
@@ -817,7 +811,9 @@ class OrderRepository(Repository):
             await self.conn.execute(_SAVE_LINE, lines)
         for order in together:
             order._loaded_counts = [_counts(line) for line in order.lines]
-        await self._write_warehouses(together, [getattr(o, "_loaded_warehouse_keys", None) for o in together])
+        await self._write_warehouses(
+            together, rows, [getattr(o, "_loaded_warehouse_keys", None) for o in together]
+        )
         history = [_history_row(o, t) for o in together for t in o.transitions]
         if history:
             await self.conn.execute(_INSERT_HISTORY, history)
