@@ -220,17 +220,18 @@ class Tx(Work):
     async def emit(self, event) -> None:
         """The event's outbox row, written with the transaction's others in one statement just
         before it commits (so it commits with the state change, or not at all)."""
-        from orderdesk import outbox
+        # From the module itself: outbox imports this module, and a name from a package costs a call each time.
+        from orderdesk.outbox import row
 
-        self._outbox_rows.append(outbox.row(event))
+        self._outbox_rows.append(row(event))
         self.emitted += 1
 
     async def flush_outbox(self) -> None:
-        from orderdesk import outbox
+        from orderdesk.outbox import append_rows
 
         if self._outbox_rows:
             rows, self._outbox_rows = self._outbox_rows, []
-            await outbox.append_rows(self.conn, rows)
+            await append_rows(self.conn, rows)
 
 
 class Database:

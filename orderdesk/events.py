@@ -17,7 +17,7 @@ import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from orderdesk import clock
+from orderdesk import clock, logs
 from orderdesk.config import env
 from orderdesk.v1 import events_pb2
 
@@ -89,8 +89,6 @@ def new_event(
     aggregate_type = type.split(".", 1)[0]
     if "return_" in payload:
         payload["return"] = payload.pop("return_")
-    from orderdesk import logs
-
     return events_pb2.Event(
         event_id=str(uuid.uuid4()),
         type=type,
