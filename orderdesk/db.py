@@ -54,16 +54,15 @@ class UtcDateTime(TypeDecorator):
         return value
 
 
-_EMPTY_JSON_TEXT: dict[type, str] = {list: "[]", dict: "{}"}
-
-
 def json_text(value: Any) -> str:
     """A JSON column's text, as json.dumps writes it. Most of an order's JSON columns hold an empty list
     (no risks, notes, exceptions …): written without the encoder's half dozen calls per column."""
     if not value:
-        empty = _EMPTY_JSON_TEXT.get(type(value))
-        if empty is not None:
-            return empty
+        kind = type(value)
+        if kind is list:
+            return "[]"
+        if kind is dict:
+            return "{}"
     return json.dumps(value)
 
 
