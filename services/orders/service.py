@@ -84,7 +84,8 @@ def quantities(order: Order) -> dict[str, int]:
 def count_transitions(order: Order) -> None:
     """The desk's numbers' metrics of a saved change, once committed (each event's own metric is
     counted by publish_transitions)."""
-    kpi_store.count_metrics(order, getattr(order, "kpi_facts", None) or kpis.facts_of(order))
+    facts = getattr(order, "kpi_facts", None)  # the ledger rows publish_transitions wrote ([] for none)
+    kpi_store.count_metrics(order, kpis.facts_of(order) if facts is None else facts)
 
 
 def _no_one_to_tell(*_args) -> None:
