@@ -13,6 +13,7 @@ from services.orders.exception_resolutions import ExceptionResolutions
 from services.orders.kpi import report_to_proto
 from services.orders.proto import (
     archived_to_proto,
+    as_published,
     desk_order_to_proto,
     order_to_proto,
     status_to_proto,
@@ -53,14 +54,14 @@ class OrdersApi(orders_pb2_grpc.OrdersServiceServicer):
     async def CreateOrder(self, request, context):
         require(request.order_id, "order_id")
         require(request.customer_id, "customer_id")
-        return order_to_proto(await self.service.create(request))
+        return as_published(await self.service.create(request))
 
     async def CreateOrders(self, request, context):
         for n, one in enumerate(request.orders):
             require(one.order_id, f"orders[{n}].order_id")
             require(one.customer_id, f"orders[{n}].customer_id")
         created = await self.service.create_many(list(request.orders))
-        return orders_pb2.CreateOrdersResponse(orders=[order_to_proto(o) for o in created])
+        return orders_pb2.CreateOrdersResponse(orders=[as_published(o) for o in created])
 
     async def GetOrder(self, request, context):
         require(request.order_id, "order_id")

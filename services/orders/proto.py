@@ -84,6 +84,16 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
     )
 
 
+def as_published(order: Order) -> orders_pb2.Order:
+    """`order_to_proto(order)`, taken from its events' snapshot when it was just published at this version
+    (services.orders.service keeps it on the order) rather than built again: a created order is answered
+    with the order its events carried. Only for an order not changed since without a new version."""
+    published = getattr(order, "published_proto", None)
+    if published is not None and published[0] == order.version:
+        return published[1]
+    return order_to_proto(order)
+
+
 def risk_to_proto(r: Risk) -> orders_pb2.OrderRisk:
     return orders_pb2.OrderRisk(
         code=r.code.value,

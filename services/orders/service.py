@@ -70,10 +70,18 @@ async def _publish_events(tx: Tx, order: Order) -> None:
         [*order.transitions, *order.events],
         aggregate_id=order.order_id,
         order_id=order.order_id,
-        snapshot=lambda: event_payloads.snapshot(order),
+        snapshot=lambda: _published(order),
         payload=event_payloads.payload,
         count=event_payloads.count(order),
     )
+
+
+def _published(order: Order) -> event_payloads.Snapshot:
+    """The order's snapshot for its events, kept on it with its version (proto.as_published): the API's
+    answer for a created order is the order its events carried, built once."""
+    state = event_payloads.snapshot(order)
+    order.published_proto = (order.version, state.order)
+    return state
 
 
 def quantities(order: Order) -> dict[str, int]:

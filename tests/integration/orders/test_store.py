@@ -243,3 +243,25 @@ async def test_new_orders_come_before_retries_of_backorders(orders):
             ("ORD-NEW-LOW", 1, "confirmed"),
             ("ORD-BACK0", 1, "scheduled"),
         ]
+
+
+async def test_created_orders_are_answered_with_the_order_their_events_carry(orders):
+    """CreateOrder(s) answers with the proto its events' snapshot built (proto.as_published): the same as the
+    order built from the stored one, and as the order its last event carries; a retry's known order (read
+    back, never published by this call) is built as before."""
+    from services.orders.api import OrdersApi
+    from services.orders.proto import order_to_proto
+
+    api = OrdersApi(orders, None, None)  # type: ignore[arg-type]  # CreateOrder(s) use the service only
+    first = await api.CreateOrders(
+        orders_pb2.CreateOrdersRequest(orders=[request("ORD-A1"), request("ORD-A2", hold=True)]), None
+    )
+    again = await api.CreateOrders(
+        orders_pb2.CreateOrdersRequest(orders=[request("ORD-A1"), request("ORD-A3")]), None
+    )  # ORD-A1 exists: the batch rolls back, each is created or read on its own
+    one = await api.CreateOrder(request("ORD-A4"), None)
+    answered = [*first.orders, *again.orders, one]
+    assert [o.order_id for o in answered] == ["ORD-A1", "ORD-A2", "ORD-A1", "ORD-A3", "ORD-A4"]
+    carried = {e.order_id: e.order.order for e in await published(orders)}  # each order's last event
+    for order in answered:
+        assert order == order_to_proto(await orders.get(order.order_id, "")) == carried[order.order_id]
