@@ -108,6 +108,11 @@ def schedule(
         return Schedule(None, "")
     last = calendar.latest_ship_date(promised, transit, destination)
     last = calendar.working_day_on_or_before(last, warehouse_calendar)
+    # A day the warehouse works and the destination does not (a Saturday in Chicago for the US) arrives with
+    # the destination's next working day: such a later day may still reach the promise.
+    later = calendar.next_working_day(last, warehouse_calendar)
+    while calendar.delivery_date(later, transit, destination) <= promised:
+        last, later = later, calendar.next_working_day(later, warehouse_calendar)
     return Schedule(
         warehouse_calendar.cutoff_at(last),
         calendar.delivery_date(last, transit, destination).isoformat(),

@@ -410,3 +410,53 @@ def test_a_shipment_keeps_its_schedule_and_moves_it_when_it_leaves_or_is_promise
     s.record("picked", at=friday, actor="3pl", book=BOOK)
     s.record("shipped", at=friday, actor="3pl", carrier="DHL", tracking_number="T1", book=BOOK)
     assert s.deliver_by == "2026-12-09" and s.pick_by == dt.datetime(2026, 12, 7, 14, 0, tzinfo=dt.UTC)
+
+
+CHICAGO = Warehouse(
+    "WH-CHI",
+    "Chicago DC",
+    "US",
+    time_zone="America/Chicago",
+    cutoff=dt.time(14),
+    working_days=MONDAY_TO_FRIDAY | {5},  # Saturdays too
+    transit_days_domestic=3,
+    transit_days_international=8,
+)
+SATURDAYS = CalendarBook([CHICAGO], [], [])
+
+
+def test_a_warehouse_working_saturdays_may_ship_on_one_for_a_promise_made_on_it():
+    # Friday 19:18 in Chicago (01:18 UTC Saturday), after the cut-off: ships Saturday the 5th, three working
+    # days in the US (Monday, Tuesday, Wednesday) deliver Wednesday the 9th; leaving Friday would do the same,
+    # but Saturday is the last day it can leave: its pick-by is Saturday's cut-off, not Friday's, long passed.
+    now = dt.datetime(2026, 12, 5, 1, 18, tzinfo=dt.UTC)
+    promised = SATURDAYS.promise(now, "WH-CHI", "US")
+    assert (promised.ship_date, promised.delivery_date) == (dt.date(2026, 12, 5), dt.date(2026, 12, 9))
+    planned = schedule(
+        SATURDAYS, warehouse="WH-CHI", destination_country="US", promised_delivery_date="2026-12-09"
+    )
+    assert planned == Schedule(dt.datetime(2026, 12, 5, 20, 0, tzinfo=dt.UTC), "2026-12-09")
+
+
+@given(
+    st.datetimes(
+        min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2027, 12, 31), timezones=st.just(dt.UTC)
+    )
+)
+def test_a_fresh_promise_is_never_past_its_pick_by(now):
+    # The promise watch would flag a shipment at once if its pick-by came before the cut-off of the day it
+    # was promised to leave.
+    for book, warehouse, country in (
+        (SATURDAYS, "WH-CHI", "US"),
+        (BOOK, "WH-HAM", "DE"),
+        (BOOK, "WH-HAM", "US"),
+    ):
+        promised = book.promise(now, warehouse, country)
+        planned = schedule(
+            book,
+            warehouse=warehouse,
+            destination_country=country,
+            promised_delivery_date=promised.delivery_date.isoformat(),
+        )
+        assert planned.pick_by >= book.warehouse(warehouse).cutoff_at(promised.ship_date)
+        assert planned.deliver_by <= promised.delivery_date.isoformat()
