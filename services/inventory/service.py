@@ -58,6 +58,8 @@ from services.inventory.supply import (
 
 # A guard that refuses a locked plan means a writer bypassed the lock; start over a few times.
 RESERVE_ATTEMPTS = 3
+# A batch that lost a race (an order or a SKU counter created meanwhile) tries once more before going one by one.
+BATCH_ATTEMPTS = 2
 INVENTORY_KINDS = ("stock", "warehouses", "products", "calendars", "lanes")
 IMPORT_WIDTHS = {
     "stock": {"sku": MAX_LENGTH["sku"], "warehouse": MAX_LENGTH["warehouse"]},
@@ -195,11 +197,9 @@ class InventoryService:
         """Each order's Reserve, in the given order (the caller's priority order), each on its own:
         one result per call, either its ReserveResult or the domain error Reserve would have raised.
 
-        SQLite (one connection: transactions are serial anyway): the valid calls in one transaction,
-        which saves a commit per order; if any of them is refused there (released meanwhile) it all
-        rolls back and each runs in its own transaction, as Reserve does. PostgreSQL: one transaction
-        per order, in order, so no transaction holds more than one order's locks and two replicas
-        keep the store's lock order."""
+        The valid calls run in one transaction, which saves a commit and most statements per order; if
+        any of them is refused there (released meanwhile) or the batch loses a race twice, it all rolls
+        back and each runs in its own transaction, as Reserve does."""
         if len(calls) > MAX_RESERVE_MANY:
             raise errors.InvalidArgument(
                 f"at most {MAX_RESERVE_MANY} orders per call",
@@ -220,14 +220,16 @@ class InventoryService:
                 valid.append((n, call, validate_reserve_lines(call.order_id, call.lines)))
             except errors.InvalidArgument as exc:
                 results[n] = exc
-        if self.db.dialect == "sqlite" and len(valid) > 1:
+        if len(valid) > 1:
             try:
-                together = await self._reserve_together(valid)
+                together = await retrying(
+                    self.db, lambda tx: self._reserve_together(tx, valid), attempts=BATCH_ATTEMPTS
+                )
             except errors.DomainError:
                 pass  # one of them was refused: all rolled back, each on its own below
             else:
-                for (n, _, _), result in zip(valid, together, strict=True):
-                    results[n] = result
+                for (n, _, _), done in zip(valid, together, strict=True):
+                    results[n] = self._reserved(*done)
                 return results  # type: ignore[return-value]
         for n, call, _ in valid:
             try:
@@ -239,37 +241,44 @@ class InventoryService:
         return results  # type: ignore[return-value]
 
     async def _reserve_together(
-        self, valid: list[tuple[int, ReserveCall, dict[str, int]]]
-    ) -> list[ReserveResult]:
-        """The valid calls in one SQLite transaction, each as Reserve would make it, in order; their writes
+        self, tx: Tx, valid: list[tuple[int, ReserveCall, dict[str, int]]]
+    ) -> list[tuple[OrderReservations, ReservationPlan, tuple[str, str]]]:
+        """The valid calls in one transaction, each as Reserve would make it, in order; their writes
         batched: the new orders' rows in one statement, the levels of their SKUs read once (and kept
         current in memory as each order takes or gives back), the reservation rows in one statement and
-        each stock row's summed change in one guarded statement for all, at the end (StockLevels.deferring)."""
+        each stock row's summed change in one guarded statement for all, at the end (StockLevels.deferring).
+
+        On PostgreSQL other transactions run alongside (another replica's batch, a receipt's fill, a
+        cancel), so the batch takes its locks up front in the store's lock order: the orders' rows by id,
+        then every stock row of their SKUs by (sku, warehouse), then (at the first backorder) those
+        SKUs' counters; what it read then stays true until it writes, as on SQLite."""
         done = []
-        async with self.db.transaction() as tx:
-            repo = tx.repo(StockRepository)
-            repo.deferring()
-            await repo.create_orders([(c.order_id, c.priority, c.country, c.placed_at) for _, c, _ in valid])
-            await repo.available(sorted({sku for _, _, wanted in valid for sku in wanted}), lock=False)
-            for _, call, wanted in valid:
-                order, plan = await self._reserve_in(
-                    tx,
-                    call.order_id,
-                    call.lines,
-                    wanted,
-                    call.priority,
-                    call.country,
-                    call.placed_at,
-                    locked=False,
-                )
-                dates = (
-                    await self._promise(tx, call.order_id, plan.backordered, call.country)
-                    if plan.backordered
-                    else ("", "")
-                )
-                done.append((order, plan, dates))
-            await repo.flush_deferred()
-        return [self._reserved(order, plan, dates) for order, plan, dates in done]
+        repo = tx.repo(StockRepository)
+        repo.deferring(locked=self.db.dialect != "sqlite")
+        existing = await repo.create_orders(
+            [(c.order_id, c.priority, c.country, c.placed_at) for _, c, _ in valid]
+        )
+        skus = {sku for _, _, wanted in valid for sku in wanted} | await repo.order_skus(existing)
+        await repo.read_batch(sorted(skus))
+        for _, call, wanted in valid:
+            order, plan = await self._reserve_in(
+                tx,
+                call.order_id,
+                call.lines,
+                wanted,
+                call.priority,
+                call.country,
+                call.placed_at,
+                locked=False,
+            )
+            dates = (
+                await self._promise(tx, call.order_id, plan.backordered, call.country)
+                if plan.backordered
+                else ("", "")
+            )
+            done.append((order, plan, dates))
+        await repo.flush_deferred()
+        return done
 
     async def _reserve_in(
         self,

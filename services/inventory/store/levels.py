@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import ARRAY, Integer, String, bindparam, func, select, update
 
 from orderdesk.db import insert_ignoring_conflicts, utcnow
 from orderdesk.errors import Conflict
@@ -55,6 +55,30 @@ _RETURN_STOCK = (
     .where(AT, *may_release(stock.c.on_hand, stock.c.reserved, bindparam("b_qty")))
     .values(reserved=stock.c.reserved - bindparam("b_qty"), version=stock.c.version + 1)
 )
+# A batch's stock changes on PostgreSQL, whose driver counts no rows of a statement run with many: one
+# guarded UPDATE ... FROM unnest(...) for all rows, which returns the rows it changed (so each is checked).
+_MOVES = (
+    func.unnest(
+        bindparam("m_skus", type_=ARRAY(String)),
+        bindparam("m_whs", type_=ARRAY(String)),
+        bindparam("m_qtys", type_=ARRAY(Integer)),
+    )
+    .table_valued("sku", "wh", "qty")
+    .render_derived(name="moves")
+)
+_MOVE_AT = (stock.c.sku == _MOVES.c.sku, stock.c.warehouse == _MOVES.c.wh)
+_TAKE_STOCK_ALL = (
+    update(stock)
+    .where(*_MOVE_AT, *may_reserve(stock.c.on_hand, stock.c.reserved, _MOVES.c.qty))
+    .values(reserved=stock.c.reserved + _MOVES.c.qty, version=stock.c.version + 1)
+    .returning(stock.c.sku)
+)
+_RETURN_STOCK_ALL = (
+    update(stock)
+    .where(*_MOVE_AT, *may_release(stock.c.on_hand, stock.c.reserved, _MOVES.c.qty))
+    .values(reserved=stock.c.reserved - _MOVES.c.qty, version=stock.c.version + 1)
+    .returning(stock.c.sku)
+)
 
 
 @functools.cache
@@ -70,25 +94,38 @@ def _recent_receipts(limit: int):
 
 @dataclass
 class Deferred:
-    """A batch of Reserves in one transaction (StockLevels.deferring, SQLite only, where transactions are
-    serial so what it read stays true until it writes): the levels read once and kept current in memory,
-    the reservation rows' additions and each stock row's net change, written at the end with one
-    statement each (`flush_deferred`)."""
+    """A batch of Reserves in one transaction (StockLevels.deferring): the levels read once and kept current
+    in memory, the reservation rows' additions and each stock row's net change, written at the end with one
+    statement each (`flush_deferred`). What it read stays true until it writes: on SQLite transactions are
+    serial; on PostgreSQL (`locked`) the batch takes every lock up front in the store's lock order: its
+    orders' rows, then its SKUs' stock rows (`read_batch`), then, at the first need, its SKUs' counters."""
 
+    locked: bool = False
     available: dict[str, dict[str, int]] = field(default_factory=dict)  # sku -> warehouse -> available
     holds: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (order, sku, warehouse) -> units
     stock: dict[tuple[str, str], int] = field(default_factory=dict)  # (sku, warehouse) -> reserved change
     new_orders: set[str] = field(default_factory=set)  # order rows the batch created (lock_order)
+    skus: list[str] = field(default_factory=list)  # what `read_batch` read (and locked)
+    counters: set[str] | None = None  # the SKUs whose counter rows a locked batch holds, once it needed one
 
 
 class StockLevels(RepositoryBase):
     # --- a batch of Reserves (SQLite) ------------------------------------------------------------
-    def deferring(self) -> Deferred:
+    def deferring(self, *, locked: bool = False) -> Deferred:
         """From now on `available`, `take_stock`, `return_stock` and `hold` work on a `Deferred` batch
         (read once, changed in memory); `flush_deferred` writes it. The guarded updates still run at the
-        flush, with the summed change of each stock row: a refusal raises as the single one would."""
-        self._deferred = Deferred()
+        flush, with the summed change of each stock row: a refusal raises as the single one would.
+        `locked` (PostgreSQL, where other transactions run alongside): the batch locks what it reads."""
+        self._deferred = Deferred(locked=locked)
         return self._deferred
+
+    async def read_batch(self, skus: list[str]) -> None:
+        """The batch's levels, read once before any order is planned; a locked batch locks their stock rows
+        now (FOR UPDATE, in (sku, warehouse) order) and may later lock only these SKUs' counters."""
+        deferred = self._deferred
+        assert deferred is not None, "read_batch belongs to a batch (deferring)"
+        deferred.skus = sorted(set(skus))
+        deferred.available.update(await self._read_available(deferred.skus, lock=deferred.locked))
 
     async def flush_deferred(self) -> None:
         """The batch's reservation rows in one multi-row statement, then its stock rows' changes (in
@@ -101,14 +138,24 @@ class StockLevels(RepositoryBase):
         moves = sorted((key, delta) for key, delta in deferred.stock.items() if delta)
         takes = [{"b_sku": sku, "b_wh": wh, "b_qty": delta} for (sku, wh), delta in moves if delta > 0]
         returns = [{"b_sku": sku, "b_wh": wh, "b_qty": -delta} for (sku, wh), delta in moves if delta < 0]
-        if takes:
-            taken = await self.conn.execute(_TAKE_STOCK, takes)
-            if taken.rowcount != len(takes):
-                raise Conflict("a stock row no longer had what a batch of reserves planned; retry")
-        if returns:
-            given = await self.conn.execute(_RETURN_STOCK, returns)
-            if given.rowcount != len(returns):
-                raise StockBookError("a stock row had fewer units reserved than a batch released")
+        if takes and await self._move_stock(_TAKE_STOCK, _TAKE_STOCK_ALL, takes) != len(takes):
+            raise Conflict("a stock row no longer had what a batch of reserves planned; retry")
+        if returns and await self._move_stock(_RETURN_STOCK, _RETURN_STOCK_ALL, returns) != len(returns):
+            raise StockBookError("a stock row had fewer units reserved than a batch released")
+
+    async def _move_stock(self, one_row, all_rows, moves: list[dict]) -> int:
+        """Guarded changes to many stock rows in one statement; returns how many rows the guards let through."""
+        if self.conn.dialect.supports_sane_multi_rowcount:  # SQLite: one statement run with many rows
+            return (await self.conn.execute(one_row, moves)).rowcount
+        changed = await self.conn.execute(
+            all_rows,
+            {
+                "m_skus": [m["b_sku"] for m in moves],
+                "m_whs": [m["b_wh"] for m in moves],
+                "m_qtys": [m["b_qty"] for m in moves],
+            },
+        )
+        return len(changed.all())
 
     async def _flush_holds(self, deferred: Deferred) -> None:
         """The batch's reservation rows (Reservations writes them)."""
@@ -135,6 +182,8 @@ class StockLevels(RepositoryBase):
         deferred = self._deferred
         if deferred is not None:  # a batch: read once, then as the batch left them so far
             unread = [sku for sku in skus if sku not in deferred.available]
+            if unread and deferred.locked:  # a lock taken now would be out of the store's lock order
+                raise Conflict(f"a batch of reserves needs SKUs it did not lock first ({', '.join(unread)})")
             if unread:
                 deferred.available.update(await self._read_available(unread, lock=lock))
             return {sku: dict(deferred.available[sku]) for sku in skus}

@@ -11,15 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, union, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from orderdesk.db import insert_ignoring_conflicts, utcnow
+from orderdesk.errors import Conflict
 from services.inventory.domain import OrderReservations, OrderState, StockBookError, may_ship
 from services.inventory.store.base import AT, RESERVATION_OF
 from services.inventory.store.levels import Deferred, StockLevels
-from services.inventory.store.tables import order_states, reservations, stock
+from services.inventory.store.tables import backorders, order_states, reservations, stock
 
 # Reserve's hot statements, built once (see levels.py).
 _ORDER_STATE = (
@@ -45,6 +46,12 @@ _LOCK_ORDERS = (
     .where(order_states.c.order_id.in_(bindparam("oids", expanding=True)))
     .order_by(order_states.c.order_id)
     .with_for_update()
+)
+_ORDER_SKUS = union(
+    select(reservations.c.sku).where(
+        reservations.c.order_id.in_(bindparam("oids", expanding=True)), reservations.c.quantity > 0
+    ),
+    select(backorders.c.sku).where(backorders.c.order_id.in_(bindparam("b_oids", expanding=True))),
 )
 _HELD_SKUS = select(reservations.c.sku).where(
     reservations.c.order_id == bindparam("oid"), reservations.c.quantity > 0
@@ -140,22 +147,39 @@ class Reservations(StockLevels):
                 shipped[(r.sku, r.warehouse)] = r.shipped
         return OrderReservations(order_id, OrderState(row.state), held, shipped, priority=row.priority)
 
-    async def create_orders(self, orders: list[tuple[str, int, str, dt.datetime | None]]) -> None:
+    async def create_orders(self, orders: list[tuple[str, int, str, dt.datetime | None]]) -> list[str]:
         """A batch's (`deferring`) order rows, (order id, priority, country, placed at) each, made in one
         multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING: `lock_order` then knows the new ones
-        without a statement (and reads the others as usual)."""
+        without a statement (and reads the others as usual). A locked batch first locks the rows that
+        exist, then creates the others, each in order-id order; one created meanwhile by another
+        transaction is a Conflict (its lock would come out of order). Returns the existing orders' ids."""
         deferred = self._deferred
         if deferred is None or not orders:
-            return
+            return []
+        existing: list[str] = []
+        if deferred.locked:
+            existing = list(
+                (await self.conn.execute(_LOCK_ORDERS, {"oids": sorted({o[0] for o in orders})})).scalars()
+            )
         now = utcnow()
-        made = await self.conn.execute(
-            _new_order_states(self.dialect),
-            [
-                _state_row(order_id, priority, country, placed_at, now)
-                for order_id, priority, country, placed_at in orders
-            ],
-        )
-        deferred.new_orders.update(made.scalars())
+        rows = [
+            _state_row(order_id, priority, country, placed_at, now)
+            for order_id, priority, country, placed_at in sorted(orders, key=lambda o: o[0])
+            if order_id not in existing
+        ]
+        if rows:
+            made = set((await self.conn.execute(_new_order_states(self.dialect), rows)).scalars())
+            if deferred.locked and len(made) != len(rows):
+                raise Conflict("an order of a batch of reserves was created meanwhile; retry")
+            deferred.new_orders.update(made)
+        return existing
+
+    async def order_skus(self, order_ids: list[str]) -> set[str]:
+        """The SKUs these orders hold or are owed: what a locked batch locks besides those it is asked for."""
+        if not order_ids:
+            return set()
+        rows = await self.conn.execute(_ORDER_SKUS, {"oids": order_ids, "b_oids": order_ids})
+        return set(rows.scalars())
 
     async def lock_orders(self, order_ids: list[str]) -> None:
         """Locks existing order rows in order-id order (the store's lock order, before any stock row)."""

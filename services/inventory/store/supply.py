@@ -113,6 +113,8 @@ def _set_backorder(dialect: str):
 class Supply(RepositoryBase):
     async def lock_sku(self, sku: str) -> None:
         """Serialises production planning for a SKU (its event-counter row; last in the lock order)."""
+        if await self._batch_holds_counter(sku):
+            return
         await self._ensure_sku_row(sku)
         await self.conn.execute(_LOCK_SKU, {"b_sku": sku})
 

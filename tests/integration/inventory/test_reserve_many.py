@@ -149,7 +149,7 @@ async def test_the_api_answers_each_order_with_its_response_or_error(inventory):
 
 
 async def test_concurrent_calls_and_single_reserves_never_oversell(inventory):
-    """On SQLite the calls run one transaction each; on PostgreSQL one per order: either way the books hold."""
+    """Each call runs in one transaction (on PostgreSQL beside the others and the single Reserves): the books hold."""
     await put_stock(inventory, "A", WH_CHI=9, WH_HAM=6)
     await put_stock(inventory, "B", WH_CHI=5, WH_SHA=5)
     wanted = {
@@ -231,7 +231,7 @@ async def test_two_replicas_reserving_many_over_scarce_stock_oversell_nothing_an
 
 
 async def test_a_batch_writes_once_and_leaves_what_reserves_one_by_one_leave(make_database):
-    """SQLite runs a call's orders in one transaction with their writes batched (the new orders' rows, the
+    """A call's orders run in one transaction with their writes batched (the new orders' rows, the
     levels read once, the reservation rows and each stock row's summed change in one statement each); what
     it leaves is what the same Reserves one by one leave, also when one order gives back what a later one
     takes, and the guards still hold at the end."""
@@ -273,10 +273,11 @@ async def test_a_batch_writes_once_and_leaves_what_reserves_one_by_one_leave(mak
     assert sum(q for r in results for sku, _wh, q in r.reservations if sku == "S2") == 3
 
 
-async def test_new_orders_in_stock_cost_four_statements_a_batch_on_sqlite(inventory):
-    """The allocator's common case: new orders whose lines are in stock. On SQLite a call's orders cost
-    the new orders' rows, one read of the levels, the reservation rows and the stock rows' changes: one
-    statement each for the whole call (six per order of two lines before)."""
+async def test_new_orders_in_stock_cost_four_statements_a_batch_on_sqlite_five_on_postgresql(inventory):
+    """The allocator's common case: new orders whose lines are in stock. A call's orders cost the new
+    orders' rows, one read of the levels, the reservation rows and the stock rows' changes: one statement
+    each for the whole call (six per order of two lines before); PostgreSQL first locks the rows of the
+    orders that exist (none here), and reads the levels FOR UPDATE."""
     from orderdesk import metrics
 
     await put_stock(inventory, "S1", WH_CHI=50, WH_HAM=50)
@@ -288,8 +289,30 @@ async def test_new_orders_in_stock_cost_four_statements_a_batch_on_sqlite(invent
     results = await inventory.reserve_many(calls)
     spent = metrics.DB_STATEMENTS._value.get() - statements
     assert all(isinstance(r, ReserveResult) and not r.backordered for r in results)
-    # PostgreSQL: one transaction per order as before (its row, the levels, 2 holds, 2 guarded takes)
-    assert spent == (4 if inventory.db.dialect == "sqlite" else 6 * len(calls))
+    assert spent == (4 if inventory.db.dialect == "sqlite" else 5)
     assert await by_wh(inventory, "S1") == {"WH-CHI": (50, 19), "WH-HAM": (50, 0)}
     assert await by_wh(inventory, "S2") == {"WH-CHI": (50, 10)}
+    await books_balance(inventory)
+
+
+async def test_a_batch_that_loses_its_race_twice_runs_each_order_on_its_own(inventory, monkeypatch):
+    """An order or a SKU counter another transaction created while a batch locked its rows is a Conflict:
+    the batch is tried once more, then each order runs on its own, with the same answers."""
+    from services.inventory.store import StockRepository
+
+    await put_stock(inventory, "S1", WH_CHI=3, WH_HAM=1)
+    tries = []
+
+    async def lost(self, orders):
+        tries.append(len(orders))
+        raise errors.Conflict("an order of a batch of reserves was created meanwhile; retry")
+
+    monkeypatch.setattr(StockRepository, "create_orders", lost)
+    results = await inventory.reserve_many([call(f"O{n}", ("S1", 2), minutes_ago=n) for n in range(3)])
+    assert tries == [3, 3]
+    assert [(r.reservations, r.backordered) for r in results] == [
+        ([("S1", "WH-CHI", 2)], {}),
+        ([("S1", "WH-CHI", 1), ("S1", "WH-HAM", 1)], {}),
+        ([], {"S1": 2}),
+    ]
     await books_balance(inventory)

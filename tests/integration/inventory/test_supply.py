@@ -17,7 +17,7 @@ from orderdesk.calendar import Calendar, add_working_days, parse_working_days
 from orderdesk.db import Database
 from orderdesk.outbox import outbox_table
 from orderdesk.v1 import events_pb2
-from services.inventory.service import InventoryService
+from services.inventory.service import InventoryService, ReserveCall, ReserveResult
 from services.inventory.store import (
     backorders,
     order_states,
@@ -567,3 +567,70 @@ async def test_a_run_completed_in_part_receives_those_units_once_and_keeps_the_r
     assert await held(inventory, "O2") == {"MTO-1": 2}
     assert {lv.warehouse: lv.on_hand for lv in await inventory.levels("MTO-1")} == {"WH-CHI": 6}
     await books_balance(inventory)
+
+
+async def test_two_replicas_reserving_overlapping_batches_with_receipts_and_cancels_never_deadlock(
+    two_replicas,
+):
+    """ReserveMany on PostgreSQL takes a whole call in one transaction, its locks up front in the store's order
+    (orders, stock rows, then the SKUs' counters), whatever the order of its orders. Two replicas reserving
+    overlapping calls in opposite orders, over a scarce SKU, SKUs with no stock row at all (only their
+    counters: backorders and production runs) and a SKU out of stock, finish without a deadlock (PostgreSQL
+    would fail one of the two after a second), oversell nothing and leave every order holding + owing what
+    it asked for, also after receipts and cancels."""
+    first, second = two_replicas
+    await put_stock(first, "A", WH_CHI=12, WH_HAM=8)
+    await put_stock(first, "Z", WH_CHI=0)  # a stock row with nothing available: backordered, no take
+    rng = random.Random(11)
+    skus = ["A", "MTO-1", "STK-1", "Z"]  # MTO-1, STK-1: never stocked (products with lead times)
+    wanted = {
+        f"O{n:03d}": [(s, rng.randint(1, 3)) for s in rng.sample(skus, rng.randint(1, 4))] for n in range(120)
+    }
+    ids = list(wanted)
+
+    def calls(order_ids):
+        return [
+            ReserveCall(o, wanted[o], rng.randint(0, 3), rng.choice(["US", "DE", "CN"]), placed(n))
+            for n, o in enumerate(order_ids)
+        ]
+
+    chunks = [(first, calls(ids[i : i + 30])) for i in range(0, 120, 30)]
+    chunks += [(second, calls(list(reversed(ids))[i : i + 30])) for i in range(0, 120, 30)]
+    cancelled = ids[5::17]
+
+    async def cancel(replica, order_id):
+        async with replica.db.transaction() as tx:
+            await replica.release(tx, order_id)
+
+    done = await asyncio.wait_for(asyncio.gather(*[replica.reserve_many(c) for replica, c in chunks]), 120)
+    assert all(isinstance(r, ReserveResult) for batch in done for r in batch)
+    await books_balance(first)
+    # then receipts fill backorders and cancels give units back, on both replicas at once
+    work = [second.restock("A", "WH-HAM", 3, f"GRN-{n}") for n in range(4)]
+    work += [first.restock("STK-1", "WH-SHA", 2, f"GRN-S{n}") for n in range(3)]
+    work += [cancel(first if n % 2 else second, o) for n, o in enumerate(cancelled)]
+    await asyncio.wait_for(asyncio.gather(*work), 120)
+    # each order as it now is (one more call reads it): holds + owes what it asked for, nothing when cancelled
+    final = await first.reserve_many(calls(ids[:60])) + await second.reserve_many(calls(ids[60:]))
+    for order_id, r in zip(ids, final, strict=True):
+        if order_id in cancelled:
+            assert isinstance(r, errors.FailedPrecondition) and r.rule == "order_released"
+            assert await missing(first, order_id) == {}
+            continue
+        for sku, q in wanted[order_id]:
+            assert sum(x for s, _, x in r.reservations if s == sku) + r.backordered.get(sku, 0) == q
+        assert await missing(first, order_id) == r.backordered
+    a_levels = await first.levels("A")
+    assert sum(lv.on_hand for lv in a_levels) == 20 + 12
+    held_a = sum(
+        x
+        for o, r in zip(ids, final, strict=True)
+        if o not in cancelled
+        for s, _, x in r.reservations
+        if s == "A"
+    )
+    owed_a = sum(q for o in ids if o not in cancelled for s, q in wanted[o] if s == "A")
+    assert (
+        sum(lv.reserved for lv in a_levels) == held_a == min(owed_a, 32)
+    )  # scarce: every unit went to an order
+    await books_balance(first)
