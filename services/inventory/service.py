@@ -53,6 +53,7 @@ from services.inventory.supply import (
     fill_order,
     quote,
     run_date,
+    run_to_grow,
     validate_production_id,
 )
 
@@ -352,11 +353,11 @@ class InventoryService:
                 nearest = min(transit, key=lambda wh: (transit[wh], wh))
                 calendar = book.warehouse(nearest) or WarehouseCalendar()
                 due = run_date(calendar.today(now), product[1], runs, calendar)
-                last = runs[-1] if runs else None  # open runs come sorted by date, then id
-                if last is not None and (last.expected_date, last.warehouse) == (due, nearest):
-                    # the same day into the same warehouse: the queued run grows (one run per day, not per order)
-                    await repo.grow_run(last.production_id, short)
-                    runs[-1] = Run(last.production_id, sku, nearest, last.quantity + short, due)
+                grows = run_to_grow(runs, due, nearest)
+                if grows is not None:
+                    queued = runs[grows]
+                    await repo.grow_run(queued.production_id, short)
+                    runs[grows] = Run(queued.production_id, sku, nearest, queued.quantity + short, due)
                 else:
                     run = Run(new_production_id(), sku, nearest, short, due)
                     await repo.add_run(run)

@@ -110,6 +110,16 @@ def run_date(today: dt.date, lead_time_days: int, open_runs: list[Run], calendar
     return max(earliest, latest_open)
 
 
+def run_to_grow(open_runs: list[Run], due: dt.date, warehouse: str) -> int | None:
+    """Where in `open_runs` the run is that a shortfall due `due` into `warehouse` grows (one run per day
+    and warehouse, not one per order), or None: it needs a new run. Any open run of that day and warehouse,
+    not only the last: orders shipping to other countries alternate between warehouses."""
+    for n in range(len(open_runs) - 1, -1, -1):
+        if (open_runs[n].expected_date, open_runs[n].warehouse) == (due, warehouse):
+            return n
+    return None
+
+
 def uncovered(backorders: list[Backorder], open_runs: list[Run]) -> int:
     """Units of one SKU that no open run covers yet: what a new run must make."""
     return max(sum(b.quantity for b in backorders) - sum(r.quantity for r in open_runs), 0)

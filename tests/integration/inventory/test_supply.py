@@ -261,6 +261,23 @@ async def test_orders_of_one_day_share_one_run_per_warehouse(inventory):
     }
 
 
+async def test_orders_to_countries_in_turn_grow_one_run_per_warehouse_not_one_each(inventory):
+    """Ship-to countries alternating between the nearest warehouses still make one run per day and warehouse
+    (each order planned a new run when only the last run was looked at: every backorder then read them all)."""
+    for n in range(12):
+        country = ("US", "DE", "CN")[n % 3]
+        await inventory.reserve(f"O{n}", [("MTO-1", 1)], placed_at=placed(n), country=country)
+    planned = sorted((r.expected_date, r.warehouse, r.quantity) for r in await runs(inventory, "MTO-1"))
+    # the first order's run is due sooner (Chicago works Saturdays); the line's queue moves the rest to one day
+    assert planned == [
+        (working_days(10, CHICAGO), "WH-CHI", 1),
+        (working_days(10), "WH-CHI", 3),
+        (working_days(10), "WH-HAM", 4),
+        (working_days(10), "WH-SHA", 4),
+    ]
+    await books_balance(inventory)
+
+
 async def test_a_product_inventory_has_no_record_of_is_backordered_without_a_date(inventory):
     result = await inventory.reserve("O1", [("UNKNOWN-SKU", 2)])
     assert (

@@ -19,6 +19,7 @@ from services.inventory.supply import (
     promise_backorders,
     quote,
     run_date,
+    run_to_grow,
     uncovered,
 )
 
@@ -307,3 +308,12 @@ def test_a_quote_is_what_reserve_then_promises(owed, quantity, sizes):
     planned = runs + ([Run("NEW", "X", "WH-A", short, new_run.date)] if short > 0 else [])
     backorders = [bo("new", quantity, minutes=2)] + ([bo("earlier", owed, minutes=1)] if owed else [])
     assert promise_backorders(backorders, planned)["new"].date == quoted.date
+
+
+def test_a_shortfall_grows_the_run_of_its_day_and_warehouse_wherever_it_is_in_the_queue():
+    runs = [run("P1", 5, days=3, warehouse="WH-A"), run("P2", 4, days=3, warehouse="WH-B")]
+    assert run_to_grow(runs, TODAY + dt.timedelta(days=3), "WH-A") == 0  # not only the last run
+    assert run_to_grow(runs, TODAY + dt.timedelta(days=3), "WH-B") == 1
+    assert run_to_grow(runs, TODAY + dt.timedelta(days=4), "WH-A") is None  # another day: a new run
+    assert run_to_grow(runs, TODAY + dt.timedelta(days=3), "WH-C") is None
+    assert run_to_grow([], TODAY, "WH-A") is None
