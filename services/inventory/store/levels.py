@@ -25,6 +25,7 @@ from services.inventory.domain import (
 )
 from services.inventory.store.base import AT, RepositoryBase, at
 from services.inventory.store.tables import receipts, sku_versions, stock
+from services.inventory.supply import Run
 
 # Reserve's hot statements, built once (SQLAlchemy then compiles each once and reuses it): building
 # a statement per call cost more than executing it when the allocator reserves a backlog.
@@ -107,6 +108,14 @@ class Deferred:
     new_orders: set[str] = field(default_factory=set)  # order rows the batch created (lock_order)
     skus: list[str] = field(default_factory=list)  # what `read_batch` read (and locked)
     counters: set[str] | None = None  # the SKUs whose counter rows a locked batch holds, once it needed one
+    # What the batch's backorders are promised from (store/supply.py), read once per SKU and kept current as
+    # its orders back-order and plan production: SKUs it holds the planner's lock of, their open runs and
+    # announced receipts, product records and backordered totals.
+    planning: set[str] = field(default_factory=set)
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    inbound: dict[str, list[Run]] = field(default_factory=dict)
+    products: dict[str, tuple[bool, int] | None] = field(default_factory=dict)
+    backordered: dict[str, int] = field(default_factory=dict)
 
 
 class StockLevels(RepositoryBase):

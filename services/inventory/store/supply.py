@@ -113,10 +113,14 @@ def _set_backorder(dialect: str):
 class Supply(RepositoryBase):
     async def lock_sku(self, sku: str) -> None:
         """Serialises production planning for a SKU (its event-counter row; last in the lock order)."""
-        if await self._batch_holds_counter(sku):
+        deferred = self._deferred
+        if deferred is not None and sku in deferred.planning:  # a batch locks it once
             return
-        await self._ensure_sku_row(sku)
-        await self.conn.execute(_LOCK_SKU, {"b_sku": sku})
+        if not await self._batch_holds_counter(sku):
+            await self._ensure_sku_row(sku)
+            await self.conn.execute(_LOCK_SKU, {"b_sku": sku})
+        if deferred is not None:
+            deferred.planning.add(sku)
 
     # --- backorders ----------------------------------------------------------------------------------
     async def order_backorders(self, order_id: str) -> dict[str, int]:
@@ -140,13 +144,22 @@ class Supply(RepositoryBase):
 
     async def add_backordered(self, deltas: dict[str, int]) -> None:
         """Moves the SKUs' running totals, in SKU order (their rows come last in the lock order)."""
+        deferred = self._deferred
         for sku in sorted(deltas):
             if deltas[sku]:
                 await self._ensure_sku_row(sku)
                 await self.conn.execute(_ADD_BACKORDERED, {"b_sku": sku, "b_delta": deltas[sku]})
+                if deferred is not None and sku in deferred.backordered:
+                    deferred.backordered[sku] += deltas[sku]
 
     async def backordered_total(self, sku: str) -> int:
-        return (await self.conn.execute(_BACKORDERED_TOTAL, {"b_sku": sku})).scalar_one_or_none() or 0
+        deferred = self._deferred
+        if deferred is not None and sku in deferred.backordered:
+            return deferred.backordered[sku]
+        total = (await self.conn.execute(_BACKORDERED_TOTAL, {"b_sku": sku})).scalar_one_or_none() or 0
+        if deferred is not None and sku in deferred.planning:  # locked: only the batch moves it now
+            deferred.backordered[sku] = total
+        return total
 
     async def backorders_for(self, skus: list[str]) -> list[Backorder]:
         """Open backorders of active orders for these SKUs (any order; the caller sorts them)."""
@@ -186,8 +199,14 @@ class Supply(RepositoryBase):
     # --- products ------------------------------------------------------------------------------------
     async def product(self, sku: str) -> tuple[bool, int] | None:
         """(make to order, lead time in days), or None for a SKU inventory has no product record of."""
+        deferred = self._deferred
+        if deferred is not None and sku in deferred.products:
+            return deferred.products[sku]
         row = (await self.conn.execute(_PRODUCT, {"b_sku": sku})).first()
-        return (row.make_to_order, row.lead_time_days) if row else None
+        found = (row.make_to_order, row.lead_time_days) if row else None
+        if deferred is not None:
+            deferred.products[sku] = found
+        return found
 
     async def upsert_product(self, sku: str, make_to_order: bool, lead_time_days: int) -> None:
         await self.conn.execute(
@@ -202,10 +221,23 @@ class Supply(RepositoryBase):
 
     # --- production runs -------------------------------------------------------------------------------
     async def open_runs(self, sku: str) -> list[Run]:
+        """The SKU's open runs by date, then id; in a batch that holds the SKU's planner lock, read once
+        (only its planner changes them: `add_run`, `grow_run` keep the copy current)."""
+        deferred = self._deferred
+        if deferred is not None and sku in deferred.runs:
+            return list(deferred.runs[sku])
         rows = await self.conn.execute(_OPEN_RUNS, {"b_sku": sku})
-        return [_run(r) for r in rows]
+        runs = [_run(r) for r in rows]
+        if deferred is not None and sku in deferred.planning:
+            deferred.runs[sku] = list(runs)
+        return runs
 
     async def add_run(self, run: Run) -> None:
+        deferred = self._deferred
+        if deferred is not None and run.sku in deferred.runs:
+            deferred.runs[run.sku] = sorted(
+                [*deferred.runs[run.sku], run], key=lambda r: (r.expected_date, r.production_id)
+            )
         await self.conn.execute(
             _ADD_RUN,
             {
@@ -220,6 +252,11 @@ class Supply(RepositoryBase):
 
     async def grow_run(self, production_id: str, quantity: int) -> None:
         await self.conn.execute(_GROW_RUN, {"pid": production_id, "more": quantity})
+        deferred = self._deferred
+        for runs in deferred.runs.values() if deferred is not None else ():
+            for n, r in enumerate(runs):
+                if r.production_id == production_id:
+                    runs[n] = Run(r.production_id, r.sku, r.warehouse, r.quantity + quantity, r.expected_date)
 
     async def move_run(self, production_id: str, expected_date: dt.date) -> bool:
         """Guarded by the status: False if the run was completed meanwhile."""
@@ -272,9 +309,13 @@ class Supply(RepositoryBase):
 
     # --- inbound receipts announced by suppliers ------------------------------------------------------
     async def open_inbound(self, sku: str) -> list[Run]:
-        """The SKU's announced receipts not yet received, as supply (a Run named INB:<reference>)."""
+        """The SKU's announced receipts not yet received, as supply (a Run named INB:<reference>); in a batch
+        that holds the SKU's planner lock, read once (a Reserve never changes them)."""
+        deferred = self._deferred
+        if deferred is not None and sku in deferred.inbound:
+            return list(deferred.inbound[sku])
         rows = await self.conn.execute(_OPEN_INBOUND, {"b_sku": sku})
-        return [
+        inbound = [
             Run(
                 INBOUND_PREFIX + r.reference,
                 r.sku,
@@ -284,6 +325,9 @@ class Supply(RepositoryBase):
             )
             for r in rows
         ]
+        if deferred is not None and sku in deferred.planning:
+            deferred.inbound[sku] = list(inbound)
+        return inbound
 
     async def inbound(self, reference: str) -> Inbound | None:
         row = (
