@@ -136,15 +136,24 @@ class InventoryService:
         self.clock = clock
         # Warehouses, holidays and lanes change only by import: read at most every few seconds.
         self.calendars = BookCache(lambda work: work.repo(StockRepository).warehouses())
+        self._transit_book: CalendarBook | None = None
+        self._transit_to: dict[str, dict[str, int]] = {}
 
     async def book(self, work: Work) -> CalendarBook:
         """What transit and dates are computed with (orderdesk.calendar)."""
         return await self.calendars.get(work)
 
     async def _transit(self, work: Work, country: str) -> dict[str, int]:
-        """Transit working days from each known warehouse to the ship-to country (its lane)."""
+        """Transit working days from each known warehouse to the ship-to country (its lane): worked out once
+        per country and book (each Reserve asks; callers only read it)."""
         book = await self.book(work)
-        return {code: book.transit_days(code, country) for code in sorted(book.warehouses)}
+        if book is not self._transit_book:
+            self._transit_book, self._transit_to = book, {}
+        transit = self._transit_to.get(country)
+        if transit is None:
+            transit = {code: book.transit_days(code, country) for code in sorted(book.warehouses)}
+            self._transit_to[country] = transit
+        return transit
 
     # --- reservations ---------------------------------------------------------------------------
     async def reserve(
