@@ -29,12 +29,15 @@ class RepositoryBase:
 
     async def _ensure_sku_row(self, sku: str) -> None:
         """The SKU's row of event version and backorder total, created at zero if absent."""
-        if await self._batch_holds_counter(sku):
+        deferred = self._deferred
+        if await self._batch_holds_counter(sku) or (deferred is not None and sku in deferred.counted):
             return
         await self.conn.execute(
             insert_ignoring_conflicts(self.dialect, sku_versions),
             {"sku": sku, "version": 0, "backordered": 0},
         )
+        if deferred is not None:  # a batch makes sure of it once
+            deferred.counted.add(sku)
 
     async def _batch_holds_counter(self, sku: str) -> bool:
         """In a locked batch of reserves (PostgreSQL): True once the SKU's counter row is locked. The batch

@@ -108,6 +108,7 @@ class Deferred:
     new_orders: set[str] = field(default_factory=set)  # order rows the batch created (lock_order)
     skus: list[str] = field(default_factory=list)  # what `read_batch` read (and locked)
     counters: set[str] | None = None  # the SKUs whose counter rows a locked batch holds, once it needed one
+    counted: set[str] = field(default_factory=set)  # SKUs whose counter row the batch knows exists
     # What the batch's backorders are promised from (store/supply.py), read once per SKU and kept current as
     # its orders back-order and plan production: SKUs it holds the planner's lock of, their open runs and
     # announced receipts, product records and backordered totals.
