@@ -120,7 +120,7 @@ class Deferred:
 
 
 class StockLevels(RepositoryBase):
-    # --- a batch of Reserves (SQLite) ------------------------------------------------------------
+    # --- a batch of Reserves (ReserveMany) -------------------------------------------------------
     def deferring(self, *, locked: bool = False) -> Deferred:
         """From now on `available`, `take_stock`, `return_stock` and `hold` work on a `Deferred` batch
         (read once, changed in memory); `flush_deferred` writes it. The guarded updates still run at the

@@ -8,6 +8,8 @@ Lock order, the same in every transaction so PostgreSQL never deadlocks:
 Reserve plans from unlocked levels and updates its stock rows last (a hot row is locked only
 from its guarded update to the commit); a guard that refuses is retried, the last time with
 the levels locked first (FOR UPDATE), so it always goes through.
+A batch of Reserves (ReserveMany, `deferring(locked=True)`) takes its locks up front in the same order:
+its orders' rows, every stock row of its SKUs, then (at its first backorder) all its SKUs' counters.
 SQLite runs each service on one connection, so its transactions are serial anyway.
 """
 
