@@ -12,12 +12,8 @@ from services.shipping.service import ShippingService
 
 
 def subscriptions(service: ShippingService) -> list[Subscription]:
-    async def on_order_allocated(tx: Tx, event) -> None:
-        # The promise counts from the moment of allocation, not from when we heard of it.
-        allocated_at = event.occurred_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("occurred_at") else None
-        await service.create_for_allocated_order(tx, event.order.order, allocated_at)
-
     async def on_orders_allocated(tx: Tx, events) -> None:
+        # The promise counts from the moment of allocation, not from when we heard of it.
         await service.create_for_allocated_orders(
             tx,
             [
@@ -28,6 +24,9 @@ def subscriptions(service: ShippingService) -> list[Subscription]:
                 for event in events
             ],
         )
+
+    async def on_order_allocated(tx: Tx, event) -> None:
+        await on_orders_allocated(tx, [event])  # one event alone: the batch of one
 
     async def on_order_cancelled(tx: Tx, event) -> None:
         reason = f"order cancelled: {event.reason}" if event.reason else "order cancelled"

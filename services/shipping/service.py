@@ -89,35 +89,14 @@ class ShippingService:
         return len(records)
 
     # --- reactions to orders (inside the consumer's transaction) ------------------
-    async def create_for_allocated_order(
-        self, tx: Tx, order: orders_pb2.Order, allocated_at: dt.datetime | None = None
-    ) -> list[Shipment]:
-        """One shipment per warehouse of the allocation; a repeat creates nothing (deterministic ids)."""
-        if not await tx.repo(ShipmentRepository).open_for_shipments(order.order_id):
-            return []  # cancelled before we saw the allocation: nothing to ship
-        allocated_at = allocated_at or self.clock()
-        plan = split_by_warehouse([(a.sku, a.warehouse, a.quantity) for a in order.allocations])
-        created = []
-        for warehouse, lines in plan.items():
-            shipment = await self.add_shipment(
-                tx,
-                order,
-                shipment_id_for(order.order_id, warehouse),
-                warehouse,
-                lines,
-                allocated_at=allocated_at,
-            )
-            if shipment is not None:
-                created.append(shipment)
-        return created
-
     async def create_for_allocated_orders(
         self, tx: Tx, allocated: Sequence[tuple[orders_pb2.Order, dt.datetime | None]]
     ) -> list[Shipment]:
-        """`create_for_allocated_order` of each (order, allocated at) in turn (a consumer's batch, in order),
-        with one statement for the orders' gates, one multi-row insert of all the shipments and their events
-        in the transaction's one outbox statement. A shipment id planned twice (the same order allocated
-        again) is planned once, from the first, as the second would find it made."""
+        """One shipment per warehouse of each order's allocation, (order, allocated at) in turn (a consumer's
+        batch, in order, or one event alone), with one statement for the orders' gates, one multi-row insert
+        of all the shipments and their events in the transaction's one outbox statement. An order cancelled
+        before we saw its allocation gets nothing; a repeat creates nothing (deterministic ids): a shipment
+        id planned twice (the same order allocated again) is planned once, from the first."""
         repo = tx.repo(ShipmentRepository)
         open_orders = await repo.open_many_for_shipments([order.order_id for order, _at in allocated])
         book = await self.book(tx) if open_orders else None
@@ -134,8 +113,13 @@ class ShippingService:
                     planned[shipment_id] = self._new_shipment(
                         book, order, shipment_id, warehouse, lines, allocated_at, "order allocated"
                     )
-        added = await repo.add_many(list(planned.values()))
-        created = [shipment for shipment in planned.values() if shipment.shipment_id in added]
+        return await self._add_new(tx, list(planned.values()))
+
+    async def _add_new(self, tx: Tx, shipments: list[Shipment]) -> list[Shipment]:
+        """Inserts the shipments in one statement and publishes those that were new (shipment.created);
+        one whose id exists already is left as it is."""
+        added = await tx.repo(ShipmentRepository).add_many(shipments)
+        created = [shipment for shipment in shipments if shipment.shipment_id in added]
         for shipment in created:
             await publish_changes(tx, shipment)
         return created
@@ -156,10 +140,8 @@ class ShippingService:
         shipment = self._new_shipment(
             await self.book(tx), order, shipment_id, warehouse, lines, allocated_at or self.clock(), reason
         )
-        if not await tx.repo(ShipmentRepository).add(shipment):
-            return None
-        await publish_changes(tx, shipment)
-        return shipment
+        created = await self._add_new(tx, [shipment])
+        return created[0] if created else None
 
     def _new_shipment(
         self,

@@ -219,24 +219,9 @@ _SEEN = select(tracking_events.c.shipment_id).where(
 class ShipmentRepository(Repository):
     """Loads and saves whole shipments; saves are guarded by the version read."""
 
-    async def add(self, shipment: Shipment) -> bool:
-        """Inserts the shipment unless one with its id exists; True if it was new."""
-        result = await self.conn.execute(
-            insert_ignoring_conflicts(self.dialect, shipments),
-            {
-                "shipment_id": shipment.shipment_id,
-                "order_id": shipment.order_id,
-                "partner_id": shipment.partner_id,
-                "warehouse": shipment.warehouse,
-                "created_at": shipment.created_at,
-                **_shipment_row(shipment),  # lines and promised date too
-            },
-        )
-        return result.rowcount == 1
-
     async def add_many(self, new: list[Shipment]) -> set[str]:
-        """`add` of each shipment in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids of
-        those that were new (the others exist already)."""
+        """Inserts each shipment unless one with its id exists, in one multi-row INSERT ... ON CONFLICT DO
+        NOTHING RETURNING: the ids of those that were new."""
         if not new:
             return set()
         result = await self.conn.execute(
@@ -286,15 +271,13 @@ class ShipmentRepository(Repository):
     # --- the per-order gate ------------------------------------------------------
     async def open_for_shipments(self, order_id: str) -> bool:
         """False if the order was cancelled already; else True, holding the order's row until commit."""
-        # One statement: made if new, else touched unless cancelled. The conflict takes the row lock
-        # (PostgreSQL waits here for a cancel in flight, then reads the row as that cancel left it).
-        return (
-            await self.conn.execute(_OPEN_ORDER[self.dialect], {"order_id": order_id, "now": utcnow()})
-        ).first() is not None
+        return order_id in await self.open_many_for_shipments([order_id])
 
     async def open_many_for_shipments(self, order_ids: list[str]) -> set[str]:
-        """`open_for_shipments` of each order in one statement (in order id order, each once): the ids of
-        those not cancelled, their rows held until commit."""
+        """The orders' gates in one statement (in order id order, each once): the ids of those not cancelled
+        already, their rows held until commit."""
+        # Made if new, else touched unless cancelled. The conflict takes the row lock (PostgreSQL waits
+        # here for a cancel in flight, then reads the row as that cancel left it).
         if not order_ids:
             return set()
         now = utcnow()
