@@ -119,6 +119,52 @@ def schedule(
     )
 
 
+class Promises:
+    """`promised_delivery_date` and `schedule` of new shipments on one calendar `book`, each worked out once
+    per warehouse, destination and day: shipments made together (a batch, the few seconds a book is held)
+    share a few, and the rules walk the calendars day by day. A promise depends on the moment of allocation
+    only through the warehouse's ship date."""
+
+    def __init__(self, book: CalendarBook):
+        self.book = book
+        self._promised: dict[tuple[str, str, dt.date | None, dt.date | None], str] = {}
+        self._scheduled: dict[tuple[str, str, str], Schedule] = {}
+
+    def promised_delivery_date(
+        self,
+        allocated_at: dt.datetime,
+        warehouse: str,
+        destination_country: str,
+        requested_delivery_date: str,
+    ) -> str:
+        requested = parse_date(requested_delivery_date)
+        ship = self.book.ship_date(allocated_at, warehouse) if requested is None else None
+        key = (warehouse, destination_country, requested, ship)
+        promised = self._promised.get(key)
+        if promised is None:
+            promised = self._promised[key] = promised_delivery_date(
+                allocated_at=allocated_at,
+                book=self.book,
+                warehouse=warehouse,
+                destination_country=destination_country,
+                requested_delivery_date=requested_delivery_date,
+            )
+        return promised
+
+    def schedule(self, warehouse: str, destination_country: str, promised_delivery_date: str) -> Schedule:
+        """A new shipment's (no carrier yet, not left)."""
+        key = (warehouse, destination_country, promised_delivery_date)
+        planned = self._scheduled.get(key)
+        if planned is None:
+            planned = self._scheduled[key] = schedule(
+                self.book,
+                warehouse=warehouse,
+                destination_country=destination_country,
+                promised_delivery_date=promised_delivery_date,
+            )
+        return planned
+
+
 def parse_date(value: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value) if value else None

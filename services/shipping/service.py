@@ -20,12 +20,12 @@ from services.shipping.domain import (
     TRACKING,
     CarrierClaim,
     Change,
+    Promises,
     Shipment,
     Status,
     carrier_claim_id,
     check_step,
     plan_carrier_claims,
-    promised_delivery_date,
     shipment_id_for,
     split_by_warehouse,
 )
@@ -64,10 +64,18 @@ class ShippingService:
         self.db = db
         self.clock = clock
         self.calendars = BookCache(lambda work: work.repo(WarehouseRepository).all())
+        self._promises: Promises | None = None
 
     async def book(self, work: Work) -> CalendarBook:
         """Warehouses, holidays and lanes: what every promise is computed with (orderdesk.calendar)."""
         return await self.calendars.get(work)
+
+    async def promises(self, work: Work) -> Promises:
+        """New shipments' promises and schedules, each worked out once while the book is held."""
+        book = await self.book(work)
+        if self._promises is None or self._promises.book is not book:
+            self._promises = Promises(book)
+        return self._promises
 
     # --- master data -----------------------------------------------------------
     async def import_master_data(self, kind: str, text: str) -> int:
@@ -99,7 +107,7 @@ class ShippingService:
         id planned twice (the same order allocated again) is planned once, from the first."""
         repo = tx.repo(ShipmentRepository)
         open_orders = await repo.open_many_for_shipments([order.order_id for order, _at in allocated])
-        book = await self.book(tx) if open_orders else None
+        promises = await self.promises(tx) if open_orders else None
         planned: dict[str, Shipment] = {}
         for order, allocated_at in allocated:
             if order.order_id not in open_orders:
@@ -109,9 +117,9 @@ class ShippingService:
             for warehouse, lines in plan.items():
                 shipment_id = shipment_id_for(order.order_id, warehouse)
                 if shipment_id not in planned:
-                    assert book is not None
+                    assert promises is not None
                     planned[shipment_id] = self._new_shipment(
-                        book, order, shipment_id, warehouse, lines, allocated_at, "order allocated"
+                        promises, order, shipment_id, warehouse, lines, allocated_at, "order allocated"
                     )
         return await self._add_new(tx, list(planned.values()))
 
@@ -138,14 +146,20 @@ class ShippingService:
         """A new pending shipment of `lines` from `warehouse`, promised from `allocated_at` (now by
         default) and published as shipment.created; None when one with its id exists already."""
         shipment = self._new_shipment(
-            await self.book(tx), order, shipment_id, warehouse, lines, allocated_at or self.clock(), reason
+            await self.promises(tx),
+            order,
+            shipment_id,
+            warehouse,
+            lines,
+            allocated_at or self.clock(),
+            reason,
         )
         created = await self._add_new(tx, [shipment])
         return created[0] if created else None
 
     def _new_shipment(
         self,
-        book: CalendarBook,
+        promises: Promises,
         order: orders_pb2.Order,
         shipment_id: str,
         warehouse: str,
@@ -153,8 +167,14 @@ class ShippingService:
         allocated_at: dt.datetime,
         reason: str,
     ) -> Shipment:
-        """A pending shipment of `lines` from `warehouse`, promised from `allocated_at`, scheduled."""
-        shipment = Shipment.create(
+        """A pending shipment of `lines` from `warehouse`, promised from `allocated_at`, scheduled (pick-by
+        and deliver-by for orders' promise watch)."""
+        country = order.ship_to.country
+        promised = promises.promised_delivery_date(
+            allocated_at, warehouse, country, order.requested_delivery_date
+        )
+        planned = promises.schedule(warehouse, country, promised)
+        return Shipment.create(
             at=self.clock(),
             reason=reason,
             shipment_id=shipment_id,
@@ -162,17 +182,11 @@ class ShippingService:
             partner_id=order.partner_id,
             warehouse=warehouse,
             lines=lines,
-            destination_country=order.ship_to.country,
-            promised_delivery_date=promised_delivery_date(
-                allocated_at=allocated_at,
-                book=book,
-                warehouse=warehouse,
-                destination_country=order.ship_to.country,
-                requested_delivery_date=order.requested_delivery_date,
-            ),
+            destination_country=country,
+            promised_delivery_date=promised,
+            pick_by=planned.pick_by,
+            deliver_by=planned.deliver_by,
         )
-        shipment.reschedule(book)  # pick-by and deliver-by for orders' promise watch
-        return shipment
 
     async def open_carrier_claims(self, tx: Tx, ret) -> list[CarrierClaim]:
         """A damaged-in-transit claim (issue 14, return.claim_opened; `ret` the RMA as published): a carrier

@@ -22,6 +22,7 @@ from orderdesk.masterdata import Warehouse
 from services.shipping.domain import (
     PROGRESS,
     STEP_FOLLOWS,
+    Promises,
     Schedule,
     Shipment,
     Status,
@@ -460,3 +461,50 @@ def test_a_fresh_promise_is_never_past_its_pick_by(now):
         )
         assert planned.pick_by >= book.warehouse(warehouse).cutoff_at(promised.ship_date)
         assert planned.deliver_by <= promised.delivery_date.isoformat()
+
+
+# --- promises worked out once per warehouse, destination and day -----------------------------
+BOTH = CalendarBook(
+    [HAMBURG, CHICAGO],
+    [
+        Holiday("warehouse", "WH-HAM", dt.date(2026, 12, 7)),
+        Holiday("country", "DE", dt.date(2026, 12, 24)),
+        Holiday("country", "DE", dt.date(2026, 12, 25)),
+        Holiday("country", "US", dt.date(2026, 12, 25)),
+        Holiday("country", "FR", dt.date(2027, 1, 1)),
+    ],
+    [Lane("DE", "FR", 1), Lane("US", "CA", 3), Lane("DE", "US", 5)],
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(
+                min_value=dt.datetime(2026, 11, 20),
+                max_value=dt.datetime(2027, 1, 10),
+                timezones=st.just(dt.UTC),
+            ),
+            st.sampled_from(["WH-HAM", "WH-CHI", "WH-X"]),
+            st.sampled_from(["DE", "FR", "US", "CA", "", "ZZ"]),
+            st.sampled_from(["", "2026-12-25", "2026-12-19", "2027-01-02", "soon"]),
+        ),
+        max_size=30,
+    )
+)
+def test_promises_shared_by_shipments_are_the_rules_answers(made):
+    # One Promises for the whole list: the shipments after the first of a warehouse, destination and day
+    # get the answers the rules give them on their own.
+    promises = Promises(BOTH)
+    for allocated_at, warehouse, country, requested in made:
+        promised = promised_delivery_date(
+            allocated_at=allocated_at,
+            book=BOTH,
+            warehouse=warehouse,
+            destination_country=country,
+            requested_delivery_date=requested,
+        )
+        assert promises.promised_delivery_date(allocated_at, warehouse, country, requested) == promised
+        assert promises.schedule(warehouse, country, promised) == schedule(
+            BOTH, warehouse=warehouse, destination_country=country, promised_delivery_date=promised
+        )
