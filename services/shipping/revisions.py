@@ -24,25 +24,19 @@ import logging
 
 from orderdesk.db import Tx
 from services.shipping.domain import (
-    Shipment,
     Status,
     promised_delivery_date,
     shipment_id_for,
     split_by_warehouse,
     still_to_ship,
 )
-from services.shipping.service import ShippingService, publish_changes
+from services.shipping.service import ShippingService, save_changes
 from services.shipping.store import ShipmentRepository
 
 log = logging.getLogger("shipping.revisions")
 # The order statuses whose changes the shipments follow: after shipping, only the remainder's (a change
 # that cancels all of it leaves the order shipped or completed; nothing of what left is touched).
 FOLLOWED = ("allocated", "partially_shipped", "shipped", "completed")
-
-
-async def _save(tx: Tx, repo: ShipmentRepository, shipment: Shipment) -> None:
-    await repo.save(shipment)
-    await publish_changes(tx, shipment)
 
 
 async def follow_order_change(service: ShippingService, tx: Tx, event) -> None:
@@ -100,7 +94,7 @@ async def follow_order_change(service: ShippingService, tx: Tx, event) -> None:
                 destination_country=order.ship_to.country if new_country else "",
                 book=await service.book(tx) if new_country else None,
             ):
-                await _save(tx, repo, shipment)
+                await save_changes(tx, shipment)
         elif shipment.lines != lines:
             log.warning(
                 "order %s changed after shipment %s left; not applied", order.order_id, shipment.shipment_id
@@ -108,7 +102,7 @@ async def follow_order_change(service: ShippingService, tx: Tx, event) -> None:
     for warehouse, shipment in live.items():
         if warehouse not in plan and shipment.cancellable:
             if shipment.cancel(service.clock(), actor, f"{reason} (nothing left to ship from {warehouse})"):
-                await _save(tx, repo, shipment)
+                await save_changes(tx, shipment)
 
 
 async def follow_resolution(service: ShippingService, tx: Tx, event) -> None:
@@ -127,7 +121,7 @@ async def follow_resolution(service: ShippingService, tx: Tx, event) -> None:
         if shipment.change_carrier(
             details.get("carrier", ""), details.get("tracking_number", ""), at=service.clock(), actor=actor
         ):
-            await _save(tx, repo, shipment)
+            await save_changes(tx, shipment)
     elif action == "accept_delay":  # the accepted date is the promise of what has not been delivered yet
         date = details.get("expected_date") or exception.expected_date
         for shipment in await repo.for_order(event.order_id):
@@ -138,7 +132,7 @@ async def follow_resolution(service: ShippingService, tx: Tx, event) -> None:
                 reason=f"delay accepted ({exception.exception_id})",
                 book=await service.book(tx),
             ):
-                await _save(tx, repo, shipment)
+                await save_changes(tx, shipment)
     elif action == "reship":
         plan: dict[str, dict[str, int]] = {}
         for part in filter(None, details.get("reship_lines", "").split(";")):

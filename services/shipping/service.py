@@ -59,6 +59,12 @@ publish_changes = usecase.Publisher[Shipment](
 )
 
 
+async def save_changes(tx: Tx, shipment: Shipment) -> None:
+    """Saves a changed shipment (guarded by the version read) with one event per change."""
+    await tx.repo(ShipmentRepository).save(shipment)
+    await publish_changes(tx, shipment)
+
+
 class ShippingService:
     def __init__(self, db: Database, clock: Callable[[], dt.datetime] = utcnow):
         self.db = db
@@ -69,6 +75,14 @@ class ShippingService:
     async def book(self, work: Work) -> CalendarBook:
         """Warehouses, holidays and lanes: what every promise is computed with (orderdesk.calendar)."""
         return await self.calendars.get(work)
+
+    async def _held_book(self) -> CalendarBook:
+        """The book for work outside a transaction: the one held, else read on its own."""
+        book = self.calendars.cached()
+        if book is None:
+            async with self.db.reading() as work:
+                book = await self.book(work)
+        return book
 
     async def promises(self, work: Work) -> Promises:
         """New shipments' promises and schedules, each worked out once while the book is held."""
@@ -220,8 +234,7 @@ class ShippingService:
             if not await claims_repo.add(claim):
                 continue  # opened before: a redelivery
             shipment.open_carrier_claim(claim, now, actor)
-            await repo.save(shipment)
-            await publish_changes(tx, shipment)
+            await save_changes(tx, shipment)
             opened.append(claim)
         return opened
 
@@ -232,8 +245,7 @@ class ShippingService:
         cancelled = []
         for shipment in await repo.for_order(order_id):
             if shipment.cancellable and shipment.cancel(self.clock(), actor, reason):
-                await repo.save(shipment)
-                await publish_changes(tx, shipment)
+                await save_changes(tx, shipment)
                 cancelled.append(shipment)
         return cancelled
 
@@ -264,10 +276,7 @@ class ShippingService:
                 ),
             )
         check_step(step, carrier, tracking_number)  # bad input is refused before the shipment is read
-        book = self.calendars.cached()  # the warehouse's time zone dates a delivery
-        if book is None:
-            async with self.db.reading() as work:
-                book = await self.book(work)
+        book = await self._held_book()  # the warehouse's time zone dates a delivery
         return await self._change(
             shipment_id,
             warehouse,
@@ -295,10 +304,7 @@ class ShippingService:
                 "the carrier events are invalid",
                 [errors.FieldViolation(path, why, rule) for path, why, rule in problems],
             )
-        book = self.calendars.cached()
-        if book is None:
-            async with self.db.reading() as work:
-                book = await self.book(work)
+        book = await self._held_book()
         results = []
         for item in reported:
             outcome, shipment = await self._track(item, book, actor=actor, warehouse=warehouse)
@@ -330,8 +336,7 @@ class ShippingService:
                 entry, actor=actor, time_zone=book.time_zone(shipment.warehouse), book=book
             ):
                 return Outcome.RECORDED, shipment
-            await repo.save(shipment)
-            await publish_changes(tx, shipment)
+            await save_changes(tx, shipment)
             return Outcome.APPLIED, shipment
 
         return await usecase.retrying(self.db, work)
