@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 
 from sqlalchemy import (
@@ -115,7 +116,7 @@ warehouses = Table(
 )
 
 
-def _shipment_row(shipment: Shipment) -> dict:
+def _shipment_row(shipment: Shipment, now: dt.datetime) -> dict:
     return {
         "status": shipment.status.value,
         "carrier": shipment.carrier,
@@ -131,7 +132,7 @@ def _shipment_row(shipment: Shipment) -> dict:
         "tracking_status": shipment.tracking_status,
         "tracked_at": shipment.tracked_at,
         "version": shipment.version,
-        "updated_at": utcnow(),
+        "updated_at": now,
     }
 
 
@@ -224,6 +225,7 @@ class ShipmentRepository(Repository):
         NOTHING RETURNING: the ids of those that were new."""
         if not new:
             return set()
+        now = utcnow()
         result = await self.conn.execute(
             _add_returning(self.dialect),
             [
@@ -233,7 +235,7 @@ class ShipmentRepository(Repository):
                     "partner_id": shipment.partner_id,
                     "warehouse": shipment.warehouse,
                     "created_at": shipment.created_at,
-                    **_shipment_row(shipment),
+                    **_shipment_row(shipment, now),
                 }
                 for shipment in new
             ],
@@ -247,7 +249,7 @@ class ShipmentRepository(Repository):
             shipments.c.shipment_id,
             shipment.shipment_id,
             shipment.loaded_version,
-            _shipment_row(shipment),
+            _shipment_row(shipment, utcnow()),
             f"shipment {shipment.shipment_id}",
         )
 
