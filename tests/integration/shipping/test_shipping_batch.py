@@ -224,3 +224,18 @@ async def test_a_varied_batch_stores_and_publishes_what_it_always_did(make_datab
 
 def _utc(*parts: int) -> dt.datetime:
     return dt.datetime(*parts, tzinfo=dt.UTC)
+
+
+async def test_promises_shared_by_batches_follow_a_calendar_import(shipping):
+    """Batches share promises while the calendar book is held; an import replaces the book, and the next
+    promise for the same warehouse, destination and ship date counts the new holiday."""
+
+    async def promised() -> str:
+        order_id = new_order_id()
+        event = allocated_event(order_id, allocations=(("A", "WH-HAM", 1),))  # ships Tuesday the 1st
+        assert (await handle_fetched(_consumer(shipping), event))[0]
+        return (await shipping.list_for_order(order_id, ""))[0].promised_delivery_date
+
+    assert await promised() == await promised() == "2026-12-03"
+    await shipping.import_master_data("calendars", "scope,code,date,name\ncountry,DE,2026-12-02,Test day\n")
+    assert await promised() == "2026-12-04"
