@@ -459,7 +459,8 @@ class RowsInsert:
         except KeyError:
             pass
         names = [*self.columns, *self.constants]
-        compiled = self.template.compile(dialect=dialect, column_keys=names)
+        # for_executemany: PostgreSQL would otherwise add RETURNING for a table's autoincrement key
+        compiled = self.template.compile(dialect=dialect, column_keys=names, for_executemany=True)
         if not compiled.positional or compiled.positiontup is None:
             raise TypeError(f"{dialect.name}: RowsInsert needs a positional paramstyle")
         if sorted(compiled.positiontup) != sorted(names):

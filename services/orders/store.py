@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -39,7 +40,7 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk.db import Repository, UtcDateTime, in_transaction_block, utcnow
+from orderdesk.db import Repository, RowsInsert, UtcDateTime, in_transaction_block, utcnow
 from orderdesk.errors import Conflict
 from orderdesk.personal_data import OrderClosure
 from services.orders.changes import ChangeRecord
@@ -365,29 +366,24 @@ def _order_row(order: Order, watch_at: dt.datetime | None) -> dict:
     }
 
 
-def _line_row(order_id: str, no: int, line: Line) -> dict:
-    return {
-        "order_id": order_id,
-        "line_no": no,
-        "sku": line.sku,
-        "quantity": line.quantity,
-        "unit_price": str(line.unit_price),
-        "allocated": line.allocated,
-        "shipped": line.shipped,
-        "delivered": line.delivered,
-        "returned": line.returned,
-    }
+def _line_row(order_id: str, no: int, line: Line) -> tuple:
+    """An order_lines row in _INSERT_LINES' columns."""
+    return (
+        order_id,
+        no,
+        line.sku,
+        line.quantity,
+        str(line.unit_price),
+        line.allocated,
+        line.shipped,
+        line.delivered,
+        line.returned,
+    )
 
 
-def _history_row(order: Order, t) -> dict:
-    return {
-        "order_id": order.order_id,
-        "version": t.version,
-        "status": t.status.value,
-        "at": t.entry.at,
-        "actor": t.entry.actor,
-        "reason": t.entry.reason,
-    }
+def _history_row(order: Order, t) -> tuple:
+    """An order_history row in _INSERT_HISTORY's columns."""
+    return (order.order_id, t.version, t.status.value, t.entry.at, t.entry.actor, t.entry.reason)
 
 
 def _counts(line: Line) -> tuple[int, int, int, int]:
@@ -419,9 +415,18 @@ _ORDERS_OF = select(orders).where(orders.c.order_id.in_(bindparam("ids", expandi
 _ORDER_OF_PARTNER = _ORDER.where(orders.c.partner_id == bindparam("pid"))
 _CHILDREN = {t.archived: t.children_of() for t in (HOT, ARCHIVE)}
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
-_INSERT_ORDER = orders.insert()
-_INSERT_LINE = order_lines.insert()
-_INSERT_HISTORY = order_history.insert()
+# New rows as one executemany of tuples (orderdesk.db.RowsInsert: no per-row parameter processing by
+# SQLAlchemy). _order_values: a new order's row (its fixed fields and _order_row's) as such a tuple.
+_ORDER_COLUMNS = tuple(c.name for c in orders.columns if c.name != "seq")  # seq: the database's
+_order_values = operator.itemgetter(*_ORDER_COLUMNS)
+_INSERT_ORDERS = RowsInsert(orders.insert(), _ORDER_COLUMNS)
+_INSERT_LINES = RowsInsert(
+    order_lines.insert(),
+    ("order_id", "line_no", "sku", "quantity", "unit_price", "allocated", "shipped", "delivered", "returned"),
+)
+_INSERT_HISTORY = RowsInsert(
+    order_history.insert(), ("order_id", "version", "status", "at", "actor", "reason")
+)
 _SAVE_ORDER = update(orders).where(
     orders.c.order_id == bindparam("oid"), orders.c.version == bindparam("loaded")
 )
@@ -674,30 +679,31 @@ class OrderRepository(Repository):
     async def add_many(self, new_orders: list[Order]) -> None:
         """New orders with their lines and history: three statements however many orders."""
         rows = [_order_row(o, self._watch_at(o)) for o in new_orders]
-        await self.conn.execute(
-            _INSERT_ORDER,
+        await _INSERT_ORDERS.execute(
+            self.conn,
             [
-                {
-                    "order_id": o.order_id,
-                    "partner_id": o.partner_id,
-                    "channel": o.channel,
-                    "external_ref": o.external_ref,
-                    "customer_id": o.customer_id,
-                    "currency": o.currency,
-                    "split_from": o.split_from,
-                    "created_at": o.created_at,
-                    **row,
-                }
+                _order_values(
+                    {
+                        "order_id": o.order_id,
+                        "partner_id": o.partner_id,
+                        "channel": o.channel,
+                        "external_ref": o.external_ref,
+                        "customer_id": o.customer_id,
+                        "currency": o.currency,
+                        "split_from": o.split_from,
+                        "created_at": o.created_at,
+                        **row,
+                    }
+                )
                 for o, row in zip(new_orders, rows, strict=True)
             ],
         )
-        await self.conn.execute(
-            _INSERT_LINE,
-            [_line_row(o.order_id, i, line) for o in new_orders for i, line in enumerate(o.lines)],
+        await _INSERT_LINES.execute(
+            self.conn, [_line_row(o.order_id, i, line) for o in new_orders for i, line in enumerate(o.lines)]
         )
-        history = [_history_row(o, t) for o in new_orders for t in o.transitions]
-        if history:
-            await self.conn.execute(_INSERT_HISTORY, history)
+        await _INSERT_HISTORY.execute(
+            self.conn, [_history_row(o, t) for o in new_orders for t in o.transitions]
+        )
         await self.conn.execute(_SKU_ROWS, {"ids": [o.order_id for o in new_orders]})
         # A new order has no order_warehouses rows yet: nothing to delete (and for most nothing to write).
         await self._write_warehouses(new_orders, rows, [_NO_ROWS] * len(new_orders))
@@ -748,8 +754,8 @@ class OrderRepository(Repository):
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
         if order.lines_changed:  # a change request: the lines are rewritten (numbers follow the new order)
             await self.conn.execute(_NO_LINES, {"oid": order.order_id})
-            await self.conn.execute(
-                _INSERT_LINE, [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)]
+            await _INSERT_LINES.execute(
+                self.conn, [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)]
             )
             await self.conn.execute(_NO_SKUS, {"oid": order.order_id})
             await self.conn.execute(_SKU_ROWS, {"ids": [order.order_id]})
@@ -763,8 +769,7 @@ class OrderRepository(Repository):
         await self._append_history(order)
 
     async def _append_history(self, order: Order) -> None:
-        if order.transitions:
-            await self.conn.execute(_INSERT_HISTORY, [_history_row(order, t) for t in order.transitions])
+        await _INSERT_HISTORY.execute(self.conn, [_history_row(order, t) for t in order.transitions])
 
     async def save_many(self, changed: list[Order]) -> None:
         """Orders changed together (the allocator's chunk), as `save` would save each, in a few statements
@@ -814,9 +819,9 @@ class OrderRepository(Repository):
         await self._write_warehouses(
             together, rows, [getattr(o, "_loaded_warehouse_keys", None) for o in together]
         )
-        history = [_history_row(o, t) for o in together for t in o.transitions]
-        if history:
-            await self.conn.execute(_INSERT_HISTORY, history)
+        await _INSERT_HISTORY.execute(
+            self.conn, [_history_row(o, t) for o in together for t in o.transitions]
+        )
 
     async def get(self, order_id: str, partner_id: str = "") -> Order | None:
         if partner_id:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, select, union
 
 from orderdesk import metrics
-from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts
+from orderdesk.db import Repository, RowsInsert, UtcDateTime, insert_ignoring_conflicts
 from services.orders.kpi import rules
 from services.orders.kpi.rules import Fact, LineFacts, OrderFacts, StatusAt
 from services.orders.store import ARCHIVE, HOT, OrderTables, metadata, mirror
@@ -50,42 +50,35 @@ FACTS = {False: order_facts, True: archived_order_facts}  # by OrderTables.archi
 CHUNK = 500  # orders hydrated per query
 
 
-def _rows(order_id: str, facts: Iterable[Fact]) -> list[dict]:
+_COLUMNS = ("order_id", "kind", "ref", "line_no", "sku", "quantity", "filled", "code", "reason", "at")
+
+
+def _rows(order_id: str, facts: Iterable[Fact]) -> list[tuple]:
+    """The facts' ledger rows in _COLUMNS' order."""
     return [
-        {
-            "order_id": order_id,
-            "kind": f.kind,
-            "ref": f.ref,
-            "line_no": f.line_no,
-            "sku": f.sku,
-            "quantity": f.quantity,
-            "filled": f.filled,
-            "code": f.code,
-            "reason": f.reason,
-            "at": f.at,
-        }
+        (order_id, f.kind, f.ref, f.line_no, f.sku, f.quantity, f.filled, f.code, f.reason, f.at)
         for f in facts
     ]
 
 
 async def record_many(conn, facts: Iterable[tuple[str, Iterable[Fact]]]) -> None:
     """`record` for several orders' rows (order id, facts) in one statement (a repeated row is ignored)."""
-    rows = [row for order_id, of_order in facts for row in _rows(order_id, of_order)]
-    if rows:
-        await conn.execute(_insert(conn.dialect.name), rows)
+    await _insert_rows(conn.dialect.name).execute(
+        conn, [row for order_id, of_order in facts for row in _rows(order_id, of_order)]
+    )
 
 
 async def record(conn, order_id: str, facts: Iterable[Fact], *, count_new: bool = False) -> int:
     """Appends ledger rows (a repeated row is ignored). With count_new, rows go one at a time and the
     number of new ones is returned; otherwise one batch (the hot path: first reservations)."""
     rows = _rows(order_id, facts)
-    if not rows:
-        return 0
-    statement = _insert(conn.dialect.name)
     if not count_new:
-        await conn.execute(statement, rows)
+        await _insert_rows(conn.dialect.name).execute(conn, rows)
         return len(rows)
-    return sum([(await conn.execute(statement, row)).rowcount == 1 for row in rows])
+    statement = _insert(conn.dialect.name)
+    return sum(
+        [(await conn.execute(statement, dict(zip(_COLUMNS, row, strict=True)))).rowcount == 1 for row in rows]
+    )
 
 
 class KpiLedger(Repository):
@@ -107,6 +100,12 @@ class KpiLedger(Repository):
 @functools.cache
 def _insert(dialect_name: str):
     return insert_ignoring_conflicts(dialect_name, order_facts)  # built once, executed with parameters
+
+
+@functools.cache
+def _insert_rows(dialect_name: str) -> RowsInsert:
+    """_insert for a batch of rows as tuples: one executemany, no per-row parameter processing."""
+    return RowsInsert(_insert(dialect_name), _COLUMNS)
 
 
 def count_metrics(order, facts: Iterable[Fact]) -> None:

@@ -126,3 +126,15 @@ def test_the_rows_must_name_what_the_statement_binds():
     template = BY_ROWS.insert().values(body=bindparam("text"))
     with pytest.raises(TypeError, match="binds"):
         RowsInsert(template, (*COLUMNS, "stamped_at"))._for(sqlite.dialect(paramstyle="qmark"))
+
+
+def test_a_table_with_an_autoincrement_key_is_inserted_into_without_returning_it():
+    """The database's key is left to it: no RETURNING (PostgreSQL adds one to a single row's INSERT)."""
+    numbered = Table("numbered", MetaData(), Column("id", BigInteger, primary_key=True), Column("body", Text))
+    insert = RowsInsert(numbered.insert(), ("body",))
+    for dialect in (
+        postgresql.asyncpg.dialect(paramstyle="numeric_dollar"),
+        sqlite.dialect(paramstyle="qmark"),
+    ):
+        sql, _, _ = insert._for(dialect)
+        assert "RETURNING" not in sql and "id" not in sql.split("VALUES")[0].split("(")[1]
