@@ -8,10 +8,14 @@ deploy/prometheus). Labels are bounded: never an order, customer or SKU id.
 from __future__ import annotations
 
 import threading
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -331,6 +335,14 @@ WEBHOOK_FEED_LAG = Gauge(
     "orderdesk_webhook_feed_lag_events",
     "Largest number of feed entries an active endpoint has not taken on yet",
 )
+
+
+def child(metric: M, *values: str) -> M:
+    """`metric.labels(*values)` for label values that are strings already, without labels()' half dozen
+    calls a look-up (each value's str(), a lock) once the child exists. Read from the metric's own children
+    every time, never kept aside: after a clear() or remove() the next look-up makes a new child."""
+    found: Any = metric._metrics.get(values)  # (prometheus_client types its children with an unbound T)
+    return found if found is not None else metric.labels(*values)
 
 
 class _Quiet(WSGIRequestHandler):

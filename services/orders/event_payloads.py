@@ -86,17 +86,18 @@ def count(order: Order) -> Callable[[Transition | RecordedEvent], None]:
 
     def counted(event: Transition | RecordedEvent) -> None:
         if isinstance(event, Transition):
-            metrics.ORDER_TRANSITIONS.labels(event.status.value).inc()
+            metrics.child(metrics.ORDER_TRANSITIONS, event.status.value).inc()
             if event.status is Status.COMPLETED:
-                metrics.ORDERS_COMPLETED.labels(str(order.delivered_on_time).lower()).inc()
+                on_time = "true" if order.delivered_on_time else "false"
+                metrics.child(metrics.ORDERS_COMPLETED, on_time).inc()
         elif isinstance(event, OrderChanged):
-            metrics.ORDER_CHANGES.labels("accepted").inc()
+            metrics.child(metrics.ORDER_CHANGES, "accepted").inc()
         elif isinstance(event, ExceptionOpened):
-            metrics.ORDER_EXCEPTIONS.labels(event.exception.type.value, "opened").inc()
+            metrics.child(metrics.ORDER_EXCEPTIONS, event.exception.type.value, "opened").inc()
         elif isinstance(event, ExceptionResolved):
-            metrics.ORDER_EXCEPTIONS.labels(event.exception.type.value, "resolved").inc()
+            metrics.child(metrics.ORDER_EXCEPTIONS, event.exception.type.value, "resolved").inc()
         elif isinstance(event, RiskRaised | RiskCleared):
             step = "raised" if isinstance(event, RiskRaised) else "cleared"
-            metrics.ORDER_RISKS.labels(event.risk.code.value, step).inc()
+            metrics.child(metrics.ORDER_RISKS, event.risk.code.value, step).inc()
 
     return counted

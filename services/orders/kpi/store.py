@@ -111,19 +111,20 @@ def _insert_rows(dialect_name: str) -> RowsInsert:
 def count_metrics(order, facts: Iterable[Fact]) -> None:
     """The counters behind the PromQL of README "The desk's numbers", from the ledger rows and the
     transitions of one saved change (orderdesk_order_status_transitions_total is counted beside)."""
+    child = metrics.child
     for f in facts:
         if f.kind == "first_allocation":
-            metrics.LINES_FIRST_ALLOCATED.labels(str(f.filled >= f.quantity).lower()).inc()
-            metrics.UNITS_FIRST_ALLOCATED.labels("filled").inc(min(f.filled, f.quantity))
-            metrics.UNITS_FIRST_ALLOCATED.labels("short").inc(max(f.quantity - f.filled, 0))
+            child(metrics.LINES_FIRST_ALLOCATED, "true" if f.filled >= f.quantity else "false").inc()
+            child(metrics.UNITS_FIRST_ALLOCATED, "filled").inc(min(f.filled, f.quantity))
+            child(metrics.UNITS_FIRST_ALLOCATED, "short").inc(max(f.quantity - f.filled, 0))
         elif f.kind == "held":
-            metrics.ORDER_HOLD_REASONS.labels(f.code).inc()
+            child(metrics.ORDER_HOLD_REASONS, f.code).inc()
         elif f.kind == "cancelled":
-            metrics.UNITS_CANCELLED.labels(f.code).inc(f.quantity)
+            child(metrics.UNITS_CANCELLED, f.code).inc(f.quantity)
     for t in order.transitions:
         status = t.status.value
         if status == "cancelled":
-            metrics.ORDER_CANCELLATIONS.labels(rules.reason_class(t.entry.reason, rules.CANCEL_REASONS)).inc()
+            child(metrics.ORDER_CANCELLATIONS, rules.reason_class(t.entry.reason, rules.CANCEL_REASONS)).inc()
         if status == "completed":
             metrics.UNITS_DELIVERED.inc(sum(line.delivered for line in order.lines))
         if status in ("confirmed", "shipped", "completed"):
@@ -131,7 +132,7 @@ def count_metrics(order, facts: Iterable[Fact]) -> None:
             facts_view = OrderFacts(order.order_id, "", "", "", status, tuple(history), ())
             for stage, (end, seconds) in rules.stage_ends(facts_view).items():
                 if end == t.entry.at and _first_entry_is(order, stage, t.entry):
-                    metrics.ORDER_CYCLE_SECONDS.labels(stage).observe(seconds)
+                    child(metrics.ORDER_CYCLE_SECONDS, stage).observe(seconds)
 
 
 def _first_entry_is(order, stage: str, entry) -> bool:
@@ -145,7 +146,7 @@ def _first_entry_is(order, stage: str, entry) -> bool:
 def count_returns(facts: Iterable[Fact]) -> None:
     """Returned units by reason class, counted when orders records the refunded return."""
     for f in facts:
-        metrics.UNITS_RETURNED.labels(f.code).inc(f.quantity)
+        metrics.child(metrics.UNITS_RETURNED, f.code).inc(f.quantity)
 
 
 async def gather(conn, start: dt.datetime, end: dt.datetime) -> list[OrderFacts]:
