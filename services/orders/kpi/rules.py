@@ -42,7 +42,14 @@ CANCEL_REASONS = (
 HOLD_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # intake's hold reason codes; anything else is "other"
 
 GROUP_BY = ("", "day", "week", "month", "customer", "channel")
-STAGES = ("received_to_confirmed", "confirmed_to_shipped", "shipped_to_delivered", "received_to_delivered")
+# Each cycle-time stage: from the first entry of one status to the first entry of another.
+STAGE_BOUNDS = {
+    "received_to_confirmed": ("received", "confirmed"),
+    "confirmed_to_shipped": ("confirmed", "shipped"),
+    "shipped_to_delivered": ("shipped", "completed"),
+    "received_to_delivered": ("received", "completed"),
+}
+STAGES = tuple(STAGE_BOUNDS)
 SELLERS = 10  # rows in best and slow sellers
 
 
@@ -324,19 +331,14 @@ def stage_ends(order: OrderFacts) -> dict[str, tuple[dt.datetime, float]]:
 
     received->confirmed: first confirmed - received; confirmed->shipped: first shipped (every shipment
     left) - first confirmed; shipped->delivered: completed - first shipped; received->delivered:
-    completed - received."""
-    received, confirmed = order.first("received"), order.first("confirmed")
-    shipped, completed = order.first("shipped"), order.first("completed")
-    pairs = {
-        "received_to_confirmed": (received, confirmed),
-        "confirmed_to_shipped": (confirmed, shipped),
-        "shipped_to_delivered": (shipped, completed),
-        "received_to_delivered": (received, completed),
-    }
+    completed - received (STAGE_BOUNDS)."""
+    first: dict[str, dt.datetime] = {}
+    for h in order.history:
+        first.setdefault(h.status, h.at)
     return {
-        stage: (b, (b - a).total_seconds())
-        for stage, (a, b) in pairs.items()
-        if a is not None and b is not None
+        stage: (first[end], (first[end] - first[start]).total_seconds())
+        for stage, (start, end) in STAGE_BOUNDS.items()
+        if start in first and end in first
     }
 
 

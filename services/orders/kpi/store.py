@@ -18,6 +18,7 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, select
 
 from orderdesk import metrics
 from orderdesk.db import Repository, RowsInsert, UtcDateTime, insert_ignoring_conflicts
+from services.orders.domain import Status
 from services.orders.kpi import rules
 from services.orders.kpi.rules import Fact, LineFacts, OrderFacts, StatusAt
 from services.orders.store import ARCHIVE, HOT, OrderTables, metadata, mirror
@@ -122,25 +123,33 @@ def count_metrics(order, facts: Iterable[Fact]) -> None:
         elif f.kind == "cancelled":
             child(metrics.UNITS_CANCELLED, f.code).inc(f.quantity)
     for t in order.transitions:
-        status = t.status.value
-        if status == "cancelled":
+        status = t.status
+        if status is Status.CANCELLED:
             child(metrics.ORDER_CANCELLATIONS, rules.reason_class(t.entry.reason, rules.CANCEL_REASONS)).inc()
-        if status == "completed":
+        if status is Status.COMPLETED:
             metrics.UNITS_DELIVERED.inc(sum(line.delivered for line in order.lines))
-        if status in ("confirmed", "shipped", "completed"):
-            history = [StatusAt(h.status.value, h.at) for h in order.history]
-            facts_view = OrderFacts(order.order_id, "", "", "", status, tuple(history), ())
-            for stage, (end, seconds) in rules.stage_ends(facts_view).items():
-                if end == t.entry.at and _first_entry_is(order, stage, t.entry):
-                    child(metrics.ORDER_CYCLE_SECONDS, stage).observe(seconds)
+        ended = _STAGES_ENDED_BY.get(status)
+        # A stage ends at the FIRST entry of its end status (rules.stage_ends): only that transition observes it.
+        if ended and _first_entry(order, status) is t.entry:
+            for stage, start in ended:
+                began = _first_entry(order, start)
+                if began is not None:
+                    child(metrics.ORDER_CYCLE_SECONDS, stage).observe((t.entry.at - began.at).total_seconds())
 
 
-def _first_entry_is(order, stage: str, entry) -> bool:
-    """A stage ends at the FIRST entry of its end status; only that transition observes it."""
-    end_status = {"received_to_confirmed": "confirmed", "confirmed_to_shipped": "shipped"}.get(
-        stage, "completed"
-    )
-    return next((h for h in order.history if h.status.value == end_status), None) is entry
+def _stages_ended_by() -> dict[Status, list[tuple[str, Status]]]:
+    """rules.STAGE_BOUNDS by the status that ends each stage: (stage, the status it starts at)."""
+    ended: dict[Status, list[tuple[str, Status]]] = {}
+    for stage, (start, end) in rules.STAGE_BOUNDS.items():
+        ended.setdefault(Status(end), []).append((stage, Status(start)))
+    return ended
+
+
+_STAGES_ENDED_BY = _stages_ended_by()
+
+
+def _first_entry(order, status: Status):
+    return next((h for h in order.history if h.status is status), None)
 
 
 def count_returns(facts: Iterable[Fact]) -> None:

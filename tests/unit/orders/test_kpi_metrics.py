@@ -1,7 +1,8 @@
 """count_metrics (the desk's numbers' counters of one saved change) counts what it counted when it looked each
-child up with labels(): over many random histories (holds, re-confirmations, entries at the same instant,
-transitions whose entry is a copy of the history's) every sample of every metric it touches is the same. And
-metrics.child sees a metric's clear()."""
+child up with labels() and found each cycle-time stage by building the order's facts for rules.stage_ends:
+over many random histories (holds, re-confirmations, entries at the same instant, transitions whose entry is
+a copy of the history's) every sample of every metric it touches is the same. And metrics.child sees a
+metric's clear()."""
 
 from __future__ import annotations
 
@@ -32,8 +33,25 @@ TOUCHED = {  # count_metrics' metrics: (kind, labels)
 T0 = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
 
 
+def stage_ends_before(order: OrderFacts) -> dict[str, tuple[dt.datetime, float]]:
+    """rules.stage_ends as it was."""
+    received, confirmed = order.first("received"), order.first("confirmed")
+    shipped, completed = order.first("shipped"), order.first("completed")
+    pairs = {
+        "received_to_confirmed": (received, confirmed),
+        "confirmed_to_shipped": (confirmed, shipped),
+        "shipped_to_delivered": (shipped, completed),
+        "received_to_delivered": (received, completed),
+    }
+    return {
+        stage: (b, (b - a).total_seconds())
+        for stage, (a, b) in pairs.items()
+        if a is not None and b is not None
+    }
+
+
 def counted_before(order, facts) -> None:
-    """count_metrics as it was (labels() each time)."""
+    """count_metrics as it was (labels() each time; stage_ends over the order's facts per transition)."""
     for f in facts:
         if f.kind == "first_allocation":
             metrics.LINES_FIRST_ALLOCATED.labels(str(f.filled >= f.quantity).lower()).inc()
@@ -52,7 +70,7 @@ def counted_before(order, facts) -> None:
         if status in ("confirmed", "shipped", "completed"):
             history = [StatusAt(h.status.value, h.at) for h in order.history]
             facts_view = OrderFacts(order.order_id, "", "", "", status, tuple(history), ())
-            for stage, (end, seconds) in rules.stage_ends(facts_view).items():
+            for stage, (end, seconds) in stage_ends_before(facts_view).items():
                 end_status = {"received_to_confirmed": "confirmed", "confirmed_to_shipped": "shipped"}.get(
                     stage, "completed"
                 )
@@ -113,6 +131,16 @@ def test_count_metrics_counts_what_it_counted_before(monkeypatch, seed):
     before = count_with(monkeypatch, counted_before, changes)
     assert count_with(monkeypatch, kpi_store.count_metrics, changes) == before
     assert any(name == "orderdesk_order_cycle_seconds_count" and value for name, _, value in before)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_stage_ends_are_what_they_were(seed):
+    rng = random.Random(seed)
+    for _ in range(200):
+        order, _facts = random_change(rng)
+        history = tuple(StatusAt(h.status.value, h.at) for h in order.history)
+        facts = OrderFacts("ORD-1", "", "", "", "", history, ())
+        assert list(rules.stage_ends(facts).items()) == list(stage_ends_before(facts).items())
 
 
 def test_a_metrics_child_is_the_metrics_own_after_a_clear():
