@@ -349,7 +349,7 @@ class Transition(_OrderEvent):
 
     @property
     def event_type(self) -> str:
-        return f"order.{self.status.value}"
+        return f"order.{self.status._value_}"  # .value without the enum property's two calls
 
     def _said(self) -> _Said:
         return _Said(self.entry.actor, self.entry.reason, self.entry.at)
@@ -1261,7 +1261,7 @@ class Order:
             )
         return OrderFacts(
             order_id=self.order_id,
-            status=self.status.value,
+            status=self.status._value_,  # .value without the enum property's two calls
             promised_date=_date(self.requested_delivery_date),
             expected_delivery_date=_date(self.expected_delivery_date),
             expected_ship_date=_date(self.expected_ship_date),

@@ -41,11 +41,13 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         ],
         requested_delivery_date=order.requested_delivery_date,
         payment_terms=order.payment_terms,
-        status=order.status.value,
+        status=order.status._value_,  # .value without the enum property's two calls
         version=order.version,
         hold_reasons=[common_pb2.Reason(**r) for r in order.hold_reasons],
         history=[
-            common_pb2.StatusChange(status=h.status.value, at=timestamp(h.at), actor=h.actor, reason=h.reason)
+            common_pb2.StatusChange(
+                status=h.status._value_, at=timestamp(h.at), actor=h.actor, reason=h.reason
+            )
             for h in order.history
         ],
         shipments=[

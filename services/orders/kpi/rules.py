@@ -518,7 +518,7 @@ def facts_of(order) -> list[Fact]:
     reservation): one `first_allocation` row per line with what that reservation covered."""
     rows: list[Fact] = []
     for t in order.transitions:
-        status, at = t.status.value, t.entry.at
+        status, at = t.status, t.entry.at  # a status compares equal to its value (a StrEnum)
         if status == "on_hold":
             # ref: the hold's version, so an order held again (re-checked on approval) keeps both holds' rows.
             rows += [
@@ -547,7 +547,7 @@ def facts_of(order) -> list[Fact]:
                 for i, line in enumerate(order.lines)
             ]
         elif status in ("allocated", "scheduled"):
-            first = next((h for h in order.history if h.status.value in ("allocated", "scheduled")), None)
+            first = next((h for h in order.history if h.status in ("allocated", "scheduled")), None)
             if first is t.entry:
                 rows += [
                     Fact(
