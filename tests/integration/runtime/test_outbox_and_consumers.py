@@ -272,3 +272,39 @@ async def test_an_event_off_its_own_subject_is_dead_lettered_and_counted_not_han
     }
     assert all(m.headers["Orderdesk-Error"].startswith("misplaced") for m in parked)
     assert misplaced._value.get() == 2
+
+
+async def test_a_pull_reads_the_messages_already_queued_in_order_with_the_clients_accounting(
+    make_database, js
+):
+    """A fetched batch arrives at once: all but the first are taken from the subscription's queue directly
+    (no Task and timer per message, as `next_msg` makes); same messages, same order, same pending counts."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    durable = f"test-{uuid.uuid4().hex[:8]}"
+    consumer = EventConsumer(db, js, Subscription(durable, f"orderdesk.order.{order_id}.>", None, batch=4))
+    await consumer.start()
+    sent = [_event(order_id, n) for n in range(1, 7)]
+    for e in sent:
+        await js.publish(events.subject(e), e.SerializeToString())
+    psub = consumer._psub
+    waited = 0
+    next_msg = psub._sub.next_msg
+
+    async def counted(timeout):
+        nonlocal waited
+        waited += 1
+        return await next_msg(timeout=timeout)
+
+    psub._sub.next_msg = counted
+    try:
+        first = await consumer._pull(psub)  # the batch of 4
+        second = await consumer._pull(psub)  # the other 2, then the server's "no more" status
+        assert psub._sub.pending_msgs == 0 and psub._sub.pending_bytes == 0
+        for msg in first + second:
+            await msg.ack()
+    finally:
+        await js.delete_consumer(events.STREAM, durable)
+    got = [events_pb2.Event.FromString(m.data).event_id for m in first + second]
+    assert got == [e.event_id for e in sent] and len(first) == 4
+    assert waited < len(sent)  # not one wait per message
