@@ -18,6 +18,8 @@ its ack.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 
 from sqlalchemy import (
@@ -112,6 +114,101 @@ def _headers(row) -> dict[str, str]:
     return headers
 
 
+class AckedPublisher:
+    """JetStream publishes of a batch of rows, in order, with their PubAcks awaited together.
+
+    What `js.publish` does for one message (a core publish with a reply inbox, then the stream's PubAck or
+    error on it), for a batch without its costs per message: no Task, request future and timer each, but
+    one reply subscription (a wildcard under the connection's inbox prefix, made once), each row's reply
+    subject its round and index, and one wait for the round's acks. Late acks of an earlier round (one
+    that timed out) are ignored by the round's tag."""
+
+    def __init__(self, nc):
+        self.nc = nc
+        self._prefix = ""
+        self._round = 0
+        self._waiting: _Round | None = None
+
+    async def publish(self, rows, timeout: float) -> tuple[int, BaseException | None]:
+        """Publishes the rows (subject, payload, event_id) in order: how many leading rows JetStream
+        acknowledged (a duplicate's ack included), and the failure of the next one, if any (a publish that
+        raised, an error or "no stream" answer, an ack missing `timeout` seconds after the last publish)."""
+        if not self._prefix:
+            prefix = self.nc.new_inbox()
+            try:
+                await self.nc.subscribe(f"{prefix}.>", cb=self._on_ack)
+            except Exception as exc:  # no connection: the first row fails, as its publish would
+                return 0, exc
+            self._prefix = f"{prefix}."
+        self._round += 1
+        tag = str(self._round)
+        waiting = self._waiting = _Round(tag, len(rows))
+        reply = f"{self._prefix}{tag}."
+        publish = self.nc.publish
+        raised: BaseException | None = None
+        try:
+            for index, row in enumerate(rows):
+                try:
+                    await publish(row.subject, row.payload, reply=f"{reply}{index}", headers=_headers(row))
+                except Exception as exc:  # not sent: this row fails, the rest wait for a later round
+                    raised = exc
+                    break
+                waiting.sent += 1
+            if waiting.received < waiting.sent:
+                waiting.all_in = asyncio.get_running_loop().create_future()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiting.all_in, timeout)
+        finally:
+            self._waiting = None
+        for index in range(waiting.sent):
+            failure = _ack_failure(waiting.acks[index])
+            if failure is not None:
+                return index, failure
+        return waiting.sent, raised
+
+    async def _on_ack(self, msg) -> None:
+        waiting = self._waiting
+        tag, _, index = msg.subject[len(self._prefix) :].partition(".")
+        if waiting is None or tag != waiting.tag:
+            return  # an earlier round's, come after its deadline
+        slot = int(index)
+        if waiting.acks[slot] is None:
+            waiting.acks[slot] = msg
+            waiting.received += 1
+            if waiting.received == waiting.sent and waiting.all_in is not None and not waiting.all_in.done():
+                waiting.all_in.set_result(None)
+
+
+class _Round:
+    __slots__ = ("tag", "acks", "sent", "received", "all_in")
+
+    def __init__(self, tag: str, size: int):
+        self.tag = tag
+        self.acks: list = [None] * size
+        self.sent = 0
+        self.received = 0
+        self.all_in: asyncio.Future | None = None
+
+
+def _ack_failure(msg) -> BaseException | None:
+    """None for a PubAck (a duplicate's too), else what `js.publish` would have raised for this answer."""
+    import nats.errors
+    import nats.js.errors
+
+    if msg is None:
+        return nats.errors.TimeoutError()
+    status = msg.headers.get("Status") if msg.headers else None
+    if status == "503":
+        return nats.js.errors.NoStreamResponseError()
+    if status is not None or not msg.data:
+        return nats.js.errors.APIError(code=int(status) if status and status.isdigit() else None)
+    if b'"error"' in msg.data:  # parsed only then: a PubAck without that key is a success
+        answer = json.loads(msg.data)
+        if "error" in answer:
+            return nats.js.errors.APIError.from_error(answer["error"])
+    return None
+
+
 class OutboxRelay:
     BATCH = 500
     MAX_BACKOFF = 30.0
@@ -128,6 +225,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._held_at_stop = False
+        self._publisher: AckedPublisher | None = None
         self.lease = lease or leases.for_database(db.url, f"outbox-{service}")
         self.wakeup = leases.Wakeup(nc, f"outbox-{service}", lambda _payload: self._wake.set(), self.lease)
         db.on_commit_with_events(self.wakeup.poke)
@@ -176,20 +274,12 @@ class OutboxRelay:
         if not rows:
             self._set_backlog(0, None)  # none pending at the SELECT: nothing to count
             return 0
-        # Publishes start in id order on one connection, so JetStream stores them in
-        # that order; acks are awaited together. A failure stops the batch and the
+        # Publishes go in id order on one connection, so JetStream stores them in that
+        # order; acks are awaited together. A failure stops the batch and the
         # unacknowledged rows are retried (duplicates are dropped by Nats-Msg-Id).
-        results = await asyncio.gather(
-            *[self.js.publish(r.subject, r.payload, headers=_headers(r)) for r in rows],
-            return_exceptions=True,
-        )
-        done = []
-        failure = None
-        for row, result in zip(rows, results, strict=True):
-            if isinstance(result, BaseException):
-                failure = result
-                break
-            done.append(row.id)
+        # Acks awaited for as long after the last publish as `js.publish` waits for one (its context's timeout).
+        acked, failure = await self._acks().publish(rows, self.js._timeout)
+        done = [row.id for row in rows[:acked]]
         if done:
             async with self.db.begin() as conn:
                 await conn.execute(_MARK_PUBLISHED, {"ids": done, "published_at": utcnow()})
@@ -203,6 +293,12 @@ class OutboxRelay:
         if failure is not None:
             raise failure
         return len(done)
+
+    def _acks(self) -> AckedPublisher:
+        nc = self.js._nc  # the JetStream context's connection (a test may swap the context)
+        if self._publisher is None or self._publisher.nc is not nc:
+            self._publisher = AckedPublisher(nc)
+        return self._publisher
 
     async def _update_backlog(self) -> None:
         async with self.db.read() as conn:

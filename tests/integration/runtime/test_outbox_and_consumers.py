@@ -7,9 +7,12 @@ import uuid
 from pathlib import Path
 
 import nats
+import nats.js.errors
 import pytest
+import sqlalchemy as sa
 
-from orderdesk import events, metrics
+from devtools.localservers import LocalNats
+from orderdesk import events, logs, metrics, outbox
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.outbox import OutboxRelay, outbox_table
 from orderdesk.v1 import events_pb2
@@ -76,7 +79,7 @@ def _backlog(service: str) -> tuple[float, float]:
     )
 
 
-async def test_backlog_gauge_reads_the_true_backlog_without_a_count_per_round(make_database, js):
+async def test_backlog_gauge_reads_the_true_backlog_without_a_count_per_round(make_database, js, nats_url):
     """A round that saw fewer rows than its limit and published them all knows the backlog is empty (what
     commits later wakes the next round); a full round or a failed one counts what it left behind."""
     db = await make_database(ORDERS_MIGRATIONS)
@@ -96,14 +99,12 @@ async def test_backlog_gauge_reads_the_true_backlog_without_a_count_per_round(ma
     assert _backlog(service) == (0, 0)
     assert metrics.DB_STATEMENTS._value.get() - statements == 2  # SELECT and UPDATE, no COUNT
 
-    class Failing:
-        async def publish(self, *args, **kwargs):
-            raise ConnectionError("no NATS")
-
     async with db.transaction() as tx:
         await tx.emit(_event(order_id, 6))
-    relay.js = Failing()
-    with pytest.raises(ConnectionError):
+    closed = await nats.connect(nats_url)
+    await closed.close()
+    relay.js = closed.jetstream()
+    with pytest.raises(nats.errors.ConnectionClosedError):
         await relay.publish_pending()
     assert _backlog(service)[0] == 1  # a failed round counts: the gauge (and its age alert) sees the stall
     relay.js = js
@@ -308,3 +309,169 @@ async def test_a_pull_reads_the_messages_already_queued_in_order_with_the_client
     got = [events_pb2.Event.FromString(m.data).event_id for m in first + second]
     assert got == [e.event_id for e in sent] and len(first) == 4
     assert waited < len(sent)  # not one wait per message
+
+
+async def _stored(js, order_id: str) -> list[int]:
+    """The versions the stream holds for the order, in stream order."""
+    sub = await js.subscribe(f"orderdesk.order.{order_id}.>", ordered_consumer=True, deliver_policy="all")
+    got = []
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=1.0)
+            got.append(events_pb2.Event.FromString(msg.data).aggregate_version)
+    except nats.errors.TimeoutError:
+        pass
+    await sub.unsubscribe()
+    return got
+
+
+async def _pending_versions(db) -> list[int]:
+    async with db.read() as conn:
+        payloads = (
+            await conn.execute(
+                sa.select(outbox_table.c.payload)
+                .where(outbox_table.c.published_at.is_(None))
+                .order_by(outbox_table.c.id)
+            )
+        ).scalars()
+        return [events_pb2.Event.FromString(p).aggregate_version for p in payloads]
+
+
+async def _append(db, order_id: str, versions, *, subject_of=None) -> None:
+    """Outbox rows as Tx.emit writes them; `subject_of(version)` may put a row elsewhere."""
+    async with db.begin() as conn:
+        for version in versions:
+            row = outbox.row(_event(order_id, version))
+            if subject_of is not None and subject_of(version):
+                row["subject"] = subject_of(version)
+            await outbox.append_rows(conn, [row])
+
+
+async def test_a_batch_publishes_in_order_with_its_headers_and_a_duplicate_ack_is_success(make_database, js):
+    """The batch path sends what `js.publish` sends one by one: the rows in id order, each with Nats-Msg-Id
+    and the correlation header; a row JetStream already holds (its ack says duplicate) counts as published."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    with logs.correlated("corr-batch"):
+        sent = [_event(order_id, n) for n in range(1, 8)]
+    already = sent[2]
+    await js.publish(
+        events.subject(already), already.SerializeToString(), headers={"Nats-Msg-Id": already.event_id}
+    )
+    async with db.transaction() as tx:
+        for e in sent:
+            await tx.emit(e)
+    relay = OutboxRelay(db, js, "test")
+    assert await relay.publish_pending() == 7
+    assert await relay.pending_count() == 0
+    assert await _stored(js, order_id) == [3, 1, 2, 4, 5, 6, 7]  # 3 once: its re-publish was a duplicate
+    sub = await js.subscribe(f"orderdesk.order.{order_id}.>", ordered_consumer=True, deliver_policy="all")
+    first = await sub.next_msg(timeout=1.0)
+    second = await sub.next_msg(timeout=1.0)
+    await sub.unsubscribe()
+    assert second.headers["Nats-Msg-Id"] == sent[0].event_id
+    assert second.headers[events.CORRELATION_HEADER] == "corr-batch"
+    assert first.headers["Nats-Msg-Id"] == already.event_id
+
+
+async def test_a_row_refused_midway_stops_the_batch_and_the_rest_is_retried(make_database, js):
+    """A row no stream takes (no responders) fails; the rows before it are marked published, it and the
+    rest stay pending, and a later round sends them (a later row JetStream already stored: a duplicate)."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    await _append(db, order_id, range(1, 6), subject_of=lambda v: v == 3 and f"nostream.{order_id}")
+    relay = OutboxRelay(db, js, "test")
+    with pytest.raises(nats.js.errors.NoStreamResponseError):
+        await relay.publish_pending()
+    assert await _pending_versions(db) == [3, 4, 5]
+    async with db.begin() as conn:  # the operator's fix: the row back on its subject
+        await conn.execute(
+            outbox_table.update()
+            .where(outbox_table.c.subject == f"nostream.{order_id}")
+            .values(subject=f"orderdesk.order.{order_id}.confirmed")
+        )
+    assert await relay.publish_pending() == 3
+    assert await _pending_versions(db) == []
+    assert await _stored(js, order_id) == [1, 2, 4, 5, 3]  # 4 and 5 once each
+
+
+async def test_a_publish_that_raises_midway_sends_none_after_it(make_database, js):
+    """A row the client refuses to send (over the server's payload limit) fails the batch there: the rows
+    before it are published and marked, it and the rows after it stay pending and were not sent."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    await _append(db, order_id, range(1, 3))
+    async with db.begin() as conn:
+        huge = _event(order_id, 3)
+        huge.reason = "x" * (js._nc.max_payload + 1)
+        await outbox.append_rows(conn, [outbox.row(huge)])
+    await _append(db, order_id, range(4, 6))
+    relay = OutboxRelay(db, js, "test")
+    with pytest.raises(nats.errors.MaxPayloadError):
+        await relay.publish_pending()
+    assert await _pending_versions(db) == [3, 4, 5]
+    assert await _stored(js, order_id) == [1, 2]
+
+
+async def test_an_ack_missing_at_the_deadline_fails_its_row_and_those_after(make_database, js):
+    """A publish nobody acknowledges (here a core subscriber, not a stream, takes the subject) fails at the
+    round's deadline; the rows after it, though acknowledged, stay pending (retried, then deduplicated)."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    silent = await js._nc.subscribe(f"silent.{order_id}")
+    await _append(db, order_id, range(1, 5), subject_of=lambda v: v == 2 and f"silent.{order_id}")
+    relay = OutboxRelay(db, js._nc.jetstream(timeout=0.5), "test")
+    with pytest.raises(nats.errors.TimeoutError):
+        await relay.publish_pending()
+    await silent.unsubscribe()
+    assert await _pending_versions(db) == [2, 3, 4]
+    assert await _stored(js, order_id) == [1, 3, 4]
+    # The same relay's next round is not confused by the earlier round's acks.
+    async with db.begin() as conn:
+        await conn.execute(
+            outbox_table.update()
+            .where(outbox_table.c.subject == f"silent.{order_id}")
+            .values(subject=f"orderdesk.order.{order_id}.confirmed")
+        )
+    assert await relay.publish_pending() == 3
+    assert await _stored(js, order_id) == [1, 3, 4, 2]
+
+
+async def test_a_nats_outage_during_a_batch_fails_it_and_the_next_round_sends_the_rest_once(
+    make_database, tmp_path
+):
+    """The server goes away with a batch in flight: the round fails (acks missing or the client refusing
+    to buffer), nothing unacknowledged is marked, and after the reconnect every event is stored once."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    server = LocalNats(tmp_path / "nats").start()
+    nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    try:
+        js = nc.jetstream(timeout=1.0)
+        await events.ensure_streams(js)
+        order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+        await _append(db, order_id, range(1, 4))
+        relay = OutboxRelay(db, js, "test")
+        assert await relay.publish_pending() == 3
+        await _append(db, order_id, range(4, 9))
+        server.stop()
+        with pytest.raises(Exception):  # noqa: B017 - whichever way the client reports the outage
+            await relay.publish_pending()
+        assert 4 in await _pending_versions(db)
+        server.start()
+        for _ in range(100):
+            if nc.is_connected:
+                break
+            await asyncio.sleep(0.1)
+        published = 0
+        for _ in range(20):
+            try:
+                published += await relay.publish_pending()
+            except Exception:
+                await asyncio.sleep(0.3)  # JetStream may take a moment after a restart
+            if not await _pending_versions(db):
+                break
+        assert await _pending_versions(db) == []
+        assert await _stored(js, order_id) == [1, 2, 3, 4, 5, 6, 7, 8]
+    finally:
+        await nc.close()
+        server.stop()
