@@ -214,7 +214,7 @@ class Tx(Work):
         super().__init__(conn, factories)
         self.emitted = 0
         self.after_commit: list[Callable[[], None]] = []  # called once the transaction has committed
-        self._outbox_rows: list[dict] = []
+        self._outbox_rows: list[tuple[str, str, bytes]] = []
 
     async def emit(self, event) -> None:
         """The event's outbox row, written with the transaction's others in one statement just

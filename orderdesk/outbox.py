@@ -39,7 +39,7 @@ from sqlalchemy import (
 
 from orderdesk import events, leases, metrics
 from orderdesk.aio import wait_event
-from orderdesk.db import Database, UtcDateTime, utcnow
+from orderdesk.db import Database, RowsInsert, UtcDateTime, utcnow
 
 log = logging.getLogger("orderdesk.outbox")
 
@@ -91,18 +91,19 @@ _BACKLOG = select(func.count(), func.min(outbox_table.c.created_at)).where(
 )
 
 
-def row(event) -> dict:
-    return {
-        "event_id": event.event_id,
-        "subject": events.subject(event),
-        "payload": event.SerializeToString(),
-        "created_at": utcnow(),
-    }
+# A transaction's rows as tuples in one DB-API executemany (orderdesk.db.RowsInsert), created_at once.
+_APPEND = RowsInsert(_INSERT, ("event_id", "subject", "payload"), constants=("created_at",))
 
 
-async def append_rows(conn, rows: list[dict]) -> None:
-    """One statement for a transaction's events (executemany keeps their order, so ids follow emit order)."""
-    await conn.execute(_INSERT, rows)
+def row(event) -> tuple[str, str, bytes]:
+    """An event's outbox row: event_id, subject, payload (created_at is given to the rows together)."""
+    return (event.event_id, events.subject(event), event.SerializeToString())
+
+
+async def append_rows(conn, rows: list[tuple[str, str, bytes]]) -> None:
+    """One statement for a transaction's events (executemany keeps their order, so ids follow emit order),
+    all stamped with the time they are written, just before the commit."""
+    await _APPEND.execute(conn, rows, created_at=utcnow())
 
 
 def _headers(row) -> dict[str, str]:

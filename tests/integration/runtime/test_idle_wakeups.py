@@ -24,7 +24,7 @@ import pytest
 
 from orderdesk import events
 from orderdesk.consumers import EventConsumer, Subscription
-from orderdesk.outbox import OutboxRelay, outbox_table, row
+from orderdesk.outbox import OutboxRelay, append_rows, row
 from orderdesk.v1 import events_pb2
 from services.orders.allocator import Allocator
 from services.orders.service import OrdersService
@@ -185,12 +185,12 @@ async def test_the_relay_wakes_on_commit_and_its_safety_net_sends_rows_no_one_to
         # A row committed by another process (no poke reaches this one): the safety net sends it.
         relay.POLL_SECONDS = 0.5
         async with db.begin() as conn:
-            await conn.execute(outbox_table.insert(), [row(_event(order_id, 2))])
+            await append_rows(conn, [row(_event(order_id, 2))])
         async with running(relay.run()):
             await asyncio.sleep(0.2)  # the first pass
             await _within(5, lambda: got == [1, 2])
             async with db.begin() as conn:
-                await conn.execute(outbox_table.insert(), [row(_event(order_id, 3))])
+                await append_rows(conn, [row(_event(order_id, 3))])
             assert await _within(5, lambda: got == [1, 2, 3]) < 2.0
     finally:
         await sub.unsubscribe()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from devtools.localservers import LocalNats
 from orderdesk import events, logs, metrics, outbox
 from orderdesk.consumers import EventConsumer, Subscription
+from orderdesk.db import utcnow
 from orderdesk.outbox import OutboxRelay, outbox_table
 from orderdesk.v1 import events_pb2
 from tests.integration.fetched import FetchedMsg
@@ -341,10 +343,10 @@ async def _append(db, order_id: str, versions, *, subject_of=None) -> None:
     """Outbox rows as Tx.emit writes them; `subject_of(version)` may put a row elsewhere."""
     async with db.begin() as conn:
         for version in versions:
-            row = outbox.row(_event(order_id, version))
+            event_id, subject, payload = outbox.row(_event(order_id, version))
             if subject_of is not None and subject_of(version):
-                row["subject"] = subject_of(version)
-            await outbox.append_rows(conn, [row])
+                subject = subject_of(version)
+            await outbox.append_rows(conn, [(event_id, subject, payload)])
 
 
 async def test_a_batch_publishes_in_order_with_its_headers_and_a_duplicate_ack_is_success(make_database, js):
@@ -475,3 +477,24 @@ async def test_a_nats_outage_during_a_batch_fails_it_and_the_next_round_sends_th
     finally:
         await nc.close()
         server.stop()
+
+
+async def test_a_transactions_events_are_written_as_its_outbox_rows_in_emit_order(make_database):
+    """Tx.emit's rows (one executemany of tuples) hold what an insert of each event's row as a dict held:
+    the event id, its subject, its bytes, a UTC created_at (the transaction's, just before its commit),
+    ids in emit order, nothing published yet."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    sent = [_event(order_id, n) for n in (3, 1, 2)]
+    before = utcnow()
+    async with db.transaction() as tx:
+        for e in sent:
+            await tx.emit(e)
+    after = utcnow()
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(outbox_table).order_by(outbox_table.c.id))).all()
+    assert [(r.event_id, r.subject, bytes(r.payload)) for r in rows] == [
+        (e.event_id, events.subject(e), e.SerializeToString()) for e in sent
+    ]
+    assert all(r.published_at is None for r in rows)
+    assert all(r.created_at.utcoffset() == dt.timedelta(0) and before <= r.created_at <= after for r in rows)
