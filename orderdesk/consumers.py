@@ -10,6 +10,7 @@ the last delivery the message is parked on the dead-letter stream and counted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections import Counter
@@ -17,8 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import String, bindparam, func, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+
 from orderdesk import events, logs, metrics
-from orderdesk.db import Database, Tx, insert_ignoring_conflicts, utcnow
+from orderdesk.db import Database, Tx, UtcDateTime, insert_ignoring_conflicts, utcnow
 from orderdesk.outbox import inbox_table
 from orderdesk.parsing import whole_number
 from orderdesk.v1 import events_pb2
@@ -61,6 +65,39 @@ def _take_queued(sub):
     return msg
 
 
+@functools.cache
+def _claims_of_many(dialect_name: str):
+    """INSERT INTO inbox SELECT :consumer, <each of :ids>, :processed_at ON CONFLICT DO NOTHING RETURNING
+    event_id, and how the ids are given: one array (PostgreSQL: unnest) or one JSON text (SQLite:
+    json_each). The rows a multi-row VALUES inserts, with the same conflicts (on PostgreSQL a claim racing
+    another replica's waits for it, then skips or inserts), but three parameters in all: SQLAlchemy's
+    insertmanyvalues rewrote the statement and processed the parameters of every row."""
+    if dialect_name == "postgresql":
+        each = func.unnest(bindparam("ids", type_=postgresql.ARRAY(String)))
+        rows = select(_consumer_param(), each, _processed_at_param())
+        return _claimed(postgresql.insert(inbox_table), rows), list
+    values = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+    # The WHERE keeps SQLite from reading ON CONFLICT as the FROM's join constraint.
+    rows = select(_consumer_param(), values.c.value, _processed_at_param()).select_from(values).where(true())
+    return _claimed(sqlite.insert(inbox_table), rows), json.dumps
+
+
+def _consumer_param():
+    return bindparam("consumer", type_=String)
+
+
+def _processed_at_param():
+    return bindparam("processed_at", type_=UtcDateTime)
+
+
+def _claimed(insert, rows):
+    return (
+        insert.from_select(["consumer", "event_id", "processed_at"], rows)
+        .on_conflict_do_nothing()
+        .returning(inbox_table.c.event_id)
+    )
+
+
 Handler = Callable[[Tx, events_pb2.Event], Awaitable[None]]
 BatchHandler = Callable[[Tx, list[events_pb2.Event]], Awaitable[None]]
 
@@ -101,8 +138,8 @@ class EventConsumer:
         self._fetching: asyncio.Task | None = None
         # INSERT ... ON CONFLICT DO NOTHING into the inbox, built once (parameters per message).
         self._claim = insert_ignoring_conflicts(db.dialect, inbox_table)
-        # A batch's claims: the same, in one multi-row statement that returns the rows it inserted.
-        self._claim_returning = self._claim.returning(inbox_table.c.event_id)
+        # A batch's claims: the same, in one statement that returns the rows it inserted.
+        self._claim_many, self._ids_param = _claims_of_many(db.dialect)
         self._fail_first = injected_failures(subscription.durable)
         # Failed attempts per stream sequence, counted here too: the delivery count a message carries has
         # been seen to start again at 1 on a redelivery (a JetStream quirk seen with NAK delays), and a
@@ -350,8 +387,8 @@ class EventConsumer:
             claimed = set(
                 (
                     await tx.conn.execute(
-                        self._claim_returning,
-                        [{"consumer": self.sub.durable, "event_id": i, "processed_at": now} for i in ids],
+                        self._claim_many,
+                        {"consumer": self.sub.durable, "ids": self._ids_param(ids), "processed_at": now},
                     )
                 ).scalars()
             )

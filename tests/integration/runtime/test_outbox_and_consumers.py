@@ -16,7 +16,7 @@ from devtools.localservers import LocalNats
 from orderdesk import events, logs, metrics, outbox
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import utcnow
-from orderdesk.outbox import OutboxRelay, outbox_table
+from orderdesk.outbox import OutboxRelay, inbox_table, outbox_table
 from orderdesk.v1 import events_pb2
 from tests.integration.fetched import FetchedMsg
 
@@ -498,3 +498,35 @@ async def test_a_transactions_events_are_written_as_its_outbox_rows_in_emit_orde
     ]
     assert all(r.published_at is None for r in rows)
     assert all(r.created_at.utcoffset() == dt.timedelta(0) and before <= r.created_at <= after for r in rows)
+
+
+async def test_a_batch_claim_writes_the_inbox_rows_one_by_one_claims_write(make_database):
+    """The batch's claim (one INSERT ... SELECT over the ids) stores the rows the single claims store, and
+    answers the same: new ids claimed, ids claimed before not."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    handled: list[str] = []
+
+    async def handler(tx, event):
+        handled.append(event.event_id)
+
+    sent = [_event(order_id, n) for n in range(1, 6)]
+    alone = EventConsumer(db, None, Subscription("test-alone", "orderdesk.>", handler))
+    together = EventConsumer(
+        db, None, Subscription("test-together", "orderdesk.>", handler, group_commit=True)
+    )
+    await alone.handle(FetchedMsg(sent[1]))
+    await together.handle(FetchedMsg(sent[1]))
+    for e in sent:
+        await alone.handle(FetchedMsg(e))
+    assert await together.handle_together([FetchedMsg(e) for e in sent])
+    assert handled == [sent[1].event_id] * 2 + [e.event_id for e in sent if e is not sent[1]] * 2
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(inbox_table))).all()
+    by_consumer = {
+        name: {r.event_id: r.processed_at for r in rows if r.consumer == name}
+        for name in ("test-alone", "test-together")
+    }
+    assert set(by_consumer["test-alone"]) == set(by_consumer["test-together"]) == {e.event_id for e in sent}
+    stamps = [*by_consumer["test-alone"].values(), *by_consumer["test-together"].values()]
+    assert all(at.utcoffset() == dt.timedelta(0) for at in stamps)
