@@ -530,3 +530,33 @@ async def test_a_batch_claim_writes_the_inbox_rows_one_by_one_claims_write(make_
     assert set(by_consumer["test-alone"]) == set(by_consumer["test-together"]) == {e.event_id for e in sent}
     stamps = [*by_consumer["test-alone"].values(), *by_consumer["test-together"].values()]
     assert all(at.utcoffset() == dt.timedelta(0) for at in stamps)
+
+
+async def test_a_consumers_outcomes_are_counted_per_event_alone_and_together(make_database):
+    """EVENTS_CONSUMED per outcome (the consumer keeps its labelled counters): handled, duplicate and
+    ignored events count one each, alone or in a batch."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+
+    async def handler(tx, event):
+        pass
+
+    durable = f"test-{uuid.uuid4().hex[:8]}"
+    consumer = EventConsumer(
+        db,
+        None,
+        Subscription(
+            durable, "orderdesk.>", handler, wants=lambda e: e.aggregate_version != 9, group_commit=True
+        ),
+    )
+
+    def counted(outcome: str) -> float:
+        return metrics.EVENTS_CONSUMED.labels(durable, outcome)._value.get()
+
+    one, two, ignored = _event(order_id, 1), _event(order_id, 2), _event(order_id, 9)
+    await consumer.handle(FetchedMsg(one))
+    await consumer.handle(FetchedMsg(one))
+    await consumer.handle(FetchedMsg(ignored))
+    assert (counted("handled"), counted("duplicate"), counted("ignored")) == (1, 1, 1)
+    assert await consumer.handle_together([FetchedMsg(e) for e in (one, two, two, ignored)])
+    assert (counted("handled"), counted("duplicate"), counted("ignored")) == (2, 3, 2)
