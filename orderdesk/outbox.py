@@ -128,22 +128,24 @@ class AckedPublisher:
         self.nc = nc
         self._prefix = ""
         self._round = 0
-        self._waiting: _Round | None = None
+        self._rounds: dict[str, _Round] = {}  # by tag: the rounds awaiting acks (one, unless calls overlap)
 
     async def publish(self, rows, timeout: float) -> tuple[int, BaseException | None]:
         """Publishes the rows (subject, payload, event_id) in order: how many leading rows JetStream
         acknowledged (a duplicate's ack included), and the failure of the next one, if any (a publish that
         raised, an error or "no stream" answer, an ack missing `timeout` seconds after the last publish)."""
         if not self._prefix:
-            prefix = self.nc.new_inbox()
+            # Set first: a call overlapping this one uses the same subscription (its SUB goes out before
+            # any publish queued after it).
+            self._prefix = f"{self.nc.new_inbox()}."
             try:
-                await self.nc.subscribe(f"{prefix}.>", cb=self._on_ack)
+                await self.nc.subscribe(f"{self._prefix}>", cb=self._on_ack)
             except Exception as exc:  # no connection: the first row fails, as its publish would
+                self._prefix = ""
                 return 0, exc
-            self._prefix = f"{prefix}."
         self._round += 1
         tag = str(self._round)
-        waiting = self._waiting = _Round(tag, len(rows))
+        waiting = self._rounds[tag] = _Round(len(rows))
         reply = f"{self._prefix}{tag}."
         publish = self.nc.publish
         raised: BaseException | None = None
@@ -160,7 +162,7 @@ class AckedPublisher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waiting.all_in, timeout)
         finally:
-            self._waiting = None
+            del self._rounds[tag]
         for index in range(waiting.sent):
             failure = _ack_failure(waiting.acks[index])
             if failure is not None:
@@ -168,9 +170,9 @@ class AckedPublisher:
         return waiting.sent, raised
 
     async def _on_ack(self, msg) -> None:
-        waiting = self._waiting
         tag, _, index = msg.subject[len(self._prefix) :].partition(".")
-        if waiting is None or tag != waiting.tag:
+        waiting = self._rounds.get(tag)
+        if waiting is None:
             return  # an earlier round's, come after its deadline
         slot = int(index)
         if waiting.acks[slot] is None:
@@ -181,10 +183,9 @@ class AckedPublisher:
 
 
 class _Round:
-    __slots__ = ("tag", "acks", "sent", "received", "all_in")
+    __slots__ = ("acks", "sent", "received", "all_in")
 
-    def __init__(self, tag: str, size: int):
-        self.tag = tag
+    def __init__(self, size: int):
         self.acks: list = [None] * size
         self.sent = 0
         self.received = 0

@@ -560,3 +560,23 @@ async def test_a_consumers_outcomes_are_counted_per_event_alone_and_together(mak
     assert (counted("handled"), counted("duplicate"), counted("ignored")) == (1, 1, 1)
     assert await consumer.handle_together([FetchedMsg(e) for e in (one, two, two, ignored)])
     assert (counted("handled"), counted("duplicate"), counted("ignored")) == (2, 3, 2)
+
+
+async def test_overlapping_rounds_of_one_publisher_each_get_their_own_acks(js):
+    """Each round's replies carry its tag: two rounds in flight at once on one connection are told apart."""
+    from types import SimpleNamespace
+
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+
+    def rows(versions):
+        return [
+            SimpleNamespace(event_id=e.event_id, subject=events.subject(e), payload=e.SerializeToString())
+            for e in (_event(order_id, v) for v in versions)
+        ]
+
+    publisher = outbox.AckedPublisher(js._nc)
+    first, second = await asyncio.gather(
+        publisher.publish(rows(range(1, 4)), 5.0), publisher.publish(rows(range(4, 9)), 5.0)
+    )
+    assert first == (3, None) and second == (5, None)
+    assert sorted(await _stored(js, order_id)) == list(range(1, 9))
