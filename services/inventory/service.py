@@ -44,6 +44,7 @@ from services.inventory.domain import (
 from services.inventory.store import StockRepository
 from services.inventory.supply import (
     AtpPoint,
+    Backorder,
     Inbound,
     Promise,
     Run,
@@ -61,6 +62,8 @@ from services.inventory.supply import (
 RESERVE_ATTEMPTS = 3
 # A batch that lost a race (an order or a SKU counter created meanwhile) tries once more before going one by one.
 BATCH_ATTEMPTS = 2
+# A fill locks the orders that began waiting after it locked the others, at most this many times over.
+LATE_WAITING_ROUNDS = 5
 INVENTORY_KINDS = ("stock", "warehouses", "products", "calendars", "lanes")
 IMPORT_WIDTHS = {
     "stock": {"sku": MAX_LENGTH["sku"], "warehouse": MAX_LENGTH["warehouse"]},
@@ -406,23 +409,57 @@ class InventoryService:
         through, _ = await repo.backorder_demand(sku, order_id)
         return covering_run(through, runs)
 
-    async def _lock_waiting(self, repo: StockRepository, skus: list[str], also: tuple[str, ...] = ()) -> None:
+    async def _lock_waiting(
+        self, repo: StockRepository, skus: list[str], also: tuple[str, ...] = ()
+    ) -> set[str]:
         """The store's lock order for a fill: orders waiting for these SKUs (and `also`), then
-        every stock row of the SKUs, before any row is changed."""
-        waiting = [b.order_id for b in await repo.backorders_for(skus)]
-        await repo.lock_orders(waiting + list(also))
+        every stock row of the SKUs, before any row is changed. Orders that began waiting while it waited
+        for the others' locks are locked with them, all over again in order-id order. Returns the orders
+        it locked: a fill changes only those (`_fill`)."""
+        waiting = set(also)
+
+        async def more_wait() -> bool:  # orders began waiting while the others were being locked
+            return not {b.order_id for b in await repo.backorders_for(skus)} <= waiting
+
+        for last in [False] * (LATE_WAITING_ROUNDS - 1) + [True]:
+            waiting |= {b.order_id for b in await repo.backorders_for(skus)}
+            if last:  # the fill locks any later ones itself (`_waiting_locked`)
+                await repo.lock_orders(sorted(waiting))
+            elif await repo.lock_orders_unless(sorted(waiting), more_wait):
+                break
         for sku in sorted(set(skus)):
             await repo.lock_levels(sku)
+        return waiting
 
-    async def _fill(self, tx: Tx, skus: list[str]) -> dict[str, list[str]]:
+    @staticmethod
+    async def _waiting_locked(repo: StockRepository, skus: list[str], locked: set[str]) -> list[Backorder]:
+        """The SKUs' backorders read again under the locks, each of an order this transaction holds.
+        A backorder placed after `_lock_waiting` read them is of an order not locked, which another
+        transaction may be changing: neither skipped (the fill order would break) nor changed unlocked
+        (its books would be off, or the two deadlock). It is locked if no one holds it (never waiting:
+        the stock rows are held already) and all read again; if someone does, the fill starts over."""
+        held = set(locked)
+        for _ in range(LATE_WAITING_ROUNDS):
+            waiting = await repo.backorders_for(skus)
+            late = sorted({b.order_id for b in waiting} - held)
+            if not late:
+                return waiting
+            got = await repo.lock_free_orders(late)
+            if got != set(late):
+                raise errors.Conflict(f"order {min(set(late) - got)} is changing while a fill locks; retry")
+            held |= got
+        raise errors.Conflict(f"orders of {', '.join(skus)} kept starting to wait while a fill locked; retry")
+
+    async def _fill(self, tx: Tx, skus: list[str], locked: set[str]) -> dict[str, list[str]]:
         """Backorders of these SKUs take what is available now, highest priority first, first come
         within a priority; each from the warehouses the strategy picks for its ship-to country.
-        The caller has taken the locks (`_lock_waiting`). Returns the filled order ids per SKU."""
+        The caller has taken the locks (`_lock_waiting`: the `locked` orders, then the stock rows).
+        Returns the filled order ids per SKU."""
         repo = tx.repo(StockRepository)
         filled = 0
         filled_orders: dict[str, list[str]] = {}
         deltas: dict[str, int] = {}
-        for b in fill_order(await repo.backorders_for(skus)):
+        for b in fill_order(await self._waiting_locked(repo, skus, locked)):
             available = {lv.warehouse: lv.available for lv in await repo.levels(b.sku)}
             if not any(q > 0 for q in available.values()):
                 continue
@@ -674,7 +711,7 @@ class InventoryService:
         # What it holds, read before locking, so the orders waiting for those SKUs are locked
         # with it in the store's lock order; the units it gives back fill their backorders.
         skus = await repo.held_skus(order_id)
-        await self._lock_waiting(repo, skus, also=(order_id,))
+        locked = await self._lock_waiting(repo, skus, also=(order_id,))
         order = await repo.lock_order(order_id)
         cleared = await repo.clear_backorders(order_id)
         if order.state is OrderState.RELEASED and not order.held:
@@ -688,7 +725,7 @@ class InventoryService:
         units = sum(q for _, _, q in given_back)
         if units:
             metrics.STOCK_UNITS_MOVED.labels("released").inc(units)
-            await self._fill(tx, sorted({sku for sku, _, _ in given_back}))
+            await self._fill(tx, sorted({sku for sku, _, _ in given_back}), locked)
         await repo.add_backordered({sku: -q for sku, q in cleared.items()})
         return units
 
@@ -712,9 +749,12 @@ class InventoryService:
     ) -> list[StockLevel]:
         """A receipt of goods: on hand grows once per reference; returns the SKU's levels."""
         validate_restock(sku, warehouse, quantity, reference)
-        async with self.db.transaction() as tx:
+
+        async def restock(tx: Tx) -> list[StockLevel]:
             await self.receive(tx, [Receipt(sku, warehouse, quantity, reference, actor or actors.SYSTEM)])
             return await tx.repo(StockRepository).levels(sku)
+
+        return await retrying(self.db, restock, attempts=RESERVE_ATTEMPTS)  # a fill may lose a race
 
     async def restock_return(self, tx: Tx, ret) -> None:
         """A refunded return: each line's restocked units go back to the line's warehouse. A wrong-item
@@ -766,7 +806,7 @@ class InventoryService:
         """Applies receipts not applied before, then publishes one stock.restocked per receipt.
         Stock rows first, then the SKUs' event counters, both sorted: the store's lock order."""
         repo = tx.repo(StockRepository)
-        await self._lock_waiting(repo, sorted({r.sku for r in receipts}))
+        locked = await self._lock_waiting(repo, sorted({r.sku for r in receipts}))
         known = await repo.warehouse_codes()
         applied: list[tuple[Receipt, StockLevel]] = []
         for receipt in sorted(receipts, key=lambda r: (r.sku, r.warehouse, r.reference)):
@@ -786,7 +826,7 @@ class InventoryService:
             await repo.receive_inbound(receipt.reference, receipt.sku)  # an announced receipt has arrived
         filled: dict[str, list[str]] = {}
         if applied:  # backorders first, so no new order can take what they wait for
-            filled = await self._fill(tx, sorted({r.sku for r, _ in applied}))
+            filled = await self._fill(tx, sorted({r.sku for r, _ in applied}), locked)
         for receipt, _ in sorted(applied, key=lambda a: a[0].sku):
             level = await repo.level(receipt.sku, receipt.warehouse)
             await self._emit_restocked(
@@ -864,7 +904,7 @@ class InventoryService:
     async def _count_stock(self, tx: Tx, rows: list[masterdata.StockRow]) -> None:
         """Sets on hand per SKU and warehouse; a rise publishes stock.restocked (backorders may fill)."""
         repo = tx.repo(StockRepository)
-        await self._lock_waiting(repo, sorted({row.sku for row in rows}))
+        locked = await self._lock_waiting(repo, sorted({row.sku for row in rows}))
         known = await repo.warehouse_codes()
         violations: list[errors.FieldViolation] = []
         risen: list[tuple[str, StockLevel, int]] = []
@@ -893,7 +933,7 @@ class InventoryService:
         if violations:  # raising rolls the whole import back
             violations.sort(key=lambda v: int(v.field.split(" ")[1].split(".")[0]))
             raise errors.InvalidArgument("stock import refused; nothing was imported", violations)
-        filled = await self._fill(tx, sorted({sku for sku, _, _ in risen})) if risen else {}
+        filled = await self._fill(tx, sorted({sku for sku, _, _ in risen}), locked) if risen else {}
         for sku, level, delta in sorted(risen, key=lambda r: r[0]):
             await self._emit_restocked(
                 tx, sku, await repo.level(sku, level.warehouse), delta, filled.get(sku, [])

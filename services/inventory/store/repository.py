@@ -10,6 +10,10 @@ from its guarded update to the commit); a guard that refuses is retried, the las
 the levels locked first (FOR UPDATE), so it always goes through.
 A batch of Reserves (ReserveMany, `deferring(locked=True)`) takes its locks up front in the same order:
 its orders' rows, every stock row of its SKUs, then (at its first backorder) all its SKUs' counters.
+A fill (a receipt, a count, a cancel giving units back) locks the orders waiting for its SKUs, then their
+stock rows, and changes only orders it locked: if more began waiting while it locked the orders, it gives
+those locks up (a savepoint) and takes them all again in order; one that begins waiting after that is
+locked late only without waiting (SKIP LOCKED, so no cycle can form), else the fill starts over (Conflict).
 SQLite runs each service on one connection, so its transactions are serial anyway.
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import bindparam, delete, select, union, update
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -47,6 +48,7 @@ _LOCK_ORDERS = (
     .order_by(order_states.c.order_id)
     .with_for_update()
 )
+_LOCK_FREE_ORDERS = _LOCK_ORDERS.with_for_update(skip_locked=True)
 _ORDER_SKUS = union(
     select(reservations.c.sku).where(
         reservations.c.order_id.in_(bindparam("oids", expanding=True)), reservations.c.quantity > 0
@@ -185,6 +187,31 @@ class Reservations(StockLevels):
         """Locks existing order rows in order-id order (the store's lock order, before any stock row)."""
         if order_ids:
             await self.conn.execute(_LOCK_ORDERS, {"oids": sorted(set(order_ids))})
+
+    async def lock_orders_unless(
+        self, order_ids: list[str], more_wait: Callable[[], Awaitable[bool]]
+    ) -> bool:
+        """Locks the order rows (`lock_orders`) in a savepoint, then asks `more_wait()`: if more orders need
+        locking, rolls the savepoint back, which gives these locks up again (to be taken with the others in
+        order-id order), and returns False. SQLite's transactions are serial: no savepoint, nothing to ask."""
+        if self.dialect == "sqlite":
+            await self.lock_orders(order_ids)
+            return True
+        savepoint = await self.conn.begin_nested()
+        await self.lock_orders(order_ids)
+        if await more_wait():
+            await savepoint.rollback()
+            return False
+        await savepoint.commit()
+        return True
+
+    async def lock_free_orders(self, order_ids: list[str]) -> set[str]:
+        """Locks those of these order rows no other transaction holds, never waiting for one (SKIP LOCKED):
+        a lock taken after stock rows, out of the store's lock order, that cannot deadlock. Returns the
+        orders it locked (on SQLite, whose transactions are serial: all)."""
+        if not order_ids:
+            return set()
+        return set((await self.conn.execute(_LOCK_FREE_ORDERS, {"oids": sorted(set(order_ids))})).scalars())
 
     async def save_order_state(self, order: OrderReservations) -> None:
         await self.conn.execute(

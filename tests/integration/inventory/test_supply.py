@@ -16,6 +16,7 @@ from orderdesk import errors
 from orderdesk.calendar import Calendar, add_working_days, parse_working_days
 from orderdesk.db import Database
 from orderdesk.outbox import outbox_table
+from orderdesk.usecase import retrying
 from orderdesk.v1 import events_pb2
 from services.inventory.service import InventoryService, ReserveCall, ReserveResult
 from services.inventory.store import (
@@ -696,3 +697,134 @@ async def test_a_batch_promises_backorders_as_reserves_one_by_one_do_reading_sup
     assert together == one_by_one and all(r.expected_date for r in together)
     assert (planned_together, owed_together) == (planned, owed)
     assert spent < spent_alone / 2  # 9 backordered orders: 216 one by one, 93 (SQLite) and 91 together
+
+
+async def test_two_replicas_filling_backorders_while_reserving_change_only_orders_they_locked(
+    two_replicas, monkeypatch
+):
+    """Receipts and cancels fill backorders while both replicas reserve the same scarce SKUs (in batches and
+    one by one, new orders and again), and while they fill each other: a fill changes only orders it holds
+    the locks of, so nothing is oversold, no transaction deadlocks, each SKU's backordered total is the sum
+    of its backorders and every order holds + owes what it asked for (a cancelled one nothing)."""
+    from services.inventory.store import StockRepository
+
+    first, second = two_replicas
+    replicas = (first, second)
+    real = StockRepository.lock_levels
+
+    async def slowly(self, sku):  # a busy replica: a fill's locks last a little longer than its first read
+        levels = await real(self, sku)
+        await asyncio.sleep(0.02)
+        return levels
+
+    monkeypatch.setattr(StockRepository, "lock_levels", slowly)
+    await put_stock(first, "A", WH_CHI=4, WH_HAM=2)
+    await put_stock(first, "B", WH_HAM=3)
+    rng = random.Random(23)
+    rounds, per_round = 6, 16
+    wanted = {
+        f"R{r}-O{n:02d}": [(s, rng.randint(1, 3)) for s in rng.sample(["A", "B"], rng.randint(1, 2))]
+        for r in range(rounds)
+        for n in range(per_round)
+    }
+    ids = list(wanted)
+    calls = {
+        o: ReserveCall(o, wanted[o], n % 4, ("US", "DE", "CN")[n % 3], placed(n)) for n, o in enumerate(ids)
+    }
+    received = {"A": 6, "B": 3}
+    cancelled: set[str] = set()
+
+    async def later(work, ms: int = 10):  # each call a few milliseconds on, so they interleave differently
+        await asyncio.sleep(ms * rng.random() / 1000)
+        return await work
+
+    async def reserve_one(replica, c: ReserveCall):
+        try:
+            await replica.reserve(c.order_id, c.lines, c.priority, country=c.country, placed_at=c.placed_at)
+        except errors.FailedPrecondition as refused:  # cancelled before it came
+            assert c.order_id in cancelled and refused.rule == "order_released"
+
+    async def cancel(replica, order_id: str):
+        await retrying(replica.db, lambda tx: replica.release(tx, order_id))  # as the consumer, retried
+
+    for r in range(rounds):
+        new = ids[r * per_round : (r + 1) * per_round]
+        again = rng.sample(new, 4) + rng.sample(ids[: r * per_round], min(r * per_round, 4))  # called again
+        to_cancel = rng.sample(new, 3) + rng.sample(ids[: r * per_round], min(r * per_round, 2))
+        cancelled.update(to_cancel)
+        # receipts first (their fills' locks last a while), the new orders come meanwhile, then calls
+        # again and cancels of orders that may just have begun to wait
+        work = []
+        for n, sku in enumerate(("A", "B", "B") * 2):
+            warehouse = ("WH-CHI", "WH-HAM")[n // 2 % 2]
+            work.append(replicas[n % 2].restock(sku, warehouse, 1, f"GRN-{r}-{n}"))
+            received[sku] += 1
+        work.append(later(first.reserve_many([calls[o] for o in new[:6]])))
+        work.append(later(second.reserve_many([calls[o] for o in reversed(new[3:9])])))
+        work += [later(reserve_one(replicas[n % 2], calls[o])) for n, o in enumerate(new[9:])]
+        work += [later(reserve_one(replicas[n % 2], calls[o]), 30) for n, o in enumerate(again)]
+        work += [later(cancel(replicas[n % 2], o), 30) for n, o in enumerate(to_cancel)]
+        outcomes = await asyncio.wait_for(asyncio.gather(*work, return_exceptions=True), 60)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        assert not failed, failed  # no deadlock, no lost race left unretried
+        for result in outcomes[6] + outcomes[7]:
+            if isinstance(result, errors.FailedPrecondition):
+                assert result.rule == "order_released"
+            else:
+                assert isinstance(result, ReserveResult), result
+        await books_balance(first)
+    # each order as it now is (one more call reads it): holds + owes what it asked for, nothing when cancelled
+    for order_id in ids:
+        c = calls[order_id]
+        if order_id in cancelled:
+            with pytest.raises(errors.FailedPrecondition):
+                await first.reserve(order_id, c.lines, c.priority, country=c.country)
+            assert await missing(first, order_id) == {} and await held(first, order_id) == {}, order_id
+            continue
+        done = await first.reserve(order_id, c.lines, c.priority, country=c.country, placed_at=c.placed_at)
+        for sku, q in wanted[order_id]:
+            assert sum(x for s, _, x in done.reservations if s == sku) + done.backordered.get(sku, 0) == q
+        assert await missing(first, order_id) == done.backordered
+    for sku, total in received.items():
+        levels = await first.levels(sku)
+        assert sum(lv.on_hand for lv in levels) == total
+        assert all(0 <= lv.reserved <= lv.on_hand for lv in levels)
+    await books_balance(first)
+
+
+async def test_a_fill_leaves_an_order_that_began_waiting_after_its_first_read_to_whoever_holds_it(
+    two_replicas, monkeypatch
+):
+    """The race the test above provokes at random, step by step: while a receipt's fill holds its locks, the
+    other replica backorders a new order X and commits; then, while the fill is at X, cancels X. The fill
+    locks X before it changes it (so the cancel waits for it and gives back what it filled), never fills
+    the cancelled X unlocked: the books balance and X holds nothing."""
+    from services.inventory.store import StockRepository
+
+    first, second = two_replicas
+    await put_stock(first, "A", WH_CHI=0)
+    await first.reserve("W", [("A", 1)], country="US", placed_at=placed(9))
+    lock_levels, held_warehouses = StockRepository.lock_levels, StockRepository.held_warehouses
+    cancelling: list[asyncio.Task] = []
+
+    async def then_x_waits(self, sku):  # the fill has read who waits and locked them
+        levels = await lock_levels(self, sku)
+        if sku == "A" and not cancelling:
+            x = await second.reserve("X", [("A", 2)], country="US", placed_at=placed(5))
+            assert x.backordered == {"A": 2}
+        return levels
+
+    async def then_x_is_cancelled(self, order_id):  # the fill is at X's backorder
+        if order_id == "X" and not cancelling:
+            cancelling.append(asyncio.create_task(retrying(second.db, lambda tx: second.release(tx, "X"))))
+            await asyncio.wait([cancelling[0]], timeout=0.3)  # done at once unless the fill holds X
+        return await held_warehouses(self, order_id)
+
+    monkeypatch.setattr(StockRepository, "lock_levels", then_x_waits)
+    monkeypatch.setattr(StockRepository, "held_warehouses", then_x_is_cancelled)
+    await first.restock("A", "WH-CHI", 5, "GRN-1")
+    await asyncio.wait_for(cancelling[0], 10)
+    assert await held(first, "W") == {"A": 1}
+    assert await held(first, "X") == {} and await missing(first, "X") == {}
+    assert {lv.warehouse: (lv.on_hand, lv.reserved) for lv in await first.levels("A")} == {"WH-CHI": (5, 1)}
+    await books_balance(first)
