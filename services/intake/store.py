@@ -529,18 +529,10 @@ class ExternalRefClaim:
 
 
 class ExternalRefRepository(Repository):
-    async def claim(
-        self, partner_id: str, external_ref: str, idempotency_key: str, order_id: str
-    ) -> ExternalRefHolder:
-        """Records the reference unless the partner sent it before; returns who holds it."""
-        (holder,) = await self.claim_many(
-            [ExternalRefClaim(partner_id, external_ref, idempotency_key, order_id)]
-        )
-        return holder
-
     async def claim_many(self, claims: Sequence[ExternalRefClaim]) -> list[ExternalRefHolder]:
-        """`claim` of each reference, in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING and, for
-        the references sent before, one read of their holders per partner; who holds each, in order.
+        """Records each reference unless the partner sent it before, in one multi-row INSERT ... ON CONFLICT
+        DO NOTHING RETURNING and, for the references sent before, one read of their holders per partner; who
+        holds each, in order.
 
         Rows go in reference order (a reference twice keeps its claims' order, so the first holds it), and
         two claims at once wait for each other in one direction only."""

@@ -207,13 +207,13 @@ class FakeExternalRefs:
     def __init__(self):
         self.rows: dict[tuple[str, str], ExternalRefHolder] = {}
 
-    async def claim(
-        self, partner_id: str, external_ref: str, idempotency_key: str, order_id: str
-    ) -> ExternalRefHolder:
-        return self.rows.setdefault((partner_id, external_ref), ExternalRefHolder(idempotency_key, order_id))
-
     async def claim_many(self, claims: list[ExternalRefClaim]) -> list[ExternalRefHolder]:
-        return [await self.claim(c.partner_id, c.external_ref, c.idempotency_key, c.order_id) for c in claims]
+        return [
+            self.rows.setdefault(
+                (c.partner_id, c.external_ref), ExternalRefHolder(c.idempotency_key, c.order_id)
+            )
+            for c in claims
+        ]
 
 
 class FakeExposure:
