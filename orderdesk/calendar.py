@@ -173,11 +173,9 @@ def add_working_days(day: dt.date, n: int, calendar: Calendar) -> dt.date:
     step = dt.timedelta(days=-1 if n < 0 else 1)
     left = abs(n) if n else (0 if is_working_day(day, calendar) else 1)
     current, closed_in_a_row = day, 0
-    working_days, holidays = calendar.working_days, calendar.holidays
     while left:
         current += step
-        # is_working_day, inline: this loop runs for every day of every promise and schedule
-        if current.weekday() in working_days and current not in holidays:
+        if is_working_day(current, calendar):
             left -= 1
             closed_in_a_row = 0
         else:
