@@ -18,6 +18,17 @@ from services.inventory.service import MAX_RESERVE_MANY, InventoryService, Reser
 from services.inventory.store import backorders, order_states, stock
 from tests.integration.inventory.test_stock import MIGRATIONS, WAREHOUSES, books_balance, by_wh, put_stock
 
+
+async def reserve_all(service: InventoryService, calls: list[ReserveCall], batched: bool) -> list:
+    """The calls' answers, in one ReserveMany (batched) or one Reserve each, in turn."""
+    if batched:
+        return await service.reserve_many(calls)
+    return [
+        await service.reserve(c.order_id, c.lines, c.priority, country=c.country, placed_at=c.placed_at)
+        for c in calls
+    ]
+
+
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 
@@ -248,15 +259,7 @@ async def test_a_batch_writes_once_and_leaves_what_reserves_one_by_one_leave(mak
             call("O-B", ("S1", 2), ("S2", 1), minutes_ago=2),
             call("O-C", ("S1", 9), ("S2", 5), minutes_ago=1),  # more than there is: backordered
         ]
-        if batched:
-            results = await service.reserve_many(calls)
-        else:
-            results = [
-                await service.reserve(
-                    c.order_id, c.lines, c.priority, country=c.country, placed_at=c.placed_at
-                )
-                for c in calls
-            ]
+        results = await reserve_all(service, calls, batched)
         assert all(isinstance(r, ReserveResult) for r in results)
         async with service.db.read() as conn:
             levels = sorted(

@@ -27,6 +27,7 @@ from services.inventory.store import (
     sku_versions,
     stock,
 )
+from tests.integration.inventory.test_reserve_many import reserve_all
 
 ROOT = Path(__file__).resolve().parents[3]
 MIGRATIONS = ROOT / "services" / "inventory" / "migrations"
@@ -682,15 +683,7 @@ async def test_a_batch_promises_backorders_as_reserves_one_by_one_do_reading_sup
         async with service.db.reading() as work:
             await service.book(work)
         statements = metrics.DB_STATEMENTS._value.get()
-        if batched:
-            results = await service.reserve_many(calls)
-        else:
-            results = [
-                await service.reserve(
-                    c.order_id, c.lines, c.priority, country=c.country, placed_at=c.placed_at
-                )
-                for c in calls
-            ]
+        results = await reserve_all(service, calls, batched)
         spent = metrics.DB_STATEMENTS._value.get() - statements
         planned = sorted(
             (r.sku, r.warehouse, r.quantity, r.expected_date) for r in await runs(service, "MTO-1")
