@@ -128,9 +128,22 @@ class Receipt:
     )  # who recorded it: a desk person or a named key; production and returns: system
 
 
+class _Millis:
+    """The wall clock in milliseconds, never the same value twice in a process: a batch plans several
+    runs within one millisecond, and runs of one date are used in id order (their creation order)."""
+
+    last = 0
+
+    @classmethod
+    def next(cls) -> int:
+        cls.last = max(int(time.time() * 1000), cls.last + 1)
+        return cls.last
+
+
 def new_production_id() -> str:
-    """PRD-<milliseconds><random>: ids sort in creation order (runs of one date are used in that order)."""
-    return f"PRD-{int(time.time() * 1000):011x}{uuid.uuid4().hex[:8]}"
+    """PRD-<milliseconds><random>: ids sort in creation order (runs of one date are used in that order);
+    the random part keeps replicas' ids apart."""
+    return f"PRD-{_Millis.next():011x}{uuid.uuid4().hex[:8]}"
 
 
 class InventoryService:

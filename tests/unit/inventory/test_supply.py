@@ -317,3 +317,15 @@ def test_a_shortfall_grows_the_run_of_its_day_and_warehouse_wherever_it_is_in_th
     assert run_to_grow(runs, TODAY + dt.timedelta(days=4), "WH-A") is None  # another day: a new run
     assert run_to_grow(runs, TODAY + dt.timedelta(days=3), "WH-C") is None
     assert run_to_grow([], TODAY, "WH-A") is None
+
+
+def test_production_ids_sort_in_creation_order_within_one_millisecond(monkeypatch):
+    """A batch plans several runs in one millisecond; runs of one date are used in id order, so the ids
+    must still sort as they were made (a random tie-break made a batch's promises differ from Reserve's)."""
+    import time
+
+    from services.inventory import service
+
+    monkeypatch.setattr(time, "time", lambda: 1_780_000_000.0)  # a clock that does not move
+    made = [service.new_production_id() for _ in range(200)]
+    assert made == sorted(made) and len(set(made)) == len(made)
