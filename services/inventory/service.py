@@ -898,7 +898,8 @@ class InventoryService:
             )
         records = masterdata.parse(kind, text)
         check_column_widths(records, IMPORT_WIDTHS[kind])
-        async with self.db.transaction() as tx:
+
+        async def write(tx: Tx) -> None:
             repo = tx.repo(StockRepository)
             if kind == "warehouses":
                 for w in records:
@@ -910,6 +911,10 @@ class InventoryService:
                     await repo.upsert_product(p.sku, p.make_to_order, p.production_lead_time_days)
             else:
                 await self._count_stock(tx, records)
+
+        # A stock count fills backorders, and a fill loses a race to an order changing meanwhile (Conflict):
+        # the whole file again from a fresh read, as a receipt does, rather than ABORTED to the desk.
+        await retrying(self.db, write, attempts=RESERVE_ATTEMPTS)
         if kind in masterdata.CALENDAR_KINDS:
             self.calendars.clear()
         return len(records)

@@ -407,3 +407,23 @@ class _RolledBack(Exception):
 
     def __init__(self, level: StockLevel):
         self.level = level
+
+
+async def test_a_stock_count_that_loses_a_fill_race_is_counted_again_not_refused(inventory, monkeypatch):
+    """A count's fill can lose a race to an order changing meanwhile (Conflict): the import runs again from a
+    fresh read, as a receipt does; the count and the filled backorder are there once."""
+    await inventory.reserve("O-WAIT", [("SKU-R", 2)], priority=1)
+    real, lost = InventoryService._fill, []
+
+    async def loses_once(self, tx, skus, locked):
+        if not lost:
+            lost.append(skus)
+            raise errors.Conflict("order O-WAIT is changing while a fill locks; retry")
+        return await real(self, tx, skus, locked)
+
+    monkeypatch.setattr(InventoryService, "_fill", loses_once)
+    await put_stock(inventory, "SKU-R", WH_HAM=5)
+    assert lost == [["SKU-R"]]
+    assert await by_wh(inventory, "SKU-R") == {"WH-HAM": (5, 2)}
+    assert len([e for e in await restocked_events(inventory) if e.stock.sku == "SKU-R"]) == 1
+    await books_balance(inventory)
