@@ -253,6 +253,8 @@ class EventConsumer:
                     # or a server that answers so (consumer gone, another version): ask again, but never in a spin.
                     await asyncio.sleep(self.QUICK_EMPTY_SECONDS)
                 continue
+            metrics.child(metrics.CONSUMER_PULLS, self.sub.durable).inc()
+            metrics.child(metrics.CONSUMER_PULLED, self.sub.durable).inc(len(messages))
             # In order: events of one order arrive in publish order and are applied so.
             if not (self.sub.group_commit and len(messages) > 1 and await self.handle_together(messages)):
                 for msg in messages:

@@ -18,15 +18,25 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from orderdesk import metrics
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 class GroupCommit(Generic[T, R]):
-    def __init__(self, run: Callable[[list[T]], Awaitable[list[R | BaseException]]], limit: int = 100):
-        """`run(items)` answers every item, in order: its result or the exception that is its answer."""
+    def __init__(
+        self,
+        run: Callable[[list[T]], Awaitable[list[R | BaseException]]],
+        limit: int = 100,
+        *,
+        name: str = "",
+    ):
+        """`run(items)` answers every item, in order: its result or the exception that is its answer.
+        `name`: its runs and their items are counted under it (orderdesk_group_runs_total, _items_total)."""
         self._run = run
         self._limit = limit
+        self._name = name
         self._queued: list[tuple[T, asyncio.Future[R]]] = []
         self._runner: asyncio.Task | None = None
         self.runs = 0  # how many runs so far (the tests read it: items per run)
@@ -43,6 +53,9 @@ class GroupCommit(Generic[T, R]):
             while self._queued:
                 group, self._queued = self._queued[: self._limit], self._queued[self._limit :]
                 self.runs += 1
+                if self._name:
+                    metrics.child(metrics.GROUP_RUNS, self._name).inc()
+                    metrics.child(metrics.GROUP_ITEMS, self._name).inc(len(group))
                 try:
                     answers = await self._run([item for item, _ in group])
                     if len(answers) != len(group):

@@ -105,6 +105,16 @@ EVENTS_MISPLACED = Counter(
     "Events refused because their subject is not the one their type and aggregate belong on (dead-lettered)",
     ["consumer"],
 )
+# Batch sizes, the figures that shrink when replicas share the load (README "Scaling"): events per pull
+# (pulled / pulls) and requests per group-commit run (items / runs).
+CONSUMER_PULLS = Counter(
+    "orderdesk_consumer_pulls_total", "Pull requests that brought a consumer events", ["consumer"]
+)
+CONSUMER_PULLED = Counter(
+    "orderdesk_consumer_pulled_events_total", "Events those pull requests brought", ["consumer"]
+)
+GROUP_RUNS = Counter("orderdesk_group_runs_total", "Group-commit runs (orderdesk.grouping)", ["group"])
+GROUP_ITEMS = Counter("orderdesk_group_items_total", "Requests those runs entered", ["group"])
 CONSUMER_PENDING = Gauge(
     "orderdesk_consumer_pending_events", "Events waiting for a consumer (lag)", ["consumer"]
 )

@@ -80,7 +80,7 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
         self.in_flight = in_flight
         self.erasure = erasure
         self.singles: GroupCommit[tuple[intake_pb2.SubmitOrderRequest, str], Submitted] = GroupCommit(
-            self._submit_group, limit=GROUP_LIMIT
+            self._submit_group, limit=GROUP_LIMIT, name="intake-submit-order"
         )
 
     async def SubmitOrder(self, request, context):

@@ -72,3 +72,18 @@ async def test_a_caller_that_gives_up_leaves_the_others_run_alone():
     with pytest.raises(asyncio.CancelledError):
         await impatient
     assert recorder.groups == [[0], [2, 4]]  # what it asked for was still done (its retry is a replay)
+
+
+async def test_a_named_group_counts_its_runs_and_their_requests():
+    from orderdesk import metrics
+
+    def counted() -> tuple[float, float]:
+        runs = metrics.GROUP_RUNS.labels("test-group")._value.get()
+        return runs, metrics.GROUP_ITEMS.labels("test-group")._value.get()
+
+    recorder = Recorder()
+    group = GroupCommit(recorder.run, name="test-group")
+    runs, items = counted()
+    await asyncio.gather(group.submit(0), *[later(group, i, 0.002) for i in (2, 4, 6)])
+    assert recorder.groups == [[0], [2, 4, 6]]
+    assert counted() == (runs + 2, items + 4)  # 2 requests per run: what bench.backends prints

@@ -178,6 +178,9 @@ async def test_group_commit_applies_a_batch_in_one_transaction_and_falls_back_on
         # One fetch, one transaction for the three (the duplicate of the first skipped by the inbox).
         assert [v for v, _ in committed] == [1, 2, 3]
         assert len({id(tx) for _, tx in committed}) == 1
+        # Counted as one pull of four events (bench.backends prints events per pull).
+        assert metrics.CONSUMER_PULLS.labels(durable)._value.get() == 1
+        assert metrics.CONSUMER_PULLED.labels(durable)._value.get() == 4
         for e in [_event(order_id, 4), _event(order_id, 5), _event(order_id, 6)]:
             await js.publish(events.subject(e), e.SerializeToString())
         for _ in range(200):
