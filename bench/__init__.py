@@ -54,6 +54,11 @@ PER_ORDER_COUNTERS = (
     ("events published", "orderdesk_outbox_published_total"),
     ("events consumed", "orderdesk_events_consumed_total"),
 )
+# Batch sizes (README "Scaling"): what a pull brought (events per pull) and a group-commit run entered.
+BATCH_COUNTERS = (
+    ("orderdesk_consumer_pulled_events_total", "orderdesk_consumer_pulls_total"),
+    ("orderdesk_group_items_total", "orderdesk_group_runs_total"),
+)
 NATS = "nats-server"
 POSTGRES = "postgresql"
 # Transactions the PostgreSQL cluster ended (pg_stat_database: commits and rollbacks, a read's and a pool
@@ -123,6 +128,7 @@ def _counter_sums(port: int) -> dict[str, float]:
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     sums = dict.fromkeys((name for _, name in PER_ORDER_COUNTERS), 0.0)
+    sums.update(dict.fromkeys((name for pair in BATCH_COUNTERS for name in pair), 0.0))
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
         if name in sums:
@@ -189,6 +195,19 @@ def by_service(
         for key, value in figures.items():
             into[key] = into.get(key, 0.0) + value
     return summed
+
+
+def batch_sizes(before: dict, after: dict, component_of: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Per service (its replicas summed), between two process_counts: events per pull of its consumers and
+    requests per group-commit run, where it had any."""
+    before, after = by_service(before, component_of), by_service(after, component_of)
+    sizes: dict[str, dict[str, float]] = {}
+    for name, figures in after.items():
+        for items, runs in BATCH_COUNTERS:
+            count = figures.get(runs, 0.0) - before.get(name, {}).get(runs, 0.0)
+            if count > 0:
+                sizes.setdefault(name, {})[runs] = (figures[items] - before[name].get(items, 0.0)) / count
+    return sizes
 
 
 def cpu_ms_per_order(before: dict, after: dict, accepted: int) -> float:

@@ -17,7 +17,14 @@ import asyncio
 import os
 import time
 
-from bench import PG_STATS_FLUSH_SECONDS, cpu_ms_per_order, print_per_order, process_counts, wait_drained
+from bench import (
+    PG_STATS_FLUSH_SECONDS,
+    batch_sizes,
+    cpu_ms_per_order,
+    print_per_order,
+    process_counts,
+    wait_drained,
+)
 
 # (key, label, PostgreSQL?, processes per service)
 BACKENDS = (
@@ -69,6 +76,18 @@ def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -
         }
 
 
+def batch_line(label: str, sizes: dict[str, dict[str, float]]) -> str:
+    """`label`'s batch sizes: orders per intake group, events per pull of each service's consumers."""
+    groups = sizes.get("intake", {}).get("orderdesk_group_runs_total")
+    pulls = ", ".join(
+        f"{name} {figures['orderdesk_consumer_pulls_total']:.1f}"
+        for name, figures in sizes.items()
+        if "orderdesk_consumer_pulls_total" in figures
+    )
+    per_group = f"{groups:.1f} orders per intake group, " if groups else ""
+    return f"{label}: {per_group}events per pull: {pulls or '-'}"
+
+
 def compare_line(label: str, cpu_ms: float, sqlite_cpu_ms: float | None) -> str:
     """`label`'s CPU per order, and against SQLite's when that was measured (and not zero)."""
     against = f", {cpu_ms / sqlite_cpu_ms:.2f}× SQLite's {sqlite_cpu_ms:.1f}" if sqlite_cpu_ms else ""
@@ -102,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         print_per_order(
             r["before"], r["after"], r["accepted"], f"{label}, the load and its drain", r["component_of"]
         )
+    for label, r in results:
+        print(batch_line(label, batch_sizes(r["before"], r["after"], r["component_of"])))
     sqlite = next((r["cpu_ms"] for label, r in results if label == "SQLite"), None)
     for label, r in results:
         if label != "SQLite":

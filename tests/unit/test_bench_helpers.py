@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from bench import NATS, by_service, cpu_ms_per_order, postgres_cpu_seconds
-from bench.backends import compare_line, per_order_total
+from bench import NATS, batch_sizes, by_service, cpu_ms_per_order, postgres_cpu_seconds
+from bench.backends import batch_line, compare_line, per_order_total
 from bench.latency import first_over, send_offsets
 
 
@@ -50,6 +50,26 @@ def test_cpu_and_counters_per_order_leave_nats_out_of_the_suite():
     assert cpu_ms_per_order(before, after, 100) == 20.0
     assert per_order_total(before, after, "s", 10) == 4.0
     assert cpu_ms_per_order(before, after, 0) == 2000.0  # no order accepted: per one, not a division by zero
+
+
+def test_batch_sizes_sum_a_services_replicas_and_skip_what_did_not_run():
+    pulled, pulls = "orderdesk_consumer_pulled_events_total", "orderdesk_consumer_pulls_total"
+    items, runs = "orderdesk_group_items_total", "orderdesk_group_runs_total"
+    zero = {pulled: 0.0, pulls: 0.0, items: 0.0, runs: 0.0}
+    before = {"intake-1": dict(zero), "intake-2": dict(zero), "returns": dict(zero), NATS: {"cpu": 0.0}}
+    after = {
+        "intake-1": {pulled: 30.0, pulls: 2.0, items: 40.0, runs: 3.0},
+        "intake-2": {pulled: 10.0, pulls: 2.0, items: 20.0, runs: 1.0},
+        "returns": dict(zero),
+        NATS: {"cpu": 1.0},
+    }
+    component_of = {"intake-1": "intake", "intake-2": "intake", "returns": "returns"}
+    sizes = batch_sizes(before, after, component_of)
+    assert sizes == {"intake": {pulls: 10.0, runs: 15.0}}  # 40 events in 4 pulls, 60 orders in 4 runs
+    assert batch_line("PostgreSQL, 2 replicas", sizes) == (
+        "PostgreSQL, 2 replicas: 15.0 orders per intake group, events per pull: intake 10.0"
+    )
+    assert batch_line("SQLite", {}) == "SQLite: events per pull: -"
 
 
 def test_a_backend_is_compared_with_sqlite_when_both_were_measured():
