@@ -819,8 +819,13 @@ class InventoryService:
         """Applies receipts not applied before, then publishes one stock.restocked per receipt.
         Stock rows first, then the SKUs' event counters, both sorted: the store's lock order."""
         repo = tx.repo(StockRepository)
-        locked = await self._lock_waiting(repo, sorted({r.sku for r in receipts}))
         known = await repo.warehouse_codes()
+        # A first receipt at a warehouse makes the SKU's row there before the locks. A row made after them
+        # (here, or by another receipt meanwhile) is not held by them: this receipt would change it while a
+        # transaction holding it waits for a row held here, a deadlock (two replicas receiving one SKU at
+        # two warehouses, one where it had no row yet).
+        await repo.ensure_rows([(r.sku, r.warehouse) for r in receipts if r.warehouse in known])
+        locked = await self._lock_waiting(repo, sorted({r.sku for r in receipts}))
         applied: list[tuple[Receipt, StockLevel]] = []
         for receipt in sorted(receipts, key=lambda r: (r.sku, r.warehouse, r.reference)):
             if receipt.warehouse not in known:
@@ -922,8 +927,10 @@ class InventoryService:
     async def _count_stock(self, tx: Tx, rows: list[masterdata.StockRow]) -> None:
         """Sets on hand per SKU and warehouse; a rise publishes stock.restocked (backorders may fill)."""
         repo = tx.repo(StockRepository)
-        locked = await self._lock_waiting(repo, sorted({row.sku for row in rows}))
         known = await repo.warehouse_codes()
+        # New SKU/warehouse pairs' rows before the locks, as a receipt makes them (`receive`).
+        await repo.ensure_rows([(row.sku, row.warehouse) for row in rows if row.warehouse in known])
+        locked = await self._lock_waiting(repo, sorted({row.sku for row in rows}))
         violations: list[errors.FieldViolation] = []
         risen: list[tuple[str, StockLevel, int]] = []
         numbered = sorted(

@@ -266,6 +266,12 @@ class StockLevels(RepositoryBase):
             return before, None
         return before, await self.level(sku, warehouse)
 
+    async def ensure_rows(self, pairs: list[tuple[str, str]]) -> None:
+        """Stock rows at zero for the (SKU, warehouse) pairs that have none yet, in key order (a receipt's,
+        before it takes the SKUs' locks: see InventoryService.receive)."""
+        for sku, warehouse in sorted(set(pairs)):
+            await self._ensure_row(sku, warehouse)
+
     async def _ensure_row(self, sku: str, warehouse: str) -> None:
         await self.conn.execute(
             insert_ignoring_conflicts(
