@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -264,8 +265,12 @@ class Database:
         """A connection in a transaction: committed on leaving, rolled back if the block raised. Use this, never
         `engine.begin()`: on SQLite the engine's one connection is the one this process holds."""
         if self._turn is None:
-            async with self.engine.begin() as conn:
-                yield conn
+            try:
+                async with self.engine.begin() as conn:
+                    yield conn
+            except DBAPIError as exc:
+                _raise_lost_race(exc)
+                raise
             return
         async with self._held_turn() as conn, conn.begin():
             yield conn
@@ -409,6 +414,22 @@ def upsert(dialect_name: str, table: Table, values: dict[str, Any], keys: list[s
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     stmt = dialect.insert(table).values(values)
     return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+
+
+# PostgreSQL's answers that say "this transaction lost to another; run it again": a deadlock it broke by
+# cancelling this one, a serialization failure. The stores take locks in one order so neither should come;
+# should one still (a lock order missed), the use case's retry runs it again rather than failing the caller.
+_LOST_RACE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _raise_lost_race(exc: DBAPIError) -> None:
+    """Conflict (retried by usecase.retrying, gRPC ABORTED past it) for a transaction PostgreSQL cancelled."""
+    state = getattr(exc.orig, "sqlstate", None)
+    if state in _LOST_RACE_SQLSTATES:
+        from orderdesk.errors import Conflict
+
+        metrics.DB_LOST_RACES.inc()
+        raise Conflict(f"the database cancelled the transaction ({state}); retry") from exc
 
 
 async def update_versioned(

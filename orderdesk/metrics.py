@@ -83,6 +83,10 @@ DB_STATEMENTS = Counter(
     "orderdesk_db_statements_total", "SQL statements sent to the database (an executemany counts once)"
 )
 DB_COMMITS = Counter("orderdesk_db_commits_total", "Database transactions committed")
+DB_LOST_RACES = Counter(
+    "orderdesk_db_lost_races_total",
+    "Transactions PostgreSQL cancelled as a deadlock's or a serialization failure's loser (retried as a Conflict)",
+)
 
 OUTBOX_PUBLISHED = Counter(
     "orderdesk_outbox_published_total", "Events published from the outbox", ["service"]

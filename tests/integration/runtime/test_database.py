@@ -82,3 +82,37 @@ async def test_reads_are_outside_a_transaction_block_unless_asked(pg_database):
         assert (await conn.execute(text("SHOW statement_timeout"))).scalar_one() == "1234ms"
     async with pg_database.read() as conn:  # nothing carried over to the next reader
         assert (await conn.execute(text("SHOW statement_timeout"))).scalar_one() == "0"
+
+
+async def test_a_deadlock_s_loser_is_a_lost_race_and_runs_again(pg_database):
+    """Two transactions lock two rows in opposite orders: PostgreSQL cancels one (40P01). It reaches the use
+    case as a Conflict, so `retrying` runs it again; both end committed, and the loss is counted."""
+    from orderdesk import errors, metrics
+    from orderdesk.usecase import retrying
+
+    async with pg_database.begin() as conn:
+        await conn.execute(text("CREATE TABLE pair (id int PRIMARY KEY, n int NOT NULL)"))
+        await conn.execute(text("INSERT INTO pair VALUES (1, 0), (2, 0)"))
+    both_hold_one = asyncio.Barrier(2)
+    attempts = {1: 0, 2: 0}
+
+    def locking(first: int, second: int):
+        async def work(tx) -> None:
+            attempts[first] += 1
+            await tx.conn.execute(text("UPDATE pair SET n = n + 1 WHERE id = :id"), {"id": first})
+            if attempts[first] == 1:  # the first attempts meet: each holds one row and wants the other
+                await both_hold_one.wait()
+            await tx.conn.execute(text("UPDATE pair SET n = n + 1 WHERE id = :id"), {"id": second})
+
+        return work
+
+    lost = metrics.DB_LOST_RACES._value.get()
+    await asyncio.gather(retrying(pg_database, locking(1, 2)), retrying(pg_database, locking(2, 1)))
+    assert sorted(attempts.values()) == [1, 2]  # one lost and ran again
+    assert metrics.DB_LOST_RACES._value.get() == lost + 1
+    async with pg_database.read() as conn:
+        assert (await conn.execute(text("SELECT sum(n) FROM pair"))).scalar_one() == 4
+    with pytest.raises(errors.Conflict):  # past its attempts the caller sees the lost race (gRPC ABORTED)
+        async with pg_database.transaction() as tx:
+            await tx.conn.execute(text("SELECT 1"))
+            raise DBAPIError("SELECT 1", {}, asyncpg.exceptions.DeadlockDetectedError("deadlock detected"))
