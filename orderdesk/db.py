@@ -486,11 +486,13 @@ class RowsInsert:
             raise TypeError(f"{dialect.name}: RowsInsert needs a positional paramstyle")
         if sorted(compiled.positiontup) != sorted(names):
             raise TypeError(f"RowsInsert: the statement binds {compiled.positiontup}, not {names}")
-        table = self.template.table
+        # Each value's type is its placeholder's: a column's for the values set, a bindparam's (an UPDATE's
+        # WHERE) for the others.
         processors = {
             i: processor
             for i, name in enumerate(names)
-            if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            if (processor := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            is not None
         }
         made = self._compiled[dialect.name] = (
             compiled.string,
@@ -499,9 +501,11 @@ class RowsInsert:
         )
         return made
 
-    async def execute(self, conn: AsyncConnection, rows: list[tuple], **constants: Any) -> None:
+    async def execute(self, conn: AsyncConnection, rows: list[tuple], **constants: Any):
+        """The driver's result (its rowcount: the rows the statement touched, where the backend counts an
+        executemany's: `dialect.supports_sane_multi_rowcount`); None for no rows."""
         if not rows:
-            return
+            return None
         sql, order, processors = self._for(conn.dialect)
         values: list[tuple] = [*zip(*rows, strict=True)]
         values += [(constants[name],) * len(rows) for name in self.constants]
@@ -510,4 +514,10 @@ class RowsInsert:
                 values[i] = tuple(map(processor, values[i]))
             else:  # a constant: processed once
                 values[i] = (processor(values[i][0]),) * len(rows)
-        await conn.exec_driver_sql(sql, [*zip(*[values[i] for i in order], strict=True)])
+        return await conn.exec_driver_sql(sql, [*zip(*[values[i] for i in order], strict=True)])
+
+
+class RowsUpdate(RowsInsert):
+    """An UPDATE template (`update(t).where(t.c.k == bindparam("key"))`) run for many rows given as tuples,
+    one DB-API executemany, as RowsInsert runs an INSERT: `columns` names the columns set and the
+    bindparams, in the tuples' order (a bindparam may not share a column's name)."""
