@@ -40,7 +40,7 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk.db import Repository, RowsInsert, UtcDateTime, in_transaction_block, utcnow
+from orderdesk.db import Repository, RowsInsert, RowsUpdate, UtcDateTime, in_transaction_block, utcnow
 from orderdesk.errors import Conflict
 from orderdesk.personal_data import OrderClosure
 from services.orders.changes import ChangeRecord
@@ -430,6 +430,23 @@ _INSERT_HISTORY = RowsInsert(
 _SAVE_ORDER = update(orders).where(
     orders.c.order_id == bindparam("oid"), orders.c.version == bindparam("loaded")
 )
+# _SAVE_ORDER's rows as tuples (RowsUpdate): _order_row's values, in its keys' order, then the guard's.
+_ROW_COLUMNS = (
+    "requested_delivery_date", "payment_terms", "priority", "proposals", "urgent", "status", "version",
+    "hold_reasons", "allocations", "shipments", "total_amount", "change_log", "exceptions", "ship_to",
+    "expected_ship_date", "expected_delivery_date", "split_into", "notes", "replacements", "risks",
+    "risk_codes", "hold_codes", "exception_types", "warehouses", "expected_ship_key", "risk_key",
+    "risk_slip", "watch_at", "updated_at",
+)  # fmt: skip
+_row_values = operator.itemgetter(*_ROW_COLUMNS)
+_SAVE_ORDERS = RowsUpdate(_SAVE_ORDER, (*_ROW_COLUMNS, "oid", "loaded"))
+
+
+def _save_values(order: Order, row: dict) -> tuple:
+    """_SAVE_ORDERS' tuple of an order's row (_order_row) and the version it was loaded at."""
+    return (*_row_values(row), order.order_id, order.loaded_version)
+
+
 _SAVE_LINE = update(order_lines).where(
     order_lines.c.order_id == bindparam("oid"), order_lines.c.line_no == bindparam("no")
 )
@@ -747,9 +764,7 @@ class OrderRepository(Repository):
 
             await OrderArchive(self.conn).restore(order)
         row = _order_row(order, self._watch_at(order))
-        result = await self.conn.execute(
-            _SAVE_ORDER, {"oid": order.order_id, "loaded": order.loaded_version, **row}
-        )
+        result = await _SAVE_ORDERS.execute(self.conn, [_save_values(order, row)])
         if result.rowcount != 1:
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
         if order.lines_changed:  # a change request: the lines are rewritten (numbers follow the new order)
@@ -799,12 +814,8 @@ class OrderRepository(Repository):
             if moved:
                 raise Conflict(f"orders {', '.join(moved)} were changed concurrently; retry")
         rows = [_order_row(o, self._watch_at(o)) for o in together]
-        result = await self.conn.execute(
-            _SAVE_ORDER,
-            [
-                {"oid": o.order_id, "loaded": o.loaded_version, **row}
-                for o, row in zip(together, rows, strict=True)
-            ],
+        result = await _SAVE_ORDERS.execute(
+            self.conn, [_save_values(o, row) for o, row in zip(together, rows, strict=True)]
         )
         if sane and result.rowcount != len(together):
             raise Conflict(

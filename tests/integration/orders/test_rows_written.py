@@ -1,5 +1,5 @@
-"""The orders service's new rows (orders, order_lines, order_history, the order_facts ledger) are written as
-tuples in one executemany each (orderdesk.db.RowsInsert); on SQLite and PostgreSQL they are stored exactly
+"""The orders service's new rows (orders, order_lines, order_history, the order_facts ledger) and its saved
+order rows are written as tuples in one executemany each (orderdesk.db.RowsInsert, RowsUpdate); on SQLite and PostgreSQL they are stored exactly
 as SQLAlchemy's executemany of dicts stored them: JSON, datetimes (given in another zone), prices, enums'
 values, booleans, NULLs. A batch with a row that fails writes none of them; a repeated ledger row is
 ignored."""
@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from orderdesk.db import Database, RowsInsert
+from orderdesk.errors import Conflict
 from orderdesk.v1 import common_pb2, orders_pb2
 from services.orders import store
 from services.orders.changes import ChangeRequest, NewLine
@@ -41,10 +42,10 @@ class ByDicts:
     def __init__(self, rows_insert: RowsInsert):
         self.rows_insert = rows_insert
 
-    async def execute(self, conn, rows: list[tuple], **constants) -> None:
+    async def execute(self, conn, rows: list[tuple], **constants):
         if rows:
             columns = self.rows_insert.columns
-            await conn.execute(
+            return await conn.execute(
                 self.rows_insert.template,
                 [{**dict(zip(columns, row, strict=True)), **constants} for row in rows],
             )
@@ -122,7 +123,7 @@ async def test_rows_are_stored_as_sqlalchemys_executemany_of_dicts_stored_them(
     by_rows, by_dicts = await make_database(MIGRATIONS), await make_database(MIGRATIONS)
     await story(by_rows)
     with monkeypatch.context() as m:
-        for name in ("_INSERT_ORDERS", "_INSERT_LINES", "_INSERT_HISTORY"):
+        for name in ("_INSERT_ORDERS", "_INSERT_LINES", "_INSERT_HISTORY", "_SAVE_ORDERS"):
             m.setattr(store, name, ByDicts(getattr(store, name)))
         ledger = kpi_store._insert_rows
         m.setattr(kpi_store, "_insert_rows", lambda dialect: ByDicts(ledger(dialect)))
@@ -143,6 +144,36 @@ async def test_rows_are_stored_as_sqlalchemys_executemany_of_dicts_stored_them(
     assert one.created_at == AT and one.created_at.tzinfo is dt.UTC
     assert one.lines[0].unit_price == Decimal("19.990") and one.status is Status.SCHEDULED
     assert [h.at for h in one.history] == [AT] * len(one.history)
+
+
+def test_a_saved_row_sets_every_field_the_order_row_has():
+    order = Order.receive(at=AT, actor="a", hold_reasons=[], order_id="ORD-9", partner_id="P", channel="api",
+        external_ref="", customer_id="", ship_to={}, lines=[Line("A", 3, Decimal("1.00"))],
+        requested_delivery_date="", payment_terms="", currency="EUR", priority=1, proposals=[], urgent=False)  # fmt: skip
+    assert store._ROW_COLUMNS == tuple(store._order_row(order, None))
+
+
+async def test_a_save_guarded_by_a_stale_version_conflicts(make_database):
+    db = await make_database(MIGRATIONS)
+    service = OrdersService(db, clock=lambda: AT)
+    await service.create_many([request("ORD-1"), request("ORD-2")])
+    async with db.transaction() as tx:
+        stale = await tx.repo(OrderRepository).get_many(["ORD-1", "ORD-2"])
+    async with db.transaction() as tx:
+        fresh = await tx.repo(OrderRepository).get("ORD-2")
+        fresh.apply_reservation(AT, [Allocation("A", "WH-1", 3)], {})
+        await tx.repo(OrderRepository).save(fresh)
+    for order in stale:
+        order.apply_reservation(AT, [Allocation("A", "WH-1", 3)], {})
+    for save in (lambda repo: repo.save_many(stale), lambda repo: repo.save(stale[1])):
+        with pytest.raises(Conflict):
+            async with db.transaction() as tx:
+                await save(tx.repo(OrderRepository))
+    async with db.reading() as work:
+        assert [o.version for o in await work.repo(OrderRepository).get_many(["ORD-1", "ORD-2"])] == [
+            stale[0].loaded_version,
+            fresh.version,
+        ]
 
 
 async def test_a_batch_with_a_failing_row_writes_none(make_database):
