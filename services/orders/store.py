@@ -390,18 +390,11 @@ def _counts(line: Line) -> tuple[int, int, int, int]:
     return line.allocated, line.shipped, line.delivered, line.returned
 
 
-def _moved_lines(order: Order) -> list[dict]:
-    """_SAVE_LINE's rows for the order's lines whose counts moved since the load (all when unknown)."""
+def _moved_lines(order: Order) -> list[tuple]:
+    """_SAVE_LINES' rows for the order's lines whose counts moved since the load (all when unknown)."""
     loaded = getattr(order, "_loaded_counts", None)
     return [
-        {
-            "oid": order.order_id,
-            "no": i,
-            "allocated": line.allocated,
-            "shipped": line.shipped,
-            "delivered": line.delivered,
-            "returned": line.returned,
-        }
+        (line.allocated, line.shipped, line.delivered, line.returned, order.order_id, i)
         for i, line in enumerate(order.lines)
         if loaded is None or i >= len(loaded) or loaded[i] != _counts(line)
     ]
@@ -447,26 +440,33 @@ def _save_values(order: Order, row: dict) -> tuple:
     return (*_row_values(row), order.order_id, order.loaded_version)
 
 
-_SAVE_LINE = update(order_lines).where(
-    order_lines.c.order_id == bindparam("oid"), order_lines.c.line_no == bindparam("no")
+_SAVE_LINES = RowsUpdate(
+    update(order_lines).where(
+        order_lines.c.order_id == bindparam("oid"), order_lines.c.line_no == bindparam("no")
+    ),
+    ("allocated", "shipped", "delivered", "returned", "oid", "no"),
 )
 # order_warehouses and order_skus (migration 0017): an order's rows made from its saved row (seq, status,
 # expected_ship_key, priority) and lines, so they say what the order says.
 _SEQ_OF = select(orders.c.seq).where(orders.c.order_id == bindparam("oid")).scalar_subquery()
-_WAREHOUSE_ROW = order_warehouses.insert().from_select(
-    ["seq", "warehouse", "status", "expected_ship_key", "priority"],
-    select(
-        orders.c.seq,
-        bindparam("wh", type_=String),
-        orders.c.status,
-        orders.c.expected_ship_key,
-        orders.c.priority,
-    ).where(orders.c.order_id == bindparam("oid")),
+_WAREHOUSE_ROWS = RowsInsert(
+    order_warehouses.insert().from_select(
+        ["seq", "warehouse", "status", "expected_ship_key", "priority"],
+        select(
+            orders.c.seq,
+            bindparam("wh", type_=String),
+            orders.c.status,
+            orders.c.expected_ship_key,
+            orders.c.priority,
+        ).where(orders.c.order_id == bindparam("oid")),
+    ),
+    ("oid", "wh"),
 )
-_WAREHOUSE_KEYS = (
+_WAREHOUSE_KEYS = RowsUpdate(
     update(order_warehouses)
     .where(order_warehouses.c.seq == _SEQ_OF)
-    .values(status=bindparam("st"), expected_ship_key=bindparam("expected"), priority=bindparam("prio"))
+    .values(status=bindparam("st"), expected_ship_key=bindparam("expected"), priority=bindparam("prio")),
+    ("oid", "st", "expected", "prio"),
 )
 _NO_WAREHOUSES = order_warehouses.delete().where(order_warehouses.c.seq == _SEQ_OF)
 _VERSIONS_FOR_UPDATE = (
@@ -497,6 +497,14 @@ def sku_rows_of(order_ids):
 
 
 _SKU_ROWS = sku_rows_of(bindparam("ids", expanding=True))  # sku_rows_of's template: executed with "ids"
+# A new order's order_skus rows, one (order, SKU) tuple each (its seq read by the insert).
+_NEW_SKU_ROWS = RowsInsert(
+    order_skus.insert().from_select(
+        ["seq", "sku"],
+        select(orders.c.seq, bindparam("sku", type_=String)).where(orders.c.order_id == bindparam("oid")),
+    ),
+    ("oid", "sku"),
+)
 _NO_WAREHOUSES_OF = rows_of(order_warehouses, bindparam("ids", expanding=True))  # executed with "ids"
 
 
@@ -721,7 +729,10 @@ class OrderRepository(Repository):
         await _INSERT_HISTORY.execute(
             self.conn, [_history_row(o, t) for o in new_orders for t in o.transitions]
         )
-        await self.conn.execute(_SKU_ROWS, {"ids": [o.order_id for o in new_orders]})
+        await _NEW_SKU_ROWS.execute(
+            self.conn,
+            [(o.order_id, sku) for o in new_orders for sku in dict.fromkeys(ln.sku for ln in o.lines)],
+        )
         # A new order has no order_warehouses rows yet: nothing to delete (and for most nothing to write).
         await self._write_warehouses(new_orders, rows, [_NO_ROWS] * len(new_orders))
 
@@ -733,30 +744,26 @@ class OrderRepository(Repository):
         (`saved_rows`: each order's row as just saved; `loaded`: what each order's rows were made from; None:
         unknown, rewritten)."""
         cleared: list[str] = []
-        rows: list[dict] = []
-        keys: list[dict] = []
+        rows: list[tuple[str, str]] = []
+        keys: list[tuple[str, str, str, int]] = []
         for order, saved_row, was in zip(saved, saved_rows, loaded, strict=True):
             now = _warehouse_keys(saved_row)
             if now != was:
                 warehouses, status, expected, priority = now
                 if was is not None and was[0] == warehouses:
                     if warehouses:
-                        keys.append(
-                            {"oid": order.order_id, "st": status, "expected": expected, "prio": priority}
-                        )
+                        keys.append((order.order_id, status, expected, priority))
                 else:
                     if was is None or was[0]:
                         cleared.append(order.order_id)
-                    rows += [{"oid": order.order_id, "wh": w} for w in warehouses.split()]
+                    rows += [(order.order_id, w) for w in warehouses.split()]
             order._loaded_warehouse_keys = now
         if len(cleared) == 1:
             await self.conn.execute(_NO_WAREHOUSES, {"oid": cleared[0]})
         elif cleared:
             await self.conn.execute(_NO_WAREHOUSES_OF, {"ids": cleared})
-        if rows:
-            await self.conn.execute(_WAREHOUSE_ROW, rows)
-        if keys:
-            await self.conn.execute(_WAREHOUSE_KEYS, keys)
+        await _WAREHOUSE_ROWS.execute(self.conn, rows)
+        await _WAREHOUSE_KEYS.execute(self.conn, keys)
 
     async def save(self, order: Order) -> None:
         if order.archived:  # a late change of an archived order: back to the hot tables first, then saved
@@ -777,8 +784,7 @@ class OrderRepository(Repository):
             order.lines_changed = False
         else:  # only the lines whose counts moved since the load (most events touch none)
             changed = _moved_lines(order)
-            if changed:
-                await self.conn.execute(_SAVE_LINE, changed)
+            await _SAVE_LINES.execute(self.conn, changed)
         order._loaded_counts = [_counts(line) for line in order.lines]
         await self._write_warehouses([order], [row], [getattr(order, "_loaded_warehouse_keys", None)])
         await self._append_history(order)
@@ -823,8 +829,7 @@ class OrderRepository(Repository):
                 "were changed concurrently; retry"
             )
         lines = [row for o in together for row in _moved_lines(o)]
-        if lines:
-            await self.conn.execute(_SAVE_LINE, lines)
+        await _SAVE_LINES.execute(self.conn, lines)
         for order in together:
             order._loaded_counts = [_counts(line) for line in order.lines]
         await self._write_warehouses(

@@ -123,7 +123,10 @@ async def test_rows_are_stored_as_sqlalchemys_executemany_of_dicts_stored_them(
     by_rows, by_dicts = await make_database(MIGRATIONS), await make_database(MIGRATIONS)
     await story(by_rows)
     with monkeypatch.context() as m:
-        for name in ("_INSERT_ORDERS", "_INSERT_LINES", "_INSERT_HISTORY", "_SAVE_ORDERS"):
+        for name in (
+            *("_INSERT_ORDERS", "_INSERT_LINES", "_INSERT_HISTORY", "_NEW_SKU_ROWS"),
+            *("_SAVE_ORDERS", "_SAVE_LINES", "_WAREHOUSE_ROWS", "_WAREHOUSE_KEYS"),
+        ):
             m.setattr(store, name, ByDicts(getattr(store, name)))
         ledger = kpi_store._insert_rows
         m.setattr(kpi_store, "_insert_rows", lambda dialect: ByDicts(ledger(dialect)))
