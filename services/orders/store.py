@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     Column,
     ForeignKey,
@@ -40,7 +39,15 @@ from sqlalchemy import (
     update,
 )
 
-from orderdesk.db import Repository, RowsInsert, RowsUpdate, UtcDateTime, in_transaction_block, utcnow
+from orderdesk.db import (
+    JsonText,
+    Repository,
+    RowsInsert,
+    RowsUpdate,
+    UtcDateTime,
+    in_transaction_block,
+    utcnow,
+)
 from orderdesk.errors import Conflict
 from orderdesk.personal_data import OrderClosure
 from services.orders.changes import ChangeRecord
@@ -87,30 +94,32 @@ orders = Table(
     Column("channel", String(16), nullable=False),
     Column("external_ref", String(128), nullable=False),
     Column("customer_id", String(64), nullable=False),
-    Column("ship_to", JSON, nullable=False),
+    Column("ship_to", JsonText, nullable=False),
     Column("requested_delivery_date", String(10), nullable=False),
     Column("payment_terms", String(32), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("priority", Integer, nullable=False),
     Column("status", String(24), nullable=False),
     Column("version", Integer, nullable=False),
-    Column("hold_reasons", JSON, nullable=False),
-    Column("allocations", JSON, nullable=False),
-    Column("shipments", JSON, nullable=False),
+    Column("hold_reasons", JsonText, nullable=False),
+    Column("allocations", JsonText, nullable=False),
+    Column("shipments", JsonText, nullable=False),
     Column("total_amount", String(32), nullable=False),
-    Column("proposals", JSON, nullable=False),  # migration 0002
+    Column("proposals", JsonText, nullable=False),  # migration 0002
     Column("urgent", Boolean, nullable=False),  # migration 0002
-    Column("change_log", JSON, nullable=False),  # migration 0003: accepted change requests
-    Column("exceptions", JSON, nullable=False),  # migration 0003
+    Column("change_log", JsonText, nullable=False),  # migration 0003: accepted change requests
+    Column("exceptions", JsonText, nullable=False),  # migration 0003
     Column("expected_ship_date", String(10), nullable=False),  # migration 0005: backorder dates
     Column("expected_delivery_date", String(10), nullable=False),  # migration 0005
     Column("split_from", String(40), nullable=False),  # migration 0006: split deliveries
-    Column("split_into", JSON, nullable=False),  # migration 0006
-    Column("notes", JSON, nullable=False),  # migration 0010: the desk's notes (internal and to the customer)
+    Column("split_into", JsonText, nullable=False),  # migration 0006
     Column(
-        "replacements", JSON, nullable=False
+        "notes", JsonText, nullable=False
+    ),  # migration 0010: the desk's notes (internal and to the customer)
+    Column(
+        "replacements", JsonText, nullable=False
     ),  # migration 0017: its returns' and claims' replacement orders
-    Column("risks", JSON, nullable=False),  # migration 0012: the promise watch's current risks
+    Column("risks", JsonText, nullable=False),  # migration 0012: the promise watch's current risks
     Column("risk_codes", String(200), nullable=False),  # migration 0012: " code code ", "" when on track
     Column("risk_slip", Integer, nullable=False),  # migration 0012: the largest slip in days
     Column("watch_at", UtcDateTime, nullable=True),  # migration 0012: next assessment; NULL: settled
