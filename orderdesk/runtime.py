@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import signal
@@ -214,6 +215,7 @@ class ServiceRuntime:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        settle_heap()
         self.log.info(
             "serving",
             extra=logs.fields(addr=self.settings.grpc_addr, metrics_port=self.settings.metrics_port),
@@ -441,6 +443,18 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
                     logs.correlation_id.reset(token)
 
         return wrapped
+
+
+def settle_heap() -> None:
+    """Once started: what start-up left on the heap (modules, protobuf descriptors, SQLAlchemy's compiled
+    statements, gRPC and NATS objects: hundreds of thousands) goes out of the cyclic collector's sight
+    (gc.freeze), so its full collections, which the work's own allocations trigger every few seconds,
+    walk only what the work made since. Measured: a full collection in the orders service took ~50 ms,
+    and the collector about 9% of its CPU in the single-order bench. Start-up's objects are kept for the
+    process's life anyway; any of them freed later is freed by reference counting as before (only
+    reference cycles among them would stay)."""
+    gc.collect()
+    gc.freeze()
 
 
 def run(main: Job) -> None:
