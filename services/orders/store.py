@@ -441,12 +441,49 @@ _ROW_COLUMNS = (
     "risk_slip", "watch_at", "updated_at",
 )  # fmt: skip
 _row_values = operator.itemgetter(*_ROW_COLUMNS)
-_SAVE_ORDERS = RowsUpdate(_SAVE_ORDER, (*_ROW_COLUMNS, "oid", "loaded"))
+# Set by every save whatever they were read as: the version and updated_at change with every save, and the
+# promise watch writes watch_at and priority without a new version (watch.py _LOOKED_AT), so the values read
+# may no longer be the stored ones; every other column changes only with the version, which the save's
+# WHERE holds to the one read. The JSON columns too: none is indexed, and the order may hold (and change in
+# place) the very lists and dicts read, so a comparison with what was read could miss a change.
+_ALWAYS_SET = frozenset(
+    {
+        "version",
+        "updated_at",
+        "watch_at",
+        "priority",
+        *(c.name for c in orders.columns if isinstance(c.type, JsonText)),
+    }
+)
+_SET_ALWAYS = tuple(c in _ALWAYS_SET for c in _ROW_COLUMNS)
 
 
-def _save_values(order: Order, row: dict) -> tuple:
-    """_SAVE_ORDERS' tuple of an order's row (_order_row) and the version it was loaded at."""
-    return (*_row_values(row), order.order_id, order.loaded_version)
+@functools.lru_cache(maxsize=256)
+def _save_orders(columns: tuple[str, ...]) -> RowsUpdate:
+    """_SAVE_ORDER setting these columns (their values, then the guard's), compiled once per set."""
+    return RowsUpdate(_SAVE_ORDER, (*columns, "oid", "loaded"))
+
+
+def _order_updates(saved: list[Order], rows: list[dict]) -> dict[tuple[str, ...], list[tuple]]:
+    """The orders' row updates grouped by the columns each sets: the scalar ones whose value differs from the
+    one read (hydrate keeps them: _loaded_row) and _ALWAYS_SET; every column of an order not read from its row.
+    SQLite rewrites every index on a column an UPDATE sets, changed or not (nine of the orders table's for a
+    row set whole): a save that moves the status sets the status, one that records a shipment does not."""
+    updates: dict[tuple[str, ...], list[tuple]] = {}
+    for order, row in zip(saved, rows, strict=True):
+        values = _row_values(row)
+        loaded = getattr(order, "_loaded_row", None)
+        if loaded is None:
+            columns, kept = _ROW_COLUMNS, values
+        else:
+            moved = [
+                i
+                for i, (always, new, old) in enumerate(zip(_SET_ALWAYS, values, loaded, strict=True))
+                if always or new != old
+            ]
+            columns, kept = tuple(_ROW_COLUMNS[i] for i in moved), tuple(values[i] for i in moved)
+        updates.setdefault(columns, []).append((*kept, order.order_id, order.loaded_version))
+    return updates
 
 
 _SAVE_LINES = RowsUpdate(
@@ -780,7 +817,8 @@ class OrderRepository(Repository):
 
             await OrderArchive(self.conn).restore(order)
         row = _order_row(order, self._watch_at(order))
-        result = await _SAVE_ORDERS.execute(self.conn, [_save_values(order, row)])
+        ((columns, values),) = _order_updates([order], [row]).items()
+        result = await _save_orders(columns).execute(self.conn, values)
         if result.rowcount != 1:
             raise Conflict(f"order {order.order_id} was changed concurrently; retry")
         if order.lines_changed:  # a change request: the lines are rewritten (numbers follow the new order)
@@ -829,12 +867,12 @@ class OrderRepository(Repository):
             if moved:
                 raise Conflict(f"orders {', '.join(moved)} were changed concurrently; retry")
         rows = [_order_row(o, self._watch_at(o)) for o in together]
-        result = await _SAVE_ORDERS.execute(
-            self.conn, [_save_values(o, row) for o, row in zip(together, rows, strict=True)]
-        )
-        if sane and result.rowcount != len(together):
+        updated = 0
+        for columns, values in _order_updates(together, rows).items():
+            updated += (await _save_orders(columns).execute(self.conn, values)).rowcount
+        if sane and updated != len(together):
             raise Conflict(
-                f"{len(together) - result.rowcount} of orders {', '.join(o.order_id for o in together)} "
+                f"{len(together) - updated} of orders {', '.join(o.order_id for o in together)} "
                 "were changed concurrently; retry"
             )
         lines = [row for o in together for row in _moved_lines(o)]
@@ -1110,6 +1148,7 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
             watch_at=r["watch_at"],
         )
         order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines
+        order._loaded_row = _row_values(r)  # lets save() set only the columns that changed
         # What its order_warehouses rows were made from (save() touches them only when it changes); an
         # archived order has none until it is restored.
         order._loaded_warehouse_keys = (

@@ -125,9 +125,11 @@ async def test_rows_are_stored_as_sqlalchemys_executemany_of_dicts_stored_them(
     with monkeypatch.context() as m:
         for name in (
             *("_INSERT_ORDERS", "_INSERT_LINES", "_INSERT_HISTORY", "_NEW_SKU_ROWS"),
-            *("_SAVE_ORDERS", "_SAVE_LINES", "_WAREHOUSE_ROWS", "_WAREHOUSE_KEYS"),
+            *("_SAVE_LINES", "_WAREHOUSE_ROWS", "_WAREHOUSE_KEYS"),
         ):
             m.setattr(store, name, ByDicts(getattr(store, name)))
+        save_orders = store._save_orders
+        m.setattr(store, "_save_orders", lambda columns: ByDicts(save_orders(columns)))
         ledger = kpi_store._insert_rows
         m.setattr(kpi_store, "_insert_rows", lambda dialect: ByDicts(ledger(dialect)))
         await story(by_dicts)
@@ -147,6 +149,37 @@ async def test_rows_are_stored_as_sqlalchemys_executemany_of_dicts_stored_them(
     assert one.created_at == AT and one.created_at.tzinfo is dt.UTC
     assert one.lines[0].unit_price == Decimal("19.990") and one.status is Status.SCHEDULED
     assert [h.at for h in one.history] == [AT] * len(one.history)
+
+
+async def test_a_save_sets_the_changed_columns_to_the_same_row_as_a_whole_save(
+    make_database, monkeypatch, same_updated_at
+):
+    """Each save sets only the columns whose value moved since the read (and those the watch writes alone):
+    the stored rows are those a save of every column stores."""
+    by_changes, whole = await make_database(MIGRATIONS), await make_database(MIGRATIONS)
+    updates = store._order_updates
+    sets: list[tuple[str, ...]] = []
+
+    def recorded(saved, rows):
+        found = updates(saved, rows)
+        sets.extend(found)
+        return found
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "_order_updates", recorded)
+        await story(by_changes)
+    assert sets and all(len(columns) < len(store._ROW_COLUMNS) for columns in sets)
+    assert all({"version", "updated_at", "watch_at", "priority"} <= set(columns) for columns in sets)
+
+    def read_whole(saved, rows):
+        for order in saved:
+            del order._loaded_row
+        return updates(saved, rows)
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "_order_updates", read_whole)
+        await story(whole)
+    assert await stored(by_changes) == await stored(whole)
 
 
 def test_a_saved_row_sets_every_field_the_order_row_has():
