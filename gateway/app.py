@@ -94,6 +94,8 @@ def create_app(
         return lambda: key_admin.stop(grace=1)
 
     app = FastAPI(
+        # No OpenTelemetry here (the metrics are Prometheus'): off, FastAPI asks for no providers per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="orderdesk partner API",
         version="1.0",
         description=DESCRIPTION,

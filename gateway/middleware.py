@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 
-from gateway import csv_orders, ratelimit
+from gateway import csv_orders, fastpath, ratelimit
 from gateway.problems import PROBLEM_MEDIA_TYPE, Problem, internal, rate_limited, too_many_streams
 from orderdesk import logs, metrics
 from orderdesk.asgi import RequestMiddleware, header, send_body
@@ -42,6 +42,10 @@ class GatewayMiddleware(RequestMiddleware):
     requests = metrics.HTTP_REQUESTS
     latency = metrics.HTTP_LATENCY
     methods = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.direct = fastpath.DirectRoutes(app)  # POST /v1/orders straight to its fast path
 
     def body_limit(self, path: str) -> int:
         return body_limit_for(path)
@@ -79,7 +83,12 @@ class GatewayMiddleware(RequestMiddleware):
                 headers.extend((k.lower().encode(), v.encode()) for k, v in refused.headers.items())
                 await send_body(send, refused.status, *_problem(refused))
                 return
-            await self.app(scope, receive, send)
+            direct = self.direct.get(scope)
+            if direct is not None:
+                await direct(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+                self.direct.learn(scope)
         finally:
             if stream_of:
                 edge.streams.release(stream_of)

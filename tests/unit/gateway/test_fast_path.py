@@ -222,3 +222,31 @@ async def test_the_reference_is_fastapis_handler(monkeypatch, case):
     monkeypatch.setattr("fastapi.routing.solve_dependencies", refuse_slow_path)
     _reference, (status, _headers, _body) = await answer_without_fast_path(monkeypatch, **CASES[case])
     assert status == 500
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+async def test_after_the_first_order_the_middleware_answers_as_fastapi_does(monkeypatch, case):
+    """Once the router has sent one POST /v1/orders to its route, the middleware sends the next straight to
+    the fast path (gateway.fastpath.DirectRoutes): every answer, good or bad, is still FastAPI's."""
+    fast = build()
+    await answer(fast)  # the router's first: the middleware learns the route
+    got = await answer(fast, **case)
+    reference, expected = await answer_without_fast_path(monkeypatch, **case)
+    assert got == expected
+    assert fast.state.services.submitted[1:] == reference.state.services.submitted
+
+
+async def test_the_next_orders_skip_the_router(monkeypatch):
+    app = build()
+    await answer(app)
+
+    async def no_router(*args):
+        raise AssertionError("routed")  # the middleware's 500
+
+    with monkeypatch.context() as patched:
+        patched.setattr("fastapi.routing.solve_dependencies", refuse_slow_path)
+        patched.setattr(app.router, "app", no_router)
+        status, _headers, _body = await answer(app)
+        assert status == 201
+    status, _headers, _body = await answer(app, **CASES["no key"])  # the route's handler: 422 as ever
+    assert status == 422
