@@ -141,6 +141,20 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
         finally:
             reader.cancel()
 
+    async def SubmitOrders(self, request, context) -> intake_pb2.SubmitOrdersResponse:
+        """A batch in one message: SubmitOrderStream's results for the same orders, taken in chunks of
+        `in_flight` (each checked, claimed and entered as a stream's chunk is), without a message per order
+        each way."""
+        orders = list(request.orders)
+        results: list[intake_pb2.SubmitOrderResult] = []
+        for start in range(0, len(orders), self.in_flight):
+            chunk = orders[start : start + self.in_flight]
+            for order in chunk:
+                order.channel = order.channel or STREAM_CHANNEL
+            for answer in await self._submit_chunk(chunk, [""] * len(chunk)):
+                results.append(self._result(len(results), answer))
+        return intake_pb2.SubmitOrdersResponse(results=results)
+
     async def _submit_chunk(
         self, chunk: list[intake_pb2.SubmitOrderRequest], correlation_ids: list[str]
     ) -> list:

@@ -83,6 +83,10 @@ def order(n: int, customer: str = "C1", **kw) -> intake_pb2.SubmitOrderRequest:
     return intake_pb2.SubmitOrderRequest(**fields)
 
 
+def copy(request: intake_pb2.SubmitOrderRequest) -> intake_pb2.SubmitOrderRequest:
+    return intake_pb2.SubmitOrderRequest.FromString(request.SerializeToString())
+
+
 async def run(api: IntakeApi, items) -> list[intake_pb2.SubmitOrderResult]:
     return [r async for r in api.SubmitOrderStream(requests(items), None)]
 
@@ -200,3 +204,20 @@ async def test_single_orders_arriving_meanwhile_are_entered_as_a_group_each_answ
     assert [a.order_id for n, a in enumerate(answers) if n != 3] == [f"ORD-{n}" for n in (0, 1, 2, 4, 5)]
     assert isinstance(answers[3], errors.InvalidArgument)  # its own refusal, the others entered
     assert set(service.channels) == {"api"}  # a single order keeps its own channel, not the stream's
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 20])
+async def test_a_batch_in_one_message_answers_what_the_stream_answers(count):
+    """SubmitOrders (the gateway's batches): the same results as SubmitOrderStream for the same orders, taken
+    in chunks of the bound."""
+    kinds = ["C1", "bad", "C1", "blocked", "boom", "C1"]
+    items = [order(n, kinds[n % len(kinds)], **({"channel": "batch"} if n % 2 else {})) for n in range(count)]
+    streamed = await run(IntakeApi(StubService(), in_flight=3), [copy(i) for i in items])
+    service = StubService()
+    answer = await IntakeApi(service, in_flight=3).SubmitOrders(
+        intake_pb2.SubmitOrdersRequest(orders=items), None
+    )
+    assert list(answer.results) == streamed
+    assert all(len(group) <= 3 for group in service.groups)
+    assert sum(map(len, service.groups)) == count
+    assert sorted(service.channels) == sorted("batch" if n % 2 else "grpc" for n in range(count))
