@@ -42,6 +42,7 @@ TABLE: dict[str, dict[str, tuple[str, ...]]] = {
         "IntakeService": (
             "SubmitOrder",
             "SubmitOrderStream",
+            "SubmitOrders",  # a JSON batch or CSV upload in one message
             "ApproveHeldOrder",
             "ImportMasterData",
             "EraseCustomer",
