@@ -7,7 +7,7 @@ correlation id along and turns a failed call into a Problem (gateway.problems).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import grpc
 
@@ -16,7 +16,7 @@ from orderdesk import rpc
 from orderdesk.clients import Services
 
 log = logging.getLogger("gateway.backends")
-STREAM_ORDERS_PER_DEADLINE = 50  # intake checks 32 at once; 50 per deadline leaves room for a slow database
+BATCH_ORDERS_PER_DEADLINE = 50  # intake checks 32 at once; 50 per deadline leaves room for a slow database
 
 
 class Backends(Services):
@@ -35,21 +35,15 @@ class Backends(Services):
                 log.warning("gRPC call failed: %s %s", failure.code.name, failure.message)
             raise problem from None
 
-    async def stream(
-        self, method, requests: Sequence, *, field_aliases: Mapping[str, str] | None = None
-    ) -> list:
-        """`await backends.stream(backends.intake.SubmitOrderStream, requests)`: every answer, or a Problem raised.
-
-        One stream for the whole batch; its deadline grows with the batch (one call's
-        deadline per STREAM_ORDERS_PER_DEADLINE requests), a stream that fails midway is a 503.
-        """
-        if not requests:
-            return []
-        timeout = self.timeout * (1 + len(requests) / STREAM_ORDERS_PER_DEADLINE)
+    async def batch(self, method, request, orders: int, *, field_aliases: Mapping[str, str] | None = None):
+        """`await backends.batch(backends.intake.SubmitOrders, request, n)`: one call for a batch of `n` orders,
+        the answer, or a Problem raised. Its deadline grows with the batch (one call's deadline per
+        BATCH_ORDERS_PER_DEADLINE orders); a failed call is a 503 (or what the service said)."""
+        timeout = self.timeout * (1 + orders / BATCH_ORDERS_PER_DEADLINE)
         try:
-            return await self.invoke_stream(method, requests, timeout=timeout)
+            return await self.invoke(method, request, timeout=timeout)
         except grpc.RpcError as exc:
             failure = rpc.describe(exc)
             problem = from_rpc_failure(failure, field_aliases)
-            log.warning("gRPC stream failed: %s %s", failure.code.name, failure.message)
+            log.warning("gRPC batch call failed: %s %s", failure.code.name, failure.message)
             raise problem from None

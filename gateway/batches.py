@@ -2,7 +2,8 @@
 
 Plain Python except `submit`: every order is checked alone (pydantic here, the
 business rules in intake), so a bad one is refused with its own field paths and
-the others go on. The valid ones travel through one intake.SubmitOrderStream.
+the others go on. The valid ones travel in one intake.SubmitOrders call (one message each way, not one per
+order as a stream would be).
 """
 
 from __future__ import annotations
@@ -130,7 +131,11 @@ def answer(pending: Sequence[Pending], answers: Sequence[intake_pb2.SubmitOrderR
 
 async def submit(services: Backends, pending: Sequence[Pending]) -> BatchAnswer:
     requests = [p.request for p in pending if p.request is not None]
-    answers = await services.stream(services.intake.SubmitOrderStream, requests)
+    if requests:
+        batch = intake_pb2.SubmitOrdersRequest(orders=requests)
+        answers = list((await services.batch(services.intake.SubmitOrders, batch, len(requests))).results)
+    else:
+        answers = []
     if len(answers) != len(requests) or any(a.index != n for n, a in enumerate(answers)):
         raise RuntimeError(f"intake answered {len(answers)} results for {len(requests)} orders")
     return answer(pending, answers)

@@ -122,6 +122,17 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
                 )
             index += 1
 
+    async def SubmitOrders(self, request, context):
+        """A batch as the stream answers it (like the real intake)."""
+
+        async def each():
+            for order in request.orders:
+                yield order
+
+        return intake_pb2.SubmitOrdersResponse(
+            results=[r async for r in self.SubmitOrderStream(each(), context)]
+        )
+
     async def ImportMasterData(self, request, context):
         self.imports.append(request)
         return common_pb2.ImportCsvResponse(rows=request.csv.count("\n") - 1)
