@@ -362,48 +362,55 @@ def orders_to_look_up(events) -> set[str]:
 # gives the same dict for the same message from a plan made once per message type, and leaves every
 # message with a kind of field it does not plan (enums, floats, bytes, maps, extensions) to MessageToDict.
 _PLAIN, _INT64, _MESSAGE, _JSON_STRING, _WELL_KNOWN = range(5)
+_REPEATED = 8  # added to a kind: the field is repeated (one code per field, one comparison chain)
 # A Timestamp maps to its own ToJsonString, as in MessageToDict (json_format._GenericMessageToJsonObject).
 _JSON_STRING_TYPES = frozenset({"google.protobuf.Timestamp"})
 _INT64_TYPES = frozenset({FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64})
 _PLAIN_TYPES = frozenset(
     {FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_BOOL}
 )
-_plans: dict[str, dict[int, tuple[str, int, bool]] | None] = {}
+# By message class: field descriptor (ListFields gives the same objects) -> (name, kind [+ _REPEATED]).
+_plans: dict[type, dict[Any, tuple[str, int]] | None] = {}
 
 
 def to_dict(message, skip: frozenset[str] = frozenset()) -> dict:
     """MessageToDict(message, preserving_proto_field_name=True), the same dict in a fraction of the calls;
     without the fields named in `skip`."""
-    descriptor = message.DESCRIPTOR
     try:
-        plan = _plans[descriptor.full_name]
+        plan = _plans[message.__class__]
     except KeyError:
-        plan = _plans[descriptor.full_name] = _plan(descriptor)
+        plan = _plans[message.__class__] = _plan(message.DESCRIPTOR)
     if plan is None:
         return _message_to_dict(message, skip)
     js: dict = {}
     for field, value in message.ListFields():
         try:
-            name, kind, repeated = plan[field.number]
+            name, kind = plan[field]
         except KeyError:  # an extension: MessageToDict names it its own way
             return _message_to_dict(message, skip)
         if name in skip:
             continue
         # (list(map(f, value)) rather than a list comprehension: one call less per repeated field)
         if kind == _PLAIN:
-            js[name] = list(value) if repeated else value
-        elif kind == _INT64:
-            js[name] = list(map(str, value)) if repeated else str(value)
+            js[name] = value
         elif kind == _MESSAGE:
-            js[name] = list(map(to_dict, value)) if repeated else to_dict(value)
+            js[name] = to_dict(value)
+        elif kind == _MESSAGE + _REPEATED:
+            js[name] = list(map(to_dict, value))
         elif kind == _JSON_STRING:
-            js[name] = list(map(_timestamp_json, value)) if repeated else _timestamp_json(value)
-        else:  # the other well-known types: their own JSON form
-            js[name] = (
-                [MessageToDict(v, preserving_proto_field_name=True) for v in value]
-                if repeated
-                else MessageToDict(value, preserving_proto_field_name=True)
-            )
+            js[name] = _timestamp_json(value)
+        elif kind == _PLAIN + _REPEATED:
+            js[name] = list(value)
+        elif kind == _INT64:
+            js[name] = str(value)
+        elif kind == _INT64 + _REPEATED:
+            js[name] = list(map(str, value))
+        elif kind == _JSON_STRING + _REPEATED:
+            js[name] = list(map(_timestamp_json, value))
+        elif kind == _WELL_KNOWN:  # the other well-known types: their own JSON form
+            js[name] = MessageToDict(value, preserving_proto_field_name=True)
+        else:
+            js[name] = [MessageToDict(v, preserving_proto_field_name=True) for v in value]
     return js
 
 
@@ -414,12 +421,20 @@ _EPOCH = dt.datetime(1970, 1, 1)
 
 def _timestamp_json(timestamp) -> str:
     """Timestamp.ToJsonString (RFC 3339, Z, 0, 3, 6 or 9 fractional digits) formatted here in one call
-    instead of four; an invalid one is left to ToJsonString, which refuses it."""
+    instead of four; an invalid one is left to ToJsonString, which refuses it. The date and time of a second
+    are kept (an order's events repeat its history's times)."""
     seconds, nanos = timestamp.seconds, timestamp.nanos
-    if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
+    text = _second_texts.get(seconds)
+    if text is None:
+        if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
+            return timestamp.ToJsonString()
+        t = _EPOCH + dt.timedelta(seconds=seconds)
+        text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        if len(_second_texts) >= _SECOND_TEXTS_KEPT:
+            _second_texts.clear()
+        _second_texts[seconds] = text
+    elif not 0 <= nanos < 1_000_000_000:
         return timestamp.ToJsonString()
-    t = _EPOCH + dt.timedelta(seconds=seconds)
-    text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
     if not nanos:
         return f"{text}Z"
     if not nanos % 1_000_000:
@@ -427,6 +442,10 @@ def _timestamp_json(timestamp) -> str:
     if not nanos % 1_000:
         return f"{text}.{nanos // 1_000:06d}Z"
     return f"{text}.{nanos:09d}Z"
+
+
+_second_texts: dict[int, str] = {}  # seconds since the epoch -> "YYYY-MM-DDTHH:MM:SS"
+_SECOND_TEXTS_KEPT = 65536
 
 
 _EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -450,8 +469,8 @@ def _message_to_dict(message, skip: frozenset[str]) -> dict:
     return MessageToDict(message, preserving_proto_field_name=True)
 
 
-def _plan(descriptor) -> dict[int, tuple[str, int, bool]] | None:
-    """Field number -> (name, kind, repeated); None for a message to_dict leaves to MessageToDict."""
+def _plan(descriptor) -> dict[Any, tuple[str, int]] | None:
+    """Field descriptor -> (name, kind [+ _REPEATED]); None for a message to_dict leaves to MessageToDict."""
     if descriptor.full_name.startswith("google.protobuf."):
         return None  # a well-known type: a JSON form of its own
     plan = {}
@@ -471,7 +490,7 @@ def _plan(descriptor) -> dict[int, tuple[str, int, bool]] | None:
                 kind = _WELL_KNOWN if type_name.startswith("google.protobuf.") else _MESSAGE
         else:
             return None  # enums, floats, bytes, maps
-        plan[field.number] = (field.name, kind, _repeated(field))
+        plan[field] = (field.name, kind + (_REPEATED if _repeated(field) else 0))
     return plan
 
 
