@@ -43,6 +43,34 @@ class MasterDataCache:
             self._entries.clear()  # crude but bounded; a full reload costs one query per key
         self._entries[key] = (self.clock() + self.ttl, value)
 
+    # --- what is known already, without a unit of work (None: something must be read) -----------------
+    def known_customer(self, customer_id: str) -> tuple[Customer | None] | None:
+        """(the customer, or None for one known not to exist), or None when it must be read."""
+        found = self._get(("customer", customer_id))
+        return None if found is _MISSING else (found,)
+
+    def known_products(self, skus: set[str]) -> dict[str, Product] | None:
+        """products() when every SKU is known (an unknown SKU known as unknown is left out); else None."""
+        found: dict[str, Product] = {}
+        for sku in skus:
+            hit = self._get(("product", sku))
+            if hit is _MISSING:
+                return None
+            if hit is not None:
+                found[sku] = hit
+        return found
+
+    def known_prices(self, customer_id: str, skus: set[str]) -> dict[str, CustomerPrice] | None:
+        prices = self._get(("prices", customer_id))
+        if prices is _MISSING:
+            return None
+        return {sku: prices[sku] for sku in skus if sku in prices}
+
+    def known_book(self) -> CalendarBook | None:
+        found = self._get(("calendar",))
+        return None if found is _MISSING else found
+
+    # --- read on a miss ---------------------------------------------------------------------------------
     async def customer(self, repo: MasterDataRepository, customer_id: str) -> Customer | None:
         key = ("customer", customer_id)
         found = self._get(key)

@@ -41,7 +41,7 @@ from orderdesk.calendar import CalendarBook
 from orderdesk.calendar_store import import_calendar_kind
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.idempotency import key_reused
-from orderdesk.masterdata import Product
+from orderdesk.masterdata import Customer, Product
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.intake import domain
 from services.intake.cache import MasterDataCache
@@ -269,6 +269,10 @@ class IntakeService:
         """The order checked on its own. `open_exposures`: its group's customers' open totals, read once for the
         group (the claims book credit on the totals as they are then, `_book_credit`)."""
         now = self.clock()
+        known = await self._known_facts(s, open_exposures, now)
+        if known is not None:
+            customer, products, facts = known
+            return domain.decide(s, customer, products, facts, self.config)
         async with self.db.reading() as work:
             repo = work.repo(MasterDataRepository)
             customer = await self.masterdata.customer(repo, s.customer_id) if s.customer_id else None
@@ -305,6 +309,44 @@ class IntakeService:
             overdue=overdue,
         )
         return domain.decide(s, customer, products, facts, self.config)
+
+    async def _known_facts(
+        self, s: Submission, open_exposures: Mapping[str, Decimal] | None, now: dt.datetime
+    ) -> tuple[Customer, dict[str, Product], domain.Facts] | None:
+        """What `_decide` reads, when all of it is in memory already (the master data cache, the group's open
+        totals): a group's orders then need no unit of work each. None: something must be read (`_decide`
+        reads it all, as ever). The same checks in the same order, the same questions to inventory."""
+        if open_exposures is None or self.config.hold_overdue_invoices:
+            return None
+        cache = self.masterdata
+        customer = cache.known_customer(s.customer_id) if s.customer_id else (None,)
+        products = cache.known_products({line.sku for line in s.lines if line.sku})
+        if customer is None or products is None:
+            return None
+        # Refuse a malformed request before any further look-up, as `_decide` does.
+        domain.check_structure(s, customer[0], products, now.astimezone(dt.UTC).date())
+        found = customer[0]
+        assert found is not None
+        prices = cache.known_prices(found.customer_id, {line.sku for line in s.lines})
+        if prices is None or found.customer_id not in open_exposures:
+            return None
+        book = None
+        if s.requested_delivery_date and (book := cache.known_book()) is None:
+            return None
+        stock = supply = None
+        if book is not None and book.warehouses:
+            country = domain.ship_to(s.ship_to, found).get("country", "")
+            stock, supply = await self.delivery_facts(domain.order_lines(s), products, book, country, now)
+        facts = domain.Facts(
+            now=now,
+            prices=prices,
+            book=book,
+            stock=stock,
+            supply=supply,
+            open_exposure=open_exposures[found.customer_id],
+            overdue=Decimal(0),
+        )
+        return found, products, facts
 
     async def _claim(
         self, tx: Tx, planned: Sequence[_Planned]
