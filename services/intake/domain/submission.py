@@ -5,12 +5,15 @@ request hash that ties an Idempotency-Key to one body."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from orderdesk import idempotency
 from orderdesk.calendar import CalendarBook
@@ -200,5 +203,15 @@ def canonical_request(s: Submission) -> dict[str, Any]:
 
 
 def request_hash(s: Submission) -> str:
-    """sha256 of the canonical request (orderdesk.idempotency): what an Idempotency-Key is stored with."""
-    return idempotency.request_hash(canonical_request(s))
+    """sha256 of the canonical request (orderdesk.idempotency): what an Idempotency-Key is stored with.
+
+    The canonical request holds only strings, whole numbers, True and lists and dicts of them: orjson gives
+    the very bytes idempotency.request_hash's json.dumps gives (sorted keys, no spaces, not ASCII-escaped)
+    at a fraction of the CPU, a test compares them; what orjson refuses (a number past 64 bits, a lone
+    surrogate) is hashed by idempotency.request_hash itself."""
+    canonical = canonical_request(s)
+    try:
+        text = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError
+        return idempotency.request_hash(canonical)
+    return hashlib.sha256(text).hexdigest()

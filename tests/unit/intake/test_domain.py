@@ -11,11 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orderdesk import idempotency
 from orderdesk.errors import InvalidArgument
 from orderdesk.idempotency import key_reused
 from orderdesk.masterdata import Customer, Product
 from services.intake import domain
 from services.intake.domain import Submission, SubmittedLine
+from services.intake.domain.submission import canonical_request
 
 TODAY = dt.date(2026, 6, 1)
 NOW = dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)
@@ -580,3 +582,38 @@ def test_a_group_books_what_its_orders_book_one_at_a_time(open_micros, limit, am
         total += micros if alone.booked else 0
     # What a group books first, as if nothing were open, stays within the limit: its sum cannot overflow.
     assert domain.booked_micros(amounts, domain.book_in_turn(0, limit, amounts)) <= limit
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain",
+        "",
+        "caf\u00e9 \U0001d538",
+        'quote " and \\ back',
+        "\x00\x01\x1f\x7f \b\f\n\r\t",
+        "\u2028\u2029",
+        "\ud800",
+    ],
+)
+@pytest.mark.parametrize("quantity", [1, -3, 2**63 - 1, 2**63, 2**70])
+def test_the_request_hash_is_idempotency_s_json_hash(text, quantity):
+    """domain.request_hash hashes orjson's bytes: the very hash orderdesk.idempotency's json.dumps gives (every
+    stored key's hash must stay what it was)."""
+    s = submission(
+        external_ref=text,
+        customer_id=text or "C1",
+        payment_terms=text,
+        requested_delivery_date=text,
+        ship_to={"name": text, "country": "DE", "line1": text},
+        lines=(SubmittedLine(text or "A", quantity, text), SubmittedLine("B", 1, "1.00")),
+        urgent=bool(quantity % 2),
+    )
+    assert outcome(domain.request_hash, s) == outcome(idempotency.request_hash, canonical_request(s))
+
+
+def outcome(f, *args):
+    try:
+        return f(*args)
+    except Exception as exc:  # a lone surrogate is no UTF-8: refused the same way
+        return type(exc)
