@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    any_,
     bindparam,
     delete,
     exists,
@@ -197,13 +198,32 @@ _BUMP_ORDER_OF_PARTNER = (
     .values(last_sequence=order_partners.c.last_sequence + 1)
     .returning(order_partners.c.last_sequence, order_partners.c.partner_id)
 )
-# A batch's counters, read once (IN lists as expanding parameters: one template for any number of keys).
-_ORDER_COUNTERS = select(
-    order_partners.c.order_id, order_partners.c.partner_id, order_partners.c.last_sequence
-).where(order_partners.c.order_id.in_(bindparam("keys", expanding=True)))
-_HEADS_OF = select(feed_heads.c.partner_id, feed_heads.c.last_sequence).where(
-    feed_heads.c.partner_id.in_(bindparam("keys", expanding=True))
-)
+
+
+def _keys_in_one(dialect: str, query: Any, key: Column) -> tuple[Any, Callable[[list[str]], Any]]:
+    """`query` for the rows whose `key` is one of :keys, the keys in one parameter (PostgreSQL: an array,
+    = ANY; SQLite: a JSON text, json_each), and how to give them: an expanding IN is rendered anew for every
+    number of keys (SQLite, 5 to 24 keys: 67 -> 52 us of CPU per read; two reads every batch)."""
+    if dialect == "postgresql":
+        return query.where(key == any_(bindparam("keys", type_=postgresql.ARRAY(String)))), list
+    each = func.json_each(bindparam("keys", type_=String)).table_valued("value")
+    return query.where(key.in_(select(each.c.value))), json.dumps
+
+
+# A batch's counters, read once: its orders' and its partners' (each with its keys in one parameter).
+_BATCH_READS = {
+    dialect: (
+        _keys_in_one(
+            dialect,
+            select(order_partners.c.order_id, order_partners.c.partner_id, order_partners.c.last_sequence),
+            order_partners.c.order_id,
+        ),
+        _keys_in_one(
+            dialect, select(feed_heads.c.partner_id, feed_heads.c.last_sequence), feed_heads.c.partner_id
+        ),
+    )
+    for dialect in ("postgresql", "sqlite")
+}
 _PARTNERS_OF = select(order_partners.c.order_id, order_partners.c.partner_id).where(
     order_partners.c.order_id.in_(bindparam("keys", expanding=True))
 )
@@ -522,7 +542,8 @@ class NotifierRepository(Repository):
         """order id -> (its partner, its last order sequence), for the orders the feed knows."""
         if not order_ids:
             return {}
-        rows = (await self.conn.execute(_ORDER_COUNTERS, {"keys": list(order_ids)})).all()
+        (statement, keys), _heads = _BATCH_READS[self.dialect]
+        rows = (await self.conn.execute(statement, {"keys": keys(list(order_ids))})).all()
         return {r.order_id: (r.partner_id, r.last_sequence) for r in rows}
 
     async def append_many(
@@ -539,7 +560,8 @@ class NotifierRepository(Repository):
             orders = await self.order_counters(order_ids)
         # (defaultdicts: a counter the database does not hold yet starts at 0)
         order_seq = defaultdict(int, {o: orders[o][1] for o in order_ids if o in orders})
-        heads = defaultdict(int, (await self.conn.execute(_HEADS_OF, {"keys": partner_ids})).all())
+        _orders, (heads_of, keys) = _BATCH_READS[self.dialect]
+        heads = defaultdict(int, (await self.conn.execute(heads_of, {"keys": keys(partner_ids)})).all())
         # An order's partner row: a known order keeps its own, a new one takes its first entry's partner.
         partner_of = {e.order_id: e.partner_id for e in reversed(entries) if e.order_id}
         partner_of.update({o: p for o, (p, _seq) in orders.items()})
