@@ -100,3 +100,31 @@ def test_an_unhandled_error_is_the_processs_500_and_counted(caplog):
 )
 def test_listen_address(addr, expected):
     assert asgi.listen_address(addr) == expected
+
+
+async def test_the_lifespan_puts_start_up_s_heap_out_of_the_collector_s_sight():
+    """Once the app has started, what start-up made is frozen (gc.freeze): the gateway's full collections
+    no longer walk it; the lifespan's end still closes what it opened."""
+    import gc
+    from types import SimpleNamespace
+
+    closed: list[str] = []
+
+    class Closing:
+        def __init__(self, name: str) -> None:
+            self.name, self.tls = name, SimpleNamespace(enabled=False)
+
+        async def close(self) -> None:
+            closed.append(self.name)
+
+    gc.unfreeze()
+    run = asgi.lifespan(
+        "test", {}, store=lambda: asyncio.sleep(0, Closing("store")), services=lambda: Closing("clients")
+    )
+    app = SimpleNamespace(state=SimpleNamespace())
+    try:
+        async with run(app):
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert closed == ["clients", "store"]
