@@ -41,7 +41,7 @@ from orderdesk.calendar import CalendarBook
 from orderdesk.calendar_store import import_calendar_kind
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.idempotency import key_reused
-from orderdesk.masterdata import Customer, Product
+from orderdesk.masterdata import Customer, CustomerPrice, Product
 from orderdesk.v1 import events_pb2, inventory_pb2, orders_pb2
 from services.intake import domain
 from services.intake.cache import MasterDataCache
@@ -295,11 +295,27 @@ class IntakeService:
                 else Decimal(0)
             )
             book = await self.masterdata.book(work) if s.requested_delivery_date else None
+        facts = await self._facts(s, customer, products, prices, book, exposure, overdue, now)
+        return domain.decide(s, customer, products, facts, self.config)
+
+    async def _facts(
+        self,
+        s: Submission,
+        customer: Customer,
+        products: dict[str, Product],
+        prices: Mapping[str, CustomerPrice],
+        book: CalendarBook | None,
+        exposure: Decimal,
+        overdue: Decimal,
+        now: dt.datetime,
+    ) -> domain.Facts:
+        """The facts `domain.decide` weighs: what was read (or known), and inventory's answers on stock and
+        supply when the order asks for a delivery date and warehouses are known."""
         stock = supply = None
         if book is not None and book.warehouses:
             country = domain.ship_to(s.ship_to, customer).get("country", "")
             stock, supply = await self.delivery_facts(domain.order_lines(s), products, book, country, now)
-        facts = domain.Facts(
+        return domain.Facts(
             now=now,
             prices=prices,
             book=book,
@@ -308,7 +324,6 @@ class IntakeService:
             open_exposure=exposure,
             overdue=overdue,
         )
-        return domain.decide(s, customer, products, facts, self.config)
 
     async def _known_facts(
         self, s: Submission, open_exposures: Mapping[str, Decimal] | None, now: dt.datetime
@@ -333,18 +348,8 @@ class IntakeService:
         book = None
         if s.requested_delivery_date and (book := cache.known_book()) is None:
             return None
-        stock = supply = None
-        if book is not None and book.warehouses:
-            country = domain.ship_to(s.ship_to, found).get("country", "")
-            stock, supply = await self.delivery_facts(domain.order_lines(s), products, book, country, now)
-        facts = domain.Facts(
-            now=now,
-            prices=prices,
-            book=book,
-            stock=stock,
-            supply=supply,
-            open_exposure=open_exposures[found.customer_id],
-            overdue=Decimal(0),
+        facts = await self._facts(
+            s, found, products, prices, book, open_exposures[found.customer_id], Decimal(0), now
         )
         return found, products, facts
 
