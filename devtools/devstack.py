@@ -51,6 +51,11 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = (*SERVICES, "gateway")  # always started; the console too with Stack(console=True)
 HTTP_COMPONENTS = {"gateway": 8080, "console": 8090}  # their documented HTTP ports (not gRPC)
 GATEWAY_KEYS_PORT = 15059  # the gateway's API-key admin gRPC for the console (README "Console")
+PORT_ATTEMPTS = 3  # starts on freshly picked ports, when another run took one first
+
+
+class PortTaken(RuntimeError):
+    """A process exited during start-up because a port picked for it was taken meanwhile."""
 
 
 def secured_nats(
@@ -74,12 +79,20 @@ class Process:
     log_path: Path
     popen: subprocess.Popen | None = None
     cwd: Path = ROOT
+    log_start: int = 0  # where this start's output begins in the log (a restart appends)
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
+        self.log_start = log.tell()
         self.popen = subprocess.Popen(
             self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd
         )
+
+    def output(self) -> str:
+        """What this start has written so far."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self.log_start)
+            return log.read().decode(errors="replace")
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -131,6 +144,13 @@ class Stack:
                     f"replicas need PostgreSQL (SQLite cannot be shared across processes): "
                     f"no PostgreSQL URL for {', '.join(on_sqlite)}"
                 )
+        self._pick_ports()
+        identities = (*COMPONENTS, "console", "cli")
+        self.certificates = pki.Authority().write(self.data_dir / "tls", identities) if self.tls else {}
+
+    def _pick_ports(self) -> None:
+        """Every process's ports: the documented ones (`default_ports`) or free ones picked now (again after a
+        start-up found one taken meanwhile)."""
         # Per process ("orders" alone, or "orders-1", "orders-2"); a component's name also maps to its first process.
         self.ports: dict[str, int] = {}
         self.metrics_ports: dict[str, int] = {}
@@ -151,8 +171,6 @@ class Stack:
             self.metrics_ports.setdefault(name, self.metrics_ports[first])
         # The gateway's API-key admin gRPC (gateway/keyservice.py), which the console calls.
         self.keys_port = GATEWAY_KEYS_PORT if self.default_ports else localservers.free_port()
-        identities = (*COMPONENTS, "console", "cli")
-        self.certificates = pki.Authority().write(self.data_dir / "tls", identities) if self.tls else {}
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -265,10 +283,21 @@ class Stack:
             timeout = float(os.environ.get("ORDERDESK_STACK_START_SECONDS", "60"))
         if self.own_nats and not (self.own_nats.process and self.own_nats.process.poll() is None):
             self.own_nats.start()
-        for name in self.all_instances:
-            self.start_process(name)
-        self.wait_ready(timeout * self.replicas)  # N times the processes starting on the same cores
-        return self
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            for name in self.all_instances:
+                self.start_process(name)
+            try:
+                self.wait_ready(timeout * self.replicas)  # N times the processes starting on the same cores
+                return self
+            except PortTaken:
+                # A free port picked at random was taken by another run on the machine (tests side by side)
+                # before its process bound it: the processes again on ports picked anew (peers learn them
+                # from their environment at start, so all of them).
+                if self.default_ports or attempt == PORT_ATTEMPTS:
+                    raise
+                self._stop_processes()
+                self._pick_ports()
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def wait_ready(self, timeout: float = 60, names: tuple[str, ...] | None = None) -> None:
         deadline = time.monotonic() + timeout
@@ -277,7 +306,11 @@ class Stack:
             name = pending[0]
             proc = self.processes[name]
             if not proc.alive():
-                raise RuntimeError(f"{name} exited during start-up:\n{self.tail(name)}")
+                said = proc.output().lower()
+                taken = "address already in use" in said or "failed to bind" in said
+                raise (PortTaken if taken else RuntimeError)(
+                    f"{name} exited during start-up:\n{self.tail(name)}"
+                )
             if self.ready(name):
                 pending.pop(0)
                 continue
@@ -339,6 +372,11 @@ class Stack:
         self.wait_ready(timeout, (name,))
 
     def stop(self) -> None:
+        self._stop_processes()
+        if self.own_nats:  # after the processes: they drain their connections on SIGTERM
+            self.own_nats.stop()
+
+    def _stop_processes(self) -> None:
         # The console and the gateway first (no new requests), then the services.
         for name in ("console", "gateway", *[i for s in SERVICES for i in self.instances(s)]):
             proc = self.processes.get(name)
@@ -346,8 +384,6 @@ class Stack:
                 proc.popen.send_signal(signal.SIGTERM)
         for proc in self.processes.values():
             localservers.reap(proc.popen, 20)
-        if self.own_nats:  # after the processes: they drain their connections on SIGTERM
-            self.own_nats.stop()
 
 
 def postgres_databases(admin_url: str, prefix: str = "orderdesk") -> dict[str, str]:
