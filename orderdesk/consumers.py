@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import String, bindparam, func, select, true
+from sqlalchemy import String, bindparam, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 
 from orderdesk import events, logs, metrics
-from orderdesk.db import Database, Tx, UtcDateTime, insert_ignoring_conflicts, utcnow
+from orderdesk.db import Database, Tx, UtcDateTime, insert_ignoring_conflicts, listed, utcnow
 from orderdesk.outbox import inbox_table
 from orderdesk.parsing import whole_number
 from orderdesk.v1 import events_pb2
@@ -72,14 +72,11 @@ def _claims_of_many(dialect_name: str):
     json_each). The rows a multi-row VALUES inserts, with the same conflicts (on PostgreSQL a claim racing
     another replica's waits for it, then skips or inserts), but three parameters in all: SQLAlchemy's
     insertmanyvalues rewrote the statement and processed the parameters of every row."""
-    if dialect_name == "postgresql":
-        each = func.unnest(bindparam("ids", type_=postgresql.ARRAY(String)))
-        rows = select(_consumer_param(), each, _processed_at_param())
-        return _claimed(postgresql.insert(inbox_table), rows), list
-    values = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+    ids, encode = listed(dialect_name, "ids")
     # The WHERE keeps SQLite from reading ON CONFLICT as the FROM's join constraint.
-    rows = select(_consumer_param(), values.c.value, _processed_at_param()).select_from(values).where(true())
-    return _claimed(sqlite.insert(inbox_table), rows), json.dumps
+    rows = select(_consumer_param(), ids, _processed_at_param()).where(true())
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return _claimed(dialect.insert(inbox_table), rows), encode
 
 
 def _consumer_param():

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
-from sqlalchemy import JSON, Table, event, text
+from sqlalchemy import JSON, String, Table, bindparam, event, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -492,6 +492,15 @@ def upsert(dialect_name: str, table: Table, values: dict[str, Any], keys: list[s
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     stmt = dialect.insert(table).values(values)
     return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+
+
+def listed(dialect_name: str, name: str) -> tuple[Any, Callable[[list[str]], Any]]:
+    """A list of strings bound as ONE parameter `name`, as a column of its items to select from, and how to
+    give the list: PostgreSQL an array (unnest), SQLite a JSON text (json_each). One statement text for any
+    number of items, where an expanding IN is rendered (and its parameters processed) anew per length."""
+    if dialect_name == "postgresql":
+        return func.unnest(bindparam(name, type_=postgresql.ARRAY(String))), list
+    return func.json_each(bindparam(name, type_=String)).table_valued("value").c.value, json.dumps
 
 
 # PostgreSQL's answers that say "this transaction lost to another; run it again": a deadlock it broke by
