@@ -236,13 +236,15 @@ class StockLevels(RepositoryBase):
             raise StockBookError(f"{sku} at {warehouse} has fewer than {quantity} reserved to release")
 
     async def receive(self, sku: str, warehouse: str, quantity: int) -> StockLevel:
-        """Adds to on hand (a new SKU/warehouse pair starts at zero); returns the new level."""
-        await self._ensure_row(sku, warehouse)
-        await self.conn.execute(
+        """Adds to on hand; returns the new level. The row is there: a receipt makes a new SKU/warehouse pair's
+        row (at zero) before it takes its locks (`ensure_rows`, InventoryService.receive)."""
+        result = await self.conn.execute(
             update(stock)
             .where(at(sku, warehouse))
             .values(on_hand=stock.c.on_hand + quantity, version=stock.c.version + 1)
         )
+        if result.rowcount != 1:
+            raise StockBookError(f"{sku} has no stock row at {warehouse}: ensure_rows makes it first")
         return await self.level(sku, warehouse)
 
     async def count(self, sku: str, warehouse: str, on_hand: int) -> tuple[StockLevel, StockLevel | None]:
