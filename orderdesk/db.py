@@ -115,16 +115,14 @@ class JsonText(TypeDecorator):
 
 def _json_bind(value: Any) -> str | None:
     """As sqlalchemy.JSON binds: None and JSON.NULL are JSON's null, only null() is SQL NULL."""
-    if value is _JSON_NULL:
+    if value is JSON.NULL:
         value = None
-    elif isinstance(value, _SQL_NULL):
+    elif isinstance(value, Null):
         return None
     return json_text(value)
 
 
 def _json_result(value: Any) -> Any:
-    if value.__class__ is str:
-        return json_value(value)
     if value is None or isinstance(value, int | float):  # as SQLite's JSON type gives a number back
         return value
     return json_value(value)
@@ -150,9 +148,6 @@ def json_value(text: str) -> Any:
         return {}
     return json.loads(text)
 
-
-_JSON_NULL = JSON.NULL
-_SQL_NULL = Null
 
 # SQL parameters (addresses, notes, secrets, keys' hashes) never reach a log or an exception's text: a
 # failing statement is reported with its SQL and "[SQL parameters hidden due to hide_parameters=True]".
