@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 async def wait_event(event: asyncio.Event, seconds: float) -> bool:
@@ -17,3 +21,13 @@ async def wait_event(event: asyncio.Event, seconds: float) -> bool:
         return True
     except TimeoutError:
         return False
+
+
+async def within(awaitable: Awaitable[T], seconds: float) -> T:
+    """`await awaitable`, raising TimeoutError after `seconds`: `asyncio.wait_for` without its 3.11 flaw.
+
+    There, a task cancelled in the turn its awaitable finishes gets the awaitable's result (or exception)
+    instead of the cancel: a lease check that fails just as its replica is stopped would go on to take the
+    lease again, and whoever awaits the cancelled task would wait forever."""
+    async with asyncio.timeout(max(seconds, 0)):
+        return await awaitable

@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import Null
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from orderdesk import clock, metrics, migrations
+from orderdesk.aio import within
 
 R = TypeVar("R")
 
@@ -406,7 +407,7 @@ class Database:
             assert self._turn is not None
             # After the unit of work in progress, if any (bounded: a stuck one must not stop a shutdown).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._turn.acquire(), 10)
+                await within(self._turn.acquire(), 10)
             await self._held.close()
             self._held = None
         await self.engine.dispose()

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from orderdesk import metrics
-from orderdesk.aio import wait_event
+from orderdesk.aio import wait_event, within
 
 log = logging.getLogger("orderdesk.leases")
 
@@ -96,9 +96,7 @@ class AdvisoryLease(Lease):
         try:
             conn = await self._connect()
             self.held = bool(
-                await asyncio.wait_for(
-                    conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key), self.CHECK_TIMEOUT
-                )
+                await within(conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key), self.CHECK_TIMEOUT)
             )
         except asyncio.CancelledError:
             raise
@@ -111,7 +109,7 @@ class AdvisoryLease(Lease):
         if not self.held or self._conn is None:
             return False
         try:
-            await asyncio.wait_for(self._conn.fetchval("SELECT 1"), self.CHECK_TIMEOUT)
+            await within(self._conn.fetchval("SELECT 1"), self.CHECK_TIMEOUT)
             return True
         except asyncio.CancelledError:
             raise
@@ -123,7 +121,7 @@ class AdvisoryLease(Lease):
     async def release(self) -> None:
         if self._conn is not None and not self._conn.is_closed() and self.held:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.fetchval("SELECT pg_advisory_unlock($1)", self.key), 2)
+                await within(self._conn.fetchval("SELECT pg_advisory_unlock($1)", self.key), 2)
         await self._drop()
 
     async def _drop(self) -> None:
@@ -131,7 +129,7 @@ class AdvisoryLease(Lease):
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2)
+                await within(conn.close(), 2)
             if not conn.is_closed():
                 conn.terminate()
 

@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 
 from orderdesk import events, leases, metrics
-from orderdesk.aio import wait_event
+from orderdesk.aio import wait_event, within
 from orderdesk.db import Database, RowsInsert, UtcDateTime, utcnow
 
 log = logging.getLogger("orderdesk.outbox")
@@ -160,7 +160,7 @@ class AckedPublisher:
             if waiting.received < waiting.sent:
                 waiting.all_in = asyncio.get_running_loop().create_future()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiting.all_in, timeout)
+                    await within(waiting.all_in, timeout)
         finally:
             del self._rounds[tag]
         for index in range(waiting.sent):

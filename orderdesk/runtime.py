@@ -35,6 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from orderdesk import access, clock, errors, events, leases, logs, metrics, migrations, ports, rpc, tls
+from orderdesk.aio import within
 from orderdesk.config import NatsCredentials, Settings, grpc_target, nats_servers
 from orderdesk.consumers import EventConsumer, Subscription
 from orderdesk.db import Database
@@ -256,7 +257,7 @@ class ServiceRuntime:
         await asyncio.gather(*self._running, return_exceptions=True)
         try:  # one last flush so a clean stop leaves nothing behind (the lease holder's job under replicas)
             if held:
-                await asyncio.wait_for(self.relay.publish_pending(), 5)
+                await within(self.relay.publish_pending(), 5)
         except Exception as exc:
             self.log.warning("outbox not flushed at shutdown (the next start publishes it): %s", exc)
         for ch in self._channels.values():
@@ -264,7 +265,7 @@ class ServiceRuntime:
         # Consumers are stopped and the outbox flushed: nothing left to drain, so just close.
         self._closing = True
         try:
-            await asyncio.wait_for(self.nc.close(), 5)
+            await within(self.nc.close(), 5)
         except Exception as exc:
             self.log.warning("nats close: %s", exc)
         await self.db.close()
