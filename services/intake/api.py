@@ -47,6 +47,7 @@ def refused_to_proto(index: int, exc: Exception) -> intake_pb2.SubmitOrderResult
             index=index,
             error_code=exc.code,
             error_message=exc.message,
+            error_reason=exc.reason,
             errors=[
                 common_pb2.Reason(code=v.reason, message=v.description, field=v.field) for v in violations
             ],
@@ -58,6 +59,7 @@ def refused_to_proto(index: int, exc: Exception) -> intake_pb2.SubmitOrderResult
             index=index,
             error_code=failure.code.name,
             error_message=failure.message if trusted else "a service behind intake refused the order",
+            error_reason=failure.reason,
             errors=[
                 common_pb2.Reason(code=v.reason, message=v.description, field=v.field)
                 for v in failure.violations
@@ -86,7 +88,8 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
     async def SubmitOrder(self, request, context):
         """One partner's order, entered with the others that arrive meanwhile (one transaction, one call to
         orders for the group), answered on its own: its events carry its own correlation id."""
-        return accepted_to_proto(await self.singles.submit((request, logs.correlation_id.get())))
+        cid = request.correlation_id or logs.correlation_id.get()
+        return accepted_to_proto(await self.singles.submit((request, cid)))
 
     async def _submit_group(self, group: list[tuple[intake_pb2.SubmitOrderRequest, str]]) -> list:
         return await self._submit_chunk([request for request, _ in group], [cid for _, cid in group])
@@ -133,8 +136,9 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
                     chunk.append(following)
                 for request in chunk:
                     request.channel = request.channel or STREAM_CHANNEL
-                # One stream, one request: its orders run under the stream's own correlation id.
-                for answer in await self._submit_chunk(chunk, [""] * len(chunk)):
+                # One stream, one request: its orders run under the stream's own correlation id (an order
+                # that names its own, under that).
+                for answer in await self._submit_chunk(chunk, [r.correlation_id for r in chunk]):
                     yield self._result(index, answer)
                     index += 1
             await reader  # a broken request stream surfaces here
@@ -144,14 +148,15 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
     async def SubmitOrders(self, request, context) -> intake_pb2.SubmitOrdersResponse:
         """A batch in one message: SubmitOrderStream's results for the same orders, taken in chunks of
         `in_flight` (each checked, claimed and entered as a stream's chunk is), without a message per order
-        each way."""
+        each way. An order that names its correlation id (single orders the gateway gathered from several
+        requests) is entered under it, its events carry it; else under the call's."""
         orders = list(request.orders)
         results: list[intake_pb2.SubmitOrderResult] = []
         for start in range(0, len(orders), self.in_flight):
             chunk = orders[start : start + self.in_flight]
             for order in chunk:
                 order.channel = order.channel or STREAM_CHANNEL
-            for answer in await self._submit_chunk(chunk, [""] * len(chunk)):
+            for answer in await self._submit_chunk(chunk, [order.correlation_id for order in chunk]):
                 results.append(self._result(len(results), answer))
         return intake_pb2.SubmitOrdersResponse(results=results)
 
