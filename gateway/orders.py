@@ -85,11 +85,8 @@ async def submit_order(
 
 
 async def _submit(request: Request, body: OrderSubmission, idempotency_key: str, who: Principal) -> Response:
-    services = backends(request)
-    answer = await services.call(
-        services.intake.SubmitOrder,
-        body.to_proto(who.partner_id, idempotency_key, actor=who.actor),
-        field_aliases=INTAKE_FIELDS,
+    answer = await backends(request).submit_order(
+        body.to_proto(who.partner_id, idempotency_key, actor=who.actor), field_aliases=INTAKE_FIELDS
     )
     accepted = OrderAccepted(
         order_id=answer.order_id,

@@ -64,6 +64,8 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         self.requests: list[intake_pb2.SubmitOrderRequest] = []
         self.imports: list[common_pb2.ImportCsvRequest] = []
         self.streams = 0
+        self.calls = 0  # SubmitOrders calls
+        self.down: Exception | None = None
         self.approvals: list[intake_pb2.ApproveHeldOrderRequest] = []
 
     async def ApproveHeldOrder(self, request, context):
@@ -72,6 +74,8 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
 
     async def SubmitOrder(self, request, context):
         self.requests.append(request)
+        if request.customer_id.startswith("SLOW-"):  # "SLOW-300": intake takes 300 ms over this order
+            await asyncio.sleep(int(request.customer_id.removeprefix("SLOW-")) / 1000)
         if not request.idempotency_key:
             raise errors.InvalidArgument("key", [errors.FieldViolation("idempotency_key", "required")])
         bad = [
@@ -81,7 +85,12 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
         ]
         if bad:
             raise errors.InvalidArgument("the order has problems", bad)
-        body = request.SerializeToString()  # the key is part of it, fine for a fake
+        # The order as submitted (the key is part of it, fine for a fake); whose request it came from is no
+        # part of the order, as in intake.
+        order = intake_pb2.SubmitOrderRequest()
+        order.CopyFrom(request)
+        order.ClearField("correlation_id")
+        body = order.SerializeToString()
         seen = self.keys.get((request.partner_id, request.idempotency_key))
         if seen:
             if seen[0] != body:
@@ -115,6 +124,7 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
                     index=index,
                     error_code=exc.code,
                     error_message=exc.message,
+                    error_reason=exc.reason,
                     errors=[
                         common_pb2.Reason(code=v.reason, message=v.description, field=v.field)
                         for v in exc.violations
@@ -123,7 +133,10 @@ class FakeIntake(intake_pb2_grpc.IntakeServiceServicer):
             index += 1
 
     async def SubmitOrders(self, request, context):
-        """A batch as the stream answers it (like the real intake)."""
+        """A batch as the stream answers it (like the real intake); `down`: the call fails as a whole."""
+        self.calls += 1
+        if self.down is not None:
+            raise self.down
 
         async def each():
             for order in request.orders:

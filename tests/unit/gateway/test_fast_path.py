@@ -44,6 +44,9 @@ class Services:
         except errors.DomainError as exc:
             raise problems.from_domain_error(exc) from None
 
+    async def submit_order(self, request, *, field_aliases=None):
+        return await self.call(self.SubmitOrder, request, field_aliases=field_aliases)
+
     async def SubmitOrder(self, request):
         self.submitted.append(request)
         if request.customer_id == "BAD":
