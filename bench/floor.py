@@ -3,9 +3,11 @@
 Real path:  HTTP -> gateway -gRPC-> intake (1 commit) -gRPC-> orders (1 commit, + outbox row)
 Floor path: HTTP -> floor-http -gRPC-> floor-hop A (1 commit) -gRPC-> floor-hop B (1 commit)
 
-Intake enters the single orders that arrive while it is entering others as one group (orderdesk.grouping: one
-commit, one CreateOrders call for the group), and so does hop A: a group's rows in one commit, one call to
-hop B with all of them, one commit there.
+The gateway sends the single orders that arrive while its call to intake is in flight together, as one
+SubmitOrders call (gateway.gathering), and so does floor-http: one HopGroup call to hop A with them. Intake
+enters a call's orders as one group (one commit, one CreateOrders call for the group), and so does hop A: a
+group's rows in one commit, one call to hop B with all of them, one commit there. (Hop A still groups single
+Hop calls too, as intake does its SubmitOrder calls.)
 
     python -m bench.floor hop  --listen 127.0.0.1:P --db URL [--next 127.0.0.1:Q]
     python -m bench.floor http --listen 127.0.0.1:P --next 127.0.0.1:Q
@@ -22,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 
+from gateway.gathering import GATHER_LIMIT
 from orderdesk import tls
 from orderdesk.db import Database
 from orderdesk.grouping import GroupCommit
@@ -89,7 +92,10 @@ async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
         return request
 
     async def handle_group(request: bytes, context) -> bytes:
-        await store(unpack(request))
+        payloads = unpack(request)
+        if downstream is not None:
+            return pack(await forward(payloads))  # type: ignore[arg-type]
+        await store(payloads)
         return b""
 
     server = grpc.aio.server()
@@ -115,14 +121,18 @@ def http(listen: str, next_addr: str) -> None:
     app = FastAPI()
     state: dict = {}
 
-    @app.post("/v1/orders", status_code=201)
-    async def create(request: Request):
-        body = await request.body()
+    async def send(bodies: list[bytes]) -> list[bytes | BaseException]:
         if "stub" not in state:
             state["stub"] = tls.aio_channel(next_addr, tls.TlsSettings.from_env(), peer=PEER).unary_unary(
-                METHOD, request_serializer=_identity, response_deserializer=_identity
+                GROUP_METHOD, request_serializer=_identity, response_deserializer=_identity
             )
-        await state["stub"](body, timeout=5)
+        return list(unpack(await state["stub"](pack(bodies), timeout=5)))
+
+    gathered: GroupCommit[bytes, bytes] = GroupCommit(send, limit=GATHER_LIMIT)
+
+    @app.post("/v1/orders", status_code=201)
+    async def create(request: Request):
+        await gathered.submit(await request.body())
         return JSONResponse({"order_id": uuid.uuid4().hex, "status": "confirmed"}, status_code=201)
 
     host, port = listen.rsplit(":", 1)
