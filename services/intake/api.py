@@ -6,9 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-import grpc
-
-from orderdesk import erasure, errors, logs, rpc
+from orderdesk import erasure, errors, logs
 from orderdesk.grouping import GroupCommit
 from orderdesk.v1 import common_pb2, intake_pb2, intake_pb2_grpc
 from services.intake import approval, customers, finance, quotes, review
@@ -40,7 +38,9 @@ def accepted_to_proto(submitted: Submitted) -> intake_pb2.SubmitOrderResponse:
 
 
 def refused_to_proto(index: int, exc: Exception) -> intake_pb2.SubmitOrderResult:
-    """A refused order of a stream: the error code and field violations SubmitOrder would have sent as status."""
+    """A refused order of a stream or batch: the status SubmitOrder would have sent (its code, message, reason
+    and field violations). Anything but a domain error (a peer's refusal intake does not translate
+    included) is what the runtime's interceptor makes of it for SubmitOrder: INTERNAL, with no detail."""
     if isinstance(exc, errors.DomainError):
         violations = getattr(exc, "violations", [])
         return intake_pb2.SubmitOrderResult(
@@ -50,19 +50,6 @@ def refused_to_proto(index: int, exc: Exception) -> intake_pb2.SubmitOrderResult
             error_reason=exc.reason,
             errors=[
                 common_pb2.Reason(code=v.reason, message=v.description, field=v.field) for v in violations
-            ],
-        )
-    if isinstance(exc, grpc.RpcError):  # a peer's refusal passed through (e.g. orders.CreateOrder)
-        failure = rpc.describe(exc)
-        trusted = bool(failure.reason)  # only our own domain messages are fit for the partner
-        return intake_pb2.SubmitOrderResult(
-            index=index,
-            error_code=failure.code.name,
-            error_message=failure.message if trusted else "a service behind intake refused the order",
-            error_reason=failure.reason,
-            errors=[
-                common_pb2.Reason(code=v.reason, message=v.description, field=v.field)
-                for v in failure.violations
             ],
         )
     return intake_pb2.SubmitOrderResult(
@@ -186,7 +173,7 @@ class IntakeApi(intake_pb2_grpc.IntakeServiceServicer):
     def _result(index: int, answer) -> intake_pb2.SubmitOrderResult:
         if isinstance(answer, Submitted):
             return intake_pb2.SubmitOrderResult(index=index, accepted=accepted_to_proto(answer))
-        if not isinstance(answer, errors.DomainError | grpc.RpcError):
+        if not isinstance(answer, errors.DomainError):
             log.error("unhandled error in SubmitOrderStream (order %d): %r", index, answer)
         return refused_to_proto(index, answer)
 

@@ -568,7 +568,10 @@ class IntakeService:
                     "the order was accepted but not yet entered (orders did not answer); "
                     "send the same request with the same Idempotency-Key again"
                 ) from exc
-            raise
+            passed = rpc.passed_on(exc)  # orders' own refusal (a precondition, a conflict) as intake's
+            if passed is exc:
+                raise
+            raise passed from exc
 
     # --- credit exposure from orders' events ------------------------------------------
     async def record_order_event(self, tx: Tx, event: events_pb2.Event) -> None:

@@ -109,3 +109,26 @@ def test_urgent_and_proposals_travel_to_orders():
         ("A", 1, "2026-06-05"),
         ("A", 2, "2026-06-09"),
     ]
+
+
+def test_a_batch_refusal_is_the_status_submit_order_would_have_sent():
+    """A gathered single order (and a stream's or batch's) gets what its own SubmitOrder call got: a domain
+    error as it is, anything else (a peer's refusal intake does not translate) as the interceptor's INTERNAL."""
+    import grpc
+    from grpc.aio import AioRpcError, Metadata
+
+    from orderdesk import errors
+    from services.intake.api import refused_to_proto
+
+    refused = refused_to_proto(
+        3, errors.FailedPrecondition("customer C1 is blocked", rule="customer_blocked")
+    )
+    assert (refused.index, refused.error_code, refused.error_reason) == (
+        3,
+        "FAILED_PRECONDITION",
+        "customer_blocked",
+    )
+    peer = AioRpcError(grpc.StatusCode.ALREADY_EXISTS, Metadata(), Metadata(), details="order ORD-1 exists")
+    refused = refused_to_proto(0, peer)
+    assert (refused.error_code, refused.error_message) == ("INTERNAL", "internal error (AioRpcError)")
+    assert not refused.errors and not refused.error_reason

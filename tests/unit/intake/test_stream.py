@@ -8,7 +8,7 @@ import random
 import grpc
 import pytest
 
-from orderdesk import errors, logs
+from orderdesk import errors, logs, rpc
 from orderdesk.v1 import common_pb2, intake_pb2, orders_pb2
 from services.intake.api import IntakeApi
 from services.intake.service import Submitted
@@ -162,11 +162,14 @@ class FailingRpc(grpc.RpcError):
 async def test_a_peer_refusal_is_that_order_s_error_without_transport_details():
     class Service(StubService):
         async def submit(self, s):
-            raise FailingRpc()
+            if s.external_ref == "0":  # as IntakeService passes orders' refusal on
+                raise rpc.passed_on(FailingRpc())
+            raise FailingRpc()  # untranslated: what SubmitOrder's interceptor answers, INTERNAL
 
-    [result] = await run(IntakeApi(Service()), [order(0)])
-    assert result.error_code == "NOT_FOUND"
-    assert "10.0.0.9" not in result.error_message
+    translated, untranslated = await run(IntakeApi(Service()), [order(0), order(1)])
+    assert translated.error_code == "NOT_FOUND"
+    assert untranslated.error_code == "INTERNAL"
+    assert "10.0.0.9" not in translated.error_message + untranslated.error_message
 
 
 @pytest.mark.parametrize("in_flight", [1, 3])
