@@ -212,6 +212,7 @@ order_history = Table(
     Column("at", UtcDateTime, nullable=False),
     Column("actor", String(128), nullable=False),
     Column("reason", String(1000), nullable=False),
+    Index("ix_order_history_at", "at"),  # migration 0004
 )
 
 
