@@ -70,6 +70,12 @@ from services.orders.promise import AT_ONCE, Risk
 from services.orders.replacements import Replacement
 
 CLOSED_STATUSES = frozenset(s.value for s in TERMINAL)
+_CLOSED = tuple(f"'{s}'" for s in sorted(CLOSED_STATUSES))  # as SQL literals
+
+
+def partial(where: str) -> dict:
+    """An Index's keywords making it partial on both backends: only rows meeting `where` have an entry."""
+    return {"postgresql_where": text(where), "sqlite_where": text(where)}
 
 
 def _aware(at):
@@ -139,17 +145,32 @@ orders = Table(
     Index("ix_orders_customer_seq", "customer_id", "seq"),
     Index("ix_orders_channel_seq", "channel", "seq"),
     Index("ix_orders_created_at", "created_at"),
-    Index("ix_orders_status_updated", "status", "updated_at"),  # migration 0009: the archive's candidates
-    # migration 0012: the promise watch's due orders and at-risk queue
-    Index("ix_orders_watch_at", "watch_at"),
-    Index("ix_orders_risk_codes", "risk_codes", "status"),  # migration 0015: covering, for the counts
-    Index("ix_orders_risk_key", "risk_key", text("risk_slip DESC"), "seq"),  # migration 0015
-    # migration 0013: the held queue's counts per reason (covering) and the exceptions queue; the backorders
-    # (scheduled) are found by ix_orders_status_priority
-    Index("ix_orders_status_hold_codes", "status", "hold_codes"),
-    Index("ix_orders_exception_types", "exception_types"),
     Index("ix_orders_status_expected_ship", "status", "expected_ship_key", "seq"),  # migration 0014
+    # Migration 0018: the sparse queues' indexes are partial, holding only the orders of their queue: a save
+    # that moves the status adds the row's new version to every index (no HOT update on PostgreSQL) but
+    # those whose predicate it does not meet. Their queries say the predicate as a literal (_EMPTY, _HELD,
+    # CLOSED_ORDERS): a prepared statement's generic plan, blind to values, could not use the index else.
+    # The archive's candidates (migration 0009), oldest change first.
+    Index("ix_orders_closed_updated", "updated_at", **partial(f"status IN ({', '.join(_CLOSED)})")),
+    # The promise watch's due orders (migration 0012); a settled order is never due.
+    Index("ix_orders_watch_at", "watch_at", **partial("watch_at IS NOT NULL")),
+    # The at-risk queue (migrations 0012, 0015): its counts (covering) and its page in order.
+    Index("ix_orders_risk_codes", "risk_codes", "status", **partial("risk_codes > ''")),
+    Index("ix_orders_risk_key", "risk_key", text("risk_slip DESC"), "seq", **partial("risk_key > ''")),
+    # The held queue's counts per reason (covering; its page reads ix_orders_status_priority) and the open
+    # exceptions queue (migration 0013).
+    Index(
+        "ix_orders_status_hold_codes",
+        "status",  # so that SQLite, which keeps no statistics, prefers it to ix_orders_status_priority
+        "hold_codes",
+        **partial(f"status = '{Status.ON_HOLD.value}'"),
+    ),
+    Index("ix_orders_exception_types", "exception_types", **partial("exception_types > ''")),
 )
+# What the queues' queries say for their partial index's predicate, as literals (not bound parameters).
+_EMPTY = literal_column("''")
+_HELD = literal_column(f"'{Status.ON_HOLD.value}'")
+CLOSED_ORDERS = orders.c.status.in_([literal_column(v) for v in _CLOSED])
 # A saved order is due for the watch at once unless the repository knows the watch's rule (OrderRepository).
 DUE_NOW = AT_ONCE
 
@@ -562,7 +583,7 @@ _NO_ROWS = ("", "", "", 0)
 # The promise watch's gauge (every few seconds) and the desk's Today.
 _RISK_COUNTS = (
     select(orders.c.risk_codes, func.count())
-    .where(orders.c.risk_codes > "", orders.c.status.not_in([s.value for s in TERMINAL]))
+    .where(orders.c.risk_codes > _EMPTY, orders.c.status.not_in([s.value for s in TERMINAL]))
     .group_by(orders.c.risk_codes)
 )
 
@@ -629,7 +650,7 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
     if listing.at_risk:  # the at-risk queue: soonest promise first, then the largest slip, then first come
         # risk_key > "": a range of the index the queue is sorted by (!= "" would walk every order)
         promised = o.c.risk_key  # the promised date, NO_DATE for none, while at risk (Order.queue_keys)
-        query = query.where(promised > "").order_by(promised, o.c.risk_slip.desc(), o.c.seq)
+        query = query.where(promised > _EMPTY).order_by(promised, o.c.risk_slip.desc(), o.c.seq)
         if listing.risk:
             query = query.where(o.c.risk_codes.like(f"% {listing.risk} %"))
         if listing.risk_after is not None:
@@ -669,7 +690,7 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
         code = listing.hold_reason.replace("_", "\\_")
         query = query.where(cast(o.c.hold_reasons, Text).like(f'%"code": "{code}"%', escape="\\"))
     if listing.open_exception:  # the exceptions queue: the index on exception_types skips the others
-        query = query.where(o.c.exception_types > "")  # a range, so the index is searched, not scanned
+        query = query.where(o.c.exception_types > _EMPTY)  # a range, so the index is searched, not scanned
         if listing.exception_type:
             query = query.where(
                 o.c.exception_types.like(f"% {_escaped(listing.exception_type)} %", escape="\\")
@@ -969,13 +990,11 @@ class OrderRepository(Repository):
         queue columns over their indexes, never an order read whole."""
         o = orders
         held = await self.conn.execute(
-            select(o.c.hold_codes, func.count())
-            .where(o.c.status == Status.ON_HOLD.value)
-            .group_by(o.c.hold_codes)
+            select(o.c.hold_codes, func.count()).where(o.c.status == _HELD).group_by(o.c.hold_codes)
         )
         exceptions = await self.conn.execute(
             select(o.c.exception_types, func.count())
-            .where(o.c.exception_types > "")
+            .where(o.c.exception_types > _EMPTY)
             .group_by(o.c.exception_types)
         )
         at_risk, per_risk = await self.risk_counts()

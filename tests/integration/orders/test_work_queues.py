@@ -106,3 +106,75 @@ async def test_a_queue_filter_it_cannot_read_is_refused_naming_the_field(desk):
     with pytest.raises(errors.InvalidArgument) as refused:
         await desk.list("", "", 50, "e2026-01-01.1", order_by="oldest")
     assert [v.field for v in refused.value.violations] == ["cursor"]
+
+
+# Each sparse queue's query (as the repository, the promise watch and the archive issue it) and the partial
+# index (migration 0018) it must read: the statement text picks it out of those a call runs.
+QUEUE_INDEXES = {
+    "GROUP BY orders.hold_codes": "ix_orders_status_hold_codes",
+    "GROUP BY orders.exception_types": "ix_orders_exception_types",
+    "GROUP BY orders.risk_codes": "ix_orders_risk_codes",
+    "ORDER BY orders.risk_key": "ix_orders_risk_key",
+    "ORDER BY orders.seq + ": "ix_orders_exception_types",  # the exceptions queue's page
+    "ORDER BY orders.watch_at": "ix_orders_watch_at",
+    "ORDER BY orders.updated_at": "ix_orders_closed_updated",
+}
+# SQLite keeps no statistics and reads the archive's candidates by ix_orders_status_seq (as it did before).
+NOT_ON_SQLITE = {"ORDER BY orders.updated_at"}
+
+
+async def test_the_sparse_queues_read_partial_indexes_even_in_a_generic_plan(desk):
+    """Most orders are in none of these queues, so their indexes hold only the orders in them (a status move
+    costs PostgreSQL an entry in every other index): each queue's query still reads its index, also in the
+    generic plan PostgreSQL may keep for a prepared statement, blind to the values bound."""
+    from sqlalchemy import event
+
+    from services.orders.archive.store import OrderArchive
+    from services.orders.domain import Listing
+    from services.orders.store import OrderRepository
+    from services.orders.watch import _DUE
+
+    db = desk.db
+    await change(desk, "ORD-1", opened("X1", "production_delay"))
+    seen: list[tuple[str, tuple]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, tuple(parameters or ())))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with db.read() as conn:
+            repo = OrderRepository(conn)
+            await repo.queue_counts()
+            await repo.list(partner_id="", status="", limit=10, listing=Listing(at_risk=True))
+            await repo.list(partner_id="", status="", limit=10, listing=Listing(open_exception=True))
+            await conn.execute(_DUE, {"now": DAY0, "n": 10})
+            await OrderArchive(conn).candidates(DAY0, 10)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    queries = {key: (sql, params) for key in QUEUE_INDEXES for sql, params in seen if key in sql}
+    assert queries.keys() == QUEUE_INDEXES.keys()
+
+    async with db.read() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        if db.dialect == "postgresql":
+            # No sequential scan unless nothing else can answer; the generic plan, as after five runs.
+            await raw.execute("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan")
+            made = {r["indexname"]: r["indexdef"] for r in await raw.fetch("SELECT * FROM pg_indexes")}
+        else:
+            cursor = await raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+            made = dict(await cursor.fetchall())
+        plans = {}
+        for n, (key, (sql, params)) in enumerate(queries.items()):
+            if db.dialect == "postgresql":
+                await raw.execute(f"PREPARE q{n} AS {sql}")
+                nulls = f"({', '.join('NULL' for _ in params)})" if params else ""
+                plans[key] = "\n".join(r[0] for r in await raw.fetch(f"EXPLAIN EXECUTE q{n}{nulls}"))
+            else:
+                cursor = await raw.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+                plans[key] = "\n".join(r[-1] for r in await cursor.fetchall())
+        if db.dialect == "postgresql":
+            await raw.execute("RESET enable_seqscan; RESET plan_cache_mode; DEALLOCATE ALL")
+    for key, index in QUEUE_INDEXES.items():
+        assert " WHERE " in made[index].upper(), (index, made[index])
+        assert index in plans[key] or (db.dialect == "sqlite" and key in NOT_ON_SQLITE), (key, plans[key])
