@@ -1278,7 +1278,9 @@ class Order:
         closed = self.status in TERMINAL
         return QueueKeys(
             hold_codes=tokens(r["code"] for r in self.hold_reasons) if self.status is Status.ON_HOLD else "",
-            exception_types="" if closed else tokens(e.type.value for e in self.exceptions if e.open),
+            exception_types=""
+            if closed or not self.exceptions
+            else tokens(e.type.value for e in self.exceptions if e.open),
             warehouses=tokens(
                 [a.warehouse for a in self.allocations] + [s.warehouse for s in self.shipments.values()]
             ),

@@ -177,7 +177,7 @@ DUE_NOW = AT_ONCE
 
 def risk_codes(risks) -> str:
     """The listing's and the gauge's form of an order's risk codes: " a b " (sorted), "" for none."""
-    return tokens(r.code.value for r in risks)
+    return tokens(r.code.value for r in risks) if risks else ""  # most orders: none, without the generator
 
 
 order_lines = Table(
@@ -391,7 +391,7 @@ def _order_row(order: Order, watch_at: dt.datetime | None) -> dict:
         "warehouses": keys.warehouses,
         "expected_ship_key": keys.expected_ship_key,
         "risk_key": keys.risk_key,
-        "risk_slip": max((r.slip_days for r in order.risks), default=0),
+        "risk_slip": max(r.slip_days for r in order.risks) if order.risks else 0,
         "watch_at": watch_at,
         "updated_at": utcnow(),
     }
@@ -478,6 +478,7 @@ _ALWAYS_SET = frozenset(
     }
 )
 _SET_ALWAYS = tuple(c in _ALWAYS_SET for c in _ROW_COLUMNS)
+_ROW_INDICES = range(len(_ROW_COLUMNS))
 
 
 @functools.lru_cache(maxsize=256)
@@ -498,12 +499,8 @@ def _order_updates(saved: list[Order], rows: list[dict]) -> dict[tuple[str, ...]
         if loaded is None:
             columns, kept = _ROW_COLUMNS, values
         else:
-            moved = [
-                i
-                for i, (always, new, old) in enumerate(zip(_SET_ALWAYS, values, loaded, strict=True))
-                if always or new != old
-            ]
-            columns, kept = tuple(_ROW_COLUMNS[i] for i in moved), tuple(values[i] for i in moved)
+            moved = [i for i in _ROW_INDICES if _SET_ALWAYS[i] or values[i] != loaded[i]]
+            columns, kept = tuple([_ROW_COLUMNS[i] for i in moved]), tuple([values[i] for i in moved])
         updates.setdefault(columns, []).append((*kept, order.order_id, order.loaded_version))
     return updates
 
