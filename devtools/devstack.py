@@ -207,7 +207,8 @@ class Stack:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("ORDERDESK_") or k in ("ORDERDESK_PROFILE", "ORDERDESK_SQL_TRACE")
+            if not k.startswith("ORDERDESK_")
+            or k in ("ORDERDESK_PROFILE", "ORDERDESK_PROFILE_CLOCK", "ORDERDESK_SQL_TRACE")
         }
         env.update(
             ORDERDESK_NATS_URL=self.nats_url,
