@@ -77,15 +77,19 @@ def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -
 
 
 def batch_line(label: str, sizes: dict[str, dict[str, float]]) -> str:
-    """`label`'s batch sizes: orders per intake group, events per pull of each service's consumers."""
-    groups = sizes.get("intake", {}).get("orderdesk_group_runs_total")
+    """`label`'s batch sizes: orders per gathered call (the gateway's single orders into SubmitOrders) and
+    per intake group (single SubmitOrder calls, a gRPC partner's), events per pull of each consumer."""
+    groups = "".join(
+        f"{runs:.1f} orders per {what}, "
+        for process, what in (("gateway", "gathered call"), ("intake", "intake group"))
+        if (runs := sizes.get(process, {}).get("orderdesk_group_runs_total"))
+    )
     pulls = ", ".join(
         f"{name} {figures['orderdesk_consumer_pulls_total']:.1f}"
         for name, figures in sizes.items()
         if "orderdesk_consumer_pulls_total" in figures
     )
-    per_group = f"{groups:.1f} orders per intake group, " if groups else ""
-    return f"{label}: {per_group}events per pull: {pulls or '-'}"
+    return f"{label}: {groups}events per pull: {pulls or '-'}"
 
 
 def compare_line(label: str, cpu_ms: float, sqlite_cpu_ms: float | None) -> str:

@@ -70,6 +70,11 @@ def test_batch_sizes_sum_a_services_replicas_and_skip_what_did_not_run():
         "PostgreSQL, 2 replicas: 15.0 orders per intake group, events per pull: intake 10.0"
     )
     assert batch_line("SQLite", {}) == "SQLite: events per pull: -"
+    gathered = {"gateway": {runs: 20.0}, "intake": {pulls: 30.0}}  # singles gathered: no intake group ran
+    assert (
+        batch_line("SQLite", gathered)
+        == "SQLite: 20.0 orders per gathered call, events per pull: intake 30.0"
+    )
 
 
 def test_a_backend_is_compared_with_sqlite_when_both_were_measured():
