@@ -354,19 +354,6 @@ class Transition(_OrderEvent):
     def _said(self) -> _Said:
         return _Said(self.entry.actor, self.entry.reason, self.entry.at)
 
-    # Read from the entry itself: every published status change asks all three (no _Said made for each).
-    @property
-    def actor(self) -> str:
-        return self.entry.actor
-
-    @property
-    def reason(self) -> str:
-        return self.entry.reason
-
-    @property
-    def at(self) -> dt.datetime:
-        return self.entry.at
-
 
 @dataclass(frozen=True)
 class OrderChanged(_OrderEvent):
