@@ -116,27 +116,19 @@ class JsonText(TypeDecorator):
 
 def _json_bind(value: Any) -> str | None:
     """As sqlalchemy.JSON binds: None and JSON.NULL are JSON's null, only null() is SQL NULL. A list or a dict
-    (nearly every value: an order saves eleven JSON columns, most of them empty lists) is json_text's text
-    without the checks for the others or a second call."""
+    (nearly every value: an order saves eleven JSON columns) goes to json_text before the checks for those."""
     kind = value.__class__
-    if kind is list or kind is dict:
-        return json.dumps(value) if value else ("[]" if kind is list else "{}")
-    if value is JSON.NULL:
-        value = None
-    elif isinstance(value, Null):
-        return None
+    if kind is not list and kind is not dict:
+        if value is JSON.NULL:
+            value = None
+        elif isinstance(value, Null):
+            return None
     return json_text(value)
 
 
 def _json_result(value: Any) -> Any:
-    """json_value's value; text (nearly every value: an order reads eleven JSON columns, most of them empty
-    lists) without the checks for the others or a second call."""
     if value.__class__ is str:
-        if value == "[]":
-            return []
-        if value == "{}":
-            return {}
-        return json.loads(value)
+        return json_value(value)
     if value is None or isinstance(value, int | float):  # as SQLite's JSON type gives a number back
         return value
     return json_value(value)
