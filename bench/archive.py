@@ -107,7 +107,7 @@ async def list_cancelled(url: str, key: str, times: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated
+    from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated, warm_up
 
     parser = argparse.ArgumentParser(prog="python -m bench.archive")
     parser.add_argument("--orders", type=int, default=50_000, help="closed orders spread over the past year")
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_allocated(stack, before + run["decisions"].get("confirmed", 0))
             return run, asyncio.run(list_cancelled(stack.gateway_url, "demo-admin-key", 50))
 
-        asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))  # warm-up
+        warm_up(stack)
         first, list_before = hot_path()
         wall, out = cli(stack, "archive", "run", "--after-days", "30", "--json")
         done = json.loads(out)

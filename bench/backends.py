@@ -44,7 +44,15 @@ def per_order_total(before: dict, after: dict, key: str, accepted: int) -> float
 
 def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -> dict:
     """One backend's single-order run: the drive's figures plus CPU ms and statements per accepted order."""
-    from bench.__main__ import SUITE_POSTGRES, allocated_total, bench_suite, drive, order_body, wait_allocated
+    from bench.__main__ import (
+        SUITE_POSTGRES,
+        allocated_total,
+        bench_suite,
+        drive,
+        order_body,
+        wait_allocated,
+        warm_up,
+    )
 
     with bench_suite(
         f"orderdesk-bench-{'pg' if postgresql else 'sqlite'}{replicas}-",
@@ -54,8 +62,7 @@ def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -
         _folder,
         stack,
     ):
-        asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))  # warm-up
-        wait_drained(stack)
+        warm_up(stack)
         pg_dir = SUITE_POSTGRES.get(id(stack))
         if pg_dir is not None:
             time.sleep(PG_STATS_FLUSH_SECONDS)  # the warm-up's transactions counted before, not in the run

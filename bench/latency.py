@@ -5,7 +5,9 @@ the 64 of the main run. Open loop (orders sent at a fixed rate whether or not th
 answered, as independent partners do): 25%, 50%, 75% and 100% of the 64-partner run's accepted/s. A
 latency is counted from when the order was due to be sent, so an order that waited for a free connection
 (at most `max_in_flight` in flight) counts its wait: a saturated suite cannot hide its queue. Each step
-starts from a drained suite (the previous step's allocation, shipments and feeds done).
+starts from a drained suite: every order of the previous step allocated (over 100 orders/s the allocator
+holds off until the orders stop coming, services/orders/surge.py, so a step's allocations come after it),
+then its shipments, feeds and events done.
 
     python -m bench.latency [--seconds 8] [--peak 130]   # its own suite on SQLite; the peak measured first
 """
@@ -58,6 +60,7 @@ async def open_loop(
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     accepted = 0
+    decisions: dict[str, int] = {}
     slots = asyncio.Semaphore(max_in_flight)
     connector = aiohttp.TCPConnector(limit=max_in_flight)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
@@ -73,9 +76,11 @@ async def open_loop(
                     # body_for(n, i) as a partner n's i-th order: 64 partners' worth of customers and SKUs.
                     body = body_for(k % 64, k // 64)
                     async with session.post(f"{url}/v1/orders", json=body, headers=headers) as resp:
-                        await resp.read()
+                        data = await resp.json(content_type=None)
                         statuses[resp.status] = statuses.get(resp.status, 0) + 1
-                        accepted += resp.status == 201
+                        if resp.status == 201:
+                            accepted += 1
+                            decisions[data.get("status", "?")] = decisions.get(data.get("status", "?"), 0) + 1
                 except Exception:
                     statuses[0] = statuses.get(0, 0) + 1
                     return
@@ -95,6 +100,7 @@ async def open_loop(
         "offered": rate,
         "elapsed": elapsed,
         "accepted": accepted,
+        "decisions": decisions,
         "statuses": statuses,
         "rate": accepted / elapsed if elapsed else 0.0,
         "p50": percentile(latencies, 50) * 1000,
@@ -107,17 +113,31 @@ def run(
 ) -> list[tuple[str, dict]]:
     """The latency steps against a running suite: [(label, figures)], closed loops first, then the open
     loop at fractions of `peak` (accepted/s). `drive` is bench.__main__.drive (the closed loop)."""
+    from bench.__main__ import allocated_total
+
     steps: list[tuple[str, dict]] = []
-    for partners in CLOSED_PARTNERS:
+    loads = [(f"{n} partner{'s' if n > 1 else ''}, closed loop", n, None) for n in CLOSED_PARTNERS]
+    loads += [(f"{fraction:.0%} of peak, open loop", None, fraction * peak) for fraction in OPEN_STEPS]
+    for name, partners, rate in loads:
         wait_drained(stack)
-        figures = asyncio.run(drive(stack.gateway_url, key, seconds, partners, body_for))
-        steps.append((f"{partners} partner{'s' if partners > 1 else ''}, closed loop", figures))
-    for fraction in OPEN_STEPS:
-        wait_drained(stack)
-        figures = asyncio.run(open_loop(stack.gateway_url, key, fraction * peak, seconds, body_for))
-        steps.append((f"{fraction:.0%} of peak, open loop", figures))
+        allocated_before = allocated_total(stack)
+        if partners is not None:
+            figures = asyncio.run(drive(stack.gateway_url, key, seconds, partners, body_for))
+        else:
+            figures = asyncio.run(open_loop(stack.gateway_url, key, rate, seconds, body_for))
+        steps.append((name, figures))
+        allocated(stack, allocated_before, figures)
     wait_drained(stack)
     return steps
+
+
+def allocated(stack, before: float, figures: dict) -> None:
+    """Waits until the confirmed orders of a run (`figures`, from drive or open_loop) are allocated, counting
+    from `before` (bench.__main__.allocated_total when it started): so the next run does not start while the
+    allocator works off this one's orders."""
+    from bench.__main__ import wait_allocated
+
+    wait_allocated(stack, before + figures["decisions"].get("confirmed", 0))
 
 
 def report(steps: list[tuple[str, dict]], peak_run: dict, peak_partners: int, peak: float) -> None:
@@ -148,7 +168,7 @@ def report(steps: list[tuple[str, dict]], peak_run: dict, peak_partners: int, pe
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.__main__ import bench_suite, drive, order_body
+    from bench.__main__ import allocated_total, bench_suite, drive, order_body, warm_up
 
     parser = argparse.ArgumentParser(prog="python -m bench.latency")
     parser.add_argument("--seconds", type=float, default=8.0, help="per step")
@@ -158,11 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     with bench_suite("orderdesk-bench-latency-") as (_folder, stack):
-        asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))  # warm-up
-        wait_drained(stack)
+        warm_up(stack)
+        before = allocated_total(stack)
         peak_run = asyncio.run(
             drive(stack.gateway_url, "demo-shop-key", args.seconds, args.partners, order_body)
         )
+        allocated(stack, before, peak_run)
         peak = args.peak or peak_run["rate"]
         steps = run(stack, args.seconds, peak, drive, order_body)
     print()

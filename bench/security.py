@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 from bench import NO_FINANCE_FEED, UNTHROTTLED
-from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated
+from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated, warm_up
 from devtools.devstack import Stack
 
 UNLIMITED = {
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             )[1]
             for n, (name, tls, limits) in enumerate(SUITES)
         }
-        for stack in stacks.values():  # warm-up: connections, caches, SQLite pages
-            asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
+        for stack in stacks.values():
+            warm_up(stack)
         for _ in range(args.rounds):
             for name, stack in stacks.items():
                 runs[name].append(measure(stack, args.seconds, args.concurrency))
