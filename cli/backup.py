@@ -511,14 +511,21 @@ async def rearm_outbox(t: Target, since: dt.datetime) -> int:
 
 async def _operator_connection(nats_url: str):
     """One NATS connection as the operators' user (it deletes the stream), no reconnecting: a failure is the
-    caller's to explain."""
+    caller's to explain. nats-py takes max_reconnect_attempts=0 as no limit (its first connect then retries an
+    unreachable server forever, allow_reconnect or not), so: one retry, soon, and then NoServersError; its
+    errors are not printed (the caller's message says what to do)."""
     import nats
+
+    async def quiet(_exc: Exception) -> None:
+        return None
 
     return await nats.connect(
         nats_url,
         connect_timeout=3,
-        max_reconnect_attempts=0,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.2,
         allow_reconnect=False,
+        error_cb=quiet,
         **NatsCredentials.from_env().connect_options(),
     )
 

@@ -296,7 +296,7 @@ class Stack:
                 # from their environment at start, so all of them).
                 if self.default_ports or attempt == PORT_ATTEMPTS:
                     raise
-                self._stop_processes()
+                self.stop_processes()
                 self._pick_ports()
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
@@ -373,11 +373,12 @@ class Stack:
         self.wait_ready(timeout, (name,))
 
     def stop(self) -> None:
-        self._stop_processes()
+        self.stop_processes()
         if self.own_nats:  # after the processes: they drain their connections on SIGTERM
             self.own_nats.stop()
 
-    def _stop_processes(self) -> None:
+    def stop_processes(self) -> None:
+        """The suite's processes stopped, its own NATS (if any) left running (a restore resets its stream)."""
         # The console and the gateway first (no new requests), then the services.
         for name in ("console", "gateway", *[i for s in SERVICES for i in self.instances(s)]):
             proc = self.processes.get(name)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -215,6 +216,26 @@ async def test_a_damaged_backup_is_refused_and_nothing_changes(suite, tmp_path, 
     assert done.returncode == 1
     assert "nothing was changed" in done.stderr
     assert "inventory: inventory." in done.stderr and "checksum" in done.stderr
+    assert await state(urls) == before
+
+
+async def test_a_restore_without_nats_is_refused_at_once_and_nothing_changes(suite, tmp_path):
+    """The restore resets the stream, so it checks NATS before it changes anything: an unreachable NATS is
+    an error that says so within seconds (nats-py takes max_reconnect_attempts=0 as "retry forever")."""
+    environment, urls = suite
+    await fill(urls)
+    backup = tmp_path / "backup"
+    assert cli(environment, "backup", str(backup)).returncode == 0
+    await change_everything(urls)
+    before = await state(urls)
+    nowhere = {**environment, "ORDERDESK_NATS_URL": f"nats://127.0.0.1:{localservers.free_port()}"}
+
+    started = time.monotonic()
+    done = cli(nowhere, "restore", str(backup))
+    assert done.returncode == 1, done.stderr
+    assert time.monotonic() - started < 30
+    assert "cannot reach NATS" in done.stderr and "nothing was changed" in done.stderr
+    assert "Traceback" not in done.stderr  # the error says what to do; no library's retries printed
     assert await state(urls) == before
 
 
