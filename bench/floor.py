@@ -132,7 +132,10 @@ def http(listen: str, next_addr: str) -> None:
 
     @app.post("/v1/orders", status_code=201)
     async def create(request: Request):
-        await gathered.submit(await request.body())
+        try:
+            await gathered.submit(await request.body())
+        except grpc.RpcError as exc:  # as the gateway answers a hop that is down (the start's probes meet it)
+            return JSONResponse({"title": f"hop: {exc.code().name}"}, status_code=503)
         return JSONResponse({"order_id": uuid.uuid4().hex, "status": "confirmed"}, status_code=201)
 
     host, port = listen.rsplit(":", 1)
