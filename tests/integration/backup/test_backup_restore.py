@@ -69,6 +69,16 @@ def cli(environment: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+async def backed_up_then_changed(environment: dict, urls: dict, tmp_path: Path) -> tuple[Path, dict]:
+    """The databases filled and backed up, then every one of them changed: the backup's folder and the
+    changed state (what a refused restore must leave as it is)."""
+    await fill(urls)
+    backup = tmp_path / "backup"
+    assert cli(environment, "backup", str(backup)).returncode == 0
+    await change_everything(urls)
+    return backup, await state(urls)
+
+
 async def sql(url: str, statement, **params) -> list:
     db = Database(url)
     try:
@@ -201,11 +211,7 @@ async def test_round_trip_brings_every_database_back_to_the_point(suite, tmp_pat
 
 async def test_a_damaged_backup_is_refused_and_nothing_changes(suite, tmp_path, nats_url):
     environment, urls = suite
-    await fill(urls)
-    backup = tmp_path / "backup"
-    assert cli(environment, "backup", str(backup)).returncode == 0
-    await change_everything(urls)
-    before = await state(urls)
+    backup, before = await backed_up_then_changed(environment, urls, tmp_path)
     manifest = json.loads((backup / "manifest.json").read_text())
     damaged = backup / manifest["databases"]["inventory"]["file"]
     data = bytearray(damaged.read_bytes())
@@ -223,11 +229,7 @@ async def test_a_restore_without_nats_is_refused_at_once_and_nothing_changes(sui
     """The restore resets the stream, so it checks NATS before it changes anything: an unreachable NATS is
     an error that says so within seconds (nats-py takes max_reconnect_attempts=0 as "retry forever")."""
     environment, urls = suite
-    await fill(urls)
-    backup = tmp_path / "backup"
-    assert cli(environment, "backup", str(backup)).returncode == 0
-    await change_everything(urls)
-    before = await state(urls)
+    backup, before = await backed_up_then_changed(environment, urls, tmp_path)
     nowhere = {**environment, "ORDERDESK_NATS_URL": f"nats://127.0.0.1:{localservers.free_port()}"}
 
     started = time.monotonic()
@@ -264,11 +266,7 @@ async def test_a_backup_of_another_schema_version_is_refused_and_nothing_changes
 @pytest.mark.parametrize("edge", ["gateway", "console"])
 async def test_restore_is_refused_while_the_suite_answers(suite, tmp_path, edge):
     environment, urls = suite
-    await fill(urls)
-    backup = tmp_path / "backup"
-    assert cli(environment, "backup", str(backup)).returncode == 0
-    await change_everything(urls)
-    before = await state(urls)
+    backup, before = await backed_up_then_changed(environment, urls, tmp_path)
 
     class Healthy(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - the standard library's name
