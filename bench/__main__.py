@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -187,14 +187,21 @@ def wait_allocated(stack: Stack, target: int, timeout: float = 120) -> float:
     return float("nan")
 
 
-def warm_up(stack: Stack) -> None:
-    """Connections, caches, SQLite pages: 8 partners for 2 s, then their orders allocated and their events
-    consumed, so what is measured next is its own work (over 100 orders/s the allocator holds off until the
-    orders stop, services/orders/surge.py: the warm-up's allocations come after it, and would otherwise be
-    counted in the next run)."""
+def run_allocated(stack: Stack, load: Coroutine[None, None, dict]) -> dict:
+    """Runs a load (`drive`, bench.latency.open_loop: figures with its "decisions") and waits until its
+    confirmed orders are allocated. Over 100 orders/s the allocator holds off until the orders stop
+    (services/orders/surge.py), so a load's allocations come after it: what is measured next must not start
+    while the allocator works them off."""
     before = allocated_total(stack)
-    run = asyncio.run(drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
-    wait_allocated(stack, before + run["decisions"].get("confirmed", 0))
+    figures = asyncio.run(load)
+    wait_allocated(stack, before + figures["decisions"].get("confirmed", 0))
+    return figures
+
+
+def warm_up(stack: Stack) -> None:
+    """Connections, caches, SQLite pages: 8 partners for 2 s, their orders allocated and their events
+    consumed, so what is measured next is its own work."""
+    run_allocated(stack, drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
     wait_drained(stack)
 
 

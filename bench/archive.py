@@ -107,7 +107,7 @@ async def list_cancelled(url: str, key: str, times: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated, warm_up
+    from bench.__main__ import bench_suite, drive, order_body, run_allocated, warm_up
 
     parser = argparse.ArgumentParser(prog="python -m bench.archive")
     parser.add_argument("--orders", type=int, default=50_000, help="closed orders spread over the past year")
@@ -115,19 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv)
     with bench_suite("orderdesk-bench-archive-") as (_folder, stack):
-        before = allocated_total(stack)
-        sample = asyncio.run(drive(stack.gateway_url, "demo-shop-key", 3, 16, order_body))
-        wait_allocated(stack, before + sample["decisions"].get("confirmed", 0))
+        sample = run_allocated(stack, drive(stack.gateway_url, "demo-shop-key", 3, 16, order_body))
         started = time.perf_counter()
         total = make_a_year(stack.data_dir / "orders.db", args.orders)
         filled = time.perf_counter() - started
 
         def hot_path() -> tuple[dict, float]:
-            before = allocated_total(stack)
-            run = asyncio.run(
-                drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
+            run = run_allocated(
+                stack, drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
             )
-            wait_allocated(stack, before + run["decisions"].get("confirmed", 0))
             return run, asyncio.run(list_cancelled(stack.gateway_url, "demo-admin-key", 50))
 
         warm_up(stack)

@@ -13,7 +13,6 @@ one line per backend against SQLite's CPU per order (the issue's target: within 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import time
 
@@ -44,15 +43,7 @@ def per_order_total(before: dict, after: dict, key: str, accepted: int) -> float
 
 def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -> dict:
     """One backend's single-order run: the drive's figures plus CPU ms and statements per accepted order."""
-    from bench.__main__ import (
-        SUITE_POSTGRES,
-        allocated_total,
-        bench_suite,
-        drive,
-        order_body,
-        wait_allocated,
-        warm_up,
-    )
+    from bench.__main__ import SUITE_POSTGRES, bench_suite, drive, order_body, run_allocated, warm_up
 
     with bench_suite(
         f"orderdesk-bench-{'pg' if postgresql else 'sqlite'}{replicas}-",
@@ -66,9 +57,10 @@ def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -
         pg_dir = SUITE_POSTGRES.get(id(stack))
         if pg_dir is not None:
             time.sleep(PG_STATS_FLUSH_SECONDS)  # the warm-up's transactions counted before, not in the run
-        allocated_before, before = allocated_total(stack), process_counts(stack, pg_dir)
-        run = asyncio.run(drive(stack.gateway_url, "demo-shop-key", seconds, concurrency, order_body))
-        wait_allocated(stack, allocated_before + run["decisions"].get("confirmed", 0))
+        before = process_counts(stack, pg_dir)
+        run = run_allocated(
+            stack, drive(stack.gateway_url, "demo-shop-key", seconds, concurrency, order_body)
+        )
         wait_drained(stack)
         if pg_dir is not None:
             time.sleep(PG_STATS_FLUSH_SECONDS)

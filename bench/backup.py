@@ -15,7 +15,6 @@ as an operator would; the suite is stopped and `orderdesk restore` times the way
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import sqlite3
@@ -94,16 +93,16 @@ def cli(stack: Stack, *args: str) -> tuple[float, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated
+    from bench.__main__ import bench_suite, drive, order_body, run_allocated
 
     parser = argparse.ArgumentParser(prog="python -m bench.backup")
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--sample-seconds", type=float, default=5.0, help="real orders placed for this long")
     args = parser.parse_args(argv)
     with bench_suite("orderdesk-bench-backup-") as (folder, stack):
-        before = allocated_total(stack)
-        sample = asyncio.run(drive(stack.gateway_url, "demo-shop-key", args.sample_seconds, 16, order_body))
-        wait_allocated(stack, before + sample["decisions"].get("confirmed", 0))
+        sample = run_allocated(
+            stack, drive(stack.gateway_url, "demo-shop-key", args.sample_seconds, 16, order_body)
+        )
         time.sleep(3)  # shipments created, outboxes drained
         real = sample["accepted"]
         copies = max(0, math.ceil(args.orders / max(real, 1)) - 1)

@@ -76,11 +76,13 @@ async def open_loop(
                     # body_for(n, i) as a partner n's i-th order: 64 partners' worth of customers and SKUs.
                     body = body_for(k % 64, k // 64)
                     async with session.post(f"{url}/v1/orders", json=body, headers=headers) as resp:
-                        data = await resp.json(content_type=None)
                         statuses[resp.status] = statuses.get(resp.status, 0) + 1
                         if resp.status == 201:
                             accepted += 1
-                            decisions[data.get("status", "?")] = decisions.get(data.get("status", "?"), 0) + 1
+                            decision = (await resp.json(content_type=None)).get("status", "?")
+                            decisions[decision] = decisions.get(decision, 0) + 1
+                        else:
+                            await resp.read()
                 except Exception:
                     statuses[0] = statuses.get(0, 0) + 1
                     return
@@ -113,31 +115,19 @@ def run(
 ) -> list[tuple[str, dict]]:
     """The latency steps against a running suite: [(label, figures)], closed loops first, then the open
     loop at fractions of `peak` (accepted/s). `drive` is bench.__main__.drive (the closed loop)."""
-    from bench.__main__ import allocated_total
+    from bench.__main__ import run_allocated
 
     steps: list[tuple[str, dict]] = []
-    loads = [(f"{n} partner{'s' if n > 1 else ''}, closed loop", n, None) for n in CLOSED_PARTNERS]
-    loads += [(f"{fraction:.0%} of peak, open loop", None, fraction * peak) for fraction in OPEN_STEPS]
-    for name, partners, rate in loads:
+    for partners in CLOSED_PARTNERS:
         wait_drained(stack)
-        allocated_before = allocated_total(stack)
-        if partners is not None:
-            figures = asyncio.run(drive(stack.gateway_url, key, seconds, partners, body_for))
-        else:
-            figures = asyncio.run(open_loop(stack.gateway_url, key, rate, seconds, body_for))
-        steps.append((name, figures))
-        allocated(stack, allocated_before, figures)
+        figures = run_allocated(stack, drive(stack.gateway_url, key, seconds, partners, body_for))
+        steps.append((f"{partners} partner{'s' if partners > 1 else ''}, closed loop", figures))
+    for fraction in OPEN_STEPS:
+        wait_drained(stack)
+        figures = run_allocated(stack, open_loop(stack.gateway_url, key, fraction * peak, seconds, body_for))
+        steps.append((f"{fraction:.0%} of peak, open loop", figures))
     wait_drained(stack)
     return steps
-
-
-def allocated(stack, before: float, figures: dict) -> None:
-    """Waits until the confirmed orders of a run (`figures`, from drive or open_loop) are allocated, counting
-    from `before` (bench.__main__.allocated_total when it started): so the next run does not start while the
-    allocator works off this one's orders."""
-    from bench.__main__ import wait_allocated
-
-    wait_allocated(stack, before + figures["decisions"].get("confirmed", 0))
 
 
 def report(steps: list[tuple[str, dict]], peak_run: dict, peak_partners: int, peak: float) -> None:
@@ -168,7 +158,7 @@ def report(steps: list[tuple[str, dict]], peak_run: dict, peak_partners: int, pe
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.__main__ import allocated_total, bench_suite, drive, order_body, warm_up
+    from bench.__main__ import bench_suite, drive, order_body, run_allocated, warm_up
 
     parser = argparse.ArgumentParser(prog="python -m bench.latency")
     parser.add_argument("--seconds", type=float, default=8.0, help="per step")
@@ -179,11 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with bench_suite("orderdesk-bench-latency-") as (_folder, stack):
         warm_up(stack)
-        before = allocated_total(stack)
-        peak_run = asyncio.run(
-            drive(stack.gateway_url, "demo-shop-key", args.seconds, args.partners, order_body)
+        peak_run = run_allocated(
+            stack, drive(stack.gateway_url, "demo-shop-key", args.seconds, args.partners, order_body)
         )
-        allocated(stack, before, peak_run)
         peak = args.peak or peak_run["rate"]
         steps = run(stack, args.seconds, peak, drive, order_body)
     print()

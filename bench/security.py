@@ -14,14 +14,13 @@ not the load generator). Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import statistics
 from pathlib import Path
 
 from bench import NO_FINANCE_FEED, UNTHROTTLED
-from bench.__main__ import allocated_total, bench_suite, drive, order_body, wait_allocated, warm_up
+from bench.__main__ import bench_suite, drive, order_body, run_allocated, warm_up
 from devtools.devstack import Stack
 
 UNLIMITED = {
@@ -49,9 +48,8 @@ def cpu_seconds(stack: Stack) -> float:
 
 def measure(stack: Stack, seconds: float, concurrency: int) -> dict:
     """One load on `stack` and the allocation behind it: the load's figures and the suite's CPU per order."""
-    before_allocated, before_cpu = allocated_total(stack), cpu_seconds(stack)
-    run = asyncio.run(drive(stack.gateway_url, "demo-shop-key", seconds, concurrency, order_body))
-    wait_allocated(stack, before_allocated + run["decisions"].get("confirmed", 0))
+    before_cpu = cpu_seconds(stack)
+    run = run_allocated(stack, drive(stack.gateway_url, "demo-shop-key", seconds, concurrency, order_body))
     spent = cpu_seconds(stack) - before_cpu
     return {**run, "cpu_ms": spent * 1000 / max(run["accepted"], 1)}
 
