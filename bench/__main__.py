@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from bench import (
 )
 from devtools import localservers
 from devtools.devstack import ROOT, Stack
+from gateway.gathering import GATHER_GROUP
 
 BENCH_SKUS = [f"BENCH-{n:03d}" for n in range(20)]
 CUSTOMERS = [f"C{n:04d}" for n in (1, 2, 3, 5, 6)]  # standard, active, NET30 in the demo data
@@ -198,6 +200,38 @@ def run_allocated(stack: Stack, load: Coroutine[None, None, dict]) -> dict:
     return figures
 
 
+def own_cpu_seconds() -> float:
+    """This process's CPU seconds so far: the load generator's share of the machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def gathered_calls(stack: Stack) -> tuple[float, float, float]:
+    """So far: the gateway's gathered calls to intake (gateway.gathering: one in flight at a time), the
+    orders they carried, and the seconds intake spent handling them (SubmitOrders, its replicas summed)."""
+    group = f'group="{GATHER_GROUP}"'
+
+    def summed(service: str, name: str, label: str) -> float:
+        return sum(metric_total(stack.metrics_ports[i], name, label) for i in stack.instances(service))
+
+    return (
+        summed("gateway", "orderdesk_group_runs_total", group),
+        summed("gateway", "orderdesk_group_items_total", group),
+        summed("intake", "orderdesk_grpc_server_handling_seconds_sum", 'method="SubmitOrders"'),
+    )
+
+
+def print_during_the_load(elapsed: float, cores: dict[str, float], calls: tuple[float, float, float]) -> None:
+    """Whether the load was held back by the machine's cores or by the one call in flight to intake."""
+    count, orders, handled = calls
+    print(
+        f"during the load ({elapsed:.1f}s): the suite kept {cores['suite']:.2f} of {os.cpu_count()} cores busy "
+        f"(nats-server included), the load generator {cores['generator']:.2f}; the gateway made {count:.0f} "
+        f"calls to intake, {orders / max(count, 1):.1f} orders each, {1000 * handled / max(count, 1):.1f} ms "
+        f"each in intake, which handled one {100 * handled / elapsed:.0f}% of the time"
+    )
+
+
 def warm_up(stack: Stack) -> None:
     """Connections, caches, SQLite pages: 8 partners for 2 s, their orders allocated and their events
     consumed, so what is measured next is its own work."""
@@ -302,9 +336,16 @@ def main() -> int:
         warm_up(stack)  # the warm-up's work done: what follows is the load's alone
         pg_dir = local_pg.data_dir if local_pg is not None else None
         before, counts_before = allocated_total(stack), process_counts(stack, pg_dir)
+        calls_before, generator_before = gathered_calls(stack), own_cpu_seconds()
         real = asyncio.run(
             drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
         )
+        counts_loaded, calls_loaded = process_counts(stack, pg_dir), gathered_calls(stack)
+        load_cores = {
+            "suite": sum(counts_loaded[n]["cpu"] - counts_before[n]["cpu"] for n in counts_before)
+            / real["elapsed"],
+            "generator": (own_cpu_seconds() - generator_before) / real["elapsed"],
+        }
         confirmed = real["decisions"].get("confirmed", 0)
         drain = wait_allocated(stack, before + confirmed)
         allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
@@ -354,6 +395,9 @@ def main() -> int:
         print(
             f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
             f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)"
+        )
+        print_during_the_load(
+            real["elapsed"], load_cores, tuple(a - b for a, b in zip(calls_loaded, calls_before, strict=True))
         )
         summed = f", {args.replicas} replicas of each service summed" if args.replicas > 1 else ""
         print_per_order(
