@@ -221,14 +221,19 @@ def gathered_calls(stack: Stack) -> tuple[float, float, float]:
     )
 
 
-def print_during_the_load(elapsed: float, cores: dict[str, float], calls: tuple[float, float, float]) -> None:
-    """Whether the load was held back by the machine's cores or by the one call in flight to intake."""
+def print_during_the_load(
+    elapsed: float, before: dict, after: dict, generator_seconds: float, calls: tuple[float, float, float]
+) -> None:
+    """Whether the load was held back by the machine's cores or by the one call in flight to intake: the
+    cores busy between two process_counts around it, the load generator's, and the gathered calls."""
+    busy = sum(after[n]["cpu"] - before[n]["cpu"] for n in before) / elapsed
     count, orders, handled = calls
     print(
-        f"during the load ({elapsed:.1f}s): the suite kept {cores['suite']:.2f} of {os.cpu_count()} cores busy "
-        f"(nats-server included), the load generator {cores['generator']:.2f}; the gateway made {count:.0f} "
-        f"calls to intake, {orders / max(count, 1):.1f} orders each, {1000 * handled / max(count, 1):.1f} ms "
-        f"each in intake, which handled one {100 * handled / elapsed:.0f}% of the time"
+        f"during the load ({elapsed:.1f}s): the suite kept {busy:.2f} of {os.cpu_count()} cores busy "
+        f"(nats-server and any PostgreSQL included), the load generator {generator_seconds / elapsed:.2f}; the "
+        f"gateway made {count:.0f} calls to intake, {orders / max(count, 1):.1f} orders each, "
+        f"{1000 * handled / max(count, 1):.1f} ms each in intake, which handled one {100 * handled / elapsed:.0f}% "
+        f"of the time"
     )
 
 
@@ -340,12 +345,8 @@ def main() -> int:
         real = asyncio.run(
             drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
         )
+        generator_seconds = own_cpu_seconds() - generator_before
         counts_loaded, calls_loaded = process_counts(stack, pg_dir), gathered_calls(stack)
-        load_cores = {
-            "suite": sum(counts_loaded[n]["cpu"] - counts_before[n]["cpu"] for n in counts_before)
-            / real["elapsed"],
-            "generator": (own_cpu_seconds() - generator_before) / real["elapsed"],
-        }
         confirmed = real["decisions"].get("confirmed", 0)
         drain = wait_allocated(stack, before + confirmed)
         allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
@@ -397,7 +398,11 @@ def main() -> int:
             f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)"
         )
         print_during_the_load(
-            real["elapsed"], load_cores, tuple(a - b for a, b in zip(calls_loaded, calls_before, strict=True))
+            real["elapsed"],
+            counts_before,
+            counts_loaded,
+            generator_seconds,
+            tuple(a - b for a, b in zip(calls_loaded, calls_before, strict=True)),
         )
         summed = f", {args.replicas} replicas of each service summed" if args.replicas > 1 else ""
         print_per_order(
