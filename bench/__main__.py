@@ -207,7 +207,7 @@ def own_cpu_seconds() -> float:
 
 
 def gathered_calls(stack: Stack) -> tuple[float, float, float]:
-    """So far: the gateway's gathered calls to intake (gateway.gathering: one in flight at a time), the
+    """So far: the gateway's gathered calls to intake (gateway.gathering: up to two in flight), the
     orders they carried, and the seconds intake spent handling them (SubmitOrders, its replicas summed)."""
     group = f'group="{GATHER_GROUP}"'
 
@@ -224,7 +224,7 @@ def gathered_calls(stack: Stack) -> tuple[float, float, float]:
 def print_during_the_load(
     elapsed: float, before: dict, after: dict, generator_seconds: float, calls: tuple[float, float, float]
 ) -> None:
-    """Whether the load was held back by the machine's cores or by the one call in flight to intake: the
+    """Whether the load was held back by the machine's cores or by the calls in flight to intake: the
     cores busy between two process_counts around it, the load generator's, and the gathered calls."""
     busy = sum(after[n]["cpu"] - before[n]["cpu"] for n in before) / elapsed
     count, orders, handled = calls
@@ -232,8 +232,8 @@ def print_during_the_load(
         f"during the load ({elapsed:.1f}s): the suite kept {busy:.2f} of {os.cpu_count()} cores busy "
         f"(nats-server and any PostgreSQL included), the load generator {generator_seconds / elapsed:.2f}; the "
         f"gateway made {count:.0f} calls to intake, {orders / max(count, 1):.1f} orders each, "
-        f"{1000 * handled / max(count, 1):.1f} ms each in intake, which handled one {100 * handled / elapsed:.0f}% "
-        f"of the time"
+        f"{1000 * handled / max(count, 1):.1f} ms each in intake, {handled / elapsed:.2f} of them there at a time "
+        f"on average"
     )
 
 

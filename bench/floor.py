@@ -4,7 +4,8 @@ Real path:  HTTP -> gateway -gRPC-> intake (1 commit) -gRPC-> orders (1 commit, 
 Floor path: HTTP -> floor-http -gRPC-> floor-hop A (1 commit) -gRPC-> floor-hop B (1 commit)
 
 The gateway sends the single orders that arrive while its call to intake is in flight together, as one
-SubmitOrders call (gateway.gathering), and so does floor-http: one HopGroup call to hop A with them. Intake
+SubmitOrders call (gateway.gathering: a second call goes at once when a full one is waiting), and so does
+floor-http: one HopGroup call to hop A with them, with the same limits. Intake
 enters a call's orders as one group (one commit, one CreateOrders call for the group), and so does hop A: a
 group's rows in one commit, one call to hop B with all of them, one commit there. (Hop A still groups single
 Hop calls too, as intake does its SubmitOrder calls.)
@@ -24,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 
-from gateway.gathering import GATHER_LIMIT
+from gateway.gathering import GATHER_IN_FLIGHT, GATHER_LIMIT
 from orderdesk import tls
 from orderdesk.db import Database
 from orderdesk.grouping import GroupCommit
@@ -128,7 +129,7 @@ def http(listen: str, next_addr: str) -> None:
             )
         return list(unpack(await state["stub"](pack(bodies), timeout=5)))
 
-    gathered: GroupCommit[bytes, bytes] = GroupCommit(send, limit=GATHER_LIMIT)
+    gathered: GroupCommit[bytes, bytes] = GroupCommit(send, limit=GATHER_LIMIT, in_flight=GATHER_IN_FLIGHT)
 
     @app.post("/v1/orders", status_code=201)
     async def create(request: Request):

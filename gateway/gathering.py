@@ -2,7 +2,8 @@
 
 The shape is intake's own for its single orders (orderdesk.grouping.GroupCommit): a request that finds no call
 in flight goes at once, alone, and waits for nothing; requests arriving while a call is in flight go together
-as the next call when it returns, at most GATHER_LIMIT of them. No timer decides anything. Intake answers each
+as the next call when it returns, at most GATHER_LIMIT of them, or at once as a second call in flight when
+GATHER_LIMIT of them are waiting (a full call never waits for another). No timer decides anything. Intake answers each
 order of the call with the result SubmitOrder would have given it (services/intake/api.py), so each request gets
 the answer of its own single call: the order's response, or the failure its status would have been
 (`failure_of`). A failure of the call as a whole (intake down, its deadline, overload) is each request's own
@@ -34,6 +35,9 @@ from orderdesk.v1 import intake_pb2
 # Orders per call at most: a larger burst goes in calls of this many, one after another, so an answer is not
 # held back by too many others' (intake takes up to 100 a group: a call is one group, one commit).
 GATHER_LIMIT = 32
+# Calls in flight at most: a second goes only with a full group (orderdesk.grouping), so on a busy intake the
+# calls overlap without getting smaller.
+GATHER_IN_FLIGHT = 2
 GATHER_GROUP = "gateway-single-orders"  # orderdesk_group_runs_total / _items_total name the gathering by it
 
 Outcome = intake_pb2.SubmitOrderResponse | RpcFailure
@@ -58,7 +62,7 @@ class SingleOrders:
     def __init__(self, services: Services, limit: int = GATHER_LIMIT):
         self._services = services
         self._group: GroupCommit[tuple[intake_pb2.SubmitOrderRequest, float], Outcome] = GroupCommit(
-            self._send, limit, name=GATHER_GROUP
+            self._send, limit, name=GATHER_GROUP, in_flight=GATHER_IN_FLIGHT
         )
 
     async def submit(self, request: intake_pb2.SubmitOrderRequest) -> Outcome:

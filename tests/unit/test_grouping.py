@@ -14,10 +14,16 @@ class Recorder:
         self.groups: list[list[int]] = []
         self.delay = delay
         self.broken = False
+        self.running = self.most_at_once = 0
 
     async def run(self, items: list[int]) -> list[int | BaseException]:
         self.groups.append(items)
-        await asyncio.sleep(self.delay)
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.running -= 1
         if self.broken:
             raise RuntimeError("the database went away")
         return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
@@ -87,3 +93,42 @@ async def test_a_named_group_counts_its_runs_and_their_requests():
     await asyncio.gather(group.submit(0), *[later(group, i, 0.002) for i in (2, 4, 6)])
     assert recorder.groups == [[0], [2, 4, 6]]
     assert counted() == (runs + 2, items + 4)  # 2 requests per run: what bench.backends prints
+
+
+async def test_with_two_in_flight_a_full_group_goes_at_once_and_a_partial_one_waits():
+    recorder = Recorder(delay=0.05)
+    group = GroupCommit(recorder.run, limit=3, in_flight=2)
+    first = asyncio.create_task(group.submit(0))
+    await asyncio.sleep(0.005)
+    full = [asyncio.create_task(group.submit(i)) for i in (2, 4, 6)]  # a full group: a second run, now
+    await asyncio.sleep(0.005)
+    assert recorder.groups == [[0], [2, 4, 6]] and recorder.running == 2
+    partial = [asyncio.create_task(group.submit(i)) for i in (8, 10)]  # waits for a run to end
+    await asyncio.sleep(0.005)
+    assert recorder.groups == [[0], [2, 4, 6]]
+    assert await first == 0
+    # The first run's end left the second in flight: a runner that is not alone takes only full groups, so
+    # the two wait for the second run's end rather than go as a small run beside it.
+    await asyncio.sleep(0)
+    assert recorder.groups == [[0], [2, 4, 6]]
+    assert await asyncio.gather(*full, *partial) == [20, 40, 60, 80, 100]
+    assert recorder.groups == [[0], [2, 4, 6], [8, 10]]
+    assert recorder.most_at_once == 2
+
+
+async def test_runs_in_flight_never_exceed_the_bound_and_every_item_is_answered_once():
+    recorder = Recorder(delay=0.01)
+    group = GroupCommit(recorder.run, limit=4, in_flight=2)
+    items = list(range(0, 80, 2))
+    answers = await asyncio.gather(*[later(group, i, 0.0005 * n) for n, i in enumerate(items)])
+    assert answers == [i * 10 for i in items]
+    assert sorted(i for g in recorder.groups for i in g) == items
+    assert recorder.most_at_once == 2
+    assert all(len(g) <= 4 for g in recorder.groups)
+
+
+async def test_one_in_flight_is_the_default():
+    recorder = Recorder(delay=0.01)
+    group = GroupCommit(recorder.run, limit=2)
+    await asyncio.gather(*[later(group, i, 0.0005 * n) for n, i in enumerate(range(0, 40, 2))])
+    assert recorder.most_at_once == 1
