@@ -207,8 +207,8 @@ def own_cpu_seconds() -> float:
 
 
 def gathered_calls(stack: Stack) -> tuple[float, float, float]:
-    """So far: the gateway's gathered calls to intake (gateway.gathering: up to two in flight), the
-    orders they carried, and the seconds intake spent handling them (SubmitOrders, its replicas summed)."""
+    """So far: the gateway's gathered calls to intake (gateway.gathering: up to GATHER_IN_FLIGHT in flight),
+    the orders they carried, and the seconds intake spent handling them (SubmitOrders, its replicas summed)."""
     group = f'group="{GATHER_GROUP}"'
 
     def summed(service: str, name: str, label: str) -> float:

@@ -3,11 +3,11 @@
 The shape is intake's own for its single orders (orderdesk.grouping.GroupCommit): a request that finds no call
 in flight goes at once, alone, and waits for nothing; requests arriving while a call is in flight go together
 as the next call when it returns, at most GATHER_LIMIT of them, or at once as a second call in flight when
-GATHER_LIMIT of them are waiting (a full call never waits for another). No timer decides anything. Intake answers each
-order of the call with the result SubmitOrder would have given it (services/intake/api.py), so each request gets
-the answer of its own single call: the order's response, or the failure its status would have been
-(`failure_of`). A failure of the call as a whole (intake down, its deadline, overload) is each request's own
-failure, as its own call would have failed.
+GATHER_LIMIT of them are waiting (a full call never waits for another). No timer decides anything. Intake
+answers each order of the call with the result SubmitOrder would have given it (services/intake/api.py), so
+each request gets the answer of its own single call: the order's response, or the failure its status would
+have been (`failure_of`). A failure of the call as a whole (intake down, its deadline, overload) is each
+request's own failure, as its own call would have failed.
 
 Each order carries its own request's correlation id (SubmitOrderRequest.correlation_id): intake enters it,
 and its events go out, under that id, not the call's.
