@@ -49,6 +49,7 @@ from services.notifier.store import (
     PENDING,
     Attempt,
     NotifierRepository,
+    rendered,
 )
 
 log = logging.getLogger("notifier.delivery")
@@ -275,7 +276,7 @@ class Dispatcher:
 
     async def attempt(self, endpoint: Target, delivery: dict) -> None:
         """One POST; its outcome is recorded by the next round (a crash before that sends it again)."""
-        body = delivery["body"].encode()
+        body = rendered(delivery)["body"].encode()
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",

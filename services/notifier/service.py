@@ -13,7 +13,6 @@ import logging
 import socket
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from functools import partial
 
 from orderdesk import logs, metrics
 from orderdesk.aio import wait_event
@@ -93,7 +92,7 @@ class NotifierService:
             event.type,
             event.order_id,
             occurred,
-            lambda seq, order_seq: domain.body(event, seq, order_seq, occurred),
+            event.SerializeToString(),
             order_sequence,
         )
         metrics.FEED_APPENDED.labels(event.aggregate_type or "unknown").inc()
@@ -107,10 +106,11 @@ class NotifierService:
         known = {order_id: partner for order_id, (partner, _seq) in orders.items()}
         partners = [domain.feed_partner(e, known) for e in batch]  # learns orders first seen here, in turn
         entries = [
-            FeedEntry(partner, e.event_id, e.type, e.order_id, at, partial(domain.body, e, occurred_at=at))
+            FeedEntry(
+                partner, e.event_id, e.type, e.order_id, domain.utc_time(e.occurred_at), e.SerializeToString()
+            )
             for e, partner in zip(batch, partners, strict=True)
             if partner
-            for at in (domain.utc_time(e.occurred_at),)
         ]
         if entries:
             await repo.append_many(entries, orders)

@@ -2,6 +2,10 @@
 
 - `feed`: every event about a partner's orders, numbered 1, 2, 3 ... per partner (`feed_heads` holds
   the counter; its row is updated first, so concurrent appends for one partner queue on its lock).
+  An entry keeps the event as published (`event`, protobuf) and its JSON body is made when it is read
+  (`rendered`): an entry no partner reads costs no mapping, and the append stays off the order's path
+  under load. `body` holds the JSON itself only where it was written out (an erasure, an entry from
+  before migration 0008); then `event` is NULL.
 - `order_partners`: order id -> partner, learnt from order events (order.received always comes first),
   and the order's own event counter (the order sequence a receiver can order by).
 - `endpoints`: a partner's webhook targets; `cursor` is the last feed sequence the endpoint has
@@ -26,6 +30,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -44,6 +49,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from orderdesk import personal_data, sealing
 from orderdesk.db import Repository, RowsInsert, UtcDateTime, insert_ignoring_conflicts, listed, utcnow
 from orderdesk.retention import Prunable
+from orderdesk.v1 import events_pb2
+from services.notifier import domain
 
 metadata = MetaData()
 
@@ -73,7 +80,8 @@ feed = Table(
     Column("order_sequence", BigInteger, nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("appended_at", UtcDateTime, nullable=False),
-    Column("body", Text, nullable=False),
+    Column("body", Text, nullable=False),  # "" while `event` holds the entry (see rendered())
+    Column("event", LargeBinary, nullable=True),  # migration 0008: the Event as published
     Index("ix_feed_appended", "appended_at"),  # migration 0004: retention walks it
     Index("ix_feed_order", "order_id"),  # migration 0006: an order's entries (erasure)
 )
@@ -168,9 +176,9 @@ _FEED_COLUMNS = (
     "order_id",
     "order_sequence",
     "occurred_at",
-    "body",
+    "event",
 )
-_INSERT_FEED_ROWS = RowsInsert(_INSERT_FEED, _FEED_COLUMNS, constants=("appended_at",))
+_INSERT_FEED_ROWS = RowsInsert(_INSERT_FEED, _FEED_COLUMNS, constants=("appended_at", "body"))
 
 
 def _set_counters(dialect: str, table: Table, key: str) -> Any:
@@ -228,7 +236,7 @@ _PARTNERS_OF = select(order_partners.c.order_id, order_partners.c.partner_id).wh
 _EARLIER = deliveries.alias("earlier")
 # Each order's oldest pending delivery (see heads()).
 _HEADS = (
-    select(deliveries, feed.c.body, feed.c.order_sequence)
+    select(deliveries, feed.c.body, feed.c.event, feed.c.order_sequence)
     .join(feed, and_(feed.c.partner_id == deliveries.c.partner_id, feed.c.sequence == deliveries.c.sequence))
     .where(
         deliveries.c.endpoint_id == bindparam("key"),
@@ -274,6 +282,7 @@ _DUE_HEADS = (
     select(
         deliveries,
         feed.c.body,
+        feed.c.event,
         feed.c.order_sequence,
         endpoints.c.url,
         endpoints.c.secret,
@@ -427,14 +436,14 @@ class EndpointRow:
 
 @dataclass(frozen=True)
 class FeedEntry:
-    """An event to append to a partner's feed; body_for(sequence, order_sequence) makes its JSON."""
+    """An event to append to a partner's feed; `event`: the Event as published (its JSON is made when read)."""
 
     partner_id: str
     event_id: str
     type: str
     order_id: str
     occurred_at: dt.datetime
-    body_for: Callable[[int, int], bytes]
+    event: bytes
 
 
 @dataclass
@@ -451,6 +460,20 @@ class Attempt:
     attempts: int  # in the current round (what the retry policy counts)
     next_attempt_at: dt.datetime | None
     at: dt.datetime | None = None
+
+
+def rendered(row) -> Any:
+    """A feed entry as readers take it (alone, or joined to a delivery): `body` is its JSON, made from the
+    event as published where the entry keeps that. domain.body maps the same event to the same bytes the
+    append would have stored, numbers included."""
+    event = row["event"]
+    if event is None:
+        return row
+    entry = dict(row)
+    entry["body"] = domain.body(
+        events_pb2.Event.FromString(event), row["sequence"], row["order_sequence"]
+    ).decode()
+    return entry
 
 
 def _pending(endpoint_id: str, entry, now: dt.datetime) -> dict:
@@ -508,12 +531,11 @@ class NotifierRepository(Repository):
         type: str,
         order_id: str,
         occurred_at: dt.datetime,
-        body_for,
+        event: bytes,
         order_sequence: int = 0,
     ) -> tuple[int, int]:
-        """Appends one event to the partner's feed: (sequence, order sequence). `body_for(seq, order_seq)`
-        makes the JSON body, which carries both numbers. `order_sequence`: already bumped
-        (bump_known_order); else the order's counter is bumped here."""
+        """Appends one event (`event`: as published) to the partner's feed: (sequence, order sequence).
+        `order_sequence`: already bumped (bump_known_order); else the order's counter is bumped here."""
         if order_id and not order_sequence:
             order_sequence = await self._bump(
                 _BUMP_ORDER, _MAKE_ORDER, order_id, {"order_id": order_id, "partner_id": partner_id}
@@ -530,7 +552,8 @@ class NotifierRepository(Repository):
                 "order_sequence": order_sequence,
                 "occurred_at": occurred_at,
                 "appended_at": utcnow(),
-                "body": body_for(sequence, order_sequence).decode(),
+                "body": "",
+                "event": event,
             },
         )
         return sequence, order_sequence
@@ -580,13 +603,13 @@ class NotifierRepository(Repository):
                     e.order_id,
                     order_sequence,
                     e.occurred_at,
-                    e.body_for(sequence, order_sequence).decode(),
+                    e.event,
                 )
             )
         set_orders, set_heads = _SET_COUNTERS[self.dialect]
         await set_orders.execute(self.conn, [(o, partner_of[o], order_seq[o]) for o in order_ids])
         await set_heads.execute(self.conn, [(p, heads[p]) for p in partner_ids])
-        await _INSERT_FEED_ROWS.execute(self.conn, rows, appended_at=now)
+        await _INSERT_FEED_ROWS.execute(self.conn, rows, appended_at=now, body="")
 
     async def partners_of_orders(self, order_ids) -> dict[str, str]:
         if not order_ids:
@@ -596,23 +619,29 @@ class NotifierRepository(Repository):
     async def erase_entries(self, order_ids: list[str], customer_id: str) -> int:
         """The feed entries of these orders with the customer's personal data erased in their JSON body
         (orderdesk/personal_data.erase_document); sequence, event id and every other fact stay, so a replay
-        sends the same event, erased. Returns the rows changed."""
+        sends the same event, erased. An entry that kept its event as published gets its JSON written out
+        and the event dropped, whatever the erasure found: no copy of the event outlives it. Returns the
+        rows whose body changed."""
         changed = 0
         for start in range(0, len(order_ids), 500):
             rows = await self.conn.execute(
-                select(feed.c.partner_id, feed.c.sequence, feed.c.body).where(
-                    feed.c.order_id.in_(order_ids[start : start + 500])
-                )
+                select(
+                    feed.c.partner_id, feed.c.sequence, feed.c.order_sequence, feed.c.body, feed.c.event
+                ).where(feed.c.order_id.in_(order_ids[start : start + 500]))
             )
-            for row in rows.all():
-                document = json.loads(row.body)
-                if personal_data.erase_document(document, customer_id):
+            for row in rows.mappings().all():
+                body = rendered(row)["body"]
+                document = json.loads(body)
+                erased = bool(personal_data.erase_document(document, customer_id))
+                if erased:
+                    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+                if erased or row["event"] is not None:
                     await self.conn.execute(
                         update(feed)
-                        .where(feed.c.partner_id == row.partner_id, feed.c.sequence == row.sequence)
-                        .values(body=json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+                        .where(feed.c.partner_id == row["partner_id"], feed.c.sequence == row["sequence"])
+                        .values(body=body, event=None)
                     )
-                    changed += 1
+                changed += erased
         return changed
 
     async def head(self, partner_id: str) -> int:
@@ -666,6 +695,11 @@ class NotifierRepository(Repository):
         return skipped, max(failed.rowcount, 0)
 
     async def read_feed(self, partner_id: str, after: int, limit: int, to: int | None = None) -> list:
+        """The partner's entries after `after` (up to `to`), oldest first, each with its JSON body."""
+        return list(map(rendered, await self._entries(partner_id, after, limit, to)))
+
+    async def _entries(self, partner_id: str, after: int, limit: int, to: int | None = None) -> list:
+        """read_feed's rows as stored: the bodies of those that keep their event are not made."""
         query = select(feed).where(feed.c.partner_id == partner_id, feed.c.sequence > after)
         if to is not None:
             query = query.where(feed.c.sequence <= to)
@@ -822,9 +856,10 @@ class NotifierRepository(Repository):
         return len(entries)
 
     async def heads(self, endpoint_id: str, limit: int) -> list:
-        """The endpoint's pending deliveries that may go now order-wise, oldest first, with their bodies:
-        each order's oldest pending delivery only, so an order's events arrive in order while a retry of
-        one order never holds back the others. (Whether each is due yet is the caller's look.)"""
+        """The endpoint's pending deliveries that may go now order-wise, oldest first, each with its entry's
+        body or event (`rendered` makes the body when it is sent): each order's oldest pending delivery
+        only, so an order's events arrive in order while a retry of one order never holds back the
+        others. (Whether each is due yet is the caller's look.)"""
         return (await self.conn.execute(_HEADS, {"key": endpoint_id, "limit": limit})).mappings().all()
 
     async def take_on_all(self, matches, batch: int = 500) -> bool:
@@ -845,7 +880,8 @@ class NotifierRepository(Repository):
         return any(m["to"] - m["seen"] >= batch for m in moves.values())
 
     async def due_heads(self, now: dt.datetime, per_endpoint: int) -> list:
-        """What may be POSTed now over all active endpoints (see _DUE_RANKED), with bodies, earliest due first."""
+        """What may be POSTed now over all active endpoints (see _DUE_RANKED), earliest due first, each with its
+        entry's body or event as heads() (a round returns those in flight too: only a POST makes a body)."""
         return (
             (await self.conn.execute(_DUE_HEADS, {"now": now, "per_endpoint": per_endpoint})).mappings().all()
         )
@@ -1001,7 +1037,7 @@ class NotifierRepository(Repository):
             .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
         )
         replayed = result.rowcount
-        entries = await self.read_feed(endpoint.partner_id, first - 1, 100_000, to=last)
+        entries = await self._entries(endpoint.partner_id, first - 1, 100_000, to=last)  # no bodies needed
         rows = [
             _pending(endpoint.endpoint_id, e, now)
             for e in entries
