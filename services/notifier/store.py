@@ -3,8 +3,8 @@
 - `feed`: every event about a partner's orders, numbered 1, 2, 3 ... per partner (`feed_heads` holds
   the counter; its row is updated first, so concurrent appends for one partner queue on its lock).
   An entry keeps the event as published (`event`, protobuf) and its JSON body is made when it is read
-  (`rendered`): an entry no partner reads costs no mapping, and the append stays off the order's path
-  under load. `body` holds the JSON itself only where it was written out (an erasure, an entry from
+  (`rendered`): an entry no partner reads costs no mapping, and the append stays cheap while orders
+  pour in. `body` holds the JSON itself only where it was written out (an erasure, an entry from
   before migration 0008); then `event` is NULL.
 - `order_partners`: order id -> partner, learnt from order events (order.received always comes first),
   and the order's own event counter (the order sequence a receiver can order by).
