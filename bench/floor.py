@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 
 from gateway.gathering import GATHER_IN_FLIGHT, GATHER_LIMIT
-from orderdesk import tls
+from orderdesk import ids, tls
 from orderdesk.db import Database
 from orderdesk.grouping import GroupCommit
 from orderdesk.runtime import run
@@ -76,7 +76,8 @@ async def hop(listen: str, db_url: str, next_addr: str | None) -> None:
 
     async def store(payloads: list[bytes]) -> None:
         async with db.transaction() as tx:
-            await tx.conn.execute(rows.insert(), [{"key": uuid.uuid4().hex, "payload": p} for p in payloads])
+            # Keys that sort by time, as the real path's order and event ids do (orderdesk.ids).
+            await tx.conn.execute(rows.insert(), [{"key": ids.uuid7().hex, "payload": p} for p in payloads])
 
     async def forward(payloads: list[bytes]) -> list[bytes | BaseException]:
         await store(payloads)

@@ -13,11 +13,10 @@ Dead letters go to the stream ORDERDESK_DLQ under dlq.orderdesk.<consumer>.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from orderdesk import clock, logs
+from orderdesk import clock, ids, logs
 from orderdesk.config import env
 from orderdesk.v1 import events_pb2
 
@@ -90,7 +89,7 @@ def new_event(
     if "return_" in payload:
         payload["return"] = payload.pop("return_")
     return events_pb2.Event(
-        event_id=str(uuid.uuid4()),
+        event_id=str(ids.uuid7()),
         type=type,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,

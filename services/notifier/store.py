@@ -46,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from orderdesk import personal_data, sealing
+from orderdesk import ids, personal_data, sealing
 from orderdesk.db import Repository, RowsInsert, UtcDateTime, insert_ignoring_conflicts, listed, utcnow
 from orderdesk.retention import Prunable
 from orderdesk.v1 import events_pb2
@@ -504,7 +504,8 @@ def new_endpoint_id() -> str:
 
 
 def new_delivery_id() -> str:
-    return "dlv_" + uuid.uuid4().hex[:24]
+    """dlv_ and 24 hex digits that sort by creation time (orderdesk.ids): one per event and endpoint."""
+    return "dlv_" + ids.time_ordered_hex(13).lower()
 
 
 class NotifierRepository(Repository):

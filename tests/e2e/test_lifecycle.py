@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 import uuid
 
 import pytest
@@ -346,8 +348,12 @@ async def test_one_orders_events_arrive_on_jetstream_in_order(
 ):
     sku = new_sku()
     await add_product(admin, sku, stock={"WH-HAM": 2})
+    before_ms = time.time_ns() // 1_000_000
     _, created, _ = await submit(shop, order_body(sku, 2))
     order_id = created["order_id"]
+    # The id begins with the millisecond intake made it in (orderdesk.ids), so ids sort by creation.
+    assert re.fullmatch(r"ORD-[0-9A-F]{24}", order_id)
+    assert before_ms <= int(order_id[4:15], 16) <= time.time_ns() // 1_000_000
     await wait_status(shop, order_id, "allocated", eventually)
     await ship_everything(shop, warehouse_operator, order_id, eventually)
     await wait_status(shop, order_id, "completed", eventually)
@@ -385,6 +391,10 @@ async def test_one_orders_events_arrive_on_jetstream_in_order(
         "shipment.delivered",
     ]
     assert all(e.order_id == order_id and e.event_id for e in seen)
+    # Every event id is a UUIDv7 of the millisecond its event was made: an order's in the order they happened.
+    made_ms = [uuid.UUID(e.event_id).int >> 80 for e in order_events]
+    assert {uuid.UUID(e.event_id).version for e in seen} == {7}
+    assert made_ms == sorted(made_ms) and made_ms[0] >= int(order_id[4:15], 16)
 
 
 async def test_the_desk_lists_held_orders_by_priority_and_reason(shop, admin):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import time
 from decimal import Decimal
 
 import pytest
@@ -523,10 +524,13 @@ def test_key_reuse_is_an_invalid_argument_on_the_idempotency_key_header():
 
 
 # --- odds and ends -----------------------------------------------------------------------------
-def test_order_ids_are_ord_and_twenty_upper_case_hex_digits():
+def test_order_ids_are_ord_and_24_upper_case_hex_digits_that_sort_by_creation(monkeypatch):
     ids = {domain.new_order_id() for _ in range(100)}
     assert len(ids) == 100
-    assert all(re.fullmatch(r"ORD-[0-9A-F]{20}", i) for i in ids)
+    assert all(re.fullmatch(r"ORD-[0-9A-F]{24}", i) for i in ids)
+    now = time.time_ns()
+    monkeypatch.setattr(time, "time_ns", lambda: now + 2_000_000)  # two milliseconds on
+    assert domain.new_order_id() > max(ids)
 
 
 def test_metric_channels_stay_bounded():
