@@ -17,7 +17,6 @@ import secrets
 import time
 import uuid
 
-_RAND_A_BITS = 12
 _RAND_B_BITS = 62
 
 
@@ -27,8 +26,8 @@ def _millis() -> int:
 
 def uuid7() -> uuid.UUID:
     """A UUID version 7 (RFC 9562 §5.7): 48 bits of Unix time in milliseconds, then 74 random bits."""
-    rand_a = secrets.randbits(_RAND_A_BITS)
-    rand_b = secrets.randbits(_RAND_B_BITS)
+    random = secrets.randbits(74)  # one read of the system's randomness: 12 bits before the variant, 62 after
+    rand_a, rand_b = random >> _RAND_B_BITS, random & ((1 << _RAND_B_BITS) - 1)
     value = (_millis() & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return uuid.UUID(int=value)
 
