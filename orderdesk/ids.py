@@ -32,7 +32,10 @@ def uuid7() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
-def time_ordered_hex(random_digits: int) -> str:
+def time_ordered_hex(random_digits: int, millis: int | None = None) -> str:
     """Upper-case hex: 11 digits of Unix time in milliseconds (enough until the year 2527), then
-    `random_digits` random ones. Ids made by two processes in the same millisecond differ in those."""
-    return f"{_millis():011X}{secrets.randbits(4 * random_digits):0{random_digits}X}"
+    `random_digits` random ones. Ids made by two processes in the same millisecond differ in those.
+    `millis` stands in for the clock where ids must also differ in their time within a process
+    (inventory's production runs, used in id order)."""
+    at = _millis() if millis is None else millis
+    return f"{at:011X}{secrets.randbits(4 * random_digits):0{random_digits}X}"

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orderdesk import actors, errors, events, masterdata, metrics
+from orderdesk import actors, errors, events, ids, masterdata, metrics
 from orderdesk.calendar import CalendarBook, WarehouseCalendar
 from orderdesk.calendar_store import BookCache, import_calendar_kind, warehouse_values
 from orderdesk.db import Database, Tx, Work, utcnow
@@ -143,7 +142,7 @@ class _Millis:
 def new_production_id() -> str:
     """PRD-<milliseconds><random>: ids sort in creation order (runs of one date are used in that order);
     the random part keeps replicas' ids apart."""
-    return f"PRD-{_Millis.next():011x}{uuid.uuid4().hex[:8]}"
+    return "PRD-" + ids.time_ordered_hex(8, _Millis.next()).lower()
 
 
 class InventoryService:

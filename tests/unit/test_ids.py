@@ -32,8 +32,7 @@ def test_uuid7s_sort_by_the_millisecond_they_were_made_in(clock):
     for step in range(50):
         clock["ms"] += step % 3  # some in the same millisecond, some later
         made.append(ids.uuid7())
-    by_time = sorted(made, key=lambda u: u.int >> 80)
-    assert [u.int >> 80 for u in sorted(made)] == [u.int >> 80 for u in by_time]
+    assert [u.int >> 80 for u in sorted(made)] == sorted(u.int >> 80 for u in made)
     assert sorted(str(u) for u in made) == [str(u) for u in sorted(made)]  # as text too, as stored
 
 
@@ -63,3 +62,9 @@ def test_the_real_clock_gives_todays_millisecond():
     made = ids.uuid7()
     after = time.time_ns() // 1_000_000
     assert before <= made.int >> 80 <= after
+
+
+def test_a_given_millisecond_stands_in_for_the_clock(clock):
+    made = ids.time_ordered_hex(8, 1_780_000_000_123)
+    assert re.fullmatch(r"[0-9A-F]{19}", made)
+    assert int(made[:11], 16) == 1_780_000_000_123
