@@ -100,6 +100,11 @@ def postgres_cpu_seconds(data_dir: Path) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _postgres_port(data_dir: Path) -> int:
+    """The port of the LocalPostgres cluster in `data_dir` (its postmaster.pid's fourth line)."""
+    return int((data_dir / "pg" / "postmaster.pid").read_text().splitlines()[3])
+
+
 def postgres_transactions(data_dir: Path) -> float:
     """Transactions a LocalPostgres cluster has ended so far, over all its databases (committed and rolled
     back); 0 when it cannot be asked. The counts lag by up to PG_STATS_FLUSH_SECONDS."""
@@ -108,8 +113,7 @@ def postgres_transactions(data_dir: Path) -> float:
     import asyncpg
 
     async def ask() -> float:
-        port = int((data_dir / "pg" / "postmaster.pid").read_text().splitlines()[3])
-        conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres")
+        conn = await asyncpg.connect(host="127.0.0.1", port=_postgres_port(data_dir), user="postgres")
         try:
             return float(
                 await conn.fetchval("SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database") or 0
@@ -121,6 +125,23 @@ def postgres_transactions(data_dir: Path) -> float:
         return asyncio.run(ask())
     except (OSError, ValueError, IndexError, asyncpg.PostgresError):
         return 0.0
+
+
+def analyze_postgres(data_dir: Path) -> list[str]:
+    """Every table of every database of the LocalPostgres cluster in `data_dir` analyzed
+    (localservers.analyze_databases); returns the databases.
+
+    Why the bench does it after its warm-up: a production database has statistics (autovacuum keeps them
+    within a tenth of each table's size), a fresh one has none until autovacuum's first visit (its naptime,
+    a minute by default), longer than a bench run. Without them the planner guesses that a lookup by a list
+    of keys matches much of the table (0.5% per key) and scans it all: a cost that grows with the table during the run
+    and that no production database pays. pgbench analyzes after loading for the same reason."""
+    import asyncio
+
+    from devtools import localservers
+
+    url = f"postgresql://postgres@127.0.0.1:{_postgres_port(data_dir)}/postgres"
+    return asyncio.run(localservers.analyze_databases(url))
 
 
 def _counter_sums(port: int) -> dict[str, float]:

@@ -30,6 +30,7 @@ import aiohttp
 
 from bench import (
     UNTHROTTLED,
+    analyze_postgres,
     import_master_data,
     latency,
     percentile,
@@ -104,8 +105,8 @@ def order_body(n: int, i: int) -> dict:
     }
 
 
-# The data folder of the PostgreSQL cluster under each running bench_suite (by id of its stack), for
-# process_counts to count the database's CPU too.
+# The data folder of the PostgreSQL cluster under each running suite (bench_suite's, main's; by id of its
+# stack), for process_counts to count the database's CPU too and for warm_up to analyze it.
 SUITE_POSTGRES: dict[int, Path] = {}
 
 
@@ -239,9 +240,13 @@ def print_during_the_load(
 
 def warm_up(stack: Stack) -> None:
     """Connections, caches, SQLite pages: 8 partners for 2 s, their orders allocated and their events
-    consumed, so what is measured next is its own work."""
+    consumed, so what is measured next is its own work. On PostgreSQL, then the planner's statistics of every
+    table (bench.analyze_databases: a production database has them, a fresh one not for its first minute)."""
     run_allocated(stack, drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
     wait_drained(stack)
+    pg_dir = SUITE_POSTGRES.get(id(stack))
+    if pg_dir is not None:
+        analyze_postgres(pg_dir)
 
 
 def start_floor(folder: Path, stack: Stack) -> tuple[str, list[subprocess.Popen]]:
@@ -333,6 +338,8 @@ def main() -> int:
         replicas=args.replicas,
         extra_env=UNTHROTTLED,
     )
+    if local_pg is not None:
+        SUITE_POSTGRES[id(stack)] = local_pg.data_dir
     floor_procs: list[subprocess.Popen] = []
     try:
         stack.start()
@@ -422,6 +429,7 @@ def main() -> int:
     finally:
         for p in floor_procs:
             p.terminate()
+        SUITE_POSTGRES.pop(id(stack), None)
         stack.stop()
         if local_pg is not None:
             local_pg.stop()

@@ -273,3 +273,28 @@ async def create_postgres_database(admin_url: str, name: str) -> str:
 
 async def drop_postgres_database(admin_url: str, name: str) -> None:
     await _as_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def analyze_databases(admin_url: str, databases: list[str] | None = None) -> list[str]:
+    """ANALYZE every table of `databases` (by default every database on the server of `admin_url` but its
+    templates and `postgres`): the planner's statistics as autovacuum would make them. Returns the databases."""
+    import asyncpg
+
+    dsn = _asyncpg_dsn(admin_url)
+    if databases is None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY 1"
+            )
+        finally:
+            await conn.close()
+        databases = [row["datname"] for row in rows]
+    base = dsn.rsplit("/", 1)[0]
+    for name in databases:
+        conn = await asyncpg.connect(f"{base}/{name}")
+        try:
+            await conn.execute("ANALYZE")
+        finally:
+            await conn.close()
+    return databases
