@@ -479,6 +479,15 @@ async def restore_postgres(src: Path, entry: dict, t: Target) -> None:
     )
     if done.returncode:
         raise CliError(f"pg_restore of {t.component} failed", done.stderr.strip().splitlines()[-5:])
+    # pg_restore brings the rows but not the planner's statistics (PostgreSQL's own advice: analyze after a
+    # restore). Without them the planner takes each key of a lookup by a list of keys to match 0.5% of the
+    # table and may scan it whole, until autovacuum's first visit: just when the suite starts again and
+    # catches up.
+    conn = await asyncpg.connect(t.libpq_url)
+    try:
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
 
 
 async def rearm_outbox(t: Target, since: dt.datetime) -> int:
