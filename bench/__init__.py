@@ -133,9 +133,10 @@ def analyze_postgres(data_dir: Path) -> list[str]:
 
     Why the bench does it after its warm-up: a production database has statistics (autovacuum keeps them
     within a tenth of each table's size), a fresh one has none until autovacuum's first visit (its naptime,
-    a minute by default), longer than a bench run. Without them the planner guesses that a lookup by a list
-    of keys matches much of the table (0.5% per key) and scans it all: a cost that grows with the table during the run
-    and that no production database pays. pgbench analyzes after loading for the same reason."""
+    a minute by default), longer than a bench run. Without them the planner takes each key of a lookup by
+    a list of keys to match 0.5% of the table, and on the suite's tables scans them whole: a cost that grows
+    with the table during the run and that no production database pays. pgbench analyzes after loading
+    for the same reason."""
     import asyncio
 
     from devtools import localservers

@@ -241,7 +241,7 @@ def print_during_the_load(
 def warm_up(stack: Stack) -> None:
     """Connections, caches, SQLite pages: 8 partners for 2 s, their orders allocated and their events
     consumed, so what is measured next is its own work. On PostgreSQL, then the planner's statistics of every
-    table (bench.analyze_databases: a production database has them, a fresh one not for its first minute)."""
+    table (bench.analyze_postgres: a production database has them, a fresh one not for its first minute)."""
     run_allocated(stack, drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
     wait_drained(stack)
     pg_dir = SUITE_POSTGRES.get(id(stack))
