@@ -105,8 +105,8 @@ def order_body(n: int, i: int) -> dict:
     }
 
 
-# The data folder of the PostgreSQL cluster under each running suite (bench_suite's, main's; by id of its
-# stack), for process_counts to count the database's CPU too and for warm_up to analyze it.
+# The data folder of the PostgreSQL cluster under each running bench_suite (by id of its stack), for
+# process_counts to count the database's CPU too and for warm_up to analyze it.
 SUITE_POSTGRES: dict[int, Path] = {}
 
 
@@ -322,117 +322,95 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-"))
-    local_pg, database_urls, backend = None, {}, "SQLite"
-    if (
-        args.replicas > 1 or os.environ.get("ORDERDESK_BENCH_BACKEND") == "postgresql"
-    ):  # replicas need PostgreSQL
-        from devtools.devstack import postgres_databases
-
-        local_pg = localservers.LocalPostgres(Path(tempfile.mkdtemp(prefix="orderdesk-bench-pg-"))).start()
-        database_urls = postgres_databases(local_pg.url)
-        backend = f"PostgreSQL, {args.replicas} replica(s) per service"
-    stack = Stack(
-        data_dir=folder / "suite",
-        database_urls=database_urls,
-        replicas=args.replicas,
-        extra_env=UNTHROTTLED,
-    )
-    if local_pg is not None:
-        SUITE_POSTGRES[id(stack)] = local_pg.data_dir
-    floor_procs: list[subprocess.Popen] = []
-    try:
-        stack.start()
-        stack.load_demo_data()
-        seed_bench_products(stack)
-        warm_up(stack)  # the warm-up's work done: what follows is the load's alone
-        pg_dir = local_pg.data_dir if local_pg is not None else None
-        before, counts_before = allocated_total(stack), process_counts(stack, pg_dir)
-        calls_before, generator_before = gathered_calls(stack), own_cpu_seconds()
-        real = asyncio.run(
-            drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
-        )
-        generator_seconds = own_cpu_seconds() - generator_before
-        counts_loaded, calls_loaded = process_counts(stack, pg_dir), gathered_calls(stack)
-        confirmed = real["decisions"].get("confirmed", 0)
-        drain = wait_allocated(stack, before + confirmed)
-        allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
-        wait_drained(stack)  # shipments made, feeds appended: every event of the load consumed
-        counts_after = process_counts(stack, pg_dir)
-
-        # Latency by load: 1 and 16 partners, then fixed rates at fractions of this run's accepted/s.
-        latency_steps = None
-        if args.latency_seconds:
-            latency_steps = latency.run(stack, args.latency_seconds, real["rate"], drive, order_body)
-
-        # The webhook runs before the surge: each of its runs starts from a suite that has caught up
-        # (see webhooks.wait_quiet), which after 20,000 orders would take minutes.
-        hooks = None
-        if args.webhook_endpoints:
-            hooks = webhooks.run(
-                stack, folder, args.seconds, args.concurrency, order_body, args.webhook_endpoints
+    postgresql = args.replicas > 1 or os.environ.get("ORDERDESK_BENCH_BACKEND") == "postgresql"
+    backend = f"PostgreSQL, {args.replicas} replica(s) per service" if postgresql else "SQLite"
+    with bench_suite("orderdesk-bench-", postgresql=postgresql, replicas=args.replicas) as (folder, stack):
+        floor_procs: list[subprocess.Popen] = []
+        try:
+            warm_up(stack)  # the warm-up's work done: what follows is the load's alone
+            pg_dir = SUITE_POSTGRES.get(id(stack))
+            before, counts_before = allocated_total(stack), process_counts(stack, pg_dir)
+            calls_before, generator_before = gathered_calls(stack), own_cpu_seconds()
+            real = asyncio.run(
+                drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
             )
+            generator_seconds = own_cpu_seconds() - generator_before
+            counts_loaded, calls_loaded = process_counts(stack, pg_dir), gathered_calls(stack)
+            confirmed = real["decisions"].get("confirmed", 0)
+            drain = wait_allocated(stack, before + confirmed)
+            allocated_rate = confirmed / (real["elapsed"] + drain) if drain == drain else float("nan")
+            wait_drained(stack)  # shipments made, feeds appended: every event of the load consumed
+            counts_after = process_counts(stack, pg_dir)
 
-        surged = None
-        if args.surge_orders:
-            surge.seed_scarce(stack, folder)
-            surged = surge.run_surge(
-                stack, BENCH_SKUS, args.surge_orders, args.surge_batch, args.surge_connections
-            )
+            # Latency by load: 1 and 16 partners, then fixed rates at fractions of this run's accepted/s.
+            latency_steps = None
+            if args.latency_seconds:
+                latency_steps = latency.run(stack, args.latency_seconds, real["rate"], drive, order_body)
 
-        floor_url, floor_procs = start_floor(folder, stack)
-        asyncio.run(drive(floor_url, "none", 2, 8, order_body))
-        floor = asyncio.run(drive(floor_url, "none", args.seconds, args.concurrency, order_body))
+            # The webhook runs before the surge: each of its runs starts from a suite that has caught up
+            # (see webhooks.wait_quiet), which after 20,000 orders would take minutes.
+            hooks = None
+            if args.webhook_endpoints:
+                hooks = webhooks.run(
+                    stack, folder, args.seconds, args.concurrency, order_body, args.webhook_endpoints
+                )
 
-        print()
-        print(
-            f"orderdesk bench: {args.concurrency} concurrent partners, {args.seconds:.0f}s per run, {backend}, "
-            f"{os.cpu_count()} cores"
-        )
-        print(f"{'path':<34}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}  statuses")
-        for name, r in (
-            ("orders end to end (gateway)", real),
-            ("floor (same hops+commits, no logic)", floor),
-        ):
+            surged = None
+            if args.surge_orders:
+                surge.seed_scarce(stack, folder)
+                surged = surge.run_surge(
+                    stack, BENCH_SKUS, args.surge_orders, args.surge_batch, args.surge_connections
+                )
+
+            floor_url, floor_procs = start_floor(folder, stack)
+            asyncio.run(drive(floor_url, "none", 2, 8, order_body))
+            floor = asyncio.run(drive(floor_url, "none", args.seconds, args.concurrency, order_body))
+
+            print()
             print(
-                f"{name:<34}{r['rate']:>12.0f}{r['p50']:>10.1f}{r['p99']:>10.1f}"
-                f"{sum(r['statuses'].values()):>10}  {dict(sorted(r['statuses'].items()))}"
+                f"orderdesk bench: {args.concurrency} concurrent partners, {args.seconds:.0f}s per run, {backend}, "
+                f"{os.cpu_count()} cores"
             )
-        print(f"end to end / floor: {real['rate'] / floor['rate']:.2f}")
-        print(f"decisions: {real['decisions']}")
-        print(
-            f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
-            f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)"
-        )
-        print_during_the_load(
-            real["elapsed"],
-            counts_before,
-            counts_loaded,
-            generator_seconds,
-            tuple(a - b for a, b in zip(calls_loaded, calls_before, strict=True)),
-        )
-        summed = f", {args.replicas} replicas of each service summed" if args.replicas > 1 else ""
-        print_per_order(
-            counts_before,
-            counts_after,
-            real["accepted"],
-            f"the load and its drain{summed}",
-            stack.component_of,
-        )
-        if latency_steps is not None:
-            latency.report(latency_steps, real, args.concurrency, real["rate"])
-        if hooks is not None:
-            webhooks.report(hooks)
-        if surged is not None:
-            surge.report(surged, floor["rate"])
-        return 0
-    finally:
-        for p in floor_procs:
-            p.terminate()
-        SUITE_POSTGRES.pop(id(stack), None)
-        stack.stop()
-        if local_pg is not None:
-            local_pg.stop()
+            print(f"{'path':<34}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}  statuses")
+            for name, r in (
+                ("orders end to end (gateway)", real),
+                ("floor (same hops+commits, no logic)", floor),
+            ):
+                print(
+                    f"{name:<34}{r['rate']:>12.0f}{r['p50']:>10.1f}{r['p99']:>10.1f}"
+                    f"{sum(r['statuses'].values()):>10}  {dict(sorted(r['statuses'].items()))}"
+                )
+            print(f"end to end / floor: {real['rate'] / floor['rate']:.2f}")
+            print(f"decisions: {real['decisions']}")
+            print(
+                f"allocated behind the API: all {confirmed} confirmed orders reserved {drain:.1f}s after the load "
+                f"stopped ({allocated_rate:.0f} orders/s from first request to last allocation)"
+            )
+            print_during_the_load(
+                real["elapsed"],
+                counts_before,
+                counts_loaded,
+                generator_seconds,
+                tuple(a - b for a, b in zip(calls_loaded, calls_before, strict=True)),
+            )
+            summed = f", {args.replicas} replicas of each service summed" if args.replicas > 1 else ""
+            print_per_order(
+                counts_before,
+                counts_after,
+                real["accepted"],
+                f"the load and its drain{summed}",
+                stack.component_of,
+            )
+            if latency_steps is not None:
+                latency.report(latency_steps, real, args.concurrency, real["rate"])
+            if hooks is not None:
+                webhooks.report(hooks)
+            if surged is not None:
+                surge.report(surged, floor["rate"])
+            return 0
+        finally:
+            for p in floor_procs:
+                p.terminate()
 
 
 if __name__ == "__main__":
