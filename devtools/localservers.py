@@ -264,11 +264,15 @@ async def _as_admin(admin_url: str, statement: str) -> None:
         await conn.close()
 
 
+def _database_dsn(admin_url: str, name: str) -> str:
+    """asyncpg's DSN for database `name` on the server of `admin_url`."""
+    return f"{_asyncpg_dsn(admin_url).rsplit('/', 1)[0]}/{name}"
+
+
 async def create_postgres_database(admin_url: str, name: str) -> str:
     """Creates database `name` on the server of `admin_url`; returns its async URL."""
     await _as_admin(admin_url, f'CREATE DATABASE "{name}"')
-    base = _asyncpg_dsn(admin_url).rsplit("/", 1)[0]
-    return f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
+    return _database_dsn(admin_url, name).replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 async def drop_postgres_database(admin_url: str, name: str) -> None:
@@ -280,9 +284,8 @@ async def analyze_databases(admin_url: str, databases: list[str] | None = None) 
     templates and `postgres`): the planner's statistics as autovacuum would make them. Returns the databases."""
     import asyncpg
 
-    dsn = _asyncpg_dsn(admin_url)
     if databases is None:
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(_asyncpg_dsn(admin_url))
         try:
             rows = await conn.fetch(
                 "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY 1"
@@ -290,11 +293,6 @@ async def analyze_databases(admin_url: str, databases: list[str] | None = None) 
         finally:
             await conn.close()
         databases = [row["datname"] for row in rows]
-    base = dsn.rsplit("/", 1)[0]
     for name in databases:
-        conn = await asyncpg.connect(f"{base}/{name}")
-        try:
-            await conn.execute("ANALYZE")
-        finally:
-            await conn.close()
+        await _as_admin(_database_dsn(admin_url, name), "ANALYZE")
     return databases

@@ -208,13 +208,9 @@ async def test_round_trip_brings_every_database_back_to_the_point(suite, tmp_pat
     assert restored["console"] == [("ana@desk.example", "Before")]
     assert not await stream_exists(nats_url)
     if backend == "postgresql":  # analyzed once restored: pg_restore does not bring the planner's statistics
-        for service in SERVICES:
-            assert await sql(urls[service], "SELECT count(*) FROM pg_stats WHERE tablename = 'outbox'") != [
-                (0,)
-            ]
-        assert await sql(urls["gateway"], "SELECT count(*) FROM pg_stats WHERE tablename = 'partners'") != [
-            (0,)
-        ]
+        for component, table in [*((s, "outbox") for s in SERVICES), ("gateway", "partners")]:
+            statistics = "SELECT count(*) FROM pg_stats WHERE tablename = :table"
+            assert await sql(urls[component], statistics, table=table) != [(0,)], component
 
 
 async def test_a_damaged_backup_is_refused_and_nothing_changes(suite, tmp_path, nats_url):

@@ -32,8 +32,8 @@ async def fresh_database(postgres_admin_url):
     if postgres_admin_url is None:
         pytest.skip("no PostgreSQL: set ORDERDESK_TEST_POSTGRES_URL, run Docker, or install PostgreSQL")
     name = f"odt_{uuid.uuid4().hex[:16]}"
-    await create_postgres_database(postgres_admin_url, name)
-    conn = await asyncpg.connect(f"{_asyncpg_dsn(postgres_admin_url).rsplit('/', 1)[0]}/{name}")
+    url = await create_postgres_database(postgres_admin_url, name)
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
     try:
         yield name, conn
     finally:
