@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,21 +30,34 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def import_master_data(stack: Stack, folder: Path, *, products: str, stock: str) -> None:
-    """Products and stock (CSV text) imported the way an operator does it (`orderdesk import`), one way
-    for every bench."""
+def import_csv(stack: Stack, path: Path, kind: str, text: str) -> None:
+    """CSV text imported the way an operator does it (`orderdesk import <kind>`), one way for every bench."""
     from devtools.devstack import ROOT
 
-    (folder / "products.csv").write_text(products)
-    (folder / "stock.csv").write_text(stock)
-    for kind in ("products", "stock"):
-        subprocess.run(
-            [sys.executable, "-m", "cli", "import", kind, str(folder / f"{kind}.csv")],
-            env=stack.env(),
-            cwd=ROOT,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+    path.write_text(text)
+    subprocess.run(
+        [sys.executable, "-m", "cli", "import", kind, str(path)],
+        env=stack.env(),
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def import_master_data(stack: Stack, folder: Path, *, products: str, stock: str) -> None:
+    """Products and stock (CSV text), imported as an operator does."""
+    import_csv(stack, folder / "products.csv", "products", products)
+    import_csv(stack, folder / "stock.csv", "stock", stock)
+
+
+def seed_partners(stack: Stack, folder: Path, count: int, prefix: str = "BENCH") -> list[str]:
+    """`count` partners P-<prefix>-000 ... (scope orders), each with its own API key: their keys, in order."""
+    keys = [f"bench-{prefix.lower()}-key-{n:03d}-{uuid.uuid4().hex[:6]}" for n in range(count)]
+    text = "partner_id,name,api_key,scopes\n" + "".join(
+        f"P-{prefix}-{n:03d},Bench partner {n},{key},orders\n" for n, key in enumerate(keys)
+    )
+    import_csv(stack, folder / f"{prefix.lower()}-partners.csv", "partners", text)
+    return keys
 
 
 # What `make bench` divides per accepted order, per process: (row label, Prometheus counter summed over its series).

@@ -36,6 +36,7 @@ from bench import (
     percentile,
     print_per_order,
     process_counts,
+    seed_partners,
     surge,
     wait_drained,
     webhooks,
@@ -48,7 +49,9 @@ BENCH_SKUS = [f"BENCH-{n:03d}" for n in range(20)]
 CUSTOMERS = [f"C{n:04d}" for n in (1, 2, 3, 5, 6)]  # standard, active, NET30 in the demo data
 
 
-async def drive(url: str, key: str, seconds: float, concurrency: int, body_for) -> dict:
+async def drive(url: str, key: str | list[str], seconds: float, concurrency: int, body_for) -> dict:
+    """`concurrency` clients posting single orders for `seconds`, each as soon as its last was answered; with
+    a list of partners' keys, each request from the next of them, so a gathered call holds many partners'."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     accepted: list[str] = []
@@ -62,8 +65,9 @@ async def drive(url: str, key: str, seconds: float, concurrency: int, body_for) 
             while time.perf_counter() < deadline:
                 i += 1
                 started = time.perf_counter()
+                partner = key if isinstance(key, str) else key[(n * 7 + i) % len(key)]
                 headers = {
-                    "Authorization": f"Bearer {key}",
+                    "Authorization": f"Bearer {partner}",
                     "Idempotency-Key": f"bench-{n}-{i}-{uuid.uuid4().hex[:8]}",
                 }
                 try:
@@ -108,6 +112,15 @@ def order_body(n: int, i: int) -> dict:
 # The data folder of the PostgreSQL cluster under each running bench_suite (by id of its stack), for
 # process_counts to count the database's CPU too and for warm_up to analyze it.
 SUITE_POSTGRES: dict[int, Path] = {}
+# The load comes from as many partners as it has clients, each with its own key (and so its own idempotency
+# keys, feed and rate limit), as an order desk's traffic does: not from one partner's many connections.
+BENCH_PARTNERS = 64
+# Their keys under each running bench_suite (by id of its stack): `partner_keys(stack)`.
+SUITE_PARTNERS: dict[int, list[str]] = {}
+
+
+def partner_keys(stack: Stack) -> list[str]:
+    return SUITE_PARTNERS[id(stack)]
 
 
 @contextlib.contextmanager
@@ -142,8 +155,10 @@ def bench_suite(
         stack.start()
         stack.load_demo_data()
         seed_bench_products(stack)
+        SUITE_PARTNERS[id(stack)] = seed_partners(stack, folder, BENCH_PARTNERS)
         yield folder, stack
     finally:
+        SUITE_PARTNERS.pop(id(stack), None)
         SUITE_POSTGRES.pop(id(stack), None)
         stack.stop()
         if local_pg is not None:
@@ -242,7 +257,7 @@ def warm_up(stack: Stack) -> None:
     """Connections, caches, SQLite pages: 8 partners for 2 s, their orders allocated and their events
     consumed, so what is measured next is its own work. On PostgreSQL, then the planner's statistics of every
     table (bench.analyze_postgres: a production database has them, a fresh one not for its first minute)."""
-    run_allocated(stack, drive(stack.gateway_url, "demo-shop-key", 2, 8, order_body))
+    run_allocated(stack, drive(stack.gateway_url, partner_keys(stack), 2, 8, order_body))
     wait_drained(stack)
     pg_dir = SUITE_POSTGRES.get(id(stack))
     if pg_dir is not None:
@@ -332,7 +347,7 @@ def main() -> int:
             before, counts_before = allocated_total(stack), process_counts(stack, pg_dir)
             calls_before, generator_before = gathered_calls(stack), own_cpu_seconds()
             real = asyncio.run(
-                drive(stack.gateway_url, "demo-shop-key", args.seconds, args.concurrency, order_body)
+                drive(stack.gateway_url, partner_keys(stack), args.seconds, args.concurrency, order_body)
             )
             generator_seconds = own_cpu_seconds() - generator_before
             counts_loaded, calls_loaded = process_counts(stack, pg_dir), gathered_calls(stack)

@@ -43,7 +43,15 @@ def per_order_total(before: dict, after: dict, key: str, accepted: int) -> float
 
 def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -> dict:
     """One backend's single-order run: the drive's figures plus CPU ms and statements per accepted order."""
-    from bench.__main__ import SUITE_POSTGRES, bench_suite, drive, order_body, run_allocated, warm_up
+    from bench.__main__ import (
+        SUITE_POSTGRES,
+        bench_suite,
+        drive,
+        order_body,
+        partner_keys,
+        run_allocated,
+        warm_up,
+    )
 
     with bench_suite(
         f"orderdesk-bench-{'pg' if postgresql else 'sqlite'}{replicas}-",
@@ -59,7 +67,7 @@ def measure(postgresql: bool, replicas: int, seconds: float, concurrency: int) -
             time.sleep(PG_STATS_FLUSH_SECONDS)  # the warm-up's transactions counted before, not in the run
         before = process_counts(stack, pg_dir)
         run = run_allocated(
-            stack, drive(stack.gateway_url, "demo-shop-key", seconds, concurrency, order_body)
+            stack, drive(stack.gateway_url, partner_keys(stack), seconds, concurrency, order_body)
         )
         wait_drained(stack)
         if pg_dir is not None:

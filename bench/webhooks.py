@@ -22,62 +22,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import aiohttp
 
-from bench import percentile
+from bench import percentile, seed_partners
 from bench.surge import cpu_seconds, process_cpu_seconds
 from devtools import localservers
 from devtools.devstack import ROOT, Stack
 
 MIN_RUN_SECONDS = 30.0  # a drop of a few percent is lost in the noise of shorter runs on shared cores
-
-
-def seed_partners(stack: Stack, folder: Path, count: int) -> list[str]:
-    keys = [f"bench-hook-key-{n:03d}-{uuid.uuid4().hex[:6]}" for n in range(count)]
-    text = "partner_id,name,api_key,scopes\n" + "".join(
-        f"P-HOOK-{n:03d},Bench partner {n},{key},orders\n" for n, key in enumerate(keys)
-    )
-    path = folder / "hook-partners.csv"
-    path.write_text(text)
-    subprocess.run(
-        [sys.executable, "-m", "cli", "import", "partners", str(path)],
-        env=stack.env(),
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return keys
-
-
-async def drive_keys(url: str, keys: list[str], seconds: float, concurrency: int, body_for) -> dict:
-    """Like bench's drive(), each request from the next of many partners."""
-    accepted, statuses = 0, {}
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-
-        async def client(n: int) -> None:
-            nonlocal accepted
-            i = 0
-            while time.perf_counter() < deadline:
-                i += 1
-                key = keys[(n * 7 + i) % len(keys)]
-                headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex}
-                try:
-                    async with session.post(f"{url}/v1/orders", json=body_for(n, i), headers=headers) as resp:
-                        await resp.read()
-                        statuses[resp.status] = statuses.get(resp.status, 0) + 1
-                        accepted += resp.status == 201
-                except Exception:
-                    statuses[0] = statuses.get(0, 0) + 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*[client(n) for n in range(concurrency)])
-        elapsed = time.perf_counter() - started
-    return {"accepted": accepted, "rate": accepted / elapsed, "statuses": statuses}
 
 
 async def register(url: str, keys: list[str], receiver_port: int, dead_port: int) -> list[tuple[str, str]]:
@@ -161,7 +115,9 @@ def measured(
         cpu_seconds(stack),
         (process_cpu_seconds(receiver.pid) or 0.0) if receiver else 0.0,
     )
-    result = asyncio.run(drive_keys(stack.gateway_url, keys, seconds, concurrency, body_for))
+    from bench.__main__ import drive
+
+    result = asyncio.run(drive(stack.gateway_url, keys, seconds, concurrency, body_for))
     result["cpu"] = _used_since(before, cpu_seconds(stack))
     if receiver is not None:
         result["cpu"]["(receiver)"] = (process_cpu_seconds(receiver.pid) or 0.0) - receiver_before
@@ -172,8 +128,10 @@ def run(stack: Stack, folder: Path, seconds: float, concurrency: int, body_for, 
     """Without endpoints, with them, and without again (them paused): the drop is measured against the
     mean of the two runs around it, so the suite getting slower as its databases grow is not counted."""
     seconds = max(seconds, MIN_RUN_SECONDS)
-    keys = seed_partners(stack, folder, endpoints)
-    asyncio.run(drive_keys(stack.gateway_url, keys, 2, 8, body_for))  # warm-up: the new partners' keys
+    from bench.__main__ import drive
+
+    keys = seed_partners(stack, folder, endpoints, prefix="HOOK")
+    asyncio.run(drive(stack.gateway_url, keys, 2, 8, body_for))  # warm-up: the new partners' keys
     without = measured(stack, keys, seconds, concurrency, body_for)
 
     port, dead_port = localservers.free_port(), localservers.free_port()
