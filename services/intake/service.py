@@ -182,17 +182,12 @@ class IntakeService:
         single submissions): each order's events and calls carry its own."""
         cids = correlation_ids or [""] * len(subs)
         answers: list[Submitted | Exception | None] = [None] * len(subs)
-        single: set[int] = set()  # orders that go through `submit`, one by one
-        by_partner: dict[str, list[int]] = {}
-        for i, s in enumerate(subs):
-            by_partner.setdefault(s.partner_id, []).append(i)
         async with self.db.reading() as work:
-            repo = work.repo(IdempotencyRepository)
-            for partner, indexes in by_partner.items():
-                seen = await repo.seen(
-                    partner, [subs[i].idempotency_key for i in indexes if subs[i].idempotency_key]
-                )
-                single.update(i for i in indexes if subs[i].idempotency_key in seen)
+            seen = await work.repo(IdempotencyRepository).seen(
+                (s.partner_id, s.idempotency_key) for s in subs if s.idempotency_key
+            )
+            # orders that go through `submit`, one by one
+            single = {i for i, s in enumerate(subs) if (s.partner_id, s.idempotency_key) in seen}
             exposures = await work.repo(ExposureRepository).open_exposures(
                 {s.customer_id for i, s in enumerate(subs) if i not in single and s.customer_id}
             )

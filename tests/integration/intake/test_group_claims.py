@@ -136,6 +136,47 @@ async def test_a_group_reads_its_customers_open_totals_once(make_database):
     assert metrics.DB_STATEMENTS._value.get() - before == 1 + 1 + 4  # keys seen, totals, the claims
 
 
+async def test_a_group_from_many_partners_reads_their_keys_at_once(make_database):
+    """The gateway gathers single orders from any number of partners into one group: their keys seen before
+    are one read whatever the partners, and a key is its partner's own (the same key from another partner
+    is another order; from its own, a replay)."""
+    service = await prepared(make_database)
+    partners = [f"P-{n:02d}" for n in range(12)]
+    first = await submit(service, request("K-SAME", partner="P-00", customer_id="C0003"))
+
+    def group(prefix: str) -> list:
+        return [
+            submission_from_proto(request(f"{prefix}-{n}", partner=p, customer_id="C0002"))
+            for n, p in enumerate(partners)
+        ]
+
+    assert all(not codes(a) for a in await service.submit_many(group("WARM")))  # master data cached
+    before = metrics.DB_STATEMENTS._value.get()
+    answers = await service.submit_many(group("K"))
+    assert all(not codes(a) and not a.replayed for a in answers)
+    assert metrics.DB_STATEMENTS._value.get() - before == 1 + 1 + 4  # keys seen, totals, the claims
+
+    same_key = [
+        submission_from_proto(request("K-SAME", partner=p, customer_id="C0003")) for p in partners[:3]
+    ]
+    replay, *others = await service.submit_many(same_key)
+    assert replay.replayed and replay.order.order_id == first.order.order_id
+    assert all(not a.replayed and not codes(a) for a in others)
+    assert len({first.order.order_id, *(a.order.order_id for a in others)}) == 3
+    async with service.db.read() as conn:
+        holders = (
+            await conn.execute(
+                select(idempotency_keys.c.partner_id, idempotency_keys.c.order_id)
+                .where(idempotency_keys.c.idempotency_key == "K-SAME")
+                .order_by(idempotency_keys.c.partner_id)
+            )
+        ).all()
+    assert [tuple(h) for h in holders] == [
+        ("P-00", first.order.order_id),
+        *((p, a.order.order_id) for p, a in zip(partners[1:3], others, strict=True)),
+    ]
+
+
 async def test_a_customer_near_its_limit_costs_one_statement_more(make_database):
     service = await prepared(make_database)
     claim, counted = service._claim, []
@@ -161,7 +202,7 @@ async def test_a_key_claimed_meanwhile_undoes_the_groups_claims(make_database, m
     service = await prepared(make_database)
     first = await submit(service, request("K-RACE"))
 
-    async def nothing_seen(self, partner_id, keys):  # as if K-RACE were claimed after the look-up
+    async def nothing_seen(self, keys):  # as if K-RACE were claimed after the look-up
         return set()
 
     monkeypatch.setattr(IdempotencyRepository, "seen", nothing_seen)

@@ -196,8 +196,8 @@ class FakeIdempotencyKeys:
     async def claim_many(self, records: list[IdempotencyRecord]) -> list[IdempotencyRecord]:
         return [await self.claim(record) for record in records]
 
-    async def seen(self, partner_id: str, keys: list[str]) -> set[str]:
-        return {key for key in keys if (partner_id, key) in self.rows}
+    async def seen(self, keys) -> set[tuple[str, str]]:
+        return {pair for pair in keys if pair in self.rows}
 
     async def get(self, partner_id: str, idempotency_key: str) -> IdempotencyRecord | None:
         return self.rows.get((partner_id, idempotency_key))
