@@ -22,6 +22,11 @@ UNTHROTTLED = {
 }
 
 
+def key_for(keys: str | list[str], n: int) -> str:
+    """The API key of a load's `n`th request: the one key, or of many partners' keys the next in turn."""
+    return keys if isinstance(keys, str) else keys[n % len(keys)]
+
+
 def percentile(values: list[float], p: float) -> float:
     """The `p`th percentile (nearest rank) of `values`; NaN for none: every bench reports the same way."""
     if not values:

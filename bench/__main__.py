@@ -32,6 +32,7 @@ from bench import (
     UNTHROTTLED,
     analyze_postgres,
     import_master_data,
+    key_for,
     latency,
     percentile,
     print_per_order,
@@ -65,9 +66,8 @@ async def drive(url: str, key: str | list[str], seconds: float, concurrency: int
             while time.perf_counter() < deadline:
                 i += 1
                 started = time.perf_counter()
-                partner = key if isinstance(key, str) else key[(n * 7 + i) % len(key)]
                 headers = {
-                    "Authorization": f"Bearer {partner}",
+                    "Authorization": f"Bearer {key_for(key, n * 7 + i)}",
                     "Idempotency-Key": f"bench-{n}-{i}-{uuid.uuid4().hex[:8]}",
                 }
                 try:
@@ -360,7 +360,9 @@ def main() -> int:
             # Latency by load: 1 and 16 partners, then fixed rates at fractions of this run's accepted/s.
             latency_steps = None
             if args.latency_seconds:
-                latency_steps = latency.run(stack, args.latency_seconds, real["rate"], drive, order_body)
+                latency_steps = latency.run(
+                    stack, args.latency_seconds, real["rate"], drive, order_body, partner_keys(stack)
+                )
 
             # The webhook runs before the surge: each of its runs starts from a suite that has caught up
             # (see webhooks.wait_quiet), which after 20,000 orders would take minutes.

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from bench import percentile, wait_drained
+from bench import key_for, percentile, wait_drained
 
 P99_LIMIT_MS = 250.0  # the issue's target: p99 at or under 250 ms at half the peak rate
 OPEN_STEPS = (0.25, 0.5, 0.75, 1.0)  # fractions of the peak's accepted/s
@@ -49,7 +49,7 @@ def first_over(steps: list[tuple[str, float]], limit_ms: float = P99_LIMIT_MS) -
 
 async def open_loop(
     url: str,
-    key: str,
+    key: str | list[str],
     rate: float,
     seconds: float,
     body_for: Callable[[int, int], dict],
@@ -69,7 +69,7 @@ async def open_loop(
             nonlocal accepted
             async with slots:
                 headers = {
-                    "Authorization": f"Bearer {key}",
+                    "Authorization": f"Bearer {key_for(key, k)}",
                     "Idempotency-Key": f"open-{k}-{uuid.uuid4().hex[:8]}",
                 }
                 try:
@@ -111,7 +111,7 @@ async def open_loop(
 
 
 def run(
-    stack, seconds: float, peak: float, drive, body_for, key: str = "demo-shop-key"
+    stack, seconds: float, peak: float, drive, body_for, key: str | list[str] = "demo-shop-key"
 ) -> list[tuple[str, dict]]:
     """The latency steps against a running suite: [(label, figures)], closed loops first, then the open
     loop at fractions of `peak` (accepted/s). `drive` is bench.__main__.drive (the closed loop)."""
@@ -120,7 +120,8 @@ def run(
     steps: list[tuple[str, dict]] = []
     for partners in CLOSED_PARTNERS:
         wait_drained(stack)
-        figures = run_allocated(stack, drive(stack.gateway_url, key, seconds, partners, body_for))
+        keys = key if isinstance(key, str) else key[:partners]  # as many partners as clients
+        figures = run_allocated(stack, drive(stack.gateway_url, keys, seconds, partners, body_for))
         steps.append((f"{partners} partner{'s' if partners > 1 else ''}, closed loop", figures))
     for fraction in OPEN_STEPS:
         wait_drained(stack)
@@ -158,7 +159,7 @@ def report(steps: list[tuple[str, dict]], peak_run: dict, peak_partners: int, pe
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.__main__ import bench_suite, drive, order_body, run_allocated, warm_up
+    from bench.__main__ import bench_suite, drive, order_body, partner_keys, run_allocated, warm_up
 
     parser = argparse.ArgumentParser(prog="python -m bench.latency")
     parser.add_argument("--seconds", type=float, default=8.0, help="per step")
@@ -170,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     with bench_suite("orderdesk-bench-latency-") as (_folder, stack):
         warm_up(stack)
         peak_run = run_allocated(
-            stack, drive(stack.gateway_url, "demo-shop-key", args.seconds, args.partners, order_body)
+            stack, drive(stack.gateway_url, partner_keys(stack), args.seconds, args.partners, order_body)
         )
         peak = args.peak or peak_run["rate"]
-        steps = run(stack, args.seconds, peak, drive, order_body)
+        steps = run(stack, args.seconds, peak, drive, order_body, partner_keys(stack))
     print()
     report(steps, peak_run, args.partners, peak)
     return 0

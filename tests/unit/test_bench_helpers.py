@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench import NATS, batch_sizes, by_service, cpu_ms_per_order, postgres_cpu_seconds
+from bench import NATS, batch_sizes, by_service, cpu_ms_per_order, key_for, postgres_cpu_seconds
 from bench.backends import batch_line, compare_line, per_order_total
 from bench.latency import first_over, send_offsets
 
@@ -19,6 +19,12 @@ def test_open_loop_schedule_does_not_wait_for_answers():
     # Due times depend on the rate alone: a slow answer never pushes the next request back.
     offsets = send_offsets(100, 2)
     assert all(math.isclose(b - a, 0.01) for a, b in zip(offsets, offsets[1:], strict=False))
+
+
+def test_a_load_from_many_partners_takes_their_keys_in_turn():
+    keys = ["k0", "k1", "k2"]
+    assert [key_for(keys, n) for n in range(5)] == ["k0", "k1", "k2", "k0", "k1"]
+    assert {key_for("one", n) for n in range(5)} == {"one"}  # one partner's load: its key every time
 
 
 def test_the_first_step_over_250_ms_is_named():
