@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from devtools.devstack import Stack
 
-# The gateway's rate limiter runs (its cost is in the figures) but never refuses: the bench drives one key at
-# full speed, far beyond a partner's production limits (gateway.ratelimit).
+# The gateway's rate limiter runs (its cost is in the figures) but never refuses: the bench drives its partners'
+# keys at full speed, far beyond a partner's production limits (gateway.ratelimit).
 # No finance feed pays the bench's tens of thousands of orders: credit closes at completion, so the demo
 # customers' limits do not hold the load (what is measured is the order path, not credit control).
 NO_FINANCE_FEED = {"ORDERDESK_INTAKE_EXPOSURE_UNTIL": "completion"}
