@@ -63,3 +63,13 @@ def test_prod_backs_the_postgres_cluster_up_on_a_schedule():
     assert store["destinationPath"].startswith("s3://") and store["wal"]["compression"]
     assert docs["Cluster"]["spec"]["backup"]["retentionPolicy"]
     assert docs["ScheduledBackup"]["metadata"]["namespace"] == docs["Cluster"]["metadata"]["namespace"]
+
+
+def test_the_postgres_cluster_plans_as_the_local_clusters_do():
+    """The deployment's PostgreSQL and the local clusters the bench and the fault suite measure share their
+    planner settings (devtools.localservers.PLANNER_SETTINGS), so a plan seen in one is the plan in the other."""
+    from devtools.localservers import PLANNER_SETTINGS
+
+    cluster = yaml.safe_load((BASE.parent / "components" / "postgres" / "cluster.yaml").read_text())
+    parameters = cluster["spec"]["postgresql"]["parameters"]
+    assert {name: parameters.get(name) for name in PLANNER_SETTINGS} == PLANNER_SETTINGS
