@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -134,35 +135,45 @@ def bench_suite(
 ) -> Iterator[tuple[Path, Stack]]:
     """The suite on SQLite (or, `postgresql` or `replicas` > 1, a throw-away PostgreSQL cluster) and its
     own NATS in a new temporary folder (`prefix`), with the demo data and the bench products; stopped
-    afterwards. Yields the folder and the stack."""
+    afterwards, a SIGTERM to the bench included. Yields the folder and the stack."""
+    # A bench killed with SIGTERM (a `kill`, a timeout) stops its suite as Ctrl-C does: Python's default
+    # ends the process at once and would leave nine processes and a PostgreSQL cluster running.
+    stopping = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     folder = Path(tempfile.mkdtemp(prefix=prefix))
-    local_pg, database_urls = None, {}
-    if postgresql or replicas > 1:  # replicas need PostgreSQL
-        from devtools.devstack import postgres_databases
-
-        local_pg = localservers.LocalPostgres(Path(tempfile.mkdtemp(prefix=f"{prefix}pg-"))).start()
-        database_urls = postgres_databases(local_pg.url)
-    stack = Stack(
-        data_dir=folder / "suite",
-        database_urls=database_urls,
-        replicas=replicas,
-        extra_env=extra_env,
-        tls=tls,
-    )
-    if local_pg is not None:
-        SUITE_POSTGRES[id(stack)] = local_pg.data_dir
+    local_pg, stack = None, None
     try:
+        database_urls = {}
+        if postgresql or replicas > 1:  # replicas need PostgreSQL
+            from devtools.devstack import postgres_databases
+
+            local_pg = localservers.LocalPostgres(Path(tempfile.mkdtemp(prefix=f"{prefix}pg-")))
+            database_urls = postgres_databases(local_pg.start().url)
+        stack = Stack(
+            data_dir=folder / "suite",
+            database_urls=database_urls,
+            replicas=replicas,
+            extra_env=extra_env,
+            tls=tls,
+        )
+        if local_pg is not None:
+            SUITE_POSTGRES[id(stack)] = local_pg.data_dir
         stack.start()
         stack.load_demo_data()
         seed_bench_products(stack)
         SUITE_PARTNERS[id(stack)] = seed_partners(stack, folder, BENCH_PARTNERS)
         yield folder, stack
     finally:
-        SUITE_PARTNERS.pop(id(stack), None)
-        SUITE_POSTGRES.pop(id(stack), None)
-        stack.stop()
+        if stack is not None:
+            SUITE_PARTNERS.pop(id(stack), None)
+            SUITE_POSTGRES.pop(id(stack), None)
+            stack.stop()
         if local_pg is not None:
             local_pg.stop()
+        signal.signal(signal.SIGTERM, stopping)
+
+
+def _exit_on_sigterm(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def seed_bench_products(stack: Stack) -> None:
