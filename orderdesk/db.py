@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
-from sqlalchemy import JSON, String, Table, bindparam, event, func, text
+from sqlalchemy import JSON, String, Table, bindparam, event, func, literal_column, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -502,6 +502,31 @@ def listed(dialect_name: str, name: str) -> tuple[Any, Callable[[list[str]], Any
     if dialect_name == "postgresql":
         return func.unnest(bindparam(name, type_=postgresql.ARRAY(String))), list
     return func.json_each(bindparam(name, type_=String)).table_valued("value").c.value, json.dumps
+
+
+def by_unique_keys(dialect_name: str, query, key, name: str) -> tuple[Any, Callable[[list[str]], Any]]:
+    """`query` (one table's columns) for the rows whose unique `key` is one of the strings given as ONE
+    parameter `name` (db.listed), and how to give them.
+
+    On PostgreSQL each key is looked up on its own: `FROM unnest(:keys) AS wanted(key) JOIN LATERAL (query
+    WHERE key = wanted.key LIMIT 1)`. The LIMIT keeps the planner from folding the lookup into a join, so
+    the plan is a probe of the key's index per key once the table holds about 120 rows, and stays so as it
+    grows. `key IN (SELECT unnest(...))` is planned as a join: a prepared statement's generic plan made
+    below about 1,000 rows hashes the keys and scans the whole table, and keeps doing so while the table
+    grows until it is analyzed again; `key = ANY(...)` likewise below about 300 rows, comparing each row
+    with every key (tests/integration/runtime/test_planner_settings.py)."""
+    if dialect_name != "postgresql":
+        values, encode = listed(dialect_name, name)
+        return query.where(key.in_(select(values))), encode
+    wanted = func.unnest(bindparam(name, type_=postgresql.ARRAY(String))).table_valued("key")
+    wanted = wanted.render_derived(name="wanted")
+    found = query.where(key == wanted.c.key).limit(literal_column("1")).lateral("found")
+    return select(*found.c).select_from(wanted.join(found, true())), _each_once
+
+
+def _each_once(keys: list[str]) -> list[str]:
+    """The keys without repeats (in order), so that each row comes once as with IN."""
+    return list(dict.fromkeys(keys))
 
 
 # PostgreSQL's answers that say "this transaction lost to another; run it again": a deadlock it broke by

@@ -1,17 +1,23 @@
 """The planner settings a deployment's PostgreSQL runs with (devtools.localservers.PLANNER_SETTINGS, the
 same in deploy/k8s/components/postgres/cluster.yaml): a lookup by key prepared while its table was a few
 pages must keep using the key's index as the table grows. A prepared statement's generic plan is made once
-and kept until its table is analyzed again, so a plan made small is the plan for a while."""
+and kept until its table is analyzed again, so a plan made small is the plan for a while (a new database,
+the bench's run after its warm-up)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+from sqlalchemy.schema import CreateTable
 
 from devtools import localservers
 from devtools.localservers import (
@@ -20,14 +26,70 @@ from devtools.localservers import (
     create_postgres_database,
     drop_postgres_database,
 )
+from orderdesk.db import listed
+from services.intake.store import order_exposure
+from services.notifier.store import _BATCH_READS, order_partners
 
-# intake's update of an order's exposure row (services/intake/store.py), on a table of its shape
-TABLE = (
-    "CREATE TABLE order_exposure (order_id varchar(40) PRIMARY KEY, customer_id varchar(64) NOT NULL, "
-    "amount_micros bigint NOT NULL, open boolean NOT NULL, version int NOT NULL, updated_at timestamptz NOT NULL)"
+DIALECT = asyncpg_dialect.dialect()
+SMALL, GROWN = 250, 20_000
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A statement a service prepares, on its table: how rows n..m are made, what it is run with."""
+
+    table: Table
+    rows: str  # SELECT of the table's columns for n in generate_series($1, $2)
+    statement: str
+    args: tuple
+    index: str
+
+    async def run(self, conn) -> str:
+        """The statement's generic plan, made when the table held SMALL rows (analyzed), read at GROWN;
+        then the statement run once more, its effect read back."""
+        await conn.execute(str(CreateTable(self.table).compile(dialect=DIALECT)))
+        await conn.execute(f"INSERT INTO {self.table.name} {self.rows}", 1, SMALL)
+        await conn.execute(f"ANALYZE {self.table.name}")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE lookup AS {self.statement}")  # as asyncpg prepares it, by name
+        execute = f"EXECUTE lookup({', '.join(map(_literal, self.args))})"
+        await conn.execute(execute)  # its generic plan made now, at SMALL rows
+        await conn.execute(f"INSERT INTO {self.table.name} {self.rows}", SMALL + 1, GROWN)
+        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {execute}")
+        await conn.execute("DEALLOCATE lookup")
+        return _nodes(json.loads(plan))
+
+
+def _literal(arg: str | list[str]) -> str:
+    return "'{" + ",".join(arg) + "}'" if isinstance(arg, list) else f"'{arg}'"
+
+
+def _nodes(plan: list | dict) -> str:
+    """The plan's nodes as "Node Type on relation using index" lines."""
+    node = plan[0]["Plan"] if isinstance(plan, list) else plan
+    line = f"{node['Node Type']} on {node.get('Relation Name', '')} using {node.get('Index Name', '')}"
+    return "\n".join([line, *(_nodes(child) for child in node.get("Plans", []))])
+
+
+EXPOSURE_UPDATE = Lookup(  # intake's update of an order's exposure row (ExposureRepository.record_many)
+    order_exposure,
+    "(order_id, customer_id, amount_micros, open, version, updated_at) "
+    "SELECT 'ORD-' || n, 'CUST-' || (n % 60), 1000000, true, 1, now() FROM generate_series($1::int, $2::int) n",
+    "UPDATE order_exposure SET version = version + 1 WHERE order_id = $1",
+    ("ORD-7",),
+    "order_exposure_pkey",
 )
-ROWS = "SELECT 'ORD-' || n, 'CUST-' || (n % 60), 1000000, true, 1, now() FROM generate_series($1::int, $2::int) n"
-UPDATE = "UPDATE order_exposure SET version = version + 1 WHERE order_id = $1"
+PARTNERS_READ = Lookup(  # the notifier's read of a batch's orders (NotifierRepository.order_counters)
+    # the order ids' and partners' shape of the suite's, so that the table has as many pages
+    order_partners,
+    "SELECT 'ORD-0193f8a2-7c1d-7e3a-9f2b-' || lpad(n::text, 12, '0'), 'BENCH-' || (n % 64), 1 "
+    "FROM generate_series($1::int, $2::int) n",
+    str(_BATCH_READS["postgresql"][0][0].compile(dialect=DIALECT)),
+    # the keys as the store gives them (a key twice: its row once)
+    (_BATCH_READS["postgresql"][0][1]([f"ORD-0193f8a2-7c1d-7e3a-9f2b-{n:012}" for n in (7, 9, 19999, 9)]),),
+    "order_partners_pkey",
+)
+LOOKUPS = {"exposure update": EXPOSURE_UPDATE, "partners read": PARTNERS_READ}
 
 
 @pytest.fixture
@@ -44,35 +106,50 @@ async def conn(postgres_admin_url):
         await drop_postgres_database(postgres_admin_url, name)
 
 
-async def _generic_plan_after_growth(conn) -> str:
-    """The update's generic plan, prepared when the table held 250 rows (analyzed), run at 20,000."""
-    await conn.execute(TABLE)
-    await conn.execute(f"INSERT INTO order_exposure {ROWS}", 1, 250)
-    await conn.execute("ANALYZE order_exposure")
-    await conn.execute("SET plan_cache_mode = force_generic_plan")
-    await conn.execute(f"PREPARE exposure_update(varchar) AS {UPDATE}")
-    await conn.execute("EXECUTE exposure_update('ORD-3')")  # its generic plan made now, at 250 rows
-    await conn.execute(f"INSERT INTO order_exposure {ROWS}", 251, 20_000)
-    plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN EXECUTE exposure_update('ORD-7')"))
-    updated = await conn.execute("EXECUTE exposure_update('ORD-7')")
-    assert updated == "UPDATE 1"
-    assert await conn.fetchval("SELECT version FROM order_exposure WHERE order_id = 'ORD-7'") == 2
-    return plan
-
-
-async def test_a_key_lookup_prepared_on_a_small_table_uses_its_index_with_the_settings(conn):
+async def _with_settings(conn) -> None:
     for name, value in PLANNER_SETTINGS.items():
         await conn.execute(f"SET {name} = {value}")
-    plan = await _generic_plan_after_growth(conn)
-    assert "Index Scan using order_exposure_pkey" in plan and "Seq Scan" not in plan, plan
 
 
-async def test_without_the_settings_the_same_lookup_keeps_a_sequential_scan(conn):
+@pytest.mark.parametrize("lookup", LOOKUPS.values(), ids=LOOKUPS.keys())
+async def test_a_key_lookup_prepared_on_a_small_table_uses_its_index_with_the_settings(conn, lookup):
+    await _with_settings(conn)
+    plan = await lookup.run(conn)
+    assert f"Index Scan on {lookup.table.name} using {lookup.index}" in plan and "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize("lookup", LOOKUPS.values(), ids=LOOKUPS.keys())
+async def test_without_the_settings_the_same_lookup_keeps_a_sequential_scan(conn, lookup):
     """What the settings are for: PostgreSQL's defaults plan the same statement as a scan of the table."""
     await conn.execute("SET random_page_cost = 4")  # PostgreSQL's default
     assert set(PLANNER_SETTINGS) == {"random_page_cost"}  # a new setting needs its own "without" here
-    plan = await _generic_plan_after_growth(conn)
-    assert "Seq Scan on order_exposure" in plan, plan
+    plan = await lookup.run(conn)
+    assert f"Seq Scan on {lookup.table.name}" in plan, plan
+
+
+async def test_the_lookups_read_and_change_what_they_name(conn):
+    await _with_settings(conn)
+    await EXPOSURE_UPDATE.run(conn)
+    assert await conn.execute(EXPOSURE_UPDATE.statement, "ORD-7") == "UPDATE 1"
+    assert await conn.fetchval("SELECT version FROM order_exposure WHERE order_id = 'ORD-7'") == 3  # twice
+    await PARTNERS_READ.run(conn)
+    rows = await conn.fetch(PARTNERS_READ.statement, *PARTNERS_READ.args)
+    assert sorted((r["order_id"][-5:], r["partner_id"]) for r in rows) == [
+        ("00007", "BENCH-7"),
+        ("00009", "BENCH-9"),
+        ("19999", "BENCH-31"),
+    ]
+
+
+async def test_a_semi_join_against_unnest_scans_the_table_even_with_the_settings(conn):
+    """Why db.by_unique_keys probes the key per key: the same read as `order_id IN (SELECT unnest(...))`,
+    the form the notifier used before, keeps a hash join over the whole table as its generic plan."""
+    await _with_settings(conn)
+    values, _encode = listed("postgresql", "keys")
+    query = select(order_partners).where(order_partners.c.order_id.in_(select(values)))
+    semi_join = Lookup(**{**PARTNERS_READ.__dict__, "statement": str(query.compile(dialect=DIALECT))})
+    plan = await semi_join.run(conn)
+    assert "Seq Scan on order_partners" in plan, plan
 
 
 async def test_a_local_cluster_runs_with_the_settings():
