@@ -5,16 +5,9 @@ large share of the table (and on the suite's wide tables scans it all)."""
 from __future__ import annotations
 
 import re
-import uuid
-
-import asyncpg
-import pytest
 
 from devtools.localservers import (
-    _asyncpg_dsn,
     analyze_databases,
-    create_postgres_database,
-    drop_postgres_database,
 )
 
 ORDERS, LINES_PER_ORDER = 10_000, 3
@@ -27,22 +20,8 @@ async def _estimate(conn, keys: list[str]) -> tuple[int, str]:
     return int(re.search(r"rows=(\d+)", plan).group(1)), plan
 
 
-@pytest.fixture
-async def fresh_database(postgres_admin_url):
-    if postgres_admin_url is None:
-        pytest.skip("no PostgreSQL: set ORDERDESK_TEST_POSTGRES_URL, run Docker, or install PostgreSQL")
-    name = f"odt_{uuid.uuid4().hex[:16]}"
-    url = await create_postgres_database(postgres_admin_url, name)
-    conn = await asyncpg.connect(_asyncpg_dsn(url))
-    try:
-        yield name, conn
-    finally:
-        await conn.close()
-        await drop_postgres_database(postgres_admin_url, name)
-
-
-async def test_a_fresh_tables_key_lookup_is_estimated_right_once_analyzed(postgres_admin_url, fresh_database):
-    name, conn = fresh_database
+async def test_a_fresh_tables_key_lookup_is_estimated_right_once_analyzed(postgres_admin_url, fresh_postgres):
+    name, conn = fresh_postgres
     await conn.execute("CREATE TABLE lines (order_id text NOT NULL, line_no int NOT NULL, sku text NOT NULL)")
     await conn.execute("CREATE INDEX ix_lines_order ON lines (order_id)")
     await conn.execute(

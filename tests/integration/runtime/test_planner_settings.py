@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +21,6 @@ from sqlalchemy.schema import CreateTable
 from devtools import localservers
 from devtools.localservers import (
     PLANNER_SETTINGS,
-    _asyncpg_dsn,
-    create_postgres_database,
-    drop_postgres_database,
 )
 from orderdesk.db import listed
 from services.intake.store import order_exposure
@@ -93,17 +89,8 @@ LOOKUPS = {"exposure update": EXPOSURE_UPDATE, "partners read": PARTNERS_READ}
 
 
 @pytest.fixture
-async def conn(postgres_admin_url):
-    if postgres_admin_url is None:
-        pytest.skip("no PostgreSQL: set ORDERDESK_TEST_POSTGRES_URL, run Docker, or install PostgreSQL")
-    name = f"odt_{uuid.uuid4().hex[:16]}"
-    url = await create_postgres_database(postgres_admin_url, name)
-    connection = await asyncpg.connect(_asyncpg_dsn(url))
-    try:
-        yield connection
-    finally:
-        await connection.close()
-        await drop_postgres_database(postgres_admin_url, name)
+def conn(fresh_postgres):
+    return fresh_postgres[1]
 
 
 async def _with_settings(conn) -> None:
