@@ -513,8 +513,8 @@ def by_unique_keys(dialect_name: str, query, key, name: str) -> tuple[Any, Calla
     the plan is a probe of the key's index per key once the table holds about 120 rows, and stays so as it
     grows. `key IN (SELECT unnest(...))` is planned as a join: a prepared statement's generic plan made
     below about 1,000 rows hashes the keys and scans the whole table, and keeps doing so while the table
-    grows until it is analyzed again; `key = ANY(...)` likewise below about 300 rows, comparing each row
-    with every key (tests/integration/runtime/test_planner_settings.py)."""
+    grows until it is analyzed again (tests/integration/runtime/test_planner_settings.py shows both).
+    `key = ANY(...)` scans below about 300 rows, comparing each row with every key (README "CPU per order")."""
     if dialect_name != "postgresql":
         values, encode = listed(dialect_name, name)
         return query.where(key.in_(select(values))), encode
