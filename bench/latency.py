@@ -110,22 +110,21 @@ async def open_loop(
     }
 
 
-def run(
-    stack, seconds: float, peak: float, drive, body_for, key: str | list[str] = "demo-shop-key"
-) -> list[tuple[str, dict]]:
+def run(stack, seconds: float, peak: float, drive, body_for, keys: list[str]) -> list[tuple[str, dict]]:
     """The latency steps against a running suite: [(label, figures)], closed loops first, then the open
-    loop at fractions of `peak` (accepted/s). `drive` is bench.__main__.drive (the closed loop)."""
+    loop at fractions of `peak` (accepted/s), from the partners' `keys`. `drive` is bench.__main__.drive (the
+    closed loop)."""
     from bench.__main__ import run_allocated
 
     steps: list[tuple[str, dict]] = []
     for partners in CLOSED_PARTNERS:
         wait_drained(stack)
-        keys = key if isinstance(key, str) else key[:partners]  # as many partners as clients
-        figures = run_allocated(stack, drive(stack.gateway_url, keys, seconds, partners, body_for))
+        clients = keys[:partners]  # as many partners as clients
+        figures = run_allocated(stack, drive(stack.gateway_url, clients, seconds, partners, body_for))
         steps.append((f"{partners} partner{'s' if partners > 1 else ''}, closed loop", figures))
     for fraction in OPEN_STEPS:
         wait_drained(stack)
-        figures = run_allocated(stack, open_loop(stack.gateway_url, key, fraction * peak, seconds, body_for))
+        figures = run_allocated(stack, open_loop(stack.gateway_url, keys, fraction * peak, seconds, body_for))
         steps.append((f"{fraction:.0%} of peak, open loop", figures))
     wait_drained(stack)
     return steps
