@@ -19,11 +19,9 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.schema import CreateTable
 
 from devtools import localservers
-from devtools.localservers import (
-    PLANNER_SETTINGS,
-)
+from devtools.localservers import PLANNER_SETTINGS
 from orderdesk.db import listed
-from services.intake.store import order_exposure
+from services.intake.store import _exposure_statements, order_exposure
 from services.notifier.store import _BATCH_READS, order_partners
 
 DIALECT = asyncpg_dialect.dialect()
@@ -71,8 +69,9 @@ EXPOSURE_UPDATE = Lookup(  # intake's update of an order's exposure row (Exposur
     order_exposure,
     "(order_id, customer_id, amount_micros, open, version, updated_at) "
     "SELECT 'ORD-' || n, 'CUST-' || (n % 60), 1000000, true, 1, now() FROM generate_series($1::int, $2::int) n",
-    "UPDATE order_exposure SET version = version + 1 WHERE order_id = $1",
-    ("ORD-7",),
+    # the store's statement, setting the version (the WHERE, all the plan depends on, is the store's)
+    str(_exposure_statements("postgresql").update_order.compile(dialect=DIALECT, column_keys=["version"])),
+    ("2", "ORD-7"),
     "order_exposure_pkey",
 )
 PARTNERS_READ = Lookup(  # the notifier's read of a batch's orders (NotifierRepository.order_counters)
@@ -117,8 +116,9 @@ async def test_without_the_settings_the_same_lookup_keeps_a_sequential_scan(conn
 async def test_the_lookups_read_and_change_what_they_name(conn):
     await _with_settings(conn)
     await EXPOSURE_UPDATE.run(conn)
-    assert await conn.execute(EXPOSURE_UPDATE.statement, "ORD-7") == "UPDATE 1"
-    assert await conn.fetchval("SELECT version FROM order_exposure WHERE order_id = 'ORD-7'") == 3  # twice
+    assert await conn.fetchval("SELECT version FROM order_exposure WHERE order_id = 'ORD-7'") == 2
+    assert await conn.execute(EXPOSURE_UPDATE.statement, 3, "ORD-7") == "UPDATE 1"
+    assert await conn.fetchval("SELECT version FROM order_exposure WHERE order_id = 'ORD-7'") == 3
     await PARTNERS_READ.run(conn)
     rows = await conn.fetch(PARTNERS_READ.statement, *PARTNERS_READ.args)
     assert sorted((r["order_id"][-5:], r["partner_id"]) for r in rows) == [
