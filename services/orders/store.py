@@ -27,7 +27,6 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
-    case,
     cast,
     func,
     literal_column,
@@ -706,17 +705,33 @@ def _page(tables: OrderTables, *, partner_id: str, status: str, limit: int, list
 @functools.cache
 def _awaiting_stock(whole: bool, include_scheduled: bool):
     """OrderRepository.awaiting_stock's query, built once per form: the orders' ids or (`whole`) their rows,
-    `n` of them (a parameter)."""
+    `n` of them (a parameter). Each status is read on its own, highest priority first then first come, from
+    ix_orders_status_priority in that order, so a read stops after `n` entries: one ORDER BY over both
+    statuses (confirmed first) is an order no index has: it read and sorted every confirmed order, 14 ms a
+    pass on PostgreSQL in the bench, where the allocator runs behind the orders coming in."""
     statuses = [s.value for s in AWAITING_STOCK] if include_scheduled else [Status.CONFIRMED.value]
-    return (
-        select(orders if whole else orders.c.order_id)
-        .where(orders.c.status.in_(statuses))
-        .order_by(
-            case((orders.c.status == Status.CONFIRMED.value, 0), else_=1),
-            orders.c.priority.desc(),
-            orders.c.seq,
+    columns = list(orders.columns) if whole else [orders.c.order_id, orders.c.priority, orders.c.seq]
+    by_priority = (orders.c.priority.desc(), orders.c.seq)
+    batch = bindparam("n", type_=Integer)
+    if len(statuses) == 1:
+        return select(*columns).where(orders.c.status == statuses[0]).order_by(*by_priority).limit(batch)
+    tiers = union_all(
+        *(
+            # a subquery each: SQLite takes no ORDER BY or LIMIT inside a compound SELECT's parts
+            select(
+                select(*columns, literal_column(str(tier)).label("tier"))
+                .where(orders.c.status == status)
+                .order_by(*by_priority)
+                .limit(batch)
+                .subquery()
+            )
+            for tier, status in enumerate(statuses)  # AWAITING_STOCK: confirmed first
         )
-        .limit(bindparam("n"))
+    ).subquery()
+    return (
+        select(*(tiers.c[c.name] for c in columns))
+        .order_by(tiers.c.tier, tiers.c.priority.desc(), tiers.c.seq)
+        .limit(batch)
     )
 
 

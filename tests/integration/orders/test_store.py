@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from devtools.localservers import PLANNER_SETTINGS
 from orderdesk import errors
 from orderdesk.outbox import outbox_table
 from orderdesk.v1 import common_pb2, events_pb2, orders_pb2, shipping_pb2
 from services.orders.service import OrdersService
-from services.orders.store import OrderRepository
+from services.orders.store import OrderRepository, _awaiting_stock
+from services.orders.store import orders as order_rows
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
 
@@ -243,6 +247,58 @@ async def test_new_orders_come_before_retries_of_backorders(orders):
             ("ORD-NEW-LOW", 1, "confirmed"),
             ("ORD-BACK0", 1, "scheduled"),
         ]
+
+
+async def _many_awaiting(orders, count: int) -> None:
+    """`count` confirmed and `count` scheduled orders: copies of one created order's row."""
+    await orders.create(request("ORD-SEED"))
+    async with orders.db.transaction() as tx:
+        seed = (await tx.conn.execute(select(order_rows).where(order_rows.c.order_id == "ORD-SEED"))).one()
+        copies = [
+            {**seed._asdict(), "order_id": f"ORD-{status}-{n:05}", "status": status, "priority": n % 500}
+            for status in ("confirmed", "scheduled")
+            for n in range(count)
+        ]
+        await tx.conn.execute(
+            order_rows.insert(), [{k: v for k, v in c.items() if k != "seq"} for c in copies]
+        )
+
+
+@pytest.mark.parametrize("include_scheduled", [False, True], ids=["confirmed", "with scheduled"])
+async def test_the_allocators_read_stops_after_its_batch(orders, backend, include_scheduled):
+    """The allocator's pass (awaiting_stock) reads each status from ix_orders_status_priority in its
+    order and stops at the batch: with 2,000 orders waiting it reads about the batch, not all of them."""
+    await _many_awaiting(orders, 2000)
+    query = _awaiting_stock(True, include_scheduled).params(n=10)
+    async with orders.db.transaction() as tx:
+        sql = str(query.compile(dialect=tx.conn.dialect, compile_kwargs={"literal_binds": True}))
+        if backend == "postgresql":
+            for name, value in PLANNER_SETTINGS.items():  # as a deployment's cluster plans
+                await tx.conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
+            await tx.conn.exec_driver_sql("ANALYZE orders")
+            plan = (await tx.conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).scalar_one()
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            read = [n for n in _plan_nodes(plan[0]["Plan"]) if n.get("Relation Name") == "orders"]
+            assert read and all(n["Node Type"] == "Index Scan" for n in read), read
+            assert sum(n["Actual Rows"] for n in read) <= 10 * len(read), read
+        else:  # SQLite keeps no actual counts: no sort of the orders read, only of the two parts' rows
+            plan = (await tx.conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")).all()
+            searches = [r for r in plan if "orders USING INDEX ix_orders_status_priority" in r[3]]
+            sorts = [r for r in plan if "TEMP B-TREE" in r[3]]
+            assert len(searches) == (2 if include_scheduled else 1), plan
+            if include_scheduled:  # each part read inside its own subquery, the sort over them outside
+                assert all(r[1] != 0 for r in searches) and all(r[1] == 0 for r in sorts), plan
+            else:
+                assert not sorts, plan
+    async with orders.db.read() as conn:  # and what it reads is the batch, in the allocator's order
+        found = await OrderRepository(conn).awaiting_stock(limit=3, include_scheduled=include_scheduled)
+    assert found == ["ORD-confirmed-00499", "ORD-confirmed-00999", "ORD-confirmed-01499"]
+
+
+def _plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
 
 
 async def test_created_orders_are_answered_with_the_order_their_events_carry(orders):
