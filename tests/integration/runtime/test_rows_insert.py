@@ -1,19 +1,21 @@
-"""orderdesk.db.RowsInsert on SQLite and PostgreSQL: rows given as tuples and run as one DB-API executemany
-are stored exactly as SQLAlchemy's executemany of dicts stores them (the types' bind processors applied,
-datetimes included), ON CONFLICT templates too; a failing row fails the whole batch."""
+"""orderdesk.db.RowsInsert on SQLite and PostgreSQL: rows given as tuples (on SQLite one DB-API executemany,
+on PostgreSQL one INSERT … SELECT FROM unnest of a column's values each) are stored exactly as SQLAlchemy's
+executemany of dicts stores them (the types' bind processors applied, datetimes and JSON included), ON
+CONFLICT templates too, in the rows' order; a failing row fails the whole batch."""
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 import uuid
 
 import pytest
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, bindparam, select
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from devtools.localservers import create_postgres_database, drop_postgres_database
-from orderdesk.db import Database, RowsInsert, UtcDateTime
+from orderdesk.db import Database, JsonText, RowsInsert, UtcDateTime
 
 metadata = MetaData()
 
@@ -136,5 +138,35 @@ def test_a_table_with_an_autoincrement_key_is_inserted_into_without_returning_it
         postgresql.asyncpg.dialect(paramstyle="numeric_dollar"),
         sqlite.dialect(paramstyle="qmark"),
     ):
-        sql, _, _ = insert._for(dialect)
-        assert "RETURNING" not in sql and "id" not in sql.split("VALUES")[0].split("(")[1]
+        sql, _, _, _ = insert._for(dialect)
+        columns = sql.split("(")[1].split(")")[0]  # INSERT INTO numbered (…)
+        assert "RETURNING" not in sql and "id" not in columns.split(", "), sql
+
+
+NUMBERED = Table(
+    "numbered_documents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # Integer: SQLite's rowid
+    Column("key", String(64), nullable=False, unique=True),
+    Column("document", JsonText, nullable=False),
+)
+
+
+async def test_a_batch_is_one_statement_on_postgresql_and_keeps_the_rows_order(database, backend):
+    """PostgreSQL: one statement for the batch (unnest of each column's values), not a statement a row; the
+    rows numbered by the table's serial key in the order given (the outbox publishes in its ids' order), a
+    JSON column's lists and dicts stored as documents (not as one more dimension of the array)."""
+    statements = []
+    event.listen(database.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[-1]))
+    documents = [[], [1, [2]], {"lines": [{"sku": "A"}]}, "text", None, 7]
+    keys = [f"d{i}" for i in range(60)]
+    random.Random(4).shuffle(keys)  # not in the keys' own order
+    given = [(key, documents[i % len(documents)]) for i, key in enumerate(keys)]
+    async with database.transaction() as tx:
+        await RowsInsert(NUMBERED.insert(), ("key", "document")).execute(tx.conn, given)
+    assert statements == ([False] if backend == "postgresql" else [True])  # each call's executemany flag
+    async with database.reading() as work:
+        got = (
+            await work.conn.execute(select(NUMBERED.c.key, NUMBERED.c.document).order_by(NUMBERED.c.id))
+        ).all()
+    assert [tuple(r) for r in got] == given
