@@ -583,8 +583,9 @@ class RowsInsert:
     On SQLite the rows go as one DB-API executemany. On PostgreSQL a template of VALUES is run as one
     statement, `INSERT … SELECT … FROM unnest($1::type[], …)` with a column's values in one array each:
     an executemany runs the statement once a row (a Bind and an Execute each, the executor started and
-    ended each time), 16 us of the server's CPU a row of an outbox-shaped table against 12 as one
-    statement. The rows go in in the tuples' order (a serial key is numbered in it: the outbox's ids).
+    ended each time), 11-12 us of the server's CPU a row of an outbox-shaped table against 7-8 as one
+    statement. The rows go in in the tuples' order (the function scan hands them to the insert one by one, in
+    the arrays' order): a serial key is numbered in it, as the outbox's ids must be.
     Its keys must differ within one call where the template's ON CONFLICT updates (one statement may not
     change a row twice); every caller's do (each row is a different event, order or partner)."""
 
