@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from sqlalchemy import JSON, String, Table, bindparam, event, func, literal_column, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import Null
@@ -604,8 +604,11 @@ class RowsInsert:
         except KeyError:
             pass
         names = [*self.columns, *self.constants]
-        arrays = dialect.name == "postgresql" and _of_values(self.template)
-        template = _unnested(self.template, self.columns, self.constants) if arrays else self.template
+        template, arrays = self.template, False
+        if dialect.name == "postgresql" and _of_values(template):
+            unnested = _unnested(template, self.columns, self.constants)
+            if unnested is not None:
+                template, arrays = unnested, True
         # for_executemany: PostgreSQL would otherwise add RETURNING for a table's autoincrement key
         compiled = template.compile(dialect=dialect, column_keys=names, for_executemany=not arrays)
         if not compiled.positional or compiled.positiontup is None:
@@ -658,14 +661,18 @@ def _of_values(template) -> bool:
 
 def _unnested(template, columns: tuple[str, ...], constants: tuple[str, ...]):
     """`template` (an INSERT of VALUES, its ON CONFLICT kept) inserting `SELECT * FROM unnest(:a, :b, …)`:
-    each of `columns` bound as one array of the column's type, each constant as one value."""
+    each of `columns` bound as one array of the column's type, each constant as one value. None for a
+    template that sets value expressions of its own (`.values(at=func.now())`): it stays an executemany."""
     table = template.table
     arrays = [bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in columns]
     rows = func.unnest(*arrays).table_valued(*columns).render_derived()
     each = select(
         *(rows.c[name] for name in columns), *(bindparam(n, type_=table.c[n].type) for n in constants)
     )
-    return template.from_select([*columns, *constants], each)
+    try:
+        return template.from_select([*columns, *constants], each)
+    except InvalidRequestError:  # "This construct already inserts value expressions"
+        return None
 
 
 class RowsUpdate(RowsInsert):

@@ -10,7 +10,19 @@ import random
 import uuid
 
 import pytest
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, bindparam, event, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -128,6 +140,17 @@ def test_the_rows_must_name_what_the_statement_binds():
     template = BY_ROWS.insert().values(body=bindparam("text"))
     with pytest.raises(TypeError, match="binds"):
         RowsInsert(template, (*COLUMNS, "stamped_at"))._for(sqlite.dialect(paramstyle="qmark"))
+
+
+async def test_a_template_with_value_expressions_of_its_own_stays_an_executemany(database, backend):
+    """`.values(stamped_at=func.now())` cannot take a SELECT of arrays as well: PostgreSQL runs it row by row."""
+    statements = []
+    event.listen(database.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[-1]))
+    insert = RowsInsert(BY_ROWS.insert().values(stamped_at=func.now()), COLUMNS)
+    async with database.transaction() as tx:
+        await insert.execute(tx.conn, rows(3))
+    assert statements == [True]  # an executemany on either backend
+    assert [r[0] for r in await stored(database, BY_ROWS)] == ["k0", "k1", "k2"]
 
 
 def test_a_table_with_an_autoincrement_key_is_inserted_into_without_returning_it():
