@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from orderdesk.v1 import common_pb2, events_pb2, orders_pb2, shipping_pb2
 from services.orders.service import OrdersService
 from services.orders.store import OrderRepository, _awaiting_stock
 from services.orders.store import orders as order_rows
+from tests.integration.plans import plan_nodes
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "orders" / "migrations"
 
@@ -277,8 +277,7 @@ async def test_the_allocators_read_stops_after_its_batch(orders, backend, includ
                 await tx.conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
             await tx.conn.exec_driver_sql("ANALYZE orders")
             plan = (await tx.conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).scalar_one()
-            plan = json.loads(plan) if isinstance(plan, str) else plan
-            read = [n for n in _plan_nodes(plan[0]["Plan"]) if n.get("Relation Name") == "orders"]
+            read = [n for n in plan_nodes(plan) if n.get("Relation Name") == "orders"]
             assert read and all(n["Node Type"] == "Index Scan" for n in read), read
             assert sum(n["Actual Rows"] for n in read) <= 10 * len(read), read
         else:  # SQLite keeps no actual counts: no sort of the orders read, only of the two parts' rows
@@ -293,12 +292,6 @@ async def test_the_allocators_read_stops_after_its_batch(orders, backend, includ
     async with orders.db.read() as conn:  # and what it reads is the batch, in the allocator's order
         found = await OrderRepository(conn).awaiting_stock(limit=3, include_scheduled=include_scheduled)
     assert found == ["ORD-confirmed-00499", "ORD-confirmed-00999", "ORD-confirmed-01499"]
-
-
-def _plan_nodes(node: dict):
-    yield node
-    for child in node.get("Plans", []):
-        yield from _plan_nodes(child)
 
 
 async def test_created_orders_are_answered_with_the_order_their_events_carry(orders):

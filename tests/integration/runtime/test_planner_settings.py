@@ -6,7 +6,6 @@ the bench's run after its warm-up)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from devtools.localservers import PLANNER_SETTINGS
 from orderdesk.db import listed
 from services.intake.store import _exposure_statements, order_exposure
 from services.notifier.store import _BATCH_READS, order_partners
+from tests.integration.plans import plan_nodes
 
 DIALECT = asyncpg_dialect.dialect()
 SMALL, GROWN = 250, 20_000
@@ -51,18 +51,19 @@ class Lookup:
         await conn.execute(f"INSERT INTO {self.table.name} {self.rows}", SMALL + 1, GROWN)
         plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {execute}")
         await conn.execute("DEALLOCATE lookup")
-        return _nodes(json.loads(plan))
+        return _nodes(plan)
 
 
 def _literal(arg: str | list[str]) -> str:
     return "'{" + ",".join(arg) + "}'" if isinstance(arg, list) else f"'{arg}'"
 
 
-def _nodes(plan: list | dict) -> str:
+def _nodes(plan: str) -> str:
     """The plan's nodes as "Node Type on relation using index" lines."""
-    node = plan[0]["Plan"] if isinstance(plan, list) else plan
-    line = f"{node['Node Type']} on {node.get('Relation Name', '')} using {node.get('Index Name', '')}"
-    return "\n".join([line, *(_nodes(child) for child in node.get("Plans", []))])
+    return "\n".join(
+        f"{n['Node Type']} on {n.get('Relation Name', '')} using {n.get('Index Name', '')}"
+        for n in plan_nodes(plan)
+    )
 
 
 EXPOSURE_UPDATE = Lookup(  # intake's update of an order's exposure row (ExposureRepository.record_many)
