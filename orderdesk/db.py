@@ -604,12 +604,12 @@ class RowsInsert:
         except KeyError:
             pass
         names = [*self.columns, *self.constants]
-        template, arrays = self.template, False
-        if dialect.name == "postgresql" and _of_values(template):
-            unnested = _unnested(template, self.columns, self.constants)
-            if unnested is not None:
-                template, arrays = unnested, True
-        # for_executemany: PostgreSQL would otherwise add RETURNING for a table's autoincrement key
+        unnested = None
+        if dialect.name == "postgresql":
+            unnested = _unnested(self.template, self.columns, self.constants)
+        template, arrays = (self.template, False) if unnested is None else (unnested, True)
+        # for_executemany: PostgreSQL would otherwise add RETURNING for a table's autoincrement key (an
+        # INSERT of a SELECT, the unnest form, gets none)
         compiled = template.compile(dialect=dialect, column_keys=names, for_executemany=not arrays)
         if not compiled.positional or compiled.positiontup is None:
             raise TypeError(f"{dialect.name}: RowsInsert needs a positional paramstyle")
@@ -654,15 +654,13 @@ class RowsInsert:
         return await conn.exec_driver_sql(sql, [*zip(*[values[i] for i in order], strict=True)])
 
 
-def _of_values(template) -> bool:
-    """Whether `template` is an INSERT of VALUES (not of a SELECT): what RowsInsert can run as unnest."""
-    return isinstance(template, Insert) and template.select is None
-
-
 def _unnested(template, columns: tuple[str, ...], constants: tuple[str, ...]):
     """`template` (an INSERT of VALUES, its ON CONFLICT kept) inserting `SELECT * FROM unnest(:a, :b, …)`:
-    each of `columns` bound as one array of the column's type, each constant as one value. None for a
-    template that sets value expressions of its own (`.values(at=func.now())`): it stays an executemany."""
+    each of `columns` bound as one array of the column's type, each constant as one value. None for what
+    stays an executemany: an UPDATE (RowsUpdate), an INSERT of a SELECT already, or one that sets value
+    expressions of its own (`.values(at=func.now())`)."""
+    if not isinstance(template, Insert) or template.select is not None:
+        return None
     table = template.table
     arrays = [bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in columns]
     rows = func.unnest(*arrays).table_valued(*columns).render_derived()
