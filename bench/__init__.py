@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 # No finance feed pays the bench's tens of thousands of orders: credit closes at completion, so the demo
 # customers' limits do not hold the load (what is measured is the order path, not credit control).
 NO_FINANCE_FEED = {"ORDERDESK_INTAKE_EXPOSURE_UNTIL": "completion"}
+# The single-order loads' customers (standard, active, NET30 in the demo data). Their exposure grows with every
+# order the bench makes before the surge, so the surge orders for other customers (bench.surge).
+LOAD_CUSTOMERS = [f"C{n:04d}" for n in (1, 2, 3, 5, 6)]
 UNTHROTTLED = {
     "ORDERDESK_RATE_LIMITS": ",".join(f"{c}=1e9/1000000000" for c in ("submit", "read", "feed", "admin")),
     **NO_FINANCE_FEED,

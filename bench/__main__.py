@@ -30,6 +30,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import (
+    LOAD_CUSTOMERS,
     UNTHROTTLED,
     analyze_postgres,
     import_master_data,
@@ -48,7 +49,6 @@ from devtools.devstack import ROOT, Stack
 from gateway.gathering import GATHER_GROUP
 
 BENCH_SKUS = [f"BENCH-{n:03d}" for n in range(20)]
-CUSTOMERS = [f"C{n:04d}" for n in (1, 2, 3, 5, 6)]  # standard, active, NET30 in the demo data
 
 
 async def drive(url: str, key: str | list[str], seconds: float, concurrency: int, body_for) -> dict:
@@ -104,7 +104,7 @@ RUN = uuid.uuid4().hex[:6]  # partner references are unique per run (a repeat wo
 def order_body(n: int, i: int) -> dict:
     return {
         "external_ref": f"BENCH-{RUN}-{n}-{i}-{uuid.uuid4().hex[:6]}",
-        "customer_id": CUSTOMERS[(n + i) % len(CUSTOMERS)],
+        "customer_id": LOAD_CUSTOMERS[(n + i) % len(LOAD_CUSTOMERS)],
         "lines": [{"sku": BENCH_SKUS[(n * 7 + i) % len(BENCH_SKUS)], "quantity": 1, "unit_price": "10.00"}],
         "payment_terms": "NET30",
     }
