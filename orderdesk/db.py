@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import itertools
 import json
 import os
 import time
@@ -572,6 +573,9 @@ def _versioned_update(table: Table, key_column: str):
     )
 
 
+SQLITE_MAX_VARIABLES = 32_766  # values bound in one statement (SQLite's default since 3.32)
+
+
 class RowsInsert:
     """An INSERT (any insert() template, ON CONFLICT clauses included) of many rows given as tuples, in one
     call. `conn.execute(template, [dicts])` spends a dozen Python calls a row on parameters (each row's dict
@@ -593,7 +597,7 @@ class RowsInsert:
         self.template = template
         self.columns = columns
         self.constants = constants
-        self._compiled: dict[str, tuple[str, list[int], dict[int, Callable], bool]] = {}
+        self._compiled: dict[str, Any] = {}  # by dialect: _for's and _values_group's
 
     def _for(self, dialect) -> tuple[str, list[int], dict[int, Callable], bool]:
         """The statement's SQL in the driver's positional style, each placeholder's value (an index into
@@ -633,25 +637,98 @@ class RowsInsert:
         )
         return made
 
+    def _values(self, processors: dict[int, Callable], rows: list[tuple], constants: dict[str, Any]) -> list:
+        """Each column's values (a sequence), then each constant's one value, through their bind processors."""
+        values: list[Any] = [*zip(*rows, strict=True)]
+        values += [constants[name] for name in self.constants]
+        for i, processor in processors.items():
+            values[i] = list(map(processor, values[i])) if i < len(self.columns) else processor(values[i])
+        return values
+
     async def execute(self, conn: AsyncConnection, rows: list[tuple], **constants: Any):
         """The driver's result (its rowcount: the rows the statement touched; of an executemany, where the
-        backend counts one: `dialect.supports_sane_multi_rowcount`); None for no rows."""
+        backend counts one: `dialect.supports_sane_multi_rowcount`); None for no rows. A template with
+        RETURNING goes through `returned`."""
         if not rows:
             return None
         sql, order, processors, arrays = self._for(conn.dialect)
-        values: list[Any] = [*zip(*rows, strict=True)]
+        if self._returns:
+            raise TypeError("RowsInsert: a template with RETURNING is run by returned(), not execute()")
+        values = self._values(processors, rows, constants)
         if arrays:  # one list per column, one value per constant
-            values += [constants[name] for name in self.constants]
-            for i, processor in processors.items():
-                values[i] = list(map(processor, values[i])) if i < len(self.columns) else processor(values[i])
             return await conn.exec_driver_sql(sql, tuple(values[i] for i in order))
-        values += [(constants[name],) * len(rows) for name in self.constants]
-        for i, processor in processors.items():
-            if i < len(self.columns):
-                values[i] = tuple(map(processor, values[i]))
-            else:  # a constant: processed once
-                values[i] = (processor(values[i][0]),) * len(rows)
+        for i in range(len(self.columns), len(values)):  # a constant: its one value in every row
+            values[i] = (values[i],) * len(rows)
         return await conn.exec_driver_sql(sql, [*zip(*[values[i] for i in order], strict=True)])
+
+    async def returned(self, conn: AsyncConnection, rows: list[tuple], **constants: Any) -> list:
+        """What the template's RETURNING gives for `rows` (the keys an INSERT … ON CONFLICT DO NOTHING took,
+        the totals an upsert left), in no particular order: one statement, on PostgreSQL the unnest form.
+        SQLite's executemany returns no rows, so there it is one INSERT of as many VALUES as rows (as many
+        as SQLite binds values in a statement), its SQL the one-row statement's with the row's group repeated (as
+        SQLAlchemy's "insertmanyvalues" makes it), its parameters the values row after row."""
+        if not self._returns:
+            raise TypeError("RowsInsert.returned() needs a template with RETURNING")
+        if not rows:
+            return []
+        sql, order, processors, arrays = self._for(conn.dialect)
+        values = self._values(processors, rows, constants)
+        if arrays:
+            return list((await conn.exec_driver_sql(sql, tuple(values[i] for i in order))).all())
+        head, group, tail, places = self._values_group(conn.dialect)
+        found: list = []
+        width = len(self.columns)
+        step = SQLITE_MAX_VARIABLES // len(places)
+        for start in range(0, len(rows), step):
+            size = min(step, len(rows) - start)
+            in_place = [
+                values[j][start : start + size] if j < width else itertools.repeat(values[j], size)
+                for j in places
+            ]
+            found += (
+                await conn.exec_driver_sql(
+                    head + ", ".join([group] * size) + tail,
+                    tuple(itertools.chain.from_iterable(zip(*in_place, strict=True))),
+                )
+            ).all()
+        return found
+
+    @property
+    def _returns(self) -> bool:
+        return bool(getattr(self.template, "returning_column_descriptions", None))
+
+    def _values_group(self, dialect) -> tuple[str, str, str, list[int]]:
+        """The one-row INSERT's SQL split around its row's VALUES group, and the group's placeholders (value
+        indexes, in order); checked against the two-row statement SQLAlchemy compiles."""
+        key = f"{dialect.name}:group"
+        if key in self._compiled:
+            return self._compiled[key]
+        names = [*self.columns, *self.constants]
+        if not isinstance(self.template, Insert) or self.template.select is not None:
+            raise TypeError("RowsInsert.returned() needs an INSERT of VALUES")
+        table = self.template.table
+        one, two = (
+            self.template.values(
+                [{n: bindparam(f"{n}__{i}", type_=table.c[n].type) for n in names} for i in range(count)]
+            ).compile(dialect=dialect)
+            for count in (1, 2)
+        )
+        first = list(one.positiontup or ())
+        if not one.positional or sorted(first) != sorted(f"{n}__0" for n in names):
+            raise TypeError(f"RowsInsert: {dialect.name} binds {first}, not {names}")
+        if list(two.positiontup or ()) != [*first, *(p.replace("__0", "__1") for p in first)]:
+            raise TypeError(f"RowsInsert: {two.string!r} does not bind its rows one after the other")
+        places = [names.index(p.rsplit("__", 1)[0]) for p in first]
+        # two = head + group + ", " + group + tail, where one = head + group + tail
+        size = len(two.string) - len(one.string) - 2
+        for end in range(len(one.string), size - 1, -1):
+            group = one.string[end - size : end]
+            if two.string == one.string[:end] + ", " + group + one.string[end:]:
+                break
+        else:
+            raise TypeError(f"RowsInsert: no VALUES group found in {one.string!r}")
+        made = self._compiled[key] = (one.string[: end - size], group, one.string[end:], places)
+        return made
 
 
 def _unnested(template, columns: tuple[str, ...], constants: tuple[str, ...]):

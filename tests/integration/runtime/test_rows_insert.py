@@ -193,3 +193,93 @@ async def test_a_batch_is_one_statement_on_postgresql_and_keeps_the_rows_order(d
             await work.conn.execute(select(NUMBERED.c.key, NUMBERED.c.document).order_by(NUMBERED.c.id))
         ).all()
     assert [tuple(r) for r in got] == given
+
+
+def ignoring(backend: str, table: Table):
+    """INSERT … ON CONFLICT DO NOTHING RETURNING key, number: what a claim of keys runs."""
+    dialect = postgresql if backend == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing().returning(table.c.key, table.c.number)
+
+
+@pytest.mark.parametrize("n", [1, 3, 57])
+async def test_returned_gives_what_returning_gives_for_every_row_in_one_statement(database, backend, n):
+    """`returned` gives the rows RETURNING gives for SQLAlchemy's executemany of dicts, and stores the same:
+    a key taken before, or twice in the call (the first holds it), is not inserted and not returned. One
+    statement for the call on either backend (SQLite: one INSERT of n VALUES)."""
+    stamped = dt.datetime(2026, 3, 2, 8, 30, tzinfo=PLUS_2)
+    given = rows(n) + rows(n)[:1]  # k0 twice
+    taken = [r for r in rows(n) if r[0] in ("k1", "k2")]  # sent before
+    async with database.transaction() as tx:
+        for table in (BY_DICTS, BY_ROWS):
+            await RowsInsert(table.insert(), COLUMNS, constants=("stamped_at",)).execute(
+                tx.conn, taken, stamped_at=stamped
+            )
+    statements = []
+    event.listen(database.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[-1]))
+    async with database.transaction() as tx:
+        by_dicts = await tx.conn.execute(
+            ignoring(backend, BY_DICTS),
+            [{**dict(zip(COLUMNS, row, strict=True)), "stamped_at": stamped} for row in given],
+        )
+        expected = sorted(tuple(r) for r in by_dicts)
+        statements.clear()
+        got = await RowsInsert(ignoring(backend, BY_ROWS), COLUMNS, constants=("stamped_at",)).returned(
+            tx.conn, given, stamped_at=stamped
+        )
+    assert statements == [False]  # one statement, not an executemany
+    assert sorted(tuple(r) for r in got) == expected
+    assert sorted(key for key, _number in got) == sorted(f"k{i}" for i in range(n) if i not in (1, 2))
+    assert await stored(database, BY_ROWS) == await stored(database, BY_DICTS)
+
+
+async def test_returned_on_sqlite_splits_what_one_statement_cannot_bind(database, backend, monkeypatch):
+    """Past the values SQLite binds in one statement, the rows go in several, in order: all returned. The
+    tuples' columns need not be in the table's order."""
+    monkeypatch.setattr("orderdesk.db.SQLITE_MAX_VARIABLES", 26)  # 5 rows of 5 values a statement
+    statements = []
+    event.listen(database.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[-1]))
+    now = dt.datetime(2026, 3, 1, tzinfo=UTC)
+    shuffled = ("body", "at", "key", "number")
+    async with database.transaction() as tx:
+        got = await RowsInsert(ignoring(backend, BY_ROWS), shuffled, constants=("stamped_at",)).returned(
+            tx.conn, [(body, at, key, number) for key, number, at, body in rows(23)], stamped_at=now
+        )
+        await RowsInsert(BY_DICTS.insert(), COLUMNS, constants=("stamped_at",)).execute(
+            tx.conn, rows(23), stamped_at=now
+        )
+    assert len(statements) == (1 if backend == "postgresql" else 5) + 1
+    assert sorted(tuple(r) for r in got) == sorted((key, number) for key, number, _, _ in rows(23))
+    assert await stored(database, BY_ROWS) == await stored(database, BY_DICTS)
+
+
+async def test_an_upsert_returns_the_rows_as_it_left_them(database, backend):
+    """ON CONFLICT DO UPDATE … RETURNING: a customer's total as the booking left it (intake's credit)."""
+    dialect = postgresql if backend == "postgresql" else sqlite
+    template = dialect.insert(BY_ROWS)
+    template = template.on_conflict_do_update(
+        index_elements=["key"], set_={"number": BY_ROWS.c.number + template.excluded.number}
+    ).returning(BY_ROWS.c.key, BY_ROWS.c.number)
+    add = RowsInsert(template, ("key", "number"), constants=("at", "body", "stamped_at"))
+    at = dt.datetime(2026, 3, 1, tzinfo=UTC)
+    async with database.transaction() as tx:
+        first = await add.returned(tx.conn, [("a", 5), ("b", 7)], at=at, body="", stamped_at=at)
+        then = await add.returned(tx.conn, [("b", 10), ("c", 1)], at=at, body="", stamped_at=at)
+    assert sorted(tuple(r) for r in first) == [("a", 5), ("b", 7)]
+    assert sorted(tuple(r) for r in then) == [("b", 17), ("c", 1)]
+    async with database.reading() as work:
+        got = (await work.conn.execute(select(BY_ROWS.c.key, BY_ROWS.c.number))).all()
+    assert sorted(tuple(r) for r in got) == [("a", 5), ("b", 17), ("c", 1)]
+
+
+async def test_returning_goes_through_returned_and_only_there(database, backend):
+    now = dt.datetime(2026, 3, 1, tzinfo=UTC)
+    async with database.transaction() as tx:
+        with pytest.raises(TypeError, match="returned"):
+            await RowsInsert(ignoring(backend, BY_ROWS), COLUMNS, constants=("stamped_at",)).execute(
+                tx.conn, rows(2), stamped_at=now
+            )
+        with pytest.raises(TypeError, match="RETURNING"):
+            await RowsInsert(BY_ROWS.insert(), COLUMNS, constants=("stamped_at",)).returned(
+                tx.conn, rows(2), stamped_at=now
+            )
+    assert await stored(database, BY_ROWS) == []
