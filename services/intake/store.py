@@ -31,7 +31,15 @@ from sqlalchemy import (
 
 from orderdesk import personal_data
 from orderdesk.calendar_store import calendar_columns, warehouse_record, warehouse_values
-from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, upsert, utcnow
+from orderdesk.db import (
+    Repository,
+    RowsInsert,
+    RowsUpdate,
+    UtcDateTime,
+    insert_ignoring_conflicts,
+    upsert,
+    utcnow,
+)
 from orderdesk.masterdata import Customer, CustomerPrice, Product, Warehouse
 from orderdesk.retention import Prunable
 from services.intake.domain.money import Document, overdue, uses_credit_micros
@@ -452,19 +460,13 @@ class IdempotencyRepository(Repository):
         first holds it."""
         if not records:
             return []
-        now = utcnow()
         rows = [
-            {
-                "partner_id": r.partner_id,
-                "idempotency_key": r.idempotency_key,
-                "request_hash": r.request_hash,
-                "order_id": r.order_id,
-                "create_request": r.create_request,
-                "created_at": now,
-            }
+            (r.partner_id, r.idempotency_key, r.request_hash, r.order_id, r.create_request)
             for r in sorted(records, key=lambda r: (r.partner_id, r.idempotency_key))
         ]
-        found = await self.conn.execute(_claiming(self.conn.dialect.name, idempotency_keys), rows)
+        found = await _claiming(self.conn.dialect.name, idempotency_keys).returned(
+            self.conn, rows, created_at=utcnow()
+        )
         inserted = {tuple(row) for row in found}
         holders = []
         for record in records:
@@ -558,18 +560,13 @@ class ExternalRefRepository(Repository):
         two claims at once wait for each other in one direction only."""
         if not claims:
             return []
-        now = utcnow()
         rows = [
-            {
-                "partner_id": c.partner_id,
-                "external_ref": c.external_ref,
-                "idempotency_key": c.idempotency_key,
-                "order_id": c.order_id,
-                "created_at": now,
-            }
+            (c.partner_id, c.external_ref, c.idempotency_key, c.order_id)
             for c in sorted(claims, key=lambda c: (c.partner_id, c.external_ref))
         ]
-        found = await self.conn.execute(_claiming(self.conn.dialect.name, external_refs), rows)
+        found = await _claiming(self.conn.dialect.name, external_refs).returned(
+            self.conn, rows, created_at=utcnow()
+        )
         inserted = {tuple(row) for row in found}
         taken: dict[str, set[str]] = {}
         for c in claims:
@@ -588,13 +585,21 @@ class ExternalRefRepository(Repository):
         ]
 
 
+# A claim's row as the tuple claim_many makes of it; created_at is one for all.
+_CLAIM_COLUMNS = {
+    "idempotency_keys": ("partner_id", "idempotency_key", "request_hash", "order_id", "create_request"),
+    "external_refs": ("partner_id", "external_ref", "idempotency_key", "order_id"),
+}
+
+
 @functools.cache
-def _claiming(dialect_name: str, table: Table):
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING the key and order id of each row it inserted: executed
-    with many rows, one statement (SQLAlchemy's "insertmanyvalues") tells which claims hold their keys."""
-    return insert_ignoring_conflicts(dialect_name, table).returning(
+def _claiming(dialect_name: str, table: Table) -> RowsInsert:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the key and order id of each row it inserted: which
+    claims hold their keys."""
+    template = insert_ignoring_conflicts(dialect_name, table).returning(
         *table.primary_key.columns, table.c.order_id
     )
+    return RowsInsert(template, _CLAIM_COLUMNS[table.name], constants=("created_at",))
 
 
 MICROS = Decimal(1_000_000)
@@ -701,12 +706,9 @@ class ExposureRepository:
         customers go in id order, so two transactions wait for each other in one direction only."""
         if not deltas:
             return {}
-        now = utcnow()
-        rows = [
-            {"customer_id": customer_id, "open_micros": delta, "updated_at": now}
-            for customer_id, delta in sorted(deltas.items())
-        ]
-        found = await self.conn.execute(self._statements.add_returning, rows)
+        found = await self._statements.add_returning.returned(
+            self.conn, sorted(deltas.items()), updated_at=utcnow()
+        )
         return {row.customer_id: row.open_micros for row in found}
 
     async def add_orders(self, booked: Sequence[tuple[str, str, int]]) -> None:
@@ -714,20 +716,10 @@ class ExposureRepository:
         multi-row insert; their amounts are in their customers' totals (`add_to_totals`)."""
         if not booked:
             return
-        now = utcnow()
-        await self.conn.execute(
-            self._statements.add_order,
-            [
-                {
-                    "order_id": order_id,
-                    "customer_id": customer_id,
-                    "amount_micros": micros,
-                    "open": True,
-                    "version": 0,
-                    "updated_at": now,
-                }
-                for order_id, customer_id, micros in booked
-            ],
+        await self._statements.add_orders.execute(
+            self.conn,
+            [(order_id, customer_id, micros, True, 0) for order_id, customer_id, micros in booked],
+            updated_at=utcnow(),
         )
 
     async def book_approval(
@@ -869,28 +861,12 @@ class ExposureRepository:
         added, changed = [], []
         for order_id in touched:
             row = rows[order_id]
-            values = {
-                "customer_id": row.customer_id,
-                "amount_micros": row.amount_micros,
-                "open": row.open,
-                "version": row.version,
-                "updated_at": now,
-            }
-            if order_id in new:
-                added.append({"order_id": order_id, **values})
-            else:
-                changed.append({"oid": order_id, **values})
-        if added:
-            await self.conn.execute(self._statements.add_order, added)
-        if changed:
-            await self.conn.execute(self._statements.update_order, changed)
-        adjustments = [
-            {"customer_id": customer_id, "open_micros": delta, "updated_at": now}
-            for customer_id, delta in sorted(deltas.items())
-            if delta
-        ]
-        if adjustments:
-            await self.conn.execute(self._statements.adjust, adjustments)
+            values = (order_id, row.customer_id, row.amount_micros, row.open, row.version)
+            (added if order_id in new else changed).append(values)
+        await self._statements.add_orders.execute(self.conn, added, updated_at=now)
+        await self._statements.update_orders.execute(self.conn, changed, updated_at=now)
+        adjustments = [(customer_id, delta) for customer_id, delta in sorted(deltas.items()) if delta]
+        await self._statements.adjust_totals.execute(self.conn, adjustments, updated_at=now)
         return applied
 
     async def settle(
@@ -966,8 +942,11 @@ class ExposureRepository:
 class _ExposureStatements:
     total: object
     totals: object
-    add_returning: object
+    add_returning: RowsInsert
     add_order: object
+    add_orders: RowsInsert
+    update_orders: RowsUpdate
+    adjust_totals: RowsInsert
     order_row: object
     order_rows: object
     update_order: object
@@ -995,6 +974,8 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
                 "updated_at": adjust.excluded.updated_at,
             },
         )
+        totals_columns = ("customer_id", "open_micros")  # a customer's total: rows of adjustments
+        order_state = ("customer_id", "amount_micros", "open", "version")  # what an event sets of a row
         order_columns = (  # what an order's exposure row holds, read alone or a batch's at once
             order_exposure.c.customer_id,
             order_exposure.c.amount_micros,
@@ -1011,8 +992,24 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
                 customer_exposure.c.customer_id.in_(bindparam("customer_ids", expanding=True))
             ),
             # An approval group's bookings: the new totals, the rows locked (ExposureRepository.add_to_totals).
-            add_returning=adjust.returning(customer_exposure.c.customer_id, customer_exposure.c.open_micros),
+            add_returning=RowsInsert(
+                adjust.returning(customer_exposure.c.customer_id, customer_exposure.c.open_micros),
+                totals_columns,
+                constants=("updated_at",),
+            ),
             add_order=insert_ignoring_conflicts(dialect_name, order_exposure),
+            # Many rows at once (as tuples: orderdesk.db.RowsInsert), updated_at one for all.
+            add_orders=RowsInsert(
+                insert_ignoring_conflicts(dialect_name, order_exposure),
+                ("order_id", *order_state),
+                constants=("updated_at",),
+            ),
+            update_orders=RowsUpdate(
+                update(order_exposure).where(order_exposure.c.order_id == bindparam("oid")),
+                ("oid", *order_state),
+                constants=("updated_at",),
+            ),
+            adjust_totals=RowsInsert(adjust, totals_columns, constants=("updated_at",)),
             order_row=select(*order_columns)
             .where(order_exposure.c.order_id == bindparam("order_id"))
             .with_for_update(),

@@ -209,6 +209,8 @@ async def test_two_groups_that_share_customers_book_credit_without_a_deadlock(ma
     def spy(_conn, _cursor, statement, parameters, _context, _many):
         if statement.startswith("INSERT INTO customer_exposure"):
             values = parameters.values() if isinstance(parameters, dict) else parameters
+            # PostgreSQL's one statement binds the customers as one array (orderdesk.db.RowsInsert)
+            values = [v for value in values for v in (value if isinstance(value, list | tuple) else [value])]
             booked_in.append([v for v in values if isinstance(v, str) and v.startswith("C0")])
             if len(booked_in) == 2:
                 other_booking.set()
