@@ -21,7 +21,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from orderdesk.calendar_store import calendar_columns, warehouse_record, warehouse_values
-from orderdesk.db import Repository, UtcDateTime, insert_ignoring_conflicts, update_versioned, upsert, utcnow
+from orderdesk.db import (
+    Repository,
+    RowsInsert,
+    UtcDateTime,
+    insert_ignoring_conflicts,
+    update_versioned,
+    upsert,
+    utcnow,
+)
 from orderdesk.masterdata import Warehouse
 from services.shipping.domain import CarrierClaim, Shipment, Status
 from services.shipping.tracking import TrackingEntry, TrackingStatus, in_time_order
@@ -136,6 +144,39 @@ def _shipment_row(shipment: Shipment, now: dt.datetime) -> dict:
     }
 
 
+# A new shipment's row as a tuple (ShipmentRepository.add_many): what _shipment_row sets and what it is made
+# with; updated_at is one for the batch.
+_NEW_SHIPMENT_COLUMNS = (
+    "shipment_id", "order_id", "partner_id", "warehouse", "created_at", "status", "carrier",
+    "tracking_number", "delivered_on", "on_time", "lines", "promised_delivery_date", "expected_delivery_date",
+    "destination_country", "pick_by", "deliver_by", "tracking_status", "tracked_at", "version",
+)  # fmt: skip
+
+
+def _new_shipment_row(shipment: Shipment) -> tuple:
+    return (
+        shipment.shipment_id,
+        shipment.order_id,
+        shipment.partner_id,
+        shipment.warehouse,
+        shipment.created_at,
+        shipment.status.value,
+        shipment.carrier,
+        shipment.tracking_number,
+        shipment.delivered_on,
+        shipment.on_time,
+        [[sku, qty] for sku, qty in shipment.lines.items()],
+        shipment.promised_delivery_date,
+        shipment.expected_delivery_date,
+        shipment.destination_country,
+        shipment.pick_by,
+        shipment.deliver_by,
+        shipment.tracking_status,
+        shipment.tracked_at,
+        shipment.version,
+    )
+
+
 def _shipment(row) -> Shipment:
     return Shipment(
         shipment_id=row["shipment_id"],
@@ -161,18 +202,18 @@ def _shipment(row) -> Shipment:
     )
 
 
-def _open_order(dialect):
-    statement = dialect.insert(order_states).values(
-        order_id=bindparam("order_id"), cancelled=False, updated_at=bindparam("now")
-    )
-    return statement.on_conflict_do_update(
+def _open_orders(dialect) -> RowsInsert:
+    """Orders' gates, made if new (not cancelled), else touched unless cancelled: the ids of the open ones."""
+    statement = dialect.insert(order_states)
+    template = statement.on_conflict_do_update(
         index_elements=["order_id"],
         set_={"updated_at": statement.excluded.updated_at},
         where=order_states.c.cancelled.is_(False),
     ).returning(order_states.c.order_id)
+    return RowsInsert(template, ("order_id",), constants=("cancelled", "updated_at"))
 
 
-_OPEN_ORDER = {"postgresql": _open_order(postgresql), "sqlite": _open_order(sqlite)}  # compiled once each
+_OPEN_ORDERS = {"postgresql": _open_orders(postgresql), "sqlite": _open_orders(sqlite)}  # compiled once each
 
 
 def _cancel_order(dialect):
@@ -225,22 +266,10 @@ class ShipmentRepository(Repository):
         NOTHING RETURNING: the ids of those that were new."""
         if not new:
             return set()
-        now = utcnow()
-        result = await self.conn.execute(
-            _add_returning(self.dialect),
-            [
-                {
-                    "shipment_id": shipment.shipment_id,
-                    "order_id": shipment.order_id,
-                    "partner_id": shipment.partner_id,
-                    "warehouse": shipment.warehouse,
-                    "created_at": shipment.created_at,
-                    **_shipment_row(shipment, now),
-                }
-                for shipment in new
-            ],
+        found = await _add_returning(self.dialect).returned(
+            self.conn, [_new_shipment_row(shipment) for shipment in new], updated_at=utcnow()
         )
-        return set(result.scalars())
+        return {shipment_id for (shipment_id,) in found}
 
     async def save(self, shipment: Shipment) -> None:
         await update_versioned(
@@ -282,11 +311,10 @@ class ShipmentRepository(Repository):
         # here for a cancel in flight, then reads the row as that cancel left it).
         if not order_ids:
             return set()
-        now = utcnow()
-        result = await self.conn.execute(
-            _OPEN_ORDER[self.dialect], [{"order_id": i, "now": now} for i in sorted(set(order_ids))]
+        found = await _OPEN_ORDERS[self.dialect].returned(
+            self.conn, [(i,) for i in sorted(set(order_ids))], cancelled=False, updated_at=utcnow()
         )
-        return set(result.scalars())
+        return {order_id for (order_id,) in found}
 
     async def mark_cancelled(self, order_id: str) -> None:
         """Remembers the cancel (a late allocation creates nothing), waiting for a creation in flight."""
@@ -294,9 +322,14 @@ class ShipmentRepository(Repository):
 
 
 @functools.cache
-def _add_returning(dialect_name: str):
-    """A batch of new shipments: INSERT ... ON CONFLICT DO NOTHING RETURNING the ids it inserted."""
-    return insert_ignoring_conflicts(dialect_name, shipments).returning(shipments.c.shipment_id)
+def _add_returning(dialect_name: str) -> RowsInsert:
+    """A batch of new shipments (_new_shipment_row's tuples): INSERT ... ON CONFLICT DO NOTHING RETURNING
+    the ids it inserted."""
+    return RowsInsert(
+        insert_ignoring_conflicts(dialect_name, shipments).returning(shipments.c.shipment_id),
+        _NEW_SHIPMENT_COLUMNS,
+        constants=("updated_at",),
+    )
 
 
 _WAREHOUSE = select(warehouses).where(warehouses.c.warehouse == bindparam("key"))

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, select, union, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from orderdesk.db import insert_ignoring_conflicts, utcnow
+from orderdesk.db import RowsInsert, insert_ignoring_conflicts, utcnow
 from orderdesk.errors import Conflict
 from services.inventory.domain import OrderReservations, OrderState, StockBookError, may_ship
 from services.inventory.store.base import AT, RESERVATION_OF
@@ -89,13 +89,13 @@ _CONSUME_STOCK = (
 
 
 @functools.cache
-def _new_order_state(dialect: str):
-    return insert_ignoring_conflicts(dialect, order_states)
-
-
-@functools.cache
-def _new_order_states(dialect: str):
-    return insert_ignoring_conflicts(dialect, order_states).returning(order_states.c.order_id)
+def _new_order_states(dialect: str) -> RowsInsert:
+    """New orders' state rows (active, nothing held yet) as tuples: the ids of those it made."""
+    return RowsInsert(
+        insert_ignoring_conflicts(dialect, order_states).returning(order_states.c.order_id),
+        ("order_id", "priority", "country", "placed_at"),
+        constants=("state", "updated_at"),
+    )
 
 
 @functools.cache
@@ -129,12 +129,14 @@ class Reservations(StockLevels):
             deferred.new_orders.discard(order_id)
             self.created_order = True
             return OrderReservations(order_id, OrderState.ACTIVE, {}, {}, priority=priority)
-        created = await self.conn.execute(
-            _new_order_state(self.dialect), _state_row(order_id, priority, country, placed_at, utcnow())
+        now = utcnow()
+        created = await _new_order_states(self.dialect).returned(
+            self.conn,
+            [(order_id, priority, country[:2], placed_at or now)],
+            state=OrderState.ACTIVE.value,
+            updated_at=now,
         )
-        self.created_order = (
-            created.rowcount == 1
-        )  # a first Reserve: it has no reservations or backorders yet
+        self.created_order = bool(created)  # a first Reserve: it has no reservations or backorders yet
         if self.created_order:  # the new row is ours (locked by the insert) and holds what we just wrote
             return OrderReservations(order_id, OrderState.ACTIVE, {}, {}, priority=priority)
         row = (await self.conn.execute(_ORDER_STATE, {"oid": order_id})).one()
@@ -165,12 +167,15 @@ class Reservations(StockLevels):
             )
         now = utcnow()
         rows = [
-            _state_row(order_id, priority, country, placed_at, now)
+            (order_id, priority, country[:2], placed_at or now)
             for order_id, priority, country, placed_at in sorted(orders, key=lambda o: o[0])
             if order_id not in existing
         ]
         if rows:
-            made = set((await self.conn.execute(_new_order_states(self.dialect), rows)).scalars())
+            found = await _new_order_states(self.dialect).returned(
+                self.conn, rows, state=OrderState.ACTIVE.value, updated_at=now
+            )
+            made = {order_id for (order_id,) in found}
             if deferred.locked and len(made) != len(rows):
                 raise Conflict("an order of a batch of reserves was created meanwhile; retry")
             deferred.new_orders.update(made)
@@ -293,17 +298,3 @@ class Reservations(StockLevels):
         result = await self.conn.execute(_CONSUME_STOCK, moved)
         if result.rowcount != 1:
             raise StockBookError(f"{sku} at {warehouse} has fewer than {quantity} reserved to ship")
-
-
-def _state_row(
-    order_id: str, priority: int, country: str, placed_at: dt.datetime | None, now: dt.datetime
-) -> dict:
-    """A new order's state row (active, nothing held yet)."""
-    return {
-        "order_id": order_id,
-        "state": OrderState.ACTIVE.value,
-        "priority": priority,
-        "updated_at": now,
-        "country": country[:2],
-        "placed_at": placed_at or now,
-    }
