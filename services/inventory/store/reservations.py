@@ -99,23 +99,15 @@ def _new_order_states(dialect: str) -> RowsInsert:
 
 
 @functools.cache
-def _hold(dialect: str):
-    """Adds to the order's reservation row, creating it if absent (one statement)."""
-    statement = (
-        (pg_dialect if dialect == "postgresql" else sqlite_dialect)
-        .insert(reservations)
-        .values(
-            order_id=bindparam("b_order"),
-            sku=bindparam("b_sku"),
-            warehouse=bindparam("b_wh"),
-            quantity=bindparam("b_qty"),
-            shipped=0,
-        )
-    )
-    return statement.on_conflict_do_update(
+def _holds(dialect: str) -> RowsInsert:
+    """Adds to orders' reservation rows, (order id, sku, warehouse, quantity) each, creating those absent
+    (one statement; each row once in it)."""
+    statement = (pg_dialect if dialect == "postgresql" else sqlite_dialect).insert(reservations)
+    template = statement.on_conflict_do_update(
         index_elements=["order_id", "sku", "warehouse"],
         set_={"quantity": reservations.c.quantity + statement.excluded.quantity},
     )
+    return RowsInsert(template, ("order_id", "sku", "warehouse", "quantity"), constants=("shipped",))
 
 
 class Reservations(StockLevels):
@@ -254,20 +246,13 @@ class Reservations(StockLevels):
             key = (order_id, sku, warehouse)
             deferred.holds[key] = deferred.holds.get(key, 0) + quantity
             return
-        await self.conn.execute(
-            _hold(self.dialect), {"b_order": order_id, "b_sku": sku, "b_wh": warehouse, "b_qty": quantity}
-        )
+        await _holds(self.dialect).execute(self.conn, [(order_id, sku, warehouse, quantity)], shipped=0)
 
     async def _flush_holds(self, deferred: Deferred) -> None:
         """A batch's additions to reservation rows in one multi-row upsert (each row once in it)."""
-        if deferred.holds:
-            await self.conn.execute(
-                _hold(self.dialect),
-                [
-                    {"b_order": order_id, "b_sku": sku, "b_wh": warehouse, "b_qty": qty}
-                    for (order_id, sku, warehouse), qty in deferred.holds.items()
-                ],
-            )
+        await _holds(self.dialect).execute(
+            self.conn, [(*key, qty) for key, qty in deferred.holds.items()], shipped=0
+        )
 
     async def unhold(self, order_id: str, sku: str, warehouse: str, quantity: int) -> None:
         taken = await self.conn.execute(
