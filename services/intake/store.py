@@ -748,17 +748,11 @@ class ExposureRepository:
                 return None
         elif delta:
             await self._adjust(customer_id, delta)
-        values = {"customer_id": customer_id, "amount_micros": micros, "open": True, "updated_at": utcnow()}
-        if row is None:
-            await self.conn.execute(
-                self._statements.add_order, {"order_id": order_id, "version": 0, **values}
-            )
-            version = 0
-        else:
-            version = row.version
-            await self.conn.execute(
-                self._statements.update_order, {"oid": order_id, "version": version, **values}
-            )
+        version = 0 if row is None else row.version
+        written = self._statements.add_orders if row is None else self._statements.update_orders
+        await written.execute(
+            self.conn, [(order_id, customer_id, micros, True, version)], updated_at=utcnow()
+        )
         previous = None if row is None else (row.customer_id, row.amount_micros, bool(row.open))
         return ApprovalBooking(order_id, customer_id, micros, version, previous)
 
@@ -778,16 +772,10 @@ class ExposureRepository:
             await self.conn.execute(self._statements.drop_order, {"oid": booking.order_id})
             return True
         customer_id, micros, was_open = booking.previous or (row.customer_id, row.amount_micros, False)
-        await self.conn.execute(
-            self._statements.update_order,
-            {
-                "oid": booking.order_id,
-                "customer_id": customer_id,
-                "amount_micros": micros,
-                "open": was_open,
-                "version": booking.version,
-                "updated_at": utcnow(),
-            },
+        await self._statements.update_orders.execute(
+            self.conn,
+            [(booking.order_id, customer_id, micros, was_open, booking.version)],
+            updated_at=utcnow(),
         )
         restored = uses_credit_micros(micros, row.invoiced_micros, row.settled_micros, was_open)
         if restored:
@@ -875,16 +863,8 @@ class ExposureRepository:
         """Adds what finance reported for the order (`invoiced`, and `settled`: paid or credited) to its row
         and what the order uses to its customer's total. An order intake has no row for yet (held, or its
         confirmation not yet applied) gets a closed one with its `amount`, which its events then open."""
-        await self.conn.execute(
-            self._statements.add_order,
-            {
-                "order_id": order_id,
-                "customer_id": customer_id,
-                "amount_micros": to_micros(amount),
-                "open": False,
-                "version": 0,
-                "updated_at": utcnow(),
-            },
+        await self._statements.add_orders.execute(
+            self.conn, [(order_id, customer_id, to_micros(amount), False, 0)], updated_at=utcnow()
         )
         row = await self._row(order_id)
         assert row is not None
@@ -911,9 +891,8 @@ class ExposureRepository:
         return (await self.conn.execute(self._statements.order_row, {"order_id": order_id})).first()
 
     async def _adjust(self, customer_id: str, delta_micros: int) -> None:
-        await self.conn.execute(
-            self._statements.adjust,
-            {"customer_id": customer_id, "open_micros": delta_micros, "updated_at": utcnow()},
+        await self._statements.adjust_totals.execute(
+            self.conn, [(customer_id, delta_micros)], updated_at=utcnow()
         )
 
     async def get(self, order_id: str) -> tuple[str, Decimal, bool, int] | None:
@@ -943,14 +922,11 @@ class _ExposureStatements:
     total: object
     totals: object
     add_returning: RowsInsert
-    add_order: object
     add_orders: RowsInsert
     update_orders: RowsUpdate
     adjust_totals: RowsInsert
     order_row: object
     order_rows: object
-    update_order: object
-    adjust: object
     settle: object
     grow_within: object
     drop_order: object
@@ -997,13 +973,13 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
                 totals_columns,
                 constants=("updated_at",),
             ),
-            add_order=insert_ignoring_conflicts(dialect_name, order_exposure),
-            # Many rows at once (as tuples: orderdesk.db.RowsInsert), updated_at one for all.
+            # Rows as tuples (orderdesk.db.RowsInsert), updated_at one for all.
             add_orders=RowsInsert(
                 insert_ignoring_conflicts(dialect_name, order_exposure),
                 ("order_id", *order_state),
                 constants=("updated_at",),
             ),
+            # "oid" names the row (a bind parameter may not share a name with a column the statement sets).
             update_orders=RowsUpdate(
                 update(order_exposure).where(order_exposure.c.order_id == bindparam("oid")),
                 ("oid", *order_state),
@@ -1018,10 +994,6 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
             .where(order_exposure.c.order_id.in_(bindparam("order_ids", expanding=True)))
             .order_by(order_exposure.c.order_id)
             .with_for_update(),
-            # Executed with the new column values as parameters; "oid" names the row (a bind parameter
-            # may not share a name with a column the statement sets).
-            update_order=update(order_exposure).where(order_exposure.c.order_id == bindparam("oid")),
-            adjust=adjust,
             settle=update(order_exposure)
             .where(order_exposure.c.order_id == bindparam("oid"))
             .values(
