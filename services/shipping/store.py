@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 
 from sqlalchemy import (
     JSON,
@@ -144,36 +145,22 @@ def _shipment_row(shipment: Shipment, now: dt.datetime) -> dict:
     }
 
 
-# A new shipment's row as a tuple (ShipmentRepository.add_many): what _shipment_row sets and what it is made
-# with; updated_at is one for the batch.
-_NEW_SHIPMENT_COLUMNS = (
-    "shipment_id", "order_id", "partner_id", "warehouse", "created_at", "status", "carrier",
-    "tracking_number", "delivered_on", "on_time", "lines", "promised_delivery_date", "expected_delivery_date",
-    "destination_country", "pick_by", "deliver_by", "tracking_status", "tracked_at", "version",
-)  # fmt: skip
+# A new shipment's row as a tuple in the table's column order (ShipmentRepository.add_many, orderdesk.db.RowsInsert):
+# what it is made with and what _shipment_row sets.
+_NEW_SHIPMENT_COLUMNS = tuple(c.name for c in shipments.columns)
+_new_shipment_values = operator.itemgetter(*_NEW_SHIPMENT_COLUMNS)
 
 
-def _new_shipment_row(shipment: Shipment) -> tuple:
-    return (
-        shipment.shipment_id,
-        shipment.order_id,
-        shipment.partner_id,
-        shipment.warehouse,
-        shipment.created_at,
-        shipment.status.value,
-        shipment.carrier,
-        shipment.tracking_number,
-        shipment.delivered_on,
-        shipment.on_time,
-        [[sku, qty] for sku, qty in shipment.lines.items()],
-        shipment.promised_delivery_date,
-        shipment.expected_delivery_date,
-        shipment.destination_country,
-        shipment.pick_by,
-        shipment.deliver_by,
-        shipment.tracking_status,
-        shipment.tracked_at,
-        shipment.version,
+def _new_shipment_row(shipment: Shipment, now: dt.datetime) -> tuple:
+    return _new_shipment_values(
+        {
+            "shipment_id": shipment.shipment_id,
+            "order_id": shipment.order_id,
+            "partner_id": shipment.partner_id,
+            "warehouse": shipment.warehouse,
+            "created_at": shipment.created_at,
+            **_shipment_row(shipment, now),
+        }
     )
 
 
@@ -266,8 +253,9 @@ class ShipmentRepository(Repository):
         NOTHING RETURNING: the ids of those that were new."""
         if not new:
             return set()
+        now = utcnow()
         found = await _add_returning(self.dialect).returned(
-            self.conn, [_new_shipment_row(shipment) for shipment in new], updated_at=utcnow()
+            self.conn, [_new_shipment_row(shipment, now) for shipment in new]
         )
         return {shipment_id for (shipment_id,) in found}
 
@@ -328,7 +316,6 @@ def _add_returning(dialect_name: str) -> RowsInsert:
     return RowsInsert(
         insert_ignoring_conflicts(dialect_name, shipments).returning(shipments.c.shipment_id),
         _NEW_SHIPMENT_COLUMNS,
-        constants=("updated_at",),
     )
 
 
