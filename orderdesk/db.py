@@ -597,6 +597,7 @@ class RowsInsert:
         self.template = template
         self.columns = columns
         self.constants = constants
+        self._returns = bool(template.returning_column_descriptions)  # run by returned(), not execute()
         self._compiled: dict[str, Any] = {}  # by dialect: _for's and _values_group's
 
     def _for(self, dialect) -> tuple[str, list[int], dict[int, Callable], bool]:
@@ -649,11 +650,11 @@ class RowsInsert:
         """The driver's result (its rowcount: the rows the statement touched; of an executemany, where the
         backend counts one: `dialect.supports_sane_multi_rowcount`); None for no rows. A template with
         RETURNING goes through `returned`."""
+        if self._returns:
+            raise TypeError("RowsInsert: a template with RETURNING is run by returned(), not execute()")
         if not rows:
             return None
         sql, order, processors, arrays = self._for(conn.dialect)
-        if self._returns:
-            raise TypeError("RowsInsert: a template with RETURNING is run by returned(), not execute()")
         values = self._values(processors, rows, constants)
         if arrays:  # one list per column, one value per constant
             return await conn.exec_driver_sql(sql, tuple(values[i] for i in order))
@@ -693,10 +694,6 @@ class RowsInsert:
             ).all()
         return found
 
-    @property
-    def _returns(self) -> bool:
-        return bool(getattr(self.template, "returning_column_descriptions", None))
-
     def _values_group(self, dialect) -> tuple[str, str, str, list[int]]:
         """The one-row INSERT's SQL split around its row's VALUES group, and the group's placeholders (value
         indexes, in order); checked against the two-row statement SQLAlchemy compiles."""
@@ -704,7 +701,7 @@ class RowsInsert:
         if key in self._compiled:
             return self._compiled[key]
         names = [*self.columns, *self.constants]
-        if not isinstance(self.template, Insert) or self.template.select is not None:
+        if not _inserts_values(self.template):
             raise TypeError("RowsInsert.returned() needs an INSERT of VALUES")
         table = self.template.table
         one, two = (
@@ -731,12 +728,17 @@ class RowsInsert:
         return made
 
 
+def _inserts_values(template) -> bool:
+    """Whether `template` is an INSERT of VALUES (not of a SELECT, not an UPDATE)."""
+    return isinstance(template, Insert) and template.select is None
+
+
 def _unnested(template, columns: tuple[str, ...], constants: tuple[str, ...]):
     """`template` (an INSERT of VALUES, its ON CONFLICT kept) inserting `SELECT * FROM unnest(:a, :b, …)`:
     each of `columns` bound as one array of the column's type, each constant as one value. None for what
     stays an executemany: an UPDATE (RowsUpdate), an INSERT of a SELECT already, or one that sets value
     expressions of its own (`.values(at=func.now())`)."""
-    if not isinstance(template, Insert) or template.select is not None:
+    if not _inserts_values(template):
         return None
     table = template.table
     arrays = [bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in columns]
