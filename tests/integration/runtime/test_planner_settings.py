@@ -71,7 +71,11 @@ EXPOSURE_UPDATE = Lookup(  # intake's update of an order's exposure row (Exposur
     "(order_id, customer_id, amount_micros, open, version, updated_at) "
     "SELECT 'ORD-' || n, 'CUST-' || (n % 60), 1000000, true, 1, now() FROM generate_series($1::int, $2::int) n",
     # the store's statement, setting the version (the WHERE, all the plan depends on, is the store's)
-    str(_exposure_statements("postgresql").update_order.compile(dialect=DIALECT, column_keys=["version"])),
+    str(
+        _exposure_statements("postgresql").update_orders.template.compile(
+            dialect=DIALECT, column_keys=["version"]
+        )
+    ),
     ("2", "ORD-7"),
     "order_exposure_pkey",
 )
