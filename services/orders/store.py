@@ -442,7 +442,8 @@ _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # SQLAlchemy). _order_values: a new order's row (its fixed fields and _order_row's) as such a tuple.
 _ORDER_COLUMNS = tuple(c.name for c in orders.columns if c.name != "seq")  # seq: the database's
 _order_values = operator.itemgetter(*_ORDER_COLUMNS)
-_INSERT_ORDERS = RowsInsert(orders.insert(), _ORDER_COLUMNS)
+# Each new order's seq comes back with it: its order_skus and order_warehouses rows are keyed by it.
+_INSERT_ORDERS = RowsInsert(orders.insert().returning(orders.c.order_id, orders.c.seq), _ORDER_COLUMNS)
 _INSERT_LINES = RowsInsert(
     order_lines.insert(),
     ("order_id", "line_no", "sku", "quantity", "unit_price", "allocated", "shipped", "delivered", "returned"),
@@ -510,36 +511,32 @@ _SAVE_LINES = RowsUpdate(
     ),
     ("allocated", "shipped", "delivered", "returned", "oid", "no"),
 )
-# order_warehouses and order_skus (migration 0017): an order's rows made from its saved row (seq, status,
-# expected_ship_key, priority) and lines, so they say what the order says.
-_SEQ_OF = select(orders.c.seq).where(orders.c.order_id == bindparam("oid")).scalar_subquery()
+# order_warehouses and order_skus (migration 0017): an order's rows made from its saved row (status,
+# expected_ship_key, priority) and lines, so they say what the order says, keyed by the order's seq (each
+# order the repository read or added knows it: _seq). As tuples, one statement a batch on PostgreSQL
+# (RowsInsert's unnest form), where an INSERT … SELECT of the order's row by its id was one a row.
 _WAREHOUSE_ROWS = RowsInsert(
-    order_warehouses.insert().from_select(
-        ["seq", "warehouse", "status", "expected_ship_key", "priority"],
-        select(
-            orders.c.seq,
-            bindparam("wh", type_=String),
-            orders.c.status,
-            orders.c.expected_ship_key,
-            orders.c.priority,
-        ).where(orders.c.order_id == bindparam("oid")),
-    ),
-    ("oid", "wh"),
+    order_warehouses.insert(), ("seq", "warehouse", "status", "expected_ship_key", "priority")
 )
 _WAREHOUSE_KEYS = RowsUpdate(
     update(order_warehouses)
-    .where(order_warehouses.c.seq == _SEQ_OF)
+    .where(order_warehouses.c.seq == bindparam("s"))
     .values(status=bindparam("st"), expected_ship_key=bindparam("expected"), priority=bindparam("prio")),
-    ("oid", "st", "expected", "prio"),
+    ("st", "expected", "prio", "s"),
 )
-_NO_WAREHOUSES = order_warehouses.delete().where(order_warehouses.c.seq == _SEQ_OF)
+_NO_WAREHOUSES = order_warehouses.delete().where(
+    order_warehouses.c.seq.in_(bindparam("seqs", expanding=True))
+)
+_SEQS_OF = select(orders.c.order_id, orders.c.seq).where(
+    orders.c.order_id.in_(bindparam("ids", expanding=True))
+)
 _VERSIONS_FOR_UPDATE = (
     select(orders.c.order_id, orders.c.version)
     .where(orders.c.order_id.in_(bindparam("ids", expanding=True)))
     .order_by(orders.c.order_id)
     .with_for_update()
 )
-_NO_SKUS = order_skus.delete().where(order_skus.c.seq == _SEQ_OF)
+_NO_SKUS = order_skus.delete().where(order_skus.c.seq == bindparam("s"))
 _NO_LINES = order_lines.delete().where(order_lines.c.order_id == bindparam("oid"))
 
 
@@ -561,15 +558,8 @@ def sku_rows_of(order_ids):
 
 
 _SKU_ROWS = sku_rows_of(bindparam("ids", expanding=True))  # sku_rows_of's template: executed with "ids"
-# A new order's order_skus rows, one (order, SKU) tuple each (its seq read by the insert).
-_NEW_SKU_ROWS = RowsInsert(
-    order_skus.insert().from_select(
-        ["seq", "sku"],
-        select(orders.c.seq, bindparam("sku", type_=String)).where(orders.c.order_id == bindparam("oid")),
-    ),
-    ("oid", "sku"),
-)
-_NO_WAREHOUSES_OF = rows_of(order_warehouses, bindparam("ids", expanding=True))  # executed with "ids"
+# A new order's order_skus rows, one (seq, SKU) tuple each.
+_NEW_SKU_ROWS = RowsInsert(order_skus.insert(), ("seq", "sku"))
 
 
 # What a new order's order_warehouses rows were made from: none (no warehouses).
@@ -784,7 +774,7 @@ class OrderRepository(Repository):
     async def add_many(self, new_orders: list[Order]) -> None:
         """New orders with their lines and history: three statements however many orders."""
         rows = [_order_row(o, self._watch_at(o)) for o in new_orders]
-        await _INSERT_ORDERS.execute(
+        seqs = await _INSERT_ORDERS.returned(
             self.conn,
             [
                 _order_values(
@@ -803,6 +793,9 @@ class OrderRepository(Repository):
                 for o, row in zip(new_orders, rows, strict=True)
             ],
         )
+        seq_of = dict(seqs)
+        for order in new_orders:
+            order._seq = seq_of[order.order_id]
         await _INSERT_LINES.execute(
             self.conn, [_line_row(o.order_id, i, line) for o in new_orders for i, line in enumerate(o.lines)]
         )
@@ -811,7 +804,7 @@ class OrderRepository(Repository):
         )
         await _NEW_SKU_ROWS.execute(
             self.conn,
-            [(o.order_id, sku) for o in new_orders for sku in dict.fromkeys(ln.sku for ln in o.lines)],
+            [(o._seq, sku) for o in new_orders for sku in dict.fromkeys(ln.sku for ln in o.lines)],
         )
         # A new order has no order_warehouses rows yet: nothing to delete (and for most nothing to write).
         await self._write_warehouses(new_orders, rows, [_NO_ROWS] * len(new_orders))
@@ -823,27 +816,36 @@ class OrderRepository(Repository):
         an order's warehouses changed, their keys updated when only its status, expected date or priority did
         (`saved_rows`: each order's row as just saved; `loaded`: what each order's rows were made from; None:
         unknown, rewritten)."""
-        cleared: list[str] = []
-        rows: list[tuple[str, str]] = []
-        keys: list[tuple[str, str, str, int]] = []
+        await self._know_seqs(saved)
+        cleared: list[int] = []
+        rows: list[tuple[int, str, str, str, int]] = []
+        keys: list[tuple[str, str, int, int]] = []
         for order, saved_row, was in zip(saved, saved_rows, loaded, strict=True):
             now = _warehouse_keys(saved_row)
             if now != was:
                 warehouses, status, expected, priority = now
                 if was is not None and was[0] == warehouses:
                     if warehouses:
-                        keys.append((order.order_id, status, expected, priority))
+                        keys.append((status, expected, priority, order._seq))
                 else:
                     if was is None or was[0]:
-                        cleared.append(order.order_id)
-                    rows += [(order.order_id, w) for w in warehouses.split()]
+                        cleared.append(order._seq)
+                    rows += [(order._seq, w, status, expected, priority) for w in warehouses.split()]
             order._loaded_warehouse_keys = now
-        if len(cleared) == 1:
-            await self.conn.execute(_NO_WAREHOUSES, {"oid": cleared[0]})
-        elif cleared:
-            await self.conn.execute(_NO_WAREHOUSES_OF, {"ids": cleared})
+        if cleared:
+            await self.conn.execute(_NO_WAREHOUSES, {"seqs": cleared})
         await _WAREHOUSE_ROWS.execute(self.conn, rows)
         await _WAREHOUSE_KEYS.execute(self.conn, keys)
+
+    async def _know_seqs(self, saved: list[Order]) -> None:
+        """Each order's seq (order_warehouses' and order_skus' key): known to every order this repository read
+        or added; read for any other (one statement)."""
+        unknown = [o for o in saved if getattr(o, "_seq", None) is None]
+        if unknown:
+            found = await self.conn.execute(_SEQS_OF, {"ids": [o.order_id for o in unknown]})
+            seq_of = {order_id: seq for order_id, seq in found}
+            for order in unknown:
+                order._seq = seq_of[order.order_id]
 
     async def save(self, order: Order) -> None:
         if order.archived:  # a late change of an archived order: back to the hot tables first, then saved
@@ -860,7 +862,8 @@ class OrderRepository(Repository):
             await _INSERT_LINES.execute(
                 self.conn, [_line_row(order.order_id, i, line) for i, line in enumerate(order.lines)]
             )
-            await self.conn.execute(_NO_SKUS, {"oid": order.order_id})
+            await self._know_seqs([order])
+            await self.conn.execute(_NO_SKUS, {"s": order._seq})
             await self.conn.execute(_SKU_ROWS, {"ids": [order.order_id]})
             order.lines_changed = False
         else:  # only the lines whose counts moved since the load (most events touch none)
@@ -1181,6 +1184,7 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
         )
         order._loaded_counts = [_counts(line) for line in order.lines]  # lets save() skip unchanged lines
         order._loaded_row = _row_values(r)  # lets save() set only the columns that changed
+        order._seq = r["seq"]  # its order_skus and order_warehouses rows' key (an archived order keeps it)
         # What its order_warehouses rows were made from (save() touches them only when it changes); an
         # archived order has none until it is restored.
         order._loaded_warehouse_keys = (
