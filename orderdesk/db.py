@@ -497,6 +497,9 @@ def upsert(dialect_name: str, table: Table, values: dict[str, Any], keys: list[s
     return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
 
 
+DIALECTS = ("postgresql", "sqlite")  # the backends a statement is built for, where it differs between them
+
+
 def listed(dialect_name: str, name: str) -> tuple[Any, Callable[[list[str]], Any]]:
     """A list of strings bound as ONE parameter `name`, as a column of its items to select from, and how to
     give the list: PostgreSQL an array (unnest), SQLite a JSON text (json_each). One statement text for any
@@ -517,12 +520,24 @@ def by_unique_keys(dialect_name: str, query, key, name: str) -> tuple[Any, Calla
     below about 1,000 rows hashes the keys and scans the whole table, and keeps doing so while the table
     grows until it is analyzed again (tests/integration/runtime/test_planner_settings.py shows both).
     `key = ANY(...)` scans below about 300 rows, comparing each row with every key (README "CPU per order")."""
+    return by_keys(dialect_name, lambda match: query.where(match(key)), name, unique=True)
+
+
+def by_keys(
+    dialect_name: str, build, name: str, *, unique: bool = False
+) -> tuple[Any, Callable[[list[str]], Any]]:
+    """by_unique_keys for any query: `build(match)` makes it, `match(column)` the condition that the column
+    holds one of the keys (a UNION's branches each use it). For a key many rows share (an order's lines,
+    `unique=False`) PostgreSQL's lookup of each key is fenced by `OFFSET 0` rather than `LIMIT 1`: the planner
+    folds no subquery with either into the join."""
     if dialect_name != "postgresql":
         values, encode = listed(dialect_name, name)
-        return query.where(key.in_(select(values))), encode
+        return build(lambda column: column.in_(select(values))), encode
     wanted = func.unnest(bindparam(name, type_=postgresql.ARRAY(String))).table_valued("key")
     wanted = wanted.render_derived(name="wanted")
-    found = query.where(key == wanted.c.key).limit(literal_column("1")).lateral("found")
+    lookup = build(lambda column: column == wanted.c.key)
+    fenced = lookup.limit(literal_column("1")) if unique else lookup.offset(literal_column("0"))
+    found = fenced.lateral("found")
     return select(*found.c).select_from(wanted.join(found, true())), _each_once
 
 

@@ -39,11 +39,14 @@ from sqlalchemy import (
 )
 
 from orderdesk.db import (
+    DIALECTS,
     JsonText,
     Repository,
     RowsInsert,
     RowsUpdate,
     UtcDateTime,
+    by_keys,
+    by_unique_keys,
     in_transaction_block,
     utcnow,
 )
@@ -293,11 +296,16 @@ class OrderTables:
     history: Table
     archived: bool
 
-    def children_of(self):
+    def children_of(self, dialect_name: str):
         """The lines and the history entries of the orders `ids` in one read: a UNION of both, each row
         with the other's columns NULL, `kind` saying which (0 a line, 1 an entry), in line and version
-        order. The first branch's casts give every column its type (UtcDateTime's `at` comes back aware)."""
-        ids = bindparam("ids", expanding=True)
+        order. The first branch's casts give every column its type (UtcDateTime's `at` comes back aware).
+        The ids go as one parameter (db.by_keys; given as its encoding says): one statement text, prepared
+        once, for any number of orders."""
+        query, encode = by_keys(dialect_name, self._children, "ids")
+        return query.order_by(literal_column("kind"), literal_column("n")), encode
+
+    def _children(self, match):
         lines, history = self.lines.c, self.history.c
         return union_all(
             select(
@@ -315,7 +323,7 @@ class OrderTables:
                 cast(null(), UtcDateTime).label("at"),
                 cast(null(), String).label("actor"),
                 cast(null(), String).label("reason"),
-            ).where(lines.order_id.in_(ids)),
+            ).where(match(lines.order_id)),
             select(
                 history.order_id,
                 literal_column("1"),
@@ -331,8 +339,8 @@ class OrderTables:
                 history.at,
                 history.actor,
                 history.reason,
-            ).where(history.order_id.in_(ids)),
-        ).order_by(literal_column("kind"), literal_column("n"))
+            ).where(match(history.order_id)),
+        )
 
 
 HOT = OrderTables(orders, order_lines, order_history, archived=False)
@@ -434,9 +442,12 @@ def _moved_lines(order: Order) -> list[tuple]:
 # compiling them per call). "oid", "pid", "no", "loaded" name the row; a bind parameter may
 # not share a name with a column the statement sets.
 _ORDER = select(orders).where(orders.c.order_id == bindparam("oid"))
-_ORDERS_OF = select(orders).where(orders.c.order_id.in_(bindparam("ids", expanding=True)))
+# Orders and their children by a list of ids, the ids as one parameter (db.by_unique_keys, db.by_keys): an
+# expanding IN is a new statement for each number of ids, which PostgreSQL parses and plans anew (the
+# children's read of a batch of 50 orders took 0.6 ms to plan; as many plans as reads).
+_ORDERS_OF = {d: by_unique_keys(d, select(orders), orders.c.order_id, "ids") for d in DIALECTS}
 _ORDER_OF_PARTNER = _ORDER.where(orders.c.partner_id == bindparam("pid"))
-_CHILDREN = {t.archived: t.children_of() for t in (HOT, ARCHIVE)}
+_CHILDREN = {(t.archived, d): t.children_of(d) for t in (HOT, ARCHIVE) for d in DIALECTS}
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # New rows as one executemany of tuples (orderdesk.db.RowsInsert: no per-row parameter processing by
 # SQLAlchemy). _order_values: a new order's row (its fixed fields and _order_row's) as such a tuple.
@@ -939,7 +950,8 @@ class OrderRepository(Repository):
         """The orders of these ids that exist, in the order of the ids, in two queries."""
         if not order_ids:
             return []
-        found = await self.conn.execute(_ORDERS_OF, {"ids": list(order_ids)})
+        query, encode = _ORDERS_OF[self.conn.dialect.name]
+        found = await self.conn.execute(query, {"ids": encode(list(order_ids))})
         rows = {r["order_id"]: r for r in found.mappings().all()}  # fetched at once, not row by row
         return await self._hydrate([rows[i] for i in dict.fromkeys(order_ids) if i in rows])
 
@@ -1131,7 +1143,8 @@ async def hydrate(conn, rows, tables: OrderTables) -> list[Order]:
     ids = [r["order_id"] for r in rows]
     lines: dict[str, list[Line]] = {i: [] for i in ids}
     history: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
-    for r in (await conn.execute(_CHILDREN[tables.archived], {"ids": ids})).mappings().all():
+    query, encode = _CHILDREN[tables.archived, conn.dialect.name]
+    for r in (await conn.execute(query, {"ids": encode(ids)})).mappings().all():
         if r["kind"] == 0:
             lines[r["order_id"]].append(
                 Line(

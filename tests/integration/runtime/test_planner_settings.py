@@ -161,3 +161,56 @@ async def test_a_local_cluster_runs_with_the_settings():
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_the_orders_reads_by_ids_probe_each_id_as_their_tables_grow(conn):
+    """The orders service's reads of a batch's orders and of their lines and history (db.by_unique_keys,
+    db.by_keys: the ids as one parameter, one statement for any number of them): generic plans made at
+    SMALL orders (one line, three history entries each) probe the tables' keys at GROWN, and read what
+    they name."""
+    from services.orders import store
+
+    await _with_settings(conn)
+    for table in (store.orders, store.order_lines, store.order_history):
+        await conn.execute(str(CreateTable(table).compile(dialect=DIALECT)))
+    fill = [
+        "INSERT INTO orders SELECT n, 'ORD-' || n, 'P', 'api', 'PO-' || n, 'C', '{}', '', '', 'EUR', 1, 'allocated',"
+        " 3, '[]', '[]', '[]', '1.00', '[]', false, '[]', '[]', '', '', '', '[]', '[]', '[]', '[]', '', 0, NULL,"
+        " '', '', '', '', '', now(), now() FROM generate_series($1::int, $2::int) n",
+        "INSERT INTO order_lines SELECT 'ORD-' || n, 0, 'SKU-' || (n % 200), 3, '1.00', 3, 0, 0, 0"
+        " FROM generate_series($1::int, $2::int) n",
+        "INSERT INTO order_history SELECT 'ORD-' || n, v, 'received', now(), 'a', ''"
+        " FROM generate_series($1::int, $2::int) n, generate_series(1, 3) v",
+    ]
+    reads = {
+        "orders": store._ORDERS_OF["postgresql"],
+        "children": store._CHILDREN[False, "postgresql"],
+    }
+    ids = ["ORD-7", "ORD-19999", "ORD-9", "ORD-7"]
+    for sql in fill:
+        await conn.execute(sql, 1, SMALL)
+    await conn.execute("ANALYZE")
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    for name, (query, encode) in reads.items():
+        await conn.execute(f"PREPARE {name} AS {query.compile(dialect=DIALECT)}")
+        await conn.execute(f"EXECUTE {name}({_literal(encode(ids))})")  # its generic plan, at SMALL
+    for sql in fill:
+        await conn.execute(sql, SMALL + 1, GROWN)
+    plans = {
+        name: _nodes(await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({_literal(encode(ids))})"))
+        for name, (_query, encode) in reads.items()
+    }
+    assert "Index Scan on orders using orders_order_id_key" in plans["orders"], plans
+    assert "Index Scan on order_lines using order_lines_pkey" in plans["children"], plans
+    assert "using order_history_pkey" in plans["children"], plans  # an index scan, or a bitmap one
+    assert "Seq Scan" not in "".join(plans.values()), plans
+    orders_read = await conn.fetch(f"EXECUTE orders({_literal(store._ORDERS_OF['postgresql'][1](ids))})")
+    assert sorted(r["order_id"] for r in orders_read) == ["ORD-19999", "ORD-7", "ORD-9"]
+    children = await conn.fetch(f"EXECUTE children({_literal(encode(ids))})")
+    assert [(r["order_id"], r["kind"], r["n"]) for r in children if r["order_id"] == "ORD-9"] == [
+        ("ORD-9", 0, 0),
+        ("ORD-9", 1, 1),
+        ("ORD-9", 1, 2),
+        ("ORD-9", 1, 3),
+    ]
+    assert len(children) == 3 * 4
