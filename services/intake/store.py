@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -36,6 +37,7 @@ from orderdesk.db import (
     RowsInsert,
     RowsUpdate,
     UtcDateTime,
+    by_unique_keys,
     insert_ignoring_conflicts,
     upsert,
     utcnow,
@@ -677,7 +679,8 @@ class ExposureRepository:
         """`open_exposure` of several customers in one read (a customer with no row: 0)."""
         found = {customer_id: Decimal(0) for customer_id in customer_ids}
         if found:
-            rows = await self.conn.execute(self._statements.totals, {"customer_ids": sorted(found)})
+            query, encode = self._statements.totals
+            rows = await self.conn.execute(query, {"customer_ids": encode(sorted(found))})
             for customer_id, micros in rows:
                 found[customer_id] = Decimal(int(micros or 0)) / MICROS
         return found
@@ -798,7 +801,8 @@ class ExposureRepository:
         if not changes:
             return 0
         ids = sorted({change.order_id for change in changes})
-        found = await self.conn.execute(self._statements.order_rows, {"order_ids": ids})
+        query, encode = self._statements.order_rows
+        found = await self.conn.execute(query, {"order_ids": encode(ids)})
         rows: dict[str, _ExposureRow] = {
             row.order_id: _ExposureRow(
                 row.customer_id,
@@ -920,13 +924,13 @@ class ExposureRepository:
 @dataclass(frozen=True)
 class _ExposureStatements:
     total: object
-    totals: object
+    totals: tuple[Any, Callable[[list[str]], Any]]  # db.by_unique_keys: the query, how to give the keys
     add_returning: RowsInsert
     add_orders: RowsInsert
     update_orders: RowsUpdate
     adjust_totals: RowsInsert
     order_row: object
-    order_rows: object
+    order_rows: tuple[Any, Callable[[list[str]], Any]]
     settle: object
     grow_within: object
     drop_order: object
@@ -964,8 +968,13 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
             total=select(customer_exposure.c.open_micros).where(
                 customer_exposure.c.customer_id == bindparam("customer_id")
             ),
-            totals=select(customer_exposure.c.customer_id, customer_exposure.c.open_micros).where(
-                customer_exposure.c.customer_id.in_(bindparam("customer_ids", expanding=True))
+            # A group's customers and a batch's orders as one parameter each (db.by_unique_keys): one
+            # statement, prepared once, for any number of them (an expanding IN is one for each number).
+            totals=by_unique_keys(
+                dialect_name,
+                select(customer_exposure.c.customer_id, customer_exposure.c.open_micros),
+                customer_exposure.c.customer_id,
+                "customer_ids",
             ),
             # An approval group's bookings: the new totals, the rows locked (ExposureRepository.add_to_totals).
             add_returning=RowsInsert(
@@ -989,11 +998,14 @@ def _exposure_statements(dialect_name: str) -> _ExposureStatements:
             order_row=select(*order_columns)
             .where(order_exposure.c.order_id == bindparam("order_id"))
             .with_for_update(),
-            # A batch of events' rows at once (ExposureRepository.record_many), locked in order id order.
-            order_rows=select(order_exposure.c.order_id, *order_columns)
-            .where(order_exposure.c.order_id.in_(bindparam("order_ids", expanding=True)))
-            .order_by(order_exposure.c.order_id)
-            .with_for_update(),
+            # A batch of events' rows at once (ExposureRepository.record_many), locked in order id order (the
+            # ids given sorted: each row is locked as its id is looked up).
+            order_rows=by_unique_keys(
+                dialect_name,
+                select(order_exposure.c.order_id, *order_columns).with_for_update(),
+                order_exposure.c.order_id,
+                "order_ids",
+            ),
             settle=update(order_exposure)
             .where(order_exposure.c.order_id == bindparam("oid"))
             .values(

@@ -89,7 +89,14 @@ PARTNERS_READ = Lookup(  # the notifier's read of a batch's orders (NotifierRepo
     (_BATCH_READS["postgresql"][0][1]([f"ORD-0193f8a2-7c1d-7e3a-9f2b-{n:012}" for n in (7, 9, 19999, 9)]),),
     "order_partners_pkey",
 )
-LOOKUPS = {"exposure update": EXPOSURE_UPDATE, "partners read": PARTNERS_READ}
+EXPOSURE_ROWS = Lookup(  # intake's read of a batch's exposure rows, locked (ExposureRepository.record_many)
+    order_exposure,
+    EXPOSURE_UPDATE.rows,
+    str(_exposure_statements("postgresql").order_rows[0].compile(dialect=DIALECT)),
+    (_exposure_statements("postgresql").order_rows[1](["ORD-19999", "ORD-7", "ORD-9"]),),
+    "order_exposure_pkey",
+)
+LOOKUPS = {"exposure update": EXPOSURE_UPDATE, "partners read": PARTNERS_READ, "exposure rows": EXPOSURE_ROWS}
 
 
 @pytest.fixture
@@ -124,6 +131,8 @@ async def test_the_lookups_read_and_change_what_they_name(conn):
     assert await conn.fetchval("SELECT version FROM order_exposure WHERE order_id = 'ORD-7'") == 2
     assert await conn.execute(EXPOSURE_UPDATE.statement, 3, "ORD-7") == "UPDATE 1"
     assert await conn.fetchval("SELECT version FROM order_exposure WHERE order_id = 'ORD-7'") == 3
+    rows = await conn.fetch(EXPOSURE_ROWS.statement, *EXPOSURE_ROWS.args)  # the same table
+    assert [r["order_id"] for r in rows] == ["ORD-19999", "ORD-7", "ORD-9"]  # each once, as given
     await PARTNERS_READ.run(conn)
     rows = await conn.fetch(PARTNERS_READ.statement, *PARTNERS_READ.args)
     assert sorted((r["order_id"][-5:], r["partner_id"]) for r in rows) == [
