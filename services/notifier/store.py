@@ -47,6 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from orderdesk import ids, personal_data, sealing
 from orderdesk.db import (
+    DIALECTS,
     Repository,
     RowsInsert,
     UtcDateTime,
@@ -202,7 +203,7 @@ _SET_COUNTERS = {
         ),
         RowsInsert(_set_counters(dialect, feed_heads, "partner_id"), ("partner_id", "last_sequence")),
     )
-    for dialect in ("postgresql", "sqlite")
+    for dialect in DIALECTS
 }
 # The order's counter bumped and its partner read in one statement (an event that names no partner).
 _BUMP_ORDER_OF_PARTNER = (
@@ -231,7 +232,7 @@ _BATCH_READS = {
             "keys",
         ),
     )
-    for dialect in ("postgresql", "sqlite")
+    for dialect in DIALECTS
 }
 _PARTNERS_OF = select(order_partners.c.order_id, order_partners.c.partner_id).where(
     order_partners.c.order_id.in_(bindparam("keys", expanding=True))
