@@ -541,12 +541,14 @@ _NO_WAREHOUSES = order_warehouses.delete().where(
 _SEQS_OF = select(orders.c.order_id, orders.c.seq).where(
     orders.c.order_id.in_(bindparam("ids", expanding=True))
 )
-_VERSIONS_FOR_UPDATE = (
-    select(orders.c.order_id, orders.c.version)
-    .where(orders.c.order_id.in_(bindparam("ids", expanding=True)))
-    .order_by(orders.c.order_id)
-    .with_for_update()
-)
+# save_many's versions, the rows locked in order id order (the ids given sorted: each row is locked as its id
+# is looked up), the ids as one parameter as intake's exposure rows are (db.by_unique_keys).
+_VERSIONS_FOR_UPDATE = {
+    d: by_unique_keys(
+        d, select(orders.c.order_id, orders.c.version).with_for_update(), orders.c.order_id, "ids"
+    )
+    for d in DIALECTS
+}
 _NO_SKUS = order_skus.delete().where(order_skus.c.seq == bindparam("s"))
 _NO_LINES = order_lines.delete().where(order_lines.c.order_id == bindparam("oid"))
 
@@ -907,10 +909,9 @@ class OrderRepository(Repository):
         if not sane:
             # asyncpg gives no row count for a statement run with many rows: the rows are locked first (in
             # one order, no deadlock between two such batches) and their versions compared with those read.
+            query, encode = _VERSIONS_FOR_UPDATE[self.conn.dialect.name]
             ids = sorted(o.order_id for o in together)
-            held = {
-                r.order_id: r.version for r in await self.conn.execute(_VERSIONS_FOR_UPDATE, {"ids": ids})
-            }
+            held = {r.order_id: r.version for r in await self.conn.execute(query, {"ids": encode(ids)})}
             moved = [o.order_id for o in together if held.get(o.order_id) != o.loaded_version]
             if moved:
                 raise Conflict(f"orders {', '.join(moved)} were changed concurrently; retry")

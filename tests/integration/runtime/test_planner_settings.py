@@ -194,6 +194,7 @@ async def test_the_orders_reads_by_ids_probe_each_id_as_their_tables_grow(conn):
     reads = {
         "orders": store._ORDERS_OF["postgresql"],
         "children": store._CHILDREN[False, "postgresql"],
+        "versions": store._VERSIONS_FOR_UPDATE["postgresql"],  # save_many's, locked
     }
     ids = ["ORD-7", "ORD-19999", "ORD-9", "ORD-7"]
     for sql in fill:
@@ -210,11 +211,16 @@ async def test_the_orders_reads_by_ids_probe_each_id_as_their_tables_grow(conn):
         for name, (_query, encode) in reads.items()
     }
     assert "Index Scan on orders using orders_order_id_key" in plans["orders"], plans
+    assert "Index Scan on orders using orders_order_id_key" in plans["versions"], plans
     assert "Index Scan on order_lines using order_lines_pkey" in plans["children"], plans
     assert "using order_history_pkey" in plans["children"], plans  # an index scan, or a bitmap one
     assert "Seq Scan" not in "".join(plans.values()), plans
     orders_read = await conn.fetch(f"EXECUTE orders({_literal(store._ORDERS_OF['postgresql'][1](ids))})")
     assert sorted(r["order_id"] for r in orders_read) == ["ORD-19999", "ORD-7", "ORD-9"]
+    versions = await conn.fetch(
+        f"EXECUTE versions({_literal(store._VERSIONS_FOR_UPDATE['postgresql'][1](ids))})"
+    )
+    assert [(r["order_id"], r["version"]) for r in versions] == [("ORD-7", 3), ("ORD-19999", 3), ("ORD-9", 3)]
     children = await conn.fetch(f"EXECUTE children({_literal(encode(ids))})")
     assert [(r["order_id"], r["kind"], r["n"]) for r in children if r["order_id"] == "ORD-9"] == [
         ("ORD-9", 0, 0),
