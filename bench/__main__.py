@@ -233,9 +233,10 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def gathered_calls(stack: Stack) -> tuple[float, float, float]:
+def gathered_calls(stack: Stack) -> tuple[float, float, float, float]:
     """So far: the gateway's gathered calls to intake (gateway.gathering: up to GATHER_IN_FLIGHT in flight),
-    the orders they carried, and the seconds intake spent handling them (SubmitOrders, its replicas summed)."""
+    the orders they carried, the seconds intake spent handling them (SubmitOrders), and of those the seconds
+    orders' handler took for intake's CreateOrders calls (each service's replicas summed)."""
     group = f'group="{GATHER_GROUP}"'
 
     def summed(service: str, name: str, label: str) -> float:
@@ -245,22 +246,29 @@ def gathered_calls(stack: Stack) -> tuple[float, float, float]:
         summed("gateway", "orderdesk_group_runs_total", group),
         summed("gateway", "orderdesk_group_items_total", group),
         summed("intake", "orderdesk_grpc_server_handling_seconds_sum", 'method="SubmitOrders"'),
+        summed("orders", "orderdesk_grpc_server_handling_seconds_sum", 'method="CreateOrders"'),
     )
 
 
 def print_during_the_load(
-    elapsed: float, before: dict, after: dict, generator_seconds: float, calls: tuple[float, float, float]
+    elapsed: float,
+    before: dict,
+    after: dict,
+    generator_seconds: float,
+    calls: tuple[float, float, float, float],
 ) -> None:
     """Whether the load was held back by the machine's cores or by the calls in flight to intake: the
-    cores busy between two process_counts around it, the load generator's, and the gathered calls."""
+    cores busy between two process_counts around it, the load generator's, and the gathered calls. A call's
+    time in intake splits into orders' handler and the rest: intake's own work and the hops there and back,
+    which is where a busy machine's waits show."""
     busy = sum(after[n]["cpu"] - before[n]["cpu"] for n in before) / elapsed
-    count, orders, handled = calls
+    count, orders, handled, in_orders = calls
     print(
         f"during the load ({elapsed:.1f}s): the suite kept {busy:.2f} of {os.cpu_count()} cores busy "
         f"(nats-server and any PostgreSQL included), the load generator {generator_seconds / elapsed:.2f}; the "
         f"gateway made {count:.0f} calls to intake, {orders / max(count, 1):.1f} orders each, "
-        f"{1000 * handled / max(count, 1):.1f} ms each in intake, {handled / elapsed:.2f} of them there at a time "
-        f"on average"
+        f"{1000 * handled / max(count, 1):.1f} ms each in intake ({1000 * in_orders / max(count, 1):.1f} of them in "
+        f"orders' CreateOrders), {handled / elapsed:.2f} of them there at a time on average"
     )
 
 
