@@ -3,7 +3,8 @@
 Starts the whole suite on a private NATS (its own, with a user per service) (SQLite by default;
 ORDERDESK_BENCH_BACKEND=postgresql with ORDERDESK_TEST_POSTGRES_URL for PostgreSQL),
 drives POST /v1/orders from many concurrent partners for a fixed time, then the
-same load against the floor (same hops and commits, no business logic), and prints:
+same load against the floor (same hops and commits, no business logic) once the suite has
+drained, and again right after the surge (each ratio against the floor of its own minute), and prints:
 accepted orders/s end to end, p50/p99 latency, and how fast accepted orders were
 allocated (reserved) behind the API; CPU and statements per order per process (replicas
 summed per service, the PostgreSQL cluster's own CPU counted); latency by load (bench/latency.py).
@@ -283,6 +284,12 @@ def warm_up(stack: Stack) -> None:
         analyze_postgres(pg_dir)
 
 
+def measure_floor(url: str, seconds: float, concurrency: int) -> dict:
+    """The floor's single-order run, as the suite's (a short warm-up of 8 clients first)."""
+    asyncio.run(drive(url, "none", 2, 8, order_body))
+    return asyncio.run(drive(url, "none", seconds, concurrency, order_body))
+
+
 def start_floor(folder: Path, stack: Stack) -> tuple[str, list[subprocess.Popen]]:
     ports = [localservers.free_port() for _ in range(3)]
     at = [f"127.0.0.1:{port}" for port in ports]
@@ -376,6 +383,12 @@ def main() -> int:
             wait_drained(stack)  # shipments made, feeds appended: every event of the load consumed
             counts_after = process_counts(stack, pg_dir)
 
+            # The floor in the same minute as the run it is set against: this machine's speed drifts by a
+            # third within a bench, so a floor measured minutes later (after the latency, webhook and surge
+            # runs) moved the ratio as much as a change did. The suite is idle meanwhile (drained above).
+            floor_url, floor_procs = start_floor(folder, stack)
+            floor = measure_floor(floor_url, args.seconds, args.concurrency)
+
             # Latency by load: 1 and 16 partners, then fixed rates at fractions of this run's accepted/s.
             latency_steps = None
             if args.latency_seconds:
@@ -391,16 +404,13 @@ def main() -> int:
                     stack, folder, args.seconds, args.concurrency, order_body, args.webhook_endpoints
                 )
 
-            surged = None
+            surged, surge_floor = None, None
             if args.surge_orders:
                 surge.seed_scarce(stack, folder)
                 surged = surge.run_surge(
                     stack, BENCH_SKUS, args.surge_orders, args.surge_batch, args.surge_connections
                 )
-
-            floor_url, floor_procs = start_floor(folder, stack)
-            asyncio.run(drive(floor_url, "none", 2, 8, order_body))
-            floor = asyncio.run(drive(floor_url, "none", args.seconds, args.concurrency, order_body))
+                surge_floor = measure_floor(floor_url, args.seconds, args.concurrency)  # the surge's minute
 
             print()
             print(
@@ -441,8 +451,8 @@ def main() -> int:
                 latency.report(latency_steps, real, args.concurrency, real["rate"])
             if hooks is not None:
                 webhooks.report(hooks)
-            if surged is not None:
-                surge.report(surged, floor["rate"])
+            if surged is not None and surge_floor is not None:
+                surge.report(surged, surge_floor["rate"])
             return 0
         finally:
             for p in floor_procs:
