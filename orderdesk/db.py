@@ -498,9 +498,12 @@ def upsert(dialect_name: str, table: Table, values: dict[str, Any], keys: list[s
 
 
 DIALECTS = ("postgresql", "sqlite")  # the backends a statement is built for, where it differs between them
+# What listed, by_keys and by_unique_keys give: the statement (or column) taking a list of strings as ONE
+# parameter, and how to give it the list.
+Listed = tuple[Any, Callable[[list[str]], Any]]
 
 
-def listed(dialect_name: str, name: str) -> tuple[Any, Callable[[list[str]], Any]]:
+def listed(dialect_name: str, name: str) -> Listed:
     """A list of strings bound as ONE parameter `name`, as a column of its items to select from, and how to
     give the list: PostgreSQL an array (unnest), SQLite a JSON text (json_each). One statement text for any
     number of items, where an expanding IN is rendered (and its parameters processed) anew per length."""
@@ -509,7 +512,7 @@ def listed(dialect_name: str, name: str) -> tuple[Any, Callable[[list[str]], Any
     return func.json_each(bindparam(name, type_=String)).table_valued("value").c.value, json.dumps
 
 
-def by_unique_keys(dialect_name: str, query, key, name: str) -> tuple[Any, Callable[[list[str]], Any]]:
+def by_unique_keys(dialect_name: str, query, key, name: str) -> Listed:
     """`query` (one table's columns) for the rows whose unique `key` is one of the strings given as ONE
     parameter `name` (db.listed), and how to give them.
 
@@ -523,9 +526,7 @@ def by_unique_keys(dialect_name: str, query, key, name: str) -> tuple[Any, Calla
     return by_keys(dialect_name, lambda match: query.where(match(key)), name, unique=True)
 
 
-def by_keys(
-    dialect_name: str, build, name: str, *, unique: bool = False
-) -> tuple[Any, Callable[[list[str]], Any]]:
+def by_keys(dialect_name: str, build, name: str, *, unique: bool = False) -> Listed:
     """by_unique_keys for any query: `build(match)` makes it, `match(column)` the condition that the column
     holds one of the keys (a UNION's branches each use it). For a key many rows share (an order's lines,
     `unique=False`) PostgreSQL's lookup of each key is fenced by `OFFSET 0` rather than `LIMIT 1`: the planner

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -33,6 +32,7 @@ from sqlalchemy import (
 from orderdesk import personal_data
 from orderdesk.calendar_store import calendar_columns, warehouse_record, warehouse_values
 from orderdesk.db import (
+    Listed,
     Repository,
     RowsInsert,
     RowsUpdate,
@@ -924,13 +924,13 @@ class ExposureRepository:
 @dataclass(frozen=True)
 class _ExposureStatements:
     total: object
-    totals: tuple[Any, Callable[[list[str]], Any]]  # db.by_unique_keys: the query, how to give the keys
+    totals: Listed  # db.by_unique_keys: the query, how to give the keys
     add_returning: RowsInsert
     add_orders: RowsInsert
     update_orders: RowsUpdate
     adjust_totals: RowsInsert
     order_row: object
-    order_rows: tuple[Any, Callable[[list[str]], Any]]
+    order_rows: Listed
     settle: object
     grow_within: object
     drop_order: object
