@@ -6,7 +6,7 @@ import math
 
 from bench import NATS, batch_sizes, by_service, cpu_ms_per_order, key_for, postgres_cpu_seconds
 from bench.backends import batch_line, compare_line, per_order_total
-from bench.latency import first_over, send_offsets
+from bench.latency import first_over, send_offsets, split_lead_in
 
 
 def test_open_loop_sends_evenly_at_the_rate_for_the_duration():
@@ -19,6 +19,13 @@ def test_open_loop_schedule_does_not_wait_for_answers():
     # Due times depend on the rate alone: a slow answer never pushes the next request back.
     offsets = send_offsets(100, 2)
     assert all(math.isclose(b - a, 0.01) for a, b in zip(offsets, offsets[1:], strict=False))
+
+
+def test_the_lead_in_is_counted_apart_from_the_measured_orders():
+    # An order due in the lead-in is cold whenever it is answered; one due at its end is measured.
+    samples = [(0.0, 0.300), (1.999, 0.250), (2.0, 0.040), (5.0, 0.030)]
+    assert split_lead_in(samples, 2.0) == ([0.300, 0.250], [0.040, 0.030])
+    assert split_lead_in(samples, 0.0) == ([], [0.300, 0.250, 0.040, 0.030])
 
 
 def test_a_load_from_many_partners_takes_their_keys_in_turn():
