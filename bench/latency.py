@@ -157,7 +157,9 @@ def report(steps: list[tuple[str, dict]], peak_run: dict, peak_partners: int, pe
         f"latency by load (open loop at fractions of a peak of {peak:.0f} accepted/s, each after a "
         f"{LEAD_IN_SECONDS:.0f}s lead-in at its rate whose p99 is the cold one):"
     )
-    print(f"{'load':<44}{'offered/s':>10}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'cold p99':>10}  statuses")
+    print(
+        f"{'load':<44}{'offered/s':>10}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'cold p99':>10}  statuses"
+    )
     for name, r in rows:
         offered = f"{r['offered']:.0f}" if "offered" in r else "-"
         cold = f"{r['cold_p99']:.1f}" if "cold_p99" in r else "-"

@@ -4,7 +4,7 @@ lose no latency for it. On a real database (SQLite and PostgreSQL) and a real Je
 - a consumer long-polls: one pull request for many seconds of nothing, and an event that comes during it
   is handled at once; a reconnect's `refetch` issues a new pull request and the consumer keeps working;
 - the outbox relay wakes when events commit, and a row no one told it of (another process's) is still
-  sent by its safety-net poll;
+  sent by its safety-net poll; commits that follow one another within its linger go out in one round;
 - the allocator does no pass while nothing happens, allocates at once when woken, and an order no one
   woke it for within its safety net.
 """
@@ -192,6 +192,42 @@ async def test_the_relay_wakes_on_commit_and_its_safety_net_sends_rows_no_one_to
             async with db.begin() as conn:
                 await append_rows(conn, [row(_event(order_id, 3))])
             assert await _within(5, lambda: got == [1, 2, 3]) < 2.0
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_commits_within_the_relays_linger_go_out_in_one_round(make_database, nc, js):
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-L{uuid.uuid4().hex[:10].upper()}"
+    relay = OutboxRelay(db, js, f"linger{uuid.uuid4().hex[:6]}")
+    relay.LINGER_SECONDS = 1.0  # wide, so that five commits fit in it on a slow machine too
+    passes = {"n": 0}
+    publish_pending = relay.publish_pending
+
+    async def counted() -> int:
+        passes["n"] += 1
+        return await publish_pending()
+
+    relay.publish_pending = counted  # type: ignore[method-assign]
+    got: list[tuple[int, float]] = []
+
+    async def received(msg) -> None:
+        got.append((events_pb2.Event.FromString(msg.data).aggregate_version, time.monotonic()))
+
+    sub = await nc.subscribe(f"orderdesk.order.{order_id}.>", cb=received)
+    try:
+        async with running(relay.run()):
+            await _within(5, lambda: passes["n"] == 1)  # the first pass at start, then asleep
+            first = time.monotonic()
+            for n in range(1, 6):
+                async with db.transaction() as tx:
+                    await tx.emit(_event(order_id, n))
+            committed = time.monotonic()
+            await _within(10, lambda: len(got) == 5)
+            assert committed - first < relay.LINGER_SECONDS, "the five commits took longer than the linger"
+            assert [version for version, _ in got] == [1, 2, 3, 4, 5]
+            assert passes["n"] == 2, passes  # one round for the five, not one each
+            assert got[0][1] - first >= relay.LINGER_SECONDS  # the first waited for the others
     finally:
         await sub.unsubscribe()
 
