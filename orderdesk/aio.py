@@ -23,6 +23,15 @@ async def wait_event(event: asyncio.Event, seconds: float) -> bool:
         return False
 
 
+async def woken(event: asyncio.Event, seconds: float, linger: float) -> bool:
+    """`wait_event`, then, if `event` was set, `linger` seconds more: a loop woken by one commit takes what
+    else commits meanwhile in the same pass (the outbox relay, the allocator). True if it was set."""
+    if not await wait_event(event, seconds):
+        return False
+    await asyncio.sleep(linger)
+    return True
+
+
 async def within(awaitable: Awaitable[T], seconds: float) -> T:
     """`await awaitable`, raising TimeoutError after `seconds`: `asyncio.wait_for` without its 3.11 flaw.
 

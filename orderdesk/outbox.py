@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 
 from orderdesk import events, leases, metrics
-from orderdesk.aio import wait_event, within
+from orderdesk.aio import within, woken
 from orderdesk.db import Database, RowsInsert, UtcDateTime, utcnow
 
 log = logging.getLogger("orderdesk.outbox")
@@ -271,8 +271,7 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.MAX_BACKOFF)
                 continue
-            if await wait_event(self._wake, self.POLL_SECONDS) and not self._stopping:
-                await asyncio.sleep(self.LINGER_SECONDS)
+            await woken(self._wake, self.POLL_SECONDS, self.LINGER_SECONDS)
 
     def stop(self) -> None:
         self._held_at_stop = self.lease.held

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import grpc
 
 from orderdesk import errors, events, metrics, rpc
-from orderdesk.aio import wait_event
+from orderdesk.aio import wait_event, woken
 from orderdesk.db import Database, Tx, utcnow
 from orderdesk.usecase import retrying
 from orderdesk.v1 import inventory_pb2
@@ -40,6 +40,10 @@ class Allocator:
     # Without a wake-up, a pass at least this often: the bound on a confirmed order whose poke was lost (its
     # replica killed within the poke's milliseconds, NATS away in between) or that no one poked.
     SAFETY_NET_SECONDS = 10.0
+    # Woken, a pass waits this long first, so that the orders confirmed meanwhile share its reads, its
+    # ReserveMany call and its save (one partner's orders, 15 ms apart, were a pass each), and the order that
+    # woke it has been answered before the pass competes for the cores (as the outbox relay: orderdesk/outbox.py).
+    LINGER_SECONDS = 0.02
 
     def __init__(
         self,
@@ -128,9 +132,10 @@ class Allocator:
             # Nothing to do until woken (an order confirmed or changed, stock came: in this replica at once,
             # from another over NATS), or until the safety net or the backorders' next retry is due: no pass
             # every second over an idle table.
-            await wait_event(
+            await woken(
                 self._wake,
                 min(self.SAFETY_NET_SECONDS, self.RETRY_SCHEDULED_SECONDS - (loop.time() - last_scheduled)),
+                self.LINGER_SECONDS,
             )
 
     async def backlog(self, *, include_scheduled: bool) -> list[Order]:

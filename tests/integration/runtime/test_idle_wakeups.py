@@ -5,8 +5,8 @@ lose no latency for it. On a real database (SQLite and PostgreSQL) and a real Je
   is handled at once; a reconnect's `refetch` issues a new pull request and the consumer keeps working;
 - the outbox relay wakes when events commit, and a row no one told it of (another process's) is still
   sent by its safety-net poll; commits that follow one another within its linger go out in one round;
-- the allocator does no pass while nothing happens, allocates at once when woken, and an order no one
-  woke it for within its safety net.
+- the allocator does no pass while nothing happens, allocates at once when woken (orders confirmed within
+  its linger in the same pass), and an order no one woke it for within its safety net.
 """
 
 from __future__ import annotations
@@ -263,3 +263,36 @@ async def test_an_idle_allocator_sleeps_wakes_for_an_order_and_its_safety_net_fi
         await asyncio.sleep(0.2)  # the first pass
         await untold.create(_order(f"ORD-U{run}", 10))
         assert await _within(5, lambda: allocated(f"ORD-U{run}")) < 2.0
+
+
+async def test_orders_confirmed_within_the_allocators_linger_share_its_pass(make_database):
+    db = await make_database(ORDERS_MIGRATIONS)
+    run = uuid.uuid4().hex[:8].upper()
+    allocator = Allocator(db, CountingInventory(), timeout=5)
+    allocator.LINGER_SECONDS = 1.0  # wide, so that three orders fit in it on a slow machine too
+    passes = {"n": 0}
+    backlog = allocator.backlog
+
+    async def counted(**kwargs):
+        passes["n"] += 1
+        return await backlog(**kwargs)
+
+    allocator.backlog = counted  # type: ignore[method-assign]
+    told = OrdersService(db, on_confirmed=allocator.wake)
+    ids = [f"ORD-L{run}{n}" for n in range(3)]
+
+    async def all_allocated() -> bool:
+        async with db.read() as conn:
+            found = await OrderRepository(conn).get_many(ids)
+        return [o.status.value for o in found] == ["allocated"] * 3
+
+    async with running(allocator.run()):
+        await _within(5, lambda: passes["n"] == 1)  # the first pass at start, then asleep
+        first = time.monotonic()
+        for order_id in ids:
+            await told.create(_order(order_id, 10))
+        created = time.monotonic()
+        waited = await _within(10, all_allocated)
+        assert created - first < allocator.LINGER_SECONDS, "the three orders took longer than the linger"
+        assert passes["n"] == 2, passes  # one pass for the three, not one each
+        assert created - first + waited >= allocator.LINGER_SECONDS  # the pass waited for the others
