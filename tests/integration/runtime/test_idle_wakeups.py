@@ -66,6 +66,19 @@ async def _within(seconds: float, check) -> float:
     return time.monotonic() - started
 
 
+def _counted(loop, method: str) -> dict[str, int]:
+    """Counts the calls of a loop's async `method` (one a pass) in the returned {"n": …}."""
+    passes = {"n": 0}
+    original = getattr(loop, method)
+
+    async def counted(*args, **kwargs):
+        passes["n"] += 1
+        return await original(*args, **kwargs)
+
+    setattr(loop, method, counted)
+    return passes
+
+
 @contextlib.asynccontextmanager
 async def running(coro):
     task = asyncio.create_task(coro)
@@ -156,14 +169,7 @@ async def test_the_relay_wakes_on_commit_and_its_safety_net_sends_rows_no_one_to
     db = await make_database(ORDERS_MIGRATIONS)
     order_id = f"ORD-I{uuid.uuid4().hex[:10].upper()}"
     relay = OutboxRelay(db, js, f"idle{uuid.uuid4().hex[:6]}")
-    passes = {"n": 0}
-    publish_pending = relay.publish_pending
-
-    async def counted() -> int:
-        passes["n"] += 1
-        return await publish_pending()
-
-    relay.publish_pending = counted  # type: ignore[method-assign]
+    passes = _counted(relay, "publish_pending")  # the relay's passes
     got: list[int] = []
 
     async def received(msg) -> None:
@@ -201,14 +207,7 @@ async def test_commits_within_the_relays_linger_go_out_in_one_round(make_databas
     order_id = f"ORD-L{uuid.uuid4().hex[:10].upper()}"
     relay = OutboxRelay(db, js, f"linger{uuid.uuid4().hex[:6]}")
     relay.LINGER_SECONDS = 1.0  # wide, so that five commits fit in it on a slow machine too
-    passes = {"n": 0}
-    publish_pending = relay.publish_pending
-
-    async def counted() -> int:
-        passes["n"] += 1
-        return await publish_pending()
-
-    relay.publish_pending = counted  # type: ignore[method-assign]
+    passes = _counted(relay, "publish_pending")  # the relay's passes
     got: list[tuple[int, float]] = []
 
     async def received(msg) -> None:
@@ -238,14 +237,7 @@ async def test_an_idle_allocator_sleeps_wakes_for_an_order_and_its_safety_net_fi
     db = await make_database(ORDERS_MIGRATIONS)
     run = uuid.uuid4().hex[:8].upper()
     allocator = Allocator(db, CountingInventory(), timeout=5)
-    passes = {"n": 0}
-    backlog = allocator.backlog
-
-    async def counted(**kwargs):
-        passes["n"] += 1
-        return await backlog(**kwargs)
-
-    allocator.backlog = counted  # type: ignore[method-assign]
+    passes = _counted(allocator, "backlog")  # the allocator's passes: one read of its backlog each
     told = OrdersService(db, on_confirmed=allocator.wake)
     untold = OrdersService(db)  # as another replica whose poke was lost
 
@@ -270,14 +262,7 @@ async def test_orders_confirmed_within_the_allocators_linger_share_its_pass(make
     run = uuid.uuid4().hex[:8].upper()
     allocator = Allocator(db, CountingInventory(), timeout=5)
     allocator.LINGER_SECONDS = 1.0  # wide, so that three orders fit in it on a slow machine too
-    passes = {"n": 0}
-    backlog = allocator.backlog
-
-    async def counted(**kwargs):
-        passes["n"] += 1
-        return await backlog(**kwargs)
-
-    allocator.backlog = counted  # type: ignore[method-assign]
+    passes = _counted(allocator, "backlog")  # the allocator's passes: one read of its backlog each
     told = OrdersService(db, on_confirmed=allocator.wake)
     ids = [f"ORD-L{run}{n}" for n in range(3)]
 
