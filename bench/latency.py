@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from bench import key_for, percentile, wait_drained
+from bench import cpu_ms_per_order, key_for, percentile, process_counts, wait_drained
 
 P99_LIMIT_MS = 250.0  # the issue's target: p99 at or under 250 ms at half the peak rate
 OPEN_STEPS = (0.25, 0.5, 0.75, 1.0)  # fractions of the peak's accepted/s
@@ -132,25 +132,36 @@ def run(stack, seconds: float, peak: float, drive, body_for, keys: list[str]) ->
     """The latency steps against a running suite: [(label, figures)], closed loops first, then the open
     loop at fractions of `peak` (accepted/s), from the partners' `keys`. `drive` is bench.__main__.drive (the
     closed loop)."""
-    from bench.__main__ import run_allocated
+    from bench.__main__ import SUITE_POSTGRES, run_allocated
+
+    postgres = SUITE_POSTGRES.get(id(stack))
+
+    def measured(load) -> dict:
+        """A step's figures and its CPU ms per order (every order it sent), over the load and its drain."""
+        before = process_counts(stack, postgres)
+        figures = run_allocated(stack, load)
+        wait_drained(stack)
+        figures["cpu_ms"] = cpu_ms_per_order(
+            before, process_counts(stack, postgres), figures["statuses"].get(201, 0)
+        )
+        return figures
 
     steps: list[tuple[str, dict]] = []
+    wait_drained(stack)
     for partners in CLOSED_PARTNERS:
-        wait_drained(stack)
         clients = keys[:partners]  # as many partners as clients
-        figures = run_allocated(stack, drive(stack.gateway_url, clients, seconds, partners, body_for))
+        figures = measured(drive(stack.gateway_url, clients, seconds, partners, body_for))
         steps.append((f"{partners} partner{'s' if partners > 1 else ''}, closed loop", figures))
     for fraction in OPEN_STEPS:
-        wait_drained(stack)
-        figures = run_allocated(stack, open_loop(stack.gateway_url, keys, fraction * peak, seconds, body_for))
+        figures = measured(open_loop(stack.gateway_url, keys, fraction * peak, seconds, body_for))
         steps.append((f"{fraction:.0%} of peak, open loop", figures))
-    wait_drained(stack)
     return steps
 
 
 def report(steps: list[tuple[str, dict]], peak_run: dict, peak_partners: int, peak: float) -> None:
-    """The table "latency by load": each step's offered and accepted rate, p50/p99, statuses; then p99 at
-    half the peak and where p99 first crosses 250 ms."""
+    """The table "latency by load": each step's offered and accepted rate, p50/p99, the CPU per order of the
+    step and its drain (the peak's is the single-order table's), statuses; then p99 at half the peak and where
+    p99 first crosses 250 ms."""
     rows = [*steps[: len(CLOSED_PARTNERS)], (f"{peak_partners} partners, closed loop (the peak)", peak_run)]
     rows += steps[len(CLOSED_PARTNERS) :]
     print(
@@ -158,13 +169,15 @@ def report(steps: list[tuple[str, dict]], peak_run: dict, peak_partners: int, pe
         f"{LEAD_IN_SECONDS:.0f}s lead-in at its rate whose p99 is the cold one):"
     )
     print(
-        f"{'load':<44}{'offered/s':>10}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'cold p99':>10}  statuses"
+        f"{'load':<44}{'offered/s':>10}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'cold p99':>10}"
+        f"{'CPU ms/order':>14}  statuses"
     )
     for name, r in rows:
         offered = f"{r['offered']:.0f}" if "offered" in r else "-"
         cold = f"{r['cold_p99']:.1f}" if "cold_p99" in r else "-"
+        cpu = f"{r['cpu_ms']:.1f}" if "cpu_ms" in r else "-"
         print(
-            f"{name:<44}{offered:>10}{r['rate']:>12.0f}{r['p50']:>10.1f}{r['p99']:>10.1f}{cold:>10}"
+            f"{name:<44}{offered:>10}{r['rate']:>12.0f}{r['p50']:>10.1f}{r['p99']:>10.1f}{cold:>10}{cpu:>14}"
             f"  {dict(sorted(r['statuses'].items()))}"
         )
     open_steps = [(name, r) for name, r in steps[len(CLOSED_PARTNERS) :]]
