@@ -10,10 +10,10 @@ An open-loop step sends at its rate for LEAD_IN_SECONDS before its clock starts:
 state, partners' connections open, as partners keep theirs. A cold step opens a connection for every order
 in flight at once (117-168 TLS connections in its first half second at 500/s, measured), and that first
 second's orders alone filled the step's worst percent. The lead-in's own p99 is printed beside ("cold").
-Each step
-starts from a drained suite: every order of the previous step allocated (over 100 orders/s the allocator
-holds off until the orders stop coming, services/orders/surge.py, so a step's allocations come after it),
-then its shipments, feeds and events done.
+
+Each step starts from a drained suite: every order of the previous step allocated (over 100 orders/s the
+allocator holds off until the orders stop coming, services/orders/surge.py, so a step's allocations come
+after it), then its shipments, feeds and events done.
 
     python -m bench.latency [--seconds 8] [--peak 130]   # its own suite on SQLite; the peak measured first
 """
@@ -94,7 +94,8 @@ async def open_loop(
                     async with session.post(f"{url}/v1/orders", json=body, headers=headers) as resp:
                         statuses[resp.status] = statuses.get(resp.status, 0) + 1
                         if resp.status == 201:
-                            accepted += offset >= lead_in
+                            if offset >= lead_in:  # the lead-in's orders are not the step's
+                                accepted += 1
                             decision = (await resp.json(content_type=None)).get("status", "?")
                             decisions[decision] = decisions.get(decision, 0) + 1
                         else:
