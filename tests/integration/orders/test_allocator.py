@@ -4,6 +4,7 @@ events, and every per-order check of a single allocation kept."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import grpc
@@ -16,6 +17,7 @@ from services.orders.change_requests import ChangeRequests
 from services.orders.service import OrdersService
 from services.orders.store import OrderRepository, order_lines, order_warehouses
 from services.orders.store import orders as order_table
+from services.orders.surge import SurgeGate
 from tests.integration.orders.test_desk import MIGRATIONS, change, create, published
 
 
@@ -256,3 +258,36 @@ async def test_an_inventory_without_reserve_many_gets_one_reserve_per_order(orde
     assert await one_pass(Allocator(orders.db, inventory, 1.0, clock=orders.clock)) == 4
     assert sorted(inventory.singles) == ids
     assert set((await statuses(orders, ids)).values()) == {"allocated"}
+
+
+@pytest.mark.parametrize(
+    ("pouring_in", "calls"),
+    [
+        (False, [3, 3, 3, 1]),  # draining: passes of DRAIN_BATCH (6), reserved DRAIN_CHUNK (3) at a time
+        (True, [2, 1, 2, 1, 2, 1, 1]),  # orders still pour in: passes of BATCH (3) in calls of CHUNK (2)
+    ],
+)
+async def test_a_backlog_is_drained_in_larger_passes_once_orders_stop_pouring_in(orders, pouring_in, calls):
+    ids = [f"ORD-D{n}" for n in range(10)]
+    for n, order_id in enumerate(ids):
+        await orders.create(order(order_id, 100 - n))
+    inventory = BatchInventory({"A": 100})
+    # max_defer 0: a pass every time round, so the gate's passes run here without waiting out a surge
+    gate = SurgeGate(rate=1, max_defer=0)
+    allocator = Allocator(orders.db, inventory, 1.0, clock=orders.clock, surge=gate)
+    allocator.BATCH, allocator.CHUNK, allocator.DRAIN_BATCH, allocator.DRAIN_CHUNK = 3, 2, 6, 3
+    loop = asyncio.get_running_loop()
+    if pouring_in:
+        gate.arrived(1000, loop.time())  # more than `rate` a second, for the gate's window (1 s)
+    running = asyncio.create_task(allocator.run())
+    try:
+        for _ in range(200):
+            if set((await statuses(orders, ids)).values()) == {"allocated"}:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert set((await statuses(orders, ids)).values()) == {"allocated"}
+    assert [len(c) for c in inventory.chunks] == calls
+    assert [o for c in inventory.chunks for o in c] == ids  # highest priority first either way
