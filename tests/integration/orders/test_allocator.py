@@ -272,16 +272,17 @@ async def test_a_backlog_is_drained_in_larger_passes_once_orders_stop_pouring_in
     for n, order_id in enumerate(ids):
         await orders.create(order(order_id, 100 - n))
     inventory = BatchInventory({"A": 100})
-    # max_defer 0: a pass every time round, so the gate's passes run here without waiting out a surge
-    gate = SurgeGate(rate=1, max_defer=0)
+    # max_defer 0: a pass every time round, so the gate's passes run here without waiting out a surge; the
+    # arrivals count for a minute, so a slow machine's passes do not outlast them
+    gate = SurgeGate(rate=1, max_defer=0, window=60)
     allocator = Allocator(orders.db, inventory, 1.0, clock=orders.clock, surge=gate)
     allocator.BATCH, allocator.CHUNK, allocator.DRAIN_BATCH, allocator.DRAIN_CHUNK = 3, 2, 6, 3
     loop = asyncio.get_running_loop()
     if pouring_in:
-        gate.arrived(1000, loop.time())  # more than `rate` a second, for the gate's window (1 s)
+        gate.arrived(1000, loop.time())  # more than `rate` a second over the gate's window
     running = asyncio.create_task(allocator.run())
     try:
-        for _ in range(200):
+        for _ in range(2000):  # 20 s at most
             if set((await statuses(orders, ids)).values()) == {"allocated"}:
                 break
             await asyncio.sleep(0.01)
