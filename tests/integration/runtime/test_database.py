@@ -108,8 +108,10 @@ async def test_a_deadlock_s_loser_is_a_lost_race_and_runs_again(pg_database):
 
     lost = metrics.DB_LOST_RACES._value.get()
     await asyncio.gather(retrying(pg_database, locking(1, 2)), retrying(pg_database, locking(2, 1)))
-    assert sorted(attempts.values()) == [1, 2]  # one lost and ran again
-    assert metrics.DB_LOST_RACES._value.get() == lost + 1
+    # One lost and ran again; on a loaded machine the other may lose too (its lock wait ran into the retry's):
+    # whatever lost was counted and ran again, and each committed once (the sum below).
+    assert sum(attempts.values()) >= 3
+    assert metrics.DB_LOST_RACES._value.get() - lost == sum(attempts.values()) - 2
     async with pg_database.read() as conn:
         assert (await conn.execute(text("SELECT sum(n) FROM pair"))).scalar_one() == 4
     with pytest.raises(errors.Conflict):  # past its attempts the caller sees the lost race (gRPC ABORTED)
