@@ -39,7 +39,7 @@ class Allocator:
     # each call's round trip waits on both services' event loops (about 50 ms a call beyond inventory's own
     # work, measured), and fewer, larger transactions cost less per order downstream too. While orders
     # still pour in, a pass stays small: its reads and saves hold orders' event loop, and orders waiting
-    # for their answer behind a larger pass saw their p99 rise (README "Surge").
+    # for their answer behind a larger pass saw their p99 rise (README "Surges").
     DRAIN_BATCH = 512
     DRAIN_CHUNK = 256
     CONCURRENCY = 16  # Reserve calls in flight when inventory has no ReserveMany
@@ -114,7 +114,7 @@ class Allocator:
             self._scheduled_due = False
             self._wake.clear()
             draining = not self.surge.surging(loop.time())
-            limit = self.DRAIN_BATCH if draining else self.BATCH
+            limit, per_call = (self.DRAIN_BATCH, self.DRAIN_CHUNK) if draining else (self.BATCH, self.CHUNK)
             found, stuck = 0, True
             try:
                 backlog = await self.backlog(include_scheduled=include_scheduled, limit=limit)
@@ -122,9 +122,7 @@ class Allocator:
                 if include_scheduled:
                     last_scheduled = loop.time()
                 confirmed = sum(1 for o in backlog if o.status is Status.CONFIRMED)  # before they are applied
-                moved = await self.allocate_many(
-                    backlog, per_call=self.DRAIN_CHUNK if draining else self.CHUNK
-                )
+                moved = await self.allocate_many(backlog, per_call=per_call)
                 progressed = moved > 0
                 # A confirmed order that did not move on (inventory down, a failed call) is tried again soon.
                 stuck = moved < confirmed
