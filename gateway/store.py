@@ -95,6 +95,32 @@ def _insert(dialect: str, table: sa.Table):
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
+# The hot path's miss (each key about once a second per replica, gateway.auth.KeyCache), built once: a
+# statement made per call cost more in SQLAlchemy's expression building than the lookup itself. A key is
+# found by its peppered hash, or by its pre-pepper sha256 (`legacy`; NULL matches no row).
+_BY_HASH = (
+    sa.select(
+        api_keys.c.key_hash,
+        api_keys.c.hash_kind,
+        api_keys.c.partner_id,
+        api_keys.c.name,
+        api_keys.c.scopes,
+        api_keys.c.expires_at,
+        api_keys.c.last_used_at,
+        api_keys.c.warehouse,
+        api_keys.c.carrier,
+        partners.c.scopes.label("allowed"),
+    )
+    .join(partners, partners.c.partner_id == api_keys.c.partner_id)
+    .where(
+        sa.or_(
+            sa.and_(api_keys.c.key_hash == sa.bindparam("key_hash"), api_keys.c.hash_kind == HMAC),
+            sa.and_(api_keys.c.key_hash == sa.bindparam("legacy"), api_keys.c.hash_kind == SHA256),
+        )
+    )
+)
+
+
 class PartnerStore(OwnStore):
     """Partners and API keys on an orderdesk.db.Database (SQLite by default, PostgreSQL by URL)."""
 
@@ -116,27 +142,8 @@ class PartnerStore(OwnStore):
     async def principal(self, key_hash: str, legacy: str = "") -> Principal | None:
         """The key's Principal, by its peppered hash (or, for a key stored before the pepper, its sha256,
         which is then re-hashed with the pepper); None when unknown or expired. Records the use."""
-        match = sa.and_(api_keys.c.key_hash == key_hash, api_keys.c.hash_kind == HMAC)
-        if legacy:
-            match = sa.or_(match, sa.and_(api_keys.c.key_hash == legacy, api_keys.c.hash_kind == SHA256))
-        query = (
-            sa.select(
-                api_keys.c.key_hash,
-                api_keys.c.hash_kind,
-                api_keys.c.partner_id,
-                api_keys.c.name,
-                api_keys.c.scopes,
-                api_keys.c.expires_at,
-                api_keys.c.last_used_at,
-                api_keys.c.warehouse,
-                api_keys.c.carrier,
-                partners.c.scopes.label("allowed"),
-            )
-            .join(partners, partners.c.partner_id == api_keys.c.partner_id)
-            .where(match)
-        )
         async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_BY_HASH, {"key_hash": key_hash, "legacy": legacy or None})).all()
         if not rows:
             return None
         row = min(rows, key=lambda r: r.hash_kind != HMAC)  # the peppered row if both exist
