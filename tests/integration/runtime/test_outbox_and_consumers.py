@@ -196,6 +196,94 @@ async def test_group_commit_applies_a_batch_in_one_transaction_and_falls_back_on
     assert len({id(tx) for v, tx in committed if v >= 4}) == 3
 
 
+def _recording(handled: list[tuple[float, list[int]]]):
+    """A handler and a batch handler that note each transaction's versions, and when it came."""
+
+    async def handler(tx, event):
+        handled.append((asyncio.get_running_loop().time(), [event.aggregate_version]))
+
+    async def batch_handler(tx, evs):
+        handled.append((asyncio.get_running_loop().time(), [e.aggregate_version for e in evs]))
+
+    return handler, batch_handler
+
+
+async def _until(predicate, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_a_short_batch_waits_before_the_next_pull_so_what_follows_comes_together(make_database, js):
+    """A group-commit consumer whose pull brought less than a full batch lingers before its next pull: the
+    events published meanwhile come in one pull and one transaction, not one each (low load's events come
+    a few at a time). Without the linger the next pull is already waiting and takes the first event alone."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    handled: list[tuple[float, list[int]]] = []
+    handler, batch_handler = _recording(handled)
+    durable = f"test-{uuid.uuid4().hex[:8]}"
+    consumer = EventConsumer(
+        db,
+        js,
+        Subscription(
+            durable, f"orderdesk.order.{order_id}.>", handler, group_commit=True, batch_handler=batch_handler
+        ),
+    )
+    consumer.LINGER_SECONDS = 2.0  # room for a loaded machine to publish three events within it
+    await consumer.start()
+    first = _event(order_id, 1)
+    await js.publish(events.subject(first), first.SerializeToString())
+    task = asyncio.create_task(consumer.run())
+    try:
+        await _until(lambda: len(handled) == 1)
+        for e in [_event(order_id, 2), _event(order_id, 3), _event(order_id, 4)]:
+            await js.publish(events.subject(e), e.SerializeToString())
+        await _until(lambda: len(handled) == 2)
+    finally:
+        consumer.stop()
+        task.cancel()
+        await js.delete_consumer(events.STREAM, durable)
+    assert [versions for _, versions in handled] == [[1], [2, 3, 4]]
+    assert metrics.CONSUMER_PULLS.labels(durable)._value.get() == 2
+
+
+async def test_a_full_batch_pulls_again_at_once(make_database, js):
+    """A backlog never waits: a pull that brought a full batch is followed by the next pull straight away."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    handled: list[tuple[float, list[int]]] = []
+    handler, batch_handler = _recording(handled)
+    durable = f"test-{uuid.uuid4().hex[:8]}"
+    consumer = EventConsumer(
+        db,
+        js,
+        Subscription(
+            durable,
+            f"orderdesk.order.{order_id}.>",
+            handler,
+            group_commit=True,
+            batch_handler=batch_handler,
+            batch=2,
+        ),
+    )
+    consumer.LINGER_SECONDS = 10.0
+    await consumer.start()
+    for e in [_event(order_id, n) for n in (1, 2, 3, 4, 5)]:
+        await js.publish(events.subject(e), e.SerializeToString())
+    task = asyncio.create_task(consumer.run())
+    try:
+        await _until(lambda: len(handled) == 3, seconds=15.0)
+    finally:
+        consumer.stop()
+        task.cancel()
+        await js.delete_consumer(events.STREAM, durable)
+    assert [versions for _, versions in handled] == [[1, 2], [3, 4], [5]]
+    # Two full batches, one after the other: the second came long before a linger would have ended.
+    assert handled[1][0] - handled[0][0] < consumer.LINGER_SECONDS / 2
+
+
 async def test_a_batch_claims_its_events_in_one_statement_and_skips_those_handled_before(make_database):
     """The inbox claim of a batch is one INSERT ... ON CONFLICT DO NOTHING RETURNING: an event handled
     before (alone) and a second copy within the batch are duplicates, the rest handled once, in order."""
