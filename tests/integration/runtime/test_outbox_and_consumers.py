@@ -196,8 +196,12 @@ async def test_group_commit_applies_a_batch_in_one_transaction_and_falls_back_on
     assert len({id(tx) for v, tx in committed if v >= 4}) == 3
 
 
-def _recording(handled: list[tuple[float, list[int]]]):
-    """A handler and a batch handler that note each transaction's versions, and when it came."""
+async def _recording_consumer(make_database, js, *, linger: float, batch: int = 64):
+    """A started group-commit consumer of one fresh order's events, lingering `linger` seconds after a short
+    batch, that notes each transaction's versions and when it came: (consumer, order id, what it handled)."""
+    db = await make_database(ORDERS_MIGRATIONS)
+    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
+    handled: list[tuple[float, list[int]]] = []
 
     async def handler(tx, event):
         handled.append((asyncio.get_running_loop().time(), [event.aggregate_version]))
@@ -205,7 +209,26 @@ def _recording(handled: list[tuple[float, list[int]]]):
     async def batch_handler(tx, evs):
         handled.append((asyncio.get_running_loop().time(), [e.aggregate_version for e in evs]))
 
-    return handler, batch_handler
+    consumer = EventConsumer(
+        db,
+        js,
+        Subscription(
+            f"test-{uuid.uuid4().hex[:8]}",
+            f"orderdesk.order.{order_id}.>",
+            handler,
+            group_commit=True,
+            batch_handler=batch_handler,
+            batch=batch,
+        ),
+    )
+    consumer.LINGER_SECONDS = linger
+    await consumer.start()
+    return consumer, order_id, handled
+
+
+async def _publish(js, order_id: str, versions) -> None:
+    for e in [_event(order_id, n) for n in versions]:
+        await js.publish(events.subject(e), e.SerializeToString())
 
 
 async def _until(predicate, seconds: float = 10.0) -> None:
@@ -215,70 +238,39 @@ async def _until(predicate, seconds: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def _stop(consumer: EventConsumer, task: asyncio.Task, js) -> None:
+    consumer.stop()
+    task.cancel()
+    await js.delete_consumer(events.STREAM, consumer.sub.durable)
+
+
 async def test_a_short_batch_waits_before_the_next_pull_so_what_follows_comes_together(make_database, js):
     """A group-commit consumer whose pull brought less than a full batch lingers before its next pull: the
     events published meanwhile come in one pull and one transaction, not one each (low load's events come
     a few at a time). Without the linger the next pull is already waiting and takes the first event alone."""
-    db = await make_database(ORDERS_MIGRATIONS)
-    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
-    handled: list[tuple[float, list[int]]] = []
-    handler, batch_handler = _recording(handled)
-    durable = f"test-{uuid.uuid4().hex[:8]}"
-    consumer = EventConsumer(
-        db,
-        js,
-        Subscription(
-            durable, f"orderdesk.order.{order_id}.>", handler, group_commit=True, batch_handler=batch_handler
-        ),
-    )
-    consumer.LINGER_SECONDS = 2.0  # room for a loaded machine to publish three events within it
-    await consumer.start()
-    first = _event(order_id, 1)
-    await js.publish(events.subject(first), first.SerializeToString())
+    # 2 s: room for a loaded machine to publish three events within the linger
+    consumer, order_id, handled = await _recording_consumer(make_database, js, linger=2.0)
+    await _publish(js, order_id, [1])
     task = asyncio.create_task(consumer.run())
     try:
         await _until(lambda: len(handled) == 1)
-        for e in [_event(order_id, 2), _event(order_id, 3), _event(order_id, 4)]:
-            await js.publish(events.subject(e), e.SerializeToString())
+        await _publish(js, order_id, [2, 3, 4])
         await _until(lambda: len(handled) == 2)
     finally:
-        consumer.stop()
-        task.cancel()
-        await js.delete_consumer(events.STREAM, durable)
+        await _stop(consumer, task, js)
     assert [versions for _, versions in handled] == [[1], [2, 3, 4]]
-    assert metrics.CONSUMER_PULLS.labels(durable)._value.get() == 2
+    assert metrics.CONSUMER_PULLS.labels(consumer.sub.durable)._value.get() == 2
 
 
 async def test_a_full_batch_pulls_again_at_once(make_database, js):
     """A backlog never waits: a pull that brought a full batch is followed by the next pull straight away."""
-    db = await make_database(ORDERS_MIGRATIONS)
-    order_id = f"ORD-T{uuid.uuid4().hex[:10].upper()}"
-    handled: list[tuple[float, list[int]]] = []
-    handler, batch_handler = _recording(handled)
-    durable = f"test-{uuid.uuid4().hex[:8]}"
-    consumer = EventConsumer(
-        db,
-        js,
-        Subscription(
-            durable,
-            f"orderdesk.order.{order_id}.>",
-            handler,
-            group_commit=True,
-            batch_handler=batch_handler,
-            batch=2,
-        ),
-    )
-    consumer.LINGER_SECONDS = 10.0
-    await consumer.start()
-    for e in [_event(order_id, n) for n in (1, 2, 3, 4, 5)]:
-        await js.publish(events.subject(e), e.SerializeToString())
+    consumer, order_id, handled = await _recording_consumer(make_database, js, linger=10.0, batch=2)
+    await _publish(js, order_id, [1, 2, 3, 4, 5])
     task = asyncio.create_task(consumer.run())
     try:
         await _until(lambda: len(handled) == 3, seconds=15.0)
     finally:
-        consumer.stop()
-        task.cancel()
-        await js.delete_consumer(events.STREAM, durable)
+        await _stop(consumer, task, js)
     assert [versions for _, versions in handled] == [[1, 2], [3, 4], [5]]
     # Two full batches, one after the other: the second came long before a linger would have ended.
     assert handled[1][0] - handled[0][0] < consumer.LINGER_SECONDS / 2
