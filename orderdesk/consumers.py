@@ -125,13 +125,6 @@ class EventConsumer:
     FETCH_WAIT_SECONDS = 10.0
     FETCH_GRACE_SECONDS = 1.0  # the server ends a request with a status; waited for this much longer
     QUICK_EMPTY_SECONDS = 0.1
-    # A group-commit consumer whose pull brought less than a full batch waits this long before its next
-    # pull, so that the events published meanwhile come in one pull, one transaction and one round of acks
-    # rather than one each: at low load the relays send an order's events a few at a time, and every wake
-    # cost a pull, a transaction and its commit whether it carried one event or ten. A full batch (a
-    # backlog, a busy suite) never waits; an event that comes to an idle consumer is handled at once, and
-    # the next one at most this much later.
-    LINGER_SECONDS = 0.02
 
     def __init__(self, db: Database, js, subscription: Subscription):
         self.db = db
@@ -265,8 +258,6 @@ class EventConsumer:
                     await self.handle(msg)
             if messages and messages[-1].metadata:  # what the stream still holds for us: the lag
                 metrics.CONSUMER_PENDING.labels(self.sub.durable).set(messages[-1].metadata.num_pending)
-            if self.sub.group_commit and len(messages) < self.sub.batch and not self._stopping:
-                await asyncio.sleep(self.LINGER_SECONDS)
 
     async def handle(self, msg) -> None:
         try:
